@@ -1,0 +1,69 @@
+using System;
+
+namespace TransformerGen;
+
+/// <summary>
+/// A small deterministic random number generator (xoshiro128**, seeded through SplitMix64), so that the same
+/// seed gives bit-identical initialization, dropout masks and sampling on every machine and runtime.
+/// </summary>
+/// <remarks>
+/// Algorithms from Blackman and Vigna, "Scrambled linear pseudorandom number generators" (2018);
+/// SplitMix64 from Steele, Lea and Flood (2014). <see cref="System.Random"/> is not used because its
+/// sequence for a given seed is not a documented contract across .NET versions.
+/// </remarks>
+public sealed class Rng
+{
+    private uint _s0, _s1, _s2, _s3;
+
+    /// <summary>Creates a generator whose whole sequence is fixed by <paramref name="seed"/>.</summary>
+    public Rng(ulong seed) => Reseed(seed);
+
+    /// <summary>Restarts the sequence from <paramref name="seed"/>.</summary>
+    public void Reseed(ulong seed)
+    {
+        ulong x = seed;
+        ulong a = SplitMix64(ref x), b = SplitMix64(ref x);
+        _s0 = (uint)a; _s1 = (uint)(a >> 32); _s2 = (uint)b; _s3 = (uint)(b >> 32);
+        if ((_s0 | _s1 | _s2 | _s3) == 0) _s0 = 1; // the all-zero state is the one xoshiro cannot leave
+    }
+
+    private static ulong SplitMix64(ref ulong x)
+    {
+        ulong z = x += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    /// <summary>The next 32 random bits.</summary>
+    public uint NextUInt32()
+    {
+        uint result = RotateLeft(_s1 * 5, 7) * 9;
+        uint t = _s1 << 9;
+        _s2 ^= _s0; _s3 ^= _s1; _s1 ^= _s2; _s0 ^= _s3;
+        _s2 ^= t;
+        _s3 = RotateLeft(_s3, 11);
+        return result;
+    }
+
+    private static uint RotateLeft(uint x, int k) => (x << k) | (x >> (32 - k));
+
+    /// <summary>A float uniform in [0, 1), with 24 random bits.</summary>
+    public float NextFloat() => (NextUInt32() >> 8) * (1.0f / 16777216.0f);
+
+    /// <summary>An integer uniform in [0, <paramref name="maxExclusive"/>).</summary>
+    public int NextInt(int maxExclusive)
+    {
+        if (maxExclusive <= 0) throw new ArgumentOutOfRangeException(nameof(maxExclusive), maxExclusive, "must be positive");
+        // Lemire's multiply-shift; the bias is below 2^-32 · maxExclusive, negligible for the sizes used here.
+        return (int)(((ulong)NextUInt32() * (ulong)maxExclusive) >> 32);
+    }
+
+    /// <summary>A standard normal sample (Box–Muller), computed in double for accuracy.</summary>
+    public float NextNormal()
+    {
+        double u1 = (NextUInt32() + 1.0) * (1.0 / 4294967297.0); // (0, 1]: log stays finite
+        double u2 = NextUInt32() * (1.0 / 4294967296.0);
+        return (float)(Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2));
+    }
+}
