@@ -1,0 +1,95 @@
+using System;
+
+namespace TransformerGen;
+
+/// <summary>
+/// Stochastic gradient descent with optional momentum, Nesterov momentum and L2 weight decay, with the
+/// semantics of PyTorch's <c>torch.optim.SGD</c> (dampening 0, not maximizing).
+/// </summary>
+/// <remarks>
+/// <para>Per element, as in the PyTorch docs for <c>torch.optim.SGD</c> and <c>torch/optim/sgd.py</c>, with
+/// learning rate γ, momentum μ and weight decay λ:</para>
+/// <code>
+/// d ← g + λ·θ                                  // only when λ ≠ 0 (coupled decay: added to the gradient)
+/// b ← d on the first step, else b ← μ·b + d    // only when μ ≠ 0
+/// d ← d + μ·b if Nesterov, else d ← b          // only when μ ≠ 0
+/// θ ← θ − γ·d
+/// </code>
+/// <para>The gradient buffer is read, never written. The momentum buffer exists only when μ ≠ 0.</para>
+/// </remarks>
+public sealed class Sgd : IOptimizer
+{
+    private readonly ITrainableParameters _model;
+    private readonly float[] _momentumBuffer;
+    private float _learningRate;
+
+    /// <summary>Creates the optimizer (and, when <paramref name="momentum"/> ≠ 0, its zeroed momentum buffer).</summary>
+    /// <param name="model">The model whose <see cref="ITrainableParameters.Parameters"/> this optimizer updates.</param>
+    /// <param name="learningRate">γ, at least 0.</param>
+    /// <param name="momentum">μ, at least 0; 0 turns momentum off.</param>
+    /// <param name="weightDecay">λ, at least 0: L2 decay added to the gradient.</param>
+    /// <param name="nesterov">Nesterov momentum; needs <paramref name="momentum"/> &gt; 0, as in PyTorch.</param>
+    public Sgd(ITrainableParameters model, float learningRate, float momentum = 0f, float weightDecay = 0f, bool nesterov = false)
+    {
+        _model = model ?? throw new ArgumentNullException(nameof(model));
+        LearningRate = learningRate;
+        if (!(momentum >= 0f) || float.IsPositiveInfinity(momentum)) throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "momentum must be finite and at least 0");
+        if (!(weightDecay >= 0f) || float.IsPositiveInfinity(weightDecay)) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "weightDecay must be finite and at least 0");
+        if (nesterov && momentum == 0f) throw new ArgumentException("Nesterov momentum requires a momentum above 0", nameof(nesterov));
+        Momentum = momentum;
+        WeightDecay = weightDecay;
+        Nesterov = nesterov;
+
+        int length = model.Parameters.Length;
+        if (model.Gradients.Length != length)
+            throw new ArgumentException($"the gradient buffer has {model.Gradients.Length} floats but the parameter buffer has {length}", nameof(model));
+        _momentumBuffer = momentum != 0f ? new float[length] : [];
+        ParameterCount = length;
+    }
+
+    private int ParameterCount { get; }
+
+    /// <inheritdoc />
+    public float LearningRate
+    {
+        get => _learningRate;
+        set
+        {
+            if (!(value >= 0f) || float.IsPositiveInfinity(value)) throw new ArgumentOutOfRangeException(nameof(value), value, "the learning rate must be finite and at least 0");
+            _learningRate = value;
+        }
+    }
+
+    /// <inheritdoc />
+    public long StepCount { get; private set; }
+
+    /// <summary>μ, the momentum factor (0 = plain SGD).</summary>
+    public float Momentum { get; }
+
+    /// <summary>λ, the L2 weight decay added to the gradient.</summary>
+    public float WeightDecay { get; }
+
+    /// <summary>Whether Nesterov momentum is used.</summary>
+    public bool Nesterov { get; }
+
+    /// <inheritdoc />
+    public void Step()
+    {
+        Span<float> parameters = _model.Parameters;
+        ReadOnlySpan<float> gradients = _model.Gradients;
+        if (parameters.Length != ParameterCount || gradients.Length != ParameterCount)
+            throw new InvalidOperationException($"the model's buffers changed size: {parameters.Length} parameters and {gradients.Length} gradients, but the optimizer was built for {ParameterCount}");
+
+        bool firstStep = StepCount == 0;
+        StepCount++;
+        SgdKernel.Update(parameters, gradients, _momentumBuffer,
+            new SgdKernel.Settings(_learningRate, WeightDecay, Momentum, Nesterov, firstStep));
+    }
+
+    /// <summary>Zeroes the momentum buffer and <see cref="StepCount"/>, as if the optimizer were new.</summary>
+    public void Reset()
+    {
+        Array.Clear(_momentumBuffer);
+        StepCount = 0;
+    }
+}
