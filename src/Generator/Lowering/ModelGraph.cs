@@ -1,0 +1,115 @@
+using System.Collections.Generic;
+
+namespace TransformerGen.Generator
+{
+    /// <summary>Which buffer a tensor lives in.</summary>
+    internal enum TensorKind
+    {
+        /// <summary>A trained weight, in the parameter buffer (its gradient at the same offset in the gradient buffer).</summary>
+        Parameter,
+        /// <summary>A fixed table computed once when the model is built (sinusoids, rotary angles).</summary>
+        Constant,
+        /// <summary>A value computed by the forward pass (its gradient at the same offset in the activation-gradient buffer).</summary>
+        Activation,
+    }
+
+    /// <summary>How a parameter starts out; mirrors the runtime's <c>WeightInit</c>.</summary>
+    internal enum InitKind { Zeros, Ones, Normal }
+
+    /// <summary>
+    /// A tensor with a static shape. Activations are matrices of rows by <see cref="Width"/>; when
+    /// <see cref="PerToken"/> the rows are the tokens of the step (<c>Batch·SeqLen</c> in training, the new
+    /// positions in cached inference).
+    /// </summary>
+    internal sealed class TensorDef
+    {
+        public TensorDef(string name, TensorKind kind, long[] shape, int layer = -1, string? role = null)
+        {
+            Name = name;
+            Kind = kind;
+            Shape = shape;
+            Layer = layer;
+            Role = role ?? name;
+        }
+
+        public string Name { get; }
+        public TensorKind Kind { get; }
+        /// <summary>The shape in training, outermost first.</summary>
+        public long[] Shape { get; }
+        /// <summary>The layer the tensor belongs to, or -1.</summary>
+        public int Layer { get; }
+        /// <summary>The name without its layer prefix: tensors of the same role in different layers can share inference memory.</summary>
+        public string Role { get; }
+        public bool PerToken { get; init; }
+        /// <summary>Only the backward pass reads it (attention probabilities, dropout masks): inference does not allocate it.</summary>
+        public bool TrainingOnly { get; init; }
+        public InitKind Init { get; init; }
+        public float InitScale { get; init; }
+
+        public long Elements
+        {
+            get
+            {
+                long n = 1;
+                foreach (long d in Shape) n = Saturating.Multiply(n, d);
+                return n;
+            }
+        }
+
+        /// <summary>Elements per row: the product of every dimension but the first.</summary>
+        public long Width => Shape.Length == 1 ? 1 : Elements / Shape[0];
+
+        public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+
+        public override string ToString() => Name + ShapeText;
+    }
+
+    /// <summary>
+    /// Arithmetic on sizes that stops at <see cref="Limit"/> instead of wrapping, so that absurd declarations
+    /// (every size int.MaxValue) still lower and plan, and are then reported as too large for 32-bit indexing.
+    /// </summary>
+    internal static class Saturating
+    {
+        public const long Limit = 1L << 62;
+
+        public static long Multiply(long a, long b) => a == 0 || b == 0 ? 0 : a > Limit / b ? Limit : System.Math.Min(a * b, Limit);
+
+        public static long Add(long a, long b) => a > Limit - b ? Limit : a + b;
+    }
+
+    /// <summary>The part of the model an operation belongs to; each part becomes one generated method.</summary>
+    internal readonly record struct Stage(StageKind Kind, int Layer)
+    {
+        public static readonly Stage Embed = new(StageKind.Embed, -1);
+        public static readonly Stage Head = new(StageKind.Head, -1);
+        public static Stage OfLayer(int layer) => new(StageKind.Layer, layer);
+    }
+
+    internal enum StageKind { Embed, Layer, Head }
+
+    /// <summary>The model as an ordered list of operations over tensors with static shapes.</summary>
+    internal sealed class ModelGraph
+    {
+        public ModelGraph(ModelSpec spec, ModelDims dims, List<TensorDef> tensors, List<Op> ops)
+        {
+            Spec = spec;
+            Dims = dims;
+            Tensors = tensors;
+            Ops = ops;
+        }
+
+        public ModelSpec Spec { get; }
+        public ModelDims Dims { get; }
+        /// <summary>Every tensor, parameters in state_dict order first.</summary>
+        public List<TensorDef> Tensors { get; }
+        /// <summary>The forward pass in execution order; the backward pass is the reverse.</summary>
+        public List<Op> Ops { get; }
+    }
+
+    /// <summary>The derived sizes, computed once (as llm.c's fill_in_parameter_sizes does), printed by the emitter.</summary>
+    internal sealed record ModelDims(int Vocab, int DModel, int Heads, int HeadDim, int Layers, int DFF, int SeqLen, int Batch)
+    {
+        /// <summary>Tokens per training step.</summary>
+        public long Tokens => (long)Batch * SeqLen;
+    }
+}

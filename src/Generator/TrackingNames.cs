@@ -1,0 +1,10 @@
+namespace TransformerGen.Generator
+{
+    /// <summary>Names of the pipeline's steps, so tests can check what the incremental driver cached.</summary>
+    internal static class TrackingNames
+    {
+        public const string Parse = nameof(Parse);
+        public const string Validate = nameof(Validate);
+        public const string Compile = nameof(Compile);
+    }
+}

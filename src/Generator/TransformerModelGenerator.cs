@@ -1,0 +1,68 @@
+using System;
+using Microsoft.CodeAnalysis;
+
+namespace TransformerGen.Generator
+{
+    /// <summary>
+    /// The Transformer.Gen compiler: for each class with <c>[TransformerModel]</c>, writes the model's forward
+    /// pass, backward pass and cached inference into the class, or reports why the declaration is invalid.
+    /// </summary>
+    [Generator(LanguageNames.CSharp)]
+    public sealed class TransformerModelGenerator : IIncrementalGenerator
+    {
+        /// <inheritdoc />
+        public void Initialize(IncrementalGeneratorInitializationContext context)
+        {
+            // 1. Parse: each annotated type becomes an equatable ModelSpec (no symbols or syntax kept), so an
+            //    edit anywhere else leaves the step cached.
+            IncrementalValuesProvider<ParseResult> specs = context.SyntaxProvider
+                .ForAttributeWithMetadataName(
+                    Parser.AttributeFullName,
+                    predicate: static (node, _) => node is Microsoft.CodeAnalysis.CSharp.Syntax.TypeDeclarationSyntax,
+                    transform: static (ctx, ct) => SafeParse(ctx, ct))
+                .WithTrackingName(TrackingNames.Parse);
+
+            // 2. Validate: the declaration's own errors, each on the argument that causes it.
+            IncrementalValuesProvider<(ParseResult Parsed, EquatableArray<DiagnosticInfo> Diagnostics)> validated = specs
+                .Select(static (parsed, _) => (parsed, parsed.Spec is null ? parsed.Failure : Validator.Validate(parsed.Spec)))
+                .WithTrackingName(TrackingNames.Validate);
+
+            // 3–5. Lower to a graph, plan memory, emit C#; only valid declarations get this far.
+            IncrementalValuesProvider<CompiledModel> compiled = validated
+                .Select(static (v, ct) => v.Parsed.Spec is null
+                    ? new CompiledModel(v.Parsed.HintName, null, v.Diagnostics)
+                    : ModelCompiler.Compile(v.Parsed.Spec, v.Diagnostics, ct))
+                .WithTrackingName(TrackingNames.Compile);
+
+            context.RegisterSourceOutput(compiled, static (spc, model) =>
+            {
+                foreach (DiagnosticInfo diagnostic in model.Diagnostics) spc.ReportDiagnostic(diagnostic.ToDiagnostic());
+                if (model.Source is not null) spc.AddSource(model.HintName, model.Source);
+            });
+        }
+
+        /// <summary>Parsing should not fail, but if it does the failure is a TG9999 on the class, never a crashed build.</summary>
+        private static ParseResult SafeParse(GeneratorAttributeSyntaxContext context, System.Threading.CancellationToken cancellationToken)
+        {
+            try
+            {
+                ModelSpec spec = Parser.Parse(context, cancellationToken);
+                return new ParseResult(spec, ModelCompiler.HintName(spec.Type), EquatableArray<DiagnosticInfo>.Empty);
+            }
+            catch (OperationCanceledException)
+            {
+                throw;
+            }
+            catch (Exception e)
+            {
+                string name = context.TargetSymbol.Name;
+                DiagnosticInfo failure = DiagnosticInfo.Create(DiagnosticDescriptors.InternalError,
+                    LocationInfo.From(context.TargetNode), "reading the [TransformerModel] attribute", name, e.GetType().Name + ": " + e.Message);
+                return new ParseResult(null, name + ".TransformerModel.g.cs", new EquatableArray<DiagnosticInfo>([failure]));
+            }
+        }
+    }
+
+    /// <summary>The parse step's value: the spec, or the failure that prevented reading it.</summary>
+    internal sealed record ParseResult(ModelSpec? Spec, string HintName, EquatableArray<DiagnosticInfo> Failure);
+}

@@ -1,0 +1,74 @@
+using Microsoft.CodeAnalysis;
+
+namespace TransformerGen.Generator
+{
+    /// <summary>The catalogue of every diagnostic the generator reports. Ids are stable; AnalyzerReleases.*.md records them.</summary>
+    internal static class DiagnosticDescriptors
+    {
+        private const string Category = "TransformerGen";
+
+        private static DiagnosticDescriptor Error(string id, string title, string message) =>
+            new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+
+        public static readonly DiagnosticDescriptor NotPartial = Error("TG0001",
+            "A [TransformerModel] class must be partial",
+            "Class '{0}' has [TransformerModel] but is not partial: declare it 'partial class {0}' so the generated half can join it");
+
+        public static readonly DiagnosticDescriptor NonPositiveSize = Error("TG0002",
+            "A model size must be positive",
+            "{0} is {1}, but it must be a positive integer{2}");
+
+        public static readonly DiagnosticDescriptor HeadsDoNotDivideDModel = Error("TG0003",
+            "DModel must be divisible by Heads",
+            "DModel = {0} is not divisible by Heads = {1}; head counts that divide {0}: {2}");
+
+        public static readonly DiagnosticDescriptor OddRotaryHeadSize = Error("TG0004",
+            "Rotary positions need an even head size",
+            "Rotary positions rotate pairs of channels, but the head size DModel / Heads = {0} / {1} = {2} is odd; choose Heads so that the head size is even ({3}), or another Positional");
+
+        public static readonly DiagnosticDescriptor ProbabilityOutOfRange = Error("TG0005",
+            "A probability must lie in [0, 1)",
+            "{0} = {1} is outside [0, 1)");
+
+        public static readonly DiagnosticDescriptor GenericType = Error("TG0006",
+            "A [TransformerModel] class cannot be generic or nested in a generic type",
+            "Class '{0}' is generic or nested in a generic type; a model's sizes are fixed, so declare it as a non-generic class");
+
+        public static readonly DiagnosticDescriptor HasBaseClass = Error("TG0007",
+            "A [TransformerModel] class cannot declare a base class",
+            "Class '{0}' derives from '{1}', but the generated half derives from TransformerGen.TransformerModel; remove the base class (interfaces are fine)");
+
+        public static readonly DiagnosticDescriptor TooLarge = Error("TG0008",
+            "The model does not fit 32-bit indexing",
+            "{0} needs {1:N0} floats, more than the 2,147,483,647 a span can index; make the model or the batch smaller");
+
+        public static readonly DiagnosticDescriptor WrongTypeKind = Error("TG0009",
+            "[TransformerModel] goes on a plain class",
+            "'{0}' is a {1}; [TransformerModel] needs a non-static, non-abstract class (not a struct or record)");
+
+        public static readonly DiagnosticDescriptor MemberCollision = Error("TG0010",
+            "A member collides with a generated member",
+            "'{0}' declares a member named '{1}', which the generated model defines; rename it");
+
+        public static readonly DiagnosticDescriptor TooManyLayers = Error("TG0011",
+            "Too many layers to unroll",
+            "Layers = {0} exceeds {1}, the most layers the generator unrolls into code");
+
+        public static readonly DiagnosticDescriptor UnknownOption = Error("TG0012",
+            "Unknown option value",
+            "{0} = {1} is not a defined value; use one of {2}");
+
+        public static readonly DiagnosticDescriptor ContainingTypeNotPartial = Error("TG0013",
+            "Types containing a [TransformerModel] class must be partial",
+            "Class '{0}' is nested in a type that is not partial; make every containing type partial");
+
+        public static readonly DiagnosticDescriptor ModelSummary = new("TG1000",
+            "Model summary",
+            "{0}: {1:N0} parameters ({2:N0} bytes of weights), training workspace {3:N0} bytes, inference workspace {4:N0} bytes, {5:N0} FLOPs per token forward",
+            Category, DiagnosticSeverity.Info, isEnabledByDefault: true);
+
+        public static readonly DiagnosticDescriptor InternalError = Error("TG9999",
+            "The generator failed unexpectedly",
+            "Transformer.Gen failed while {0} for '{1}': {2}. This is a bug in the generator; please report it with the declaration.");
+    }
+}

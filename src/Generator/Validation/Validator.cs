@@ -1,0 +1,110 @@
+using System.Collections.Generic;
+using System.Linq;
+
+namespace TransformerGen.Generator
+{
+    /// <summary>
+    /// Stage 2: checks a declaration before anything is generated. Every problem becomes its own diagnostic,
+    /// placed on the argument that causes it and naming the numbers involved and what to choose instead.
+    /// </summary>
+    internal static class Validator
+    {
+        /// <summary>The most layers the generator unrolls; far above any model this library targets.</summary>
+        public const int MaxLayers = 512;
+
+        public static EquatableArray<DiagnosticInfo> Validate(ModelSpec spec)
+        {
+            var found = new List<DiagnosticInfo>();
+            TypeShape type = spec.Type;
+
+            if (type.Keyword != "class" || type.IsStatic || type.IsAbstract)
+            {
+                string kind = type.Keyword != "class" ? type.Keyword : type.IsStatic ? "static class" : "abstract class";
+                found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.WrongTypeKind, type.NameLocation, type.Name, kind));
+            }
+            else if (!type.IsPartial)
+                found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotPartial, type.NameLocation, type.Name));
+            if (type.IsGeneric || type.IsInGenericType)
+                found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericType, type.NameLocation, type.Name));
+            if (!type.ContainingTypesArePartial)
+                found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ContainingTypeNotPartial, type.NameLocation, type.Name));
+            if (type.BaseTypeName is not null)
+                found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.HasBaseClass, type.NameLocation, type.Name, type.BaseTypeName));
+            foreach (MemberName member in type.Members)
+                if (GeneratedNames.IsGenerated(member.Name, spec.Layers.Value))
+                    found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MemberCollision, member.Location, type.Name, member.Name));
+
+            CheckOption(found, spec, "Architecture", spec.Architecture, "Architecture.DecoderOnly", EnumValues.DecoderOnly);
+            CheckOption(found, spec, "Positional", spec.Positional, "Positional.Sinusoidal, Positional.Learned, Positional.Rotary",
+                EnumValues.Sinusoidal, EnumValues.Learned, EnumValues.Rotary);
+            CheckOption(found, spec, "Norm", spec.Norm, "NormPlacement.Post, NormPlacement.Pre", EnumValues.PostNorm, EnumValues.PreNorm);
+            CheckOption(found, spec, "Activation", spec.Activation, "Activation.Relu, Activation.Gelu", EnumValues.Relu, EnumValues.Gelu);
+
+            Positive(found, spec, "Vocab", spec.Vocab);
+            Positive(found, spec, "DModel", spec.DModel);
+            Positive(found, spec, "Heads", spec.Heads);
+            Positive(found, spec, "Layers", spec.Layers);
+            Positive(found, spec, "DFF", spec.DFF);
+            Positive(found, spec, "SeqLen", spec.SeqLen);
+            Positive(found, spec, "Batch", spec.Batch);
+
+            if (spec.Layers.Value > MaxLayers)
+                found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TooManyLayers, spec.Layers.Location ?? spec.AttributeLocation,
+                    spec.Layers.Value, MaxLayers));
+
+            if (spec.DModel.Value > 0 && spec.Heads.Value > 0)
+            {
+                int dModel = spec.DModel.Value, heads = spec.Heads.Value;
+                if (dModel % heads != 0)
+                    found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.HeadsDoNotDivideDModel, spec.Heads.Location ?? spec.AttributeLocation,
+                        dModel, heads, Divisors(dModel, _ => true)));
+                else if (spec.Positional.Value == EnumValues.Rotary && (dModel / heads) % 2 != 0)
+                    found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OddRotaryHeadSize,
+                        spec.Positional.Location ?? spec.Heads.Location ?? spec.AttributeLocation,
+                        dModel, heads, dModel / heads, EvenHeadSizeChoices(dModel)));
+            }
+
+            Probability(found, spec, "Dropout", spec.Dropout);
+            Probability(found, spec, "LabelSmoothing", spec.LabelSmoothing);
+
+            return new EquatableArray<DiagnosticInfo>(found);
+        }
+
+        private static void Positive(List<DiagnosticInfo> found, ModelSpec spec, string name, Argument<int> argument)
+        {
+            if (argument.Value > 0) return;
+            string hint = argument.IsSet ? "" : $" (it was not given: add {name} = … to the attribute)";
+            found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NonPositiveSize, argument.Location ?? spec.AttributeLocation, name, argument.Value, hint));
+        }
+
+        private static void Probability(List<DiagnosticInfo> found, ModelSpec spec, string name, Argument<float> argument)
+        {
+            float p = argument.Value;
+            if (!(p >= 0f && p < 1f)) // also catches NaN
+                found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ProbabilityOutOfRange, argument.Location ?? spec.AttributeLocation,
+                    name, p.ToString("R", System.Globalization.CultureInfo.InvariantCulture)));
+        }
+
+        private static void CheckOption(List<DiagnosticInfo> found, ModelSpec spec, string name, Argument<int> argument, string choices, params int[] valid)
+        {
+            if (!valid.Contains(argument.Value))
+                found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnknownOption, argument.Location ?? spec.AttributeLocation, name, argument.Value, choices));
+        }
+
+        /// <summary>The divisors of <paramref name="n"/> that pass <paramref name="keep"/>, listed for a message (at most 12 shown).</summary>
+        private static string Divisors(int n, System.Func<int, bool> keep)
+        {
+            var list = new List<int>();
+            for (int d = 1; d <= n && list.Count < 13; d++)
+                if (n % d == 0 && keep(d)) list.Add(d);
+            string shown = string.Join(", ", list.Take(12));
+            return list.Count > 12 ? shown + ", …" : shown;
+        }
+
+        private static string EvenHeadSizeChoices(int dModel)
+        {
+            string heads = Divisors(dModel, h => (dModel / h) % 2 == 0);
+            return heads.Length == 0 ? "no head count gives an even head size for this DModel; make DModel even" : "Heads = " + heads;
+        }
+    }
+}

@@ -1,0 +1,62 @@
+using System;
+using System.Collections.Generic;
+
+namespace TransformerGen;
+
+/// <summary>
+/// The compile-time facts a generated model hands to <see cref="TransformerModel"/>: its sizes, its parameter
+/// table and the size of each buffer the memory plan laid out. Generated code builds one per model type.
+/// </summary>
+public sealed class ModelLayout
+{
+    /// <summary>Describes a model; the generator fills every argument with literals.</summary>
+    public ModelLayout(
+        string name, int vocab, int seqLen, int batch,
+        ParameterTensor[] tensors, int parameterCount,
+        int activationCount, int constantCount, int inferenceCount, int keyValueCount,
+        int logitsOffset, int inferenceLogitsOffset)
+    {
+        Name = name;
+        Vocab = vocab;
+        SeqLen = seqLen;
+        Batch = batch;
+        Tensors = Array.AsReadOnly((ParameterTensor[])tensors.Clone());
+        ParameterCount = parameterCount;
+        ActivationCount = activationCount;
+        ConstantCount = constantCount;
+        InferenceCount = inferenceCount;
+        KeyValueCount = keyValueCount;
+        LogitsOffset = logitsOffset;
+        InferenceLogitsOffset = inferenceLogitsOffset;
+        foreach (ParameterTensor t in tensors)
+            if (t.Offset + (long)t.Length > parameterCount)
+                throw new ArgumentException($"tensor '{t.Name}' ends past the parameter buffer ({parameterCount} floats)", nameof(tensors));
+    }
+
+    /// <summary>The model's class name.</summary>
+    public string Name { get; }
+    /// <summary>Number of token ids.</summary>
+    public int Vocab { get; }
+    /// <summary>Positions per sequence.</summary>
+    public int SeqLen { get; }
+    /// <summary>Sequences per training step.</summary>
+    public int Batch { get; }
+    /// <summary>Tokens per training step: <c>Batch · SeqLen</c>.</summary>
+    public int TokensPerStep => Batch * SeqLen;
+    /// <summary>Every parameter tensor, in buffer order.</summary>
+    public IReadOnlyList<ParameterTensor> Tensors { get; }
+    /// <summary>Floats in the parameter buffer (and in the gradient buffer), including alignment padding.</summary>
+    public int ParameterCount { get; }
+    /// <summary>Floats in the training workspace (activations kept for backward); the activation gradients use as many.</summary>
+    public int ActivationCount { get; }
+    /// <summary>Floats of fixed tables (sinusoids, rotary angles).</summary>
+    public int ConstantCount { get; }
+    /// <summary>Floats in the inference workspace (one sequence, buffers reused across layers).</summary>
+    public int InferenceCount { get; }
+    /// <summary>Floats in the key/value cache of cached decoding.</summary>
+    public int KeyValueCount { get; }
+    /// <summary>Where the logits <c>[Batch·SeqLen, Vocab]</c> start in the training workspace.</summary>
+    public int LogitsOffset { get; }
+    /// <summary>Where the next-token logits <c>[Vocab]</c> start in the inference workspace.</summary>
+    public int InferenceLogitsOffset { get; }
+}
