@@ -1,0 +1,268 @@
+using System;
+using System.Buffers.Binary;
+using System.Collections.Generic;
+using System.IO;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+
+namespace TransformerGen;
+
+/// <summary>
+/// Reads and writes model parameters as safetensors files (https://github.com/huggingface/safetensors), the
+/// format PyTorch users load with <c>safetensors.torch.load_file</c>.
+/// </summary>
+/// <remarks>
+/// <para>Layout: an 8-byte little-endian unsigned header length N; N bytes of UTF-8 JSON mapping each tensor
+/// name to <c>{"dtype", "shape", "data_offsets": [begin, end]}</c> (offsets relative to the first byte after the
+/// header), plus an optional <c>"__metadata__"</c> map of strings; then the raw little-endian tensor data.</para>
+/// <para>Files are written as F32, tensors packed in table order, the header padded with spaces to a multiple
+/// of 8. Loading accepts F32, F16 and BF16 and converts to float.</para>
+/// <para>Only little-endian machines are supported (every platform .NET ships for today is one).</para>
+/// </remarks>
+public static class SafeTensors
+{
+    /// <summary>The largest header accepted when loading, in bytes (100 MB, as the reference implementation's limit).</summary>
+    public const long MaxHeaderBytes = 100_000_000;
+
+    /// <summary>
+    /// Writes the tensors of <paramref name="tensors"/>, taken from <paramref name="buffer"/>, to
+    /// <paramref name="path"/> as F32. The write is atomic: the file is written and flushed under a unique
+    /// temporary name in the same directory, then renamed over <paramref name="path"/>; if anything fails the
+    /// temporary file is deleted and an existing file at <paramref name="path"/> is left as it was.
+    /// </summary>
+    /// <param name="path">The file to create or replace.</param>
+    /// <param name="tensors">The tensor table: names (unique, not <c>__metadata__</c>), shapes and offsets into <paramref name="buffer"/>.</param>
+    /// <param name="buffer">The flat parameter buffer.</param>
+    /// <param name="metadata">Optional string metadata, stored under <c>__metadata__</c> with its keys sorted.
+    /// (Hugging Face <c>transformers</c> expects <c>"format": "pt"</c> there when the map is present.)</param>
+    /// <exception cref="ArgumentException">The table has a duplicate or reserved name, or a tensor lies outside <paramref name="buffer"/>.</exception>
+    public static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer, IReadOnlyDictionary<string, string>? metadata = null) =>
+        Save(path, tensors, buffer, metadata, beforeCommit: null);
+
+    /// <summary>As the public overload; <paramref name="beforeCommit"/> runs with the temporary file's path after it is written and before the rename (tests use it to simulate a failure at the last moment).</summary>
+    internal static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer,
+        IReadOnlyDictionary<string, string>? metadata, Action<string>? beforeCommit)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(tensors);
+        RequireLittleEndian();
+        CheckTable(path, tensors, buffer.Length, nameof(buffer));
+        byte[] header = SafeTensorsHeader.Write(tensors, metadata);
+
+        string fullPath = Path.GetFullPath(path);
+        string directory = Path.GetDirectoryName(fullPath) ?? throw new ArgumentException($"'{path}' names no file in a directory", nameof(path));
+        string temporaryPath = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
+        Span<byte> headerLength = stackalloc byte[sizeof(ulong)];
+        BinaryPrimitives.WriteUInt64LittleEndian(headerLength, (ulong)header.Length);
+        try
+        {
+            using (var stream = new FileStream(temporaryPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
+            {
+                stream.Write(headerLength);
+                stream.Write(header);
+                foreach (ParameterTensor tensor in tensors)
+                    stream.Write(MemoryMarshal.AsBytes(buffer.Slice(tensor.Offset, tensor.Length)));
+                stream.Flush(flushToDisk: true);
+            }
+            beforeCommit?.Invoke(temporaryPath);
+            File.Move(temporaryPath, fullPath, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(temporaryPath); }
+            catch (IOException) { } // the original error matters more than a leftover temporary file
+            catch (UnauthorizedAccessException) { }
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Reads every tensor of <paramref name="tensors"/> from the safetensors file at <paramref name="path"/>
+    /// into <paramref name="buffer"/>.
+    /// </summary>
+    /// <remarks>
+    /// The whole header is read and checked before anything is written into <paramref name="buffer"/>: the
+    /// header length (within the file and <see cref="MaxHeaderBytes"/>), the JSON, each entry's dtype (F32, F16
+    /// or BF16), shape (equal to the model's) and data offsets (inside the file, of the size the shape and dtype
+    /// need, not overlapping), and the names (no duplicates; all missing and unexpected names are listed in one
+    /// message). Gaps between tensors in the data are allowed. Data is then read straight into the buffer's
+    /// slices (F16/BF16 through a small scratch buffer), never as a copy of the whole file. Only an I/O error
+    /// during that last phase (the file changing underneath) can leave the buffer partly overwritten.
+    /// </remarks>
+    /// <param name="path">The file to read.</param>
+    /// <param name="tensors">The tensor table: what the file must contain, and where each tensor goes in <paramref name="buffer"/>.</param>
+    /// <param name="buffer">The flat parameter buffer to fill.</param>
+    /// <exception cref="InvalidDataException">The file is malformed or does not match the table; the message names the file and the tensor.</exception>
+    /// <exception cref="ArgumentException">The table has a duplicate or reserved name, or a tensor lies outside <paramref name="buffer"/>.</exception>
+    public static void Load(string path, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(tensors);
+        RequireLittleEndian();
+        CheckTable(path, tensors, buffer.Length, nameof(buffer));
+
+        using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long fileLength = RandomAccess.GetLength(file);
+        SafeTensorsHeader header = SafeTensorsHeader.Read(file, fileLength, path);
+        SafeTensorsEntry[] entries = MatchTable(header, tensors, path);
+
+        byte[]? scratch = null;
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            ParameterTensor tensor = tensors[i];
+            SafeTensorsEntry entry = entries[i];
+            ReadTensor(file, path, header.DataStart + entry.Begin, entry, buffer.Slice(tensor.Offset, tensor.Length), ref scratch);
+        }
+    }
+
+    /// <summary>The <c>__metadata__</c> map of the file at <paramref name="path"/> (empty when it has none). Reads only the header.</summary>
+    /// <exception cref="InvalidDataException">The header is malformed; the message names the file.</exception>
+    public static IReadOnlyDictionary<string, string> ReadMetadata(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        return SafeTensorsHeader.Read(file, RandomAccess.GetLength(file), path).Metadata;
+    }
+
+    /// <summary>
+    /// Pairs each table tensor with its header entry (the result is in table order) and checks names, dtypes,
+    /// shapes, sizes, ranges and overlaps.
+    /// </summary>
+    private static SafeTensorsEntry[] MatchTable(SafeTensorsHeader header, IReadOnlyList<ParameterTensor> tensors, string path)
+    {
+        var byName = new Dictionary<string, SafeTensorsEntry>(StringComparer.Ordinal);
+        foreach (SafeTensorsEntry entry in header.Entries) byName.Add(entry.Name, entry);
+
+        var modelNames = new HashSet<string>(StringComparer.Ordinal);
+        var missing = new List<string>();
+        foreach (ParameterTensor tensor in tensors)
+        {
+            modelNames.Add(tensor.Name);
+            if (!byName.ContainsKey(tensor.Name)) missing.Add($"{tensor.Name} {tensor.ShapeText}");
+        }
+        var unexpected = new List<string>();
+        foreach (SafeTensorsEntry entry in header.Entries)
+            if (!modelNames.Contains(entry.Name)) unexpected.Add($"{entry.Name} {entry.ShapeText} {entry.DType}");
+        if (missing.Count > 0 || unexpected.Count > 0)
+        {
+            var message = new StringBuilder("the tensors do not match the model.");
+            if (missing.Count > 0) message.Append($" Missing from the file ({missing.Count}): {string.Join("; ", missing)}.");
+            if (unexpected.Count > 0) message.Append($" Not in the model ({unexpected.Count}): {string.Join("; ", unexpected)}.");
+            throw Invalid(path, message.ToString());
+        }
+
+        var entries = new SafeTensorsEntry[tensors.Count];
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            ParameterTensor tensor = tensors[i];
+            SafeTensorsEntry entry = byName[tensor.Name];
+            int elementSize = ElementSize(entry.DType);
+            if (elementSize == 0)
+                throw Invalid(path, tensor.Name, $"dtype {entry.DType} cannot be loaded (only F32, F16 and BF16 can)");
+            if (!ShapeEquals(entry.Shape, tensor.Shape))
+                throw Invalid(path, tensor.Name, $"its shape is {entry.ShapeText} in the file but {tensor.ShapeText} in the model");
+            long expectedBytes = (long)tensor.Length * elementSize;
+            if (entry.End - entry.Begin != expectedBytes)
+                throw Invalid(path, tensor.Name, $"data_offsets [{entry.Begin}, {entry.End}] hold {entry.End - entry.Begin} bytes, but shape {entry.ShapeText} of {entry.DType} needs {expectedBytes}");
+            if (entry.End > header.DataLength)
+                throw Invalid(path, tensor.Name, $"data_offsets [{entry.Begin}, {entry.End}] run past the end of the data ({header.DataLength} bytes); the file is truncated");
+            entries[i] = entry;
+        }
+
+        var byBegin = (SafeTensorsEntry[])entries.Clone();
+        Array.Sort(byBegin, static (a, b) => a.Begin.CompareTo(b.Begin));
+        for (int i = 1; i < byBegin.Length; i++)
+        {
+            if (byBegin[i].Begin < byBegin[i - 1].End)
+                throw Invalid(path, byBegin[i].Name, $"its data [{byBegin[i].Begin}, {byBegin[i].End}] overlaps tensor '{byBegin[i - 1].Name}' [{byBegin[i - 1].Begin}, {byBegin[i - 1].End}]");
+        }
+        return entries;
+    }
+
+    private static void ReadTensor(SafeFileHandle file, string path, long position, SafeTensorsEntry entry, Span<float> destination, ref byte[]? scratch)
+    {
+        string what = $"tensor '{entry.Name}'";
+        if (entry.DType == "F32")
+        {
+            ReadExactly(file, MemoryMarshal.AsBytes(destination), position, path, what);
+            return;
+        }
+
+        // F16 and BF16: two bytes per element, converted chunk by chunk.
+        scratch ??= new byte[64 * 1024];
+        while (!destination.IsEmpty)
+        {
+            int count = Math.Min(destination.Length, scratch.Length / 2);
+            Span<byte> chunk = scratch.AsSpan(0, count * 2);
+            ReadExactly(file, chunk, position, path, what);
+            if (entry.DType == "F16")
+            {
+                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(chunk), destination[..count]);
+            }
+            else
+            {
+                // bfloat16 is the upper half of a float32 (same sign and exponent, 7 mantissa bits).
+                ReadOnlySpan<ushort> bits = MemoryMarshal.Cast<byte, ushort>(chunk);
+                for (int i = 0; i < count; i++) destination[i] = BitConverter.Int32BitsToSingle(bits[i] << 16);
+            }
+            destination = destination[count..];
+            position += chunk.Length;
+        }
+    }
+
+    private static int ElementSize(string dtype) => dtype switch
+    {
+        "F32" => 4,
+        "F16" or "BF16" => 2,
+        _ => 0,
+    };
+
+    private static bool ShapeEquals(long[] fileShape, ReadOnlySpan<int> modelShape)
+    {
+        if (fileShape.Length != modelShape.Length) return false;
+        for (int i = 0; i < fileShape.Length; i++)
+            if (fileShape[i] != modelShape[i]) return false;
+        return true;
+    }
+
+    /// <summary>Checks the table itself: unique, unreserved names, and every tensor inside the buffer.</summary>
+    private static void CheckTable(string path, IReadOnlyList<ParameterTensor> tensors, int bufferLength, string bufferName)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (ParameterTensor tensor in tensors)
+        {
+            if (tensor is null) throw new ArgumentException($"'{path}': the tensor table contains null", nameof(tensors));
+            if (tensor.Name == SafeTensorsHeader.MetadataKey)
+                throw new ArgumentException($"'{path}': tensor name '{tensor.Name}' is reserved by the safetensors format", nameof(tensors));
+            if (!names.Add(tensor.Name))
+                throw new ArgumentException($"'{path}': tensor '{tensor.Name}' appears twice in the tensor table", nameof(tensors));
+            if ((long)tensor.Offset + tensor.Length > bufferLength)
+                throw new ArgumentException($"'{path}': tensor '{tensor.Name}' {tensor.ShapeText} at offset {tensor.Offset} ends at {(long)tensor.Offset + tensor.Length}, past the end of the buffer ({bufferLength} floats)", bufferName);
+        }
+    }
+
+    /// <summary>Fills <paramref name="destination"/> from <paramref name="position"/>, or throws if the file ends first.</summary>
+    internal static void ReadExactly(SafeFileHandle file, Span<byte> destination, long position, string path, string what)
+    {
+        while (!destination.IsEmpty)
+        {
+            int read = RandomAccess.Read(file, destination, position);
+            if (read == 0) throw Invalid(path, $"the file ended while reading {what}; it is truncated");
+            destination = destination[read..];
+            position += read;
+        }
+    }
+
+    internal static InvalidDataException Invalid(string path, string message, Exception? inner = null) =>
+        new($"safetensors file '{path}': {message}", inner);
+
+    internal static InvalidDataException Invalid(string path, string tensorName, string message) =>
+        new($"safetensors file '{path}', tensor '{tensorName}': {message}");
+
+    private static void RequireLittleEndian()
+    {
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors reading and writing is implemented for little-endian machines only");
+    }
+}
