@@ -17,7 +17,6 @@ namespace TransformerGen.Generator
         {
             List<Op> ops = _graph.Ops.Where(o => o.Stage == stage).ToList();
             bool infer = pass == "Infer";
-            bool positionsInEmbed = ops.OfType<PositionalAddOp>().Any();
             var body = new List<string>();
             foreach (Op op in pass == "Backward" ? Enumerable.Reverse(ops) : ops)
             {
@@ -47,7 +46,7 @@ namespace TransformerGen.Generator
             };
             string parameters = !infer ? "" : stage.Kind switch
             {
-                StageKind.Embed => positionsInEmbed ? "global::System.ReadOnlySpan<int> tokens, int n, int position0" : "global::System.ReadOnlySpan<int> tokens, int n",
+                StageKind.Embed => EmbedTakesPosition ? "global::System.ReadOnlySpan<int> tokens, int n, int position0" : "global::System.ReadOnlySpan<int> tokens, int n",
                 StageKind.Head => "int n",
                 _ => "int n, int position0",
             };
@@ -74,12 +73,20 @@ namespace TransformerGen.Generator
             };
             if (pass == "Backward") return $"// {where} · {op.Title} · backward";
             IEnumerable<string> Shapes(IEnumerable<TensorDef> ts) => ts.Where(t => t.Kind == TensorKind.Activation && !(pass == "Infer" && t.TrainingOnly))
-                .Select(t => t.Name + (pass == "Infer" ? (t.PerToken ? $"[n, {t.Width}]" : "") : t.ShapeText));
+                .Select(t => t.Name + (pass == "Infer" ? InferenceShape(t, op.Stage) : t.ShapeText));
             string reads = string.Join(", ", Shapes(op.Reads));
             string writes = string.Join(", ", Shapes(op.Writes));
             if (op is EmbeddingOp) reads = pass == "Infer" ? "tokens[n]" : $"tokens[{_d.Tokens}]";
             string flow = reads.Length == 0 ? writes : writes.Length == 0 || reads == writes ? reads + " (in place)" : reads + " → " + writes;
             return $"// {where} · {op.Title} · {flow}";
+        }
+
+        /// <summary>A tensor's shape at inference, as the comments print it: n rows, or the last row only in the head.</summary>
+        private string InferenceShape(TensorDef t, Stage stage)
+        {
+            string width = t.Shape.Length == 1 ? "" : ", " + Lit(t.Width);
+            if (stage.Kind != StageKind.Head) return $"[n{width}]";
+            return _headTensors.Contains(t) ? $"[1{width}]" : $"[n{width}] (last row)";
         }
 
         // ----- slices -----

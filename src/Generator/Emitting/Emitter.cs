@@ -72,6 +72,9 @@ namespace TransformerGen.Generator
             return w.ToString();
         }
 
+        /// <summary>Whether the embedding stage adds positions (and so needs the first position at inference): not with rotary.</summary>
+        private bool EmbedTakesPosition => _graph.Ops.OfType<PositionalAddOp>().Any();
+
         private IEnumerable<Stage> Stages()
         {
             yield return Stage.Embed;
@@ -202,7 +205,12 @@ namespace TransformerGen.Generator
             w.Line("int n = tokens.Length;");
             foreach (Stage s in stages)
             {
-                string args = s.Kind switch { StageKind.Embed => "tokens, n, position0", StageKind.Head => "n", _ => "n, position0" };
+                string args = s.Kind switch
+                {
+                    StageKind.Embed => EmbedTakesPosition ? "tokens, n, position0" : "tokens, n",
+                    StageKind.Head => "n",
+                    _ => "n, position0",
+                };
                 w.Line($"{GeneratedNames.StageMethod(s, "Infer")}({args});");
             }
             w.Close();
