@@ -1,0 +1,194 @@
+using System;
+using System.Linq;
+using Xunit;
+
+namespace TransformerGen.Tests.Inference;
+
+public sealed class SamplerTests
+{
+    private static float[] RandomLogits(int length, ulong seed)
+    {
+        var rng = new Rng(seed);
+        var logits = new float[length];
+        for (int i = 0; i < length; i++) logits[i] = 2f * rng.NextNormal();
+        return logits;
+    }
+
+    private static int ArgMax(float[] values)
+    {
+        int best = 0;
+        for (int i = 1; i < values.Length; i++) if (values[i] > values[best]) best = i;
+        return best;
+    }
+
+    private static int[] Counts(Sampler sampler, float[] logits, int draws)
+    {
+        var counts = new int[logits.Length];
+        for (int i = 0; i < draws; i++) counts[sampler.Sample(logits)]++;
+        return counts;
+    }
+
+    [Fact]
+    public void GreedyIsArgMaxWithTiesToTheLowestIndex()
+    {
+        var sampler = new Sampler(1) { Temperature = 0f };
+        for (ulong seed = 0; seed < 20; seed++)
+        {
+            float[] logits = RandomLogits(37, seed);
+            Assert.Equal(ArgMax(logits), sampler.Sample(logits));
+        }
+        Assert.Equal(1, sampler.Sample([1f, 3f, 3f, 2f, 3f]));
+        Assert.Equal(0, sampler.Sample([float.NegativeInfinity]));
+    }
+
+    [Theory]
+    [InlineData(0.1f)]
+    [InlineData(1f)]
+    [InlineData(50f)]
+    public void TopKOfOneIsGreedyAtAnyTemperature(float temperature)
+    {
+        var sampler = new Sampler(2) { Temperature = temperature, TopK = 1 };
+        float[] logits = RandomLogits(100, 3);
+        int best = ArgMax(logits);
+        for (int i = 0; i < 200; i++) Assert.Equal(best, sampler.Sample(logits));
+    }
+
+    [Fact]
+    public void TopKNeverPicksOutsideTheTopK()
+    {
+        float[] logits = RandomLogits(50, 4);
+        int[] top3 = Enumerable.Range(0, 50).OrderByDescending(i => logits[i]).Take(3).ToArray();
+        var sampler = new Sampler(5) { Temperature = 5f, TopK = 3 }; // a high temperature makes the tail likely without top-k
+        int[] counts = Counts(sampler, logits, 2000);
+        for (int i = 0; i < 50; i++)
+        {
+            if (top3.Contains(i)) Assert.True(counts[i] > 0, $"top-3 token {i} was never drawn");
+            else Assert.Equal(0, counts[i]);
+        }
+    }
+
+    [Fact]
+    public void TopKKeepsAllTiesAtTheBoundary()
+    {
+        // As Hugging Face's TopKLogitsWarper: everything at least the k-th largest logit survives.
+        var sampler = new Sampler(6) { TopK = 2, Temperature = 100f };
+        int[] counts = Counts(sampler, [5f, 4f, 4f, 1f, 0f], 600);
+        Assert.True(counts[0] > 0 && counts[1] > 0 && counts[2] > 0);
+        Assert.Equal(0, counts[3] + counts[4]);
+    }
+
+    [Fact]
+    public void TopPKeepsOnlyTheNucleus()
+    {
+        // Probabilities 0.1, 0.4, 0.2, 0.3: sorted, 0.4 < 0.5 ≤ 0.4 + 0.3, so the nucleus is {1, 3}, renormalized to 4/7 and 3/7.
+        float[] logits = [MathF.Log(0.1f), MathF.Log(0.4f), MathF.Log(0.2f), MathF.Log(0.3f)];
+        var sampler = new Sampler(7) { TopP = 0.5f };
+        int[] counts = Counts(sampler, logits, 4000);
+        Assert.Equal(0, counts[0] + counts[2]);
+        Assert.Equal(4.0 / 7, counts[1] / 4000.0, 0.04);
+        Assert.Equal(3.0 / 7, counts[3] / 4000.0, 0.04);
+
+        sampler.TopP = 0f; // at least one token is always kept: the most probable
+        Assert.All(Enumerable.Range(0, 50), _ => Assert.Equal(1, sampler.Sample(logits)));
+    }
+
+    [Fact]
+    public void TopKThenTopPAreBothApplied()
+    {
+        // Top-3 of [0.05, 0.35, 0.25, 0.2, 0.15] leaves 0.35, 0.25, 0.2 (renormalized 0.4375, 0.3125, 0.25);
+        // top-p 0.7 then keeps tokens 1 and 2 (0.75 ≥ 0.7).
+        float[] logits = new[] { 0.05f, 0.35f, 0.25f, 0.2f, 0.15f }.Select(p => MathF.Log(p)).ToArray();
+        var sampler = new Sampler(8) { TopK = 3, TopP = 0.7f };
+        int[] counts = Counts(sampler, logits, 2000);
+        Assert.True(counts[1] > 0 && counts[2] > 0);
+        Assert.Equal(0, counts[0] + counts[3] + counts[4]);
+    }
+
+    [Fact]
+    public void TemperatureSamplingMatchesSoftmaxOfScaledLogits()
+    {
+        float[] logits = [1f, 2f, 0.5f, 3f, -1f];
+        const float temperature = 0.7f;
+        double[] scaled = logits.Select(l => Math.Exp(l / temperature)).ToArray();
+        double total = scaled.Sum();
+        const int draws = 20000;
+        int[] counts = Counts(new Sampler(9) { Temperature = temperature }, logits, draws);
+        for (int i = 0; i < logits.Length; i++)
+        {
+            double p = scaled[i] / total;
+            double tolerance = 4 * Math.Sqrt(p * (1 - p) / draws) + 1e-3; // about four standard errors
+            Assert.True(Math.Abs(counts[i] / (double)draws - p) <= tolerance, $"token {i}: frequency {counts[i] / (double)draws}, softmax {p}");
+        }
+    }
+
+    [Fact]
+    public void TheSameSeedGivesTheSameSequence()
+    {
+        float[] logits = RandomLogits(64, 10);
+        Sampler Make(ulong seed) => new(seed) { Temperature = 1.3f, TopK = 20, TopP = 0.95f };
+        Sampler a = Make(42), b = Make(42), c = Make(43);
+        int[] first = Enumerable.Range(0, 200).Select(_ => a.Sample(logits)).ToArray();
+        int[] second = Enumerable.Range(0, 200).Select(_ => b.Sample(logits)).ToArray();
+        int[] third = Enumerable.Range(0, 200).Select(_ => c.Sample(logits)).ToArray();
+        Assert.Equal(first, second);
+        Assert.NotEqual(first, third);
+    }
+
+    [Fact]
+    public void SamplingAllocatesNothingAfterTheFirstCall()
+    {
+        float[] logits = RandomLogits(1000, 11);
+        Sampler[] samplers =
+        [
+            new(1) { Temperature = 0.8f, TopK = 40, TopP = 0.9f },
+            new(2) { Temperature = 1f },
+            new(3) { TopP = 0.8f },
+            new(4, vocabSize: 1000) { TopK = 10 },
+            new(5) { Temperature = 0f },
+        ];
+        int sink = 0;
+        foreach (Sampler sampler in samplers)
+            Assert.Equal(0, Training.Allocations.Measure(() => sink += sampler.Sample(logits), iterations: 100));
+        Assert.True(sink >= 0);
+    }
+
+    [Fact]
+    public void ScratchGrowsForALargerVocabulary()
+    {
+        var sampler = new Sampler(12, vocabSize: 4);
+        Assert.InRange(sampler.Sample(RandomLogits(4, 1)), 0, 3);
+        Assert.InRange(sampler.Sample(RandomLogits(300, 2)), 0, 299);
+    }
+
+    [Fact]
+    public void RejectsBadInputAndSettings()
+    {
+        var sampler = new Sampler(13);
+        Assert.Throws<ArgumentException>(() => sampler.Sample([]));
+        Assert.Throws<ArgumentException>(() => sampler.Sample([1f, float.NaN, 2f]));
+        Assert.Throws<ArgumentException>(() => new Sampler(13) { Temperature = 0f }.Sample([1f, float.NaN, 2f]));
+        Assert.Throws<ArgumentException>(() => new Sampler(13) { TopK = 2 }.Sample([1f, float.NaN, 2f, 0f]));
+        Assert.Throws<ArgumentException>(() => sampler.Sample([float.NegativeInfinity, float.NegativeInfinity]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => sampler.Temperature = -1f);
+        Assert.Throws<ArgumentOutOfRangeException>(() => sampler.Temperature = float.NaN);
+        Assert.Throws<ArgumentOutOfRangeException>(() => sampler.TopK = -1);
+        Assert.Throws<ArgumentOutOfRangeException>(() => sampler.TopP = 1.5f);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Sampler(1, vocabSize: -1));
+        Assert.Throws<ArgumentNullException>(() => new Sampler(null!));
+    }
+
+    [Fact]
+    public void KthLargestAgreesWithSorting()
+    {
+        var rng = new Rng(14);
+        for (int trial = 0; trial < 200; trial++)
+        {
+            int length = 1 + rng.NextInt(60);
+            var values = new float[length];
+            for (int i = 0; i < length; i++) values[i] = rng.NextInt(8); // many duplicates
+            int k = 1 + rng.NextInt(length);
+            float expected = values.OrderByDescending(v => v).ElementAt(k - 1);
+            Assert.Equal(expected, Sampler.KthLargest((float[])values.Clone(), k));
+        }
+    }
+}
