@@ -30,7 +30,7 @@ namespace TransformerGen.Generator
                 var found = new List<DiagnosticInfo>(validation);
                 foreach ((string what, long floats) in plan.Buffers())
                     if (floats > int.MaxValue)
-                        found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TooLarge, spec.AttributeLocation, what, floats));
+                        found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TooLarge, spec.AttributeLocation, what, Grouped(floats)));
                 if (found.Count > validation.Count)
                     return new CompiledModel(hintName, null, new EquatableArray<DiagnosticInfo>(found));
 
@@ -38,7 +38,8 @@ namespace TransformerGen.Generator
                 string source = Emitter.Emit(plan);
                 long parameters = graph.Tensors.Where(t => t.Kind == TensorKind.Parameter).Sum(t => t.Elements);
                 found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ModelSummary, spec.AttributeLocation,
-                    spec.Type.Name, parameters, parameters * 4, plan.ActivationCount * 2 * 4, (plan.InferenceCount + plan.KeyValueCount) * 4, plan.FlopsPerToken));
+                    spec.Type.Name, Grouped(parameters), Grouped(parameters * 4), Grouped(plan.ActivationCount * 2 * 4),
+                    Grouped((plan.InferenceCount + plan.KeyValueCount) * 4), Grouped(plan.FlopsPerToken)));
                 return new CompiledModel(hintName, source, new EquatableArray<DiagnosticInfo>(found));
             }
             catch (OperationCanceledException)
@@ -51,6 +52,8 @@ namespace TransformerGen.Generator
                     [DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, spec.AttributeLocation, stage, spec.Type.Name, e.GetType().Name + ": " + e.Message)]));
             }
         }
+
+        private static string Grouped(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
         /// <summary>A file name unique per model: namespace, containing types and name.</summary>
         public static string HintName(TypeShape type)

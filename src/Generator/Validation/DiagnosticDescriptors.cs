@@ -40,7 +40,7 @@ namespace TransformerGen.Generator
 
         public static readonly DiagnosticDescriptor TooLarge = Error("TG0008",
             "The model does not fit 32-bit indexing",
-            "{0} needs {1:N0} floats, more than the 2,147,483,647 a span can index; make the model or the batch smaller");
+            "{0} needs {1} floats, more than the 2,147,483,647 a span can index; make the model or the batch smaller");
 
         public static readonly DiagnosticDescriptor WrongTypeKind = Error("TG0009",
             "[TransformerModel] goes on a plain class",
@@ -64,7 +64,7 @@ namespace TransformerGen.Generator
 
         public static readonly DiagnosticDescriptor ModelSummary = new("TG1000",
             "Model summary",
-            "{0}: {1:N0} parameters ({2:N0} bytes of weights), training workspace {3:N0} bytes, inference workspace {4:N0} bytes, {5:N0} FLOPs per token forward",
+            "{0}: {1} parameters ({2} bytes of weights), training workspace {3} bytes, inference workspace {4} bytes, {5} FLOPs per token forward",
             Category, DiagnosticSeverity.Info, isEnabledByDefault: true);
 
         public static readonly DiagnosticDescriptor InternalError = Error("TG9999",
