@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics.CodeAnalysis;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -40,6 +41,7 @@ public static class GradientClipping
     /// <summary>The L2 norm of <paramref name="values"/>, accumulated in double. Allocates nothing.</summary>
     public static float GlobalNorm(ReadOnlySpan<float> values) => (float)Math.Sqrt(SumOfSquares(values));
 
+    [DoesNotReturn]
     private static void ThrowMaxNorm(float maxNorm) =>
         throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, "maxNorm must be finite and at least 0");
 

@@ -246,6 +246,20 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
+    public void InvalidUtf8InTheHeaderIsRejected()
+    {
+        byte[] json = Encoding.UTF8.GetBytes("{\"ab\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}");
+        json[3] = 0xFF; // the 'b' of the name becomes a byte that is never valid UTF-8
+        var bytes = new byte[8 + json.Length + 8];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)json.Length);
+        json.CopyTo(bytes, 8);
+        string path = PathOf("utf8.safetensors");
+        File.WriteAllBytes(path, bytes);
+        var error = Assert.Throws<InvalidDataException>(() => SafeTensors.Load(path, Table(("a", [2])), new float[2]));
+        Assert.Contains(path, error.Message);
+    }
+
+    [Fact]
     public void OverlappingTensorsAreRejected()
     {
         string path = WriteRaw("overlap.safetensors",
