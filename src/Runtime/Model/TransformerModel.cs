@@ -117,9 +117,18 @@ public abstract class TransformerModel : ITrainableParameters
         return loss;
     }
 
-    /// <summary>Writes the parameters to a safetensors file with PyTorch names (atomically: written beside, then renamed).</summary>
-    public void Save(string path) => SafeTensors.Save(path, _layout.Tensors, _parameters,
-        new Dictionary<string, string> { ["format"] = "pt", ["model"] = _layout.Name });
+    /// <summary>
+    /// Writes the parameters to a safetensors file with PyTorch names, atomically (written beside the target,
+    /// then renamed). <paramref name="metadata"/> is stored in the header's <c>__metadata__</c> beside the
+    /// model's name and <c>format: pt</c>.
+    /// </summary>
+    public void Save(string path, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var header = new Dictionary<string, string> { ["format"] = "pt", ["model"] = _layout.Name };
+        if (metadata is not null)
+            foreach (KeyValuePair<string, string> entry in metadata) header[entry.Key] = entry.Value;
+        SafeTensors.Save(path, _layout.Tensors, _parameters, header);
+    }
 
     /// <summary>Reads parameters from a safetensors file; every name and shape must match this model.</summary>
     /// <exception cref="System.IO.InvalidDataException">Names, shapes or the file itself do not match; the message says which.</exception>

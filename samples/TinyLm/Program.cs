@@ -1,0 +1,162 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using TransformerGen;
+
+namespace TinyLmSample;
+
+/// <summary>Trains <see cref="TinyLm"/> on the Book of Genesis, saves it, and generates text from a prompt.</summary>
+public static class Program
+{
+    private sealed record Options(int Steps, ulong Seed, string Prompt, string Out, int Length, float LearningRate, float Temperature, string Data);
+
+    public static int Main(string[] args)
+    {
+        Options options;
+        try
+        {
+            options = Parse(args);
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            Console.Error.WriteLine("usage: TinyLm [--steps N] [--seed S] [--prompt TEXT] [--out FILE] [--length N] [--lr X] [--temperature T] [--data FILE]");
+            return 2;
+        }
+        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+
+        string text = File.ReadAllText(options.Data).Replace("\r\n", "\n");
+        CharTokenizer tokenizer = CharTokenizer.FromText(text);
+        if (tokenizer.VocabSize > TinyLm.Vocab)
+            throw new InvalidDataException($"{options.Data} has {tokenizer.VocabSize} distinct characters; TinyLm is declared with Vocab = {TinyLm.Vocab}");
+        var ids = new int[text.Length];
+        tokenizer.Encode(text, ids);
+        int split = ids.Length * 9 / 10; // the last tenth is held out to measure generalization
+        Console.WriteLine($"data: {options.Data}, {text.Length:N0} characters, {tokenizer.VocabSize} distinct; {split:N0} for training, {ids.Length - split:N0} held out");
+
+        var model = new TinyLm(options.Seed);
+        Console.WriteLine($"model: TinyLm, {TinyLm.ParameterCount:N0} parameters, {TinyLm.Layers} layers, DModel {TinyLm.DModel}, {TinyLm.Heads} heads, window {TinyLm.SeqLen}, batch {TinyLm.Batch}");
+
+        var optimizer = new AdamW(model, learningRate: options.LearningRate, weightDecay: 0.01f, decayVectors: false);
+        var schedule = new WarmupCosineSchedule(options.LearningRate, warmupSteps: Math.Max(1, options.Steps / 20), totalSteps: options.Steps, minLr: options.LearningRate / 10);
+        var rng = new Rng(options.Seed + 1);
+        var tokens = new int[TinyLm.TokensPerStep];
+        var targets = new int[TinyLm.TokensPerStep];
+        var recent = new Queue<float>();
+        var clock = Stopwatch.StartNew();
+        long tokensSeen = 0;
+        float finalLoss = float.NaN;
+
+        for (int step = 1; step <= options.Steps; step++)
+        {
+            SampleBatch(ids.AsSpan(0, split), rng, tokens, targets);
+            optimizer.LearningRate = schedule.At(step);
+            float loss = model.TrainStep(tokens, targets, optimizer, maxGradientNorm: 1f);
+            tokensSeen += tokens.Length;
+            recent.Enqueue(loss);
+            if (recent.Count > 20) recent.Dequeue();
+            finalLoss = Average(recent);
+            if (step == 1 || step % 25 == 0 || step == options.Steps)
+            {
+                double seconds = clock.Elapsed.TotalSeconds;
+                Console.WriteLine($"step {step,5}/{options.Steps}  loss {loss:F3}  (mean of last {recent.Count}: {finalLoss:F3})  lr {optimizer.LearningRate:E2}  {tokensSeen / seconds:N0} tokens/s");
+            }
+        }
+        double trainSeconds = clock.Elapsed.TotalSeconds;
+
+        float heldOut = Evaluate(model, ids.AsSpan(split), rng);
+        Console.WriteLine($"trained {options.Steps} steps in {trainSeconds:F1} s ({tokensSeen / trainSeconds:N0} tokens/s); held-out loss {heldOut:F3}");
+
+        string? folder = Path.GetDirectoryName(Path.GetFullPath(options.Out));
+        if (folder is not null) Directory.CreateDirectory(folder);
+        model.Save(options.Out, new Dictionary<string, string> { ["alphabet"] = tokenizer.Alphabet });
+        Console.WriteLine($"saved {options.Out}");
+
+        var prompt = new int[options.Prompt.Length];
+        tokenizer.Encode(options.Prompt, prompt);
+        var generated = new int[options.Length];
+        var sampler = new Sampler(options.Seed + 2, TinyLm.Vocab) { Temperature = options.Temperature, TopK = 20 };
+        clock.Restart();
+        model.Generate(prompt, generated, sampler);
+        double generateSeconds = clock.Elapsed.TotalSeconds;
+        Console.WriteLine($"--- sample (temperature {options.Temperature}, top-k 20, {options.Length / generateSeconds:N0} tokens/s) ---");
+        Console.WriteLine(options.Prompt + Decode(tokenizer, generated));
+        Console.WriteLine("---");
+        Console.WriteLine($"final_loss={finalLoss.ToString("F4", CultureInfo.InvariantCulture)}");
+        return 0;
+    }
+
+    /// <summary>Random windows of SeqLen + 1 characters: the model reads the first SeqLen and predicts each next one.</summary>
+    private static void SampleBatch(ReadOnlySpan<int> ids, Rng rng, Span<int> tokens, Span<int> targets)
+    {
+        for (int b = 0; b < TinyLm.Batch; b++)
+        {
+            int start = rng.NextInt(ids.Length - TinyLm.SeqLen - 1);
+            ids.Slice(start, TinyLm.SeqLen).CopyTo(tokens.Slice(b * TinyLm.SeqLen, TinyLm.SeqLen));
+            ids.Slice(start + 1, TinyLm.SeqLen).CopyTo(targets.Slice(b * TinyLm.SeqLen, TinyLm.SeqLen));
+        }
+    }
+
+    /// <summary>Mean loss over 20 random batches of held-out text, with dropout off.</summary>
+    private static float Evaluate(TinyLm model, ReadOnlySpan<int> ids, Rng rng)
+    {
+        var tokens = new int[TinyLm.TokensPerStep];
+        var targets = new int[TinyLm.TokensPerStep];
+        model.Training = false;
+        double sum = 0;
+        const int batches = 20;
+        for (int i = 0; i < batches; i++)
+        {
+            SampleBatch(ids, rng, tokens, targets);
+            sum += model.Forward(tokens, targets);
+        }
+        model.Training = true;
+        return (float)(sum / batches);
+    }
+
+    private static float Average(IEnumerable<float> values)
+    {
+        double sum = 0;
+        int count = 0;
+        foreach (float v in values) { sum += v; count++; }
+        return (float)(sum / count);
+    }
+
+    private static string Decode(CharTokenizer tokenizer, ReadOnlySpan<int> ids)
+    {
+        var chars = new char[ids.Length];
+        for (int i = 0; i < ids.Length; i++) chars[i] = ids[i] < tokenizer.VocabSize ? tokenizer.Decode(ids[i]) : '?';
+        return new string(chars);
+    }
+
+    private static Options Parse(string[] args)
+    {
+        var o = new Options(Steps: 600, Seed: 1, Prompt: "And God said", Out: Path.Combine("out", "tinylm.safetensors"),
+            Length: 300, LearningRate: 3e-3f, Temperature: 0.8f, Data: Path.Combine(AppContext.BaseDirectory, "data", "genesis.txt"));
+        for (int i = 0; i < args.Length; i++)
+        {
+            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "--steps": o = o with { Steps = PositiveInt(Value(), "--steps") }; break;
+                case "--seed": o = o with { Seed = ulong.Parse(Value(), CultureInfo.InvariantCulture) }; break;
+                case "--prompt": o = o with { Prompt = Value() }; break;
+                case "--out": o = o with { Out = Value() }; break;
+                case "--length": o = o with { Length = PositiveInt(Value(), "--length") }; break;
+                case "--lr": o = o with { LearningRate = float.Parse(Value(), CultureInfo.InvariantCulture) }; break;
+                case "--temperature": o = o with { Temperature = float.Parse(Value(), CultureInfo.InvariantCulture) }; break;
+                case "--data": o = o with { Data = Value() }; break;
+                default: throw new ArgumentException($"unknown option {args[i]}");
+            }
+        }
+        if (o.Prompt.Length == 0) throw new ArgumentException("--prompt must not be empty");
+        return o;
+    }
+
+    private static int PositiveInt(string text, string option) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0
+            ? n
+            : throw new ArgumentException($"{option} needs a positive integer, got '{text}'");
+}

@@ -1,0 +1,51 @@
+using System;
+using System.IO;
+using Xunit;
+
+namespace TransformerGen.Model.Tests;
+
+public sealed class CheckpointTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("tg-model-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public void Save_then_load_restores_every_parameter_exactly()
+    {
+        var trained = new LearnedPost(1);
+        TestData.Perturb(trained, 3);
+        string path = Path.Combine(_folder, "m.safetensors");
+        trained.Save(path);
+
+        var fresh = new LearnedPost(2);
+        Assert.False(fresh.Parameters.SequenceEqual(trained.Parameters));
+        fresh.Load(path);
+        Assert.True(fresh.Parameters.SequenceEqual(trained.Parameters));
+
+        int[] tokens = TestData.Tokens(LearnedPost.TokensPerStep, LearnedPost.Vocab, 1);
+        Assert.Equal(trained.Forward(tokens, tokens), fresh.Forward(tokens, tokens));
+    }
+
+    [Fact]
+    public void A_checkpoint_of_another_architecture_is_rejected_by_name_and_the_model_is_untouched()
+    {
+        string path = Path.Combine(_folder, "learned.safetensors");
+        new LearnedPre(1).Save(path); // has pos_embedding and lm_head; SinusoidalPre has neither
+        var model = new SinusoidalPre(4);
+        float[] before = model.Parameters.ToArray();
+        var error = Assert.Throws<InvalidDataException>(() => model.Load(path));
+        Assert.Contains("pos_embedding.weight", error.Message);
+        Assert.Contains("lm_head.weight", error.Message);
+        Assert.True(model.Parameters.SequenceEqual(before));
+    }
+
+    [Fact]
+    public void A_checkpoint_with_other_shapes_is_rejected_naming_the_tensor()
+    {
+        string path = Path.Combine(_folder, "medium.safetensors");
+        new Medium(1).Save(path);
+        var error = Assert.Throws<InvalidDataException>(() => new RotaryPre(1).Load(path));
+        Assert.Contains("token_embedding.weight", error.Message);
+    }
+}
