@@ -1,0 +1,475 @@
+using System;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace TransformerGen.Kernels;
+
+/// <summary>
+/// The linear layer, PyTorch's <c>nn.Linear</c>: <c>y = x·Wᵀ + b</c> with the weight stored <c>[out, in]</c>.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Forward is a dot-product kernel: a row of <c>x</c> and a row of <c>W</c> are both contiguous along the inner
+/// dimension, so a 4×4 block of outputs keeps 16 vector accumulators in registers while walking that dimension
+/// once (8 loads feed 16 FMAs), and the 16 accumulators are reduced together by a shuffle tree at the end.
+/// </para>
+/// <para>
+/// Backward's two products are both "broadcast one scalar, multiply a contiguous row" (axpy) shapes:
+/// <c>dx[i, :] += Σ_o dy[i, o]·W[o, :]</c> and <c>dW[o, :] += Σ_i dy[i, o]·x[i, :]</c>. One blocked kernel,
+/// <see cref="AccumulateProduct(float*, int, int, float*, float*, int, int, int, SimdPath)"/>, does both with 4 rows × 64
+/// columns of the result held in registers.
+/// </para>
+/// <para>No output may overlap an input.</para>
+/// </remarks>
+public static unsafe class MatMul
+{
+    // Rows of x handled together in Forward, so that this slab of x stays in cache while all of W streams past it.
+    private const int ForwardRowTile = 64;
+
+    // Inner-dimension chunk of Backward's products: keeps the chunk of the streamed operand in L2 across row blocks.
+    private const int BackwardDepthTile = 256;
+
+    /// <summary>
+    /// <c>y[n, outF] = x[n, inF] · w[outF, inF]ᵀ + bias[outF]</c>; <paramref name="bias"/> may be empty (no bias).
+    /// Overwrites <paramref name="y"/>.
+    /// </summary>
+    /// <param name="x">Input <c>[n, inF]</c>.</param>
+    /// <param name="w">Weight <c>[outF, inF]</c>.</param>
+    /// <param name="bias">Bias <c>[outF]</c>, or empty.</param>
+    /// <param name="y">Output <c>[n, outF]</c>.</param>
+    /// <param name="n">Rows (batch·time).</param>
+    /// <param name="inF">Input features.</param>
+    /// <param name="outF">Output features.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inF, int outF)
+        => Forward(x, w, bias, y, n, inF, outF, Simd.Best);
+
+    /// <summary>
+    /// Accumulates the gradients of <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int)"/>:
+    /// <c>dx[n, inF] += dy·w</c>, <c>dw[outF, inF] += dyᵀ·x</c>, <c>dbias[outF] += Σ_rows dy</c>.
+    /// <paramref name="dx"/> may be empty (the input needs no gradient); <paramref name="dbias"/> is empty when there is no bias.
+    /// </summary>
+    /// <param name="dy">Gradient of the output <c>[n, outF]</c>.</param>
+    /// <param name="x">The forward input <c>[n, inF]</c>.</param>
+    /// <param name="w">Weight <c>[outF, inF]</c>.</param>
+    /// <param name="dx">Gradient of the input <c>[n, inF]</c> (accumulated), or empty.</param>
+    /// <param name="dw">Gradient of the weight <c>[outF, inF]</c> (accumulated).</param>
+    /// <param name="dbias">Gradient of the bias <c>[outF]</c> (accumulated), or empty.</param>
+    /// <param name="n">Rows (batch·time).</param>
+    /// <param name="inF">Input features.</param>
+    /// <param name="outF">Output features.</param>
+    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> dx, Span<float> dw, Span<float> dbias, int n, int inF, int outF)
+        => Backward(dy, x, w, dx, dw, dbias, n, inF, outF, Simd.Best);
+
+    internal static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inF, int outF, SimdPath path)
+    {
+        SpanChecks.NonNegative(n, nameof(n));
+        SpanChecks.NonNegative(inF, nameof(inF));
+        SpanChecks.NonNegative(outF, nameof(outF));
+        SpanChecks.Length(x.Length, (long)n * inF, nameof(x));
+        SpanChecks.Length(w.Length, (long)outF * inF, nameof(w));
+        SpanChecks.LengthOrEmpty(bias.Length, outF, nameof(bias));
+        SpanChecks.Length(y.Length, (long)n * outF, nameof(y));
+        if (n == 0 || outF == 0) return;
+
+        fixed (float* px = x, pw = w, pb = bias, py = y)
+        {
+            float* b = bias.IsEmpty ? null : pb;
+            switch (path)
+            {
+                case SimdPath.Vector512: Forward512(px, pw, b, py, n, inF, outF); break;
+                case SimdPath.Vector256: Forward256(px, pw, b, py, n, inF, outF); break;
+                default: ForwardPortable(px, pw, b, py, n, inF, outF); break;
+            }
+        }
+    }
+
+    internal static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> dx, Span<float> dw, Span<float> dbias, int n, int inF, int outF, SimdPath path)
+    {
+        SpanChecks.NonNegative(n, nameof(n));
+        SpanChecks.NonNegative(inF, nameof(inF));
+        SpanChecks.NonNegative(outF, nameof(outF));
+        SpanChecks.Length(dy.Length, (long)n * outF, nameof(dy));
+        SpanChecks.Length(x.Length, (long)n * inF, nameof(x));
+        SpanChecks.Length(w.Length, (long)outF * inF, nameof(w));
+        SpanChecks.LengthOrEmpty(dx.Length, (long)n * inF, nameof(dx));
+        SpanChecks.Length(dw.Length, (long)outF * inF, nameof(dw));
+        SpanChecks.LengthOrEmpty(dbias.Length, outF, nameof(dbias));
+        if (n == 0 || outF == 0) return;
+
+        fixed (float* pdy = dy, px = x, pw = w, pdx = dx, pdw = dw)
+        {
+            // dx[i, :] += Σ_o dy[i, o] · w[o, :]   (A = dy, row stride outF, column stride 1)
+            if (!dx.IsEmpty && inF > 0) AccumulateProduct(pdy, outF, 1, pw, pdx, n, outF, inF, path);
+            // dw[o, :] += Σ_i dy[i, o] · x[i, :]   (A = dyᵀ, row stride 1, column stride outF)
+            if (inF > 0) AccumulateProduct(pdy, 1, outF, px, pdw, outF, n, inF, path);
+        }
+        if (!dbias.IsEmpty)
+            for (int i = 0; i < n; i++)
+                TensorPrimitives.Add(dbias, dy.Slice(i * outF, outF), dbias);
+    }
+
+    // ---------------------------------------------------------------- forward, AVX-512
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
+    private static void Forward512(float* x, float* w, float* bias, float* y, int n, int inF, int outF)
+    {
+        Vector512<float> tailMask = TailMask512(inF & 15);
+        int outBlocked = outF & ~3;
+        for (int i0 = 0; i0 < n; i0 += ForwardRowTile)
+        {
+            int i1 = Math.Min(n, i0 + ForwardRowTile);
+            for (int o = 0; o < outBlocked; o += 4)
+            {
+                float* wo = w + (nint)o * inF;
+                float* bo = bias == null ? null : bias + o;
+                int i = i0;
+                for (; i + 4 <= i1; i += 4) Block4x4Of512(x + (nint)i * inF, wo, bo, y + (nint)i * outF + o, inF, outF, tailMask);
+                for (; i < i1; i++) Block1x4Of512(x + (nint)i * inF, wo, bo, y + (nint)i * outF + o, inF, tailMask);
+            }
+            for (int o = outBlocked; o < outF; o++)
+                for (int i = i0; i < i1; i++)
+                    y[(nint)i * outF + o] = DotPortable(x + (nint)i * inF, w + (nint)o * inF, inF) + (bias == null ? 0f : bias[o]);
+        }
+    }
+
+    /// <summary>Lanes below <paramref name="count"/> all ones, the rest zero: the mask for a tail of <paramref name="count"/> &lt; 16 elements.</summary>
+    private static Vector512<float> TailMask512(int count)
+        => Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle();
+
+    // y[r, c] = Σ_k x[r, k]·w[c, k] (+ bias[c]) for r, c in 0..3; x and w rows are inF apart, y rows outF apart.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
+    private static void Block4x4Of512(float* x, float* w, float* bias, float* y, int inF, int outF, Vector512<float> tailMask)
+    {
+        float* x0 = x, x1 = x0 + inF, x2 = x1 + inF, x3 = x2 + inF;
+        float* w0 = w, w1 = w0 + inF, w2 = w1 + inF, w3 = w2 + inF;
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+        int k = 0;
+        for (; k <= inF - 16; k += 16)
+        {
+            Vector512<float> vx0 = Vector512.Load(x0 + k), vx1 = Vector512.Load(x1 + k), vx2 = Vector512.Load(x2 + k), vx3 = Vector512.Load(x3 + k);
+            Vector512<float> vw = Vector512.Load(w0 + k);
+            a00 = Vector512.FusedMultiplyAdd(vx0, vw, a00); a10 = Vector512.FusedMultiplyAdd(vx1, vw, a10);
+            a20 = Vector512.FusedMultiplyAdd(vx2, vw, a20); a30 = Vector512.FusedMultiplyAdd(vx3, vw, a30);
+            vw = Vector512.Load(w1 + k);
+            a01 = Vector512.FusedMultiplyAdd(vx0, vw, a01); a11 = Vector512.FusedMultiplyAdd(vx1, vw, a11);
+            a21 = Vector512.FusedMultiplyAdd(vx2, vw, a21); a31 = Vector512.FusedMultiplyAdd(vx3, vw, a31);
+            vw = Vector512.Load(w2 + k);
+            a02 = Vector512.FusedMultiplyAdd(vx0, vw, a02); a12 = Vector512.FusedMultiplyAdd(vx1, vw, a12);
+            a22 = Vector512.FusedMultiplyAdd(vx2, vw, a22); a32 = Vector512.FusedMultiplyAdd(vx3, vw, a32);
+            vw = Vector512.Load(w3 + k);
+            a03 = Vector512.FusedMultiplyAdd(vx0, vw, a03); a13 = Vector512.FusedMultiplyAdd(vx1, vw, a13);
+            a23 = Vector512.FusedMultiplyAdd(vx2, vw, a23); a33 = Vector512.FusedMultiplyAdd(vx3, vw, a33);
+        }
+        if (k < inF)
+        {
+            // Masked loads read only the tail's lanes (the rest are zero and never touch memory), so both operands
+            // are zero there and no Inf·0 = NaN can leak in from beyond the row.
+            Vector512<float> z = Vector512<float>.Zero;
+            Vector512<float> vx0 = Avx512F.MaskLoad(x0 + k, tailMask, z), vx1 = Avx512F.MaskLoad(x1 + k, tailMask, z);
+            Vector512<float> vx2 = Avx512F.MaskLoad(x2 + k, tailMask, z), vx3 = Avx512F.MaskLoad(x3 + k, tailMask, z);
+            Vector512<float> vw = Avx512F.MaskLoad(w0 + k, tailMask, z);
+            a00 = Vector512.FusedMultiplyAdd(vx0, vw, a00); a10 = Vector512.FusedMultiplyAdd(vx1, vw, a10);
+            a20 = Vector512.FusedMultiplyAdd(vx2, vw, a20); a30 = Vector512.FusedMultiplyAdd(vx3, vw, a30);
+            vw = Avx512F.MaskLoad(w1 + k, tailMask, z);
+            a01 = Vector512.FusedMultiplyAdd(vx0, vw, a01); a11 = Vector512.FusedMultiplyAdd(vx1, vw, a11);
+            a21 = Vector512.FusedMultiplyAdd(vx2, vw, a21); a31 = Vector512.FusedMultiplyAdd(vx3, vw, a31);
+            vw = Avx512F.MaskLoad(w2 + k, tailMask, z);
+            a02 = Vector512.FusedMultiplyAdd(vx0, vw, a02); a12 = Vector512.FusedMultiplyAdd(vx1, vw, a12);
+            a22 = Vector512.FusedMultiplyAdd(vx2, vw, a22); a32 = Vector512.FusedMultiplyAdd(vx3, vw, a32);
+            vw = Avx512F.MaskLoad(w3 + k, tailMask, z);
+            a03 = Vector512.FusedMultiplyAdd(vx0, vw, a03); a13 = Vector512.FusedMultiplyAdd(vx1, vw, a13);
+            a23 = Vector512.FusedMultiplyAdd(vx2, vw, a23); a33 = Vector512.FusedMultiplyAdd(vx3, vw, a33);
+        }
+
+        // Reduce the 16 accumulators at once: afterwards 128-bit lane r of `sums` holds the four sums of row r.
+        // Per column c: lane r of u_c holds four partial sums of a[r][c] ...
+        Vector512<float> u0 = CombineQuarters(CombineHalves(a00, a10), CombineHalves(a20, a30));
+        Vector512<float> u1 = CombineQuarters(CombineHalves(a01, a11), CombineHalves(a21, a31));
+        Vector512<float> u2 = CombineQuarters(CombineHalves(a02, a12), CombineHalves(a22, a32));
+        Vector512<float> u3 = CombineQuarters(CombineHalves(a03, a13), CombineHalves(a23, a33));
+        // ... then a 4×4 transpose-and-add inside each lane turns those into [c0, c1, c2, c3].
+        Vector512<float> v01 = Avx512F.UnpackLow(u0, u1) + Avx512F.UnpackHigh(u0, u1);   // [c0', c1', c0'', c1'']
+        Vector512<float> v23 = Avx512F.UnpackLow(u2, u3) + Avx512F.UnpackHigh(u2, u3);   // [c2', c3', c2'', c3'']
+        Vector512<float> sums = Avx512F.UnpackLow(v01.AsDouble(), v23.AsDouble()).AsSingle()
+                              + Avx512F.UnpackHigh(v01.AsDouble(), v23.AsDouble()).AsSingle();
+        if (bias != null) sums += Avx512F.BroadcastVector128ToVector512(bias);
+        sums.GetLower().GetLower().Store(y);
+        sums.GetLower().GetUpper().Store(y + outF);
+        sums.GetUpper().GetLower().Store(y + 2 * outF);
+        sums.GetUpper().GetUpper().Store(y + 3 * outF);
+    }
+
+    // y[c] = Σ_k x[k]·w[c, k] (+ bias[c]) for c in 0..3: the leftover rows, and all of a single-token (n = 1) step.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
+    private static void Block1x4Of512(float* x, float* w, float* bias, float* y, int inF, Vector512<float> tailMask)
+    {
+        float* w0 = w, w1 = w0 + inF, w2 = w1 + inF, w3 = w2 + inF;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        int k = 0;
+        for (; k <= inF - 16; k += 16)
+        {
+            Vector512<float> vx = Vector512.Load(x + k);
+            a0 = Vector512.FusedMultiplyAdd(vx, Vector512.Load(w0 + k), a0);
+            a1 = Vector512.FusedMultiplyAdd(vx, Vector512.Load(w1 + k), a1);
+            a2 = Vector512.FusedMultiplyAdd(vx, Vector512.Load(w2 + k), a2);
+            a3 = Vector512.FusedMultiplyAdd(vx, Vector512.Load(w3 + k), a3);
+        }
+        if (k < inF)
+        {
+            Vector512<float> z = Vector512<float>.Zero;
+            Vector512<float> vx = Avx512F.MaskLoad(x + k, tailMask, z);
+            a0 = Vector512.FusedMultiplyAdd(vx, Avx512F.MaskLoad(w0 + k, tailMask, z), a0);
+            a1 = Vector512.FusedMultiplyAdd(vx, Avx512F.MaskLoad(w1 + k, tailMask, z), a1);
+            a2 = Vector512.FusedMultiplyAdd(vx, Avx512F.MaskLoad(w2 + k, tailMask, z), a2);
+            a3 = Vector512.FusedMultiplyAdd(vx, Avx512F.MaskLoad(w3 + k, tailMask, z), a3);
+        }
+        // 128-bit lane c of u holds four partial sums of column c; two horizontal adds finish them.
+        Vector512<float> u = CombineQuarters(CombineHalves(a0, a1), CombineHalves(a2, a3));
+        Vector128<float> h01 = Sse3.HorizontalAdd(u.GetLower().GetLower(), u.GetLower().GetUpper());
+        Vector128<float> h23 = Sse3.HorizontalAdd(u.GetUpper().GetLower(), u.GetUpper().GetUpper());
+        Vector128<float> sums = Sse3.HorizontalAdd(h01, h23);
+        if (bias != null) sums += Vector128.Load(bias);
+        sums.Store(y);
+    }
+
+    /// <summary>[p₀…₇ + p₈…₁₅, q₀…₇ + q₈…₁₅]: eight partial sums of <paramref name="p"/>, then eight of <paramref name="q"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> CombineHalves(Vector512<float> p, Vector512<float> q)
+        // _mm512_shuffle_f32x4: 0x44 picks 128-bit lanes (p0, p1, q0, q1), 0xEE picks (p2, p3, q2, q3).
+        => Avx512F.Shuffle4x128(p, q, 0x44) + Avx512F.Shuffle4x128(p, q, 0xEE);
+
+    /// <summary>
+    /// From two <see cref="CombineHalves"/> results [P, Q] and [R, T] (eight partials each): 128-bit lanes holding
+    /// four partial sums each of P, Q, R, T in that order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> CombineQuarters(Vector512<float> pq, Vector512<float> rt)
+        // 0x88 picks lanes (0, 2) of each operand, 0xDD picks lanes (1, 3).
+        => Avx512F.Shuffle4x128(pq, rt, 0x88) + Avx512F.Shuffle4x128(pq, rt, 0xDD);
+
+    // ---------------------------------------------------------------- forward, AVX2
+
+    // AVX2 has 16 vector registers, so the block is 2 rows × 4 outputs (8 accumulators, 2 + 1 operands).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
+    private static void Forward256(float* x, float* w, float* bias, float* y, int n, int inF, int outF)
+    {
+        int outBlocked = outF & ~3;
+        for (int i0 = 0; i0 < n; i0 += ForwardRowTile)
+        {
+            int i1 = Math.Min(n, i0 + ForwardRowTile);
+            for (int o = 0; o < outBlocked; o += 4)
+            {
+                float* wo = w + (nint)o * inF;
+                int i = i0;
+                for (; i + 2 <= i1; i += 2) Block2x4Of256(x + (nint)i * inF, wo, y + (nint)i * outF + o, inF, outF);
+                for (; i < i1; i++)
+                    for (int c = 0; c < 4; c++)
+                        y[(nint)i * outF + o + c] = DotPortable(x + (nint)i * inF, wo + (nint)c * inF, inF);
+                if (bias != null)
+                    for (int r = i0; r < i1; r++)
+                        Vector128.Store(Vector128.Load(y + (nint)r * outF + o) + Vector128.Load(bias + o), y + (nint)r * outF + o);
+            }
+            for (int o = outBlocked; o < outF; o++)
+                for (int i = i0; i < i1; i++)
+                    y[(nint)i * outF + o] = DotPortable(x + (nint)i * inF, w + (nint)o * inF, inF) + (bias == null ? 0f : bias[o]);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
+    private static void Block2x4Of256(float* x, float* w, float* y, int inF, int outF)
+    {
+        float* x0 = x, x1 = x0 + inF;
+        float* w0 = w, w1 = w0 + inF, w2 = w1 + inF, w3 = w2 + inF;
+        Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector256<float> a10 = default, a11 = default, a12 = default, a13 = default;
+        int k = 0;
+        for (; k <= inF - 8; k += 8)
+        {
+            Vector256<float> vx0 = Vector256.Load(x0 + k), vx1 = Vector256.Load(x1 + k);
+            Vector256<float> vw = Vector256.Load(w0 + k);
+            a00 = Vector256.FusedMultiplyAdd(vx0, vw, a00); a10 = Vector256.FusedMultiplyAdd(vx1, vw, a10);
+            vw = Vector256.Load(w1 + k);
+            a01 = Vector256.FusedMultiplyAdd(vx0, vw, a01); a11 = Vector256.FusedMultiplyAdd(vx1, vw, a11);
+            vw = Vector256.Load(w2 + k);
+            a02 = Vector256.FusedMultiplyAdd(vx0, vw, a02); a12 = Vector256.FusedMultiplyAdd(vx1, vw, a12);
+            vw = Vector256.Load(w3 + k);
+            a03 = Vector256.FusedMultiplyAdd(vx0, vw, a03); a13 = Vector256.FusedMultiplyAdd(vx1, vw, a13);
+        }
+        float s00 = Vector256.Sum(a00), s01 = Vector256.Sum(a01), s02 = Vector256.Sum(a02), s03 = Vector256.Sum(a03);
+        float s10 = Vector256.Sum(a10), s11 = Vector256.Sum(a11), s12 = Vector256.Sum(a12), s13 = Vector256.Sum(a13);
+        for (; k < inF; k++)
+        {
+            float xk0 = x0[k], xk1 = x1[k];
+            s00 += xk0 * w0[k]; s01 += xk0 * w1[k]; s02 += xk0 * w2[k]; s03 += xk0 * w3[k];
+            s10 += xk1 * w0[k]; s11 += xk1 * w1[k]; s12 += xk1 * w2[k]; s13 += xk1 * w3[k];
+        }
+        y[0] = s00; y[1] = s01; y[2] = s02; y[3] = s03;
+        y[outF] = s10; y[outF + 1] = s11; y[outF + 2] = s12; y[outF + 3] = s13;
+    }
+
+    // ---------------------------------------------------------------- forward, portable
+
+    private static void ForwardPortable(float* x, float* w, float* bias, float* y, int n, int inF, int outF)
+    {
+        for (int i = 0; i < n; i++)
+            for (int o = 0; o < outF; o++)
+                y[(nint)i * outF + o] = DotPortable(x + (nint)i * inF, w + (nint)o * inF, inF) + (bias == null ? 0f : bias[o]);
+    }
+
+    private static float DotPortable(float* a, float* b, int length)
+        => TensorPrimitives.Dot(new ReadOnlySpan<float>(a, length), new ReadOnlySpan<float>(b, length));
+
+    // ---------------------------------------------------------------- backward
+
+    /// <summary>
+    /// <c>c[m, j] += Σ_k a[m·aRowStride + k·aColStride] · b[k·cols + j]</c> for m &lt; rows, k &lt; depth, j &lt; cols:
+    /// a product whose right operand and result are row-major with <paramref name="cols"/> columns, and whose left
+    /// operand is read with arbitrary strides (so it can be <c>dy</c> or <c>dyᵀ</c> without a copy).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
+    internal static void AccumulateProduct(float* a, int aRowStride, int aColStride, float* b, float* c, int rows, int depth, int cols, SimdPath path)
+    {
+        for (int k0 = 0; k0 < depth; k0 += BackwardDepthTile)
+        {
+            int kc = Math.Min(BackwardDepthTile, depth - k0);
+            float* ak = a + (nint)k0 * aColStride;
+            float* bk = b + (nint)k0 * cols;
+            int m = 0;
+            switch (path)
+            {
+                case SimdPath.Vector512:
+                    Vector512<float> tailMask = TailMask512(cols & 15);
+                    for (; m + 4 <= rows; m += 4)
+                    {
+                        float* am = ak + (nint)m * aRowStride;
+                        float* cm = c + (nint)m * cols;
+                        int j = 0;
+                        for (; j + 64 <= cols; j += 64) Axpy4x64Of512(am, aRowStride, aColStride, bk + j, cm + j, kc, cols);
+                        for (; j + 16 <= cols; j += 16) Axpy4x16Of512(am, aRowStride, aColStride, bk + j, cm + j, kc, cols, Vector512<float>.AllBitsSet);
+                        if (j < cols) Axpy4x16Of512(am, aRowStride, aColStride, bk + j, cm + j, kc, cols, tailMask);
+                    }
+                    break;
+                case SimdPath.Vector256:
+                    for (; m + 4 <= rows; m += 4)
+                    {
+                        float* am = ak + (nint)m * aRowStride;
+                        float* cm = c + (nint)m * cols;
+                        int j = 0;
+                        for (; j + 16 <= cols; j += 16) Axpy4x16Of256(am, aRowStride, aColStride, bk + j, cm + j, kc, cols);
+                        for (; j < cols; j++) Axpy4x1(am, aRowStride, aColStride, bk + j, cm + j, kc, cols);
+                    }
+                    break;
+            }
+            // Leftover rows (and every row on the portable path): one axpy per (row, k), vectorized by TensorPrimitives.
+            for (; m < rows; m++)
+            {
+                Span<float> cRow = new(c + (nint)m * cols, cols);
+                float* am = ak + (nint)m * aRowStride;
+                for (int k = 0; k < kc; k++)
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(bk + (nint)k * cols, cols), am[(nint)k * aColStride], cRow, cRow);
+            }
+        }
+    }
+
+    // c[r, 0..64) += Σ_k a[r, k]·b[k, 0..64) for r in 0..3, with the 4×64 block of c held in 16 registers.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
+    private static void Axpy4x64Of512(float* a, int aRowStride, int aColStride, float* b, float* c, int depth, int cols)
+    {
+        float* c0 = c, c1 = c0 + cols, c2 = c1 + cols, c3 = c2 + cols;
+        Vector512<float> s00 = Vector512.Load(c0), s01 = Vector512.Load(c0 + 16), s02 = Vector512.Load(c0 + 32), s03 = Vector512.Load(c0 + 48);
+        Vector512<float> s10 = Vector512.Load(c1), s11 = Vector512.Load(c1 + 16), s12 = Vector512.Load(c1 + 32), s13 = Vector512.Load(c1 + 48);
+        Vector512<float> s20 = Vector512.Load(c2), s21 = Vector512.Load(c2 + 16), s22 = Vector512.Load(c2 + 32), s23 = Vector512.Load(c2 + 48);
+        Vector512<float> s30 = Vector512.Load(c3), s31 = Vector512.Load(c3 + 16), s32 = Vector512.Load(c3 + 32), s33 = Vector512.Load(c3 + 48);
+        float* a0 = a, a1 = a0 + aRowStride, a2 = a1 + aRowStride, a3 = a2 + aRowStride;
+        for (int k = 0; k < depth; k++)
+        {
+            nint ka = (nint)k * aColStride;
+            float* bRow = b + (nint)k * cols;
+            Vector512<float> b0 = Vector512.Load(bRow), b1 = Vector512.Load(bRow + 16), b2 = Vector512.Load(bRow + 32), b3 = Vector512.Load(bRow + 48);
+            Vector512<float> av = Vector512.Create(a0[ka]);
+            s00 = Vector512.FusedMultiplyAdd(av, b0, s00); s01 = Vector512.FusedMultiplyAdd(av, b1, s01);
+            s02 = Vector512.FusedMultiplyAdd(av, b2, s02); s03 = Vector512.FusedMultiplyAdd(av, b3, s03);
+            av = Vector512.Create(a1[ka]);
+            s10 = Vector512.FusedMultiplyAdd(av, b0, s10); s11 = Vector512.FusedMultiplyAdd(av, b1, s11);
+            s12 = Vector512.FusedMultiplyAdd(av, b2, s12); s13 = Vector512.FusedMultiplyAdd(av, b3, s13);
+            av = Vector512.Create(a2[ka]);
+            s20 = Vector512.FusedMultiplyAdd(av, b0, s20); s21 = Vector512.FusedMultiplyAdd(av, b1, s21);
+            s22 = Vector512.FusedMultiplyAdd(av, b2, s22); s23 = Vector512.FusedMultiplyAdd(av, b3, s23);
+            av = Vector512.Create(a3[ka]);
+            s30 = Vector512.FusedMultiplyAdd(av, b0, s30); s31 = Vector512.FusedMultiplyAdd(av, b1, s31);
+            s32 = Vector512.FusedMultiplyAdd(av, b2, s32); s33 = Vector512.FusedMultiplyAdd(av, b3, s33);
+        }
+        s00.Store(c0); s01.Store(c0 + 16); s02.Store(c0 + 32); s03.Store(c0 + 48);
+        s10.Store(c1); s11.Store(c1 + 16); s12.Store(c1 + 32); s13.Store(c1 + 48);
+        s20.Store(c2); s21.Store(c2 + 16); s22.Store(c2 + 32); s23.Store(c2 + 48);
+        s30.Store(c3); s31.Store(c3 + 16); s32.Store(c3 + 32); s33.Store(c3 + 48);
+    }
+
+    // c[r, 0..16) += Σ_k a[r, k]·b[k, 0..16) for r in 0..3, only the lanes set in `mask` read or written.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
+    private static void Axpy4x16Of512(float* a, int aRowStride, int aColStride, float* b, float* c, int depth, int cols, Vector512<float> mask)
+    {
+        float* c0 = c, c1 = c0 + cols, c2 = c1 + cols, c3 = c2 + cols;
+        Vector512<float> z = Vector512<float>.Zero;
+        Vector512<float> s0 = Avx512F.MaskLoad(c0, mask, z), s1 = Avx512F.MaskLoad(c1, mask, z);
+        Vector512<float> s2 = Avx512F.MaskLoad(c2, mask, z), s3 = Avx512F.MaskLoad(c3, mask, z);
+        float* a0 = a, a1 = a0 + aRowStride, a2 = a1 + aRowStride, a3 = a2 + aRowStride;
+        for (int k = 0; k < depth; k++)
+        {
+            nint ka = (nint)k * aColStride;
+            Vector512<float> bv = Avx512F.MaskLoad(b + (nint)k * cols, mask, z);
+            s0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[ka]), bv, s0);
+            s1 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[ka]), bv, s1);
+            s2 = Vector512.FusedMultiplyAdd(Vector512.Create(a2[ka]), bv, s2);
+            s3 = Vector512.FusedMultiplyAdd(Vector512.Create(a3[ka]), bv, s3);
+        }
+        Avx512F.MaskStore(c0, mask, s0); Avx512F.MaskStore(c1, mask, s1);
+        Avx512F.MaskStore(c2, mask, s2); Avx512F.MaskStore(c3, mask, s3);
+    }
+
+    // The AVX2 block: 4 rows × 16 columns, 8 accumulators.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
+    private static void Axpy4x16Of256(float* a, int aRowStride, int aColStride, float* b, float* c, int depth, int cols)
+    {
+        float* c0 = c, c1 = c0 + cols, c2 = c1 + cols, c3 = c2 + cols;
+        Vector256<float> s00 = Vector256.Load(c0), s01 = Vector256.Load(c0 + 8), s10 = Vector256.Load(c1), s11 = Vector256.Load(c1 + 8);
+        Vector256<float> s20 = Vector256.Load(c2), s21 = Vector256.Load(c2 + 8), s30 = Vector256.Load(c3), s31 = Vector256.Load(c3 + 8);
+        float* a0 = a, a1 = a0 + aRowStride, a2 = a1 + aRowStride, a3 = a2 + aRowStride;
+        for (int k = 0; k < depth; k++)
+        {
+            nint ka = (nint)k * aColStride;
+            float* bRow = b + (nint)k * cols;
+            Vector256<float> b0 = Vector256.Load(bRow), b1 = Vector256.Load(bRow + 8);
+            Vector256<float> av = Vector256.Create(a0[ka]);
+            s00 = Vector256.FusedMultiplyAdd(av, b0, s00); s01 = Vector256.FusedMultiplyAdd(av, b1, s01);
+            av = Vector256.Create(a1[ka]);
+            s10 = Vector256.FusedMultiplyAdd(av, b0, s10); s11 = Vector256.FusedMultiplyAdd(av, b1, s11);
+            av = Vector256.Create(a2[ka]);
+            s20 = Vector256.FusedMultiplyAdd(av, b0, s20); s21 = Vector256.FusedMultiplyAdd(av, b1, s21);
+            av = Vector256.Create(a3[ka]);
+            s30 = Vector256.FusedMultiplyAdd(av, b0, s30); s31 = Vector256.FusedMultiplyAdd(av, b1, s31);
+        }
+        s00.Store(c0); s01.Store(c0 + 8); s10.Store(c1); s11.Store(c1 + 8);
+        s20.Store(c2); s21.Store(c2 + 8); s30.Store(c3); s31.Store(c3 + 8);
+    }
+
+    // One column of a 4-row block, scalar: the AVX2 path's column tail.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
+    private static void Axpy4x1(float* a, int aRowStride, int aColStride, float* b, float* c, int depth, int cols)
+    {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        float* a0 = a, a1 = a0 + aRowStride, a2 = a1 + aRowStride, a3 = a2 + aRowStride;
+        for (int k = 0; k < depth; k++)
+        {
+            nint ka = (nint)k * aColStride;
+            float bk = b[(nint)k * cols];
+            s0 += a0[ka] * bk; s1 += a1[ka] * bk; s2 += a2[ka] * bk; s3 += a3[ka] * bk;
+        }
+        c[0] += s0; c[cols] += s1; c[2 * cols] += s2; c[3 * cols] += s3;
+    }
+}

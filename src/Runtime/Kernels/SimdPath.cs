@@ -1,0 +1,35 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace TransformerGen.Kernels;
+
+/// <summary>
+/// The instruction-set variants of the kernels that are hand-vectorized (<see cref="MatMul"/>). The public
+/// entry points take <see cref="Simd.Best"/>; tests run every variant the machine supports so that the fallbacks
+/// stay correct on a machine that always takes the fastest one.
+/// </summary>
+internal enum SimdPath
+{
+    /// <summary>Built from <c>TensorPrimitives</c> calls, which vectorize at whatever width the machine has (Vector128 on Arm).</summary>
+    Portable,
+    /// <summary>AVX2 + FMA, Vector256 register blocking.</summary>
+    Vector256,
+    /// <summary>AVX-512F, Vector512 register blocking with masked tails.</summary>
+    Vector512,
+}
+
+internal static class Simd
+{
+    /// <summary>The fastest variant this machine runs in hardware.</summary>
+    public static readonly SimdPath Best =
+        IsSupported(SimdPath.Vector512) ? SimdPath.Vector512 :
+        IsSupported(SimdPath.Vector256) ? SimdPath.Vector256 : SimdPath.Portable;
+
+    /// <summary>Whether <paramref name="path"/> runs in hardware here (Vector256 without FMA would be emulated, so it counts as unsupported).</summary>
+    public static bool IsSupported(SimdPath path) => path switch
+    {
+        SimdPath.Vector512 => Vector512.IsHardwareAccelerated && Avx512F.IsSupported,
+        SimdPath.Vector256 => Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported,
+        _ => true,
+    };
+}
