@@ -1,0 +1,87 @@
+using System;
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
+namespace TransformerGen.Kernels;
+
+/// <summary>Pointwise activations of the feed-forward block: ReLU and GELU (exact erf form, PyTorch's default).</summary>
+/// <remarks>All spans have the same length (any length; the shape does not matter). Backward accumulates into dx.</remarks>
+public static class Activations
+{
+    /// <summary>Effectively computes <c>y[i] = max(x[i], 0)</c>. <paramref name="y"/> may be <paramref name="x"/>.</summary>
+    public static void ReluForward(ReadOnlySpan<float> x, Span<float> y)
+    {
+        SpanChecks.SameLength(y.Length, x.Length, nameof(y), nameof(x));
+        TensorPrimitives.Max(x, 0f, y);
+    }
+
+    /// <summary>Effectively computes <c>dx[i] += x[i] &gt; 0 ? dy[i] : 0</c>.</summary>
+    public static void ReluBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx)
+        => Elementwise.Accumulate<ReluBackwardOperator>(dy, x, dx, nameof(dy), nameof(x), nameof(dx));
+
+    /// <summary>
+    /// Effectively computes <c>y[i] = 0.5·x[i]·(1 + erf(x[i]/√2))</c>, PyTorch's <c>nn.GELU()</c> (approximate='none').
+    /// <paramref name="y"/> may be <paramref name="x"/>. erf is <see cref="ErrorFunction"/> (about 1e-7 absolute error).
+    /// </summary>
+    public static void GeluForward(ReadOnlySpan<float> x, Span<float> y)
+        => Elementwise.Map<GeluOperator>(x, y, nameof(x), nameof(y));
+
+    /// <summary>
+    /// Effectively computes <c>dx[i] += dy[i]·(Φ(x[i]) + x[i]·φ(x[i]))</c>, the derivative of <c>x·Φ(x)</c> with
+    /// Φ(x) = ½(1 + erf(x/√2)) the standard normal CDF and φ(x) = exp(−x²/2)/√(2π) its density.
+    /// </summary>
+    public static void GeluBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx)
+        => Elementwise.Accumulate<GeluBackwardOperator>(dy, x, dx, nameof(dy), nameof(x), nameof(dx));
+
+    private const float InvSqrt2 = 0.7071067811865475f;      // 1/√2
+    private const float InvSqrt2Pi = 0.3989422804014327f;    // 1/√(2π)
+
+    /// <summary>x·Φ(x).</summary>
+    private readonly struct GeluOperator : IUnaryOperator
+    {
+        public static float Invoke(float x) => Invoke(Vector128.CreateScalarUnsafe(x)).ToScalar();
+        public static Vector128<float> Invoke(Vector128<float> x)
+            => Vector128.Create(0.5f) * x * (Vector128<float>.One + ErrorFunction.Erf(x * Vector128.Create(InvSqrt2)));
+        public static Vector256<float> Invoke(Vector256<float> x)
+            => Vector256.Create(0.5f) * x * (Vector256<float>.One + ErrorFunction.Erf(x * Vector256.Create(InvSqrt2)));
+        public static Vector512<float> Invoke(Vector512<float> x)
+            => Vector512.Create(0.5f) * x * (Vector512<float>.One + ErrorFunction.Erf(x * Vector512.Create(InvSqrt2)));
+    }
+
+    /// <summary>(dy, x) → dy·(Φ(x) + x·φ(x)).</summary>
+    private readonly struct GeluBackwardOperator : IBinaryOperator
+    {
+        public static float Invoke(float dy, float x)
+            => Invoke(Vector128.CreateScalarUnsafe(dy), Vector128.CreateScalarUnsafe(x)).ToScalar();
+        public static Vector128<float> Invoke(Vector128<float> dy, Vector128<float> x)
+        {
+            Vector128<float> cdf = Vector128.Create(0.5f) * (Vector128<float>.One + ErrorFunction.Erf(x * Vector128.Create(InvSqrt2)));
+            Vector128<float> pdf = Vector128.Create(InvSqrt2Pi) * Vector128.Exp(Vector128.Create(-0.5f) * x * x);
+            return dy * Vector128.FusedMultiplyAdd(x, pdf, cdf);
+        }
+        public static Vector256<float> Invoke(Vector256<float> dy, Vector256<float> x)
+        {
+            Vector256<float> cdf = Vector256.Create(0.5f) * (Vector256<float>.One + ErrorFunction.Erf(x * Vector256.Create(InvSqrt2)));
+            Vector256<float> pdf = Vector256.Create(InvSqrt2Pi) * Vector256.Exp(Vector256.Create(-0.5f) * x * x);
+            return dy * Vector256.FusedMultiplyAdd(x, pdf, cdf);
+        }
+        public static Vector512<float> Invoke(Vector512<float> dy, Vector512<float> x)
+        {
+            Vector512<float> cdf = Vector512.Create(0.5f) * (Vector512<float>.One + ErrorFunction.Erf(x * Vector512.Create(InvSqrt2)));
+            Vector512<float> pdf = Vector512.Create(InvSqrt2Pi) * Vector512.Exp(Vector512.Create(-0.5f) * x * x);
+            return dy * Vector512.FusedMultiplyAdd(x, pdf, cdf);
+        }
+    }
+
+    /// <summary>(dy, x) → x &gt; 0 ? dy : 0.</summary>
+    private readonly struct ReluBackwardOperator : IBinaryOperator
+    {
+        public static float Invoke(float dy, float x) => x > 0f ? dy : 0f;
+        public static Vector128<float> Invoke(Vector128<float> dy, Vector128<float> x)
+            => Vector128.ConditionalSelect(Vector128.GreaterThan(x, Vector128<float>.Zero), dy, Vector128<float>.Zero);
+        public static Vector256<float> Invoke(Vector256<float> dy, Vector256<float> x)
+            => Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256<float>.Zero), dy, Vector256<float>.Zero);
+        public static Vector512<float> Invoke(Vector512<float> dy, Vector512<float> x)
+            => Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512<float>.Zero), dy, Vector512<float>.Zero);
+    }
+}

@@ -1,0 +1,68 @@
+using System;
+using System.Numerics.Tensors;
+
+namespace TransformerGen.Kernels;
+
+/// <summary>Row-wise softmax over the last dimension.</summary>
+public static class Softmax
+{
+    /// <summary>
+    /// <c>y[r, :] = exp(x[r, :] − max) / Σ exp(x[r, :] − max)</c> for each of <paramref name="rows"/> rows of width
+    /// <paramref name="cols"/>; subtracting the row max keeps exp from overflowing. <paramref name="y"/> may be <paramref name="x"/>.
+    /// </summary>
+    /// <param name="x">Input <c>[rows, cols]</c>.</param>
+    /// <param name="y">Output <c>[rows, cols]</c>.</param>
+    /// <param name="rows">Rows.</param>
+    /// <param name="cols">Row width.</param>
+    public static void Forward(ReadOnlySpan<float> x, Span<float> y, int rows, int cols)
+    {
+        SpanChecks.NonNegative(rows, nameof(rows));
+        SpanChecks.NonNegative(cols, nameof(cols));
+        SpanChecks.Length(x.Length, (long)rows * cols, nameof(x));
+        SpanChecks.Length(y.Length, (long)rows * cols, nameof(y));
+        if (cols == 0) return;
+        for (int r = 0; r < rows; r++)
+            Row(x.Slice(r * cols, cols), y.Slice(r * cols, cols));
+    }
+
+    /// <summary>
+    /// Accumulates <c>dx[r, :] += y ⊙ (dy − Σ dy⊙y)</c> per row (the Jacobian-vector product of softmax, written with
+    /// its output <paramref name="y"/>).
+    /// </summary>
+    /// <param name="dy">Gradient of the output <c>[rows, cols]</c>.</param>
+    /// <param name="y">The forward output <c>[rows, cols]</c>.</param>
+    /// <param name="dx">Gradient of the input <c>[rows, cols]</c> (accumulated).</param>
+    /// <param name="rows">Rows.</param>
+    /// <param name="cols">Row width.</param>
+    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> y, Span<float> dx, int rows, int cols)
+    {
+        SpanChecks.NonNegative(rows, nameof(rows));
+        SpanChecks.NonNegative(cols, nameof(cols));
+        SpanChecks.Length(dy.Length, (long)rows * cols, nameof(dy));
+        SpanChecks.Length(y.Length, (long)rows * cols, nameof(y));
+        SpanChecks.Length(dx.Length, (long)rows * cols, nameof(dx));
+        for (int r = 0; r < rows; r++)
+        {
+            ReadOnlySpan<float> dyRow = dy.Slice(r * cols, cols), yRow = y.Slice(r * cols, cols);
+            Span<float> dxRow = dx.Slice(r * cols, cols);
+            float dot = TensorPrimitives.Dot(dyRow, yRow);
+            // dx += y·dy − dot·y, as two fused passes so no scratch row is needed.
+            TensorPrimitives.MultiplyAdd(yRow, dyRow, dxRow, dxRow);
+            TensorPrimitives.MultiplyAdd(yRow, -dot, dxRow, dxRow);
+        }
+    }
+
+    /// <summary>
+    /// Softmax of one row; <paramref name="y"/> may be <paramref name="x"/> (shared with attention and cross-entropy).
+    /// Returns log Σ exp(x), computed as max + log Σ exp(x − max), which never takes the log of an underflowed value.
+    /// </summary>
+    internal static double Row(ReadOnlySpan<float> x, Span<float> y)
+    {
+        float max = TensorPrimitives.Max(x);
+        TensorPrimitives.Subtract(x, max, y);
+        TensorPrimitives.Exp(y, y);
+        float sum = TensorPrimitives.Sum(y);
+        TensorPrimitives.Multiply(y, 1f / sum, y);
+        return max + Math.Log(sum);
+    }
+}
