@@ -1,0 +1,195 @@
+using System;
+using System.Numerics.Tensors;
+
+namespace TransformerGen.Kernels;
+
+/// <summary>
+/// Position information: absolute positions added to the embeddings (the paper's sinusoids, or a learned table),
+/// and rotary position embedding applied to queries and keys.
+/// </summary>
+public static class Positional
+{
+    /// <summary>
+    /// Fills the sinusoidal table of "Attention Is All You Need" (Vaswani et al. 2017, §3.5), <c>[seqLen, c]</c>:
+    /// <c>PE(pos, 2i) = sin(pos / 10000^(2i/c))</c>, <c>PE(pos, 2i+1) = cos(pos / 10000^(2i/c))</c>, computed in double.
+    /// An odd <paramref name="c"/> ends with a sine column.
+    /// </summary>
+    /// <param name="table">The table <c>[seqLen, c]</c>, overwritten.</param>
+    /// <param name="seqLen">Positions.</param>
+    /// <param name="c">Channels.</param>
+    public static void SinusoidalTable(Span<float> table, int seqLen, int c)
+    {
+        SpanChecks.NonNegative(seqLen, nameof(seqLen));
+        SpanChecks.NonNegative(c, nameof(c));
+        SpanChecks.Length(table.Length, (long)seqLen * c, nameof(table));
+        for (int pos = 0; pos < seqLen; pos++)
+        {
+            Span<float> row = table.Slice(pos * c, c);
+            for (int j = 0; j < c; j += 2)
+            {
+                double angle = pos / Math.Pow(10000.0, (double)j / c);
+                row[j] = (float)Math.Sin(angle);
+                if (j + 1 < c) row[j + 1] = (float)Math.Cos(angle);
+            }
+        }
+    }
+
+    /// <summary>
+    /// <c>x[b, t, :] += table[position0 + t, :]</c> for every sequence b: adds absolute positions, sinusoidal or learned.
+    /// </summary>
+    /// <param name="x">Embeddings <c>[batch, seqLen, c]</c>, updated in place.</param>
+    /// <param name="table">Position table <c>[maxLen, c]</c> with <c>maxLen ≥ position0 + seqLen</c>.</param>
+    /// <param name="batch">Sequences.</param>
+    /// <param name="seqLen">Tokens per sequence.</param>
+    /// <param name="c">Channels.</param>
+    /// <param name="position0">Position of the first token (non-zero when generating with a cache).</param>
+    public static void Add(Span<float> x, ReadOnlySpan<float> table, int batch, int seqLen, int c, int position0 = 0)
+    {
+        SpanChecks.NonNegative(batch, nameof(batch));
+        SpanChecks.NonNegative(seqLen, nameof(seqLen));
+        SpanChecks.Positive(c, nameof(c));
+        SpanChecks.NonNegative(position0, nameof(position0));
+        SpanChecks.Length(x.Length, (long)batch * seqLen * c, nameof(x));
+        CheckTable(table.Length, (long)(position0 + seqLen) * c, c, nameof(table));
+        ReadOnlySpan<float> rows = table.Slice(position0 * c, seqLen * c);
+        for (int b = 0; b < batch; b++)
+        {
+            Span<float> sequence = x.Slice(b * seqLen * c, seqLen * c);
+            TensorPrimitives.Add(sequence, rows, sequence);
+        }
+    }
+
+    /// <summary>
+    /// Accumulates <c>dTable[t, :] += Σ_b dx[b, t, :]</c>, the gradient of a learned position table used from position 0.
+    /// </summary>
+    /// <param name="dx">Gradient flowing into the sum <c>[batch, seqLen, c]</c>.</param>
+    /// <param name="dTable">Gradient of the table <c>[maxLen, c]</c> with <c>maxLen ≥ seqLen</c> (accumulated).</param>
+    /// <param name="batch">Sequences.</param>
+    /// <param name="seqLen">Tokens per sequence.</param>
+    /// <param name="c">Channels.</param>
+    public static void AddBackward(ReadOnlySpan<float> dx, Span<float> dTable, int batch, int seqLen, int c)
+    {
+        SpanChecks.NonNegative(batch, nameof(batch));
+        SpanChecks.NonNegative(seqLen, nameof(seqLen));
+        SpanChecks.Positive(c, nameof(c));
+        SpanChecks.Length(dx.Length, (long)batch * seqLen * c, nameof(dx));
+        CheckTable(dTable.Length, (long)seqLen * c, c, nameof(dTable));
+        Span<float> rows = dTable.Slice(0, seqLen * c);
+        for (int b = 0; b < batch; b++)
+            TensorPrimitives.Add(rows, dx.Slice(b * seqLen * c, seqLen * c), rows);
+    }
+
+    /// <summary>
+    /// Fills the rotary tables of RoFormer (Su et al. 2021, "RoFormer: Enhanced Transformer with Rotary Position
+    /// Embedding", eq. 15): <c>cos[p, i] = cos(p·θ_i)</c>, <c>sin[p, i] = sin(p·θ_i)</c>, θ_i = 10000^(−2i/headDim),
+    /// computed in double.
+    /// </summary>
+    /// <param name="cos">Cosines <c>[maxLen, headDim/2]</c>, overwritten.</param>
+    /// <param name="sin">Sines <c>[maxLen, headDim/2]</c>, overwritten.</param>
+    /// <param name="maxLen">Positions.</param>
+    /// <param name="headDim">Channels per head; must be even.</param>
+    public static void RotaryTables(Span<float> cos, Span<float> sin, int maxLen, int headDim)
+    {
+        SpanChecks.NonNegative(maxLen, nameof(maxLen));
+        CheckHeadDim(headDim);
+        int half = headDim / 2;
+        SpanChecks.Length(cos.Length, (long)maxLen * half, nameof(cos));
+        SpanChecks.Length(sin.Length, (long)maxLen * half, nameof(sin));
+        for (int i = 0; i < half; i++)
+        {
+            double theta = Math.Pow(10000.0, -2.0 * i / headDim);
+            for (int p = 0; p < maxLen; p++)
+            {
+                double angle = p * theta;
+                cos[p * half + i] = (float)Math.Cos(angle);
+                sin[p * half + i] = (float)Math.Sin(angle);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Rotates, in place, the interleaved pairs (2i, 2i+1) of every head of Q and K (not V) in
+    /// <c>qkv[batch, seqLen, rowStride]</c> by the angle of their position:
+    /// <c>(a, b) → (a·cos − b·sin, a·sin + b·cos)</c>. Q is at columns [0, C), K at [C, 2C), C = heads·headDim;
+    /// token t of each sequence is at position <c>position0 + t</c>.
+    /// </summary>
+    /// <param name="qkv">Packed rows <c>[batch, seqLen, rowStride]</c>, updated in place.</param>
+    /// <param name="cos">Cosine table <c>[maxLen, headDim/2]</c> from <see cref="RotaryTables"/>, maxLen ≥ position0 + seqLen.</param>
+    /// <param name="sin">Sine table, same shape.</param>
+    /// <param name="batch">Sequences.</param>
+    /// <param name="seqLen">Tokens per sequence.</param>
+    /// <param name="heads">Attention heads.</param>
+    /// <param name="headDim">Channels per head; even.</param>
+    /// <param name="rowStride">Floats per token row, at least 2C (3C for a packed QKV tensor).</param>
+    /// <param name="position0">Position of the first token.</param>
+    public static void RotaryForward(Span<float> qkv, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, int batch, int seqLen, int heads, int headDim, int rowStride, int position0 = 0)
+        => Rotate(qkv, cos, sin, batch, seqLen, heads, headDim, rowStride, position0, 1f);
+
+    /// <summary>
+    /// The backward of <see cref="RotaryForward"/> (positions from 0). The rotation is orthogonal, so its gradient is
+    /// the rotation by the opposite angle: on entry <paramref name="dQkv"/> holds the gradient with respect to the
+    /// rotated Q and K, on exit with respect to the unrotated ones. This is the one kernel that transforms a gradient
+    /// IN PLACE instead of accumulating (+=) into a separate buffer; the V columns (and any columns past 2C) are untouched.
+    /// </summary>
+    /// <param name="dQkv">Gradient rows <c>[batch, seqLen, rowStride]</c>, updated in place.</param>
+    /// <param name="cos">Cosine table <c>[maxLen, headDim/2]</c>, maxLen ≥ seqLen.</param>
+    /// <param name="sin">Sine table, same shape.</param>
+    /// <param name="batch">Sequences.</param>
+    /// <param name="seqLen">Tokens per sequence.</param>
+    /// <param name="heads">Attention heads.</param>
+    /// <param name="headDim">Channels per head; even.</param>
+    /// <param name="rowStride">Floats per token row, at least 2C.</param>
+    public static void RotaryBackward(Span<float> dQkv, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, int batch, int seqLen, int heads, int headDim, int rowStride)
+        => Rotate(dQkv, cos, sin, batch, seqLen, heads, headDim, rowStride, 0, -1f);
+
+    // direction = +1 rotates by +angle, −1 by −angle (sin negated).
+    private static void Rotate(Span<float> qkv, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, int batch, int seqLen, int heads, int headDim, int rowStride, int position0, float direction)
+    {
+        SpanChecks.NonNegative(batch, nameof(batch));
+        SpanChecks.NonNegative(seqLen, nameof(seqLen));
+        SpanChecks.Positive(heads, nameof(heads));
+        CheckHeadDim(headDim);
+        SpanChecks.NonNegative(position0, nameof(position0));
+        int c = heads * headDim, half = headDim / 2;
+        if (rowStride < 2 * c) throw new ArgumentOutOfRangeException(nameof(rowStride), rowStride, $"rowStride must be at least 2·heads·headDim = {2 * c}.");
+        SpanChecks.Length(qkv.Length, (long)batch * seqLen * rowStride, direction > 0 ? "qkv" : "dQkv");
+        CheckTable(cos.Length, (long)(position0 + seqLen) * half, half, nameof(cos));
+        CheckTable(sin.Length, (long)(position0 + seqLen) * half, half, nameof(sin));
+
+        for (int b = 0; b < batch; b++)
+        {
+            for (int t = 0; t < seqLen; t++)
+            {
+                int p = position0 + t;
+                ReadOnlySpan<float> cosRow = cos.Slice(p * half, half), sinRow = sin.Slice(p * half, half);
+                // Q and K of all heads are 2·heads consecutive blocks of headDim floats.
+                Span<float> queriesAndKeys = qkv.Slice((b * seqLen + t) * rowStride, 2 * c);
+                for (int block = 0; block < 2 * heads; block++)
+                {
+                    Span<float> head = queriesAndKeys.Slice(block * headDim, headDim);
+                    for (int i = 0; i < half; i++)
+                    {
+                        float cs = cosRow[i], sn = direction * sinRow[i];
+                        float a = head[2 * i], e = head[2 * i + 1];
+                        head[2 * i] = a * cs - e * sn;
+                        head[2 * i + 1] = a * sn + e * cs;
+                    }
+                }
+            }
+        }
+    }
+
+    private static void CheckHeadDim(int headDim)
+    {
+        if (headDim <= 0 || headDim % 2 != 0)
+            throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "Rotary embedding needs a positive, even headDim.");
+    }
+
+    /// <summary>A [rows, width] table must be whole rows and have at least <paramref name="minimum"/> floats.</summary>
+    private static void CheckTable(int length, long minimum, int width, string name)
+    {
+        if (width > 0 && length % width != 0)
+            throw new ArgumentException($"{name} has length {length}, which is not a whole number of rows of width {width}.", name);
+        SpanChecks.AtLeast(length, minimum, name);
+    }
+}
