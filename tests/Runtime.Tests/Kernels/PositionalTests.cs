@@ -4,6 +4,9 @@ using Xunit;
 
 namespace TransformerGen.Tests.Kernels;
 
+// The attribute library's enum TransformerGen.Positional would win name lookup inside TransformerGen.* namespaces.
+using Positional = TransformerGen.Kernels.Positional;
+
 public class PositionalTests
 {
     [Theory]
