@@ -18,7 +18,7 @@ namespace TransformerGen.Kernels;
 /// <para>
 /// Backward's two products are both "broadcast one scalar, multiply a contiguous row" (axpy) shapes:
 /// <c>dx[i, :] += Σ_o dy[i, o]·W[o, :]</c> and <c>dW[o, :] += Σ_i dy[i, o]·x[i, :]</c>. One blocked kernel,
-/// <see cref="AccumulateProduct(float*, int, int, float*, float*, int, int, int, SimdPath)"/>, does both with 4 rows × 64
+/// <see cref="AccumulateProduct(float*, int, int, float*, int, float*, int, int, int, int, SimdPath)"/>, does both with 4 rows × 64
 /// columns of the result held in registers.
 /// </para>
 /// <para>No output may overlap an input.</para>
@@ -74,14 +74,20 @@ public static unsafe class MatMul
         if (n == 0 || outF == 0) return;
 
         fixed (float* px = x, pw = w, pb = bias, py = y)
+            ForwardStrided(px, inF, pw, inF, bias.IsEmpty ? null : pb, py, outF, n, inF, outF, path);
+    }
+
+    /// <summary>
+    /// The forward product on raw rows: <c>y[i·ldy + o] = Σ_k x[i·ldx + k]·w[o·ldw + k] (+ bias[o])</c>, so that row
+    /// blocks of larger tensors (one head of a packed QKV tensor, say) can be multiplied in place. No checks.
+    /// </summary>
+    internal static void ForwardStrided(float* x, int ldx, float* w, int ldw, float* bias, float* y, int ldy, int n, int inF, int outF, SimdPath path)
+    {
+        switch (path)
         {
-            float* b = bias.IsEmpty ? null : pb;
-            switch (path)
-            {
-                case SimdPath.Vector512: Forward512(px, pw, b, py, n, inF, outF); break;
-                case SimdPath.Vector256: Forward256(px, pw, b, py, n, inF, outF); break;
-                default: ForwardPortable(px, pw, b, py, n, inF, outF); break;
-            }
+            case SimdPath.Vector512: Forward512(x, ldx, w, ldw, bias, y, ldy, n, inF, outF); break;
+            case SimdPath.Vector256: Forward256(x, ldx, w, ldw, bias, y, ldy, n, inF, outF); break;
+            default: ForwardPortable(x, ldx, w, ldw, bias, y, ldy, n, inF, outF); break;
         }
     }
 
@@ -101,9 +107,9 @@ public static unsafe class MatMul
         fixed (float* pdy = dy, px = x, pw = w, pdx = dx, pdw = dw)
         {
             // dx[i, :] += Σ_o dy[i, o] · w[o, :]   (A = dy, row stride outF, column stride 1)
-            if (!dx.IsEmpty && inF > 0) AccumulateProduct(pdy, outF, 1, pw, pdx, n, outF, inF, path);
+            if (!dx.IsEmpty && inF > 0) AccumulateProduct(pdy, outF, 1, pw, inF, pdx, inF, n, outF, inF, path);
             // dw[o, :] += Σ_i dy[i, o] · x[i, :]   (A = dyᵀ, row stride 1, column stride outF)
-            if (inF > 0) AccumulateProduct(pdy, 1, outF, px, pdw, outF, n, inF, path);
+            if (inF > 0) AccumulateProduct(pdy, 1, outF, px, inF, pdw, inF, outF, n, inF, path);
         }
         if (!dbias.IsEmpty)
             for (int i = 0; i < n; i++)
@@ -113,7 +119,7 @@ public static unsafe class MatMul
     // ---------------------------------------------------------------- forward, AVX-512
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static void Forward512(float* x, float* w, float* bias, float* y, int n, int inF, int outF)
+    private static void Forward512(float* x, int ldx, float* w, int ldw, float* bias, float* y, int ldy, int n, int inF, int outF)
     {
         Vector512<float> tailMask = TailMask512(inF & 15);
         int outBlocked = outF & ~3;
@@ -122,28 +128,34 @@ public static unsafe class MatMul
             int i1 = Math.Min(n, i0 + ForwardRowTile);
             for (int o = 0; o < outBlocked; o += 4)
             {
-                float* wo = w + (nint)o * inF;
+                float* wo = w + (nint)o * ldw;
                 float* bo = bias == null ? null : bias + o;
                 int i = i0;
-                for (; i + 4 <= i1; i += 4) Block4x4Of512(x + (nint)i * inF, wo, bo, y + (nint)i * outF + o, inF, outF, tailMask);
-                for (; i < i1; i++) Block1x4Of512(x + (nint)i * inF, wo, bo, y + (nint)i * outF + o, inF, tailMask);
+                for (; i + 4 <= i1; i += 4) Block4x4Of512(x + (nint)i * ldx, ldx, wo, ldw, bo, y + (nint)i * ldy + o, ldy, inF, tailMask);
+                for (; i < i1; i++) Block1x4Of512(x + (nint)i * ldx, wo, ldw, bo, y + (nint)i * ldy + o, inF, tailMask);
             }
-            for (int o = outBlocked; o < outF; o++)
-                for (int i = i0; i < i1; i++)
-                    y[(nint)i * outF + o] = DotPortable(x + (nint)i * inF, w + (nint)o * inF, inF) + (bias == null ? 0f : bias[o]);
+            OutputTail(x, ldx, w, ldw, bias, y, ldy, i0, i1, inF, outBlocked, outF);
         }
+    }
+
+    // Outputs past the last whole block of 4, one dot product each.
+    private static void OutputTail(float* x, int ldx, float* w, int ldw, float* bias, float* y, int ldy, int i0, int i1, int inF, int o0, int outF)
+    {
+        for (int o = o0; o < outF; o++)
+            for (int i = i0; i < i1; i++)
+                y[(nint)i * ldy + o] = DotPortable(x + (nint)i * ldx, w + (nint)o * ldw, inF) + (bias == null ? 0f : bias[o]);
     }
 
     /// <summary>Lanes below <paramref name="count"/> all ones, the rest zero: the mask for a tail of <paramref name="count"/> &lt; 16 elements.</summary>
     private static Vector512<float> TailMask512(int count)
         => Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle();
 
-    // y[r, c] = Σ_k x[r, k]·w[c, k] (+ bias[c]) for r, c in 0..3; x and w rows are inF apart, y rows outF apart.
+    // y[r, c] = Σ_k x[r, k]·w[c, k] (+ bias[c]) for r, c in 0..3; rows of x, w and y are ldx, ldw and ldy apart.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static void Block4x4Of512(float* x, float* w, float* bias, float* y, int inF, int outF, Vector512<float> tailMask)
+    private static void Block4x4Of512(float* x, int ldx, float* w, int ldw, float* bias, float* y, int ldy, int inF, Vector512<float> tailMask)
     {
-        float* x0 = x, x1 = x0 + inF, x2 = x1 + inF, x3 = x2 + inF;
-        float* w0 = w, w1 = w0 + inF, w2 = w1 + inF, w3 = w2 + inF;
+        float* x0 = x, x1 = x0 + ldx, x2 = x1 + ldx, x3 = x2 + ldx;
+        float* w0 = w, w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw;
         Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
         Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
         Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
@@ -199,16 +211,16 @@ public static unsafe class MatMul
                               + Avx512F.UnpackHigh(v01.AsDouble(), v23.AsDouble()).AsSingle();
         if (bias != null) sums += Avx512F.BroadcastVector128ToVector512(bias);
         sums.GetLower().GetLower().Store(y);
-        sums.GetLower().GetUpper().Store(y + outF);
-        sums.GetUpper().GetLower().Store(y + 2 * outF);
-        sums.GetUpper().GetUpper().Store(y + 3 * outF);
+        sums.GetLower().GetUpper().Store(y + ldy);
+        sums.GetUpper().GetLower().Store(y + 2 * (nint)ldy);
+        sums.GetUpper().GetUpper().Store(y + 3 * (nint)ldy);
     }
 
     // y[c] = Σ_k x[k]·w[c, k] (+ bias[c]) for c in 0..3: the leftover rows, and all of a single-token (n = 1) step.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static void Block1x4Of512(float* x, float* w, float* bias, float* y, int inF, Vector512<float> tailMask)
+    private static void Block1x4Of512(float* x, float* w, int ldw, float* bias, float* y, int inF, Vector512<float> tailMask)
     {
-        float* w0 = w, w1 = w0 + inF, w2 = w1 + inF, w3 = w2 + inF;
+        float* w0 = w, w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw;
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         int k = 0;
         for (; k <= inF - 16; k += 16)
@@ -256,7 +268,7 @@ public static unsafe class MatMul
 
     // AVX2 has 16 vector registers, so the block is 2 rows × 4 outputs (8 accumulators, 2 + 1 operands).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static void Forward256(float* x, float* w, float* bias, float* y, int n, int inF, int outF)
+    private static void Forward256(float* x, int ldx, float* w, int ldw, float* bias, float* y, int ldy, int n, int inF, int outF)
     {
         int outBlocked = outF & ~3;
         for (int i0 = 0; i0 < n; i0 += ForwardRowTile)
@@ -264,27 +276,25 @@ public static unsafe class MatMul
             int i1 = Math.Min(n, i0 + ForwardRowTile);
             for (int o = 0; o < outBlocked; o += 4)
             {
-                float* wo = w + (nint)o * inF;
+                float* wo = w + (nint)o * ldw;
                 int i = i0;
-                for (; i + 2 <= i1; i += 2) Block2x4Of256(x + (nint)i * inF, wo, y + (nint)i * outF + o, inF, outF);
+                for (; i + 2 <= i1; i += 2) Block2x4Of256(x + (nint)i * ldx, ldx, wo, ldw, y + (nint)i * ldy + o, ldy, inF);
                 for (; i < i1; i++)
                     for (int c = 0; c < 4; c++)
-                        y[(nint)i * outF + o + c] = DotPortable(x + (nint)i * inF, wo + (nint)c * inF, inF);
+                        y[(nint)i * ldy + o + c] = DotPortable(x + (nint)i * ldx, wo + (nint)c * ldw, inF);
                 if (bias != null)
                     for (int r = i0; r < i1; r++)
-                        Vector128.Store(Vector128.Load(y + (nint)r * outF + o) + Vector128.Load(bias + o), y + (nint)r * outF + o);
+                        Vector128.Store(Vector128.Load(y + (nint)r * ldy + o) + Vector128.Load(bias + o), y + (nint)r * ldy + o);
             }
-            for (int o = outBlocked; o < outF; o++)
-                for (int i = i0; i < i1; i++)
-                    y[(nint)i * outF + o] = DotPortable(x + (nint)i * inF, w + (nint)o * inF, inF) + (bias == null ? 0f : bias[o]);
+            OutputTail(x, ldx, w, ldw, bias, y, ldy, i0, i1, inF, outBlocked, outF);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static void Block2x4Of256(float* x, float* w, float* y, int inF, int outF)
+    private static void Block2x4Of256(float* x, int ldx, float* w, int ldw, float* y, int ldy, int inF)
     {
-        float* x0 = x, x1 = x0 + inF;
-        float* w0 = w, w1 = w0 + inF, w2 = w1 + inF, w3 = w2 + inF;
+        float* x0 = x, x1 = x0 + ldx;
+        float* w0 = w, w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw;
         Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default;
         Vector256<float> a10 = default, a11 = default, a12 = default, a13 = default;
         int k = 0;
@@ -309,17 +319,13 @@ public static unsafe class MatMul
             s10 += xk1 * w0[k]; s11 += xk1 * w1[k]; s12 += xk1 * w2[k]; s13 += xk1 * w3[k];
         }
         y[0] = s00; y[1] = s01; y[2] = s02; y[3] = s03;
-        y[outF] = s10; y[outF + 1] = s11; y[outF + 2] = s12; y[outF + 3] = s13;
+        y[ldy] = s10; y[ldy + 1] = s11; y[ldy + 2] = s12; y[ldy + 3] = s13;
     }
 
     // ---------------------------------------------------------------- forward, portable
 
-    private static void ForwardPortable(float* x, float* w, float* bias, float* y, int n, int inF, int outF)
-    {
-        for (int i = 0; i < n; i++)
-            for (int o = 0; o < outF; o++)
-                y[(nint)i * outF + o] = DotPortable(x + (nint)i * inF, w + (nint)o * inF, inF) + (bias == null ? 0f : bias[o]);
-    }
+    private static void ForwardPortable(float* x, int ldx, float* w, int ldw, float* bias, float* y, int ldy, int n, int inF, int outF)
+        => OutputTail(x, ldx, w, ldw, bias, y, ldy, 0, n, inF, 0, outF);
 
     private static float DotPortable(float* a, float* b, int length)
         => TensorPrimitives.Dot(new ReadOnlySpan<float>(a, length), new ReadOnlySpan<float>(b, length));
@@ -327,18 +333,18 @@ public static unsafe class MatMul
     // ---------------------------------------------------------------- backward
 
     /// <summary>
-    /// <c>c[m, j] += Σ_k a[m·aRowStride + k·aColStride] · b[k·cols + j]</c> for m &lt; rows, k &lt; depth, j &lt; cols:
-    /// a product whose right operand and result are row-major with <paramref name="cols"/> columns, and whose left
-    /// operand is read with arbitrary strides (so it can be <c>dy</c> or <c>dyᵀ</c> without a copy).
+    /// <c>c[m·ldc + j] += Σ_k a[m·aRowStride + k·aColStride] · b[k·ldb + j]</c> for m &lt; rows, k &lt; depth, j &lt; cols:
+    /// a product whose right operand and result are row-major (rows ldb and ldc apart), and whose left operand is
+    /// read with arbitrary strides (so it can be <c>dy</c> or <c>dyᵀ</c> without a copy). No checks.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    internal static void AccumulateProduct(float* a, int aRowStride, int aColStride, float* b, float* c, int rows, int depth, int cols, SimdPath path)
+    internal static void AccumulateProduct(float* a, int aRowStride, int aColStride, float* b, int ldb, float* c, int ldc, int rows, int depth, int cols, SimdPath path)
     {
         for (int k0 = 0; k0 < depth; k0 += BackwardDepthTile)
         {
             int kc = Math.Min(BackwardDepthTile, depth - k0);
             float* ak = a + (nint)k0 * aColStride;
-            float* bk = b + (nint)k0 * cols;
+            float* bk = b + (nint)k0 * ldb;
             int m = 0;
             switch (path)
             {
@@ -347,40 +353,40 @@ public static unsafe class MatMul
                     for (; m + 4 <= rows; m += 4)
                     {
                         float* am = ak + (nint)m * aRowStride;
-                        float* cm = c + (nint)m * cols;
+                        float* cm = c + (nint)m * ldc;
                         int j = 0;
-                        for (; j + 64 <= cols; j += 64) Axpy4x64Of512(am, aRowStride, aColStride, bk + j, cm + j, kc, cols);
-                        for (; j + 16 <= cols; j += 16) Axpy4x16Of512(am, aRowStride, aColStride, bk + j, cm + j, kc, cols, Vector512<float>.AllBitsSet);
-                        if (j < cols) Axpy4x16Of512(am, aRowStride, aColStride, bk + j, cm + j, kc, cols, tailMask);
+                        for (; j + 64 <= cols; j += 64) Axpy4x64Of512(am, aRowStride, aColStride, bk + j, ldb, cm + j, ldc, kc);
+                        for (; j + 16 <= cols; j += 16) Axpy4x16Of512(am, aRowStride, aColStride, bk + j, ldb, cm + j, ldc, kc, Vector512<float>.AllBitsSet);
+                        if (j < cols) Axpy4x16Of512(am, aRowStride, aColStride, bk + j, ldb, cm + j, ldc, kc, tailMask);
                     }
                     break;
                 case SimdPath.Vector256:
                     for (; m + 4 <= rows; m += 4)
                     {
                         float* am = ak + (nint)m * aRowStride;
-                        float* cm = c + (nint)m * cols;
+                        float* cm = c + (nint)m * ldc;
                         int j = 0;
-                        for (; j + 16 <= cols; j += 16) Axpy4x16Of256(am, aRowStride, aColStride, bk + j, cm + j, kc, cols);
-                        for (; j < cols; j++) Axpy4x1(am, aRowStride, aColStride, bk + j, cm + j, kc, cols);
+                        for (; j + 16 <= cols; j += 16) Axpy4x16Of256(am, aRowStride, aColStride, bk + j, ldb, cm + j, ldc, kc);
+                        for (; j < cols; j++) Axpy4x1(am, aRowStride, aColStride, bk + j, ldb, cm + j, ldc, kc);
                     }
                     break;
             }
             // Leftover rows (and every row on the portable path): one axpy per (row, k), vectorized by TensorPrimitives.
             for (; m < rows; m++)
             {
-                Span<float> cRow = new(c + (nint)m * cols, cols);
+                Span<float> cRow = new(c + (nint)m * ldc, cols);
                 float* am = ak + (nint)m * aRowStride;
                 for (int k = 0; k < kc; k++)
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(bk + (nint)k * cols, cols), am[(nint)k * aColStride], cRow, cRow);
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(bk + (nint)k * ldb, cols), am[(nint)k * aColStride], cRow, cRow);
             }
         }
     }
 
     // c[r, 0..64) += Σ_k a[r, k]·b[k, 0..64) for r in 0..3, with the 4×64 block of c held in 16 registers.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static void Axpy4x64Of512(float* a, int aRowStride, int aColStride, float* b, float* c, int depth, int cols)
+    private static void Axpy4x64Of512(float* a, int aRowStride, int aColStride, float* b, int ldb, float* c, int ldc, int depth)
     {
-        float* c0 = c, c1 = c0 + cols, c2 = c1 + cols, c3 = c2 + cols;
+        float* c0 = c, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
         Vector512<float> s00 = Vector512.Load(c0), s01 = Vector512.Load(c0 + 16), s02 = Vector512.Load(c0 + 32), s03 = Vector512.Load(c0 + 48);
         Vector512<float> s10 = Vector512.Load(c1), s11 = Vector512.Load(c1 + 16), s12 = Vector512.Load(c1 + 32), s13 = Vector512.Load(c1 + 48);
         Vector512<float> s20 = Vector512.Load(c2), s21 = Vector512.Load(c2 + 16), s22 = Vector512.Load(c2 + 32), s23 = Vector512.Load(c2 + 48);
@@ -389,7 +395,7 @@ public static unsafe class MatMul
         for (int k = 0; k < depth; k++)
         {
             nint ka = (nint)k * aColStride;
-            float* bRow = b + (nint)k * cols;
+            float* bRow = b + (nint)k * ldb;
             Vector512<float> b0 = Vector512.Load(bRow), b1 = Vector512.Load(bRow + 16), b2 = Vector512.Load(bRow + 32), b3 = Vector512.Load(bRow + 48);
             Vector512<float> av = Vector512.Create(a0[ka]);
             s00 = Vector512.FusedMultiplyAdd(av, b0, s00); s01 = Vector512.FusedMultiplyAdd(av, b1, s01);
@@ -412,9 +418,9 @@ public static unsafe class MatMul
 
     // c[r, 0..16) += Σ_k a[r, k]·b[k, 0..16) for r in 0..3, only the lanes set in `mask` read or written.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static void Axpy4x16Of512(float* a, int aRowStride, int aColStride, float* b, float* c, int depth, int cols, Vector512<float> mask)
+    private static void Axpy4x16Of512(float* a, int aRowStride, int aColStride, float* b, int ldb, float* c, int ldc, int depth, Vector512<float> mask)
     {
-        float* c0 = c, c1 = c0 + cols, c2 = c1 + cols, c3 = c2 + cols;
+        float* c0 = c, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
         Vector512<float> z = Vector512<float>.Zero;
         Vector512<float> s0 = Avx512F.MaskLoad(c0, mask, z), s1 = Avx512F.MaskLoad(c1, mask, z);
         Vector512<float> s2 = Avx512F.MaskLoad(c2, mask, z), s3 = Avx512F.MaskLoad(c3, mask, z);
@@ -422,7 +428,7 @@ public static unsafe class MatMul
         for (int k = 0; k < depth; k++)
         {
             nint ka = (nint)k * aColStride;
-            Vector512<float> bv = Avx512F.MaskLoad(b + (nint)k * cols, mask, z);
+            Vector512<float> bv = Avx512F.MaskLoad(b + (nint)k * ldb, mask, z);
             s0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[ka]), bv, s0);
             s1 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[ka]), bv, s1);
             s2 = Vector512.FusedMultiplyAdd(Vector512.Create(a2[ka]), bv, s2);
@@ -434,16 +440,16 @@ public static unsafe class MatMul
 
     // The AVX2 block: 4 rows × 16 columns, 8 accumulators.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static void Axpy4x16Of256(float* a, int aRowStride, int aColStride, float* b, float* c, int depth, int cols)
+    private static void Axpy4x16Of256(float* a, int aRowStride, int aColStride, float* b, int ldb, float* c, int ldc, int depth)
     {
-        float* c0 = c, c1 = c0 + cols, c2 = c1 + cols, c3 = c2 + cols;
+        float* c0 = c, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
         Vector256<float> s00 = Vector256.Load(c0), s01 = Vector256.Load(c0 + 8), s10 = Vector256.Load(c1), s11 = Vector256.Load(c1 + 8);
         Vector256<float> s20 = Vector256.Load(c2), s21 = Vector256.Load(c2 + 8), s30 = Vector256.Load(c3), s31 = Vector256.Load(c3 + 8);
         float* a0 = a, a1 = a0 + aRowStride, a2 = a1 + aRowStride, a3 = a2 + aRowStride;
         for (int k = 0; k < depth; k++)
         {
             nint ka = (nint)k * aColStride;
-            float* bRow = b + (nint)k * cols;
+            float* bRow = b + (nint)k * ldb;
             Vector256<float> b0 = Vector256.Load(bRow), b1 = Vector256.Load(bRow + 8);
             Vector256<float> av = Vector256.Create(a0[ka]);
             s00 = Vector256.FusedMultiplyAdd(av, b0, s00); s01 = Vector256.FusedMultiplyAdd(av, b1, s01);
@@ -460,16 +466,16 @@ public static unsafe class MatMul
 
     // One column of a 4-row block, scalar: the AVX2 path's column tail.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static void Axpy4x1(float* a, int aRowStride, int aColStride, float* b, float* c, int depth, int cols)
+    private static void Axpy4x1(float* a, int aRowStride, int aColStride, float* b, int ldb, float* c, int ldc, int depth)
     {
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         float* a0 = a, a1 = a0 + aRowStride, a2 = a1 + aRowStride, a3 = a2 + aRowStride;
         for (int k = 0; k < depth; k++)
         {
             nint ka = (nint)k * aColStride;
-            float bk = b[(nint)k * cols];
+            float bk = b[(nint)k * ldb];
             s0 += a0[ka] * bk; s1 += a1[ka] * bk; s2 += a2[ka] * bk; s3 += a3[ka] * bk;
         }
-        c[0] += s0; c[cols] += s1; c[2 * cols] += s2; c[3 * cols] += s3;
+        c[0] += s0; c[ldc] += s1; c[2 * (nint)ldc] += s2; c[3 * (nint)ldc] += s3;
     }
 }

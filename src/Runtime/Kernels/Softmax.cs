@@ -56,13 +56,20 @@ public static class Softmax
     /// Softmax of one row; <paramref name="y"/> may be <paramref name="x"/> (shared with attention and cross-entropy).
     /// Returns log Σ exp(x), computed as max + log Σ exp(x − max), which never takes the log of an underflowed value.
     /// </summary>
-    internal static double Row(ReadOnlySpan<float> x, Span<float> y)
+    internal static double Row(ReadOnlySpan<float> x, Span<float> y) => Row(x, y, 1f);
+
+    /// <summary>
+    /// Softmax of <c>scale·x</c> for a positive <paramref name="scale"/> (attention's 1/√headDim folded in);
+    /// returns log Σ exp(scale·x).
+    /// </summary>
+    internal static double Row(ReadOnlySpan<float> x, Span<float> y, float scale)
     {
         float max = TensorPrimitives.Max(x);
         TensorPrimitives.Subtract(x, max, y);
+        if (scale != 1f) TensorPrimitives.Multiply(y, scale, y);
         TensorPrimitives.Exp(y, y);
         float sum = TensorPrimitives.Sum(y);
         TensorPrimitives.Multiply(y, 1f / sum, y);
-        return max + Math.Log(sum);
+        return (double)scale * max + Math.Log(sum);
     }
 }

@@ -46,6 +46,8 @@ public class AttentionTests
     [InlineData(2, 5, 3, 4, false)]
     [InlineData(2, 5, 3, 6, true)]
     [InlineData(1, 17, 2, 33, false)]
+    [InlineData(2, 37, 2, 8, true)]
+    [InlineData(1, 37, 2, 16, false)]
     public void Forward_matches_naive_double_reference(int batch, int seqLen, int heads, int headDim, bool causal)
     {
         int c = heads * headDim;
@@ -83,6 +85,50 @@ public class AttentionTests
         var twice = (float[])dQkv.Clone();
         Attention.Backward(g, qkv, savedProbs, twice, batch, seqLen, heads, headDim, causal);
         GradientCheck.AssertDoubled("dQkv", dQkv, twice);
+    }
+
+    [Theory]
+    [InlineData(37, 8, true)]
+    [InlineData(37, 6, false)]
+    public void Backward_matches_finite_differences_across_query_blocks(int seqLen, int headDim, bool causal)
+    {
+        int batch = 1, heads = 2, c = heads * headDim;
+        var rng = new Rng(43);
+        float[] qkv = TestTensors.Normal(rng, batch * seqLen * 3 * c);
+        float[] g = TestTensors.Normal(rng, batch * seqLen * c);
+        var output = new float[g.Length];
+        var probs = new float[batch * heads * seqLen * seqLen];
+        double Loss() { Attention.Forward(qkv, output, probs, batch, seqLen, heads, headDim, causal); return GradientCheck.Dot(g, output); }
+        Loss();
+        var dQkv = new float[qkv.Length];
+        Attention.Backward(g, qkv, (float[])probs.Clone(), dQkv, batch, seqLen, heads, headDim, causal);
+        GradientCheck.Check("dQkv", qkv, dQkv, Loss);
+    }
+
+    [Theory]
+    [InlineData(5, true)]
+    [InlineData(5, false)]
+    [InlineData(37, true)]
+    [InlineData(37, false)]
+    public void Backward_gives_the_same_gradient_for_every_scratch_size(int seqLen, bool causal)
+    {
+        int batch = 2, heads = 3, headDim = 6, c = heads * headDim;
+        var rng = new Rng(44);
+        float[] qkv = TestTensors.Normal(rng, batch * seqLen * 3 * c), g = TestTensors.Normal(rng, batch * seqLen * c);
+        var probs = new float[batch * heads * seqLen * seqLen];
+        Attention.Forward(qkv, new float[g.Length], probs, batch, seqLen, heads, headDim, causal);
+
+        // Less than one row of scratch: the row-at-a-time form, the reference here.
+        var rowwise = new float[qkv.Length];
+        Attention.Backward(g, qkv, probs, rowwise, batch, seqLen, heads, headDim, causal, new float[seqLen - 1]);
+        // Chunks of 1, 2 and 4 query rows, and everything at once.
+        foreach (int rowsOfScratch in new[] { 1, 2, 5, seqLen })
+        {
+            var chunked = new float[qkv.Length];
+            Attention.Backward(g, qkv, probs, chunked, batch, seqLen, heads, headDim, causal, new float[rowsOfScratch * seqLen]);
+            for (int i = 0; i < qkv.Length; i++)
+                Assert.True(Math.Abs(chunked[i] - rowwise[i]) <= 1e-5 * (1 + Math.Abs(rowwise[i])), $"scratch {rowsOfScratch} rows: dQkv[{i}] = {chunked[i]}, row-wise {rowwise[i]}");
+        }
     }
 
     [Theory]
