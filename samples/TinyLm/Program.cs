@@ -40,7 +40,7 @@ public static class Program
         Console.WriteLine($"model: TinyLm, {TinyLm.ParameterCount:N0} parameters, {TinyLm.Layers} layers, DModel {TinyLm.DModel}, {TinyLm.Heads} heads, window {TinyLm.SeqLen}, batch {TinyLm.Batch}");
 
         var optimizer = new AdamW(model, learningRate: options.LearningRate, weightDecay: 0.01f, decayVectors: false);
-        var schedule = new WarmupCosineSchedule(options.LearningRate, warmupSteps: Math.Max(1, options.Steps / 20), totalSteps: options.Steps, minLr: options.LearningRate / 10);
+        var schedule = new WarmupCosineSchedule(options.LearningRate, warmupSteps: Math.Max(1, options.Steps / 20), totalSteps: options.Steps, minLearningRate: options.LearningRate / 10);
         var rng = new Rng(options.Seed + 1);
         var tokens = new int[TinyLm.TokensPerStep];
         var targets = new int[TinyLm.TokensPerStep];
@@ -133,7 +133,7 @@ public static class Program
 
     private static Options Parse(string[] args)
     {
-        var o = new Options(Steps: 600, Seed: 1, Prompt: "And God said", Out: Path.Combine("out", "tinylm.safetensors"),
+        var o = new Options(Steps: 1000, Seed: 1, Prompt: "And God said", Out: Path.Combine("out", "tinylm.safetensors"),
             Length: 300, LearningRate: 3e-3f, Temperature: 0.8f, Data: Path.Combine(AppContext.BaseDirectory, "data", "genesis.txt"));
         for (int i = 0; i < args.Length; i++)
         {
