@@ -158,6 +158,17 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void TG0014_attribute_applied_twice()
+    {
+        // The compiler also reports CS0579 (AllowMultiple = false); the generator says what it means for a model.
+        string source = Model(Valid, "[TransformerModel(" + Valid + ")]\npublic partial class M { }");
+        var result = GeneratorHarness.Run(source);
+        Diagnostic d = Assert.Single(result.Problems);
+        Assert.Equal("TG0014", d.Id);
+        Assert.Equal("Class 'M' carries [TransformerModel] 2 times; a class is one model, so keep one attribute", d.GetMessage());
+    }
+
+    [Fact]
     public void TG1000_summary_reports_the_sizes_computed_at_compile_time()
     {
         var result = GeneratorHarness.Run(Model(Valid));

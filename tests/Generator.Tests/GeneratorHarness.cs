@@ -6,6 +6,7 @@ using System.Linq;
 using System.Text;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.Diagnostics;
 
 namespace TransformerGen.Generator.Tests;
 
@@ -65,6 +66,14 @@ internal static class GeneratorHarness
         if (bad.Count > 0)
             throw new Xunit.Sdk.XunitException("expected clean output, got:\n" + string.Join("\n", bad) + "\n\n" + Numbered(result.GeneratedSource));
         return result;
+    }
+
+    /// <summary>Runs the generator, then the call-site analyzer over the result, and returns the analyzer's diagnostics.</summary>
+    public static ImmutableArray<Diagnostic> RunAnalyzer(string source)
+    {
+        Result result = Run(source);
+        var analyzers = ImmutableArray.Create<DiagnosticAnalyzer>(new CallSiteAnalyzer());
+        return result.Output.WithAnalyzers(analyzers).GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
     }
 
     /// <summary>Emits the output compilation to memory and loads it, to call the generated model.</summary>

@@ -62,6 +62,18 @@ namespace TransformerGen.Generator
             "Types containing a [TransformerModel] class must be partial",
             "Class '{0}' is nested in a type that is not partial; make every containing type partial");
 
+        public static readonly DiagnosticDescriptor AppliedTwice = Error("TG0014",
+            "[TransformerModel] is applied more than once",
+            "Class '{0}' carries [TransformerModel] {1} times; a class is one model, so keep one attribute");
+
+        public static readonly DiagnosticDescriptor ForwardLengthMismatch = Error("TG0020",
+            "Forward is called with the wrong number of token ids",
+            "{0}.Forward needs Batch·SeqLen = {3}·{4} = {5} ids in '{1}', but this argument has {2}");
+
+        public static readonly DiagnosticDescriptor AppendTooLong = Error("TG0021",
+            "Append is called with more positions than the model holds",
+            "{0}.Append takes 1 to SeqLen = {2} tokens at a time, but this argument has {1}");
+
         public static readonly DiagnosticDescriptor ModelSummary = new("TG1000",
             "Model summary",
             "{0}: {1} parameters ({2} bytes of weights), training workspace {3} bytes, inference workspace {4} bytes, {5} FLOPs per token forward",

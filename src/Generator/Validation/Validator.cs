@@ -28,6 +28,8 @@ namespace TransformerGen.Generator
                 found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericType, type.NameLocation, type.Name));
             if (!type.ContainingTypesArePartial)
                 found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ContainingTypeNotPartial, type.NameLocation, type.Name));
+            if (type.AttributeCount > 1)
+                found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.AppliedTwice, spec.AttributeLocation, type.Name, type.AttributeCount));
             if (type.BaseTypeName is not null)
                 found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.HasBaseClass, type.NameLocation, type.Name, type.BaseTypeName));
             foreach (MemberName member in type.Members)
