@@ -28,8 +28,9 @@ public static unsafe class MatMul
     // Rows of x handled together in Forward, so that this slab of x stays in cache while all of W streams past it.
     private const int ForwardRowTile = 64;
 
-    // Inner-dimension chunk of Backward's products: keeps the chunk of the streamed operand in L2 across row blocks.
-    private const int BackwardDepthTile = 256;
+    // Inner-dimension chunk of Backward's products: a 64-column panel of the right operand, 64 × 64 floats = 16 KiB,
+    // stays in L1 while all row blocks pass (measured: 64 beat 128 and 256 by 15-40% at inF = 128).
+    private const int BackwardDepthTile = 64;
 
     /// <summary>
     /// <c>y[n, outF] = x[n, inF] · w[outF, inF]ᵀ + bias[outF]</c>; <paramref name="bias"/> may be empty (no bias).
@@ -349,16 +350,20 @@ public static unsafe class MatMul
             switch (path)
             {
                 case SimdPath.Vector512:
-                    Vector512<float> tailMask = TailMask512(cols & 15);
-                    for (; m + 4 <= rows; m += 4)
+                    // Column panel outside, row blocks inside: the panel of b (kc rows × 64 columns) stays in L1
+                    // while every row block of c streams past it.
+                    int blockedRows = rows & ~3;
+                    int panel = 0;
+                    for (; panel + 64 <= cols; panel += 64)
+                        for (int mb = 0; mb < blockedRows; mb += 4)
+                            Axpy4x64Of512(ak + (nint)mb * aRowStride, aRowStride, aColStride, bk + panel, ldb, c + (nint)mb * ldc + panel, ldc, kc);
+                    for (; panel < cols; panel += 16)
                     {
-                        float* am = ak + (nint)m * aRowStride;
-                        float* cm = c + (nint)m * ldc;
-                        int j = 0;
-                        for (; j + 64 <= cols; j += 64) Axpy4x64Of512(am, aRowStride, aColStride, bk + j, ldb, cm + j, ldc, kc);
-                        for (; j + 16 <= cols; j += 16) Axpy4x16Of512(am, aRowStride, aColStride, bk + j, ldb, cm + j, ldc, kc, Vector512<float>.AllBitsSet);
-                        if (j < cols) Axpy4x16Of512(am, aRowStride, aColStride, bk + j, ldb, cm + j, ldc, kc, tailMask);
+                        Vector512<float> mask = cols - panel >= 16 ? Vector512<float>.AllBitsSet : TailMask512(cols - panel);
+                        for (int mb = 0; mb < blockedRows; mb += 4)
+                            Axpy4x16Of512(ak + (nint)mb * aRowStride, aRowStride, aColStride, bk + panel, ldb, c + (nint)mb * ldc + panel, ldc, kc, mask);
                     }
+                    m = blockedRows;
                     break;
                 case SimdPath.Vector256:
                     for (; m + 4 <= rows; m += 4)
