@@ -24,7 +24,7 @@ namespace TransformerGen.Generator
 
             // 2. Validate: the declaration's own errors, each on the argument that causes it.
             IncrementalValuesProvider<(ParseResult Parsed, EquatableArray<DiagnosticInfo> Diagnostics)> validated = specs
-                .Select(static (parsed, _) => (parsed, parsed.Spec is null ? parsed.Failure : Validator.Validate(parsed.Spec)))
+                .Select(static (parsed, _) => (parsed, parsed.Spec is null ? parsed.Failure : Validator.SafeValidate(parsed.Spec)))
                 .WithTrackingName(TrackingNames.Validate);
 
             // 3–5. Lower to a graph, plan memory, emit C#; only valid declarations get this far.

@@ -12,6 +12,23 @@ namespace TransformerGen.Generator
         /// <summary>The most layers the generator unrolls; far above any model this library targets.</summary>
         public const int MaxLayers = 512;
 
+        /// <summary>
+        /// Validates, turning an unexpected failure of the validator itself into TG9999 so that the generator
+        /// never throws.
+        /// </summary>
+        public static EquatableArray<DiagnosticInfo> SafeValidate(ModelSpec spec)
+        {
+            try
+            {
+                return Validate(spec);
+            }
+            catch (System.Exception e) when (e is not System.OperationCanceledException)
+            {
+                return new EquatableArray<DiagnosticInfo>([DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, spec.AttributeLocation,
+                    "validating the declaration", spec.Type.Name, e.GetType().Name + ": " + e.Message)]);
+            }
+        }
+
         public static EquatableArray<DiagnosticInfo> Validate(ModelSpec spec)
         {
             var found = new List<DiagnosticInfo>();
@@ -96,9 +113,15 @@ namespace TransformerGen.Generator
         /// <summary>The divisors of <paramref name="n"/> that pass <paramref name="keep"/>, listed for a message (at most 12 shown).</summary>
         private static string Divisors(int n, System.Func<int, bool> keep)
         {
-            var list = new List<int>();
-            for (int d = 1; d <= n && list.Count < 13; d++)
-                if (n % d == 0 && keep(d)) list.Add(d);
+            // Trial division up to √n finds every divisor as a pair, in √n steps even for n = int.MaxValue.
+            var all = new List<int>();
+            for (long d = 1; d * d <= n; d++)
+            {
+                if (n % d != 0) continue;
+                all.Add((int)d);
+                if (d * d != n) all.Add((int)(n / d));
+            }
+            List<int> list = all.Where(keep).OrderBy(d => d).ToList();
             string shown = string.Join(", ", list.Take(12));
             return list.Count > 12 ? shown + ", …" : shown;
         }

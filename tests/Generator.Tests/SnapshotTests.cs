@@ -1,0 +1,54 @@
+using System;
+using System.IO;
+using System.Runtime.CompilerServices;
+using Xunit;
+
+namespace TransformerGen.Generator.Tests;
+
+/// <summary>
+/// The generated source of three representative models, compared with checked-in files, so that every change
+/// to the emitted code is reviewed as a diff. On a mismatch the new text is written beside the snapshot as
+/// <c>.received.cs</c>; to accept it, move it over the <c>.verified.cs</c> file.
+/// </summary>
+public class SnapshotTests
+{
+    [Theory]
+    [InlineData("PreRotaryGelu", "Positional = Positional.Rotary, Norm = NormPlacement.Pre, Activation = Activation.Gelu")]
+    [InlineData("PostSinusoidalReluUntied", "Positional = Positional.Sinusoidal, Norm = NormPlacement.Post, Activation = Activation.Relu, TiedEmbeddings = false")]
+    [InlineData("LearnedDropoutSmoothing", "Positional = Positional.Learned, Dropout = 0.1f, LabelSmoothing = 0.1f")]
+    public void Generated_source_matches_its_snapshot(string name, string options)
+    {
+        var result = GeneratorHarness.RunClean($$"""
+            using TransformerGen;
+            namespace Snapshots;
+            [TransformerModel(Vocab = 11, DModel = 12, Heads = 3, Layers = 2, DFF = 20, SeqLen = 5, Batch = 2, {{options}})]
+            public partial class {{name}} { }
+            """);
+        string text = result.GeneratedSource.Replace(Emitter.GeneratorVersion, "{version}");
+        Match(name, text);
+    }
+
+    private static void Match(string name, string actual, [CallerFilePath] string here = "")
+    {
+        string folder = Path.Combine(Path.GetDirectoryName(here)!, "Snapshots");
+        string verified = Path.Combine(folder, name + ".verified.cs");
+        string received = Path.Combine(folder, name + ".received.cs");
+        string? expected = File.Exists(verified) ? File.ReadAllText(verified).Replace("\r\n", "\n") : null;
+        if (expected == actual)
+        {
+            File.Delete(received);
+            return;
+        }
+        File.WriteAllText(received, actual);
+        string where = expected is null ? "no snapshot exists yet" : $"first difference at line {FirstDifferentLine(expected, actual)}";
+        Assert.Fail($"{name}: generated source differs from {verified} ({where}); the new text is in {received}");
+    }
+
+    private static int FirstDifferentLine(string a, string b)
+    {
+        string[] x = a.Split('\n'), y = b.Split('\n');
+        int i = 0;
+        while (i < x.Length && i < y.Length && x[i] == y[i]) i++;
+        return i + 1;
+    }
+}
