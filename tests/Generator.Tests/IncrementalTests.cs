@@ -16,7 +16,11 @@ public class IncrementalTests
         using TransformerGen;
         namespace Demo;
         [TransformerModel(Vocab = 11, DModel = 12, Heads = 3, Layers = 2, DFF = 20, SeqLen = 5, Batch = 2)]
-        public partial class M { }
+        public partial class M
+        {
+            public int Helper() => 1;
+            public int Other() => 2;
+        }
         """;
 
     private const string OtherSource = """
@@ -69,6 +73,27 @@ public class IncrementalTests
         driver = driver.RunGenerators(compilation.ReplaceSyntaxTree(old, edited));
         Assert.All(Reasons(driver, TrackingNames.Parse), r => Assert.Equal(IncrementalStepRunReason.Unchanged, r));
         Assert.All(Reasons(driver, TrackingNames.Compile), r => Assert.True(r is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, r.ToString()));
+    }
+
+    [Fact]
+    public void Editing_a_method_body_in_the_model_class_reruns_no_emit_step()
+    {
+        (GeneratorDriver driver, CSharpCompilation compilation) = FirstRun();
+        SyntaxTree old = compilation.SyntaxTrees.Single(t => t.ToString().Contains("partial class M"));
+        SyntaxTree edited = old.WithChangedText(Microsoft.CodeAnalysis.Text.SourceText.From(ModelSource.Replace("Helper() => 1;", "Helper() { int x = 40; return x + 2; }")));
+        driver = driver.RunGenerators(compilation.ReplaceSyntaxTree(old, edited));
+        Assert.All(Reasons(driver, TrackingNames.Parse), r => Assert.Equal(IncrementalStepRunReason.Unchanged, r));
+        Assert.All(Reasons(driver, TrackingNames.Compile), r => Assert.Equal(IncrementalStepRunReason.Cached, r));
+    }
+
+    [Fact]
+    public void An_unrelated_attribute_elsewhere_reruns_no_emit_step()
+    {
+        (GeneratorDriver driver, CSharpCompilation compilation) = FirstRun();
+        SyntaxTree old = compilation.SyntaxTrees.Single(t => t.ToString().Contains("class Other"));
+        SyntaxTree edited = old.WithChangedText(Microsoft.CodeAnalysis.Text.SourceText.From(OtherSource.Replace("public static class Other", "[System.Obsolete(\"x\")] public static class Other")));
+        driver = driver.RunGenerators(compilation.ReplaceSyntaxTree(old, edited));
+        Assert.All(Reasons(driver, TrackingNames.Compile), r => Assert.Equal(IncrementalStepRunReason.Cached, r));
     }
 
     [Fact]

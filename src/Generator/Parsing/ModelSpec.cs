@@ -45,7 +45,7 @@ namespace TransformerGen.Generator
         int AttributeCount,
         EquatableArray<MemberName> Members);
 
-    /// <summary>A member the user wrote in the class, with where it was written (to report collisions).</summary>
+    /// <summary>A member the user wrote in the class whose name a generated member also has, with where it was written.</summary>
     internal sealed record MemberName(string Name, LocationInfo? Location);
 
     /// <summary>The numeric values of the attribute's enums, mirrored here because the generator cannot reference the attributes assembly.</summary>

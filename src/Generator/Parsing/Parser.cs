@@ -55,7 +55,7 @@ namespace TransformerGen.Generator
             }
 
             return new ModelSpec(
-                ReadType(symbol, node, cancellationToken),
+                ReadType(symbol, node, layers.Value, cancellationToken),
                 LocationInfo.From(attributeSyntax) ?? LocationInfo.From(node.Identifier.GetLocation()),
                 architecture, vocab, dModel, heads, layers, dff, seqLen, batch, positional, norm, activation,
                 dropout, labelSmoothing, tied);
@@ -76,7 +76,7 @@ namespace TransformerGen.Generator
             return null;
         }
 
-        private static TypeShape ReadType(INamedTypeSymbol symbol, TypeDeclarationSyntax node, CancellationToken cancellationToken)
+        private static TypeShape ReadType(INamedTypeSymbol symbol, TypeDeclarationSyntax node, int layers, CancellationToken cancellationToken)
         {
             var containing = new List<string>();
             bool inGeneric = false, containingPartial = true;
@@ -93,12 +93,15 @@ namespace TransformerGen.Generator
                 ? b.ToDisplayString()
                 : null;
 
+            // Only members whose names collide with generated ones are kept: the locations of the others would
+            // change with every edit of the class body and defeat caching for nothing.
             var members = new List<MemberName>();
             foreach (ISymbol member in symbol.GetMembers())
             {
                 if (member.IsImplicitlyDeclared || member is IMethodSymbol { MethodKind: MethodKind.Constructor or MethodKind.StaticConstructor })
                     continue;
                 if (member is IMethodSymbol { AssociatedSymbol: not null }) continue; // accessors: the property is listed
+                if (!GeneratedNames.IsGenerated(member.Name, layers)) continue;
                 Location? where = member.Locations.FirstOrDefault(l => l.IsInSource);
                 if (where is null) continue;
                 members.Add(new MemberName(member.Name, LocationInfo.From(where)));

@@ -50,7 +50,6 @@ namespace TransformerGen.Generator
             if (type.BaseTypeName is not null)
                 found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.HasBaseClass, type.NameLocation, type.Name, type.BaseTypeName));
             foreach (MemberName member in type.Members)
-                if (GeneratedNames.IsGenerated(member.Name, spec.Layers.Value))
                     found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MemberCollision, member.Location, type.Name, member.Name));
 
             CheckOption(found, spec, "Architecture", spec.Architecture, "Architecture.DecoderOnly", EnumValues.DecoderOnly);
