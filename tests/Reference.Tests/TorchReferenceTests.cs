@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using TorchSharp;
-using TorchSharp.Modules;
 using TransformerGen.Model.Tests;
 using Xunit;
 using Xunit.Abstractions;
