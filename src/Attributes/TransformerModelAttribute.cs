@@ -16,7 +16,7 @@ namespace TransformerGen
     [AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
     public sealed class TransformerModelAttribute : Attribute
     {
-        /// <summary>Which stack of layers the model is: decoder-only (causal) is the default.</summary>
+        /// <summary>Which stacks of layers the model has: decoder-only (causal) is the default.</summary>
         public Architecture Architecture { get; set; } = Architecture.DecoderOnly;
 
         /// <summary>Number of token ids; ids are in <c>[0, Vocab)</c>.</summary>
@@ -55,8 +55,65 @@ namespace TransformerGen
         /// <summary>Label smoothing ε in <c>[0, 1)</c> for the cross-entropy loss, as PyTorch defines it. Defaults to 0.</summary>
         public float LabelSmoothing { get; set; }
 
-        /// <summary>Whether the output projection reuses the token embedding matrix. Defaults to true.</summary>
+        /// <summary>Whether the output projection reuses the (target) token embedding matrix. Defaults to true.</summary>
         public bool TiedEmbeddings { get; set; } = true;
+
+        /// <summary>Encoder layers of an encoder–decoder or encoder-only model; 0 (the default) means <see cref="Layers"/>.</summary>
+        public int EncoderLayers { get; set; }
+
+        /// <summary>Decoder layers of an encoder–decoder model; 0 (the default) means <see cref="Layers"/>.</summary>
+        public int DecoderLayers { get; set; }
+
+        /// <summary>The decoder's vocabulary of an encoder–decoder model; 0 (the default) means the same as <see cref="Vocab"/>.</summary>
+        public int TargetVocab { get; set; }
+
+        /// <summary>Target positions of an encoder–decoder model; 0 (the default) means the same as <see cref="SeqLen"/>.</summary>
+        public int TargetSeqLen { get; set; }
+
+        /// <summary>
+        /// The padding id, or -1 (the default) for no padding. Padded positions are masked as keys in every
+        /// attention, ignored as targets, and skipped by mean pooling: they contribute nothing to outputs, losses or gradients.
+        /// </summary>
+        public int PadToken { get; set; } = -1;
+
+        /// <summary>The begin-of-sequence id that starts the decoder's input (teacher forcing shifts the target right behind it). Encoder–decoder only.</summary>
+        public int BosToken { get; set; } = -1;
+
+        /// <summary>The end-of-sequence id that stops decoding, or -1 to always decode to the full length. Encoder–decoder only.</summary>
+        public int EosToken { get; set; } = -1;
+
+        /// <summary>Multiply token embeddings by √DModel before adding positions, as the paper does (§3.4). Defaults to false.</summary>
+        public bool ScaleEmbeddings { get; set; }
+
+        /// <summary>Restricted self-attention: each query sees only keys within this distance of its position (the paper's r, §4). 0 (the default) is unrestricted.</summary>
+        public int AttentionWindow { get; set; }
+
+        /// <summary>Number of classes of an encoder-only model's head.</summary>
+        public int Classes { get; set; }
+
+        /// <summary>What an encoder-only model predicts: one class per sequence (the default) or one per token.</summary>
+        public EncoderHead Head { get; set; } = EncoderHead.Classification;
+
+        /// <summary>How a classification head pools the sequence: the first token (BERT's [CLS], the default) or the mean of non-pad tokens.</summary>
+        public Pooling Pooling { get; set; } = Pooling.FirstToken;
+    }
+
+    /// <summary>What an encoder-only model's head predicts.</summary>
+    public enum EncoderHead
+    {
+        /// <summary>One of <c>Classes</c> labels per sequence, from a pooled vector.</summary>
+        Classification = 0,
+        /// <summary>One of <c>Classes</c> labels per token (tagging).</summary>
+        Tagging = 1,
+    }
+
+    /// <summary>How a classification head turns a sequence into one vector.</summary>
+    public enum Pooling
+    {
+        /// <summary>The encoder output at the first position.</summary>
+        FirstToken = 0,
+        /// <summary>The mean of the encoder outputs at positions that are not padding.</summary>
+        Mean = 1,
     }
 
     /// <summary>The stack of layers a model is made of.</summary>
@@ -64,6 +121,10 @@ namespace TransformerGen
     {
         /// <summary>A stack of causal self-attention layers predicting the next token (GPT).</summary>
         DecoderOnly = 0,
+        /// <summary>The paper's Transformer: a bidirectional encoder over the source and a causal decoder with cross-attention to it.</summary>
+        EncoderDecoder = 1,
+        /// <summary>A bidirectional encoder with a classification or tagging head (BERT).</summary>
+        EncoderOnly = 2,
     }
 
     /// <summary>How the position of each token enters the model.</summary>

@@ -16,7 +16,7 @@ public class GradientTests(ITestOutputHelper output)
         new[] { "SinusoidalPre", "SinusoidalPost", "LearnedPre", "LearnedPost", "RotaryPre", "RotaryPost", "WithDropout" }
             .Select(name => new object[] { name });
 
-    internal static TransformerModel Create(string name) => name switch
+    internal static LanguageModel Create(string name) => name switch
     {
         "SinusoidalPre" => new SinusoidalPre(3),
         "SinusoidalPost" => new SinusoidalPost(3),

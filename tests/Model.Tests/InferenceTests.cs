@@ -13,7 +13,7 @@ public class InferenceTests
     [MemberData(nameof(Models))]
     public void Cached_decoding_matches_the_full_forward_pass(string name)
     {
-        TransformerModel model = GradientTests.Create(name);
+        LanguageModel model = GradientTests.Create(name);
         TestData.Perturb(model, 4);
         model.Training = false;
         int seqLen = model.Layout.SeqLen, vocab = model.Layout.Vocab;

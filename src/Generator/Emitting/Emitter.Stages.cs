@@ -15,8 +15,8 @@ namespace TransformerGen.Generator
         /// <summary>Writes one stage's method for one pass: forward, backward (operations in reverse) or cached inference.</summary>
         private void WriteStage(IndentedWriter w, Stage stage, string pass)
         {
-            List<Op> ops = _graph.Ops.Where(o => o.Stage == stage).ToList();
             bool infer = pass == "Infer";
+            List<Op> ops = _graph.Ops.Where(o => (infer ? o.InferenceStage : o.Stage) == stage).ToList();
             var body = new List<string>();
             foreach (Op op in pass == "Backward" ? Enumerable.Reverse(ops) : ops)
             {
@@ -25,31 +25,31 @@ namespace TransformerGen.Generator
                 {
                     case "Forward": Forward(op, lines); break;
                     case "Backward": Backward(op, lines); break;
-                    default: Infer(op, lines); break;
+                    default: Infer(op, stage, lines); break;
                 }
                 if (lines.Count == 0) continue;
-                body.Add(Comment(op, pass));
+                body.Add(Comment(op, pass, stage));
                 body.AddRange(lines);
             }
 
-            string where = stage.Kind switch
-            {
-                StageKind.Embed => "the embedding",
-                StageKind.Head => "the head",
-                _ => "layer " + stage.Layer,
-            };
+            string where = Where(stage, @long: true);
             string summary = pass switch
             {
                 "Forward" => $"Forward pass of {where}.",
                 "Backward" => $"Backward pass of {where}: adds into the gradients of its parameters and inputs.",
-                _ => $"Cached inference of {where} for <paramref name=\"n\"/> new positions of one sequence.",
+                _ => stage.IsEncoderSide && _spec.IsEncoderDecoder
+                    ? $"Inference of {where} for a source of <paramref name=\"n\"/> tokens."
+                    : $"Cached inference of {where} for <paramref name=\"n\"/> new positions of one sequence.",
             };
-            string parameters = !infer ? "" : stage.Kind switch
+            string parameters = "";
+            if (infer)
             {
-                StageKind.Embed => EmbedTakesPosition ? "global::System.ReadOnlySpan<int> tokens, int n, int position0" : "global::System.ReadOnlySpan<int> tokens, int n",
-                StageKind.Head => "int n",
-                _ => "int n, int position0",
-            };
+                var list = new List<string>();
+                if (stage.Kind is StageKind.Embed or StageKind.TargetEmbed) list.Add("global::System.ReadOnlySpan<int> tokens");
+                list.Add("int n");
+                if (NeedsPosition(stage)) list.Add("int position0");
+                parameters = string.Join(", ", list);
+            }
             string returns = stage.Kind == StageKind.Head && pass == "Forward" ? "float" : "void";
 
             w.Line();
@@ -62,21 +62,28 @@ namespace TransformerGen.Generator
             w.Close();
         }
 
-        /// <summary>The one-line comment above an operation: where it is, what it is, and its activation shapes.</summary>
-        private string Comment(Op op, string pass)
+        private static string Where(Stage stage, bool @long = false) => stage.Kind switch
         {
-            string where = op.Stage.Kind switch
-            {
-                StageKind.Embed => "embedding",
-                StageKind.Head => "head",
-                _ => "layer " + op.Stage.Layer,
-            };
+            StageKind.Embed => @long ? "the embedding" : "embedding",
+            StageKind.TargetEmbed => @long ? "the target embedding" : "target embedding",
+            StageKind.EncoderOutput => @long ? "the encoder's output" : "encoder output",
+            StageKind.Head => @long ? "the head" : "head",
+            StageKind.EncoderLayer => "encoder layer " + stage.Layer,
+            StageKind.DecoderLayer => "decoder layer " + stage.Layer,
+            _ => "layer " + stage.Layer,
+        };
+
+        /// <summary>The one-line comment above an operation: where it is, what it is, and its activation shapes.</summary>
+        private string Comment(Op op, string pass, Stage stage)
+        {
+            string where = Where(op.Stage);
             if (pass == "Backward") return $"// {where} · {op.Title} · backward";
             IEnumerable<string> Shapes(IEnumerable<TensorDef> ts) => ts.Where(t => t.Kind == TensorKind.Activation && !(pass == "Infer" && t.TrainingOnly))
-                .Select(t => t.Name + (pass == "Infer" ? InferenceShape(t, op.Stage) : t.ShapeText));
+                .Select(t => t.Name + (pass == "Infer" ? InferenceShape(t, stage) : t.ShapeText));
             string reads = string.Join(", ", Shapes(op.Reads));
             string writes = string.Join(", ", Shapes(op.Writes));
-            if (op is EmbeddingOp) reads = pass == "Infer" ? "tokens[n]" : $"tokens[{_d.Tokens}]";
+            if (op is EmbeddingOp e)
+                reads = pass == "Infer" ? "tokens[n]" : (e.Stream == TokenStream.Input ? "tokens" : "decoder tokens") + $"[{Lit(_d.Rows(e.Stream))}]";
             string flow = reads.Length == 0 ? writes : writes.Length == 0 || reads == writes ? reads + " (in place)" : reads + " → " + writes;
             return $"// {where} · {op.Title} · {flow}";
         }
@@ -84,6 +91,7 @@ namespace TransformerGen.Generator
         /// <summary>A tensor's shape at inference, as the comments print it: n rows, or the last row only in the head.</summary>
         private string InferenceShape(TensorDef t, Stage stage)
         {
+            if (t.IsAttentionProbabilities) return $"[{Lit(_d.Heads)}, n, n]";
             string width = t.Shape.Length == 1 ? "" : ", " + Lit(t.Width);
             if (stage.Kind != StageKind.Head) return $"[n{width}]";
             return _headTensors.Contains(t) ? $"[1{width}]" : $"[n{width}] (last row)";
@@ -99,48 +107,68 @@ namespace TransformerGen.Generator
         /// <summary>A tensor's gradient (parameter or activation) in the training layout.</summary>
         private string G(TensorDef t) => Slice(t.Kind == TensorKind.Parameter ? "dp" : "da", _plan.OffsetOf(t), t.Elements);
 
+        /// <summary>Columns <paramref name="column"/>… of every row of a tensor: a slice from that column to the end, read with the tensor's row stride.</summary>
+        private static string Columns(string slice, TensorDef t, long column)
+        {
+            if (column == 0) return slice;
+            int open = slice.IndexOf('(');
+            string local = slice.Substring(0, open - ".Slice".Length);
+            string[] args = slice.Substring(open + 1, slice.Length - open - 2).Split([", "], 2, System.StringSplitOptions.None);
+            return $"{local}.Slice({args[0]} + {Lit(column)}, {args[1]} - {Lit(column)})";
+        }
+
         /// <summary>
         /// A tensor at inference: parameters and constants as in training; activations in the inference workspace
-        /// with <c>n</c> rows, except in the head, which works on the last position only.
+        /// (or the key/value cache) with <c>n</c> rows, except in the head, which works on the last position only.
         /// </summary>
         private string I(TensorDef t, Stage stage)
         {
             if (t.Kind != TensorKind.Activation) return V(t);
             long offset = _plan.InferenceOffsetOf(t), width = t.Width;
-            if (stage.Kind != StageKind.Head) return $"w.Slice({Lit(offset)}, n{(width == 1 ? "" : " * " + Lit(width))})";
-            if (_headTensors.Contains(t)) return Slice("w", offset, width);
-            return $"w.Slice({Lit(offset)} + (n - 1) * {Lit(width)}, {Lit(width)})";
+            string local = t.InCache ? "kv" : "w";
+            if (t.IsAttentionProbabilities) return $"{local}.Slice({Lit(offset)}, {Lit(_d.Heads)} * n * n)";
+            if (stage.Kind != StageKind.Head) return $"{local}.Slice({Lit(offset)}, n{(width == 1 ? "" : " * " + Lit(width))})";
+            if (_headTensors.Contains(t)) return Slice(local, offset, width);
+            return $"{local}.Slice({Lit(offset)} + (n - 1) * {Lit(width)}, {Lit(width)})";
         }
 
-        private string Rows(Stage stage, bool infer) => !infer ? Lit(_d.Tokens) : stage.Kind == StageKind.Head ? "1" : "n";
+        private string Padding(TokenStream stream) => stream == TokenStream.Input ? "TokenPadding" : "DecoderPadding";
+
+        private string TokensOf(TokenStream stream) => stream == TokenStream.Input ? "Tokens" : "DecoderTokens";
 
         // ----- the three passes, one case per operation -----
 
         private void Forward(Op op, List<string> lines)
         {
-            string n = Lit(_d.Tokens), b = Lit(_d.Batch), t = Lit(_d.SeqLen), h = Lit(_d.Heads), hd = Lit(_d.HeadDim);
+            string h = Lit(_d.Heads), hd = Lit(_d.HeadDim), c = Lit(_d.DModel);
             switch (op)
             {
                 case EmbeddingOp e:
-                    lines.Add($"{Kernels}Embedding.Forward(Tokens, {V(e.Table)}, {V(e.Output)}, {Lit(_d.Vocab)}, {Lit(_d.DModel)});");
+                    lines.Add($"{Kernels}Embedding.Forward({TokensOf(e.Stream)}, {V(e.Table)}, {V(e.Output)}, {Lit(e.Table.Shape[0])}, {c}{ScaleArgument(e)});");
                     break;
                 case PositionalAddOp pos:
-                    lines.Add($"{Kernels}Positional.Add({V(pos.X)}, {V(pos.Table)}, {b}, {t}, {Lit(_d.DModel)});");
+                    lines.Add($"{Kernels}Positional.Add({V(pos.X)}, {Rows(pos.Table, _d.Length(pos.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(pos.Stream))}, {c});");
                     break;
                 case DropoutOp drop:
                     lines.Add($"{Kernels}Dropout.Forward({V(drop.Input)}, {V(drop.Output)}, {V(drop.Mask)}, Training ? {Lit(drop.Probability)} : 0f, DropoutRng);");
                     break;
                 case LayerNormOp ln:
-                    lines.Add($"{Kernels}LayerNorm.Forward({V(ln.Input)}, {V(ln.Gamma)}, {V(ln.Beta)}, {V(ln.Output)}, {V(ln.Mean)}, {V(ln.Rstd)}, {n}, {Lit(ln.Input.Width)});");
+                    lines.Add($"{Kernels}LayerNorm.Forward({V(ln.Input)}, {V(ln.Gamma)}, {V(ln.Beta)}, {V(ln.Output)}, {V(ln.Mean)}, {V(ln.Rstd)}, {Lit(ln.Input.Shape[0])}, {Lit(ln.Input.Width)});");
                     break;
                 case LinearOp lin:
-                    lines.Add($"{Kernels}MatMul.Forward({V(lin.Input)}, {V(lin.Weight)}, {(lin.Bias is null ? "default" : V(lin.Bias))}, {V(lin.Output)}, {n}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)});");
+                    lines.Add($"{Kernels}MatMul.Forward({V(lin.Input)}, {V(lin.Weight)}, {(lin.Bias is null ? "default" : V(lin.Bias))}, {V(lin.Output)}, {Lit(lin.Input.Shape[0])}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)});");
                     break;
                 case RotaryOp rot:
-                    lines.Add($"{Kernels}Positional.RotaryForward({V(rot.Qkv)}, {V(rot.Cos)}, {V(rot.Sin)}, {b}, {t}, {h}, {hd}, {Lit(rot.Qkv.Width)});");
+                    lines.Add($"{Kernels}Positional.RotaryForward({V(rot.Qkv)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(rot.Stream))}, {h}, {hd}, {Lit(rot.Qkv.Width)});");
+                    break;
+                case AttentionOp att when att.IsPlainPackedSelfAttention:
+                    lines.Add($"{Kernels}Attention.Forward({V(att.Query)}, {V(att.Output)}, {V(att.Probabilities)}, {Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {h}, {hd}, causal: {Bool(att.Causal)});");
                     break;
                 case AttentionOp att:
-                    lines.Add($"{Kernels}Attention.Forward({V(att.Qkv)}, {V(att.Output)}, {V(att.Probabilities)}, {b}, {t}, {h}, {hd}, causal: {(att.Causal ? "true" : "false")});");
+                    lines.Add($"{Kernels}Attention.Forward({Columns(V(att.Query), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
+                              $"{Columns(V(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(V(att.KeysValues), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
+                              $"{(att.KeyPadding ? Padding(att.KeyStream) : "default")}, {V(att.Output)}, {V(att.Probabilities)}, " +
+                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}, causal: {Bool(att.Causal)}, window: {Lit(att.Window)});");
                     break;
                 case AddOp add:
                     lines.Add($"{Tensors}.Add({V(add.A)}, {V(add.B)}, {V(add.Output)});");
@@ -148,37 +176,49 @@ namespace TransformerGen.Generator
                 case ActivationOp act:
                     lines.Add($"{Kernels}Activations.{(act.Gelu ? "Gelu" : "Relu")}Forward({V(act.Input)}, {V(act.Output)});");
                     break;
+                case PoolOp pool:
+                    lines.Add(pool.Mean
+                        ? $"{Kernels}Pooling.MeanForward({V(pool.Input)}, {(_spec.PadToken.Value >= 0 ? "TokenPadding" : "default")}, {V(pool.Output)}, {Lit(pool.Batch)}, {Lit(pool.SeqLen)}, {c});"
+                        : $"{Kernels}Pooling.FirstForward({V(pool.Input)}, {V(pool.Output)}, {Lit(pool.Batch)}, {Lit(pool.SeqLen)}, {c});");
+                    break;
                 case CrossEntropyOp ce:
-                    lines.Add($"return {Kernels}CrossEntropy.Forward({V(ce.Logits)}, Targets, {V(ce.Probabilities)}, {n}, {Lit(_d.Vocab)}, {Lit(ce.LabelSmoothing)});");
+                    lines.Add($"return {Kernels}CrossEntropy.Forward({V(ce.Logits)}, Targets, {V(ce.Probabilities)}, {Lit(ce.Logits.Shape[0])}, {Lit(ce.Logits.Width)}, {Lit(ce.LabelSmoothing)});");
                     break;
             }
         }
 
         private void Backward(Op op, List<string> lines)
         {
-            string n = Lit(_d.Tokens), b = Lit(_d.Batch), t = Lit(_d.SeqLen), h = Lit(_d.Heads), hd = Lit(_d.HeadDim);
+            string h = Lit(_d.Heads), hd = Lit(_d.HeadDim), c = Lit(_d.DModel);
             switch (op)
             {
                 case EmbeddingOp e:
-                    lines.Add($"{Kernels}Embedding.Backward(Tokens, {G(e.Output)}, {G(e.Table)}, {Lit(_d.DModel)});");
+                    lines.Add($"{Kernels}Embedding.Backward({TokensOf(e.Stream)}, {G(e.Output)}, {G(e.Table)}, {c}{ScaleArgument(e)});");
                     break;
                 case PositionalAddOp pos when pos.Table.Kind == TensorKind.Parameter:
-                    lines.Add($"{Kernels}Positional.AddBackward({G(pos.X)}, {G(pos.Table)}, {b}, {t}, {Lit(_d.DModel)});");
+                    lines.Add($"{Kernels}Positional.AddBackward({G(pos.X)}, {G(pos.Table)}, {Lit(_d.Batch)}, {Lit(_d.Length(pos.Stream))}, {c});");
                     break;
                 case DropoutOp drop:
                     lines.Add($"{Kernels}Dropout.Backward({G(drop.Output)}, {V(drop.Mask)}, {G(drop.Input)});");
                     break;
                 case LayerNormOp ln:
-                    lines.Add($"{Kernels}LayerNorm.Backward({G(ln.Output)}, {V(ln.Input)}, {V(ln.Gamma)}, {V(ln.Mean)}, {V(ln.Rstd)}, {G(ln.Input)}, {G(ln.Gamma)}, {G(ln.Beta)}, {n}, {Lit(ln.Input.Width)});");
+                    lines.Add($"{Kernels}LayerNorm.Backward({G(ln.Output)}, {V(ln.Input)}, {V(ln.Gamma)}, {V(ln.Mean)}, {V(ln.Rstd)}, {G(ln.Input)}, {G(ln.Gamma)}, {G(ln.Beta)}, {Lit(ln.Input.Shape[0])}, {Lit(ln.Input.Width)});");
                     break;
                 case LinearOp lin:
-                    lines.Add($"{Kernels}MatMul.Backward({G(lin.Output)}, {V(lin.Input)}, {V(lin.Weight)}, {G(lin.Input)}, {G(lin.Weight)}, {(lin.Bias is null ? "default" : G(lin.Bias))}, {n}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)});");
+                    lines.Add($"{Kernels}MatMul.Backward({G(lin.Output)}, {V(lin.Input)}, {V(lin.Weight)}, {G(lin.Input)}, {G(lin.Weight)}, {(lin.Bias is null ? "default" : G(lin.Bias))}, {Lit(lin.Input.Shape[0])}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)});");
                     break;
                 case RotaryOp rot:
-                    lines.Add($"{Kernels}Positional.RotaryBackward({G(rot.Qkv)}, {V(rot.Cos)}, {V(rot.Sin)}, {b}, {t}, {h}, {hd}, {Lit(rot.Qkv.Width)});");
+                    lines.Add($"{Kernels}Positional.RotaryBackward({G(rot.Qkv)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(rot.Stream))}, {h}, {hd}, {Lit(rot.Qkv.Width)});");
+                    break;
+                case AttentionOp att when att.IsPlainPackedSelfAttention:
+                    lines.Add($"{Kernels}Attention.Backward({G(att.Output)}, {V(att.Query)}, {V(att.Probabilities)}, {G(att.Query)}, {Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {h}, {hd}, causal: {Bool(att.Causal)});");
                     break;
                 case AttentionOp att:
-                    lines.Add($"{Kernels}Attention.Backward({G(att.Output)}, {V(att.Qkv)}, {V(att.Probabilities)}, {G(att.Qkv)}, {b}, {t}, {h}, {hd}, causal: {(att.Causal ? "true" : "false")});");
+                    lines.Add($"{Kernels}Attention.Backward({G(att.Output)}, {Columns(V(att.Query), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
+                              $"{Columns(V(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(V(att.KeysValues), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
+                              $"{V(att.Probabilities)}, {Columns(G(att.Query), att.Query, att.QueryColumn)}, " +
+                              $"{Columns(G(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(G(att.KeysValues), att.KeysValues, att.ValueColumn)}, " +
+                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd});");
                     break;
                 case AddOp add:
                     lines.Add($"{Tensors}.Add({G(add.A)}, {G(add.Output)}, {G(add.A)});");
@@ -187,50 +227,77 @@ namespace TransformerGen.Generator
                 case ActivationOp act:
                     lines.Add($"{Kernels}Activations.{(act.Gelu ? "Gelu" : "Relu")}Backward({G(act.Output)}, {V(act.Input)}, {G(act.Input)});");
                     break;
+                case PoolOp pool:
+                    lines.Add(pool.Mean
+                        ? $"{Kernels}Pooling.MeanBackward({G(pool.Output)}, {(_spec.PadToken.Value >= 0 ? "TokenPadding" : "default")}, {G(pool.Input)}, {Lit(pool.Batch)}, {Lit(pool.SeqLen)}, {c});"
+                        : $"{Kernels}Pooling.FirstBackward({G(pool.Output)}, {G(pool.Input)}, {Lit(pool.Batch)}, {Lit(pool.SeqLen)}, {c});");
+                    break;
                 case CrossEntropyOp ce:
-                    lines.Add($"{Kernels}CrossEntropy.Backward({V(ce.Probabilities)}, Targets, {G(ce.Logits)}, {n}, {Lit(_d.Vocab)}, {Lit(ce.LabelSmoothing)});");
+                    lines.Add($"{Kernels}CrossEntropy.Backward({V(ce.Probabilities)}, Targets, {G(ce.Logits)}, {Lit(ce.Logits.Shape[0])}, {Lit(ce.Logits.Width)}, {Lit(ce.LabelSmoothing)});");
                     break;
             }
         }
 
-        private void Infer(Op op, List<string> lines)
+        private void Infer(Op op, Stage stage, List<string> lines)
         {
-            Stage s = op.Stage;
-            string rows = Rows(s, infer: true), h = Lit(_d.Heads), hd = Lit(_d.HeadDim), c = Lit(_d.DModel);
+            string rows = stage.Kind == StageKind.Head ? "1" : "n", h = Lit(_d.Heads), hd = Lit(_d.HeadDim), c = Lit(_d.DModel);
+            string position = NeedsPosition(stage) ? "position0" : "0";
             switch (op)
             {
                 case EmbeddingOp e:
-                    lines.Add($"{Kernels}Embedding.Forward(tokens, {I(e.Table, s)}, {I(e.Output, s)}, {Lit(_d.Vocab)}, {c});");
+                    lines.Add($"{Kernels}Embedding.Forward(tokens, {I(e.Table, stage)}, {I(e.Output, stage)}, {Lit(e.Table.Shape[0])}, {c}{ScaleArgument(e)});");
                     break;
                 case PositionalAddOp pos:
-                    lines.Add($"{Kernels}Positional.Add({I(pos.X, s)}, {I(pos.Table, s)}, 1, n, {c}, position0);");
+                    lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, 1, n, {c}, {position});");
                     break;
                 case LayerNormOp ln:
-                    lines.Add($"{Kernels}LayerNorm.Forward({I(ln.Input, s)}, {I(ln.Gamma, s)}, {I(ln.Beta, s)}, {I(ln.Output, s)}, {I(ln.Mean, s)}, {I(ln.Rstd, s)}, {rows}, {Lit(ln.Input.Width)});");
+                    lines.Add($"{Kernels}LayerNorm.Forward({I(ln.Input, stage)}, {I(ln.Gamma, stage)}, {I(ln.Beta, stage)}, {I(ln.Output, stage)}, {I(ln.Mean, stage)}, {I(ln.Rstd, stage)}, {rows}, {Lit(ln.Input.Width)});");
                     break;
                 case LinearOp lin:
-                    lines.Add($"{Kernels}MatMul.Forward({I(lin.Input, s)}, {I(lin.Weight, s)}, {(lin.Bias is null ? "default" : I(lin.Bias, s))}, {I(lin.Output, s)}, {rows}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)});");
+                    lines.Add($"{Kernels}MatMul.Forward({I(lin.Input, stage)}, {I(lin.Weight, stage)}, {(lin.Bias is null ? "default" : I(lin.Bias, stage))}, {I(lin.Output, stage)}, {rows}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)});");
                     break;
                 case RotaryOp rot:
-                    lines.Add($"{Kernels}Positional.RotaryForward({I(rot.Qkv, s)}, {I(rot.Cos, s)}, {I(rot.Sin, s)}, 1, n, {h}, {hd}, {Lit(rot.Qkv.Width)}, position0);");
+                    lines.Add($"{Kernels}Positional.RotaryForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, 1, n, {h}, {hd}, {Lit(rot.Qkv.Width)}, {position});");
+                    break;
+                case AttentionOp att when att.Causal:
+                    // Decoder self-attention: the new keys and values join the cache, and each new query attends to it.
+                    long cache = (long)_d.TargetSeqLen * _d.DModel;
+                    string keys = Slice("kv", _plan.KeyCacheOffset(stage.Layer), cache), values = Slice("kv", _plan.ValueCacheOffset(stage.Layer), cache);
+                    lines.Add($"AppendKeysValues({I(att.Query, stage)}, n, {c}, {keys}, {values}, position0);");
+                    lines.Add($"{Kernels}Attention.ForwardCached({I(att.Query, stage)}, {Lit(att.Query.Width)}, {keys}, {values}, {I(att.Output, stage)}, ScoreBuffer, position0, n, {h}, {hd}{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")});");
+                    break;
+                case AttentionOp att when att.QueryStream != att.KeyStream:
+                    // Cross-attention: the encoder's keys and values were cached once per source.
+                    long offset = _plan.InferenceOffsetOf(att.KeysValues), width = att.KeysValues.Width;
+                    lines.Add($"{Kernels}Attention.ForwardCross({I(att.Query, stage)}, {Lit(att.Query.Width)}, kv.Slice({Lit(offset + att.KeyColumn)}, SourceLength * {Lit(width)} - {Lit(att.KeyColumn)}), " +
+                              $"kv.Slice({Lit(offset + att.ValueColumn)}, SourceLength * {Lit(width)} - {Lit(att.ValueColumn)}), {Lit(width)}, default, {I(att.Output, stage)}, ScoreBuffer, n, SourceLength, {h}, {hd});");
                     break;
                 case AttentionOp att:
-                    long cache = (long)_d.SeqLen * _d.DModel;
-                    string keys = Slice("kv", _plan.KeyCacheOffset(s.Layer), cache), values = Slice("kv", _plan.ValueCacheOffset(s.Layer), cache);
-                    lines.Add($"AppendKeysValues({I(att.Qkv, s)}, n, {c}, {keys}, {values}, position0);");
-                    lines.Add($"{Kernels}Attention.ForwardCached({I(att.Qkv, s)}, {Lit(att.Qkv.Width)}, {keys}, {values}, {I(att.Output, s)}, ScoreBuffer, position0, n, {h}, {hd});");
+                    // Encoder self-attention over the whole source at once.
+                    lines.Add($"{Kernels}Attention.Forward({Columns(I(att.Query, stage), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
+                              $"{Columns(I(att.KeysValues, stage), att.KeysValues, att.KeyColumn)}, {Columns(I(att.KeysValues, stage), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
+                              $"default, {I(att.Output, stage)}, {I(att.Probabilities, stage)}, 1, n, n, {h}, {hd}, causal: false, window: {Lit(att.Window)});");
                     break;
                 case AddOp add:
-                    lines.Add($"{Tensors}.Add({I(add.A, s)}, {I(add.B, s)}, {I(add.Output, s)});");
+                    lines.Add($"{Tensors}.Add({I(add.A, stage)}, {I(add.B, stage)}, {I(add.Output, stage)});");
                     break;
                 case ActivationOp act:
-                    lines.Add($"{Kernels}Activations.{(act.Gelu ? "Gelu" : "Relu")}Forward({I(act.Input, s)}, {I(act.Output, s)});");
+                    lines.Add($"{Kernels}Activations.{(act.Gelu ? "Gelu" : "Relu")}Forward({I(act.Input, stage)}, {I(act.Output, stage)});");
                     break;
-                // Dropout is the identity at inference (its output shares its input's memory), and the loss needs targets.
+                // Dropout is the identity at inference (its output shares its input's memory), the loss needs
+                // targets, and encoder-only models (the only ones that pool) have no cached inference.
                 case DropoutOp:
                 case CrossEntropyOp:
+                case PoolOp:
                     break;
             }
         }
+
+        private static string Bool(bool value) => value ? "true" : "false";
+
+        private static string ScaleArgument(EmbeddingOp e) => e.Scale == 1f ? "" : ", " + Lit(e.Scale);
+
+        /// <summary>The first <paramref name="rows"/> rows of a position table (the table may be longer: it serves both streams).</summary>
+        private string Rows(TensorDef table, long rows) => table.Shape[0] == rows ? V(table) : Slice(table.Kind == TensorKind.Parameter ? "p" : "c", _plan.OffsetOf(table), rows * table.Width);
     }
 }

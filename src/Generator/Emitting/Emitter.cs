@@ -54,16 +54,17 @@ namespace TransformerGen.Generator
 
             WriteRemarks(w);
             w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Lit(GeneratorName)}, {Lit(GeneratorVersion)})]");
-            w.Open($"partial class {type.Name} : global::TransformerGen.TransformerModel");
+            w.Open($"partial class {type.Name} : global::TransformerGen.{BaseClass}");
             WriteConstants(w);
             WriteLayout(w);
             WriteConstructor(w);
             WriteEntryPoints(w);
+            bool infers = !_spec.IsEncoderOnly;
             foreach (Stage stage in Stages())
             {
                 WriteStage(w, stage, "Forward");
                 WriteStage(w, stage, "Backward");
-                WriteStage(w, stage, "Infer");
+                if (infers) WriteStage(w, stage, "Infer");
             }
             w.Close();
 
@@ -72,15 +73,20 @@ namespace TransformerGen.Generator
             return w.ToString();
         }
 
-        /// <summary>Whether the embedding stage adds positions (and so needs the first position at inference): not with rotary.</summary>
-        private bool EmbedTakesPosition => _graph.Ops.OfType<PositionalAddOp>().Any();
+        /// <summary>The runtime class the model derives from: the protocol of its architecture.</summary>
+        private string BaseClass => _spec.IsEncoderDecoder ? "Seq2SeqModel" : _spec.IsEncoderOnly ? "EncoderModel" : "LanguageModel";
 
-        private IEnumerable<Stage> Stages()
-        {
-            yield return Stage.Embed;
-            for (int layer = 0; layer < _d.Layers; layer++) yield return Stage.OfLayer(layer);
-            yield return Stage.Head;
-        }
+        /// <summary>Whether the stage adds positions (and so needs the first position at inference): not with rotary.</summary>
+        private bool TakesPosition(Stage stage) => _graph.Ops.Any(o => o.Stage == stage && o is PositionalAddOp);
+
+        /// <summary>Every stage, in forward order.</summary>
+        private List<Stage> Stages() => _graph.Ops.Select(o => o.Stage).Distinct().ToList();
+
+        /// <summary>The stages cached inference runs per new decoder token (all of a decoder-only model's).</summary>
+        private List<Stage> DecodeStages() => Stages().Where(s => _spec.IsDecoderOnly || !s.IsEncoderSide).ToList();
+
+        /// <summary>The stages that run once per source at inference (encoder–decoder only).</summary>
+        private List<Stage> EncodeStages() => _spec.IsEncoderDecoder ? Stages().Where(s => s.IsEncoderSide).ToList() : [];
 
         private string Describe()
         {
@@ -92,9 +98,14 @@ namespace TransformerGen.Generator
             };
             string norm = _spec.Norm.Value == EnumValues.PreNorm ? "pre-LN (GPT-2)" : "post-LN (the paper)";
             string activation = _spec.Activation.Value == EnumValues.Gelu ? "GELU (erf)" : "ReLU";
-            return $"decoder-only Transformer: {_d.Layers} layers, DModel {_d.DModel}, {_d.Heads} heads of {_d.HeadDim}, " +
-                   $"DFF {_d.DFF}, {activation}, {positional}, {norm}, vocabulary {_d.Vocab}, " +
-                   $"{_d.Batch} × {_d.SeqLen} tokens per step";
+            string stacks = _spec.IsEncoderDecoder
+                ? $"encoder–decoder Transformer: {_d.EncoderLayers} encoder and {_d.DecoderLayers} decoder layers"
+                : _spec.IsEncoderOnly
+                    ? $"encoder-only Transformer: {_d.EncoderLayers} layers"
+                    : $"decoder-only Transformer: {_d.DecoderLayers} layers";
+            string vocabulary = _spec.IsEncoderDecoder && _d.TargetVocab != _d.Vocab ? $"vocabularies {_d.Vocab} → {_d.TargetVocab}" : $"vocabulary {_d.Vocab}";
+            string lengths = _spec.IsEncoderDecoder ? $"{_d.Batch} × ({_d.SeqLen} source + {_d.TargetSeqLen} target) tokens per step" : $"{_d.Batch} × {_d.SeqLen} tokens per step";
+            return $"{stacks}, DModel {_d.DModel}, {_d.Heads} heads of {_d.HeadDim}, DFF {_d.DFF}, {activation}, {positional}, {norm}, {vocabulary}, {lengths}";
         }
 
         private void WriteRemarks(IndentedWriter w)
@@ -102,17 +113,41 @@ namespace TransformerGen.Generator
             long parameters = _graph.Tensors.Where(t => t.Kind == TensorKind.Parameter).Sum(t => t.Elements);
             w.Line("/// <remarks>");
             w.Line($"/// A {Describe()}.");
-            w.Line($"/// Tokens are embedded{(_spec.Positional.Value == EnumValues.Rotary ? "" : " and positions added")}, then each layer applies causal multi-head")
-             .Line("/// self-attention and a two-layer feed-forward network, each inside a residual connection with LayerNorm")
-             .Line(_spec.Norm.Value == EnumValues.PreNorm
-                 ? "/// before the sub-layer and a final LayerNorm after the last layer; the LM head turns each position into"
-                 : "/// after the residual add; the LM head turns each position into")
-             .Line($"/// logits over the vocabulary{(_spec.TiedEmbeddings.Value ? " with the token embedding matrix" : "")}, and the loss is the mean cross-entropy"
-                   + (_spec.LabelSmoothing.Value > 0 ? $" with label smoothing {_spec.LabelSmoothing.Value.ToString("R", CultureInfo.InvariantCulture)}." : "."));
+            foreach (string line in Explain()) w.Line("/// " + line);
             if (_spec.Dropout.Value > 0)
                 w.Line($"/// Dropout {_spec.Dropout.Value.ToString("R", CultureInfo.InvariantCulture)} is applied to the embeddings and to each sub-layer's output while <see cref=\"global::TransformerGen.TransformerModel.Training\"/> is true.");
             w.Line($"/// {parameters.ToString("N0", CultureInfo.InvariantCulture)} parameters; {_plan.FlopsPerToken.ToString("N0", CultureInfo.InvariantCulture)} FLOPs per token forward.");
             w.Line("/// </remarks>");
+        }
+
+        /// <summary>The architecture in words, a sentence per line, for the class's remarks.</summary>
+        private IEnumerable<string> Explain()
+        {
+            string smoothing = _spec.LabelSmoothing.Value > 0 ? $" with label smoothing {_spec.LabelSmoothing.Value.ToString("R", CultureInfo.InvariantCulture)}" : "";
+            string positions = _spec.Positional.Value == EnumValues.Rotary ? "embedded (queries and keys are rotated by position)" : "embedded and positions added";
+            string sublayers = _spec.Norm.Value == EnumValues.PreNorm
+                ? "each inside a residual connection with LayerNorm before the sub-layer"
+                : "each inside a residual connection followed by LayerNorm";
+            if (_spec.IsEncoderDecoder)
+            {
+                yield return $"Source tokens are {positions}; each encoder layer applies bidirectional self-attention and a feed-forward network, {sublayers}.";
+                yield return "Target tokens, shifted right behind the begin token (teacher forcing), go through decoder layers of causal self-attention,";
+                yield return "cross-attention to the encoder output, and a feed-forward network; the LM head gives logits over the target vocabulary.";
+            }
+            else if (_spec.IsEncoderOnly)
+            {
+                yield return $"Tokens are {positions}; each layer applies bidirectional self-attention and a feed-forward network, {sublayers}.";
+                yield return _spec.Head.Value == EnumValues.Tagging
+                    ? "A linear head gives class logits for every token."
+                    : $"The sequence is pooled ({(_spec.Pooling.Value == EnumValues.MeanPooling ? "mean of non-pad tokens" : "first token")}) and a linear head gives class logits.";
+            }
+            else
+            {
+                yield return $"Tokens are {positions}; each layer applies causal multi-head self-attention and a feed-forward network, {sublayers}.";
+                yield return "The LM head turns each position into logits over the vocabulary" + (_spec.TiedEmbeddings.Value ? " with the token embedding matrix." : ".");
+            }
+            if (_spec.PadToken.Value >= 0) yield return $"Padding ({_spec.PadToken.Value}) is masked in attention and ignored by the loss.";
+            yield return $"The loss is the mean cross-entropy{smoothing} over targets that are not ignored.";
         }
 
         private void WriteConstants(IndentedWriter w)
@@ -133,6 +168,13 @@ namespace TransformerGen.Generator
             Const("Batch", _d.Batch, "Sequences per training step.");
             Const("TokensPerStep", _d.Tokens, "Token ids per Forward call: Batch · SeqLen.");
             Const("ParameterCount", parameters, "Trained parameters (the parameter buffer adds alignment padding).");
+            if (_spec.IsEncoderDecoder)
+            {
+                Const("TargetVocab", _d.TargetVocab, "Number of target token ids.");
+                Const("TargetSeqLen", _d.TargetSeqLen, "Target positions per sequence.");
+                Const("TargetTokensPerStep", _d.TargetTokens, "Target ids per Forward call: Batch · TargetSeqLen.");
+            }
+            if (_spec.IsEncoderOnly) Const("Classes", _d.Classes, "Classes of the head.");
             w.Line();
         }
 
@@ -158,9 +200,19 @@ namespace TransformerGen.Generator
             w.Line("    },");
             w.Line($"    parameterCount: {Lit(_plan.ParameterCount)}, activationCount: {Lit(_plan.ActivationCount)}, constantCount: {Lit(_plan.ConstantCount)},");
             w.Line($"    inferenceCount: {Lit(_plan.InferenceCount)}, keyValueCount: {Lit(_plan.KeyValueCount)},");
-            w.Line($"    logitsOffset: {Lit(_plan.OffsetOf(logits))}, inferenceLogitsOffset: {Lit(_plan.InferenceOffsetOf(logits))});");
+            w.Line($"    logitsOffset: {Lit(_plan.OffsetOf(logits))}, logitsLength: {Lit(logits.Elements)}, inferenceLogitsOffset: {(_spec.IsEncoderOnly ? "0" : Lit(_plan.InferenceOffsetOf(logits)))})");
+            w.Line("{");
+            w.Line($"    Architecture = global::TransformerGen.Architecture.{(_spec.IsEncoderDecoder ? "EncoderDecoder" : _spec.IsEncoderOnly ? "EncoderOnly" : "DecoderOnly")},");
+            w.Line($"    TargetVocab = {Lit(_spec.IsEncoderOnly ? _d.Classes : _d.TargetVocab)}, TargetLength = {Lit(TargetLength)},");
+            w.Line($"    DecoderSeqLen = {Lit(_d.TargetSeqLen)}, PadToken = {Lit(_spec.PadToken.Value)}, BosToken = {Lit(_spec.BosToken.Value)}, EosToken = {Lit(_spec.EosToken.Value)},");
+            w.Line("};");
             w.Line();
         }
+
+        /// <summary>Targets per Forward call: one per token, or one per sequence for a classifier.</summary>
+        private long TargetLength => _spec.IsEncoderDecoder ? _d.TargetTokens
+            : _spec.IsEncoderOnly && _spec.Head.Value == EnumValues.Classification ? _d.Batch
+            : _d.Tokens;
 
         private void WriteConstructor(IndentedWriter w)
         {
@@ -172,13 +224,13 @@ namespace TransformerGen.Generator
                 switch (t.Name)
                 {
                     case "sinusoidal_positions":
-                        w.Line("// the paper's sinusoidal position table [SeqLen, DModel]");
-                        w.Line($"{Kernels}Positional.SinusoidalTable(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), {Lit(_d.SeqLen)}, {Lit(_d.DModel)});");
+                        w.Line("// the paper's sinusoidal position table [positions, DModel]");
+                        w.Line($"{Kernels}Positional.SinusoidalTable(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.DModel)});");
                         break;
                     case "rotary_cos":
                         TensorDef sin = _graph.Tensors.Single(s => s.Name == "rotary_sin");
-                        w.Line("// rotary angles: cos and sin tables [SeqLen, HeadDim / 2]");
-                        w.Line($"{Kernels}Positional.RotaryTables(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), ConstantBuffer.Slice({Lit(_plan.OffsetOf(sin))}, {Lit(sin.Elements)}), {Lit(_d.SeqLen)}, {Lit(_d.HeadDim)});");
+                        w.Line("// rotary angles: cos and sin tables [positions, HeadDim / 2]");
+                        w.Line($"{Kernels}Positional.RotaryTables(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), ConstantBuffer.Slice({Lit(_plan.OffsetOf(sin))}, {Lit(sin.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.HeadDim)});");
                         break;
                 }
             }
@@ -188,7 +240,7 @@ namespace TransformerGen.Generator
 
         private void WriteEntryPoints(IndentedWriter w)
         {
-            IEnumerable<Stage> stages = Stages().ToList();
+            List<Stage> stages = Stages();
             w.Line("/// <inheritdoc />");
             w.Open("protected override float ForwardCore()");
             foreach (Stage s in stages.Where(s => s.Kind != StageKind.Head)) w.Line(GeneratedNames.StageMethod(s, "Forward") + "();");
@@ -197,23 +249,44 @@ namespace TransformerGen.Generator
             w.Line();
             w.Line("/// <inheritdoc />");
             w.Open("protected override void BackwardCore()");
-            foreach (Stage s in stages.Reverse()) w.Line(GeneratedNames.StageMethod(s, "Backward") + "();");
+            foreach (Stage s in Enumerable.Reverse(stages)) w.Line(GeneratedNames.StageMethod(s, "Backward") + "();");
             w.Close();
+            if (_spec.IsEncoderOnly) return;
+
+            if (_spec.IsEncoderDecoder)
+            {
+                w.Line();
+                w.Line("/// <inheritdoc />");
+                w.Open("protected override void EncodeCore(global::System.ReadOnlySpan<int> tokens)");
+                w.Line("int n = tokens.Length;");
+                foreach (Stage s in EncodeStages()) w.Line($"{GeneratedNames.StageMethod(s, "Infer")}({InferArguments(s)});");
+                w.Close();
+            }
             w.Line();
             w.Line("/// <inheritdoc />");
             w.Open("protected override void InferCore(global::System.ReadOnlySpan<int> tokens, int position0)");
             w.Line("int n = tokens.Length;");
-            foreach (Stage s in stages)
-            {
-                string args = s.Kind switch
-                {
-                    StageKind.Embed => EmbedTakesPosition ? "tokens, n, position0" : "tokens, n",
-                    StageKind.Head => "n",
-                    _ => "n, position0",
-                };
-                w.Line($"{GeneratedNames.StageMethod(s, "Infer")}({args});");
-            }
+            foreach (Stage s in DecodeStages()) w.Line($"{GeneratedNames.StageMethod(s, "Infer")}({InferArguments(s)});");
             w.Close();
         }
+
+        /// <summary>What an inference stage method takes: the tokens if it embeds them, the row count, and the first position if it needs it.</summary>
+        private string InferArguments(Stage stage)
+        {
+            var args = new List<string>();
+            if (stage.Kind is StageKind.Embed or StageKind.TargetEmbed) args.Add("tokens");
+            args.Add("n");
+            if (NeedsPosition(stage)) args.Add("position0");
+            return string.Join(", ", args);
+        }
+
+        /// <summary>Whether a stage's inference depends on where the new tokens are: positions added, rotary, or the self-attention cache.</summary>
+        private bool NeedsPosition(Stage stage) => stage.Kind switch
+        {
+            StageKind.Head or StageKind.EncoderOutput or StageKind.EncoderLayer => false,
+            StageKind.Embed => !_spec.IsEncoderDecoder && TakesPosition(stage),
+            StageKind.TargetEmbed => TakesPosition(stage),
+            _ => true,
+        };
     }
 }

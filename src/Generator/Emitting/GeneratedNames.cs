@@ -9,7 +9,7 @@ namespace TransformerGen.Generator
     internal static class GeneratedNames
     {
         public const string LayoutField = "s_layout";
-        public const string EmbedStage = "Embed", HeadStage = "Head";
+        public const string EmbedStage = "Embed", TargetEmbedStage = "TargetEmbed", EncoderOutputStage = "EncoderOutput", HeadStage = "Head";
 
         public static readonly string[] Constants =
             ["Vocab", "DModel", "Heads", "HeadDim", "Layers", "DFF", "SeqLen", "Batch", "TokensPerStep", "ParameterCount"];
@@ -22,6 +22,8 @@ namespace TransformerGen.Generator
             "ForwardCore", "BackwardCore", "InferCore", "ParameterBuffer", "GradientBuffer", "ActivationBuffer",
             "ActivationGradientBuffer", "ConstantBuffer", "InferenceBuffer", "KeyValueBuffer", "ScoreBuffer",
             "Tokens", "Targets", "DropoutRng", "AppendKeysValues",
+            "DecoderTokens", "TokenPadding", "DecoderPadding", "SourceLength", "EncodeCore", "Encode", "Translate", "Decode",
+            "BeamSearch", "Predict", "DecoderCacheLength",
         ];
 
         public static readonly HashSet<string> Fixed = new(Inherited) { LayoutField };
@@ -29,7 +31,7 @@ namespace TransformerGen.Generator
         static GeneratedNames()
         {
             foreach (string name in Constants) Fixed.Add(name);
-            foreach (string stage in new[] { EmbedStage, HeadStage })
+            foreach (string stage in new[] { EmbedStage, TargetEmbedStage, EncoderOutputStage, HeadStage })
                 foreach (string pass in Passes) Fixed.Add(stage + pass);
         }
 
@@ -39,23 +41,30 @@ namespace TransformerGen.Generator
         public static string StageMethod(Stage stage, string pass) => stage.Kind switch
         {
             StageKind.Embed => EmbedStage + pass,
+            StageKind.TargetEmbed => TargetEmbedStage + pass,
+            StageKind.EncoderOutput => EncoderOutputStage + pass,
             StageKind.Head => HeadStage + pass,
+            StageKind.EncoderLayer => "EncoderLayer" + stage.Layer + pass,
+            StageKind.DecoderLayer => "DecoderLayer" + stage.Layer + pass,
             _ => "Layer" + stage.Layer + pass,
         };
 
-        /// <summary>Whether <paramref name="name"/> is generated for a model of <paramref name="layers"/> layers.</summary>
+        private static readonly string[] LayerPrefixes = ["Layer", "EncoderLayer", "DecoderLayer"];
+
+        /// <summary>Whether <paramref name="name"/> is generated for a model whose stacks have at most <paramref name="layers"/> layers.</summary>
         public static bool IsGenerated(string name, int layers)
         {
             if (Fixed.Contains(name)) return true;
-            foreach (string pass in Passes)
-            {
-                if (name.Length <= 5 + pass.Length || !name.StartsWith("Layer", System.StringComparison.Ordinal) || !name.EndsWith(pass, System.StringComparison.Ordinal))
-                    continue;
-                string digits = name.Substring(5, name.Length - 5 - pass.Length);
-                if (int.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int layer)
-                    && layer < layers && digits == layer.ToString(System.Globalization.CultureInfo.InvariantCulture))
-                    return true;
-            }
+            foreach (string prefix in LayerPrefixes)
+                foreach (string pass in Passes)
+                {
+                    if (name.Length <= prefix.Length + pass.Length || !name.StartsWith(prefix, System.StringComparison.Ordinal) || !name.EndsWith(pass, System.StringComparison.Ordinal))
+                        continue;
+                    string digits = name.Substring(prefix.Length, name.Length - prefix.Length - pass.Length);
+                    if (int.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int layer)
+                        && layer < layers && digits == layer.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                        return true;
+                }
             return false;
         }
     }

@@ -6,11 +6,12 @@ namespace TransformerGen.Generator
 {
     /// <summary>
     /// Stage 3: turns a valid declaration into the graph of operations of its forward pass, with PyTorch's
-    /// parameter names, then checks every operation's shapes.
+    /// parameter names, then checks every operation's shapes. One builder serves the three architectures: they
+    /// share the embedding, the self-attention layer and the head, and differ in which stacks they have.
     /// </summary>
     internal sealed class Lowerer
     {
-        /// <summary>GPT-2's initialization: weights drawn from N(0, 0.02²); projections into the residual stream scaled by 1/√(2·Layers).</summary>
+        /// <summary>GPT-2's initialization: weights drawn from N(0, 0.02²); projections into the residual stream scaled by 1/√(2·layers).</summary>
         private const float InitStd = 0.02f;
 
         private readonly ModelSpec _spec;
@@ -18,14 +19,17 @@ namespace TransformerGen.Generator
         private readonly List<TensorDef> _tensors = new();
         private readonly List<Op> _ops = new();
         private readonly bool _dropout;
-        private TensorDef? _rotaryCos, _rotarySin;
+        private readonly bool _padding;
+        private TensorDef? _rotaryCos, _rotarySin, _sinusoids;
 
         private Lowerer(ModelSpec spec)
         {
             _spec = spec;
             int dModel = spec.DModel.Value, heads = spec.Heads.Value;
-            _d = new ModelDims(spec.Vocab.Value, dModel, heads, dModel / heads, spec.Layers.Value, spec.DFF.Value, spec.SeqLen.Value, spec.Batch.Value);
+            _d = new ModelDims(spec.Vocab.Value, dModel, heads, dModel / heads, spec.Layers.Value, spec.DFF.Value, spec.SeqLen.Value, spec.Batch.Value,
+                spec.EncoderLayerCount, spec.DecoderLayerCount, spec.TargetVocabSize, spec.TargetLength, spec.Classes.Value);
             _dropout = spec.Dropout.Value > 0f;
+            _padding = spec.PadToken.Value >= 0;
         }
 
         public static ModelGraph Lower(ModelSpec spec, CancellationToken cancellationToken)
@@ -41,54 +45,97 @@ namespace TransformerGen.Generator
         private ModelGraph Build(CancellationToken cancellationToken)
         {
             long c = _d.DModel;
-            // Parameters first, in the order of a PyTorch state_dict.
-            TensorDef tokenEmbedding = Parameter("token_embedding.weight", InitKind.Normal, InitStd, _d.Vocab, c);
-            TensorDef? posEmbedding = _spec.Positional.Value == EnumValues.Learned
-                ? Parameter("pos_embedding.weight", InitKind.Normal, InitStd, _d.SeqLen, c)
-                : null;
-
-            TensorDef x = EmbedStage(tokenEmbedding, posEmbedding);
-            for (int layer = 0; layer < _d.Layers; layer++)
+            if (_spec.IsDecoderOnly)
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                x = LayerStage(layer, x);
+                TensorDef tokenEmbedding = Parameter("token_embedding.weight", InitKind.Normal, InitStd, _d.Vocab, c);
+                TensorDef x = EmbedStage(Stage.Embed, TokenStream.Input, "embed", tokenEmbedding, "pos_embedding.weight");
+                for (int layer = 0; layer < _d.DecoderLayers; layer++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    x = SelfAttentionLayer(Stage.OfLayer(layer), $"decoder.layers.{layer}.", $"layers.{layer}.", TokenStream.Input, causal: true, x, null, _d.DecoderLayers);
+                }
+                LanguageModelHead(x, tokenEmbedding, "norm_f", TokenStream.Input);
             }
-            HeadStage(x, tokenEmbedding);
+            else if (_spec.IsEncoderOnly)
+            {
+                TensorDef tokenEmbedding = Parameter("token_embedding.weight", InitKind.Normal, InitStd, _d.Vocab, c);
+                TensorDef x = EmbedStage(Stage.Embed, TokenStream.Input, "embed", tokenEmbedding, "pos_embedding.weight");
+                for (int layer = 0; layer < _d.EncoderLayers; layer++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    x = SelfAttentionLayer(Stage.OfEncoderLayer(layer), $"encoder.layers.{layer}.", $"encoder.layers.{layer}.", TokenStream.Input, causal: false, x, null, _d.EncoderLayers);
+                }
+                ClassifierHead(x);
+            }
+            else
+            {
+                TensorDef sourceEmbedding = Parameter("source_embedding.weight", InitKind.Normal, InitStd, _d.Vocab, c);
+                TensorDef x = EmbedStage(Stage.Embed, TokenStream.Input, "embed", sourceEmbedding, "source_pos_embedding.weight");
+                for (int layer = 0; layer < _d.EncoderLayers; layer++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    x = SelfAttentionLayer(Stage.OfEncoderLayer(layer), $"encoder.layers.{layer}.", $"encoder.layers.{layer}.", TokenStream.Input, causal: false, x, null, _d.EncoderLayers);
+                }
+                TensorDef memory = PreNorm ? FinalNorm(Stage.EncoderOutput, "encoder.norm", "encoder.output", x) : x;
+
+                TensorDef targetEmbedding = Parameter("target_embedding.weight", InitKind.Normal, InitStd, _d.TargetVocab, c);
+                TensorDef y = EmbedStage(Stage.TargetEmbed, TokenStream.Decoder, "target_embed", targetEmbedding, "target_pos_embedding.weight");
+                for (int layer = 0; layer < _d.DecoderLayers; layer++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    y = SelfAttentionLayer(Stage.OfDecoderLayer(layer), $"decoder.layers.{layer}.", $"decoder.layers.{layer}.", TokenStream.Decoder, causal: true, y, memory, _d.DecoderLayers);
+                }
+                LanguageModelHead(y, targetEmbedding, "decoder.norm", TokenStream.Decoder);
+            }
             return new ModelGraph(_spec, _d, _tensors, _ops);
         }
 
-        private TensorDef EmbedStage(TensorDef tokenEmbedding, TensorDef? posEmbedding)
+        /// <summary>Token embedding (optionally × √DModel), positions (added, or rotary tables for the attention), dropout.</summary>
+        private TensorDef EmbedStage(Stage stage, TokenStream stream, string prefix, TensorDef tokenEmbedding, string learnedName)
         {
             long c = _d.DModel;
-            Stage stage = Stage.Embed;
-            TensorDef x = Activation("embed.x", -1, c);
-            _ops.Add(new EmbeddingOp(stage, tokenEmbedding, x));
+            TensorDef x = Activation(prefix + ".x", -1, c, stream);
+            float scale = _spec.ScaleEmbeddings.Value ? (float)Math.Sqrt(_d.DModel) : 1f;
+            _ops.Add(new EmbeddingOp(stage, stream, tokenEmbedding, x, scale));
             switch (_spec.Positional.Value)
             {
                 case EnumValues.Learned:
-                    _ops.Add(new PositionalAddOp(stage, posEmbedding!, x));
+                    _ops.Add(new PositionalAddOp(stage, stream, Parameter(learnedName, InitKind.Normal, InitStd, _d.Length(stream), c), x));
                     break;
                 case EnumValues.Sinusoidal:
-                    _ops.Add(new PositionalAddOp(stage, Constant("sinusoidal_positions", _d.SeqLen, c), x));
+                    _sinusoids ??= Constant("sinusoidal_positions", _d.MaxLength, c);
+                    _ops.Add(new PositionalAddOp(stage, stream, _sinusoids, x));
                     break;
                 case EnumValues.Rotary:
-                    _rotaryCos = Constant("rotary_cos", _d.SeqLen, _d.HeadDim / 2L);
-                    _rotarySin = Constant("rotary_sin", _d.SeqLen, _d.HeadDim / 2L);
+                    _rotaryCos ??= Constant("rotary_cos", _d.MaxLength, _d.HeadDim / 2L);
+                    _rotarySin ??= Constant("rotary_sin", _d.MaxLength, _d.HeadDim / 2L);
                     break;
             }
-            return Dropout(stage, "dropout on embeddings + positions", x, "embed.x_dropped", -1);
+            return Dropout(stage, "dropout on embeddings + positions", x, prefix + ".x_dropped", -1, stream);
         }
 
-        private TensorDef LayerStage(int layer, TensorDef x)
+        /// <summary>
+        /// One Transformer layer: self-attention, then (when <paramref name="memory"/> is given, in a decoder of an
+        /// encoder–decoder) cross-attention to the encoder's output, then the feed-forward network, each sub-layer in a
+        /// residual connection with LayerNorm before (pre-LN) or after (post-LN) it.
+        /// </summary>
+        private TensorDef SelfAttentionLayer(Stage stage, string p, string activationPrefix, TokenStream stream, bool causal, TensorDef x, TensorDef? memory, int layers)
         {
             long c = _d.DModel;
-            Stage stage = Stage.OfLayer(layer);
-            string p = $"decoder.layers.{layer}.";
-            float residualStd = InitStd / (float)Math.Sqrt(2.0 * _d.Layers);
+            int layer = stage.Layer;
+            float residualStd = InitStd / (float)Math.Sqrt(2.0 * layers);
             TensorDef inProjW = Parameter(p + "self_attn.in_proj_weight", InitKind.Normal, InitStd, 3 * c, c);
             TensorDef inProjB = Parameter(p + "self_attn.in_proj_bias", InitKind.Zeros, 0f, 3 * c);
             TensorDef outProjW = Parameter(p + "self_attn.out_proj.weight", InitKind.Normal, residualStd, c, c);
             TensorDef outProjB = Parameter(p + "self_attn.out_proj.bias", InitKind.Zeros, 0f, c);
+            TensorDef? crossW = null, crossB = null, crossOutW = null, crossOutB = null;
+            if (memory is not null)
+            {
+                crossW = Parameter(p + "multihead_attn.in_proj_weight", InitKind.Normal, InitStd, 3 * c, c);
+                crossB = Parameter(p + "multihead_attn.in_proj_bias", InitKind.Zeros, 0f, 3 * c);
+                crossOutW = Parameter(p + "multihead_attn.out_proj.weight", InitKind.Normal, residualStd, c, c);
+                crossOutB = Parameter(p + "multihead_attn.out_proj.bias", InitKind.Zeros, 0f, c);
+            }
             TensorDef linear1W = Parameter(p + "linear1.weight", InitKind.Normal, InitStd, _d.DFF, c);
             TensorDef linear1B = Parameter(p + "linear1.bias", InitKind.Zeros, 0f, _d.DFF);
             TensorDef linear2W = Parameter(p + "linear2.weight", InitKind.Normal, residualStd, c, _d.DFF);
@@ -97,77 +144,149 @@ namespace TransformerGen.Generator
             TensorDef norm1B = Parameter(p + "norm1.bias", InitKind.Zeros, 0f, c);
             TensorDef norm2W = Parameter(p + "norm2.weight", InitKind.Ones, 0f, c);
             TensorDef norm2B = Parameter(p + "norm2.bias", InitKind.Zeros, 0f, c);
+            TensorDef? norm3W = null, norm3B = null;
+            if (memory is not null)
+            {
+                norm3W = Parameter(p + "norm3.weight", InitKind.Ones, 0f, c);
+                norm3B = Parameter(p + "norm3.bias", InitKind.Zeros, 0f, c);
+            }
 
-            // Attention sub-layer.
-            TensorDef attnIn = PreNorm ? Norm(stage, layer, "norm1 (pre-LN)", "ln1", x, norm1W, norm1B) : x;
-            TensorDef qkv = Activation("qkv", layer, 3 * c);
+            string a = activationPrefix;
+            // Self-attention sub-layer.
+            TensorDef attnIn = PreNorm ? Norm(stage, a, "norm1 (pre-LN)", "ln1", x, norm1W, norm1B, stream) : x;
+            TensorDef qkv = Activation(a + "qkv", layer, 3 * c, stream, "qkv");
             _ops.Add(new LinearOp(stage, "Q, K, V projections", attnIn, inProjW, inProjB, qkv));
-            if (_rotaryCos is not null) _ops.Add(new RotaryOp(stage, qkv, _rotaryCos, _rotarySin!, _d.Heads, _d.HeadDim));
-            TensorDef attended = Activation("attention", layer, c);
-            var probabilities = new TensorDef(Prefix(layer) + "attention_probabilities", TensorKind.Activation,
-                [_d.Batch, _d.Heads, _d.SeqLen, _d.SeqLen], layer, "attention_probabilities") { TrainingOnly = true };
-            _tensors.Add(probabilities);
-            _ops.Add(new AttentionOp(stage, qkv, attended, probabilities, _d.Heads, _d.HeadDim, causal: true));
-            TensorDef projected = Activation("attention_output", layer, c);
+            if (_rotaryCos is not null) _ops.Add(new RotaryOp(stage, stream, qkv, _rotaryCos, _rotarySin!, _d.Heads, _d.HeadDim));
+            TensorDef attended = Activation(a + "attention", layer, c, stream, "attention");
+            TensorDef probabilities = Probabilities(a + "attention_probabilities", layer, _d.Length(stream), _d.Length(stream), trainingOnly: !stage.IsEncoderSide || _spec.IsEncoderOnly);
+            string title = (causal ? "causal self-attention" : "self-attention") + (_padding ? " with padding mask" : "") + (_spec.AttentionWindow.Value > 0 ? $" within ±{_spec.AttentionWindow.Value}" : "");
+            _ops.Add(new AttentionOp(stage, title, qkv, 0, qkv, c, 2 * c, attended, probabilities, _d.Heads, _d.HeadDim, stream, stream,
+                causal, _spec.AttentionWindow.Value, _padding));
+            TensorDef projected = Activation(a + "attention_output", layer, c, stream, "attention_output");
             _ops.Add(new LinearOp(stage, "attention output projection", attended, outProjW, outProjB, projected));
-            projected = Dropout(stage, "dropout on the attention sub-layer's output", projected, "attention_output_dropped", layer);
-            TensorDef residual1 = Activation(PreNorm ? "residual1" : "sum1", layer, c);
-            _ops.Add(new AddOp(stage, "residual connection around attention", x, projected, residual1));
-            if (!PreNorm) residual1 = Norm(stage, layer, "norm1 (post-LN)", "residual1", residual1, norm1W, norm1B);
+            projected = Dropout(stage, "dropout on the attention sub-layer's output", projected, a + "attention_output_dropped", layer, stream);
+            TensorDef residual1 = Activation(a + (PreNorm ? "residual1" : "sum1"), layer, c, stream, PreNorm ? "residual1" : "sum1");
+            _ops.Add(new AddOp(stage, "residual connection around self-attention", x, projected, residual1));
+            if (!PreNorm) residual1 = Norm(stage, a, "norm1 (post-LN)", "residual1", residual1, norm1W, norm1B, stream);
 
-            // Feed-forward sub-layer.
-            TensorDef ffnIn = PreNorm ? Norm(stage, layer, "norm2 (pre-LN)", "ln2", residual1, norm2W, norm2B) : residual1;
-            TensorDef hidden = Activation("ffn_hidden", layer, _d.DFF);
+            // Cross-attention sub-layer (decoder of an encoder–decoder): queries from the decoder, keys and values
+            // from the encoder's output, through the two parts of one stacked in_proj_weight, as PyTorch stores it.
+            TensorDef ffnResidual = residual1;
+            if (memory is not null)
+            {
+                TensorDef crossIn = PreNorm ? Norm(stage, a, "norm2 (pre-LN)", "ln2", residual1, norm2W, norm2B, stream) : residual1;
+                TensorDef q = Activation(a + "cross_q", layer, c, stream, "cross_q");
+                _ops.Add(new LinearOp(stage, "cross-attention query projection", crossIn, TensorDef.View(crossW!, 0, c, c), TensorDef.View(crossB!, 0, c), q));
+                var kv = new TensorDef(a + "cross_kv", TensorKind.Activation, [_d.Tokens, 2 * c], layer, "cross_kv") { PerToken = true, Stream = TokenStream.Input, InCache = true };
+                _tensors.Add(kv);
+                _ops.Add(new LinearOp(stage, "cross-attention key and value projections of the encoder output", memory,
+                    TensorDef.View(crossW!, c * c, 2 * c, c), TensorDef.View(crossB!, c, 2 * c), kv) { InferenceStage = Stage.EncoderOutput });
+                TensorDef crossAttended = Activation(a + "cross_attention", layer, c, stream, "cross_attention");
+                TensorDef crossProbabilities = Probabilities(a + "cross_attention_probabilities", layer, _d.TargetSeqLen, _d.SeqLen, trainingOnly: true);
+                _ops.Add(new AttentionOp(stage, "cross-attention to the encoder output" + (_padding ? " with source padding mask" : ""), q, 0, kv, 0, c,
+                    crossAttended, crossProbabilities, _d.Heads, _d.HeadDim, TokenStream.Decoder, TokenStream.Input, causal: false, window: 0, keyPadding: _padding));
+                TensorDef crossProjected = Activation(a + "cross_attention_output", layer, c, stream, "cross_attention_output");
+                _ops.Add(new LinearOp(stage, "cross-attention output projection", crossAttended, crossOutW!, crossOutB!, crossProjected));
+                crossProjected = Dropout(stage, "dropout on the cross-attention sub-layer's output", crossProjected, a + "cross_attention_output_dropped", layer, stream);
+                TensorDef residual2 = Activation(a + (PreNorm ? "residual2" : "sum2"), layer, c, stream, PreNorm ? "residual2" : "sum2");
+                _ops.Add(new AddOp(stage, "residual connection around cross-attention", residual1, crossProjected, residual2));
+                if (!PreNorm) residual2 = Norm(stage, a, "norm2 (post-LN)", "residual2", residual2, norm2W, norm2B, stream);
+                ffnResidual = residual2;
+            }
+
+            // Feed-forward sub-layer; its norm is norm2, or norm3 in a decoder layer with cross-attention.
+            (TensorDef ffnNormW, TensorDef ffnNormB, string ffnNormName) = memory is null ? (norm2W, norm2B, "norm2") : (norm3W!, norm3B!, "norm3");
+            string ffnIndex = memory is null ? "2" : "3";
+            TensorDef ffnIn = PreNorm ? Norm(stage, a, ffnNormName + " (pre-LN)", "ln" + ffnIndex, ffnResidual, ffnNormW, ffnNormB, stream) : ffnResidual;
+            TensorDef hidden = Activation(a + "ffn_hidden", layer, _d.DFF, stream, "ffn_hidden");
             _ops.Add(new LinearOp(stage, "feed-forward linear1", ffnIn, linear1W, linear1B, hidden));
-            TensorDef activated = Activation("ffn_activated", layer, _d.DFF);
+            TensorDef activated = Activation(a + "ffn_activated", layer, _d.DFF, stream, "ffn_activated");
             _ops.Add(new ActivationOp(stage, _spec.Activation.Value == EnumValues.Gelu, hidden, activated));
-            TensorDef ffnOut = Activation("ffn_output", layer, c);
+            TensorDef ffnOut = Activation(a + "ffn_output", layer, c, stream, "ffn_output");
             _ops.Add(new LinearOp(stage, "feed-forward linear2", activated, linear2W, linear2B, ffnOut));
-            ffnOut = Dropout(stage, "dropout on the feed-forward sub-layer's output", ffnOut, "ffn_output_dropped", layer);
-            TensorDef output = Activation(PreNorm ? "output" : "sum2", layer, c);
-            _ops.Add(new AddOp(stage, "residual connection around the feed-forward network", residual1, ffnOut, output));
-            if (!PreNorm) output = Norm(stage, layer, "norm2 (post-LN)", "output", output, norm2W, norm2B);
+            ffnOut = Dropout(stage, "dropout on the feed-forward sub-layer's output", ffnOut, a + "ffn_output_dropped", layer, stream);
+            TensorDef output = Activation(a + (PreNorm ? "output" : "sum" + ffnIndex), layer, c, stream, PreNorm ? "output" : "sum" + ffnIndex);
+            _ops.Add(new AddOp(stage, "residual connection around the feed-forward network", ffnResidual, ffnOut, output));
+            if (!PreNorm) output = Norm(stage, a, ffnNormName + " (post-LN)", "output", output, ffnNormW, ffnNormB, stream);
             return output;
         }
 
-        private void HeadStage(TensorDef x, TensorDef tokenEmbedding)
+        /// <summary>Final norm (pre-LN), projection to the vocabulary (tied or not), softmax and cross-entropy.</summary>
+        private void LanguageModelHead(TensorDef x, TensorDef tokenEmbedding, string normName, TokenStream stream)
         {
             Stage stage = Stage.Head;
-            long c = _d.DModel;
-            if (PreNorm)
-            {
-                TensorDef normW = Parameter("norm_f.weight", InitKind.Ones, 0f, c);
-                TensorDef normB = Parameter("norm_f.bias", InitKind.Zeros, 0f, c);
-                x = Norm(stage, -1, "final LayerNorm", "head.norm_f", x, normW, normB);
-            }
+            int vocab = stream == TokenStream.Input ? _d.Vocab : _d.TargetVocab;
+            if (PreNorm) x = FinalNorm(stage, normName, "head.norm_f", x);
             TensorDef weight = _spec.TiedEmbeddings.Value
                 ? tokenEmbedding
-                : Parameter("lm_head.weight", InitKind.Normal, InitStd, _d.Vocab, c);
-            TensorDef logits = Activation("head.logits", -1, _d.Vocab);
+                : Parameter("lm_head.weight", InitKind.Normal, InitStd, vocab, _d.DModel);
+            TensorDef logits = Activation("head.logits", -1, vocab, stream);
             _ops.Add(new LinearOp(stage, _spec.TiedEmbeddings.Value ? "LM head (tied to the token embedding)" : "LM head", x, weight, null, logits));
-            TensorDef probabilities = Activation("head.probabilities", -1, _d.Vocab, trainingOnly: true);
+            TensorDef probabilities = Activation("head.probabilities", -1, vocab, stream, trainingOnly: true);
             _ops.Add(new CrossEntropyOp(stage, logits, probabilities, _spec.LabelSmoothing.Value));
         }
 
-        private TensorDef Norm(Stage stage, int layer, string title, string name, TensorDef input, TensorDef gamma, TensorDef beta)
+        /// <summary>An encoder-only model's head: final norm (pre-LN), pooling for classification, a linear layer to the classes, cross-entropy.</summary>
+        private void ClassifierHead(TensorDef x)
         {
-            TensorDef output = Activation(name, layer, _d.DModel);
-            TensorDef mean = Activation(name + "_mean", layer, 1, vector: true);
-            TensorDef rstd = Activation(name + "_rstd", layer, 1, vector: true);
+            Stage stage = Stage.Head;
+            if (PreNorm) x = FinalNorm(stage, "norm_f", "head.norm_f", x);
+            TensorDef weight = Parameter("classifier.weight", InitKind.Normal, InitStd, _d.Classes, _d.DModel);
+            TensorDef bias = Parameter("classifier.bias", InitKind.Zeros, 0f, _d.Classes);
+            TensorDef features = x;
+            if (_spec.Head.Value == EnumValues.Classification)
+            {
+                features = new TensorDef("head.pooled", TensorKind.Activation, [_d.Batch, _d.DModel]);
+                _tensors.Add(features);
+                _ops.Add(new PoolOp(stage, _spec.Pooling.Value == EnumValues.MeanPooling, x, features, _d.Batch, _d.SeqLen));
+            }
+            TensorDef logits = features.PerToken
+                ? Activation("head.logits", -1, _d.Classes, TokenStream.Input)
+                : new TensorDef("head.logits", TensorKind.Activation, [_d.Batch, _d.Classes]);
+            TensorDef probabilities = features.PerToken
+                ? Activation("head.probabilities", -1, _d.Classes, TokenStream.Input, trainingOnly: true)
+                : new TensorDef("head.probabilities", TensorKind.Activation, [_d.Batch, _d.Classes]) { TrainingOnly = true };
+            if (!features.PerToken) { _tensors.Add(logits); _tensors.Add(probabilities); }
+            _ops.Add(new LinearOp(stage, features.PerToken ? "tagging head" : "classification head", features, weight, bias, logits));
+            _ops.Add(new CrossEntropyOp(stage, logits, probabilities, _spec.LabelSmoothing.Value));
+        }
+
+        private TensorDef FinalNorm(Stage stage, string parameterName, string activationName, TensorDef x)
+        {
+            TensorDef normW = Parameter(parameterName + ".weight", InitKind.Ones, 0f, _d.DModel);
+            TensorDef normB = Parameter(parameterName + ".bias", InitKind.Zeros, 0f, _d.DModel);
+            return Norm(stage, "", "final LayerNorm", activationName, x, normW, normB, x.Stream);
+        }
+
+        private TensorDef Norm(Stage stage, string prefix, string title, string role, TensorDef input, TensorDef gamma, TensorDef beta, TokenStream stream)
+        {
+            TensorDef output = Activation(prefix + role, stage.Layer, _d.DModel, stream, role);
+            TensorDef mean = Activation(prefix + role + "_mean", stage.Layer, 1, stream, role + "_mean", vector: true);
+            TensorDef rstd = Activation(prefix + role + "_rstd", stage.Layer, 1, stream, role + "_rstd", vector: true);
             _ops.Add(new LayerNormOp(stage, title, input, gamma, beta, output, mean, rstd));
             return output;
         }
 
-        private TensorDef Dropout(Stage stage, string title, TensorDef input, string name, int layer)
+        private TensorDef Dropout(Stage stage, string title, TensorDef input, string name, int layer, TokenStream stream)
         {
             if (!_dropout) return input;
-            TensorDef output = Activation(name, layer, input.Width);
-            TensorDef mask = Activation(name + "_mask", layer, input.Width, trainingOnly: true);
+            string role = name.Substring(name.LastIndexOf('.') + 1);
+            TensorDef output = Activation(name, layer, input.Width, stream, role);
+            TensorDef mask = Activation(name + "_mask", layer, input.Width, stream, role + "_mask", trainingOnly: true);
             _ops.Add(new DropoutOp(stage, title, input, output, mask, _spec.Dropout.Value));
             return output;
         }
 
-        private static string Prefix(int layer) => layer < 0 ? "" : $"layers.{layer}.";
+        private TensorDef Probabilities(string name, int layer, int queries, int keys, bool trainingOnly)
+        {
+            var t = new TensorDef(name, TensorKind.Activation, [_d.Batch, _d.Heads, queries, keys], layer, "attention_probabilities")
+            {
+                TrainingOnly = trainingOnly,
+                IsAttentionProbabilities = true,
+            };
+            _tensors.Add(t);
+            return t;
+        }
 
         private TensorDef Parameter(string name, InitKind init, float scale, params long[] shape)
         {
@@ -183,11 +302,12 @@ namespace TransformerGen.Generator
             return t;
         }
 
-        /// <summary>A per-token activation <c>[Batch·SeqLen, width]</c> (or <c>[Batch·SeqLen]</c> for a vector).</summary>
-        private TensorDef Activation(string role, int layer, long width, bool vector = false, bool trainingOnly = false)
+        /// <summary>A per-token activation <c>[rows, width]</c> (or <c>[rows]</c> for a vector) of a token stream.</summary>
+        private TensorDef Activation(string name, int layer, long width, TokenStream stream, string? role = null, bool vector = false, bool trainingOnly = false)
         {
-            long[] shape = vector ? [_d.Tokens] : [_d.Tokens, width];
-            var t = new TensorDef(Prefix(layer) + role, TensorKind.Activation, shape, layer, role) { PerToken = true, TrainingOnly = trainingOnly };
+            long rows = _d.Rows(stream);
+            long[] shape = vector ? [rows] : [rows, width];
+            var t = new TensorDef(name, TensorKind.Activation, shape, layer, role ?? name) { PerToken = true, Stream = stream, TrainingOnly = trainingOnly };
             _tensors.Add(t);
             return t;
         }

@@ -32,6 +32,28 @@ namespace TransformerGen.Generator
             Role = role ?? name;
         }
 
+        /// <summary>A part of a parameter tensor (rows of a stacked weight, say), sharing its memory: not a tensor of its own in the table.</summary>
+        public static TensorDef View(TensorDef parent, long elementOffset, params long[] shape) =>
+            new(parent.Name + $"[{elementOffset}..{elementOffset + Product(shape)})", parent.Kind, shape) { Parent = parent, ViewOffset = elementOffset };
+
+        private static long Product(long[] shape)
+        {
+            long n = 1;
+            foreach (long d in shape) n = Saturating.Multiply(n, d);
+            return n;
+        }
+
+        /// <summary>The tensor this one is a view into, or null.</summary>
+        public TensorDef? Parent { get; private init; }
+        /// <summary>Where a view starts inside its parent, in elements.</summary>
+        public long ViewOffset { get; private init; }
+        /// <summary>For per-token activations: which token stream its rows follow.</summary>
+        public TokenStream Stream { get; init; }
+        /// <summary>At inference, the tensor lives in the key/value cache (cross-attention keys and values, computed once per source).</summary>
+        public bool InCache { get; init; }
+        /// <summary>Attention probabilities <c>[batch, heads, queries, keys]</c>: at inference sized by the current length squared.</summary>
+        public bool IsAttentionProbabilities { get; init; }
+
         public string Name { get; }
         public TensorKind Kind { get; }
         /// <summary>The shape in training, outermost first.</summary>
@@ -81,11 +103,25 @@ namespace TransformerGen.Generator
     internal readonly record struct Stage(StageKind Kind, int Layer)
     {
         public static readonly Stage Embed = new(StageKind.Embed, -1);
+        public static readonly Stage EncoderOutput = new(StageKind.EncoderOutput, -1);
+        public static readonly Stage TargetEmbed = new(StageKind.TargetEmbed, -1);
         public static readonly Stage Head = new(StageKind.Head, -1);
         public static Stage OfLayer(int layer) => new(StageKind.Layer, layer);
+        public static Stage OfEncoderLayer(int layer) => new(StageKind.EncoderLayer, layer);
+        public static Stage OfDecoderLayer(int layer) => new(StageKind.DecoderLayer, layer);
+
+        /// <summary>Whether cached inference runs this stage once per source (the encoder side) rather than per decoded token.</summary>
+        public bool IsEncoderSide => Kind is StageKind.Embed or StageKind.EncoderLayer or StageKind.EncoderOutput;
     }
 
-    internal enum StageKind { Embed, Layer, Head }
+    /// <summary>
+    /// The parts of a model, in forward order: the input embedding, decoder-only layers or encoder layers, the
+    /// encoder's output (its final norm), the target embedding and decoder layers, and the head.
+    /// </summary>
+    internal enum StageKind { Embed, Layer, EncoderLayer, EncoderOutput, TargetEmbed, DecoderLayer, Head }
+
+    /// <summary>The token sequences a model reads: its input (the source of an encoder–decoder), and the decoder's input.</summary>
+    internal enum TokenStream { Input, Decoder }
 
     /// <summary>The model as an ordered list of operations over tensors with static shapes.</summary>
     internal sealed class ModelGraph
@@ -107,9 +143,20 @@ namespace TransformerGen.Generator
     }
 
     /// <summary>The derived sizes, computed once (as llm.c's fill_in_parameter_sizes does), printed by the emitter.</summary>
-    internal sealed record ModelDims(int Vocab, int DModel, int Heads, int HeadDim, int Layers, int DFF, int SeqLen, int Batch)
+    internal sealed record ModelDims(int Vocab, int DModel, int Heads, int HeadDim, int Layers, int DFF, int SeqLen, int Batch,
+        int EncoderLayers, int DecoderLayers, int TargetVocab, int TargetSeqLen, int Classes)
     {
-        /// <summary>Tokens per training step.</summary>
+        /// <summary>Input tokens per training step.</summary>
         public long Tokens => (long)Batch * SeqLen;
+
+        /// <summary>Decoder tokens per training step (encoder–decoder).</summary>
+        public long TargetTokens => (long)Batch * TargetSeqLen;
+
+        public long Rows(TokenStream stream) => stream == TokenStream.Input ? Tokens : TargetTokens;
+
+        public int Length(TokenStream stream) => stream == TokenStream.Input ? SeqLen : TargetSeqLen;
+
+        /// <summary>The longest sequence of either stream: the size of position tables.</summary>
+        public int MaxLength => System.Math.Max(SeqLen, TargetSeqLen);
     }
 }

@@ -11,10 +11,16 @@ namespace TransformerGen.Generator
         protected Op(Stage stage, string title)
         {
             Stage = stage;
+            InferenceStage = stage;
             Title = title;
         }
 
         public Stage Stage { get; }
+        /// <summary>
+        /// The stage whose inference method runs this operation: its own, except for work that depends only on the
+        /// source (cross-attention keys and values), which runs once per source with the encoder.
+        /// </summary>
+        public Stage InferenceStage { get; init; }
         /// <summary>Which part of the Transformer this is, for the comment above its generated code.</summary>
         public string Title { get; }
         public abstract IEnumerable<TensorDef> Reads { get; }
@@ -32,18 +38,22 @@ namespace TransformerGen.Generator
     }
 
     /// <summary>Token ids → rows of the embedding table.</summary>
-    internal sealed class EmbeddingOp(Stage stage, TensorDef table, TensorDef output) : Op(stage, "token embedding")
+    internal sealed class EmbeddingOp(Stage stage, TokenStream stream, TensorDef table, TensorDef output, float scale) : Op(stage, scale == 1f ? "token embedding" : "token embedding × √DModel")
     {
+        public TokenStream Stream { get; } = stream;
         public TensorDef Table { get; } = table;
         public TensorDef Output { get; } = output;
+        /// <summary>The factor on the embeddings: 1, or √DModel as in the paper.</summary>
+        public float Scale { get; } = scale;
         public override IEnumerable<TensorDef> Reads => [Table];
         public override IEnumerable<TensorDef> Writes => [Output];
         public override IEnumerable<string> CheckShapes() => Expect(Output, Output.Shape[0], Table.Shape[1]);
     }
 
     /// <summary>Adds a position table (sinusoidal constant or learned parameter) in place.</summary>
-    internal sealed class PositionalAddOp(Stage stage, TensorDef table, TensorDef x) : Op(stage, table.Kind == TensorKind.Parameter ? "learned positions" : "sinusoidal positions")
+    internal sealed class PositionalAddOp(Stage stage, TokenStream stream, TensorDef table, TensorDef x) : Op(stage, table.Kind == TensorKind.Parameter ? "learned positions" : "sinusoidal positions")
     {
+        public TokenStream Stream { get; } = stream;
         public TensorDef Table { get; } = table;
         public TensorDef X { get; } = x;
         public override IEnumerable<TensorDef> Reads => [Table, X];
@@ -109,8 +119,9 @@ namespace TransformerGen.Generator
     }
 
     /// <summary>Rotary position embedding applied in place to the Q and K parts of a packed Q|K|V tensor.</summary>
-    internal sealed class RotaryOp(Stage stage, TensorDef qkv, TensorDef cos, TensorDef sin, int heads, int headDim) : Op(stage, "rotary positions on Q and K")
+    internal sealed class RotaryOp(Stage stage, TokenStream stream, TensorDef qkv, TensorDef cos, TensorDef sin, int heads, int headDim) : Op(stage, "rotary positions on Q and K")
     {
+        public TokenStream Stream { get; } = stream;
         public TensorDef Qkv { get; } = qkv;
         public TensorDef Cos { get; } = cos;
         public TensorDef Sin { get; } = sin;
@@ -126,22 +137,64 @@ namespace TransformerGen.Generator
         }
     }
 
-    /// <summary>Multi-head scaled dot-product self-attention on a packed Q|K|V tensor; heads concatenated.</summary>
-    internal sealed class AttentionOp(Stage stage, TensorDef qkv, TensorDef output, TensorDef probabilities, int heads, int headDim, bool causal) : Op(stage, causal ? "causal self-attention" : "self-attention")
+    /// <summary>
+    /// Multi-head scaled dot-product attention; heads concatenated. Queries come from columns
+    /// <see cref="QueryColumn"/>… of <see cref="Query"/>, keys and values from columns <see cref="KeyColumn"/>… and
+    /// <see cref="ValueColumn"/>… of <see cref="KeysValues"/>: one packed Q|K|V tensor for self-attention, a query
+    /// tensor and a packed K|V tensor for cross-attention.
+    /// </summary>
+    internal sealed class AttentionOp(
+        Stage stage, string title, TensorDef query, long queryColumn, TensorDef keysValues, long keyColumn, long valueColumn,
+        TensorDef output, TensorDef probabilities, int heads, int headDim, TokenStream queryStream, TokenStream keyStream,
+        bool causal, int window, bool keyPadding) : Op(stage, title)
     {
-        public TensorDef Qkv { get; } = qkv;
+        public TensorDef Query { get; } = query;
+        public long QueryColumn { get; } = queryColumn;
+        public TensorDef KeysValues { get; } = keysValues;
+        public long KeyColumn { get; } = keyColumn;
+        public long ValueColumn { get; } = valueColumn;
         public TensorDef Output { get; } = output;
         public TensorDef Probabilities { get; } = probabilities;
         public int Heads { get; } = heads;
         public int HeadDim { get; } = headDim;
+        public TokenStream QueryStream { get; } = queryStream;
+        public TokenStream KeyStream { get; } = keyStream;
         public bool Causal { get; } = causal;
-        public override IEnumerable<TensorDef> Reads => [Qkv];
+        /// <summary>Restricted attention: keys within this distance of the query only; 0 for none.</summary>
+        public int Window { get; } = window;
+        /// <summary>Whether padded keys (of <see cref="KeyStream"/>) are masked.</summary>
+        public bool KeyPadding { get; } = keyPadding;
+
+        /// <summary>Self-attention on one packed Q|K|V tensor, with no padding or window: the kernel's fastest form.</summary>
+        public bool IsPlainPackedSelfAttention =>
+            ReferenceEquals(Query, KeysValues) && QueryColumn == 0 && KeyColumn == (long)Heads * HeadDim && ValueColumn == 2L * Heads * HeadDim
+            && !KeyPadding && Window == 0;
+
+        public override IEnumerable<TensorDef> Reads => ReferenceEquals(Query, KeysValues) ? [Query] : [Query, KeysValues];
         public override IEnumerable<TensorDef> Writes => [Output, Probabilities];
         public override IEnumerable<string> CheckShapes()
         {
             long c = (long)Heads * HeadDim;
-            foreach (string e in Expect(Qkv, Qkv.Shape[0], 3 * c)) yield return e;
-            foreach (string e in Expect(Output, Qkv.Shape[0], c)) yield return e;
+            if (QueryColumn + c > Query.Width) yield return $"{Query.Name} has {Query.Width} columns, queries need {QueryColumn + c}";
+            if (System.Math.Max(KeyColumn, ValueColumn) + c > KeysValues.Width) yield return $"{KeysValues.Name} has {KeysValues.Width} columns, keys and values need {System.Math.Max(KeyColumn, ValueColumn) + c}";
+            foreach (string e in Expect(Output, Query.Shape[0], c)) yield return e;
+        }
+    }
+
+    /// <summary>Pools each sequence of an encoder's output into one vector: its first token, or the mean of its non-pad tokens.</summary>
+    internal sealed class PoolOp(Stage stage, bool mean, TensorDef input, TensorDef output, int batch, int seqLen) : Op(stage, mean ? "mean pooling over non-pad tokens" : "first-token pooling")
+    {
+        public bool Mean { get; } = mean;
+        public TensorDef Input { get; } = input;
+        public TensorDef Output { get; } = output;
+        public int Batch { get; } = batch;
+        public int SeqLen { get; } = seqLen;
+        public override IEnumerable<TensorDef> Reads => [Input];
+        public override IEnumerable<TensorDef> Writes => [Output];
+        public override IEnumerable<string> CheckShapes()
+        {
+            foreach (string e in Expect(Input, (long)Batch * SeqLen, Input.Width)) yield return e;
+            foreach (string e in Expect(Output, Batch, Input.Width)) yield return e;
         }
     }
 

@@ -20,7 +20,36 @@ namespace TransformerGen.Generator
         Argument<int> Activation,
         Argument<float> Dropout,
         Argument<float> LabelSmoothing,
-        Argument<bool> TiedEmbeddings);
+        Argument<bool> TiedEmbeddings,
+        Argument<int> EncoderLayers,
+        Argument<int> DecoderLayers,
+        Argument<int> TargetVocab,
+        Argument<int> TargetSeqLen,
+        Argument<int> PadToken,
+        Argument<int> BosToken,
+        Argument<int> EosToken,
+        Argument<bool> ScaleEmbeddings,
+        Argument<int> AttentionWindow,
+        Argument<int> Classes,
+        Argument<int> Head,
+        Argument<int> Pooling)
+    {
+        public bool IsDecoderOnly => Architecture.Value == EnumValues.DecoderOnly;
+        public bool IsEncoderDecoder => Architecture.Value == EnumValues.EncoderDecoder;
+        public bool IsEncoderOnly => Architecture.Value == EnumValues.EncoderOnly;
+
+        /// <summary>Layers of the encoder stack (0 for decoder-only).</summary>
+        public int EncoderLayerCount => IsDecoderOnly ? 0 : EncoderLayers.Value > 0 ? EncoderLayers.Value : Layers.Value;
+
+        /// <summary>Layers of the decoder stack (0 for encoder-only).</summary>
+        public int DecoderLayerCount => IsEncoderOnly ? 0 : IsEncoderDecoder && DecoderLayers.Value > 0 ? DecoderLayers.Value : Layers.Value;
+
+        /// <summary>The vocabulary of the decoder (and of the LM head).</summary>
+        public int TargetVocabSize => IsEncoderDecoder && TargetVocab.Value > 0 ? TargetVocab.Value : Vocab.Value;
+
+        /// <summary>Positions of the decoder's sequence.</summary>
+        public int TargetLength => IsEncoderDecoder && TargetSeqLen.Value > 0 ? TargetSeqLen.Value : SeqLen.Value;
+    }
 
     /// <summary>One attribute argument: its value (the attribute's default when not written) and where it was written, if it was.</summary>
     internal readonly record struct Argument<T>(T Value, LocationInfo? Location)
@@ -51,7 +80,9 @@ namespace TransformerGen.Generator
     /// <summary>The numeric values of the attribute's enums, mirrored here because the generator cannot reference the attributes assembly.</summary>
     internal static class EnumValues
     {
-        public const int DecoderOnly = 0;
+        public const int DecoderOnly = 0, EncoderDecoder = 1, EncoderOnly = 2;
+        public const int Classification = 0, Tagging = 1;
+        public const int FirstToken = 0, MeanPooling = 1;
         public const int Sinusoidal = 0, Learned = 1, Rotary = 2;
         public const int PostNorm = 0, PreNorm = 1;
         public const int Relu = 0, Gelu = 1;

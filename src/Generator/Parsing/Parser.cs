@@ -28,6 +28,14 @@ namespace TransformerGen.Generator
             var activation = new Argument<int>(EnumValues.Gelu, null);
             Argument<float> dropout = default, labelSmoothing = default;
             var tied = new Argument<bool>(true, null);
+            Argument<int> encoderLayers = default, decoderLayers = default, targetVocab = default, targetSeqLen = default;
+            var padToken = new Argument<int>(-1, null);
+            var bosToken = new Argument<int>(-1, null);
+            var eosToken = new Argument<int>(-1, null);
+            Argument<bool> scaleEmbeddings = default;
+            Argument<int> window = default, classes = default;
+            var head = new Argument<int>(EnumValues.Classification, null);
+            var pooling = new Argument<int>(EnumValues.FirstToken, null);
 
             foreach (KeyValuePair<string, TypedConstant> named in attribute.NamedArguments)
             {
@@ -51,14 +59,27 @@ namespace TransformerGen.Generator
                     case "Dropout": dropout = Float(value, where); break;
                     case "LabelSmoothing": labelSmoothing = Float(value, where); break;
                     case "TiedEmbeddings": tied = new Argument<bool>((bool)value.Value!, where); break;
+                    case "EncoderLayers": encoderLayers = Int(value, where); break;
+                    case "DecoderLayers": decoderLayers = Int(value, where); break;
+                    case "TargetVocab": targetVocab = Int(value, where); break;
+                    case "TargetSeqLen": targetSeqLen = Int(value, where); break;
+                    case "PadToken": padToken = Int(value, where); break;
+                    case "BosToken": bosToken = Int(value, where); break;
+                    case "EosToken": eosToken = Int(value, where); break;
+                    case "ScaleEmbeddings": scaleEmbeddings = new Argument<bool>((bool)value.Value!, where); break;
+                    case "AttentionWindow": window = Int(value, where); break;
+                    case "Classes": classes = Int(value, where); break;
+                    case "Head": head = Int(value, where); break;
+                    case "Pooling": pooling = Int(value, where); break;
                 }
             }
 
             return new ModelSpec(
-                ReadType(symbol, node, layers.Value, cancellationToken),
+                ReadType(symbol, node, System.Math.Max(layers.Value, System.Math.Max(encoderLayers.Value, decoderLayers.Value)), cancellationToken),
                 LocationInfo.From(attributeSyntax) ?? LocationInfo.From(node.Identifier.GetLocation()),
                 architecture, vocab, dModel, heads, layers, dff, seqLen, batch, positional, norm, activation,
-                dropout, labelSmoothing, tied);
+                dropout, labelSmoothing, tied, encoderLayers, decoderLayers, targetVocab, targetSeqLen,
+                padToken, bosToken, eosToken, scaleEmbeddings, window, classes, head, pooling);
         }
 
         private static Argument<int> Int(TypedConstant value, LocationInfo? where) =>

@@ -31,16 +31,22 @@ namespace TransformerGen.Generator
         /// <summary>Multiply-adds ×2 of one token's forward pass (attention counted at full context).</summary>
         public long FlopsPerToken { get; private set; }
 
-        /// <summary>Offset in the buffer of the tensor's kind (training layout).</summary>
-        public long OffsetOf(TensorDef t) => _offsets[t];
+        /// <summary>Offset in the buffer of the tensor's kind (training layout); a view's is its parent's plus its own.</summary>
+        public long OffsetOf(TensorDef t) => t.Parent is { } parent ? OffsetOf(parent) + t.ViewOffset : _offsets[t];
 
-        /// <summary>Offset in the inference workspace of an activation that inference uses.</summary>
+        /// <summary>
+        /// Offset at inference of an activation that inference uses: in the inference workspace, or, for
+        /// <see cref="TensorDef.InCache"/> tensors, in the key/value cache.
+        /// </summary>
         public long InferenceOffsetOf(TensorDef t) => _inferenceOffsets[t];
 
-        /// <summary>Where layer <paramref name="layer"/>'s keys start in the key/value cache; its values follow.</summary>
-        public long KeyCacheOffset(int layer) => 2L * layer * Graph.Dims.SeqLen * Graph.Dims.DModel;
+        /// <summary>Where decoder layer <paramref name="layer"/>'s self-attention keys start in the key/value cache; its values follow.</summary>
+        public long KeyCacheOffset(int layer) => 2L * layer * SelfCacheRows;
 
-        public long ValueCacheOffset(int layer) => KeyCacheOffset(layer) + (long)Graph.Dims.SeqLen * Graph.Dims.DModel;
+        public long ValueCacheOffset(int layer) => KeyCacheOffset(layer) + SelfCacheRows;
+
+        /// <summary>Floats of one self-attention key (or value) cache: the decoder's positions by DModel.</summary>
+        private long SelfCacheRows => (long)Graph.Dims.TargetSeqLen * Graph.Dims.DModel;
 
         public static MemoryPlan Create(ModelGraph graph)
         {
@@ -68,35 +74,53 @@ namespace TransformerGen.Generator
             ConstantCount = constants;
             ActivationCount = activations;
 
-            // Inference: dropout is the identity, so its output shares its input's slot; tensors of the same role
-            // in layers of the same parity share one slot of SeqLen rows.
-            var aliases = new Dictionary<TensorDef, TensorDef>();
-            foreach (Op op in Graph.Ops)
-                if (op is DropoutOp drop) aliases[drop.Output] = Resolve(aliases, drop.Input);
-            var slots = new Dictionary<string, long>();
+            // Inference (one sequence): dropout is the identity, so its output shares its input's slot; tensors of
+            // the same role in layers of the same parity share one slot, sized for the longest stream using it.
+            // Encoder-only models have no cached inference: they predict with the batched forward pass.
+            KeyValueCount = Saturating.Multiply(2L * d.DecoderLayers, SelfCacheRows);
             long inference = 0;
-            foreach (TensorDef t in Graph.Tensors)
+            if (!Graph.Spec.IsEncoderOnly)
             {
-                if (t.Kind != TensorKind.Activation || t.TrainingOnly || aliases.ContainsKey(t)) continue;
-                string key = t.Layer < 0 ? t.Name : t.Role + "@" + (t.Layer % 2);
-                if (!slots.TryGetValue(key, out long offset))
+                var aliases = new Dictionary<TensorDef, TensorDef>();
+                foreach (Op op in Graph.Ops)
+                    if (op is DropoutOp drop) aliases[drop.Output] = Resolve(aliases, drop.Input);
+                var slotOf = new Dictionary<TensorDef, string>();
+                var slotSize = new Dictionary<string, long>();
+                var slotOrder = new List<string>();
+                foreach (TensorDef t in Graph.Tensors)
                 {
-                    offset = inference;
-                    slots[key] = offset;
-                    inference = Align(Saturating.Add(inference, Saturating.Multiply(d.SeqLen, t.Width)));
+                    if (t.Kind != TensorKind.Activation || t.TrainingOnly || aliases.ContainsKey(t)) continue;
+                    if (t.InCache)
+                    {
+                        _inferenceOffsets[t] = Align(KeyValueCount);
+                        KeyValueCount = Saturating.Add(Align(KeyValueCount), Saturating.Multiply(d.SeqLen, t.Width));
+                        continue;
+                    }
+                    string key = t.Layer < 0 ? t.Name : t.Role + "@" + (t.Layer % 2);
+                    long size = t.IsAttentionProbabilities
+                        ? Saturating.Multiply(Saturating.Multiply(d.Heads, t.Shape[2]), t.Shape[3])
+                        : Saturating.Multiply(d.Length(t.Stream), t.Width);
+                    if (!slotSize.TryGetValue(key, out long existing)) slotOrder.Add(key);
+                    slotSize[key] = System.Math.Max(existing, size);
+                    slotOf[t] = key;
                 }
-                _inferenceOffsets[t] = offset;
+                var slotOffset = new Dictionary<string, long>();
+                foreach (string key in slotOrder)
+                {
+                    slotOffset[key] = inference;
+                    inference = Align(Saturating.Add(inference, slotSize[key]));
+                }
+                foreach (KeyValuePair<TensorDef, string> entry in slotOf) _inferenceOffsets[entry.Key] = slotOffset[entry.Value];
+                foreach (KeyValuePair<TensorDef, TensorDef> alias in aliases)
+                    if (_inferenceOffsets.TryGetValue(alias.Value, out long offset)) _inferenceOffsets[alias.Key] = offset;
             }
-            foreach (KeyValuePair<TensorDef, TensorDef> alias in aliases)
-                _inferenceOffsets[alias.Key] = _inferenceOffsets[alias.Value];
             InferenceCount = inference;
-            KeyValueCount = Saturating.Multiply(Saturating.Multiply(2L * d.Layers, d.SeqLen), d.DModel);
 
             long flops = 0;
             foreach (Op op in Graph.Ops)
             {
                 if (op is LinearOp linear) flops = Saturating.Add(flops, Saturating.Multiply(2 * linear.InFeatures, linear.OutFeatures));
-                else if (op is AttentionOp) flops = Saturating.Add(flops, Saturating.Multiply(4L * d.SeqLen, d.DModel));
+                else if (op is AttentionOp attention) flops = Saturating.Add(flops, Saturating.Multiply(4L * d.Length(attention.KeyStream), d.DModel));
             }
             FlopsPerToken = flops;
         }
@@ -111,7 +135,8 @@ namespace TransformerGen.Generator
             yield return ("the training workspace", ActivationCount);
             yield return ("the inference workspace", InferenceCount);
             yield return ("the key/value cache", KeyValueCount);
-            yield return ("the logits", Saturating.Multiply(Graph.Dims.Tokens, Graph.Dims.Vocab));
+            foreach (TensorDef t in Graph.Tensors)
+                if (t.Kind == TensorKind.Activation && t.Elements > int.MaxValue) yield return (t.Name, t.Elements);
         }
     }
 }

@@ -52,7 +52,7 @@ namespace TransformerGen.Generator
 
         public static readonly DiagnosticDescriptor TooManyLayers = Error("TG0011",
             "Too many layers to unroll",
-            "Layers = {0} exceeds {1}, the most layers the generator unrolls into code");
+            "{0} = {1} exceeds {2}, the most layers the generator unrolls into code");
 
         public static readonly DiagnosticDescriptor UnknownOption = Error("TG0012",
             "Unknown option value",
@@ -65,6 +65,18 @@ namespace TransformerGen.Generator
         public static readonly DiagnosticDescriptor AppliedTwice = Error("TG0014",
             "[TransformerModel] is applied more than once",
             "Class '{0}' carries [TransformerModel] {1} times; a class is one model, so keep one attribute");
+
+        public static readonly DiagnosticDescriptor OptionNotForArchitecture = Error("TG0015",
+            "An option does not apply to this architecture",
+            "{0} applies to {1} models only, but this model is {2}; remove it or change Architecture");
+
+        public static readonly DiagnosticDescriptor TokenIdOutOfRange = Error("TG0016",
+            "A special token id is outside its vocabulary",
+            "{0} = {1} is outside [0, {2}), the {3} vocabulary");
+
+        public static readonly DiagnosticDescriptor MissingOption = Error("TG0017",
+            "An option the architecture needs is missing",
+            "{0} models need {1}: {2}");
 
         public static readonly DiagnosticDescriptor ForwardLengthMismatch = Error("TG0020",
             "Forward is called with the wrong number of token ids",

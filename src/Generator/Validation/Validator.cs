@@ -52,7 +52,10 @@ namespace TransformerGen.Generator
             foreach (MemberName member in type.Members)
                     found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MemberCollision, member.Location, type.Name, member.Name));
 
-            CheckOption(found, spec, "Architecture", spec.Architecture, "Architecture.DecoderOnly", EnumValues.DecoderOnly);
+            CheckOption(found, spec, "Architecture", spec.Architecture, "Architecture.DecoderOnly, Architecture.EncoderDecoder, Architecture.EncoderOnly",
+                EnumValues.DecoderOnly, EnumValues.EncoderDecoder, EnumValues.EncoderOnly);
+            CheckOption(found, spec, "Head", spec.Head, "EncoderHead.Classification, EncoderHead.Tagging", EnumValues.Classification, EnumValues.Tagging);
+            CheckOption(found, spec, "Pooling", spec.Pooling, "Pooling.FirstToken, Pooling.Mean", EnumValues.FirstToken, EnumValues.MeanPooling);
             CheckOption(found, spec, "Positional", spec.Positional, "Positional.Sinusoidal, Positional.Learned, Positional.Rotary",
                 EnumValues.Sinusoidal, EnumValues.Learned, EnumValues.Rotary);
             CheckOption(found, spec, "Norm", spec.Norm, "NormPlacement.Post, NormPlacement.Pre", EnumValues.PostNorm, EnumValues.PreNorm);
@@ -61,14 +64,20 @@ namespace TransformerGen.Generator
             Positive(found, spec, "Vocab", spec.Vocab);
             Positive(found, spec, "DModel", spec.DModel);
             Positive(found, spec, "Heads", spec.Heads);
-            Positive(found, spec, "Layers", spec.Layers);
+            bool stacksGiven = spec.IsEncoderDecoder ? spec.EncoderLayers.Value > 0 && spec.DecoderLayers.Value > 0 : spec.IsEncoderOnly && spec.EncoderLayers.Value > 0;
+            if (!stacksGiven) Positive(found, spec, "Layers", spec.Layers);
             Positive(found, spec, "DFF", spec.DFF);
             Positive(found, spec, "SeqLen", spec.SeqLen);
             Positive(found, spec, "Batch", spec.Batch);
 
-            if (spec.Layers.Value > MaxLayers)
-                found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TooManyLayers, spec.Layers.Location ?? spec.AttributeLocation,
-                    spec.Layers.Value, MaxLayers));
+            foreach ((string name, Argument<int> layers) in new[] { ("Layers", spec.Layers), ("EncoderLayers", spec.EncoderLayers), ("DecoderLayers", spec.DecoderLayers) })
+                if (layers.Value > MaxLayers)
+                    found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TooManyLayers, layers.Location ?? spec.AttributeLocation, name, layers.Value, MaxLayers));
+            foreach ((string name, Argument<int> value) in new[] { ("EncoderLayers", spec.EncoderLayers), ("DecoderLayers", spec.DecoderLayers),
+                         ("TargetVocab", spec.TargetVocab), ("TargetSeqLen", spec.TargetSeqLen), ("AttentionWindow", spec.AttentionWindow), ("Classes", spec.Classes) })
+                if (value.Value < 0)
+                    found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NonPositiveSize, value.Location ?? spec.AttributeLocation, name, value.Value, " (or 0 for the default)"));
+            CheckArchitectureOptions(found, spec);
 
             if (spec.DModel.Value > 0 && spec.Heads.Value > 0)
             {
@@ -87,6 +96,71 @@ namespace TransformerGen.Generator
 
             return new EquatableArray<DiagnosticInfo>(found);
         }
+
+        /// <summary>Options that only some architectures have, and the special tokens each needs.</summary>
+        private static void CheckArchitectureOptions(List<DiagnosticInfo> found, ModelSpec spec)
+        {
+            string architecture = spec.IsEncoderDecoder ? "an encoder–decoder" : spec.IsEncoderOnly ? "encoder-only" : "decoder-only";
+            void NotHere(string name, bool isSet, string owners)
+            {
+                if (isSet) found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OptionNotForArchitecture, LocationOf(spec, name) ?? spec.AttributeLocation, name, owners, architecture));
+            }
+            if (spec.IsDecoderOnly)
+            {
+                NotHere("EncoderLayers", spec.EncoderLayers.IsSet, "encoder–decoder and encoder-only");
+                NotHere("DecoderLayers", spec.DecoderLayers.IsSet, "encoder–decoder");
+            }
+            if (spec.IsEncoderOnly)
+            {
+                NotHere("DecoderLayers", spec.DecoderLayers.IsSet, "encoder–decoder");
+                NotHere("TiedEmbeddings", spec.TiedEmbeddings.IsSet, "decoder-only and encoder–decoder");
+            }
+            if (!spec.IsEncoderDecoder)
+            {
+                NotHere("TargetVocab", spec.TargetVocab.IsSet, "encoder–decoder");
+                NotHere("TargetSeqLen", spec.TargetSeqLen.IsSet, "encoder–decoder");
+                NotHere("BosToken", spec.BosToken.IsSet, "encoder–decoder");
+                NotHere("EosToken", spec.EosToken.IsSet, "encoder–decoder");
+            }
+            if (!spec.IsEncoderOnly)
+            {
+                NotHere("Classes", spec.Classes.IsSet, "encoder-only");
+                NotHere("Head", spec.Head.IsSet, "encoder-only");
+                NotHere("Pooling", spec.Pooling.IsSet, "encoder-only");
+            }
+            if (spec.IsEncoderOnly && spec.Classes.Value == 0)
+                found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingOption, spec.AttributeLocation, "Encoder-only", "Classes", "the number of labels its head predicts (Classes = …)"));
+            if (spec.IsEncoderDecoder && !spec.BosToken.IsSet)
+                found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingOption, spec.AttributeLocation, "Encoder–decoder", "BosToken", "the id that starts the decoder's input (BosToken = …)"));
+
+            int vocab = spec.Vocab.Value, target = spec.TargetVocabSize;
+            void Token(string name, Argument<int> token, int limit, string which)
+            {
+                if (token.IsSet && limit > 0 && (token.Value < 0 || token.Value >= limit) && !(name == "PadToken" && token.Value == -1) && !(name == "EosToken" && token.Value == -1))
+                    found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TokenIdOutOfRange, token.Location, name, token.Value, limit, which));
+            }
+            Token("PadToken", spec.PadToken, spec.IsEncoderDecoder ? System.Math.Min(vocab, target) : vocab, spec.IsEncoderDecoder ? "smaller (source or target)" : "input");
+            if (spec.IsEncoderDecoder)
+            {
+                Token("BosToken", spec.BosToken, target, "target");
+                Token("EosToken", spec.EosToken, target, "target");
+            }
+        }
+
+        private static LocationInfo? LocationOf(ModelSpec spec, string name) => name switch
+        {
+            "EncoderLayers" => spec.EncoderLayers.Location,
+            "DecoderLayers" => spec.DecoderLayers.Location,
+            "TiedEmbeddings" => spec.TiedEmbeddings.Location,
+            "TargetVocab" => spec.TargetVocab.Location,
+            "TargetSeqLen" => spec.TargetSeqLen.Location,
+            "BosToken" => spec.BosToken.Location,
+            "EosToken" => spec.EosToken.Location,
+            "Classes" => spec.Classes.Location,
+            "Head" => spec.Head.Location,
+            "Pooling" => spec.Pooling.Location,
+            _ => null,
+        };
 
         private static void Positive(List<DiagnosticInfo> found, ModelSpec spec, string name, Argument<int> argument)
         {

@@ -14,7 +14,7 @@ public sealed class ModelLayout
         string name, int vocab, int seqLen, int batch,
         ParameterTensor[] tensors, int parameterCount,
         int activationCount, int constantCount, int inferenceCount, int keyValueCount,
-        int logitsOffset, int inferenceLogitsOffset)
+        int logitsOffset, int logitsLength, int inferenceLogitsOffset)
     {
         Name = name;
         Vocab = vocab;
@@ -27,7 +27,11 @@ public sealed class ModelLayout
         InferenceCount = inferenceCount;
         KeyValueCount = keyValueCount;
         LogitsOffset = logitsOffset;
+        LogitsLength = logitsLength;
         InferenceLogitsOffset = inferenceLogitsOffset;
+        TargetVocab = vocab;
+        TargetLength = batch * seqLen;
+        DecoderSeqLen = seqLen;
         foreach (ParameterTensor t in tensors)
             if (t.Offset + (long)t.Length > parameterCount)
                 throw new ArgumentException($"tensor '{t.Name}' ends past the parameter buffer ({parameterCount} floats)", nameof(tensors));
@@ -55,8 +59,24 @@ public sealed class ModelLayout
     public int InferenceCount { get; }
     /// <summary>Floats in the key/value cache of cached decoding.</summary>
     public int KeyValueCount { get; }
-    /// <summary>Where the logits <c>[Batch·SeqLen, Vocab]</c> start in the training workspace.</summary>
+    /// <summary>Where the logits of the last forward pass start in the training workspace.</summary>
     public int LogitsOffset { get; }
+    /// <summary>Floats of logits: targets per step times the target vocabulary (or classes).</summary>
+    public int LogitsLength { get; }
+    /// <summary>Which stacks the model has.</summary>
+    public Architecture Architecture { get; init; }
+    /// <summary>Ids a target may take: the (target) vocabulary, or the classes of an encoder-only model.</summary>
+    public int TargetVocab { get; init; }
+    /// <summary>Targets per <see cref="TransformerModel.Forward"/> call: one per token, or one per sequence for a classifier.</summary>
+    public int TargetLength { get; init; }
+    /// <summary>Positions of the decoder's sequence (<see cref="SeqLen"/> for a decoder-only model).</summary>
+    public int DecoderSeqLen { get; init; }
+    /// <summary>The padding id, or -1.</summary>
+    public int PadToken { get; init; } = -1;
+    /// <summary>The begin-of-sequence id of an encoder–decoder's decoder, or -1.</summary>
+    public int BosToken { get; init; } = -1;
+    /// <summary>The end-of-sequence id that stops decoding, or -1.</summary>
+    public int EosToken { get; init; } = -1;
     /// <summary>Where the next-token logits <c>[Vocab]</c> start in the inference workspace.</summary>
     public int InferenceLogitsOffset { get; }
 }

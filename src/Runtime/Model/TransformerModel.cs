@@ -17,10 +17,9 @@ public abstract class TransformerModel : ITrainableParameters
     private readonly ModelLayout _layout;
     private readonly float[] _parameters, _gradients, _activations, _activationGradients, _constants;
     private readonly float[] _inference, _keyValues, _scores;
-    private readonly int[] _tokens, _targets;
-    private readonly int[] _window;
+    private readonly int[] _tokens, _targets, _decoderTokens;
+    private readonly byte[] _tokenPadding, _decoderPadding;
     private bool _forwardDone;
-    private int _cacheLength;
 
     /// <summary>Allocates every buffer the layout names and initializes the parameters from <paramref name="seed"/>.</summary>
     protected TransformerModel(ModelLayout layout, ulong seed)
@@ -33,10 +32,14 @@ public abstract class TransformerModel : ITrainableParameters
         _constants = new float[layout.ConstantCount];
         _inference = new float[layout.InferenceCount];
         _keyValues = new float[layout.KeyValueCount];
-        _scores = new float[layout.SeqLen];
+        _scores = new float[Math.Max(layout.SeqLen, layout.DecoderSeqLen)];
         _tokens = new int[layout.TokensPerStep];
-        _targets = new int[layout.TokensPerStep];
-        _window = new int[layout.SeqLen];
+        _targets = new int[layout.TargetLength];
+        bool seq2seq = layout.Architecture == Architecture.EncoderDecoder;
+        _decoderTokens = seq2seq ? new int[layout.Batch * layout.DecoderSeqLen] : [];
+        bool padding = layout.PadToken >= 0;
+        _tokenPadding = padding ? new byte[layout.TokensPerStep] : [];
+        _decoderPadding = padding && seq2seq ? new byte[layout.Batch * layout.DecoderSeqLen] : [];
         Seed = seed;
         DropoutRng = new Rng(seed ^ 0xD50F_0A7E_5EED_0001UL);
         InitializeParameters(seed);
@@ -60,30 +63,73 @@ public abstract class TransformerModel : ITrainableParameters
     /// <summary>When true (the default) dropout is active in <see cref="Forward"/>; set false to evaluate.</summary>
     public bool Training { get; set; } = true;
 
-    /// <summary>The logits <c>[Batch·SeqLen, Vocab]</c> of the last <see cref="Forward"/>.</summary>
-    public ReadOnlySpan<float> Logits => _activations.AsSpan(_layout.LogitsOffset, _layout.TokensPerStep * _layout.Vocab);
+    /// <summary>The logits of the last <see cref="Forward"/>: <c>[targets, target vocabulary]</c> (for a classifier, <c>[Batch, Classes]</c>).</summary>
+    public ReadOnlySpan<float> Logits => _activations.AsSpan(_layout.LogitsOffset, _layout.LogitsLength);
 
     /// <summary>
-    /// Runs the model on <c>Batch·SeqLen</c> token ids (row-major <c>[Batch, SeqLen]</c>) and returns the mean
+    /// Runs the model on <c>Batch·SeqLen</c> input ids (row-major <c>[Batch, SeqLen]</c>) and returns the mean
     /// cross-entropy over the targets that are not negative (a negative target is ignored, like PyTorch's
-    /// <c>ignore_index</c>). Returns 0 when every target is ignored.
+    /// <c>ignore_index</c>; so is a padding target). Returns 0 when every target is ignored. The targets are:
+    /// the next token at each position (decoder-only); the target sequence <c>[Batch, TargetSeqLen]</c>, which the
+    /// decoder also reads shifted right behind the begin token (encoder–decoder); one class per sequence or per
+    /// token (encoder-only).
     /// </summary>
     /// <exception cref="ArgumentException">A span has the wrong length.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">A token or target id is outside <c>[0, Vocab)</c>; the message names the position.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A token or target id is out of range; the message names the position.</exception>
     public float Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
     {
         int count = _layout.TokensPerStep;
         if (tokens.Length != count)
             throw new ArgumentException($"{_layout.Name}.Forward needs Batch·SeqLen = {_layout.Batch}·{_layout.SeqLen} = {count} tokens, got {tokens.Length}", nameof(tokens));
-        if (targets.Length != count)
-            throw new ArgumentException($"{_layout.Name}.Forward needs Batch·SeqLen = {count} targets, got {targets.Length}", nameof(targets));
-        CheckIds(tokens, nameof(tokens), allowIgnored: false);
-        CheckIds(targets, nameof(targets), allowIgnored: true);
-        tokens.CopyTo(_tokens);
-        targets.CopyTo(_targets);
+        if (targets.Length != _layout.TargetLength)
+            throw new ArgumentException($"{_layout.Name}.Forward needs {_layout.TargetLength} targets, got {targets.Length}", nameof(targets));
+        CheckIds(tokens, nameof(tokens), _layout.Vocab, allowIgnored: false);
+        CheckIds(targets, nameof(targets), _layout.TargetVocab, allowIgnored: true);
+        PrepareInputs(tokens, targets);
         float loss = ForwardCore();
         _forwardDone = true;
         return loss;
+    }
+
+    /// <summary>
+    /// Copies the inputs into the model's own buffers and derives what the generated code reads: padding masks,
+    /// padding targets turned into ignored ones, and the decoder's shifted input.
+    /// </summary>
+    private void PrepareInputs(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
+    {
+        tokens.CopyTo(_tokens);
+        targets.CopyTo(_targets);
+        int pad = _layout.PadToken;
+        if (pad >= 0)
+        {
+            MarkPadding(_tokens, pad, _tokenPadding);
+            bool tagging = _layout.Architecture == Architecture.EncoderOnly && _layout.TargetLength == _tokens.Length;
+            if (tagging)
+            {
+                for (int i = 0; i < _targets.Length; i++) if (_tokenPadding[i] != 0) _targets[i] = -1;
+            }
+            else if (_layout.Architecture != Architecture.EncoderOnly)
+            {
+                for (int i = 0; i < _targets.Length; i++) if (_targets[i] == pad) _targets[i] = -1;
+            }
+        }
+        if (_layout.Architecture == Architecture.EncoderDecoder)
+        {
+            // Teacher forcing: the decoder reads [BOS, y0, y1, …], the target shifted right; an ignored target
+            // becomes padding (or BOS when the model has no padding id).
+            int length = _layout.DecoderSeqLen, filler = pad >= 0 ? pad : _layout.BosToken;
+            for (int b = 0; b < _layout.Batch; b++)
+            {
+                int row = b * length;
+                _decoderTokens[row] = _layout.BosToken;
+                for (int t = 1; t < length; t++)
+                {
+                    int previous = _targets[row + t - 1];
+                    _decoderTokens[row + t] = previous >= 0 ? previous : filler;
+                }
+            }
+            if (pad >= 0) MarkPadding(_decoderTokens, pad, _decoderPadding);
+        }
     }
 
     /// <summary>
@@ -135,69 +181,11 @@ public abstract class TransformerModel : ITrainableParameters
     public void Load(string path)
     {
         SafeTensors.Load(path, _layout.Tensors, _parameters);
-        _cacheLength = 0;
+        OnParametersReplaced();
     }
 
-    // ----- cached decoding -----
-
-    /// <summary>Number of positions held in the key/value cache.</summary>
-    public int CacheLength => _cacheLength;
-
-    /// <summary>Empties the key/value cache, to start a new sequence.</summary>
-    public void ResetCache() => _cacheLength = 0;
-
-    /// <summary>
-    /// Appends <paramref name="tokens"/> to the cached sequence (a prompt, or one sampled token) and returns
-    /// the logits <c>[Vocab]</c> for the token after the last one. Earlier positions are not recomputed.
-    /// </summary>
-    /// <exception cref="InvalidOperationException">The sequence would exceed <c>SeqLen</c>; call <see cref="ResetCache"/> or use <see cref="Generate"/>, which slides the window.</exception>
-    public ReadOnlySpan<float> Append(ReadOnlySpan<int> tokens)
-    {
-        if (tokens.IsEmpty) throw new ArgumentException("at least one token is needed", nameof(tokens));
-        if (_cacheLength + tokens.Length > _layout.SeqLen)
-            throw new InvalidOperationException($"{_layout.Name} holds {_cacheLength} cached positions; {tokens.Length} more exceed SeqLen = {_layout.SeqLen}");
-        CheckIds(tokens, nameof(tokens), allowIgnored: false);
-        InferCore(tokens, _cacheLength);
-        _cacheLength += tokens.Length;
-        return _inference.AsSpan(_layout.InferenceLogitsOffset, _layout.Vocab);
-    }
-
-    /// <summary>
-    /// Continues <paramref name="prompt"/> by <c>output.Length</c> tokens drawn by <paramref name="sampler"/>,
-    /// with the key/value cache. When the sequence reaches <c>SeqLen</c>, the cache is rebuilt from the most
-    /// recent half of the window, so generation can go on indefinitely. Allocates nothing.
-    /// </summary>
-    public void Generate(ReadOnlySpan<int> prompt, Span<int> output, Sampler sampler)
-    {
-        ArgumentNullException.ThrowIfNull(sampler);
-        if (prompt.IsEmpty) throw new ArgumentException("the prompt needs at least one token", nameof(prompt));
-        int window = _layout.SeqLen;
-        ResetCache();
-        // The window holds the tokens the cache was built from, so it can be rebuilt when full.
-        int held = Math.Min(prompt.Length, window);
-        prompt[^held..].CopyTo(_window);
-        ReadOnlySpan<float> logits = Append(_window.AsSpan(0, held));
-        for (int i = 0; i < output.Length; i++)
-        {
-            int next = sampler.Sample(logits);
-            output[i] = next;
-            if (i == output.Length - 1) break;
-            if (held == window)
-            {
-                int keep = Math.Max(1, window / 2);
-                _window.AsSpan(window - keep + 1, keep - 1).CopyTo(_window);
-                held = keep - 1;
-                _window[held++] = next;
-                ResetCache();
-                logits = Append(_window.AsSpan(0, held));
-            }
-            else
-            {
-                _window[held++] = next;
-                logits = Append(_window.AsSpan(held - 1, 1));
-            }
-        }
-    }
+    /// <summary>Called after the parameters were replaced wholesale (a checkpoint loaded): caches built from the old ones are stale.</summary>
+    protected virtual void OnParametersReplaced() { }
 
     // ----- what the generated half sees -----
 
@@ -207,8 +195,25 @@ public abstract class TransformerModel : ITrainableParameters
     /// <summary>The generated backward pass; activation gradients are zero on entry.</summary>
     protected abstract void BackwardCore();
 
-    /// <summary>The generated cached inference pass: <paramref name="tokens"/> at positions <paramref name="position0"/>…; writes the last position's logits.</summary>
-    protected abstract void InferCore(ReadOnlySpan<int> tokens, int position0);
+    /// <summary>The next-token logits <c>[target vocabulary]</c> that the last inference pass wrote.</summary>
+    protected ReadOnlySpan<float> InferenceLogits => _inference.AsSpan(_layout.InferenceLogitsOffset, _layout.TargetVocab);
+
+    private static void MarkPadding(ReadOnlySpan<int> tokens, int pad, Span<byte> padding)
+    {
+        for (int i = 0; i < tokens.Length; i++) padding[i] = tokens[i] == pad ? (byte)1 : (byte)0;
+    }
+
+    /// <summary>Checks ids against a vocabulary before anything runs; the message names the position.</summary>
+    protected void CheckIds(ReadOnlySpan<int> ids, string argument, int vocab, bool allowIgnored)
+    {
+        for (int i = 0; i < ids.Length; i++)
+        {
+            int id = ids[i];
+            if (id >= vocab || (id < 0 && !allowIgnored))
+                throw new ArgumentOutOfRangeException(argument, id,
+                    $"{argument}[{i}] = {id} is outside [0, {vocab}){(allowIgnored ? " (negative targets are ignored)" : "")}");
+        }
+    }
 
     /// <summary>Parameters, laid out as <see cref="ParameterTensors"/>.</summary>
     protected Span<float> ParameterBuffer => _parameters;
@@ -228,8 +233,14 @@ public abstract class TransformerModel : ITrainableParameters
     protected Span<float> ScoreBuffer => _scores;
     /// <summary>The token ids of the last <see cref="Forward"/>.</summary>
     protected ReadOnlySpan<int> Tokens => _tokens;
-    /// <summary>The targets of the last <see cref="Forward"/>.</summary>
+    /// <summary>The targets of the last <see cref="Forward"/>, padding turned into ignored (-1).</summary>
     protected ReadOnlySpan<int> Targets => _targets;
+    /// <summary>The decoder's input of the last <see cref="Forward"/>: the targets shifted right behind the begin token (encoder–decoder).</summary>
+    protected ReadOnlySpan<int> DecoderTokens => _decoderTokens;
+    /// <summary>1 where an input token is padding (empty when the model has no padding id).</summary>
+    protected ReadOnlySpan<byte> TokenPadding => _tokenPadding;
+    /// <summary>1 where a decoder input token is padding (encoder–decoder with a padding id).</summary>
+    protected ReadOnlySpan<byte> DecoderPadding => _decoderPadding;
     /// <summary>The generator of dropout masks, seeded from the model's seed.</summary>
     protected Rng DropoutRng { get; }
 
@@ -261,18 +272,6 @@ public abstract class TransformerModel : ITrainableParameters
                     for (int i = 0; i < values.Length; i++) values[i] = rng.NextNormal() * t.InitScale;
                     break;
             }
-        }
-    }
-
-    private void CheckIds(ReadOnlySpan<int> ids, string argument, bool allowIgnored)
-    {
-        int vocab = _layout.Vocab;
-        for (int i = 0; i < ids.Length; i++)
-        {
-            int id = ids[i];
-            if (id >= vocab || (id < 0 && !allowIgnored))
-                throw new ArgumentOutOfRangeException(argument, id,
-                    $"{argument}[{i}] = {id} is outside [0, {vocab}){(allowIgnored ? " (negative targets are ignored)" : "")}");
         }
     }
 }

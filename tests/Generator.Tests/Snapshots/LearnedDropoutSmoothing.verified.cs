@@ -7,15 +7,14 @@ namespace Snapshots
 {
     /// <remarks>
     /// A decoder-only Transformer: 2 layers, DModel 12, 3 heads of 4, DFF 20, GELU (erf), learned positions, pre-LN (GPT-2), vocabulary 11, 2 × 5 tokens per step.
-    /// Tokens are embedded and positions added, then each layer applies causal multi-head
-    /// self-attention and a two-layer feed-forward network, each inside a residual connection with LayerNorm
-    /// before the sub-layer and a final LayerNorm after the last layer; the LM head turns each position into
-    /// logits over the vocabulary with the token embedding matrix, and the loss is the mean cross-entropy with label smoothing 0.1.
+    /// Tokens are embedded and positions added; each layer applies causal multi-head self-attention and a feed-forward network, each inside a residual connection with LayerNorm before the sub-layer.
+    /// The LM head turns each position into logits over the vocabulary with the token embedding matrix.
+    /// The loss is the mean cross-entropy with label smoothing 0.1 over targets that are not ignored.
     /// Dropout 0.1 is applied to the embeddings and to each sub-layer's output while <see cref="global::TransformerGen.TransformerModel.Training"/> is true.
     /// 2,584 parameters; 4,968 FLOPs per token forward.
     /// </remarks>
     [global::System.CodeDom.Compiler.GeneratedCode("TransformerGen.Generator", "{version}")]
-    partial class LearnedDropoutSmoothing : global::TransformerGen.TransformerModel
+    partial class LearnedDropoutSmoothing : global::TransformerGen.LanguageModel
     {
         /// <summary>Number of token ids.</summary>
         public const int Vocab = 11;
@@ -74,7 +73,12 @@ namespace Snapshots
             },
             parameterCount: 2704, activationCount: 5600, constantCount: 0,
             inferenceCount: 2080, keyValueCount: 240,
-            logitsOffset: 5376, inferenceLogitsOffset: 2016);
+            logitsOffset: 5376, logitsLength: 110, inferenceLogitsOffset: 2016)
+        {
+            Architecture = global::TransformerGen.Architecture.DecoderOnly,
+            TargetVocab = 11, TargetLength = 10,
+            DecoderSeqLen = 5, PadToken = -1, BosToken = -1, EosToken = -1,
+        };
 
         /// <summary>Allocates every buffer of the model once and initializes its parameters deterministically from <paramref name="seed"/>.</summary>
         public LearnedDropoutSmoothing(ulong seed = 0) : base(s_layout, seed)
@@ -163,7 +167,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(912, 120), p.Slice(688, 144), p.Slice(832, 12), a.Slice(1200, 120), 10, 12, 12);
             // layer 0 · dropout on the attention sub-layer's output · layers.0.attention_output[10, 12] → layers.0.attention_output_dropped[10, 12], layers.0.attention_output_dropped_mask[10, 12]
             global::TransformerGen.Kernels.Dropout.Forward(a.Slice(1200, 120), a.Slice(1328, 120), a.Slice(1456, 120), Training ? 0.1f : 0f, DropoutRng);
-            // layer 0 · residual connection around attention · embed.x_dropped[10, 12], layers.0.attention_output_dropped[10, 12] → layers.0.residual1[10, 12]
+            // layer 0 · residual connection around self-attention · embed.x_dropped[10, 12], layers.0.attention_output_dropped[10, 12] → layers.0.residual1[10, 12]
             global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(128, 120), a.Slice(1328, 120), a.Slice(1584, 120));
             // layer 0 · norm2 (pre-LN) · layers.0.residual1[10, 12] → layers.0.ln2[10, 12], layers.0.ln2_mean[10], layers.0.ln2_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1584, 120), p.Slice(1408, 12), p.Slice(1424, 12), a.Slice(1712, 120), a.Slice(1840, 10), a.Slice(1856, 10), 10, 12);
@@ -199,7 +203,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1872, 200), a.Slice(1712, 120), p.Slice(848, 240), da.Slice(1712, 120), dp.Slice(848, 240), dp.Slice(1088, 20), 10, 12, 20);
             // layer 0 · norm2 (pre-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1712, 120), a.Slice(1584, 120), p.Slice(1408, 12), a.Slice(1840, 10), a.Slice(1856, 10), da.Slice(1584, 120), dp.Slice(1408, 12), dp.Slice(1424, 12), 10, 12);
-            // layer 0 · residual connection around attention · backward
+            // layer 0 · residual connection around self-attention · backward
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(128, 120), da.Slice(1584, 120), da.Slice(128, 120));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1328, 120), da.Slice(1584, 120), da.Slice(1328, 120));
             // layer 0 · dropout on the attention sub-layer's output · backward
@@ -229,7 +233,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.Attention.ForwardCached(w.Slice(160, n * 36), 36, kv.Slice(0, 60), kv.Slice(60, 60), w.Slice(352, n * 12), ScoreBuffer, position0, n, 3, 4);
             // layer 0 · attention output projection · layers.0.attention[n, 12] → layers.0.attention_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(352, n * 12), p.Slice(688, 144), p.Slice(832, 12), w.Slice(416, n * 12), n, 12, 12);
-            // layer 0 · residual connection around attention · embed.x_dropped[n, 12], layers.0.attention_output_dropped[n, 12] → layers.0.residual1[n, 12]
+            // layer 0 · residual connection around self-attention · embed.x_dropped[n, 12], layers.0.attention_output_dropped[n, 12] → layers.0.residual1[n, 12]
             global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(0, n * 12), w.Slice(416, n * 12), w.Slice(480, n * 12));
             // layer 0 · norm2 (pre-LN) · layers.0.residual1[n, 12] → layers.0.ln2[n, 12], layers.0.ln2_mean[n], layers.0.ln2_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(480, n * 12), p.Slice(1408, 12), p.Slice(1424, 12), w.Slice(544, n * 12), w.Slice(608, n), w.Slice(624, n), n, 12);
@@ -258,7 +262,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3328, 120), p.Slice(1920, 144), p.Slice(2064, 12), a.Slice(3616, 120), 10, 12, 12);
             // layer 1 · dropout on the attention sub-layer's output · layers.1.attention_output[10, 12] → layers.1.attention_output_dropped[10, 12], layers.1.attention_output_dropped_mask[10, 12]
             global::TransformerGen.Kernels.Dropout.Forward(a.Slice(3616, 120), a.Slice(3744, 120), a.Slice(3872, 120), Training ? 0.1f : 0f, DropoutRng);
-            // layer 1 · residual connection around attention · layers.0.output[10, 12], layers.1.attention_output_dropped[10, 12] → layers.1.residual1[10, 12]
+            // layer 1 · residual connection around self-attention · layers.0.output[10, 12], layers.1.attention_output_dropped[10, 12] → layers.1.residual1[10, 12]
             global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(2672, 120), a.Slice(3744, 120), a.Slice(4000, 120));
             // layer 1 · norm2 (pre-LN) · layers.1.residual1[10, 12] → layers.1.ln2[10, 12], layers.1.ln2_mean[10], layers.1.ln2_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(4000, 120), p.Slice(2640, 12), p.Slice(2656, 12), a.Slice(4128, 120), a.Slice(4256, 10), a.Slice(4272, 10), 10, 12);
@@ -294,7 +298,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4288, 200), a.Slice(4128, 120), p.Slice(2080, 240), da.Slice(4128, 120), dp.Slice(2080, 240), dp.Slice(2320, 20), 10, 12, 20);
             // layer 1 · norm2 (pre-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(4128, 120), a.Slice(4000, 120), p.Slice(2640, 12), a.Slice(4256, 10), a.Slice(4272, 10), da.Slice(4000, 120), dp.Slice(2640, 12), dp.Slice(2656, 12), 10, 12);
-            // layer 1 · residual connection around attention · backward
+            // layer 1 · residual connection around self-attention · backward
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2672, 120), da.Slice(4000, 120), da.Slice(2672, 120));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(3744, 120), da.Slice(4000, 120), da.Slice(3744, 120));
             // layer 1 · dropout on the attention sub-layer's output · backward
@@ -324,7 +328,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.Attention.ForwardCached(w.Slice(1088, n * 36), 36, kv.Slice(120, 60), kv.Slice(180, 60), w.Slice(1280, n * 12), ScoreBuffer, position0, n, 3, 4);
             // layer 1 · attention output projection · layers.1.attention[n, 12] → layers.1.attention_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1280, n * 12), p.Slice(1920, 144), p.Slice(2064, 12), w.Slice(1344, n * 12), n, 12, 12);
-            // layer 1 · residual connection around attention · layers.0.output[n, 12], layers.1.attention_output_dropped[n, 12] → layers.1.residual1[n, 12]
+            // layer 1 · residual connection around self-attention · layers.0.output[n, 12], layers.1.attention_output_dropped[n, 12] → layers.1.residual1[n, 12]
             global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(928, n * 12), w.Slice(1344, n * 12), w.Slice(1408, n * 12));
             // layer 1 · norm2 (pre-LN) · layers.1.residual1[n, 12] → layers.1.ln2[n, 12], layers.1.ln2_mean[n], layers.1.ln2_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1408, n * 12), p.Slice(2640, 12), p.Slice(2656, 12), w.Slice(1472, n * 12), w.Slice(1536, n), w.Slice(1552, n), n, 12);

@@ -7,14 +7,13 @@ namespace Snapshots
 {
     /// <remarks>
     /// A decoder-only Transformer: 2 layers, DModel 12, 3 heads of 4, DFF 20, ReLU, sinusoidal positions, post-LN (the paper), vocabulary 11, 2 × 5 tokens per step.
-    /// Tokens are embedded and positions added, then each layer applies causal multi-head
-    /// self-attention and a two-layer feed-forward network, each inside a residual connection with LayerNorm
-    /// after the residual add; the LM head turns each position into
-    /// logits over the vocabulary, and the loss is the mean cross-entropy.
+    /// Tokens are embedded and positions added; each layer applies causal multi-head self-attention and a feed-forward network, each inside a residual connection followed by LayerNorm.
+    /// The LM head turns each position into logits over the vocabulary.
+    /// The loss is the mean cross-entropy over targets that are not ignored.
     /// 2,632 parameters; 4,968 FLOPs per token forward.
     /// </remarks>
     [global::System.CodeDom.Compiler.GeneratedCode("TransformerGen.Generator", "{version}")]
-    partial class PostSinusoidalReluUntied : global::TransformerGen.TransformerModel
+    partial class PostSinusoidalReluUntied : global::TransformerGen.LanguageModel
     {
         /// <summary>Number of token ids.</summary>
         public const int Vocab = 11;
@@ -71,12 +70,17 @@ namespace Snapshots
             },
             parameterCount: 2752, activationCount: 4160, constantCount: 64,
             inferenceCount: 1984, keyValueCount: 240,
-            logitsOffset: 3936, inferenceLogitsOffset: 1920);
+            logitsOffset: 3936, logitsLength: 110, inferenceLogitsOffset: 1920)
+        {
+            Architecture = global::TransformerGen.Architecture.DecoderOnly,
+            TargetVocab = 11, TargetLength = 10,
+            DecoderSeqLen = 5, PadToken = -1, BosToken = -1, EosToken = -1,
+        };
 
         /// <summary>Allocates every buffer of the model once and initializes its parameters deterministically from <paramref name="seed"/>.</summary>
         public PostSinusoidalReluUntied(ulong seed = 0) : base(s_layout, seed)
         {
-            // the paper's sinusoidal position table [SeqLen, DModel]
+            // the paper's sinusoidal position table [positions, DModel]
             global::TransformerGen.Kernels.Positional.SinusoidalTable(ConstantBuffer.Slice(0, 60), 5, 12);
         }
 
@@ -154,7 +158,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.Attention.Forward(a.Slice(128, 360), a.Slice(496, 120), a.Slice(624, 150), 2, 5, 3, 4, causal: true);
             // layer 0 · attention output projection · layers.0.attention[10, 12] → layers.0.attention_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(496, 120), p.Slice(624, 144), p.Slice(768, 12), a.Slice(784, 120), 10, 12, 12);
-            // layer 0 · residual connection around attention · embed.x[10, 12], layers.0.attention_output[10, 12] → layers.0.sum1[10, 12]
+            // layer 0 · residual connection around self-attention · embed.x[10, 12], layers.0.attention_output[10, 12] → layers.0.sum1[10, 12]
             global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(0, 120), a.Slice(784, 120), a.Slice(912, 120));
             // layer 0 · norm1 (post-LN) · layers.0.sum1[10, 12] → layers.0.residual1[10, 12], layers.0.residual1_mean[10], layers.0.residual1_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(912, 120), p.Slice(1312, 12), p.Slice(1328, 12), a.Slice(1040, 120), a.Slice(1168, 10), a.Slice(1184, 10), 10, 12);
@@ -190,7 +194,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1200, 200), a.Slice(1040, 120), p.Slice(784, 240), da.Slice(1040, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
             // layer 0 · norm1 (post-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1040, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1168, 10), a.Slice(1184, 10), da.Slice(912, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12);
-            // layer 0 · residual connection around attention · backward
+            // layer 0 · residual connection around self-attention · backward
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(0, 120), da.Slice(912, 120), da.Slice(0, 120));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(784, 120), da.Slice(912, 120), da.Slice(784, 120));
             // layer 0 · attention output projection · backward
@@ -214,7 +218,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.Attention.ForwardCached(w.Slice(64, n * 36), 36, kv.Slice(0, 60), kv.Slice(60, 60), w.Slice(256, n * 12), ScoreBuffer, position0, n, 3, 4);
             // layer 0 · attention output projection · layers.0.attention[n, 12] → layers.0.attention_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(256, n * 12), p.Slice(624, 144), p.Slice(768, 12), w.Slice(320, n * 12), n, 12, 12);
-            // layer 0 · residual connection around attention · embed.x[n, 12], layers.0.attention_output[n, 12] → layers.0.sum1[n, 12]
+            // layer 0 · residual connection around self-attention · embed.x[n, 12], layers.0.attention_output[n, 12] → layers.0.sum1[n, 12]
             global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(0, n * 12), w.Slice(320, n * 12), w.Slice(384, n * 12));
             // layer 0 · norm1 (post-LN) · layers.0.sum1[n, 12] → layers.0.residual1[n, 12], layers.0.residual1_mean[n], layers.0.residual1_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(384, n * 12), p.Slice(1312, 12), p.Slice(1328, 12), w.Slice(448, n * 12), w.Slice(512, n), w.Slice(528, n), n, 12);
@@ -241,7 +245,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.Attention.Forward(a.Slice(2032, 360), a.Slice(2400, 120), a.Slice(2528, 150), 2, 5, 3, 4, causal: true);
             // layer 1 · attention output projection · layers.1.attention[10, 12] → layers.1.attention_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2400, 120), p.Slice(1856, 144), p.Slice(2000, 12), a.Slice(2688, 120), 10, 12, 12);
-            // layer 1 · residual connection around attention · layers.0.output[10, 12], layers.1.attention_output[10, 12] → layers.1.sum1[10, 12]
+            // layer 1 · residual connection around self-attention · layers.0.output[10, 12], layers.1.attention_output[10, 12] → layers.1.sum1[10, 12]
             global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(1872, 120), a.Slice(2688, 120), a.Slice(2816, 120));
             // layer 1 · norm1 (post-LN) · layers.1.sum1[10, 12] → layers.1.residual1[10, 12], layers.1.residual1_mean[10], layers.1.residual1_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2816, 120), p.Slice(2544, 12), p.Slice(2560, 12), a.Slice(2944, 120), a.Slice(3072, 10), a.Slice(3088, 10), 10, 12);
@@ -277,7 +281,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3104, 200), a.Slice(2944, 120), p.Slice(2016, 240), da.Slice(2944, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20);
             // layer 1 · norm1 (post-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2944, 120), a.Slice(2816, 120), p.Slice(2544, 12), a.Slice(3072, 10), a.Slice(3088, 10), da.Slice(2816, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12);
-            // layer 1 · residual connection around attention · backward
+            // layer 1 · residual connection around self-attention · backward
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1872, 120), da.Slice(2816, 120), da.Slice(1872, 120));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2688, 120), da.Slice(2816, 120), da.Slice(2688, 120));
             // layer 1 · attention output projection · backward
@@ -301,7 +305,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.Attention.ForwardCached(w.Slice(992, n * 36), 36, kv.Slice(120, 60), kv.Slice(180, 60), w.Slice(1184, n * 12), ScoreBuffer, position0, n, 3, 4);
             // layer 1 · attention output projection · layers.1.attention[n, 12] → layers.1.attention_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1184, n * 12), p.Slice(1856, 144), p.Slice(2000, 12), w.Slice(1248, n * 12), n, 12, 12);
-            // layer 1 · residual connection around attention · layers.0.output[n, 12], layers.1.attention_output[n, 12] → layers.1.sum1[n, 12]
+            // layer 1 · residual connection around self-attention · layers.0.output[n, 12], layers.1.attention_output[n, 12] → layers.1.sum1[n, 12]
             global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(896, n * 12), w.Slice(1248, n * 12), w.Slice(1312, n * 12));
             // layer 1 · norm1 (post-LN) · layers.1.sum1[n, 12] → layers.1.residual1[n, 12], layers.1.residual1_mean[n], layers.1.residual1_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1312, n * 12), p.Slice(2544, 12), p.Slice(2560, 12), w.Slice(1376, n * 12), w.Slice(1440, n), w.Slice(1456, n), n, 12);

@@ -7,14 +7,13 @@ namespace Snapshots
 {
     /// <remarks>
     /// A decoder-only Transformer: 2 layers, DModel 12, 3 heads of 4, DFF 20, GELU (erf), rotary positions, pre-LN (GPT-2), vocabulary 11, 2 × 5 tokens per step.
-    /// Tokens are embedded, then each layer applies causal multi-head
-    /// self-attention and a two-layer feed-forward network, each inside a residual connection with LayerNorm
-    /// before the sub-layer and a final LayerNorm after the last layer; the LM head turns each position into
-    /// logits over the vocabulary with the token embedding matrix, and the loss is the mean cross-entropy.
+    /// Tokens are embedded (queries and keys are rotated by position); each layer applies causal multi-head self-attention and a feed-forward network, each inside a residual connection with LayerNorm before the sub-layer.
+    /// The LM head turns each position into logits over the vocabulary with the token embedding matrix.
+    /// The loss is the mean cross-entropy over targets that are not ignored.
     /// 2,524 parameters; 4,968 FLOPs per token forward.
     /// </remarks>
     [global::System.CodeDom.Compiler.GeneratedCode("TransformerGen.Generator", "{version}")]
-    partial class PreRotaryGelu : global::TransformerGen.TransformerModel
+    partial class PreRotaryGelu : global::TransformerGen.LanguageModel
     {
         /// <summary>Number of token ids.</summary>
         public const int Vocab = 11;
@@ -72,12 +71,17 @@ namespace Snapshots
             },
             parameterCount: 2640, activationCount: 4320, constantCount: 32,
             inferenceCount: 2080, keyValueCount: 240,
-            logitsOffset: 4096, inferenceLogitsOffset: 2016);
+            logitsOffset: 4096, logitsLength: 110, inferenceLogitsOffset: 2016)
+        {
+            Architecture = global::TransformerGen.Architecture.DecoderOnly,
+            TargetVocab = 11, TargetLength = 10,
+            DecoderSeqLen = 5, PadToken = -1, BosToken = -1, EosToken = -1,
+        };
 
         /// <summary>Allocates every buffer of the model once and initializes its parameters deterministically from <paramref name="seed"/>.</summary>
         public PreRotaryGelu(ulong seed = 0) : base(s_layout, seed)
         {
-            // rotary angles: cos and sin tables [SeqLen, HeadDim / 2]
+            // rotary angles: cos and sin tables [positions, HeadDim / 2]
             global::TransformerGen.Kernels.Positional.RotaryTables(ConstantBuffer.Slice(0, 10), ConstantBuffer.Slice(16, 10), 5, 4);
         }
 
@@ -154,7 +158,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.Attention.Forward(a.Slice(288, 360), a.Slice(656, 120), a.Slice(784, 150), 2, 5, 3, 4, causal: true);
             // layer 0 · attention output projection · layers.0.attention[10, 12] → layers.0.attention_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(656, 120), p.Slice(624, 144), p.Slice(768, 12), a.Slice(944, 120), 10, 12, 12);
-            // layer 0 · residual connection around attention · embed.x[10, 12], layers.0.attention_output[10, 12] → layers.0.residual1[10, 12]
+            // layer 0 · residual connection around self-attention · embed.x[10, 12], layers.0.attention_output[10, 12] → layers.0.residual1[10, 12]
             global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(0, 120), a.Slice(944, 120), a.Slice(1072, 120));
             // layer 0 · norm2 (pre-LN) · layers.0.residual1[10, 12] → layers.0.ln2[10, 12], layers.0.ln2_mean[10], layers.0.ln2_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1072, 120), p.Slice(1344, 12), p.Slice(1360, 12), a.Slice(1200, 120), a.Slice(1328, 10), a.Slice(1344, 10), 10, 12);
@@ -187,7 +191,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1360, 200), a.Slice(1200, 120), p.Slice(784, 240), da.Slice(1200, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
             // layer 0 · norm2 (pre-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1200, 120), a.Slice(1072, 120), p.Slice(1344, 12), a.Slice(1328, 10), a.Slice(1344, 10), da.Slice(1072, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
-            // layer 0 · residual connection around attention · backward
+            // layer 0 · residual connection around self-attention · backward
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(0, 120), da.Slice(1072, 120), da.Slice(0, 120));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(944, 120), da.Slice(1072, 120), da.Slice(944, 120));
             // layer 0 · attention output projection · backward
@@ -220,7 +224,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.Attention.ForwardCached(w.Slice(160, n * 36), 36, kv.Slice(0, 60), kv.Slice(60, 60), w.Slice(352, n * 12), ScoreBuffer, position0, n, 3, 4);
             // layer 0 · attention output projection · layers.0.attention[n, 12] → layers.0.attention_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(352, n * 12), p.Slice(624, 144), p.Slice(768, 12), w.Slice(416, n * 12), n, 12, 12);
-            // layer 0 · residual connection around attention · embed.x[n, 12], layers.0.attention_output[n, 12] → layers.0.residual1[n, 12]
+            // layer 0 · residual connection around self-attention · embed.x[n, 12], layers.0.attention_output[n, 12] → layers.0.residual1[n, 12]
             global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(0, n * 12), w.Slice(416, n * 12), w.Slice(480, n * 12));
             // layer 0 · norm2 (pre-LN) · layers.0.residual1[n, 12] → layers.0.ln2[n, 12], layers.0.ln2_mean[n], layers.0.ln2_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(480, n * 12), p.Slice(1344, 12), p.Slice(1360, 12), w.Slice(544, n * 12), w.Slice(608, n), w.Slice(624, n), n, 12);
@@ -250,7 +254,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.Attention.Forward(a.Slice(2192, 360), a.Slice(2560, 120), a.Slice(2688, 150), 2, 5, 3, 4, causal: true);
             // layer 1 · attention output projection · layers.1.attention[10, 12] → layers.1.attention_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2560, 120), p.Slice(1856, 144), p.Slice(2000, 12), a.Slice(2848, 120), 10, 12, 12);
-            // layer 1 · residual connection around attention · layers.0.output[10, 12], layers.1.attention_output[10, 12] → layers.1.residual1[10, 12]
+            // layer 1 · residual connection around self-attention · layers.0.output[10, 12], layers.1.attention_output[10, 12] → layers.1.residual1[10, 12]
             global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(1904, 120), a.Slice(2848, 120), a.Slice(2976, 120));
             // layer 1 · norm2 (pre-LN) · layers.1.residual1[10, 12] → layers.1.ln2[10, 12], layers.1.ln2_mean[10], layers.1.ln2_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2976, 120), p.Slice(2576, 12), p.Slice(2592, 12), a.Slice(3104, 120), a.Slice(3232, 10), a.Slice(3248, 10), 10, 12);
@@ -283,7 +287,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3264, 200), a.Slice(3104, 120), p.Slice(2016, 240), da.Slice(3104, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20);
             // layer 1 · norm2 (pre-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3104, 120), a.Slice(2976, 120), p.Slice(2576, 12), a.Slice(3232, 10), a.Slice(3248, 10), da.Slice(2976, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12);
-            // layer 1 · residual connection around attention · backward
+            // layer 1 · residual connection around self-attention · backward
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1904, 120), da.Slice(2976, 120), da.Slice(1904, 120));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2848, 120), da.Slice(2976, 120), da.Slice(2848, 120));
             // layer 1 · attention output projection · backward
@@ -316,7 +320,7 @@ namespace Snapshots
             global::TransformerGen.Kernels.Attention.ForwardCached(w.Slice(1088, n * 36), 36, kv.Slice(120, 60), kv.Slice(180, 60), w.Slice(1280, n * 12), ScoreBuffer, position0, n, 3, 4);
             // layer 1 · attention output projection · layers.1.attention[n, 12] → layers.1.attention_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1280, n * 12), p.Slice(1856, 144), p.Slice(2000, 12), w.Slice(1344, n * 12), n, 12, 12);
-            // layer 1 · residual connection around attention · layers.0.output[n, 12], layers.1.attention_output[n, 12] → layers.1.residual1[n, 12]
+            // layer 1 · residual connection around self-attention · layers.0.output[n, 12], layers.1.attention_output[n, 12] → layers.1.residual1[n, 12]
             global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(928, n * 12), w.Slice(1344, n * 12), w.Slice(1408, n * 12));
             // layer 1 · norm2 (pre-LN) · layers.1.residual1[n, 12] → layers.1.ln2[n, 12], layers.1.ln2_mean[n], layers.1.ln2_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1408, n * 12), p.Slice(2576, 12), p.Slice(2592, 12), w.Slice(1472, n * 12), w.Slice(1536, n), w.Slice(1552, n), n, 12);

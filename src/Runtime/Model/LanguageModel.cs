@@ -1,0 +1,82 @@
+using System;
+
+namespace TransformerGen;
+
+/// <summary>
+/// A decoder-only model (GPT): trained with <see cref="TransformerModel.Forward"/> on next tokens, and run one
+/// sequence at a time with a key/value cache: <see cref="Append"/> gives next-token logits, <see cref="Generate"/>
+/// samples a continuation.
+/// </summary>
+public abstract class LanguageModel : TransformerModel
+{
+    private readonly int[] _window;
+    private int _cacheLength;
+
+    /// <summary>Allocates every buffer and initializes the parameters from <paramref name="seed"/>.</summary>
+    protected LanguageModel(ModelLayout layout, ulong seed) : base(layout, seed) => _window = new int[layout.SeqLen];
+
+    /// <summary>Number of positions held in the key/value cache.</summary>
+    public int CacheLength => _cacheLength;
+
+    /// <summary>Empties the key/value cache, to start a new sequence.</summary>
+    public void ResetCache() => _cacheLength = 0;
+
+    /// <summary>
+    /// Appends <paramref name="tokens"/> to the cached sequence (a prompt, or one sampled token) and returns
+    /// the logits <c>[Vocab]</c> for the token after the last one. Earlier positions are not recomputed.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The sequence would exceed <c>SeqLen</c>; call <see cref="ResetCache"/> or use <see cref="Generate"/>, which slides the window.</exception>
+    public ReadOnlySpan<float> Append(ReadOnlySpan<int> tokens)
+    {
+        if (tokens.IsEmpty) throw new ArgumentException("at least one token is needed", nameof(tokens));
+        if (_cacheLength + tokens.Length > Layout.SeqLen)
+            throw new InvalidOperationException($"{Layout.Name} holds {_cacheLength} cached positions; {tokens.Length} more exceed SeqLen = {Layout.SeqLen}");
+        CheckIds(tokens, nameof(tokens), Layout.Vocab, allowIgnored: false);
+        InferCore(tokens, _cacheLength);
+        _cacheLength += tokens.Length;
+        return InferenceLogits;
+    }
+
+    /// <summary>
+    /// Continues <paramref name="prompt"/> by <c>output.Length</c> tokens drawn by <paramref name="sampler"/>,
+    /// with the key/value cache. When the sequence reaches <c>SeqLen</c>, the cache is rebuilt from the most
+    /// recent half of the window, so generation can go on indefinitely. Allocates nothing.
+    /// </summary>
+    public void Generate(ReadOnlySpan<int> prompt, Span<int> output, Sampler sampler)
+    {
+        ArgumentNullException.ThrowIfNull(sampler);
+        if (prompt.IsEmpty) throw new ArgumentException("the prompt needs at least one token", nameof(prompt));
+        int window = Layout.SeqLen;
+        ResetCache();
+        // The window holds the tokens the cache was built from, so it can be rebuilt when full.
+        int held = Math.Min(prompt.Length, window);
+        prompt[^held..].CopyTo(_window);
+        ReadOnlySpan<float> logits = Append(_window.AsSpan(0, held));
+        for (int i = 0; i < output.Length; i++)
+        {
+            int next = sampler.Sample(logits);
+            output[i] = next;
+            if (i == output.Length - 1) break;
+            if (held == window)
+            {
+                int keep = Math.Max(1, window / 2);
+                _window.AsSpan(window - keep + 1, keep - 1).CopyTo(_window);
+                held = keep - 1;
+                _window[held++] = next;
+                ResetCache();
+                logits = Append(_window.AsSpan(0, held));
+            }
+            else
+            {
+                _window[held++] = next;
+                logits = Append(_window.AsSpan(held - 1, 1));
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    protected override void OnParametersReplaced() => _cacheLength = 0;
+
+    /// <summary>The generated cached inference pass: <paramref name="tokens"/> at positions <paramref name="position0"/>…; writes the last position's logits.</summary>
+    protected abstract void InferCore(ReadOnlySpan<int> tokens, int position0);
+}

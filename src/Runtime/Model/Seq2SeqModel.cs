@@ -1,0 +1,185 @@
+using System;
+using System.Collections.Generic;
+
+namespace TransformerGen;
+
+/// <summary>
+/// An encoder–decoder model (the paper's Transformer): trained with <see cref="TransformerModel.Forward"/> on a
+/// source and its target (teacher forcing); at inference the encoder runs once per source
+/// (<see cref="Encode"/>, which also caches every decoder layer's cross-attention keys and values), and the
+/// decoder runs step by step with its own key/value cache (<see cref="Append"/>), for greedy or sampled
+/// decoding (<see cref="Translate"/>) and beam search (<see cref="BeamSearch"/>).
+/// </summary>
+public abstract class Seq2SeqModel : TransformerModel
+{
+    private readonly int[] _one = new int[1];
+    private int _sourceLength, _decoderLength;
+
+    /// <summary>Allocates every buffer and initializes the parameters from <paramref name="seed"/>.</summary>
+    protected Seq2SeqModel(ModelLayout layout, ulong seed) : base(layout, seed) { }
+
+    /// <summary>Positions held in the decoder's key/value cache.</summary>
+    public int DecoderCacheLength => _decoderLength;
+
+    /// <summary>Length of the source last encoded (0 before <see cref="Encode"/>).</summary>
+    protected int SourceLength => _sourceLength;
+
+    /// <summary>
+    /// Runs the encoder on one source (1 to <c>SeqLen</c> ids; with a padding id, the source ends at its first
+    /// pad) and caches the cross-attention keys and values of every decoder layer. Empties the decoder's cache.
+    /// </summary>
+    public void Encode(ReadOnlySpan<int> source)
+    {
+        if (Layout.PadToken >= 0)
+        {
+            int end = source.IndexOf(Layout.PadToken);
+            if (end >= 0) source = source[..end];
+        }
+        if (source.IsEmpty) throw new ArgumentException("the source needs at least one token that is not padding", nameof(source));
+        if (source.Length > Layout.SeqLen)
+            throw new ArgumentException($"{Layout.Name} encodes at most SeqLen = {Layout.SeqLen} tokens, got {source.Length}", nameof(source));
+        CheckIds(source, nameof(source), Layout.Vocab, allowIgnored: false);
+        _sourceLength = 0;
+        EncodeCore(source);
+        _sourceLength = source.Length;
+        _decoderLength = 0;
+    }
+
+    /// <summary>Empties the decoder's key/value cache; the encoded source stays.</summary>
+    public void ResetDecoder() => _decoderLength = 0;
+
+    /// <summary>
+    /// Appends decoder input tokens (the first is usually the begin token) after those already cached, and
+    /// returns the logits <c>[TargetVocab]</c> for the token that follows the last one.
+    /// </summary>
+    public ReadOnlySpan<float> Append(ReadOnlySpan<int> tokens)
+    {
+        if (_sourceLength == 0) throw new InvalidOperationException($"{Layout.Name}.Append needs a source: call Encode first");
+        if (tokens.IsEmpty) throw new ArgumentException("at least one token is needed", nameof(tokens));
+        if (_decoderLength + tokens.Length > Layout.DecoderSeqLen)
+            throw new InvalidOperationException($"{Layout.Name} holds {_decoderLength} decoded positions; {tokens.Length} more exceed TargetSeqLen = {Layout.DecoderSeqLen}");
+        CheckIds(tokens, nameof(tokens), Layout.TargetVocab, allowIgnored: false);
+        InferCore(tokens, _decoderLength);
+        _decoderLength += tokens.Length;
+        return InferenceLogits;
+    }
+
+    /// <summary>
+    /// Decodes <paramref name="source"/> token by token with the caches: greedy (the most likely token) when
+    /// <paramref name="sampler"/> is null, else drawn by it. Stops at the end token (not written) or when
+    /// <paramref name="output"/> or the target length is full. Returns the number of tokens written.
+    /// </summary>
+    public int Translate(ReadOnlySpan<int> source, Span<int> output, Sampler? sampler = null)
+    {
+        Encode(source);
+        int token = Layout.BosToken, count = 0;
+        int limit = Math.Min(output.Length, Layout.DecoderSeqLen);
+        while (count < limit)
+        {
+            _one[0] = token;
+            ReadOnlySpan<float> logits = Append(_one);
+            token = sampler is null ? ArgMax(logits) : sampler.Sample(logits);
+            if (token == Layout.EosToken) break;
+            output[count++] = token;
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// Beam search: keeps the <paramref name="beamWidth"/> most likely partial targets, extends each by its most
+    /// likely tokens, and ranks finished ones (ended by the end token or by the target length) by log-probability
+    /// divided by GNMT's length penalty ((5 + length) / 6)^α (Wu et al. 2016); α = 0 ranks by log-probability.
+    /// Returns the number of tokens of the best target written to <paramref name="output"/>.
+    /// </summary>
+    /// <remarks>
+    /// Each beam's decoder states are rebuilt from its prefix at every step (the encoder runs once), which costs
+    /// O(length²) decoder positions per beam: fine at the short target lengths this library compiles for.
+    /// Allocates its beams per call.
+    /// </remarks>
+    public int BeamSearch(ReadOnlySpan<int> source, Span<int> output, int beamWidth = 4, float lengthPenalty = 0.6f)
+    {
+        if (beamWidth < 1) throw new ArgumentOutOfRangeException(nameof(beamWidth), beamWidth, "must be at least 1");
+        Encode(source);
+        int maxLength = Math.Min(output.Length, Layout.DecoderSeqLen), vocab = Layout.TargetVocab;
+        var beams = new List<(int[] Tokens, int Length, double LogProb)> { (new int[maxLength + 1], 0, 0.0) };
+        beams[0].Tokens[0] = Layout.BosToken;
+        (int[] Tokens, int Length, double Score)? best = null;
+        var logProbs = new float[vocab];
+        for (int step = 0; step < maxLength && beams.Count > 0; step++)
+        {
+            var candidates = new List<(int Beam, int Token, double LogProb)>();
+            for (int b = 0; b < beams.Count; b++)
+            {
+                (int[] tokens, int length, double logProb) = beams[b];
+                ResetDecoder();
+                LogSoftmax(Append(tokens.AsSpan(0, length + 1)), logProbs);
+                foreach (int token in TopK(logProbs, beamWidth))
+                    candidates.Add((b, token, logProb + logProbs[token]));
+            }
+            candidates.Sort((x, y) => y.LogProb.CompareTo(x.LogProb));
+            var next = new List<(int[] Tokens, int Length, double LogProb)>();
+            foreach ((int beam, int token, double logProb) in candidates)
+            {
+                if (next.Count == beamWidth) break;
+                (int[] tokens, int length, _) = beams[beam];
+                bool ends = token == Layout.EosToken;
+                int newLength = ends ? length : length + 1;
+                var extended = (int[])tokens.Clone();
+                if (!ends) extended[newLength] = token;
+                if (ends || newLength == maxLength)
+                {
+                    double score = logProb / Math.Pow((5.0 + newLength) / 6.0, lengthPenalty);
+                    if (best is null || score > best.Value.Score) best = (extended, newLength, score);
+                    if (ends) continue;
+                }
+                else next.Add((extended, newLength, logProb));
+            }
+            beams = next;
+        }
+        if (best is null) return 0;
+        best.Value.Tokens.AsSpan(1, best.Value.Length).CopyTo(output);
+        return best.Value.Length;
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> values)
+    {
+        int best = 0;
+        for (int i = 1; i < values.Length; i++) if (values[i] > values[best]) best = i;
+        return best;
+    }
+
+    private static void LogSoftmax(ReadOnlySpan<float> logits, Span<float> result)
+    {
+        float max = float.NegativeInfinity;
+        foreach (float x in logits) max = Math.Max(max, x);
+        double sum = 0;
+        foreach (float x in logits) sum += Math.Exp(x - max);
+        float logSum = max + (float)Math.Log(sum);
+        for (int i = 0; i < logits.Length; i++) result[i] = logits[i] - logSum;
+    }
+
+    private static int[] TopK(ReadOnlySpan<float> values, int k)
+    {
+        k = Math.Min(k, values.Length);
+        var indices = new int[values.Length];
+        for (int i = 0; i < indices.Length; i++) indices[i] = i;
+        float[] copy = values.ToArray();
+        Array.Sort(copy, indices);
+        var top = new int[k];
+        for (int i = 0; i < k; i++) top[i] = indices[indices.Length - 1 - i];
+        return top;
+    }
+
+    /// <inheritdoc />
+    protected override void OnParametersReplaced()
+    {
+        _sourceLength = 0;
+        _decoderLength = 0;
+    }
+
+    /// <summary>The generated encoder pass for one source; also fills the cross-attention key/value cache.</summary>
+    protected abstract void EncodeCore(ReadOnlySpan<int> tokens);
+
+    /// <summary>The generated cached decoder pass: <paramref name="tokens"/> at positions <paramref name="position0"/>…; writes the last position's logits.</summary>
+    protected abstract void InferCore(ReadOnlySpan<int> tokens, int position0);
+}
