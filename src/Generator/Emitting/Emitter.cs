@@ -205,6 +205,11 @@ namespace TransformerGen.Generator
             w.Line($"    Architecture = global::TransformerGen.Architecture.{(_spec.IsEncoderDecoder ? "EncoderDecoder" : _spec.IsEncoderOnly ? "EncoderOnly" : "DecoderOnly")},");
             w.Line($"    TargetVocab = {Lit(_spec.IsEncoderOnly ? _d.Classes : _d.TargetVocab)}, TargetLength = {Lit(TargetLength)},");
             w.Line($"    DecoderSeqLen = {Lit(_d.TargetSeqLen)}, PadToken = {Lit(_spec.PadToken.Value)}, BosToken = {Lit(_spec.BosToken.Value)}, EosToken = {Lit(_spec.EosToken.Value)},");
+            w.Line("    AttentionMaps = new global::TransformerGen.ActivationTensor[]");
+            w.Line("    {");
+            foreach (TensorDef t in _graph.Tensors.Where(t => t.IsAttentionProbabilities))
+                w.Line($"        new({Lit(t.Name)}, new[] {{ {string.Join(", ", t.Shape.Select(Lit))} }}, {Lit(_plan.OffsetOf(t))}),");
+            w.Line("    },");
             w.Line("};");
             w.Line();
         }

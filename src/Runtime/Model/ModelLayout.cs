@@ -71,6 +71,8 @@ public sealed class ModelLayout
     public int TargetLength { get; init; }
     /// <summary>Positions of the decoder's sequence (<see cref="SeqLen"/> for a decoder-only model).</summary>
     public int DecoderSeqLen { get; init; }
+    /// <summary>The attention probabilities of every layer, readable after a forward pass through <see cref="TransformerModel.AttentionMap"/>.</summary>
+    public ActivationTensor[] AttentionMaps { get; init; } = [];
     /// <summary>The padding id, or -1.</summary>
     public int PadToken { get; init; } = -1;
     /// <summary>The begin-of-sequence id of an encoder–decoder's decoder, or -1.</summary>

@@ -67,6 +67,20 @@ public abstract class TransformerModel : ITrainableParameters
     public ReadOnlySpan<float> Logits => _activations.AsSpan(_layout.LogitsOffset, _layout.LogitsLength);
 
     /// <summary>
+    /// The attention probabilities <c>[Batch, Heads, queries, keys]</c> of the last <see cref="Forward"/> in the
+    /// named layer, e.g. <c>decoder.layers.0.cross_attention_probabilities</c> (see <see cref="ModelLayout.AttentionMaps"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">No attention map has that name; the message lists those that exist.</exception>
+    public ReadOnlySpan<float> AttentionMap(string name)
+    {
+        foreach (ActivationTensor t in _layout.AttentionMaps)
+            if (t.Name == name) return _activations.AsSpan(t.Offset, t.Length);
+        var names = new List<string>();
+        foreach (ActivationTensor t in _layout.AttentionMaps) names.Add(t.Name);
+        throw new ArgumentException($"{_layout.Name} has no attention map '{name}'; it has: {string.Join(", ", names)}", nameof(name));
+    }
+
+    /// <summary>
     /// Runs the model on <c>Batch·SeqLen</c> input ids (row-major <c>[Batch, SeqLen]</c>) and returns the mean
     /// cross-entropy over the targets that are not negative (a negative target is ignored, like PyTorch's
     /// <c>ignore_index</c>; so is a padding target). Returns 0 when every target is ignored. The targets are:

@@ -78,6 +78,11 @@ namespace Snapshots
             Architecture = global::TransformerGen.Architecture.DecoderOnly,
             TargetVocab = 11, TargetLength = 10,
             DecoderSeqLen = 5, PadToken = -1, BosToken = -1, EosToken = -1,
+            AttentionMaps = new global::TransformerGen.ActivationTensor[]
+            {
+                new("layers.0.attention_probabilities", new[] { 2, 3, 5, 5 }, 1040),
+                new("layers.1.attention_probabilities", new[] { 2, 3, 5, 5 }, 3456),
+            },
         };
 
         /// <summary>Allocates every buffer of the model once and initializes its parameters deterministically from <paramref name="seed"/>.</summary>
