@@ -28,6 +28,22 @@ public sealed class CheckpointTests : IDisposable
     }
 
     [Fact]
+    public void Loading_from_a_stream_restores_the_parameters_and_empties_the_cache()
+    {
+        var trained = new RotaryPre(1);
+        TestData.Perturb(trained, 5);
+        string path = Path.Combine(_folder, "stream.safetensors");
+        trained.Save(path);
+
+        var fresh = new RotaryPre(2);
+        fresh.Append([1, 2, 3]);
+        using (var stream = new MemoryStream(File.ReadAllBytes(path))) fresh.Load(stream, "RotaryPre.safetensors");
+        Assert.True(fresh.Parameters.SequenceEqual(trained.Parameters));
+        Assert.Equal(0, fresh.CacheLength);
+        Assert.True(fresh.Append([1, 2, 3]).SequenceEqual(trained.Append([1, 2, 3])));
+    }
+
+    [Fact]
     public void A_checkpoint_of_another_architecture_is_rejected_by_name_and_the_model_is_untouched()
     {
         string path = Path.Combine(_folder, "learned.safetensors");

@@ -102,18 +102,47 @@ public static class SafeTensors
         ArgumentNullException.ThrowIfNull(tensors);
         RequireLittleEndian();
         CheckTable(path, tensors, buffer.Length, nameof(buffer));
-
         using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        long fileLength = RandomAccess.GetLength(file);
-        SafeTensorsHeader header = SafeTensorsHeader.Read(file, fileLength, path);
-        SafeTensorsEntry[] entries = MatchTable(header, tensors, path);
+        Load(new SafeTensorsSource(file, path), tensors, buffer);
+    }
+
+    /// <summary>
+    /// Reads every tensor of <paramref name="tensors"/> from a safetensors file held in <paramref name="stream"/>
+    /// (from its current position to its end) into <paramref name="buffer"/>, with every check of
+    /// <see cref="Load(string, IReadOnlyList{ParameterTensor}, Span{float})"/>, all made before the buffer is written.
+    /// </summary>
+    /// <remarks>
+    /// For weights built into the program: <c>Assembly.GetManifestResourceStream</c> gives a seekable stream
+    /// over the resource's bytes in the mapped image, and the tensors are copied from there straight into the
+    /// buffer. The stream stays open; its position afterwards is unspecified.
+    /// </remarks>
+    /// <param name="stream">A readable, seekable stream.</param>
+    /// <param name="tensors">The tensor table: what the file must contain, and where each tensor goes in <paramref name="buffer"/>.</param>
+    /// <param name="buffer">The flat parameter buffer to fill.</param>
+    /// <param name="name">What error messages call the file (the resource name, say); <c>"stream"</c> when omitted.</param>
+    /// <exception cref="InvalidDataException">The data is malformed or does not match the table; the message names the file and the tensor.</exception>
+    /// <exception cref="ArgumentException">The stream cannot read or seek, or the table has a duplicate or reserved name, or a tensor lies outside <paramref name="buffer"/>.</exception>
+    public static void Load(Stream stream, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(tensors);
+        name ??= "stream";
+        RequireLittleEndian();
+        CheckTable(name, tensors, buffer.Length, nameof(buffer));
+        Load(new SafeTensorsSource(stream, name), tensors, buffer);
+    }
+
+    private static void Load(SafeTensorsSource source, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer)
+    {
+        SafeTensorsHeader header = SafeTensorsHeader.Read(source);
+        SafeTensorsEntry[] entries = MatchTable(header, tensors, source.Name);
 
         byte[]? scratch = null;
         for (int i = 0; i < tensors.Count; i++)
         {
             ParameterTensor tensor = tensors[i];
             SafeTensorsEntry entry = entries[i];
-            ReadTensor(file, path, header.DataStart + entry.Begin, entry, buffer.Slice(tensor.Offset, tensor.Length), ref scratch);
+            ReadTensor(source, header.DataStart + entry.Begin, entry, buffer.Slice(tensor.Offset, tensor.Length), ref scratch);
         }
     }
 
@@ -123,7 +152,31 @@ public static class SafeTensors
     {
         ArgumentNullException.ThrowIfNull(path);
         using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        return SafeTensorsHeader.Read(file, RandomAccess.GetLength(file), path).Metadata;
+        return SafeTensorsHeader.Read(new SafeTensorsSource(file, path)).Metadata;
+    }
+
+    /// <summary>
+    /// The <c>__metadata__</c> map of a safetensors file held in <paramref name="stream"/> from its current
+    /// position (empty when it has none). Reads only the header; the stream's position is then restored, so
+    /// the same stream can be passed to <see cref="Load(Stream, IReadOnlyList{ParameterTensor}, Span{float}, string?)"/> next.
+    /// </summary>
+    /// <param name="stream">A readable, seekable stream.</param>
+    /// <param name="name">What error messages call the file; <c>"stream"</c> when omitted.</param>
+    /// <exception cref="InvalidDataException">The header is malformed; the message names the file.</exception>
+    /// <exception cref="ArgumentException">The stream cannot read or seek.</exception>
+    public static IReadOnlyDictionary<string, string> ReadMetadata(Stream stream, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var source = new SafeTensorsSource(stream, name ?? "stream");
+        long start = stream.Position;
+        try
+        {
+            return SafeTensorsHeader.Read(source).Metadata;
+        }
+        finally
+        {
+            stream.Position = start;
+        }
     }
 
     /// <summary>
@@ -181,12 +234,12 @@ public static class SafeTensors
         return entries;
     }
 
-    private static void ReadTensor(SafeFileHandle file, string path, long position, SafeTensorsEntry entry, Span<float> destination, ref byte[]? scratch)
+    private static void ReadTensor(SafeTensorsSource source, long position, SafeTensorsEntry entry, Span<float> destination, ref byte[]? scratch)
     {
         string what = $"tensor '{entry.Name}'";
         if (entry.DType == "F32")
         {
-            ReadExactly(file, MemoryMarshal.AsBytes(destination), position, path, what);
+            ReadExactly(source, MemoryMarshal.AsBytes(destination), position, what);
             return;
         }
 
@@ -196,7 +249,7 @@ public static class SafeTensors
         {
             int count = Math.Min(destination.Length, scratch.Length / 2);
             Span<byte> chunk = scratch.AsSpan(0, count * 2);
-            ReadExactly(file, chunk, position, path, what);
+            ReadExactly(source, chunk, position, what);
             if (entry.DType == "F16")
             {
                 TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(chunk), destination[..count]);
@@ -244,12 +297,12 @@ public static class SafeTensors
     }
 
     /// <summary>Fills <paramref name="destination"/> from <paramref name="position"/>, or throws if the file ends first.</summary>
-    internal static void ReadExactly(SafeFileHandle file, Span<byte> destination, long position, string path, string what)
+    internal static void ReadExactly(SafeTensorsSource source, Span<byte> destination, long position, string what)
     {
         while (!destination.IsEmpty)
         {
-            int read = RandomAccess.Read(file, destination, position);
-            if (read == 0) throw Invalid(path, $"the file ended while reading {what}; it is truncated");
+            int read = source.Read(destination, position);
+            if (read == 0) throw Invalid(source.Name, $"the file ended while reading {what}; it is truncated");
             destination = destination[read..];
             position += read;
         }

@@ -5,7 +5,6 @@ using System.Collections.Generic;
 using System.IO;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using Microsoft.Win32.SafeHandles;
 
 namespace TransformerGen;
 
@@ -50,12 +49,14 @@ internal sealed class SafeTensorsHeader
     /// <see cref="SafeTensors.MaxHeaderBytes"/> (checked before anything is allocated), the JSON must be an
     /// object of well-formed entries, and no name may appear twice.
     /// </summary>
-    public static SafeTensorsHeader Read(SafeFileHandle file, long fileLength, string path)
+    public static SafeTensorsHeader Read(SafeTensorsSource source)
     {
+        string path = source.Name;
+        long fileLength = source.Length;
         if (fileLength < sizeof(ulong))
             throw SafeTensors.Invalid(path, $"the file has {fileLength} bytes, fewer than the 8-byte header length; it is truncated or not a safetensors file");
         Span<byte> prefix = stackalloc byte[sizeof(ulong)];
-        SafeTensors.ReadExactly(file, prefix, 0, path, "the header length");
+        SafeTensors.ReadExactly(source, prefix, 0, "the header length");
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
         if (headerLength > SafeTensors.MaxHeaderBytes)
             throw SafeTensors.Invalid(path, $"the header length field says {headerLength} bytes, more than the {SafeTensors.MaxHeaderBytes} allowed; the file is corrupt or not a safetensors file");
@@ -63,7 +64,7 @@ internal sealed class SafeTensorsHeader
             throw SafeTensors.Invalid(path, $"the header length field says {headerLength} bytes, but only {fileLength - sizeof(ulong)} bytes follow it; the file is truncated");
 
         var json = new byte[headerLength];
-        SafeTensors.ReadExactly(file, json, sizeof(ulong), path, "the header");
+        SafeTensors.ReadExactly(source, json, sizeof(ulong), "the header");
         long dataStart = sizeof(ulong) + (long)headerLength;
         (List<SafeTensorsEntry> entries, Dictionary<string, string> metadata) = Parse(json, path);
         return new SafeTensorsHeader(entries, metadata, dataStart, fileLength - dataStart);

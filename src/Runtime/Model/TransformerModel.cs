@@ -198,6 +198,21 @@ public abstract class TransformerModel : ITrainableParameters
         OnParametersReplaced();
     }
 
+    /// <summary>
+    /// Reads parameters from a safetensors file held in <paramref name="stream"/>, from its current position to
+    /// its end: weights built into the program (<c>Assembly.GetManifestResourceStream</c>), say. Checked as
+    /// <see cref="Load(string)"/>; the stream stays open.
+    /// </summary>
+    /// <param name="stream">A readable, seekable stream.</param>
+    /// <param name="name">What error messages call the file (the resource name, say).</param>
+    /// <exception cref="System.IO.InvalidDataException">Names, shapes or the data itself do not match; the message says which.</exception>
+    /// <exception cref="ArgumentException">The stream cannot read or seek.</exception>
+    public void Load(System.IO.Stream stream, string? name = null)
+    {
+        SafeTensors.Load(stream, _layout.Tensors, _parameters, name);
+        OnParametersReplaced();
+    }
+
     /// <summary>Called after the parameters were replaced wholesale (a checkpoint loaded): caches built from the old ones are stale.</summary>
     protected virtual void OnParametersReplaced() { }
 
