@@ -23,7 +23,7 @@ namespace TransformerGen.Kernels;
 /// </para>
 /// <para>No output may overlap an input.</para>
 /// </remarks>
-public static unsafe class MatMul
+public static unsafe partial class MatMul
 {
     // Rows of x handled together in Forward, so that this slab of x stays in cache while all of W streams past it.
     private const int ForwardRowTile = 64;
@@ -75,7 +75,7 @@ public static unsafe class MatMul
         if (n == 0 || outF == 0) return;
 
         fixed (float* px = x, pw = w, pb = bias, py = y)
-            ForwardStrided(px, inF, pw, inF, bias.IsEmpty ? null : pb, py, outF, n, inF, outF, path);
+            ForwardSplit(px, pw, bias.IsEmpty ? null : pb, py, n, inF, outF, path);
     }
 
     /// <summary>
@@ -105,8 +105,9 @@ public static unsafe class MatMul
         SpanChecks.LengthOrEmpty(dbias.Length, outF, nameof(dbias));
         if (n == 0 || outF == 0) return;
 
-        fixed (float* pdy = dy, px = x, pw = w, pdx = dx, pdw = dw)
+        fixed (float* pdy = dy, px = x, pw = w, pdx = dx, pdw = dw, pdb = dbias)
         {
+            if (BackwardSplit(pdy, px, pw, dx.IsEmpty ? null : pdx, pdw, dbias.IsEmpty ? null : pdb, n, inF, outF, path)) return;
             // dx[i, :] += Σ_o dy[i, o] · w[o, :]   (A = dy, row stride outF, column stride 1)
             if (!dx.IsEmpty && inF > 0) AccumulateProduct(pdy, outF, 1, pw, inF, pdx, inF, n, outF, inF, path);
             // dw[o, :] += Σ_i dy[i, o] · x[i, :]   (A = dyᵀ, row stride 1, column stride outF)

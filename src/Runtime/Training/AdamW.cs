@@ -126,7 +126,7 @@ public sealed class AdamW : IOptimizer
 
         foreach (DecayRun run in _runs)
         {
-            AdamWKernel.Update(
+            AdamWKernel.UpdateSplit(
                 parameters.Slice(run.Start, run.Length),
                 gradients.Slice(run.Start, run.Length),
                 _firstMoment.AsSpan(run.Start, run.Length),

@@ -6,7 +6,7 @@ using System.Runtime.Intrinsics;
 namespace TransformerGen;
 
 /// <summary>The AdamW update over one span of the flat buffer: Vector512, then Vector256, then a scalar tail.</summary>
-internal static class AdamWKernel
+internal static partial class AdamWKernel
 {
     /// <summary>The per-step scalars, already in float.</summary>
     internal readonly record struct Coefficients(

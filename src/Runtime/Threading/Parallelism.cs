@@ -1,0 +1,75 @@
+using System;
+using System.Globalization;
+
+namespace TransformerGen;
+
+/// <summary>
+/// How many threads the kernels use. The matrix products, attention and the optimizer split large problems
+/// between a small pool of worker threads that is made once and then reused (no allocation per call); small
+/// problems run on the calling thread alone.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Results do not depend on the thread count: every output element is computed by one thread, with the same
+/// instructions in the same order as on one thread, so training with 1 and with N threads gives bit-identical
+/// parameters.
+/// </para>
+/// <para>
+/// The default is <see cref="Environment.ProcessorCount"/>, or the value of the environment variable
+/// <c>TRANSFORMERGEN_THREADS</c> when it holds a positive integer. With 1, every kernel runs its single-threaded
+/// code and no worker thread is started.
+/// </para>
+/// </remarks>
+public static class Parallelism
+{
+    /// <summary>The most threads <see cref="ThreadCount"/> accepts.</summary>
+    public const int MaxThreadCount = 256;
+
+    // Below this many floating-point operations per thread, waking a worker costs more than it saves: a sleeping
+    // worker takes 10–50 µs to wake, a spinning one about 1 µs, and 1 MFLOP is about 7 µs of one core's matmul.
+    private const long DefaultMinimumFlopsPerThread = 1L << 20;
+
+    private static int s_threadCount = DefaultThreadCount();
+
+    /// <summary>
+    /// Threads that the kernels use, the calling thread included: 1 runs everything on the calling thread. May be
+    /// more than the machine's cores (each extra thread then shares a core). Takes effect at the next kernel call.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Less than 1 or more than <see cref="MaxThreadCount"/>.</exception>
+    public static int ThreadCount
+    {
+        get => s_threadCount;
+        set
+        {
+            if (value < 1 || value > MaxThreadCount)
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"the thread count must be between 1 and {MaxThreadCount}");
+            s_threadCount = value;
+        }
+    }
+
+    /// <summary>
+    /// Work, in floating-point operations, below which one more thread is not worth waking. Tests lower it to run the
+    /// parallel code on small shapes.
+    /// </summary>
+    internal static long MinimumFlopsPerThread { get; set; } = DefaultMinimumFlopsPerThread;
+
+    /// <summary>
+    /// The threads worth using for a problem of <paramref name="flops"/> operations that splits into at most
+    /// <paramref name="maxItems"/> independent items: 1 means run the single-threaded code.
+    /// </summary>
+    internal static int ThreadsFor(long flops, int maxItems)
+    {
+        int threads = s_threadCount;
+        if (threads == 1 || maxItems < 2) return 1;
+        long worth = flops / Math.Max(1, MinimumFlopsPerThread);
+        return (int)Math.Min(Math.Min(threads, maxItems), Math.Max(1, worth));
+    }
+
+    private static int DefaultThreadCount()
+    {
+        string? text = Environment.GetEnvironmentVariable("TRANSFORMERGEN_THREADS");
+        if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int threads) && threads >= 1)
+            return Math.Min(threads, MaxThreadCount);
+        return Math.Clamp(Environment.ProcessorCount, 1, MaxThreadCount);
+    }
+}

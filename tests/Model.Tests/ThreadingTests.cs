@@ -1,0 +1,92 @@
+using System;
+using TransformerGen.Threading;
+using Xunit;
+
+namespace TransformerGen.Model.Tests;
+
+/// <summary>
+/// The "tiny" sizes: big enough that, with the default work threshold, the matrix products and attention
+/// split between two threads.
+/// </summary>
+[TransformerModel(Vocab = 256, DModel = 64, Heads = 4, Layers = 2, DFF = 256, SeqLen = 32, Batch = 8, Dropout = 0.1f)]
+public partial class Splittable { }
+
+/// <summary>Changes the process-wide thread count, so it runs alone, after the other tests.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ThreadCountCollection
+{
+    public const string Name = "Thread count";
+}
+
+[Collection(ThreadCountCollection.Name)]
+public sealed class ThreadingTests
+{
+    private static readonly int[] Tokens = TestData.Tokens(Splittable.TokensPerStep, Splittable.Vocab, 1);
+    private static readonly int[] Targets = TestData.Tokens(Splittable.TokensPerStep, Splittable.Vocab, 2);
+
+    [Fact]
+    public void Training_and_decoding_are_bit_identical_with_one_two_and_three_threads()
+    {
+        (float[] Losses, float[] Parameters, float[] Logits) Run(int threads)
+        {
+            int saved = Parallelism.ThreadCount;
+            Parallelism.ThreadCount = threads;
+            try
+            {
+                var model = new Splittable(seed: 3);
+                var optimizer = new AdamW(model, learningRate: 1e-3f);
+                var losses = new float[3];
+                for (int step = 0; step < losses.Length; step++) losses[step] = model.TrainStep(Tokens, Targets, optimizer);
+                model.Training = false;
+                model.Append(Tokens.AsSpan(0, 20));
+                float[] logits = model.Append(Tokens.AsSpan(20, 1)).ToArray();
+                return (losses, model.Parameters.ToArray(), logits);
+            }
+            finally
+            {
+                Parallelism.ThreadCount = saved;
+            }
+        }
+
+        var single = Run(1);
+        foreach (int threads in new[] { 2, 3 })
+        {
+            var multi = Run(threads);
+            AssertBitIdentical(single.Losses, multi.Losses, $"{threads} threads: loss of step");
+            AssertBitIdentical(single.Parameters, multi.Parameters, $"{threads} threads: parameter");
+            AssertBitIdentical(single.Logits, multi.Logits, $"{threads} threads: decoded logit");
+        }
+    }
+
+    [Fact]
+    public void Training_with_two_threads_allocates_nothing_on_the_caller_or_the_worker()
+    {
+        int saved = Parallelism.ThreadCount;
+        Parallelism.ThreadCount = 2;
+        try
+        {
+            var model = new Splittable(seed: 4);
+            var optimizer = new AdamW(model, learningRate: 1e-3f);
+            model.TrainStep(Tokens, Targets, optimizer); // JIT, lazy statics and the worker thread
+            model.TrainStep(Tokens, Targets, optimizer);
+            // The workers' own count, not all threads': that would include the test runner's threads too.
+            long before = GC.GetAllocatedBytesForCurrentThread(), beforeWorkers = WorkerPool.WorkerAllocatedBytes;
+            for (int i = 0; i < 10; i++) model.TrainStep(Tokens, Targets, optimizer);
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.True(WorkerPool.WorkerCount >= 1, "no worker thread was started");
+            Assert.Equal(0, WorkerPool.WorkerAllocatedBytes - beforeWorkers);
+        }
+        finally
+        {
+            Parallelism.ThreadCount = saved;
+        }
+    }
+
+    private static void AssertBitIdentical(float[] expected, float[] actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(actual[i]))
+                Assert.Fail($"{what} {i}: {actual[i]:R}, with one thread {expected[i]:R}");
+    }
+}

@@ -1,0 +1,190 @@
+using System;
+using System.Collections.Generic;
+using TransformerGen.Kernels;
+using TransformerGen.Tests.Kernels;
+using TransformerGen.Threading;
+using Xunit;
+
+namespace TransformerGen.Tests.Threading;
+
+/// <summary>
+/// Every kernel that splits its work between threads gives bit-identical results with 1, 2, 3 and 4 threads, on
+/// every SIMD path, with the work threshold lowered so that even the smallest shapes are split; and the split kernels
+/// allocate nothing once the workers exist.
+/// </summary>
+[Collection(ThreadSettingsCollection.Name)]
+public sealed class ParallelKernelTests
+{
+    private static readonly int[] ThreadCounts = { 2, 3, 4 };
+
+    // Rows and features not multiples of 4, one row (decoding: the split goes over output features), more rows than
+    // one 64-row tile, inner dimensions around the vector widths, and fewer rows or features than threads.
+    public static IEnumerable<object[]> MatMulShapes() => new[]
+    {
+        new object[] { 1, 17, 5 }, new object[] { 17, 33, 65 }, new object[] { 66, 48, 12 }, new object[] { 130, 70, 67 },
+        new object[] { 1, 300, 130 }, new object[] { 3, 64, 257 }, new object[] { 200, 40, 9 }, new object[] { 257, 20, 3 },
+        new object[] { 2, 5, 2 },
+    };
+
+    private static IEnumerable<SimdPath> SupportedPaths()
+    {
+        foreach (SimdPath path in Enum.GetValues<SimdPath>())
+            if (Simd.IsSupported(path)) yield return path;
+    }
+
+    [Theory]
+    [MemberData(nameof(MatMulShapes))]
+    public void MatMul_forward_is_bit_identical_on_any_thread_count(int n, int inF, int outF)
+    {
+        var rng = new Rng(11);
+        float[] x = TestTensors.Normal(rng, n * inF), w = TestTensors.Normal(rng, outF * inF), b = TestTensors.Normal(rng, outF);
+        foreach (SimdPath path in SupportedPaths())
+            foreach (bool withBias in new[] { true, false })
+            {
+                float[] Run(int threads)
+                {
+                    var y = new float[n * outF];
+                    using (new ThreadSettings(threads))
+                        MatMul.Forward(x, w, withBias ? b : ReadOnlySpan<float>.Empty, y, n, inF, outF, path);
+                    return y;
+                }
+                float[] expected = Run(1);
+                foreach (int threads in ThreadCounts)
+                    ThreadSettings.AssertBitIdentical(expected, Run(threads), $"{path} bias={withBias} threads={threads} y");
+            }
+    }
+
+    [Theory]
+    [MemberData(nameof(MatMulShapes))]
+    public void MatMul_backward_is_bit_identical_on_any_thread_count(int n, int inF, int outF)
+    {
+        var rng = new Rng(12);
+        float[] x = TestTensors.Normal(rng, n * inF), w = TestTensors.Normal(rng, outF * inF), dy = TestTensors.Normal(rng, n * outF);
+        float[] dx0 = TestTensors.Normal(rng, n * inF), dw0 = TestTensors.Normal(rng, outF * inF), db0 = TestTensors.Normal(rng, outF);
+        foreach (SimdPath path in SupportedPaths())
+            foreach (bool withInputGradient in new[] { true, false })
+                foreach (bool withBias in new[] { true, false })
+                {
+                    (float[] Dx, float[] Dw, float[] Db) Run(int threads)
+                    {
+                        float[] dx = (float[])dx0.Clone(), dw = (float[])dw0.Clone(), db = (float[])db0.Clone();
+                        using (new ThreadSettings(threads))
+                            MatMul.Backward(dy, x, w, withInputGradient ? dx : Span<float>.Empty, dw, withBias ? db : Span<float>.Empty, n, inF, outF, path);
+                        return (dx, dw, db);
+                    }
+                    var expected = Run(1);
+                    foreach (int threads in ThreadCounts)
+                    {
+                        var actual = Run(threads);
+                        string what = $"{path} dx={withInputGradient} bias={withBias} threads={threads}";
+                        ThreadSettings.AssertBitIdentical(expected.Dx, actual.Dx, what + " dx");
+                        ThreadSettings.AssertBitIdentical(expected.Dw, actual.Dw, what + " dw");
+                        ThreadSettings.AssertBitIdentical(expected.Db, actual.Db, what + " dbias");
+                    }
+                }
+    }
+
+    // (batch, seqLen, heads, headDim): one pair, more pairs than threads, head sizes off the vector widths, and
+    // sequences long enough that backward walks its scratch in several chunks.
+    public static IEnumerable<object[]> AttentionShapes() => new[]
+    {
+        new object[] { 1, 1, 1, 4 }, new object[] { 2, 5, 3, 4 }, new object[] { 3, 37, 2, 8 },
+        new object[] { 1, 70, 4, 16 }, new object[] { 2, 130, 2, 5 },
+    };
+
+    [Theory]
+    [MemberData(nameof(AttentionShapes))]
+    public void Attention_forward_and_backward_are_bit_identical_on_any_thread_count(int batch, int seqLen, int heads, int headDim)
+    {
+        int c = heads * headDim;
+        var rng = new Rng(13);
+        float[] qkv = TestTensors.Normal(rng, batch * seqLen * 3 * c), dOut = TestTensors.Normal(rng, batch * seqLen * c);
+        float[] dQkv0 = TestTensors.Normal(rng, qkv.Length);
+        foreach (bool causal in new[] { true, false })
+            foreach (int scratchFloats in new[] { 0, 3 * seqLen + 1 })
+            {
+                (float[] Out, float[] Probs, float[] DQkv) Run(int threads)
+                {
+                    var output = new float[batch * seqLen * c];
+                    var probs = new float[batch * heads * seqLen * seqLen];
+                    float[] dQkv = (float[])dQkv0.Clone();
+                    using (new ThreadSettings(threads))
+                    {
+                        Attention.Forward(qkv, output, probs, batch, seqLen, heads, headDim, causal);
+                        if (scratchFloats == 0) Attention.Backward(dOut, qkv, probs, dQkv, batch, seqLen, heads, headDim, causal);
+                        else Attention.Backward(dOut, qkv, probs, dQkv, batch, seqLen, heads, headDim, causal, new float[scratchFloats]);
+                    }
+                    return (output, probs, dQkv);
+                }
+                var expected = Run(1);
+                foreach (int threads in ThreadCounts)
+                {
+                    var actual = Run(threads);
+                    string what = $"causal={causal} scratch={scratchFloats} threads={threads}";
+                    ThreadSettings.AssertBitIdentical(expected.Out, actual.Out, what + " output");
+                    ThreadSettings.AssertBitIdentical(expected.Probs, actual.Probs, what + " probabilities");
+                    ThreadSettings.AssertBitIdentical(expected.DQkv, actual.DQkv, what + " dQkv");
+                }
+            }
+    }
+
+    [Theory]
+    [InlineData(37)]
+    [InlineData(65536)]
+    [InlineData(3 * 65536 + 45)]
+    public void AdamW_update_is_bit_identical_on_any_thread_count(int length)
+    {
+        var rng = new Rng(14);
+        float[] p0 = TestTensors.Normal(rng, length), g = TestTensors.Normal(rng, length), m0 = TestTensors.Normal(rng, length, 0.1f);
+        float[] v0 = TestTensors.Uniform(rng, length, 0f, 0.2f);
+        var c = new AdamWKernel.Coefficients(0.999f, 0.9f, 0.1f, 0.95f, 0.05f, 1e-3f, 0.3f, 1e-8f);
+        (float[] P, float[] M, float[] V) Run(int threads)
+        {
+            float[] p = (float[])p0.Clone(), m = (float[])m0.Clone(), v = (float[])v0.Clone();
+            using (new ThreadSettings(threads))
+                AdamWKernel.UpdateSplit(p, g, m, v, c);
+            return (p, m, v);
+        }
+        var expected = Run(1);
+        foreach (int threads in ThreadCounts)
+        {
+            var actual = Run(threads);
+            ThreadSettings.AssertBitIdentical(expected.P, actual.P, $"threads={threads} parameters");
+            ThreadSettings.AssertBitIdentical(expected.M, actual.M, $"threads={threads} first moment");
+            ThreadSettings.AssertBitIdentical(expected.V, actual.V, $"threads={threads} second moment");
+        }
+    }
+
+    [Fact]
+    public void Split_kernels_allocate_nothing_on_the_caller_or_the_worker()
+    {
+        const int n = 96, inF = 64, outF = 80, batch = 2, seqLen = 24, heads = 4, headDim = 8, c = heads * headDim;
+        var rng = new Rng(15);
+        float[] x = TestTensors.Normal(rng, n * inF), w = TestTensors.Normal(rng, outF * inF), b = TestTensors.Normal(rng, outF);
+        float[] y = new float[n * outF], dx = new float[n * inF], dw = new float[outF * inF], db = new float[outF];
+        float[] qkv = TestTensors.Normal(rng, batch * seqLen * 3 * c), output = new float[batch * seqLen * c];
+        float[] probs = new float[batch * heads * seqLen * seqLen], dQkv = new float[qkv.Length];
+        float[] p = TestTensors.Normal(rng, 200_000), g = TestTensors.Normal(rng, p.Length), m = new float[p.Length], v = new float[p.Length];
+        var coefficients = new AdamWKernel.Coefficients(1f, 0.9f, 0.1f, 0.95f, 0.05f, 1e-6f, 0.3f, 1e-8f);
+        void Step()
+        {
+            MatMul.Forward(x, w, b, y, n, inF, outF);
+            MatMul.Backward(y, x, w, dx, dw, db, n, inF, outF);
+            Attention.Forward(qkv, output, probs, batch, seqLen, heads, headDim, causal: true);
+            Attention.Backward(output, qkv, probs, dQkv, batch, seqLen, heads, headDim, causal: true);
+            AdamWKernel.UpdateSplit(p, g, m, v, coefficients);
+        }
+
+        using (new ThreadSettings(2))
+        {
+            Step(); // starts the worker and compiles everything
+            Step();
+            // The workers' own count, not all threads': that would include the test runner's threads too.
+            long before = GC.GetAllocatedBytesForCurrentThread(), beforeWorkers = WorkerPool.WorkerAllocatedBytes;
+            for (int i = 0; i < 50; i++) Step();
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.True(WorkerPool.WorkerCount >= 1, "no worker thread was started");
+            Assert.Equal(0, WorkerPool.WorkerAllocatedBytes - beforeWorkers);
+        }
+    }
+}
