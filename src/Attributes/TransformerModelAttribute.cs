@@ -94,6 +94,14 @@ namespace TransformerGen
         /// <summary>What an encoder-only model predicts: one class per sequence (the default) or one per token.</summary>
         public EncoderHead Head { get; set; } = EncoderHead.Classification;
 
+        /// <summary>
+        /// A safetensors checkpoint to build into the model: the file name of a <c>&lt;TransformerWeights Include="…" /&gt;</c>
+        /// item of the project. Every tensor's name, dtype and shape is checked against the model at compile time
+        /// (a mismatch is an error at this argument), the file is embedded in the assembly, and the generated
+        /// <c>FromBuiltInWeights()</c> builds the model from it, with no file needed at run time.
+        /// </summary>
+        public string? Weights { get; set; }
+
         /// <summary>How a classification head pools the sequence: the first token (BERT's [CLS], the default) or the mean of non-pad tokens.</summary>
         public Pooling Pooling { get; set; } = Pooling.FirstToken;
     }

@@ -15,7 +15,7 @@ namespace TransformerGen.Generator
     /// </summary>
     internal static class ModelCompiler
     {
-        public static CompiledModel Compile(ModelSpec spec, EquatableArray<DiagnosticInfo> validation, CancellationToken cancellationToken)
+        public static CompiledModel Compile(ModelSpec spec, EquatableArray<DiagnosticInfo> validation, CheckpointMatch weights, CancellationToken cancellationToken)
         {
             string hintName = HintName(spec.Type);
             if (validation.Any(d => d.Descriptor.DefaultSeverity == Microsoft.CodeAnalysis.DiagnosticSeverity.Error))
@@ -31,11 +31,13 @@ namespace TransformerGen.Generator
                 foreach ((string what, long floats) in plan.Buffers())
                     if (floats > int.MaxValue)
                         found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TooLarge, spec.AttributeLocation, what, Grouped(floats)));
+                stage = "checking the weights file";
+                found.AddRange(weights.Check(spec, graph.Tensors.Where(t => t.Kind == TensorKind.Parameter).ToList()));
                 if (found.Count > validation.Count)
                     return new CompiledModel(hintName, null, new EquatableArray<DiagnosticInfo>(found));
 
                 stage = "emitting C#";
-                string source = Emitter.Emit(plan);
+                string source = Emitter.Emit(plan, weights.Requested);
                 long parameters = graph.Tensors.Where(t => t.Kind == TensorKind.Parameter).Sum(t => t.Elements);
                 found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ModelSummary, spec.AttributeLocation,
                     spec.Type.Name, Grouped(parameters), Grouped(parameters * 4), Grouped(plan.ActivationCount * 2 * 4),

@@ -5,6 +5,8 @@ namespace TransformerGen.Generator
     {
         public const string Parse = nameof(Parse);
         public const string Validate = nameof(Validate);
+        public const string Checkpoints = nameof(Checkpoints);
+        public const string MatchWeights = nameof(MatchWeights);
         public const string Compile = nameof(Compile);
     }
 }

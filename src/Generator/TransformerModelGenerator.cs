@@ -27,11 +27,25 @@ namespace TransformerGen.Generator
                 .Select(static (parsed, _) => (parsed, parsed.Spec is null ? parsed.Failure : Validator.SafeValidate(parsed.Spec)))
                 .WithTrackingName(TrackingNames.Validate);
 
+            // Checkpoints to build in: their headers, extracted to text by TransformerGen.Weights.targets.
+            IncrementalValueProvider<EquatableArray<WeightsHeader>> checkpoints = context.AdditionalTextsProvider
+                .Where(static file => file.Path.EndsWith(WeightsHeader.Suffix, StringComparison.OrdinalIgnoreCase))
+                .Select(static (file, ct) => WeightsHeader.Read(file.Path, file.GetText(ct)?.ToString()))
+                .Collect()
+                .Select(static (headers, _) => new EquatableArray<WeightsHeader>(headers))
+                .WithTrackingName(TrackingNames.Checkpoints);
+
+            // Each model picks the checkpoint it names (if any), so a change to another checkpoint leaves it cached.
+            IncrementalValuesProvider<(ParseResult Parsed, EquatableArray<DiagnosticInfo> Diagnostics, CheckpointMatch Weights)> matched = validated
+                .Combine(checkpoints)
+                .Select(static (pair, _) => (pair.Left.Parsed, pair.Left.Diagnostics, CheckpointMatch.Find(pair.Left.Parsed.Spec, pair.Right)))
+                .WithTrackingName(TrackingNames.MatchWeights);
+
             // 3–5. Lower to a graph, plan memory, emit C#; only valid declarations get this far.
-            IncrementalValuesProvider<CompiledModel> compiled = validated
+            IncrementalValuesProvider<CompiledModel> compiled = matched
                 .Select(static (v, ct) => v.Parsed.Spec is null
                     ? new CompiledModel(v.Parsed.HintName, null, v.Diagnostics)
-                    : ModelCompiler.Compile(v.Parsed.Spec, v.Diagnostics, ct))
+                    : ModelCompiler.Compile(v.Parsed.Spec, v.Diagnostics, v.Weights, ct))
                 .WithTrackingName(TrackingNames.Compile);
 
             context.RegisterSourceOutput(compiled, static (spc, model) =>

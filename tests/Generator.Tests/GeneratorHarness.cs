@@ -45,17 +45,29 @@ internal static class GeneratorHarness
             References,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
 
-    public static GeneratorDriver CreateDriver(bool trackSteps = true) =>
+    public static GeneratorDriver CreateDriver(bool trackSteps = true, params AdditionalText[] additionalTexts) =>
         CSharpGeneratorDriver.Create(
             [new TransformerModelGenerator().AsSourceGenerator()],
+            additionalTexts: additionalTexts,
             parseOptions: ParseOptions,
             driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: trackSteps));
 
-    public static Result Run(params string[] sources)
+    public static Result Run(params string[] sources) => RunWith([], sources);
+
+    /// <summary>Runs with additional files (path, text), as MSBuild's AdditionalFiles items would give them.</summary>
+    public static Result RunWith((string Path, string Text)[] additionalFiles, params string[] sources)
     {
         CSharpCompilation compilation = CreateCompilation(sources);
-        GeneratorDriver driver = CreateDriver().RunGeneratorsAndUpdateCompilation(compilation, out Compilation output, out ImmutableArray<Diagnostic> diagnostics);
+        AdditionalText[] texts = additionalFiles.Select(f => (AdditionalText)new InMemoryAdditionalText(f.Path, f.Text)).ToArray();
+        GeneratorDriver driver = CreateDriver(true, texts).RunGeneratorsAndUpdateCompilation(compilation, out Compilation output, out ImmutableArray<Diagnostic> diagnostics);
         return new Result(driver.GetRunResult(), diagnostics, output.GetDiagnostics(), output, driver);
+    }
+
+    private sealed class InMemoryAdditionalText(string path, string text) : AdditionalText
+    {
+        public override string Path { get; } = path;
+        public override Microsoft.CodeAnalysis.Text.SourceText GetText(System.Threading.CancellationToken cancellationToken = default) =>
+            Microsoft.CodeAnalysis.Text.SourceText.From(text, Encoding.UTF8);
     }
 
     /// <summary>Runs the generator and requires clean output: no error or warning anywhere, else the numbered generated source is shown.</summary>

@@ -23,8 +23,12 @@ namespace TransformerGen.Generator
         private readonly ModelSpec _spec;
         private readonly HashSet<TensorDef> _headTensors;
 
-        private Emitter(MemoryPlan plan)
+        /// <summary>The checkpoint built in as a resource, or null.</summary>
+        private readonly string? _weights;
+
+        private Emitter(MemoryPlan plan, string? weights)
         {
+            _weights = weights;
             _plan = plan;
             _graph = plan.Graph;
             _d = _graph.Dims;
@@ -32,7 +36,7 @@ namespace TransformerGen.Generator
             _headTensors = new HashSet<TensorDef>(_graph.Ops.Where(o => o.Stage.Kind == StageKind.Head).SelectMany(o => o.Writes));
         }
 
-        public static string Emit(MemoryPlan plan) => new Emitter(plan).Write();
+        public static string Emit(MemoryPlan plan, string? weights = null) => new Emitter(plan, weights).Write();
 
         private static string Lit(long value) => value.ToString(CultureInfo.InvariantCulture);
 
@@ -58,6 +62,7 @@ namespace TransformerGen.Generator
             WriteConstants(w);
             WriteLayout(w);
             WriteConstructor(w);
+            WriteBuiltInWeights(w);
             WriteEntryPoints(w);
             bool infers = !_spec.IsEncoderOnly;
             foreach (Stage stage in Stages())
@@ -239,6 +244,23 @@ namespace TransformerGen.Generator
                         break;
                 }
             }
+            w.Close();
+            w.Line();
+        }
+
+        /// <summary>The factory that builds the model from the checkpoint embedded in the assembly.</summary>
+        private void WriteBuiltInWeights(IndentedWriter w)
+        {
+            if (_weights is null) return;
+            string name = _spec.Type.Name;
+            w.Line($"/// <summary>The model with the weights of {_weights}, built into this assembly and checked against this declaration at compile time.</summary>");
+            w.Open($"public static {name} FromBuiltInWeights()");
+            w.Line($"var model = new {name}();");
+            w.Line($"using global::System.IO.Stream stream = typeof({name}).Assembly.GetManifestResourceStream({Lit(_weights)})");
+            string missing = _weights + " is not embedded in the assembly: list it as <TransformerWeights Include=\"...\" /> and import TransformerGen.Weights.targets";
+            w.Line($"    ?? throw new global::System.InvalidOperationException({Lit(missing)});");
+            w.Line("model.Load(stream);");
+            w.Line("return model;");
             w.Close();
             w.Line();
         }

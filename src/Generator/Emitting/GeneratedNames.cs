@@ -23,7 +23,7 @@ namespace TransformerGen.Generator
             "ActivationGradientBuffer", "ConstantBuffer", "InferenceBuffer", "KeyValueBuffer", "ScoreBuffer",
             "Tokens", "Targets", "DropoutRng", "AppendKeysValues",
             "DecoderTokens", "TokenPadding", "DecoderPadding", "SourceLength", "EncodeCore", "Encode", "Translate", "Decode",
-            "BeamSearch", "Predict", "DecoderCacheLength", "AttentionMap", "ResetDecoder", "InferenceLogits", "CheckIds", "OnParametersReplaced",
+            "BeamSearch", "Predict", "DecoderCacheLength", "AttentionMap", "ResetDecoder", "InferenceLogits", "CheckIds", "OnParametersReplaced", "FromBuiltInWeights",
         ];
 
         public static readonly HashSet<string> Fixed = new(Inherited) { LayoutField };

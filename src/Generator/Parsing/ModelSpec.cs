@@ -32,7 +32,8 @@ namespace TransformerGen.Generator
         Argument<int> AttentionWindow,
         Argument<int> Classes,
         Argument<int> Head,
-        Argument<int> Pooling)
+        Argument<int> Pooling,
+        Argument<string?> Weights)
     {
         public bool IsDecoderOnly => Architecture.Value == EnumValues.DecoderOnly;
         public bool IsEncoderDecoder => Architecture.Value == EnumValues.EncoderDecoder;

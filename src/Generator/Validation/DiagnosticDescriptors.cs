@@ -78,6 +78,30 @@ namespace TransformerGen.Generator
             "An option the architecture needs is missing",
             "{0} models need {1}: {2}");
 
+        public static readonly DiagnosticDescriptor WeightsNotFound = Error("TG0030",
+            "The weights file is not part of the build",
+            "Weights = \"{0}\" names no checkpoint of this project; add <TransformerWeights Include=\"…/{0}\" /> (checkpoints found: {1})");
+
+        public static readonly DiagnosticDescriptor WeightsUnreadable = Error("TG0031",
+            "The weights file's header cannot be read",
+            "{0}: {1}");
+
+        public static readonly DiagnosticDescriptor WeightsMissingTensor = Error("TG0032",
+            "The weights file lacks a tensor of the model",
+            "{0} has no tensor '{1}' {2}, which {3} needs");
+
+        public static readonly DiagnosticDescriptor WeightsUnexpectedTensor = Error("TG0033",
+            "The weights file has a tensor the model does not have",
+            "{0} has a tensor '{1}' {2} that {3} does not have");
+
+        public static readonly DiagnosticDescriptor WeightsShapeMismatch = Error("TG0034",
+            "A tensor of the weights file has the wrong shape",
+            "'{1}' is {2} in {0}, but {4} needs {3}");
+
+        public static readonly DiagnosticDescriptor WeightsDtype = Error("TG0035",
+            "A tensor of the weights file has a dtype that cannot be loaded",
+            "'{1}' in {0} is {2}; F32, F16 and BF16 can be loaded");
+
         public static readonly DiagnosticDescriptor ForwardLengthMismatch = Error("TG0020",
             "Forward is called with the wrong number of token ids",
             "{0}.Forward needs Batch·SeqLen = {3}·{4} = {5} ids in '{1}', but this argument has {2}");

@@ -1,0 +1,103 @@
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Xunit;
+
+namespace TransformerGen.Generator.Tests;
+
+/// <summary>Checkpoints named in <c>Weights = "…"</c> are checked tensor by tensor against the model at compile time.</summary>
+public class WeightsTests
+{
+    private const string Path = "/obj/transformergen/tiny.safetensors.header.json";
+
+    private static string Model(string weights = "tiny.safetensors") => $$"""
+        using TransformerGen;
+        namespace Demo;
+        [TransformerModel(Vocab = 5, DModel = 4, Heads = 2, Layers = 1, DFF = 6, SeqLen = 3, Norm = NormPlacement.Post, Weights = "{{weights}}")]
+        public partial class M { }
+        """;
+
+    /// <summary>The header of a checkpoint of exactly that model (post-LN: no final norm; tied head).</summary>
+    private static string Header(string replaceFrom = "", string replaceTo = "") => ("""
+        {"__metadata__":{"format":"pt"},
+         "token_embedding.weight":{"dtype":"F32","shape":[5,4],"data_offsets":[0,80]},
+         "decoder.layers.0.self_attn.in_proj_weight":{"dtype":"F32","shape":[12,4],"data_offsets":[80,272]},
+         "decoder.layers.0.self_attn.in_proj_bias":{"dtype":"F32","shape":[12],"data_offsets":[272,320]},
+         "decoder.layers.0.self_attn.out_proj.weight":{"dtype":"F16","shape":[4,4],"data_offsets":[320,352]},
+         "decoder.layers.0.self_attn.out_proj.bias":{"dtype":"F32","shape":[4],"data_offsets":[352,368]},
+         "decoder.layers.0.linear1.weight":{"dtype":"BF16","shape":[6,4],"data_offsets":[368,416]},
+         "decoder.layers.0.linear1.bias":{"dtype":"F32","shape":[6],"data_offsets":[416,440]},
+         "decoder.layers.0.linear2.weight":{"dtype":"F32","shape":[4,6],"data_offsets":[440,536]},
+         "decoder.layers.0.linear2.bias":{"dtype":"F32","shape":[4],"data_offsets":[536,552]},
+         "decoder.layers.0.norm1.weight":{"dtype":"F32","shape":[4],"data_offsets":[552,568]},
+         "decoder.layers.0.norm1.bias":{"dtype":"F32","shape":[4],"data_offsets":[568,584]},
+         "decoder.layers.0.norm2.weight":{"dtype":"F32","shape":[4],"data_offsets":[584,600]},
+         "decoder.layers.0.norm2.bias":{"dtype":"F32","shape":[4],"data_offsets":[600,616]}}
+        """).Replace(replaceFrom.Length == 0 ? "\u0000" : replaceFrom, replaceTo);
+
+    private static Diagnostic[] Problems(string header, string? model = null)
+    {
+        string source = model ?? Model();
+        var result = GeneratorHarness.RunWith([(Path, header)], source);
+        return result.Problems.ToArray();
+    }
+
+    private static void AtWeightsArgument(Diagnostic d, string source)
+    {
+        Assert.Equal(DiagnosticSeverity.Error, d.Severity);
+        Assert.StartsWith("Weights = ", source.Substring(d.Location.SourceSpan.Start, d.Location.SourceSpan.Length));
+    }
+
+    [Fact]
+    public void A_matching_checkpoint_compiles_and_gets_a_factory()
+    {
+        var result = GeneratorHarness.RunWith([(Path, Header())], Model());
+        Assert.Empty(result.Problems);
+        Assert.Empty(result.CompilationDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        Assert.Contains("public static M FromBuiltInWeights()", result.GeneratedSource);
+        Assert.Contains("GetManifestResourceStream(\"tiny.safetensors\")", result.GeneratedSource);
+    }
+
+    [Fact]
+    public void TG0030_a_checkpoint_that_is_not_in_the_build()
+    {
+        Diagnostic d = Assert.Single(Problems(Header(), Model("other.safetensors")));
+        Assert.Equal("TG0030", d.Id);
+        AtWeightsArgument(d, Model("other.safetensors"));
+        Assert.Equal("Weights = \"other.safetensors\" names no checkpoint of this project; add <TransformerWeights Include=\"…/other.safetensors\" /> (checkpoints found: tiny.safetensors)", d.GetMessage());
+    }
+
+    [Fact]
+    public void TG0031_an_unreadable_header()
+    {
+        Diagnostic d = Assert.Single(Problems("{\"a\": [1, 2"));
+        Assert.Equal("TG0031", d.Id);
+        AtWeightsArgument(d, Model());
+        Assert.StartsWith("tiny.safetensors: the header is not valid JSON", d.GetMessage());
+    }
+
+    [Fact]
+    public void TG0032_and_TG0033_a_renamed_tensor_is_both_missing_and_unexpected()
+    {
+        Diagnostic[] found = Problems(Header("linear2.bias", "linear3.bias"));
+        Assert.Equal(new[] { "TG0032", "TG0033" }, found.Select(d => d.Id));
+        Assert.Equal("tiny.safetensors has no tensor 'decoder.layers.0.linear2.bias' [4], which M needs", found[0].GetMessage());
+        Assert.Equal("tiny.safetensors has a tensor 'decoder.layers.0.linear3.bias' [4] that M does not have", found[1].GetMessage());
+        AtWeightsArgument(found[0], Model());
+    }
+
+    [Fact]
+    public void TG0034_a_tensor_of_the_wrong_shape()
+    {
+        Diagnostic d = Assert.Single(Problems(Header("\"shape\":[6,4]", "\"shape\":[4,6]")));
+        Assert.Equal("TG0034", d.Id);
+        Assert.Equal("'decoder.layers.0.linear1.weight' is [4, 6] in tiny.safetensors, but M needs [6, 4]", d.GetMessage());
+    }
+
+    [Fact]
+    public void TG0035_a_dtype_that_cannot_be_loaded()
+    {
+        Diagnostic d = Assert.Single(Problems(Header("\"dtype\":\"F16\"", "\"dtype\":\"I64\"")));
+        Assert.Equal("TG0035", d.Id);
+        Assert.Equal("'decoder.layers.0.self_attn.out_proj.weight' in tiny.safetensors is I64; F32, F16 and BF16 can be loaded", d.GetMessage());
+    }
+}
