@@ -64,4 +64,14 @@ public sealed class CheckpointTests : IDisposable
         var error = Assert.Throws<InvalidDataException>(() => new RotaryPre(1).Load(path));
         Assert.Contains("token_embedding.weight", error.Message);
     }
+
+    [Fact]
+    public void Weights_built_in_at_compile_time_equal_the_checkpoint_file()
+    {
+        BuiltInWeights builtIn = BuiltInWeights.FromBuiltInWeights();
+        var fromFile = new BuiltInWeights(5);
+        fromFile.Load(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "weights", "tiny.safetensors"));
+        Assert.True(builtIn.Parameters.SequenceEqual(fromFile.Parameters));
+        Assert.False(builtIn.Parameters.SequenceEqual(new BuiltInWeights(5).Parameters)); // not the random initialization
+    }
 }

@@ -42,3 +42,8 @@ public partial class WithDropout
 [TransformerModel(Vocab = 29, DModel = 36, Heads = 6, Layers = 2, DFF = 72, SeqLen = 13, Batch = 3,
     Positional = Positional.Rotary, Norm = NormPlacement.Pre, Dropout = 0.1f)]
 public partial class Medium { }
+
+/// <summary>The same model as <see cref="SinusoidalPre"/>, with the checkpoint weights/tiny.safetensors built in.</summary>
+[TransformerModel(Vocab = 11, DModel = 12, Heads = 3, Layers = 2, DFF = 20, SeqLen = 5, Batch = 2,
+    Positional = Positional.Sinusoidal, Norm = NormPlacement.Pre, Activation = Activation.Gelu, Weights = "tiny.safetensors")]
+public partial class BuiltInWeights { }
