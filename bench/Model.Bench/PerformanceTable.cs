@@ -1,0 +1,104 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Text;
+using BenchmarkDotNet.Reports;
+
+namespace TransformerGen.Model.Bench;
+
+/// <summary>
+/// The README's table from a run's summaries: per configuration, operation and thread count, our time and libtorch's,
+/// their ratio, our GFLOP/s and its fraction of the peak measured in the same run, and our bytes allocated.
+/// </summary>
+internal static class PerformanceTable
+{
+    private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+
+    public static string Build(IReadOnlyList<Summary> summaries)
+    {
+        var results = new Dictionary<(string Type, string Method, int Threads, int Size), BenchmarkReport>();
+        foreach (BenchmarkReport report in summaries.SelectMany(s => s.Reports))
+        {
+            if (report.ResultStatistics is null) continue;
+            var descriptor = report.BenchmarkCase.Descriptor;
+            var parameters = report.BenchmarkCase.Parameters;
+            int threads = Convert.ToInt32(parameters["Threads"], Invariant);
+            int size = parameters.Items.Any(p => p.Name == "Size") ? Convert.ToInt32(parameters["Size"], Invariant) : 0;
+            results[(descriptor.Type.Name, descriptor.WorkloadMethod.Name, threads, size)] = report;
+        }
+
+        double? Nanoseconds(string type, string method, int threads, int size = 0) =>
+            results.TryGetValue((type, method, threads, size), out BenchmarkReport? r) ? r.ResultStatistics!.Mean : null;
+        string Allocated(string type, string method, int threads, int size = 0) =>
+            results.TryGetValue((type, method, threads, size), out BenchmarkReport? r)
+                ? (r.GcStats.GetBytesAllocatedPerOperation(r.BenchmarkCase) is long bytes ? bytes.ToString("N0", Invariant) + " B" : "?")
+                : "";
+        var peak = new Dictionary<int, double>();
+        foreach (int threads in new[] { 1, 2 })
+            if (Nanoseconds(nameof(PeakFlops), nameof(PeakFlops.Fma), threads) is double ns)
+                peak[threads] = PeakFlops.FlopsPerThread * threads / ns; // FLOP per ns = GFLOP/s
+
+        var text = new StringBuilder();
+        text.AppendLine("| config | operation | threads | ours | libtorch | libtorch / ours | GFLOP/s | % of peak | allocated |");
+        text.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        void Row(string config, string operation, int threads, double? ours, double? theirs, double flops, string allocated)
+        {
+            string ratio = ours is double o && theirs is double t ? (t / o).ToString("F2", Invariant) + "×" : "—";
+            string gflops = ours is double o2 ? (flops / o2).ToString("F1", Invariant) : "—";
+            string ofPeak = ours is double o3 && peak.TryGetValue(threads, out double p) ? (100 * flops / o3 / p).ToString("F0", Invariant) + "%" : "—";
+            text.AppendLine($"| {config} | {operation} | {threads} | {Time(ours)} | {Time(theirs)} | {ratio} | {gflops} | {ofPeak} | {allocated} |");
+        }
+
+        foreach ((string name, Type model) in new[] { ("Tiny", typeof(TinyGpt)), ("Small", typeof(SmallGpt)), ("Base", typeof(BaseGpt)) })
+        {
+            string config = name.ToLowerInvariant();
+            foreach (int threads in new[] { 1, 2 })
+            {
+                if (Nanoseconds(name, "TrainingStep", threads) is null && Nanoseconds(name, "TorchTrainingStep", threads) is null) continue;
+                Row(config, "training step", threads, Nanoseconds(name, "TrainingStep", threads), Nanoseconds(name, "TorchTrainingStep", threads),
+                    FlopCounts.TrainingStep(model), Allocated(name, "TrainingStep", threads));
+                Row(config, "forward", threads, Nanoseconds(name, "Forward", threads), Nanoseconds(name, "TorchForward", threads),
+                    FlopCounts.Forward(model), Allocated(name, "Forward", threads));
+                Row(config, "decode 1 token", threads, Nanoseconds(name, "DecodeToken", threads), null,
+                    FlopCounts.DecodeToken(model), Allocated(name, "DecodeToken", threads));
+            }
+        }
+        foreach (int size in new[] { 64, 256, 512 })
+            foreach (int threads in new[] { 1, 2 })
+                if (Nanoseconds(nameof(MatMul), nameof(MatMul.Ours), threads, size) is not null)
+                    Row($"matmul {size}³", "y = x·Wᵀ", threads, Nanoseconds(nameof(MatMul), nameof(MatMul.Ours), threads, size),
+                        Nanoseconds(nameof(MatMul), nameof(MatMul.Torch), threads, size), 2.0 * size * size * size,
+                        Allocated(nameof(MatMul), nameof(MatMul.Ours), threads, size));
+        foreach ((int threads, double gflops) in peak.OrderBy(p => p.Key))
+            text.AppendLine($"| peak | Vector512 FMA loop | {threads} | | | | {gflops.ToString("F1", Invariant)} | 100% | |");
+
+        text.AppendLine();
+        text.AppendLine("Two threads against one (time with 1 thread / time with 2):");
+        text.AppendLine();
+        text.AppendLine("| config | operation | ours | libtorch |");
+        text.AppendLine("|---|---|---|---|");
+        foreach (string name in new[] { "Tiny", "Small", "Base" })
+            foreach ((string operation, string ours, string theirs) in new[] { ("training step", "TrainingStep", "TorchTrainingStep"), ("forward", "Forward", "TorchForward"), ("decode 1 token", "DecodeToken", "") })
+                if (Nanoseconds(name, ours, 1) is double o1 && Nanoseconds(name, ours, 2) is double o2)
+                {
+                    string torch = Nanoseconds(name, theirs, 1) is double t1 && Nanoseconds(name, theirs, 2) is double t2 ? (t1 / t2).ToString("F2", Invariant) + "×" : "—";
+                    text.AppendLine($"| {name.ToLowerInvariant()} | {operation} | {(o1 / o2).ToString("F2", Invariant)}× | {torch} |");
+                }
+
+        Summary first = summaries[0];
+        text.AppendLine();
+        text.AppendLine("```");
+        foreach (string line in first.HostEnvironmentInfo.ToFormattedString()) text.AppendLine(line);
+        text.AppendLine("```");
+        return text.ToString();
+    }
+
+    private static string Time(double? nanoseconds) => nanoseconds switch
+    {
+        null => "—",
+        >= 1e6 => (nanoseconds.Value / 1e6).ToString("F2", Invariant) + " ms",
+        >= 1e3 => (nanoseconds.Value / 1e3).ToString("F1", Invariant) + " µs",
+        _ => nanoseconds.Value.ToString("F0", Invariant) + " ns",
+    };
+}
