@@ -26,7 +26,7 @@ internal interface IBinaryOperator
 /// The shared loops that drive <see cref="IUnaryOperator"/> and <see cref="IBinaryOperator"/>: they own the length
 /// checks, the choice of vector width and the scalar tail, so an operator only says what happens to one element.
 /// </summary>
-internal static class Elementwise
+internal static partial class Elementwise
 {
     /// <summary>Effectively computes <c>y[i] = TOp(x[i])</c>. <paramref name="y"/> may be <paramref name="x"/> itself.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -130,6 +130,33 @@ public sealed class ParallelKernelTests
 
     [Theory]
     [InlineData(37)]
+    [InlineData(16384)]
+    [InlineData(3 * 16384 + 45)]
+    public void Gelu_forward_and_backward_are_bit_identical_on_any_thread_count(int length)
+    {
+        var rng = new Rng(16);
+        float[] x = TestTensors.Normal(rng, length, 2f), dy = TestTensors.Normal(rng, length), dx0 = TestTensors.Normal(rng, length);
+        (float[] Y, float[] Dx) Run(int threads)
+        {
+            float[] y = new float[length], dx = (float[])dx0.Clone();
+            using (new ThreadSettings(threads))
+            {
+                Activations.GeluForward(x, y);
+                Activations.GeluBackward(dy, x, dx);
+            }
+            return (y, dx);
+        }
+        var expected = Run(1);
+        foreach (int threads in ThreadCounts)
+        {
+            var actual = Run(threads);
+            ThreadSettings.AssertBitIdentical(expected.Y, actual.Y, $"threads={threads} y");
+            ThreadSettings.AssertBitIdentical(expected.Dx, actual.Dx, $"threads={threads} dx");
+        }
+    }
+
+    [Theory]
+    [InlineData(37)]
     [InlineData(65536)]
     [InlineData(3 * 65536 + 45)]
     public void AdamW_update_is_bit_identical_on_any_thread_count(int length)
@@ -165,6 +192,7 @@ public sealed class ParallelKernelTests
         float[] qkv = TestTensors.Normal(rng, batch * seqLen * 3 * c), output = new float[batch * seqLen * c];
         float[] probs = new float[batch * heads * seqLen * seqLen], dQkv = new float[qkv.Length];
         float[] p = TestTensors.Normal(rng, 200_000), g = TestTensors.Normal(rng, p.Length), m = new float[p.Length], v = new float[p.Length];
+        float[] hidden = TestTensors.Normal(rng, 40_000), activated = new float[hidden.Length];
         var coefficients = new AdamWKernel.Coefficients(1f, 0.9f, 0.1f, 0.95f, 0.05f, 1e-6f, 0.3f, 1e-8f);
         void Step()
         {
@@ -173,6 +201,8 @@ public sealed class ParallelKernelTests
             Attention.Forward(qkv, output, probs, batch, seqLen, heads, headDim, causal: true);
             Attention.Backward(output, qkv, probs, dQkv, batch, seqLen, heads, headDim, causal: true);
             AdamWKernel.UpdateSplit(p, g, m, v, coefficients);
+            Activations.GeluForward(hidden, activated);
+            Activations.GeluBackward(activated, hidden, activated);
         }
 
         using (new ThreadSettings(2))
