@@ -64,12 +64,13 @@ namespace TransformerGen.Generator
             WriteConstructor(w);
             WriteBuiltInWeights(w);
             WriteEntryPoints(w);
-            bool infers = !_spec.IsEncoderOnly;
-            foreach (Stage stage in Stages())
+            List<Stage> inference = _spec.IsEncoderOnly ? [] : InferenceStages();
+            foreach (Stage stage in Stages().Union(inference))
             {
-                WriteStage(w, stage, "Forward");
-                WriteStage(w, stage, "Backward");
-                if (infers) WriteStage(w, stage, "Infer");
+                bool trains = _graph.Ops.Any(o => o.Stage == stage);
+                if (trains) WriteStage(w, stage, "Forward");
+                if (trains) WriteStage(w, stage, "Backward");
+                if (inference.Contains(stage)) WriteStage(w, stage, "Infer");
             }
             w.Close();
 
@@ -87,11 +88,14 @@ namespace TransformerGen.Generator
         /// <summary>Every stage, in forward order.</summary>
         private List<Stage> Stages() => _graph.Ops.Select(o => o.Stage).Distinct().ToList();
 
+        /// <summary>Every stage that has work at inference, in forward order (the encoder's output stage may hold only the cross-attention keys and values).</summary>
+        private List<Stage> InferenceStages() => _graph.Ops.Select(o => o.InferenceStage).Distinct().ToList();
+
         /// <summary>The stages cached inference runs per new decoder token (all of a decoder-only model's).</summary>
-        private List<Stage> DecodeStages() => Stages().Where(s => _spec.IsDecoderOnly || !s.IsEncoderSide).ToList();
+        private List<Stage> DecodeStages() => InferenceStages().Where(s => _spec.IsDecoderOnly || !s.IsEncoderSide).ToList();
 
         /// <summary>The stages that run once per source at inference (encoder–decoder only).</summary>
-        private List<Stage> EncodeStages() => _spec.IsEncoderDecoder ? Stages().Where(s => s.IsEncoderSide).ToList() : [];
+        private List<Stage> EncodeStages() => _spec.IsEncoderDecoder ? InferenceStages().Where(s => s.IsEncoderSide).ToList() : [];
 
         private string Describe()
         {

@@ -13,10 +13,11 @@ namespace TransformerGen;
 public abstract class Seq2SeqModel : TransformerModel
 {
     private readonly int[] _one = new int[1];
+    private readonly float[] _choice;
     private int _sourceLength, _decoderLength;
 
     /// <summary>Allocates every buffer and initializes the parameters from <paramref name="seed"/>.</summary>
-    protected Seq2SeqModel(ModelLayout layout, ulong seed) : base(layout, seed) { }
+    protected Seq2SeqModel(ModelLayout layout, ulong seed) : base(layout, seed) => _choice = new float[layout.TargetVocab];
 
     /// <summary>Positions held in the decoder's key/value cache.</summary>
     public int DecoderCacheLength => _decoderLength;
@@ -66,8 +67,9 @@ public abstract class Seq2SeqModel : TransformerModel
 
     /// <summary>
     /// Decodes <paramref name="source"/> token by token with the caches: greedy (the most likely token) when
-    /// <paramref name="sampler"/> is null, else drawn by it. Stops at the end token (not written) or when
-    /// <paramref name="output"/> or the target length is full. Returns the number of tokens written.
+    /// <paramref name="sampler"/> is null, else drawn by it. The padding and begin tokens are never produced.
+    /// Stops at the end token (not written) or when <paramref name="output"/> or the target length is full.
+    /// Returns the number of tokens written. Allocates nothing.
     /// </summary>
     public int Translate(ReadOnlySpan<int> source, Span<int> output, Sampler? sampler = null)
     {
@@ -77,7 +79,7 @@ public abstract class Seq2SeqModel : TransformerModel
         while (count < limit)
         {
             _one[0] = token;
-            ReadOnlySpan<float> logits = Append(_one);
+            ReadOnlySpan<float> logits = Choosable(Append(_one));
             token = sampler is null ? ArgMax(logits) : sampler.Sample(logits);
             if (token == Layout.EosToken) break;
             output[count++] = token;
@@ -112,7 +114,7 @@ public abstract class Seq2SeqModel : TransformerModel
             {
                 (int[] tokens, int length, double logProb) = beams[b];
                 ResetDecoder();
-                LogSoftmax(Append(tokens.AsSpan(0, length + 1)), logProbs);
+                LogSoftmax(Choosable(Append(tokens.AsSpan(0, length + 1))), logProbs);
                 foreach (int token in TopK(logProbs, beamWidth))
                     candidates.Add((b, token, logProb + logProbs[token]));
             }
@@ -139,6 +141,15 @@ public abstract class Seq2SeqModel : TransformerModel
         if (best is null) return 0;
         best.Value.Tokens.AsSpan(1, best.Value.Length).CopyTo(output);
         return best.Value.Length;
+    }
+
+    /// <summary>The logits with the padding and begin tokens ruled out: decoding never emits them.</summary>
+    private ReadOnlySpan<float> Choosable(ReadOnlySpan<float> logits)
+    {
+        logits.CopyTo(_choice);
+        if (Layout.PadToken >= 0) _choice[Layout.PadToken] = float.NegativeInfinity;
+        if (Layout.BosToken >= 0) _choice[Layout.BosToken] = float.NegativeInfinity;
+        return _choice;
     }
 
     private static int ArgMax(ReadOnlySpan<float> values)
