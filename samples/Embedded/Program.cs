@@ -16,8 +16,6 @@ namespace EmbeddedSample;
 /// </summary>
 public static class Program
 {
-    private const string Weights = "TinyLm.safetensors";
-
     private sealed record Options(string Prompt, int Length, float Temperature, int TopK, ulong Seed);
 
     public static int Main(string[] args)
@@ -35,14 +33,8 @@ public static class Program
             return 2;
         }
 
-        using Stream weights = typeof(Program).Assembly.GetManifestResourceStream(Weights)
-            ?? throw new InvalidOperationException($"the program was built without its resource {Weights}");
-        IReadOnlyDictionary<string, string> metadata = SafeTensors.ReadMetadata(weights, Weights);
-        if (!metadata.TryGetValue("alphabet", out string? alphabet))
-            throw new InvalidDataException($"{Weights} has no 'alphabet' in its metadata");
-        CharTokenizer tokenizer = CharTokenizer.FromAlphabet(alphabet);
-        var model = new TinyLm();
-        model.Load(weights, Weights);
+        CharTokenizer tokenizer = CharTokenizer.FromAlphabet(BuiltInAlphabet());
+        TinyLm model = TinyLm.FromBuiltInWeights();
 
         var prompt = new int[options.Prompt.Length];
         try
@@ -74,6 +66,17 @@ public static class Program
             $"tokens_per_s={options.Length / generation.TotalSeconds:F0} ({options.Length} tokens after a {options.Prompt.Length}-character prompt in {generation.TotalMilliseconds:F1} ms)"));
         Console.WriteLine($"runtime={RuntimeText()} simd={SimdText()}");
         return 0;
+    }
+
+    /// <summary>The tokenizer's characters, which samples/TinyLm saved in the checkpoint's metadata.</summary>
+    private static string BuiltInAlphabet()
+    {
+        using Stream weights = typeof(TinyLm).Assembly.GetManifestResourceStream(TinyLm.Weights)
+            ?? throw new InvalidOperationException($"the program was built without its resource {TinyLm.Weights}");
+        IReadOnlyDictionary<string, string> metadata = SafeTensors.ReadMetadata(weights, TinyLm.Weights);
+        return metadata.TryGetValue("alphabet", out string? alphabet)
+            ? alphabet
+            : throw new InvalidDataException($"{TinyLm.Weights} has no 'alphabet' in its metadata");
     }
 
     private static Sampler NewSampler(Options options) =>
