@@ -15,8 +15,9 @@ namespace TransformerGen;
 public abstract class TransformerModel : ITrainableParameters
 {
     private readonly ModelLayout _layout;
-    private readonly float[] _parameters, _gradients, _activations, _activationGradients, _constants;
-    private readonly float[] _inference, _keyValues, _scores;
+    // Aligned so that every tensor of the memory plan starts on a cache line (see AlignedBuffer).
+    private readonly AlignedBuffer _parameters, _gradients, _activations, _activationGradients, _constants;
+    private readonly AlignedBuffer _inference, _keyValues, _scores;
     private readonly int[] _tokens, _targets, _decoderTokens;
     private readonly byte[] _tokenPadding, _decoderPadding;
     private bool _forwardDone;
@@ -25,14 +26,14 @@ public abstract class TransformerModel : ITrainableParameters
     protected TransformerModel(ModelLayout layout, ulong seed)
     {
         _layout = layout ?? throw new ArgumentNullException(nameof(layout));
-        _parameters = new float[layout.ParameterCount];
-        _gradients = new float[layout.ParameterCount];
-        _activations = new float[layout.ActivationCount];
-        _activationGradients = new float[layout.ActivationCount];
-        _constants = new float[layout.ConstantCount];
-        _inference = new float[layout.InferenceCount];
-        _keyValues = new float[layout.KeyValueCount];
-        _scores = new float[Math.Max(layout.SeqLen, layout.DecoderSeqLen)];
+        _parameters = new AlignedBuffer(layout.ParameterCount);
+        _gradients = new AlignedBuffer(layout.ParameterCount);
+        _activations = new AlignedBuffer(layout.ActivationCount);
+        _activationGradients = new AlignedBuffer(layout.ActivationCount);
+        _constants = new AlignedBuffer(layout.ConstantCount);
+        _inference = new AlignedBuffer(layout.InferenceCount);
+        _keyValues = new AlignedBuffer(layout.KeyValueCount);
+        _scores = new AlignedBuffer(Math.Max(layout.SeqLen, layout.DecoderSeqLen));
         _tokens = new int[layout.TokensPerStep];
         _targets = new int[layout.TargetLength];
         bool seq2seq = layout.Architecture == Architecture.EncoderDecoder;
@@ -52,10 +53,10 @@ public abstract class TransformerModel : ITrainableParameters
     public ulong Seed { get; }
 
     /// <inheritdoc />
-    public Span<float> Parameters => _parameters;
+    public Span<float> Parameters => _parameters.Span;
 
     /// <inheritdoc />
-    public Span<float> Gradients => _gradients;
+    public Span<float> Gradients => _gradients.Span;
 
     /// <inheritdoc />
     public IReadOnlyList<ParameterTensor> ParameterTensors => _layout.Tensors;
@@ -64,7 +65,7 @@ public abstract class TransformerModel : ITrainableParameters
     public bool Training { get; set; } = true;
 
     /// <summary>The logits of the last <see cref="Forward"/>: <c>[targets, target vocabulary]</c> (for a classifier, <c>[Batch, Classes]</c>).</summary>
-    public ReadOnlySpan<float> Logits => _activations.AsSpan(_layout.LogitsOffset, _layout.LogitsLength);
+    public ReadOnlySpan<float> Logits => _activations.Span.Slice(_layout.LogitsOffset, _layout.LogitsLength);
 
     /// <summary>
     /// The attention probabilities <c>[Batch, Heads, queries, keys]</c> of the last <see cref="Forward"/> in the
@@ -74,7 +75,7 @@ public abstract class TransformerModel : ITrainableParameters
     public ReadOnlySpan<float> AttentionMap(string name)
     {
         foreach (ActivationTensor t in _layout.AttentionMaps)
-            if (t.Name == name) return _activations.AsSpan(t.Offset, t.Length);
+            if (t.Name == name) return _activations.Span.Slice(t.Offset, t.Length);
         var names = new List<string>();
         foreach (ActivationTensor t in _layout.AttentionMaps) names.Add(t.Name);
         throw new ArgumentException($"{_layout.Name} has no attention map '{name}'; it has: {string.Join(", ", names)}", nameof(name));
@@ -155,12 +156,12 @@ public abstract class TransformerModel : ITrainableParameters
     {
         if (!_forwardDone) throw new InvalidOperationException($"{_layout.Name}.Backward needs a Forward first (each Forward allows one Backward)");
         _forwardDone = false;
-        Array.Clear(_activationGradients);
+        _activationGradients.Span.Clear();
         BackwardCore();
     }
 
     /// <summary>Sets every gradient to zero.</summary>
-    public void ZeroGrad() => Array.Clear(_gradients);
+    public void ZeroGrad() => _gradients.Span.Clear();
 
     /// <summary>
     /// One whole training step: forward, zeroed gradients, backward, optional clipping by global norm, and the
@@ -172,7 +173,7 @@ public abstract class TransformerModel : ITrainableParameters
         float loss = Forward(tokens, targets);
         ZeroGrad();
         Backward();
-        if (maxGradientNorm > 0f) GradientClipping.ClipByGlobalNorm(_gradients, maxGradientNorm);
+        if (maxGradientNorm > 0f) GradientClipping.ClipByGlobalNorm(_gradients.Span, maxGradientNorm);
         optimizer.Step();
         return loss;
     }
@@ -187,14 +188,14 @@ public abstract class TransformerModel : ITrainableParameters
         var header = new Dictionary<string, string> { ["format"] = "pt", ["model"] = _layout.Name };
         if (metadata is not null)
             foreach (KeyValuePair<string, string> entry in metadata) header[entry.Key] = entry.Value;
-        SafeTensors.Save(path, _layout.Tensors, _parameters, header);
+        SafeTensors.Save(path, _layout.Tensors, _parameters.Span, header);
     }
 
     /// <summary>Reads parameters from a safetensors file; every name and shape must match this model.</summary>
     /// <exception cref="System.IO.InvalidDataException">Names, shapes or the file itself do not match; the message says which.</exception>
     public void Load(string path)
     {
-        SafeTensors.Load(path, _layout.Tensors, _parameters);
+        SafeTensors.Load(path, _layout.Tensors, _parameters.Span);
         OnParametersReplaced();
     }
 
@@ -209,7 +210,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="ArgumentException">The stream cannot read or seek.</exception>
     public void Load(System.IO.Stream stream, string? name = null)
     {
-        SafeTensors.Load(stream, _layout.Tensors, _parameters, name);
+        SafeTensors.Load(stream, _layout.Tensors, _parameters.Span, name);
         OnParametersReplaced();
     }
 
@@ -225,7 +226,7 @@ public abstract class TransformerModel : ITrainableParameters
     protected abstract void BackwardCore();
 
     /// <summary>The next-token logits <c>[target vocabulary]</c> that the last inference pass wrote.</summary>
-    protected ReadOnlySpan<float> InferenceLogits => _inference.AsSpan(_layout.InferenceLogitsOffset, _layout.TargetVocab);
+    protected ReadOnlySpan<float> InferenceLogits => _inference.Span.Slice(_layout.InferenceLogitsOffset, _layout.TargetVocab);
 
     private static void MarkPadding(ReadOnlySpan<int> tokens, int pad, Span<byte> padding)
     {
@@ -245,21 +246,21 @@ public abstract class TransformerModel : ITrainableParameters
     }
 
     /// <summary>Parameters, laid out as <see cref="ParameterTensors"/>.</summary>
-    protected Span<float> ParameterBuffer => _parameters;
+    protected Span<float> ParameterBuffer => _parameters.Span;
     /// <summary>Parameter gradients, same layout.</summary>
-    protected Span<float> GradientBuffer => _gradients;
+    protected Span<float> GradientBuffer => _gradients.Span;
     /// <summary>The training workspace: activations kept for the backward pass.</summary>
-    protected Span<float> ActivationBuffer => _activations;
+    protected Span<float> ActivationBuffer => _activations.Span;
     /// <summary>Gradients of the activations, same layout as <see cref="ActivationBuffer"/>.</summary>
-    protected Span<float> ActivationGradientBuffer => _activationGradients;
+    protected Span<float> ActivationGradientBuffer => _activationGradients.Span;
     /// <summary>Fixed tables computed once (sinusoids, rotary angles).</summary>
-    protected Span<float> ConstantBuffer => _constants;
+    protected Span<float> ConstantBuffer => _constants.Span;
     /// <summary>The inference workspace of one sequence.</summary>
-    protected Span<float> InferenceBuffer => _inference;
+    protected Span<float> InferenceBuffer => _inference.Span;
     /// <summary>The key/value cache: per layer, keys then values, <c>[SeqLen, DModel]</c> each.</summary>
-    protected Span<float> KeyValueBuffer => _keyValues;
+    protected Span<float> KeyValueBuffer => _keyValues.Span;
     /// <summary>Scratch for one query's attention scores in cached decoding.</summary>
-    protected Span<float> ScoreBuffer => _scores;
+    protected Span<float> ScoreBuffer => _scores.Span;
     /// <summary>The token ids of the last <see cref="Forward"/>.</summary>
     protected ReadOnlySpan<int> Tokens => _tokens;
     /// <summary>The targets of the last <see cref="Forward"/>, padding turned into ignored (-1).</summary>
@@ -292,7 +293,7 @@ public abstract class TransformerModel : ITrainableParameters
         var rng = new Rng(seed);
         foreach (ParameterTensor t in _layout.Tensors)
         {
-            Span<float> values = _parameters.AsSpan(t.Offset, t.Length);
+            Span<float> values = _parameters.Span.Slice(t.Offset, t.Length);
             switch (t.Init)
             {
                 case WeightInit.Zeros: values.Clear(); break;

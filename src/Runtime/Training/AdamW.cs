@@ -33,8 +33,9 @@ namespace TransformerGen;
 public sealed class AdamW : IOptimizer
 {
     private readonly ITrainableParameters _model;
-    private readonly float[] _firstMoment;
-    private readonly float[] _secondMoment;
+    // Aligned like the model's buffers, so the update's vector loads of all four buffers start on cache lines.
+    private readonly AlignedBuffer _firstMoment;
+    private readonly AlignedBuffer _secondMoment;
     private readonly DecayRun[] _runs;
     private float _learningRate;
 
@@ -68,8 +69,8 @@ public sealed class AdamW : IOptimizer
         int length = model.Parameters.Length;
         if (model.Gradients.Length != length)
             throw new ArgumentException($"the gradient buffer has {model.Gradients.Length} floats but the parameter buffer has {length}", nameof(model));
-        _firstMoment = new float[length];
-        _secondMoment = new float[length];
+        _firstMoment = new AlignedBuffer(length);
+        _secondMoment = new AlignedBuffer(length);
         _runs = DecayRun.Build(model.ParameterTensors, length, decayVectors);
     }
 
@@ -107,8 +108,9 @@ public sealed class AdamW : IOptimizer
     {
         Span<float> parameters = _model.Parameters;
         ReadOnlySpan<float> gradients = _model.Gradients;
-        if (parameters.Length != _firstMoment.Length || gradients.Length != _firstMoment.Length)
-            throw new InvalidOperationException($"the model's buffers changed size: {parameters.Length} parameters and {gradients.Length} gradients, but the optimizer was built for {_firstMoment.Length}");
+        Span<float> firstMoment = _firstMoment.Span, secondMoment = _secondMoment.Span;
+        if (parameters.Length != firstMoment.Length || gradients.Length != firstMoment.Length)
+            throw new InvalidOperationException($"the model's buffers changed size: {parameters.Length} parameters and {gradients.Length} gradients, but the optimizer was built for {firstMoment.Length}");
 
         long t = ++StepCount;
         double biasCorrection1 = 1.0 - Math.Pow(Beta1, t);
@@ -129,8 +131,8 @@ public sealed class AdamW : IOptimizer
             AdamWKernel.UpdateSplit(
                 parameters.Slice(run.Start, run.Length),
                 gradients.Slice(run.Start, run.Length),
-                _firstMoment.AsSpan(run.Start, run.Length),
-                _secondMoment.AsSpan(run.Start, run.Length),
+                firstMoment.Slice(run.Start, run.Length),
+                secondMoment.Slice(run.Start, run.Length),
                 run.Decay ? coefficients : noDecay);
         }
     }
@@ -138,8 +140,8 @@ public sealed class AdamW : IOptimizer
     /// <summary>Zeroes both moments and <see cref="StepCount"/>, as if the optimizer were new.</summary>
     public void Reset()
     {
-        Array.Clear(_firstMoment);
-        Array.Clear(_secondMoment);
+        _firstMoment.Span.Clear();
+        _secondMoment.Span.Clear();
         StepCount = 0;
     }
 
