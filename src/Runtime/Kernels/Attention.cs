@@ -5,33 +5,53 @@ using System.Runtime.CompilerServices;
 namespace TransformerGen.Kernels;
 
 /// <summary>
-/// Multi-head scaled dot-product self-attention on a packed QKV tensor (the output of one linear layer of width 3C),
-/// as PyTorch's <c>nn.MultiheadAttention</c> computes it between its in- and out-projections:
-/// <c>out_h = softmax(Q_h·K_hᵀ/√headDim [+ causal mask])·V_h</c>, heads concatenated.
+/// Multi-head scaled dot-product attention, as PyTorch's <c>nn.MultiheadAttention</c> computes it between its in- and
+/// out-projections: <c>out_h = softmax(Q_h·K_hᵀ/√headDim + mask)·V_h</c>, heads concatenated. Self-attention on a
+/// packed Q | K | V tensor, the general form (queries and keys/values from different tensors, key padding, causal and
+/// windowed masks) for encoders and cross-attention, and single-sequence inference against cached keys and values.
 /// </summary>
 /// <remarks>
 /// <para>
-/// Layout: <c>qkv[batch, seqLen, 3C]</c> holds Q | K | V, C = heads·headDim, and head h uses columns
-/// <c>h·headDim … (h+1)·headDim − 1</c> within each of Q, K and V. The output is <c>[batch, seqLen, C]</c>.
-/// The probabilities <c>[batch, heads, seqLen, seqLen]</c> are kept for backward.
+/// Layout: activations are row-major <c>[rows, channels]</c>; C = heads·headDim, and head h uses columns
+/// <c>h·headDim … (h+1)·headDim − 1</c> of every Q, K and V row. Q, K and V rows may be wider than C (a row stride), so
+/// they can be column slices of one packed buffer. The output is <c>[batch, queryLen, C]</c>; the probabilities
+/// <c>[batch, heads, queryLen, keyLen]</c> are kept for backward.
 /// </para>
 /// <para>
-/// Each (sequence, head) is a few small matrix products on strided views of the packed tensors, run by
-/// <see cref="MatMul"/>'s register-blocked kernels (a head row is too short, 32–64 floats, for per-row library calls
-/// to be anything but call overhead). Causal attention skips the key blocks that no query of a row block sees.
+/// Masks: key j is visible to query i iff it is not padding, <c>!causal || j ≤ i</c>, and
+/// <c>window == 0 || |i − j| ≤ window</c>. Apart from padding the visible keys are one range <c>[lo(i), hi(i))</c> whose
+/// ends never decrease with i; padding at either end of a sequence is trimmed off that range once per sequence, and
+/// padding inside it is masked with −∞ before the softmax (exp(−∞) is exactly 0). A query that sees no key at all gets
+/// output 0 and probabilities 0. <c>nn.MultiheadAttention</c>'s explicit softmax gives NaN there, the softmax of an all
+/// −∞ row (pytorch/pytorch#40932, #41508); 0 keeps training finite, and since every probability of such a row is 0
+/// its backward contributes nothing.
+/// </para>
+/// <para>
+/// Each (sequence, head) is a few small matrix products on strided views, run by <see cref="MatMul"/>'s
+/// register-blocked kernels (a head row is too short, 8–64 floats, for per-row library calls to be anything but call
+/// overhead). Forward takes blocks of query rows and multiplies only over the keys some row of the block sees, so causal
+/// attention skips the keys in the future of a block and windowed attention costs O(window·n·d) (restricted
+/// self-attention, Vaswani et al. 2017, "Attention Is All You Need", §4 and Table 1).
+/// Backward reads the masks back from the probabilities: an entry that is 0 adds nothing to any gradient
+/// (dS = P ⊙ …, dV += Pᵀ·dO), so it needs neither the padding nor the mask flags, and skips each query's leading and
+/// trailing zeros the same way.
 /// </para>
 /// </remarks>
-public static unsafe class Attention
+public static unsafe partial class Attention
 {
     // Query rows per block in forward: causal attention computes scores only up to the block's last row.
     private const int QueryBlock = 16;
 
-    // Backward keeps the dP/dS rows of a chunk of queries, [rows, seqLen], on the stack: 16 KiB.
+    // Most query rows per backward chunk, and the stack scratch that holds their dP/dS rows [rows, keys]: 16 KiB.
+    private const int BackwardChunkRows = 32;
     private const int BackwardScratchFloats = 4096;
 
+    // ---------------------------------------------------------------- packed self-attention (training)
+
     /// <summary>
-    /// Computes the attention output and saves the attention probabilities. Causal: query t sees keys 0…t, and the
-    /// probabilities above the diagonal are written as 0. Overwrites <paramref name="output"/> and <paramref name="probabilities"/>.
+    /// Self-attention on packed queries, keys and values: computes the output and saves the attention probabilities.
+    /// Causal: query t sees keys 0…t, and the probabilities above the diagonal are written as 0. Overwrites
+    /// <paramref name="output"/> and <paramref name="probabilities"/>.
     /// </summary>
     /// <param name="qkv">Packed queries, keys and values <c>[batch, seqLen, 3·heads·headDim]</c>.</param>
     /// <param name="output">Heads concatenated <c>[batch, seqLen, heads·headDim]</c>.</param>
@@ -49,46 +69,13 @@ public static unsafe class Attention
         SpanChecks.Length(output.Length, (long)batch * seqLen * c, nameof(output));
         SpanChecks.Length(probabilities.Length, (long)batch * heads * seqLen * seqLen, nameof(probabilities));
 
-        float scale = 1f / MathF.Sqrt(headDim);
-        int rowStride = 3 * c;
-        SimdPath path = Simd.Best;
         fixed (float* pQkv = qkv, pOut = output, pProbs = probabilities)
-        {
-            for (int b = 0; b < batch; b++)
-            {
-                for (int h = 0; h < heads; h++)
-                {
-                    float* query = pQkv + (nint)b * seqLen * rowStride + h * headDim;    // [seqLen, headDim], rows rowStride apart
-                    float* key = query + c;
-                    float* value = query + 2 * c;
-                    float* probs = pProbs + ((nint)b * heads + h) * seqLen * seqLen;   // [seqLen, seqLen]
-                    float* outHead = pOut + (nint)b * seqLen * c + h * headDim;       // [seqLen, headDim], rows c apart
-
-                    for (int t0 = 0; t0 < seqLen; t0 += QueryBlock)
-                    {
-                        int rows = Math.Min(QueryBlock, seqLen - t0);
-                        int keys = causal ? t0 + rows : seqLen;
-                        // QueryKeyScores[t, s] = q_t · k_s (scaled inside the softmax below).
-                        MatMul.ForwardStrided(query + (nint)t0 * rowStride, rowStride, key, rowStride, null, probs + (nint)t0 * seqLen, seqLen, rows, headDim, keys, path);
-                        for (int t = t0; t < t0 + rows; t++)
-                        {
-                            Span<float> row = new(probs + (nint)t * seqLen, seqLen);
-                            int visible = causal ? t + 1 : seqLen;
-                            Softmax.Row(row.Slice(0, visible), row.Slice(0, visible), scale);
-                            row.Slice(visible).Clear();
-                            new Span<float>(outHead + (nint)t * c, headDim).Clear();
-                        }
-                        // out[t, :] = Σ_s P[t, s] · v_s
-                        MatMul.AccumulateProduct(probs + (nint)t0 * seqLen, seqLen, 1, value, rowStride, outHead + (nint)t0 * c, c, rows, keys, headDim, path);
-                    }
-                }
-            }
-        }
+            ForwardCore(pQkv, 3 * c, pQkv + c, pQkv + 2 * c, 3 * c, null, pOut, pProbs, saveProbabilities: true, batch, seqLen, seqLen, heads, headDim, 0, causal, window: 0);
     }
 
     /// <summary>
-    /// Accumulates into <paramref name="dQkv"/> the gradients of <see cref="Forward"/> with respect to Q, K and V.
-    /// With P the probabilities, dO the output gradient and dP = dO·Vᵀ:
+    /// Accumulates into <paramref name="dQkv"/> the gradients of the packed <see cref="Forward(ReadOnlySpan{float}, Span{float}, Span{float}, int, int, int, int, bool)"/>
+    /// with respect to Q, K and V. With P the probabilities, dO the output gradient and dP = dO·Vᵀ:
     /// <c>dV += Pᵀ·dO</c>, <c>dS[t,s] = P[t,s]·(dP[t,s] − Σ_s' P[t,s']·dP[t,s'])/√headDim</c>, <c>dQ += dS·K</c>, <c>dK += dSᵀ·Q</c>.
     /// </summary>
     /// <param name="dOutput">Gradient of the output <c>[batch, seqLen, heads·headDim]</c>.</param>
@@ -99,7 +86,7 @@ public static unsafe class Attention
     /// <param name="seqLen">Tokens per sequence.</param>
     /// <param name="heads">Attention heads.</param>
     /// <param name="headDim">Channels per head.</param>
-    /// <param name="causal">As given to forward.</param>
+    /// <param name="causal">As given to forward; not needed, since the probabilities are 0 wherever the mask was.</param>
     [SkipLocalsInit] // the scratch is written before it is read; zeroing 16 KiB per call would be wasted
     public static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> qkv, ReadOnlySpan<float> probabilities, Span<float> dQkv, int batch, int seqLen, int heads, int headDim, bool causal)
     {
@@ -107,8 +94,8 @@ public static unsafe class Attention
         Backward(dOutput, qkv, probabilities, dQkv, batch, seqLen, heads, headDim, causal, scratch);
     }
 
-    /// <summary>Backward with the dP/dS scratch given: whole query rows of it are used, and with less than one row
-    /// (seqLen &gt; scratch length) the row-at-a-time form runs instead. Tests pass small scratches to cover both.</summary>
+    /// <summary>Packed backward with the dP/dS scratch given: whole query rows of it are used, and with less than one
+    /// row (seqLen &gt; scratch length) the row-at-a-time form runs instead. Tests pass small scratches to cover both.</summary>
     internal static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> qkv, ReadOnlySpan<float> probabilities, Span<float> dQkv, int batch, int seqLen, int heads, int headDim, bool causal, Span<float> scratch)
     {
         CheckSizes(batch, seqLen, heads, headDim);
@@ -117,116 +104,118 @@ public static unsafe class Attention
         SpanChecks.Length(qkv.Length, (long)batch * seqLen * 3 * c, nameof(qkv));
         SpanChecks.Length(probabilities.Length, (long)batch * heads * seqLen * seqLen, nameof(probabilities));
         SpanChecks.Length(dQkv.Length, (long)batch * seqLen * 3 * c, nameof(dQkv));
-        if (seqLen == 0) return;
 
-        int chunk = Math.Min(seqLen, scratch.Length / seqLen);
-        if (chunk >= 4) chunk &= ~3; // whole 4-row blocks for the kernels
-        if (chunk == 0)
-        {
-            BackwardRowwise(dOutput, qkv, probabilities, dQkv, batch, seqLen, heads, headDim, causal);
-            return;
-        }
-
-        float scale = 1f / MathF.Sqrt(headDim);
-        int rowStride = 3 * c;
-        SimdPath path = Simd.Best;
         fixed (float* pDOut = dOutput, pQkv = qkv, pProbs = probabilities, pDQkv = dQkv, pScratch = scratch)
-        {
-            for (int b = 0; b < batch; b++)
-            {
-                for (int h = 0; h < heads; h++)
-                {
-                    nint headOffset = (nint)b * seqLen * rowStride + h * headDim;
-                    float* query = pQkv + headOffset, key = query + c, value = query + 2 * c;
-                    float* dQuery = pDQkv + headOffset, dKey = dQuery + c, dValue = dQuery + 2 * c;
-                    float* probs = pProbs + ((nint)b * heads + h) * seqLen * seqLen;
-                    float* dOut = pDOut + (nint)b * seqLen * c + h * headDim;
-
-                    // dV[s, :] += Σ_t P[t, s]·dO[t, :]; causal P[t, s] is zero for t < s, so those t are skipped.
-                    for (int s0 = 0; s0 < seqLen; s0 += QueryBlock)
-                    {
-                        int rows = Math.Min(QueryBlock, seqLen - s0);
-                        int t0 = causal ? s0 : 0;
-                        MatMul.AccumulateProduct(probs + (nint)t0 * seqLen + s0, 1, seqLen, dOut + (nint)t0 * c, c, dValue + (nint)s0 * rowStride, rowStride, rows, seqLen - t0, headDim, path);
-                    }
-
-                    for (int t0 = 0; t0 < seqLen; t0 += chunk)
-                    {
-                        int rows = Math.Min(chunk, seqLen - t0);
-                        int keys = causal ? t0 + rows : seqLen;
-                        float* dScores = pScratch; // [rows, keys]
-                        // dP[t, s] = dO_t · v_s
-                        MatMul.ForwardStrided(dOut + (nint)t0 * c, c, value, rowStride, null, dScores, keys, rows, headDim, keys, path);
-                        for (int r = 0; r < rows; r++)
-                        {
-                            // dS = P ⊙ (dP − Σ P·dP) / √headDim, in place; masked entries have P = 0 and stay 0.
-                            ReadOnlySpan<float> p = new(probs + (nint)(t0 + r) * seqLen, keys);
-                            Span<float> d = new(dScores + (nint)r * keys, keys);
-                            float weighted = TensorPrimitives.Dot(p, d);
-                            TensorPrimitives.Subtract(d, weighted, d);
-                            TensorPrimitives.Multiply(d, p, d);
-                            TensorPrimitives.Multiply(d, scale, d);
-                        }
-                        // dQ[t, :] += Σ_s dS[t, s]·k_s
-                        MatMul.AccumulateProduct(dScores, keys, 1, key, rowStride, dQuery + (nint)t0 * rowStride, rowStride, rows, keys, headDim, path);
-                        // dK[s, :] += Σ_t dS[t, s]·q_t
-                        MatMul.AccumulateProduct(dScores, 1, keys, query + (nint)t0 * rowStride, rowStride, dKey, rowStride, keys, rows, headDim, path);
-                    }
-                }
-            }
-        }
+            BackwardSequences(pDOut, pQkv, 3 * c, pQkv + c, pQkv + 2 * c, 3 * c, pProbs, pDQkv, pDQkv + c, pDQkv + 2 * c,
+                batch, seqLen, seqLen, heads, headDim, pScratch, scratch.Length);
     }
 
-    // One query row at a time with library calls, needing no scratch; for sequences longer than the stack scratch.
-    private static void BackwardRowwise(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> qkv, ReadOnlySpan<float> probabilities, Span<float> dQkv, int batch, int seqLen, int heads, int headDim, bool causal)
+    // ---------------------------------------------------------------- general attention (training)
+
+    /// <summary>
+    /// Multi-head attention of queries from one tensor over keys and values from possibly another (self-attention with
+    /// padding, windowed self-attention, encoder–decoder cross-attention). Key j is visible to query i iff
+    /// <paramref name="keyPadding"/> is empty or <c>keyPadding[b·keyLen + j] == 0</c>, and <c>!causal || j ≤ i</c>, and
+    /// <c>window == 0 || |i − j| ≤ window</c>. Scores are scaled by 1/√headDim. A query that sees no key gets output 0
+    /// and probabilities 0 (PyTorch would give NaN). Overwrites <paramref name="output"/> and
+    /// <paramref name="probabilities"/>; with a window only the visible keys are multiplied, O(window·queryLen·headDim)
+    /// per head. <paramref name="output"/> must not overlap the inputs.
+    /// </summary>
+    /// <param name="q">Queries <c>[batch, queryLen, qStride]</c>; the first C = heads·headDim columns of each row are used.</param>
+    /// <param name="qStride">Distance between query rows, at least C (3C for a packed Q | K | V tensor).</param>
+    /// <param name="k">Keys <c>[batch, keyLen, kvStride]</c>, first C columns of each row.</param>
+    /// <param name="v">Values <c>[batch, keyLen, kvStride]</c>, first C columns of each row (may be a slice of the buffer <paramref name="k"/> is in).</param>
+    /// <param name="kvStride">Distance between key rows and between value rows, at least C.</param>
+    /// <param name="keyPadding">Key padding <c>[batch, keyLen]</c>, nonzero = padding, or empty for none.</param>
+    /// <param name="output">Heads concatenated <c>[batch, queryLen, C]</c>.</param>
+    /// <param name="probabilities">Saved attention probabilities <c>[batch, heads, queryLen, keyLen]</c>, 0 where masked.</param>
+    /// <param name="batch">Sequences.</param>
+    /// <param name="queryLen">Queries per sequence.</param>
+    /// <param name="keyLen">Keys (and values) per sequence.</param>
+    /// <param name="heads">Attention heads.</param>
+    /// <param name="headDim">Channels per head.</param>
+    /// <param name="causal">Whether query i may only see keys j ≤ i (query and key indices aligned at 0, as in self-attention).</param>
+    /// <param name="window">0 for no window; otherwise query i sees only keys with |i − j| ≤ window.</param>
+    public static void Forward(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
+        ReadOnlySpan<byte> keyPadding, Span<float> output, Span<float> probabilities,
+        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window = 0)
     {
+        CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride);
+        SpanChecks.NonNegative(window, nameof(window));
         int c = heads * headDim;
-        float scale = 1f / MathF.Sqrt(headDim);
-        int rowStride = 3 * c;
-        for (int b = 0; b < batch; b++)
-        {
-            int tokens0 = b * seqLen;
-            for (int h = 0; h < heads; h++)
-            {
-                int qOff = h * headDim, kOff = c + h * headDim, vOff = 2 * c + h * headDim;
-                for (int t = 0; t < seqLen; t++)
-                {
-                    ReadOnlySpan<float> probs = probabilities.Slice(((b * heads + h) * seqLen + t) * seqLen, seqLen);
-                    ReadOnlySpan<float> dOut = dOutput.Slice((tokens0 + t) * c + qOff, headDim);
-                    ReadOnlySpan<float> query = qkv.Slice((tokens0 + t) * rowStride + qOff, headDim);
-                    Span<float> dQuery = dQkv.Slice((tokens0 + t) * rowStride + qOff, headDim);
-                    int visible = causal ? t + 1 : seqLen;
+        SpanChecks.AtLeast(q.Length, StridedLength((long)batch * queryLen, qStride, c), nameof(q));
+        SpanChecks.AtLeast(k.Length, StridedLength((long)batch * keyLen, kvStride, c), nameof(k));
+        SpanChecks.AtLeast(v.Length, StridedLength((long)batch * keyLen, kvStride, c), nameof(v));
+        SpanChecks.LengthOrEmpty(keyPadding.Length, (long)batch * keyLen, nameof(keyPadding));
+        SpanChecks.Length(output.Length, (long)batch * queryLen * c, nameof(output));
+        SpanChecks.Length(probabilities.Length, (long)batch * heads * queryLen * keyLen, nameof(probabilities));
 
-                    // Σ_s P·dP; each dP = dO·v_s is recomputed in the second loop rather than kept in scratch.
-                    float weighted = 0f;
-                    for (int s = 0; s < visible; s++)
-                        weighted += probs[s] * TensorPrimitives.Dot(dOut, qkv.Slice((tokens0 + s) * rowStride + vOff, headDim));
-
-                    for (int s = 0; s < visible; s++)
-                    {
-                        int keyRow = (tokens0 + s) * rowStride;
-                        ReadOnlySpan<float> value = qkv.Slice(keyRow + vOff, headDim);
-                        float p = probs[s];
-                        float dScore = p * (TensorPrimitives.Dot(dOut, value) - weighted) * scale;
-
-                        Span<float> dValue = dQkv.Slice(keyRow + vOff, headDim);
-                        TensorPrimitives.MultiplyAdd(dOut, p, dValue, dValue);
-                        TensorPrimitives.MultiplyAdd(qkv.Slice(keyRow + kOff, headDim), dScore, dQuery, dQuery);
-                        Span<float> dKey = dQkv.Slice(keyRow + kOff, headDim);
-                        TensorPrimitives.MultiplyAdd(query, dScore, dKey, dKey);
-                    }
-                }
-            }
-        }
+        fixed (float* pQ = q, pK = k, pV = v, pOut = output, pProbs = probabilities)
+        fixed (byte* pPad = keyPadding)
+            ForwardCore(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, pOut, pProbs, saveProbabilities: true, batch, queryLen, keyLen, heads, headDim, 0, causal, window);
     }
 
     /// <summary>
+    /// Accumulates the gradients of the general <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int)"/>
+    /// into <paramref name="dq"/>, <paramref name="dk"/> and <paramref name="dv"/> (same formulas as the packed backward).
+    /// The masks are read from <paramref name="probabilities"/> (0 where masked), so none is passed again; a query that
+    /// saw no key contributes nothing.
+    /// </summary>
+    /// <param name="dOutput">Gradient of the output <c>[batch, queryLen, C]</c>.</param>
+    /// <param name="q">The forward queries <c>[batch, queryLen, qStride]</c>.</param>
+    /// <param name="qStride">Distance between query rows (and between <paramref name="dq"/> rows).</param>
+    /// <param name="k">The forward keys <c>[batch, keyLen, kvStride]</c>.</param>
+    /// <param name="v">The forward values <c>[batch, keyLen, kvStride]</c>.</param>
+    /// <param name="kvStride">Distance between key/value rows (and between <paramref name="dk"/>/<paramref name="dv"/> rows).</param>
+    /// <param name="probabilities">Probabilities saved by forward <c>[batch, heads, queryLen, keyLen]</c>.</param>
+    /// <param name="dq">Gradient of the queries, laid out like <paramref name="q"/> (accumulated; only the first C columns of each row are touched).</param>
+    /// <param name="dk">Gradient of the keys, laid out like <paramref name="k"/> (accumulated).</param>
+    /// <param name="dv">Gradient of the values, laid out like <paramref name="v"/> (accumulated). The three may be slices of one buffer with disjoint columns.</param>
+    /// <param name="batch">Sequences.</param>
+    /// <param name="queryLen">Queries per sequence.</param>
+    /// <param name="keyLen">Keys per sequence.</param>
+    /// <param name="heads">Attention heads.</param>
+    /// <param name="headDim">Channels per head.</param>
+    [SkipLocalsInit] // the scratch is written before it is read; zeroing 16 KiB per call would be wasted
+    public static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
+        ReadOnlySpan<float> probabilities, Span<float> dq, Span<float> dk, Span<float> dv,
+        int batch, int queryLen, int keyLen, int heads, int headDim)
+    {
+        Span<float> scratch = stackalloc float[BackwardScratchFloats];
+        Backward(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, scratch);
+    }
+
+    /// <summary>General backward with the dP/dS scratch given (less than one row of it: the row-at-a-time form).</summary>
+    internal static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
+        ReadOnlySpan<float> probabilities, Span<float> dq, Span<float> dk, Span<float> dv,
+        int batch, int queryLen, int keyLen, int heads, int headDim, Span<float> scratch)
+    {
+        CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride);
+        int c = heads * headDim;
+        long queryRows = StridedLength((long)batch * queryLen, qStride, c), keyRows = StridedLength((long)batch * keyLen, kvStride, c);
+        SpanChecks.Length(dOutput.Length, (long)batch * queryLen * c, nameof(dOutput));
+        SpanChecks.AtLeast(q.Length, queryRows, nameof(q));
+        SpanChecks.AtLeast(k.Length, keyRows, nameof(k));
+        SpanChecks.AtLeast(v.Length, keyRows, nameof(v));
+        SpanChecks.Length(probabilities.Length, (long)batch * heads * queryLen * keyLen, nameof(probabilities));
+        SpanChecks.AtLeast(dq.Length, queryRows, nameof(dq));
+        SpanChecks.AtLeast(dk.Length, keyRows, nameof(dk));
+        SpanChecks.AtLeast(dv.Length, keyRows, nameof(dv));
+
+        fixed (float* pDOut = dOutput, pQ = q, pK = k, pV = v, pProbs = probabilities, pDQ = dq, pDK = dk, pDV = dv, pScratch = scratch)
+            BackwardSequences(pDOut, pQ, qStride, pK, pV, kvStride, pProbs, pDQ, pDK, pDV, batch, queryLen, keyLen, heads, headDim, pScratch, scratch.Length);
+    }
+
+    // ---------------------------------------------------------------- inference, one sequence
+
+    /// <summary>
     /// Causal attention of <paramref name="n"/> new tokens of ONE sequence against a key/value cache (inference).
-    /// Query i, at position <c>position0 + i</c>, sees keys <c>0 … position0 + i</c>. Overwrites <paramref name="output"/>.
+    /// Query i, at position <c>position0 + i</c>, sees keys <c>0 … position0 + i</c>, or with a window only the last
+    /// <c>window + 1</c> of them. Overwrites <paramref name="output"/>.
     /// </summary>
     /// <param name="q">Queries <c>[n, qStride]</c>; the first C = heads·headDim columns of each row are used (so a packed QKV row works).</param>
     /// <param name="qStride">Distance between query rows, at least C.</param>
-    /// <param name="keyCache">Keys <c>[maxLen, C]</c>, filled for positions <c>0 … position0 + n − 1</c>.</param>
+    /// <param name="keyCache">Keys <c>[maxLen, C]</c> by absolute position, filled for positions <c>0 … position0 + n − 1</c> (with a window, the positions before the window are not read).</param>
     /// <param name="valueCache">Values <c>[maxLen, C]</c>, filled like <paramref name="keyCache"/>.</param>
     /// <param name="output">Heads concatenated <c>[n, C]</c>.</param>
     /// <param name="scores">Scratch of length at least <c>position0 + n</c>.</param>
@@ -234,42 +223,327 @@ public static unsafe class Attention
     /// <param name="n">New tokens.</param>
     /// <param name="heads">Attention heads.</param>
     /// <param name="headDim">Channels per head.</param>
-    public static void ForwardCached(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> keyCache, ReadOnlySpan<float> valueCache, Span<float> output, Span<float> scores, int position0, int n, int heads, int headDim)
+    /// <param name="window">0 for no window; otherwise the query at position p sees only keys at positions ≥ p − window (as the windowed causal <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int)"/>).</param>
+    public static void ForwardCached(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> keyCache, ReadOnlySpan<float> valueCache, Span<float> output, Span<float> scores, int position0, int n, int heads, int headDim, int window = 0)
     {
         SpanChecks.NonNegative(position0, nameof(position0));
         SpanChecks.NonNegative(n, nameof(n));
         SpanChecks.Positive(heads, nameof(heads));
         SpanChecks.Positive(headDim, nameof(headDim));
+        SpanChecks.NonNegative(window, nameof(window));
         int c = heads * headDim;
-        if (qStride < c) throw new ArgumentOutOfRangeException(nameof(qStride), qStride, $"qStride must be at least heads·headDim = {c}.");
+        CheckStride(qStride, c, nameof(qStride));
         SpanChecks.Length(output.Length, (long)n * c, nameof(output));
         if (n == 0) return;
-        SpanChecks.AtLeast(q.Length, (long)(n - 1) * qStride + c, nameof(q));
+        SpanChecks.AtLeast(q.Length, StridedLength(n, qStride, c), nameof(q));
         int keys = position0 + n;
         SpanChecks.AtLeast(keyCache.Length, (long)keys * c, nameof(keyCache));
         SpanChecks.AtLeast(valueCache.Length, (long)keys * c, nameof(valueCache));
         SpanChecks.AtLeast(scores.Length, keys, nameof(scores));
 
+        // One query row at a time through the one scores row, nothing kept.
+        fixed (float* pQ = q, pKeys = keyCache, pValues = valueCache, pOut = output, pScores = scores)
+            ForwardCore(pQ, qStride, pKeys, pValues, c, null, pOut, pScores, saveProbabilities: false, 1, n, keys, heads, headDim, position0, causal: true, window);
+    }
+
+    /// <summary>
+    /// Cross-attention of <paramref name="n"/> queries of ONE sequence over keys and values computed once per source
+    /// (inference; e.g. the encoder output through the decoder layer's key and value projections). No causal mask; padded
+    /// keys are not seen, and a query that sees no key gets output 0. Overwrites <paramref name="output"/>.
+    /// </summary>
+    /// <param name="q">Queries <c>[n, qStride]</c>; the first C = heads·headDim columns of each row are used.</param>
+    /// <param name="qStride">Distance between query rows, at least C.</param>
+    /// <param name="keys">Keys <c>[keyLen, kvStride]</c>, first C columns of each row.</param>
+    /// <param name="values">Values <c>[keyLen, kvStride]</c>, first C columns of each row (may be a slice of the buffer <paramref name="keys"/> is in, e.g. packed K | V).</param>
+    /// <param name="kvStride">Distance between key rows and between value rows, at least C.</param>
+    /// <param name="keyPadding">Key padding <c>[keyLen]</c>, nonzero = padding, or empty for none.</param>
+    /// <param name="output">Heads concatenated <c>[n, C]</c>.</param>
+    /// <param name="scores">Scratch of length at least <paramref name="keyLen"/>.</param>
+    /// <param name="n">Queries.</param>
+    /// <param name="keyLen">Keys.</param>
+    /// <param name="heads">Attention heads.</param>
+    /// <param name="headDim">Channels per head.</param>
+    public static void ForwardCross(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int kvStride,
+        ReadOnlySpan<byte> keyPadding, Span<float> output, Span<float> scores, int n, int keyLen, int heads, int headDim)
+    {
+        SpanChecks.NonNegative(n, nameof(n));
+        SpanChecks.NonNegative(keyLen, nameof(keyLen));
+        SpanChecks.Positive(heads, nameof(heads));
+        SpanChecks.Positive(headDim, nameof(headDim));
+        int c = heads * headDim;
+        CheckStride(qStride, c, nameof(qStride));
+        CheckStride(kvStride, c, nameof(kvStride));
+        SpanChecks.AtLeast(q.Length, StridedLength(n, qStride, c), nameof(q));
+        SpanChecks.AtLeast(keys.Length, StridedLength(keyLen, kvStride, c), nameof(keys));
+        SpanChecks.AtLeast(values.Length, StridedLength(keyLen, kvStride, c), nameof(values));
+        SpanChecks.LengthOrEmpty(keyPadding.Length, keyLen, nameof(keyPadding));
+        SpanChecks.Length(output.Length, (long)n * c, nameof(output));
+        SpanChecks.AtLeast(scores.Length, keyLen, nameof(scores));
+
+        fixed (float* pQ = q, pKeys = keys, pValues = values, pOut = output, pScores = scores)
+        fixed (byte* pPad = keyPadding)
+            ForwardCore(pQ, qStride, pKeys, pValues, kvStride, keyPadding.IsEmpty ? null : pPad, pOut, pScores, saveProbabilities: false, 1, n, keyLen, heads, headDim, 0, causal: false, window: 0);
+    }
+
+    // ---------------------------------------------------------------- forward core
+
+    /// <summary>
+    /// Attention of every (sequence, head). Query i of a sequence is at position <c>position0 + i</c>. With
+    /// <paramref name="saveProbabilities"/>, <paramref name="probabilities"/> is <c>[batch, heads, queryLen, keyLen]</c>,
+    /// every entry written (0 where masked), and queries go in blocks; without, it is one scratch row that each query
+    /// reuses in turn (inference).
+    /// </summary>
+    /// <remarks>
+    /// One loop nest rather than a call per head: with the per-head body in a method of its own, dynamic PGO left the
+    /// packed forward 15–25% slower than this form, which measures within a few percent of the earlier packed-only kernel.
+    /// </remarks>
+    private static void ForwardCore(float* q, int qStride, float* k, float* v, int kvStride, byte* keyPadding, float* output, float* probabilities,
+        bool saveProbabilities, int batch, int queryLen, int keyLen, int heads, int headDim, int position0, bool causal, int window)
+    {
+        int c = heads * headDim;
+        // A window narrower than a block would multiply mostly masked scores: blocks of about `window` rows keep the
+        // work within (block + 2·window) keys per row, O(window) (at least 4 rows, so the 4-row kernels still apply).
+        int blockRows = !saveProbabilities ? 1 : window > 0 ? Math.Clamp(window & ~3, 4, QueryBlock) : QueryBlock;
+        int probsStride = saveProbabilities ? keyLen : 0;
         float scale = 1f / MathF.Sqrt(headDim);
         SimdPath path = Simd.Best;
-        fixed (float* pQ = q, pKeys = keyCache, pValues = valueCache, pOut = output, pScores = scores)
+        for (int b = 0; b < batch; b++)
         {
-            for (int i = 0; i < n; i++)
+            // Keys outside [keyStart, keyEnd) are padding; interiorPadding, when not null, marks padded keys inside it.
+            byte* interiorPadding = PaddingBounds(keyPadding == null ? null : keyPadding + (nint)b * keyLen, keyLen, out int keyStart, out int keyEnd);
+            for (int h = 0; h < heads; h++)
             {
-                int visible = position0 + i + 1;
-                Span<float> rowScores = new(pScores, visible);
-                for (int h = 0; h < heads; h++)
+                float* query = q + (nint)b * queryLen * qStride + h * headDim;     // [queryLen, headDim], rows qStride apart
+                float* key = k + (nint)b * keyLen * kvStride + h * headDim;        // [keyLen, headDim], rows kvStride apart
+                float* value = v + (nint)b * keyLen * kvStride + h * headDim;
+                float* outHead = output + (nint)b * queryLen * c + h * headDim;    // [queryLen, headDim], rows C apart
+                float* probs = saveProbabilities ? probabilities + ((nint)b * heads + h) * queryLen * keyLen : probabilities; // [queryLen, keyLen]
+
+                for (int i0 = 0; i0 < queryLen; i0 += blockRows)
                 {
-                    int off = h * headDim;
-                    float* outRow = pOut + (nint)i * c + off;
-                    MatMul.ForwardStrided(pQ + (nint)i * qStride + off, qStride, pKeys + off, c, null, pScores, visible, 1, headDim, visible, path);
-                    Softmax.Row(rowScores, rowScores, scale);
-                    new Span<float>(outRow, headDim).Clear();
-                    MatMul.AccumulateProduct(pScores, visible, 1, pValues + off, c, outRow, c, 1, visible, headDim, path);
+                    int rows = Math.Min(blockRows, queryLen - i0);
+                    // Both ends of the visible range never decrease with the query, so the block's keys run from its
+                    // first row's first key to its last row's last.
+                    int blockLo = VisibleKeys(position0 + i0, keyStart, keyEnd, causal, window).Lo;
+                    int blockHi = VisibleKeys(position0 + i0 + rows - 1, keyStart, keyEnd, causal, window).Hi;
+                    int width = blockHi - blockLo;
+                    float* blockProbs = probs + (nint)i0 * probsStride;
+                    // QueryKeyScores[i, j] = q_i · k_j for the block's keys (scaled inside the softmax below).
+                    if (width > 0)
+                        MatMul.ForwardStrided(query + (nint)i0 * qStride, qStride, key + (nint)blockLo * kvStride, kvStride, null, blockProbs + blockLo, probsStride, rows, headDim, width, path);
+
+                    for (int r = 0; r < rows; r++)
+                    {
+                        float* row = blockProbs + (nint)r * probsStride;
+                        (int lo, int hi) = VisibleKeys(position0 + i0 + r, keyStart, keyEnd, causal, window);
+                        bool anyVisible = hi > lo;
+                        if (anyVisible && interiorPadding != null)
+                        {
+                            anyVisible = false;
+                            for (int j = lo; j < hi; j++)
+                            {
+                                if (interiorPadding[j] != 0) row[j] = float.NegativeInfinity; // exp(−∞) = 0 exactly
+                                else anyVisible = true;
+                            }
+                        }
+                        if (anyVisible)
+                        {
+                            Span<float> visible = new(row + lo, hi - lo);
+                            Softmax.Row(visible, visible, scale);
+                            Clear(row, blockLo, lo);
+                            Clear(row, hi, blockHi);
+                        }
+                        else
+                        {
+                            Clear(row, blockLo, blockHi); // no key to attend to: output 0, not softmax(all −∞) = NaN
+                        }
+                        if (saveProbabilities)
+                        {
+                            Clear(row, 0, blockLo);
+                            Clear(row, blockHi, keyLen);
+                        }
+                        new Span<float>(outHead + (nint)(i0 + r) * c, headDim).Clear();
+                    }
+                    // out[i, :] = Σ_j P[i, j] · v_j; the probabilities of keys a row does not see are 0.
+                    if (width > 0)
+                        MatMul.AccumulateProduct(blockProbs + blockLo, probsStride, 1, value + (nint)blockLo * kvStride, kvStride, outHead + (nint)i0 * c, c, rows, width, headDim, path);
                 }
             }
         }
     }
+
+    /// <summary>
+    /// The keys <c>[Lo, Hi)</c> the query at <paramref name="position"/> sees by the causal and window masks within the
+    /// unpadded span <c>[keyStart, keyEnd)</c>; empty as Lo == Hi. Both ends never decrease as the position grows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (int Lo, int Hi) VisibleKeys(int position, int keyStart, int keyEnd, bool causal, int window)
+    {
+        long lo = keyStart, hi = keyEnd; // long: position + window may pass int.MaxValue
+        if (causal) hi = Math.Min(hi, (long)position + 1);
+        if (window > 0)
+        {
+            lo = Math.Max(lo, (long)position - window);
+            hi = Math.Min(hi, (long)position + window + 1);
+        }
+        lo = Math.Min(lo, keyEnd);
+        return ((int)lo, (int)Math.Max(lo, hi));
+    }
+
+    /// <summary>
+    /// The span <c>[keyStart, keyEnd)</c> from the first to the last unpadded key of one sequence (empty when all are
+    /// padding); returns <paramref name="padding"/> when padded keys remain inside that span, else null.
+    /// </summary>
+    private static byte* PaddingBounds(byte* padding, int keyLen, out int keyStart, out int keyEnd)
+    {
+        keyStart = 0;
+        keyEnd = keyLen;
+        if (padding == null) return null;
+        ReadOnlySpan<byte> pad = new(padding, keyLen);
+        keyStart = pad.IndexOf((byte)0);
+        if (keyStart < 0)
+        {
+            keyStart = keyEnd = 0;
+            return null;
+        }
+        keyEnd = pad.LastIndexOf((byte)0) + 1;
+        return pad[keyStart..keyEnd].IndexOfAnyExcept((byte)0) >= 0 ? padding : null;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Clear(float* row, int from, int to)
+    {
+        if (to > from) new Span<float>(row + from, to - from).Clear();
+    }
+
+    // ---------------------------------------------------------------- backward core
+
+    private static void BackwardSequences(float* dOutput, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
+        float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, float* scratch, int scratchLength)
+    {
+        if (queryLen == 0 || keyLen == 0) return;
+        int c = heads * headDim;
+        int chunkRows = Math.Min(BackwardChunkRows, scratchLength / keyLen);
+        if (chunkRows >= 4) chunkRows &= ~3; // whole 4-row blocks for the kernels
+        SimdPath path = Simd.Best;
+        for (int b = 0; b < batch; b++)
+        {
+            for (int h = 0; h < heads; h++)
+            {
+                nint qOffset = (nint)b * queryLen * qStride + h * headDim, kvOffset = (nint)b * keyLen * kvStride + h * headDim;
+                float* dOut = dOutput + (nint)b * queryLen * c + h * headDim;
+                float* probs = probabilities + ((nint)b * heads + h) * queryLen * keyLen;
+                if (chunkRows == 0)
+                    HeadBackwardRowwise(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim);
+                else
+                    HeadBackward(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim, scratch, chunkRows, path);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Backward of one head of one sequence in chunks of query rows, each over the keys with a nonzero probability in
+    /// some row of the chunk; the dP/dS rows of a chunk, <c>[rows, keys]</c>, sit in <paramref name="scratch"/>.
+    /// </summary>
+    private static void HeadBackward(float* dOut, int dOutStride, float* query, int qStride, float* key, float* value, int kvStride, float* probs,
+        float* dQuery, float* dKey, float* dValue, int queryLen, int keyLen, int headDim, float* scratch, int chunkRows, SimdPath path)
+    {
+        float scale = 1f / MathF.Sqrt(headDim);
+        int i0 = 0;
+        while (i0 < queryLen)
+        {
+            // Take rows while at least half of the chunk's [rows, keys] rectangle holds nonzero ranges: a causal chunk
+            // always qualifies, a narrow window stops after about 2·window rows.
+            int lo = keyLen, hi = 0, i1 = i0;
+            long used = 0;
+            while (i1 < queryLen && i1 - i0 < chunkRows)
+            {
+                (int rowLo, int rowHi) = NonzeroRange(probs + (nint)i1 * keyLen, keyLen);
+                if (rowHi > rowLo)
+                {
+                    int newLo = Math.Min(lo, rowLo), newHi = Math.Max(hi, rowHi);
+                    if (i1 - i0 >= 4 && (long)(i1 - i0 + 1) * (newHi - newLo) > 2 * (used + rowHi - rowLo)) break;
+                    lo = newLo;
+                    hi = newHi;
+                    used += rowHi - rowLo;
+                }
+                i1++;
+            }
+            int rows = i1 - i0, width = hi - lo;
+            if (width > 0)
+            {
+                float* p = probs + (nint)i0 * keyLen + lo;                  // [rows, width], rows keyLen apart
+                float* dO = dOut + (nint)i0 * dOutStride;                    // [rows, headDim]
+                float* keys = key + (nint)lo * kvStride, values = value + (nint)lo * kvStride;
+                float* dScores = scratch;                                   // [rows, width]
+                // dV[j, :] += Σ_i P[i, j]·dO[i, :]
+                MatMul.AccumulateProduct(p, 1, keyLen, dO, dOutStride, dValue + (nint)lo * kvStride, kvStride, width, rows, headDim, path);
+                // dP[i, j] = dO_i · v_j
+                MatMul.ForwardStrided(dO, dOutStride, values, kvStride, null, dScores, width, rows, headDim, width, path);
+                for (int r = 0; r < rows; r++)
+                {
+                    // dS = P ⊙ (dP − Σ P·dP) / √headDim, in place; masked entries have P = 0 and become 0.
+                    ReadOnlySpan<float> pRow = new(p + (nint)r * keyLen, width);
+                    Span<float> d = new(dScores + (nint)r * width, width);
+                    float weighted = TensorPrimitives.Dot(pRow, d);
+                    TensorPrimitives.Subtract(d, weighted, d);
+                    TensorPrimitives.Multiply(d, pRow, d);
+                    TensorPrimitives.Multiply(d, scale, d);
+                }
+                // dQ[i, :] += Σ_j dS[i, j]·k_j
+                MatMul.AccumulateProduct(dScores, width, 1, keys, kvStride, dQuery + (nint)i0 * qStride, qStride, rows, width, headDim, path);
+                // dK[j, :] += Σ_i dS[i, j]·q_i
+                MatMul.AccumulateProduct(dScores, 1, width, query + (nint)i0 * qStride, qStride, dKey + (nint)lo * kvStride, kvStride, width, rows, headDim, path);
+            }
+            i0 = i1;
+        }
+    }
+
+    // One query row at a time with library calls, needing no scratch; for key sequences longer than the stack scratch.
+    private static void HeadBackwardRowwise(float* dOutput, int dOutStride, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
+        float* dq, float* dk, float* dv, int queryLen, int keyLen, int headDim)
+    {
+        float scale = 1f / MathF.Sqrt(headDim);
+        for (int i = 0; i < queryLen; i++)
+        {
+            float* probs = probabilities + (nint)i * keyLen;
+            (int lo, int hi) = NonzeroRange(probs, keyLen);
+            ReadOnlySpan<float> dOut = new(dOutput + (nint)i * dOutStride, headDim);
+            ReadOnlySpan<float> query = new(q + (nint)i * qStride, headDim);
+            Span<float> dQuery = new(dq + (nint)i * qStride, headDim);
+
+            // Σ_j P·dP; each dP = dO·v_j is recomputed in the second loop rather than kept in scratch.
+            float weighted = 0f;
+            for (int j = lo; j < hi; j++)
+                weighted += probs[j] * TensorPrimitives.Dot(dOut, new ReadOnlySpan<float>(v + (nint)j * kvStride, headDim));
+
+            for (int j = lo; j < hi; j++)
+            {
+                float p = probs[j];
+                ReadOnlySpan<float> value = new(v + (nint)j * kvStride, headDim);
+                float dScore = p * (TensorPrimitives.Dot(dOut, value) - weighted) * scale;
+
+                Span<float> dValue = new(dv + (nint)j * kvStride, headDim);
+                TensorPrimitives.MultiplyAdd(dOut, p, dValue, dValue);
+                TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(k + (nint)j * kvStride, headDim), dScore, dQuery, dQuery);
+                Span<float> dKey = new(dk + (nint)j * kvStride, headDim);
+                TensorPrimitives.MultiplyAdd(query, dScore, dKey, dKey);
+            }
+        }
+    }
+
+    /// <summary>From the first to the last nonzero probability of a row, <c>[Lo, Hi)</c>; (0, 0) when all are 0.</summary>
+    private static (int Lo, int Hi) NonzeroRange(float* row, int length)
+    {
+        int lo = 0;
+        while (lo < length && row[lo] == 0f) lo++;
+        if (lo == length) return (0, 0);
+        int hi = length;
+        while (row[hi - 1] == 0f) hi--;
+        return (lo, hi);
+    }
+
+    // ---------------------------------------------------------------- checks
 
     private static void CheckSizes(int batch, int seqLen, int heads, int headDim)
     {
@@ -278,4 +552,24 @@ public static unsafe class Attention
         SpanChecks.Positive(heads, nameof(heads));
         SpanChecks.Positive(headDim, nameof(headDim));
     }
+
+    private static void CheckGeneral(int batch, int queryLen, int keyLen, int heads, int headDim, int qStride, int kvStride)
+    {
+        SpanChecks.NonNegative(batch, nameof(batch));
+        SpanChecks.NonNegative(queryLen, nameof(queryLen));
+        SpanChecks.NonNegative(keyLen, nameof(keyLen));
+        SpanChecks.Positive(heads, nameof(heads));
+        SpanChecks.Positive(headDim, nameof(headDim));
+        int c = heads * headDim;
+        CheckStride(qStride, c, nameof(qStride));
+        CheckStride(kvStride, c, nameof(kvStride));
+    }
+
+    private static void CheckStride(int stride, int c, string name)
+    {
+        if (stride < c) throw new ArgumentOutOfRangeException(name, stride, $"{name} must be at least heads·headDim = {c}.");
+    }
+
+    // Elements a [rows, stride] view needs when only the first c columns of each row are read: the last row may end early.
+    private static long StridedLength(long rows, int stride, int c) => rows == 0 ? 0 : (rows - 1) * stride + c;
 }
