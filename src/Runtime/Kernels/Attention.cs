@@ -300,6 +300,17 @@ public static unsafe partial class Attention
     private static void ForwardCore(float* q, int qStride, float* k, float* v, int kvStride, byte* keyPadding, float* output, float* probabilities,
         bool saveProbabilities, int batch, int queryLen, int keyLen, int heads, int headDim, int position0, bool causal, int window)
     {
+        // Training saves each pair's probabilities in its own block, so pairs can run on different threads; inference
+        // shares one scratch row between the heads.
+        if (saveProbabilities && ForwardSplit(q, qStride, k, v, kvStride, keyPadding, output, probabilities, batch, queryLen, keyLen, heads, headDim, causal, window))
+            return;
+        ForwardPairs(q, qStride, k, v, kvStride, keyPadding, output, probabilities, saveProbabilities, batch, queryLen, keyLen, heads, headDim, position0, causal, window, 0, batch * heads);
+    }
+
+    /// <summary><see cref="ForwardCore"/> for the (sequence, head) pairs <c>b·heads + h</c> in [<paramref name="firstPair"/>, <paramref name="endPair"/>).</summary>
+    private static void ForwardPairs(float* q, int qStride, float* k, float* v, int kvStride, byte* keyPadding, float* output, float* probabilities,
+        bool saveProbabilities, int batch, int queryLen, int keyLen, int heads, int headDim, int position0, bool causal, int window, int firstPair, int endPair)
+    {
         int c = heads * headDim;
         // A window narrower than a block would multiply mostly masked scores: blocks of about `window` rows keep the
         // work within (block + 2·window) keys per row, O(window) (at least 4 rows, so the 4-row kernels still apply).
@@ -307,67 +318,68 @@ public static unsafe partial class Attention
         int probsStride = saveProbabilities ? keyLen : 0;
         float scale = 1f / MathF.Sqrt(headDim);
         SimdPath path = Simd.Best;
-        for (int b = 0; b < batch; b++)
+        byte* interiorPadding = null;
+        int keyStart = 0, keyEnd = keyLen;
+        for (int pair = firstPair; pair < endPair; pair++)
         {
+            int b = pair / heads, h = pair - b * heads;
             // Keys outside [keyStart, keyEnd) are padding; interiorPadding, when not null, marks padded keys inside it.
-            byte* interiorPadding = PaddingBounds(keyPadding == null ? null : keyPadding + (nint)b * keyLen, keyLen, out int keyStart, out int keyEnd);
-            for (int h = 0; h < heads; h++)
+            if (h == 0 || pair == firstPair)
+                interiorPadding = PaddingBounds(keyPadding == null ? null : keyPadding + (nint)b * keyLen, keyLen, out keyStart, out keyEnd);
+            float* query = q + (nint)b * queryLen * qStride + h * headDim;     // [queryLen, headDim], rows qStride apart
+            float* key = k + (nint)b * keyLen * kvStride + h * headDim;        // [keyLen, headDim], rows kvStride apart
+            float* value = v + (nint)b * keyLen * kvStride + h * headDim;
+            float* outHead = output + (nint)b * queryLen * c + h * headDim;    // [queryLen, headDim], rows C apart
+            float* probs = saveProbabilities ? probabilities + ((nint)b * heads + h) * queryLen * keyLen : probabilities; // [queryLen, keyLen]
+
+            for (int i0 = 0; i0 < queryLen; i0 += blockRows)
             {
-                float* query = q + (nint)b * queryLen * qStride + h * headDim;     // [queryLen, headDim], rows qStride apart
-                float* key = k + (nint)b * keyLen * kvStride + h * headDim;        // [keyLen, headDim], rows kvStride apart
-                float* value = v + (nint)b * keyLen * kvStride + h * headDim;
-                float* outHead = output + (nint)b * queryLen * c + h * headDim;    // [queryLen, headDim], rows C apart
-                float* probs = saveProbabilities ? probabilities + ((nint)b * heads + h) * queryLen * keyLen : probabilities; // [queryLen, keyLen]
+                int rows = Math.Min(blockRows, queryLen - i0);
+                // Both ends of the visible range never decrease with the query, so the block's keys run from its
+                // first row's first key to its last row's last.
+                int blockLo = VisibleKeys(position0 + i0, keyStart, keyEnd, causal, window).Lo;
+                int blockHi = VisibleKeys(position0 + i0 + rows - 1, keyStart, keyEnd, causal, window).Hi;
+                int width = blockHi - blockLo;
+                float* blockProbs = probs + (nint)i0 * probsStride;
+                // QueryKeyScores[i, j] = q_i · k_j for the block's keys (scaled inside the softmax below).
+                if (width > 0)
+                    MatMul.ForwardStrided(query + (nint)i0 * qStride, qStride, key + (nint)blockLo * kvStride, kvStride, null, blockProbs + blockLo, probsStride, rows, headDim, width, path);
 
-                for (int i0 = 0; i0 < queryLen; i0 += blockRows)
+                for (int r = 0; r < rows; r++)
                 {
-                    int rows = Math.Min(blockRows, queryLen - i0);
-                    // Both ends of the visible range never decrease with the query, so the block's keys run from its
-                    // first row's first key to its last row's last.
-                    int blockLo = VisibleKeys(position0 + i0, keyStart, keyEnd, causal, window).Lo;
-                    int blockHi = VisibleKeys(position0 + i0 + rows - 1, keyStart, keyEnd, causal, window).Hi;
-                    int width = blockHi - blockLo;
-                    float* blockProbs = probs + (nint)i0 * probsStride;
-                    // QueryKeyScores[i, j] = q_i · k_j for the block's keys (scaled inside the softmax below).
-                    if (width > 0)
-                        MatMul.ForwardStrided(query + (nint)i0 * qStride, qStride, key + (nint)blockLo * kvStride, kvStride, null, blockProbs + blockLo, probsStride, rows, headDim, width, path);
-
-                    for (int r = 0; r < rows; r++)
+                    float* row = blockProbs + (nint)r * probsStride;
+                    (int lo, int hi) = VisibleKeys(position0 + i0 + r, keyStart, keyEnd, causal, window);
+                    bool anyVisible = hi > lo;
+                    if (anyVisible && interiorPadding != null)
                     {
-                        float* row = blockProbs + (nint)r * probsStride;
-                        (int lo, int hi) = VisibleKeys(position0 + i0 + r, keyStart, keyEnd, causal, window);
-                        bool anyVisible = hi > lo;
-                        if (anyVisible && interiorPadding != null)
+                        anyVisible = false;
+                        for (int j = lo; j < hi; j++)
                         {
-                            anyVisible = false;
-                            for (int j = lo; j < hi; j++)
-                            {
-                                if (interiorPadding[j] != 0) row[j] = float.NegativeInfinity; // exp(−∞) = 0 exactly
-                                else anyVisible = true;
-                            }
+                            if (interiorPadding[j] != 0) row[j] = float.NegativeInfinity; // exp(−∞) = 0 exactly
+                            else anyVisible = true;
                         }
-                        if (anyVisible)
-                        {
-                            Span<float> visible = new(row + lo, hi - lo);
-                            Softmax.Row(visible, visible, scale);
-                            Clear(row, blockLo, lo);
-                            Clear(row, hi, blockHi);
-                        }
-                        else
-                        {
-                            Clear(row, blockLo, blockHi); // no key to attend to: output 0, not softmax(all −∞) = NaN
-                        }
-                        if (saveProbabilities)
-                        {
-                            Clear(row, 0, blockLo);
-                            Clear(row, blockHi, keyLen);
-                        }
-                        new Span<float>(outHead + (nint)(i0 + r) * c, headDim).Clear();
                     }
-                    // out[i, :] = Σ_j P[i, j] · v_j; the probabilities of keys a row does not see are 0.
-                    if (width > 0)
-                        MatMul.AccumulateProduct(blockProbs + blockLo, probsStride, 1, value + (nint)blockLo * kvStride, kvStride, outHead + (nint)i0 * c, c, rows, width, headDim, path);
+                    if (anyVisible)
+                    {
+                        Span<float> visible = new(row + lo, hi - lo);
+                        Softmax.Row(visible, visible, scale);
+                        Clear(row, blockLo, lo);
+                        Clear(row, hi, blockHi);
+                    }
+                    else
+                    {
+                        Clear(row, blockLo, blockHi); // no key to attend to: output 0, not softmax(all −∞) = NaN
+                    }
+                    if (saveProbabilities)
+                    {
+                        Clear(row, 0, blockLo);
+                        Clear(row, blockHi, keyLen);
+                    }
+                    new Span<float>(outHead + (nint)(i0 + r) * c, headDim).Clear();
                 }
+                // out[i, :] = Σ_j P[i, j] · v_j; the probabilities of keys a row does not see are 0.
+                if (width > 0)
+                    MatMul.AccumulateProduct(blockProbs + blockLo, probsStride, 1, value + (nint)blockLo * kvStride, kvStride, outHead + (nint)i0 * c, c, rows, width, headDim, path);
             }
         }
     }
@@ -422,22 +434,29 @@ public static unsafe partial class Attention
         float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, float* scratch, int scratchLength)
     {
         if (queryLen == 0 || keyLen == 0) return;
+        if (BackwardSplit(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, scratchLength))
+            return;
+        BackwardPairs(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, queryLen, keyLen, heads, headDim, scratch, scratchLength, 0, batch * heads);
+    }
+
+    /// <summary><see cref="BackwardSequences"/> for the (sequence, head) pairs <c>b·heads + h</c> in [<paramref name="firstPair"/>, <paramref name="endPair"/>).</summary>
+    private static void BackwardPairs(float* dOutput, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
+        float* dq, float* dk, float* dv, int queryLen, int keyLen, int heads, int headDim, float* scratch, int scratchLength, int firstPair, int endPair)
+    {
         int c = heads * headDim;
         int chunkRows = Math.Min(BackwardChunkRows, scratchLength / keyLen);
         if (chunkRows >= 4) chunkRows &= ~3; // whole 4-row blocks for the kernels
         SimdPath path = Simd.Best;
-        for (int b = 0; b < batch; b++)
+        for (int pair = firstPair; pair < endPair; pair++)
         {
-            for (int h = 0; h < heads; h++)
-            {
-                nint qOffset = (nint)b * queryLen * qStride + h * headDim, kvOffset = (nint)b * keyLen * kvStride + h * headDim;
-                float* dOut = dOutput + (nint)b * queryLen * c + h * headDim;
-                float* probs = probabilities + ((nint)b * heads + h) * queryLen * keyLen;
-                if (chunkRows == 0)
-                    HeadBackwardRowwise(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim);
-                else
-                    HeadBackward(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim, scratch, chunkRows, path);
-            }
+            int b = pair / heads, h = pair - b * heads;
+            nint qOffset = (nint)b * queryLen * qStride + h * headDim, kvOffset = (nint)b * keyLen * kvStride + h * headDim;
+            float* dOut = dOutput + (nint)b * queryLen * c + h * headDim;
+            float* probs = probabilities + ((nint)b * heads + h) * queryLen * keyLen;
+            if (chunkRows == 0)
+                HeadBackwardRowwise(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim);
+            else
+                HeadBackward(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim, scratch, chunkRows, path);
         }
     }
 

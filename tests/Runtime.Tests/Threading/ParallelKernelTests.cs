@@ -128,6 +128,50 @@ public sealed class ParallelKernelTests
             }
     }
 
+    // Cross-attention (queries and keys of different lengths and strides), key padding at both ends and inside, a
+    // window with and without the causal mask; 3 heads so that items start in the middle of a sequence.
+    [Theory]
+    [InlineData(3, 7, 11, 3, 5, false, 0)]
+    [InlineData(2, 13, 13, 3, 4, true, 2)]
+    [InlineData(4, 9, 6, 2, 7, false, 3)]
+    public void General_attention_with_masks_is_bit_identical_on_any_thread_count(int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window)
+    {
+        int c = heads * headDim, qStride = c + 3, kvStride = 2 * c + 1;
+        var rng = new Rng(29);
+        float[] q = TestTensors.Normal(rng, batch * queryLen * qStride), kv = TestTensors.Normal(rng, batch * keyLen * kvStride);
+        float[] dOut = TestTensors.Normal(rng, batch * queryLen * c);
+        float[] dq0 = TestTensors.Normal(rng, q.Length), dkv0 = TestTensors.Normal(rng, kv.Length);
+        var padding = new byte[batch * keyLen];
+        for (int b = 0; b < batch; b++)
+        {
+            padding[b * keyLen + keyLen - 1 - b % keyLen] = 1; // one padded key per sequence, moving from the end inwards
+            if (b == 1) padding.AsSpan(b * keyLen, keyLen).Fill(1); // a sequence that is all padding
+        }
+        (float[] Out, float[] Probs, float[] Dq, float[] Dkv) Run(int threads)
+        {
+            var output = new float[batch * queryLen * c];
+            var probs = new float[batch * heads * queryLen * keyLen];
+            float[] dq = (float[])dq0.Clone(), dkv = (float[])dkv0.Clone();
+            using (new ThreadSettings(threads))
+            {
+                Attention.Forward(q, qStride, kv, kv.AsSpan(c), kvStride, padding, output, probs, batch, queryLen, keyLen, heads, headDim, causal, window);
+                Attention.Backward(dOut, q, qStride, kv, kv.AsSpan(c), kvStride, probs, dq, dkv, dkv.AsSpan(c), batch, queryLen, keyLen, heads, headDim);
+            }
+            return (output, probs, dq, dkv);
+        }
+        var expected = Run(1);
+        Assert.Contains(expected.Out, x => x != 0);
+        foreach (int threads in ThreadCounts)
+        {
+            var actual = Run(threads);
+            string what = $"threads={threads}";
+            ThreadSettings.AssertBitIdentical(expected.Out, actual.Out, what + " output");
+            ThreadSettings.AssertBitIdentical(expected.Probs, actual.Probs, what + " probabilities");
+            ThreadSettings.AssertBitIdentical(expected.Dq, actual.Dq, what + " dq");
+            ThreadSettings.AssertBitIdentical(expected.Dkv, actual.Dkv, what + " dk and dv");
+        }
+    }
+
     [Theory]
     [InlineData(37)]
     [InlineData(16384)]
