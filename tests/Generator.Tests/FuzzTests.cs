@@ -70,7 +70,30 @@ public class FuzzTests(ITestOutputHelper output)
         if (random.Next(4) == 0) arguments.Add("Positional = " + Pick(random, "Positional.Sinusoidal", "Positional.Learned", "Positional.Rotary", "(Positional)7", "\"rotary\""));
         if (random.Next(4) == 0) arguments.Add("Norm = " + Pick(random, "NormPlacement.Pre", "NormPlacement.Post", "(NormPlacement)(-1)"));
         if (random.Next(4) == 0) arguments.Add("Activation = " + Pick(random, "Activation.Relu", "Activation.Gelu", "(Activation)2"));
-        if (random.Next(5) == 0) arguments.Add("Architecture = " + Pick(random, "Architecture.DecoderOnly", "(Architecture)3"));
+        switch (random.Next(6))
+        {
+            case 0: arguments.Add("Architecture = " + Pick(random, "Architecture.DecoderOnly", "(Architecture)3")); break;
+            case 1:
+                arguments.Add("Architecture = Architecture.EncoderDecoder");
+                if (random.Next(6) != 0) arguments.Add("BosToken = " + Pick(random, "1", "0", "-3", "99"));
+                if (random.Next(2) == 0) arguments.Add("EosToken = " + Pick(random, "2", "-1", "1000"));
+                if (random.Next(3) == 0) arguments.Add("TargetVocab = " + Pick(random, "7", "0", "-1", "13"));
+                if (random.Next(3) == 0) arguments.Add("TargetSeqLen = " + Pick(random, "4", "0", "9"));
+                if (random.Next(3) == 0) arguments.Add("EncoderLayers = " + Pick(random, "1", "2", "-1", "600"));
+                if (random.Next(3) == 0) arguments.Add("DecoderLayers = " + Pick(random, "1", "3"));
+                if (random.Next(8) == 0) arguments.Add("Classes = 3");
+                break;
+            case 2:
+                arguments.Add("Architecture = Architecture.EncoderOnly");
+                if (random.Next(6) != 0) arguments.Add("Classes = " + Pick(random, "2", "5", "0", "-2"));
+                if (random.Next(3) == 0) arguments.Add("Head = " + Pick(random, "EncoderHead.Classification", "EncoderHead.Tagging", "(EncoderHead)4"));
+                if (random.Next(3) == 0) arguments.Add("Pooling = " + Pick(random, "Pooling.FirstToken", "Pooling.Mean", "(Pooling)9"));
+                if (random.Next(8) == 0) arguments.Add("BosToken = 1");
+                break;
+        }
+        if (random.Next(4) == 0) arguments.Add("PadToken = " + Pick(random, "0", "-1", "3", "500"));
+        if (random.Next(6) == 0) arguments.Add("AttentionWindow = " + Pick(random, "0", "1", "2", "-1"));
+        if (random.Next(6) == 0) arguments.Add("ScaleEmbeddings = true");
         if (random.Next(5) == 0) arguments.Add("Dropout = " + Pick(random, "0f", "0.1f", "1f", "-0.5f", "float.NaN", "float.PositiveInfinity", "0.999f", "0.5"));
         if (random.Next(5) == 0) arguments.Add("LabelSmoothing = " + Pick(random, "0f", "0.1f", "1f", "-1f", "float.NaN"));
         if (random.Next(6) == 0) arguments.Add("TiedEmbeddings = " + Pick(random, "true", "false", "1"));

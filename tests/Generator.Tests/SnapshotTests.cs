@@ -16,12 +16,15 @@ public class SnapshotTests
     [InlineData("PreRotaryGelu", "Positional = Positional.Rotary, Norm = NormPlacement.Pre, Activation = Activation.Gelu")]
     [InlineData("PostSinusoidalReluUntied", "Positional = Positional.Sinusoidal, Norm = NormPlacement.Post, Activation = Activation.Relu, TiedEmbeddings = false")]
     [InlineData("LearnedDropoutSmoothing", "Positional = Positional.Learned, Dropout = 0.1f, LabelSmoothing = 0.1f")]
+    [InlineData("PaperEncoderDecoder", "Architecture = Architecture.EncoderDecoder, TargetVocab = 9, TargetSeqLen = 4, PadToken = 0, BosToken = 1, EosToken = 2, Norm = NormPlacement.Post, ScaleEmbeddings = true, Layers = 1")]
+    [InlineData("MeanPoolingClassifier", "Architecture = Architecture.EncoderOnly, Classes = 3, PadToken = 0, Pooling = Pooling.Mean, AttentionWindow = 2")]
     public void Generated_source_matches_its_snapshot(string name, string options)
     {
+        string layers = options.Contains("Layers = ") ? "" : "Layers = 2, ";
         var result = GeneratorHarness.RunClean($$"""
             using TransformerGen;
             namespace Snapshots;
-            [TransformerModel(Vocab = 11, DModel = 12, Heads = 3, Layers = 2, DFF = 20, SeqLen = 5, Batch = 2, {{options}})]
+            [TransformerModel(Vocab = 11, DModel = 12, Heads = 3, {{layers}}DFF = 20, SeqLen = 5, Batch = 2, {{options}})]
             public partial class {{name}} { }
             """);
         string text = result.GeneratedSource.Replace(Emitter.GeneratorVersion, "{version}");

@@ -114,7 +114,11 @@ namespace TransformerGen.Generator
             int open = slice.IndexOf('(');
             string local = slice.Substring(0, open - ".Slice".Length);
             string[] args = slice.Substring(open + 1, slice.Length - open - 2).Split([", "], 2, System.StringSplitOptions.None);
-            return $"{local}.Slice({args[0]} + {Lit(column)}, {args[1]} - {Lit(column)})";
+            // Literal bounds (training) fold into numbers; bounds that depend on n (inference) stay expressions.
+            bool literal = long.TryParse(args[0], out long start) & long.TryParse(args[1], out long length);
+            return literal
+                ? $"{local}.Slice({Lit(start + column)}, {Lit(length - column)})"
+                : $"{local}.Slice({args[0]} + {Lit(column)}, {args[1]} - {Lit(column)})";
         }
 
         /// <summary>
@@ -269,8 +273,9 @@ namespace TransformerGen.Generator
                 case AttentionOp att when att.QueryStream != att.KeyStream:
                     // Cross-attention: the encoder's keys and values were cached once per source.
                     long offset = _plan.InferenceOffsetOf(att.KeysValues), width = att.KeysValues.Width;
-                    lines.Add($"{Kernels}Attention.ForwardCross({I(att.Query, stage)}, {Lit(att.Query.Width)}, kv.Slice({Lit(offset + att.KeyColumn)}, SourceLength * {Lit(width)} - {Lit(att.KeyColumn)}), " +
-                              $"kv.Slice({Lit(offset + att.ValueColumn)}, SourceLength * {Lit(width)} - {Lit(att.ValueColumn)}), {Lit(width)}, default, {I(att.Output, stage)}, ScoreBuffer, n, SourceLength, {h}, {hd});");
+                    string CacheColumns(long column) => $"kv.Slice({Lit(offset + column)}, SourceLength * {Lit(width)}{(column == 0 ? "" : " - " + Lit(column))})";
+                    lines.Add($"{Kernels}Attention.ForwardCross({I(att.Query, stage)}, {Lit(att.Query.Width)}, {CacheColumns(att.KeyColumn)}, " +
+                              $"{CacheColumns(att.ValueColumn)}, {Lit(width)}, default, {I(att.Output, stage)}, ScoreBuffer, n, SourceLength, {h}, {hd});");
                     break;
                 case AttentionOp att:
                     // Encoder self-attention over the whole source at once.

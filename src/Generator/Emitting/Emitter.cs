@@ -107,11 +107,12 @@ namespace TransformerGen.Generator
             };
             string norm = _spec.Norm.Value == EnumValues.PreNorm ? "pre-LN (GPT-2)" : "post-LN (the paper)";
             string activation = _spec.Activation.Value == EnumValues.Gelu ? "GELU (erf)" : "ReLU";
+            static string Layers(int count, string kind) => $"{count} {kind}{(count == 1 ? "layer" : "layers")}";
             string stacks = _spec.IsEncoderDecoder
-                ? $"encoder–decoder Transformer: {_d.EncoderLayers} encoder and {_d.DecoderLayers} decoder layers"
+                ? $"encoder–decoder Transformer: {Layers(_d.EncoderLayers, "encoder ")}, {Layers(_d.DecoderLayers, "decoder ")}"
                 : _spec.IsEncoderOnly
-                    ? $"encoder-only Transformer: {_d.EncoderLayers} layers"
-                    : $"decoder-only Transformer: {_d.DecoderLayers} layers";
+                    ? $"encoder-only Transformer: {Layers(_d.EncoderLayers, "")}"
+                    : $"decoder-only Transformer: {Layers(_d.DecoderLayers, "")}";
             string vocabulary = _spec.IsEncoderDecoder && _d.TargetVocab != _d.Vocab ? $"vocabularies {_d.Vocab} → {_d.TargetVocab}" : $"vocabulary {_d.Vocab}";
             string lengths = _spec.IsEncoderDecoder ? $"{_d.Batch} × ({_d.SeqLen} source + {_d.TargetSeqLen} target) tokens per step" : $"{_d.Batch} × {_d.SeqLen} tokens per step";
             return $"{stacks}, DModel {_d.DModel}, {_d.Heads} heads of {_d.HeadDim}, DFF {_d.DFF}, {activation}, {positional}, {norm}, {vocabulary}, {lengths}";
@@ -121,7 +122,8 @@ namespace TransformerGen.Generator
         {
             long parameters = _graph.Tensors.Where(t => t.Kind == TensorKind.Parameter).Sum(t => t.Elements);
             w.Line("/// <remarks>");
-            w.Line($"/// A {Describe()}.");
+            string description = Describe();
+            w.Line($"/// {(description.StartsWith("encoder", System.StringComparison.Ordinal) ? "An" : "A")} {description}.");
             foreach (string line in Explain()) w.Line("/// " + line);
             if (_spec.Dropout.Value > 0)
                 w.Line($"/// Dropout {_spec.Dropout.Value.ToString("R", CultureInfo.InvariantCulture)} is applied to the embeddings and to each sub-layer's output while <see cref=\"global::TransformerGen.TransformerModel.Training\"/> is true.");
@@ -154,6 +156,11 @@ namespace TransformerGen.Generator
             {
                 yield return $"Tokens are {positions}; each layer applies causal multi-head self-attention and a feed-forward network, {sublayers}.";
                 yield return "The LM head turns each position into logits over the vocabulary" + (_spec.TiedEmbeddings.Value ? " with the token embedding matrix." : ".");
+            }
+            if (_spec.AttentionWindow.Value > 0)
+            {
+                string attends = _spec.IsEncoderDecoder ? "Self-attention (not cross-attention) lets" : "Attention lets";
+                yield return $"{attends} each position see only positions at most {_spec.AttentionWindow.Value} away (a sliding window).";
             }
             if (_spec.PadToken.Value >= 0) yield return $"Padding ({_spec.PadToken.Value}) is masked in attention and ignored by the loss.";
             yield return $"The loss is the mean cross-entropy{smoothing} over targets that are not ignored.";
