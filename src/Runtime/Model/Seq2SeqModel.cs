@@ -26,15 +26,25 @@ public abstract class Seq2SeqModel : TransformerModel
     protected int SourceLength => _sourceLength;
 
     /// <summary>
-    /// Runs the encoder on one source (1 to <c>SeqLen</c> ids; with a padding id, the source ends at its first
-    /// pad) and caches the cross-attention keys and values of every decoder layer. Empties the decoder's cache.
+    /// Runs the encoder on one source (1 to <c>SeqLen</c> ids; with a padding id, trailing pads are dropped, as the
+    /// padding mask of training would ignore them) and caches the cross-attention keys and values of every decoder
+    /// layer. Empties the decoder's cache.
     /// </summary>
+    /// <exception cref="ArgumentException">The source is empty or all padding, longer than <c>SeqLen</c>, has an id
+    /// outside the vocabulary, or has padding before a real token (training masks such pads one by one; inference
+    /// takes only a contiguous source).</exception>
     public void Encode(ReadOnlySpan<int> source)
     {
         if (Layout.PadToken >= 0)
         {
             int end = source.IndexOf(Layout.PadToken);
-            if (end >= 0) source = source[..end];
+            if (end >= 0)
+            {
+                int after = source[end..].IndexOfAnyExcept(Layout.PadToken);
+                if (after >= 0)
+                    throw new ArgumentException($"the source has padding ({Layout.PadToken}) at {end} before a token at {end + after}; only trailing padding is allowed", nameof(source));
+                source = source[..end];
+            }
         }
         if (source.IsEmpty) throw new ArgumentException("the source needs at least one token that is not padding", nameof(source));
         if (source.Length > Layout.SeqLen)

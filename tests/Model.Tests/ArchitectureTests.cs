@@ -1,0 +1,259 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace TransformerGen.Model.Tests;
+
+/// <summary>Encoder–decoder and encoder-only models: gradients, padding, cached decoding, beam search, training.</summary>
+public class ArchitectureTests(ITestOutputHelper output)
+{
+    private const int Pad = 0, Bos = 1, Eos = 2;
+
+    public static TheoryData<string> Models() => new(["PaperSeq2Seq", "LearnedSeq2Seq", "RotaryWindowSeq2Seq", "MeanClassifier", "FirstTokenClassifier", "Tagger"]);
+
+    internal static TransformerModel Create(string name) => name switch
+    {
+        "PaperSeq2Seq" => new PaperSeq2Seq(3),
+        "LearnedSeq2Seq" => new LearnedSeq2Seq(3),
+        "RotaryWindowSeq2Seq" => new RotaryWindowSeq2Seq(3),
+        "MeanClassifier" => new MeanClassifier(3),
+        "FirstTokenClassifier" => new FirstTokenClassifier(3),
+        "Tagger" => new Tagger(3),
+        _ => throw new ArgumentException(name),
+    };
+
+    /// <summary>
+    /// A batch with padding: row b of the input has SeqLen − 2·b real tokens (at least 2) then pads; targets are
+    /// real ids, an end token, then pads (sequence targets), or a class per row or per token.
+    /// </summary>
+    internal static (int[] Tokens, int[] Targets) Batch(TransformerModel model, ulong seed)
+    {
+        ModelLayout l = model.Layout;
+        var rng = new Rng(seed);
+        var tokens = new int[l.TokensPerStep];
+        for (int b = 0; b < l.Batch; b++)
+        {
+            int real = Math.Max(2, l.SeqLen - 2 * b);
+            for (int t = 0; t < l.SeqLen; t++) tokens[b * l.SeqLen + t] = t < real ? 3 + rng.NextInt(l.Vocab - 3) : Pad;
+        }
+        var targets = new int[l.TargetLength];
+        if (l.Architecture == Architecture.EncoderDecoder)
+        {
+            for (int b = 0; b < l.Batch; b++)
+            {
+                int real = Math.Max(1, l.DecoderSeqLen - 2 - b);
+                for (int t = 0; t < l.DecoderSeqLen; t++)
+                    targets[b * l.DecoderSeqLen + t] = t < real ? 3 + rng.NextInt(l.TargetVocab - 3) : t == real ? Eos : Pad;
+            }
+        }
+        else
+        {
+            for (int i = 0; i < targets.Length; i++) targets[i] = rng.NextInt(l.TargetVocab);
+        }
+        return (tokens, targets);
+    }
+
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void Gradients_match_finite_differences_for_every_parameter_tensor(string name)
+    {
+        TransformerModel model = Create(name);
+        TestData.Perturb(model, 11);
+        (int[] tokens, int[] targets) = Batch(model, 5);
+        model.Forward(tokens, targets);
+        model.ZeroGrad();
+        model.Backward();
+        float[] analytic = model.Gradients.ToArray();
+        (double worst, string where, int kinks) = FiniteDifferences.Check(model, analytic, () => model.Forward(tokens, targets));
+        output.WriteLine($"{name}: worst relative error {worst:E2} in {where}; {kinks} elements skipped at ReLU kinks");
+    }
+
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void Padding_contributes_nothing_to_the_loss_or_the_gradients(string name)
+    {
+        TransformerModel model = Create(name);
+        TestData.Perturb(model, 2);
+        (int[] tokens, int[] targets) = Batch(model, 7);
+        float loss = model.Forward(tokens, targets);
+        model.ZeroGrad();
+        model.Backward();
+
+        // The padding id's embedding row: no gradient, and changing it changes nothing.
+        foreach (ParameterTensor table in model.ParameterTensors.Where(t => t.Name.EndsWith("embedding.weight", StringComparison.Ordinal) && !t.Name.Contains("pos")))
+        {
+            if (table.Name == "target_embedding.weight" && !model.ParameterTensors.Any(t => t.Name == "lm_head.weight")) continue; // tied: the pad row is also an output class
+            int width = table.Shape[1];
+            Span<float> padRow = model.Parameters.Slice(table.Offset + Pad * width, width);
+            Assert.All(model.Gradients.Slice(table.Offset + Pad * width, width).ToArray(), g => Assert.Equal(0f, g));
+            for (int i = 0; i < width; i++) padRow[i] += 0.5f;
+            Assert.Equal(loss, model.Forward(tokens, targets));
+        }
+    }
+
+    [Theory]
+    [InlineData("PaperSeq2Seq")]
+    [InlineData("LearnedSeq2Seq")]
+    [InlineData("RotaryWindowSeq2Seq")]
+    public void Cached_decoding_of_an_unpadded_source_matches_the_padded_batch(string name)
+    {
+        var model = (Seq2SeqModel)Create(name);
+        TestData.Perturb(model, 4);
+        model.Training = false;
+        (int[] tokens, int[] targets) = Batch(model, 9);
+        // Row 1 of the batch has padding: the cached path encodes it without.
+        int seqLen = model.Layout.SeqLen, targetLen = model.Layout.DecoderSeqLen, vocab = model.Layout.TargetVocab;
+        model.Forward(tokens, targets);
+        float[] full = model.Logits.ToArray();
+
+        ReadOnlySpan<int> source = tokens.AsSpan(seqLen, seqLen);
+        model.Encode(source);
+        int[] decoderInput = [Bos, .. targets.AsSpan(targetLen, targetLen - 1).ToArray()];
+        // Positions whose decoder input is padding are masked in the batch and their targets ignored: not compared.
+        int real = Array.IndexOf(decoderInput, Pad) is int firstPad and >= 0 ? firstPad : targetLen;
+        Assert.True(real >= 3, "the test needs at least three real decoder positions");
+        for (int t = 0; t < real; t++)
+        {
+            ReadOnlySpan<float> step = model.Append(decoderInput.AsSpan(t, 1));
+            AssertClose(full.AsSpan((targetLen + t) * vocab, vocab), step, $"{name}, target position {t}");
+        }
+        // The same positions as one chunk after re-encoding.
+        model.Encode(source);
+        ReadOnlySpan<float> chunk = model.Append(decoderInput.AsSpan(0, 3));
+        AssertClose(full.AsSpan((targetLen + 2) * vocab, vocab), chunk, $"{name}, chunk of 3");
+    }
+
+    [Fact]
+    public void Inference_rejects_a_bad_source_or_decoder_input_with_a_clear_message()
+    {
+        var model = new PaperSeq2Seq(seed: 3);
+        var appendFirst = Assert.Throws<InvalidOperationException>(() => model.Append([Bos]));
+        Assert.Contains("call Encode first", appendFirst.Message);
+        Assert.Contains("not padding", Assert.Throws<ArgumentException>(() => model.Encode([Pad, Pad])).Message);
+        Assert.Contains("only trailing padding", Assert.Throws<ArgumentException>(() => model.Encode([5, Pad, 6])).Message);
+        Assert.Contains("at most SeqLen = 6", Assert.Throws<ArgumentException>(() => model.Encode([3, 4, 5, 6, 7, 8, 9])).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.Encode([3, PaperSeq2Seq.Vocab]));
+
+        model.Encode([5, 6, 7, Pad, Pad]); // trailing padding is dropped
+        float[] trimmed = model.Append([Bos]).ToArray();
+        model.Encode([5, 6, 7]);
+        Assert.Equal(trimmed, model.Append([Bos]).ToArray());
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.Append([PaperSeq2Seq.TargetVocab]));
+        model.Append([3, 4, 5, 6]);
+        Assert.Contains("exceed TargetSeqLen = 5", Assert.Throws<InvalidOperationException>(() => model.Append([3])).Message);
+    }
+
+    [Fact]
+    public void Greedy_translation_follows_the_argmax_of_recomputation_and_beam_width_one_agrees()
+    {
+        var model = new LearnedSeq2Seq(8);
+        TestData.Perturb(model, 6);
+        model.Training = false;
+        int[] source = [5, 7, 3, 9];
+        var greedy = new int[5];
+        int length = model.Translate(source, greedy);
+
+        // Recompute every step from scratch with the batched forward pass (teacher forcing on the greedy prefix).
+        var tokens = new int[LearnedSeq2Seq.TokensPerStep];
+        source.CopyTo(tokens, 0);
+        var prefix = new List<int>();
+        for (int step = 0; step < 5; step++)
+        {
+            var targets = new int[LearnedSeq2Seq.TargetTokensPerStep];
+            Array.Fill(targets, -1);
+            for (int i = 0; i < prefix.Count; i++) targets[i] = prefix[i];
+            model.Forward(tokens, targets);
+            ReadOnlySpan<float> row = model.Logits.Slice(step * LearnedSeq2Seq.TargetVocab, LearnedSeq2Seq.TargetVocab);
+            int argmax = -1; // decoding never emits padding or begin tokens; neither does the recomputation
+            for (int v = 0; v < row.Length; v++) if (v != Pad && v != Bos && (argmax < 0 || row[v] > row[argmax])) argmax = v;
+            if (argmax == Eos) break;
+            prefix.Add(argmax);
+        }
+        Assert.Equal(prefix.ToArray(), greedy[..length]);
+
+        var beam = new int[5];
+        int beamLength = model.BeamSearch(source, beam, beamWidth: 1, lengthPenalty: 0f);
+        Assert.Equal(greedy[..length], beam[..beamLength]);
+    }
+
+    [Fact]
+    public void Beam_search_finds_a_sequence_at_least_as_likely_as_greedy()
+    {
+        var model = new PaperSeq2Seq(8);
+        TestData.Perturb(model, 3);
+        model.Training = false;
+        int[] source = [4, 6, 8, 10];
+        var greedy = new int[5];
+        int g = model.Translate(source, greedy);
+        var beam = new int[5];
+        int b = model.BeamSearch(source, beam, beamWidth: 4, lengthPenalty: 0f);
+        Assert.True(LogProbability(model, source, beam[..b]) >= LogProbability(model, source, greedy[..g]) - 1e-4);
+    }
+
+    /// <summary>log P(target, then the end token if it fits | source), from cached decoding.</summary>
+    private static double LogProbability(Seq2SeqModel model, int[] source, int[] target)
+    {
+        model.Encode(source);
+        double sum = 0;
+        int previous = Bos;
+        int steps = Math.Min(target.Length + 1, model.Layout.DecoderSeqLen);
+        for (int i = 0; i < steps; i++)
+        {
+            ReadOnlySpan<float> logits = model.Append([previous]);
+            int next = i < target.Length ? target[i] : Eos;
+            float max = float.NegativeInfinity;
+            foreach (float x in logits) max = Math.Max(max, x);
+            double z = 0;
+            foreach (float x in logits) z += Math.Exp(x - max);
+            sum += logits[next] - max - Math.Log(z);
+            previous = next;
+        }
+        return sum;
+    }
+
+    [Fact]
+    public void An_encoder_decoder_learns_to_copy()
+    {
+        var model = new LearnedSeq2Seq(1) { Training = false };
+        var optimizer = new AdamW(model, learningRate: 1e-2f, weightDecay: 0f);
+        (int[] tokens, int[] targets) = Batch(model, 12);
+        float loss = 0;
+        for (int step = 0; step < 300 && (step == 0 || loss > 0.02f); step++) loss = model.TrainStep(tokens, targets, optimizer);
+        // Label smoothing ε puts a floor under the loss: the entropy of the smoothed target distribution.
+        const double eps = 0.1;
+        int vocab = LearnedSeq2Seq.TargetVocab;
+        double top = 1 - eps + eps / vocab, rest = eps / vocab;
+        double floor = -(top * Math.Log(top) + (vocab - 1) * rest * Math.Log(rest));
+        output.WriteLine($"final loss {loss}, floor {floor}");
+        Assert.True(loss < floor + 0.02, $"loss {loss}, floor {floor:F4}");
+    }
+
+    [Fact]
+    public void The_classifier_predicts_classes_and_the_tagger_ignores_padding_targets()
+    {
+        var classifier = new MeanClassifier(1);
+        (int[] tokens, _) = Batch(classifier, 3);
+        ReadOnlySpan<float> logits = classifier.Predict(tokens);
+        Assert.Equal(MeanClassifier.Batch * MeanClassifier.Classes, logits.Length);
+        var classes = new int[MeanClassifier.Batch];
+        EncoderModel.ArgMax(logits, MeanClassifier.Classes, classes);
+        Assert.All(classes, c => Assert.InRange(c, 0, MeanClassifier.Classes - 1));
+
+        var tagger = new Tagger(1);
+        (int[] tagTokens, int[] tags) = Batch(tagger, 3);
+        float loss = tagger.Forward(tagTokens, tags);
+        int[] changed = (int[])tags.Clone();
+        for (int i = 0; i < changed.Length; i++) if (tagTokens[i] == Pad) changed[i] = (changed[i] + 1) % Tagger.Classes;
+        Assert.Equal(loss, tagger.Forward(tagTokens, changed)); // tags at padded positions are ignored
+    }
+
+    private static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * Math.Max(1f, Math.Abs(expected[i])),
+                $"{what}: logit {i} is {actual[i]}, the batch gives {expected[i]}");
+    }
+}
