@@ -18,9 +18,16 @@ public static class Program
 {
     private sealed record Options(string Prompt, int Length, float Temperature, int TopK, ulong Seed);
 
+    private const string Usage = "usage: Embedded [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--seed S]";
+
     public static int Main(string[] args)
     {
         long mainStarted = Stopwatch.GetTimestamp();
+        if (args is ["--help"])
+        {
+            Console.WriteLine(Usage);
+            return 0;
+        }
         Options options;
         try
         {
@@ -29,7 +36,7 @@ public static class Program
         catch (ArgumentException e)
         {
             Console.Error.WriteLine(e.Message);
-            Console.Error.WriteLine("usage: Embedded [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--seed S]");
+            Console.Error.WriteLine(Usage);
             return 2;
         }
 
