@@ -6,6 +6,7 @@ using TransformerGen.Model.Tests;
 using Xunit;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
+using static TransformerGen.Reference.Tests.Comparison;
 
 namespace TransformerGen.Reference.Tests;
 
@@ -147,27 +148,8 @@ public sealed class TorchReferenceTests(ITestOutputHelper output)
         (Tensor torchLogits, Tensor torchLoss) = reference.Forward(tokens, targets);
         torchLoss.backward();
 
-        float[] logits = model.Logits.ToArray(), expectedLogits = Values(torchLogits);
-        double logitError = MaxAbsDifference(logits, expectedLogits) / expectedLogits.Max(Math.Abs);
-        Assert.True(logitError < LogitTolerance, $"{name}: logits differ from libtorch's by {logitError:E2} of the largest logit");
-        float expectedLoss = torchLoss.item<float>();
-        double lossError = Math.Abs(loss - expectedLoss) / Math.Abs(expectedLoss);
-        Assert.True(lossError < LossTolerance, $"{name}: loss {loss} vs libtorch {expectedLoss}, relative error {lossError:E2}");
-
-        double worst = 0;
-        string worstName = "";
-        foreach (ParameterTensor t in model.ParameterTensors)
-        {
-            Tensor? grad = reference.Parameters[t.Name].grad;
-            Assert.True(grad is not null, $"{name}: libtorch computed no gradient for {t.Name}: the reference never uses it");
-            float[] expected = Values(grad);
-            double expectedNorm = Norm(expected.Select(v => (double)v));
-            Assert.True(expectedNorm > 1e-3, $"{name}: libtorch's gradient of {t.Name} is near zero; the comparison would prove little");
-            double error = Norm(Difference(model.Gradients.Slice(t.Offset, t.Length), expected)) / expectedNorm;
-            Assert.True(error < GradientTolerance, $"{name}: gradient of {t.Name} differs from libtorch's by {error:E2} of its norm");
-            if (error > worst) (worst, worstName) = (error, t.Name);
-        }
-        output.WriteLine($"{name}{(encoderLayers ? " (nn.TransformerEncoderLayer)" : "")}: logits {logitError:E2} (of max |logit|), loss {lossError:E2}, gradients {worst:E2} (of the tensor's norm; worst {worstName}), {model.ParameterTensors.Count} tensors");
+        StepErrors errors = Comparison.OneStep(name, model, loss, torchLogits, torchLoss, reference.Parameters, LogitTolerance, LossTolerance, GradientTolerance);
+        output.WriteLine($"{name}{(encoderLayers ? " (nn.TransformerEncoderLayer)" : "")}: {errors}");
     }
 
     /// <summary>A model with larger weights than its initialization (TestData.Perturb), so every value matters.</summary>
@@ -188,18 +170,4 @@ public sealed class TorchReferenceTests(ITestOutputHelper output)
         targets[count - 3] = -1;
         return (tokens, targets);
     }
-
-    private static float[] Values(Tensor t) => t.detach().contiguous().data<float>().ToArray();
-
-    private static double[] Difference(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        Assert.Equal(b.Length, a.Length);
-        var d = new double[a.Length];
-        for (int i = 0; i < d.Length; i++) d[i] = (double)a[i] - b[i];
-        return d;
-    }
-
-    private static double MaxAbsDifference(ReadOnlySpan<float> a, ReadOnlySpan<float> b) => Difference(a, b).Max(Math.Abs);
-
-    private static double Norm(IEnumerable<double> v) => Math.Sqrt(v.Sum(x => x * x));
 }

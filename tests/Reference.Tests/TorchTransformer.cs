@@ -63,7 +63,7 @@ internal sealed class TorchTransformer
             for (int i = 0; i < _spec.Layers; i++)
             {
                 TransformerEncoderLayer layer = nn.TransformerEncoderLayer(_channels, _heads, _spec.DFF, dropout: 0.0,
-                    activation: _spec.Activation == Activation.Gelu ? nn.Activations.GELU : nn.Activations.ReLU);
+                    activation: TorchOps.ModuleActivation(_spec.Activation));
                 foreach ((string name, Parameter parameter) in layer.named_parameters())
                 {
                     // The module's own parameter takes the place of the copy, so its gradient is the one compared.
@@ -87,11 +87,11 @@ internal sealed class TorchTransformer
     /// </summary>
     public (Tensor Logits, Tensor Loss) Forward(int[] tokens, int[] targets)
     {
-        Tensor ids = tensor(tokens.Select(t => (long)t).ToArray(), new[] { _batch, _seqLen });
+        Tensor ids = TorchOps.Ids(tokens, _batch, _seqLen);
         Tensor x = P("token_embedding.weight").index_select(0, ids.flatten()).view(_batch, _seqLen, _channels); // [B, T, C]
         x = _spec.Positional switch
         {
-            Positional.Sinusoidal => x + SinusoidalTable(),
+            Positional.Sinusoidal => x + TorchOps.SinusoidalTable(_seqLen, _channels),
             Positional.Learned => x + P("pos_embedding.weight").narrow(0, 0, _seqLen),
             _ => x,
         };
@@ -133,8 +133,8 @@ internal sealed class TorchTransformer
         Tensor q = Heads(parts[0]), k = Heads(parts[1]), v = Heads(parts[2]);                    // [B, H, T, D]
         if (_spec.Positional == Positional.Rotary)
         {
-            q = Rotate(q);
-            k = Rotate(k);
+            q = TorchOps.Rotate(q);
+            k = TorchOps.Rotate(k);
         }
         Tensor scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(_headDim);                      // [B, H, T, T]
         Tensor future = ones(_seqLen, _seqLen, ScalarType.Bool).triu(1);
@@ -147,36 +147,11 @@ internal sealed class TorchTransformer
 
     private Tensor FeedForward(Tensor x, string prefix)
     {
-        Tensor hidden = F.linear(x, P(prefix + "linear1.weight"), P(prefix + "linear1.bias"));
-        hidden = _spec.Activation == Activation.Gelu ? F.gelu(hidden) : F.relu(hidden);         // GELU: exact erf form
+        Tensor hidden = TorchOps.Activate(F.linear(x, P(prefix + "linear1.weight"), P(prefix + "linear1.bias")), _spec.Activation);
         return F.linear(hidden, P(prefix + "linear2.weight"), P(prefix + "linear2.bias"));
     }
 
-    private Tensor Norm(Tensor x, string name) =>
-        F.layer_norm(x, new[] { _channels }, P(name + ".weight"), P(name + ".bias"), eps: 1e-5);
-
-    // "Attention Is All You Need", §3.5: PE(pos, 2i) = sin(pos / 10000^(2i/C)), PE(pos, 2i+1) = cos(…),
-    // computed in double and rounded once.
-    private Tensor SinusoidalTable()
-    {
-        Tensor position = arange(_seqLen, ScalarType.Float64).unsqueeze(1);                       // [T, 1]
-        Tensor evenChannel = arange(0, _channels, 2, ScalarType.Float64);                          // 2i
-        Tensor angle = position / pow(10000.0, evenChannel / _channels);                          // [T, ⌈C/2⌉]
-        return stack(new[] { angle.sin(), angle.cos() }, -1).reshape(_seqLen, -1).narrow(1, 0, _channels).to(ScalarType.Float32);
-    }
-
-    // RoFormer (Su et al. 2021), interleaved pairs: (x[2i], x[2i+1]) at position p turns by p·θ_i,
-    // θ_i = 10000^(−2i/headDim). x is [B, H, T, D].
-    private Tensor Rotate(Tensor x)
-    {
-        Tensor position = arange(_seqLen, ScalarType.Float64).unsqueeze(1);                       // [T, 1]
-        Tensor theta = pow(10000.0, -arange(0, _headDim, 2, ScalarType.Float64) / _headDim);      // [D/2]
-        Tensor angle = position * theta;                                                          // [T, D/2]
-        Tensor cos = angle.cos().to(ScalarType.Float32), sin = angle.sin().to(ScalarType.Float32);
-        Tensor pairs = x.reshape(_batch, _heads, _seqLen, _headDim / 2, 2);
-        Tensor a = pairs.select(-1, 0), b = pairs.select(-1, 1);
-        return stack(new[] { a * cos - b * sin, a * sin + b * cos }, -1).reshape(_batch, _heads, _seqLen, _headDim);
-    }
+    private Tensor Norm(Tensor x, string name) => TorchOps.LayerNorm(x, P(name + ".weight"), P(name + ".bias"));
 
     private Tensor P(string name) =>
         _parameters.TryGetValue(name, out Parameter? p) ? p : throw new KeyNotFoundException($"the generated model has no parameter '{name}'");
