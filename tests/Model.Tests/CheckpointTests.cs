@@ -73,5 +73,16 @@ public sealed class CheckpointTests : IDisposable
         fromFile.Load(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "weights", "tiny.safetensors"));
         Assert.True(builtIn.Parameters.SequenceEqual(fromFile.Parameters));
         Assert.False(builtIn.Parameters.SequenceEqual(new BuiltInWeights(5).Parameters)); // not the random initialization
+        Assert.Equal(ModelUse.Inference, builtIn.Use);
+        Assert.Equal(BuiltInWeights.InferenceBytes, builtIn.BufferBytes);
+
+        // Asked for training, the built-in weights can be fine-tuned.
+        BuiltInWeights tunable = BuiltInWeights.FromBuiltInWeights(ModelUse.Training);
+        Assert.True(tunable.Parameters.SequenceEqual(fromFile.Parameters));
+        var optimizer = new AdamW(tunable, learningRate: 1e-2f);
+        int[] tokens = TestData.Tokens(BuiltInWeights.TokensPerStep, BuiltInWeights.Vocab, 3);
+        float first = tunable.TrainStep(tokens, tokens, optimizer);
+        for (int i = 0; i < 5; i++) tunable.TrainStep(tokens, tokens, optimizer);
+        Assert.True(tunable.Forward(tokens, tokens) < first);
     }
 }

@@ -191,6 +191,16 @@ namespace TransformerGen.Generator
                 Const("TargetTokensPerStep", _d.TargetTokens, "Target ids per Forward call: Batch · TargetSeqLen.");
             }
             if (_spec.IsEncoderOnly) Const("Classes", _d.Classes, "Classes of the head.");
+            // The float buffers the runtime allocates for each use (TransformerModel.BufferBytes at run time).
+            long shared = _plan.ParameterCount + _plan.ConstantCount + _plan.InferenceCount + _plan.KeyValueCount + System.Math.Max(_d.SeqLen, _d.TargetSeqLen);
+            long training = 4 * (shared + _plan.ParameterCount + 2 * _plan.ActivationCount);
+            long inference = 4 * (shared + (_spec.IsEncoderOnly ? _plan.ActivationCount : 0));
+            w.Line("/// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>");
+            w.Line($"public const long TrainingBytes = {Lit(training)};");
+            w.Line(_spec.IsEncoderOnly
+                ? "/// <summary>Bytes of the buffers of a model built for inference (<see cref=\"ForInference(ulong)\"/>): parameters and the forward activations of a batch.</summary>"
+                : "/// <summary>Bytes of the buffers of a model built for inference (<see cref=\"ForInference(ulong)\"/>): parameters, the inference workspace and the key/value cache.</summary>");
+            w.Line($"public const long InferenceBytes = {Lit(inference)};");
             w.Line();
         }
 
@@ -235,26 +245,58 @@ namespace TransformerGen.Generator
             : _spec.IsEncoderOnly && _spec.Head.Value == EnumValues.Classification ? _d.Batch
             : _d.Tokens;
 
+        private const string ModelUse = "global::TransformerGen.ModelUse";
+
         private void WriteConstructor(IndentedWriter w)
         {
             string name = _spec.Type.Name;
-            w.Line($"/// <summary>Allocates every buffer of the model once and initializes its parameters deterministically from <paramref name=\"seed\"/>.</summary>");
-            w.Open($"public {name}(ulong seed = 0) : base({GeneratedNames.LayoutField}, seed)");
+            w.Line("/// <summary>");
+            w.Line("/// Allocates every buffer of the model once (<see cref=\"TrainingBytes\"/> in all) and initializes its parameters");
+            w.Line("/// deterministically from <paramref name=\"seed\"/>.");
+            w.Line("/// </summary>");
+            w.Line($"public {name}(ulong seed = 0) : this(seed, {ModelUse}.Training, initialize: true) {{ }}");
+            w.Line();
+            var tables = new List<string>();
             foreach (TensorDef t in _graph.Tensors.Where(t => t.Kind == TensorKind.Constant))
             {
                 switch (t.Name)
                 {
                     case "sinusoidal_positions":
-                        w.Line("// the paper's sinusoidal position table [positions, DModel]");
-                        w.Line($"{Kernels}Positional.SinusoidalTable(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.DModel)});");
+                        tables.Add("// the paper's sinusoidal position table [positions, DModel]");
+                        tables.Add($"{Kernels}Positional.SinusoidalTable(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.DModel)});");
                         break;
                     case "rotary_cos":
                         TensorDef sin = _graph.Tensors.Single(s => s.Name == "rotary_sin");
-                        w.Line("// rotary angles: cos and sin tables [positions, HeadDim / 2]");
-                        w.Line($"{Kernels}Positional.RotaryTables(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), ConstantBuffer.Slice({Lit(_plan.OffsetOf(sin))}, {Lit(sin.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.HeadDim)});");
+                        tables.Add("// rotary angles: cos and sin tables [positions, HeadDim / 2]");
+                        tables.Add($"{Kernels}Positional.RotaryTables(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), ConstantBuffer.Slice({Lit(_plan.OffsetOf(sin))}, {Lit(sin.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.HeadDim)});");
                         break;
                 }
             }
+            string constructor = $"private {name}(ulong seed, {ModelUse} use, bool initialize) : base({GeneratedNames.LayoutField}, seed, use, initialize)";
+            if (tables.Count == 0)
+            {
+                w.Line("/// <summary>Allocates the buffers <paramref name=\"use\"/> needs; initializes the parameters when asked.</summary>");
+                w.Line(constructor + " { }");
+            }
+            else
+            {
+                w.Line("/// <summary>Allocates the buffers <paramref name=\"use\"/> needs and fills the constant tables; initializes the parameters when asked.</summary>");
+                w.Open(constructor);
+                foreach (string line in tables) w.Line(line);
+                w.Close();
+            }
+            w.Line();
+            w.Line("/// <summary>");
+            w.Line($"/// A model for inference only (<see cref=\"InferenceBytes\"/> in all: no gradients, nothing kept for backward), its");
+            w.Line("/// parameters initialized from <paramref name=\"seed\"/>; training methods refuse it.");
+            w.Line("/// </summary>");
+            w.Line($"public static {name} ForInference(ulong seed = 0) => new {name}(seed, {ModelUse}.Inference, initialize: true);");
+            w.Line();
+            w.Line("/// <summary>A model for inference only with its parameters read from the safetensors file <paramref name=\"checkpoint\"/> (checked as <c>Load</c> does).</summary>");
+            w.Open($"public static {name} ForInference(string checkpoint)");
+            w.Line($"var model = new {name}(0, {ModelUse}.Inference, initialize: false);");
+            w.Line("model.Load(checkpoint);");
+            w.Line("return model;");
             w.Close();
             w.Line();
         }
@@ -264,9 +306,12 @@ namespace TransformerGen.Generator
         {
             if (_weights is null) return;
             string name = _spec.Type.Name;
-            w.Line($"/// <summary>The model with the weights of {_weights}, built into this assembly and checked against this declaration at compile time.</summary>");
-            w.Open($"public static {name} FromBuiltInWeights()");
-            w.Line($"var model = new {name}();");
+            w.Line("/// <summary>");
+            w.Line($"/// The model with the weights of {_weights}, built into this assembly and checked against this declaration at");
+            w.Line("/// compile time; for inference only unless <paramref name=\"use\"/> says Training (to fine-tune them).");
+            w.Line("/// </summary>");
+            w.Open($"public static {name} FromBuiltInWeights({ModelUse} use = {ModelUse}.Inference)");
+            w.Line($"var model = new {name}(0, use, initialize: false);");
             w.Line($"using global::System.IO.Stream stream = typeof({name}).Assembly.GetManifestResourceStream({Lit(_weights)})");
             string missing = _weights + " is not embedded in the assembly: list it as <TransformerWeights Include=\"...\" /> and import TransformerGen.Weights.targets";
             w.Line($"    ?? throw new global::System.InvalidOperationException({Lit(missing)});");

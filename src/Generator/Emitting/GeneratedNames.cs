@@ -12,7 +12,7 @@ namespace TransformerGen.Generator
         public const string EmbedStage = "Embed", TargetEmbedStage = "TargetEmbed", EncoderOutputStage = "EncoderOutput", HeadStage = "Head";
 
         public static readonly string[] Constants =
-            ["Vocab", "DModel", "Heads", "HeadDim", "Layers", "DFF", "SeqLen", "Batch", "TokensPerStep", "ParameterCount"];
+            ["Vocab", "DModel", "Heads", "HeadDim", "Layers", "DFF", "SeqLen", "Batch", "TokensPerStep", "ParameterCount", "TrainingBytes", "InferenceBytes"];
 
         /// <summary>Public and protected members of <c>TransformerGen.TransformerModel</c>.</summary>
         private static readonly string[] Inherited =
@@ -24,6 +24,7 @@ namespace TransformerGen.Generator
             "Tokens", "Targets", "DropoutRng", "AppendKeysValues",
             "DecoderTokens", "TokenPadding", "DecoderPadding", "SourceLength", "EncodeCore", "Encode", "Translate", "Decode",
             "BeamSearch", "Predict", "DecoderCacheLength", "AttentionMap", "ResetDecoder", "InferenceLogits", "CheckIds", "OnParametersReplaced", "FromBuiltInWeights",
+            "ForInference", "Use", "BufferBytes",
         ];
 
         public static readonly HashSet<string> Fixed = new(Inherited) { LayoutField };

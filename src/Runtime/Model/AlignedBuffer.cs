@@ -30,6 +30,9 @@ internal readonly struct AlignedBuffer
         _length = length;
     }
 
+    /// <summary>Number of floats.</summary>
+    public int Length => _length;
+
     /// <summary>The aligned floats.</summary>
     public Span<float> Span => MemoryMarshal.CreateSpan(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_array), _start), _length);
 }

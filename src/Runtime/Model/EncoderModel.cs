@@ -11,7 +11,10 @@ public abstract class EncoderModel : TransformerModel
     private readonly int[] _noTargets;
 
     /// <summary>Allocates every buffer and initializes the parameters from <paramref name="seed"/>.</summary>
-    protected EncoderModel(ModelLayout layout, ulong seed) : base(layout, seed)
+    protected EncoderModel(ModelLayout layout, ulong seed) : this(layout, seed, ModelUse.Training, initialize: true) { }
+
+    /// <summary>Allocates the buffers <paramref name="use"/> needs; initializes the parameters from <paramref name="seed"/> when <paramref name="initialize"/> is true.</summary>
+    protected EncoderModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize) : base(layout, seed, use, initialize)
     {
         _noTargets = new int[layout.TargetLength];
         _noTargets.AsSpan().Fill(-1);

@@ -17,7 +17,10 @@ public abstract class Seq2SeqModel : TransformerModel
     private int _sourceLength, _decoderLength;
 
     /// <summary>Allocates every buffer and initializes the parameters from <paramref name="seed"/>.</summary>
-    protected Seq2SeqModel(ModelLayout layout, ulong seed) : base(layout, seed) => _choice = new float[layout.TargetVocab];
+    protected Seq2SeqModel(ModelLayout layout, ulong seed) : this(layout, seed, ModelUse.Training, initialize: true) { }
+
+    /// <summary>Allocates the buffers <paramref name="use"/> needs; initializes the parameters from <paramref name="seed"/> when <paramref name="initialize"/> is true.</summary>
+    protected Seq2SeqModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize) : base(layout, seed, use, initialize) => _choice = new float[layout.TargetVocab];
 
     /// <summary>Positions held in the decoder's key/value cache.</summary>
     public int DecoderCacheLength => _decoderLength;

@@ -23,28 +23,53 @@ public abstract class TransformerModel : ITrainableParameters
     private bool _forwardDone;
 
     /// <summary>Allocates every buffer the layout names and initializes the parameters from <paramref name="seed"/>.</summary>
-    protected TransformerModel(ModelLayout layout, ulong seed)
+    protected TransformerModel(ModelLayout layout, ulong seed) : this(layout, seed, ModelUse.Training, initialize: true) { }
+
+    /// <summary>
+    /// Allocates the buffers that <paramref name="use"/> needs (see <see cref="ModelUse"/>) and, when
+    /// <paramref name="initialize"/> is true, initializes the parameters from <paramref name="seed"/> (a model whose
+    /// parameters are loaded next skips that: they are zero until then).
+    /// </summary>
+    protected TransformerModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize)
     {
         _layout = layout ?? throw new ArgumentNullException(nameof(layout));
+        if (use is not (ModelUse.Training or ModelUse.Inference)) throw new ArgumentOutOfRangeException(nameof(use), use, "not a ModelUse");
+        Use = use;
+        bool training = use == ModelUse.Training;
+        Training = training;
+        // An encoder-only model predicts through the batched forward pass, so it keeps the forward activations.
+        bool forward = training || layout.Architecture == Architecture.EncoderOnly;
         _parameters = new AlignedBuffer(layout.ParameterCount);
-        _gradients = new AlignedBuffer(layout.ParameterCount);
-        _activations = new AlignedBuffer(layout.ActivationCount);
-        _activationGradients = new AlignedBuffer(layout.ActivationCount);
+        _gradients = new AlignedBuffer(training ? layout.ParameterCount : 0);
+        _activations = new AlignedBuffer(forward ? layout.ActivationCount : 0);
+        _activationGradients = new AlignedBuffer(training ? layout.ActivationCount : 0);
         _constants = new AlignedBuffer(layout.ConstantCount);
         _inference = new AlignedBuffer(layout.InferenceCount);
         _keyValues = new AlignedBuffer(layout.KeyValueCount);
         _scores = new AlignedBuffer(Math.Max(layout.SeqLen, layout.DecoderSeqLen));
-        _tokens = new int[layout.TokensPerStep];
-        _targets = new int[layout.TargetLength];
+        _tokens = new int[forward ? layout.TokensPerStep : 0];
+        _targets = new int[forward ? layout.TargetLength : 0];
         bool seq2seq = layout.Architecture == Architecture.EncoderDecoder;
-        _decoderTokens = seq2seq ? new int[layout.Batch * layout.DecoderSeqLen] : [];
-        bool padding = layout.PadToken >= 0;
+        _decoderTokens = seq2seq && forward ? new int[layout.Batch * layout.DecoderSeqLen] : [];
+        bool padding = layout.PadToken >= 0 && forward;
         _tokenPadding = padding ? new byte[layout.TokensPerStep] : [];
         _decoderPadding = padding && seq2seq ? new byte[layout.Batch * layout.DecoderSeqLen] : [];
         Seed = seed;
         DropoutRng = new Rng(seed ^ 0xD50F_0A7E_5EED_0001UL);
-        InitializeParameters(seed);
+        if (initialize) InitializeParameters(seed);
     }
+
+    /// <summary>What this instance was built for: <see cref="ModelUse.Inference"/> instances hold no gradients.</summary>
+    public ModelUse Use { get; }
+
+    /// <summary>
+    /// Bytes of the float buffers this instance allocated (parameters, gradients, activations and their gradients,
+    /// constants, the inference workspace, the key/value cache and the score row); the generated
+    /// <c>TrainingBytes</c> and <c>InferenceBytes</c> constants give the same figure at compile time. Each buffer
+    /// adds up to 60 bytes of alignment, and arrays of token ids are not counted.
+    /// </summary>
+    public long BufferBytes => sizeof(float) * ((long)_parameters.Length + _gradients.Length + _activations.Length + _activationGradients.Length
+        + _constants.Length + _inference.Length + _keyValues.Length + _scores.Length);
 
     /// <summary>The model's compile-time layout: sizes and the parameter table.</summary>
     public ModelLayout Layout => _layout;
@@ -56,16 +81,20 @@ public abstract class TransformerModel : ITrainableParameters
     public Span<float> Parameters => _parameters.Span;
 
     /// <inheritdoc />
-    public Span<float> Gradients => _gradients.Span;
+    /// <exception cref="InvalidOperationException">The instance was built for inference.</exception>
+    public Span<float> Gradients => Use == ModelUse.Training ? _gradients.Span : throw NotForTraining("has no gradients");
 
     /// <inheritdoc />
     public IReadOnlyList<ParameterTensor> ParameterTensors => _layout.Tensors;
 
-    /// <summary>When true (the default) dropout is active in <see cref="Forward"/>; set false to evaluate.</summary>
+    /// <summary>When true (the default for a <see cref="ModelUse.Training"/> instance) dropout is active in <see cref="Forward"/>; set false to evaluate.</summary>
     public bool Training { get; set; } = true;
 
     /// <summary>The logits of the last <see cref="Forward"/>: <c>[targets, target vocabulary]</c> (for a classifier, <c>[Batch, Classes]</c>).</summary>
-    public ReadOnlySpan<float> Logits => _activations.Span.Slice(_layout.LogitsOffset, _layout.LogitsLength);
+    /// <exception cref="InvalidOperationException">The instance was built for inference and runs no batched forward pass.</exception>
+    public ReadOnlySpan<float> Logits => _activations.Length > 0
+        ? _activations.Span.Slice(_layout.LogitsOffset, _layout.LogitsLength)
+        : throw NotForTraining("keeps no batched logits");
 
     /// <summary>
     /// The attention probabilities <c>[Batch, Heads, queries, keys]</c> of the last <see cref="Forward"/> in the
@@ -75,7 +104,8 @@ public abstract class TransformerModel : ITrainableParameters
     public ReadOnlySpan<float> AttentionMap(string name)
     {
         foreach (ActivationTensor t in _layout.AttentionMaps)
-            if (t.Name == name) return _activations.Span.Slice(t.Offset, t.Length);
+            if (t.Name == name)
+                return _activations.Length > 0 ? _activations.Span.Slice(t.Offset, t.Length) : throw NotForTraining("keeps no attention maps");
         var names = new List<string>();
         foreach (ActivationTensor t in _layout.AttentionMaps) names.Add(t.Name);
         throw new ArgumentException($"{_layout.Name} has no attention map '{name}'; it has: {string.Join(", ", names)}", nameof(name));
@@ -93,6 +123,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="ArgumentOutOfRangeException">A token or target id is out of range; the message names the position.</exception>
     public float Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
     {
+        if (_tokens.Length == 0) throw NotForTraining("cannot run the batched Forward; use its inference methods");
         int count = _layout.TokensPerStep;
         if (tokens.Length != count)
             throw new ArgumentException($"{_layout.Name}.Forward needs Batch·SeqLen = {_layout.Batch}·{_layout.SeqLen} = {count} tokens, got {tokens.Length}", nameof(tokens));
@@ -154,6 +185,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="InvalidOperationException">No <see cref="Forward"/> ran since the last backward pass.</exception>
     public void Backward()
     {
+        if (Use != ModelUse.Training) throw NotForTraining("cannot run Backward");
         if (!_forwardDone) throw new InvalidOperationException($"{_layout.Name}.Backward needs a Forward first (each Forward allows one Backward)");
         _forwardDone = false;
         _activationGradients.Span.Clear();
@@ -161,7 +193,14 @@ public abstract class TransformerModel : ITrainableParameters
     }
 
     /// <summary>Sets every gradient to zero.</summary>
-    public void ZeroGrad() => _gradients.Span.Clear();
+    public void ZeroGrad()
+    {
+        if (Use != ModelUse.Training) throw NotForTraining("has no gradients");
+        _gradients.Span.Clear();
+    }
+
+    private InvalidOperationException NotForTraining(string what) => new(
+        $"this {_layout.Name} was built for inference (ForInference or FromBuiltInWeights) and {what}; construct it with new {_layout.Name}(seed) to train");
 
     /// <summary>
     /// One whole training step: forward, zeroed gradients, backward, optional clipping by global norm, and the

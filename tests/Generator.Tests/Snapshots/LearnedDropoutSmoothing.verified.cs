@@ -36,6 +36,10 @@ namespace Snapshots
         public const int TokensPerStep = 10;
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const int ParameterCount = 2584;
+        /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
+        public const long TrainingBytes = 75732;
+        /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
+        public const long InferenceBytes = 20116;
 
         /// <summary>Sizes, the parameter table with PyTorch names, and the memory plan, all fixed at compile time.</summary>
         private static readonly global::TransformerGen.ModelLayout s_layout = new global::TransformerGen.ModelLayout(
@@ -85,9 +89,27 @@ namespace Snapshots
             },
         };
 
-        /// <summary>Allocates every buffer of the model once and initializes its parameters deterministically from <paramref name="seed"/>.</summary>
-        public LearnedDropoutSmoothing(ulong seed = 0) : base(s_layout, seed)
+        /// <summary>
+        /// Allocates every buffer of the model once (<see cref="TrainingBytes"/> in all) and initializes its parameters
+        /// deterministically from <paramref name="seed"/>.
+        /// </summary>
+        public LearnedDropoutSmoothing(ulong seed = 0) : this(seed, global::TransformerGen.ModelUse.Training, initialize: true) { }
+
+        /// <summary>Allocates the buffers <paramref name="use"/> needs; initializes the parameters when asked.</summary>
+        private LearnedDropoutSmoothing(ulong seed, global::TransformerGen.ModelUse use, bool initialize) : base(s_layout, seed, use, initialize) { }
+
+        /// <summary>
+        /// A model for inference only (<see cref="InferenceBytes"/> in all: no gradients, nothing kept for backward), its
+        /// parameters initialized from <paramref name="seed"/>; training methods refuse it.
+        /// </summary>
+        public static LearnedDropoutSmoothing ForInference(ulong seed = 0) => new LearnedDropoutSmoothing(seed, global::TransformerGen.ModelUse.Inference, initialize: true);
+
+        /// <summary>A model for inference only with its parameters read from the safetensors file <paramref name="checkpoint"/> (checked as <c>Load</c> does).</summary>
+        public static LearnedDropoutSmoothing ForInference(string checkpoint)
         {
+            var model = new LearnedDropoutSmoothing(0, global::TransformerGen.ModelUse.Inference, initialize: false);
+            model.Load(checkpoint);
+            return model;
         }
 
         /// <inheritdoc />

@@ -35,6 +35,10 @@ namespace Snapshots
         public const int TokensPerStep = 10;
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const int ParameterCount = 2524;
+        /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
+        public const long TrainingBytes = 65108;
+        /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
+        public const long InferenceBytes = 19988;
 
         /// <summary>Sizes, the parameter table with PyTorch names, and the memory plan, all fixed at compile time.</summary>
         private static readonly global::TransformerGen.ModelLayout s_layout = new global::TransformerGen.ModelLayout(
@@ -83,11 +87,31 @@ namespace Snapshots
             },
         };
 
-        /// <summary>Allocates every buffer of the model once and initializes its parameters deterministically from <paramref name="seed"/>.</summary>
-        public PreRotaryGelu(ulong seed = 0) : base(s_layout, seed)
+        /// <summary>
+        /// Allocates every buffer of the model once (<see cref="TrainingBytes"/> in all) and initializes its parameters
+        /// deterministically from <paramref name="seed"/>.
+        /// </summary>
+        public PreRotaryGelu(ulong seed = 0) : this(seed, global::TransformerGen.ModelUse.Training, initialize: true) { }
+
+        /// <summary>Allocates the buffers <paramref name="use"/> needs and fills the constant tables; initializes the parameters when asked.</summary>
+        private PreRotaryGelu(ulong seed, global::TransformerGen.ModelUse use, bool initialize) : base(s_layout, seed, use, initialize)
         {
             // rotary angles: cos and sin tables [positions, HeadDim / 2]
             global::TransformerGen.Kernels.Positional.RotaryTables(ConstantBuffer.Slice(0, 10), ConstantBuffer.Slice(16, 10), 5, 4);
+        }
+
+        /// <summary>
+        /// A model for inference only (<see cref="InferenceBytes"/> in all: no gradients, nothing kept for backward), its
+        /// parameters initialized from <paramref name="seed"/>; training methods refuse it.
+        /// </summary>
+        public static PreRotaryGelu ForInference(ulong seed = 0) => new PreRotaryGelu(seed, global::TransformerGen.ModelUse.Inference, initialize: true);
+
+        /// <summary>A model for inference only with its parameters read from the safetensors file <paramref name="checkpoint"/> (checked as <c>Load</c> does).</summary>
+        public static PreRotaryGelu ForInference(string checkpoint)
+        {
+            var model = new PreRotaryGelu(0, global::TransformerGen.ModelUse.Inference, initialize: false);
+            model.Load(checkpoint);
+            return model;
         }
 
         /// <inheritdoc />
