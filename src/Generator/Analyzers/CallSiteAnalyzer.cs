@@ -11,7 +11,8 @@ namespace TransformerGen.Generator
     /// <summary>
     /// Checks calls into a generated model where the length of the argument is known at compile time: an array
     /// created in the call (<c>new int[n]</c>, <c>new[] { … }</c>) or a <c>stackalloc</c>. <c>Forward</c> needs
-    /// exactly <c>Batch·SeqLen</c> ids per argument; <c>Append</c> at most <c>SeqLen</c>.
+    /// exactly <c>Batch·SeqLen</c> tokens and as many targets (<c>Batch·TargetSeqLen</c> for an encoder–decoder,
+    /// <c>Batch</c> for a sequence classifier); <c>Append</c> takes at most the positions the decoder holds.
     /// </summary>
     [DiagnosticAnalyzer(LanguageNames.CSharp)]
     public sealed class CallSiteAnalyzer : DiagnosticAnalyzer
@@ -44,20 +45,41 @@ namespace TransformerGen.Generator
             if (declaration is null) return;
             int batch = Named(declaration, "Batch", 1), seqLen = Named(declaration, "SeqLen", 0);
             if (batch <= 0 || seqLen <= 0) return; // the declaration itself is reported by the generator
-            long tokensPerStep = (long)batch * seqLen;
+            int architecture = Named(declaration, "Architecture", EnumValues.DecoderOnly);
+            int targetSeqLen = Named(declaration, "TargetSeqLen", seqLen);
+            if (targetSeqLen <= 0) return;
 
             foreach (IArgumentOperation argument in invocation.Arguments)
             {
                 if (argument.Parameter is null || argument.Parameter.Type is not INamedTypeSymbol { Name: "ReadOnlySpan" or "Span" }) continue;
                 long? length = ConstantLength(argument.Value);
                 if (length is null) continue;
-                if (name == "Forward" && length != tokensPerStep)
-                    context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.ForwardLengthMismatch, argument.Syntax.GetLocation(),
-                        model.Name, argument.Parameter.Name, length, batch, seqLen, tokensPerStep));
-                else if (name == "Append" && (length > seqLen || length == 0))
-                    context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.AppendTooLong, argument.Syntax.GetLocation(),
-                        model.Name, length, seqLen));
+                if (name == "Forward")
+                {
+                    (string what, long needed) = ForwardLength(argument.Parameter.Name, architecture, Named(declaration, "Head", EnumValues.Classification), batch, seqLen, targetSeqLen);
+                    if (length != needed)
+                        context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.ForwardLengthMismatch, argument.Syntax.GetLocation(),
+                            model.Name, argument.Parameter.Name, length, what, needed));
+                }
+                else
+                {
+                    // An encoder–decoder's Append feeds the decoder, which holds TargetSeqLen positions.
+                    (string window, int positions) = architecture == EnumValues.EncoderDecoder ? ("TargetSeqLen", targetSeqLen) : ("SeqLen", seqLen);
+                    if (length > positions || length == 0)
+                        context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.AppendTooLong, argument.Syntax.GetLocation(),
+                            model.Name, length, window, positions));
+                }
             }
+        }
+
+        /// <summary>The ids Forward needs in one argument, and how that number is made (for the message).</summary>
+        private static (string What, long Needed) ForwardLength(string parameter, int architecture, int head, int batch, int seqLen, int targetSeqLen)
+        {
+            string tokens = $"Batch·SeqLen = {batch}·{seqLen}";
+            if (parameter != "targets") return (tokens, (long)batch * seqLen);
+            if (architecture == EnumValues.EncoderDecoder) return ($"Batch·TargetSeqLen = {batch}·{targetSeqLen}", (long)batch * targetSeqLen);
+            if (architecture == EnumValues.EncoderOnly && head == EnumValues.Classification) return ("Batch (one class per sequence)", batch);
+            return (tokens, (long)batch * seqLen);
         }
 
         private static int Named(AttributeData attribute, string name, int fallback)

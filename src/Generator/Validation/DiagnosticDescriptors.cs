@@ -104,11 +104,11 @@ namespace TransformerGen.Generator
 
         public static readonly DiagnosticDescriptor ForwardLengthMismatch = Error("TG0020",
             "Forward is called with the wrong number of token ids",
-            "{0}.Forward needs Batch·SeqLen = {3}·{4} = {5} ids in '{1}', but this argument has {2}");
+            "{0}.Forward needs {3} = {4} ids in '{1}', but this argument has {2}");
 
         public static readonly DiagnosticDescriptor AppendTooLong = Error("TG0021",
             "Append is called with more positions than the model holds",
-            "{0}.Append takes 1 to SeqLen = {2} tokens at a time, but this argument has {1}");
+            "{0}.Append takes 1 to {2} = {3} tokens at a time, but this argument has {1}");
 
         public static readonly DiagnosticDescriptor ModelSummary = new("TG1000",
             "Model summary",
