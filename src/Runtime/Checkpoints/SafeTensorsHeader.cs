@@ -116,6 +116,14 @@ internal sealed class SafeTensorsHeader
         if (value.ValueKind != JsonValueKind.Object)
             throw SafeTensors.Invalid(path, name, $"its header entry is a JSON {value.ValueKind}, not an object");
 
+        // A field given twice makes the entry ambiguous: readers disagree on which one counts (System.Text.Json's
+        // TryGetProperty and Python's json keep the last, serde refuses the file), so a file could load one tensor here
+        // and another elsewhere.
+        var fields = new HashSet<string>(StringComparer.Ordinal);
+        foreach (JsonProperty field in value.EnumerateObject())
+            if (!fields.Add(field.Name))
+                throw SafeTensors.Invalid(path, name, $"its header entry has \"{field.Name}\" more than once");
+
         if (!value.TryGetProperty("dtype", out JsonElement dtype) || dtype.ValueKind != JsonValueKind.String)
             throw SafeTensors.Invalid(path, name, "its header entry has no string \"dtype\"");
 

@@ -235,6 +235,9 @@ public sealed class SafeTensorsTests : IDisposable
     [InlineData("{\"a\": {\"dtype\": \"I64\", \"shape\": [2], \"data_offsets\": [0, 16]}}", "I64")]
     [InlineData("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 12]}}", "needs 8")]
     [InlineData("{\"__metadata__\": {\"n\": 1}, \"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}", "metadata")]
+    // A field twice in one entry is ambiguous (System.Text.Json would read the last, serde refuses): found by SafeTensorsFuzzTests.
+    [InlineData("{\"a\": {\"dtype\": \"I64\", \"shape\": [2], \"dtype\": \"F32\", \"data_offsets\": [0, 8]}}", "\"dtype\" more than once")]
+    [InlineData("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16], \"data_offsets\": [0, 8]}}", "\"data_offsets\" more than once")]
     public void MalformedHeadersAreRejected(string json, string expected)
     {
         string path = WriteRaw("bad.safetensors", json, new byte[16]);
