@@ -4,7 +4,6 @@ using System.Collections.Generic;
 using System.IO;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
-using System.Text;
 using Microsoft.Win32.SafeHandles;
 
 namespace TransformerGen;
@@ -41,9 +40,13 @@ public static class SafeTensors
     public static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer, IReadOnlyDictionary<string, string>? metadata = null) =>
         Save(path, tensors, buffer, metadata, beforeCommit: null);
 
-    /// <summary>As the public overload; <paramref name="beforeCommit"/> runs with the temporary file's path after it is written and before the rename (tests use it to simulate a failure at the last moment).</summary>
+    /// <summary>
+    /// As the public overload; <paramref name="beforeCommit"/> runs with the temporary file's path after it is written
+    /// and before the rename, and <paramref name="output"/> may wrap the temporary file's stream (tests use them to
+    /// simulate a failure at the last moment and in the middle of the write).
+    /// </summary>
     internal static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer,
-        IReadOnlyDictionary<string, string>? metadata, Action<string>? beforeCommit)
+        IReadOnlyDictionary<string, string>? metadata, Action<string>? beforeCommit, Func<Stream, Stream>? output = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
@@ -58,13 +61,15 @@ public static class SafeTensors
         BinaryPrimitives.WriteUInt64LittleEndian(headerLength, (ulong)header.Length);
         try
         {
-            using (var stream = new FileStream(temporaryPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
+            using (var file = new FileStream(temporaryPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
             {
+                Stream stream = output?.Invoke(file) ?? file;
                 stream.Write(headerLength);
                 stream.Write(header);
                 foreach (ParameterTensor tensor in tensors)
                     stream.Write(MemoryMarshal.AsBytes(buffer.Slice(tensor.Offset, tensor.Length)));
-                stream.Flush(flushToDisk: true);
+                stream.Flush();
+                file.Flush(flushToDisk: true);
             }
             beforeCommit?.Invoke(temporaryPath);
             File.Move(temporaryPath, fullPath, overwrite: true);
@@ -87,7 +92,7 @@ public static class SafeTensors
     /// header length (within the file and <see cref="MaxHeaderBytes"/>), the JSON, each entry's dtype (F32, F16
     /// or BF16), shape (equal to the model's) and data offsets (inside the file, of the size the shape and dtype
     /// need, not overlapping), and the names (no duplicates; all missing and unexpected names are listed in one
-    /// message). Gaps between tensors in the data are allowed. Data is then read straight into the buffer's
+    /// message; the overload with <c>strict</c> loads what matches and reports the rest instead). Gaps between tensors in the data are allowed. Data is then read straight into the buffer's
     /// slices (F16/BF16 through a small scratch buffer), never as a copy of the whole file. Only an I/O error
     /// during that last phase (the file changing underneath) can leave the buffer partly overwritten.
     /// </remarks>
@@ -103,7 +108,32 @@ public static class SafeTensors
         RequireLittleEndian();
         CheckTable(path, tensors, buffer.Length, nameof(buffer));
         using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        Load(new SafeTensorsSource(file, path), tensors, buffer);
+        Load(new SafeTensorsSource(file, path), tensors, buffer, strict: true);
+    }
+
+    /// <summary>
+    /// Reads the tensors of <paramref name="tensors"/> from the safetensors file at <paramref name="path"/> into
+    /// <paramref name="buffer"/>; with <paramref name="strict"/> false, tolerates names that differ, as PyTorch's
+    /// <c>load_state_dict(strict=False)</c> does, and reports them.
+    /// </summary>
+    /// <remarks>
+    /// Non-strict: a table tensor that the file lacks keeps its values in <paramref name="buffer"/>, and a file tensor
+    /// that the table lacks is not read (its header entry must still be well-formed and its data inside the file: a
+    /// damaged or truncated file is rejected either way). Every tensor that both name is checked and read as in
+    /// <see cref="Load(string, IReadOnlyList{ParameterTensor}, Span{float})"/>: a wrong shape or dtype is an error, not
+    /// a difference to report. Strict: exactly that method, which throws on any difference in names.
+    /// </remarks>
+    /// <returns>The tensors read, and the missing and unexpected ones with their shapes (both empty when strict).</returns>
+    /// <exception cref="InvalidDataException">The file is malformed, or a tensor both name does not match (or, when strict, the names differ); the buffer is then untouched.</exception>
+    /// <exception cref="ArgumentException">The table has a duplicate or reserved name, or a tensor lies outside <paramref name="buffer"/>.</exception>
+    public static SafeTensorsLoadReport Load(string path, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool strict)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(tensors);
+        RequireLittleEndian();
+        CheckTable(path, tensors, buffer.Length, nameof(buffer));
+        using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        return Load(new SafeTensorsSource(file, path), tensors, buffer, strict);
     }
 
     /// <summary>
@@ -129,21 +159,40 @@ public static class SafeTensors
         name ??= "stream";
         RequireLittleEndian();
         CheckTable(name, tensors, buffer.Length, nameof(buffer));
-        Load(new SafeTensorsSource(stream, name), tensors, buffer);
+        Load(new SafeTensorsSource(stream, name), tensors, buffer, strict: true);
     }
 
-    private static void Load(SafeTensorsSource source, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer)
+    /// <summary>
+    /// As <see cref="Load(string, IReadOnlyList{ParameterTensor}, Span{float}, bool)"/>, from a safetensors file held
+    /// in <paramref name="stream"/> (from its current position to its end; see
+    /// <see cref="Load(Stream, IReadOnlyList{ParameterTensor}, Span{float}, string?)"/>).
+    /// </summary>
+    /// <returns>The tensors read, and the missing and unexpected ones with their shapes (both empty when strict).</returns>
+    /// <exception cref="InvalidDataException">The data is malformed, or a tensor both name does not match (or, when strict, the names differ); the buffer is then untouched.</exception>
+    /// <exception cref="ArgumentException">The stream cannot read or seek, or the table has a duplicate or reserved name, or a tensor lies outside <paramref name="buffer"/>.</exception>
+    public static SafeTensorsLoadReport Load(Stream stream, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool strict, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(tensors);
+        name ??= "stream";
+        RequireLittleEndian();
+        CheckTable(name, tensors, buffer.Length, nameof(buffer));
+        return Load(new SafeTensorsSource(stream, name), tensors, buffer, strict);
+    }
+
+    private static SafeTensorsLoadReport Load(SafeTensorsSource source, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool strict)
     {
         SafeTensorsHeader header = SafeTensorsHeader.Read(source);
-        SafeTensorsEntry[] entries = MatchTable(header, tensors, source.Name);
+        (SafeTensorsEntry?[] entries, SafeTensorsLoadReport report) = MatchTable(header, tensors, source.Name, strict);
 
         byte[]? scratch = null;
         for (int i = 0; i < tensors.Count; i++)
         {
             ParameterTensor tensor = tensors[i];
-            SafeTensorsEntry entry = entries[i];
+            if (entries[i] is not { } entry) continue; // missing, non-strict: left as it is
             ReadTensor(source, header.DataStart + entry.Begin, entry, buffer.Slice(tensor.Offset, tensor.Length), ref scratch);
         }
+        return report;
     }
 
     /// <summary>The <c>__metadata__</c> map of the file at <paramref name="path"/> (empty when it has none). Reads only the header.</summary>
@@ -180,37 +229,40 @@ public static class SafeTensors
     }
 
     /// <summary>
-    /// Pairs each table tensor with its header entry (the result is in table order) and checks names, dtypes,
-    /// shapes, sizes, ranges and overlaps.
+    /// Pairs each table tensor with its header entry (the result is in table order; null for a tensor the file lacks)
+    /// and checks names, dtypes, shapes, sizes, ranges and overlaps. Strict, any difference in names is an error;
+    /// otherwise it is reported, and the file's other entries need only lie inside the data.
     /// </summary>
-    private static SafeTensorsEntry[] MatchTable(SafeTensorsHeader header, IReadOnlyList<ParameterTensor> tensors, string path)
+    private static (SafeTensorsEntry?[] Entries, SafeTensorsLoadReport Report) MatchTable(SafeTensorsHeader header, IReadOnlyList<ParameterTensor> tensors, string path, bool strict)
     {
         var byName = new Dictionary<string, SafeTensorsEntry>(StringComparer.Ordinal);
         foreach (SafeTensorsEntry entry in header.Entries) byName.Add(entry.Name, entry);
 
         var modelNames = new HashSet<string>(StringComparer.Ordinal);
-        var missing = new List<string>();
+        var loaded = new List<string>();
+        var missing = new List<SafeTensorsTensorInfo>();
         foreach (ParameterTensor tensor in tensors)
         {
             modelNames.Add(tensor.Name);
-            if (!byName.ContainsKey(tensor.Name)) missing.Add($"{tensor.Name} {tensor.ShapeText}");
+            if (byName.ContainsKey(tensor.Name)) loaded.Add(tensor.Name);
+            else missing.Add(new SafeTensorsTensorInfo(tensor.Name, ToLongs(tensor.Shape), "F32"));
         }
-        var unexpected = new List<string>();
+        var unexpected = new List<SafeTensorsTensorInfo>();
         foreach (SafeTensorsEntry entry in header.Entries)
-            if (!modelNames.Contains(entry.Name)) unexpected.Add($"{entry.Name} {entry.ShapeText} {entry.DType}");
-        if (missing.Count > 0 || unexpected.Count > 0)
-        {
-            var message = new StringBuilder("the tensors do not match the model.");
-            if (missing.Count > 0) message.Append($" Missing from the file ({missing.Count}): {string.Join("; ", missing)}.");
-            if (unexpected.Count > 0) message.Append($" Not in the model ({unexpected.Count}): {string.Join("; ", unexpected)}.");
-            throw Invalid(path, message.ToString());
-        }
+            if (!modelNames.Contains(entry.Name)) unexpected.Add(new SafeTensorsTensorInfo(entry.Name, entry.Shape, entry.DType));
+        var report = new SafeTensorsLoadReport(loaded, missing, unexpected);
+        if (strict && !report.IsExactMatch)
+            throw Invalid(path, "the tensors do not match the model. " + report);
+        // Entries that are skipped must still lie inside the file: a truncated file is refused whatever is read from it.
+        foreach (SafeTensorsEntry entry in header.Entries)
+            if (!modelNames.Contains(entry.Name)) CheckInsideData(entry);
 
-        var entries = new SafeTensorsEntry[tensors.Count];
+        var entries = new SafeTensorsEntry?[tensors.Count];
+        var matched = new List<SafeTensorsEntry>(loaded.Count);
         for (int i = 0; i < tensors.Count; i++)
         {
             ParameterTensor tensor = tensors[i];
-            SafeTensorsEntry entry = byName[tensor.Name];
+            if (!byName.TryGetValue(tensor.Name, out SafeTensorsEntry? entry)) continue;
             int elementSize = ElementSize(entry.DType);
             if (elementSize == 0)
                 throw Invalid(path, tensor.Name, $"dtype {entry.DType} cannot be loaded (only F32, F16 and BF16 can)");
@@ -219,19 +271,32 @@ public static class SafeTensors
             long expectedBytes = (long)tensor.Length * elementSize;
             if (entry.End - entry.Begin != expectedBytes)
                 throw Invalid(path, tensor.Name, $"data_offsets [{entry.Begin}, {entry.End}] hold {entry.End - entry.Begin} bytes, but shape {entry.ShapeText} of {entry.DType} needs {expectedBytes}");
-            if (entry.End > header.DataLength)
-                throw Invalid(path, tensor.Name, $"data_offsets [{entry.Begin}, {entry.End}] run past the end of the data ({header.DataLength} bytes); the file is truncated");
+            CheckInsideData(entry);
             entries[i] = entry;
+            matched.Add(entry);
         }
 
-        var byBegin = (SafeTensorsEntry[])entries.Clone();
+        SafeTensorsEntry[] byBegin = matched.ToArray();
         Array.Sort(byBegin, static (a, b) => a.Begin.CompareTo(b.Begin));
         for (int i = 1; i < byBegin.Length; i++)
         {
             if (byBegin[i].Begin < byBegin[i - 1].End)
                 throw Invalid(path, byBegin[i].Name, $"its data [{byBegin[i].Begin}, {byBegin[i].End}] overlaps tensor '{byBegin[i - 1].Name}' [{byBegin[i - 1].Begin}, {byBegin[i - 1].End}]");
         }
-        return entries;
+        return (entries, report);
+
+        void CheckInsideData(SafeTensorsEntry entry)
+        {
+            if (entry.End > header.DataLength)
+                throw Invalid(path, entry.Name, $"data_offsets [{entry.Begin}, {entry.End}] run past the end of the data ({header.DataLength} bytes); the file is truncated");
+        }
+    }
+
+    private static long[] ToLongs(ReadOnlySpan<int> shape)
+    {
+        var result = new long[shape.Length];
+        for (int i = 0; i < shape.Length; i++) result[i] = shape[i];
+        return result;
     }
 
     private static void ReadTensor(SafeTensorsSource source, long position, SafeTensorsEntry entry, Span<float> destination, ref byte[]? scratch)

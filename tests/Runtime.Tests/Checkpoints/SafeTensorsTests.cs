@@ -353,6 +353,162 @@ public sealed class SafeTensorsTests : IDisposable
         Assert.Empty(OtherFiles(path));
     }
 
+    /// <summary>A stream that passes writes through until a byte budget is spent, then fails like a full disk.</summary>
+    private sealed class FailingStream(Stream inner, long budget) : Stream
+    {
+        private long _budget = budget;
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            int allowed = (int)Math.Min(buffer.Length, _budget);
+            inner.Write(buffer[..allowed]);
+            _budget -= allowed;
+            if (allowed < buffer.Length) throw new IOException("simulated: no space left on device");
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+        public override void Flush() => inner.Flush();
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+
+    [Fact]
+    public void AWriteThatFailsPartWayLeavesTheOldFileIntactAndNoTemporaryFile()
+    {
+        string path = PathOf("midwrite.safetensors");
+        List<ParameterTensor> table = OddTable();
+        SafeTensors.Save(path, table, RandomBuffer(TotalLength(table), 7));
+        byte[] original = File.ReadAllBytes(path);
+        float[] replacement = RandomBuffer(TotalLength(table), 8);
+
+        // Within the length prefix, within the header, at the start of the data, inside a tensor, one byte short.
+        long headerEnd = 8 + (long)BinaryPrimitives.ReadUInt64LittleEndian(original);
+        foreach (long budget in new[] { 0, 3, 8 + 10, headerEnd, headerEnd + 4 * 15 + 2, original.Length - 1 })
+        {
+            var error = Assert.Throws<IOException>(() => SafeTensors.Save(path, table, replacement, null, beforeCommit: null, output: file => new FailingStream(file, budget)));
+            Assert.Contains("simulated", error.Message);
+            Assert.Equal(original, File.ReadAllBytes(path));
+            Assert.Empty(OtherFiles(path));
+        }
+
+        // With room for every byte the same hook lets the save through.
+        SafeTensors.Save(path, table, replacement, null, beforeCommit: null, output: file => new FailingStream(file, original.Length));
+        var loaded = new float[replacement.Length];
+        SafeTensors.Load(path, table, loaded);
+        Assert.Equal(replacement, loaded);
+    }
+
+    [Fact]
+    public void NonStrictLoadingReadsTheSharedTensorsAndReportsMissingAndUnexpectedOnesWithShapes()
+    {
+        string path = PathOf("nonstrict.safetensors");
+        List<ParameterTensor> saved = Table(("kept", [2]), ("old.weight", [3, 4]), ("shared.bias", [5]), ("old.bias", [4]));
+        float[] values = RandomBuffer(TotalLength(saved), 9);
+        SafeTensors.Save(path, saved, values);
+
+        List<ParameterTensor> model = Table(("new.weight", [3, 4]), ("shared.bias", [5]), ("kept", [2]), ("new.bias", [4]));
+        float[] buffer = Enumerable.Repeat(42f, TotalLength(model)).ToArray();
+        SafeTensorsLoadReport report = SafeTensors.Load(path, model, buffer, strict: false);
+
+        Assert.Equal(["shared.bias", "kept"], report.Loaded);
+        Assert.Equal(["new.weight [3, 4] F32", "new.bias [4] F32"], report.Missing.Select(t => t.ToString()));
+        Assert.Equal(["old.weight [3, 4] F32", "old.bias [4] F32"], report.Unexpected.Select(t => t.ToString()));
+        Assert.Equal([3L, 4L], report.Unexpected[0].Shape);
+        Assert.False(report.IsExactMatch);
+        Assert.Equal("Missing from the file (2): new.weight [3, 4] F32; new.bias [4] F32. Not in the model (2): old.weight [3, 4] F32; old.bias [4] F32.", report.ToString());
+
+        // The shared tensors hold the file's values, the missing ones what they held before.
+        Assert.Equal(values.AsSpan(14, 5).ToArray(), buffer.AsSpan(12, 5).ToArray());
+        Assert.Equal(values.AsSpan(0, 2).ToArray(), buffer.AsSpan(17, 2).ToArray());
+        Assert.All(buffer.AsSpan(0, 12).ToArray().Concat(buffer.AsSpan(19, 4).ToArray()), x => Assert.Equal(42f, x));
+
+        // The same through a stream; and strict, the same difference is an error naming every tensor.
+        float[] fromStream = Enumerable.Repeat(42f, TotalLength(model)).ToArray();
+        using (var stream = new MemoryStream(File.ReadAllBytes(path)))
+            Assert.Equal(report.ToString(), SafeTensors.Load(stream, model, fromStream, strict: false, "weights").ToString());
+        Assert.Equal(buffer, fromStream);
+        float[] untouched = Enumerable.Repeat(42f, TotalLength(model)).ToArray();
+        var error = Assert.Throws<InvalidDataException>(() => SafeTensors.Load(path, model, untouched, strict: true));
+        Assert.Contains(report.ToString(), error.Message);
+        Assert.All(untouched, x => Assert.Equal(42f, x));
+
+        // When the names agree the report says so.
+        SafeTensorsLoadReport exact = SafeTensors.Load(path, saved, new float[values.Length], strict: false);
+        Assert.True(exact.IsExactMatch);
+        Assert.Empty(exact.Missing);
+        Assert.Empty(exact.Unexpected);
+        Assert.Equal(4, exact.Loaded.Count);
+    }
+
+    [Fact]
+    public void NonStrictLoadingStillRejectsAWrongShapeOrATruncatedFileWithTheBufferUntouched()
+    {
+        string path = PathOf("nonstrict-bad.safetensors");
+        SafeTensors.Save(path, Table(("a", [4]), ("proj.weight", [5, 3])), new float[19]);
+        float[] buffer = Enumerable.Repeat(1f, 19).ToArray();
+        var error = Assert.Throws<InvalidDataException>(() => SafeTensors.Load(path, Table(("a", [4]), ("proj.weight", [3, 5])), buffer, strict: false));
+        Assert.Contains("[5, 3]", error.Message);
+        Assert.All(buffer, x => Assert.Equal(1f, x));
+
+        // The tensor cut short is one the table does not ask for: the file is damaged all the same.
+        File.WriteAllBytes(path, File.ReadAllBytes(path)[..^4]);
+        error = Assert.Throws<InvalidDataException>(() => SafeTensors.Load(path, Table(("a", [4])), buffer.AsSpan(0, 4), strict: false));
+        Assert.Contains("proj.weight", error.Message);
+        Assert.Contains("truncated", error.Message);
+        Assert.All(buffer, x => Assert.Equal(1f, x));
+    }
+
+    /// <summary>
+    /// Loading reads each tensor straight into its slice of the buffer: no copy of the file or of a tensor is made,
+    /// so loading needs the model's memory once, not twice. Measured with the allocation counter of the thread (seen:
+    /// 3.7 KB by path and 3.4 KB from a stream for the 16 MB file, 68 KB for the F16 one).
+    /// </summary>
+    [Fact]
+    public void LoadingStreamsIntoTheBufferWithoutACopyOfTheFile()
+    {
+        const int rows = 4096, columns = 1000; // 4,096,000 floats: a 16 MB file
+        List<ParameterTensor> table = Table(("big.weight", [rows, columns]), ("big.bias", [columns]), ("small", [3]));
+        float[] values = RandomBuffer(TotalLength(table), 10);
+        string path = PathOf("big.safetensors");
+        SafeTensors.Save(path, table, values);
+        Assert.True(new FileInfo(path).Length > 16_000_000);
+
+        var buffer = new float[values.Length];
+        SafeTensors.Load(path, table, new float[values.Length]); // warm up: JIT, JSON and pools
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        SafeTensors.Load(path, table, buffer);
+        long fromPath = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(values.AsSpan().SequenceEqual(buffer));
+
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        Array.Clear(buffer);
+        before = GC.GetAllocatedBytesForCurrentThread();
+        SafeTensors.Load(stream, table, buffer, "big");
+        long fromStream = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(values.AsSpan().SequenceEqual(buffer));
+
+        // Half precision goes through one fixed 64 KiB scratch buffer.
+        int count = rows * columns;
+        var half = new byte[count * 2];
+        for (int i = 0; i < count; i++) BinaryPrimitives.WriteHalfLittleEndian(half.AsSpan(2 * i), (Half)values[i]);
+        string halfPath = WriteRaw("bighalf.safetensors", $"{{\"w\":{{\"dtype\":\"F16\",\"shape\":[{rows},{columns}],\"data_offsets\":[0,{count * 2}]}}}}", half);
+        var halfBuffer = new float[count];
+        before = GC.GetAllocatedBytesForCurrentThread();
+        SafeTensors.Load(halfPath, Table(("w", [rows, columns])), halfBuffer);
+        long fromHalf = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal((float)(Half)values[12345], halfBuffer[12345]);
+
+        Assert.True(fromPath < 64 * 1024, $"loading a 16 MB file by path allocated {fromPath:N0} bytes");
+        Assert.True(fromStream < 64 * 1024, $"loading a 16 MB file from a stream allocated {fromStream:N0} bytes");
+        Assert.True(fromHalf < 128 * 1024, $"loading an 8 MB F16 file allocated {fromHalf:N0} bytes");
+    }
+
     [Fact]
     public void BadTablesAreRejected()
     {

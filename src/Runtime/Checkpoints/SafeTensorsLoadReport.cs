@@ -1,0 +1,55 @@
+using System;
+using System.Collections.Generic;
+using System.Text;
+
+namespace TransformerGen;
+
+/// <summary>One tensor named in a comparison of a checkpoint with a tensor table: its name, shape and dtype.</summary>
+/// <param name="Name">The tensor's name.</param>
+/// <param name="Shape">Its shape (in the file for an unexpected tensor, in the table for a missing one).</param>
+/// <param name="DType">Its safetensors dtype (<c>F32</c> for a table tensor).</param>
+public sealed record SafeTensorsTensorInfo(string Name, IReadOnlyList<long> Shape, string DType)
+{
+    /// <summary><c>name [d0, d1, …] dtype</c>.</summary>
+    public override string ToString() => $"{Name} [{string.Join(", ", Shape)}] {DType}";
+}
+
+/// <summary>
+/// What a non-strict <see cref="SafeTensors"/> load found, as PyTorch's <c>load_state_dict(strict=False)</c> reports it:
+/// the table's tensors that the file lacks (left as they were in the buffer) and the file's tensors that the table
+/// lacks (not read), each with its shape.
+/// </summary>
+public sealed class SafeTensorsLoadReport
+{
+    internal SafeTensorsLoadReport(IReadOnlyList<string> loaded, IReadOnlyList<SafeTensorsTensorInfo> missing, IReadOnlyList<SafeTensorsTensorInfo> unexpected)
+    {
+        Loaded = loaded;
+        Missing = missing;
+        Unexpected = unexpected;
+    }
+
+    /// <summary>Names of the table's tensors that were read from the file, in table order.</summary>
+    public IReadOnlyList<string> Loaded { get; }
+
+    /// <summary>The table's tensors that the file does not have, in table order; their part of the buffer is untouched.</summary>
+    public IReadOnlyList<SafeTensorsTensorInfo> Missing { get; }
+
+    /// <summary>The file's tensors that the table does not have, in header order; they were checked but not read.</summary>
+    public IReadOnlyList<SafeTensorsTensorInfo> Unexpected { get; }
+
+    /// <summary>True when the file and the table name exactly the same tensors.</summary>
+    public bool IsExactMatch => Missing.Count == 0 && Unexpected.Count == 0;
+
+    /// <summary>
+    /// <c>Missing from the file (n): …. Not in the model (m): ….</c> for the non-empty lists, or a line saying that the
+    /// names match.
+    /// </summary>
+    public override string ToString()
+    {
+        if (IsExactMatch) return $"all {Loaded.Count} tensors loaded; the file and the table name the same tensors.";
+        var text = new StringBuilder();
+        if (Missing.Count > 0) text.Append($"Missing from the file ({Missing.Count}): {string.Join("; ", Missing)}.");
+        if (Unexpected.Count > 0) text.Append(text.Length > 0 ? " " : "").Append($"Not in the model ({Unexpected.Count}): {string.Join("; ", Unexpected)}.");
+        return text.ToString();
+    }
+}
