@@ -239,6 +239,21 @@ public abstract class TransformerModel : ITrainableParameters
     }
 
     /// <summary>
+    /// Reads the parameters a safetensors file has for this model; with <paramref name="strict"/> false, tolerates
+    /// names that differ, as PyTorch's <c>load_state_dict(strict=False)</c>: tensors the file lacks keep their values
+    /// (a new classification head, say), tensors the model lacks are skipped, and both are reported with their shapes.
+    /// A tensor both name must still match in shape, and the file must be whole.
+    /// </summary>
+    /// <returns>What was loaded, missing and unexpected (see <see cref="SafeTensorsLoadReport"/>).</returns>
+    /// <exception cref="System.IO.InvalidDataException">The file is malformed, a shared tensor's shape differs, or (strict) the names differ; the parameters are then unchanged.</exception>
+    public SafeTensorsLoadReport Load(string path, bool strict)
+    {
+        SafeTensorsLoadReport report = SafeTensors.Load(path, _layout.Tensors, _parameters.Span, strict);
+        OnParametersReplaced();
+        return report;
+    }
+
+    /// <summary>
     /// Reads parameters from a safetensors file held in <paramref name="stream"/>, from its current position to
     /// its end: weights built into the program (<c>Assembly.GetManifestResourceStream</c>), say. Checked as
     /// <see cref="Load(string)"/>; the stream stays open.
