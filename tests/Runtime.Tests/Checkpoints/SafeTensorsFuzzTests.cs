@@ -15,7 +15,8 @@ namespace TransformerGen.Tests.Checkpoints;
 /// must either load, and then hold exactly the values that the mutated bytes describe (decoded here independently of
 /// the loader), or be rejected with <see cref="InvalidDataException"/> naming the file, the buffer untouched, and no
 /// large allocation on the way. Nothing else may escape: no IndexOutOfRange, NullReference, Overflow, OutOfMemory or
-/// JSON exception.
+/// JSON exception. Each file is also loaded with <c>strict: false</c> (then tensors may be missing or unexpected, and
+/// the report must name them) and through the header-only metadata reader, and every 16th from a file on disk too.
 /// </summary>
 /// <remarks>
 /// The mutations are deterministic (one seed) and grouped by what they attack: truncation at every length, byte flips
@@ -84,7 +85,7 @@ public sealed class SafeTensorsFuzzTests(ITestOutputHelper output) : IDisposable
         int total = attempts.Values.Sum();
         output.WriteLine($"{total} mutated files from a {original.Length}-byte checkpoint (seed {Seed:X}); largest allocation of one attempt {largestAllocation:N0} bytes");
         foreach ((string category, int count) in attempts) output.WriteLine($"  {category,-14} {count,6} attempts");
-        output.WriteLine("Outcomes (category, loaded or rejected with the reason the message gives):");
+        output.WriteLine("Outcomes (category; loaded, rejected with the reason the message gives, or rejected but loaded with strict: false):");
         foreach ((string key, int count) in outcomes) output.WriteLine($"  {key,-52} {count,6}");
 
         Assert.True(failures.Count == 0, $"{failures.Count} of {total} attempts misbehaved:{Environment.NewLine}" + string.Join(Environment.NewLine, failures.Take(20)));
@@ -134,6 +135,10 @@ public sealed class SafeTensorsFuzzTests(ITestOutputHelper output) : IDisposable
         if (problem is not null) return problem;
         if (allocated > AllocationLimit) return $"allocated {allocated:N0} bytes";
 
+        problem = CheckNonStrict(mutation, error is null ? buffer : null, out bool loadedNonStrictly);
+        if (problem is not null) return "non-strict: " + problem;
+        if (error is not null && loadedNonStrictly) outcome = "loaded non-strictly only";
+
         problem = CheckMetadataReader(mutation.Bytes);
         if (problem is not null) return problem;
 
@@ -162,17 +167,29 @@ public sealed class SafeTensorsFuzzTests(ITestOutputHelper output) : IDisposable
         return null;
     }
 
-    /// <summary>Checks one outcome against the rules in the class summary; null when it keeps them.</summary>
-    private static string? Judge(Mutation mutation, Exception? error, float[] buffer, float[] sentinel, string name)
+    /// <summary>
+    /// Checks one outcome against the rules in the class summary; null when it keeps them. A non-strict load (with its
+    /// <paramref name="report"/>) may also leave out tensors the file lacks and skip those the table lacks: then the
+    /// loaded ones must hold what the bytes say, the others their sentinels, and the report must name both.
+    /// </summary>
+    private static string? Judge(Mutation mutation, Exception? error, float[] buffer, float[] sentinel, string name, bool strict = true, SafeTensorsLoadReport? report = null)
     {
         if (error is null)
         {
-            if (mutation.Expect == Expect.Reject) return "loaded a file that must be rejected";
-            string? problem = Decode(mutation.Bytes, out float[] expected);
-            if (problem is not null) return "loaded, but " + problem;
+            if (strict && mutation.Expect == Expect.Reject) return "loaded a file that must be rejected";
+            string? problem = Decode(mutation.Bytes, strict, out float[] expected, out List<string> fileNames);
+            if (problem is not null) return $"loaded{(strict ? "" : " non-strictly")}, but {problem}";
             for (int i = 0; i < expected.Length; i++)
                 if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(buffer[i]))
                     return $"loaded {buffer[i]} at {i}, but the bytes say {expected[i]}";
+            if (report is not null)
+            {
+                string[] tableNames = Table.Select(t => t.Name).ToArray();
+                if (!report.Loaded.SequenceEqual(tableNames.Where(fileNames.Contains))
+                    || !report.Missing.Select(t => t.Name).SequenceEqual(tableNames.Where(n => !fileNames.Contains(n)))
+                    || !report.Unexpected.Select(t => t.Name).SequenceEqual(fileNames.Where(n => !tableNames.Contains(n))))
+                    return $"the report '{report}' does not match the file's tensors {string.Join(", ", fileNames)}";
+            }
             return null;
         }
         if (error.GetType() != typeof(InvalidDataException)) return $"threw {error.GetType().Name}: {error.Message}";
@@ -183,6 +200,36 @@ public sealed class SafeTensorsFuzzTests(ITestOutputHelper output) : IDisposable
             if (BitConverter.SingleToInt32Bits(buffer[i]) != BitConverter.SingleToInt32Bits(sentinel[i]))
                 return $"rejected ({error.Message}) but wrote into the buffer at {i}";
         return null;
+    }
+
+    /// <summary>
+    /// Loads the same bytes with <c>strict: false</c>: a file the strict loader accepted (<paramref name="strictValues"/>)
+    /// loads the same values with an exact report; any other either loads what matches (judged as above) or is rejected.
+    /// </summary>
+    private static string? CheckNonStrict(Mutation mutation, float[]? strictValues, out bool loaded)
+    {
+        float[] sentinel = Sentinel();
+        float[] buffer = (float[])sentinel.Clone();
+        Exception? error = null;
+        SafeTensorsLoadReport? report = null;
+        try
+        {
+            using var stream = new MemoryStream(mutation.Bytes, writable: false);
+            report = SafeTensors.Load(stream, Table, buffer, strict: false, StreamName);
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+        loaded = error is null;
+        if (strictValues is not null)
+        {
+            if (error is not null) return $"rejected a file that loads strictly: {error.Message}";
+            if (!report!.IsExactMatch) return $"reported '{report}' for a file that loads strictly";
+            if (!buffer.Select(BitConverter.SingleToInt32Bits).SequenceEqual(strictValues.Select(BitConverter.SingleToInt32Bits)))
+                return "loaded other values than the strict loader";
+        }
+        return Judge(mutation, error, buffer, sentinel, StreamName, strict: false, report);
     }
 
     /// <summary>The header-only reader faces the same files: it returns or throws InvalidDataException, and restores the position.</summary>
@@ -238,24 +285,29 @@ public sealed class SafeTensorsFuzzTests(ITestOutputHelper output) : IDisposable
 
     /// <summary>
     /// What a correct reader must load from <paramref name="file"/>, decoded directly from the format's description:
-    /// each table tensor's bytes at its data_offsets, F32, F16 or BF16 little-endian. Returns why the file cannot be
-    /// loaded when it finds a reason (a loader that accepted it is then wrong).
+    /// each table tensor's bytes at its data_offsets, F32, F16 or BF16 little-endian; the sentinel where the file lacks
+    /// a tensor (allowed only when not <paramref name="strict"/>). Returns why the file cannot be loaded when it finds a
+    /// reason (a loader that accepted it is then wrong).
     /// </summary>
-    private static string? Decode(byte[] file, out float[] values)
+    private static string? Decode(byte[] file, bool strict, out float[] values, out List<string> fileNames)
     {
-        values = new float[BufferLength];
+        values = Sentinel();
+        fileNames = [];
         if (file.Length < 8) return "the file is shorter than its length prefix";
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(file);
         if (headerLength > (ulong)(file.Length - 8)) return "the header runs past the end";
         long dataStart = 8 + (long)headerLength, dataLength = file.Length - dataStart;
         using JsonDocument document = JsonDocument.Parse(file.AsMemory(8, (int)headerLength));
-        var names = document.RootElement.EnumerateObject().Select(p => p.Name).Where(n => n != "__metadata__").ToList();
-        if (names.Count != Table.Count || names.Distinct().Count() != names.Count || names.Except(Table.Select(t => t.Name)).Any())
-            return $"the header's tensors are {string.Join(", ", names)}";
+        fileNames = document.RootElement.EnumerateObject().Select(p => p.Name).Where(n => n != "__metadata__").ToList();
+        if (fileNames.Distinct().Count() != fileNames.Count) return $"the header names a tensor twice: {string.Join(", ", fileNames)}";
+        if (strict && (fileNames.Count != Table.Count || fileNames.Except(Table.Select(t => t.Name)).Any()))
+            return $"the header's tensors are {string.Join(", ", fileNames)}";
+        foreach (JsonProperty other in document.RootElement.EnumerateObject().Where(p => p.Name != "__metadata__" && Table.All(t => t.Name != p.Name)))
+            if (other.Value.GetProperty("data_offsets")[1].GetInt64() > dataLength) return $"{other.Name} runs past the end of the data";
         var ranges = new List<(long Begin, long End)>();
         foreach (ParameterTensor t in Table)
         {
-            JsonElement entry = document.RootElement.GetProperty(t.Name);
+            if (!document.RootElement.TryGetProperty(t.Name, out JsonElement entry)) continue;
             string dtype = entry.GetProperty("dtype").GetString()!;
             long[] shape = entry.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray();
             if (!shape.SequenceEqual(t.Shape.ToArray().Select(d => (long)d))) return $"{t.Name} has shape [{string.Join(", ", shape)}]";
