@@ -42,19 +42,7 @@ public sealed class SafeTensorsFuzzTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>Odd shapes, none a multiple of a vector width; 53 floats in all.</summary>
-    private static readonly List<ParameterTensor> Table = MakeTable(("embed.weight", [5, 3]), ("norm.bias", [7]), ("scale", [1]), ("block.0.w", [3, 1, 4]), ("head", [2, 9]));
-
-    private static List<ParameterTensor> MakeTable(params (string Name, int[] Shape)[] tensors)
-    {
-        var table = new List<ParameterTensor>();
-        int offset = 0;
-        foreach ((string name, int[] shape) in tensors)
-        {
-            table.Add(new ParameterTensor(name, shape, offset));
-            offset += table[^1].Length;
-        }
-        return table;
-    }
+    private static readonly List<ParameterTensor> Table = TensorTables.Table(("embed.weight", [5, 3]), ("norm.bias", [7]), ("scale", [1]), ("block.0.w", [3, 1, 4]), ("head", [2, 9]));
 
     private static readonly int BufferLength = Table.Sum(t => t.Length);
 
@@ -100,8 +88,7 @@ public sealed class SafeTensorsFuzzTests(ITestOutputHelper output) : IDisposable
     {
         Directory.CreateDirectory(_directory);
         string path = Path.Combine(_directory, "original.safetensors");
-        var rng = new Rng(Seed ^ 1);
-        float[] values = Enumerable.Range(0, BufferLength).Select(_ => rng.NextNormal()).ToArray();
+        float[] values = TensorTables.RandomBuffer(BufferLength, Seed ^ 1);
         SafeTensors.Save(path, Table, values, new Dictionary<string, string> { ["format"] = "pt", ["note"] = "naïve ✓" });
         byte[] bytes = File.ReadAllBytes(path);
         var loaded = new float[BufferLength];

@@ -5,6 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Text;
 using Xunit;
+using static TransformerGen.Tests.Checkpoints.TensorTables;
 
 namespace TransformerGen.Tests.Checkpoints;
 
@@ -19,27 +20,7 @@ public sealed class SafeTensorsStreamTests : IDisposable
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    private static List<ParameterTensor> Table(params (string Name, int[] Shape)[] tensors)
-    {
-        var table = new List<ParameterTensor>();
-        int offset = 0;
-        foreach ((string name, int[] shape) in tensors)
-        {
-            table.Add(new ParameterTensor(name, shape, offset));
-            offset += table[^1].Length;
-        }
-        return table;
-    }
-
     private static List<ParameterTensor> OddTable() => Table(("embed.weight", [5, 3]), ("norm.bias", [22]), ("linear1.weight", [7, 11, 3]));
-
-    private static float[] RandomBuffer(int length, ulong seed)
-    {
-        var rng = new Rng(seed);
-        var buffer = new float[length];
-        for (int i = 0; i < length; i++) buffer[i] = rng.NextNormal();
-        return buffer;
-    }
 
     /// <summary>The bytes of a file saved by the path-based writer.</summary>
     private byte[] Saved(List<ParameterTensor> table, float[] buffer, IReadOnlyDictionary<string, string>? metadata = null)

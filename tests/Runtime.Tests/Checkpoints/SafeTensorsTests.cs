@@ -6,6 +6,7 @@ using System.Linq;
 using System.Text;
 using System.Text.Json;
 using Xunit;
+using static TransformerGen.Tests.Checkpoints.TensorTables;
 
 namespace TransformerGen.Tests.Checkpoints;
 
@@ -19,28 +20,7 @@ public sealed class SafeTensorsTests : IDisposable
 
     private string PathOf(string name) => Path.Combine(_directory, name);
 
-    /// <summary>A table of tensors packed from offset 0, named as given.</summary>
-    private static List<ParameterTensor> Table(params (string Name, int[] Shape)[] tensors)
-    {
-        var table = new List<ParameterTensor>();
-        int offset = 0;
-        foreach ((string name, int[] shape) in tensors)
-        {
-            table.Add(new ParameterTensor(name, shape, offset));
-            offset += table[^1].Length;
-        }
-        return table;
-    }
-
     private static int TotalLength(List<ParameterTensor> table) => table.Sum(t => t.Length);
-
-    private static float[] RandomBuffer(int length, ulong seed)
-    {
-        var rng = new Rng(seed);
-        var buffer = new float[length];
-        for (int i = 0; i < length; i++) buffer[i] = rng.NextNormal();
-        return buffer;
-    }
 
     private static List<ParameterTensor> OddTable() =>
         Table(("decoder.embed.weight", [5, 3]), ("decoder.norm.bias", [22]), ("scale", [1]), ("decoder.layers.0.linear1.weight", [7, 11, 3]));
