@@ -88,7 +88,7 @@ public abstract class TransformerModel : ITrainableParameters
     public IReadOnlyList<ParameterTensor> ParameterTensors => _layout.Tensors;
 
     /// <summary>When true (the default for a <see cref="ModelUse.Training"/> instance) dropout is active in <see cref="Forward"/>; set false to evaluate.</summary>
-    public bool Training { get; set; } = true;
+    public bool Training { get; set; }
 
     /// <summary>The logits of the last <see cref="Forward"/>: <c>[targets, target vocabulary]</c> (for a classifier, <c>[Batch, Classes]</c>).</summary>
     /// <exception cref="InvalidOperationException">The instance was built for inference and runs no batched forward pass.</exception>
