@@ -58,17 +58,15 @@ public sealed class AdamW : IOptimizer
         LearningRate = learningRate;
         if (!(beta1 >= 0f && beta1 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1, "beta1 must be in [0, 1)");
         if (!(beta2 >= 0f && beta2 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2, "beta2 must be in [0, 1)");
-        if (!(eps >= 0f) || float.IsPositiveInfinity(eps)) throw new ArgumentOutOfRangeException(nameof(eps), eps, "eps must be finite and at least 0");
-        if (!(weightDecay >= 0f) || float.IsPositiveInfinity(weightDecay)) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "weightDecay must be finite and at least 0");
+        TrainingArguments.RequireFiniteNonNegative(eps, nameof(eps), "eps");
+        TrainingArguments.RequireFiniteNonNegative(weightDecay, nameof(weightDecay), "weightDecay");
         Beta1 = beta1;
         Beta2 = beta2;
         Epsilon = eps;
         WeightDecay = weightDecay;
         DecayVectors = decayVectors;
 
-        int length = model.Parameters.Length;
-        if (model.Gradients.Length != length)
-            throw new ArgumentException($"the gradient buffer has {model.Gradients.Length} floats but the parameter buffer has {length}", nameof(model));
+        int length = TrainingArguments.ParameterLength(model);
         _firstMoment = new AlignedBuffer(length);
         _secondMoment = new AlignedBuffer(length);
         _runs = DecayRun.Build(model.ParameterTensors, length, decayVectors);
@@ -80,7 +78,7 @@ public sealed class AdamW : IOptimizer
         get => _learningRate;
         set
         {
-            if (!(value >= 0f) || float.IsPositiveInfinity(value)) throw new ArgumentOutOfRangeException(nameof(value), value, "the learning rate must be finite and at least 0");
+            TrainingArguments.RequireFiniteNonNegative(value, nameof(value), "the learning rate");
             _learningRate = value;
         }
     }

@@ -33,16 +33,14 @@ public sealed class Sgd : IOptimizer
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
         LearningRate = learningRate;
-        if (!(momentum >= 0f) || float.IsPositiveInfinity(momentum)) throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "momentum must be finite and at least 0");
-        if (!(weightDecay >= 0f) || float.IsPositiveInfinity(weightDecay)) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "weightDecay must be finite and at least 0");
+        TrainingArguments.RequireFiniteNonNegative(momentum, nameof(momentum), "momentum");
+        TrainingArguments.RequireFiniteNonNegative(weightDecay, nameof(weightDecay), "weightDecay");
         if (nesterov && momentum == 0f) throw new ArgumentException("Nesterov momentum requires a momentum above 0", nameof(nesterov));
         Momentum = momentum;
         WeightDecay = weightDecay;
         Nesterov = nesterov;
 
-        int length = model.Parameters.Length;
-        if (model.Gradients.Length != length)
-            throw new ArgumentException($"the gradient buffer has {model.Gradients.Length} floats but the parameter buffer has {length}", nameof(model));
+        int length = TrainingArguments.ParameterLength(model);
         _momentumBuffer = momentum != 0f ? new float[length] : [];
         ParameterCount = length;
     }
@@ -55,7 +53,7 @@ public sealed class Sgd : IOptimizer
         get => _learningRate;
         set
         {
-            if (!(value >= 0f) || float.IsPositiveInfinity(value)) throw new ArgumentOutOfRangeException(nameof(value), value, "the learning rate must be finite and at least 0");
+            TrainingArguments.RequireFiniteNonNegative(value, nameof(value), "the learning rate");
             _learningRate = value;
         }
     }

@@ -15,7 +15,7 @@ public sealed class ExponentialDecaySchedule : ILearningRateSchedule
     public ExponentialDecaySchedule(float learningRate, float gamma)
     {
         ScheduleArguments.RequireRate(learningRate, nameof(learningRate));
-        if (!(gamma >= 0f) || float.IsPositiveInfinity(gamma)) throw new ArgumentOutOfRangeException(nameof(gamma), gamma, "gamma must be finite and at least 0");
+        TrainingArguments.RequireFiniteNonNegative(gamma, nameof(gamma), "gamma");
         LearningRate = learningRate;
         Gamma = gamma;
     }

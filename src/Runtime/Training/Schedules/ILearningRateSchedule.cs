@@ -30,9 +30,5 @@ internal static class ScheduleArguments
     private static void ThrowStep(long step) =>
         throw new ArgumentOutOfRangeException(nameof(step), step, "steps are counted from 1 (the first optimizer step)");
 
-    public static void RequireRate(float value, string name)
-    {
-        if (!(value >= 0f) || float.IsPositiveInfinity(value))
-            throw new ArgumentOutOfRangeException(name, value, "a learning rate must be finite and at least 0");
-    }
+    public static void RequireRate(float value, string name) => TrainingArguments.RequireFiniteNonNegative(value, name, "a learning rate");
 }

@@ -21,7 +21,7 @@ public sealed class StepDecaySchedule : ILearningRateSchedule
     {
         ScheduleArguments.RequireRate(learningRate, nameof(learningRate));
         if (stepSize < 1) throw new ArgumentOutOfRangeException(nameof(stepSize), stepSize, "stepSize must be at least 1");
-        if (!(gamma >= 0f) || float.IsPositiveInfinity(gamma)) throw new ArgumentOutOfRangeException(nameof(gamma), gamma, "gamma must be finite and at least 0");
+        TrainingArguments.RequireFiniteNonNegative(gamma, nameof(gamma), "gamma");
         LearningRate = learningRate;
         StepSize = stepSize;
         Gamma = gamma;
