@@ -60,19 +60,19 @@ public static class Activations
         public static Vector128<float> Invoke(Vector128<float> dy, Vector128<float> x)
         {
             Vector128<float> cdf = Vector128.Create(0.5f) * (Vector128<float>.One + ErrorFunction.Erf(x * Vector128.Create(InvSqrt2)));
-            Vector128<float> pdf = Vector128.Create(InvSqrt2Pi) * Vector128.Exp(Vector128.Create(-0.5f) * x * x);
+            Vector128<float> pdf = Vector128.Create(InvSqrt2Pi) * Exponential.Exp(Vector128.Create(-0.5f) * x * x);
             return dy * Vector128.FusedMultiplyAdd(x, pdf, cdf);
         }
         public static Vector256<float> Invoke(Vector256<float> dy, Vector256<float> x)
         {
             Vector256<float> cdf = Vector256.Create(0.5f) * (Vector256<float>.One + ErrorFunction.Erf(x * Vector256.Create(InvSqrt2)));
-            Vector256<float> pdf = Vector256.Create(InvSqrt2Pi) * Vector256.Exp(Vector256.Create(-0.5f) * x * x);
+            Vector256<float> pdf = Vector256.Create(InvSqrt2Pi) * Exponential.Exp(Vector256.Create(-0.5f) * x * x);
             return dy * Vector256.FusedMultiplyAdd(x, pdf, cdf);
         }
         public static Vector512<float> Invoke(Vector512<float> dy, Vector512<float> x)
         {
             Vector512<float> cdf = Vector512.Create(0.5f) * (Vector512<float>.One + ErrorFunction.Erf(x * Vector512.Create(InvSqrt2)));
-            Vector512<float> pdf = Vector512.Create(InvSqrt2Pi) * Vector512.Exp(Vector512.Create(-0.5f) * x * x);
+            Vector512<float> pdf = Vector512.Create(InvSqrt2Pi) * Exponential.Exp(Vector512.Create(-0.5f) * x * x);
             return dy * Vector512.FusedMultiplyAdd(x, pdf, cdf);
         }
     }

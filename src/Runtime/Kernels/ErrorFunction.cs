@@ -65,7 +65,7 @@ internal static class ErrorFunction
         q = Vector128.FusedMultiplyAdd(t, q, Vector128.Create(C2));
         q = Vector128.FusedMultiplyAdd(t, q, Vector128.Create(C1));
         q = Vector128.FusedMultiplyAdd(t, q, Vector128.Create(C0));
-        Vector128<float> erfc = t * Vector128.Exp(q - z * z);
+        Vector128<float> erfc = t * Exponential.Exp(q - z * z);
         Vector128<float> tail = Vector128.CopySign(Vector128<float>.One - erfc, x);
 
         return Vector128.ConditionalSelect(Vector128.LessThan(z, Vector128.Create(SeriesLimit)), series, tail);
@@ -97,7 +97,7 @@ internal static class ErrorFunction
         q = Vector256.FusedMultiplyAdd(t, q, Vector256.Create(C2));
         q = Vector256.FusedMultiplyAdd(t, q, Vector256.Create(C1));
         q = Vector256.FusedMultiplyAdd(t, q, Vector256.Create(C0));
-        Vector256<float> erfc = t * Vector256.Exp(q - z * z);
+        Vector256<float> erfc = t * Exponential.Exp(q - z * z);
         Vector256<float> tail = Vector256.CopySign(Vector256<float>.One - erfc, x);
 
         return Vector256.ConditionalSelect(Vector256.LessThan(z, Vector256.Create(SeriesLimit)), series, tail);
@@ -129,7 +129,7 @@ internal static class ErrorFunction
         q = Vector512.FusedMultiplyAdd(t, q, Vector512.Create(C2));
         q = Vector512.FusedMultiplyAdd(t, q, Vector512.Create(C1));
         q = Vector512.FusedMultiplyAdd(t, q, Vector512.Create(C0));
-        Vector512<float> erfc = t * Vector512.Exp(q - z * z);
+        Vector512<float> erfc = t * Exponential.Exp(q - z * z);
         Vector512<float> tail = Vector512.CopySign(Vector512<float>.One - erfc, x);
 
         return Vector512.ConditionalSelect(Vector512.LessThan(z, Vector512.Create(SeriesLimit)), series, tail);

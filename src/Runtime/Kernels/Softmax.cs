@@ -1,5 +1,8 @@
 using System;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace TransformerGen.Kernels;
 
@@ -65,11 +68,47 @@ public static class Softmax
     internal static double Row(ReadOnlySpan<float> x, Span<float> y, float scale)
     {
         float max = TensorPrimitives.Max(x);
-        TensorPrimitives.Subtract(x, max, y);
-        if (scale != 1f) TensorPrimitives.Multiply(y, scale, y);
-        TensorPrimitives.Exp(y, y);
-        float sum = TensorPrimitives.Sum(y);
+        float sum = ExpShifted(x, y, max, scale);
         TensorPrimitives.Multiply(y, 1f / sum, y);
         return (double)scale * max + Math.Log(sum);
+    }
+
+    // y[i] = exp((x[i] − max)·scale) in one pass, returning Σ y (y may be x).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
+    private static float ExpShifted(ReadOnlySpan<float> x, Span<float> y, float max, float scale)
+    {
+        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float py = ref MemoryMarshal.GetReference(y);
+        nuint length = (nuint)x.Length, i = 0;
+        float sum = 0f;
+        if (Vector512.IsHardwareAccelerated && length >= 16)
+        {
+            Vector512<float> shift = Vector512.Create(max), factor = Vector512.Create(scale), total = Vector512<float>.Zero;
+            for (; i + 16 <= length; i += 16)
+            {
+                Vector512<float> e = Exponential.Exp((Vector512.LoadUnsafe(ref px, i) - shift) * factor);
+                e.StoreUnsafe(ref py, i);
+                total += e;
+            }
+            sum = Vector512.Sum(total);
+        }
+        else if (Vector256.IsHardwareAccelerated && length >= 8)
+        {
+            Vector256<float> shift = Vector256.Create(max), factor = Vector256.Create(scale), total = Vector256<float>.Zero;
+            for (; i + 8 <= length; i += 8)
+            {
+                Vector256<float> e = Exponential.Exp((Vector256.LoadUnsafe(ref px, i) - shift) * factor);
+                e.StoreUnsafe(ref py, i);
+                total += e;
+            }
+            sum = Vector256.Sum(total);
+        }
+        for (; i < length; i++)
+        {
+            float e = Exponential.Exp((Unsafe.Add(ref px, i) - max) * scale);
+            Unsafe.Add(ref py, i) = e;
+            sum += e;
+        }
+        return sum;
     }
 }
