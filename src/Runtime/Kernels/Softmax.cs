@@ -3,6 +3,7 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace TransformerGen.Kernels;
 
@@ -75,13 +76,13 @@ public static class Softmax
 
     // y[i] = exp((x[i] − max)·scale) in one pass, returning Σ y (y may be x).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static float ExpShifted(ReadOnlySpan<float> x, Span<float> y, float max, float scale)
+    private static unsafe float ExpShifted(ReadOnlySpan<float> x, Span<float> y, float max, float scale)
     {
         ref float px = ref MemoryMarshal.GetReference(x);
         ref float py = ref MemoryMarshal.GetReference(y);
         nuint length = (nuint)x.Length, i = 0;
         float sum = 0f;
-        if (Vector512.IsHardwareAccelerated && length >= 16)
+        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported)
         {
             Vector512<float> shift = Vector512.Create(max), factor = Vector512.Create(scale), total = Vector512<float>.Zero;
             for (; i + 16 <= length; i += 16)
@@ -89,6 +90,19 @@ public static class Softmax
                 Vector512<float> e = Exponential.Exp((Vector512.LoadUnsafe(ref px, i) - shift) * factor);
                 e.StoreUnsafe(ref py, i);
                 total += e;
+            }
+            if (i < length)
+            {
+                // The last 1–15 elements in one masked vector (attention's causal rows are mostly such tails): lanes
+                // past the end are neither read nor written, and count 0 in the sum.
+                Vector512<float> mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create((int)(length - i))).AsSingle();
+                fixed (float* tail = &Unsafe.Add(ref px, i), target = &Unsafe.Add(ref py, i))
+                {
+                    Vector512<float> e = Exponential.Exp((Avx512F.MaskLoad(tail, mask, shift) - shift) * factor) & mask;
+                    Avx512F.MaskStore(target, mask, e);
+                    total += e;
+                }
+                i = length;
             }
             sum = Vector512.Sum(total);
         }
