@@ -49,6 +49,38 @@ internal static unsafe partial class Elementwise
         }
     }
 
+    // Clearing a float costs about as long as 8 operations of a matrix product (memory-bound, ~25 GB/s on one core).
+    private const int ClearCost = 8;
+
+    /// <summary>Sets every element of <paramref name="x"/> to 0, on several threads when it is long enough (gradient buffers).</summary>
+    public static void ClearSplit(Span<float> x)
+    {
+        int chunks = (x.Length + ChunkFloats - 1) / ChunkFloats;
+        int threads = Parallelism.ThreadsFor((long)ClearCost * x.Length, chunks);
+        if (threads == 1)
+        {
+            x.Clear();
+            return;
+        }
+        fixed (float* px = x)
+        {
+            var work = new ClearWork { X = px, Length = x.Length };
+            WorkerPool.For(ref work, chunks, threads);
+        }
+    }
+
+    private struct ClearWork : IParallelWork
+    {
+        public float* X;
+        public int Length;
+
+        public readonly void Execute(int item)
+        {
+            int start = item * ChunkFloats;
+            new Span<float>(X + start, Math.Min(ChunkFloats, Length - start)).Clear();
+        }
+    }
+
     private struct MapWork<TOp> : IParallelWork where TOp : IUnaryOperator
     {
         public float* X, Y;

@@ -4,10 +4,10 @@ using TransformerGen.Threading;
 
 namespace TransformerGen.Kernels;
 
-// The multi-threaded split of the linear layer (see Parallelism). Every item is a block of whole 4-row by 4-column
-// blocks of one output, cut where the single-threaded loops cut too (rows and columns at multiples of 4), so each
-// output element is computed by the same kernel block with the same order of summation as on one thread: results
-// are bit-identical for any thread count.
+// The multi-threaded split of the linear layer (see Parallelism). Every item is a block of one output cut where the
+// single-threaded loops cut too (forward: rows and columns at multiples of 4; backward: columns at multiples of 64),
+// so each output element is computed by the same kernel block with the same order of summation as on one thread:
+// results are bit-identical for any thread count.
 public static unsafe partial class MatMul
 {
     // Items per thread that a split aims at, so that a thread slowed by other programs leaves its share to the others.
@@ -54,51 +54,52 @@ public static unsafe partial class MatMul
 
     /// <summary>
     /// Backward on several threads when it is worth it; false when it is not (the caller then runs the single-threaded
-    /// code). Items are row blocks of <c>dx</c> and row blocks of <c>dw</c> with the same rows of <c>dbias</c>, so no
-    /// two threads write the same gradient.
+    /// code). Items are column blocks of <c>dx</c> and of <c>dw</c>, each a whole number of the packed kernel's
+    /// 64-column panels, plus one item for <c>dbias</c>, so no two threads write the same gradient. Splitting the
+    /// columns rather than the rows means every panel of the right operand is copied once, as on one thread.
     /// </summary>
     private static bool BackwardSplit(float* dy, float* x, float* w, float* dx, float* dw, float* dbias, int n, int inF, int outF, SimdPath path)
     {
         if (inF == 0) return false;
-        long flops = (dx == null ? 2L : 4L) * n * inF * outF;
-        int threads = Parallelism.ThreadsFor(flops, (dx == null ? 0 : Blocks(n)) + Blocks(outF));
+        int products = dx == null ? 1 : 2, panels = Count(inF, PanelWidth);
+        long flops = 2L * products * n * inF * outF;
+        int threads = Parallelism.ThreadsFor(flops, products * panels);
         if (threads == 1) return false;
 
-        int wanted = ItemsPerThread * threads;
-        int dxChunk = Chunk(n, wanted, 64), dwChunk = Chunk(outF, wanted, 64);
+        int chunkPanels = Math.Max(1, products * panels / (ItemsPerThread * threads));
         var work = new BackwardWork
         {
             Dy = dy, X = x, W = w, Dx = dx, Dw = dw, Dbias = dbias, N = n, InF = inF, OutF = outF, Path = path,
-            DxChunk = dxChunk, DxChunks = dx == null ? 0 : Count(n, dxChunk), DwChunk = dwChunk,
+            ColChunk = chunkPanels * PanelWidth, Chunks = Count(panels, chunkPanels),
         };
-        WorkerPool.For(ref work, work.DxChunks + Count(outF, dwChunk), threads);
+        WorkerPool.For(ref work, products * work.Chunks + (dbias == null ? 0 : 1), threads);
         return true;
     }
 
     private struct BackwardWork : IParallelWork
     {
         public float* Dy, X, W, Dx, Dw, Dbias;
-        public int N, InF, OutF, DxChunk, DxChunks, DwChunk;
+        public int N, InF, OutF, ColChunk, Chunks;
         public SimdPath Path;
 
         public readonly void Execute(int item)
         {
-            if (item < DxChunks)
+            int products = Dx == null ? 1 : 2;
+            if (item == products * Chunks)
             {
-                // dx[i, :] += Σ_o dy[i, o] · w[o, :] for this block of rows i
-                int i0 = item * DxChunk, rows = Math.Min(DxChunk, N - i0);
-                AccumulateProduct(Dy + (nint)i0 * OutF, OutF, 1, W, InF, Dx + (nint)i0 * InF, InF, rows, OutF, InF, Path);
+                // dbias[o] += Σ_i dy[i, o]
+                Span<float> dbias = new(Dbias, OutF);
+                for (int i = 0; i < N; i++)
+                    TensorPrimitives.Add(dbias, new ReadOnlySpan<float>(Dy + (nint)i * OutF, OutF), dbias);
                 return;
             }
-            // dw[o, :] += Σ_i dy[i, o] · x[i, :] and dbias[o] += Σ_i dy[i, o] for this block of output features o
-            int o0 = (item - DxChunks) * DwChunk, features = Math.Min(DwChunk, OutF - o0);
-            AccumulateProduct(Dy + o0, 1, OutF, X, InF, Dw + (nint)o0 * InF, InF, features, N, InF, Path);
-            if (Dbias != null)
-            {
-                Span<float> dbias = new(Dbias + o0, features);
-                for (int i = 0; i < N; i++)
-                    TensorPrimitives.Add(dbias, new ReadOnlySpan<float>(Dy + (nint)i * OutF + o0, features), dbias);
-            }
+            int j0 = item % Chunks * ColChunk, cols = Math.Min(ColChunk, InF - j0);
+            if (item < Chunks && Dx != null)
+                // dx[:, j] += Σ_o dy[:, o] · w[o, j] for this block of columns j
+                AccumulateProduct(Dy, OutF, 1, W + j0, InF, Dx + j0, InF, N, OutF, cols, Path);
+            else
+                // dw[:, j] += Σ_i dy[i, :]ᵀ · x[i, j] for this block of columns j
+                AccumulateProduct(Dy, 1, OutF, X + j0, InF, Dw + j0, InF, OutF, N, cols, Path);
         }
     }
 

@@ -188,7 +188,7 @@ public abstract class TransformerModel : ITrainableParameters
         if (Use != ModelUse.Training) throw NotForTraining("cannot run Backward");
         if (!_forwardDone) throw new InvalidOperationException($"{_layout.Name}.Backward needs a Forward first (each Forward allows one Backward)");
         _forwardDone = false;
-        _activationGradients.Span.Clear();
+        Kernels.Elementwise.ClearSplit(_activationGradients.Span);
         BackwardCore();
     }
 
@@ -196,7 +196,7 @@ public abstract class TransformerModel : ITrainableParameters
     public void ZeroGrad()
     {
         if (Use != ModelUse.Training) throw NotForTraining("has no gradients");
-        _gradients.Span.Clear();
+        Kernels.Elementwise.ClearSplit(_gradients.Span);
     }
 
     private InvalidOperationException NotForTraining(string what) => new(

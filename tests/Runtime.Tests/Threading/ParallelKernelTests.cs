@@ -201,6 +201,25 @@ public sealed class ParallelKernelTests
 
     [Theory]
     [InlineData(37)]
+    [InlineData(16384)]
+    [InlineData(5 * 16384 + 45)]
+    public void Clearing_on_several_threads_zeroes_exactly_the_span(int length)
+    {
+        foreach (int threads in ThreadCounts)
+        {
+            float[] buffer = new float[length + 2];
+            Array.Fill(buffer, 7f);
+            using (new ThreadSettings(threads))
+                Elementwise.ClearSplit(buffer.AsSpan(1, length));
+            Assert.Equal(7f, buffer[0]);
+            Assert.Equal(7f, buffer[^1]);
+            for (int i = 1; i <= length; i++)
+                Assert.True(buffer[i] == 0f, $"threads={threads}: element {i - 1} of {length} is {buffer[i]}");
+        }
+    }
+
+    [Theory]
+    [InlineData(37)]
     [InlineData(65536)]
     [InlineData(3 * 65536 + 45)]
     public void AdamW_update_is_bit_identical_on_any_thread_count(int length)
