@@ -23,8 +23,9 @@ internal static class PerformanceTable
             if (report.ResultStatistics is null) continue;
             var descriptor = report.BenchmarkCase.Descriptor;
             var parameters = report.BenchmarkCase.Parameters;
-            int threads = Convert.ToInt32(parameters["Threads"], Invariant);
-            int size = parameters.Items.Any(p => p.Name == "Size") ? Convert.ToInt32(parameters["Size"], Invariant) : 0;
+            int threads = parameters.Items.Any(p => p.Name == "Threads") ? Convert.ToInt32(parameters["Threads"], Invariant) : 1;
+            int depth = parameters.Items.Any(p => p.Name == "Depth") ? Convert.ToInt32(parameters["Depth"], Invariant) : 0;
+            int size = parameters.Items.Any(p => p.Name == "Size") ? Convert.ToInt32(parameters["Size"], Invariant) : depth;
             results[(descriptor.Type.Name, descriptor.WorkloadMethod.Name, threads, size)] = report;
         }
 
@@ -72,6 +73,22 @@ internal static class PerformanceTable
                         Allocated(nameof(MatMul), nameof(MatMul.Ours), threads, size));
         foreach ((int threads, double gflops) in peak.OrderBy(p => p.Key))
             text.AppendLine($"| peak | Vector512 FMA loop | {threads} | | | | {gflops.ToString("F1", Invariant)} | 100% | |");
+
+        if (Nanoseconds(nameof(ShapeSpecialization), nameof(ShapeSpecialization.Plain), 1, 64) is not null)
+        {
+            text.AppendLine();
+            text.AppendLine("Shape specialization (the backward's 6 × 64 kernel alone, one thread, operands in L1):");
+            text.AppendLine();
+            text.AppendLine("| depth | sizes as arguments | sizes as type constants | GFLOP/s, arguments | GFLOP/s, constants |");
+            text.AppendLine("|---|---|---|---|---|");
+            foreach (int depth in new[] { 64, 128 })
+                if (Nanoseconds(nameof(ShapeSpecialization), nameof(ShapeSpecialization.Plain), 1, depth) is double plain
+                    && Nanoseconds(nameof(ShapeSpecialization), nameof(ShapeSpecialization.Constant), 1, depth) is double constant)
+                {
+                    double flops = 2.0 * 6 * 64 * depth;
+                    text.AppendLine($"| {depth} | {Time(plain)} | {Time(constant)} | {(flops / plain).ToString("F1", Invariant)} | {(flops / constant).ToString("F1", Invariant)} |");
+                }
+        }
 
         text.AppendLine();
         text.AppendLine("Two threads against one (time with 1 thread / time with 2):");

@@ -448,7 +448,7 @@ public static unsafe partial class MatMul
 
     // c[r, 0..64) += Σ_k a[r, k]·panel[k, 0..64) for r < rows (at most 6; the kernel computes 6 and stores `rows`).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static void Panel6x64Of512(float* a, int aRowStride, int aColStride, float* panel, float* c, int ldc, int depth, int rows)
+    internal static void Panel6x64Of512(float* a, int aRowStride, int aColStride, float* panel, float* c, int ldc, int depth, int rows)
     {
         Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default;
         Vector512<float> s10 = default, s11 = default, s12 = default, s13 = default;
