@@ -53,7 +53,7 @@ public unsafe class ShapeSpecialization
     }
 
     [Benchmark(Baseline = true)]
-    public void Plain() => Kernels.MatMul.Panel6x64Of512(_a, RowStride, 1, _panel, _c, Width, Depth, 6);
+    public void Plain() => Kernels.MatMul.Panel6x64Of512(_a, RowStride, 1, _panel, _c, Width, Depth, 6, true, null);
 
     [Benchmark]
     public void Constant()

@@ -16,6 +16,11 @@ public static unsafe partial class MatMul
     /// <summary>Forward on several threads when it is worth it, else the single-threaded kernel.</summary>
     private static void ForwardSplit(float* x, float* w, float* bias, float* y, int n, int inF, int outF, SimdPath path)
     {
+        if (path == SimdPath.Vector512 && n >= PanelForwardMinRows && outF >= PanelWidth && inF > 0)
+        {
+            ForwardPanelSplit(x, w, bias, y, n, inF, outF);
+            return;
+        }
         int threads = Parallelism.ThreadsFor(2L * n * inF * outF, Blocks(n) * Blocks(outF));
         if (threads == 1)
         {
@@ -35,6 +40,36 @@ public static unsafe partial class MatMul
             RowChunk = rowChunk, ColChunk = colChunk, ColChunks = Count(outF, colChunk),
         };
         WorkerPool.For(ref work, rowChunks * work.ColChunks, threads);
+    }
+
+    /// <summary>
+    /// The packed forward (<see cref="PanelForward512"/>) on several threads when it is worth it: items are blocks of
+    /// whole 64-column panels, the last one with the narrower rest, so each panel of <c>wᵀ</c> is copied once.
+    /// </summary>
+    private static void ForwardPanelSplit(float* x, float* w, float* bias, float* y, int n, int inF, int outF)
+    {
+        int panels = Count(outF, PanelWidth);
+        int threads = Parallelism.ThreadsFor(2L * n * inF * outF, panels);
+        if (threads == 1)
+        {
+            PanelForward512(x, w, bias, y, n, inF, outF, 0, outF);
+            return;
+        }
+        int chunkPanels = Math.Max(1, panels / (ItemsPerThread * threads));
+        var work = new ForwardPanelWork { X = x, W = w, Bias = bias, Y = y, N = n, InF = inF, OutF = outF, ColChunk = chunkPanels * PanelWidth };
+        WorkerPool.For(ref work, Count(panels, chunkPanels), threads);
+    }
+
+    private struct ForwardPanelWork : IParallelWork
+    {
+        public float* X, W, Bias, Y;
+        public int N, InF, OutF, ColChunk;
+
+        public readonly void Execute(int item)
+        {
+            int j0 = item * ColChunk;
+            PanelForward512(X, W, Bias, Y, N, InF, OutF, j0, Math.Min(OutF, j0 + ColChunk));
+        }
     }
 
     private struct ForwardWork : IParallelWork

@@ -38,6 +38,10 @@ public static unsafe partial class MatMul
     // panel 165–195 GFLOP/s against 130–165 for 4 × 64 straight from the operand; depth 64, 128 and 256 within noise.
     private const int PanelRows = 6, PanelWidth = 64, PanelDepth = 128;
 
+    // Rows from which Forward copies panels of wᵀ and runs the packed kernel; fewer rows (decoding, short prompts)
+    // keep the dot kernels, which copy nothing.
+    private const int PanelForwardMinRows = 128;
+
     /// <summary>
     /// <c>y[n, outF] = x[n, inF] · w[outF, inF]ᵀ + bias[outF]</c>; <paramref name="bias"/> may be empty (no bias).
     /// Overwrites <paramref name="y"/>.
@@ -418,9 +422,89 @@ public static unsafe partial class MatMul
             {
                 PackPanel(b + (nint)k0 * ldb + j, ldb, panel, kc);
                 for (int m = 0; m < blockedRows; m += PanelRows)
-                    Panel6x64Of512(ak + (nint)m * aRowStride, aRowStride, aColStride, panel, c + (nint)m * ldc + j, ldc, kc, PanelRows);
+                    Panel6x64Of512(ak + (nint)m * aRowStride, aRowStride, aColStride, panel, c + (nint)m * ldc + j, ldc, kc, PanelRows, true, null);
                 if (blockedRows < rows)
-                    Panel6x64Of512(lastRows, 1, PanelRows, panel, c + (nint)blockedRows * ldc + j, ldc, kc, rows - blockedRows);
+                    Panel6x64Of512(lastRows, 1, PanelRows, panel, c + (nint)blockedRows * ldc + j, ldc, kc, rows - blockedRows, true, null);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The forward product through the packed kernel, for the columns <c>[j0, j1)</c> of <c>y = x·wᵀ + bias</c> with
+    /// <c>j0</c> a multiple of 64: whole 64-column panels of <c>wᵀ</c> are copied (transposed) into an aligned block
+    /// and multiplied as in <see cref="PanelProduct512"/>, the narrower rest at the right edge goes through the dot
+    /// kernels. Needs <c>inF &gt; 0</c>. No checks.
+    /// </summary>
+    [SkipLocalsInit] // both scratch blocks are written before they are read
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
+    internal static void PanelForward512(float* x, float* w, float* bias, float* y, int n, int inF, int outF, int j0, int j1)
+    {
+        int wide = outF - outF % PanelWidth, panelEnd = Math.Min(j1, wide);
+        float* panelStorage = stackalloc float[PanelDepth * PanelWidth + 16];
+        float* panel = (float*)(((nint)panelStorage + 63) & ~(nint)63);
+        float* lastRows = stackalloc float[PanelDepth * PanelRows];
+        int blockedRows = n - n % PanelRows;
+        for (int k0 = 0; k0 < inF && j0 < panelEnd; k0 += PanelDepth)
+        {
+            int kc = Math.Min(PanelDepth, inF - k0);
+            bool first = k0 == 0;
+            if (blockedRows < n) PackRows(x + (nint)blockedRows * inF + k0, inF, 1, lastRows, n - blockedRows, kc);
+            for (int j = j0; j < panelEnd; j += PanelWidth)
+            {
+                PackPanelTransposed(w + (nint)j * inF + k0, inF, panel, kc);
+                float* b = first && bias != null ? bias + j : null;
+                for (int m = 0; m < blockedRows; m += PanelRows)
+                    Panel6x64Of512(x + (nint)m * inF + k0, inF, 1, panel, y + (nint)m * outF + j, outF, kc, PanelRows, !first, b);
+                if (blockedRows < n)
+                    Panel6x64Of512(lastRows, 1, PanelRows, panel, y + (nint)blockedRows * outF + j, outF, kc, n - blockedRows, !first, b);
+            }
+        }
+        int narrow = Math.Max(j0, wide);
+        if (narrow < j1)
+            Forward512(x, inF, w + (nint)narrow * inF, inF, bias == null ? null : bias + narrow, y + narrow, outF, n, inF, j1 - narrow);
+    }
+
+    // panel[k, c] = w[c·ldw + k] for c < 64, k < depth: 64 rows of w, each contiguous along k, become the columns,
+    // 16 × 16 tiles at a time, transposed in registers.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
+    private static void PackPanelTransposed(float* w, int ldw, float* panel, int depth)
+    {
+        Vector512<float>* tile = stackalloc Vector512<float>[16];
+        for (int k0 = 0; k0 < depth; k0 += 16)
+        {
+            int count = Math.Min(16, depth - k0);
+            Vector512<float> mask = TailMask512(count);
+            for (int c0 = 0; c0 < PanelWidth; c0 += 16)
+            {
+                for (int r = 0; r < 16; r++)
+                    tile[r] = Avx512F.MaskLoad(w + (nint)(c0 + r) * ldw + k0, mask, Vector512<float>.Zero);
+                Transpose16x16(tile);
+                for (int k = 0; k < count; k++)
+                    Vector512.StoreAligned(tile[k], panel + (k0 + k) * PanelWidth + c0);
+            }
+        }
+    }
+
+    // Transposes the 16 × 16 block held in 16 rows: four butterfly rounds (b = 8, 4, 2, 1), each pairing row i with
+    // row i + b (i without bit b) and swapping lane j + b of the first with lane j of the second for every lane j
+    // without bit b, which transposes the 2 × 2 grid of b × b blocks; after all four every element has moved.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose16x16(Vector512<float>* rows)
+    {
+        for (int b = 8; b >= 1; b >>= 1)
+        {
+            // Lane j of the new low row: j itself if j has no bit b, else lane j − b of the high row (index 16 + j − b);
+            // lane j of the new high row: lane j + b of the low row if j has no bit b, else lane j of the high row.
+            Vector512<int> lanes = Vector512<int>.Indices, bit = Vector512.Create(b);
+            Vector512<int> hasBit = Vector512.Equals(lanes & bit, bit);
+            Vector512<int> lowIndex = Vector512.ConditionalSelect(hasBit, lanes + Vector512.Create(16) - bit, lanes);
+            Vector512<int> highIndex = Vector512.ConditionalSelect(hasBit, lanes + Vector512.Create(16), lanes + bit);
+            for (int i = 0; i < 16; i++)
+            {
+                if ((i & b) != 0) continue;
+                Vector512<float> low = rows[i], high = rows[i + b];
+                rows[i] = Avx512F.PermuteVar16x32x2(low, lowIndex, high);
+                rows[i + b] = Avx512F.PermuteVar16x32x2(low, highIndex, high);
             }
         }
     }
@@ -446,9 +530,10 @@ public static unsafe partial class MatMul
                 block[k * PanelRows + r] = r < count ? a[(nint)r * aRowStride + (nint)k * aColStride] : 0f;
     }
 
-    // c[r, 0..64) += Σ_k a[r, k]·panel[k, 0..64) for r < rows (at most 6; the kernel computes 6 and stores `rows`).
+    // c[r, 0..64) += Σ_k a[r, k]·panel[k, 0..64) for r < rows (at most 6; the kernel computes 6 and stores `rows`);
+    // with accumulate false, c[r, 0..64) = Σ_k … (+ bias[0..64) when bias is not null) instead.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    internal static void Panel6x64Of512(float* a, int aRowStride, int aColStride, float* panel, float* c, int ldc, int depth, int rows)
+    internal static void Panel6x64Of512(float* a, int aRowStride, int aColStride, float* panel, float* c, int ldc, int depth, int rows, bool accumulate, float* bias)
     {
         Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default;
         Vector512<float> s10 = default, s11 = default, s12 = default, s13 = default;
@@ -481,22 +566,32 @@ public static unsafe partial class MatMul
             s50 = Vector512.FusedMultiplyAdd(av, b0, s50); s51 = Vector512.FusedMultiplyAdd(av, b1, s51);
             s52 = Vector512.FusedMultiplyAdd(av, b2, s52); s53 = Vector512.FusedMultiplyAdd(av, b3, s53);
         }
-        AddRow(c, s00, s01, s02, s03);
-        if (rows > 1) AddRow(c + ldc, s10, s11, s12, s13);
-        if (rows > 2) AddRow(c + 2 * (nint)ldc, s20, s21, s22, s23);
-        if (rows > 3) AddRow(c + 3 * (nint)ldc, s30, s31, s32, s33);
-        if (rows > 4) AddRow(c + 4 * (nint)ldc, s40, s41, s42, s43);
-        if (rows > 5) AddRow(c + 5 * (nint)ldc, s50, s51, s52, s53);
+        // What is added to the sums: the old values of c, the bias, or nothing.
+        float* addend = accumulate ? c : bias;
+        nint addendStride = accumulate ? ldc : 0;
+        StoreRow(c, s00, s01, s02, s03, addend);
+        if (rows > 1) StoreRow(c + ldc, s10, s11, s12, s13, addend == null ? null : addend + addendStride);
+        if (rows > 2) StoreRow(c + 2 * (nint)ldc, s20, s21, s22, s23, addend == null ? null : addend + 2 * addendStride);
+        if (rows > 3) StoreRow(c + 3 * (nint)ldc, s30, s31, s32, s33, addend == null ? null : addend + 3 * addendStride);
+        if (rows > 4) StoreRow(c + 4 * (nint)ldc, s40, s41, s42, s43, addend == null ? null : addend + 4 * addendStride);
+        if (rows > 5) StoreRow(c + 5 * (nint)ldc, s50, s51, s52, s53, addend == null ? null : addend + 5 * addendStride);
     }
 
-    // c[0..64) += [s0, s1, s2, s3].
+    // c[0..64) = [s0, s1, s2, s3] (+ addend[0..64) when addend is not null).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddRow(float* c, Vector512<float> s0, Vector512<float> s1, Vector512<float> s2, Vector512<float> s3)
+    private static void StoreRow(float* c, Vector512<float> s0, Vector512<float> s1, Vector512<float> s2, Vector512<float> s3, float* addend)
     {
-        (Vector512.Load(c) + s0).Store(c);
-        (Vector512.Load(c + 16) + s1).Store(c + 16);
-        (Vector512.Load(c + 32) + s2).Store(c + 32);
-        (Vector512.Load(c + 48) + s3).Store(c + 48);
+        if (addend != null)
+        {
+            s0 += Vector512.Load(addend);
+            s1 += Vector512.Load(addend + 16);
+            s2 += Vector512.Load(addend + 32);
+            s3 += Vector512.Load(addend + 48);
+        }
+        s0.Store(c);
+        s1.Store(c + 16);
+        s2.Store(c + 32);
+        s3.Store(c + 48);
     }
 
     // The narrow product: c[:, :cols] += a·b for cols < PanelWidth, in 16-column strips of 4-row blocks (masked at the
