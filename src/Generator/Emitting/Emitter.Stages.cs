@@ -24,7 +24,11 @@ namespace TransformerGen.Generator
                 switch (pass)
                 {
                     case "Forward": Forward(op, lines); break;
-                    case "Backward": Backward(op, lines); break;
+                    case "Backward":
+                        if (FirstGradientUses().TryGetValue(op, out List<TensorDef>? first))
+                            foreach (TensorDef t in first) lines.Add($"{G(t)}.Clear(); // {t.Name}: its gradient starts here");
+                        Backward(op, lines);
+                        break;
                     default: Infer(op, stage, lines); break;
                 }
                 if (lines.Count == 0) continue;
@@ -105,7 +109,38 @@ namespace TransformerGen.Generator
         private string V(TensorDef t) => Slice(t.Kind switch { TensorKind.Parameter => "p", TensorKind.Constant => "c", _ => "a" }, _plan.OffsetOf(t), t.Elements);
 
         /// <summary>A tensor's gradient (parameter or activation) in the training layout.</summary>
-        private string G(TensorDef t) => Slice(t.Kind == TensorKind.Parameter ? "dp" : "da", _plan.OffsetOf(t), t.Elements);
+        private string G(TensorDef t)
+        {
+            if (t.Kind == TensorKind.Activation) _gradientsUsed?.Add(t.Parent ?? t);
+            return Slice(t.Kind == TensorKind.Parameter ? "dp" : "da", _plan.OffsetOf(t), t.Elements);
+        }
+
+        // While FirstGradientUses walks the backward pass: the activations whose gradients the current op reads or adds into.
+        private List<TensorDef>? _gradientsUsed;
+        private Dictionary<Op, List<TensorDef>>? _firstGradientUses;
+
+        /// <summary>
+        /// For each op of the backward pass, the activations whose gradients it is the first to read or add into, in
+        /// the order BackwardCore runs the ops. Their slices are cleared just before that op, rather than the whole
+        /// activation-gradient buffer before the pass: gradients nobody uses (attention probabilities) are never
+        /// written, and the cleared lines are still in cache when the op adds into them.
+        /// </summary>
+        private Dictionary<Op, List<TensorDef>> FirstGradientUses()
+        {
+            if (_firstGradientUses is not null) return _firstGradientUses;
+            var uses = new Dictionary<Op, List<TensorDef>>();
+            var seen = new HashSet<TensorDef>();
+            foreach (Stage stage in Enumerable.Reverse(Stages()))
+                foreach (Op op in Enumerable.Reverse(_graph.Ops.Where(o => o.Stage == stage).ToList()))
+                {
+                    _gradientsUsed = [];
+                    Backward(op, []);
+                    List<TensorDef> first = _gradientsUsed.Where(seen.Add).ToList();
+                    if (first.Count > 0) uses[op] = first;
+                }
+            _gradientsUsed = null;
+            return _firstGradientUses = uses;
+        }
 
         /// <summary>Columns <paramref name="column"/>… of every row of a tensor: a slice from that column to the end, read with the tensor's row stride.</summary>
         private static string Columns(string slice, TensorDef t, long column)

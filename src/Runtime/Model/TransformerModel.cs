@@ -188,8 +188,7 @@ public abstract class TransformerModel : ITrainableParameters
         if (Use != ModelUse.Training) throw NotForTraining("cannot run Backward");
         if (!_forwardDone) throw new InvalidOperationException($"{_layout.Name}.Backward needs a Forward first (each Forward allows one Backward)");
         _forwardDone = false;
-        Kernels.Elementwise.ClearSplit(_activationGradients.Span);
-        BackwardCore();
+        BackwardCore(); // clears each activation gradient just before its first use
     }
 
     /// <summary>Sets every gradient to zero.</summary>
@@ -276,7 +275,10 @@ public abstract class TransformerModel : ITrainableParameters
     /// <summary>The generated forward pass over the stored tokens and targets; returns the loss.</summary>
     protected abstract float ForwardCore();
 
-    /// <summary>The generated backward pass; activation gradients are zero on entry.</summary>
+    /// <summary>
+    /// The generated backward pass. Activation gradients hold the previous pass's values on entry: the generated code
+    /// clears each one just before the first operation that reads or adds into it.
+    /// </summary>
     protected abstract void BackwardCore();
 
     /// <summary>The next-token logits <c>[target vocabulary]</c> that the last inference pass wrote.</summary>

@@ -236,24 +236,34 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // encoder layer 0 · norm2 (post-LN) · backward
+            da.Slice(1744, 120).Clear(); // encoder.layers.0.sum2: its gradient starts here
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1872, 120), a.Slice(1744, 120), p.Slice(1344, 12), a.Slice(2000, 10), a.Slice(2016, 10), da.Slice(1744, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
             // encoder layer 0 · residual connection around the feed-forward network · backward
+            da.Slice(1040, 120).Clear(); // encoder.layers.0.residual1: its gradient starts here
+            da.Slice(1616, 120).Clear(); // encoder.layers.0.ffn_output: its gradient starts here
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1040, 120), da.Slice(1744, 120), da.Slice(1040, 120));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1616, 120), da.Slice(1744, 120), da.Slice(1616, 120));
             // encoder layer 0 · feed-forward linear2 · backward
+            da.Slice(1408, 200).Clear(); // encoder.layers.0.ffn_activated: its gradient starts here
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1616, 120), a.Slice(1408, 200), p.Slice(1056, 240), da.Slice(1408, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12);
             // encoder layer 0 · GELU · backward
+            da.Slice(1200, 200).Clear(); // encoder.layers.0.ffn_hidden: its gradient starts here
             global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(1408, 200), a.Slice(1200, 200), da.Slice(1200, 200));
             // encoder layer 0 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1200, 200), a.Slice(1040, 120), p.Slice(784, 240), da.Slice(1040, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
             // encoder layer 0 · norm1 (post-LN) · backward
+            da.Slice(912, 120).Clear(); // encoder.layers.0.sum1: its gradient starts here
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1040, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1168, 10), a.Slice(1184, 10), da.Slice(912, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12);
             // encoder layer 0 · residual connection around self-attention · backward
+            da.Slice(0, 120).Clear(); // embed.x: its gradient starts here
+            da.Slice(784, 120).Clear(); // encoder.layers.0.attention_output: its gradient starts here
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(0, 120), da.Slice(912, 120), da.Slice(0, 120));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(784, 120), da.Slice(912, 120), da.Slice(784, 120));
             // encoder layer 0 · attention output projection · backward
+            da.Slice(496, 120).Clear(); // encoder.layers.0.attention: its gradient starts here
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(784, 120), a.Slice(496, 120), p.Slice(624, 144), da.Slice(496, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12);
             // encoder layer 0 · self-attention with padding mask · backward
+            da.Slice(128, 360).Clear(); // encoder.layers.0.qkv: its gradient starts here
             global::TransformerGen.Kernels.Attention.Backward(da.Slice(496, 120), a.Slice(128, 360), 36, a.Slice(140, 348), a.Slice(152, 336), 36, a.Slice(624, 150), da.Slice(128, 360), da.Slice(140, 348), da.Slice(152, 336), 2, 5, 5, 3, 4);
             // encoder layer 0 · Q, K, V projections · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 360), a.Slice(0, 120), p.Slice(144, 432), da.Slice(0, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36);
@@ -368,37 +378,54 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // decoder layer 0 · norm3 (post-LN) · backward
+            da.Slice(4224, 96).Clear(); // decoder.layers.0.sum3: its gradient starts here
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(4320, 96), a.Slice(4224, 96), p.Slice(3360, 12), a.Slice(4416, 8), a.Slice(4432, 8), da.Slice(4224, 96), dp.Slice(3360, 12), dp.Slice(3376, 12), 8, 12);
             // decoder layer 0 · residual connection around the feed-forward network · backward
+            da.Slice(3680, 96).Clear(); // decoder.layers.0.residual2: its gradient starts here
+            da.Slice(4128, 96).Clear(); // decoder.layers.0.ffn_output: its gradient starts here
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(3680, 96), da.Slice(4224, 96), da.Slice(3680, 96));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(4128, 96), da.Slice(4224, 96), da.Slice(4128, 96));
             // decoder layer 0 · feed-forward linear2 · backward
+            da.Slice(3968, 160).Clear(); // decoder.layers.0.ffn_activated: its gradient starts here
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4128, 96), a.Slice(3968, 160), p.Slice(3040, 240), da.Slice(3968, 160), dp.Slice(3040, 240), dp.Slice(3280, 12), 8, 20, 12);
             // decoder layer 0 · GELU · backward
+            da.Slice(3808, 160).Clear(); // decoder.layers.0.ffn_hidden: its gradient starts here
             global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(3968, 160), a.Slice(3808, 160), da.Slice(3808, 160));
             // decoder layer 0 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3808, 160), a.Slice(3680, 96), p.Slice(2768, 240), da.Slice(3680, 96), dp.Slice(2768, 240), dp.Slice(3008, 20), 8, 12, 20);
             // decoder layer 0 · norm2 (post-LN) · backward
+            da.Slice(3584, 96).Clear(); // decoder.layers.0.sum2: its gradient starts here
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3680, 96), a.Slice(3584, 96), p.Slice(3328, 12), a.Slice(3776, 8), a.Slice(3792, 8), da.Slice(3584, 96), dp.Slice(3328, 12), dp.Slice(3344, 12), 8, 12);
             // decoder layer 0 · residual connection around cross-attention · backward
+            da.Slice(2800, 96).Clear(); // decoder.layers.0.residual1: its gradient starts here
+            da.Slice(3488, 96).Clear(); // decoder.layers.0.cross_attention_output: its gradient starts here
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2800, 96), da.Slice(3584, 96), da.Slice(2800, 96));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(3488, 96), da.Slice(3584, 96), da.Slice(3488, 96));
             // decoder layer 0 · cross-attention output projection · backward
+            da.Slice(3264, 96).Clear(); // decoder.layers.0.cross_attention: its gradient starts here
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3488, 96), a.Slice(3264, 96), p.Slice(2608, 144), da.Slice(3264, 96), dp.Slice(2608, 144), dp.Slice(2752, 12), 8, 12, 12);
             // decoder layer 0 · cross-attention to the encoder output with source padding mask · backward
+            da.Slice(2928, 96).Clear(); // decoder.layers.0.cross_q: its gradient starts here
+            da.Slice(3024, 240).Clear(); // decoder.layers.0.cross_kv: its gradient starts here
             global::TransformerGen.Kernels.Attention.Backward(da.Slice(3264, 96), a.Slice(2928, 96), 12, a.Slice(3024, 240), a.Slice(3036, 228), 24, a.Slice(3360, 120), da.Slice(2928, 96), da.Slice(3024, 240), da.Slice(3036, 228), 2, 4, 5, 3, 4);
             // decoder layer 0 · cross-attention key and value projections of the encoder output · backward
+            da.Slice(1872, 120).Clear(); // encoder.layers.0.output: its gradient starts here
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3024, 240), a.Slice(1872, 120), p.Slice(2272, 288), da.Slice(1872, 120), dp.Slice(2272, 288), dp.Slice(2572, 24), 10, 12, 24);
             // decoder layer 0 · cross-attention query projection · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2928, 96), a.Slice(2800, 96), p.Slice(2128, 144), da.Slice(2800, 96), dp.Slice(2128, 144), dp.Slice(2560, 12), 8, 12, 12);
             // decoder layer 0 · norm1 (post-LN) · backward
+            da.Slice(2704, 96).Clear(); // decoder.layers.0.sum1: its gradient starts here
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2800, 96), a.Slice(2704, 96), p.Slice(3296, 12), a.Slice(2896, 8), a.Slice(2912, 8), da.Slice(2704, 96), dp.Slice(3296, 12), dp.Slice(3312, 12), 8, 12);
             // decoder layer 0 · residual connection around self-attention · backward
+            da.Slice(2032, 96).Clear(); // target_embed.x: its gradient starts here
+            da.Slice(2608, 96).Clear(); // decoder.layers.0.attention_output: its gradient starts here
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2032, 96), da.Slice(2704, 96), da.Slice(2032, 96));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2608, 96), da.Slice(2704, 96), da.Slice(2608, 96));
             // decoder layer 0 · attention output projection · backward
+            da.Slice(2416, 96).Clear(); // decoder.layers.0.attention: its gradient starts here
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2608, 96), a.Slice(2416, 96), p.Slice(1968, 144), da.Slice(2416, 96), dp.Slice(1968, 144), dp.Slice(2112, 12), 8, 12, 12);
             // decoder layer 0 · causal self-attention with padding mask · backward
+            da.Slice(2128, 288).Clear(); // decoder.layers.0.qkv: its gradient starts here
             global::TransformerGen.Kernels.Attention.Backward(da.Slice(2416, 96), a.Slice(2128, 288), 36, a.Slice(2140, 276), a.Slice(2152, 264), 36, a.Slice(2512, 96), da.Slice(2128, 288), da.Slice(2140, 276), da.Slice(2152, 264), 2, 4, 4, 3, 4);
             // decoder layer 0 · Q, K, V projections · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2128, 288), a.Slice(2032, 96), p.Slice(1488, 432), da.Slice(2032, 96), dp.Slice(1488, 432), dp.Slice(1920, 36), 8, 12, 36);
@@ -462,8 +489,10 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
+            da.Slice(4448, 72).Clear(); // head.logits: its gradient starts here
             global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4528, 72), Targets, da.Slice(4448, 72), 8, 9, 0f);
             // head · LM head (tied to the token embedding) · backward
+            da.Slice(4320, 96).Clear(); // decoder.layers.0.output: its gradient starts here
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4448, 72), a.Slice(4320, 96), p.Slice(1376, 108), da.Slice(4320, 96), dp.Slice(1376, 108), default, 8, 12, 9);
         }
 

@@ -211,24 +211,34 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 0 · norm2 (post-LN) · backward
+            da.Slice(1744, 120).Clear(); // layers.0.sum2: its gradient starts here
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1872, 120), a.Slice(1744, 120), p.Slice(1344, 12), a.Slice(2000, 10), a.Slice(2016, 10), da.Slice(1744, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
             // layer 0 · residual connection around the feed-forward network · backward
+            da.Slice(1040, 120).Clear(); // layers.0.residual1: its gradient starts here
+            da.Slice(1616, 120).Clear(); // layers.0.ffn_output: its gradient starts here
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1040, 120), da.Slice(1744, 120), da.Slice(1040, 120));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1616, 120), da.Slice(1744, 120), da.Slice(1616, 120));
             // layer 0 · feed-forward linear2 · backward
+            da.Slice(1408, 200).Clear(); // layers.0.ffn_activated: its gradient starts here
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1616, 120), a.Slice(1408, 200), p.Slice(1056, 240), da.Slice(1408, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12);
             // layer 0 · ReLU · backward
+            da.Slice(1200, 200).Clear(); // layers.0.ffn_hidden: its gradient starts here
             global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(1408, 200), a.Slice(1200, 200), da.Slice(1200, 200));
             // layer 0 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1200, 200), a.Slice(1040, 120), p.Slice(784, 240), da.Slice(1040, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
             // layer 0 · norm1 (post-LN) · backward
+            da.Slice(912, 120).Clear(); // layers.0.sum1: its gradient starts here
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1040, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1168, 10), a.Slice(1184, 10), da.Slice(912, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12);
             // layer 0 · residual connection around self-attention · backward
+            da.Slice(0, 120).Clear(); // embed.x: its gradient starts here
+            da.Slice(784, 120).Clear(); // layers.0.attention_output: its gradient starts here
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(0, 120), da.Slice(912, 120), da.Slice(0, 120));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(784, 120), da.Slice(912, 120), da.Slice(784, 120));
             // layer 0 · attention output projection · backward
+            da.Slice(496, 120).Clear(); // layers.0.attention: its gradient starts here
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(784, 120), a.Slice(496, 120), p.Slice(624, 144), da.Slice(496, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12);
             // layer 0 · causal self-attention · backward
+            da.Slice(128, 360).Clear(); // layers.0.qkv: its gradient starts here
             global::TransformerGen.Kernels.Attention.Backward(da.Slice(496, 120), a.Slice(128, 360), a.Slice(624, 150), da.Slice(128, 360), 2, 5, 3, 4, causal: true);
             // layer 0 · Q, K, V projections · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 360), a.Slice(0, 120), p.Slice(144, 432), da.Slice(0, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36);
@@ -298,24 +308,34 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 1 · norm2 (post-LN) · backward
+            da.Slice(3648, 120).Clear(); // layers.1.sum2: its gradient starts here
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3776, 120), a.Slice(3648, 120), p.Slice(2576, 12), a.Slice(3904, 10), a.Slice(3920, 10), da.Slice(3648, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12);
             // layer 1 · residual connection around the feed-forward network · backward
+            da.Slice(2944, 120).Clear(); // layers.1.residual1: its gradient starts here
+            da.Slice(3520, 120).Clear(); // layers.1.ffn_output: its gradient starts here
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2944, 120), da.Slice(3648, 120), da.Slice(2944, 120));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(3520, 120), da.Slice(3648, 120), da.Slice(3520, 120));
             // layer 1 · feed-forward linear2 · backward
+            da.Slice(3312, 200).Clear(); // layers.1.ffn_activated: its gradient starts here
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3520, 120), a.Slice(3312, 200), p.Slice(2288, 240), da.Slice(3312, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12);
             // layer 1 · ReLU · backward
+            da.Slice(3104, 200).Clear(); // layers.1.ffn_hidden: its gradient starts here
             global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(3312, 200), a.Slice(3104, 200), da.Slice(3104, 200));
             // layer 1 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3104, 200), a.Slice(2944, 120), p.Slice(2016, 240), da.Slice(2944, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20);
             // layer 1 · norm1 (post-LN) · backward
+            da.Slice(2816, 120).Clear(); // layers.1.sum1: its gradient starts here
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2944, 120), a.Slice(2816, 120), p.Slice(2544, 12), a.Slice(3072, 10), a.Slice(3088, 10), da.Slice(2816, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12);
             // layer 1 · residual connection around self-attention · backward
+            da.Slice(1872, 120).Clear(); // layers.0.output: its gradient starts here
+            da.Slice(2688, 120).Clear(); // layers.1.attention_output: its gradient starts here
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1872, 120), da.Slice(2816, 120), da.Slice(1872, 120));
             global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2688, 120), da.Slice(2816, 120), da.Slice(2688, 120));
             // layer 1 · attention output projection · backward
+            da.Slice(2400, 120).Clear(); // layers.1.attention: its gradient starts here
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2688, 120), a.Slice(2400, 120), p.Slice(1856, 144), da.Slice(2400, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12);
             // layer 1 · causal self-attention · backward
+            da.Slice(2032, 360).Clear(); // layers.1.qkv: its gradient starts here
             global::TransformerGen.Kernels.Attention.Backward(da.Slice(2400, 120), a.Slice(2032, 360), a.Slice(2528, 150), da.Slice(2032, 360), 2, 5, 3, 4, causal: true);
             // layer 1 · Q, K, V projections · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2032, 360), a.Slice(1872, 120), p.Slice(1376, 432), da.Slice(1872, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36);
@@ -369,8 +389,10 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
+            da.Slice(3936, 110).Clear(); // head.logits: its gradient starts here
             global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4048, 110), Targets, da.Slice(3936, 110), 10, 11, 0f);
             // head · LM head · backward
+            da.Slice(3776, 120).Clear(); // layers.1.output: its gradient starts here
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3936, 110), a.Slice(3776, 120), p.Slice(2608, 132), da.Slice(3776, 120), dp.Slice(2608, 132), default, 10, 12, 11);
         }
 
