@@ -30,7 +30,7 @@ internal static class PerformanceTable
         }
 
         double? Nanoseconds(string type, string method, int threads, int size = 0) =>
-            results.TryGetValue((type, method, threads, size), out BenchmarkReport? r) ? r.ResultStatistics!.Mean : null;
+            results.TryGetValue((type, method, threads, size), out BenchmarkReport? r) ? r.ResultStatistics!.Median : null;
         string Allocated(string type, string method, int threads, int size = 0) =>
             results.TryGetValue((type, method, threads, size), out BenchmarkReport? r)
                 ? (r.GcStats.GetBytesAllocatedPerOperation(r.BenchmarkCase) is long bytes ? bytes.ToString("N0", Invariant) + " B" : "?")
