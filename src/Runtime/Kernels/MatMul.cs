@@ -34,9 +34,11 @@ public static unsafe partial class MatMul
     private const int BackwardDepthTile = 64;
 
     // The packed AVX-512 product (PanelProduct512): a 6 × 64 block of the result in 24 registers, over a depth slice
-    // of 128 (a 32 KiB panel of the right operand). Measured at the model's shapes, one thread: 6 × 64 over a packed
-    // panel 165–195 GFLOP/s against 130–165 for 4 × 64 straight from the operand; depth 64, 128 and 256 within noise.
-    private const int PanelRows = 6, PanelWidth = 64, PanelDepth = 128;
+    // of 256 (a 64 KiB panel of the right operand, read from L1 and L2). Measured at the model's shapes, one thread:
+    // 6 × 64 over a packed panel 165–195 GFLOP/s against 130–165 for 4 × 64 straight from the operand. Depth 256
+    // against 128: the same on one thread, small's training step 3–5% faster on two (each depth slice reads and
+    // writes the whole result once more, and two cores share the bandwidth); 512 no better than 256.
+    private const int PanelRows = 6, PanelWidth = 64, PanelDepth = 256;
 
     // Rows from which Forward copies panels of wᵀ and runs the packed kernel; fewer rows (decoding, short prompts)
     // keep the dot kernels, which copy nothing.
@@ -399,8 +401,8 @@ public static unsafe partial class MatMul
     // ---------------------------------------------------------------- backward, AVX-512
 
     // The packed product: c[:, :cols] += a·b for cols a multiple of PanelWidth. For each depth slice of PanelDepth,
-    // each 64-column panel of b is first copied into a contiguous, aligned block on the stack (32 KiB, so it stays
-    // in L1, and its rows no longer sit a power of two apart where they would share the cache's sets), then every
+    // each 64-column panel of b is first copied into a contiguous, aligned block on the stack (64 KiB, read from L1
+    // and L2, and its rows no longer sit a power of two apart where they would share the cache's sets), then every
     // 6-row block of c passes over it with 24 accumulators in registers. Rows of a are read where they are, with their
     // strides; the last rows (fewer than 6) are copied into a zero-padded block first so that the kernel reads nothing
     // past the matrix. Each element of c sees the same operations in the same order wherever its row and panel fall,

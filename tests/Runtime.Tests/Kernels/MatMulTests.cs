@@ -9,14 +9,14 @@ public class MatMulTests
 {
     // Sizes chosen to hit every edge: 1s, rows not a multiple of 4 (or 2), outputs not a multiple of 4, inner
     // dimensions below, at, and between vector widths (masked/scalar tails), and backward's 64-column panels with
-    // 16-column strips beside them, its 6-row blocks with 1 to 5 rows left over, and depths past one 128-deep slice
+    // 16-column strips beside them, its 6-row blocks with 1 to 5 rows left over, and depths past one 256-deep slice
     // (forward too from 128 rows on, where it copies panels of Wᵀ).
     public static IEnumerable<object[]> Shapes() => new[]
     {
         new object[] { 1, 1, 1 }, new object[] { 1, 17, 5 }, new object[] { 17, 33, 65 }, new object[] { 5, 7, 3 },
         new object[] { 4, 16, 4 }, new object[] { 8, 64, 64 }, new object[] { 13, 130, 67 }, new object[] { 3, 200, 9 },
         new object[] { 6, 5, 8 }, new object[] { 66, 48, 12 }, new object[] { 139, 129, 133 }, new object[] { 11, 64, 134 },
-        new object[] { 130, 200, 64 },
+        new object[] { 130, 200, 64 }, new object[] { 260, 270, 65 },
     };
 
     private static IEnumerable<SimdPath> SupportedPaths()

@@ -23,7 +23,7 @@ public sealed class ParallelKernelTests
     {
         new object[] { 1, 17, 5 }, new object[] { 17, 33, 65 }, new object[] { 66, 48, 12 }, new object[] { 130, 70, 67 },
         new object[] { 1, 300, 130 }, new object[] { 3, 64, 257 }, new object[] { 200, 40, 9 }, new object[] { 257, 20, 3 },
-        new object[] { 2, 5, 2 }, new object[] { 139, 129, 133 },
+        new object[] { 2, 5, 2 }, new object[] { 139, 129, 133 }, new object[] { 260, 270, 65 },
     };
 
     private static IEnumerable<SimdPath> SupportedPaths()
