@@ -11,9 +11,11 @@ namespace TransformerGen.Kernels;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Forward is a dot-product kernel: a row of <c>x</c> and a row of <c>W</c> are both contiguous along the inner
-/// dimension, so a 4×4 block of outputs keeps 16 vector accumulators in registers while walking that dimension
-/// once (8 loads feed 16 FMAs), and the 16 accumulators are reduced together by a shuffle tree at the end.
+/// Forward with few rows (decoding, short inputs, and every row without AVX-512) is a dot-product kernel: a row of
+/// <c>x</c> and a row of <c>W</c> are both contiguous along the inner dimension, so a 4×4 block of outputs keeps 16
+/// vector accumulators in registers while walking that dimension once (8 loads feed 16 FMAs), and the 16
+/// accumulators are reduced together by a shuffle tree at the end. From 128 rows on, with AVX-512, it is the packed
+/// product below with panels of <c>Wᵀ</c> (<see cref="PanelForward512"/>).
 /// </para>
 /// <para>
 /// Backward's two products are both "broadcast one scalar, multiply a contiguous row" (axpy) shapes:
