@@ -1,5 +1,4 @@
 using System;
-using System.Numerics.Tensors;
 using TransformerGen.Threading;
 
 namespace TransformerGen.Kernels;
@@ -122,10 +121,7 @@ public static unsafe partial class MatMul
             int products = Dx == null ? 1 : 2;
             if (item == products * Chunks)
             {
-                // dbias[o] += Σ_i dy[i, o]
-                Span<float> dbias = new(Dbias, OutF);
-                for (int i = 0; i < N; i++)
-                    TensorPrimitives.Add(dbias, new ReadOnlySpan<float>(Dy + (nint)i * OutF, OutF), dbias);
+                AccumulateBias(new ReadOnlySpan<float>(Dy, N * OutF), new Span<float>(Dbias, OutF), N);
                 return;
             }
             int j0 = item % Chunks * ColChunk, cols = Math.Min(ColChunk, InF - j0);

@@ -127,9 +127,14 @@ public static unsafe partial class MatMul
             // dw[o, :] += Σ_i dy[i, o] · x[i, :]   (A = dyᵀ, row stride 1, column stride outF)
             if (inF > 0) AccumulateProduct(pdy, 1, outF, px, inF, pdw, inF, outF, n, inF, path);
         }
-        if (!dbias.IsEmpty)
-            for (int i = 0; i < n; i++)
-                TensorPrimitives.Add(dbias, dy.Slice(i * outF, outF), dbias);
+        if (!dbias.IsEmpty) AccumulateBias(dy, dbias, n);
+    }
+
+    /// <summary><c>dbias[o] += Σ_i dy[i, o]</c> over the <paramref name="n"/> rows of <paramref name="dy"/>.</summary>
+    private static void AccumulateBias(ReadOnlySpan<float> dy, Span<float> dbias, int n)
+    {
+        for (int i = 0; i < n; i++)
+            TensorPrimitives.Add(dbias, dy.Slice(i * dbias.Length, dbias.Length), dbias);
     }
 
     // ---------------------------------------------------------------- forward, AVX-512
@@ -137,7 +142,7 @@ public static unsafe partial class MatMul
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
     private static void Forward512(float* x, int ldx, float* w, int ldw, float* bias, float* y, int ldy, int n, int inF, int outF)
     {
-        Vector512<float> tailMask = TailMask512(inF & 15);
+        Vector512<float> tailMask = Simd.TailMask512(inF & 15);
         int outBlocked = outF & ~3;
         for (int i0 = 0; i0 < n; i0 += ForwardRowTile)
         {
@@ -162,9 +167,6 @@ public static unsafe partial class MatMul
                 y[(nint)i * ldy + o] = DotPortable(x + (nint)i * ldx, w + (nint)o * ldw, inF) + (bias == null ? 0f : bias[o]);
     }
 
-    /// <summary>Lanes below <paramref name="count"/> all ones, the rest zero: the mask for a tail of <paramref name="count"/> &lt; 16 elements.</summary>
-    private static Vector512<float> TailMask512(int count)
-        => Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle();
 
     // y[r, c] = Σ_k x[r, k]·w[c, k] (+ bias[c]) for r, c in 0..3; rows of x, w and y are ldx, ldw and ldy apart.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
@@ -402,17 +404,39 @@ public static unsafe partial class MatMul
 
     // ---------------------------------------------------------------- backward, AVX-512
 
-    // The packed product: c[:, :cols] += a·b for cols a multiple of PanelWidth. For each depth slice of PanelDepth,
-    // each 64-column panel of b is first copied into a contiguous, aligned block on the stack (64 KiB, read from L1
-    // and L2, and its rows no longer sit a power of two apart where they would share the cache's sets), then every
-    // 6-row block of c passes over it with 24 accumulators in registers. Rows of a are read where they are, with their
-    // strides; the last rows (fewer than 6) are copied into a zero-padded block first so that the kernel reads nothing
-    // past the matrix. Each element of c sees the same operations in the same order wherever its row and panel fall,
-    // so splitting the rows between threads changes no result.
+    // The packed product: c[:, :cols] += a·b for cols a multiple of PanelWidth (the backward's two products).
+    private static void PanelProduct512(float* a, int aRowStride, int aColStride, float* b, int ldb, float* c, int ldc, int rows, int depth, int cols)
+        => PanelLoop512(a, aRowStride, aColStride, b, ldb, transposed: false, c, ldc, rows, depth, 0, cols, overwrite: false, bias: null);
+
+    /// <summary>
+    /// The forward product through the packed kernel, for the columns <c>[j0, j1)</c> of <c>y = x·wᵀ + bias</c> with
+    /// <c>j0</c> a multiple of 64: whole 64-column panels of <c>wᵀ</c> through <see cref="PanelLoop512"/>, the
+    /// narrower rest at the right edge through the dot kernels. Needs <c>inF &gt; 0</c>. No checks.
+    /// </summary>
+    internal static void PanelForward512(float* x, float* w, float* bias, float* y, int n, int inF, int outF, int j0, int j1)
+    {
+        int wide = outF - outF % PanelWidth;
+        PanelLoop512(x, inF, 1, w, inF, transposed: true, y, outF, n, inF, j0, Math.Min(j1, wide), overwrite: true, bias);
+        int narrow = Math.Max(j0, wide);
+        if (narrow < j1)
+            Forward512(x, inF, w + (nint)narrow * inF, inF, bias == null ? null : bias + narrow, y + narrow, outF, n, inF, j1 - narrow);
+    }
+
+    // c[:, j0:j1) += a·b (j0 and j1 − j0 multiples of PanelWidth), b row-major with rows ldb apart, or, when transposed,
+    // b[k, j] = b[j·ldb + k] (Wᵀ in the forward); with overwrite, the first depth slice stores its sums (plus the bias,
+    // when there is one) instead of adding them. For each depth slice of PanelDepth, each 64-column panel of b is first
+    // copied into a contiguous, aligned block on the stack (64 KiB, read from L1 and L2, and its rows no longer sit a
+    // power of two apart where they would share the cache's sets), then every 6-row block of c passes over it with 24
+    // accumulators in registers. Rows of a are read where they are, with their strides; the last rows (fewer than 6)
+    // are copied into a zero-padded block first so that the kernel reads nothing past the matrix. Each element of c sees
+    // the same operations in the same order wherever its row and panel fall, so splitting the work between threads
+    // changes no result.
     [SkipLocalsInit] // both scratch blocks are written before they are read
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static void PanelProduct512(float* a, int aRowStride, int aColStride, float* b, int ldb, float* c, int ldc, int rows, int depth, int cols)
+    private static void PanelLoop512(float* a, int aRowStride, int aColStride, float* b, int ldb, bool transposed, float* c, int ldc,
+        int rows, int depth, int j0, int j1, bool overwrite, float* bias)
     {
+        if (j0 >= j1) return;
         float* panelStorage = stackalloc float[PanelDepth * PanelWidth + 16];
         float* panel = (float*)(((nint)panelStorage + 63) & ~(nint)63);
         float* lastRows = stackalloc float[PanelDepth * PanelRows];
@@ -420,52 +444,20 @@ public static unsafe partial class MatMul
         for (int k0 = 0; k0 < depth; k0 += PanelDepth)
         {
             int kc = Math.Min(PanelDepth, depth - k0);
+            bool accumulate = !overwrite || k0 > 0;
             float* ak = a + (nint)k0 * aColStride;
             if (blockedRows < rows) PackRows(ak + (nint)blockedRows * aRowStride, aRowStride, aColStride, lastRows, rows - blockedRows, kc);
-            for (int j = 0; j < cols; j += PanelWidth)
+            for (int j = j0; j < j1; j += PanelWidth)
             {
-                PackPanel(b + (nint)k0 * ldb + j, ldb, panel, kc);
+                if (transposed) PackPanelTransposed(b + (nint)j * ldb + k0, ldb, panel, kc);
+                else PackPanel(b + (nint)k0 * ldb + j, ldb, panel, kc);
+                float* bj = accumulate || bias == null ? null : bias + j;
                 for (int m = 0; m < blockedRows; m += PanelRows)
-                    Panel6x64Of512(ak + (nint)m * aRowStride, aRowStride, aColStride, panel, c + (nint)m * ldc + j, ldc, kc, PanelRows, true, null);
+                    Panel6x64Of512(ak + (nint)m * aRowStride, aRowStride, aColStride, panel, c + (nint)m * ldc + j, ldc, kc, PanelRows, accumulate, bj);
                 if (blockedRows < rows)
-                    Panel6x64Of512(lastRows, 1, PanelRows, panel, c + (nint)blockedRows * ldc + j, ldc, kc, rows - blockedRows, true, null);
+                    Panel6x64Of512(lastRows, 1, PanelRows, panel, c + (nint)blockedRows * ldc + j, ldc, kc, rows - blockedRows, accumulate, bj);
             }
         }
-    }
-
-    /// <summary>
-    /// The forward product through the packed kernel, for the columns <c>[j0, j1)</c> of <c>y = x·wᵀ + bias</c> with
-    /// <c>j0</c> a multiple of 64: whole 64-column panels of <c>wᵀ</c> are copied (transposed) into an aligned block
-    /// and multiplied as in <see cref="PanelProduct512"/>, the narrower rest at the right edge goes through the dot
-    /// kernels. Needs <c>inF &gt; 0</c>. No checks.
-    /// </summary>
-    [SkipLocalsInit] // both scratch blocks are written before they are read
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    internal static void PanelForward512(float* x, float* w, float* bias, float* y, int n, int inF, int outF, int j0, int j1)
-    {
-        int wide = outF - outF % PanelWidth, panelEnd = Math.Min(j1, wide);
-        float* panelStorage = stackalloc float[PanelDepth * PanelWidth + 16];
-        float* panel = (float*)(((nint)panelStorage + 63) & ~(nint)63);
-        float* lastRows = stackalloc float[PanelDepth * PanelRows];
-        int blockedRows = n - n % PanelRows;
-        for (int k0 = 0; k0 < inF && j0 < panelEnd; k0 += PanelDepth)
-        {
-            int kc = Math.Min(PanelDepth, inF - k0);
-            bool first = k0 == 0;
-            if (blockedRows < n) PackRows(x + (nint)blockedRows * inF + k0, inF, 1, lastRows, n - blockedRows, kc);
-            for (int j = j0; j < panelEnd; j += PanelWidth)
-            {
-                PackPanelTransposed(w + (nint)j * inF + k0, inF, panel, kc);
-                float* b = first && bias != null ? bias + j : null;
-                for (int m = 0; m < blockedRows; m += PanelRows)
-                    Panel6x64Of512(x + (nint)m * inF + k0, inF, 1, panel, y + (nint)m * outF + j, outF, kc, PanelRows, !first, b);
-                if (blockedRows < n)
-                    Panel6x64Of512(lastRows, 1, PanelRows, panel, y + (nint)blockedRows * outF + j, outF, kc, n - blockedRows, !first, b);
-            }
-        }
-        int narrow = Math.Max(j0, wide);
-        if (narrow < j1)
-            Forward512(x, inF, w + (nint)narrow * inF, inF, bias == null ? null : bias + narrow, y + narrow, outF, n, inF, j1 - narrow);
     }
 
     // panel[k, c] = w[c·ldw + k] for c < 64, k < depth: 64 rows of w, each contiguous along k, become the columns,
@@ -477,7 +469,7 @@ public static unsafe partial class MatMul
         for (int k0 = 0; k0 < depth; k0 += 16)
         {
             int count = Math.Min(16, depth - k0);
-            Vector512<float> mask = TailMask512(count);
+            Vector512<float> mask = Simd.TailMask512(count);
             for (int c0 = 0; c0 < PanelWidth; c0 += 16)
             {
                 for (int r = 0; r < 16; r++)
@@ -611,7 +603,7 @@ public static unsafe partial class MatMul
             float* bk = b + (nint)k0 * ldb;
             for (int j = 0; j < cols; j += 16)
             {
-                Vector512<float> mask = cols - j >= 16 ? Vector512<float>.AllBitsSet : TailMask512(cols - j);
+                Vector512<float> mask = cols - j >= 16 ? Vector512<float>.AllBitsSet : Simd.TailMask512(cols - j);
                 for (int m = 0; m < blockedRows; m += 4)
                     Axpy4x16Of512(ak + (nint)m * aRowStride, aRowStride, aColStride, bk + j, ldb, c + (nint)m * ldc + j, ldc, kc, mask);
             }

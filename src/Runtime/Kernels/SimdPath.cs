@@ -32,4 +32,8 @@ internal static class Simd
         SimdPath.Vector256 => Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported,
         _ => true,
     };
+
+    /// <summary>Lanes below <paramref name="count"/> all ones, the rest zero: the mask for a tail of <paramref name="count"/> &lt; 16 elements.</summary>
+    public static Vector512<float> TailMask512(int count)
+        => Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle();
 }

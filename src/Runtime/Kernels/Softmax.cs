@@ -82,7 +82,7 @@ public static class Softmax
         ref float py = ref MemoryMarshal.GetReference(y);
         nuint length = (nuint)x.Length, i = 0;
         float sum = 0f;
-        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported)
+        if (Simd.IsSupported(SimdPath.Vector512))
         {
             Vector512<float> shift = Vector512.Create(max), factor = Vector512.Create(scale), total = Vector512<float>.Zero;
             for (; i + 16 <= length; i += 16)
@@ -95,7 +95,7 @@ public static class Softmax
             {
                 // The last 1–15 elements in one masked vector (attention's causal rows are mostly such tails): lanes
                 // past the end are neither read nor written, and count 0 in the sum.
-                Vector512<float> mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create((int)(length - i))).AsSingle();
+                Vector512<float> mask = Simd.TailMask512((int)(length - i));
                 fixed (float* tail = &Unsafe.Add(ref px, i), target = &Unsafe.Add(ref py, i))
                 {
                     Vector512<float> e = Exponential.Exp((Avx512F.MaskLoad(tail, mask, shift) - shift) * factor) & mask;
