@@ -25,9 +25,12 @@ namespace TransformerGen.Generator
                 {
                     case "Forward": Forward(op, lines); break;
                     case "Backward":
-                        if (FirstGradientUses().TryGetValue(op, out List<TensorDef>? first))
-                            foreach (TensorDef t in first) lines.Add($"{G(t)}.Clear(); // {t.Name}: its gradient starts here");
+                        // The gradients this op is the first to touch: the op stores into those it writes whole
+                        // (Overwrites), and the rest are cleared just before it.
+                        _fresh = FirstGradientUses().TryGetValue(op, out List<TensorDef>? first) ? [.. first] : [];
                         Backward(op, lines);
+                        lines.InsertRange(0, _fresh.Select(t => $"{G(t)}.Clear(); // {t.Name}: its gradient starts here"));
+                        _fresh = null;
                         break;
                     default: Infer(op, stage, lines); break;
                 }
@@ -118,12 +121,15 @@ namespace TransformerGen.Generator
         // While FirstGradientUses walks the backward pass: the activations whose gradients the current op reads or adds into.
         private List<TensorDef>? _gradientsUsed;
         private Dictionary<Op, List<TensorDef>>? _firstGradientUses;
+        // While WriteStage writes the backward of one op: the gradients it is the first to touch and that still need a clear.
+        private List<TensorDef>? _fresh;
 
         /// <summary>
         /// For each op of the backward pass, the activations whose gradients it is the first to read or add into, in
-        /// the order BackwardCore runs the ops. Their slices are cleared just before that op, rather than the whole
-        /// activation-gradient buffer before the pass: gradients nobody uses (attention probabilities) are never
-        /// written, and the cleared lines are still in cache when the op adds into them.
+        /// the order BackwardCore runs the ops. The op stores into those it writes whole (see <see cref="Overwrites"/>) and
+        /// the others are cleared just before it, rather than the whole activation-gradient buffer before the pass:
+        /// gradients nobody uses (attention probabilities) are never written, most are never cleared at all, and the
+        /// cleared lines are still in cache when the op adds into them.
         /// </summary>
         private Dictionary<Op, List<TensorDef>> FirstGradientUses()
         {
@@ -141,6 +147,15 @@ namespace TransformerGen.Generator
             _gradientsUsed = null;
             return _firstGradientUses = uses;
         }
+
+        /// <summary>
+        /// Whether the op being written makes the first contribution to <paramref name="t"/>'s gradient, writing all of
+        /// it: the kernel is then told to store rather than add, and no clear precedes it.
+        /// </summary>
+        private bool Overwrites(TensorDef t) => _fresh is not null && _fresh.Remove(t);
+
+        /// <summary>The named argument that makes a kernel store into <paramref name="t"/>'s gradient, when <see cref="Overwrites"/> holds; else nothing.</summary>
+        private string OverwriteArgument(string name, TensorDef t) => Overwrites(t) ? $", {name}: true" : "";
 
         /// <summary>Columns <paramref name="column"/>… of every row of a tensor: a slice from that column to the end, read with the tensor's row stride.</summary>
         private static string Columns(string slice, TensorDef t, long column)
@@ -210,7 +225,7 @@ namespace TransformerGen.Generator
                               $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}, causal: {Bool(att.Causal)}, window: {Lit(att.Window)});");
                     break;
                 case AddOp add:
-                    lines.Add($"{Tensors}.Add({V(add.A)}, {V(add.B)}, {V(add.Output)});");
+                    lines.Add($"{Kernels}Residual.Add({V(add.A)}, {V(add.B)}, {V(add.Output)});");
                     break;
                 case ActivationOp act:
                     lines.Add($"{Kernels}Activations.{(act.Gelu ? "Gelu" : "Relu")}Forward({V(act.Input)}, {V(act.Output)});");
@@ -238,33 +253,32 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Positional.AddBackward({G(pos.X)}, {G(pos.Table)}, {Lit(_d.Batch)}, {Lit(_d.Length(pos.Stream))}, {c});");
                     break;
                 case DropoutOp drop:
-                    lines.Add($"{Kernels}Dropout.Backward({G(drop.Output)}, {V(drop.Mask)}, {G(drop.Input)});");
+                    lines.Add($"{Kernels}Dropout.Backward({G(drop.Output)}, {V(drop.Mask)}, {G(drop.Input)}{OverwriteArgument("overwriteDx", drop.Input)});");
                     break;
                 case LayerNormOp ln:
-                    lines.Add($"{Kernels}LayerNorm.Backward({G(ln.Output)}, {V(ln.Input)}, {V(ln.Gamma)}, {V(ln.Mean)}, {V(ln.Rstd)}, {G(ln.Input)}, {G(ln.Gamma)}, {G(ln.Beta)}, {Lit(ln.Input.Shape[0])}, {Lit(ln.Input.Width)});");
+                    lines.Add($"{Kernels}LayerNorm.Backward({G(ln.Output)}, {V(ln.Input)}, {V(ln.Gamma)}, {V(ln.Mean)}, {V(ln.Rstd)}, {G(ln.Input)}, {G(ln.Gamma)}, {G(ln.Beta)}, {Lit(ln.Input.Shape[0])}, {Lit(ln.Input.Width)}{OverwriteArgument("overwriteDx", ln.Input)});");
                     break;
                 case LinearOp lin:
-                    lines.Add($"{Kernels}MatMul.Backward({G(lin.Output)}, {V(lin.Input)}, {V(lin.Weight)}, {G(lin.Input)}, {G(lin.Weight)}, {(lin.Bias is null ? "default" : G(lin.Bias))}, {Lit(lin.Input.Shape[0])}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)});");
+                    lines.Add($"{Kernels}MatMul.Backward({G(lin.Output)}, {V(lin.Input)}, {V(lin.Weight)}, {G(lin.Input)}, {G(lin.Weight)}, {(lin.Bias is null ? "default" : G(lin.Bias))}, {Lit(lin.Input.Shape[0])}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)}{OverwriteArgument("overwriteDx", lin.Input)});");
                     break;
                 case RotaryOp rot:
                     lines.Add($"{Kernels}Positional.RotaryBackward({G(rot.Qkv)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(rot.Stream))}, {h}, {hd}, {Lit(rot.Qkv.Width)});");
                     break;
                 case AttentionOp att when att.IsPlainPackedSelfAttention:
-                    lines.Add($"{Kernels}Attention.Backward({G(att.Output)}, {V(att.Query)}, {V(att.Probabilities)}, {G(att.Query)}, {Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {h}, {hd}, causal: {Bool(att.Causal)});");
+                    lines.Add($"{Kernels}Attention.Backward({G(att.Output)}, {V(att.Query)}, {V(att.Probabilities)}, {G(att.Query)}, {Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {h}, {hd}, causal: {Bool(att.Causal)}{OverwriteArgument("overwriteDQkv", att.Query)});");
                     break;
                 case AttentionOp att:
                     lines.Add($"{Kernels}Attention.Backward({G(att.Output)}, {Columns(V(att.Query), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
                               $"{Columns(V(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(V(att.KeysValues), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
                               $"{V(att.Probabilities)}, {Columns(G(att.Query), att.Query, att.QueryColumn)}, " +
                               $"{Columns(G(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(G(att.KeysValues), att.KeysValues, att.ValueColumn)}, " +
-                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd});");
+                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}{GeneralAttentionOverwrites(att)});");
                     break;
                 case AddOp add:
-                    lines.Add($"{Tensors}.Add({G(add.A)}, {G(add.Output)}, {G(add.A)});");
-                    lines.Add($"{Tensors}.Add({G(add.B)}, {G(add.Output)}, {G(add.B)});");
+                    lines.Add($"{Kernels}Residual.Backward({G(add.Output)}, {G(add.A)}, {G(add.B)}{OverwriteArgument("overwriteDa", add.A)}{OverwriteArgument("overwriteDb", add.B)});");
                     break;
                 case ActivationOp act:
-                    lines.Add($"{Kernels}Activations.{(act.Gelu ? "Gelu" : "Relu")}Backward({G(act.Output)}, {V(act.Input)}, {G(act.Input)});");
+                    lines.Add($"{Kernels}Activations.{(act.Gelu ? "Gelu" : "Relu")}Backward({G(act.Output)}, {V(act.Input)}, {G(act.Input)}{OverwriteArgument("overwriteDx", act.Input)});");
                     break;
                 case PoolOp pool:
                     lines.Add(pool.Mean
@@ -272,9 +286,26 @@ namespace TransformerGen.Generator
                         : $"{Kernels}Pooling.FirstBackward({G(pool.Output)}, {G(pool.Input)}, {Lit(pool.Batch)}, {Lit(pool.SeqLen)}, {c});");
                     break;
                 case CrossEntropyOp ce:
-                    lines.Add($"{Kernels}CrossEntropy.Backward({V(ce.Probabilities)}, Targets, {G(ce.Logits)}, {Lit(ce.Logits.Shape[0])}, {Lit(ce.Logits.Width)}, {Lit(ce.LabelSmoothing)});");
+                    lines.Add($"{Kernels}CrossEntropy.Backward({V(ce.Probabilities)}, Targets, {G(ce.Logits)}, {Lit(ce.Logits.Shape[0])}, {Lit(ce.Logits.Width)}, {Lit(ce.LabelSmoothing)}{OverwriteArgument("overwriteDLogits", ce.Logits)});");
                     break;
             }
+        }
+
+        /// <summary>
+        /// The general attention's store flags: the kernel writes head columns only, so it may store into a gradient only
+        /// when those columns are the whole tensor — Q | K | V of a packed self-attention input, or a separate query
+        /// tensor and a K | V tensor (cross-attention).
+        /// </summary>
+        private string GeneralAttentionOverwrites(AttentionOp att)
+        {
+            long c = _d.DModel;
+            bool Covers(TensorDef t, params long[] columns) =>
+                t.Width == columns.Length * c && columns.OrderBy(x => x).SequenceEqual(Enumerable.Range(0, columns.Length).Select(i => i * c));
+            if (att.Query == att.KeysValues)
+                return Covers(att.Query, att.QueryColumn, att.KeyColumn, att.ValueColumn) && Overwrites(att.Query) ? ", overwriteDq: true, overwriteDkv: true" : "";
+            string dq = Covers(att.Query, att.QueryColumn) && Overwrites(att.Query) ? ", overwriteDq: true" : "";
+            string dkv = Covers(att.KeysValues, att.KeyColumn, att.ValueColumn) && Overwrites(att.KeysValues) ? ", overwriteDkv: true" : "";
+            return dq + dkv;
         }
 
         private void Infer(Op op, Stage stage, List<string> lines)
@@ -319,7 +350,7 @@ namespace TransformerGen.Generator
                               $"default, {I(att.Output, stage)}, {I(att.Probabilities, stage)}, 1, n, n, {h}, {hd}, causal: false, window: {Lit(att.Window)});");
                     break;
                 case AddOp add:
-                    lines.Add($"{Tensors}.Add({I(add.A, stage)}, {I(add.B, stage)}, {I(add.Output, stage)});");
+                    lines.Add($"{Kernels}Residual.Add({I(add.A, stage)}, {I(add.B, stage)}, {I(add.Output, stage)});");
                     break;
                 case ActivationOp act:
                     lines.Add($"{Kernels}Activations.{(act.Gelu ? "Gelu" : "Relu")}Forward({I(act.Input, stage)}, {I(act.Output, stage)});");

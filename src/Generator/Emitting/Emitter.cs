@@ -15,7 +15,6 @@ namespace TransformerGen.Generator
         public const string GeneratorName = "TransformerGen.Generator";
         public const string GeneratorVersion = "0.1.0";
         private const string Kernels = "global::TransformerGen.Kernels.";
-        private const string Tensors = "global::System.Numerics.Tensors.TensorPrimitives";
 
         private readonly MemoryPlan _plan;
         private readonly ModelGraph _graph;

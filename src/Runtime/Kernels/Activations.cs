@@ -6,7 +6,10 @@ using System.Runtime.Intrinsics;
 namespace TransformerGen.Kernels;
 
 /// <summary>Pointwise activations of the feed-forward block: ReLU and GELU (exact erf form, PyTorch's default).</summary>
-/// <remarks>All spans have the same length (any length; the shape does not matter). Backward accumulates into dx.</remarks>
+/// <remarks>
+/// All spans have the same length (any length; the shape does not matter). Backward accumulates into dx, or with
+/// <c>overwriteDx</c> stores into it (the first contribution to that gradient, which then needs no clearing).
+/// </remarks>
 public static class Activations
 {
     /// <summary>Effectively computes <c>y[i] = max(x[i], 0)</c>. <paramref name="y"/> may be <paramref name="x"/>.</summary>
@@ -16,9 +19,9 @@ public static class Activations
         TensorPrimitives.Max(x, 0f, y);
     }
 
-    /// <summary>Effectively computes <c>dx[i] += x[i] &gt; 0 ? dy[i] : 0</c>.</summary>
-    public static void ReluBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx)
-        => Elementwise.Accumulate<ReluBackwardOperator>(dy, x, dx, nameof(dy), nameof(x), nameof(dx));
+    /// <summary>Effectively computes <c>dx[i] += x[i] &gt; 0 ? dy[i] : 0</c> (<c>=</c> with <paramref name="overwriteDx"/>).</summary>
+    public static void ReluBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx, bool overwriteDx = false)
+        => Elementwise.MapPair<ReluBackwardOperator>(dy, x, dx, !overwriteDx, nameof(dy), nameof(x), nameof(dx));
 
     /// <summary>
     /// Effectively computes <c>y[i] = 0.5·x[i]·(1 + erf(x[i]/√2))</c>, PyTorch's <c>nn.GELU()</c> (approximate='none').
@@ -28,11 +31,12 @@ public static class Activations
         => Elementwise.MapSplit<GeluOperator>(x, y, nameof(x), nameof(y), GeluCost);
 
     /// <summary>
-    /// Effectively computes <c>dx[i] += dy[i]·(Φ(x[i]) + x[i]·φ(x[i]))</c>, the derivative of <c>x·Φ(x)</c> with
-    /// Φ(x) = ½(1 + erf(x/√2)) the standard normal CDF and φ(x) = exp(−x²/2)/√(2π) its density.
+    /// Effectively computes <c>dx[i] += dy[i]·(Φ(x[i]) + x[i]·φ(x[i]))</c> (<c>=</c> with <paramref name="overwriteDx"/>),
+    /// the derivative of <c>x·Φ(x)</c> with Φ(x) = ½(1 + erf(x/√2)) the standard normal CDF and φ(x) = exp(−x²/2)/√(2π)
+    /// its density.
     /// </summary>
-    public static void GeluBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx)
-        => Elementwise.AccumulateSplit<GeluBackwardOperator>(dy, x, dx, nameof(dy), nameof(x), nameof(dx), 2 * GeluCost);
+    public static void GeluBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx, bool overwriteDx = false)
+        => Elementwise.MapPairSplit<GeluBackwardOperator>(dy, x, dx, !overwriteDx, nameof(dy), nameof(x), nameof(dx), 2 * GeluCost);
 
     // GELU's erf and exp take about 1.1 ns per element on one core, as long as ~150 operations of a matrix product:
     // the work measure by which Parallelism decides whether to split (backward, with a second exp, about twice that).

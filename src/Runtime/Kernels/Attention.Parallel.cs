@@ -53,7 +53,7 @@ public static unsafe partial class Attention
     }
 
     private static bool BackwardSplit(float* dOutput, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
-        float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, int scratchLength)
+        float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, int scratchLength, bool clearDq, bool clearDkv)
     {
         // Each item takes its dP/dS scratch from the stack of the thread that runs it, as long as the single-threaded
         // call's (the caller's length decides the chunking, so both compute the same).
@@ -67,6 +67,7 @@ public static unsafe partial class Attention
         {
             DOutput = dOutput, Q = q, QStride = qStride, K = k, V = v, KvStride = kvStride, Probabilities = probabilities, DQ = dq, DK = dk, DV = dv,
             Pairs = pairs, QueryLen = queryLen, KeyLen = keyLen, Heads = heads, HeadDim = headDim, ScratchLength = scratchLength, PairsPerItem = perItem,
+            ClearDq = clearDq, ClearDkv = clearDkv,
         };
         WorkerPool.For(ref work, items, threads);
         return true;
@@ -76,13 +77,14 @@ public static unsafe partial class Attention
     {
         public float* DOutput, Q, K, V, Probabilities, DQ, DK, DV;
         public int QStride, KvStride, Pairs, QueryLen, KeyLen, Heads, HeadDim, ScratchLength, PairsPerItem;
+        public bool ClearDq, ClearDkv;
 
         [SkipLocalsInit] // the scratch is written before it is read
         public readonly void Execute(int item)
         {
             float* scratch = stackalloc float[BackwardScratchFloats];
             int first = item * PairsPerItem, end = Math.Min(Pairs, first + PairsPerItem);
-            BackwardPairs(DOutput, Q, QStride, K, V, KvStride, Probabilities, DQ, DK, DV, QueryLen, KeyLen, Heads, HeadDim, scratch, ScratchLength, first, end);
+            BackwardPairs(DOutput, Q, QStride, K, V, KvStride, Probabilities, DQ, DK, DV, QueryLen, KeyLen, Heads, HeadDim, scratch, ScratchLength, first, end, ClearDq, ClearDkv);
         }
     }
 }

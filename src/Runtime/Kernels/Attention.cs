@@ -77,26 +77,29 @@ public static unsafe partial class Attention
     /// Accumulates into <paramref name="dQkv"/> the gradients of the packed <see cref="Forward(ReadOnlySpan{float}, Span{float}, Span{float}, int, int, int, int, bool)"/>
     /// with respect to Q, K and V. With P the probabilities, dO the output gradient and dP = dO·Vᵀ:
     /// <c>dV += Pᵀ·dO</c>, <c>dS[t,s] = P[t,s]·(dP[t,s] − Σ_s' P[t,s']·dP[t,s'])/√headDim</c>, <c>dQ += dS·K</c>, <c>dK += dSᵀ·Q</c>.
+    /// With <paramref name="overwriteDQkv"/> the gradients are stored instead (each (sequence, head) clears its own
+    /// columns before adding, on whichever thread runs it).
     /// </summary>
     /// <param name="dOutput">Gradient of the output <c>[batch, seqLen, heads·headDim]</c>.</param>
     /// <param name="qkv">The forward input <c>[batch, seqLen, 3·heads·headDim]</c>.</param>
     /// <param name="probabilities">Probabilities saved by forward <c>[batch, heads, seqLen, seqLen]</c>.</param>
-    /// <param name="dQkv">Gradient of the input <c>[batch, seqLen, 3·heads·headDim]</c> (accumulated).</param>
+    /// <param name="dQkv">Gradient of the input <c>[batch, seqLen, 3·heads·headDim]</c> (accumulated unless <paramref name="overwriteDQkv"/>).</param>
     /// <param name="batch">Sequences.</param>
     /// <param name="seqLen">Tokens per sequence.</param>
     /// <param name="heads">Attention heads.</param>
     /// <param name="headDim">Channels per head.</param>
     /// <param name="causal">As given to forward; not needed, since the probabilities are 0 wherever the mask was.</param>
+    /// <param name="overwriteDQkv">Store the gradients rather than add them (the first contribution to the input's gradient).</param>
     [SkipLocalsInit] // the scratch is written before it is read; zeroing 16 KiB per call would be wasted
-    public static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> qkv, ReadOnlySpan<float> probabilities, Span<float> dQkv, int batch, int seqLen, int heads, int headDim, bool causal)
+    public static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> qkv, ReadOnlySpan<float> probabilities, Span<float> dQkv, int batch, int seqLen, int heads, int headDim, bool causal, bool overwriteDQkv = false)
     {
         Span<float> scratch = stackalloc float[BackwardScratchFloats];
-        Backward(dOutput, qkv, probabilities, dQkv, batch, seqLen, heads, headDim, causal, scratch);
+        Backward(dOutput, qkv, probabilities, dQkv, batch, seqLen, heads, headDim, causal, scratch, overwriteDQkv);
     }
 
     /// <summary>Packed backward with the dP/dS scratch given: whole query rows of it are used, and with less than one
     /// row (seqLen &gt; scratch length) the row-at-a-time form runs instead. Tests pass small scratches to cover both.</summary>
-    internal static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> qkv, ReadOnlySpan<float> probabilities, Span<float> dQkv, int batch, int seqLen, int heads, int headDim, bool causal, Span<float> scratch)
+    internal static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> qkv, ReadOnlySpan<float> probabilities, Span<float> dQkv, int batch, int seqLen, int heads, int headDim, bool causal, Span<float> scratch, bool overwriteDQkv = false)
     {
         CheckSizes(batch, seqLen, heads, headDim);
         int c = heads * headDim;
@@ -107,7 +110,7 @@ public static unsafe partial class Attention
 
         fixed (float* pDOut = dOutput, pQkv = qkv, pProbs = probabilities, pDQkv = dQkv, pScratch = scratch)
             BackwardSequences(pDOut, pQkv, 3 * c, pQkv + c, pQkv + 2 * c, 3 * c, pProbs, pDQkv, pDQkv + c, pDQkv + 2 * c,
-                batch, seqLen, seqLen, heads, headDim, pScratch, scratch.Length);
+                batch, seqLen, seqLen, heads, headDim, pScratch, scratch.Length, overwriteDQkv, overwriteDQkv);
     }
 
     // ---------------------------------------------------------------- general attention (training)
@@ -157,9 +160,10 @@ public static unsafe partial class Attention
 
     /// <summary>
     /// Accumulates the gradients of the general <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int)"/>
-    /// into <paramref name="dq"/>, <paramref name="dk"/> and <paramref name="dv"/> (same formulas as the packed backward).
-    /// The masks are read from <paramref name="probabilities"/> (0 where masked), so none is passed again; a query that
-    /// saw no key contributes nothing.
+    /// into <paramref name="dq"/>, <paramref name="dk"/> and <paramref name="dv"/> (same formulas as the packed backward),
+    /// or stores them there with <paramref name="overwriteDq"/> and <paramref name="overwriteDkv"/>. The masks are read
+    /// from <paramref name="probabilities"/> (0 where masked), so none is passed again; a query that saw no key
+    /// contributes nothing.
     /// </summary>
     /// <param name="dOutput">Gradient of the output <c>[batch, queryLen, C]</c>.</param>
     /// <param name="q">The forward queries <c>[batch, queryLen, qStride]</c>.</param>
@@ -168,27 +172,29 @@ public static unsafe partial class Attention
     /// <param name="v">The forward values <c>[batch, keyLen, kvStride]</c>.</param>
     /// <param name="kvStride">Distance between key/value rows (and between <paramref name="dk"/>/<paramref name="dv"/> rows).</param>
     /// <param name="probabilities">Probabilities saved by forward <c>[batch, heads, queryLen, keyLen]</c>.</param>
-    /// <param name="dq">Gradient of the queries, laid out like <paramref name="q"/> (accumulated; only the first C columns of each row are touched).</param>
-    /// <param name="dk">Gradient of the keys, laid out like <paramref name="k"/> (accumulated).</param>
-    /// <param name="dv">Gradient of the values, laid out like <paramref name="v"/> (accumulated). The three may be slices of one buffer with disjoint columns.</param>
+    /// <param name="dq">Gradient of the queries, laid out like <paramref name="q"/> (only the first C columns of each row are touched).</param>
+    /// <param name="dk">Gradient of the keys, laid out like <paramref name="k"/>.</param>
+    /// <param name="dv">Gradient of the values, laid out like <paramref name="v"/>. The three may be slices of one buffer with disjoint columns.</param>
     /// <param name="batch">Sequences.</param>
     /// <param name="queryLen">Queries per sequence.</param>
     /// <param name="keyLen">Keys per sequence.</param>
     /// <param name="heads">Attention heads.</param>
     /// <param name="headDim">Channels per head.</param>
+    /// <param name="overwriteDq">Store the queries' gradient rather than add it (its first contribution).</param>
+    /// <param name="overwriteDkv">Store the keys' and values' gradients rather than add them.</param>
     [SkipLocalsInit] // the scratch is written before it is read; zeroing 16 KiB per call would be wasted
     public static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<float> probabilities, Span<float> dq, Span<float> dk, Span<float> dv,
-        int batch, int queryLen, int keyLen, int heads, int headDim)
+        int batch, int queryLen, int keyLen, int heads, int headDim, bool overwriteDq = false, bool overwriteDkv = false)
     {
         Span<float> scratch = stackalloc float[BackwardScratchFloats];
-        Backward(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, scratch);
+        Backward(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, scratch, overwriteDq, overwriteDkv);
     }
 
     /// <summary>General backward with the dP/dS scratch given (less than one row of it: the row-at-a-time form).</summary>
     internal static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<float> probabilities, Span<float> dq, Span<float> dk, Span<float> dv,
-        int batch, int queryLen, int keyLen, int heads, int headDim, Span<float> scratch)
+        int batch, int queryLen, int keyLen, int heads, int headDim, Span<float> scratch, bool overwriteDq = false, bool overwriteDkv = false)
     {
         CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride);
         int c = heads * headDim;
@@ -203,7 +209,7 @@ public static unsafe partial class Attention
         SpanChecks.AtLeast(dv.Length, keyRows, nameof(dv));
 
         fixed (float* pDOut = dOutput, pQ = q, pK = k, pV = v, pProbs = probabilities, pDQ = dq, pDK = dk, pDV = dv, pScratch = scratch)
-            BackwardSequences(pDOut, pQ, qStride, pK, pV, kvStride, pProbs, pDQ, pDK, pDV, batch, queryLen, keyLen, heads, headDim, pScratch, scratch.Length);
+            BackwardSequences(pDOut, pQ, qStride, pK, pV, kvStride, pProbs, pDQ, pDK, pDV, batch, queryLen, keyLen, heads, headDim, pScratch, scratch.Length, overwriteDq, overwriteDkv);
     }
 
     // ---------------------------------------------------------------- inference, one sequence
@@ -379,7 +385,7 @@ public static unsafe partial class Attention
                 }
                 // out[i, :] = Σ_j P[i, j] · v_j; the probabilities of keys a row does not see are 0.
                 if (width > 0)
-                    MatMul.AccumulateProduct(blockProbs + blockLo, probsStride, 1, value + (nint)blockLo * kvStride, kvStride, outHead + (nint)i0 * c, c, rows, width, headDim, path);
+                    MatMul.AccumulateProduct(blockProbs + blockLo, probsStride, 1, value + (nint)blockLo * kvStride, kvStride, outHead + (nint)i0 * c, c, rows, width, headDim, path, overwrite: false);
             }
         }
     }
@@ -430,18 +436,40 @@ public static unsafe partial class Attention
 
     // ---------------------------------------------------------------- backward core
 
+    // With clearDq (clearDkv), every pair first clears its own columns of dq (dk and dv): the gradients are then stored
+    // rather than added, without a separate pass over the whole tensor on one thread.
     private static void BackwardSequences(float* dOutput, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
-        float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, float* scratch, int scratchLength)
+        float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, float* scratch, int scratchLength, bool clearDq, bool clearDkv)
     {
-        if (queryLen == 0 || keyLen == 0) return;
-        if (BackwardSplit(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, scratchLength))
+        if (queryLen == 0 || keyLen == 0)
+        {
+            // No products: the gradients asked for are zero.
+            for (int pair = 0; pair < batch * heads; pair++)
+                ClearPair(pair, dq, qStride, dk, dv, kvStride, queryLen, keyLen, heads, headDim, clearDq, clearDkv);
             return;
-        BackwardPairs(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, queryLen, keyLen, heads, headDim, scratch, scratchLength, 0, batch * heads);
+        }
+        if (BackwardSplit(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, scratchLength, clearDq, clearDkv))
+            return;
+        BackwardPairs(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, queryLen, keyLen, heads, headDim, scratch, scratchLength, 0, batch * heads, clearDq, clearDkv);
+    }
+
+    /// <summary>Clears the columns of one (sequence, head) pair in dq (<paramref name="clearDq"/>) and in dk and dv (<paramref name="clearDkv"/>).</summary>
+    private static void ClearPair(int pair, float* dq, int qStride, float* dk, float* dv, int kvStride, int queryLen, int keyLen, int heads, int headDim, bool clearDq, bool clearDkv)
+    {
+        int b = pair / heads, h = pair - b * heads;
+        nint qOffset = (nint)b * queryLen * qStride + h * headDim, kvOffset = (nint)b * keyLen * kvStride + h * headDim;
+        for (int i = 0; clearDq && i < queryLen; i++) Clear(dq + qOffset + (nint)i * qStride, 0, headDim);
+        for (int j = 0; clearDkv && j < keyLen; j++)
+        {
+            Clear(dk + kvOffset + (nint)j * kvStride, 0, headDim);
+            Clear(dv + kvOffset + (nint)j * kvStride, 0, headDim);
+        }
     }
 
     /// <summary><see cref="BackwardSequences"/> for the (sequence, head) pairs <c>b·heads + h</c> in [<paramref name="firstPair"/>, <paramref name="endPair"/>).</summary>
     private static void BackwardPairs(float* dOutput, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
-        float* dq, float* dk, float* dv, int queryLen, int keyLen, int heads, int headDim, float* scratch, int scratchLength, int firstPair, int endPair)
+        float* dq, float* dk, float* dv, int queryLen, int keyLen, int heads, int headDim, float* scratch, int scratchLength, int firstPair, int endPair,
+        bool clearDq, bool clearDkv)
     {
         int c = heads * headDim;
         int chunkRows = Math.Min(BackwardChunkRows, scratchLength / keyLen);
@@ -449,6 +477,7 @@ public static unsafe partial class Attention
         SimdPath path = Simd.Best;
         for (int pair = firstPair; pair < endPair; pair++)
         {
+            ClearPair(pair, dq, qStride, dk, dv, kvStride, queryLen, keyLen, heads, headDim, clearDq, clearDkv);
             int b = pair / heads, h = pair - b * heads;
             nint qOffset = (nint)b * queryLen * qStride + h * headDim, kvOffset = (nint)b * keyLen * kvStride + h * headDim;
             float* dOut = dOutput + (nint)b * queryLen * c + h * headDim;
@@ -496,7 +525,7 @@ public static unsafe partial class Attention
                 float* keys = key + (nint)lo * kvStride, values = value + (nint)lo * kvStride;
                 float* dScores = scratch;                                   // [rows, width]
                 // dV[j, :] += Σ_i P[i, j]·dO[i, :]
-                MatMul.AccumulateProduct(p, 1, keyLen, dO, dOutStride, dValue + (nint)lo * kvStride, kvStride, width, rows, headDim, path);
+                MatMul.AccumulateProduct(p, 1, keyLen, dO, dOutStride, dValue + (nint)lo * kvStride, kvStride, width, rows, headDim, path, overwrite: false);
                 // dP[i, j] = dO_i · v_j
                 MatMul.ForwardStrided(dO, dOutStride, values, kvStride, null, dScores, width, rows, headDim, width, path);
                 for (int r = 0; r < rows; r++)
@@ -510,9 +539,9 @@ public static unsafe partial class Attention
                     TensorPrimitives.Multiply(d, scale, d);
                 }
                 // dQ[i, :] += Σ_j dS[i, j]·k_j
-                MatMul.AccumulateProduct(dScores, width, 1, keys, kvStride, dQuery + (nint)i0 * qStride, qStride, rows, width, headDim, path);
+                MatMul.AccumulateProduct(dScores, width, 1, keys, kvStride, dQuery + (nint)i0 * qStride, qStride, rows, width, headDim, path, overwrite: false);
                 // dK[j, :] += Σ_i dS[i, j]·q_i
-                MatMul.AccumulateProduct(dScores, 1, width, query + (nint)i0 * qStride, qStride, dKey + (nint)lo * kvStride, kvStride, width, rows, headDim, path);
+                MatMul.AccumulateProduct(dScores, 1, width, query + (nint)i0 * qStride, qStride, dKey + (nint)lo * kvStride, kvStride, width, rows, headDim, path, overwrite: false);
             }
             i0 = i1;
         }

@@ -55,16 +55,18 @@ public static class CrossEntropy
 
     /// <summary>
     /// Accumulates <c>dLogits[i, :] += dLoss·(p − q)/count</c> for every counted row (q as in the class remarks);
-    /// ignored rows get nothing.
+    /// ignored rows get nothing. With <paramref name="overwriteDLogits"/> the gradient is stored instead, and ignored rows
+    /// get 0.
     /// </summary>
     /// <param name="probabilities">The softmax saved by forward <c>[n, vocab]</c>.</param>
     /// <param name="targets">Target ids <c>[n]</c>; negative = ignored.</param>
-    /// <param name="dLogits">Gradient of the logits <c>[n, vocab]</c> (accumulated).</param>
+    /// <param name="dLogits">Gradient of the logits <c>[n, vocab]</c> (accumulated unless <paramref name="overwriteDLogits"/>).</param>
     /// <param name="n">Rows.</param>
     /// <param name="vocab">Classes.</param>
     /// <param name="labelSmoothing">ε, as given to forward.</param>
     /// <param name="dLoss">Gradient of the returned loss (1 when it is the objective).</param>
-    public static void Backward(ReadOnlySpan<float> probabilities, ReadOnlySpan<int> targets, Span<float> dLogits, int n, int vocab, float labelSmoothing, float dLoss = 1f)
+    /// <param name="overwriteDLogits">Store rather than add (the first contribution to the logits' gradient).</param>
+    public static void Backward(ReadOnlySpan<float> probabilities, ReadOnlySpan<int> targets, Span<float> dLogits, int n, int vocab, float labelSmoothing, float dLoss = 1f, bool overwriteDLogits = false)
     {
         SpanChecks.NonNegative(n, nameof(n));
         SpanChecks.Positive(vocab, nameof(vocab));
@@ -73,7 +75,11 @@ public static class CrossEntropy
         SpanChecks.Length(dLogits.Length, (long)n * vocab, nameof(dLogits));
         CheckSmoothing(labelSmoothing);
         int count = CheckTargets(targets, vocab);
-        if (count == 0) return;
+        if (count == 0)
+        {
+            if (overwriteDLogits) dLogits.Clear();
+            return;
+        }
 
         float scale = dLoss / count;
         float uniform = scale * labelSmoothing / vocab;
@@ -81,9 +87,14 @@ public static class CrossEntropy
         for (int i = 0; i < n; i++)
         {
             int target = targets[i];
-            if (target < 0) continue;
             Span<float> dRow = dLogits.Slice(i * vocab, vocab);
-            TensorPrimitives.MultiplyAdd(probabilities.Slice(i * vocab, vocab), scale, dRow, dRow);
+            if (target < 0)
+            {
+                if (overwriteDLogits) dRow.Clear();
+                continue;
+            }
+            if (overwriteDLogits) TensorPrimitives.Multiply(probabilities.Slice(i * vocab, vocab), scale, dRow);
+            else TensorPrimitives.MultiplyAdd(probabilities.Slice(i * vocab, vocab), scale, dRow, dRow);
             if (uniform != 0f) TensorPrimitives.Subtract(dRow, uniform, dRow);
             dRow[target] -= onTarget;
         }

@@ -35,14 +35,16 @@ public static class Dropout
         TensorPrimitives.Multiply(x, mask, y);
     }
 
-    /// <summary>Effectively computes <c>dx[i] += dy[i]·mask[i]</c>.</summary>
+    /// <summary>Effectively computes <c>dx[i] += dy[i]·mask[i]</c> (<c>=</c> with <paramref name="overwriteDx"/>).</summary>
     /// <param name="dy">Gradient of the output.</param>
     /// <param name="mask">The mask saved by forward.</param>
-    /// <param name="dx">Gradient of the input (accumulated).</param>
-    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> mask, Span<float> dx)
+    /// <param name="dx">Gradient of the input (accumulated unless <paramref name="overwriteDx"/>).</param>
+    /// <param name="overwriteDx">Store rather than add (the first contribution to the input's gradient).</param>
+    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> mask, Span<float> dx, bool overwriteDx = false)
     {
         SpanChecks.SameLength(mask.Length, dy.Length, nameof(mask), nameof(dy));
         SpanChecks.SameLength(dx.Length, dy.Length, nameof(dx), nameof(dy));
-        TensorPrimitives.MultiplyAdd(dy, mask, dx, dx);
+        if (overwriteDx) TensorPrimitives.Multiply(dy, mask, dx);
+        else TensorPrimitives.MultiplyAdd(dy, mask, dx, dx);
     }
 }

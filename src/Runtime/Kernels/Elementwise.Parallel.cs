@@ -7,7 +7,7 @@ namespace TransformerGen.Kernels;
 // so every element goes through the same vector width (and rounding) as in the single-threaded loop.
 internal static unsafe partial class Elementwise
 {
-    private const int ChunkFloats = 1 << 14;
+    internal const int ChunkFloats = 1 << 14;
 
     /// <summary>
     /// <see cref="Map{TOp}"/> on several threads when the span is long enough; <paramref name="cost"/> is the work of
@@ -30,8 +30,8 @@ internal static unsafe partial class Elementwise
         }
     }
 
-    /// <summary><see cref="Accumulate{TOp}"/> on several threads when the spans are long enough (<paramref name="cost"/> as in <see cref="MapSplit{TOp}"/>).</summary>
-    public static void AccumulateSplit<TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> d, string aName, string bName, string dName, int cost) where TOp : IBinaryOperator
+    /// <summary><see cref="MapPair{TOp}"/> on several threads when the spans are long enough (<paramref name="cost"/> as in <see cref="MapSplit{TOp}"/>).</summary>
+    public static void MapPairSplit<TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> d, bool accumulate, string aName, string bName, string dName, int cost) where TOp : IBinaryOperator
     {
         SpanChecks.SameLength(b.Length, a.Length, bName, aName);
         SpanChecks.SameLength(d.Length, a.Length, dName, aName);
@@ -39,12 +39,12 @@ internal static unsafe partial class Elementwise
         int threads = Parallelism.ThreadsFor((long)cost * a.Length, chunks);
         if (threads == 1)
         {
-            Accumulate<TOp>(a, b, d, aName, bName, dName);
+            MapPair<TOp>(a, b, d, accumulate, aName, bName, dName);
             return;
         }
         fixed (float* pa = a, pb = b, pd = d)
         {
-            var work = new AccumulateWork<TOp> { A = pa, B = pb, D = pd, Length = a.Length };
+            var work = new MapPairWork<TOp> { A = pa, B = pb, D = pd, Length = a.Length, Accumulate = accumulate };
             WorkerPool.For(ref work, chunks, threads);
         }
     }
@@ -93,15 +93,16 @@ internal static unsafe partial class Elementwise
         }
     }
 
-    private struct AccumulateWork<TOp> : IParallelWork where TOp : IBinaryOperator
+    private struct MapPairWork<TOp> : IParallelWork where TOp : IBinaryOperator
     {
         public float* A, B, D;
         public int Length;
+        public bool Accumulate;
 
         public readonly void Execute(int item)
         {
             int start = item * ChunkFloats, length = Math.Min(ChunkFloats, Length - start);
-            Accumulate<TOp>(new ReadOnlySpan<float>(A + start, length), new ReadOnlySpan<float>(B + start, length), new Span<float>(D + start, length), "a", "b", "d");
+            MapPair<TOp>(new ReadOnlySpan<float>(A + start, length), new ReadOnlySpan<float>(B + start, length), new Span<float>(D + start, length), Accumulate, "a", "b", "d");
         }
     }
 }

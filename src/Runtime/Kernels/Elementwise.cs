@@ -50,9 +50,13 @@ internal static partial class Elementwise
             Unsafe.Add(ref py, i) = TOp.Invoke(Unsafe.Add(ref px, i));
     }
 
-    /// <summary>Effectively computes <c>d[i] += TOp(a[i], b[i])</c>: the accumulating shape of every elementwise backward.</summary>
+    /// <summary>
+    /// Effectively computes <c>d[i] += TOp(a[i], b[i])</c>, or <c>d[i] = TOp(a[i], b[i])</c> without
+    /// <paramref name="accumulate"/>: the two shapes of every elementwise backward (adding into a gradient, or its first
+    /// contribution).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Accumulate<TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> d, string aName, string bName, string dName) where TOp : IBinaryOperator
+    public static void MapPair<TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> d, bool accumulate, string aName, string bName, string dName) where TOp : IBinaryOperator
     {
         SpanChecks.SameLength(b.Length, a.Length, bName, aName);
         SpanChecks.SameLength(d.Length, a.Length, dName, aName);
@@ -60,16 +64,29 @@ internal static partial class Elementwise
         ref float pb = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(b);
         ref float pd = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(d);
         nuint length = (nuint)a.Length, i = 0;
+        // The branch on accumulate is the same every time, so it predicts perfectly; adding 0 instead would read d.
         if (Vector512.IsHardwareAccelerated)
             for (; i + 16 <= length; i += 16)
-                (Vector512.LoadUnsafe(ref pd, i) + TOp.Invoke(Vector512.LoadUnsafe(ref pa, i), Vector512.LoadUnsafe(ref pb, i))).StoreUnsafe(ref pd, i);
+            {
+                Vector512<float> r = TOp.Invoke(Vector512.LoadUnsafe(ref pa, i), Vector512.LoadUnsafe(ref pb, i));
+                (accumulate ? Vector512.LoadUnsafe(ref pd, i) + r : r).StoreUnsafe(ref pd, i);
+            }
         else if (Vector256.IsHardwareAccelerated)
             for (; i + 8 <= length; i += 8)
-                (Vector256.LoadUnsafe(ref pd, i) + TOp.Invoke(Vector256.LoadUnsafe(ref pa, i), Vector256.LoadUnsafe(ref pb, i))).StoreUnsafe(ref pd, i);
+            {
+                Vector256<float> r = TOp.Invoke(Vector256.LoadUnsafe(ref pa, i), Vector256.LoadUnsafe(ref pb, i));
+                (accumulate ? Vector256.LoadUnsafe(ref pd, i) + r : r).StoreUnsafe(ref pd, i);
+            }
         if (Vector128.IsHardwareAccelerated)
             for (; i + 4 <= length; i += 4)
-                (Vector128.LoadUnsafe(ref pd, i) + TOp.Invoke(Vector128.LoadUnsafe(ref pa, i), Vector128.LoadUnsafe(ref pb, i))).StoreUnsafe(ref pd, i);
+            {
+                Vector128<float> r = TOp.Invoke(Vector128.LoadUnsafe(ref pa, i), Vector128.LoadUnsafe(ref pb, i));
+                (accumulate ? Vector128.LoadUnsafe(ref pd, i) + r : r).StoreUnsafe(ref pd, i);
+            }
         for (; i < length; i++)
-            Unsafe.Add(ref pd, i) += TOp.Invoke(Unsafe.Add(ref pa, i), Unsafe.Add(ref pb, i));
+        {
+            float r = TOp.Invoke(Unsafe.Add(ref pa, i), Unsafe.Add(ref pb, i));
+            Unsafe.Add(ref pd, i) = accumulate ? Unsafe.Add(ref pd, i) + r : r;
+        }
     }
 }

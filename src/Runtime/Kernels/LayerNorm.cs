@@ -2,6 +2,7 @@ using System;
 using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using TransformerGen.Threading;
 
 namespace TransformerGen.Kernels;
 
@@ -9,8 +10,19 @@ namespace TransformerGen.Kernels;
 /// PyTorch's <c>nn.LayerNorm(c)</c> over the last dimension: per row, <c>y = (x − mean)·rstd·gamma + beta</c> with
 /// <c>rstd = 1/√(var + eps)</c> and the biased variance (divide by c).
 /// </summary>
-public static class LayerNorm
+/// <remarks>
+/// Large inputs are split between threads (see <see cref="Parallelism"/>): forward and the input's gradient by blocks
+/// of rows; the gradients of gamma and beta, sums over rows, by blocks of columns, each column summed over the rows in
+/// order. One thread runs the same blocks one after another, so results do not depend on the thread count.
+/// </remarks>
+public static unsafe class LayerNorm
 {
+    // Work per element in Parallelism's units: both passes are memory-bound, a few operations per float read.
+    private const int ForwardCost = 8, BackwardCost = 16;
+
+    // Rows per block of the row split, and columns (a multiple of every vector width) per block of the column split.
+    private const int RowBlock = 32, ColumnBlock = 64;
+
     /// <summary>
     /// Normalizes each of the <paramref name="n"/> rows of width <paramref name="c"/> and saves the per-row
     /// <paramref name="mean"/> and <paramref name="rstd"/> for <see cref="Backward"/>. Overwrites the outputs.
@@ -35,40 +47,35 @@ public static class LayerNorm
         SpanChecks.Length(mean.Length, n, nameof(mean));
         SpanChecks.Length(rstd.Length, n, nameof(rstd));
 
-        for (int i = 0; i < n; i++)
+        fixed (float* px = x, pg = gamma, pb = beta, py = y, pm = mean, pr = rstd)
         {
-            ReadOnlySpan<float> xRow = x.Slice(i * c, c);
-            Span<float> yRow = y.Slice(i * c, c);
-            float rowMean = TensorPrimitives.Sum(xRow) / c;
-            // Two passes (centre, then square) rather than E[x²] − E[x]², which cancels when |mean| ≫ std.
-            // The output row doubles as the scratch for the centred values.
-            TensorPrimitives.Subtract(xRow, rowMean, yRow);
-            float variance = TensorPrimitives.SumOfSquares(yRow) / c;
-            float rowRstd = 1f / MathF.Sqrt(variance + eps);
-            TensorPrimitives.Multiply(yRow, rowRstd, yRow);
-            TensorPrimitives.MultiplyAdd(yRow, gamma, beta, yRow);
-            mean[i] = rowMean;
-            rstd[i] = rowRstd;
+            var work = new ForwardWork { X = px, Gamma = pg, Beta = pb, Y = py, Mean = pm, Rstd = pr, N = n, C = c, Eps = eps };
+            int blocks = Count(n, RowBlock);
+            int threads = Parallelism.ThreadsFor((long)ForwardCost * n * c, blocks);
+            if (threads == 1) ForwardRows(ref work, 0, n);
+            else WorkerPool.For(ref work, blocks, threads);
         }
     }
 
     /// <summary>
     /// Accumulates the gradients of <see cref="Forward"/> (reference: llm.c <c>layernorm_backward</c>). With
     /// x̂ = (x − mean)·rstd and g = dy·gamma, per row:
-    /// <c>dx += rstd·(g − mean(g) − x̂·mean(g·x̂))</c>, <c>dgamma += dy·x̂</c>, <c>dbeta += dy</c>.
+    /// <c>dx += rstd·(g − mean(g) − x̂·mean(g·x̂))</c>, <c>dgamma += dy·x̂</c>, <c>dbeta += dy</c>; with
+    /// <paramref name="overwriteDx"/>, <c>dx = …</c> instead.
     /// </summary>
     /// <param name="dy">Gradient of the output <c>[n, c]</c>.</param>
     /// <param name="x">The forward input <c>[n, c]</c>.</param>
     /// <param name="gamma">Scale <c>[c]</c>.</param>
     /// <param name="mean">Row means saved by forward <c>[n]</c>.</param>
     /// <param name="rstd">Reciprocal standard deviations saved by forward <c>[n]</c>.</param>
-    /// <param name="dx">Gradient of the input <c>[n, c]</c> (accumulated).</param>
+    /// <param name="dx">Gradient of the input <c>[n, c]</c> (accumulated unless <paramref name="overwriteDx"/>).</param>
     /// <param name="dgamma">Gradient of gamma <c>[c]</c> (accumulated).</param>
     /// <param name="dbeta">Gradient of beta <c>[c]</c> (accumulated).</param>
     /// <param name="n">Rows.</param>
     /// <param name="c">Row width.</param>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, Span<float> dx, Span<float> dgamma, Span<float> dbeta, int n, int c)
+    /// <param name="overwriteDx">Store the input's gradient rather than add it (its first contribution, which then needs
+    /// no clearing); the parameters' gradients are always accumulated.</param>
+    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, Span<float> dx, Span<float> dgamma, Span<float> dbeta, int n, int c, bool overwriteDx = false)
     {
         SpanChecks.NonNegative(n, nameof(n));
         SpanChecks.Positive(c, nameof(c));
@@ -81,23 +88,91 @@ public static class LayerNorm
         SpanChecks.Length(dgamma.Length, c, nameof(dgamma));
         SpanChecks.Length(dbeta.Length, c, nameof(dbeta));
 
-        int width = Vector<float>.Count;
-        for (int i = 0; i < n; i++)
+        fixed (float* pdy = dy, px = x, pg = gamma, pm = mean, pr = rstd, pdx = dx, pdg = dgamma, pdb = dbeta)
         {
-            ReadOnlySpan<float> dyRow = dy.Slice(i * c, c);
-            ReadOnlySpan<float> xRow = x.Slice(i * c, c);
-            Span<float> dxRow = dx.Slice(i * c, c);
-            float mu = mean[i], rs = rstd[i];
+            var work = new BackwardWork
+            {
+                Dy = pdy, X = px, Gamma = pg, Mean = pm, Rstd = pr, Dx = pdx, Dgamma = pdg, Dbeta = pdb, N = n, C = c,
+                Accumulate = !overwriteDx, RowBlocks = Count(n, RowBlock),
+            };
+            int blocks = work.RowBlocks + Count(c, ColumnBlock);
+            int threads = Parallelism.ThreadsFor((long)BackwardCost * n * c, blocks);
+            if (threads == 1)
+                for (int block = 0; block < blocks; block++) work.Execute(block);
+            else
+                WorkerPool.For(ref work, blocks, threads);
+        }
+    }
 
-            // Pass 1: Σ g and Σ g·x̂.
+    private static int Count(int length, int block) => (length + block - 1) / block;
+
+    private struct ForwardWork : IParallelWork
+    {
+        public float* X, Gamma, Beta, Y, Mean, Rstd;
+        public int N, C;
+        public float Eps;
+
+        public void Execute(int item) => ForwardRows(ref this, item * RowBlock, Math.Min(N, (item + 1) * RowBlock));
+    }
+
+    // Rows [i0, i1) of the forward.
+    private static void ForwardRows(ref ForwardWork w, int i0, int i1)
+    {
+        int c = w.C;
+        ReadOnlySpan<float> gamma = new(w.Gamma, c), beta = new(w.Beta, c);
+        for (int i = i0; i < i1; i++)
+        {
+            ReadOnlySpan<float> xRow = new(w.X + (nint)i * c, c);
+            Span<float> yRow = new(w.Y + (nint)i * c, c);
+            float rowMean = TensorPrimitives.Sum(xRow) / c;
+            // Two passes (centre, then square) rather than E[x²] − E[x]², which cancels when |mean| ≫ std.
+            // The output row doubles as the scratch for the centred values.
+            TensorPrimitives.Subtract(xRow, rowMean, yRow);
+            float variance = TensorPrimitives.SumOfSquares(yRow) / c;
+            float rowRstd = 1f / MathF.Sqrt(variance + w.Eps);
+            TensorPrimitives.Multiply(yRow, rowRstd, yRow);
+            TensorPrimitives.MultiplyAdd(yRow, gamma, beta, yRow);
+            w.Mean[i] = rowMean;
+            w.Rstd[i] = rowRstd;
+        }
+    }
+
+    // Items 0 … RowBlocks − 1 are blocks of rows of dx; the rest are blocks of columns of dgamma and dbeta.
+    private struct BackwardWork : IParallelWork
+    {
+        public float* Dy, X, Gamma, Mean, Rstd, Dx, Dgamma, Dbeta;
+        public int N, C, RowBlocks;
+        public bool Accumulate;
+
+        public readonly void Execute(int item)
+        {
+            if (item < RowBlocks)
+                InputGradientRows(Dy, X, Gamma, Mean, Rstd, Dx, C, item * RowBlock, Math.Min(N, (item + 1) * RowBlock), Accumulate);
+            else
+            {
+                int j0 = (item - RowBlocks) * ColumnBlock;
+                ParameterGradientColumns(Dy, X, Mean, Rstd, Dgamma, Dbeta, N, C, j0, Math.Min(C, j0 + ColumnBlock));
+            }
+        }
+    }
+
+    // dx for rows [i0, i1): two passes per row, Σ g and Σ g·x̂, then dx (+)= rstd·(g − mean(g) − x̂·mean(g·x̂)).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void InputGradientRows(float* dy, float* x, float* gamma, float* mean, float* rstd, float* dx, int c, int i0, int i1, bool accumulate)
+    {
+        int width = Vector<float>.Count;
+        for (int i = i0; i < i1; i++)
+        {
+            float* dyRow = dy + (nint)i * c, xRow = x + (nint)i * c, dxRow = dx + (nint)i * c;
+            float mu = mean[i], rs = rstd[i];
             var vMu = new Vector<float>(mu);
             var vRs = new Vector<float>(rs);
             Vector<float> vSumG = Vector<float>.Zero, vSumGX = Vector<float>.Zero;
             int j = 0;
             for (; j <= c - width; j += width)
             {
-                Vector<float> g = new Vector<float>(dyRow.Slice(j)) * new Vector<float>(gamma.Slice(j));
-                Vector<float> xHat = (new Vector<float>(xRow.Slice(j)) - vMu) * vRs;
+                Vector<float> g = Vector.Load(dyRow + j) * Vector.Load(gamma + j);
+                Vector<float> xHat = (Vector.Load(xRow + j) - vMu) * vRs;
                 vSumG += g;
                 vSumGX += g * xHat;
             }
@@ -110,25 +185,46 @@ public static class LayerNorm
             }
             float meanG = sumG / c, meanGX = sumGX / c;
 
-            // Pass 2: the three accumulations.
             var vMeanG = new Vector<float>(meanG);
             var vMeanGX = new Vector<float>(meanGX);
-            j = 0;
-            for (; j <= c - width; j += width)
+            for (j = 0; j <= c - width; j += width)
             {
-                Vector<float> d = new Vector<float>(dyRow.Slice(j));
-                Vector<float> xHat = (new Vector<float>(xRow.Slice(j)) - vMu) * vRs;
-                Vector<float> g = d * new Vector<float>(gamma.Slice(j));
-                (new Vector<float>(dxRow.Slice(j)) + vRs * (g - vMeanG - xHat * vMeanGX)).CopyTo(dxRow.Slice(j));
-                (new Vector<float>(dgamma.Slice(j)) + d * xHat).CopyTo(dgamma.Slice(j));
-                (new Vector<float>(dbeta.Slice(j)) + d).CopyTo(dbeta.Slice(j));
+                Vector<float> xHat = (Vector.Load(xRow + j) - vMu) * vRs;
+                Vector<float> g = Vector.Load(dyRow + j) * Vector.Load(gamma + j);
+                Vector<float> d = vRs * (g - vMeanG - xHat * vMeanGX);
+                (accumulate ? Vector.Load(dxRow + j) + d : d).Store(dxRow + j);
             }
             for (; j < c; j++)
             {
+                float d = rs * (dyRow[j] * gamma[j] - meanG - (xRow[j] - mu) * rs * meanGX);
+                dxRow[j] = accumulate ? dxRow[j] + d : d;
+            }
+        }
+    }
+
+    // dgamma[j] += Σ_i dy[i, j]·x̂[i, j] and dbeta[j] += Σ_i dy[i, j] for columns [j0, j1), rows in order.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ParameterGradientColumns(float* dy, float* x, float* mean, float* rstd, float* dgamma, float* dbeta, int n, int c, int j0, int j1)
+    {
+        int width = Vector<float>.Count;
+        for (int i = 0; i < n; i++)
+        {
+            float* dyRow = dy + (nint)i * c, xRow = x + (nint)i * c;
+            float mu = mean[i], rs = rstd[i];
+            var vMu = new Vector<float>(mu);
+            var vRs = new Vector<float>(rs);
+            int j = j0;
+            for (; j <= j1 - width; j += width)
+            {
+                Vector<float> d = Vector.Load(dyRow + j);
+                Vector<float> xHat = (Vector.Load(xRow + j) - vMu) * vRs;
+                (Vector.Load(dgamma + j) + d * xHat).Store(dgamma + j);
+                (Vector.Load(dbeta + j) + d).Store(dbeta + j);
+            }
+            for (; j < j1; j++)
+            {
                 float d = dyRow[j];
-                float xHat = (xRow[j] - mu) * rs;
-                dxRow[j] += rs * (d * gamma[j] - meanG - xHat * meanGX);
-                dgamma[j] += d * xHat;
+                dgamma[j] += d * ((xRow[j] - mu) * rs);
                 dbeta[j] += d;
             }
         }

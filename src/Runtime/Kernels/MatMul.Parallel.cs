@@ -92,7 +92,7 @@ public static unsafe partial class MatMul
     /// 64-column panels, plus one item for <c>dbias</c>, so no two threads write the same gradient. Splitting the
     /// columns rather than the rows means every panel of the right operand is copied once, as on one thread.
     /// </summary>
-    private static bool BackwardSplit(float* dy, float* x, float* w, float* dx, float* dw, float* dbias, int n, int inF, int outF, SimdPath path)
+    private static bool BackwardSplit(float* dy, float* x, float* w, float* dx, float* dw, float* dbias, int n, int inF, int outF, SimdPath path, bool overwriteDx)
     {
         if (inF == 0) return false;
         int products = dx == null ? 1 : 2, panels = Count(inF, PanelWidth);
@@ -103,7 +103,7 @@ public static unsafe partial class MatMul
         int chunkPanels = Math.Max(1, products * panels / (ItemsPerThread * threads));
         var work = new BackwardWork
         {
-            Dy = dy, X = x, W = w, Dx = dx, Dw = dw, Dbias = dbias, N = n, InF = inF, OutF = outF, Path = path,
+            Dy = dy, X = x, W = w, Dx = dx, Dw = dw, Dbias = dbias, N = n, InF = inF, OutF = outF, Path = path, OverwriteDx = overwriteDx,
             ColChunk = chunkPanels * PanelWidth, Chunks = Count(panels, chunkPanels),
         };
         WorkerPool.For(ref work, products * work.Chunks + (dbias == null ? 0 : 1), threads);
@@ -115,6 +115,7 @@ public static unsafe partial class MatMul
         public float* Dy, X, W, Dx, Dw, Dbias;
         public int N, InF, OutF, ColChunk, Chunks;
         public SimdPath Path;
+        public bool OverwriteDx;
 
         public readonly void Execute(int item)
         {
@@ -126,11 +127,11 @@ public static unsafe partial class MatMul
             }
             int j0 = item % Chunks * ColChunk, cols = Math.Min(ColChunk, InF - j0);
             if (item < Chunks && Dx != null)
-                // dx[:, j] += Σ_o dy[:, o] · w[o, j] for this block of columns j
-                AccumulateProduct(Dy, OutF, 1, W + j0, InF, Dx + j0, InF, N, OutF, cols, Path);
+                // dx[:, j] (+)= Σ_o dy[:, o] · w[o, j] for this block of columns j
+                AccumulateProduct(Dy, OutF, 1, W + j0, InF, Dx + j0, InF, N, OutF, cols, Path, OverwriteDx);
             else
                 // dw[:, j] += Σ_i dy[i, :]ᵀ · x[i, j] for this block of columns j
-                AccumulateProduct(Dy, 1, OutF, X + j0, InF, Dw + j0, InF, OutF, N, cols, Path);
+                AccumulateProduct(Dy, 1, OutF, X + j0, InF, Dw + j0, InF, OutF, N, cols, Path, overwrite: false);
         }
     }
 

@@ -20,7 +20,7 @@ namespace TransformerGen.Kernels;
 /// <para>
 /// Backward's two products are both "broadcast one scalar, multiply a contiguous row" (axpy) shapes:
 /// <c>dx[i, :] += Σ_o dy[i, o]·W[o, :]</c> and <c>dW[o, :] += Σ_i dy[i, o]·x[i, :]</c>. One blocked product,
-/// <see cref="AccumulateProduct(float*, int, int, float*, int, float*, int, int, int, int, SimdPath)"/>, does both: with
+/// <see cref="AccumulateProduct(float*, int, int, float*, int, float*, int, int, int, int, SimdPath, bool)"/>, does both: with
 /// AVX-512 it copies 64-column panels of the right operand into an aligned block and holds 6 rows × 64 columns of the
 /// result in registers while passing over it.
 /// </para>
@@ -35,7 +35,7 @@ public static unsafe partial class MatMul
     // while all row blocks pass (measured: 64 beat 128 and 256 by 15-40% at inF = 128).
     private const int BackwardDepthTile = 64;
 
-    // The packed AVX-512 product (PanelProduct512): a 6 × 64 block of the result in 24 registers, over a depth slice
+    // The packed AVX-512 product (PanelLoop512): a 6 × 64 block of the result in 24 registers, over a depth slice
     // of 256 (a 64 KiB panel of the right operand, read from L1 and L2). Measured at the model's shapes, one thread:
     // 6 × 64 over a packed panel 165–195 GFLOP/s against 130–165 for 4 × 64 straight from the operand. Depth 256
     // against 128: the same on one thread, small's training step 3–5% faster on two (each depth slice reads and
@@ -62,20 +62,23 @@ public static unsafe partial class MatMul
 
     /// <summary>
     /// Accumulates the gradients of <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int)"/>:
-    /// <c>dx[n, inF] += dy·w</c>, <c>dw[outF, inF] += dyᵀ·x</c>, <c>dbias[outF] += Σ_rows dy</c>.
-    /// <paramref name="dx"/> may be empty (the input needs no gradient); <paramref name="dbias"/> is empty when there is no bias.
+    /// <c>dx[n, inF] += dy·w</c>, <c>dw[outF, inF] += dyᵀ·x</c>, <c>dbias[outF] += Σ_rows dy</c>; with
+    /// <paramref name="overwriteDx"/>, <c>dx = dy·w</c> instead (its old contents are never read). <paramref name="dx"/>
+    /// may be empty (the input needs no gradient); <paramref name="dbias"/> is empty when there is no bias.
     /// </summary>
     /// <param name="dy">Gradient of the output <c>[n, outF]</c>.</param>
     /// <param name="x">The forward input <c>[n, inF]</c>.</param>
     /// <param name="w">Weight <c>[outF, inF]</c>.</param>
-    /// <param name="dx">Gradient of the input <c>[n, inF]</c> (accumulated), or empty.</param>
+    /// <param name="dx">Gradient of the input <c>[n, inF]</c> (accumulated unless <paramref name="overwriteDx"/>), or empty.</param>
     /// <param name="dw">Gradient of the weight <c>[outF, inF]</c> (accumulated).</param>
     /// <param name="dbias">Gradient of the bias <c>[outF]</c> (accumulated), or empty.</param>
     /// <param name="n">Rows (batch·time).</param>
     /// <param name="inF">Input features.</param>
     /// <param name="outF">Output features.</param>
-    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> dx, Span<float> dw, Span<float> dbias, int n, int inF, int outF)
-        => Backward(dy, x, w, dx, dw, dbias, n, inF, outF, Simd.Best);
+    /// <param name="overwriteDx">Store <c>dy·w</c> into <paramref name="dx"/> rather than add it: the first contribution to an
+    /// input's gradient, which then needs no clearing beforehand. The parameters' gradients are always accumulated.</param>
+    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> dx, Span<float> dw, Span<float> dbias, int n, int inF, int outF, bool overwriteDx = false)
+        => Backward(dy, x, w, dx, dw, dbias, n, inF, outF, Simd.Best, overwriteDx);
 
     internal static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inF, int outF, SimdPath path)
     {
@@ -106,7 +109,7 @@ public static unsafe partial class MatMul
         }
     }
 
-    internal static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> dx, Span<float> dw, Span<float> dbias, int n, int inF, int outF, SimdPath path)
+    internal static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> dx, Span<float> dw, Span<float> dbias, int n, int inF, int outF, SimdPath path, bool overwriteDx = false)
     {
         SpanChecks.NonNegative(n, nameof(n));
         SpanChecks.NonNegative(inF, nameof(inF));
@@ -117,15 +120,19 @@ public static unsafe partial class MatMul
         SpanChecks.LengthOrEmpty(dx.Length, (long)n * inF, nameof(dx));
         SpanChecks.Length(dw.Length, (long)outF * inF, nameof(dw));
         SpanChecks.LengthOrEmpty(dbias.Length, outF, nameof(dbias));
-        if (n == 0 || outF == 0) return;
+        if (n == 0 || outF == 0)
+        {
+            if (overwriteDx) dx.Clear(); // a sum of nothing
+            return;
+        }
 
         fixed (float* pdy = dy, px = x, pw = w, pdx = dx, pdw = dw, pdb = dbias)
         {
-            if (BackwardSplit(pdy, px, pw, dx.IsEmpty ? null : pdx, pdw, dbias.IsEmpty ? null : pdb, n, inF, outF, path)) return;
-            // dx[i, :] += Σ_o dy[i, o] · w[o, :]   (A = dy, row stride outF, column stride 1)
-            if (!dx.IsEmpty && inF > 0) AccumulateProduct(pdy, outF, 1, pw, inF, pdx, inF, n, outF, inF, path);
+            if (BackwardSplit(pdy, px, pw, dx.IsEmpty ? null : pdx, pdw, dbias.IsEmpty ? null : pdb, n, inF, outF, path, overwriteDx)) return;
+            // dx[i, :] (+)= Σ_o dy[i, o] · w[o, :]   (A = dy, row stride outF, column stride 1)
+            if (!dx.IsEmpty && inF > 0) AccumulateProduct(pdy, outF, 1, pw, inF, pdx, inF, n, outF, inF, path, overwriteDx);
             // dw[o, :] += Σ_i dy[i, o] · x[i, :]   (A = dyᵀ, row stride 1, column stride outF)
-            if (inF > 0) AccumulateProduct(pdy, 1, outF, px, inF, pdw, inF, outF, n, inF, path);
+            if (inF > 0) AccumulateProduct(pdy, 1, outF, px, inF, pdw, inF, outF, n, inF, path, overwrite: false);
         }
         if (!dbias.IsEmpty) AccumulateBias(dy, dbias, n);
     }
@@ -353,20 +360,29 @@ public static unsafe partial class MatMul
     /// <summary>
     /// <c>c[m·ldc + j] += Σ_k a[m·aRowStride + k·aColStride] · b[k·ldb + j]</c> for m &lt; rows, k &lt; depth, j &lt; cols:
     /// a product whose right operand and result are row-major (rows ldb and ldc apart), and whose left operand is
-    /// read with arbitrary strides (so it can be <c>dy</c> or <c>dyᵀ</c> without a copy). No checks.
+    /// read with arbitrary strides (so it can be <c>dy</c> or <c>dyᵀ</c> without a copy). With
+    /// <paramref name="overwrite"/>, <c>c = a·b</c>: the packed kernel stores its first depth slice, the other paths
+    /// clear c first. No checks.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    internal static void AccumulateProduct(float* a, int aRowStride, int aColStride, float* b, int ldb, float* c, int ldc, int rows, int depth, int cols, SimdPath path)
+    internal static void AccumulateProduct(float* a, int aRowStride, int aColStride, float* b, int ldb, float* c, int ldc, int rows, int depth, int cols, SimdPath path, bool overwrite)
     {
         if (path == SimdPath.Vector512)
         {
             // Whole 64-column panels through the packed kernel, the narrower rest (one head's width in attention)
             // through 16-column strips.
             int wide = cols - cols % PanelWidth;
-            if (wide > 0) PanelProduct512(a, aRowStride, aColStride, b, ldb, c, ldc, rows, depth, wide);
-            if (wide < cols) StripProduct512(a, aRowStride, aColStride, b + wide, ldb, c + wide, ldc, rows, depth, cols - wide);
+            if (wide > 0 && depth > 0)
+                PanelLoop512(a, aRowStride, aColStride, b, ldb, transposed: false, c, ldc, rows, depth, 0, wide, overwrite, bias: null);
+            else if (overwrite) ClearColumns(c, ldc, rows, wide);
+            if (wide < cols)
+            {
+                if (overwrite) ClearColumns(c + wide, ldc, rows, cols - wide);
+                StripProduct512(a, aRowStride, aColStride, b + wide, ldb, c + wide, ldc, rows, depth, cols - wide);
+            }
             return;
         }
+        if (overwrite) ClearColumns(c, ldc, rows, cols);
 
         for (int k0 = 0; k0 < depth; k0 += BackwardDepthTile)
         {
@@ -402,11 +418,14 @@ public static unsafe partial class MatMul
         }
     }
 
-    // ---------------------------------------------------------------- backward, AVX-512
+    // c[m, :cols] = 0 for m < rows, rows ldc apart.
+    private static void ClearColumns(float* c, int ldc, int rows, int cols)
+    {
+        if (cols <= 0) return;
+        for (int m = 0; m < rows; m++) new Span<float>(c + (nint)m * ldc, cols).Clear();
+    }
 
-    // The packed product: c[:, :cols] += a·b for cols a multiple of PanelWidth (the backward's two products).
-    private static void PanelProduct512(float* a, int aRowStride, int aColStride, float* b, int ldb, float* c, int ldc, int rows, int depth, int cols)
-        => PanelLoop512(a, aRowStride, aColStride, b, ldb, transposed: false, c, ldc, rows, depth, 0, cols, overwrite: false, bias: null);
+    // ---------------------------------------------------------------- backward, AVX-512
 
     /// <summary>
     /// The forward product through the packed kernel, for the columns <c>[j0, j1)</c> of <c>y = x·wᵀ + bias</c> with

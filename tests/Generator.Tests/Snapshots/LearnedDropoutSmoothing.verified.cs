@@ -161,8 +161,7 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // embedding · dropout on embeddings + positions · backward
-            da.Slice(0, 120).Clear(); // embed.x: its gradient starts here
-            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(128, 120), a.Slice(256, 120), da.Slice(0, 120));
+            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(128, 120), a.Slice(256, 120), da.Slice(0, 120), overwriteDx: true);
             // embedding · learned positions · backward
             global::TransformerGen.Kernels.Positional.AddBackward(da.Slice(0, 120), dp.Slice(144, 60), 2, 5, 12);
             // embedding · token embedding · backward
@@ -196,7 +195,7 @@ namespace Snapshots
             // layer 0 · dropout on the attention sub-layer's output · layers.0.attention_output[10, 12] → layers.0.attention_output_dropped[10, 12], layers.0.attention_output_dropped_mask[10, 12]
             global::TransformerGen.Kernels.Dropout.Forward(a.Slice(1200, 120), a.Slice(1328, 120), a.Slice(1456, 120), Training ? 0.1f : 0f, DropoutRng);
             // layer 0 · residual connection around self-attention · embed.x_dropped[10, 12], layers.0.attention_output_dropped[10, 12] → layers.0.residual1[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(128, 120), a.Slice(1328, 120), a.Slice(1584, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(128, 120), a.Slice(1328, 120), a.Slice(1584, 120));
             // layer 0 · norm2 (pre-LN) · layers.0.residual1[10, 12] → layers.0.ln2[10, 12], layers.0.ln2_mean[10], layers.0.ln2_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1584, 120), p.Slice(1408, 12), p.Slice(1424, 12), a.Slice(1712, 120), a.Slice(1840, 10), a.Slice(1856, 10), 10, 12);
             // layer 0 · feed-forward linear1 · layers.0.ln2[10, 12] → layers.0.ffn_hidden[10, 20]
@@ -208,7 +207,7 @@ namespace Snapshots
             // layer 0 · dropout on the feed-forward sub-layer's output · layers.0.ffn_output[10, 12] → layers.0.ffn_output_dropped[10, 12], layers.0.ffn_output_dropped_mask[10, 12]
             global::TransformerGen.Kernels.Dropout.Forward(a.Slice(2288, 120), a.Slice(2416, 120), a.Slice(2544, 120), Training ? 0.1f : 0f, DropoutRng);
             // layer 0 · residual connection around the feed-forward network · layers.0.residual1[10, 12], layers.0.ffn_output_dropped[10, 12] → layers.0.output[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(1584, 120), a.Slice(2416, 120), a.Slice(2672, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(1584, 120), a.Slice(2416, 120), a.Slice(2672, 120));
         }
 
         /// <summary>Backward pass of layer 0: adds into the gradients of its parameters and inputs.</summary>
@@ -219,41 +218,27 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 0 · residual connection around the feed-forward network · backward
-            da.Slice(1584, 120).Clear(); // layers.0.residual1: its gradient starts here
-            da.Slice(2416, 120).Clear(); // layers.0.ffn_output_dropped: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1584, 120), da.Slice(2672, 120), da.Slice(1584, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2416, 120), da.Slice(2672, 120), da.Slice(2416, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(2672, 120), da.Slice(1584, 120), da.Slice(2416, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · dropout on the feed-forward sub-layer's output · backward
-            da.Slice(2288, 120).Clear(); // layers.0.ffn_output: its gradient starts here
-            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(2416, 120), a.Slice(2544, 120), da.Slice(2288, 120));
+            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(2416, 120), a.Slice(2544, 120), da.Slice(2288, 120), overwriteDx: true);
             // layer 0 · feed-forward linear2 · backward
-            da.Slice(2080, 200).Clear(); // layers.0.ffn_activated: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2288, 120), a.Slice(2080, 200), p.Slice(1120, 240), da.Slice(2080, 200), dp.Slice(1120, 240), dp.Slice(1360, 12), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2288, 120), a.Slice(2080, 200), p.Slice(1120, 240), da.Slice(2080, 200), dp.Slice(1120, 240), dp.Slice(1360, 12), 10, 20, 12, overwriteDx: true);
             // layer 0 · GELU · backward
-            da.Slice(1872, 200).Clear(); // layers.0.ffn_hidden: its gradient starts here
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(2080, 200), a.Slice(1872, 200), da.Slice(1872, 200));
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(2080, 200), a.Slice(1872, 200), da.Slice(1872, 200), overwriteDx: true);
             // layer 0 · feed-forward linear1 · backward
-            da.Slice(1712, 120).Clear(); // layers.0.ln2: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1872, 200), a.Slice(1712, 120), p.Slice(848, 240), da.Slice(1712, 120), dp.Slice(848, 240), dp.Slice(1088, 20), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1872, 200), a.Slice(1712, 120), p.Slice(848, 240), da.Slice(1712, 120), dp.Slice(848, 240), dp.Slice(1088, 20), 10, 12, 20, overwriteDx: true);
             // layer 0 · norm2 (pre-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1712, 120), a.Slice(1584, 120), p.Slice(1408, 12), a.Slice(1840, 10), a.Slice(1856, 10), da.Slice(1584, 120), dp.Slice(1408, 12), dp.Slice(1424, 12), 10, 12);
             // layer 0 · residual connection around self-attention · backward
-            da.Slice(128, 120).Clear(); // embed.x_dropped: its gradient starts here
-            da.Slice(1328, 120).Clear(); // layers.0.attention_output_dropped: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(128, 120), da.Slice(1584, 120), da.Slice(128, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1328, 120), da.Slice(1584, 120), da.Slice(1328, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(1584, 120), da.Slice(128, 120), da.Slice(1328, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · dropout on the attention sub-layer's output · backward
-            da.Slice(1200, 120).Clear(); // layers.0.attention_output: its gradient starts here
-            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(1328, 120), a.Slice(1456, 120), da.Slice(1200, 120));
+            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(1328, 120), a.Slice(1456, 120), da.Slice(1200, 120), overwriteDx: true);
             // layer 0 · attention output projection · backward
-            da.Slice(912, 120).Clear(); // layers.0.attention: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1200, 120), a.Slice(912, 120), p.Slice(688, 144), da.Slice(912, 120), dp.Slice(688, 144), dp.Slice(832, 12), 10, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1200, 120), a.Slice(912, 120), p.Slice(688, 144), da.Slice(912, 120), dp.Slice(688, 144), dp.Slice(832, 12), 10, 12, 12, overwriteDx: true);
             // layer 0 · causal self-attention · backward
-            da.Slice(544, 360).Clear(); // layers.0.qkv: its gradient starts here
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(912, 120), a.Slice(544, 360), a.Slice(1040, 150), da.Slice(544, 360), 2, 5, 3, 4, causal: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(912, 120), a.Slice(544, 360), a.Slice(1040, 150), da.Slice(544, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 0 · Q, K, V projections · backward
-            da.Slice(384, 120).Clear(); // layers.0.ln1: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(544, 360), a.Slice(384, 120), p.Slice(208, 432), da.Slice(384, 120), dp.Slice(208, 432), dp.Slice(640, 36), 10, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(544, 360), a.Slice(384, 120), p.Slice(208, 432), da.Slice(384, 120), dp.Slice(208, 432), dp.Slice(640, 36), 10, 12, 36, overwriteDx: true);
             // layer 0 · norm1 (pre-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(384, 120), a.Slice(128, 120), p.Slice(1376, 12), a.Slice(512, 10), a.Slice(528, 10), da.Slice(128, 120), dp.Slice(1376, 12), dp.Slice(1392, 12), 10, 12);
         }
@@ -274,7 +259,7 @@ namespace Snapshots
             // layer 0 · attention output projection · layers.0.attention[n, 12] → layers.0.attention_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(352, n * 12), p.Slice(688, 144), p.Slice(832, 12), w.Slice(416, n * 12), n, 12, 12);
             // layer 0 · residual connection around self-attention · embed.x_dropped[n, 12], layers.0.attention_output_dropped[n, 12] → layers.0.residual1[n, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(0, n * 12), w.Slice(416, n * 12), w.Slice(480, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(0, n * 12), w.Slice(416, n * 12), w.Slice(480, n * 12));
             // layer 0 · norm2 (pre-LN) · layers.0.residual1[n, 12] → layers.0.ln2[n, 12], layers.0.ln2_mean[n], layers.0.ln2_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(480, n * 12), p.Slice(1408, 12), p.Slice(1424, 12), w.Slice(544, n * 12), w.Slice(608, n), w.Slice(624, n), n, 12);
             // layer 0 · feed-forward linear1 · layers.0.ln2[n, 12] → layers.0.ffn_hidden[n, 20]
@@ -284,7 +269,7 @@ namespace Snapshots
             // layer 0 · feed-forward linear2 · layers.0.ffn_activated[n, 20] → layers.0.ffn_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(752, n * 20), p.Slice(1120, 240), p.Slice(1360, 12), w.Slice(864, n * 12), n, 20, 12);
             // layer 0 · residual connection around the feed-forward network · layers.0.residual1[n, 12], layers.0.ffn_output_dropped[n, 12] → layers.0.output[n, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(480, n * 12), w.Slice(864, n * 12), w.Slice(928, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(480, n * 12), w.Slice(864, n * 12), w.Slice(928, n * 12));
         }
 
         /// <summary>Forward pass of layer 1.</summary>
@@ -303,7 +288,7 @@ namespace Snapshots
             // layer 1 · dropout on the attention sub-layer's output · layers.1.attention_output[10, 12] → layers.1.attention_output_dropped[10, 12], layers.1.attention_output_dropped_mask[10, 12]
             global::TransformerGen.Kernels.Dropout.Forward(a.Slice(3616, 120), a.Slice(3744, 120), a.Slice(3872, 120), Training ? 0.1f : 0f, DropoutRng);
             // layer 1 · residual connection around self-attention · layers.0.output[10, 12], layers.1.attention_output_dropped[10, 12] → layers.1.residual1[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(2672, 120), a.Slice(3744, 120), a.Slice(4000, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(2672, 120), a.Slice(3744, 120), a.Slice(4000, 120));
             // layer 1 · norm2 (pre-LN) · layers.1.residual1[10, 12] → layers.1.ln2[10, 12], layers.1.ln2_mean[10], layers.1.ln2_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(4000, 120), p.Slice(2640, 12), p.Slice(2656, 12), a.Slice(4128, 120), a.Slice(4256, 10), a.Slice(4272, 10), 10, 12);
             // layer 1 · feed-forward linear1 · layers.1.ln2[10, 12] → layers.1.ffn_hidden[10, 20]
@@ -315,7 +300,7 @@ namespace Snapshots
             // layer 1 · dropout on the feed-forward sub-layer's output · layers.1.ffn_output[10, 12] → layers.1.ffn_output_dropped[10, 12], layers.1.ffn_output_dropped_mask[10, 12]
             global::TransformerGen.Kernels.Dropout.Forward(a.Slice(4704, 120), a.Slice(4832, 120), a.Slice(4960, 120), Training ? 0.1f : 0f, DropoutRng);
             // layer 1 · residual connection around the feed-forward network · layers.1.residual1[10, 12], layers.1.ffn_output_dropped[10, 12] → layers.1.output[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(4000, 120), a.Slice(4832, 120), a.Slice(5088, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(4000, 120), a.Slice(4832, 120), a.Slice(5088, 120));
         }
 
         /// <summary>Backward pass of layer 1: adds into the gradients of its parameters and inputs.</summary>
@@ -326,41 +311,27 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 1 · residual connection around the feed-forward network · backward
-            da.Slice(4000, 120).Clear(); // layers.1.residual1: its gradient starts here
-            da.Slice(4832, 120).Clear(); // layers.1.ffn_output_dropped: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(4000, 120), da.Slice(5088, 120), da.Slice(4000, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(4832, 120), da.Slice(5088, 120), da.Slice(4832, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(5088, 120), da.Slice(4000, 120), da.Slice(4832, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · dropout on the feed-forward sub-layer's output · backward
-            da.Slice(4704, 120).Clear(); // layers.1.ffn_output: its gradient starts here
-            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(4832, 120), a.Slice(4960, 120), da.Slice(4704, 120));
+            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(4832, 120), a.Slice(4960, 120), da.Slice(4704, 120), overwriteDx: true);
             // layer 1 · feed-forward linear2 · backward
-            da.Slice(4496, 200).Clear(); // layers.1.ffn_activated: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4704, 120), a.Slice(4496, 200), p.Slice(2352, 240), da.Slice(4496, 200), dp.Slice(2352, 240), dp.Slice(2592, 12), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4704, 120), a.Slice(4496, 200), p.Slice(2352, 240), da.Slice(4496, 200), dp.Slice(2352, 240), dp.Slice(2592, 12), 10, 20, 12, overwriteDx: true);
             // layer 1 · GELU · backward
-            da.Slice(4288, 200).Clear(); // layers.1.ffn_hidden: its gradient starts here
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(4496, 200), a.Slice(4288, 200), da.Slice(4288, 200));
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(4496, 200), a.Slice(4288, 200), da.Slice(4288, 200), overwriteDx: true);
             // layer 1 · feed-forward linear1 · backward
-            da.Slice(4128, 120).Clear(); // layers.1.ln2: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4288, 200), a.Slice(4128, 120), p.Slice(2080, 240), da.Slice(4128, 120), dp.Slice(2080, 240), dp.Slice(2320, 20), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4288, 200), a.Slice(4128, 120), p.Slice(2080, 240), da.Slice(4128, 120), dp.Slice(2080, 240), dp.Slice(2320, 20), 10, 12, 20, overwriteDx: true);
             // layer 1 · norm2 (pre-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(4128, 120), a.Slice(4000, 120), p.Slice(2640, 12), a.Slice(4256, 10), a.Slice(4272, 10), da.Slice(4000, 120), dp.Slice(2640, 12), dp.Slice(2656, 12), 10, 12);
             // layer 1 · residual connection around self-attention · backward
-            da.Slice(2672, 120).Clear(); // layers.0.output: its gradient starts here
-            da.Slice(3744, 120).Clear(); // layers.1.attention_output_dropped: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2672, 120), da.Slice(4000, 120), da.Slice(2672, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(3744, 120), da.Slice(4000, 120), da.Slice(3744, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(4000, 120), da.Slice(2672, 120), da.Slice(3744, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · dropout on the attention sub-layer's output · backward
-            da.Slice(3616, 120).Clear(); // layers.1.attention_output: its gradient starts here
-            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(3744, 120), a.Slice(3872, 120), da.Slice(3616, 120));
+            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(3744, 120), a.Slice(3872, 120), da.Slice(3616, 120), overwriteDx: true);
             // layer 1 · attention output projection · backward
-            da.Slice(3328, 120).Clear(); // layers.1.attention: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3616, 120), a.Slice(3328, 120), p.Slice(1920, 144), da.Slice(3328, 120), dp.Slice(1920, 144), dp.Slice(2064, 12), 10, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3616, 120), a.Slice(3328, 120), p.Slice(1920, 144), da.Slice(3328, 120), dp.Slice(1920, 144), dp.Slice(2064, 12), 10, 12, 12, overwriteDx: true);
             // layer 1 · causal self-attention · backward
-            da.Slice(2960, 360).Clear(); // layers.1.qkv: its gradient starts here
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(3328, 120), a.Slice(2960, 360), a.Slice(3456, 150), da.Slice(2960, 360), 2, 5, 3, 4, causal: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(3328, 120), a.Slice(2960, 360), a.Slice(3456, 150), da.Slice(2960, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 1 · Q, K, V projections · backward
-            da.Slice(2800, 120).Clear(); // layers.1.ln1: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2960, 360), a.Slice(2800, 120), p.Slice(1440, 432), da.Slice(2800, 120), dp.Slice(1440, 432), dp.Slice(1872, 36), 10, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2960, 360), a.Slice(2800, 120), p.Slice(1440, 432), da.Slice(2800, 120), dp.Slice(1440, 432), dp.Slice(1872, 36), 10, 12, 36, overwriteDx: true);
             // layer 1 · norm1 (pre-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2800, 120), a.Slice(2672, 120), p.Slice(2608, 12), a.Slice(2928, 10), a.Slice(2944, 10), da.Slice(2672, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12);
         }
@@ -381,7 +352,7 @@ namespace Snapshots
             // layer 1 · attention output projection · layers.1.attention[n, 12] → layers.1.attention_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1280, n * 12), p.Slice(1920, 144), p.Slice(2064, 12), w.Slice(1344, n * 12), n, 12, 12);
             // layer 1 · residual connection around self-attention · layers.0.output[n, 12], layers.1.attention_output_dropped[n, 12] → layers.1.residual1[n, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(928, n * 12), w.Slice(1344, n * 12), w.Slice(1408, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(928, n * 12), w.Slice(1344, n * 12), w.Slice(1408, n * 12));
             // layer 1 · norm2 (pre-LN) · layers.1.residual1[n, 12] → layers.1.ln2[n, 12], layers.1.ln2_mean[n], layers.1.ln2_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1408, n * 12), p.Slice(2640, 12), p.Slice(2656, 12), w.Slice(1472, n * 12), w.Slice(1536, n), w.Slice(1552, n), n, 12);
             // layer 1 · feed-forward linear1 · layers.1.ln2[n, 12] → layers.1.ffn_hidden[n, 20]
@@ -391,7 +362,7 @@ namespace Snapshots
             // layer 1 · feed-forward linear2 · layers.1.ffn_activated[n, 20] → layers.1.ffn_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1680, n * 20), p.Slice(2352, 240), p.Slice(2592, 12), w.Slice(1792, n * 12), n, 20, 12);
             // layer 1 · residual connection around the feed-forward network · layers.1.residual1[n, 12], layers.1.ffn_output_dropped[n, 12] → layers.1.output[n, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(1408, n * 12), w.Slice(1792, n * 12), w.Slice(1856, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(1408, n * 12), w.Slice(1792, n * 12), w.Slice(1856, n * 12));
         }
 
         /// <summary>Forward pass of the head.</summary>
@@ -415,14 +386,11 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            da.Slice(5376, 110).Clear(); // head.logits: its gradient starts here
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(5488, 110), Targets, da.Slice(5376, 110), 10, 11, 0.1f);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(5488, 110), Targets, da.Slice(5376, 110), 10, 11, 0.1f, overwriteDLogits: true);
             // head · LM head (tied to the token embedding) · backward
-            da.Slice(5216, 120).Clear(); // head.norm_f: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(5376, 110), a.Slice(5216, 120), p.Slice(0, 132), da.Slice(5216, 120), dp.Slice(0, 132), default, 10, 12, 11);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(5376, 110), a.Slice(5216, 120), p.Slice(0, 132), da.Slice(5216, 120), dp.Slice(0, 132), default, 10, 12, 11, overwriteDx: true);
             // head · final LayerNorm · backward
-            da.Slice(5088, 120).Clear(); // layers.1.output: its gradient starts here
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(5216, 120), a.Slice(5088, 120), p.Slice(2672, 12), a.Slice(5344, 10), a.Slice(5360, 10), da.Slice(5088, 120), dp.Slice(2672, 12), dp.Slice(2688, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(5216, 120), a.Slice(5088, 120), p.Slice(2672, 12), a.Slice(5344, 10), a.Slice(5360, 10), da.Slice(5088, 120), dp.Slice(2672, 12), dp.Slice(2688, 12), 10, 12, overwriteDx: true);
         }
 
         /// <summary>Cached inference of the head for <paramref name="n"/> new positions of one sequence.</summary>

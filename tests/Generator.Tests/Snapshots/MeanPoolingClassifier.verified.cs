@@ -175,7 +175,7 @@ namespace Snapshots
             // encoder layer 0 · attention output projection · encoder.layers.0.attention[10, 12] → encoder.layers.0.attention_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(656, 120), p.Slice(624, 144), p.Slice(768, 12), a.Slice(944, 120), 10, 12, 12);
             // encoder layer 0 · residual connection around self-attention · embed.x[10, 12], encoder.layers.0.attention_output[10, 12] → encoder.layers.0.residual1[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(0, 120), a.Slice(944, 120), a.Slice(1072, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(0, 120), a.Slice(944, 120), a.Slice(1072, 120));
             // encoder layer 0 · norm2 (pre-LN) · encoder.layers.0.residual1[10, 12] → encoder.layers.0.ln2[10, 12], encoder.layers.0.ln2_mean[10], encoder.layers.0.ln2_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1072, 120), p.Slice(1344, 12), p.Slice(1360, 12), a.Slice(1200, 120), a.Slice(1328, 10), a.Slice(1344, 10), 10, 12);
             // encoder layer 0 · feed-forward linear1 · encoder.layers.0.ln2[10, 12] → encoder.layers.0.ffn_hidden[10, 20]
@@ -185,7 +185,7 @@ namespace Snapshots
             // encoder layer 0 · feed-forward linear2 · encoder.layers.0.ffn_activated[10, 20] → encoder.layers.0.ffn_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1568, 200), p.Slice(1056, 240), p.Slice(1296, 12), a.Slice(1776, 120), 10, 20, 12);
             // encoder layer 0 · residual connection around the feed-forward network · encoder.layers.0.residual1[10, 12], encoder.layers.0.ffn_output[10, 12] → encoder.layers.0.output[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(1072, 120), a.Slice(1776, 120), a.Slice(1904, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(1072, 120), a.Slice(1776, 120), a.Slice(1904, 120));
         }
 
         /// <summary>Backward pass of encoder layer 0: adds into the gradients of its parameters and inputs.</summary>
@@ -196,35 +196,23 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // encoder layer 0 · residual connection around the feed-forward network · backward
-            da.Slice(1072, 120).Clear(); // encoder.layers.0.residual1: its gradient starts here
-            da.Slice(1776, 120).Clear(); // encoder.layers.0.ffn_output: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1072, 120), da.Slice(1904, 120), da.Slice(1072, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1776, 120), da.Slice(1904, 120), da.Slice(1776, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(1904, 120), da.Slice(1072, 120), da.Slice(1776, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 0 · feed-forward linear2 · backward
-            da.Slice(1568, 200).Clear(); // encoder.layers.0.ffn_activated: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1776, 120), a.Slice(1568, 200), p.Slice(1056, 240), da.Slice(1568, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1776, 120), a.Slice(1568, 200), p.Slice(1056, 240), da.Slice(1568, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
             // encoder layer 0 · GELU · backward
-            da.Slice(1360, 200).Clear(); // encoder.layers.0.ffn_hidden: its gradient starts here
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(1568, 200), a.Slice(1360, 200), da.Slice(1360, 200));
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(1568, 200), a.Slice(1360, 200), da.Slice(1360, 200), overwriteDx: true);
             // encoder layer 0 · feed-forward linear1 · backward
-            da.Slice(1200, 120).Clear(); // encoder.layers.0.ln2: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1360, 200), a.Slice(1200, 120), p.Slice(784, 240), da.Slice(1200, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1360, 200), a.Slice(1200, 120), p.Slice(784, 240), da.Slice(1200, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20, overwriteDx: true);
             // encoder layer 0 · norm2 (pre-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1200, 120), a.Slice(1072, 120), p.Slice(1344, 12), a.Slice(1328, 10), a.Slice(1344, 10), da.Slice(1072, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
             // encoder layer 0 · residual connection around self-attention · backward
-            da.Slice(0, 120).Clear(); // embed.x: its gradient starts here
-            da.Slice(944, 120).Clear(); // encoder.layers.0.attention_output: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(0, 120), da.Slice(1072, 120), da.Slice(0, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(944, 120), da.Slice(1072, 120), da.Slice(944, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(1072, 120), da.Slice(0, 120), da.Slice(944, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 0 · attention output projection · backward
-            da.Slice(656, 120).Clear(); // encoder.layers.0.attention: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(944, 120), a.Slice(656, 120), p.Slice(624, 144), da.Slice(656, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(944, 120), a.Slice(656, 120), p.Slice(624, 144), da.Slice(656, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12, overwriteDx: true);
             // encoder layer 0 · self-attention with padding mask within ±2 · backward
-            da.Slice(288, 360).Clear(); // encoder.layers.0.qkv: its gradient starts here
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(656, 120), a.Slice(288, 360), 36, a.Slice(300, 348), a.Slice(312, 336), 36, a.Slice(784, 150), da.Slice(288, 360), da.Slice(300, 348), da.Slice(312, 336), 2, 5, 5, 3, 4);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(656, 120), a.Slice(288, 360), 36, a.Slice(300, 348), a.Slice(312, 336), 36, a.Slice(784, 150), da.Slice(288, 360), da.Slice(300, 348), da.Slice(312, 336), 2, 5, 5, 3, 4, overwriteDq: true, overwriteDkv: true);
             // encoder layer 0 · Q, K, V projections · backward
-            da.Slice(128, 120).Clear(); // encoder.layers.0.ln1: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(288, 360), a.Slice(128, 120), p.Slice(144, 432), da.Slice(128, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(288, 360), a.Slice(128, 120), p.Slice(144, 432), da.Slice(128, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36, overwriteDx: true);
             // encoder layer 0 · norm1 (pre-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(0, 120), p.Slice(1312, 12), a.Slice(256, 10), a.Slice(272, 10), da.Slice(0, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12);
         }
@@ -243,7 +231,7 @@ namespace Snapshots
             // encoder layer 1 · attention output projection · encoder.layers.1.attention[10, 12] → encoder.layers.1.attention_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2560, 120), p.Slice(1856, 144), p.Slice(2000, 12), a.Slice(2848, 120), 10, 12, 12);
             // encoder layer 1 · residual connection around self-attention · encoder.layers.0.output[10, 12], encoder.layers.1.attention_output[10, 12] → encoder.layers.1.residual1[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(1904, 120), a.Slice(2848, 120), a.Slice(2976, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(1904, 120), a.Slice(2848, 120), a.Slice(2976, 120));
             // encoder layer 1 · norm2 (pre-LN) · encoder.layers.1.residual1[10, 12] → encoder.layers.1.ln2[10, 12], encoder.layers.1.ln2_mean[10], encoder.layers.1.ln2_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2976, 120), p.Slice(2576, 12), p.Slice(2592, 12), a.Slice(3104, 120), a.Slice(3232, 10), a.Slice(3248, 10), 10, 12);
             // encoder layer 1 · feed-forward linear1 · encoder.layers.1.ln2[10, 12] → encoder.layers.1.ffn_hidden[10, 20]
@@ -253,7 +241,7 @@ namespace Snapshots
             // encoder layer 1 · feed-forward linear2 · encoder.layers.1.ffn_activated[10, 20] → encoder.layers.1.ffn_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3472, 200), p.Slice(2288, 240), p.Slice(2528, 12), a.Slice(3680, 120), 10, 20, 12);
             // encoder layer 1 · residual connection around the feed-forward network · encoder.layers.1.residual1[10, 12], encoder.layers.1.ffn_output[10, 12] → encoder.layers.1.output[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(2976, 120), a.Slice(3680, 120), a.Slice(3808, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(2976, 120), a.Slice(3680, 120), a.Slice(3808, 120));
         }
 
         /// <summary>Backward pass of encoder layer 1: adds into the gradients of its parameters and inputs.</summary>
@@ -264,35 +252,23 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // encoder layer 1 · residual connection around the feed-forward network · backward
-            da.Slice(2976, 120).Clear(); // encoder.layers.1.residual1: its gradient starts here
-            da.Slice(3680, 120).Clear(); // encoder.layers.1.ffn_output: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2976, 120), da.Slice(3808, 120), da.Slice(2976, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(3680, 120), da.Slice(3808, 120), da.Slice(3680, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(3808, 120), da.Slice(2976, 120), da.Slice(3680, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 1 · feed-forward linear2 · backward
-            da.Slice(3472, 200).Clear(); // encoder.layers.1.ffn_activated: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3680, 120), a.Slice(3472, 200), p.Slice(2288, 240), da.Slice(3472, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3680, 120), a.Slice(3472, 200), p.Slice(2288, 240), da.Slice(3472, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
             // encoder layer 1 · GELU · backward
-            da.Slice(3264, 200).Clear(); // encoder.layers.1.ffn_hidden: its gradient starts here
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(3472, 200), a.Slice(3264, 200), da.Slice(3264, 200));
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(3472, 200), a.Slice(3264, 200), da.Slice(3264, 200), overwriteDx: true);
             // encoder layer 1 · feed-forward linear1 · backward
-            da.Slice(3104, 120).Clear(); // encoder.layers.1.ln2: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3264, 200), a.Slice(3104, 120), p.Slice(2016, 240), da.Slice(3104, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3264, 200), a.Slice(3104, 120), p.Slice(2016, 240), da.Slice(3104, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20, overwriteDx: true);
             // encoder layer 1 · norm2 (pre-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3104, 120), a.Slice(2976, 120), p.Slice(2576, 12), a.Slice(3232, 10), a.Slice(3248, 10), da.Slice(2976, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12);
             // encoder layer 1 · residual connection around self-attention · backward
-            da.Slice(1904, 120).Clear(); // encoder.layers.0.output: its gradient starts here
-            da.Slice(2848, 120).Clear(); // encoder.layers.1.attention_output: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1904, 120), da.Slice(2976, 120), da.Slice(1904, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2848, 120), da.Slice(2976, 120), da.Slice(2848, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(2976, 120), da.Slice(1904, 120), da.Slice(2848, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 1 · attention output projection · backward
-            da.Slice(2560, 120).Clear(); // encoder.layers.1.attention: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2848, 120), a.Slice(2560, 120), p.Slice(1856, 144), da.Slice(2560, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2848, 120), a.Slice(2560, 120), p.Slice(1856, 144), da.Slice(2560, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
             // encoder layer 1 · self-attention with padding mask within ±2 · backward
-            da.Slice(2192, 360).Clear(); // encoder.layers.1.qkv: its gradient starts here
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(2560, 120), a.Slice(2192, 360), 36, a.Slice(2204, 348), a.Slice(2216, 336), 36, a.Slice(2688, 150), da.Slice(2192, 360), da.Slice(2204, 348), da.Slice(2216, 336), 2, 5, 5, 3, 4);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(2560, 120), a.Slice(2192, 360), 36, a.Slice(2204, 348), a.Slice(2216, 336), 36, a.Slice(2688, 150), da.Slice(2192, 360), da.Slice(2204, 348), da.Slice(2216, 336), 2, 5, 5, 3, 4, overwriteDq: true, overwriteDkv: true);
             // encoder layer 1 · Q, K, V projections · backward
-            da.Slice(2032, 120).Clear(); // encoder.layers.1.ln1: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2192, 360), a.Slice(2032, 120), p.Slice(1376, 432), da.Slice(2032, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2192, 360), a.Slice(2032, 120), p.Slice(1376, 432), da.Slice(2032, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36, overwriteDx: true);
             // encoder layer 1 · norm1 (pre-LN) · backward
             global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2032, 120), a.Slice(1904, 120), p.Slice(2544, 12), a.Slice(2160, 10), a.Slice(2176, 10), da.Slice(1904, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12);
         }
@@ -320,17 +296,14 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            da.Slice(4128, 6).Clear(); // head.logits: its gradient starts here
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4144, 6), Targets, da.Slice(4128, 6), 2, 3, 0f);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4144, 6), Targets, da.Slice(4128, 6), 2, 3, 0f, overwriteDLogits: true);
             // head · classification head · backward
-            da.Slice(4096, 24).Clear(); // head.pooled: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4128, 6), a.Slice(4096, 24), p.Slice(2640, 36), da.Slice(4096, 24), dp.Slice(2640, 36), dp.Slice(2688, 3), 2, 12, 3);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4128, 6), a.Slice(4096, 24), p.Slice(2640, 36), da.Slice(4096, 24), dp.Slice(2640, 36), dp.Slice(2688, 3), 2, 12, 3, overwriteDx: true);
             // head · mean pooling over non-pad tokens · backward
             da.Slice(3936, 120).Clear(); // head.norm_f: its gradient starts here
             global::TransformerGen.Kernels.Pooling.MeanBackward(da.Slice(4096, 24), TokenPadding, da.Slice(3936, 120), 2, 5, 12);
             // head · final LayerNorm · backward
-            da.Slice(3808, 120).Clear(); // encoder.layers.1.output: its gradient starts here
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3936, 120), a.Slice(3808, 120), p.Slice(2608, 12), a.Slice(4064, 10), a.Slice(4080, 10), da.Slice(3808, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3936, 120), a.Slice(3808, 120), p.Slice(2608, 12), a.Slice(4064, 10), a.Slice(4080, 10), da.Slice(3808, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12, overwriteDx: true);
         }
     }
 }

@@ -213,7 +213,7 @@ namespace Snapshots
             // encoder layer 0 · attention output projection · encoder.layers.0.attention[10, 12] → encoder.layers.0.attention_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(496, 120), p.Slice(624, 144), p.Slice(768, 12), a.Slice(784, 120), 10, 12, 12);
             // encoder layer 0 · residual connection around self-attention · embed.x[10, 12], encoder.layers.0.attention_output[10, 12] → encoder.layers.0.sum1[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(0, 120), a.Slice(784, 120), a.Slice(912, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(0, 120), a.Slice(784, 120), a.Slice(912, 120));
             // encoder layer 0 · norm1 (post-LN) · encoder.layers.0.sum1[10, 12] → encoder.layers.0.residual1[10, 12], encoder.layers.0.residual1_mean[10], encoder.layers.0.residual1_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(912, 120), p.Slice(1312, 12), p.Slice(1328, 12), a.Slice(1040, 120), a.Slice(1168, 10), a.Slice(1184, 10), 10, 12);
             // encoder layer 0 · feed-forward linear1 · encoder.layers.0.residual1[10, 12] → encoder.layers.0.ffn_hidden[10, 20]
@@ -223,7 +223,7 @@ namespace Snapshots
             // encoder layer 0 · feed-forward linear2 · encoder.layers.0.ffn_activated[10, 20] → encoder.layers.0.ffn_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1408, 200), p.Slice(1056, 240), p.Slice(1296, 12), a.Slice(1616, 120), 10, 20, 12);
             // encoder layer 0 · residual connection around the feed-forward network · encoder.layers.0.residual1[10, 12], encoder.layers.0.ffn_output[10, 12] → encoder.layers.0.sum2[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(1040, 120), a.Slice(1616, 120), a.Slice(1744, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(1040, 120), a.Slice(1616, 120), a.Slice(1744, 120));
             // encoder layer 0 · norm2 (post-LN) · encoder.layers.0.sum2[10, 12] → encoder.layers.0.output[10, 12], encoder.layers.0.output_mean[10], encoder.layers.0.output_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1744, 120), p.Slice(1344, 12), p.Slice(1360, 12), a.Slice(1872, 120), a.Slice(2000, 10), a.Slice(2016, 10), 10, 12);
         }
@@ -236,35 +236,23 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // encoder layer 0 · norm2 (post-LN) · backward
-            da.Slice(1744, 120).Clear(); // encoder.layers.0.sum2: its gradient starts here
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1872, 120), a.Slice(1744, 120), p.Slice(1344, 12), a.Slice(2000, 10), a.Slice(2016, 10), da.Slice(1744, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1872, 120), a.Slice(1744, 120), p.Slice(1344, 12), a.Slice(2000, 10), a.Slice(2016, 10), da.Slice(1744, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12, overwriteDx: true);
             // encoder layer 0 · residual connection around the feed-forward network · backward
-            da.Slice(1040, 120).Clear(); // encoder.layers.0.residual1: its gradient starts here
-            da.Slice(1616, 120).Clear(); // encoder.layers.0.ffn_output: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1040, 120), da.Slice(1744, 120), da.Slice(1040, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1616, 120), da.Slice(1744, 120), da.Slice(1616, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(1744, 120), da.Slice(1040, 120), da.Slice(1616, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 0 · feed-forward linear2 · backward
-            da.Slice(1408, 200).Clear(); // encoder.layers.0.ffn_activated: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1616, 120), a.Slice(1408, 200), p.Slice(1056, 240), da.Slice(1408, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1616, 120), a.Slice(1408, 200), p.Slice(1056, 240), da.Slice(1408, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
             // encoder layer 0 · GELU · backward
-            da.Slice(1200, 200).Clear(); // encoder.layers.0.ffn_hidden: its gradient starts here
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(1408, 200), a.Slice(1200, 200), da.Slice(1200, 200));
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(1408, 200), a.Slice(1200, 200), da.Slice(1200, 200), overwriteDx: true);
             // encoder layer 0 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1200, 200), a.Slice(1040, 120), p.Slice(784, 240), da.Slice(1040, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
             // encoder layer 0 · norm1 (post-LN) · backward
-            da.Slice(912, 120).Clear(); // encoder.layers.0.sum1: its gradient starts here
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1040, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1168, 10), a.Slice(1184, 10), da.Slice(912, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1040, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1168, 10), a.Slice(1184, 10), da.Slice(912, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12, overwriteDx: true);
             // encoder layer 0 · residual connection around self-attention · backward
-            da.Slice(0, 120).Clear(); // embed.x: its gradient starts here
-            da.Slice(784, 120).Clear(); // encoder.layers.0.attention_output: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(0, 120), da.Slice(912, 120), da.Slice(0, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(784, 120), da.Slice(912, 120), da.Slice(784, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(912, 120), da.Slice(0, 120), da.Slice(784, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 0 · attention output projection · backward
-            da.Slice(496, 120).Clear(); // encoder.layers.0.attention: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(784, 120), a.Slice(496, 120), p.Slice(624, 144), da.Slice(496, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(784, 120), a.Slice(496, 120), p.Slice(624, 144), da.Slice(496, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12, overwriteDx: true);
             // encoder layer 0 · self-attention with padding mask · backward
-            da.Slice(128, 360).Clear(); // encoder.layers.0.qkv: its gradient starts here
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(496, 120), a.Slice(128, 360), 36, a.Slice(140, 348), a.Slice(152, 336), 36, a.Slice(624, 150), da.Slice(128, 360), da.Slice(140, 348), da.Slice(152, 336), 2, 5, 5, 3, 4);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(496, 120), a.Slice(128, 360), 36, a.Slice(140, 348), a.Slice(152, 336), 36, a.Slice(624, 150), da.Slice(128, 360), da.Slice(140, 348), da.Slice(152, 336), 2, 5, 5, 3, 4, overwriteDq: true, overwriteDkv: true);
             // encoder layer 0 · Q, K, V projections · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 360), a.Slice(0, 120), p.Slice(144, 432), da.Slice(0, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36);
         }
@@ -281,7 +269,7 @@ namespace Snapshots
             // encoder layer 0 · attention output projection · encoder.layers.0.attention[n, 12] → encoder.layers.0.attention_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(256, n * 12), p.Slice(624, 144), p.Slice(768, 12), w.Slice(400, n * 12), n, 12, 12);
             // encoder layer 0 · residual connection around self-attention · embed.x[n, 12], encoder.layers.0.attention_output[n, 12] → encoder.layers.0.sum1[n, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(0, n * 12), w.Slice(400, n * 12), w.Slice(464, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(0, n * 12), w.Slice(400, n * 12), w.Slice(464, n * 12));
             // encoder layer 0 · norm1 (post-LN) · encoder.layers.0.sum1[n, 12] → encoder.layers.0.residual1[n, 12], encoder.layers.0.residual1_mean[n], encoder.layers.0.residual1_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(464, n * 12), p.Slice(1312, 12), p.Slice(1328, 12), w.Slice(528, n * 12), w.Slice(592, n), w.Slice(608, n), n, 12);
             // encoder layer 0 · feed-forward linear1 · encoder.layers.0.residual1[n, 12] → encoder.layers.0.ffn_hidden[n, 20]
@@ -291,7 +279,7 @@ namespace Snapshots
             // encoder layer 0 · feed-forward linear2 · encoder.layers.0.ffn_activated[n, 20] → encoder.layers.0.ffn_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(736, n * 20), p.Slice(1056, 240), p.Slice(1296, 12), w.Slice(848, n * 12), n, 20, 12);
             // encoder layer 0 · residual connection around the feed-forward network · encoder.layers.0.residual1[n, 12], encoder.layers.0.ffn_output[n, 12] → encoder.layers.0.sum2[n, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(528, n * 12), w.Slice(848, n * 12), w.Slice(912, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(528, n * 12), w.Slice(848, n * 12), w.Slice(912, n * 12));
             // encoder layer 0 · norm2 (post-LN) · encoder.layers.0.sum2[n, 12] → encoder.layers.0.output[n, 12], encoder.layers.0.output_mean[n], encoder.layers.0.output_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(912, n * 12), p.Slice(1344, 12), p.Slice(1360, 12), w.Slice(976, n * 12), w.Slice(1040, n), w.Slice(1056, n), n, 12);
         }
@@ -343,7 +331,7 @@ namespace Snapshots
             // decoder layer 0 · attention output projection · decoder.layers.0.attention[8, 12] → decoder.layers.0.attention_output[8, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2416, 96), p.Slice(1968, 144), p.Slice(2112, 12), a.Slice(2608, 96), 8, 12, 12);
             // decoder layer 0 · residual connection around self-attention · target_embed.x[8, 12], decoder.layers.0.attention_output[8, 12] → decoder.layers.0.sum1[8, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(2032, 96), a.Slice(2608, 96), a.Slice(2704, 96));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(2032, 96), a.Slice(2608, 96), a.Slice(2704, 96));
             // decoder layer 0 · norm1 (post-LN) · decoder.layers.0.sum1[8, 12] → decoder.layers.0.residual1[8, 12], decoder.layers.0.residual1_mean[8], decoder.layers.0.residual1_rstd[8]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2704, 96), p.Slice(3296, 12), p.Slice(3312, 12), a.Slice(2800, 96), a.Slice(2896, 8), a.Slice(2912, 8), 8, 12);
             // decoder layer 0 · cross-attention query projection · decoder.layers.0.residual1[8, 12] → decoder.layers.0.cross_q[8, 12]
@@ -355,7 +343,7 @@ namespace Snapshots
             // decoder layer 0 · cross-attention output projection · decoder.layers.0.cross_attention[8, 12] → decoder.layers.0.cross_attention_output[8, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3264, 96), p.Slice(2608, 144), p.Slice(2752, 12), a.Slice(3488, 96), 8, 12, 12);
             // decoder layer 0 · residual connection around cross-attention · decoder.layers.0.residual1[8, 12], decoder.layers.0.cross_attention_output[8, 12] → decoder.layers.0.sum2[8, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(2800, 96), a.Slice(3488, 96), a.Slice(3584, 96));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(2800, 96), a.Slice(3488, 96), a.Slice(3584, 96));
             // decoder layer 0 · norm2 (post-LN) · decoder.layers.0.sum2[8, 12] → decoder.layers.0.residual2[8, 12], decoder.layers.0.residual2_mean[8], decoder.layers.0.residual2_rstd[8]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3584, 96), p.Slice(3328, 12), p.Slice(3344, 12), a.Slice(3680, 96), a.Slice(3776, 8), a.Slice(3792, 8), 8, 12);
             // decoder layer 0 · feed-forward linear1 · decoder.layers.0.residual2[8, 12] → decoder.layers.0.ffn_hidden[8, 20]
@@ -365,7 +353,7 @@ namespace Snapshots
             // decoder layer 0 · feed-forward linear2 · decoder.layers.0.ffn_activated[8, 20] → decoder.layers.0.ffn_output[8, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3968, 160), p.Slice(3040, 240), p.Slice(3280, 12), a.Slice(4128, 96), 8, 20, 12);
             // decoder layer 0 · residual connection around the feed-forward network · decoder.layers.0.residual2[8, 12], decoder.layers.0.ffn_output[8, 12] → decoder.layers.0.sum3[8, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(3680, 96), a.Slice(4128, 96), a.Slice(4224, 96));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(3680, 96), a.Slice(4128, 96), a.Slice(4224, 96));
             // decoder layer 0 · norm3 (post-LN) · decoder.layers.0.sum3[8, 12] → decoder.layers.0.output[8, 12], decoder.layers.0.output_mean[8], decoder.layers.0.output_rstd[8]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(4224, 96), p.Slice(3360, 12), p.Slice(3376, 12), a.Slice(4320, 96), a.Slice(4416, 8), a.Slice(4432, 8), 8, 12);
         }
@@ -378,55 +366,35 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // decoder layer 0 · norm3 (post-LN) · backward
-            da.Slice(4224, 96).Clear(); // decoder.layers.0.sum3: its gradient starts here
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(4320, 96), a.Slice(4224, 96), p.Slice(3360, 12), a.Slice(4416, 8), a.Slice(4432, 8), da.Slice(4224, 96), dp.Slice(3360, 12), dp.Slice(3376, 12), 8, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(4320, 96), a.Slice(4224, 96), p.Slice(3360, 12), a.Slice(4416, 8), a.Slice(4432, 8), da.Slice(4224, 96), dp.Slice(3360, 12), dp.Slice(3376, 12), 8, 12, overwriteDx: true);
             // decoder layer 0 · residual connection around the feed-forward network · backward
-            da.Slice(3680, 96).Clear(); // decoder.layers.0.residual2: its gradient starts here
-            da.Slice(4128, 96).Clear(); // decoder.layers.0.ffn_output: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(3680, 96), da.Slice(4224, 96), da.Slice(3680, 96));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(4128, 96), da.Slice(4224, 96), da.Slice(4128, 96));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(4224, 96), da.Slice(3680, 96), da.Slice(4128, 96), overwriteDa: true, overwriteDb: true);
             // decoder layer 0 · feed-forward linear2 · backward
-            da.Slice(3968, 160).Clear(); // decoder.layers.0.ffn_activated: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4128, 96), a.Slice(3968, 160), p.Slice(3040, 240), da.Slice(3968, 160), dp.Slice(3040, 240), dp.Slice(3280, 12), 8, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4128, 96), a.Slice(3968, 160), p.Slice(3040, 240), da.Slice(3968, 160), dp.Slice(3040, 240), dp.Slice(3280, 12), 8, 20, 12, overwriteDx: true);
             // decoder layer 0 · GELU · backward
-            da.Slice(3808, 160).Clear(); // decoder.layers.0.ffn_hidden: its gradient starts here
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(3968, 160), a.Slice(3808, 160), da.Slice(3808, 160));
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(3968, 160), a.Slice(3808, 160), da.Slice(3808, 160), overwriteDx: true);
             // decoder layer 0 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3808, 160), a.Slice(3680, 96), p.Slice(2768, 240), da.Slice(3680, 96), dp.Slice(2768, 240), dp.Slice(3008, 20), 8, 12, 20);
             // decoder layer 0 · norm2 (post-LN) · backward
-            da.Slice(3584, 96).Clear(); // decoder.layers.0.sum2: its gradient starts here
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3680, 96), a.Slice(3584, 96), p.Slice(3328, 12), a.Slice(3776, 8), a.Slice(3792, 8), da.Slice(3584, 96), dp.Slice(3328, 12), dp.Slice(3344, 12), 8, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3680, 96), a.Slice(3584, 96), p.Slice(3328, 12), a.Slice(3776, 8), a.Slice(3792, 8), da.Slice(3584, 96), dp.Slice(3328, 12), dp.Slice(3344, 12), 8, 12, overwriteDx: true);
             // decoder layer 0 · residual connection around cross-attention · backward
-            da.Slice(2800, 96).Clear(); // decoder.layers.0.residual1: its gradient starts here
-            da.Slice(3488, 96).Clear(); // decoder.layers.0.cross_attention_output: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2800, 96), da.Slice(3584, 96), da.Slice(2800, 96));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(3488, 96), da.Slice(3584, 96), da.Slice(3488, 96));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(3584, 96), da.Slice(2800, 96), da.Slice(3488, 96), overwriteDa: true, overwriteDb: true);
             // decoder layer 0 · cross-attention output projection · backward
-            da.Slice(3264, 96).Clear(); // decoder.layers.0.cross_attention: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3488, 96), a.Slice(3264, 96), p.Slice(2608, 144), da.Slice(3264, 96), dp.Slice(2608, 144), dp.Slice(2752, 12), 8, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3488, 96), a.Slice(3264, 96), p.Slice(2608, 144), da.Slice(3264, 96), dp.Slice(2608, 144), dp.Slice(2752, 12), 8, 12, 12, overwriteDx: true);
             // decoder layer 0 · cross-attention to the encoder output with source padding mask · backward
-            da.Slice(2928, 96).Clear(); // decoder.layers.0.cross_q: its gradient starts here
-            da.Slice(3024, 240).Clear(); // decoder.layers.0.cross_kv: its gradient starts here
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(3264, 96), a.Slice(2928, 96), 12, a.Slice(3024, 240), a.Slice(3036, 228), 24, a.Slice(3360, 120), da.Slice(2928, 96), da.Slice(3024, 240), da.Slice(3036, 228), 2, 4, 5, 3, 4);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(3264, 96), a.Slice(2928, 96), 12, a.Slice(3024, 240), a.Slice(3036, 228), 24, a.Slice(3360, 120), da.Slice(2928, 96), da.Slice(3024, 240), da.Slice(3036, 228), 2, 4, 5, 3, 4, overwriteDq: true, overwriteDkv: true);
             // decoder layer 0 · cross-attention key and value projections of the encoder output · backward
-            da.Slice(1872, 120).Clear(); // encoder.layers.0.output: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3024, 240), a.Slice(1872, 120), p.Slice(2272, 288), da.Slice(1872, 120), dp.Slice(2272, 288), dp.Slice(2572, 24), 10, 12, 24);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3024, 240), a.Slice(1872, 120), p.Slice(2272, 288), da.Slice(1872, 120), dp.Slice(2272, 288), dp.Slice(2572, 24), 10, 12, 24, overwriteDx: true);
             // decoder layer 0 · cross-attention query projection · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2928, 96), a.Slice(2800, 96), p.Slice(2128, 144), da.Slice(2800, 96), dp.Slice(2128, 144), dp.Slice(2560, 12), 8, 12, 12);
             // decoder layer 0 · norm1 (post-LN) · backward
-            da.Slice(2704, 96).Clear(); // decoder.layers.0.sum1: its gradient starts here
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2800, 96), a.Slice(2704, 96), p.Slice(3296, 12), a.Slice(2896, 8), a.Slice(2912, 8), da.Slice(2704, 96), dp.Slice(3296, 12), dp.Slice(3312, 12), 8, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2800, 96), a.Slice(2704, 96), p.Slice(3296, 12), a.Slice(2896, 8), a.Slice(2912, 8), da.Slice(2704, 96), dp.Slice(3296, 12), dp.Slice(3312, 12), 8, 12, overwriteDx: true);
             // decoder layer 0 · residual connection around self-attention · backward
-            da.Slice(2032, 96).Clear(); // target_embed.x: its gradient starts here
-            da.Slice(2608, 96).Clear(); // decoder.layers.0.attention_output: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2032, 96), da.Slice(2704, 96), da.Slice(2032, 96));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2608, 96), da.Slice(2704, 96), da.Slice(2608, 96));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(2704, 96), da.Slice(2032, 96), da.Slice(2608, 96), overwriteDa: true, overwriteDb: true);
             // decoder layer 0 · attention output projection · backward
-            da.Slice(2416, 96).Clear(); // decoder.layers.0.attention: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2608, 96), a.Slice(2416, 96), p.Slice(1968, 144), da.Slice(2416, 96), dp.Slice(1968, 144), dp.Slice(2112, 12), 8, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2608, 96), a.Slice(2416, 96), p.Slice(1968, 144), da.Slice(2416, 96), dp.Slice(1968, 144), dp.Slice(2112, 12), 8, 12, 12, overwriteDx: true);
             // decoder layer 0 · causal self-attention with padding mask · backward
-            da.Slice(2128, 288).Clear(); // decoder.layers.0.qkv: its gradient starts here
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(2416, 96), a.Slice(2128, 288), 36, a.Slice(2140, 276), a.Slice(2152, 264), 36, a.Slice(2512, 96), da.Slice(2128, 288), da.Slice(2140, 276), da.Slice(2152, 264), 2, 4, 4, 3, 4);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(2416, 96), a.Slice(2128, 288), 36, a.Slice(2140, 276), a.Slice(2152, 264), 36, a.Slice(2512, 96), da.Slice(2128, 288), da.Slice(2140, 276), da.Slice(2152, 264), 2, 4, 4, 3, 4, overwriteDq: true, overwriteDkv: true);
             // decoder layer 0 · Q, K, V projections · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2128, 288), a.Slice(2032, 96), p.Slice(1488, 432), da.Slice(2032, 96), dp.Slice(1488, 432), dp.Slice(1920, 36), 8, 12, 36);
         }
@@ -445,7 +413,7 @@ namespace Snapshots
             // decoder layer 0 · attention output projection · decoder.layers.0.attention[n, 12] → decoder.layers.0.attention_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(256, n * 12), p.Slice(1968, 144), p.Slice(2112, 12), w.Slice(400, n * 12), n, 12, 12);
             // decoder layer 0 · residual connection around self-attention · target_embed.x[n, 12], decoder.layers.0.attention_output[n, 12] → decoder.layers.0.sum1[n, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(1072, n * 12), w.Slice(400, n * 12), w.Slice(464, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(1072, n * 12), w.Slice(400, n * 12), w.Slice(464, n * 12));
             // decoder layer 0 · norm1 (post-LN) · decoder.layers.0.sum1[n, 12] → decoder.layers.0.residual1[n, 12], decoder.layers.0.residual1_mean[n], decoder.layers.0.residual1_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(464, n * 12), p.Slice(3296, 12), p.Slice(3312, 12), w.Slice(528, n * 12), w.Slice(592, n), w.Slice(608, n), n, 12);
             // decoder layer 0 · cross-attention query projection · decoder.layers.0.residual1[n, 12] → decoder.layers.0.cross_q[n, 12]
@@ -455,7 +423,7 @@ namespace Snapshots
             // decoder layer 0 · cross-attention output projection · decoder.layers.0.cross_attention[n, 12] → decoder.layers.0.cross_attention_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1168, n * 12), p.Slice(2608, 144), p.Slice(2752, 12), w.Slice(1216, n * 12), n, 12, 12);
             // decoder layer 0 · residual connection around cross-attention · decoder.layers.0.residual1[n, 12], decoder.layers.0.cross_attention_output[n, 12] → decoder.layers.0.sum2[n, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(528, n * 12), w.Slice(1216, n * 12), w.Slice(912, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(528, n * 12), w.Slice(1216, n * 12), w.Slice(912, n * 12));
             // decoder layer 0 · norm2 (post-LN) · decoder.layers.0.sum2[n, 12] → decoder.layers.0.residual2[n, 12], decoder.layers.0.residual2_mean[n], decoder.layers.0.residual2_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(912, n * 12), p.Slice(3328, 12), p.Slice(3344, 12), w.Slice(1264, n * 12), w.Slice(1312, n), w.Slice(1328, n), n, 12);
             // decoder layer 0 · feed-forward linear1 · decoder.layers.0.residual2[n, 12] → decoder.layers.0.ffn_hidden[n, 20]
@@ -465,7 +433,7 @@ namespace Snapshots
             // decoder layer 0 · feed-forward linear2 · decoder.layers.0.ffn_activated[n, 20] → decoder.layers.0.ffn_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(736, n * 20), p.Slice(3040, 240), p.Slice(3280, 12), w.Slice(848, n * 12), n, 20, 12);
             // decoder layer 0 · residual connection around the feed-forward network · decoder.layers.0.residual2[n, 12], decoder.layers.0.ffn_output[n, 12] → decoder.layers.0.sum3[n, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(1264, n * 12), w.Slice(848, n * 12), w.Slice(1344, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(1264, n * 12), w.Slice(848, n * 12), w.Slice(1344, n * 12));
             // decoder layer 0 · norm3 (post-LN) · decoder.layers.0.sum3[n, 12] → decoder.layers.0.output[n, 12], decoder.layers.0.output_mean[n], decoder.layers.0.output_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1344, n * 12), p.Slice(3360, 12), p.Slice(3376, 12), w.Slice(976, n * 12), w.Slice(1040, n), w.Slice(1056, n), n, 12);
         }
@@ -489,11 +457,9 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            da.Slice(4448, 72).Clear(); // head.logits: its gradient starts here
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4528, 72), Targets, da.Slice(4448, 72), 8, 9, 0f);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4528, 72), Targets, da.Slice(4448, 72), 8, 9, 0f, overwriteDLogits: true);
             // head · LM head (tied to the token embedding) · backward
-            da.Slice(4320, 96).Clear(); // decoder.layers.0.output: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4448, 72), a.Slice(4320, 96), p.Slice(1376, 108), da.Slice(4320, 96), dp.Slice(1376, 108), default, 8, 12, 9);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4448, 72), a.Slice(4320, 96), p.Slice(1376, 108), da.Slice(4320, 96), dp.Slice(1376, 108), default, 8, 12, 9, overwriteDx: true);
         }
 
         /// <summary>Cached inference of the head for <paramref name="n"/> new positions of one sequence.</summary>

@@ -188,7 +188,7 @@ namespace Snapshots
             // layer 0 · attention output projection · layers.0.attention[10, 12] → layers.0.attention_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(496, 120), p.Slice(624, 144), p.Slice(768, 12), a.Slice(784, 120), 10, 12, 12);
             // layer 0 · residual connection around self-attention · embed.x[10, 12], layers.0.attention_output[10, 12] → layers.0.sum1[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(0, 120), a.Slice(784, 120), a.Slice(912, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(0, 120), a.Slice(784, 120), a.Slice(912, 120));
             // layer 0 · norm1 (post-LN) · layers.0.sum1[10, 12] → layers.0.residual1[10, 12], layers.0.residual1_mean[10], layers.0.residual1_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(912, 120), p.Slice(1312, 12), p.Slice(1328, 12), a.Slice(1040, 120), a.Slice(1168, 10), a.Slice(1184, 10), 10, 12);
             // layer 0 · feed-forward linear1 · layers.0.residual1[10, 12] → layers.0.ffn_hidden[10, 20]
@@ -198,7 +198,7 @@ namespace Snapshots
             // layer 0 · feed-forward linear2 · layers.0.ffn_activated[10, 20] → layers.0.ffn_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1408, 200), p.Slice(1056, 240), p.Slice(1296, 12), a.Slice(1616, 120), 10, 20, 12);
             // layer 0 · residual connection around the feed-forward network · layers.0.residual1[10, 12], layers.0.ffn_output[10, 12] → layers.0.sum2[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(1040, 120), a.Slice(1616, 120), a.Slice(1744, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(1040, 120), a.Slice(1616, 120), a.Slice(1744, 120));
             // layer 0 · norm2 (post-LN) · layers.0.sum2[10, 12] → layers.0.output[10, 12], layers.0.output_mean[10], layers.0.output_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1744, 120), p.Slice(1344, 12), p.Slice(1360, 12), a.Slice(1872, 120), a.Slice(2000, 10), a.Slice(2016, 10), 10, 12);
         }
@@ -211,35 +211,23 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 0 · norm2 (post-LN) · backward
-            da.Slice(1744, 120).Clear(); // layers.0.sum2: its gradient starts here
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1872, 120), a.Slice(1744, 120), p.Slice(1344, 12), a.Slice(2000, 10), a.Slice(2016, 10), da.Slice(1744, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1872, 120), a.Slice(1744, 120), p.Slice(1344, 12), a.Slice(2000, 10), a.Slice(2016, 10), da.Slice(1744, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12, overwriteDx: true);
             // layer 0 · residual connection around the feed-forward network · backward
-            da.Slice(1040, 120).Clear(); // layers.0.residual1: its gradient starts here
-            da.Slice(1616, 120).Clear(); // layers.0.ffn_output: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1040, 120), da.Slice(1744, 120), da.Slice(1040, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1616, 120), da.Slice(1744, 120), da.Slice(1616, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(1744, 120), da.Slice(1040, 120), da.Slice(1616, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · feed-forward linear2 · backward
-            da.Slice(1408, 200).Clear(); // layers.0.ffn_activated: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1616, 120), a.Slice(1408, 200), p.Slice(1056, 240), da.Slice(1408, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1616, 120), a.Slice(1408, 200), p.Slice(1056, 240), da.Slice(1408, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
             // layer 0 · ReLU · backward
-            da.Slice(1200, 200).Clear(); // layers.0.ffn_hidden: its gradient starts here
-            global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(1408, 200), a.Slice(1200, 200), da.Slice(1200, 200));
+            global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(1408, 200), a.Slice(1200, 200), da.Slice(1200, 200), overwriteDx: true);
             // layer 0 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1200, 200), a.Slice(1040, 120), p.Slice(784, 240), da.Slice(1040, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
             // layer 0 · norm1 (post-LN) · backward
-            da.Slice(912, 120).Clear(); // layers.0.sum1: its gradient starts here
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1040, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1168, 10), a.Slice(1184, 10), da.Slice(912, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1040, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1168, 10), a.Slice(1184, 10), da.Slice(912, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12, overwriteDx: true);
             // layer 0 · residual connection around self-attention · backward
-            da.Slice(0, 120).Clear(); // embed.x: its gradient starts here
-            da.Slice(784, 120).Clear(); // layers.0.attention_output: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(0, 120), da.Slice(912, 120), da.Slice(0, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(784, 120), da.Slice(912, 120), da.Slice(784, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(912, 120), da.Slice(0, 120), da.Slice(784, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · attention output projection · backward
-            da.Slice(496, 120).Clear(); // layers.0.attention: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(784, 120), a.Slice(496, 120), p.Slice(624, 144), da.Slice(496, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(784, 120), a.Slice(496, 120), p.Slice(624, 144), da.Slice(496, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12, overwriteDx: true);
             // layer 0 · causal self-attention · backward
-            da.Slice(128, 360).Clear(); // layers.0.qkv: its gradient starts here
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(496, 120), a.Slice(128, 360), a.Slice(624, 150), da.Slice(128, 360), 2, 5, 3, 4, causal: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(496, 120), a.Slice(128, 360), a.Slice(624, 150), da.Slice(128, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 0 · Q, K, V projections · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 360), a.Slice(0, 120), p.Slice(144, 432), da.Slice(0, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36);
         }
@@ -258,7 +246,7 @@ namespace Snapshots
             // layer 0 · attention output projection · layers.0.attention[n, 12] → layers.0.attention_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(256, n * 12), p.Slice(624, 144), p.Slice(768, 12), w.Slice(320, n * 12), n, 12, 12);
             // layer 0 · residual connection around self-attention · embed.x[n, 12], layers.0.attention_output[n, 12] → layers.0.sum1[n, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(0, n * 12), w.Slice(320, n * 12), w.Slice(384, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(0, n * 12), w.Slice(320, n * 12), w.Slice(384, n * 12));
             // layer 0 · norm1 (post-LN) · layers.0.sum1[n, 12] → layers.0.residual1[n, 12], layers.0.residual1_mean[n], layers.0.residual1_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(384, n * 12), p.Slice(1312, 12), p.Slice(1328, 12), w.Slice(448, n * 12), w.Slice(512, n), w.Slice(528, n), n, 12);
             // layer 0 · feed-forward linear1 · layers.0.residual1[n, 12] → layers.0.ffn_hidden[n, 20]
@@ -268,7 +256,7 @@ namespace Snapshots
             // layer 0 · feed-forward linear2 · layers.0.ffn_activated[n, 20] → layers.0.ffn_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(656, n * 20), p.Slice(1056, 240), p.Slice(1296, 12), w.Slice(768, n * 12), n, 20, 12);
             // layer 0 · residual connection around the feed-forward network · layers.0.residual1[n, 12], layers.0.ffn_output[n, 12] → layers.0.sum2[n, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(448, n * 12), w.Slice(768, n * 12), w.Slice(832, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(448, n * 12), w.Slice(768, n * 12), w.Slice(832, n * 12));
             // layer 0 · norm2 (post-LN) · layers.0.sum2[n, 12] → layers.0.output[n, 12], layers.0.output_mean[n], layers.0.output_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(832, n * 12), p.Slice(1344, 12), p.Slice(1360, 12), w.Slice(896, n * 12), w.Slice(960, n), w.Slice(976, n), n, 12);
         }
@@ -285,7 +273,7 @@ namespace Snapshots
             // layer 1 · attention output projection · layers.1.attention[10, 12] → layers.1.attention_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2400, 120), p.Slice(1856, 144), p.Slice(2000, 12), a.Slice(2688, 120), 10, 12, 12);
             // layer 1 · residual connection around self-attention · layers.0.output[10, 12], layers.1.attention_output[10, 12] → layers.1.sum1[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(1872, 120), a.Slice(2688, 120), a.Slice(2816, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(1872, 120), a.Slice(2688, 120), a.Slice(2816, 120));
             // layer 1 · norm1 (post-LN) · layers.1.sum1[10, 12] → layers.1.residual1[10, 12], layers.1.residual1_mean[10], layers.1.residual1_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2816, 120), p.Slice(2544, 12), p.Slice(2560, 12), a.Slice(2944, 120), a.Slice(3072, 10), a.Slice(3088, 10), 10, 12);
             // layer 1 · feed-forward linear1 · layers.1.residual1[10, 12] → layers.1.ffn_hidden[10, 20]
@@ -295,7 +283,7 @@ namespace Snapshots
             // layer 1 · feed-forward linear2 · layers.1.ffn_activated[10, 20] → layers.1.ffn_output[10, 12]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3312, 200), p.Slice(2288, 240), p.Slice(2528, 12), a.Slice(3520, 120), 10, 20, 12);
             // layer 1 · residual connection around the feed-forward network · layers.1.residual1[10, 12], layers.1.ffn_output[10, 12] → layers.1.sum2[10, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(a.Slice(2944, 120), a.Slice(3520, 120), a.Slice(3648, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(2944, 120), a.Slice(3520, 120), a.Slice(3648, 120));
             // layer 1 · norm2 (post-LN) · layers.1.sum2[10, 12] → layers.1.output[10, 12], layers.1.output_mean[10], layers.1.output_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3648, 120), p.Slice(2576, 12), p.Slice(2592, 12), a.Slice(3776, 120), a.Slice(3904, 10), a.Slice(3920, 10), 10, 12);
         }
@@ -308,35 +296,23 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 1 · norm2 (post-LN) · backward
-            da.Slice(3648, 120).Clear(); // layers.1.sum2: its gradient starts here
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3776, 120), a.Slice(3648, 120), p.Slice(2576, 12), a.Slice(3904, 10), a.Slice(3920, 10), da.Slice(3648, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3776, 120), a.Slice(3648, 120), p.Slice(2576, 12), a.Slice(3904, 10), a.Slice(3920, 10), da.Slice(3648, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12, overwriteDx: true);
             // layer 1 · residual connection around the feed-forward network · backward
-            da.Slice(2944, 120).Clear(); // layers.1.residual1: its gradient starts here
-            da.Slice(3520, 120).Clear(); // layers.1.ffn_output: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2944, 120), da.Slice(3648, 120), da.Slice(2944, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(3520, 120), da.Slice(3648, 120), da.Slice(3520, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(3648, 120), da.Slice(2944, 120), da.Slice(3520, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · feed-forward linear2 · backward
-            da.Slice(3312, 200).Clear(); // layers.1.ffn_activated: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3520, 120), a.Slice(3312, 200), p.Slice(2288, 240), da.Slice(3312, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3520, 120), a.Slice(3312, 200), p.Slice(2288, 240), da.Slice(3312, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
             // layer 1 · ReLU · backward
-            da.Slice(3104, 200).Clear(); // layers.1.ffn_hidden: its gradient starts here
-            global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(3312, 200), a.Slice(3104, 200), da.Slice(3104, 200));
+            global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(3312, 200), a.Slice(3104, 200), da.Slice(3104, 200), overwriteDx: true);
             // layer 1 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3104, 200), a.Slice(2944, 120), p.Slice(2016, 240), da.Slice(2944, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20);
             // layer 1 · norm1 (post-LN) · backward
-            da.Slice(2816, 120).Clear(); // layers.1.sum1: its gradient starts here
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2944, 120), a.Slice(2816, 120), p.Slice(2544, 12), a.Slice(3072, 10), a.Slice(3088, 10), da.Slice(2816, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2944, 120), a.Slice(2816, 120), p.Slice(2544, 12), a.Slice(3072, 10), a.Slice(3088, 10), da.Slice(2816, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12, overwriteDx: true);
             // layer 1 · residual connection around self-attention · backward
-            da.Slice(1872, 120).Clear(); // layers.0.output: its gradient starts here
-            da.Slice(2688, 120).Clear(); // layers.1.attention_output: its gradient starts here
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(1872, 120), da.Slice(2816, 120), da.Slice(1872, 120));
-            global::System.Numerics.Tensors.TensorPrimitives.Add(da.Slice(2688, 120), da.Slice(2816, 120), da.Slice(2688, 120));
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(2816, 120), da.Slice(1872, 120), da.Slice(2688, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · attention output projection · backward
-            da.Slice(2400, 120).Clear(); // layers.1.attention: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2688, 120), a.Slice(2400, 120), p.Slice(1856, 144), da.Slice(2400, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2688, 120), a.Slice(2400, 120), p.Slice(1856, 144), da.Slice(2400, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
             // layer 1 · causal self-attention · backward
-            da.Slice(2032, 360).Clear(); // layers.1.qkv: its gradient starts here
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(2400, 120), a.Slice(2032, 360), a.Slice(2528, 150), da.Slice(2032, 360), 2, 5, 3, 4, causal: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(2400, 120), a.Slice(2032, 360), a.Slice(2528, 150), da.Slice(2032, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 1 · Q, K, V projections · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2032, 360), a.Slice(1872, 120), p.Slice(1376, 432), da.Slice(1872, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36);
         }
@@ -355,7 +331,7 @@ namespace Snapshots
             // layer 1 · attention output projection · layers.1.attention[n, 12] → layers.1.attention_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1184, n * 12), p.Slice(1856, 144), p.Slice(2000, 12), w.Slice(1248, n * 12), n, 12, 12);
             // layer 1 · residual connection around self-attention · layers.0.output[n, 12], layers.1.attention_output[n, 12] → layers.1.sum1[n, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(896, n * 12), w.Slice(1248, n * 12), w.Slice(1312, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(896, n * 12), w.Slice(1248, n * 12), w.Slice(1312, n * 12));
             // layer 1 · norm1 (post-LN) · layers.1.sum1[n, 12] → layers.1.residual1[n, 12], layers.1.residual1_mean[n], layers.1.residual1_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1312, n * 12), p.Slice(2544, 12), p.Slice(2560, 12), w.Slice(1376, n * 12), w.Slice(1440, n), w.Slice(1456, n), n, 12);
             // layer 1 · feed-forward linear1 · layers.1.residual1[n, 12] → layers.1.ffn_hidden[n, 20]
@@ -365,7 +341,7 @@ namespace Snapshots
             // layer 1 · feed-forward linear2 · layers.1.ffn_activated[n, 20] → layers.1.ffn_output[n, 12]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1584, n * 20), p.Slice(2288, 240), p.Slice(2528, 12), w.Slice(1696, n * 12), n, 20, 12);
             // layer 1 · residual connection around the feed-forward network · layers.1.residual1[n, 12], layers.1.ffn_output[n, 12] → layers.1.sum2[n, 12]
-            global::System.Numerics.Tensors.TensorPrimitives.Add(w.Slice(1376, n * 12), w.Slice(1696, n * 12), w.Slice(1760, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(1376, n * 12), w.Slice(1696, n * 12), w.Slice(1760, n * 12));
             // layer 1 · norm2 (post-LN) · layers.1.sum2[n, 12] → layers.1.output[n, 12], layers.1.output_mean[n], layers.1.output_rstd[n]
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1760, n * 12), p.Slice(2576, 12), p.Slice(2592, 12), w.Slice(1824, n * 12), w.Slice(1888, n), w.Slice(1904, n), n, 12);
         }
@@ -389,11 +365,9 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            da.Slice(3936, 110).Clear(); // head.logits: its gradient starts here
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4048, 110), Targets, da.Slice(3936, 110), 10, 11, 0f);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4048, 110), Targets, da.Slice(3936, 110), 10, 11, 0f, overwriteDLogits: true);
             // head · LM head · backward
-            da.Slice(3776, 120).Clear(); // layers.1.output: its gradient starts here
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3936, 110), a.Slice(3776, 120), p.Slice(2608, 132), da.Slice(3776, 120), dp.Slice(2608, 132), default, 10, 12, 11);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3936, 110), a.Slice(3776, 120), p.Slice(2608, 132), da.Slice(3776, 120), dp.Slice(2608, 132), default, 10, 12, 11, overwriteDx: true);
         }
 
         /// <summary>Cached inference of the head for <paramref name="n"/> new positions of one sequence.</summary>

@@ -62,21 +62,21 @@ public sealed class ParallelKernelTests
         float[] x = TestTensors.Normal(rng, n * inF), w = TestTensors.Normal(rng, outF * inF), dy = TestTensors.Normal(rng, n * outF);
         float[] dx0 = TestTensors.Normal(rng, n * inF), dw0 = TestTensors.Normal(rng, outF * inF), db0 = TestTensors.Normal(rng, outF);
         foreach (SimdPath path in SupportedPaths())
-            foreach (bool withInputGradient in new[] { true, false })
+            foreach ((bool withInputGradient, bool overwriteDx) in new[] { (true, false), (true, true), (false, false) })
                 foreach (bool withBias in new[] { true, false })
                 {
                     (float[] Dx, float[] Dw, float[] Db) Run(int threads)
                     {
                         float[] dx = (float[])dx0.Clone(), dw = (float[])dw0.Clone(), db = (float[])db0.Clone();
                         using (new ThreadSettings(threads))
-                            MatMul.Backward(dy, x, w, withInputGradient ? dx : Span<float>.Empty, dw, withBias ? db : Span<float>.Empty, n, inF, outF, path);
+                            MatMul.Backward(dy, x, w, withInputGradient ? dx : Span<float>.Empty, dw, withBias ? db : Span<float>.Empty, n, inF, outF, path, overwriteDx);
                         return (dx, dw, db);
                     }
                     var expected = Run(1);
                     foreach (int threads in ThreadCounts)
                     {
                         var actual = Run(threads);
-                        string what = $"{path} dx={withInputGradient} bias={withBias} threads={threads}";
+                        string what = $"{path} dx={withInputGradient} overwrite={overwriteDx} bias={withBias} threads={threads}";
                         ThreadSettings.AssertBitIdentical(expected.Dx, actual.Dx, what + " dx");
                         ThreadSettings.AssertBitIdentical(expected.Dw, actual.Dw, what + " dw");
                         ThreadSettings.AssertBitIdentical(expected.Db, actual.Db, what + " dbias");
@@ -100,7 +100,7 @@ public sealed class ParallelKernelTests
         var rng = new Rng(13);
         float[] qkv = TestTensors.Normal(rng, batch * seqLen * 3 * c), dOut = TestTensors.Normal(rng, batch * seqLen * c);
         float[] dQkv0 = TestTensors.Normal(rng, qkv.Length);
-        foreach (bool causal in new[] { true, false })
+        foreach ((bool causal, bool overwrite) in new[] { (true, false), (false, false), (true, true) })
             foreach (int scratchFloats in new[] { 0, 3 * seqLen + 1 })
             {
                 (float[] Out, float[] Probs, float[] DQkv) Run(int threads)
@@ -111,8 +111,8 @@ public sealed class ParallelKernelTests
                     using (new ThreadSettings(threads))
                     {
                         Attention.Forward(qkv, output, probs, batch, seqLen, heads, headDim, causal);
-                        if (scratchFloats == 0) Attention.Backward(dOut, qkv, probs, dQkv, batch, seqLen, heads, headDim, causal);
-                        else Attention.Backward(dOut, qkv, probs, dQkv, batch, seqLen, heads, headDim, causal, new float[scratchFloats]);
+                        if (scratchFloats == 0) Attention.Backward(dOut, qkv, probs, dQkv, batch, seqLen, heads, headDim, causal, overwrite);
+                        else Attention.Backward(dOut, qkv, probs, dQkv, batch, seqLen, heads, headDim, causal, new float[scratchFloats], overwrite);
                     }
                     return (output, probs, dQkv);
                 }
@@ -120,7 +120,7 @@ public sealed class ParallelKernelTests
                 foreach (int threads in ThreadCounts)
                 {
                     var actual = Run(threads);
-                    string what = $"causal={causal} scratch={scratchFloats} threads={threads}";
+                    string what = $"causal={causal} overwrite={overwrite} scratch={scratchFloats} threads={threads}";
                     ThreadSettings.AssertBitIdentical(expected.Out, actual.Out, what + " output");
                     ThreadSettings.AssertBitIdentical(expected.Probs, actual.Probs, what + " probabilities");
                     ThreadSettings.AssertBitIdentical(expected.DQkv, actual.DQkv, what + " dQkv");
@@ -200,6 +200,66 @@ public sealed class ParallelKernelTests
     }
 
     [Theory]
+    [InlineData(1, 5)]
+    [InlineData(33, 37)]   // one row past a block, a width off the vector widths
+    [InlineData(100, 200)] // several row blocks and column blocks, the last ones partial
+    public void LayerNorm_forward_and_backward_are_bit_identical_on_any_thread_count(int n, int c)
+    {
+        var rng = new Rng(17);
+        float[] x = TestTensors.Normal(rng, n * c, 3f), gamma = TestTensors.Normal(rng, c), beta = TestTensors.Normal(rng, c), dy = TestTensors.Normal(rng, n * c);
+        float[] dx0 = TestTensors.Normal(rng, n * c), dg0 = TestTensors.Normal(rng, c), db0 = TestTensors.Normal(rng, c);
+        foreach (bool overwrite in new[] { false, true })
+        {
+            float[][] Run(int threads)
+            {
+                float[] y = new float[n * c], mean = new float[n], rstd = new float[n];
+                float[] dx = (float[])dx0.Clone(), dg = (float[])dg0.Clone(), db = (float[])db0.Clone();
+                using (new ThreadSettings(threads))
+                {
+                    LayerNorm.Forward(x, gamma, beta, y, mean, rstd, n, c);
+                    LayerNorm.Backward(dy, x, gamma, mean, rstd, dx, dg, db, n, c, overwrite);
+                }
+                return new[] { y, mean, rstd, dx, dg, db };
+            }
+            string[] names = { "y", "mean", "rstd", "dx", "dgamma", "dbeta" };
+            float[][] expected = Run(1);
+            foreach (int threads in ThreadCounts)
+            {
+                float[][] actual = Run(threads);
+                for (int k = 0; k < names.Length; k++)
+                    ThreadSettings.AssertBitIdentical(expected[k], actual[k], $"overwrite={overwrite} threads={threads} {names[k]}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(37)]
+    [InlineData(3 * 16384 + 45)]
+    public void Residual_add_and_backward_are_bit_identical_on_any_thread_count(int length)
+    {
+        var rng = new Rng(18);
+        float[] a = TestTensors.Normal(rng, length), b = TestTensors.Normal(rng, length), da0 = TestTensors.Normal(rng, length);
+        float[][] Run(int threads)
+        {
+            float[] y = new float[length], da = (float[])da0.Clone(), db = new float[length];
+            using (new ThreadSettings(threads))
+            {
+                Residual.Add(a, b, y);
+                Residual.Backward(y, da, db, overwriteDb: true);
+            }
+            return new[] { y, da, db };
+        }
+        float[][] expected = Run(1);
+        foreach (int threads in ThreadCounts)
+        {
+            float[][] actual = Run(threads);
+            ThreadSettings.AssertBitIdentical(expected[0], actual[0], $"threads={threads} y");
+            ThreadSettings.AssertBitIdentical(expected[1], actual[1], $"threads={threads} da");
+            ThreadSettings.AssertBitIdentical(expected[2], actual[2], $"threads={threads} db");
+        }
+    }
+
+    [Theory]
     [InlineData(37)]
     [InlineData(16384)]
     [InlineData(5 * 16384 + 45)]
@@ -256,6 +316,7 @@ public sealed class ParallelKernelTests
         float[] probs = new float[batch * heads * seqLen * seqLen], dQkv = new float[qkv.Length];
         float[] p = TestTensors.Normal(rng, 200_000), g = TestTensors.Normal(rng, p.Length), m = new float[p.Length], v = new float[p.Length];
         float[] hidden = TestTensors.Normal(rng, 40_000), activated = new float[hidden.Length];
+        float[] gamma = TestTensors.Normal(rng, inF), beta = TestTensors.Normal(rng, inF), normed = new float[n * inF], mean = new float[n], rstd = new float[n];
         var coefficients = new AdamWKernel.Coefficients(1f, 0.9f, 0.1f, 0.95f, 0.05f, 1e-6f, 0.3f, 1e-8f);
         void Step()
         {
@@ -266,6 +327,10 @@ public sealed class ParallelKernelTests
             AdamWKernel.UpdateSplit(p, g, m, v, coefficients);
             Activations.GeluForward(hidden, activated);
             Activations.GeluBackward(activated, hidden, activated);
+            LayerNorm.Forward(x, gamma, beta, normed, mean, rstd, n, inF);
+            LayerNorm.Backward(normed, x, gamma, mean, rstd, dx, dw.AsSpan(0, inF), db.AsSpan(0, inF), n, inF, overwriteDx: true);
+            Residual.Add(hidden, activated, activated);
+            Residual.Backward(hidden, activated, p.AsSpan(0, hidden.Length), overwriteDa: true);
         }
 
         using (new ThreadSettings(2))
