@@ -1,6 +1,7 @@
 using System;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace TransformerGen.Kernels;
 
@@ -458,11 +459,11 @@ public static unsafe partial class Attention
     {
         int b = pair / heads, h = pair - b * heads;
         nint qOffset = (nint)b * queryLen * qStride + h * headDim, kvOffset = (nint)b * keyLen * kvStride + h * headDim;
-        for (int i = 0; clearDq && i < queryLen; i++) Clear(dq + qOffset + (nint)i * qStride, 0, headDim);
-        for (int j = 0; clearDkv && j < keyLen; j++)
+        if (clearDq) Simd.ClearBlock(dq + qOffset, qStride, queryLen, headDim);
+        if (clearDkv)
         {
-            Clear(dk + kvOffset + (nint)j * kvStride, 0, headDim);
-            Clear(dv + kvOffset + (nint)j * kvStride, 0, headDim);
+            Simd.ClearBlock(dk + kvOffset, kvStride, keyLen, headDim);
+            Simd.ClearBlock(dv + kvOffset, kvStride, keyLen, headDim);
         }
     }
 
@@ -531,12 +532,9 @@ public static unsafe partial class Attention
                 for (int r = 0; r < rows; r++)
                 {
                     // dS = P ⊙ (dP − Σ P·dP) / √headDim, in place; masked entries have P = 0 and become 0.
-                    ReadOnlySpan<float> pRow = new(p + (nint)r * keyLen, width);
-                    Span<float> d = new(dScores + (nint)r * width, width);
-                    float weighted = TensorPrimitives.Dot(pRow, d);
-                    TensorPrimitives.Subtract(d, weighted, d);
-                    TensorPrimitives.Multiply(d, pRow, d);
-                    TensorPrimitives.Multiply(d, scale, d);
+                    float* pRow = p + (nint)r * keyLen, d = dScores + (nint)r * width;
+                    float weighted = TensorPrimitives.Dot(new ReadOnlySpan<float>(pRow, width), new ReadOnlySpan<float>(d, width));
+                    ScoreGradientRow(pRow, d, width, weighted, scale);
                 }
                 // dQ[i, :] += Σ_j dS[i, j]·k_j
                 MatMul.AccumulateProduct(dScores, width, 1, keys, kvStride, dQuery + (nint)i0 * qStride, qStride, rows, width, headDim, path, overwrite: false);
@@ -545,6 +543,27 @@ public static unsafe partial class Attention
             }
             i0 = i1;
         }
+    }
+
+    // d[j] = (d[j] − weighted)·p[j]·scale in one pass (three library calls over a row of a few dozen keys cost more
+    // in calls than in arithmetic); the same operations in the same order for every element, vector or not.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ScoreGradientRow(float* p, float* d, int width, float weighted, float scale)
+    {
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> w = Vector512.Create(weighted), s = Vector512.Create(scale);
+            for (; j + 16 <= width; j += 16)
+                ((Vector512.Load(d + j) - w) * Vector512.Load(p + j) * s).Store(d + j);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> w = Vector256.Create(weighted), s = Vector256.Create(scale);
+            for (; j + 8 <= width; j += 8)
+                ((Vector256.Load(d + j) - w) * Vector256.Load(p + j) * s).Store(d + j);
+        }
+        for (; j < width; j++) d[j] = (d[j] - weighted) * p[j] * scale;
     }
 
     // One query row at a time with library calls, needing no scratch; for key sequences longer than the stack scratch.

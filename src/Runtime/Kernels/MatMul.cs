@@ -374,15 +374,15 @@ public static unsafe partial class MatMul
             int wide = cols - cols % PanelWidth;
             if (wide > 0 && depth > 0)
                 PanelLoop512(a, aRowStride, aColStride, b, ldb, transposed: false, c, ldc, rows, depth, 0, wide, overwrite, bias: null);
-            else if (overwrite) ClearColumns(c, ldc, rows, wide);
+            else if (overwrite) Simd.ClearBlock(c, ldc, rows, wide);
             if (wide < cols)
             {
-                if (overwrite) ClearColumns(c + wide, ldc, rows, cols - wide);
+                if (overwrite) Simd.ClearBlock(c + wide, ldc, rows, cols - wide);
                 StripProduct512(a, aRowStride, aColStride, b + wide, ldb, c + wide, ldc, rows, depth, cols - wide);
             }
             return;
         }
-        if (overwrite) ClearColumns(c, ldc, rows, cols);
+        if (overwrite) Simd.ClearBlock(c, ldc, rows, cols);
 
         for (int k0 = 0; k0 < depth; k0 += BackwardDepthTile)
         {
@@ -416,13 +416,6 @@ public static unsafe partial class MatMul
             for (int k = 0; k < depth; k++)
                 TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(b + (nint)k * ldb, cols), am[(nint)k * aColStride], cRow, cRow);
         }
-    }
-
-    // c[m, :cols] = 0 for m < rows, rows ldc apart.
-    private static void ClearColumns(float* c, int ldc, int rows, int cols)
-    {
-        if (cols <= 0) return;
-        for (int m = 0; m < rows; m++) new Span<float>(c + (nint)m * ldc, cols).Clear();
     }
 
     // ---------------------------------------------------------------- backward, AVX-512

@@ -1,3 +1,5 @@
+using System;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -18,7 +20,7 @@ internal enum SimdPath
     Vector512,
 }
 
-internal static class Simd
+internal static unsafe class Simd
 {
     /// <summary>The fastest variant this machine runs in hardware.</summary>
     public static readonly SimdPath Best =
@@ -36,4 +38,30 @@ internal static class Simd
     /// <summary>Lanes below <paramref name="count"/> all ones, the rest zero: the mask for a tail of <paramref name="count"/> &lt; 16 elements.</summary>
     public static Vector512<float> TailMask512(int count)
         => Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle();
+
+    /// <summary>
+    /// <c>c[m·ldc + j] = 0</c> for m &lt; <paramref name="rows"/>, j &lt; <paramref name="cols"/>: a block of a
+    /// row-major matrix (one head's columns, say). Short rows are stored from registers; a library clear per row
+    /// costs a call and a size dispatch each, which shows when the rows are one head (32 floats) wide.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ClearBlock(float* c, int ldc, int rows, int cols)
+    {
+        if (cols <= 0) return;
+        for (int m = 0; m < rows; m++)
+        {
+            float* row = c + (nint)m * ldc;
+            if (cols >= 256)
+            {
+                new Span<float>(row, cols).Clear();
+                continue;
+            }
+            int j = 0;
+            if (Vector512.IsHardwareAccelerated)
+                for (; j + 16 <= cols; j += 16) Vector512<float>.Zero.Store(row + j);
+            if (Vector256.IsHardwareAccelerated)
+                for (; j + 8 <= cols; j += 8) Vector256<float>.Zero.Store(row + j);
+            for (; j < cols; j++) row[j] = 0f;
+        }
+    }
 }
