@@ -277,8 +277,12 @@ namespace TransformerGen.Generator
                 case AddOp add:
                     lines.Add($"{Kernels}Residual.Backward({G(add.Output)}, {G(add.A)}, {G(add.B)}{OverwriteArgument("overwriteDa", add.A)}{OverwriteArgument("overwriteDb", add.B)});");
                     break;
+                case ActivationOp act when act.Gelu:
+                    // The forward's output is at hand, and gives Φ(x) back without a second erfc.
+                    lines.Add($"{Kernels}Activations.GeluBackward({G(act.Output)}, {V(act.Input)}, {V(act.Output)}, {G(act.Input)}{OverwriteArgument("overwriteDx", act.Input)});");
+                    break;
                 case ActivationOp act:
-                    lines.Add($"{Kernels}Activations.{(act.Gelu ? "Gelu" : "Relu")}Backward({G(act.Output)}, {V(act.Input)}, {G(act.Input)}{OverwriteArgument("overwriteDx", act.Input)});");
+                    lines.Add($"{Kernels}Activations.ReluBackward({G(act.Output)}, {V(act.Input)}, {G(act.Input)}{OverwriteArgument("overwriteDx", act.Input)});");
                     break;
                 case PoolOp pool:
                     lines.Add(pool.Mean

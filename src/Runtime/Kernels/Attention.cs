@@ -602,10 +602,15 @@ public static unsafe partial class Attention
     /// <summary>From the first to the last nonzero probability of a row, <c>[Lo, Hi)</c>; (0, 0) when all are 0.</summary>
     private static (int Lo, int Hi) NonzeroRange(float* row, int length)
     {
+        // 16 at a time while whole vectors are zero (a causal row ends in up to seqLen − 1 of them), then one by one.
         int lo = 0;
+        if (Vector512.IsHardwareAccelerated)
+            while (lo + 16 <= length && Vector512.EqualsAll(Vector512.Load(row + lo), Vector512<float>.Zero)) lo += 16;
         while (lo < length && row[lo] == 0f) lo++;
         if (lo == length) return (0, 0);
         int hi = length;
+        if (Vector512.IsHardwareAccelerated)
+            while (hi - 16 >= lo && Vector512.EqualsAll(Vector512.Load(row + hi - 16), Vector512<float>.Zero)) hi -= 16;
         while (row[hi - 1] == 0f) hi--;
         return (lo, hi);
     }

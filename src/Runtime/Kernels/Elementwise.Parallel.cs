@@ -30,21 +30,22 @@ internal static unsafe partial class Elementwise
         }
     }
 
-    /// <summary><see cref="MapPair{TOp}"/> on several threads when the spans are long enough (<paramref name="cost"/> as in <see cref="MapSplit{TOp}"/>).</summary>
-    public static void MapPairSplit<TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> d, bool accumulate, string aName, string bName, string dName, int cost) where TOp : IBinaryOperator
+    /// <summary><see cref="MapBackward{TOp}"/> on several threads when the spans are long enough (<paramref name="cost"/> as in <see cref="MapSplit{TOp}"/>).</summary>
+    public static void MapBackwardSplit<TOp>(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> d, bool accumulate, string dyName, string xName, string yName, string dName, int cost) where TOp : IBackwardOperator
     {
-        SpanChecks.SameLength(b.Length, a.Length, bName, aName);
-        SpanChecks.SameLength(d.Length, a.Length, dName, aName);
-        int chunks = (a.Length + ChunkFloats - 1) / ChunkFloats;
-        int threads = Parallelism.ThreadsFor((long)cost * a.Length, chunks);
+        SpanChecks.SameLength(x.Length, dy.Length, xName, dyName);
+        SpanChecks.SameLength(y.Length, dy.Length, yName, dyName);
+        SpanChecks.SameLength(d.Length, dy.Length, dName, dyName);
+        int chunks = (dy.Length + ChunkFloats - 1) / ChunkFloats;
+        int threads = Parallelism.ThreadsFor((long)cost * dy.Length, chunks);
         if (threads == 1)
         {
-            MapPair<TOp>(a, b, d, accumulate, aName, bName, dName);
+            MapBackward<TOp>(dy, x, y, d, accumulate, dyName, xName, yName, dName);
             return;
         }
-        fixed (float* pa = a, pb = b, pd = d)
+        fixed (float* pa = dy, pb = x, pc = y, pd = d)
         {
-            var work = new MapPairWork<TOp> { A = pa, B = pb, D = pd, Length = a.Length, Accumulate = accumulate };
+            var work = new MapBackwardWork<TOp> { Dy = pa, X = pb, Y = pc, D = pd, Length = dy.Length, Accumulate = accumulate };
             WorkerPool.For(ref work, chunks, threads);
         }
     }
@@ -93,16 +94,17 @@ internal static unsafe partial class Elementwise
         }
     }
 
-    private struct MapPairWork<TOp> : IParallelWork where TOp : IBinaryOperator
+    private struct MapBackwardWork<TOp> : IParallelWork where TOp : IBackwardOperator
     {
-        public float* A, B, D;
+        public float* Dy, X, Y, D;
         public int Length;
         public bool Accumulate;
 
         public readonly void Execute(int item)
         {
             int start = item * ChunkFloats, length = Math.Min(ChunkFloats, Length - start);
-            MapPair<TOp>(new ReadOnlySpan<float>(A + start, length), new ReadOnlySpan<float>(B + start, length), new Span<float>(D + start, length), Accumulate, "a", "b", "d");
+            MapBackward<TOp>(new ReadOnlySpan<float>(Dy + start, length), new ReadOnlySpan<float>(X + start, length), new ReadOnlySpan<float>(Y + start, length),
+                new Span<float>(D + start, length), Accumulate, "dy", "x", "y", "d");
         }
     }
 }

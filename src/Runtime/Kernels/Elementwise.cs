@@ -13,17 +13,20 @@ internal interface IUnaryOperator
     static abstract Vector512<float> Invoke(Vector512<float> x);
 }
 
-/// <summary>An elementwise map of two inputs <c>f(a, b)</c>, e.g. an activation's backward <c>f(dy, x)</c>.</summary>
-internal interface IBinaryOperator
+/// <summary>
+/// An activation's backward <c>f(dy, x, y)</c> of the output's gradient, the forward's input and the forward's output
+/// (an operator that needs only one of the two ignores the other).
+/// </summary>
+internal interface IBackwardOperator
 {
-    static abstract float Invoke(float a, float b);
-    static abstract Vector128<float> Invoke(Vector128<float> a, Vector128<float> b);
-    static abstract Vector256<float> Invoke(Vector256<float> a, Vector256<float> b);
-    static abstract Vector512<float> Invoke(Vector512<float> a, Vector512<float> b);
+    static abstract float Invoke(float dy, float x, float y);
+    static abstract Vector128<float> Invoke(Vector128<float> dy, Vector128<float> x, Vector128<float> y);
+    static abstract Vector256<float> Invoke(Vector256<float> dy, Vector256<float> x, Vector256<float> y);
+    static abstract Vector512<float> Invoke(Vector512<float> dy, Vector512<float> x, Vector512<float> y);
 }
 
 /// <summary>
-/// The shared loops that drive <see cref="IUnaryOperator"/> and <see cref="IBinaryOperator"/>: they own the length
+/// The shared loops that drive <see cref="IUnaryOperator"/> and <see cref="IBackwardOperator"/>: they own the length
 /// checks, the choice of vector width and the scalar tail, so an operator only says what happens to one element.
 /// </summary>
 internal static partial class Elementwise
@@ -51,41 +54,43 @@ internal static partial class Elementwise
     }
 
     /// <summary>
-    /// Effectively computes <c>d[i] += TOp(a[i], b[i])</c>, or <c>d[i] = TOp(a[i], b[i])</c> without
+    /// Effectively computes <c>d[i] += TOp(dy[i], x[i], y[i])</c>, or <c>d[i] = TOp(dy[i], x[i], y[i])</c> without
     /// <paramref name="accumulate"/>: the two shapes of every elementwise backward (adding into a gradient, or its first
     /// contribution).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void MapPair<TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> d, bool accumulate, string aName, string bName, string dName) where TOp : IBinaryOperator
+    public static void MapBackward<TOp>(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> d, bool accumulate, string dyName, string xName, string yName, string dName) where TOp : IBackwardOperator
     {
-        SpanChecks.SameLength(b.Length, a.Length, bName, aName);
-        SpanChecks.SameLength(d.Length, a.Length, dName, aName);
-        ref float pa = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(a);
-        ref float pb = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(b);
+        SpanChecks.SameLength(x.Length, dy.Length, xName, dyName);
+        SpanChecks.SameLength(y.Length, dy.Length, yName, dyName);
+        SpanChecks.SameLength(d.Length, dy.Length, dName, dyName);
+        ref float pa = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(dy);
+        ref float pb = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        ref float pc = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
         ref float pd = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(d);
-        nuint length = (nuint)a.Length, i = 0;
+        nuint length = (nuint)dy.Length, i = 0;
         // The branch on accumulate is the same every time, so it predicts perfectly; adding 0 instead would read d.
         if (Vector512.IsHardwareAccelerated)
             for (; i + 16 <= length; i += 16)
             {
-                Vector512<float> r = TOp.Invoke(Vector512.LoadUnsafe(ref pa, i), Vector512.LoadUnsafe(ref pb, i));
+                Vector512<float> r = TOp.Invoke(Vector512.LoadUnsafe(ref pa, i), Vector512.LoadUnsafe(ref pb, i), Vector512.LoadUnsafe(ref pc, i));
                 (accumulate ? Vector512.LoadUnsafe(ref pd, i) + r : r).StoreUnsafe(ref pd, i);
             }
         else if (Vector256.IsHardwareAccelerated)
             for (; i + 8 <= length; i += 8)
             {
-                Vector256<float> r = TOp.Invoke(Vector256.LoadUnsafe(ref pa, i), Vector256.LoadUnsafe(ref pb, i));
+                Vector256<float> r = TOp.Invoke(Vector256.LoadUnsafe(ref pa, i), Vector256.LoadUnsafe(ref pb, i), Vector256.LoadUnsafe(ref pc, i));
                 (accumulate ? Vector256.LoadUnsafe(ref pd, i) + r : r).StoreUnsafe(ref pd, i);
             }
         if (Vector128.IsHardwareAccelerated)
             for (; i + 4 <= length; i += 4)
             {
-                Vector128<float> r = TOp.Invoke(Vector128.LoadUnsafe(ref pa, i), Vector128.LoadUnsafe(ref pb, i));
+                Vector128<float> r = TOp.Invoke(Vector128.LoadUnsafe(ref pa, i), Vector128.LoadUnsafe(ref pb, i), Vector128.LoadUnsafe(ref pc, i));
                 (accumulate ? Vector128.LoadUnsafe(ref pd, i) + r : r).StoreUnsafe(ref pd, i);
             }
         for (; i < length; i++)
         {
-            float r = TOp.Invoke(Unsafe.Add(ref pa, i), Unsafe.Add(ref pb, i));
+            float r = TOp.Invoke(Unsafe.Add(ref pa, i), Unsafe.Add(ref pb, i), Unsafe.Add(ref pc, i));
             Unsafe.Add(ref pd, i) = accumulate ? Unsafe.Add(ref pd, i) + r : r;
         }
     }

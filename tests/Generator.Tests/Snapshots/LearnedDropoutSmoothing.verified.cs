@@ -224,7 +224,7 @@ namespace Snapshots
             // layer 0 · feed-forward linear2 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2288, 120), a.Slice(2080, 200), p.Slice(1120, 240), da.Slice(2080, 200), dp.Slice(1120, 240), dp.Slice(1360, 12), 10, 20, 12, overwriteDx: true);
             // layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(2080, 200), a.Slice(1872, 200), da.Slice(1872, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(2080, 200), a.Slice(1872, 200), a.Slice(2080, 200), da.Slice(1872, 200), overwriteDx: true);
             // layer 0 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1872, 200), a.Slice(1712, 120), p.Slice(848, 240), da.Slice(1712, 120), dp.Slice(848, 240), dp.Slice(1088, 20), 10, 12, 20, overwriteDx: true);
             // layer 0 · norm2 (pre-LN) · backward
@@ -317,7 +317,7 @@ namespace Snapshots
             // layer 1 · feed-forward linear2 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4704, 120), a.Slice(4496, 200), p.Slice(2352, 240), da.Slice(4496, 200), dp.Slice(2352, 240), dp.Slice(2592, 12), 10, 20, 12, overwriteDx: true);
             // layer 1 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(4496, 200), a.Slice(4288, 200), da.Slice(4288, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(4496, 200), a.Slice(4288, 200), a.Slice(4496, 200), da.Slice(4288, 200), overwriteDx: true);
             // layer 1 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4288, 200), a.Slice(4128, 120), p.Slice(2080, 240), da.Slice(4128, 120), dp.Slice(2080, 240), dp.Slice(2320, 20), 10, 12, 20, overwriteDx: true);
             // layer 1 · norm2 (pre-LN) · backward

@@ -242,7 +242,7 @@ namespace Snapshots
             // encoder layer 0 · feed-forward linear2 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1616, 120), a.Slice(1408, 200), p.Slice(1056, 240), da.Slice(1408, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
             // encoder layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(1408, 200), a.Slice(1200, 200), da.Slice(1200, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(1408, 200), a.Slice(1200, 200), a.Slice(1408, 200), da.Slice(1200, 200), overwriteDx: true);
             // encoder layer 0 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1200, 200), a.Slice(1040, 120), p.Slice(784, 240), da.Slice(1040, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
             // encoder layer 0 · norm1 (post-LN) · backward
@@ -372,7 +372,7 @@ namespace Snapshots
             // decoder layer 0 · feed-forward linear2 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4128, 96), a.Slice(3968, 160), p.Slice(3040, 240), da.Slice(3968, 160), dp.Slice(3040, 240), dp.Slice(3280, 12), 8, 20, 12, overwriteDx: true);
             // decoder layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(3968, 160), a.Slice(3808, 160), da.Slice(3808, 160), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(3968, 160), a.Slice(3808, 160), a.Slice(3968, 160), da.Slice(3808, 160), overwriteDx: true);
             // decoder layer 0 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3808, 160), a.Slice(3680, 96), p.Slice(2768, 240), da.Slice(3680, 96), dp.Slice(2768, 240), dp.Slice(3008, 20), 8, 12, 20);
             // decoder layer 0 · norm2 (post-LN) · backward

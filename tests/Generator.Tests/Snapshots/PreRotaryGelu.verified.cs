@@ -214,7 +214,7 @@ namespace Snapshots
             // layer 0 · feed-forward linear2 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1776, 120), a.Slice(1568, 200), p.Slice(1056, 240), da.Slice(1568, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
             // layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(1568, 200), a.Slice(1360, 200), da.Slice(1360, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(1568, 200), a.Slice(1360, 200), a.Slice(1568, 200), da.Slice(1360, 200), overwriteDx: true);
             // layer 0 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1360, 200), a.Slice(1200, 120), p.Slice(784, 240), da.Slice(1200, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20, overwriteDx: true);
             // layer 0 · norm2 (pre-LN) · backward
@@ -308,7 +308,7 @@ namespace Snapshots
             // layer 1 · feed-forward linear2 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3680, 120), a.Slice(3472, 200), p.Slice(2288, 240), da.Slice(3472, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
             // layer 1 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(3472, 200), a.Slice(3264, 200), da.Slice(3264, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(3472, 200), a.Slice(3264, 200), a.Slice(3472, 200), da.Slice(3264, 200), overwriteDx: true);
             // layer 1 · feed-forward linear1 · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3264, 200), a.Slice(3104, 120), p.Slice(2016, 240), da.Slice(3104, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20, overwriteDx: true);
             // layer 1 · norm2 (pre-LN) · backward

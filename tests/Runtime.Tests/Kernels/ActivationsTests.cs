@@ -109,6 +109,30 @@ public class ActivationsTests
     }
 
     [Fact]
+    public void Gelu_backward_from_the_forward_output_matches_the_derivative_in_double()
+    {
+        // Normal inputs, and the places where reading Φ back as y/x needs care: 0 and −0 (0/0), tiny inputs (where y
+        // may lose bits), and far tails (Φ below the smallest normal float on the left, 1 on the right).
+        var rng = new Rng(14);
+        float[] special = { 0f, -0f, 1e-30f, -1e-30f, 1e-19f, -2e-18f, 3e-7f, -3e-7f, 0.5f, -0.5f, 6f, -6f, 9f, -9f, 12f, -12f, 15f, -15f, 40f, -40f };
+        float[] x = new float[1001 + special.Length];
+        TestTensors.Normal(rng, 1001, 3f).CopyTo(x, 0);
+        special.CopyTo(x, 1001);
+        float[] y = new float[x.Length], ones = new float[x.Length], dx = new float[x.Length], dxRecomputed = new float[x.Length];
+        Array.Fill(ones, 1f);
+        Activations.GeluForward(x, y);
+        Activations.GeluBackward(ones, x, y, dx);
+        Activations.GeluBackward(ones, x, dxRecomputed);
+        for (int i = 0; i < x.Length; i++)
+        {
+            double v = x[i];
+            double expected = 0.5 * (1 + ReferenceMath.Erf(v / Math.Sqrt(2))) + v * Math.Exp(-v * v / 2) / Math.Sqrt(2 * Math.PI);
+            Assert.True(Math.Abs(dx[i] - expected) <= 5e-7 * Math.Max(1, Math.Abs(v)), $"gelu'({v:R}) = {dx[i]:R} from the output, expected {expected:R}");
+            Assert.True(Math.Abs(dx[i] - dxRecomputed[i]) <= 3e-7, $"gelu'({v:R}) = {dx[i]:R} from the output, {dxRecomputed[i]:R} recomputed");
+        }
+    }
+
+    [Fact]
     public void Relu_forward_and_backward()
     {
         var rng = new Rng(13);
@@ -136,6 +160,7 @@ public class ActivationsTests
         Assert.Equal("y", Assert.Throws<ArgumentException>(() => Activations.GeluForward(new float[5], new float[4])).ParamName);
         Assert.Equal("y", Assert.Throws<ArgumentException>(() => Activations.ReluForward(new float[5], new float[6])).ParamName);
         Assert.Equal("dx", Assert.Throws<ArgumentException>(() => Activations.GeluBackward(new float[5], new float[5], new float[4])).ParamName);
+        Assert.Equal("y", Assert.Throws<ArgumentException>(() => Activations.GeluBackward(new float[5], new float[5], new float[4], new float[5])).ParamName);
         Assert.Equal("x", Assert.Throws<ArgumentException>(() => Activations.ReluBackward(new float[5], new float[3], new float[5])).ParamName);
     }
 }

@@ -73,20 +73,27 @@ public sealed class OverwriteGradientTests
     {
         var rng = new Rng(42);
         float[] x = TestTensors.Normal(rng, length, 2f), dy = TestTensors.Normal(rng, length);
-        foreach (bool gelu in new[] { true, false })
+        float[] y = new float[length];
+        Activations.GeluForward(x, y);
+        foreach (string which in new[] { "GELU", "GELU from its output", "ReLU" })
         {
             float[] added = new float[length], stored = Poisoned(length);
-            if (gelu)
+            switch (which)
             {
-                Activations.GeluBackward(dy, x, added);
-                Activations.GeluBackward(dy, x, stored, overwriteDx: true);
+                case "GELU":
+                    Activations.GeluBackward(dy, x, added);
+                    Activations.GeluBackward(dy, x, stored, overwriteDx: true);
+                    break;
+                case "GELU from its output":
+                    Activations.GeluBackward(dy, x, y, added);
+                    Activations.GeluBackward(dy, x, y, stored, overwriteDx: true);
+                    break;
+                default:
+                    Activations.ReluBackward(dy, x, added);
+                    Activations.ReluBackward(dy, x, stored, overwriteDx: true);
+                    break;
             }
-            else
-            {
-                Activations.ReluBackward(dy, x, added);
-                Activations.ReluBackward(dy, x, stored, overwriteDx: true);
-            }
-            AssertSameValues(added, stored, gelu ? "GELU dx" : "ReLU dx");
+            AssertSameValues(added, stored, which + " dx");
         }
     }
 

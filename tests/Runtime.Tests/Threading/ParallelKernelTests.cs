@@ -180,15 +180,16 @@ public sealed class ParallelKernelTests
     {
         var rng = new Rng(16);
         float[] x = TestTensors.Normal(rng, length, 2f), dy = TestTensors.Normal(rng, length), dx0 = TestTensors.Normal(rng, length);
-        (float[] Y, float[] Dx) Run(int threads)
+        (float[] Y, float[] Dx, float[] DxFromY) Run(int threads)
         {
-            float[] y = new float[length], dx = (float[])dx0.Clone();
+            float[] y = new float[length], dx = (float[])dx0.Clone(), dxFromY = (float[])dx0.Clone();
             using (new ThreadSettings(threads))
             {
                 Activations.GeluForward(x, y);
                 Activations.GeluBackward(dy, x, dx);
+                Activations.GeluBackward(dy, x, y, dxFromY);
             }
-            return (y, dx);
+            return (y, dx, dxFromY);
         }
         var expected = Run(1);
         foreach (int threads in ThreadCounts)
@@ -196,6 +197,7 @@ public sealed class ParallelKernelTests
             var actual = Run(threads);
             ThreadSettings.AssertBitIdentical(expected.Y, actual.Y, $"threads={threads} y");
             ThreadSettings.AssertBitIdentical(expected.Dx, actual.Dx, $"threads={threads} dx");
+            ThreadSettings.AssertBitIdentical(expected.DxFromY, actual.DxFromY, $"threads={threads} dx from y");
         }
     }
 
