@@ -382,11 +382,13 @@ public static unsafe partial class Attention
                         Clear(row, 0, blockLo);
                         Clear(row, blockHi, keyLen);
                     }
-                    new Span<float>(outHead + (nint)(i0 + r) * c, headDim).Clear();
                 }
-                // out[i, :] = Σ_j P[i, j] · v_j; the probabilities of keys a row does not see are 0.
+                // out[i, :] = Σ_j P[i, j] · v_j, stored; the probabilities of keys a row does not see are 0, and a
+                // block that sees no key at all gets 0.
                 if (width > 0)
-                    MatMul.AccumulateProduct(blockProbs + blockLo, probsStride, 1, value + (nint)blockLo * kvStride, kvStride, outHead + (nint)i0 * c, c, rows, width, headDim, path, overwrite: false);
+                    MatMul.AccumulateProduct(blockProbs + blockLo, probsStride, 1, value + (nint)blockLo * kvStride, kvStride, outHead + (nint)i0 * c, c, rows, width, headDim, path, overwrite: true);
+                else
+                    Simd.ClearBlock(outHead + (nint)i0 * c, c, rows, headDim);
             }
         }
     }
