@@ -439,11 +439,10 @@ public static unsafe partial class MatMul
     // when there is one) instead of adding them. For each depth slice of PanelDepth, each 64-column panel of b is first
     // copied into a contiguous, aligned block on the stack (64 KiB, read from L1 and L2, and its rows no longer sit a
     // power of two apart where they would share the cache's sets), then every 6-row block of c passes over it with 24
-    // accumulators in registers. Rows of a are read where they are, with their strides; the last rows (fewer than 6)
-    // are copied into a zero-padded block first so that the kernel reads nothing past the matrix. Each element of c sees
-    // the same operations in the same order wherever its row and panel fall, so splitting the work between threads
-    // changes no result.
-    [SkipLocalsInit] // both scratch blocks are written before they are read
+    // accumulators in registers. Rows of a are read where they are, with their strides, the last block's (fewer than 6)
+    // included. Each element of c sees the same operations in the same order wherever its row and panel fall, so
+    // splitting the work between threads changes no result.
+    [SkipLocalsInit] // the panel is written before it is read
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
     private static void PanelLoop512(float* a, int aRowStride, int aColStride, float* b, int ldb, bool transposed, float* c, int ldc,
         int rows, int depth, int j0, int j1, bool overwrite, float* bias)
@@ -451,23 +450,18 @@ public static unsafe partial class MatMul
         if (j0 >= j1) return;
         float* panelStorage = stackalloc float[PanelDepth * PanelWidth + 16];
         float* panel = (float*)(((nint)panelStorage + 63) & ~(nint)63);
-        float* lastRows = stackalloc float[PanelDepth * PanelRows];
-        int blockedRows = rows - rows % PanelRows;
         for (int k0 = 0; k0 < depth; k0 += PanelDepth)
         {
             int kc = Math.Min(PanelDepth, depth - k0);
             bool accumulate = !overwrite || k0 > 0;
             float* ak = a + (nint)k0 * aColStride;
-            if (blockedRows < rows) PackRows(ak + (nint)blockedRows * aRowStride, aRowStride, aColStride, lastRows, rows - blockedRows, kc);
             for (int j = j0; j < j1; j += PanelWidth)
             {
                 if (transposed) PackPanelTransposed(b + (nint)j * ldb + k0, ldb, panel, kc);
                 else PackPanel(b + (nint)k0 * ldb + j, ldb, panel, kc);
                 float* bj = accumulate || bias == null ? null : bias + j;
-                for (int m = 0; m < blockedRows; m += PanelRows)
-                    Panel6x64Of512(ak + (nint)m * aRowStride, aRowStride, aColStride, panel, c + (nint)m * ldc + j, ldc, kc, PanelRows, accumulate, bj);
-                if (blockedRows < rows)
-                    Panel6x64Of512(lastRows, 1, PanelRows, panel, c + (nint)blockedRows * ldc + j, ldc, kc, rows - blockedRows, accumulate, bj);
+                for (int m = 0; m < rows; m += PanelRows)
+                    Panel6x64Of512(ak + (nint)m * aRowStride, aRowStride, aColStride, panel, c + (nint)m * ldc + j, ldc, kc, Math.Min(PanelRows, rows - m), accumulate, bj);
             }
         }
     }
@@ -530,16 +524,9 @@ public static unsafe partial class MatMul
         }
     }
 
-    // block[k·6 + r] = a[r, k] for r < count, 0 for count ≤ r < 6: the last rows of a, laid out as the kernel reads them.
-    private static void PackRows(float* a, int aRowStride, int aColStride, float* block, int count, int depth)
-    {
-        for (int k = 0; k < depth; k++)
-            for (int r = 0; r < PanelRows; r++)
-                block[k * PanelRows + r] = r < count ? a[(nint)r * aRowStride + (nint)k * aColStride] : 0f;
-    }
-
-    // c[r, 0..64) += Σ_k a[r, k]·panel[k, 0..64) for r < rows (at most 6; the kernel computes 6 and stores `rows`);
-    // with accumulate false, c[r, 0..64) = Σ_k … (+ bias[0..64) when bias is not null) instead.
+    // c[r, 0..64) += Σ_k a[r, k]·panel[k, 0..64) for r < rows (at most 6; the kernel computes 6 and stores `rows`,
+    // the rows past `rows` reading row rows − 1 again, so that nothing past the matrix is read); with accumulate false,
+    // c[r, 0..64) = Σ_k … (+ bias[0..64) when bias is not null) instead. Each row's sums are the same whatever `rows` is.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
     internal static void Panel6x64Of512(float* a, int aRowStride, int aColStride, float* panel, float* c, int ldc, int depth, int rows, bool accumulate, float* bias)
     {
@@ -549,7 +536,9 @@ public static unsafe partial class MatMul
         Vector512<float> s30 = default, s31 = default, s32 = default, s33 = default;
         Vector512<float> s40 = default, s41 = default, s42 = default, s43 = default;
         Vector512<float> s50 = default, s51 = default, s52 = default, s53 = default;
-        float* a0 = a, a1 = a0 + aRowStride, a2 = a1 + aRowStride, a3 = a2 + aRowStride, a4 = a3 + aRowStride, a5 = a4 + aRowStride;
+        nint last = rows - 1;
+        float* a0 = a, a1 = a + Math.Min(1, last) * aRowStride, a2 = a + Math.Min(2, last) * aRowStride;
+        float* a3 = a + Math.Min(3, last) * aRowStride, a4 = a + Math.Min(4, last) * aRowStride, a5 = a + Math.Min(5, last) * aRowStride;
         nint ka = 0;
         for (int k = 0; k < depth; k++, ka += aColStride)
         {
