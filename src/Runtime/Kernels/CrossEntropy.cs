@@ -1,5 +1,6 @@
 using System;
 using System.Numerics.Tensors;
+using TransformerGen.Threading;
 
 namespace TransformerGen.Kernels;
 
@@ -11,10 +12,20 @@ namespace TransformerGen.Kernels;
 /// Per counted row with log-probabilities ℓ = logits − logsumexp(logits):
 /// <c>loss = (1 − ε)·(−ℓ[target]) + ε·mean_j(−ℓ[j])</c>; the result is the mean over counted rows (rows with a
 /// negative target are ignored), or 0 when none is counted. The gradient of that mean is
-/// <c>(p − q)/count</c> with <c>q = (1 − ε)·onehot(target) + ε/vocab</c>.
+/// <c>(p − q)/count</c> with <c>q = (1 − ε)·onehot(target) + ε/vocab</c>. Large inputs are split between threads by
+/// blocks of rows (see <see cref="Parallelism"/>); the blocks depend on n alone and the loss adds their sums in order,
+/// so results do not depend on the thread count.
 /// </remarks>
-public static class CrossEntropy
+public static unsafe class CrossEntropy
 {
+    // Rows per block (at least; more when there would be more than MaxBlocks blocks, whose partial sums sit on the stack).
+    private const int BlockRows = 16, MaxBlocks = 1024;
+
+    // Work per logit in Parallelism's units: forward's exp and sums, backward's scaled copy.
+    private const int ForwardCost = 40, BackwardCost = 8;
+
+    private static int RowsPerBlock(int n) => Math.Max(BlockRows, (n + MaxBlocks - 1) / MaxBlocks);
+
     /// <summary>
     /// Writes the softmax of every row into <paramref name="probabilities"/> (ignored rows too) and returns the mean
     /// label-smoothed loss over the counted rows. A target ≥ <paramref name="vocab"/> throws
@@ -34,23 +45,62 @@ public static class CrossEntropy
         SpanChecks.Length(targets.Length, n, nameof(targets));
         SpanChecks.Length(probabilities.Length, (long)n * vocab, nameof(probabilities));
         CheckSmoothing(labelSmoothing);
-        CheckTargets(targets, vocab);
+        int count = CheckTargets(targets, vocab);
+        if (n == 0) return 0f;
 
-        double total = 0;
-        int count = 0;
-        for (int i = 0; i < n; i++)
+        int rowsPerBlock = RowsPerBlock(n), blocks = (n + rowsPerBlock - 1) / rowsPerBlock;
+        double* sums = stackalloc double[blocks];
+        fixed (float* pLogits = logits, pProbs = probabilities)
+        fixed (int* pTargets = targets)
         {
-            ReadOnlySpan<float> row = logits.Slice(i * vocab, vocab);
-            double logSumExp = Softmax.Row(row, probabilities.Slice(i * vocab, vocab));
-            int target = targets[i];
-            if (target < 0) continue;
-            // −log p[j] = logSumExp − logit[j], so nothing here takes the log of a probability that may have underflowed.
-            double nll = logSumExp - row[target];
-            double smooth = labelSmoothing == 0f ? 0 : logSumExp - (double)TensorPrimitives.Sum(row) / vocab;
-            total += (1.0 - labelSmoothing) * nll + labelSmoothing * smooth;
-            count++;
+            var work = new ForwardWork
+            {
+                Logits = pLogits, Targets = pTargets, Probabilities = pProbs, Sums = sums,
+                N = n, Vocab = vocab, RowsPerBlock = rowsPerBlock, LabelSmoothing = labelSmoothing,
+            };
+            Run(ref work, blocks, ForwardCost, n, vocab);
         }
+        double total = 0;
+        for (int block = 0; block < blocks; block++) total += sums[block];
         return count == 0 ? 0f : (float)(total / count);
+    }
+
+    // One block's rows, or all blocks on the calling thread when one thread is worth it.
+    private static void Run<TWork>(ref TWork work, int blocks, int cost, int n, int vocab) where TWork : unmanaged, IParallelWork
+    {
+        int threads = Parallelism.ThreadsFor((long)cost * n * vocab, blocks);
+        if (threads == 1)
+            for (int block = 0; block < blocks; block++) work.Execute(block);
+        else
+            WorkerPool.For(ref work, blocks, threads);
+    }
+
+    // Softmax rows and the sum of their losses (counted rows only) for one block of rows.
+    private struct ForwardWork : IParallelWork
+    {
+        public float* Logits, Probabilities;
+        public int* Targets;
+        public double* Sums;
+        public int N, Vocab, RowsPerBlock;
+        public float LabelSmoothing;
+
+        public readonly void Execute(int block)
+        {
+            int vocab = Vocab, end = Math.Min(N, (block + 1) * RowsPerBlock);
+            double total = 0;
+            for (int i = block * RowsPerBlock; i < end; i++)
+            {
+                ReadOnlySpan<float> row = new(Logits + (nint)i * vocab, vocab);
+                double logSumExp = Softmax.Row(row, new Span<float>(Probabilities + (nint)i * vocab, vocab));
+                int target = Targets[i];
+                if (target < 0) continue;
+                // −log p[j] = logSumExp − logit[j], so nothing here takes the log of a probability that may have underflowed.
+                double nll = logSumExp - row[target];
+                double smooth = LabelSmoothing == 0f ? 0 : logSumExp - (double)TensorPrimitives.Sum(row) / vocab;
+                total += (1.0 - LabelSmoothing) * nll + LabelSmoothing * smooth;
+            }
+            Sums[block] = total;
+        }
     }
 
     /// <summary>
@@ -82,21 +132,45 @@ public static class CrossEntropy
         }
 
         float scale = dLoss / count;
-        float uniform = scale * labelSmoothing / vocab;
-        float onTarget = scale * (1f - labelSmoothing);
-        for (int i = 0; i < n; i++)
+        int rowsPerBlock = RowsPerBlock(n), blocks = (n + rowsPerBlock - 1) / rowsPerBlock;
+        fixed (float* pProbs = probabilities, pD = dLogits)
+        fixed (int* pTargets = targets)
         {
-            int target = targets[i];
-            Span<float> dRow = dLogits.Slice(i * vocab, vocab);
-            if (target < 0)
+            var work = new BackwardWork
             {
-                if (overwriteDLogits) dRow.Clear();
-                continue;
+                Probabilities = pProbs, Targets = pTargets, DLogits = pD, N = n, Vocab = vocab, RowsPerBlock = rowsPerBlock,
+                Scale = scale, Uniform = scale * labelSmoothing / vocab, OnTarget = scale * (1f - labelSmoothing), Overwrite = overwriteDLogits,
+            };
+            Run(ref work, blocks, BackwardCost, n, vocab);
+        }
+    }
+
+    private struct BackwardWork : IParallelWork
+    {
+        public float* Probabilities, DLogits;
+        public int* Targets;
+        public int N, Vocab, RowsPerBlock;
+        public float Scale, Uniform, OnTarget;
+        public bool Overwrite;
+
+        public readonly void Execute(int block)
+        {
+            int vocab = Vocab, end = Math.Min(N, (block + 1) * RowsPerBlock);
+            for (int i = block * RowsPerBlock; i < end; i++)
+            {
+                int target = Targets[i];
+                Span<float> dRow = new(DLogits + (nint)i * vocab, vocab);
+                if (target < 0)
+                {
+                    if (Overwrite) dRow.Clear();
+                    continue;
+                }
+                ReadOnlySpan<float> pRow = new(Probabilities + (nint)i * vocab, vocab);
+                if (Overwrite) TensorPrimitives.Multiply(pRow, Scale, dRow);
+                else TensorPrimitives.MultiplyAdd(pRow, Scale, dRow, dRow);
+                if (Uniform != 0f) TensorPrimitives.Subtract(dRow, Uniform, dRow);
+                dRow[target] -= OnTarget;
             }
-            if (overwriteDLogits) TensorPrimitives.Multiply(probabilities.Slice(i * vocab, vocab), scale, dRow);
-            else TensorPrimitives.MultiplyAdd(probabilities.Slice(i * vocab, vocab), scale, dRow, dRow);
-            if (uniform != 0f) TensorPrimitives.Subtract(dRow, uniform, dRow);
-            dRow[target] -= onTarget;
         }
     }
 

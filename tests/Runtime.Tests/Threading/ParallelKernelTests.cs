@@ -262,6 +262,40 @@ public sealed class ParallelKernelTests
     }
 
     [Theory]
+    [InlineData(1, 7, 0f)]
+    [InlineData(37, 19, 0.1f)]    // blocks of 16 rows, the last partial
+    [InlineData(2100, 5, 0.2f)]   // more rows than 1024 blocks of 16: larger blocks
+    public void Cross_entropy_is_bit_identical_on_any_thread_count(int n, int vocab, float smoothing)
+    {
+        var rng = new Rng(19);
+        float[] logits = TestTensors.Normal(rng, n * vocab, 2f), d0 = TestTensors.Normal(rng, n * vocab);
+        var targets = new int[n];
+        for (int i = 0; i < n; i++) targets[i] = i % 7 == 3 ? -1 : (i * 5) % vocab;
+        foreach (bool overwrite in new[] { false, true })
+        {
+            (float Loss, float[] Probs, float[] D) Run(int threads)
+            {
+                float[] probs = new float[n * vocab], d = (float[])d0.Clone();
+                float loss;
+                using (new ThreadSettings(threads))
+                {
+                    loss = CrossEntropy.Forward(logits, targets, probs, n, vocab, smoothing);
+                    CrossEntropy.Backward(probs, targets, d, n, vocab, smoothing, overwriteDLogits: overwrite);
+                }
+                return (loss, probs, d);
+            }
+            var expected = Run(1);
+            foreach (int threads in ThreadCounts)
+            {
+                var actual = Run(threads);
+                ThreadSettings.AssertBitIdentical(new[] { expected.Loss }, new[] { actual.Loss }, $"overwrite={overwrite} threads={threads} loss");
+                ThreadSettings.AssertBitIdentical(expected.Probs, actual.Probs, $"overwrite={overwrite} threads={threads} probabilities");
+                ThreadSettings.AssertBitIdentical(expected.D, actual.D, $"overwrite={overwrite} threads={threads} dLogits");
+            }
+        }
+    }
+
+    [Theory]
     [InlineData(37)]
     [InlineData(16384)]
     [InlineData(5 * 16384 + 45)]
@@ -318,6 +352,8 @@ public sealed class ParallelKernelTests
         float[] probs = new float[batch * heads * seqLen * seqLen], dQkv = new float[qkv.Length];
         float[] p = TestTensors.Normal(rng, 200_000), g = TestTensors.Normal(rng, p.Length), m = new float[p.Length], v = new float[p.Length];
         float[] hidden = TestTensors.Normal(rng, 40_000), activated = new float[hidden.Length];
+        int[] targets = new int[n];
+        for (int i = 0; i < n; i++) targets[i] = i % 5 == 0 ? -1 : i % inF;
         float[] gamma = TestTensors.Normal(rng, inF), beta = TestTensors.Normal(rng, inF), normed = new float[n * inF], mean = new float[n], rstd = new float[n];
         var coefficients = new AdamWKernel.Coefficients(1f, 0.9f, 0.1f, 0.95f, 0.05f, 1e-6f, 0.3f, 1e-8f);
         void Step()
@@ -333,6 +369,8 @@ public sealed class ParallelKernelTests
             LayerNorm.Backward(normed, x, gamma, mean, rstd, dx, dw.AsSpan(0, inF), db.AsSpan(0, inF), n, inF, overwriteDx: true);
             Residual.Add(hidden, activated, activated);
             Residual.Backward(hidden, activated, p.AsSpan(0, hidden.Length), overwriteDa: true);
+            CrossEntropy.Forward(x, targets, normed, n, inF, 0.1f);
+            CrossEntropy.Backward(normed, targets, dx, n, inF, 0.1f, overwriteDLogits: true);
         }
 
         using (new ThreadSettings(2))
