@@ -6,6 +6,28 @@ namespace TransformerGen.Tests.Kernels;
 
 public class SoftmaxTests
 {
+    [Fact]
+    public void Short_rows_in_one_vector_give_the_general_paths_bits()
+    {
+        var rng = new Rng(21);
+        for (int length = 1; length <= 17; length++)
+            foreach (float scale in new[] { 1f, 0.17677669f })
+            {
+                float[] x = TestTensors.Normal(rng, length, 4f);
+                if (length > 2) x[1] = x[0]; // a tie for the max
+                float[] fast = new float[length], general = new float[length];
+                double fastLse = Softmax.Row(x, fast, scale), generalLse = Softmax.RowOfAnyLength(x, general, scale);
+                Assert.Equal(BitConverter.DoubleToInt64Bits(generalLse), BitConverter.DoubleToInt64Bits(fastLse));
+                for (int i = 0; i < length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(general[i]) == BitConverter.SingleToInt32Bits(fast[i]),
+                        $"length {length}, scale {scale}: y[{i}] = {fast[i]:R}, the general path gives {general[i]:R}");
+                // In place, as attention calls it.
+                float[] inPlace = (float[])x.Clone();
+                Softmax.Row(inPlace, inPlace, scale);
+                Assert.Equal(general, inPlace);
+            }
+    }
+
     // Widths below, at and past one vector, so whole vectors, masked tails and both together are exercised.
     [Theory]
     [InlineData(37)]
