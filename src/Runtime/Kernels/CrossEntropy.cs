@@ -58,21 +58,11 @@ public static unsafe class CrossEntropy
                 Logits = pLogits, Targets = pTargets, Probabilities = pProbs, Sums = sums,
                 N = n, Vocab = vocab, RowsPerBlock = rowsPerBlock, LabelSmoothing = labelSmoothing,
             };
-            Run(ref work, blocks, ForwardCost, n, vocab);
+            WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)ForwardCost * n * vocab, blocks));
         }
         double total = 0;
         for (int block = 0; block < blocks; block++) total += sums[block];
         return count == 0 ? 0f : (float)(total / count);
-    }
-
-    // One block's rows, or all blocks on the calling thread when one thread is worth it.
-    private static void Run<TWork>(ref TWork work, int blocks, int cost, int n, int vocab) where TWork : unmanaged, IParallelWork
-    {
-        int threads = Parallelism.ThreadsFor((long)cost * n * vocab, blocks);
-        if (threads == 1)
-            for (int block = 0; block < blocks; block++) work.Execute(block);
-        else
-            WorkerPool.For(ref work, blocks, threads);
     }
 
     // Softmax rows and the sum of their losses (counted rows only) for one block of rows.
@@ -141,7 +131,7 @@ public static unsafe class CrossEntropy
                 Probabilities = pProbs, Targets = pTargets, DLogits = pD, N = n, Vocab = vocab, RowsPerBlock = rowsPerBlock,
                 Scale = scale, Uniform = scale * labelSmoothing / vocab, OnTarget = scale * (1f - labelSmoothing), Overwrite = overwriteDLogits,
             };
-            Run(ref work, blocks, BackwardCost, n, vocab);
+            WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)BackwardCost * n * vocab, blocks));
         }
     }
 

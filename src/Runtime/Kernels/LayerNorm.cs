@@ -95,12 +95,9 @@ public static unsafe class LayerNorm
                 Dy = pdy, X = px, Gamma = pg, Mean = pm, Rstd = pr, Dx = pdx, Dgamma = pdg, Dbeta = pdb, N = n, C = c,
                 Accumulate = !overwriteDx, RowBlocks = Count(n, RowBlock),
             };
+            // One thread runs the same blocks in order (WorkerPool.For with 1 thread).
             int blocks = work.RowBlocks + Count(c, ColumnBlock);
-            int threads = Parallelism.ThreadsFor((long)BackwardCost * n * c, blocks);
-            if (threads == 1)
-                for (int block = 0; block < blocks; block++) work.Execute(block);
-            else
-                WorkerPool.For(ref work, blocks, threads);
+            WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)BackwardCost * n * c, blocks));
         }
     }
 
