@@ -61,6 +61,34 @@ public class LayerNormTests
         GradientCheck.AssertDoubled("dbeta", dbeta, dbeta2);
     }
 
+    [Theory]
+    [InlineData(5, 64)]
+    [InlineData(40, 200)] // three whole 64-column blocks and a partial one
+    public void Parameter_gradients_add_each_row_in_order_to_the_bit(int n, int c)
+    {
+        // dgamma[j] and dbeta[j] are sums over the rows in row order, whichever block and vector width computes them,
+        // so they equal this scalar loop bit for bit (and do not depend on how the columns are split).
+        var rng = new Rng(31);
+        float[] x = TestTensors.Normal(rng, n * c, 2f), gamma = TestTensors.Normal(rng, c), beta = TestTensors.Normal(rng, c), dy = TestTensors.Normal(rng, n * c);
+        float[] y = new float[n * c], mean = new float[n], rstd = new float[n];
+        LayerNorm.Forward(x, gamma, beta, y, mean, rstd, n, c);
+        float[] dgamma = TestTensors.Normal(rng, c), dbeta = TestTensors.Normal(rng, c);
+        float[] expectedGamma = (float[])dgamma.Clone(), expectedBeta = (float[])dbeta.Clone();
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < c; j++)
+            {
+                float d = dy[i * c + j];
+                expectedGamma[j] += d * ((x[i * c + j] - mean[i]) * rstd[i]);
+                expectedBeta[j] += d;
+            }
+        LayerNorm.Backward(dy, x, gamma, mean, rstd, new float[n * c], dgamma, dbeta, n, c);
+        for (int j = 0; j < c; j++)
+        {
+            Assert.True(BitConverter.SingleToInt32Bits(expectedGamma[j]) == BitConverter.SingleToInt32Bits(dgamma[j]), $"dgamma[{j}] = {dgamma[j]:R}, the row-order sum is {expectedGamma[j]:R}");
+            Assert.True(BitConverter.SingleToInt32Bits(expectedBeta[j]) == BitConverter.SingleToInt32Bits(dbeta[j]), $"dbeta[{j}] = {dbeta[j]:R}, the row-order sum is {expectedBeta[j]:R}");
+        }
+    }
+
     [Fact]
     public void Wrong_lengths_throw()
     {
