@@ -81,4 +81,24 @@ public sealed class ModelLayout
     public int EosToken { get; init; } = -1;
     /// <summary>Where the next-token logits <c>[Vocab]</c> start in the inference workspace.</summary>
     public int InferenceLogitsOffset { get; }
+    /// <summary>
+    /// Whose checkpoint layout the parameter names follow: this project's own (PyTorch <c>nn.Transformer</c> names), or a
+    /// Hugging Face family's, whose files may carry a name prefix, legacy names and buffers that are not parameters.
+    /// </summary>
+    public CheckpointFamily Family { get; init; } = CheckpointFamily.Native;
+}
+
+/// <summary>The checkpoint layouts a model's parameter names can follow (see <see cref="ModelLayout.Family"/>).</summary>
+public enum CheckpointFamily
+{
+    /// <summary>This project's own names (PyTorch's <c>nn.Transformer</c> family); files must match exactly.</summary>
+    Native,
+    /// <summary>Hugging Face GPT-2 (<c>GPT2LMHeadModel</c>): optional <c>transformer.</c> prefix, Conv1D weights stored [in, out].</summary>
+    Gpt2,
+    /// <summary>Hugging Face BERT (<c>BertModel</c>, sentence-transformers): optional <c>bert.</c> prefix, legacy <c>gamma</c>/<c>beta</c>.</summary>
+    Bert,
+    /// <summary>Hugging Face Llama (<c>LlamaForCausalLM</c>, also Mistral-shaped and SmolLM files): optional <c>model.</c> prefix.</summary>
+    Llama,
+    /// <summary>Hugging Face Qwen2 (<c>Qwen2ForCausalLM</c>): Llama's layout with Q, K and V biases.</summary>
+    Qwen2,
 }

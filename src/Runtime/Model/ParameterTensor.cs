@@ -50,6 +50,12 @@ public sealed class ParameterTensor
     /// <summary>The standard deviation for <see cref="WeightInit.Normal"/>; unused otherwise.</summary>
     public float InitScale { get; }
 
+    /// <summary>
+    /// True when checkpoint files hold this 2-D tensor transposed, <c>[in, out]</c>, while the model computes with
+    /// <see cref="Shape"/> = <c>[out, in]</c>: GPT-2's <c>Conv1D</c> weights. Loading transposes, saving transposes back.
+    /// </summary>
+    public bool StoredTransposed { get; init; }
+
     /// <summary>The shape written as PyTorch prints it, e.g. <c>[384, 128]</c>.</summary>
     public string ShapeText => "[" + string.Join(", ", _shape) + "]";
 
