@@ -1,0 +1,103 @@
+using System;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace TransformerGen.Reference.Tests.HuggingFace;
+
+/// <summary>
+/// <c>BertModel</c> (MODEL_FAMILIES.md §2, <c>modeling_bert.py</c>, eager attention) and the sentence-transformers
+/// pipeline on top of it: (word + token type 0) + position, embedding LayerNorm, post-LN layers with separate
+/// query/key/value Linear layers and erf GELU, mean pooling over the attention mask, L2 normalisation.
+/// </summary>
+internal sealed class HfBert : HfTorchModel
+{
+    public HfBert(HfConfig config, long seed, ScalarType dtype) : base(config, seed, dtype)
+    {
+        long hidden = config.HiddenSize, inner = config.IntermediateSize, positions = config.MaxPositions;
+        // BertEmbeddings' own buffer comes before its child modules in state_dict().
+        Buffer("embeddings.position_ids", () => arange(positions, ScalarType.Int64).view(1, positions));
+        Parameter("embeddings.word_embeddings.weight", HfInit.Embedding, config.VocabSize, hidden);
+        Parameter("embeddings.position_embeddings.weight", HfInit.Embedding, positions, hidden);
+        Parameter("embeddings.token_type_embeddings.weight", HfInit.Embedding, config.TypeVocabSize, hidden);
+        LayerNormParameters("embeddings.LayerNorm", hidden);
+        for (int i = 0; i < config.Layers; i++)
+        {
+            string l = $"encoder.layer.{i}.";
+            Linear(l + "attention.self.query", hidden, hidden);
+            Linear(l + "attention.self.key", hidden, hidden);
+            Linear(l + "attention.self.value", hidden, hidden);
+            Linear(l + "attention.output.dense", hidden, hidden);
+            LayerNormParameters(l + "attention.output.LayerNorm", hidden);
+            Linear(l + "intermediate.dense", hidden, inner);
+            Linear(l + "output.dense", inner, hidden);
+            LayerNormParameters(l + "output.LayerNorm", hidden);
+        }
+        // BertPooler (tanh on token 0) is in every BertModel file but mean pooling never reads it.
+        Parameter("pooler.dense.weight", HfInit.Matrix, used: false, hidden, hidden);
+        Parameter("pooler.dense.bias", HfInit.Bias, used: false, hidden);
+    }
+
+    public override string TokenEmbeddingName => "embeddings.word_embeddings.weight";
+
+    private void Linear(string prefix, long inputs, long outputs)
+    {
+        Parameter(prefix + ".weight", HfInit.Matrix, outputs, inputs);
+        Parameter(prefix + ".bias", HfInit.Bias, outputs);
+    }
+
+    public override Tensor LastHiddenState(Tensor ids, Tensor? attentionMask)
+    {
+        long batch = ids.shape[0], length = ids.shape[1], hidden = Config.HiddenSize;
+        // BertEmbeddings: token_type_ids default to zeros, position ids to arange (padding does not move them).
+        Tensor typeIds = zeros(batch * length, ScalarType.Int64);
+        Tensor positions = arange(length, ScalarType.Int64);
+        Tensor embeddings = this["embeddings.word_embeddings.weight"].index_select(0, ids.flatten()).view(batch, length, hidden)
+                          + this["embeddings.token_type_embeddings.weight"].index_select(0, typeIds).view(batch, length, hidden);
+        embeddings = embeddings + this["embeddings.position_embeddings.weight"].index_select(0, positions);
+        Tensor h = LayerNorm(embeddings, "embeddings.LayerNorm");
+
+        // get_extended_attention_mask: (1 − mask)[:, None, None, :]·finfo.min. Without a mask transformers uses ones,
+        // which adds −0 to every score: nothing.
+        Tensor? extended = attentionMask is null ? null : (1.0 - attentionMask.to(Dtype).view(batch, 1, 1, length)) * MinValue;
+        for (int i = 0; i < Config.Layers; i++)
+        {
+            string l = $"encoder.layer.{i}.";
+            Tensor attention = LayerNorm(Linear(SelfAttention(h, extended, l), l + "attention.output.dense") + h, l + "attention.output.LayerNorm");
+            Tensor intermediate = HfActivations.Apply(Config.Activation, Linear(attention, l + "intermediate.dense"));
+            h = LayerNorm(Linear(intermediate, l + "output.dense") + attention, l + "output.LayerNorm");
+        }
+        return h;
+    }
+
+    /// <summary>
+    /// sentence-transformers <c>Pooling(mean)</c> then <c>Normalize()</c>: Σ_t h[t]·m[t] / clamp(Σ_t m[t], 1e-9), then
+    /// <c>F.normalize(p=2, dim=1)</c> (ε = 1e-12): <c>[B, E]</c>.
+    /// </summary>
+    public Tensor SentenceEmbeddings(Tensor ids, Tensor attentionMask)
+    {
+        Tensor tokens = LastHiddenState(ids, attentionMask);                                    // [B, T, E]
+        Tensor mask = attentionMask.to(Dtype).unsqueeze(-1).expand(tokens.shape);
+        Tensor sum = (tokens * mask).sum(1);
+        Tensor count = clamp(mask.sum(1), min: 1e-9);
+        return F.normalize(sum / count, p: 2, dim: 1);
+    }
+
+    private Tensor SelfAttention(Tensor h, Tensor? extendedMask, string l)
+    {
+        long batch = h.shape[0], length = h.shape[1], heads = Config.Heads, headDim = Config.HeadDim;
+        Tensor q = Heads(Linear(h, l + "attention.self.query"));
+        Tensor k = Heads(Linear(h, l + "attention.self.key"));
+        Tensor v = Heads(Linear(h, l + "attention.self.value"));                                 // [B, H, T, D]
+        Tensor scores = q.matmul(k.transpose(-1, -2)) / Math.Sqrt(headDim);                      // v4.9: / math.sqrt(D)
+        if (extendedMask is not null) scores = scores + extendedMask;
+        Tensor probabilities = F.softmax(scores, -1);
+        return probabilities.matmul(v).permute(0, 2, 1, 3).contiguous().view(batch, length, Config.HiddenSize);
+
+        Tensor Heads(Tensor t) => t.view(batch, length, heads, headDim).permute(0, 2, 1, 3);
+    }
+
+    private Tensor Linear(Tensor x, string prefix) => F.linear(x, this[prefix + ".weight"], this[prefix + ".bias"]);
+
+    private Tensor LayerNorm(Tensor x, string prefix) =>
+        F.layer_norm(x, new[] { (long)Config.HiddenSize }, this[prefix + ".weight"], this[prefix + ".bias"], Config.NormEps);
+}

@@ -1,0 +1,166 @@
+using System;
+using System.IO;
+using System.Text.Json.Nodes;
+
+namespace TransformerGen.Reference.Tests.HuggingFace;
+
+/// <summary>The three forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3); Qwen2 runs as Llama.</summary>
+internal enum HfFamily { Gpt2, Bert, Llama }
+
+/// <summary>
+/// What a Hugging Face <c>config.json</c> says about the architecture, read as <c>transformers</c> reads it: each
+/// family's defaults apply where a key is absent or null, and any key that would change the computation in a way these
+/// references do not implement is refused rather than ignored.
+/// </summary>
+internal sealed record HfConfig
+{
+    public required string ModelType { get; init; }
+    public required HfFamily Family { get; init; }
+    public required int VocabSize { get; init; }
+    public required int HiddenSize { get; init; }
+    public required int Layers { get; init; }
+    public required int Heads { get; init; }
+    /// <summary>Key/value heads (Llama/Qwen2 <c>num_key_value_heads</c>, default = heads); the heads elsewhere.</summary>
+    public required int KeyValueHeads { get; init; }
+    /// <summary>Llama/Qwen2 <c>head_dim</c>, default hidden/heads; hidden/heads elsewhere.</summary>
+    public required int HeadDim { get; init; }
+    public required int IntermediateSize { get; init; }
+    public required int MaxPositions { get; init; }
+    /// <summary>The <c>transformers</c> activation name (<c>activation_function</c> or <c>hidden_act</c>).</summary>
+    public required string Activation { get; init; }
+    /// <summary>LayerNorm or RMSNorm ε.</summary>
+    public required double NormEps { get; init; }
+    public required bool TieWordEmbeddings { get; init; }
+
+    // GPT-2
+    public bool ScaleAttnWeights { get; init; } = true;
+    public bool ScaleAttnByInverseLayerIdx { get; init; }
+
+    // BERT
+    public int TypeVocabSize { get; init; }
+
+    // Llama / Qwen2
+    public double RopeTheta { get; init; } = 10000.0;
+    public bool QkvBias { get; init; }
+    public bool OutputBias { get; init; }
+    public bool MlpBias { get; init; }
+
+    public bool IsDecoder => Family != HfFamily.Bert;
+
+    public static HfConfig Read(string path)
+    {
+        JsonObject json = JsonNode.Parse(File.ReadAllText(path))?.AsObject()
+            ?? throw new InvalidDataException($"{path} is not a JSON object");
+        string modelType = String(json, "model_type") ?? throw new InvalidDataException($"{path} has no model_type");
+        return modelType switch
+        {
+            "gpt2" => Gpt2(json),
+            "bert" => Bert(json),
+            "llama" => Llama(json, qwen2: false),
+            "qwen2" => Llama(json, qwen2: true),
+            _ => throw new NotSupportedException($"model_type '{modelType}' has no reference here"),
+        };
+    }
+
+    // configuration_gpt2.py: attribute_map maps hidden_size→n_embd etc.; n_inner null → 4·n_embd; tie_word_embeddings
+    // is PretrainedConfig's default (true).
+    private static HfConfig Gpt2(JsonObject json)
+    {
+        if (Bool(json, "reorder_and_upcast_attn") == true)
+            throw new NotSupportedException("reorder_and_upcast_attn scales before the product (baddbmm alpha): not implemented");
+        if (Bool(json, "add_cross_attention") == true) throw new NotSupportedException("GPT-2 cross-attention is not implemented");
+        int embd = Int(json, "n_embd") ?? 768, heads = Int(json, "n_head") ?? 12;
+        return new HfConfig
+        {
+            ModelType = "gpt2",
+            Family = HfFamily.Gpt2,
+            VocabSize = Int(json, "vocab_size") ?? 50257,
+            HiddenSize = embd,
+            Layers = Int(json, "n_layer") ?? 12,
+            Heads = heads,
+            KeyValueHeads = heads,
+            HeadDim = Divide(embd, heads),
+            IntermediateSize = Int(json, "n_inner") ?? 4 * embd,
+            MaxPositions = Int(json, "n_positions") ?? 1024,
+            Activation = String(json, "activation_function") ?? "gelu_new",
+            NormEps = Double(json, "layer_norm_epsilon") ?? 1e-5,
+            TieWordEmbeddings = Bool(json, "tie_word_embeddings") ?? true,
+            ScaleAttnWeights = Bool(json, "scale_attn_weights") ?? true,
+            ScaleAttnByInverseLayerIdx = Bool(json, "scale_attn_by_inverse_layer_idx") ?? false,
+        };
+    }
+
+    // configuration_bert.py defaults (bert-base-uncased).
+    private static HfConfig Bert(JsonObject json)
+    {
+        string positions = String(json, "position_embedding_type") ?? "absolute";
+        if (positions != "absolute") throw new NotSupportedException($"position_embedding_type '{positions}' is not implemented");
+        int hidden = Int(json, "hidden_size") ?? 768, heads = Int(json, "num_attention_heads") ?? 12;
+        return new HfConfig
+        {
+            ModelType = "bert",
+            Family = HfFamily.Bert,
+            VocabSize = Int(json, "vocab_size") ?? 30522,
+            HiddenSize = hidden,
+            Layers = Int(json, "num_hidden_layers") ?? 12,
+            Heads = heads,
+            KeyValueHeads = heads,
+            HeadDim = Divide(hidden, heads),
+            IntermediateSize = Int(json, "intermediate_size") ?? 3072,
+            MaxPositions = Int(json, "max_position_embeddings") ?? 512,
+            Activation = String(json, "hidden_act") ?? "gelu",
+            NormEps = Double(json, "layer_norm_eps") ?? 1e-12,
+            TieWordEmbeddings = Bool(json, "tie_word_embeddings") ?? true,
+            TypeVocabSize = Int(json, "type_vocab_size") ?? 2,
+        };
+    }
+
+    // configuration_llama.py / configuration_qwen2.py: both default tie_word_embeddings to false and rms_norm_eps to
+    // 1e-6. Qwen2 hard-codes q/k/v biases and no o_proj or MLP bias; Llama reads attention_bias and mlp_bias. Newer
+    // configs may put rope_theta under rope_parameters.
+    private static HfConfig Llama(JsonObject json, bool qwen2)
+    {
+        if (json["rope_scaling"] is JsonObject) throw new NotSupportedException("rope_scaling is not implemented (only the default rope)");
+        double theta = Double(json, "rope_theta") ?? 10000.0;
+        if (json["rope_parameters"] is JsonObject rope)
+        {
+            string type = String(rope, "rope_type") ?? String(rope, "type") ?? "default";
+            if (type != "default") throw new NotSupportedException($"rope_type '{type}' is not implemented");
+            theta = Double(rope, "rope_theta") ?? theta;
+        }
+        if (Double(json, "partial_rotary_factor") is double factor && factor != 1.0)
+            throw new NotSupportedException("partial_rotary_factor is not implemented");
+        if (qwen2 && Bool(json, "use_sliding_window") == true) throw new NotSupportedException("Qwen2 sliding-window attention is not implemented");
+        int hidden = Int(json, "hidden_size") ?? 4096, heads = Int(json, "num_attention_heads") ?? 32;
+        bool attentionBias = Bool(json, "attention_bias") ?? false;
+        return new HfConfig
+        {
+            ModelType = qwen2 ? "qwen2" : "llama",
+            Family = HfFamily.Llama,
+            VocabSize = Int(json, "vocab_size") ?? 32000,
+            HiddenSize = hidden,
+            Layers = Int(json, "num_hidden_layers") ?? 32,
+            Heads = heads,
+            KeyValueHeads = Int(json, "num_key_value_heads") ?? heads,
+            HeadDim = Int(json, "head_dim") ?? Divide(hidden, heads),
+            IntermediateSize = Int(json, "intermediate_size") ?? 11008,
+            MaxPositions = Int(json, "max_position_embeddings") ?? 2048,
+            Activation = String(json, "hidden_act") ?? "silu",
+            NormEps = Double(json, "rms_norm_eps") ?? 1e-6,
+            TieWordEmbeddings = Bool(json, "tie_word_embeddings") ?? false,
+            RopeTheta = theta,
+            QkvBias = qwen2 || attentionBias,
+            OutputBias = !qwen2 && attentionBias,
+            MlpBias = !qwen2 && (Bool(json, "mlp_bias") ?? false),
+        };
+    }
+
+    private static int Divide(int size, int heads) =>
+        size % heads == 0 ? size / heads : throw new InvalidDataException($"hidden size {size} is not a multiple of {heads} heads");
+
+    // A key that is absent or null takes the default, as in transformers.
+    private static int? Int(JsonObject json, string key) => json[key] is JsonNode n ? n.GetValue<int>() : null;
+    private static double? Double(JsonObject json, string key) => json[key] is JsonNode n ? n.GetValue<double>() : null;
+    private static bool? Bool(JsonObject json, string key) => json[key] is JsonNode n ? n.GetValue<bool>() : null;
+    private static string? String(JsonObject json, string key) => json[key] is JsonNode n ? n.GetValue<string>() : null;
+}

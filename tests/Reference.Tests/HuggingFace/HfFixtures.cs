@@ -1,0 +1,18 @@
+using System.IO;
+using System.Runtime.CompilerServices;
+
+namespace TransformerGen.Reference.Tests.HuggingFace;
+
+/// <summary>Where the checked-in fixture configs are (<c>HuggingFace/Configs/&lt;name&gt;/config.json</c> in the source tree).</summary>
+public static class HfFixtures
+{
+    /// <summary>The fixture names: one folder each under <c>Configs/</c>.</summary>
+    public static readonly string[] Names = { "gpt2", "bert", "llama-gqa", "llama-mqa", "qwen2" };
+
+    /// <summary>The full path of <c>Configs/<paramref name="name"/>/config.json</c>.</summary>
+    public static string ConfigPath(string name) => Path.Combine(ConfigsFolder(), name, "config.json");
+
+    // The compiler records this file's own path: the configs are read from the source tree, not copied to the output.
+    private static string ConfigsFolder([CallerFilePath] string thisFile = "") =>
+        Path.Combine(Path.GetDirectoryName(thisFile)!, "Configs");
+}

@@ -1,0 +1,154 @@
+using System;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace TransformerGen.Reference.Tests.HuggingFace;
+
+/// <summary>
+/// <c>LlamaForCausalLM</c> and <c>Qwen2ForCausalLM</c> (MODEL_FAMILIES.md §3, <c>modeling_llama.py</c> /
+/// <c>modeling_qwen2.py</c>, eager attention): pre-norm RMSNorm blocks, grouped-query attention with half-split
+/// (<c>rotate_half</c>) rotary positions, a SwiGLU MLP, <c>model.norm</c>, and <c>lm_head</c> or the tied embedding.
+/// </summary>
+/// <remarks>
+/// transformers upcasts RMSNorm statistics and the attention softmax to float32; in the float64 model of the gradient
+/// checks both stay in float64 (an upcast that would be a downcast there). cos/sin are float32, as in transformers.
+/// </remarks>
+internal sealed class HfLlama : HfTorchModel
+{
+    public HfLlama(HfConfig config, long seed, ScalarType dtype) : base(config, seed, dtype)
+    {
+        if (config.Heads % config.KeyValueHeads != 0)
+            throw new ArgumentException($"{config.Heads} heads are not a multiple of {config.KeyValueHeads} key/value heads");
+        if (config.HeadDim % 2 != 0) throw new ArgumentException("rotary positions need an even head_dim");
+        long hidden = config.HiddenSize, inner = config.IntermediateSize, headDim = config.HeadDim;
+        long queryWidth = config.Heads * headDim, keyValueWidth = config.KeyValueHeads * headDim;
+        Parameter("model.embed_tokens.weight", HfInit.Embedding, config.VocabSize, hidden);
+        for (int i = 0; i < config.Layers; i++)
+        {
+            string l = $"model.layers.{i}.";
+            Linear(l + "self_attn.q_proj", hidden, queryWidth, config.QkvBias);
+            Linear(l + "self_attn.k_proj", hidden, keyValueWidth, config.QkvBias);
+            Linear(l + "self_attn.v_proj", hidden, keyValueWidth, config.QkvBias);
+            Linear(l + "self_attn.o_proj", queryWidth, hidden, config.OutputBias);
+            // Llama-2-era LlamaAttention had a LlamaRotaryEmbedding child after o_proj, with a persistent inv_freq.
+            Buffer(l + "self_attn.rotary_emb.inv_freq", InverseFrequencies);
+            Linear(l + "mlp.gate_proj", hidden, inner, config.MlpBias);
+            Linear(l + "mlp.up_proj", hidden, inner, config.MlpBias);
+            Linear(l + "mlp.down_proj", inner, hidden, config.MlpBias);
+            Parameter(l + "input_layernorm.weight", HfInit.NormWeight, hidden);
+            Parameter(l + "post_attention_layernorm.weight", HfInit.NormWeight, hidden);
+        }
+        Parameter("model.norm.weight", HfInit.NormWeight, hidden);
+        if (!config.TieWordEmbeddings) Parameter("lm_head.weight", HfInit.Matrix, config.VocabSize, hidden);
+    }
+
+    public override string TokenEmbeddingName => "model.embed_tokens.weight";
+
+    private void Linear(string prefix, long inputs, long outputs, bool bias)
+    {
+        Parameter(prefix + ".weight", HfInit.Matrix, outputs, inputs);
+        if (bias) Parameter(prefix + ".bias", HfInit.Bias, outputs);
+    }
+
+    /// <summary>
+    /// Default rope <c>inv_freq = 1 / θ^(arange(0, D, 2).float() / D)</c> in float32, the power taken with the base as
+    /// a float32 tensor as for <c>base ** tensor</c>: <c>[D/2]</c>.
+    /// </summary>
+    public Tensor InverseFrequencies()
+    {
+        long headDim = Config.HeadDim;
+        Tensor exponents = arange(0, headDim, 2, ScalarType.Int64).to(ScalarType.Float32) / headDim;
+        return 1.0 / full_like(exponents, Config.RopeTheta).pow(exponents);
+    }
+
+    /// <summary>
+    /// LlamaRotaryEmbedding.forward for positions 0 … T − 1: freqs = position·inv_freq (float32), emb = cat(freqs,
+    /// freqs), then cos and sin cast to the model's dtype: each <c>[T, D]</c>.
+    /// </summary>
+    public (Tensor Cos, Tensor Sin) RotaryTables(long length)
+    {
+        Tensor positions = arange(length, ScalarType.Int64).to(ScalarType.Float32);
+        Tensor freqs = positions.unsqueeze(1) * InverseFrequencies().unsqueeze(0);             // K = 1 product: exact as the matmul
+        Tensor emb = cat(new[] { freqs, freqs }, -1);
+        return (emb.cos().to(Dtype), emb.sin().to(Dtype));
+    }
+
+    /// <summary><c>x·cos + rotate_half(x)·sin</c> for x <c>[B, heads, T, D]</c> and tables <c>[T, D]</c>.</summary>
+    public static Tensor ApplyRotary(Tensor x, Tensor cos, Tensor sin) => x * cos + RotateHalf(x) * sin;
+
+    /// <summary><c>rotate_half(x) = cat(−x[D/2:], x[:D/2])</c>: pairs are (j, j + D/2), not (2j, 2j + 1).</summary>
+    public static Tensor RotateHalf(Tensor x)
+    {
+        long half = x.shape[^1] / 2;
+        return cat(new[] { -x.narrow(-1, half, half), x.narrow(-1, 0, half) }, -1);
+    }
+
+    public override Tensor LastHiddenState(Tensor ids, Tensor? attentionMask)
+    {
+        long batch = ids.shape[0], length = ids.shape[1], hidden = Config.HiddenSize;
+        Tensor x = this["model.embed_tokens.weight"].index_select(0, ids.flatten()).view(batch, length, hidden); // no √E scaling
+        (Tensor cos, Tensor sin) = RotaryTables(length);
+
+        // Additive mask [B or 1, 1, T, T]: 0 where the key is visible (causal and, with a mask, not padding), else finfo.min.
+        Tensor visible = ones(length, length, ScalarType.Bool).tril().view(1, 1, length, length);
+        if (attentionMask is not null) visible = visible.logical_and(attentionMask.to(ScalarType.Bool).view(batch, 1, 1, length));
+        Tensor mask = where(visible, Scalar(0.0), Scalar(MinValue));
+
+        for (int i = 0; i < Config.Layers; i++)
+        {
+            string l = $"model.layers.{i}.";
+            x = x + Attention(RmsNorm(x, l + "input_layernorm.weight"), cos, sin, mask, l);
+            Tensor b = RmsNorm(x, l + "post_attention_layernorm.weight");
+            x = x + Linear(F.silu(Linear(b, l + "mlp.gate_proj")) * Linear(b, l + "mlp.up_proj"), l + "mlp.down_proj");
+        }
+        return RmsNorm(x, "model.norm.weight");
+    }
+
+    private Tensor Attention(Tensor x, Tensor cos, Tensor sin, Tensor mask, string l)
+    {
+        long batch = x.shape[0], length = x.shape[1], headDim = Config.HeadDim;
+        long heads = Config.Heads, keyValueHeads = Config.KeyValueHeads, groups = heads / keyValueHeads;
+        Tensor q = Linear(x, l + "self_attn.q_proj").view(batch, length, heads, headDim).transpose(1, 2);            // [B, H, T, D]
+        Tensor k = Linear(x, l + "self_attn.k_proj").view(batch, length, keyValueHeads, headDim).transpose(1, 2);    // [B, KV, T, D]
+        Tensor v = Linear(x, l + "self_attn.v_proj").view(batch, length, keyValueHeads, headDim).transpose(1, 2);
+        q = ApplyRotary(q, cos, sin);
+        k = ApplyRotary(k, cos, sin);
+        k = RepeatKeyValue(k, groups);
+        v = RepeatKeyValue(v, groups);
+
+        Tensor scores = q.matmul(k.transpose(2, 3)) * Math.Pow(headDim, -0.5) + mask;            // scaling = D ** -0.5
+        Tensor probabilities = F.softmax(scores, -1, SoftmaxType).to(q.dtype);
+        Tensor merged = probabilities.matmul(v).transpose(1, 2).reshape(batch, length, heads * headDim);
+        return Linear(merged, l + "self_attn.o_proj");
+    }
+
+    /// <summary>repeat_kv: <c>[B, KV, T, D]</c> → <c>[B, KV·n, T, D]</c>; query head h reads key/value head ⌊h / n⌋.</summary>
+    public static Tensor RepeatKeyValue(Tensor x, long groups)
+    {
+        if (groups == 1) return x;
+        long batch = x.shape[0], keyValueHeads = x.shape[1], length = x.shape[2], headDim = x.shape[3];
+        return x.unsqueeze(2).expand(batch, keyValueHeads, groups, length, headDim).reshape(batch, keyValueHeads * groups, length, headDim);
+    }
+
+    /// <summary>
+    /// LlamaRMSNorm: h = x in float32; h·rsqrt(mean(h²) + ε); cast back to the input dtype, then <c>weight *</c>
+    /// (no mean, no bias, no 1 + weight).
+    /// </summary>
+    private Tensor RmsNorm(Tensor x, string weight)
+    {
+        Tensor h = x.to(StatisticsType);
+        Tensor variance = h.pow(2).mean(new long[] { -1 }, keepdim: true);
+        h = h * rsqrt(variance + Config.NormEps);
+        return this[weight] * h.to(x.dtype);
+    }
+
+    private ScalarType StatisticsType => Dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+
+    private ScalarType SoftmaxType => StatisticsType;
+
+    private Tensor Linear(Tensor x, string prefix)
+    {
+        string bias = prefix + ".bias";
+        return F.linear(x, this[prefix + ".weight"], Contains(bias) ? this[bias] : null);
+    }
+}

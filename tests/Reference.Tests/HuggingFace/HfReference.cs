@@ -1,0 +1,353 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text.Json;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace TransformerGen.Reference.Tests.HuggingFace;
+
+/// <summary>The dtype a fixture's floating-point weights are written in.</summary>
+public enum HfDtype { F32, F16, BF16 }
+
+/// <summary>How <see cref="HfReference.Save"/> lays out a fixture, covering the variants found on the Hub.</summary>
+/// <param name="Dtype">
+/// The weights' dtype. For F16/BF16 the reference's own weights are first rounded to it (and kept so), so the reference
+/// computes with exactly what the file holds. Buffers stay F32/I64.
+/// </param>
+/// <param name="Prefix">
+/// The non-canonical naming: GPT-2 <c>transformer.</c> and BERT <c>bert.</c> added to every name (not to
+/// <c>lm_head.weight</c>); for Llama/Qwen2 <c>model.</c> removed.
+/// </param>
+/// <param name="LegacyGammaBeta">BERT only: LayerNorm <c>.gamma</c>/<c>.beta</c> for <c>.weight</c>/<c>.bias</c> (TF-converted files).</param>
+/// <param name="IncludeBuffers">
+/// The non-parameter buffers: GPT-2 <c>h.{i}.attn.bias</c> F32 [1,1,P,P] (tril) and <c>h.{i}.attn.masked_bias</c> F32 []
+/// (−1e4); BERT <c>embeddings.position_ids</c> I64 [1,P]; Llama/Qwen2 <c>model.layers.{i}.self_attn.rotary_emb.inv_freq</c> F32 [D/2].
+/// </param>
+/// <param name="IncludeUnusedHeads">BERT only: <c>pooler.dense.weight</c>/<c>.bias</c>, which mean pooling never reads.</param>
+/// <param name="Shards">
+/// More than 1: the tensors in <c>state_dict()</c> order split into that many contiguous groups of about equal bytes,
+/// <c>model-0000k-of-0000n.safetensors</c>, plus <c>model.safetensors.index.json</c>.
+/// </param>
+/// <param name="KeepTiedCopy">Tied models only: also write <c>lm_head.weight</c>, a copy of the token embedding.</param>
+public sealed record HfWriteOptions(HfDtype Dtype = HfDtype.F32, bool Prefix = false, bool LegacyGammaBeta = false,
+    bool IncludeBuffers = true, bool IncludeUnusedHeads = false, int Shards = 1, bool KeepTiedCopy = false);
+
+/// <summary>
+/// A Hugging Face model rebuilt in libtorch (TorchSharp, float32, eager attention, one thread) from its
+/// <c>config.json</c>, with random weights drawn from a seed: its outputs and gradients as <c>transformers</c> computes
+/// them, and its weights written as a Hugging Face folder.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Families: <c>gpt2</c> (GPT2LMHeadModel), <c>bert</c> (BertModel + sentence-transformers mean pooling and Normalize),
+/// <c>llama</c> and <c>qwen2</c> (…ForCausalLM). The formulas are MODEL_FAMILIES.md's, written out independently of the
+/// generated models' kernels.
+/// </para>
+/// <para>
+/// Names are canonical (no prefix): GPT-2 <c>wte.weight</c>, <c>h.{i}.attn.c_attn.weight</c>, …, <c>ln_f.*</c>; BERT
+/// <c>embeddings.*</c>, <c>encoder.layer.{i}.*</c>; Llama/Qwen2 <c>model.embed_tokens.weight</c>, <c>model.layers.{i}.*</c>,
+/// <c>model.norm.weight</c>, <c>lm_head.weight</c> (untied only). Shapes are the file's (GPT-2 Conv1D <c>[in, out]</c>).
+/// </para>
+/// <para>
+/// Arrays are row-major; tokens and masks are <c>[batch·seqLen]</c>. Positions are 0 … seqLen − 1 whatever the padding
+/// (transformers' default position ids).
+/// </para>
+/// </remarks>
+public sealed class HfReference : IDisposable
+{
+    private readonly HfTorchModel _model;
+    private readonly string _configPath;
+
+    private HfReference(HfTorchModel model, string configPath)
+    {
+        _model = model;
+        _configPath = configPath;
+    }
+
+    /// <summary>Builds the model <paramref name="configPath"/> describes, its weights drawn from <paramref name="seed"/>.</summary>
+    public static HfReference Create(string configPath, long seed) => Create(configPath, seed, ScalarType.Float32);
+
+    /// <summary>As <see cref="Create(string, long)"/>, computing in <paramref name="dtype"/> (float64 for gradient checks; same weights).</summary>
+    internal static HfReference Create(string configPath, long seed, ScalarType dtype)
+    {
+        HfConfig config = HfConfig.Read(configPath);
+        HfTorchModel model = config.Family switch
+        {
+            HfFamily.Gpt2 => new HfGpt2(config, seed, dtype),
+            HfFamily.Bert => new HfBert(config, seed, dtype),
+            HfFamily.Llama => new HfLlama(config, seed, dtype),
+            _ => throw new NotSupportedException(config.ModelType),
+        };
+        return new HfReference(model, Path.GetFullPath(configPath));
+    }
+
+    /// <summary><c>model_type</c> of the config.</summary>
+    public string ModelType => _model.Config.ModelType;
+
+    /// <summary>The parameters, canonical names in <c>state_dict()</c> order (BERT's pooler included; no buffers).</summary>
+    public IReadOnlyList<string> ParameterNames => _model.State.Where(e => !e.IsBuffer).Select(e => e.Name).ToArray();
+
+    /// <summary>A parameter's current values in the file layout (after any rounding by <see cref="Save"/>).</summary>
+    public float[] ParameterValues(string name)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        return Values(_model[name]);
+    }
+
+    internal HfTorchModel Model => _model;
+
+    /// <summary>
+    /// Copies <c>config.json</c> into <paramref name="folder"/> (created if needed) and writes the weights as
+    /// <c>model.safetensors</c>, or as shards and <c>model.safetensors.index.json</c>. With F16/BF16 the reference's
+    /// weights are rounded to that dtype first, for good.
+    /// </summary>
+    public void Save(string folder, HfWriteOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (_model.Dtype != ScalarType.Float32) throw new InvalidOperationException("only the float32 reference writes fixtures");
+        HfFamily family = _model.Config.Family;
+        if (options.LegacyGammaBeta && family != HfFamily.Bert) throw new ArgumentException("LegacyGammaBeta is a BERT naming", nameof(options));
+        if (options.IncludeUnusedHeads && family != HfFamily.Bert) throw new ArgumentException("only BERT has an unused head (the pooler)", nameof(options));
+        if (options.KeepTiedCopy && !_model.Config.TieWordEmbeddings) throw new ArgumentException("KeepTiedCopy needs a tied model", nameof(options));
+
+        if (options.Dtype != HfDtype.F32)
+        {
+            ScalarType rounded = options.Dtype == HfDtype.BF16 ? ScalarType.BFloat16 : ScalarType.Float16;
+            using DisposeScope scope = NewDisposeScope();
+            using IDisposable noGrad = no_grad();
+            foreach (HfStateEntry e in _model.State.Where(e => !e.IsBuffer)) e.Value.copy_(e.Value.to(rounded).to(ScalarType.Float32));
+        }
+
+        using DisposeScope tensorScope = NewDisposeScope();
+        var tensors = new List<SafeTensor>();
+        foreach (HfStateEntry e in _model.State)
+        {
+            if (e.IsBuffer ? !options.IncludeBuffers : !e.Used && !options.IncludeUnusedHeads) continue;
+            tensors.Add(ToSafeTensor(FileName(e.Name, options), e.Value, e.IsBuffer ? HfDtype.F32 : options.Dtype));
+        }
+        if (options.KeepTiedCopy) tensors.Add(ToSafeTensor("lm_head.weight", _model[_model.TokenEmbeddingName], options.Dtype));
+
+        Directory.CreateDirectory(folder);
+        string config = Path.GetFullPath(Path.Combine(folder, "config.json"));
+        if (config != _configPath) File.Copy(_configPath, config, overwrite: true);
+        WriteShards(folder, tensors, options.Shards);
+    }
+
+    private string FileName(string canonical, HfWriteOptions options)
+    {
+        string name = canonical;
+        if (options.LegacyGammaBeta)
+        {
+            if (name.EndsWith(".LayerNorm.weight", StringComparison.Ordinal)) name = name[..^"weight".Length] + "gamma";
+            else if (name.EndsWith(".LayerNorm.bias", StringComparison.Ordinal)) name = name[..^"bias".Length] + "beta";
+        }
+        if (!options.Prefix || name.StartsWith("lm_head.", StringComparison.Ordinal)) return name;
+        return _model.Config.Family switch
+        {
+            HfFamily.Gpt2 => "transformer." + name,
+            HfFamily.Bert => "bert." + name,
+            _ => name.StartsWith("model.", StringComparison.Ordinal) ? name["model.".Length..] : throw new InvalidOperationException(name),
+        };
+    }
+
+    private static SafeTensor ToSafeTensor(string name, Tensor value, HfDtype dtype)
+    {
+        long[] shape = value.shape;
+        if (value.dtype == ScalarType.Int64)
+        {
+            long[] ints = value.contiguous().data<long>().ToArray();
+            var bytes = new byte[ints.Length * 8];
+            for (int i = 0; i < ints.Length; i++) BitConverter.TryWriteBytes(bytes.AsSpan(i * 8), ints[i]);
+            return new SafeTensor(name, "I64", shape, bytes);
+        }
+        float[] floats = Values(value);
+        switch (dtype)
+        {
+            case HfDtype.F32:
+            {
+                var bytes = new byte[floats.Length * 4];
+                for (int i = 0; i < floats.Length; i++) BitConverter.TryWriteBytes(bytes.AsSpan(i * 4), floats[i]);
+                return new SafeTensor(name, "F32", shape, bytes);
+            }
+            default:
+            {
+                var bytes = new byte[floats.Length * 2];
+                for (int i = 0; i < floats.Length; i++)
+                {
+                    ushort bits = dtype == HfDtype.BF16 ? HfFloats.ToBFloat16Bits(floats[i]) : HfFloats.ToFloat16Bits(floats[i]);
+                    if (HfFloats.Round(floats[i], dtype) != floats[i]) throw new InvalidOperationException($"{name}[{i}] was not rounded to {dtype}");
+                    BitConverter.TryWriteBytes(bytes.AsSpan(i * 2), bits);
+                }
+                return new SafeTensor(name, dtype.ToString(), shape, bytes);
+            }
+        }
+    }
+
+    // save_pretrained splits the state dict in order; the index's weight_map is written with sorted keys.
+    private static void WriteShards(string folder, List<SafeTensor> tensors, int shards)
+    {
+        if (shards < 1 || shards > tensors.Count) throw new ArgumentOutOfRangeException(nameof(shards), $"1 … {tensors.Count} shards");
+        if (shards == 1)
+        {
+            SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), tensors);
+            return;
+        }
+        long total = tensors.Sum(t => t.Data.LongLength), done = 0;
+        var groups = new List<List<SafeTensor>> { new() };
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            int remainingShards = shards - groups.Count, remainingTensors = tensors.Count - i;
+            bool full = done * shards >= groups.Count * total && groups[^1].Count > 0;
+            if (remainingShards > 0 && (full || remainingTensors == remainingShards)) groups.Add(new());
+            groups[^1].Add(tensors[i]);
+            done += tensors[i].Data.LongLength;
+        }
+
+        var weightMap = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        for (int k = 0; k < groups.Count; k++)
+        {
+            string file = $"model-{k + 1:D5}-of-{shards:D5}.safetensors";
+            SafeTensorsWriter.Write(Path.Combine(folder, file), groups[k]);
+            foreach (SafeTensor t in groups[k]) weightMap.Add(t.Name, file);
+        }
+        using (FileStream indexFile = File.Create(Path.Combine(folder, "model.safetensors.index.json")))
+        using (var json = new Utf8JsonWriter(indexFile, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteStartObject("metadata");
+            json.WriteNumber("total_size", total);
+            json.WriteEndObject();
+            json.WriteStartObject("weight_map");
+            foreach ((string name, string file) in weightMap) json.WriteString(name, file);
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+    }
+
+    /// <summary>Decoders: logits <c>[B·T·V]</c>.</summary>
+    public float[] Logits(int[] tokens, int batch, int seqLen)
+    {
+        RequireDecoder();
+        using DisposeScope scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
+        return Values(_model.Logits(_model.LastHiddenState(Ids(tokens, batch, seqLen), null)));
+    }
+
+    /// <summary>
+    /// The final hidden states <c>[B·T·E]</c>: GPT-2 after <c>ln_f</c>, Llama/Qwen2 after <c>model.norm</c>, BERT's
+    /// <c>last_hidden_state</c>; with an optional 0/1 <paramref name="attentionMask"/> <c>[B·T]</c>.
+    /// </summary>
+    public float[] LastHiddenState(int[] tokens, int batch, int seqLen, int[]? attentionMask = null)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
+        return Values(_model.LastHiddenState(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)));
+    }
+
+    /// <summary>BERT: sentence-transformers embeddings (mean pooling over the mask, then L2-normalised) <c>[B·E]</c>.</summary>
+    public float[] SentenceEmbeddings(int[] tokens, int[] attentionMask, int batch, int seqLen)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
+        return Values(Bert.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!));
+    }
+
+    /// <summary>
+    /// Decoders: the mean cross-entropy of the logits at each position against the target at the same position (no
+    /// shift), over the targets ≥ 0, and the gradient of every parameter the forward pass reads, by canonical name in
+    /// the file's layout. A tied embedding's gradient includes the head's part.
+    /// </summary>
+    public (float Loss, Dictionary<string, float[]> Gradients) LossAndGradients(int[] tokens, int[] targets, int batch, int seqLen)
+    {
+        RequireDecoder();
+        using DisposeScope scope = NewDisposeScope();
+        Tensor loss = Loss(tokens, targets, batch, seqLen);
+        return ((float)loss.to(ScalarType.Float64).item<double>(), Gradients(loss));
+    }
+
+    /// <summary>
+    /// BERT: the gradient of Σ <see cref="SentenceEmbeddings"/> ⊙ <paramref name="upstream"/> (<c>[B·E]</c>) for every
+    /// parameter the forward pass reads (not the pooler), by canonical name. Row 1 of the token-type table gets none.
+    /// </summary>
+    public Dictionary<string, float[]> EmbeddingGradients(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        return Gradients(EmbeddingObjective(tokens, attentionMask, batch, seqLen, upstream));
+    }
+
+    /// <summary>
+    /// Decoders: <paramref name="count"/> tokens after <paramref name="prompt"/> (the prompt not included), each the
+    /// argmax (lowest id on a tie) of the last position's logits, the whole sequence recomputed at each step.
+    /// </summary>
+    public int[] GreedyContinuation(int[] prompt, int count)
+    {
+        RequireDecoder();
+        if (_model.Config.Family == HfFamily.Gpt2 && prompt.Length + count - 1 > _model.Config.MaxPositions)
+            throw new ArgumentException($"GPT-2 has {_model.Config.MaxPositions} positions");
+        var sequence = new List<int>(prompt);
+        using IDisposable noGrad = no_grad();
+        for (int step = 0; step < count; step++)
+        {
+            using DisposeScope scope = NewDisposeScope();
+            Tensor logits = _model.Logits(_model.LastHiddenState(Ids(sequence.ToArray(), 1, sequence.Count), null));
+            sequence.Add((int)logits[0, sequence.Count - 1].argmax().item<long>());
+        }
+        return sequence.Skip(prompt.Length).ToArray();
+    }
+
+    /// <summary>The loss as a tensor (for the float64 gradient checks: its value without rounding to float).</summary>
+    internal Tensor Loss(int[] tokens, int[] targets, int batch, int seqLen)
+    {
+        if (targets.Length != batch * seqLen) throw new ArgumentException($"{targets.Length} targets for {batch}×{seqLen}");
+        Tensor logits = _model.Logits(_model.LastHiddenState(Ids(tokens, batch, seqLen), null));
+        Tensor target = tensor(targets.Select(t => t < 0 ? -100L : t).ToArray(), ScalarType.Int64);
+        return F.cross_entropy(logits.view(-1, _model.Config.VocabSize), target, ignore_index: -100);
+    }
+
+    /// <summary>Σ sentence embeddings ⊙ upstream, as a tensor.</summary>
+    internal Tensor EmbeddingObjective(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream)
+    {
+        if (upstream.Length != batch * _model.Config.HiddenSize) throw new ArgumentException($"upstream has {upstream.Length} values, not {batch}·E");
+        Tensor embeddings = Bert.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!);
+        return (embeddings * tensor(upstream, new long[] { batch, _model.Config.HiddenSize }).to(_model.Dtype)).sum();
+    }
+
+    private Dictionary<string, float[]> Gradients(Tensor objective)
+    {
+        HfStateEntry[] parameters = _model.UsedParameters.ToArray();
+        IList<Tensor> grads = autograd.grad(new[] { objective }, parameters.Select(e => e.Value).ToArray());
+        var result = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        for (int i = 0; i < parameters.Length; i++) result.Add(parameters[i].Name, Values(grads[i]));
+        return result;
+    }
+
+    private HfBert Bert => _model as HfBert ?? throw new InvalidOperationException($"{ModelType} is not a sentence encoder");
+
+    private void RequireDecoder()
+    {
+        if (!_model.Config.IsDecoder) throw new InvalidOperationException($"{ModelType} is not a decoder");
+    }
+
+    private Tensor Ids(int[] tokens, int batch, int seqLen)
+    {
+        if (tokens.Length != batch * seqLen) throw new ArgumentException($"{tokens.Length} tokens for {batch}×{seqLen}");
+        if (tokens.Any(t => t < 0 || t >= _model.Config.VocabSize)) throw new ArgumentException($"a token is outside [0, {_model.Config.VocabSize})");
+        if (_model.Config.Family != HfFamily.Llama && seqLen > _model.Config.MaxPositions)
+            throw new ArgumentException($"{seqLen} positions, the model has {_model.Config.MaxPositions}");
+        return tensor(tokens.Select(t => (long)t).ToArray(), new long[] { batch, seqLen });
+    }
+
+    private Tensor? Mask(int[]? mask, int batch, int seqLen)
+    {
+        if (mask is null) return null;
+        if (mask.Length != batch * seqLen || mask.Any(m => m is not (0 or 1))) throw new ArgumentException("the attention mask is [batch·seqLen] of 0 and 1");
+        return tensor(mask.Select(m => (float)m).ToArray(), new long[] { batch, seqLen }).to(_model.Dtype);
+    }
+
+    private static float[] Values(Tensor t) => t.detach().to(ScalarType.Float32).contiguous().data<float>().ToArray();
+
+    public void Dispose() => _model.Dispose();
+}

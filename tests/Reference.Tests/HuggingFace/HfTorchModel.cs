@@ -1,0 +1,147 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TransformerGen.Reference.Tests.HuggingFace;
+
+/// <summary>
+/// One tensor of a model's <c>state_dict()</c>, under its canonical name (no <c>transformer.</c>/<c>bert.</c> prefix;
+/// <c>model.</c> for Llama/Qwen2) and in the layout of the file (GPT-2 Conv1D weights <c>[in, out]</c>).
+/// </summary>
+/// <param name="IsBuffer">A non-parameter buffer that some files carry (written only with <c>IncludeBuffers</c>).</param>
+/// <param name="Used">Whether the forward pass reads it (BERT's pooler is a parameter it never reads).</param>
+internal sealed record HfStateEntry(string Name, Tensor Value, bool IsBuffer, bool Used);
+
+/// <summary>How a parameter is drawn from the seed.</summary>
+internal enum HfInit
+{
+    /// <summary>N(0, 1/fan_in): attention scores and activations of order one, so every part of the formula shows.</summary>
+    Matrix,
+    /// <summary>N(0, 0.5²): with the tied heads, logits of a few units.</summary>
+    Embedding,
+    /// <summary>1 + 0.1·N(0, 1).</summary>
+    NormWeight,
+    /// <summary>0.05·N(0, 1).</summary>
+    Bias,
+}
+
+/// <summary>
+/// The part every Hugging Face reference shares: parameters drawn from a seed in <c>state_dict()</c> order, the buffers
+/// among them, and the LM head. Subclasses register their tensors in the order <c>transformers</c> registers its modules
+/// (the order a sharded file is split in) and write the forward pass.
+/// </summary>
+/// <remarks>
+/// Parameters are leaf tensors that require grad, drawn in float32 from a libtorch generator and then converted to the
+/// model's dtype: a float64 model built from the same seed has exactly the float32 model's weights (the gradient checks
+/// use one). Buffers are float32 or int64 whatever the model's dtype, as the files hold them.
+/// </remarks>
+internal abstract class HfTorchModel : IDisposable
+{
+    private readonly List<HfStateEntry> _state = new();
+    private readonly Dictionary<string, HfStateEntry> _byName = new(StringComparer.Ordinal);
+    private readonly Generator _generator;
+
+    static HfTorchModel()
+    {
+        // Reference numbers should not depend on how libtorch splits work between threads.
+        torch.set_num_threads(1);
+    }
+
+    protected HfTorchModel(HfConfig config, long seed, ScalarType dtype)
+    {
+        if (dtype != ScalarType.Float32 && dtype != ScalarType.Float64)
+            throw new ArgumentException("the reference computes in float32, or float64 for gradient checks", nameof(dtype));
+        Config = config;
+        Dtype = dtype;
+        _generator = new Generator((ulong)seed, CPU);
+    }
+
+    public HfConfig Config { get; }
+
+    public ScalarType Dtype { get; }
+
+    /// <summary>finfo(dtype).min, the value <c>transformers</c> masks scores with.</summary>
+    public double MinValue => finfo(Dtype).min;
+
+    /// <summary>Every tensor of <c>state_dict()</c>, in its order.</summary>
+    public IReadOnlyList<HfStateEntry> State => _state;
+
+    /// <summary>The parameters the forward pass reads: the ones with gradients.</summary>
+    public IEnumerable<HfStateEntry> UsedParameters => _state.Where(e => !e.IsBuffer && e.Used);
+
+    /// <summary>The canonical name of the token embedding, which a tied LM head shares.</summary>
+    public abstract string TokenEmbeddingName { get; }
+
+    /// <summary>The LM head <c>[V, E]</c>: <c>lm_head.weight</c>, or the token embedding when tied.</summary>
+    public Tensor LmHead => this[Config.TieWordEmbeddings ? TokenEmbeddingName : "lm_head.weight"];
+
+    public Tensor this[string name] =>
+        _byName.TryGetValue(name, out HfStateEntry? e) ? e.Value : throw new KeyNotFoundException($"the {Config.ModelType} reference has no tensor '{name}'");
+
+    public bool Contains(string name) => _byName.ContainsKey(name);
+
+    /// <summary>The final hidden states <c>[B, T, E]</c> for token ids <c>[B, T]</c> (int64) and an optional 0/1 mask <c>[B, T]</c>.</summary>
+    public abstract Tensor LastHiddenState(Tensor ids, Tensor? attentionMask);
+
+    /// <summary>Logits <c>[B, T, V]</c> from <see cref="LastHiddenState"/>: <c>lm_head(x)</c>, no bias.</summary>
+    public Tensor Logits(Tensor hidden) =>
+        Config.IsDecoder ? nn.functional.linear(hidden, LmHead) : throw new InvalidOperationException($"{Config.ModelType} has no LM head");
+
+    /// <summary>Registers a parameter drawn from the seed.</summary>
+    protected Tensor Parameter(string name, HfInit init, params long[] shape) => Parameter(name, init, used: true, shape);
+
+    protected Tensor Parameter(string name, HfInit init, bool used, params long[] shape)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        Tensor noise = randn(shape, ScalarType.Float32, generator: _generator);
+        Tensor drawn = init switch
+        {
+            HfInit.Matrix => noise * (1.0 / Math.Sqrt(FanIn(name, shape))),
+            HfInit.Embedding => noise * 0.5,
+            HfInit.NormWeight => 1.0 + 0.1 * noise,
+            HfInit.Bias => 0.05 * noise,
+            _ => throw new ArgumentOutOfRangeException(nameof(init)),
+        };
+        Tensor value = drawn.to(Dtype).detach().requires_grad_(true);
+        Add(new HfStateEntry(name, scope.Detach(value), IsBuffer: false, used));
+        return value;
+    }
+
+    /// <summary>A Linear (<c>[out, in]</c>) or, for GPT-2, a Conv1D (<c>[in, out]</c>): fan-in is the "in" side.</summary>
+    private double FanIn(string name, long[] shape) =>
+        shape.Length != 2 ? throw new ArgumentException($"{name} is not a matrix")
+        : Config.Family == HfFamily.Gpt2 && !name.StartsWith("lm_head", StringComparison.Ordinal) ? shape[0] : shape[1];
+
+    /// <summary>A LayerNorm's <c>weight</c> and <c>bias</c> <c>[E]</c>.</summary>
+    protected void LayerNormParameters(string prefix, long size)
+    {
+        Parameter(prefix + ".weight", HfInit.NormWeight, size);
+        Parameter(prefix + ".bias", HfInit.Bias, size);
+    }
+
+    /// <summary>Registers a buffer (kept out of any dispose scope, like the parameters).</summary>
+    protected Tensor Buffer(string name, Func<Tensor> create)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        Tensor value = scope.Detach(create());
+        Add(new HfStateEntry(name, value, IsBuffer: true, Used: false));
+        return value;
+    }
+
+    private void Add(HfStateEntry entry)
+    {
+        if (!_byName.TryAdd(entry.Name, entry)) throw new InvalidOperationException($"'{entry.Name}' registered twice");
+        _state.Add(entry);
+    }
+
+    /// <summary>A scalar of the model's dtype (a 0-dim tensor, as <c>torch.full([], v, dtype=…)</c>).</summary>
+    protected Tensor Scalar(double value) => tensor(value, Dtype);
+
+    public void Dispose()
+    {
+        foreach (HfStateEntry e in _state) e.Value.Dispose();
+        _generator.Dispose();
+    }
+}
