@@ -1,9 +1,13 @@
 using System;
 using System.Numerics.Tensors;
+using TransformerGen.Threading;
 
 namespace TransformerGen.Kernels;
 
-/// <summary>Token embedding lookup, PyTorch's <c>nn.Embedding</c>, with an optional scale (the paper's √d_model).</summary>
+/// <summary>
+/// Token embedding lookup, PyTorch's <c>nn.Embedding</c>, with an optional scale (the paper's √d_model); and one row added
+/// to every position (BERT's token-type embedding for a single segment).
+/// </summary>
 public static class Embedding
 {
     /// <summary>
@@ -47,6 +51,97 @@ public static class Embedding
         {
             Span<float> row = dTable.Slice(tokens[i] * c, c);
             TensorPrimitives.MultiplyAdd(dOutput.Slice(i * c, c), scale, row, row);
+        }
+    }
+
+    /// <summary>
+    /// Effectively computes <c>x[i, :] += row</c> for every row i, in place: BERT's token-type embedding when every token
+    /// is of type 0 (one segment), <c>row</c> being row 0 of <c>token_type_embeddings</c>. Long inputs are split between
+    /// threads by blocks of rows.
+    /// </summary>
+    /// <param name="x">Embeddings <c>[n, c]</c>, updated in place.</param>
+    /// <param name="row">The row added to each <c>[c]</c>; must not overlap <paramref name="x"/>.</param>
+    /// <param name="n">Rows.</param>
+    /// <param name="c">Embedding width.</param>
+    public static void AddRow(Span<float> x, ReadOnlySpan<float> row, int n, int c)
+    {
+        SpanChecks.NonNegative(n, nameof(n));
+        SpanChecks.NonNegative(c, nameof(c));
+        SpanChecks.Length(x.Length, (long)n * c, nameof(x));
+        SpanChecks.Length(row.Length, c, nameof(row));
+        if (c == 0) return;
+        int rowsPerBlock = Math.Max(1, Elementwise.ChunkFloats / c), blocks = (n + rowsPerBlock - 1) / rowsPerBlock;
+        unsafe
+        {
+            fixed (float* px = x, pRow = row)
+            {
+                var work = new AddRowWork { X = px, Row = pRow, N = n, C = c, RowsPerBlock = rowsPerBlock };
+                WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)AddRowCost * n * c, blocks));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The gradient of <see cref="AddRow"/>'s row: effectively computes <c>dRow[j] += Σ_i dx[i, j]</c>, adding the rows
+    /// in order. Long inputs are split between threads by blocks of columns, each column still summed in row order, so
+    /// the result does not depend on the thread count.
+    /// </summary>
+    /// <param name="dx">Gradient of the embeddings <c>[n, c]</c>.</param>
+    /// <param name="dRow">Gradient of the added row <c>[c]</c> (accumulated).</param>
+    /// <param name="n">Rows.</param>
+    /// <param name="c">Embedding width.</param>
+    public static void AddRowBackward(ReadOnlySpan<float> dx, Span<float> dRow, int n, int c)
+    {
+        SpanChecks.NonNegative(n, nameof(n));
+        SpanChecks.NonNegative(c, nameof(c));
+        SpanChecks.Length(dx.Length, (long)n * c, nameof(dx));
+        SpanChecks.Length(dRow.Length, c, nameof(dRow));
+        int blocks = (c + ColumnBlock - 1) / ColumnBlock;
+        unsafe
+        {
+            fixed (float* pdx = dx, pdRow = dRow)
+            {
+                var work = new AddRowBackwardWork { Dx = pdx, DRow = pdRow, N = n, C = c };
+                WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)AddRowCost * n * c, blocks));
+            }
+        }
+    }
+
+    // Work per element in Parallelism's units: a memory-bound add, as the residual's.
+    private const int AddRowCost = 8;
+
+    // Columns per block of AddRowBackward's split (a multiple of every vector width).
+    private const int ColumnBlock = 64;
+
+    private unsafe struct AddRowWork : IParallelWork
+    {
+        public float* X, Row;
+        public int N, C, RowsPerBlock;
+
+        public readonly void Execute(int item)
+        {
+            ReadOnlySpan<float> row = new(Row, C);
+            int end = Math.Min(N, (item + 1) * RowsPerBlock);
+            for (int i = item * RowsPerBlock; i < end; i++)
+            {
+                Span<float> xRow = new(X + (nint)i * C, C);
+                TensorPrimitives.Add(xRow, row, xRow);
+            }
+        }
+    }
+
+    // dRow[j] += dx[i, j] for columns [j0, j1) of one block, row after row.
+    private unsafe struct AddRowBackwardWork : IParallelWork
+    {
+        public float* Dx, DRow;
+        public int N, C;
+
+        public readonly void Execute(int item)
+        {
+            int j0 = item * ColumnBlock, length = Math.Min(C - j0, ColumnBlock);
+            Span<float> sum = new(DRow + j0, length);
+            for (int i = 0; i < N; i++)
+                TensorPrimitives.Add(sum, new ReadOnlySpan<float>(Dx + (nint)i * C + j0, length), sum);
         }
     }
 
