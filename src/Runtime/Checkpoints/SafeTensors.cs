@@ -43,16 +43,18 @@ public static class SafeTensors
     /// <summary>
     /// As the public overload; <paramref name="beforeCommit"/> runs with the temporary file's path after it is written
     /// and before the rename, and <paramref name="output"/> may wrap the temporary file's stream (tests use them to
-    /// simulate a failure at the last moment and in the middle of the write).
+    /// simulate a failure at the last moment and in the middle of the write). With <paramref name="storedLayout"/>, a
+    /// <see cref="ParameterTensor.StoredTransposed"/> tensor is written as checkpoint files hold it, <c>[in, out]</c>
+    /// (<see cref="HuggingFaceCheckpoint"/>); otherwise every tensor is written with its in-memory shape.
     /// </summary>
     internal static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer,
-        IReadOnlyDictionary<string, string>? metadata, Action<string>? beforeCommit, Func<Stream, Stream>? output = null)
+        IReadOnlyDictionary<string, string>? metadata, Action<string>? beforeCommit, Func<Stream, Stream>? output = null, bool storedLayout = false)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
         RequireLittleEndian();
-        CheckTable(path, tensors, buffer.Length, nameof(buffer));
-        byte[] header = SafeTensorsHeader.Write(tensors, metadata);
+        CheckTable(path, tensors, buffer.Length, nameof(buffer), storedLayout);
+        byte[] header = SafeTensorsHeader.Write(tensors, metadata, storedLayout);
 
         string fullPath = Path.GetFullPath(path);
         string directory = Path.GetDirectoryName(fullPath) ?? throw new ArgumentException($"'{path}' names no file in a directory", nameof(path));
@@ -66,8 +68,13 @@ public static class SafeTensors
                 Stream stream = output?.Invoke(file) ?? file;
                 stream.Write(headerLength);
                 stream.Write(header);
+                float[]? scratch = null;
                 foreach (ParameterTensor tensor in tensors)
-                    stream.Write(MemoryMarshal.AsBytes(buffer.Slice(tensor.Offset, tensor.Length)));
+                {
+                    ReadOnlySpan<float> values = buffer.Slice(tensor.Offset, tensor.Length);
+                    if (storedLayout && tensor.StoredTransposed) TransposedTensors.Write(stream, values, tensor.Shape[0], tensor.Shape[1], ref scratch);
+                    else stream.Write(MemoryMarshal.AsBytes(values));
+                }
                 stream.Flush();
                 file.Flush(flushToDisk: true);
             }
@@ -299,7 +306,8 @@ public static class SafeTensors
         return result;
     }
 
-    private static void ReadTensor(SafeTensorsSource source, long position, SafeTensorsEntry entry, Span<float> destination, ref byte[]? scratch)
+    /// <summary>Reads the tensor <paramref name="entry"/>, whose data starts at <paramref name="position"/>, into <paramref name="destination"/> in file order.</summary>
+    internal static void ReadTensor(SafeTensorsSource source, long position, SafeTensorsEntry entry, Span<float> destination, ref byte[]? scratch)
     {
         string what = $"tensor '{entry.Name}'";
         if (entry.DType == "F32")
@@ -315,29 +323,36 @@ public static class SafeTensors
             int count = Math.Min(destination.Length, scratch.Length / 2);
             Span<byte> chunk = scratch.AsSpan(0, count * 2);
             ReadExactly(source, chunk, position, what);
-            if (entry.DType == "F16")
-            {
-                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(chunk), destination[..count]);
-            }
-            else
-            {
-                // bfloat16 is the upper half of a float32 (same sign and exponent, 7 mantissa bits).
-                ReadOnlySpan<ushort> bits = MemoryMarshal.Cast<byte, ushort>(chunk);
-                for (int i = 0; i < count; i++) destination[i] = BitConverter.Int32BitsToSingle(bits[i] << 16);
-            }
+            ConvertHalfToSingle(entry.DType, chunk, destination[..count]);
             destination = destination[count..];
             position += chunk.Length;
         }
     }
 
-    private static int ElementSize(string dtype) => dtype switch
+    /// <summary>Converts F16 or BF16 (<paramref name="dtype"/>) little-endian values to float, exactly.</summary>
+    internal static void ConvertHalfToSingle(string dtype, ReadOnlySpan<byte> source, Span<float> destination)
+    {
+        if (dtype == "F16")
+        {
+            TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(source), destination);
+        }
+        else
+        {
+            // bfloat16 is the upper half of a float32 (same sign and exponent, 7 mantissa bits).
+            ReadOnlySpan<ushort> bits = MemoryMarshal.Cast<byte, ushort>(source);
+            for (int i = 0; i < bits.Length; i++) destination[i] = BitConverter.Int32BitsToSingle(bits[i] << 16);
+        }
+    }
+
+    /// <summary>Bytes per element of a dtype that loads into a float buffer (F32, F16, BF16), or 0 for any other.</summary>
+    internal static int ElementSize(string dtype) => dtype switch
     {
         "F32" => 4,
         "F16" or "BF16" => 2,
         _ => 0,
     };
 
-    private static bool ShapeEquals(long[] fileShape, ReadOnlySpan<int> modelShape)
+    internal static bool ShapeEquals(long[] fileShape, ReadOnlySpan<int> modelShape)
     {
         if (fileShape.Length != modelShape.Length) return false;
         for (int i = 0; i < fileShape.Length; i++)
@@ -345,8 +360,11 @@ public static class SafeTensors
         return true;
     }
 
-    /// <summary>Checks the table itself: unique, unreserved names, and every tensor inside the buffer.</summary>
-    private static void CheckTable(string path, IReadOnlyList<ParameterTensor> tensors, int bufferLength, string bufferName)
+    /// <summary>
+    /// Checks the table itself: unique, unreserved names, and every tensor inside the buffer; with
+    /// <paramref name="storedLayout"/>, also that every <see cref="ParameterTensor.StoredTransposed"/> tensor is 2-D.
+    /// </summary>
+    internal static void CheckTable(string path, IReadOnlyList<ParameterTensor> tensors, int bufferLength, string bufferName, bool storedLayout = false)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (ParameterTensor tensor in tensors)
@@ -358,6 +376,8 @@ public static class SafeTensors
                 throw new ArgumentException($"'{path}': tensor '{tensor.Name}' appears twice in the tensor table", nameof(tensors));
             if ((long)tensor.Offset + tensor.Length > bufferLength)
                 throw new ArgumentException($"'{path}': tensor '{tensor.Name}' {tensor.ShapeText} at offset {tensor.Offset} ends at {(long)tensor.Offset + tensor.Length}, past the end of the buffer ({bufferLength} floats)", bufferName);
+            if (storedLayout && tensor.StoredTransposed && tensor.Shape.Length != 2)
+                throw new ArgumentException($"'{path}': tensor '{tensor.Name}' {tensor.ShapeText} is marked StoredTransposed but is not 2-D", nameof(tensors));
         }
     }
 
@@ -379,7 +399,7 @@ public static class SafeTensors
     internal static InvalidDataException Invalid(string path, string tensorName, string message) =>
         new($"safetensors file '{path}', tensor '{tensorName}': {message}");
 
-    private static void RequireLittleEndian()
+    internal static void RequireLittleEndian()
     {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors reading and writing is implemented for little-endian machines only");
     }

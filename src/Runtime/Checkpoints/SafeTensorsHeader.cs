@@ -157,9 +157,10 @@ internal sealed class SafeTensorsHeader
     /// <summary>
     /// The header for <paramref name="tensors"/> stored as F32, packed in table order, with the metadata keys
     /// sorted ordinally (so equal inputs give equal files), padded with spaces to a multiple of 8 bytes so the
-    /// data starts aligned.
+    /// data starts aligned. With <paramref name="storedLayout"/>, a <see cref="ParameterTensor.StoredTransposed"/>
+    /// tensor is described with its shape reversed, as checkpoint files hold it.
     /// </summary>
-    public static byte[] Write(IReadOnlyList<ParameterTensor> tensors, IReadOnlyDictionary<string, string>? metadata)
+    public static byte[] Write(IReadOnlyList<ParameterTensor> tensors, IReadOnlyDictionary<string, string>? metadata, bool storedLayout = false)
     {
         var output = new ArrayBufferWriter<byte>();
         // Relaxed escaping keeps non-ASCII metadata readable; the output is still valid JSON.
@@ -182,7 +183,11 @@ internal sealed class SafeTensorsHeader
                 writer.WriteStartObject(tensor.Name);
                 writer.WriteString("dtype", "F32");
                 writer.WriteStartArray("shape");
-                foreach (int size in tensor.Shape) writer.WriteNumberValue(size);
+                ReadOnlySpan<int> shape = tensor.Shape;
+                if (storedLayout && tensor.StoredTransposed)
+                    for (int d = shape.Length - 1; d >= 0; d--) writer.WriteNumberValue(shape[d]);
+                else
+                    foreach (int size in shape) writer.WriteNumberValue(size);
                 writer.WriteEndArray();
                 writer.WriteStartArray("data_offsets");
                 writer.WriteNumberValue(begin);

@@ -14,18 +14,49 @@ public sealed record SafeTensorsTensorInfo(string Name, IReadOnlyList<long> Shap
     public override string ToString() => $"{Name} [{string.Join(", ", Shape)}] {DType}";
 }
 
+/// <summary>Why a Hugging Face checkpoint's tensor was skipped instead of loaded (see <see cref="SafeTensorsLoadReport.Skipped"/>).</summary>
+public enum SafeTensorsSkipReason
+{
+    /// <summary>A buffer saved beside the parameters, not a parameter: GPT-2's causal mask, BERT's position ids, Llama's rotary frequencies.</summary>
+    Buffer,
+    /// <summary>A head the model does not have: BERT's pooler, its pre-training heads (<c>cls.*</c>).</summary>
+    UnusedHead,
+    /// <summary>A copy of the embedding as the output head (<c>lm_head.weight</c>) in a model that ties the two.</summary>
+    TiedCopy,
+}
+
+/// <summary>A checkpoint tensor that was recognised and skipped: its name and shape in the file, its dtype, why, and which file holds it.</summary>
+/// <param name="Name">The tensor's name as the file spells it.</param>
+/// <param name="Shape">Its shape in the file.</param>
+/// <param name="DType">Its safetensors dtype.</param>
+/// <param name="Reason">Why it was not loaded.</param>
+/// <param name="File">The file (or stream name) that holds it.</param>
+public sealed record SafeTensorsSkippedTensor(string Name, IReadOnlyList<long> Shape, string DType, SafeTensorsSkipReason Reason, string File)
+{
+    /// <summary><c>name [d0, d1, …] dtype (reason)</c>.</summary>
+    public override string ToString() => $"{Name} [{string.Join(", ", Shape)}] {DType} ({Reason switch
+    {
+        SafeTensorsSkipReason.Buffer => "a buffer, not a parameter",
+        SafeTensorsSkipReason.UnusedHead => "a head the model does not have",
+        _ => "a copy of the tied embedding",
+    }})";
+}
+
 /// <summary>
 /// What a non-strict <see cref="SafeTensors"/> load found, as PyTorch's <c>load_state_dict(strict=False)</c> reports it:
 /// the table's tensors that the file lacks (left as they were in the buffer) and the file's tensors that the table
-/// lacks (not read), each with its shape.
+/// lacks (not read), each with its shape. A <see cref="HuggingFaceCheckpoint"/> load also lists the tensors it recognised
+/// and skipped in <see cref="Skipped"/>.
 /// </summary>
 public sealed class SafeTensorsLoadReport
 {
-    internal SafeTensorsLoadReport(IReadOnlyList<string> loaded, IReadOnlyList<SafeTensorsTensorInfo> missing, IReadOnlyList<SafeTensorsTensorInfo> unexpected)
+    internal SafeTensorsLoadReport(IReadOnlyList<string> loaded, IReadOnlyList<SafeTensorsTensorInfo> missing, IReadOnlyList<SafeTensorsTensorInfo> unexpected,
+        IReadOnlyList<SafeTensorsSkippedTensor>? skipped = null)
     {
         Loaded = loaded;
         Missing = missing;
         Unexpected = unexpected;
+        Skipped = skipped ?? [];
     }
 
     /// <summary>Names of the table's tensors that were read from the file, in table order.</summary>
@@ -37,7 +68,13 @@ public sealed class SafeTensorsLoadReport
     /// <summary>The file's tensors that the table does not have, in header order; they were checked but not read.</summary>
     public IReadOnlyList<SafeTensorsTensorInfo> Unexpected { get; }
 
-    /// <summary>True when the file and the table name exactly the same tensors.</summary>
+    /// <summary>
+    /// The checkpoint's tensors that a <see cref="HuggingFaceCheckpoint"/> load recognised as buffers, unused heads or tied
+    /// copies and did not read, in file order (empty for a <see cref="SafeTensors"/> load).
+    /// </summary>
+    public IReadOnlyList<SafeTensorsSkippedTensor> Skipped { get; }
+
+    /// <summary>True when the file and the table name exactly the same tensors (apart from the <see cref="Skipped"/> ones).</summary>
     public bool IsExactMatch => Missing.Count == 0 && Unexpected.Count == 0;
 
     /// <summary>
@@ -46,6 +83,8 @@ public sealed class SafeTensorsLoadReport
     /// </summary>
     public override string ToString()
     {
+        if (IsExactMatch && Skipped.Count > 0)
+            return $"all {Loaded.Count} tensors loaded. Skipped ({Skipped.Count}): {string.Join("; ", Skipped)}.";
         if (IsExactMatch) return $"all {Loaded.Count} tensors loaded; the file and the table name the same tensors.";
         var text = new StringBuilder();
         if (Missing.Count > 0) text.Append($"Missing from the file ({Missing.Count}): {string.Join("; ", Missing)}.");
