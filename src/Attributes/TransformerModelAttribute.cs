@@ -102,6 +102,14 @@ namespace TransformerGen
         /// </summary>
         public string? Weights { get; set; }
 
+        /// <summary>
+        /// A Hugging Face <c>config.json</c> (listed in the project as <c>&lt;TransformerConfig Include="…" /&gt;</c>) that gives the
+        /// architecture and every size: <c>model_type</c> gpt2, bert, llama, qwen2 or mistral. The attribute then says only
+        /// what the config does not: <c>SeqLen</c> (at most the config's positions), <c>Batch</c>, the encoder's <c>Head</c>.
+        /// The model's parameters take the family's checkpoint names, so <c>Load</c> reads the family's own files.
+        /// </summary>
+        public string? Config { get; set; }
+
         /// <summary>How a classification head pools the sequence: the first token (BERT's [CLS], the default) or the mean of non-pad tokens.</summary>
         public Pooling Pooling { get; set; } = Pooling.FirstToken;
     }
@@ -113,6 +121,11 @@ namespace TransformerGen
         Classification = 0,
         /// <summary>One of <c>Classes</c> labels per token (tagging).</summary>
         Tagging = 1,
+        /// <summary>
+        /// One vector per sequence as sentence-transformers computes it: the mean of the encoder outputs over non-padding
+        /// positions, then L2-normalized (<c>Predict</c> returns <c>[Batch, DModel]</c>). Needs a padding id.
+        /// </summary>
+        SentenceEmbedding = 2,
     }
 
     /// <summary>How a classification head turns a sequence into one vector.</summary>

@@ -4,6 +4,8 @@ namespace TransformerGen.Generator
     internal static class TrackingNames
     {
         public const string Parse = nameof(Parse);
+        public const string Configs = nameof(Configs);
+        public const string ApplyConfig = nameof(ApplyConfig);
         public const string Validate = nameof(Validate);
         public const string Checkpoints = nameof(Checkpoints);
         public const string MatchWeights = nameof(MatchWeights);

@@ -22,8 +22,21 @@ namespace TransformerGen.Generator
                     transform: static (ctx, ct) => SafeParse(ctx, ct))
                 .WithTrackingName(TrackingNames.Parse);
 
+            // 1b. A declaration with Config = "…/config.json" takes its architecture and sizes from that file (a
+            //     TransformerConfig item, seen as an additional file); the others pass through unchanged.
+            IncrementalValueProvider<EquatableArray<ConfigText>> configs = context.AdditionalTextsProvider
+                .Where(static file => file.Path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && !file.Path.EndsWith(WeightsHeader.Suffix, StringComparison.OrdinalIgnoreCase))
+                .Select(static (file, ct) => new ConfigText(file.Path, file.GetText(ct)?.ToString()))
+                .Collect()
+                .Select(static (files, _) => new EquatableArray<ConfigText>(files))
+                .WithTrackingName(TrackingNames.Configs);
+            IncrementalValuesProvider<ParseResult> resolved = specs
+                .Combine(configs)
+                .Select(static (pair, _) => ApplyConfig(pair.Left, pair.Right))
+                .WithTrackingName(TrackingNames.ApplyConfig);
+
             // 2. Validate: the declaration's own errors, each on the argument that causes it.
-            IncrementalValuesProvider<(ParseResult Parsed, EquatableArray<DiagnosticInfo> Diagnostics)> validated = specs
+            IncrementalValuesProvider<(ParseResult Parsed, EquatableArray<DiagnosticInfo> Diagnostics)> validated = resolved
                 .Select(static (parsed, _) => (parsed, parsed.Spec is null ? parsed.Failure : Validator.SafeValidate(parsed.Spec)))
                 .WithTrackingName(TrackingNames.Validate);
 
@@ -53,6 +66,23 @@ namespace TransformerGen.Generator
                 foreach (DiagnosticInfo diagnostic in model.Diagnostics) spc.ReportDiagnostic(diagnostic.ToDiagnostic());
                 if (model.Source is not null) spc.AddSource(model.HintName, model.Source);
             });
+        }
+
+        /// <summary>Applies the named config, if any; its diagnostics stop the model as a parse failure would.</summary>
+        private static ParseResult ApplyConfig(ParseResult parsed, EquatableArray<ConfigText> configs)
+        {
+            if (parsed.Spec is null || string.IsNullOrEmpty(parsed.Spec.Config.Value)) return parsed;
+            try
+            {
+                (ModelSpec? spec, EquatableArray<DiagnosticInfo> diagnostics) = ConfigReader.Apply(parsed.Spec, configs);
+                return parsed with { Spec = spec, Failure = diagnostics };
+            }
+            catch (Exception e)
+            {
+                DiagnosticInfo failure = DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, parsed.Spec.Config.Location ?? parsed.Spec.AttributeLocation,
+                    "reading the config file", parsed.Spec.Type.Name, e.GetType().Name + ": " + e.Message);
+                return parsed with { Spec = null, Failure = new EquatableArray<DiagnosticInfo>([failure]) };
+            }
         }
 
         /// <summary>Parsing should not fail, but if it does the failure is a TG9999 on the class, never a crashed build.</summary>

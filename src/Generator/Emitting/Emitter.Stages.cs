@@ -141,7 +141,7 @@ namespace TransformerGen.Generator
                 {
                     _gradientsUsed = [];
                     Backward(op, []);
-                    List<TensorDef> first = _gradientsUsed.Where(seen.Add).ToList();
+                    List<TensorDef> first = _gradientsUsed.Where(t => !t.SeededGradient && seen.Add(t)).ToList();
                     if (first.Count > 0) uses[op] = first;
                 }
             _gradientsUsed = null;
@@ -207,10 +207,26 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Dropout.Forward({V(drop.Input)}, {V(drop.Output)}, {V(drop.Mask)}, Training ? {Lit(drop.Probability)} : 0f, DropoutRng);");
                     break;
                 case LayerNormOp ln:
-                    lines.Add($"{Kernels}LayerNorm.Forward({V(ln.Input)}, {V(ln.Gamma)}, {V(ln.Beta)}, {V(ln.Output)}, {V(ln.Mean)}, {V(ln.Rstd)}, {Lit(ln.Input.Shape[0])}, {Lit(ln.Input.Width)});");
+                    lines.Add($"{Kernels}LayerNorm.Forward({V(ln.Input)}, {V(ln.Gamma)}, {V(ln.Beta)}, {V(ln.Output)}, {V(ln.Mean)}, {V(ln.Rstd)}, {Lit(ln.Input.Shape[0])}, {Lit(ln.Input.Width)}{EpsArgument(ln)});");
+                    break;
+                case RmsNormOp rms:
+                    lines.Add($"{Kernels}RmsNorm.Forward({V(rms.Input)}, {V(rms.Weight)}, {V(rms.Output)}, {V(rms.Rstd)}, {Lit(rms.Input.Shape[0])}, {Lit(rms.Input.Width)}, {Lit(rms.Eps)});");
+                    break;
+                case TokenTypeOp type:
+                    lines.Add($"{Kernels}Embedding.AddRow({V(type.X)}, {V(type.Row)}, {Lit(type.X.Shape[0])}, {c});");
+                    break;
+                case SwiGluOp glu:
+                    lines.Add($"{Kernels}Activations.SwiGluForward({V(glu.Input)}, {V(glu.Output)}, {Lit(glu.Output.Shape[0])}, {Lit(glu.Hidden)});");
+                    break;
+                case L2NormalizeOp l2:
+                    lines.Add($"{Kernels}L2Normalize.Forward({V(l2.Input)}, {V(l2.Output)}, {V(l2.Norms)}, {Lit(l2.Input.Shape[0])}, {Lit(l2.Input.Width)});");
+                    lines.Add("return 0f; // no loss: the caller's gradient of the embeddings seeds the backward pass");
                     break;
                 case LinearOp lin:
                     lines.Add($"{Kernels}MatMul.Forward({V(lin.Input)}, {V(lin.Weight)}, {(lin.Bias is null ? "default" : V(lin.Bias))}, {V(lin.Output)}, {Lit(lin.Input.Shape[0])}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)});");
+                    break;
+                case RotaryOp rot when rot.HalfSplit:
+                    lines.Add($"{Kernels}Positional.RotaryHalfForward({V(rot.Qkv)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(rot.Stream))}, {Lit(rot.RotatedHeads)}, {hd}, {Lit(rot.Qkv.Width)});");
                     break;
                 case RotaryOp rot:
                     lines.Add($"{Kernels}Positional.RotaryForward({V(rot.Qkv)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(rot.Stream))}, {h}, {hd}, {Lit(rot.Qkv.Width)});");
@@ -222,13 +238,13 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Attention.Forward({Columns(V(att.Query), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
                               $"{Columns(V(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(V(att.KeysValues), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
                               $"{(att.KeyPadding ? Padding(att.KeyStream) : "default")}, {V(att.Output)}, {V(att.Probabilities)}, " +
-                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}, causal: {Bool(att.Causal)}, window: {Lit(att.Window)});");
+                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}, causal: {Bool(att.Causal)}, window: {Lit(att.Window)}{KvHeadsArgument(att)});");
                     break;
                 case AddOp add:
                     lines.Add($"{Kernels}Residual.Add({V(add.A)}, {V(add.B)}, {V(add.Output)});");
                     break;
                 case ActivationOp act:
-                    lines.Add($"{Kernels}Activations.{(act.Gelu ? "Gelu" : "Relu")}Forward({V(act.Input)}, {V(act.Output)});");
+                    lines.Add($"{Kernels}Activations.{ActivationName(act)}Forward({V(act.Input)}, {V(act.Output)});");
                     break;
                 case PoolOp pool:
                     lines.Add(pool.Mean
@@ -255,11 +271,26 @@ namespace TransformerGen.Generator
                 case DropoutOp drop:
                     lines.Add($"{Kernels}Dropout.Backward({G(drop.Output)}, {V(drop.Mask)}, {G(drop.Input)}{OverwriteArgument("overwriteDx", drop.Input)});");
                     break;
+                case RmsNormOp rms:
+                    lines.Add($"{Kernels}RmsNorm.Backward({G(rms.Output)}, {V(rms.Input)}, {V(rms.Weight)}, {V(rms.Rstd)}, {G(rms.Input)}, {G(rms.Weight)}, {Lit(rms.Input.Shape[0])}, {Lit(rms.Input.Width)}{OverwriteArgument("overwriteDx", rms.Input)});");
+                    break;
+                case TokenTypeOp type:
+                    lines.Add($"{Kernels}Embedding.AddRowBackward({G(type.X)}, {G(type.Row)}, {Lit(type.X.Shape[0])}, {c});");
+                    break;
+                case SwiGluOp glu:
+                    lines.Add($"{Kernels}Activations.SwiGluBackward({G(glu.Output)}, {V(glu.Input)}, {G(glu.Input)}, {Lit(glu.Output.Shape[0])}, {Lit(glu.Hidden)}{OverwriteArgument("overwriteDGateUp", glu.Input)});");
+                    break;
+                case L2NormalizeOp l2:
+                    lines.Add($"{Kernels}L2Normalize.Backward({G(l2.Output)}, {V(l2.Output)}, {V(l2.Norms)}, {G(l2.Input)}, {Lit(l2.Input.Shape[0])}, {Lit(l2.Input.Width)}{OverwriteArgument("overwriteDx", l2.Input)});");
+                    break;
                 case LayerNormOp ln:
                     lines.Add($"{Kernels}LayerNorm.Backward({G(ln.Output)}, {V(ln.Input)}, {V(ln.Gamma)}, {V(ln.Mean)}, {V(ln.Rstd)}, {G(ln.Input)}, {G(ln.Gamma)}, {G(ln.Beta)}, {Lit(ln.Input.Shape[0])}, {Lit(ln.Input.Width)}{OverwriteArgument("overwriteDx", ln.Input)});");
                     break;
                 case LinearOp lin:
                     lines.Add($"{Kernels}MatMul.Backward({G(lin.Output)}, {V(lin.Input)}, {V(lin.Weight)}, {G(lin.Input)}, {G(lin.Weight)}, {(lin.Bias is null ? "default" : G(lin.Bias))}, {Lit(lin.Input.Shape[0])}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)}{OverwriteArgument("overwriteDx", lin.Input)});");
+                    break;
+                case RotaryOp rot when rot.HalfSplit:
+                    lines.Add($"{Kernels}Positional.RotaryHalfBackward({G(rot.Qkv)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(rot.Stream))}, {Lit(rot.RotatedHeads)}, {hd}, {Lit(rot.Qkv.Width)});");
                     break;
                 case RotaryOp rot:
                     lines.Add($"{Kernels}Positional.RotaryBackward({G(rot.Qkv)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(rot.Stream))}, {h}, {hd}, {Lit(rot.Qkv.Width)});");
@@ -272,10 +303,13 @@ namespace TransformerGen.Generator
                               $"{Columns(V(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(V(att.KeysValues), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
                               $"{V(att.Probabilities)}, {Columns(G(att.Query), att.Query, att.QueryColumn)}, " +
                               $"{Columns(G(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(G(att.KeysValues), att.KeysValues, att.ValueColumn)}, " +
-                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}{GeneralAttentionOverwrites(att)});");
+                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}{GeneralAttentionOverwrites(att)}{KvHeadsArgument(att)});");
                     break;
                 case AddOp add:
                     lines.Add($"{Kernels}Residual.Backward({G(add.Output)}, {G(add.A)}, {G(add.B)}{OverwriteArgument("overwriteDa", add.A)}{OverwriteArgument("overwriteDb", add.B)});");
+                    break;
+                case ActivationOp act when act.Tanh:
+                    lines.Add($"{Kernels}Activations.GeluTanhBackward({G(act.Output)}, {V(act.Input)}, {G(act.Input)}{OverwriteArgument("overwriteDx", act.Input)});");
                     break;
                 case ActivationOp act when act.Gelu:
                     // The forward's output is at hand, and gives Φ(x) back without a second erfc.
@@ -304,7 +338,7 @@ namespace TransformerGen.Generator
         {
             long c = _d.DModel;
             bool Covers(TensorDef t, params long[] columns) =>
-                t.Width == columns.Length * c && columns.OrderBy(x => x).SequenceEqual(Enumerable.Range(0, columns.Length).Select(i => i * c));
+                att.KvHeads == 0 && t.Width == columns.Length * c && columns.OrderBy(x => x).SequenceEqual(Enumerable.Range(0, columns.Length).Select(i => i * c));
             if (att.Query == att.KeysValues)
                 return Covers(att.Query, att.QueryColumn, att.KeyColumn, att.ValueColumn) && Overwrites(att.Query) ? ", overwriteDq: true, overwriteDkv: true" : "";
             string dq = Covers(att.Query, att.QueryColumn) && Overwrites(att.Query) ? ", overwriteDq: true" : "";
@@ -325,20 +359,31 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, 1, n, {c}, {position});");
                     break;
                 case LayerNormOp ln:
-                    lines.Add($"{Kernels}LayerNorm.Forward({I(ln.Input, stage)}, {I(ln.Gamma, stage)}, {I(ln.Beta, stage)}, {I(ln.Output, stage)}, {I(ln.Mean, stage)}, {I(ln.Rstd, stage)}, {rows}, {Lit(ln.Input.Width)});");
+                    lines.Add($"{Kernels}LayerNorm.Forward({I(ln.Input, stage)}, {I(ln.Gamma, stage)}, {I(ln.Beta, stage)}, {I(ln.Output, stage)}, {I(ln.Mean, stage)}, {I(ln.Rstd, stage)}, {rows}, {Lit(ln.Input.Width)}{EpsArgument(ln)});");
+                    break;
+                case RmsNormOp rms:
+                    lines.Add($"{Kernels}RmsNorm.Forward({I(rms.Input, stage)}, {I(rms.Weight, stage)}, {I(rms.Output, stage)}, {I(rms.Rstd, stage)}, {rows}, {Lit(rms.Input.Width)}, {Lit(rms.Eps)});");
+                    break;
+                case SwiGluOp glu:
+                    lines.Add($"{Kernels}Activations.SwiGluForward({I(glu.Input, stage)}, {I(glu.Output, stage)}, {rows}, {Lit(glu.Hidden)});");
                     break;
                 case LinearOp lin:
                     lines.Add($"{Kernels}MatMul.Forward({I(lin.Input, stage)}, {I(lin.Weight, stage)}, {(lin.Bias is null ? "default" : I(lin.Bias, stage))}, {I(lin.Output, stage)}, {rows}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)});");
+                    break;
+                case RotaryOp rot when rot.HalfSplit:
+                    lines.Add($"{Kernels}Positional.RotaryHalfForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, 1, n, {Lit(rot.RotatedHeads)}, {hd}, {Lit(rot.Qkv.Width)}, {position});");
                     break;
                 case RotaryOp rot:
                     lines.Add($"{Kernels}Positional.RotaryForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, 1, n, {h}, {hd}, {Lit(rot.Qkv.Width)}, {position});");
                     break;
                 case AttentionOp att when att.Causal:
                     // Decoder self-attention: the new keys and values join the cache, and each new query attends to it.
-                    long cache = (long)_d.TargetSeqLen * _d.DModel;
+                    long cache = _d.TargetSeqLen * _d.KeyValueWidth;
                     string keys = Slice("kv", _plan.KeyCacheOffset(stage.Layer), cache), values = Slice("kv", _plan.ValueCacheOffset(stage.Layer), cache);
-                    lines.Add($"AppendKeysValues({I(att.Query, stage)}, n, {c}, {keys}, {values}, position0);");
-                    lines.Add($"{Kernels}Attention.ForwardCached({I(att.Query, stage)}, {Lit(att.Query.Width)}, {keys}, {values}, {I(att.Output, stage)}, ScoreBuffer, position0, n, {h}, {hd}{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")});");
+                    lines.Add(_spec.Family is null
+                        ? $"AppendKeysValues({I(att.Query, stage)}, n, {c}, {keys}, {values}, position0);"
+                        : $"AppendKeysValues({I(att.Query, stage)}, n, {Lit(att.Query.Width)}, {Lit(att.KeyColumn)}, {Lit(att.ValueColumn)}, {Lit(att.KeyValueWidth)}, {keys}, {values}, position0);");
+                    lines.Add($"{Kernels}Attention.ForwardCached({I(att.Query, stage)}, {Lit(att.Query.Width)}, {keys}, {values}, {I(att.Output, stage)}, ScoreBuffer, position0, n, {h}, {hd}{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)});");
                     break;
                 case AttentionOp att when att.QueryStream != att.KeyStream:
                     // Cross-attention: the encoder's keys and values were cached once per source.
@@ -357,18 +402,28 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Residual.Add({I(add.A, stage)}, {I(add.B, stage)}, {I(add.Output, stage)});");
                     break;
                 case ActivationOp act:
-                    lines.Add($"{Kernels}Activations.{(act.Gelu ? "Gelu" : "Relu")}Forward({I(act.Input, stage)}, {I(act.Output, stage)});");
+                    lines.Add($"{Kernels}Activations.{ActivationName(act)}Forward({I(act.Input, stage)}, {I(act.Output, stage)});");
                     break;
                 // Dropout is the identity at inference (its output shares its input's memory), the loss needs
                 // targets, and encoder-only models (the only ones that pool) have no cached inference.
                 case DropoutOp:
                 case CrossEntropyOp:
                 case PoolOp:
+                case TokenTypeOp:
+                case L2NormalizeOp:
                     break;
             }
         }
 
         private static string Bool(bool value) => value ? "true" : "false";
+
+        private static string ActivationName(ActivationOp act) => act.Tanh ? "GeluTanh" : act.Gelu ? "Gelu" : "Relu";
+
+        /// <summary>LayerNorm's eps where it is not the kernel's default 1e-5 (BERT's 1e-12).</summary>
+        private static string EpsArgument(LayerNormOp ln) => ln.Eps == 1e-5f ? "" : ", " + Lit(ln.Eps);
+
+        /// <summary>Grouped-query attention's key/value heads, where there are fewer than query heads.</summary>
+        private static string KvHeadsArgument(AttentionOp att) => att.KvHeads > 0 ? ", kvHeads: " + Lit(att.KvHeads) : "";
 
         private static string ScaleArgument(EmbeddingOp e) => e.Scale == 1f ? "" : ", " + Lit(e.Scale);
 

@@ -106,6 +106,20 @@ namespace TransformerGen.Generator
             };
             string norm = _spec.Norm.Value == EnumValues.PreNorm ? "pre-LN (GPT-2)" : "post-LN (the paper)";
             string activation = _spec.Activation.Value == EnumValues.Gelu ? "GELU (erf)" : "ReLU";
+            if (_spec.Family is { } family)
+            {
+                // A Hugging Face family: say where it came from and what the config chose.
+                norm = (family.RmsNorm ? "RMSNorm" : "LayerNorm") + $" eps {Lit(family.NormEps).TrimEnd('f')} " + (_spec.Norm.Value == EnumValues.PreNorm ? "before each sub-layer" : "after each residual add");
+                activation = family.FeedForwardName;
+                if (family.Rotary) positional = $"rotary positions (rotate_half, theta {Lit(family.RopeTheta).TrimEnd('f')})";
+                if (_d.KvHeads > 0) activation += $", {_d.KvHeads} key/value heads";
+                return $"{family.KindName} model from {family.ConfigFile}: " + DescribeSizes(activation, positional, norm);
+            }
+            return DescribeSizes(activation, positional, norm);
+        }
+
+        private string DescribeSizes(string activation, string positional, string norm)
+        {
             static string Layers(int count, string kind) => $"{count} {kind}{(count == 1 ? "layer" : "layers")}";
             string stacks = _spec.IsEncoderDecoder
                 ? $"encoder–decoder Transformer: {Layers(_d.EncoderLayers, "encoder ")}, {Layers(_d.DecoderLayers, "decoder ")}"
@@ -176,7 +190,8 @@ namespace TransformerGen.Generator
             Const("Vocab", _d.Vocab, "Number of token ids.");
             Const("DModel", _d.DModel, "Width of the residual stream.");
             Const("Heads", _d.Heads, "Attention heads per layer.");
-            Const("HeadDim", _d.HeadDim, "Channels per head: DModel / Heads.");
+            Const("HeadDim", _d.HeadDim, _spec.Family is null ? "Channels per head: DModel / Heads." : "Channels per head (the config's head_dim, or DModel / Heads).");
+            if (_d.KvHeads > 0) Const("KvHeads", _d.KvHeads, "Key/value heads, each shared by Heads / KvHeads query heads (grouped-query attention).");
             Const("Layers", _d.Layers, "Transformer layers.");
             Const("DFF", _d.DFF, "Hidden width of the feed-forward network.");
             Const("SeqLen", _d.SeqLen, "Positions per sequence.");
@@ -205,7 +220,7 @@ namespace TransformerGen.Generator
 
         private void WriteLayout(IndentedWriter w)
         {
-            TensorDef logits = _graph.Ops.OfType<CrossEntropyOp>().Single().Logits;
+            TensorDef logits = Output;
             w.Line("/// <summary>Sizes, the parameter table with PyTorch names, and the memory plan, all fixed at compile time.</summary>");
             w.Line($"private static readonly global::TransformerGen.ModelLayout {GeneratedNames.LayoutField} = new global::TransformerGen.ModelLayout(");
             w.Line($"    name: {Lit(_spec.Type.Name)}, vocab: {Lit(_d.Vocab)}, seqLen: {Lit(_d.SeqLen)}, batch: {Lit(_d.Batch)},");
@@ -220,7 +235,7 @@ namespace TransformerGen.Generator
                     _ => "global::TransformerGen.WeightInit.Zeros",
                 };
                 string scale = t.Init == InitKind.Normal ? ", " + Lit(t.InitScale) : "";
-                w.Line($"        new({Lit(t.Name)}, new[] {{ {string.Join(", ", t.Shape.Select(Lit))} }}, {Lit(_plan.OffsetOf(t))}, {init}{scale}),");
+                w.Line($"        new({Lit(t.Name)}, new[] {{ {string.Join(", ", t.Shape.Select(Lit))} }}, {Lit(_plan.OffsetOf(t))}, {init}{scale}){(t.StoredTransposed ? " { StoredTransposed = true }" : "")},");
             }
             w.Line("    },");
             w.Line($"    parameterCount: {Lit(_plan.ParameterCount)}, activationCount: {Lit(_plan.ActivationCount)}, constantCount: {Lit(_plan.ConstantCount)},");
@@ -229,6 +244,9 @@ namespace TransformerGen.Generator
             w.Line("{");
             w.Line($"    Architecture = global::TransformerGen.Architecture.{(_spec.IsEncoderDecoder ? "EncoderDecoder" : _spec.IsEncoderOnly ? "EncoderOnly" : "DecoderOnly")},");
             w.Line($"    TargetVocab = {Lit(_spec.IsEncoderOnly ? _d.Classes : _d.TargetVocab)}, TargetLength = {Lit(TargetLength)},");
+            if (_spec.Family is { } family) w.Line($"    Family = global::TransformerGen.CheckpointFamily.{family.KindName},");
+            if (!_graph.Ops.OfType<CrossEntropyOp>().Any()) w.Line("    SeededOutput = true,");
+            if (_graph.HiddenState is { } hidden) w.Line($"    HiddenStateOffset = {Lit(_plan.OffsetOf(hidden))}, HiddenStateLength = {Lit(hidden.Elements)},");
             w.Line($"    DecoderSeqLen = {Lit(_d.TargetSeqLen)}, PadToken = {Lit(_spec.PadToken.Value)}, BosToken = {Lit(_spec.BosToken.Value)}, EosToken = {Lit(_spec.EosToken.Value)},");
             w.Line("    AttentionMaps = new global::TransformerGen.ActivationTensor[]");
             w.Line("    {");
@@ -239,10 +257,13 @@ namespace TransformerGen.Generator
             w.Line();
         }
 
-        /// <summary>Targets per Forward call: one per token, or one per sequence for a classifier.</summary>
+        /// <summary>Targets per Forward call: one per token, or one per sequence for a classifier (and a sentence embedder, which ignores them).</summary>
         private long TargetLength => _spec.IsEncoderDecoder ? _d.TargetTokens
-            : _spec.IsEncoderOnly && _spec.Head.Value == EnumValues.Classification ? _d.Batch
+            : _spec.IsEncoderOnly && _spec.Head.Value != EnumValues.Tagging ? _d.Batch
             : _d.Tokens;
+
+        /// <summary>What <c>Logits</c> exposes after a forward pass: the loss's logits, or a sentence embedder's embeddings.</summary>
+        private TensorDef Output => _graph.Ops.OfType<CrossEntropyOp>().SingleOrDefault()?.Logits ?? _graph.Ops.OfType<L2NormalizeOp>().Single().Output;
 
         private const string ModelUse = "global::TransformerGen.ModelUse";
 
@@ -267,7 +288,8 @@ namespace TransformerGen.Generator
                     case "rotary_cos":
                         TensorDef sin = _graph.Tensors.Single(s => s.Name == "rotary_sin");
                         tables.Add("// rotary angles: cos and sin tables [positions, HeadDim / 2]");
-                        tables.Add($"{Kernels}Positional.RotaryTables(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), ConstantBuffer.Slice({Lit(_plan.OffsetOf(sin))}, {Lit(sin.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.HeadDim)});");
+                        string theta = _spec.Family is { Rotary: true } f ? ", " + Lit(f.RopeTheta) : "";
+                        tables.Add($"{Kernels}Positional.RotaryTables(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), ConstantBuffer.Slice({Lit(_plan.OffsetOf(sin))}, {Lit(sin.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.HeadDim)}{theta});");
                         break;
                 }
             }

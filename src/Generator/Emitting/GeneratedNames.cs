@@ -12,7 +12,7 @@ namespace TransformerGen.Generator
         public const string EmbedStage = "Embed", TargetEmbedStage = "TargetEmbed", EncoderOutputStage = "EncoderOutput", HeadStage = "Head";
 
         public static readonly string[] Constants =
-            ["Vocab", "DModel", "Heads", "HeadDim", "Layers", "DFF", "SeqLen", "Batch", "TokensPerStep", "ParameterCount", "TrainingBytes", "InferenceBytes"];
+            ["Vocab", "DModel", "Heads", "HeadDim", "KvHeads", "Layers", "DFF", "SeqLen", "Batch", "TokensPerStep", "ParameterCount", "TrainingBytes", "InferenceBytes"];
 
         /// <summary>Public and protected members of <c>TransformerGen.TransformerModel</c>.</summary>
         private static readonly string[] Inherited =

@@ -9,7 +9,7 @@ namespace TransformerGen.Generator
     /// parameter names, then checks every operation's shapes. One builder serves the three architectures: they
     /// share the embedding, the self-attention layer and the head, and differ in which stacks they have.
     /// </summary>
-    internal sealed class Lowerer
+    internal sealed partial class Lowerer
     {
         /// <summary>GPT-2's initialization: weights drawn from N(0, 0.02²); projections into the residual stream scaled by 1/√(2·layers).</summary>
         private const float InitStd = 0.02f;
@@ -21,13 +21,16 @@ namespace TransformerGen.Generator
         private readonly bool _dropout;
         private readonly bool _padding;
         private TensorDef? _rotaryCos, _rotarySin, _sinusoids;
+        // The last hidden state (the head's input), exposed after a forward pass as LastHiddenState.
+        private TensorDef? _hiddenState;
 
         private Lowerer(ModelSpec spec)
         {
             _spec = spec;
             int dModel = spec.DModel.Value, heads = spec.Heads.Value;
-            _d = new ModelDims(spec.Vocab.Value, dModel, heads, dModel / heads, spec.Layers.Value, spec.DFF.Value, spec.SeqLen.Value, spec.Batch.Value,
-                spec.EncoderLayerCount, spec.DecoderLayerCount, spec.TargetVocabSize, spec.TargetLength, spec.Classes.Value);
+            _d = new ModelDims(spec.Vocab.Value, dModel, heads, spec.Family?.HeadDim ?? dModel / heads, spec.Layers.Value, spec.DFF.Value, spec.SeqLen.Value, spec.Batch.Value,
+                spec.EncoderLayerCount, spec.DecoderLayerCount, spec.TargetVocabSize, spec.TargetLength, spec.Classes.Value,
+                spec.Family is { } family && family.KvHeads != heads ? family.KvHeads : 0);
             _dropout = spec.Dropout.Value > 0f;
             _padding = spec.PadToken.Value >= 0;
         }
@@ -44,6 +47,7 @@ namespace TransformerGen.Generator
 
         private ModelGraph Build(CancellationToken cancellationToken)
         {
+            if (_spec.Family is { } family) return BuildFamily(family, cancellationToken);
             long c = _d.DModel;
             if (_spec.IsDecoderOnly)
             {
@@ -212,11 +216,11 @@ namespace TransformerGen.Generator
         }
 
         /// <summary>Final norm (pre-LN), projection to the vocabulary (tied or not), softmax and cross-entropy.</summary>
-        private void LanguageModelHead(TensorDef x, TensorDef tokenEmbedding, string normName, TokenStream stream)
+        private void LanguageModelHead(TensorDef x, TensorDef tokenEmbedding, string normName, TokenStream stream, bool finalNorm = true)
         {
             Stage stage = Stage.Head;
             int vocab = stream == TokenStream.Input ? _d.Vocab : _d.TargetVocab;
-            if (PreNorm) x = FinalNorm(stage, normName, "head.norm_f", x);
+            if (PreNorm && finalNorm) x = FinalNorm(stage, normName, "head.norm_f", x);
             TensorDef weight = _spec.TiedEmbeddings.Value
                 ? tokenEmbedding
                 : Parameter("lm_head.weight", InitKind.Normal, InitStd, vocab, _d.DModel);
@@ -231,6 +235,19 @@ namespace TransformerGen.Generator
         {
             Stage stage = Stage.Head;
             if (PreNorm) x = FinalNorm(stage, "norm_f", "head.norm_f", x);
+            if (_spec.Head.Value == EnumValues.SentenceEmbedding)
+            {
+                // sentence-transformers: mean over non-padding positions, then unit L2 norm; the caller's loss seeds backward.
+                TensorDef pooled = new("head.pooled", TensorKind.Activation, [_d.Batch, _d.DModel]);
+                TensorDef embeddings = new("head.embeddings", TensorKind.Activation, [_d.Batch, _d.DModel]) { SeededGradient = true };
+                TensorDef norms = new("head.embedding_norms", TensorKind.Activation, [_d.Batch]);
+                _tensors.Add(pooled);
+                _tensors.Add(embeddings);
+                _tensors.Add(norms);
+                _ops.Add(new PoolOp(stage, mean: true, x, pooled, _d.Batch, _d.SeqLen));
+                _ops.Add(new L2NormalizeOp(stage, pooled, embeddings, norms));
+                return;
+            }
             TensorDef weight = Parameter("classifier.weight", InitKind.Normal, InitStd, _d.Classes, _d.DModel);
             TensorDef bias = Parameter("classifier.bias", InitKind.Zeros, 0f, _d.Classes);
             TensorDef features = x;
@@ -258,12 +275,12 @@ namespace TransformerGen.Generator
             return Norm(stage, "", "final LayerNorm", activationName, x, normW, normB, x.Stream);
         }
 
-        private TensorDef Norm(Stage stage, string prefix, string title, string role, TensorDef input, TensorDef gamma, TensorDef beta, TokenStream stream)
+        private TensorDef Norm(Stage stage, string prefix, string title, string role, TensorDef input, TensorDef gamma, TensorDef beta, TokenStream stream, float eps = 1e-5f)
         {
             TensorDef output = Activation(prefix + role, stage.Layer, _d.DModel, stream, role);
             TensorDef mean = Activation(prefix + role + "_mean", stage.Layer, 1, stream, role + "_mean", vector: true);
             TensorDef rstd = Activation(prefix + role + "_rstd", stage.Layer, 1, stream, role + "_rstd", vector: true);
-            _ops.Add(new LayerNormOp(stage, title, input, gamma, beta, output, mean, rstd));
+            _ops.Add(new LayerNormOp(stage, title, input, gamma, beta, output, mean, rstd) { Eps = eps });
             return output;
         }
 

@@ -51,6 +51,15 @@ namespace TransformerGen.Generator
         public TokenStream Stream { get; init; }
         /// <summary>At inference, the tensor lives in the key/value cache (cross-attention keys and values, computed once per source).</summary>
         public bool InCache { get; init; }
+        /// <summary>
+        /// A parameter the plan places right before the next one, without alignment padding, so that a view can span both:
+        /// Hugging Face's separate q/k/v (or gate/up) projections read as one packed weight, one matrix product.
+        /// </summary>
+        public bool PackedWithNext { get; init; }
+        /// <summary>Checkpoint files hold this 2-D parameter as <c>[in, out]</c> (GPT-2's Conv1D); the model computes with <c>[out, in]</c>.</summary>
+        public bool StoredTransposed { get; init; }
+        /// <summary>An output whose gradient the caller supplies (a sentence embedding's): the backward pass never clears it.</summary>
+        public bool SeededGradient { get; init; }
         /// <summary>Attention probabilities <c>[batch, heads, queries, keys]</c>: at inference sized by the current length squared.</summary>
         public bool IsAttentionProbabilities { get; init; }
 
@@ -140,12 +149,20 @@ namespace TransformerGen.Generator
         public List<TensorDef> Tensors { get; }
         /// <summary>The forward pass in execution order; the backward pass is the reverse.</summary>
         public List<Op> Ops { get; }
+        /// <summary>The last hidden state <c>[rows, DModel]</c>, the head's input (after the final norm where there is one); null where not exposed.</summary>
+        public TensorDef? HiddenState { get; init; }
     }
 
     /// <summary>The derived sizes, computed once (as llm.c's fill_in_parameter_sizes does), printed by the emitter.</summary>
     internal sealed record ModelDims(int Vocab, int DModel, int Heads, int HeadDim, int Layers, int DFF, int SeqLen, int Batch,
-        int EncoderLayers, int DecoderLayers, int TargetVocab, int TargetSeqLen, int Classes)
+        int EncoderLayers, int DecoderLayers, int TargetVocab, int TargetSeqLen, int Classes, int KvHeads = 0)
     {
+        /// <summary>Key/value heads: <see cref="Heads"/> unless grouped-query attention shares them.</summary>
+        public int KeyValueHeads => KvHeads > 0 ? KvHeads : Heads;
+
+        /// <summary>Width of one position's keys (or values) in the cache.</summary>
+        public long KeyValueWidth => (long)KeyValueHeads * HeadDim;
+
         /// <summary>Input tokens per training step.</summary>
         public long Tokens => (long)Batch * SeqLen;
 

@@ -86,6 +86,8 @@ namespace TransformerGen.Generator
         public TensorDef Output { get; } = output;
         public TensorDef Mean { get; } = mean;
         public TensorDef Rstd { get; } = rstd;
+        /// <summary>Added to the variance: PyTorch's 1e-5 unless a config says otherwise (BERT's is 1e-12).</summary>
+        public float Eps { get; init; } = 1e-5f;
         public override IEnumerable<TensorDef> Reads => [Input, Gamma, Beta];
         public override IEnumerable<TensorDef> Writes => [Output, Mean, Rstd];
         public override IEnumerable<string> CheckShapes()
@@ -127,11 +129,17 @@ namespace TransformerGen.Generator
         public TensorDef Sin { get; } = sin;
         public int Heads { get; } = heads;
         public int HeadDim { get; } = headDim;
+        /// <summary>Hugging Face's <c>rotate_half</c> pairs (j, j + HeadDim/2) instead of RoFormer's interleaved (2j, 2j+1).</summary>
+        public bool HalfSplit { get; init; }
+        /// <summary>Key/value heads (grouped-query attention): the K part of the row is KvHeads·HeadDim wide.</summary>
+        public int KvHeads { get; init; }
+        /// <summary>Q heads then K heads, adjacent at the start of each packed row: the blocks the rotation touches.</summary>
+        public int RotatedHeads => Heads + (KvHeads > 0 ? KvHeads : Heads);
         public override IEnumerable<TensorDef> Reads => [Qkv, Cos, Sin];
         public override IEnumerable<TensorDef> Writes => [Qkv];
         public override IEnumerable<string> CheckShapes()
         {
-            foreach (string e in Expect(Qkv, Qkv.Shape[0], 3L * Heads * HeadDim)) yield return e;
+            foreach (string e in Expect(Qkv, Qkv.Shape[0], (long)(RotatedHeads + (KvHeads > 0 ? KvHeads : Heads)) * HeadDim)) yield return e;
             foreach (string e in Expect(Cos, Cos.Shape[0], HeadDim / 2)) yield return e;
             foreach (string e in Expect(Sin, Cos.Shape)) yield return e;
         }
@@ -164,11 +172,15 @@ namespace TransformerGen.Generator
         public int Window { get; } = window;
         /// <summary>Whether padded keys (of <see cref="KeyStream"/>) are masked.</summary>
         public bool KeyPadding { get; } = keyPadding;
+        /// <summary>Key/value heads shared by groups of query heads (grouped-query attention); 0 for one per query head.</summary>
+        public int KvHeads { get; init; }
+        /// <summary>Width of the keys (and of the values): KvHeads·HeadDim.</summary>
+        public long KeyValueWidth => (long)(KvHeads > 0 ? KvHeads : Heads) * HeadDim;
 
         /// <summary>Self-attention on one packed Q|K|V tensor, with no padding or window: the kernel's fastest form.</summary>
         public bool IsPlainPackedSelfAttention =>
             ReferenceEquals(Query, KeysValues) && QueryColumn == 0 && KeyColumn == (long)Heads * HeadDim && ValueColumn == 2L * Heads * HeadDim
-            && !KeyPadding && Window == 0;
+            && !KeyPadding && Window == 0 && KvHeads == 0;
 
         public override IEnumerable<TensorDef> Reads => ReferenceEquals(Query, KeysValues) ? [Query] : [Query, KeysValues];
         public override IEnumerable<TensorDef> Writes => [Output, Probabilities];
@@ -176,7 +188,8 @@ namespace TransformerGen.Generator
         {
             long c = (long)Heads * HeadDim;
             if (QueryColumn + c > Query.Width) yield return $"{Query.Name} has {Query.Width} columns, queries need {QueryColumn + c}";
-            if (System.Math.Max(KeyColumn, ValueColumn) + c > KeysValues.Width) yield return $"{KeysValues.Name} has {KeysValues.Width} columns, keys and values need {System.Math.Max(KeyColumn, ValueColumn) + c}";
+            long kv = KeyValueWidth;
+            if (System.Math.Max(KeyColumn, ValueColumn) + kv > KeysValues.Width) yield return $"{KeysValues.Name} has {KeysValues.Width} columns, keys and values need {System.Math.Max(KeyColumn, ValueColumn) + kv}";
             foreach (string e in Expect(Output, Query.Shape[0], c)) yield return e;
         }
     }
@@ -214,9 +227,11 @@ namespace TransformerGen.Generator
     }
 
     /// <summary>The feed-forward network's activation, ReLU or GELU.</summary>
-    internal sealed class ActivationOp(Stage stage, bool gelu, TensorDef input, TensorDef output) : Op(stage, gelu ? "GELU" : "ReLU")
+    internal sealed class ActivationOp(Stage stage, bool gelu, TensorDef input, TensorDef output, bool tanh = false) : Op(stage, !gelu ? "ReLU" : tanh ? "GELU (tanh approximation)" : "GELU")
     {
         public bool Gelu { get; } = gelu;
+        /// <summary>GPT-2's <c>gelu_new</c>: the tanh approximation instead of the erf form.</summary>
+        public bool Tanh { get; } = gelu && tanh;
         public TensorDef Input { get; } = input;
         public TensorDef Output { get; } = output;
         public override IEnumerable<TensorDef> Reads => [Input];
@@ -233,5 +248,59 @@ namespace TransformerGen.Generator
         public override IEnumerable<TensorDef> Reads => [Logits];
         public override IEnumerable<TensorDef> Writes => [Probabilities];
         public override IEnumerable<string> CheckShapes() => Expect(Probabilities, Logits.Shape);
+    }
+
+    /// <summary>RMSNorm as Llama computes it: <c>y = weight · x / √(mean(x²) + eps)</c>, keeping 1/rms for backward.</summary>
+    internal sealed class RmsNormOp(Stage stage, string title, TensorDef input, TensorDef weight, TensorDef output, TensorDef rstd, float eps) : Op(stage, title)
+    {
+        public TensorDef Input { get; } = input;
+        public TensorDef Weight { get; } = weight;
+        public TensorDef Output { get; } = output;
+        public TensorDef Rstd { get; } = rstd;
+        public float Eps { get; } = eps;
+        public override IEnumerable<TensorDef> Reads => [Input, Weight];
+        public override IEnumerable<TensorDef> Writes => [Output, Rstd];
+        public override IEnumerable<string> CheckShapes()
+        {
+            foreach (string e in Expect(Weight, Input.Width)) yield return e;
+            foreach (string e in Expect(Output, Input.Shape)) yield return e;
+            foreach (string e in Expect(Rstd, Input.Shape[0])) yield return e;
+        }
+    }
+
+    /// <summary>The gated feed-forward activation: <c>silu(gate) ⊙ up</c> of a packed <c>[rows, gate | up]</c> projection.</summary>
+    internal sealed class SwiGluOp(Stage stage, TensorDef input, TensorDef output) : Op(stage, "SwiGLU: silu(gate) ⊙ up")
+    {
+        public TensorDef Input { get; } = input;
+        public TensorDef Output { get; } = output;
+        public long Hidden => Output.Width;
+        public override IEnumerable<TensorDef> Reads => [Input];
+        public override IEnumerable<TensorDef> Writes => [Output];
+        public override IEnumerable<string> CheckShapes() => Expect(Input, Output.Shape[0], 2 * Output.Width);
+    }
+
+    /// <summary>BERT's token-type embedding for one segment: row 0 of the table added to every token, in place.</summary>
+    internal sealed class TokenTypeOp(Stage stage, TensorDef row, TensorDef x) : Op(stage, "token-type embedding (segment 0)")
+    {
+        public TensorDef Row { get; } = row;
+        public TensorDef X { get; } = x;
+        public override IEnumerable<TensorDef> Reads => [Row, X];
+        public override IEnumerable<TensorDef> Writes => [X];
+        public override IEnumerable<string> CheckShapes() => Expect(Row, X.Width);
+    }
+
+    /// <summary>Rows scaled to unit L2 norm (torch's <c>F.normalize</c>), keeping each row's norm for backward.</summary>
+    internal sealed class L2NormalizeOp(Stage stage, TensorDef input, TensorDef output, TensorDef norms) : Op(stage, "L2 normalization")
+    {
+        public TensorDef Input { get; } = input;
+        public TensorDef Output { get; } = output;
+        public TensorDef Norms { get; } = norms;
+        public override IEnumerable<TensorDef> Reads => [Input];
+        public override IEnumerable<TensorDef> Writes => [Output, Norms];
+        public override IEnumerable<string> CheckShapes()
+        {
+            foreach (string e in Expect(Output, Input.Shape)) yield return e;
+            foreach (string e in Expect(Norms, Input.Shape[0])) yield return e;
+        }
     }
 }

@@ -35,6 +35,12 @@ namespace TransformerGen.Generator
         Argument<int> Pooling,
         Argument<string?> Weights)
     {
+        /// <summary>The <c>Config = "…/config.json"</c> argument, or unset.</summary>
+        public Argument<string?> Config { get; init; }
+
+        /// <summary>What a Hugging Face config adds to the sizes (null for a model declared by the attribute alone).</summary>
+        public FamilySpec? Family { get; init; }
+
         public bool IsDecoderOnly => Architecture.Value == EnumValues.DecoderOnly;
         public bool IsEncoderDecoder => Architecture.Value == EnumValues.EncoderDecoder;
         public bool IsEncoderOnly => Architecture.Value == EnumValues.EncoderOnly;
@@ -87,5 +93,6 @@ namespace TransformerGen.Generator
         public const int Sinusoidal = 0, Learned = 1, Rotary = 2;
         public const int PostNorm = 0, PreNorm = 1;
         public const int Relu = 0, Gelu = 1;
+        public const int SentenceEmbedding = 2;
     }
 }

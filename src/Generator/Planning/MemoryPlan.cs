@@ -45,8 +45,8 @@ namespace TransformerGen.Generator
 
         public long ValueCacheOffset(int layer) => KeyCacheOffset(layer) + SelfCacheRows;
 
-        /// <summary>Floats of one self-attention key (or value) cache: the decoder's positions by DModel.</summary>
-        private long SelfCacheRows => (long)Graph.Dims.TargetSeqLen * Graph.Dims.DModel;
+        /// <summary>Floats of one self-attention key (or value) cache: the decoder's positions by the key/value width.</summary>
+        private long SelfCacheRows => Graph.Dims.TargetSeqLen * Graph.Dims.KeyValueWidth;
 
         public static MemoryPlan Create(ModelGraph graph)
         {
@@ -65,7 +65,11 @@ namespace TransformerGen.Generator
             {
                 switch (t.Kind)
                 {
-                    case TensorKind.Parameter: _offsets[t] = parameters; parameters = Align(Saturating.Add(parameters, t.Elements)); break;
+                    case TensorKind.Parameter:
+                        _offsets[t] = parameters;
+                        parameters = Saturating.Add(parameters, t.Elements);
+                        if (!t.PackedWithNext) parameters = Align(parameters);
+                        break;
                     case TensorKind.Constant: _offsets[t] = constants; constants = Align(Saturating.Add(constants, t.Elements)); break;
                     case TensorKind.Activation: _offsets[t] = activations; activations = Align(Saturating.Add(activations, t.Elements)); break;
                 }
@@ -120,7 +124,7 @@ namespace TransformerGen.Generator
             foreach (Op op in Graph.Ops)
             {
                 if (op is LinearOp linear) flops = Saturating.Add(flops, Saturating.Multiply(2 * linear.InFeatures, linear.OutFeatures));
-                else if (op is AttentionOp attention) flops = Saturating.Add(flops, Saturating.Multiply(4L * d.Length(attention.KeyStream), d.DModel));
+                else if (op is AttentionOp attention) flops = Saturating.Add(flops, Saturating.Multiply(4L * d.Length(attention.KeyStream), (long)d.Heads * d.HeadDim));
             }
             FlopsPerToken = flops;
         }

@@ -102,6 +102,26 @@ namespace TransformerGen.Generator
             "A tensor of the weights file has a dtype that cannot be loaded",
             "'{1}' in {0} is {2}; F32, F16 and BF16 can be loaded");
 
+        public static readonly DiagnosticDescriptor ConfigNotFound = Error("TG0040",
+            "The config file is not part of the build",
+            "Config = \"{0}\" names no file of this project; add <TransformerConfig Include=\"{0}\" /> (config files found: {1})");
+
+        public static readonly DiagnosticDescriptor ConfigUnreadable = Error("TG0041",
+            "The config file cannot be read",
+            "{0} is not a JSON object: {1}");
+
+        public static readonly DiagnosticDescriptor ConfigUnsupported = Error("TG0042",
+            "The config describes something the compiler cannot build",
+            "{0}: \"{1}\": {2} cannot be compiled: {3}");
+
+        public static readonly DiagnosticDescriptor ConfigContradiction = Error("TG0043",
+            "An attribute argument contradicts the config",
+            "{0} = {1} contradicts {2}'s \"{3}\": {4}; leave {0} out to take the config's value");
+
+        public static readonly DiagnosticDescriptor ConfigMissingKey = Error("TG0044",
+            "The config lacks a key the architecture needs",
+            "{0} has no \"{1}\", which a {2} model needs");
+
         public static readonly DiagnosticDescriptor ForwardLengthMismatch = Error("TG0020",
             "Forward is called with the wrong number of token ids",
             "{0}.Forward needs {3} = {4} ids in '{1}', but this argument has {2}");

@@ -54,7 +54,8 @@ namespace TransformerGen.Generator
 
             CheckOption(found, spec, "Architecture", spec.Architecture, "Architecture.DecoderOnly, Architecture.EncoderDecoder, Architecture.EncoderOnly",
                 EnumValues.DecoderOnly, EnumValues.EncoderDecoder, EnumValues.EncoderOnly);
-            CheckOption(found, spec, "Head", spec.Head, "EncoderHead.Classification, EncoderHead.Tagging", EnumValues.Classification, EnumValues.Tagging);
+            CheckOption(found, spec, "Head", spec.Head, "EncoderHead.Classification, EncoderHead.Tagging, EncoderHead.SentenceEmbedding",
+                EnumValues.Classification, EnumValues.Tagging, EnumValues.SentenceEmbedding);
             CheckOption(found, spec, "Pooling", spec.Pooling, "Pooling.FirstToken, Pooling.Mean", EnumValues.FirstToken, EnumValues.MeanPooling);
             CheckOption(found, spec, "Positional", spec.Positional, "Positional.Sinusoidal, Positional.Learned, Positional.Rotary",
                 EnumValues.Sinusoidal, EnumValues.Learned, EnumValues.Rotary);
@@ -79,7 +80,8 @@ namespace TransformerGen.Generator
                     found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NonPositiveSize, value.Location ?? spec.AttributeLocation, name, value.Value, " (or 0 for the default)"));
             CheckArchitectureOptions(found, spec);
 
-            if (spec.DModel.Value > 0 && spec.Heads.Value > 0)
+            // A config's head size and key/value heads were checked by ConfigReader (head_dim may differ from DModel / Heads).
+            if (spec.Family is null && spec.DModel.Value > 0 && spec.Heads.Value > 0)
             {
                 int dModel = spec.DModel.Value, heads = spec.Heads.Value;
                 if (dModel % heads != 0)
@@ -128,7 +130,7 @@ namespace TransformerGen.Generator
                 NotHere("Head", spec.Head.IsSet, "encoder-only");
                 NotHere("Pooling", spec.Pooling.IsSet, "encoder-only");
             }
-            if (spec.IsEncoderOnly && spec.Classes.Value == 0)
+            if (spec.IsEncoderOnly && spec.Classes.Value == 0 && spec.Head.Value != EnumValues.SentenceEmbedding)
                 found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingOption, spec.AttributeLocation, "Encoder-only", "Classes", "the number of labels its head predicts (Classes = …)"));
             if (spec.IsEncoderDecoder && !spec.BosToken.IsSet)
                 found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingOption, spec.AttributeLocation, "Encoder–decoder", "BosToken", "the id that starts the decoder's input (BosToken = …)"));

@@ -86,6 +86,15 @@ public sealed class ModelLayout
     /// Hugging Face family's, whose files may carry a name prefix, legacy names and buffers that are not parameters.
     /// </summary>
     public CheckpointFamily Family { get; init; } = CheckpointFamily.Native;
+    /// <summary>Where the last hidden state <c>[Batch·SeqLen, DModel]</c> starts in the training workspace, or -1 where it is not exposed.</summary>
+    public int HiddenStateOffset { get; init; } = -1;
+    /// <summary>Floats of the last hidden state.</summary>
+    public int HiddenStateLength { get; init; }
+    /// <summary>
+    /// True when the model computes no loss of its own (a sentence embedder): its backward pass starts from a gradient of
+    /// <see cref="TransformerModel.Logits"/> that the caller gives to <see cref="TransformerModel.Backward(ReadOnlySpan{float})"/>.
+    /// </summary>
+    public bool SeededOutput { get; init; }
 }
 
 /// <summary>The checkpoint layouts a model's parameter names can follow (see <see cref="ModelLayout.Family"/>).</summary>

@@ -5,7 +5,7 @@ namespace TransformerGen;
 
 /// <summary>
 /// The part of every generated model that does not depend on its shape: buffers, input checks, the training
-/// protocol (<see cref="Forward"/>, <see cref="Backward"/>, <see cref="ZeroGrad"/>), checkpoints and
+/// protocol (<see cref="Forward"/>, <see cref="Backward()"/>, <see cref="ZeroGrad"/>), checkpoints and
 /// cached decoding. The generated half supplies the layers, unrolled, with every size and offset a literal.
 /// </summary>
 /// <remarks>
@@ -97,6 +97,15 @@ public abstract class TransformerModel : ITrainableParameters
         : throw NotForTraining("keeps no batched logits");
 
     /// <summary>
+    /// The last hidden state of the last <see cref="Forward"/>, <c>[Batch·SeqLen, DModel]</c>: the encoder's output, or a
+    /// decoder's after its final norm (what Hugging Face calls <c>last_hidden_state</c>).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The model does not expose it, or keeps no batched activations.</exception>
+    public ReadOnlySpan<float> LastHiddenState => _layout.HiddenStateOffset < 0
+        ? throw new InvalidOperationException($"{_layout.Name} does not expose its last hidden state (models compiled from a Hugging Face config do)")
+        : _activations.Length > 0 ? _activations.Span.Slice(_layout.HiddenStateOffset, _layout.HiddenStateLength) : throw NotForTraining("keeps no hidden states");
+
+    /// <summary>
     /// The attention probabilities <c>[Batch, Heads, queries, keys]</c> of the last <see cref="Forward"/> in the
     /// named layer, e.g. <c>decoder.layers.0.cross_attention_probabilities</c> (see <see cref="ModelLayout.AttentionMaps"/>).
     /// </summary>
@@ -186,9 +195,31 @@ public abstract class TransformerModel : ITrainableParameters
     public void Backward()
     {
         if (Use != ModelUse.Training) throw NotForTraining("cannot run Backward");
+        if (_layout.SeededOutput)
+            throw new InvalidOperationException($"{_layout.Name} has no loss of its own: call Backward(outputGradient) with the gradient of your loss with respect to Logits");
         if (!_forwardDone) throw new InvalidOperationException($"{_layout.Name}.Backward needs a Forward first (each Forward allows one Backward)");
         _forwardDone = false;
         BackwardCore(); // clears each activation gradient just before its first use
+    }
+
+    /// <summary>
+    /// The backward pass of a model without a loss of its own (<see cref="ModelLayout.SeededOutput"/>: a sentence
+    /// embedder), from the gradient of the caller's loss with respect to <see cref="Logits"/> (the embeddings,
+    /// <c>[Batch, DModel]</c>): adds into <see cref="Gradients"/> as <see cref="Backward()"/> does.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The model computes its own loss, or no Forward ran since the last backward pass.</exception>
+    /// <exception cref="ArgumentException"><paramref name="outputGradient"/> does not have the length of <see cref="Logits"/>.</exception>
+    public void Backward(ReadOnlySpan<float> outputGradient)
+    {
+        if (!_layout.SeededOutput)
+            throw new InvalidOperationException($"{_layout.Name} computes its own loss in Forward; call Backward() without a gradient");
+        if (outputGradient.Length != _layout.LogitsLength)
+            throw new ArgumentException($"{_layout.Name}.Backward needs a gradient of {_layout.LogitsLength} floats (the output's), got {outputGradient.Length}", nameof(outputGradient));
+        if (Use != ModelUse.Training) throw NotForTraining("cannot run Backward");
+        if (!_forwardDone) throw new InvalidOperationException($"{_layout.Name}.Backward needs a Forward first (each Forward allows one Backward)");
+        outputGradient.CopyTo(_activationGradients.Span.Slice(_layout.LogitsOffset, _layout.LogitsLength));
+        _forwardDone = false;
+        BackwardCore();
     }
 
     /// <summary>Sets every gradient to zero.</summary>
@@ -226,14 +257,21 @@ public abstract class TransformerModel : ITrainableParameters
         var header = new Dictionary<string, string> { ["format"] = "pt", ["model"] = _layout.Name };
         if (metadata is not null)
             foreach (KeyValuePair<string, string> entry in metadata) header[entry.Key] = entry.Value;
-        SafeTensors.Save(path, _layout.Tensors, _parameters.Span, header);
+        if (_layout.Family == CheckpointFamily.Native) SafeTensors.Save(path, _layout.Tensors, _parameters.Span, header);
+        else HuggingFaceCheckpoint.Save(path, _layout.Tensors, _parameters.Span, _layout.Family, header);
     }
 
-    /// <summary>Reads parameters from a safetensors file; every name and shape must match this model.</summary>
+    /// <summary>
+    /// Reads parameters from a safetensors file; every name and shape must match this model. A model compiled from a
+    /// Hugging Face config reads its family's files: <paramref name="path"/> may then also be a sharded checkpoint's
+    /// <c>model.safetensors.index.json</c> or the model's folder, names may carry the family's prefix, and the buffers
+    /// such files hold besides the parameters (masks, position ids) are skipped.
+    /// </summary>
     /// <exception cref="System.IO.InvalidDataException">Names, shapes or the file itself do not match; the message says which.</exception>
     public void Load(string path)
     {
-        SafeTensors.Load(path, _layout.Tensors, _parameters.Span);
+        if (_layout.Family == CheckpointFamily.Native) SafeTensors.Load(path, _layout.Tensors, _parameters.Span);
+        else HuggingFaceCheckpoint.Load(path, _layout.Tensors, _parameters.Span, _layout.Family);
         OnParametersReplaced();
     }
 
@@ -263,7 +301,8 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="ArgumentException">The stream cannot read or seek.</exception>
     public void Load(System.IO.Stream stream, string? name = null)
     {
-        SafeTensors.Load(stream, _layout.Tensors, _parameters.Span, name);
+        if (_layout.Family == CheckpointFamily.Native) SafeTensors.Load(stream, _layout.Tensors, _parameters.Span, name);
+        else HuggingFaceCheckpoint.Load(stream, _layout.Tensors, _parameters.Span, _layout.Family, name);
         OnParametersReplaced();
     }
 
@@ -341,6 +380,23 @@ public abstract class TransformerModel : ITrainableParameters
             ReadOnlySpan<float> row = qkv.Slice(i * 3 * channels, 3 * channels);
             row.Slice(channels, channels).CopyTo(keys.Slice((position0 + i) * channels, channels));
             row.Slice(2 * channels, channels).CopyTo(values.Slice((position0 + i) * channels, channels));
+        }
+    }
+
+    /// <summary>
+    /// Copies the keys and values of <paramref name="count"/> new positions out of packed rows of
+    /// <paramref name="rowStride"/> floats (keys at <paramref name="keyColumn"/>, values at <paramref name="valueColumn"/>,
+    /// <paramref name="width"/> floats each: the key/value heads of grouped-query attention) into the cache rows starting
+    /// at <paramref name="position0"/>.
+    /// </summary>
+    protected static void AppendKeysValues(ReadOnlySpan<float> qkv, int count, int rowStride, int keyColumn, int valueColumn, int width,
+        Span<float> keys, Span<float> values, int position0)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            ReadOnlySpan<float> row = qkv.Slice(i * rowStride, rowStride);
+            row.Slice(keyColumn, width).CopyTo(keys.Slice((position0 + i) * width, width));
+            row.Slice(valueColumn, width).CopyTo(values.Slice((position0 + i) * width, width));
         }
     }
 

@@ -1,0 +1,198 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+
+namespace TransformerGen.Generator
+{
+    // The Hugging Face families (GPT-2, BERT, Llama/Qwen2): the same operations as the attribute's models, chosen from the
+    // FamilySpec's fields and named as each family's checkpoints name them. The one place that spells those names is the
+    // FamilyNames table below; the loader in the runtime only adds what files may carry besides (prefixes, buffers).
+    internal sealed partial class Lowerer
+    {
+        /// <summary>Each family's checkpoint names, with {0} for the layer index.</summary>
+        private sealed record FamilyNames(
+            string TokenEmbedding, string? Positions, string? TokenTypes, string? EmbeddingNorm,
+            string AttentionNorm, string[] QueryKeyValue, string? QueryKeyValueBias, string Output, string FeedForwardNorm,
+            string[] Up, string? UpBias, string Down, string FinalNorm, string NormWeight, string NormBias)
+        {
+            public static readonly FamilyNames Gpt2 = new(
+                "wte.weight", "wpe.weight", null, null,
+                "h.{0}.ln_1", ["h.{0}.attn.c_attn"], null, "h.{0}.attn.c_proj", "h.{0}.ln_2",
+                ["h.{0}.mlp.c_fc"], null, "h.{0}.mlp.c_proj", "ln_f", "weight", "bias");
+
+            public static readonly FamilyNames Bert = new(
+                "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm",
+                "encoder.layer.{0}.attention.output.LayerNorm",
+                ["encoder.layer.{0}.attention.self.query", "encoder.layer.{0}.attention.self.key", "encoder.layer.{0}.attention.self.value"], null,
+                "encoder.layer.{0}.attention.output.dense", "encoder.layer.{0}.output.LayerNorm",
+                ["encoder.layer.{0}.intermediate.dense"], null, "encoder.layer.{0}.output.dense", "", "weight", "bias");
+
+            public static readonly FamilyNames Llama = new(
+                "model.embed_tokens.weight", null, null, null,
+                "model.layers.{0}.input_layernorm",
+                ["model.layers.{0}.self_attn.q_proj", "model.layers.{0}.self_attn.k_proj", "model.layers.{0}.self_attn.v_proj"], null,
+                "model.layers.{0}.self_attn.o_proj", "model.layers.{0}.post_attention_layernorm",
+                ["model.layers.{0}.mlp.gate_proj", "model.layers.{0}.mlp.up_proj"], null, "model.layers.{0}.mlp.down_proj", "model.norm", "weight", "bias");
+
+            public static FamilyNames Of(int kind) => kind switch
+            {
+                FamilySpec.Gpt2 => Gpt2,
+                FamilySpec.Bert => Bert,
+                _ => Llama,
+            };
+        }
+
+        private ModelGraph BuildFamily(FamilySpec f, CancellationToken cancellationToken)
+        {
+            FamilyNames names = FamilyNames.Of(f.Kind);
+            bool conv1D = f.Kind == FamilySpec.Gpt2;
+            long c = _d.DModel;
+            TokenStream stream = TokenStream.Input;
+
+            // Embedding: tokens, then (BERT) segment 0's token type, then learned positions, then (BERT) LayerNorm.
+            Stage embed = Stage.Embed;
+            TensorDef tokenEmbedding = Parameter(names.TokenEmbedding, InitKind.Normal, InitStd, _d.Vocab, c);
+            TensorDef x = Activation("embed.x", -1, c, stream);
+            _ops.Add(new EmbeddingOp(embed, stream, tokenEmbedding, x, 1f));
+            if (names.TokenTypes is not null)
+            {
+                TensorDef types = Parameter(names.TokenTypes, InitKind.Normal, InitStd, f.TypeVocab, c);
+                _ops.Add(new TokenTypeOp(embed, TensorDef.View(types, 0, c), x));
+            }
+            if (names.Positions is not null)
+                _ops.Add(new PositionalAddOp(embed, stream, Parameter(names.Positions, InitKind.Normal, InitStd, f.MaxPositions, c), x));
+            if (f.Rotary)
+            {
+                _rotaryCos = Constant("rotary_cos", _d.MaxLength, _d.HeadDim / 2L);
+                _rotarySin = Constant("rotary_sin", _d.MaxLength, _d.HeadDim / 2L);
+            }
+            if (f.EmbeddingNorm) x = FamilyNorm(f, embed, "embed.", "embedding LayerNorm", "norm", names.EmbeddingNorm!, x);
+            x = Dropout(embed, "dropout on the embeddings", x, "embed.x_dropped", -1, stream);
+
+            bool encoder = _spec.IsEncoderOnly;
+            int layers = encoder ? _d.EncoderLayers : _d.DecoderLayers;
+            for (int layer = 0; layer < layers; layer++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                Stage stage = encoder ? Stage.OfEncoderLayer(layer) : Stage.OfLayer(layer);
+                x = FamilyLayer(f, names, stage, string.Format(System.Globalization.CultureInfo.InvariantCulture, "{0}", layer), conv1D, x, causal: !encoder, layers);
+            }
+
+            if (encoder)
+            {
+                _hiddenState = x;
+                ClassifierHead(x);
+            }
+            else
+            {
+                x = FamilyNorm(f, Stage.Head, "head.", f.RmsNorm ? "final RMSNorm" : "final LayerNorm", "norm_f", names.FinalNorm, x);
+                _hiddenState = x;
+                LanguageModelHead(x, tokenEmbedding, "", TokenStream.Input, finalNorm: false);
+            }
+            return new ModelGraph(_spec, _d, _tensors, _ops) { HiddenState = _hiddenState };
+        }
+
+        /// <summary>One pre-norm (GPT-2, Llama) or post-norm (BERT) layer of a family, with its names and projections.</summary>
+        private TensorDef FamilyLayer(FamilySpec f, FamilyNames names, Stage stage, string index, bool conv1D, TensorDef x, bool causal, int layers)
+        {
+            long c = _d.DModel, hd = _d.HeadDim, qWidth = (long)_d.Heads * hd, kvWidth = _d.KeyValueWidth;
+            int layer = stage.Layer;
+            string a = (stage.Kind == StageKind.EncoderLayer ? "encoder.layers." : "layers.") + index + ".";
+            string Name(string pattern) => string.Format(System.Globalization.CultureInfo.InvariantCulture, pattern, index);
+            float residualStd = InitStd / (float)Math.Sqrt(2.0 * layers);
+            bool pre = _spec.Norm.Value == EnumValues.PreNorm;
+
+            // Self-attention sub-layer: one packed projection to Q | K | V (the family's separate q/k/v weights laid out
+            // back to back), rotary positions, attention, output projection, residual.
+            TensorDef attnIn = pre ? FamilyNorm(f, stage, a, f.RmsNorm ? "input RMSNorm" : "ln_1 (pre-LN)", "ln1", Name(names.AttentionNorm), x) : x;
+            long[] qkvRows = names.QueryKeyValue.Length == 1 ? [qWidth + 2 * kvWidth] : [qWidth, kvWidth, kvWidth];
+            (TensorDef qkvW, TensorDef? qkvB) = PackedLinear(names.QueryKeyValue, Name, qkvRows, c, f.QkvBias, InitStd, conv1D);
+            TensorDef qkv = Activation(a + "qkv", layer, qWidth + 2 * kvWidth, TokenStream.Input, "qkv");
+            _ops.Add(new LinearOp(stage, "Q, K, V projections", attnIn, qkvW, qkvB, qkv));
+            if (f.Rotary)
+                _ops.Add(new RotaryOp(stage, TokenStream.Input, qkv, _rotaryCos!, _rotarySin!, _d.Heads, _d.HeadDim) { HalfSplit = true, KvHeads = _d.KeyValueHeads });
+            TensorDef attended = Activation(a + "attention", layer, qWidth, TokenStream.Input, "attention");
+            TensorDef probabilities = Probabilities(a + "attention_probabilities", layer, _d.SeqLen, _d.SeqLen, trainingOnly: true);
+            string title = (causal ? "causal self-attention" : "self-attention") + (_padding ? " with padding mask" : "")
+                + (_d.KvHeads > 0 ? $" ({_d.Heads} query heads on {_d.KeyValueHeads} key/value heads)" : "");
+            _ops.Add(new AttentionOp(stage, title, qkv, 0, qkv, qWidth, qWidth + kvWidth, attended, probabilities, _d.Heads, _d.HeadDim,
+                TokenStream.Input, TokenStream.Input, causal, 0, _padding) { KvHeads = _d.KvHeads });
+            (TensorDef outW, TensorDef? outB) = PackedLinear([names.Output], Name, [c], qWidth, f.OutBias, residualStd, conv1D);
+            TensorDef projected = Activation(a + "attention_output", layer, c, TokenStream.Input, "attention_output");
+            _ops.Add(new LinearOp(stage, "attention output projection", attended, outW, outB, projected));
+            projected = Dropout(stage, "dropout on the attention sub-layer's output", projected, a + "attention_output_dropped", layer, TokenStream.Input);
+            TensorDef residual1 = Activation(a + (pre ? "residual1" : "sum1"), layer, c, TokenStream.Input, pre ? "residual1" : "sum1");
+            _ops.Add(new AddOp(stage, "residual connection around self-attention", x, projected, residual1));
+            if (!pre) residual1 = FamilyNorm(f, stage, a, "attention LayerNorm (post-LN)", "residual1", Name(names.AttentionNorm), residual1);
+
+            // Feed-forward sub-layer: up (or gate | up, packed), activation, down.
+            TensorDef ffnIn = pre ? FamilyNorm(f, stage, a, f.RmsNorm ? "post-attention RMSNorm" : "ln_2 (pre-LN)", "ln2", Name(names.FeedForwardNorm), residual1) : residual1;
+            bool gated = f.FeedForward == FamilySpec.SwiGlu;
+            long[] upRows = gated ? [_d.DFF, _d.DFF] : [_d.DFF];
+            (TensorDef upW, TensorDef? upB) = PackedLinear(names.Up, Name, upRows, c, f.FfnBias, InitStd, conv1D);
+            TensorDef hidden = Activation(a + "ffn_hidden", layer, gated ? 2L * _d.DFF : _d.DFF, TokenStream.Input, "ffn_hidden");
+            _ops.Add(new LinearOp(stage, gated ? "feed-forward gate and up projections" : "feed-forward up projection", ffnIn, upW, upB, hidden));
+            TensorDef activated = Activation(a + "ffn_activated", layer, _d.DFF, TokenStream.Input, "ffn_activated");
+            _ops.Add(gated
+                ? new SwiGluOp(stage, hidden, activated)
+                : new ActivationOp(stage, f.FeedForward != FamilySpec.Relu, hidden, activated, tanh: f.FeedForward == FamilySpec.GeluTanh));
+            (TensorDef downW, TensorDef? downB) = PackedLinear([names.Down], Name, [c], _d.DFF, f.FfnBias, residualStd, conv1D);
+            TensorDef ffnOut = Activation(a + "ffn_output", layer, c, TokenStream.Input, "ffn_output");
+            _ops.Add(new LinearOp(stage, "feed-forward down projection", activated, downW, downB, ffnOut));
+            ffnOut = Dropout(stage, "dropout on the feed-forward sub-layer's output", ffnOut, a + "ffn_output_dropped", layer, TokenStream.Input);
+            TensorDef output = Activation(a + (pre ? "output" : "sum2"), layer, c, TokenStream.Input, pre ? "output" : "sum2");
+            _ops.Add(new AddOp(stage, "residual connection around the feed-forward network", residual1, ffnOut, output));
+            if (!pre) output = FamilyNorm(f, stage, a, "output LayerNorm (post-LN)", "output", Name(names.FeedForwardNorm), output);
+            return output;
+        }
+
+        /// <summary>
+        /// The weight (and bias) of a linear layer made of one or more of the family's projections stacked by rows: each
+        /// is a parameter of its own under its checkpoint name, laid out back to back, and the layer reads one view over
+        /// them all. Conv1D weights (GPT-2) are kept <c>[out, in]</c> in memory and marked as stored transposed.
+        /// </summary>
+        private (TensorDef Weight, TensorDef? Bias) PackedLinear(string[] patterns, Func<string, string> name, long[] rows, long inFeatures, bool bias, float std, bool conv1D)
+        {
+            var weights = new List<TensorDef>();
+            long total = 0;
+            for (int i = 0; i < patterns.Length; i++)
+            {
+                var t = new TensorDef(name(patterns[i]) + ".weight", TensorKind.Parameter, [rows[i], inFeatures])
+                {
+                    Init = InitKind.Normal, InitScale = std, PackedWithNext = i < patterns.Length - 1, StoredTransposed = conv1D,
+                };
+                _tensors.Add(t);
+                weights.Add(t);
+                total += rows[i];
+            }
+            TensorDef? b = null;
+            if (bias)
+            {
+                for (int i = 0; i < patterns.Length; i++)
+                {
+                    var t = new TensorDef(name(patterns[i]) + ".bias", TensorKind.Parameter, [rows[i]]) { Init = InitKind.Zeros, PackedWithNext = i < patterns.Length - 1 };
+                    _tensors.Add(t);
+                    b ??= t;
+                }
+                if (patterns.Length > 1) b = TensorDef.View(b!, 0, total);
+            }
+            TensorDef w = patterns.Length == 1 ? weights[0] : TensorDef.View(weights[0], 0, total, inFeatures);
+            return (w, b);
+        }
+
+        /// <summary>The family's norm: LayerNorm with its eps and a bias, or RMSNorm with a weight only.</summary>
+        private TensorDef FamilyNorm(FamilySpec f, Stage stage, string prefix, string title, string role, string parameterPrefix, TensorDef input)
+        {
+            TensorDef weight = Parameter(parameterPrefix + ".weight", InitKind.Ones, 0f, _d.DModel);
+            if (!f.RmsNorm)
+            {
+                TensorDef bias = Parameter(parameterPrefix + ".bias", InitKind.Zeros, 0f, _d.DModel);
+                return Norm(stage, prefix, title, role, input, weight, bias, input.Stream, f.NormEps);
+            }
+            TensorDef output = Activation(prefix + role, stage.Layer, _d.DModel, input.Stream, role);
+            TensorDef rstd = Activation(prefix + role + "_rstd", stage.Layer, 1, input.Stream, role + "_rstd", vector: true);
+            _ops.Add(new RmsNormOp(stage, title, input, weight, output, rstd, f.NormEps));
+            return output;
+        }
+    }
+}

