@@ -38,10 +38,13 @@ namespace TransformerGen.Generator
                 yield break;
             }
             string model = spec.Type.Name;
-            var inFile = Header.Tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
+            FamilyFileNames? family = spec.Family is { } f ? new FamilyFileNames(f.Kind, spec.TiedEmbeddings.Value) : null;
+            var inFile = new Dictionary<string, WeightsTensor>(StringComparer.Ordinal);
+            foreach (WeightsTensor t in Header.Tensors) inFile[family?.Key(t.Name) ?? t.Name] = t;
             foreach (TensorDef p in parameters)
             {
-                string expected = "[" + string.Join(", ", p.Shape) + "]";
+                // A family's file holds GPT-2's Conv1D weights [in, out]; the model keeps them [out, in].
+                string expected = "[" + string.Join(", ", p.StoredTransposed ? Enumerable.Reverse(p.Shape) : p.Shape.AsEnumerable()) + "]";
                 if (!inFile.TryGetValue(p.Name, out WeightsTensor? found))
                 {
                     yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsMissingTensor, where, Header.FileName, p.Name, expected, model);
@@ -53,7 +56,7 @@ namespace TransformerGen.Generator
                     yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsDtype, where, Header.FileName, p.Name, found.Dtype);
             }
             var names = new HashSet<string>(parameters.Select(p => p.Name), StringComparer.Ordinal);
-            foreach (WeightsTensor extra in Header.Tensors.Where(t => !names.Contains(t.Name)))
+            foreach (WeightsTensor extra in Header.Tensors.Where(t => !names.Contains(family?.Key(t.Name) ?? t.Name) && !(family?.MaySkip(t.Name) ?? false)))
                 yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsUnexpectedTensor, where, Header.FileName, extra.Name, extra.ShapeText, model);
         }
     }

@@ -1,0 +1,92 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Text;
+using Microsoft.CodeAnalysis;
+using Xunit;
+
+namespace TransformerGen.Generator.Tests;
+
+/// <summary>
+/// Built-in weights of a model compiled from a Hugging Face config: the compile-time check reads the checkpoint as the
+/// family's loader does (optional prefix, Conv1D weights stored [in, out], buffers and tied copies skipped).
+/// </summary>
+public class FamilyWeightsTests
+{
+    private const string ConfigPath = "/src/models/tiny-gpt2/config.json";
+    private const string HeaderPath = "/obj/transformergen/gpt2.safetensors.header.json";
+
+    private const string Config = """
+        {"model_type": "gpt2", "vocab_size": 5, "n_embd": 4, "n_head": 2, "n_layer": 1, "n_positions": 3, "n_inner": 6,
+         "activation_function": "gelu_new", "layer_norm_epsilon": 1e-05}
+        """;
+
+    private const string Model = """
+        using TransformerGen;
+        namespace Demo;
+        [TransformerModel(Config = "models/tiny-gpt2/config.json", SeqLen = 3, Weights = "gpt2.safetensors")]
+        public partial class M { }
+        """;
+
+    /// <summary>The tensors of a GPT2LMHeadModel file of that config, in the file's orientation.</summary>
+    private static List<(string Name, int[] Shape)> FileTensors(string prefix = "") =>
+    [
+        (prefix + "wte.weight", [5, 4]), (prefix + "wpe.weight", [3, 4]),
+        (prefix + "h.0.ln_1.weight", [4]), (prefix + "h.0.ln_1.bias", [4]),
+        (prefix + "h.0.attn.c_attn.weight", [4, 12]), (prefix + "h.0.attn.c_attn.bias", [12]),
+        (prefix + "h.0.attn.c_proj.weight", [4, 4]), (prefix + "h.0.attn.c_proj.bias", [4]),
+        (prefix + "h.0.ln_2.weight", [4]), (prefix + "h.0.ln_2.bias", [4]),
+        (prefix + "h.0.mlp.c_fc.weight", [4, 6]), (prefix + "h.0.mlp.c_fc.bias", [6]),
+        (prefix + "h.0.mlp.c_proj.weight", [6, 4]), (prefix + "h.0.mlp.c_proj.bias", [4]),
+        (prefix + "ln_f.weight", [4]), (prefix + "ln_f.bias", [4]),
+    ];
+
+    private static string Header(IEnumerable<(string Name, int[] Shape)> tensors)
+    {
+        var json = new StringBuilder("{\"__metadata__\":{\"format\":\"pt\"}");
+        long offset = 0;
+        foreach ((string name, int[] shape) in tensors)
+        {
+            long bytes = 4L * shape.Aggregate(1, (a, b) => a * b);
+            json.Append($",\"{name}\":{{\"dtype\":\"F32\",\"shape\":[{string.Join(",", shape)}],\"data_offsets\":[{offset},{offset + bytes}]}}");
+            offset += bytes;
+        }
+        return json.Append('}').ToString();
+    }
+
+    private static GeneratorHarness.Result Run(string header) => GeneratorHarness.RunWith([(ConfigPath, Config), (HeaderPath, header)], Model);
+
+    [Fact]
+    public void A_prefixed_file_with_buffers_and_a_tied_copy_matches()
+    {
+        List<(string, int[])> tensors = FileTensors("transformer.");
+        tensors.Add(("transformer.h.0.attn.bias", [1, 1, 3, 3]));
+        tensors.Add(("transformer.h.0.attn.masked_bias", []));
+        tensors.Add(("lm_head.weight", [5, 4]));
+        var result = Run(Header(tensors));
+        Assert.Empty(result.Problems);
+        Assert.Empty(result.CompilationDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        Assert.Contains("FromBuiltInWeights", result.GeneratedSource);
+    }
+
+    [Fact]
+    public void A_conv1d_weight_in_the_model_orientation_is_refused()
+    {
+        List<(string Name, int[] Shape)> tensors = FileTensors();
+        int i = tensors.FindIndex(t => t.Name == "h.0.attn.c_attn.weight");
+        tensors[i] = ("h.0.attn.c_attn.weight", [12, 4]);
+        Diagnostic d = Assert.Single(Run(Header(tensors)).Problems);
+        Assert.Equal("TG0034", d.Id);
+        Assert.Contains("'h.0.attn.c_attn.weight' is [12, 4] in gpt2.safetensors, but M needs [4, 12]", d.GetMessage());
+    }
+
+    [Fact]
+    public void An_unknown_tensor_is_refused_and_a_missing_one_named()
+    {
+        List<(string Name, int[] Shape)> tensors = FileTensors();
+        tensors.RemoveAll(t => t.Name == "ln_f.bias");
+        tensors.Add(("h.0.attn.rotary", [4]));
+        Diagnostic[] problems = Run(Header(tensors)).Problems.ToArray();
+        Assert.Contains(problems, d => d.Id == "TG0032" && d.GetMessage().Contains("'ln_f.bias'"));
+        Assert.Contains(problems, d => d.Id == "TG0033" && d.GetMessage().Contains("'h.0.attn.rotary'"));
+    }
+}
