@@ -4,24 +4,26 @@ using TransformerGen.Threading;
 
 namespace TransformerGen.Kernels;
 
-// The multi-threaded split of attention in training (see Parallelism): items are runs of (sequence, head) pairs. A
-// pair reads its own columns of Q, K and V and writes its own columns of the output (or of dQ, dK and dV) and its own
-// block of probabilities, with the same code as the single-threaded loop, so results are bit-identical for any
-// thread count.
+// The multi-threaded split of attention in training (see Parallelism). Forward items are runs of (sequence, query
+// head) pairs: a pair writes only its own columns of the output and its own block of probabilities (pairs that share
+// a key/value head only read it). Backward items are runs of (sequence, key/value head) groups: the query heads of a
+// group all add into the one head's columns of dK and dV, so a group is never split between threads, and runs its
+// heads in order. Either way each output element is computed by one thread with the same code and in the same order
+// as the single-threaded loop, so results are bit-identical for any thread count.
 public static unsafe partial class Attention
 {
     /// <summary>Multiply-adds of Q·Kᵀ and P·V of one pair, counted in full (causal and windowed masks need less).</summary>
     private static long PairFlops(int queryLen, int keyLen, int headDim) => 4L * queryLen * keyLen * headDim;
 
     /// <summary>
-    /// Pairs per item: grouped up to about a quarter of a thread's minimum work, so that tiny heads do not cost a claim
-    /// each while every thread still gets several items to balance.
+    /// Pairs (or, in backward, groups) per item: grouped up to about a quarter of a thread's minimum work, so that tiny
+    /// heads do not cost a claim each while every thread still gets several items to balance.
     /// </summary>
     private static int PairsPerItem(long pairFlops) =>
         (int)Math.Max(1, Math.Min(int.MaxValue, Parallelism.MinimumFlopsPerThread / 4 / Math.Max(1, pairFlops)));
 
     private static bool ForwardSplit(float* q, int qStride, float* k, float* v, int kvStride, byte* keyPadding, float* output, float* probabilities,
-        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window)
+        int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, bool causal, int window)
     {
         int pairs = batch * heads;
         long pairFlops = PairFlops(queryLen, keyLen, headDim);
@@ -31,7 +33,8 @@ public static unsafe partial class Attention
         var work = new ForwardWork
         {
             Q = q, QStride = qStride, K = k, V = v, KvStride = kvStride, KeyPadding = keyPadding, Output = output, Probabilities = probabilities,
-            Batch = batch, QueryLen = queryLen, KeyLen = keyLen, Heads = heads, HeadDim = headDim, Causal = causal, Window = window, PairsPerItem = perItem,
+            Batch = batch, QueryLen = queryLen, KeyLen = keyLen, Heads = heads, HeadDim = headDim, KvHeads = kvHeads, Causal = causal, Window = window,
+            PairsPerItem = perItem,
         };
         WorkerPool.For(ref work, items, threads);
         return true;
@@ -41,33 +44,33 @@ public static unsafe partial class Attention
     {
         public float* Q, K, V, Output, Probabilities;
         public byte* KeyPadding;
-        public int QStride, KvStride, Batch, QueryLen, KeyLen, Heads, HeadDim, Window, PairsPerItem;
+        public int QStride, KvStride, Batch, QueryLen, KeyLen, Heads, HeadDim, KvHeads, Window, PairsPerItem;
         public bool Causal;
 
         public readonly void Execute(int item)
         {
             int first = item * PairsPerItem, end = Math.Min(Batch * Heads, first + PairsPerItem);
-            ForwardPairs(Q, QStride, K, V, KvStride, KeyPadding, Output, Probabilities, saveProbabilities: true, Batch, QueryLen, KeyLen, Heads, HeadDim,
+            ForwardPairs(Q, QStride, K, V, KvStride, KeyPadding, Output, Probabilities, saveProbabilities: true, Batch, QueryLen, KeyLen, Heads, HeadDim, KvHeads,
                 position0: 0, Causal, Window, first, end);
         }
     }
 
     private static bool BackwardSplit(float* dOutput, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
-        float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, int scratchLength, bool clearDq, bool clearDkv)
+        float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, int scratchLength, bool clearDq, bool clearDkv)
     {
         // Each item takes its dP/dS scratch from the stack of the thread that runs it, as long as the single-threaded
         // call's (the caller's length decides the chunking, so both compute the same).
         if (scratchLength > BackwardScratchFloats) return false;
-        int pairs = batch * heads;
-        long pairFlops = 2 * PairFlops(queryLen, keyLen, headDim);
-        int perItem = PairsPerItem(pairFlops), items = (pairs + perItem - 1) / perItem;
-        int threads = Parallelism.ThreadsFor(pairFlops * pairs, items);
+        int groups = batch * kvHeads;
+        long groupFlops = 2 * PairFlops(queryLen, keyLen, headDim) * (heads / kvHeads);
+        int perItem = PairsPerItem(groupFlops), items = (groups + perItem - 1) / perItem;
+        int threads = Parallelism.ThreadsFor(groupFlops * groups, items);
         if (threads == 1) return false;
         var work = new BackwardWork
         {
             DOutput = dOutput, Q = q, QStride = qStride, K = k, V = v, KvStride = kvStride, Probabilities = probabilities, DQ = dq, DK = dk, DV = dv,
-            Pairs = pairs, QueryLen = queryLen, KeyLen = keyLen, Heads = heads, HeadDim = headDim, ScratchLength = scratchLength, PairsPerItem = perItem,
-            ClearDq = clearDq, ClearDkv = clearDkv,
+            Groups = groups, QueryLen = queryLen, KeyLen = keyLen, Heads = heads, HeadDim = headDim, KvHeads = kvHeads, ScratchLength = scratchLength,
+            GroupsPerItem = perItem, ClearDq = clearDq, ClearDkv = clearDkv,
         };
         WorkerPool.For(ref work, items, threads);
         return true;
@@ -76,15 +79,16 @@ public static unsafe partial class Attention
     private struct BackwardWork : IParallelWork
     {
         public float* DOutput, Q, K, V, Probabilities, DQ, DK, DV;
-        public int QStride, KvStride, Pairs, QueryLen, KeyLen, Heads, HeadDim, ScratchLength, PairsPerItem;
+        public int QStride, KvStride, Groups, QueryLen, KeyLen, Heads, HeadDim, KvHeads, ScratchLength, GroupsPerItem;
         public bool ClearDq, ClearDkv;
 
         [SkipLocalsInit] // the scratch is written before it is read
         public readonly void Execute(int item)
         {
             float* scratch = stackalloc float[BackwardScratchFloats];
-            int first = item * PairsPerItem, end = Math.Min(Pairs, first + PairsPerItem);
-            BackwardPairs(DOutput, Q, QStride, K, V, KvStride, Probabilities, DQ, DK, DV, QueryLen, KeyLen, Heads, HeadDim, scratch, ScratchLength, first, end, ClearDq, ClearDkv);
+            int first = item * GroupsPerItem, end = Math.Min(Groups, first + GroupsPerItem);
+            BackwardGroups(DOutput, Q, QStride, K, V, KvStride, Probabilities, DQ, DK, DV, QueryLen, KeyLen, Heads, HeadDim, KvHeads, scratch, ScratchLength, first, end,
+                ClearDq, ClearDkv);
         }
     }
 }

@@ -16,7 +16,9 @@ namespace TransformerGen.Kernels;
 /// Layout: activations are row-major <c>[rows, channels]</c>; C = heads·headDim, and head h uses columns
 /// <c>h·headDim … (h+1)·headDim − 1</c> of every Q, K and V row. Q, K and V rows may be wider than C (a row stride), so
 /// they can be column slices of one packed buffer. The output is <c>[batch, queryLen, C]</c>; the probabilities
-/// <c>[batch, heads, queryLen, keyLen]</c> are kept for backward.
+/// <c>[batch, heads, queryLen, keyLen]</c> are kept for backward. The general and cached forms also take fewer key/value
+/// heads than query heads (grouped-query and multi-query attention, <c>kvHeads</c>): K and V rows then hold kvHeads·headDim
+/// columns, and query head h uses key/value head <c>h / (heads / kvHeads)</c>.
 /// </para>
 /// <para>
 /// Masks: key j is visible to query i iff it is not padding, <c>!causal || j ≤ i</c>, and
@@ -71,7 +73,7 @@ public static unsafe partial class Attention
         SpanChecks.Length(probabilities.Length, (long)batch * heads * seqLen * seqLen, nameof(probabilities));
 
         fixed (float* pQkv = qkv, pOut = output, pProbs = probabilities)
-            ForwardCore(pQkv, 3 * c, pQkv + c, pQkv + 2 * c, 3 * c, null, pOut, pProbs, saveProbabilities: true, batch, seqLen, seqLen, heads, headDim, 0, causal, window: 0);
+            ForwardCore(pQkv, 3 * c, pQkv + c, pQkv + 2 * c, 3 * c, null, pOut, pProbs, saveProbabilities: true, batch, seqLen, seqLen, heads, headDim, heads, 0, causal, window: 0);
     }
 
     /// <summary>
@@ -111,25 +113,32 @@ public static unsafe partial class Attention
 
         fixed (float* pDOut = dOutput, pQkv = qkv, pProbs = probabilities, pDQkv = dQkv, pScratch = scratch)
             BackwardSequences(pDOut, pQkv, 3 * c, pQkv + c, pQkv + 2 * c, 3 * c, pProbs, pDQkv, pDQkv + c, pDQkv + 2 * c,
-                batch, seqLen, seqLen, heads, headDim, pScratch, scratch.Length, overwriteDQkv, overwriteDQkv);
+                batch, seqLen, seqLen, heads, headDim, heads, pScratch, scratch.Length, overwriteDQkv, overwriteDQkv);
     }
 
     // ---------------------------------------------------------------- general attention (training)
 
     /// <summary>
     /// Multi-head attention of queries from one tensor over keys and values from possibly another (self-attention with
-    /// padding, windowed self-attention, encoder–decoder cross-attention). Key j is visible to query i iff
+    /// padding, windowed self-attention, encoder–decoder cross-attention), with as many key/value heads as query heads
+    /// or fewer, shared by groups of query heads (grouped-query attention). Key j is visible to query i iff
     /// <paramref name="keyPadding"/> is empty or <c>keyPadding[b·keyLen + j] == 0</c>, and <c>!causal || j ≤ i</c>, and
     /// <c>window == 0 || |i − j| ≤ window</c>. Scores are scaled by 1/√headDim. A query that sees no key gets output 0
     /// and probabilities 0 (PyTorch would give NaN). Overwrites <paramref name="output"/> and
     /// <paramref name="probabilities"/>; with a window only the visible keys are multiplied, O(window·queryLen·headDim)
     /// per head. <paramref name="output"/> must not overlap the inputs.
     /// </summary>
+    /// <remarks>
+    /// Grouped-query attention (Ainslie et al. 2023, "GQA", §2; multi-query attention with one key/value head, Shazeer
+    /// 2019): query head h reads key/value head <c>g = h / (heads / kvHeads)</c>, columns <c>g·headDim … (g+1)·headDim − 1</c>
+    /// of each K and V row, as Hugging Face's <c>repeat_kv</c> expands them (contiguous groups of query heads). The K and
+    /// V rows then need only Ckv = kvHeads·headDim columns; nothing is copied.
+    /// </remarks>
     /// <param name="q">Queries <c>[batch, queryLen, qStride]</c>; the first C = heads·headDim columns of each row are used.</param>
     /// <param name="qStride">Distance between query rows, at least C (3C for a packed Q | K | V tensor).</param>
-    /// <param name="k">Keys <c>[batch, keyLen, kvStride]</c>, first C columns of each row.</param>
-    /// <param name="v">Values <c>[batch, keyLen, kvStride]</c>, first C columns of each row (may be a slice of the buffer <paramref name="k"/> is in).</param>
-    /// <param name="kvStride">Distance between key rows and between value rows, at least C.</param>
+    /// <param name="k">Keys <c>[batch, keyLen, kvStride]</c>, first Ckv = kvHeads·headDim columns of each row.</param>
+    /// <param name="v">Values <c>[batch, keyLen, kvStride]</c>, first Ckv columns of each row (may be a slice of the buffer <paramref name="k"/> is in).</param>
+    /// <param name="kvStride">Distance between key rows and between value rows, at least Ckv.</param>
     /// <param name="keyPadding">Key padding <c>[batch, keyLen]</c>, nonzero = padding, or empty for none.</param>
     /// <param name="output">Heads concatenated <c>[batch, queryLen, C]</c>.</param>
     /// <param name="probabilities">Saved attention probabilities <c>[batch, heads, queryLen, keyLen]</c>, 0 where masked.</param>
@@ -140,31 +149,34 @@ public static unsafe partial class Attention
     /// <param name="headDim">Channels per head.</param>
     /// <param name="causal">Whether query i may only see keys j ≤ i (query and key indices aligned at 0, as in self-attention).</param>
     /// <param name="window">0 for no window; otherwise query i sees only keys with |i − j| ≤ window.</param>
+    /// <param name="kvHeads">Key/value heads: 0 (the default) for one per query head; otherwise a divisor of <paramref name="heads"/>.</param>
+    /// <exception cref="ArgumentException"><paramref name="heads"/> is not a multiple of <paramref name="kvHeads"/>.</exception>
     public static void Forward(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<byte> keyPadding, Span<float> output, Span<float> probabilities,
-        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window = 0)
+        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window = 0, int kvHeads = 0)
     {
-        CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride);
+        kvHeads = CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride, kvHeads);
         SpanChecks.NonNegative(window, nameof(window));
-        int c = heads * headDim;
+        int c = heads * headDim, kvC = kvHeads * headDim;
         SpanChecks.AtLeast(q.Length, StridedLength((long)batch * queryLen, qStride, c), nameof(q));
-        SpanChecks.AtLeast(k.Length, StridedLength((long)batch * keyLen, kvStride, c), nameof(k));
-        SpanChecks.AtLeast(v.Length, StridedLength((long)batch * keyLen, kvStride, c), nameof(v));
+        SpanChecks.AtLeast(k.Length, StridedLength((long)batch * keyLen, kvStride, kvC), nameof(k));
+        SpanChecks.AtLeast(v.Length, StridedLength((long)batch * keyLen, kvStride, kvC), nameof(v));
         SpanChecks.LengthOrEmpty(keyPadding.Length, (long)batch * keyLen, nameof(keyPadding));
         SpanChecks.Length(output.Length, (long)batch * queryLen * c, nameof(output));
         SpanChecks.Length(probabilities.Length, (long)batch * heads * queryLen * keyLen, nameof(probabilities));
 
         fixed (float* pQ = q, pK = k, pV = v, pOut = output, pProbs = probabilities)
         fixed (byte* pPad = keyPadding)
-            ForwardCore(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, pOut, pProbs, saveProbabilities: true, batch, queryLen, keyLen, heads, headDim, 0, causal, window);
+            ForwardCore(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, pOut, pProbs, saveProbabilities: true, batch, queryLen, keyLen, heads, headDim, kvHeads, 0, causal, window);
     }
 
     /// <summary>
-    /// Accumulates the gradients of the general <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int)"/>
+    /// Accumulates the gradients of the general <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int)"/>
     /// into <paramref name="dq"/>, <paramref name="dk"/> and <paramref name="dv"/> (same formulas as the packed backward),
     /// or stores them there with <paramref name="overwriteDq"/> and <paramref name="overwriteDkv"/>. The masks are read
     /// from <paramref name="probabilities"/> (0 where masked), so none is passed again; a query that saw no key
-    /// contributes nothing.
+    /// contributes nothing. With fewer key/value heads than query heads, the gradient of a key/value head is the sum
+    /// over the query heads of its group (the backward of <c>repeat_kv</c>), added head by head in order.
     /// </summary>
     /// <param name="dOutput">Gradient of the output <c>[batch, queryLen, C]</c>.</param>
     /// <param name="q">The forward queries <c>[batch, queryLen, qStride]</c>.</param>
@@ -183,23 +195,24 @@ public static unsafe partial class Attention
     /// <param name="headDim">Channels per head.</param>
     /// <param name="overwriteDq">Store the queries' gradient rather than add it (its first contribution).</param>
     /// <param name="overwriteDkv">Store the keys' and values' gradients rather than add them.</param>
+    /// <param name="kvHeads">Key/value heads, as given to forward (0 for one per query head).</param>
     [SkipLocalsInit] // the scratch is written before it is read; zeroing 16 KiB per call would be wasted
     public static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<float> probabilities, Span<float> dq, Span<float> dk, Span<float> dv,
-        int batch, int queryLen, int keyLen, int heads, int headDim, bool overwriteDq = false, bool overwriteDkv = false)
+        int batch, int queryLen, int keyLen, int heads, int headDim, bool overwriteDq = false, bool overwriteDkv = false, int kvHeads = 0)
     {
         Span<float> scratch = stackalloc float[BackwardScratchFloats];
-        Backward(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, scratch, overwriteDq, overwriteDkv);
+        Backward(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, scratch, overwriteDq, overwriteDkv, kvHeads);
     }
 
     /// <summary>General backward with the dP/dS scratch given (less than one row of it: the row-at-a-time form).</summary>
     internal static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<float> probabilities, Span<float> dq, Span<float> dk, Span<float> dv,
-        int batch, int queryLen, int keyLen, int heads, int headDim, Span<float> scratch, bool overwriteDq = false, bool overwriteDkv = false)
+        int batch, int queryLen, int keyLen, int heads, int headDim, Span<float> scratch, bool overwriteDq = false, bool overwriteDkv = false, int kvHeads = 0)
     {
-        CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride);
+        kvHeads = CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride, kvHeads);
         int c = heads * headDim;
-        long queryRows = StridedLength((long)batch * queryLen, qStride, c), keyRows = StridedLength((long)batch * keyLen, kvStride, c);
+        long queryRows = StridedLength((long)batch * queryLen, qStride, c), keyRows = StridedLength((long)batch * keyLen, kvStride, kvHeads * headDim);
         SpanChecks.Length(dOutput.Length, (long)batch * queryLen * c, nameof(dOutput));
         SpanChecks.AtLeast(q.Length, queryRows, nameof(q));
         SpanChecks.AtLeast(k.Length, keyRows, nameof(k));
@@ -210,7 +223,7 @@ public static unsafe partial class Attention
         SpanChecks.AtLeast(dv.Length, keyRows, nameof(dv));
 
         fixed (float* pDOut = dOutput, pQ = q, pK = k, pV = v, pProbs = probabilities, pDQ = dq, pDK = dk, pDV = dv, pScratch = scratch)
-            BackwardSequences(pDOut, pQ, qStride, pK, pV, kvStride, pProbs, pDQ, pDK, pDV, batch, queryLen, keyLen, heads, headDim, pScratch, scratch.Length, overwriteDq, overwriteDkv);
+            BackwardSequences(pDOut, pQ, qStride, pK, pV, kvStride, pProbs, pDQ, pDK, pDV, batch, queryLen, keyLen, heads, headDim, kvHeads, pScratch, scratch.Length, overwriteDq, overwriteDkv);
     }
 
     // ---------------------------------------------------------------- inference, one sequence
@@ -218,39 +231,43 @@ public static unsafe partial class Attention
     /// <summary>
     /// Causal attention of <paramref name="n"/> new tokens of ONE sequence against a key/value cache (inference).
     /// Query i, at position <c>position0 + i</c>, sees keys <c>0 … position0 + i</c>, or with a window only the last
-    /// <c>window + 1</c> of them. Overwrites <paramref name="output"/>.
+    /// <c>window + 1</c> of them. Overwrites <paramref name="output"/>. With grouped-query attention the caches hold only
+    /// the key/value heads, and query head h reads cache head <c>h / (heads / kvHeads)</c>.
     /// </summary>
     /// <param name="q">Queries <c>[n, qStride]</c>; the first C = heads·headDim columns of each row are used (so a packed QKV row works).</param>
     /// <param name="qStride">Distance between query rows, at least C.</param>
-    /// <param name="keyCache">Keys <c>[maxLen, C]</c> by absolute position, filled for positions <c>0 … position0 + n − 1</c> (with a window, the positions before the window are not read).</param>
-    /// <param name="valueCache">Values <c>[maxLen, C]</c>, filled like <paramref name="keyCache"/>.</param>
+    /// <param name="keyCache">Keys <c>[maxLen, Ckv]</c>, Ckv = kvHeads·headDim, by absolute position, filled for positions <c>0 … position0 + n − 1</c> (with a window, the positions before the window are not read).</param>
+    /// <param name="valueCache">Values <c>[maxLen, Ckv]</c>, filled like <paramref name="keyCache"/>.</param>
     /// <param name="output">Heads concatenated <c>[n, C]</c>.</param>
     /// <param name="scores">Scratch of length at least <c>position0 + n</c>.</param>
     /// <param name="position0">Position of the first new token.</param>
     /// <param name="n">New tokens.</param>
     /// <param name="heads">Attention heads.</param>
     /// <param name="headDim">Channels per head.</param>
-    /// <param name="window">0 for no window; otherwise the query at position p sees only keys at positions ≥ p − window (as the windowed causal <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int)"/>).</param>
-    public static void ForwardCached(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> keyCache, ReadOnlySpan<float> valueCache, Span<float> output, Span<float> scores, int position0, int n, int heads, int headDim, int window = 0)
+    /// <param name="window">0 for no window; otherwise the query at position p sees only keys at positions ≥ p − window (as the windowed causal <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int)"/>).</param>
+    /// <param name="kvHeads">Key/value heads in the caches: 0 (the default) for one per query head; otherwise a divisor of <paramref name="heads"/>.</param>
+    /// <exception cref="ArgumentException"><paramref name="heads"/> is not a multiple of <paramref name="kvHeads"/>.</exception>
+    public static void ForwardCached(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> keyCache, ReadOnlySpan<float> valueCache, Span<float> output, Span<float> scores, int position0, int n, int heads, int headDim, int window = 0, int kvHeads = 0)
     {
         SpanChecks.NonNegative(position0, nameof(position0));
         SpanChecks.NonNegative(n, nameof(n));
         SpanChecks.Positive(heads, nameof(heads));
         SpanChecks.Positive(headDim, nameof(headDim));
         SpanChecks.NonNegative(window, nameof(window));
-        int c = heads * headDim;
+        kvHeads = KvHeads(kvHeads, heads);
+        int c = heads * headDim, kvC = kvHeads * headDim;
         CheckStride(qStride, c, nameof(qStride));
         SpanChecks.Length(output.Length, (long)n * c, nameof(output));
         if (n == 0) return;
         SpanChecks.AtLeast(q.Length, StridedLength(n, qStride, c), nameof(q));
         int keys = position0 + n;
-        SpanChecks.AtLeast(keyCache.Length, (long)keys * c, nameof(keyCache));
-        SpanChecks.AtLeast(valueCache.Length, (long)keys * c, nameof(valueCache));
+        SpanChecks.AtLeast(keyCache.Length, (long)keys * kvC, nameof(keyCache));
+        SpanChecks.AtLeast(valueCache.Length, (long)keys * kvC, nameof(valueCache));
         SpanChecks.AtLeast(scores.Length, keys, nameof(scores));
 
         // One query row at a time through the one scores row, nothing kept.
         fixed (float* pQ = q, pKeys = keyCache, pValues = valueCache, pOut = output, pScores = scores)
-            ForwardCore(pQ, qStride, pKeys, pValues, c, null, pOut, pScores, saveProbabilities: false, 1, n, keys, heads, headDim, position0, causal: true, window);
+            ForwardCore(pQ, qStride, pKeys, pValues, kvC, null, pOut, pScores, saveProbabilities: false, 1, n, keys, heads, headDim, kvHeads, position0, causal: true, window);
     }
 
     /// <summary>
@@ -289,7 +306,7 @@ public static unsafe partial class Attention
 
         fixed (float* pQ = q, pKeys = keys, pValues = values, pOut = output, pScores = scores)
         fixed (byte* pPad = keyPadding)
-            ForwardCore(pQ, qStride, pKeys, pValues, kvStride, keyPadding.IsEmpty ? null : pPad, pOut, pScores, saveProbabilities: false, 1, n, keyLen, heads, headDim, 0, causal: false, window: 0);
+            ForwardCore(pQ, qStride, pKeys, pValues, kvStride, keyPadding.IsEmpty ? null : pPad, pOut, pScores, saveProbabilities: false, 1, n, keyLen, heads, headDim, heads, 0, causal: false, window: 0);
     }
 
     // ---------------------------------------------------------------- forward core
@@ -298,27 +315,28 @@ public static unsafe partial class Attention
     /// Attention of every (sequence, head). Query i of a sequence is at position <c>position0 + i</c>. With
     /// <paramref name="saveProbabilities"/>, <paramref name="probabilities"/> is <c>[batch, heads, queryLen, keyLen]</c>,
     /// every entry written (0 where masked), and queries go in blocks; without, it is one scratch row that each query
-    /// reuses in turn (inference).
+    /// reuses in turn (inference). Query head h reads key/value head <c>h / (heads / kvHeads)</c>.
     /// </summary>
     /// <remarks>
     /// One loop nest rather than a call per head: with the per-head body in a method of its own, dynamic PGO left the
     /// packed forward 15–25% slower than this form, which measures within a few percent of the earlier packed-only kernel.
     /// </remarks>
     private static void ForwardCore(float* q, int qStride, float* k, float* v, int kvStride, byte* keyPadding, float* output, float* probabilities,
-        bool saveProbabilities, int batch, int queryLen, int keyLen, int heads, int headDim, int position0, bool causal, int window)
+        bool saveProbabilities, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, int position0, bool causal, int window)
     {
         // Training saves each pair's probabilities in its own block, so pairs can run on different threads; inference
-        // shares one scratch row between the heads.
-        if (saveProbabilities && ForwardSplit(q, qStride, k, v, kvStride, keyPadding, output, probabilities, batch, queryLen, keyLen, heads, headDim, causal, window))
+        // shares one scratch row between the heads. Pairs of one key/value group only read the same K and V, so
+        // forward splits by query head whatever the grouping.
+        if (saveProbabilities && ForwardSplit(q, qStride, k, v, kvStride, keyPadding, output, probabilities, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window))
             return;
-        ForwardPairs(q, qStride, k, v, kvStride, keyPadding, output, probabilities, saveProbabilities, batch, queryLen, keyLen, heads, headDim, position0, causal, window, 0, batch * heads);
+        ForwardPairs(q, qStride, k, v, kvStride, keyPadding, output, probabilities, saveProbabilities, batch, queryLen, keyLen, heads, headDim, kvHeads, position0, causal, window, 0, batch * heads);
     }
 
     /// <summary><see cref="ForwardCore"/> for the (sequence, head) pairs <c>b·heads + h</c> in [<paramref name="firstPair"/>, <paramref name="endPair"/>).</summary>
     private static void ForwardPairs(float* q, int qStride, float* k, float* v, int kvStride, byte* keyPadding, float* output, float* probabilities,
-        bool saveProbabilities, int batch, int queryLen, int keyLen, int heads, int headDim, int position0, bool causal, int window, int firstPair, int endPair)
+        bool saveProbabilities, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, int position0, bool causal, int window, int firstPair, int endPair)
     {
-        int c = heads * headDim;
+        int c = heads * headDim, groupSize = heads / kvHeads;
         // A window narrower than a block would multiply mostly masked scores: blocks of about `window` rows keep the
         // work within (block + 2·window) keys per row, O(window) (at least 4 rows, so the 4-row kernels still apply).
         int blockRows = !saveProbabilities ? 1 : window > 0 ? Math.Clamp(window & ~3, 4, QueryBlock) : QueryBlock;
@@ -333,9 +351,10 @@ public static unsafe partial class Attention
             // Keys outside [keyStart, keyEnd) are padding; interiorPadding, when not null, marks padded keys inside it.
             if (h == 0 || pair == firstPair)
                 interiorPadding = PaddingBounds(keyPadding == null ? null : keyPadding + (nint)b * keyLen, keyLen, out keyStart, out keyEnd);
+            int g = h / groupSize;                                             // the key/value head this query head reads
             float* query = q + (nint)b * queryLen * qStride + h * headDim;     // [queryLen, headDim], rows qStride apart
-            float* key = k + (nint)b * keyLen * kvStride + h * headDim;        // [keyLen, headDim], rows kvStride apart
-            float* value = v + (nint)b * keyLen * kvStride + h * headDim;
+            float* key = k + (nint)b * keyLen * kvStride + g * headDim;        // [keyLen, headDim], rows kvStride apart
+            float* value = v + (nint)b * keyLen * kvStride + g * headDim;
             float* outHead = output + (nint)b * queryLen * c + h * headDim;    // [queryLen, headDim], rows C apart
             float* probs = saveProbabilities ? probabilities + ((nint)b * heads + h) * queryLen * keyLen : probabilities; // [queryLen, keyLen]
 
@@ -439,56 +458,71 @@ public static unsafe partial class Attention
 
     // ---------------------------------------------------------------- backward core
 
-    // With clearDq (clearDkv), every pair first clears its own columns of dq (dk and dv): the gradients are then stored
-    // rather than added, without a separate pass over the whole tensor on one thread.
+    // The unit of backward work is a (sequence, key/value head) group: the query heads of a group all add into the same
+    // dK and dV columns, so one thread runs the whole group, its heads in order, and every sum has the same order for
+    // any thread count. With clearDq (clearDkv), a group first clears its own columns of dq (dk and dv), once, before
+    // anything is added: the gradients are then stored rather than added, without a separate pass over the whole
+    // tensor on one thread. Without grouping (kvHeads == heads) a group is one (sequence, head) pair.
     private static void BackwardSequences(float* dOutput, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
-        float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, float* scratch, int scratchLength, bool clearDq, bool clearDkv)
+        float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, float* scratch, int scratchLength, bool clearDq, bool clearDkv)
     {
         if (queryLen == 0 || keyLen == 0)
         {
             // No products: the gradients asked for are zero.
-            for (int pair = 0; pair < batch * heads; pair++)
-                ClearPair(pair, dq, qStride, dk, dv, kvStride, queryLen, keyLen, heads, headDim, clearDq, clearDkv);
+            for (int group = 0; group < batch * kvHeads; group++)
+                ClearGroup(group, dq, qStride, dk, dv, kvStride, queryLen, keyLen, heads, headDim, kvHeads, clearDq, clearDkv);
             return;
         }
-        if (BackwardSplit(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, scratchLength, clearDq, clearDkv))
+        if (BackwardSplit(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, kvHeads, scratchLength, clearDq, clearDkv))
             return;
-        BackwardPairs(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, queryLen, keyLen, heads, headDim, scratch, scratchLength, 0, batch * heads, clearDq, clearDkv);
+        BackwardGroups(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, queryLen, keyLen, heads, headDim, kvHeads, scratch, scratchLength, 0, batch * kvHeads, clearDq, clearDkv);
     }
 
-    /// <summary>Clears the columns of one (sequence, head) pair in dq (<paramref name="clearDq"/>) and in dk and dv (<paramref name="clearDkv"/>).</summary>
-    private static void ClearPair(int pair, float* dq, int qStride, float* dk, float* dv, int kvStride, int queryLen, int keyLen, int heads, int headDim, bool clearDq, bool clearDkv)
+    /// <summary>
+    /// Clears the columns of one (sequence, key/value head) group: those of all its query heads in dq
+    /// (<paramref name="clearDq"/>), and those of its key/value head in dk and dv (<paramref name="clearDkv"/>).
+    /// </summary>
+    private static void ClearGroup(int group, float* dq, int qStride, float* dk, float* dv, int kvStride, int queryLen, int keyLen, int heads, int headDim, int kvHeads,
+        bool clearDq, bool clearDkv)
     {
-        int b = pair / heads, h = pair - b * heads;
-        nint qOffset = (nint)b * queryLen * qStride + h * headDim, kvOffset = (nint)b * keyLen * kvStride + h * headDim;
-        if (clearDq) Simd.ClearBlock(dq + qOffset, qStride, queryLen, headDim);
+        int b = group / kvHeads, g = group - b * kvHeads, groupSize = heads / kvHeads;
+        // The group's query heads g·groupSize … are adjacent, so their dq columns are one block.
+        if (clearDq) Simd.ClearBlock(dq + (nint)b * queryLen * qStride + g * groupSize * headDim, qStride, queryLen, groupSize * headDim);
         if (clearDkv)
         {
+            nint kvOffset = (nint)b * keyLen * kvStride + g * headDim;
             Simd.ClearBlock(dk + kvOffset, kvStride, keyLen, headDim);
             Simd.ClearBlock(dv + kvOffset, kvStride, keyLen, headDim);
         }
     }
 
-    /// <summary><see cref="BackwardSequences"/> for the (sequence, head) pairs <c>b·heads + h</c> in [<paramref name="firstPair"/>, <paramref name="endPair"/>).</summary>
-    private static void BackwardPairs(float* dOutput, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
-        float* dq, float* dk, float* dv, int queryLen, int keyLen, int heads, int headDim, float* scratch, int scratchLength, int firstPair, int endPair,
+    /// <summary>
+    /// <see cref="BackwardSequences"/> for the (sequence, key/value head) groups <c>b·kvHeads + g</c> in
+    /// [<paramref name="firstGroup"/>, <paramref name="endGroup"/>): each group's query heads in order.
+    /// </summary>
+    private static void BackwardGroups(float* dOutput, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
+        float* dq, float* dk, float* dv, int queryLen, int keyLen, int heads, int headDim, int kvHeads, float* scratch, int scratchLength, int firstGroup, int endGroup,
         bool clearDq, bool clearDkv)
     {
-        int c = heads * headDim;
+        int c = heads * headDim, groupSize = heads / kvHeads;
         int chunkRows = Math.Min(BackwardChunkRows, scratchLength / keyLen);
         if (chunkRows >= 4) chunkRows &= ~3; // whole 4-row blocks for the kernels
         SimdPath path = Simd.Best;
-        for (int pair = firstPair; pair < endPair; pair++)
+        for (int group = firstGroup; group < endGroup; group++)
         {
-            ClearPair(pair, dq, qStride, dk, dv, kvStride, queryLen, keyLen, heads, headDim, clearDq, clearDkv);
-            int b = pair / heads, h = pair - b * heads;
-            nint qOffset = (nint)b * queryLen * qStride + h * headDim, kvOffset = (nint)b * keyLen * kvStride + h * headDim;
-            float* dOut = dOutput + (nint)b * queryLen * c + h * headDim;
-            float* probs = probabilities + ((nint)b * heads + h) * queryLen * keyLen;
-            if (chunkRows == 0)
-                HeadBackwardRowwise(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim);
-            else
-                HeadBackward(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim, scratch, chunkRows, path);
+            ClearGroup(group, dq, qStride, dk, dv, kvStride, queryLen, keyLen, heads, headDim, kvHeads, clearDq, clearDkv);
+            int b = group / kvHeads, g = group - b * kvHeads;
+            nint kvOffset = (nint)b * keyLen * kvStride + g * headDim;
+            for (int h = g * groupSize; h < (g + 1) * groupSize; h++)
+            {
+                nint qOffset = (nint)b * queryLen * qStride + h * headDim;
+                float* dOut = dOutput + (nint)b * queryLen * c + h * headDim;
+                float* probs = probabilities + ((nint)b * heads + h) * queryLen * keyLen;
+                if (chunkRows == 0)
+                    HeadBackwardRowwise(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim);
+                else
+                    HeadBackward(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim, scratch, chunkRows, path);
+            }
         }
     }
 
@@ -627,21 +661,33 @@ public static unsafe partial class Attention
         SpanChecks.Positive(headDim, nameof(headDim));
     }
 
-    private static void CheckGeneral(int batch, int queryLen, int keyLen, int heads, int headDim, int qStride, int kvStride)
+    /// <summary>Checks the sizes of the general kernels and returns the key/value heads (<paramref name="kvHeads"/>, or heads for 0).</summary>
+    private static int CheckGeneral(int batch, int queryLen, int keyLen, int heads, int headDim, int qStride, int kvStride, int kvHeads)
     {
         SpanChecks.NonNegative(batch, nameof(batch));
         SpanChecks.NonNegative(queryLen, nameof(queryLen));
         SpanChecks.NonNegative(keyLen, nameof(keyLen));
         SpanChecks.Positive(heads, nameof(heads));
         SpanChecks.Positive(headDim, nameof(headDim));
-        int c = heads * headDim;
-        CheckStride(qStride, c, nameof(qStride));
-        CheckStride(kvStride, c, nameof(kvStride));
+        kvHeads = KvHeads(kvHeads, heads);
+        CheckStride(qStride, heads * headDim, nameof(qStride));
+        CheckStride(kvStride, kvHeads * headDim, nameof(kvStride), "kvHeads·headDim");
+        return kvHeads;
     }
 
-    private static void CheckStride(int stride, int c, string name)
+    /// <summary>The key/value heads: <paramref name="heads"/> for 0, else <paramref name="kvHeads"/>, which must divide it.</summary>
+    private static int KvHeads(int kvHeads, int heads)
     {
-        if (stride < c) throw new ArgumentOutOfRangeException(name, stride, $"{name} must be at least heads·headDim = {c}.");
+        if (kvHeads == 0) return heads;
+        SpanChecks.Positive(kvHeads, nameof(kvHeads));
+        if (heads % kvHeads != 0)
+            throw new ArgumentException($"heads = {heads} is not a multiple of kvHeads = {kvHeads}: each key/value head must serve the same number of query heads.", nameof(kvHeads));
+        return kvHeads;
+    }
+
+    private static void CheckStride(int stride, int c, string name, string what = "heads·headDim")
+    {
+        if (stride < c) throw new ArgumentOutOfRangeException(name, stride, $"{name} must be at least {what} = {c}.");
     }
 
     // Elements a [rows, stride] view needs when only the first c columns of each row are read: the last row may end early.

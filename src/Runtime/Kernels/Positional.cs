@@ -1,11 +1,16 @@
 using System;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace TransformerGen.Kernels;
 
 /// <summary>
 /// Position information: absolute positions added to the embeddings (the paper's sinusoids, or a learned table),
-/// and rotary position embedding applied to queries and keys.
+/// and rotary position embedding applied to queries and keys, in two pairings: RoFormer's interleaved pairs
+/// (2i, 2i+1) (<see cref="RotaryForward"/>) and the half-split pairs (j, j + headDim/2) of Hugging Face's Llama-family
+/// models (<see cref="RotaryHalfForward"/>).
 /// </summary>
 public static class Positional
 {
@@ -114,7 +119,7 @@ public static class Positional
     /// token t of each sequence is at position <c>position0 + t</c>.
     /// </summary>
     /// <param name="qkv">Packed rows <c>[batch, seqLen, rowStride]</c>, updated in place.</param>
-    /// <param name="cos">Cosine table <c>[maxLen, headDim/2]</c> from <see cref="RotaryTables"/>, maxLen ≥ position0 + seqLen.</param>
+    /// <param name="cos">Cosine table <c>[maxLen, headDim/2]</c> from <see cref="RotaryTables(Span{float}, Span{float}, int, int)"/>, maxLen ≥ position0 + seqLen.</param>
     /// <param name="sin">Sine table, same shape.</param>
     /// <param name="batch">Sequences.</param>
     /// <param name="seqLen">Tokens per sequence.</param>
@@ -176,6 +181,173 @@ public static class Positional
                     }
                 }
             }
+        }
+    }
+
+    // ---------------------------------------------------------------- half-split rotary (Llama, Qwen2, Mistral, …)
+
+    /// <summary>
+    /// Fills the rotary tables as Hugging Face transformers computes them for Llama-family models (default RoPE,
+    /// <c>LlamaRotaryEmbedding</c>), all in float32 so that they match its tables to the last bit or two:
+    /// <c>inv_freq[j] = 1 / theta^((2j as float) / headDim)</c>, <c>angle = (float)p · inv_freq[j]</c> (one float product),
+    /// <c>cos[p, j] = cos(angle)</c>, <c>sin[p, j] = sin(angle)</c>. The remaining differences are those between .NET's
+    /// <c>MathF.Pow</c>/<c>Cos</c>/<c>Sin</c> and PyTorch's vectorized ones (each within about an ulp). At large
+    /// positions the float angle itself is off from the exact p·θ_j by up to about p·θ_j·2⁻²³, exactly as in transformers.
+    /// </summary>
+    /// <remarks>
+    /// transformers: <c>inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))</c>,
+    /// <c>freqs = inv_freq[None, :, None].float() @ position_ids[:, None, :].float()</c> with autocast disabled,
+    /// <c>emb = cat(freqs, freqs)</c>, <c>cos = emb.cos()</c>; only the first half of <c>emb</c> is kept here, the second
+    /// is the same. Rope scaling (linear, dynamic, yarn, llama3) is not applied.
+    /// </remarks>
+    /// <param name="cos">Cosines <c>[maxLen, headDim/2]</c>, overwritten.</param>
+    /// <param name="sin">Sines <c>[maxLen, headDim/2]</c>, overwritten.</param>
+    /// <param name="maxLen">Positions.</param>
+    /// <param name="headDim">Channels per head; must be even.</param>
+    /// <param name="theta">The base, config.json's <c>rope_theta</c> (1e4 Llama 2, 1e5 SmolLM2, 5e5 Llama 3, 1e6 Qwen2); positive and finite.</param>
+    public static void RotaryTables(Span<float> cos, Span<float> sin, int maxLen, int headDim, float theta)
+    {
+        SpanChecks.NonNegative(maxLen, nameof(maxLen));
+        CheckHeadDim(headDim);
+        if (!(theta > 0f) || float.IsPositiveInfinity(theta))
+            throw new ArgumentOutOfRangeException(nameof(theta), theta, "The rotary base theta must be positive and finite.");
+        int half = headDim / 2;
+        SpanChecks.Length(cos.Length, (long)maxLen * half, nameof(cos));
+        SpanChecks.Length(sin.Length, (long)maxLen * half, nameof(sin));
+        for (int j = 0; j < half; j++)
+        {
+            float inverseFrequency = 1f / MathF.Pow(theta, (float)(2 * j) / (float)headDim);
+            for (int p = 0; p < maxLen; p++)
+            {
+                float angle = (float)p * inverseFrequency;
+                cos[p * half + j] = MathF.Cos(angle);
+                sin[p * half + j] = MathF.Sin(angle);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Rotates, in place, the half-split pairs (j, j + headDim/2) of the first <paramref name="rotatedHeads"/> blocks of
+    /// headDim floats of every row by the angle of the row's position: effectively computes, with D = headDim,
+    /// <c>x'[j] = x[j]·cos_j − x[j + D/2]·sin_j</c> and <c>x'[j + D/2] = x[j + D/2]·cos_j + x[j]·sin_j</c>, which is
+    /// transformers' <c>x·cos + rotate_half(x)·sin</c> with the same two products and one sum per element (so the same
+    /// float results, given the same tables). Token t of each sequence is at position <c>position0 + t</c>.
+    /// </summary>
+    /// <remarks>
+    /// For a packed Q | K | V row with grouped-query attention, <paramref name="rotatedHeads"/> = heads + kvHeads: the
+    /// query heads and then the key heads are adjacent at the start of the row, and V after them is not rotated.
+    /// </remarks>
+    /// <param name="qkv">Rows <c>[batch·seqLen, rowStride]</c>, updated in place.</param>
+    /// <param name="cos">Cosine table <c>[maxLen, headDim/2]</c>, maxLen ≥ position0 + seqLen (from <see cref="RotaryTables(Span{float}, Span{float}, int, int, float)"/>).</param>
+    /// <param name="sin">Sine table, same shape.</param>
+    /// <param name="batch">Sequences.</param>
+    /// <param name="seqLen">Tokens per sequence.</param>
+    /// <param name="rotatedHeads">Blocks of headDim floats rotated at the start of each row.</param>
+    /// <param name="headDim">Channels per head; even.</param>
+    /// <param name="rowStride">Floats per token row, at least rotatedHeads·headDim.</param>
+    /// <param name="position0">Position of the first token.</param>
+    public static void RotaryHalfForward(Span<float> qkv, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, int batch, int seqLen, int rotatedHeads, int headDim, int rowStride, int position0 = 0)
+        => RotateHalf(qkv, cos, sin, batch, seqLen, rotatedHeads, headDim, rowStride, position0, 1f, nameof(qkv));
+
+    /// <summary>
+    /// The backward of <see cref="RotaryHalfForward"/> (positions from 0): the transposed rotation, in place. On entry
+    /// <paramref name="dQkv"/> holds the gradient with respect to the rotated values, on exit with respect to the
+    /// unrotated ones: <c>dx[j] = dx'[j]·cos_j + dx'[j + D/2]·sin_j</c>, <c>dx[j + D/2] = dx'[j + D/2]·cos_j − dx'[j]·sin_j</c>.
+    /// Like <see cref="RotaryBackward"/> it transforms rather than accumulates; columns past the rotated heads are untouched.
+    /// </summary>
+    /// <param name="dQkv">Gradient rows <c>[batch·seqLen, rowStride]</c>, updated in place.</param>
+    /// <param name="cos">Cosine table <c>[maxLen, headDim/2]</c>, maxLen ≥ seqLen.</param>
+    /// <param name="sin">Sine table, same shape.</param>
+    /// <param name="batch">Sequences.</param>
+    /// <param name="seqLen">Tokens per sequence.</param>
+    /// <param name="rotatedHeads">Blocks of headDim floats rotated at the start of each row.</param>
+    /// <param name="headDim">Channels per head; even.</param>
+    /// <param name="rowStride">Floats per token row, at least rotatedHeads·headDim.</param>
+    public static void RotaryHalfBackward(Span<float> dQkv, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, int batch, int seqLen, int rotatedHeads, int headDim, int rowStride)
+        => RotateHalf(dQkv, cos, sin, batch, seqLen, rotatedHeads, headDim, rowStride, 0, -1f, nameof(dQkv));
+
+    // direction = +1 rotates by +angle, −1 by −angle (the transpose): sin times ±1 is exact, so the backward's products
+    // are the forward's with their signs flipped.
+    private static void RotateHalf(Span<float> rows, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, int batch, int seqLen, int rotatedHeads, int headDim,
+        int rowStride, int position0, float direction, string rowsName)
+    {
+        SpanChecks.NonNegative(batch, nameof(batch));
+        SpanChecks.NonNegative(seqLen, nameof(seqLen));
+        SpanChecks.Positive(rotatedHeads, nameof(rotatedHeads));
+        CheckHeadDim(headDim);
+        SpanChecks.NonNegative(position0, nameof(position0));
+        int rotated = rotatedHeads * headDim, half = headDim / 2;
+        if (rowStride < rotated)
+            throw new ArgumentOutOfRangeException(nameof(rowStride), rowStride, $"rowStride must be at least rotatedHeads·headDim = {rotated}.");
+        SpanChecks.Length(rows.Length, (long)batch * seqLen * rowStride, rowsName);
+        CheckTable(cos.Length, (long)(position0 + seqLen) * half, half, nameof(cos));
+        CheckTable(sin.Length, (long)(position0 + seqLen) * half, half, nameof(sin));
+
+        for (int b = 0; b < batch; b++)
+        {
+            for (int t = 0; t < seqLen; t++)
+            {
+                int p = position0 + t;
+                ref float cosRow = ref MemoryMarshal.GetReference(cos.Slice(p * half, half));
+                ref float sinRow = ref MemoryMarshal.GetReference(sin.Slice(p * half, half));
+                Span<float> row = rows.Slice((b * seqLen + t) * rowStride, rotated);
+                for (int block = 0; block < rotatedHeads; block++)
+                {
+                    ref float x = ref MemoryMarshal.GetReference(row.Slice(block * headDim, headDim)); // first half of the head
+                    RotateHalfHead(ref x, ref Unsafe.Add(ref x, half), ref cosRow, ref sinRow, half, direction);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// One head: <c>(x[j], y[j]) → (x·c − y·s, y·c + x·s)</c> with s = direction·sin[j], for j &lt; half, where y is the
+    /// head's second half. The vector widths and the scalar tail do the same operations in the same order (products,
+    /// then one sum; no fused multiply-add), so every element gets the same bits whichever path it takes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RotateHalfHead(ref float x, ref float y, ref float cos, ref float sin, int half, float direction)
+    {
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> sign = Vector512.Create(direction);
+            for (; j + 16 <= half; j += 16)
+            {
+                Vector512<float> a = Vector512.LoadUnsafe(ref x, (nuint)j), e = Vector512.LoadUnsafe(ref y, (nuint)j);
+                Vector512<float> c = Vector512.LoadUnsafe(ref cos, (nuint)j), s = Vector512.LoadUnsafe(ref sin, (nuint)j) * sign;
+                (a * c - e * s).StoreUnsafe(ref x, (nuint)j);
+                (e * c + a * s).StoreUnsafe(ref y, (nuint)j);
+            }
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> sign = Vector256.Create(direction);
+            for (; j + 8 <= half; j += 8)
+            {
+                Vector256<float> a = Vector256.LoadUnsafe(ref x, (nuint)j), e = Vector256.LoadUnsafe(ref y, (nuint)j);
+                Vector256<float> c = Vector256.LoadUnsafe(ref cos, (nuint)j), s = Vector256.LoadUnsafe(ref sin, (nuint)j) * sign;
+                (a * c - e * s).StoreUnsafe(ref x, (nuint)j);
+                (e * c + a * s).StoreUnsafe(ref y, (nuint)j);
+            }
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            Vector128<float> sign = Vector128.Create(direction);
+            for (; j + 4 <= half; j += 4)
+            {
+                Vector128<float> a = Vector128.LoadUnsafe(ref x, (nuint)j), e = Vector128.LoadUnsafe(ref y, (nuint)j);
+                Vector128<float> c = Vector128.LoadUnsafe(ref cos, (nuint)j), s = Vector128.LoadUnsafe(ref sin, (nuint)j) * sign;
+                (a * c - e * s).StoreUnsafe(ref x, (nuint)j);
+                (e * c + a * s).StoreUnsafe(ref y, (nuint)j);
+            }
+        }
+        for (; j < half; j++)
+        {
+            float a = Unsafe.Add(ref x, j), e = Unsafe.Add(ref y, j);
+            float c = Unsafe.Add(ref cos, j), s = Unsafe.Add(ref sin, j) * direction;
+            Unsafe.Add(ref x, j) = a * c - e * s;
+            Unsafe.Add(ref y, j) = e * c + a * s;
         }
     }
 
