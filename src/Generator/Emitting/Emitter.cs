@@ -149,9 +149,10 @@ namespace TransformerGen.Generator
         {
             string smoothing = _spec.LabelSmoothing.Value > 0 ? $" with label smoothing {_spec.LabelSmoothing.Value.ToString("R", CultureInfo.InvariantCulture)}" : "";
             string positions = _spec.Positional.Value == EnumValues.Rotary ? "embedded (queries and keys are rotated by position)" : "embedded and positions added";
+            string normName = _spec.Family is { RmsNorm: true } ? "RMSNorm" : "LayerNorm";
             string sublayers = _spec.Norm.Value == EnumValues.PreNorm
-                ? "each inside a residual connection with LayerNorm before the sub-layer"
-                : "each inside a residual connection followed by LayerNorm";
+                ? $"each inside a residual connection with {normName} before the sub-layer"
+                : $"each inside a residual connection followed by {normName}";
             if (_spec.IsEncoderDecoder)
             {
                 yield return $"Source tokens are {positions}; each encoder layer applies bidirectional self-attention and a feed-forward network, {sublayers}.";

@@ -1,0 +1,21 @@
+using TransformerGen;
+
+namespace TransformerGen.Reference.Tests.HuggingFace;
+
+// Models compiled from the fixture configs (listed as TransformerConfig items in the project): the generator reads each
+// config.json at compile time; the tests then load files that HfReference wrote in the family's layout.
+
+[TransformerModel(Config = "HuggingFace/Configs/gpt2/config.json", SeqLen = 11, Batch = 2)]
+public partial class HfGpt2Model { }
+
+[TransformerModel(Config = "HuggingFace/Configs/bert/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class HfBertModel { }
+
+[TransformerModel(Config = "HuggingFace/Configs/llama-gqa/config.json", SeqLen = 13, Batch = 2)]
+public partial class HfLlamaGqaModel { }
+
+[TransformerModel(Config = "HuggingFace/Configs/llama-mqa/config.json", SeqLen = 10, Batch = 2)]
+public partial class HfLlamaMqaModel { }
+
+[TransformerModel(Config = "HuggingFace/Configs/qwen2/config.json", SeqLen = 12, Batch = 2)]
+public partial class HfQwen2Model { }
