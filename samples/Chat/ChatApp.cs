@@ -1,0 +1,146 @@
+using System;
+using System.Collections.Generic;
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using TransformerGen;
+using TransformerGen.Samples.Hub;
+using TransformerGen.Tokenizers;
+
+namespace ChatSample;
+
+/// <summary>
+/// The sample: loads a chat model and its tokenizer from a downloaded folder and streams its reply to one prompt.
+/// <see cref="Run(string[], TextWriter, TextWriter, ChatModelSpec)"/> takes the writers and the model so that tests
+/// run it on a tiny model of their own.
+/// </summary>
+public static class ChatApp
+{
+    /// <summary>Exit code when there is nothing to run: no folder, or files missing from it (what to download is printed).</summary>
+    public const int ExitMissingModel = 2;
+
+    /// <summary>Exit code when the folder holds another model than the one compiled in.</summary>
+    public const int ExitWrongModel = 3;
+
+    /// <summary>The prompt when none is given.</summary>
+    public const string DefaultPrompt = "What is the capital of France?";
+
+    /// <summary>Runs the sample with SmolLM2-135M-Instruct.</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, ChatModelSpec.SmolLm2);
+
+    /// <summary>Parses <paramref name="args"/> and runs the sample with <paramref name="spec"/>'s model.</summary>
+    /// <returns>0, <see cref="ExitMissingModel"/>, <see cref="ExitWrongModel"/>, or 1 for a command line that does not parse or a prompt that does not fit.</returns>
+    public static int Run(string[] args, TextWriter output, TextWriter error, ChatModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var model = new Option<string?>("--model") { Description = $"The folder of {spec.Repository} ({string.Join(", ", spec.Files)}).", HelpName = "folder" };
+        var prompt = new Option<string>("--prompt") { Description = "The user's message (plain text to continue when the tokenizer has no chat template).", HelpName = "text", DefaultValueFactory = _ => DefaultPrompt };
+        var system = new Option<string?>("--system") { Description = "A system message before the user's.", HelpName = "text" };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "The most tokens to generate.", HelpName = "n", DefaultValueFactory = _ => 256 };
+        var temperature = new Option<float>("--temperature") { Description = "Softmax temperature; 0 is greedy decoding.", HelpName = "t", DefaultValueFactory = _ => 0f };
+        var topK = new Option<int>("--top-k") { Description = "Sample among the K most likely tokens; 0 for all.", HelpName = "k", DefaultValueFactory = _ => 0 };
+        var topP = new Option<float>("--top-p") { Description = "Sample among the most likely tokens up to this probability mass; 1 for all.", HelpName = "p", DefaultValueFactory = _ => 1f };
+        var seed = new Option<ulong>("--seed") { Description = "The sampler's seed.", HelpName = "s", DefaultValueFactory = _ => 1UL };
+        maxTokens.Validators.Add(result => { if (result.GetValueOrDefault<int>() < 1) result.AddError("--max-tokens must be at least 1."); });
+        temperature.Validators.Add(result => { float t = result.GetValueOrDefault<float>(); if (!(t >= 0f) || float.IsInfinity(t)) result.AddError("--temperature must be finite and at least 0."); });
+        topK.Validators.Add(result => { if (result.GetValueOrDefault<int>() < 0) result.AddError("--top-k must be at least 0."); });
+        topP.Validators.Add(result => { float p = result.GetValueOrDefault<float>(); if (!(p >= 0f && p <= 1f)) result.AddError("--top-p must be in [0, 1]."); });
+        var command = new RootCommand($"Chat with {spec.Repository}, compiled from its config.json: the reply streams token by token through the key/value cache.")
+        {
+            model, prompt, system, maxTokens, temperature, topK, topP, seed,
+        };
+        command.SetAction(parsed =>
+        {
+            var settings = new ChatSettings(parsed.GetValue(maxTokens), parsed.GetValue(temperature), parsed.GetValue(topK), parsed.GetValue(topP), parsed.GetValue(seed), parsed.GetValue(system));
+            return Execute(spec, parsed.GetValue(model), parsed.GetValue(prompt)!, settings, output, error);
+        });
+        return command.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+    }
+
+    private static int Execute(ChatModelSpec spec, string? folder, string prompt, ChatSettings settings, TextWriter output, TextWriter error)
+    {
+        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+        var hub = new HubModel(spec.Repository, spec.Files, "dotnet run -c Release --project samples/Chat -- --model {folder}");
+        if (folder is null)
+        {
+            hub.WriteDownloadInstructions(error, "No model folder given (--model).");
+            return ExitMissingModel;
+        }
+
+        if (!Directory.Exists(folder))
+        {
+            hub.WriteDownloadInstructions(error, $"The model folder '{folder}' does not exist.");
+            return ExitMissingModel;
+        }
+
+        string configPath = Path.Combine(folder, "config.json");
+        if (File.Exists(configPath) && !ArchitectureCheck.Accepts(spec.CompiledConfig, configPath, spec.Repository, spec.SourceConfigPath, error))
+        {
+            return ExitWrongModel;
+        }
+
+        IReadOnlyList<string> missing = hub.MissingFiles(folder);
+        if (missing.Count > 0)
+        {
+            hub.WriteDownloadInstructions(error, $"The model folder '{folder}' lacks {string.Join(", ", missing)}.");
+            return ExitMissingModel;
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        PretrainedTokenizer tokenizer = PretrainedTokenizer.FromFolder(folder);
+        TimeSpan tokenizerTime = Stopwatch.GetElapsedTime(started);
+        started = Stopwatch.GetTimestamp();
+        LanguageModel model = spec.Load(folder);
+        TimeSpan weightsTime = Stopwatch.GetElapsedTime(started);
+        long parameters = model.ParameterTensors.Sum(t => (long)t.Length);
+        output.WriteLine($"model: {spec.Repository} from {folder} as {model.Layout.Name}: {parameters:N0} parameters, {model.Layout.SeqLen} positions of key/value cache");
+        output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {model.BufferBytes / 1e6:F0} MB of buffers)");
+
+        var session = new ChatSession(model, tokenizer);
+        string sampling = settings.Temperature == 0f || settings.TopK == 1
+            ? "greedy"
+            : $"temperature {settings.Temperature}, top-k {(settings.TopK == 0 ? "off" : settings.TopK)}, top-p {settings.TopP}, seed {settings.Seed}";
+        if (session.Template is { } template)
+        {
+            output.WriteLine($"chat template: {template.Style}; stops at {string.Join(", ", session.StopTokens.Order().Select(id => $"{id} {tokenizer.Decode([id], skipSpecialTokens: false)}"))}; {sampling}");
+            output.WriteLine();
+            output.WriteLine($"user: {prompt}");
+            output.Write("assistant: ");
+        }
+        else
+        {
+            output.WriteLine($"no chat template, so the prompt is continued as plain text ({tokenizer.ChatUnavailableReason}); {sampling}");
+            output.WriteLine();
+            output.Write(prompt);
+        }
+
+        ChatReply reply;
+        try
+        {
+            reply = session.Respond(prompt, settings, output);
+        }
+        catch (ArgumentException e)
+        {
+            output.WriteLine();
+            error.WriteLine(e.Message);
+            return 1;
+        }
+
+        output.WriteLine();
+        output.WriteLine();
+        output.WriteLine($"prompt: {reply.PromptTokens.Length} tokens in {reply.PromptTime.TotalSeconds:F3} s ({reply.PromptTokensPerSecond:N1} tokens/s)");
+        output.WriteLine($"reply: {reply.Tokens.Length} tokens in {reply.DecodeTime.TotalSeconds:F3} s ({reply.DecodeTokensPerSecond:N1} tokens/s)");
+        output.WriteLine($"stopped: {Describe(reply, tokenizer, model.Layout.SeqLen, settings.MaxTokens)}");
+        return 0;
+    }
+
+    private static string Describe(ChatReply reply, PretrainedTokenizer tokenizer, int seqLen, int maxTokens) => reply.Stop switch
+    {
+        StopReason.EndOfTurn => $"end of turn ({tokenizer.Decode([reply.StopToken!.Value], skipSpecialTokens: false)})",
+        StopReason.EndOfSequence => $"end of sequence ({tokenizer.Decode([reply.StopToken!.Value], skipSpecialTokens: false)})",
+        StopReason.MaxTokens => $"--max-tokens {maxTokens}",
+        _ => $"the key/value cache is full ({seqLen} positions)",
+    };
+}

@@ -1,0 +1,182 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using TransformerGen;
+using TransformerGen.Tokenizers;
+using TransformerGen.Tokenizers.Chat;
+
+namespace ChatSample;
+
+/// <summary>Why a reply ended.</summary>
+public enum StopReason
+{
+    /// <summary>The model chose the end-of-sequence token.</summary>
+    EndOfSequence,
+
+    /// <summary>The model chose the chat template's end-of-turn token (ChatML's <c>&lt;|im_end|&gt;</c>).</summary>
+    EndOfTurn,
+
+    /// <summary>The reply reached <see cref="ChatSettings.MaxTokens"/>.</summary>
+    MaxTokens,
+
+    /// <summary>The key/value cache is full: prompt and reply fill the model's <c>SeqLen</c>.</summary>
+    ContextFull,
+}
+
+/// <summary>How a reply is drawn.</summary>
+/// <param name="MaxTokens">The most tokens to generate.</param>
+/// <param name="Temperature">Softmax temperature; 0 is greedy.</param>
+/// <param name="TopK">Keep only the K most likely tokens; 0 keeps all.</param>
+/// <param name="TopP">Keep the most likely tokens up to this probability mass; 1 keeps all.</param>
+/// <param name="Seed">The sampler's seed.</param>
+/// <param name="SystemPrompt">A system message before the user's, where the template has a place for it; null for none (ChatML templates may put a default one).</param>
+public sealed record ChatSettings(int MaxTokens = 256, float Temperature = 0f, int TopK = 0, float TopP = 1f, ulong Seed = 1, string? SystemPrompt = null);
+
+/// <summary>A generated reply.</summary>
+/// <param name="Prompt">The text the model was given: the chat template's rendering of the message, or the message itself.</param>
+/// <param name="PromptTokens">Its ids.</param>
+/// <param name="Tokens">The reply's ids, without the stop token.</param>
+/// <param name="Text">The reply's text.</param>
+/// <param name="Stop">Why it ended.</param>
+/// <param name="StopToken">The end-of-sequence or end-of-turn id the model chose, or null.</param>
+/// <param name="PromptTime">Running the prompt through the model (one <see cref="LanguageModel.Append"/>).</param>
+/// <param name="DecodeTime">Drawing, appending and decoding the reply's tokens.</param>
+public sealed record ChatReply(string Prompt, int[] PromptTokens, int[] Tokens, string Text, StopReason Stop, int? StopToken, TimeSpan PromptTime, TimeSpan DecodeTime)
+{
+    /// <summary>Prompt tokens per second of <see cref="PromptTime"/>.</summary>
+    public double PromptTokensPerSecond => PromptTokens.Length / PromptTime.TotalSeconds;
+
+    /// <summary>Reply tokens per second of <see cref="DecodeTime"/>.</summary>
+    public double DecodeTokensPerSecond => Tokens.Length / DecodeTime.TotalSeconds;
+}
+
+/// <summary>
+/// One turn of a chat with any decoder-only model and its tokenizer: the user's message is written out with the
+/// tokenizer's chat template (or taken as plain text to continue when there is none), encoded without extra special
+/// tokens, run through the model once, and the reply is drawn token by token through the key/value cache and
+/// written to a stream as it comes, until the model ends its turn or a limit is reached.
+/// </summary>
+public sealed class ChatSession
+{
+    private readonly LanguageModel _model;
+    private readonly PretrainedTokenizer _tokenizer;
+    private readonly Dictionary<int, StopReason> _stops = [];
+    private readonly int[] _next = new int[1];
+
+    /// <summary>Pairs a model with its tokenizer.</summary>
+    /// <exception cref="ArgumentException">The tokenizer has ids beyond the model's vocabulary.</exception>
+    public ChatSession(LanguageModel model, PretrainedTokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        if (tokenizer.VocabSize > model.Layout.Vocab)
+        {
+            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} ids, {model.Layout.Name}'s vocabulary {model.Layout.Vocab}", nameof(tokenizer));
+        }
+
+        _model = model;
+        _tokenizer = tokenizer;
+        if (tokenizer.EosId is int eos) _stops[eos] = StopReason.EndOfSequence;
+        if (model.Layout.EosToken >= 0) _stops[model.Layout.EosToken] = StopReason.EndOfSequence;
+        if (EndOfTurnId is int endOfTurn) _stops[endOfTurn] = StopReason.EndOfTurn;
+    }
+
+    /// <summary>The chat template the prompt is written with, or null for plain continuation.</summary>
+    public ChatTemplate? Template => _tokenizer.Chat;
+
+    /// <summary>The ids that end a reply: end of sequence (the tokenizer's and the model config's) and the template's end of turn.</summary>
+    public IReadOnlyCollection<int> StopTokens => _stops.Keys;
+
+    /// <summary>The id of the template's end-of-turn text (ChatML <c>&lt;|im_end|&gt;</c>), or null.</summary>
+    public int? EndOfTurnId
+    {
+        get
+        {
+            if (Template is null) return null;
+            if (_tokenizer.SpecialTokenId(Template.EndOfTurn) is int id) return id;
+            IReadOnlyList<int> ids = _tokenizer.Encode(Template.EndOfTurn, addSpecialTokens: false);
+            return ids.Count == 1 ? ids[0] : null;
+        }
+    }
+
+    /// <summary>The text the model is given for <paramref name="message"/>: the template's rendering with the opening of the assistant's turn, or the message itself.</summary>
+    public string FormatPrompt(string message, string? systemPrompt = null)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (Template is null) return message;
+        var messages = new List<(string Role, string Content)>();
+        if (systemPrompt is not null) messages.Add(("system", systemPrompt));
+        messages.Add(("user", message));
+        return Template.Format(messages, addGenerationPrompt: true);
+    }
+
+    /// <summary>Generates the reply to <paramref name="message"/>, writing its text to <paramref name="stream"/> as it is generated.</summary>
+    /// <exception cref="ArgumentException">The prompt is empty or fills the model's SeqLen.</exception>
+    public ChatReply Respond(string message, ChatSettings settings, TextWriter stream)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentOutOfRangeException.ThrowIfLessThan(settings.MaxTokens, 1, nameof(settings));
+        string prompt = FormatPrompt(message, settings.SystemPrompt);
+        // The template writes its special tokens itself; plain text gets what the tokenizer adds (Llama's <s>).
+        int[] promptTokens = _tokenizer.Encode(prompt, addSpecialTokens: Template is null).ToArray();
+        int seqLen = _model.Layout.SeqLen;
+        if (promptTokens.Length == 0)
+        {
+            throw new ArgumentException("the prompt encodes to no tokens", nameof(message));
+        }
+
+        if (promptTokens.Length >= seqLen)
+        {
+            throw new ArgumentException($"the prompt is {promptTokens.Length} tokens; {_model.Layout.Name} was compiled for {seqLen} positions (SeqLen), prompt and reply together", nameof(message));
+        }
+
+        // The prompt and every reply token but the last go into the cache.
+        int room = seqLen - promptTokens.Length + 1;
+        int limit = Math.Min(settings.MaxTokens, room);
+        var sampler = new Sampler(settings.Seed, _model.Layout.Vocab) { Temperature = settings.Temperature, TopK = settings.TopK, TopP = settings.TopP };
+        var decoder = new StreamingDecoder(_tokenizer);
+        var reply = new List<int>(limit);
+
+        _model.ResetCache();
+        long started = Stopwatch.GetTimestamp();
+        ReadOnlySpan<float> logits = _model.Append(promptTokens);
+        TimeSpan promptTime = Stopwatch.GetElapsedTime(started);
+
+        started = Stopwatch.GetTimestamp();
+        StopReason stop;
+        int? stopToken = null;
+        while (true)
+        {
+            if (reply.Count == limit)
+            {
+                stop = limit == settings.MaxTokens ? StopReason.MaxTokens : StopReason.ContextFull;
+                break;
+            }
+
+            int next = sampler.Sample(logits);
+            if (_stops.TryGetValue(next, out stop))
+            {
+                stopToken = next;
+                break;
+            }
+
+            reply.Add(next);
+            stream.Write(decoder.Push(next));
+            stream.Flush();
+            if (reply.Count < limit)
+            {
+                _next[0] = next;
+                logits = _model.Append(_next);
+            }
+        }
+
+        stream.Write(decoder.Flush());
+        stream.Flush();
+        TimeSpan decodeTime = Stopwatch.GetElapsedTime(started);
+        int[] tokens = reply.ToArray();
+        return new ChatReply(prompt, promptTokens, tokens, _tokenizer.Decode(tokens), stop, stopToken, promptTime, decodeTime);
+    }
+}

@@ -1,0 +1,173 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
+using System.Text.Json;
+
+namespace TransformerGen.Samples.Hub;
+
+/// <summary>
+/// Compares a downloaded folder's config.json with the config a model was compiled from, on the keys that fix the
+/// architecture (sizes, norms, activation, positions). The generated code has every size built in, so weights of
+/// another shape cannot load, and a different eps, rope_theta or activation would load and compute wrong numbers;
+/// this says which keys differ before any weights are read. Compiled into samples/Embeddings and samples/Chat.
+/// </summary>
+internal static class ArchitectureCheck
+{
+    /// <summary>A key and the value the family's config class gives it when config.json leaves it out.</summary>
+    private sealed record Key(string Name, Func<JsonElement, string?> Default);
+
+    private static Key Required(string name) => new(name, _ => null);
+
+    private static Key Defaults(string name, string value) => new(name, _ => value);
+
+    // Defaults as transformers' BertConfig, LlamaConfig/MistralConfig/Qwen2Config and GPT2Config declare them.
+    private static readonly Key[] Bert =
+    [
+        Required("vocab_size"), Required("hidden_size"), Required("num_hidden_layers"), Required("num_attention_heads"),
+        Required("intermediate_size"), Required("max_position_embeddings"), Defaults("type_vocab_size", "2"),
+        Defaults("layer_norm_eps", Number(1e-12)), Defaults("hidden_act", "gelu"), Defaults("position_embedding_type", "absolute"),
+        Defaults("pad_token_id", "0"),
+    ];
+
+    private static readonly Key[] Llama =
+    [
+        Required("vocab_size"), Required("hidden_size"), Required("num_hidden_layers"), Required("num_attention_heads"),
+        new("num_key_value_heads", config => Value(config, "num_attention_heads")),
+        new("head_dim", HeadDimDefault),
+        Required("intermediate_size"), Defaults("hidden_act", "silu"), Defaults("rms_norm_eps", Number(1e-6)),
+        Defaults("rope_theta", Number(10000)), Defaults("rope_scaling", "null"), Defaults("tie_word_embeddings", "false"),
+        Defaults("attention_bias", "false"), Defaults("mlp_bias", "false"),
+    ];
+
+    private static readonly Key[] Gpt2 =
+    [
+        Required("vocab_size"), Required("n_embd"), Required("n_layer"), Required("n_head"), Required("n_positions"),
+        new("n_inner", config => Value(config, "n_embd") is string embd ? Number(4 * double.Parse(embd, CultureInfo.InvariantCulture)) : null),
+        Defaults("activation_function", "gelu_new"), Defaults("layer_norm_epsilon", Number(1e-5)), Defaults("tie_word_embeddings", "true"),
+    ];
+
+    /// <summary>
+    /// The differences between the folder's config and the compiled one, one line each
+    /// (<c>hidden_size: 768 in the folder, 384 compiled</c>); empty when the folder holds the compiled architecture.
+    /// </summary>
+    /// <param name="compiledConfig">The text of the config.json the model was compiled from.</param>
+    /// <param name="folderConfigPath">The downloaded folder's config.json.</param>
+    /// <exception cref="InvalidDataException">The folder's config.json is not a JSON object.</exception>
+    public static IReadOnlyList<string> Differences(string compiledConfig, string folderConfigPath)
+    {
+        using JsonDocument compiled = JsonDocument.Parse(compiledConfig);
+        using JsonDocument found = ParseFile(folderConfigPath);
+        string? compiledType = Value(compiled.RootElement, "model_type"), foundType = Value(found.RootElement, "model_type");
+        if (compiledType != foundType)
+        {
+            return [Line("model_type", foundType, compiledType)];
+        }
+
+        Key[] keys = compiledType switch
+        {
+            "bert" => Bert,
+            "llama" or "mistral" or "qwen2" => Llama,
+            "gpt2" => Gpt2,
+            _ => throw new InvalidOperationException($"the compiled config has model_type {compiledType}, which this check has no keys for"),
+        };
+        var differences = new List<string>();
+        foreach (Key key in keys)
+        {
+            string? expected = Value(compiled.RootElement, key.Name) ?? key.Default(compiled.RootElement);
+            string? actual = Value(found.RootElement, key.Name) ?? key.Default(found.RootElement);
+            if (expected != actual)
+            {
+                differences.Add(Line(key.Name, actual, expected));
+            }
+        }
+
+        return differences;
+    }
+
+    /// <summary>
+    /// True when the folder's config.json describes the compiled model; otherwise writes which keys differ (or why the
+    /// file cannot be read) and what to do, and returns false.
+    /// </summary>
+    /// <param name="compiledConfig">The text of the config.json the model was compiled from.</param>
+    /// <param name="folderConfigPath">The downloaded folder's config.json.</param>
+    /// <param name="repository">The Hub repository the sample runs.</param>
+    /// <param name="sourceConfigPath">Where the compiled config.json is in the repository, to copy another model's over.</param>
+    /// <param name="error">Receives the refusal.</param>
+    public static bool Accepts(string compiledConfig, string folderConfigPath, string repository, string sourceConfigPath, TextWriter error)
+    {
+        IReadOnlyList<string> differences;
+        try
+        {
+            differences = Differences(compiledConfig, folderConfigPath);
+        }
+        catch (InvalidDataException e)
+        {
+            error.WriteLine(e.Message);
+            return false;
+        }
+
+        if (differences.Count == 0)
+        {
+            return true;
+        }
+
+        error.WriteLine($"{folderConfigPath} describes another model than the one this program was compiled for ({repository}):");
+        foreach (string difference in differences)
+        {
+            error.WriteLine("  " + difference);
+        }
+
+        error.WriteLine($"The generated code has the compiled sizes built in, so it cannot run these weights. Download {repository},");
+        error.WriteLine($"or compile the sample for this model: copy its config.json over {sourceConfigPath} and build again.");
+        return false;
+    }
+
+    private static string Line(string key, string? found, string? compiled) =>
+        $"{key}: {found ?? "(not given)"} in the folder, {compiled ?? "(not given)"} compiled";
+
+    private static JsonDocument ParseFile(string path)
+    {
+        try
+        {
+            JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path));
+            if (document.RootElement.ValueKind == JsonValueKind.Object)
+            {
+                return document;
+            }
+
+            document.Dispose();
+            throw new InvalidDataException($"{path} is not a JSON object.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path} is not valid JSON: {e.Message}", e);
+        }
+    }
+
+    /// <summary>A key's value as text that compares equal when the values are equal: numbers by value (1e-05 = 0.00001), JSON null as "null", absent as null.</summary>
+    private static string? Value(JsonElement config, string key)
+    {
+        if (!config.TryGetProperty(key, out JsonElement value))
+        {
+            return null;
+        }
+
+        return value.ValueKind switch
+        {
+            JsonValueKind.Number => Number(value.GetDouble()),
+            JsonValueKind.String => value.GetString(),
+            JsonValueKind.True => "true",
+            JsonValueKind.False => "false",
+            JsonValueKind.Null => "null",
+            _ => value.GetRawText(),
+        };
+    }
+
+    private static string? HeadDimDefault(JsonElement config) =>
+        Value(config, "hidden_size") is string hidden && Value(config, "num_attention_heads") is string heads
+            ? Number(Math.Floor(double.Parse(hidden, CultureInfo.InvariantCulture) / double.Parse(heads, CultureInfo.InvariantCulture)))
+            : null;
+
+    private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,12 @@
+using System;
+
+namespace EmbeddingsSample;
+
+/// <summary>
+/// <c>dotnet run -c Release --project samples/Embeddings -- --model models/all-MiniLM-L6-v2</c>: sentence similarities and
+/// semantic search with all-MiniLM-L6-v2 (see <see cref="EmbeddingsApp"/>).
+/// </summary>
+public static class Program
+{
+    public static int Main(string[] args) => EmbeddingsApp.Run(args, Console.Out, Console.Error);
+}

@@ -1,0 +1,96 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using TransformerGen.Tokenizers;
+
+namespace EmbeddingsSample;
+
+/// <summary>
+/// Turns texts into sentence embeddings with <see cref="MiniLm"/>: each text is tokenized as sentence-transformers
+/// does ([CLS] … [SEP], cut at <see cref="MiniLm.SeqLen"/> ids with [SEP] kept), padded with the pad id, and run
+/// <see cref="MiniLm.Batch"/> at a time; the last batch's empty rows are all padding, which the model pools to zero
+/// and this class ignores.
+/// </summary>
+public sealed class SentenceEmbedder
+{
+    private readonly MiniLm _model;
+    private readonly PretrainedTokenizer _tokenizer;
+    private readonly int _pad;
+    private readonly int[] _tokens = new int[MiniLm.TokensPerStep];
+
+    /// <summary>Pairs a model with its tokenizer.</summary>
+    /// <exception cref="ArgumentException">The tokenizer has ids beyond the model's vocabulary, or pads with another id than the model masks.</exception>
+    public SentenceEmbedder(MiniLm model, PretrainedTokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        if (tokenizer.VocabSize > MiniLm.Vocab)
+        {
+            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} ids, the model's vocabulary {MiniLm.Vocab}", nameof(tokenizer));
+        }
+
+        _pad = model.Layout.PadToken;
+        if (tokenizer.PadId is int pad && pad != _pad)
+        {
+            throw new ArgumentException($"the tokenizer pads with id {pad}, the model masks id {_pad} (config.json pad_token_id)", nameof(tokenizer));
+        }
+
+        _model = model;
+        _tokenizer = tokenizer;
+    }
+
+    /// <summary>Embeds <paramref name="texts"/> a batch at a time.</summary>
+    public SentenceEmbeddings Embed(IReadOnlyList<string> texts)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        const int batch = MiniLm.Batch, seqLen = MiniLm.SeqLen, width = MiniLm.DModel;
+        var vectors = new float[texts.Count * width];
+        long tokens = 0;
+        int batches = 0, truncated = 0;
+        long started = Stopwatch.GetTimestamp();
+        for (int first = 0; first < texts.Count; first += batch)
+        {
+            int rows = Math.Min(batch, texts.Count - first);
+            _tokens.AsSpan().Fill(_pad);
+            for (int row = 0; row < rows; row++)
+            {
+                string text = texts[first + row];
+                int written = _tokenizer.Encode(text, _tokens.AsSpan(row * seqLen, seqLen), addSpecialTokens: true, maxTokens: seqLen);
+                if (written == seqLen && _tokenizer.Encode(text).Count > seqLen)
+                {
+                    truncated++;
+                }
+
+                tokens += written;
+            }
+
+            _model.Predict(_tokens)[..(rows * width)].CopyTo(vectors.AsSpan(first * width));
+            batches++;
+        }
+
+        return new SentenceEmbeddings(vectors, texts.Count, tokens, batches, truncated, Stopwatch.GetElapsedTime(started));
+    }
+}
+
+/// <summary>The embeddings of a list of texts and what computing them took.</summary>
+/// <param name="Vectors">[Count, DModel], each row of unit length (or zero for a text of no tokens).</param>
+/// <param name="Count">Texts embedded.</param>
+/// <param name="Tokens">Ids that were not padding, special tokens included.</param>
+/// <param name="Batches">Batches of <see cref="MiniLm.Batch"/> run.</param>
+/// <param name="Truncated">Texts cut at <see cref="MiniLm.SeqLen"/> ids.</param>
+/// <param name="Elapsed">Tokenizing and running the model.</param>
+public sealed record SentenceEmbeddings(float[] Vectors, int Count, long Tokens, int Batches, int Truncated, TimeSpan Elapsed)
+{
+    /// <summary>The embedding of text <paramref name="index"/>.</summary>
+    public ReadOnlySpan<float> this[int index] => Vectors.AsSpan(index * MiniLm.DModel, MiniLm.DModel);
+
+    /// <summary>Non-padding ids per second.</summary>
+    public double TokensPerSecond => Tokens / Elapsed.TotalSeconds;
+
+    /// <summary>Positions the model computed per second, padding included (Batches · Batch · SeqLen).</summary>
+    public double PositionsPerSecond => (double)Batches * MiniLm.TokensPerStep / Elapsed.TotalSeconds;
+
+    /// <summary>The cosine similarity of two embeddings (their dot product, as both have unit length, but computed in full).</summary>
+    public static float Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b) => TensorPrimitives.CosineSimilarity(a, b);
+}

@@ -1,0 +1,147 @@
+using System;
+using System.IO;
+using System.Linq;
+using System.Text;
+using ChatSample;
+using TransformerGen.Samples.Tests.Support;
+using TransformerGen.Tokenizers;
+using TransformerGen.Tokenizers.Chat;
+using Xunit;
+
+namespace TransformerGen.Samples.Tests;
+
+/// <summary>The Chat sample's loop (<see cref="ChatSession"/>) driven with <see cref="TinyChatModel"/> and a tiny ChatML tokenizer.</summary>
+public sealed class ChatSessionTests : IDisposable
+{
+    private const string ExpectedPrompt =
+        "<|im_start|>system\n" + TinyByteLevelTokenizer.DefaultSystemPrompt + "<|im_end|>\n<|im_start|>user\nHello world<|im_end|>\n<|im_start|>assistant\n";
+
+    private readonly TempFolder _folder = TinyChat.Folder();
+    private readonly PretrainedTokenizer _tokenizer;
+
+    public ChatSessionTests() => _tokenizer = PretrainedTokenizer.FromFolder(_folder.Path);
+
+    public void Dispose() => _folder.Dispose();
+
+    [Fact]
+    public void Streams_max_tokens_after_the_ChatML_prompt_through_the_cache()
+    {
+        TinyChatModel model = TinyChat.Model(seed: 3);
+        var session = new ChatSession(model, _tokenizer);
+        Assert.Equal(ChatTemplateStyle.ChatMl, session.Template?.Style);
+        Assert.Equal(TinyByteLevelTokenizer.ImEnd, session.EndOfTurnId);
+        Assert.Equal(TinyChat.StopIds, session.StopTokens.Order());
+
+        var streamed = new StringWriter();
+        ChatReply reply = session.Respond("Hello world", new ChatSettings(MaxTokens: 12), streamed);
+
+        Assert.Equal(ExpectedPrompt, reply.Prompt);
+        Assert.Equal(_tokenizer.Encode(ExpectedPrompt, addSpecialTokens: false), reply.PromptTokens);
+        Assert.Equal(TinyByteLevelTokenizer.ImStart, reply.PromptTokens[0]);
+        Assert.Equal(3, reply.PromptTokens.Count(id => id == TinyByteLevelTokenizer.ImStart));
+        Assert.Equal(2, reply.PromptTokens.Count(id => id == TinyByteLevelTokenizer.ImEnd));
+
+        Assert.Equal(12, reply.Tokens.Length);
+        Assert.Equal(StopReason.MaxTokens, reply.Stop);
+        Assert.Null(reply.StopToken);
+        Assert.Equal(_tokenizer.Decode(reply.Tokens), reply.Text);
+        Assert.Equal(reply.Text, streamed.ToString());
+        Assert.Equal(reply.PromptTokens.Length + 11, model.CacheLength); // the last token is drawn, not appended
+        Assert.True(reply.PromptTime > TimeSpan.Zero && reply.DecodeTime > TimeSpan.Zero);
+
+        // Greedy decoding through the cache draws what the runtime's own Generate draws from the same prompt.
+        var expected = new int[12];
+        model.Generate(reply.PromptTokens, expected, new Sampler(seed: 1) { Temperature = 0f });
+        Assert.Equal(expected, reply.Tokens);
+    }
+
+    [Fact]
+    public void Stops_at_the_end_of_sequence_token_when_the_model_prefers_it()
+    {
+        var session = new ChatSession(TinyChat.Model(seed: 3, preferred: TinyByteLevelTokenizer.EndOfText), _tokenizer);
+        var streamed = new StringWriter();
+        ChatReply reply = session.Respond("Hello world", new ChatSettings(MaxTokens: 12, Temperature: 1f, Seed: 9), streamed);
+        Assert.Equal(StopReason.EndOfSequence, reply.Stop);
+        Assert.Equal(TinyByteLevelTokenizer.EndOfText, reply.StopToken);
+        Assert.Empty(reply.Tokens);
+        Assert.Equal("", streamed.ToString());
+    }
+
+    [Fact]
+    public void Stops_at_the_templates_end_of_turn_token()
+    {
+        var session = new ChatSession(TinyChat.Model(seed: 3, preferred: TinyByteLevelTokenizer.ImEnd), _tokenizer);
+        ChatReply reply = session.Respond("Hello world", new ChatSettings(MaxTokens: 12), TextWriter.Null);
+        Assert.Equal(StopReason.EndOfTurn, reply.Stop);
+        Assert.Equal(TinyByteLevelTokenizer.ImEnd, reply.StopToken);
+        Assert.Empty(reply.Tokens);
+    }
+
+    [Fact]
+    public void Stops_when_prompt_and_reply_fill_the_cache()
+    {
+        TinyChatModel model = TinyChat.Model(seed: 4);
+        ChatReply reply = new ChatSession(model, _tokenizer).Respond("Hello world", new ChatSettings(MaxTokens: 1000), TextWriter.Null);
+        Assert.Equal(StopReason.ContextFull, reply.Stop);
+        Assert.Equal(TinyChatModel.SeqLen - reply.PromptTokens.Length + 1, reply.Tokens.Length);
+        Assert.Equal(TinyChatModel.SeqLen, model.CacheLength);
+    }
+
+    [Fact]
+    public void Refuses_a_prompt_longer_than_the_cache()
+    {
+        var session = new ChatSession(TinyChat.Model(seed: 4), _tokenizer);
+        ArgumentException e = Assert.Throws<ArgumentException>(() => session.Respond(string.Concat(Enumerable.Repeat("Hello world ", 40)), new ChatSettings(), TextWriter.Null));
+        Assert.Contains($"compiled for {TinyChatModel.SeqLen} positions", e.Message);
+    }
+
+    [Fact]
+    public void Samples_the_same_reply_for_the_same_seed_and_another_for_another()
+    {
+        var session = new ChatSession(TinyChat.Model(seed: 5), _tokenizer);
+        int[] Draw(ulong seed) => session.Respond("Hello world", new ChatSettings(MaxTokens: 16, Temperature: 1.5f, TopK: 50, Seed: seed), TextWriter.Null).Tokens;
+        int[] first = Draw(7);
+        Assert.Equal(16, first.Length);
+        Assert.Equal(first, Draw(7));
+        Assert.NotEqual(first, Draw(8));
+    }
+
+    [Fact]
+    public void Without_a_chat_template_continues_the_plain_text()
+    {
+        using TempFolder plain = TinyChat.Folder(chatTemplate: false);
+        PretrainedTokenizer tokenizer = PretrainedTokenizer.FromFolder(plain.Path);
+        var session = new ChatSession(TinyChat.Model(seed: 3), tokenizer);
+        Assert.Null(session.Template);
+        Assert.Null(session.EndOfTurnId);
+        Assert.Equal([TinyByteLevelTokenizer.EndOfText], session.StopTokens);
+
+        var streamed = new StringWriter();
+        ChatReply reply = session.Respond("Hello world", new ChatSettings(MaxTokens: 5), streamed);
+        Assert.Equal("Hello world", reply.Prompt);
+        Assert.Equal(tokenizer.Encode("Hello world"), reply.PromptTokens);
+        Assert.Equal(2, reply.PromptTokens.Length); // "Hello" and " world" are single tokens of the tiny vocabulary
+        Assert.Equal(5, reply.Tokens.Length);
+        Assert.Equal(reply.Text, streamed.ToString());
+    }
+
+    [Fact]
+    public void Streaming_holds_back_a_character_until_its_last_byte()
+    {
+        var decoder = new StreamingDecoder(_tokenizer);
+        var pieces = new StringBuilder();
+        foreach ((string text, string[] expected) in new[] { ("a", new[] { "a" }), ("é", ["", "é"]), ("🙂", ["", "", "", "🙂"]), ("€!", ["", "", "€", "!"]) })
+        {
+            string[] got = Encoding.UTF8.GetBytes(text).Select(b => decoder.Push(TinyByteLevelTokenizer.ByteId(b))).ToArray();
+            Assert.Equal(expected, got);
+            pieces.Append(string.Concat(got));
+        }
+
+        Assert.Equal("aé🙂€!", pieces.ToString());
+        Assert.Equal("", decoder.Flush());
+
+        // Bytes that never become a character come out at the end as U+FFFD.
+        Assert.Equal("", decoder.Push(TinyByteLevelTokenizer.ByteId(0xE2)));
+        Assert.Equal("\uFFFD", decoder.Flush());
+    }
+}
