@@ -126,10 +126,10 @@ public class ConfigTests
     public void TG0042_an_activation_without_a_kernel()
     {
         string message = Unsupported("gelu10", Set(LlamaGqa, "hidden_act", "\"gelu_10\""));
-        Assert.Equal("gelu10/config.json: \"hidden_act\": gelu_10 cannot be compiled: there are kernels for gelu, gelu_new (gelu_pytorch_tanh, gelu_fast), relu and silu", message);
+        Assert.Equal("gelu10/config.json: \"hidden_act\": gelu_10 cannot be compiled: the gated feed-forward down(act(gate)·up) has a kernel for silu (SwiGLU) only", message);
 
         string gpt2 = Unsupported("gpt2-gelu10", Set(Gpt2, "activation_function", "\"gelu_10\""));
-        Assert.Equal("gpt2-gelu10/config.json: \"activation_function\": gelu_10 cannot be compiled: there are kernels for gelu, gelu_new (gelu_pytorch_tanh, gelu_fast), relu and silu", gpt2);
+        Assert.Equal("gpt2-gelu10/config.json: \"activation_function\": gelu_10 cannot be compiled: this family's feed-forward has kernels for gelu, gelu_new (gelu_pytorch_tanh, gelu_fast) and relu", gpt2);
     }
 
     /// <summary>

@@ -113,7 +113,9 @@ namespace TransformerGen.Generator
                 activation = family.FeedForwardName;
                 if (family.Rotary) positional = $"rotary positions (rotate_half, theta {Lit(family.RopeTheta).TrimEnd('f')})";
                 if (_d.KvHeads > 0) activation += $", {_d.KvHeads} key/value heads";
-                return $"{family.KindName} model from {family.ConfigFile}: " + DescribeSizes(activation, positional, norm);
+                // The file name goes into an XML doc comment: escape what XML gives a meaning to.
+                string file = family.ConfigFile.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
+                return $"{family.KindName} model from {file}: " + DescribeSizes(activation, positional, norm);
             }
             return DescribeSizes(activation, positional, norm);
         }

@@ -38,9 +38,17 @@ namespace TransformerGen.Generator
             string? requested = spec.Config.Value;
             if (string.IsNullOrEmpty(requested)) return (spec, EquatableArray<DiagnosticInfo>.Empty);
             LocationInfo? where = spec.Config.Location ?? spec.AttributeLocation;
-            string wanted = Normalize(requested!);
+            string wanted = Normalize(requested!), tail = wanted;
+            // Only "./" and "../" steps are dropped before matching the end of a path: ".cache/" is a folder of its own.
+            while (true)
+            {
+                if (tail.StartsWith("./", StringComparison.Ordinal)) tail = tail.Substring(2);
+                else if (tail.StartsWith("../", StringComparison.Ordinal)) tail = tail.Substring(3);
+                else if (tail.StartsWith("/", StringComparison.Ordinal)) tail = tail.Substring(1);
+                else break;
+            }
             ConfigText? match = configs
-                .Where(c => Normalize(c.Path).EndsWith("/" + wanted.TrimStart('.', '/'), StringComparison.OrdinalIgnoreCase) || string.Equals(Normalize(c.Path), wanted, StringComparison.OrdinalIgnoreCase))
+                .Where(c => Normalize(c.Path).EndsWith("/" + tail, StringComparison.OrdinalIgnoreCase) || string.Equals(Normalize(c.Path), wanted, StringComparison.OrdinalIgnoreCase))
                 .OrderBy(c => c.Path.Length)
                 .FirstOrDefault();
             if (match is null)
@@ -95,7 +103,7 @@ namespace TransformerGen.Generator
             int embd = Required("n_embd", "hidden_size"), layers = Required("n_layer", "num_hidden_layers"), heads = Required("n_head", "num_attention_heads");
             int positions = Required("n_positions", "max_position_embeddings"), vocab = Required("vocab_size");
             int inner = Int("n_inner") ?? 4 * embd;
-            int feedForward = Activation("activation_function", "gelu_new");
+            int feedForward = Activation("activation_function", "gelu_new", gated: false);
             float eps = Float("layer_norm_epsilon") ?? 1e-5f;
             RequireFlag("scale_attn_weights", true, "attention scores not divided by √head_dim");
             RequireFlag("scale_attn_by_inverse_layer_idx", false, "scores also divided by layer index + 1");
@@ -110,7 +118,7 @@ namespace TransformerGen.Generator
         {
             int hidden = Required("hidden_size"), layers = Required("num_hidden_layers"), heads = Required("num_attention_heads");
             int inner = Required("intermediate_size"), vocab = Required("vocab_size"), positions = Required("max_position_embeddings");
-            int feedForward = Activation("hidden_act", "gelu");
+            int feedForward = Activation("hidden_act", "gelu", gated: false);
             float eps = Float("layer_norm_eps") ?? 1e-12f;
             string? positionType = String("position_embedding_type");
             if (positionType is not null && positionType != "absolute")
@@ -136,11 +144,11 @@ namespace TransformerGen.Generator
             if (Int("head_dim") is null && heads > 0 && hidden % heads != 0) Unsupported("num_attention_heads", heads, $"hidden_size {hidden} is not a multiple of it and there is no head_dim");
             if (kvHeads <= 0 || heads % kvHeads != 0) Unsupported("num_key_value_heads", kvHeads, $"it must divide num_attention_heads = {heads}");
             if (headDim <= 0 || headDim % 2 != 0) Unsupported("head_dim", headDim, "rotary positions need an even head size");
-            if (Activation("hidden_act", "silu") != FamilySpec.SwiGlu) { }
+            Activation("hidden_act", "silu", gated: true);
             float eps = Float("rms_norm_eps") ?? 1e-6f;
             var ropeParameters = Object("rope_parameters");
             float theta = Float("rope_theta") ?? (ropeParameters is not null && Lookup(ropeParameters, "rope_theta") is double t ? (float)t : 10000f);
-            object? scaling = _keys.TryGetValue("rope_scaling", out object? s) ? s : ropeParameters is not null ? RopeScalingOf(ropeParameters) : null;
+            object? scaling = (_keys.TryGetValue("rope_scaling", out object? s) ? s : null) ?? (ropeParameters is not null ? RopeScalingOf(ropeParameters) : null);
             if (scaling is not null) Unsupported("rope_scaling", Text(scaling), "scaled rotary positions (linear, dynamic, yarn, llama3) are not implemented");
             if (Float("partial_rotary_factor") is float partial && partial != 1f) Unsupported("partial_rotary_factor", partial, "only whole-head rotation is implemented");
             int seqLen = _spec.SeqLen.Value;
@@ -183,7 +191,7 @@ namespace TransformerGen.Generator
             Argument<int> Fixed(string attribute, Argument<int> given, int value, string key, string meaning)
             {
                 if (given.IsSet && given.Value != value)
-                    _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, given.Location, attribute, given.Value, _file, key, meaning));
+                    _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, given.Location, attribute, EnumText(attribute, given.Value), _file, key, meaning));
                 return new Argument<int>(value, given.Location ?? _spec.Config.Location);
             }
             ModelSpec spec = _spec;
@@ -198,13 +206,14 @@ namespace TransformerGen.Generator
                          ("ScaleEmbeddings", spec.ScaleEmbeddings.IsSet, spec.ScaleEmbeddings.Location), ("AttentionWindow", spec.AttentionWindow.IsSet, spec.AttentionWindow.Location),
                          ("EncoderLayers", spec.EncoderLayers.IsSet, spec.EncoderLayers.Location), ("DecoderLayers", spec.DecoderLayers.IsSet, spec.DecoderLayers.Location),
                          ("TargetVocab", spec.TargetVocab.IsSet, spec.TargetVocab.Location), ("TargetSeqLen", spec.TargetSeqLen.IsSet, spec.TargetSeqLen.Location),
-                         ("Classes", spec.Classes.IsSet, spec.Classes.Location),
                      })
                 if (isSet) _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, at, name, "(given)", _file, "model_type", "the config fixes the architecture"));
+            if (spec.Classes.IsSet)
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.Classes.Location, "Classes", spec.Classes.Value, _file, "model_type", "the config fixes the architecture"));
             int padToken = pad ?? spec.PadToken.Value;
             if (spec.PadToken.IsSet && pad is int configPad && configPad != spec.PadToken.Value)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.PadToken.Location, "PadToken", spec.PadToken.Value, _file, "pad_token_id", configPad));
-            int bos = Int("bos_token_id") ?? spec.BosToken.Value, eos = Int("eos_token_id") ?? spec.EosToken.Value;
+            int bos = Int("bos_token_id") ?? spec.BosToken.Value, eos = FirstId("eos_token_id") ?? spec.EosToken.Value;
             return spec with
             {
                 Architecture = Fixed("Architecture", spec.Architecture, architecture, "model_type", "the config fixes the architecture"),
@@ -225,19 +234,42 @@ namespace TransformerGen.Generator
             };
         }
 
+        /// <summary>An enum argument as the user wrote it (<c>Positional.Rotary</c>), not its number.</summary>
+        private static string EnumText(string attribute, int value)
+        {
+            string[] names = attribute switch
+            {
+                "Architecture" => ["Architecture.DecoderOnly", "Architecture.EncoderDecoder", "Architecture.EncoderOnly"],
+                "Positional" => ["Positional.Sinusoidal", "Positional.Learned", "Positional.Rotary"],
+                "Norm" => ["NormPlacement.Post", "NormPlacement.Pre"],
+                "Activation" => ["Activation.Relu", "Activation.Gelu"],
+                _ => [],
+            };
+            return value >= 0 && value < names.Length ? names[value] : value.ToString(CultureInfo.InvariantCulture);
+        }
+
         // ----- keys -----
 
-        private int Activation(string key, string fallback)
+        /// <summary>
+        /// The feed-forward kind a config's activation asks for. A gated family (Llama's MLP, down(act(gate)·up)) has a
+        /// kernel for silu only (SwiGLU); an ungated one (GPT-2, BERT) for gelu, gelu_new and relu but not a plain silu.
+        /// </summary>
+        private int Activation(string key, string fallback, bool gated)
         {
             string value = String(key) ?? fallback;
+            if (gated)
+            {
+                if (value is "silu" or "swish") return FamilySpec.SwiGlu;
+                Unsupported(key, value, "the gated feed-forward down(act(gate)·up) has a kernel for silu (SwiGLU) only");
+                return FamilySpec.SwiGlu;
+            }
             switch (value)
             {
                 case "gelu": return FamilySpec.GeluErf;
                 case "gelu_new": case "gelu_pytorch_tanh": case "gelu_fast": return FamilySpec.GeluTanh;
                 case "relu": return FamilySpec.Relu;
-                case "silu": case "swish": return FamilySpec.SwiGlu;
                 default:
-                    Unsupported(key, value, "there are kernels for gelu, gelu_new (gelu_pytorch_tanh, gelu_fast), relu and silu");
+                    Unsupported(key, value, "this family's feed-forward has kernels for gelu, gelu_new (gelu_pytorch_tanh, gelu_fast) and relu");
                     return FamilySpec.GeluErf;
             }
         }
@@ -258,13 +290,17 @@ namespace TransformerGen.Generator
             float f => f.ToString("R", CultureInfo.InvariantCulture),
             string s => s,
             List<KeyValuePair<string, object?>> o => "{" + string.Join(", ", o.Select(p => p.Key + ": " + Text(p.Value))) + "}",
+            List<object?> list => "[" + string.Join(", ", list.Select(Text)) + "]",
             _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "",
         };
 
         private int Required(params string[] keys)
         {
             foreach (string key in keys)
+            {
                 if (Int(key) is int value) return value;
+                if (_keys.TryGetValue(key, out object? present) && present is not null) return 0; // Int reported the wrong type
+            }
             _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, keys[0], String("model_type") ?? "Hugging Face"));
             return 0;
         }
@@ -275,6 +311,18 @@ namespace TransformerGen.Generator
             if (value is double d && d == Math.Floor(d) && d >= int.MinValue && d <= int.MaxValue) return (int)d;
             Unsupported(key, value, "an integer is expected");
             return null;
+        }
+
+        /// <summary>A token id, or the first of a list of them (Llama 3 lists several end-of-sequence ids).</summary>
+        private int? FirstId(string key)
+        {
+            if (_keys.TryGetValue(key, out object? value) && value is List<object?> list)
+            {
+                if (list.Count > 0 && list[0] is double d && d == Math.Floor(d) && d >= 0 && d <= int.MaxValue) return (int)d;
+                Unsupported(key, value, "a token id or a list of token ids is expected");
+                return null;
+            }
+            return Int(key);
         }
 
         private float? Float(string key) => _keys.TryGetValue(key, out object? value) && value is double d ? (float)d : null;
