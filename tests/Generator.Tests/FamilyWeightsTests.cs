@@ -90,3 +90,31 @@ public class FamilyWeightsTests
         Assert.Contains(problems, d => d.Id == "TG0033" && d.GetMessage().Contains("'h.0.attn.rotary'"));
     }
 }
+
+/// <summary>A decoder's pad_token_id becomes PadToken unless it is also the end or begin of sequence (SmolLM2 pads with its end-of-turn token).</summary>
+public class DecoderPaddingTests
+{
+    private static string Config(string pad) => $$"""
+        {"model_type": "llama", "vocab_size": 11, "hidden_size": 8, "intermediate_size": 12, "num_hidden_layers": 1,
+         "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 16, "rms_norm_eps": 1e-05,
+         "hidden_act": "silu", "bos_token_id": 1, "eos_token_id": 2{{pad}}}
+        """;
+
+    private static string Generated(string pad)
+    {
+        var result = GeneratorHarness.RunWith([("/src/m/config.json", Config(pad))], """
+            using TransformerGen;
+            namespace Demo;
+            [TransformerModel(Config = "m/config.json", SeqLen = 4)]
+            public partial class M { }
+            """);
+        Assert.Empty(result.Problems);
+        return result.GeneratedSource;
+    }
+
+    [Fact]
+    public void A_pad_id_of_its_own_masks_padding() => Assert.Contains("PadToken = 5,", Generated(", \"pad_token_id\": 5"));
+
+    [Fact]
+    public void A_pad_id_equal_to_the_end_of_sequence_is_not_padding() => Assert.Contains("PadToken = -1,", Generated(", \"pad_token_id\": 2"));
+}

@@ -162,7 +162,17 @@ namespace TransformerGen.Generator
                 FfnBias: kind != FamilySpec.Qwen2 && mlpBias, TypeVocab: 0, EmbeddingNorm: false);
             _ = modelType;
             return Resolve(family, EnumValues.DecoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm,
-                tied: Bool("tie_word_embeddings") ?? false, pad: Int("pad_token_id"));
+                tied: Bool("tie_word_embeddings") ?? false, pad: DecoderPad());
+        }
+
+        /// <summary>
+        /// A decoder's padding id, unless it is also its end (or begin) of sequence (SmolLM2 pads with &lt;|im_end|&gt;):
+        /// padding is masked as keys and ignored as targets, and transformers never masks a real end-of-turn token.
+        /// </summary>
+        private int? DecoderPad()
+        {
+            int? pad = Int("pad_token_id");
+            return pad is int id && (id == FirstId("eos_token_id") || id == Int("bos_token_id")) ? null : pad;
         }
 
         private static object? RopeScalingOf(List<KeyValuePair<string, object?>> parameters) =>
