@@ -88,6 +88,10 @@ namespace TransformerGen.Generator
                 var aliases = new Dictionary<TensorDef, TensorDef>();
                 foreach (Op op in Graph.Ops)
                     if (op is DropoutOp drop) aliases[drop.Output] = Resolve(aliases, drop.Input);
+                // The head runs on the last position only at inference, so what its operations write is one row.
+                var headOutputs = new HashSet<TensorDef>();
+                foreach (Op op in Graph.Ops)
+                    if (op.Stage.Kind == StageKind.Head) headOutputs.UnionWith(op.Writes);
                 var slotOf = new Dictionary<TensorDef, string>();
                 var slotSize = new Dictionary<string, long>();
                 var slotOrder = new List<string>();
@@ -103,7 +107,7 @@ namespace TransformerGen.Generator
                     string key = t.Layer < 0 ? t.Name : t.Role + "@" + (t.Layer % 2);
                     long size = t.IsAttentionProbabilities
                         ? Saturating.Multiply(Saturating.Multiply(d.Heads, t.Shape[2]), t.Shape[3])
-                        : Saturating.Multiply(d.Length(t.Stream), t.Width);
+                        : Saturating.Multiply(headOutputs.Contains(t) ? 1 : d.Length(t.Stream), t.Width);
                     if (!slotSize.TryGetValue(key, out long existing)) slotOrder.Add(key);
                     slotSize[key] = System.Math.Max(existing, size);
                     slotOf[t] = key;

@@ -37,9 +37,9 @@ namespace Snapshots
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const int ParameterCount = 2584;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 75732;
+        public const long TrainingBytes = 75348;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
-        public const long InferenceBytes = 20116;
+        public const long InferenceBytes = 19732;
 
         /// <summary>Sizes, the parameter table with PyTorch names, and the memory plan, all fixed at compile time.</summary>
         private static readonly global::TransformerGen.ModelLayout s_layout = new global::TransformerGen.ModelLayout(
@@ -76,8 +76,8 @@ namespace Snapshots
                 new("norm_f.bias", new[] { 12 }, 2688, global::TransformerGen.WeightInit.Zeros),
             },
             parameterCount: 2704, activationCount: 5600, constantCount: 0,
-            inferenceCount: 2080, keyValueCount: 240,
-            logitsOffset: 5376, logitsLength: 110, inferenceLogitsOffset: 2016)
+            inferenceCount: 1984, keyValueCount: 240,
+            logitsOffset: 5376, logitsLength: 110, inferenceLogitsOffset: 1968)
         {
             Architecture = global::TransformerGen.Architecture.DecoderOnly,
             TargetVocab = 11, TargetLength = 10,
@@ -399,9 +399,9 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> w = InferenceBuffer;
             // head · final LayerNorm · layers.1.output[n, 12] (last row) → head.norm_f[1, 12], head.norm_f_mean[1], head.norm_f_rstd[1]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1856 + (n - 1) * 12, 12), p.Slice(2672, 12), p.Slice(2688, 12), w.Slice(1920, 12), w.Slice(1984, 1), w.Slice(2000, 1), 1, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1856 + (n - 1) * 12, 12), p.Slice(2672, 12), p.Slice(2688, 12), w.Slice(1920, 12), w.Slice(1936, 1), w.Slice(1952, 1), 1, 12);
             // head · LM head (tied to the token embedding) · head.norm_f[1, 12] → head.logits[1, 11]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1920, 12), p.Slice(0, 132), default, w.Slice(2016, 11), 1, 12, 11);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1920, 12), p.Slice(0, 132), default, w.Slice(1968, 11), 1, 12, 11);
         }
     }
 }

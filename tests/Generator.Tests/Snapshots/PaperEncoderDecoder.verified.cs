@@ -44,9 +44,9 @@ namespace Snapshots
         /// <summary>Target ids per Forward call: Batch · TargetSeqLen.</summary>
         public const int TargetTokensPerStep = 8;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 70900;
+        public const long TrainingBytes = 70772;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
-        public const long InferenceBytes = 20468;
+        public const long InferenceBytes = 20340;
 
         /// <summary>Sizes, the parameter table with PyTorch names, and the memory plan, all fixed at compile time.</summary>
         private static readonly global::TransformerGen.ModelLayout s_layout = new global::TransformerGen.ModelLayout(
@@ -87,7 +87,7 @@ namespace Snapshots
                 new("decoder.layers.0.norm3.bias", new[] { 12 }, 3376, global::TransformerGen.WeightInit.Zeros),
             },
             parameterCount: 3392, activationCount: 4608, constantCount: 64,
-            inferenceCount: 1440, keyValueCount: 216,
+            inferenceCount: 1408, keyValueCount: 216,
             logitsOffset: 4448, logitsLength: 72, inferenceLogitsOffset: 1392)
         {
             Architecture = global::TransformerGen.Architecture.EncoderDecoder,

@@ -36,9 +36,9 @@ namespace Snapshots
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const int ParameterCount = 2632;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 64468;
+        public const long TrainingBytes = 64276;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
-        public const long InferenceBytes = 20180;
+        public const long InferenceBytes = 19988;
 
         /// <summary>Sizes, the parameter table with PyTorch names, and the memory plan, all fixed at compile time.</summary>
         private static readonly global::TransformerGen.ModelLayout s_layout = new global::TransformerGen.ModelLayout(
@@ -73,7 +73,7 @@ namespace Snapshots
                 new("lm_head.weight", new[] { 11, 12 }, 2608, global::TransformerGen.WeightInit.Normal, 0.02f),
             },
             parameterCount: 2752, activationCount: 4160, constantCount: 64,
-            inferenceCount: 1984, keyValueCount: 240,
+            inferenceCount: 1936, keyValueCount: 240,
             logitsOffset: 3936, logitsLength: 110, inferenceLogitsOffset: 1920)
         {
             Architecture = global::TransformerGen.Architecture.DecoderOnly,
