@@ -74,6 +74,8 @@ internal static class PerformanceTable
         foreach ((int threads, double gflops) in peak.OrderBy(p => p.Key))
             text.AppendLine($"| peak | Vector512 FMA loop | {threads} | | | | {gflops.ToString("F1", Invariant)} | 100% | |");
 
+        HuggingFaceRows(text, Nanoseconds, Allocated);
+
         if (Nanoseconds(nameof(ShapeSpecialization), nameof(ShapeSpecialization.Plain), 1, 64) is not null)
         {
             text.AppendLine();
@@ -109,6 +111,42 @@ internal static class PerformanceTable
         foreach (string line in first.HostEnvironmentInfo.ToFormattedString()) text.AppendLine(line);
         text.AppendLine("```");
         return text.ToString();
+    }
+
+    /// <summary>The Hugging Face benchmarks (HuggingFaceBenchmarks.cs), ours and libtorch's at the same thread count.</summary>
+    private static void HuggingFaceRows(StringBuilder text, Func<string, string, int, int, double?> nanoseconds, Func<string, string, int, int, string> allocated)
+    {
+        var rows = new (string Type, string Model, string Operation, double Work, string Unit)[]
+        {
+            (nameof(HuggingFaceMiniLmBatch1), "all-MiniLM-L6-v2", "sentence embeddings, 1 × 128 tokens", MiniLmFlops(MiniLmBatch1.Batch), "GFLOP/s"),
+            (nameof(HuggingFaceMiniLmBatch8), "all-MiniLM-L6-v2", "sentence embeddings, 8 × 128 tokens", MiniLmFlops(MiniLmBatch8.Batch), "GFLOP/s"),
+            (nameof(HuggingFaceSmolLm2Decode), "SmolLM2-135M", $"decode 1 token after {HuggingFaceSmolLm2Decode.Prompt} (mean of {HuggingFaceSmolLm2Decode.NewTokens})",
+                4.0 * SmolLm2.ParameterCount, "GB/s of weights"),
+        };
+        if (!rows.Any(r => nanoseconds(r.Type, "Ours", 1, 0) is not null || nanoseconds(r.Type, "Torch", 1, 0) is not null)) return;
+        text.AppendLine();
+        text.AppendLine("Hugging Face shapes (models compiled from the configs in bench/Model.Bench/models, random seeded weights copied into libtorch modules):");
+        text.AppendLine();
+        text.AppendLine("| model | operation | threads | ours | libtorch | libtorch / ours | ours: rate | allocated (ours) | allocated (libtorch) |");
+        text.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        foreach ((string type, string model, string operation, double work, string unit) in rows)
+            foreach (int threads in new[] { 1, 2 })
+            {
+                double? ours = nanoseconds(type, "Ours", threads, 0), theirs = nanoseconds(type, "Torch", threads, 0);
+                if (ours is null && theirs is null) continue;
+                string ratio = ours is double o && theirs is double t ? (t / o).ToString("F2", Invariant) + "×" : "—";
+                string rate = ours is double o2 ? (work / o2).ToString("F1", Invariant) + " " + unit : "—";
+                text.AppendLine($"| {model} | {operation} | {threads} | {Time(ours)} | {Time(theirs)} | {ratio} | {rate} | {allocated(type, "Ours", threads, 0)} | {allocated(type, "Torch", threads, 0)} |");
+            }
+
+        // Multiply-adds of the linear layers and of attention's two products (two operations each), per sequence of 128.
+        static double MiniLmFlops(int batch)
+        {
+            const double tokens = MiniLmBatch1.SeqLen, hidden = MiniLmBatch1.DModel, inner = MiniLmBatch1.DFF;
+            double linear = 2 * tokens * (4 * hidden * hidden + 2 * hidden * inner);
+            double attention = 2 * 2 * tokens * tokens * hidden;
+            return batch * MiniLmBatch1.Layers * (linear + attention);
+        }
     }
 
     private static string Time(double? nanoseconds) => nanoseconds switch

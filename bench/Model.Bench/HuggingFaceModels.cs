@@ -1,0 +1,18 @@
+using TransformerGen;
+
+namespace TransformerGen.Model.Bench;
+
+// The Hugging Face models of the HuggingFace benchmarks, compiled from their config.json files (models/, listed as
+// TransformerConfig items in the project). The weights are random and seeded: only the shapes matter for timing.
+
+/// <summary>all-MiniLM-L6-v2 (BERT, 22.7 M parameters) as sentence-transformers runs it, one sentence of 128 tokens.</summary>
+[TransformerModel(Config = "models/all-MiniLM-L6-v2/config.json", SeqLen = 128, Batch = 1, Head = EncoderHead.SentenceEmbedding)]
+public partial class MiniLmBatch1 { }
+
+/// <summary>all-MiniLM-L6-v2, a batch of 8 sentences of 128 tokens.</summary>
+[TransformerModel(Config = "models/all-MiniLM-L6-v2/config.json", SeqLen = 128, Batch = 8, Head = EncoderHead.SentenceEmbedding)]
+public partial class MiniLmBatch8 { }
+
+/// <summary>SmolLM2-135M (Llama: 30 layers, grouped-query attention 9/3, tied embeddings), decoding with a key/value cache of 128 positions.</summary>
+[TransformerModel(Config = "models/SmolLM2-135M/config.json", SeqLen = 128, Batch = 1)]
+public partial class SmolLm2 { }
