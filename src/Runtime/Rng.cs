@@ -1,4 +1,5 @@
 using System;
+using System.Globalization;
 
 namespace TransformerGen;
 
@@ -25,6 +26,22 @@ public sealed class Rng
         ulong a = SplitMix64(ref x), b = SplitMix64(ref x);
         _s0 = (uint)a; _s1 = (uint)(a >> 32); _s2 = (uint)b; _s3 = (uint)(b >> 32);
         if ((_s0 | _s1 | _s2 | _s3) == 0) _s0 = 1; // the all-zero state is the one xoshiro cannot leave
+    }
+
+    /// <summary>
+    /// The generator's whole state: assigning a state read earlier continues the sequence from that point, bit for bit
+    /// (a training checkpoint saves the states of dropout and of data sampling this way).
+    /// </summary>
+    /// <exception cref="ArgumentException">The assigned state is all zero, the one state xoshiro128** cannot leave (no seed produces it).</exception>
+    public RngState State
+    {
+        get => new(_s0, _s1, _s2, _s3);
+        set
+        {
+            if ((value.S0 | value.S1 | value.S2 | value.S3) == 0)
+                throw new ArgumentException("the all-zero state is not a state of xoshiro128** (no seed produces it)", nameof(value));
+            (_s0, _s1, _s2, _s3) = (value.S0, value.S1, value.S2, value.S3);
+        }
     }
 
     private static ulong SplitMix64(ref ulong x)
@@ -65,5 +82,25 @@ public sealed class Rng
         double u1 = (NextUInt32() + 1.0) * (1.0 / 4294967297.0); // (0, 1]: log stays finite
         double u2 = NextUInt32() * (1.0 / 4294967296.0);
         return (float)(Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2));
+    }
+}
+
+/// <summary>The four 32-bit words of an <see cref="Rng"/>'s state; <see cref="ToString"/> and <see cref="Parse"/> give it as 32 hex digits.</summary>
+public readonly record struct RngState(uint S0, uint S1, uint S2, uint S3)
+{
+    /// <summary>The state as 32 lowercase hex digits, <see cref="S0"/> first.</summary>
+    public override string ToString() => $"{S0:x8}{S1:x8}{S2:x8}{S3:x8}";
+
+    /// <summary>Reads the form <see cref="ToString"/> writes.</summary>
+    /// <exception cref="FormatException"><paramref name="text"/> is not 32 hex digits.</exception>
+    public static RngState Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (text.Length != 32) throw new FormatException($"an Rng state is 32 hex digits, got '{text}'");
+        var words = new uint[4];
+        for (int i = 0; i < 4; i++)
+            if (!uint.TryParse(text.AsSpan(8 * i, 8), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out words[i]))
+                throw new FormatException($"an Rng state is 32 hex digits, got '{text}'");
+        return new RngState(words[0], words[1], words[2], words[3]);
     }
 }

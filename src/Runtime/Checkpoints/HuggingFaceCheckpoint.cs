@@ -226,6 +226,12 @@ public static class HuggingFaceCheckpoint
             Shard shard = shards[s];
             foreach (SafeTensorsEntry entry in shard.Header.Entries)
             {
+                if (TrainingCheckpoint.IsStateName(entry.Name))
+                {
+                    // A training checkpoint's optimizer state: the parameters beside it load as from any other file.
+                    skipped.Add(Skip(shard, entry, SafeTensorsSkipReason.TrainingState));
+                    continue;
+                }
                 string key = rules.FileKeyOf(entry.Name);
                 if (!seen.TryAdd(key, (shard, entry.Name)))
                 {

@@ -48,12 +48,26 @@ public static class SafeTensors
     /// (<see cref="HuggingFaceCheckpoint"/>); otherwise every tensor is written with its in-memory shape.
     /// </summary>
     internal static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer,
+        IReadOnlyDictionary<string, string>? metadata, Action<string>? beforeCommit, Func<Stream, Stream>? output = null, bool storedLayout = false) =>
+        Save(path, tensors, buffer, values: null, metadata, beforeCommit, output, storedLayout);
+
+    /// <summary>
+    /// The values of tensor <paramref name="index"/> of a table whose tensors come from several buffers (a training
+    /// checkpoint: parameters and optimizer state), exactly as long as the tensor.
+    /// </summary>
+    internal delegate ReadOnlySpan<float> TensorValues(int index);
+
+    /// <summary>
+    /// As the other overloads; with <paramref name="values"/>, each tensor's data comes from it instead of from a slice
+    /// of <paramref name="buffer"/>, whose length then only bounds the table's offsets.
+    /// </summary>
+    internal static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer, TensorValues? values,
         IReadOnlyDictionary<string, string>? metadata, Action<string>? beforeCommit, Func<Stream, Stream>? output = null, bool storedLayout = false)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
         RequireLittleEndian();
-        CheckTable(path, tensors, buffer.Length, nameof(buffer), storedLayout);
+        CheckTable(path, tensors, buffer.Length, nameof(buffer), storedLayout, allowState: values is not null);
         byte[] header = SafeTensorsHeader.Write(tensors, metadata, storedLayout);
 
         string fullPath = Path.GetFullPath(path);
@@ -69,11 +83,14 @@ public static class SafeTensors
                 stream.Write(headerLength);
                 stream.Write(header);
                 float[]? scratch = null;
-                foreach (ParameterTensor tensor in tensors)
+                for (int i = 0; i < tensors.Count; i++)
                 {
-                    ReadOnlySpan<float> values = buffer.Slice(tensor.Offset, tensor.Length);
-                    if (storedLayout && tensor.StoredTransposed) TransposedTensors.Write(stream, values, tensor.Shape[0], tensor.Shape[1], ref scratch);
-                    else stream.Write(MemoryMarshal.AsBytes(values));
+                    ParameterTensor tensor = tensors[i];
+                    ReadOnlySpan<float> data = values is null ? buffer.Slice(tensor.Offset, tensor.Length) : values(i);
+                    if (data.Length != tensor.Length)
+                        throw new InvalidOperationException($"'{path}': tensor '{tensor.Name}' {tensor.ShapeText} needs {tensor.Length} floats, but {data.Length} were given");
+                    if (storedLayout && tensor.StoredTransposed) TransposedTensors.Write(stream, data, tensor.Shape[0], tensor.Shape[1], ref scratch);
+                    else stream.Write(MemoryMarshal.AsBytes(data));
                 }
                 stream.Flush();
                 file.Flush(flushToDisk: true);
@@ -255,9 +272,15 @@ public static class SafeTensors
             else missing.Add(new SafeTensorsTensorInfo(tensor.Name, ToLongs(tensor.Shape), "F32"));
         }
         var unexpected = new List<SafeTensorsTensorInfo>();
+        var skipped = new List<SafeTensorsSkippedTensor>();
         foreach (SafeTensorsEntry entry in header.Entries)
-            if (!modelNames.Contains(entry.Name)) unexpected.Add(new SafeTensorsTensorInfo(entry.Name, entry.Shape, entry.DType));
-        var report = new SafeTensorsLoadReport(loaded, missing, unexpected);
+        {
+            if (modelNames.Contains(entry.Name)) continue;
+            // A training checkpoint's optimizer state is not a parameter: loading the parameters ignores it.
+            if (TrainingCheckpoint.IsStateName(entry.Name)) skipped.Add(new SafeTensorsSkippedTensor(entry.Name, entry.Shape, entry.DType, SafeTensorsSkipReason.TrainingState, path));
+            else unexpected.Add(new SafeTensorsTensorInfo(entry.Name, entry.Shape, entry.DType));
+        }
+        var report = new SafeTensorsLoadReport(loaded, missing, unexpected, skipped);
         if (strict && !report.IsExactMatch)
             throw Invalid(path, "the tensors do not match the model. " + report);
         // Entries that are skipped must still lie inside the file: a truncated file is refused whatever is read from it.
@@ -364,7 +387,7 @@ public static class SafeTensors
     /// Checks the table itself: unique, unreserved names, and every tensor inside the buffer; with
     /// <paramref name="storedLayout"/>, also that every <see cref="ParameterTensor.StoredTransposed"/> tensor is 2-D.
     /// </summary>
-    internal static void CheckTable(string path, IReadOnlyList<ParameterTensor> tensors, int bufferLength, string bufferName, bool storedLayout = false)
+    internal static void CheckTable(string path, IReadOnlyList<ParameterTensor> tensors, int bufferLength, string bufferName, bool storedLayout = false, bool allowState = false)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (ParameterTensor tensor in tensors)
@@ -372,6 +395,8 @@ public static class SafeTensors
             if (tensor is null) throw new ArgumentException($"'{path}': the tensor table contains null", nameof(tensors));
             if (tensor.Name == SafeTensorsHeader.MetadataKey)
                 throw new ArgumentException($"'{path}': tensor name '{tensor.Name}' is reserved by the safetensors format", nameof(tensors));
+            if (TrainingCheckpoint.IsStateName(tensor.Name) && !allowState)
+                throw new ArgumentException($"'{path}': tensor name '{tensor.Name}' starts with '{TrainingCheckpoint.StatePrefix}', which is reserved for a training checkpoint's optimizer state", nameof(tensors));
             if (!names.Add(tensor.Name))
                 throw new ArgumentException($"'{path}': tensor '{tensor.Name}' appears twice in the tensor table", nameof(tensors));
             if ((long)tensor.Offset + tensor.Length > bufferLength)

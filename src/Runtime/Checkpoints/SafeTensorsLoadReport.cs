@@ -23,6 +23,8 @@ public enum SafeTensorsSkipReason
     UnusedHead,
     /// <summary>A copy of the embedding as the output head (<c>lm_head.weight</c>) in a model that ties the two.</summary>
     TiedCopy,
+    /// <summary>Optimizer state of a training checkpoint (<see cref="TrainingCheckpoint"/>), which only <see cref="TrainingCheckpoint.Load"/> reads.</summary>
+    TrainingState,
 }
 
 /// <summary>A checkpoint tensor that was recognised and skipped: its name and shape in the file, its dtype, why, and which file holds it.</summary>
@@ -38,6 +40,7 @@ public sealed record SafeTensorsSkippedTensor(string Name, IReadOnlyList<long> S
     {
         SafeTensorsSkipReason.Buffer => "a buffer, not a parameter",
         SafeTensorsSkipReason.UnusedHead => "a head the model does not have",
+        SafeTensorsSkipReason.TrainingState => "training state",
         _ => "a copy of the tied embedding",
     }})";
 }
@@ -69,8 +72,8 @@ public sealed class SafeTensorsLoadReport
     public IReadOnlyList<SafeTensorsTensorInfo> Unexpected { get; }
 
     /// <summary>
-    /// The checkpoint's tensors that a <see cref="HuggingFaceCheckpoint"/> load recognised as buffers, unused heads or tied
-    /// copies and did not read, in file order (empty for a <see cref="SafeTensors"/> load).
+    /// The checkpoint's tensors that a load recognised and did not read, in file order: a training checkpoint's optimizer
+    /// state, and in a <see cref="HuggingFaceCheckpoint"/> load also buffers, unused heads and tied copies.
     /// </summary>
     public IReadOnlyList<SafeTensorsSkippedTensor> Skipped { get; }
 

@@ -370,6 +370,16 @@ public abstract class TransformerModel : ITrainableParameters
     protected Rng DropoutRng { get; }
 
     /// <summary>
+    /// Where the dropout masks' random sequence stands: the next <see cref="Forward"/> in training draws its masks from here.
+    /// A <see cref="TrainingCheckpoint"/> saves and restores it, so a resumed run draws the masks it would have drawn.
+    /// </summary>
+    public RngState DropoutState
+    {
+        get => DropoutRng.State;
+        set => DropoutRng.State = value;
+    }
+
+    /// <summary>
     /// Copies the keys and values of <paramref name="count"/> new positions out of a packed <c>[count, 3·C]</c>
     /// Q|K|V block into the cache rows starting at <paramref name="position0"/>.
     /// </summary>

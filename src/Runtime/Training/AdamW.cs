@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Globalization;
 
 namespace TransformerGen;
 
@@ -30,7 +31,7 @@ namespace TransformerGen;
 /// that alternate between "decayed" and "not decayed", and the loop runs over each run.
 /// </para>
 /// </remarks>
-public sealed class AdamW : IOptimizer
+public sealed class AdamW : ICheckpointableOptimizer
 {
     private readonly ITrainableParameters _model;
     // Aligned like the model's buffers, so the update's vector loads of all four buffers start on cache lines.
@@ -133,6 +134,43 @@ public sealed class AdamW : IOptimizer
                 secondMoment.Slice(run.Start, run.Length),
                 run.Decay ? coefficients : noDecay);
         }
+    }
+
+    /// <summary>The first moment m, with the parameter buffer's layout (PyTorch's <c>exp_avg</c>).</summary>
+    public Span<float> FirstMoment => _firstMoment.Span;
+
+    /// <summary>The second moment v, with the parameter buffer's layout (PyTorch's <c>exp_avg_sq</c>).</summary>
+    public Span<float> SecondMoment => _secondMoment.Span;
+
+    /// <inheritdoc />
+    string ICheckpointableOptimizer.Algorithm => "AdamW";
+
+    /// <inheritdoc />
+    IReadOnlyList<KeyValuePair<string, string>> ICheckpointableOptimizer.Settings =>
+    [
+        new("beta1", Beta1.ToString(CultureInfo.InvariantCulture)),
+        new("beta2", Beta2.ToString(CultureInfo.InvariantCulture)),
+        new("eps", Epsilon.ToString(CultureInfo.InvariantCulture)),
+        new("weight_decay", WeightDecay.ToString(CultureInfo.InvariantCulture)),
+        new("decay_vectors", DecayVectors ? "true" : "false"),
+    ];
+
+    /// <inheritdoc />
+    IReadOnlyList<string> ICheckpointableOptimizer.StateNames => ["exp_avg", "exp_avg_sq"];
+
+    /// <inheritdoc />
+    Span<float> ICheckpointableOptimizer.State(int index) => index switch
+    {
+        0 => _firstMoment.Span,
+        1 => _secondMoment.Span,
+        _ => throw new ArgumentOutOfRangeException(nameof(index), index, "AdamW keeps two buffers: exp_avg (0) and exp_avg_sq (1)"),
+    };
+
+    /// <inheritdoc />
+    void ICheckpointableOptimizer.RestoreStepCount(long stepCount)
+    {
+        if (stepCount < 0) throw new ArgumentOutOfRangeException(nameof(stepCount), stepCount, "a step count is at least 0");
+        StepCount = stepCount;
     }
 
     /// <summary>Zeroes both moments and <see cref="StepCount"/>, as if the optimizer were new.</summary>

@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.Globalization;
 
 namespace TransformerGen;
 
@@ -17,7 +19,7 @@ namespace TransformerGen;
 /// </code>
 /// <para>The gradient buffer is read, never written. The momentum buffer exists only when μ ≠ 0.</para>
 /// </remarks>
-public sealed class Sgd : IOptimizer
+public sealed class Sgd : ICheckpointableOptimizer
 {
     private readonly ITrainableParameters _model;
     private readonly float[] _momentumBuffer;
@@ -82,6 +84,35 @@ public sealed class Sgd : IOptimizer
         StepCount++;
         SgdKernel.Update(parameters, gradients, _momentumBuffer,
             new SgdKernel.Settings(_learningRate, WeightDecay, Momentum, Nesterov, firstStep));
+    }
+
+    /// <summary>The momentum buffer b, with the parameter buffer's layout (PyTorch's <c>momentum_buffer</c>); empty when μ = 0.</summary>
+    public Span<float> MomentumBuffer => _momentumBuffer;
+
+    /// <inheritdoc />
+    string ICheckpointableOptimizer.Algorithm => "SGD";
+
+    /// <inheritdoc />
+    IReadOnlyList<KeyValuePair<string, string>> ICheckpointableOptimizer.Settings =>
+    [
+        new("momentum", Momentum.ToString(CultureInfo.InvariantCulture)),
+        new("weight_decay", WeightDecay.ToString(CultureInfo.InvariantCulture)),
+        new("nesterov", Nesterov ? "true" : "false"),
+    ];
+
+    /// <inheritdoc />
+    IReadOnlyList<string> ICheckpointableOptimizer.StateNames => Momentum != 0f ? ["momentum_buffer"] : [];
+
+    /// <inheritdoc />
+    Span<float> ICheckpointableOptimizer.State(int index) => index == 0 && Momentum != 0f
+        ? _momentumBuffer
+        : throw new ArgumentOutOfRangeException(nameof(index), index, Momentum != 0f ? "SGD keeps one buffer: momentum_buffer (0)" : "SGD without momentum keeps no buffer");
+
+    /// <inheritdoc />
+    void ICheckpointableOptimizer.RestoreStepCount(long stepCount)
+    {
+        if (stepCount < 0) throw new ArgumentOutOfRangeException(nameof(stepCount), stepCount, "a step count is at least 0");
+        StepCount = stepCount;
     }
 
     /// <summary>Zeroes the momentum buffer and <see cref="StepCount"/>, as if the optimizer were new.</summary>
