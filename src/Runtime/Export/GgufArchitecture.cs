@@ -1,0 +1,107 @@
+using System.Collections.Generic;
+
+namespace TransformerGen;
+
+/// <summary>How a tensor's rows are reordered on the way into the GGUF file.</summary>
+internal enum GgufRowOrder
+{
+    /// <summary>As the model holds them.</summary>
+    Unchanged,
+    /// <summary>
+    /// Query rows for llama.cpp's <c>llama</c> architecture, whose rotary embedding (<c>LLAMA_ROPE_TYPE_NORM</c>) rotates
+    /// adjacent pairs (2i, 2i+1), while Hugging Face's <c>rotate_half</c> rotates (i, i + D/2): within each head, row
+    /// <c>2i + j</c> of the file is row <c>j·D/2 + i</c> of the model (j = 0, 1). Scores are unchanged, since queries and keys
+    /// move alike (MODEL_FAMILIES.md §3.3; llama.cpp's Hugging Face converter applies the same permutation).
+    /// </summary>
+    RotaryPairsQueryHeads,
+    /// <summary>The same for key rows, head by key/value head.</summary>
+    RotaryPairsKeyValueHeads,
+}
+
+/// <summary>One row of an architecture's name table: a model key pattern, its GGUF name pattern, how rows move.</summary>
+internal sealed record GgufTensorName(string ModelKey, string GgufName, GgufRowOrder Rows = GgufRowOrder.Unchanged);
+
+/// <summary>
+/// The llama.cpp architectures a decoder exports to, as data: the name of each tensor in the GGUF file (llama.cpp's
+/// <c>LLM_TENSOR_NAMES</c>: <c>token_embd</c>, <c>blk.N.attn_q</c>, …) for each model key (the family's checkpoint name
+/// without its prefix, see <see cref="CheckpointFamilyRules.KeyOf"/>), in a layer <c>{i}</c>.
+/// </summary>
+internal sealed class GgufArchitecture
+{
+    /// <summary>llama.cpp's architecture name (<c>general.architecture</c>, and the prefix of its hyperparameter keys).</summary>
+    public required string Name { get; init; }
+
+    /// <summary>True when the architecture uses rotary positions (and the file says their base and dimensions).</summary>
+    public required bool Rotary { get; init; }
+
+    /// <summary>The name table; a model tensor that no row names is an error.</summary>
+    public required IReadOnlyList<GgufTensorName> Tensors { get; init; }
+
+    /// <summary>The key of the tensor whose layers count the blocks (the first norm of each layer).</summary>
+    public required string LayerKey { get; init; }
+
+    /// <summary>
+    /// llama.cpp's <c>llama</c> architecture for Hugging Face Llama, Mistral, SmolLM and Qwen2 weights: RMSNorm, SwiGLU,
+    /// grouped-query attention, rotary positions on adjacent pairs, optional q/k/v/o and MLP biases, output tied when absent.
+    /// </summary>
+    public static readonly GgufArchitecture Llama = new()
+    {
+        Name = "llama",
+        Rotary = true,
+        LayerKey = "layers.{i}.input_layernorm.weight",
+        Tensors =
+        [
+            new("embed_tokens.weight", "token_embd.weight"),
+            new("norm.weight", "output_norm.weight"),
+            new("lm_head.weight", "output.weight"),
+            new("layers.{i}.input_layernorm.weight", "blk.{i}.attn_norm.weight"),
+            new("layers.{i}.self_attn.q_proj.weight", "blk.{i}.attn_q.weight", GgufRowOrder.RotaryPairsQueryHeads),
+            new("layers.{i}.self_attn.q_proj.bias", "blk.{i}.attn_q.bias", GgufRowOrder.RotaryPairsQueryHeads),
+            new("layers.{i}.self_attn.k_proj.weight", "blk.{i}.attn_k.weight", GgufRowOrder.RotaryPairsKeyValueHeads),
+            new("layers.{i}.self_attn.k_proj.bias", "blk.{i}.attn_k.bias", GgufRowOrder.RotaryPairsKeyValueHeads),
+            new("layers.{i}.self_attn.v_proj.weight", "blk.{i}.attn_v.weight"),
+            new("layers.{i}.self_attn.v_proj.bias", "blk.{i}.attn_v.bias"),
+            new("layers.{i}.self_attn.o_proj.weight", "blk.{i}.attn_output.weight"),
+            new("layers.{i}.self_attn.o_proj.bias", "blk.{i}.attn_output.bias"),
+            new("layers.{i}.post_attention_layernorm.weight", "blk.{i}.ffn_norm.weight"),
+            new("layers.{i}.mlp.gate_proj.weight", "blk.{i}.ffn_gate.weight"),
+            new("layers.{i}.mlp.gate_proj.bias", "blk.{i}.ffn_gate.bias"),
+            new("layers.{i}.mlp.up_proj.weight", "blk.{i}.ffn_up.weight"),
+            new("layers.{i}.mlp.up_proj.bias", "blk.{i}.ffn_up.bias"),
+            new("layers.{i}.mlp.down_proj.weight", "blk.{i}.ffn_down.weight"),
+            new("layers.{i}.mlp.down_proj.bias", "blk.{i}.ffn_down.bias"),
+        ],
+    };
+
+    /// <summary>
+    /// llama.cpp's <c>gpt2</c> architecture for Hugging Face GPT-2 weights: learned positions, pre-LN LayerNorm with biases,
+    /// one q|k|v product, tanh GELU, output tied when absent. The model holds the Conv1D weights as <c>[out, in]</c>
+    /// already, which is what the file wants (ggml <c>ne = [in, out]</c>).
+    /// </summary>
+    public static readonly GgufArchitecture Gpt2 = new()
+    {
+        Name = "gpt2",
+        Rotary = false,
+        LayerKey = "h.{i}.ln_1.weight",
+        Tensors =
+        [
+            new("wte.weight", "token_embd.weight"),
+            new("wpe.weight", "position_embd.weight"),
+            new("ln_f.weight", "output_norm.weight"),
+            new("ln_f.bias", "output_norm.bias"),
+            new("lm_head.weight", "output.weight"),
+            new("h.{i}.ln_1.weight", "blk.{i}.attn_norm.weight"),
+            new("h.{i}.ln_1.bias", "blk.{i}.attn_norm.bias"),
+            new("h.{i}.attn.c_attn.weight", "blk.{i}.attn_qkv.weight"),
+            new("h.{i}.attn.c_attn.bias", "blk.{i}.attn_qkv.bias"),
+            new("h.{i}.attn.c_proj.weight", "blk.{i}.attn_output.weight"),
+            new("h.{i}.attn.c_proj.bias", "blk.{i}.attn_output.bias"),
+            new("h.{i}.ln_2.weight", "blk.{i}.ffn_norm.weight"),
+            new("h.{i}.ln_2.bias", "blk.{i}.ffn_norm.bias"),
+            new("h.{i}.mlp.c_fc.weight", "blk.{i}.ffn_up.weight"),
+            new("h.{i}.mlp.c_fc.bias", "blk.{i}.ffn_up.bias"),
+            new("h.{i}.mlp.c_proj.weight", "blk.{i}.ffn_down.weight"),
+            new("h.{i}.mlp.c_proj.bias", "blk.{i}.ffn_down.bias"),
+        ],
+    };
+}

@@ -1,0 +1,239 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+
+namespace TransformerGen;
+
+/// <summary>What <see cref="GgufExport.Save"/> writes besides the weights.</summary>
+public sealed class GgufExportOptions
+{
+    /// <summary>The hyperparameters the parameter table does not carry (<see cref="GgufHyperparameters.FromConfig"/>).</summary>
+    public required GgufHyperparameters Hyperparameters { get; init; }
+
+    /// <summary>How weight matrices are stored; vectors (norms, biases) stay F32 whatever this says.</summary>
+    public GgufTensorType TensorType { get; init; } = GgufTensorType.F32;
+
+    /// <summary>The vocabulary to embed; null writes <see cref="GgufVocabulary.Synthetic"/> of the model's size (only token ids can then be fed).</summary>
+    public GgufVocabulary? Vocabulary { get; init; }
+
+    /// <summary><c>general.name</c>; null takes the model's class name.</summary>
+    public string? Name { get; init; }
+}
+
+/// <summary>One tensor of a written GGUF file.</summary>
+/// <param name="Name">The GGUF name, e.g. <c>blk.0.attn_q.weight</c>.</param>
+/// <param name="ModelName">The model's parameter it came from.</param>
+/// <param name="Dimensions">ggml's <c>ne</c>, fastest first: the model's shape reversed.</param>
+/// <param name="Type">How it is stored.</param>
+public sealed record GgufTensorInfo(string Name, string ModelName, IReadOnlyList<long> Dimensions, GgufTensorType Type);
+
+/// <summary>What <see cref="GgufExport.Save"/> wrote.</summary>
+/// <param name="Architecture">llama.cpp's architecture name (<c>llama</c> or <c>gpt2</c>).</param>
+/// <param name="Tensors">Every tensor, in file order.</param>
+/// <param name="Bytes">The file's size.</param>
+public sealed record GgufExportReport(string Architecture, IReadOnlyList<GgufTensorInfo> Tensors, long Bytes);
+
+/// <summary>
+/// Writes a decoder-only model as a GGUF v3 file that llama.cpp (and the apps built on it: LLamaSharp, Ollama, LM Studio)
+/// loads: Llama-, Mistral-, SmolLM- and Qwen2-shaped models as llama.cpp's <c>llama</c> architecture, GPT-2-shaped ones
+/// as <c>gpt2</c>, with weight matrices in F32, BF16 or Q8_0, the hyperparameters llama.cpp requires and a vocabulary.
+/// </summary>
+/// <remarks>
+/// <para>Only models compiled from a Hugging Face config (<see cref="ModelLayout.Family"/> <see cref="CheckpointFamily.Gpt2"/>,
+/// <see cref="CheckpointFamily.Llama"/>, <see cref="CheckpointFamily.Qwen2"/>) export. This project's own decoders
+/// (<see cref="CheckpointFamily.Native"/>: LayerNorm, erf GELU, a two-matrix MLP, interleaved rotary or learned or
+/// sinusoidal positions) have no architecture in llama.cpp that computes what they compute: <c>llama</c> is RMSNorm +
+/// SwiGLU, <c>gpt2</c> and <c>starcoder2</c> use ggml's tanh GELU (through an fp16 table) where these models use erf, and
+/// none has sinusoidal positions or post-LN blocks.</para>
+/// <para>The file is written beside its target under a temporary name, flushed, then renamed over it, so a
+/// reader never sees half a file.</para>
+/// </remarks>
+public static class GgufExport
+{
+    /// <summary>Writes <paramref name="model"/>'s parameters to the GGUF file <paramref name="path"/>.</summary>
+    /// <exception cref="NotSupportedException">The model's family has no llama.cpp architecture here (the message says why).</exception>
+    /// <exception cref="ArgumentException">The hyperparameters or the vocabulary contradict the model's tensor shapes (the message names them).</exception>
+    public static GgufExportReport Save(LanguageModel model, string path, GgufExportOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(options);
+        ModelLayout layout = model.Layout;
+        GgufArchitecture architecture = layout.Family switch
+        {
+            CheckpointFamily.Llama or CheckpointFamily.Qwen2 => GgufArchitecture.Llama,
+            CheckpointFamily.Gpt2 => GgufArchitecture.Gpt2,
+            CheckpointFamily.Native => throw new NotSupportedException(
+                $"{layout.Name} uses this project's own layers (LayerNorm, erf GELU, a two-matrix MLP); no llama.cpp architecture computes them " +
+                "(llama is RMSNorm + SwiGLU; gpt2 and starcoder2 use a tanh GELU). Compile the model from a Hugging Face config (gpt2, llama, qwen2) to export it."),
+            _ => throw new NotSupportedException($"{layout.Name} is a {layout.Family} model; GGUF export covers the decoder families gpt2, llama and qwen2"),
+        };
+        GgufHyperparameters h = options.Hyperparameters ?? throw new ArgumentException("options.Hyperparameters is required", nameof(options));
+        CheckpointFamilyRules rules = CheckpointFamilyRules.For(layout.Family);
+
+        // Match every parameter to the table; a tensor the table does not name would be lost, so it is an error.
+        var byKey = new Dictionary<string, ParameterTensor>(StringComparer.Ordinal);
+        foreach (ParameterTensor t in layout.Tensors) byKey[rules.KeyOf(t.Name)] = t;
+        var planned = new List<(ParameterTensor Tensor, string GgufName, GgufRowOrder Rows)>();
+        var layers = new SortedSet<int>();
+        foreach (ParameterTensor t in layout.Tensors)
+        {
+            string key = rules.KeyOf(t.Name);
+            GgufTensorName? row = null;
+            string layer = "";
+            foreach (GgufTensorName candidate in architecture.Tensors)
+                if (NamePattern.Matches(candidate.ModelKey, key, out layer)) { row = candidate; break; }
+            if (row is null)
+                throw new NotSupportedException($"{layout.Name}: tensor '{t.Name}' {t.ShapeText} has no place in llama.cpp's {architecture.Name} architecture");
+            if (NamePattern.Matches(architecture.LayerKey, key, out string l)) layers.Add(int.Parse(l, System.Globalization.CultureInfo.InvariantCulture));
+            planned.Add((t, row.GgufName.Replace("{i}", layer, StringComparison.Ordinal), row.Rows));
+        }
+
+        ParameterTensor embedding = planned.Find(p => p.GgufName == "token_embd.weight").Tensor
+            ?? throw new ArgumentException($"{layout.Name} has no token embedding", nameof(model));
+        int vocab = embedding.Shape[0], hidden = embedding.Shape[1];
+        int blocks = layers.Count;
+        CheckShapes(layout, architecture, h, byKey, rules, blocks, hidden, out int feedForward, out int contextLength);
+
+        GgufVocabulary vocabulary = options.Vocabulary ?? GgufVocabulary.Synthetic(vocab);
+        if (vocabulary.Count != vocab)
+            throw new ArgumentException($"the vocabulary has {vocabulary.Count} tokens; {layout.Name}'s embedding has {vocab} rows", nameof(options));
+
+        var writer = new GgufWriter();
+        string arch = architecture.Name;
+        writer.Add("general.architecture", arch);
+        writer.Add("general.name", options.Name ?? layout.Name);
+        writer.Add("general.file_type", GgufFormat.FileType(options.TensorType));
+        writer.Add("general.quantization_version", GgufFormat.QuantizationVersion);
+        writer.Add($"{arch}.vocab_size", (uint)vocab);
+        writer.Add($"{arch}.context_length", (uint)contextLength);
+        writer.Add($"{arch}.embedding_length", (uint)hidden);
+        writer.Add($"{arch}.block_count", (uint)blocks);
+        writer.Add($"{arch}.feed_forward_length", (uint)feedForward);
+        writer.Add($"{arch}.attention.head_count", (uint)h.Heads);
+        writer.Add($"{arch}.attention.head_count_kv", (uint)h.KeyValueHeads);
+        if (architecture.Rotary)
+        {
+            writer.Add($"{arch}.attention.key_length", (uint)h.HeadDim);
+            writer.Add($"{arch}.attention.value_length", (uint)h.HeadDim);
+            writer.Add($"{arch}.rope.dimension_count", (uint)h.HeadDim);
+            writer.Add($"{arch}.rope.freq_base", h.RopeTheta);
+            writer.Add($"{arch}.attention.layer_norm_rms_epsilon", h.NormEpsilon);
+        }
+        else
+        {
+            writer.Add($"{arch}.attention.layer_norm_epsilon", h.NormEpsilon);
+        }
+        writer.Add("tokenizer.ggml.model", vocabulary.Model);
+        writer.Add("tokenizer.ggml.pre", vocabulary.PreTokenizer);
+        writer.Add("tokenizer.ggml.tokens", vocabulary.Tokens);
+        writer.Add("tokenizer.ggml.token_type", vocabulary.TokenTypes);
+        writer.Add("tokenizer.ggml.merges", vocabulary.Merges);
+        if (h.BosToken >= 0 && h.BosToken < vocab) writer.Add("tokenizer.ggml.bos_token_id", (uint)h.BosToken);
+        if (h.EosToken >= 0 && h.EosToken < vocab) writer.Add("tokenizer.ggml.eos_token_id", (uint)h.EosToken);
+        writer.Add("tokenizer.ggml.add_bos_token", false);
+
+        var infos = new List<GgufTensorInfo>();
+        foreach ((ParameterTensor tensor, string name, GgufRowOrder rows) in planned)
+        {
+            long[] dimensions = new long[tensor.Shape.Length];
+            for (int d = 0; d < dimensions.Length; d++) dimensions[d] = tensor.Shape[tensor.Shape.Length - 1 - d];
+            GgufTensorType type = tensor.IsVector ? GgufTensorType.F32
+                : options.TensorType == GgufTensorType.Q8_0 && dimensions[0] % GgufFormat.Q8BlockLength != 0 ? GgufTensorType.F32
+                : options.TensorType;
+            int heads = rows == GgufRowOrder.RotaryPairsQueryHeads ? h.Heads : h.KeyValueHeads;
+            ParameterTensor source = tensor;
+            GgufTensorValues values = rows == GgufRowOrder.Unchanged
+                ? () => model.Parameters.Slice(source.Offset, source.Length)
+                : () => RotaryPairRows(model.Parameters.Slice(source.Offset, source.Length), heads, h.HeadDim, source.Length / source.Shape[0]);
+            writer.AddTensor(name, dimensions, TypeId(type), values);
+            infos.Add(new GgufTensorInfo(name, tensor.Name, dimensions, type));
+        }
+
+        long bytes = WriteAtomically(path, writer);
+        return new GgufExportReport(arch, infos, bytes);
+    }
+
+    private static void CheckShapes(ModelLayout layout, GgufArchitecture architecture, GgufHyperparameters h,
+        Dictionary<string, ParameterTensor> byKey, CheckpointFamilyRules rules, int blocks, int hidden, out int feedForward, out int contextLength)
+    {
+        if (blocks == 0) throw new ArgumentException($"{layout.Name} has no layers", nameof(layout));
+        if (h.Heads <= 0 || h.KeyValueHeads <= 0 || h.HeadDim <= 0 || h.Heads % h.KeyValueHeads != 0)
+            throw new ArgumentException($"heads {h.Heads}, key/value heads {h.KeyValueHeads}, head size {h.HeadDim}: each must be positive and the key/value heads must divide the heads", nameof(h));
+        if (!(h.NormEpsilon > 0f)) throw new ArgumentException($"the norm epsilon must be positive, not {h.NormEpsilon}", nameof(h));
+        int Rows(string key) => byKey.TryGetValue(key, out ParameterTensor? t) ? t.Shape[0]
+            : throw new ArgumentException($"{layout.Name} has no tensor '{key}' (with the family's prefix '{rules.Prefix}' optional)", nameof(layout));
+        if (architecture.Rotary)
+        {
+            if (h.HeadDim % 2 != 0) throw new ArgumentException($"rotary positions need an even head size, not {h.HeadDim}", nameof(h));
+            int q = Rows("layers.0.self_attn.q_proj.weight"), k = Rows("layers.0.self_attn.k_proj.weight");
+            if (q != h.Heads * h.HeadDim || k != h.KeyValueHeads * h.HeadDim)
+                throw new ArgumentException($"{layout.Name}: q_proj has {q} rows and k_proj {k}; {h.Heads} heads and {h.KeyValueHeads} key/value heads of {h.HeadDim} need {h.Heads * h.HeadDim} and {h.KeyValueHeads * h.HeadDim}", nameof(h));
+            feedForward = Rows("layers.0.mlp.gate_proj.weight");
+            contextLength = h.ContextLength > 0 ? h.ContextLength : layout.SeqLen;
+        }
+        else
+        {
+            if (h.Heads != h.KeyValueHeads || h.Heads * h.HeadDim != hidden)
+                throw new ArgumentException($"{layout.Name}: GPT-2 has as many key/value heads as heads, and heads × head size = {hidden}; got {h.Heads}, {h.KeyValueHeads} and {h.HeadDim}", nameof(h));
+            feedForward = Rows("h.0.mlp.c_fc.weight");
+            // llama.cpp sizes the position table by the context length, so the two must agree.
+            contextLength = Rows("wpe.weight");
+        }
+    }
+
+    /// <summary>
+    /// The rows of a query or key projection (or its bias: <paramref name="rowLength"/> 1) reordered from
+    /// <c>rotate_half</c>'s pairs (i, i + D/2) to adjacent pairs (2i, 2i + 1), head by head (<see cref="GgufRowOrder"/>).
+    /// </summary>
+    internal static float[] RotaryPairRows(ReadOnlySpan<float> source, int heads, int headDim, int rowLength)
+    {
+        if (source.Length != heads * headDim * rowLength)
+            throw new ArgumentException($"{source.Length} values are not {heads} heads of {headDim} rows of {rowLength}", nameof(source));
+        var result = new float[source.Length];
+        int half = headDim / 2;
+        for (int head = 0; head < heads; head++)
+            for (int i = 0; i < half; i++)
+                for (int j = 0; j < 2; j++)
+                    source.Slice((head * headDim + j * half + i) * rowLength, rowLength)
+                        .CopyTo(result.AsSpan((head * headDim + 2 * i + j) * rowLength, rowLength));
+        return result;
+    }
+
+    private static GgufFormat.TensorType TypeId(GgufTensorType type) => type switch
+    {
+        GgufTensorType.F32 => GgufFormat.TensorType.F32,
+        GgufTensorType.BF16 => GgufFormat.TensorType.BF16,
+        GgufTensorType.Q8_0 => GgufFormat.TensorType.Q8_0,
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "not a GgufTensorType"),
+    };
+
+    /// <summary>Writes the file under a temporary name beside <paramref name="path"/>, flushes it, then renames it over the target.</summary>
+    private static long WriteAtomically(string path, GgufWriter writer)
+    {
+        string fullPath = Path.GetFullPath(path);
+        string directory = Path.GetDirectoryName(fullPath) ?? throw new ArgumentException($"'{path}' names no file in a directory", nameof(path));
+        if (Directory.Exists(fullPath)) throw new IOException($"cannot save '{path}': it is a directory");
+        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"cannot save '{path}': the folder '{directory}' does not exist");
+        string temporaryPath = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
+        long bytes;
+        try
+        {
+            using (var file = new FileStream(temporaryPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
+            {
+                writer.WriteTo(file);
+                file.Flush(flushToDisk: true);
+                bytes = file.Length;
+            }
+            File.Move(temporaryPath, fullPath, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(temporaryPath); }
+            catch (IOException) { } // the original error matters more than a leftover temporary file
+            catch (UnauthorizedAccessException) { }
+            throw;
+        }
+        return bytes;
+    }
+}

@@ -1,0 +1,101 @@
+using System;
+using System.IO;
+using System.Text.Json;
+
+namespace TransformerGen;
+
+/// <summary>
+/// What a GGUF file must say about a model that its parameter table does not: the head counts, the head size, the norm's
+/// epsilon, the rotary base and the context length, plus the begin and end tokens. Read them from the Hugging Face
+/// <c>config.json</c> the model was compiled from with <see cref="FromConfig"/>; <see cref="GgufExport"/> checks them
+/// against the model's tensor shapes.
+/// </summary>
+public sealed record GgufHyperparameters
+{
+    /// <summary>Query heads per layer.</summary>
+    public required int Heads { get; init; }
+
+    /// <summary>Key/value heads per layer (equal to <see cref="Heads"/> without grouped-query attention).</summary>
+    public required int KeyValueHeads { get; init; }
+
+    /// <summary>Channels per head.</summary>
+    public required int HeadDim { get; init; }
+
+    /// <summary>The epsilon of every RMSNorm (Llama, Qwen2) or LayerNorm (GPT-2).</summary>
+    public required float NormEpsilon { get; init; }
+
+    /// <summary>The rotary base θ (<c>rope_theta</c>); unused by GPT-2.</summary>
+    public float RopeTheta { get; init; } = 10000f;
+
+    /// <summary>The positions the weights were trained for (<c>max_position_embeddings</c>, <c>n_positions</c>); 0 takes the model's <c>SeqLen</c>.</summary>
+    public int ContextLength { get; init; }
+
+    /// <summary>The begin-of-sequence id, or -1.</summary>
+    public int BosToken { get; init; } = -1;
+
+    /// <summary>The end-of-sequence id, or -1.</summary>
+    public int EosToken { get; init; } = -1;
+
+    /// <summary>
+    /// Reads the hyperparameters from a Hugging Face <c>config.json</c> of a <c>gpt2</c>, <c>llama</c>, <c>mistral</c> or
+    /// <c>qwen2</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
+    /// <c>layer_norm_epsilon</c> 1e-5; Llama's and Qwen2's <c>num_key_value_heads</c> = heads, <c>head_dim</c> = hidden / heads,
+    /// <c>rms_norm_eps</c> 1e-6, <c>rope_theta</c> 1e4 (also read from <c>rope_parameters</c>). An <c>eos_token_id</c> list gives its first id.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not such a config, or asks for what a GGUF export cannot say (rotary scaling).</exception>
+    public static GgufHyperparameters FromConfig(string configPath)
+    {
+        ArgumentNullException.ThrowIfNull(configPath);
+        using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));
+        JsonElement root = document.RootElement;
+        string modelType = String(root, "model_type") ?? throw new InvalidDataException($"'{configPath}' has no model_type");
+        int bos = Integer(root, "bos_token_id") ?? -1, eos = Integer(root, "eos_token_id") ?? -1;
+        switch (modelType)
+        {
+            case "gpt2":
+            {
+                int heads = Require(Integer(root, "n_head"), "n_head");
+                int hidden = Require(Integer(root, "n_embd"), "n_embd");
+                return new GgufHyperparameters
+                {
+                    Heads = heads, KeyValueHeads = heads, HeadDim = hidden / heads,
+                    NormEpsilon = Number(root, "layer_norm_epsilon") ?? 1e-5f,
+                    ContextLength = Integer(root, "n_positions") ?? 0, BosToken = bos, EosToken = eos,
+                };
+            }
+            case "llama" or "mistral" or "qwen2":
+            {
+                if (root.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind != JsonValueKind.Null)
+                    throw new InvalidDataException($"'{configPath}': rope_scaling is not exported (the model compiler refuses it too)");
+                int heads = Require(Integer(root, "num_attention_heads"), "num_attention_heads");
+                int hidden = Require(Integer(root, "hidden_size"), "hidden_size");
+                float theta = Number(root, "rope_theta")
+                    ?? (root.TryGetProperty("rope_parameters", out JsonElement rope) && rope.ValueKind == JsonValueKind.Object ? Number(rope, "rope_theta") : null)
+                    ?? 10000f;
+                return new GgufHyperparameters
+                {
+                    Heads = heads, KeyValueHeads = Integer(root, "num_key_value_heads") ?? heads, HeadDim = Integer(root, "head_dim") ?? hidden / heads,
+                    NormEpsilon = Number(root, "rms_norm_eps") ?? 1e-6f, RopeTheta = theta,
+                    ContextLength = Integer(root, "max_position_embeddings") ?? 0, BosToken = bos, EosToken = eos,
+                };
+            }
+            default:
+                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a decoder GGUF export knows (gpt2, llama, mistral, qwen2)");
+        }
+
+        int Require(int? value, string key) => value ?? throw new InvalidDataException($"'{configPath}' has no {key}");
+    }
+
+    private static string? String(JsonElement o, string key) =>
+        o.TryGetProperty(key, out JsonElement v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    private static int? Integer(JsonElement o, string key)
+    {
+        if (!o.TryGetProperty(key, out JsonElement v)) return null;
+        if (v.ValueKind == JsonValueKind.Array) v = v.GetArrayLength() > 0 ? v[0] : default;
+        return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i : null;
+    }
+
+    private static float? Number(JsonElement o, string key) =>
+        o.TryGetProperty(key, out JsonElement v) && v.ValueKind == JsonValueKind.Number ? (float)v.GetDouble() : null;
+}

@@ -1,0 +1,155 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Text.Json;
+
+namespace TransformerGen;
+
+/// <summary>
+/// The vocabulary a GGUF file carries (<c>tokenizer.ggml.*</c>): one string per token id with its type, and for a
+/// byte-level BPE tokenizer its merges. llama.cpp reads it to tokenize text and to print tokens; a model fed token ids
+/// directly needs only its size to be right (<see cref="Synthetic"/>).
+/// </summary>
+public sealed class GgufVocabulary
+{
+    private GgufVocabulary(string model, string preTokenizer, string[] tokens, int[] tokenTypes, string[] merges)
+    {
+        Model = model;
+        PreTokenizer = preTokenizer;
+        Tokens = tokens;
+        TokenTypes = tokenTypes;
+        Merges = merges;
+    }
+
+    /// <summary>llama.cpp's tokenizer model: <c>gpt2</c> (byte-level BPE).</summary>
+    public string Model { get; }
+
+    /// <summary>llama.cpp's pre-tokenizer name (<c>tokenizer.ggml.pre</c>): <c>default</c>, <c>gpt-2</c>, <c>qwen2</c>, <c>smollm</c>, …</summary>
+    public string PreTokenizer { get; }
+
+    /// <summary>The token strings, by id (byte-level BPE spells bytes as GPT-2's printable characters, e.g. <c>Ġ</c> for a space).</summary>
+    public IReadOnlyList<string> Tokens { get; }
+
+    /// <summary>llama.cpp's type of each token: 1 normal, 3 control (special), 4 user-defined (added, not special), 5 unused (padding rows).</summary>
+    public IReadOnlyList<int> TokenTypes { get; }
+
+    /// <summary>The BPE merges, <c>"left right"</c>, highest priority first.</summary>
+    public IReadOnlyList<string> Merges { get; }
+
+    /// <summary>Number of token ids.</summary>
+    public int Count => Tokens.Count;
+
+    /// <summary>
+    /// A vocabulary of <paramref name="size"/> distinct tokens for a model driven by token ids alone (benchmarks, tests):
+    /// ids below 256 are GPT-2's byte-level characters of the bytes 0–255, so every byte has a token when the model has 256
+    /// or more, and the ids above are <c>&lt;|tokenN|&gt;</c>; no merges.
+    /// </summary>
+    public static GgufVocabulary Synthetic(int size)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
+        string[] bytes = ByteLevelCharacters();
+        var tokens = new string[size];
+        var types = new int[size];
+        for (int i = 0; i < size; i++)
+        {
+            tokens[i] = i < bytes.Length ? bytes[i] : $"<|token{i}|>";
+            types[i] = (int)GgufFormat.TokenType.Normal;
+        }
+        return new GgufVocabulary("gpt2", "default", tokens, types, []);
+    }
+
+    /// <summary>
+    /// The byte-level BPE vocabulary of a Hugging Face tokenizer folder (<c>vocab.json</c> and <c>merges.txt</c>, as GPT-2,
+    /// SmolLM and Qwen2 ship): the added tokens of <c>tokenizer.json</c> (or <c>tokenizer_config.json</c>'s
+    /// <c>added_tokens_decoder</c>) become control tokens when special, user-defined otherwise; ids the tokenizer does not
+    /// use, up to <paramref name="size"/> (the model's embedding rows), become unused <c>[PADn]</c> tokens, as llama.cpp's
+    /// converter writes them.
+    /// </summary>
+    /// <param name="folder">The folder with <c>vocab.json</c> and <c>merges.txt</c>.</param>
+    /// <param name="size">The model's vocabulary (embedding rows); the tokenizer's ids must all be below it.</param>
+    /// <param name="preTokenizer">llama.cpp's name of the tokenizer's pre-tokenizer: <c>gpt-2</c> for GPT-2, <c>qwen2</c> for Qwen2,
+    /// <c>smollm</c> for SmolLM/SmolLM2, <c>llama-bpe</c> for Llama 3 (llama.cpp tokenizes text with the split rules it names).</param>
+    /// <exception cref="InvalidDataException">A file is missing or malformed, two tokens share an id, or an id is not below <paramref name="size"/>.</exception>
+    public static GgufVocabulary FromTokenizerFolder(string folder, int size, string preTokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        ArgumentNullException.ThrowIfNull(preTokenizer);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
+        string vocabPath = Path.Combine(folder, "vocab.json"), mergesPath = Path.Combine(folder, "merges.txt");
+        if (!File.Exists(vocabPath) || !File.Exists(mergesPath))
+            throw new InvalidDataException($"'{folder}' has no vocab.json and merges.txt (a byte-level BPE tokenizer)");
+        var tokens = new string?[size];
+        var types = new int[size];
+        using (JsonDocument vocab = JsonDocument.Parse(File.ReadAllBytes(vocabPath)))
+        {
+            foreach (JsonProperty entry in vocab.RootElement.EnumerateObject())
+                Put(entry.Value.GetInt32(), entry.Name, GgufFormat.TokenType.Normal, vocabPath);
+        }
+        foreach ((int id, string content, bool special) in AddedTokens(folder))
+            Put(id, content, special ? GgufFormat.TokenType.Control : GgufFormat.TokenType.UserDefined, folder, replace: true);
+        var complete = new string[size];
+        for (int i = 0; i < size; i++)
+        {
+            complete[i] = tokens[i] ?? $"[PAD{i}]";
+            if (tokens[i] is null) types[i] = (int)GgufFormat.TokenType.Unused;
+        }
+        var merges = new List<string>();
+        foreach (string line in File.ReadLines(mergesPath))
+        {
+            if (line.StartsWith("#version", StringComparison.Ordinal) || line.Length == 0) continue;
+            merges.Add(line);
+        }
+        return new GgufVocabulary("gpt2", preTokenizer, complete, types, merges.ToArray());
+
+        void Put(int id, string text, GgufFormat.TokenType type, string source, bool replace = false)
+        {
+            if (id < 0 || id >= size)
+                throw new InvalidDataException($"'{source}': token '{text}' has id {id}, outside the model's vocabulary of {size}");
+            if (tokens[id] is { } existing && !(replace && existing == text))
+                throw new InvalidDataException($"'{source}': id {id} is both '{existing}' and '{text}'");
+            tokens[id] = text;
+            types[id] = (int)type;
+        }
+    }
+
+    /// <summary>The added tokens of <c>tokenizer.json</c>, or else of <c>tokenizer_config.json</c>; none when neither file has them.</summary>
+    private static IEnumerable<(int Id, string Content, bool Special)> AddedTokens(string folder)
+    {
+        var found = new List<(int, string, bool)>();
+        string tokenizerJson = Path.Combine(folder, "tokenizer.json");
+        string configJson = Path.Combine(folder, "tokenizer_config.json");
+        if (File.Exists(tokenizerJson))
+        {
+            using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(tokenizerJson));
+            if (document.RootElement.TryGetProperty("added_tokens", out JsonElement added) && added.ValueKind == JsonValueKind.Array)
+                foreach (JsonElement token in added.EnumerateArray())
+                    found.Add((token.GetProperty("id").GetInt32(), token.GetProperty("content").GetString() ?? "",
+                        token.TryGetProperty("special", out JsonElement s) && s.ValueKind == JsonValueKind.True));
+        }
+        else if (File.Exists(configJson))
+        {
+            using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configJson));
+            if (document.RootElement.TryGetProperty("added_tokens_decoder", out JsonElement added) && added.ValueKind == JsonValueKind.Object)
+                foreach (JsonProperty token in added.EnumerateObject())
+                    found.Add((int.Parse(token.Name, System.Globalization.CultureInfo.InvariantCulture), token.Value.GetProperty("content").GetString() ?? "",
+                        token.Value.TryGetProperty("special", out JsonElement s) && s.ValueKind == JsonValueKind.True));
+        }
+        return found;
+    }
+
+    /// <summary>
+    /// GPT-2's byte-to-character table (<c>bytes_to_unicode</c> in its <c>encoder.py</c>): printable Latin-1 bytes stand for
+    /// themselves, the other 68 bytes for the characters from U+0100 on, in byte order.
+    /// </summary>
+    private static string[] ByteLevelCharacters()
+    {
+        var table = new string[256];
+        int next = 0;
+        for (int b = 0; b < 256; b++)
+        {
+            bool printable = b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
+            table[b] = printable ? ((char)b).ToString() : ((char)(256 + next++)).ToString();
+        }
+        return table;
+    }
+}

@@ -1,0 +1,31 @@
+using TransformerGen;
+
+namespace TransformerGen.Export.Tests;
+
+// Decoders compiled from Hugging Face configs (TransformerConfig items of the project): the reference tests' fixtures at
+// odd sizes, and three shaped for Q8_0 blocks (Configs/README.md). Each is exported to GGUF and run by llama.cpp.
+
+[TransformerModel(Config = "HuggingFace/Configs/llama-gqa/config.json", SeqLen = 13)]
+public partial class LlamaGqaModel { }
+
+[TransformerModel(Config = "HuggingFace/Configs/llama-mqa/config.json", SeqLen = 10)]
+public partial class LlamaMqaModel { }
+
+[TransformerModel(Config = "HuggingFace/Configs/qwen2/config.json", SeqLen = 12)]
+public partial class Qwen2Model { }
+
+[TransformerModel(Config = "HuggingFace/Configs/gpt2/config.json", SeqLen = 11)]
+public partial class Gpt2Model { }
+
+[TransformerModel(Config = "Export.Tests/Configs/llama-blocks/config.json", SeqLen = 24)]
+public partial class LlamaBlocksModel { }
+
+[TransformerModel(Config = "Export.Tests/Configs/qwen2-blocks/config.json", SeqLen = 24)]
+public partial class Qwen2BlocksModel { }
+
+[TransformerModel(Config = "Export.Tests/Configs/gpt2-blocks/config.json", SeqLen = 24)]
+public partial class Gpt2BlocksModel { }
+
+// This project's own decoder (the TinyLm sample's kind: LayerNorm, erf GELU, interleaved rotary), which has no llama.cpp architecture.
+[TransformerModel(Vocab = 29, DModel = 32, Heads = 2, Layers = 1, DFF = 64, SeqLen = 8, Positional = Positional.Rotary)]
+public partial class NativeModel { }
