@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.Globalization;
 using System.IO;
+using System.Linq;
 using TransformerGen;
 
 namespace TinyLmSample;
@@ -10,7 +11,14 @@ namespace TinyLmSample;
 /// <summary>Trains <see cref="TinyLm"/> on the Book of Genesis, saves it, and generates text from a prompt.</summary>
 public static class Program
 {
-    private sealed record Options(int Steps, ulong Seed, string Prompt, string Out, int Length, float LearningRate, float Temperature, string Data);
+    private sealed record Options(int Steps, ulong Seed, string Prompt, string Out, int Length, float LearningRate, float Temperature, string Data,
+        int CheckpointEvery, bool Resume);
+
+    private const string Usage = "usage: TinyLm [--steps N] [--seed S] [--prompt TEXT] [--out FILE|FOLDER] [--length N] [--lr X] [--temperature T] [--data FILE] [--checkpoint-every N] [--resume]";
+
+    // The sample's own entries in a checkpoint's metadata: what a resumed run must share with the run that wrote it, and
+    // the losses behind the running mean that final_loss prints.
+    private const string AlphabetKey = "alphabet", StepsKey = "tinylm.steps", LearningRateKey = "tinylm.lr", RecentLossesKey = "tinylm.recent_losses";
 
     public static int Main(string[] args)
     {
@@ -22,10 +30,22 @@ public static class Program
         catch (ArgumentException e)
         {
             Console.Error.WriteLine(e.Message);
-            Console.Error.WriteLine("usage: TinyLm [--steps N] [--seed S] [--prompt TEXT] [--out FILE] [--length N] [--lr X] [--temperature T] [--data FILE]");
+            Console.Error.WriteLine(Usage);
             return 2;
         }
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+
+        // Where the model goes is checked before any training is spent on it: a folder means a file inside it.
+        string outPath;
+        try
+        {
+            outPath = SafeTensors.PrepareOutputPath(options.Out, "tinylm.safetensors");
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"--out: {e.Message}");
+            return 2;
+        }
 
         string text = File.ReadAllText(options.Data).Replace("\r\n", "\n");
         CharTokenizer tokenizer = CharTokenizer.FromText(text);
@@ -45,11 +65,26 @@ public static class Program
         var tokens = new int[TinyLm.TokensPerStep];
         var targets = new int[TinyLm.TokensPerStep];
         var recent = new Queue<float>();
+        long start = 0;
+        if (options.Resume && File.Exists(outPath))
+        {
+            string? refusal = Resume(outPath, options, tokenizer, model, optimizer, rng, recent, out start);
+            if (refusal is not null)
+            {
+                Console.Error.WriteLine($"--resume: {refusal}");
+                return 2;
+            }
+            Console.WriteLine($"resuming from step {start} of {options.Steps} ({outPath})");
+        }
+        else if (options.Resume)
+        {
+            Console.WriteLine($"no checkpoint at {outPath} to resume from; starting at step 0");
+        }
         var clock = Stopwatch.StartNew();
         long tokensSeen = 0;
-        float finalLoss = float.NaN;
+        float finalLoss = recent.Count > 0 ? Average(recent) : float.NaN;
 
-        for (int step = 1; step <= options.Steps; step++)
+        for (long step = start + 1; step <= options.Steps; step++)
         {
             SampleBatch(ids.AsSpan(0, split), rng, tokens, targets);
             optimizer.LearningRate = schedule.At(step);
@@ -63,16 +98,25 @@ public static class Program
                 double seconds = clock.Elapsed.TotalSeconds;
                 Console.WriteLine($"step {step,5}/{options.Steps}  loss {loss:F3}  (mean of last {recent.Count}: {finalLoss:F3})  lr {optimizer.LearningRate:E2}  {tokensSeen / seconds:N0} tokens/s");
             }
+            if (options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0 && step < options.Steps)
+            {
+                Console.WriteLine($"writing checkpoint at step {step} to {outPath}");
+                SaveCheckpoint(outPath, options, tokenizer, model, optimizer, rng, recent, step);
+            }
         }
         double trainSeconds = clock.Elapsed.TotalSeconds;
+        long stepsRun = options.Steps - start;
+        string speed = stepsRun > 0 ? $" ({tokensSeen / trainSeconds:N0} tokens/s)" : "";
+        Console.WriteLine($"trained {stepsRun} steps{(start > 0 ? $" after step {start}" : "")} in {trainSeconds:F1} s{speed}");
+
+        // A run that checkpoints ends with a training checkpoint too (written before the held-out batches move the data
+        // generator), so that --resume after the end has nothing left to do; the model loaders read it like any other.
+        if (options.CheckpointEvery > 0) SaveCheckpoint(outPath, options, tokenizer, model, optimizer, rng, recent, options.Steps);
+        else model.Save(outPath, new Dictionary<string, string> { [AlphabetKey] = tokenizer.Alphabet });
+        Console.WriteLine($"saved {outPath}");
 
         float heldOut = Evaluate(model, ids.AsSpan(split), rng);
-        Console.WriteLine($"trained {options.Steps} steps in {trainSeconds:F1} s ({tokensSeen / trainSeconds:N0} tokens/s); held-out loss {heldOut:F3}");
-
-        string? folder = Path.GetDirectoryName(Path.GetFullPath(options.Out));
-        if (folder is not null) Directory.CreateDirectory(folder);
-        model.Save(options.Out, new Dictionary<string, string> { ["alphabet"] = tokenizer.Alphabet });
-        Console.WriteLine($"saved {options.Out}");
+        Console.WriteLine($"held-out loss {heldOut:F3}");
 
         var prompt = new int[options.Prompt.Length];
         tokenizer.Encode(options.Prompt, prompt);
@@ -86,6 +130,45 @@ public static class Program
         Console.WriteLine("---");
         Console.WriteLine($"final_loss={finalLoss.ToString("F4", CultureInfo.InvariantCulture)}");
         return 0;
+    }
+
+    /// <summary>Writes a training checkpoint after <paramref name="step"/>, with what a resumed run checks and the recent losses.</summary>
+    private static void SaveCheckpoint(string path, Options options, CharTokenizer tokenizer, TinyLm model, AdamW optimizer, Rng rng, Queue<float> recent, long step)
+    {
+        var metadata = new Dictionary<string, string>
+        {
+            [AlphabetKey] = tokenizer.Alphabet,
+            [StepsKey] = options.Steps.ToString(CultureInfo.InvariantCulture),
+            [LearningRateKey] = options.LearningRate.ToString(CultureInfo.InvariantCulture),
+            [RecentLossesKey] = string.Join(" ", recent.Select(l => l.ToString("R", CultureInfo.InvariantCulture))),
+        };
+        TrainingCheckpoint.Save(path, model, optimizer, step, rng, metadata);
+    }
+
+    /// <summary>
+    /// Restores the run from the checkpoint at <paramref name="path"/>; returns why it cannot (another text, other
+    /// --steps or --lr, a file of parameters only) or null, with the step to continue after.
+    /// </summary>
+    private static string? Resume(string path, Options options, CharTokenizer tokenizer, TinyLm model, AdamW optimizer, Rng rng, Queue<float> recent, out long step)
+    {
+        step = 0;
+        IReadOnlyDictionary<string, string> metadata = SafeTensors.ReadMetadata(path);
+        if (!TrainingCheckpoint.IsTrainingCheckpoint(path))
+            return $"{path} holds a model's parameters only (it was saved without --checkpoint-every), so training cannot continue from it; move it away or choose another --out";
+        if (!metadata.TryGetValue(AlphabetKey, out string? alphabet) || alphabet != tokenizer.Alphabet)
+            return $"{path} was trained on a text with another alphabet than {options.Data}";
+        string steps = options.Steps.ToString(CultureInfo.InvariantCulture), rate = options.LearningRate.ToString(CultureInfo.InvariantCulture);
+        if (!metadata.TryGetValue(StepsKey, out string? writtenSteps) || writtenSteps != steps)
+            return $"{path} is from a run of --steps {writtenSteps ?? "?"}; resume with the same --steps (the schedule depends on it)";
+        if (!metadata.TryGetValue(LearningRateKey, out string? writtenRate) || writtenRate != rate)
+            return $"{path} is from a run of --lr {writtenRate ?? "?"}; resume with the same --lr";
+
+        step = TrainingCheckpoint.Load(path, model, optimizer, rng).Step;
+        recent.Clear();
+        if (metadata.TryGetValue(RecentLossesKey, out string? losses))
+            foreach (string loss in losses.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                recent.Enqueue(float.Parse(loss, CultureInfo.InvariantCulture));
+        return null;
     }
 
     /// <summary>Random windows of SeqLen + 1 characters: the model reads the first SeqLen and predicts each next one.</summary>
@@ -134,7 +217,8 @@ public static class Program
     private static Options Parse(string[] args)
     {
         var o = new Options(Steps: 1000, Seed: 1, Prompt: "And God said", Out: Path.Combine("out", "tinylm.safetensors"),
-            Length: 300, LearningRate: 3e-3f, Temperature: 0.8f, Data: Path.Combine(AppContext.BaseDirectory, "data", "genesis.txt"));
+            Length: 300, LearningRate: 3e-3f, Temperature: 0.8f, Data: Path.Combine(AppContext.BaseDirectory, "data", "genesis.txt"),
+            CheckpointEvery: 0, Resume: false);
         for (int i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -148,6 +232,8 @@ public static class Program
                 case "--lr": o = o with { LearningRate = float.Parse(Value(), CultureInfo.InvariantCulture) }; break;
                 case "--temperature": o = o with { Temperature = float.Parse(Value(), CultureInfo.InvariantCulture) }; break;
                 case "--data": o = o with { Data = Value() }; break;
+                case "--checkpoint-every": o = o with { CheckpointEvery = PositiveInt(Value(), "--checkpoint-every") }; break;
+                case "--resume": o = o with { Resume = true }; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }

@@ -20,7 +20,7 @@ namespace TransformerGen;
 /// of 8. Loading accepts F32, F16 and BF16 and converts to float.</para>
 /// <para>Only little-endian machines are supported (every platform .NET ships for today is one).</para>
 /// </remarks>
-public static class SafeTensors
+public static partial class SafeTensors
 {
     /// <summary>The largest header accepted when loading, in bytes (100 MB, as the reference implementation's limit).</summary>
     public const long MaxHeaderBytes = 100_000_000;
@@ -37,6 +37,9 @@ public static class SafeTensors
     /// <param name="metadata">Optional string metadata, stored under <c>__metadata__</c> with its keys sorted.
     /// (Hugging Face <c>transformers</c> expects <c>"format": "pt"</c> there when the map is present.)</param>
     /// <exception cref="ArgumentException">The table has a duplicate or reserved name, or a tensor lies outside <paramref name="buffer"/>.</exception>
+    /// <exception cref="DirectoryNotFoundException">The folder of <paramref name="path"/> does not exist; nothing was written.</exception>
+    /// <exception cref="IOException"><paramref name="path"/> is a directory, or no file can be created in its folder (nothing was
+    /// written); or the rename failed, and the message names the temporary file, which is then kept with the data.</exception>
     public static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer, IReadOnlyDictionary<string, string>? metadata = null) =>
         Save(path, tensors, buffer, metadata, beforeCommit: null);
 
@@ -72,12 +75,22 @@ public static class SafeTensors
 
         string fullPath = Path.GetFullPath(path);
         string directory = Path.GetDirectoryName(fullPath) ?? throw new ArgumentException($"'{path}' names no file in a directory", nameof(path));
+        CheckTarget(path, fullPath, directory);
         string temporaryPath = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
         Span<byte> headerLength = stackalloc byte[sizeof(ulong)];
         BinaryPrimitives.WriteUInt64LittleEndian(headerLength, (ulong)header.Length);
+        FileStream created;
         try
         {
-            using (var file = new FileStream(temporaryPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
+            created = new FileStream(temporaryPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot save '{path}': no file can be created in the folder '{directory}' ({e.Message})", e);
+        }
+        try
+        {
+            using (FileStream file = created)
             {
                 Stream stream = output?.Invoke(file) ?? file;
                 stream.Write(headerLength);
@@ -96,7 +109,6 @@ public static class SafeTensors
                 file.Flush(flushToDisk: true);
             }
             beforeCommit?.Invoke(temporaryPath);
-            File.Move(temporaryPath, fullPath, overwrite: true);
         }
         catch
         {
@@ -105,6 +117,25 @@ public static class SafeTensors
             catch (UnauthorizedAccessException) { }
             throw;
         }
+        try
+        {
+            File.Move(temporaryPath, fullPath, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The data is written and flushed: keep it where it is, rather than lose what may be hours of training.
+            string reason = Directory.Exists(fullPath) ? "it is a directory" : e.Message;
+            throw new IOException($"cannot save '{path}': {reason}. The data was written to '{temporaryPath}', which is kept; rename it, or save to another path", e);
+        }
+    }
+
+    /// <summary>Refuses, before anything is written, a target that cannot become a file: a directory, or a file in a folder that does not exist.</summary>
+    private static void CheckTarget(string path, string fullPath, string directory)
+    {
+        if (Directory.Exists(fullPath))
+            throw new IOException($"cannot save '{path}': it is a directory; name a file inside it, such as '{Path.Combine(path, "model.safetensors")}'");
+        if (!Directory.Exists(directory))
+            throw new DirectoryNotFoundException($"cannot save '{path}': the folder '{directory}' does not exist{(File.Exists(directory) ? " (a file has its name)" : "")}");
     }
 
     /// <summary>
