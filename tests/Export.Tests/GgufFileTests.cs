@@ -1,0 +1,247 @@
+using System;
+using System.Buffers.Binary;
+using System.Collections.Generic;
+using System.IO;
+using System.Runtime.InteropServices;
+using LLama.Native;
+using TransformerGen.Model.Tests;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace TransformerGen.Export.Tests;
+
+/// <summary>What the exporter writes, read back with the test's own GGUF reader: metadata, layout, every tensor's bytes.</summary>
+public sealed class GgufFileTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("gguf-file-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private (GgufFile File, GgufExportReport Report, LanguageModel Model) Export(string config, GgufTensorType type)
+    {
+        LanguageModel model = GgufLlamaCppTests.Build(config);
+        string path = Path.Combine(_folder, $"{config}.{type}.gguf");
+        GgufExportReport report = model.SaveGguf(path, GgufLlamaCppTests.Config(config), type);
+        return (GgufFile.Read(path), report, model);
+    }
+
+    private static ReadOnlySpan<float> Values(LanguageModel model, string name)
+    {
+        foreach (ParameterTensor t in model.ParameterTensors)
+            if (t.Name == name) return model.Parameters.Slice(t.Offset, t.Length);
+        throw new KeyNotFoundException(name);
+    }
+
+    [Fact]
+    public void LlamaMetadataIsWhatLlamaCppReads()
+    {
+        (GgufFile file, _, _) = Export("llama-gqa", GgufTensorType.F32);
+        Dictionary<string, object> m = file.Metadata;
+        Assert.Equal(3u, file.Version);
+        Assert.Equal("llama", m["general.architecture"]);
+        Assert.Equal("LlamaGqaModel", m["general.name"]);
+        Assert.Equal(0u, m["general.file_type"]);
+        Assert.Equal(32u, m["llama.context_length"]);      // max_position_embeddings
+        Assert.Equal(40u, m["llama.embedding_length"]);
+        Assert.Equal(2u, m["llama.block_count"]);
+        Assert.Equal(52u, m["llama.feed_forward_length"]);
+        Assert.Equal(4u, m["llama.attention.head_count"]);
+        Assert.Equal(2u, m["llama.attention.head_count_kv"]);
+        Assert.Equal(12u, m["llama.attention.key_length"]); // head_dim 12, not 40 / 4
+        Assert.Equal(12u, m["llama.attention.value_length"]);
+        Assert.Equal(12u, m["llama.rope.dimension_count"]);
+        Assert.Equal(10000f, m["llama.rope.freq_base"]);
+        Assert.Equal(1e-5f, m["llama.attention.layer_norm_rms_epsilon"]);
+        Assert.Equal(47u, m["llama.vocab_size"]);
+        Assert.Equal("gpt2", m["tokenizer.ggml.model"]);
+        Assert.Equal(47, ((List<object>)m["tokenizer.ggml.tokens"]).Count);
+        Assert.Equal(47, ((List<object>)m["tokenizer.ggml.token_type"]).Count);
+        Assert.Equal(1u, m["tokenizer.ggml.bos_token_id"]);
+        Assert.Equal(2u, m["tokenizer.ggml.eos_token_id"]);
+        Assert.Equal(47, new HashSet<object>((List<object>)m["tokenizer.ggml.tokens"]).Count); // distinct
+        // Untied: the head is its own tensor; dimensions are the model's shape reversed (ne[0] = the row length).
+        Assert.Equal([40L, 47L], file.Tensor("output.weight").Dimensions);
+        Assert.Equal([40L, 48L], file.Tensor("blk.1.attn_q.weight").Dimensions);
+        Assert.Equal([40L, 24L], file.Tensor("blk.1.attn_k.weight").Dimensions);
+        Assert.Equal([52L, 40L], file.Tensor("blk.0.ffn_down.weight").Dimensions);
+        Assert.Equal(2 + 2 * 9 + 1, file.Tensors.Count);
+        Assert.Equal(0, file.DataStart % 32);
+        foreach (GgufFile.TensorEntry t in file.Tensors) Assert.Equal(0, t.Offset % 32);
+    }
+
+    [Fact]
+    public void TiedModelsHaveNoOutputTensor()
+    {
+        (GgufFile file, _, _) = Export("llama-mqa", GgufTensorType.F32);
+        Assert.DoesNotContain(file.Tensors, t => t.Name == "output.weight");
+        Assert.Equal(100000f, file.Metadata["llama.rope.freq_base"]);
+        Assert.Equal(1u, file.Metadata["llama.attention.head_count_kv"]);
+    }
+
+    /// <summary>Every F32 tensor holds the model's floats; query and key rows (and Qwen2's biases) paired per head.</summary>
+    [Theory]
+    [InlineData("llama-gqa", 4, 2, 12)]
+    [InlineData("qwen2", 6, 2, 6)]
+    public void F32DataIsTheModelsWithRotaryRowsPaired(string config, int heads, int kvHeads, int headDim)
+    {
+        (GgufFile file, GgufExportReport report, LanguageModel model) = Export(config, GgufTensorType.F32);
+        int checkedRows = 0;
+        foreach (GgufTensorInfo info in report.Tensors)
+        {
+            ReadOnlySpan<float> stored = MemoryMarshal.Cast<byte, float>(file.Data(info.Name));
+            ReadOnlySpan<float> ours = Values(model, info.ModelName);
+            bool query = info.Name.Contains("attn_q", StringComparison.Ordinal), key = info.Name.Contains("attn_k", StringComparison.Ordinal);
+            if (!query && !key)
+            {
+                Assert.True(stored.SequenceEqual(ours), info.Name);
+                continue;
+            }
+            int rowLength = (int)info.Dimensions[0] == ours.Length / ((query ? heads : kvHeads) * headDim) ? (int)info.Dimensions[0] : 1;
+            int n = query ? heads : kvHeads, half = headDim / 2;
+            for (int h = 0; h < n; h++)
+                for (int i = 0; i < half; i++)
+                    for (int j = 0; j < 2; j++)
+                    {
+                        // file row 2i + j of a head is the model's row j·D/2 + i: (x_i, x_{i+D/2}) become neighbours.
+                        Assert.True(stored.Slice((h * headDim + 2 * i + j) * rowLength, rowLength)
+                            .SequenceEqual(ours.Slice((h * headDim + j * half + i) * rowLength, rowLength)), $"{info.Name} head {h} pair {i}");
+                        checkedRows++;
+                    }
+        }
+        Assert.True(checkedRows > 0);
+    }
+
+    [Fact]
+    public void Gpt2MetadataAndTensors()
+    {
+        (GgufFile file, GgufExportReport report, LanguageModel model) = Export("gpt2", GgufTensorType.F32);
+        Dictionary<string, object> m = file.Metadata;
+        Assert.Equal("gpt2", m["general.architecture"]);
+        Assert.Equal(24u, m["gpt2.context_length"]); // the rows of wpe, which llama.cpp sizes by it
+        Assert.Equal(36u, m["gpt2.embedding_length"]);
+        Assert.Equal(144u, m["gpt2.feed_forward_length"]);
+        Assert.Equal(3u, m["gpt2.attention.head_count"]);
+        Assert.Equal(1e-5f, m["gpt2.attention.layer_norm_epsilon"]);
+        Assert.False(m.ContainsKey("gpt2.rope.freq_base"));
+        Assert.Equal([36L, 108L], file.Tensor("blk.0.attn_qkv.weight").Dimensions); // Conv1D held [out, in] by the model
+        Assert.Equal([36L, 24L], file.Tensor("position_embd.weight").Dimensions);
+        Assert.DoesNotContain(file.Tensors, t => t.Name == "output.weight");
+        foreach (GgufTensorInfo info in report.Tensors)
+            Assert.True(MemoryMarshal.Cast<byte, float>(file.Data(info.Name)).SequenceEqual(Values(model, info.ModelName)), info.Name);
+    }
+
+    /// <summary>BF16 and Q8_0 bytes are exactly ggml's encodings of the (permuted) floats; vectors stay F32.</summary>
+    [Theory]
+    [InlineData("llama-blocks", GgufTensorType.BF16)]
+    [InlineData("qwen2-blocks", GgufTensorType.Q8_0)]
+    [InlineData("gpt2-blocks", GgufTensorType.Q8_0)]
+    public void ReducedPrecisionBytesAreGgmlsEncoding(string config, GgufTensorType type)
+    {
+        (GgufFile file, GgufExportReport report, LanguageModel model) = Export(config, type);
+        Assert.Equal(type == GgufTensorType.BF16 ? 32u : 7u, file.Metadata["general.file_type"]);
+        Assert.Equal(2u, file.Metadata["general.quantization_version"]);
+        // The file's F32 copy, to compare the encodings of the same (permuted) floats.
+        string f32Path = Path.Combine(_folder, "f32.gguf");
+        model.SaveGguf(f32Path, GgufLlamaCppTests.Config(config));
+        GgufFile f32 = GgufFile.Read(f32Path);
+        int blocks = 0;
+        Span<float> block = stackalloc float[32];
+        foreach (GgufTensorInfo info in report.Tensors)
+        {
+            ReadOnlySpan<float> values = MemoryMarshal.Cast<byte, float>(f32.Data(info.Name));
+            ReadOnlySpan<byte> stored = file.Data(info.Name);
+            GgufFile.TensorEntry entry = file.Tensor(info.Name);
+            if (info.Dimensions.Count == 1)
+            {
+                Assert.Equal(0u, entry.Type);
+                Assert.True(stored.SequenceEqual(MemoryMarshal.AsBytes(values)), info.Name);
+                continue;
+            }
+            Assert.Equal(type, info.Type);
+            if (type == GgufTensorType.BF16)
+            {
+                Assert.Equal(30u, entry.Type);
+                for (int i = 0; i < values.Length; i++)
+                    Assert.Equal(BitConverter.SingleToUInt32Bits(ReducedPrecision.BFloat16(values[i])) >> 16, BinaryPrimitives.ReadUInt16LittleEndian(stored[(2 * i)..]));
+                continue;
+            }
+            Assert.Equal(8u, entry.Type);
+            for (int b = 0; b < values.Length / 32; b++, blocks++)
+            {
+                ReadOnlySpan<byte> y = stored.Slice(34 * b, 34);
+                float scale = (float)BinaryPrimitives.ReadHalfLittleEndian(y);
+                values.Slice(32 * b, 32).CopyTo(block);
+                ReducedPrecision.Q8Block(block);
+                for (int j = 0; j < 32; j++) Assert.Equal(block[j], scale * (sbyte)y[2 + j]);
+            }
+        }
+        output.WriteLine($"{config} {type}: {report.Tensors.Count} tensors, {blocks} Q8_0 blocks, {report.Bytes} bytes");
+    }
+
+    [Fact]
+    public void Q8RowsThatAreNotBlocksStayF32()
+    {
+        (GgufFile file, GgufExportReport report, _) = Export("llama-gqa", GgufTensorType.Q8_0);
+        // Rows of 40 and 52 floats: no tensor can be cut into blocks of 32.
+        Assert.All(report.Tensors, t => Assert.Equal(GgufTensorType.F32, t.Type));
+        Assert.All(file.Tensors, t => Assert.Equal(0u, t.Type));
+        Assert.Equal(7u, file.Metadata["general.file_type"]);
+    }
+
+    [Fact]
+    public void NativeModelsAreRefusedWithTheReason()
+    {
+        var model = NativeModel.ForInference(1);
+        string path = Path.Combine(_folder, "native.gguf");
+        var e = Assert.Throws<NotSupportedException>(() => model.SaveGguf(path, new GgufExportOptions
+        {
+            Hyperparameters = new GgufHyperparameters { Heads = 2, KeyValueHeads = 2, HeadDim = 16, NormEpsilon = 1e-5f },
+        }));
+        Assert.Contains("erf GELU", e.Message);
+        Assert.False(File.Exists(path));
+    }
+
+    [Fact]
+    public void ContradictingHyperparametersAreRefusedBeforeWriting()
+    {
+        LanguageModel model = GgufLlamaCppTests.Build("llama-gqa");
+        string path = Path.Combine(_folder, "wrong.gguf");
+        GgufHyperparameters right = GgufHyperparameters.FromConfig(GgufLlamaCppTests.Config("llama-gqa"));
+        var e = Assert.Throws<ArgumentException>(() => model.SaveGguf(path, new GgufExportOptions { Hyperparameters = right with { HeadDim = 10 } }));
+        Assert.Contains("q_proj has 48 rows", e.Message);
+        e = Assert.Throws<ArgumentException>(() => model.SaveGguf(path, new GgufExportOptions { Hyperparameters = right, Vocabulary = GgufVocabulary.Synthetic(46) }));
+        Assert.Contains("46 tokens", e.Message);
+        Assert.Empty(Directory.GetFileSystemEntries(_folder));
+    }
+
+    [Fact]
+    public void SaveReplacesTheTargetAtomically()
+    {
+        LanguageModel model = GgufLlamaCppTests.Build("llama-mqa");
+        string path = Path.Combine(_folder, "model.gguf");
+        File.WriteAllText(path, "an older file");
+        GgufExportReport report = model.SaveGguf(path, GgufLlamaCppTests.Config("llama-mqa"));
+        Assert.Equal(report.Bytes, new FileInfo(path).Length);
+        Assert.Equal(3u, GgufFile.Read(path).Version);
+        Assert.Equal([path], Directory.GetFileSystemEntries(_folder));
+        string directory = Path.Combine(_folder, "a-directory");
+        Directory.CreateDirectory(directory);
+        Assert.Throws<IOException>(() => model.SaveGguf(directory, GgufLlamaCppTests.Config("llama-mqa")));
+        Assert.Equal(2, Directory.GetFileSystemEntries(_folder).Length); // no temporary file left
+    }
+
+    [Fact]
+    public void LlamaCppsAvx512BuildIsTheOneLoaded()
+    {
+        // Loading a model loads the native library; LLamaSharp picks the build for the CPU's vector width.
+        string path = Path.Combine(_folder, "m.gguf");
+        GgufLlamaCppTests.Build("llama-mqa").SaveGguf(path, GgufLlamaCppTests.Config("llama-mqa"));
+        float[][] logits = LlamaCpp.Logits(path, [1, 2]);
+        Assert.Equal(2, logits.Length);
+        var library = NativeApi.GetLoadedNativeLibrary(NativeLibraryName.LLama);
+        Assert.NotNull(library);
+        output.WriteLine($"loaded: {library.Metadata}");
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+            Assert.Equal(AvxLevel.Avx512, library.Metadata!.AvxLevel);
+    }
+}
