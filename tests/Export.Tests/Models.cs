@@ -29,3 +29,6 @@ public partial class Gpt2BlocksModel { }
 // This project's own decoder (the TinyLm sample's kind: LayerNorm, erf GELU, interleaved rotary), which has no llama.cpp architecture.
 [TransformerModel(Vocab = 29, DModel = 32, Heads = 2, Layers = 1, DFF = 64, SeqLen = 8, Positional = Positional.Rotary)]
 public partial class NativeModel { }
+
+[TransformerModel(Config = "Export.Tests/Configs/gpt2-vocab/config.json", SeqLen = 32)]
+public partial class Gpt2VocabModel { }
