@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Globalization;
+using System.IO;
 using System.Text;
 using TransformerGen;
 
@@ -20,17 +21,41 @@ public static class Program
     public static int Main(string[] args)
     {
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-        int steps = 3000;
+        int steps = 3000, checkpointEvery = 0;
         ulong seed = 1;
+        string? outPath = null;
+        bool resume = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
             {
                 case "--steps" when i + 1 < args.Length: steps = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--seed" when i + 1 < args.Length: seed = ulong.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--out" when i + 1 < args.Length: outPath = args[++i]; break;
+                case "--checkpoint-every" when i + 1 < args.Length: checkpointEvery = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--resume": resume = true; break;
                 default:
-                    Console.Error.WriteLine($"unknown option {args[i]}; usage: Classifier [--steps N] [--seed S]");
+                    Console.Error.WriteLine($"unknown option {args[i]}; usage: Classifier [--steps N] [--seed S] [--out FILE|FOLDER] [--checkpoint-every N] [--resume]");
                     return 2;
+            }
+        }
+        if ((checkpointEvery > 0 || resume) && outPath is null)
+        {
+            Console.Error.WriteLine("--checkpoint-every and --resume need --out, the checkpoint's path");
+            return 2;
+        }
+
+        // Where the model goes is checked before any training is spent on it: a folder means a file inside it.
+        if (outPath is not null)
+        {
+            try
+            {
+                outPath = SafeTensors.PrepareOutputPath(outPath, "classifier.safetensors");
+            }
+            catch (IOException e)
+            {
+                Console.Error.WriteLine($"--out: {e.Message}");
+                return 2;
             }
         }
 
@@ -42,8 +67,19 @@ public static class Program
         var seen = new HashSet<string>();
         var tokens = new int[BracketClassifier.TokensPerStep];
         var labels = new int[BracketClassifier.Batch];
+        long start = 0;
+        if (resume && File.Exists(outPath))
+        {
+            string? refusal = Resume(outPath!, steps, seed, model, optimizer, rng, seen, out start);
+            if (refusal is not null)
+            {
+                Console.Error.WriteLine($"--resume: {refusal}");
+                return 2;
+            }
+            Console.WriteLine($"resuming from step {start} of {steps} ({outPath})");
+        }
         var clock = Stopwatch.StartNew();
-        for (int step = 1; step <= steps; step++)
+        for (long step = start + 1; step <= steps; step++)
         {
             for (int b = 0; b < BracketClassifier.Batch; b++)
             {
@@ -56,8 +92,21 @@ public static class Program
             float loss = model.TrainStep(tokens, labels, optimizer, maxGradientNorm: 1f);
             if (step == 1 || step % 200 == 0)
                 Console.WriteLine($"step {step,5}/{steps}  loss {loss:F4}  {clock.Elapsed.TotalSeconds:F1} s");
+            if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < steps)
+            {
+                Console.WriteLine($"writing checkpoint at step {step} to {outPath}");
+                SaveCheckpoint(outPath!, steps, model, optimizer, rng, step);
+            }
         }
-        Console.WriteLine($"trained {steps} steps in {clock.Elapsed.TotalSeconds:F1} s on {seen.Count:N0} distinct strings");
+        Console.WriteLine($"trained {steps - start} steps{(start > 0 ? $" after step {start}" : "")} in {clock.Elapsed.TotalSeconds:F1} s on {seen.Count:N0} distinct strings");
+        // Saved before the held-out strings move the data generator; a run that checkpoints saves a training checkpoint,
+        // so that --resume after the end has nothing left to do.
+        if (outPath is not null)
+        {
+            if (checkpointEvery > 0) SaveCheckpoint(outPath, steps, model, optimizer, rng, steps);
+            else model.Save(outPath);
+            Console.WriteLine($"saved {outPath}");
+        }
 
         // Held out: 2,048 strings never seen in training, predicted a batch at a time.
         int correct = 0, total = 0, shown = 0;
@@ -90,6 +139,29 @@ public static class Program
         Console.WriteLine($"held-out accuracy: {correct}/{total}");
         Console.WriteLine($"accuracy={accuracy.ToString("F4", CultureInfo.InvariantCulture)}");
         return 0;
+    }
+
+    private const string StepsKey = "classifier.steps";
+
+    private static void SaveCheckpoint(string path, int steps, BracketClassifier model, AdamW optimizer, Rng rng, long step) =>
+        TrainingCheckpoint.Save(path, model, optimizer, step, rng, new Dictionary<string, string> { [StepsKey] = steps.ToString(CultureInfo.InvariantCulture) });
+
+    /// <summary>
+    /// Restores the run from <paramref name="path"/> and the set of strings it trained on (replayed from the seed, which
+    /// must bring the data generator to the state the checkpoint holds); returns why it cannot, or null.
+    /// </summary>
+    private static string? Resume(string path, int steps, ulong seed, BracketClassifier model, AdamW optimizer, Rng rng, HashSet<string> seen, out long start)
+    {
+        start = 0;
+        if (!TrainingCheckpoint.IsTrainingCheckpoint(path))
+            return $"{path} holds a model's parameters only (it was saved without --checkpoint-every), so training cannot continue from it";
+        string written = SafeTensors.ReadMetadata(path).GetValueOrDefault(StepsKey, "?");
+        if (written != steps.ToString(CultureInfo.InvariantCulture))
+            return $"{path} is from a run of --steps {written}; resume with the same --steps";
+        start = TrainingCheckpoint.Load(path, model, optimizer, rng).Step;
+        var replay = new Rng(seed + 1);
+        for (long i = 0; i < start * BracketClassifier.Batch; i++) seen.Add(Example(replay).Text);
+        return replay.State == rng.State ? null : $"{path} is from a run with another --seed";
     }
 
     /// <summary>A balanced string half of the time; otherwise a near miss of even length.</summary>

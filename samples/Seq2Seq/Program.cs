@@ -19,9 +19,10 @@ public static class Program
     public static int Main(string[] args)
     {
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-        int steps = 5000;
+        int steps = 5000, checkpointEvery = 0;
         ulong seed = 1;
         string outFolder = "out";
+        bool resume = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -29,12 +30,25 @@ public static class Program
                 case "--steps" when i + 1 < args.Length: steps = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--seed" when i + 1 < args.Length: seed = ulong.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--out" when i + 1 < args.Length: outFolder = args[++i]; break;
+                case "--checkpoint-every" when i + 1 < args.Length: checkpointEvery = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--resume": resume = true; break;
                 default:
-                    Console.Error.WriteLine($"unknown option {args[i]}; usage: Seq2Seq [--steps N] [--seed S] [--out FOLDER]");
+                    Console.Error.WriteLine($"unknown option {args[i]}; usage: Seq2Seq [--steps N] [--seed S] [--out FOLDER] [--checkpoint-every N] [--resume]");
                     return 2;
             }
         }
-        Directory.CreateDirectory(outFolder);
+
+        // The folder is checked before any training is spent on it.
+        string checkpoint;
+        try
+        {
+            checkpoint = SafeTensors.PrepareOutputPath(Path.Combine(outFolder, "reverser.safetensors"), "reverser.safetensors");
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"--out: {e.Message}");
+            return 2;
+        }
 
         var model = new Reverser(seed);
         Console.WriteLine($"model: Reverser, {Reverser.ParameterCount:N0} parameters, encoder–decoder, {Reverser.Layers}+{Reverser.Layers} layers, DModel {Reverser.DModel}");
@@ -44,9 +58,20 @@ public static class Program
         var seen = new HashSet<string>();
         var tokens = new int[Reverser.TokensPerStep];
         var targets = new int[Reverser.TargetTokensPerStep];
+        long start = 0;
+        if (resume && File.Exists(checkpoint))
+        {
+            string? refusal = Resume(checkpoint, steps, seed, model, optimizer, rng, seen, out start);
+            if (refusal is not null)
+            {
+                Console.Error.WriteLine($"--resume: {refusal}");
+                return 2;
+            }
+            Console.WriteLine($"resuming from step {start} of {steps} ({checkpoint})");
+        }
         var clock = Stopwatch.StartNew();
         float loss = 0;
-        for (int step = 1; step <= steps; step++)
+        for (long step = start + 1; step <= steps; step++)
         {
             for (int b = 0; b < Reverser.Batch; b++)
             {
@@ -58,8 +83,16 @@ public static class Program
             loss = model.TrainStep(tokens, targets, optimizer, maxGradientNorm: 1f);
             if (step == 1 || step % 100 == 0)
                 Console.WriteLine($"step {step,5}/{steps}  loss {loss:F3}  lr {optimizer.LearningRate:E2}  {clock.Elapsed.TotalSeconds:F1} s");
+            if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < steps)
+            {
+                Console.WriteLine($"writing checkpoint at step {step} to {checkpoint}");
+                SaveCheckpoint(checkpoint, steps, model, optimizer, rng, step);
+            }
         }
-        Console.WriteLine($"trained {steps} steps in {clock.Elapsed.TotalSeconds:F1} s on {seen.Count:N0} distinct strings");
+        Console.WriteLine($"trained {steps - start} steps{(start > 0 ? $" after step {start}" : "")} in {clock.Elapsed.TotalSeconds:F1} s on {seen.Count:N0} distinct strings");
+        // A run that checkpoints ends with a training checkpoint, written before the held-out strings move the data
+        // generator, so that --resume after the end has nothing left to do.
+        if (checkpointEvery > 0) SaveCheckpoint(checkpoint, steps, model, optimizer, rng, steps);
 
         // Held-out strings: never seen in training.
         var heldOut = new List<string>();
@@ -91,13 +124,35 @@ public static class Program
         double exactMatch = (double)correct / heldOut.Count;
         Console.WriteLine($"held-out exact match, greedy: {correct}/{heldOut.Count}; beam search (width 4) on the first 100: {beamCorrect}/100; decoding took {clock.Elapsed.TotalSeconds:F1} s");
 
-        string checkpoint = Path.Combine(outFolder, "reverser.safetensors");
-        model.Save(checkpoint);
-        string png = Path.Combine(outFolder, "cross_attention.png");
+        if (checkpointEvery == 0) model.Save(checkpoint);
+        string png = Path.Combine(Path.GetDirectoryName(checkpoint)!, "cross_attention.png");
         SaveCrossAttention(model, heldOut[0], png);
         Console.WriteLine($"saved {checkpoint} and {png} (cross-attention of the last decoder layer, heads averaged, for {heldOut[0]}: rows = output positions, columns = input digits)");
         Console.WriteLine($"exact_match={exactMatch.ToString("F4", CultureInfo.InvariantCulture)}");
         return 0;
+    }
+
+    private const string StepsKey = "reverser.steps";
+
+    private static void SaveCheckpoint(string path, int steps, Reverser model, AdamW optimizer, Rng rng, long step) =>
+        TrainingCheckpoint.Save(path, model, optimizer, step, rng, new Dictionary<string, string> { [StepsKey] = steps.ToString(CultureInfo.InvariantCulture) });
+
+    /// <summary>
+    /// Restores the run from <paramref name="path"/> and the set of strings it trained on (replayed from the seed, which
+    /// must bring the data generator to the state the checkpoint holds); returns why it cannot, or null.
+    /// </summary>
+    private static string? Resume(string path, int steps, ulong seed, Reverser model, AdamW optimizer, Rng rng, HashSet<string> seen, out long start)
+    {
+        start = 0;
+        if (!TrainingCheckpoint.IsTrainingCheckpoint(path))
+            return $"{path} holds a model's parameters only (it was saved without --checkpoint-every), so training cannot continue from it";
+        string written = SafeTensors.ReadMetadata(path).GetValueOrDefault(StepsKey, "?");
+        if (written != steps.ToString(CultureInfo.InvariantCulture))
+            return $"{path} is from a run of --steps {written}; resume with the same --steps";
+        start = TrainingCheckpoint.Load(path, model, optimizer, rng).Step;
+        var replay = new Rng(seed + 1);
+        for (long i = 0; i < start * Reverser.Batch; i++) seen.Add(RandomDigits(replay));
+        return replay.State == rng.State ? null : $"{path} is from a run with another --seed";
     }
 
     /// <summary>1 to 10 random digits, shorter strings as likely as longer ones.</summary>

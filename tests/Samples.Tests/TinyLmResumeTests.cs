@@ -1,10 +1,7 @@
 using System;
 using System.Collections.Generic;
-using System.Diagnostics;
 using System.IO;
 using System.Linq;
-using System.Reflection;
-using System.Text.RegularExpressions;
 using TransformerGen.Samples.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
@@ -15,7 +12,7 @@ namespace TransformerGen.Samples.Tests;
 /// The TinyLm sample as a process (its Release build): run uninterrupted once; killed with SIGKILL in the middle of a
 /// step and in the middle of writing a checkpoint, then resumed, it ends with the same lines.
 /// </summary>
-public sealed partial class TinyLmResumeTests(TinyLmResumeTests.Uninterrupted reference, ITestOutputHelper log) : IClassFixture<TinyLmResumeTests.Uninterrupted>
+public sealed class TinyLmResumeTests(TinyLmResumeTests.Uninterrupted reference, ITestOutputHelper log) : IClassFixture<TinyLmResumeTests.Uninterrupted>
 {
     private const int Steps = 60, Every = 10;
 
@@ -29,73 +26,25 @@ public sealed partial class TinyLmResumeTests(TinyLmResumeTests.Uninterrupted re
 
         public Uninterrupted() => Result = Run([.. Arguments, "--out", Folder.File("a.safetensors")]);
 
-        public RunResult Result { get; }
+        public SampleRun Result { get; }
 
         public void Dispose() => Folder.Dispose();
     }
 
-    public sealed record RunResult(int ExitCode, IReadOnlyList<string> Lines, string Error, bool Killed)
-    {
-        public string Output => string.Join("\n", Lines);
+    private static readonly string Sample = SampleProcess.PathOf("TinyLmSample");
 
-        /// <summary>What must not depend on whether the run was interrupted: the held-out loss, the sample text and final_loss.</summary>
-        public string Outcome
-        {
-            get
-            {
-                int heldOut = Lines.ToList().FindIndex(l => l.StartsWith("held-out loss ", StringComparison.Ordinal));
-                Assert.True(heldOut >= 0, Output);
-                return string.Join("\n", Lines.Skip(heldOut).Where(l => !l.StartsWith("--- sample", StringComparison.Ordinal)));
-            }
-        }
-    }
+    private static SampleRun Run(string[] arguments, Func<string, bool>? killAt = null, int delayMilliseconds = 0) =>
+        SampleProcess.Run(Sample, arguments, killAt, delayMilliseconds);
 
-    private static string SamplePath =>
-        typeof(TinyLmResumeTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "TinyLmSample").Value!;
-
-    /// <summary>Runs the sample; <paramref name="killAt"/> sees each line as it is printed and returns true to SIGKILL the process there.</summary>
-    private static RunResult Run(string[] arguments, Func<string, bool>? killAt = null, int delayMilliseconds = 0)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(SamplePath);
-        foreach (string argument in arguments) start.ArgumentList.Add(argument);
-        start.Environment["TRANSFORMERGEN_THREADS"] = "2";
-        using Process process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start");
-        var error = process.StandardError.ReadToEndAsync();
-        var lines = new List<string>();
-        bool killed = false;
-        while (process.StandardOutput.ReadLine() is { } line)
-        {
-            lines.Add(line);
-            if (killAt is not null && killAt(line))
-            {
-                if (delayMilliseconds > 0) System.Threading.Thread.Sleep(delayMilliseconds);
-                process.Kill(); // SIGKILL on Linux and macOS: no handler, no finally block runs
-                killed = true;
-                break;
-            }
-        }
-        if (!process.WaitForExit(180_000))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"TinyLm did not finish in 3 minutes:\n{string.Join("\n", lines)}");
-        }
-        return new RunResult(process.ExitCode, lines, error.Result, killed);
-    }
-
-    private static long ResumedFrom(RunResult resumed)
-    {
-        Match match = ResumingLine().Match(resumed.Output);
-        Assert.True(match.Success, resumed.Output + resumed.Error);
-        return long.Parse(match.Groups[1].Value);
-    }
+    /// <summary>What must not depend on whether the run was interrupted: the held-out loss, the sample text and final_loss.</summary>
+    private static string Outcome(SampleRun run) => run.From("held-out loss ", l => l.StartsWith("--- sample", StringComparison.Ordinal));
 
     private static string[] Temporaries(TempFolder folder, string name) => Directory.GetFiles(folder.Path, $".{name}.*.tmp");
 
     [Fact]
     public void The_uninterrupted_run_checkpoints_and_ends_with_final_loss()
     {
-        RunResult run = reference.Result;
+        SampleRun run = reference.Result;
         Assert.True(run.ExitCode == 0, run.Output + run.Error);
         Assert.Equal(Steps / Every - 1, run.Lines.Count(l => l.StartsWith("writing checkpoint at step ", StringComparison.Ordinal)));
         Assert.Matches(@"^final_loss=\d+\.\d{4}$", run.Lines[^1]);
@@ -111,22 +60,22 @@ public sealed partial class TinyLmResumeTests(TinyLmResumeTests.Uninterrupted re
         string[] arguments = [.. Arguments, "--out", folder.File("b.safetensors")];
 
         // Killed as soon as step 25's progress line is out: in step 26, after the checkpoint of step 20.
-        RunResult killed = Run(arguments, line => line.StartsWith("step    25/", StringComparison.Ordinal));
+        SampleRun killed = Run(arguments, line => line.StartsWith("step    25/", StringComparison.Ordinal));
         Assert.True(killed.Killed, killed.Output + killed.Error);
         Assert.DoesNotContain(killed.Lines, l => l.StartsWith("final_loss=", StringComparison.Ordinal));
 
-        RunResult resumed = Run([.. arguments, "--resume"]);
+        SampleRun resumed = Run([.. arguments, "--resume"]);
         Assert.True(resumed.ExitCode == 0, resumed.Output + resumed.Error);
-        long from = ResumedFrom(resumed);
+        long from = resumed.ResumedFrom;
         Assert.True(from >= 20 && from < Steps && from % Every == 0, $"resumed from step {from}");
-        Assert.Equal(reference.Result.Outcome, resumed.Outcome);
+        Assert.Equal(Outcome(reference.Result), Outcome(resumed));
         Assert.Equal(reference.Result.Lines[^1], resumed.Lines[^1]);
         log.WriteLine($"resumed from step {from}; {resumed.Lines[^1]}");
 
         // A finished run resumed has nothing left to do and prints the same again.
-        RunResult again = Run([.. arguments, "--resume"]);
-        Assert.Equal(Steps, ResumedFrom(again));
-        Assert.Equal(reference.Result.Outcome, again.Outcome);
+        SampleRun again = Run([.. arguments, "--resume"]);
+        Assert.Equal(Steps, again.ResumedFrom);
+        Assert.Equal(Outcome(reference.Result), Outcome(again));
     }
 
     [Fact]
@@ -139,16 +88,16 @@ public sealed partial class TinyLmResumeTests(TinyLmResumeTests.Uninterrupted re
         foreach (int delay in new[] { 0, 2, 5, 10, 20 })
         {
             foreach (string stale in Temporaries(folder, "c.safetensors")) File.Delete(stale);
-            RunResult killed = Run(arguments, line => line == $"writing checkpoint at step 30 to {folder.File("c.safetensors")}", delay);
+            SampleRun killed = Run(arguments, line => line == $"writing checkpoint at step 30 to {folder.File("c.safetensors")}", delay);
             Assert.True(killed.Killed, killed.Output + killed.Error);
             string[] temporaries = Temporaries(folder, "c.safetensors");
             log.WriteLine($"killed {delay} ms after the line: {temporaries.Length} temporary file(s), {(temporaries.Length > 0 ? new FileInfo(temporaries[0]).Length : 0):N0} bytes");
             if (temporaries.Length == 0) continue;
 
-            RunResult resumed = Run([.. arguments, "--resume"]);
+            SampleRun resumed = Run([.. arguments, "--resume"]);
             Assert.True(resumed.ExitCode == 0, resumed.Output + resumed.Error);
-            Assert.Equal(20, ResumedFrom(resumed));
-            Assert.Equal(reference.Result.Outcome, resumed.Outcome);
+            Assert.Equal(20, resumed.ResumedFrom);
+            Assert.Equal(Outcome(reference.Result), Outcome(resumed));
             return;
         }
         Assert.Fail("no kill landed inside a save");
@@ -159,13 +108,13 @@ public sealed partial class TinyLmResumeTests(TinyLmResumeTests.Uninterrupted re
     {
         using var folder = new TempFolder();
         Directory.CreateDirectory(folder.File("models"));
-        RunResult run = Run(["--steps", "2", "--length", "5", "--out", folder.File("models")]);
+        SampleRun run = Run(["--steps", "2", "--length", "5", "--out", folder.File("models")]);
         Assert.True(run.ExitCode == 0, run.Output + run.Error);
         Assert.Contains($"saved {Path.Combine(folder.File("models"), "tinylm.safetensors")}", run.Lines);
         Assert.True(File.Exists(Path.Combine(folder.File("models"), "tinylm.safetensors")));
 
         folder.Write("notes.txt", "a file, not a folder");
-        RunResult refused = Run(["--steps", "2", "--out", Path.Combine(folder.File("notes.txt"), "m.safetensors")]);
+        SampleRun refused = Run(["--steps", "2", "--out", Path.Combine(folder.File("notes.txt"), "m.safetensors")]);
         Assert.Equal(2, refused.ExitCode);
         Assert.DoesNotContain(refused.Lines, l => l.StartsWith("step ", StringComparison.Ordinal));
         Assert.Contains("--out: the output path", refused.Error);
@@ -174,12 +123,9 @@ public sealed partial class TinyLmResumeTests(TinyLmResumeTests.Uninterrupted re
         // --resume on a file of parameters only is refused, and the file is left alone.
         string plain = Path.Combine(folder.File("models"), "tinylm.safetensors");
         byte[] before = File.ReadAllBytes(plain);
-        RunResult notResumable = Run(["--steps", "2", "--out", plain, "--resume"]);
+        SampleRun notResumable = Run(["--steps", "2", "--out", plain, "--resume"]);
         Assert.Equal(2, notResumable.ExitCode);
         Assert.Contains("holds a model's parameters only", notResumable.Error);
         Assert.Equal(before, File.ReadAllBytes(plain));
     }
-
-    [GeneratedRegex(@"^resuming from step (\d+) of \d+ ", RegexOptions.Multiline)]
-    private static partial Regex ResumingLine();
 }
