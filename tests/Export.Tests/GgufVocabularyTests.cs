@@ -18,6 +18,9 @@ public sealed class GgufVocabularyTests(ITestOutputHelper output)
     {
         using var folder = new TempFolder();
         Gpt2FilesFromTiktokenData.Write(folder);
+        const string template = "{% for m in messages %}{{ m.content }}{{ eos_token }}{% endfor %}";
+        string config = Path.Combine(folder.Path, "tokenizer_config.json");
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"tokenizer_class\"", $"\"chat_template\": \"{template}\", \"tokenizer_class\"", StringComparison.Ordinal));
         var model = Gpt2VocabModel.ForInference(1);
         Weights.Randomize(model, seed: 5);
         var vocabulary = GgufVocabulary.FromTokenizerFolder(folder.Path, Gpt2VocabModel.Vocab, preTokenizer: "gpt-2");
@@ -31,6 +34,8 @@ public sealed class GgufVocabularyTests(ITestOutputHelper output)
         GgufFile file = GgufFile.Read(path);
         Assert.Equal("gpt-2", file.Metadata["tokenizer.ggml.pre"]);
         Assert.Equal(50000, ((List<object>)file.Metadata["tokenizer.ggml.merges"]).Count);
+        Assert.Equal(template, vocabulary.ChatTemplate);
+        Assert.Equal(template, file.Metadata["tokenizer.chat_template"]);
 
         int[] ours = [.. PretrainedTokenizer.FromFolder(folder.Path).Encode(text, addSpecialTokens: false)];
         int[] theirs = LlamaCpp.Tokenize(path, text);

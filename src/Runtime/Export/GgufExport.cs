@@ -132,6 +132,7 @@ public static class GgufExport
         if (h.BosToken >= 0 && h.BosToken < vocab) writer.Add("tokenizer.ggml.bos_token_id", (uint)h.BosToken);
         if (h.EosToken >= 0 && h.EosToken < vocab) writer.Add("tokenizer.ggml.eos_token_id", (uint)h.EosToken);
         writer.Add("tokenizer.ggml.add_bos_token", false);
+        if (vocabulary.ChatTemplate is { } template) writer.Add("tokenizer.chat_template", template);
 
         var infos = new List<GgufTensorInfo>();
         foreach ((ParameterTensor tensor, string name, GgufRowOrder rows) in planned)

@@ -12,8 +12,9 @@ namespace TransformerGen;
 /// </summary>
 public sealed class GgufVocabulary
 {
-    private GgufVocabulary(string model, string preTokenizer, string[] tokens, int[] tokenTypes, string[] merges)
+    private GgufVocabulary(string model, string preTokenizer, string[] tokens, int[] tokenTypes, string[] merges, string? chatTemplate = null)
     {
+        ChatTemplate = chatTemplate;
         Model = model;
         PreTokenizer = preTokenizer;
         Tokens = tokens;
@@ -35,6 +36,9 @@ public sealed class GgufVocabulary
 
     /// <summary>The BPE merges, <c>"left right"</c>, highest priority first.</summary>
     public IReadOnlyList<string> Merges { get; }
+
+    /// <summary>The Jinja chat template of <c>tokenizer_config.json</c>, written as <c>tokenizer.chat_template</c> for chat apps; null when there is none.</summary>
+    public string? ChatTemplate { get; }
 
     /// <summary>Number of token ids.</summary>
     public int Count => Tokens.Count;
@@ -63,7 +67,7 @@ public sealed class GgufVocabulary
     /// SmolLM and Qwen2 ship): the added tokens of <c>tokenizer.json</c> (or <c>tokenizer_config.json</c>'s
     /// <c>added_tokens_decoder</c>) become control tokens when special, user-defined otherwise; ids the tokenizer does not
     /// use, up to <paramref name="size"/> (the model's embedding rows), become unused <c>[PADn]</c> tokens, as llama.cpp's
-    /// converter writes them.
+    /// converter writes them. A <c>chat_template</c> string in <c>tokenizer_config.json</c> is kept (<see cref="ChatTemplate"/>).
     /// </summary>
     /// <param name="folder">The folder with <c>vocab.json</c> and <c>merges.txt</c>.</param>
     /// <param name="size">The model's vocabulary (embedding rows); the tokenizer's ids must all be below it.</param>
@@ -99,7 +103,7 @@ public sealed class GgufVocabulary
             if (line.StartsWith("#version", StringComparison.Ordinal) || line.Length == 0) continue;
             merges.Add(line);
         }
-        return new GgufVocabulary("gpt2", preTokenizer, complete, types, merges.ToArray());
+        return new GgufVocabulary("gpt2", preTokenizer, complete, types, merges.ToArray(), ChatTemplateOf(folder));
 
         void Put(int id, string text, GgufFormat.TokenType type, string source, bool replace = false)
         {
@@ -110,6 +114,16 @@ public sealed class GgufVocabulary
             tokens[id] = text;
             types[id] = (int)type;
         }
+    }
+
+    /// <summary>The <c>chat_template</c> string of <c>tokenizer_config.json</c>, or null.</summary>
+    private static string? ChatTemplateOf(string folder)
+    {
+        string path = Path.Combine(folder, "tokenizer_config.json");
+        if (!File.Exists(path)) return null;
+        using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path));
+        return document.RootElement.TryGetProperty("chat_template", out JsonElement template) && template.ValueKind == JsonValueKind.String
+            ? template.GetString() : null;
     }
 
     /// <summary>The added tokens of <c>tokenizer.json</c>, or else of <c>tokenizer_config.json</c>; none when neither file has them.</summary>
