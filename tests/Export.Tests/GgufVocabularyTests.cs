@@ -48,4 +48,22 @@ public sealed class GgufVocabularyTests(ITestOutputHelper output)
         output.WriteLine($"logits: relative {relative:G3}");
         Assert.True(relative < 1e-3, $"{relative}");
     }
+
+    /// <summary>The pre-tokenizer names the README lists are ones this llama.cpp knows; it refuses a name it does not know.</summary>
+    [Fact]
+    public void PreTokenizerNamesAreLlamaCpps()
+    {
+        using var folder = new TempFolder();
+        Gpt2FilesFromTiktokenData.Write(folder);
+        var model = Gpt2VocabModel.ForInference(1);
+        foreach (string name in new[] { "gpt-2", "qwen2", "smollm", "llama-bpe", "no-such-pre-tokenizer" })
+        {
+            string path = Path.Combine(folder.Path, $"{name}.gguf");
+            model.SaveGguf(path, GgufLlamaCppTests.Config("gpt2-vocab"), GgufTensorType.BF16, GgufVocabulary.FromTokenizerFolder(folder.Path, Gpt2VocabModel.Vocab, name));
+            if (name.StartsWith("no-such", StringComparison.Ordinal))
+                Assert.ThrowsAny<Exception>(() => LlamaCpp.Tokenize(path, "Hello"));
+            else
+                Assert.Equal([15496], LlamaCpp.Tokenize(path, "Hello"));
+        }
+    }
 }
