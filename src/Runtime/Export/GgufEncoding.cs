@@ -20,9 +20,6 @@ internal static class GgufEncoding
         return (ushort)((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
     }
 
-    /// <summary>The float a bfloat16 stands for (exact: its bits become the float's top half).</summary>
-    public static float FromBFloat16(ushort value) => BitConverter.UInt32BitsToSingle((uint)value << 16);
-
     /// <summary>Writes <paramref name="values"/> as bfloat16, 2 bytes each, into <paramref name="destination"/>.</summary>
     public static void WriteBFloat16(ReadOnlySpan<float> values, Span<byte> destination)
     {
@@ -52,18 +49,6 @@ internal static class GgufEncoding
             BinaryPrimitives.WriteHalfLittleEndian(y, (Half)d);
             for (int j = 0; j < x.Length; j++)
                 y[2 + j] = unchecked((byte)(sbyte)MathF.Round(x[j] * inverse, MidpointRounding.AwayFromZero));
-        }
-    }
-
-    /// <summary>The weights Q8_0 blocks stand for: <c>fp16(d) · q</c> per weight (what ggml's <c>dequantize_row_q8_0</c> gives).</summary>
-    public static void ReadQ8_0(ReadOnlySpan<byte> source, Span<float> values)
-    {
-        for (int block = 0; block < values.Length / GgufFormat.Q8BlockLength; block++)
-        {
-            ReadOnlySpan<byte> y = source.Slice(block * GgufFormat.Q8BlockBytes, GgufFormat.Q8BlockBytes);
-            float d = (float)BinaryPrimitives.ReadHalfLittleEndian(y);
-            for (int j = 0; j < GgufFormat.Q8BlockLength; j++)
-                values[block * GgufFormat.Q8BlockLength + j] = d * (sbyte)y[2 + j];
         }
     }
 }

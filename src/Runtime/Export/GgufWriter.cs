@@ -29,12 +29,6 @@ internal sealed class GgufWriter
         public long ByteLength => GgufFormat.ByteLength(Type, Elements);
     }
 
-    /// <summary>The tensors added so far: name, dimensions (<c>ne[0]</c> first) and type.</summary>
-    public IEnumerable<(string Name, long[] Dimensions, GgufFormat.TensorType Type)> Tensors
-    {
-        get { foreach (Tensor t in _tensors) yield return (t.Name, t.Dimensions, t.Type); }
-    }
-
     public void Add(string key, uint value) => AddValue(key, GgufFormat.ValueType.UInt32, s => WriteUInt32(s, value));
     public void Add(string key, int value) => AddValue(key, GgufFormat.ValueType.Int32, s => WriteUInt32(s, unchecked((uint)value)));
     public void Add(string key, float value) => AddValue(key, GgufFormat.ValueType.Float32, s => WriteUInt32(s, BitConverter.SingleToUInt32Bits(value)));
