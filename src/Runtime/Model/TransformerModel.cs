@@ -236,15 +236,47 @@ public abstract class TransformerModel : ITrainableParameters
     /// One whole training step: forward, zeroed gradients, backward, optional clipping by global norm, and the
     /// optimizer's update. Returns the loss before the update.
     /// </summary>
+    /// <remarks>
+    /// A loss or gradient that is not finite is found before the update, in the pass that measures the clipping norm; the
+    /// step is then refused (<see cref="NonFiniteStepException"/>, naming the first such tensor) or skipped and counted, as
+    /// <see cref="NonFiniteSteps"/> says. Either way the parameters and the optimizer are left as they were.
+    /// </remarks>
+    /// <exception cref="NonFiniteStepException">The loss or a gradient is not finite and <see cref="NonFiniteSteps"/> is <see cref="NonFiniteStepPolicy.Throw"/>.</exception>
     public float TrainStep(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, IOptimizer optimizer, float maxGradientNorm = 0f)
     {
         ArgumentNullException.ThrowIfNull(optimizer);
         float loss = Forward(tokens, targets);
         ZeroGrad();
         Backward();
-        if (maxGradientNorm > 0f) GradientClipping.ClipByGlobalNorm(_gradients.Span, maxGradientNorm);
-        optimizer.Step();
+        UpdateIfFinite(loss, optimizer, maxGradientNorm);
         return loss;
+    }
+
+    /// <summary>What <see cref="TrainStep"/> does with a loss or gradient that is not finite: refuse the step (the default) or skip it.</summary>
+    public NonFiniteStepPolicy NonFiniteSteps { get; set; } = NonFiniteStepPolicy.Throw;
+
+    /// <summary>How many steps <see cref="TrainStep"/> skipped because their loss or gradients were not finite (<see cref="NonFiniteStepPolicy.Skip"/>).</summary>
+    public long SkippedSteps { get; private set; }
+
+    /// <summary>
+    /// The end of a training step: one pass over the gradients gives both the finiteness check and the clipping norm; then
+    /// clipping and the optimizer's update, unless the check failed.
+    /// </summary>
+    private void UpdateIfFinite(float loss, IOptimizer optimizer, float maxGradientNorm)
+    {
+        Span<float> gradients = _gradients.Span;
+        double sumOfSquares = GradientClipping.SumOfSquares(gradients);
+        if (!float.IsFinite(loss) || !double.IsFinite(sumOfSquares))
+        {
+            if (NonFiniteSteps == NonFiniteStepPolicy.Skip)
+            {
+                SkippedSteps++;
+                return;
+            }
+            throw NonFiniteGradients.Describe(_layout.Name, loss, _layout.Tensors, gradients, optimizer.StepCount);
+        }
+        if (maxGradientNorm > 0f) GradientClipping.ClipToNorm(gradients, maxGradientNorm, Math.Sqrt(sumOfSquares));
+        optimizer.Step();
     }
 
     /// <summary>

@@ -32,10 +32,19 @@ public static class GradientClipping
     {
         if (!(maxNorm >= 0f) || float.IsPositiveInfinity(maxNorm)) ThrowMaxNorm(maxNorm);
         double norm = Math.Sqrt(SumOfSquares(gradients));
-        if (!double.IsFinite(norm)) return (float)norm;
+        ClipToNorm(gradients, maxNorm, norm);
+        return (float)norm;
+    }
+
+    /// <summary>
+    /// The scaling of <see cref="ClipByGlobalNorm"/> given the norm already measured (<see cref="SumOfSquares"/>'s root), so
+    /// that a training step reads the gradients once for both the divergence check and the clipping.
+    /// </summary>
+    internal static void ClipToNorm(Span<float> gradients, float maxNorm, double norm)
+    {
+        if (!double.IsFinite(norm)) return;
         double coefficient = maxNorm / (norm + 1e-6);
         if (coefficient < 1.0) TensorPrimitives.Multiply(gradients, (float)coefficient, gradients);
-        return (float)norm;
     }
 
     /// <summary>The L2 norm of <paramref name="values"/>, accumulated in double. Allocates nothing.</summary>
