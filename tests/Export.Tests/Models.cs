@@ -32,3 +32,6 @@ public partial class NativeModel { }
 
 [TransformerModel(Config = "Export.Tests/Configs/gpt2-vocab/config.json", SeqLen = 32)]
 public partial class Gpt2VocabModel { }
+
+[TransformerModel(Config = "Export.Tests/Configs/llama-spm/config.json", SeqLen = 32)]
+public partial class LlamaSpmModel { }

@@ -128,10 +128,17 @@ public static class GgufExport
         writer.Add("tokenizer.ggml.pre", vocabulary.PreTokenizer);
         writer.Add("tokenizer.ggml.tokens", vocabulary.Tokens);
         writer.Add("tokenizer.ggml.token_type", vocabulary.TokenTypes);
-        writer.Add("tokenizer.ggml.merges", vocabulary.Merges);
+        if (vocabulary.Model == "gpt2") writer.Add("tokenizer.ggml.merges", vocabulary.Merges);
+        if (vocabulary.Scores.Count > 0) writer.Add("tokenizer.ggml.scores", vocabulary.Scores);
+        if (vocabulary.Model == "llama")
+        {
+            writer.Add("tokenizer.ggml.add_space_prefix", vocabulary.AddSpacePrefix);
+            writer.Add("tokenizer.ggml.remove_extra_whitespaces", vocabulary.RemoveExtraWhitespaces);
+        }
+        if (vocabulary.UnknownId >= 0) writer.Add("tokenizer.ggml.unknown_token_id", (uint)vocabulary.UnknownId);
         if (h.BosToken >= 0 && h.BosToken < vocab) writer.Add("tokenizer.ggml.bos_token_id", (uint)h.BosToken);
         if (h.EosToken >= 0 && h.EosToken < vocab) writer.Add("tokenizer.ggml.eos_token_id", (uint)h.EosToken);
-        writer.Add("tokenizer.ggml.add_bos_token", false);
+        writer.Add("tokenizer.ggml.add_bos_token", vocabulary.AddBos);
         if (vocabulary.ChatTemplate is { } template) writer.Add("tokenizer.chat_template", template);
 
         var infos = new List<GgufTensorInfo>();
