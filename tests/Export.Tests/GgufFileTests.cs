@@ -191,7 +191,7 @@ public sealed class GgufFileTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void NativeModelsAreRefusedWithTheReason()
     {
-        var model = NativeModel.ForInference(1);
+        var model = new NativeModel(1);
         string path = Path.Combine(_folder, "native.gguf");
         var e = Assert.Throws<NotSupportedException>(() => model.SaveGguf(path, new GgufExportOptions
         {
@@ -228,6 +228,22 @@ public sealed class GgufFileTests(ITestOutputHelper output) : IDisposable
         Directory.CreateDirectory(directory);
         Assert.Throws<IOException>(() => model.SaveGguf(directory, GgufLlamaCppTests.Config("llama-mqa")));
         Assert.Equal(2, Directory.GetFileSystemEntries(_folder).Length); // no temporary file left
+    }
+
+    /// <summary>An inference instance loaded from the training instance's checkpoint writes the same file, byte for byte.</summary>
+    [Theory]
+    [InlineData("qwen2-blocks", GgufTensorType.Q8_0)]
+    [InlineData("gpt2-blocks", GgufTensorType.F32)]
+    public void InferenceInstancesExportTheSameFile(string config, GgufTensorType type)
+    {
+        LanguageModel training = GgufLlamaCppTests.Build(config);
+        string checkpoint = Path.Combine(_folder, "model.safetensors");
+        training.Save(checkpoint);
+        LanguageModel inference = config == "qwen2-blocks" ? Qwen2BlocksModel.ForInference(checkpoint) : Gpt2BlocksModel.ForInference(checkpoint);
+        string fromTraining = Path.Combine(_folder, "training.gguf"), fromInference = Path.Combine(_folder, "inference.gguf");
+        training.SaveGguf(fromTraining, GgufLlamaCppTests.Config(config), type);
+        inference.SaveGguf(fromInference, GgufLlamaCppTests.Config(config), type);
+        Assert.Equal(File.ReadAllBytes(fromTraining), File.ReadAllBytes(fromInference));
     }
 
     [Fact]

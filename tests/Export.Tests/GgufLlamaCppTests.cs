@@ -163,17 +163,22 @@ public sealed class GgufLlamaCppTests(ITestOutputHelper output) : IDisposable
         return worst / largest;
     }
 
+    /// <summary>
+    /// A model of <paramref name="config"/> with random weights. A training instance: its parameters are always in PyTorch's
+    /// layout, so the tests can write and read them directly (an inference instance may hold its matrices in the kernels'
+    /// own layout; <see cref="GgufFileTests.InferenceInstancesExportTheSameFile"/> covers those).
+    /// </summary>
     internal static LanguageModel Build(string config)
     {
         LanguageModel model = config switch
         {
-            "llama-gqa" => LlamaGqaModel.ForInference(1),
-            "llama-mqa" => LlamaMqaModel.ForInference(1),
-            "qwen2" => Qwen2Model.ForInference(1),
-            "gpt2" => Gpt2Model.ForInference(1),
-            "llama-blocks" => LlamaBlocksModel.ForInference(1),
-            "qwen2-blocks" => Qwen2BlocksModel.ForInference(1),
-            "gpt2-blocks" => Gpt2BlocksModel.ForInference(1),
+            "llama-gqa" => new LlamaGqaModel(1),
+            "llama-mqa" => new LlamaMqaModel(1),
+            "qwen2" => new Qwen2Model(1),
+            "gpt2" => new Gpt2Model(1),
+            "llama-blocks" => new LlamaBlocksModel(1),
+            "qwen2-blocks" => new Qwen2BlocksModel(1),
+            "gpt2-blocks" => new Gpt2BlocksModel(1),
             _ => throw new ArgumentException(config, nameof(config)),
         };
         Weights.Randomize(model, seed: 3);

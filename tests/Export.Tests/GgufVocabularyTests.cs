@@ -21,7 +21,7 @@ public sealed class GgufVocabularyTests(ITestOutputHelper output)
         const string template = "{% for m in messages %}{{ m.content }}{{ eos_token }}{% endfor %}";
         string config = Path.Combine(folder.Path, "tokenizer_config.json");
         File.WriteAllText(config, File.ReadAllText(config).Replace("\"tokenizer_class\"", $"\"chat_template\": \"{template}\", \"tokenizer_class\"", StringComparison.Ordinal));
-        var model = Gpt2VocabModel.ForInference(1);
+        var model = new Gpt2VocabModel(1);
         Weights.Randomize(model, seed: 5);
         var vocabulary = GgufVocabulary.FromTokenizerFolder(folder.Path, Gpt2VocabModel.Vocab, preTokenizer: "gpt-2");
         Assert.Equal(50257, vocabulary.Count);
@@ -55,7 +55,7 @@ public sealed class GgufVocabularyTests(ITestOutputHelper output)
     {
         using var folder = new TempFolder();
         Gpt2FilesFromTiktokenData.Write(folder);
-        var model = Gpt2VocabModel.ForInference(1);
+        var model = new Gpt2VocabModel(1);
         foreach (string name in new[] { "gpt-2", "qwen2", "smollm", "llama-bpe", "no-such-pre-tokenizer" })
         {
             string path = Path.Combine(folder.Path, $"{name}.gguf");
@@ -104,7 +104,7 @@ public sealed class GgufVocabularyTests(ITestOutputHelper output)
         Assert.Equal(-5f, vocabulary.Scores[259 + 4]);   // ▁hello
         Assert.True(vocabulary.AddBos);
 
-        var model = LlamaSpmModel.ForInference(1);
+        var model = new LlamaSpmModel(1);
         Weights.Randomize(model, seed: 9);
         string path = Path.Combine(folder.Path, "spm.gguf");
         model.SaveGguf(path, GgufLlamaCppTests.Config("llama-spm"), GgufTensorType.F32, vocabulary);
