@@ -32,6 +32,40 @@ public static class Embedding
     }
 
     /// <summary>
+    /// <see cref="Forward(ReadOnlySpan{int}, ReadOnlySpan{float}, Span{float}, int, int, float)"/> over a table that may be
+    /// in the panel layout of <see cref="MatMul.PackPanels"/> (<paramref name="packed"/>): an output head tied to the
+    /// embedding keeps the table that way in an inference instance. Row <c>t</c> is then column <c>t mod 64</c> of panel
+    /// <c>t / 64</c>, read with a stride of 64, and the rows past the last whole panel are rows.
+    /// </summary>
+    public static void Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<float> table, Span<float> output, int vocab, int c, float scale, bool packed)
+    {
+        if (!packed)
+        {
+            Forward(tokens, table, output, vocab, c, scale);
+            return;
+        }
+        SpanChecks.NonNegative(vocab, nameof(vocab));
+        SpanChecks.NonNegative(c, nameof(c));
+        SpanChecks.Length(table.Length, (long)vocab * c, nameof(table));
+        SpanChecks.Length(output.Length, (long)tokens.Length * c, nameof(output));
+        CheckTokens(tokens, vocab);
+        const int width = MatMul.PanelWidth;
+        int wide = vocab - vocab % width;
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            int t = tokens[i];
+            Span<float> row = output.Slice(i * c, c);
+            if (t >= wide)
+            {
+                TensorPrimitives.Multiply(table.Slice(t * c, c), scale, row);
+                continue;
+            }
+            ReadOnlySpan<float> panel = table.Slice(t / width * width * c, width * c);
+            for (int k = 0, at = t % width; k < c; k++, at += width) row[k] = panel[at] * scale;
+        }
+    }
+
+    /// <summary>
     /// Accumulates <c>dTable[tokens[i], :] += dOutput[i, :]·scale</c> (a token that appears twice gets both rows).
     /// The vocabulary size is <c>dTable.Length / c</c>.
     /// </summary>

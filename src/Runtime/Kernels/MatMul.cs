@@ -40,7 +40,8 @@ public static unsafe partial class MatMul
     // 6 × 64 over a packed panel 165–195 GFLOP/s against 130–165 for 4 × 64 straight from the operand. Depth 256
     // against 128: the same on one thread, small's training step 3–5% faster on two (each depth slice reads and
     // writes the whole result once more, and two cores share the bandwidth); 512 no better than 256.
-    private const int PanelRows = 6, PanelWidth = 64, PanelDepth = 256;
+    private const int PanelRows = 6, PanelDepth = 256;
+    internal const int PanelWidth = 64; // also the width of a packed weight's panels (MatMul.Packed.cs)
 
     // Rows from which Forward copies panels of wᵀ and runs the packed kernel; fewer rows (decoding, short prompts)
     // keep the dot kernels, which copy nothing.
@@ -543,7 +544,8 @@ public static unsafe partial class MatMul
         for (int k = 0; k < depth; k++, ka += aColStride)
         {
             float* p = panel + k * PanelWidth;
-            Vector512<float> b0 = Vector512.LoadAligned(p), b1 = Vector512.LoadAligned(p + 16), b2 = Vector512.LoadAligned(p + 32), b3 = Vector512.LoadAligned(p + 48);
+            // Unaligned loads: a packed weight (MatMul.Packed.cs) may start anywhere; on an aligned panel they cost the same.
+            Vector512<float> b0 = Vector512.Load(p), b1 = Vector512.Load(p + 16), b2 = Vector512.Load(p + 32), b3 = Vector512.Load(p + 48);
             Vector512<float> av = Vector512.Create(a0[ka]);
             s00 = Vector512.FusedMultiplyAdd(av, b0, s00); s01 = Vector512.FusedMultiplyAdd(av, b1, s01);
             s02 = Vector512.FusedMultiplyAdd(av, b2, s02); s03 = Vector512.FusedMultiplyAdd(av, b3, s03);

@@ -95,7 +95,19 @@ public sealed class ModelLayout
     /// <see cref="TransformerModel.Logits"/> that the caller gives to <see cref="TransformerModel.Backward(ReadOnlySpan{float})"/>.
     /// </summary>
     public bool SeededOutput { get; init; }
+    /// <summary>
+    /// The weight matrices an inference instance keeps in the kernels' panel layout (<see cref="Kernels.MatMul.PackPanels"/>):
+    /// each region of the parameter buffer that a linear layer reads as one product (several projections stacked by rows
+    /// make one), and an embedding table that a tied output head reads.
+    /// </summary>
+    public WeightMatrix[] PackedMatrices { get; init; } = [];
 }
+
+/// <summary>A weight matrix <c>[Rows, Columns]</c> at <see cref="Offset"/> in the parameter buffer (see <see cref="ModelLayout.PackedMatrices"/>).</summary>
+/// <param name="Offset">Its first float.</param>
+/// <param name="Rows">Output features.</param>
+/// <param name="Columns">Input features.</param>
+public readonly record struct WeightMatrix(int Offset, int Rows, int Columns);
 
 /// <summary>The checkpoint layouts a model's parameter names can follow (see <see cref="ModelLayout.Family"/>).</summary>
 public enum CheckpointFamily

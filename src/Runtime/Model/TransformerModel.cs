@@ -57,6 +57,7 @@ public abstract class TransformerModel : ITrainableParameters
         Seed = seed;
         DropoutRng = new Rng(seed ^ 0xD50F_0A7E_5EED_0001UL);
         if (initialize) InitializeParameters(seed);
+        if (use == ModelUse.Inference && Kernels.MatMul.PanelLayoutPays) PackWeights();
     }
 
     /// <summary>What this instance was built for: <see cref="ModelUse.Inference"/> instances hold no gradients.</summary>
@@ -78,7 +79,46 @@ public abstract class TransformerModel : ITrainableParameters
     public ulong Seed { get; }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// When <see cref="WeightsPacked"/> is true (an inference instance on a CPU with AVX-512), the matrices of
+    /// <see cref="ModelLayout.PackedMatrices"/> are held here in the kernels' panel layout, not PyTorch's; <see cref="Save"/>
+    /// still writes PyTorch's layout, and <see cref="Load(string)"/> reads it.
+    /// </remarks>
     public Span<float> Parameters => _parameters.Span;
+
+    /// <summary>
+    /// True when the weight matrices are held in the kernels' panel layout (<see cref="Kernels.MatMul.PackPanels"/>): an
+    /// inference instance does so where AVX-512 makes it pay (a one-row product then streams its weight at twice the
+    /// rate, and products of many rows skip copying panels out of the weight on every call). Training instances never do.
+    /// </summary>
+    public bool WeightsPacked { get; private set; }
+
+    private void PackWeights()
+    {
+        foreach (WeightMatrix m in _layout.PackedMatrices)
+            Kernels.MatMul.PackPanels(_parameters.Span.Slice(m.Offset, m.Rows * m.Columns), m.Rows, m.Columns);
+        WeightsPacked = true;
+    }
+
+    private void UnpackWeights()
+    {
+        foreach (WeightMatrix m in _layout.PackedMatrices)
+            Kernels.MatMul.UnpackPanels(_parameters.Span.Slice(m.Offset, m.Rows * m.Columns), m.Rows, m.Columns);
+        WeightsPacked = false;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="action"/> with the parameters in PyTorch's layout (what checkpoints read and write), packing
+    /// them again afterwards, also when it throws.
+    /// </summary>
+    protected T WithUnpackedWeights<T>(Func<T> action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        if (!WeightsPacked) return action();
+        UnpackWeights();
+        try { return action(); }
+        finally { PackWeights(); }
+    }
 
     /// <inheritdoc />
     /// <exception cref="InvalidOperationException">The instance was built for inference.</exception>
@@ -289,8 +329,12 @@ public abstract class TransformerModel : ITrainableParameters
         var header = new Dictionary<string, string> { ["format"] = "pt", ["model"] = _layout.Name };
         if (metadata is not null)
             foreach (KeyValuePair<string, string> entry in metadata) header[entry.Key] = entry.Value;
-        if (_layout.Family == CheckpointFamily.Native) SafeTensors.Save(path, _layout.Tensors, _parameters.Span, header);
-        else HuggingFaceCheckpoint.Save(path, _layout.Tensors, _parameters.Span, _layout.Family, header);
+        WithUnpackedWeights(() =>
+        {
+            if (_layout.Family == CheckpointFamily.Native) SafeTensors.Save(path, _layout.Tensors, _parameters.Span, header);
+            else HuggingFaceCheckpoint.Save(path, _layout.Tensors, _parameters.Span, _layout.Family, header);
+            return true;
+        });
     }
 
     /// <summary>
@@ -302,8 +346,12 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="System.IO.InvalidDataException">Names, shapes or the file itself do not match; the message says which.</exception>
     public void Load(string path)
     {
-        if (_layout.Family == CheckpointFamily.Native) SafeTensors.Load(path, _layout.Tensors, _parameters.Span);
-        else HuggingFaceCheckpoint.Load(path, _layout.Tensors, _parameters.Span, _layout.Family);
+        WithUnpackedWeights(() =>
+        {
+            if (_layout.Family == CheckpointFamily.Native) SafeTensors.Load(path, _layout.Tensors, _parameters.Span);
+            else HuggingFaceCheckpoint.Load(path, _layout.Tensors, _parameters.Span, _layout.Family);
+            return true;
+        });
         OnParametersReplaced();
     }
 
@@ -317,7 +365,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="System.IO.InvalidDataException">The file is malformed, a shared tensor's shape differs, or (strict) the names differ; the parameters are then unchanged.</exception>
     public SafeTensorsLoadReport Load(string path, bool strict)
     {
-        SafeTensorsLoadReport report = SafeTensors.Load(path, _layout.Tensors, _parameters.Span, strict);
+        SafeTensorsLoadReport report = WithUnpackedWeights(() => SafeTensors.Load(path, _layout.Tensors, _parameters.Span, strict));
         OnParametersReplaced();
         return report;
     }
@@ -333,8 +381,12 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="ArgumentException">The stream cannot read or seek.</exception>
     public void Load(System.IO.Stream stream, string? name = null)
     {
-        if (_layout.Family == CheckpointFamily.Native) SafeTensors.Load(stream, _layout.Tensors, _parameters.Span, name);
-        else HuggingFaceCheckpoint.Load(stream, _layout.Tensors, _parameters.Span, _layout.Family, name);
+        WithUnpackedWeights(() =>
+        {
+            if (_layout.Family == CheckpointFamily.Native) SafeTensors.Load(stream, _layout.Tensors, _parameters.Span, name);
+            else HuggingFaceCheckpoint.Load(stream, _layout.Tensors, _parameters.Span, _layout.Family, name);
+            return true;
+        });
         OnParametersReplaced();
     }
 
