@@ -56,8 +56,19 @@ public static class GgufExport
     public static GgufExportReport Save(LanguageModel model, string path, GgufExportOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
+        return model.SaveGguf(path, options);
+    }
+
+    /// <summary>
+    /// Writes the file from <paramref name="model"/>'s parameters, which must be in PyTorch's layout: an inference instance
+    /// that holds its matrices in the kernels' panel layout is unpacked around this call by <see cref="LanguageModel.SaveGguf(string, GgufExportOptions)"/>.
+    /// </summary>
+    internal static GgufExportReport Write(LanguageModel model, string path, GgufExportOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
+        if (model.WeightsPacked) throw new InvalidOperationException($"{model.Layout.Name}'s weights are in the kernels' panel layout; export through SaveGguf, which unpacks them");
         ModelLayout layout = model.Layout;
         GgufArchitecture architecture = layout.Family switch
         {

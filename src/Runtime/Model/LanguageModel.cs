@@ -81,7 +81,8 @@ public abstract class LanguageModel : TransformerModel
     /// Writes the model as a GGUF v3 file for llama.cpp (<see cref="GgufExport.Save"/>): the <c>llama</c> architecture for
     /// Llama/Qwen2/SmolLM-shaped models, <c>gpt2</c> for GPT-2, with F32, BF16 or Q8_0 weight matrices.
     /// </summary>
-    public GgufExportReport SaveGguf(string path, GgufExportOptions options) => GgufExport.Save(this, path, options);
+    /// <remarks>An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written.</remarks>
+    public GgufExportReport SaveGguf(string path, GgufExportOptions options) => WithUnpackedWeights(() => GgufExport.Write(this, path, options));
 
     /// <summary>
     /// Writes the model as a GGUF v3 file with the hyperparameters of the Hugging Face <paramref name="config"/> it was
@@ -89,7 +90,7 @@ public abstract class LanguageModel : TransformerModel
     /// one of the model's size, for feeding token ids).
     /// </summary>
     public GgufExportReport SaveGguf(string path, string config, GgufTensorType tensorType = GgufTensorType.F32, GgufVocabulary? vocabulary = null) =>
-        GgufExport.Save(this, path, new GgufExportOptions { Hyperparameters = GgufHyperparameters.FromConfig(config), TensorType = tensorType, Vocabulary = vocabulary });
+        SaveGguf(path, new GgufExportOptions { Hyperparameters = GgufHyperparameters.FromConfig(config), TensorType = tensorType, Vocabulary = vocabulary });
 
     /// <inheritdoc />
     protected override void OnParametersReplaced() => _cacheLength = 0;
