@@ -33,7 +33,40 @@ namespace TransformerGen.Generator
             _d = _graph.Dims;
             _spec = _graph.Spec;
             _headTensors = new HashSet<TensorDef>(_graph.Ops.Where(o => o.Stage.Kind == StageKind.Head).SelectMany(o => o.Writes));
+            _packed = PackedMatrices();
         }
+
+        /// <summary>The weights an inference instance keeps in the kernels' panel layout, by the region each covers.</summary>
+        private readonly HashSet<(long Offset, long Rows, long Columns)> _packed;
+
+        /// <summary>
+        /// The regions of the parameter buffer that linear layers read as one product (<c>[out, in]</c>). Each is packed
+        /// into the kernels' panel layout in an inference instance, unless something else reads part of it in PyTorch's
+        /// layout: another product over a different region that overlaps it, or any other operation but the embedding
+        /// lookup of a table that is exactly that region (a tied output head), whose kernel reads the panels too. The
+        /// regions are fixed at compile time; whether an instance packs them is decided when it is built (WeightsPacked).
+        /// </summary>
+        private HashSet<(long Offset, long Rows, long Columns)> PackedMatrices()
+        {
+            var regions = new HashSet<(long Offset, long Rows, long Columns)>();
+            foreach (LinearOp lin in _graph.Ops.OfType<LinearOp>())
+                if (lin.Weight.Kind == TensorKind.Parameter) regions.Add(Region(lin.Weight));
+            var exempt = new HashSet<TensorDef>(_graph.Ops.OfType<LinearOp>().Select(l => l.Weight));
+            foreach (EmbeddingOp e in _graph.Ops.OfType<EmbeddingOp>())
+                if (regions.Contains(Region(e.Table))) exempt.Add(e.Table);
+            var readers = _graph.Ops.SelectMany(o => o.Reads).Where(t => t.Kind == TensorKind.Parameter && !exempt.Contains(t)).Select(Region)
+                .Concat(regions).ToList();
+            bool Overlap((long Offset, long Rows, long Columns) a, (long Offset, long Rows, long Columns) b) =>
+                a != b && a.Offset < b.Offset + b.Rows * b.Columns && b.Offset < a.Offset + a.Rows * a.Columns;
+            // A matrix of fewer than 64 rows has no whole panel: packing would leave it as it is.
+            return new HashSet<(long, long, long)>(regions.Where(r => r.Rows >= 64 && !readers.Any(other => Overlap(r, other))));
+        }
+
+        private (long Offset, long Rows, long Columns) Region(TensorDef t) =>
+            (_plan.OffsetOf(t), t.Shape.Length == 2 ? t.Shape[0] : 1, t.Shape[t.Shape.Length - 1]);
+
+        /// <summary>True when <paramref name="weight"/> is a packed region: its kernels then take <c>WeightsPacked</c>.</summary>
+        private bool Packed(TensorDef weight) => weight.Kind == TensorKind.Parameter && _packed.Contains(Region(weight));
 
         public static string Emit(MemoryPlan plan, string? weights = null) => new Emitter(plan, weights).Write();
 
@@ -251,6 +284,13 @@ namespace TransformerGen.Generator
             if (!_graph.Ops.OfType<CrossEntropyOp>().Any()) w.Line("    SeededOutput = true,");
             if (_graph.HiddenState is { } hidden) w.Line($"    HiddenStateOffset = {Lit(_plan.OffsetOf(hidden))}, HiddenStateLength = {Lit(hidden.Elements)},");
             w.Line($"    DecoderSeqLen = {Lit(_d.TargetSeqLen)}, PadToken = {Lit(_spec.PadToken.Value)}, BosToken = {Lit(_spec.BosToken.Value)}, EosToken = {Lit(_spec.EosToken.Value)},");
+            if (_packed.Count > 0)
+            {
+                w.Line("    PackedMatrices = new global::TransformerGen.WeightMatrix[]");
+                w.Line("    {");
+                foreach ((long offset, long rows, long columns) in _packed.OrderBy(r => r.Offset)) w.Line($"        new({Lit(offset)}, {Lit(rows)}, {Lit(columns)}),");
+                w.Line("    },");
+            }
             w.Line("    AttentionMaps = new global::TransformerGen.ActivationTensor[]");
             w.Line("    {");
             foreach (TensorDef t in _graph.Tensors.Where(t => t.IsAttentionProbabilities))
