@@ -14,6 +14,15 @@ namespace TransformerGen.Model.Bench;
 internal sealed class OurWeights(TransformerModel model)
 {
     private readonly Dictionary<string, ParameterTensor> _tensors = Index(model);
+    // PyTorch's layout, also for an inference instance that holds its matrices packed.
+    private readonly float[] _values = Values(model);
+
+    private static float[] Values(TransformerModel model)
+    {
+        var values = new float[model.Layout.ParameterCount];
+        model.CopyParametersTo(values);
+        return values;
+    }
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
 
     private static Dictionary<string, ParameterTensor> Index(TransformerModel model)
@@ -32,7 +41,7 @@ internal sealed class OurWeights(TransformerModel model)
         for (int i = 0; i < shape.Length; i++) shape[i] = t.Shape[i];
         if (!shape.AsSpan().SequenceEqual(target.shape))
             throw new ArgumentException($"'{name}' is [{string.Join(", ", shape)}] here but [{string.Join(", ", target.shape)}] in libtorch");
-        using Tensor source = tensor(model.Parameters.Slice(t.Offset, t.Length).ToArray(), shape);
+        using Tensor source = tensor(_values.AsSpan(t.Offset, t.Length).ToArray(), shape);
         using (no_grad()) target.copy_(source);
         _used.Add(name);
     }

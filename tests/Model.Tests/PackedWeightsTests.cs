@@ -62,6 +62,13 @@ public sealed class PackedWeightsTests : IDisposable
         Assert.False(inference.Parameters.SequenceEqual(trained.Parameters));
         WeightMatrix qkv = matrices[0];
         Assert.Equal(trained.Parameters[qkv.Offset + 1 * qkv.Columns], inference.Parameters[qkv.Offset + 1]);
+
+        // CopyParametersTo gives PyTorch's layout back without changing the instance.
+        var copy = new float[inference.Layout.ParameterCount];
+        inference.CopyParametersTo(copy);
+        Assert.True(copy.AsSpan().SequenceEqual(trained.Parameters));
+        Assert.True(inference.WeightsPacked);
+        Assert.Throws<ArgumentException>(() => inference.CopyParametersTo(new float[3]));
     }
 
     [Fact]

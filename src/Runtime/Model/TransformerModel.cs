@@ -93,6 +93,23 @@ public abstract class TransformerModel : ITrainableParameters
     /// </summary>
     public bool WeightsPacked { get; private set; }
 
+    /// <summary>
+    /// Copies the parameters in PyTorch's layout, laid out as <see cref="ParameterTensors"/>, into
+    /// <paramref name="destination"/> (<see cref="ModelLayout.ParameterCount"/> floats): what <see cref="Parameters"/>
+    /// holds, with the matrices of an instance whose <see cref="WeightsPacked"/> is true unpacked in the copy. The
+    /// instance is not changed.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> has another length.</exception>
+    public void CopyParametersTo(Span<float> destination)
+    {
+        if (destination.Length != _parameters.Length)
+            throw new ArgumentException($"{_layout.Name} has {_parameters.Length} parameter floats; the destination has {destination.Length}", nameof(destination));
+        _parameters.Span.CopyTo(destination);
+        if (!WeightsPacked) return;
+        foreach (WeightMatrix m in _layout.PackedMatrices)
+            Kernels.MatMul.UnpackPanels(destination.Slice(m.Offset, m.Rows * m.Columns), m.Rows, m.Columns);
+    }
+
     private void PackWeights()
     {
         foreach (WeightMatrix m in _layout.PackedMatrices)
