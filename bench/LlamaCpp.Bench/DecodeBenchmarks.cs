@@ -1,0 +1,195 @@
+using System;
+using System.Diagnostics;
+using System.IO;
+using BenchmarkDotNet.Attributes;
+using LLama;
+using LLama.Common;
+using LLama.Native;
+
+namespace TransformerGen.LlamaCpp.Bench;
+
+/// <summary>
+/// Decoding one token with a key/value cache after a 64-token prompt: ours (<c>Append</c> of one token, fp32 weights)
+/// against llama.cpp 0.30.0's build in LLamaSharp (<c>llama_decode</c> of one token) on the GGUF export of the same
+/// weights, F32 and Q8_0, the same thread count. llama.cpp keeps an F32 key/value cache without flash attention (as ours:
+/// only the weights' precision differs between its two cases). Each iteration empties the caches and reads the prompt
+/// (untimed, in <c>IterationSetup</c>), then times 32 single-token decodes, positions 64 … 95. Before timing, the
+/// next-token logits after the prompt and after each decoded token are compared: F32 must agree within 1e-4 of the
+/// largest logit, Q8_0's gap is printed.
+/// </summary>
+[MemoryDiagnoser]
+[InvocationCount(NewTokens)]
+public abstract class DecodeBenchmarks<TModel> where TModel : LanguageModel
+{
+    public const int Prompt = 64, NewTokens = 32;
+    private static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(2.5);
+
+    private TModel? _model;
+    private int[] _tokens = [];
+    private int _next;
+    private string _folder = "";
+    private LLamaWeights? _weights;
+    private LLamaContext? _context;
+    private LLamaBatch? _batch;
+
+    [Params(1, 2)]
+    public int Threads { get; set; }
+
+    protected abstract TModel CreateModel();
+
+    protected abstract string Config { get; }
+
+    private void CreateOurs()
+    {
+        _model = CreateModel();
+        var rng = new Rng(11);
+        _tokens = new int[Prompt + NewTokens];
+        for (int i = 0; i < _tokens.Length; i++) _tokens[i] = rng.NextInt(_model.Layout.Vocab);
+    }
+
+    [GlobalSetup(Target = nameof(Ours))]
+    public void SetupOurs()
+    {
+        Parallelism.ThreadCount = Threads;
+        CreateOurs();
+        Repeat(() =>
+        {
+            StartOurs();
+            for (int i = 0; i < NewTokens; i++) Ours();
+        });
+    }
+
+    [GlobalSetup(Target = nameof(LlamaCppF32))]
+    public void SetupF32() => SetupLlamaCpp(GgufTensorType.F32);
+
+    [GlobalSetup(Target = nameof(LlamaCppQ8_0))]
+    public void SetupQ8() => SetupLlamaCpp(GgufTensorType.Q8_0);
+
+    private void SetupLlamaCpp(GgufTensorType type)
+    {
+        Parallelism.ThreadCount = Threads;
+        CreateOurs();
+        TModel model = _model!;
+        _folder = Directory.CreateTempSubdirectory("gguf-bench-").FullName;
+        string path = Path.Combine(_folder, $"{model.Layout.Name}.{type}.gguf");
+        model.SaveGguf(path, Path.Combine(AppContext.BaseDirectory, Config), type);
+        var parameters = new ModelParams(path)
+        {
+            ContextSize = 128, BatchSize = Prompt, UBatchSize = Prompt, Threads = Threads, BatchThreads = Threads, GpuLayerCount = 0,
+            TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32, FlashAttention = false,
+        };
+        _weights = LLamaWeights.LoadFromFile(parameters);
+        _context = _weights.CreateContext(parameters);
+        _batch = new LLamaBatch();
+
+        // Both sides must compute the same thing (F32), or say how far apart they are (Q8_0).
+        double worst = 0;
+        model.ResetCache();
+        StartLlamaCpp();
+        worst = Math.Max(worst, RelativeMax(model.Append(_tokens.AsSpan(0, Prompt)), _context.NativeHandle.GetLogitsIth(Prompt - 1)));
+        for (int i = 0; i < NewTokens; i++)
+        {
+            ReadOnlySpan<float> ours = model.Append(_tokens.AsSpan(Prompt + i, 1));
+            DecodeOne();
+            worst = Math.Max(worst, RelativeMax(ours, _context.NativeHandle.GetLogitsIth(0)));
+        }
+        Console.WriteLine($"// {GetType().Name} {type}: llama.cpp's next-token logits differ from ours by {worst:E2} of the largest at most");
+        if (type == GgufTensorType.F32 && !(worst <= 1e-4))
+            throw new InvalidOperationException($"{model.Layout.Name}: llama.cpp's F32 logits differ from ours by {worst:E2} of the largest");
+        _model = null; // only llama.cpp runs in this case
+        GC.Collect();
+        Repeat(() =>
+        {
+            StartLlamaCpp();
+            for (int i = 0; i < NewTokens; i++) DecodeOne();
+        });
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _context?.Dispose();
+        _weights?.Dispose();
+        (_context, _weights, _model, _batch) = (null, null, null, null);
+        if (_folder.Length > 0 && Directory.Exists(_folder)) Directory.Delete(_folder, recursive: true);
+        GC.Collect();
+    }
+
+    [IterationSetup(Target = nameof(Ours))]
+    public void StartOurs()
+    {
+        _model!.ResetCache();
+        _model.Append(_tokens.AsSpan(0, Prompt));
+        _next = Prompt;
+    }
+
+    [IterationSetup(Targets = [nameof(LlamaCppF32), nameof(LlamaCppQ8_0)])]
+    public void StartLlamaCpp()
+    {
+        _context!.NativeHandle.MemoryClear(true);
+        _batch!.Clear();
+        for (int i = 0; i < Prompt; i++) _batch.Add(_tokens[i], i, LLamaSeqId.Zero, i == Prompt - 1);
+        Check(_context.NativeHandle.Decode(_batch));
+        _next = Prompt;
+    }
+
+    /// <summary>One token appended to the cache (positions 64 … 95 within an iteration).</summary>
+    [Benchmark(Baseline = true)]
+    public float Ours()
+    {
+        if (_next == _tokens.Length) StartOurs(); // only if BenchmarkDotNet ran more than NewTokens calls in an iteration
+        return _model!.Append(_tokens.AsSpan(_next++, 1))[0];
+    }
+
+    [Benchmark]
+    public float LlamaCppF32() => DecodeOne();
+
+    [Benchmark]
+    public float LlamaCppQ8_0() => DecodeOne();
+
+    private float DecodeOne()
+    {
+        if (_next == _tokens.Length) StartLlamaCpp();
+        _batch!.Clear();
+        _batch.Add(_tokens[_next], _next, LLamaSeqId.Zero, true);
+        _next++;
+        Check(_context!.NativeHandle.Decode(_batch));
+        return _context.NativeHandle.GetLogitsIth(0)[0];
+    }
+
+    private static void Check(DecodeResult result)
+    {
+        if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama.cpp could not decode: {result}");
+    }
+
+    private static double RelativeMax(ReadOnlySpan<float> ours, ReadOnlySpan<float> theirs)
+    {
+        double worst = 0, largest = 0;
+        for (int i = 0; i < ours.Length; i++)
+        {
+            worst = Math.Max(worst, Math.Abs(ours[i] - theirs[i]));
+            largest = Math.Max(largest, Math.Abs(ours[i]));
+        }
+        return worst / largest;
+    }
+
+    private static void Repeat(Action action)
+    {
+        var clock = Stopwatch.StartNew();
+        do action(); while (clock.Elapsed < WarmUp);
+    }
+}
+
+/// <summary>SmolLM2-135M, seeded initialization (GPT-2's N(0, 0.02²)); 538 MB of fp32 weights.</summary>
+public class SmolLm2Decode : DecodeBenchmarks<SmolLm2>
+{
+    protected override SmolLm2 CreateModel() => SmolLm2.ForInference(7);
+    protected override string Config => "models/SmolLM2-135M/config.json";
+}
+
+/// <summary>The TinyLm sample's sizes as a Llama (0.8 M parameters), where per-token overhead dominates.</summary>
+public class TinyLmLlamaDecode : DecodeBenchmarks<TinyLmLlama>
+{
+    protected override TinyLmLlama CreateModel() => TinyLmLlama.ForInference(7);
+    protected override string Config => "models/TinyLm-llama/config.json";
+}

@@ -1,0 +1,17 @@
+using TransformerGen;
+
+namespace TransformerGen.LlamaCpp.Bench;
+
+// The decoders timed against llama.cpp, compiled from their config.json files with random seeded weights (only the
+// shapes matter for timing), exported to GGUF for llama.cpp.
+
+/// <summary>SmolLM2-135M (Llama: 30 layers, grouped-query attention 9/3, tied embeddings), a key/value cache of 128 positions.</summary>
+[TransformerModel(Config = "models/SmolLM2-135M/config.json", SeqLen = 128)]
+public partial class SmolLm2 { }
+
+/// <summary>
+/// The TinyLm sample's sizes (vocabulary 65, DModel 128, 4 heads, 4 layers, DFF 512) as a Llama: the sample's own layers
+/// (LayerNorm, erf GELU, interleaved rotary) have no llama.cpp architecture, so both sides run RMSNorm and SwiGLU.
+/// </summary>
+[TransformerModel(Config = "models/TinyLm-llama/config.json", SeqLen = 128)]
+public partial class TinyLmLlama { }

@@ -1,0 +1,10 @@
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using TransformerGen.LlamaCpp.Bench;
+
+// In process, as bench/Model.Bench runs: one launch, 3 warm-up and 10 measured iterations, each reported as its median.
+IConfig config = DefaultConfig.Instance
+    .AddJob(Job.ShortRun.WithIterationCount(10).WithToolchain(InProcessEmitToolchain.Instance).WithId("InProcess"));
+BenchmarkSwitcher.FromAssembly(typeof(SmolLm2Decode).Assembly).Run(args, config);
