@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Numerics.Tensors;
 
 namespace TransformerGen;
 
@@ -309,10 +310,98 @@ public abstract class TransformerModel : ITrainableParameters
         return loss;
     }
 
-    /// <summary>What <see cref="TrainStep"/> does with a loss or gradient that is not finite: refuse the step (the default) or skip it.</summary>
+    /// <summary>
+    /// One training step over <paramref name="microBatches"/> micro-batches of <c>Batch</c> sequences each (gradient
+    /// accumulation): the gradient of the mean loss over every counted target of all of them, what a model declared with
+    /// <c>microBatches·Batch</c> would compute, then clipping and one update of <paramref name="optimizer"/>, as
+    /// <see cref="TrainStep(ReadOnlySpan{int}, ReadOnlySpan{int}, IOptimizer, float)"/>. Returns that mean loss.
+    /// </summary>
+    /// <param name="tokens"><c>microBatches·Batch·SeqLen</c> input ids: the micro-batches' inputs one after another.</param>
+    /// <param name="targets"><c>microBatches</c> times what <see cref="Forward"/> takes, in the same order.</param>
+    /// <param name="microBatches">How many micro-batches the spans hold, at least 1.</param>
+    /// <param name="optimizer">The optimizer, stepped once.</param>
+    /// <param name="maxGradientNorm">Clip the accumulated gradient to this global norm; 0 does not clip.</param>
+    /// <remarks>
+    /// The divergence guard (<see cref="NonFiniteSteps"/>) judges the accumulated step as a whole: one micro-batch with a
+    /// non-finite loss or gradient refuses or skips the whole step. See <see cref="AccumulateGradients"/> for how the
+    /// micro-batches are weighed. Allocates nothing.
+    /// </remarks>
+    /// <exception cref="NonFiniteStepException">The loss or a gradient is not finite and <see cref="NonFiniteSteps"/> is <see cref="NonFiniteStepPolicy.Throw"/>.</exception>
+    public float TrainStep(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int microBatches, IOptimizer optimizer, float maxGradientNorm = 0f)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        float loss = AccumulateGradients(tokens, targets, microBatches);
+        UpdateIfFinite(loss, optimizer, maxGradientNorm);
+        return loss;
+    }
+
+    /// <summary>
+    /// Sets <see cref="Gradients"/> to the gradient of the mean loss over <paramref name="microBatches"/> micro-batches of
+    /// <c>Batch</c> sequences (a forward and a backward pass each) and returns that loss, without an optimizer step.
+    /// </summary>
+    /// <remarks>
+    /// <para>Each micro-batch's loss is a mean over its own counted targets (<see cref="Forward"/>: negative and padding
+    /// targets are not counted). With nⱼ targets counted in micro-batch j and N = Σ nⱼ, the loss returned is
+    /// Σ nⱼ·lossⱼ / N and the gradient Σ nⱼ·gⱼ / N: every counted target weighs the same, however unevenly the ignored ones
+    /// fall, as in one batch of <c>microBatches·Batch</c> sequences. A micro-batch with no counted target adds nothing and
+    /// is not run; when no target at all is counted, the loss and the gradient are 0, as <see cref="Forward"/> gives.</para>
+    /// <para>The backward pass adds each gⱼ into the gradient buffer unscaled, so the buffer is kept as Σᵢ (nᵢ/nⱼ)·gᵢ
+    /// and rescaled by nⱼ/nⱼ₊₁ before the next micro-batch's backward pass (skipped when the counts are equal) and by
+    /// n_last/N at the end: one extra pass over the gradients per change of count, and one at the end.</para>
+    /// <para>All micro-batches are checked (lengths, ids) before any runs. Dropout draws its masks micro-batch by
+    /// micro-batch, so with dropout on the masks differ from those of a larger declared batch.</para>
+    /// </remarks>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="microBatches"/> is below 1, or an id is out of range (the message names the position).</exception>
+    /// <exception cref="ArgumentException">A span is not <paramref name="microBatches"/> times the length <see cref="Forward"/> takes.</exception>
+    public float AccumulateGradients(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int microBatches)
+    {
+        if (_tokens.Length == 0 || Use != ModelUse.Training) throw NotForTraining("cannot accumulate gradients");
+        if (_layout.SeededOutput)
+            throw new InvalidOperationException($"{_layout.Name} has no loss of its own: accumulate the gradients of your loss with Forward and Backward(outputGradient)");
+        if (microBatches < 1) throw new ArgumentOutOfRangeException(nameof(microBatches), microBatches, "at least one micro-batch is needed");
+        int tokenCount = _layout.TokensPerStep, targetCount = _layout.TargetLength;
+        if (tokens.Length != (long)microBatches * tokenCount)
+            throw new ArgumentException($"{_layout.Name}: {microBatches} micro-batches need {microBatches}·Batch·SeqLen = {microBatches}·{_layout.Batch}·{_layout.SeqLen} = {(long)microBatches * tokenCount} tokens, got {tokens.Length}", nameof(tokens));
+        if (targets.Length != (long)microBatches * targetCount)
+            throw new ArgumentException($"{_layout.Name}: {microBatches} micro-batches need {microBatches}·{targetCount} = {(long)microBatches * targetCount} targets, got {targets.Length}", nameof(targets));
+        CheckIds(tokens, nameof(tokens), _layout.Vocab, allowIgnored: false);
+        CheckIds(targets, nameof(targets), _layout.TargetVocab, allowIgnored: true);
+
+        ZeroGrad();
+        _forwardDone = false;
+        Span<float> gradients = _gradients.Span;
+        double weightedLoss = 0;
+        long total = 0;
+        int held = 0; // the count the buffer's sum is divided by: that of the last micro-batch run, 0 before any
+        for (int j = 0; j < microBatches; j++)
+        {
+            PrepareInputs(tokens.Slice(j * tokenCount, tokenCount), targets.Slice(j * targetCount, targetCount));
+            int counted = CountedTargets();
+            if (counted == 0) continue;
+            float loss = ForwardCore();
+            if (held != 0 && held != counted) TensorPrimitives.Multiply(gradients, (float)((double)held / counted), gradients);
+            BackwardCore();
+            held = counted;
+            total += counted;
+            weightedLoss += (double)counted * loss;
+        }
+        if (total == 0) return 0f;
+        if (held != total) TensorPrimitives.Multiply(gradients, (float)((double)held / total), gradients);
+        return (float)(weightedLoss / total);
+    }
+
+    /// <summary>How many of the stored targets the loss counts: those not negative once padding was turned into ignored.</summary>
+    private int CountedTargets()
+    {
+        int counted = 0;
+        foreach (int target in _targets) if (target >= 0) counted++;
+        return counted;
+    }
+
+    /// <summary>What <c>TrainStep</c> does with a loss or gradient that is not finite: refuse the step (the default) or skip it.</summary>
     public NonFiniteStepPolicy NonFiniteSteps { get; set; } = NonFiniteStepPolicy.Throw;
 
-    /// <summary>How many steps <see cref="TrainStep"/> skipped because their loss or gradients were not finite (<see cref="NonFiniteStepPolicy.Skip"/>).</summary>
+    /// <summary>How many steps <c>TrainStep</c> skipped because their loss or gradients were not finite (<see cref="NonFiniteStepPolicy.Skip"/>).</summary>
     public long SkippedSteps { get; private set; }
 
     /// <summary>
