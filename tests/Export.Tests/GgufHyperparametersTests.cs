@@ -1,0 +1,65 @@
+using System.IO;
+using Xunit;
+
+namespace TransformerGen.Export.Tests;
+
+/// <summary>Hyperparameters read from config.json with each family's defaults (MODEL_FAMILIES.md §1.3, §3.4).</summary>
+public sealed class GgufHyperparametersTests : System.IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("gguf-config-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private GgufHyperparameters Read(string json)
+    {
+        string path = Path.Combine(_folder, "config.json");
+        File.WriteAllText(path, json);
+        return GgufHyperparameters.FromConfig(path);
+    }
+
+    [Fact]
+    public void LlamaDefaults()
+    {
+        GgufHyperparameters h = Read("""{ "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": null, "head_dim": null }""");
+        Assert.Equal(4, h.Heads);
+        Assert.Equal(4, h.KeyValueHeads); // null → as many as the heads
+        Assert.Equal(16, h.HeadDim);      // null → hidden / heads
+        Assert.Equal(1e-6f, h.NormEpsilon);
+        Assert.Equal(10000f, h.RopeTheta);
+        Assert.Equal(0, h.ContextLength);
+        Assert.Equal(-1, h.BosToken);
+    }
+
+    [Fact]
+    public void Qwen2AndLlama3Keys()
+    {
+        GgufHyperparameters h = Read("""
+            { "model_type": "qwen2", "hidden_size": 896, "num_attention_heads": 14, "num_key_value_heads": 2, "rms_norm_eps": 1e-06,
+              "rope_parameters": { "rope_type": "default", "rope_theta": 1000000.0 }, "max_position_embeddings": 32768,
+              "bos_token_id": 151643, "eos_token_id": [151645, 151643] }
+            """);
+        Assert.Equal((14, 2, 64), (h.Heads, h.KeyValueHeads, h.HeadDim));
+        Assert.Equal(1e6f, h.RopeTheta);    // transformers v5's rope_parameters
+        Assert.Equal(32768, h.ContextLength);
+        Assert.Equal(151645, h.EosToken);   // a list: its first id
+    }
+
+    [Fact]
+    public void Gpt2Defaults()
+    {
+        GgufHyperparameters h = Read("""{ "model_type": "gpt2", "n_embd": 768, "n_head": 12, "n_positions": 1024 }""");
+        Assert.Equal((12, 12, 64), (h.Heads, h.KeyValueHeads, h.HeadDim));
+        Assert.Equal(1e-5f, h.NormEpsilon);
+        Assert.Equal(1024, h.ContextLength);
+    }
+
+    [Fact]
+    public void RefusesWhatItCannotSay()
+    {
+        Assert.Contains("rope_scaling", Assert.Throws<InvalidDataException>(() => Read("""
+            { "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "rope_scaling": { "rope_type": "llama3", "factor": 8.0 } }
+            """)).Message);
+        Assert.Contains("'bert'", Assert.Throws<InvalidDataException>(() => Read("""{ "model_type": "bert", "hidden_size": 64 }""")).Message);
+        Assert.Contains("num_attention_heads", Assert.Throws<InvalidDataException>(() => Read("""{ "model_type": "llama", "hidden_size": 64 }""")).Message);
+    }
+}
