@@ -33,26 +33,17 @@ public static unsafe partial class MatMul
     /// <param name="w">The weight, overwritten with its packed form.</param>
     /// <param name="outF">Rows (output features).</param>
     /// <param name="inF">Columns (input features).</param>
-    public static void PackPanels(Span<float> w, int outF, int inF)
-    {
-        CheckMatrix(w.Length, outF, inF);
-        var scratch = new float[PanelWidth * inF];
-        int wide = outF - outF % PanelWidth;
-        for (int j = 0; j < wide; j += PanelWidth)
-        {
-            Span<float> block = w.Slice(j * inF, PanelWidth * inF);
-            block.CopyTo(scratch);
-            for (int c = 0; c < PanelWidth; c++)
-                for (int k = 0; k < inF; k++)
-                    block[k * PanelWidth + c] = scratch[c * inF + k];
-        }
-    }
+    public static void PackPanels(Span<float> w, int outF, int inF) => Repanel(w, outF, inF, pack: true);
 
     /// <summary>Undoes <see cref="PackPanels"/>: <paramref name="w"/> is back in PyTorch's <c>[outF, inF]</c> layout, bit for bit.</summary>
     /// <param name="w">The packed weight, overwritten with its rows.</param>
     /// <param name="outF">Rows (output features).</param>
     /// <param name="inF">Columns (input features).</param>
-    public static void UnpackPanels(Span<float> w, int outF, int inF)
+    public static void UnpackPanels(Span<float> w, int outF, int inF) => Repanel(w, outF, inF, pack: false);
+
+    // Transposes each whole 64-row block of w in place through a scratch copy: rows [64, inF] into a panel [inF, 64],
+    // or back.
+    private static void Repanel(Span<float> w, int outF, int inF, bool pack)
     {
         CheckMatrix(w.Length, outF, inF);
         var scratch = new float[PanelWidth * inF];
@@ -63,7 +54,11 @@ public static unsafe partial class MatMul
             block.CopyTo(scratch);
             for (int c = 0; c < PanelWidth; c++)
                 for (int k = 0; k < inF; k++)
-                    block[c * inF + k] = scratch[k * PanelWidth + c];
+                {
+                    int row = c * inF + k, panel = k * PanelWidth + c;
+                    if (pack) block[panel] = scratch[row];
+                    else block[row] = scratch[panel];
+                }
         }
     }
 
