@@ -1,5 +1,4 @@
 using System;
-using System.Diagnostics;
 using System.IO;
 using BenchmarkDotNet.Attributes;
 using LLama;
@@ -22,7 +21,6 @@ namespace TransformerGen.LlamaCpp.Bench;
 public abstract class DecodeBenchmarks<TModel> where TModel : LanguageModel
 {
     public const int Prompt = 64, NewTokens = 32;
-    private static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(2.5);
 
     private TModel? _model;
     private int[] _tokens = [];
@@ -52,7 +50,7 @@ public abstract class DecodeBenchmarks<TModel> where TModel : LanguageModel
     {
         Parallelism.ThreadCount = Threads;
         CreateOurs();
-        Repeat(() =>
+        Bench.Repeat(() =>
         {
             StartOurs();
             for (int i = 0; i < NewTokens; i++) Ours();
@@ -86,19 +84,19 @@ public abstract class DecodeBenchmarks<TModel> where TModel : LanguageModel
         double worst = 0;
         model.ResetCache();
         StartLlamaCpp();
-        worst = Math.Max(worst, RelativeMax(model.Append(_tokens.AsSpan(0, Prompt)), _context.NativeHandle.GetLogitsIth(Prompt - 1)));
+        worst = Math.Max(worst, Bench.RelativeMax(model.Append(_tokens.AsSpan(0, Prompt)), _context.NativeHandle.GetLogitsIth(Prompt - 1)));
         for (int i = 0; i < NewTokens; i++)
         {
             ReadOnlySpan<float> ours = model.Append(_tokens.AsSpan(Prompt + i, 1));
             DecodeOne();
-            worst = Math.Max(worst, RelativeMax(ours, _context.NativeHandle.GetLogitsIth(0)));
+            worst = Math.Max(worst, Bench.RelativeMax(ours, _context.NativeHandle.GetLogitsIth(0)));
         }
         Console.WriteLine($"// {GetType().Name} {type}: llama.cpp's next-token logits differ from ours by {worst:E2} of the largest at most");
         if (type == GgufTensorType.F32 && !(worst <= 1e-4))
             throw new InvalidOperationException($"{model.Layout.Name}: llama.cpp's F32 logits differ from ours by {worst:E2} of the largest");
         _model = null; // only llama.cpp runs in this case
         GC.Collect();
-        Repeat(() =>
+        Bench.Repeat(() =>
         {
             StartLlamaCpp();
             for (int i = 0; i < NewTokens; i++) DecodeOne();
@@ -129,7 +127,7 @@ public abstract class DecodeBenchmarks<TModel> where TModel : LanguageModel
         _context!.NativeHandle.MemoryClear(true);
         _batch!.Clear();
         for (int i = 0; i < Prompt; i++) _batch.Add(_tokens[i], i, LLamaSeqId.Zero, i == Prompt - 1);
-        Check(_context.NativeHandle.Decode(_batch));
+        Bench.Check(_context.NativeHandle.Decode(_batch));
         _next = Prompt;
     }
 
@@ -153,30 +151,8 @@ public abstract class DecodeBenchmarks<TModel> where TModel : LanguageModel
         _batch!.Clear();
         _batch.Add(_tokens[_next], _next, LLamaSeqId.Zero, true);
         _next++;
-        Check(_context!.NativeHandle.Decode(_batch));
+        Bench.Check(_context!.NativeHandle.Decode(_batch));
         return _context.NativeHandle.GetLogitsIth(0)[0];
-    }
-
-    private static void Check(DecodeResult result)
-    {
-        if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama.cpp could not decode: {result}");
-    }
-
-    private static double RelativeMax(ReadOnlySpan<float> ours, ReadOnlySpan<float> theirs)
-    {
-        double worst = 0, largest = 0;
-        for (int i = 0; i < ours.Length; i++)
-        {
-            worst = Math.Max(worst, Math.Abs(ours[i] - theirs[i]));
-            largest = Math.Max(largest, Math.Abs(ours[i]));
-        }
-        return worst / largest;
-    }
-
-    private static void Repeat(Action action)
-    {
-        var clock = Stopwatch.StartNew();
-        do action(); while (clock.Elapsed < WarmUp);
     }
 }
 

@@ -15,3 +15,11 @@ public partial class SmolLm2 { }
 /// </summary>
 [TransformerModel(Config = "models/TinyLm-llama/config.json", SeqLen = 128)]
 public partial class TinyLmLlama { }
+
+/// <summary>SmolLM2-135M with room for a 512-token prompt (the prefill benchmarks).</summary>
+[TransformerModel(Config = "models/SmolLM2-135M/config.json", SeqLen = 512)]
+public partial class SmolLm2Long { }
+
+/// <summary>TinyLm's sizes as a Llama with room for a 512-token prompt.</summary>
+[TransformerModel(Config = "models/TinyLm-llama/config.json", SeqLen = 512)]
+public partial class TinyLmLlamaLong { }
