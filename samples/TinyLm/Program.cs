@@ -12,13 +12,14 @@ namespace TinyLmSample;
 public static class Program
 {
     private sealed record Options(int Steps, ulong Seed, string Prompt, string Out, int Length, float LearningRate, float Temperature, string Data,
-        int CheckpointEvery, bool Resume);
+        int CheckpointEvery, bool Resume, int Accumulate);
 
-    private const string Usage = "usage: TinyLm [--steps N] [--seed S] [--prompt TEXT] [--out FILE|FOLDER] [--length N] [--lr X] [--temperature T] [--data FILE] [--checkpoint-every N] [--resume]";
+    private const string Usage = "usage: TinyLm [--steps N] [--seed S] [--prompt TEXT] [--out FILE|FOLDER] [--length N] [--lr X] [--temperature T] [--data FILE] [--checkpoint-every N] [--resume] [--accumulate K]";
 
     // The sample's own entries in a checkpoint's metadata: what a resumed run must share with the run that wrote it, and
     // the losses behind the running mean that final_loss prints.
-    private const string AlphabetKey = "alphabet", StepsKey = "tinylm.steps", LearningRateKey = "tinylm.lr", RecentLossesKey = "tinylm.recent_losses";
+    private const string AlphabetKey = "alphabet", StepsKey = "tinylm.steps", LearningRateKey = "tinylm.lr",
+        AccumulateKey = "tinylm.accumulate", RecentLossesKey = "tinylm.recent_losses";
 
     public static int Main(string[] args)
     {
@@ -57,13 +58,16 @@ public static class Program
         Console.WriteLine($"data: {options.Data}, {text.Length:N0} characters, {tokenizer.VocabSize} distinct; {split:N0} for training, {ids.Length - split:N0} held out");
 
         var model = new TinyLm(options.Seed);
-        Console.WriteLine($"model: TinyLm, {TinyLm.ParameterCount:N0} parameters, {TinyLm.Layers} layers, DModel {TinyLm.DModel}, {TinyLm.Heads} heads, window {TinyLm.SeqLen}, batch {TinyLm.Batch}");
+        Console.WriteLine($"model: TinyLm, {TinyLm.ParameterCount:N0} parameters, {TinyLm.Layers} layers, DModel {TinyLm.DModel}, {TinyLm.Heads} heads, window {TinyLm.SeqLen}, batch {TinyLm.Batch}"
+            + (options.Accumulate > 1 ? $" × {options.Accumulate} micro-batches per step (gradient accumulation)" : ""));
 
         var optimizer = new AdamW(model, learningRate: options.LearningRate, weightDecay: 0.01f, decayVectors: false);
         var schedule = new WarmupCosineSchedule(options.LearningRate, warmupSteps: Math.Max(1, options.Steps / 20), totalSteps: options.Steps, minLearningRate: options.LearningRate / 10);
         var rng = new Rng(options.Seed + 1);
-        var tokens = new int[TinyLm.TokensPerStep];
-        var targets = new int[TinyLm.TokensPerStep];
+        // Each step reads Accumulate micro-batches of Batch windows, one after another: the gradient of them all, as a
+        // model declared with Accumulate·Batch would compute it.
+        var tokens = new int[options.Accumulate * TinyLm.TokensPerStep];
+        var targets = new int[options.Accumulate * TinyLm.TokensPerStep];
         var recent = new Queue<float>();
         long start = 0;
         if (options.Resume && File.Exists(outPath))
@@ -88,7 +92,7 @@ public static class Program
         {
             SampleBatch(ids.AsSpan(0, split), rng, tokens, targets);
             optimizer.LearningRate = schedule.At(step);
-            float loss = model.TrainStep(tokens, targets, optimizer, maxGradientNorm: 1f);
+            float loss = model.TrainStep(tokens, targets, options.Accumulate, optimizer, maxGradientNorm: 1f);
             tokensSeen += tokens.Length;
             recent.Enqueue(loss);
             if (recent.Count > 20) recent.Dequeue();
@@ -140,6 +144,7 @@ public static class Program
             [AlphabetKey] = tokenizer.Alphabet,
             [StepsKey] = options.Steps.ToString(CultureInfo.InvariantCulture),
             [LearningRateKey] = options.LearningRate.ToString(CultureInfo.InvariantCulture),
+            [AccumulateKey] = options.Accumulate.ToString(CultureInfo.InvariantCulture),
             [RecentLossesKey] = string.Join(" ", recent.Select(l => l.ToString("R", CultureInfo.InvariantCulture))),
         };
         TrainingCheckpoint.Save(path, model, optimizer, step, rng, metadata);
@@ -162,6 +167,11 @@ public static class Program
             return $"{path} is from a run of --steps {writtenSteps ?? "?"}; resume with the same --steps (the schedule depends on it)";
         if (!metadata.TryGetValue(LearningRateKey, out string? writtenRate) || writtenRate != rate)
             return $"{path} is from a run of --lr {writtenRate ?? "?"}; resume with the same --lr";
+        // Checkpoints written before --accumulate existed are from runs of one micro-batch per step.
+        string accumulate = options.Accumulate.ToString(CultureInfo.InvariantCulture);
+        string writtenAccumulate = metadata.TryGetValue(AccumulateKey, out string? written) ? written : "1";
+        if (writtenAccumulate != accumulate)
+            return $"{path} is from a run of --accumulate {writtenAccumulate}; resume with the same --accumulate (the batches drawn depend on it)";
 
         step = TrainingCheckpoint.Load(path, model, optimizer, rng).Step;
         recent.Clear();
@@ -171,10 +181,13 @@ public static class Program
         return null;
     }
 
-    /// <summary>Random windows of SeqLen + 1 characters: the model reads the first SeqLen and predicts each next one.</summary>
+    /// <summary>
+    /// Random windows of SeqLen + 1 characters, as many as <paramref name="tokens"/> holds (Batch per micro-batch): the model
+    /// reads the first SeqLen and predicts each next one.
+    /// </summary>
     private static void SampleBatch(ReadOnlySpan<int> ids, Rng rng, Span<int> tokens, Span<int> targets)
     {
-        for (int b = 0; b < TinyLm.Batch; b++)
+        for (int b = 0; b < tokens.Length / TinyLm.SeqLen; b++)
         {
             int start = rng.NextInt(ids.Length - TinyLm.SeqLen - 1);
             ids.Slice(start, TinyLm.SeqLen).CopyTo(tokens.Slice(b * TinyLm.SeqLen, TinyLm.SeqLen));
@@ -218,7 +231,7 @@ public static class Program
     {
         var o = new Options(Steps: 1000, Seed: 1, Prompt: "And God said", Out: Path.Combine("out", "tinylm.safetensors"),
             Length: 300, LearningRate: 3e-3f, Temperature: 0.8f, Data: Path.Combine(AppContext.BaseDirectory, "data", "genesis.txt"),
-            CheckpointEvery: 0, Resume: false);
+            CheckpointEvery: 0, Resume: false, Accumulate: 1);
         for (int i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -234,6 +247,7 @@ public static class Program
                 case "--data": o = o with { Data = Value() }; break;
                 case "--checkpoint-every": o = o with { CheckpointEvery = PositiveInt(Value(), "--checkpoint-every") }; break;
                 case "--resume": o = o with { Resume = true }; break;
+                case "--accumulate": o = o with { Accumulate = PositiveInt(Value(), "--accumulate") }; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
