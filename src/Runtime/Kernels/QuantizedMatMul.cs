@@ -243,13 +243,16 @@ public static unsafe class QuantizedMatMul
         else for (int c = 0; c < cols; c++) y[c] = total[c] + bias[c];
     }
 
-    // 2¹¹²: an fp16 bit pattern shifted left by 13 is, read as a float, the half's value times 2⁻¹¹² (exponent biases 15
-    // and 127), for subnormal halves too; one exact multiplication restores it.
-    private static readonly float HalfExponentFix = BitConverter.Int32BitsToSingle((127 + 112) << 23);
+    // 2¹¹² (as float bits): an fp16 bit pattern shifted left by 13 is, read as a float, the half's value times 2⁻¹¹²
+    // (exponent biases 15 and 127), for subnormal halves too; one exact multiplication restores it. A constant, not a
+    // static readonly float: methods marked AggressiveOptimization are never rejitted once the class is initialized, so
+    // a static field costs an initialization check in the loop, whose helper call made the JIT spill the block sums to
+    // the stack on every input (measured: 57 µs rather than 15 µs for a 576 × 1536 product in cache).
+    private const int HalfExponentFixBits = (127 + 112) << 23;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Scales512(ushort* s)
-        => Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load(s)), 13).AsSingle() * Vector512.Create(HalfExponentFix);
+        => Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load(s)), 13).AsSingle() * Vector512.Create(HalfExponentFixBits).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Weights512(byte* q)
@@ -349,7 +352,7 @@ public static unsafe class QuantizedMatMul
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PanelRowOf256(float* x, byte* panel, int inF, float* total)
     {
-        Vector256<float> fix = Vector256.Create(HalfExponentFix);
+        Vector256<float> fix = Vector256.Create(HalfExponentFixBits).AsSingle();
         for (int h = 0; h < PanelWidth; h += 32)
         {
             Vector256<float> t0 = default, t1 = default, t2 = default, t3 = default;
