@@ -27,6 +27,8 @@ internal static class HuggingFaceBench
             Span<float> values = model.Parameters.Slice(t.Offset, t.Length);
             for (int i = 0; i < values.Length; i++) values[i] = (t.Init == WeightInit.Ones ? 1f : 0f) + 0.1f * rng.NextNormal();
         }
+        // Reading Parameters unpacks an inference instance's matrices: pack them again for the kernels over panels.
+        if (model.Use == ModelUse.Inference) model.PackWeights();
     }
 
     /// <summary>Random ids in [1, vocab): no padding (id 0 is BERT's [PAD]).</summary>

@@ -54,21 +54,30 @@ public sealed class PackedWeightsTests : IDisposable
         Assert.Single(matrices, m => m.Rows == 131 && m.Columns == 40 && m.Offset == new PanelDecoder(1).ParameterTensors.Single(t => t.Name == "token_embedding.weight").Offset);
 
         Assert.False(new PanelDecoder(1).WeightsPacked);
+        Assert.Throws<InvalidOperationException>(() => new PanelDecoder(1).PackWeights());
         PanelDecoder inference = PanelDecoder.ForInference(1);
         Assert.Equal(Packs, inference.WeightsPacked);
-        if (!Packs) return;
-        // Packed in place: the vectors are untouched, a matrix's panels are its transposed rows.
         var trained = new PanelDecoder(1);
-        Assert.False(inference.Parameters.SequenceEqual(trained.Parameters));
-        WeightMatrix qkv = matrices[0];
-        Assert.Equal(trained.Parameters[qkv.Offset + 1 * qkv.Columns], inference.Parameters[qkv.Offset + 1]);
 
-        // CopyParametersTo gives PyTorch's layout back without changing the instance.
+        // CopyParametersTo gives PyTorch's layout without changing the instance.
         var copy = new float[inference.Layout.ParameterCount];
         inference.CopyParametersTo(copy);
         Assert.True(copy.AsSpan().SequenceEqual(trained.Parameters));
-        Assert.True(inference.WeightsPacked);
+        Assert.Equal(Packs, inference.WeightsPacked);
         Assert.Throws<ArgumentException>(() => inference.CopyParametersTo(new float[3]));
+
+        // Reading Parameters gives PyTorch's layout too, and leaves the instance unpacked (what is written there counts)
+        // until PackWeights.
+        int[] prompt = [3, 70, 130];
+        float[] before = inference.Append(prompt).ToArray();
+        Assert.True(inference.Parameters.SequenceEqual(trained.Parameters));
+        Assert.False(inference.WeightsPacked);
+        inference.ResetCache();
+        AssertClose(before, inference.Append(prompt), "logits over rows");
+        inference.PackWeights();
+        Assert.Equal(Packs, inference.WeightsPacked);
+        inference.ResetCache();
+        Assert.Equal(before, inference.Append(prompt).ToArray());
     }
 
     [Fact]

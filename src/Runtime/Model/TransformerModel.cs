@@ -58,7 +58,7 @@ public abstract class TransformerModel : ITrainableParameters
         Seed = seed;
         DropoutRng = new Rng(seed ^ 0xD50F_0A7E_5EED_0001UL);
         if (initialize) InitializeParameters(seed);
-        if (use == ModelUse.Inference && Kernels.MatMul.PanelLayoutPays) PackWeights();
+        if (use == ModelUse.Inference && Kernels.MatMul.PanelLayoutPays) Pack();
     }
 
     /// <summary>What this instance was built for: <see cref="ModelUse.Inference"/> instances hold no gradients.</summary>
@@ -81,11 +81,18 @@ public abstract class TransformerModel : ITrainableParameters
 
     /// <inheritdoc />
     /// <remarks>
-    /// When <see cref="WeightsPacked"/> is true (an inference instance on a CPU with AVX-512), the matrices of
-    /// <see cref="ModelLayout.PackedMatrices"/> are held here in the kernels' panel layout, not PyTorch's; <see cref="Save"/>
-    /// still writes PyTorch's layout, and <see cref="Load(string)"/> reads it.
+    /// Always PyTorch's layout, as <see cref="ParameterTensors"/> describe it. An inference instance whose matrices are
+    /// packed (<see cref="WeightsPacked"/>) unpacks them when this is read, and then runs the slower kernels over rows
+    /// until <see cref="PackWeights"/> is called again; <see cref="CopyParametersTo"/> reads them without unpacking.
     /// </remarks>
-    public Span<float> Parameters => _parameters.Span;
+    public Span<float> Parameters
+    {
+        get
+        {
+            if (WeightsPacked) UnpackWeights();
+            return _parameters.Span;
+        }
+    }
 
     /// <summary>
     /// True when the weight matrices are held in the kernels' panel layout (<see cref="Kernels.MatMul.PackPanels"/>): an
@@ -93,6 +100,19 @@ public abstract class TransformerModel : ITrainableParameters
     /// rate, and products of many rows skip copying panels out of the weight on every call). Training instances never do.
     /// </summary>
     public bool WeightsPacked { get; private set; }
+
+    /// <summary>
+    /// Packs the weight matrices of an inference instance again after <see cref="Parameters"/> was read (and perhaps
+    /// written), so that inference runs at full speed; does nothing where they are packed already or where packing does
+    /// not pay (no AVX-512).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The instance was built for training: its backward pass reads the rows.</exception>
+    public void PackWeights()
+    {
+        if (Use != ModelUse.Inference)
+            throw new InvalidOperationException($"this {_layout.Name} was built for training, whose backward pass reads the weights in PyTorch's layout; only an instance from ForInference or FromBuiltInWeights packs them");
+        if (!WeightsPacked && Kernels.MatMul.PanelLayoutPays) Pack();
+    }
 
     /// <summary>
     /// Copies the parameters in PyTorch's layout, laid out as <see cref="ParameterTensors"/>, into
@@ -111,7 +131,7 @@ public abstract class TransformerModel : ITrainableParameters
             Kernels.MatMul.UnpackPanels(destination.Slice(m.Offset, m.Rows * m.Columns), m.Rows, m.Columns);
     }
 
-    private void PackWeights()
+    private void Pack()
     {
         foreach (WeightMatrix m in _layout.PackedMatrices)
             Kernels.MatMul.PackPanels(_parameters.Span.Slice(m.Offset, m.Rows * m.Columns), m.Rows, m.Columns);
@@ -135,7 +155,7 @@ public abstract class TransformerModel : ITrainableParameters
         if (!WeightsPacked) return action();
         UnpackWeights();
         try { return action(); }
-        finally { PackWeights(); }
+        finally { Pack(); }
     }
 
     /// <inheritdoc />

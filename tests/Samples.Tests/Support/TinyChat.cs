@@ -35,6 +35,7 @@ internal static class TinyChat
             rows[stop * width] = stop == preferred ? 30f : -10f;
         }
 
+        model.PackWeights(); // reading Parameters unpacked the tied table; decode over panels again
         return model;
     }
 
