@@ -26,6 +26,7 @@ public abstract class EncoderModel : TransformerModel
     /// </summary>
     public ReadOnlySpan<float> Predict(ReadOnlySpan<int> tokens)
     {
+        using CallScope scope = Enter("Predict");
         bool training = Training;
         Training = false;
         try

@@ -22,7 +22,11 @@ public abstract class LanguageModel : TransformerModel
     public int CacheLength => _cacheLength;
 
     /// <summary>Empties the key/value cache, to start a new sequence.</summary>
-    public void ResetCache() => _cacheLength = 0;
+    public void ResetCache()
+    {
+        using CallScope scope = Enter("ResetCache");
+        _cacheLength = 0;
+    }
 
     /// <summary>
     /// Appends <paramref name="tokens"/> to the cached sequence (a prompt, or one sampled token) and returns
@@ -31,6 +35,7 @@ public abstract class LanguageModel : TransformerModel
     /// <exception cref="InvalidOperationException">The sequence would exceed <c>SeqLen</c>; call <see cref="ResetCache"/> or use <see cref="Generate"/>, which slides the window.</exception>
     public ReadOnlySpan<float> Append(ReadOnlySpan<int> tokens)
     {
+        using CallScope scope = Enter("Append");
         if (tokens.IsEmpty) throw new ArgumentException("at least one token is needed", nameof(tokens));
         if (_cacheLength + tokens.Length > Layout.SeqLen)
             throw new InvalidOperationException($"{Layout.Name} holds {_cacheLength} cached positions; {tokens.Length} more exceed SeqLen = {Layout.SeqLen}");
@@ -47,6 +52,7 @@ public abstract class LanguageModel : TransformerModel
     /// </summary>
     public void Generate(ReadOnlySpan<int> prompt, Span<int> output, Sampler sampler)
     {
+        using CallScope scope = Enter("Generate");
         ArgumentNullException.ThrowIfNull(sampler);
         if (prompt.IsEmpty) throw new ArgumentException("the prompt needs at least one token", nameof(prompt));
         int window = Layout.SeqLen;
@@ -82,7 +88,11 @@ public abstract class LanguageModel : TransformerModel
     /// Llama/Qwen2/SmolLM-shaped models, <c>gpt2</c> for GPT-2, with F32, BF16 or Q8_0 weight matrices.
     /// </summary>
     /// <remarks>An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written.</remarks>
-    public GgufExportReport SaveGguf(string path, GgufExportOptions options) => WithUnpackedWeights(() => GgufExport.Write(this, path, options));
+    public GgufExportReport SaveGguf(string path, GgufExportOptions options)
+    {
+        using CallScope scope = Enter("SaveGguf");
+        return WithUnpackedWeights(() => GgufExport.Write(this, path, options));
+    }
 
     /// <summary>
     /// Writes the model as a GGUF v3 file with the hyperparameters of the Hugging Face <paramref name="config"/> it was

@@ -38,6 +38,7 @@ public abstract class Seq2SeqModel : TransformerModel
     /// takes only a contiguous source).</exception>
     public void Encode(ReadOnlySpan<int> source)
     {
+        using CallScope scope = Enter("Encode");
         if (Layout.PadToken >= 0)
         {
             int end = source.IndexOf(Layout.PadToken);
@@ -60,7 +61,11 @@ public abstract class Seq2SeqModel : TransformerModel
     }
 
     /// <summary>Empties the decoder's key/value cache; the encoded source stays.</summary>
-    public void ResetDecoder() => _decoderLength = 0;
+    public void ResetDecoder()
+    {
+        using CallScope scope = Enter("ResetDecoder");
+        _decoderLength = 0;
+    }
 
     /// <summary>
     /// Appends decoder input tokens (the first is usually the begin token) after those already cached, and
@@ -68,6 +73,7 @@ public abstract class Seq2SeqModel : TransformerModel
     /// </summary>
     public ReadOnlySpan<float> Append(ReadOnlySpan<int> tokens)
     {
+        using CallScope scope = Enter("Append");
         if (_sourceLength == 0) throw new InvalidOperationException($"{Layout.Name}.Append needs a source: call Encode first");
         if (tokens.IsEmpty) throw new ArgumentException("at least one token is needed", nameof(tokens));
         if (_decoderLength + tokens.Length > Layout.DecoderSeqLen)
@@ -86,6 +92,7 @@ public abstract class Seq2SeqModel : TransformerModel
     /// </summary>
     public int Translate(ReadOnlySpan<int> source, Span<int> output, Sampler? sampler = null)
     {
+        using CallScope scope = Enter("Translate");
         Encode(source);
         int token = Layout.BosToken, count = 0;
         int limit = Math.Min(output.Length, Layout.DecoderSeqLen);
@@ -113,6 +120,7 @@ public abstract class Seq2SeqModel : TransformerModel
     /// </remarks>
     public int BeamSearch(ReadOnlySpan<int> source, Span<int> output, int beamWidth = 4, float lengthPenalty = 0.6f)
     {
+        using CallScope scope = Enter("BeamSearch");
         if (beamWidth < 1) throw new ArgumentOutOfRangeException(nameof(beamWidth), beamWidth, "must be at least 1");
         Encode(source);
         int maxLength = Math.Min(output.Length, Layout.DecoderSeqLen), vocab = Layout.TargetVocab;

@@ -22,6 +22,7 @@ public abstract class TransformerModel : ITrainableParameters
     private readonly int[] _tokens, _targets, _decoderTokens;
     private readonly byte[] _tokenPadding, _decoderPadding;
     private bool _forwardDone;
+    private readonly CallGate _gate;
 
     /// <summary>Allocates every buffer the layout names and initializes the parameters from <paramref name="seed"/>.</summary>
     protected TransformerModel(ModelLayout layout, ulong seed) : this(layout, seed, ModelUse.Training, initialize: true) { }
@@ -34,6 +35,7 @@ public abstract class TransformerModel : ITrainableParameters
     protected TransformerModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize)
     {
         _layout = layout ?? throw new ArgumentNullException(nameof(layout));
+        _gate = new CallGate(layout.Name);
         if (use is not (ModelUse.Training or ModelUse.Inference)) throw new ArgumentOutOfRangeException(nameof(use), use, "not a ModelUse");
         Use = use;
         bool training = use == ModelUse.Training;
@@ -60,6 +62,17 @@ public abstract class TransformerModel : ITrainableParameters
         if (initialize) InitializeParameters(seed);
         if (use == ModelUse.Inference && Kernels.MatMul.PanelLayoutPays) Pack();
     }
+
+    /// <summary>
+    /// Enters the public member <paramref name="member"/> for the calling thread; throws if another thread is inside the
+    /// instance (see <see cref="CallScope"/>). Every public member that reads or writes the instance's buffers opens one.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Another thread is inside this instance; the message names both members.</exception>
+    protected CallScope Enter(string member) => _gate.Enter(member);
+
+    /// <summary>Enters <paramref name="model"/> for an optimizer's step when it is a generated model (other parameter holders have no gate).</summary>
+    internal static CallScope Enter(ITrainableParameters model, string member) =>
+        model is TransformerModel m ? m._gate.Enter(member) : default;
 
     /// <summary>What this instance was built for: <see cref="ModelUse.Inference"/> instances hold no gradients.</summary>
     public ModelUse Use { get; }
@@ -89,6 +102,7 @@ public abstract class TransformerModel : ITrainableParameters
     {
         get
         {
+            using CallScope scope = Enter("Parameters");
             if (WeightsPacked) UnpackWeights();
             return _parameters.Span;
         }
@@ -109,6 +123,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="InvalidOperationException">The instance was built for training: its backward pass reads the rows.</exception>
     public void PackWeights()
     {
+        using CallScope scope = Enter("PackWeights");
         if (Use != ModelUse.Inference)
             throw new InvalidOperationException($"this {_layout.Name} was built for training, whose backward pass reads the weights in PyTorch's layout; only an instance from ForInference or FromBuiltInWeights packs them");
         if (!WeightsPacked && Kernels.MatMul.PanelLayoutPays) Pack();
@@ -123,6 +138,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="ArgumentException"><paramref name="destination"/> has another length.</exception>
     public void CopyParametersTo(Span<float> destination)
     {
+        using CallScope scope = Enter("CopyParametersTo");
         if (destination.Length != _parameters.Length)
             throw new ArgumentException($"{_layout.Name} has {_parameters.Length} parameter floats; the destination has {destination.Length}", nameof(destination));
         _parameters.Span.CopyTo(destination);
@@ -210,6 +226,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="ArgumentOutOfRangeException">A token or target id is out of range; the message names the position.</exception>
     public float Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
     {
+        using CallScope scope = Enter("Forward");
         if (_tokens.Length == 0) throw NotForTraining("cannot run the batched Forward; use its inference methods");
         int count = _layout.TokensPerStep;
         if (tokens.Length != count)
@@ -272,6 +289,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="InvalidOperationException">No <see cref="Forward"/> ran since the last backward pass.</exception>
     public void Backward()
     {
+        using CallScope scope = Enter("Backward");
         if (Use != ModelUse.Training) throw NotForTraining("cannot run Backward");
         if (_layout.SeededOutput)
             throw new InvalidOperationException($"{_layout.Name} has no loss of its own: call Backward(outputGradient) with the gradient of your loss with respect to Logits");
@@ -289,6 +307,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="ArgumentException"><paramref name="outputGradient"/> does not have the length of <see cref="Logits"/>.</exception>
     public void Backward(ReadOnlySpan<float> outputGradient)
     {
+        using CallScope scope = Enter("Backward");
         if (!_layout.SeededOutput)
             throw new InvalidOperationException($"{_layout.Name} computes its own loss in Forward; call Backward() without a gradient");
         if (outputGradient.Length != _layout.LogitsLength)
@@ -303,6 +322,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <summary>Sets every gradient to zero.</summary>
     public void ZeroGrad()
     {
+        using CallScope scope = Enter("ZeroGrad");
         if (Use != ModelUse.Training) throw NotForTraining("has no gradients");
         Kernels.Elementwise.ClearSplit(_gradients.Span);
     }
@@ -322,6 +342,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="NonFiniteStepException">The loss or a gradient is not finite and <see cref="NonFiniteSteps"/> is <see cref="NonFiniteStepPolicy.Throw"/>.</exception>
     public float TrainStep(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, IOptimizer optimizer, float maxGradientNorm = 0f)
     {
+        using CallScope scope = Enter("TrainStep");
         ArgumentNullException.ThrowIfNull(optimizer);
         float loss = Forward(tokens, targets);
         ZeroGrad();
@@ -349,6 +370,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="NonFiniteStepException">The loss or a gradient is not finite and <see cref="NonFiniteSteps"/> is <see cref="NonFiniteStepPolicy.Throw"/>.</exception>
     public float TrainStep(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int microBatches, IOptimizer optimizer, float maxGradientNorm = 0f)
     {
+        using CallScope scope = Enter("TrainStep");
         ArgumentNullException.ThrowIfNull(optimizer);
         float loss = AccumulateGradients(tokens, targets, microBatches);
         UpdateIfFinite(loss, optimizer, maxGradientNorm);
@@ -375,6 +397,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="ArgumentException">A span is not <paramref name="microBatches"/> times the length <see cref="Forward"/> takes.</exception>
     public float AccumulateGradients(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int microBatches)
     {
+        using CallScope scope = Enter("AccumulateGradients");
         if (_tokens.Length == 0 || Use != ModelUse.Training) throw NotForTraining("cannot accumulate gradients");
         if (_layout.SeededOutput)
             throw new InvalidOperationException($"{_layout.Name} has no loss of its own: accumulate the gradients of your loss with Forward and Backward(outputGradient)");
@@ -452,6 +475,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// </summary>
     public void Save(string path, IReadOnlyDictionary<string, string>? metadata = null)
     {
+        using CallScope scope = Enter("Save");
         var header = new Dictionary<string, string> { ["format"] = "pt", ["model"] = _layout.Name };
         if (metadata is not null)
             foreach (KeyValuePair<string, string> entry in metadata) header[entry.Key] = entry.Value;
@@ -472,6 +496,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="System.IO.InvalidDataException">Names, shapes or the file itself do not match; the message says which.</exception>
     public void Load(string path)
     {
+        using CallScope scope = Enter("Load");
         WithUnpackedWeights(() =>
         {
             if (_layout.Family == CheckpointFamily.Native) SafeTensors.Load(path, _layout.Tensors, _parameters.Span);
@@ -491,6 +516,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="System.IO.InvalidDataException">The file is malformed, a shared tensor's shape differs, or (strict) the names differ; the parameters are then unchanged.</exception>
     public SafeTensorsLoadReport Load(string path, bool strict)
     {
+        using CallScope scope = Enter("Load");
         SafeTensorsLoadReport report = WithUnpackedWeights(() => SafeTensors.Load(path, _layout.Tensors, _parameters.Span, strict));
         OnParametersReplaced();
         return report;
@@ -507,6 +533,7 @@ public abstract class TransformerModel : ITrainableParameters
     /// <exception cref="ArgumentException">The stream cannot read or seek.</exception>
     public void Load(System.IO.Stream stream, string? name = null)
     {
+        using CallScope scope = Enter("Load");
         WithUnpackedWeights(() =>
         {
             if (_layout.Family == CheckpointFamily.Native) SafeTensors.Load(stream, _layout.Tensors, _parameters.Span, name);

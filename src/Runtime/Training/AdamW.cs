@@ -105,6 +105,7 @@ public sealed class AdamW : ICheckpointableOptimizer
     /// <inheritdoc />
     public void Step()
     {
+        using CallScope scope = TransformerModel.Enter(_model, "AdamW.Step");
         Span<float> parameters = _model.Parameters;
         ReadOnlySpan<float> gradients = _model.Gradients;
         Span<float> firstMoment = _firstMoment.Span, secondMoment = _secondMoment.Span;

@@ -75,6 +75,7 @@ public sealed class Sgd : ICheckpointableOptimizer
     /// <inheritdoc />
     public void Step()
     {
+        using CallScope scope = TransformerModel.Enter(_model, "Sgd.Step");
         Span<float> parameters = _model.Parameters;
         ReadOnlySpan<float> gradients = _model.Gradients;
         if (parameters.Length != ParameterCount || gradients.Length != ParameterCount)
