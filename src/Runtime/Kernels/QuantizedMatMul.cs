@@ -27,15 +27,20 @@ namespace TransformerGen.Kernels;
 /// (an fp16 bit pattern shifted left 13 is the float times 2⁻¹¹², subnormals included).
 /// </para>
 /// <para>
-/// Kernel: the weights are dequantized in registers and FMA'd in fp32 (option (b) of issue 14), rather than the
-/// activations quantized per block and multiplied in integers (option (a)). Measured on this project's machine (AMD
-/// EPYC Zen 4, .NET 10.0.12, one thread, 30 layers of SmolLM2-135M matrices cycled so the weights stream from memory;
-/// bench/Model.Bench/QuantizedMatMulBenchmarks.cs): see the figures there. The deciding facts: .NET 10 reports
-/// <c>AvxVnni.IsSupported == false</c> on Zen 4 (it has AVX512-VNNI, which .NET does not expose, but not the VEX
-/// AVX-VNNI), so integer dot products go through <c>vpmaddubsw</c> + <c>vpmaddwd</c>, which need the sign trick
-/// (u8·s8 pairs saturate at 16 bits) and the activations quantized into a scratch buffer each call; the one-row
-/// product is bound by memory either way, and (b) adds no activation rounding (its result is the fp32 product over the
-/// dequantized weights) and needs no scratch, so every output element is the same sum on every path.
+/// Kernel: the weights are dequantized in registers (vpmovsxbd, vcvtdq2ps) and FMA'd in fp32 (option (b) of issue 14),
+/// rather than the activations quantized per block and multiplied in integers (option (a)). Measured with
+/// bench/Model.Bench/QuantizedMatMulBenchmarks.cs, which keeps an (a) kernel for this comparison (AMD EPYC Zen 4,
+/// .NET 10.0.12, copies of each matrix cycled so the weights stream from memory, one thread, 2 shared cores):
+/// one row, 1536→576: (b) 38-41 µs, (a) 30 µs, fp32 panels 154-252 µs; 576→1536: (b) 42-43 µs, (a) 36 µs, fp32
+/// 168-186 µs; 576→49152: (b) 1.30-1.77 ms, (a) 1.48 ms, fp32 6.6 ms. 64 rows, 1536→576: (b) 1.20-1.27 ms, (a) 1.26 ms
+/// (rows one at a time), fp32 1.09-1.12 ms. So (a) is 15-25% faster for one row on the layer shapes, and both are
+/// 4-6× the fp32 product, past issue 14's 2.5×. (b) is kept because: on Zen 4 .NET 10 reports
+/// <c>AvxVnni.IsSupported == false</c> (the CPU has AVX512-VNNI, which .NET does not expose, not the VEX AVX-VNNI), so
+/// (a) costs vpmaddubsw + vpmaddwd + add plus a sign flip (u8·s8 pairs of full-range bytes saturate at 16 bits) per 64
+/// products and gains little; (b) adds no activation rounding (its result is the fp32 product over the dequantized
+/// weights, which the quality targets of issue 14 need most), needs no scratch buffer nor a quantization pass over x per
+/// call, and sums each output in the same order for a row alone as within a prompt. On a CPU where <c>AvxVnni</c> is
+/// supported (vpdpbusd: one instruction per 32 products), (a) should be measured again.
 /// </para>
 /// <para>
 /// Every output element is summed in one order on every path, for any row count and any thread count: per block a
@@ -54,7 +59,7 @@ public static unsafe class QuantizedMatMul
 
     private const int WeightBytes = BlockSize * PanelWidth;                 // 2048
     private const int RecordBytes = WeightBytes + PanelWidth * sizeof(ushort); // + 64 fp16 scales = 2176
-    private const int TileRows = 3;        // rows per register tile on the Vector512 path: 12 block sums + 12 totals
+    private const int TileRows = 6;        // rows per tile on the Vector512 path: 24 block sums in registers
     private const int ItemsPerThread = 2;
 
     /// <summary>Bytes of the quantized form of a <c>[outF, inF]</c> matrix.</summary>
@@ -223,7 +228,7 @@ public static unsafe class QuantizedMatMul
                 if (Path == SimdPath.Vector512)
                     for (; m + TileRows <= N; m += TileRows)
                     {
-                        Panel3RowsOf512(X + (nint)m * InF, InF, panel, tile);
+                        Panel6RowsOf512(X + (nint)m * InF, InF, panel, tile);
                         for (int r = 0; r < TileRows; r++) Finish(tile + r * PanelWidth, bias, Y + (nint)(m + r) * OutF + j, cols);
                     }
                 for (; m < N; m++)
@@ -288,64 +293,64 @@ public static unsafe class QuantizedMatMul
         t3.Store(total + 48);
     }
 
-    // Three rows of x (row stride inF) against one panel: each weight vector is widened once for three rows, with the
-    // same operations per row as PanelRowOf512.
+    // Six rows of x (row stride inF) against one panel: each weight vector is widened once for six rows (the widening,
+    // vpmovsxbd + vcvtdq2ps, costs as much as two FMAs). The 24 block sums fill the registers, so the running totals live
+    // in total[6 × 64] (L1) and are updated once per block, with the same operations per row as PanelRowOf512.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Panel3RowsOf512(float* x, int inF, byte* panel, float* total)
+    private static void Panel6RowsOf512(float* x, int inF, byte* panel, float* total)
     {
-        Vector512<float> t00 = default, t01 = default, t02 = default, t03 = default;
-        Vector512<float> t10 = default, t11 = default, t12 = default, t13 = default;
-        Vector512<float> t20 = default, t21 = default, t22 = default, t23 = default;
-        float* x1 = x + inF, x2 = x1 + inF;
+        for (int i = 0; i < TileRows * PanelWidth; i += 16) Vector512<float>.Zero.Store(total + i);
         for (int k0 = 0; k0 < inF; k0 += BlockSize, panel += RecordBytes)
         {
             int kc = Math.Min(BlockSize, inF - k0);
             Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
             Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
             Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
-            for (int k = 0; k < kc; k++)
+            Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+            Vector512<float> a40 = default, a41 = default, a42 = default, a43 = default;
+            Vector512<float> a50 = default, a51 = default, a52 = default, a53 = default;
+            float* xk = x + k0;
+            for (int k = 0; k < kc; k++, xk++)
             {
                 byte* q = panel + k * PanelWidth;
                 Vector512<float> w0 = Weights512(q), w1 = Weights512(q + 16), w2 = Weights512(q + 32), w3 = Weights512(q + 48);
-                Vector512<float> xv = Vector512.Create(x[k0 + k]);
-                a00 = Vector512.FusedMultiplyAdd(xv, w0, a00);
-                a01 = Vector512.FusedMultiplyAdd(xv, w1, a01);
-                a02 = Vector512.FusedMultiplyAdd(xv, w2, a02);
-                a03 = Vector512.FusedMultiplyAdd(xv, w3, a03);
-                xv = Vector512.Create(x1[k0 + k]);
-                a10 = Vector512.FusedMultiplyAdd(xv, w0, a10);
-                a11 = Vector512.FusedMultiplyAdd(xv, w1, a11);
-                a12 = Vector512.FusedMultiplyAdd(xv, w2, a12);
-                a13 = Vector512.FusedMultiplyAdd(xv, w3, a13);
-                xv = Vector512.Create(x2[k0 + k]);
-                a20 = Vector512.FusedMultiplyAdd(xv, w0, a20);
-                a21 = Vector512.FusedMultiplyAdd(xv, w1, a21);
-                a22 = Vector512.FusedMultiplyAdd(xv, w2, a22);
-                a23 = Vector512.FusedMultiplyAdd(xv, w3, a23);
+                Vector512<float> xv = Vector512.Create(xk[0]);
+                a00 = Vector512.FusedMultiplyAdd(xv, w0, a00); a01 = Vector512.FusedMultiplyAdd(xv, w1, a01);
+                a02 = Vector512.FusedMultiplyAdd(xv, w2, a02); a03 = Vector512.FusedMultiplyAdd(xv, w3, a03);
+                xv = Vector512.Create(xk[inF]);
+                a10 = Vector512.FusedMultiplyAdd(xv, w0, a10); a11 = Vector512.FusedMultiplyAdd(xv, w1, a11);
+                a12 = Vector512.FusedMultiplyAdd(xv, w2, a12); a13 = Vector512.FusedMultiplyAdd(xv, w3, a13);
+                xv = Vector512.Create(xk[2 * inF]);
+                a20 = Vector512.FusedMultiplyAdd(xv, w0, a20); a21 = Vector512.FusedMultiplyAdd(xv, w1, a21);
+                a22 = Vector512.FusedMultiplyAdd(xv, w2, a22); a23 = Vector512.FusedMultiplyAdd(xv, w3, a23);
+                xv = Vector512.Create(xk[3 * inF]);
+                a30 = Vector512.FusedMultiplyAdd(xv, w0, a30); a31 = Vector512.FusedMultiplyAdd(xv, w1, a31);
+                a32 = Vector512.FusedMultiplyAdd(xv, w2, a32); a33 = Vector512.FusedMultiplyAdd(xv, w3, a33);
+                xv = Vector512.Create(xk[4 * inF]);
+                a40 = Vector512.FusedMultiplyAdd(xv, w0, a40); a41 = Vector512.FusedMultiplyAdd(xv, w1, a41);
+                a42 = Vector512.FusedMultiplyAdd(xv, w2, a42); a43 = Vector512.FusedMultiplyAdd(xv, w3, a43);
+                xv = Vector512.Create(xk[5 * inF]);
+                a50 = Vector512.FusedMultiplyAdd(xv, w0, a50); a51 = Vector512.FusedMultiplyAdd(xv, w1, a51);
+                a52 = Vector512.FusedMultiplyAdd(xv, w2, a52); a53 = Vector512.FusedMultiplyAdd(xv, w3, a53);
             }
             ushort* s = (ushort*)(panel + WeightBytes);
-            Vector512<float> d = Scales512(s);
-            t00 = Vector512.FusedMultiplyAdd(a00, d, t00);
-            t10 = Vector512.FusedMultiplyAdd(a10, d, t10);
-            t20 = Vector512.FusedMultiplyAdd(a20, d, t20);
-            d = Scales512(s + 16);
-            t01 = Vector512.FusedMultiplyAdd(a01, d, t01);
-            t11 = Vector512.FusedMultiplyAdd(a11, d, t11);
-            t21 = Vector512.FusedMultiplyAdd(a21, d, t21);
-            d = Scales512(s + 32);
-            t02 = Vector512.FusedMultiplyAdd(a02, d, t02);
-            t12 = Vector512.FusedMultiplyAdd(a12, d, t12);
-            t22 = Vector512.FusedMultiplyAdd(a22, d, t22);
-            d = Scales512(s + 48);
-            t03 = Vector512.FusedMultiplyAdd(a03, d, t03);
-            t13 = Vector512.FusedMultiplyAdd(a13, d, t13);
-            t23 = Vector512.FusedMultiplyAdd(a23, d, t23);
+            AddScaled(total, a00, a10, a20, a30, a40, a50, Scales512(s));
+            AddScaled(total + 16, a01, a11, a21, a31, a41, a51, Scales512(s + 16));
+            AddScaled(total + 32, a02, a12, a22, a32, a42, a52, Scales512(s + 32));
+            AddScaled(total + 48, a03, a13, a23, a33, a43, a53, Scales512(s + 48));
         }
-        t00.Store(total); t01.Store(total + 16); t02.Store(total + 32); t03.Store(total + 48);
-        total += PanelWidth;
-        t10.Store(total); t11.Store(total + 16); t12.Store(total + 32); t13.Store(total + 48);
-        total += PanelWidth;
-        t20.Store(total); t21.Store(total + 16); t22.Store(total + 32); t23.Store(total + 48);
+    }
+
+    // total[r·64 + 0..16) = fma(a_r, d, total[r·64 + 0..16)) for the six rows r.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddScaled(float* total, Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3, Vector512<float> a4, Vector512<float> a5, Vector512<float> d)
+    {
+        Vector512.FusedMultiplyAdd(a0, d, Vector512.Load(total)).Store(total);
+        Vector512.FusedMultiplyAdd(a1, d, Vector512.Load(total + PanelWidth)).Store(total + PanelWidth);
+        Vector512.FusedMultiplyAdd(a2, d, Vector512.Load(total + 2 * PanelWidth)).Store(total + 2 * PanelWidth);
+        Vector512.FusedMultiplyAdd(a3, d, Vector512.Load(total + 3 * PanelWidth)).Store(total + 3 * PanelWidth);
+        Vector512.FusedMultiplyAdd(a4, d, Vector512.Load(total + 4 * PanelWidth)).Store(total + 4 * PanelWidth);
+        Vector512.FusedMultiplyAdd(a5, d, Vector512.Load(total + 5 * PanelWidth)).Store(total + 5 * PanelWidth);
     }
 
     // AVX2: one row, the panel in two halves of 32 columns (8 block sums and 8 totals fit the 16 ymm registers).
