@@ -296,6 +296,8 @@ public static unsafe class QuantizedMatMul
     // Six rows of x (row stride inF) against one panel: each weight vector is widened once for six rows (the widening,
     // vpmovsxbd + vcvtdq2ps, costs as much as two FMAs). The 24 block sums fill the registers, so the running totals live
     // in total[6 × 64] (L1) and are updated once per block, with the same operations per row as PanelRowOf512.
+    // Measured against it: widening each block once into an L1 buffer of floats for all rows, then 6-row tiles over that
+    // buffer, was slower (64 rows of 1536 → 576: 1.27 against 1.20 ms; 576 → 49152: 44.6 against 39.6 ms).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Panel6RowsOf512(float* x, int inF, byte* panel, float* total)
     {
