@@ -98,9 +98,9 @@ public sealed class InferenceOnlyTests : IDisposable
         Refused(() => _ = model.Logits.Length);
         Refused(() => _ = model.AttentionMap("layers.0.attention_probabilities").Length);
 
-        // An encoder-only model predicts through the batched forward pass, but still has no backward.
+        // An encoder-only model predicts at exact lengths in its inference workspace: no batched pass, no backward.
         MeanClassifier classifier = MeanClassifier.ForInference(1);
-        classifier.Forward(new int[MeanClassifier.TokensPerStep], new int[MeanClassifier.Batch]);
+        Refused(() => classifier.Forward(new int[MeanClassifier.TokensPerStep], new int[MeanClassifier.Batch]), nameof(MeanClassifier));
         Refused(classifier.Backward, nameof(MeanClassifier));
     }
 }

@@ -44,19 +44,13 @@ namespace TransformerGen.Generator
             {
                 "Forward" => $"Forward pass of {where}.",
                 "Backward" => $"Backward pass of {where}: adds into the gradients of its parameters and inputs.",
-                _ => stage.IsEncoderSide && _spec.IsEncoderDecoder
+                _ => _spec.IsEncoderOnly
+                    ? $"Exact-length inference of {where} for <paramref name=\"n\"/> tokens: up to Batch sequences laid end to end, without padding."
+                    : stage.IsEncoderSide && _spec.IsEncoderDecoder
                     ? $"Inference of {where} for a source of <paramref name=\"n\"/> tokens."
                     : $"Cached inference of {where} for <paramref name=\"n\"/> new positions of one sequence.",
             };
-            string parameters = "";
-            if (infer)
-            {
-                var list = new List<string>();
-                if (stage.Kind is StageKind.Embed or StageKind.TargetEmbed) list.Add("global::System.ReadOnlySpan<int> tokens");
-                list.Add("int n");
-                if (NeedsPosition(stage)) list.Add("int position0");
-                parameters = string.Join(", ", list);
-            }
+            string parameters = infer ? string.Join(", ", InferParameters(stage).Select(p => p.Type + " " + p.Name)) : "";
             string returns = stage.Kind == StageKind.Head && pass == "Forward" ? "float" : "void";
 
             w.Line();
@@ -95,11 +89,16 @@ namespace TransformerGen.Generator
             return $"// {where} · {op.Title} · {flow}";
         }
 
-        /// <summary>A tensor's shape at inference, as the comments print it: n rows, or the last row only in the head.</summary>
+        /// <summary>
+        /// A tensor's shape at inference, as the comments print it: n rows, or the last row only in a decoder's head; in an
+        /// encoder's exact-length pass one row per sequence after pooling, and attention one sequence of length L at a time.
+        /// </summary>
         private string InferenceShape(TensorDef t, Stage stage)
         {
-            if (t.IsAttentionProbabilities) return $"[{Lit(_d.Heads)}, n, n]";
             string width = t.Shape.Length == 1 ? "" : ", " + Lit(t.Width);
+            if (_spec.IsEncoderOnly)
+                return t.IsAttentionProbabilities ? $"[{Lit(_d.Heads)}, L, L] per sequence" : $"[{(t.PerToken ? "n" : "sequences")}{width}]";
+            if (t.IsAttentionProbabilities) return $"[{Lit(_d.Heads)}, n, n]";
             if (stage.Kind != StageKind.Head) return $"[n{width}]";
             return _headTensors.Contains(t) ? $"[1{width}]" : $"[n{width}] (last row)";
         }
@@ -178,6 +177,7 @@ namespace TransformerGen.Generator
         private string I(TensorDef t, Stage stage)
         {
             if (t.Kind != TensorKind.Activation) return V(t);
+            if (_spec.IsEncoderOnly) return InferenceSlice("w", t);
             long offset = _plan.InferenceOffsetOf(t), width = t.Width;
             string local = t.InCache ? "kv" : "w";
             if (t.IsAttentionProbabilities) return $"{local}.Slice({Lit(offset)}, {Lit(_d.Heads)} * n * n)";
@@ -185,6 +185,21 @@ namespace TransformerGen.Generator
             if (_headTensors.Contains(t)) return Slice(local, offset, width);
             return $"{local}.Slice({Lit(offset)} + (n - 1) * {Lit(width)}, {Lit(width)})";
         }
+
+        /// <summary>
+        /// An activation in an encoder's exact-length pass, in the inference workspace <paramref name="buffer"/>: n rows
+        /// per token, one per sequence (<c>lengths.Length</c>) after pooling; attention probabilities take their whole slot,
+        /// which holds one sequence at a time.
+        /// </summary>
+        private string InferenceSlice(string buffer, TensorDef t)
+        {
+            long offset = _plan.InferenceOffsetOf(t);
+            if (t.IsAttentionProbabilities) return Slice(buffer, offset, _d.Heads * t.Shape[2] * t.Shape[3]);
+            return $"{buffer}.Slice({Lit(offset)}, {InferenceRows(t)}{(t.Width == 1 ? "" : " * " + Lit(t.Width))})";
+        }
+
+        /// <summary>Rows of an activation in an encoder's exact-length pass: n per token, or one per sequence.</summary>
+        private static string InferenceRows(TensorDef t) => t.PerToken ? "n" : "lengths.Length";
 
         private string Padding(TokenStream stream) => stream == TokenStream.Input ? "TokenPadding" : "DecoderPadding";
 
@@ -348,10 +363,42 @@ namespace TransformerGen.Generator
 
         private void Infer(Op op, Stage stage, List<string> lines)
         {
-            string rows = stage.Kind == StageKind.Head ? "1" : "n", h = Lit(_d.Heads), hd = Lit(_d.HeadDim), c = Lit(_d.DModel);
+            // Rows of the op's input: n new positions, the last one only in a decoder's head; an encoder's per-sequence rows after pooling.
+            TensorDef? input = op.Reads.FirstOrDefault(t => t.Kind == TensorKind.Activation);
+            string rows = _spec.IsEncoderOnly ? (input is null ? "n" : InferenceRows(input)) : stage.Kind == StageKind.Head ? "1" : "n";
+            string h = Lit(_d.Heads), hd = Lit(_d.HeadDim), c = Lit(_d.DModel);
             string position = NeedsPosition(stage) ? "position0" : "0";
+            string padding = _spec.PadToken.Value >= 0 ? "PredictPadding" : "default";
             switch (op)
             {
+                // An encoder's exact-length pass: sequences of different lengths lie end to end, so positions,
+                // rotation, attention and pooling restart at each sequence.
+                case PositionalAddOp pos when _spec.IsEncoderOnly:
+                    lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, lengths, {c});");
+                    break;
+                case RotaryOp rot when _spec.IsEncoderOnly && rot.HalfSplit:
+                    lines.Add($"{Kernels}Positional.RotaryHalfForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, lengths, {Lit(rot.RotatedHeads)}, {hd}, {Lit(rot.Qkv.Width)});");
+                    break;
+                case RotaryOp rot when _spec.IsEncoderOnly:
+                    lines.Add($"{Kernels}Positional.RotaryForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, lengths, {h}, {hd}, {Lit(rot.Qkv.Width)});");
+                    break;
+                case AttentionOp att when _spec.IsEncoderOnly:
+                    lines.Add($"{Kernels}Attention.ForwardSequences({Columns(I(att.Query, stage), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
+                              $"{Columns(I(att.KeysValues, stage), att.KeysValues, att.KeyColumn)}, {Columns(I(att.KeysValues, stage), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
+                              $"{(att.KeyPadding ? padding : "default")}, {I(att.Output, stage)}, {I(att.Probabilities, stage)}, lengths, {h}, {hd}" +
+                              $"{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)});");
+                    break;
+                case PoolOp pool:
+                    lines.Add(pool.Mean
+                        ? $"{Kernels}Pooling.MeanForward({I(pool.Input, stage)}, {padding}, {I(pool.Output, stage)}, lengths, {c});"
+                        : $"{Kernels}Pooling.FirstForward({I(pool.Input, stage)}, {I(pool.Output, stage)}, lengths, {c});");
+                    break;
+                case TokenTypeOp type:
+                    lines.Add($"{Kernels}Embedding.AddRow({I(type.X, stage)}, {I(type.Row, stage)}, n, {c});");
+                    break;
+                case L2NormalizeOp l2:
+                    lines.Add($"{Kernels}L2Normalize.Forward({I(l2.Input, stage)}, {I(l2.Output, stage)}, {I(l2.Norms, stage)}, lengths.Length, {Lit(l2.Input.Width)});");
+                    break;
                 case EmbeddingOp e:
                     lines.Add($"{Kernels}Embedding.Forward(tokens, {I(e.Table, stage)}, {I(e.Output, stage)}, {Lit(e.Table.Shape[0])}, {c}{ScaleArgument(e, Packed(e.Table))});");
                     break;
@@ -404,13 +451,9 @@ namespace TransformerGen.Generator
                 case ActivationOp act:
                     lines.Add($"{Kernels}Activations.{ActivationName(act)}Forward({I(act.Input, stage)}, {I(act.Output, stage)});");
                     break;
-                // Dropout is the identity at inference (its output shares its input's memory), the loss needs
-                // targets, and encoder-only models (the only ones that pool) have no cached inference.
+                // Dropout is the identity at inference (its output shares its input's memory), and the loss needs targets.
                 case DropoutOp:
                 case CrossEntropyOp:
-                case PoolOp:
-                case TokenTypeOp:
-                case L2NormalizeOp:
                     break;
             }
         }

@@ -96,7 +96,7 @@ namespace TransformerGen.Generator
             WriteConstructor(w);
             WriteBuiltInWeights(w);
             WriteEntryPoints(w);
-            List<Stage> inference = _spec.IsEncoderOnly ? [] : InferenceStages();
+            List<Stage> inference = InferenceStages();
             foreach (Stage stage in Stages().Union(inference))
             {
                 bool trains = _graph.Ops.Any(o => o.Stage == stage);
@@ -244,11 +244,11 @@ namespace TransformerGen.Generator
             // The float buffers the runtime allocates for each use (TransformerModel.BufferBytes at run time).
             long shared = _plan.ParameterCount + _plan.ConstantCount + _plan.InferenceCount + _plan.KeyValueCount + System.Math.Max(_d.SeqLen, _d.TargetSeqLen);
             long training = 4 * (shared + _plan.ParameterCount + 2 * _plan.ActivationCount);
-            long inference = 4 * (shared + (_spec.IsEncoderOnly ? _plan.ActivationCount : 0));
+            long inference = 4 * shared;
             w.Line("/// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>");
             w.Line($"public const long TrainingBytes = {Lit(training)};");
             w.Line(_spec.IsEncoderOnly
-                ? "/// <summary>Bytes of the buffers of a model built for inference (<see cref=\"ForInference(ulong)\"/>): parameters and the forward activations of a batch.</summary>"
+                ? "/// <summary>Bytes of the buffers of a model built for inference (<see cref=\"ForInference(ulong)\"/>): parameters and the workspace of an exact-length pass over up to Batch·SeqLen tokens.</summary>"
                 : "/// <summary>Bytes of the buffers of a model built for inference (<see cref=\"ForInference(ulong)\"/>): parameters, the inference workspace and the key/value cache.</summary>");
             w.Line($"public const long InferenceBytes = {Lit(inference)};");
             w.Line();
@@ -276,7 +276,7 @@ namespace TransformerGen.Generator
             w.Line("    },");
             w.Line($"    parameterCount: {Lit(_plan.ParameterCount)}, activationCount: {Lit(_plan.ActivationCount)}, constantCount: {Lit(_plan.ConstantCount)},");
             w.Line($"    inferenceCount: {Lit(_plan.InferenceCount)}, keyValueCount: {Lit(_plan.KeyValueCount)},");
-            w.Line($"    logitsOffset: {Lit(_plan.OffsetOf(logits))}, logitsLength: {Lit(logits.Elements)}, inferenceLogitsOffset: {(_spec.IsEncoderOnly ? "0" : Lit(_plan.InferenceOffsetOf(logits)))})");
+            w.Line($"    logitsOffset: {Lit(_plan.OffsetOf(logits))}, logitsLength: {Lit(logits.Elements)}, inferenceLogitsOffset: {Lit(_plan.InferenceOffsetOf(logits))})");
             w.Line("{");
             w.Line($"    Architecture = global::TransformerGen.Architecture.{(_spec.IsEncoderDecoder ? "EncoderDecoder" : _spec.IsEncoderOnly ? "EncoderOnly" : "DecoderOnly")},");
             w.Line($"    TargetVocab = {Lit(_spec.IsEncoderOnly ? _d.Classes : _d.TargetVocab)}, TargetLength = {Lit(TargetLength)},");
@@ -398,7 +398,11 @@ namespace TransformerGen.Generator
             w.Open("protected override void BackwardCore()");
             foreach (Stage s in Enumerable.Reverse(stages)) w.Line(GeneratedNames.StageMethod(s, "Backward") + "();");
             w.Close();
-            if (_spec.IsEncoderOnly) return;
+            if (_spec.IsEncoderOnly)
+            {
+                WritePredict(w);
+                return;
+            }
 
             if (_spec.IsEncoderDecoder)
             {
@@ -417,23 +421,56 @@ namespace TransformerGen.Generator
             w.Close();
         }
 
-        /// <summary>What an inference stage method takes: the tokens if it embeds them, the row count, and the first position if it needs it.</summary>
-        private string InferArguments(Stage stage)
+        /// <summary>
+        /// An encoder-only model's exact-length pass: every stage over the n tokens of up to Batch sequences laid end to
+        /// end, then the output rows (one per sequence, or one per token for a tagger) and, where the model exposes it,
+        /// the last hidden state.
+        /// </summary>
+        private void WritePredict(IndentedWriter w)
         {
-            var args = new List<string>();
-            if (stage.Kind is StageKind.Embed or StageKind.TargetEmbed) args.Add("tokens");
-            args.Add("n");
-            if (NeedsPosition(stage)) args.Add("position0");
-            return string.Join(", ", args);
+            const string span = "global::System.ReadOnlySpan";
+            TensorDef output = Output;
+            w.Line();
+            w.Line("/// <inheritdoc />");
+            w.Open($"protected override {span}<float> PredictCore({span}<int> tokens, {span}<int> lengths)");
+            w.Line("int n = tokens.Length;");
+            foreach (Stage s in InferenceStages()) w.Line($"{GeneratedNames.StageMethod(s, "Infer")}({InferArguments(s)});");
+            w.Line($"return {InferenceSlice("InferenceBuffer", output)}; // {output.Name}{InferenceShape(output, Stage.Head)}");
+            w.Close();
+            if (_graph.HiddenState is not { } hidden) return;
+            w.Line();
+            w.Line("/// <inheritdoc />");
+            w.Line($"protected override {span}<float> InferenceHiddenState(int n) => {InferenceSlice("InferenceBuffer", hidden)};");
         }
+
+        /// <summary>What an inference stage method takes, in order: the tokens if it embeds them, the row count, the first position if it needs it, and an encoder's sequence lengths if it uses them.</summary>
+        private List<(string Type, string Name)> InferParameters(Stage stage)
+        {
+            var list = new List<(string Type, string Name)>();
+            if (stage.Kind is StageKind.Embed or StageKind.TargetEmbed) list.Add(("global::System.ReadOnlySpan<int>", "tokens"));
+            list.Add(("int", "n"));
+            if (NeedsPosition(stage)) list.Add(("int", "position0"));
+            if (NeedsLengths(stage)) list.Add(("global::System.ReadOnlySpan<int>", "lengths"));
+            return list;
+        }
+
+        private string InferArguments(Stage stage) => string.Join(", ", InferParameters(stage).Select(p => p.Name));
 
         /// <summary>Whether a stage's inference depends on where the new tokens are: positions added, rotary, or the self-attention cache.</summary>
         private bool NeedsPosition(Stage stage) => stage.Kind switch
         {
             StageKind.Head or StageKind.EncoderOutput or StageKind.EncoderLayer => false,
-            StageKind.Embed => !_spec.IsEncoderDecoder && TakesPosition(stage),
+            StageKind.Embed => _spec.IsDecoderOnly && TakesPosition(stage),
             StageKind.TargetEmbed => TakesPosition(stage),
             _ => true,
         };
+
+        /// <summary>
+        /// Whether an encoder-only stage's exact-length inference needs the sequence lengths: positions and attention
+        /// restart at each sequence, pooling makes one row per sequence, and what follows pooling has that many rows.
+        /// </summary>
+        private bool NeedsLengths(Stage stage) => _spec.IsEncoderOnly && _graph.Ops.Any(op => op.InferenceStage == stage
+            && (op is PositionalAddOp or RotaryOp or AttentionOp or PoolOp
+                || (op is not (CrossEntropyOp or DropoutOp) && op.Reads.Concat(op.Writes).Any(t => t.Kind == TensorKind.Activation && !t.PerToken && !t.TrainingOnly))));
     }
 }

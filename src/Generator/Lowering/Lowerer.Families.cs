@@ -112,7 +112,8 @@ namespace TransformerGen.Generator
             if (f.Rotary)
                 _ops.Add(new RotaryOp(stage, TokenStream.Input, qkv, _rotaryCos!, _rotarySin!, _d.Heads, _d.HeadDim) { HalfSplit = true, KvHeads = _d.KeyValueHeads });
             TensorDef attended = Activation(a + "attention", layer, qWidth, TokenStream.Input, "attention");
-            TensorDef probabilities = Probabilities(a + "attention_probabilities", layer, _d.SeqLen, _d.SeqLen, trainingOnly: true);
+            // An encoder's exact-length pass keeps each sequence's probabilities while it attends; a decoder's cached pass needs none.
+            TensorDef probabilities = Probabilities(a + "attention_probabilities", layer, _d.SeqLen, _d.SeqLen, trainingOnly: causal);
             string title = (causal ? "causal self-attention" : "self-attention") + (_padding ? " with padding mask" : "")
                 + (_d.KvHeads > 0 ? $" ({_d.Heads} query heads on {_d.KeyValueHeads} key/value heads)" : "");
             _ops.Add(new AttentionOp(stage, title, qkv, 0, qkv, qWidth, qWidth + kvWidth, attended, probabilities, _d.Heads, _d.HeadDim,

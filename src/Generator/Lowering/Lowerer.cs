@@ -162,7 +162,7 @@ namespace TransformerGen.Generator
             _ops.Add(new LinearOp(stage, "Q, K, V projections", attnIn, inProjW, inProjB, qkv));
             if (_rotaryCos is not null) _ops.Add(new RotaryOp(stage, stream, qkv, _rotaryCos, _rotarySin!, _d.Heads, _d.HeadDim));
             TensorDef attended = Activation(a + "attention", layer, c, stream, "attention");
-            TensorDef probabilities = Probabilities(a + "attention_probabilities", layer, _d.Length(stream), _d.Length(stream), trainingOnly: !stage.IsEncoderSide || _spec.IsEncoderOnly);
+            TensorDef probabilities = Probabilities(a + "attention_probabilities", layer, _d.Length(stream), _d.Length(stream), trainingOnly: !stage.IsEncoderSide);
             string title = (causal ? "causal self-attention" : "self-attention") + (_padding ? " with padding mask" : "") + (_spec.AttentionWindow.Value > 0 ? $" within ±{_spec.AttentionWindow.Value}" : "");
             _ops.Add(new AttentionOp(stage, title, qkv, 0, qkv, c, 2 * c, attended, probabilities, _d.Heads, _d.HeadDim, stream, stream,
                 causal, _spec.AttentionWindow.Value, _padding));

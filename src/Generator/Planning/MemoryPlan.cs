@@ -5,8 +5,9 @@ namespace TransformerGen.Generator
     /// <summary>
     /// Stage 4: where every tensor lives. Parameters get offsets in one flat buffer (gradients and optimizer
     /// moments reuse them), activations in the training workspace (their gradients reuse those), fixed tables in
-    /// a constant buffer, and, for cached inference of one sequence, a smaller workspace whose slots are shared
-    /// by every other layer, since a layer's values are dead once the next layer has read them.
+    /// a constant buffer, and, for inference (cached decoding of one sequence, or an encoder's exact-length pass), a
+    /// smaller workspace whose slots are shared by every other layer, since a layer's values are dead once the next
+    /// layer has read them.
     /// Offsets are multiples of 16 floats (64 bytes).
     /// </summary>
     internal sealed class MemoryPlan
@@ -78,50 +79,50 @@ namespace TransformerGen.Generator
             ConstantCount = constants;
             ActivationCount = activations;
 
-            // Inference (one sequence): dropout is the identity, so its output shares its input's slot; tensors of
-            // the same role in layers of the same parity share one slot, sized for the longest stream using it.
-            // Encoder-only models have no cached inference: they predict with the batched forward pass.
+            // Inference: dropout is the identity, so its output shares its input's slot; tensors of the same role in
+            // layers of the same parity share one slot, sized for the longest stream using it. A decoder or an
+            // encoder–decoder runs one sequence at a time; an encoder-only model's exact-length pass takes up to Batch
+            // sequences laid end to end, so its per-token slots hold Batch·SeqLen rows and its per-sequence ones Batch.
             KeyValueCount = Saturating.Multiply(2L * d.DecoderLayers, SelfCacheRows);
             long inference = 0;
-            if (!Graph.Spec.IsEncoderOnly)
+            bool encoderOnly = Graph.Spec.IsEncoderOnly;
+            var aliases = new Dictionary<TensorDef, TensorDef>();
+            foreach (Op op in Graph.Ops)
+                if (op is DropoutOp drop) aliases[drop.Output] = Resolve(aliases, drop.Input);
+            // A decoder's head runs on the last position only at inference, so what its operations write is one row.
+            var headOutputs = new HashSet<TensorDef>();
+            foreach (Op op in Graph.Ops)
+                if (op.Stage.Kind == StageKind.Head && !encoderOnly) headOutputs.UnionWith(op.Writes);
+            var slotOf = new Dictionary<TensorDef, string>();
+            var slotSize = new Dictionary<string, long>();
+            var slotOrder = new List<string>();
+            foreach (TensorDef t in Graph.Tensors)
             {
-                var aliases = new Dictionary<TensorDef, TensorDef>();
-                foreach (Op op in Graph.Ops)
-                    if (op is DropoutOp drop) aliases[drop.Output] = Resolve(aliases, drop.Input);
-                // The head runs on the last position only at inference, so what its operations write is one row.
-                var headOutputs = new HashSet<TensorDef>();
-                foreach (Op op in Graph.Ops)
-                    if (op.Stage.Kind == StageKind.Head) headOutputs.UnionWith(op.Writes);
-                var slotOf = new Dictionary<TensorDef, string>();
-                var slotSize = new Dictionary<string, long>();
-                var slotOrder = new List<string>();
-                foreach (TensorDef t in Graph.Tensors)
+                if (t.Kind != TensorKind.Activation || t.TrainingOnly || aliases.ContainsKey(t)) continue;
+                if (t.InCache)
                 {
-                    if (t.Kind != TensorKind.Activation || t.TrainingOnly || aliases.ContainsKey(t)) continue;
-                    if (t.InCache)
-                    {
-                        _inferenceOffsets[t] = Align(KeyValueCount);
-                        KeyValueCount = Saturating.Add(Align(KeyValueCount), Saturating.Multiply(d.SeqLen, t.Width));
-                        continue;
-                    }
-                    string key = t.Layer < 0 ? t.Name : t.Role + "@" + (t.Layer % 2);
-                    long size = t.IsAttentionProbabilities
-                        ? Saturating.Multiply(Saturating.Multiply(d.Heads, t.Shape[2]), t.Shape[3])
-                        : Saturating.Multiply(headOutputs.Contains(t) ? 1 : d.Length(t.Stream), t.Width);
-                    if (!slotSize.TryGetValue(key, out long existing)) slotOrder.Add(key);
-                    slotSize[key] = System.Math.Max(existing, size);
-                    slotOf[t] = key;
+                    _inferenceOffsets[t] = Align(KeyValueCount);
+                    KeyValueCount = Saturating.Add(Align(KeyValueCount), Saturating.Multiply(d.SeqLen, t.Width));
+                    continue;
                 }
-                var slotOffset = new Dictionary<string, long>();
-                foreach (string key in slotOrder)
-                {
-                    slotOffset[key] = inference;
-                    inference = Align(Saturating.Add(inference, slotSize[key]));
-                }
-                foreach (KeyValuePair<TensorDef, string> entry in slotOf) _inferenceOffsets[entry.Key] = slotOffset[entry.Value];
-                foreach (KeyValuePair<TensorDef, TensorDef> alias in aliases)
-                    if (_inferenceOffsets.TryGetValue(alias.Value, out long offset)) _inferenceOffsets[alias.Key] = offset;
+                string key = t.Layer < 0 ? t.Name : t.Role + "@" + (t.Layer % 2);
+                long rows = headOutputs.Contains(t) ? 1 : !t.PerToken ? t.Shape[0] : encoderOnly ? d.Tokens : d.Length(t.Stream);
+                long size = t.IsAttentionProbabilities
+                    ? Saturating.Multiply(Saturating.Multiply(d.Heads, t.Shape[2]), t.Shape[3])
+                    : Saturating.Multiply(rows, t.Width);
+                if (!slotSize.TryGetValue(key, out long existing)) slotOrder.Add(key);
+                slotSize[key] = System.Math.Max(existing, size);
+                slotOf[t] = key;
             }
+            var slotOffset = new Dictionary<string, long>();
+            foreach (string key in slotOrder)
+            {
+                slotOffset[key] = inference;
+                inference = Align(Saturating.Add(inference, slotSize[key]));
+            }
+            foreach (KeyValuePair<TensorDef, string> entry in slotOf) _inferenceOffsets[entry.Key] = slotOffset[entry.Value];
+            foreach (KeyValuePair<TensorDef, TensorDef> alias in aliases)
+                if (_inferenceOffsets.TryGetValue(alias.Value, out long offset)) _inferenceOffsets[alias.Key] = offset;
             InferenceCount = inference;
 
             long flops = 0;

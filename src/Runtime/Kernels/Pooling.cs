@@ -43,6 +43,32 @@ public static class Pooling
     }
 
     /// <summary>
+    /// <see cref="MeanForward(ReadOnlySpan{float}, ReadOnlySpan{byte}, Span{float}, int, int, int)"/> for sequences of
+    /// different lengths laid end to end: <c>y[s, :]</c> is the mean of the unpadded rows of sequence s, which owns the
+    /// <c>lengths[s]</c> rows after those of the sequences before it (0 when they are all padding). Overwrites <paramref name="y"/>.
+    /// </summary>
+    /// <param name="x">Hidden states <c>[Σ lengths, c]</c>.</param>
+    /// <param name="padding">Padding <c>[Σ lengths]</c>, nonzero = padding, or empty for none.</param>
+    /// <param name="y">Pooled <c>[sequences, c]</c>.</param>
+    /// <param name="lengths">Tokens of each sequence, each at least 1.</param>
+    /// <param name="c">Channels.</param>
+    public static void MeanForward(ReadOnlySpan<float> x, ReadOnlySpan<byte> padding, Span<float> y, ReadOnlySpan<int> lengths, int c)
+    {
+        SpanChecks.NonNegative(c, nameof(c));
+        long n = SpanChecks.Sequences(lengths, nameof(lengths), out _);
+        SpanChecks.Length(x.Length, n * c, nameof(x));
+        SpanChecks.LengthOrEmpty(padding.Length, n, nameof(padding));
+        SpanChecks.Length(y.Length, (long)lengths.Length * c, nameof(y));
+        int row = 0;
+        for (int s = 0; s < lengths.Length; s++)
+        {
+            int length = lengths[s];
+            MeanForward(x.Slice(row * c, length * c), padding.IsEmpty ? default : padding.Slice(row, length), y.Slice(s * c, c), 1, length, c);
+            row += length;
+        }
+    }
+
+    /// <summary>
     /// Effectively computes <c>dx[b, t, :] += dy[b, :]/n_b</c> for the unpadded positions t (nothing for a sequence that
     /// is all padding).
     /// </summary>
@@ -87,6 +113,27 @@ public static class Pooling
         SpanChecks.Length(y.Length, (long)batch * c, nameof(y));
         for (int b = 0; b < batch; b++)
             x.Slice(b * seqLen * c, c).CopyTo(y.Slice(b * c, c));
+    }
+
+    /// <summary>
+    /// Effectively computes <c>y[s, :]</c> = the first row of sequence s, for sequences of different lengths laid end to
+    /// end (sequence s owns the <c>lengths[s]</c> rows after those of the sequences before it). Overwrites <paramref name="y"/>.
+    /// </summary>
+    /// <param name="x">Hidden states <c>[Σ lengths, c]</c>.</param>
+    /// <param name="y">Pooled <c>[sequences, c]</c>.</param>
+    /// <param name="lengths">Tokens of each sequence, each at least 1.</param>
+    /// <param name="c">Channels.</param>
+    public static void FirstForward(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<int> lengths, int c)
+    {
+        SpanChecks.NonNegative(c, nameof(c));
+        SpanChecks.Length(x.Length, SpanChecks.Sequences(lengths, nameof(lengths), out _) * c, nameof(x));
+        SpanChecks.Length(y.Length, (long)lengths.Length * c, nameof(y));
+        int row = 0;
+        for (int s = 0; s < lengths.Length; s++)
+        {
+            x.Slice(row * c, c).CopyTo(y.Slice(s * c, c));
+            row += lengths[s];
+        }
     }
 
     /// <summary>Effectively computes <c>dx[b, 0, :] += dy[b, :]</c>.</summary>

@@ -9,8 +9,8 @@ namespace TransformerGen.Kernels;
 /// <summary>
 /// Position information: absolute positions added to the embeddings (the paper's sinusoids, or a learned table),
 /// and rotary position embedding applied to queries and keys, in two pairings: RoFormer's interleaved pairs
-/// (2i, 2i+1) (<see cref="RotaryForward"/>) and the half-split pairs (j, j + headDim/2) of Hugging Face's Llama-family
-/// models (<see cref="RotaryHalfForward"/>).
+/// (2i, 2i+1) (<see cref="RotaryForward(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, int, int, int)"/>) and the half-split pairs (j, j + headDim/2) of Hugging Face's Llama-family
+/// models (<see cref="RotaryHalfForward(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, int, int, int)"/>).
 /// </summary>
 public static class Positional
 {
@@ -61,6 +61,26 @@ public static class Positional
         {
             Span<float> sequence = x.Slice(b * seqLen * c, seqLen * c);
             TensorPrimitives.Add(sequence, rows, sequence);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Add(Span{float}, ReadOnlySpan{float}, int, int, int, int)"/> for sequences of different lengths laid end
+    /// to end: the <c>lengths[s]</c> rows of sequence s get positions 0, 1, … of their own.
+    /// </summary>
+    /// <param name="x">Embeddings <c>[Σ lengths, c]</c>, updated in place.</param>
+    /// <param name="table">Position table <c>[maxLen, c]</c>, maxLen at least the longest length.</param>
+    /// <param name="lengths">Tokens of each sequence, each at least 1.</param>
+    /// <param name="c">Channels.</param>
+    public static void Add(Span<float> x, ReadOnlySpan<float> table, ReadOnlySpan<int> lengths, int c)
+    {
+        SpanChecks.Positive(c, nameof(c));
+        SpanChecks.Length(x.Length, SpanChecks.Sequences(lengths, nameof(lengths), out _) * c, nameof(x));
+        int row = 0;
+        foreach (int length in lengths)
+        {
+            Add(x.Slice(row * c, length * c), table, 1, length, c);
+            row += length;
         }
     }
 
@@ -131,7 +151,29 @@ public static class Positional
         => Rotate(qkv, cos, sin, batch, seqLen, heads, headDim, rowStride, position0, 1f);
 
     /// <summary>
-    /// The backward of <see cref="RotaryForward"/> (positions from 0). The rotation is orthogonal, so its gradient is
+    /// <see cref="RotaryForward(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, int, int, int)"/> for
+    /// sequences of different lengths laid end to end: the rows of each sequence are at positions 0, 1, … of their own.
+    /// </summary>
+    /// <param name="qkv">Packed rows <c>[Σ lengths, rowStride]</c>, updated in place.</param>
+    /// <param name="cos">Cosine table <c>[maxLen, headDim/2]</c>, maxLen at least the longest length.</param>
+    /// <param name="sin">Sine table, same shape.</param>
+    /// <param name="lengths">Tokens of each sequence, each at least 1.</param>
+    /// <param name="heads">Attention heads.</param>
+    /// <param name="headDim">Channels per head; even.</param>
+    /// <param name="rowStride">Floats per token row, at least 2C.</param>
+    public static void RotaryForward(Span<float> qkv, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, ReadOnlySpan<int> lengths, int heads, int headDim, int rowStride)
+    {
+        SpanChecks.Length(qkv.Length, SpanChecks.Sequences(lengths, nameof(lengths), out _) * rowStride, nameof(qkv));
+        int row = 0;
+        foreach (int length in lengths)
+        {
+            Rotate(qkv.Slice(row * rowStride, length * rowStride), cos, sin, 1, length, heads, headDim, rowStride, 0, 1f);
+            row += length;
+        }
+    }
+
+    /// <summary>
+    /// The backward of <see cref="RotaryForward(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, int, int, int)"/> (positions from 0). The rotation is orthogonal, so its gradient is
     /// the rotation by the opposite angle: on entry <paramref name="dQkv"/> holds the gradient with respect to the
     /// rotated Q and K, on exit with respect to the unrotated ones. This is the one kernel that transforms a gradient
     /// IN PLACE instead of accumulating (+=) into a separate buffer; the V columns (and any columns past 2C) are untouched.
@@ -250,7 +292,29 @@ public static class Positional
         => RotateHalf(qkv, cos, sin, batch, seqLen, rotatedHeads, headDim, rowStride, position0, 1f, nameof(qkv));
 
     /// <summary>
-    /// The backward of <see cref="RotaryHalfForward"/> (positions from 0): the transposed rotation, in place. On entry
+    /// <see cref="RotaryHalfForward(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, int, int, int)"/>
+    /// for sequences of different lengths laid end to end: the rows of each sequence are at positions 0, 1, … of their own.
+    /// </summary>
+    /// <param name="qkv">Rows <c>[Σ lengths, rowStride]</c>, updated in place.</param>
+    /// <param name="cos">Cosine table <c>[maxLen, headDim/2]</c>, maxLen at least the longest length.</param>
+    /// <param name="sin">Sine table, same shape.</param>
+    /// <param name="lengths">Tokens of each sequence, each at least 1.</param>
+    /// <param name="rotatedHeads">Blocks of headDim floats rotated at the start of each row.</param>
+    /// <param name="headDim">Channels per head; even.</param>
+    /// <param name="rowStride">Floats per token row, at least rotatedHeads·headDim.</param>
+    public static void RotaryHalfForward(Span<float> qkv, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, ReadOnlySpan<int> lengths, int rotatedHeads, int headDim, int rowStride)
+    {
+        SpanChecks.Length(qkv.Length, SpanChecks.Sequences(lengths, nameof(lengths), out _) * rowStride, nameof(qkv));
+        int row = 0;
+        foreach (int length in lengths)
+        {
+            RotateHalf(qkv.Slice(row * rowStride, length * rowStride), cos, sin, 1, length, rotatedHeads, headDim, rowStride, 0, 1f, nameof(qkv));
+            row += length;
+        }
+    }
+
+    /// <summary>
+    /// The backward of <see cref="RotaryHalfForward(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, int, int, int)"/> (positions from 0): the transposed rotation, in place. On entry
     /// <paramref name="dQkv"/> holds the gradient with respect to the rotated values, on exit with respect to the
     /// unrotated ones: <c>dx[j] = dx'[j]·cos_j + dx'[j + D/2]·sin_j</c>, <c>dx[j + D/2] = dx'[j + D/2]·cos_j − dx'[j]·sin_j</c>.
     /// Like <see cref="RotaryBackward"/> it transforms rather than accumulates; columns past the rotated heads are untouched.

@@ -48,4 +48,21 @@ internal static class SpanChecks
         if (actual != expected)
             throw new ArgumentException($"{name} has length {actual}, but {otherName} has length {expected}; they must match.", name);
     }
+
+    /// <summary>
+    /// The tokens of sequences laid end to end, <c>Σ lengths</c>, and the longest; throws
+    /// <see cref="ArgumentOutOfRangeException"/> naming the sequence when a length is below 1.
+    /// </summary>
+    public static long Sequences(ReadOnlySpan<int> lengths, string name, out int longest)
+    {
+        long total = 0;
+        longest = 0;
+        for (int s = 0; s < lengths.Length; s++)
+        {
+            if (lengths[s] < 1) throw new ArgumentOutOfRangeException(name, lengths[s], $"{name}[{s}] = {lengths[s]}: a sequence has at least one token.");
+            total += lengths[s];
+            longest = Math.Max(longest, lengths[s]);
+        }
+        return total;
+    }
 }

@@ -10,9 +10,9 @@ public enum ModelUse
     Training,
 
     /// <summary>
-    /// Inference only: parameters, the inference workspace and the key/value cache (an encoder-only model, whose
-    /// <c>Predict</c> runs the batched forward pass, keeps the forward activations); nothing kept for backward.
-    /// <c>Forward</c> (except in encoder-only models), <c>Backward</c> and optimizers refuse such an instance.
+    /// Inference only: parameters, the inference workspace and the key/value cache (an encoder-only model's exact-length
+    /// <c>Predict</c> runs in that workspace); nothing kept for backward. <c>Forward</c>, <c>Backward</c> and optimizers
+    /// refuse such an instance.
     /// </summary>
     Inference,
 }

@@ -40,8 +40,8 @@ public abstract class TransformerModel : ITrainableParameters
         Use = use;
         bool training = use == ModelUse.Training;
         Training = training;
-        // An encoder-only model predicts through the batched forward pass, so it keeps the forward activations.
-        bool forward = training || layout.Architecture == Architecture.EncoderOnly;
+        // Only training runs the batched forward pass (inference runs exact-length passes in the inference workspace).
+        bool forward = training;
         _parameters = new AlignedBuffer(layout.ParameterCount);
         _gradients = new AlignedBuffer(training ? layout.ParameterCount : 0);
         _activations = new AlignedBuffer(forward ? layout.ActivationCount : 0);
