@@ -157,6 +157,20 @@ public abstract class EncoderModel : TransformerModel
     /// <summary>1 where a token of the current exact-length pass is padding; empty when the model has no padding id.</summary>
     protected ReadOnlySpan<byte> PredictPadding => _padding.AsSpan(0, _padding.Length == 0 ? 0 : _tokenCount);
 
+    /// <summary>
+    /// Writes the model as an ONNX graph of standard operators (opset 17, <see cref="OnnxExport"/>): <c>input_ids</c> and
+    /// <c>attention_mask</c> (and BERT's <c>token_type_ids</c>) <c>[batch, sequence]</c> in; <c>last_hidden_state</c> and the
+    /// head's output (<c>sentence_embedding</c> or class <c>logits</c>) out; any batch and any length up to SeqLen. A model
+    /// compiled from a Hugging Face config needs that config's path in <paramref name="options"/>.
+    /// </summary>
+    /// <remarks>An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written.</remarks>
+    /// <exception cref="NotSupportedException">The model has a part that no standard ONNX graph computes (the message says why).</exception>
+    public OnnxExportReport SaveOnnx(string path, OnnxExportOptions? options = null)
+    {
+        using CallScope scope = Enter("SaveOnnx");
+        return WithUnpackedWeights(() => OnnxExport.Write(this, path, options));
+    }
+
     /// <summary>The most likely class of each row of <paramref name="logits"/>, written to <paramref name="classes"/>.</summary>
     public static void ArgMax(ReadOnlySpan<float> logits, int classCount, Span<int> classes)
     {

@@ -102,6 +102,20 @@ public abstract class LanguageModel : TransformerModel
     public GgufExportReport SaveGguf(string path, string config, GgufTensorType tensorType = GgufTensorType.F32, GgufVocabulary? vocabulary = null) =>
         SaveGguf(path, new GgufExportOptions { Hyperparameters = GgufHyperparameters.FromConfig(config), TensorType = tensorType, Vocabulary = vocabulary });
 
+    /// <summary>
+    /// Writes the model as an ONNX graph of standard operators (opset 17, <see cref="OnnxExport"/>): <c>input_ids</c> and
+    /// <c>attention_mask</c> <c>[batch, sequence]</c> in, <c>logits</c> <c>[batch, sequence, Vocab]</c> out, any batch and any
+    /// length up to SeqLen, no key/value cache. A model compiled from a Hugging Face config needs that config's path in
+    /// <paramref name="options"/>.
+    /// </summary>
+    /// <remarks>An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written.</remarks>
+    /// <exception cref="NotSupportedException">The model has a part that no standard ONNX graph computes (the message says why).</exception>
+    public OnnxExportReport SaveOnnx(string path, OnnxExportOptions? options = null)
+    {
+        using CallScope scope = Enter("SaveOnnx");
+        return WithUnpackedWeights(() => OnnxExport.Write(this, path, options));
+    }
+
     /// <inheritdoc />
     protected override void OnParametersReplaced() => _cacheLength = 0;
 

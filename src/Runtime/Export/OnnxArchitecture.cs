@@ -1,0 +1,405 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
+using System.Reflection;
+using System.Text.Json;
+
+namespace TransformerGen;
+
+/// <summary>How positions enter an exported model.</summary>
+internal enum OnnxPositions { Learned, Sinusoidal, RotaryInterleaved, RotaryHalf }
+
+/// <summary>The feed-forward network's activation in an exported model.</summary>
+internal enum OnnxFeedForward { GeluErf, GeluTanh, Relu, SwiGlu }
+
+/// <summary>
+/// The parameters of one layer, by role: each projection is one or more tensors stacked by rows, as the model multiplies
+/// them (GPT-2's c_attn is q | k | v already, BERT and Llama keep q, k and v apart; Llama's gate and up).
+/// </summary>
+internal sealed record OnnxLayerTensors(
+    ParameterTensor AttentionNorm, ParameterTensor? AttentionNormBias,
+    ParameterTensor[] QueryKeyValue, ParameterTensor[]? QueryKeyValueBias,
+    ParameterTensor Output, ParameterTensor? OutputBias,
+    ParameterTensor FeedForwardNorm, ParameterTensor? FeedForwardNormBias,
+    ParameterTensor[] Up, ParameterTensor[]? UpBias,
+    ParameterTensor Down, ParameterTensor? DownBias);
+
+/// <summary>
+/// What the ONNX export needs to know about a model that its parameter table does not say, and the table read by role.
+/// The runtime sees a generated model only through its <see cref="ModelLayout"/>, which carries sizes and names but not
+/// the norm's epsilon, the activation, the rotary convention or the head count. They come from the declaration itself: the
+/// <see cref="TransformerModelAttribute"/> on the model's class (this project's own models), or the Hugging Face
+/// <c>config.json</c> a family model was compiled from, read with each family's defaults as the compiler reads them
+/// (MODEL_FAMILIES.md §1.3, §2.4, §3.4). Every tensor of the table must find its role here, or the export is refused.
+/// </summary>
+internal sealed class OnnxArchitecture
+{
+    public required string Name { get; init; }
+    public required bool Encoder { get; init; }
+    public required int Vocab { get; init; }
+    public required int DModel { get; init; }
+    public required int Heads { get; init; }
+    public required int KeyValueHeads { get; init; }
+    public required int HeadDim { get; init; }
+    public required int SeqLen { get; init; }
+    public required bool RmsNorm { get; init; }
+    public required float NormEpsilon { get; init; }
+    public required bool PreNorm { get; init; }
+    public required OnnxPositions Positions { get; init; }
+    public float RopeTheta { get; init; } = 10000f;
+    public required OnnxFeedForward FeedForward { get; init; }
+    public float EmbeddingScale { get; init; } = 1f;
+    public int AttentionWindow { get; init; }
+    public EncoderHead Head { get; init; }
+    public Pooling Pooling { get; init; }
+    public required ParameterTensor TokenEmbedding { get; init; }
+    public ParameterTensor? PositionEmbedding { get; init; }
+    public ParameterTensor? TokenTypeEmbedding { get; init; }
+    public ParameterTensor? EmbeddingNorm { get; init; }
+    public ParameterTensor? EmbeddingNormBias { get; init; }
+    public required IReadOnlyList<OnnxLayerTensors> Layers { get; init; }
+    public ParameterTensor? FinalNorm { get; init; }
+    public ParameterTensor? FinalNormBias { get; init; }
+    /// <summary>The LM head's own matrix, or null when it is tied to <see cref="TokenEmbedding"/> (decoders).</summary>
+    public ParameterTensor? LanguageModelHead { get; init; }
+    public ParameterTensor? Classifier { get; init; }
+    public ParameterTensor? ClassifierBias { get; init; }
+
+    /// <summary>Query heads per key/value head.</summary>
+    public int Group => Heads / KeyValueHeads;
+
+    /// <summary>
+    /// Reads the architecture of <paramref name="model"/>: from its <see cref="TransformerModelAttribute"/>, and for a model
+    /// compiled from a Hugging Face config from <paramref name="configPath"/> as well.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The model has a part no standard ONNX graph here computes (the message says which).</exception>
+    /// <exception cref="ArgumentException">The config is missing for a family model, or contradicts the model's tensors.</exception>
+    public static OnnxArchitecture Of(TransformerModel model, string? configPath)
+    {
+        ModelLayout layout = model.Layout;
+        TransformerModelAttribute declaration = DeclarationOf(model.GetType())
+            ?? throw new NotSupportedException($"{layout.Name} carries no [TransformerModel] attribute; the ONNX export reads the architecture from the declaration");
+        if (layout.Architecture == Architecture.EncoderDecoder)
+            throw new NotSupportedException($"{layout.Name} is an encoder-decoder model; the ONNX export covers decoder-only and encoder-only models");
+        var table = new TensorTable(layout);
+        OnnxArchitecture architecture = layout.Family == CheckpointFamily.Native
+            ? Native(layout, declaration, table)
+            : Family(layout, declaration, table, configPath ?? throw new ArgumentException(
+                $"{layout.Name} was compiled from a Hugging Face config ({layout.Family}); pass that config.json's path: the export reads the norm's epsilon, the activation, the head counts and the rotary base from it",
+                nameof(configPath)));
+        table.CheckAllUsed();
+        return architecture;
+    }
+
+    private static TransformerModelAttribute? DeclarationOf(Type? type)
+    {
+        for (; type is not null; type = type.BaseType)
+            if (type.GetCustomAttribute<TransformerModelAttribute>(inherit: false) is { } attribute) return attribute;
+        return null;
+    }
+
+    // ----- this project's own models (PyTorch nn.Transformer names) -----
+
+    private static OnnxArchitecture Native(ModelLayout layout, TransformerModelAttribute d, TensorTable table)
+    {
+        bool encoder = layout.Architecture == Architecture.EncoderOnly;
+        bool pre = d.Norm == NormPlacement.Pre;
+        ParameterTensor embedding = table.Take("token_embedding.weight");
+        int dModel = embedding.Shape[1];
+        if (d.Heads <= 0 || dModel % d.Heads != 0) throw new ArgumentException($"{layout.Name}: {d.Heads} heads do not divide DModel = {dModel}");
+        string prefix = encoder ? "encoder.layers." : "decoder.layers.";
+        var layers = new List<OnnxLayerTensors>();
+        for (int i = 0; table.Has($"{prefix}{i}.self_attn.in_proj_weight"); i++)
+        {
+            string p = $"{prefix}{i}.";
+            layers.Add(new OnnxLayerTensors(
+                table.Take(p + "norm1.weight"), table.Take(p + "norm1.bias"),
+                [table.Take(p + "self_attn.in_proj_weight")], [table.Take(p + "self_attn.in_proj_bias")],
+                table.Take(p + "self_attn.out_proj.weight"), table.Take(p + "self_attn.out_proj.bias"),
+                table.Take(p + "norm2.weight"), table.Take(p + "norm2.bias"),
+                [table.Take(p + "linear1.weight")], [table.Take(p + "linear1.bias")],
+                table.Take(p + "linear2.weight"), table.Take(p + "linear2.bias")));
+        }
+        OnnxPositions positions = d.Positional switch
+        {
+            Positional.Learned => OnnxPositions.Learned,
+            Positional.Sinusoidal => OnnxPositions.Sinusoidal,
+            _ => OnnxPositions.RotaryInterleaved,
+        };
+        return new OnnxArchitecture
+        {
+            Name = layout.Name,
+            Encoder = encoder,
+            Vocab = layout.Vocab,
+            DModel = dModel,
+            Heads = d.Heads,
+            KeyValueHeads = d.Heads,
+            HeadDim = dModel / d.Heads,
+            SeqLen = layout.SeqLen,
+            RmsNorm = false,
+            NormEpsilon = 1e-5f, // the compiler's LayerNorm for its own models (Lowerer.Norm), PyTorch's default
+            PreNorm = pre,
+            Positions = positions,
+            FeedForward = d.Activation == Activation.Gelu ? OnnxFeedForward.GeluErf : OnnxFeedForward.Relu,
+            EmbeddingScale = d.ScaleEmbeddings ? (float)Math.Sqrt(dModel) : 1f,
+            AttentionWindow = d.AttentionWindow,
+            Head = d.Head,
+            Pooling = d.Pooling,
+            TokenEmbedding = embedding,
+            PositionEmbedding = positions == OnnxPositions.Learned ? table.Take("pos_embedding.weight") : null,
+            Layers = layers,
+            FinalNorm = pre ? table.Take("norm_f.weight") : null,
+            FinalNormBias = pre ? table.Take("norm_f.bias") : null,
+            LanguageModelHead = !encoder && !d.TiedEmbeddings ? table.Take("lm_head.weight") : null,
+            Classifier = encoder && d.Head != EncoderHead.SentenceEmbedding ? table.Take("classifier.weight") : null,
+            ClassifierBias = encoder && d.Head != EncoderHead.SentenceEmbedding ? table.Take("classifier.bias") : null,
+        };
+    }
+
+    // ----- Hugging Face families (the compiler's FamilyNames table, Lowerer.Families.cs) -----
+
+    private static OnnxArchitecture Family(ModelLayout layout, TransformerModelAttribute d, TensorTable table, string configPath)
+    {
+        using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));
+        JsonElement config = document.RootElement;
+        string modelType = String(config, "model_type") ?? throw new ArgumentException($"'{configPath}' has no model_type", nameof(configPath));
+        string? expected = layout.Family switch
+        {
+            CheckpointFamily.Gpt2 => "gpt2",
+            CheckpointFamily.Bert => "bert",
+            CheckpointFamily.Llama => modelType == "mistral" ? "mistral" : "llama",
+            CheckpointFamily.Qwen2 => "qwen2",
+            _ => null,
+        };
+        if (modelType != expected)
+            throw new ArgumentException($"'{configPath}' is a {modelType} config; {layout.Name} was compiled from a {layout.Family} one", nameof(configPath));
+        return layout.Family switch
+        {
+            CheckpointFamily.Gpt2 => Gpt2(layout, config, table),
+            CheckpointFamily.Bert => Bert(layout, d, config, table),
+            _ => Llama(layout, config, table, configPath),
+        };
+    }
+
+    private static OnnxArchitecture Gpt2(ModelLayout layout, JsonElement config, TensorTable table)
+    {
+        int heads = Require(config, "n_head");
+        ParameterTensor embedding = table.Take("wte.weight");
+        int dModel = embedding.Shape[0] == layout.Vocab ? embedding.Shape[1] : throw new ArgumentException($"{layout.Name}: wte.weight {embedding.ShapeText}");
+        var layers = new List<OnnxLayerTensors>();
+        for (int i = 0; table.Has($"h.{i}.ln_1.weight"); i++)
+        {
+            string p = $"h.{i}.";
+            layers.Add(new OnnxLayerTensors(
+                table.Take(p + "ln_1.weight"), table.Take(p + "ln_1.bias"),
+                [table.Take(p + "attn.c_attn.weight")], [table.Take(p + "attn.c_attn.bias")],
+                table.Take(p + "attn.c_proj.weight"), table.Take(p + "attn.c_proj.bias"),
+                table.Take(p + "ln_2.weight"), table.Take(p + "ln_2.bias"),
+                [table.Take(p + "mlp.c_fc.weight")], [table.Take(p + "mlp.c_fc.bias")],
+                table.Take(p + "mlp.c_proj.weight"), table.Take(p + "mlp.c_proj.bias")));
+        }
+        return new OnnxArchitecture
+        {
+            Name = layout.Name,
+            Encoder = false,
+            Vocab = layout.Vocab,
+            DModel = dModel,
+            Heads = heads,
+            KeyValueHeads = heads,
+            HeadDim = dModel / heads,
+            SeqLen = layout.SeqLen,
+            RmsNorm = false,
+            NormEpsilon = Number(config, "layer_norm_epsilon") ?? 1e-5f,
+            PreNorm = true,
+            Positions = OnnxPositions.Learned,
+            FeedForward = Ungated(config, "activation_function", "gelu_new"),
+            TokenEmbedding = embedding,
+            PositionEmbedding = table.Take("wpe.weight"),
+            Layers = layers,
+            FinalNorm = table.Take("ln_f.weight"),
+            FinalNormBias = table.Take("ln_f.bias"),
+            LanguageModelHead = table.TakeOptional("lm_head.weight"),
+        };
+    }
+
+    private static OnnxArchitecture Bert(ModelLayout layout, TransformerModelAttribute d, JsonElement config, TensorTable table)
+    {
+        int heads = Require(config, "num_attention_heads");
+        ParameterTensor embedding = table.Take("embeddings.word_embeddings.weight");
+        int dModel = embedding.Shape[1];
+        var layers = new List<OnnxLayerTensors>();
+        for (int i = 0; table.Has($"encoder.layer.{i}.attention.self.query.weight"); i++)
+        {
+            string p = $"encoder.layer.{i}.";
+            layers.Add(new OnnxLayerTensors(
+                table.Take(p + "attention.output.LayerNorm.weight"), table.Take(p + "attention.output.LayerNorm.bias"),
+                [table.Take(p + "attention.self.query.weight"), table.Take(p + "attention.self.key.weight"), table.Take(p + "attention.self.value.weight")],
+                [table.Take(p + "attention.self.query.bias"), table.Take(p + "attention.self.key.bias"), table.Take(p + "attention.self.value.bias")],
+                table.Take(p + "attention.output.dense.weight"), table.Take(p + "attention.output.dense.bias"),
+                table.Take(p + "output.LayerNorm.weight"), table.Take(p + "output.LayerNorm.bias"),
+                [table.Take(p + "intermediate.dense.weight")], [table.Take(p + "intermediate.dense.bias")],
+                table.Take(p + "output.dense.weight"), table.Take(p + "output.dense.bias")));
+        }
+        return new OnnxArchitecture
+        {
+            Name = layout.Name,
+            Encoder = true,
+            Vocab = layout.Vocab,
+            DModel = dModel,
+            Heads = heads,
+            KeyValueHeads = heads,
+            HeadDim = dModel / heads,
+            SeqLen = layout.SeqLen,
+            RmsNorm = false,
+            NormEpsilon = Number(config, "layer_norm_eps") ?? 1e-12f,
+            PreNorm = false,
+            Positions = OnnxPositions.Learned,
+            FeedForward = Ungated(config, "hidden_act", "gelu"),
+            Head = d.Head,
+            Pooling = Pooling.Mean,
+            TokenEmbedding = embedding,
+            PositionEmbedding = table.Take("embeddings.position_embeddings.weight"),
+            TokenTypeEmbedding = table.Take("embeddings.token_type_embeddings.weight"),
+            EmbeddingNorm = table.Take("embeddings.LayerNorm.weight"),
+            EmbeddingNormBias = table.Take("embeddings.LayerNorm.bias"),
+            Layers = layers,
+        };
+    }
+
+    private static OnnxArchitecture Llama(ModelLayout layout, JsonElement config, TensorTable table, string configPath)
+    {
+        if (config.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind != JsonValueKind.Null)
+            throw new NotSupportedException($"'{configPath}': rope_scaling is not exported (the model compiler refuses it too)");
+        int heads = Require(config, "num_attention_heads"), hidden = Require(config, "hidden_size");
+        float theta = Number(config, "rope_theta")
+            ?? (config.TryGetProperty("rope_parameters", out JsonElement rope) && rope.ValueKind == JsonValueKind.Object ? Number(rope, "rope_theta") : null)
+            ?? 10000f;
+        ParameterTensor embedding = table.Take("model.embed_tokens.weight");
+        var layers = new List<OnnxLayerTensors>();
+        for (int i = 0; table.Has($"model.layers.{i}.input_layernorm.weight"); i++)
+        {
+            string p = $"model.layers.{i}.";
+            layers.Add(new OnnxLayerTensors(
+                table.Take(p + "input_layernorm.weight"), null,
+                [table.Take(p + "self_attn.q_proj.weight"), table.Take(p + "self_attn.k_proj.weight"), table.Take(p + "self_attn.v_proj.weight")],
+                table.TakeAll(p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"),
+                table.Take(p + "self_attn.o_proj.weight"), table.TakeOptional(p + "self_attn.o_proj.bias"),
+                table.Take(p + "post_attention_layernorm.weight"), null,
+                [table.Take(p + "mlp.gate_proj.weight"), table.Take(p + "mlp.up_proj.weight")],
+                table.TakeAll(p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"),
+                table.Take(p + "mlp.down_proj.weight"), table.TakeOptional(p + "mlp.down_proj.bias")));
+        }
+        string activation = String(config, "hidden_act") ?? "silu";
+        if (activation is not ("silu" or "swish")) throw new NotSupportedException($"'{configPath}': hidden_act {activation}; the gated feed-forward is exported with silu only");
+        return new OnnxArchitecture
+        {
+            Name = layout.Name,
+            Encoder = false,
+            Vocab = layout.Vocab,
+            DModel = embedding.Shape[1],
+            Heads = heads,
+            KeyValueHeads = Integer(config, "num_key_value_heads") ?? heads,
+            HeadDim = Integer(config, "head_dim") ?? hidden / heads,
+            SeqLen = layout.SeqLen,
+            RmsNorm = true,
+            NormEpsilon = Number(config, "rms_norm_eps") ?? 1e-6f,
+            PreNorm = true,
+            Positions = OnnxPositions.RotaryHalf,
+            RopeTheta = theta,
+            FeedForward = OnnxFeedForward.SwiGlu,
+            TokenEmbedding = embedding,
+            Layers = layers,
+            FinalNorm = table.Take("model.norm.weight"),
+            LanguageModelHead = table.TakeOptional("lm_head.weight"),
+        };
+    }
+
+    private static OnnxFeedForward Ungated(JsonElement config, string key, string fallback)
+    {
+        string value = String(config, key) ?? fallback;
+        return value switch
+        {
+            "gelu" => OnnxFeedForward.GeluErf,
+            "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => OnnxFeedForward.GeluTanh,
+            "relu" => OnnxFeedForward.Relu,
+            _ => throw new NotSupportedException($"{key} {value}: the export knows gelu, gelu_new (gelu_pytorch_tanh, gelu_fast) and relu, as the compiler does"),
+        };
+    }
+
+    /// <summary>Checks the sizes read from the declaration or config against the tensors' shapes.</summary>
+    public void Check()
+    {
+        if (Heads <= 0 || KeyValueHeads <= 0 || Heads % KeyValueHeads != 0 || HeadDim <= 0)
+            throw new ArgumentException($"{Name}: {Heads} heads on {KeyValueHeads} key/value heads of {HeadDim}: the key/value heads must divide the heads");
+        if (Positions is OnnxPositions.RotaryHalf or OnnxPositions.RotaryInterleaved && HeadDim % 2 != 0)
+            throw new ArgumentException($"{Name}: rotary positions need an even head size, not {HeadDim}");
+        if (Layers.Count == 0) throw new ArgumentException($"{Name} has no layers");
+        int qkvRows = 0;
+        foreach (ParameterTensor t in Layers[0].QueryKeyValue) qkvRows += t.Shape[0];
+        int expected = (Heads + 2 * KeyValueHeads) * HeadDim;
+        if (qkvRows != expected || Layers[0].Output.Shape[1] != Heads * HeadDim)
+            throw new ArgumentException($"{Name}: the query, key and value projections have {qkvRows} rows; {Heads} heads and {KeyValueHeads} key/value heads of {HeadDim} need {expected}");
+        if (PositionEmbedding is { } p && p.Shape[0] < SeqLen)
+            throw new ArgumentException($"{Name}: {p.Name} has {p.Shape[0]} positions, fewer than SeqLen = {SeqLen}");
+    }
+
+    private static string? String(JsonElement o, string key) =>
+        o.TryGetProperty(key, out JsonElement v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    private static int? Integer(JsonElement o, string key) =>
+        o.TryGetProperty(key, out JsonElement v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i : null;
+
+    private static int Require(JsonElement o, string key) =>
+        Integer(o, key) ?? throw new ArgumentException($"the config has no {key}");
+
+    private static float? Number(JsonElement o, string key) =>
+        o.TryGetProperty(key, out JsonElement v) && v.ValueKind == JsonValueKind.Number ? (float)v.GetDouble() : null;
+
+    /// <summary>The model's tensors by name; each is taken once, and one left over means the export does not know it.</summary>
+    private sealed class TensorTable
+    {
+        private readonly ModelLayout _layout;
+        private readonly Dictionary<string, ParameterTensor> _byName = new(StringComparer.Ordinal);
+        private readonly HashSet<string> _taken = new(StringComparer.Ordinal);
+
+        public TensorTable(ModelLayout layout)
+        {
+            _layout = layout;
+            foreach (ParameterTensor t in layout.Tensors) _byName[t.Name] = t;
+        }
+
+        public bool Has(string name) => _byName.ContainsKey(name);
+
+        public ParameterTensor Take(string name) => TakeOptional(name)
+            ?? throw new NotSupportedException($"{_layout.Name} has no tensor '{name}', which its architecture needs; the export does not know this model's layout");
+
+        public ParameterTensor? TakeOptional(string name)
+        {
+            if (!_byName.TryGetValue(name, out ParameterTensor? t)) return null;
+            _taken.Add(name);
+            return t;
+        }
+
+        /// <summary>All of <paramref name="names"/>, or none of them (optional biases of stacked projections).</summary>
+        public ParameterTensor[]? TakeAll(params string[] names)
+        {
+            int present = 0;
+            foreach (string n in names) if (Has(n)) present++;
+            if (present == 0) return null;
+            if (present != names.Length) throw new NotSupportedException($"{_layout.Name} has some of {string.Join(", ", names)} but not all");
+            var result = new ParameterTensor[names.Length];
+            for (int i = 0; i < names.Length; i++) result[i] = Take(names[i]);
+            return result;
+        }
+
+        public void CheckAllUsed()
+        {
+            foreach (ParameterTensor t in _layout.Tensors)
+                if (!_taken.Contains(t.Name))
+                    throw new NotSupportedException($"{_layout.Name}: tensor '{t.Name}' {t.ShapeText} has no place in the exported graph; exporting without it would compute something else");
+        }
+    }
+
+    internal static string Text(float value) => value.ToString("R", CultureInfo.InvariantCulture);
+}

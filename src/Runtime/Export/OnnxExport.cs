@@ -1,0 +1,144 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using Google.Protobuf;
+using Onnx;
+using DataType = Onnx.TensorProto.Types.DataType;
+
+namespace TransformerGen;
+
+/// <summary>How <see cref="OnnxExport"/> stores the weight matrices of the linear layers.</summary>
+public enum OnnxWeightFormat
+{
+    /// <summary>fp32 initializers multiplied by the standard <c>MatMul</c>: any ONNX runtime runs the graph.</summary>
+    Float32 = 0,
+
+    /// <summary>
+    /// 8-bit blocks of 32 weights along the input with one fp32 scale each (symmetric, q = round(w/d) in [−127, 127], the
+    /// arithmetic of GGUF's Q8_0), multiplied by ONNX Runtime's contrib operator <c>com.microsoft.MatMulNBits</c> (bits 8):
+    /// about 28% of the bytes. Only ONNX Runtime runs it; the embedding table and a tied head stay fp32.
+    /// </summary>
+    Int8Blocks = 1,
+}
+
+/// <summary>What <see cref="OnnxExport"/> writes besides the graph.</summary>
+public sealed class OnnxExportOptions
+{
+    /// <summary>
+    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, Llama, Qwen2) was compiled from: its norm epsilon,
+    /// activation, head counts and rotary base are not in the parameter table. Unused for this project's own models,
+    /// whose <c>[TransformerModel]</c> attribute says all of it.
+    /// </summary>
+    public string? Config { get; init; }
+
+    /// <summary>How the linear layers' weights are stored (fp32 by default).</summary>
+    public OnnxWeightFormat Weights { get; init; } = OnnxWeightFormat.Float32;
+
+    /// <summary>
+    /// ONNX Runtime's <c>accuracy_level</c> of <see cref="OnnxWeightFormat.Int8Blocks"/>: 4 (the default) lets it quantize
+    /// activations to int8 per block and use integer dot products, as llama.cpp does with Q8_0; 0 keeps fp32 activations.
+    /// </summary>
+    public int Int8AccuracyLevel { get; init; } = 4;
+}
+
+/// <summary>One input or output of an exported graph.</summary>
+/// <param name="Name">Its name in the graph, e.g. <c>input_ids</c>.</param>
+/// <param name="ElementType">Its element type: <c>int64</c> or <c>float</c>.</param>
+/// <param name="Shape">Its dimensions: a name for a dynamic one (<c>batch</c>, <c>sequence</c>), else the size.</param>
+public sealed record OnnxValueInfo(string Name, string ElementType, IReadOnlyList<string> Shape);
+
+/// <summary>What <see cref="OnnxExport"/> wrote.</summary>
+/// <param name="Inputs">The graph's inputs, in order.</param>
+/// <param name="Outputs">The graph's outputs, in order.</param>
+/// <param name="Opset">The standard operator set the graph uses (17).</param>
+/// <param name="Nodes">Operator nodes in the graph.</param>
+/// <param name="Bytes">The file's size.</param>
+public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IReadOnlyList<OnnxValueInfo> Outputs, long Opset, int Nodes, long Bytes);
+
+/// <summary>
+/// Writes a decoder-only model (<see cref="LanguageModel"/>) or an encoder-only model (<see cref="EncoderModel"/>) as an
+/// ONNX graph of standard operators (opset 17) that ONNX Runtime and the other engines that read ONNX load: the full
+/// forward pass with the model's weights as initializers, for any batch and any sequence length up to SeqLen.
+/// </summary>
+/// <remarks>
+/// <para>Inputs are <c>input_ids</c> and <c>attention_mask</c> (int64 <c>[batch, sequence]</c>, 1 for a real token and 0 for
+/// padding, which is masked as keys in attention and left out of mean pooling, as the model masks its padding id), and for
+/// BERT also <c>token_type_ids</c>. Positions are 0, 1, … in every row, as in the model. A decoder outputs <c>logits</c>
+/// <c>[batch, sequence, vocab]</c> (no key/value cache: every position is computed); an encoder outputs
+/// <c>last_hidden_state</c> and, by its head, <c>sentence_embedding</c> <c>[batch, DModel]</c> (mean over unmasked positions,
+/// L2-normalized), or class <c>logits</c> <c>[batch, classes]</c> (first token or mean) or <c>[batch, sequence, classes]</c>
+/// (tagging).</para>
+/// <para>A position whose every key is masked (a row of padding only) has an output that the model does not define the
+/// same way (the model gives 0, the graph the average value over the masked keys); it is padding either way.</para>
+/// <para>Operators: LayerNormalization (opset 17), RMSNorm as Pow, ReduceMean, Add, Sqrt, Div and Mul (the pattern ONNX
+/// Runtime fuses), GELU from Erf or Tanh, attention as MatMul, Where and Softmax (grouped-query attention by a 5-D
+/// broadcast, never by copying keys), rotary positions by Slice, Neg and Concat over cosine and sine tables computed as
+/// the model computes them. This project's interleaved rotary pairs are exported by permuting the query and key rows into
+/// the half-split order, which leaves every score unchanged.</para>
+/// <para>The file is written beside its target under a temporary name, flushed, then renamed over it.</para>
+/// </remarks>
+public static class OnnxExport
+{
+    /// <summary>The largest file protobuf can write in one message: larger models need external data, which is not written.</summary>
+    private const long MaxBytes = int.MaxValue - (64 << 20);
+
+    /// <summary>Writes <paramref name="model"/> to the ONNX file <paramref name="path"/>.</summary>
+    /// <exception cref="NotSupportedException">The model has a part that no standard ONNX graph computes here (the message says why).</exception>
+    /// <exception cref="ArgumentException">A family model without its config, or a config that contradicts the model's tensors.</exception>
+    public static OnnxExportReport Save(TransformerModel model, string path, OnnxExportOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return model switch
+        {
+            LanguageModel decoder => decoder.SaveOnnx(path, options),
+            EncoderModel encoder => encoder.SaveOnnx(path, options),
+            _ => throw new NotSupportedException($"{model.Layout.Name} is a {model.Layout.Architecture} model; the ONNX export covers decoder-only and encoder-only models"),
+        };
+    }
+
+    /// <summary>Writes the file from <paramref name="model"/>'s parameters, which must be in PyTorch's layout (the callers unpack them).</summary>
+    internal static OnnxExportReport Write(TransformerModel model, string path, OnnxExportOptions? options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(path);
+        options ??= new OnnxExportOptions();
+        if (model.WeightsPacked) throw new InvalidOperationException($"{model.Layout.Name}'s weights are in the kernels' panel layout; export through SaveOnnx, which unpacks them");
+        OnnxArchitecture architecture = OnnxArchitecture.Of(model, options.Config);
+        architecture.Check();
+        var writer = new OnnxGraphWriter(architecture, model.Parameters, options);
+        (ModelProto proto, List<OnnxValueInfo> inputs, List<OnnxValueInfo> outputs) = writer.Build();
+        long size = proto.CalculateSize();
+        if (size > MaxBytes)
+            throw new NotSupportedException($"{model.Layout.Name}'s graph is {size} bytes; one protobuf message holds under 2 GiB, and this export does not write external data");
+        long bytes = WriteAtomically(path, proto);
+        return new OnnxExportReport(inputs, outputs, OnnxGraphBuilder.Opset, writer.NodeCount, bytes);
+    }
+
+    private static long WriteAtomically(string path, ModelProto proto)
+    {
+        string fullPath = Path.GetFullPath(path);
+        string directory = Path.GetDirectoryName(fullPath) ?? throw new ArgumentException($"'{path}' names no file in a directory", nameof(path));
+        if (Directory.Exists(fullPath)) throw new IOException($"cannot save '{path}': it is a directory");
+        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"cannot save '{path}': the folder '{directory}' does not exist");
+        string temporaryPath = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
+        long bytes;
+        try
+        {
+            using (var file = new FileStream(temporaryPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
+            {
+                proto.WriteTo(file);
+                file.Flush(flushToDisk: true);
+                bytes = file.Length;
+            }
+            File.Move(temporaryPath, fullPath, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(temporaryPath); }
+            catch (IOException) { } // the original error matters more than a leftover temporary file
+            catch (UnauthorizedAccessException) { }
+            throw;
+        }
+        return bytes;
+    }
+}

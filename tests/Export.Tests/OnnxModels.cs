@@ -1,0 +1,54 @@
+using TransformerGen;
+
+namespace TransformerGen.Export.Tests;
+
+// The models of the ONNX export tests, at odd sizes (no width a multiple of 16), with Batch > 1 so that one batched
+// Forward gives every sequence's outputs to compare with ONNX Runtime's.
+
+// Hugging Face families: GPT-2 (tied, tanh GELU), BERT (sentence embedding, token types, eps 1e-12, padding id 0),
+// Llama with grouped-query attention and rotate_half rotary (untied head), Llama with one key/value head (tied), Qwen2
+// (q/k/v biases, tied).
+[TransformerModel(Config = "HuggingFace/Configs/gpt2/config.json", SeqLen = 11, Batch = 3)]
+public partial class OnnxGpt2 { }
+
+[TransformerModel(Config = "HuggingFace/Configs/bert/config.json", SeqLen = 13, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class OnnxBert { }
+
+[TransformerModel(Config = "HuggingFace/Configs/llama-gqa/config.json", SeqLen = 13, Batch = 2)]
+public partial class OnnxLlamaGqa { }
+
+[TransformerModel(Config = "HuggingFace/Configs/llama-mqa/config.json", SeqLen = 10, Batch = 2)]
+public partial class OnnxLlamaMqa { }
+
+[TransformerModel(Config = "HuggingFace/Configs/qwen2/config.json", SeqLen = 12, Batch = 2)]
+public partial class OnnxQwen2 { }
+
+// This project's own decoders: interleaved rotary with an untied head and a padding id; sinusoids, post-LN, ReLU, scaled
+// embeddings and a sliding window; learned positions.
+[TransformerModel(Vocab = 37, DModel = 30, Heads = 3, Layers = 2, DFF = 53, SeqLen = 11, Batch = 3, Positional = Positional.Rotary,
+    TiedEmbeddings = false, PadToken = 0)]
+public partial class OnnxNativeRotary { }
+
+[TransformerModel(Vocab = 29, DModel = 20, Heads = 4, Layers = 2, DFF = 35, SeqLen = 9, Batch = 2, Positional = Positional.Sinusoidal,
+    Norm = NormPlacement.Post, Activation = Activation.Relu, ScaleEmbeddings = true, AttentionWindow = 3)]
+public partial class OnnxNativeWindowed { }
+
+[TransformerModel(Vocab = 31, DModel = 18, Heads = 3, Layers = 3, DFF = 41, SeqLen = 7, Batch = 2, Positional = Positional.Learned)]
+public partial class OnnxNativeLearned { }
+
+// This project's own encoders: a [CLS]-pooled classifier, a mean-pooled one with padding, a tagger, a sentence embedder.
+[TransformerModel(Architecture = Architecture.EncoderOnly, Vocab = 33, DModel = 22, Heads = 2, Layers = 2, DFF = 45, SeqLen = 9, Batch = 3,
+    Classes = 5, Positional = Positional.Learned)]
+public partial class OnnxNativeClassifier { }
+
+[TransformerModel(Architecture = Architecture.EncoderOnly, Vocab = 33, DModel = 30, Heads = 3, Layers = 2, DFF = 45, SeqLen = 9, Batch = 3,
+    Classes = 3, Pooling = Pooling.Mean, PadToken = 0, Norm = NormPlacement.Post, Positional = Positional.Rotary)]
+public partial class OnnxNativeMeanClassifier { }
+
+[TransformerModel(Architecture = Architecture.EncoderOnly, Head = EncoderHead.Tagging, Vocab = 27, DModel = 14, Heads = 2, Layers = 1, DFF = 23,
+    SeqLen = 8, Batch = 2, Classes = 4, PadToken = 0)]
+public partial class OnnxNativeTagger { }
+
+[TransformerModel(Architecture = Architecture.EncoderOnly, Head = EncoderHead.SentenceEmbedding, Vocab = 27, DModel = 26, Heads = 2, Layers = 2,
+    DFF = 39, SeqLen = 10, Batch = 2, PadToken = 0, Positional = Positional.Sinusoidal, AttentionWindow = 2)]
+public partial class OnnxNativeEmbedder { }
