@@ -143,6 +143,29 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         Assert.True(relative < Tolerance, $"relative {relative}");
     }
 
+    /// <summary>LastPositionOnly: the logits of each row's last position, for a prefill.</summary>
+    [Theory]
+    [InlineData("qwen2")]
+    [InlineData("native-learned")]
+    public void LastPositionOnlyGivesTheLastRowOfLogits(string name)
+    {
+        (TransformerModel model, string? config) = Build(name);
+        ModelLayout layout = model.Layout;
+        string path = Path.Combine(_folder, "last.onnx");
+        OnnxExportReport report = OnnxExport.Save(model, path, new OnnxExportOptions { Config = config, LastPositionOnly = true });
+        Assert.Equal(["batch", "1", layout.Vocab.ToString(System.Globalization.CultureInfo.InvariantCulture)], report.Outputs.Single().Shape);
+        using var runner = new OnnxRuntimeRunner(path);
+        int[] tokens = Tokens(layout, seed: 13);
+        float[] ours = OurLogits(model, tokens);
+        int s = layout.SeqLen, v = layout.Vocab;
+        float[] last = new float[layout.Batch * v];
+        for (int b = 0; b < layout.Batch; b++) ours.AsSpan((b * s + s - 1) * v, v).CopyTo(last.AsSpan(b * v));
+        float[] theirs = runner.Run(layout.Batch, s, Inputs(runner, layout, tokens))["logits"];
+        double relative = Relative(last, theirs, v);
+        output.WriteLine($"{layout.Name}: last-position logits relative {relative:G3}");
+        Assert.True(relative < Tolerance, $"relative {relative}");
+    }
+
     /// <summary>
     /// A padded batch: left padding, right padding and none, masked by attention_mask as the model masks its padding id.
     /// Rows of padding before the first real token see no key at all and are not compared (the model writes 0 there).

@@ -35,6 +35,13 @@ public sealed class OnnxExportOptions
     public OnnxWeightFormat Weights { get; init; } = OnnxWeightFormat.Float32;
 
     /// <summary>
+    /// A decoder outputs the logits of the last position of each row only, <c>[batch, 1, vocab]</c>, as a prompt's
+    /// prefill for generation needs (the LM head is then one row per sequence, not one per token). Rows must then end at
+    /// their last real token: pad on the left.
+    /// </summary>
+    public bool LastPositionOnly { get; init; }
+
+    /// <summary>
     /// ONNX Runtime's <c>accuracy_level</c> of <see cref="OnnxWeightFormat.Int8Blocks"/>: 4 (the default) lets it quantize
     /// activations to int8 per block and use integer dot products, as llama.cpp does with Q8_0; 0 keeps fp32 activations.
     /// </summary>

@@ -61,11 +61,13 @@ internal sealed class OnnxGraphWriter
         string dModel = _a.DModel.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (!_a.Encoder)
         {
+            if (_options.LastPositionOnly) x = _g.Node("Gather", [x, _g.Int64s(-1)], "last_position", n => B.Int(n, "axis", 1));
             string logits = _a.LanguageModelHead is { } head
                 ? Linear("lm_head", x, [head], null)
                 : _g.Node("MatMul", [x, _g.Node("Transpose", [Weight(_a.TokenEmbedding)], "token_embedding_transposed", n => B.Ints(n, "perm", 1, 0))], "logits");
-            _g.Output(logits, "logits", DataType.Float, Batch, Sequence, _a.Vocab);
-            outputs.Add(new OnnxValueInfo("logits", "float", [Batch, Sequence, Vocab(_a.Vocab)]));
+            object positions = _options.LastPositionOnly ? 1 : Sequence;
+            _g.Output(logits, "logits", DataType.Float, Batch, positions, _a.Vocab);
+            outputs.Add(new OnnxValueInfo("logits", "float", [Batch, _options.LastPositionOnly ? "1" : Sequence, Vocab(_a.Vocab)]));
         }
         else
         {
