@@ -1,0 +1,18 @@
+using TransformerGen;
+
+namespace TransformerGen.Onnx.Bench;
+
+// The models are compiled from the Hugging Face configs; the weights are random and seeded (only the shapes matter for
+// timing), and the same weights go to ONNX Runtime through SaveOnnx.
+
+/// <summary>all-MiniLM-L6-v2 (BERT, 6 layers, 384 wide, 12 heads) as sentence-transformers runs it, one sentence of 128 tokens.</summary>
+[TransformerModel(Config = "../Model.Bench/models/all-MiniLM-L6-v2/config.json", SeqLen = 128, Batch = 1, Head = EncoderHead.SentenceEmbedding)]
+public partial class MiniLmBatch1 { }
+
+/// <summary>all-MiniLM-L6-v2, 8 sentences of 128 tokens.</summary>
+[TransformerModel(Config = "../Model.Bench/models/all-MiniLM-L6-v2/config.json", SeqLen = 128, Batch = 8, Head = EncoderHead.SentenceEmbedding)]
+public partial class MiniLmBatch8 { }
+
+/// <summary>SmolLM2-135M (Llama: 30 layers, 576 wide, grouped-query attention 9/3, tied head), a prompt of 128 tokens.</summary>
+[TransformerModel(Config = "../Model.Bench/models/SmolLM2-135M/config.json", SeqLen = 128, Batch = 1)]
+public partial class SmolLm2Prefill { }
