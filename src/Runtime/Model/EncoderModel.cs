@@ -55,7 +55,7 @@ public abstract class EncoderModel : TransformerModel
     /// DModel]</c> unit-length embeddings for a sentence embedder, and <c>[tokens, Classes]</c> for a tagger, one row per
     /// token given. Dropout is off. The span is valid until the next call; allocates nothing.
     /// </summary>
-    /// <exception cref="ArgumentException">No tokens, or more than one sequence holds and not a whole padded batch.</exception>
+    /// <exception cref="ArgumentException">No tokens, or more than SeqLen that are not exactly <c>Batch·SeqLen</c>.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A token id is outside the vocabulary; the message names the position.</exception>
     public ReadOnlySpan<float> Predict(ReadOnlySpan<int> tokens)
     {
