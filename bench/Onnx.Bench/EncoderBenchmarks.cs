@@ -39,8 +39,8 @@ public abstract class EncoderBenchmarks<TModel> where TModel : EncoderModel
         string path = Bench.Export(model, Bench.Config("all-MiniLM-L6-v2"), format);
         _ort = new OrtRunner(path, Threads, layout.Batch, layout.SeqLen, _tokens, "sentence_embedding", [layout.Batch, ours.Length / layout.Batch]);
         double error = Bench.RelativeMax(ours, _ort.Run());
-        Console.WriteLine($"// {GetType().Name} {format}: ONNX Runtime's embeddings differ from ours by {error:E2} of the largest");
-        if (!(error <= (format == OnnxWeightFormat.Float32 ? 1e-5 : 5e-2))) throw new InvalidOperationException($"{GetType().Name} {format}: {error:E2}");
+        Console.WriteLine($"// {typeof(TModel).Name} {format}: ONNX Runtime's embeddings differ from ours by {error:E2} of the largest");
+        if (!(error <= (format == OnnxWeightFormat.Float32 ? 1e-5 : 5e-2))) throw new InvalidOperationException($"{typeof(TModel).Name} {format}: {error:E2}");
         Bench.Repeat(() => _ort.Run());
     }
 
