@@ -112,6 +112,30 @@ namespace TransformerGen
 
         /// <summary>How a classification head pools the sequence: the first token (BERT's [CLS], the default) or the mean of non-pad tokens.</summary>
         public Pooling Pooling { get; set; } = Pooling.FirstToken;
+
+        /// <summary>
+        /// How inference instances (<c>ForInference</c>, <c>FromBuiltInWeights</c>) hold the weight matrices of the linear
+        /// layers: fp32 (the default), bf16, or 8-bit blocks. Their factories take another type as an argument; training
+        /// instances always hold fp32.
+        /// </summary>
+        public WeightType WeightType { get; set; } = WeightType.Float32;
+    }
+
+    /// <summary>
+    /// How an inference instance holds the weight matrices of its linear layers (a tied output head's table included).
+    /// Norms, biases and position tables stay fp32; every product still sums in fp32.
+    /// </summary>
+    public enum WeightType
+    {
+        /// <summary>The fp32 weights as trained or loaded.</summary>
+        Float32 = 0,
+        /// <summary>Each weight rounded to bf16 (to nearest, ties to even): half the bytes of fp32.</summary>
+        BFloat16 = 1,
+        /// <summary>
+        /// Symmetric blocks of 32 weights along the input, each stored as signed bytes with one fp16 scale (the arithmetic
+        /// of GGUF's Q8_0): 34 bytes per 32 weights, about 27% of fp32.
+        /// </summary>
+        Int8 = 2,
     }
 
     /// <summary>What an encoder-only model's head predicts.</summary>

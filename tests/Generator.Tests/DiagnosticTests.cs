@@ -142,6 +142,22 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void TG0012_undefined_weight_type()
+    {
+        Diagnostic d = Single(Model(Valid + ", WeightType = (WeightType)3"), "TG0012", "WeightType = (WeightType)3");
+        Assert.Equal("WeightType = 3 is not a defined value; use one of WeightType.Float32, WeightType.BFloat16, WeightType.Int8", d.GetMessage());
+    }
+
+    [Fact]
+    public void A_declared_weight_type_is_the_default_of_the_inference_factories()
+    {
+        var result = GeneratorHarness.Run(Model(Valid + ", WeightType = WeightType.Int8"));
+        Assert.Empty(result.Problems);
+        Assert.Contains("public static M ForInference(ulong seed = 0) => ForInference(seed, global::TransformerGen.WeightType.Int8);", result.GeneratedSource);
+        Assert.Contains("public static M ForInference(string checkpoint) => ForInference(checkpoint, global::TransformerGen.WeightType.Int8);", result.GeneratedSource);
+    }
+
+    [Fact]
     public void TG0013_containing_type_not_partial()
     {
         string source = $$"""

@@ -53,7 +53,7 @@ public class WeightsTests
         var result = GeneratorHarness.RunWith([(Path, Header())], Model());
         Assert.Empty(result.Problems);
         Assert.Empty(result.CompilationDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
-        Assert.Contains("public static M FromBuiltInWeights(global::TransformerGen.ModelUse use = global::TransformerGen.ModelUse.Inference)", result.GeneratedSource);
+        Assert.Contains("public static M FromBuiltInWeights(global::TransformerGen.ModelUse use = global::TransformerGen.ModelUse.Inference, global::TransformerGen.WeightType? weights = null)", result.GeneratedSource);
         Assert.Contains("GetManifestResourceStream(\"tiny.safetensors\")", result.GeneratedSource);
     }
 

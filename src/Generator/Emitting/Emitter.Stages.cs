@@ -213,7 +213,7 @@ namespace TransformerGen.Generator
             switch (op)
             {
                 case EmbeddingOp e:
-                    lines.Add($"{Kernels}Embedding.Forward({TokensOf(e.Stream)}, {V(e.Table)}, {V(e.Output)}, {Lit(e.Table.Shape[0])}, {c}{ScaleArgument(e, Packed(e.Table))});");
+                    lines.Add(Lookup(TokensOf(e.Stream), e, V(e.Table), V(e.Output)));
                     break;
                 case PositionalAddOp pos:
                     lines.Add($"{Kernels}Positional.Add({V(pos.X)}, {Rows(pos.Table, _d.Length(pos.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(pos.Stream))}, {c});");
@@ -238,7 +238,7 @@ namespace TransformerGen.Generator
                     lines.Add("return 0f; // no loss: the caller's gradient of the embeddings seeds the backward pass");
                     break;
                 case LinearOp lin:
-                    lines.Add($"{Kernels}MatMul.Forward({V(lin.Input)}, {V(lin.Weight)}, {(lin.Bias is null ? "default" : V(lin.Bias))}, {V(lin.Output)}, {Lit(lin.Input.Shape[0])}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)}{PackedArgument(lin.Weight)});");
+                    lines.Add(Product(lin, V(lin.Input), V(lin.Weight), lin.Bias is null ? "default" : V(lin.Bias), V(lin.Output), Lit(lin.Input.Shape[0])));
                     break;
                 case RotaryOp rot when rot.HalfSplit:
                     lines.Add($"{Kernels}Positional.RotaryHalfForward({V(rot.Qkv)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(rot.Stream))}, {Lit(rot.RotatedHeads)}, {hd}, {Lit(rot.Qkv.Width)});");
@@ -400,7 +400,7 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}L2Normalize.Forward({I(l2.Input, stage)}, {I(l2.Output, stage)}, {I(l2.Norms, stage)}, lengths.Length, {Lit(l2.Input.Width)});");
                     break;
                 case EmbeddingOp e:
-                    lines.Add($"{Kernels}Embedding.Forward(tokens, {I(e.Table, stage)}, {I(e.Output, stage)}, {Lit(e.Table.Shape[0])}, {c}{ScaleArgument(e, Packed(e.Table))});");
+                    lines.Add(Lookup("tokens", e, I(e.Table, stage), I(e.Output, stage)));
                     break;
                 case PositionalAddOp pos:
                     lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, 1, n, {c}, {position});");
@@ -415,7 +415,7 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Activations.SwiGluForward({I(glu.Input, stage)}, {I(glu.Output, stage)}, {rows}, {Lit(glu.Hidden)});");
                     break;
                 case LinearOp lin:
-                    lines.Add($"{Kernels}MatMul.Forward({I(lin.Input, stage)}, {I(lin.Weight, stage)}, {(lin.Bias is null ? "default" : I(lin.Bias, stage))}, {I(lin.Output, stage)}, {rows}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)}{PackedArgument(lin.Weight)});");
+                    lines.Add(Product(lin, I(lin.Input, stage), I(lin.Weight, stage), lin.Bias is null ? "default" : I(lin.Bias, stage), I(lin.Output, stage), rows));
                     break;
                 case RotaryOp rot when rot.HalfSplit:
                     lines.Add($"{Kernels}Positional.RotaryHalfForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, 1, n, {Lit(rot.RotatedHeads)}, {hd}, {Lit(rot.Qkv.Width)}, {position});");
@@ -471,10 +471,19 @@ namespace TransformerGen.Generator
         private static string ScaleArgument(EmbeddingOp e) => e.Scale == 1f ? "" : ", " + Lit(e.Scale);
 
         /// <summary>The lookup's scale, and whether its table (tied to a packed output head) is in the panel layout.</summary>
-        private static string ScaleArgument(EmbeddingOp e, bool packed) => packed ? $", {Lit(e.Scale)}, packed: WeightsPacked" : ScaleArgument(e);
 
-        /// <summary>The linear layer's <c>packed</c> argument where its weight may be held in the panel layout (an inference instance).</summary>
-        private string PackedArgument(TensorDef weight) => Packed(weight) ? ", packed: WeightsPacked" : "";
+        /// <summary>
+        /// A linear layer's product: through the instance's <c>Linear</c> when its weight is a packed region (held as the
+        /// instance's WeightType says), else the fp32 kernel over rows.
+        /// </summary>
+        private string Product(LinearOp lin, string x, string weight, string bias, string y, string rows) => Packed(lin.Weight)
+            ? $"Linear({x}, {weight}, {bias}, {y}, {rows}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)});"
+            : $"{Kernels}MatMul.Forward({x}, {weight}, {bias}, {y}, {rows}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)});";
+
+        /// <summary>An embedding lookup: through the instance's <c>EmbeddingLookup</c> when the table is also a packed output head.</summary>
+        private string Lookup(string tokens, EmbeddingOp e, string table, string output) => Packed(e.Table)
+            ? $"EmbeddingLookup({tokens}, {table}, {output}, {Lit(e.Table.Shape[0])}, {Lit(_d.DModel)}, {Lit(e.Scale)});"
+            : $"{Kernels}Embedding.Forward({tokens}, {table}, {output}, {Lit(e.Table.Shape[0])}, {Lit(_d.DModel)}{ScaleArgument(e)});";
 
         /// <summary>The first <paramref name="rows"/> rows of a position table (the table may be longer: it serves both streams).</summary>
         private string Rows(TensorDef table, long rows) => table.Shape[0] == rows ? V(table) : Slice(table.Kind == TensorKind.Parameter ? "p" : "c", _plan.OffsetOf(table), rows * table.Width);

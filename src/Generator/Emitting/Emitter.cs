@@ -44,7 +44,8 @@ namespace TransformerGen.Generator
         /// into the kernels' panel layout in an inference instance, unless something else reads part of it in PyTorch's
         /// layout: another product over a different region that overlaps it, or any other operation but the embedding
         /// lookup of a table that is exactly that region (a tied output head), whose kernel reads the panels too. The
-        /// regions are fixed at compile time; whether an instance packs them is decided when it is built (WeightsPacked).
+        /// regions are fixed at compile time; whether and how an instance packs them (fp32 panels, bf16, 8-bit) is decided
+        /// when it is built (WeightType, WeightsPacked), and its Linear and EmbeddingLookup read whichever form it holds.
         /// </summary>
         private HashSet<(long Offset, long Rows, long Columns)> PackedMatrices()
         {
@@ -65,7 +66,7 @@ namespace TransformerGen.Generator
         private (long Offset, long Rows, long Columns) Region(TensorDef t) =>
             (_plan.OffsetOf(t), t.Shape.Length == 2 ? t.Shape[0] : 1, t.Shape[t.Shape.Length - 1]);
 
-        /// <summary>True when <paramref name="weight"/> is a packed region: its kernels then take <c>WeightsPacked</c>.</summary>
+        /// <summary>True when <paramref name="weight"/> is a packed region: products and lookups then go through the instance.</summary>
         private bool Packed(TensorDef weight) => weight.Kind == TensorKind.Parameter && _packed.Contains(Region(weight));
 
         public static string Emit(MemoryPlan plan, string? weights = null) => new Emitter(plan, weights).Write();
@@ -309,6 +310,15 @@ namespace TransformerGen.Generator
         private TensorDef Output => _graph.Ops.OfType<CrossEntropyOp>().SingleOrDefault()?.Logits ?? _graph.Ops.OfType<L2NormalizeOp>().Single().Output;
 
         private const string ModelUse = "global::TransformerGen.ModelUse";
+        private const string WeightType = "global::TransformerGen.WeightType";
+
+        /// <summary>The declaration's <c>WeightType</c>, the default of the inference factories.</summary>
+        private string DeclaredWeightType => WeightType + "." + (_spec.WeightType.Value switch
+        {
+            EnumValues.BFloat16 => "BFloat16",
+            EnumValues.Int8 => "Int8",
+            _ => "Float32",
+        });
 
         private void WriteConstructor(IndentedWriter w)
         {
@@ -336,7 +346,7 @@ namespace TransformerGen.Generator
                         break;
                 }
             }
-            string constructor = $"private {name}(ulong seed, {ModelUse} use, bool initialize) : base({GeneratedNames.LayoutField}, seed, use, initialize)";
+            string constructor = $"private {name}(ulong seed, {ModelUse} use, bool initialize, {WeightType} weights = {WeightType}.Float32) : base({GeneratedNames.LayoutField}, seed, use, initialize, weights)";
             if (tables.Count == 0)
             {
                 w.Line("/// <summary>Allocates the buffers <paramref name=\"use\"/> needs; initializes the parameters when asked.</summary>");
@@ -352,14 +362,28 @@ namespace TransformerGen.Generator
             w.Line();
             w.Line("/// <summary>");
             w.Line($"/// A model for inference only (<see cref=\"InferenceBytes\"/> in all: no gradients, nothing kept for backward), its");
-            w.Line("/// parameters initialized from <paramref name=\"seed\"/>; training methods refuse it.");
+            w.Line($"/// parameters initialized from <paramref name=\"seed\"/> and its weight matrices held as {DeclaredWeightType} (the declaration's");
+            w.Line("/// WeightType); training methods refuse it.");
             w.Line("/// </summary>");
-            w.Line($"public static {name} ForInference(ulong seed = 0) => new {name}(seed, {ModelUse}.Inference, initialize: true);");
+            w.Line($"public static {name} ForInference(ulong seed = 0) => ForInference(seed, {DeclaredWeightType});");
             w.Line();
-            w.Line("/// <summary>A model for inference only with its parameters read from the safetensors file <paramref name=\"checkpoint\"/> (checked as <c>Load</c> does).</summary>");
-            w.Open($"public static {name} ForInference(string checkpoint)");
-            w.Line($"var model = new {name}(0, {ModelUse}.Inference, initialize: false);");
+            w.Line("/// <summary>A model for inference only, its parameters initialized from <paramref name=\"seed\"/> and its weight matrices held as <paramref name=\"weights\"/> says.</summary>");
+            w.Line($"public static {name} ForInference(ulong seed, {WeightType} weights) => new {name}(seed, {ModelUse}.Inference, initialize: true, weights);");
+            w.Line();
+            w.Line("/// <summary>");
+            w.Line("/// A model for inference only with its parameters read from the safetensors file <paramref name=\"checkpoint\"/> (checked as");
+            w.Line($"/// <c>Load</c> does) and its weight matrices then held as {DeclaredWeightType} (the declaration's WeightType).");
+            w.Line("/// </summary>");
+            w.Line($"public static {name} ForInference(string checkpoint) => ForInference(checkpoint, {DeclaredWeightType});");
+            w.Line();
+            w.Line("/// <summary>");
+            w.Line("/// A model for inference only with its parameters read from the safetensors file <paramref name=\"checkpoint\"/> (checked as");
+            w.Line("/// <c>Load</c> does) and its weight matrices then held as <paramref name=\"weights\"/> says.");
+            w.Line("/// </summary>");
+            w.Open($"public static {name} ForInference(string checkpoint, {WeightType} weights)");
+            w.Line($"var model = new {name}(0, {ModelUse}.Inference, initialize: false, weights);");
             w.Line("model.Load(checkpoint);");
+            w.Line("model.PackWeights();");
             w.Line("return model;");
             w.Close();
             w.Line();
@@ -372,14 +396,16 @@ namespace TransformerGen.Generator
             string name = _spec.Type.Name;
             w.Line("/// <summary>");
             w.Line($"/// The model with the weights of {_weights}, built into this assembly and checked against this declaration at");
-            w.Line("/// compile time; for inference only unless <paramref name=\"use\"/> says Training (to fine-tune them).");
+            w.Line("/// compile time; for inference only unless <paramref name=\"use\"/> says Training (to fine-tune them). An inference");
+            w.Line($"/// instance holds its weight matrices as <paramref name=\"weights\"/> says ({DeclaredWeightType} when not given); a training one, fp32.");
             w.Line("/// </summary>");
-            w.Open($"public static {name} FromBuiltInWeights({ModelUse} use = {ModelUse}.Inference)");
-            w.Line($"var model = new {name}(0, use, initialize: false);");
+            w.Open($"public static {name} FromBuiltInWeights({ModelUse} use = {ModelUse}.Inference, {WeightType}? weights = null)");
+            w.Line($"var model = new {name}(0, use, initialize: false, weights ?? (use == {ModelUse}.Inference ? {DeclaredWeightType} : {WeightType}.Float32));");
             w.Line($"using global::System.IO.Stream stream = typeof({name}).Assembly.GetManifestResourceStream({Lit(_weights)})");
             string missing = _weights + " is not embedded in the assembly: list it as <TransformerWeights Include=\"...\" /> and import TransformerGen.Weights.targets";
             w.Line($"    ?? throw new global::System.InvalidOperationException({Lit(missing)});");
             w.Line("model.Load(stream);");
+            w.Line($"if (use == {ModelUse}.Inference) model.PackWeights();");
             w.Line("return model;");
             w.Close();
             w.Line();

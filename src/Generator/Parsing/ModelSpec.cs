@@ -38,6 +38,9 @@ namespace TransformerGen.Generator
         /// <summary>The <c>Config = "…/config.json"</c> argument, or unset.</summary>
         public Argument<string?> Config { get; init; }
 
+        /// <summary>The <c>WeightType</c> argument: how inference instances hold the weight matrices unless their factory says otherwise.</summary>
+        public Argument<int> WeightType { get; init; }
+
         /// <summary>What a Hugging Face config adds to the sizes (null for a model declared by the attribute alone).</summary>
         public FamilySpec? Family { get; init; }
 
@@ -94,5 +97,6 @@ namespace TransformerGen.Generator
         public const int PostNorm = 0, PreNorm = 1;
         public const int Relu = 0, Gelu = 1;
         public const int SentenceEmbedding = 2;
+        public const int Float32 = 0, BFloat16 = 1, Int8 = 2;
     }
 }

@@ -1,5 +1,6 @@
 using System;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TransformerGen.Threading;
 
@@ -91,6 +92,70 @@ public static unsafe class BFloat16MatMul
             int line = o / PanelWidth * PanelWidth * inF, at = Position(o % PanelWidth);
             for (int k = 0; k < inF; k++) w[o * inF + k] = ToSingle(packed[line + k * PanelWidth + at]);
         }
+    }
+
+    /// <summary>
+    /// True when the bf16 panels of a <c>[outF, inF]</c> matrix fit in the bytes of its fp32 form (as
+    /// <see cref="ConvertInPlace"/> needs): whenever it has at least 32 rows, the last panel's padding included.
+    /// </summary>
+    public static bool FitsInPlace(int outF, int inF) => outF > 0 && inF > 0 && ElementCount(outF, inF) <= 2L * outF * inF;
+
+    /// <summary>
+    /// Rounds <paramref name="w"/> (<c>[outF, inF]</c>, PyTorch's layout) to bf16 panels in place: afterwards its first
+    /// <see cref="ElementCount"/> 16-bit words hold what <see cref="Convert"/> writes. Panels are made in ascending order,
+    /// each from a copy of its rows and half their bytes, so none reaches rows not yet read. Allocates one buffer of
+    /// 64·inF floats.
+    /// </summary>
+    /// <exception cref="ArgumentException">The matrix does not fit (<see cref="FitsInPlace"/>).</exception>
+    public static void ConvertInPlace(Span<float> w, int outF, int inF)
+    {
+        SpanChecks.Length(w.Length, (long)outF * inF, nameof(w));
+        if (!FitsInPlace(outF, inF))
+            throw new ArgumentException($"the bf16 panels of a [{outF}, {inF}] matrix do not fit in place of its fp32 form", nameof(w));
+        Span<ushort> words = MemoryMarshal.Cast<float, ushort>(w);
+        int panelWords = PanelWidth * inF;
+        var rows = new float[PanelWidth * inF];
+        for (int p = 0; p < Panels(outF); p++)
+        {
+            int r = Math.Min(PanelWidth, outF - p * PanelWidth);
+            Span<float> panel = rows.AsSpan(0, r * inF);
+            w.Slice(p * PanelWidth * inF, r * inF).CopyTo(panel);
+            Convert(panel, r, inF, words.Slice(p * panelWords, panelWords));
+        }
+    }
+
+    /// <summary>
+    /// Undoes <see cref="ConvertInPlace"/>: <paramref name="w"/> receives the bf16 values as fp32 in PyTorch's layout,
+    /// panels taken in descending order through a buffer of 64·inF floats (the only allocation).
+    /// </summary>
+    public static void ConvertBackInPlace(Span<float> w, int outF, int inF)
+    {
+        SpanChecks.Length(w.Length, (long)outF * inF, nameof(w));
+        if (!FitsInPlace(outF, inF))
+            throw new ArgumentException($"a [{outF}, {inF}] matrix is never converted in place", nameof(w));
+        ReadOnlySpan<ushort> words = MemoryMarshal.Cast<float, ushort>(w);
+        int panelWords = PanelWidth * inF;
+        var rows = new float[PanelWidth * inF];
+        for (int p = Panels(outF) - 1; p >= 0; p--)
+        {
+            int r = Math.Min(PanelWidth, outF - p * PanelWidth);
+            ConvertBack(words.Slice(p * panelWords, panelWords), r, inF, rows.AsSpan(0, r * inF));
+            rows.AsSpan(0, r * inF).CopyTo(w.Slice(p * PanelWidth * inF, r * inF));
+        }
+    }
+
+    /// <summary>
+    /// Row <paramref name="row"/> of the bf16 weights in <paramref name="w"/>, each times <paramref name="scale"/>, into
+    /// <paramref name="destination"/> (<c>inF</c> floats): an embedding lookup in a table that is also a bf16 output
+    /// head. Allocates nothing.
+    /// </summary>
+    public static void ReadRow(ReadOnlySpan<ushort> w, int outF, int inF, int row, float scale, Span<float> destination)
+    {
+        SpanChecks.Length(w.Length, ElementCount(outF, inF), nameof(w));
+        SpanChecks.Length(destination.Length, inF, nameof(destination));
+        if ((uint)row >= (uint)outF) throw new ArgumentOutOfRangeException(nameof(row), row, $"a row of a matrix of {outF} rows");
+        ReadOnlySpan<ushort> line = w.Slice(row / PanelWidth * PanelWidth * inF);
+        for (int k = 0, at = Position(row % PanelWidth); k < inF; k++, at += PanelWidth) destination[k] = ToSingle(line[at]) * scale;
     }
 
     /// <summary>

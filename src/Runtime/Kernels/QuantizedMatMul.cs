@@ -1,5 +1,6 @@
 using System;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TransformerGen.Threading;
@@ -146,6 +147,84 @@ public static unsafe class QuantizedMatMul
                 float d = ScaleOf(record, c);
                 for (int k = 0; k < kc; k++) w[o * inF + k0 + k] = (sbyte)record[k * PanelWidth + c] * d;
             }
+        }
+    }
+
+    /// <summary>
+    /// True when the quantized form of a <c>[outF, inF]</c> matrix fits in the bytes of its fp32 form with every panel at
+    /// or before the rows it is made from, as <see cref="QuantizeInPlace"/> needs: all but matrices of very few inputs
+    /// (fewer than about 12) or of not quite one panel's rows.
+    /// </summary>
+    public static bool FitsInPlace(int outF, int inF) =>
+        outF > 0 && inF > 0 && ByteCount(PanelWidth, inF) <= (long)PanelWidth * inF * sizeof(float)
+        && ByteCount(outF, inF) <= (long)outF * inF * sizeof(float);
+
+    /// <summary>
+    /// Quantizes <paramref name="w"/> (<c>[outF, inF]</c>, PyTorch's layout) in place: afterwards its first
+    /// <see cref="ByteCount"/> bytes hold what <see cref="Quantize"/> writes, and the rest is unused. Panels are made in
+    /// ascending order, each from a copy of its rows, and every panel ends before the rows of the next one start
+    /// (<see cref="FitsInPlace"/>), so nothing is read after it is overwritten. The weights are checked before anything is
+    /// written: a refusal leaves them as they were. Allocates one buffer of 64·inF floats.
+    /// </summary>
+    /// <exception cref="ArgumentException">The matrix does not fit (<see cref="FitsInPlace"/>), or a weight is not finite or too large for an fp16 scale.</exception>
+    public static void QuantizeInPlace(Span<float> w, int outF, int inF)
+    {
+        SpanChecks.Length(w.Length, (long)outF * inF, nameof(w));
+        if (!FitsInPlace(outF, inF))
+            throw new ArgumentException($"the 8-bit form of a [{outF}, {inF}] matrix ({ByteCount(outF, inF)} bytes) does not fit in place of its fp32 form", nameof(w));
+        for (int i = 0; i < w.Length; i++)
+            if (!float.IsFinite(w[i]) || Math.Abs(w[i]) / 127f > (float)Half.MaxValue)
+                throw new ArgumentException($"w[{i / inF}, {i % inF}] holds {w[i]}: only finite weights whose block scale fits fp16 can be quantized", nameof(w));
+        Span<byte> bytes = MemoryMarshal.AsBytes(w);
+        int panelBytes = (int)ByteCount(PanelWidth, inF);
+        var rows = new float[PanelWidth * inF];
+        for (int p = 0; p < Panels(outF); p++)
+        {
+            int r = Math.Min(PanelWidth, outF - p * PanelWidth);
+            Span<float> panel = rows.AsSpan(0, r * inF);
+            w.Slice(p * PanelWidth * inF, r * inF).CopyTo(panel);
+            Quantize(panel, r, inF, bytes.Slice(p * panelBytes, panelBytes));
+        }
+    }
+
+    /// <summary>
+    /// Undoes <see cref="QuantizeInPlace"/>: <paramref name="w"/> receives the fp32 weights <c>q·d</c> in PyTorch's layout,
+    /// panels taken in descending order through a buffer of 64·inF floats (the only allocation), so each is read before
+    /// the rows written after it reach its bytes.
+    /// </summary>
+    public static void DequantizeInPlace(Span<float> w, int outF, int inF)
+    {
+        SpanChecks.Length(w.Length, (long)outF * inF, nameof(w));
+        if (!FitsInPlace(outF, inF))
+            throw new ArgumentException($"a [{outF}, {inF}] matrix is never quantized in place", nameof(w));
+        ReadOnlySpan<byte> bytes = MemoryMarshal.AsBytes(w);
+        int panelBytes = (int)ByteCount(PanelWidth, inF);
+        var rows = new float[PanelWidth * inF];
+        for (int p = Panels(outF) - 1; p >= 0; p--)
+        {
+            int r = Math.Min(PanelWidth, outF - p * PanelWidth);
+            Dequantize(bytes.Slice(p * panelBytes, panelBytes), r, inF, rows.AsSpan(0, r * inF));
+            rows.AsSpan(0, r * inF).CopyTo(w.Slice(p * PanelWidth * inF, r * inF));
+        }
+    }
+
+    /// <summary>
+    /// Row <paramref name="row"/> of the weights <paramref name="q"/> stands for, each <c>q·d</c> times
+    /// <paramref name="scale"/>, into <paramref name="destination"/> (<c>inF</c> floats): an embedding lookup in a table
+    /// that is also a quantized output head. Allocates nothing.
+    /// </summary>
+    public static void ReadRow(ReadOnlySpan<byte> q, int outF, int inF, int row, float scale, Span<float> destination)
+    {
+        SpanChecks.Length(q.Length, ByteCount(outF, inF), nameof(q));
+        SpanChecks.Length(destination.Length, inF, nameof(destination));
+        if ((uint)row >= (uint)outF) throw new ArgumentOutOfRangeException(nameof(row), row, $"a row of a matrix of {outF} rows");
+        int blocks = Blocks(inF), p = row / PanelWidth, c = row % PanelWidth;
+        for (int b = 0; b < blocks; b++)
+        {
+            int k0 = b * BlockSize, kc = Math.Min(BlockSize, inF - k0);
+            ReadOnlySpan<byte> record = q.Slice((int)(((long)p * blocks + b) * RecordBytes), RecordBytes);
+            float d = ScaleOf(record, c);
+            for (int k = 0; k < kc; k++) destination[k0 + k] = (sbyte)record[k * PanelWidth + c] * d * scale;
         }
     }
 

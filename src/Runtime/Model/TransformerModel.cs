@@ -13,7 +13,7 @@ namespace TransformerGen;
 /// All memory is allocated by the constructor; afterwards training steps and decoding allocate nothing.
 /// An instance is not thread-safe.
 /// </remarks>
-public abstract class TransformerModel : ITrainableParameters
+public abstract partial class TransformerModel : ITrainableParameters
 {
     private readonly ModelLayout _layout;
     // Aligned so that every tensor of the memory plan starts on a cache line (see AlignedBuffer).
@@ -30,14 +30,20 @@ public abstract class TransformerModel : ITrainableParameters
     /// <summary>
     /// Allocates the buffers that <paramref name="use"/> needs (see <see cref="ModelUse"/>) and, when
     /// <paramref name="initialize"/> is true, initializes the parameters from <paramref name="seed"/> (a model whose
-    /// parameters are loaded next skips that: they are zero until then).
+    /// parameters are loaded next skips that: they are zero until then, and its factory calls <see cref="PackWeights"/>
+    /// once they are loaded). An inference instance holds its weight matrices as <paramref name="weights"/> says.
     /// </summary>
-    protected TransformerModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize)
+    /// <exception cref="ArgumentException">A training instance with weights other than fp32.</exception>
+    protected TransformerModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32)
     {
         _layout = layout ?? throw new ArgumentNullException(nameof(layout));
         _gate = new CallGate(layout.Name);
         if (use is not (ModelUse.Training or ModelUse.Inference)) throw new ArgumentOutOfRangeException(nameof(use), use, "not a ModelUse");
+        if (weights is not (WeightType.Float32 or WeightType.BFloat16 or WeightType.Int8)) throw new ArgumentOutOfRangeException(nameof(weights), weights, "not a WeightType");
+        if (use == ModelUse.Training && weights != WeightType.Float32)
+            throw new ArgumentException($"a {layout.Name} built for training holds fp32 weights (its backward pass and optimizer update them); {weights} weights are for inference instances", nameof(weights));
         Use = use;
+        WeightType = weights;
         bool training = use == ModelUse.Training;
         Training = training;
         // Only training runs the batched forward pass (inference runs exact-length passes in the inference workspace).
@@ -59,8 +65,11 @@ public abstract class TransformerModel : ITrainableParameters
         _decoderPadding = padding && seq2seq ? new byte[layout.Batch * layout.DecoderSeqLen] : [];
         Seed = seed;
         DropoutRng = new Rng(seed ^ 0xD50F_0A7E_5EED_0001UL);
-        if (initialize) InitializeParameters(seed);
-        if (use == ModelUse.Inference && Kernels.MatMul.PanelLayoutPays) Pack();
+        if (initialize)
+        {
+            InitializeParameters(seed);
+            if (use == ModelUse.Inference) Pack();
+        }
     }
 
     /// <summary>
@@ -94,9 +103,11 @@ public abstract class TransformerModel : ITrainableParameters
 
     /// <inheritdoc />
     /// <remarks>
-    /// Always PyTorch's layout, as <see cref="ParameterTensors"/> describe it. An inference instance whose matrices are
-    /// packed (<see cref="WeightsPacked"/>) unpacks them when this is read, and then runs the slower kernels over rows
-    /// until <see cref="PackWeights"/> is called again; <see cref="CopyParametersTo"/> reads them without unpacking.
+    /// Always fp32 in PyTorch's layout, as <see cref="ParameterTensors"/> describe it. An inference instance whose
+    /// matrices are packed (<see cref="WeightsPacked"/>: panels, bf16 or 8-bit, see <see cref="WeightType"/>) unpacks
+    /// them when this is read (to the values it computes with: bf16 or dequantized 8-bit weights), and then runs the
+    /// slower fp32 kernels over rows until <see cref="PackWeights"/> is called again; <see cref="CopyParametersTo"/>
+    /// reads them without unpacking.
     /// </remarks>
     public Span<float> Parameters
     {
@@ -106,72 +117,6 @@ public abstract class TransformerModel : ITrainableParameters
             if (WeightsPacked) UnpackWeights();
             return _parameters.Span;
         }
-    }
-
-    /// <summary>
-    /// True when the weight matrices are held in the kernels' panel layout (<see cref="Kernels.MatMul.PackPanels"/>): an
-    /// inference instance does so where AVX-512 makes it pay (a one-row product then streams its weight at twice the
-    /// rate, and products of many rows skip copying panels out of the weight on every call). Training instances never do.
-    /// </summary>
-    public bool WeightsPacked { get; private set; }
-
-    /// <summary>
-    /// Packs the weight matrices of an inference instance again after <see cref="Parameters"/> was read (and perhaps
-    /// written), so that inference runs at full speed; does nothing where they are packed already or where packing does
-    /// not pay (no AVX-512).
-    /// </summary>
-    /// <exception cref="InvalidOperationException">The instance was built for training: its backward pass reads the rows.</exception>
-    public void PackWeights()
-    {
-        using CallScope scope = Enter("PackWeights");
-        if (Use != ModelUse.Inference)
-            throw new InvalidOperationException($"this {_layout.Name} was built for training, whose backward pass reads the weights in PyTorch's layout; only an instance from ForInference or FromBuiltInWeights packs them");
-        if (!WeightsPacked && Kernels.MatMul.PanelLayoutPays) Pack();
-    }
-
-    /// <summary>
-    /// Copies the parameters in PyTorch's layout, laid out as <see cref="ParameterTensors"/>, into
-    /// <paramref name="destination"/> (<see cref="ModelLayout.ParameterCount"/> floats): what <see cref="Parameters"/>
-    /// holds, with the matrices of an instance whose <see cref="WeightsPacked"/> is true unpacked in the copy. The
-    /// instance is not changed.
-    /// </summary>
-    /// <exception cref="ArgumentException"><paramref name="destination"/> has another length.</exception>
-    public void CopyParametersTo(Span<float> destination)
-    {
-        using CallScope scope = Enter("CopyParametersTo");
-        if (destination.Length != _parameters.Length)
-            throw new ArgumentException($"{_layout.Name} has {_parameters.Length} parameter floats; the destination has {destination.Length}", nameof(destination));
-        _parameters.Span.CopyTo(destination);
-        if (!WeightsPacked) return;
-        foreach (WeightMatrix m in _layout.PackedMatrices)
-            Kernels.MatMul.UnpackPanels(destination.Slice(m.Offset, m.Rows * m.Columns), m.Rows, m.Columns);
-    }
-
-    private void Pack()
-    {
-        foreach (WeightMatrix m in _layout.PackedMatrices)
-            Kernels.MatMul.PackPanels(_parameters.Span.Slice(m.Offset, m.Rows * m.Columns), m.Rows, m.Columns);
-        WeightsPacked = true;
-    }
-
-    private void UnpackWeights()
-    {
-        foreach (WeightMatrix m in _layout.PackedMatrices)
-            Kernels.MatMul.UnpackPanels(_parameters.Span.Slice(m.Offset, m.Rows * m.Columns), m.Rows, m.Columns);
-        WeightsPacked = false;
-    }
-
-    /// <summary>
-    /// Runs <paramref name="action"/> with the parameters in PyTorch's layout (what checkpoints read and write), packing
-    /// them again afterwards, also when it throws.
-    /// </summary>
-    protected T WithUnpackedWeights<T>(Func<T> action)
-    {
-        ArgumentNullException.ThrowIfNull(action);
-        if (!WeightsPacked) return action();
-        UnpackWeights();
-        try { return action(); }
-        finally { Pack(); }
     }
 
     /// <inheritdoc />

@@ -94,7 +94,7 @@ namespace Snapshots
         public PreRotaryGelu(ulong seed = 0) : this(seed, global::TransformerGen.ModelUse.Training, initialize: true) { }
 
         /// <summary>Allocates the buffers <paramref name="use"/> needs and fills the constant tables; initializes the parameters when asked.</summary>
-        private PreRotaryGelu(ulong seed, global::TransformerGen.ModelUse use, bool initialize) : base(s_layout, seed, use, initialize)
+        private PreRotaryGelu(ulong seed, global::TransformerGen.ModelUse use, bool initialize, global::TransformerGen.WeightType weights = global::TransformerGen.WeightType.Float32) : base(s_layout, seed, use, initialize, weights)
         {
             // rotary angles: cos and sin tables [positions, HeadDim / 2]
             global::TransformerGen.Kernels.Positional.RotaryTables(ConstantBuffer.Slice(0, 10), ConstantBuffer.Slice(16, 10), 5, 4);
@@ -102,15 +102,29 @@ namespace Snapshots
 
         /// <summary>
         /// A model for inference only (<see cref="InferenceBytes"/> in all: no gradients, nothing kept for backward), its
-        /// parameters initialized from <paramref name="seed"/>; training methods refuse it.
+        /// parameters initialized from <paramref name="seed"/> and its weight matrices held as global::TransformerGen.WeightType.Float32 (the declaration's
+        /// WeightType); training methods refuse it.
         /// </summary>
-        public static PreRotaryGelu ForInference(ulong seed = 0) => new PreRotaryGelu(seed, global::TransformerGen.ModelUse.Inference, initialize: true);
+        public static PreRotaryGelu ForInference(ulong seed = 0) => ForInference(seed, global::TransformerGen.WeightType.Float32);
 
-        /// <summary>A model for inference only with its parameters read from the safetensors file <paramref name="checkpoint"/> (checked as <c>Load</c> does).</summary>
-        public static PreRotaryGelu ForInference(string checkpoint)
+        /// <summary>A model for inference only, its parameters initialized from <paramref name="seed"/> and its weight matrices held as <paramref name="weights"/> says.</summary>
+        public static PreRotaryGelu ForInference(ulong seed, global::TransformerGen.WeightType weights) => new PreRotaryGelu(seed, global::TransformerGen.ModelUse.Inference, initialize: true, weights);
+
+        /// <summary>
+        /// A model for inference only with its parameters read from the safetensors file <paramref name="checkpoint"/> (checked as
+        /// <c>Load</c> does) and its weight matrices then held as global::TransformerGen.WeightType.Float32 (the declaration's WeightType).
+        /// </summary>
+        public static PreRotaryGelu ForInference(string checkpoint) => ForInference(checkpoint, global::TransformerGen.WeightType.Float32);
+
+        /// <summary>
+        /// A model for inference only with its parameters read from the safetensors file <paramref name="checkpoint"/> (checked as
+        /// <c>Load</c> does) and its weight matrices then held as <paramref name="weights"/> says.
+        /// </summary>
+        public static PreRotaryGelu ForInference(string checkpoint, global::TransformerGen.WeightType weights)
         {
-            var model = new PreRotaryGelu(0, global::TransformerGen.ModelUse.Inference, initialize: false);
+            var model = new PreRotaryGelu(0, global::TransformerGen.ModelUse.Inference, initialize: false, weights);
             model.Load(checkpoint);
+            model.PackWeights();
             return model;
         }
 

@@ -1,0 +1,207 @@
+using System;
+using System.Runtime.InteropServices;
+using TransformerGen.Kernels;
+
+namespace TransformerGen;
+
+/// <summary>
+/// How an instance holds the weight matrices of its linear layers (<see cref="ModelLayout.PackedMatrices"/>): in
+/// PyTorch's rows while it trains, and in an inference instance in the form its <see cref="WeightType"/> names, made
+/// in place of the fp32 rows (fp32 panels where AVX-512 makes them pay, bf16 panels, or 8-bit blocks). The generated
+/// code multiplies by these matrices through <see cref="Linear"/> and looks a tied table up through
+/// <see cref="EmbeddingLookup"/>, which read whichever form the instance holds.
+/// </summary>
+public abstract partial class TransformerModel
+{
+    /// <summary>The forms a weight matrix takes in the parameter buffer.</summary>
+    private enum MatrixForm
+    {
+        /// <summary>PyTorch's <c>[out, in]</c> rows (training, and any instance after <see cref="Parameters"/> was read).</summary>
+        Rows,
+        /// <summary>fp32 panels of 64 output columns (<see cref="MatMul.PackPanels"/>).</summary>
+        Panels,
+        /// <summary>bf16 panels (<see cref="BFloat16MatMul.ConvertInPlace"/>) in the first half of the matrix's bytes.</summary>
+        BFloat16,
+        /// <summary>8-bit blocks (<see cref="QuantizedMatMul.QuantizeInPlace"/>) in the first ~27% of the matrix's bytes.</summary>
+        Int8,
+    }
+
+    /// <summary>
+    /// How this instance holds its weight matrices for inference: fp32 for training instances and by default; bf16 or
+    /// 8-bit blocks when the factory asked for them (<c>ForInference(…, weights)</c>, <c>FromBuiltInWeights(…)</c>, or the
+    /// declaration's <c>WeightType</c>). A matrix whose reduced form would not fit in place of its fp32 rows (fewer than
+    /// about 12 inputs for 8-bit) stays fp32.
+    /// </summary>
+    public WeightType WeightType { get; }
+
+    /// <summary>
+    /// True when the weight matrices are held in their inference form (see <see cref="WeightType"/>): an inference
+    /// instance packs them when its parameters are set, unless that changes nothing (fp32 without AVX-512, whose row
+    /// kernels are as fast). Training instances never do.
+    /// </summary>
+    public bool WeightsPacked { get; private set; }
+
+    /// <summary>
+    /// Packs the weight matrices of an inference instance into the form its <see cref="WeightType"/> names, after its
+    /// parameters were loaded or after <see cref="Parameters"/> was read (and perhaps written), so that inference runs at
+    /// full speed; does nothing where they are packed already or where packing changes nothing. Quantizing the values
+    /// that unpacking 8-bit weights gave restores the same bytes.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The instance was built for training: its backward pass reads the rows.</exception>
+    /// <exception cref="ArgumentException">A weight is not finite, or too large for 8-bit blocks with fp16 scales; nothing is changed.</exception>
+    public void PackWeights()
+    {
+        using CallScope scope = Enter("PackWeights");
+        if (Use != ModelUse.Inference)
+            throw new InvalidOperationException($"this {_layout.Name} was built for training, whose backward pass reads the weights in PyTorch's layout; only an instance from ForInference or FromBuiltInWeights packs them");
+        if (!WeightsPacked) Pack();
+    }
+
+    /// <summary>
+    /// Copies the parameters in fp32 and PyTorch's layout, laid out as <see cref="ParameterTensors"/>, into
+    /// <paramref name="destination"/> (<see cref="ModelLayout.ParameterCount"/> floats): what <see cref="Parameters"/>
+    /// holds, with the matrices of a packed instance unpacked in the copy (bf16 values, or 8-bit weights dequantized).
+    /// The instance is not changed.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> has another length.</exception>
+    public void CopyParametersTo(Span<float> destination)
+    {
+        using CallScope scope = Enter("CopyParametersTo");
+        if (destination.Length != _parameters.Length)
+            throw new ArgumentException($"{_layout.Name} has {_parameters.Length} parameter floats; the destination has {destination.Length}", nameof(destination));
+        _parameters.Span.CopyTo(destination);
+        foreach (WeightMatrix m in _layout.PackedMatrices)
+            ToRows(destination.Slice(m.Offset, m.Rows * m.Columns), m.Rows, m.Columns, FormOf(m.Rows, m.Columns));
+    }
+
+    /// <summary>Bytes the weight matrices occupy in the form this instance holds them (what a product reads).</summary>
+    public long WeightMatrixBytes
+    {
+        get
+        {
+            long bytes = 0;
+            foreach (WeightMatrix m in _layout.PackedMatrices)
+                bytes += FormOf(m.Rows, m.Columns) switch
+                {
+                    MatrixForm.Int8 => QuantizedMatMul.ByteCount(m.Rows, m.Columns),
+                    MatrixForm.BFloat16 => BFloat16MatMul.ElementCount(m.Rows, m.Columns) * sizeof(ushort),
+                    _ => (long)m.Rows * m.Columns * sizeof(float),
+                };
+            return bytes;
+        }
+    }
+
+    /// <summary>
+    /// <c>y[n, outF] = x[n, inF] · Wᵀ + bias</c> for a weight <paramref name="weight"/> that is one of
+    /// <see cref="ModelLayout.PackedMatrices"/> (the whole region the layout names), in the form this instance holds it.
+    /// The generated code calls this for those matrices and the plain kernel for any other.
+    /// </summary>
+    protected void Linear(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, Span<float> y, int n, int inF, int outF)
+    {
+        switch (FormOf(outF, inF))
+        {
+            case MatrixForm.Rows:
+                MatMul.Forward(x, weight, bias, y, n, inF, outF);
+                break;
+            case MatrixForm.Panels:
+                MatMul.Forward(x, weight, bias, y, n, inF, outF, packed: true);
+                break;
+            case MatrixForm.BFloat16:
+                BFloat16MatMul.Forward(x, MemoryMarshal.Cast<float, ushort>(weight).Slice(0, (int)BFloat16MatMul.ElementCount(outF, inF)), bias, y, n, inF, outF);
+                break;
+            case MatrixForm.Int8:
+                QuantizedMatMul.Forward(x, MemoryMarshal.AsBytes(weight).Slice(0, (int)QuantizedMatMul.ByteCount(outF, inF)), bias, y, n, inF, outF);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// <c>output[i] = table[tokens[i]]·scale</c> for a table that is also one of <see cref="ModelLayout.PackedMatrices"/>
+    /// (an output head tied to the embedding), in the form this instance holds it.
+    /// </summary>
+    protected void EmbeddingLookup(ReadOnlySpan<int> tokens, ReadOnlySpan<float> table, Span<float> output, int vocab, int c, float scale)
+    {
+        MatrixForm form = FormOf(vocab, c);
+        if (form is MatrixForm.Rows or MatrixForm.Panels)
+        {
+            Embedding.Forward(tokens, table, output, vocab, c, scale, packed: form == MatrixForm.Panels);
+            return;
+        }
+        SpanChecks.Length(output.Length, (long)tokens.Length * c, nameof(output));
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            if (form == MatrixForm.Int8)
+                QuantizedMatMul.ReadRow(MemoryMarshal.AsBytes(table).Slice(0, (int)QuantizedMatMul.ByteCount(vocab, c)), vocab, c, tokens[i], scale, output.Slice(i * c, c));
+            else
+                BFloat16MatMul.ReadRow(MemoryMarshal.Cast<float, ushort>(table).Slice(0, (int)BFloat16MatMul.ElementCount(vocab, c)), vocab, c, tokens[i], scale, output.Slice(i * c, c));
+        }
+    }
+
+    /// <summary>The form a <c>[rows, columns]</c> matrix is in now.</summary>
+    private MatrixForm FormOf(int rows, int columns) => WeightsPacked ? PackedForm(rows, columns) : MatrixForm.Rows;
+
+    /// <summary>The form packing gives a <c>[rows, columns]</c> matrix: a function of its shape, so products and packing agree.</summary>
+    private MatrixForm PackedForm(int rows, int columns) => WeightType switch
+    {
+        WeightType.Int8 when QuantizedMatMul.FitsInPlace(rows, columns) => MatrixForm.Int8,
+        WeightType.BFloat16 when BFloat16MatMul.FitsInPlace(rows, columns) => MatrixForm.BFloat16,
+        _ => MatMul.PanelLayoutPays ? MatrixForm.Panels : MatrixForm.Rows,
+    };
+
+    private void Pack()
+    {
+        if (WeightType == WeightType.Float32 && !MatMul.PanelLayoutPays) return;
+        // 8-bit blocks refuse non-finite weights: check every matrix first, so that a refusal leaves all of them as rows.
+        if (WeightType == WeightType.Int8)
+            foreach (WeightMatrix m in _layout.PackedMatrices)
+                CheckQuantizable(_parameters.Span.Slice(m.Offset, m.Rows * m.Columns), m);
+        foreach (WeightMatrix m in _layout.PackedMatrices)
+        {
+            Span<float> w = _parameters.Span.Slice(m.Offset, m.Rows * m.Columns);
+            switch (PackedForm(m.Rows, m.Columns))
+            {
+                case MatrixForm.Panels: MatMul.PackPanels(w, m.Rows, m.Columns); break;
+                case MatrixForm.BFloat16: BFloat16MatMul.ConvertInPlace(w, m.Rows, m.Columns); break;
+                case MatrixForm.Int8: QuantizedMatMul.QuantizeInPlace(w, m.Rows, m.Columns); break;
+            }
+        }
+        WeightsPacked = true;
+    }
+
+    private void CheckQuantizable(ReadOnlySpan<float> w, WeightMatrix m)
+    {
+        for (int i = 0; i < w.Length; i++)
+            if (!float.IsFinite(w[i]) || Math.Abs(w[i]) / 127f > (float)Half.MaxValue)
+                throw new ArgumentException($"{_layout.Name}: the weight matrix at parameter offset {m.Offset} holds {w[i]} at [{i / m.Columns}, {i % m.Columns}]; 8-bit weights need finite values whose block scale fits fp16 (|w| ≤ {127f * (float)Half.MaxValue})");
+    }
+
+    private void UnpackWeights()
+    {
+        foreach (WeightMatrix m in _layout.PackedMatrices)
+            ToRows(_parameters.Span.Slice(m.Offset, m.Rows * m.Columns), m.Rows, m.Columns, FormOf(m.Rows, m.Columns));
+        WeightsPacked = false;
+    }
+
+    private static void ToRows(Span<float> w, int rows, int columns, MatrixForm form)
+    {
+        switch (form)
+        {
+            case MatrixForm.Panels: MatMul.UnpackPanels(w, rows, columns); break;
+            case MatrixForm.BFloat16: BFloat16MatMul.ConvertBackInPlace(w, rows, columns); break;
+            case MatrixForm.Int8: QuantizedMatMul.DequantizeInPlace(w, rows, columns); break;
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="action"/> with the parameters in fp32 and PyTorch's layout (what checkpoints read and write),
+    /// packing them again afterwards, also when it throws.
+    /// </summary>
+    protected T WithUnpackedWeights<T>(Func<T> action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        if (!WeightsPacked) return action();
+        UnpackWeights();
+        try { return action(); }
+        finally { Pack(); }
+    }
+}

@@ -1,0 +1,239 @@
+using System;
+using System.IO;
+using System.Linq;
+using TransformerGen.Kernels;
+using Xunit;
+
+namespace TransformerGen.Model.Tests;
+
+/// <summary>A model whose declaration makes 8-bit weights the default of its inference factories.</summary>
+[TransformerModel(Vocab = 131, DModel = 40, Heads = 4, Layers = 2, DFF = 100, SeqLen = 9, Batch = 2,
+    Positional = Positional.Rotary, Norm = NormPlacement.Pre, WeightType = WeightType.Int8)]
+public partial class Int8Decoder { }
+
+/// <summary>
+/// Inference instances with bf16 and 8-bit weight matrices (the models of PackedWeightsTests: matrices of whole panels
+/// and rows left over, a tied head): each computes what an fp32 instance computes over the same rounded weights, within
+/// fp32 summation order; their parameters, checkpoints and copies read back as those rounded weights.
+/// </summary>
+public sealed class WeightTypeTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("transformergen-weighttype-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    /// <summary>The weights a matrix holds once rounded to <paramref name="type"/>, computed with the kernels' public conversions.</summary>
+    private static float[] Rounded(ReadOnlySpan<float> w, int rows, int columns, WeightType type)
+    {
+        var result = new float[w.Length];
+        if (type == WeightType.Int8)
+        {
+            var q = new byte[QuantizedMatMul.ByteCount(rows, columns)];
+            QuantizedMatMul.Quantize(w, rows, columns, q);
+            QuantizedMatMul.Dequantize(q, rows, columns, result);
+        }
+        else
+        {
+            for (int i = 0; i < w.Length; i++) result[i] = BFloat16MatMul.ToSingle(BFloat16MatMul.RoundToBFloat16(w[i]));
+        }
+        return result;
+    }
+
+    /// <summary>Rounds every packed matrix of <paramref name="model"/>'s fp32 parameters to <paramref name="type"/>, in place.</summary>
+    private static void RoundMatrices(TransformerModel model, WeightType type)
+    {
+        Span<float> p = model.Parameters;
+        foreach (WeightMatrix m in model.Layout.PackedMatrices)
+        {
+            Span<float> w = p.Slice(m.Offset, m.Rows * m.Columns);
+            Rounded(w, m.Rows, m.Columns, type).CopyTo(w);
+        }
+    }
+
+    private static float MaxAbs(ReadOnlySpan<float> v)
+    {
+        float max = 0f;
+        foreach (float x in v) max = Math.Max(max, Math.Abs(x));
+        return max;
+    }
+
+    private static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, float tolerance, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        float scale = MaxAbs(expected);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= tolerance * scale, $"{what}[{i}]: {actual[i]}, expected {expected[i]}");
+    }
+
+    private static float MaxRelativeDifference(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        float diff = 0f;
+        for (int i = 0; i < a.Length; i++) diff = Math.Max(diff, Math.Abs(a[i] - b[i]));
+        return diff / MaxAbs(a);
+    }
+
+    [Theory]
+    [InlineData(WeightType.BFloat16)]
+    [InlineData(WeightType.Int8)]
+    public void A_decoder_computes_what_fp32_computes_over_the_rounded_weights(WeightType type)
+    {
+        PanelDecoder reduced = PanelDecoder.ForInference(7, type);
+        Assert.Equal(type, reduced.WeightType);
+        Assert.True(reduced.WeightsPacked);
+        PanelDecoder exact = PanelDecoder.ForInference(7);
+        PanelDecoder reference = PanelDecoder.ForInference(7);
+        RoundMatrices(reference, type);
+        reference.PackWeights();
+
+        int[] prompt = [3, 70, 130, 5, 64, 127];
+        float[] got = reduced.Append(prompt).ToArray();
+        AssertClose(reference.Append(prompt), got, 1e-5f, $"{type} logits");
+        // The rounding is real: the fp32 model differs, by about what the format's precision gives.
+        float gap = MaxRelativeDifference(exact.Append(prompt), got);
+        Assert.InRange(gap, 1e-6f, type == WeightType.Int8 ? 3e-2f : 2e-2f);
+
+        // One token at a time through the cache gives the rows of the whole prompt.
+        reduced.ResetCache();
+        for (int i = 0; i < prompt.Length - 1; i++) reduced.Append(prompt.AsSpan(i, 1));
+        AssertClose(got, reduced.Append(prompt.AsSpan(prompt.Length - 1, 1)), 1e-5f, "the last token alone");
+    }
+
+    [Theory]
+    [InlineData(WeightType.BFloat16)]
+    [InlineData(WeightType.Int8)]
+    public void An_encoder_and_a_seq2seq_model_compute_what_fp32_computes_over_the_rounded_weights(WeightType type)
+    {
+        PanelClassifier classifier = PanelClassifier.ForInference(3, type);
+        PanelClassifier classifierReference = PanelClassifier.ForInference(3);
+        RoundMatrices(classifierReference, type);
+        classifierReference.PackWeights();
+        int[] tokens = [1, 5, 69, 64, 2, 33, 8, 9, 10, 11, 63, 65, 66, 67];
+        AssertClose(classifierReference.Predict(tokens), classifier.Predict(tokens), 1e-5f, $"{type} class logits");
+
+        PanelSeq2Seq translator = PanelSeq2Seq.ForInference(4, type);
+        PanelSeq2Seq translatorReference = PanelSeq2Seq.ForInference(4);
+        RoundMatrices(translatorReference, type);
+        translatorReference.PackWeights();
+        int[] source = [4, 69, 20, 64, 3];
+        translator.Encode(source);
+        translatorReference.Encode(source);
+        AssertClose(translatorReference.Append([1, 66, 7]), translator.Append([1, 66, 7]), 1e-5f, $"{type} decoder logits");
+    }
+
+    [Fact]
+    public void Matrices_take_the_bytes_of_their_format_and_the_declaration_sets_the_default()
+    {
+        PanelDecoder fp32 = PanelDecoder.ForInference(1, WeightType.Float32);
+        long floats = fp32.Layout.PackedMatrices.Sum(m => 4L * m.Rows * m.Columns);
+        Assert.Equal(floats, fp32.WeightMatrixBytes);
+        Assert.Equal(fp32.Layout.PackedMatrices.Sum(m => QuantizedMatMul.ByteCount(m.Rows, m.Columns)), PanelDecoder.ForInference(1, WeightType.Int8).WeightMatrixBytes);
+        Assert.Equal(fp32.Layout.PackedMatrices.Sum(m => 2 * BFloat16MatMul.ElementCount(m.Rows, m.Columns)), PanelDecoder.ForInference(1, WeightType.BFloat16).WeightMatrixBytes);
+
+        Assert.Equal(WeightType.Int8, Int8Decoder.ForInference(1).WeightType);
+        Assert.Equal(WeightType.BFloat16, Int8Decoder.ForInference(1, WeightType.BFloat16).WeightType);
+        Assert.Equal(WeightType.Float32, PanelDecoder.ForInference(1).WeightType);
+        Assert.Equal(WeightType.Float32, new Int8Decoder(1).WeightType);
+    }
+
+    [Theory]
+    [InlineData(WeightType.BFloat16)]
+    [InlineData(WeightType.Int8)]
+    public void Parameters_copies_and_checkpoints_read_the_rounded_weights_and_packing_again_restores_the_bits(WeightType type)
+    {
+        PanelDecoder model = PanelDecoder.ForInference(11, type);
+        int[] prompt = [9, 100, 64];
+        float[] before = model.Append(prompt).ToArray();
+
+        var rounded = new PanelDecoder(11);
+        RoundMatrices(rounded, type);
+        var copy = new float[model.Layout.ParameterCount];
+        model.CopyParametersTo(copy);
+        Assert.True(copy.AsSpan().SequenceEqual(rounded.Parameters));
+        Assert.True(model.WeightsPacked);
+
+        // A checkpoint holds the rounded weights as fp32; loading it into an instance of the same type gives its bits.
+        string path = Path.Combine(_folder, "rounded.safetensors");
+        model.Save(path);
+        Assert.True(model.WeightsPacked);
+        PanelDecoder loaded = PanelDecoder.ForInference(path, type);
+        Assert.Equal(before, loaded.Append(prompt).ToArray());
+        Assert.True(PanelDecoder.ForInference(path).Parameters.SequenceEqual(rounded.Parameters));
+
+        // Parameters unpacks to the rounded values (rows, fp32 kernels) until PackWeights makes the same bytes again.
+        Assert.True(model.Parameters.SequenceEqual(rounded.Parameters));
+        Assert.False(model.WeightsPacked);
+        model.ResetCache();
+        AssertClose(before, model.Append(prompt), 1e-5f, "logits over fp32 rows");
+        model.PackWeights();
+        Assert.True(model.WeightsPacked);
+        model.ResetCache();
+        Assert.Equal(before, model.Append(prompt).ToArray());
+    }
+
+    [Fact]
+    public void Training_instances_refuse_reduced_weights_and_8_bit_packing_refuses_non_finite_weights_changing_nothing()
+    {
+        ArgumentException training = Assert.Throws<ArgumentException>(() => BuiltInWeights.FromBuiltInWeights(ModelUse.Training, WeightType.Int8));
+        Assert.Contains("training", training.Message);
+        Assert.Equal(WeightType.Float32, BuiltInWeights.FromBuiltInWeights(ModelUse.Training).WeightType);
+
+        PanelDecoder model = PanelDecoder.ForInference(2, WeightType.Int8);
+        Span<float> p = model.Parameters;
+        WeightMatrix last = model.Layout.PackedMatrices[^1];
+        p[last.Offset + 5] = float.NaN;
+        float[] kept = p.ToArray();
+        ArgumentException bad = Assert.Throws<ArgumentException>(() => model.PackWeights());
+        Assert.Contains("NaN", bad.Message);
+        Assert.False(model.WeightsPacked);
+        Assert.True(model.Parameters.SequenceEqual(kept));
+    }
+
+    [Fact]
+    public void The_in_place_forms_round_trip_at_shapes_with_rest_rows_and_partial_blocks()
+    {
+        var random = new Random(5);
+        foreach ((int rows, int columns) in new[] { (64, 32), (131, 40), (100, 17), (70, 96), (200, 33) })
+        {
+            float[] w = Enumerable.Range(0, rows * columns).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+            foreach (WeightType type in new[] { WeightType.BFloat16, WeightType.Int8 })
+            {
+                float[] inPlace = (float[])w.Clone();
+                if (type == WeightType.Int8)
+                {
+                    Assert.True(QuantizedMatMul.FitsInPlace(rows, columns));
+                    QuantizedMatMul.QuantizeInPlace(inPlace, rows, columns);
+                    var separate = new byte[QuantizedMatMul.ByteCount(rows, columns)];
+                    QuantizedMatMul.Quantize(w, rows, columns, separate);
+                    Assert.True(System.Runtime.InteropServices.MemoryMarshal.AsBytes(inPlace.AsSpan()).Slice(0, separate.Length).SequenceEqual(separate));
+                    for (int r = 0; r < rows; r += 37)
+                    {
+                        var row = new float[columns];
+                        QuantizedMatMul.ReadRow(separate, rows, columns, r, 2f, row);
+                        float[] expected = Rounded(w, rows, columns, type).AsSpan(r * columns, columns).ToArray().Select(v => v * 2f).ToArray();
+                        Assert.Equal(expected, row);
+                    }
+                    QuantizedMatMul.DequantizeInPlace(inPlace, rows, columns);
+                }
+                else
+                {
+                    Assert.True(BFloat16MatMul.FitsInPlace(rows, columns));
+                    BFloat16MatMul.ConvertInPlace(inPlace, rows, columns);
+                    var separate = new ushort[BFloat16MatMul.ElementCount(rows, columns)];
+                    BFloat16MatMul.Convert(w, rows, columns, separate);
+                    Assert.True(System.Runtime.InteropServices.MemoryMarshal.Cast<float, ushort>(inPlace.AsSpan()).Slice(0, separate.Length).SequenceEqual(separate));
+                    for (int r = 0; r < rows; r += 37)
+                    {
+                        var row = new float[columns];
+                        BFloat16MatMul.ReadRow(separate, rows, columns, r, 1f, row);
+                        Assert.Equal(Rounded(w, rows, columns, type).AsSpan(r * columns, columns).ToArray(), row);
+                    }
+                    BFloat16MatMul.ConvertBackInPlace(inPlace, rows, columns);
+                }
+                Assert.Equal(Rounded(w, rows, columns, type), inPlace);
+            }
+        }
+        // Too few inputs for 8-bit blocks in place (a 32-input block record per 64 rows is more than 64 rows of 8 floats).
+        Assert.False(QuantizedMatMul.FitsInPlace(64, 8));
+        Assert.Throws<ArgumentException>(() => QuantizedMatMul.QuantizeInPlace(new float[64 * 8], 64, 8));
+    }
+}
