@@ -8,13 +8,13 @@ using LLama.Native;
 namespace TransformerGen.LlamaCpp.Bench;
 
 /// <summary>
-/// Decoding one token with a key/value cache after a 64-token prompt: ours (<c>Append</c> of one token, fp32 weights)
-/// against llama.cpp 0.30.0's build in LLamaSharp (<c>llama_decode</c> of one token) on the GGUF export of the same
+/// Decoding one token with a key/value cache after a 64-token prompt: ours (<c>Append</c> of one token, with fp32, bf16
+/// and 8-bit weight matrices: <see cref="WeightType"/>) against llama.cpp 0.30.0's build in LLamaSharp (<c>llama_decode</c> of one token) on the GGUF export of the same
 /// weights, F32 and Q8_0, the same thread count. llama.cpp keeps an F32 key/value cache without flash attention (as ours:
 /// only the weights' precision differs between its two cases). Each iteration empties the caches and reads the prompt
 /// (untimed, in <c>IterationSetup</c>), then times 32 single-token decodes, positions 64 … 95. Before timing, the
 /// next-token logits after the prompt and after each decoded token are compared: F32 must agree within 1e-4 of the
-/// largest logit, Q8_0's gap is printed.
+/// largest logit, Q8_0's gap is printed, and so are the gaps of our bf16 and 8-bit instances to our fp32 one.
 /// </summary>
 [MemoryDiagnoser]
 [InvocationCount(NewTokens)]
@@ -33,13 +33,13 @@ public abstract class DecodeBenchmarks<TModel> where TModel : LanguageModel
     [Params(1, 2)]
     public int Threads { get; set; }
 
-    protected abstract TModel CreateModel();
+    protected abstract TModel CreateModel(WeightType weights);
 
     protected abstract string Config { get; }
 
-    private void CreateOurs()
+    private void CreateOurs(WeightType weights = WeightType.Float32)
     {
-        _model = CreateModel();
+        _model = CreateModel(weights);
         var rng = new Rng(11);
         _tokens = new int[Prompt + NewTokens];
         for (int i = 0; i < _tokens.Length; i++) _tokens[i] = rng.NextInt(_model.Layout.Vocab);
@@ -50,6 +50,32 @@ public abstract class DecodeBenchmarks<TModel> where TModel : LanguageModel
     {
         Parallelism.ThreadCount = Threads;
         CreateOurs();
+        Bench.Repeat(() =>
+        {
+            StartOurs();
+            for (int i = 0; i < NewTokens; i++) Ours();
+        });
+    }
+
+    [GlobalSetup(Target = nameof(OursBFloat16))]
+    public void SetupBFloat16() => SetupReduced(WeightType.BFloat16);
+
+    [GlobalSetup(Target = nameof(OursInt8))]
+    public void SetupInt8() => SetupReduced(WeightType.Int8);
+
+    /// <summary>Our instance with reduced weights, after printing how far its logits are from our fp32 instance's.</summary>
+    private void SetupReduced(WeightType weights)
+    {
+        Parallelism.ThreadCount = Threads;
+        CreateOurs();
+        TModel exact = _model!;
+        TModel reduced = CreateModel(weights);
+        double worst = Bench.RelativeMax(exact.Append(_tokens.AsSpan(0, Prompt)), reduced.Append(_tokens.AsSpan(0, Prompt)));
+        for (int i = 0; i < NewTokens; i++)
+            worst = Math.Max(worst, Bench.RelativeMax(exact.Append(_tokens.AsSpan(Prompt + i, 1)), reduced.Append(_tokens.AsSpan(Prompt + i, 1))));
+        Console.WriteLine($"// {GetType().Name} ours {weights} ({reduced.WeightMatrixBytes / 1e6:F1} MB of matrices, fp32 {exact.WeightMatrixBytes / 1e6:F1} MB): next-token logits differ from our fp32 ones by {worst:E2} of the largest at most");
+        _model = reduced;
+        GC.Collect();
         Bench.Repeat(() =>
         {
             StartOurs();
@@ -113,7 +139,7 @@ public abstract class DecodeBenchmarks<TModel> where TModel : LanguageModel
         GC.Collect();
     }
 
-    [IterationSetup(Target = nameof(Ours))]
+    [IterationSetup(Targets = [nameof(Ours), nameof(OursBFloat16), nameof(OursInt8)])]
     public void StartOurs()
     {
         _model!.ResetCache();
@@ -140,6 +166,12 @@ public abstract class DecodeBenchmarks<TModel> where TModel : LanguageModel
     }
 
     [Benchmark]
+    public float OursBFloat16() => Ours();
+
+    [Benchmark]
+    public float OursInt8() => Ours();
+
+    [Benchmark]
     public float LlamaCppF32() => DecodeOne();
 
     [Benchmark]
@@ -159,13 +191,13 @@ public abstract class DecodeBenchmarks<TModel> where TModel : LanguageModel
 /// <summary>SmolLM2-135M, seeded initialization (GPT-2's N(0, 0.02²)); 538 MB of fp32 weights.</summary>
 public class SmolLm2Decode : DecodeBenchmarks<SmolLm2>
 {
-    protected override SmolLm2 CreateModel() => SmolLm2.ForInference(7);
+    protected override SmolLm2 CreateModel(WeightType weights) => SmolLm2.ForInference(7, weights);
     protected override string Config => "models/SmolLM2-135M/config.json";
 }
 
 /// <summary>The TinyLm sample's sizes as a Llama (0.8 M parameters), where per-token overhead dominates.</summary>
 public class TinyLmLlamaDecode : DecodeBenchmarks<TinyLmLlama>
 {
-    protected override TinyLmLlama CreateModel() => TinyLmLlama.ForInference(7);
+    protected override TinyLmLlama CreateModel(WeightType weights) => TinyLmLlama.ForInference(7, weights);
     protected override string Config => "models/TinyLm-llama/config.json";
 }

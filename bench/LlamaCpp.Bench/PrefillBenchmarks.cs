@@ -29,13 +29,13 @@ public abstract class PrefillBenchmarks<TModel> where TModel : LanguageModel
     [Params(64, 512)]
     public int PromptLength { get; set; }
 
-    protected abstract TModel CreateModel();
+    protected abstract TModel CreateModel(WeightType weights);
 
     protected abstract string Config { get; }
 
-    private void CreateOurs()
+    private void CreateOurs(WeightType weights = WeightType.Float32)
     {
-        _model = CreateModel();
+        _model = CreateModel(weights);
         var rng = new Rng(13);
         _tokens = new int[PromptLength];
         for (int i = 0; i < _tokens.Length; i++) _tokens[i] = rng.NextInt(_model.Layout.Vocab);
@@ -46,6 +46,14 @@ public abstract class PrefillBenchmarks<TModel> where TModel : LanguageModel
     {
         Parallelism.ThreadCount = Threads;
         CreateOurs();
+        Bench.Repeat(() => Ours());
+    }
+
+    [GlobalSetup(Target = nameof(OursInt8))]
+    public void SetupInt8()
+    {
+        Parallelism.ThreadCount = Threads;
+        CreateOurs(WeightType.Int8);
         Bench.Repeat(() => Ours());
     }
 
@@ -100,6 +108,10 @@ public abstract class PrefillBenchmarks<TModel> where TModel : LanguageModel
         return _model.Append(_tokens)[0];
     }
 
+    /// <summary>The whole prompt into an empty cache, with 8-bit weight matrices (against llama.cpp's Q8_0).</summary>
+    [Benchmark]
+    public float OursInt8() => Ours();
+
     [Benchmark]
     public float LlamaCppF32() => LlamaCpp();
 
@@ -119,13 +131,13 @@ public abstract class PrefillBenchmarks<TModel> where TModel : LanguageModel
 /// <summary>SmolLM2-135M, seeded initialization.</summary>
 public class SmolLm2Prefill : PrefillBenchmarks<SmolLm2Long>
 {
-    protected override SmolLm2Long CreateModel() => SmolLm2Long.ForInference(7);
+    protected override SmolLm2Long CreateModel(WeightType weights) => SmolLm2Long.ForInference(7, weights);
     protected override string Config => "models/SmolLM2-135M/config.json";
 }
 
 /// <summary>The TinyLm sample's sizes as a Llama.</summary>
 public class TinyLmLlamaPrefill : PrefillBenchmarks<TinyLmLlamaLong>
 {
-    protected override TinyLmLlamaLong CreateModel() => TinyLmLlamaLong.ForInference(7);
+    protected override TinyLmLlamaLong CreateModel(WeightType weights) => TinyLmLlamaLong.ForInference(7, weights);
     protected override string Config => "models/TinyLm-llama/config.json";
 }

@@ -122,6 +122,13 @@ public static class Program
         float heldOut = Evaluate(model, ids.AsSpan(split), rng);
         Console.WriteLine($"held-out loss {heldOut:F3}");
 
+        // The held-out text again as the model is used after training: inference instances read the checkpoint and decode
+        // one token at a time with the key/value cache, with fp32 and with 8-bit weight matrices.
+        float decodedFp32 = DecodeLoss(TinyLm.ForInference(outPath, WeightType.Float32), ids.AsSpan(split));
+        float decodedInt8 = DecodeLoss(TinyLm.ForInference(outPath, WeightType.Int8), ids.AsSpan(split));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"held-out loss decoding: fp32 {decodedFp32:F4}, int8 weights {decodedInt8:F4} ({(decodedInt8 / decodedFp32 - 1) * 100:+0.00;-0.00}%)"));
+
         var prompt = new int[options.Prompt.Length];
         tokenizer.Encode(options.Prompt, prompt);
         var generated = new int[options.Length];
@@ -210,6 +217,33 @@ public static class Program
         }
         model.Training = true;
         return (float)(sum / batches);
+    }
+
+    /// <summary>
+    /// Mean next-token cross-entropy over 16 windows of SeqLen tokens spread evenly over <paramref name="ids"/>, each
+    /// decoded one token at a time from an empty cache (<c>Append</c>): the loss of the model as it generates.
+    /// </summary>
+    private static float DecodeLoss(TinyLm model, ReadOnlySpan<int> ids)
+    {
+        const int windows = 16;
+        double sum = 0;
+        int count = 0;
+        for (int w = 0; w < windows; w++)
+        {
+            int start = (int)((long)w * (ids.Length - TinyLm.SeqLen - 1) / (windows - 1));
+            model.ResetCache();
+            for (int i = 0; i < TinyLm.SeqLen; i++)
+            {
+                ReadOnlySpan<float> logits = model.Append(ids.Slice(start + i, 1));
+                float max = float.NegativeInfinity;
+                foreach (float v in logits) max = Math.Max(max, v);
+                double total = 0;
+                foreach (float v in logits) total += Math.Exp(v - max);
+                sum += max + Math.Log(total) - logits[ids[start + i + 1]];
+                count++;
+            }
+        }
+        return (float)(sum / count);
     }
 
     private static float Average(IEnumerable<float> values)

@@ -120,6 +120,27 @@ public sealed class WeightTypeTests : IDisposable
         AssertClose(translatorReference.Append([1, 66, 7]), translator.Append([1, 66, 7]), 1e-5f, $"{type} decoder logits");
     }
 
+    [Theory]
+    [InlineData(WeightType.BFloat16)]
+    [InlineData(WeightType.Int8)]
+    public void Sentence_embeddings_with_reduced_weights_keep_a_cosine_of_at_least_0_999(WeightType type)
+    {
+        // ExactBert (ExactLengthTests.cs): BERT from a config, hidden 30, its Q|K|V matrices (90 × 30) reduced.
+        ExactBert exact = ExactBert.ForInference(5), reduced = ExactBert.ForInference(5, type);
+        Assert.True(reduced.WeightMatrixBytes < exact.WeightMatrixBytes);
+        int[] lengths = [5, 17, 9];
+        int[] tokens = Enumerable.Range(0, lengths.Sum()).Select(i => 1 + i * 7 % 42).ToArray();
+        float[] a = exact.Predict(tokens, lengths).ToArray(), b = reduced.Predict(tokens, lengths).ToArray();
+        int width = a.Length / lengths.Length;
+        Assert.False(a.AsSpan().SequenceEqual(b));
+        for (int s = 0; s < lengths.Length; s++)
+        {
+            double dot = 0, na = 0, nb = 0;
+            for (int k = s * width; k < (s + 1) * width; k++) { dot += a[k] * b[k]; na += a[k] * a[k]; nb += b[k] * b[k]; }
+            Assert.InRange(dot / Math.Sqrt(na * nb), 0.999, 1.000001);
+        }
+    }
+
     [Fact]
     public void Matrices_take_the_bytes_of_their_format_and_the_declaration_sets_the_default()
     {

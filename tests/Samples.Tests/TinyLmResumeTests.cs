@@ -1,7 +1,9 @@
 using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Text.RegularExpressions;
 using TransformerGen.Samples.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
@@ -51,6 +53,18 @@ public sealed class TinyLmResumeTests(TinyLmResumeTests.Uninterrupted reference,
         Assert.True(TrainingCheckpoint.IsTrainingCheckpoint(reference.Folder.File("a.safetensors")));
         Assert.Empty(Temporaries(reference.Folder, "a.safetensors"));
         log.WriteLine(run.Output);
+    }
+
+    [Fact]
+    public void The_held_out_loss_with_8_bit_weights_is_within_1_percent_of_fp32()
+    {
+        SampleRun run = reference.Result;
+        Assert.True(run.ExitCode == 0, run.Output + run.Error);
+        Match m = Regex.Match(run.Output, @"held-out loss decoding: fp32 (\d+\.\d+), int8 weights (\d+\.\d+) ");
+        Assert.True(m.Success, run.Output);
+        double fp32 = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), int8 = double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
+        Assert.InRange(fp32, 0.5, 3.5); // trained: a uniform guess over the alphabet is ln 64 = 4.16
+        Assert.InRange(Math.Abs(int8 / fp32 - 1), 0, 0.01);
     }
 
     [Fact]

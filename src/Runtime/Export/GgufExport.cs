@@ -169,7 +169,7 @@ public static class GgufExport
             infos.Add(new GgufTensorInfo(name, tensor.Name, dimensions, type));
         }
 
-        long bytes = WriteAtomically(path, writer);
+        long bytes = AtomicFile.Write(path, writer.WriteTo);
         return new GgufExportReport(arch, infos, bytes);
     }
 
@@ -226,33 +226,4 @@ public static class GgufExport
         GgufTensorType.Q8_0 => GgufFormat.TensorType.Q8_0,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "not a GgufTensorType"),
     };
-
-    /// <summary>Writes the file under a temporary name beside <paramref name="path"/>, flushes it, then renames it over the target.</summary>
-    private static long WriteAtomically(string path, GgufWriter writer)
-    {
-        string fullPath = Path.GetFullPath(path);
-        string directory = Path.GetDirectoryName(fullPath) ?? throw new ArgumentException($"'{path}' names no file in a directory", nameof(path));
-        if (Directory.Exists(fullPath)) throw new IOException($"cannot save '{path}': it is a directory");
-        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"cannot save '{path}': the folder '{directory}' does not exist");
-        string temporaryPath = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
-        long bytes;
-        try
-        {
-            using (var file = new FileStream(temporaryPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
-            {
-                writer.WriteTo(file);
-                file.Flush(flushToDisk: true);
-                bytes = file.Length;
-            }
-            File.Move(temporaryPath, fullPath, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temporaryPath); }
-            catch (IOException) { } // the original error matters more than a leftover temporary file
-            catch (UnauthorizedAccessException) { }
-            throw;
-        }
-        return bytes;
-    }
 }

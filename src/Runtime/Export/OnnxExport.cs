@@ -117,35 +117,7 @@ public static class OnnxExport
         long size = proto.CalculateSize();
         if (size > MaxBytes)
             throw new NotSupportedException($"{model.Layout.Name}'s graph is {size} bytes; one protobuf message holds under 2 GiB, and this export does not write external data");
-        long bytes = WriteAtomically(path, proto);
+        long bytes = AtomicFile.Write(path, proto.WriteTo);
         return new OnnxExportReport(inputs, outputs, OnnxGraphBuilder.Opset, writer.NodeCount, bytes);
-    }
-
-    private static long WriteAtomically(string path, ModelProto proto)
-    {
-        string fullPath = Path.GetFullPath(path);
-        string directory = Path.GetDirectoryName(fullPath) ?? throw new ArgumentException($"'{path}' names no file in a directory", nameof(path));
-        if (Directory.Exists(fullPath)) throw new IOException($"cannot save '{path}': it is a directory");
-        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"cannot save '{path}': the folder '{directory}' does not exist");
-        string temporaryPath = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
-        long bytes;
-        try
-        {
-            using (var file = new FileStream(temporaryPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
-            {
-                proto.WriteTo(file);
-                file.Flush(flushToDisk: true);
-                bytes = file.Length;
-            }
-            File.Move(temporaryPath, fullPath, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temporaryPath); }
-            catch (IOException) { } // the original error matters more than a leftover temporary file
-            catch (UnauthorizedAccessException) { }
-            throw;
-        }
-        return bytes;
     }
 }
