@@ -311,6 +311,7 @@ namespace TransformerGen.Generator
 
         private const string ModelUse = "global::TransformerGen.ModelUse";
         private const string WeightType = "global::TransformerGen.WeightType";
+        private const string ModelWeights = "global::TransformerGen.ModelWeights";
 
         /// <summary>The declaration's <c>WeightType</c>, the default of the inference factories.</summary>
         private string DeclaredWeightType => WeightType + "." + (_spec.WeightType.Value switch
@@ -346,7 +347,7 @@ namespace TransformerGen.Generator
                         break;
                 }
             }
-            string constructor = $"private {name}(ulong seed, {ModelUse} use, bool initialize, {WeightType} weights = {WeightType}.Float32) : base({GeneratedNames.LayoutField}, seed, use, initialize, weights)";
+            string constructor = $"private {name}(ulong seed, {ModelUse} use, bool initialize, {WeightType} weights = {WeightType}.Float32, {ModelWeights}? shared = null) : base({GeneratedNames.LayoutField}, seed, use, initialize, weights, shared)";
             if (tables.Count == 0)
             {
                 w.Line("/// <summary>Allocates the buffers <paramref name=\"use\"/> needs; initializes the parameters when asked.</summary>");
@@ -387,6 +388,26 @@ namespace TransformerGen.Generator
             w.Line("return model;");
             w.Close();
             w.Line();
+            w.Line("/// <summary>");
+            w.Line("/// Reads the safetensors file <paramref name=\"checkpoint\"/> once into read-only weights, their matrices held as");
+            w.Line($"/// {DeclaredWeightType} (the declaration's WeightType), for any number of instances from <see cref=\"ForInference({ModelWeights})\"/>.");
+            w.Line("/// </summary>");
+            w.Line($"public static {ModelWeights} LoadWeights(string checkpoint) => LoadWeights(checkpoint, {DeclaredWeightType});");
+            w.Line();
+            w.Line("/// <summary>Reads the safetensors file <paramref name=\"checkpoint\"/> once into read-only weights, their matrices held as <paramref name=\"weights\"/> says.</summary>");
+            w.Open($"public static {ModelWeights} LoadWeights(string checkpoint, {WeightType} weights)");
+            w.Line($"var model = new {name}(0, {ModelUse}.Inference, initialize: false, weights);");
+            w.Line("model.Load(checkpoint);");
+            w.Line("return model.ShareWeights();");
+            w.Close();
+            w.Line();
+            w.Line("/// <summary>");
+            w.Line("/// A model for inference only that reads <paramref name=\"weights\"/> (from <c>LoadWeights</c>), shared with any other");
+            w.Line("/// instance: it allocates only its own workspace and key/value cache.");
+            w.Line("/// </summary>");
+            w.Line($"public static {name} ForInference({ModelWeights} weights) =>");
+            w.Line($"    new {name}(0, {ModelUse}.Inference, initialize: false, shared: weights ?? throw new global::System.ArgumentNullException(nameof(weights)));");
+            w.Line();
         }
 
         /// <summary>The factory that builds the model from the checkpoint embedded in the assembly.</summary>
@@ -407,6 +428,14 @@ namespace TransformerGen.Generator
             w.Line("model.Load(stream);");
             w.Line($"if (use == {ModelUse}.Inference) model.PackWeights();");
             w.Line("return model;");
+            w.Close();
+            w.Line();
+            w.Line("/// <summary>");
+            w.Line($"/// The weights of {_weights}, built into this assembly, as read-only weights for any number of instances from");
+            w.Line($"/// <see cref=\"ForInference({ModelWeights})\"/>, their matrices held as <paramref name=\"weights\"/> says ({DeclaredWeightType} when not given).");
+            w.Line("/// </summary>");
+            w.Open($"public static {ModelWeights} LoadBuiltInWeights({WeightType}? weights = null)");
+            w.Line($"return FromBuiltInWeights({ModelUse}.Inference, weights).ShareWeights();");
             w.Close();
             w.Line();
         }

@@ -40,7 +40,7 @@ public abstract class EncoderModel : TransformerModel
     protected EncoderModel(ModelLayout layout, ulong seed) : this(layout, seed, ModelUse.Training, initialize: true) { }
 
     /// <summary>Allocates the buffers <paramref name="use"/> needs; initializes the parameters from <paramref name="seed"/> when <paramref name="initialize"/> is true.</summary>
-    protected EncoderModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32) : base(layout, seed, use, initialize, weights)
+    protected EncoderModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32, ModelWeights? shared = null) : base(layout, seed, use, initialize, weights, shared)
     {
         _noTargets = new int[use == ModelUse.Training ? layout.TargetLength : 0];
         _noTargets.AsSpan().Fill(-1);

@@ -16,7 +16,7 @@ public abstract class LanguageModel : TransformerModel
     protected LanguageModel(ModelLayout layout, ulong seed) : this(layout, seed, ModelUse.Training, initialize: true) { }
 
     /// <summary>Allocates the buffers <paramref name="use"/> needs; initializes the parameters from <paramref name="seed"/> when <paramref name="initialize"/> is true.</summary>
-    protected LanguageModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32) : base(layout, seed, use, initialize, weights) => _window = new int[layout.SeqLen];
+    protected LanguageModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32, ModelWeights? shared = null) : base(layout, seed, use, initialize, weights, shared) => _window = new int[layout.SeqLen];
 
     /// <summary>Number of positions held in the key/value cache.</summary>
     public int CacheLength => _cacheLength;

@@ -20,7 +20,7 @@ public abstract class Seq2SeqModel : TransformerModel
     protected Seq2SeqModel(ModelLayout layout, ulong seed) : this(layout, seed, ModelUse.Training, initialize: true) { }
 
     /// <summary>Allocates the buffers <paramref name="use"/> needs; initializes the parameters from <paramref name="seed"/> when <paramref name="initialize"/> is true.</summary>
-    protected Seq2SeqModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32) : base(layout, seed, use, initialize, weights) => _choice = new float[layout.TargetVocab];
+    protected Seq2SeqModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32, ModelWeights? shared = null) : base(layout, seed, use, initialize, weights, shared) => _choice = new float[layout.TargetVocab];
 
     /// <summary>Positions held in the decoder's key/value cache.</summary>
     public int DecoderCacheLength => _decoderLength;

@@ -34,6 +34,28 @@ public abstract partial class TransformerModel
     /// </summary>
     public WeightType WeightType { get; }
 
+    private ModelWeights? _shared;
+
+    /// <summary>True when this instance reads weights shared with other instances (<see cref="ModelWeights"/>), which it never writes.</summary>
+    public bool SharesWeights => _shared is not null;
+
+    /// <summary>
+    /// The parameters of this freshly loaded inference instance as read-only weights for other instances (the generated
+    /// <c>LoadWeights</c> calls this once and drops the instance): packed first, and this instance writes them no more.
+    /// </summary>
+    protected ModelWeights ShareWeights()
+    {
+        if (Use != ModelUse.Inference) throw new InvalidOperationException($"a {_layout.Name} built for training does not share its weights");
+        if (_shared is not null) return _shared;
+        if (!WeightsPacked) Pack();
+        _shared = new ModelWeights(_layout, _parameters, WeightType, WeightsPacked);
+        return _shared;
+    }
+
+    private InvalidOperationException SharedWeightsAreReadOnly(string member) => new(
+        $"{_layout.Name}.{member}: this instance reads weights shared with other instances (ModelWeights), which are read-only; " +
+        "load, save or export them through an instance that owns its weights (ForInference(checkpoint))");
+
     /// <summary>
     /// True when the weight matrices are held in their inference form (see <see cref="WeightType"/>): an inference
     /// instance packs them when its parameters are set, unless that changes nothing (fp32 without AVX-512, whose row
@@ -54,7 +76,7 @@ public abstract partial class TransformerModel
         using CallScope scope = Enter("PackWeights");
         if (Use != ModelUse.Inference)
             throw new InvalidOperationException($"this {_layout.Name} was built for training, whose backward pass reads the weights in PyTorch's layout; only an instance from ForInference or FromBuiltInWeights packs them");
-        if (!WeightsPacked) Pack();
+        if (!WeightsPacked && _shared is null) Pack();
     }
 
     /// <summary>
@@ -199,6 +221,7 @@ public abstract partial class TransformerModel
     protected T WithUnpackedWeights<T>(Func<T> action)
     {
         ArgumentNullException.ThrowIfNull(action);
+        if (_shared is not null) throw SharedWeightsAreReadOnly("Load, Save and the exports");
         if (!WeightsPacked) return action();
         UnpackWeights();
         try { return action(); }

@@ -31,10 +31,11 @@ public abstract partial class TransformerModel : ITrainableParameters
     /// Allocates the buffers that <paramref name="use"/> needs (see <see cref="ModelUse"/>) and, when
     /// <paramref name="initialize"/> is true, initializes the parameters from <paramref name="seed"/> (a model whose
     /// parameters are loaded next skips that: they are zero until then, and its factory calls <see cref="PackWeights"/>
-    /// once they are loaded). An inference instance holds its weight matrices as <paramref name="weights"/> says.
+    /// once they are loaded). An inference instance holds its weight matrices as <paramref name="weights"/> says, or
+    /// reads <paramref name="shared"/> (then neither allocated nor initialized here, and of its weight type).
     /// </summary>
-    /// <exception cref="ArgumentException">A training instance with weights other than fp32.</exception>
-    protected TransformerModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32)
+    /// <exception cref="ArgumentException">A training instance with weights other than fp32 or with shared weights; shared weights of another model.</exception>
+    protected TransformerModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32, ModelWeights? shared = null)
     {
         _layout = layout ?? throw new ArgumentNullException(nameof(layout));
         _gate = new CallGate(layout.Name);
@@ -42,13 +43,24 @@ public abstract partial class TransformerModel : ITrainableParameters
         if (weights is not (WeightType.Float32 or WeightType.BFloat16 or WeightType.Int8)) throw new ArgumentOutOfRangeException(nameof(weights), weights, "not a WeightType");
         if (use == ModelUse.Training && weights != WeightType.Float32)
             throw new ArgumentException($"a {layout.Name} built for training holds fp32 weights (its backward pass and optimizer update them); {weights} weights are for inference instances", nameof(weights));
+        if (shared is not null)
+        {
+            if (use != ModelUse.Inference)
+                throw new ArgumentException($"a {layout.Name} built for training owns its weights (its optimizer updates them); shared weights are for inference instances", nameof(shared));
+            if (!ReferenceEquals(shared.Layout, layout))
+                throw new ArgumentException($"these weights are for {shared.Layout.Name}, not {layout.Name}", nameof(shared));
+            weights = shared.WeightType;
+            initialize = false;
+        }
         Use = use;
         WeightType = weights;
+        _shared = shared;
         bool training = use == ModelUse.Training;
         Training = training;
         // Only training runs the batched forward pass (inference runs exact-length passes in the inference workspace).
         bool forward = training;
-        _parameters = new AlignedBuffer(layout.ParameterCount);
+        _parameters = shared?.Buffer ?? new AlignedBuffer(layout.ParameterCount);
+        WeightsPacked = shared?.Packed ?? false;
         _gradients = new AlignedBuffer(training ? layout.ParameterCount : 0);
         _activations = new AlignedBuffer(forward ? layout.ActivationCount : 0);
         _activationGradients = new AlignedBuffer(training ? layout.ActivationCount : 0);
@@ -90,9 +102,10 @@ public abstract partial class TransformerModel : ITrainableParameters
     /// Bytes of the float buffers this instance allocated (parameters, gradients, activations and their gradients,
     /// constants, the inference workspace, the key/value cache and the score row); the generated
     /// <c>TrainingBytes</c> and <c>InferenceBytes</c> constants give the same figure at compile time. Each buffer
-    /// adds up to 60 bytes of alignment, and arrays of token ids are not counted.
+    /// adds up to 60 bytes of alignment, and arrays of token ids are not counted. An instance that reads shared weights
+    /// (<see cref="ModelWeights"/>) does not count them: they are allocated once, whatever the number of instances.
     /// </summary>
-    public long BufferBytes => sizeof(float) * ((long)_parameters.Length + _gradients.Length + _activations.Length + _activationGradients.Length
+    public long BufferBytes => sizeof(float) * ((_shared is null ? (long)_parameters.Length : 0) + _gradients.Length + _activations.Length + _activationGradients.Length
         + _constants.Length + _inference.Length + _keyValues.Length + _scores.Length);
 
     /// <summary>The model's compile-time layout: sizes and the parameter table.</summary>
@@ -114,6 +127,7 @@ public abstract partial class TransformerModel : ITrainableParameters
         get
         {
             using CallScope scope = Enter("Parameters");
+            if (_shared is not null) throw SharedWeightsAreReadOnly("Parameters");
             if (WeightsPacked) UnpackWeights();
             return _parameters.Span;
         }

@@ -93,7 +93,7 @@ namespace Snapshots
         public PostSinusoidalReluUntied(ulong seed = 0) : this(seed, global::TransformerGen.ModelUse.Training, initialize: true) { }
 
         /// <summary>Allocates the buffers <paramref name="use"/> needs and fills the constant tables; initializes the parameters when asked.</summary>
-        private PostSinusoidalReluUntied(ulong seed, global::TransformerGen.ModelUse use, bool initialize, global::TransformerGen.WeightType weights = global::TransformerGen.WeightType.Float32) : base(s_layout, seed, use, initialize, weights)
+        private PostSinusoidalReluUntied(ulong seed, global::TransformerGen.ModelUse use, bool initialize, global::TransformerGen.WeightType weights = global::TransformerGen.WeightType.Float32, global::TransformerGen.ModelWeights? shared = null) : base(s_layout, seed, use, initialize, weights, shared)
         {
             // the paper's sinusoidal position table [positions, DModel]
             global::TransformerGen.Kernels.Positional.SinusoidalTable(ConstantBuffer.Slice(0, 60), 5, 12);
@@ -126,6 +126,27 @@ namespace Snapshots
             model.PackWeights();
             return model;
         }
+
+        /// <summary>
+        /// Reads the safetensors file <paramref name="checkpoint"/> once into read-only weights, their matrices held as
+        /// global::TransformerGen.WeightType.Float32 (the declaration's WeightType), for any number of instances from <see cref="ForInference(global::TransformerGen.ModelWeights)"/>.
+        /// </summary>
+        public static global::TransformerGen.ModelWeights LoadWeights(string checkpoint) => LoadWeights(checkpoint, global::TransformerGen.WeightType.Float32);
+
+        /// <summary>Reads the safetensors file <paramref name="checkpoint"/> once into read-only weights, their matrices held as <paramref name="weights"/> says.</summary>
+        public static global::TransformerGen.ModelWeights LoadWeights(string checkpoint, global::TransformerGen.WeightType weights)
+        {
+            var model = new PostSinusoidalReluUntied(0, global::TransformerGen.ModelUse.Inference, initialize: false, weights);
+            model.Load(checkpoint);
+            return model.ShareWeights();
+        }
+
+        /// <summary>
+        /// A model for inference only that reads <paramref name="weights"/> (from <c>LoadWeights</c>), shared with any other
+        /// instance: it allocates only its own workspace and key/value cache.
+        /// </summary>
+        public static PostSinusoidalReluUntied ForInference(global::TransformerGen.ModelWeights weights) =>
+            new PostSinusoidalReluUntied(0, global::TransformerGen.ModelUse.Inference, initialize: false, shared: weights ?? throw new global::System.ArgumentNullException(nameof(weights)));
 
         /// <inheritdoc />
         protected override float ForwardCore()
