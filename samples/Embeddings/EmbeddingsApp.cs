@@ -202,7 +202,7 @@ public static class EmbeddingsApp
     private static void WriteTiming(string what, SentenceEmbeddings e, TextWriter output)
     {
         string truncated = e.Truncated > 0 ? $"; {e.Truncated} cut at {MiniLm.SeqLen} tokens" : "";
-        output.WriteLine($"{what} {e.Count} texts ({e.Tokens:N0} tokens, {e.Batches} batch{(e.Batches == 1 ? "" : "es")} of {MiniLm.Batch} × {MiniLm.SeqLen}) in {e.Elapsed.TotalSeconds:F2} s: "
-                         + $"{e.TokensPerSecond:N0} tokens/s, {e.PositionsPerSecond:N0} positions/s with padding{truncated}");
+        output.WriteLine($"{what} {e.Count} texts ({e.Tokens:N0} tokens, {e.Batches} batch{(e.Batches == 1 ? "" : "es")} of up to {MiniLm.Batch} at their own lengths) in {e.Elapsed.TotalSeconds:F2} s: "
+                         + $"{e.TokensPerSecond:N0} tokens/s{truncated}");
     }
 }

@@ -8,9 +8,9 @@ namespace EmbeddingsSample;
 /// </summary>
 /// <remarks>
 /// SeqLen is 128, not sentence-transformers' max_seq_length of 256: the model was fine-tuned on pairs truncated to 128
-/// word pieces, the sentences a search embeds are far shorter, and with static shapes every batch computes all
-/// Batch × SeqLen positions whatever the sentences' lengths, so 256 would double the feed-forward work and quadruple the
-/// attention scores for the same embeddings. Longer texts are cut at 128 ids (the sample says how many were).
+/// word pieces and the sentences a search embeds are far shorter. Each batch runs at the sentences' own lengths (no
+/// padding is computed), so SeqLen only bounds a sentence and sizes the workspace. Longer texts are cut at 128 ids (the
+/// sample says how many were).
 /// </remarks>
 [TransformerModel(Config = "models/all-MiniLM-L6-v2/config.json", SeqLen = 128, Batch = 8, Head = EncoderHead.SentenceEmbedding)]
 public partial class MiniLm { }

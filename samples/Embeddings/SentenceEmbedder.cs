@@ -8,16 +8,15 @@ namespace EmbeddingsSample;
 
 /// <summary>
 /// Turns texts into sentence embeddings with <see cref="MiniLm"/>: each text is tokenized as sentence-transformers
-/// does ([CLS] … [SEP], cut at <see cref="MiniLm.SeqLen"/> ids with [SEP] kept), padded with the pad id, and run
-/// <see cref="MiniLm.Batch"/> at a time; the last batch's empty rows are all padding, which the model pools to zero
-/// and this class ignores.
+/// does ([CLS] … [SEP], cut at <see cref="MiniLm.SeqLen"/> ids with [SEP] kept), and run <see cref="MiniLm.Batch"/>
+/// at a time laid end to end at their own lengths (<c>Predict(tokens, lengths)</c>): no padding is computed.
 /// </summary>
 public sealed class SentenceEmbedder
 {
     private readonly MiniLm _model;
     private readonly PretrainedTokenizer _tokenizer;
-    private readonly int _pad;
     private readonly int[] _tokens = new int[MiniLm.TokensPerStep];
+    private readonly int[] _lengths = new int[MiniLm.Batch];
 
     /// <summary>Pairs a model with its tokenizer.</summary>
     /// <exception cref="ArgumentException">The tokenizer has ids beyond the model's vocabulary, or pads with another id than the model masks.</exception>
@@ -30,10 +29,10 @@ public sealed class SentenceEmbedder
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} ids, the model's vocabulary {MiniLm.Vocab}", nameof(tokenizer));
         }
 
-        _pad = model.Layout.PadToken;
-        if (tokenizer.PadId is int pad && pad != _pad)
+        int masked = model.Layout.PadToken;
+        if (tokenizer.PadId is int pad && pad != masked)
         {
-            throw new ArgumentException($"the tokenizer pads with id {pad}, the model masks id {_pad} (config.json pad_token_id)", nameof(tokenizer));
+            throw new ArgumentException($"the tokenizer pads with id {pad}, the model masks id {masked} (config.json pad_token_id)", nameof(tokenizer));
         }
 
         _model = model;
@@ -51,21 +50,22 @@ public sealed class SentenceEmbedder
         long started = Stopwatch.GetTimestamp();
         for (int first = 0; first < texts.Count; first += batch)
         {
-            int rows = Math.Min(batch, texts.Count - first);
-            _tokens.AsSpan().Fill(_pad);
+            int rows = Math.Min(batch, texts.Count - first), used = 0;
             for (int row = 0; row < rows; row++)
             {
                 string text = texts[first + row];
-                int written = _tokenizer.Encode(text, _tokens.AsSpan(row * seqLen, seqLen), addSpecialTokens: true, maxTokens: seqLen);
+                int written = _tokenizer.Encode(text, _tokens.AsSpan(used, seqLen), addSpecialTokens: true, maxTokens: seqLen);
                 if (written == seqLen && _tokenizer.Encode(text).Count > seqLen)
                 {
                     truncated++;
                 }
 
-                tokens += written;
+                _lengths[row] = written;
+                used += written;
             }
 
-            _model.Predict(_tokens)[..(rows * width)].CopyTo(vectors.AsSpan(first * width));
+            tokens += used;
+            _model.Predict(_tokens.AsSpan(0, used), _lengths.AsSpan(0, rows)).CopyTo(vectors.AsSpan(first * width));
             batches++;
         }
 
@@ -76,7 +76,7 @@ public sealed class SentenceEmbedder
 /// <summary>The embeddings of a list of texts and what computing them took.</summary>
 /// <param name="Vectors">[Count, DModel], each row of unit length (or zero for a text of no tokens).</param>
 /// <param name="Count">Texts embedded.</param>
-/// <param name="Tokens">Ids that were not padding, special tokens included.</param>
+/// <param name="Tokens">Ids the model ran, special tokens included (there is no padding).</param>
 /// <param name="Batches">Batches of <see cref="MiniLm.Batch"/> run.</param>
 /// <param name="Truncated">Texts cut at <see cref="MiniLm.SeqLen"/> ids.</param>
 /// <param name="Elapsed">Tokenizing and running the model.</param>
@@ -85,11 +85,8 @@ public sealed record SentenceEmbeddings(float[] Vectors, int Count, long Tokens,
     /// <summary>The embedding of text <paramref name="index"/>.</summary>
     public ReadOnlySpan<float> this[int index] => Vectors.AsSpan(index * MiniLm.DModel, MiniLm.DModel);
 
-    /// <summary>Non-padding ids per second.</summary>
+    /// <summary>Ids per second.</summary>
     public double TokensPerSecond => Tokens / Elapsed.TotalSeconds;
-
-    /// <summary>Positions the model computed per second, padding included (Batches · Batch · SeqLen).</summary>
-    public double PositionsPerSecond => (double)Batches * MiniLm.TokensPerStep / Elapsed.TotalSeconds;
 
     /// <summary>The cosine similarity of two embeddings (their dot product, as both have unit length, but computed in full).</summary>
     public static float Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b) => TensorPrimitives.CosineSimilarity(a, b);
