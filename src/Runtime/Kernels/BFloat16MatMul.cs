@@ -112,16 +112,8 @@ public static unsafe class BFloat16MatMul
         SpanChecks.Length(w.Length, (long)outF * inF, nameof(w));
         if (!FitsInPlace(outF, inF))
             throw new ArgumentException($"the bf16 panels of a [{outF}, {inF}] matrix do not fit in place of its fp32 form", nameof(w));
-        Span<ushort> words = MemoryMarshal.Cast<float, ushort>(w);
-        int panelWords = PanelWidth * inF;
-        var rows = new float[PanelWidth * inF];
-        for (int p = 0; p < Panels(outF); p++)
-        {
-            int r = Math.Min(PanelWidth, outF - p * PanelWidth);
-            Span<float> panel = rows.AsSpan(0, r * inF);
-            w.Slice(p * PanelWidth * inF, r * inF).CopyTo(panel);
-            Convert(panel, r, inF, words.Slice(p * panelWords, panelWords));
-        }
+        PanelsInPlace.Pack(w, outF, inF, PanelWidth * inF * sizeof(ushort),
+            (rows, r, k, panel) => Convert(rows, r, k, MemoryMarshal.Cast<byte, ushort>(panel)));
     }
 
     /// <summary>
@@ -133,15 +125,8 @@ public static unsafe class BFloat16MatMul
         SpanChecks.Length(w.Length, (long)outF * inF, nameof(w));
         if (!FitsInPlace(outF, inF))
             throw new ArgumentException($"a [{outF}, {inF}] matrix is never converted in place", nameof(w));
-        ReadOnlySpan<ushort> words = MemoryMarshal.Cast<float, ushort>(w);
-        int panelWords = PanelWidth * inF;
-        var rows = new float[PanelWidth * inF];
-        for (int p = Panels(outF) - 1; p >= 0; p--)
-        {
-            int r = Math.Min(PanelWidth, outF - p * PanelWidth);
-            ConvertBack(words.Slice(p * panelWords, panelWords), r, inF, rows.AsSpan(0, r * inF));
-            rows.AsSpan(0, r * inF).CopyTo(w.Slice(p * PanelWidth * inF, r * inF));
-        }
+        PanelsInPlace.Unpack(w, outF, inF, PanelWidth * inF * sizeof(ushort),
+            (panel, r, k, rows) => ConvertBack(MemoryMarshal.Cast<byte, ushort>(panel), r, k, rows));
     }
 
     /// <summary>

@@ -175,16 +175,7 @@ public static unsafe class QuantizedMatMul
         for (int i = 0; i < w.Length; i++)
             if (!float.IsFinite(w[i]) || Math.Abs(w[i]) / 127f > (float)Half.MaxValue)
                 throw new ArgumentException($"w[{i / inF}, {i % inF}] holds {w[i]}: only finite weights whose block scale fits fp16 can be quantized", nameof(w));
-        Span<byte> bytes = MemoryMarshal.AsBytes(w);
-        int panelBytes = (int)ByteCount(PanelWidth, inF);
-        var rows = new float[PanelWidth * inF];
-        for (int p = 0; p < Panels(outF); p++)
-        {
-            int r = Math.Min(PanelWidth, outF - p * PanelWidth);
-            Span<float> panel = rows.AsSpan(0, r * inF);
-            w.Slice(p * PanelWidth * inF, r * inF).CopyTo(panel);
-            Quantize(panel, r, inF, bytes.Slice(p * panelBytes, panelBytes));
-        }
+        PanelsInPlace.Pack(w, outF, inF, (int)ByteCount(PanelWidth, inF), (rows, r, k, panel) => Quantize(rows, r, k, panel));
     }
 
     /// <summary>
@@ -197,15 +188,7 @@ public static unsafe class QuantizedMatMul
         SpanChecks.Length(w.Length, (long)outF * inF, nameof(w));
         if (!FitsInPlace(outF, inF))
             throw new ArgumentException($"a [{outF}, {inF}] matrix is never quantized in place", nameof(w));
-        ReadOnlySpan<byte> bytes = MemoryMarshal.AsBytes(w);
-        int panelBytes = (int)ByteCount(PanelWidth, inF);
-        var rows = new float[PanelWidth * inF];
-        for (int p = Panels(outF) - 1; p >= 0; p--)
-        {
-            int r = Math.Min(PanelWidth, outF - p * PanelWidth);
-            Dequantize(bytes.Slice(p * panelBytes, panelBytes), r, inF, rows.AsSpan(0, r * inF));
-            rows.AsSpan(0, r * inF).CopyTo(w.Slice(p * PanelWidth * inF, r * inF));
-        }
+        PanelsInPlace.Unpack(w, outF, inF, (int)ByteCount(PanelWidth, inF), (panel, r, k, rows) => Dequantize(panel, r, k, rows));
     }
 
     /// <summary>
