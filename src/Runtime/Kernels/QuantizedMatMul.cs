@@ -172,10 +172,18 @@ public static unsafe class QuantizedMatMul
         SpanChecks.Length(w.Length, (long)outF * inF, nameof(w));
         if (!FitsInPlace(outF, inF))
             throw new ArgumentException($"the 8-bit form of a [{outF}, {inF}] matrix ({ByteCount(outF, inF)} bytes) does not fit in place of its fp32 form", nameof(w));
-        for (int i = 0; i < w.Length; i++)
-            if (!float.IsFinite(w[i]) || Math.Abs(w[i]) / 127f > (float)Half.MaxValue)
-                throw new ArgumentException($"w[{i / inF}, {i % inF}] holds {w[i]}: only finite weights whose block scale fits fp16 can be quantized", nameof(w));
+        int bad = FirstUnquantizable(w);
+        if (bad >= 0)
+            throw new ArgumentException($"w[{bad / inF}, {bad % inF}] holds {w[bad]}: only finite weights whose block scale fits fp16 can be quantized", nameof(w));
         PanelsInPlace.Pack(w, outF, inF, (int)ByteCount(PanelWidth, inF), (rows, r, k, panel) => Quantize(rows, r, k, panel));
+    }
+
+    /// <summary>The index of the first weight that cannot be quantized (not finite, or a block scale beyond fp16), or −1.</summary>
+    internal static int FirstUnquantizable(ReadOnlySpan<float> w)
+    {
+        for (int i = 0; i < w.Length; i++)
+            if (!float.IsFinite(w[i]) || Math.Abs(w[i]) / 127f > (float)Half.MaxValue) return i;
+        return -1;
     }
 
     /// <summary>

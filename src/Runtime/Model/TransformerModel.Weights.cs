@@ -150,12 +150,15 @@ public abstract partial class TransformerModel
             return;
         }
         SpanChecks.Length(output.Length, (long)tokens.Length * c, nameof(output));
-        for (int i = 0; i < tokens.Length; i++)
+        if (form == MatrixForm.Int8)
         {
-            if (form == MatrixForm.Int8)
-                QuantizedMatMul.ReadRow(MemoryMarshal.AsBytes(table).Slice(0, (int)QuantizedMatMul.ByteCount(vocab, c)), vocab, c, tokens[i], scale, output.Slice(i * c, c));
-            else
-                BFloat16MatMul.ReadRow(MemoryMarshal.Cast<float, ushort>(table).Slice(0, (int)BFloat16MatMul.ElementCount(vocab, c)), vocab, c, tokens[i], scale, output.Slice(i * c, c));
+            ReadOnlySpan<byte> q = MemoryMarshal.AsBytes(table).Slice(0, (int)QuantizedMatMul.ByteCount(vocab, c));
+            for (int i = 0; i < tokens.Length; i++) QuantizedMatMul.ReadRow(q, vocab, c, tokens[i], scale, output.Slice(i * c, c));
+        }
+        else
+        {
+            ReadOnlySpan<ushort> words = MemoryMarshal.Cast<float, ushort>(table).Slice(0, (int)BFloat16MatMul.ElementCount(vocab, c));
+            for (int i = 0; i < tokens.Length; i++) BFloat16MatMul.ReadRow(words, vocab, c, tokens[i], scale, output.Slice(i * c, c));
         }
     }
 
@@ -192,9 +195,9 @@ public abstract partial class TransformerModel
 
     private void CheckQuantizable(ReadOnlySpan<float> w, WeightMatrix m)
     {
-        for (int i = 0; i < w.Length; i++)
-            if (!float.IsFinite(w[i]) || Math.Abs(w[i]) / 127f > (float)Half.MaxValue)
-                throw new ArgumentException($"{_layout.Name}: the weight matrix at parameter offset {m.Offset} holds {w[i]} at [{i / m.Columns}, {i % m.Columns}]; 8-bit weights need finite values whose block scale fits fp16 (|w| ≤ {127f * (float)Half.MaxValue})");
+        int i = QuantizedMatMul.FirstUnquantizable(w);
+        if (i >= 0)
+            throw new ArgumentException($"{_layout.Name}: the weight matrix at parameter offset {m.Offset} holds {w[i]} at [{i / m.Columns}, {i % m.Columns}]; 8-bit weights need finite values whose block scale fits fp16 (|w| ≤ {127f * (float)Half.MaxValue})");
     }
 
     private void UnpackWeights()
