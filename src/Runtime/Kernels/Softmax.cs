@@ -103,9 +103,9 @@ public static class Softmax
         }
     }
 
-    // y[i] = exp((x[i] − max)·scale) in one pass, returning Σ y (y may be x).
+    // y[i] = exp((x[i] − max)·scale) in one pass, returning Σ y (y may be x); the tiled attention calls it per tile row.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static unsafe float ExpShifted(ReadOnlySpan<float> x, Span<float> y, float max, float scale)
+    internal static unsafe float ExpShifted(ReadOnlySpan<float> x, Span<float> y, float max, float scale)
     {
         ref float px = ref MemoryMarshal.GetReference(x);
         ref float py = ref MemoryMarshal.GetReference(y);
