@@ -343,6 +343,7 @@ public static unsafe partial class Attention
         int probsStride = saveProbabilities ? keyLen : 0;
         float scale = 1f / MathF.Sqrt(headDim);
         SimdPath path = Simd.Best;
+        bool tiled = saveProbabilities && TiledPairApplies(headDim, path);
         byte* interiorPadding = null;
         int keyStart = 0, keyEnd = keyLen;
         for (int pair = firstPair; pair < endPair; pair++)
@@ -357,6 +358,11 @@ public static unsafe partial class Attention
             float* value = v + (nint)b * keyLen * kvStride + g * headDim;
             float* outHead = output + (nint)b * queryLen * c + h * headDim;    // [queryLen, headDim], rows C apart
             float* probs = saveProbabilities ? probabilities + ((nint)b * heads + h) * queryLen * keyLen : probabilities; // [queryLen, keyLen]
+            if (tiled)
+            {
+                TiledPair(query, qStride, key, value, kvStride, outHead, c, probs, queryLen, keyLen, headDim, position0, keyStart, keyEnd, interiorPadding, causal, window, scale);
+                continue;
+            }
 
             for (int i0 = 0; i0 < queryLen; i0 += blockRows)
             {

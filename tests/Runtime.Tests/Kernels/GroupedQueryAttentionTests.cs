@@ -235,6 +235,40 @@ public class GroupedQueryAttentionTests
         ThreadSettings.AssertBitIdentical(expanded.Probs, probs, $"{a}: probabilities against repeat_kv + multi-head");
     }
 
+    public static TheoryData<string, int, int> WholeVectorConfigurations()
+    {
+        var data = new TheoryData<string, int, int>();
+        foreach (string name in ConfigurationNames)
+            foreach ((int headDim, int kvHeads) in new[] { (16, 6), (32, 2), (48, 3), (64, 1), (128, 2) })
+                data.Add(name, headDim, kvHeads);
+        return data;
+    }
+
+    /// <summary>
+    /// Head sizes of whole vectors, which the AVX-512 path computes in outer-product tiles of 64 keys (Attention.Tiled.cs):
+    /// 70 keys are a whole tile and a tail of 6, and 73 rows end in a partial block of rows.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(WholeVectorConfigurations))]
+    public void Whole_vector_head_sizes_across_key_tiles_match_the_reference(string configuration, int headDim, int kvHeads)
+    {
+        Case a = Configuration(configuration, headDim, kvHeads, batch: 2, queryLen: 73, keyLen: 70);
+        var output = new float[a.OutputLength];
+        var probs = new float[a.ProbabilitiesLength];
+        Array.Fill(output, float.NaN);
+        Array.Fill(probs, float.NaN);
+        a.Forward(output, probs);
+        var (refOut, refProbs) = Reference(a);
+        for (int i = 0; i < output.Length; i++) Assert.True(Math.Abs(refOut[i] - output[i]) <= 1e-5, $"{a}: output[{i}] = {output[i]}, reference {refOut[i]}");
+        for (int i = 0; i < probs.Length; i++)
+        {
+            Assert.True(Math.Abs(refProbs[i] - probs[i]) <= 1e-6, $"{a}: probabilities[{i}] = {probs[i]}, reference {refProbs[i]}");
+            if (refProbs[i] == 0) Assert.Equal(0f, probs[i]);
+        }
+        var expanded = ExpandedMultiHead(a, new float[a.OutputLength]);
+        ThreadSettings.AssertBitIdentical(expanded.Output, output, $"{a}: output against repeat_kv + multi-head");
+    }
+
     [Theory]
     [MemberData(nameof(ReferenceConfigurations))]
     public void Backward_equals_the_multi_head_kernel_on_repeat_kv_with_group_sums(string configuration, int headDim, int kvHeads)
@@ -496,7 +530,7 @@ public sealed class GroupedQueryAttentionThreadingTests
     {
         var data = new TheoryData<string, int, int, int>();
         foreach (string name in GroupedQueryAttentionTests.ConfigurationNames)
-            foreach ((int headDim, int kvHeads) in new[] { (5, 1), (7, 2), (12, 3), (5, 6) })
+            foreach ((int headDim, int kvHeads) in new[] { (5, 1), (7, 2), (12, 3), (5, 6), (32, 2) })
                 foreach (int batch in new[] { 2, 3 })
                     data.Add(name, headDim, kvHeads, batch);
         return data;
