@@ -1,0 +1,137 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using TransformerGen.Samples.Hub;
+using TransformerGen.Serving;
+using TransformerGen.Tokenizers;
+
+namespace TransformerGen.EmbeddingServer;
+
+/// <summary>
+/// The model folder made ready to serve: its config.json checked against the compiled one, the tokenizer opened, the
+/// weights loaded once, and an <see cref="EncoderBatcher"/> over one instance per worker. Built when the server starts
+/// (<see cref="ModelStartup"/>); disposing it drains the batcher.
+/// </summary>
+public sealed class EmbeddingEngine : IAsyncDisposable
+{
+    /// <summary>The files a folder must hold (as on the Hub).</summary>
+    public static IReadOnlyList<string> RequiredFiles { get; } = ["config.json", HubModel.Weights, "vocab.txt", "tokenizer_config.json"];
+
+    private readonly PretrainedTokenizer _tokenizer;
+    private readonly EncoderBatcher _batcher;
+
+    /// <summary>Checks and loads <see cref="ServerOptions.Model"/>.</summary>
+    /// <exception cref="StartupException">An option is wrong, or the folder is missing, lacks files, or holds another model (the message names the differing config.json keys).</exception>
+    public EmbeddingEngine(ServedModel served, IOptions<ServerOptions> options, ServerMetrics metrics, ILogger<EmbeddingEngine> log)
+    {
+        ServerOptions o = options.Value;
+        o.Validate();
+        string folder = o.Model!;
+        CheckFolder(served, folder);
+
+        if (o.Threads is int threads) Parallelism.ThreadCount = threads;
+        ModelName = o.ModelName ?? served.Repository;
+        Truncate = o.Truncate;
+        MaxInputs = o.MaxInputs;
+        try
+        {
+            _tokenizer = PretrainedTokenizer.FromFolder(folder);
+            ModelWeights weights = served.LoadWeights(folder, o.Weights);
+            WeightsBytes = weights.Bytes;
+            EncoderModel[] instances = Enumerable.Range(0, o.Workers).Select(_ => served.CreateInstance(weights)).ToArray();
+            Layout = instances[0].Layout;
+            if (_tokenizer.VocabSize > Layout.Vocab)
+                throw new StartupException($"{folder}: the tokenizer has {_tokenizer.VocabSize} ids, the model's vocabulary {Layout.Vocab}.");
+            _batcher = new EncoderBatcher(instances, new EncoderBatcherOptions
+            {
+                MaxSequences = o.MaxBatch,
+                MaxTokens = o.MaxBatchTokens is int tokens ? Math.Clamp(tokens, Layout.SeqLen, Layout.TokensPerStep) : null,
+                MaxWait = TimeSpan.FromMilliseconds(o.MaxWaitMilliseconds),
+                BatchCompleted = metrics.ObserveBatch,
+            });
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException)
+        {
+            throw new StartupException($"{folder}: {e.Message}", e);
+        }
+
+        log.LogInformation(
+            "Serving {Repository} from {Folder} as '{Name}': {Workers} workers over one copy of the weights ({Weights}, {Bytes:N0} bytes), {Threads} kernel threads; batches of up to {Sequences} sentences and {Tokens} tokens, {Wait} ms wait; SeqLen {SeqLen}, truncation {Truncation}",
+            served.Repository, folder, ModelName, o.Workers, o.Weights, WeightsBytes, Parallelism.ThreadCount, _batcher.MaxSequences, _batcher.MaxTokens, o.MaxWaitMilliseconds, Layout.SeqLen, Truncate ? "on" : "off");
+    }
+
+    /// <summary>Bytes of the one copy of the weights the workers share.</summary>
+    public long WeightsBytes { get; }
+
+    /// <summary>The name responses give.</summary>
+    public string ModelName { get; }
+
+    /// <summary>The compiled model's sizes (SeqLen bounds a sentence).</summary>
+    public ModelLayout Layout { get; }
+
+    /// <summary>Whether sentences longer than SeqLen are cut (else refused).</summary>
+    public bool Truncate { get; }
+
+    /// <summary>Sentences a request may hold.</summary>
+    public int MaxInputs { get; }
+
+    /// <summary>Workers serving batches.</summary>
+    public int Workers => _batcher.Workers;
+
+    /// <summary>Sentences waiting for a batch.</summary>
+    public int Queued => _batcher.Queued;
+
+    /// <summary>
+    /// The ids the model runs for <paramref name="text"/>, [CLS] and [SEP] included, cut at SeqLen as sentence-transformers
+    /// cuts (the text's first ids, then [SEP]); <paramref name="fullLength"/> is the count before any cut.
+    /// </summary>
+    public int[] Tokenize(string text, out int fullLength)
+    {
+        IReadOnlyList<int> ids = _tokenizer.Encode(text);
+        fullLength = ids.Count;
+        if (ids.Count <= Layout.SeqLen) return [.. ids];
+        var cut = new int[Layout.SeqLen];
+        _tokenizer.Encode(text, cut, addSpecialTokens: true, maxTokens: Layout.SeqLen);
+        return cut;
+    }
+
+    /// <summary>The embedding of one tokenized sentence, batched with whatever else is being asked.</summary>
+    public Task<float[]> EmbedAsync(int[] ids, CancellationToken cancellationToken) => _batcher.PredictAsync(ids, cancellationToken);
+
+    /// <summary>Runs what is queued, then stops the workers.</summary>
+    public ValueTask DisposeAsync() => _batcher.DisposeAsync();
+
+    private static void CheckFolder(ServedModel served, string folder)
+    {
+        if (!Directory.Exists(folder)) throw new StartupException($"The model folder '{folder}' does not exist.");
+        string config = Path.Combine(folder, "config.json");
+        if (File.Exists(config))
+        {
+            IReadOnlyList<string> differences;
+            try
+            {
+                differences = ArchitectureCheck.Differences(served.CompiledConfig, config);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new StartupException(e.Message, e);
+            }
+            if (differences.Count > 0)
+            {
+                throw new StartupException(
+                    $"{config} describes another model than the one this server was compiled for ({served.Repository}): {string.Join("; ", differences)}. " +
+                    $"The generated code has the compiled sizes built in; serve {served.Repository}, or copy this config.json over {served.SourceConfigPath} and build again.");
+            }
+        }
+
+        string[] missing = RequiredFiles.Where(file => !File.Exists(Path.Combine(folder, file))
+                                                       && !(file == HubModel.Weights && File.Exists(Path.Combine(folder, HubModel.WeightsIndex)))).ToArray();
+        if (missing.Length > 0)
+            throw new StartupException($"The model folder '{folder}' lacks {string.Join(", ", missing)} (download them from https://huggingface.co/{served.Repository}).");
+    }
+}

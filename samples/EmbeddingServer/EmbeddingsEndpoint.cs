@@ -1,0 +1,222 @@
+using System;
+using System.Collections.Generic;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.AspNetCore.Http;
+
+namespace TransformerGen.EmbeddingServer;
+
+/// <summary>
+/// <c>POST /v1/embeddings</c> as OpenAI's API has it: <c>{"input": "text" | ["text", …], "encoding_format": "float" |
+/// "base64"}</c> in; <c>{"object": "list", "data": [{"object": "embedding", "index": i, "embedding": […]}, …], "model",
+/// "usage": {"prompt_tokens", "total_tokens"}}</c> out, in input order. Usage counts the tokens the model ran, [CLS] and
+/// [SEP] included, after any cut; <c>usage.truncated_inputs</c> lists the indices of the sentences cut at SeqLen.
+/// </summary>
+/// <remarks>
+/// Errors use OpenAI's shape, <c>{"error": {"message", "type", "param", "code"}}</c>: 400 for a body that is not JSON or
+/// has no usable <c>input</c> (missing, empty, an empty string, not strings), 413 for more sentences than
+/// <c>--max-inputs</c> or, with truncation off, a sentence longer than SeqLen tokens. A request whose client goes away
+/// is dropped from the batches without touching the others.
+/// </remarks>
+public static class EmbeddingsEndpoint
+{
+    public static async Task HandleAsync(HttpContext context, EmbeddingEngine engine, ServerMetrics metrics)
+    {
+        CancellationToken aborted = context.RequestAborted;
+        Request? request;
+        try
+        {
+            request = await ReadAsync(context, engine, aborted);
+        }
+        catch (RequestError error)
+        {
+            await WriteErrorAsync(context, metrics, error);
+            return;
+        }
+
+        if (request is null) return; // the client went away while sending
+
+        var embeddings = new Task<float[]>[request.Ids.Length];
+        for (int i = 0; i < embeddings.Length; i++) embeddings[i] = engine.EmbedAsync(request.Ids[i], aborted);
+        try
+        {
+            await Task.WhenAll(embeddings);
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            return; // nobody is listening; the other requests' batches went on without these sentences
+        }
+
+        long tokens = 0;
+        foreach (int[] ids in request.Ids) tokens += ids.Length;
+        metrics.ObserveInputs(request.Ids.Length, tokens, request.Truncated.Count);
+        metrics.ObserveRequest(StatusCodes.Status200OK);
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        context.Response.ContentType = "application/json";
+        await using (var json = new Utf8JsonWriter(context.Response.Body))
+        {
+            json.WriteStartObject();
+            json.WriteString("object", "list");
+            json.WriteStartArray("data");
+            for (int i = 0; i < embeddings.Length; i++)
+            {
+                json.WriteStartObject();
+                json.WriteString("object", "embedding");
+                json.WriteNumber("index", i);
+                float[] vector = embeddings[i].Result;
+                if (request.Base64)
+                {
+                    json.WriteBase64String("embedding", MemoryMarshal.AsBytes(vector.AsSpan()));
+                }
+                else
+                {
+                    json.WriteStartArray("embedding");
+                    foreach (float v in vector) json.WriteNumberValue(v);
+                    json.WriteEndArray();
+                }
+                json.WriteEndObject();
+                if (json.BytesPending > 32 * 1024) await json.FlushAsync(aborted);
+            }
+            json.WriteEndArray();
+            json.WriteString("model", engine.ModelName);
+            json.WriteStartObject("usage");
+            json.WriteNumber("prompt_tokens", tokens);
+            json.WriteNumber("total_tokens", tokens);
+            json.WriteStartArray("truncated_inputs");
+            foreach (int index in request.Truncated) json.WriteNumberValue(index);
+            json.WriteEndArray();
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+    }
+
+    /// <summary>A request's sentences, tokenized.</summary>
+    private sealed record Request(int[][] Ids, List<int> Truncated, bool Base64);
+
+    /// <summary>A request the server refuses, with its status and message.</summary>
+    private sealed class RequestError(int status, string message, string? param = null) : Exception(message)
+    {
+        public int Status { get; } = status;
+
+        public string? Param { get; } = param;
+    }
+
+    private static async Task<Request?> ReadAsync(HttpContext context, EmbeddingEngine engine, CancellationToken aborted)
+    {
+        JsonDocument document;
+        try
+        {
+            document = await JsonDocument.ParseAsync(context.Request.Body, default, aborted);
+        }
+        catch (JsonException e)
+        {
+            throw new RequestError(StatusCodes.Status400BadRequest, $"The body is not valid JSON: {e.Message}");
+        }
+        catch (BadHttpRequestException e)
+        {
+            throw new RequestError(e.StatusCode, e.Message);
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            return null;
+        }
+
+        using (document)
+        {
+            JsonElement root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+                throw new RequestError(StatusCodes.Status400BadRequest, "The body must be a JSON object with an 'input'.");
+            bool base64 = EncodingFormat(root);
+            List<string> texts = Inputs(root);
+            if (texts.Count > engine.MaxInputs)
+                throw new RequestError(StatusCodes.Status413PayloadTooLarge, $"'input' holds {texts.Count} sentences; this server takes at most {engine.MaxInputs} per request (--max-inputs).", "input");
+
+            var ids = new int[texts.Count][];
+            var truncated = new List<int>();
+            for (int i = 0; i < texts.Count; i++)
+            {
+                ids[i] = engine.Tokenize(texts[i], out int length);
+                if (length <= engine.Layout.SeqLen) continue;
+                if (!engine.Truncate)
+                    throw new RequestError(StatusCodes.Status413PayloadTooLarge, $"input[{i}] has {length} tokens, more than the model's {engine.Layout.SeqLen} ([CLS] and [SEP] included), and truncation is off (--truncate false).", "input");
+                truncated.Add(i);
+            }
+
+            return new Request(ids, truncated, base64);
+        }
+    }
+
+    private static List<string> Inputs(JsonElement root)
+    {
+        if (!root.TryGetProperty("input", out JsonElement input))
+            throw new RequestError(StatusCodes.Status400BadRequest, "'input' is required: a string or an array of strings.", "input");
+        var texts = new List<string>();
+        switch (input.ValueKind)
+        {
+            case JsonValueKind.String:
+                texts.Add(input.GetString()!);
+                break;
+            case JsonValueKind.Array:
+                foreach (JsonElement item in input.EnumerateArray())
+                {
+                    if (item.ValueKind != JsonValueKind.String)
+                        throw new RequestError(StatusCodes.Status400BadRequest, $"input[{texts.Count}] is {Describe(item.ValueKind)}; this server takes strings (not token ids).", "input");
+                    texts.Add(item.GetString()!);
+                }
+                break;
+            default:
+                throw new RequestError(StatusCodes.Status400BadRequest, $"'input' is {Describe(input.ValueKind)}; it must be a string or an array of strings.", "input");
+        }
+
+        if (texts.Count == 0)
+            throw new RequestError(StatusCodes.Status400BadRequest, "'input' is an empty array: give at least one sentence.", "input");
+        for (int i = 0; i < texts.Count; i++)
+        {
+            if (texts[i].Length == 0)
+                throw new RequestError(StatusCodes.Status400BadRequest, input.ValueKind == JsonValueKind.String ? "'input' is an empty string." : $"input[{i}] is an empty string.", "input");
+        }
+
+        return texts;
+    }
+
+    /// <summary>True for base64 (little-endian float32 bytes, as OpenAI's API), false for JSON numbers (the default).</summary>
+    private static bool EncodingFormat(JsonElement root)
+    {
+        if (!root.TryGetProperty("encoding_format", out JsonElement format) || format.ValueKind == JsonValueKind.Null) return false;
+        return (format.ValueKind == JsonValueKind.String ? format.GetString() : null) switch
+        {
+            "float" => false,
+            "base64" => true,
+            _ => throw new RequestError(StatusCodes.Status400BadRequest, $"'encoding_format' is {format.GetRawText()}; it must be \"float\" or \"base64\".", "encoding_format"),
+        };
+    }
+
+    private static string Describe(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.Number => "a number",
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Null => "null",
+        _ => kind.ToString(),
+    };
+
+    private static async Task WriteErrorAsync(HttpContext context, ServerMetrics metrics, RequestError error)
+    {
+        metrics.ObserveRequest(error.Status);
+        context.Response.StatusCode = error.Status;
+        context.Response.ContentType = "application/json";
+        await using var json = new Utf8JsonWriter(context.Response.Body);
+        json.WriteStartObject();
+        json.WriteStartObject("error");
+        json.WriteString("message", error.Message);
+        json.WriteString("type", "invalid_request_error");
+        if (error.Param is null) json.WriteNull("param");
+        else json.WriteString("param", error.Param);
+        json.WriteNull("code");
+        json.WriteEndObject();
+        json.WriteEndObject();
+    }
+}

@@ -1,0 +1,41 @@
+using System;
+using System.IO;
+using TransformerGen;
+
+namespace TransformerGen.EmbeddingServer;
+
+/// <summary>
+/// The compiled model a server runs, and how to build it: the config.json it was compiled from (a folder's must match),
+/// how to load a folder's weights once, and how to make an instance over them. The program serves
+/// <see cref="AllMiniLmL6V2"/>; tests register a small BERT of their own in its place.
+/// </summary>
+/// <param name="Repository">The Hub repository the model comes from; the default model name in responses.</param>
+/// <param name="CompiledConfig">The text of the config.json the model was compiled from.</param>
+/// <param name="SourceConfigPath">Where that config.json is in the repository (named in the refusal of another model's folder).</param>
+/// <param name="LoadWeights">Reads a folder's weights (the folder, as the generated <c>LoadWeights</c> takes it) into read-only weights held as the <see cref="WeightType"/> given.</param>
+/// <param name="CreateInstance">An inference instance over shared weights (the generated <c>ForInference(weights)</c>).</param>
+public sealed record ServedModel(
+    string Repository,
+    string CompiledConfig,
+    string SourceConfigPath,
+    Func<string, WeightType, ModelWeights> LoadWeights,
+    Func<ModelWeights, EncoderModel> CreateInstance)
+{
+    private const string CompiledConfigResource = "all-MiniLM-L6-v2.config.json";
+
+    /// <summary>sentence-transformers/all-MiniLM-L6-v2 (<see cref="ServedMiniLm"/>).</summary>
+    public static ServedModel AllMiniLmL6V2 { get; } = new(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        ReadResource(CompiledConfigResource),
+        "samples/EmbeddingServer/models/all-MiniLM-L6-v2/config.json",
+        ServedMiniLm.LoadWeights,
+        ServedMiniLm.ForInference);
+
+    private static string ReadResource(string name)
+    {
+        using Stream stream = typeof(ServedModel).Assembly.GetManifestResourceStream(name)
+            ?? throw new InvalidOperationException($"{name} is not embedded in the program");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}

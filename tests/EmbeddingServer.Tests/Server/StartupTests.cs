@@ -1,0 +1,75 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using TransformerGen.EmbeddingServer.Tests.Support;
+using TransformerGen.Samples.Tests.Support;
+using Xunit;
+
+namespace TransformerGen.EmbeddingServer.Tests.Server;
+
+/// <summary>What the server refuses at start: another model's folder (naming the differing keys), missing files, no folder, bad options.</summary>
+public sealed class StartupTests(TinyBertFolder folder) : IClassFixture<TinyBertFolder>
+{
+    /// <summary>
+    /// The engine the server builds at start, from settings bound as the host binds the command line's (the program itself
+    /// prints the message and exits with 3: <see cref="ProgramTests"/>).
+    /// </summary>
+    private static StartupException Refusal(string path, IReadOnlyDictionary<string, string>? settings = null, ServedModel? served = null)
+    {
+        var values = new Dictionary<string, string?> { ["model"] = path };
+        foreach ((string key, string value) in settings ?? new Dictionary<string, string>()) values[key] = value;
+        ServerOptions options = new ConfigurationBuilder().AddInMemoryCollection(values).Build().Get<ServerOptions>()!;
+        return Assert.Throws<StartupException>(() =>
+            new EmbeddingEngine(served ?? ServerFactory.TinyBertModel, Options.Create(options), new ServerMetrics(), NullLogger<EmbeddingEngine>.Instance));
+    }
+
+    [Fact]
+    public void A_folder_whose_config_differs_from_the_compiled_one_is_refused_naming_the_key()
+    {
+        using var other = new TempFolder();
+        other.CopyFrom(folder.Folder, "model.safetensors", "vocab.txt", "tokenizer_config.json");
+        var config = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(TinyBertFolder.CompiledConfig)!;
+        config["num_attention_heads"] = JsonSerializer.SerializeToElement(6);
+        other.Write("config.json", JsonSerializer.Serialize(config));
+
+        StartupException e = Refusal(other.Path);
+        Assert.Contains("describes another model than the one this server was compiled for (tests/tiny-bert)", e.Message);
+        Assert.Contains("num_attention_heads: 6 in the folder, 4 compiled", e.Message);
+        Assert.DoesNotContain("hidden_size", e.Message);
+        Assert.Contains("tests/EmbeddingServer.Tests/Models/tiny-bert/config.json", e.Message);
+    }
+
+    [Fact]
+    public void The_program_compiled_for_all_MiniLM_L6_v2_refuses_another_BERT_before_reading_its_weights()
+    {
+        StartupException e = Refusal(folder.Path, served: ServedModel.AllMiniLmL6V2);
+        Assert.Contains("(sentence-transformers/all-MiniLM-L6-v2)", e.Message);
+        Assert.Contains("hidden_size: 48 in the folder, 384 compiled", e.Message);
+        Assert.Contains("vocab_size: 256 in the folder, 30522 compiled", e.Message);
+        Assert.Contains("samples/EmbeddingServer/models/all-MiniLM-L6-v2/config.json", e.Message);
+    }
+
+    [Fact]
+    public void A_folder_that_lacks_files_or_does_not_exist_is_refused_naming_them()
+    {
+        using var partial = new TempFolder();
+        partial.CopyFrom(folder.Folder, "config.json", "vocab.txt");
+        Assert.StartsWith($"The model folder '{partial.Path}' lacks model.safetensors, tokenizer_config.json", Refusal(partial.Path).Message);
+
+        string missing = Path.Combine(Path.GetTempPath(), "no-such-model-" + Guid.NewGuid().ToString("N"));
+        Assert.Equal($"The model folder '{missing}' does not exist.", Refusal(missing).Message);
+        Assert.StartsWith("No model folder given: start the server with --model <folder>", Refusal("").Message);
+    }
+
+    [Fact]
+    public void Options_out_of_range_are_refused_naming_the_option()
+    {
+        Assert.Equal("--workers 0: at least one worker is needed.", Refusal(folder.Path, new Dictionary<string, string> { ["workers"] = "0" }).Message);
+        Assert.Equal("--max-inputs 0: at least 1.", Refusal(folder.Path, new Dictionary<string, string> { ["max-inputs"] = "0" }).Message);
+        Assert.Contains("MaxSequences = 9 is outside 1 to the model's Batch = 8", Refusal(folder.Path, new Dictionary<string, string> { ["max-batch"] = "9" }).Message);
+    }
+}

@@ -1,0 +1,30 @@
+using System;
+using System.Collections.Generic;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace TransformerGen.EmbeddingServer.Tests.Support;
+
+/// <summary>
+/// The server's own Program, started in process (Microsoft.AspNetCore.Mvc.Testing) on a model folder, with
+/// <see cref="TinyBert"/> registered in place of all-MiniLM-L6-v2 unless <paramref name="served"/> says otherwise.
+/// Settings are given as the command line would give them (<c>model</c>, <c>max-inputs</c>, …), through the host's
+/// configuration, so the option names are tested too.
+/// </summary>
+public sealed class ServerFactory(string folder, IReadOnlyDictionary<string, string>? settings = null, ServedModel? served = null) : WebApplicationFactory<Program>
+{
+    /// <summary>TinyBert as a served model, checked against its own compiled config.json.</summary>
+    public static ServedModel TinyBertModel { get; } = new(
+        "tests/tiny-bert", TinyBertFolder.CompiledConfig, "tests/EmbeddingServer.Tests/Models/tiny-bert/config.json",
+        TinyBert.LoadWeights, weights => TinyBert.ForInference(weights));
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseSetting("model", folder);
+        builder.UseSetting("workers", "2");
+        foreach ((string key, string value) in settings ?? new Dictionary<string, string>()) builder.UseSetting(key, value);
+        builder.ConfigureTestServices(services => services.AddSingleton(served ?? TinyBertModel));
+    }
+}
