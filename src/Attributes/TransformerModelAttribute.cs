@@ -119,6 +119,34 @@ namespace TransformerGen
         /// instances always hold fp32.
         /// </summary>
         public WeightType WeightType { get; set; } = WeightType.Float32;
+
+        /// <summary>
+        /// What training attention keeps for its backward pass: <see cref="AttentionKernel.Auto"/> (the default) stores the
+        /// probabilities below 512 positions and tiles above, whichever measured faster; <see cref="AttentionKernel.Tiled"/>
+        /// keeps memory linear in the sequence length; <see cref="AttentionKernel.StoredProbabilities"/> keeps the
+        /// probabilities that <c>AttentionMap</c> reads.
+        /// </summary>
+        public AttentionKernel AttentionKernel { get; set; } = AttentionKernel.Auto;
+    }
+
+    /// <summary>How training attention computes its backward pass, and so what memory it holds between the passes.</summary>
+    public enum AttentionKernel
+    {
+        /// <summary>
+        /// <see cref="StoredProbabilities"/> when every attention's query and key sequences are shorter than 512 positions,
+        /// else <see cref="Tiled"/> (the crossover measured on the training step, README's "Long sequences").
+        /// </summary>
+        Auto = 0,
+        /// <summary>
+        /// Forward keeps the probabilities <c>[Batch, Heads, queries, keys]</c> of every attention for backward, memory that
+        /// grows with the square of the sequence length; <c>AttentionMap</c> reads them after a forward pass.
+        /// </summary>
+        StoredProbabilities = 1,
+        /// <summary>
+        /// FlashAttention-style tiles: forward keeps only each query row's softmax maximum and sum, and backward recomputes
+        /// the probabilities tile by tile, so memory grows linearly with the sequence length. No attention maps are kept.
+        /// </summary>
+        Tiled = 2,
     }
 
     /// <summary>

@@ -18,6 +18,8 @@ public class SnapshotTests
     [InlineData("LearnedDropoutSmoothing", "Positional = Positional.Learned, Dropout = 0.1f, LabelSmoothing = 0.1f")]
     [InlineData("PaperEncoderDecoder", "Architecture = Architecture.EncoderDecoder, TargetVocab = 9, TargetSeqLen = 4, PadToken = 0, BosToken = 1, EosToken = 2, Norm = NormPlacement.Post, ScaleEmbeddings = true, Layers = 1")]
     [InlineData("MeanPoolingClassifier", "Architecture = Architecture.EncoderOnly, Classes = 3, PadToken = 0, Pooling = Pooling.Mean, AttentionWindow = 2")]
+    [InlineData("TiledRotaryDecoder", "Positional = Positional.Rotary, AttentionKernel = AttentionKernel.Tiled")]
+    [InlineData("TiledWindowClassifier", "Architecture = Architecture.EncoderOnly, Classes = 3, PadToken = 0, AttentionWindow = 2, AttentionKernel = AttentionKernel.Tiled")]
     public void Generated_source_matches_its_snapshot(string name, string options)
     {
         string layers = options.Contains("Layers = ") ? "" : "Layers = 2, ";

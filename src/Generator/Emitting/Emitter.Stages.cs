@@ -79,7 +79,7 @@ namespace TransformerGen.Generator
         {
             string where = Where(op.Stage);
             if (pass == "Backward") return $"// {where} · {op.Title} · backward";
-            IEnumerable<string> Shapes(IEnumerable<TensorDef> ts) => ts.Where(t => t.Kind == TensorKind.Activation && !(pass == "Infer" && t.TrainingOnly))
+            IEnumerable<string> Shapes(IEnumerable<TensorDef> ts) => ts.Where(t => t.Kind == TensorKind.Activation && (pass == "Infer" ? !t.TrainingOnly : !t.InferenceOnly))
                 .Select(t => t.Name + (pass == "Infer" ? InferenceShape(t, stage) : t.ShapeText));
             string reads = string.Join(", ", Shapes(op.Reads));
             string writes = string.Join(", ", Shapes(op.Writes));
@@ -246,13 +246,22 @@ namespace TransformerGen.Generator
                 case RotaryOp rot:
                     lines.Add($"{Kernels}Positional.RotaryForward({V(rot.Qkv)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(rot.Stream))}, {h}, {hd}, {Lit(rot.Qkv.Width)});");
                     break;
+                case AttentionOp att when att.Tiled && att.IsPlainPackedSelfAttention:
+                    lines.Add($"{Kernels}Attention.FlashForward({V(att.Query)}, {V(att.Output)}, {V(att.Statistics!)}, {Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {h}, {hd}, causal: {Bool(att.Causal)});");
+                    break;
+                case AttentionOp att when att.Tiled:
+                    lines.Add($"{Kernels}Attention.FlashForward({Columns(V(att.Query), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
+                              $"{Columns(V(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(V(att.KeysValues), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
+                              $"{(att.KeyPadding ? Padding(att.KeyStream) : "default")}, {V(att.Output)}, {V(att.Statistics!)}, " +
+                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}, causal: {Bool(att.Causal)}, window: {Lit(att.Window)}{KvHeadsArgument(att)});");
+                    break;
                 case AttentionOp att when att.IsPlainPackedSelfAttention:
-                    lines.Add($"{Kernels}Attention.Forward({V(att.Query)}, {V(att.Output)}, {V(att.Probabilities)}, {Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {h}, {hd}, causal: {Bool(att.Causal)});");
+                    lines.Add($"{Kernels}Attention.Forward({V(att.Query)}, {V(att.Output)}, {V(att.Probabilities!)}, {Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {h}, {hd}, causal: {Bool(att.Causal)});");
                     break;
                 case AttentionOp att:
                     lines.Add($"{Kernels}Attention.Forward({Columns(V(att.Query), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
                               $"{Columns(V(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(V(att.KeysValues), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
-                              $"{(att.KeyPadding ? Padding(att.KeyStream) : "default")}, {V(att.Output)}, {V(att.Probabilities)}, " +
+                              $"{(att.KeyPadding ? Padding(att.KeyStream) : "default")}, {V(att.Output)}, {V(att.Probabilities!)}, " +
                               $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}, causal: {Bool(att.Causal)}, window: {Lit(att.Window)}{KvHeadsArgument(att)});");
                     break;
                 case AddOp add:
@@ -310,13 +319,23 @@ namespace TransformerGen.Generator
                 case RotaryOp rot:
                     lines.Add($"{Kernels}Positional.RotaryBackward({G(rot.Qkv)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(rot.Stream))}, {h}, {hd}, {Lit(rot.Qkv.Width)});");
                     break;
+                case AttentionOp att when att.Tiled && att.IsPlainPackedSelfAttention:
+                    lines.Add($"{Kernels}Attention.FlashBackward({G(att.Output)}, {V(att.Query)}, {V(att.Output)}, {V(att.Statistics!)}, {G(att.Query)}, {Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {h}, {hd}, causal: {Bool(att.Causal)}{OverwriteArgument("overwriteDQkv", att.Query)});");
+                    break;
+                case AttentionOp att when att.Tiled:
+                    lines.Add($"{Kernels}Attention.FlashBackward({G(att.Output)}, {Columns(V(att.Query), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
+                              $"{Columns(V(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(V(att.KeysValues), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
+                              $"{(att.KeyPadding ? Padding(att.KeyStream) : "default")}, {V(att.Output)}, {V(att.Statistics!)}, {Columns(G(att.Query), att.Query, att.QueryColumn)}, " +
+                              $"{Columns(G(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(G(att.KeysValues), att.KeysValues, att.ValueColumn)}, " +
+                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}, causal: {Bool(att.Causal)}, window: {Lit(att.Window)}{GeneralAttentionOverwrites(att)}{KvHeadsArgument(att)});");
+                    break;
                 case AttentionOp att when att.IsPlainPackedSelfAttention:
-                    lines.Add($"{Kernels}Attention.Backward({G(att.Output)}, {V(att.Query)}, {V(att.Probabilities)}, {G(att.Query)}, {Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {h}, {hd}, causal: {Bool(att.Causal)}{OverwriteArgument("overwriteDQkv", att.Query)});");
+                    lines.Add($"{Kernels}Attention.Backward({G(att.Output)}, {V(att.Query)}, {V(att.Probabilities!)}, {G(att.Query)}, {Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {h}, {hd}, causal: {Bool(att.Causal)}{OverwriteArgument("overwriteDQkv", att.Query)});");
                     break;
                 case AttentionOp att:
                     lines.Add($"{Kernels}Attention.Backward({G(att.Output)}, {Columns(V(att.Query), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
                               $"{Columns(V(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(V(att.KeysValues), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
-                              $"{V(att.Probabilities)}, {Columns(G(att.Query), att.Query, att.QueryColumn)}, " +
+                              $"{V(att.Probabilities!)}, {Columns(G(att.Query), att.Query, att.QueryColumn)}, " +
                               $"{Columns(G(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(G(att.KeysValues), att.KeysValues, att.ValueColumn)}, " +
                               $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}{GeneralAttentionOverwrites(att)}{KvHeadsArgument(att)});");
                     break;
@@ -385,7 +404,7 @@ namespace TransformerGen.Generator
                 case AttentionOp att when _spec.IsEncoderOnly:
                     lines.Add($"{Kernels}Attention.ForwardSequences({Columns(I(att.Query, stage), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
                               $"{Columns(I(att.KeysValues, stage), att.KeysValues, att.KeyColumn)}, {Columns(I(att.KeysValues, stage), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
-                              $"{(att.KeyPadding ? padding : "default")}, {I(att.Output, stage)}, {I(att.Probabilities, stage)}, lengths, {h}, {hd}" +
+                              $"{(att.KeyPadding ? padding : "default")}, {I(att.Output, stage)}, {I(att.Probabilities!, stage)}, lengths, {h}, {hd}" +
                               $"{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)});");
                     break;
                 case PoolOp pool:
@@ -443,7 +462,7 @@ namespace TransformerGen.Generator
                     // Encoder self-attention over the whole source at once.
                     lines.Add($"{Kernels}Attention.Forward({Columns(I(att.Query, stage), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
                               $"{Columns(I(att.KeysValues, stage), att.KeysValues, att.KeyColumn)}, {Columns(I(att.KeysValues, stage), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
-                              $"default, {I(att.Output, stage)}, {I(att.Probabilities, stage)}, 1, n, n, {h}, {hd}, causal: false, window: {Lit(att.Window)});");
+                              $"default, {I(att.Output, stage)}, {I(att.Probabilities!, stage)}, 1, n, n, {h}, {hd}, causal: false, window: {Lit(att.Window)});");
                     break;
                 case AddOp add:
                     lines.Add($"{Kernels}Residual.Add({I(add.A, stage)}, {I(add.B, stage)}, {I(add.Output, stage)});");

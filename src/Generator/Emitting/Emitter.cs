@@ -283,6 +283,7 @@ namespace TransformerGen.Generator
             w.Line($"    TargetVocab = {Lit(_spec.IsEncoderOnly ? _d.Classes : _d.TargetVocab)}, TargetLength = {Lit(TargetLength)},");
             if (_spec.Family is { } family) w.Line($"    Family = global::TransformerGen.CheckpointFamily.{family.KindName},");
             if (!_graph.Ops.OfType<CrossEntropyOp>().Any()) w.Line("    SeededOutput = true,");
+            if (_graph.Ops.OfType<AttentionOp>().Any(a => a.Tiled)) w.Line("    TiledAttention = true,");
             if (_graph.HiddenState is { } hidden) w.Line($"    HiddenStateOffset = {Lit(_plan.OffsetOf(hidden))}, HiddenStateLength = {Lit(hidden.Elements)},");
             w.Line($"    DecoderSeqLen = {Lit(_d.TargetSeqLen)}, PadToken = {Lit(_spec.PadToken.Value)}, BosToken = {Lit(_spec.BosToken.Value)}, EosToken = {Lit(_spec.EosToken.Value)},");
             if (_packed.Count > 0)
@@ -294,7 +295,7 @@ namespace TransformerGen.Generator
             }
             w.Line("    AttentionMaps = new global::TransformerGen.ActivationTensor[]");
             w.Line("    {");
-            foreach (TensorDef t in _graph.Tensors.Where(t => t.IsAttentionProbabilities))
+            foreach (TensorDef t in _graph.Tensors.Where(t => t.IsAttentionProbabilities && !t.InferenceOnly))
                 w.Line($"        new({Lit(t.Name)}, new[] {{ {string.Join(", ", t.Shape.Select(Lit))} }}, {Lit(_plan.OffsetOf(t))}),");
             w.Line("    },");
             w.Line("};");

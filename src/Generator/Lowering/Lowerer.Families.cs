@@ -113,11 +113,11 @@ namespace TransformerGen.Generator
                 _ops.Add(new RotaryOp(stage, TokenStream.Input, qkv, _rotaryCos!, _rotarySin!, _d.Heads, _d.HeadDim) { HalfSplit = true, KvHeads = _d.KeyValueHeads });
             TensorDef attended = Activation(a + "attention", layer, qWidth, TokenStream.Input, "attention");
             // An encoder's exact-length pass keeps each sequence's probabilities while it attends; a decoder's cached pass needs none.
-            TensorDef probabilities = Probabilities(a + "attention_probabilities", layer, _d.SeqLen, _d.SeqLen, trainingOnly: causal);
+            (TensorDef? probabilities, TensorDef? statistics) = AttentionState(a, layer, _d.SeqLen, _d.SeqLen, trainingOnly: causal);
             string title = (causal ? "causal self-attention" : "self-attention") + (_padding ? " with padding mask" : "")
                 + (_d.KvHeads > 0 ? $" ({_d.Heads} query heads on {_d.KeyValueHeads} key/value heads)" : "");
             _ops.Add(new AttentionOp(stage, title, qkv, 0, qkv, qWidth, qWidth + kvWidth, attended, probabilities, _d.Heads, _d.HeadDim,
-                TokenStream.Input, TokenStream.Input, causal, 0, _padding) { KvHeads = _d.KvHeads });
+                TokenStream.Input, TokenStream.Input, causal, 0, _padding) { KvHeads = _d.KvHeads, Statistics = statistics });
             (TensorDef outW, TensorDef? outB) = PackedLinear([names.Output], Name, [c], qWidth, f.OutBias, residualStd, conv1D);
             TensorDef projected = Activation(a + "attention_output", layer, c, TokenStream.Input, "attention_output");
             _ops.Add(new LinearOp(stage, "attention output projection", attended, outW, outB, projected));

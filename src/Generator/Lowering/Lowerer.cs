@@ -162,10 +162,10 @@ namespace TransformerGen.Generator
             _ops.Add(new LinearOp(stage, "Q, K, V projections", attnIn, inProjW, inProjB, qkv));
             if (_rotaryCos is not null) _ops.Add(new RotaryOp(stage, stream, qkv, _rotaryCos, _rotarySin!, _d.Heads, _d.HeadDim));
             TensorDef attended = Activation(a + "attention", layer, c, stream, "attention");
-            TensorDef probabilities = Probabilities(a + "attention_probabilities", layer, _d.Length(stream), _d.Length(stream), trainingOnly: !stage.IsEncoderSide);
+            (TensorDef? probabilities, TensorDef? statistics) = AttentionState(a, layer, _d.Length(stream), _d.Length(stream), trainingOnly: !stage.IsEncoderSide);
             string title = (causal ? "causal self-attention" : "self-attention") + (_padding ? " with padding mask" : "") + (_spec.AttentionWindow.Value > 0 ? $" within ±{_spec.AttentionWindow.Value}" : "");
             _ops.Add(new AttentionOp(stage, title, qkv, 0, qkv, c, 2 * c, attended, probabilities, _d.Heads, _d.HeadDim, stream, stream,
-                causal, _spec.AttentionWindow.Value, _padding));
+                causal, _spec.AttentionWindow.Value, _padding) { Statistics = statistics });
             TensorDef projected = Activation(a + "attention_output", layer, c, stream, "attention_output");
             _ops.Add(new LinearOp(stage, "attention output projection", attended, outProjW, outProjB, projected));
             projected = Dropout(stage, "dropout on the attention sub-layer's output", projected, a + "attention_output_dropped", layer, stream);
@@ -186,9 +186,9 @@ namespace TransformerGen.Generator
                 _ops.Add(new LinearOp(stage, "cross-attention key and value projections of the encoder output", memory,
                     TensorDef.View(crossW!, c * c, 2 * c, c), TensorDef.View(crossB!, c, 2 * c), kv) { InferenceStage = Stage.EncoderOutput });
                 TensorDef crossAttended = Activation(a + "cross_attention", layer, c, stream, "cross_attention");
-                TensorDef crossProbabilities = Probabilities(a + "cross_attention_probabilities", layer, _d.TargetSeqLen, _d.SeqLen, trainingOnly: true);
+                (TensorDef? crossProbabilities, TensorDef? crossStatistics) = AttentionState(a, layer, _d.TargetSeqLen, _d.SeqLen, trainingOnly: true, cross: true);
                 _ops.Add(new AttentionOp(stage, "cross-attention to the encoder output" + (_padding ? " with source padding mask" : ""), q, 0, kv, 0, c,
-                    crossAttended, crossProbabilities, _d.Heads, _d.HeadDim, TokenStream.Decoder, TokenStream.Input, causal: false, window: 0, keyPadding: _padding));
+                    crossAttended, crossProbabilities, _d.Heads, _d.HeadDim, TokenStream.Decoder, TokenStream.Input, causal: false, window: 0, keyPadding: _padding) { Statistics = crossStatistics });
                 TensorDef crossProjected = Activation(a + "cross_attention_output", layer, c, stream, "cross_attention_output");
                 _ops.Add(new LinearOp(stage, "cross-attention output projection", crossAttended, crossOutW!, crossOutB!, crossProjected));
                 crossProjected = Dropout(stage, "dropout on the cross-attention sub-layer's output", crossProjected, a + "cross_attention_output_dropped", layer, stream);
@@ -294,15 +294,52 @@ namespace TransformerGen.Generator
             return output;
         }
 
-        private TensorDef Probabilities(string name, int layer, int queries, int keys, bool trainingOnly)
+        /// <summary>
+        /// Whether training attention over <paramref name="queries"/> × <paramref name="keys"/> positions runs tiled: as
+        /// declared, or with <c>AttentionKernel.Auto</c> from <see cref="TiledAttentionFromLength"/> positions on.
+        /// </summary>
+        private bool TiledAttention(int queries, int keys) => _spec.AttentionKernel.Value switch
         {
-            var t = new TensorDef(name, TensorKind.Activation, [_d.Batch, _d.Heads, queries, keys], layer, "attention_probabilities")
+            EnumValues.TiledAttention => true,
+            EnumValues.StoredProbabilities => false,
+            _ => System.Math.Max(queries, keys) >= TiledAttentionFromLength,
+        };
+
+        /// <summary>
+        /// Where <c>AttentionKernel.Auto</c> switches to the tiled kernel. bench/Model.Bench/FlashAttentionBenchmarks
+        /// (DModel 256, 8 heads of 32, Batch 2, causal, forward + backward of one attention) measured the tiled kernel
+        /// slower below 512 positions and no slower from 512 on, where it also spares the [Batch, Heads, L, L]
+        /// probabilities (README, "Long sequences").
+        /// </summary>
+        internal const int TiledAttentionFromLength = 512;
+
+        /// <summary>
+        /// What an attention keeps between the passes: the probabilities <c>[Batch, Heads, queries, keys]</c>, or with
+        /// tiled training attention each query row's softmax statistics <c>[Batch, Heads, queries, 2]</c> (and the
+        /// probabilities only where inference still uses them as scratch, <paramref name="trainingOnly"/> false).
+        /// </summary>
+        private (TensorDef? Probabilities, TensorDef? Statistics) AttentionState(string prefix, int layer, int queries, int keys, bool trainingOnly, bool cross = false)
+        {
+            bool tiled = TiledAttention(queries, keys);
+            TensorDef? probabilities = null, statistics = null;
+            if (!tiled || !trainingOnly)
             {
-                TrainingOnly = trainingOnly,
-                IsAttentionProbabilities = true,
-            };
-            _tensors.Add(t);
-            return t;
+                probabilities = new TensorDef(prefix + (cross ? "cross_attention_probabilities" : "attention_probabilities"), TensorKind.Activation,
+                    [_d.Batch, _d.Heads, queries, keys], layer, "attention_probabilities")
+                {
+                    TrainingOnly = trainingOnly,
+                    IsAttentionProbabilities = true,
+                    InferenceOnly = tiled,
+                };
+                _tensors.Add(probabilities);
+            }
+            if (tiled)
+            {
+                statistics = new TensorDef(prefix + (cross ? "cross_attention_statistics" : "attention_statistics"), TensorKind.Activation,
+                    [_d.Batch, _d.Heads, queries, 2], layer, "attention_statistics") { TrainingOnly = true };
+                _tensors.Add(statistics);
+            }
+            return (probabilities, statistics);
         }
 
         private TensorDef Parameter(string name, InitKind init, float scale, params long[] shape)

@@ -153,7 +153,7 @@ namespace TransformerGen.Generator
     /// </summary>
     internal sealed class AttentionOp(
         Stage stage, string title, TensorDef query, long queryColumn, TensorDef keysValues, long keyColumn, long valueColumn,
-        TensorDef output, TensorDef probabilities, int heads, int headDim, TokenStream queryStream, TokenStream keyStream,
+        TensorDef output, TensorDef? probabilities, int heads, int headDim, TokenStream queryStream, TokenStream keyStream,
         bool causal, int window, bool keyPadding) : Op(stage, title)
     {
         public TensorDef Query { get; } = query;
@@ -162,7 +162,16 @@ namespace TransformerGen.Generator
         public long KeyColumn { get; } = keyColumn;
         public long ValueColumn { get; } = valueColumn;
         public TensorDef Output { get; } = output;
-        public TensorDef Probabilities { get; } = probabilities;
+        /// <summary>
+        /// The probabilities <c>[Batch, Heads, queries, keys]</c>: kept for backward by the stored-probabilities kernel, or
+        /// (<see cref="TensorDef.InferenceOnly"/>) only an encoder's scratch at inference when training attention is tiled;
+        /// null when neither needs them.
+        /// </summary>
+        public TensorDef? Probabilities { get; } = probabilities;
+        /// <summary>Tiled training attention: each query row's softmax max and sum <c>[Batch, Heads, queries, 2]</c>, kept for backward; null for the stored-probabilities kernel.</summary>
+        public TensorDef? Statistics { get; init; }
+        /// <summary>Training runs the tiled kernel (FlashForward/FlashBackward) instead of storing the probabilities.</summary>
+        public bool Tiled => Statistics is not null;
         public int Heads { get; } = heads;
         public int HeadDim { get; } = headDim;
         public TokenStream QueryStream { get; } = queryStream;
@@ -183,7 +192,15 @@ namespace TransformerGen.Generator
             && !KeyPadding && Window == 0 && KvHeads == 0;
 
         public override IEnumerable<TensorDef> Reads => ReferenceEquals(Query, KeysValues) ? [Query] : [Query, KeysValues];
-        public override IEnumerable<TensorDef> Writes => [Output, Probabilities];
+        public override IEnumerable<TensorDef> Writes
+        {
+            get
+            {
+                yield return Output;
+                if (Probabilities is not null) yield return Probabilities;
+                if (Statistics is not null) yield return Statistics;
+            }
+        }
         public override IEnumerable<string> CheckShapes()
         {
             long c = (long)Heads * HeadDim;

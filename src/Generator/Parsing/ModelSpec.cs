@@ -41,6 +41,9 @@ namespace TransformerGen.Generator
         /// <summary>The <c>WeightType</c> argument: how inference instances hold the weight matrices unless their factory says otherwise.</summary>
         public Argument<int> WeightType { get; init; }
 
+        /// <summary>The <c>AttentionKernel</c> argument: stored probabilities, tiles, or chosen by length (Auto).</summary>
+        public Argument<int> AttentionKernel { get; init; }
+
         /// <summary>What a Hugging Face config adds to the sizes (null for a model declared by the attribute alone).</summary>
         public FamilySpec? Family { get; init; }
 
@@ -98,5 +101,6 @@ namespace TransformerGen.Generator
         public const int Relu = 0, Gelu = 1;
         public const int SentenceEmbedding = 2;
         public const int Float32 = 0, BFloat16 = 1, Int8 = 2;
+        public const int AutoAttention = 0, StoredProbabilities = 1, TiledAttention = 2;
     }
 }

@@ -37,6 +37,7 @@ namespace TransformerGen.Generator
             var head = new Argument<int>(EnumValues.Classification, null);
             var pooling = new Argument<int>(EnumValues.FirstToken, null);
             var weightType = new Argument<int>(EnumValues.Float32, null);
+            var attentionKernel = new Argument<int>(EnumValues.AutoAttention, null);
             Argument<string?> weights = default, config = default;
 
             foreach (KeyValuePair<string, TypedConstant> named in attribute.NamedArguments)
@@ -74,6 +75,7 @@ namespace TransformerGen.Generator
                     case "Head": head = Int(value, where); break;
                     case "Pooling": pooling = Int(value, where); break;
                     case "WeightType": weightType = Int(value, where); break;
+                    case "AttentionKernel": attentionKernel = Int(value, where); break;
                     case "Weights": weights = new Argument<string?>((string)value.Value!, where); break;
                     case "Config": config = new Argument<string?>((string)value.Value!, where); break;
                 }
@@ -84,7 +86,7 @@ namespace TransformerGen.Generator
                 LocationInfo.From(attributeSyntax) ?? LocationInfo.From(node.Identifier.GetLocation()),
                 architecture, vocab, dModel, heads, layers, dff, seqLen, batch, positional, norm, activation,
                 dropout, labelSmoothing, tied, encoderLayers, decoderLayers, targetVocab, targetSeqLen,
-                padToken, bosToken, eosToken, scaleEmbeddings, window, classes, head, pooling, weights) { Config = config, WeightType = weightType };
+                padToken, bosToken, eosToken, scaleEmbeddings, window, classes, head, pooling, weights) { Config = config, WeightType = weightType, AttentionKernel = attentionKernel };
         }
 
         private static Argument<int> Int(TypedConstant value, LocationInfo? where) =>

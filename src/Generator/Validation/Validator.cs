@@ -59,6 +59,8 @@ namespace TransformerGen.Generator
             CheckOption(found, spec, "Pooling", spec.Pooling, "Pooling.FirstToken, Pooling.Mean", EnumValues.FirstToken, EnumValues.MeanPooling);
             CheckOption(found, spec, "WeightType", spec.WeightType, "WeightType.Float32, WeightType.BFloat16, WeightType.Int8",
                 EnumValues.Float32, EnumValues.BFloat16, EnumValues.Int8);
+            CheckOption(found, spec, "AttentionKernel", spec.AttentionKernel, "AttentionKernel.Auto, AttentionKernel.StoredProbabilities, AttentionKernel.Tiled",
+                EnumValues.AutoAttention, EnumValues.StoredProbabilities, EnumValues.TiledAttention);
             CheckOption(found, spec, "Positional", spec.Positional, "Positional.Sinusoidal, Positional.Learned, Positional.Rotary",
                 EnumValues.Sinusoidal, EnumValues.Learned, EnumValues.Rotary);
             CheckOption(found, spec, "Norm", spec.Norm, "NormPlacement.Post, NormPlacement.Pre", EnumValues.PostNorm, EnumValues.PreNorm);
