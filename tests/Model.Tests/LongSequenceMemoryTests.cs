@@ -1,0 +1,59 @@
+using Xunit;
+
+namespace TransformerGen.Model.Tests;
+
+// Issue 15's long-sequence configuration: DModel 256, 4 layers, 8 heads, Batch 2, at three lengths. AttentionKernel is
+// left at its default (Auto), which tiles attention at these lengths.
+[TransformerModel(Vocab = 256, DModel = 256, Heads = 8, Layers = 4, DFF = 1024, SeqLen = 1024, Batch = 2)]
+public partial class LongSequence1024 { }
+
+[TransformerModel(Vocab = 256, DModel = 256, Heads = 8, Layers = 4, DFF = 1024, SeqLen = 2048, Batch = 2)]
+public partial class LongSequence2048 { }
+
+[TransformerModel(Vocab = 256, DModel = 256, Heads = 8, Layers = 4, DFF = 1024, SeqLen = 4096, Batch = 2)]
+public partial class LongSequence4096 { }
+
+// The same configuration with the probabilities stored, for contrast.
+[TransformerModel(Vocab = 256, DModel = 256, Heads = 8, Layers = 4, DFF = 1024, SeqLen = 1024, Batch = 2, AttentionKernel = AttentionKernel.StoredProbabilities)]
+public partial class StoredProbabilities1024 { }
+
+[TransformerModel(Vocab = 256, DModel = 256, Heads = 8, Layers = 4, DFF = 1024, SeqLen = 2048, Batch = 2, AttentionKernel = AttentionKernel.StoredProbabilities)]
+public partial class StoredProbabilities2048 { }
+
+/// <summary>
+/// What a model built for training allocates (<c>TrainingBytes</c>, which <c>BufferBytes</c> of an instance equals) as
+/// the sequence doubles: with tiled attention it grows at most 2.2× per doubling (activations are linear in the length,
+/// parameters fixed); with stored probabilities the [Batch, Heads, L, L] probabilities of every layer dominate and it
+/// grows more than 3× (3.13× from 1024 to 2048, tending to 4× as the square takes over).
+/// </summary>
+public class LongSequenceMemoryTests
+{
+    [Fact]
+    public void Training_bytes_grow_at_most_2_2_times_per_doubling_of_the_length()
+    {
+        double first = (double)LongSequence2048.TrainingBytes / LongSequence1024.TrainingBytes;
+        double second = (double)LongSequence4096.TrainingBytes / LongSequence2048.TrainingBytes;
+        Assert.True(first <= 2.2, $"1024 → 2048: {LongSequence1024.TrainingBytes} → {LongSequence2048.TrainingBytes} bytes, {first:F3}×");
+        Assert.True(second <= 2.2, $"2048 → 4096: {LongSequence2048.TrainingBytes} → {LongSequence4096.TrainingBytes} bytes, {second:F3}×");
+        // Nor does it fall short of linear: the activations are most of it.
+        Assert.True(first >= 1.8 && second >= 1.8, $"{first:F3}×, {second:F3}×");
+    }
+
+    [Fact]
+    public void Stored_probabilities_grow_more_than_three_times_per_doubling()
+    {
+        double growth = (double)StoredProbabilities2048.TrainingBytes / StoredProbabilities1024.TrainingBytes;
+        Assert.True(growth > 3.0, $"{growth:F3}×");
+        // The probabilities of 4 layers, and their gradient buffer, are the difference at 1024.
+        long probabilities = 4L * 2 * 4 * 2 * 8 * 1024 * 1024;
+        Assert.True(StoredProbabilities1024.TrainingBytes - LongSequence1024.TrainingBytes >= probabilities * 99 / 100,
+            $"{StoredProbabilities1024.TrainingBytes} vs {LongSequence1024.TrainingBytes}");
+    }
+
+    [Fact]
+    public void An_instance_allocates_its_training_bytes()
+    {
+        var model = new LongSequence1024(1);
+        Assert.Equal(LongSequence1024.TrainingBytes, model.BufferBytes);
+    }
+}
