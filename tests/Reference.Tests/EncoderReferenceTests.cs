@@ -56,6 +56,7 @@ public sealed class EncoderReferenceTests(ITestOutputHelper output)
         ["LearnedPostWindowSeq2Seq"] = () => new LearnedPostWindowSeq2Seq(7),
         ["RotaryPreWindowSeq2Seq"] = () => new RotaryPreWindowSeq2Seq(7),
         ["RotaryPostReluSeq2Seq"] = () => new RotaryPostReluSeq2Seq(7),
+        ["TiledSinusoidalPreWindowSeq2Seq"] = () => new TiledSinusoidalPreWindowSeq2Seq(7),
     };
 
     private static readonly Dictionary<string, Func<TransformerModel>> EncoderOnlyModels = new()
@@ -65,6 +66,7 @@ public sealed class EncoderReferenceTests(ITestOutputHelper output)
         ["RotaryPostMeanClassifier"] = () => new RotaryPostMeanClassifier(7),
         ["RotaryPreTagger"] = () => new RotaryPreTagger(7),
         ["LearnedPostWindowTagger"] = () => new LearnedPostWindowTagger(7),
+        ["TiledMeanPoolPreClassifier"] = () => new TiledMeanPoolPreClassifier(7),
     };
 
     /// <summary>Every encoder–decoder model, written out and with every libtorch module that fits it.</summary>

@@ -53,6 +53,8 @@ public sealed class TorchReferenceTests(ITestOutputHelper output)
         ["LearnedPostGelu"] = () => new LearnedPostGelu(7),
         ["RotaryPreGelu"] = () => new RotaryPreGelu(7),
         ["RotaryPostRelu"] = () => new RotaryPostRelu(7),
+        ["TiledRotaryPreGelu"] = () => new TiledRotaryPreGelu(7),
+        ["TiledLearnedPostGelu"] = () => new TiledLearnedPostGelu(7),
     };
 
     [Theory]

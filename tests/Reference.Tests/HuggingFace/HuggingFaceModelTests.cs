@@ -35,6 +35,10 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         Decoder("llama-gqa", new HfWriteOptions(Dtype: HfDtype.BF16, Shards: 2, IncludeBuffers: true), new HfLlamaGqaModel(seed: 7), HfLlamaGqaModel.ForInference, HfLlamaGqaModel.Batch, HfLlamaGqaModel.SeqLen, HfLlamaGqaModel.Vocab);
 
     [Fact]
+    public void Llama_grouped_query_with_tiled_attention() =>
+        Decoder("llama-gqa", new HfWriteOptions(), new HfLlamaGqaTiledModel(seed: 7), HfLlamaGqaTiledModel.ForInference, HfLlamaGqaTiledModel.Batch, HfLlamaGqaTiledModel.SeqLen, HfLlamaGqaTiledModel.Vocab);
+
+    [Fact]
     public void Llama_multi_query_tied_without_the_model_prefix() =>
         Decoder("llama-mqa", new HfWriteOptions(Prefix: true), new HfLlamaMqaModel(seed: 7), HfLlamaMqaModel.ForInference, HfLlamaMqaModel.Batch, HfLlamaMqaModel.SeqLen, HfLlamaMqaModel.Vocab);
 
