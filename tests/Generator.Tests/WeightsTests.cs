@@ -100,4 +100,37 @@ public class WeightsTests
         Assert.Equal("TG0035", d.Id);
         Assert.Equal("'decoder.layers.0.self_attn.out_proj.weight' in tiny.safetensors is I64; F32, F16 and BF16 can be loaded", d.GetMessage());
     }
+
+    // linear2.weight [4, 6] stored in 8 bits: I8 values and, after the last tensor, F16 scales [4, 1] (6 columns: one block).
+    private static string Int8Header(string scales) => Header(
+        "\"decoder.layers.0.linear2.weight\":{\"dtype\":\"F32\",\"shape\":[4,6],\"data_offsets\":[440,536]}",
+        "\"decoder.layers.0.linear2.weight\":{\"dtype\":\"I8\",\"shape\":[4,6],\"data_offsets\":[440,464]}").Replace("}}", "}" + scales + "}");
+
+    [Fact]
+    public void An_8_bit_matrix_with_its_scales_compiles()
+    {
+        var result = GeneratorHarness.RunWith([(Path, Int8Header(",\"decoder.layers.0.linear2.weight_scale\":{\"dtype\":\"F16\",\"shape\":[4,1],\"data_offsets\":[616,624]}"))], Model());
+        Assert.Empty(result.Problems);
+        Assert.Contains("GetManifestResourceStream(\"tiny.safetensors\")", result.GeneratedSource);
+    }
+
+    [Theory]
+    [InlineData("", "it is missing")]
+    [InlineData(",\"decoder.layers.0.linear2.weight_scale\":{\"dtype\":\"F32\",\"shape\":[4,1],\"data_offsets\":[616,632]}", "the file's is F32 [4, 1]")]
+    [InlineData(",\"decoder.layers.0.linear2.weight_scale\":{\"dtype\":\"F16\",\"shape\":[4,2],\"data_offsets\":[616,632]}", "the file's is F16 [4, 2]")]
+    public void TG0036_an_8_bit_matrix_without_its_scales(string scales, string why)
+    {
+        Diagnostic d = Assert.Single(Problems(Int8Header(scales)));
+        Assert.Equal("TG0036", d.Id);
+        AtWeightsArgument(d, Model());
+        Assert.Equal($"'decoder.layers.0.linear2.weight' in tiny.safetensors is I8, which needs its block scales beside it: an F16 tensor 'decoder.layers.0.linear2.weight_scale' [4, 1] ({why})", d.GetMessage());
+    }
+
+    [Fact]
+    public void TG0035_8_bits_for_a_vector_is_a_dtype_that_cannot_be_loaded()
+    {
+        Diagnostic d = Assert.Single(Problems(Header("\"decoder.layers.0.linear2.bias\":{\"dtype\":\"F32\"", "\"decoder.layers.0.linear2.bias\":{\"dtype\":\"I8\"")));
+        Assert.Equal("TG0035", d.Id);
+        Assert.Equal("'decoder.layers.0.linear2.bias' in tiny.safetensors is I8; F32, F16 and BF16 can be loaded", d.GetMessage());
+    }
 }

@@ -102,6 +102,10 @@ namespace TransformerGen.Generator
             "A tensor of the weights file has a dtype that cannot be loaded",
             "'{1}' in {0} is {2}; F32, F16 and BF16 can be loaded");
 
+        public static readonly DiagnosticDescriptor WeightsInt8Scales = Error("TG0036",
+            "An 8-bit tensor of the weights file lacks its scales",
+            "'{1}' in {0} is I8, which needs its block scales beside it: an F16 tensor '{1}_scale' [{2}, {3}] ({4})");
+
         public static readonly DiagnosticDescriptor ConfigNotFound = Error("TG0040",
             "The config file is not part of the build",
             "Config = \"{0}\" names no file of this project; add <TransformerConfig Include=\"{0}\" /> (config files found: {1})");

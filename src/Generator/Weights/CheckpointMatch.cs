@@ -12,6 +12,9 @@ namespace TransformerGen.Generator
     {
         public static readonly CheckpointMatch None = new(null, null, "");
 
+        /// <summary>The suffix of an 8-bit matrix's scales tensor (SafeTensors.Int8ScaleSuffix in the runtime).</summary>
+        private const string ScaleSuffix = "_scale";
+
         public static CheckpointMatch Find(ModelSpec? spec, EquatableArray<WeightsHeader> headers)
         {
             string? requested = spec?.Weights.Value;
@@ -40,6 +43,7 @@ namespace TransformerGen.Generator
             string model = spec.Type.Name;
             FamilyFileNames? family = spec.Family is { } f ? new FamilyFileNames(f.Kind, spec.TiedEmbeddings.Value) : null;
             var inFile = new Dictionary<string, WeightsTensor>(StringComparer.Ordinal);
+            var scales = new List<string>();
             foreach (WeightsTensor t in Header.Tensors) inFile[family?.Key(t.Name) ?? t.Name] = t;
             foreach (TensorDef p in parameters)
             {
@@ -52,10 +56,22 @@ namespace TransformerGen.Generator
                 }
                 if (found.ShapeText != expected)
                     yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsShapeMismatch, where, Header.FileName, p.Name, found.ShapeText, expected, model);
-                if (found.Dtype is not ("F32" or "F16" or "BF16"))
+                // A matrix of this project's own layout may be stored in 8 bits (TransformerModel.Save with WeightType.Int8):
+                // I8 values and, named after it, F16 scales per row and block of 32 columns.
+                if (found.Dtype == "I8" && family is null && p.Shape.Length == 2 && !p.StoredTransposed)
+                {
+                    long rows = p.Shape[0], blocks = (p.Shape[1] + 31) / 32;
+                    string scaleShape = "[" + rows + ", " + blocks + "]";
+                    if (!inFile.TryGetValue(p.Name + ScaleSuffix, out WeightsTensor? scale))
+                        yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsInt8Scales, where, Header.FileName, p.Name, rows, blocks, "it is missing");
+                    else if (scale.Dtype != "F16" || scale.ShapeText != scaleShape)
+                        yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsInt8Scales, where, Header.FileName, p.Name, rows, blocks, "the file's is " + scale.Dtype + " " + scale.ShapeText);
+                    scales.Add(p.Name + ScaleSuffix); // the matrix's scales, right or wrong, are not an unexpected tensor
+                }
+                else if (found.Dtype is not ("F32" or "F16" or "BF16"))
                     yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsDtype, where, Header.FileName, p.Name, found.Dtype);
             }
-            var names = new HashSet<string>(parameters.Select(p => p.Name), StringComparer.Ordinal);
+            var names = new HashSet<string>(parameters.Select(p => p.Name).Concat(scales), StringComparer.Ordinal);
             foreach (WeightsTensor extra in Header.Tensors.Where(t => !names.Contains(family?.Key(t.Name) ?? t.Name) && !(family?.MaySkip(t.Name) ?? false)))
                 yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsUnexpectedTensor, where, Header.FileName, extra.Name, extra.ShapeText, model);
         }

@@ -65,13 +65,15 @@ public static partial class SafeTensors
     /// of <paramref name="buffer"/>, whose length then only bounds the table's offsets.
     /// </summary>
     internal static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer, TensorValues? values,
-        IReadOnlyDictionary<string, string>? metadata, Action<string>? beforeCommit, Func<Stream, Stream>? output = null, bool storedLayout = false)
+        IReadOnlyDictionary<string, string>? metadata, Action<string>? beforeCommit, Func<Stream, Stream>? output = null, bool storedLayout = false,
+        TensorStorage[]? storage = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
         RequireLittleEndian();
         CheckTable(path, tensors, buffer.Length, nameof(buffer), storedLayout, allowState: values is not null);
-        byte[] header = SafeTensorsHeader.Write(tensors, metadata, storedLayout);
+        CheckStorage(path, tensors, storage, storedLayout);
+        byte[] header = SafeTensorsHeader.Write(tensors, metadata, storedLayout, storage);
 
         string fullPath = Path.GetFullPath(path);
         string directory = Path.GetDirectoryName(fullPath) ?? throw new ArgumentException($"'{path}' names no file in a directory", nameof(path));
@@ -102,7 +104,9 @@ public static partial class SafeTensors
                     ReadOnlySpan<float> data = values is null ? buffer.Slice(tensor.Offset, tensor.Length) : values(i);
                     if (data.Length != tensor.Length)
                         throw new InvalidOperationException($"'{path}': tensor '{tensor.Name}' {tensor.ShapeText} needs {tensor.Length} floats, but {data.Length} were given");
-                    if (storedLayout && tensor.StoredTransposed) TransposedTensors.Write(stream, data, tensor.Shape[0], tensor.Shape[1], ref scratch);
+                    TensorStorage form = storage?[i] ?? TensorStorage.F32;
+                    if (form != TensorStorage.F32) WriteReduced(stream, tensor, data, form);
+                    else if (storedLayout && tensor.StoredTransposed) TransposedTensors.Write(stream, data, tensor.Shape[0], tensor.Shape[1], ref scratch);
                     else stream.Write(MemoryMarshal.AsBytes(data));
                 }
                 stream.Flush();
@@ -238,14 +242,16 @@ public static partial class SafeTensors
     private static SafeTensorsLoadReport Load(SafeTensorsSource source, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool strict)
     {
         SafeTensorsHeader header = SafeTensorsHeader.Read(source);
-        (SafeTensorsEntry?[] entries, SafeTensorsLoadReport report) = MatchTable(header, tensors, source.Name, strict);
+        (SafeTensorsEntry?[] entries, SafeTensorsEntry?[] scales, SafeTensorsLoadReport report) = MatchTable(header, tensors, source.Name, strict);
 
         byte[]? scratch = null;
         for (int i = 0; i < tensors.Count; i++)
         {
             ParameterTensor tensor = tensors[i];
             if (entries[i] is not { } entry) continue; // missing, non-strict: left as it is
-            ReadTensor(source, header.DataStart + entry.Begin, entry, buffer.Slice(tensor.Offset, tensor.Length), ref scratch);
+            Span<float> destination = buffer.Slice(tensor.Offset, tensor.Length);
+            if (scales[i] is { } scale) ReadInt8(source, header, entry, scale, tensor, destination);
+            else ReadTensor(source, header.DataStart + entry.Begin, entry, destination, ref scratch);
         }
         return report;
     }
@@ -288,12 +294,21 @@ public static partial class SafeTensors
     /// and checks names, dtypes, shapes, sizes, ranges and overlaps. Strict, any difference in names is an error;
     /// otherwise it is reported, and the file's other entries need only lie inside the data.
     /// </summary>
-    private static (SafeTensorsEntry?[] Entries, SafeTensorsLoadReport Report) MatchTable(SafeTensorsHeader header, IReadOnlyList<ParameterTensor> tensors, string path, bool strict)
+    private static (SafeTensorsEntry?[] Entries, SafeTensorsEntry?[] Scales, SafeTensorsLoadReport Report) MatchTable(SafeTensorsHeader header, IReadOnlyList<ParameterTensor> tensors, string path, bool strict)
     {
         var byName = new Dictionary<string, SafeTensorsEntry>(StringComparer.Ordinal);
         foreach (SafeTensorsEntry entry in header.Entries) byName.Add(entry.Name, entry);
 
+        // The scales of a tensor stored in 8 bits belong to it: they are neither a parameter nor unexpected. A matrix
+        // without them is an error of its own, before names are compared.
         var modelNames = new HashSet<string>(StringComparer.Ordinal);
+        var scales = new SafeTensorsEntry?[tensors.Count];
+        for (int i = 0; i < tensors.Count; i++)
+            if (byName.TryGetValue(tensors[i].Name, out SafeTensorsEntry? stored) && stored.DType == "I8")
+            {
+                scales[i] = MatchInt8(path, tensors[i], stored, byName);
+                modelNames.Add(scales[i]!.Name);
+            }
         var loaded = new List<string>();
         var missing = new List<SafeTensorsTensorInfo>();
         foreach (ParameterTensor tensor in tensors)
@@ -324,9 +339,14 @@ public static partial class SafeTensors
         {
             ParameterTensor tensor = tensors[i];
             if (!byName.TryGetValue(tensor.Name, out SafeTensorsEntry? entry)) continue;
-            int elementSize = ElementSize(entry.DType);
+            if (scales[i] is { } scale)
+            {
+                CheckInsideData(scale);
+                matched.Add(scale);
+            }
+            int elementSize = entry.DType == "I8" ? sizeof(sbyte) : ElementSize(entry.DType);
             if (elementSize == 0)
-                throw Invalid(path, tensor.Name, $"dtype {entry.DType} cannot be loaded (only F32, F16 and BF16 can)");
+                throw Invalid(path, tensor.Name, $"dtype {entry.DType} cannot be loaded (only F32, F16, BF16, and I8 with its {Int8ScaleSuffix} tensor, can)");
             if (!ShapeEquals(entry.Shape, tensor.Shape))
                 throw Invalid(path, tensor.Name, $"its shape is {entry.ShapeText} in the file but {tensor.ShapeText} in the model");
             long expectedBytes = (long)tensor.Length * elementSize;
@@ -344,7 +364,7 @@ public static partial class SafeTensors
             if (byBegin[i].Begin < byBegin[i - 1].End)
                 throw Invalid(path, byBegin[i].Name, $"its data [{byBegin[i].Begin}, {byBegin[i].End}] overlaps tensor '{byBegin[i - 1].Name}' [{byBegin[i - 1].Begin}, {byBegin[i - 1].End}]");
         }
-        return (entries, report);
+        return (entries, scales, report);
 
         void CheckInsideData(SafeTensorsEntry entry)
         {

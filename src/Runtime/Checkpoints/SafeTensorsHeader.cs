@@ -155,12 +155,14 @@ internal sealed class SafeTensorsHeader
     }
 
     /// <summary>
-    /// The header for <paramref name="tensors"/> stored as F32, packed in table order, with the metadata keys
-    /// sorted ordinally (so equal inputs give equal files), padded with spaces to a multiple of 8 bytes so the
-    /// data starts aligned. With <paramref name="storedLayout"/>, a <see cref="ParameterTensor.StoredTransposed"/>
-    /// tensor is described with its shape reversed, as checkpoint files hold it.
+    /// The header for <paramref name="tensors"/> stored as F32 (or as <paramref name="storage"/> says: BF16, or an I8
+    /// tensor followed by its F16 scales), packed in table order, with the metadata keys sorted ordinally (so equal
+    /// inputs give equal files), padded with spaces to a multiple of 8 bytes so the data starts aligned. With
+    /// <paramref name="storedLayout"/>, a <see cref="ParameterTensor.StoredTransposed"/> tensor is described with its
+    /// shape reversed, as checkpoint files hold it.
     /// </summary>
-    public static byte[] Write(IReadOnlyList<ParameterTensor> tensors, IReadOnlyDictionary<string, string>? metadata, bool storedLayout = false)
+    public static byte[] Write(IReadOnlyList<ParameterTensor> tensors, IReadOnlyDictionary<string, string>? metadata, bool storedLayout = false,
+        TensorStorage[]? storage = null)
     {
         var output = new ArrayBufferWriter<byte>();
         // Relaxed escaping keeps non-ASCII metadata readable; the output is still valid JSON.
@@ -177,24 +179,20 @@ internal sealed class SafeTensorsHeader
                 writer.WriteEndObject();
             }
             long begin = 0;
-            foreach (ParameterTensor tensor in tensors)
+            for (int i = 0; i < tensors.Count; i++)
             {
-                long end = begin + (long)tensor.Length * sizeof(float);
-                writer.WriteStartObject(tensor.Name);
-                writer.WriteString("dtype", "F32");
-                writer.WriteStartArray("shape");
+                ParameterTensor tensor = tensors[i];
+                TensorStorage form = storage?[i] ?? TensorStorage.F32;
                 ReadOnlySpan<int> shape = tensor.Shape;
-                if (storedLayout && tensor.StoredTransposed)
-                    for (int d = shape.Length - 1; d >= 0; d--) writer.WriteNumberValue(shape[d]);
-                else
-                    foreach (int size in shape) writer.WriteNumberValue(size);
-                writer.WriteEndArray();
-                writer.WriteStartArray("data_offsets");
-                writer.WriteNumberValue(begin);
-                writer.WriteNumberValue(end);
-                writer.WriteEndArray();
-                writer.WriteEndObject();
-                begin = end;
+                bool reversed = storedLayout && tensor.StoredTransposed;
+                string dtype = form switch { TensorStorage.BF16 => "BF16", TensorStorage.Int8 => "I8", _ => "F32" };
+                int elementSize = form switch { TensorStorage.BF16 => sizeof(ushort), TensorStorage.Int8 => sizeof(sbyte), _ => sizeof(float) };
+                begin = Entry(writer, tensor.Name, dtype, reversed ? [shape[1], shape[0]] : shape.ToArray(), begin, (long)tensor.Length * elementSize);
+                if (form == TensorStorage.Int8)
+                {
+                    int blocks = Kernels.QuantizedMatMul.BlocksPerRow(shape[1]);
+                    begin = Entry(writer, tensor.Name + SafeTensors.Int8ScaleSuffix, "F16", [shape[0], blocks], begin, (long)shape[0] * blocks * sizeof(ushort));
+                }
             }
             writer.WriteEndObject();
         }
@@ -203,5 +201,21 @@ internal sealed class SafeTensorsHeader
         output.WrittenSpan.CopyTo(header);
         header.AsSpan(length).Fill((byte)' ');
         return header;
+    }
+
+    // One tensor's entry, its data from `begin` for `bytes` bytes; returns where the next tensor's data begins.
+    private static long Entry(Utf8JsonWriter writer, string name, string dtype, int[] shape, long begin, long bytes)
+    {
+        writer.WriteStartObject(name);
+        writer.WriteString("dtype", dtype);
+        writer.WriteStartArray("shape");
+        foreach (int size in shape) writer.WriteNumberValue(size);
+        writer.WriteEndArray();
+        writer.WriteStartArray("data_offsets");
+        writer.WriteNumberValue(begin);
+        writer.WriteNumberValue(begin + bytes);
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        return begin + bytes;
     }
 }

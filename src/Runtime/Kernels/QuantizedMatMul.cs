@@ -91,30 +91,74 @@ public static unsafe class QuantizedMatMul
         SpanChecks.Length(q.Length, ByteCount(outF, inF), nameof(q));
         q.Clear(); // padding: zero weights with zero scales
         int blocks = Blocks(inF);
+        Span<sbyte> values = stackalloc sbyte[BlockSize];
         for (int o = 0; o < outF; o++)
         {
             int p = o / PanelWidth, c = o % PanelWidth;
             for (int b = 0; b < blocks; b++)
             {
                 int k0 = b * BlockSize, kc = Math.Min(BlockSize, inF - k0);
-                ReadOnlySpan<float> block = w.Slice(o * inF + k0, kc);
-                float max = 0f;
-                foreach (float v in block)
-                {
-                    if (!float.IsFinite(v)) throw new ArgumentException($"w[{o}, {k0}..] holds {v}: only finite weights can be quantized", nameof(w));
-                    max = Math.Max(max, Math.Abs(v));
-                }
-                Half scale = ScaleFor(max, o, k0);
-                float d = (float)scale;
+                Half scale = QuantizeBlock(w.Slice(o * inF + k0, kc), values, o, k0);
                 Span<byte> record = q.Slice((int)(((long)p * blocks + b) * RecordBytes), RecordBytes);
-                for (int k = 0; k < kc; k++)
-                {
-                    float r = d == 0f ? 0f : MathF.Round(block[k] / d, MidpointRounding.ToEven);
-                    record[k * PanelWidth + c] = (byte)(sbyte)Math.Clamp(r, -127f, 127f);
-                }
+                for (int k = 0; k < kc; k++) record[k * PanelWidth + c] = (byte)values[k];
                 BitConverter.TryWriteBytes(record.Slice(WeightBytes + c * sizeof(ushort)), BitConverter.HalfToUInt16Bits(scale));
             }
         }
+    }
+
+    /// <summary>
+    /// Quantizes <paramref name="w"/> (<c>[outF, inF]</c>) with the arithmetic of <see cref="Quantize"/> into plain rows:
+    /// <paramref name="q"/> <c>[outF, inF]</c> and one scale per row and block of 32 inputs in <paramref name="scales"/>
+    /// <c>[outF, ⌈inF/32⌉]</c>, the form an 8-bit safetensors checkpoint stores (<c>I8</c> and <c>F16</c> tensors).
+    /// </summary>
+    /// <exception cref="ArgumentException">A weight is not finite or so large that its scale exceeds fp16's range.</exception>
+    public static void QuantizeRows(ReadOnlySpan<float> w, int outF, int inF, Span<sbyte> q, Span<Half> scales)
+    {
+        SpanChecks.Length(w.Length, (long)outF * inF, nameof(w));
+        SpanChecks.Length(q.Length, (long)outF * inF, nameof(q));
+        SpanChecks.Length(scales.Length, (long)outF * Blocks(inF), nameof(scales));
+        int blocks = Blocks(inF);
+        for (int o = 0; o < outF; o++)
+            for (int b = 0; b < blocks; b++)
+            {
+                int k0 = b * BlockSize, kc = Math.Min(BlockSize, inF - k0);
+                scales[o * blocks + b] = QuantizeBlock(w.Slice(o * inF + k0, kc), q.Slice(o * inF + k0, kc), o, k0);
+            }
+    }
+
+    /// <summary>The fp32 weights <c>q·d</c> of rows quantized by <see cref="QuantizeRows"/>, <c>[outF, inF]</c>.</summary>
+    public static void DequantizeRows(ReadOnlySpan<sbyte> q, ReadOnlySpan<Half> scales, int outF, int inF, Span<float> w)
+    {
+        SpanChecks.Length(q.Length, (long)outF * inF, nameof(q));
+        SpanChecks.Length(scales.Length, (long)outF * Blocks(inF), nameof(scales));
+        SpanChecks.Length(w.Length, (long)outF * inF, nameof(w));
+        int blocks = Blocks(inF);
+        for (int o = 0; o < outF; o++)
+            for (int b = 0; b < blocks; b++)
+            {
+                int k0 = b * BlockSize, kc = Math.Min(BlockSize, inF - k0);
+                float d = (float)scales[o * blocks + b];
+                for (int k = k0; k < k0 + kc; k++) w[o * inF + k] = q[o * inF + k] * d;
+            }
+    }
+
+    /// <summary>Scales per row of a <c>[.., inF]</c> matrix: one per block of <see cref="BlockSize"/> inputs.</summary>
+    public static int BlocksPerRow(int inF) => Blocks(inF);
+
+    // One block: d = the smallest fp16 at or above max|w|/127, q = round(w/d) to nearest, ties to even.
+    private static Half QuantizeBlock(ReadOnlySpan<float> block, Span<sbyte> q, int row, int k0)
+    {
+        float max = 0f;
+        foreach (float v in block)
+        {
+            if (!float.IsFinite(v)) throw new ArgumentException($"w[{row}, {k0}..] holds {v}: only finite weights can be quantized", "w");
+            max = Math.Max(max, Math.Abs(v));
+        }
+        Half scale = ScaleFor(max, row, k0);
+        float d = (float)scale;
+        for (int k = 0; k < block.Length; k++)
+            q[k] = (sbyte)Math.Clamp(d == 0f ? 0f : MathF.Round(block[k] / d, MidpointRounding.ToEven), -127f, 127f);
+        return scale;
     }
 
     private static Half ScaleFor(float max, int row, int k0)

@@ -452,6 +452,48 @@ public abstract partial class TransformerModel : ITrainableParameters
     }
 
     /// <summary>
+    /// Writes the parameters as <see cref="Save(string, IReadOnlyDictionary{string, string}?)"/> does, with the weight
+    /// matrices (<see cref="ModelLayout.PackedMatrices"/>) stored as <paramref name="weights"/> says: BFloat16 as BF16
+    /// tensors, Int8 as an I8 tensor of the matrix's name and shape beside an F16 tensor of its block scales named
+    /// after it plus <see cref="SafeTensors.Int8ScaleSuffix"/> (blocks of 32 inputs, the arithmetic of
+    /// <see cref="WeightType.Int8"/>). Everything else stays F32. The file is about a half (bf16) or a quarter (8 bits) of
+    /// the fp32 one: for weights built into a program (<c>Weights =</c>), which then load into any instance, and into an
+    /// instance of the same weight type exactly as they were saved.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The model reads a Hugging Face family's files, whose reduced forms this
+    /// does not write (<c>SaveGguf</c> writes Q8_0 for decoders).</exception>
+    /// <exception cref="InvalidOperationException">A weight cannot be stored in 8 bits (not finite, or beyond fp16's range of scales).</exception>
+    public void Save(string path, WeightType weights, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        if (weights == WeightType.Float32)
+        {
+            Save(path, metadata);
+            return;
+        }
+        if (!Enum.IsDefined(weights)) throw new ArgumentOutOfRangeException(nameof(weights), weights, "not a weight type");
+        using CallScope scope = Enter("Save");
+        if (_layout.Family != CheckpointFamily.Native)
+            throw new NotSupportedException($"{_layout.Name} reads {_layout.Family} checkpoints, which Save writes in F32 only; SaveGguf writes Q8_0 and BF16 for decoders");
+        var header = new Dictionary<string, string> { ["format"] = "pt", ["model"] = _layout.Name, ["weight_type"] = weights.ToString() };
+        if (metadata is not null)
+            foreach (KeyValuePair<string, string> entry in metadata) header[entry.Key] = entry.Value;
+        var matrices = new HashSet<(int Offset, int Length)>();
+        foreach (WeightMatrix m in _layout.PackedMatrices) matrices.Add((m.Offset, m.Rows * m.Columns));
+        var storage = new TensorStorage[_layout.Tensors.Count];
+        for (int i = 0; i < storage.Length; i++)
+        {
+            ParameterTensor t = _layout.Tensors[i];
+            if (t.Shape.Length == 2 && matrices.Contains((t.Offset, t.Length)))
+                storage[i] = weights == WeightType.Int8 ? TensorStorage.Int8 : TensorStorage.BF16;
+        }
+        WithUnpackedWeights(() =>
+        {
+            SafeTensors.Save(path, _layout.Tensors, _parameters.Span, values: null, header, beforeCommit: null, storage: storage);
+            return true;
+        });
+    }
+
+    /// <summary>
     /// Reads parameters from a safetensors file; every name and shape must match this model. A model compiled from a
     /// Hugging Face config reads its family's files: <paramref name="path"/> may then also be a sharded checkpoint's
     /// <c>model.safetensors.index.json</c> or the model's folder, names may carry the family's prefix, and the buffers

@@ -11,7 +11,7 @@ namespace TransformerGen;
 /// optimizer's buffers and step count, the random states of dropout and of data sampling, and the step number.
 /// </summary>
 /// <remarks>
-/// <para><b>Format: one safetensors file.</b> The parameters are written exactly as <see cref="TransformerModel.Save"/>
+/// <para><b>Format: one safetensors file.</b> The parameters are written exactly as <see cref="TransformerModel.Save(string, System.Collections.Generic.IReadOnlyDictionary{string, string}?)"/>
 /// writes them (same names, layout and <c>format: pt</c>), so any safetensors reader, <see cref="TransformerModel.Load(string)"/>
 /// and <c>ForInference</c> read the file as a model. Beside them, each optimizer buffer is stored per parameter tensor
 /// under <c>__training__.{state}.{parameter}</c> with the parameter's shape (<c>__training__.exp_avg.lm_head.weight</c>:

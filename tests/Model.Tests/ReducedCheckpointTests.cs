@@ -1,0 +1,173 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text;
+using System.Text.Json;
+using TransformerGen.Kernels;
+using Xunit;
+
+namespace TransformerGen.Model.Tests;
+
+/// <summary>
+/// Checkpoints whose weight matrices are stored in 8 bits or bf16 (<c>Save(path, WeightType)</c>): what the file holds,
+/// that any instance loads it as the rounded weights, that an instance of the same weight type gets the bytes it would
+/// have made from fp32 (so built-in 8-bit weights compute exactly what quantizing at load computes), and the errors.
+/// </summary>
+public sealed class ReducedCheckpointTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("transformergen-reduced-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private string PathOf(string name) => Path.Combine(_folder, name);
+
+    /// <summary>The header's tensor entries: name → (dtype, shape).</summary>
+    private static Dictionary<string, (string Dtype, long[] Shape)> Entries(string path)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        long length = BitConverter.ToInt64(bytes, 0);
+        using JsonDocument header = JsonDocument.Parse(Encoding.UTF8.GetString(bytes, 8, (int)length));
+        var entries = new Dictionary<string, (string, long[])>();
+        foreach (JsonProperty p in header.RootElement.EnumerateObject())
+            if (p.Name != "__metadata__")
+                entries[p.Name] = (p.Value.GetProperty("dtype").GetString()!, p.Value.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray());
+        return entries;
+    }
+
+    /// <summary><paramref name="model"/>'s parameters with each weight matrix rounded to <paramref name="type"/> by the kernels' own conversions.</summary>
+    private static float[] Rounded(TransformerModel model, WeightType type)
+    {
+        float[] p = model.Parameters.ToArray();
+        foreach (WeightMatrix m in model.Layout.PackedMatrices)
+        {
+            Span<float> w = p.AsSpan(m.Offset, m.Rows * m.Columns);
+            if (type == WeightType.Int8)
+            {
+                var q = new byte[QuantizedMatMul.ByteCount(m.Rows, m.Columns)];
+                QuantizedMatMul.Quantize(w, m.Rows, m.Columns, q);
+                QuantizedMatMul.Dequantize(q, m.Rows, m.Columns, w);
+            }
+            else
+            {
+                for (int i = 0; i < w.Length; i++) w[i] = BFloat16MatMul.ToSingle(BFloat16MatMul.RoundToBFloat16(w[i]));
+            }
+        }
+        return p;
+    }
+
+    [Theory]
+    [InlineData(WeightType.Int8, "I8")]
+    [InlineData(WeightType.BFloat16, "BF16")]
+    public void The_weight_matrices_are_stored_reduced_and_everything_else_in_fp32(WeightType type, string dtype)
+    {
+        var model = new Int8Decoder(3);
+        model.Save(PathOf("fp32.safetensors"));
+        model.Save(PathOf("reduced.safetensors"), type);
+
+        Dictionary<string, (string Dtype, long[] Shape)> entries = Entries(PathOf("reduced.safetensors"));
+        var matrices = new HashSet<int>(model.Layout.PackedMatrices.Select(m => m.Offset));
+        Assert.NotEmpty(matrices);
+        long expectedBytes = 0;
+        foreach (ParameterTensor t in model.ParameterTensors)
+        {
+            bool matrix = t.Shape.Length == 2 && matrices.Contains(t.Offset);
+            Assert.Equal(matrix ? dtype : "F32", entries[t.Name].Dtype);
+            Assert.Equal(t.Shape.ToArray().Select(d => (long)d), entries[t.Name].Shape);
+            expectedBytes += !matrix ? 4L * t.Length : type == WeightType.BFloat16 ? 2L * t.Length : t.Length + 2L * t.Shape[0] * ((t.Shape[1] + 31) / 32);
+            if (matrix && type == WeightType.Int8)
+            {
+                Assert.Equal("F16", entries[t.Name + "_scale"].Dtype);
+                Assert.Equal(new long[] { t.Shape[0], (t.Shape[1] + 31) / 32 }, entries[t.Name + "_scale"].Shape);
+            }
+        }
+        Assert.Equal(model.ParameterTensors.Count + (type == WeightType.Int8 ? matrices.Count : 0), entries.Count);
+        long headerBytes = 8 + BitConverter.ToInt64(File.ReadAllBytes(PathOf("reduced.safetensors")), 0);
+        Assert.Equal(expectedBytes, new FileInfo(PathOf("reduced.safetensors")).Length - headerBytes);
+        Assert.Equal(type.ToString(), SafeTensors.ReadMetadata(PathOf("reduced.safetensors"))["weight_type"]);
+    }
+
+    [Theory]
+    [InlineData(WeightType.Int8)]
+    [InlineData(WeightType.BFloat16)]
+    public void Any_instance_loads_the_rounded_weights_and_one_of_the_same_type_gets_the_bytes_quantizing_at_load_makes(WeightType type)
+    {
+        var trained = new Int8Decoder(5);
+        trained.Save(PathOf("fp32.safetensors"));
+        trained.Save(PathOf("reduced.safetensors"), type);
+        float[] rounded = Rounded(trained, type);
+
+        // fp32 instances, training or inference, hold the rounded weights exactly.
+        var training = new Int8Decoder(0);
+        training.Load(PathOf("reduced.safetensors"));
+        Assert.True(training.Parameters.SequenceEqual(rounded));
+        Int8Decoder exact = Int8Decoder.ForInference(PathOf("reduced.safetensors"), WeightType.Float32);
+        var copy = new float[rounded.Length];
+        exact.CopyParametersTo(copy);
+        Assert.True(copy.AsSpan().SequenceEqual(rounded));
+
+        // An instance of the checkpoint's own type computes, bit for bit, what one quantizing the fp32 weights at load does.
+        Int8Decoder fromReduced = Int8Decoder.ForInference(PathOf("reduced.safetensors"), type);
+        Int8Decoder fromFp32 = Int8Decoder.ForInference(PathOf("fp32.safetensors"), type);
+        int[] prompt = [3, 70, 130, 5, 64, 127, 9];
+        Assert.True(fromReduced.Append(prompt).SequenceEqual(fromFp32.Append(prompt)));
+
+        // And saves the same file again.
+        fromReduced.Save(PathOf("again.safetensors"), type);
+        Assert.Equal(File.ReadAllBytes(PathOf("reduced.safetensors")), File.ReadAllBytes(PathOf("again.safetensors")));
+    }
+
+    /// <summary>Replaces text of the file's header in place with text of the same length, so the offsets stay valid.</summary>
+    private static void EditHeader(string path, string from, string to)
+    {
+        Assert.Equal(from.Length, to.Length);
+        byte[] bytes = File.ReadAllBytes(path);
+        int length = (int)BitConverter.ToInt64(bytes, 0);
+        string header = Encoding.UTF8.GetString(bytes, 8, length);
+        Assert.Contains(from, header);
+        Encoding.UTF8.GetBytes(header.Replace(from, to)).CopyTo(bytes, 8);
+        File.WriteAllBytes(path, bytes);
+    }
+
+    [Fact]
+    public void An_8_bit_matrix_without_its_scales_is_refused_with_the_parameters_unchanged()
+    {
+        var model = new Int8Decoder(6);
+        model.Save(PathOf("int8.safetensors"), WeightType.Int8);
+        string matrix = model.ParameterTensors.First(t => t.Shape.Length == 2 && model.Layout.PackedMatrices.Any(m => m.Offset == t.Offset)).Name;
+        EditHeader(PathOf("int8.safetensors"), $"\"{matrix}_scale\"", $"\"{matrix}_scalx\"");
+
+        var target = new Int8Decoder(7);
+        float[] before = target.Parameters.ToArray();
+        var e = Assert.Throws<InvalidDataException>(() => target.Load(PathOf("int8.safetensors")));
+        Assert.Contains($"tensor '{matrix}': it is I8 in the file but its scales, F16 tensor '{matrix}_scale', are missing", e.Message);
+        Assert.True(target.Parameters.SequenceEqual(before));
+    }
+
+    [Fact]
+    public void A_vector_stored_as_I8_is_refused()
+    {
+        var model = new Int8Decoder(6);
+        model.Save(PathOf("fp32.safetensors"));
+        ParameterTensor vector = model.ParameterTensors.First(t => t.Shape.Length == 1);
+        // "F32" and "I8" followed by a space have the same length, and JSON allows the space.
+        EditHeader(PathOf("fp32.safetensors"), $"\"{vector.Name}\":{{\"dtype\":\"F32\"", $"\"{vector.Name}\":{{\"dtype\":\"I8\" ");
+        var e = Assert.Throws<InvalidDataException>(() => new Int8Decoder(7).Load(PathOf("fp32.safetensors")));
+        Assert.Contains($"tensor '{vector.Name}': it is I8 in the file, which only a matrix can be", e.Message);
+    }
+
+    [Fact]
+    public void Weights_that_8_bits_cannot_hold_leave_no_file_and_Hugging_Face_layouts_are_not_written_reduced()
+    {
+        var model = new Int8Decoder(8);
+        WeightMatrix m = model.Layout.PackedMatrices[0];
+        model.Parameters[m.Offset + 1] = float.PositiveInfinity;
+        var e = Assert.Throws<InvalidOperationException>(() => model.Save(PathOf("bad.safetensors"), WeightType.Int8));
+        Assert.Contains("cannot be stored in 8 bits", e.Message);
+        Assert.Empty(Directory.GetFiles(_folder));
+
+        var bert = new ExactBert(1);
+        Assert.Throws<NotSupportedException>(() => bert.Save(PathOf("bert.safetensors"), WeightType.Int8));
+        Assert.Empty(Directory.GetFiles(_folder));
+    }
+}
