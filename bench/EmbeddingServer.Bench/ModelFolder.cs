@@ -14,9 +14,9 @@ internal sealed class ModelFolder : IDisposable
 {
     public const ulong Seed = 20261206;
 
-    public ModelFolder()
+    public ModelFolder(string? path = null)
     {
-        Path = Directory.CreateTempSubdirectory("transformergen-serverbench-").FullName;
+        Path = path is null ? Directory.CreateTempSubdirectory("transformergen-serverbench-").FullName : Directory.CreateDirectory(path).FullName;
         string compiledConfig = System.IO.Path.Combine(AppContext.BaseDirectory, "models", "all-MiniLM-L6-v2", "config.json");
         System.IO.File.Copy(compiledConfig, File("config.json"));
         ServedMiniLm model = ServedMiniLm.ForInference(Seed);
@@ -37,6 +37,14 @@ internal sealed class ModelFolder : IDisposable
     }
 
     public string Path { get; }
+
+    /// <summary>Writes the folder to <paramref name="path"/> and keeps it; returns 0 (the exit code).</summary>
+    public static int WriteTo(string path)
+    {
+        var folder = new ModelFolder(path);
+        Console.WriteLine($"wrote {folder.Path}: config.json, model.safetensors (random weights), vocab.txt (words w104 … w30521), tokenizer_config.json, model.onnx, model-int8.onnx");
+        return 0;
+    }
 
     public string OnnxFloat32 { get; }
 

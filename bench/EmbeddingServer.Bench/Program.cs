@@ -24,8 +24,9 @@ var engineNames = new Option<string[]>("--engines") { Description = "ours, ort, 
 var maxWait = new Option<double>("--max-wait-ms") { Description = "The batcher's wait to fill a batch.", DefaultValueFactory = _ => 1 };
 var maxTokens = new Option<int>("--max-batch-tokens") { Description = "The batcher's token budget.", DefaultValueFactory = _ => 2048 };
 var kernelThreads = new Option<int>("--kernel-threads") { Description = "Threads each of our batches may use (Parallelism.ThreadCount); 1 by default: one worker per thread instead.", DefaultValueFactory = _ => 1 };
-var command = new RootCommand("EmbeddingServer against ONNX Runtime under concurrent clients.") { seconds, warmUp, clientCounts, threadCounts, engineNames, maxWait, maxTokens, kernelThreads };
-command.SetAction(parsed => Bench.RunAsync(new Bench.Settings(
+var writeFolder = new Option<string?>("--write-folder") { Description = "Only write the random-weight model folder (all-MiniLM-L6-v2's shape and file layout) to this path, to start the server on it by hand.", HelpName = "path" };
+var command = new RootCommand("EmbeddingServer against ONNX Runtime under concurrent clients.") { seconds, warmUp, clientCounts, threadCounts, engineNames, maxWait, maxTokens, kernelThreads, writeFolder };
+command.SetAction(parsed => parsed.GetValue(writeFolder) is string path ? Task.FromResult(ModelFolder.WriteTo(path)) : Bench.RunAsync(new Bench.Settings(
     TimeSpan.FromSeconds(parsed.GetValue(seconds)), TimeSpan.FromSeconds(parsed.GetValue(warmUp)), parsed.GetValue(clientCounts)!,
     parsed.GetValue(threadCounts)!, parsed.GetValue(engineNames)!, TimeSpan.FromMilliseconds(parsed.GetValue(maxWait)), parsed.GetValue(maxTokens), parsed.GetValue(kernelThreads))));
 return await command.Parse(args).InvokeAsync();
