@@ -48,6 +48,13 @@ public static class EmbeddingsEndpoint
         {
             return; // nobody is listening; the other requests' batches went on without these sentences
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The model refused a sentence the checks let through: this request fails alone (the batcher reran its batch
+            // sentence by sentence), with the model's message.
+            await WriteErrorAsync(context, metrics, new RequestError(StatusCodes.Status500InternalServerError, e.Message, type: "server_error"));
+            return;
+        }
 
         long tokens = 0;
         foreach (int[] ids in request.Ids) tokens += ids.Length;
@@ -96,9 +103,11 @@ public static class EmbeddingsEndpoint
     private sealed record Request(int[][] Ids, List<int> Truncated, bool Base64);
 
     /// <summary>A request the server refuses, with its status and message.</summary>
-    private sealed class RequestError(int status, string message, string? param = null) : Exception(message)
+    private sealed class RequestError(int status, string message, string? param = null, string type = "invalid_request_error") : Exception(message)
     {
         public int Status { get; } = status;
+
+        public string Type { get; } = type;
 
         public string? Param { get; } = param;
     }
@@ -212,7 +221,7 @@ public static class EmbeddingsEndpoint
         json.WriteStartObject();
         json.WriteStartObject("error");
         json.WriteString("message", error.Message);
-        json.WriteString("type", "invalid_request_error");
+        json.WriteString("type", error.Type);
         if (error.Param is null) json.WriteNull("param");
         else json.WriteString("param", error.Param);
         json.WriteNull("code");

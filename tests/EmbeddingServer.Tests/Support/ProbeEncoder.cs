@@ -13,7 +13,7 @@ namespace TransformerGen.EmbeddingServer.Tests.Support;
 /// </summary>
 public sealed class ProbeEncoder : EncoderModel
 {
-    /// <summary>An id the probe refuses to run (the vocabulary still has it, so the batcher accepts it).</summary>
+    /// <summary>The id the probe refuses to run by default (the vocabulary still has it, so the batcher accepts it).</summary>
     public const int Poison = 13;
 
     public const int Width = 3;
@@ -21,14 +21,17 @@ public sealed class ProbeEncoder : EncoderModel
     private readonly float[] _rows;
     private int _inside;
 
-    public ProbeEncoder(ModelLayout layout) : base(layout, 0, ModelUse.Inference, initialize: false)
+    public ProbeEncoder(ModelLayout layout, int poison = Poison) : base(layout, 0, ModelUse.Inference, initialize: false)
     {
         _rows = new float[layout.Batch * Width];
+        _poison = poison;
     }
 
-    /// <summary>A layout of <paramref name="batch"/> sequences of up to <paramref name="seqLen"/> ids of 50 (one per probe model).</summary>
-    public static ModelLayout NewLayout(int batch = 4, int seqLen = 16) =>
-        new("ProbeEncoder", vocab: 50, seqLen: seqLen, batch: batch, tensors: [], parameterCount: 0, activationCount: 0, constantCount: 0,
+    private readonly int _poison;
+
+    /// <summary>A layout of <paramref name="batch"/> sequences of up to <paramref name="seqLen"/> ids of <paramref name="vocab"/> (one per probe model).</summary>
+    public static ModelLayout NewLayout(int batch = 4, int seqLen = 16, int vocab = 50) =>
+        new("ProbeEncoder", vocab: vocab, seqLen: seqLen, batch: batch, tensors: [], parameterCount: 0, activationCount: 0, constantCount: 0,
             inferenceCount: 0, keyValueCount: 0, logitsOffset: 0, logitsLength: 0, inferenceLogitsOffset: 0)
         { TargetLength = batch };
 
@@ -64,7 +67,7 @@ public sealed class ProbeEncoder : EncoderModel
             Calls.Enqueue(lengths.ToArray());
             Started.Release();
             Gate.Wait();
-            if (tokens.Contains(Poison)) throw new InvalidOperationException("the probe refuses id 13");
+            if (tokens.Contains(_poison)) throw new InvalidOperationException($"the probe refuses id {_poison}");
             int first = 0;
             for (int s = 0; s < lengths.Length; s++)
             {
