@@ -46,7 +46,7 @@ public sealed class BatchedEqualsAloneTests
                         Close.Equal(expected[i], embedding, $"sentence {i} ({sentences[i].Length} tokens)");
                     }
                 })).ToArray();
-                await Task.WhenAll(callers).WaitAsync(TimeSpan.FromSeconds(30));
+                await Task.WhenAll(callers).WaitAsync(TimeSpan.FromSeconds(120));
             }
 
             Assert.Equal(sentences.Length, batches.Sum(b => b.Sequences));

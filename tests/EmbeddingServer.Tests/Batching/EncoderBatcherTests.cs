@@ -15,7 +15,7 @@ namespace TransformerGen.EmbeddingServer.Tests.Batching;
 /// </summary>
 public sealed class EncoderBatcherTests
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
 
     private static int[] Ids(int length, int seed) => Enumerable.Range(0, length).Select(i => 1 + (seed * 7 + i * 3) % 48).Where(id => id != ProbeEncoder.Poison).DefaultIfEmpty(1).ToArray();
 

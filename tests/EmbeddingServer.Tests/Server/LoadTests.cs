@@ -58,7 +58,7 @@ public sealed class LoadTests(TinyBertFolder folder, ITestOutputHelper log) : IC
                 Interlocked.Add(ref truncated, answer.Truncated.Length);
             }
         })).ToArray();
-        await Task.WhenAll(clients).WaitAsync(TimeSpan.FromSeconds(40));
+        await Task.WhenAll(clients).WaitAsync(TimeSpan.FromSeconds(120));
 
         string metrics = await client.GetStringAsync("/metrics");
         Match batches = Regex.Match(metrics, @"embeddings_batch_sequences_count (\d+)");
@@ -110,7 +110,7 @@ public sealed class LoadTests(TinyBertFolder folder, ITestOutputHelper log) : IC
                 }
             }
         });
-        await Task.WhenAll([.. good, bad, leaving]).WaitAsync(TimeSpan.FromSeconds(40));
+        await Task.WhenAll([.. good, bad, leaving]).WaitAsync(TimeSpan.FromSeconds(120));
         using HttpResponseMessage health = await client.GetAsync("/health");
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);
     }

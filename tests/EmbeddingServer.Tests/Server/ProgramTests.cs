@@ -20,7 +20,7 @@ public sealed class ProgramTests(TinyBertFolder folder) : IClassFixture<TinyBert
         foreach (string arg in args) start.ArgumentList.Add(arg);
         using Process process = Process.Start(start)!;
         Task<string> output = process.StandardOutput.ReadToEndAsync(), error = process.StandardError.ReadToEndAsync();
-        using var timeout = new System.Threading.CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var timeout = new System.Threading.CancellationTokenSource(TimeSpan.FromSeconds(120));
         try
         {
             await process.WaitForExitAsync(timeout.Token);
