@@ -16,9 +16,10 @@ namespace EmbeddedSample;
 /// </summary>
 public static class Program
 {
-    private sealed record Options(string Prompt, int Length, float Temperature, int TopK, ulong Seed);
+    private sealed record Options(string Prompt, int Length, float Temperature, int TopK, ulong Seed, string? SaveWeights, WeightType SaveAs);
 
-    private const string Usage = "usage: Embedded [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--seed S]";
+    private const string Usage = "usage: Embedded [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--seed S]\n" +
+        "       Embedded --save-weights FILE [--weight-type fp32|bf16|int8]   (writes the built-in checkpoint, its matrices as given; default int8)";
 
     public static int Main(string[] args)
     {
@@ -39,6 +40,8 @@ public static class Program
             Console.Error.WriteLine(Usage);
             return 2;
         }
+
+        if (options.SaveWeights is { } target) return SaveWeights(target, options.SaveAs);
 
         CharTokenizer tokenizer = CharTokenizer.FromAlphabet(BuiltInAlphabet());
         TinyLm model = TinyLm.FromBuiltInWeights();
@@ -71,8 +74,33 @@ public static class Program
             $"first_token_ms={Stopwatch.GetElapsedTime(mainStarted, firstToken).TotalMilliseconds:F2} (from Main; from process start ~{fromProcessStart:F0})"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"tokens_per_s={options.Length / generation.TotalSeconds:F0} ({options.Length} tokens after a {options.Prompt.Length}-character prompt in {generation.TotalMilliseconds:F1} ms)"));
-        Console.WriteLine($"runtime={RuntimeText()} simd={SimdText()}");
+        Console.WriteLine($"runtime={RuntimeText()} simd={SimdText()} weights={model.WeightType} built_in_bytes={BuiltInBytes()}");
         return 0;
+    }
+
+    /// <summary>
+    /// Writes the built-in checkpoint to <paramref name="path"/> with its weight matrices as <paramref name="weights"/>
+    /// says and its metadata (the alphabet) kept: how weights/int8/tinylm.safetensors is made from the fp32 build.
+    /// </summary>
+    private static int SaveWeights(string path, WeightType weights)
+    {
+        using Stream stream = typeof(TinyLm).Assembly.GetManifestResourceStream(TinyLm.Weights)
+            ?? throw new InvalidOperationException($"the program was built without its resource {TinyLm.Weights}");
+        var metadata = new Dictionary<string, string>(SafeTensors.ReadMetadata(stream, TinyLm.Weights));
+        metadata.Remove("format");
+        metadata.Remove("model");
+        metadata.Remove("weight_type");
+        TinyLm.FromBuiltInWeights(ModelUse.Training).Save(path, weights, metadata);
+        Console.WriteLine($"{path}: {new FileInfo(path).Length} bytes, weight matrices {weights}");
+        return 0;
+    }
+
+    /// <summary>The size of the checkpoint built into the program.</summary>
+    private static long BuiltInBytes()
+    {
+        using Stream weights = typeof(TinyLm).Assembly.GetManifestResourceStream(TinyLm.Weights)
+            ?? throw new InvalidOperationException($"the program was built without its resource {TinyLm.Weights}");
+        return weights.Length;
     }
 
     /// <summary>The tokenizer's characters, which samples/TinyLm saved in the checkpoint's metadata.</summary>
@@ -100,7 +128,7 @@ public static class Program
 
     private static Options Parse(string[] args)
     {
-        var o = new Options(Prompt: "And God said", Length: 200, Temperature: 0.8f, TopK: 20, Seed: 2);
+        var o = new Options(Prompt: "And God said", Length: 200, Temperature: 0.8f, TopK: 20, Seed: 2, SaveWeights: null, SaveAs: WeightType.Int8);
         for (int i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -111,6 +139,20 @@ public static class Program
                 case "--temperature": o = o with { Temperature = float.Parse(Value(), CultureInfo.InvariantCulture) }; break;
                 case "--top-k": o = o with { TopK = int.Parse(Value(), NumberStyles.None, CultureInfo.InvariantCulture) }; break;
                 case "--seed": o = o with { Seed = ulong.Parse(Value(), CultureInfo.InvariantCulture) }; break;
+                case "--save-weights": o = o with { SaveWeights = Value() }; break;
+                case "--weight-type":
+                    string type = Value();
+                    o = o with
+                    {
+                        SaveAs = type switch
+                        {
+                            "fp32" => WeightType.Float32,
+                            "bf16" => WeightType.BFloat16,
+                            "int8" => WeightType.Int8,
+                            _ => throw new ArgumentException($"--weight-type must be fp32, bf16 or int8, not '{type}'"),
+                        },
+                    };
+                    break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }

@@ -40,6 +40,49 @@ public class QuantizedMatMulTests
     }
 
     [Theory]
+    [InlineData(3, 96)]
+    [InlineData(5, 77)]
+    public void Rows_hold_the_scale_and_rounding_of_the_definition_bit_for_bit(int outF, int inF)
+    {
+        var rng = new Rng(9);
+        float[] w = TestTensors.Normal(rng, outF * inF, 0.05f);
+        // Row 1's first block: multiples of a scale that is exactly an fp16 (2⁻⁸) with halves between them, so
+        // w/d lands exactly on .5 and the ties go to the even integer (2.5 → 2, 3.5 → 4, −0.5 → 0).
+        for (int k = 0; k < 32; k++) w[inF + k] = (k - 15.5f) * 0.00390625f;
+        w[inF + 31] = 127 * 0.00390625f;
+        w[2 * inF + 3] = 0f;
+        for (int k = 0; k < 32; k++) w[2 * inF + 32 + k] = 0f; // a zero block: scale 0, values 0
+        var q = new sbyte[outF * inF];
+        var scales = new Half[outF * QuantizedMatMul.BlocksPerRow(inF)];
+        QuantizedMatMul.QuantizeRows(w, outF, inF, q, scales);
+        int blocks = QuantizedMatMul.BlocksPerRow(inF);
+        for (int o = 0; o < outF; o++)
+            for (int b = 0; b < blocks; b++)
+            {
+                int k0 = b * 32, kc = Math.Min(32, inF - k0);
+                float max = 0f;
+                for (int k = 0; k < kc; k++) max = Math.Max(max, Math.Abs(w[o * inF + k0 + k]));
+                // The smallest fp16 at or above max/127.
+                Half d = (Half)(max / 127f);
+                if ((float)d < max / 127f) d = BitConverter.UInt16BitsToHalf((ushort)(BitConverter.HalfToUInt16Bits(d) + 1));
+                Assert.Equal(d, scales[o * blocks + b]);
+                for (int k = 0; k < kc; k++)
+                {
+                    float x = (float)d == 0f ? 0f : w[o * inF + k0 + k] / (float)d;
+                    float r = MathF.Round(x, MidpointRounding.ToEven);
+                    Assert.True((sbyte)Math.Clamp(r, -127f, 127f) == q[o * inF + k0 + k], $"w[{o}, {k0 + k}] = {w[o * inF + k0 + k]}: q {q[o * inF + k0 + k]}, expected {r}");
+                }
+            }
+        Assert.Equal(-16, q[inF]);      // −15.5 → −16 (even)
+        Assert.Equal(0, q[inF + 15]);   // −0.5 → 0
+        Assert.Equal(2, q[inF + 18]);   // 2.5 → 2
+        Assert.Equal(4, q[inF + 19]);   // 3.5 → 4
+
+        w[inF + 7] = float.NaN;
+        Assert.Contains("w[1, 0..] holds NaN", Assert.Throws<ArgumentException>(() => QuantizedMatMul.QuantizeRows(w, outF, inF, q, scales)).Message);
+    }
+
+    [Theory]
     [InlineData(131, 37)]
     [InlineData(1, 300)]
     [InlineData(65, 576)]
