@@ -263,9 +263,13 @@ public static unsafe class QuantizedMatMul
     /// <summary>The index of the first weight that cannot be quantized (not finite, or a block scale beyond fp16), or −1.</summary>
     internal static int FirstUnquantizable(ReadOnlySpan<float> w)
     {
-        // |w|/127 > fp16's largest (65504); NaN compares false, so it is caught by IsFinite. (Half.MaxValue converted
-        // once here: a Half-to-float conversion per weight took most of the time of packing an 8-bit instance.)
+        // |w|/127 > fp16's largest (65504); NaN compares false, so it is caught by IsFinite. The test only grows with
+        // |w|: when the largest magnitude (NaN if any is NaN) passes, every weight does, and one vectorized pass over
+        // the matrix answers; the scalar scan runs only to find the weight that fails.
         float largest = (float)Half.MaxValue;
+        if (w.IsEmpty) return -1;
+        float max = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(w);
+        if (float.IsFinite(max) && Math.Abs(max) / 127f <= largest) return -1;
         for (int i = 0; i < w.Length; i++)
             if (!float.IsFinite(w[i]) || Math.Abs(w[i]) / 127f > largest) return i;
         return -1;
