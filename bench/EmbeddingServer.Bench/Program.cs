@@ -54,43 +54,48 @@ namespace TransformerGen.EmbeddingServer.Bench
             var rows = new List<(int Threads, string Engine, LoadResult Result)>();
             foreach (int threads in s.Threads)
             {
-                foreach (string name in s.Engines)
+                // Every engine is made and warmed up first; then each client count runs on each engine in turn, so that a
+                // change in the neighbours' load over the run falls on all engines alike.
+                var engines = new List<IEngine>();
+                var servers = new List<(Process Server, HttpClient Client)>();
+                try
                 {
-                    Process? server = null;
-                    HttpClient? http = null;
-                    IEngine engine;
-                    switch (name)
+                    foreach (string name in s.Engines)
                     {
-                        case "ours": engine = BatcherEngine.Create(name, fp32, Math.Max(1, threads / s.KernelThreads), s.MaxWait, s.MaxTokens); break;
-                        case "ours-int8": engine = BatcherEngine.Create(name, int8, Math.Max(1, threads / s.KernelThreads), s.MaxWait, s.MaxTokens); break;
-                        case "ort": engine = new OrtEngine(name, folder.OnnxFloat32, threads); break;
-                        case "ort-int8": engine = new OrtEngine(name, folder.OnnxInt8, threads); break;
-                        case "http":
-                            (server, http) = await StartServerAsync(folder, threads, s);
-                            engine = new HttpEngine(name, http, ModelFolder.Text);
-                            break;
-                        default: throw new ArgumentException($"unknown engine {name}");
+                        switch (name)
+                        {
+                            case "ours": engines.Add(BatcherEngine.Create(name, fp32, Math.Max(1, threads / s.KernelThreads), s.MaxWait, s.MaxTokens)); break;
+                            case "ours-int8": engines.Add(BatcherEngine.Create(name, int8, Math.Max(1, threads / s.KernelThreads), s.MaxWait, s.MaxTokens)); break;
+                            case "ort": engines.Add(new OrtEngine(name, folder.OnnxFloat32, threads)); break;
+                            case "ort-int8": engines.Add(new OrtEngine(name, folder.OnnxInt8, threads)); break;
+                            case "http":
+                                (Process server, HttpClient http) = await StartServerAsync(folder, threads, s);
+                                servers.Add((server, http));
+                                engines.Add(new HttpEngine(name, http, ModelFolder.Text));
+                                break;
+                            default: throw new ArgumentException($"unknown engine {name}");
+                        }
+                        await Load.RunAsync(engines[^1], stream, 4, s.WarmUp);
                     }
-                    try
+                    foreach (int clients in s.Clients)
                     {
-                        await Load.RunAsync(engine, stream, 4, s.WarmUp);
-                        foreach (int clients in s.Clients)
+                        foreach (IEngine engine in engines)
                         {
                             LoadResult r = await Load.RunAsync(engine, stream, clients, s.Duration);
-                            rows.Add((threads, name, r));
-                            Console.WriteLine($"threads {threads}, {name,-9}, {clients,2} clients: {r.RequestsPerSecond,7:F1} req/s, {r.TokensPerSecond,7:F0} tokens/s, p50 {r.P50Ms,7:F1} ms, p99 {r.P99Ms,7:F1} ms (load {LoadAverage()})");
+                            rows.Add((threads, engine.Name, r));
+                            Console.WriteLine($"threads {threads}, {engine.Name,-9}, {clients,2} clients: {r.RequestsPerSecond,7:F1} req/s, {r.TokensPerSecond,7:F0} tokens/s, p50 {r.P50Ms,7:F1} ms, p99 {r.P99Ms,7:F1} ms (load {LoadAverage()})");
                         }
                     }
-                    finally
+                }
+                finally
+                {
+                    foreach (IEngine engine in engines) await engine.DisposeAsync();
+                    foreach ((Process server, HttpClient http) in servers)
                     {
-                        await engine.DisposeAsync();
-                        http?.Dispose();
-                        if (server is not null)
-                        {
-                            server.Kill();
-                            await server.WaitForExitAsync();
-                            server.Dispose();
-                        }
+                        http.Dispose();
+                        server.Kill();
+                        await server.WaitForExitAsync();
+                        server.Dispose();
                     }
                 }
             }
