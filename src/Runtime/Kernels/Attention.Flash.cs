@@ -62,6 +62,12 @@ public static unsafe partial class Attention
     public static void FlashForward(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<byte> keyPadding, Span<float> output, Span<float> statistics,
         int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window = 0, int kvHeads = 0)
+        => FlashForward(q, qStride, k, v, kvStride, keyPadding, output, statistics, batch, queryLen, keyLen, heads, headDim, causal, window, kvHeads, Simd.Best);
+
+    /// <summary>The general tiled forward on a chosen instruction-set path (tests run each path the machine has).</summary>
+    internal static void FlashForward(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
+        ReadOnlySpan<byte> keyPadding, Span<float> output, Span<float> statistics,
+        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window, int kvHeads, SimdPath path)
     {
         kvHeads = CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride, kvHeads);
         SpanChecks.NonNegative(window, nameof(window));
@@ -76,7 +82,7 @@ public static unsafe partial class Attention
         fixed (float* pQ = q, pK = k, pV = v, pOut = output, pStats = statistics)
         fixed (byte* pPad = keyPadding)
         {
-            var shape = new FlashShape(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window);
+            var shape = new FlashShape(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window, path);
             if (!FlashForwardSplit(in shape, pOut, pStats))
                 FlashForwardTiles(in shape, pOut, pStats, 0, shape.ForwardTiles);
         }
@@ -134,6 +140,13 @@ public static unsafe partial class Attention
     public static void FlashBackward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<byte> keyPadding, ReadOnlySpan<float> output, ReadOnlySpan<float> statistics, Span<float> dq, Span<float> dk, Span<float> dv,
         int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window = 0, bool overwriteDq = false, bool overwriteDkv = false, int kvHeads = 0)
+        => FlashBackward(dOutput, q, qStride, k, v, kvStride, keyPadding, output, statistics, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, causal, window,
+            overwriteDq, overwriteDkv, kvHeads, Simd.Best);
+
+    /// <summary>The general tiled backward on a chosen instruction-set path.</summary>
+    internal static void FlashBackward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
+        ReadOnlySpan<byte> keyPadding, ReadOnlySpan<float> output, ReadOnlySpan<float> statistics, Span<float> dq, Span<float> dk, Span<float> dv,
+        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window, bool overwriteDq, bool overwriteDkv, int kvHeads, SimdPath path)
     {
         kvHeads = CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride, kvHeads);
         SpanChecks.NonNegative(window, nameof(window));
@@ -153,7 +166,7 @@ public static unsafe partial class Attention
         fixed (float* pDOut = dOutput, pQ = q, pK = k, pV = v, pOut = output, pStats = statistics, pDQ = dq, pDK = dk, pDV = dv)
         fixed (byte* pPad = keyPadding)
         {
-            var shape = new FlashShape(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window);
+            var shape = new FlashShape(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window, path);
             var grads = new FlashGradients(pDOut, pOut, pStats, pDQ, pDK, pDV, overwriteDq, overwriteDkv);
             if (!FlashBackwardSplit(in shape, in grads))
                 FlashBackwardGroups(in shape, in grads, 0, batch * kvHeads);
@@ -217,8 +230,8 @@ public static unsafe partial class Attention
         fixed (float* pQ = q, pK = k, pStats = statistics, pProbs = probabilities)
         fixed (byte* pPad = keyPadding)
         {
-            var shape = new FlashShape(pQ, qStride, pK, null, kvStride, keyPadding.IsEmpty ? null : pPad, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window);
             SimdPath path = Simd.Best;
+            var shape = new FlashShape(pQ, qStride, pK, null, kvStride, keyPadding.IsEmpty ? null : pPad, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window, path);
             for (int pair = 0; pair < batch * heads; pair++)
             {
                 int b = pair / heads, h = pair - b * heads;
@@ -234,7 +247,7 @@ public static unsafe partial class Attention
                     {
                         int cols = Math.Min(FlashKeyColumns, blockHi - j0);
                         float* tile = probs + (nint)i0 * keyLen + j0;
-                        // Same tiles as forward and backward, so the scores are the same bits.
+                        // The scores of forward's tiles (the same bits on the portable path, the same to rounding on the AVX-512 one).
                         MatMul.ForwardStrided(shape.Query(b, h) + (nint)i0 * qStride, qStride, shape.Key(b, h) + (nint)j0 * kvStride, kvStride, null, tile, keyLen, rows, headDim, cols, path);
                         for (int r = 0; r < rows; r++)
                             RecomputeRow(in shape, tile + (nint)r * keyLen, i0 + r, j0, cols, keyStart, keyEnd, interior, stats + (nint)(i0 + r) * FlashStatisticsPerRow);
@@ -258,9 +271,13 @@ public static unsafe partial class Attention
         /// <summary>Query tiles per (sequence, head).</summary>
         public readonly int TilesPerPair;
         public readonly float Scale;
+        /// <summary>Vector512: the transposed-tile kernels (Attention.Flash.Avx512.cs); otherwise the general product kernels.</summary>
+        public readonly SimdPath Path;
 
-        public FlashShape(float* q, int qStride, float* k, float* v, int kvStride, byte* keyPadding, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, bool causal, int window)
+        public FlashShape(float* q, int qStride, float* k, float* v, int kvStride, byte* keyPadding, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, bool causal, int window,
+            SimdPath path)
         {
+            Path = path;
             Q = q; QStride = qStride; K = k; V = v; KvStride = kvStride; KeyPadding = keyPadding;
             Batch = batch; QueryLen = queryLen; KeyLen = keyLen; Heads = heads; HeadDim = headDim; KvHeads = kvHeads; Causal = causal; Window = window;
             QueryRows = window > 0 ? Math.Clamp(window & ~3, 4, FlashQueryRows) : FlashQueryRows;
@@ -346,10 +363,15 @@ public static unsafe partial class Attention
     [SkipLocalsInit] // the scratch is written before it is read
     private static void FlashForwardTiles(in FlashShape shape, float* output, float* statistics, int firstTile, int endTile)
     {
+        if (shape.Path == SimdPath.Vector512)
+        {
+            FlashForwardTiles512(in shape, output, statistics, firstTile, endTile);
+            return;
+        }
         float* scores = stackalloc float[FlashTileFloats];
         float* max = stackalloc float[FlashQueryRows];
         float* sum = stackalloc float[FlashQueryRows];
-        SimdPath path = Simd.Best;
+        SimdPath path = shape.Path;
         int c = shape.C, headDim = shape.HeadDim;
         float scale = shape.Scale;
         int cachedSequence = -1, keyStart = 0, keyEnd = 0;
@@ -428,10 +450,15 @@ public static unsafe partial class Attention
     [SkipLocalsInit] // the scratch is written before it is read
     private static void FlashBackwardGroups(in FlashShape shape, in FlashGradients grads, int firstGroup, int endGroup)
     {
+        if (shape.Path == SimdPath.Vector512)
+        {
+            FlashBackwardGroups512(in shape, in grads, firstGroup, endGroup);
+            return;
+        }
         float* probs = stackalloc float[FlashTileFloats];
         float* dScores = stackalloc float[FlashTileFloats];
         float* delta = stackalloc float[FlashQueryRows];
-        SimdPath path = Simd.Best;
+        SimdPath path = shape.Path;
         int c = shape.C, headDim = shape.HeadDim, groupSize = shape.Heads / shape.KvHeads;
         int qStride = shape.QStride, kvStride = shape.KvStride;
         float scale = shape.Scale;

@@ -69,14 +69,14 @@ public class FlashAttentionTests
 
         public float[] NewStatistics() => new float[Attention.FlashStatisticsLength(Batch, Heads, QueryLen)];
 
-        public void Flash(float[] output, float[] statistics)
+        public void Flash(float[] output, float[] statistics, SimdPath? path = null)
             => Attention.FlashForward(QBuffer, QStride, KvBuffer.AsSpan(KOffset), KvBuffer.AsSpan(VOffset), KvStride, Padding, output, statistics,
-                Batch, QueryLen, KeyLen, Heads, HeadDim, Causal, Window, KvHeads);
+                Batch, QueryLen, KeyLen, Heads, HeadDim, Causal, Window, KvHeads, path ?? Simd.Best);
 
         /// <summary>Flash backward; for self-attention <paramref name="dQ"/> and <paramref name="dKv"/> are the same buffer.</summary>
-        public void FlashBackward(float[] dOutput, float[] output, float[] statistics, float[] dQ, float[] dKv, bool overwriteDq = false, bool overwriteDkv = false)
+        public void FlashBackward(float[] dOutput, float[] output, float[] statistics, float[] dQ, float[] dKv, bool overwriteDq = false, bool overwriteDkv = false, SimdPath? path = null)
             => Attention.FlashBackward(dOutput, QBuffer, QStride, KvBuffer.AsSpan(KOffset), KvBuffer.AsSpan(VOffset), KvStride, Padding, output, statistics,
-                dQ, dKv.AsSpan(KOffset), dKv.AsSpan(VOffset), Batch, QueryLen, KeyLen, Heads, HeadDim, Causal, Window, overwriteDq, overwriteDkv, KvHeads);
+                dQ, dKv.AsSpan(KOffset), dKv.AsSpan(VOffset), Batch, QueryLen, KeyLen, Heads, HeadDim, Causal, Window, overwriteDq, overwriteDkv, KvHeads, path ?? Simd.Best);
 
         public (float[] DQ, float[] DKv) NewGradients()
         {
@@ -102,6 +102,8 @@ public class FlashAttentionTests
         "causal 161 head 32" => Case.Make(5, 2, 161, 161, 2, 2, 32, causal: true),
         "GQA causal 150" => Case.Make(6, 2, 150, 150, 6, 2, 12, causal: true),
         "GQA causal 40" => Case.Make(15, 2, 40, 40, 6, 2, 6, causal: true),
+        // Head size 72: two whole 32-float column blocks and a part of a third in the AVX-512 products.
+        "causal 100 head 72" => Case.Make(16, 1, 100, 100, 2, 2, 72, causal: true),
         "MQA full 70" => Case.Make(7, 1, 70, 70, 4, 1, 10, causal: false),
         "window 5 causal 90" => Case.Make(8, 2, 90, 90, 2, 2, 6, causal: true, window: 5),
         "window 40 full 200" => Case.Make(9, 1, 200, 200, 2, 2, 6, causal: false, window: 40),
@@ -117,7 +119,7 @@ public class FlashAttentionTests
 
     public static TheoryData<string> Cases => new()
     {
-        "causal 37", "full 37", "causal 300", "full 300", "causal 161 head 32", "GQA causal 150", "MQA full 70", "window 5 causal 90",
+        "causal 37", "full 37", "causal 300", "full 300", "causal 161 head 32", "causal 100 head 72", "GQA causal 150", "MQA full 70", "window 5 causal 90",
         "window 40 full 200", "padding full 140", "padding causal GQA 140", "cross 45 over 150, padding", "cross, one sequence all padding",
         "causal window 1, empty queries",
     };
@@ -146,9 +148,17 @@ public class FlashAttentionTests
         }
     }
 
+    /// <summary>Every instruction-set path this machine runs: the AVX-512 transposed tiles, and the general product kernels' paths.</summary>
+    private static SimdPath[] Paths => Enum.GetValues<SimdPath>().Where(Simd.IsSupported).ToArray();
+
     [Theory]
     [MemberData(nameof(Cases))]
     public void Forward_backward_and_probabilities_equal_the_stored_probabilities_kernel(string name)
+    {
+        foreach (SimdPath path in Paths) EqualsStored(name, path);
+    }
+
+    private static void EqualsStored(string name, SimdPath path)
     {
         Case t = Named(name);
         int outputLength = t.Batch * t.QueryLen * t.C;
@@ -161,20 +171,20 @@ public class FlashAttentionTests
         t.StoredBackward(dOutput, probs, storedDq, storedDkv);
 
         float[] flashOut = new float[outputLength], stats = t.NewStatistics();
-        t.Flash(flashOut, stats);
+        t.Flash(flashOut, stats, path);
         (float[] flashDq, float[] flashDkv) = t.NewGradients();
-        t.FlashBackward(dOutput, flashOut, stats, flashDq, flashDkv);
+        t.FlashBackward(dOutput, flashOut, stats, flashDq, flashDkv, path: path);
 
-        AssertClose("output", storedOut, flashOut);
-        AssertClose("dQ", storedDq, flashDq);
-        if (!t.SelfAttention) AssertClose("dK|dV", storedDkv, flashDkv);
+        AssertClose($"{path}: output", storedOut, flashOut);
+        AssertClose($"{path}: dQ", storedDq, flashDq);
+        if (!t.SelfAttention) AssertClose($"{path}: dK|dV", storedDkv, flashDkv);
 
         var recomputed = new float[probs.Length];
         Attention.FlashProbabilities(t.QBuffer, t.QStride, t.KvBuffer.AsSpan(t.KOffset), t.KvStride, t.Padding, stats, recomputed,
             t.Batch, t.QueryLen, t.KeyLen, t.Heads, t.HeadDim, t.Causal, t.Window, t.KvHeads);
-        AssertClose("probabilities", probs, recomputed);
+        AssertClose($"{path}: probabilities", probs, recomputed);
         for (int i = 0; i < probs.Length; i++)
-            Assert.True((probs[i] == 0f) == (recomputed[i] == 0f), $"probabilities[{i}]: masked in one kernel and not in the other ({probs[i]} vs {recomputed[i]})");
+            Assert.True((probs[i] == 0f) == (recomputed[i] == 0f), $"{path}: probabilities[{i}]: masked in one kernel and not in the other ({probs[i]} vs {recomputed[i]})");
     }
 
     [Fact]
