@@ -172,7 +172,7 @@ public static unsafe class BFloat16MatMul
         {
             int panels = Panels(outF);
             var work = new Work { X = px, W = pw, Bias = bias.IsEmpty ? null : pb, Y = py, N = n, InF = inF, OutF = outF, Panels = panels, Path = path };
-            int threads = Parallelism.ThreadsFor(2L * n * inF * panels * PanelWidth, panels);
+            int threads = Parallelism.ThreadsFor(2L * n * inF * panels * PanelWidth, (long)panels * PanelWidth * inF * sizeof(ushort), panels);
             if (threads == 1) work.Run(0, panels);
             else
             {

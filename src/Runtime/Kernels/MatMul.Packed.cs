@@ -95,7 +95,7 @@ public static unsafe partial class MatMul
         {
             float* b = bias.IsEmpty ? null : pb;
             int panels = outF / PanelWidth, wide = panels * PanelWidth;
-            int threads = Parallelism.ThreadsFor(2L * n * inF * wide, panels);
+            int threads = Parallelism.ThreadsFor(2L * n * inF * wide, (long)wide * inF * sizeof(float), panels);
             if (threads == 1) PackedPanels(px, pw, b, py, n, inF, outF, 0, panels, path);
             else
             {

@@ -20,7 +20,7 @@ public static unsafe partial class MatMul
             ForwardPanelSplit(x, w, bias, y, n, inF, outF);
             return;
         }
-        int threads = Parallelism.ThreadsFor(2L * n * inF * outF, Blocks(n) * Blocks(outF));
+        int threads = Parallelism.ThreadsFor(2L * n * inF * outF, (long)outF * inF * sizeof(float), Blocks(n) * Blocks(outF));
         if (threads == 1)
         {
             ForwardStrided(x, inF, w, inF, bias, y, outF, n, inF, outF, path);

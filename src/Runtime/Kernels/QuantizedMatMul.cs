@@ -340,7 +340,7 @@ public static unsafe class QuantizedMatMul
         {
             float* b = bias.IsEmpty ? null : pb;
             int panels = Panels(outF);
-            int threads = Parallelism.ThreadsFor(2L * n * inF * panels * PanelWidth, panels);
+            int threads = Parallelism.ThreadsFor(2L * n * inF * panels * PanelWidth, ByteCount(outF, inF), panels);
             var work = new Work { X = px, Q = pq, Bias = b, Y = py, N = n, InF = inF, OutF = outF, Panels = panels, Path = path };
             if (threads == 1) work.Run(0, panels);
             else
