@@ -1,6 +1,5 @@
 using System;
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using TransformerGen;
 
 namespace AotSize;
@@ -26,16 +25,24 @@ public partial class Model { }
 
 /// <summary>
 /// Builds the model with random weights (none are in the binary), reads a 3-token prompt and decodes one token, and
-/// prints what it took: the code the model costs is then in the executable, and nothing else is.
+/// prints what it took: the code the model costs is then in the executable, and nothing else is. Built with
+/// <c>-p:AotTrain=true</c> and run with <c>train</c> under the JIT (measure.sh does), it builds a training instance and
+/// takes one AdamW step on a full batch instead, and prints the time from the process's start to the end of that step
+/// (the training code is only compiled in then, so it never counts in the executable's size).
 /// </summary>
 public static class Program
 {
-    public static int Main()
+    public static int Main(string[] args)
     {
-        string runtime = RuntimeFeature.IsDynamicCodeSupported ? "jit" : "nativeaot";
+        // NativeAOT compiles nothing at run time (IsDynamicCodeSupported would not tell: PublishAot turns it off for the
+        // JIT build too).
+        string runtime = System.Runtime.JitInfo.GetCompiledMethodCount() > 0 ? "jit" : "nativeaot";
 #if AOT_NONE
         Console.WriteLine($"runtime={runtime} model=none threads={Parallelism.ThreadCount}");
 #else
+#if AOT_TRAIN
+        if (args is ["train"]) return FirstTrainingStep(runtime);
+#endif
         long started = Stopwatch.GetTimestamp();
         Model model = Model.ForInference(1);
         int[] prompt = [1, 2, 3];
@@ -48,4 +55,21 @@ public static class Program
 #endif
         return 0;
     }
+#if AOT_TRAIN && !AOT_NONE
+
+    private static int FirstTrainingStep(string runtime)
+    {
+        long started = Stopwatch.GetTimestamp();
+        var model = new Model(1);
+        var optimizer = new AdamW(model, learningRate: 1e-3f);
+        var tokens = new int[Model.Batch * Model.SeqLen];
+        var targets = new int[tokens.Length];
+        for (int i = 0; i < tokens.Length; i++) (tokens[i], targets[i]) = (i * 7 % Model.Vocab, (i * 7 + 1) % Model.Vocab);
+        float loss = model.TrainStep(tokens, targets, optimizer);
+        // Process.StartTime comes from /proc/self/stat, in clock ticks of 10 ms.
+        double fromStart = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalMilliseconds;
+        Console.WriteLine($"runtime={runtime} layers={Model.Layers} loss={loss:F3} first step {Stopwatch.GetElapsedTime(started).TotalMilliseconds:F0} ms after Main, {fromStart:F0} ms after the process started");
+        return 0;
+    }
+#endif
 }
