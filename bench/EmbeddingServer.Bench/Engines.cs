@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.Linq;
 using System.Net.Http;
 using System.Net.Http.Json;
@@ -17,6 +18,13 @@ internal interface IEngine : IAsyncDisposable
     string Name { get; }
 
     Task<float[]> EmbedAsync(int[] ids);
+
+    /// <summary>Processor time the engine has used so far: this process's (clients included), and the server's for HTTP.</summary>
+    TimeSpan ProcessorTime()
+    {
+        using Process self = Process.GetCurrentProcess();
+        return self.TotalProcessorTime;
+    }
 }
 
 /// <summary>
@@ -110,9 +118,16 @@ internal sealed class OrtEngine : IEngine
 }
 
 /// <summary>The server over loopback HTTP: POST /v1/embeddings with one sentence a request.</summary>
-internal sealed class HttpEngine(string name, HttpClient client, Func<int[], string> text) : IEngine
+internal sealed class HttpEngine(string name, HttpClient client, Func<int[], string> text, Process server) : IEngine
 {
     public string Name { get; } = name;
+
+    public TimeSpan ProcessorTime()
+    {
+        server.Refresh();
+        using Process self = Process.GetCurrentProcess();
+        return self.TotalProcessorTime + server.TotalProcessorTime;
+    }
 
     public async Task<float[]> EmbedAsync(int[] ids)
     {

@@ -71,7 +71,7 @@ namespace TransformerGen.EmbeddingServer.Bench
                             case "http":
                                 (Process server, HttpClient http) = await StartServerAsync(folder, threads, s);
                                 servers.Add((server, http));
-                                engines.Add(new HttpEngine(name, http, ModelFolder.Text));
+                                engines.Add(new HttpEngine(name, http, ModelFolder.Text, server));
                                 break;
                             default: throw new ArgumentException($"unknown engine {name}");
                         }
@@ -83,7 +83,7 @@ namespace TransformerGen.EmbeddingServer.Bench
                         {
                             LoadResult r = await Load.RunAsync(engine, stream, clients, s.Duration);
                             rows.Add((threads, engine.Name, r));
-                            Console.WriteLine($"threads {threads}, {engine.Name,-9}, {clients,2} clients: {r.RequestsPerSecond,7:F1} req/s, {r.TokensPerSecond,7:F0} tokens/s, p50 {r.P50Ms,7:F1} ms, p99 {r.P99Ms,7:F1} ms (load {LoadAverage()})");
+                            Console.WriteLine($"threads {threads}, {engine.Name,-9}, {clients,2} clients: {r.RequestsPerSecond,7:F1} req/s, {r.TokensPerSecond,7:F0} tokens/s, p50 {r.P50Ms,7:F1} ms, p99 {r.P99Ms,7:F1} ms, {r.RequestsPerCpuSecond,6:F1} req per CPU-s (load {LoadAverage()})");
                         }
                     }
                 }
@@ -101,17 +101,19 @@ namespace TransformerGen.EmbeddingServer.Bench
             }
 
             Console.WriteLine();
-            Console.WriteLine("| threads | clients | engine | requests/s | tokens/s | p50 | p99 |");
-            Console.WriteLine("|---|---|---|---|---|---|---|");
+            Console.WriteLine("| threads | clients | engine | requests/s | tokens/s | p50 | p99 | requests per CPU-second |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|");
             foreach ((int threads, string engine, LoadResult r) in rows)
-                Console.WriteLine($"| {threads} | {r.Clients} | {engine} | {r.RequestsPerSecond:F1} | {r.TokensPerSecond:N0} | {r.P50Ms:F1} ms | {r.P99Ms:F1} ms |");
+                Console.WriteLine($"| {threads} | {r.Clients} | {engine} | {r.RequestsPerSecond:F1} | {r.TokensPerSecond:N0} | {r.P50Ms:F1} ms | {r.P99Ms:F1} ms | {r.RequestsPerCpuSecond:F1} |");
             Console.WriteLine();
-            Console.WriteLine("| threads | clients | ours / ORT fp32 | ours int8 / ORT 8-bit | HTTP server / ORT fp32 |");
-            Console.WriteLine("|---|---|---|---|---|");
+            Console.WriteLine("| threads | clients | ours / ORT fp32 | ours int8 / ORT 8-bit | HTTP server / ORT fp32 | the same per CPU-second |");
+            Console.WriteLine("|---|---|---|---|---|---|");
             foreach (var group in rows.GroupBy(r => (r.Threads, r.Result.Clients)))
             {
                 double Rate(string engine) => group.Where(r => r.Engine == engine).Select(r => r.Result.RequestsPerSecond).DefaultIfEmpty(double.NaN).First();
-                Console.WriteLine($"| {group.Key.Threads} | {group.Key.Clients} | {Rate("ours") / Rate("ort"):F2}× | {Rate("ours-int8") / Rate("ort-int8"):F2}× | {Rate("http") / Rate("ort"):F2}× |");
+                double Cpu(string engine) => group.Where(r => r.Engine == engine).Select(r => r.Result.RequestsPerCpuSecond).DefaultIfEmpty(double.NaN).First();
+                Console.WriteLine($"| {group.Key.Threads} | {group.Key.Clients} | {Rate("ours") / Rate("ort"):F2}× | {Rate("ours-int8") / Rate("ort-int8"):F2}× | {Rate("http") / Rate("ort"):F2}× | "
+                                  + $"{Cpu("ours") / Cpu("ort"):F2}×, {Cpu("ours-int8") / Cpu("ort-int8"):F2}×, {Cpu("http") / Cpu("ort"):F2}× |");
             }
             return 0;
         }
