@@ -42,11 +42,11 @@ public class TiledAttentionTests
     }
 
     [Theory]
-    [InlineData(511, "", false)]
-    [InlineData(512, "", true)]
+    [InlineData(255, "", false)]
+    [InlineData(256, "", true)]
     [InlineData(5, ", AttentionKernel = AttentionKernel.Tiled", true)]
     [InlineData(1024, ", AttentionKernel = AttentionKernel.StoredProbabilities", false)]
-    public void Auto_tiles_from_512_positions_and_a_declaration_overrides_it(int seqLen, string option, bool tiled)
+    public void Auto_tiles_from_256_positions_and_a_declaration_overrides_it(int seqLen, string option, bool tiled)
     {
         string source = GeneratorHarness.RunClean(Model(Small + $", SeqLen = {seqLen}" + option)).GeneratedSource;
         Assert.Equal(tiled, source.Contains("Attention.FlashForward("));
@@ -68,17 +68,22 @@ public class TiledAttentionTests
         Assert.Equal(4L * 2 * layers * batch * heads * (seqLen * seqLen - seqLen * 2), stored - tiled);
     }
 
-    [Fact]
-    public void A_tiled_encoder_keeps_probabilities_only_in_its_inference_workspace()
+    [Theory]
+    [InlineData("Architecture = Architecture.EncoderOnly, Classes = 3, PadToken = 0, AttentionWindow = 2", "Attention.FlashForwardSequences(")]
+    [InlineData("Architecture = Architecture.EncoderDecoder, TargetSeqLen = 5, PadToken = 0, BosToken = 1, EosToken = 2", "Attention.FlashForward(")]
+    public void A_tiled_encoder_attends_tile_by_tile_at_inference_too(string options, string inferenceCall)
     {
-        // The exact-length pass still attends one sequence at a time through a [Heads, L, L] scratch; training does not.
-        string options = "Architecture = Architecture.EncoderOnly, Classes = 3, PadToken = 0, AttentionWindow = 2, SeqLen = 7";
-        var stored = GeneratorHarness.RunClean(Model(Small + ", " + options + ", AttentionKernel = AttentionKernel.StoredProbabilities")).GeneratedSource;
-        var tiled = GeneratorHarness.RunClean(Model(Small + ", " + options + ", AttentionKernel = AttentionKernel.Tiled")).GeneratedSource;
-        Assert.Contains("Attention.ForwardSequences(", tiled);
-        Assert.Contains("TokenPadding", tiled.Substring(tiled.IndexOf("Attention.FlashBackward(", StringComparison.Ordinal)));
-        Assert.Contains("window: 2", tiled.Substring(tiled.IndexOf("Attention.FlashForward(", StringComparison.Ordinal)));
-        Assert.Equal(Constant(stored, "InferenceBytes"), Constant(tiled, "InferenceBytes"));
+        // The stored kernel's exact-length and source passes attend through a [Heads, L, L] scratch in the inference
+        // workspace (which a training instance allocates too); the tiled ones need none.
+        const int seqLen = 40, heads = 3;
+        string declaration = Small + $", SeqLen = {seqLen}, " + options;
+        var stored = GeneratorHarness.RunClean(Model(declaration + ", AttentionKernel = AttentionKernel.StoredProbabilities")).GeneratedSource;
+        var tiled = GeneratorHarness.RunClean(Model(declaration + ", AttentionKernel = AttentionKernel.Tiled")).GeneratedSource;
+        // Inference slices the inference workspace, w.
+        Assert.Contains(tiled.Split('\n'), line => line.Contains(inferenceCall) && line.Contains("w.Slice("));
+        Assert.DoesNotContain("attention_probabilities", tiled);
+        Assert.True(Constant(stored, "InferenceBytes") - Constant(tiled, "InferenceBytes") >= 4L * heads * seqLen * seqLen,
+            $"InferenceBytes {Constant(tiled, "InferenceBytes")} tiled, {Constant(stored, "InferenceBytes")} stored");
         Assert.True(Constant(tiled, "TrainingBytes") < Constant(stored, "TrainingBytes"));
     }
 
@@ -135,5 +140,17 @@ public class TiledAttentionTests
         }
         var refused = Assert.Throws<ArgumentException>(() => tiled.AttentionMap("layers.0.attention_probabilities").Length);
         Assert.Contains("AttentionKernel.StoredProbabilities", refused.Message);
+
+        if (encoder)
+        {
+            // The exact-length inference pass of the training instances: tiled FlashForwardSequences against ForwardSequences.
+            int seqLen = (int)stored.GetType().GetField("SeqLen")!.GetRawConstantValue()!;
+            int[] lengths = [seqLen, seqLen - 7];
+            int[] sentences = input.AsSpan(0, lengths[0] + lengths[1]).ToArray();
+            float[] a = ((EncoderModel)stored).Predict(sentences, lengths).ToArray(), b = ((EncoderModel)tiled).Predict(sentences, lengths).ToArray();
+            double scale = a.Max(x => Math.Abs((double)x));
+            for (int i = 0; i < a.Length; i++)
+                Assert.True(Math.Abs(a[i] - b[i]) <= 1e-5 * scale, $"Predict[{i}]: tiled {b[i]}, stored {a[i]}");
+        }
     }
 }

@@ -79,7 +79,7 @@ namespace TransformerGen.Generator
         {
             string where = Where(op.Stage);
             if (pass == "Backward") return $"// {where} · {op.Title} · backward";
-            IEnumerable<string> Shapes(IEnumerable<TensorDef> ts) => ts.Where(t => t.Kind == TensorKind.Activation && (pass == "Infer" ? !t.TrainingOnly : !t.InferenceOnly))
+            IEnumerable<string> Shapes(IEnumerable<TensorDef> ts) => ts.Where(t => t.Kind == TensorKind.Activation && !(pass == "Infer" && t.TrainingOnly))
                 .Select(t => t.Name + (pass == "Infer" ? InferenceShape(t, stage) : t.ShapeText));
             string reads = string.Join(", ", Shapes(op.Reads));
             string writes = string.Join(", ", Shapes(op.Writes));
@@ -401,6 +401,12 @@ namespace TransformerGen.Generator
                 case RotaryOp rot when _spec.IsEncoderOnly:
                     lines.Add($"{Kernels}Positional.RotaryForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, lengths, {h}, {hd}, {Lit(rot.Qkv.Width)});");
                     break;
+                case AttentionOp att when _spec.IsEncoderOnly && att.Tiled:
+                    lines.Add($"{Kernels}Attention.FlashForwardSequences({Columns(I(att.Query, stage), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
+                              $"{Columns(I(att.KeysValues, stage), att.KeysValues, att.KeyColumn)}, {Columns(I(att.KeysValues, stage), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
+                              $"{(att.KeyPadding ? padding : "default")}, {I(att.Output, stage)}, lengths, {h}, {hd}" +
+                              $"{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)});");
+                    break;
                 case AttentionOp att when _spec.IsEncoderOnly:
                     lines.Add($"{Kernels}Attention.ForwardSequences({Columns(I(att.Query, stage), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
                               $"{Columns(I(att.KeysValues, stage), att.KeysValues, att.KeyColumn)}, {Columns(I(att.KeysValues, stage), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
@@ -457,6 +463,12 @@ namespace TransformerGen.Generator
                     string CacheColumns(long column) => $"kv.Slice({Lit(offset + column)}, SourceLength * {Lit(width)}{(column == 0 ? "" : " - " + Lit(column))})";
                     lines.Add($"{Kernels}Attention.ForwardCross({I(att.Query, stage)}, {Lit(att.Query.Width)}, {CacheColumns(att.KeyColumn)}, " +
                               $"{CacheColumns(att.ValueColumn)}, {Lit(width)}, default, {I(att.Output, stage)}, ScoreBuffer, n, SourceLength, {h}, {hd});");
+                    break;
+                case AttentionOp att when att.Tiled:
+                    // Encoder self-attention over the whole source at once, tiled: no probabilities, no statistics kept.
+                    lines.Add($"{Kernels}Attention.FlashForward({Columns(I(att.Query, stage), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
+                              $"{Columns(I(att.KeysValues, stage), att.KeysValues, att.KeyColumn)}, {Columns(I(att.KeysValues, stage), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
+                              $"default, {I(att.Output, stage)}, default, 1, n, n, {h}, {hd}, causal: false, window: {Lit(att.Window)});");
                     break;
                 case AttentionOp att:
                     // Encoder self-attention over the whole source at once.

@@ -295,7 +295,7 @@ namespace TransformerGen.Generator
             }
             w.Line("    AttentionMaps = new global::TransformerGen.ActivationTensor[]");
             w.Line("    {");
-            foreach (TensorDef t in _graph.Tensors.Where(t => t.IsAttentionProbabilities && !t.InferenceOnly))
+            foreach (TensorDef t in _graph.Tensors.Where(t => t.IsAttentionProbabilities))
                 w.Line($"        new({Lit(t.Name)}, new[] {{ {string.Join(", ", t.Shape.Select(Lit))} }}, {Lit(_plan.OffsetOf(t))}),");
             w.Line("    },");
             w.Line("};");

@@ -306,40 +306,39 @@ namespace TransformerGen.Generator
         };
 
         /// <summary>
-        /// Where <c>AttentionKernel.Auto</c> switches to the tiled kernel. bench/Model.Bench/FlashAttentionBenchmarks
-        /// (DModel 256, 8 heads of 32, Batch 2, causal, forward + backward of one attention) measured the tiled kernel
-        /// slower below 512 positions and no slower from 512 on, where it also spares the [Batch, Heads, L, L]
-        /// probabilities (README, "Long sequences").
+        /// Where <c>AttentionKernel.Auto</c> switches to the tiled kernel. bench/Model.Bench's AttentionKernelCrossover
+        /// (training steps of DModel 256, 4 layers, 8 heads of 32, Batch 2, causal, on 2026-12-06) measured tiled / stored
+        /// 0.96 and 0.97 at 256 positions (1 and 2 threads), 0.94 and 0.79 at 512; at 64 and 128 the two were within the
+        /// run's noise of each other (0.92–1.35). So tiles from 256 on, where they are no slower and spare the
+        /// [Batch, Heads, L, L] probabilities, and stored probabilities (with attention maps) below (README, "Long
+        /// sequences").
         /// </summary>
-        internal const int TiledAttentionFromLength = 512;
+        internal const int TiledAttentionFromLength = 256;
 
         /// <summary>
-        /// What an attention keeps between the passes: the probabilities <c>[Batch, Heads, queries, keys]</c>, or with
-        /// tiled training attention each query row's softmax statistics <c>[Batch, Heads, queries, 2]</c> (and the
-        /// probabilities only where inference still uses them as scratch, <paramref name="trainingOnly"/> false).
+        /// What an attention keeps between the passes: the probabilities <c>[Batch, Heads, queries, keys]</c> (which an
+        /// encoder's inference also uses as scratch, <paramref name="trainingOnly"/> false), or with tiled attention each
+        /// query row's softmax statistics <c>[Batch, Heads, queries, 2]</c>, for training only: tiled inference keeps nothing.
         /// </summary>
         private (TensorDef? Probabilities, TensorDef? Statistics) AttentionState(string prefix, int layer, int queries, int keys, bool trainingOnly, bool cross = false)
         {
-            bool tiled = TiledAttention(queries, keys);
-            TensorDef? probabilities = null, statistics = null;
-            if (!tiled || !trainingOnly)
+            string kind = cross ? "cross_attention_" : "attention_";
+            if (TiledAttention(queries, keys))
             {
-                probabilities = new TensorDef(prefix + (cross ? "cross_attention_probabilities" : "attention_probabilities"), TensorKind.Activation,
-                    [_d.Batch, _d.Heads, queries, keys], layer, "attention_probabilities")
+                var statistics = new TensorDef(prefix + kind + "statistics", TensorKind.Activation, [_d.Batch, _d.Heads, queries, 2], layer, "attention_statistics")
                 {
-                    TrainingOnly = trainingOnly,
-                    IsAttentionProbabilities = true,
-                    InferenceOnly = tiled,
+                    TrainingOnly = true,
                 };
-                _tensors.Add(probabilities);
-            }
-            if (tiled)
-            {
-                statistics = new TensorDef(prefix + (cross ? "cross_attention_statistics" : "attention_statistics"), TensorKind.Activation,
-                    [_d.Batch, _d.Heads, queries, 2], layer, "attention_statistics") { TrainingOnly = true };
                 _tensors.Add(statistics);
+                return (null, statistics);
             }
-            return (probabilities, statistics);
+            var probabilities = new TensorDef(prefix + kind + "probabilities", TensorKind.Activation, [_d.Batch, _d.Heads, queries, keys], layer, "attention_probabilities")
+            {
+                TrainingOnly = trainingOnly,
+                IsAttentionProbabilities = true,
+            };
+            _tensors.Add(probabilities);
+            return (probabilities, null);
         }
 
         private TensorDef Parameter(string name, InitKind init, float scale, params long[] shape)

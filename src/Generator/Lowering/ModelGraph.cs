@@ -62,11 +62,6 @@ namespace TransformerGen.Generator
         public bool SeededGradient { get; init; }
         /// <summary>Attention probabilities <c>[batch, heads, queries, keys]</c>: at inference sized by the current length squared.</summary>
         public bool IsAttentionProbabilities { get; init; }
-        /// <summary>
-        /// Only inference uses it (an encoder's attention probabilities when training attention is tiled): the training
-        /// workspace holds no place for it.
-        /// </summary>
-        public bool InferenceOnly { get; init; }
 
         public string Name { get; }
         public TensorKind Kind { get; }

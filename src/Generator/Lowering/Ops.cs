@@ -163,14 +163,13 @@ namespace TransformerGen.Generator
         public long ValueColumn { get; } = valueColumn;
         public TensorDef Output { get; } = output;
         /// <summary>
-        /// The probabilities <c>[Batch, Heads, queries, keys]</c>: kept for backward by the stored-probabilities kernel, or
-        /// (<see cref="TensorDef.InferenceOnly"/>) only an encoder's scratch at inference when training attention is tiled;
-        /// null when neither needs them.
+        /// The probabilities <c>[Batch, Heads, queries, keys]</c> the stored-probabilities kernel keeps for backward (and an
+        /// encoder's inference uses as scratch); null when the attention is tiled.
         /// </summary>
         public TensorDef? Probabilities { get; } = probabilities;
-        /// <summary>Tiled training attention: each query row's softmax max and sum <c>[Batch, Heads, queries, 2]</c>, kept for backward; null for the stored-probabilities kernel.</summary>
+        /// <summary>Tiled attention: each query row's softmax max and sum <c>[Batch, Heads, queries, 2]</c>, kept for backward; null for the stored-probabilities kernel.</summary>
         public TensorDef? Statistics { get; init; }
-        /// <summary>Training runs the tiled kernel (FlashForward/FlashBackward) instead of storing the probabilities.</summary>
+        /// <summary>Training and inference run the tiled kernels (FlashForward/FlashBackward, FlashForwardSequences) instead of storing the probabilities.</summary>
         public bool Tiled => Statistics is not null;
         public int Heads { get; } = heads;
         public int HeadDim { get; } = headDim;

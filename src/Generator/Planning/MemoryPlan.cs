@@ -72,7 +72,7 @@ namespace TransformerGen.Generator
                         if (!t.PackedWithNext) parameters = Align(parameters);
                         break;
                     case TensorKind.Constant: _offsets[t] = constants; constants = Align(Saturating.Add(constants, t.Elements)); break;
-                    case TensorKind.Activation when !t.InferenceOnly: _offsets[t] = activations; activations = Align(Saturating.Add(activations, t.Elements)); break;
+                    case TensorKind.Activation: _offsets[t] = activations; activations = Align(Saturating.Add(activations, t.Elements)); break;
                 }
             }
             ParameterCount = parameters;
@@ -145,7 +145,7 @@ namespace TransformerGen.Generator
             yield return ("the inference workspace", InferenceCount);
             yield return ("the key/value cache", KeyValueCount);
             foreach (TensorDef t in Graph.Tensors)
-                if (t.Kind == TensorKind.Activation && !t.InferenceOnly && t.Elements > int.MaxValue) yield return (t.Name, t.Elements);
+                if (t.Kind == TensorKind.Activation && t.Elements > int.MaxValue) yield return (t.Name, t.Elements);
         }
     }
 }

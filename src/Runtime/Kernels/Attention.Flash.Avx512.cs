@@ -266,7 +266,7 @@ public static unsafe partial class Attention
             }
             float* key = shape.Key(b, h), value = shape.Value(b, h);
             float* outRows = output + ((nint)b * shape.QueryLen + i0) * c + h * headDim;
-            float* stats = statistics + ((nint)pair * shape.QueryLen + i0) * FlashStatisticsPerRow;
+            float* stats = statistics == null ? null : statistics + ((nint)pair * shape.QueryLen + i0) * FlashStatisticsPerRow;
             Simd.ClearBlock(outRows, c, rows, headDim);
             Vector512<float> max0 = Vector512.Create(float.NegativeInfinity), max1 = max0, sum0 = Vector512<float>.Zero, sum1 = sum0;
 
@@ -327,6 +327,7 @@ public static unsafe partial class Attention
                     Span<float> outRow = new(outRows + (nint)r * c, headDim);
                     TensorPrimitives.Multiply(outRow, 1f / sum, outRow);
                 }
+                if (stats == null) continue;
                 stats[r * FlashStatisticsPerRow] = lanes[r];
                 stats[r * FlashStatisticsPerRow + 1] = sum;
             }

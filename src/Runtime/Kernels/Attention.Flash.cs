@@ -50,7 +50,7 @@ public static unsafe partial class Attention
     /// <param name="kvStride">Distance between key rows and between value rows.</param>
     /// <param name="keyPadding">Key padding <c>[batch, keyLen]</c>, nonzero = padding, or empty for none.</param>
     /// <param name="output">Heads concatenated <c>[batch, queryLen, C]</c>.</param>
-    /// <param name="statistics">Per query row <c>[batch, heads, queryLen, 2]</c>: the largest visible raw score q·k (−∞ when none) and the sum of exp((s − max)/√headDim) (0 when none).</param>
+    /// <param name="statistics">Per query row <c>[batch, heads, queryLen, 2]</c>: the largest visible raw score q·k (−∞ when none) and the sum of exp((s − max)/√headDim) (0 when none); or empty when no backward pass follows (inference).</param>
     /// <param name="batch">Sequences.</param>
     /// <param name="queryLen">Queries per sequence.</param>
     /// <param name="keyLen">Keys per sequence.</param>
@@ -77,14 +77,67 @@ public static unsafe partial class Attention
         SpanChecks.AtLeast(v.Length, StridedLength((long)batch * keyLen, kvStride, kvC), nameof(v));
         SpanChecks.LengthOrEmpty(keyPadding.Length, (long)batch * keyLen, nameof(keyPadding));
         SpanChecks.Length(output.Length, (long)batch * queryLen * c, nameof(output));
-        SpanChecks.Length(statistics.Length, FlashStatisticsLength(batch, heads, queryLen), nameof(statistics));
+        SpanChecks.LengthOrEmpty(statistics.Length, FlashStatisticsLength(batch, heads, queryLen), nameof(statistics));
 
         fixed (float* pQ = q, pK = k, pV = v, pOut = output, pStats = statistics)
         fixed (byte* pPad = keyPadding)
         {
             var shape = new FlashShape(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window, path);
-            if (!FlashForwardSplit(in shape, pOut, pStats))
-                FlashForwardTiles(in shape, pOut, pStats, 0, shape.ForwardTiles);
+            FlashForwardCore(in shape, pOut, statistics.IsEmpty ? null : pStats);
+        }
+    }
+
+    private static void FlashForwardCore(in FlashShape shape, float* output, float* statistics)
+    {
+        if (!FlashForwardSplit(in shape, output, statistics))
+            FlashForwardTiles(in shape, output, statistics, 0, shape.ForwardTiles);
+    }
+
+    /// <summary>
+    /// Self-attention of sequences laid end to end (the exact-length passes of encoder-only models), tiled: what
+    /// <see cref="ForwardSequences"/> computes, without its <c>heads·L²</c> scratch. Sequence s owns the
+    /// <c>lengths[s]</c> rows after those of the sequences before it, and each is computed exactly as
+    /// <see cref="FlashForward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int)"/>
+    /// computes it alone (the same bits), keeping no statistics. Overwrites <paramref name="output"/>.
+    /// </summary>
+    /// <param name="q">Queries <c>[n, qStride]</c>, n = Σ lengths; the first C = heads·headDim columns of each row are used.</param>
+    /// <param name="qStride">Distance between query rows, at least C.</param>
+    /// <param name="k">Keys <c>[n, kvStride]</c>, first kvHeads·headDim columns of each row.</param>
+    /// <param name="v">Values <c>[n, kvStride]</c>, first kvHeads·headDim columns of each row.</param>
+    /// <param name="kvStride">Distance between key rows and between value rows.</param>
+    /// <param name="keyPadding">Padding <c>[n]</c>, nonzero = padding (masked as a key), or empty for none.</param>
+    /// <param name="output">Heads concatenated <c>[n, C]</c>.</param>
+    /// <param name="lengths">Tokens of each sequence, each at least 1.</param>
+    /// <param name="heads">Attention heads.</param>
+    /// <param name="headDim">Channels per head.</param>
+    /// <param name="causal">Whether query i of a sequence may only see its keys j ≤ i.</param>
+    /// <param name="window">0 for no window; otherwise query i sees only keys with |i − j| ≤ window.</param>
+    /// <param name="kvHeads">Key/value heads: 0 (the default) for one per query head; otherwise a divisor of <paramref name="heads"/>.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A length is below 1.</exception>
+    public static void FlashForwardSequences(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
+        ReadOnlySpan<byte> keyPadding, Span<float> output, ReadOnlySpan<int> lengths, int heads, int headDim, bool causal = false, int window = 0, int kvHeads = 0)
+    {
+        long n = SpanChecks.Sequences(lengths, nameof(lengths), out _);
+        kvHeads = CheckGeneral(1, 0, 0, heads, headDim, qStride, kvStride, kvHeads);
+        SpanChecks.NonNegative(window, nameof(window));
+        int c = heads * headDim, kvC = kvHeads * headDim;
+        SpanChecks.AtLeast(q.Length, StridedLength(n, qStride, c), nameof(q));
+        SpanChecks.AtLeast(k.Length, StridedLength(n, kvStride, kvC), nameof(k));
+        SpanChecks.AtLeast(v.Length, StridedLength(n, kvStride, kvC), nameof(v));
+        SpanChecks.LengthOrEmpty(keyPadding.Length, n, nameof(keyPadding));
+        SpanChecks.Length(output.Length, n * c, nameof(output));
+
+        fixed (float* pQ = q, pK = k, pV = v, pOut = output)
+        fixed (byte* pPad = keyPadding)
+        {
+            nint row = 0;
+            foreach (int length in lengths)
+            {
+                var shape = new FlashShape(pQ + row * qStride, qStride, pK + row * kvStride, pV + row * kvStride, kvStride, keyPadding.IsEmpty ? null : pPad + row,
+                    1, length, length, heads, headDim, kvHeads, causal, window, Simd.Best);
+                FlashForwardCore(in shape, pOut + row * c, null);
+                row += length;
+            }
         }
     }
 
@@ -388,7 +441,7 @@ public static unsafe partial class Attention
             float* query = shape.Query(b, h) + (nint)i0 * shape.QStride;
             float* key = shape.Key(b, h), value = shape.Value(b, h);
             float* outRows = output + ((nint)b * shape.QueryLen + i0) * c + h * headDim;    // [rows, headDim], rows C apart
-            float* stats = statistics + ((nint)pair * shape.QueryLen + i0) * FlashStatisticsPerRow;
+            float* stats = statistics == null ? null : statistics + ((nint)pair * shape.QueryLen + i0) * FlashStatisticsPerRow;
             for (int r = 0; r < rows; r++)
             {
                 max[r] = float.NegativeInfinity;
@@ -434,6 +487,7 @@ public static unsafe partial class Attention
                     Span<float> outRow = new(outRows + (nint)r * c, headDim);
                     TensorPrimitives.Multiply(outRow, 1f / sum[r], outRow);
                 }
+                if (stats == null) continue;
                 stats[r * FlashStatisticsPerRow] = max[r];
                 stats[r * FlashStatisticsPerRow + 1] = sum[r];
             }

@@ -40,9 +40,9 @@ namespace Snapshots
         /// <summary>Classes of the head.</summary>
         public const int Classes = 3;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 69588;
+        public const long TrainingBytes = 68948;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters and the workspace of an exact-length pass over up to Batch·SeqLen tokens.</summary>
-        public const long InferenceBytes = 27028;
+        public const long InferenceBytes = 26388;
 
         /// <summary>Sizes, the parameter table with PyTorch names, and the memory plan, all fixed at compile time.</summary>
         private static readonly global::TransformerGen.ModelLayout s_layout = new global::TransformerGen.ModelLayout(
@@ -80,8 +80,8 @@ namespace Snapshots
                 new("classifier.bias", new[] { 3 }, 2688, global::TransformerGen.WeightInit.Zeros),
             },
             parameterCount: 2704, activationCount: 3968, constantCount: 64,
-            inferenceCount: 3984, keyValueCount: 0,
-            logitsOffset: 3936, logitsLength: 6, inferenceLogitsOffset: 3968)
+            inferenceCount: 3824, keyValueCount: 0,
+            logitsOffset: 3936, logitsLength: 6, inferenceLogitsOffset: 3808)
         {
             Architecture = global::TransformerGen.Architecture.EncoderOnly,
             TargetVocab = 3, TargetLength = 2,
@@ -180,7 +180,7 @@ namespace Snapshots
             EncoderLayer0Infer(n, lengths);
             EncoderLayer1Infer(n, lengths);
             HeadInfer(n, lengths);
-            return InferenceBuffer.Slice(3968, lengths.Length * 3); // head.logits[sequences, 3]
+            return InferenceBuffer.Slice(3808, lengths.Length * 3); // head.logits[sequences, 3]
         }
 
         /// <summary>Forward pass of the embedding.</summary>
@@ -283,22 +283,22 @@ namespace Snapshots
             global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(0, n * 12), p.Slice(1312, 12), p.Slice(1328, 12), w.Slice(128, n * 12), w.Slice(256, n), w.Slice(272, n), n, 12);
             // encoder layer 0 · Q, K, V projections · encoder.layers.0.ln1[n, 12] → encoder.layers.0.qkv[n, 36]
             global::TransformerGen.Kernels.MatMul.Forward(w.Slice(128, n * 12), p.Slice(144, 432), p.Slice(576, 36), w.Slice(288, n * 36), n, 12, 36);
-            // encoder layer 0 · self-attention with padding mask within ±2 · encoder.layers.0.qkv[n, 36] → encoder.layers.0.attention[n, 12], encoder.layers.0.attention_probabilities[3, L, L] per sequence
-            global::TransformerGen.Kernels.Attention.ForwardSequences(w.Slice(288, n * 36), 36, w.Slice(288 + 12, n * 36 - 12), w.Slice(288 + 24, n * 36 - 24), 36, PredictPadding, w.Slice(656, n * 12), w.Slice(784, 75), lengths, 3, 4, window: 2);
+            // encoder layer 0 · self-attention with padding mask within ±2 · encoder.layers.0.qkv[n, 36] → encoder.layers.0.attention[n, 12]
+            global::TransformerGen.Kernels.Attention.FlashForwardSequences(w.Slice(288, n * 36), 36, w.Slice(288 + 12, n * 36 - 12), w.Slice(288 + 24, n * 36 - 24), 36, PredictPadding, w.Slice(656, n * 12), lengths, 3, 4, window: 2);
             // encoder layer 0 · attention output projection · encoder.layers.0.attention[n, 12] → encoder.layers.0.attention_output[n, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(656, n * 12), p.Slice(624, 144), p.Slice(768, 12), w.Slice(864, n * 12), n, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(656, n * 12), p.Slice(624, 144), p.Slice(768, 12), w.Slice(784, n * 12), n, 12, 12);
             // encoder layer 0 · residual connection around self-attention · embed.x[n, 12], encoder.layers.0.attention_output[n, 12] → encoder.layers.0.residual1[n, 12]
-            global::TransformerGen.Kernels.Residual.Add(w.Slice(0, n * 12), w.Slice(864, n * 12), w.Slice(992, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(0, n * 12), w.Slice(784, n * 12), w.Slice(912, n * 12));
             // encoder layer 0 · norm2 (pre-LN) · encoder.layers.0.residual1[n, 12] → encoder.layers.0.ln2[n, 12], encoder.layers.0.ln2_mean[n], encoder.layers.0.ln2_rstd[n]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(992, n * 12), p.Slice(1344, 12), p.Slice(1360, 12), w.Slice(1120, n * 12), w.Slice(1248, n), w.Slice(1264, n), n, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(912, n * 12), p.Slice(1344, 12), p.Slice(1360, 12), w.Slice(1040, n * 12), w.Slice(1168, n), w.Slice(1184, n), n, 12);
             // encoder layer 0 · feed-forward linear1 · encoder.layers.0.ln2[n, 12] → encoder.layers.0.ffn_hidden[n, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1120, n * 12), p.Slice(784, 240), p.Slice(1024, 20), w.Slice(1280, n * 20), n, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1040, n * 12), p.Slice(784, 240), p.Slice(1024, 20), w.Slice(1200, n * 20), n, 12, 20);
             // encoder layer 0 · GELU · encoder.layers.0.ffn_hidden[n, 20] → encoder.layers.0.ffn_activated[n, 20]
-            global::TransformerGen.Kernels.Activations.GeluForward(w.Slice(1280, n * 20), w.Slice(1488, n * 20));
+            global::TransformerGen.Kernels.Activations.GeluForward(w.Slice(1200, n * 20), w.Slice(1408, n * 20));
             // encoder layer 0 · feed-forward linear2 · encoder.layers.0.ffn_activated[n, 20] → encoder.layers.0.ffn_output[n, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1488, n * 20), p.Slice(1056, 240), p.Slice(1296, 12), w.Slice(1696, n * 12), n, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1408, n * 20), p.Slice(1056, 240), p.Slice(1296, 12), w.Slice(1616, n * 12), n, 20, 12);
             // encoder layer 0 · residual connection around the feed-forward network · encoder.layers.0.residual1[n, 12], encoder.layers.0.ffn_output[n, 12] → encoder.layers.0.output[n, 12]
-            global::TransformerGen.Kernels.Residual.Add(w.Slice(992, n * 12), w.Slice(1696, n * 12), w.Slice(1824, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(912, n * 12), w.Slice(1616, n * 12), w.Slice(1744, n * 12));
         }
 
         /// <summary>Forward pass of encoder layer 1.</summary>
@@ -363,25 +363,25 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> w = InferenceBuffer;
             // encoder layer 1 · norm1 (pre-LN) · encoder.layers.0.output[n, 12] → encoder.layers.1.ln1[n, 12], encoder.layers.1.ln1_mean[n], encoder.layers.1.ln1_rstd[n]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1824, n * 12), p.Slice(2544, 12), p.Slice(2560, 12), w.Slice(1952, n * 12), w.Slice(2080, n), w.Slice(2096, n), n, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1744, n * 12), p.Slice(2544, 12), p.Slice(2560, 12), w.Slice(1872, n * 12), w.Slice(2000, n), w.Slice(2016, n), n, 12);
             // encoder layer 1 · Q, K, V projections · encoder.layers.1.ln1[n, 12] → encoder.layers.1.qkv[n, 36]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1952, n * 12), p.Slice(1376, 432), p.Slice(1808, 36), w.Slice(2112, n * 36), n, 12, 36);
-            // encoder layer 1 · self-attention with padding mask within ±2 · encoder.layers.1.qkv[n, 36] → encoder.layers.1.attention[n, 12], encoder.layers.1.attention_probabilities[3, L, L] per sequence
-            global::TransformerGen.Kernels.Attention.ForwardSequences(w.Slice(2112, n * 36), 36, w.Slice(2112 + 12, n * 36 - 12), w.Slice(2112 + 24, n * 36 - 24), 36, PredictPadding, w.Slice(2480, n * 12), w.Slice(2608, 75), lengths, 3, 4, window: 2);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1872, n * 12), p.Slice(1376, 432), p.Slice(1808, 36), w.Slice(2032, n * 36), n, 12, 36);
+            // encoder layer 1 · self-attention with padding mask within ±2 · encoder.layers.1.qkv[n, 36] → encoder.layers.1.attention[n, 12]
+            global::TransformerGen.Kernels.Attention.FlashForwardSequences(w.Slice(2032, n * 36), 36, w.Slice(2032 + 12, n * 36 - 12), w.Slice(2032 + 24, n * 36 - 24), 36, PredictPadding, w.Slice(2400, n * 12), lengths, 3, 4, window: 2);
             // encoder layer 1 · attention output projection · encoder.layers.1.attention[n, 12] → encoder.layers.1.attention_output[n, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(2480, n * 12), p.Slice(1856, 144), p.Slice(2000, 12), w.Slice(2688, n * 12), n, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(2400, n * 12), p.Slice(1856, 144), p.Slice(2000, 12), w.Slice(2528, n * 12), n, 12, 12);
             // encoder layer 1 · residual connection around self-attention · encoder.layers.0.output[n, 12], encoder.layers.1.attention_output[n, 12] → encoder.layers.1.residual1[n, 12]
-            global::TransformerGen.Kernels.Residual.Add(w.Slice(1824, n * 12), w.Slice(2688, n * 12), w.Slice(2816, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(1744, n * 12), w.Slice(2528, n * 12), w.Slice(2656, n * 12));
             // encoder layer 1 · norm2 (pre-LN) · encoder.layers.1.residual1[n, 12] → encoder.layers.1.ln2[n, 12], encoder.layers.1.ln2_mean[n], encoder.layers.1.ln2_rstd[n]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(2816, n * 12), p.Slice(2576, 12), p.Slice(2592, 12), w.Slice(2944, n * 12), w.Slice(3072, n), w.Slice(3088, n), n, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(2656, n * 12), p.Slice(2576, 12), p.Slice(2592, 12), w.Slice(2784, n * 12), w.Slice(2912, n), w.Slice(2928, n), n, 12);
             // encoder layer 1 · feed-forward linear1 · encoder.layers.1.ln2[n, 12] → encoder.layers.1.ffn_hidden[n, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(2944, n * 12), p.Slice(2016, 240), p.Slice(2256, 20), w.Slice(3104, n * 20), n, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(2784, n * 12), p.Slice(2016, 240), p.Slice(2256, 20), w.Slice(2944, n * 20), n, 12, 20);
             // encoder layer 1 · GELU · encoder.layers.1.ffn_hidden[n, 20] → encoder.layers.1.ffn_activated[n, 20]
-            global::TransformerGen.Kernels.Activations.GeluForward(w.Slice(3104, n * 20), w.Slice(3312, n * 20));
+            global::TransformerGen.Kernels.Activations.GeluForward(w.Slice(2944, n * 20), w.Slice(3152, n * 20));
             // encoder layer 1 · feed-forward linear2 · encoder.layers.1.ffn_activated[n, 20] → encoder.layers.1.ffn_output[n, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(3312, n * 20), p.Slice(2288, 240), p.Slice(2528, 12), w.Slice(3520, n * 12), n, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(3152, n * 20), p.Slice(2288, 240), p.Slice(2528, 12), w.Slice(3360, n * 12), n, 20, 12);
             // encoder layer 1 · residual connection around the feed-forward network · encoder.layers.1.residual1[n, 12], encoder.layers.1.ffn_output[n, 12] → encoder.layers.1.output[n, 12]
-            global::TransformerGen.Kernels.Residual.Add(w.Slice(2816, n * 12), w.Slice(3520, n * 12), w.Slice(3648, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(2656, n * 12), w.Slice(3360, n * 12), w.Slice(3488, n * 12));
         }
 
         /// <summary>Forward pass of the head.</summary>
@@ -423,11 +423,11 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> w = InferenceBuffer;
             // head · final LayerNorm · encoder.layers.1.output[n, 12] → head.norm_f[n, 12], head.norm_f_mean[n], head.norm_f_rstd[n]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(3648, n * 12), p.Slice(2608, 12), p.Slice(2624, 12), w.Slice(3776, n * 12), w.Slice(3904, n), w.Slice(3920, n), n, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(3488, n * 12), p.Slice(2608, 12), p.Slice(2624, 12), w.Slice(3616, n * 12), w.Slice(3744, n), w.Slice(3760, n), n, 12);
             // head · first-token pooling · head.norm_f[n, 12] → head.pooled[sequences, 12]
-            global::TransformerGen.Kernels.Pooling.FirstForward(w.Slice(3776, n * 12), w.Slice(3936, lengths.Length * 12), lengths, 12);
+            global::TransformerGen.Kernels.Pooling.FirstForward(w.Slice(3616, n * 12), w.Slice(3776, lengths.Length * 12), lengths, 12);
             // head · classification head · head.pooled[sequences, 12] → head.logits[sequences, 3]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(3936, lengths.Length * 12), p.Slice(2640, 36), p.Slice(2688, 3), w.Slice(3968, lengths.Length * 3), lengths.Length, 12, 3);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(3776, lengths.Length * 12), p.Slice(2640, 36), p.Slice(2688, 3), w.Slice(3808, lengths.Length * 3), lengths.Length, 12, 3);
         }
     }
 }

@@ -344,6 +344,48 @@ public class FlashAttentionTests
         ThreadSettings.AssertBitIdentical(generalGrad, packedGrad, "dQkv");
     }
 
+    [Theory]
+    [InlineData(false, 0, 0)]
+    [InlineData(true, 0, 2)]
+    [InlineData(false, 3, 0)]
+    public void Sequences_laid_end_to_end_each_get_what_they_get_alone(bool causal, int window, int kvHeads)
+    {
+        int heads = 4, headDim = 9, c = heads * headDim, kvC = (kvHeads == 0 ? heads : kvHeads) * headDim, stride = c + 2 * kvC;
+        int[] lengths = [70, 1, 33, 40];
+        int n = lengths.Sum();
+        var rng = new Rng(12);
+        float[] qkv = TestTensors.Normal(rng, n * stride);
+        var padding = new byte[n];
+        padding[5] = padding[69] = padding[71 + 10] = 1;
+        var output = new float[n * c];
+        Attention.FlashForwardSequences(qkv, stride, qkv.AsSpan(c), qkv.AsSpan(c + kvC), stride, padding, output, lengths, heads, headDim, causal, window, kvHeads);
+        var stored = new float[n * c];
+        Attention.ForwardSequences(qkv, stride, qkv.AsSpan(c), qkv.AsSpan(c + kvC), stride, padding, stored, new float[heads * 70 * 70], lengths, heads, headDim, causal, window, kvHeads);
+        AssertClose("sequences", stored, output);
+
+        int row = 0;
+        foreach (int length in lengths)
+        {
+            var alone = new float[length * c];
+            Attention.FlashForward(qkv.AsSpan(row * stride, length * stride), stride, qkv.AsSpan(row * stride + c), qkv.AsSpan(row * stride + c + kvC), stride,
+                padding.AsSpan(row, length), alone, new float[Attention.FlashStatisticsLength(1, heads, length)], 1, length, length, heads, headDim, causal, window, kvHeads);
+            ThreadSettings.AssertBitIdentical(alone, output.AsSpan(row * c, length * c), $"sequence at row {row}");
+            row += length;
+        }
+    }
+
+    [Fact]
+    public void Forward_without_statistics_gives_the_same_output()
+    {
+        Case t = Named("padding causal GQA 140");
+        int outputLength = t.Batch * t.QueryLen * t.C;
+        float[] withStats = new float[outputLength], without = new float[outputLength];
+        t.Flash(withStats, t.NewStatistics());
+        Attention.FlashForward(t.QBuffer, t.QStride, t.KvBuffer.AsSpan(t.KOffset), t.KvBuffer.AsSpan(t.VOffset), t.KvStride, t.Padding, without, default,
+            t.Batch, t.QueryLen, t.KeyLen, t.Heads, t.HeadDim, t.Causal, t.Window, t.KvHeads);
+        ThreadSettings.AssertBitIdentical(withStats, without, "output");
+    }
+
     [Fact]
     public void Wrong_lengths_throw()
     {
