@@ -1,3 +1,4 @@
+using System;
 using Xunit;
 
 namespace TransformerGen.Model.Tests;
@@ -55,5 +56,50 @@ public class LongSequenceMemoryTests
     {
         var model = new LongSequence1024(1);
         Assert.Equal(LongSequence1024.TrainingBytes, model.BufferBytes);
+    }
+}
+
+/// <summary>Tiled attention, small enough to train here and big enough that its tiles and groups split between threads.</summary>
+[TransformerModel(Vocab = 256, DModel = 64, Heads = 4, Layers = 2, DFF = 256, SeqLen = 100, Batch = 4, Dropout = 0.1f, AttentionKernel = AttentionKernel.Tiled)]
+public partial class TiledSplittable { }
+
+/// <summary>A whole model with tiled attention trains to the same bits on any number of threads.</summary>
+[Collection(ThreadCountCollection.Name)]
+public sealed class TiledThreadingTests
+{
+    [Fact]
+    public void Training_with_tiled_attention_is_bit_identical_with_one_two_and_three_threads()
+    {
+        int[] tokens = TestData.Tokens(TiledSplittable.TokensPerStep, TiledSplittable.Vocab, 1);
+        int[] targets = TestData.Tokens(TiledSplittable.TokensPerStep, TiledSplittable.Vocab, 2);
+        (float[] Losses, float[] Parameters) Run(int threads)
+        {
+            int saved = Parallelism.ThreadCount;
+            Parallelism.ThreadCount = threads;
+            try
+            {
+                var model = new TiledSplittable(seed: 3);
+                var optimizer = new AdamW(model, learningRate: 1e-3f);
+                var losses = new float[3];
+                for (int step = 0; step < losses.Length; step++) losses[step] = model.TrainStep(tokens, targets, optimizer);
+                return (losses, model.Parameters.ToArray());
+            }
+            finally
+            {
+                Parallelism.ThreadCount = saved;
+            }
+        }
+
+        var single = Run(1);
+        Assert.True(single.Losses[2] < single.Losses[0], $"losses {string.Join(", ", single.Losses)}");
+        foreach (int threads in new[] { 2, 3 })
+        {
+            var multi = Run(threads);
+            for (int i = 0; i < single.Losses.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(single.Losses[i]) == BitConverter.SingleToInt32Bits(multi.Losses[i]), $"{threads} threads: loss of step {i}");
+            for (int i = 0; i < single.Parameters.Length; i++)
+                if (BitConverter.SingleToInt32Bits(single.Parameters[i]) != BitConverter.SingleToInt32Bits(multi.Parameters[i]))
+                    Assert.Fail($"{threads} threads: parameter {i} is {multi.Parameters[i]:R}, {single.Parameters[i]:R} on one thread");
+        }
     }
 }
