@@ -140,6 +140,15 @@ public static unsafe partial class MatMul
             PackedPanelsPortable(x, w, bias, y, n, inF, outF, p0, p1);
             return;
         }
+        if (n == 1)
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                int j = p * PanelWidth;
+                Panel1x64WholeDepth(x, w + (nint)j * inF, y + j, inF, bias == null ? null : bias + j);
+            }
+            return;
+        }
         for (int k0 = 0; k0 < inF; k0 += PanelDepth)
         {
             int kc = Math.Min(PanelDepth, inF - k0);
@@ -149,30 +158,38 @@ public static unsafe partial class MatMul
                 int j = p * PanelWidth;
                 float* panel = w + (nint)j * inF + (nint)k0 * PanelWidth;
                 float* bj = accumulate || bias == null ? null : bias + j;
-                if (n == 1) Panel1x64Of512(x + k0, panel, y + j, kc, accumulate, bj);
-                else
-                    for (int m = 0; m < n; m += PanelRows)
-                        Panel6x64Of512(x + (nint)m * inF + k0, inF, 1, panel, y + (nint)m * outF + j, outF, kc, Math.Min(PanelRows, n - m), accumulate, bj);
+                for (int m = 0; m < n; m += PanelRows)
+                    Panel6x64Of512(x + (nint)m * inF + k0, inF, 1, panel, y + (nint)m * outF + j, outF, kc, Math.Min(PanelRows, n - m), accumulate, bj);
             }
         }
     }
 
-    // One row of Panel6x64Of512, the same operations in the same order (one accumulator per 16 columns, k ascending,
-    // then the old value or the bias added), without computing five rows it would throw away.
+    // One row over a whole panel, panel after panel: the matrix is read as one forward stream (a depth slice at a time
+    // over all panels, as above, jumps between panels every 64 KB). The sums are those of Panel6x64Of512's rows, in
+    // the same order, kept in registers instead of y: per depth slice one accumulator per 16 columns, k ascending from
+    // zero; the first slice's plus the bias, each later one added to the total.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
-    private static void Panel1x64Of512(float* x, float* panel, float* y, int depth, bool accumulate, float* bias)
+    private static void Panel1x64WholeDepth(float* x, float* panel, float* y, int inF, float* bias)
     {
-        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
-        for (int k = 0; k < depth; k++)
+        Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
+        for (int k0 = 0; k0 < inF; k0 += PanelDepth)
         {
-            float* p = panel + k * PanelWidth;
-            Vector512<float> av = Vector512.Create(x[k]);
-            s0 = Vector512.FusedMultiplyAdd(av, Vector512.Load(p), s0);
-            s1 = Vector512.FusedMultiplyAdd(av, Vector512.Load(p + 16), s1);
-            s2 = Vector512.FusedMultiplyAdd(av, Vector512.Load(p + 32), s2);
-            s3 = Vector512.FusedMultiplyAdd(av, Vector512.Load(p + 48), s3);
+            int k1 = Math.Min(inF, k0 + PanelDepth);
+            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (int k = k0; k < k1; k++)
+            {
+                float* p = panel + (nint)k * PanelWidth;
+                Vector512<float> av = Vector512.Create(x[k]);
+                s0 = Vector512.FusedMultiplyAdd(av, Vector512.Load(p), s0);
+                s1 = Vector512.FusedMultiplyAdd(av, Vector512.Load(p + 16), s1);
+                s2 = Vector512.FusedMultiplyAdd(av, Vector512.Load(p + 32), s2);
+                s3 = Vector512.FusedMultiplyAdd(av, Vector512.Load(p + 48), s3);
+            }
+            if (k0 > 0) (t0, t1, t2, t3) = (s0 + t0, s1 + t1, s2 + t2, s3 + t3);
+            else if (bias != null) (t0, t1, t2, t3) = (s0 + Vector512.Load(bias), s1 + Vector512.Load(bias + 16), s2 + Vector512.Load(bias + 32), s3 + Vector512.Load(bias + 48));
+            else (t0, t1, t2, t3) = (s0, s1, s2, s3);
         }
-        StoreRow(y, s0, s1, s2, s3, accumulate ? y : bias);
+        StoreRow(y, t0, t1, t2, t3, null);
     }
 
     // Without AVX-512 (instances do not pack weights then, see TransformerModel; this keeps the layout usable anywhere):
