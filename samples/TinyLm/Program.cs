@@ -5,6 +5,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using TransformerGen;
+using TransformerGen.Samples;
 
 namespace TinyLmSample;
 
@@ -12,9 +13,9 @@ namespace TinyLmSample;
 public static class Program
 {
     private sealed record Options(int Steps, ulong Seed, string Prompt, string Out, int Length, float LearningRate, float Temperature, string Data,
-        int CheckpointEvery, bool Resume, int Accumulate);
+        int CheckpointEvery, bool Resume, int Accumulate, int EvalEvery, int EarlyStop);
 
-    private const string Usage = "usage: TinyLm [--steps N] [--seed S] [--prompt TEXT] [--out FILE|FOLDER] [--length N] [--lr X] [--temperature T] [--data FILE] [--checkpoint-every N] [--resume] [--accumulate K]";
+    private const string Usage = "usage: TinyLm [--steps N] [--seed S] [--prompt TEXT] [--out FILE|FOLDER] [--length N] [--lr X] [--temperature T] [--data FILE] [--checkpoint-every N] [--resume] [--accumulate K] [--eval-every N] [--early-stop K]";
 
     // The sample's own entries in a checkpoint's metadata: what a resumed run must share with the run that wrote it, and
     // the losses behind the running mean that final_loss prints.
@@ -69,16 +70,19 @@ public static class Program
         var tokens = new int[options.Accumulate * TinyLm.TokensPerStep];
         var targets = new int[options.Accumulate * TinyLm.TokensPerStep];
         var recent = new Queue<float>();
+        var record = new TrainingRecord();
+        string bestPath = TrainingRecord.BestPath(outPath);
         long start = 0;
         if (options.Resume && File.Exists(outPath))
         {
-            string? refusal = Resume(outPath, options, tokenizer, model, optimizer, rng, recent, out start);
+            string? refusal = Resume(outPath, options, tokenizer, model, optimizer, rng, recent, ref record, out start);
             if (refusal is not null)
             {
                 Console.Error.WriteLine($"--resume: {refusal}");
                 return 2;
             }
-            Console.WriteLine($"resuming from step {start} of {options.Steps} ({outPath})");
+            Console.WriteLine($"resuming from step {start} of {options.Steps} ({outPath})"
+                + (record.HeldOut.Count > 0 ? $"; best held-out loss so far {record.BestLoss:F4} at step {record.BestStep}" : ""));
         }
         else if (options.Resume)
         {
@@ -87,8 +91,11 @@ public static class Program
         var clock = Stopwatch.StartNew();
         long tokensSeen = 0;
         float finalLoss = recent.Count > 0 ? Average(recent) : float.NaN;
+        // A run that stopped early and is resumed has nothing left to do, as one that ran all its steps.
+        bool stopped = record.ShouldStop(options.EarlyStop);
+        long last = start;
 
-        for (long step = start + 1; step <= options.Steps; step++)
+        for (long step = start + 1; step <= options.Steps && !stopped; step++)
         {
             SampleBatch(ids.AsSpan(0, split), rng, tokens, targets);
             optimizer.LearningRate = schedule.At(step);
@@ -97,30 +104,47 @@ public static class Program
             recent.Enqueue(loss);
             if (recent.Count > 20) recent.Dequeue();
             finalLoss = Average(recent);
+            last = step;
             if (step == 1 || step % 25 == 0 || step == options.Steps)
             {
                 double seconds = clock.Elapsed.TotalSeconds;
+                record.AddTrainLoss(step, finalLoss);
                 Console.WriteLine($"step {step,5}/{options.Steps}  loss {loss:F3}  (mean of last {recent.Count}: {finalLoss:F3})  lr {optimizer.LearningRate:E2}  {tokensSeen / seconds:N0} tokens/s");
             }
-            if (options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0 && step < options.Steps)
+            if (options.EvalEvery > 0 && (step % options.EvalEvery == 0 || step == options.Steps))
+            {
+                // The held-out windows are the same at every evaluation and drawn from a generator of their own, so
+                // evaluating neither moves the training data's generator nor changes what the losses are compared on.
+                float evaluated = HeldOutLoss(model, ids.AsSpan(split), options.Seed);
+                bool best = record.AddHeldOutLoss(step, evaluated);
+                if (best) model.Save(bestPath, BestMetadata(tokenizer, record));
+                Console.WriteLine($"eval at step {step}: held-out loss {evaluated:F4}" + (best
+                    ? $", the best so far (saved {bestPath})"
+                    : $", best {record.BestLoss:F4} at step {record.BestStep} ({record.EvaluationsSinceBest} evaluation(s) without improvement)"));
+                stopped = record.ShouldStop(options.EarlyStop);
+                if (stopped) Console.WriteLine($"early stop at step {step}: {options.EarlyStop} evaluations without improving on step {record.BestStep}");
+            }
+            if (options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0 && step < options.Steps && !stopped)
             {
                 Console.WriteLine($"writing checkpoint at step {step} to {outPath}");
-                SaveCheckpoint(outPath, options, tokenizer, model, optimizer, rng, recent, step);
+                SaveCheckpoint(outPath, options, tokenizer, model, optimizer, rng, recent, record, step);
             }
         }
         double trainSeconds = clock.Elapsed.TotalSeconds;
-        long stepsRun = options.Steps - start;
+        long stepsRun = last - start;
         string speed = stepsRun > 0 ? $" ({tokensSeen / trainSeconds:N0} tokens/s)" : "";
         Console.WriteLine($"trained {stepsRun} steps{(start > 0 ? $" after step {start}" : "")} in {trainSeconds:F1} s{speed}");
 
         // A run that checkpoints ends with a training checkpoint too (written before the held-out batches move the data
         // generator), so that --resume after the end has nothing left to do; the model loaders read it like any other.
-        if (options.CheckpointEvery > 0) SaveCheckpoint(outPath, options, tokenizer, model, optimizer, rng, recent, options.Steps);
+        if (options.CheckpointEvery > 0) SaveCheckpoint(outPath, options, tokenizer, model, optimizer, rng, recent, record, last);
         else model.Save(outPath, new Dictionary<string, string> { [AlphabetKey] = tokenizer.Alphabet });
         Console.WriteLine($"saved {outPath}");
 
         float heldOut = Evaluate(model, ids.AsSpan(split), rng);
         Console.WriteLine($"held-out loss {heldOut:F3}");
+        if (record.HeldOut.Count > 0)
+            Console.WriteLine($"best held-out loss {record.BestLoss:F4} at step {record.BestStep}: {bestPath}");
 
         // The held-out text again as the model is used after training: inference instances read the checkpoint and decode
         // one token at a time with the key/value cache, with fp32 and with 8-bit weight matrices.
@@ -144,7 +168,8 @@ public static class Program
     }
 
     /// <summary>Writes a training checkpoint after <paramref name="step"/>, with what a resumed run checks and the recent losses.</summary>
-    private static void SaveCheckpoint(string path, Options options, CharTokenizer tokenizer, TinyLm model, AdamW optimizer, Rng rng, Queue<float> recent, long step)
+    private static void SaveCheckpoint(string path, Options options, CharTokenizer tokenizer, TinyLm model, AdamW optimizer, Rng rng, Queue<float> recent,
+        TrainingRecord record, long step)
     {
         var metadata = new Dictionary<string, string>
         {
@@ -154,6 +179,7 @@ public static class Program
             [AccumulateKey] = options.Accumulate.ToString(CultureInfo.InvariantCulture),
             [RecentLossesKey] = string.Join(" ", recent.Select(l => l.ToString("R", CultureInfo.InvariantCulture))),
         };
+        record.WriteTo(metadata);
         TrainingCheckpoint.Save(path, model, optimizer, step, rng, metadata);
     }
 
@@ -161,7 +187,8 @@ public static class Program
     /// Restores the run from the checkpoint at <paramref name="path"/>; returns why it cannot (another text, other
     /// --steps or --lr, a file of parameters only) or null, with the step to continue after.
     /// </summary>
-    private static string? Resume(string path, Options options, CharTokenizer tokenizer, TinyLm model, AdamW optimizer, Rng rng, Queue<float> recent, out long step)
+    private static string? Resume(string path, Options options, CharTokenizer tokenizer, TinyLm model, AdamW optimizer, Rng rng, Queue<float> recent,
+        ref TrainingRecord record, out long step)
     {
         step = 0;
         IReadOnlyDictionary<string, string> metadata = SafeTensors.ReadMetadata(path);
@@ -181,6 +208,7 @@ public static class Program
             return $"{path} is from a run of --accumulate {writtenAccumulate}; resume with the same --accumulate (the batches drawn depend on it)";
 
         step = TrainingCheckpoint.Load(path, model, optimizer, rng).Step;
+        record = TrainingRecord.ReadFrom(metadata);
         recent.Clear();
         if (metadata.TryGetValue(RecentLossesKey, out string? losses))
             foreach (string loss in losses.Split(' ', StringSplitOptions.RemoveEmptyEntries))
@@ -201,6 +229,36 @@ public static class Program
             ids.Slice(start + 1, TinyLm.SeqLen).CopyTo(targets.Slice(b * TinyLm.SeqLen, TinyLm.SeqLen));
         }
     }
+
+    /// <summary>The model's own parameters with what says where they came from: the alphabet, the step and its held-out loss.</summary>
+    private static Dictionary<string, string> BestMetadata(CharTokenizer tokenizer, TrainingRecord record) => new()
+    {
+        [AlphabetKey] = tokenizer.Alphabet,
+        ["best.step"] = record.BestStep.ToString(CultureInfo.InvariantCulture),
+        ["best.held_out_loss"] = record.BestLoss.ToString("R", CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>
+    /// Mean loss, dropout off, over the same <see cref="EvaluationBatches"/> batches of held-out windows at every call: drawn
+    /// from a generator seeded apart from the training data's, which this leaves untouched.
+    /// </summary>
+    private static float HeldOutLoss(TinyLm model, ReadOnlySpan<int> ids, ulong seed)
+    {
+        var windows = new Rng(seed + 3);
+        var tokens = new int[TinyLm.TokensPerStep];
+        var targets = new int[TinyLm.TokensPerStep];
+        model.Training = false;
+        double sum = 0;
+        for (int i = 0; i < EvaluationBatches; i++)
+        {
+            SampleBatch(ids, windows, tokens, targets);
+            sum += model.Forward(tokens, targets);
+        }
+        model.Training = true;
+        return (float)(sum / EvaluationBatches);
+    }
+
+    private const int EvaluationBatches = 10;
 
     /// <summary>Mean loss over 20 random batches of held-out text, with dropout off.</summary>
     private static float Evaluate(TinyLm model, ReadOnlySpan<int> ids, Rng rng)
@@ -265,7 +323,7 @@ public static class Program
     {
         var o = new Options(Steps: 1000, Seed: 1, Prompt: "And God said", Out: Path.Combine("out", "tinylm.safetensors"),
             Length: 300, LearningRate: 3e-3f, Temperature: 0.8f, Data: Path.Combine(AppContext.BaseDirectory, "data", "genesis.txt"),
-            CheckpointEvery: 0, Resume: false, Accumulate: 1);
+            CheckpointEvery: 0, Resume: false, Accumulate: 1, EvalEvery: 0, EarlyStop: 0);
         for (int i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -282,10 +340,13 @@ public static class Program
                 case "--checkpoint-every": o = o with { CheckpointEvery = PositiveInt(Value(), "--checkpoint-every") }; break;
                 case "--resume": o = o with { Resume = true }; break;
                 case "--accumulate": o = o with { Accumulate = PositiveInt(Value(), "--accumulate") }; break;
+                case "--eval-every": o = o with { EvalEvery = PositiveInt(Value(), "--eval-every") }; break;
+                case "--early-stop": o = o with { EarlyStop = PositiveInt(Value(), "--early-stop") }; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
         if (o.Prompt.Length == 0) throw new ArgumentException("--prompt must not be empty");
+        if (o.EarlyStop > 0 && o.EvalEvery == 0) throw new ArgumentException("--early-stop counts evaluations: it needs --eval-every");
         return o;
     }
 
