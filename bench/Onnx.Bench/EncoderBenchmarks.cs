@@ -7,7 +7,8 @@ namespace TransformerGen.Onnx.Bench;
 /// all-MiniLM-L6-v2's sentence embeddings of a batch of 128-token sentences: ours (<c>Predict</c> on an inference instance)
 /// against ONNX Runtime 1.32.0 on our model's ONNX export (the same weights), fp32, and with 8-bit weights (our export's
 /// <see cref="OnnxWeightFormat.Int8Blocks"/>: MatMulNBits, blocks of 32, accuracy level 4, so ORT quantizes the activations
-/// to int8 per block). The same thread count on both sides; the embeddings are checked before timing.
+/// to int8 per block), and ours with 8-bit weights (<see cref="WeightType.Int8"/>: the same blocks of 32, fp32 products over
+/// them). The same thread count on both sides; the embeddings are checked before timing.
 /// </summary>
 /// <remarks>ONNX Runtime fp32 is the baseline: BenchmarkDotNet's Ratio column is each method's time over its.</remarks>
 [MemoryDiagnoser]
@@ -20,11 +21,11 @@ public abstract class EncoderBenchmarks<TModel> where TModel : EncoderModel
     [Params(1, 2)]
     public int Threads { get; set; }
 
-    protected abstract TModel CreateModel();
+    protected abstract TModel CreateModel(WeightType weights);
 
-    private TModel Ours(out float[] embeddings)
+    private TModel Ours(out float[] embeddings, WeightType weights = WeightType.Float32)
     {
-        TModel model = CreateModel();
+        TModel model = CreateModel(weights);
         Bench.PerturbVectors(model);
         _tokens = Bench.Tokens(model.Layout.TokensPerStep, model.Layout.Vocab);
         embeddings = model.Predict(_tokens).ToArray();
@@ -52,6 +53,16 @@ public abstract class EncoderBenchmarks<TModel> where TModel : EncoderModel
         Bench.Repeat(() => Ours());
     }
 
+    [GlobalSetup(Target = nameof(OursInt8))]
+    public void SetupOursInt8()
+    {
+        Parallelism.ThreadCount = Threads;
+        _ = Ours(out float[] exact);
+        _model = Ours(out float[] reduced, WeightType.Int8);
+        Console.WriteLine($"// {typeof(TModel).Name} Int8: our 8-bit embeddings differ from our fp32 ones by {Bench.RelativeMax(reduced, exact):E2} of the largest");
+        Bench.Repeat(() => OursInt8());
+    }
+
     [GlobalSetup(Target = nameof(OnnxRuntime))]
     public void SetupOnnxRuntime() => SetupOrt(OnnxWeightFormat.Float32);
 
@@ -69,6 +80,9 @@ public abstract class EncoderBenchmarks<TModel> where TModel : EncoderModel
     [Benchmark]
     public float Ours() => _model!.Predict(_tokens)[0];
 
+    [Benchmark]
+    public float OursInt8() => _model!.Predict(_tokens)[0];
+
     [Benchmark(Baseline = true)]
     public float OnnxRuntime() => _ort!.Run()[0];
 
@@ -79,11 +93,11 @@ public abstract class EncoderBenchmarks<TModel> where TModel : EncoderModel
 /// <summary>all-MiniLM-L6-v2, one sentence of 128 tokens.</summary>
 public class MiniLmBatch1Encode : EncoderBenchmarks<MiniLmBatch1>
 {
-    protected override MiniLmBatch1 CreateModel() => MiniLmBatch1.ForInference(Bench.Seed);
+    protected override MiniLmBatch1 CreateModel(WeightType weights) => MiniLmBatch1.ForInference(Bench.Seed, weights);
 }
 
 /// <summary>all-MiniLM-L6-v2, 8 sentences of 128 tokens.</summary>
 public class MiniLmBatch8Encode : EncoderBenchmarks<MiniLmBatch8>
 {
-    protected override MiniLmBatch8 CreateModel() => MiniLmBatch8.ForInference(Bench.Seed);
+    protected override MiniLmBatch8 CreateModel(WeightType weights) => MiniLmBatch8.ForInference(Bench.Seed, weights);
 }

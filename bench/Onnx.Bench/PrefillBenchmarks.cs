@@ -7,7 +7,8 @@ namespace TransformerGen.Onnx.Bench;
 /// SmolLM2-135M's prefill of a 128-token prompt: ours (<c>ResetCache</c> then <c>Append</c> of the prompt, which fills the
 /// key/value cache and gives the last position's logits) against ONNX Runtime on our export with
 /// <see cref="OnnxExportOptions.LastPositionOnly"/> (the same full-sequence forward pass, with the LM head over the last
-/// position only; no key/value cache is written), fp32 and 8-bit blocks. The logits are checked before timing.
+/// position only; no key/value cache is written), fp32 and 8-bit blocks, and ours with 8-bit weights
+/// (<see cref="WeightType.Int8"/>). The logits are checked before timing.
 /// </summary>
 [MemoryDiagnoser]
 public class SmolLm2PrefillBenchmarks
@@ -19,9 +20,9 @@ public class SmolLm2PrefillBenchmarks
     [Params(1, 2)]
     public int Threads { get; set; }
 
-    private float[] CreateOurs()
+    private float[] CreateOurs(WeightType weights = WeightType.Float32)
     {
-        _model = SmolLm2Prefill.ForInference(Bench.Seed);
+        _model = SmolLm2Prefill.ForInference(Bench.Seed, weights);
         Bench.PerturbVectors(_model);
         _prompt = Bench.Tokens(SmolLm2Prefill.SeqLen, SmolLm2Prefill.Vocab);
         _model.ResetCache();
@@ -50,6 +51,16 @@ public class SmolLm2PrefillBenchmarks
         Bench.Repeat(() => Ours());
     }
 
+    [GlobalSetup(Target = nameof(OursInt8))]
+    public void SetupOursInt8()
+    {
+        Parallelism.ThreadCount = Threads;
+        float[] exact = CreateOurs();
+        float[] reduced = CreateOurs(WeightType.Int8);
+        Console.WriteLine($"// SmolLM2 prefill Int8: our 8-bit logits differ from our fp32 ones by {Bench.RelativeMax(reduced, exact):E2} of the largest");
+        Bench.Repeat(() => OursInt8());
+    }
+
     [GlobalSetup(Target = nameof(OnnxRuntime))]
     public void SetupOnnxRuntime() => SetupOrt(OnnxWeightFormat.Float32);
 
@@ -66,6 +77,13 @@ public class SmolLm2PrefillBenchmarks
 
     [Benchmark]
     public float Ours()
+    {
+        _model!.ResetCache();
+        return _model.Append(_prompt)[0];
+    }
+
+    [Benchmark]
+    public float OursInt8()
     {
         _model!.ResetCache();
         return _model.Append(_prompt)[0];
