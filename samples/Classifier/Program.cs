@@ -1,10 +1,12 @@
 using System;
 using System.Collections.Generic;
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Text;
 using TransformerGen;
+using TransformerGen.Samples;
 
 namespace ClassifierSample;
 
@@ -20,31 +22,29 @@ public static class Program
 
     public static int Main(string[] args)
     {
-        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-        int steps = 3000, checkpointEvery = 0;
-        ulong seed = 1;
-        string? outPath = null;
-        bool resume = false;
-        for (int i = 0; i < args.Length; i++)
+        var steps = SampleCommandLine.Count("--steps", "Optimizer steps to train.", 3000);
+        var seed = new Option<ulong>("--seed") { Description = "Seeds the initial weights and the training strings.", HelpName = "S", DefaultValueFactory = _ => 1 };
+        var output = new Option<string?>("--out") { Description = "Where the model (or, with --checkpoint-every, the training checkpoint) is written; a folder means classifier.safetensors inside it. Not saved when not given.", HelpName = "FILE|FOLDER" };
+        var checkpointEvery = SampleCommandLine.Count("--checkpoint-every", "Write a training checkpoint to --out every N steps and at the end (0: only the model, at the end).", 0, minimum: 0);
+        var resume = new Option<bool>("--resume") { Description = "Continue from the training checkpoint at --out, if there is one." };
+        var evalEvery = SampleCommandLine.Count("--eval-every", "Measure the held-out loss every N steps and at the end, keeping the best parameters in <out>.best.safetensors when --out is given (0: never).", 0, minimum: 0);
+        var earlyStop = SampleCommandLine.Count("--early-stop", "Stop after K evaluations without a lower held-out loss (0: never; needs --eval-every).", 0, minimum: 0, helpName: "K");
+        var command = new RootCommand("Trains BracketClassifier, an encoder-only model, to tell balanced bracket strings from near misses, and measures its accuracy on strings it never saw.")
         {
-            switch (args[i])
-            {
-                case "--steps" when i + 1 < args.Length: steps = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-                case "--seed" when i + 1 < args.Length: seed = ulong.Parse(args[++i], CultureInfo.InvariantCulture); break;
-                case "--out" when i + 1 < args.Length: outPath = args[++i]; break;
-                case "--checkpoint-every" when i + 1 < args.Length: checkpointEvery = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-                case "--resume": resume = true; break;
-                default:
-                    Console.Error.WriteLine($"unknown option {args[i]}; usage: Classifier [--steps N] [--seed S] [--out FILE|FOLDER] [--checkpoint-every N] [--resume]");
-                    return 2;
-            }
-        }
-        if ((checkpointEvery > 0 || resume) && outPath is null)
+            steps, seed, output, checkpointEvery, resume, evalEvery, earlyStop,
+        };
+        command.Validators.Add(r =>
         {
-            Console.Error.WriteLine("--checkpoint-every and --resume need --out, the checkpoint's path");
-            return 2;
-        }
+            if (r.GetValue(earlyStop) > 0 && r.GetValue(evalEvery) == 0) r.AddError("--early-stop counts evaluations: it needs --eval-every.");
+            if ((r.GetValue(checkpointEvery) > 0 || r.GetValue(resume)) && r.GetValue(output) is null) r.AddError("--checkpoint-every and --resume need --out, the checkpoint's path.");
+        });
+        command.SetAction(parsed => Train(parsed.GetValue(steps), parsed.GetValue(seed), parsed.GetValue(output), parsed.GetValue(checkpointEvery),
+            parsed.GetValue(resume), parsed.GetValue(evalEvery), parsed.GetValue(earlyStop)));
+        return SampleCommandLine.Run(command, args);
+    }
 
+    private static int Train(int steps, ulong seed, string? outPath, int checkpointEvery, bool resume, int evalEvery, int earlyStop)
+    {
         // Where the model goes is checked before any training is spent on it: a folder means a file inside it.
         if (outPath is not null)
         {
@@ -67,19 +67,24 @@ public static class Program
         var seen = new HashSet<string>();
         var tokens = new int[BracketClassifier.TokensPerStep];
         var labels = new int[BracketClassifier.Batch];
+        var record = new TrainingRecord();
+        string? bestPath = outPath is null ? null : TrainingRecord.BestPath(outPath);
         long start = 0;
         if (resume && File.Exists(outPath))
         {
-            string? refusal = Resume(outPath!, steps, seed, model, optimizer, rng, seen, out start);
+            string? refusal = Resume(outPath!, steps, seed, model, optimizer, rng, seen, ref record, out start);
             if (refusal is not null)
             {
                 Console.Error.WriteLine($"--resume: {refusal}");
                 return 2;
             }
-            Console.WriteLine($"resuming from step {start} of {steps} ({outPath})");
+            Console.WriteLine($"resuming from step {start} of {steps} ({outPath})"
+                + (record.HeldOut.Count > 0 ? $"; best held-out loss so far {record.BestLoss:F4} at step {record.BestStep}" : ""));
         }
         var clock = Stopwatch.StartNew();
-        for (long step = start + 1; step <= steps; step++)
+        bool stopped = record.ShouldStop(earlyStop); // a run that stopped early, resumed, has nothing left to do
+        long last = start;
+        for (long step = start + 1; step <= steps && !stopped; step++)
         {
             for (int b = 0; b < BracketClassifier.Batch; b++)
             {
@@ -90,23 +95,39 @@ public static class Program
             }
             optimizer.LearningRate = schedule.At(step);
             float loss = model.TrainStep(tokens, labels, optimizer, maxGradientNorm: 1f);
+            last = step;
             if (step == 1 || step % 200 == 0)
+            {
+                record.AddTrainLoss(step, loss);
                 Console.WriteLine($"step {step,5}/{steps}  loss {loss:F4}  {clock.Elapsed.TotalSeconds:F1} s");
-            if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < steps)
+            }
+            if (evalEvery > 0 && (step % evalEvery == 0 || step == steps))
+            {
+                float evaluated = HeldOutLoss(model, seed);
+                bool best = record.AddHeldOutLoss(step, evaluated);
+                if (best && bestPath is not null) model.Save(bestPath);
+                Console.WriteLine($"eval at step {step}: held-out loss {evaluated:F4}" + (best
+                    ? $", the best so far{(bestPath is null ? "" : $" (saved {bestPath})")}"
+                    : $", best {record.BestLoss:F4} at step {record.BestStep} ({record.EvaluationsSinceBest} evaluation(s) without improvement)"));
+                stopped = record.ShouldStop(earlyStop);
+                if (stopped) Console.WriteLine($"early stop at step {step}: {earlyStop} evaluations without improving on step {record.BestStep}");
+            }
+            if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < steps && !stopped)
             {
                 Console.WriteLine($"writing checkpoint at step {step} to {outPath}");
-                SaveCheckpoint(outPath!, steps, model, optimizer, rng, step);
+                SaveCheckpoint(outPath!, steps, model, optimizer, rng, record, step);
             }
         }
-        Console.WriteLine($"trained {steps - start} steps{(start > 0 ? $" after step {start}" : "")} in {clock.Elapsed.TotalSeconds:F1} s on {seen.Count:N0} distinct strings");
+        Console.WriteLine($"trained {last - start} steps{(start > 0 ? $" after step {start}" : "")} in {clock.Elapsed.TotalSeconds:F1} s on {seen.Count:N0} distinct strings");
         // Saved before the held-out strings move the data generator; a run that checkpoints saves a training checkpoint,
         // so that --resume after the end has nothing left to do.
         if (outPath is not null)
         {
-            if (checkpointEvery > 0) SaveCheckpoint(outPath, steps, model, optimizer, rng, steps);
+            if (checkpointEvery > 0) SaveCheckpoint(outPath, steps, model, optimizer, rng, record, last);
             else model.Save(outPath);
             Console.WriteLine($"saved {outPath}");
         }
+        if (record.HeldOut.Count > 0) Console.WriteLine($"best held-out loss {record.BestLoss:F4} at step {record.BestStep}{(bestPath is null ? "" : $": {bestPath}")}");
 
         // Held out: 2,048 strings never seen in training, predicted a batch at a time.
         int correct = 0, total = 0, shown = 0;
@@ -143,22 +164,55 @@ public static class Program
 
     private const string StepsKey = "classifier.steps";
 
-    private static void SaveCheckpoint(string path, int steps, BracketClassifier model, AdamW optimizer, Rng rng, long step) =>
-        TrainingCheckpoint.Save(path, model, optimizer, step, rng, new Dictionary<string, string> { [StepsKey] = steps.ToString(CultureInfo.InvariantCulture) });
+    private static void SaveCheckpoint(string path, int steps, BracketClassifier model, AdamW optimizer, Rng rng, TrainingRecord record, long step)
+    {
+        var metadata = new Dictionary<string, string> { [StepsKey] = steps.ToString(CultureInfo.InvariantCulture) };
+        record.WriteTo(metadata);
+        TrainingCheckpoint.Save(path, model, optimizer, step, rng, metadata);
+    }
+
+    /// <summary>
+    /// Mean cross-entropy, dropout off, over the same <see cref="EvaluationBatches"/> batches of labelled strings at every
+    /// call, drawn from a generator seeded apart from the training strings', which this leaves untouched.
+    /// </summary>
+    private static float HeldOutLoss(BracketClassifier model, ulong seed)
+    {
+        var strings = new Rng(seed + 3);
+        var tokens = new int[BracketClassifier.TokensPerStep];
+        var labels = new int[BracketClassifier.Batch];
+        model.Training = false;
+        double sum = 0;
+        for (int i = 0; i < EvaluationBatches; i++)
+        {
+            for (int b = 0; b < BracketClassifier.Batch; b++)
+            {
+                (string text, bool balanced) = Example(strings);
+                Encode(text, tokens.AsSpan(b * BracketClassifier.SeqLen, BracketClassifier.SeqLen));
+                labels[b] = balanced ? 1 : 0;
+            }
+            sum += model.Forward(tokens, labels);
+        }
+        model.Training = true;
+        return (float)(sum / EvaluationBatches);
+    }
+
+    private const int EvaluationBatches = 8;
 
     /// <summary>
     /// Restores the run from <paramref name="path"/> and the set of strings it trained on (replayed from the seed, which
     /// must bring the data generator to the state the checkpoint holds); returns why it cannot, or null.
     /// </summary>
-    private static string? Resume(string path, int steps, ulong seed, BracketClassifier model, AdamW optimizer, Rng rng, HashSet<string> seen, out long start)
+    private static string? Resume(string path, int steps, ulong seed, BracketClassifier model, AdamW optimizer, Rng rng, HashSet<string> seen, ref TrainingRecord record, out long start)
     {
         start = 0;
         if (!TrainingCheckpoint.IsTrainingCheckpoint(path))
             return $"{path} holds a model's parameters only (it was saved without --checkpoint-every), so training cannot continue from it";
-        string written = SafeTensors.ReadMetadata(path).GetValueOrDefault(StepsKey, "?");
+        IReadOnlyDictionary<string, string> metadata = SafeTensors.ReadMetadata(path);
+        string written = metadata.GetValueOrDefault(StepsKey, "?");
         if (written != steps.ToString(CultureInfo.InvariantCulture))
             return $"{path} is from a run of --steps {written}; resume with the same --steps";
         start = TrainingCheckpoint.Load(path, model, optimizer, rng).Step;
+        record = TrainingRecord.ReadFrom(metadata);
         var replay = new Rng(seed + 1);
         for (long i = 0; i < start * BracketClassifier.Batch; i++) seen.Add(Example(replay).Text);
         return replay.State == rng.State ? null : $"{path} is from a run with another --seed";

@@ -1,9 +1,11 @@
 using System;
 using System.Collections.Generic;
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using TransformerGen;
+using TransformerGen.Samples;
 
 namespace Seq2SeqSample;
 
@@ -18,26 +20,28 @@ public static class Program
 
     public static int Main(string[] args)
     {
-        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-        int steps = 5000, checkpointEvery = 0;
-        ulong seed = 1;
-        string outFolder = "out";
-        bool resume = false;
-        for (int i = 0; i < args.Length; i++)
+        var steps = SampleCommandLine.Count("--steps", "Optimizer steps to train.", 5000);
+        var seed = new Option<ulong>("--seed") { Description = "Seeds the initial weights and the training strings.", HelpName = "S", DefaultValueFactory = _ => 1 };
+        var output = new Option<string>("--out") { Description = "The folder for reverser.safetensors and cross_attention.png.", HelpName = "FOLDER", DefaultValueFactory = _ => "out" };
+        var checkpointEvery = SampleCommandLine.Count("--checkpoint-every", "Write a training checkpoint every N steps and at the end (0: only the model, at the end).", 0, minimum: 0);
+        var resume = new Option<bool>("--resume") { Description = "Continue from the training checkpoint in --out, if there is one." };
+        var evalEvery = SampleCommandLine.Count("--eval-every", "Measure the held-out loss every N steps and at the end, keeping the best parameters in reverser.best.safetensors (0: never).", 0, minimum: 0);
+        var earlyStop = SampleCommandLine.Count("--early-stop", "Stop after K evaluations without a lower held-out loss (0: never; needs --eval-every).", 0, minimum: 0, helpName: "K");
+        var command = new RootCommand("Trains Reverser, a small encoder–decoder, to reverse digit strings, then measures greedy and beam-search decoding on strings it never saw.")
         {
-            switch (args[i])
-            {
-                case "--steps" when i + 1 < args.Length: steps = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-                case "--seed" when i + 1 < args.Length: seed = ulong.Parse(args[++i], CultureInfo.InvariantCulture); break;
-                case "--out" when i + 1 < args.Length: outFolder = args[++i]; break;
-                case "--checkpoint-every" when i + 1 < args.Length: checkpointEvery = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-                case "--resume": resume = true; break;
-                default:
-                    Console.Error.WriteLine($"unknown option {args[i]}; usage: Seq2Seq [--steps N] [--seed S] [--out FOLDER] [--checkpoint-every N] [--resume]");
-                    return 2;
-            }
-        }
+            steps, seed, output, checkpointEvery, resume, evalEvery, earlyStop,
+        };
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(earlyStop) > 0 && r.GetValue(evalEvery) == 0) r.AddError("--early-stop counts evaluations: it needs --eval-every.");
+        });
+        command.SetAction(parsed => Train(parsed.GetValue(steps), parsed.GetValue(seed), parsed.GetValue(output)!, parsed.GetValue(checkpointEvery),
+            parsed.GetValue(resume), parsed.GetValue(evalEvery), parsed.GetValue(earlyStop)));
+        return SampleCommandLine.Run(command, args);
+    }
 
+    private static int Train(int steps, ulong seed, string outFolder, int checkpointEvery, bool resume, int evalEvery, int earlyStop)
+    {
         // The folder is checked before any training is spent on it.
         string checkpoint;
         try
@@ -58,20 +62,25 @@ public static class Program
         var seen = new HashSet<string>();
         var tokens = new int[Reverser.TokensPerStep];
         var targets = new int[Reverser.TargetTokensPerStep];
+        var record = new TrainingRecord();
+        string bestPath = TrainingRecord.BestPath(checkpoint);
         long start = 0;
         if (resume && File.Exists(checkpoint))
         {
-            string? refusal = Resume(checkpoint, steps, seed, model, optimizer, rng, seen, out start);
+            string? refusal = Resume(checkpoint, steps, seed, model, optimizer, rng, seen, ref record, out start);
             if (refusal is not null)
             {
                 Console.Error.WriteLine($"--resume: {refusal}");
                 return 2;
             }
-            Console.WriteLine($"resuming from step {start} of {steps} ({checkpoint})");
+            Console.WriteLine($"resuming from step {start} of {steps} ({checkpoint})"
+                + (record.HeldOut.Count > 0 ? $"; best held-out loss so far {record.BestLoss:F4} at step {record.BestStep}" : ""));
         }
         var clock = Stopwatch.StartNew();
         float loss = 0;
-        for (long step = start + 1; step <= steps; step++)
+        bool stopped = record.ShouldStop(earlyStop); // a run that stopped early, resumed, has nothing left to do
+        long last = start;
+        for (long step = start + 1; step <= steps && !stopped; step++)
         {
             for (int b = 0; b < Reverser.Batch; b++)
             {
@@ -81,18 +90,34 @@ public static class Program
             }
             optimizer.LearningRate = schedule.At(step);
             loss = model.TrainStep(tokens, targets, optimizer, maxGradientNorm: 1f);
+            last = step;
             if (step == 1 || step % 100 == 0)
+            {
+                record.AddTrainLoss(step, loss);
                 Console.WriteLine($"step {step,5}/{steps}  loss {loss:F3}  lr {optimizer.LearningRate:E2}  {clock.Elapsed.TotalSeconds:F1} s");
-            if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < steps)
+            }
+            if (evalEvery > 0 && (step % evalEvery == 0 || step == steps))
+            {
+                float evaluated = HeldOutLoss(model, seed);
+                bool best = record.AddHeldOutLoss(step, evaluated);
+                if (best) model.Save(bestPath);
+                Console.WriteLine($"eval at step {step}: held-out loss {evaluated:F4}" + (best
+                    ? $", the best so far (saved {bestPath})"
+                    : $", best {record.BestLoss:F4} at step {record.BestStep} ({record.EvaluationsSinceBest} evaluation(s) without improvement)"));
+                stopped = record.ShouldStop(earlyStop);
+                if (stopped) Console.WriteLine($"early stop at step {step}: {earlyStop} evaluations without improving on step {record.BestStep}");
+            }
+            if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < steps && !stopped)
             {
                 Console.WriteLine($"writing checkpoint at step {step} to {checkpoint}");
-                SaveCheckpoint(checkpoint, steps, model, optimizer, rng, step);
+                SaveCheckpoint(checkpoint, steps, model, optimizer, rng, record, step);
             }
         }
-        Console.WriteLine($"trained {steps - start} steps{(start > 0 ? $" after step {start}" : "")} in {clock.Elapsed.TotalSeconds:F1} s on {seen.Count:N0} distinct strings");
+        Console.WriteLine($"trained {last - start} steps{(start > 0 ? $" after step {start}" : "")} in {clock.Elapsed.TotalSeconds:F1} s on {seen.Count:N0} distinct strings");
         // A run that checkpoints ends with a training checkpoint, written before the held-out strings move the data
         // generator, so that --resume after the end has nothing left to do.
-        if (checkpointEvery > 0) SaveCheckpoint(checkpoint, steps, model, optimizer, rng, steps);
+        if (checkpointEvery > 0) SaveCheckpoint(checkpoint, steps, model, optimizer, rng, record, last);
+        if (record.HeldOut.Count > 0) Console.WriteLine($"best held-out loss {record.BestLoss:F4} at step {record.BestStep}: {bestPath}");
 
         // Held-out strings: never seen in training.
         var heldOut = new List<string>();
@@ -134,22 +159,51 @@ public static class Program
 
     private const string StepsKey = "reverser.steps";
 
-    private static void SaveCheckpoint(string path, int steps, Reverser model, AdamW optimizer, Rng rng, long step) =>
-        TrainingCheckpoint.Save(path, model, optimizer, step, rng, new Dictionary<string, string> { [StepsKey] = steps.ToString(CultureInfo.InvariantCulture) });
+    private static void SaveCheckpoint(string path, int steps, Reverser model, AdamW optimizer, Rng rng, TrainingRecord record, long step)
+    {
+        var metadata = new Dictionary<string, string> { [StepsKey] = steps.ToString(CultureInfo.InvariantCulture) };
+        record.WriteTo(metadata);
+        TrainingCheckpoint.Save(path, model, optimizer, step, rng, metadata);
+    }
+
+    /// <summary>
+    /// Mean teacher-forced loss, dropout off, over the same <see cref="EvaluationBatches"/> batches of strings at every call,
+    /// drawn from a generator seeded apart from the training strings', which this leaves untouched.
+    /// </summary>
+    private static float HeldOutLoss(Reverser model, ulong seed)
+    {
+        var strings = new Rng(seed + 3);
+        var tokens = new int[Reverser.TokensPerStep];
+        var targets = new int[Reverser.TargetTokensPerStep];
+        model.Training = false;
+        double sum = 0;
+        for (int i = 0; i < EvaluationBatches; i++)
+        {
+            for (int b = 0; b < Reverser.Batch; b++)
+                Encode(RandomDigits(strings), tokens.AsSpan(b * Reverser.SeqLen, Reverser.SeqLen), targets.AsSpan(b * Reverser.TargetSeqLen, Reverser.TargetSeqLen));
+            sum += model.Forward(tokens, targets);
+        }
+        model.Training = true;
+        return (float)(sum / EvaluationBatches);
+    }
+
+    private const int EvaluationBatches = 8;
 
     /// <summary>
     /// Restores the run from <paramref name="path"/> and the set of strings it trained on (replayed from the seed, which
     /// must bring the data generator to the state the checkpoint holds); returns why it cannot, or null.
     /// </summary>
-    private static string? Resume(string path, int steps, ulong seed, Reverser model, AdamW optimizer, Rng rng, HashSet<string> seen, out long start)
+    private static string? Resume(string path, int steps, ulong seed, Reverser model, AdamW optimizer, Rng rng, HashSet<string> seen, ref TrainingRecord record, out long start)
     {
         start = 0;
         if (!TrainingCheckpoint.IsTrainingCheckpoint(path))
             return $"{path} holds a model's parameters only (it was saved without --checkpoint-every), so training cannot continue from it";
-        string written = SafeTensors.ReadMetadata(path).GetValueOrDefault(StepsKey, "?");
+        IReadOnlyDictionary<string, string> metadata = SafeTensors.ReadMetadata(path);
+        string written = metadata.GetValueOrDefault(StepsKey, "?");
         if (written != steps.ToString(CultureInfo.InvariantCulture))
             return $"{path} is from a run of --steps {written}; resume with the same --steps";
         start = TrainingCheckpoint.Load(path, model, optimizer, rng).Step;
+        record = TrainingRecord.ReadFrom(metadata);
         var replay = new Rng(seed + 1);
         for (long i = 0; i < start * Reverser.Batch; i++) seen.Add(RandomDigits(replay));
         return replay.State == rng.State ? null : $"{path} is from a run with another --seed";

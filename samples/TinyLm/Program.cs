@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.IO;
@@ -15,8 +16,6 @@ public static class Program
     private sealed record Options(int Steps, ulong Seed, string Prompt, string Out, int Length, float LearningRate, float Temperature, string Data,
         int CheckpointEvery, bool Resume, int Accumulate, int EvalEvery, int EarlyStop);
 
-    private const string Usage = "usage: TinyLm [--steps N] [--seed S] [--prompt TEXT] [--out FILE|FOLDER] [--length N] [--lr X] [--temperature T] [--data FILE] [--checkpoint-every N] [--resume] [--accumulate K] [--eval-every N] [--early-stop K]";
-
     // The sample's own entries in a checkpoint's metadata: what a resumed run must share with the run that wrote it, and
     // the losses behind the running mean that final_loss prints.
     private const string AlphabetKey = "alphabet", StepsKey = "tinylm.steps", LearningRateKey = "tinylm.lr",
@@ -24,19 +23,44 @@ public static class Program
 
     public static int Main(string[] args)
     {
-        Options options;
-        try
+        var steps = SampleCommandLine.Count("--steps", "Optimizer steps to train.", 1000);
+        var seed = new Option<ulong>("--seed") { Description = "Seeds the initial weights, the batches and the sampler.", HelpName = "S", DefaultValueFactory = _ => 1 };
+        var prompt = new Option<string>("--prompt") { Description = "Text the generated sample continues.", HelpName = "TEXT", DefaultValueFactory = _ => "And God said" };
+        prompt.Validators.Add(r => { if (string.IsNullOrEmpty(r.GetValueOrDefault<string>())) r.AddError("--prompt must not be empty."); });
+        var output = new Option<string>("--out")
         {
-            options = Parse(args);
-        }
-        catch (ArgumentException e)
+            Description = "Where the model (or, with --checkpoint-every, the training checkpoint) is written; a folder means tinylm.safetensors inside it.",
+            HelpName = "FILE|FOLDER", DefaultValueFactory = _ => Path.Combine("out", "tinylm.safetensors"),
+        };
+        var length = SampleCommandLine.Count("--length", "Characters to generate after training.", 300);
+        var rate = SampleCommandLine.Number("--lr", "Peak learning rate of the warm-up + cosine schedule.", 3e-3f, 0f);
+        var temperature = SampleCommandLine.Number("--temperature", "Sampling temperature of the generated text.", 0.8f, 0f, "T");
+        var data = new Option<string>("--data")
         {
-            Console.Error.WriteLine(e.Message);
-            Console.Error.WriteLine(Usage);
-            return 2;
-        }
-        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+            Description = "The text to train on (the last tenth is held out).", HelpName = "FILE",
+            DefaultValueFactory = _ => Path.Combine(AppContext.BaseDirectory, "data", "genesis.txt"),
+        };
+        var checkpointEvery = SampleCommandLine.Count("--checkpoint-every", "Write a training checkpoint to --out every N steps and at the end (0: only the model, at the end).", 0, minimum: 0);
+        var resume = new Option<bool>("--resume") { Description = "Continue from the training checkpoint at --out, if there is one." };
+        var accumulate = SampleCommandLine.Count("--accumulate", "Micro-batches of 16 windows per optimizer step (gradient accumulation).", 1, helpName: "K");
+        var evalEvery = SampleCommandLine.Count("--eval-every", "Measure the held-out loss every N steps and at the end, keeping the best parameters in <out>.best.safetensors (0: never).", 0, minimum: 0);
+        var earlyStop = SampleCommandLine.Count("--early-stop", "Stop after K evaluations without a lower held-out loss (0: never; needs --eval-every).", 0, minimum: 0, helpName: "K");
+        var command = new RootCommand("Trains TinyLm, a character-level language model, on the Book of Genesis, saves it and generates text from a prompt.")
+        {
+            steps, seed, prompt, output, length, rate, temperature, data, checkpointEvery, resume, accumulate, evalEvery, earlyStop,
+        };
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(earlyStop) > 0 && r.GetValue(evalEvery) == 0) r.AddError("--early-stop counts evaluations: it needs --eval-every.");
+        });
+        command.SetAction(parsed => Train(new Options(parsed.GetValue(steps), parsed.GetValue(seed), parsed.GetValue(prompt)!, parsed.GetValue(output)!,
+            parsed.GetValue(length), parsed.GetValue(rate), parsed.GetValue(temperature), parsed.GetValue(data)!, parsed.GetValue(checkpointEvery),
+            parsed.GetValue(resume), parsed.GetValue(accumulate), parsed.GetValue(evalEvery), parsed.GetValue(earlyStop))));
+        return SampleCommandLine.Run(command, args);
+    }
 
+    private static int Train(Options options)
+    {
         // Where the model goes is checked before any training is spent on it: a folder means a file inside it.
         string outPath;
         try
@@ -318,40 +342,4 @@ public static class Program
         for (int i = 0; i < ids.Length; i++) chars[i] = ids[i] < tokenizer.VocabSize ? tokenizer.Decode(ids[i]) : '?';
         return new string(chars);
     }
-
-    private static Options Parse(string[] args)
-    {
-        var o = new Options(Steps: 1000, Seed: 1, Prompt: "And God said", Out: Path.Combine("out", "tinylm.safetensors"),
-            Length: 300, LearningRate: 3e-3f, Temperature: 0.8f, Data: Path.Combine(AppContext.BaseDirectory, "data", "genesis.txt"),
-            CheckpointEvery: 0, Resume: false, Accumulate: 1, EvalEvery: 0, EarlyStop: 0);
-        for (int i = 0; i < args.Length; i++)
-        {
-            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
-            switch (args[i])
-            {
-                case "--steps": o = o with { Steps = PositiveInt(Value(), "--steps") }; break;
-                case "--seed": o = o with { Seed = ulong.Parse(Value(), CultureInfo.InvariantCulture) }; break;
-                case "--prompt": o = o with { Prompt = Value() }; break;
-                case "--out": o = o with { Out = Value() }; break;
-                case "--length": o = o with { Length = PositiveInt(Value(), "--length") }; break;
-                case "--lr": o = o with { LearningRate = float.Parse(Value(), CultureInfo.InvariantCulture) }; break;
-                case "--temperature": o = o with { Temperature = float.Parse(Value(), CultureInfo.InvariantCulture) }; break;
-                case "--data": o = o with { Data = Value() }; break;
-                case "--checkpoint-every": o = o with { CheckpointEvery = PositiveInt(Value(), "--checkpoint-every") }; break;
-                case "--resume": o = o with { Resume = true }; break;
-                case "--accumulate": o = o with { Accumulate = PositiveInt(Value(), "--accumulate") }; break;
-                case "--eval-every": o = o with { EvalEvery = PositiveInt(Value(), "--eval-every") }; break;
-                case "--early-stop": o = o with { EarlyStop = PositiveInt(Value(), "--early-stop") }; break;
-                default: throw new ArgumentException($"unknown option {args[i]}");
-            }
-        }
-        if (o.Prompt.Length == 0) throw new ArgumentException("--prompt must not be empty");
-        if (o.EarlyStop > 0 && o.EvalEvery == 0) throw new ArgumentException("--early-stop counts evaluations: it needs --eval-every");
-        return o;
-    }
-
-    private static int PositiveInt(string text, string option) =>
-        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0
-            ? n
-            : throw new ArgumentException($"{option} needs a positive integer, got '{text}'");
 }

@@ -20,14 +20,21 @@ public sealed partial class SampleResumeTests(ITestOutputHelper log)
             .Where(l => l.StartsWith("  ", StringComparison.Ordinal) || l.StartsWith("held-out", StringComparison.Ordinal) || (l.Contains('=') && !l.StartsWith("saved ", StringComparison.Ordinal)))
             .Select(l => DecodingTime().Replace(l, "")));
 
+    /// <summary>
+    /// With held-out evaluations at every checkpoint (--eval-every), so that the best-so-far must survive the kill too: the
+    /// resumed run names the same best step and loss, and its best checkpoint has the same bytes.
+    /// </summary>
     [Theory]
-    [InlineData("Seq2SeqSample", 300, 40, "step   100/300", 80)]
-    [InlineData("ClassifierSample", 300, 60, "step   200/300", 180)]
-    public void Killed_partway_and_resumed_it_ends_as_the_uninterrupted_run(string sampleKey, int steps, int every, string killLine, long expectedResume)
+    [InlineData("Seq2SeqSample", 300, 40, "step   100/300", 80, "reverser.best.safetensors")]
+    [InlineData("ClassifierSample", 300, 60, "step   200/300", 180, ".best")]
+    public void Killed_partway_and_resumed_it_ends_as_the_uninterrupted_run(string sampleKey, int steps, int every, string killLine, long expectedResume, string best)
     {
         string sample = SampleProcess.PathOf(sampleKey);
         using var folder = new TempFolder();
-        string[] Arguments(string output) => ["--steps", $"{steps}", "--checkpoint-every", $"{every}", "--out", folder.File(output)];
+        string[] Arguments(string output) => ["--steps", $"{steps}", "--checkpoint-every", $"{every}", "--eval-every", $"{every}", "--out", folder.File(output)];
+        // Seq2Seq's --out is a folder (the best checkpoint inside it), the Classifier's a file (the best one beside it).
+        string BestOf(string output) => best.StartsWith('.') ? folder.File(output + best) : Path.Combine(folder.File(output), best);
+        string BestLine(SampleRun run) => run.Lines.Single(l => l.StartsWith("best held-out loss ", StringComparison.Ordinal)).Replace(BestOf("a"), "", StringComparison.Ordinal).Replace(BestOf("b"), "", StringComparison.Ordinal);
 
         SampleRun straight = SampleProcess.Run(sample, Arguments("a"));
         Assert.True(straight.ExitCode == 0, straight.Output + straight.Error);
@@ -40,6 +47,9 @@ public sealed partial class SampleResumeTests(ITestOutputHelper log)
         Assert.Equal(expectedResume, resumed.ResumedFrom);
         Assert.Equal(Outcome(straight), Outcome(resumed));
         Assert.Equal(straight.Lines[^1], resumed.Lines[^1]);
+        Assert.Equal(BestLine(straight), BestLine(resumed));
+        Assert.Equal(File.ReadAllBytes(BestOf("a")), File.ReadAllBytes(BestOf("b")));
+        Assert.Contains("; best held-out loss so far ", resumed.Output);
         log.WriteLine($"{sampleKey}: resumed from step {resumed.ResumedFrom}\n{Outcome(resumed)}");
 
         // Another seed cannot continue this run: its data would differ from what the checkpoint trained on.
