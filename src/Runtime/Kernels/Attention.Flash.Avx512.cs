@@ -75,28 +75,30 @@ public static unsafe partial class Attention
         int j = 0;
         for (; j + 8 <= cols; j += 8)
         {
-            float* a0 = a + (nint)j * aStride;
+            // Eight row pointers, so that each broadcast is one load at pointer + k (no index arithmetic in the loop).
+            float* a0 = a + (nint)j * aStride, a1 = a0 + aStride, a2 = a1 + aStride, a3 = a2 + aStride;
+            float* a4 = a3 + aStride, a5 = a4 + aStride, a6 = a5 + aStride, a7 = a6 + aStride;
             Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
             Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
-            for (int k = 0; k < headDim; k++)
+            float* tk = t;
+            for (int k = 0; k < headDim; k++, tk += TileLanes)
             {
-                Vector512<float> t0 = Vector512.Load(t + k * TileLanes), t1 = Vector512.Load(t + k * TileLanes + 16);
-                float* ak = a0 + k;
-                Vector512<float> x = Vector512.Create(ak[0]);
+                Vector512<float> t0 = Vector512.Load(tk), t1 = Vector512.Load(tk + 16);
+                Vector512<float> x = Vector512.Create(a0[k]);
                 c00 = Vector512.FusedMultiplyAdd(x, t0, c00); c01 = Vector512.FusedMultiplyAdd(x, t1, c01);
-                x = Vector512.Create(ak[aStride]);
+                x = Vector512.Create(a1[k]);
                 c10 = Vector512.FusedMultiplyAdd(x, t0, c10); c11 = Vector512.FusedMultiplyAdd(x, t1, c11);
-                x = Vector512.Create(ak[2 * aStride]);
+                x = Vector512.Create(a2[k]);
                 c20 = Vector512.FusedMultiplyAdd(x, t0, c20); c21 = Vector512.FusedMultiplyAdd(x, t1, c21);
-                x = Vector512.Create(ak[3 * aStride]);
+                x = Vector512.Create(a3[k]);
                 c30 = Vector512.FusedMultiplyAdd(x, t0, c30); c31 = Vector512.FusedMultiplyAdd(x, t1, c31);
-                x = Vector512.Create(ak[4 * aStride]);
+                x = Vector512.Create(a4[k]);
                 c40 = Vector512.FusedMultiplyAdd(x, t0, c40); c41 = Vector512.FusedMultiplyAdd(x, t1, c41);
-                x = Vector512.Create(ak[5 * aStride]);
+                x = Vector512.Create(a5[k]);
                 c50 = Vector512.FusedMultiplyAdd(x, t0, c50); c51 = Vector512.FusedMultiplyAdd(x, t1, c51);
-                x = Vector512.Create(ak[6 * aStride]);
+                x = Vector512.Create(a6[k]);
                 c60 = Vector512.FusedMultiplyAdd(x, t0, c60); c61 = Vector512.FusedMultiplyAdd(x, t1, c61);
-                x = Vector512.Create(ak[7 * aStride]);
+                x = Vector512.Create(a7[k]);
                 c70 = Vector512.FusedMultiplyAdd(x, t0, c70); c71 = Vector512.FusedMultiplyAdd(x, t1, c71);
             }
             float* o = result + j * TileLanes;
@@ -120,13 +122,37 @@ public static unsafe partial class Attention
         }
     }
 
+    /// <summary>How <see cref="AccumulateBroadcast{TLayout}"/> reads its weights: element (x, y) at <c>w[x·Wx + y·Wy]</c>, both constants.</summary>
+    private interface ITileAxes
+    {
+        static abstract int Wx { get; }
+        static abstract int Wy { get; }
+    }
+
+    /// <summary>Weights indexed (x = query lane, y = key): out rows are query rows (P·V, dS·K).</summary>
+    private struct QueryRowsOut : ITileAxes
+    {
+        public static int Wx => 1;
+        public static int Wy => TileLanes;
+    }
+
+    /// <summary>Weights indexed (x = key, y = query lane): out rows are key rows (Pᵀ·dO, dSᵀ·Q).</summary>
+    private struct KeyRowsOut : ITileAxes
+    {
+        public static int Wx => TileLanes;
+        public static int Wy => 1;
+    }
+
     /// <summary>
-    /// <c>c[x·cStride + col] += Σ_y w[x·wx + y·wy]·src[y·srcStride + col]</c> for x &lt; xs, y &lt; ys, col &lt; width:
-    /// rows of a head (V, dO, K or Q rows) weighted by a transposed tile (Pᵀ or dSᵀ), read along either of its axes.
+    /// <c>c[x·cStride + col] += Σ_y w[x·Wx + y·Wy]·src[y·srcStride + col]</c> for x &lt; xs, y &lt; ys, col &lt; width:
+    /// rows of a head (V, dO, K or Q rows) weighted by a transposed tile (Pᵀ or dSᵀ), read along either of its axes
+    /// (<typeparamref name="TLayout"/>, whose strides the JIT folds into the addresses).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateBroadcast(float* w, int wx, int wy, float* src, int srcStride, float* c, int cStride, int xs, int ys, int width)
+    private static void AccumulateBroadcast<TLayout>(float* w, float* src, int srcStride, float* c, int cStride, int xs, int ys, int width)
+        where TLayout : struct, ITileAxes
     {
+        int wx = TLayout.Wx, wy = TLayout.Wy;
         for (int col = 0; col < width; col += 32)
         {
             int left = width - col;
@@ -322,7 +348,7 @@ public static unsafe partial class Attention
                             if (corrections[r] != 1f) ScaleRow(outRows + (nint)r * c, headDim, corrections[r]);
                     }
                     // out[r, :] += Σ_j Pᵀ[j, r]·v_j
-                    AccumulateBroadcast(sT, 1, TileLanes, value + (nint)j0 * shape.KvStride, shape.KvStride, outRows, c, rows, cols, headDim);
+                    AccumulateBroadcast<QueryRowsOut>(sT, value + (nint)j0 * shape.KvStride, shape.KvStride, outRows, c, rows, cols, headDim);
                 }
             }
             max0.Store(lanes);
@@ -411,11 +437,11 @@ public static unsafe partial class Attention
                             ((Vector512.Load(d + 16) - delta1) * p1 * scale).Store(d + 16);
                         }
                         // dV[j, :] += Σ_r Pᵀ[j, r]·dO[r, :]
-                        AccumulateBroadcast(pT, TileLanes, 1, dOut, c, dValue + (nint)j0 * kvStride, kvStride, cols, rows, headDim);
+                        AccumulateBroadcast<KeyRowsOut>(pT, dOut, c, dValue + (nint)j0 * kvStride, kvStride, cols, rows, headDim);
                         // dQ[r, :] += Σ_j dSᵀ[j, r]·k_j
-                        AccumulateBroadcast(dsT, 1, TileLanes, keys, kvStride, dQuery, qStride, rows, cols, headDim);
+                        AccumulateBroadcast<QueryRowsOut>(dsT, keys, kvStride, dQuery, qStride, rows, cols, headDim);
                         // dK[j, :] += Σ_r dSᵀ[j, r]·q_r
-                        AccumulateBroadcast(dsT, TileLanes, 1, query, qStride, dKey + (nint)j0 * kvStride, kvStride, cols, rows, headDim);
+                        AccumulateBroadcast<KeyRowsOut>(dsT, query, qStride, dKey + (nint)j0 * kvStride, kvStride, cols, rows, headDim);
                     }
                 }
             }
