@@ -24,7 +24,7 @@ namespace TransformerGen.Generator
             "Tokens", "Targets", "DropoutRng", "AppendKeysValues",
             "DecoderTokens", "TokenPadding", "DecoderPadding", "SourceLength", "EncodeCore", "Encode", "Translate", "Decode",
             "BeamSearch", "Predict", "DecoderCacheLength", "AttentionMap", "ResetDecoder", "InferenceLogits", "CheckIds", "OnParametersReplaced", "FromBuiltInWeights",
-            "ForInference", "Use", "BufferBytes", "WeightType", "WeightsPacked", "PackWeights", "CopyParametersTo", "WeightMatrixBytes", "Linear", "EmbeddingLookup", "LoadWeights", "LoadBuiltInWeights", "ShareWeights", "SharesWeights",
+            "ForInference", "Use", "BufferBytes", "WeightType", "WeightsPacked", "PackWeights", "CopyParametersTo", "WeightMatrixBytes", "ReleasedWeightBytes", "Linear", "EmbeddingLookup", "LoadWeights", "LoadBuiltInWeights", "ShareWeights", "SharesWeights",
         ];
 
         public static readonly HashSet<string> Fixed = new(Inherited) { LayoutField };

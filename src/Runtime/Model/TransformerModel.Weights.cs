@@ -186,12 +186,26 @@ public abstract partial class TransformerModel
             switch (PackedForm(m.Rows, m.Columns))
             {
                 case MatrixForm.Panels: MatMul.PackPanels(w, m.Rows, m.Columns); break;
-                case MatrixForm.BFloat16: BFloat16MatMul.ConvertInPlace(w, m.Rows, m.Columns); break;
-                case MatrixForm.Int8: QuantizedMatMul.QuantizeInPlace(w, m.Rows, m.Columns); break;
+                case MatrixForm.BFloat16:
+                    BFloat16MatMul.ConvertInPlace(w, m.Rows, m.Columns);
+                    ReleasedWeightBytes += ResidentMemory.Release(w, BFloat16MatMul.ElementCount(m.Rows, m.Columns) * sizeof(ushort));
+                    break;
+                case MatrixForm.Int8:
+                    QuantizedMatMul.QuantizeInPlace(w, m.Rows, m.Columns);
+                    ReleasedWeightBytes += ResidentMemory.Release(w, QuantizedMatMul.ByteCount(m.Rows, m.Columns));
+                    break;
             }
         }
         WeightsPacked = true;
     }
+
+    /// <summary>
+    /// Bytes of the parameter buffer given back to the operating system (Linux) because the weight matrices are held in
+    /// bf16 or 8 bits in the first part of their fp32 space: the whole pages of the rest. The buffer keeps its size
+    /// (<see cref="BufferBytes"/>), the process's resident memory drops by this much. 0 while the weights are unpacked
+    /// (reading <see cref="Parameters"/> writes those pages again), in fp32, or on other systems.
+    /// </summary>
+    public long ReleasedWeightBytes { get; private set; }
 
     private void CheckQuantizable(ReadOnlySpan<float> w, WeightMatrix m)
     {
@@ -205,6 +219,7 @@ public abstract partial class TransformerModel
         foreach (WeightMatrix m in _layout.PackedMatrices)
             ToRows(_parameters.Span.Slice(m.Offset, m.Rows * m.Columns), m.Rows, m.Columns, FormOf(m.Rows, m.Columns));
         WeightsPacked = false;
+        ReleasedWeightBytes = 0;
     }
 
     private static void ToRows(Span<float> w, int rows, int columns, MatrixForm form)

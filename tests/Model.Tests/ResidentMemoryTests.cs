@@ -1,0 +1,84 @@
+using System;
+using System.Linq;
+using System.Runtime.InteropServices;
+using Xunit;
+
+namespace TransformerGen.Model.Tests;
+
+/// <summary>A model with matrices of many pages, its products decoded in 8 bits by default.</summary>
+[TransformerModel(Vocab = 1000, DModel = 256, Heads = 4, Layers = 2, DFF = 1000, SeqLen = 8, Positional = Positional.Rotary,
+    Norm = NormPlacement.Pre, WeightType = WeightType.Int8)]
+public partial class PagedInt8Decoder { }
+
+/// <summary>
+/// Inference instances with reduced weights give the pages their matrices no longer use back to the system (Linux): the
+/// pages are found not resident with mincore, the packed bytes stay, and unpacking and packing again keep every value.
+/// </summary>
+public sealed class ResidentMemoryTests
+{
+    [DllImport("libc", SetLastError = true)]
+    private static extern unsafe int mincore(nint address, nuint length, byte* vector);
+
+    /// <summary>Which pages of [address, address + length) are resident; address is page-aligned.</summary>
+    private static unsafe bool[] Resident(nint address, long length)
+    {
+        int pages = (int)((length + Environment.SystemPageSize - 1) / Environment.SystemPageSize);
+        var vector = new byte[pages];
+        fixed (byte* v = vector) Assert.Equal(0, mincore(address, (nuint)length, v));
+        return vector.Select(b => (b & 1) != 0).ToArray();
+    }
+
+    [Fact]
+    public unsafe void Released_pages_are_not_resident_and_the_kept_bytes_are_unchanged()
+    {
+        if (!OperatingSystem.IsLinux()) return; // the only system it releases on; elsewhere Release returns 0 (below)
+        int page = Environment.SystemPageSize;
+        float[] array = GC.AllocateArray<float>(64 * page, pinned: true);
+        for (int i = 0; i < array.Length; i++) array[i] = i;
+        fixed (float* p = array)
+        {
+            nint start = ((nint)p + page - 1) & ~(nint)(page - 1);
+            int skip = (int)(start - (nint)p) / sizeof(float);
+            Span<float> region = array.AsSpan(skip, 40 * page / sizeof(float)); // 40 whole pages
+            long keep = 10 * page + 100;                                 // 10 pages and a bit: the 11th page is kept whole
+            long released = ResidentMemory.Release(region, keep);
+            Assert.Equal(29L * page, released);
+            bool[] resident = Resident(start, 40L * page);
+            Assert.All(resident.Take(11), r => Assert.True(r));
+            Assert.All(resident.Skip(11), r => Assert.False(r));
+            for (int i = 0; i < 11 * page / sizeof(float); i++) Assert.Equal(skip + i, region[i]);
+            Assert.Equal(0f, region[11 * page / sizeof(float)]); // a released page reads as zeros
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => ResidentMemory.Release(array, (long)array.Length * sizeof(float) + 1));
+    }
+
+    [Fact]
+    public void An_8_bit_instance_releases_its_matrices_tails_and_keeps_its_values_through_unpacking()
+    {
+        PagedInt8Decoder model = PagedInt8Decoder.ForInference(3);
+        long expected = 0;
+        foreach (WeightMatrix m in model.Layout.PackedMatrices)
+            expected += (long)m.Rows * m.Columns * sizeof(float) - Kernels.QuantizedMatMul.ByteCount(m.Rows, m.Columns);
+        if (OperatingSystem.IsLinux())
+            Assert.InRange(model.ReleasedWeightBytes, expected - 2L * Environment.SystemPageSize * model.Layout.PackedMatrices.Count(), expected);
+        else
+            Assert.Equal(0, model.ReleasedWeightBytes);
+
+        int[] prompt = [5, 999, 17, 256, 3];
+        float[] before = model.Append(prompt).ToArray();
+        float[] values = model.Parameters.ToArray(); // unpacks: the released pages are written again
+        Assert.Equal(0, model.ReleasedWeightBytes);
+        Assert.All(values, v => Assert.True(float.IsFinite(v)));
+        model.PackWeights();
+        model.ResetCache();
+        Assert.True(before.AsSpan().SequenceEqual(model.Append(prompt)));
+
+        // The same weights in fp32, rounded to 8 bits: the unpacked values were the rounded weights, not zeros.
+        PagedInt8Decoder exact = PagedInt8Decoder.ForInference(3, WeightType.Float32);
+        var copy = new float[values.Length];
+        exact.CopyParametersTo(copy);
+        float largestChange = 0f;
+        for (int i = 0; i < copy.Length; i++) largestChange = Math.Max(largestChange, Math.Abs(copy[i] - values[i]));
+        Assert.InRange(largestChange, 1e-9f, 0.05f);
+    }
+}
