@@ -84,40 +84,45 @@ public static class Program
         var clock = Stopwatch.StartNew();
         bool stopped = record.ShouldStop(earlyStop); // a run that stopped early, resumed, has nothing left to do
         long last = start;
-        for (long step = start + 1; step <= steps && !stopped; step++)
+        TrainingProgress.Run(start, steps, progress =>
         {
-            for (int b = 0; b < BracketClassifier.Batch; b++)
+            for (long step = start + 1; step <= steps && !stopped; step++)
             {
-                (string text, bool balanced) = Example(rng);
-                seen.Add(text);
-                Encode(text, tokens.AsSpan(b * BracketClassifier.SeqLen, BracketClassifier.SeqLen));
-                labels[b] = balanced ? 1 : 0;
+                for (int b = 0; b < BracketClassifier.Batch; b++)
+                {
+                    (string text, bool balanced) = Example(rng);
+                    seen.Add(text);
+                    Encode(text, tokens.AsSpan(b * BracketClassifier.SeqLen, BracketClassifier.SeqLen));
+                    labels[b] = balanced ? 1 : 0;
+                }
+                optimizer.LearningRate = schedule.At(step);
+                float loss = model.TrainStep(tokens, labels, optimizer, maxGradientNorm: 1f);
+                last = step;
+                progress.Step(step, loss, (step - start) * (double)BracketClassifier.TokensPerStep / clock.Elapsed.TotalSeconds);
+                if (step == 1 || step % 200 == 0)
+                {
+                    record.AddTrainLoss(step, loss);
+                    progress.PlainLine($"step {step,5}/{steps}  loss {loss:F4}  {clock.Elapsed.TotalSeconds:F1} s");
+                }
+                if (evalEvery > 0 && (step % evalEvery == 0 || step == steps))
+                {
+                    float evaluated = HeldOutLoss(model, seed);
+                    bool best = record.AddHeldOutLoss(step, evaluated);
+                    progress.HeldOut(evaluated);
+                    if (best && bestPath is not null) model.Save(bestPath);
+                    progress.Line($"eval at step {step}: held-out loss {evaluated:F4}" + (best
+                        ? $", the best so far{(bestPath is null ? "" : $" (saved {bestPath})")}"
+                        : $", best {record.BestLoss:F4} at step {record.BestStep} ({record.EvaluationsSinceBest} evaluation(s) without improvement)"));
+                    stopped = record.ShouldStop(earlyStop);
+                    if (stopped) progress.Line($"early stop at step {step}: {earlyStop} evaluations without improving on step {record.BestStep}");
+                }
+                if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < steps && !stopped)
+                {
+                    progress.Line($"writing checkpoint at step {step} to {outPath}");
+                    SaveCheckpoint(outPath!, steps, model, optimizer, rng, record, step);
+                }
             }
-            optimizer.LearningRate = schedule.At(step);
-            float loss = model.TrainStep(tokens, labels, optimizer, maxGradientNorm: 1f);
-            last = step;
-            if (step == 1 || step % 200 == 0)
-            {
-                record.AddTrainLoss(step, loss);
-                Console.WriteLine($"step {step,5}/{steps}  loss {loss:F4}  {clock.Elapsed.TotalSeconds:F1} s");
-            }
-            if (evalEvery > 0 && (step % evalEvery == 0 || step == steps))
-            {
-                float evaluated = HeldOutLoss(model, seed);
-                bool best = record.AddHeldOutLoss(step, evaluated);
-                if (best && bestPath is not null) model.Save(bestPath);
-                Console.WriteLine($"eval at step {step}: held-out loss {evaluated:F4}" + (best
-                    ? $", the best so far{(bestPath is null ? "" : $" (saved {bestPath})")}"
-                    : $", best {record.BestLoss:F4} at step {record.BestStep} ({record.EvaluationsSinceBest} evaluation(s) without improvement)"));
-                stopped = record.ShouldStop(earlyStop);
-                if (stopped) Console.WriteLine($"early stop at step {step}: {earlyStop} evaluations without improving on step {record.BestStep}");
-            }
-            if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < steps && !stopped)
-            {
-                Console.WriteLine($"writing checkpoint at step {step} to {outPath}");
-                SaveCheckpoint(outPath!, steps, model, optimizer, rng, record, step);
-            }
-        }
+        });
         Console.WriteLine($"trained {last - start} steps{(start > 0 ? $" after step {start}" : "")} in {clock.Elapsed.TotalSeconds:F1} s on {seen.Count:N0} distinct strings");
         // Saved before the held-out strings move the data generator; a run that checkpoints saves a training checkpoint,
         // so that --resume after the end has nothing left to do.

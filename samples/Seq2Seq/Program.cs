@@ -80,39 +80,44 @@ public static class Program
         float loss = 0;
         bool stopped = record.ShouldStop(earlyStop); // a run that stopped early, resumed, has nothing left to do
         long last = start;
-        for (long step = start + 1; step <= steps && !stopped; step++)
+        TrainingProgress.Run(start, steps, progress =>
         {
-            for (int b = 0; b < Reverser.Batch; b++)
+            for (long step = start + 1; step <= steps && !stopped; step++)
             {
-                string digits = RandomDigits(rng);
-                seen.Add(digits);
-                Encode(digits, tokens.AsSpan(b * Reverser.SeqLen, Reverser.SeqLen), targets.AsSpan(b * Reverser.TargetSeqLen, Reverser.TargetSeqLen));
+                for (int b = 0; b < Reverser.Batch; b++)
+                {
+                    string digits = RandomDigits(rng);
+                    seen.Add(digits);
+                    Encode(digits, tokens.AsSpan(b * Reverser.SeqLen, Reverser.SeqLen), targets.AsSpan(b * Reverser.TargetSeqLen, Reverser.TargetSeqLen));
+                }
+                optimizer.LearningRate = schedule.At(step);
+                loss = model.TrainStep(tokens, targets, optimizer, maxGradientNorm: 1f);
+                last = step;
+                progress.Step(step, loss, (step - start) * (double)(Reverser.TokensPerStep + Reverser.TargetTokensPerStep) / clock.Elapsed.TotalSeconds);
+                if (step == 1 || step % 100 == 0)
+                {
+                    record.AddTrainLoss(step, loss);
+                    progress.PlainLine($"step {step,5}/{steps}  loss {loss:F3}  lr {optimizer.LearningRate:E2}  {clock.Elapsed.TotalSeconds:F1} s");
+                }
+                if (evalEvery > 0 && (step % evalEvery == 0 || step == steps))
+                {
+                    float evaluated = HeldOutLoss(model, seed);
+                    bool best = record.AddHeldOutLoss(step, evaluated);
+                    progress.HeldOut(evaluated);
+                    if (best) model.Save(bestPath);
+                    progress.Line($"eval at step {step}: held-out loss {evaluated:F4}" + (best
+                        ? $", the best so far (saved {bestPath})"
+                        : $", best {record.BestLoss:F4} at step {record.BestStep} ({record.EvaluationsSinceBest} evaluation(s) without improvement)"));
+                    stopped = record.ShouldStop(earlyStop);
+                    if (stopped) progress.Line($"early stop at step {step}: {earlyStop} evaluations without improving on step {record.BestStep}");
+                }
+                if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < steps && !stopped)
+                {
+                    progress.Line($"writing checkpoint at step {step} to {checkpoint}");
+                    SaveCheckpoint(checkpoint, steps, model, optimizer, rng, record, step);
+                }
             }
-            optimizer.LearningRate = schedule.At(step);
-            loss = model.TrainStep(tokens, targets, optimizer, maxGradientNorm: 1f);
-            last = step;
-            if (step == 1 || step % 100 == 0)
-            {
-                record.AddTrainLoss(step, loss);
-                Console.WriteLine($"step {step,5}/{steps}  loss {loss:F3}  lr {optimizer.LearningRate:E2}  {clock.Elapsed.TotalSeconds:F1} s");
-            }
-            if (evalEvery > 0 && (step % evalEvery == 0 || step == steps))
-            {
-                float evaluated = HeldOutLoss(model, seed);
-                bool best = record.AddHeldOutLoss(step, evaluated);
-                if (best) model.Save(bestPath);
-                Console.WriteLine($"eval at step {step}: held-out loss {evaluated:F4}" + (best
-                    ? $", the best so far (saved {bestPath})"
-                    : $", best {record.BestLoss:F4} at step {record.BestStep} ({record.EvaluationsSinceBest} evaluation(s) without improvement)"));
-                stopped = record.ShouldStop(earlyStop);
-                if (stopped) Console.WriteLine($"early stop at step {step}: {earlyStop} evaluations without improving on step {record.BestStep}");
-            }
-            if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < steps && !stopped)
-            {
-                Console.WriteLine($"writing checkpoint at step {step} to {checkpoint}");
-                SaveCheckpoint(checkpoint, steps, model, optimizer, rng, record, step);
-            }
-        }
+        });
         Console.WriteLine($"trained {last - start} steps{(start > 0 ? $" after step {start}" : "")} in {clock.Elapsed.TotalSeconds:F1} s on {seen.Count:N0} distinct strings");
         // A run that checkpoints ends with a training checkpoint, written before the held-out strings move the data
         // generator, so that --resume after the end has nothing left to do.

@@ -119,41 +119,46 @@ public static class Program
         bool stopped = record.ShouldStop(options.EarlyStop);
         long last = start;
 
-        for (long step = start + 1; step <= options.Steps && !stopped; step++)
+        TrainingProgress.Run(start, options.Steps, progress =>
         {
-            SampleBatch(ids.AsSpan(0, split), rng, tokens, targets);
-            optimizer.LearningRate = schedule.At(step);
-            float loss = model.TrainStep(tokens, targets, options.Accumulate, optimizer, maxGradientNorm: 1f);
-            tokensSeen += tokens.Length;
-            recent.Enqueue(loss);
-            if (recent.Count > 20) recent.Dequeue();
-            finalLoss = Average(recent);
-            last = step;
-            if (step == 1 || step % 25 == 0 || step == options.Steps)
+            for (long step = start + 1; step <= options.Steps && !stopped; step++)
             {
-                double seconds = clock.Elapsed.TotalSeconds;
-                record.AddTrainLoss(step, finalLoss);
-                Console.WriteLine($"step {step,5}/{options.Steps}  loss {loss:F3}  (mean of last {recent.Count}: {finalLoss:F3})  lr {optimizer.LearningRate:E2}  {tokensSeen / seconds:N0} tokens/s");
+                SampleBatch(ids.AsSpan(0, split), rng, tokens, targets);
+                optimizer.LearningRate = schedule.At(step);
+                float loss = model.TrainStep(tokens, targets, options.Accumulate, optimizer, maxGradientNorm: 1f);
+                tokensSeen += tokens.Length;
+                recent.Enqueue(loss);
+                if (recent.Count > 20) recent.Dequeue();
+                finalLoss = Average(recent);
+                last = step;
+                progress.Step(step, finalLoss, tokensSeen / clock.Elapsed.TotalSeconds);
+                if (step == 1 || step % 25 == 0 || step == options.Steps)
+                {
+                    double seconds = clock.Elapsed.TotalSeconds;
+                    record.AddTrainLoss(step, finalLoss);
+                    progress.PlainLine($"step {step,5}/{options.Steps}  loss {loss:F3}  (mean of last {recent.Count}: {finalLoss:F3})  lr {optimizer.LearningRate:E2}  {tokensSeen / seconds:N0} tokens/s");
+                }
+                if (options.EvalEvery > 0 && (step % options.EvalEvery == 0 || step == options.Steps))
+                {
+                    // The held-out windows are the same at every evaluation and drawn from a generator of their own, so
+                    // evaluating neither moves the training data's generator nor changes what the losses are compared on.
+                    float evaluated = HeldOutLoss(model, ids.AsSpan(split), options.Seed);
+                    bool best = record.AddHeldOutLoss(step, evaluated);
+                    progress.HeldOut(evaluated);
+                    if (best) model.Save(bestPath, BestMetadata(tokenizer, record));
+                    progress.Line($"eval at step {step}: held-out loss {evaluated:F4}" + (best
+                        ? $", the best so far (saved {bestPath})"
+                        : $", best {record.BestLoss:F4} at step {record.BestStep} ({record.EvaluationsSinceBest} evaluation(s) without improvement)"));
+                    stopped = record.ShouldStop(options.EarlyStop);
+                    if (stopped) progress.Line($"early stop at step {step}: {options.EarlyStop} evaluations without improving on step {record.BestStep}");
+                }
+                if (options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0 && step < options.Steps && !stopped)
+                {
+                    progress.Line($"writing checkpoint at step {step} to {outPath}");
+                    SaveCheckpoint(outPath, options, tokenizer, model, optimizer, rng, recent, record, step);
+                }
             }
-            if (options.EvalEvery > 0 && (step % options.EvalEvery == 0 || step == options.Steps))
-            {
-                // The held-out windows are the same at every evaluation and drawn from a generator of their own, so
-                // evaluating neither moves the training data's generator nor changes what the losses are compared on.
-                float evaluated = HeldOutLoss(model, ids.AsSpan(split), options.Seed);
-                bool best = record.AddHeldOutLoss(step, evaluated);
-                if (best) model.Save(bestPath, BestMetadata(tokenizer, record));
-                Console.WriteLine($"eval at step {step}: held-out loss {evaluated:F4}" + (best
-                    ? $", the best so far (saved {bestPath})"
-                    : $", best {record.BestLoss:F4} at step {record.BestStep} ({record.EvaluationsSinceBest} evaluation(s) without improvement)"));
-                stopped = record.ShouldStop(options.EarlyStop);
-                if (stopped) Console.WriteLine($"early stop at step {step}: {options.EarlyStop} evaluations without improving on step {record.BestStep}");
-            }
-            if (options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0 && step < options.Steps && !stopped)
-            {
-                Console.WriteLine($"writing checkpoint at step {step} to {outPath}");
-                SaveCheckpoint(outPath, options, tokenizer, model, optimizer, rng, recent, record, step);
-            }
-        }
+        });
         double trainSeconds = clock.Elapsed.TotalSeconds;
         long stepsRun = last - start;
         string speed = stepsRun > 0 ? $" ({tokensSeen / trainSeconds:N0} tokens/s)" : "";

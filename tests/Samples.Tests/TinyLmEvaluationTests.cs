@@ -33,6 +33,7 @@ public sealed class TinyLmEvaluationTests(ITestOutputHelper log)
         SampleRun a = SampleProcess.Run(Sample, [.. evaluated, "--out", folder.File("a.safetensors")]);
         Assert.True(a.ExitCode == 0, a.Output + a.Error);
         Assert.Equal(3, a.Lines.Count(l => l.StartsWith("eval at step", StringComparison.Ordinal)));
+        Assert.DoesNotContain(a.Lines, l => l.Contains('\u001b')); // redirected: plain lines, no progress bar
         Assert.Equal(plain.Lines[^1], a.Lines[^1]); // the same final_loss= with and without evaluations
         Assert.Equal(Line(plain, "held-out loss decoding"), Line(a, "held-out loss decoding"));
         string best = Line(a, "best held-out loss ");
