@@ -65,29 +65,8 @@ public static unsafe partial class Attention
         // The softmax of each row over the keys it sees; everything else in the row is 0.
         for (int i = 0; i < queryLen; i++)
         {
-            float* row = probs + (nint)i * keyLen;
             (int lo, int hi) = VisibleKeys(position0 + i, keyStart, keyEnd, causal, window);
-            bool anyVisible = hi > lo;
-            if (anyVisible && interiorPadding != null)
-            {
-                anyVisible = false;
-                for (int j = lo; j < hi; j++)
-                {
-                    if (interiorPadding[j] != 0) row[j] = float.NegativeInfinity; // exp(−∞) = 0 exactly
-                    else anyVisible = true;
-                }
-            }
-            if (anyVisible)
-            {
-                Span<float> visible = new(row + lo, hi - lo);
-                Softmax.Row(visible, visible, scale);
-                Clear(row, 0, lo);
-                Clear(row, hi, keyLen);
-            }
-            else
-            {
-                Clear(row, 0, keyLen); // no key to attend to: output 0, not softmax(all −∞) = NaN
-            }
+            MaskedSoftmaxRow(probs + (nint)i * keyLen, lo, hi, interiorPadding, scale, 0, keyLen);
         }
 
         // out = P·V, six rows at a time over the keys any of them sees.

@@ -381,27 +381,7 @@ public static unsafe partial class Attention
                 {
                     float* row = blockProbs + (nint)r * probsStride;
                     (int lo, int hi) = VisibleKeys(position0 + i0 + r, keyStart, keyEnd, causal, window);
-                    bool anyVisible = hi > lo;
-                    if (anyVisible && interiorPadding != null)
-                    {
-                        anyVisible = false;
-                        for (int j = lo; j < hi; j++)
-                        {
-                            if (interiorPadding[j] != 0) row[j] = float.NegativeInfinity; // exp(−∞) = 0 exactly
-                            else anyVisible = true;
-                        }
-                    }
-                    if (anyVisible)
-                    {
-                        Span<float> visible = new(row + lo, hi - lo);
-                        Softmax.Row(visible, visible, scale);
-                        Clear(row, blockLo, lo);
-                        Clear(row, hi, blockHi);
-                    }
-                    else
-                    {
-                        Clear(row, blockLo, blockHi); // no key to attend to: output 0, not softmax(all −∞) = NaN
-                    }
+                    MaskedSoftmaxRow(row, lo, hi, interiorPadding, scale, blockLo, blockHi);
                     if (saveProbabilities)
                     {
                         Clear(row, 0, blockLo);
@@ -415,6 +395,36 @@ public static unsafe partial class Attention
                 else
                     Simd.ClearBlock(outHead + (nint)i0 * c, c, rows, headDim);
             }
+        }
+    }
+
+    /// <summary>
+    /// One row of probabilities: the softmax of the scaled scores <c>row[lo..hi)</c> with the padded keys inside
+    /// (<paramref name="interiorPadding"/>) at 0, and the rest of <c>[from, to)</c> cleared; all of it 0 when no key is
+    /// seen (output 0, not softmax(all −∞) = NaN).
+    /// </summary>
+    private static void MaskedSoftmaxRow(float* row, int lo, int hi, byte* interiorPadding, float scale, int from, int to)
+    {
+        bool anyVisible = hi > lo;
+        if (anyVisible && interiorPadding != null)
+        {
+            anyVisible = false;
+            for (int j = lo; j < hi; j++)
+            {
+                if (interiorPadding[j] != 0) row[j] = float.NegativeInfinity; // exp(−∞) = 0 exactly
+                else anyVisible = true;
+            }
+        }
+        if (anyVisible)
+        {
+            Span<float> visible = new(row + lo, hi - lo);
+            Softmax.Row(visible, visible, scale);
+            Clear(row, from, lo);
+            Clear(row, hi, to);
+        }
+        else
+        {
+            Clear(row, from, to);
         }
     }
 
