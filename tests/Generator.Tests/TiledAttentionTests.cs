@@ -52,8 +52,8 @@ public class TiledAttentionTests
         Assert.Equal(tiled, source.Contains("Attention.FlashForward("));
         Assert.Equal(tiled, source.Contains("Attention.FlashBackward("));
         Assert.Equal(!tiled, source.Contains("Attention.Forward("));
-        Assert.Equal(!tiled, source.Contains("attention_probabilities"));
-        Assert.Equal(tiled, source.Contains("TiledAttention = true,"));
+        Assert.Equal(!tiled, source.Contains("new(\"layers.0.attention_probabilities\", new[]"));
+        Assert.Equal(tiled, source.Contains("TiledAttentionMaps = new"));
         Assert.Equal(tiled, source.Contains($"layers.0.attention_statistics[2, 3, {seqLen}, 2]"));
     }
 
@@ -81,7 +81,7 @@ public class TiledAttentionTests
         var tiled = GeneratorHarness.RunClean(Model(declaration + ", AttentionKernel = AttentionKernel.Tiled")).GeneratedSource;
         // Inference slices the inference workspace, w.
         Assert.Contains(tiled.Split('\n'), line => line.Contains(inferenceCall) && line.Contains("w.Slice("));
-        Assert.DoesNotContain("attention_probabilities", tiled);
+        Assert.DoesNotContain("attention_probabilities[", tiled); // no such tensor, in training or at inference
         Assert.True(Constant(stored, "InferenceBytes") - Constant(tiled, "InferenceBytes") >= 4L * heads * seqLen * seqLen,
             $"InferenceBytes {Constant(tiled, "InferenceBytes")} tiled, {Constant(stored, "InferenceBytes")} stored");
         Assert.True(Constant(tiled, "TrainingBytes") < Constant(stored, "TrainingBytes"));
@@ -138,8 +138,20 @@ public class TiledAttentionTests
             }
             Assert.True(Math.Sqrt(diff) <= 1e-5 * Math.Sqrt(norm) + 1e-12, $"{t.Name}: ‖tiled − stored‖ / ‖stored‖ = {Math.Sqrt(diff / Math.Max(norm, 1e-30)):E2}");
         }
-        var refused = Assert.Throws<ArgumentException>(() => tiled.AttentionMap("layers.0.attention_probabilities").Length);
-        Assert.Contains("AttentionKernel.StoredProbabilities", refused.Message);
+        // The tiled model keeps no probabilities; AttentionMap recomputes them from its queries, keys and statistics.
+        Assert.NotEmpty(stored.Layout.AttentionMaps);
+        Assert.Empty(tiled.Layout.AttentionMaps);
+        Assert.Equal(stored.Layout.AttentionMaps.Select(m => m.Name), tiled.Layout.TiledAttentionMaps.Select(m => m.Name));
+        foreach (var map in stored.Layout.AttentionMaps)
+        {
+            float[] a = stored.AttentionMap(map.Name).ToArray(), b = tiled.AttentionMap(map.Name).ToArray();
+            Assert.Equal(a.Length, b.Length);
+            for (int i = 0; i < a.Length; i++)
+            {
+                Assert.True(Math.Abs(a[i] - b[i]) <= 1e-5 * Math.Max(a[i], 1e-2f), $"{map.Name}[{i}]: tiled {b[i]}, stored {a[i]}");
+                Assert.True((a[i] == 0f) == (b[i] == 0f), $"{map.Name}[{i}]: masked in one and not the other ({a[i]}, {b[i]})");
+            }
+        }
 
         if (encoder)
         {

@@ -283,7 +283,6 @@ namespace TransformerGen.Generator
             w.Line($"    TargetVocab = {Lit(_spec.IsEncoderOnly ? _d.Classes : _d.TargetVocab)}, TargetLength = {Lit(TargetLength)},");
             if (_spec.Family is { } family) w.Line($"    Family = global::TransformerGen.CheckpointFamily.{family.KindName},");
             if (!_graph.Ops.OfType<CrossEntropyOp>().Any()) w.Line("    SeededOutput = true,");
-            if (_graph.Ops.OfType<AttentionOp>().Any(a => a.Tiled)) w.Line("    TiledAttention = true,");
             if (_graph.HiddenState is { } hidden) w.Line($"    HiddenStateOffset = {Lit(_plan.OffsetOf(hidden))}, HiddenStateLength = {Lit(hidden.Elements)},");
             w.Line($"    DecoderSeqLen = {Lit(_d.TargetSeqLen)}, PadToken = {Lit(_spec.PadToken.Value)}, BosToken = {Lit(_spec.BosToken.Value)}, EosToken = {Lit(_spec.EosToken.Value)},");
             if (_packed.Count > 0)
@@ -298,6 +297,23 @@ namespace TransformerGen.Generator
             foreach (TensorDef t in _graph.Tensors.Where(t => t.IsAttentionProbabilities))
                 w.Line($"        new({Lit(t.Name)}, new[] {{ {string.Join(", ", t.Shape.Select(Lit))} }}, {Lit(_plan.OffsetOf(t))}),");
             w.Line("    },");
+            List<AttentionOp> tiled = _graph.Ops.OfType<AttentionOp>().Where(a => a.Tiled).ToList();
+            if (tiled.Count > 0)
+            {
+                // What AttentionMap needs to recompute a tiled attention's probabilities: its queries, keys and statistics.
+                w.Line("    TiledAttentionMaps = new global::TransformerGen.TiledAttentionMap[]");
+                w.Line("    {");
+                foreach (AttentionOp a in tiled)
+                {
+                    TensorDef stats = a.Statistics!;
+                    string name = stats.Name.Substring(0, stats.Name.Length - "statistics".Length) + "probabilities";
+                    int padding = !a.KeyPadding ? 0 : a.KeyStream == TokenStream.Input ? 1 : 2;
+                    w.Line($"        new({Lit(name)}, {Lit(_d.Batch)}, {Lit(_d.Heads)}, {Lit(_d.Length(a.QueryStream))}, {Lit(_d.Length(a.KeyStream))}, {Lit(_d.HeadDim)}, {Lit(a.KvHeads)}, " +
+                           $"{Lit(_plan.OffsetOf(a.Query) + a.QueryColumn)}, {Lit(a.Query.Width)}, {Lit(_plan.OffsetOf(a.KeysValues) + a.KeyColumn)}, {Lit(a.KeysValues.Width)}, " +
+                           $"{Lit(_plan.OffsetOf(stats))}, causal: {Bool(a.Causal)}, window: {Lit(a.Window)}, keyPadding: {Lit(padding)}),");
+                }
+                w.Line("    },");
+            }
             w.Line("};");
             w.Line();
         }

@@ -95,8 +95,8 @@ public sealed class ModelLayout
     /// <see cref="TransformerModel.Logits"/> that the caller gives to <see cref="TransformerModel.Backward(ReadOnlySpan{float})"/>.
     /// </summary>
     public bool SeededOutput { get; init; }
-    /// <summary>Training attention runs tiled (<c>AttentionKernel.Tiled</c>): it keeps no probabilities, so there are no attention maps to read.</summary>
-    public bool TiledAttention { get; init; }
+    /// <summary>The tiled attentions (<c>AttentionKernel.Tiled</c>), whose maps <see cref="TransformerModel.AttentionMap"/> recomputes on request.</summary>
+    public TiledAttentionMap[] TiledAttentionMaps { get; init; } = [];
     /// <summary>
     /// The weight matrices an inference instance keeps in the kernels' panel layout (<see cref="Kernels.MatMul.PackPanels"/>):
     /// each region of the parameter buffer that a linear layer reads as one product (several projections stacked by rows

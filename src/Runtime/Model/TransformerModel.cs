@@ -160,21 +160,25 @@ public abstract partial class TransformerModel : ITrainableParameters
 
     /// <summary>
     /// The attention probabilities <c>[Batch, Heads, queries, keys]</c> of the last <see cref="Forward"/> in the
-    /// named layer, e.g. <c>decoder.layers.0.cross_attention_probabilities</c> (see <see cref="ModelLayout.AttentionMaps"/>).
+    /// named layer, e.g. <c>decoder.layers.0.cross_attention_probabilities</c> (see <see cref="ModelLayout.AttentionMaps"/>
+    /// and <see cref="ModelLayout.TiledAttentionMaps"/>). Attention that keeps its probabilities returns a view of them;
+    /// tiled attention (<c>AttentionKernel.Tiled</c>, or <c>Auto</c> at long sequences) keeps none, and its map is
+    /// recomputed from the last forward's queries, keys and softmax statistics into a new array at each call.
     /// </summary>
-    /// <exception cref="ArgumentException">No attention map has that name (the message lists those that exist), or the
-    /// model trains with tiled attention (<c>AttentionKernel.Tiled</c>, or <c>Auto</c> at long sequences), which keeps none.</exception>
+    /// <exception cref="ArgumentException">No attention map has that name; the message lists those that exist.</exception>
     public ReadOnlySpan<float> AttentionMap(string name)
     {
         foreach (ActivationTensor t in _layout.AttentionMaps)
             if (t.Name == name)
                 return _activations.Length > 0 ? _activations.Span.Slice(t.Offset, t.Length) : throw NotForTraining("keeps no attention maps");
+        foreach (TiledAttentionMap t in _layout.TiledAttentionMaps)
+            if (t.Name == name)
+                return _activations.Length > 0
+                    ? t.Recompute(_activations.Span, t.KeyPadding == 1 ? _tokenPadding : t.KeyPadding == 2 ? _decoderPadding : default)
+                    : throw NotForTraining("keeps no attention maps");
         var names = new List<string>();
         foreach (ActivationTensor t in _layout.AttentionMaps) names.Add(t.Name);
-        if (_layout.TiledAttention)
-            throw new ArgumentException($"{_layout.Name} has no attention map '{name}': its training attention runs tiled and keeps no probabilities" +
-                (names.Count > 0 ? $" (it keeps only {string.Join(", ", names)})" : "") +
-                "; declare AttentionKernel = AttentionKernel.StoredProbabilities to keep them for AttentionMap", nameof(name));
+        foreach (TiledAttentionMap t in _layout.TiledAttentionMaps) names.Add(t.Name);
         throw new ArgumentException($"{_layout.Name} has no attention map '{name}'; it has: {string.Join(", ", names)}", nameof(name));
     }
 

@@ -79,10 +79,14 @@ namespace Snapshots
         {
             Architecture = global::TransformerGen.Architecture.DecoderOnly,
             TargetVocab = 11, TargetLength = 10,
-            TiledAttention = true,
             DecoderSeqLen = 5, PadToken = -1, BosToken = -1, EosToken = -1,
             AttentionMaps = new global::TransformerGen.ActivationTensor[]
             {
+            },
+            TiledAttentionMaps = new global::TransformerGen.TiledAttentionMap[]
+            {
+                new("layers.0.attention_probabilities", 2, 3, 5, 5, 4, 0, 288, 36, 300, 36, 784, causal: true, window: 0, keyPadding: 0),
+                new("layers.1.attention_probabilities", 2, 3, 5, 5, 4, 0, 2096, 36, 2108, 36, 2592, causal: true, window: 0, keyPadding: 0),
             },
         };
 

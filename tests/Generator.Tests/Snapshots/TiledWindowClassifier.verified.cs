@@ -85,10 +85,14 @@ namespace Snapshots
         {
             Architecture = global::TransformerGen.Architecture.EncoderOnly,
             TargetVocab = 3, TargetLength = 2,
-            TiledAttention = true,
             DecoderSeqLen = 5, PadToken = 0, BosToken = -1, EosToken = -1,
             AttentionMaps = new global::TransformerGen.ActivationTensor[]
             {
+            },
+            TiledAttentionMaps = new global::TransformerGen.TiledAttentionMap[]
+            {
+                new("encoder.layers.0.attention_probabilities", 2, 3, 5, 5, 4, 0, 288, 36, 300, 36, 784, causal: false, window: 2, keyPadding: 1),
+                new("encoder.layers.1.attention_probabilities", 2, 3, 5, 5, 4, 0, 2096, 36, 2108, 36, 2592, causal: false, window: 2, keyPadding: 1),
             },
         };
 
