@@ -170,4 +170,56 @@ public sealed class ReducedCheckpointTests : IDisposable
         Assert.Throws<NotSupportedException>(() => bert.Save(PathOf("bert.safetensors"), WeightType.Int8));
         Assert.Empty(Directory.GetFiles(_folder));
     }
+
+    [Fact]
+    public void An_8_bit_instance_refuses_a_non_finite_scale_before_writing_its_weights()
+    {
+        var model = new Int8Decoder(9);
+        string path = PathOf("int8.safetensors");
+        model.Save(path, WeightType.Int8);
+        string matrix = model.ParameterTensors.First(t => t.Shape.Length == 2 && model.Layout.PackedMatrices.Any(m => m.Offset == t.Offset)).Name;
+        // The first scale of the matrix becomes +∞ (fp16 0x7C00).
+        byte[] bytes = File.ReadAllBytes(path);
+        long headerLength = BitConverter.ToInt64(bytes, 0);
+        using (JsonDocument header = JsonDocument.Parse(Encoding.UTF8.GetString(bytes, 8, (int)headerLength)))
+        {
+            long begin = header.RootElement.GetProperty(matrix + "_scale").GetProperty("data_offsets")[0].GetInt64();
+            BitConverter.GetBytes((ushort)0x7C00).CopyTo(bytes, 8 + headerLength + begin);
+        }
+        File.WriteAllBytes(path, bytes);
+
+        Int8Decoder target = Int8Decoder.ForInference(4);
+        float[] before = new float[target.Layout.ParameterCount];
+        target.CopyParametersTo(before);
+        var e = Assert.Throws<InvalidDataException>(() => target.Load(path));
+        Assert.Contains($"tensor '{matrix}_scale': the scale of row 0, block 0 is Infinity", e.Message);
+        var after = new float[before.Length];
+        target.CopyParametersTo(after);
+        Assert.True(after.AsSpan().SequenceEqual(before));
+        Assert.True(target.WeightsPacked);
+    }
+
+    [Fact]
+    public void A_checkpoint_with_some_matrices_in_8_bits_loads_into_an_8_bit_instance_as_the_fp32_one_does()
+    {
+        var model = new Int8Decoder(10);
+        model.Save(PathOf("fp32.safetensors"));
+        // Only the first weight matrix in 8 bits: the load writes it packed and packs the others from fp32.
+        var storage = new TensorStorage[model.ParameterTensors.Count];
+        int first = Enumerable.Range(0, storage.Length).First(i => model.ParameterTensors[i].Shape.Length == 2
+            && model.Layout.PackedMatrices.Any(m => m.Offset == model.ParameterTensors[i].Offset));
+        storage[first] = TensorStorage.Int8;
+        SafeTensors.Save(PathOf("mixed.safetensors"), model.Layout.Tensors, model.Parameters, values: null, metadata: null, beforeCommit: null, storage: storage);
+
+        Int8Decoder mixed = Int8Decoder.ForInference(PathOf("mixed.safetensors"));
+        Int8Decoder reference = Int8Decoder.ForInference(PathOf("fp32.safetensors"));
+        Assert.True(mixed.WeightsPacked);
+        int[] prompt = [1, 2, 3, 100, 130];
+        Assert.True(reference.Append(prompt).SequenceEqual(mixed.Append(prompt)));
+        var a = new float[model.Layout.ParameterCount];
+        var b = new float[a.Length];
+        mixed.CopyParametersTo(a);
+        reference.CopyParametersTo(b);
+        Assert.True(a.AsSpan().SequenceEqual(b));
+    }
 }

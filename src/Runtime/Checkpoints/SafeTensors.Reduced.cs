@@ -120,4 +120,50 @@ public static partial class SafeTensors
             Kernels.QuantizedMatMul.DequantizeRows(values, steps, count, cols, destination.Slice(r0 * cols, count * cols));
         }
     }
+
+    /// <summary>
+    /// The scales of the 8-bit tensors to be written packed (those <paramref name="packInt8"/> marks that the file holds
+    /// in 8 bits), read and checked before anything is written: a packed matrix is used as it is, so a non-finite scale
+    /// is refused here, as quantizing the fp32 values it stands for would refuse them. Null entries for the rest.
+    /// </summary>
+    private static Half[]?[] ReadScalesToPack(SafeTensorsSource source, SafeTensorsHeader header, IReadOnlyList<ParameterTensor> tensors,
+        SafeTensorsEntry?[] scales, bool[]? packInt8)
+    {
+        var result = new Half[]?[tensors.Count];
+        if (packInt8 is null) return result;
+        if (packInt8.Length != tensors.Count) throw new ArgumentException($"{packInt8.Length} flags for {tensors.Count} tensors", nameof(packInt8));
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            if (!packInt8[i] || scales[i] is not { } scale) continue;
+            var values = new Half[(scale.End - scale.Begin) / sizeof(ushort)];
+            ReadExactly(source, MemoryMarshal.AsBytes(values.AsSpan()), header.DataStart + scale.Begin, $"tensor '{scale.Name}'");
+            int blocks = Kernels.QuantizedMatMul.BlocksPerRow(tensors[i].Shape[1]);
+            for (int j = 0; j < values.Length; j++)
+                if (!Half.IsFinite(values[j]))
+                    throw Invalid(source.Name, scale.Name, $"the scale of row {j / blocks}, block {j % blocks} is {values[j]}: 8-bit weights need finite scales");
+            result[i] = values;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Reads an I8 matrix into <paramref name="destination"/> in the packed 8-bit form (<see cref="Kernels.QuantizedMatMul"/>),
+    /// a panel of 64 rows at a time, with its <paramref name="scales"/> read already: the bytes quantizing its fp32 values
+    /// q·d would give, without computing them.
+    /// </summary>
+    private static void ReadInt8Panels(SafeTensorsSource source, SafeTensorsHeader header, SafeTensorsEntry entry, Half[] scales, ParameterTensor tensor, Span<float> destination)
+    {
+        const int panelRows = Kernels.QuantizedMatMul.PanelWidth;
+        int rows = tensor.Shape[0], cols = tensor.Shape[1], blocks = Kernels.QuantizedMatMul.BlocksPerRow(cols);
+        int panelBytes = (int)Kernels.QuantizedMatMul.ByteCount(panelRows, cols);
+        Span<byte> packed = MemoryMarshal.AsBytes(destination);
+        var q = new sbyte[panelRows * cols];
+        for (int r0 = 0, p = 0; r0 < rows; r0 += panelRows, p++)
+        {
+            int count = Math.Min(panelRows, rows - r0);
+            Span<sbyte> values = q.AsSpan(0, count * cols);
+            ReadExactly(source, MemoryMarshal.AsBytes(values), header.DataStart + entry.Begin + (long)r0 * cols, $"tensor '{entry.Name}'");
+            Kernels.QuantizedMatMul.WritePanel(values, scales.AsSpan(r0 * blocks, count * blocks), count, cols, packed.Slice(p * panelBytes, panelBytes));
+        }
+    }
 }

@@ -239,10 +239,12 @@ public static partial class SafeTensors
         return Load(new SafeTensorsSource(stream, name), tensors, buffer, strict);
     }
 
-    private static SafeTensorsLoadReport Load(SafeTensorsSource source, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool strict)
+    private static SafeTensorsLoadReport Load(SafeTensorsSource source, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool strict,
+        bool[]? packInt8 = null)
     {
         SafeTensorsHeader header = SafeTensorsHeader.Read(source);
         (SafeTensorsEntry?[] entries, SafeTensorsEntry?[] scales, SafeTensorsLoadReport report) = MatchTable(header, tensors, source.Name, strict);
+        Half[]?[] packedScales = ReadScalesToPack(source, header, tensors, scales, packInt8);
 
         byte[]? scratch = null;
         for (int i = 0; i < tensors.Count; i++)
@@ -250,10 +252,35 @@ public static partial class SafeTensors
             ParameterTensor tensor = tensors[i];
             if (entries[i] is not { } entry) continue; // missing, non-strict: left as it is
             Span<float> destination = buffer.Slice(tensor.Offset, tensor.Length);
-            if (scales[i] is { } scale) ReadInt8(source, header, entry, scale, tensor, destination);
+            if (packedScales[i] is { } known) ReadInt8Panels(source, header, entry, known, tensor, destination);
+            else if (scales[i] is { } scale) ReadInt8(source, header, entry, scale, tensor, destination);
             else ReadTensor(source, header.DataStart + entry.Begin, entry, destination, ref scratch);
         }
+        if (packInt8 is not null)
+            for (int i = 0; i < tensors.Count; i++) packInt8[i] = packedScales[i] is not null;
         return report;
+    }
+
+    /// <summary>
+    /// Reads <paramref name="tensors"/> from the safetensors file at <paramref name="path"/> as the strict
+    /// <see cref="Load(string, IReadOnlyList{ParameterTensor}, Span{float})"/> does, except that each tensor
+    /// <paramref name="packInt8"/> marks which the file holds in 8 bits is written in <see cref="Kernels.QuantizedMatMul"/>'s
+    /// packed form rather than as fp32; on return <paramref name="packInt8"/> marks the tensors so written.
+    /// </summary>
+    internal static void LoadPackingInt8(string path, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool[] packInt8)
+    {
+        RequireLittleEndian();
+        CheckTable(path, tensors, buffer.Length, nameof(buffer));
+        using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        Load(new SafeTensorsSource(file, path), tensors, buffer, strict: true, packInt8);
+    }
+
+    /// <summary>As <see cref="LoadPackingInt8(string, IReadOnlyList{ParameterTensor}, Span{float}, bool[])"/>, from a stream (built-in weights).</summary>
+    internal static void LoadPackingInt8(Stream stream, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, string name, bool[] packInt8)
+    {
+        RequireLittleEndian();
+        CheckTable(name, tensors, buffer.Length, nameof(buffer));
+        Load(new SafeTensorsSource(stream, name), tensors, buffer, strict: true, packInt8);
     }
 
     /// <summary>The <c>__metadata__</c> map of the file at <paramref name="path"/> (empty when it has none). Reads only the header.</summary>

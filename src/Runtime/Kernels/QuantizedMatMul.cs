@@ -142,6 +142,28 @@ public static unsafe class QuantizedMatMul
             }
     }
 
+    /// <summary>
+    /// Writes <paramref name="count"/> ≤ 64 rows in <see cref="QuantizeRows"/>' form (<paramref name="q"/>
+    /// <c>[count, inF]</c>, <paramref name="scales"/> <c>[count, ⌈inF/32⌉]</c>) as one panel of <see cref="Quantize"/>'s
+    /// form (<see cref="ByteCount"/>(64, inF) bytes, missing rows zero): an 8-bit checkpoint goes into an 8-bit instance
+    /// without being widened to fp32 and quantized again, which gives the same bytes.
+    /// </summary>
+    internal static void WritePanel(ReadOnlySpan<sbyte> q, ReadOnlySpan<Half> scales, int count, int inF, Span<byte> panel)
+    {
+        int blocks = Blocks(inF);
+        SpanChecks.Length(panel.Length, (long)blocks * RecordBytes, nameof(panel));
+        panel.Clear();
+        for (int c = 0; c < count; c++)
+            for (int b = 0; b < blocks; b++)
+            {
+                int k0 = b * BlockSize, kc = Math.Min(BlockSize, inF - k0);
+                Span<byte> record = panel.Slice(b * RecordBytes, RecordBytes);
+                ReadOnlySpan<sbyte> row = q.Slice(c * inF + k0, kc);
+                for (int k = 0; k < kc; k++) record[k * PanelWidth + c] = (byte)row[k];
+                BitConverter.TryWriteBytes(record.Slice(WeightBytes + c * sizeof(ushort)), BitConverter.HalfToUInt16Bits(scales[c * blocks + b]));
+            }
+    }
+
     /// <summary>Scales per row of a <c>[.., inF]</c> matrix: one per block of <see cref="BlockSize"/> inputs.</summary>
     public static int BlocksPerRow(int inF) => Blocks(inF);
 

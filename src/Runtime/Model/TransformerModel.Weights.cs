@@ -173,16 +173,95 @@ public abstract partial class TransformerModel
         _ => MatMul.PanelLayoutPays ? MatrixForm.Panels : MatrixForm.Rows,
     };
 
+    // Matrices (by index in PackedMatrices) that a load wrote in the 8-bit form straight from an 8-bit checkpoint, which
+    // Pack then keeps as they are; null when there are none.
+    private bool[]? _loadedPacked;
+
+    /// <summary>
+    /// For a load into an inference instance with 8-bit weights: the flags, by tensor, of the weight matrices it packs
+    /// (an 8-bit checkpoint's blocks are then written in the packed form directly, the bytes quantizing their fp32
+    /// values would give); null for any other instance.
+    /// </summary>
+    private bool[]? Int8MatricesToPack()
+    {
+        if (Use != ModelUse.Inference || WeightType != WeightType.Int8 || _shared is not null) return null;
+        var flags = new bool[_layout.Tensors.Count];
+        bool any = false;
+        for (int i = 0; i < flags.Length; i++)
+        {
+            ParameterTensor t = _layout.Tensors[i];
+            flags[i] = t.Shape.Length == 2 && MatrixIndex(t) >= 0 && PackedForm(t.Shape[0], t.Shape[1]) == MatrixForm.Int8;
+            any |= flags[i];
+        }
+        return any ? flags : null;
+    }
+
+    private int MatrixIndex(ParameterTensor t)
+    {
+        for (int k = 0; k < _layout.PackedMatrices.Length; k++)
+        {
+            WeightMatrix m = _layout.PackedMatrices[k];
+            if (m.Offset == t.Offset && m.Rows * m.Columns == t.Length) return k;
+        }
+        return -1;
+    }
+
+    /// <summary>Runs a load that may write 8-bit matrices packed (<paramref name="load"/> receives and updates the tensor flags) and remembers which it did.</summary>
+    private void LoadPacked(bool[] flags, Action<bool[]> load)
+    {
+        load(flags);
+        bool[]? packed = null;
+        for (int i = 0; i < flags.Length; i++)
+            if (flags[i])
+            {
+                packed ??= new bool[_layout.PackedMatrices.Length];
+                packed[MatrixIndex(_layout.Tensors[i])] = true;
+            }
+        _loadedPacked = packed;
+    }
+
+    /// <summary>After a load that wrote some matrices packed: packs the others too, so that no matrix is left in another form than the instance's.</summary>
+    private void PackLoadedRest()
+    {
+        if (_loadedPacked is not null) Pack();
+    }
+
     private void Pack()
     {
         if (WeightType == WeightType.Float32 && !MatMul.PanelLayoutPays) return;
-        // 8-bit blocks refuse non-finite weights: check every matrix first, so that a refusal leaves all of them as rows.
+        bool[]? loaded = _loadedPacked;
+        _loadedPacked = null;
+        // 8-bit blocks refuse non-finite weights: check every matrix first, so that a refusal leaves all of them as rows
+        // (those a load wrote packed are widened back first).
         if (WeightType == WeightType.Int8)
-            foreach (WeightMatrix m in _layout.PackedMatrices)
-                CheckQuantizable(_parameters.Span.Slice(m.Offset, m.Rows * m.Columns), m);
-        foreach (WeightMatrix m in _layout.PackedMatrices)
+            for (int k = 0; k < _layout.PackedMatrices.Length; k++)
+            {
+                WeightMatrix m = _layout.PackedMatrices[k];
+                if (loaded is not null && loaded[k]) continue;
+                try
+                {
+                    CheckQuantizable(_parameters.Span.Slice(m.Offset, m.Rows * m.Columns), m);
+                }
+                catch (ArgumentException)
+                {
+                    for (int j = 0; loaded is not null && j < loaded.Length; j++)
+                        if (loaded[j])
+                        {
+                            WeightMatrix packed = _layout.PackedMatrices[j];
+                            QuantizedMatMul.DequantizeInPlace(_parameters.Span.Slice(packed.Offset, packed.Rows * packed.Columns), packed.Rows, packed.Columns);
+                        }
+                    throw;
+                }
+            }
+        for (int k = 0; k < _layout.PackedMatrices.Length; k++)
         {
+            WeightMatrix m = _layout.PackedMatrices[k];
             Span<float> w = _parameters.Span.Slice(m.Offset, m.Rows * m.Columns);
+            if (loaded is not null && loaded[k])
+            {
+                ReleasedWeightBytes += ResidentMemory.Release(w, QuantizedMatMul.ByteCount(m.Rows, m.Columns));
+                continue;
+            }
             switch (PackedForm(m.Rows, m.Columns))
             {
                 case MatrixForm.Panels: MatMul.PackPanels(w, m.Rows, m.Columns); break;

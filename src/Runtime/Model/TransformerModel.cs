@@ -509,10 +509,12 @@ public abstract partial class TransformerModel : ITrainableParameters
         using CallScope scope = Enter("Load");
         WithUnpackedWeights(() =>
         {
-            if (_layout.Family == CheckpointFamily.Native) SafeTensors.Load(path, _layout.Tensors, _parameters.Span);
-            else HuggingFaceCheckpoint.Load(path, _layout.Tensors, _parameters.Span, _layout.Family);
+            if (_layout.Family != CheckpointFamily.Native) HuggingFaceCheckpoint.Load(path, _layout.Tensors, _parameters.Span, _layout.Family);
+            else if (Int8MatricesToPack() is { } pack) LoadPacked(pack, flags => SafeTensors.LoadPackingInt8(path, _layout.Tensors, _parameters.Span, flags));
+            else SafeTensors.Load(path, _layout.Tensors, _parameters.Span);
             return true;
         });
+        PackLoadedRest();
         OnParametersReplaced();
     }
 
@@ -546,10 +548,16 @@ public abstract partial class TransformerModel : ITrainableParameters
         using CallScope scope = Enter("Load");
         WithUnpackedWeights(() =>
         {
-            if (_layout.Family == CheckpointFamily.Native) SafeTensors.Load(stream, _layout.Tensors, _parameters.Span, name);
-            else HuggingFaceCheckpoint.Load(stream, _layout.Tensors, _parameters.Span, _layout.Family, name);
+            if (_layout.Family != CheckpointFamily.Native) HuggingFaceCheckpoint.Load(stream, _layout.Tensors, _parameters.Span, _layout.Family, name);
+            else if (Int8MatricesToPack() is { } pack)
+            {
+                ArgumentNullException.ThrowIfNull(stream);
+                LoadPacked(pack, flags => SafeTensors.LoadPackingInt8(stream, _layout.Tensors, _parameters.Span, name ?? "stream", flags));
+            }
+            else SafeTensors.Load(stream, _layout.Tensors, _parameters.Span, name);
             return true;
         });
+        PackLoadedRest();
         OnParametersReplaced();
     }
 
