@@ -29,9 +29,10 @@ public static class Program
         var resume = new Option<bool>("--resume") { Description = "Continue from the training checkpoint at --out, if there is one." };
         var evalEvery = SampleCommandLine.Count("--eval-every", "Measure the held-out loss every N steps and at the end, keeping the best parameters in <out>.best.safetensors when --out is given (0: never).", 0, minimum: 0);
         var earlyStop = SampleCommandLine.Count("--early-stop", "Stop after K evaluations without a lower held-out loss (0: never; needs --eval-every).", 0, minimum: 0, helpName: "K");
+        var plot = new Option<string?>("--plot") { Description = "Write the training and held-out loss curves as a PNG here (a folder means loss.png inside it), at each evaluation and at the end.", HelpName = "FILE" };
         var command = new RootCommand("Trains BracketClassifier, an encoder-only model, to tell balanced bracket strings from near misses, and measures its accuracy on strings it never saw.")
         {
-            steps, seed, output, checkpointEvery, resume, evalEvery, earlyStop,
+            steps, seed, output, checkpointEvery, resume, evalEvery, earlyStop, plot,
         };
         command.Validators.Add(r =>
         {
@@ -39,11 +40,11 @@ public static class Program
             if ((r.GetValue(checkpointEvery) > 0 || r.GetValue(resume)) && r.GetValue(output) is null) r.AddError("--checkpoint-every and --resume need --out, the checkpoint's path.");
         });
         command.SetAction(parsed => Train(parsed.GetValue(steps), parsed.GetValue(seed), parsed.GetValue(output), parsed.GetValue(checkpointEvery),
-            parsed.GetValue(resume), parsed.GetValue(evalEvery), parsed.GetValue(earlyStop)));
+            parsed.GetValue(resume), parsed.GetValue(evalEvery), parsed.GetValue(earlyStop), parsed.GetValue(plot)));
         return SampleCommandLine.Run(command, args);
     }
 
-    private static int Train(int steps, ulong seed, string? outPath, int checkpointEvery, bool resume, int evalEvery, int earlyStop)
+    private static int Train(int steps, ulong seed, string? outPath, int checkpointEvery, bool resume, int evalEvery, int earlyStop, string? plot)
     {
         // Where the model goes is checked before any training is spent on it: a folder means a file inside it.
         if (outPath is not null)
@@ -57,6 +58,17 @@ public static class Program
                 Console.Error.WriteLine($"--out: {e.Message}");
                 return 2;
             }
+        }
+
+        string? plotPath = null;
+        try
+        {
+            if (plot is not null) plotPath = SafeTensors.PrepareOutputPath(plot, "loss.png");
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"--plot: {e.Message}");
+            return 2;
         }
 
         var model = new BracketClassifier(seed);
@@ -115,6 +127,7 @@ public static class Program
                         : $", best {record.BestLoss:F4} at step {record.BestStep} ({record.EvaluationsSinceBest} evaluation(s) without improvement)"));
                     stopped = record.ShouldStop(earlyStop);
                     if (stopped) progress.Line($"early stop at step {step}: {earlyStop} evaluations without improving on step {record.BestStep}");
+                    if (plotPath is not null) LossCurves.Write(plotPath, record, PlotTitle);
                 }
                 if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < steps && !stopped)
                 {
@@ -131,6 +144,11 @@ public static class Program
             if (checkpointEvery > 0) SaveCheckpoint(outPath, steps, model, optimizer, rng, record, last);
             else model.Save(outPath);
             Console.WriteLine($"saved {outPath}");
+        }
+        if (plotPath is not null)
+        {
+            LossCurves.Write(plotPath, record, PlotTitle);
+            Console.WriteLine($"saved loss curves {plotPath}");
         }
         if (record.HeldOut.Count > 0) Console.WriteLine($"best held-out loss {record.BestLoss:F4} at step {record.BestStep}{(bestPath is null ? "" : $": {bestPath}")}");
 
@@ -202,6 +220,8 @@ public static class Program
     }
 
     private const int EvaluationBatches = 8;
+
+    private static readonly string PlotTitle = $"BracketClassifier ({BracketClassifier.ParameterCount:N0} parameters), balanced brackets";
 
     /// <summary>
     /// Restores the run from <paramref name="path"/> and the set of strings it trained on (replayed from the seed, which

@@ -4,6 +4,8 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.IO;
+using System.Linq;
+using ScottPlot;
 using TransformerGen;
 using TransformerGen.Samples;
 
@@ -27,20 +29,21 @@ public static class Program
         var resume = new Option<bool>("--resume") { Description = "Continue from the training checkpoint in --out, if there is one." };
         var evalEvery = SampleCommandLine.Count("--eval-every", "Measure the held-out loss every N steps and at the end, keeping the best parameters in reverser.best.safetensors (0: never).", 0, minimum: 0);
         var earlyStop = SampleCommandLine.Count("--early-stop", "Stop after K evaluations without a lower held-out loss (0: never; needs --eval-every).", 0, minimum: 0, helpName: "K");
+        var plot = new Option<string?>("--plot") { Description = "Write the training and held-out loss curves as a PNG here (a folder means loss.png inside it), at each evaluation and at the end.", HelpName = "FILE" };
         var command = new RootCommand("Trains Reverser, a small encoder–decoder, to reverse digit strings, then measures greedy and beam-search decoding on strings it never saw.")
         {
-            steps, seed, output, checkpointEvery, resume, evalEvery, earlyStop,
+            steps, seed, output, checkpointEvery, resume, evalEvery, earlyStop, plot,
         };
         command.Validators.Add(r =>
         {
             if (r.GetValue(earlyStop) > 0 && r.GetValue(evalEvery) == 0) r.AddError("--early-stop counts evaluations: it needs --eval-every.");
         });
         command.SetAction(parsed => Train(parsed.GetValue(steps), parsed.GetValue(seed), parsed.GetValue(output)!, parsed.GetValue(checkpointEvery),
-            parsed.GetValue(resume), parsed.GetValue(evalEvery), parsed.GetValue(earlyStop)));
+            parsed.GetValue(resume), parsed.GetValue(evalEvery), parsed.GetValue(earlyStop), parsed.GetValue(plot)));
         return SampleCommandLine.Run(command, args);
     }
 
-    private static int Train(int steps, ulong seed, string outFolder, int checkpointEvery, bool resume, int evalEvery, int earlyStop)
+    private static int Train(int steps, ulong seed, string outFolder, int checkpointEvery, bool resume, int evalEvery, int earlyStop, string? plot)
     {
         // The folder is checked before any training is spent on it.
         string checkpoint;
@@ -51,6 +54,17 @@ public static class Program
         catch (IOException e)
         {
             Console.Error.WriteLine($"--out: {e.Message}");
+            return 2;
+        }
+
+        string? plotPath = null;
+        try
+        {
+            if (plot is not null) plotPath = SafeTensors.PrepareOutputPath(plot, "loss.png");
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"--plot: {e.Message}");
             return 2;
         }
 
@@ -110,6 +124,7 @@ public static class Program
                         : $", best {record.BestLoss:F4} at step {record.BestStep} ({record.EvaluationsSinceBest} evaluation(s) without improvement)"));
                     stopped = record.ShouldStop(earlyStop);
                     if (stopped) progress.Line($"early stop at step {step}: {earlyStop} evaluations without improving on step {record.BestStep}");
+                    if (plotPath is not null) LossCurves.Write(plotPath, record, PlotTitle);
                 }
                 if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < steps && !stopped)
                 {
@@ -122,6 +137,11 @@ public static class Program
         // A run that checkpoints ends with a training checkpoint, written before the held-out strings move the data
         // generator, so that --resume after the end has nothing left to do.
         if (checkpointEvery > 0) SaveCheckpoint(checkpoint, steps, model, optimizer, rng, record, last);
+        if (plotPath is not null)
+        {
+            LossCurves.Write(plotPath, record, PlotTitle);
+            Console.WriteLine($"saved loss curves {plotPath}");
+        }
         if (record.HeldOut.Count > 0) Console.WriteLine($"best held-out loss {record.BestLoss:F4} at step {record.BestStep}: {bestPath}");
 
         // Held-out strings: never seen in training.
@@ -194,6 +214,8 @@ public static class Program
 
     private const int EvaluationBatches = 8;
 
+    private static readonly string PlotTitle = $"Reverser ({Reverser.ParameterCount:N0} parameters), reversing digit strings";
+
     /// <summary>
     /// Restores the run from <paramref name="path"/> and the set of strings it trained on (replayed from the seed, which
     /// must bring the data generator to the state the checkpoint holds); returns why it cannot, or null.
@@ -258,11 +280,26 @@ public static class Program
         model.Forward(tokens, targets);
         ReadOnlySpan<float> map = model.AttentionMap($"decoder.layers.{Reverser.Layers - 1}.cross_attention_probabilities");
         int rows = digits.Length + 1, cols = digits.Length; // output positions up to the end token; real input digits
-        var values = new float[rows, cols];
+        var values = new double[rows, cols];
         for (int h = 0; h < Reverser.Heads; h++)
             for (int r = 0; r < rows; r++)
                 for (int c = 0; c < cols; c++)
                     values[r, c] += map[(h * Reverser.TargetSeqLen + r) * Reverser.SeqLen + c] / Reverser.Heads;
-        Png.WriteHeatMap(path, values, cell: 24);
+
+        // Row 0 of the array is the heatmap's top row and cell (r, c) is centred on (c, rows - 1 - r): the first output
+        // position at the top, the input digits left to right, each axis labelled with the digits themselves.
+        var plot = new Plot();
+        var heatmap = plot.Add.Heatmap(values);
+        heatmap.Colormap = new ScottPlot.Colormaps.Viridis();
+        plot.Add.ColorBar(heatmap).Label = "attention (heads averaged)";
+        string reversed = Reverse(digits);
+        double[] columns = Enumerable.Range(0, cols).Select(c => (double)c).ToArray();
+        double[] outputs = Enumerable.Range(0, rows).Select(r => (double)(rows - 1 - r)).ToArray();
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(columns, digits.Select(d => d.ToString()).ToArray());
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(outputs, reversed.Select(d => d.ToString()).Append("end").ToArray());
+        plot.XLabel("input digit");
+        plot.YLabel("output position (expected token)");
+        plot.Title($"cross-attention, last decoder layer: {digits} → {reversed}");
+        LossCurves.SaveAtomically(plot, path, 120 + 48 * cols + 160, 120 + 48 * rows);
     }
 }

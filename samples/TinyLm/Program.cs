@@ -14,7 +14,7 @@ namespace TinyLmSample;
 public static class Program
 {
     private sealed record Options(int Steps, ulong Seed, string Prompt, string Out, int Length, float LearningRate, float Temperature, string Data,
-        int CheckpointEvery, bool Resume, int Accumulate, int EvalEvery, int EarlyStop);
+        int CheckpointEvery, bool Resume, int Accumulate, int EvalEvery, int EarlyStop, string? Plot);
 
     // The sample's own entries in a checkpoint's metadata: what a resumed run must share with the run that wrote it, and
     // the losses behind the running mean that final_loss prints.
@@ -45,9 +45,10 @@ public static class Program
         var accumulate = SampleCommandLine.Count("--accumulate", "Micro-batches of 16 windows per optimizer step (gradient accumulation).", 1, helpName: "K");
         var evalEvery = SampleCommandLine.Count("--eval-every", "Measure the held-out loss every N steps and at the end, keeping the best parameters in <out>.best.safetensors (0: never).", 0, minimum: 0);
         var earlyStop = SampleCommandLine.Count("--early-stop", "Stop after K evaluations without a lower held-out loss (0: never; needs --eval-every).", 0, minimum: 0, helpName: "K");
+        var plot = new Option<string?>("--plot") { Description = "Write the training and held-out loss curves as a PNG here (a folder means loss.png inside it), at each evaluation and at the end.", HelpName = "FILE" };
         var command = new RootCommand("Trains TinyLm, a character-level language model, on the Book of Genesis, saves it and generates text from a prompt.")
         {
-            steps, seed, prompt, output, length, rate, temperature, data, checkpointEvery, resume, accumulate, evalEvery, earlyStop,
+            steps, seed, prompt, output, length, rate, temperature, data, checkpointEvery, resume, accumulate, evalEvery, earlyStop, plot,
         };
         command.Validators.Add(r =>
         {
@@ -55,7 +56,7 @@ public static class Program
         });
         command.SetAction(parsed => Train(new Options(parsed.GetValue(steps), parsed.GetValue(seed), parsed.GetValue(prompt)!, parsed.GetValue(output)!,
             parsed.GetValue(length), parsed.GetValue(rate), parsed.GetValue(temperature), parsed.GetValue(data)!, parsed.GetValue(checkpointEvery),
-            parsed.GetValue(resume), parsed.GetValue(accumulate), parsed.GetValue(evalEvery), parsed.GetValue(earlyStop))));
+            parsed.GetValue(resume), parsed.GetValue(accumulate), parsed.GetValue(evalEvery), parsed.GetValue(earlyStop), parsed.GetValue(plot))));
         return SampleCommandLine.Run(command, args);
     }
 
@@ -63,6 +64,7 @@ public static class Program
     {
         // Where the model goes is checked before any training is spent on it: a folder means a file inside it.
         string outPath;
+        string? plotPath = null;
         try
         {
             outPath = SafeTensors.PrepareOutputPath(options.Out, "tinylm.safetensors");
@@ -70,6 +72,15 @@ public static class Program
         catch (IOException e)
         {
             Console.Error.WriteLine($"--out: {e.Message}");
+            return 2;
+        }
+        try
+        {
+            if (options.Plot is not null) plotPath = SafeTensors.PrepareOutputPath(options.Plot, "loss.png");
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"--plot: {e.Message}");
             return 2;
         }
 
@@ -151,6 +162,7 @@ public static class Program
                         : $", best {record.BestLoss:F4} at step {record.BestStep} ({record.EvaluationsSinceBest} evaluation(s) without improvement)"));
                     stopped = record.ShouldStop(options.EarlyStop);
                     if (stopped) progress.Line($"early stop at step {step}: {options.EarlyStop} evaluations without improving on step {record.BestStep}");
+                    if (plotPath is not null) LossCurves.Write(plotPath, record, PlotTitle, "nats per character");
                 }
                 if (options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0 && step < options.Steps && !stopped)
                 {
@@ -169,6 +181,11 @@ public static class Program
         if (options.CheckpointEvery > 0) SaveCheckpoint(outPath, options, tokenizer, model, optimizer, rng, recent, record, last);
         else model.Save(outPath, new Dictionary<string, string> { [AlphabetKey] = tokenizer.Alphabet });
         Console.WriteLine($"saved {outPath}");
+        if (plotPath is not null)
+        {
+            LossCurves.Write(plotPath, record, PlotTitle, "nats per character");
+            Console.WriteLine($"saved loss curves {plotPath}");
+        }
 
         float heldOut = Evaluate(model, ids.AsSpan(split), rng);
         Console.WriteLine($"held-out loss {heldOut:F3}");
@@ -288,6 +305,8 @@ public static class Program
     }
 
     private const int EvaluationBatches = 10;
+
+    private static readonly string PlotTitle = $"TinyLm ({TinyLm.ParameterCount:N0} parameters) on Genesis, characters";
 
     /// <summary>Mean loss over 20 random batches of held-out text, with dropout off.</summary>
     private static float Evaluate(TinyLm model, ReadOnlySpan<int> ids, Rng rng)

@@ -50,6 +50,13 @@ public sealed partial class SampleResumeTests(ITestOutputHelper log)
         Assert.Equal(BestLine(straight), BestLine(resumed));
         Assert.Equal(File.ReadAllBytes(BestOf("a")), File.ReadAllBytes(BestOf("b")));
         Assert.Contains("; best held-out loss so far ", resumed.Output);
+        if (sampleKey == "Seq2SeqSample")
+        {
+            // The cross-attention picture (ScottPlot): a whole PNG, wider for more input digits.
+            (int width, int height) = PngFile.Check(Path.Combine(folder.File("a"), "cross_attention.png"));
+            Assert.InRange(width, 300, 1000);
+            Assert.InRange(height, 150, 1000);
+        }
         log.WriteLine($"{sampleKey}: resumed from step {resumed.ResumedFrom}\n{Outcome(resumed)}");
 
         // Another seed cannot continue this run: its data would differ from what the checkpoint trained on.

@@ -30,7 +30,7 @@ public sealed class TinyLmEvaluationTests(ITestOutputHelper log)
         Assert.False(File.Exists(folder.File("plain.best.safetensors")));
 
         string[] evaluated = [.. Common, "--eval-every", "20"];
-        SampleRun a = SampleProcess.Run(Sample, [.. evaluated, "--out", folder.File("a.safetensors")]);
+        SampleRun a = SampleProcess.Run(Sample, [.. evaluated, "--out", folder.File("a.safetensors"), "--plot", folder.File("plots") + Path.DirectorySeparatorChar]);
         Assert.True(a.ExitCode == 0, a.Output + a.Error);
         Assert.Equal(3, a.Lines.Count(l => l.StartsWith("eval at step", StringComparison.Ordinal)));
         Assert.DoesNotContain(a.Lines, l => l.Contains('\u001b')); // redirected: plain lines, no progress bar
@@ -41,6 +41,10 @@ public sealed class TinyLmEvaluationTests(ITestOutputHelper log)
         Assert.True(File.Exists(folder.File("a.best.safetensors")));
         Assert.False(TrainingCheckpoint.IsTrainingCheckpoint(folder.File("a.best.safetensors"))); // the parameters only
         Assert.Empty(Directory.GetFiles(folder.Path, "*.tmp"));
+        // --plot: a folder means loss.png inside it, a whole PNG of the size asked for.
+        Assert.Contains($"saved loss curves {Path.Combine(folder.File("plots"), "loss.png")}", a.Lines);
+        Assert.Equal((900, 540), PngFile.Check(Path.Combine(folder.File("plots"), "loss.png")));
+        Assert.Empty(Directory.GetFiles(folder.File("plots"), "*.tmp"));
 
         // Killed at step 50's progress line, before its checkpoint: resumed from step 40, whose checkpoint holds the evaluations of steps 20 and 40.
         string[] b = [.. evaluated, "--out", folder.File("b.safetensors")];
