@@ -54,6 +54,7 @@ public sealed class EmbeddingEngine : IAsyncDisposable
                 MaxWait = TimeSpan.FromMilliseconds(o.MaxWaitMilliseconds),
                 BatchCompleted = metrics.ObserveBatch,
             });
+            metrics.TrackQueue(() => _batcher.Queued);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException)
         {

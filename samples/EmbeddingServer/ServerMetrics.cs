@@ -16,6 +16,7 @@ public sealed class ServerMetrics
     private readonly Histogram _batchSequences;
     private readonly Histogram _batchTokens;
     private readonly Histogram _batchSeconds;
+    private readonly Gauge _queued;
 
     public ServerMetrics()
     {
@@ -31,10 +32,14 @@ public sealed class ServerMetrics
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(16, 2, 9) });
         _batchSeconds = factory.CreateHistogram("embeddings_batch_seconds", "The model's time per batch.",
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 2, 12) });
+        _queued = factory.CreateGauge("embeddings_queued_sentences", "Sentences waiting for a batch when the metrics were read.");
     }
 
     /// <summary>The registry <c>/metrics</c> exports.</summary>
     public CollectorRegistry Registry { get; }
+
+    /// <summary>Reads the batcher's queue length each time the metrics are collected.</summary>
+    public void TrackQueue(System.Func<int> queued) => Registry.AddBeforeCollectCallback(() => _queued.Set(queued()));
 
     /// <summary>Counts one answered request.</summary>
     public void ObserveRequest(int statusCode) => _requests.WithLabels(statusCode.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();

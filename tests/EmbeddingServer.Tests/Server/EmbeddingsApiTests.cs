@@ -127,6 +127,7 @@ public sealed class EmbeddingsApiTests : IClassFixture<TinyBertFolder>, IDisposa
         Assert.Contains($"embeddings_batch_tokens_sum {tokens + 3}", text);
         Assert.Contains("embeddings_batch_sequences_bucket{le=\"+Inf\"}", text);
         Assert.Contains("http_requests_received_total", text);
+        Assert.Contains("embeddings_queued_sentences 0", text);
     }
 
     public static TheoryData<string, string> BadRequests => new()
