@@ -243,6 +243,7 @@ public static unsafe partial class Attention
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void MaskTransposed(float* sT, int j0, int cols, in RowBounds bounds, byte* interiorPadding)
     {
+        if (interiorPadding == null && j0 >= bounds.AllFrom && j0 + cols <= bounds.AllTo) return; // every row sees every key
         Vector512<float> minusInfinity = Vector512.Create(float.NegativeInfinity);
         for (int j = 0; j < cols; j++)
         {
