@@ -676,7 +676,7 @@ public abstract partial class TransformerModel : ITrainableParameters
                 case WeightInit.Zeros: values.Clear(); break;
                 case WeightInit.Ones: values.Fill(1f); break;
                 case WeightInit.Normal:
-                    for (int i = 0; i < values.Length; i++) values[i] = rng.NextNormal() * t.InitScale;
+                    rng.FillNormal(values, t.InitScale);
                     break;
             }
         }
