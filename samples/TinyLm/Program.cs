@@ -7,6 +7,7 @@ using System.IO;
 using System.Linq;
 using TransformerGen;
 using TransformerGen.Samples;
+using TransformerGen.Tokenizers;
 
 namespace TinyLmSample;
 
@@ -27,10 +28,11 @@ public static class Program
         var seed = new Option<ulong>("--seed") { Description = "Seeds the initial weights, the batches and the sampler.", HelpName = "S", DefaultValueFactory = _ => 1 };
         var prompt = new Option<string>("--prompt") { Description = "Text the generated sample continues.", HelpName = "TEXT", DefaultValueFactory = _ => "And God said" };
         prompt.Validators.Add(r => { if (string.IsNullOrEmpty(r.GetValueOrDefault<string>())) r.AddError("--prompt must not be empty."); });
-        var output = new Option<string>("--out")
+        var output = new Option<string?>("--out")
         {
-            Description = "Where the model (or, with --checkpoint-every, the training checkpoint) is written; a folder means tinylm.safetensors inside it.",
-            HelpName = "FILE|FOLDER", DefaultValueFactory = _ => Path.Combine("out", "tinylm.safetensors"),
+            Description = "Where the model (or, with --checkpoint-every, the training checkpoint) is written; a folder means tinylm.safetensors inside it "
+                + "(tinylm-gpt2.safetensors with --tokenizer gpt2). Default: out/tinylm.safetensors, out/tinylm-gpt2.safetensors.",
+            HelpName = "FILE|FOLDER",
         };
         var length = SampleCommandLine.Count("--length", "Characters to generate after training.", 300);
         var rate = SampleCommandLine.Number("--lr", "Peak learning rate of the warm-up + cosine schedule.", 3e-3f, 0f);
@@ -46,18 +48,85 @@ public static class Program
         var evalEvery = SampleCommandLine.Count("--eval-every", "Measure the held-out loss every N steps and at the end, keeping the best parameters in <out>.best.safetensors (0: never).", 0, minimum: 0);
         var earlyStop = SampleCommandLine.Count("--early-stop", "Stop after K evaluations without a lower held-out loss (0: never; needs --eval-every).", 0, minimum: 0, helpName: "K");
         var plot = new Option<string?>("--plot") { Description = "Write the training and held-out loss curves as a PNG here (a folder means loss.png inside it), at each evaluation and at the end.", HelpName = "FILE" };
+        var tokenizer = new Option<string>("--tokenizer")
+        {
+            Description = "char: the character model (TinyLm) on the text's characters; gpt2: Gpt2Lm on the text's GPT-2 BPE tokens, sampled from a memory-mapped token file.",
+            DefaultValueFactory = _ => "char",
+        };
+        tokenizer.AcceptOnlyFromAmong("char", "gpt2");
+        var prepare = new Option<string?>("--prepare") { Description = "Tokenize --data with GPT-2's BPE into this token file and exit (a folder means <data name>.tokens inside it).", HelpName = "FILE" };
+        var tokensFile = new Option<string?>("--tokens") { Description = "With --tokenizer gpt2: train on this token file (from --prepare) instead of tokenizing --data.", HelpName = "FILE" };
         var command = new RootCommand("Trains TinyLm, a character-level language model, on the Book of Genesis, saves it and generates text from a prompt.")
         {
-            steps, seed, prompt, output, length, rate, temperature, data, checkpointEvery, resume, accumulate, evalEvery, earlyStop, plot,
+            steps, seed, prompt, output, length, rate, temperature, data, checkpointEvery, resume, accumulate, evalEvery, earlyStop, plot, tokenizer, prepare, tokensFile,
         };
         command.Validators.Add(r =>
         {
             if (r.GetValue(earlyStop) > 0 && r.GetValue(evalEvery) == 0) r.AddError("--early-stop counts evaluations: it needs --eval-every.");
+            if (r.GetValue(tokensFile) is not null && r.GetValue(tokenizer) != "gpt2") r.AddError("--tokens holds GPT-2 tokens: it needs --tokenizer gpt2.");
+            if (r.GetValue(tokenizer) == "gpt2" && r.GetValue(accumulate) > 1) r.AddError("--accumulate is for the character model; Gpt2Lm trains one batch per step.");
         });
-        command.SetAction(parsed => Train(new Options(parsed.GetValue(steps), parsed.GetValue(seed), parsed.GetValue(prompt)!, parsed.GetValue(output)!,
+        command.SetAction(parsed => parsed.GetValue(prepare) is { } prepared
+            ? Prepare(parsed.GetValue(data)!, prepared)
+            : parsed.GetValue(tokenizer) == "gpt2"
+            ? TrainGpt2(parsed.GetValue(output), parsed.GetValue(plot), parsed.GetValue(data)!, parsed.GetValue(tokensFile), parsed.GetValue(seed), parsed.GetValue(steps),
+                parsed.GetValue(rate), parsed.GetValue(checkpointEvery), parsed.GetValue(resume), parsed.GetValue(evalEvery), parsed.GetValue(earlyStop),
+                parsed.GetValue(prompt)!, parsed.GetValue(length), parsed.GetValue(temperature))
+            : Train(new Options(parsed.GetValue(steps), parsed.GetValue(seed), parsed.GetValue(prompt)!, parsed.GetValue(output) ?? Path.Combine("out", "tinylm.safetensors"),
             parsed.GetValue(length), parsed.GetValue(rate), parsed.GetValue(temperature), parsed.GetValue(data)!, parsed.GetValue(checkpointEvery),
             parsed.GetValue(resume), parsed.GetValue(accumulate), parsed.GetValue(evalEvery), parsed.GetValue(earlyStop), parsed.GetValue(plot))));
         return SampleCommandLine.Run(command, args);
+    }
+
+    /// <summary><c>--prepare</c>: the text's GPT-2 token file, then nothing else.</summary>
+    private static int Prepare(string data, string output)
+    {
+        string path;
+        try
+        {
+            path = SafeTensors.PrepareOutputPath(output, Path.GetFileNameWithoutExtension(data) + ".tokens");
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"--prepare: {e.Message}");
+            return 2;
+        }
+        var clock = Stopwatch.StartNew();
+        long count = Gpt2Training.Prepare(data, path, PretrainedTokenizer.Gpt2(), out long characters);
+        Console.WriteLine($"prepared {path}: {characters:N0} characters of {data} → {count:N0} GPT-2 tokens ({(double)characters / count:F2} characters a token, {new FileInfo(path).Length:N0} bytes) in {clock.Elapsed.TotalSeconds:F1} s");
+        return 0;
+    }
+
+    /// <summary><c>--tokenizer gpt2</c>: the output paths checked as for the character model, then <see cref="Gpt2Training"/>.</summary>
+    private static int TrainGpt2(string? output, string? plot, string data, string? tokens, ulong seed, int steps, float rate, int checkpointEvery, bool resume,
+        int evalEvery, int earlyStop, string prompt, int length, float temperature)
+    {
+        string outPath;
+        string? plotPath = null;
+        try
+        {
+            outPath = SafeTensors.PrepareOutputPath(output ?? Path.Combine("out", "tinylm-gpt2.safetensors"), "tinylm-gpt2.safetensors");
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"--out: {e.Message}");
+            return 2;
+        }
+        try
+        {
+            if (plot is not null) plotPath = SafeTensors.PrepareOutputPath(plot, "loss.png");
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"--plot: {e.Message}");
+            return 2;
+        }
+        if (tokens is not null && !File.Exists(tokens))
+        {
+            Console.Error.WriteLine($"--tokens: {tokens} does not exist (write one with --prepare)");
+            return 2;
+        }
+        return Gpt2Training.Train(data, tokens, seed, steps, rate, outPath, plotPath, checkpointEvery, resume, evalEvery, earlyStop, prompt, length, temperature);
     }
 
     private static int Train(Options options)

@@ -8,7 +8,7 @@ namespace TransformerGen.Samples.Tests;
 public sealed class SampleCommandLineTests
 {
     [Theory]
-    [InlineData("TinyLmSample", "--steps --seed --prompt --out --length --lr --temperature --data --checkpoint-every --resume --accumulate --eval-every --early-stop --plot")]
+    [InlineData("TinyLmSample", "--steps --seed --prompt --out --length --lr --temperature --data --checkpoint-every --resume --accumulate --eval-every --early-stop --plot --tokenizer --prepare --tokens")]
     [InlineData("Seq2SeqSample", "--steps --seed --out --checkpoint-every --resume --eval-every --early-stop --plot")]
     [InlineData("ClassifierSample", "--steps --seed --out --checkpoint-every --resume --eval-every --early-stop --plot")]
     public void Help_lists_every_option_and_a_wrong_value_exits_with_2(string sampleKey, string options)
