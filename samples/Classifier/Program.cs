@@ -70,6 +70,11 @@ public static class Program
             Console.Error.WriteLine($"--plot: {e.Message}");
             return 2;
         }
+        if (plotPath is not null && (plotPath == outPath || Directory.Exists(outPath)))
+        {
+            Console.Error.WriteLine($"--plot: {plotPath} and --out {outPath} collide (the plot's folder is the model's path); give them different places");
+            return 2;
+        }
 
         var model = new BracketClassifier(seed);
         Console.WriteLine($"model: BracketClassifier, {BracketClassifier.ParameterCount:N0} parameters, encoder-only, {BracketClassifier.Layers} layers, DModel {BracketClassifier.DModel}");

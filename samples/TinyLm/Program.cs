@@ -121,6 +121,11 @@ public static class Program
             Console.Error.WriteLine($"--plot: {e.Message}");
             return 2;
         }
+        if (plotPath is not null && (plotPath == outPath || Directory.Exists(outPath)))
+        {
+            Console.Error.WriteLine($"--plot: {plotPath} and --out {outPath} collide (the plot's folder is the model's path); give them different places");
+            return 2;
+        }
         if (tokens is not null && !File.Exists(tokens))
         {
             Console.Error.WriteLine($"--tokens: {tokens} does not exist (write one with --prepare)");
@@ -150,6 +155,11 @@ public static class Program
         catch (IOException e)
         {
             Console.Error.WriteLine($"--plot: {e.Message}");
+            return 2;
+        }
+        if (plotPath is not null && (plotPath == outPath || Directory.Exists(outPath)))
+        {
+            Console.Error.WriteLine($"--plot: {plotPath} and --out {outPath} collide (the plot's folder is the model's path); give them different places");
             return 2;
         }
 

@@ -84,5 +84,11 @@ public sealed class TinyLmEvaluationTests(ITestOutputHelper log)
         SampleRun refused = SampleProcess.Run(Sample, ["--steps", "5", "--early-stop", "2", "--out", folder.File("x.safetensors")]);
         Assert.Equal(2, refused.ExitCode);
         Assert.Contains("--early-stop", refused.Error);
+
+        // A plot inside a folder named as the model file would turn the model's path into a folder: refused before training.
+        SampleRun collision = SampleProcess.Run(Sample, ["--steps", "5", "--out", folder.File("m"), "--plot", Path.Combine(folder.File("m"), "loss.png")]);
+        Assert.Equal(2, collision.ExitCode);
+        Assert.Contains("collide", collision.Error);
+        Assert.DoesNotContain(collision.Lines, l => l.StartsWith("step ", StringComparison.Ordinal));
     }
 }
