@@ -10,7 +10,7 @@ namespace TransformerGen.Model.Bench;
 
 // Issue 15's long-sequence configuration: DModel 256, 4 layers, 8 heads of 32, DFF 1024, Batch 2, byte vocabulary; the
 // attribute's defaults otherwise (pre-LN, sinusoidal positions, exact GELU, tied head), so TorchGpt mirrors it.
-// AttentionKernel is left at Auto, which tiles from 256 positions.
+// AttentionKernel is left at Auto, which tiles from 512 positions.
 
 [TransformerModel(Vocab = 256, DModel = 256, Heads = 8, Layers = 4, DFF = 1024, SeqLen = 512, Batch = 2)]
 public partial class LongGpt512 { }

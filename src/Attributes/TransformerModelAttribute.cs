@@ -122,7 +122,7 @@ namespace TransformerGen
 
         /// <summary>
         /// What training attention keeps for its backward pass: <see cref="AttentionKernel.Auto"/> (the default) stores the
-        /// probabilities below 256 positions and tiles from 256 on, where they measured no slower; <see cref="AttentionKernel.Tiled"/>
+        /// probabilities below 512 positions and tiles from 512 on, where they measured no slower; <see cref="AttentionKernel.Tiled"/>
         /// keeps memory linear in the sequence length; <see cref="AttentionKernel.StoredProbabilities"/> keeps the
         /// probabilities that <c>AttentionMap</c> reads.
         /// </summary>
@@ -133,7 +133,7 @@ namespace TransformerGen
     public enum AttentionKernel
     {
         /// <summary>
-        /// <see cref="StoredProbabilities"/> when every attention's query and key sequences are shorter than 256 positions,
+        /// <see cref="StoredProbabilities"/> when every attention's query and key sequences are shorter than 512 positions,
         /// else <see cref="Tiled"/> (the crossover measured on the training step, README's "Long sequences").
         /// </summary>
         Auto = 0,

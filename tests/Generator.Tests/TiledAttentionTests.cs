@@ -42,11 +42,11 @@ public class TiledAttentionTests
     }
 
     [Theory]
-    [InlineData(255, "", false)]
-    [InlineData(256, "", true)]
+    [InlineData(511, "", false)]
+    [InlineData(512, "", true)]
     [InlineData(5, ", AttentionKernel = AttentionKernel.Tiled", true)]
     [InlineData(1024, ", AttentionKernel = AttentionKernel.StoredProbabilities", false)]
-    public void Auto_tiles_from_256_positions_and_a_declaration_overrides_it(int seqLen, string option, bool tiled)
+    public void Auto_tiles_from_512_positions_and_a_declaration_overrides_it(int seqLen, string option, bool tiled)
     {
         string source = GeneratorHarness.RunClean(Model(Small + $", SeqLen = {seqLen}" + option)).GeneratedSource;
         Assert.Equal(tiled, source.Contains("Attention.FlashForward("));

@@ -3,7 +3,7 @@ using TransformerGen;
 namespace TransformerGen.Reference.Tests
 {
     // Models of Models.cs and EncoderModels.cs with tiled training attention (AttentionKernel.Tiled, which Auto picks only
-    // from 256 positions): the same comparisons with libtorch, through Attention.FlashForward/FlashBackward. Together:
+    // from 512 positions): the same comparisons with libtorch, through Attention.FlashForward/FlashBackward. Together:
     // causal decoder attention with rotary positions, an encoder–decoder with padding, a window and cross-attention of
     // another length, and a mean-pooling encoder with padding.
 

@@ -307,13 +307,12 @@ namespace TransformerGen.Generator
 
         /// <summary>
         /// Where <c>AttentionKernel.Auto</c> switches to the tiled kernel. bench/Model.Bench's AttentionKernelCrossover
-        /// (training steps of DModel 256, 4 layers, 8 heads of 32, Batch 2, causal, on 2026-12-06) measured tiled / stored
-        /// 0.96 and 0.97 at 256 positions (1 and 2 threads), 0.94 and 0.79 at 512; at 64 and 128 the two were within the
-        /// run's noise of each other (0.92–1.35). So tiles from 256 on, where they are no slower and spare the
-        /// [Batch, Heads, L, L] probabilities, and stored probabilities (with attention maps) below (README, "Long
-        /// sequences").
+        /// (training steps of DModel 256, 4 layers, 8 heads of 32, Batch 2, causal; two runs on 2026-12-06 at load 7–11)
+        /// measured tiled / stored 0.94–1.01 on one thread and 0.79–0.85 on two at 512 positions; below, one thread gave
+        /// 0.96–1.01 but two threads 0.97–1.07 at 256, 1.09–1.10 at 128 and 1.35–1.66 at 64. So tiles from 512 on, where
+        /// they were no slower in any run and spare the [Batch, Heads, L, L] probabilities (README, "Long sequences").
         /// </summary>
-        internal const int TiledAttentionFromLength = 256;
+        internal const int TiledAttentionFromLength = 512;
 
         /// <summary>
         /// What an attention keeps between the passes: the probabilities <c>[Batch, Heads, queries, keys]</c> (which an
