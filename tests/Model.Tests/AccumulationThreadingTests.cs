@@ -17,6 +17,7 @@ public sealed class AccumulationThreadingTests
         targets.AsSpan(Splittable.TokensPerStep, 40).Fill(-1); // unequal counts: the buffer is rescaled between passes
         int saved = Parallelism.ThreadCount;
         Parallelism.ThreadCount = 2;
+        Contention.Enabled = false; // what splits is the subject here, not what the neighbours leave
         try
         {
             var model = new Splittable(seed: 4);
@@ -32,6 +33,7 @@ public sealed class AccumulationThreadingTests
         finally
         {
             Parallelism.ThreadCount = saved;
+            Contention.Enabled = true;
         }
     }
 }

@@ -31,6 +31,7 @@ public sealed class ThreadingTests
         {
             int saved = Parallelism.ThreadCount;
             Parallelism.ThreadCount = threads;
+            Contention.Enabled = false; // what splits is the subject here, not what the neighbours leave
             try
             {
                 var model = new Splittable(seed: 3);
@@ -45,6 +46,7 @@ public sealed class ThreadingTests
             finally
             {
                 Parallelism.ThreadCount = saved;
+                Contention.Enabled = true;
             }
         }
 
@@ -63,6 +65,7 @@ public sealed class ThreadingTests
     {
         int saved = Parallelism.ThreadCount;
         Parallelism.ThreadCount = 2;
+        Contention.Enabled = false; // what splits is the subject here, not what the neighbours leave
         try
         {
             var model = new Splittable(seed: 4);
@@ -79,6 +82,7 @@ public sealed class ThreadingTests
         finally
         {
             Parallelism.ThreadCount = saved;
+            Contention.Enabled = true;
         }
     }
 

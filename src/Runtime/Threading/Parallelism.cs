@@ -1,5 +1,6 @@
 using System;
 using System.Globalization;
+using TransformerGen.Threading;
 
 namespace TransformerGen;
 
@@ -13,6 +14,12 @@ namespace TransformerGen;
 /// Results do not depend on the thread count: every output element is computed by one thread, with the same
 /// instructions in the same order as on one thread, so training with 1 and with N threads gives bit-identical
 /// parameters.
+/// </para>
+/// <para>
+/// The split also follows the machine's load: when a worker keeps the caller waiting far longer than its items take
+/// (the system has given its core to another program), problems below 256 times the usual work per thread stay on the
+/// calling thread for a while (see <c>Threading/Contention.cs</c>), so two threads on a busy machine cost about what
+/// one does rather than twice as much.
 /// </para>
 /// <para>
 /// The default is <see cref="Environment.ProcessorCount"/>, or the value of the environment variable
@@ -61,9 +68,14 @@ public static class Parallelism
     {
         int threads = s_threadCount;
         if (threads == 1 || maxItems < 2) return 1;
-        long worth = flops / Math.Max(1, MinimumFlopsPerThread);
-        return (int)Math.Min(Math.Min(threads, maxItems), Math.Max(1, worth));
+        long minimum = Math.Max(1, MinimumFlopsPerThread);
+        int split = Split(flops, minimum, Math.Min(threads, maxItems));
+        // While the workers are being descheduled (see Contention), only large problems are worth their stalls.
+        if (split > 1 && Contention.Active) split = Split(flops, minimum * Contention.Factor, split);
+        return split;
     }
+
+    private static int Split(long flops, long minimumPerThread, int most) => (int)Math.Min(most, Math.Max(1, flops / minimumPerThread));
 
     // A weight streamed once from memory costs a core about 0.05 ns a byte (20 GB/s, what one core reads here),
     // as long as 7 operations of its matmul: a product of one row (decoding) is bound by its weights' bytes, not by its

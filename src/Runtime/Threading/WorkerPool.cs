@@ -110,9 +110,15 @@ internal static unsafe class WorkerPool
         Worker[] workers = s_workers;
         for (int w = 0; w < helpers; w++) workers[w].Wake();
 
-        Work(generation);
-        SpinWait wait = default;
-        while (Volatile.Read(ref s_completed) < items) wait.SpinOnce(sleep1Threshold: -1);
+        long started = Stopwatch.GetTimestamp();
+        int own = Work(generation);
+        if (Volatile.Read(ref s_completed) < items)
+        {
+            long finished = Stopwatch.GetTimestamp();
+            SpinWait wait = default;
+            while (Volatile.Read(ref s_completed) < items) wait.SpinOnce(sleep1Threshold: -1);
+            Contention.ObserveWait(finished - started, own, Stopwatch.GetTimestamp() - finished);
+        }
 
         if (s_failure is { } failure)
         {
@@ -121,16 +127,20 @@ internal static unsafe class WorkerPool
         }
     }
 
-    /// <summary>Claims and runs items of loop <paramref name="generation"/> until none is left.</summary>
-    private static void Work(uint generation)
+    /// <summary>Claims and runs items of loop <paramref name="generation"/> until none is left; returns how many it ran.</summary>
+    private static int Work(uint generation)
     {
-        while (true)
+        for (int ran = 0; ; ran++)
         {
             long claim = Volatile.Read(ref s_claim);
-            if (Generation(claim) != generation) return;
+            if (Generation(claim) != generation) return ran;
             int item = (int)(uint)claim;
-            if (item >= s_items) return;
-            if (Interlocked.CompareExchange(ref s_claim, claim + 1, claim) != claim) continue;
+            if (item >= s_items) return ran;
+            if (Interlocked.CompareExchange(ref s_claim, claim + 1, claim) != claim)
+            {
+                ran--;
+                continue;
+            }
             // The claim succeeded, so the loop is not finished and its description is still the one published.
             try
             {
@@ -192,9 +202,15 @@ internal static unsafe class WorkerPool
             {
                 seen = WaitForLoop(seen, spin);
                 // Workers beyond this loop's count skip it, and sleep at once until they are woken for one.
-                spin = _index < Volatile.Read(ref s_helpers);
-                if (!spin) continue;
+                if (_index >= Volatile.Read(ref s_helpers))
+                {
+                    spin = false;
+                    continue;
+                }
                 Work(seen);
+                // While other programs take the cores (see Contention), a spinning worker would take time from the
+                // caller's thread, and only large loops come, for which waking from sleep costs little.
+                spin = !Contention.Active;
                 Volatile.Write(ref _allocatedBytes, GC.GetAllocatedBytesForCurrentThread());
             }
         }

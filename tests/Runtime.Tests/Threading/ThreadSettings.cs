@@ -1,4 +1,5 @@
 using System;
+using TransformerGen.Threading;
 using Xunit;
 
 namespace TransformerGen.Tests.Threading;
@@ -13,7 +14,10 @@ public sealed class ThreadSettingsCollection
     public const string Name = "Parallelism settings";
 }
 
-/// <summary>Sets the thread count (and, to make small shapes split, the work threshold) until disposed.</summary>
+/// <summary>
+/// Sets the thread count (and, to make small shapes split, the work threshold) until disposed, and meanwhile keeps the
+/// split from following the machine's load (<see cref="Contention"/>): what splits is these tests' subject.
+/// </summary>
 internal sealed class ThreadSettings : IDisposable
 {
     private readonly int _threads = Parallelism.ThreadCount;
@@ -24,6 +28,7 @@ internal sealed class ThreadSettings : IDisposable
     public ThreadSettings(int threads, bool splitEverything = true)
     {
         Parallelism.ThreadCount = threads;
+        Contention.Enabled = false;
         if (splitEverything) Parallelism.MinimumFlopsPerThread = 1;
     }
 
@@ -31,6 +36,7 @@ internal sealed class ThreadSettings : IDisposable
     {
         Parallelism.ThreadCount = _threads;
         Parallelism.MinimumFlopsPerThread = _minimumFlops;
+        Contention.Enabled = true;
     }
 
     /// <summary>Fails unless <paramref name="actual"/> has exactly the bits of <paramref name="expected"/>.</summary>

@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics;
 using System.Threading;
 using TransformerGen.Threading;
 using Xunit;
@@ -30,6 +31,27 @@ public sealed unsafe class WorkerPoolTests
         {
             var inner = new CountingWork { Counts = Counts + item * Inner, FailAt = -1 };
             WorkerPool.For(ref inner, Inner, threads: 4);
+        }
+    }
+
+    // Two items, each of which waits until both have been claimed, so the caller and one worker run one each; the
+    // worker's then sleeps, as a worker that the system has taken off its core keeps the caller waiting.
+    private struct StallingWork : IParallelWork
+    {
+        public int* Claimed;
+        public int CallerThread;
+        public int SleepMilliseconds;
+
+        public readonly void Execute(int item)
+        {
+            Interlocked.Increment(ref *Claimed);
+            var waited = Stopwatch.StartNew();
+            while (Volatile.Read(ref *Claimed) < 2)
+            {
+                if (waited.Elapsed > TimeSpan.FromSeconds(30)) throw new TimeoutException("no worker claimed the second item");
+                Thread.SpinWait(16);
+            }
+            if (Environment.CurrentManagedThreadId != CallerThread) Thread.Sleep(SleepMilliseconds);
         }
     }
 
@@ -146,6 +168,63 @@ public sealed unsafe class WorkerPoolTests
             Assert.Equal(3, Parallelism.ThreadsFor(long.MaxValue, 3));
             Assert.Equal(4, Parallelism.ThreadsFor(long.MaxValue, 1000));
             Assert.Equal(2, Parallelism.ThreadsFor(2 * Parallelism.MinimumFlopsPerThread, 1000));
+        }
+    }
+
+    [Fact]
+    public void A_worker_that_keeps_the_caller_waiting_keeps_small_problems_on_one_thread_for_a_while()
+    {
+        using (new ThreadSettings(2, splitEverything: false))
+        {
+            Contention.Enabled = true;
+            Contention.Reset();
+            long small = 2 * Parallelism.MinimumFlopsPerThread, large = small * Contention.Factor;
+            Assert.Equal(2, Parallelism.ThreadsFor(small, 1000));
+
+            long stalls = Contention.Stalls;
+            int claimed = 0;
+            var work = new StallingWork { Claimed = &claimed, CallerThread = Environment.CurrentManagedThreadId, SleepMilliseconds = 300 };
+            WorkerPool.For(ref work, 2, threads: 2);
+            Assert.Equal(stalls + 1, Contention.Stalls);
+            Assert.True(Contention.Active);
+            Assert.Equal(1, Parallelism.ThreadsFor(small, 1000));
+            Assert.Equal(2, Parallelism.ThreadsFor(large, 1000));
+
+            Thread.Sleep(TimeSpan.FromMilliseconds(Contention.WindowMilliseconds + 100));
+            Assert.False(Contention.Active);
+            Assert.Equal(2, Parallelism.ThreadsFor(small, 1000));
+            Contention.Reset();
+        }
+    }
+
+    [Fact]
+    public void A_stall_is_a_wait_past_twice_the_callers_time_per_item_and_stalls_in_a_row_lengthen_the_window()
+    {
+        using (new ThreadSettings(2, splitEverything: false))
+        {
+            Contention.Enabled = true;
+            Contention.Reset();
+            long microsecond = Stopwatch.Frequency / 1_000_000, stalls = Contention.Stalls;
+            Contention.ObserveWait(ownTicks: 100 * microsecond, ownItems: 2, waitTicks: 140 * microsecond); // ≤ 2 · 50 + 50 µs
+            Assert.Equal(stalls, Contention.Stalls);
+            Assert.False(Contention.Active);
+
+            Contention.ObserveWait(ownTicks: 100 * microsecond, ownItems: 2, waitTicks: 2000 * microsecond);
+            Assert.Equal(stalls + 1, Contention.Stalls);
+            Assert.True(Contention.Active);
+            double first = Contention.WindowMilliseconds;
+            Contention.ObserveWait(ownTicks: 100 * microsecond, ownItems: 2, waitTicks: 2000 * microsecond);
+            Assert.Equal(2 * first, Contention.WindowMilliseconds);
+            for (int i = 0; i < 20; i++) Contention.ObserveWait(ownTicks: 0, ownItems: 0, waitTicks: 2000 * microsecond);
+            Assert.Equal(2000, Contention.WindowMilliseconds);
+
+            // Switched off, nothing is watched and nothing stays on one thread.
+            Contention.Enabled = false;
+            Assert.False(Contention.Active);
+            Contention.ObserveWait(ownTicks: 0, ownItems: 0, waitTicks: 2000 * microsecond);
+            Assert.Equal(stalls + 22, Contention.Stalls);
+            Assert.Equal(2, Parallelism.ThreadsFor(2 * Parallelism.MinimumFlopsPerThread, 1000));
+            Contention.Reset();
         }
     }
 }
