@@ -1,4 +1,5 @@
 using System;
+using System.Buffers;
 using System.Collections.Generic;
 using System.IO;
 using Google.Protobuf;
@@ -46,6 +47,24 @@ public sealed class OnnxExportOptions
     /// activations to int8 per block and use integer dot products, as llama.cpp does with Q8_0; 0 keeps fp32 activations.
     /// </summary>
     public int Int8AccuracyLevel { get; init; } = 4;
+
+    /// <summary>
+    /// Whether the initializers' bytes go to a data file beside the graph (ONNX's external data): by default only when the
+    /// graph would not fit one protobuf message (2 GiB), so that a large model just works.
+    /// </summary>
+    public OnnxExternalData ExternalData { get; init; } = OnnxExternalData.Auto;
+
+    /// <summary>
+    /// The data file's name, a path relative to the graph's folder that stays inside it (the graph refers to it by that
+    /// relative path); by default the graph's file name with <c>.data</c> appended, <c>model.onnx.data</c>.
+    /// </summary>
+    public string? ExternalDataFile { get; init; }
+
+    /// <summary>Initializers of fewer bytes stay in the graph even with external data (1024, as onnx's <c>save_model</c>).</summary>
+    public int ExternalDataThreshold { get; init; } = 1024;
+
+    /// <summary>The largest graph file written as one message: the protobuf limit, lowered by tests to exercise <see cref="OnnxExternalData.Auto"/>.</summary>
+    internal long MessageLimit { get; init; } = OnnxExport.MaxMessageBytes;
 }
 
 /// <summary>One input or output of an exported graph.</summary>
@@ -59,8 +78,11 @@ public sealed record OnnxValueInfo(string Name, string ElementType, IReadOnlyLis
 /// <param name="Outputs">The graph's outputs, in order.</param>
 /// <param name="Opset">The standard operator set the graph uses (17).</param>
 /// <param name="Nodes">Operator nodes in the graph.</param>
-/// <param name="Bytes">The file's size.</param>
-public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IReadOnlyList<OnnxValueInfo> Outputs, long Opset, int Nodes, long Bytes);
+/// <param name="Bytes">The graph file's size.</param>
+/// <param name="DataFile">The external data file's full path, or null when every initializer is in the graph file.</param>
+/// <param name="DataBytes">The external data file's size (0 without one).</param>
+public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IReadOnlyList<OnnxValueInfo> Outputs, long Opset, int Nodes, long Bytes,
+    string? DataFile, long DataBytes);
 
 /// <summary>
 /// Writes a decoder-only model (<see cref="LanguageModel"/>) or an encoder-only model (<see cref="EncoderModel"/>) as an
@@ -82,12 +104,16 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
 /// broadcast, never by copying keys), rotary positions by Slice, Neg and Concat over cosine and sine tables computed as
 /// the model computes them. This project's interleaved rotary pairs are exported by permuting the query and key rows into
 /// the half-split order, which leaves every score unchanged.</para>
-/// <para>The file is written beside its target under a temporary name, flushed, then renamed over it.</para>
+/// <para>Weights of a graph over 2 GiB go to a data file beside it (<see cref="OnnxExportOptions.ExternalData"/>): ONNX's
+/// external data, which ONNX Runtime loads from the graph's folder. The tensors are streamed to it as the graph is built,
+/// never all held in memory.</para>
+/// <para>Each file is written beside its target under a temporary name and flushed; only when both are complete are they
+/// renamed over their targets, the data file first. A failure leaves no file.</para>
 /// </remarks>
 public static class OnnxExport
 {
-    /// <summary>The largest file protobuf can write in one message: larger models need external data, which is not written.</summary>
-    private const long MaxBytes = int.MaxValue - (64 << 20);
+    /// <summary>The largest file protobuf writes as one message (2 GiB, less a margin): larger graphs need external data.</summary>
+    internal const long MaxMessageBytes = int.MaxValue - (64 << 20);
 
     /// <summary>Writes <paramref name="model"/> to the ONNX file <paramref name="path"/>.</summary>
     /// <exception cref="NotSupportedException">The model has a part that no standard ONNX graph computes here (the message says why).</exception>
@@ -104,20 +130,54 @@ public static class OnnxExport
     }
 
     /// <summary>Writes the file from <paramref name="model"/>'s parameters, which must be in PyTorch's layout (the callers unpack them).</summary>
-    internal static OnnxExportReport Write(TransformerModel model, string path, OnnxExportOptions? options)
+    internal static unsafe OnnxExportReport Write(TransformerModel model, string path, OnnxExportOptions? options)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(path);
         options ??= new OnnxExportOptions();
+        if (options.ExternalDataThreshold < 0) throw new ArgumentOutOfRangeException(nameof(options), options.ExternalDataThreshold, "ExternalDataThreshold is a number of bytes, 0 or more");
         if (model.WeightsPacked) throw new InvalidOperationException($"{model.Layout.Name}'s weights are in the kernels' panel layout; export through SaveOnnx, which unpacks them");
         OnnxArchitecture architecture = OnnxArchitecture.Of(model, options.Config);
         architecture.Check();
-        var writer = new OnnxGraphWriter(architecture, model.Parameters, options);
-        (ModelProto proto, List<OnnxValueInfo> inputs, List<OnnxValueInfo> outputs) = writer.Build();
-        long size = proto.CalculateSize();
-        if (size > MaxBytes)
-            throw new NotSupportedException($"{model.Layout.Name}'s graph is {size} bytes; one protobuf message holds under 2 GiB, and this export does not write external data");
-        long bytes = AtomicFile.Write(path, proto.WriteTo);
-        return new OnnxExportReport(inputs, outputs, OnnxGraphBuilder.Opset, writer.NodeCount, bytes);
+        using OnnxExternalDataFile? external = options.ExternalData == OnnxExternalData.Never ? null : new OnnxExternalDataFile(path, options, options.MessageLimit);
+        Span<float> parameters = model.Parameters;
+        fixed (float* pinned = parameters)
+        {
+            // The writer keeps the parameters as Memory for the length of Build, while they are pinned here: no copy of them.
+            using var memory = new PinnedFloats(pinned, parameters.Length);
+            var writer = new OnnxGraphWriter(architecture, memory.Memory, options, external);
+            (ModelProto proto, List<OnnxValueInfo> inputs, List<OnnxValueInfo> outputs) = writer.Build();
+            long size = proto.CalculateSize();
+            if (external is { Writing: false } && size > options.MessageLimit)
+            {
+                external.MoveOut(proto.Graph.Initializer);
+                size = proto.CalculateSize();
+            }
+            if (size > options.MessageLimit)
+                throw new NotSupportedException(external is null
+                    ? $"{model.Layout.Name}'s graph is {size} bytes; one protobuf message holds under 2 GiB: export with ExternalData = Auto or Always"
+                    : $"{model.Layout.Name}'s graph is {size} bytes even with its initializers of {options.ExternalDataThreshold} bytes or more in the data file; one protobuf message holds under 2 GiB");
+            using AtomicFile graph = AtomicFile.Begin(path);
+            proto.WriteTo(graph.Stream);
+            long bytes = graph.Finish();
+            external?.Finish();
+            external?.Commit();
+            graph.Commit();
+            bool data = external is { Used: true };
+            return new OnnxExportReport(inputs, outputs, OnnxGraphBuilder.Opset, writer.NodeCount, bytes,
+                data ? external!.FullPath : null, data ? external!.Length : 0);
+        }
+    }
+
+    /// <summary>Pinned floats as <see cref="Memory{T}"/>, for as long as the caller keeps them pinned.</summary>
+    private sealed unsafe class PinnedFloats(float* pointer, int length) : MemoryManager<float>
+    {
+        public override Span<float> GetSpan() => new(pointer, length);
+
+        public override MemoryHandle Pin(int elementIndex = 0) => new(pointer + elementIndex);
+
+        public override void Unpin() { }
+
+        protected override void Dispose(bool disposing) { }
     }
 }

@@ -10,7 +10,8 @@ namespace TransformerGen;
 /// <summary>
 /// Builds one ONNX graph node by node over the message types of <c>onnx.proto</c> as the OnnxSharp package compiles them
 /// (<see cref="ModelProto"/>, <see cref="NodeProto"/>, …), written by Google.Protobuf. Every value gets a fresh name from
-/// <c>Node</c>; weights become initializers with raw little-endian data.
+/// <c>Node</c>; weights become initializers with raw little-endian data, in the message or, with external data, in the
+/// data file as they come (<see cref="OnnxExternalDataFile"/>).
 /// </summary>
 /// <remarks>
 /// Why OnnxSharp: it ships the generated C# of the official schema, so neither a copy of onnx.proto nor a protobuf compiler
@@ -30,12 +31,14 @@ internal sealed class OnnxGraphBuilder
     private readonly GraphProto _graph = new();
     private readonly Dictionary<string, int> _counters = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _constants = new(StringComparer.Ordinal);
+    private readonly OnnxExternalDataFile? _external;
     private bool _usesMicrosoftDomain;
 
-    public OnnxGraphBuilder(string name) => _graph.Name = name;
-
-    /// <summary>Bytes of initializer data so far (a protobuf message must stay under 2 GiB).</summary>
-    public long InitializerBytes { get; private set; }
+    public OnnxGraphBuilder(string name, OnnxExternalDataFile? external = null)
+    {
+        _graph.Name = name;
+        _external = external;
+    }
 
     /// <summary>Nodes so far.</summary>
     public int NodeCount => _graph.Node.Count;
@@ -109,10 +112,11 @@ internal sealed class OnnxGraphBuilder
     public string Initializer(string name, long[] dims, TensorProto.Types.DataType type, ReadOnlySpan<byte> bytes)
     {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("ONNX raw tensor data is little-endian; this writer runs on little-endian machines only");
-        var tensor = new TensorProto { Name = name, DataType = (int)type, RawData = UnsafeByteOperations.UnsafeWrap(bytes.ToArray()) };
+        var tensor = new TensorProto { Name = name, DataType = (int)type };
         tensor.Dims.AddRange(dims);
         _graph.Initializer.Add(tensor);
-        InitializerBytes += bytes.Length;
+        if (_external is null) tensor.RawData = UnsafeByteOperations.UnsafeWrap(bytes.ToArray());
+        else _external.Place(tensor, bytes, _graph.Initializer);
         return name;
     }
 

@@ -27,12 +27,12 @@ internal sealed class OnnxGraphWriter
     private string _mask = "";
     private string? _cos, _sin;
 
-    public OnnxGraphWriter(OnnxArchitecture architecture, Span<float> parameters, OnnxExportOptions options)
+    public OnnxGraphWriter(OnnxArchitecture architecture, ReadOnlyMemory<float> parameters, OnnxExportOptions options, OnnxExternalDataFile? external)
     {
         _a = architecture;
-        _parameters = parameters.ToArray();
+        _parameters = parameters;
         _options = options;
-        _g = new B(architecture.Name);
+        _g = new B(architecture.Name, external);
     }
 
     public int NodeCount => _g.NodeCount;
