@@ -12,7 +12,7 @@ namespace TransformerGen.Export.Tests;
 /// its outputs with ours on the same weights: logits for decoders, sentence embeddings, last hidden states and class logits
 /// for encoders, each within 1e-5 of the largest value (the bound the issue sets).
 /// </summary>
-public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
+public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposable
 {
     private const double Tolerance = 1e-5;
     private readonly string _folder = Directory.CreateTempSubdirectory("onnx-export-").FullName;

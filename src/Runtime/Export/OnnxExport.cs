@@ -60,7 +60,10 @@ public sealed class OnnxExportOptions
     /// </summary>
     public string? ExternalDataFile { get; init; }
 
-    /// <summary>Initializers of fewer bytes stay in the graph even with external data (1024, as onnx's <c>save_model</c>).</summary>
+    /// <summary>
+    /// Initializers of fewer bytes stay in the graph even with external data (1024, as onnx's <c>save_model</c>); so do the
+    /// int64 shape constants of any size, which ONNX Runtime's shape inference reads from the graph only.
+    /// </summary>
     public int ExternalDataThreshold { get; init; } = 1024;
 
     /// <summary>The largest graph file written as one message: the protobuf limit, lowered by tests to exercise <see cref="OnnxExternalData.Auto"/>.</summary>

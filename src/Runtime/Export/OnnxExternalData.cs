@@ -81,7 +81,7 @@ internal sealed class OnnxExternalDataFile : IDisposable
     public void Place(TensorProto tensor, ReadOnlySpan<byte> bytes, IEnumerable<TensorProto> initializers)
     {
         if (!Writing && _mode == OnnxExternalData.Always) Writing = true;
-        if (Writing && bytes.Length >= _threshold)
+        if (Writing && Moves(tensor, bytes.Length))
         {
             Append(tensor, bytes);
             return;
@@ -91,18 +91,26 @@ internal sealed class OnnxExternalDataFile : IDisposable
         if (!Writing && _mode == OnnxExternalData.Auto && _heldBytes > _messageLimit) MoveOut(initializers);
     }
 
-    /// <summary>Starts writing the file and moves there every initializer held in the message with the threshold's bytes.</summary>
+    /// <summary>Starts writing the file and moves there every initializer held in the message that has the threshold's bytes.</summary>
     public void MoveOut(IEnumerable<TensorProto> initializers)
     {
         Writing = true;
         foreach (TensorProto tensor in initializers)
         {
-            if (tensor.DataLocation == TensorProto.Types.DataLocation.External || tensor.RawData.Length < _threshold) continue;
+            if (tensor.DataLocation == TensorProto.Types.DataLocation.External || !Moves(tensor, tensor.RawData.Length)) continue;
             _heldBytes -= tensor.RawData.Length;
             Append(tensor, tensor.RawData.Span);
             tensor.RawData = ByteString.Empty;
         }
     }
+
+    /// <summary>
+    /// Whether a tensor stays in the graph whatever its size: int64 ones are shapes, axes and split sizes, which shape
+    /// inference reads, and ONNX Runtime's refuses to read them from a data file ("Cannot parse data from external tensors").
+    /// </summary>
+    public static bool StaysInGraph(TensorProto tensor) => tensor.DataType == (int)TensorProto.Types.DataType.Int64;
+
+    private bool Moves(TensorProto tensor, int bytes) => bytes >= _threshold && !StaysInGraph(tensor);
 
     private void Append(TensorProto tensor, ReadOnlySpan<byte> bytes)
     {

@@ -108,7 +108,7 @@ internal sealed class OnnxGraphBuilder
         return Initializer(name, dims, TensorProto.Types.DataType.Float, MemoryMarshal.AsBytes(values));
     }
 
-    /// <summary>An initializer of any element type from its raw little-endian bytes.</summary>
+    /// <summary>An initializer of any element type from its raw little-endian bytes, in the message or in the external data file.</summary>
     public string Initializer(string name, long[] dims, TensorProto.Types.DataType type, ReadOnlySpan<byte> bytes)
     {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("ONNX raw tensor data is little-endian; this writer runs on little-endian machines only");
@@ -120,7 +120,10 @@ internal sealed class OnnxGraphBuilder
         return name;
     }
 
-    /// <summary>A 1-D int64 constant (shapes, axes, split sizes), shared between the nodes that use the same values.</summary>
+    /// <summary>
+    /// A 1-D int64 constant (shapes, axes, split sizes), shared between the nodes that use the same values. It stays in the
+    /// graph even with external data (<see cref="OnnxExternalDataFile.StaysInGraph"/>).
+    /// </summary>
     public string Int64s(params long[] values)
     {
         string key = "i64:" + string.Join(",", values);
