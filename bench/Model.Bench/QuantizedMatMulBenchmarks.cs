@@ -279,3 +279,102 @@ public unsafe class QuantizedMatMulBenchmarks
             => Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load(s)), 13).AsSingle();
     }
 }
+
+/// <summary>
+/// Products of many rows over 8-bit weights (issues 14 and 18): the fp32-activation kernel (b),
+/// <c>QuantizedMatMul.Forward</c>, against the integer product <c>QuantizedMatMul.ForwardIntegers</c> (activations
+/// rounded per block to int16, <c>vpmaddwd</c>), with the fp32 panels as the baseline, at all-MiniLM-L6-v2's shapes
+/// (128 tokens) and SmolLM2-135M's (a 64- and a 512-token prompt), plus a few row counts at one shape for the crossover.
+/// The weights stream from many copies, as in <see cref="QuantizedMatMulBenchmarks"/>.
+/// </summary>
+[Config(typeof(MultiRowConfig))]
+public class QuantizedMultiRowBenchmarks
+{
+    private const long StreamBytes = 96L << 20;
+
+    private float[][] _fp32 = null!;
+    private byte[][] _int8 = null!;
+    private float[] _x = null!, _y = null!;
+    private int _inF, _outF, _rows, _next;
+
+    /// <summary><c>inF x outF @ rows</c>.</summary>
+    [Params("384x384@128", "384x1536@128", "1536x384@128",
+            "576x576@64", "576x192@64", "576x1536@64", "1536x576@64",
+            "576x576@512", "576x192@512", "576x1536@512", "1536x576@512",
+            "576x1536@4", "576x1536@8", "576x1536@16", "576x1536@32")]
+    public string Case { get; set; } = "";
+
+    [Params(1)]
+    public int Threads { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        Parallelism.ThreadCount = Threads;
+        string[] parts = Case.Split('@');
+        (_inF, _outF) = QuantizedMatMulBenchmarks.Parse(parts[0]);
+        _rows = int.Parse(parts[1], CultureInfo.InvariantCulture);
+        var rng = new Rng(22);
+        var w = new float[_outF * _inF];
+        for (int i = 0; i < w.Length; i++) w[i] = rng.NextNormal() * 0.05f;
+        var packed = (float[])w.Clone();
+        Kernels.MatMul.PackPanels(packed, _outF, _inF);
+        var int8 = new byte[QuantizedMatMul.ByteCount(_outF, _inF)];
+        QuantizedMatMul.Quantize(w, _outF, _inF, int8);
+        int copies = (int)Math.Max(2, (StreamBytes + int8.Length - 1) / int8.Length);
+        _fp32 = Enumerable.Range(0, Math.Max(2, copies / 4)).Select(_ => (float[])packed.Clone()).ToArray();
+        _int8 = Enumerable.Range(0, copies).Select(_ => (byte[])int8.Clone()).ToArray();
+        _x = new float[_rows * _inF];
+        for (int i = 0; i < _x.Length; i++) _x[i] = rng.NextNormal();
+        _y = new float[_rows * _outF];
+        // The two agree to the activations' rounding (a check that the integer product computes the product).
+        var a = new float[_rows * _outF];
+        QuantizedMatMul.Forward(_x, int8, default, a, _rows, _inF, _outF);
+        QuantizedMatMul.ForwardIntegers(_x, int8, default, _y, _rows, _inF, _outF);
+        double err = 0, norm = 0;
+        for (int i = 0; i < a.Length; i++) { err = Math.Max(err, Math.Abs(a[i] - _y[i])); norm = Math.Max(norm, Math.Abs(a[i])); }
+        if (err > 1e-3 * norm) throw new InvalidOperationException($"the integer product is off by {err} of {norm}");
+    }
+
+    private int Next() => _next = (_next + 1) % _int8.Length;
+
+    [Benchmark(Baseline = true)]
+    public void Fp32Panels() => Kernels.MatMul.Forward(_x, _fp32[Next() % _fp32.Length], default, _y, _rows, _inF, _outF, packed: true);
+
+    [Benchmark]
+    public void Int8() => QuantizedMatMul.Forward(_x, _int8[Next()], default, _y, _rows, _inF, _outF);
+
+    [Benchmark]
+    public void Int8Integers() => QuantizedMatMul.ForwardIntegers(_x, _int8[Next()], default, _y, _rows, _inF, _outF);
+
+    /// <summary>Adds the GOP/s column: 2·rows·inF·outF over the mean time.</summary>
+    private sealed class MultiRowConfig : ManualConfig
+    {
+        public MultiRowConfig() => AddColumn(new RateColumn());
+    }
+
+    private sealed class RateColumn : IColumn
+    {
+        public string Id => "MultiRowGops";
+        public string ColumnName => "GOP/s";
+        public bool AlwaysShow => true;
+        public ColumnCategory Category => ColumnCategory.Custom;
+        public int PriorityInCategory => 0;
+        public bool IsNumeric => true;
+        public UnitType UnitType => UnitType.Dimensionless;
+        public string Legend => "2·rows·inF·outF / mean time";
+        public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+        public bool IsAvailable(Summary summary) => true;
+        public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
+
+        public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
+        {
+            var stats = summary[benchmarkCase]?.ResultStatistics;
+            if (stats is null) return "?";
+            string[] parts = ((string)benchmarkCase.Parameters["Case"]).Split('@');
+            (int inF, int outF) = QuantizedMatMulBenchmarks.Parse(parts[0]);
+            double ops = 2.0 * int.Parse(parts[1], CultureInfo.InvariantCulture) * inF * outF;
+            return (ops / stats.Mean).ToString("F1", CultureInfo.InvariantCulture);
+        }
+    }
+}

@@ -277,6 +277,12 @@ public static class Program
         float decodedInt8 = DecodeLoss(TinyLm.ForInference(outPath, WeightType.Int8), ids.AsSpan(split));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"held-out loss decoding: fp32 {decodedFp32:F4}, int8 weights {decodedInt8:F4} ({(decodedInt8 / decodedFp32 - 1) * 100:+0.00;-0.00}%)"));
+        // And after whole prompts of 16 tokens or more, whose products an 8-bit instance takes in integers
+        // (TransformerModel.IntegerProducts): the activations are rounded too.
+        float promptedFp32 = PromptLoss(TinyLm.ForInference(outPath, WeightType.Float32), ids.AsSpan(split));
+        float promptedInt8 = PromptLoss(TinyLm.ForInference(outPath, WeightType.Int8), ids.AsSpan(split));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"held-out loss after prompts: fp32 {promptedFp32:F4}, int8 weights {promptedInt8:F4} ({(promptedInt8 / promptedFp32 - 1) * 100:+0.00;-0.00}%)"));
 
         var prompt = new int[options.Prompt.Length];
         tokenizer.Encode(options.Prompt, prompt);
@@ -425,6 +431,30 @@ public static class Program
                 double total = 0;
                 foreach (float v in logits) total += Math.Exp(v - max);
                 sum += max + Math.Log(total) - logits[ids[start + i + 1]];
+                count++;
+            }
+        }
+        return (float)(sum / count);
+    }
+
+    // The loss of the token after each prompt of 16, 24, …, SeqLen tokens of 16 windows, each prompt appended at once.
+    private static float PromptLoss(TinyLm model, ReadOnlySpan<int> ids)
+    {
+        const int windows = 16;
+        double sum = 0;
+        int count = 0;
+        for (int w = 0; w < windows; w++)
+        {
+            int start = (int)((long)w * (ids.Length - TinyLm.SeqLen - 1) / (windows - 1));
+            for (int length = 16; length <= TinyLm.SeqLen; length += 8)
+            {
+                model.ResetCache();
+                ReadOnlySpan<float> logits = model.Append(ids.Slice(start, length));
+                float max = float.NegativeInfinity;
+                foreach (float v in logits) max = Math.Max(max, v);
+                double total = 0;
+                foreach (float v in logits) total += Math.Exp(v - max);
+                sum += max + Math.Log(total) - logits[ids[start + length]];
                 count++;
             }
         }

@@ -131,14 +131,49 @@ public sealed class WeightTypeTests : IDisposable
         int[] lengths = [5, 17, 9];
         int[] tokens = Enumerable.Range(0, lengths.Sum()).Select(i => 1 + i * 7 % 42).ToArray();
         float[] a = exact.Predict(tokens, lengths).ToArray(), b = reduced.Predict(tokens, lengths).ToArray();
-        int width = a.Length / lengths.Length;
+        AssertCosines(a, b, lengths.Length);
+        if (type != WeightType.Int8) return;
+        // The 31 rows are products of at least 16 rows, taken in integers (the activations rounded too): without them
+        // (IntegerProducts = false) the embeddings differ, and both keep the cosine.
+        ExactBert fp32Activations = ExactBert.ForInference(5, type);
+        fp32Activations.IntegerProducts = false;
+        float[] c = fp32Activations.Predict(tokens, lengths).ToArray();
+        Assert.False(b.AsSpan().SequenceEqual(c));
+        AssertCosines(a, c, lengths.Length);
+    }
+
+    private static void AssertCosines(float[] a, float[] b, int sequences)
+    {
+        int width = a.Length / sequences;
         Assert.False(a.AsSpan().SequenceEqual(b));
-        for (int s = 0; s < lengths.Length; s++)
+        for (int s = 0; s < sequences; s++)
         {
             double dot = 0, na = 0, nb = 0;
             for (int k = s * width; k < (s + 1) * width; k++) { dot += a[k] * b[k]; na += a[k] * a[k]; nb += b[k] * b[k]; }
             Assert.InRange(dot / Math.Sqrt(na * nb), 0.999, 1.000001);
         }
+    }
+
+    [Fact]
+    public void An_8_bit_prompt_of_16_tokens_or_more_rounds_its_activations_unless_IntegerProducts_is_off()
+    {
+        // Splittable (ThreadingTests.cs): a decoder of DModel 64 and SeqLen 32, so prompts reach 16 rows.
+        int[] prompt = Enumerable.Range(0, 24).Select(i => (i * 37 + 5) % 256).ToArray();
+        Splittable integers = Splittable.ForInference(11, WeightType.Int8), fp32Activations = Splittable.ForInference(11, WeightType.Int8);
+        Assert.True(integers.IntegerProducts);
+        fp32Activations.IntegerProducts = false;
+        float[] a = integers.Append(prompt).ToArray(), b = fp32Activations.Append(prompt).ToArray();
+        Assert.False(a.AsSpan().SequenceEqual(b));
+        AssertClose(b, a, 2e-3f, "integer products against fp32 activations");
+
+        // On fp32 activations the last token appended alone after the others gets the bits it had inside the prompt.
+        fp32Activations.ResetCache();
+        fp32Activations.Append(prompt.AsSpan(0, prompt.Length - 1));
+        Assert.Equal(b, fp32Activations.Append(prompt.AsSpan(prompt.Length - 1)).ToArray());
+        // With integer products it differs by the rounding of the other 23 rows' activations.
+        integers.ResetCache();
+        integers.Append(prompt.AsSpan(0, prompt.Length - 1));
+        AssertClose(a, integers.Append(prompt.AsSpan(prompt.Length - 1)), 2e-3f, "the last token alone");
     }
 
     [Fact]

@@ -65,6 +65,14 @@ public sealed class TinyLmResumeTests(TinyLmResumeTests.Uninterrupted reference,
         double fp32 = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), int8 = double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
         Assert.InRange(fp32, 0.5, 3.5); // trained: a uniform guess over the alphabet is ln 64 = 4.16
         Assert.InRange(Math.Abs(int8 / fp32 - 1), 0, 0.01);
+
+        // After prompts of 16-64 tokens, whose products an 8-bit instance takes in integers (activations rounded too).
+        m = Regex.Match(run.Output, @"held-out loss after prompts: fp32 (\d+\.\d+), int8 weights (\d+\.\d+) ");
+        Assert.True(m.Success, run.Output);
+        fp32 = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        int8 = double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
+        Assert.InRange(fp32, 0.5, 3.5);
+        Assert.InRange(Math.Abs(int8 / fp32 - 1), 0, 0.01);
     }
 
     [Fact]

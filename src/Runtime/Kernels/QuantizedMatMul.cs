@@ -44,13 +44,21 @@ namespace TransformerGen.Kernels;
 /// supported (vpdpbusd: one instruction per 32 products), (a) should be measured again.
 /// </para>
 /// <para>
+/// That comparison was of rows one at a time. For products of many rows, where the arithmetic rather than the weights'
+/// bytes bounds the time, <see cref="ForwardIntegers(ReadOnlySpan{float}, ReadOnlySpan{byte}, ReadOnlySpan{float}, Span{float}, int, int, int)"/>
+/// (QuantizedMatMul.Integer.cs) is (a) as a tiled product: the activations rounded per block to int16 once per call, the
+/// weights widened to int16 once per panel, <c>vpmaddwd</c> tiles. It is faster than this kernel from about 16 rows
+/// (<see cref="IntegerProductMinimumRows"/>; QuantizedMultiRowBenchmarks in bench/Model.Bench), and 8-bit model
+/// instances use it there unless <c>TransformerModel.IntegerProducts</c> is turned off.
+/// </para>
+/// <para>
 /// Every output element is summed in one order on every path, for any row count and any thread count: per block a
 /// fused multiply-add chain over its inputs in ascending order from zero, then <c>total = fma(blockSum, d, total)</c>
 /// over the blocks in ascending order, then the bias added. The portable path does the same with
 /// <see cref="MathF.FusedMultiplyAdd"/>, so all paths give the same bits.
 /// </para>
 /// </remarks>
-public static unsafe class QuantizedMatMul
+public static unsafe partial class QuantizedMatMul
 {
     /// <summary>Weights per block along the input dimension, each block with one scale.</summary>
     public const int BlockSize = 32;

@@ -34,6 +34,17 @@ public abstract partial class TransformerModel
     /// </summary>
     public WeightType WeightType { get; }
 
+    /// <summary>
+    /// For 8-bit weights (<see cref="WeightType.Int8"/>): whether products of at least
+    /// <see cref="QuantizedMatMul.IntegerProductMinimumRows"/> rows (a prompt, an encoder pass) round their activations
+    /// per block of 32 to 13-bit integers and multiply in integers (<see cref="QuantizedMatMul.ForwardIntegers(ReadOnlySpan{float}, ReadOnlySpan{byte}, ReadOnlySpan{float}, Span{float}, int, int, int)"/>),
+    /// the faster product for many rows. True by default; a token's logits inside such a prompt then differ from the same
+    /// token appended alone by that rounding (at most 2⁻¹³ of each block's largest activation, relative). False keeps every
+    /// product on fp32 activations (<see cref="QuantizedMatMul.Forward(ReadOnlySpan{float}, ReadOnlySpan{byte}, ReadOnlySpan{float}, Span{float}, int, int, int)"/>),
+    /// where a row gets the same bits alone as inside any prompt. Other weight types ignore it.
+    /// </summary>
+    public bool IntegerProducts { get; set; } = true;
+
     private ModelWeights? _shared;
 
     /// <summary>True when this instance reads weights shared with other instances (<see cref="ModelWeights"/>), which it never writes.</summary>
@@ -132,7 +143,9 @@ public abstract partial class TransformerModel
                 BFloat16MatMul.Forward(x, MemoryMarshal.Cast<float, ushort>(weight).Slice(0, (int)BFloat16MatMul.ElementCount(outF, inF)), bias, y, n, inF, outF);
                 break;
             case MatrixForm.Int8:
-                QuantizedMatMul.Forward(x, MemoryMarshal.AsBytes(weight).Slice(0, (int)QuantizedMatMul.ByteCount(outF, inF)), bias, y, n, inF, outF);
+                ReadOnlySpan<byte> q = MemoryMarshal.AsBytes(weight).Slice(0, (int)QuantizedMatMul.ByteCount(outF, inF));
+                if (IntegerProducts && n >= QuantizedMatMul.IntegerProductMinimumRows) QuantizedMatMul.ForwardIntegers(x, q, bias, y, n, inF, outF);
+                else QuantizedMatMul.Forward(x, q, bias, y, n, inF, outF);
                 break;
         }
     }
