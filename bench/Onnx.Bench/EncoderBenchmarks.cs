@@ -7,8 +7,10 @@ namespace TransformerGen.Onnx.Bench;
 /// all-MiniLM-L6-v2's sentence embeddings of a batch of 128-token sentences: ours (<c>Predict</c> on an inference instance)
 /// against ONNX Runtime 1.32.0 on our model's ONNX export (the same weights), fp32, and with 8-bit weights (our export's
 /// <see cref="OnnxWeightFormat.Int8Blocks"/>: MatMulNBits, blocks of 32, accuracy level 4, so ORT quantizes the activations
-/// to int8 per block), and ours with 8-bit weights (<see cref="WeightType.Int8"/>: the same blocks of 32, fp32 products over
-/// them). The same thread count on both sides; the embeddings are checked before timing.
+/// to int8 per block), and ours with 8-bit weights (<see cref="WeightType.Int8"/>: the same blocks of 32, the 128-row
+/// products in integers over activations rounded per block, <see cref="TransformerModel.IntegerProducts"/>; and with that
+/// turned off, fp32 products over the dequantized weights). The same thread count on both sides; the embeddings are
+/// checked before timing.
 /// </summary>
 /// <remarks>ONNX Runtime fp32 is the baseline: BenchmarkDotNet's Ratio column is each method's time over its.</remarks>
 [MemoryDiagnoser]
@@ -63,6 +65,14 @@ public abstract class EncoderBenchmarks<TModel> where TModel : EncoderModel
         Bench.Repeat(() => OursInt8());
     }
 
+    [GlobalSetup(Target = nameof(OursInt8FloatActivations))]
+    public void SetupOursInt8FloatActivations()
+    {
+        SetupOursInt8();
+        _model!.IntegerProducts = false;
+        Bench.Repeat(() => OursInt8FloatActivations());
+    }
+
     [GlobalSetup(Target = nameof(OnnxRuntime))]
     public void SetupOnnxRuntime() => SetupOrt(OnnxWeightFormat.Float32);
 
@@ -82,6 +92,9 @@ public abstract class EncoderBenchmarks<TModel> where TModel : EncoderModel
 
     [Benchmark]
     public float OursInt8() => _model!.Predict(_tokens)[0];
+
+    [Benchmark]
+    public float OursInt8FloatActivations() => _model!.Predict(_tokens)[0];
 
     [Benchmark(Baseline = true)]
     public float OnnxRuntime() => _ort!.Run()[0];
