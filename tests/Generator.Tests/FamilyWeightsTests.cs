@@ -40,14 +40,15 @@ public class FamilyWeightsTests
         (prefix + "ln_f.weight", [4]), (prefix + "ln_f.bias", [4]),
     ];
 
-    private static string Header(IEnumerable<(string Name, int[] Shape)> tensors)
+    private static string Header(IEnumerable<(string Name, int[] Shape)> tensors, IReadOnlyDictionary<string, string>? dtypes = null)
     {
         var json = new StringBuilder("{\"__metadata__\":{\"format\":\"pt\"}");
         long offset = 0;
         foreach ((string name, int[] shape) in tensors)
         {
-            long bytes = 4L * shape.Aggregate(1, (a, b) => a * b);
-            json.Append($",\"{name}\":{{\"dtype\":\"F32\",\"shape\":[{string.Join(",", shape)}],\"data_offsets\":[{offset},{offset + bytes}]}}");
+            string dtype = dtypes is not null && dtypes.TryGetValue(name, out string? given) ? given : "F32";
+            long bytes = (dtype switch { "I8" => 1L, "F16" => 2L, _ => 4L }) * shape.Aggregate(1, (a, b) => a * b);
+            json.Append($",\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":[{string.Join(",", shape)}],\"data_offsets\":[{offset},{offset + bytes}]}}");
             offset += bytes;
         }
         return json.Append('}').ToString();
@@ -77,6 +78,28 @@ public class FamilyWeightsTests
         Diagnostic d = Assert.Single(Run(Header(tensors)).Problems);
         Assert.Equal("TG0034", d.Id);
         Assert.Contains("'h.0.attn.c_attn.weight' is [12, 4] in gpt2.safetensors, but M needs [4, 12]", d.GetMessage());
+    }
+
+    [Fact]
+    public void An_8_bit_matrix_in_the_family_layout_compiles_with_its_scales_and_a_transposed_one_is_refused()
+    {
+        // wte [5, 4] is kept as the model keeps it, so it may be I8 with F16 scales [5, 1] (TransformerModel.Save with WeightType.Int8).
+        List<(string Name, int[] Shape)> tensors = FileTensors("transformer.");
+        tensors.Add(("transformer.wte.weight_scale", [5, 1]));
+        var dtypes = new Dictionary<string, string> { ["transformer.wte.weight"] = "I8", ["transformer.wte.weight_scale"] = "F16" };
+        var result = Run(Header(tensors, dtypes));
+        Assert.Empty(result.Problems);
+        Assert.Contains("FromBuiltInWeights", result.GeneratedSource);
+
+        tensors.RemoveAll(t => t.Name == "transformer.wte.weight_scale");
+        Diagnostic missing = Assert.Single(Run(Header(tensors, dtypes)).Problems);
+        Assert.Equal("TG0036", missing.Id);
+        Assert.Contains("'wte.weight' in gpt2.safetensors is I8, which needs its block scales beside it: an F16 tensor 'wte.weight_scale' [5, 1] (it is missing)", missing.GetMessage());
+
+        // c_attn is a Conv1D weight, stored [in, out]: its blocks of inputs would run down the file's columns.
+        Diagnostic transposed = Assert.Single(Run(Header(FileTensors(), new Dictionary<string, string> { ["h.0.attn.c_attn.weight"] = "I8" })).Problems);
+        Assert.Equal("TG0035", transposed.Id);
+        Assert.Contains("'h.0.attn.c_attn.weight' in gpt2.safetensors is I8", transposed.GetMessage());
     }
 
     [Fact]

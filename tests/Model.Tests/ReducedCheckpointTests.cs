@@ -9,6 +9,14 @@ using Xunit;
 
 namespace TransformerGen.Model.Tests;
 
+/// <summary>A Llama with grouped-query attention and an untied head, at sizes whose matrices of 64 rows or more are packed.</summary>
+[TransformerModel(Config = "Configs/llama-odd/config.json", SeqLen = 16)]
+public partial class ReducedLlama { }
+
+/// <summary>A GPT-2, whose Conv1D weights its files store transposed, [in, out].</summary>
+[TransformerModel(Config = "Configs/gpt2-odd/config.json", SeqLen = 16)]
+public partial class ReducedGpt2 { }
+
 /// <summary>
 /// Checkpoints whose weight matrices are stored in 8 bits or bf16 (<c>Save(path, WeightType)</c>): what the file holds,
 /// that any instance loads it as the rounded weights, that an instance of the same weight type gets the bytes it would
@@ -157,7 +165,7 @@ public sealed class ReducedCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void Weights_that_8_bits_cannot_hold_leave_no_file_and_Hugging_Face_layouts_are_not_written_reduced()
+    public void Weights_that_8_bits_cannot_hold_leave_no_file()
     {
         var model = new Int8Decoder(8);
         WeightMatrix m = model.Layout.PackedMatrices[0];
@@ -165,10 +173,86 @@ public sealed class ReducedCheckpointTests : IDisposable
         var e = Assert.Throws<InvalidOperationException>(() => model.Save(PathOf("bad.safetensors"), WeightType.Int8));
         Assert.Contains("cannot be stored in 8 bits", e.Message);
         Assert.Empty(Directory.GetFiles(_folder));
+    }
 
-        var bert = new ExactBert(1);
-        Assert.Throws<NotSupportedException>(() => bert.Save(PathOf("bert.safetensors"), WeightType.Int8));
-        Assert.Empty(Directory.GetFiles(_folder));
+    [Theory]
+    [InlineData(WeightType.Int8, "I8")]
+    [InlineData(WeightType.BFloat16, "BF16")]
+    public void A_Hugging_Face_layout_stores_its_matrices_reduced_under_its_own_names_and_loads_back_as_the_native_one_does(WeightType type, string dtype)
+    {
+        var trained = new ReducedLlama(5);
+        trained.Save(PathOf("fp32.safetensors"));
+        trained.Save(PathOf("reduced.safetensors"), type);
+
+        Dictionary<string, (string Dtype, long[] Shape)> entries = Entries(PathOf("reduced.safetensors"));
+        WeightMatrix[] packed = trained.Layout.PackedMatrices.ToArray();
+        Assert.Contains(packed, m => m.Rows < 131); // the layer matrices, not only the head
+        foreach (ParameterTensor t in trained.ParameterTensors)
+        {
+            // q, k and v (gate and up) are packed as one matrix: each is rows of it.
+            bool matrix = t.Shape.Length == 2 && packed.Any(m => t.Offset >= m.Offset && t.Offset < m.Offset + m.Rows * m.Columns);
+            Assert.Equal(matrix ? dtype : "F32", entries[t.Name].Dtype);
+            if (matrix && type == WeightType.Int8) Assert.Equal("F16", entries[t.Name + "_scale"].Dtype);
+        }
+        Assert.Contains("model.layers.0.mlp.gate_proj.weight", entries.Keys);
+        Assert.Contains("lm_head.weight", entries.Keys);
+
+        // An fp32 instance holds the rounded weights; one of the file's type computes what quantizing at load computes.
+        var exact = new ReducedLlama(0);
+        exact.Load(PathOf("reduced.safetensors"));
+        Assert.True(exact.Parameters.SequenceEqual(Rounded(trained, type)));
+        ReducedLlama fromReduced = ReducedLlama.ForInference(PathOf("reduced.safetensors"), type);
+        ReducedLlama fromFp32 = ReducedLlama.ForInference(PathOf("fp32.safetensors"), type);
+        int[] prompt = [3, 70, 130, 5, 64, 127, 9];
+        Assert.True(fromReduced.Append(prompt).SequenceEqual(fromFp32.Append(prompt)));
+        fromReduced.Save(PathOf("again.safetensors"), type);
+        Assert.Equal(File.ReadAllBytes(PathOf("reduced.safetensors")), File.ReadAllBytes(PathOf("again.safetensors")));
+    }
+
+    [Fact]
+    public void GPT_2s_transposed_matrices_stay_fp32_and_its_embedding_table_takes_8_bits()
+    {
+        var trained = new ReducedGpt2(4);
+        trained.Save(PathOf("int8.safetensors"), WeightType.Int8);
+        Dictionary<string, (string Dtype, long[] Shape)> entries = Entries(PathOf("int8.safetensors"));
+        Assert.Equal("I8", entries["wte.weight"].Dtype);
+        Assert.Equal(new long[] { 131, 3 }, entries["wte.weight_scale"].Shape);
+        Assert.Equal("F32", entries["h.0.attn.c_attn.weight"].Dtype);
+        Assert.Equal(new long[] { 72, 216 }, entries["h.0.attn.c_attn.weight"].Shape);
+
+        // Loaded into fp32, only the table is rounded; the int8 instance gives what one made from the fp32 weights gives.
+        var exact = new ReducedGpt2(0);
+        exact.Load(PathOf("int8.safetensors"));
+        float[] expected = trained.Parameters.ToArray();
+        ParameterTensor wte = trained.ParameterTensors.Single(t => t.Name == "wte.weight");
+        float[] table = Rounded(trained, WeightType.Int8).AsSpan(wte.Offset, wte.Length).ToArray();
+        table.CopyTo(expected.AsSpan(wte.Offset));
+        Assert.True(exact.Parameters.SequenceEqual(expected));
+        exact.Save(PathOf("rounded.safetensors"));
+        int[] prompt = [1, 130, 17, 64];
+        Assert.True(ReducedGpt2.ForInference(PathOf("int8.safetensors"), WeightType.Int8).Append(prompt)
+            .SequenceEqual(ReducedGpt2.ForInference(PathOf("rounded.safetensors"), WeightType.Int8).Append(prompt)));
+    }
+
+    [Fact]
+    public void A_Hugging_Face_layout_refuses_an_8_bit_matrix_without_its_scales_and_orphan_scales()
+    {
+        var model = new ReducedLlama(6);
+        model.Save(PathOf("int8.safetensors"), WeightType.Int8);
+        EditHeader(PathOf("int8.safetensors"), "\"model.layers.1.mlp.down_proj.weight_scale\"", "\"model.layers.1.mlp.down_proj.weight_scalx\"");
+        var target = new ReducedLlama(7);
+        float[] before = target.Parameters.ToArray();
+        var e = Assert.Throws<InvalidDataException>(() => target.Load(PathOf("int8.safetensors")));
+        Assert.Contains("tensor 'model.layers.1.mlp.down_proj.weight': it is I8 in the file but its scales, F16 tensor 'model.layers.1.mlp.down_proj.weight_scale', are missing", e.Message);
+        Assert.True(target.Parameters.SequenceEqual(before));
+
+        // Scales beside a matrix that is not I8 belong to nothing: an unexpected tensor, named as any other is.
+        EditHeader(PathOf("int8.safetensors"), "\"model.layers.1.mlp.down_proj.weight_scalx\"", "\"model.layers.1.mlp.down_proj.weight_scale\"");
+        EditHeader(PathOf("int8.safetensors"), "\"model.layers.1.mlp.down_proj.weight\":{\"dtype\":\"I8\"", "\"model.layers.1.mlp.down_proj.weight\":{\"dtype\":\"U8\"");
+        e = Assert.Throws<InvalidDataException>(() => target.Load(PathOf("int8.safetensors")));
+        Assert.Contains("Not in the model", e.Message);
+        Assert.Contains("model.layers.1.mlp.down_proj.weight_scale [72, 4] F16", e.Message);
+        Assert.True(target.Parameters.SequenceEqual(before));
     }
 
     [Fact]

@@ -56,9 +56,9 @@ namespace TransformerGen.Generator
                 }
                 if (found.ShapeText != expected)
                     yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsShapeMismatch, where, Header.FileName, p.Name, found.ShapeText, expected, model);
-                // A matrix of this project's own layout may be stored in 8 bits (TransformerModel.Save with WeightType.Int8):
-                // I8 values and, named after it, F16 scales per row and block of 32 columns.
-                if (found.Dtype == "I8" && family is null && p.Shape.Length == 2 && !p.StoredTransposed)
+                // A matrix stored in its model's own layout may be in 8 bits (TransformerModel.Save with WeightType.Int8):
+                // I8 values and, named after it, F16 scales per row and block of 32 columns. Not a transposed one.
+                if (found.Dtype == "I8" && p.Shape.Length == 2 && !p.StoredTransposed)
                 {
                     long rows = p.Shape[0], blocks = (p.Shape[1] + 31) / 32;
                     string scaleShape = "[" + rows + ", " + blocks + "]";

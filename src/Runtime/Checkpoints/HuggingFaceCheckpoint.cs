@@ -128,13 +128,18 @@ public static class HuggingFaceCheckpoint
     /// <param name="family">Whose layout to write.</param>
     /// <param name="metadata">Optional string metadata for <c>__metadata__</c>; <c>format</c>, if given, must be <c>pt</c>.</param>
     /// <exception cref="ArgumentException">The table is invalid (see <see cref="Load(string, IReadOnlyList{ParameterTensor}, Span{float}, CheckpointFamily)"/>), or the metadata's <c>format</c> is not <c>pt</c>.</exception>
-    public static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer, CheckpointFamily family, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer, CheckpointFamily family, IReadOnlyDictionary<string, string>? metadata = null) =>
+        Save(path, tensors, buffer, family, metadata, storage: null);
+
+    /// <summary>As the public overload, with some matrices stored in bf16 or 8 bits (<see cref="TensorStorage"/>; never a transposed one).</summary>
+    internal static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer, CheckpointFamily family,
+        IReadOnlyDictionary<string, string>? metadata, TensorStorage[]? storage)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
         if (family == CheckpointFamily.Native)
         {
-            SafeTensors.Save(path, tensors, buffer, metadata);
+            SafeTensors.Save(path, tensors, buffer, values: null, metadata, beforeCommit: null, storage: storage);
             return;
         }
         CheckpointFamilyRules rules = CheckpointFamilyRules.For(family);
@@ -149,7 +154,7 @@ public static class HuggingFaceCheckpoint
             if (header["format"] != "pt")
                 throw new ArgumentException($"'{path}': metadata 'format' is '{header["format"]}', but a PyTorch-layout checkpoint is 'pt'", nameof(metadata));
         }
-        SafeTensors.Save(path, tensors, buffer, header, beforeCommit: null, output: null, storedLayout: true);
+        SafeTensors.Save(path, tensors, buffer, values: null, header, beforeCommit: null, output: null, storedLayout: true, storage);
     }
 
     /// <summary>The checkpoint's file (a single file or an index) and its index, if it is one.</summary>
@@ -199,7 +204,9 @@ public static class HuggingFaceCheckpoint
             ParameterTensor tensor = tensors[read.Tensor];
             Span<float> destination = buffer.Slice(tensor.Offset, tensor.Length);
             long position = read.Shard.Header.DataStart + read.Entry.Begin;
-            if (tensor.StoredTransposed)
+            if (read.Scale is { } scale)
+                SafeTensors.ReadInt8(read.Shard.Source, read.Shard.Header, read.Entry, scale.Shard.Source, scale.Shard.Header, scale.Entry, tensor, destination);
+            else if (tensor.StoredTransposed)
                 TransposedTensors.Read(read.Shard.Source, position, read.Entry, destination, tensor.Shape[0], tensor.Shape[1], scratch);
             else
                 SafeTensors.ReadTensor(read.Shard.Source, position, read.Entry, destination, ref scratch.Bytes);
@@ -218,6 +225,7 @@ public static class HuggingFaceCheckpoint
         CheckpointTable table, CheckpointFamilyRules rules, out List<SafeTensorsSkippedTensor> skipped)
     {
         var found = new Planned?[tensors.Count];
+        var scaleOf = new (int ShardIndex, Shard Shard, SafeTensorsEntry Entry)?[tensors.Count];
         var seen = new Dictionary<string, (Shard Shard, string Name)>(StringComparer.Ordinal);
         var unexpected = new List<string>();
         skipped = [];
@@ -243,6 +251,12 @@ public static class HuggingFaceCheckpoint
                 if (table.TryFind(key, out int t))
                 {
                     found[t] = new Planned(t, s, shard, entry);
+                }
+                else if (key.EndsWith(SafeTensors.Int8ScaleSuffix, StringComparison.Ordinal)
+                    && table.TryFind(key[..^SafeTensors.Int8ScaleSuffix.Length], out int scaled))
+                {
+                    // The scales of an 8-bit matrix (TransformerModel.Save with WeightType.Int8), paired once all are seen.
+                    scaleOf[scaled] = (s, shard, entry);
                 }
                 else if (rules.FindBuffer(key, out string layer) is { } bufferRule)
                 {
@@ -274,7 +288,11 @@ public static class HuggingFaceCheckpoint
 
         var missing = new List<string>();
         for (int t = 0; t < tensors.Count; t++)
+        {
             if (found[t] is null) missing.Add($"{tensors[t].Name} {StoredShapeText(tensors[t])} F32");
+            else if (found[t]!.Value.Entry.DType == "I8") found[t] = found[t]!.Value with { Scale = MatchInt8(found[t]!.Value, tensors[t], scaleOf[t]) };
+            else if (scaleOf[t] is { } orphan) unexpected.Add($"{orphan.Entry.Name} {orphan.Entry.ShapeText} {orphan.Entry.DType} in '{orphan.Shard.Name}'");
+        }
         if (missing.Count > 0 || unexpected.Count > 0)
             throw new InvalidDataException($"{rules.Family} checkpoint '{checkpoint}': the tensors do not match the model"
                 + (missing.Count == tensors.Count ? $" (none of its {tensors.Count} tensors is in the checkpoint: is it a {rules.Family} checkpoint?)" : "")
@@ -286,9 +304,9 @@ public static class HuggingFaceCheckpoint
             Planned read = match!.Value;
             ParameterTensor tensor = tensors[read.Tensor];
             SafeTensorsEntry entry = read.Entry;
-            int elementSize = SafeTensors.ElementSize(entry.DType);
+            int elementSize = read.Scale is not null ? sizeof(sbyte) : SafeTensors.ElementSize(entry.DType);
             if (elementSize == 0)
-                throw SafeTensors.Invalid(read.Shard.Name, entry.Name, $"dtype {entry.DType} cannot be loaded into '{tensor.Name}' (only F32, F16 and BF16 can)");
+                throw SafeTensors.Invalid(read.Shard.Name, entry.Name, $"dtype {entry.DType} cannot be loaded into '{tensor.Name}' (only F32, F16, BF16, and I8 with its {SafeTensors.Int8ScaleSuffix} tensor, can)");
             if (!StoredShapeEquals(entry.Shape, tensor))
                 throw SafeTensors.Invalid(read.Shard.Name, entry.Name,
                     $"its shape is {entry.ShapeText} in the file, but the model's '{tensor.Name}' {tensor.ShapeText} needs {StoredShapeText(tensor)}"
@@ -298,6 +316,7 @@ public static class HuggingFaceCheckpoint
                 throw SafeTensors.Invalid(read.Shard.Name, entry.Name, $"data_offsets [{entry.Begin}, {entry.End}] hold {entry.End - entry.Begin} bytes, but shape {entry.ShapeText} of {entry.DType} needs {expectedBytes}");
             CheckInsideData(read.Shard, entry);
             plan.Add(read);
+            if (read.Scale is { } scale) plan.Add(new Planned(-1, scale.ShardIndex, scale.Shard, scale.Entry)); // for the overlap check only
         }
 
         plan.Sort(static (a, b) => a.ShardIndex != b.ShardIndex ? a.ShardIndex.CompareTo(b.ShardIndex) : a.Entry.Begin.CompareTo(b.Entry.Begin));
@@ -308,7 +327,32 @@ public static class HuggingFaceCheckpoint
                 throw SafeTensors.Invalid(current.Shard.Name, current.Entry.Name,
                     $"its data [{current.Entry.Begin}, {current.Entry.End}] overlaps tensor '{previous.Entry.Name}' [{previous.Entry.Begin}, {previous.Entry.End}]");
         }
+        plan.RemoveAll(static read => read.Tensor < 0);
         return plan;
+    }
+
+    /// <summary>
+    /// The scales of an I8 entry, checked: the tensor is a matrix the family stores in its own layout (a transposed one's
+    /// blocks of inputs would run down the file's columns, which Save never writes), and its scales are F16
+    /// <c>[rows, ⌈cols/32⌉]</c>, inside their shard.
+    /// </summary>
+    private static (int ShardIndex, Shard Shard, SafeTensorsEntry Entry) MatchInt8(Planned read, ParameterTensor tensor, (int ShardIndex, Shard Shard, SafeTensorsEntry Entry)? scale)
+    {
+        string file = read.Shard.Name, name = read.Entry.Name;
+        if (tensor.Shape.Length != 2)
+            throw SafeTensors.Invalid(file, name, $"it is I8 in the file, which only a matrix can be, but '{tensor.Name}' is {tensor.ShapeText} in the model");
+        if (tensor.StoredTransposed)
+            throw SafeTensors.Invalid(file, name, $"it is I8 in the file, but '{tensor.Name}' is stored transposed ([in, out]), which is read from F32, F16 or BF16 only");
+        if (scale is not { } found)
+            throw SafeTensors.Invalid(file, name, $"it is I8 in the file but its scales, F16 tensor '{name}{SafeTensors.Int8ScaleSuffix}', are missing");
+        long rows = tensor.Shape[0], blocks = Kernels.QuantizedMatMul.BlocksPerRow(tensor.Shape[1]);
+        SafeTensorsEntry entry = found.Entry;
+        if (entry.DType != "F16" || entry.Shape.Length != 2 || entry.Shape[0] != rows || entry.Shape[1] != blocks)
+            throw SafeTensors.Invalid(found.Shard.Name, entry.Name, $"the scales of I8 tensor '{name}' {tensor.ShapeText} must be F16 [{rows}, {blocks}], but are {entry.DType} {entry.ShapeText}");
+        if (entry.End - entry.Begin != rows * blocks * sizeof(ushort))
+            throw SafeTensors.Invalid(found.Shard.Name, entry.Name, $"data_offsets [{entry.Begin}, {entry.End}] hold {entry.End - entry.Begin} bytes, but shape {entry.ShapeText} of F16 needs {rows * blocks * sizeof(ushort)}");
+        CheckInsideData(found.Shard, entry);
+        return found;
     }
 
     /// <summary>A skipped tensor is not read, but its entry must still describe data inside the file: a damaged file is refused whatever is read from it.</summary>
@@ -373,7 +417,8 @@ public static class HuggingFaceCheckpoint
     }
 
     /// <summary>A table tensor's entry: which shard (by position in the load order) and where.</summary>
-    private readonly record struct Planned(int Tensor, int ShardIndex, Shard Shard, SafeTensorsEntry Entry);
+    /// <summary>A tensor's entry, and for an 8-bit matrix the entry of its scales (which may lie in another shard).</summary>
+    private readonly record struct Planned(int Tensor, int ShardIndex, Shard Shard, SafeTensorsEntry Entry, (int ShardIndex, Shard Shard, SafeTensorsEntry Entry)? Scale = null);
 
     /// <summary>One safetensors file of the checkpoint, open, with its header read and checked.</summary>
     private sealed class Shard : IDisposable

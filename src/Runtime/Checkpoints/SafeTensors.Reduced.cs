@@ -104,7 +104,12 @@ public static partial class SafeTensors
     /// rows at a time (about 64 KB of bytes), so loading allocates a bounded scratch whatever the matrix's size. Like
     /// F32 data, the values are not checked: a non-finite scale gives non-finite weights.
     /// </summary>
-    private static void ReadInt8(SafeTensorsSource source, SafeTensorsHeader header, SafeTensorsEntry entry, SafeTensorsEntry scale, ParameterTensor tensor, Span<float> destination)
+    private static void ReadInt8(SafeTensorsSource source, SafeTensorsHeader header, SafeTensorsEntry entry, SafeTensorsEntry scale, ParameterTensor tensor, Span<float> destination) =>
+        ReadInt8(source, header, entry, source, header, scale, tensor, destination);
+
+    /// <summary>As the overload above, with the scales in another file (a shard of a Hugging Face-layout checkpoint).</summary>
+    internal static void ReadInt8(SafeTensorsSource source, SafeTensorsHeader header, SafeTensorsEntry entry,
+        SafeTensorsSource scaleSource, SafeTensorsHeader scaleHeader, SafeTensorsEntry scale, ParameterTensor tensor, Span<float> destination)
     {
         int rows = tensor.Shape[0], cols = tensor.Shape[1], blocks = Kernels.QuantizedMatMul.BlocksPerRow(cols);
         int slab = Math.Max(1, Math.Min(rows, (1 << 16) / cols));
@@ -116,7 +121,7 @@ public static partial class SafeTensors
             Span<sbyte> values = q.AsSpan(0, count * cols);
             Span<Half> steps = scales.AsSpan(0, count * blocks);
             ReadExactly(source, MemoryMarshal.AsBytes(values), header.DataStart + entry.Begin + (long)r0 * cols, $"tensor '{entry.Name}'");
-            ReadExactly(source, MemoryMarshal.AsBytes(steps), header.DataStart + scale.Begin + (long)r0 * blocks * sizeof(ushort), $"tensor '{scale.Name}'");
+            ReadExactly(scaleSource, MemoryMarshal.AsBytes(steps), scaleHeader.DataStart + scale.Begin + (long)r0 * blocks * sizeof(ushort), $"tensor '{scale.Name}'");
             Kernels.QuantizedMatMul.DequantizeRows(values, steps, count, cols, destination.Slice(r0 * cols, count * cols));
         }
     }

@@ -464,8 +464,12 @@ public abstract partial class TransformerModel : ITrainableParameters
     /// the fp32 one: for weights built into a program (<c>Weights =</c>), which then load into any instance, and into an
     /// instance of the same weight type exactly as they were saved.
     /// </summary>
-    /// <exception cref="NotSupportedException">The model reads a Hugging Face family's files, whose reduced forms this
-    /// does not write (<c>SaveGguf</c> writes Q8_0 for decoders).</exception>
+    /// <remarks>
+    /// A model compiled from a Hugging Face config writes its family's names and layout, as <see cref="Save(string, IReadOnlyDictionary{string, string}?)"/>
+    /// does; matrices its family stores transposed (GPT-2's <c>Conv1D</c> weights, <c>[in, out]</c>) stay F32, since
+    /// their blocks of 32 inputs would run down the file's columns. Such files are this project's (transformers does
+    /// not read I8 tensors without a quantization config); <c>SaveGguf</c> writes what llama.cpp reads.
+    /// </remarks>
     /// <exception cref="InvalidOperationException">A weight cannot be stored in 8 bits (not finite, or beyond fp16's range of scales).</exception>
     public void Save(string path, WeightType weights, IReadOnlyDictionary<string, string>? metadata = null)
     {
@@ -476,25 +480,35 @@ public abstract partial class TransformerModel : ITrainableParameters
         }
         if (!Enum.IsDefined(weights)) throw new ArgumentOutOfRangeException(nameof(weights), weights, "not a weight type");
         using CallScope scope = Enter("Save");
-        if (_layout.Family != CheckpointFamily.Native)
-            throw new NotSupportedException($"{_layout.Name} reads {_layout.Family} checkpoints, which Save writes in F32 only; SaveGguf writes Q8_0 and BF16 for decoders");
         var header = new Dictionary<string, string> { ["format"] = "pt", ["model"] = _layout.Name, ["weight_type"] = weights.ToString() };
         if (metadata is not null)
             foreach (KeyValuePair<string, string> entry in metadata) header[entry.Key] = entry.Value;
-        var matrices = new HashSet<(int Offset, int Length)>();
-        foreach (WeightMatrix m in _layout.PackedMatrices) matrices.Add((m.Offset, m.Rows * m.Columns));
         var storage = new TensorStorage[_layout.Tensors.Count];
         for (int i = 0; i < storage.Length; i++)
-        {
-            ParameterTensor t = _layout.Tensors[i];
-            if (t.Shape.Length == 2 && matrices.Contains((t.Offset, t.Length)))
-                storage[i] = weights == WeightType.Int8 ? TensorStorage.Int8 : TensorStorage.BF16;
-        }
+            if (IsReducible(_layout.Tensors[i])) storage[i] = weights == WeightType.Int8 ? TensorStorage.Int8 : TensorStorage.BF16;
         WithUnpackedWeights(() =>
         {
-            SafeTensors.Save(path, _layout.Tensors, _parameters.Span, values: null, header, beforeCommit: null, storage: storage);
+            if (_layout.Family == CheckpointFamily.Native)
+                SafeTensors.Save(path, _layout.Tensors, _parameters.Span, values: null, header, beforeCommit: null, storage: storage);
+            else
+                HuggingFaceCheckpoint.Save(path, _layout.Tensors, _parameters.Span, _layout.Family, header, storage);
             return true;
         });
+    }
+
+    /// <summary>
+    /// Whether <paramref name="tensor"/> is rows of a weight matrix that inference instances reduce: the matrix itself, or
+    /// one of the projections packed together into one (Hugging Face's q, k and v, or gate and up), whose 32-weight blocks
+    /// run along the same rows. Not a matrix its family stores transposed.
+    /// </summary>
+    private bool IsReducible(ParameterTensor tensor)
+    {
+        if (tensor.Shape.Length != 2 || tensor.StoredTransposed) return false;
+        foreach (WeightMatrix m in _layout.PackedMatrices)
+            if (m.Columns == tensor.Shape[1] && tensor.Offset >= m.Offset && tensor.Offset + tensor.Length <= m.Offset + m.Rows * m.Columns
+                && (tensor.Offset - m.Offset) % m.Columns == 0)
+                return true;
+        return false;
     }
 
     /// <summary>
