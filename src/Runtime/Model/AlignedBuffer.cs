@@ -30,6 +30,20 @@ internal readonly struct AlignedBuffer
         _length = length;
     }
 
+    /// <summary>
+    /// Allocates <paramref name="length"/> zeroed floats, aligned, and writes them once (zeros, on the kernels' threads),
+    /// for a buffer whose first use reads each element before it writes it (an optimizer's moments). A new large array's
+    /// pages are mapped at their first access: a read first maps the shared zero page and the write after it faults
+    /// again, so written first, each page faults once instead of twice (AdamW's moments of a 38 M-parameter model:
+    /// 148 k page faults in its first step, 74 k).
+    /// </summary>
+    public static AlignedBuffer WrittenOnce(int length)
+    {
+        var buffer = new AlignedBuffer(length);
+        Kernels.Elementwise.ClearSplit(buffer.Span);
+        return buffer;
+    }
+
     /// <summary>Number of floats.</summary>
     public int Length => _length;
 

@@ -68,8 +68,9 @@ public sealed class AdamW : ICheckpointableOptimizer
         DecayVectors = decayVectors;
 
         int length = TrainingArguments.ParameterLength(model);
-        _firstMoment = new AlignedBuffer(length);
-        _secondMoment = new AlignedBuffer(length);
+        // Each update reads m and v before it writes them.
+        _firstMoment = AlignedBuffer.WrittenOnce(length);
+        _secondMoment = AlignedBuffer.WrittenOnce(length);
         _runs = DecayRun.Build(model.ParameterTensors, length, decayVectors);
     }
 
