@@ -109,7 +109,8 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
 /// the half-split order, which leaves every score unchanged.</para>
 /// <para>Weights of a graph over 2 GiB go to a data file beside it (<see cref="OnnxExportOptions.ExternalData"/>): ONNX's
 /// external data, which ONNX Runtime loads from the graph's folder. The tensors are streamed to it as the graph is built,
-/// never all held in memory.</para>
+/// never all held in memory; under <see cref="OnnxExternalData.Auto"/> they are read back into the graph when it fits one
+/// message after all, and the data file is deleted.</para>
 /// <para>Each file is written beside its target under a temporary name and flushed; only when both are complete are they
 /// renamed over their targets, the data file first. A failure leaves no file.</para>
 /// </remarks>
@@ -142,7 +143,7 @@ public static class OnnxExport
         if (model.WeightsPacked) throw new InvalidOperationException($"{model.Layout.Name}'s weights are in the kernels' panel layout; export through SaveOnnx, which unpacks them");
         OnnxArchitecture architecture = OnnxArchitecture.Of(model, options.Config);
         architecture.Check();
-        using OnnxExternalDataFile? external = options.ExternalData == OnnxExternalData.Never ? null : new OnnxExternalDataFile(path, options, options.MessageLimit);
+        using OnnxExternalDataFile? external = options.ExternalData == OnnxExternalData.Never ? null : new OnnxExternalDataFile(path, options);
         Span<float> parameters = model.Parameters;
         fixed (float* pinned = parameters)
         {
@@ -150,12 +151,10 @@ public static class OnnxExport
             using var memory = new PinnedFloats(pinned, parameters.Length);
             var writer = new OnnxGraphWriter(architecture, memory.Memory, options, external);
             (ModelProto proto, List<OnnxValueInfo> inputs, List<OnnxValueInfo> outputs) = writer.Build();
+            // Auto wrote the large tensors to the data file as Always does; they come back when the whole graph fits one message.
+            if (options.ExternalData == OnnxExternalData.Auto && external!.Used && OnnxExternalDataFile.SizeInOneMessage(proto) <= options.MessageLimit)
+                external.MoveBack(proto.Graph.Initializer);
             long size = proto.CalculateSize();
-            if (external is { Writing: false } && size > options.MessageLimit)
-            {
-                external.MoveOut(proto.Graph.Initializer);
-                size = proto.CalculateSize();
-            }
             if (size > options.MessageLimit)
                 throw new NotSupportedException(external is null
                     ? $"{model.Layout.Name}'s graph is {size} bytes; one protobuf message holds under 2 GiB: export with ExternalData = Auto or Always"

@@ -12,7 +12,9 @@ public enum OnnxExternalData
 {
     /// <summary>
     /// Only when the graph would not fit one protobuf message (2 GiB): a model of a few hundred million parameters writes
-    /// one file, TinyLlama-1.1B or Qwen2.5-1.5B in fp32 a graph and its data file.
+    /// one file, TinyLlama-1.1B or Qwen2.5-1.5B in fp32 a graph and its data file. The large tensors are written to the
+    /// data file as under <see cref="Always"/>, and read back into the graph when it fits after all (so that no export
+    /// holds the weights in memory only to find them too large).
     /// </summary>
     Auto = 0,
 
@@ -30,11 +32,11 @@ public enum OnnxExternalData
 /// <c>location</c> (the file's path relative to the graph's folder, '/'-separated), <c>offset</c> and <c>length</c>.
 /// </summary>
 /// <remarks>
-/// It decides too which tensors go there. With <see cref="OnnxExternalData.Always"/> it writes from the first tensor on;
-/// with <see cref="OnnxExternalData.Auto"/> the tensors stay in the message until their bytes pass the message limit,
-/// then every large one so far moves out and the rest follow as they come (the export calls <see cref="MoveOut"/> again at
-/// the end when the whole message, nodes included, does not fit). The file is an <see cref="AtomicFile"/>, opened when
-/// the first tensor is written and renamed only by <see cref="Commit"/>.
+/// Every tensor of the threshold's bytes or more is written to it as the graph is built, under <see cref="OnnxExternalData.Auto"/>
+/// too, so that no export holds the tensors in memory only to find that they do not fit. When under Auto the whole graph
+/// would fit one message after all (<see cref="SizeInOneMessage"/>), the export reads them back into it
+/// (<see cref="MoveBack"/>) and the file, never committed, is deleted. It is an <see cref="AtomicFile"/>, opened when the
+/// first tensor is written and renamed only by <see cref="Commit"/>.
 /// </remarks>
 internal sealed class OnnxExternalDataFile : IDisposable
 {
@@ -44,18 +46,14 @@ internal sealed class OnnxExternalDataFile : IDisposable
     private static readonly byte[] Zeros = new byte[Alignment];
 
     private readonly string _path;
-    private readonly OnnxExternalData _mode;
     private readonly int _threshold;
-    private readonly long _messageLimit;
     private AtomicFile? _file;
-    private long _length, _heldBytes;
+    private long _length;
 
-    public OnnxExternalDataFile(string graphPath, OnnxExportOptions options, long messageLimit)
+    public OnnxExternalDataFile(string graphPath, OnnxExportOptions options)
     {
         (_path, Location) = Resolve(graphPath, options.ExternalDataFile);
-        _mode = options.ExternalData;
         _threshold = options.ExternalDataThreshold;
-        _messageLimit = messageLimit;
     }
 
     /// <summary>The data file's path relative to the graph's folder, as the tensors name it.</summary>
@@ -64,44 +62,17 @@ internal sealed class OnnxExternalDataFile : IDisposable
     /// <summary>The data file's full path.</summary>
     public string FullPath => _path;
 
-    /// <summary>Whether large tensors go to the file now.</summary>
-    public bool Writing { get; private set; }
-
-    /// <summary>Whether a tensor went to the file: only then is there a file to commit.</summary>
+    /// <summary>Whether a tensor is in the file: only then is there a file to commit.</summary>
     public bool Used => _file is not null;
 
     /// <summary>Bytes of the file so far, padding included.</summary>
     public long Length => _length;
 
-    /// <summary>
-    /// Places one initializer's data: in the file when it is being written and the tensor has the threshold's bytes, else
-    /// in the message. Under <see cref="OnnxExternalData.Auto"/>, the first time the message's initializers pass the limit,
-    /// every large one of <paramref name="initializers"/> moves out.
-    /// </summary>
-    public void Place(TensorProto tensor, ReadOnlySpan<byte> bytes, IEnumerable<TensorProto> initializers)
+    /// <summary>Places one initializer's data: in the file when it has the threshold's bytes (and may leave the graph), else in the message.</summary>
+    public void Place(TensorProto tensor, ReadOnlySpan<byte> bytes)
     {
-        if (!Writing && _mode == OnnxExternalData.Always) Writing = true;
-        if (Writing && Moves(tensor, bytes.Length))
-        {
-            Append(tensor, bytes);
-            return;
-        }
-        tensor.RawData = UnsafeByteOperations.UnsafeWrap(bytes.ToArray());
-        _heldBytes += bytes.Length;
-        if (!Writing && _mode == OnnxExternalData.Auto && _heldBytes > _messageLimit) MoveOut(initializers);
-    }
-
-    /// <summary>Starts writing the file and moves there every initializer held in the message that has the threshold's bytes.</summary>
-    public void MoveOut(IEnumerable<TensorProto> initializers)
-    {
-        Writing = true;
-        foreach (TensorProto tensor in initializers)
-        {
-            if (tensor.DataLocation == TensorProto.Types.DataLocation.External || !Moves(tensor, tensor.RawData.Length)) continue;
-            _heldBytes -= tensor.RawData.Length;
-            Append(tensor, tensor.RawData.Span);
-            tensor.RawData = ByteString.Empty;
-        }
+        if (bytes.Length >= _threshold && !StaysInGraph(tensor)) Append(tensor, bytes);
+        else tensor.RawData = UnsafeByteOperations.UnsafeWrap(bytes.ToArray());
     }
 
     /// <summary>
@@ -110,7 +81,61 @@ internal sealed class OnnxExternalDataFile : IDisposable
     /// </summary>
     public static bool StaysInGraph(TensorProto tensor) => tensor.DataType == (int)TensorProto.Types.DataType.Int64;
 
-    private bool Moves(TensorProto tensor, int bytes) => bytes >= _threshold && !StaysInGraph(tensor);
+    /// <summary>
+    /// The bytes <paramref name="model"/> would take with every tensor of this file back in it as raw data: its size now,
+    /// less each such tensor's external entries and data location, plus its raw data field, with the length prefixes of
+    /// the tensors and of the graph that contains them recomputed. Reads nothing from the file.
+    /// </summary>
+    public static long SizeInOneMessage(ModelProto model)
+    {
+        GraphProto graph = model.Graph;
+        long graphSize = graph.CalculateSize();
+        foreach (TensorProto tensor in graph.Initializer)
+        {
+            if (tensor.DataLocation != TensorProto.Types.DataLocation.External) continue;
+            // The fields' tags are one byte each: data_location = 14, external_data = 13, raw_data = 9, initializer = 5, graph = 7.
+            int external = tensor.CalculateSize();
+            long length = ExternalLength(tensor);
+            long inline = external - (1 + CodedOutputStream.ComputeEnumSize((int)tensor.DataLocation));
+            foreach (StringStringEntryProto entry in tensor.ExternalData) inline -= 1 + CodedOutputStream.ComputeMessageSize(entry);
+            inline += 1 + LengthPrefix(length) + length;
+            graphSize += LengthPrefix(inline) + inline - (LengthPrefix(external) + external);
+        }
+        int graphNow = graph.CalculateSize();
+        return model.CalculateSize() - (LengthPrefix(graphNow) + graphNow) + LengthPrefix(graphSize) + graphSize;
+    }
+
+    private static int LengthPrefix(long length) => length <= int.MaxValue ? CodedOutputStream.ComputeLengthSize((int)length) : CodedOutputStream.ComputeUInt64Size((ulong)length);
+
+    private static long ExternalLength(TensorProto tensor)
+    {
+        foreach (StringStringEntryProto entry in tensor.ExternalData)
+            if (entry.Key == "length") return long.Parse(entry.Value, CultureInfo.InvariantCulture);
+        throw new InvalidOperationException($"{tensor.Name} has external data without a length");
+    }
+
+    /// <summary>Reads every tensor of this file back into <paramref name="initializers"/> as raw data, and deletes the file.</summary>
+    public void MoveBack(IEnumerable<TensorProto> initializers)
+    {
+        if (_file is null) return;
+        Stream stream = _file.Stream;
+        foreach (TensorProto tensor in initializers)
+        {
+            if (tensor.DataLocation != TensorProto.Types.DataLocation.External) continue;
+            long offset = 0;
+            foreach (StringStringEntryProto entry in tensor.ExternalData)
+                if (entry.Key == "offset") offset = long.Parse(entry.Value, CultureInfo.InvariantCulture);
+            var bytes = new byte[ExternalLength(tensor)];
+            stream.Position = offset;
+            stream.ReadExactly(bytes);
+            tensor.ExternalData.Clear();
+            tensor.DataLocation = TensorProto.Types.DataLocation.Default;
+            tensor.RawData = UnsafeByteOperations.UnsafeWrap(bytes);
+        }
+        _file.Dispose();
+        _file = null;
+        _length = 0;
+    }
 
     private void Append(TensorProto tensor, ReadOnlySpan<byte> bytes)
     {

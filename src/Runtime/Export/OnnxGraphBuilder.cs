@@ -116,7 +116,7 @@ internal sealed class OnnxGraphBuilder
         tensor.Dims.AddRange(dims);
         _graph.Initializer.Add(tensor);
         if (_external is null) tensor.RawData = UnsafeByteOperations.UnsafeWrap(bytes.ToArray());
-        else _external.Place(tensor, bytes, _graph.Initializer);
+        else _external.Place(tensor, bytes);
         return name;
     }
 
