@@ -10,7 +10,7 @@ namespace TransformerGen.Export.Tests;
 
 /// <summary>
 /// External data (issue 14): the initializers' bytes in a data file beside the graph. ONNX Runtime runs the pair as it
-/// runs the one-file export, the data file holds exactly the bytes the one-file export holds at 4096-byte offsets, the
+/// runs the one-file export, the data file holds exactly the bytes the one-file export holds at 64 KiB offsets, the
 /// <c>Auto</c> decision follows the size of the message (tested with a lowered limit, not with a 2 GiB model), and a name
 /// that leaves the graph's folder or an export that fails leaves no file.
 /// </summary>
@@ -48,7 +48,7 @@ public sealed partial class OnnxExportTests
     /// <summary>
     /// Reads the graph and its data file back and checks them against the one-file export of the same model: the same
     /// initializers in the same order; each of <paramref name="threshold"/> bytes or more but the int64 shape constants external, naming
-    /// <paramref name="location"/>, at an offset that is a multiple of 4096 after the previous one's end (zeros between),
+    /// <paramref name="location"/>, at an offset that is a multiple of 64 KiB after the previous one's end (zeros between),
     /// with exactly the one-file export's bytes; the others in the graph as before; the data file ending at the last
     /// tensor; and the graph file no larger than the one-file export less the moved bytes plus the entries that name them.
     /// Returns how many tensors are external and their bytes.
@@ -78,7 +78,7 @@ public sealed partial class OnnxExportTests
             Assert.Equal(["length", "location", "offset"], entries.Keys.Order(StringComparer.Ordinal));
             Assert.Equal(location, entries["location"]);
             long offset = long.Parse(entries["offset"], CultureInfo.InvariantCulture), length = long.Parse(entries["length"], CultureInfo.InvariantCulture);
-            Assert.True(offset % 4096 == 0, $"{tensor.Name} at offset {offset}");
+            Assert.True(offset % 65536 == 0, $"{tensor.Name} at offset {offset}");
             Assert.True(offset >= end, $"{tensor.Name} at {offset} overlaps the tensor ending at {end}");
             Assert.True(data.AsSpan((int)end, (int)(offset - end)).IndexOfAnyExcept((byte)0) < 0, $"the padding before {tensor.Name} is not zeros");
             Assert.Equal(expected.Length, length);

@@ -27,7 +27,9 @@ public enum OnnxExternalData
 
 /// <summary>
 /// The data file of an export with external data: initializers' raw little-endian bytes, each starting at a multiple of
-/// 4096 (a page, so that ONNX Runtime can memory-map it, as onnx.proto's external data section asks), zeros between them.
+/// 64 KiB, zeros between them. onnx.proto's external data section asks for offsets that are multiples of the page size
+/// (4 KiB) and, on Windows, of the allocation granularity (64 KiB), so that a runtime can memory-map each tensor; 64 KiB
+/// is both, and a multiple of the 16 and 64 KiB pages of some ARM systems (onnx_ir aligns large tensors to it too).
 /// Each tensor it takes refers to it as ONNX specifies: <c>data_location = EXTERNAL</c> and <c>external_data</c> entries
 /// <c>location</c> (the file's path relative to the graph's folder, '/'-separated), <c>offset</c> and <c>length</c>.
 /// </summary>
@@ -41,7 +43,7 @@ public enum OnnxExternalData
 internal sealed class OnnxExternalDataFile : IDisposable
 {
     /// <summary>The alignment of every tensor's offset in the file.</summary>
-    public const int Alignment = 4096;
+    public const int Alignment = 65536;
 
     private static readonly byte[] Zeros = new byte[Alignment];
 
