@@ -189,6 +189,21 @@ public sealed partial class OnnxExportTests
     }
 
     /// <summary>
+    /// The graph cannot be written (its path is a folder) after the data file was: the data file is not renamed into place
+    /// and its temporary file is deleted, so the folder holds what it held before.
+    /// </summary>
+    [Fact]
+    public void AGraphThatCannotBeWrittenLeavesNoDataFile()
+    {
+        (TransformerModel model, string? config) = Build("gpt2");
+        string folder = Path.Combine(_folder, "blocked");
+        Directory.CreateDirectory(Path.Combine(folder, "model.onnx"));
+        Assert.Throws<IOException>(() => SaveIn("blocked", model, config, OnnxExternalData.Always));
+        Assert.Empty(Directory.GetFiles(folder));
+        Assert.Equal([Path.Combine(folder, "model.onnx")], Directory.GetDirectories(folder));
+    }
+
+    /// <summary>
     /// The location is relative to the graph: a data file in a subfolder, the whole folder then moved elsewhere (the files
     /// where they were written are gone, and the process's working directory is neither folder), loads and runs in ORT.
     /// </summary>
