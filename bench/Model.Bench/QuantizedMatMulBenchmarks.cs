@@ -142,30 +142,8 @@ public unsafe class QuantizedMatMulBenchmarks
     /// <summary>Adds the GB/s column: the format's weight bytes per call over the mean time.</summary>
     private sealed class BandwidthConfig : ManualConfig
     {
-        public BandwidthConfig() => AddColumn(new BandwidthColumn());
-    }
-
-    private sealed class BandwidthColumn : IColumn
-    {
-        public string Id => "WeightGBps";
-        public string ColumnName => "GB/s";
-        public bool AlwaysShow => true;
-        public ColumnCategory Category => ColumnCategory.Custom;
-        public int PriorityInCategory => 0;
-        public bool IsNumeric => true;
-        public UnitType UnitType => UnitType.Dimensionless;
-        public string Legend => "Weight bytes read per call / mean time";
-        public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-        public bool IsAvailable(Summary summary) => true;
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
-        {
-            var stats = summary[benchmarkCase]?.ResultStatistics;
-            if (stats is null) return "?";
-            long bytes = WeightBytes(benchmarkCase.Descriptor.WorkloadMethod.Name, (string)benchmarkCase.Parameters["Shape"]);
-            return (bytes / stats.Mean).ToString("F1", CultureInfo.InvariantCulture);
-        }
+        public BandwidthConfig() => AddColumn(new ThroughputColumn("WeightGBps", "GB/s", "Weight bytes read per call / mean time",
+            c => WeightBytes(c.Descriptor.WorkloadMethod.Name, (string)c.Parameters["Shape"])));
     }
 
     /// <summary>Option (a): quantized activations, integer dot products (see the remarks).</summary>
@@ -287,6 +265,31 @@ public unsafe class QuantizedMatMulBenchmarks
 /// (128 tokens) and SmolLM2-135M's (a 64- and a 512-token prompt), plus a few row counts at one shape for the crossover.
 /// The weights stream from many copies, as in <see cref="QuantizedMatMulBenchmarks"/>.
 /// </summary>
+/// <remarks>
+/// Measured 2026-12-06 (<c>dotnet run -c Release --project bench/Model.Bench -- --filter '*QuantizedMultiRow*'</c>, AMD EPYC
+/// Zen 4, .NET 10.0.12, one thread), two runs, the 2 cores shared with other engineers' builds and tests: 06:42-06:51 UTC
+/// at load average 2.6-7.7 and 07:16-07:25 at 4.7-12.5; means in µs, run 1 / run 2, and (b) over the integer product:
+/// <code>
+/// inF→outF @ rows    fp32 panels      int8 (b), fp32 activations   int8 integers    (b) / integers
+/// 384→384 @ 128      366 / 374        405 / 480                    315 / 430        1.29 / 1.12
+/// 384→1536 @ 128     1470 / 2315      1564 / 2337                  1254 / 1688      1.25 / 1.38
+/// 1536→384 @ 128     1580 / 2156      1881 / 2168                  1194 / 1673      1.58 / 1.30
+/// 576→576 @ 64       467 / 475        555 / 656                    510 / 512        1.09 / 1.28
+/// 576→192 @ 64       202 / 203        204 / 205                    176 / 186        1.16 / 1.10
+/// 576→1536 @ 64      1730 / 1795      1631 / 1831                  1457 / 1400      1.12 / 1.31
+/// 1536→576 @ 64      1579 / 1243      1243 / 1685                  968 / 1381       1.28 / 1.22
+/// 576→576 @ 512      3097 / 4544      3490 / 5018                  3010 / 3398      1.16 / 1.48
+/// 576→192 @ 512      1052 / 1568      1751 / 1663                  1105 / 1342      1.58 / 1.24
+/// 576→1536 @ 512     13133 / 13556    13982 / 13580                10114 / 10102    1.38 / 1.34
+/// 1536→576 @ 512     8499 / 10397     11987 / 16088                8202 / 9500      1.46 / 1.69
+/// 576→1536 @ 4, 8    190, 424 / 372, 477   195, 262 / 292, 360     183, 336 / 264, 350   1.07, 0.78 / 1.11, 1.03
+/// 576→1536 @ 16, 32  387, 684 / 410, 707   375, 635 / 365, 1224    339, 590 / 326, 1002  1.11, 1.08 / 1.12, 1.22
+/// </code>
+/// The integer product beat (b) at every layer shape and row count of 16 or more in both runs, by 1.09-1.69×; at 8 rows
+/// it lost once (its tiles of 3 rows and the per-call widening of the weights weigh more), hence
+/// <c>QuantizedMatMul.IntegerProductMinimumRows</c> = 16. Against the fp32 panels it was 0.87-1.63× (faster in 17 of
+/// 22 layer cases). Its outputs differed from (b)'s by 1.5-2.3e-4 of the largest output (printed by the setup).
+/// </remarks>
 [Config(typeof(MultiRowConfig))]
 public class QuantizedMultiRowBenchmarks
 {
@@ -333,6 +336,7 @@ public class QuantizedMultiRowBenchmarks
         QuantizedMatMul.ForwardIntegers(_x, int8, default, _y, _rows, _inF, _outF);
         double err = 0, norm = 0;
         for (int i = 0; i < a.Length; i++) { err = Math.Max(err, Math.Abs(a[i] - _y[i])); norm = Math.Max(norm, Math.Abs(a[i])); }
+        Console.WriteLine($"// {Case}: the integer product differs from the fp32-activation one by {err / norm:E2} of the largest output");
         if (err > 1e-3 * norm) throw new InvalidOperationException($"the integer product is off by {err} of {norm}");
     }
 
@@ -350,31 +354,33 @@ public class QuantizedMultiRowBenchmarks
     /// <summary>Adds the GOP/s column: 2·rows·inF·outF over the mean time.</summary>
     private sealed class MultiRowConfig : ManualConfig
     {
-        public MultiRowConfig() => AddColumn(new RateColumn());
-    }
-
-    private sealed class RateColumn : IColumn
-    {
-        public string Id => "MultiRowGops";
-        public string ColumnName => "GOP/s";
-        public bool AlwaysShow => true;
-        public ColumnCategory Category => ColumnCategory.Custom;
-        public int PriorityInCategory => 0;
-        public bool IsNumeric => true;
-        public UnitType UnitType => UnitType.Dimensionless;
-        public string Legend => "2·rows·inF·outF / mean time";
-        public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-        public bool IsAvailable(Summary summary) => true;
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
+        public MultiRowConfig() => AddColumn(new ThroughputColumn("MultiRowGops", "GOP/s", "2·rows·inF·outF / mean time", c =>
         {
-            var stats = summary[benchmarkCase]?.ResultStatistics;
-            if (stats is null) return "?";
-            string[] parts = ((string)benchmarkCase.Parameters["Case"]).Split('@');
+            string[] parts = ((string)c.Parameters["Case"]).Split('@');
             (int inF, int outF) = QuantizedMatMulBenchmarks.Parse(parts[0]);
-            double ops = 2.0 * int.Parse(parts[1], CultureInfo.InvariantCulture) * inF * outF;
-            return (ops / stats.Mean).ToString("F1", CultureInfo.InvariantCulture);
-        }
+            return 2.0 * int.Parse(parts[1], CultureInfo.InvariantCulture) * inF * outF;
+        }));
+    }
+}
+
+/// <summary>A column of an amount per call (bytes, operations) over the mean time in ns: GB/s, GOP/s.</summary>
+internal sealed class ThroughputColumn(string id, string name, string legend, Func<BenchmarkCase, double> amount) : IColumn
+{
+    public string Id => id;
+    public string ColumnName => name;
+    public bool AlwaysShow => true;
+    public ColumnCategory Category => ColumnCategory.Custom;
+    public int PriorityInCategory => 0;
+    public bool IsNumeric => true;
+    public UnitType UnitType => UnitType.Dimensionless;
+    public string Legend => legend;
+    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+    public bool IsAvailable(Summary summary) => true;
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
+
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
+    {
+        var stats = summary[benchmarkCase]?.ResultStatistics;
+        return stats is null ? "?" : (amount(benchmarkCase) / stats.Mean).ToString("F1", CultureInfo.InvariantCulture);
     }
 }

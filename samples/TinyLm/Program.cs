@@ -425,12 +425,7 @@ public static class Program
             model.ResetCache();
             for (int i = 0; i < TinyLm.SeqLen; i++)
             {
-                ReadOnlySpan<float> logits = model.Append(ids.Slice(start + i, 1));
-                float max = float.NegativeInfinity;
-                foreach (float v in logits) max = Math.Max(max, v);
-                double total = 0;
-                foreach (float v in logits) total += Math.Exp(v - max);
-                sum += max + Math.Log(total) - logits[ids[start + i + 1]];
+                sum += NextTokenLoss(model.Append(ids.Slice(start + i, 1)), ids[start + i + 1]);
                 count++;
             }
         }
@@ -449,16 +444,21 @@ public static class Program
             for (int length = 16; length <= TinyLm.SeqLen; length += 8)
             {
                 model.ResetCache();
-                ReadOnlySpan<float> logits = model.Append(ids.Slice(start, length));
-                float max = float.NegativeInfinity;
-                foreach (float v in logits) max = Math.Max(max, v);
-                double total = 0;
-                foreach (float v in logits) total += Math.Exp(v - max);
-                sum += max + Math.Log(total) - logits[ids[start + length]];
+                sum += NextTokenLoss(model.Append(ids.Slice(start, length)), ids[start + length]);
                 count++;
             }
         }
         return (float)(sum / count);
+    }
+
+    // −log softmax(logits)[target].
+    private static double NextTokenLoss(ReadOnlySpan<float> logits, int target)
+    {
+        float max = float.NegativeInfinity;
+        foreach (float v in logits) max = Math.Max(max, v);
+        double total = 0;
+        foreach (float v in logits) total += Math.Exp(v - max);
+        return max + Math.Log(total) - logits[target];
     }
 
     private static float Average(IEnumerable<float> values)

@@ -3,7 +3,6 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using TransformerGen.Threading;
 
 namespace TransformerGen.Kernels;
 
@@ -57,7 +56,15 @@ public static unsafe partial class QuantizedMatMul
     /// is made unsigned by a sign flip per weight vector and row, then <c>vpmaddwd</c> by ones to widen: four
     /// operations per 64 products, two of them multiplications. <c>vpmaddwd</c> on int16 pairs (the weights widened to
     /// int16 once per panel and call) is two operations per 64 products, both on the same multiply pipes: the same rate,
-    /// no saturation to work around, and 13-bit rather than 8-bit activations for free.
+    /// no saturation to work around, and 13-bit rather than 8-bit activations for free. Measured (2026-12-06, Zen 4,
+    /// one thread, QuantizedMultiRowBenchmarks with the variant beside this kernel, load average 4-10): the int8 variant
+    /// (|q_x| as u8, the weight negated where q_x &lt; 0 by a select between the panel and its negation, widened once per
+    /// call, vpmaddubsw + vpmaddwd by ones, tiles of 2 × 64) took 1.07 against 1.14 ms for 128 rows of 1536→384,
+    /// 1.11 against 1.22 ms for 384→1536, 0.91 against 0.97 ms for 64 rows of 576→1536, 6.0 against 6.6 ms for 512 rows
+    /// of 1536→576 (7-10% faster); a second run at load 3-9 put them within each other's spread. Its outputs differed
+    /// from the fp32-activation product by 5.2e-3 of the largest, where this kernel's stay within the 1e-3 the benchmark's
+    /// setup checks. The activations' 13 bits were judged worth more than those 7-10%. Taking the panels in runs of 2 or
+    /// 4 blocks so that their widened weights stay in L1 across the row tiles gained nothing measurable.
     /// </para>
     /// <para>
     /// Kernel. The weights of a panel are widened once per call into per-thread scratch, each pair of inputs of a column
@@ -79,11 +86,7 @@ public static unsafe partial class QuantizedMatMul
 
     internal static void ForwardIntegers(ReadOnlySpan<float> x, ReadOnlySpan<byte> q, ReadOnlySpan<float> bias, Span<float> y, int n, int inF, int outF, SimdPath path)
     {
-        SpanChecks.NonNegative(n, nameof(n));
-        SpanChecks.Length(q.Length, ByteCount(outF, inF), nameof(q));
-        SpanChecks.Length(x.Length, (long)n * inF, nameof(x));
-        SpanChecks.LengthOrEmpty(bias.Length, outF, nameof(bias));
-        SpanChecks.Length(y.Length, (long)n * outF, nameof(y));
+        CheckProduct(x.Length, q.Length, bias.Length, y.Length, n, inF, outF);
         if (path == SimdPath.Vector512 && !Avx512BW.IsSupported) path = SimdPath.Vector256;
         if (!Simd.IsSupported(path)) path = SimdPath.Portable;
         if (n == 0 || outF == 0) return;
@@ -96,19 +99,12 @@ public static unsafe partial class QuantizedMatMul
         fixed (byte* pq = q)
         {
             QuantizeActivations(px, n, rows, inF, xq, dx, path != SimdPath.Portable);
-            int panels = Panels(outF);
-            int threads = Parallelism.ThreadsFor(2L * n * inF * panels * PanelWidth, ByteCount(outF, inF), panels);
             var work = new IntegerWork
             {
                 X = xq, Dx = dx, Q = pq, Bias = bias.IsEmpty ? null : pb, Y = py,
-                N = n, Rows = rows, Blocks = blocks, OutF = outF, Panels = panels, Path = path,
+                N = n, Rows = rows, Blocks = blocks, OutF = outF, Panels = Panels(outF), Path = path,
             };
-            if (threads == 1) work.Run(0, panels);
-            else
-            {
-                work.Chunk = Math.Max(1, panels / (ItemsPerThread * threads));
-                WorkerPool.For(ref work, (panels + work.Chunk - 1) / work.Chunk, threads);
-            }
+            RunPanels(ref work, n, inF, outF);
         }
     }
 
@@ -121,13 +117,16 @@ public static unsafe partial class QuantizedMatMul
         return (byte*)((at + 63) & ~(nint)63);
     }
 
-    private struct IntegerWork : IParallelWork
+    private struct IntegerWork : IPanelWork
     {
         public short* X;
         public float* Dx, Bias, Y;
         public byte* Q;
-        public int N, Rows, Blocks, OutF, Panels, Chunk;
+        public int N, Rows, Blocks, OutF;
         public SimdPath Path;
+
+        public int Panels { get; set; }
+        public int Chunk { get; set; }
 
         public readonly void Execute(int item)
         {

@@ -358,35 +358,59 @@ public static unsafe partial class QuantizedMatMul
 
     internal static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<byte> q, ReadOnlySpan<float> bias, Span<float> y, int n, int inF, int outF, SimdPath path)
     {
-        SpanChecks.NonNegative(n, nameof(n));
-        SpanChecks.Length(q.Length, ByteCount(outF, inF), nameof(q));
-        SpanChecks.Length(x.Length, (long)n * inF, nameof(x));
-        SpanChecks.LengthOrEmpty(bias.Length, outF, nameof(bias));
-        SpanChecks.Length(y.Length, (long)n * outF, nameof(y));
+        CheckProduct(x.Length, q.Length, bias.Length, y.Length, n, inF, outF);
         if (!Simd.IsSupported(path)) path = SimdPath.Portable;
         if (n == 0 || outF == 0) return;
         fixed (float* px = x, pb = bias, py = y)
         fixed (byte* pq = q)
         {
-            float* b = bias.IsEmpty ? null : pb;
-            int panels = Panels(outF);
-            int threads = Parallelism.ThreadsFor(2L * n * inF * panels * PanelWidth, ByteCount(outF, inF), panels);
-            var work = new Work { X = px, Q = pq, Bias = b, Y = py, N = n, InF = inF, OutF = outF, Panels = panels, Path = path };
-            if (threads == 1) work.Run(0, panels);
-            else
-            {
-                work.Chunk = Math.Max(1, panels / (ItemsPerThread * threads));
-                WorkerPool.For(ref work, (panels + work.Chunk - 1) / work.Chunk, threads);
-            }
+            var work = new Work { X = px, Q = pq, Bias = bias.IsEmpty ? null : pb, Y = py, N = n, InF = inF, OutF = outF, Panels = Panels(outF), Path = path };
+            RunPanels(ref work, n, inF, outF);
         }
     }
 
-    private struct Work : IParallelWork
+    // The argument checks of both products.
+    private static void CheckProduct(int xLength, int qLength, int biasLength, int yLength, int n, int inF, int outF)
+    {
+        SpanChecks.NonNegative(n, "n");
+        SpanChecks.Length(qLength, ByteCount(outF, inF), "q");
+        SpanChecks.Length(xLength, (long)n * inF, "x");
+        SpanChecks.LengthOrEmpty(biasLength, outF, "bias");
+        SpanChecks.Length(yLength, (long)n * outF, "y");
+    }
+
+    /// <summary>Work over ranges of panels, each panel's columns computed by one thread.</summary>
+    private interface IPanelWork : IParallelWork
+    {
+        int Panels { get; }
+        int Chunk { set; }
+        void Run(int p0, int p1);
+    }
+
+    // Runs all of work's panels: on this thread, or in chunks of panels over the threads the product's size is worth.
+    private static void RunPanels<TWork>(ref TWork work, int n, int inF, int outF) where TWork : unmanaged, IPanelWork
+    {
+        int panels = work.Panels;
+        int threads = Parallelism.ThreadsFor(2L * n * inF * panels * PanelWidth, ByteCount(outF, inF), panels);
+        if (threads == 1)
+        {
+            work.Run(0, panels);
+            return;
+        }
+        int chunk = Math.Max(1, panels / (ItemsPerThread * threads));
+        work.Chunk = chunk;
+        WorkerPool.For(ref work, (panels + chunk - 1) / chunk, threads);
+    }
+
+    private struct Work : IPanelWork
     {
         public float* X, Bias, Y;
         public byte* Q;
-        public int N, InF, OutF, Panels, Chunk;
+        public int N, InF, OutF;
         public SimdPath Path;
+
+        public int Panels { get; set; }
+        public int Chunk { get; set; }
 
         public readonly void Execute(int item)
         {

@@ -18,18 +18,9 @@ public class QuantizedMatMulIntegerTests
         new object[] { 67, 300, 193 }, new object[] { 13, 576, 131 }, new object[] { 6, 32, 70 }, new object[] { 3, 0, 20 },
     };
 
-    private static IEnumerable<SimdPath> SupportedPaths()
-    {
-        foreach (SimdPath path in Enum.GetValues<SimdPath>())
-            if (Simd.IsSupported(path)) yield return path;
-    }
+    private static IEnumerable<SimdPath> SupportedPaths() => QuantizedMatMulTests.SupportedPaths();
 
-    private static byte[] Quantized(float[] w, int outF, int inF)
-    {
-        var q = new byte[QuantizedMatMul.ByteCount(outF, inF)];
-        QuantizedMatMul.Quantize(w, outF, inF, q);
-        return q;
-    }
+    private static byte[] Quantized(float[] w, int outF, int inF) => QuantizedMatMulTests.Quantized(w, outF, inF);
 
     /// <summary>
     /// The definition, written out plainly: per row and block of 32 inputs, d = max|x|/4095 and q = round(x·(4095/max|x|))

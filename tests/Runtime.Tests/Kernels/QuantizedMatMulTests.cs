@@ -18,13 +18,13 @@ public class QuantizedMatMulTests
         new object[] { 1, 576, 131 }, new object[] { 7, 576, 64 }, new object[] { 4, 5, 65 }, new object[] { 2, 32, 193 }, new object[] { 2, 0, 20 },
     };
 
-    private static IEnumerable<SimdPath> SupportedPaths()
+    internal static IEnumerable<SimdPath> SupportedPaths()
     {
         foreach (SimdPath path in Enum.GetValues<SimdPath>())
             if (Simd.IsSupported(path)) yield return path;
     }
 
-    private static byte[] Quantized(float[] w, int outF, int inF)
+    internal static byte[] Quantized(float[] w, int outF, int inF)
     {
         var q = new byte[QuantizedMatMul.ByteCount(outF, inF)];
         QuantizedMatMul.Quantize(w, outF, inF, q);
