@@ -163,7 +163,13 @@ public abstract class EncoderModel : TransformerModel
     /// head's output (<c>sentence_embedding</c> or class <c>logits</c>) out; any batch and any length up to SeqLen. A model
     /// compiled from a Hugging Face config needs that config's path in <paramref name="options"/>.
     /// </summary>
-    /// <remarks>An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written.</remarks>
+    /// <remarks>
+    /// An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written. A graph
+    /// that would not fit one protobuf message (2 GiB) keeps its large initializers in a data file beside it
+    /// (<see cref="OnnxExportOptions.ExternalData"/>, <c>Auto</c> by default; <c>model.onnx.data</c> unless
+    /// <see cref="OnnxExportOptions.ExternalDataFile"/> names another); both files are written under temporary names and
+    /// renamed when complete.
+    /// </remarks>
     /// <exception cref="NotSupportedException">The model has a part that no standard ONNX graph computes (the message says why).</exception>
     public OnnxExportReport SaveOnnx(string path, OnnxExportOptions? options = null)
     {

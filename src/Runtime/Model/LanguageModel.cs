@@ -87,7 +87,13 @@ public abstract class LanguageModel : TransformerModel
     /// Writes the model as a GGUF v3 file for llama.cpp (<see cref="GgufExport.Save"/>): the <c>llama</c> architecture for
     /// Llama/Qwen2/SmolLM-shaped models, <c>gpt2</c> for GPT-2, with F32, BF16 or Q8_0 weight matrices.
     /// </summary>
-    /// <remarks>An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written.</remarks>
+    /// <remarks>
+    /// An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written. A graph
+    /// that would not fit one protobuf message (2 GiB) keeps its large initializers in a data file beside it
+    /// (<see cref="OnnxExportOptions.ExternalData"/>, <c>Auto</c> by default; <c>model.onnx.data</c> unless
+    /// <see cref="OnnxExportOptions.ExternalDataFile"/> names another); both files are written under temporary names and
+    /// renamed when complete.
+    /// </remarks>
     public GgufExportReport SaveGguf(string path, GgufExportOptions options)
     {
         using CallScope scope = Enter("SaveGguf");
@@ -108,7 +114,13 @@ public abstract class LanguageModel : TransformerModel
     /// length up to SeqLen, no key/value cache. A model compiled from a Hugging Face config needs that config's path in
     /// <paramref name="options"/>.
     /// </summary>
-    /// <remarks>An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written.</remarks>
+    /// <remarks>
+    /// An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written. A graph
+    /// that would not fit one protobuf message (2 GiB) keeps its large initializers in a data file beside it
+    /// (<see cref="OnnxExportOptions.ExternalData"/>, <c>Auto</c> by default; <c>model.onnx.data</c> unless
+    /// <see cref="OnnxExportOptions.ExternalDataFile"/> names another); both files are written under temporary names and
+    /// renamed when complete.
+    /// </remarks>
     /// <exception cref="NotSupportedException">The model has a part that no standard ONNX graph computes (the message says why).</exception>
     public OnnxExportReport SaveOnnx(string path, OnnxExportOptions? options = null)
     {
