@@ -98,7 +98,7 @@ public static unsafe partial class QuantizedMatMul
         fixed (float* px = x, pb = bias, py = y)
         fixed (byte* pq = q)
         {
-            QuantizeActivations(px, n, rows, inF, xq, dx, path != SimdPath.Portable);
+            QuantizeActivations(px, n, rows, inF, xq, dx, path != SimdPath.Portable, path == SimdPath.Vector512);
             var work = new IntegerWork
             {
                 X = xq, Dx = dx, Q = pq, Bias = bias.IsEmpty ? null : pb, Y = py,
@@ -154,7 +154,7 @@ public static unsafe partial class QuantizedMatMul
                     }
                     continue;
                 }
-                WidenPanel(panel, Blocks, wide);
+                WidenPanel(panel, Blocks, wide, Path == SimdPath.Vector512);
                 int step = TileRowsOf(Path);
                 for (int m = 0; m < Rows; m += step)
                 {
@@ -170,7 +170,7 @@ public static unsafe partial class QuantizedMatMul
     // rows n..rows are zeros with scale 0. A block with a NaN or an infinity gets the scale NaN, so its outputs are NaN.
     // The SIMD form does the same operations lane by lane: an exact max, one division for each of d and 4095/max, one
     // rounded product per input; so the same int16 values on every path.
-    private static void QuantizeActivations(float* x, int n, int rows, int inF, short* xq, float* dx, bool simd)
+    private static void QuantizeActivations(float* x, int n, int rows, int inF, short* xq, float* dx, bool simd, bool wide512)
     {
         int blocks = Blocks(inF);
         long stride = (long)blocks * BlockSize;
@@ -182,7 +182,8 @@ public static unsafe partial class QuantizedMatMul
                 int k0 = b * BlockSize, kc = Math.Min(BlockSize, inF - k0);
                 float* src = x + (nint)i * inF + k0;
                 short* dst = xq + i * stride + k0;
-                if (simd && kc == BlockSize && Vector256.IsHardwareAccelerated) dx[(nint)i * blocks + b] = QuantizeActivationBlock256(src, dst);
+                if (wide512 && kc == BlockSize) dx[(nint)i * blocks + b] = QuantizeActivationBlock512(src, dst);
+                else if (simd && kc == BlockSize && Vector256.IsHardwareAccelerated) dx[(nint)i * blocks + b] = QuantizeActivationBlock256(src, dst);
                 else dx[(nint)i * blocks + b] = QuantizeActivationBlock(src, kc, dst);
             }
     }
@@ -236,18 +237,60 @@ public static unsafe partial class QuantizedMatMul
         return max / ActivationMax;
     }
 
-    // One panel's records into the wide form: per block, per pair of inputs (2t, 2t+1), 64 columns of two int16
-    // (w[2t, c], w[2t+1, c]), then the 64 scales as fp32. AVX2 is enough: this runs once per panel and call.
+    // QuantizeActivationBlock256 in two Vector512 (the same operations lane by lane, so the same values).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WidenPanel(byte* panel, int blocks, byte* wide)
+    private static float QuantizeActivationBlock512(float* x, short* q)
+    {
+        Vector512<float> v0 = Vector512.Load(x), v1 = Vector512.Load(x + 16);
+        Vector512<float> a0 = Vector512.Abs(v0), a1 = Vector512.Abs(v1);
+        Vector512<float> largest = Vector512.Create(float.MaxValue);
+        if (!Vector512.LessThanOrEqualAll(a0, largest) || !Vector512.LessThanOrEqualAll(a1, largest))
+        {
+            Vector512<short>.Zero.Store(q);
+            return float.NaN;
+        }
+        Vector512<float> m = Vector512.Max(a0, a1);
+        Vector256<float> m8 = Vector256.Max(m.GetLower(), m.GetUpper());
+        Vector128<float> m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
+        m4 = Vector128.Max(m4, Vector128.Shuffle(m4, Vector128.Create(2, 3, 0, 1)));
+        float max = Vector128.Max(m4, Vector128.Shuffle(m4, Vector128.Create(1, 0, 3, 2))).ToScalar();
+        if (max == 0f)
+        {
+            Vector512<short>.Zero.Store(q);
+            return 0f;
+        }
+        Vector512<float> inverse = Vector512.Create(ActivationMax / max);
+        Vector512.Narrow(Vector512.ConvertToInt32(Vector512.Round(v0 * inverse)), Vector512.ConvertToInt32(Vector512.Round(v1 * inverse))).Store(q);
+        return max / ActivationMax;
+    }
+
+    // One panel's records into the wide form: per block, per pair of inputs (2t, 2t+1), 64 columns of two int16
+    // (w[2t, c], w[2t+1, c]), then the 64 scales as fp32. On AVX-512 this and the activations' rounding take 512-bit
+    // vectors: 0.5-3.5% faster products than their AVX2 forms at MiniLM's shapes (one run at load 1.3-2).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WidenPanel(byte* panel, int blocks, byte* wide, bool avx512)
     {
         Vector256<float> fix = Vector256.Create(HalfExponentFixBits).AsSingle();
+        // Quadwords of two unpacked halves, in column order: 16 columns from lanes 0-1 (or 2-3) of each.
+        Vector512<long> first = Vector512.Create(0L, 1, 8, 9, 2, 3, 10, 11), second = Vector512.Create(4L, 5, 12, 13, 6, 7, 14, 15);
         for (int b = 0; b < blocks; b++, panel += RecordBytes, wide += WideRecordBytes)
         {
             short* w = (short*)wide;
             for (int t = 0; t < BlockSize / 2; t++, w += PairLineShorts)
             {
                 sbyte* even = (sbyte*)panel + 2 * t * PanelWidth, odd = even + PanelWidth;
+                if (avx512)
+                {
+                    for (int c = 0; c < PanelWidth; c += 32)
+                    {
+                        Vector512<short> e = Avx512BW.ConvertToVector512Int16(Vector256.Load(even + c)), o = Avx512BW.ConvertToVector512Int16(Vector256.Load(odd + c));
+                        // Per 128-bit lane of 8 columns: low = its first 4 columns' pairs, high = its last 4.
+                        Vector512<long> low = Avx512BW.UnpackLow(e, o).AsInt64(), high = Avx512BW.UnpackHigh(e, o).AsInt64();
+                        Avx512F.PermuteVar8x64x2(low, first, high).AsInt16().Store(w + 2 * c);
+                        Avx512F.PermuteVar8x64x2(low, second, high).AsInt16().Store(w + 2 * c + 32);
+                    }
+                    continue;
+                }
                 for (int c = 0; c < PanelWidth; c += 16)
                 {
                     Vector256<short> e = Avx2.ConvertToVector256Int16(Vector128.Load(even + c)), o = Avx2.ConvertToVector256Int16(Vector128.Load(odd + c));
