@@ -8,6 +8,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(None SmolLM2 Layers2 Layers12 Layers24 Layers48)
 out="$here/../../out/aot-size"
+mkdir -p "$out"
 dotnet build "$here/../../src/Runtime" -c Release -v q -nologo > /dev/null   # shared by every variant: not timed
 printf '%-10s %14s %10s %10s  %s | %s\n' model "binary bytes" "build s" "publish s" "native run" "JIT: one training step"
 for v in "${variants[@]}"; do
