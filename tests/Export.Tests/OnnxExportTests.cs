@@ -333,14 +333,6 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
         Assert.False(File.Exists(Path.Combine(_folder, "x.onnx")));
     }
 
-    [Fact]
-    public void AnEncoderDecoderIsRefused()
-    {
-        var model = new OnnxSeq2Seq(1);
-        var e = Assert.Throws<NotSupportedException>(() => OnnxExport.Save(model, Path.Combine(_folder, "s.onnx")));
-        Assert.Contains("decoder-only and encoder-only", e.Message, StringComparison.Ordinal);
-    }
-
     /// <summary>An inference instance (matrices in panels) writes the same file as a training instance with the same weights.</summary>
     [Fact]
     public void AnInferenceInstanceExportsTheSameFile()
@@ -354,6 +346,3 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
         Assert.True(inference.WeightsPacked || inference.Layout.PackedMatrices.Length == 0);
     }
 }
-
-[TransformerModel(Architecture = Architecture.EncoderDecoder, Vocab = 19, DModel = 12, Heads = 2, Layers = 1, DFF = 17, SeqLen = 5, BosToken = 1)]
-public partial class OnnxSeq2Seq { }

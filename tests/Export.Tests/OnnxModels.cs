@@ -52,3 +52,20 @@ public partial class OnnxNativeTagger { }
 [TransformerModel(Architecture = Architecture.EncoderOnly, Head = EncoderHead.SentenceEmbedding, Vocab = 27, DModel = 26, Heads = 2, Layers = 2,
     DFF = 39, SeqLen = 10, Batch = 2, PadToken = 0, Positional = Positional.Sinusoidal, AttentionWindow = 2)]
 public partial class OnnxNativeEmbedder { }
+
+// This project's own encoder–decoders (Seq2SeqModel): the paper's kind (post-LN, sinusoids, ReLU, scaled embeddings, padding,
+// untied head, its own target vocabulary, two encoder layers on one decoder layer); pre-LN with rotary positions, erf GELU,
+// a tied head and a window on both self-attentions; learned positions without a padding id (no decoder_attention_mask).
+[TransformerModel(Architecture = Architecture.EncoderDecoder, Vocab = 23, TargetVocab = 19, DModel = 30, Heads = 3, EncoderLayers = 2,
+    DecoderLayers = 1, DFF = 37, SeqLen = 9, TargetSeqLen = 7, Batch = 3, PadToken = 0, BosToken = 1, EosToken = 2, TiedEmbeddings = false,
+    Positional = Positional.Sinusoidal, Norm = NormPlacement.Post, Activation = Activation.Relu, ScaleEmbeddings = true)]
+public partial class OnnxPaperSeq2Seq { }
+
+[TransformerModel(Architecture = Architecture.EncoderDecoder, Vocab = 21, DModel = 28, Heads = 2, Layers = 2, DFF = 35, SeqLen = 11,
+    TargetSeqLen = 9, Batch = 2, PadToken = 0, BosToken = 1, EosToken = 2, Positional = Positional.Rotary, Norm = NormPlacement.Pre,
+    AttentionWindow = 3)]
+public partial class OnnxRotarySeq2Seq { }
+
+[TransformerModel(Architecture = Architecture.EncoderDecoder, Vocab = 17, TargetVocab = 15, DModel = 18, Heads = 3, Layers = 1, DFF = 29,
+    SeqLen = 7, TargetSeqLen = 8, Batch = 2, BosToken = 1, EosToken = 2, Positional = Positional.Learned, Norm = NormPlacement.Pre)]
+public partial class OnnxLearnedSeq2Seq { }

@@ -22,15 +22,30 @@ internal sealed class OnnxRuntimeRunner : IDisposable
     /// <summary>Every output's values, by name, for the named inputs (each <c>[batch, sequence]</c>, row-major).</summary>
     public Dictionary<string, float[]> Run(int batch, int sequence, params (string Name, long[] Values)[] inputs)
     {
+        var tensors = new OnnxInput[inputs.Length];
+        for (int i = 0; i < inputs.Length; i++) tensors[i] = new OnnxInput(inputs[i].Name, inputs[i].Values, [batch, sequence]);
+        return Run(tensors);
+    }
+
+    /// <summary>Every output's values, by name, for named tensors of their own shapes: int64 ids and masks, float hidden states.</summary>
+    public Dictionary<string, float[]> Run(params OnnxInput[] inputs)
+    {
         var values = new List<OrtValue>();
         try
         {
             var names = new List<string>();
-            foreach ((string name, long[] data) in inputs)
+            foreach (OnnxInput input in inputs)
             {
-                if (data.Length != batch * sequence) throw new ArgumentException($"{name}: {data.Length} values for [{batch}, {sequence}]");
-                names.Add(name);
-                values.Add(OrtValue.CreateTensorValueFromMemory(data, [batch, sequence]));
+                long count = 1;
+                foreach (long d in input.Shape) count *= d;
+                if (input.Values.Length != count) throw new ArgumentException($"{input.Name}: {input.Values.Length} values for [{string.Join(", ", input.Shape)}]");
+                names.Add(input.Name);
+                values.Add(input.Values switch
+                {
+                    long[] ids => OrtValue.CreateTensorValueFromMemory(ids, input.Shape),
+                    float[] floats => OrtValue.CreateTensorValueFromMemory(floats, input.Shape),
+                    _ => throw new ArgumentException($"{input.Name}: int64 or float values"),
+                });
             }
             using var runOptions = new RunOptions();
             using IDisposableReadOnlyCollection<OrtValue> results = _session.Run(runOptions, names, values, _session.OutputNames);
@@ -46,3 +61,6 @@ internal sealed class OnnxRuntimeRunner : IDisposable
 
     public void Dispose() => _session.Dispose();
 }
+
+/// <summary>One input of a graph: its name, its values (<c>long[]</c> or <c>float[]</c>, row-major) and its shape.</summary>
+internal sealed record OnnxInput(string Name, Array Values, long[] Shape);

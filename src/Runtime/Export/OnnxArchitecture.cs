@@ -26,6 +26,37 @@ internal sealed record OnnxLayerTensors(
     ParameterTensor Down, ParameterTensor? DownBias);
 
 /// <summary>
+/// The cross-attention of a decoder layer of an encoder–decoder model (PyTorch's <c>multihead_attn</c>): its norm
+/// (<c>norm2</c>), the query projection (the first DModel rows of the stacked <c>in_proj_weight</c>) applied to the decoder's
+/// stream, the key and value projections (the other rows) applied to the encoder's output, and the output projection.
+/// </summary>
+internal sealed record OnnxCrossAttentionTensors(
+    ParameterTensor Norm, ParameterTensor NormBias,
+    ParameterTensor Query, ParameterTensor QueryBias,
+    ParameterTensor KeyValue, ParameterTensor KeyValueBias,
+    ParameterTensor Output, ParameterTensor OutputBias);
+
+/// <summary>
+/// The decoder of an encoder–decoder model, whose encoder <see cref="OnnxArchitecture"/> describes: its own embedding,
+/// positions and length, causal layers with cross-attention to the encoder's output, and the head over its vocabulary.
+/// </summary>
+internal sealed class OnnxDecoderStack
+{
+    public required int Vocab { get; init; }
+    public required int SeqLen { get; init; }
+    /// <summary>Whether the model masks a padding id in the decoder's input (the graph then takes <c>decoder_attention_mask</c>).</summary>
+    public required bool MasksPadding { get; init; }
+    public required ParameterTensor TokenEmbedding { get; init; }
+    public ParameterTensor? PositionEmbedding { get; init; }
+    public required IReadOnlyList<OnnxLayerTensors> Layers { get; init; }
+    public required IReadOnlyList<OnnxCrossAttentionTensors> CrossAttention { get; init; }
+    public ParameterTensor? FinalNorm { get; init; }
+    public ParameterTensor? FinalNormBias { get; init; }
+    /// <summary>The head's own matrix, or null when it is tied to <see cref="TokenEmbedding"/>.</summary>
+    public ParameterTensor? LanguageModelHead { get; init; }
+}
+
+/// <summary>
 /// What the ONNX export needs to know about a model that its parameter table does not say, and the table read by role.
 /// The runtime sees a generated model only through its <see cref="ModelLayout"/>, which carries sizes and names but not
 /// the norm's epsilon, the activation, the rotary convention or the head count. They come from the declaration itself: the
@@ -65,9 +96,17 @@ internal sealed class OnnxArchitecture
     public ParameterTensor? LanguageModelHead { get; init; }
     public ParameterTensor? Classifier { get; init; }
     public ParameterTensor? ClassifierBias { get; init; }
+    /// <summary>
+    /// The decoder of an encoder–decoder model; the rest of this object then describes its encoder (<see cref="Encoder"/>
+    /// true, <see cref="FinalNorm"/> the encoder's own norm of pre-LN, no head).
+    /// </summary>
+    public OnnxDecoderStack? Decoder { get; init; }
 
     /// <summary>Query heads per key/value head.</summary>
     public int Group => Heads / KeyValueHeads;
+
+    /// <summary>Rows of the position tables (sinusoids, rotary angles): the longer of the model's streams.</summary>
+    public int PositionRows => Math.Max(SeqLen, Decoder?.SeqLen ?? 0);
 
     /// <summary>
     /// Reads the architecture of <paramref name="model"/>: from its <see cref="TransformerModelAttribute"/>, and for a model
@@ -80,8 +119,6 @@ internal sealed class OnnxArchitecture
         ModelLayout layout = model.Layout;
         TransformerModelAttribute declaration = DeclarationOf(model.GetType())
             ?? throw new NotSupportedException($"{layout.Name} carries no [TransformerModel] attribute; the ONNX export reads the architecture from the declaration");
-        if (layout.Architecture == Architecture.EncoderDecoder)
-            throw new NotSupportedException($"{layout.Name} is an encoder-decoder model; the ONNX export covers decoder-only and encoder-only models");
         var table = new TensorTable(layout);
         OnnxArchitecture architecture = layout.Family == CheckpointFamily.Native
             ? Native(layout, declaration, table)
@@ -103,30 +140,22 @@ internal sealed class OnnxArchitecture
 
     private static OnnxArchitecture Native(ModelLayout layout, TransformerModelAttribute d, TensorTable table)
     {
-        bool encoder = layout.Architecture == Architecture.EncoderOnly;
+        // An encoder–decoder is described as its encoder (the first stack, bidirectional) plus its decoder.
+        bool seq2seq = layout.Architecture == Architecture.EncoderDecoder;
+        bool encoder = layout.Architecture != Architecture.DecoderOnly;
         bool pre = d.Norm == NormPlacement.Pre;
-        ParameterTensor embedding = table.Take("token_embedding.weight");
+        ParameterTensor embedding = table.Take(seq2seq ? "source_embedding.weight" : "token_embedding.weight");
         int dModel = embedding.Shape[1];
         if (d.Heads <= 0 || dModel % d.Heads != 0) throw new ArgumentException($"{layout.Name}: {d.Heads} heads do not divide DModel = {dModel}");
-        string prefix = encoder ? "encoder.layers." : "decoder.layers.";
-        var layers = new List<OnnxLayerTensors>();
-        for (int i = 0; table.Has($"{prefix}{i}.self_attn.in_proj_weight"); i++)
-        {
-            string p = $"{prefix}{i}.";
-            layers.Add(new OnnxLayerTensors(
-                table.Take(p + "norm1.weight"), table.Take(p + "norm1.bias"),
-                [table.Take(p + "self_attn.in_proj_weight")], [table.Take(p + "self_attn.in_proj_bias")],
-                table.Take(p + "self_attn.out_proj.weight"), table.Take(p + "self_attn.out_proj.bias"),
-                table.Take(p + "norm2.weight"), table.Take(p + "norm2.bias"),
-                [table.Take(p + "linear1.weight")], [table.Take(p + "linear1.bias")],
-                table.Take(p + "linear2.weight"), table.Take(p + "linear2.bias")));
-        }
+        List<OnnxLayerTensors> layers = NativeLayers(table, encoder ? "encoder.layers." : "decoder.layers.", cross: null);
         OnnxPositions positions = d.Positional switch
         {
             Positional.Learned => OnnxPositions.Learned,
             Positional.Sinusoidal => OnnxPositions.Sinusoidal,
             _ => OnnxPositions.RotaryInterleaved,
         };
+        bool learned = positions == OnnxPositions.Learned;
+        bool classifier = encoder && !seq2seq && d.Head != EncoderHead.SentenceEmbedding;
         return new OnnxArchitecture
         {
             Name = layout.Name,
@@ -147,14 +176,75 @@ internal sealed class OnnxArchitecture
             Head = d.Head,
             Pooling = d.Pooling,
             TokenEmbedding = embedding,
-            PositionEmbedding = positions == OnnxPositions.Learned ? table.Take("pos_embedding.weight") : null,
+            PositionEmbedding = learned ? table.Take(seq2seq ? "source_pos_embedding.weight" : "pos_embedding.weight") : null,
             Layers = layers,
-            FinalNorm = pre ? table.Take("norm_f.weight") : null,
-            FinalNormBias = pre ? table.Take("norm_f.bias") : null,
+            FinalNorm = pre ? table.Take(seq2seq ? "encoder.norm.weight" : "norm_f.weight") : null,
+            FinalNormBias = pre ? table.Take(seq2seq ? "encoder.norm.bias" : "norm_f.bias") : null,
             LanguageModelHead = !encoder && !d.TiedEmbeddings ? table.Take("lm_head.weight") : null,
-            Classifier = encoder && d.Head != EncoderHead.SentenceEmbedding ? table.Take("classifier.weight") : null,
-            ClassifierBias = encoder && d.Head != EncoderHead.SentenceEmbedding ? table.Take("classifier.bias") : null,
+            Classifier = classifier ? table.Take("classifier.weight") : null,
+            ClassifierBias = classifier ? table.Take("classifier.bias") : null,
+            Decoder = seq2seq ? NativeDecoder(layout, d, table, pre, learned) : null,
         };
+    }
+
+    /// <summary>The decoder of this project's encoder–decoder models (Lowerer.Build: target_embedding, decoder.layers.*, decoder.norm).</summary>
+    private static OnnxDecoderStack NativeDecoder(ModelLayout layout, TransformerModelAttribute d, TensorTable table, bool pre, bool learned)
+    {
+        var cross = new List<OnnxCrossAttentionTensors>();
+        List<OnnxLayerTensors> layers = NativeLayers(table, "decoder.layers.", cross);
+        return new OnnxDecoderStack
+        {
+            Vocab = layout.TargetVocab,
+            SeqLen = layout.DecoderSeqLen,
+            MasksPadding = layout.PadToken >= 0,
+            TokenEmbedding = table.Take("target_embedding.weight"),
+            PositionEmbedding = learned ? table.Take("target_pos_embedding.weight") : null,
+            Layers = layers,
+            CrossAttention = cross,
+            FinalNorm = pre ? table.Take("decoder.norm.weight") : null,
+            FinalNormBias = pre ? table.Take("decoder.norm.bias") : null,
+            LanguageModelHead = d.TiedEmbeddings ? null : table.Take("lm_head.weight"),
+        };
+    }
+
+    /// <summary>
+    /// The layers under <paramref name="prefix"/> in nn.Transformer's names. With <paramref name="cross"/> (a decoder of an
+    /// encoder–decoder) each layer's cross-attention is added to it, and the feed-forward norm is <c>norm3</c>.
+    /// </summary>
+    private static List<OnnxLayerTensors> NativeLayers(TensorTable table, string prefix, List<OnnxCrossAttentionTensors>? cross)
+    {
+        var layers = new List<OnnxLayerTensors>();
+        string feedForwardNorm = cross is null ? "norm2" : "norm3";
+        for (int i = 0; table.Has($"{prefix}{i}.self_attn.in_proj_weight"); i++)
+        {
+            string p = $"{prefix}{i}.";
+            layers.Add(new OnnxLayerTensors(
+                table.Take(p + "norm1.weight"), table.Take(p + "norm1.bias"),
+                [table.Take(p + "self_attn.in_proj_weight")], [table.Take(p + "self_attn.in_proj_bias")],
+                table.Take(p + "self_attn.out_proj.weight"), table.Take(p + "self_attn.out_proj.bias"),
+                table.Take(p + feedForwardNorm + ".weight"), table.Take(p + feedForwardNorm + ".bias"),
+                [table.Take(p + "linear1.weight")], [table.Take(p + "linear1.bias")],
+                table.Take(p + "linear2.weight"), table.Take(p + "linear2.bias")));
+            if (cross is null) continue;
+            ParameterTensor weight = table.Take(p + "multihead_attn.in_proj_weight"), bias = table.Take(p + "multihead_attn.in_proj_bias");
+            int c = weight.Shape[1];
+            if (weight.Shape[0] != 3 * c || bias.Length != 3 * c)
+                throw new ArgumentException($"{weight.Name} {weight.ShapeText} and {bias.Name} {bias.ShapeText} are not the query, key and value projections of width {c}");
+            cross.Add(new OnnxCrossAttentionTensors(
+                table.Take(p + "norm2.weight"), table.Take(p + "norm2.bias"),
+                RowsOf(weight, 0, c), RowsOf(bias, 0, c),
+                RowsOf(weight, c, 2 * c), RowsOf(bias, c, 2 * c),
+                table.Take(p + "multihead_attn.out_proj.weight"), table.Take(p + "multihead_attn.out_proj.bias")));
+        }
+        return layers;
+    }
+
+    /// <summary>Rows <c>[first, first + count)</c> of a matrix (or elements of a vector) as a tensor of their own, in place.</summary>
+    private static ParameterTensor RowsOf(ParameterTensor t, int first, int count)
+    {
+        int rowLength = t.Shape.Length == 2 ? t.Shape[1] : 1;
+        int[] shape = t.Shape.Length == 2 ? [count, rowLength] : [count];
+        return new ParameterTensor($"{t.Name}[{first}:{first + count}]", shape, t.Offset + first * rowLength);
     }
 
     // ----- Hugging Face families (the compiler's FamilyNames table, Lowerer.Families.cs) -----
@@ -342,6 +432,13 @@ internal sealed class OnnxArchitecture
             throw new ArgumentException($"{Name}: the query, key and value projections have {qkvRows} rows; {Heads} heads and {KeyValueHeads} key/value heads of {HeadDim} need {expected}");
         if (PositionEmbedding is { } p && p.Shape[0] < SeqLen)
             throw new ArgumentException($"{Name}: {p.Name} has {p.Shape[0]} positions, fewer than SeqLen = {SeqLen}");
+        if (Decoder is not { } decoder) return;
+        if (decoder.Layers.Count == 0 || decoder.CrossAttention.Count != decoder.Layers.Count)
+            throw new ArgumentException($"{Name}: the decoder has {decoder.Layers.Count} layers and {decoder.CrossAttention.Count} cross-attentions; each layer needs one");
+        if (decoder.TokenEmbedding.Shape[1] != DModel)
+            throw new ArgumentException($"{Name}: {decoder.TokenEmbedding.Name} {decoder.TokenEmbedding.ShapeText} is not of width DModel = {DModel}");
+        if (decoder.PositionEmbedding is { } q && q.Shape[0] < decoder.SeqLen)
+            throw new ArgumentException($"{Name}: {q.Name} has {q.Shape[0]} positions, fewer than TargetSeqLen = {decoder.SeqLen}");
     }
 
     private static string? String(JsonElement o, string key) =>

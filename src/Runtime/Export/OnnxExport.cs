@@ -22,6 +22,31 @@ public enum OnnxWeightFormat
     Int8Blocks = 1,
 }
 
+/// <summary>
+/// Which graph <see cref="OnnxExport"/> writes for an encoder–decoder model (<see cref="Seq2SeqModel"/>). The names are
+/// those of Hugging Face optimum's seq2seq exports: the whole model as one graph, or its encoder and decoder apart
+/// (<c>encoder_model.onnx</c> and <c>decoder_model.onnx</c>, without a key/value cache).
+/// </summary>
+public enum OnnxSeq2SeqGraph
+{
+    /// <summary>
+    /// Encoder and decoder in one graph: <c>input_ids</c> and <c>attention_mask</c> (the source), <c>decoder_input_ids</c>
+    /// (and <c>decoder_attention_mask</c> for a model with a padding id) in; <c>logits</c> <c>[batch, decoder_sequence,
+    /// TargetVocab]</c> and <c>encoder_last_hidden_state</c> out.
+    /// </summary>
+    Full = 0,
+
+    /// <summary>The encoder alone: <c>input_ids</c> and <c>attention_mask</c> in, <c>last_hidden_state</c> <c>[batch, encoder_sequence, DModel]</c> out.</summary>
+    Encoder = 1,
+
+    /// <summary>
+    /// The decoder alone, over an encoder output: <c>input_ids</c> (the decoder's), <c>encoder_hidden_states</c> and
+    /// <c>encoder_attention_mask</c> (and <c>decoder_attention_mask</c> for a model with a padding id) in, <c>logits</c> out;
+    /// a translation loop runs the encoder once per source and this graph once per step.
+    /// </summary>
+    Decoder = 2,
+}
+
 /// <summary>What <see cref="OnnxExport"/> writes besides the graph.</summary>
 public sealed class OnnxExportOptions
 {
@@ -38,9 +63,13 @@ public sealed class OnnxExportOptions
     /// <summary>
     /// A decoder outputs the logits of the last position of each row only, <c>[batch, 1, vocab]</c>, as a prompt's
     /// prefill for generation needs (the LM head is then one row per sequence, not one per token). Rows must then end at
-    /// their last real token: pad on the left.
+    /// their last real token: pad on the left. For an encoder–decoder, the decoder's last position: a greedy step,
+    /// where every row holds as many decoder tokens.
     /// </summary>
     public bool LastPositionOnly { get; init; }
+
+    /// <summary>The graph of an encoder–decoder model: the whole model (the default), its encoder or its decoder.</summary>
+    public OnnxSeq2SeqGraph Seq2SeqGraph { get; init; } = OnnxSeq2SeqGraph.Full;
 
     /// <summary>
     /// ONNX Runtime's <c>accuracy_level</c> of <see cref="OnnxWeightFormat.Int8Blocks"/>: 4 (the default) lets it quantize
@@ -88,9 +117,10 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
     string? DataFile, long DataBytes);
 
 /// <summary>
-/// Writes a decoder-only model (<see cref="LanguageModel"/>) or an encoder-only model (<see cref="EncoderModel"/>) as an
-/// ONNX graph of standard operators (opset 17) that ONNX Runtime and the other engines that read ONNX load: the full
-/// forward pass with the model's weights as initializers, for any batch and any sequence length up to SeqLen.
+/// Writes a decoder-only model (<see cref="LanguageModel"/>), an encoder-only model (<see cref="EncoderModel"/>) or an
+/// encoder–decoder model (<see cref="Seq2SeqModel"/>) as an ONNX graph of standard operators (opset 17) that ONNX Runtime
+/// and the other engines that read ONNX load: the full forward pass with the model's weights as initializers, for any batch
+/// and any sequence length up to SeqLen.
 /// </summary>
 /// <remarks>
 /// <para>Inputs are <c>input_ids</c> and <c>attention_mask</c> (int64 <c>[batch, sequence]</c>, 1 for a real token and 0 for
@@ -100,6 +130,12 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
 /// <c>last_hidden_state</c> and, by its head, <c>sentence_embedding</c> <c>[batch, DModel]</c> (mean over unmasked positions,
 /// L2-normalized), or class <c>logits</c> <c>[batch, classes]</c> (first token or mean) or <c>[batch, sequence, classes]</c>
 /// (tagging).</para>
+/// <para>An encoder–decoder takes the source as <c>input_ids</c> and <c>attention_mask</c> <c>[batch, encoder_sequence]</c>
+/// and the decoder's input as <c>decoder_input_ids</c> <c>[batch, decoder_sequence]</c> (the target shifted right behind
+/// the begin id, as teacher forcing feeds it), with <c>decoder_attention_mask</c> when the model has a padding id, and
+/// outputs <c>logits</c> <c>[batch, decoder_sequence, TargetVocab]</c> (every decoder position, no key/value cache) and
+/// <c>encoder_last_hidden_state</c>. <see cref="OnnxExportOptions.Seq2SeqGraph"/> writes the encoder or the decoder
+/// alone instead, under Hugging Face optimum's names.</para>
 /// <para>A position whose every key is masked (a row of padding only) has an output that the model does not define the
 /// same way (the model gives 0, the graph the average value over the masked keys); it is padding either way.</para>
 /// <para>Operators: LayerNormalization (opset 17), RMSNorm as Pow, ReduceMean, Add, Sqrt, Div and Mul (the pattern ONNX
@@ -129,7 +165,8 @@ public static class OnnxExport
         {
             LanguageModel decoder => decoder.SaveOnnx(path, options),
             EncoderModel encoder => encoder.SaveOnnx(path, options),
-            _ => throw new NotSupportedException($"{model.Layout.Name} is a {model.Layout.Architecture} model; the ONNX export covers decoder-only and encoder-only models"),
+            Seq2SeqModel seq2seq => seq2seq.SaveOnnx(path, options),
+            _ => throw new NotSupportedException($"{model.Layout.Name} is a {model.GetType().Name}; the ONNX export covers LanguageModel, EncoderModel and Seq2SeqModel"),
         };
     }
 
@@ -143,6 +180,10 @@ public static class OnnxExport
         if (model.WeightsPacked) throw new InvalidOperationException($"{model.Layout.Name}'s weights are in the kernels' panel layout; export through SaveOnnx, which unpacks them");
         OnnxArchitecture architecture = OnnxArchitecture.Of(model, options.Config);
         architecture.Check();
+        if (architecture.Decoder is null && options.Seq2SeqGraph != OnnxSeq2SeqGraph.Full)
+            throw new ArgumentException($"{model.Layout.Name} is not an encoder-decoder model; Seq2SeqGraph = {options.Seq2SeqGraph} has no graph to choose", nameof(options));
+        if (architecture.Decoder is not null && options.Seq2SeqGraph == OnnxSeq2SeqGraph.Encoder && options.LastPositionOnly)
+            throw new ArgumentException($"{model.Layout.Name}: LastPositionOnly selects logits, and the encoder's graph has none", nameof(options));
         using OnnxExternalDataFile? external = options.ExternalData == OnnxExternalData.Never ? null : new OnnxExternalDataFile(path, options);
         Span<float> parameters = model.Parameters;
         fixed (float* pinned = parameters)

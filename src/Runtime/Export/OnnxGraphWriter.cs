@@ -14,6 +14,8 @@ namespace TransformerGen;
 internal sealed class OnnxGraphWriter
 {
     private const string Batch = "batch", Sequence = "sequence";
+    // The axes of an encoder–decoder's two streams, as optimum names them.
+    private const string EncoderSequence = "encoder_sequence", DecoderSequence = "decoder_sequence";
 
     // A masked score is replaced (not added to) by the lowest float, as transformers does with finfo.min: its exponential
     // is exactly 0 after the softmax subtracts the row's maximum, and a row with every key masked stays finite.
@@ -23,9 +25,15 @@ internal sealed class OnnxGraphWriter
     private readonly ReadOnlyMemory<float> _parameters;
     private readonly OnnxExportOptions _options;
     private readonly B _g;
-    private string _sequenceLength = "";
-    private string _mask = "";
-    private string? _cos, _sin;
+    private readonly List<OnnxValueInfo> _inputs = new(), _outputs = new();
+    // The position tables of PositionRows rows, written once and sliced by each stream.
+    private string? _sinusoids, _cosTable, _sinTable;
+
+    /// <summary>One token stream (a model's only one, or an encoder's or decoder's): its length at run time and its rotary rows.</summary>
+    private sealed record TokenStream(string Prefix, string Length, string? Cos, string? Sin);
+
+    /// <summary>What a decoder layer of an encoder–decoder attends to: the encoder's output and which of its positions are real.</summary>
+    private sealed record EncoderOutput(string HiddenStates, string KeyMask);
 
     public OnnxGraphWriter(OnnxArchitecture architecture, ReadOnlyMemory<float> parameters, OnnxExportOptions options, OnnxExternalDataFile? external)
     {
@@ -39,47 +47,36 @@ internal sealed class OnnxGraphWriter
 
     public (ModelProto Model, List<OnnxValueInfo> Inputs, List<OnnxValueInfo> Outputs) Build()
     {
-        var inputs = new List<OnnxValueInfo>();
-        var outputs = new List<OnnxValueInfo>();
-        string ids = _g.Input("input_ids", DataType.Int64, Batch, Sequence);
-        string attentionMask = _g.Input("attention_mask", DataType.Int64, Batch, Sequence);
-        inputs.Add(new OnnxValueInfo("input_ids", "int64", [Batch, Sequence]));
-        inputs.Add(new OnnxValueInfo("attention_mask", "int64", [Batch, Sequence]));
-        string? tokenTypes = null;
-        if (_a.TokenTypeEmbedding is not null)
-        {
-            tokenTypes = _g.Input("token_type_ids", DataType.Int64, Batch, Sequence);
-            inputs.Add(new OnnxValueInfo("token_type_ids", "int64", [Batch, Sequence]));
-        }
-        _sequenceLength = _g.Node("Shape", [ids], "sequence_length", n => { B.Int(n, "start", 1); B.Int(n, "end", 2); });
+        string doc = _a.Decoder is { } decoder ? BuildEncoderDecoder(decoder) : BuildSingleStack();
+        return (_g.Model(typeof(OnnxExport).Assembly.GetName().Version?.ToString() ?? "0", doc), _inputs, _outputs);
+    }
 
-        string x = Embed(ids, tokenTypes);
-        _mask = AttentionMask(attentionMask);
-        for (int layer = 0; layer < _a.Layers.Count; layer++) x = Layer(layer, _a.Layers[layer], x);
+    /// <summary>A decoder-only or encoder-only model: one stack over <c>input_ids</c>, then its head.</summary>
+    private string BuildSingleStack()
+    {
+        string ids = Input("input_ids", DataType.Int64, Batch, Sequence);
+        string attentionMask = Input("attention_mask", DataType.Int64, Batch, Sequence);
+        string? tokenTypes = _a.TokenTypeEmbedding is null ? null : Input("token_type_ids", DataType.Int64, Batch, Sequence);
+        TokenStream stream = Stream(ids, "");
+        string keys = KeyMask(attentionMask, "");
+        string mask = SelfAttentionMask(stream, keys, causal: !_a.Encoder, _a.SeqLen);
+        string x = Embed(stream, ids, tokenTypes, _a.TokenEmbedding, _a.PositionEmbedding);
+        for (int layer = 0; layer < _a.Layers.Count; layer++) x = Layer($"layers.{layer}.", _a.Layers[layer], x, stream, mask, null, null);
         if (_a.FinalNorm is { } finalNorm) x = Norm("norm_f", x, finalNorm, _a.FinalNormBias);
 
-        string dModel = _a.DModel.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (!_a.Encoder)
         {
-            if (_options.LastPositionOnly) x = _g.Node("Gather", [x, _g.Int64s(-1)], "last_position", n => B.Int(n, "axis", 1));
-            string logits = _a.LanguageModelHead is { } head
-                ? Linear("lm_head", x, [head], null)
-                : _g.Node("MatMul", [x, _g.Node("Transpose", [Weight(_a.TokenEmbedding)], "token_embedding_transposed", n => B.Ints(n, "perm", 1, 0))], "logits");
-            object positions = _options.LastPositionOnly ? 1 : Sequence;
-            _g.Output(logits, "logits", DataType.Float, Batch, positions, _a.Vocab);
-            outputs.Add(new OnnxValueInfo("logits", "float", [Batch, _options.LastPositionOnly ? "1" : Sequence, Vocab(_a.Vocab)]));
+            LogitsOutput(x, Sequence, _a.Vocab, _a.LanguageModelHead, _a.TokenEmbedding);
         }
         else
         {
-            _g.Output(x, "last_hidden_state", DataType.Float, Batch, Sequence, _a.DModel);
-            outputs.Add(new OnnxValueInfo("last_hidden_state", "float", [Batch, Sequence, dModel]));
+            Output(x, "last_hidden_state", Batch, Sequence, _a.DModel);
             if (_a.Head == EncoderHead.SentenceEmbedding)
             {
                 string pooled = MeanPool(x, attentionMask);
                 string norm = _g.Node("ReduceL2", [pooled], "embedding_norm", n => { B.Ints(n, "axes", 1); B.Int(n, "keepdims", 1); });
                 string embedding = _g.Node("Div", [pooled, _g.Node("Max", [norm, _g.Scalar(1e-12f)], "embedding_norm_clamped")], "sentence_embedding");
-                _g.Output(embedding, "sentence_embedding", DataType.Float, Batch, _a.DModel);
-                outputs.Add(new OnnxValueInfo("sentence_embedding", "float", [Batch, dModel]));
+                Output(embedding, "sentence_embedding", Batch, _a.DModel);
             }
             else
             {
@@ -90,67 +87,144 @@ internal sealed class OnnxGraphWriter
                 if (_a.Head == EncoderHead.Classification && _a.Pooling != Pooling.Mean)
                     features = _g.Node("Squeeze", [features, _g.Int64s(1)], "pooled");
                 string logits = Linear("classifier", features, [_a.Classifier], [_a.ClassifierBias!]);
-                string c = classes.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                if (_a.Head == EncoderHead.Tagging)
-                {
-                    _g.Output(logits, "logits", DataType.Float, Batch, Sequence, classes);
-                    outputs.Add(new OnnxValueInfo("logits", "float", [Batch, Sequence, c]));
-                }
-                else
-                {
-                    _g.Output(logits, "logits", DataType.Float, Batch, classes);
-                    outputs.Add(new OnnxValueInfo("logits", "float", [Batch, c]));
-                }
+                if (_a.Head == EncoderHead.Tagging) Output(logits, "logits", Batch, Sequence, classes);
+                else Output(logits, "logits", Batch, classes);
             }
         }
-        string doc = $"{_a.Name}: {(_a.Encoder ? "encoder-only" : "decoder-only")}, {_a.Layers.Count} layers, DModel {_a.DModel}, {_a.Heads} heads" +
+        return $"{_a.Name}: {(_a.Encoder ? "encoder-only" : "decoder-only")}, {_a.Layers.Count} layers, DModel {_a.DModel}, {_a.Heads} heads" +
             (_a.KeyValueHeads != _a.Heads ? $" on {_a.KeyValueHeads} key/value heads" : "") + $", sequences of up to {_a.SeqLen} tokens";
-        return (_g.Model(typeof(OnnxExport).Assembly.GetName().Version?.ToString() ?? "0", doc), inputs, outputs);
     }
 
-    private static string Vocab(int vocab) => vocab.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>
+    /// An encoder–decoder model (<see cref="OnnxSeq2SeqGraph"/>): the encoder over the source, the decoder over its own input
+    /// with cross-attention to the encoder's output, the head over the target vocabulary; or either stack alone.
+    /// </summary>
+    private string BuildEncoderDecoder(OnnxDecoderStack decoder)
+    {
+        OnnxSeq2SeqGraph part = _options.Seq2SeqGraph;
+        EncoderOutput memory;
+        if (part == OnnxSeq2SeqGraph.Decoder)
+        {
+            string hidden = Input("encoder_hidden_states", DataType.Float, Batch, EncoderSequence, _a.DModel);
+            memory = new EncoderOutput(hidden, KeyMask(Input("encoder_attention_mask", DataType.Int64, Batch, EncoderSequence), "encoder."));
+        }
+        else
+        {
+            string ids = Input("input_ids", DataType.Int64, Batch, EncoderSequence);
+            string keys = KeyMask(Input("attention_mask", DataType.Int64, Batch, EncoderSequence), "encoder.");
+            TokenStream source = Stream(ids, "encoder.");
+            string mask = SelfAttentionMask(source, keys, causal: false, _a.SeqLen);
+            string x = Embed(source, ids, null, _a.TokenEmbedding, _a.PositionEmbedding);
+            for (int layer = 0; layer < _a.Layers.Count; layer++) x = Layer($"encoder.layers.{layer}.", _a.Layers[layer], x, source, mask, null, null);
+            if (_a.FinalNorm is { } finalNorm) x = Norm("encoder.norm", x, finalNorm, _a.FinalNormBias);
+            memory = new EncoderOutput(x, keys);
+        }
+        string shape = $"{_a.Name}: encoder–decoder, {_a.Layers.Count} encoder and {decoder.Layers.Count} decoder layers, DModel {_a.DModel}, {_a.Heads} heads, " +
+            $"sources of up to {_a.SeqLen} tokens, decoder inputs of up to {decoder.SeqLen}";
+        if (part == OnnxSeq2SeqGraph.Encoder)
+        {
+            Output(memory.HiddenStates, "last_hidden_state", Batch, EncoderSequence, _a.DModel);
+            return shape + "; the encoder alone";
+        }
+
+        string decoderIds = Input(part == OnnxSeq2SeqGraph.Decoder ? "input_ids" : "decoder_input_ids", DataType.Int64, Batch, DecoderSequence);
+        string? decoderKeys = decoder.MasksPadding ? KeyMask(Input("decoder_attention_mask", DataType.Int64, Batch, DecoderSequence), "decoder.") : null;
+        TokenStream target = Stream(decoderIds, "decoder.");
+        string selfMask = SelfAttentionMask(target, decoderKeys, causal: true, decoder.SeqLen);
+        string y = Embed(target, decoderIds, null, decoder.TokenEmbedding, decoder.PositionEmbedding);
+        for (int layer = 0; layer < decoder.Layers.Count; layer++)
+            y = Layer($"decoder.layers.{layer}.", decoder.Layers[layer], y, target, selfMask, decoder.CrossAttention[layer], memory);
+        if (decoder.FinalNorm is { } decoderNorm) y = Norm("decoder.norm", y, decoderNorm, decoder.FinalNormBias);
+        LogitsOutput(y, DecoderSequence, decoder.Vocab, decoder.LanguageModelHead, decoder.TokenEmbedding);
+        if (part == OnnxSeq2SeqGraph.Full) Output(memory.HiddenStates, "encoder_last_hidden_state", Batch, EncoderSequence, _a.DModel);
+        return shape + (part == OnnxSeq2SeqGraph.Decoder ? "; the decoder alone" : "");
+    }
+
+    // ----- inputs and outputs -----
+
+    private string Input(string name, DataType type, params object[] dims)
+    {
+        _inputs.Add(new OnnxValueInfo(name, TypeName(type), Dims(dims)));
+        return _g.Input(name, type, dims);
+    }
+
+    private void Output(string value, string name, params object[] dims)
+    {
+        _g.Output(value, name, DataType.Float, dims);
+        _outputs.Add(new OnnxValueInfo(name, "float", Dims(dims)));
+    }
+
+    private static string TypeName(DataType type) => type == DataType.Int64 ? "int64" : "float";
+
+    private static string[] Dims(object[] dims) =>
+        Array.ConvertAll(dims, d => d as string ?? Convert.ToString(d, System.Globalization.CultureInfo.InvariantCulture)!);
+
+    /// <summary>
+    /// The LM head over <paramref name="x"/> <c>[batch, positions, DModel]</c> as the graph's <c>logits</c>: its own matrix,
+    /// or the token embedding read through a Transpose (one copy in the file); with LastPositionOnly, the last position only.
+    /// </summary>
+    private void LogitsOutput(string x, string positions, int vocab, ParameterTensor? head, ParameterTensor tokenEmbedding)
+    {
+        if (_options.LastPositionOnly) x = _g.Node("Gather", [x, _g.Int64s(-1)], "last_position", n => B.Int(n, "axis", 1));
+        string logits = head is not null
+            ? Linear("lm_head", x, [head], null)
+            : _g.Node("MatMul", [x, _g.Node("Transpose", [Weight(tokenEmbedding)], "token_embedding_transposed", n => B.Ints(n, "perm", 1, 0))], "logits");
+        Output(logits, "logits", Batch, _options.LastPositionOnly ? (object)1 : positions, vocab);
+    }
 
     // ----- embeddings and masks -----
 
-    private string Embed(string ids, string? tokenTypes)
+    /// <summary>The stream of <paramref name="ids"/>: its length (the second axis) and, for rotary positions, its rows of the tables.</summary>
+    private TokenStream Stream(string ids, string prefix)
     {
-        string x = _g.Node("Gather", [Weight(_a.TokenEmbedding), ids], "embedding", n => B.Int(n, "axis", 0));
-        if (_a.EmbeddingScale != 1f) x = _g.Node("Mul", [x, _g.Scalar(_a.EmbeddingScale)], "embedding_scaled");
+        string length = _g.Node("Shape", [ids], prefix + "sequence_length", n => { B.Int(n, "start", 1); B.Int(n, "end", 2); });
+        if (_a.Positions is not (OnnxPositions.RotaryHalf or OnnxPositions.RotaryInterleaved)) return new TokenStream(prefix, length, null, null);
+        RotaryTables();
+        return new TokenStream(prefix, length,
+            FirstRows(_cosTable!, length, prefix + "rotary_cos_rows"), FirstRows(_sinTable!, length, prefix + "rotary_sin_rows"));
+    }
+
+    private string Embed(TokenStream stream, string ids, string? tokenTypes, ParameterTensor tokenEmbedding, ParameterTensor? positionEmbedding)
+    {
+        string p = stream.Prefix;
+        string x = _g.Node("Gather", [Weight(tokenEmbedding), ids], p + "embedding", n => B.Int(n, "axis", 0));
+        if (_a.EmbeddingScale != 1f) x = _g.Node("Mul", [x, _g.Scalar(_a.EmbeddingScale)], p + "embedding_scaled");
         if (tokenTypes is not null)
-            x = _g.Node("Add", [x, _g.Node("Gather", [Weight(_a.TokenTypeEmbedding!), tokenTypes], "token_type_embedding", n => B.Int(n, "axis", 0))], "embedding_with_types");
+            x = _g.Node("Add", [x, _g.Node("Gather", [Weight(_a.TokenTypeEmbedding!), tokenTypes], p + "token_type_embedding", n => B.Int(n, "axis", 0))], p + "embedding_with_types");
         switch (_a.Positions)
         {
             case OnnxPositions.Learned:
-                x = _g.Node("Add", [x, FirstRows(Weight(_a.PositionEmbedding!), "positions")], "embedding_with_positions");
+                x = _g.Node("Add", [x, FirstRows(Weight(positionEmbedding!), stream.Length, p + "positions")], p + "embedding_with_positions");
                 break;
             case OnnxPositions.Sinusoidal:
             {
-                var table = new float[_a.SeqLen * _a.DModel];
-                Kernels.Positional.SinusoidalTable(table, _a.SeqLen, _a.DModel);
-                string sinusoids = _g.Floats("sinusoidal_positions", [_a.SeqLen, _a.DModel], table);
-                x = _g.Node("Add", [x, FirstRows(sinusoids, "positions")], "embedding_with_positions");
+                if (_sinusoids is null)
+                {
+                    var table = new float[_a.PositionRows * _a.DModel];
+                    Kernels.Positional.SinusoidalTable(table, _a.PositionRows, _a.DModel);
+                    _sinusoids = _g.Floats("sinusoidal_positions", [_a.PositionRows, _a.DModel], table);
+                }
+                x = _g.Node("Add", [x, FirstRows(_sinusoids, stream.Length, p + "positions")], p + "embedding_with_positions");
                 break;
             }
-            default:
-                RotaryTables();
-                break;
         }
-        if (_a.EmbeddingNorm is { } norm) x = Norm("embedding_norm", x, norm, _a.EmbeddingNormBias);
+        if (_a.EmbeddingNorm is { } norm) x = Norm(p + "embedding_norm", x, norm, _a.EmbeddingNormBias);
         return x;
     }
 
-    /// <summary>The first <c>sequence</c> rows of a table <c>[rows, …]</c>.</summary>
-    private string FirstRows(string table, string stem) =>
-        _g.Node("Slice", [table, _g.Int64s(0), _sequenceLength, _g.Int64s(0)], stem);
+    /// <summary>The first <paramref name="length"/> rows of a table <c>[rows, …]</c>.</summary>
+    private string FirstRows(string table, string length, string stem) =>
+        _g.Node("Slice", [table, _g.Int64s(0), length, _g.Int64s(0)], stem);
 
     /// <summary>
-    /// cos and sin <c>[sequence, headDim]</c> for <c>x·cos + rotate_half(x)·sin</c>: each half-size table of the model
-    /// (<see cref="Kernels.Positional.RotaryTables(Span{float}, Span{float}, int, int, float)"/> for the families, the double-precision
-    /// one for this project's models) written twice side by side, as transformers' <c>cat(freqs, freqs)</c>.
+    /// cos and sin <c>[PositionRows, headDim]</c> for <c>x·cos + rotate_half(x)·sin</c>, written once: each half-size table
+    /// of the model (<see cref="Kernels.Positional.RotaryTables(Span{float}, Span{float}, int, int, float)"/> for the families,
+    /// the double-precision one for this project's models) twice side by side, as transformers' <c>cat(freqs, freqs)</c>.
     /// </summary>
     private void RotaryTables()
     {
-        int half = _a.HeadDim / 2, n = _a.SeqLen;
+        if (_cosTable is not null) return;
+        int half = _a.HeadDim / 2, n = _a.PositionRows;
         var cos = new float[n * half];
         var sin = new float[n * half];
         if (_a.Positions == OnnxPositions.RotaryHalf) Kernels.Positional.RotaryTables(cos, sin, n, _a.HeadDim, _a.RopeTheta);
@@ -165,44 +239,66 @@ internal sealed class OnnxGraphWriter
             }
             return d;
         }
-        _cos = FirstRows(_g.Floats("rotary_cos", [n, _a.HeadDim], Doubled(cos)), "rotary_cos_rows");
-        _sin = FirstRows(_g.Floats("rotary_sin", [n, _a.HeadDim], Doubled(sin)), "rotary_sin_rows");
+        _cosTable = _g.Floats("rotary_cos", [n, _a.HeadDim], Doubled(cos));
+        _sinTable = _g.Floats("rotary_sin", [n, _a.HeadDim], Doubled(sin));
+    }
+
+    /// <summary>Which keys are real, <c>[batch, 1, 1, keys]</c> bool, from an attention mask of 1 (a token) and 0 (padding).</summary>
+    private string KeyMask(string attentionMask, string prefix)
+    {
+        string keys = _g.Node("Cast", [attentionMask], prefix + "key_visible", n => B.Int(n, "to", (long)DataType.Bool));
+        return _g.Node("Unsqueeze", [keys, _g.Int64s(1, 2)], prefix + "key_mask");
     }
 
     /// <summary>
-    /// Which keys each query sees, as bool: not masked by <c>attention_mask</c>, and for a decoder at or before the query
-    /// (and within the attention window, when the model has one), broadcast to the scores' shape.
+    /// Which keys each query of a self-attention sees, as bool broadcast to the scores' shape: the real keys
+    /// (<paramref name="keyMask"/>, when the stream has one), and for a causal stack those at or before the query (and within
+    /// the attention window, when the model has one), from a table of <paramref name="rows"/>² sliced to the stream's length.
     /// </summary>
-    private string AttentionMask(string attentionMask)
+    private string SelfAttentionMask(TokenStream stream, string? keyMask, bool causal, int rows)
     {
-        string keys = _g.Node("Cast", [attentionMask], "key_visible", n => B.Int(n, "to", (long)DataType.Bool));
-        string mask = _g.Node("Unsqueeze", [keys, _g.Int64s(1, 2)], "key_mask"); // [batch, 1, 1, sequence]
-        bool causal = !_a.Encoder;
+        string p = stream.Prefix;
+        string? mask = keyMask;
         if (causal || _a.AttentionWindow > 0)
         {
-            int n = _a.SeqLen, window = _a.AttentionWindow;
+            int n = rows, window = _a.AttentionWindow;
             var table = new byte[n * n];
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < n; j++)
                     table[i * n + j] = (byte)((!causal || j <= i) && (window == 0 || Math.Abs(i - j) <= window) ? 1 : 0);
-            string full = _g.Initializer("query_key_visible", [n, n], DataType.Bool, table);
-            string ends = _g.Node("Concat", [_sequenceLength, _sequenceLength], "query_key_ends", a => B.Int(a, "axis", 0));
-            string square = _g.Node("Slice", [full, _g.Int64s(0, 0), ends, _g.Int64s(0, 1)], "query_key_mask");
-            mask = _g.Node("And", [mask, square], "attention_mask_bool"); // [batch, 1, sequence, sequence]
+            string full = _g.Initializer(_g.Fresh("query_key_visible"), [n, n], DataType.Bool, table);
+            string ends = _g.Node("Concat", [stream.Length, stream.Length], p + "query_key_ends", a => B.Int(a, "axis", 0));
+            string square = _g.Node("Slice", [full, _g.Int64s(0, 0), ends, _g.Int64s(0, 1)], p + "query_key_mask"); // [sequence, sequence]
+            mask = mask is null ? square : _g.Node("And", [mask, square], p + "attention_mask_bool"); // [batch, 1, sequence, sequence]
         }
-        if (_a.KeyValueHeads != _a.Heads) mask = _g.Node("Unsqueeze", [mask, _g.Int64s(1)], "attention_mask_grouped");
-        return mask;
+        if (mask is null) throw new InvalidOperationException($"{_a.Name}: a bidirectional attention without an attention mask");
+        return Grouped(mask, p + "attention_mask_grouped");
     }
+
+    /// <summary>With grouped-query attention the scores have a group axis: the mask gets one too.</summary>
+    private string Grouped(string mask, string stem) =>
+        _a.KeyValueHeads != _a.Heads ? _g.Node("Unsqueeze", [mask, _g.Int64s(1)], stem) : mask;
 
     // ----- layers -----
 
-    private string Layer(int index, OnnxLayerTensors t, string x)
+    /// <summary>
+    /// One layer: self-attention, then (in a decoder of an encoder–decoder, <paramref name="cross"/> given) cross-attention
+    /// to <paramref name="memory"/>, then the feed-forward network, each in a residual connection with its norm before
+    /// (pre-LN) or after (post-LN) it.
+    /// </summary>
+    private string Layer(string p, OnnxLayerTensors t, string x, TokenStream stream, string mask, OnnxCrossAttentionTensors? cross, EncoderOutput? memory)
     {
-        string p = $"layers.{index}.";
         string attentionInput = _a.PreNorm ? Norm(p + "attention_norm", x, t.AttentionNorm, t.AttentionNormBias) : x;
-        string attended = Attention(p, t, attentionInput);
+        string attended = SelfAttention(p, t, attentionInput, stream, mask);
         string residual = _g.Node("Add", [x, attended], p + "residual1");
         if (!_a.PreNorm) residual = Norm(p + "attention_norm", residual, t.AttentionNorm, t.AttentionNormBias);
+        if (cross is not null)
+        {
+            string crossInput = _a.PreNorm ? Norm(p + "cross_attention_norm", residual, cross.Norm, cross.NormBias) : residual;
+            string crossAttended = CrossAttention(p, cross, crossInput, memory!);
+            residual = _g.Node("Add", [residual, crossAttended], p + "residual2");
+            if (!_a.PreNorm) residual = Norm(p + "cross_attention_norm", residual, cross.Norm, cross.NormBias);
+        }
         string ffnInput = _a.PreNorm ? Norm(p + "ffn_norm", residual, t.FeedForwardNorm, t.FeedForwardNormBias) : residual;
         string ffn = FeedForward(p, t, ffnInput);
         string output = _g.Node("Add", [residual, ffn], p + "output");
@@ -210,20 +306,46 @@ internal sealed class OnnxGraphWriter
         return output;
     }
 
-    private string Attention(string p, OnnxLayerTensors t, string x)
+    private string SelfAttention(string p, OnnxLayerTensors t, string x, TokenStream stream, string mask)
     {
         int h = _a.Heads, kv = _a.KeyValueHeads, d = _a.HeadDim;
         string qkv = Linear(p + "qkv", x, t.QueryKeyValue, t.QueryKeyValueBias,
             _a.Positions == OnnxPositions.RotaryInterleaved ? InterleavedToHalfSplit : null);
         string[] parts = _g.Nodes("Split", [qkv, _g.Int64s(h * d, kv * d, kv * d)], p + "qkv_part", 3, n => B.Int(n, "axis", 2));
-        string Heads(string value, int heads, string stem) =>
-            _g.Node("Transpose", [_g.Node("Reshape", [value, _g.Int64s(0, 0, heads, d)], stem + "_heads")], stem, n => B.Ints(n, "perm", 0, 2, 1, 3));
         string q = Heads(parts[0], h, p + "q"), k = Heads(parts[1], kv, p + "k"), v = Heads(parts[2], kv, p + "v");
-        if (_cos is not null)
+        if (stream.Cos is not null)
         {
-            q = Rotate(q, p + "q_rotated");
-            k = Rotate(k, p + "k_rotated");
+            q = Rotate(q, stream, p + "q_rotated");
+            k = Rotate(k, stream, p + "k_rotated");
         }
+        return Attend(p, q, k, v, mask, t.Output, t.OutputBias);
+    }
+
+    /// <summary>
+    /// Queries from the decoder's stream, keys and values from the encoder's output (no positions: the model rotates only
+    /// in self-attention), every real source position visible to every query.
+    /// </summary>
+    private string CrossAttention(string p, OnnxCrossAttentionTensors t, string x, EncoderOutput memory)
+    {
+        int h = _a.Heads, d = _a.HeadDim;
+        string q = Heads(Linear(p + "cross_query", x, [t.Query], [t.QueryBias]), h, p + "cross_q");
+        string keyValue = Linear(p + "cross_key_value", memory.HiddenStates, [t.KeyValue], [t.KeyValueBias]);
+        string[] parts = _g.Nodes("Split", [keyValue, _g.Int64s(h * d, h * d)], p + "cross_kv_part", 2, n => B.Int(n, "axis", 2));
+        string k = Heads(parts[0], h, p + "cross_k"), v = Heads(parts[1], h, p + "cross_v");
+        return Attend(p + "cross_", q, k, v, Grouped(memory.KeyMask, p + "cross_mask_grouped"), t.Output, t.OutputBias);
+    }
+
+    /// <summary><c>[batch, sequence, heads·D]</c> → <c>[batch, heads, sequence, D]</c>.</summary>
+    private string Heads(string value, int heads, string stem) =>
+        _g.Node("Transpose", [_g.Node("Reshape", [value, _g.Int64s(0, 0, heads, _a.HeadDim)], stem + "_heads")], stem, n => B.Ints(n, "perm", 0, 2, 1, 3));
+
+    /// <summary>
+    /// softmax(q·kᵀ/√D, masked)·v over heads <c>[batch, heads, queries, D]</c> and <c>[batch, kvHeads, keys, D]</c>, the heads
+    /// put side by side again, and the output projection.
+    /// </summary>
+    private string Attend(string p, string q, string k, string v, string mask, ParameterTensor output, ParameterTensor? outputBias)
+    {
+        int h = _a.Heads, kv = _a.KeyValueHeads, d = _a.HeadDim;
         string keysT;
         if (kv == h)
         {
@@ -238,23 +360,23 @@ internal sealed class OnnxGraphWriter
         }
         string scores = _g.Node("MatMul", [q, keysT], p + "scores");
         scores = _g.Node("Mul", [scores, _g.Scalar(1f / MathF.Sqrt(d))], p + "scores_scaled");
-        scores = _g.Node("Where", [_mask, scores, _g.Scalar(MaskedScore)], p + "scores_masked");
+        scores = _g.Node("Where", [mask, scores, _g.Scalar(MaskedScore)], p + "scores_masked");
         string probabilities = _g.Node("Softmax", [scores], p + "attention_probabilities", n => B.Int(n, "axis", -1));
         string context = _g.Node("MatMul", [probabilities, v], p + "context");
         if (kv != h) context = _g.Node("Reshape", [context, _g.Int64s(0, h, -1, d)], p + "context_heads");
         context = _g.Node("Transpose", [context], p + "context_tokens", n => B.Ints(n, "perm", 0, 2, 1, 3));
         context = _g.Node("Reshape", [context, _g.Int64s(0, 0, h * d)], p + "context_flat");
-        return Linear(p + "attention_output", context, [t.Output], t.OutputBias is { } b ? [b] : null);
+        return Linear(p + "attention_output", context, [output], outputBias is { } b ? [b] : null);
     }
 
     /// <summary><c>x·cos + rotate_half(x)·sin</c>, rotate_half(x) = <c>cat(−x[D/2:], x[:D/2])</c>, on <c>[batch, heads, sequence, D]</c>.</summary>
-    private string Rotate(string x, string stem)
+    private string Rotate(string x, TokenStream stream, string stem)
     {
         int half = _a.HeadDim / 2;
         string first = _g.Node("Slice", [x, _g.Int64s(0), _g.Int64s(half), _g.Int64s(3)], stem + "_first_half");
         string second = _g.Node("Slice", [x, _g.Int64s(half), _g.Int64s(_a.HeadDim), _g.Int64s(3)], stem + "_second_half");
         string rotated = _g.Node("Concat", [_g.Node("Neg", [second], stem + "_negated"), first], stem + "_rotate_half", n => B.Int(n, "axis", 3));
-        return _g.Node("Add", [_g.Node("Mul", [x, _cos!], stem + "_cos"), _g.Node("Mul", [rotated, _sin!], stem + "_sin")], stem);
+        return _g.Node("Add", [_g.Node("Mul", [x, stream.Cos!], stem + "_cos"), _g.Node("Mul", [rotated, stream.Sin!], stem + "_sin")], stem);
     }
 
     private string FeedForward(string p, OnnxLayerTensors t, string x)

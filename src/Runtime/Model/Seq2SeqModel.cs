@@ -164,6 +164,25 @@ public abstract class Seq2SeqModel : TransformerModel
         return best.Value.Length;
     }
 
+    /// <summary>
+    /// Writes the model as an ONNX graph of standard operators (opset 17, <see cref="OnnxExport"/>): <c>input_ids</c> and
+    /// <c>attention_mask</c> <c>[batch, encoder_sequence]</c> (the source), <c>decoder_input_ids</c> <c>[batch,
+    /// decoder_sequence]</c> (and <c>decoder_attention_mask</c> when the model has a padding id) in, <c>logits</c>
+    /// <c>[batch, decoder_sequence, TargetVocab]</c> and <c>encoder_last_hidden_state</c> out, any batch and any lengths up
+    /// to SeqLen and TargetSeqLen, no key/value cache. <see cref="OnnxExportOptions.Seq2SeqGraph"/> writes the encoder or
+    /// the decoder alone instead.
+    /// </summary>
+    /// <remarks>
+    /// An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written; external
+    /// data and the atomic write are as for the other models (<see cref="OnnxExportOptions.ExternalData"/>).
+    /// </remarks>
+    /// <exception cref="NotSupportedException">The model has a part that no standard ONNX graph computes (the message says why).</exception>
+    public OnnxExportReport SaveOnnx(string path, OnnxExportOptions? options = null)
+    {
+        using CallScope scope = Enter("SaveOnnx");
+        return WithUnpackedWeights(() => OnnxExport.Write(this, path, options));
+    }
+
     /// <summary>The logits with the padding and begin tokens ruled out: decoding never emits them.</summary>
     private ReadOnlySpan<float> Choosable(ReadOnlySpan<float> logits)
     {
