@@ -24,7 +24,7 @@ public static class Program
     {
         var steps = SampleCommandLine.Count("--steps", "Optimizer steps to train.", 5000);
         var seed = new Option<ulong>("--seed") { Description = "Seeds the initial weights and the training strings.", HelpName = "S", DefaultValueFactory = _ => 1 };
-        var output = new Option<string>("--out") { Description = "The folder for reverser.safetensors and cross_attention.png.", HelpName = "FOLDER", DefaultValueFactory = _ => "out" };
+        var output = new Option<string>("--out") { Description = "The folder for reverser.safetensors, reverser.onnx and cross_attention.png.", HelpName = "FOLDER", DefaultValueFactory = _ => "out" };
         var checkpointEvery = SampleCommandLine.Count("--checkpoint-every", "Write a training checkpoint every N steps and at the end (0: only the model, at the end).", 0, minimum: 0);
         var resume = new Option<bool>("--resume") { Description = "Continue from the training checkpoint in --out, if there is one." };
         var evalEvery = SampleCommandLine.Count("--eval-every", "Measure the held-out loss every N steps and at the end, keeping the best parameters in reverser.best.safetensors (0: never).", 0, minimum: 0);
@@ -175,6 +175,11 @@ public static class Program
         Console.WriteLine($"held-out exact match, greedy: {correct}/{heldOut.Count}; beam search (width 4) on the first 100: {beamCorrect}/100; decoding took {clock.Elapsed.TotalSeconds:F1} s");
 
         if (checkpointEvery == 0) model.Save(checkpoint);
+        // The trained model for ONNX Runtime and the other engines that read ONNX: the whole model, teacher-forced.
+        string onnx = Path.Combine(Path.GetDirectoryName(checkpoint)!, "reverser.onnx");
+        OnnxExportReport exported = model.SaveOnnx(onnx);
+        Console.WriteLine($"saved {onnx} ({exported.Bytes:N0} bytes, opset {exported.Opset}): " +
+            $"{string.Join(", ", exported.Inputs.Select(i => i.Name))} → {string.Join(", ", exported.Outputs.Select(o => o.Name))}");
         string png = Path.Combine(Path.GetDirectoryName(checkpoint)!, "cross_attention.png");
         SaveCrossAttention(model, heldOut[0], png);
         Console.WriteLine($"saved {checkpoint} and {png} (cross-attention of the last decoder layer, heads averaged, for {heldOut[0]}: rows = output positions, columns = input digits)");
