@@ -366,6 +366,24 @@ public sealed partial class OnnxExportTests
         Assert.True(int8Bytes < fp32Bytes, $"{int8Bytes} bytes against {fp32Bytes}");
     }
 
+    /// <summary>With its weights in a data file beside the graph (external data, <c>Always</c>), ONNX Runtime gives the same logits.</summary>
+    [Fact]
+    public void AnEncoderDecoderWithExternalDataGivesOurLogits()
+    {
+        Seq2SeqModel model = BuildSeq2Seq("paper");
+        ModelLayout layout = model.Layout;
+        (OnnxExportReport report, string path) = SaveIn("seq2seq-external", model, null, OnnxExternalData.Always);
+        Assert.NotNull(report.DataFile);
+        Assert.True(report.DataBytes > report.Bytes, $"data {report.DataBytes} bytes, graph {report.Bytes}");
+        using var runner = new OnnxRuntimeRunner(path);
+        (int[] sources, int[] targets) = SourcesAndTargets(layout, seed: 26);
+        float[] ours = OurSeq2SeqLogits(model, sources, targets);
+        float[] theirs = runner.Run(Seq2SeqInputs(layout, layout.Batch, sources, DecoderInputs(layout, targets)))["logits"];
+        double relative = Relative(ours, theirs, layout.TargetVocab);
+        output.WriteLine($"{layout.Name}: graph {report.Bytes} bytes + data {report.DataBytes}; logits relative {relative:G3}");
+        Assert.True(relative < Tolerance, $"relative {relative}");
+    }
+
     /// <summary>An inference instance (matrices in panels) writes the same file as a training instance with the same weights.</summary>
     [Fact]
     public void AnEncoderDecoderInferenceInstanceExportsTheSameFile()
