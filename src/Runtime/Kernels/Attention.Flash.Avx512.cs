@@ -1,5 +1,4 @@
 using System;
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -12,10 +11,15 @@ namespace TransformerGen.Kernels;
 // Qᵀ [headDim, 32], and every score tile is computed transposed, Sᵀ[j, r] = Σ_k K[j, k]·Qᵀ[k, r], by broadcasting one
 // key element against the query tile (no horizontal sums). The softmax of query row r then runs down a column of Sᵀ,
 // which is one lane of the same two vectors: the running max and sum of all 32 rows are two vectors each, and the
-// masks compare a key index with two vectors of per-row bounds. The products with V, dO, K and Q broadcast one element
-// of Pᵀ or dSᵀ against a row of headDim floats (AccumulateBroadcast). Same tiles, same masks and the same statistics as
-// the portable path; the sums run in another order, so the two agree to rounding, and each is bit-identical for any
-// thread count.
+// masks compare a key index with two vectors of per-row bounds. The products whose result has query rows (P·V, dS·K)
+// are kept transposed too, Oᵀ and dQᵀ [headDim, 32] in scratch for the whole query tile, each term a key element
+// broadcast against a row of Pᵀ or dSᵀ (AccumulateTransposed): the online softmax rescales them by a lane vector, and
+// they reach the output rows once per query tile. Those with key rows (Pᵀ·dO, dSᵀ·Q) broadcast one element of Pᵀ or
+// dSᵀ against a row of dO or Q, copied once per query tile into contiguous scratch (AccumulateKeyRows): the rows of
+// one head in the packed Q | K | V and gradient buffers lie 3·C floats apart, a stride at which every row of a head
+// falls into the same few of the L1 cache's sets. Exponentials are powers of two with the softmax scale folded into
+// log₂e (Exp2). Same tiles, same masks and the same statistics as the portable path; the sums run in another order,
+// so the two agree to rounding, and each is bit-identical for any thread count.
 public static unsafe partial class Attention
 {
     // Query rows per tile in this path: two vectors of 16 lanes (the shape's QueryRows never exceeds it).
@@ -122,37 +126,14 @@ public static unsafe partial class Attention
         }
     }
 
-    /// <summary>How <see cref="AccumulateBroadcast{TLayout}"/> reads its weights: element (x, y) at <c>w[x·Wx + y·Wy]</c>, both constants.</summary>
-    private interface ITileAxes
-    {
-        static abstract int Wx { get; }
-        static abstract int Wy { get; }
-    }
-
-    /// <summary>Weights indexed (x = query lane, y = key): out rows are query rows (P·V, dS·K).</summary>
-    private struct QueryRowsOut : ITileAxes
-    {
-        public static int Wx => 1;
-        public static int Wy => TileLanes;
-    }
-
-    /// <summary>Weights indexed (x = key, y = query lane): out rows are key rows (Pᵀ·dO, dSᵀ·Q).</summary>
-    private struct KeyRowsOut : ITileAxes
-    {
-        public static int Wx => TileLanes;
-        public static int Wy => 1;
-    }
-
     /// <summary>
-    /// <c>c[x·cStride + col] += Σ_y w[x·Wx + y·Wy]·src[y·srcStride + col]</c> for x &lt; xs, y &lt; ys, col &lt; width:
-    /// rows of a head (V, dO, K or Q rows) weighted by a transposed tile (Pᵀ or dSᵀ), read along either of its axes
-    /// (<typeparamref name="TLayout"/>, whose strides the JIT folds into the addresses).
+    /// <c>c[x·cStride + col] += Σ_y w[x·32 + y]·src[y·srcStride + col]</c> for x &lt; xs, y &lt; ys, col &lt; width:
+    /// key rows of a head's gradient (dV, dK) as rows of dO or Q (<paramref name="src"/>, a contiguous copy) weighted by
+    /// a transposed tile (Pᵀ or dSᵀ, one key per 32 floats).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateBroadcast<TLayout>(float* w, float* src, int srcStride, float* c, int cStride, int xs, int ys, int width)
-        where TLayout : struct, ITileAxes
+    private static void AccumulateKeyRows(float* w, float* src, int srcStride, float* c, int cStride, int xs, int ys, int width)
     {
-        int wx = TLayout.Wx, wy = TLayout.Wy;
         for (int col = 0; col < width; col += 32)
         {
             int left = width - col;
@@ -165,28 +146,27 @@ public static unsafe partial class Attention
             {
                 Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
                 Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
-                float* wxRow = w + (nint)x * wx;
-                for (int y = 0; y < ys; y++)
+                float* wy = w + (nint)x * TileLanes;
+                float* sy = s;
+                for (int y = 0; y < ys; y++, wy++, sy += srcStride)
                 {
-                    float* sy = s + (nint)y * srcStride;
                     Vector512<float> s0 = Avx512F.MaskLoad(sy, m0, Vector512<float>.Zero);
                     Vector512<float> s1 = second ? Avx512F.MaskLoad(sy + 16, m1, Vector512<float>.Zero) : Vector512<float>.Zero;
-                    float* wy0 = wxRow + (nint)y * wy;
-                    Vector512<float> b = Vector512.Create(wy0[0]);
+                    Vector512<float> b = Vector512.Create(wy[0]);
                     c00 = Vector512.FusedMultiplyAdd(b, s0, c00); c01 = Vector512.FusedMultiplyAdd(b, s1, c01);
-                    b = Vector512.Create(wy0[wx]);
+                    b = Vector512.Create(wy[TileLanes]);
                     c10 = Vector512.FusedMultiplyAdd(b, s0, c10); c11 = Vector512.FusedMultiplyAdd(b, s1, c11);
-                    b = Vector512.Create(wy0[2 * wx]);
+                    b = Vector512.Create(wy[2 * TileLanes]);
                     c20 = Vector512.FusedMultiplyAdd(b, s0, c20); c21 = Vector512.FusedMultiplyAdd(b, s1, c21);
-                    b = Vector512.Create(wy0[3 * wx]);
+                    b = Vector512.Create(wy[3 * TileLanes]);
                     c30 = Vector512.FusedMultiplyAdd(b, s0, c30); c31 = Vector512.FusedMultiplyAdd(b, s1, c31);
-                    b = Vector512.Create(wy0[4 * wx]);
+                    b = Vector512.Create(wy[4 * TileLanes]);
                     c40 = Vector512.FusedMultiplyAdd(b, s0, c40); c41 = Vector512.FusedMultiplyAdd(b, s1, c41);
-                    b = Vector512.Create(wy0[5 * wx]);
+                    b = Vector512.Create(wy[5 * TileLanes]);
                     c50 = Vector512.FusedMultiplyAdd(b, s0, c50); c51 = Vector512.FusedMultiplyAdd(b, s1, c51);
-                    b = Vector512.Create(wy0[6 * wx]);
+                    b = Vector512.Create(wy[6 * TileLanes]);
                     c60 = Vector512.FusedMultiplyAdd(b, s0, c60); c61 = Vector512.FusedMultiplyAdd(b, s1, c61);
-                    b = Vector512.Create(wy0[7 * wx]);
+                    b = Vector512.Create(wy[7 * TileLanes]);
                     c70 = Vector512.FusedMultiplyAdd(b, s0, c70); c71 = Vector512.FusedMultiplyAdd(b, s1, c71);
                 }
                 float* cx = c + (nint)x * cStride + col;
@@ -202,11 +182,11 @@ public static unsafe partial class Attention
             for (; x < xs; x++)
             {
                 Vector512<float> c0 = default, c1 = default;
-                float* wxRow = w + (nint)x * wx;
+                float* wy = w + (nint)x * TileLanes;
                 for (int y = 0; y < ys; y++)
                 {
                     float* sy = s + (nint)y * srcStride;
-                    Vector512<float> b = Vector512.Create(wxRow[(nint)y * wy]);
+                    Vector512<float> b = Vector512.Create(wy[y]);
                     c0 = Vector512.FusedMultiplyAdd(b, Avx512F.MaskLoad(sy, m0, Vector512<float>.Zero), c0);
                     if (second) c1 = Vector512.FusedMultiplyAdd(b, Avx512F.MaskLoad(sy + 16, m1, Vector512<float>.Zero), c1);
                 }
@@ -215,25 +195,142 @@ public static unsafe partial class Attention
         }
     }
 
-    /// <summary><c>row[i] *= factor</c> for i &lt; width, in registers (a library call per 32-float row costs more than its work).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ScaleRow(float* row, int width, float factor)
-    {
-        Vector512<float> f = Vector512.Create(factor);
-        int i = 0;
-        for (; i + 16 <= width; i += 16) (Vector512.Load(row + i) * f).Store(row + i);
-        if (i < width)
-        {
-            Vector512<float> mask = Simd.TailMask512(width - i);
-            Avx512F.MaskStore(row + i, mask, Avx512F.MaskLoad(row + i, mask, Vector512<float>.Zero) * f);
-        }
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void AddRow(float* c, Vector512<float> v0, Vector512<float> v1, Vector512<float> m0, Vector512<float> m1, bool second)
     {
         Avx512F.MaskStore(c, m0, Avx512F.MaskLoad(c, m0, Vector512<float>.Zero) + v0);
         if (second) Avx512F.MaskStore(c + 16, m1, Avx512F.MaskLoad(c + 16, m1, Vector512<float>.Zero) + v1);
+    }
+
+    /// <summary>
+    /// <c>accT[d·32 + r] = accT[d·32 + r]·f[r] + Σ_j a[j·aStride + d]·w[j·32 + r]</c> for d &lt; headDim, j &lt; cols
+    /// and all 32 lanes r: a transposed product with query rows (Oᵀ += Vᵀ·Pᵀ, dQᵀ += Kᵀ·dSᵀ), its running value first
+    /// scaled per lane by (<paramref name="f0"/>, <paramref name="f1"/>) (the online softmax's correction). Each key
+    /// element is broadcast against a row of the tile in L1; eight channels at a time hold 16 accumulators.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateTransposed(float* a, int aStride, float* w, int cols, int headDim, float* accT, Vector512<float> f0, Vector512<float> f1)
+    {
+        int d = 0;
+        for (; d + 8 <= headDim; d += 8)
+        {
+            float* o = accT + d * TileLanes;
+            Vector512<float> c00 = Vector512.Load(o) * f0, c01 = Vector512.Load(o + 16) * f1, c10 = Vector512.Load(o + 32) * f0, c11 = Vector512.Load(o + 48) * f1;
+            Vector512<float> c20 = Vector512.Load(o + 64) * f0, c21 = Vector512.Load(o + 80) * f1, c30 = Vector512.Load(o + 96) * f0, c31 = Vector512.Load(o + 112) * f1;
+            Vector512<float> c40 = Vector512.Load(o + 128) * f0, c41 = Vector512.Load(o + 144) * f1, c50 = Vector512.Load(o + 160) * f0, c51 = Vector512.Load(o + 176) * f1;
+            Vector512<float> c60 = Vector512.Load(o + 192) * f0, c61 = Vector512.Load(o + 208) * f1, c70 = Vector512.Load(o + 224) * f0, c71 = Vector512.Load(o + 240) * f1;
+            float* aj = a + d, wj = w;
+            for (int j = 0; j < cols; j++, aj += aStride, wj += TileLanes)
+            {
+                Vector512<float> w0 = Vector512.Load(wj), w1 = Vector512.Load(wj + 16);
+                Vector512<float> x = Vector512.Create(aj[0]);
+                c00 = Vector512.FusedMultiplyAdd(x, w0, c00); c01 = Vector512.FusedMultiplyAdd(x, w1, c01);
+                x = Vector512.Create(aj[1]);
+                c10 = Vector512.FusedMultiplyAdd(x, w0, c10); c11 = Vector512.FusedMultiplyAdd(x, w1, c11);
+                x = Vector512.Create(aj[2]);
+                c20 = Vector512.FusedMultiplyAdd(x, w0, c20); c21 = Vector512.FusedMultiplyAdd(x, w1, c21);
+                x = Vector512.Create(aj[3]);
+                c30 = Vector512.FusedMultiplyAdd(x, w0, c30); c31 = Vector512.FusedMultiplyAdd(x, w1, c31);
+                x = Vector512.Create(aj[4]);
+                c40 = Vector512.FusedMultiplyAdd(x, w0, c40); c41 = Vector512.FusedMultiplyAdd(x, w1, c41);
+                x = Vector512.Create(aj[5]);
+                c50 = Vector512.FusedMultiplyAdd(x, w0, c50); c51 = Vector512.FusedMultiplyAdd(x, w1, c51);
+                x = Vector512.Create(aj[6]);
+                c60 = Vector512.FusedMultiplyAdd(x, w0, c60); c61 = Vector512.FusedMultiplyAdd(x, w1, c61);
+                x = Vector512.Create(aj[7]);
+                c70 = Vector512.FusedMultiplyAdd(x, w0, c70); c71 = Vector512.FusedMultiplyAdd(x, w1, c71);
+            }
+            c00.Store(o); c01.Store(o + 16); c10.Store(o + 32); c11.Store(o + 48);
+            c20.Store(o + 64); c21.Store(o + 80); c30.Store(o + 96); c31.Store(o + 112);
+            c40.Store(o + 128); c41.Store(o + 144); c50.Store(o + 160); c51.Store(o + 176);
+            c60.Store(o + 192); c61.Store(o + 208); c70.Store(o + 224); c71.Store(o + 240);
+        }
+        for (; d < headDim; d++)
+        {
+            float* o = accT + d * TileLanes;
+            Vector512<float> c0 = Vector512.Load(o) * f0, c1 = Vector512.Load(o + 16) * f1;
+            float* aj = a + d, wj = w;
+            for (int j = 0; j < cols; j++, aj += aStride, wj += TileLanes)
+            {
+                Vector512<float> x = Vector512.Create(aj[0]);
+                c0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(wj), c0);
+                c1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(wj + 16), c1);
+            }
+            c0.Store(o);
+            c1.Store(o + 16);
+        }
+    }
+
+    /// <summary><c>dst[r·dstStride + d] (+)= t[d·32 + r]</c> for r &lt; rows, d &lt; headDim: a transposed tile back into rows, stored or added.</summary>
+    private static void StoreTransposed(float* t, int headDim, int rows, float* dst, int dstStride, bool add)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* row = dst + (nint)r * dstStride;
+            float* lane = t + r;
+            if (add)
+                for (int d = 0; d < headDim; d++) row[d] += lane[d * TileLanes];
+            else
+                for (int d = 0; d < headDim; d++) row[d] = lane[d * TileLanes];
+        }
+    }
+
+    /// <summary><c>dst[r·headDim + k] = src[r·stride + k]</c> for r &lt; rows, k &lt; headDim: a tile's rows of one head, contiguous.</summary>
+    private static void CopyRows(float* src, int stride, int rows, int headDim, float* dst)
+    {
+        int whole = headDim & ~15;
+        Vector512<float> tail = Simd.TailMask512(headDim - whole);
+        for (int r = 0; r < rows; r++)
+        {
+            float* from = src + (nint)r * stride, to = dst + (nint)r * headDim;
+            int k = 0;
+            for (; k < whole; k += 16) Vector512.Load(from + k).Store(to + k);
+            if (k < headDim) Avx512F.MaskStore(to + k, tail, Avx512F.MaskLoad(from + k, tail, Vector512<float>.Zero));
+        }
+    }
+
+    /// <summary><c>Σ_k x[k]·y[k]</c> for k &lt; n, in registers (a library call per row of one head costs more than its work).</summary>
+    private static float RowDot(float* x, float* y, int n)
+    {
+        Vector512<float> sum = Vector512<float>.Zero;
+        int k = 0;
+        for (; k + 16 <= n; k += 16) sum = Vector512.FusedMultiplyAdd(Vector512.Load(x + k), Vector512.Load(y + k), sum);
+        if (k < n)
+        {
+            Vector512<float> tail = Simd.TailMask512(n - k);
+            sum = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(x + k, tail, Vector512<float>.Zero), Avx512F.MaskLoad(y + k, tail, Vector512<float>.Zero), sum);
+        }
+        return Vector512.Sum(sum);
+    }
+
+    // 2ʸ = 2ⁿ·2ᶠ with n = round(y), f = y − n in [−½, ½]: the polynomial for 2ᶠ is Cephes' exp2f (S. L. Moshier, Cephes
+    // Math Library, exp2f.c: relative error 1.7e-7 peak over its range; 7.9e-8 for these coefficients in single
+    // precision over [−½, ½]), and VSCALEFPS multiplies by 2ⁿ, going to 0 below the smallest float.
+    private const float Exp2C6 = 1.535336188319500e-4f, Exp2C5 = 1.339887440266574e-3f, Exp2C4 = 9.618437357674640e-3f;
+    private const float Exp2C3 = 5.550332471162809e-2f, Exp2C2 = 2.402264791363012e-1f, Exp2C1 = 6.931472028550421e-1f;
+
+    /// <summary>log₂e: the softmax's e^((s − m)·scale) is computed as 2^(s·scale·log₂e − m·scale·log₂e).</summary>
+    private const float Log2E = 1.44269504088896341f;
+
+    /// <summary>
+    /// 2 to the power of each lane, for the softmax's exponentials (arguments at most about 0): −∞ (a masked score)
+    /// gives exactly 0, as does anything below −200; NaN stays NaN. Ten instructions, against twice that for
+    /// <see cref="Exponential"/>'s eˣ with its argument scaled first.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Exp2(Vector512<float> y)
+    {
+        // MAXPS returns its second operand when either is NaN: −∞ becomes −200 (2⁻²⁰⁰·2ᶠ underflows to 0), NaN stays.
+        y = Avx512F.Max(Vector512.Create(-200f), y);
+        Vector512<float> n = Vector512.Round(y);
+        Vector512<float> f = y - n;
+        Vector512<float> p = Vector512.FusedMultiplyAdd(f, Vector512.Create(Exp2C6), Vector512.Create(Exp2C5));
+        p = Vector512.FusedMultiplyAdd(f, p, Vector512.Create(Exp2C4));
+        p = Vector512.FusedMultiplyAdd(f, p, Vector512.Create(Exp2C3));
+        p = Vector512.FusedMultiplyAdd(f, p, Vector512.Create(Exp2C2));
+        p = Vector512.FusedMultiplyAdd(f, p, Vector512.Create(Exp2C1));
+        p = Vector512.FusedMultiplyAdd(f, p, Vector512<float>.One);
+        return Avx512F.Scale(p, n);
     }
 
     /// <summary>
@@ -282,6 +379,7 @@ public static unsafe partial class Attention
     private static Vector512<float> Shift(Vector512<float> max) =>
         Vector512.ConditionalSelect(Vector512.Equals(max, Vector512.Create(float.NegativeInfinity)), Vector512<float>.Zero, max);
 
+
     // ---------------------------------------------------------------- forward
 
     [SkipLocalsInit]
@@ -290,10 +388,10 @@ public static unsafe partial class Attention
     {
         int headDim = shape.HeadDim, c = shape.C;
         float* qT = stackalloc float[headDim * TileLanes];
+        float* oT = stackalloc float[headDim * TileLanes];
         float* sT = stackalloc float[FlashKeyColumns * TileLanes];
-        float* corrections = stackalloc float[TileLanes];
         float* lanes = stackalloc float[2 * TileLanes];
-        Vector512<float> scale = Vector512.Create(shape.Scale);
+        Vector512<float> log2Scale = Vector512.Create(shape.Scale * Log2E), minusInfinity = Vector512.Create(float.NegativeInfinity);
         int cachedSequence = -1, keyStart = 0, keyEnd = 0;
         byte* interior = null;
         for (int tile = firstTile; tile < endTile; tile++)
@@ -308,13 +406,13 @@ public static unsafe partial class Attention
             float* key = shape.Key(b, h), value = shape.Value(b, h);
             float* outRows = output + ((nint)b * shape.QueryLen + i0) * c + h * headDim;
             float* stats = statistics == null ? null : statistics + ((nint)pair * shape.QueryLen + i0) * FlashStatisticsPerRow;
-            Simd.ClearBlock(outRows, c, rows, headDim);
-            Vector512<float> max0 = Vector512.Create(float.NegativeInfinity), max1 = max0, sum0 = Vector512<float>.Zero, sum1 = sum0;
+            Vector512<float> max0 = minusInfinity, max1 = max0, sum0 = Vector512<float>.Zero, sum1 = sum0;
 
             (int blockLo, int blockHi) = shape.TileKeys(i0, rows, keyStart, keyEnd);
             if (blockHi > blockLo)
             {
                 TransposeTile(shape.Query(b, h) + (nint)i0 * shape.QStride, shape.QStride, rows, headDim, qT);
+                new Span<float>(oT, headDim * TileLanes).Clear();
                 RowBounds bounds = BoundsOf(in shape, i0, rows, keyStart, keyEnd);
                 for (int j0 = blockLo; j0 < blockHi; j0 += FlashKeyColumns)
                 {
@@ -323,46 +421,53 @@ public static unsafe partial class Attention
                     MaskTransposed(sT, j0, cols, in bounds, interior);
                     (Vector512<float> tileMax0, Vector512<float> tileMax1) = ColumnMax(sT, cols);
                     Vector512<float> newMax0 = Vector512.Max(max0, tileMax0), newMax1 = Vector512.Max(max1, tileMax1);
-                    Vector512<float> shift0 = Shift(newMax0), shift1 = Shift(newMax1);
-                    // The running sums and outputs were relative to the old maxima: rescale lanes whose max grew.
-                    Vector512<float> correction0 = Exponential.Exp((max0 - shift0) * scale), correction1 = Exponential.Exp((max1 - shift1) * scale);
-                    bool grew = !Vector512.EqualsAll(newMax0, max0) || !Vector512.EqualsAll(newMax1, max1);
+                    // Exponentials are 2^(s·a − m·a), a = log₂e/√d, against m·a rounded once (0 while a lane has seen nothing).
+                    Vector512<float> shift0 = Shift(newMax0) * log2Scale, shift1 = Shift(newMax1) * log2Scale;
+                    // The running sums and Oᵀ were relative to the old maxima: rescaled by 2^(old m·a − new m·a), which is
+                    // exactly 1 where the max did not grow, and 0 for a lane that had seen nothing (−∞).
+                    Vector512<float> correction0 = Exp2(max0 * log2Scale - shift0), correction1 = Exp2(max1 * log2Scale - shift1);
                     max0 = newMax0;
                     max1 = newMax1;
                     Vector512<float> tileSum0 = Vector512<float>.Zero, tileSum1 = Vector512<float>.Zero;
                     for (int j = 0; j < cols; j++)
                     {
                         float* row = sT + j * TileLanes;
-                        Vector512<float> p0 = Exponential.Exp((Vector512.Load(row) - shift0) * scale), p1 = Exponential.Exp((Vector512.Load(row + 16) - shift1) * scale);
+                        Vector512<float> p0 = Exp2(Vector512.FusedMultiplyAdd(Vector512.Load(row), log2Scale, -shift0));
+                        Vector512<float> p1 = Exp2(Vector512.FusedMultiplyAdd(Vector512.Load(row + 16), log2Scale, -shift1));
                         p0.Store(row);
                         p1.Store(row + 16);
                         tileSum0 += p0;
                         tileSum1 += p1;
                     }
-                    sum0 = sum0 * correction0 + tileSum0;
-                    sum1 = sum1 * correction1 + tileSum1;
-                    if (grew && j0 > blockLo)
-                    {
-                        correction0.Store(corrections);
-                        correction1.Store(corrections + 16);
-                        for (int r = 0; r < rows; r++)
-                            if (corrections[r] != 1f) ScaleRow(outRows + (nint)r * c, headDim, corrections[r]);
-                    }
-                    // out[r, :] += Σ_j Pᵀ[j, r]·v_j
-                    AccumulateBroadcast<QueryRowsOut>(sT, value + (nint)j0 * shape.KvStride, shape.KvStride, outRows, c, rows, cols, headDim);
+                    sum0 = Vector512.FusedMultiplyAdd(sum0, correction0, tileSum0);
+                    sum1 = Vector512.FusedMultiplyAdd(sum1, correction1, tileSum1);
+                    // Oᵀ[d, r] = Oᵀ[d, r]·correction[r] + Σ_j v_j[d]·Pᵀ[j, r]
+                    AccumulateTransposed(value + (nint)j0 * shape.KvStride, shape.KvStride, sT, cols, headDim, oT, correction0, correction1);
                 }
+                // O = Oᵀ / l, row by row (0 for a row that saw nothing: its Oᵀ lane is 0).
+                Vector512<float> inverse0 = Vector512.ConditionalSelect(Vector512.GreaterThan(sum0, Vector512<float>.Zero), Vector512<float>.One / sum0, Vector512<float>.Zero);
+                Vector512<float> inverse1 = Vector512.ConditionalSelect(Vector512.GreaterThan(sum1, Vector512<float>.Zero), Vector512<float>.One / sum1, Vector512<float>.Zero);
+                for (int d = 0; d < headDim; d++)
+                {
+                    float* o = oT + d * TileLanes;
+                    (Vector512.Load(o) * inverse0).Store(o);
+                    (Vector512.Load(o + 16) * inverse1).Store(o + 16);
+                }
+                StoreTransposed(oT, headDim, rows, outRows, c, add: false);
             }
+            else
+            {
+                Simd.ClearBlock(outRows, c, rows, headDim);
+            }
+            if (stats == null) continue;
             max0.Store(lanes);
             max1.Store(lanes + 16);
             sum0.Store(lanes + TileLanes);
             sum1.Store(lanes + TileLanes + 16);
             for (int r = 0; r < rows; r++)
             {
-                float sum = lanes[TileLanes + r];
-                if (sum > 0f) ScaleRow(outRows + (nint)r * c, headDim, 1f / sum);
-                if (stats == null) continue;
                 stats[r * FlashStatisticsPerRow] = lanes[r];
-                stats[r * FlashStatisticsPerRow + 1] = sum;
+                stats[r * FlashStatisticsPerRow + 1] = lanes[TileLanes + r];
             }
         }
     }
@@ -375,12 +480,17 @@ public static unsafe partial class Attention
     {
         int headDim = shape.HeadDim, c = shape.C, groupSize = shape.Heads / shape.KvHeads;
         int qStride = shape.QStride, kvStride = shape.KvStride;
-        float* qT = stackalloc float[headDim * TileLanes];
-        float* dOT = stackalloc float[headDim * TileLanes];
+        int headTile = headDim * TileLanes;
+        float* qT = stackalloc float[headTile];
+        float* dOT = stackalloc float[headTile];
+        float* qRows = stackalloc float[headTile];
+        float* dORows = stackalloc float[headTile];
+        float* dqT = stackalloc float[headTile];
         float* pT = stackalloc float[FlashKeyColumns * TileLanes];
         float* dsT = stackalloc float[FlashKeyColumns * TileLanes];
-        float* lanes = stackalloc float[3 * TileLanes];
-        Vector512<float> scale = Vector512.Create(shape.Scale);
+        float* lanes = stackalloc float[2 * TileLanes];
+        float log2Scale = shape.Scale * Log2E;
+        Vector512<float> a = Vector512.Create(log2Scale), scale = Vector512.Create(shape.Scale);
         for (int group = firstGroup; group < endGroup; group++)
         {
             ClearGroup(group, grads.DQ, qStride, grads.DK, grads.DV, kvStride, shape.QueryLen, shape.KeyLen, shape.Heads, headDim, shape.KvHeads, grads.ClearDq, grads.ClearDkv);
@@ -401,27 +511,27 @@ public static unsafe partial class Attention
                     float* query = shape.Q + qOffset + (nint)i0 * qStride, dQuery = grads.DQ + qOffset + (nint)i0 * qStride;
                     float* dOut = grads.DOutput + oOffset + (nint)i0 * c, outRows = grads.Output + oOffset + (nint)i0 * c;
                     float* stats = grads.Statistics + ((nint)pair * shape.QueryLen + i0) * FlashStatisticsPerRow;
-                    // Per lane: the saved max (as the shift), 1/sum (0 for a row that saw nothing), and D = dO·O.
+                    // Per lane: the exponent's offset −(m·a + log₂ l), so that 2^(s·a + offset) = P (−∞ for a row that saw
+                    // nothing, or past the tile: P = 0), and D·scale, D = dO·O.
                     for (int r = 0; r < TileLanes; r++)
                     {
-                        bool seen = r < rows && stats[r * FlashStatisticsPerRow + 1] > 0f;
-                        lanes[r] = seen ? stats[r * FlashStatisticsPerRow] : 0f;
-                        lanes[TileLanes + r] = seen ? 1f / stats[r * FlashStatisticsPerRow + 1] : 0f;
-                        lanes[2 * TileLanes + r] = r < rows
-                            ? TensorPrimitives.Dot(new ReadOnlySpan<float>(dOut + (nint)r * c, headDim), new ReadOnlySpan<float>(outRows + (nint)r * c, headDim))
-                            : 0f;
+                        float sum = r < rows ? stats[r * FlashStatisticsPerRow + 1] : 0f;
+                        lanes[r] = sum > 0f ? -(stats[r * FlashStatisticsPerRow] * log2Scale + MathF.Log2(sum)) : float.NegativeInfinity;
+                        lanes[TileLanes + r] = r < rows ? RowDot(dOut + (nint)r * c, outRows + (nint)r * c, headDim) * shape.Scale : 0f;
                     }
-                    Vector512<float> shift0 = Vector512.Load(lanes), shift1 = Vector512.Load(lanes + 16);
-                    Vector512<float> inverse0 = Vector512.Load(lanes + TileLanes), inverse1 = Vector512.Load(lanes + TileLanes + 16);
-                    Vector512<float> delta0 = Vector512.Load(lanes + 2 * TileLanes), delta1 = Vector512.Load(lanes + 2 * TileLanes + 16);
-                    TransposeTile(query, qStride, rows, headDim, qT);
-                    TransposeTile(dOut, c, rows, headDim, dOT);
+                    Vector512<float> offset0 = Vector512.Load(lanes), offset1 = Vector512.Load(lanes + 16);
+                    Vector512<float> delta0 = Vector512.Load(lanes + TileLanes), delta1 = Vector512.Load(lanes + TileLanes + 16);
+                    CopyRows(query, qStride, rows, headDim, qRows);
+                    CopyRows(dOut, c, rows, headDim, dORows);
+                    TransposeTile(qRows, headDim, rows, headDim, qT);
+                    TransposeTile(dORows, headDim, rows, headDim, dOT);
+                    new Span<float>(dqT, headTile).Clear();
                     RowBounds bounds = BoundsOf(in shape, i0, rows, keyStart, keyEnd);
                     for (int j0 = blockLo; j0 < blockHi; j0 += FlashKeyColumns)
                     {
                         int cols = Math.Min(FlashKeyColumns, blockHi - j0);
                         float* keys = key + (nint)j0 * kvStride, values = value + (nint)j0 * kvStride;
-                        // Pᵀ recomputed: the forward's scores, bit for bit (same tiles), through the saved max and sum.
+                        // Pᵀ recomputed: the forward's scores, bit for bit (same kernel), through the saved max and sum.
                         TransposedProducts(keys, kvStride, qT, cols, headDim, pT);
                         MaskTransposed(pT, j0, cols, in bounds, interior);
                         // dPᵀ[j, r] = v_j · dO_r
@@ -429,21 +539,22 @@ public static unsafe partial class Attention
                         for (int j = 0; j < cols; j++)
                         {
                             float* p = pT + j * TileLanes, d = dsT + j * TileLanes;
-                            Vector512<float> p0 = Exponential.Exp((Vector512.Load(p) - shift0) * scale) * inverse0;
-                            Vector512<float> p1 = Exponential.Exp((Vector512.Load(p + 16) - shift1) * scale) * inverse1;
+                            Vector512<float> p0 = Exp2(Vector512.FusedMultiplyAdd(Vector512.Load(p), a, offset0));
+                            Vector512<float> p1 = Exp2(Vector512.FusedMultiplyAdd(Vector512.Load(p + 16), a, offset1));
                             p0.Store(p);
                             p1.Store(p + 16);
                             // dS = P ⊙ (dP − D)/√d; masked entries have P = 0 and become 0.
-                            ((Vector512.Load(d) - delta0) * p0 * scale).Store(d);
-                            ((Vector512.Load(d + 16) - delta1) * p1 * scale).Store(d + 16);
+                            (Vector512.FusedMultiplyAdd(Vector512.Load(d), scale, -delta0) * p0).Store(d);
+                            (Vector512.FusedMultiplyAdd(Vector512.Load(d + 16), scale, -delta1) * p1).Store(d + 16);
                         }
                         // dV[j, :] += Σ_r Pᵀ[j, r]·dO[r, :]
-                        AccumulateBroadcast<KeyRowsOut>(pT, dOut, c, dValue + (nint)j0 * kvStride, kvStride, cols, rows, headDim);
-                        // dQ[r, :] += Σ_j dSᵀ[j, r]·k_j
-                        AccumulateBroadcast<QueryRowsOut>(dsT, keys, kvStride, dQuery, qStride, rows, cols, headDim);
+                        AccumulateKeyRows(pT, dORows, headDim, dValue + (nint)j0 * kvStride, kvStride, cols, rows, headDim);
+                        // dQᵀ[d, r] += Σ_j k_j[d]·dSᵀ[j, r]
+                        AccumulateTransposed(keys, kvStride, dsT, cols, headDim, dqT, Vector512<float>.One, Vector512<float>.One);
                         // dK[j, :] += Σ_r dSᵀ[j, r]·q_r
-                        AccumulateBroadcast<KeyRowsOut>(dsT, query, qStride, dKey + (nint)j0 * kvStride, kvStride, cols, rows, headDim);
+                        AccumulateKeyRows(dsT, qRows, headDim, dKey + (nint)j0 * kvStride, kvStride, cols, rows, headDim);
                     }
+                    StoreTransposed(dqT, headDim, rows, dQuery, qStride, add: true);
                 }
             }
         }

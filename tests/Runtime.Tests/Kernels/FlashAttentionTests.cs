@@ -105,6 +105,11 @@ public class FlashAttentionTests
         // Head size 72: two whole 32-float column blocks and a part of a third in the AVX-512 products.
         "causal 100 head 72" => Case.Make(16, 1, 100, 100, 2, 2, 72, causal: true),
         "MQA full 70" => Case.Make(7, 1, 70, 70, 4, 1, 10, causal: false),
+        // Keys scaled up along the sequence: each key tile raises every row's running max, by scores of up to about 10
+        // in the exponent, so the online softmax rescales its sums and outputs at every tile.
+        "rising scores causal 400 head 40" => RisingKeys(Case.Make(17, 1, 400, 400, 2, 2, 40, causal: true)),
+        // Full tiles of head 32 between partial ones: 70 queries (two tiles and 6 rows), 260 keys (two tiles and 4 keys).
+        "cross 70 over 260 head 32" => Case.Make(18, 2, 70, 260, 2, 2, 32, causal: false, cross: true),
         "window 5 causal 90" => Case.Make(8, 2, 90, 90, 2, 2, 6, causal: true, window: 5),
         "window 40 full 200" => Case.Make(9, 1, 200, 200, 2, 2, 6, causal: false, window: 40),
         "padding full 140" => Case.Make(10, 2, 140, 140, 2, 2, 6, causal: false, padding: PaddingOf(2, 140, (1, 0), (1, 3), (1, 70), (1, 139), (0, 138), (0, 139))),
@@ -117,9 +122,21 @@ public class FlashAttentionTests
         _ => throw new ArgumentException(name),
     };
 
+    /// <summary>Multiplies key j's channels by 0.5 + j/200 (self-attention cases: the K columns of the shared rows).</summary>
+    private static Case RisingKeys(Case t)
+    {
+        int kvC = t.KvHeads * t.HeadDim;
+        for (int b = 0; b < t.Batch; b++)
+            for (int j = 0; j < t.KeyLen; j++)
+                for (int col = 0; col < kvC; col++)
+                    t.KvBuffer[(b * t.KeyLen + j) * t.KvStride + t.KOffset + col] *= 0.5f + j / 200f;
+        return t;
+    }
+
     public static TheoryData<string> Cases => new()
     {
-        "causal 37", "full 37", "causal 300", "full 300", "causal 161 head 32", "causal 100 head 72", "GQA causal 150", "MQA full 70", "window 5 causal 90",
+        "causal 37", "full 37", "causal 300", "full 300", "causal 161 head 32", "causal 100 head 72", "GQA causal 150", "MQA full 70",
+        "rising scores causal 400 head 40", "cross 70 over 260 head 32", "window 5 causal 90",
         "window 40 full 200", "padding full 140", "padding causal GQA 140", "cross 45 over 150, padding", "cross, one sequence all padding",
         "causal window 1, empty queries",
     };
@@ -185,6 +202,23 @@ public class FlashAttentionTests
         AssertClose($"{path}: probabilities", probs, recomputed);
         for (int i = 0; i < probs.Length; i++)
             Assert.True((probs[i] == 0f) == (recomputed[i] == 0f), $"{path}: probabilities[{i}]: masked in one kernel and not in the other ({probs[i]} vs {recomputed[i]})");
+    }
+
+    [Fact]
+    public void A_NaN_query_makes_its_row_NaN_on_every_path()
+    {
+        // A diverged model must show NaN, not a silently finite output: the exponentials keep NaN (masked scores, −∞,
+        // become exactly 0, a NaN score does not).
+        foreach (SimdPath path in Paths)
+        {
+            Case t = Named("causal 161 head 32");
+            int row = 100, outputLength = t.Batch * t.QueryLen * t.C;
+            t.QBuffer[row * t.QStride + 3] = float.NaN; // sequence 0, query 100, head 0
+            float[] output = new float[outputLength], stats = t.NewStatistics();
+            t.Flash(output, stats, path);
+            for (int col = 0; col < t.HeadDim; col++) Assert.True(float.IsNaN(output[row * t.C + col]), $"{path}: output[{row}, {col}] = {output[row * t.C + col]}");
+            Assert.All(output.AsSpan(0, row * t.C).ToArray(), x => Assert.True(float.IsFinite(x), $"{path}: an earlier row is not finite"));
+        }
     }
 
     [Fact]
@@ -299,6 +333,7 @@ public class FlashAttentionTests
     [InlineData("padding full 140")]
     [InlineData("window 5 causal 90")]
     [InlineData("cross 45 over 150, padding")]
+    [InlineData("cross 70 over 260 head 32")]
     public void Results_are_bit_identical_for_any_thread_count(string name)
     {
         Case t = Named(name);
