@@ -59,13 +59,79 @@ public static unsafe partial class Attention
     }
 
     /// <summary>Qᵀ of a tile: <c>t[k·32 + r] = src[r·stride + k]</c> for r &lt; rows, 0 for the lanes past them.</summary>
+    [SkipLocalsInit]
     private static void TransposeTile(float* src, int stride, int rows, int headDim, float* t)
     {
-        if (rows < TileLanes) new Span<float>(t, headDim * TileLanes).Clear();
-        for (int r = 0; r < rows; r++)
+        Vector512<float>* m = stackalloc Vector512<float>[32];
+        for (int r0 = 0; r0 < TileLanes; r0 += 16)
         {
-            float* row = src + (nint)r * stride;
-            for (int k = 0; k < headDim; k++) t[k * TileLanes + r] = row[k];
+            for (int k0 = 0; k0 < headDim; k0 += 16)
+            {
+                int kn = Math.Min(16, headDim - k0);
+                Vector512<float> mask = kn == 16 ? Vector512<float>.AllBitsSet : Simd.TailMask512(kn);
+                for (int i = 0; i < 16; i++)
+                    m[i] = r0 + i < rows ? Avx512F.MaskLoad(src + (nint)(r0 + i) * stride + k0, mask, Vector512<float>.Zero) : Vector512<float>.Zero;
+                Transpose16(m, m + 16);
+                for (int i = 0; i < kn; i++) m[i].Store(t + (k0 + i) * TileLanes + r0);
+            }
+        }
+    }
+
+    /// <summary><c>dst[r·dstStride + d] (+)= t[d·32 + r]</c> for r &lt; rows, d &lt; headDim: a transposed tile back into rows, stored or added.</summary>
+    [SkipLocalsInit]
+    private static void StoreTransposed(float* t, int headDim, int rows, float* dst, int dstStride, bool add)
+    {
+        Vector512<float>* m = stackalloc Vector512<float>[32];
+        for (int r0 = 0; r0 < rows; r0 += 16)
+        {
+            int rn = Math.Min(16, rows - r0);
+            for (int d0 = 0; d0 < headDim; d0 += 16)
+            {
+                int dn = Math.Min(16, headDim - d0);
+                Vector512<float> mask = dn == 16 ? Vector512<float>.AllBitsSet : Simd.TailMask512(dn);
+                for (int i = 0; i < 16; i++) m[i] = i < dn ? Vector512.Load(t + (d0 + i) * TileLanes + r0) : Vector512<float>.Zero;
+                Transpose16(m, m + 16);
+                for (int j = 0; j < rn; j++)
+                {
+                    float* row = dst + (nint)(r0 + j) * dstStride + d0;
+                    Vector512<float> value = add ? Avx512F.MaskLoad(row, mask, Vector512<float>.Zero) + m[j] : m[j];
+                    Avx512F.MaskStore(row, mask, value);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Transposes 16 vectors in place, <c>m[i][j] ← m[j][i]</c>, through <paramref name="s"/> (16 more): pairs of rows
+    /// interleaved, then pairs of pairs within each 128-bit lane, then the lanes themselves moved across vectors twice.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose16(Vector512<float>* m, Vector512<float>* s)
+    {
+        for (int i = 0; i < 16; i += 2)
+        {
+            s[i] = Avx512F.UnpackLow(m[i], m[i + 1]);
+            s[i + 1] = Avx512F.UnpackHigh(m[i], m[i + 1]);
+        }
+        for (int b = 0; b < 16; b += 4)
+        {
+            m[b] = Avx512F.Shuffle(s[b], s[b + 2], 0x44);
+            m[b + 1] = Avx512F.Shuffle(s[b], s[b + 2], 0xEE);
+            m[b + 2] = Avx512F.Shuffle(s[b + 1], s[b + 3], 0x44);
+            m[b + 3] = Avx512F.Shuffle(s[b + 1], s[b + 3], 0xEE);
+        }
+        for (int b = 0; b < 16; b += 8)
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                s[b + i] = Avx512F.Shuffle4x128(m[b + i], m[b + 4 + i], 0x88);
+                s[b + 4 + i] = Avx512F.Shuffle4x128(m[b + i], m[b + 4 + i], 0xDD);
+            }
+        }
+        for (int i = 0; i < 8; i++)
+        {
+            m[i] = Avx512F.Shuffle4x128(s[i], s[8 + i], 0x88);
+            m[8 + i] = Avx512F.Shuffle4x128(s[i], s[8 + i], 0xDD);
         }
     }
 
@@ -258,20 +324,6 @@ public static unsafe partial class Attention
             }
             c0.Store(o);
             c1.Store(o + 16);
-        }
-    }
-
-    /// <summary><c>dst[r·dstStride + d] (+)= t[d·32 + r]</c> for r &lt; rows, d &lt; headDim: a transposed tile back into rows, stored or added.</summary>
-    private static void StoreTransposed(float* t, int headDim, int rows, float* dst, int dstStride, bool add)
-    {
-        for (int r = 0; r < rows; r++)
-        {
-            float* row = dst + (nint)r * dstStride;
-            float* lane = t + r;
-            if (add)
-                for (int d = 0; d < headDim; d++) row[d] += lane[d * TileLanes];
-            else
-                for (int d = 0; d < headDim; d++) row[d] = lane[d * TileLanes];
         }
     }
 
