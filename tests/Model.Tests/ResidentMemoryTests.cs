@@ -52,6 +52,47 @@ public sealed class ResidentMemoryTests
         Assert.Throws<ArgumentOutOfRangeException>(() => ResidentMemory.Release(array, (long)array.Length * sizeof(float) + 1));
     }
 
+    /// <summary>The VmFlags of the mapping that holds <paramref name="address"/>, from /proc/self/smaps.</summary>
+    private static string[] MappingFlags(nint address)
+    {
+        bool inside = false;
+        foreach (string line in System.IO.File.ReadLines("/proc/self/smaps"))
+        {
+            int dash = line.IndexOf('-');
+            if (dash > 0 && line.IndexOf(' ') > dash && ulong.TryParse(line.AsSpan(0, dash), System.Globalization.NumberStyles.HexNumber, null, out ulong start)
+                && ulong.TryParse(line.AsSpan(dash + 1, line.IndexOf(' ') - dash - 1), System.Globalization.NumberStyles.HexNumber, null, out ulong end))
+                inside = (ulong)address >= start && (ulong)address < end;
+            else if (inside && line.StartsWith("VmFlags:", StringComparison.Ordinal))
+                return line["VmFlags:".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        }
+        throw new InvalidOperationException($"no mapping holds {address:x}");
+    }
+
+    [Fact]
+    public unsafe void Fp32_weights_ask_for_huge_pages_and_reduced_ones_do_not()
+    {
+        PagedInt8Decoder fp32 = PagedInt8Decoder.ForInference(3, WeightType.Float32);
+        long bytes = (long)fp32.Layout.ParameterCount * sizeof(float);
+        Assert.True(bytes >= 2 * ResidentMemory.HugePageBytes, "the model is too small for the test");
+        // Advice is accepted wherever the kernel has transparent huge pages (whatever its mode); elsewhere it is refused.
+        bool kernelHasThem = OperatingSystem.IsLinux() && System.IO.Directory.Exists("/sys/kernel/mm/transparent_hugepage");
+        if (kernelHasThem)
+        {
+            Assert.Equal(bytes / ResidentMemory.HugePageBytes * ResidentMemory.HugePageBytes, fp32.HugePageWeightBytes);
+            fixed (float* p = fp32.Parameters)
+            {
+                Assert.Equal(0, (nint)p % ResidentMemory.HugePageBytes);
+                Assert.Contains("hg", MappingFlags((nint)p)); // the mapping carries MADV_HUGEPAGE's flag
+            }
+        }
+        else Assert.Equal(0, fp32.HugePageWeightBytes);
+
+        // Reduced weights release part of each matrix's pages (above), so they are not advised; nor is a small buffer.
+        Assert.Equal(0, PagedInt8Decoder.ForInference(3).HugePageWeightBytes);
+        Assert.Equal(0, PagedInt8Decoder.ForInference(3, WeightType.BFloat16).HugePageWeightBytes);
+        Assert.Equal(0, ResidentMemory.AdviseHugePages(new float[100]));
+    }
+
     [Fact]
     public void An_8_bit_instance_releases_its_matrices_tails_and_keeps_its_values_through_unpacking()
     {

@@ -22,13 +22,32 @@ internal readonly struct AlignedBuffer
     private readonly int _length;
 
     /// <summary>Allocates <paramref name="length"/> zeroed floats, aligned.</summary>
-    public unsafe AlignedBuffer(int length)
+    public AlignedBuffer(int length) : this(length, hugePages: false)
     {
-        _array = GC.AllocateArray<float>(length + Alignment / sizeof(float) - 1, pinned: true);
-        nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_array));
-        _start = (int)((Alignment - (address & (Alignment - 1))) & (Alignment - 1)) / sizeof(float);
-        _length = length;
     }
+
+    /// <summary>
+    /// Allocates <paramref name="length"/> zeroed floats, aligned; with <paramref name="hugePages"/>, a buffer of at least
+    /// <see cref="ResidentMemory.HugePageBytes"/> starts on a huge-page boundary and asks the system to back it with huge
+    /// pages (see <see cref="ResidentMemory.AdviseHugePages"/>), for weights that every pass streams from memory.
+    /// </summary>
+    /// <remarks>
+    /// A new large array on the pinned object heap is mapped but untouched (its pages are the system's zero pages until
+    /// first written), so advice given here applies to every page the model writes. The huge-page alignment costs up to
+    /// 2 MB of address space that is never touched, not memory.
+    /// </remarks>
+    public unsafe AlignedBuffer(int length, bool hugePages)
+    {
+        int alignment = hugePages && ResidentMemory.HugePagesWorthAsking((long)length * sizeof(float)) ? ResidentMemory.HugePageBytes : Alignment;
+        _array = GC.AllocateArray<float>(length + alignment / sizeof(float) - 1, pinned: true);
+        nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_array));
+        _start = (int)((alignment - (address & (alignment - 1))) & (alignment - 1)) / sizeof(float);
+        _length = length;
+        if (alignment == ResidentMemory.HugePageBytes) HugePageBytes = ResidentMemory.AdviseHugePages(Span);
+    }
+
+    /// <summary>Bytes of this buffer that the system was asked to back with huge pages (0 where it was not, or refused).</summary>
+    public long HugePageBytes { get; }
 
     /// <summary>
     /// Allocates <paramref name="length"/> zeroed floats, aligned, and writes them once (zeros, on the kernels' threads),

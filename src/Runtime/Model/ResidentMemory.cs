@@ -19,6 +19,50 @@ namespace TransformerGen;
 internal static partial class ResidentMemory
 {
     private const int DontNeed = 4; // MADV_DONTNEED on Linux
+    private const int HugePage = 14; // MADV_HUGEPAGE on Linux
+
+    /// <summary>The huge page of x86-64 and arm64 Linux with 4 KB pages: 2 MB.</summary>
+    public const int HugePageBytes = 2 << 20;
+
+    /// <summary>
+    /// Whether weights stream through huge pages: true by default on Linux. A switch for benchmarks that compare both in
+    /// one process; it applies to buffers allocated after it is set.
+    /// </summary>
+    internal static bool HugePages { get; set; } = OperatingSystem.IsLinux();
+
+    /// <summary>Whether a buffer of <paramref name="bytes"/> is worth aligning to a huge page and advising: Linux, two huge pages or more.</summary>
+    public static bool HugePagesWorthAsking(long bytes) => HugePages && bytes >= 2L * HugePageBytes;
+
+    /// <summary>
+    /// Asks Linux to back the whole 2 MB pages of <paramref name="region"/> with huge pages
+    /// (<c>madvise(MADV_HUGEPAGE)</c>), before they are first written. Returns the bytes advised: 0 where nothing was (not
+    /// Linux, no whole huge page, or the advice refused: a kernel without transparent huge pages).
+    /// </summary>
+    /// <remarks>
+    /// <para>
+    /// Decoding streams every weight from memory once per token, and one core reads a stream faster through 2 MB pages
+    /// than through 4 KB ones: on this project's machines (AMD EPYC Zen 4, transparent huge pages in <c>madvise</c> mode,
+    /// which many distributions ship) a Vector512 read of 512 MB ran at 30–33 GB/s in huge pages against 25–28 GB/s in
+    /// 4 KB pages, the same loop, the same process. A 4 KB page holds 64 cache lines, so a stream crosses a page (a
+    /// translation miss, and a boundary the hardware prefetcher does not cross) every 64 loads.
+    /// </para>
+    /// <para>
+    /// Only whole buffers that stay whole are advised: the fp32 weights. Reduced-precision instances release the tail of
+    /// each matrix (<see cref="Release"/>), which would split the huge pages again, and with advice given, the kernel's
+    /// background collapsing could fill the released pages back in.
+    /// </para>
+    /// </remarks>
+    public static unsafe long AdviseHugePages(Span<float> region)
+    {
+        if (!OperatingSystem.IsLinux()) return 0;
+        fixed (float* p = region)
+        {
+            nint first = ((nint)p + HugePageBytes - 1) & ~(nint)(HugePageBytes - 1);
+            nint end = ((nint)p + (nint)((long)region.Length * sizeof(float))) & ~(nint)(HugePageBytes - 1);
+            if (end <= first) return 0;
+            return Advise(first, (nuint)(end - first), HugePage) == 0 ? end - first : 0;
+        }
+    }
 
     [LibraryImport("libc", EntryPoint = "madvise", SetLastError = true)]
     private static partial int Advise(nint address, nuint length, int advice);

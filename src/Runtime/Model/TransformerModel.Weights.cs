@@ -299,6 +299,13 @@ public abstract partial class TransformerModel
     /// </summary>
     public long ReleasedWeightBytes { get; private set; }
 
+    /// <summary>
+    /// Bytes of the parameter buffer that Linux was asked to back with huge pages when it was allocated (fp32 weights of
+    /// two huge pages or more; see <c>ResidentMemory.AdviseHugePages</c>): 0 for reduced weights, small models, other
+    /// systems, or a kernel without transparent huge pages.
+    /// </summary>
+    internal long HugePageWeightBytes => _parameters.HugePageBytes;
+
     private void CheckQuantizable(ReadOnlySpan<float> w, WeightMatrix m)
     {
         int i = QuantizedMatMul.FirstUnquantizable(w);
