@@ -19,10 +19,20 @@ namespace TransformerGen.Threading;
 /// <para>
 /// A stall is a wait, after the caller has run out of items to claim, longer than twice the caller's own time per item
 /// plus <see cref="SlackMicroseconds"/>: the last item of a worker that kept its core ends within about one item of the
-/// caller's last. After a stall, <see cref="Parallelism.ThreadsFor(long, int)"/> asks for <see cref="Factor"/> times the
-/// usual work per thread for <see cref="FirstWindowMilliseconds"/> ms; a stall soon after that window (within twice its
-/// length) doubles it, up to <see cref="LongestWindowMilliseconds"/> ms, so a lasting neighbour costs a stall every
-/// two seconds at most. Results do not depend on the thread count, so none of this changes a result.
+/// caller's last. Stalls that take a share of the time count as contention: a stall whose wait is at least
+/// 1/<see cref="ShareDivisor"/> of the time since the stall before it. Then <see cref="Parallelism.ThreadsFor(long, int)"/>
+/// asks for <see cref="Factor"/> times the usual work per thread for <see cref="FirstWindowMilliseconds"/> ms; contention
+/// soon after that window (within twice its length) doubles it, up to <see cref="LongestWindowMilliseconds"/> ms, so a
+/// lasting neighbour costs two stalls every two seconds at most. Results do not depend on the thread count, so none of
+/// this changes a result.
+/// </para>
+/// <para>
+/// Rare stalls are only counted. A virtual machine's cores are sometimes taken away for a few milliseconds by the host
+/// with nothing else running in the guest: SmolLM2-135M's two-thread decode on this project's machines saw a stall of
+/// 1–6 ms every 0.3–1 s (about 1% of the time), and when each of them opened a window, the decode and the prompts after
+/// it ran on one thread most of the time (a 64-token prompt 147–164 ms instead of 86–93; the decode 16–20 ms instead of
+/// 11–18). A neighbour that spins on the other core stalls a tiny model's loops every few milliseconds, for about as
+/// long each time, far above the share.
 /// </para>
 /// <para>
 /// One loop runs at a time, so <see cref="ObserveWait"/> has one caller at a time; <see cref="Active"/> is read by any
@@ -33,6 +43,9 @@ internal static class Contention
 {
     /// <summary>How much more work per thread a problem needs to be split while the workers stall.</summary>
     internal const long Factor = 256;
+
+    /// <summary>A stall is contention when its wait is at least this fraction (1/n) of the time since the stall before it.</summary>
+    internal const int ShareDivisor = 20;
 
     private const int SlackMicroseconds = 50;
     private const int FirstWindowMilliseconds = 50;
@@ -45,6 +58,7 @@ internal static class Contention
     private static long s_until;          // timestamp at which the current window ends; 0 when there is none
     private static long s_window = s_firstWindowTicks;
     private static long s_lastStall;      // 0 before the first
+    private static long s_lastContention; // 0 before the first
     private static long s_stalls;
     private static volatile bool s_enabled = true;
 
@@ -68,6 +82,7 @@ internal static class Contention
         Volatile.Write(ref s_until, 0);
         s_window = s_firstWindowTicks;
         s_lastStall = 0;
+        s_lastContention = 0;
     }
 
     /// <summary>Stalls seen since the process started.</summary>
@@ -97,11 +112,15 @@ internal static class Contention
         if (waitTicks <= 2 * perItem + s_slackTicks) return;
         Interlocked.Increment(ref s_stalls);
         long now = Stopwatch.GetTimestamp();
-        // The last window ended at s_lastStall + s_window; a stall within twice its length after that end doubles it.
-        bool soon = s_lastStall != 0 && now - s_lastStall < 3 * s_window;
+        long previous = s_lastStall;
+        s_lastStall = now;
+        // A first stall, or one long after the last, is noise until another follows it closely.
+        if (previous == 0 || waitTicks * ShareDivisor < now - previous) return;
+        // The last window ended at s_lastContention + s_window; contention within twice its length after that end doubles it.
+        bool soon = s_lastContention != 0 && now - s_lastContention < 3 * s_window;
         long window = soon ? Math.Min(2 * s_window, s_longestWindowTicks) : s_firstWindowTicks;
         s_window = window;
-        s_lastStall = now;
+        s_lastContention = now;
         Volatile.Write(ref s_until, now + window);
     }
 }

@@ -186,6 +186,10 @@ public sealed unsafe class WorkerPoolTests
             var work = new StallingWork { Claimed = &claimed, CallerThread = Environment.CurrentManagedThreadId, SleepMilliseconds = 300 };
             WorkerPool.For(ref work, 2, threads: 2);
             Assert.Equal(stalls + 1, Contention.Stalls);
+            Assert.False(Contention.Active); // one stall alone is noise
+            claimed = 0;
+            WorkerPool.For(ref work, 2, threads: 2); // a second right after it: the stalls take most of the time
+            Assert.Equal(stalls + 2, Contention.Stalls);
             Assert.True(Contention.Active);
             Assert.Equal(1, Parallelism.ThreadsFor(small, 1000));
             Assert.Equal(2, Parallelism.ThreadsFor(large, 1000));
@@ -211,6 +215,17 @@ public sealed unsafe class WorkerPoolTests
 
             Contention.ObserveWait(ownTicks: 100 * microsecond, ownItems: 2, waitTicks: 2000 * microsecond);
             Assert.Equal(stalls + 1, Contention.Stalls);
+            Assert.False(Contention.Active); // the first stall: noise until another follows closely
+
+            // A stall whose wait is under 1/20 of the time since the one before is noise too (a host taking the core
+            // for a few ms now and then).
+            Thread.Sleep(150);
+            Contention.ObserveWait(ownTicks: 100 * microsecond, ownItems: 2, waitTicks: 2000 * microsecond);
+            Assert.Equal(stalls + 2, Contention.Stalls);
+            Assert.False(Contention.Active);
+
+            Contention.ObserveWait(ownTicks: 100 * microsecond, ownItems: 2, waitTicks: 2000 * microsecond);
+            Assert.Equal(stalls + 3, Contention.Stalls);
             Assert.True(Contention.Active);
             double first = Contention.WindowMilliseconds;
             Contention.ObserveWait(ownTicks: 100 * microsecond, ownItems: 2, waitTicks: 2000 * microsecond);
@@ -222,7 +237,7 @@ public sealed unsafe class WorkerPoolTests
             Contention.Enabled = false;
             Assert.False(Contention.Active);
             Contention.ObserveWait(ownTicks: 0, ownItems: 0, waitTicks: 2000 * microsecond);
-            Assert.Equal(stalls + 22, Contention.Stalls);
+            Assert.Equal(stalls + 24, Contention.Stalls);
             Assert.Equal(2, Parallelism.ThreadsFor(2 * Parallelism.MinimumFlopsPerThread, 1000));
             Contention.Reset();
         }
