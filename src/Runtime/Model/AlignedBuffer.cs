@@ -38,7 +38,9 @@ internal readonly struct AlignedBuffer
     /// </remarks>
     public unsafe AlignedBuffer(int length, bool hugePages)
     {
-        int alignment = hugePages && ResidentMemory.HugePagesWorthAsking((long)length * sizeof(float)) ? ResidentMemory.HugePageBytes : Alignment;
+        // The huge-page alignment's spare floats must still fit an array (a buffer of nearly Array.MaxLength floats keeps 64).
+        int alignment = hugePages && ResidentMemory.HugePagesWorthAsking((long)length * sizeof(float))
+            && length <= Array.MaxLength - ResidentMemory.HugePageBytes / sizeof(float) ? ResidentMemory.HugePageBytes : Alignment;
         _array = GC.AllocateArray<float>(length + alignment / sizeof(float) - 1, pinned: true);
         nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_array));
         _start = (int)((alignment - (address & (alignment - 1))) & (alignment - 1)) / sizeof(float);
