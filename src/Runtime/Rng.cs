@@ -116,7 +116,8 @@ public sealed class Rng
                 {
                     var work = new NormalWork { Draws = d, Values = v, Scale = scale, Count = count };
                     int pieces = (count + NormalWork.Piece - 1) / NormalWork.Piece;
-                    Threading.WorkerPool.For(ref work, pieces, Parallelism.ThreadsFor(NormalWork.CostPerValue * count, pieces));
+                    // Initialization writes a new model's weights for the first time.
+                    Threading.WorkerPool.For(ref work, pieces, Parallelism.ThreadsFor(NormalWork.CostPerValue * count, pieces), writesFreshPages: true);
                 }
             }
         }

@@ -54,7 +54,10 @@ internal static unsafe partial class Elementwise
     private const int ClearCost = 8;
 
     /// <summary>Sets every element of <paramref name="x"/> to 0, on several threads when it is long enough (gradient buffers).</summary>
-    public static void ClearSplit(Span<float> x)
+    public static void ClearSplit(Span<float> x) => ClearSplit(x, freshPages: false);
+
+    /// <summary><see cref="ClearSplit(Span{float})"/>; <paramref name="freshPages"/> when <paramref name="x"/> is new memory written for the first time.</summary>
+    internal static void ClearSplit(Span<float> x, bool freshPages)
     {
         int chunks = (x.Length + ChunkFloats - 1) / ChunkFloats;
         int threads = Parallelism.ThreadsFor((long)ClearCost * x.Length, chunks);
@@ -66,7 +69,7 @@ internal static unsafe partial class Elementwise
         fixed (float* px = x)
         {
             var work = new ClearWork { X = px, Length = x.Length };
-            WorkerPool.For(ref work, chunks, threads);
+            WorkerPool.For(ref work, chunks, threads, writesFreshPages: freshPages);
         }
     }
 

@@ -61,7 +61,7 @@ internal readonly struct AlignedBuffer
     public static AlignedBuffer WrittenOnce(int length)
     {
         var buffer = new AlignedBuffer(length);
-        Kernels.Elementwise.ClearSplit(buffer.Span);
+        Kernels.Elementwise.ClearSplit(buffer.Span, freshPages: true);
         return buffer;
     }
 
