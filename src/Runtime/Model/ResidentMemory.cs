@@ -52,17 +52,8 @@ internal static partial class ResidentMemory
     /// background collapsing could fill the released pages back in.
     /// </para>
     /// </remarks>
-    public static unsafe long AdviseHugePages(Span<float> region)
-    {
-        if (!OperatingSystem.IsLinux()) return 0;
-        fixed (float* p = region)
-        {
-            nint first = ((nint)p + HugePageBytes - 1) & ~(nint)(HugePageBytes - 1);
-            nint end = ((nint)p + (nint)((long)region.Length * sizeof(float))) & ~(nint)(HugePageBytes - 1);
-            if (end <= first) return 0;
-            return Advise(first, (nuint)(end - first), HugePage) == 0 ? end - first : 0;
-        }
-    }
+    public static long AdviseHugePages(Span<float> region)
+        => OperatingSystem.IsLinux() ? AdviseWholePages(region, 0, HugePageBytes, HugePage) : 0;
 
     [LibraryImport("libc", EntryPoint = "madvise", SetLastError = true)]
     private static partial int Advise(nint address, nuint length, int advice);
@@ -72,18 +63,27 @@ internal static partial class ResidentMemory
     /// contents are lost (they read as zeros). Returns the bytes released: 0 where nothing could be (not Linux, less than a
     /// page, or the call refused, which is only advice and changes nothing).
     /// </summary>
-    public static unsafe long Release(Span<float> region, long keepBytes)
+    public static long Release(Span<float> region, long keepBytes)
     {
         if (!OperatingSystem.IsLinux()) return 0;
         long length = (long)region.Length * sizeof(float);
         if (keepBytes < 0 || keepBytes > length) throw new ArgumentOutOfRangeException(nameof(keepBytes), keepBytes, $"the region has {length} bytes");
+        return AdviseWholePages(region, keepBytes, Environment.SystemPageSize, DontNeed);
+    }
+
+    /// <summary>
+    /// Gives <paramref name="advice"/> for the whole pages of <paramref name="pageBytes"/> (a power of two) that lie in
+    /// <paramref name="region"/> past its first <paramref name="fromByte"/> bytes; returns the bytes advised, 0 where no whole
+    /// page lies there or the call was refused.
+    /// </summary>
+    private static unsafe long AdviseWholePages(Span<float> region, long fromByte, nint pageBytes, int advice)
+    {
         fixed (float* p = region)
         {
-            nint page = Environment.SystemPageSize;
-            nint first = ((nint)p + (nint)keepBytes + page - 1) & ~(page - 1);
-            nint end = ((nint)p + (nint)length) & ~(page - 1);
+            nint first = ((nint)p + (nint)fromByte + pageBytes - 1) & ~(pageBytes - 1);
+            nint end = ((nint)p + (nint)((long)region.Length * sizeof(float))) & ~(pageBytes - 1);
             if (end <= first) return 0;
-            return Advise(first, (nuint)(end - first), DontNeed) == 0 ? end - first : 0;
+            return Advise(first, (nuint)(end - first), advice) == 0 ? end - first : 0;
         }
     }
 }
