@@ -38,6 +38,7 @@ namespace TransformerGen.Generator
                 body.Add(Comment(op, pass, stage));
                 body.AddRange(lines);
             }
+            if (infer && stage.Kind == StageKind.Head && _spec.IsDecoderOnly) body.InsertRange(0, GatherLastRows(ops));
 
             string where = Where(stage, @long: true);
             string summary = pass switch
@@ -48,6 +49,8 @@ namespace TransformerGen.Generator
                     ? $"Exact-length inference of {where} for <paramref name=\"n\"/> tokens: up to Batch sequences laid end to end, without padding."
                     : stage.IsEncoderSide && _spec.IsEncoderDecoder
                     ? $"Inference of {where} for a source of <paramref name=\"n\"/> tokens."
+                    : _spec.IsDecoderOnly
+                    ? $"Cached inference of {where} for <paramref name=\"n\"/> new positions of the cached sequences, laid end to end."
                     : $"Cached inference of {where} for <paramref name=\"n\"/> new positions of one sequence.",
             };
             string parameters = infer ? string.Join(", ", InferParameters(stage).Select(p => p.Type + " " + p.Name)) : "";
@@ -100,7 +103,23 @@ namespace TransformerGen.Generator
                 return t.IsAttentionProbabilities ? $"[{Lit(_d.Heads)}, L, L] per sequence" : $"[{(t.PerToken ? "n" : "sequences")}{width}]";
             if (t.IsAttentionProbabilities) return $"[{Lit(_d.Heads)}, n, n]";
             if (stage.Kind != StageKind.Head) return $"[n{width}]";
+            if (_spec.IsDecoderOnly) return $"[sequences{width}]";
             return _headTensors.Contains(t) ? $"[1{width}]" : $"[n{width}] (last row)";
+        }
+
+        /// <summary>
+        /// A decoder-only model's head runs on the last position of each sequence: the lines that move those rows of
+        /// every activation the head reads from the layers to the front (row s of sequence s, in place).
+        /// </summary>
+        private IEnumerable<string> GatherLastRows(List<Op> headOps)
+        {
+            IEnumerable<TensorDef> inputs = headOps.SelectMany(o => o.Reads)
+                .Where(t => t.Kind == TensorKind.Activation && !t.TrainingOnly && !_headTensors.Contains(t)).Distinct();
+            foreach (TensorDef t in inputs)
+            {
+                yield return $"// head · the last position of each sequence · {t.Name}[n, {Lit(t.Width)}] → [sequences, {Lit(t.Width)}]";
+                yield return $"GatherLastRows(w.Slice({Lit(_plan.InferenceOffsetOf(t))}, n * {Lit(t.Width)}), sequences.Lengths, {Lit(t.Width)});";
+            }
         }
 
         // ----- slices -----
@@ -182,6 +201,7 @@ namespace TransformerGen.Generator
             string local = t.InCache ? "kv" : "w";
             if (t.IsAttentionProbabilities) return $"{local}.Slice({Lit(offset)}, {Lit(_d.Heads)} * n * n)";
             if (stage.Kind != StageKind.Head) return $"{local}.Slice({Lit(offset)}, n{(width == 1 ? "" : " * " + Lit(width))})";
+            if (_spec.IsDecoderOnly) return $"{local}.Slice({Lit(offset)}, sequences.Count{(width == 1 ? "" : " * " + Lit(width))})";
             if (_headTensors.Contains(t)) return Slice(local, offset, width);
             return $"{local}.Slice({Lit(offset)} + (n - 1) * {Lit(width)}, {Lit(width)})";
         }
@@ -384,7 +404,8 @@ namespace TransformerGen.Generator
         {
             // Rows of the op's input: n new positions, the last one only in a decoder's head; an encoder's per-sequence rows after pooling.
             TensorDef? input = op.Reads.FirstOrDefault(t => t.Kind == TensorKind.Activation);
-            string rows = _spec.IsEncoderOnly ? (input is null ? "n" : InferenceRows(input)) : stage.Kind == StageKind.Head ? "1" : "n";
+            string rows = _spec.IsEncoderOnly ? (input is null ? "n" : InferenceRows(input))
+                : stage.Kind != StageKind.Head ? "n" : _spec.IsDecoderOnly ? "sequences.Count" : "1";
             string h = Lit(_d.Heads), hd = Lit(_d.HeadDim), c = Lit(_d.DModel);
             string position = NeedsPosition(stage) ? "position0" : "0";
             string padding = _spec.PadToken.Value >= 0 ? "PredictPadding" : "default";
@@ -427,6 +448,22 @@ namespace TransformerGen.Generator
                 case EmbeddingOp e:
                     lines.Add(Lookup("tokens", e, I(e.Table, stage), I(e.Output, stage)));
                     break;
+                // A decoder-only model's cached pass: the new tokens of several sequences lie end to end, each sequence
+                // continuing at its own cached length in its own cache slot.
+                case PositionalAddOp pos when _spec.IsDecoderOnly:
+                    lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, sequences.Lengths, {c}, sequences.Positions);");
+                    break;
+                case RotaryOp rot when _spec.IsDecoderOnly && rot.HalfSplit:
+                    lines.Add($"{Kernels}Positional.RotaryHalfForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, sequences.Lengths, {Lit(rot.RotatedHeads)}, {hd}, {Lit(rot.Qkv.Width)}, sequences.Positions);");
+                    break;
+                case RotaryOp rot when _spec.IsDecoderOnly:
+                    lines.Add($"{Kernels}Positional.RotaryForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, sequences.Lengths, {h}, {hd}, {Lit(rot.Qkv.Width)}, sequences.Positions);");
+                    break;
+                case AttentionOp att when att.Causal && _spec.IsDecoderOnly:
+                    // The new keys and values join each sequence's cache slot, and each new query attends to its own sequence's cache.
+                    lines.Add($"AttendCached({I(att.Query, stage)}, {Lit(att.Query.Width)}, {Lit(att.KeyColumn)}, {Lit(att.ValueColumn)}, {Lit(att.KeyValueWidth)}, {Lit(_plan.KeyCacheOffset(stage.Layer))}, {Lit(_plan.ValueCacheOffset(stage.Layer))}, " +
+                              $"{I(att.Output, stage)}, sequences, {h}, {hd}{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)});");
+                    break;
                 case PositionalAddOp pos:
                     lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, 1, n, {c}, {position});");
                     break;
@@ -449,12 +486,10 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Positional.RotaryForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, 1, n, {h}, {hd}, {Lit(rot.Qkv.Width)}, {position});");
                     break;
                 case AttentionOp att when att.Causal:
-                    // Decoder self-attention: the new keys and values join the cache, and each new query attends to it.
+                    // An encoder–decoder's decoder self-attention: the new keys and values join the cache, and each new query attends to it.
                     long cache = _d.TargetSeqLen * _d.KeyValueWidth;
                     string keys = Slice("kv", _plan.KeyCacheOffset(stage.Layer), cache), values = Slice("kv", _plan.ValueCacheOffset(stage.Layer), cache);
-                    lines.Add(_spec.Family is null
-                        ? $"AppendKeysValues({I(att.Query, stage)}, n, {c}, {keys}, {values}, position0);"
-                        : $"AppendKeysValues({I(att.Query, stage)}, n, {Lit(att.Query.Width)}, {Lit(att.KeyColumn)}, {Lit(att.ValueColumn)}, {Lit(att.KeyValueWidth)}, {keys}, {values}, position0);");
+                    lines.Add($"AppendKeysValues({I(att.Query, stage)}, n, {c}, {keys}, {values}, position0);");
                     lines.Add($"{Kernels}Attention.ForwardCached({I(att.Query, stage)}, {Lit(att.Query.Width)}, {keys}, {values}, {I(att.Output, stage)}, ScoreBuffer, position0, n, {h}, {hd}{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)});");
                     break;
                 case AttentionOp att when att.QueryStream != att.KeyStream:

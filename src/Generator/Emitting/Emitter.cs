@@ -487,7 +487,9 @@ namespace TransformerGen.Generator
             }
             w.Line();
             w.Line("/// <inheritdoc />");
-            w.Open("protected override void InferCore(global::System.ReadOnlySpan<int> tokens, int position0)");
+            w.Open(_spec.IsDecoderOnly
+                ? "protected override void InferCore(global::System.ReadOnlySpan<int> tokens, global::TransformerGen.CachedSequences sequences)"
+                : "protected override void InferCore(global::System.ReadOnlySpan<int> tokens, int position0)");
             w.Line("int n = tokens.Length;");
             foreach (Stage s in DecodeStages()) w.Line($"{GeneratedNames.StageMethod(s, "Infer")}({InferArguments(s)});");
             w.Close();
@@ -515,13 +517,18 @@ namespace TransformerGen.Generator
             w.Line($"protected override {span}<float> InferenceHiddenState(int n) => {InferenceSlice("InferenceBuffer", hidden)};");
         }
 
-        /// <summary>What an inference stage method takes, in order: the tokens if it embeds them, the row count, the first position if it needs it, and an encoder's sequence lengths if it uses them.</summary>
+        /// <summary>
+        /// What an inference stage method takes, in order: the tokens if it embeds them, the row count, where the new
+        /// tokens are if it needs it (a decoder-only model's sequences and their cached lengths; an encoder–decoder's first
+        /// position), and an encoder's sequence lengths if it uses them.
+        /// </summary>
         private List<(string Type, string Name)> InferParameters(Stage stage)
         {
             var list = new List<(string Type, string Name)>();
             if (stage.Kind is StageKind.Embed or StageKind.TargetEmbed) list.Add(("global::System.ReadOnlySpan<int>", "tokens"));
             list.Add(("int", "n"));
-            if (NeedsPosition(stage)) list.Add(("int", "position0"));
+            if (_spec.IsDecoderOnly && (NeedsPosition(stage) || stage.Kind == StageKind.Head)) list.Add(("global::TransformerGen.CachedSequences", "sequences"));
+            else if (NeedsPosition(stage)) list.Add(("int", "position0"));
             if (NeedsLengths(stage)) list.Add(("global::System.ReadOnlySpan<int>", "lengths"));
             return list;
         }

@@ -21,7 +21,7 @@ namespace TransformerGen.Generator
             "ZeroGrad", "TrainStep", "Save", "Load", "CacheLength", "ResetCache", "Append", "Generate",
             "ForwardCore", "BackwardCore", "InferCore", "ParameterBuffer", "GradientBuffer", "ActivationBuffer",
             "ActivationGradientBuffer", "ConstantBuffer", "InferenceBuffer", "KeyValueBuffer", "ScoreBuffer",
-            "Tokens", "Targets", "DropoutRng", "AppendKeysValues",
+            "Tokens", "Targets", "DropoutRng", "AppendKeysValues", "AttendCached", "GatherLastRows", "CacheLengthOf",
             "DecoderTokens", "TokenPadding", "DecoderPadding", "SourceLength", "EncodeCore", "Encode", "Translate", "Decode",
             "BeamSearch", "Predict", "DecoderCacheLength", "AttentionMap", "ResetDecoder", "InferenceLogits", "CheckIds", "OnParametersReplaced", "FromBuiltInWeights",
             "ForInference", "Use", "BufferBytes", "WeightType", "WeightsPacked", "PackWeights", "CopyParametersTo", "WeightMatrixBytes", "ReleasedWeightBytes", "Linear", "EmbeddingLookup", "LoadWeights", "LoadBuiltInWeights", "ShareWeights", "SharesWeights",

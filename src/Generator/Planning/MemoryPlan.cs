@@ -80,12 +80,14 @@ namespace TransformerGen.Generator
             ActivationCount = activations;
 
             // Inference: dropout is the identity, so its output shares its input's slot; tensors of the same role in
-            // layers of the same parity share one slot, sized for the longest stream using it. A decoder or an
-            // encoder–decoder runs one sequence at a time; an encoder-only model's exact-length pass takes up to Batch
-            // sequences laid end to end, so its per-token slots hold Batch·SeqLen rows and its per-sequence ones Batch.
-            KeyValueCount = Saturating.Multiply(2L * d.DecoderLayers, SelfCacheRows);
+            // layers of the same parity share one slot, sized for the longest stream using it. An encoder–decoder runs
+            // one sequence at a time. An encoder-only model's exact-length pass takes up to Batch sequences laid end to
+            // end, so its per-token slots hold Batch·SeqLen rows and its per-sequence ones Batch; a decoder-only model's
+            // cached pass likewise takes the new tokens of up to Batch sequences, each with a key/value cache of its own
+            // (Batch cache slots, one after another), and its head one row per sequence.
+            bool encoderOnly = Graph.Spec.IsEncoderOnly, decoderOnly = Graph.Spec.IsDecoderOnly;
+            KeyValueCount = Saturating.Multiply(Saturating.Multiply(2L * d.DecoderLayers, SelfCacheRows), decoderOnly ? d.Batch : 1);
             long inference = 0;
-            bool encoderOnly = Graph.Spec.IsEncoderOnly;
             var aliases = new Dictionary<TensorDef, TensorDef>();
             foreach (Op op in Graph.Ops)
                 if (op is DropoutOp drop) aliases[drop.Output] = Resolve(aliases, drop.Input);
@@ -106,7 +108,7 @@ namespace TransformerGen.Generator
                     continue;
                 }
                 string key = t.Layer < 0 ? t.Name : t.Role + "@" + (t.Layer % 2);
-                long rows = headOutputs.Contains(t) ? 1 : !t.PerToken ? t.Shape[0] : encoderOnly ? d.Tokens : d.Length(t.Stream);
+                long rows = headOutputs.Contains(t) ? (decoderOnly ? d.Batch : 1) : !t.PerToken ? t.Shape[0] : encoderOnly || decoderOnly ? d.Tokens : d.Length(t.Stream);
                 long size = t.IsAttentionProbabilities
                     ? Saturating.Multiply(Saturating.Multiply(d.Heads, t.Shape[2]), t.Shape[3])
                     : Saturating.Multiply(rows, t.Width);

@@ -66,21 +66,24 @@ public static class Positional
 
     /// <summary>
     /// <see cref="Add(Span{float}, ReadOnlySpan{float}, int, int, int, int)"/> for sequences of different lengths laid end
-    /// to end: the <c>lengths[s]</c> rows of sequence s get positions 0, 1, … of their own.
+    /// to end: the <c>lengths[s]</c> rows of sequence s get positions <c>positions[s]</c>, <c>positions[s] + 1</c>, … (from 0
+    /// when <paramref name="positions"/> is empty; later positions when the sequences continue cached ones).
     /// </summary>
     /// <param name="x">Embeddings <c>[Σ lengths, c]</c>, updated in place.</param>
-    /// <param name="table">Position table <c>[maxLen, c]</c>, maxLen at least the longest length.</param>
+    /// <param name="table">Position table <c>[maxLen, c]</c>, maxLen at least the last position of every sequence plus one.</param>
     /// <param name="lengths">Tokens of each sequence, each at least 1.</param>
     /// <param name="c">Channels.</param>
-    public static void Add(Span<float> x, ReadOnlySpan<float> table, ReadOnlySpan<int> lengths, int c)
+    /// <param name="positions">The position of each sequence's first row, or empty for 0.</param>
+    public static void Add(Span<float> x, ReadOnlySpan<float> table, ReadOnlySpan<int> lengths, int c, ReadOnlySpan<int> positions = default)
     {
         SpanChecks.Positive(c, nameof(c));
         SpanChecks.Length(x.Length, SpanChecks.Sequences(lengths, nameof(lengths), out _) * c, nameof(x));
+        SpanChecks.LengthOrEmpty(positions.Length, lengths.Length, nameof(positions));
         int row = 0;
-        foreach (int length in lengths)
+        for (int s = 0; s < lengths.Length; s++)
         {
-            Add(x.Slice(row * c, length * c), table, 1, length, c);
-            row += length;
+            Add(x.Slice(row * c, lengths[s] * c), table, 1, lengths[s], c, positions.IsEmpty ? 0 : positions[s]);
+            row += lengths[s];
         }
     }
 
@@ -152,23 +155,27 @@ public static class Positional
 
     /// <summary>
     /// <see cref="RotaryForward(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, int, int, int)"/> for
-    /// sequences of different lengths laid end to end: the rows of each sequence are at positions 0, 1, … of their own.
+    /// sequences of different lengths laid end to end: the rows of sequence s are at positions <c>positions[s]</c>,
+    /// <c>positions[s] + 1</c>, … (from 0 when <paramref name="positions"/> is empty).
     /// </summary>
     /// <param name="qkv">Packed rows <c>[Σ lengths, rowStride]</c>, updated in place.</param>
-    /// <param name="cos">Cosine table <c>[maxLen, headDim/2]</c>, maxLen at least the longest length.</param>
+    /// <param name="cos">Cosine table <c>[maxLen, headDim/2]</c>, maxLen at least the last position of every sequence plus one.</param>
     /// <param name="sin">Sine table, same shape.</param>
     /// <param name="lengths">Tokens of each sequence, each at least 1.</param>
     /// <param name="heads">Attention heads.</param>
     /// <param name="headDim">Channels per head; even.</param>
     /// <param name="rowStride">Floats per token row, at least 2C.</param>
-    public static void RotaryForward(Span<float> qkv, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, ReadOnlySpan<int> lengths, int heads, int headDim, int rowStride)
+    /// <param name="positions">The position of each sequence's first row, or empty for 0.</param>
+    public static void RotaryForward(Span<float> qkv, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, ReadOnlySpan<int> lengths, int heads, int headDim, int rowStride,
+        ReadOnlySpan<int> positions = default)
     {
         SpanChecks.Length(qkv.Length, SpanChecks.Sequences(lengths, nameof(lengths), out _) * rowStride, nameof(qkv));
+        SpanChecks.LengthOrEmpty(positions.Length, lengths.Length, nameof(positions));
         int row = 0;
-        foreach (int length in lengths)
+        for (int s = 0; s < lengths.Length; s++)
         {
-            Rotate(qkv.Slice(row * rowStride, length * rowStride), cos, sin, 1, length, heads, headDim, rowStride, 0, 1f);
-            row += length;
+            Rotate(qkv.Slice(row * rowStride, lengths[s] * rowStride), cos, sin, 1, lengths[s], heads, headDim, rowStride, positions.IsEmpty ? 0 : positions[s], 1f);
+            row += lengths[s];
         }
     }
 
@@ -293,23 +300,27 @@ public static class Positional
 
     /// <summary>
     /// <see cref="RotaryHalfForward(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, int, int, int)"/>
-    /// for sequences of different lengths laid end to end: the rows of each sequence are at positions 0, 1, … of their own.
+    /// for sequences of different lengths laid end to end: the rows of sequence s are at positions <c>positions[s]</c>,
+    /// <c>positions[s] + 1</c>, … (from 0 when <paramref name="positions"/> is empty).
     /// </summary>
     /// <param name="qkv">Rows <c>[Σ lengths, rowStride]</c>, updated in place.</param>
-    /// <param name="cos">Cosine table <c>[maxLen, headDim/2]</c>, maxLen at least the longest length.</param>
+    /// <param name="cos">Cosine table <c>[maxLen, headDim/2]</c>, maxLen at least the last position of every sequence plus one.</param>
     /// <param name="sin">Sine table, same shape.</param>
     /// <param name="lengths">Tokens of each sequence, each at least 1.</param>
     /// <param name="rotatedHeads">Blocks of headDim floats rotated at the start of each row.</param>
     /// <param name="headDim">Channels per head; even.</param>
     /// <param name="rowStride">Floats per token row, at least rotatedHeads·headDim.</param>
-    public static void RotaryHalfForward(Span<float> qkv, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, ReadOnlySpan<int> lengths, int rotatedHeads, int headDim, int rowStride)
+    /// <param name="positions">The position of each sequence's first row, or empty for 0.</param>
+    public static void RotaryHalfForward(Span<float> qkv, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, ReadOnlySpan<int> lengths, int rotatedHeads, int headDim, int rowStride,
+        ReadOnlySpan<int> positions = default)
     {
         SpanChecks.Length(qkv.Length, SpanChecks.Sequences(lengths, nameof(lengths), out _) * rowStride, nameof(qkv));
+        SpanChecks.LengthOrEmpty(positions.Length, lengths.Length, nameof(positions));
         int row = 0;
-        foreach (int length in lengths)
+        for (int s = 0; s < lengths.Length; s++)
         {
-            RotateHalf(qkv.Slice(row * rowStride, length * rowStride), cos, sin, 1, length, rotatedHeads, headDim, rowStride, 0, 1f, nameof(qkv));
-            row += length;
+            RotateHalf(qkv.Slice(row * rowStride, lengths[s] * rowStride), cos, sin, 1, lengths[s], rotatedHeads, headDim, rowStride, positions.IsEmpty ? 0 : positions[s], 1f, nameof(qkv));
+            row += lengths[s];
         }
     }
 

@@ -3,46 +3,133 @@ using System;
 namespace TransformerGen;
 
 /// <summary>
-/// A decoder-only model (GPT): trained with <see cref="TransformerModel.Forward"/> on next tokens, and run one
-/// sequence at a time with a key/value cache: <see cref="Append"/> gives next-token logits, <see cref="Generate"/>
-/// samples a continuation.
+/// A decoder-only model (GPT): trained with <see cref="TransformerModel.Forward"/> on next tokens, and run with a
+/// key/value cache: <see cref="Append(ReadOnlySpan{int})"/> gives next-token logits, <see cref="Generate"/> samples a
+/// continuation.
 /// </summary>
+/// <remarks>
+/// An instance holds Batch key/value caches, one per sequence (cache slot). <see cref="Append(ReadOnlySpan{int})"/> and
+/// <see cref="Generate"/> use sequence 0; <see cref="Append(ReadOnlySpan{int}, ReadOnlySpan{int}, ReadOnlySpan{int})"/>
+/// runs new tokens of up to Batch sequences in one exact-length pass (prompts of several conversations, or one decoding
+/// step of each), so the weights are read once for all of them. Each sequence continues at its own cached length and
+/// attends only to its own cache.
+/// </remarks>
 public abstract class LanguageModel : TransformerModel
 {
     private readonly int[] _window;
-    private int _cacheLength;
+    // Positions cached in each slot, and the floats of one slot's keys and values (all layers).
+    private readonly int[] _cacheLengths;
+    private readonly int _slotLength;
+    // The per-sequence spans of a call: sequence 0 alone, or the cached lengths of the sequences a call names.
+    private readonly int[] _oneLength = new int[1];
+    private readonly int[] _slotZero = new int[1];
+    private readonly int[] _positions;
+    private readonly bool[] _named;
 
     /// <summary>Allocates every buffer and initializes the parameters from <paramref name="seed"/>.</summary>
     protected LanguageModel(ModelLayout layout, ulong seed) : this(layout, seed, ModelUse.Training, initialize: true) { }
 
     /// <summary>Allocates the buffers <paramref name="use"/> needs; initializes the parameters from <paramref name="seed"/> when <paramref name="initialize"/> is true.</summary>
-    protected LanguageModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32, ModelWeights? shared = null) : base(layout, seed, use, initialize, weights, shared) => _window = new int[layout.SeqLen];
+    protected LanguageModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32, ModelWeights? shared = null)
+        : base(layout, seed, use, initialize, weights, shared)
+    {
+        _window = new int[layout.SeqLen];
+        _cacheLengths = new int[layout.Batch];
+        _slotLength = layout.KeyValueCount / layout.Batch;
+        _positions = new int[layout.Batch];
+        _named = new bool[layout.Batch];
+    }
 
-    /// <summary>Number of positions held in the key/value cache.</summary>
-    public int CacheLength => _cacheLength;
+    /// <summary>Number of positions held in the key/value cache of sequence 0 (the one <see cref="Append(ReadOnlySpan{int})"/> and <see cref="Generate"/> use).</summary>
+    public int CacheLength => _cacheLengths[0];
 
-    /// <summary>Empties the key/value cache, to start a new sequence.</summary>
+    /// <summary>Number of positions held in the key/value cache of <paramref name="sequence"/> (0 to Batch − 1).</summary>
+    public int CacheLengthOf(int sequence) => _cacheLengths[CheckSequence(sequence)];
+
+    /// <summary>Empties the key/value cache of every sequence.</summary>
     public void ResetCache()
     {
         using CallScope scope = Enter("ResetCache");
-        _cacheLength = 0;
+        Array.Clear(_cacheLengths);
+    }
+
+    /// <summary>Empties the key/value cache of <paramref name="sequence"/> (0 to Batch − 1), to start a new sequence there; the others keep theirs.</summary>
+    public void ResetCache(int sequence)
+    {
+        using CallScope scope = Enter("ResetCache");
+        _cacheLengths[CheckSequence(sequence)] = 0;
     }
 
     /// <summary>
-    /// Appends <paramref name="tokens"/> to the cached sequence (a prompt, or one sampled token) and returns
-    /// the logits <c>[Vocab]</c> for the token after the last one. Earlier positions are not recomputed.
+    /// Appends <paramref name="tokens"/> to the cached sequence 0 (a prompt, or one sampled token) and returns the logits
+    /// <c>[Vocab]</c> for the token after the last one. Earlier positions are not recomputed.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The sequence would exceed <c>SeqLen</c>; call <see cref="ResetCache"/> or use <see cref="Generate"/>, which slides the window.</exception>
+    /// <exception cref="InvalidOperationException">The sequence would exceed <c>SeqLen</c>; call <see cref="ResetCache()"/> or use <see cref="Generate"/>, which slides the window.</exception>
     public ReadOnlySpan<float> Append(ReadOnlySpan<int> tokens)
     {
         using CallScope scope = Enter("Append");
         if (tokens.IsEmpty) throw new ArgumentException("at least one token is needed", nameof(tokens));
-        if (_cacheLength + tokens.Length > Layout.SeqLen)
-            throw new InvalidOperationException($"{Layout.Name} holds {_cacheLength} cached positions; {tokens.Length} more exceed SeqLen = {Layout.SeqLen}");
+        if (_cacheLengths[0] + tokens.Length > Layout.SeqLen)
+            throw new InvalidOperationException($"{Layout.Name} holds {_cacheLengths[0]} cached positions; {tokens.Length} more exceed SeqLen = {Layout.SeqLen}");
         CheckIds(tokens, nameof(tokens), Layout.Vocab, allowIgnored: false);
-        InferCore(tokens, _cacheLength);
-        _cacheLength += tokens.Length;
+        _oneLength[0] = tokens.Length;
+        InferCore(tokens, new CachedSequences(_oneLength, _cacheLengths.AsSpan(0, 1), _slotZero));
+        _cacheLengths[0] += tokens.Length;
         return InferenceLogits;
+    }
+
+    /// <summary>
+    /// Appends new tokens to several cached sequences in one pass and returns their next-token logits
+    /// <c>[sequences.Length, Vocab]</c>, row i for <c>sequences[i]</c>. Sequence <c>sequences[i]</c> gets the
+    /// <c>lengths[i]</c> ids that follow those of the sequences before it in <paramref name="tokens"/> (no padding), at the
+    /// positions after those it has cached, and its queries see only its own cache. Each row is what
+    /// <see cref="Append(ReadOnlySpan{int})"/> gives for that sequence alone. The span is valid until the next call;
+    /// allocates nothing.
+    /// </summary>
+    /// <param name="tokens">The new ids of every sequence, one after another (<c>Σ lengths</c> in all).</param>
+    /// <param name="lengths">How many new ids each sequence gets, each at least 1.</param>
+    /// <param name="sequences">Which sequence (key/value cache slot, 0 to Batch − 1) each entry of <paramref name="lengths"/> continues; no two alike.</param>
+    /// <exception cref="ArgumentException">No sequences or more than Batch, the spans disagree in length, a sequence is named twice, or the lengths do not add up to <c>tokens.Length</c>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A sequence is outside 0..Batch − 1, a length below 1, or a token id outside the vocabulary; the message names which.</exception>
+    /// <exception cref="InvalidOperationException">A sequence would exceed <c>SeqLen</c>; nothing is appended to any.</exception>
+    public ReadOnlySpan<float> Append(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, ReadOnlySpan<int> sequences)
+    {
+        using CallScope scope = Enter("Append");
+        ModelLayout layout = Layout;
+        if (lengths.Length < 1 || lengths.Length > layout.Batch)
+            throw new ArgumentException($"{layout.Name}.Append takes 1 to Batch = {layout.Batch} sequences, got {lengths.Length} lengths", nameof(lengths));
+        if (sequences.Length != lengths.Length)
+            throw new ArgumentException($"{layout.Name}.Append: {lengths.Length} lengths need as many sequences, got {sequences.Length}", nameof(sequences));
+        long total = 0;
+        try
+        {
+            for (int i = 0; i < lengths.Length; i++)
+            {
+                int sequence = sequences[i];
+                if (sequence < 0 || sequence >= layout.Batch)
+                    throw new ArgumentOutOfRangeException(nameof(sequences), sequence, $"{layout.Name}.Append: sequences[{i}] = {sequence} is outside 0 to Batch - 1 = {layout.Batch - 1}");
+                if (_named[sequence])
+                    throw new ArgumentException($"{layout.Name}.Append: sequence {sequence} is named twice", nameof(sequences));
+                _named[sequence] = true;
+                if (lengths[i] < 1)
+                    throw new ArgumentOutOfRangeException(nameof(lengths), lengths[i], $"{layout.Name}.Append: lengths[{i}] = {lengths[i]} is below 1");
+                if (_cacheLengths[sequence] + (long)lengths[i] > layout.SeqLen)
+                    throw new InvalidOperationException($"{layout.Name}: sequence {sequence} holds {_cacheLengths[sequence]} cached positions; {lengths[i]} more exceed SeqLen = {layout.SeqLen}");
+                _positions[i] = _cacheLengths[sequence];
+                total += lengths[i];
+            }
+        }
+        finally
+        {
+            foreach (int sequence in sequences)
+                if (sequence >= 0 && sequence < layout.Batch) _named[sequence] = false;
+        }
+        if (total != tokens.Length)
+            throw new ArgumentException($"{layout.Name}.Append: the lengths add up to {total} tokens, but {tokens.Length} were given", nameof(lengths));
+        CheckIds(tokens, nameof(tokens), layout.Vocab, allowIgnored: false);
+        InferCore(tokens, new CachedSequences(lengths, _positions.AsSpan(0, lengths.Length), sequences));
+        for (int i = 0; i < lengths.Length; i++) _cacheLengths[sequences[i]] += lengths[i];
+        return InferenceLogitRows(lengths.Length);
     }
 
     /// <summary>
@@ -56,7 +143,7 @@ public abstract class LanguageModel : TransformerModel
         ArgumentNullException.ThrowIfNull(sampler);
         if (prompt.IsEmpty) throw new ArgumentException("the prompt needs at least one token", nameof(prompt));
         int window = Layout.SeqLen;
-        ResetCache();
+        _cacheLengths[0] = 0;
         // The window holds the tokens the cache was built from, so it can be rebuilt when full.
         int held = Math.Min(prompt.Length, window);
         prompt[^held..].CopyTo(_window);
@@ -72,7 +159,7 @@ public abstract class LanguageModel : TransformerModel
                 _window.AsSpan(window - keep + 1, keep - 1).CopyTo(_window);
                 held = keep - 1;
                 _window[held++] = next;
-                ResetCache();
+                _cacheLengths[0] = 0;
                 logits = Append(_window.AsSpan(0, held));
             }
             else
@@ -129,8 +216,69 @@ public abstract class LanguageModel : TransformerModel
     }
 
     /// <inheritdoc />
-    protected override void OnParametersReplaced() => _cacheLength = 0;
+    protected override void OnParametersReplaced() => Array.Clear(_cacheLengths);
 
-    /// <summary>The generated cached inference pass: <paramref name="tokens"/> at positions <paramref name="position0"/>…; writes the last position's logits.</summary>
-    protected abstract void InferCore(ReadOnlySpan<int> tokens, int position0);
+    /// <summary>
+    /// The generated cached inference pass: the new <paramref name="tokens"/> of <paramref name="sequences"/>, laid end to
+    /// end; writes the logits of each sequence's last position, one row per sequence.
+    /// </summary>
+    protected abstract void InferCore(ReadOnlySpan<int> tokens, CachedSequences sequences);
+
+    /// <summary>
+    /// One layer's cached self-attention over several sequences: the keys and values of each sequence's new rows join that
+    /// sequence's cache slot (at its cached length), and each new query attends to its own sequence's cache, causally.
+    /// </summary>
+    /// <param name="qkv">Packed rows <c>[n, rowStride]</c>: queries at column 0, keys at <paramref name="keyColumn"/>, values at <paramref name="valueColumn"/>.</param>
+    /// <param name="rowStride">Floats per row.</param>
+    /// <param name="keyColumn">Where the keys start in a row.</param>
+    /// <param name="valueColumn">Where the values start in a row.</param>
+    /// <param name="width">Floats of the keys (and of the values): key/value heads × headDim.</param>
+    /// <param name="keyOffset">Where this layer's keys start in a cache slot.</param>
+    /// <param name="valueOffset">Where this layer's values start in a cache slot.</param>
+    /// <param name="output">Heads concatenated <c>[n, heads·headDim]</c>.</param>
+    /// <param name="sequences">The sequences of the call.</param>
+    /// <param name="heads">Query heads.</param>
+    /// <param name="headDim">Channels per head.</param>
+    /// <param name="window">0 for no window; otherwise a query sees only the keys within this distance.</param>
+    /// <param name="kvHeads">Key/value heads (grouped-query attention), or 0 for one per query head.</param>
+    protected void AttendCached(ReadOnlySpan<float> qkv, int rowStride, int keyColumn, int valueColumn, int width, int keyOffset, int valueOffset,
+        Span<float> output, CachedSequences sequences, int heads, int headDim, int window = 0, int kvHeads = 0)
+    {
+        Span<float> cache = KeyValueBuffer;
+        int c = heads * headDim, cacheRows = Layout.SeqLen * width, row = 0;
+        for (int s = 0; s < sequences.Count; s++)
+        {
+            int length = sequences.Lengths[s], position0 = sequences.Positions[s];
+            Span<float> slot = cache.Slice(sequences.Slots[s] * _slotLength, _slotLength);
+            Span<float> keys = slot.Slice(keyOffset, cacheRows), values = slot.Slice(valueOffset, cacheRows);
+            ReadOnlySpan<float> rows = qkv.Slice(row * rowStride, length * rowStride);
+            for (int i = 0; i < length; i++)
+            {
+                ReadOnlySpan<float> r = rows.Slice(i * rowStride, rowStride);
+                r.Slice(keyColumn, width).CopyTo(keys.Slice((position0 + i) * width, width));
+                r.Slice(valueColumn, width).CopyTo(values.Slice((position0 + i) * width, width));
+            }
+            Kernels.Attention.ForwardCached(rows, rowStride, keys, values, output.Slice(row * c, length * c), ScoreBuffer, position0, length, heads, headDim, window, kvHeads);
+            row += length;
+        }
+    }
+
+    /// <summary>
+    /// Moves the last row of each sequence of <paramref name="rows"/> (<c>[Σ lengths, width]</c>, sequences end to end) to
+    /// row s, in place, so the head runs on one row per sequence. Row s is never a later sequence's last row, so nothing
+    /// still to be moved is overwritten.
+    /// </summary>
+    protected static void GatherLastRows(Span<float> rows, ReadOnlySpan<int> lengths, int width)
+    {
+        int end = 0;
+        for (int s = 0; s < lengths.Length; s++)
+        {
+            end += lengths[s];
+            if (end - 1 != s) rows.Slice((end - 1) * width, width).CopyTo(rows.Slice(s * width, width));
+        }
+    }
+
+    private int CheckSequence(int sequence) => (uint)sequence < (uint)_cacheLengths.Length
+        ? sequence
+        : throw new ArgumentOutOfRangeException(nameof(sequence), sequence, $"{Layout.Name} holds sequences 0 to Batch - 1 = {_cacheLengths.Length - 1}");
 }

@@ -593,7 +593,10 @@ public abstract partial class TransformerModel : ITrainableParameters
     protected abstract void BackwardCore();
 
     /// <summary>The next-token logits <c>[target vocabulary]</c> that the last inference pass wrote.</summary>
-    protected ReadOnlySpan<float> InferenceLogits => _inference.Span.Slice(_layout.InferenceLogitsOffset, _layout.TargetVocab);
+    protected ReadOnlySpan<float> InferenceLogits => InferenceLogitRows(1);
+
+    /// <summary>The logits <c>[rows, target vocabulary]</c> that the last inference pass wrote, one row per sequence it ran.</summary>
+    protected ReadOnlySpan<float> InferenceLogitRows(int rows) => _inference.Span.Slice(_layout.InferenceLogitsOffset, rows * _layout.TargetVocab);
 
     private static void MarkPadding(ReadOnlySpan<int> tokens, int pad, Span<byte> padding)
     {
@@ -662,23 +665,6 @@ public abstract partial class TransformerModel : ITrainableParameters
             ReadOnlySpan<float> row = qkv.Slice(i * 3 * channels, 3 * channels);
             row.Slice(channels, channels).CopyTo(keys.Slice((position0 + i) * channels, channels));
             row.Slice(2 * channels, channels).CopyTo(values.Slice((position0 + i) * channels, channels));
-        }
-    }
-
-    /// <summary>
-    /// Copies the keys and values of <paramref name="count"/> new positions out of packed rows of
-    /// <paramref name="rowStride"/> floats (keys at <paramref name="keyColumn"/>, values at <paramref name="valueColumn"/>,
-    /// <paramref name="width"/> floats each: the key/value heads of grouped-query attention) into the cache rows starting
-    /// at <paramref name="position0"/>.
-    /// </summary>
-    protected static void AppendKeysValues(ReadOnlySpan<float> qkv, int count, int rowStride, int keyColumn, int valueColumn, int width,
-        Span<float> keys, Span<float> values, int position0)
-    {
-        for (int i = 0; i < count; i++)
-        {
-            ReadOnlySpan<float> row = qkv.Slice(i * rowStride, rowStride);
-            row.Slice(keyColumn, width).CopyTo(keys.Slice((position0 + i) * width, width));
-            row.Slice(valueColumn, width).CopyTo(values.Slice((position0 + i) * width, width));
         }
     }
 

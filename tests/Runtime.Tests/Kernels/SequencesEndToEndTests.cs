@@ -80,6 +80,40 @@ public class SequencesEndToEndTests
     }
 
     [Fact]
+    public void Positions_and_rotary_angles_continue_each_sequence_from_its_own_first_position()
+    {
+        // Cached decoding: sequence s starts at positions[s] (what its cache already holds), not at 0.
+        const int c = 10, heads = 2, headDim = 4, stride = 3 * heads * headDim;
+        int[] positions = [7, 0, 2, 30];
+        int n = Lengths.Sum(), maxLen = Lengths.Zip(positions, (l, p) => l + p).Max();
+        float[] table = Random(maxLen * c, 13), x = Random(n * c, 14), expected = (float[])x.Clone();
+        var cos = new float[maxLen * headDim / 2];
+        var sin = new float[maxLen * headDim / 2];
+        Positional.RotaryTables(cos, sin, maxLen, headDim);
+        float[] qkv = Random(n * stride, 15), expectedQkv = (float[])qkv.Clone(), half = (float[])qkv.Clone(), expectedHalf = (float[])qkv.Clone();
+
+        Positional.Add(x, table, Lengths, c, positions);
+        Positional.RotaryForward(qkv, cos, sin, Lengths, heads, headDim, stride, positions);
+        Positional.RotaryHalfForward(half, cos, sin, Lengths, 2 * heads, headDim, stride, positions);
+        int row = 0;
+        for (int s = 0; s < Lengths.Length; s++)
+        {
+            int length = Lengths[s];
+            Positional.Add(expected.AsSpan(row * c, length * c), table, 1, length, c, positions[s]);
+            Positional.RotaryForward(expectedQkv.AsSpan(row * stride, length * stride), cos, sin, 1, length, heads, headDim, stride, positions[s]);
+            Positional.RotaryHalfForward(expectedHalf.AsSpan(row * stride, length * stride), cos, sin, 1, length, 2 * heads, headDim, stride, positions[s]);
+            row += length;
+        }
+        Assert.Equal(expected, x);
+        Assert.Equal(expectedQkv, qkv);
+        Assert.Equal(expectedHalf, half);
+        Assert.NotEqual(Random(n * c, 14), x);
+        // One position per sequence, and a table long enough for the last of them.
+        Assert.Throws<ArgumentException>(() => Positional.Add(x, table, Lengths, c, [1, 2]));
+        Assert.ThrowsAny<ArgumentException>(() => Positional.Add(x, table, Lengths, c, [7, 0, 2, 31]));
+    }
+
+    [Fact]
     public void Pooling_gives_one_row_per_sequence()
     {
         const int c = 9;

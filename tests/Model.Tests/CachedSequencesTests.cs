@@ -1,0 +1,175 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Xunit;
+
+namespace TransformerGen.Model.Tests;
+
+// Decoders with several key/value cache slots (Batch), odd sizes: the Hugging Face families (grouped-query attention and
+// rotate_half; learned positions and Conv1D) and this project's own, with each positional encoding and a window.
+
+[TransformerModel(Config = "Configs/llama-odd/config.json", SeqLen = 19, Batch = 4)]
+public partial class LlamaSequences { }
+
+[TransformerModel(Config = "Configs/gpt2-odd/config.json", SeqLen = 19, Batch = 4)]
+public partial class Gpt2Sequences { }
+
+[TransformerModel(Vocab = 23, DModel = 20, Heads = 5, Layers = 2, DFF = 36, SeqLen = 11, Batch = 3,
+    Positional = Positional.Sinusoidal, Norm = NormPlacement.Post, Activation = Activation.Relu)]
+public partial class SinusoidalSequences { }
+
+[TransformerModel(Vocab = 23, DModel = 20, Heads = 5, Layers = 2, DFF = 36, SeqLen = 11, Batch = 3,
+    Positional = Positional.Rotary, AttentionWindow = 3, TiedEmbeddings = false)]
+public partial class RotaryWindowSequences { }
+
+[TransformerModel(Vocab = 23, DModel = 20, Heads = 5, Layers = 2, DFF = 36, SeqLen = 11, Batch = 3, Positional = Positional.Learned)]
+public partial class LearnedSequences { }
+
+/// <summary>
+/// A decoder's multi-sequence <c>Append(tokens, lengths, sequences)</c>: each row equals what a separate instance with the
+/// same weights gives for that sequence alone (the single-sequence path the libtorch tests check), through prompts,
+/// decoding steps of any subset of sequences, resets and <c>Generate</c>, and bad calls change nothing.
+/// </summary>
+public class CachedSequencesTests
+{
+    public static TheoryData<string> Models => new() { nameof(LlamaSequences), nameof(Gpt2Sequences), nameof(SinusoidalSequences), nameof(RotaryWindowSequences), nameof(LearnedSequences) };
+
+    private static LanguageModel Make(string name, WeightType type = WeightType.Float32) => name switch
+    {
+        nameof(LlamaSequences) => LlamaSequences.ForInference(5, type),
+        nameof(Gpt2Sequences) => Gpt2Sequences.ForInference(5, type),
+        nameof(SinusoidalSequences) => SinusoidalSequences.ForInference(5, type),
+        nameof(RotaryWindowSequences) => RotaryWindowSequences.ForInference(5, type),
+        _ => LearnedSequences.ForInference(5, type),
+    };
+
+    /// <summary>One model with Batch slots beside one single-sequence reference instance per slot, fed the same tokens.</summary>
+    private sealed class Pair
+    {
+        public readonly LanguageModel Model;
+        public readonly LanguageModel[] Alone;
+
+        public Pair(string name, WeightType type = WeightType.Float32)
+        {
+            Model = Make(name, type);
+            Alone = Enumerable.Range(0, Model.Layout.Batch).Select(_ => Make(name, type)).ToArray();
+        }
+
+        public int Vocab => Model.Layout.Vocab;
+
+        /// <summary>Appends <paramref name="tokens"/> of each named sequence in one call and checks every row against the references.</summary>
+        public void Step(params (int Sequence, int[] Tokens)[] parts)
+        {
+            int[] all = parts.SelectMany(p => p.Tokens).ToArray();
+            ReadOnlySpan<float> rows = Model.Append(all, parts.Select(p => p.Tokens.Length).ToArray(), parts.Select(p => p.Sequence).ToArray());
+            Assert.Equal(parts.Length * Vocab, rows.Length);
+            float[] together = rows.ToArray();
+            for (int i = 0; i < parts.Length; i++)
+            {
+                float[] alone = Alone[parts[i].Sequence].Append(parts[i].Tokens).ToArray();
+                AssertClose(alone, together.AsSpan(i * Vocab, Vocab).ToArray(), $"sequence {parts[i].Sequence}");
+                Assert.Equal(Alone[parts[i].Sequence].CacheLength, Model.CacheLengthOf(parts[i].Sequence));
+            }
+        }
+    }
+
+    private static void AssertClose(float[] expected, float[] actual, string what)
+    {
+        float scale = expected.Max(MathF.Abs);
+        float worst = expected.Zip(actual, (e, a) => MathF.Abs(e - a)).Max();
+        Assert.True(worst <= 1e-5f * Math.Max(scale, 1f), $"{what}: max |difference| {worst} against max |logit| {scale}");
+        Assert.NotEqual(0f, scale);
+    }
+
+    private static int[] Ids(int count, int seed, int vocab) => Enumerable.Range(0, count).Select(i => (seed * 7 + i * 5 + i * i) % vocab).ToArray();
+
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void Each_row_equals_the_sequence_run_alone_through_prompts_steps_and_resets(string name)
+    {
+        var pair = new Pair(name);
+        int batch = pair.Model.Layout.Batch, seqLen = pair.Model.Layout.SeqLen, vocab = pair.Vocab;
+        // Prompts of different lengths in slots out of order, one slot left empty.
+        pair.Step((2, Ids(5, 1, vocab)), (0, Ids(1, 2, vocab)), (1, Ids(3, 3, vocab)));
+        // A step of every slot: three continue by one or two tokens, the empty one starts.
+        var step = new List<(int, int[])> { (0, Ids(2, 4, vocab)), (1, Ids(1, 5, vocab)), (2, Ids(1, 6, vocab)) };
+        if (batch > 3) step.Insert(1, (3, Ids(4, 7, vocab)));
+        pair.Step(step.ToArray());
+        // Decoding steps of one token each, in a different order each time, until a slot is nearly full.
+        for (int round = 0; round < 3; round++)
+            pair.Step(Enumerable.Range(0, batch).Select(i => ((batch - 1 - i + round) % batch, Ids(1, 10 + round * batch + i, vocab))).ToArray());
+        // Slot 1 starts over while the others go on; then only slot 0 runs, up to SeqLen.
+        pair.Model.ResetCache(1);
+        pair.Alone[1].ResetCache();
+        Assert.Equal(0, pair.Model.CacheLengthOf(1));
+        pair.Step((1, Ids(6, 30, vocab)), (2, Ids(1, 31, vocab)));
+        int room = seqLen - pair.Model.CacheLengthOf(0);
+        pair.Step((0, Ids(room, 32, vocab)));
+        Assert.Equal(seqLen, pair.Model.CacheLengthOf(0));
+        // Append(tokens) is sequence 0's: the others are untouched.
+        int other = pair.Model.CacheLengthOf(2);
+        pair.Model.ResetCache(0);
+        pair.Alone[0].ResetCache();
+        AssertClose(pair.Alone[0].Append(Ids(4, 40, vocab)).ToArray(), pair.Model.Append(Ids(4, 40, vocab)).ToArray(), "Append(tokens)");
+        Assert.Equal(4, pair.Model.CacheLength);
+        Assert.Equal(other, pair.Model.CacheLengthOf(2));
+        pair.Step((2, Ids(1, 41, vocab)), (0, Ids(1, 42, vocab)));
+    }
+
+    [Fact]
+    public void Eight_bit_weights_give_each_sequence_what_it_gets_alone()
+    {
+        // Under 16 rows a call, so the same products (fp32 activations) run together and alone.
+        var pair = new Pair(nameof(LlamaSequences), WeightType.Int8);
+        pair.Step((3, Ids(6, 1, pair.Vocab)), (1, Ids(2, 2, pair.Vocab)), (0, Ids(5, 3, pair.Vocab)));
+        pair.Step((0, Ids(1, 4, pair.Vocab)), (1, Ids(1, 5, pair.Vocab)), (2, Ids(3, 6, pair.Vocab)), (3, Ids(1, 7, pair.Vocab)));
+    }
+
+    [Fact]
+    public void Generate_uses_sequence_0_and_leaves_the_others_cached()
+    {
+        var pair = new Pair(nameof(Gpt2Sequences));
+        pair.Step((1, Ids(4, 1, pair.Vocab)), (3, Ids(2, 2, pair.Vocab)));
+        var output = new int[30];
+        pair.Model.Generate(Ids(3, 3, pair.Vocab), output, new Sampler(9));
+        var alone = new int[30];
+        pair.Alone[0].Generate(Ids(3, 3, pair.Vocab), alone, new Sampler(9));
+        Assert.Equal(alone, output);
+        Assert.Equal(4, pair.Model.CacheLengthOf(1));
+        pair.Step((3, Ids(1, 4, pair.Vocab)), (1, Ids(1, 5, pair.Vocab)));
+    }
+
+    [Fact]
+    public void Bad_calls_are_refused_with_the_reason_and_change_nothing()
+    {
+        var pair = new Pair(nameof(LlamaSequences));
+        LanguageModel model = pair.Model;
+        int vocab = pair.Vocab;
+        pair.Step((0, Ids(3, 1, vocab)), (2, Ids(18, 2, vocab)));
+        pair.Step((1, Ids(1, 3, vocab)));
+
+        void Refused<TException>(int[] tokens, int[] lengths, int[] sequences, string message) where TException : Exception
+        {
+            var e = Assert.Throws<TException>(() => model.Append(tokens, lengths, sequences));
+            Assert.Contains(message, e.Message);
+            Assert.Equal([3, 1, 18, 0], Enumerable.Range(0, 4).Select(model.CacheLengthOf).ToArray());
+        }
+
+        Refused<ArgumentException>([1, 2], [1, 1], [1, 1], "sequence 1 is named twice");
+        Refused<ArgumentOutOfRangeException>([1], [1], [4], "sequences[0] = 4 is outside 0 to Batch - 1 = 3");
+        Refused<ArgumentOutOfRangeException>([1], [1], [-1], "sequences[0] = -1");
+        Refused<ArgumentOutOfRangeException>([1], [0, 1], [0, 1], "lengths[0] = 0 is below 1");
+        Refused<ArgumentException>([1, 2, 3], [1, 1], [0, 1], "the lengths add up to 2 tokens, but 3 were given");
+        Refused<ArgumentException>([1], [1], [0, 1], "1 lengths need as many sequences, got 2");
+        Refused<ArgumentException>([], [], [], "takes 1 to Batch = 4 sequences, got 0");
+        Refused<ArgumentException>(new int[5], [1, 1, 1, 1, 1], [0, 1, 2, 3, 0], "got 5 lengths");
+        // Slot 2 holds 18 of 19: two more would overflow it, so slot 0's token is not appended either.
+        Refused<InvalidOperationException>([1, 2, 3], [1, 2], [0, 2], "sequence 2 holds 18 cached positions; 2 more exceed SeqLen = 19");
+        Refused<ArgumentOutOfRangeException>([1, vocab], [1, 1], [0, 1], "outside");
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.CacheLengthOf(4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.ResetCache(-1));
+
+        // The refused calls left every cache as it was: the sequences go on as they would have.
+        pair.Step((2, Ids(1, 4, vocab)), (0, Ids(1, 5, vocab)), (1, Ids(1, 6, vocab)));
+    }
+}
