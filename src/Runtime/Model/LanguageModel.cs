@@ -245,22 +245,20 @@ public abstract class LanguageModel : TransformerModel
         Span<float> output, CachedSequences sequences, int heads, int headDim, int window = 0, int kvHeads = 0)
     {
         Span<float> cache = KeyValueBuffer;
-        int c = heads * headDim, cacheRows = Layout.SeqLen * width, row = 0;
+        int row = 0;
         for (int s = 0; s < sequences.Count; s++)
         {
-            int length = sequences.Lengths[s], position0 = sequences.Positions[s];
             Span<float> slot = cache.Slice(sequences.Slots[s] * _slotLength, _slotLength);
-            Span<float> keys = slot.Slice(keyOffset, cacheRows), values = slot.Slice(valueOffset, cacheRows);
-            ReadOnlySpan<float> rows = qkv.Slice(row * rowStride, length * rowStride);
-            for (int i = 0; i < length; i++)
+            int position0 = sequences.Positions[s];
+            for (int i = 0; i < sequences.Lengths[s]; i++, row++)
             {
-                ReadOnlySpan<float> r = rows.Slice(i * rowStride, rowStride);
-                r.Slice(keyColumn, width).CopyTo(keys.Slice((position0 + i) * width, width));
-                r.Slice(valueColumn, width).CopyTo(values.Slice((position0 + i) * width, width));
+                ReadOnlySpan<float> r = qkv.Slice(row * rowStride, rowStride);
+                r.Slice(keyColumn, width).CopyTo(slot.Slice(keyOffset + (position0 + i) * width, width));
+                r.Slice(valueColumn, width).CopyTo(slot.Slice(valueOffset + (position0 + i) * width, width));
             }
-            Kernels.Attention.ForwardCached(rows, rowStride, keys, values, output.Slice(row * c, length * c), ScoreBuffer, position0, length, heads, headDim, window, kvHeads);
-            row += length;
         }
+        Kernels.Attention.ForwardCachedSequences(qkv, rowStride, cache, _slotLength, keyOffset, valueOffset, output, ScoreBuffer,
+            sequences.Lengths, sequences.Positions, sequences.Slots, heads, headDim, window, kvHeads);
     }
 
     /// <summary>

@@ -131,6 +131,42 @@ public sealed class ParallelKernelTests
     // Cross-attention (queries and keys of different lengths and strides), key padding at both ends and inside, a
     // window with and without the causal mask; 3 heads so that items start in the middle of a sequence.
     [Theory]
+    [InlineData(0, 0)]
+    [InlineData(2, 3)]
+    [InlineData(0, 2)]
+    public void Cached_attention_of_several_sequences_is_each_sequence_alone_on_any_thread_count(int window, int kvHeads)
+    {
+        // Three sequences in slots 2, 0 and 3 of four, with 5, 1 and 12 cached positions and 3, 1 and 7 new rows.
+        const int heads = 6, headDim = 5, maxLen = 23;
+        int[] lengths = [3, 1, 7], positions = [5, 1, 12], slots = [2, 0, 3];
+        int kvC = (kvHeads == 0 ? heads : kvHeads) * headDim, c = heads * headDim, qStride = c + 2 * kvC, n = 11;
+        int keyOffset = 7, valueOffset = keyOffset + maxLen * kvC, slotLength = valueOffset + maxLen * kvC + 3;
+        var rng = new Rng(31);
+        float[] q = TestTensors.Normal(rng, n * qStride), caches = TestTensors.Normal(rng, 4 * slotLength);
+
+        var expected = new float[n * c];
+        for (int s = 0, row = 0; s < 3; row += lengths[s++])
+        {
+            ReadOnlySpan<float> slot = caches.AsSpan(slots[s] * slotLength, slotLength);
+            Attention.ForwardCached(q.AsSpan(row * qStride), qStride, slot.Slice(keyOffset, maxLen * kvC), slot.Slice(valueOffset, maxLen * kvC),
+                expected.AsSpan(row * c, lengths[s] * c), new float[maxLen], positions[s], lengths[s], heads, headDim, window, kvHeads);
+        }
+        Assert.Contains(expected, x => x != 0);
+        foreach (int threads in new[] { 1, 2, 3, 4 })
+        {
+            var output = new float[n * c];
+            using (new ThreadSettings(threads))
+                Attention.ForwardCachedSequences(q, qStride, caches, slotLength, keyOffset, valueOffset, output, new float[maxLen], lengths, positions, slots, heads, headDim, window, kvHeads);
+            ThreadSettings.AssertBitIdentical(expected, output, $"threads={threads} output");
+        }
+        // A slot outside the caches, or a cache too short for a sequence's positions, is refused.
+        Assert.Throws<ArgumentOutOfRangeException>(() => Attention.ForwardCachedSequences(q, qStride, caches, slotLength, keyOffset, valueOffset, new float[n * c], new float[maxLen],
+            lengths, positions, [2, 0, 4], heads, headDim, window, kvHeads));
+        Assert.ThrowsAny<ArgumentException>(() => Attention.ForwardCachedSequences(q, qStride, caches, slotLength, keyOffset, valueOffset, new float[n * c], new float[maxLen],
+            lengths, [5, 1, 17], slots, heads, headDim, window, kvHeads));
+    }
+
+    [Theory]
     [InlineData(3, 7, 11, 3, 5, false, 0)]
     [InlineData(2, 13, 13, 3, 4, true, 2)]
     [InlineData(4, 9, 6, 2, 7, false, 3)]
