@@ -145,7 +145,8 @@ public class CachedSequencesTests
         var pair = new Pair(nameof(LlamaSequences));
         LanguageModel model = pair.Model;
         int vocab = pair.Vocab;
-        pair.Step((0, Ids(3, 1, vocab)), (2, Ids(18, 2, vocab)));
+        pair.Step((0, Ids(3, 1, vocab)));
+        pair.Step((2, Ids(18, 2, vocab)));
         pair.Step((1, Ids(1, 3, vocab)));
 
         void Refused<TException>(int[] tokens, int[] lengths, int[] sequences, string message) where TException : Exception
@@ -163,6 +164,9 @@ public class CachedSequencesTests
         Refused<ArgumentException>([1], [1], [0, 1], "1 lengths need as many sequences, got 2");
         Refused<ArgumentException>([], [], [], "takes 1 to Batch = 4 sequences, got 0");
         Refused<ArgumentException>(new int[5], [1, 1, 1, 1, 1], [0, 1, 2, 3, 0], "got 5 lengths");
+        // One pass takes SeqLen tokens in all (the workspace is sized for that): two prompts of 10 go in separately.
+        Assert.Equal(19, model.Layout.InferenceTokens);
+        Refused<ArgumentException>(new int[20], [1, 19], [1, 3], "20 tokens exceed the 19 one pass takes");
         // Slot 2 holds 18 of 19: two more would overflow it, so slot 0's token is not appended either.
         Refused<InvalidOperationException>([1, 2, 3], [1, 2], [0, 2], "sequence 2 holds 18 cached positions; 2 more exceed SeqLen = 19");
         Refused<ArgumentOutOfRangeException>([1, vocab], [1, 1], [0, 1], "outside");

@@ -156,7 +156,7 @@ public class DecoderBatcherTests
         LanguageModel model = LlamaSequences.ForInference(Seed);
         Assert.Throws<ArgumentException>(() => new DecoderBatcher(model, new DecoderBatcherOptions { MaxSequences = 5 }));
         Assert.Throws<ArgumentException>(() => new DecoderBatcher(model, new DecoderBatcherOptions { MaxSequences = 4, MaxTokensPerStep = 3 }));
-        Assert.Throws<ArgumentException>(() => new DecoderBatcher(model, new DecoderBatcherOptions { MaxTokensPerStep = 4 * 19 + 1 }));
+        Assert.Throws<ArgumentException>(() => new DecoderBatcher(model, new DecoderBatcherOptions { MaxTokensPerStep = 20 }));
         Assert.Throws<ArgumentException>(() => new DecoderBatcher(model, new DecoderBatcherOptions { StopTokens = [131] }));
     }
 

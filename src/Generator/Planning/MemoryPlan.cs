@@ -29,6 +29,9 @@ namespace TransformerGen.Generator
         public long InferenceCount { get; private set; }
         /// <summary>Keys and values of every layer, <c>[SeqLen, DModel]</c> each.</summary>
         public long KeyValueCount { get; private set; }
+
+        /// <summary>Tokens one inference pass takes at most: an encoder's or a decoder's exact-length pass, an encoder–decoder's source.</summary>
+        public long InferenceTokens { get; private set; }
         /// <summary>Multiply-adds ×2 of one token's forward pass (attention counted at full context).</summary>
         public long FlopsPerToken { get; private set; }
 
@@ -82,11 +85,14 @@ namespace TransformerGen.Generator
             // Inference: dropout is the identity, so its output shares its input's slot; tensors of the same role in
             // layers of the same parity share one slot, sized for the longest stream using it. An encoder–decoder runs
             // one sequence at a time. An encoder-only model's exact-length pass takes up to Batch sequences laid end to
-            // end, so its per-token slots hold Batch·SeqLen rows and its per-sequence ones Batch; a decoder-only model's
-            // cached pass likewise takes the new tokens of up to Batch sequences, each with a key/value cache of its own
-            // (Batch cache slots, one after another), and its head one row per sequence.
+            // end, so its per-token slots hold Batch·SeqLen rows and its per-sequence ones Batch. A decoder-only model's
+            // cached pass takes the new tokens of up to Batch sequences, each with a key/value cache of its own (Batch
+            // cache slots, one after another), and its head one row per sequence; its per-token slots hold SeqLen rows
+            // (Batch if more), which a whole prompt or a decoding step of every sequence fits, rather than Batch·SeqLen:
+            // longer prompts of several sequences go in over several passes.
             bool encoderOnly = Graph.Spec.IsEncoderOnly, decoderOnly = Graph.Spec.IsDecoderOnly;
             KeyValueCount = Saturating.Multiply(Saturating.Multiply(2L * d.DecoderLayers, SelfCacheRows), decoderOnly ? d.Batch : 1);
+            InferenceTokens = encoderOnly ? d.Tokens : decoderOnly ? System.Math.Max(d.SeqLen, d.Batch) : d.SeqLen;
             long inference = 0;
             var aliases = new Dictionary<TensorDef, TensorDef>();
             foreach (Op op in Graph.Ops)
@@ -108,7 +114,7 @@ namespace TransformerGen.Generator
                     continue;
                 }
                 string key = t.Layer < 0 ? t.Name : t.Role + "@" + (t.Layer % 2);
-                long rows = headOutputs.Contains(t) ? (decoderOnly ? d.Batch : 1) : !t.PerToken ? t.Shape[0] : encoderOnly || decoderOnly ? d.Tokens : d.Length(t.Stream);
+                long rows = headOutputs.Contains(t) ? (decoderOnly ? d.Batch : 1) : !t.PerToken ? t.Shape[0] : encoderOnly || decoderOnly ? InferenceTokens : d.Length(t.Stream);
                 long size = t.IsAttentionProbabilities
                     ? Saturating.Multiply(Saturating.Multiply(d.Heads, t.Shape[2]), t.Shape[3])
                     : Saturating.Multiply(rows, t.Width);

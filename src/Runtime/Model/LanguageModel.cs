@@ -89,7 +89,7 @@ public abstract class LanguageModel : TransformerModel
     /// <param name="tokens">The new ids of every sequence, one after another (<c>Σ lengths</c> in all).</param>
     /// <param name="lengths">How many new ids each sequence gets, each at least 1.</param>
     /// <param name="sequences">Which sequence (key/value cache slot, 0 to Batch − 1) each entry of <paramref name="lengths"/> continues; no two alike.</param>
-    /// <exception cref="ArgumentException">No sequences or more than Batch, the spans disagree in length, a sequence is named twice, or the lengths do not add up to <c>tokens.Length</c>.</exception>
+    /// <exception cref="ArgumentException">No sequences or more than Batch, the spans disagree in length, a sequence is named twice, the lengths do not add up to <c>tokens.Length</c>, or there are more tokens than one pass takes (<see cref="ModelLayout.InferenceTokens"/>: SeqLen, or Batch if more).</exception>
     /// <exception cref="ArgumentOutOfRangeException">A sequence is outside 0..Batch − 1, a length below 1, or a token id outside the vocabulary; the message names which.</exception>
     /// <exception cref="InvalidOperationException">A sequence would exceed <c>SeqLen</c>; nothing is appended to any.</exception>
     public ReadOnlySpan<float> Append(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, ReadOnlySpan<int> sequences)
@@ -126,6 +126,8 @@ public abstract class LanguageModel : TransformerModel
         }
         if (total != tokens.Length)
             throw new ArgumentException($"{layout.Name}.Append: the lengths add up to {total} tokens, but {tokens.Length} were given", nameof(lengths));
+        if (total > layout.InferenceTokens)
+            throw new ArgumentException($"{layout.Name}.Append: {total} tokens exceed the {layout.InferenceTokens} one pass takes (InferenceTokens); give long prompts over several calls", nameof(tokens));
         CheckIds(tokens, nameof(tokens), layout.Vocab, allowIgnored: false);
         InferCore(tokens, new CachedSequences(lengths, _positions.AsSpan(0, lengths.Length), sequences));
         for (int i = 0; i < lengths.Length; i++) _cacheLengths[sequences[i]] += lengths[i];

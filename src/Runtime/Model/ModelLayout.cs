@@ -71,6 +71,12 @@ public sealed class ModelLayout
     public int TargetLength { get; init; }
     /// <summary>Positions of the decoder's sequence (<see cref="SeqLen"/> for a decoder-only model).</summary>
     public int DecoderSeqLen { get; init; }
+    /// <summary>
+    /// Tokens one inference pass takes at most, which the inference workspace is sized for: an encoder-only model's
+    /// <c>Batch·SeqLen</c>; a decoder-only model's SeqLen (Batch if more), over all the sequences of one
+    /// <c>Append</c>; an encoder–decoder's source of SeqLen.
+    /// </summary>
+    public int InferenceTokens { get; init; }
     /// <summary>The attention probabilities of every layer, readable after a forward pass through <see cref="TransformerModel.AttentionMap"/>.</summary>
     public ActivationTensor[] AttentionMaps { get; init; } = [];
     /// <summary>The padding id, or -1.</summary>

@@ -68,8 +68,8 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
         if (MaxSequences < 1 || MaxSequences > _layout.Batch)
             throw new ArgumentException($"MaxSequences = {MaxSequences} is outside 1 to the model's Batch = {_layout.Batch}", nameof(options));
         MaxTokensPerStep = options.MaxTokensPerStep ?? Math.Max(_layout.SeqLen, MaxSequences);
-        if (MaxTokensPerStep < MaxSequences || MaxTokensPerStep > _layout.TokensPerStep)
-            throw new ArgumentException($"MaxTokensPerStep = {MaxTokensPerStep} is outside MaxSequences = {MaxSequences} (one token of each running generation must fit) to Batch·SeqLen = {_layout.TokensPerStep}", nameof(options));
+        if (MaxTokensPerStep < MaxSequences || MaxTokensPerStep > _layout.InferenceTokens)
+            throw new ArgumentException($"MaxTokensPerStep = {MaxTokensPerStep} is outside MaxSequences = {MaxSequences} (one token of each running generation must fit) to the {_layout.InferenceTokens} tokens one pass takes", nameof(options));
         if (options.QueueCapacity < 1)
             throw new ArgumentException($"QueueCapacity = {options.QueueCapacity} must be at least 1", nameof(options));
         _stopTokens = options.StopTokens is { } stop ? [.. stop] : _layout.EosToken >= 0 ? [_layout.EosToken] : [];

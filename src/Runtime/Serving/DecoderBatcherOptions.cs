@@ -10,8 +10,8 @@ public sealed class DecoderBatcherOptions
     public int? MaxSequences { get; init; }
 
     /// <summary>
-    /// Tokens one step runs at most: MaxSequences (every running generation's next token must fit) to <c>Batch·SeqLen</c>,
-    /// which the workspace is sized for. A prompt longer than what is left of the budget is fed over several steps
+    /// Tokens one step runs at most: MaxSequences (every running generation's next token must fit) to the model's
+    /// <see cref="ModelLayout.InferenceTokens"/> (SeqLen, or Batch if more), which the workspace is sized for. A prompt longer than what is left of the budget is fed over several steps
     /// (chunked prefill), so one long prompt delays the others' next tokens by at most one such step. Null (the default)
     /// takes SeqLen.
     /// </summary>

@@ -92,6 +92,7 @@ namespace Snapshots
         {
             Architecture = global::TransformerGen.Architecture.EncoderDecoder,
             TargetVocab = 9, TargetLength = 8,
+            InferenceTokens = 5,
             DecoderSeqLen = 4, PadToken = 0, BosToken = 1, EosToken = 2,
             AttentionMaps = new global::TransformerGen.ActivationTensor[]
             {

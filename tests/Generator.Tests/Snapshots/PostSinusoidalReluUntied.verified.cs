@@ -36,9 +36,9 @@ namespace Snapshots
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const int ParameterCount = 2632;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 72084;
+        public const long TrainingBytes = 65300;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
-        public const long InferenceBytes = 27796;
+        public const long InferenceBytes = 21012;
 
         /// <summary>Sizes, the parameter table with PyTorch names, and the memory plan, all fixed at compile time.</summary>
         private static readonly global::TransformerGen.ModelLayout s_layout = new global::TransformerGen.ModelLayout(
@@ -73,11 +73,12 @@ namespace Snapshots
                 new("lm_head.weight", new[] { 11, 12 }, 2608, global::TransformerGen.WeightInit.Normal, 0.02f),
             },
             parameterCount: 2752, activationCount: 4160, constantCount: 64,
-            inferenceCount: 3648, keyValueCount: 480,
-            logitsOffset: 3936, logitsLength: 110, inferenceLogitsOffset: 3616)
+            inferenceCount: 1952, keyValueCount: 480,
+            logitsOffset: 3936, logitsLength: 110, inferenceLogitsOffset: 1920)
         {
             Architecture = global::TransformerGen.Architecture.DecoderOnly,
             TargetVocab = 11, TargetLength = 10,
+            InferenceTokens = 5,
             DecoderSeqLen = 5, PadToken = -1, BosToken = -1, EosToken = -1,
             AttentionMaps = new global::TransformerGen.ActivationTensor[]
             {
@@ -273,25 +274,25 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> w = InferenceBuffer;
             // layer 0 · Q, K, V projections · embed.x[n, 12] → layers.0.qkv[n, 36]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(0, n * 12), p.Slice(144, 432), p.Slice(576, 36), w.Slice(128, n * 36), n, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(0, n * 12), p.Slice(144, 432), p.Slice(576, 36), w.Slice(64, n * 36), n, 12, 36);
             // layer 0 · causal self-attention · layers.0.qkv[n, 36] → layers.0.attention[n, 12]
-            AttendCached(w.Slice(128, n * 36), 36, 12, 24, 12, 0, 60, w.Slice(496, n * 12), sequences, 3, 4);
+            AttendCached(w.Slice(64, n * 36), 36, 12, 24, 12, 0, 60, w.Slice(256, n * 12), sequences, 3, 4);
             // layer 0 · attention output projection · layers.0.attention[n, 12] → layers.0.attention_output[n, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(496, n * 12), p.Slice(624, 144), p.Slice(768, 12), w.Slice(624, n * 12), n, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(256, n * 12), p.Slice(624, 144), p.Slice(768, 12), w.Slice(320, n * 12), n, 12, 12);
             // layer 0 · residual connection around self-attention · embed.x[n, 12], layers.0.attention_output[n, 12] → layers.0.sum1[n, 12]
-            global::TransformerGen.Kernels.Residual.Add(w.Slice(0, n * 12), w.Slice(624, n * 12), w.Slice(752, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(0, n * 12), w.Slice(320, n * 12), w.Slice(384, n * 12));
             // layer 0 · norm1 (post-LN) · layers.0.sum1[n, 12] → layers.0.residual1[n, 12], layers.0.residual1_mean[n], layers.0.residual1_rstd[n]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(752, n * 12), p.Slice(1312, 12), p.Slice(1328, 12), w.Slice(880, n * 12), w.Slice(1008, n), w.Slice(1024, n), n, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(384, n * 12), p.Slice(1312, 12), p.Slice(1328, 12), w.Slice(448, n * 12), w.Slice(512, n), w.Slice(528, n), n, 12);
             // layer 0 · feed-forward linear1 · layers.0.residual1[n, 12] → layers.0.ffn_hidden[n, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(880, n * 12), p.Slice(784, 240), p.Slice(1024, 20), w.Slice(1040, n * 20), n, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(448, n * 12), p.Slice(784, 240), p.Slice(1024, 20), w.Slice(544, n * 20), n, 12, 20);
             // layer 0 · ReLU · layers.0.ffn_hidden[n, 20] → layers.0.ffn_activated[n, 20]
-            global::TransformerGen.Kernels.Activations.ReluForward(w.Slice(1040, n * 20), w.Slice(1248, n * 20));
+            global::TransformerGen.Kernels.Activations.ReluForward(w.Slice(544, n * 20), w.Slice(656, n * 20));
             // layer 0 · feed-forward linear2 · layers.0.ffn_activated[n, 20] → layers.0.ffn_output[n, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1248, n * 20), p.Slice(1056, 240), p.Slice(1296, 12), w.Slice(1456, n * 12), n, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(656, n * 20), p.Slice(1056, 240), p.Slice(1296, 12), w.Slice(768, n * 12), n, 20, 12);
             // layer 0 · residual connection around the feed-forward network · layers.0.residual1[n, 12], layers.0.ffn_output[n, 12] → layers.0.sum2[n, 12]
-            global::TransformerGen.Kernels.Residual.Add(w.Slice(880, n * 12), w.Slice(1456, n * 12), w.Slice(1584, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(448, n * 12), w.Slice(768, n * 12), w.Slice(832, n * 12));
             // layer 0 · norm2 (post-LN) · layers.0.sum2[n, 12] → layers.0.output[n, 12], layers.0.output_mean[n], layers.0.output_rstd[n]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1584, n * 12), p.Slice(1344, 12), p.Slice(1360, 12), w.Slice(1712, n * 12), w.Slice(1840, n), w.Slice(1856, n), n, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(832, n * 12), p.Slice(1344, 12), p.Slice(1360, 12), w.Slice(896, n * 12), w.Slice(960, n), w.Slice(976, n), n, 12);
         }
 
         /// <summary>Forward pass of layer 1.</summary>
@@ -356,25 +357,25 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> w = InferenceBuffer;
             // layer 1 · Q, K, V projections · layers.0.output[n, 12] → layers.1.qkv[n, 36]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1712, n * 12), p.Slice(1376, 432), p.Slice(1808, 36), w.Slice(1872, n * 36), n, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(896, n * 12), p.Slice(1376, 432), p.Slice(1808, 36), w.Slice(992, n * 36), n, 12, 36);
             // layer 1 · causal self-attention · layers.1.qkv[n, 36] → layers.1.attention[n, 12]
-            AttendCached(w.Slice(1872, n * 36), 36, 12, 24, 12, 120, 180, w.Slice(2240, n * 12), sequences, 3, 4);
+            AttendCached(w.Slice(992, n * 36), 36, 12, 24, 12, 120, 180, w.Slice(1184, n * 12), sequences, 3, 4);
             // layer 1 · attention output projection · layers.1.attention[n, 12] → layers.1.attention_output[n, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(2240, n * 12), p.Slice(1856, 144), p.Slice(2000, 12), w.Slice(2368, n * 12), n, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1184, n * 12), p.Slice(1856, 144), p.Slice(2000, 12), w.Slice(1248, n * 12), n, 12, 12);
             // layer 1 · residual connection around self-attention · layers.0.output[n, 12], layers.1.attention_output[n, 12] → layers.1.sum1[n, 12]
-            global::TransformerGen.Kernels.Residual.Add(w.Slice(1712, n * 12), w.Slice(2368, n * 12), w.Slice(2496, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(896, n * 12), w.Slice(1248, n * 12), w.Slice(1312, n * 12));
             // layer 1 · norm1 (post-LN) · layers.1.sum1[n, 12] → layers.1.residual1[n, 12], layers.1.residual1_mean[n], layers.1.residual1_rstd[n]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(2496, n * 12), p.Slice(2544, 12), p.Slice(2560, 12), w.Slice(2624, n * 12), w.Slice(2752, n), w.Slice(2768, n), n, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1312, n * 12), p.Slice(2544, 12), p.Slice(2560, 12), w.Slice(1376, n * 12), w.Slice(1440, n), w.Slice(1456, n), n, 12);
             // layer 1 · feed-forward linear1 · layers.1.residual1[n, 12] → layers.1.ffn_hidden[n, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(2624, n * 12), p.Slice(2016, 240), p.Slice(2256, 20), w.Slice(2784, n * 20), n, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1376, n * 12), p.Slice(2016, 240), p.Slice(2256, 20), w.Slice(1472, n * 20), n, 12, 20);
             // layer 1 · ReLU · layers.1.ffn_hidden[n, 20] → layers.1.ffn_activated[n, 20]
-            global::TransformerGen.Kernels.Activations.ReluForward(w.Slice(2784, n * 20), w.Slice(2992, n * 20));
+            global::TransformerGen.Kernels.Activations.ReluForward(w.Slice(1472, n * 20), w.Slice(1584, n * 20));
             // layer 1 · feed-forward linear2 · layers.1.ffn_activated[n, 20] → layers.1.ffn_output[n, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(2992, n * 20), p.Slice(2288, 240), p.Slice(2528, 12), w.Slice(3200, n * 12), n, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1584, n * 20), p.Slice(2288, 240), p.Slice(2528, 12), w.Slice(1696, n * 12), n, 20, 12);
             // layer 1 · residual connection around the feed-forward network · layers.1.residual1[n, 12], layers.1.ffn_output[n, 12] → layers.1.sum2[n, 12]
-            global::TransformerGen.Kernels.Residual.Add(w.Slice(2624, n * 12), w.Slice(3200, n * 12), w.Slice(3328, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(1376, n * 12), w.Slice(1696, n * 12), w.Slice(1760, n * 12));
             // layer 1 · norm2 (post-LN) · layers.1.sum2[n, 12] → layers.1.output[n, 12], layers.1.output_mean[n], layers.1.output_rstd[n]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(3328, n * 12), p.Slice(2576, 12), p.Slice(2592, 12), w.Slice(3456, n * 12), w.Slice(3584, n), w.Slice(3600, n), n, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1760, n * 12), p.Slice(2576, 12), p.Slice(2592, 12), w.Slice(1824, n * 12), w.Slice(1888, n), w.Slice(1904, n), n, 12);
         }
 
         /// <summary>Forward pass of the head.</summary>
@@ -407,9 +408,9 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> w = InferenceBuffer;
             // head · the last position of each sequence · layers.1.output[n, 12] → [sequences, 12]
-            GatherLastRows(w.Slice(3456, n * 12), sequences.Lengths, 12);
+            GatherLastRows(w.Slice(1824, n * 12), sequences.Lengths, 12);
             // head · LM head · layers.1.output[sequences, 12] → head.logits[sequences, 11]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(3456, sequences.Count * 12), p.Slice(2608, 132), default, w.Slice(3616, sequences.Count * 11), sequences.Count, 12, 11);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1824, sequences.Count * 12), p.Slice(2608, 132), default, w.Slice(1920, sequences.Count * 11), sequences.Count, 12, 11);
         }
     }
 }

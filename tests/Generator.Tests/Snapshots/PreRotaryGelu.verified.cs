@@ -36,9 +36,9 @@ namespace Snapshots
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const int ParameterCount = 2524;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 72596;
+        public const long TrainingBytes = 65812;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
-        public const long InferenceBytes = 27476;
+        public const long InferenceBytes = 20692;
 
         /// <summary>Sizes, the parameter table with PyTorch names, and the memory plan, all fixed at compile time.</summary>
         private static readonly global::TransformerGen.ModelLayout s_layout = new global::TransformerGen.ModelLayout(
@@ -74,11 +74,12 @@ namespace Snapshots
                 new("norm_f.bias", new[] { 12 }, 2624, global::TransformerGen.WeightInit.Zeros),
             },
             parameterCount: 2640, activationCount: 4320, constantCount: 32,
-            inferenceCount: 3712, keyValueCount: 480,
-            logitsOffset: 4096, logitsLength: 110, inferenceLogitsOffset: 3680)
+            inferenceCount: 2016, keyValueCount: 480,
+            logitsOffset: 4096, logitsLength: 110, inferenceLogitsOffset: 1984)
         {
             Architecture = global::TransformerGen.Architecture.DecoderOnly,
             TargetVocab = 11, TargetLength = 10,
+            InferenceTokens = 5,
             DecoderSeqLen = 5, PadToken = -1, BosToken = -1, EosToken = -1,
             AttentionMaps = new global::TransformerGen.ActivationTensor[]
             {
@@ -275,27 +276,27 @@ namespace Snapshots
             global::System.Span<float> c = ConstantBuffer;
             global::System.Span<float> w = InferenceBuffer;
             // layer 0 · norm1 (pre-LN) · embed.x[n, 12] → layers.0.ln1[n, 12], layers.0.ln1_mean[n], layers.0.ln1_rstd[n]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(0, n * 12), p.Slice(1312, 12), p.Slice(1328, 12), w.Slice(128, n * 12), w.Slice(256, n), w.Slice(272, n), n, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(0, n * 12), p.Slice(1312, 12), p.Slice(1328, 12), w.Slice(64, n * 12), w.Slice(128, n), w.Slice(144, n), n, 12);
             // layer 0 · Q, K, V projections · layers.0.ln1[n, 12] → layers.0.qkv[n, 36]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(128, n * 12), p.Slice(144, 432), p.Slice(576, 36), w.Slice(288, n * 36), n, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(64, n * 12), p.Slice(144, 432), p.Slice(576, 36), w.Slice(160, n * 36), n, 12, 36);
             // layer 0 · rotary positions on Q and K · layers.0.qkv[n, 36] (in place)
-            global::TransformerGen.Kernels.Positional.RotaryForward(w.Slice(288, n * 36), c.Slice(0, 10), c.Slice(16, 10), sequences.Lengths, 3, 4, 36, sequences.Positions);
+            global::TransformerGen.Kernels.Positional.RotaryForward(w.Slice(160, n * 36), c.Slice(0, 10), c.Slice(16, 10), sequences.Lengths, 3, 4, 36, sequences.Positions);
             // layer 0 · causal self-attention · layers.0.qkv[n, 36] → layers.0.attention[n, 12]
-            AttendCached(w.Slice(288, n * 36), 36, 12, 24, 12, 0, 60, w.Slice(656, n * 12), sequences, 3, 4);
+            AttendCached(w.Slice(160, n * 36), 36, 12, 24, 12, 0, 60, w.Slice(352, n * 12), sequences, 3, 4);
             // layer 0 · attention output projection · layers.0.attention[n, 12] → layers.0.attention_output[n, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(656, n * 12), p.Slice(624, 144), p.Slice(768, 12), w.Slice(784, n * 12), n, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(352, n * 12), p.Slice(624, 144), p.Slice(768, 12), w.Slice(416, n * 12), n, 12, 12);
             // layer 0 · residual connection around self-attention · embed.x[n, 12], layers.0.attention_output[n, 12] → layers.0.residual1[n, 12]
-            global::TransformerGen.Kernels.Residual.Add(w.Slice(0, n * 12), w.Slice(784, n * 12), w.Slice(912, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(0, n * 12), w.Slice(416, n * 12), w.Slice(480, n * 12));
             // layer 0 · norm2 (pre-LN) · layers.0.residual1[n, 12] → layers.0.ln2[n, 12], layers.0.ln2_mean[n], layers.0.ln2_rstd[n]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(912, n * 12), p.Slice(1344, 12), p.Slice(1360, 12), w.Slice(1040, n * 12), w.Slice(1168, n), w.Slice(1184, n), n, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(480, n * 12), p.Slice(1344, 12), p.Slice(1360, 12), w.Slice(544, n * 12), w.Slice(608, n), w.Slice(624, n), n, 12);
             // layer 0 · feed-forward linear1 · layers.0.ln2[n, 12] → layers.0.ffn_hidden[n, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1040, n * 12), p.Slice(784, 240), p.Slice(1024, 20), w.Slice(1200, n * 20), n, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(544, n * 12), p.Slice(784, 240), p.Slice(1024, 20), w.Slice(640, n * 20), n, 12, 20);
             // layer 0 · GELU · layers.0.ffn_hidden[n, 20] → layers.0.ffn_activated[n, 20]
-            global::TransformerGen.Kernels.Activations.GeluForward(w.Slice(1200, n * 20), w.Slice(1408, n * 20));
+            global::TransformerGen.Kernels.Activations.GeluForward(w.Slice(640, n * 20), w.Slice(752, n * 20));
             // layer 0 · feed-forward linear2 · layers.0.ffn_activated[n, 20] → layers.0.ffn_output[n, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1408, n * 20), p.Slice(1056, 240), p.Slice(1296, 12), w.Slice(1616, n * 12), n, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(752, n * 20), p.Slice(1056, 240), p.Slice(1296, 12), w.Slice(864, n * 12), n, 20, 12);
             // layer 0 · residual connection around the feed-forward network · layers.0.residual1[n, 12], layers.0.ffn_output[n, 12] → layers.0.output[n, 12]
-            global::TransformerGen.Kernels.Residual.Add(w.Slice(912, n * 12), w.Slice(1616, n * 12), w.Slice(1744, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(480, n * 12), w.Slice(864, n * 12), w.Slice(928, n * 12));
         }
 
         /// <summary>Forward pass of layer 1.</summary>
@@ -367,27 +368,27 @@ namespace Snapshots
             global::System.Span<float> c = ConstantBuffer;
             global::System.Span<float> w = InferenceBuffer;
             // layer 1 · norm1 (pre-LN) · layers.0.output[n, 12] → layers.1.ln1[n, 12], layers.1.ln1_mean[n], layers.1.ln1_rstd[n]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1744, n * 12), p.Slice(2544, 12), p.Slice(2560, 12), w.Slice(1872, n * 12), w.Slice(2000, n), w.Slice(2016, n), n, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(928, n * 12), p.Slice(2544, 12), p.Slice(2560, 12), w.Slice(992, n * 12), w.Slice(1056, n), w.Slice(1072, n), n, 12);
             // layer 1 · Q, K, V projections · layers.1.ln1[n, 12] → layers.1.qkv[n, 36]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1872, n * 12), p.Slice(1376, 432), p.Slice(1808, 36), w.Slice(2032, n * 36), n, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(992, n * 12), p.Slice(1376, 432), p.Slice(1808, 36), w.Slice(1088, n * 36), n, 12, 36);
             // layer 1 · rotary positions on Q and K · layers.1.qkv[n, 36] (in place)
-            global::TransformerGen.Kernels.Positional.RotaryForward(w.Slice(2032, n * 36), c.Slice(0, 10), c.Slice(16, 10), sequences.Lengths, 3, 4, 36, sequences.Positions);
+            global::TransformerGen.Kernels.Positional.RotaryForward(w.Slice(1088, n * 36), c.Slice(0, 10), c.Slice(16, 10), sequences.Lengths, 3, 4, 36, sequences.Positions);
             // layer 1 · causal self-attention · layers.1.qkv[n, 36] → layers.1.attention[n, 12]
-            AttendCached(w.Slice(2032, n * 36), 36, 12, 24, 12, 120, 180, w.Slice(2400, n * 12), sequences, 3, 4);
+            AttendCached(w.Slice(1088, n * 36), 36, 12, 24, 12, 120, 180, w.Slice(1280, n * 12), sequences, 3, 4);
             // layer 1 · attention output projection · layers.1.attention[n, 12] → layers.1.attention_output[n, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(2400, n * 12), p.Slice(1856, 144), p.Slice(2000, 12), w.Slice(2528, n * 12), n, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1280, n * 12), p.Slice(1856, 144), p.Slice(2000, 12), w.Slice(1344, n * 12), n, 12, 12);
             // layer 1 · residual connection around self-attention · layers.0.output[n, 12], layers.1.attention_output[n, 12] → layers.1.residual1[n, 12]
-            global::TransformerGen.Kernels.Residual.Add(w.Slice(1744, n * 12), w.Slice(2528, n * 12), w.Slice(2656, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(928, n * 12), w.Slice(1344, n * 12), w.Slice(1408, n * 12));
             // layer 1 · norm2 (pre-LN) · layers.1.residual1[n, 12] → layers.1.ln2[n, 12], layers.1.ln2_mean[n], layers.1.ln2_rstd[n]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(2656, n * 12), p.Slice(2576, 12), p.Slice(2592, 12), w.Slice(2784, n * 12), w.Slice(2912, n), w.Slice(2928, n), n, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1408, n * 12), p.Slice(2576, 12), p.Slice(2592, 12), w.Slice(1472, n * 12), w.Slice(1536, n), w.Slice(1552, n), n, 12);
             // layer 1 · feed-forward linear1 · layers.1.ln2[n, 12] → layers.1.ffn_hidden[n, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(2784, n * 12), p.Slice(2016, 240), p.Slice(2256, 20), w.Slice(2944, n * 20), n, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1472, n * 12), p.Slice(2016, 240), p.Slice(2256, 20), w.Slice(1568, n * 20), n, 12, 20);
             // layer 1 · GELU · layers.1.ffn_hidden[n, 20] → layers.1.ffn_activated[n, 20]
-            global::TransformerGen.Kernels.Activations.GeluForward(w.Slice(2944, n * 20), w.Slice(3152, n * 20));
+            global::TransformerGen.Kernels.Activations.GeluForward(w.Slice(1568, n * 20), w.Slice(1680, n * 20));
             // layer 1 · feed-forward linear2 · layers.1.ffn_activated[n, 20] → layers.1.ffn_output[n, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(3152, n * 20), p.Slice(2288, 240), p.Slice(2528, 12), w.Slice(3360, n * 12), n, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1680, n * 20), p.Slice(2288, 240), p.Slice(2528, 12), w.Slice(1792, n * 12), n, 20, 12);
             // layer 1 · residual connection around the feed-forward network · layers.1.residual1[n, 12], layers.1.ffn_output[n, 12] → layers.1.output[n, 12]
-            global::TransformerGen.Kernels.Residual.Add(w.Slice(2656, n * 12), w.Slice(3360, n * 12), w.Slice(3488, n * 12));
+            global::TransformerGen.Kernels.Residual.Add(w.Slice(1408, n * 12), w.Slice(1792, n * 12), w.Slice(1856, n * 12));
         }
 
         /// <summary>Forward pass of the head.</summary>
@@ -424,11 +425,11 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> w = InferenceBuffer;
             // head · the last position of each sequence · layers.1.output[n, 12] → [sequences, 12]
-            GatherLastRows(w.Slice(3488, n * 12), sequences.Lengths, 12);
+            GatherLastRows(w.Slice(1856, n * 12), sequences.Lengths, 12);
             // head · final LayerNorm · layers.1.output[sequences, 12] → head.norm_f[sequences, 12], head.norm_f_mean[sequences], head.norm_f_rstd[sequences]
-            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(3488, sequences.Count * 12), p.Slice(2608, 12), p.Slice(2624, 12), w.Slice(3616, sequences.Count * 12), w.Slice(3648, sequences.Count), w.Slice(3664, sequences.Count), sequences.Count, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(w.Slice(1856, sequences.Count * 12), p.Slice(2608, 12), p.Slice(2624, 12), w.Slice(1920, sequences.Count * 12), w.Slice(1952, sequences.Count), w.Slice(1968, sequences.Count), sequences.Count, 12);
             // head · LM head (tied to the token embedding) · head.norm_f[sequences, 12] → head.logits[sequences, 11]
-            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(3616, sequences.Count * 12), p.Slice(0, 132), default, w.Slice(3680, sequences.Count * 11), sequences.Count, 12, 11);
+            global::TransformerGen.Kernels.MatMul.Forward(w.Slice(1920, sequences.Count * 12), p.Slice(0, 132), default, w.Slice(1984, sequences.Count * 11), sequences.Count, 12, 11);
         }
     }
 }
