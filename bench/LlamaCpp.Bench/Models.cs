@@ -23,3 +23,10 @@ public partial class SmolLm2Long { }
 /// <summary>TinyLm's sizes as a Llama with room for a 512-token prompt.</summary>
 [TransformerModel(Config = "models/TinyLm-llama/config.json", SeqLen = 512)]
 public partial class TinyLmLlamaLong { }
+
+/// <summary>
+/// SmolLM2-135M with 16 key/value cache slots of 128 positions: up to 16 sequences appended in one pass (the batched
+/// decode benchmarks).
+/// </summary>
+[TransformerModel(Config = "models/SmolLM2-135M/config.json", SeqLen = 128, Batch = 16)]
+public partial class SmolLm2Batched { }
