@@ -68,6 +68,16 @@ public sealed class OnnxExportOptions
     /// </summary>
     public bool LastPositionOnly { get; init; }
 
+    /// <summary>
+    /// A decoder-only model's graph with a key/value cache, as Hugging Face optimum exports one for generation:
+    /// <c>input_ids</c> and <c>position_ids</c> of the new tokens <c>[batch, sequence]</c>, <c>attention_mask</c> over every
+    /// position so far <c>[batch, past_sequence + sequence]</c>, and each layer's <c>past_key_values.{i}.key</c> and
+    /// <c>.value</c> <c>[batch, kvHeads, past_sequence, headDim]</c> (0 positions for a prompt) in; <c>logits</c> and
+    /// <c>present.{i}.key</c> and <c>.value</c> (the past with the new positions appended, the next step's past) out.
+    /// Positions come from <c>position_ids</c>, so rows padded on the left keep positions 0, 1, … for their real tokens.
+    /// </summary>
+    public bool KeyValueCache { get; init; }
+
     /// <summary>The graph of an encoder–decoder model: the whole model (the default), its encoder or its decoder.</summary>
     public OnnxSeq2SeqGraph Seq2SeqGraph { get; init; } = OnnxSeq2SeqGraph.Full;
 
@@ -182,6 +192,8 @@ public static class OnnxExport
         architecture.Check();
         if (architecture.Decoder is null && options.Seq2SeqGraph != OnnxSeq2SeqGraph.Full)
             throw new ArgumentException($"{model.Layout.Name} is not an encoder-decoder model; Seq2SeqGraph = {options.Seq2SeqGraph} has no graph to choose", nameof(options));
+        if (options.KeyValueCache && (architecture.Decoder is not null || architecture.Encoder))
+            throw new NotSupportedException($"{model.Layout.Name}: KeyValueCache is for decoder-only models; an encoder has no cache, and an encoder-decoder's decoder graph computes every position");
         if (architecture.Decoder is not null && options.Seq2SeqGraph == OnnxSeq2SeqGraph.Encoder && options.LastPositionOnly)
             throw new ArgumentException($"{model.Layout.Name}: LastPositionOnly selects logits, and the encoder's graph has none", nameof(options));
         using OnnxExternalDataFile? external = options.ExternalData == OnnxExternalData.Never ? null : new OnnxExternalDataFile(path, options);

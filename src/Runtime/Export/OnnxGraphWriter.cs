@@ -26,6 +26,8 @@ internal sealed class OnnxGraphWriter
     private readonly OnnxExportOptions _options;
     private readonly B _g;
     private readonly List<OnnxValueInfo> _inputs = new(), _outputs = new();
+    // Each layer's keys and values with the new positions appended, output after the logits (optimum's order).
+    private readonly List<(string Keys, string Values)> _presents = new();
     // The position tables of PositionRows rows, written once and sliced by each stream.
     private string? _sinusoids, _cosTable, _sinTable;
 
@@ -34,6 +36,9 @@ internal sealed class OnnxGraphWriter
 
     /// <summary>What a decoder layer of an encoder–decoder attends to: the encoder's output and which of its positions are real.</summary>
     private sealed record EncoderOutput(string HiddenStates, string KeyMask);
+
+    /// <summary>A layer's keys and values of the earlier positions (graph inputs <c>[batch, kvHeads, past_sequence, headDim]</c>), which its new ones join.</summary>
+    private sealed record PastKeysValues(string Keys, string Values, int Layer);
 
     public OnnxGraphWriter(OnnxArchitecture architecture, ReadOnlyMemory<float> parameters, OnnxExportOptions options, OnnxExternalDataFile? external)
     {
@@ -54,6 +59,7 @@ internal sealed class OnnxGraphWriter
     /// <summary>A decoder-only or encoder-only model: one stack over <c>input_ids</c>, then its head.</summary>
     private string BuildSingleStack()
     {
+        if (_options.KeyValueCache) return BuildCachedDecoder();
         string ids = Input("input_ids", DataType.Int64, Batch, Sequence);
         string attentionMask = Input("attention_mask", DataType.Int64, Batch, Sequence);
         string? tokenTypes = _a.TokenTypeEmbedding is null ? null : Input("token_type_ids", DataType.Int64, Batch, Sequence);
@@ -140,6 +146,72 @@ internal sealed class OnnxGraphWriter
         return shape + (part == OnnxSeq2SeqGraph.Decoder ? "; the decoder alone" : "");
     }
 
+    /// <summary>
+    /// A decoder-only model with a key/value cache, in Hugging Face optimum's form: the new tokens' <c>input_ids</c> and
+    /// <c>position_ids</c> <c>[batch, sequence]</c>, an <c>attention_mask</c> over every position so far
+    /// <c>[batch, past_sequence + sequence]</c> and each layer's <c>past_key_values.{i}.key</c> and <c>.value</c> in;
+    /// <c>logits</c> and each layer's <c>present.{i}.key</c> and <c>.value</c> (the past with the new positions appended) out.
+    /// </summary>
+    private string BuildCachedDecoder()
+    {
+        const string Past = "past_sequence", Total = "past_sequence + sequence";
+        string ids = Input("input_ids", DataType.Int64, Batch, Sequence);
+        string attentionMask = Input("attention_mask", DataType.Int64, Batch, Total);
+        string positionIds = Input("position_ids", DataType.Int64, Batch, Sequence);
+        var past = new PastKeysValues[_a.Layers.Count];
+        for (int layer = 0; layer < past.Length; layer++)
+        {
+            past[layer] = new PastKeysValues(
+                Input($"past_key_values.{layer}.key", DataType.Float, Batch, _a.KeyValueHeads, Past, _a.HeadDim),
+                Input($"past_key_values.{layer}.value", DataType.Float, Batch, _a.KeyValueHeads, Past, _a.HeadDim), layer);
+        }
+        TokenStream stream = PositionedStream(ids, positionIds);
+        string pastLength = _g.Node("Shape", [past[0].Keys], "past_sequence_length", n => { B.Int(n, "start", 2); B.Int(n, "end", 3); });
+        string mask = CachedAttentionMask(stream, pastLength, KeyMask(attentionMask, ""));
+        string x = Embed(stream, ids, null, _a.TokenEmbedding, _a.PositionEmbedding, positionIds);
+        for (int layer = 0; layer < _a.Layers.Count; layer++) x = Layer($"layers.{layer}.", _a.Layers[layer], x, stream, mask, null, null, past[layer]);
+        if (_a.FinalNorm is { } finalNorm) x = Norm("norm_f", x, finalNorm, _a.FinalNormBias);
+        LogitsOutput(x, Sequence, _a.Vocab, _a.LanguageModelHead, _a.TokenEmbedding);
+        for (int layer = 0; layer < _presents.Count; layer++)
+        {
+            Output(_presents[layer].Keys, $"present.{layer}.key", Batch, _a.KeyValueHeads, Total, _a.HeadDim);
+            Output(_presents[layer].Values, $"present.{layer}.value", Batch, _a.KeyValueHeads, Total, _a.HeadDim);
+        }
+        return $"{_a.Name}: decoder-only with a key/value cache, {_a.Layers.Count} layers, DModel {_a.DModel}, {_a.Heads} heads" +
+            (_a.KeyValueHeads != _a.Heads ? $" on {_a.KeyValueHeads} key/value heads" : "") + $", up to {_a.SeqLen} positions in all";
+    }
+
+    /// <summary>The new tokens' stream when their positions are given (<c>position_ids</c>): rotary rows gathered per token, <c>[batch, 1, sequence, headDim]</c>.</summary>
+    private TokenStream PositionedStream(string ids, string positionIds)
+    {
+        string length = _g.Node("Shape", [ids], "sequence_length", n => { B.Int(n, "start", 1); B.Int(n, "end", 2); });
+        if (_a.Positions is not (OnnxPositions.RotaryHalf or OnnxPositions.RotaryInterleaved)) return new TokenStream("", length, null, null);
+        RotaryTables();
+        string Rows(string table, string stem) => _g.Node("Unsqueeze",
+            [_g.Node("Gather", [table, positionIds], stem + "_per_token", n => B.Int(n, "axis", 0)), _g.Int64s(1)], stem);
+        return new TokenStream("", length, Rows(_cosTable!, "rotary_cos_rows"), Rows(_sinTable!, "rotary_sin_rows"));
+    }
+
+    /// <summary>
+    /// Which keys each new query sees when <paramref name="pastLength"/> positions are cached: query i is position
+    /// past + i of the sequence and sees the real keys (<paramref name="keyMask"/>) at or before it (within the window,
+    /// when the model has one), from the rows past … past + sequence of a SeqLen² table.
+    /// </summary>
+    private string CachedAttentionMask(TokenStream stream, string pastLength, string keyMask)
+    {
+        int n = _a.SeqLen, window = _a.AttentionWindow;
+        var table = new byte[n * n];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j <= i; j++)
+                table[i * n + j] = (byte)(window == 0 || i - j <= window ? 1 : 0);
+        string full = _g.Initializer(_g.Fresh("query_key_visible"), [n, n], DataType.Bool, table);
+        string total = _g.Node("Add", [pastLength, stream.Length], "total_sequence_length");
+        string starts = _g.Node("Concat", [pastLength, _g.Int64s(0)], "query_key_starts", a => B.Int(a, "axis", 0));
+        string ends = _g.Node("Concat", [total, total], "query_key_ends", a => B.Int(a, "axis", 0));
+        string square = _g.Node("Slice", [full, starts, ends, _g.Int64s(0, 1)], "query_key_mask"); // [sequence, past + sequence]
+        return Grouped(_g.Node("And", [keyMask, square], "attention_mask_bool"), "attention_mask_grouped");
+    }
+
     // ----- inputs and outputs -----
 
     private string Input(string name, DataType type, params object[] dims)
@@ -184,7 +256,11 @@ internal sealed class OnnxGraphWriter
             FirstRows(_cosTable!, length, prefix + "rotary_cos_rows"), FirstRows(_sinTable!, length, prefix + "rotary_sin_rows"));
     }
 
-    private string Embed(TokenStream stream, string ids, string? tokenTypes, ParameterTensor tokenEmbedding, ParameterTensor? positionEmbedding)
+    /// <summary>
+    /// Token embeddings (scaled, with token types, positions and the embedding norm where the model has them); absolute
+    /// positions are 0, 1, … of the stream, or <paramref name="positionIds"/> when given.
+    /// </summary>
+    private string Embed(TokenStream stream, string ids, string? tokenTypes, ParameterTensor tokenEmbedding, ParameterTensor? positionEmbedding, string? positionIds = null)
     {
         string p = stream.Prefix;
         string x = _g.Node("Gather", [Weight(tokenEmbedding), ids], p + "embedding", n => B.Int(n, "axis", 0));
@@ -194,7 +270,7 @@ internal sealed class OnnxGraphWriter
         switch (_a.Positions)
         {
             case OnnxPositions.Learned:
-                x = _g.Node("Add", [x, FirstRows(Weight(positionEmbedding!), stream.Length, p + "positions")], p + "embedding_with_positions");
+                x = _g.Node("Add", [x, PositionRows(Weight(positionEmbedding!), stream, positionIds)], p + "embedding_with_positions");
                 break;
             case OnnxPositions.Sinusoidal:
             {
@@ -204,13 +280,18 @@ internal sealed class OnnxGraphWriter
                     Kernels.Positional.SinusoidalTable(table, _a.PositionRows, _a.DModel);
                     _sinusoids = _g.Floats("sinusoidal_positions", [_a.PositionRows, _a.DModel], table);
                 }
-                x = _g.Node("Add", [x, FirstRows(_sinusoids, stream.Length, p + "positions")], p + "embedding_with_positions");
+                x = _g.Node("Add", [x, PositionRows(_sinusoids, stream, positionIds)], p + "embedding_with_positions");
                 break;
             }
         }
         if (_a.EmbeddingNorm is { } norm) x = Norm(p + "embedding_norm", x, norm, _a.EmbeddingNormBias);
         return x;
     }
+
+    /// <summary>The rows of a position table for a stream: its first ones, or those of <paramref name="positionIds"/> (<c>[batch, sequence, …]</c>).</summary>
+    private string PositionRows(string table, TokenStream stream, string? positionIds) => positionIds is null
+        ? FirstRows(table, stream.Length, stream.Prefix + "positions")
+        : _g.Node("Gather", [table, positionIds], stream.Prefix + "positions", n => B.Int(n, "axis", 0));
 
     /// <summary>The first <paramref name="length"/> rows of a table <c>[rows, …]</c>.</summary>
     private string FirstRows(string table, string length, string stem) =>
@@ -286,10 +367,11 @@ internal sealed class OnnxGraphWriter
     /// to <paramref name="memory"/>, then the feed-forward network, each in a residual connection with its norm before
     /// (pre-LN) or after (post-LN) it.
     /// </summary>
-    private string Layer(string p, OnnxLayerTensors t, string x, TokenStream stream, string mask, OnnxCrossAttentionTensors? cross, EncoderOutput? memory)
+    private string Layer(string p, OnnxLayerTensors t, string x, TokenStream stream, string mask, OnnxCrossAttentionTensors? cross, EncoderOutput? memory,
+        PastKeysValues? past = null)
     {
         string attentionInput = _a.PreNorm ? Norm(p + "attention_norm", x, t.AttentionNorm, t.AttentionNormBias) : x;
-        string attended = SelfAttention(p, t, attentionInput, stream, mask);
+        string attended = SelfAttention(p, t, attentionInput, stream, mask, past);
         string residual = _g.Node("Add", [x, attended], p + "residual1");
         if (!_a.PreNorm) residual = Norm(p + "attention_norm", residual, t.AttentionNorm, t.AttentionNormBias);
         if (cross is not null)
@@ -306,7 +388,11 @@ internal sealed class OnnxGraphWriter
         return output;
     }
 
-    private string SelfAttention(string p, OnnxLayerTensors t, string x, TokenStream stream, string mask)
+    /// <summary>
+    /// Self-attention of a stream; with <paramref name="past"/>, the new keys and values are appended to the cached ones
+    /// (the graph's <c>present.{i}.key</c> and <c>.value</c>) and the queries attend to all of them.
+    /// </summary>
+    private string SelfAttention(string p, OnnxLayerTensors t, string x, TokenStream stream, string mask, PastKeysValues? past)
     {
         int h = _a.Heads, kv = _a.KeyValueHeads, d = _a.HeadDim;
         string qkv = Linear(p + "qkv", x, t.QueryKeyValue, t.QueryKeyValueBias,
@@ -317,6 +403,12 @@ internal sealed class OnnxGraphWriter
         {
             q = Rotate(q, stream, p + "q_rotated");
             k = Rotate(k, stream, p + "k_rotated");
+        }
+        if (past is not null)
+        {
+            k = _g.Node("Concat", [past.Keys, k], p + "k_all", n => B.Int(n, "axis", 2));
+            v = _g.Node("Concat", [past.Values, v], p + "v_all", n => B.Int(n, "axis", 2));
+            _presents.Add((k, v));
         }
         return Attend(p, q, k, v, mask, t.Output, t.OutputBias);
     }
