@@ -7,6 +7,7 @@ using System.Threading.Tasks;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using TransformerGen.Samples.Hub;
+using TransformerGen.Samples.Serving;
 using TransformerGen.Serving;
 using TransformerGen.Tokenizers;
 
@@ -22,6 +23,8 @@ public sealed class EmbeddingEngine : IAsyncDisposable
     /// <summary>The files a folder must hold (as on the Hub).</summary>
     public static IReadOnlyList<string> RequiredFiles { get; } = ["config.json", HubModel.Weights, "vocab.txt", "tokenizer_config.json"];
 
+    private const string RunCommand = "dotnet run -c Release --project samples/EmbeddingServer -- --model {folder}";
+
     private readonly PretrainedTokenizer _tokenizer;
     private readonly EncoderBatcher _batcher;
 
@@ -32,7 +35,7 @@ public sealed class EmbeddingEngine : IAsyncDisposable
         ServerOptions o = options.Value;
         o.Validate();
         string folder = o.Model!;
-        CheckFolder(served, folder);
+        ModelFolder.Check(folder, new HubModel(served.Repository, RequiredFiles, RunCommand), served.CompiledConfig, served.SourceConfigPath);
 
         if (o.Threads is int threads) Parallelism.ThreadCount = threads;
         ModelName = o.ModelName ?? served.Repository;
@@ -106,33 +109,4 @@ public sealed class EmbeddingEngine : IAsyncDisposable
 
     /// <summary>Runs what is queued, then stops the workers.</summary>
     public ValueTask DisposeAsync() => _batcher.DisposeAsync();
-
-    private static void CheckFolder(ServedModel served, string folder)
-    {
-        if (!Directory.Exists(folder)) throw new StartupException($"The model folder '{folder}' does not exist.");
-        string config = Path.Combine(folder, "config.json");
-        if (File.Exists(config))
-        {
-            IReadOnlyList<string> differences;
-            try
-            {
-                differences = ArchitectureCheck.Differences(served.CompiledConfig, config);
-            }
-            catch (InvalidDataException e)
-            {
-                throw new StartupException(e.Message, e);
-            }
-            if (differences.Count > 0)
-            {
-                throw new StartupException(
-                    $"{config} describes another model than the one this server was compiled for ({served.Repository}): {string.Join("; ", differences)}. " +
-                    $"The generated code has the compiled sizes built in; serve {served.Repository}, or copy this config.json over {served.SourceConfigPath} and build again.");
-            }
-        }
-
-        string[] missing = RequiredFiles.Where(file => !File.Exists(Path.Combine(folder, file))
-                                                       && !(file == HubModel.Weights && File.Exists(Path.Combine(folder, HubModel.WeightsIndex)))).ToArray();
-        if (missing.Length > 0)
-            throw new StartupException($"The model folder '{folder}' lacks {string.Join(", ", missing)} (download them from https://huggingface.co/{served.Repository}).");
-    }
 }

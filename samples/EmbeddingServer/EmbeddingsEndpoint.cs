@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Threading;
 using System.Threading.Tasks;
 using Microsoft.AspNetCore.Http;
+using TransformerGen.Samples.Serving;
 
 namespace TransformerGen.EmbeddingServer;
 
@@ -102,59 +103,28 @@ public static class EmbeddingsEndpoint
     /// <summary>A request's sentences, tokenized.</summary>
     private sealed record Request(int[][] Ids, List<int> Truncated, bool Base64);
 
-    /// <summary>A request the server refuses, with its status and message.</summary>
-    private sealed class RequestError(int status, string message, string? param = null, string type = "invalid_request_error") : Exception(message)
-    {
-        public int Status { get; } = status;
-
-        public string Type { get; } = type;
-
-        public string? Param { get; } = param;
-    }
-
     private static async Task<Request?> ReadAsync(HttpContext context, EmbeddingEngine engine, CancellationToken aborted)
     {
-        JsonDocument document;
-        try
+        using JsonDocument? document = await RequestError.ReadObjectAsync(context.Request, "an 'input'", aborted);
+        if (document is null) return null;
+        JsonElement root = document.RootElement;
+        bool base64 = EncodingFormat(root);
+        List<string> texts = Inputs(root);
+        if (texts.Count > engine.MaxInputs)
+            throw new RequestError(StatusCodes.Status413PayloadTooLarge, $"'input' holds {texts.Count} sentences; this server takes at most {engine.MaxInputs} per request (--max-inputs).", "input");
+
+        var ids = new int[texts.Count][];
+        var truncated = new List<int>();
+        for (int i = 0; i < texts.Count; i++)
         {
-            document = await JsonDocument.ParseAsync(context.Request.Body, default, aborted);
-        }
-        catch (JsonException e)
-        {
-            throw new RequestError(StatusCodes.Status400BadRequest, $"The body is not valid JSON: {e.Message}");
-        }
-        catch (BadHttpRequestException e)
-        {
-            throw new RequestError(e.StatusCode, e.Message);
-        }
-        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
-        {
-            return null;
+            ids[i] = engine.Tokenize(texts[i], out int length);
+            if (length <= engine.Layout.SeqLen) continue;
+            if (!engine.Truncate)
+                throw new RequestError(StatusCodes.Status413PayloadTooLarge, $"input[{i}] has {length} tokens, more than the model's {engine.Layout.SeqLen} ([CLS] and [SEP] included), and truncation is off (--truncate false).", "input");
+            truncated.Add(i);
         }
 
-        using (document)
-        {
-            JsonElement root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                throw new RequestError(StatusCodes.Status400BadRequest, "The body must be a JSON object with an 'input'.");
-            bool base64 = EncodingFormat(root);
-            List<string> texts = Inputs(root);
-            if (texts.Count > engine.MaxInputs)
-                throw new RequestError(StatusCodes.Status413PayloadTooLarge, $"'input' holds {texts.Count} sentences; this server takes at most {engine.MaxInputs} per request (--max-inputs).", "input");
-
-            var ids = new int[texts.Count][];
-            var truncated = new List<int>();
-            for (int i = 0; i < texts.Count; i++)
-            {
-                ids[i] = engine.Tokenize(texts[i], out int length);
-                if (length <= engine.Layout.SeqLen) continue;
-                if (!engine.Truncate)
-                    throw new RequestError(StatusCodes.Status413PayloadTooLarge, $"input[{i}] has {length} tokens, more than the model's {engine.Layout.SeqLen} ([CLS] and [SEP] included), and truncation is off (--truncate false).", "input");
-                truncated.Add(i);
-            }
-
-            return new Request(ids, truncated, base64);
-        }
+        return new Request(ids, truncated, base64);
     }
 
     private static List<string> Inputs(JsonElement root)
@@ -171,12 +141,12 @@ public static class EmbeddingsEndpoint
                 foreach (JsonElement item in input.EnumerateArray())
                 {
                     if (item.ValueKind != JsonValueKind.String)
-                        throw new RequestError(StatusCodes.Status400BadRequest, $"input[{texts.Count}] is {Describe(item.ValueKind)}; this server takes strings (not token ids).", "input");
+                        throw new RequestError(StatusCodes.Status400BadRequest, $"input[{texts.Count}] is {RequestError.Describe(item.ValueKind)}; this server takes strings (not token ids).", "input");
                     texts.Add(item.GetString()!);
                 }
                 break;
             default:
-                throw new RequestError(StatusCodes.Status400BadRequest, $"'input' is {Describe(input.ValueKind)}; it must be a string or an array of strings.", "input");
+                throw new RequestError(StatusCodes.Status400BadRequest, $"'input' is {RequestError.Describe(input.ValueKind)}; it must be a string or an array of strings.", "input");
         }
 
         if (texts.Count == 0)
@@ -202,30 +172,9 @@ public static class EmbeddingsEndpoint
         };
     }
 
-    private static string Describe(JsonValueKind kind) => kind switch
-    {
-        JsonValueKind.Number => "a number",
-        JsonValueKind.Object => "an object",
-        JsonValueKind.Array => "an array",
-        JsonValueKind.True or JsonValueKind.False => "a boolean",
-        JsonValueKind.Null => "null",
-        _ => kind.ToString(),
-    };
-
-    private static async Task WriteErrorAsync(HttpContext context, ServerMetrics metrics, RequestError error)
+    private static Task WriteErrorAsync(HttpContext context, ServerMetrics metrics, RequestError error)
     {
         metrics.ObserveRequest(error.Status);
-        context.Response.StatusCode = error.Status;
-        context.Response.ContentType = "application/json";
-        await using var json = new Utf8JsonWriter(context.Response.Body);
-        json.WriteStartObject();
-        json.WriteStartObject("error");
-        json.WriteString("message", error.Message);
-        json.WriteString("type", error.Type);
-        if (error.Param is null) json.WriteNull("param");
-        else json.WriteString("param", error.Param);
-        json.WriteNull("code");
-        json.WriteEndObject();
-        json.WriteEndObject();
+        return error.WriteAsync(context.Response);
     }
 }

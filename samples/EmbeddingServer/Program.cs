@@ -1,9 +1,9 @@
-using System;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Prometheus;
 using TransformerGen.EmbeddingServer;
+using TransformerGen.Samples.Serving;
 
 // dotnet run -c Release --project samples/EmbeddingServer -- --model <folder> --urls http://127.0.0.1:8080
 // Every option is ASP.NET Core configuration (ServerOptions.cs): --workers, --threads, --weights, --max-inputs,
@@ -13,7 +13,7 @@ builder.Services.Configure<ServerOptions>(builder.Configuration);
 builder.Services.AddSingleton(ServedModel.AllMiniLmL6V2);
 builder.Services.AddSingleton<ServerMetrics>();
 builder.Services.AddSingleton<EmbeddingEngine>();
-builder.Services.AddHostedService<ModelStartup>();
+builder.Services.AddHostedService<ModelStartup<EmbeddingEngine>>();
 
 WebApplication app = builder.Build();
 ServerMetrics metrics = app.Services.GetRequiredService<ServerMetrics>();
@@ -22,16 +22,7 @@ app.MapPost("/v1/embeddings", (HttpContext context, EmbeddingEngine engine) => E
 app.MapGet("/health", (EmbeddingEngine engine) => Results.Json(new { status = "ok", model = engine.ModelName, workers = engine.Workers, queued = engine.Queued }));
 app.MapMetrics("/metrics", metrics.Registry);
 
-try
-{
-    app.Run();
-    return 0;
-}
-catch (StartupException e)
-{
-    Console.Error.WriteLine(e.Message);
-    return 3;
-}
+return ServerHost.Run(app);
 
 /// <summary>The program's entry point, public for <c>WebApplicationFactory&lt;Program&gt;</c> in the tests.</summary>
 public partial class Program;

@@ -1,6 +1,7 @@
 using System;
 using Microsoft.Extensions.Configuration;
 using TransformerGen;
+using TransformerGen.Samples.Serving;
 
 namespace TransformerGen.EmbeddingServer;
 
@@ -65,6 +66,3 @@ public sealed class ServerOptions
         if (!Enum.IsDefined(Weights)) throw new StartupException($"--weights {Weights}: Float32, BFloat16 or Int8.");
     }
 }
-
-/// <summary>Why the server cannot start (a wrong option, or a model folder it cannot serve); the program prints the message and exits.</summary>
-public sealed class StartupException(string message, Exception? inner = null) : Exception(message, inner);

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using TransformerGen.EmbeddingServer.Tests.Support;
+using TransformerGen.Samples.Serving;
 using TransformerGen.Samples.Tests.Support;
 using Xunit;
 
