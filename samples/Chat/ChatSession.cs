@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
-using System.Linq;
 using TransformerGen;
 using TransformerGen.Tokenizers;
 using TransformerGen.Tokenizers.Chat;
@@ -62,7 +61,7 @@ public sealed class ChatSession
 {
     private readonly LanguageModel _model;
     private readonly PretrainedTokenizer _tokenizer;
-    private readonly Dictionary<int, StopReason> _stops = [];
+    private readonly ChatPrompt _chat;
     private readonly int[] _next = new int[1];
 
     /// <summary>Pairs a model with its tokenizer.</summary>
@@ -71,35 +70,19 @@ public sealed class ChatSession
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
-        if (tokenizer.VocabSize > model.Layout.Vocab)
-        {
-            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} ids, {model.Layout.Name}'s vocabulary {model.Layout.Vocab}", nameof(tokenizer));
-        }
-
+        _chat = new ChatPrompt(tokenizer, model.Layout);
         _model = model;
         _tokenizer = tokenizer;
-        if (tokenizer.EosId is int eos) _stops[eos] = StopReason.EndOfSequence;
-        if (model.Layout.EosToken >= 0) _stops[model.Layout.EosToken] = StopReason.EndOfSequence;
-        if (EndOfTurnId is int endOfTurn) _stops[endOfTurn] = StopReason.EndOfTurn;
     }
 
     /// <summary>The chat template the prompt is written with, or null for plain continuation.</summary>
-    public ChatTemplate? Template => _tokenizer.Chat;
+    public ChatTemplate? Template => _chat.Template;
 
     /// <summary>The ids that end a reply: end of sequence (the tokenizer's and the model config's) and the template's end of turn.</summary>
-    public IReadOnlyCollection<int> StopTokens => _stops.Keys;
+    public IReadOnlyCollection<int> StopTokens => _chat.StopTokens;
 
     /// <summary>The id of the template's end-of-turn text (ChatML <c>&lt;|im_end|&gt;</c>), or null.</summary>
-    public int? EndOfTurnId
-    {
-        get
-        {
-            if (Template is null) return null;
-            if (_tokenizer.SpecialTokenId(Template.EndOfTurn) is int id) return id;
-            IReadOnlyList<int> ids = _tokenizer.Encode(Template.EndOfTurn, addSpecialTokens: false);
-            return ids.Count == 1 ? ids[0] : null;
-        }
-    }
+    public int? EndOfTurnId => _chat.EndOfTurnId;
 
     /// <summary>The text the model is given for <paramref name="message"/>: the template's rendering with the opening of the assistant's turn, or the message itself.</summary>
     public string FormatPrompt(string message, string? systemPrompt = null)
@@ -109,7 +92,7 @@ public sealed class ChatSession
         var messages = new List<(string Role, string Content)>();
         if (systemPrompt is not null) messages.Add(("system", systemPrompt));
         messages.Add(("user", message));
-        return Template.Format(messages, addGenerationPrompt: true);
+        return _chat.Format(messages);
     }
 
     /// <summary>Generates the reply to <paramref name="message"/>, writing its text to <paramref name="stream"/> as it is generated.</summary>
@@ -120,8 +103,7 @@ public sealed class ChatSession
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentOutOfRangeException.ThrowIfLessThan(settings.MaxTokens, 1, nameof(settings));
         string prompt = FormatPrompt(message, settings.SystemPrompt);
-        // The template writes its special tokens itself; plain text gets what the tokenizer adds (Llama's <s>).
-        int[] promptTokens = _tokenizer.Encode(prompt, addSpecialTokens: Template is null).ToArray();
+        int[] promptTokens = _chat.Encode(prompt);
         int seqLen = _model.Layout.SeqLen;
         if (promptTokens.Length == 0)
         {
@@ -157,7 +139,7 @@ public sealed class ChatSession
             }
 
             int next = sampler.Sample(logits);
-            if (_stops.TryGetValue(next, out stop))
+            if (_chat.Stops(next, out stop))
             {
                 stopToken = next;
                 break;
