@@ -75,12 +75,21 @@ public partial class SmolLm2BatchedDecode
         });
     }
 
-    /// <summary>Empties the slots and fills each with its prompt, all sequences in one <c>Append</c>.</summary>
+    /// <summary>
+    /// Empties the slots and fills each with its prompt, as many sequences per <c>Append</c> as the workspace holds
+    /// (<c>InferenceTokens</c>: SeqLen tokens in all, so two prompts of 64).
+    /// </summary>
     [IterationSetup(Targets = [nameof(Ours), nameof(OursInt8)])]
     public void StartBatched()
     {
-        for (int s = 0; s < Sequences; s++) _batched!.ResetCache(s);
-        _batched!.Append(_prompts.AsSpan(0, Sequences * Prompt), _promptLengths.AsSpan(0, Sequences), _sequenceIds.AsSpan(0, Sequences));
+        SmolLm2Batched model = _batched!;
+        int perCall = Math.Max(1, model.Layout.InferenceTokens / Prompt);
+        for (int first = 0; first < Sequences; first += perCall)
+        {
+            int count = Math.Min(perCall, Sequences - first);
+            for (int s = first; s < first + count; s++) model.ResetCache(s);
+            model.Append(_prompts.AsSpan(first * Prompt, count * Prompt), _promptLengths.AsSpan(first, count), _sequenceIds.AsSpan(first, count));
+        }
         _step = 0;
     }
 
