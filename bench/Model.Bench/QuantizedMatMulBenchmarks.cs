@@ -67,7 +67,8 @@ public unsafe class QuantizedMatMulBenchmarks
     [Params("576x1536", "1536x576", "576x49152")]
     public string Shape { get; set; } = "";
 
-    [Params(1, 64)]
+    // One decoding sequence, a step of four (DecoderBatcher), and a prompt.
+    [Params(1, 4, 64)]
     public int Rows { get; set; }
 
     [Params(1, 2)]

@@ -206,11 +206,12 @@ public static unsafe class BFloat16MatMul
                 float* bias = Bias == null ? null : Bias + j;
                 int m = 0;
                 if (Path == SimdPath.Vector512)
-                    for (; m + TileRows <= N; m += TileRows)
-                    {
-                        Panel6RowsOf512(X + (nint)m * InF, InF, panel, tile);
-                        for (int r = 0; r < TileRows; r++) Finish(tile + r * PanelWidth, bias, Y + (nint)(m + r) * OutF + j, cols);
-                    }
+                {
+                    // Tiles of 6 rows, then one of 4 and one of 2 for what is left: each line widened once per tile.
+                    for (; m + TileRows <= N; m += TileRows) RunTile<RowTile.Six>(X + (nint)m * InF, InF, panel, tile, bias, Y + (nint)m * OutF + j, OutF, cols);
+                    if (N - m >= 4) { RunTile<RowTile.Four>(X + (nint)m * InF, InF, panel, tile, bias, Y + (nint)m * OutF + j, OutF, cols); m += 4; }
+                    if (N - m >= 2) { RunTile<RowTile.Two>(X + (nint)m * InF, InF, panel, tile, bias, Y + (nint)m * OutF + j, OutF, cols); m += 2; }
+                }
                 for (; m < N; m++)
                 {
                     float* xm = X + (nint)m * InF;
@@ -254,11 +255,12 @@ public static unsafe class BFloat16MatMul
         s3.Store(sum + 48);
     }
 
-    // Six rows (row stride inF) against one panel: each line widened once for six rows, the same operations per row as
-    // PanelRowOf512.
+    // TRows (2, 4 or 6) rows (row stride inF) against one panel: each line widened once for all of them, the same
+    // operations per row as PanelRowOf512. TRows is a constant in each instantiation: the rows past it are never touched.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Panel6RowsOf512(float* x, int inF, ushort* panel, float* sum)
+    private static void PanelRowsOf512<TRows>(float* x, int inF, ushort* panel, float* sum) where TRows : struct, IRowTile
     {
+        int rows = TRows.Rows;
         Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default;
         Vector512<float> s10 = default, s11 = default, s12 = default, s13 = default;
         Vector512<float> s20 = default, s21 = default, s22 = default, s23 = default;
@@ -276,30 +278,49 @@ public static unsafe class BFloat16MatMul
             xv = Vector512.Create(x[inF + k]);
             s10 = Vector512.FusedMultiplyAdd(xv, w0, s10); s11 = Vector512.FusedMultiplyAdd(xv, w1, s11);
             s12 = Vector512.FusedMultiplyAdd(xv, w2, s12); s13 = Vector512.FusedMultiplyAdd(xv, w3, s13);
-            xv = Vector512.Create(x[2 * inF + k]);
-            s20 = Vector512.FusedMultiplyAdd(xv, w0, s20); s21 = Vector512.FusedMultiplyAdd(xv, w1, s21);
-            s22 = Vector512.FusedMultiplyAdd(xv, w2, s22); s23 = Vector512.FusedMultiplyAdd(xv, w3, s23);
-            xv = Vector512.Create(x[3 * inF + k]);
-            s30 = Vector512.FusedMultiplyAdd(xv, w0, s30); s31 = Vector512.FusedMultiplyAdd(xv, w1, s31);
-            s32 = Vector512.FusedMultiplyAdd(xv, w2, s32); s33 = Vector512.FusedMultiplyAdd(xv, w3, s33);
-            xv = Vector512.Create(x[4 * inF + k]);
-            s40 = Vector512.FusedMultiplyAdd(xv, w0, s40); s41 = Vector512.FusedMultiplyAdd(xv, w1, s41);
-            s42 = Vector512.FusedMultiplyAdd(xv, w2, s42); s43 = Vector512.FusedMultiplyAdd(xv, w3, s43);
-            xv = Vector512.Create(x[5 * inF + k]);
-            s50 = Vector512.FusedMultiplyAdd(xv, w0, s50); s51 = Vector512.FusedMultiplyAdd(xv, w1, s51);
-            s52 = Vector512.FusedMultiplyAdd(xv, w2, s52); s53 = Vector512.FusedMultiplyAdd(xv, w3, s53);
+            if (rows > 2)
+            {
+                xv = Vector512.Create(x[2 * inF + k]);
+                s20 = Vector512.FusedMultiplyAdd(xv, w0, s20); s21 = Vector512.FusedMultiplyAdd(xv, w1, s21);
+                s22 = Vector512.FusedMultiplyAdd(xv, w2, s22); s23 = Vector512.FusedMultiplyAdd(xv, w3, s23);
+                xv = Vector512.Create(x[3 * inF + k]);
+                s30 = Vector512.FusedMultiplyAdd(xv, w0, s30); s31 = Vector512.FusedMultiplyAdd(xv, w1, s31);
+                s32 = Vector512.FusedMultiplyAdd(xv, w2, s32); s33 = Vector512.FusedMultiplyAdd(xv, w3, s33);
+            }
+            if (rows > 4)
+            {
+                xv = Vector512.Create(x[4 * inF + k]);
+                s40 = Vector512.FusedMultiplyAdd(xv, w0, s40); s41 = Vector512.FusedMultiplyAdd(xv, w1, s41);
+                s42 = Vector512.FusedMultiplyAdd(xv, w2, s42); s43 = Vector512.FusedMultiplyAdd(xv, w3, s43);
+                xv = Vector512.Create(x[5 * inF + k]);
+                s50 = Vector512.FusedMultiplyAdd(xv, w0, s50); s51 = Vector512.FusedMultiplyAdd(xv, w1, s51);
+                s52 = Vector512.FusedMultiplyAdd(xv, w2, s52); s53 = Vector512.FusedMultiplyAdd(xv, w3, s53);
+            }
         }
         s00.Store(sum); s01.Store(sum + 16); s02.Store(sum + 32); s03.Store(sum + 48);
         sum += PanelWidth;
         s10.Store(sum); s11.Store(sum + 16); s12.Store(sum + 32); s13.Store(sum + 48);
-        sum += PanelWidth;
-        s20.Store(sum); s21.Store(sum + 16); s22.Store(sum + 32); s23.Store(sum + 48);
-        sum += PanelWidth;
-        s30.Store(sum); s31.Store(sum + 16); s32.Store(sum + 32); s33.Store(sum + 48);
-        sum += PanelWidth;
-        s40.Store(sum); s41.Store(sum + 16); s42.Store(sum + 32); s43.Store(sum + 48);
-        sum += PanelWidth;
-        s50.Store(sum); s51.Store(sum + 16); s52.Store(sum + 32); s53.Store(sum + 48);
+        if (rows > 2)
+        {
+            sum += PanelWidth;
+            s20.Store(sum); s21.Store(sum + 16); s22.Store(sum + 32); s23.Store(sum + 48);
+            sum += PanelWidth;
+            s30.Store(sum); s31.Store(sum + 16); s32.Store(sum + 32); s33.Store(sum + 48);
+        }
+        if (rows > 4)
+        {
+            sum += PanelWidth;
+            s40.Store(sum); s41.Store(sum + 16); s42.Store(sum + 32); s43.Store(sum + 48);
+            sum += PanelWidth;
+            s50.Store(sum); s51.Store(sum + 16); s52.Store(sum + 32); s53.Store(sum + 48);
+        }
+    }
+
+    // One tile of TRows rows against one panel, then their outputs y[r·outF + 0..cols).
+    private static void RunTile<TRows>(float* x, int inF, ushort* panel, float* tile, float* bias, float* y, int outF, int cols) where TRows : struct, IRowTile
+    {
+        PanelRowsOf512<TRows>(x, inF, panel, tile);
+        for (int r = 0; r < TRows.Rows; r++) Finish(tile + r * PanelWidth, bias, y + (nint)r * outF, cols);
     }
 
     private static Vector256<float> Low256(Vector256<uint> words) => Vector256.ShiftLeft(words, 16).AsSingle();

@@ -439,11 +439,13 @@ public static unsafe partial class QuantizedMatMul
                 }
                 int m = 0;
                 if (Path == SimdPath.Vector512)
-                    for (; m + TileRows <= N; m += TileRows)
-                    {
-                        Panel6RowsOf512(X + (nint)m * InF, InF, panel, tile);
-                        for (int r = 0; r < TileRows; r++) Finish(tile + r * PanelWidth, bias, Y + (nint)(m + r) * OutF + j, cols);
-                    }
+                {
+                    // Tiles of 6 rows, then one of 4 and one of 2 for what is left (a step of several decoding
+                    // sequences has a few rows): each widened weight serves every row of its tile.
+                    for (; m + TileRows <= N; m += TileRows) RunTile<RowTile.Six>(X + (nint)m * InF, InF, panel, tile, bias, Y + (nint)m * OutF + j, OutF, cols);
+                    if (N - m >= 4) { RunTile<RowTile.Four>(X + (nint)m * InF, InF, panel, tile, bias, Y + (nint)m * OutF + j, OutF, cols); m += 4; }
+                    if (N - m >= 2) { RunTile<RowTile.Two>(X + (nint)m * InF, InF, panel, tile, bias, Y + (nint)m * OutF + j, OutF, cols); m += 2; }
+                }
                 for (; m < N; m++)
                 {
                     if (Path == SimdPath.Vector512) PanelRowOf512(X + (nint)m * InF, panel, InF, tile);
@@ -452,6 +454,13 @@ public static unsafe partial class QuantizedMatMul
                 }
             }
         }
+    }
+
+    // One tile of TRows rows against one panel, then their outputs y[r·outF + 0..cols).
+    private static void RunTile<TRows>(float* x, int inF, byte* panel, float* tile, float* bias, float* y, int outF, int cols) where TRows : struct, IRowTile
+    {
+        PanelRowsOf512<TRows>(x, inF, panel, tile);
+        for (int r = 0; r < TRows.Rows; r++) Finish(tile + r * PanelWidth, bias, y + (nint)r * outF, cols);
     }
 
     // y[c] = total[c] + bias[c] for the panel's real columns (one IEEE addition, as a vector add would do it).
@@ -506,15 +515,17 @@ public static unsafe partial class QuantizedMatMul
         t3.Store(total + 48);
     }
 
-    // Six rows of x (row stride inF) against one panel: each weight vector is widened once for six rows (the widening,
-    // vpmovsxbd + vcvtdq2ps, costs as much as two FMAs). The 24 block sums fill the registers, so the running totals live
-    // in total[6 × 64] (L1) and are updated once per block, with the same operations per row as PanelRowOf512.
-    // Measured against it: widening each block once into an L1 buffer of floats for all rows, then 6-row tiles over that
-    // buffer, was slower (64 rows of 1536 → 576: 1.27 against 1.20 ms; 576 → 49152: 44.6 against 39.6 ms).
+    // TRows (2, 4 or 6) rows of x (row stride inF) against one panel: each weight vector is widened once for all of them
+    // (the widening, vpmovsxbd + vcvtdq2ps, costs as much as two FMAs). Six rows' 24 block sums fill the registers, so
+    // the running totals live in total[rows × 64] (L1) and are updated once per block, with the same operations per row as
+    // PanelRowOf512. TRows is a constant in each instantiation: the rows past it are never touched.
+    // Measured against the six-row tile: widening each block once into an L1 buffer of floats for all rows, then 6-row
+    // tiles over that buffer, was slower (64 rows of 1536 → 576: 1.27 against 1.20 ms; 576 → 49152: 44.6 against 39.6 ms).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Panel6RowsOf512(float* x, int inF, byte* panel, float* total)
+    private static void PanelRowsOf512<TRows>(float* x, int inF, byte* panel, float* total) where TRows : struct, IRowTile
     {
-        for (int i = 0; i < TileRows * PanelWidth; i += 16) Vector512<float>.Zero.Store(total + i);
+        int rows = TRows.Rows;
+        for (int i = 0; i < rows * PanelWidth; i += 16) Vector512<float>.Zero.Store(total + i);
         for (int k0 = 0; k0 < inF; k0 += BlockSize, panel += RecordBytes)
         {
             int kc = Math.Min(BlockSize, inF - k0);
@@ -535,37 +546,50 @@ public static unsafe partial class QuantizedMatMul
                 xv = Vector512.Create(xk[inF]);
                 a10 = Vector512.FusedMultiplyAdd(xv, w0, a10); a11 = Vector512.FusedMultiplyAdd(xv, w1, a11);
                 a12 = Vector512.FusedMultiplyAdd(xv, w2, a12); a13 = Vector512.FusedMultiplyAdd(xv, w3, a13);
-                xv = Vector512.Create(xk[2 * inF]);
-                a20 = Vector512.FusedMultiplyAdd(xv, w0, a20); a21 = Vector512.FusedMultiplyAdd(xv, w1, a21);
-                a22 = Vector512.FusedMultiplyAdd(xv, w2, a22); a23 = Vector512.FusedMultiplyAdd(xv, w3, a23);
-                xv = Vector512.Create(xk[3 * inF]);
-                a30 = Vector512.FusedMultiplyAdd(xv, w0, a30); a31 = Vector512.FusedMultiplyAdd(xv, w1, a31);
-                a32 = Vector512.FusedMultiplyAdd(xv, w2, a32); a33 = Vector512.FusedMultiplyAdd(xv, w3, a33);
-                xv = Vector512.Create(xk[4 * inF]);
-                a40 = Vector512.FusedMultiplyAdd(xv, w0, a40); a41 = Vector512.FusedMultiplyAdd(xv, w1, a41);
-                a42 = Vector512.FusedMultiplyAdd(xv, w2, a42); a43 = Vector512.FusedMultiplyAdd(xv, w3, a43);
-                xv = Vector512.Create(xk[5 * inF]);
-                a50 = Vector512.FusedMultiplyAdd(xv, w0, a50); a51 = Vector512.FusedMultiplyAdd(xv, w1, a51);
-                a52 = Vector512.FusedMultiplyAdd(xv, w2, a52); a53 = Vector512.FusedMultiplyAdd(xv, w3, a53);
+                if (rows > 2)
+                {
+                    xv = Vector512.Create(xk[2 * inF]);
+                    a20 = Vector512.FusedMultiplyAdd(xv, w0, a20); a21 = Vector512.FusedMultiplyAdd(xv, w1, a21);
+                    a22 = Vector512.FusedMultiplyAdd(xv, w2, a22); a23 = Vector512.FusedMultiplyAdd(xv, w3, a23);
+                    xv = Vector512.Create(xk[3 * inF]);
+                    a30 = Vector512.FusedMultiplyAdd(xv, w0, a30); a31 = Vector512.FusedMultiplyAdd(xv, w1, a31);
+                    a32 = Vector512.FusedMultiplyAdd(xv, w2, a32); a33 = Vector512.FusedMultiplyAdd(xv, w3, a33);
+                }
+                if (rows > 4)
+                {
+                    xv = Vector512.Create(xk[4 * inF]);
+                    a40 = Vector512.FusedMultiplyAdd(xv, w0, a40); a41 = Vector512.FusedMultiplyAdd(xv, w1, a41);
+                    a42 = Vector512.FusedMultiplyAdd(xv, w2, a42); a43 = Vector512.FusedMultiplyAdd(xv, w3, a43);
+                    xv = Vector512.Create(xk[5 * inF]);
+                    a50 = Vector512.FusedMultiplyAdd(xv, w0, a50); a51 = Vector512.FusedMultiplyAdd(xv, w1, a51);
+                    a52 = Vector512.FusedMultiplyAdd(xv, w2, a52); a53 = Vector512.FusedMultiplyAdd(xv, w3, a53);
+                }
             }
             ushort* s = (ushort*)(panel + WeightBytes);
-            AddScaled(total, a00, a10, a20, a30, a40, a50, Scales512(s));
-            AddScaled(total + 16, a01, a11, a21, a31, a41, a51, Scales512(s + 16));
-            AddScaled(total + 32, a02, a12, a22, a32, a42, a52, Scales512(s + 32));
-            AddScaled(total + 48, a03, a13, a23, a33, a43, a53, Scales512(s + 48));
+            AddScaled<TRows>(total, a00, a10, a20, a30, a40, a50, Scales512(s));
+            AddScaled<TRows>(total + 16, a01, a11, a21, a31, a41, a51, Scales512(s + 16));
+            AddScaled<TRows>(total + 32, a02, a12, a22, a32, a42, a52, Scales512(s + 32));
+            AddScaled<TRows>(total + 48, a03, a13, a23, a33, a43, a53, Scales512(s + 48));
         }
     }
 
-    // total[r·64 + 0..16) = fma(a_r, d, total[r·64 + 0..16)) for the six rows r.
+    // total[r·64 + 0..16) = fma(a_r, d, total[r·64 + 0..16)) for the tile's rows r.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddScaled(float* total, Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3, Vector512<float> a4, Vector512<float> a5, Vector512<float> d)
+    private static void AddScaled<TRows>(float* total, Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3, Vector512<float> a4, Vector512<float> a5, Vector512<float> d)
+        where TRows : struct, IRowTile
     {
         Vector512.FusedMultiplyAdd(a0, d, Vector512.Load(total)).Store(total);
         Vector512.FusedMultiplyAdd(a1, d, Vector512.Load(total + PanelWidth)).Store(total + PanelWidth);
-        Vector512.FusedMultiplyAdd(a2, d, Vector512.Load(total + 2 * PanelWidth)).Store(total + 2 * PanelWidth);
-        Vector512.FusedMultiplyAdd(a3, d, Vector512.Load(total + 3 * PanelWidth)).Store(total + 3 * PanelWidth);
-        Vector512.FusedMultiplyAdd(a4, d, Vector512.Load(total + 4 * PanelWidth)).Store(total + 4 * PanelWidth);
-        Vector512.FusedMultiplyAdd(a5, d, Vector512.Load(total + 5 * PanelWidth)).Store(total + 5 * PanelWidth);
+        if (TRows.Rows > 2)
+        {
+            Vector512.FusedMultiplyAdd(a2, d, Vector512.Load(total + 2 * PanelWidth)).Store(total + 2 * PanelWidth);
+            Vector512.FusedMultiplyAdd(a3, d, Vector512.Load(total + 3 * PanelWidth)).Store(total + 3 * PanelWidth);
+        }
+        if (TRows.Rows > 4)
+        {
+            Vector512.FusedMultiplyAdd(a4, d, Vector512.Load(total + 4 * PanelWidth)).Store(total + 4 * PanelWidth);
+            Vector512.FusedMultiplyAdd(a5, d, Vector512.Load(total + 5 * PanelWidth)).Store(total + 5 * PanelWidth);
+        }
     }
 
     // AVX2: one row, the panel in two halves of 32 columns (8 block sums and 8 totals fit the 16 ymm registers).

@@ -15,7 +15,7 @@ public class BFloat16MatMulTests
     public static IEnumerable<object[]> Shapes() => new[]
     {
         new object[] { 1, 37, 1 }, new object[] { 7, 37, 131 }, new object[] { 1, 300, 65 }, new object[] { 67, 300, 193 },
-        new object[] { 1, 576, 131 }, new object[] { 13, 576, 64 }, new object[] { 4, 5, 65 }, new object[] { 2, 0, 20 },
+        new object[] { 1, 576, 131 }, new object[] { 13, 576, 64 }, new object[] { 4, 5, 65 }, new object[] { 5, 300, 131 }, new object[] { 3, 37, 65 }, new object[] { 2, 0, 20 },
     };
 
     private static IEnumerable<SimdPath> SupportedPaths()
