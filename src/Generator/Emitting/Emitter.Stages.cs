@@ -411,16 +411,17 @@ namespace TransformerGen.Generator
             string padding = _spec.PadToken.Value >= 0 ? "PredictPadding" : "default";
             switch (op)
             {
-                // An encoder's exact-length pass: sequences of different lengths lie end to end, so positions,
-                // rotation, attention and pooling restart at each sequence.
-                case PositionalAddOp pos when _spec.IsEncoderOnly:
-                    lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, lengths, {c});");
+                // Exact-length passes: an encoder's sequences, or a decoder-only model's new tokens of several cached
+                // sequences, lie end to end, so positions and rotation go by sequence (from 0 in an encoder, from each
+                // sequence's cached length in a decoder), as do attention and pooling.
+                case PositionalAddOp pos when !_spec.IsEncoderDecoder:
+                    lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, {SequenceLengths}, {c}{SequencePositions});");
                     break;
-                case RotaryOp rot when _spec.IsEncoderOnly && rot.HalfSplit:
-                    lines.Add($"{Kernels}Positional.RotaryHalfForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, lengths, {Lit(rot.RotatedHeads)}, {hd}, {Lit(rot.Qkv.Width)});");
+                case RotaryOp rot when !_spec.IsEncoderDecoder && rot.HalfSplit:
+                    lines.Add($"{Kernels}Positional.RotaryHalfForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, {SequenceLengths}, {Lit(rot.RotatedHeads)}, {hd}, {Lit(rot.Qkv.Width)}{SequencePositions});");
                     break;
-                case RotaryOp rot when _spec.IsEncoderOnly:
-                    lines.Add($"{Kernels}Positional.RotaryForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, lengths, {h}, {hd}, {Lit(rot.Qkv.Width)});");
+                case RotaryOp rot when !_spec.IsEncoderDecoder:
+                    lines.Add($"{Kernels}Positional.RotaryForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, {SequenceLengths}, {h}, {hd}, {Lit(rot.Qkv.Width)}{SequencePositions});");
                     break;
                 case AttentionOp att when _spec.IsEncoderOnly && att.Tiled:
                     lines.Add($"{Kernels}Attention.FlashForwardSequences({Columns(I(att.Query, stage), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
@@ -447,17 +448,6 @@ namespace TransformerGen.Generator
                     break;
                 case EmbeddingOp e:
                     lines.Add(Lookup("tokens", e, I(e.Table, stage), I(e.Output, stage)));
-                    break;
-                // A decoder-only model's cached pass: the new tokens of several sequences lie end to end, each sequence
-                // continuing at its own cached length in its own cache slot.
-                case PositionalAddOp pos when _spec.IsDecoderOnly:
-                    lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, sequences.Lengths, {c}, sequences.Positions);");
-                    break;
-                case RotaryOp rot when _spec.IsDecoderOnly && rot.HalfSplit:
-                    lines.Add($"{Kernels}Positional.RotaryHalfForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, sequences.Lengths, {Lit(rot.RotatedHeads)}, {hd}, {Lit(rot.Qkv.Width)}, sequences.Positions);");
-                    break;
-                case RotaryOp rot when _spec.IsDecoderOnly:
-                    lines.Add($"{Kernels}Positional.RotaryForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, sequences.Lengths, {h}, {hd}, {Lit(rot.Qkv.Width)}, sequences.Positions);");
                     break;
                 case AttentionOp att when att.Causal && _spec.IsDecoderOnly:
                     // The new keys and values join each sequence's cache slot, and each new query attends to its own sequence's cache.
@@ -523,6 +513,12 @@ namespace TransformerGen.Generator
                     break;
             }
         }
+
+        /// <summary>The sequence lengths of an exact-length pass: an encoder's argument, or a decoder's cached sequences'.</summary>
+        private string SequenceLengths => _spec.IsEncoderOnly ? "lengths" : "sequences.Lengths";
+
+        /// <summary>Where each sequence's new tokens start: nothing for an encoder (0), the cached lengths for a decoder.</summary>
+        private string SequencePositions => _spec.IsEncoderOnly ? "" : ", sequences.Positions";
 
         private static string Bool(bool value) => value ? "true" : "false";
 
