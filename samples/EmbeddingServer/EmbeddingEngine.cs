@@ -23,8 +23,6 @@ public sealed class EmbeddingEngine : IAsyncDisposable
     /// <summary>The files a folder must hold (as on the Hub).</summary>
     public static IReadOnlyList<string> RequiredFiles { get; } = ["config.json", HubModel.Weights, "vocab.txt", "tokenizer_config.json"];
 
-    private const string RunCommand = "dotnet run -c Release --project samples/EmbeddingServer -- --model {folder}";
-
     private readonly PretrainedTokenizer _tokenizer;
     private readonly EncoderBatcher _batcher;
 
@@ -35,7 +33,7 @@ public sealed class EmbeddingEngine : IAsyncDisposable
         ServerOptions o = options.Value;
         o.Validate();
         string folder = o.Model!;
-        ModelFolder.Check(folder, new HubModel(served.Repository, RequiredFiles, RunCommand), served.CompiledConfig, served.SourceConfigPath);
+        ModelFolder.Check(folder, served.Repository, RequiredFiles, served.CompiledConfig, served.SourceConfigPath);
 
         if (o.Threads is int threads) Parallelism.ThreadCount = threads;
         ModelName = o.ModelName ?? served.Repository;

@@ -1,26 +1,16 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
-using Prometheus;
 using TransformerGen.EmbeddingServer;
 using TransformerGen.Samples.Serving;
 
 // dotnet run -c Release --project samples/EmbeddingServer -- --model <folder> --urls http://127.0.0.1:8080
 // Every option is ASP.NET Core configuration (ServerOptions.cs): --workers, --threads, --weights, --max-inputs,
 // --max-batch, --max-batch-tokens, --max-wait-ms, --truncate, --model-name.
-WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
-builder.Services.Configure<ServerOptions>(builder.Configuration);
-builder.Services.AddSingleton(ServedModel.AllMiniLmL6V2);
-builder.Services.AddSingleton<ServerMetrics>();
-builder.Services.AddSingleton<EmbeddingEngine>();
-builder.Services.AddHostedService<ModelStartup<EmbeddingEngine>>();
-
-WebApplication app = builder.Build();
+WebApplication app = ServerHost.Build<ServerOptions, ServedModel, ServerMetrics, EmbeddingEngine>(args, ServedModel.AllMiniLmL6V2);
 ServerMetrics metrics = app.Services.GetRequiredService<ServerMetrics>();
-app.UseHttpMetrics(options => options.SetMetricFactory(Metrics.WithCustomRegistry(metrics.Registry)));
 app.MapPost("/v1/embeddings", (HttpContext context, EmbeddingEngine engine) => EmbeddingsEndpoint.HandleAsync(context, engine, metrics));
 app.MapGet("/health", (EmbeddingEngine engine) => Results.Json(new { status = "ok", model = engine.ModelName, workers = engine.Workers, queued = engine.Queued }));
-app.MapMetrics("/metrics", metrics.Registry);
 
 return ServerHost.Run(app);
 

@@ -1,15 +1,15 @@
 using Prometheus;
+using TransformerGen.Samples.Serving;
 using TransformerGen.Serving;
 
 namespace TransformerGen.EmbeddingServer;
 
 /// <summary>
-/// The counters <c>GET /metrics</c> shows (prometheus-net, in the Prometheus text format), in a registry of the server's
-/// own, so two servers in one process (tests) count apart.
+/// The counters <c>GET /metrics</c> shows (prometheus-net, in the Prometheus text format), besides the requests by status
+/// code that every sample server counts.
 /// </summary>
-public sealed class ServerMetrics
+public sealed class ServerMetrics : ServerMetricsBase
 {
-    private readonly Counter _requests;
     private readonly Counter _inputs;
     private readonly Counter _tokens;
     private readonly Counter _truncated;
@@ -19,30 +19,19 @@ public sealed class ServerMetrics
     private readonly Gauge _queued;
 
     public ServerMetrics()
+        : base("embeddings_requests_total", "POST /v1/embeddings requests answered, by HTTP status code.")
     {
-        Registry = Metrics.NewCustomRegistry();
-        MetricFactory factory = Metrics.WithCustomRegistry(Registry);
-        _requests = factory.CreateCounter("embeddings_requests_total", "POST /v1/embeddings requests answered, by HTTP status code.", "code");
-        _inputs = factory.CreateCounter("embeddings_inputs_total", "Sentences embedded.");
-        _tokens = factory.CreateCounter("embeddings_tokens_total", "Tokens the model ran for embedded sentences, [CLS] and [SEP] included.");
-        _truncated = factory.CreateCounter("embeddings_truncated_inputs_total", "Sentences cut at SeqLen tokens.");
-        _batchSequences = factory.CreateHistogram("embeddings_batch_sequences", "Sentences per batch the model ran.",
-            new HistogramConfiguration { Buckets = [1, 2, 4, 8, 16, 32, 64] });
-        _batchTokens = factory.CreateHistogram("embeddings_batch_tokens", "Tokens per batch the model ran (laid end to end, no padding).",
-            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(16, 2, 9) });
-        _batchSeconds = factory.CreateHistogram("embeddings_batch_seconds", "The model's time per batch.",
-            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 2, 12) });
-        _queued = factory.CreateGauge("embeddings_queued_sentences", "Sentences waiting for a batch when the metrics were read.");
+        _inputs = Factory.CreateCounter("embeddings_inputs_total", "Sentences embedded.");
+        _tokens = Factory.CreateCounter("embeddings_tokens_total", "Tokens the model ran for embedded sentences, [CLS] and [SEP] included.");
+        _truncated = Factory.CreateCounter("embeddings_truncated_inputs_total", "Sentences cut at SeqLen tokens.");
+        _batchSequences = CreateHistogram("embeddings_batch_sequences", "Sentences per batch the model ran.", [1, 2, 4, 8, 16, 32, 64]);
+        _batchTokens = CreateHistogram("embeddings_batch_tokens", "Tokens per batch the model ran (laid end to end, no padding).", Histogram.ExponentialBuckets(16, 2, 9));
+        _batchSeconds = CreateHistogram("embeddings_batch_seconds", "The model's time per batch.", Histogram.ExponentialBuckets(0.001, 2, 12));
+        _queued = Factory.CreateGauge("embeddings_queued_sentences", "Sentences waiting for a batch when the metrics were read.");
     }
-
-    /// <summary>The registry <c>/metrics</c> exports.</summary>
-    public CollectorRegistry Registry { get; }
 
     /// <summary>Reads the batcher's queue length each time the metrics are collected.</summary>
     public void TrackQueue(System.Func<int> queued) => Registry.AddBeforeCollectCallback(() => _queued.Set(queued()));
-
-    /// <summary>Counts one answered request.</summary>
-    public void ObserveRequest(int statusCode) => _requests.WithLabels(statusCode.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
 
     /// <summary>Counts the sentences and tokens of one successful request.</summary>
     public void ObserveInputs(int inputs, long tokens, int truncated)
