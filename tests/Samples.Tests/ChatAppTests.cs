@@ -13,16 +13,11 @@ namespace TransformerGen.Samples.Tests;
 /// <summary>The Chat sample's program (<see cref="ChatApp"/>): with the tiny model through a folder, and without a folder.</summary>
 public sealed class ChatAppTests(ITestOutputHelper log)
 {
-    private static readonly string[] TinyFiles = ["config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json"];
-
-    private static ChatModelSpec TinySpec => new("tests/tiny-chat", TinyFiles, File.ReadAllText(TinyChat.ConfigPath), "tests/Samples.Tests/Models/tiny-llama/config.json",
-        folder => TinyChatModel.ForInference(folder));
-
     [Fact]
     public void Streams_a_reply_from_a_model_folder_and_prints_its_figures()
     {
         using TempFolder folder = TinyChat.Folder(TinyChat.Model(seed: 3));
-        (int exit, string output, string error) = Run(TinySpec, "--model", folder.Path, "--prompt", "Hello world", "--max-tokens", "8");
+        (int exit, string output, string error) = Run(TinyChat.Spec, "--model", folder.Path, "--prompt", "Hello world", "--max-tokens", "8");
         log.WriteLine(output);
         Assert.True(exit == 0, error);
         Assert.Equal("", error);
@@ -38,7 +33,7 @@ public sealed class ChatAppTests(ITestOutputHelper log)
     public void Ends_the_turn_where_the_model_does()
     {
         using TempFolder folder = TinyChat.Folder(TinyChat.Model(seed: 3, preferred: TinyByteLevelTokenizer.ImEnd));
-        (int exit, string output, string error) = Run(TinySpec, "--model", folder.Path, "--temperature", "0.8", "--top-k", "20", "--seed", "4");
+        (int exit, string output, string error) = Run(TinyChat.Spec, "--model", folder.Path, "--temperature", "0.8", "--top-k", "20", "--seed", "4");
         Assert.True(exit == 0, error);
         Assert.Contains("temperature 0.8, top-k 20, top-p 1, seed 4", output);
         Assert.Contains("\nreply: 0 tokens", output);
@@ -49,7 +44,7 @@ public sealed class ChatAppTests(ITestOutputHelper log)
     public void Continues_plain_text_without_a_template()
     {
         using TempFolder folder = TinyChat.Folder(TinyChat.Model(seed: 3), chatTemplate: false);
-        (int exit, string output, string error) = Run(TinySpec, "--model", folder.Path, "--prompt", "Hello", "--max-tokens", "3");
+        (int exit, string output, string error) = Run(TinyChat.Spec, "--model", folder.Path, "--prompt", "Hello", "--max-tokens", "3");
         Assert.True(exit == 0, error);
         Assert.Contains("no chat template, so the prompt is continued as plain text", output);
         Assert.Contains("\nHello", output);
@@ -65,7 +60,7 @@ public sealed class ChatAppTests(ITestOutputHelper log)
         config["num_key_value_heads"] = 4;
         config["rope_theta"] = 10000.0;
         folder.Write("config.json", config.ToJsonString());
-        (int exit, string output, string error) = Run(TinySpec, "--model", folder.Path);
+        (int exit, string output, string error) = Run(TinyChat.Spec, "--model", folder.Path);
         Assert.Equal(ChatApp.ExitWrongModel, exit);
         Assert.Equal("", output);
         Assert.Contains("num_key_value_heads: 4 in the folder, 2 compiled", error);
@@ -106,7 +101,7 @@ public sealed class ChatAppTests(ITestOutputHelper log)
     [Fact]
     public void Rejects_bad_options()
     {
-        (int exit, _, string error) = Run(TinySpec, "--max-tokens", "0", "--top-p", "2");
+        (int exit, _, string error) = Run(TinyChat.Spec, "--max-tokens", "0", "--top-p", "2");
         Assert.NotEqual(0, exit);
         Assert.Contains("--max-tokens must be at least 1.", error);
         Assert.Contains("--top-p must be in [0, 1].", error);

@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Linq;
+using ChatSample;
 
 namespace TransformerGen.Samples.Tests.Support;
 
@@ -9,6 +10,14 @@ internal static class TinyChat
 {
     /// <summary>The config <see cref="TinyChatModel"/> is compiled from, as copied beside the tests.</summary>
     public static string ConfigPath => Path.Combine(AppContext.BaseDirectory, "Models", "tiny-llama", "config.json");
+
+    /// <summary>The tiny model as the Chat sample takes a model: a folder of the files <see cref="Folder"/> writes, loaded as <see cref="TinyChatModel"/>.</summary>
+    public static ChatModelSpec Spec { get; } = new(
+        "tests/tiny-chat",
+        ["config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json"],
+        File.ReadAllText(ConfigPath),
+        "tests/Samples.Tests/Models/tiny-llama/config.json",
+        folder => TinyChatModel.ForInference(folder));
 
     /// <summary>The ids that end a reply: &lt;|endoftext|&gt; (EOS) and &lt;|im_end|&gt; (the template's end of turn).</summary>
     public static readonly int[] StopIds = [TinyByteLevelTokenizer.EndOfText, TinyByteLevelTokenizer.ImEnd];

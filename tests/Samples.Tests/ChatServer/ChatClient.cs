@@ -1,0 +1,111 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Net;
+using System.Net.Http;
+using System.Text;
+using System.Text.Json;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace TransformerGen.Samples.Tests.ChatServer;
+
+/// <summary>POST /v1/chat/completions and what came back, whole or as Server-Sent Events.</summary>
+public static class ChatClient
+{
+    /// <summary>A whole answer: its status and JSON body.</summary>
+    public sealed record Answer(HttpStatusCode Status, JsonElement Body)
+    {
+        public JsonElement Choice => Body.GetProperty("choices")[0];
+
+        public string Content => Choice.GetProperty("message").GetProperty("content").GetString()!;
+
+        public string FinishReason => Choice.GetProperty("finish_reason").GetString()!;
+
+        public int Usage(string name) => Body.GetProperty("usage").GetProperty(name).GetInt32();
+
+        public JsonElement Error => Body.GetProperty("error");
+
+        public string ErrorMessage => Error.GetProperty("message").GetString()!;
+    }
+
+    /// <summary>A streamed answer: each event's JSON in order (the [DONE] marker not among them) and whether it ended with it.</summary>
+    public sealed record Stream(HttpStatusCode Status, string ContentType, IReadOnlyList<JsonElement> Events, bool Done)
+    {
+        public IEnumerable<JsonElement> Chunks => Events.Where(e => e.GetProperty("choices").GetArrayLength() > 0);
+
+        /// <summary>The text of every delta, in order.</summary>
+        public string Content => string.Concat(Chunks.Select(c => c.GetProperty("choices")[0].GetProperty("delta"))
+                                                     .Select(d => d.TryGetProperty("content", out JsonElement text) ? text.GetString() : ""));
+
+        public string? FinishReason => Chunks.Last().GetProperty("choices")[0].GetProperty("finish_reason").GetString();
+    }
+
+    /// <summary>A conversation of a system message (when given) and a user's message, as the Chat sample's session sends one.</summary>
+    public static object[] Conversation(string user, string? system = null) =>
+        system is null ? [new { role = "user", content = user }] : [new { role = "system", content = system }, new { role = "user", content = user }];
+
+    public static Task<Answer> PostAsync(HttpClient client, object body, CancellationToken cancellationToken = default) =>
+        PostRawAsync(client, JsonSerializer.Serialize(body), cancellationToken);
+
+    public static async Task<Answer> PostRawAsync(HttpClient client, string json, CancellationToken cancellationToken = default)
+    {
+        using HttpResponseMessage response = await client.PostAsync("/v1/chat/completions", Body(json), cancellationToken);
+        string text = await response.Content.ReadAsStringAsync(cancellationToken);
+        using JsonDocument document = JsonDocument.Parse(text);
+        return new Answer(response.StatusCode, document.RootElement.Clone());
+    }
+
+    /// <summary>Posts a request with <c>"stream": true</c> and reads its events to the end.</summary>
+    public static async Task<Stream> StreamAsync(HttpClient client, object body)
+    {
+        using HttpResponseMessage response = await SendAsync(client, body, CancellationToken.None);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var events = new List<JsonElement>();
+        bool done = false;
+        while (await ReadEventAsync(reader, CancellationToken.None) is string data)
+        {
+            Assert(!done, "an event after [DONE]");
+            if (data == "[DONE]") done = true;
+            else events.Add(Parse(data));
+        }
+        return new Stream(response.StatusCode, response.Content.Headers.ContentType?.MediaType ?? "", events, done);
+    }
+
+    /// <summary>Sends a request and returns as soon as the response's headers are in, leaving its body to be read.</summary>
+    public static Task<HttpResponseMessage> SendAsync(HttpClient client, object body, CancellationToken cancellationToken) =>
+        client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Body(JsonSerializer.Serialize(body)) },
+                         HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+
+    /// <summary>The data of the next Server-Sent Event, or null at the end of the stream.</summary>
+    public static async Task<string?> ReadEventAsync(StreamReader reader, CancellationToken cancellationToken)
+    {
+        string? data = null;
+        while (await reader.ReadLineAsync(cancellationToken) is string line)
+        {
+            if (line.Length == 0)
+            {
+                if (data is not null) return data;
+                continue;
+            }
+            Assert(line.StartsWith("data: ", StringComparison.Ordinal), $"a line that is not data: {line}");
+            data = data is null ? line["data: ".Length..] : data + "\n" + line["data: ".Length..];
+        }
+        Assert(data is null, "an event without its blank line at the end of the stream");
+        return null;
+    }
+
+    public static JsonElement Parse(string json)
+    {
+        using JsonDocument document = JsonDocument.Parse(json);
+        return document.RootElement.Clone();
+    }
+
+    private static StringContent Body(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private static void Assert(bool condition, string what)
+    {
+        if (!condition) throw new InvalidDataException($"The server's event stream has {what}.");
+    }
+}

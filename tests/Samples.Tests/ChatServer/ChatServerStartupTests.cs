@@ -1,0 +1,74 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using TransformerGen.ChatServer;
+using TransformerGen.Samples.Serving;
+using TransformerGen.Samples.Tests.Support;
+using TransformerGen.Serving;
+using Xunit;
+
+namespace TransformerGen.Samples.Tests.ChatServer;
+
+/// <summary>What the chat server refuses at start: another model's folder, a tokenizer without a chat template, limits the model cannot hold.</summary>
+public sealed class ChatServerStartupTests(TinyChatServerFolder folder) : IClassFixture<TinyChatServerFolder>
+{
+    /// <summary>The engine the server builds at start, from settings bound as the host binds the command line's.</summary>
+    private static StartupException Refusal(string path, IReadOnlyDictionary<string, string>? settings = null, ServedChatModel? served = null)
+    {
+        var values = new Dictionary<string, string?> { ["model"] = path };
+        foreach ((string key, string value) in settings ?? new Dictionary<string, string>()) values[key] = value;
+        ServerOptions options = new ConfigurationBuilder().AddInMemoryCollection(values).Build().Get<ServerOptions>()!;
+        return Assert.Throws<StartupException>(() => new ChatEngine(
+            served ?? ChatServerFactory.TinyModel, Options.Create(options), new ServerMetrics(), NullLogger<ChatEngine>.Instance, Array.Empty<IObserver<DecoderStep>>()));
+    }
+
+    [Fact]
+    public void The_program_compiled_for_SmolLM2_refuses_another_Llama_before_reading_its_weights()
+    {
+        StartupException e = Refusal(folder.Path, served: ServedChatModel.SmolLm2);
+        Assert.Contains("describes another model than the one this server was compiled for (HuggingFaceTB/SmolLM2-135M-Instruct)", e.Message);
+        Assert.Contains("hidden_size: 48 in the folder, 576 compiled", e.Message);
+        Assert.Contains("samples/Chat/models/SmolLM2-135M-Instruct/config.json", e.Message);
+    }
+
+    [Fact]
+    public void A_tokenizer_without_a_chat_template_is_refused()
+    {
+        using TempFolder plain = TinyChat.Folder(TinyChat.Model(seed: 3), chatTemplate: false);
+        StartupException e = Refusal(plain.Path);
+        Assert.StartsWith($"{plain.Path}: The folder has no chat template", e.Message);
+        Assert.EndsWith("This server writes conversations out with the model's chat template.", e.Message);
+    }
+
+    [Fact]
+    public void Limits_the_model_cannot_hold_are_refused_naming_the_option()
+    {
+        Assert.Equal("--max-sequences 9: at most TinyServedChat's Batch, 8 (its key/value cache slots).",
+                     Refusal(folder.Path, new Dictionary<string, string> { ["max-sequences"] = "9" }).Message);
+        Assert.Equal("--max-step-tokens 4: from --max-sequences (8, a token for each running reply) to 128 (what one pass of TinyServedChat takes).",
+                     Refusal(folder.Path, new Dictionary<string, string> { ["max-step-tokens"] = "4" }).Message);
+        Assert.Equal("--max-tokens 0: at least 1.", Refusal(folder.Path, new Dictionary<string, string> { ["max-tokens"] = "0" }).Message);
+        Assert.StartsWith("No model folder given: start the server with --model <folder> (the files of tests/tiny-chat).", Refusal("").Message);
+    }
+
+    [Fact]
+    public async Task The_program_started_on_another_models_folder_names_the_differing_keys_and_exits_3()
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "ChatServer.dll"), "--model", folder.Path, "--urls", "http://127.0.0.1:0" })
+            start.ArgumentList.Add(arg);
+        using Process process = Process.Start(start)!;
+        Task<string> error = process.StandardError.ReadToEndAsync();
+        _ = process.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.Equal(ServerHost.ExitCannotServe, process.ExitCode);
+        Assert.StartsWith($"{Path.Combine(folder.Path, "config.json")} describes another model than the one this server was compiled for (HuggingFaceTB/SmolLM2-135M-Instruct)", await error);
+    }
+}
