@@ -35,7 +35,8 @@ public sealed class ConcurrentClientsTests(TinyChatServerFolder folder) : IClass
     [Fact]
     public async Task Eight_clients_sending_requests_of_mixed_lengths_at_once_get_their_replies_alone()
     {
-        // Prompts of 25 to 60 tokens over steps of 48 tokens: most prompts go in over two steps beside the others' tokens.
+        // Prompts of 60 to 83 tokens (the template's default system message is most of them) over steps of 48 tokens: each
+        // goes in over two steps or more, beside the others' tokens.
         // The batcher waits after its first step until every client's first request is in, so that those share steps.
         using var gate = new StepGate();
         using var server = new ChatServerFactory(folder.Path, new Dictionary<string, string> { ["max-step-tokens"] = "48" }, gate);
