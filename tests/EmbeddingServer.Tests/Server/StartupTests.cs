@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Text.Json;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using TransformerGen.EmbeddingServer.Tests.Support;
@@ -19,14 +18,9 @@ public sealed class StartupTests(TinyBertFolder folder) : IClassFixture<TinyBert
     /// The engine the server builds at start, from settings bound as the host binds the command line's (the program itself
     /// prints the message and exits with 3: <see cref="ProgramTests"/>).
     /// </summary>
-    private static StartupException Refusal(string path, IReadOnlyDictionary<string, string>? settings = null, ServedModel? served = null)
-    {
-        var values = new Dictionary<string, string?> { ["model"] = path };
-        foreach ((string key, string value) in settings ?? new Dictionary<string, string>()) values[key] = value;
-        ServerOptions options = new ConfigurationBuilder().AddInMemoryCollection(values).Build().Get<ServerOptions>()!;
-        return Assert.Throws<StartupException>(() =>
-            new EmbeddingEngine(served ?? ServerFactory.TinyBertModel, Options.Create(options), new ServerMetrics(), NullLogger<EmbeddingEngine>.Instance));
-    }
+    private static StartupException Refusal(string path, IReadOnlyDictionary<string, string>? settings = null, ServedModel? served = null) =>
+        Assert.Throws<StartupException>(() => new EmbeddingEngine(served ?? ServerFactory.TinyBertModel, Options.Create(ServerSettings.Bind<ServerOptions>(path, settings)),
+                                                                  new ServerMetrics(), NullLogger<EmbeddingEngine>.Instance));
 
     [Fact]
     public void A_folder_whose_config_differs_from_the_compiled_one_is_refused_naming_the_key()

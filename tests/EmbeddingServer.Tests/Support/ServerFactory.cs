@@ -1,9 +1,7 @@
-using System;
 using System.Collections.Generic;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Mvc.Testing;
-using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using TransformerGen.Samples.Tests.Support;
 
 namespace TransformerGen.EmbeddingServer.Tests.Support;
 
@@ -13,7 +11,8 @@ namespace TransformerGen.EmbeddingServer.Tests.Support;
 /// Settings are given as the command line would give them (<c>model</c>, <c>max-inputs</c>, …), through the host's
 /// configuration, so the option names are tested too.
 /// </summary>
-public sealed class ServerFactory(string folder, IReadOnlyDictionary<string, string>? settings = null, ServedModel? served = null) : WebApplicationFactory<Program>
+public sealed class ServerFactory(string folder, IReadOnlyDictionary<string, string>? settings = null, ServedModel? served = null)
+    : InProcessServer<Program>(folder, settings)
 {
     /// <summary>TinyBert as a served model, checked against its own compiled config.json.</summary>
     public static ServedModel TinyBertModel { get; } = new(
@@ -22,9 +21,9 @@ public sealed class ServerFactory(string folder, IReadOnlyDictionary<string, str
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        builder.UseSetting("model", folder);
-        builder.UseSetting("workers", "2");
-        foreach ((string key, string value) in settings ?? new Dictionary<string, string>()) builder.UseSetting(key, value);
-        builder.ConfigureTestServices(services => services.AddSingleton(served ?? TinyBertModel));
+        builder.UseSetting("workers", "2"); // unless the test's settings say otherwise
+        base.ConfigureWebHost(builder);
     }
+
+    protected override void ConfigureServices(IServiceCollection services) => services.AddSingleton(served ?? TinyBertModel);
 }

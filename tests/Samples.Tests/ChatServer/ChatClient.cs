@@ -4,7 +4,7 @@ using System.IO;
 using System.Linq;
 using System.Net;
 using System.Net.Http;
-using System.Text;
+using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Threading;
 using System.Threading.Tasks;
@@ -102,7 +102,7 @@ public static class ChatClient
         return document.RootElement.Clone();
     }
 
-    private static StringContent Body(string json) => new(json, Encoding.UTF8, "application/json");
+    private static StringContent Body(string json) => new(json, new MediaTypeHeaderValue("application/json", "utf-8"));
 
     private static void Assert(bool condition, string what)
     {

@@ -213,20 +213,16 @@ public sealed class ChatCompletionsTests(TinyChatServerFolder folder) : IClassFi
         Assert.Equal("tiny", first.Body.GetProperty("model").GetString());
         int prompts = first.Usage("prompt_tokens") + second.Usage("prompt_tokens");
 
+        // One conversation at a time: each reply is a step of its prompt, then a step per further token.
         string metrics = await client.GetStringAsync("/metrics");
-        Assert.Contains("# TYPE chat_requests_total counter", metrics);
-        Assert.Contains("chat_requests_total{code=\"200\"} 2", metrics);
-        Assert.Contains("chat_requests_total{code=\"400\"} 1", metrics);
-        Assert.Contains($"chat_prompt_tokens_total {prompts}", metrics);
-        Assert.Contains("chat_completion_tokens_total 10", metrics);
-        // One at a time: each reply is a prompt step, then a step per further token.
-        Assert.Contains("# TYPE chat_step_sequences histogram", metrics);
-        Assert.Contains("chat_step_sequences_count 10", metrics);
-        Assert.Contains("chat_step_sequences_sum 10", metrics);
-        Assert.Contains($"chat_step_tokens_sum {prompts + 6 + 2}", metrics);
-        Assert.Contains("chat_step_seconds_bucket{le=\"+Inf\"} 10", metrics);
-        Assert.Contains("chat_active_sequences 0", metrics);
-        Assert.Contains("chat_queued_requests 0", metrics);
-        Assert.Contains("http_requests_received_total", metrics);
+        string[] expected =
+        [
+            "# TYPE chat_requests_total counter", "chat_requests_total{code=\"200\"} 2", "chat_requests_total{code=\"400\"} 1",
+            $"chat_prompt_tokens_total {prompts}", "chat_completion_tokens_total 10",
+            "# TYPE chat_step_sequences histogram", "chat_step_sequences_count 10", "chat_step_sequences_sum 10",
+            $"chat_step_tokens_sum {prompts + 6 + 2}", "chat_step_seconds_bucket{le=\"+Inf\"} 10",
+            "chat_active_sequences 0", "chat_queued_requests 0", "http_requests_received_total",
+        ];
+        Assert.All(expected, line => Assert.Contains(line, metrics));
     }
 }

@@ -1,16 +1,11 @@
 using System;
 using System.Collections.Generic;
-using System.Diagnostics;
 using System.IO;
-using System.Threading;
-using System.Threading.Tasks;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using TransformerGen.ChatServer;
 using TransformerGen.Samples.Serving;
 using TransformerGen.Samples.Tests.Support;
-using TransformerGen.Serving;
 using Xunit;
 
 namespace TransformerGen.Samples.Tests.ChatServer;
@@ -19,14 +14,9 @@ namespace TransformerGen.Samples.Tests.ChatServer;
 public sealed class ChatServerStartupTests(TinyChatServerFolder folder) : IClassFixture<TinyChatServerFolder>
 {
     /// <summary>The engine the server builds at start, from settings bound as the host binds the command line's.</summary>
-    private static StartupException Refusal(string path, IReadOnlyDictionary<string, string>? settings = null, ServedChatModel? served = null)
-    {
-        var values = new Dictionary<string, string?> { ["model"] = path };
-        foreach ((string key, string value) in settings ?? new Dictionary<string, string>()) values[key] = value;
-        ServerOptions options = new ConfigurationBuilder().AddInMemoryCollection(values).Build().Get<ServerOptions>()!;
-        return Assert.Throws<StartupException>(() => new ChatEngine(
-            served ?? ChatServerFactory.TinyModel, Options.Create(options), new ServerMetrics(), NullLogger<ChatEngine>.Instance, Array.Empty<IObserver<DecoderStep>>()));
-    }
+    private static StartupException Refusal(string path, IReadOnlyDictionary<string, string>? settings = null, ServedChatModel? served = null) =>
+        Assert.Throws<StartupException>(() => new ChatEngine(served ?? ChatServerFactory.TinyModel, Options.Create(ServerSettings.Bind<ServerOptions>(path, settings)),
+                                                             new ServerMetrics(), NullLogger<ChatEngine>.Instance, []));
 
     [Fact]
     public void The_program_compiled_for_SmolLM2_refuses_another_Llama_before_reading_its_weights()
@@ -58,17 +48,10 @@ public sealed class ChatServerStartupTests(TinyChatServerFolder folder) : IClass
     }
 
     [Fact]
-    public async Task The_program_started_on_another_models_folder_names_the_differing_keys_and_exits_3()
+    public void The_program_started_on_another_models_folder_names_the_differing_keys_and_exits_3()
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "ChatServer.dll"), "--model", folder.Path, "--urls", "http://127.0.0.1:0" })
-            start.ArgumentList.Add(arg);
-        using Process process = Process.Start(start)!;
-        Task<string> error = process.StandardError.ReadToEndAsync();
-        _ = process.StandardOutput.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        await process.WaitForExitAsync(timeout.Token);
-        Assert.Equal(ServerHost.ExitCannotServe, process.ExitCode);
-        Assert.StartsWith($"{Path.Combine(folder.Path, "config.json")} describes another model than the one this server was compiled for (HuggingFaceTB/SmolLM2-135M-Instruct)", await error);
+        SampleRun run = SampleProcess.Run(Path.Combine(AppContext.BaseDirectory, "ChatServer.dll"), ["--model", folder.Path, "--urls", "http://127.0.0.1:0"]);
+        Assert.Equal(ServerHost.ExitCannotServe, run.ExitCode);
+        Assert.StartsWith($"{Path.Combine(folder.Path, "config.json")} describes another model than the one this server was compiled for (HuggingFaceTB/SmolLM2-135M-Instruct)", run.Error);
     }
 }
