@@ -14,7 +14,7 @@ namespace TransformerGen.ChatServer;
 
 /// <summary>
 /// The model folder made ready to serve: its config.json checked against the compiled one, the tokenizer and its chat
-/// template opened, the weights loaded, and a <see cref="DecoderBatcher"/> over one instance whose Batch cache slots hold
+/// template opened, the weights loaded, and a <see cref="DecoderBatcher"/> over one instance whose Sequences cache slots hold
 /// the conversations being answered. Built when the server starts (<see cref="ModelStartup{TEngine}"/>); disposing it
 /// lets the running replies finish.
 /// </summary>
@@ -59,9 +59,9 @@ public sealed class ChatEngine : IAsyncDisposable
         if (_chat.Template is null)
             throw new StartupException($"{folder}: {_tokenizer.ChatUnavailableReason} This server writes conversations out with the model's chat template.");
 
-        int maxSequences = o.MaxSequences ?? Layout.Batch;
-        if (maxSequences > Layout.Batch)
-            throw new StartupException($"--max-sequences {maxSequences}: at most {Layout.Name}'s Batch, {Layout.Batch} (its key/value cache slots).");
+        int maxSequences = o.MaxSequences ?? Layout.Sequences;
+        if (maxSequences > Layout.Sequences)
+            throw new StartupException($"--max-sequences {maxSequences}: at most {Layout.Name}'s Sequences, {Layout.Sequences} (its key/value cache slots).");
         int stepTokens = o.MaxStepTokens ?? Math.Clamp(ServerOptions.DefaultMaxStepTokens, maxSequences, Layout.InferenceTokens);
         if (stepTokens < maxSequences || stepTokens > Layout.InferenceTokens)
             throw new StartupException($"--max-step-tokens {stepTokens}: from --max-sequences ({maxSequences}, a token for each running reply) to {Layout.InferenceTokens} (what one pass of {Layout.Name} takes).");

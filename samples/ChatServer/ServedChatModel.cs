@@ -11,7 +11,7 @@ namespace TransformerGen.ChatServer;
 /// </summary>
 /// <param name="Spec">The repository, its files and the compiled config.json (its <c>Load</c> is not used: the server loads through <paramref name="LoadWeights"/>).</param>
 /// <param name="LoadWeights">Reads a folder's weights into read-only weights held as the <see cref="WeightType"/> given (the generated <c>LoadWeights</c>).</param>
-/// <param name="CreateInstance">An inference instance over them with Batch cache slots (the generated <c>ForInference(weights)</c>).</param>
+/// <param name="CreateInstance">An inference instance over them with its Sequences cache slots (the generated <c>ForInference(weights)</c>).</param>
 public sealed record ServedChatModel(ChatModelSpec Spec, Func<string, WeightType, ModelWeights> LoadWeights, Func<ModelWeights, LanguageModel> CreateInstance)
 {
     /// <summary>HuggingFaceTB/SmolLM2-135M-Instruct as <see cref="ServedSmolLm"/>.</summary>

@@ -85,6 +85,13 @@ namespace TransformerGen
         /// <summary>Multiply token embeddings by √DModel before adding positions, as the paper does (§3.4). Defaults to false.</summary>
         public bool ScaleEmbeddings { get; set; }
 
+        /// <summary>
+        /// A decoder-only model's key/value cache slots at inference: how many sequences (conversations) one instance holds
+        /// and one <c>Append(tokens, lengths, sequences)</c> runs together. 0 (the default) takes Batch. Independent of
+        /// Batch, so many slots of a long SeqLen need no training batch of that size.
+        /// </summary>
+        public int Sequences { get; set; }
+
         /// <summary>Restricted self-attention: each query sees only keys within this distance of its position (the paper's r, §4). 0 (the default) is unrestricted.</summary>
         public int AttentionWindow { get; set; }
 

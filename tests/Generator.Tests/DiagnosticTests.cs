@@ -53,6 +53,22 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void TG0002_negative_cache_slots_are_located_on_their_argument()
+    {
+        Diagnostic d = Single(Model(Valid + ", Sequences = -3"), "TG0002", "Sequences = -3");
+        Assert.Equal("Sequences is -3, but it must be a positive integer (or 0 for the default)", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("Architecture = Architecture.EncoderOnly, Classes = 3", "encoder-only")]
+    [InlineData("Architecture = Architecture.EncoderDecoder, BosToken = 1, EosToken = 2", "an encoder–decoder")]
+    public void TG0015_cache_slots_are_for_decoder_only_models(string architecture, string name)
+    {
+        Diagnostic d = Single(Model(Valid + ", " + architecture + ", Sequences = 4"), "TG0015", "Sequences = 4");
+        Assert.Equal($"Sequences applies to decoder-only models only, but this model is {name}; remove it or change Architecture", d.GetMessage());
+    }
+
+    [Fact]
     public void TG0003_heads_must_divide_dmodel_and_the_valid_counts_are_listed()
     {
         Diagnostic d = Single(Model(Valid.Replace("Heads = 3", "Heads = 5")), "TG0003", "Heads = 5");

@@ -5,16 +5,18 @@ using Xunit;
 
 namespace TransformerGen.Model.Tests;
 
-// Decoders with several key/value cache slots (Batch), odd sizes: the Hugging Face families (grouped-query attention and
-// rotate_half; learned positions and Conv1D) and this project's own, with each positional encoding and a window.
+// Decoders with several key/value cache slots, odd sizes: the Hugging Face families (grouped-query attention and
+// rotate_half; learned positions and Conv1D) and this project's own, with each positional encoding and a window. The
+// slots are the Sequences option (the Llama: 4 on a training Batch of 1; the sinusoidal one: 3 on a Batch of 2) or, by
+// default, Batch.
 
-[TransformerModel(Config = "Configs/llama-odd/config.json", SeqLen = 19, Batch = 4)]
+[TransformerModel(Config = "Configs/llama-odd/config.json", SeqLen = 19, Sequences = 4)]
 public partial class LlamaSequences { }
 
 [TransformerModel(Config = "Configs/gpt2-odd/config.json", SeqLen = 19, Batch = 4)]
 public partial class Gpt2Sequences { }
 
-[TransformerModel(Vocab = 23, DModel = 20, Heads = 5, Layers = 2, DFF = 36, SeqLen = 11, Batch = 3,
+[TransformerModel(Vocab = 23, DModel = 20, Heads = 5, Layers = 2, DFF = 36, SeqLen = 11, Batch = 2, Sequences = 3,
     Positional = Positional.Sinusoidal, Norm = NormPlacement.Post, Activation = Activation.Relu)]
 public partial class SinusoidalSequences { }
 
@@ -43,7 +45,7 @@ public class CachedSequencesTests
         _ => LearnedSequences.ForInference(5, type),
     };
 
-    /// <summary>One model with Batch slots beside one single-sequence reference instance per slot, fed the same tokens.</summary>
+    /// <summary>One model with its cache slots beside one single-sequence reference instance per slot, fed the same tokens.</summary>
     private sealed class Pair
     {
         public readonly LanguageModel Model;
@@ -52,7 +54,7 @@ public class CachedSequencesTests
         public Pair(string name, WeightType type = WeightType.Float32)
         {
             Model = Make(name, type);
-            Alone = Enumerable.Range(0, Model.Layout.Batch).Select(_ => Make(name, type)).ToArray();
+            Alone = Enumerable.Range(0, Model.Layout.Sequences).Select(_ => Make(name, type)).ToArray();
         }
 
         public int Vocab => Model.Layout.Vocab;
@@ -88,7 +90,7 @@ public class CachedSequencesTests
     public void Each_row_equals_the_sequence_run_alone_through_prompts_steps_and_resets(string name)
     {
         var pair = new Pair(name);
-        int batch = pair.Model.Layout.Batch, seqLen = pair.Model.Layout.SeqLen, vocab = pair.Vocab;
+        int batch = pair.Model.Layout.Sequences, seqLen = pair.Model.Layout.SeqLen, vocab = pair.Vocab;
         // Prompts of different lengths in slots out of order, one slot left empty.
         pair.Step((2, Ids(5, 1, vocab)), (0, Ids(1, 2, vocab)), (1, Ids(3, 3, vocab)));
         // A step of every slot: three continue by one or two tokens, the empty one starts.
@@ -114,6 +116,18 @@ public class CachedSequencesTests
         Assert.Equal(4, pair.Model.CacheLength);
         Assert.Equal(other, pair.Model.CacheLengthOf(2));
         pair.Step((2, Ids(1, 41, vocab)), (0, Ids(1, 42, vocab)));
+    }
+
+    [Fact]
+    public void The_slots_are_the_Sequences_option_or_Batch_and_only_the_caches_grow_with_them()
+    {
+        Assert.Equal((1, 4), (LlamaSequences.Batch, LlamaSequences.ForInference(1).Layout.Sequences));
+        Assert.Equal((2, 3), (SinusoidalSequences.Batch, SinusoidalSequences.ForInference(1).Layout.Sequences));
+        Assert.Equal((3, 3), (LearnedSequences.Batch, LearnedSequences.ForInference(1).Layout.Sequences));
+        // Four Llama slots of 19 positions, 2 layers, keys and values of 2 key/value heads of 12 (config: 72 / 6 heads).
+        ModelLayout layout = LlamaSequences.ForInference(1).Layout;
+        Assert.Equal(4 * 2 * 2 * 19 * 2 * 12, layout.KeyValueCount);
+        Assert.Equal(19, layout.InferenceTokens);
     }
 
     [Fact]
@@ -157,12 +171,12 @@ public class CachedSequencesTests
         }
 
         Refused<ArgumentException>([1, 2], [1, 1], [1, 1], "sequence 1 is named twice");
-        Refused<ArgumentOutOfRangeException>([1], [1], [4], "sequences[0] = 4 is outside 0 to Batch - 1 = 3");
+        Refused<ArgumentOutOfRangeException>([1], [1], [4], "sequences[0] = 4 is outside 0 to Sequences - 1 = 3");
         Refused<ArgumentOutOfRangeException>([1], [1], [-1], "sequences[0] = -1");
         Refused<ArgumentOutOfRangeException>([1], [0, 1], [0, 1], "lengths[0] = 0 is below 1");
         Refused<ArgumentException>([1, 2, 3], [1, 1], [0, 1], "the lengths add up to 2 tokens, but 3 were given");
         Refused<ArgumentException>([1], [1], [0, 1], "1 lengths need as many sequences, got 2");
-        Refused<ArgumentException>([], [], [], "takes 1 to Batch = 4 sequences, got 0");
+        Refused<ArgumentException>([], [], [], "takes 1 to Sequences = 4 sequences, got 0");
         Refused<ArgumentException>(new int[5], [1, 1, 1, 1, 1], [0, 1, 2, 3, 0], "got 5 lengths");
         // One pass takes SeqLen tokens in all (the workspace is sized for that): two prompts of 10 go in separately.
         Assert.Equal(19, model.Layout.InferenceTokens);

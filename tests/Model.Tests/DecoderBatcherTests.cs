@@ -73,7 +73,7 @@ public class DecoderBatcherTests
             Assert.True(results[i].Count <= Math.Min(cases[i].Max, LlamaSequences.SeqLen - cases[i].Prompt.Length + 1));
         }
         Assert.All(steps, s => Assert.InRange(s.Tokens, 1, 8));
-        Assert.All(steps, s => Assert.InRange(s.Sequences, 1, LlamaSequences.Batch));
+        Assert.All(steps, s => Assert.InRange(s.Sequences, 1, 4));
         Assert.Contains(steps, s => s.Sequences > 1);
         // Every token returned was sampled in a step, and so was each stop token (the model's end-of-sequence id) that ended one.
         Assert.InRange(steps.Sum(s => s.Sampled), results.Sum(r => r.Count), results.Sum(r => r.Count) + cases.Length);

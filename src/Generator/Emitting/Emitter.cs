@@ -284,7 +284,7 @@ namespace TransformerGen.Generator
             if (_spec.Family is { } family) w.Line($"    Family = global::TransformerGen.CheckpointFamily.{family.KindName},");
             if (!_graph.Ops.OfType<CrossEntropyOp>().Any()) w.Line("    SeededOutput = true,");
             if (_graph.HiddenState is { } hidden) w.Line($"    HiddenStateOffset = {Lit(_plan.OffsetOf(hidden))}, HiddenStateLength = {Lit(hidden.Elements)},");
-            w.Line($"    InferenceTokens = {Lit(_plan.InferenceTokens)},");
+            w.Line($"    InferenceTokens = {Lit(_plan.InferenceTokens)}{(_spec.IsDecoderOnly ? $", Sequences = {Lit(_d.CacheSlots)}" : "")},");
             w.Line($"    DecoderSeqLen = {Lit(_d.TargetSeqLen)}, PadToken = {Lit(_spec.PadToken.Value)}, BosToken = {Lit(_spec.BosToken.Value)}, EosToken = {Lit(_spec.EosToken.Value)},");
             if (_packed.Count > 0)
             {

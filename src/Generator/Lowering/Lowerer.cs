@@ -30,7 +30,7 @@ namespace TransformerGen.Generator
             int dModel = spec.DModel.Value, heads = spec.Heads.Value;
             _d = new ModelDims(spec.Vocab.Value, dModel, heads, spec.Family?.HeadDim ?? dModel / heads, spec.Layers.Value, spec.DFF.Value, spec.SeqLen.Value, spec.Batch.Value,
                 spec.EncoderLayerCount, spec.DecoderLayerCount, spec.TargetVocabSize, spec.TargetLength, spec.Classes.Value,
-                spec.Family is { } family && family.KvHeads != heads ? family.KvHeads : 0);
+                spec.Family is { } family && family.KvHeads != heads ? family.KvHeads : 0) { CacheSlots = spec.IsDecoderOnly ? spec.CacheSlots : 1 };
             _dropout = spec.Dropout.Value > 0f;
             _padding = spec.PadToken.Value >= 0;
         }

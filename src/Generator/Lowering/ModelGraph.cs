@@ -157,6 +157,9 @@ namespace TransformerGen.Generator
     internal sealed record ModelDims(int Vocab, int DModel, int Heads, int HeadDim, int Layers, int DFF, int SeqLen, int Batch,
         int EncoderLayers, int DecoderLayers, int TargetVocab, int TargetSeqLen, int Classes, int KvHeads = 0)
     {
+        /// <summary>Key/value cache slots of a decoder-only model at inference (the Sequences option, else Batch); 1 otherwise.</summary>
+        public int CacheSlots { get; init; } = 1;
+
         /// <summary>Key/value heads: <see cref="Heads"/> unless grouped-query attention shares them.</summary>
         public int KeyValueHeads => KvHeads > 0 ? KvHeads : Heads;
 

@@ -44,6 +44,12 @@ namespace TransformerGen.Generator
         /// <summary>The <c>AttentionKernel</c> argument: stored probabilities, tiles, or chosen by length (Auto).</summary>
         public Argument<int> AttentionKernel { get; init; }
 
+        /// <summary>The <c>Sequences</c> argument: a decoder-only model's key/value cache slots (0: Batch).</summary>
+        public Argument<int> Sequences { get; init; }
+
+        /// <summary>A decoder-only model's key/value cache slots: <see cref="Sequences"/>, or Batch when it is 0.</summary>
+        public int CacheSlots => Sequences.Value > 0 ? Sequences.Value : Batch.Value;
+
         /// <summary>What a Hugging Face config adds to the sizes (null for a model declared by the attribute alone).</summary>
         public FamilySpec? Family { get; init; }
 

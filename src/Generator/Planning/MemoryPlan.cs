@@ -86,13 +86,13 @@ namespace TransformerGen.Generator
             // layers of the same parity share one slot, sized for the longest stream using it. An encoder–decoder runs
             // one sequence at a time. An encoder-only model's exact-length pass takes up to Batch sequences laid end to
             // end, so its per-token slots hold Batch·SeqLen rows and its per-sequence ones Batch. A decoder-only model's
-            // cached pass takes the new tokens of up to Batch sequences, each with a key/value cache of its own (Batch
-            // cache slots, one after another), and its head one row per sequence; its per-token slots hold SeqLen rows
-            // (Batch if more), which a whole prompt or a decoding step of every sequence fits, rather than Batch·SeqLen:
+            // cached pass takes the new tokens of up to CacheSlots sequences (the Sequences option, else Batch), each with
+            // a key/value cache of its own (one slot after another), and its head one row per sequence; its per-token
+            // slots hold SeqLen rows (CacheSlots if more), which a whole prompt or a decoding step of every sequence fits:
             // longer prompts of several sequences go in over several passes.
             bool encoderOnly = Graph.Spec.IsEncoderOnly, decoderOnly = Graph.Spec.IsDecoderOnly;
-            KeyValueCount = Saturating.Multiply(Saturating.Multiply(2L * d.DecoderLayers, SelfCacheRows), decoderOnly ? d.Batch : 1);
-            InferenceTokens = encoderOnly ? d.Tokens : decoderOnly ? System.Math.Max(d.SeqLen, d.Batch) : d.SeqLen;
+            KeyValueCount = Saturating.Multiply(Saturating.Multiply(2L * d.DecoderLayers, SelfCacheRows), d.CacheSlots);
+            InferenceTokens = encoderOnly ? d.Tokens : decoderOnly ? System.Math.Max(d.SeqLen, d.CacheSlots) : d.SeqLen;
             long inference = 0;
             var aliases = new Dictionary<TensorDef, TensorDef>();
             foreach (Op op in Graph.Ops)
@@ -114,7 +114,7 @@ namespace TransformerGen.Generator
                     continue;
                 }
                 string key = t.Layer < 0 ? t.Name : t.Role + "@" + (t.Layer % 2);
-                long rows = headOutputs.Contains(t) ? (decoderOnly ? d.Batch : 1) : !t.PerToken ? t.Shape[0] : encoderOnly || decoderOnly ? InferenceTokens : d.Length(t.Stream);
+                long rows = headOutputs.Contains(t) ? d.CacheSlots : !t.PerToken ? t.Shape[0] : encoderOnly || decoderOnly ? InferenceTokens : d.Length(t.Stream);
                 long size = t.IsAttentionProbabilities
                     ? Saturating.Multiply(Saturating.Multiply(d.Heads, t.Shape[2]), t.Shape[3])
                     : Saturating.Multiply(rows, t.Width);

@@ -79,7 +79,7 @@ namespace TransformerGen.Generator
                 if (layers.Value > MaxLayers)
                     found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TooManyLayers, layers.Location ?? spec.AttributeLocation, name, layers.Value, MaxLayers));
             foreach ((string name, Argument<int> value) in new[] { ("EncoderLayers", spec.EncoderLayers), ("DecoderLayers", spec.DecoderLayers),
-                         ("TargetVocab", spec.TargetVocab), ("TargetSeqLen", spec.TargetSeqLen), ("AttentionWindow", spec.AttentionWindow), ("Classes", spec.Classes) })
+                         ("TargetVocab", spec.TargetVocab), ("TargetSeqLen", spec.TargetSeqLen), ("AttentionWindow", spec.AttentionWindow), ("Classes", spec.Classes), ("Sequences", spec.Sequences) })
                 if (value.Value < 0)
                     found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NonPositiveSize, value.Location ?? spec.AttributeLocation, name, value.Value, " (or 0 for the default)"));
             CheckArchitectureOptions(found, spec);
@@ -116,6 +116,7 @@ namespace TransformerGen.Generator
                 NotHere("EncoderLayers", spec.EncoderLayers.IsSet, "encoder–decoder and encoder-only");
                 NotHere("DecoderLayers", spec.DecoderLayers.IsSet, "encoder–decoder");
             }
+            if (!spec.IsDecoderOnly) NotHere("Sequences", spec.Sequences.IsSet, "decoder-only");
             if (spec.IsEncoderOnly)
             {
                 NotHere("DecoderLayers", spec.DecoderLayers.IsSet, "encoder–decoder");
@@ -165,6 +166,7 @@ namespace TransformerGen.Generator
             "Classes" => spec.Classes.Location,
             "Head" => spec.Head.Location,
             "Pooling" => spec.Pooling.Location,
+            "Sequences" => spec.Sequences.Location,
             _ => null,
         };
 

@@ -25,7 +25,7 @@ public readonly ref struct CachedSequences
     /// <summary>The position of each sequence's first new token: how many it had cached.</summary>
     public ReadOnlySpan<int> Positions { get; }
 
-    /// <summary>The key/value cache slot of each sequence, 0 to Batch − 1, no two alike.</summary>
+    /// <summary>The key/value cache slot of each sequence, 0 to Sequences − 1, no two alike.</summary>
     public ReadOnlySpan<int> Slots { get; }
 
     /// <summary>Sequences in the call.</summary>

@@ -8,9 +8,9 @@ namespace TransformerGen;
 /// continuation.
 /// </summary>
 /// <remarks>
-/// An instance holds Batch key/value caches, one per sequence (cache slot). <see cref="Append(ReadOnlySpan{int})"/> and
+/// An instance holds Sequences key/value caches (the declaration's Sequences, else Batch), one per sequence (cache slot). <see cref="Append(ReadOnlySpan{int})"/> and
 /// <see cref="Generate"/> use sequence 0; <see cref="Append(ReadOnlySpan{int}, ReadOnlySpan{int}, ReadOnlySpan{int})"/>
-/// runs new tokens of up to Batch sequences in one exact-length pass (prompts of several conversations, or one decoding
+/// runs new tokens of up to Sequences sequences in one exact-length pass (prompts of several conversations, or one decoding
 /// step of each), so the weights are read once for all of them. Each sequence continues at its own cached length and
 /// attends only to its own cache.
 /// </remarks>
@@ -34,16 +34,16 @@ public abstract class LanguageModel : TransformerModel
         : base(layout, seed, use, initialize, weights, shared)
     {
         _window = new int[layout.SeqLen];
-        _cacheLengths = new int[layout.Batch];
-        _slotLength = layout.KeyValueCount / layout.Batch;
-        _positions = new int[layout.Batch];
-        _named = new bool[layout.Batch];
+        _cacheLengths = new int[layout.Sequences];
+        _slotLength = layout.KeyValueCount / layout.Sequences;
+        _positions = new int[layout.Sequences];
+        _named = new bool[layout.Sequences];
     }
 
     /// <summary>Number of positions held in the key/value cache of sequence 0 (the one <see cref="Append(ReadOnlySpan{int})"/> and <see cref="Generate"/> use).</summary>
     public int CacheLength => _cacheLengths[0];
 
-    /// <summary>Number of positions held in the key/value cache of <paramref name="sequence"/> (0 to Batch − 1).</summary>
+    /// <summary>Number of positions held in the key/value cache of <paramref name="sequence"/> (0 to Sequences − 1).</summary>
     public int CacheLengthOf(int sequence) => _cacheLengths[CheckSequence(sequence)];
 
     /// <summary>Empties the key/value cache of every sequence.</summary>
@@ -53,7 +53,7 @@ public abstract class LanguageModel : TransformerModel
         Array.Clear(_cacheLengths);
     }
 
-    /// <summary>Empties the key/value cache of <paramref name="sequence"/> (0 to Batch − 1), to start a new sequence there; the others keep theirs.</summary>
+    /// <summary>Empties the key/value cache of <paramref name="sequence"/> (0 to Sequences − 1), to start a new sequence there; the others keep theirs.</summary>
     public void ResetCache(int sequence)
     {
         using CallScope scope = Enter("ResetCache");
@@ -88,16 +88,16 @@ public abstract class LanguageModel : TransformerModel
     /// </summary>
     /// <param name="tokens">The new ids of every sequence, one after another (<c>Σ lengths</c> in all).</param>
     /// <param name="lengths">How many new ids each sequence gets, each at least 1.</param>
-    /// <param name="sequences">Which sequence (key/value cache slot, 0 to Batch − 1) each entry of <paramref name="lengths"/> continues; no two alike.</param>
-    /// <exception cref="ArgumentException">No sequences or more than Batch, the spans disagree in length, a sequence is named twice, the lengths do not add up to <c>tokens.Length</c>, or there are more tokens than one pass takes (<see cref="ModelLayout.InferenceTokens"/>: SeqLen, or Batch if more).</exception>
-    /// <exception cref="ArgumentOutOfRangeException">A sequence is outside 0..Batch − 1, a length below 1, or a token id outside the vocabulary; the message names which.</exception>
+    /// <param name="sequences">Which sequence (key/value cache slot, 0 to Sequences − 1) each entry of <paramref name="lengths"/> continues; no two alike.</param>
+    /// <exception cref="ArgumentException">No sequences or more than Sequences, the spans disagree in length, a sequence is named twice, the lengths do not add up to <c>tokens.Length</c>, or there are more tokens than one pass takes (<see cref="ModelLayout.InferenceTokens"/>: SeqLen, or Sequences if more).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A sequence is outside 0..Sequences − 1, a length below 1, or a token id outside the vocabulary; the message names which.</exception>
     /// <exception cref="InvalidOperationException">A sequence would exceed <c>SeqLen</c>; nothing is appended to any.</exception>
     public ReadOnlySpan<float> Append(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, ReadOnlySpan<int> sequences)
     {
         using CallScope scope = Enter("Append");
         ModelLayout layout = Layout;
-        if (lengths.Length < 1 || lengths.Length > layout.Batch)
-            throw new ArgumentException($"{layout.Name}.Append takes 1 to Batch = {layout.Batch} sequences, got {lengths.Length} lengths", nameof(lengths));
+        if (lengths.Length < 1 || lengths.Length > layout.Sequences)
+            throw new ArgumentException($"{layout.Name}.Append takes 1 to Sequences = {layout.Sequences} sequences, got {lengths.Length} lengths", nameof(lengths));
         if (sequences.Length != lengths.Length)
             throw new ArgumentException($"{layout.Name}.Append: {lengths.Length} lengths need as many sequences, got {sequences.Length}", nameof(sequences));
         long total = 0;
@@ -106,8 +106,8 @@ public abstract class LanguageModel : TransformerModel
             for (int i = 0; i < lengths.Length; i++)
             {
                 int sequence = sequences[i];
-                if (sequence < 0 || sequence >= layout.Batch)
-                    throw new ArgumentOutOfRangeException(nameof(sequences), sequence, $"{layout.Name}.Append: sequences[{i}] = {sequence} is outside 0 to Batch - 1 = {layout.Batch - 1}");
+                if (sequence < 0 || sequence >= layout.Sequences)
+                    throw new ArgumentOutOfRangeException(nameof(sequences), sequence, $"{layout.Name}.Append: sequences[{i}] = {sequence} is outside 0 to Sequences - 1 = {layout.Sequences - 1}");
                 if (_named[sequence])
                     throw new ArgumentException($"{layout.Name}.Append: sequence {sequence} is named twice", nameof(sequences));
                 _named[sequence] = true;
@@ -122,7 +122,7 @@ public abstract class LanguageModel : TransformerModel
         finally
         {
             foreach (int sequence in sequences)
-                if (sequence >= 0 && sequence < layout.Batch) _named[sequence] = false;
+                if (sequence >= 0 && sequence < layout.Sequences) _named[sequence] = false;
         }
         if (total != tokens.Length)
             throw new ArgumentException($"{layout.Name}.Append: the lengths add up to {total} tokens, but {tokens.Length} were given", nameof(lengths));
@@ -280,5 +280,5 @@ public abstract class LanguageModel : TransformerModel
 
     private int CheckSequence(int sequence) => (uint)sequence < (uint)_cacheLengths.Length
         ? sequence
-        : throw new ArgumentOutOfRangeException(nameof(sequence), sequence, $"{Layout.Name} holds sequences 0 to Batch - 1 = {_cacheLengths.Length - 1}");
+        : throw new ArgumentOutOfRangeException(nameof(sequence), sequence, $"{Layout.Name} holds sequences 0 to Sequences - 1 = {_cacheLengths.Length - 1}");
 }

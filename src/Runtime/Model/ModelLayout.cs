@@ -77,6 +77,11 @@ public sealed class ModelLayout
     /// <c>Append</c>; an encoder–decoder's source of SeqLen.
     /// </summary>
     public int InferenceTokens { get; init; }
+    /// <summary>
+    /// A decoder-only model's key/value cache slots: how many sequences an instance holds and one <c>Append</c> runs
+    /// together (the declaration's Sequences, else Batch); 1 for the other architectures.
+    /// </summary>
+    public int Sequences { get; init; } = 1;
     /// <summary>The attention probabilities of every layer, readable after a forward pass through <see cref="TransformerModel.AttentionMap"/>.</summary>
     public ActivationTensor[] AttentionMaps { get; init; } = [];
     /// <summary>The padding id, or -1.</summary>

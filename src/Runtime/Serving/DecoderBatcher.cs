@@ -10,7 +10,7 @@ namespace TransformerGen.Serving;
 
 /// <summary>
 /// Continuous batching for a decoder: generations from any number of concurrent callers share one model instance, whose
-/// Batch key/value cache slots each hold one generation. Every step is one exact-length pass over the next token of each
+/// key/value cache slots (Sequences) each hold one generation. Every step is one exact-length pass over the next token of each
 /// running generation and a chunk of the prompt of each starting one
 /// (<see cref="LanguageModel.Append(ReadOnlySpan{int}, ReadOnlySpan{int}, ReadOnlySpan{int})"/>), so the weights are read
 /// once per step for all of them. A generation joins at the next step after a slot frees and leaves as soon as it ends.
@@ -64,9 +64,9 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
         options ??= new DecoderBatcherOptions();
         _model = model;
         _layout = model.Layout;
-        MaxSequences = options.MaxSequences ?? _layout.Batch;
-        if (MaxSequences < 1 || MaxSequences > _layout.Batch)
-            throw new ArgumentException($"MaxSequences = {MaxSequences} is outside 1 to the model's Batch = {_layout.Batch}", nameof(options));
+        MaxSequences = options.MaxSequences ?? _layout.Sequences;
+        if (MaxSequences < 1 || MaxSequences > _layout.Sequences)
+            throw new ArgumentException($"MaxSequences = {MaxSequences} is outside 1 to the model's Sequences = {_layout.Sequences}", nameof(options));
         MaxTokensPerStep = options.MaxTokensPerStep ?? Math.Max(_layout.SeqLen, MaxSequences);
         if (MaxTokensPerStep < MaxSequences || MaxTokensPerStep > _layout.InferenceTokens)
             throw new ArgumentException($"MaxTokensPerStep = {MaxTokensPerStep} is outside MaxSequences = {MaxSequences} (one token of each running generation must fit) to the {_layout.InferenceTokens} tokens one pass takes", nameof(options));
@@ -83,7 +83,7 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        _slots = new Generation?[_layout.Batch];
+        _slots = new Generation?[_layout.Sequences];
         _tokens = new int[MaxTokensPerStep];
         _lengths = new int[MaxSequences];
         _sequences = new int[MaxSequences];

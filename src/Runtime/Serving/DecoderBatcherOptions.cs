@@ -6,12 +6,12 @@ namespace TransformerGen.Serving;
 /// <summary>How a <see cref="DecoderBatcher"/> shares its model's steps between generations (every limit is checked against the model's layout).</summary>
 public sealed class DecoderBatcherOptions
 {
-    /// <summary>Generations running at once at most: 1 to the model's Batch (its key/value cache slots). Null (the default) takes Batch.</summary>
+    /// <summary>Generations running at once at most: 1 to the model's Sequences (its key/value cache slots). Null (the default) takes them all.</summary>
     public int? MaxSequences { get; init; }
 
     /// <summary>
     /// Tokens one step runs at most: MaxSequences (every running generation's next token must fit) to the model's
-    /// <see cref="ModelLayout.InferenceTokens"/> (SeqLen, or Batch if more), which the workspace is sized for. A prompt longer than what is left of the budget is fed over several steps
+    /// <see cref="ModelLayout.InferenceTokens"/> (SeqLen, or Sequences if more), which the workspace is sized for. A prompt longer than what is left of the budget is fed over several steps
     /// (chunked prefill), so one long prompt delays the others' next tokens by at most one such step. Null (the default)
     /// takes SeqLen.
     /// </summary>

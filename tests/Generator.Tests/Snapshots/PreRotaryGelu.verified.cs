@@ -79,7 +79,7 @@ namespace Snapshots
         {
             Architecture = global::TransformerGen.Architecture.DecoderOnly,
             TargetVocab = 11, TargetLength = 10,
-            InferenceTokens = 5,
+            InferenceTokens = 5, Sequences = 2,
             DecoderSeqLen = 5, PadToken = -1, BosToken = -1, EosToken = -1,
             AttentionMaps = new global::TransformerGen.ActivationTensor[]
             {

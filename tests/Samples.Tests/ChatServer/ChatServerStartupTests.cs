@@ -39,7 +39,7 @@ public sealed class ChatServerStartupTests(TinyChatServerFolder folder) : IClass
     [Fact]
     public void Limits_the_model_cannot_hold_are_refused_naming_the_option()
     {
-        Assert.Equal("--max-sequences 9: at most TinyServedChat's Batch, 8 (its key/value cache slots).",
+        Assert.Equal("--max-sequences 9: at most TinyServedChat's Sequences, 8 (its key/value cache slots).",
                      Refusal(folder.Path, new Dictionary<string, string> { ["max-sequences"] = "9" }).Message);
         Assert.Equal("--max-step-tokens 4: from --max-sequences (8, a token for each running reply) to 128 (what one pass of TinyServedChat takes).",
                      Refusal(folder.Path, new Dictionary<string, string> { ["max-step-tokens"] = "4" }).Message);
