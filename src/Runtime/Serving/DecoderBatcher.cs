@@ -119,13 +119,7 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
     public IAsyncEnumerable<int> GenerateAsync(ReadOnlySpan<int> prompt, int maxNewTokens, Sampler? sampler = null, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        if (prompt.Length < 1 || prompt.Length > _layout.SeqLen)
-            throw new ArgumentException($"a prompt holds 1 to SeqLen = {_layout.SeqLen} tokens of {_layout.Name}, got {prompt.Length}", nameof(prompt));
-        for (int i = 0; i < prompt.Length; i++)
-        {
-            if ((uint)prompt[i] >= (uint)_layout.Vocab)
-                throw new ArgumentOutOfRangeException(nameof(prompt), prompt[i], $"token {i} is {prompt[i]}, outside the vocabulary of {_layout.Name} (0 to {_layout.Vocab - 1})");
-        }
+        SequenceChecks.Ids(prompt, _layout, "a prompt", nameof(prompt));
         ArgumentOutOfRangeException.ThrowIfLessThan(maxNewTokens, 1);
 
         var generation = new Generation(prompt.ToArray(), maxNewTokens, sampler ?? _greedy);

@@ -120,13 +120,7 @@ public sealed class EncoderBatcher : IAsyncDisposable, IDisposable
     public Task<float[]> PredictAsync(ReadOnlySpan<int> tokens, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        if (tokens.Length < 1 || tokens.Length > _layout.SeqLen)
-            throw new ArgumentException($"a sequence holds 1 to SeqLen = {_layout.SeqLen} tokens of {_layout.Name}, got {tokens.Length}", nameof(tokens));
-        for (int i = 0; i < tokens.Length; i++)
-        {
-            if ((uint)tokens[i] >= (uint)_layout.Vocab)
-                throw new ArgumentOutOfRangeException(nameof(tokens), tokens[i], $"token {i} is {tokens[i]}, outside the vocabulary of {_layout.Name} (0 to {_layout.Vocab - 1})");
-        }
+        SequenceChecks.Ids(tokens, _layout, "a sequence", nameof(tokens));
         if (cancellationToken.IsCancellationRequested) return Task.FromCanceled<float[]>(cancellationToken);
 
         var request = new Request(tokens.ToArray(), cancellationToken);
