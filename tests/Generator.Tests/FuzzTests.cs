@@ -94,6 +94,7 @@ public class FuzzTests(ITestOutputHelper output)
         if (random.Next(4) == 0) arguments.Add("PadToken = " + Pick(random, "0", "-1", "3", "500"));
         if (random.Next(6) == 0) arguments.Add("AttentionWindow = " + Pick(random, "0", "1", "2", "-1"));
         if (random.Next(6) == 0) arguments.Add("ScaleEmbeddings = true");
+        if (random.Next(6) == 0) arguments.Add("Sequences = " + Pick(random, "0", "1", "3", "-2", "70000"));
         if (random.Next(5) == 0) arguments.Add("Dropout = " + Pick(random, "0f", "0.1f", "1f", "-0.5f", "float.NaN", "float.PositiveInfinity", "0.999f", "0.5"));
         if (random.Next(5) == 0) arguments.Add("LabelSmoothing = " + Pick(random, "0f", "0.1f", "1f", "-1f", "float.NaN"));
         if (random.Next(6) == 0) arguments.Add("TiedEmbeddings = " + Pick(random, "true", "false", "1"));
