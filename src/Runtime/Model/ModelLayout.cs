@@ -73,7 +73,7 @@ public sealed class ModelLayout
     public int DecoderSeqLen { get; init; }
     /// <summary>
     /// Tokens one inference pass takes at most, which the inference workspace is sized for: an encoder-only model's
-    /// <c>Batch·SeqLen</c>; a decoder-only model's SeqLen (Batch if more), over all the sequences of one
+    /// <c>Batch·SeqLen</c>; a decoder-only model's SeqLen (<see cref="Sequences"/> if more), over all the sequences of one
     /// <c>Append</c>; an encoder–decoder's source of SeqLen.
     /// </summary>
     public int InferenceTokens { get; init; }
