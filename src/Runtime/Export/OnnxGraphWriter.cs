@@ -165,7 +165,7 @@ internal sealed class OnnxGraphWriter
                 Input($"past_key_values.{layer}.key", DataType.Float, Batch, _a.KeyValueHeads, Past, _a.HeadDim),
                 Input($"past_key_values.{layer}.value", DataType.Float, Batch, _a.KeyValueHeads, Past, _a.HeadDim), layer);
         }
-        TokenStream stream = PositionedStream(ids, positionIds);
+        TokenStream stream = Stream(ids, "", positionIds);
         string pastLength = _g.Node("Shape", [past[0].Keys], "past_sequence_length", n => { B.Int(n, "start", 2); B.Int(n, "end", 3); });
         string mask = CachedAttentionMask(stream, pastLength, KeyMask(attentionMask, ""));
         string x = Embed(stream, ids, null, _a.TokenEmbedding, _a.PositionEmbedding, positionIds);
@@ -181,17 +181,6 @@ internal sealed class OnnxGraphWriter
             (_a.KeyValueHeads != _a.Heads ? $" on {_a.KeyValueHeads} key/value heads" : "") + $", up to {_a.SeqLen} positions in all";
     }
 
-    /// <summary>The new tokens' stream when their positions are given (<c>position_ids</c>): rotary rows gathered per token, <c>[batch, 1, sequence, headDim]</c>.</summary>
-    private TokenStream PositionedStream(string ids, string positionIds)
-    {
-        string length = _g.Node("Shape", [ids], "sequence_length", n => { B.Int(n, "start", 1); B.Int(n, "end", 2); });
-        if (_a.Positions is not (OnnxPositions.RotaryHalf or OnnxPositions.RotaryInterleaved)) return new TokenStream("", length, null, null);
-        RotaryTables();
-        string Rows(string table, string stem) => _g.Node("Unsqueeze",
-            [_g.Node("Gather", [table, positionIds], stem + "_per_token", n => B.Int(n, "axis", 0)), _g.Int64s(1)], stem);
-        return new TokenStream("", length, Rows(_cosTable!, "rotary_cos_rows"), Rows(_sinTable!, "rotary_sin_rows"));
-    }
-
     /// <summary>
     /// Which keys each new query sees when <paramref name="pastLength"/> positions are cached: query i is position
     /// past + i of the sequence and sees the real keys (<paramref name="keyMask"/>) at or before it (within the window,
@@ -199,12 +188,7 @@ internal sealed class OnnxGraphWriter
     /// </summary>
     private string CachedAttentionMask(TokenStream stream, string pastLength, string keyMask)
     {
-        int n = _a.SeqLen, window = _a.AttentionWindow;
-        var table = new byte[n * n];
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j <= i; j++)
-                table[i * n + j] = (byte)(window == 0 || i - j <= window ? 1 : 0);
-        string full = _g.Initializer(_g.Fresh("query_key_visible"), [n, n], DataType.Bool, table);
+        string full = VisibilityTable(_a.SeqLen, causal: true);
         string total = _g.Node("Add", [pastLength, stream.Length], "total_sequence_length");
         string starts = _g.Node("Concat", [pastLength, _g.Int64s(0)], "query_key_starts", a => B.Int(a, "axis", 0));
         string ends = _g.Node("Concat", [total, total], "query_key_ends", a => B.Int(a, "axis", 0));
@@ -246,14 +230,17 @@ internal sealed class OnnxGraphWriter
 
     // ----- embeddings and masks -----
 
-    /// <summary>The stream of <paramref name="ids"/>: its length (the second axis) and, for rotary positions, its rows of the tables.</summary>
-    private TokenStream Stream(string ids, string prefix)
+    /// <summary>The stream of <paramref name="ids"/>: its length (the second axis) and, for rotary positions, its rows of the tables (those of <paramref name="positionIds"/> when given).</summary>
+    private TokenStream Stream(string ids, string prefix, string? positionIds = null)
     {
         string length = _g.Node("Shape", [ids], prefix + "sequence_length", n => { B.Int(n, "start", 1); B.Int(n, "end", 2); });
         if (_a.Positions is not (OnnxPositions.RotaryHalf or OnnxPositions.RotaryInterleaved)) return new TokenStream(prefix, length, null, null);
         RotaryTables();
-        return new TokenStream(prefix, length,
-            FirstRows(_cosTable!, length, prefix + "rotary_cos_rows"), FirstRows(_sinTable!, length, prefix + "rotary_sin_rows"));
+        // The first rows of the tables ([sequence, headDim]), or with position_ids each token's row ([batch, 1, sequence, headDim]).
+        string Rows(string table, string stem) => positionIds is null
+            ? FirstRows(table, length, stem)
+            : _g.Node("Unsqueeze", [_g.Node("Gather", [table, positionIds], stem + "_per_token", n => B.Int(n, "axis", 0)), _g.Int64s(1)], stem);
+        return new TokenStream(prefix, length, Rows(_cosTable!, prefix + "rotary_cos_rows"), Rows(_sinTable!, prefix + "rotary_sin_rows"));
     }
 
     /// <summary>
@@ -342,18 +329,27 @@ internal sealed class OnnxGraphWriter
         string? mask = keyMask;
         if (causal || _a.AttentionWindow > 0)
         {
-            int n = rows, window = _a.AttentionWindow;
-            var table = new byte[n * n];
-            for (int i = 0; i < n; i++)
-                for (int j = 0; j < n; j++)
-                    table[i * n + j] = (byte)((!causal || j <= i) && (window == 0 || Math.Abs(i - j) <= window) ? 1 : 0);
-            string full = _g.Initializer(_g.Fresh("query_key_visible"), [n, n], DataType.Bool, table);
+            string full = VisibilityTable(rows, causal);
             string ends = _g.Node("Concat", [stream.Length, stream.Length], p + "query_key_ends", a => B.Int(a, "axis", 0));
             string square = _g.Node("Slice", [full, _g.Int64s(0, 0), ends, _g.Int64s(0, 1)], p + "query_key_mask"); // [sequence, sequence]
             mask = mask is null ? square : _g.Node("And", [mask, square], p + "attention_mask_bool"); // [batch, 1, sequence, sequence]
         }
         if (mask is null) throw new InvalidOperationException($"{_a.Name}: a bidirectional attention without an attention mask");
         return Grouped(mask, p + "attention_mask_grouped");
+    }
+
+    /// <summary>
+    /// Whether query position i sees key position j, a bool initializer <c>[n, n]</c>: j ≤ i for a causal stack, and
+    /// |i − j| within the attention window when the model has one.
+    /// </summary>
+    private string VisibilityTable(int n, bool causal)
+    {
+        int window = _a.AttentionWindow;
+        var table = new byte[n * n];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                table[i * n + j] = (byte)((!causal || j <= i) && (window == 0 || Math.Abs(i - j) <= window) ? 1 : 0);
+        return _g.Initializer(_g.Fresh("query_key_visible"), [n, n], DataType.Bool, table);
     }
 
     /// <summary>With grouped-query attention the scores have a group axis: the mask gets one too.</summary>
