@@ -131,7 +131,7 @@ public sealed class OnnxKeyValueCacheTests(ITestOutputHelper output) : IDisposab
     }
 
     [Fact]
-    public void Encoders_and_encoder_decoders_have_no_cached_graph()
+    public void Encoders_have_no_cached_graph()
     {
         var bert = new OnnxBert(1);
         Assert.Throws<NotSupportedException>(() => OnnxExport.Save(bert, Path.Combine(_folder, "bert.onnx"),

@@ -25,7 +25,8 @@ public enum OnnxWeightFormat
 /// <summary>
 /// Which graph <see cref="OnnxExport"/> writes for an encoder–decoder model (<see cref="Seq2SeqModel"/>). The names are
 /// those of Hugging Face optimum's seq2seq exports: the whole model as one graph, or its encoder and decoder apart
-/// (<c>encoder_model.onnx</c> and <c>decoder_model.onnx</c>, without a key/value cache).
+/// (<c>encoder_model.onnx</c> and <c>decoder_model.onnx</c>; with <see cref="OnnxExportOptions.KeyValueCache"/> the decoder
+/// carries its caches, as optimum's <c>decoder_model_merged.onnx</c> does).
 /// </summary>
 public enum OnnxSeq2SeqGraph
 {
@@ -42,7 +43,9 @@ public enum OnnxSeq2SeqGraph
     /// <summary>
     /// The decoder alone, over an encoder output: <c>input_ids</c> (the decoder's), <c>encoder_hidden_states</c> and
     /// <c>encoder_attention_mask</c> (and <c>decoder_attention_mask</c> for a model with a padding id) in, <c>logits</c> out;
-    /// a translation loop runs the encoder once per source and this graph once per step.
+    /// a translation loop runs the encoder once per source and this graph once per step. With
+    /// <see cref="OnnxExportOptions.KeyValueCache"/> it takes and returns each layer's self- and cross-attention keys and
+    /// values, so that a step computes its new tokens only.
     /// </summary>
     Decoder = 2,
 }
@@ -69,13 +72,30 @@ public sealed class OnnxExportOptions
     public bool LastPositionOnly { get; init; }
 
     /// <summary>
-    /// A decoder-only model's graph with a key/value cache, as Hugging Face optimum exports one for generation:
-    /// <c>input_ids</c> and <c>position_ids</c> of the new tokens <c>[batch, sequence]</c>, <c>attention_mask</c> over every
-    /// position so far <c>[batch, past_sequence + sequence]</c>, and each layer's <c>past_key_values.{i}.key</c> and
+    /// A decoder's graph with a key/value cache, as Hugging Face optimum exports one for generation. For a decoder-only
+    /// model: <c>input_ids</c> and <c>position_ids</c> of the new tokens <c>[batch, sequence]</c>, <c>attention_mask</c> over
+    /// every position so far <c>[batch, past_sequence + sequence]</c>, and each layer's <c>past_key_values.{i}.key</c> and
     /// <c>.value</c> <c>[batch, kvHeads, past_sequence, headDim]</c> (0 positions for a prompt) in; <c>logits</c> and
     /// <c>present.{i}.key</c> and <c>.value</c> (the past with the new positions appended, the next step's past) out.
     /// Positions come from <c>position_ids</c>, so rows padded on the left keep positions 0, 1, … for their real tokens.
     /// </summary>
+    /// <remarks>
+    /// For an encoder–decoder, with <see cref="Seq2SeqGraph"/> = <see cref="OnnxSeq2SeqGraph.Decoder"/> only (the encoder has
+    /// no cache, and the whole graph would encode the source again at every step; both are refused), the decoder over an
+    /// encoder output with optimum's seq2seq names: <c>encoder_hidden_states</c> <c>[batch, encoder_sequence, DModel]</c>,
+    /// <c>encoder_attention_mask</c> <c>[batch, encoder_sequence]</c>, the new tokens' <c>input_ids</c> <c>[batch,
+    /// decoder_sequence]</c>, for a model with a padding id <c>decoder_attention_mask</c> <c>[batch, past_decoder_sequence +
+    /// decoder_sequence]</c>, and each layer's <c>past_key_values.{i}.decoder.key</c> and <c>.decoder.value</c> <c>[batch,
+    /// heads, past_decoder_sequence, headDim]</c> (self-attention) and <c>.encoder.key</c> and <c>.encoder.value</c>
+    /// <c>[batch, heads, past_encoder_sequence, headDim]</c> (cross-attention) in; <c>logits</c> <c>[batch,
+    /// decoder_sequence, TargetVocab]</c> and each layer's <c>present.{i}.decoder.*</c> (the past with the new positions
+    /// appended) and <c>present.{i}.encoder.*</c> <c>[batch, heads, encoder_sequence, headDim]</c> out. The new tokens stand
+    /// at positions past_decoder_sequence, past_decoder_sequence + 1, …; rows decode in step, as a batched translation does.
+    /// The first step passes empty pasts (0 positions): the cross-attention keys and values are then projected from
+    /// <c>encoder_hidden_states</c>, and every later step passes them back and projects nothing (the graph projects the
+    /// encoder positions from the past's length on). One graph thus serves every step, where optimum's merged decoder
+    /// switches between two subgraphs on a <c>use_cache_branch</c> input, which this graph does not have.
+    /// </remarks>
     public bool KeyValueCache { get; init; }
 
     /// <summary>The graph of an encoder–decoder model: the whole model (the default), its encoder or its decoder.</summary>
@@ -145,7 +165,8 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
 /// the begin id, as teacher forcing feeds it), with <c>decoder_attention_mask</c> when the model has a padding id, and
 /// outputs <c>logits</c> <c>[batch, decoder_sequence, TargetVocab]</c> (every decoder position, no key/value cache) and
 /// <c>encoder_last_hidden_state</c>. <see cref="OnnxExportOptions.Seq2SeqGraph"/> writes the encoder or the decoder
-/// alone instead, under Hugging Face optimum's names.</para>
+/// alone instead, under Hugging Face optimum's names, and <see cref="OnnxExportOptions.KeyValueCache"/> gives that decoder
+/// its self- and cross-attention caches.</para>
 /// <para>A position whose every key is masked (a row of padding only) has an output that the model does not define the
 /// same way (the model gives 0, the graph the average value over the masked keys); it is padding either way.</para>
 /// <para>Operators: LayerNormalization (opset 17), RMSNorm as Pow, ReduceMean, Add, Sqrt, Div and Mul (the pattern ONNX
@@ -192,8 +213,12 @@ public static class OnnxExport
         architecture.Check();
         if (architecture.Decoder is null && options.Seq2SeqGraph != OnnxSeq2SeqGraph.Full)
             throw new ArgumentException($"{model.Layout.Name} is not an encoder-decoder model; Seq2SeqGraph = {options.Seq2SeqGraph} has no graph to choose", nameof(options));
-        if (options.KeyValueCache && (architecture.Decoder is not null || architecture.Encoder))
-            throw new NotSupportedException($"{model.Layout.Name}: KeyValueCache is for decoder-only models; an encoder has no cache, and an encoder-decoder's decoder graph computes every position");
+        if (options.KeyValueCache && architecture.Decoder is null && architecture.Encoder)
+            throw new NotSupportedException($"{model.Layout.Name}: KeyValueCache is for a decoder; an encoder-only model has no cache, since every position attends to every other in one pass");
+        if (options.KeyValueCache && architecture.Decoder is not null && options.Seq2SeqGraph != OnnxSeq2SeqGraph.Decoder)
+            throw new NotSupportedException(options.Seq2SeqGraph == OnnxSeq2SeqGraph.Encoder
+                ? $"{model.Layout.Name}: KeyValueCache is the decoder's; the encoder has no cache (it runs once per source): export the encoder without it"
+                : $"{model.Layout.Name}: KeyValueCache is the decoder's; the whole graph would run the encoder again at every step: export Seq2SeqGraph = Encoder, and Seq2SeqGraph = Decoder with the cache");
         if (architecture.Decoder is not null && options.Seq2SeqGraph == OnnxSeq2SeqGraph.Encoder && options.LastPositionOnly)
             throw new ArgumentException($"{model.Layout.Name}: LastPositionOnly selects logits, and the encoder's graph has none", nameof(options));
         using OnnxExternalDataFile? external = options.ExternalData == OnnxExternalData.Never ? null : new OnnxExternalDataFile(path, options);

@@ -26,18 +26,26 @@ internal sealed class OnnxGraphWriter
     private readonly OnnxExportOptions _options;
     private readonly B _g;
     private readonly List<OnnxValueInfo> _inputs = new(), _outputs = new();
-    // Each layer's keys and values with the new positions appended, output after the logits (optimum's order).
-    private readonly List<(string Keys, string Values)> _presents = new();
+    // Each layer's keys and values with the new positions appended, output after the logits (optimum's order); in an
+    // encoder–decoder's cached decoder also each layer's cross-attention keys and values of every encoder position.
+    private readonly List<(string Keys, string Values)> _presents = new(), _crossPresents = new();
     // The position tables of PositionRows rows, written once and sliced by each stream.
     private string? _sinusoids, _cosTable, _sinTable;
 
-    /// <summary>One token stream (a model's only one, or an encoder's or decoder's): its length at run time and its rotary rows.</summary>
-    private sealed record TokenStream(string Prefix, string Length, string? Cos, string? Sin);
+    /// <summary>
+    /// One token stream (a model's only one, or an encoder's or decoder's): its length at run time, the position of its first
+    /// token and the one after its last (<c>[1]</c> int64: 0 and the length, or with a cache the cached length and that plus
+    /// the length), and its rotary rows.
+    /// </summary>
+    private sealed record TokenStream(string Prefix, string Length, string Start, string End, string? Cos, string? Sin);
 
     /// <summary>What a decoder layer of an encoder–decoder attends to: the encoder's output and which of its positions are real.</summary>
     private sealed record EncoderOutput(string HiddenStates, string KeyMask);
 
-    /// <summary>A layer's keys and values of the earlier positions (graph inputs <c>[batch, kvHeads, past_sequence, headDim]</c>), which its new ones join.</summary>
+    /// <summary>
+    /// A layer's keys and values of the earlier positions (graph inputs <c>[batch, kvHeads, past_sequence, headDim]</c>), which its
+    /// new ones join; or of a decoder layer's cross-attention, those of the encoder positions already projected.
+    /// </summary>
     private sealed record PastKeysValues(string Keys, string Values, int Layer);
 
     public OnnxGraphWriter(OnnxArchitecture architecture, ReadOnlyMemory<float> parameters, OnnxExportOptions options, OnnxExternalDataFile? external)
@@ -107,6 +115,7 @@ internal sealed class OnnxGraphWriter
     /// </summary>
     private string BuildEncoderDecoder(OnnxDecoderStack decoder)
     {
+        if (_options.KeyValueCache) return BuildCachedSeq2SeqDecoder(decoder);
         OnnxSeq2SeqGraph part = _options.Seq2SeqGraph;
         EncoderOutput memory;
         if (part == OnnxSeq2SeqGraph.Decoder)
@@ -165,9 +174,9 @@ internal sealed class OnnxGraphWriter
                 Input($"past_key_values.{layer}.key", DataType.Float, Batch, _a.KeyValueHeads, Past, _a.HeadDim),
                 Input($"past_key_values.{layer}.value", DataType.Float, Batch, _a.KeyValueHeads, Past, _a.HeadDim), layer);
         }
-        TokenStream stream = Stream(ids, "", positionIds);
-        string pastLength = _g.Node("Shape", [past[0].Keys], "past_sequence_length", n => { B.Int(n, "start", 2); B.Int(n, "end", 3); });
-        string mask = CachedAttentionMask(stream, pastLength, KeyMask(attentionMask, ""));
+        string pastLength = SequenceAxisLength(past[0].Keys, "past_sequence_length");
+        TokenStream stream = Stream(ids, "", positionIds, pastLength);
+        string mask = CachedAttentionMask(stream, KeyMask(attentionMask, ""), _a.SeqLen);
         string x = Embed(stream, ids, null, _a.TokenEmbedding, _a.PositionEmbedding, positionIds);
         for (int layer = 0; layer < _a.Layers.Count; layer++) x = Layer($"layers.{layer}.", _a.Layers[layer], x, stream, mask, null, null, past[layer]);
         if (_a.FinalNorm is { } finalNorm) x = Norm("norm_f", x, finalNorm, _a.FinalNormBias);
@@ -182,18 +191,75 @@ internal sealed class OnnxGraphWriter
     }
 
     /// <summary>
-    /// Which keys each new query sees when <paramref name="pastLength"/> positions are cached: query i is position
-    /// past + i of the sequence and sees the real keys (<paramref name="keyMask"/>) at or before it (within the window,
-    /// when the model has one), from the rows past … past + sequence of a SeqLen² table.
+    /// An encoder–decoder's decoder with its key/value caches, in the layout of Hugging Face optimum's merged seq2seq decoder
+    /// (<c>decoder_model_merged.onnx</c>): <c>encoder_hidden_states</c> <c>[batch, encoder_sequence, DModel]</c>,
+    /// <c>encoder_attention_mask</c> <c>[batch, encoder_sequence]</c>, the new tokens' <c>input_ids</c> <c>[batch,
+    /// decoder_sequence]</c>, <c>decoder_attention_mask</c> over every decoder position so far (a model with a padding id)
+    /// and each layer's <c>past_key_values.{i}.decoder.key</c>, <c>.decoder.value</c> (self-attention) and
+    /// <c>.encoder.key</c>, <c>.encoder.value</c> (cross-attention) in; <c>logits</c> and each layer's
+    /// <c>present.{i}.decoder.*</c> (the past with the new positions appended) and <c>present.{i}.encoder.*</c> out. The
+    /// new tokens stand at positions past, past + 1, …. A cross-attention projects only the encoder positions its past does
+    /// not hold: all of them when the past is empty (the first step), none once it holds them; so one graph serves every
+    /// step, where optimum switches between two branches with a <c>use_cache_branch</c> input.
     /// </summary>
-    private string CachedAttentionMask(TokenStream stream, string pastLength, string keyMask)
+    private string BuildCachedSeq2SeqDecoder(OnnxDecoderStack decoder)
     {
-        string full = VisibilityTable(_a.SeqLen, causal: true);
-        string total = _g.Node("Add", [pastLength, stream.Length], "total_sequence_length");
-        string starts = _g.Node("Concat", [pastLength, _g.Int64s(0)], "query_key_starts", a => B.Int(a, "axis", 0));
-        string ends = _g.Node("Concat", [total, total], "query_key_ends", a => B.Int(a, "axis", 0));
-        string square = _g.Node("Slice", [full, starts, ends, _g.Int64s(0, 1)], "query_key_mask"); // [sequence, past + sequence]
-        return Grouped(_g.Node("And", [keyMask, square], "attention_mask_bool"), "attention_mask_grouped");
+        const string PastDecoder = "past_decoder_sequence", TotalDecoder = "past_decoder_sequence + decoder_sequence", PastEncoder = "past_encoder_sequence";
+        string hidden = Input("encoder_hidden_states", DataType.Float, Batch, EncoderSequence, _a.DModel);
+        var memory = new EncoderOutput(hidden, KeyMask(Input("encoder_attention_mask", DataType.Int64, Batch, EncoderSequence), "encoder."));
+        string ids = Input("input_ids", DataType.Int64, Batch, DecoderSequence);
+        string? decoderKeys = decoder.MasksPadding ? KeyMask(Input("decoder_attention_mask", DataType.Int64, Batch, TotalDecoder), "decoder.") : null;
+        int layers = decoder.Layers.Count;
+        var past = new PastKeysValues[layers];
+        var crossPast = new PastKeysValues[layers];
+        for (int layer = 0; layer < layers; layer++)
+        {
+            string p = $"past_key_values.{layer}.";
+            past[layer] = new PastKeysValues(
+                Input(p + "decoder.key", DataType.Float, Batch, _a.KeyValueHeads, PastDecoder, _a.HeadDim),
+                Input(p + "decoder.value", DataType.Float, Batch, _a.KeyValueHeads, PastDecoder, _a.HeadDim), layer);
+            crossPast[layer] = new PastKeysValues(
+                Input(p + "encoder.key", DataType.Float, Batch, _a.Heads, PastEncoder, _a.HeadDim),
+                Input(p + "encoder.value", DataType.Float, Batch, _a.Heads, PastEncoder, _a.HeadDim), layer);
+        }
+        string pastLength = SequenceAxisLength(past[0].Keys, "decoder.past_sequence_length");
+        TokenStream target = Stream(ids, "decoder.", start: pastLength);
+        string selfMask = CachedAttentionMask(target, decoderKeys, decoder.SeqLen);
+        string y = Embed(target, ids, null, decoder.TokenEmbedding, decoder.PositionEmbedding);
+        for (int layer = 0; layer < layers; layer++)
+            y = Layer($"decoder.layers.{layer}.", decoder.Layers[layer], y, target, selfMask, decoder.CrossAttention[layer], memory, past[layer], crossPast[layer]);
+        if (decoder.FinalNorm is { } decoderNorm) y = Norm("decoder.norm", y, decoderNorm, decoder.FinalNormBias);
+        LogitsOutput(y, DecoderSequence, decoder.Vocab, decoder.LanguageModelHead, decoder.TokenEmbedding);
+        for (int layer = 0; layer < layers; layer++)
+        {
+            Output(_presents[layer].Keys, $"present.{layer}.decoder.key", Batch, _a.KeyValueHeads, TotalDecoder, _a.HeadDim);
+            Output(_presents[layer].Values, $"present.{layer}.decoder.value", Batch, _a.KeyValueHeads, TotalDecoder, _a.HeadDim);
+            Output(_crossPresents[layer].Keys, $"present.{layer}.encoder.key", Batch, _a.Heads, EncoderSequence, _a.HeadDim);
+            Output(_crossPresents[layer].Values, $"present.{layer}.encoder.value", Batch, _a.Heads, EncoderSequence, _a.HeadDim);
+        }
+        return $"{_a.Name}: the decoder of an encoder–decoder with its key/value caches, {layers} layers, DModel {_a.DModel}, {_a.Heads} heads, " +
+            $"sources of up to {_a.SeqLen} tokens, up to {decoder.SeqLen} decoder positions in all";
+    }
+
+    /// <summary>The length of a cache's sequence axis (axis 2 of <c>[batch, heads, sequence, headDim]</c>), <c>[1]</c> int64.</summary>
+    private string SequenceAxisLength(string cache, string stem) =>
+        _g.Node("Shape", [cache], stem, n => { B.Int(n, "start", 2); B.Int(n, "end", 3); });
+
+    /// <summary>
+    /// Which keys each new query sees when the stream's first position is its cached length: query i is position
+    /// past + i of the sequence and sees the real keys (<paramref name="keyMask"/>, when the stream has one) at or before it
+    /// (within the window, when the model has one), from the rows past … past + sequence of a table of
+    /// <paramref name="rows"/>².
+    /// </summary>
+    private string CachedAttentionMask(TokenStream stream, string? keyMask, int rows)
+    {
+        string p = stream.Prefix;
+        string full = VisibilityTable(rows, causal: true);
+        string starts = _g.Node("Concat", [stream.Start, _g.Int64s(0)], p + "query_key_starts", a => B.Int(a, "axis", 0));
+        string ends = _g.Node("Concat", [stream.End, stream.End], p + "query_key_ends", a => B.Int(a, "axis", 0));
+        string square = _g.Node("Slice", [full, starts, ends, _g.Int64s(0, 1)], p + "query_key_mask"); // [sequence, past + sequence]
+        string mask = keyMask is null ? square : _g.Node("And", [keyMask, square], p + "attention_mask_bool");
+        return Grouped(mask, p + "attention_mask_grouped");
     }
 
     // ----- inputs and outputs -----
@@ -230,22 +296,27 @@ internal sealed class OnnxGraphWriter
 
     // ----- embeddings and masks -----
 
-    /// <summary>The stream of <paramref name="ids"/>: its length (the second axis) and, for rotary positions, its rows of the tables (those of <paramref name="positionIds"/> when given).</summary>
-    private TokenStream Stream(string ids, string prefix, string? positionIds = null)
+    /// <summary>
+    /// The stream of <paramref name="ids"/>: its length (the second axis), where it starts (0, or <paramref name="start"/>: the
+    /// cached length) and, for rotary positions, its rows of the tables (those of <paramref name="positionIds"/> when given).
+    /// </summary>
+    private TokenStream Stream(string ids, string prefix, string? positionIds = null, string? start = null)
     {
         string length = _g.Node("Shape", [ids], prefix + "sequence_length", n => { B.Int(n, "start", 1); B.Int(n, "end", 2); });
-        if (_a.Positions is not (OnnxPositions.RotaryHalf or OnnxPositions.RotaryInterleaved)) return new TokenStream(prefix, length, null, null);
+        string first = start ?? _g.Int64s(0);
+        string end = start is null ? length : _g.Node("Add", [start, length], prefix + "total_sequence_length");
+        if (_a.Positions is not (OnnxPositions.RotaryHalf or OnnxPositions.RotaryInterleaved)) return new TokenStream(prefix, length, first, end, null, null);
         RotaryTables();
-        // The first rows of the tables ([sequence, headDim]), or with position_ids each token's row ([batch, 1, sequence, headDim]).
+        // The stream's rows of the tables ([sequence, headDim]), or with position_ids each token's row ([batch, 1, sequence, headDim]).
         string Rows(string table, string stem) => positionIds is null
-            ? FirstRows(table, length, stem)
+            ? StreamRows(table, first, end, stem)
             : _g.Node("Unsqueeze", [_g.Node("Gather", [table, positionIds], stem + "_per_token", n => B.Int(n, "axis", 0)), _g.Int64s(1)], stem);
-        return new TokenStream(prefix, length, Rows(_cosTable!, prefix + "rotary_cos_rows"), Rows(_sinTable!, prefix + "rotary_sin_rows"));
+        return new TokenStream(prefix, length, first, end, Rows(_cosTable!, prefix + "rotary_cos_rows"), Rows(_sinTable!, prefix + "rotary_sin_rows"));
     }
 
     /// <summary>
     /// Token embeddings (scaled, with token types, positions and the embedding norm where the model has them); absolute
-    /// positions are 0, 1, … of the stream, or <paramref name="positionIds"/> when given.
+    /// positions are those of the stream (0, 1, …, or from its cached length on), or <paramref name="positionIds"/> when given.
     /// </summary>
     private string Embed(TokenStream stream, string ids, string? tokenTypes, ParameterTensor tokenEmbedding, ParameterTensor? positionEmbedding, string? positionIds = null)
     {
@@ -275,14 +346,14 @@ internal sealed class OnnxGraphWriter
         return x;
     }
 
-    /// <summary>The rows of a position table for a stream: its first ones, or those of <paramref name="positionIds"/> (<c>[batch, sequence, …]</c>).</summary>
+    /// <summary>The rows of a position table for a stream: those of its positions, or those of <paramref name="positionIds"/> (<c>[batch, sequence, …]</c>).</summary>
     private string PositionRows(string table, TokenStream stream, string? positionIds) => positionIds is null
-        ? FirstRows(table, stream.Length, stream.Prefix + "positions")
+        ? StreamRows(table, stream.Start, stream.End, stream.Prefix + "positions")
         : _g.Node("Gather", [table, positionIds], stream.Prefix + "positions", n => B.Int(n, "axis", 0));
 
-    /// <summary>The first <paramref name="length"/> rows of a table <c>[rows, …]</c>.</summary>
-    private string FirstRows(string table, string length, string stem) =>
-        _g.Node("Slice", [table, _g.Int64s(0), length, _g.Int64s(0)], stem);
+    /// <summary>Rows <c>[start, end)</c> of a table <c>[rows, …]</c>: a stream's positions.</summary>
+    private string StreamRows(string table, string start, string end, string stem) =>
+        _g.Node("Slice", [table, start, end, _g.Int64s(0)], stem);
 
     /// <summary>
     /// cos and sin <c>[PositionRows, headDim]</c> for <c>x·cos + rotate_half(x)·sin</c>, written once: each half-size table
@@ -361,10 +432,11 @@ internal sealed class OnnxGraphWriter
     /// <summary>
     /// One layer: self-attention, then (in a decoder of an encoder–decoder, <paramref name="cross"/> given) cross-attention
     /// to <paramref name="memory"/>, then the feed-forward network, each in a residual connection with its norm before
-    /// (pre-LN) or after (post-LN) it.
+    /// (pre-LN) or after (post-LN) it. With <paramref name="past"/> and <paramref name="crossPast"/>, each attention's cached
+    /// keys and values are extended.
     /// </summary>
     private string Layer(string p, OnnxLayerTensors t, string x, TokenStream stream, string mask, OnnxCrossAttentionTensors? cross, EncoderOutput? memory,
-        PastKeysValues? past = null)
+        PastKeysValues? past = null, PastKeysValues? crossPast = null)
     {
         string attentionInput = _a.PreNorm ? Norm(p + "attention_norm", x, t.AttentionNorm, t.AttentionNormBias) : x;
         string attended = SelfAttention(p, t, attentionInput, stream, mask, past);
@@ -373,7 +445,7 @@ internal sealed class OnnxGraphWriter
         if (cross is not null)
         {
             string crossInput = _a.PreNorm ? Norm(p + "cross_attention_norm", residual, cross.Norm, cross.NormBias) : residual;
-            string crossAttended = CrossAttention(p, cross, crossInput, memory!);
+            string crossAttended = CrossAttention(p, cross, crossInput, memory!, crossPast);
             residual = _g.Node("Add", [residual, crossAttended], p + "residual2");
             if (!_a.PreNorm) residual = Norm(p + "cross_attention_norm", residual, cross.Norm, cross.NormBias);
         }
@@ -411,15 +483,26 @@ internal sealed class OnnxGraphWriter
 
     /// <summary>
     /// Queries from the decoder's stream, keys and values from the encoder's output (no positions: the model rotates only
-    /// in self-attention), every real source position visible to every query.
+    /// in self-attention), every real source position visible to every query. With <paramref name="past"/>, only the encoder
+    /// positions from its length on are projected and appended to it (all of them when it is empty, none once it holds
+    /// them: a Slice of zero rows), and the result is the graph's <c>present.{i}.encoder.*</c>.
     /// </summary>
-    private string CrossAttention(string p, OnnxCrossAttentionTensors t, string x, EncoderOutput memory)
+    private string CrossAttention(string p, OnnxCrossAttentionTensors t, string x, EncoderOutput memory, PastKeysValues? past)
     {
         int h = _a.Heads, d = _a.HeadDim;
         string q = Heads(Linear(p + "cross_query", x, [t.Query], [t.QueryBias]), h, p + "cross_q");
-        string keyValue = Linear(p + "cross_key_value", memory.HiddenStates, [t.KeyValue], [t.KeyValueBias]);
+        string hidden = memory.HiddenStates;
+        if (past is not null)
+            hidden = _g.Node("Slice", [hidden, SequenceAxisLength(past.Keys, p + "cross_past_length"), _g.Int64s(long.MaxValue), _g.Int64s(1)], p + "cross_unprojected");
+        string keyValue = Linear(p + "cross_key_value", hidden, [t.KeyValue], [t.KeyValueBias]);
         string[] parts = _g.Nodes("Split", [keyValue, _g.Int64s(h * d, h * d)], p + "cross_kv_part", 2, n => B.Int(n, "axis", 2));
         string k = Heads(parts[0], h, p + "cross_k"), v = Heads(parts[1], h, p + "cross_v");
+        if (past is not null)
+        {
+            k = _g.Node("Concat", [past.Keys, k], p + "cross_k_all", n => B.Int(n, "axis", 2));
+            v = _g.Node("Concat", [past.Values, v], p + "cross_v_all", n => B.Int(n, "axis", 2));
+            _crossPresents.Add((k, v));
+        }
         return Attend(p + "cross_", q, k, v, Grouped(memory.KeyMask, p + "cross_mask_grouped"), t.Output, t.OutputBias);
     }
 

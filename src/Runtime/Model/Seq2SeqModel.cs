@@ -170,7 +170,9 @@ public abstract class Seq2SeqModel : TransformerModel
     /// decoder_sequence]</c> (and <c>decoder_attention_mask</c> when the model has a padding id) in, <c>logits</c>
     /// <c>[batch, decoder_sequence, TargetVocab]</c> and <c>encoder_last_hidden_state</c> out, any batch and any lengths up
     /// to SeqLen and TargetSeqLen, no key/value cache. <see cref="OnnxExportOptions.Seq2SeqGraph"/> writes the encoder or
-    /// the decoder alone instead.
+    /// the decoder alone instead; the decoder with <see cref="OnnxExportOptions.KeyValueCache"/> takes and returns its
+    /// self- and cross-attention keys and values (<c>past_key_values.{i}.decoder.*</c> and <c>.encoder.*</c>), as
+    /// <see cref="Append"/> keeps them, so that a translation loop runs it on the new token only.
     /// </summary>
     /// <remarks>
     /// An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written; external
