@@ -117,7 +117,12 @@ namespace TransformerGen
         /// </summary>
         public string? Config { get; set; }
 
-        /// <summary>How a classification head pools the sequence: the first token (BERT's [CLS], the default) or the mean of non-pad tokens.</summary>
+        /// <summary>
+        /// How an encoder-only head pools the sequence: the first token (BERT's [CLS]) or the mean of non-pad tokens. A
+        /// classification head takes the first token unless told otherwise; a sentence embedding (<see cref="EncoderHead.SentenceEmbedding"/>)
+        /// takes the mean unless told otherwise: declare <c>Pooling.FirstToken</c> for models whose sentence-transformers
+        /// folder says <c>"pooling_mode_cls_token": true</c> in <c>1_Pooling/config.json</c> (bge, arctic-embed).
+        /// </summary>
         public Pooling Pooling { get; set; } = Pooling.FirstToken;
 
         /// <summary>
@@ -183,7 +188,8 @@ namespace TransformerGen
         Tagging = 1,
         /// <summary>
         /// One vector per sequence as sentence-transformers computes it: the mean of the encoder outputs over non-padding
-        /// positions, then L2-normalized (<c>Predict</c> returns <c>[Batch, DModel]</c>). Needs a padding id.
+        /// positions (or the first token's output, with <c>Pooling = Pooling.FirstToken</c>), then L2-normalized
+        /// (<c>Predict</c> returns <c>[Batch, DModel]</c>). Needs a padding id.
         /// </summary>
         SentenceEmbedding = 2,
     }

@@ -26,6 +26,7 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
         {
             "gpt2" => new OnnxGpt2(1),
             "bert" => new OnnxBert(1),
+            "bert-cls" => new OnnxBertCls(1),
             "llama-gqa" => new OnnxLlamaGqa(1),
             "llama-mqa" => new OnnxLlamaMqa(1),
             "qwen2" => new OnnxQwen2(1),
@@ -38,7 +39,7 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
             "native-embedder" => new OnnxNativeEmbedder(1),
             _ => throw new ArgumentException(name),
         };
-        string? config = name.StartsWith("native-", StringComparison.Ordinal) ? null : name;
+        string? config = name.StartsWith("native-", StringComparison.Ordinal) ? null : name == "bert-cls" ? "bert" : name;
         Weights.Randomize(model, seed: 11);
         model.Training = false;
         return (model, config is null ? null : GgufLlamaCppTests.Config(config));
@@ -212,11 +213,13 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
         Assert.True(relative < Tolerance, $"relative {relative}");
     }
 
-    /// <summary>BERT as sentence-transformers runs it: sentence embeddings and last hidden states of a padded batch.</summary>
-    [Fact]
-    public void BertSentenceEmbeddingsMatchOurs()
+    /// <summary>BERT as sentence-transformers runs it, pooled by the mean or from [CLS]: sentence embeddings and last hidden states of a padded batch.</summary>
+    [Theory]
+    [InlineData("bert")]
+    [InlineData("bert-cls")]
+    public void BertSentenceEmbeddingsMatchOurs(string name)
     {
-        (TransformerModel model, string? config) = Build("bert");
+        (TransformerModel model, string? config) = Build(name);
         var bert = (EncoderModel)model;
         ModelLayout layout = model.Layout;
         using var runner = new OnnxRuntimeRunner(Export(model, config));
@@ -229,7 +232,7 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
         Dictionary<string, float[]> theirs = runner.Run(layout.Batch, s, Inputs(runner, layout, tokens));
         double embeddings = Relative(ours, theirs["sentence_embedding"], OnnxBert.DModel);
         double hidden = Relative(oursHidden, theirs["last_hidden_state"], OnnxBert.DModel, row => tokens[row] != 0);
-        output.WriteLine($"BERT: sentence embeddings relative {embeddings:G3}, last hidden state (real tokens) {hidden:G3}");
+        output.WriteLine($"{layout.Name} ({layout.Pooling} pooling): sentence embeddings relative {embeddings:G3}, last hidden state (real tokens) {hidden:G3}");
         Assert.True(embeddings < Tolerance, $"sentence embeddings: relative {embeddings}");
         Assert.True(hidden < Tolerance, $"last hidden state: relative {hidden}");
     }

@@ -29,6 +29,9 @@ public partial class ExactEmbedder { }
 [TransformerModel(Config = "Configs/bert-odd/config.json", SeqLen = 17, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
 public partial class ExactBert { }
 
+[TransformerModel(Config = "Configs/bert-odd/config.json", SeqLen = 17, Batch = 3, Head = EncoderHead.SentenceEmbedding, Pooling = Pooling.FirstToken)]
+public partial class ExactClsBert { }
+
 /// <summary>
 /// Encoder-only models pay only for the tokens they are given: <c>Predict</c> runs one sequence at its own length, or up
 /// to Batch sequences laid end to end, and gives what the padded batched forward pass gives for the same sentences
@@ -169,6 +172,26 @@ public sealed class ExactLengthTests(ITestOutputHelper output) : IDisposable
         float[] alone = inference.Predict(sentences[0]).ToArray();
         Close(inference.Predict(padded), alone, "one sentence padded to SeqLen in an exact-length pass");
         Close(inference.Predict(sentences[1].Concat(sentences[0]).ToArray(), [1, 6]).Slice(ExactBert.DModel), alone, "two of three sequences");
+    }
+
+    [Fact]
+    public void A_cls_pooled_bert_embeds_the_first_tokens_state_in_exact_length_passes()
+    {
+        (ExactClsBert training, ExactClsBert inference) = Pair(seed => new ExactClsBert(seed), path => ExactClsBert.ForInference(path), 6);
+        int[][] sentences = Sentences(ExactClsBert.Vocab, 22, 6, 1, ExactClsBert.SeqLen);
+        SameAsPadded(training, inference, sentences, ExactClsBert.Batch, ExactClsBert.SeqLen, ExactClsBert.DModel, perToken: false, hidden: true, dModel: ExactClsBert.DModel);
+        // The embedding is the first position's last hidden state, normalized: computed here from the hidden states.
+        const int c = ExactClsBert.DModel;
+        float[] embeddings = inference.Predict(sentences.SelectMany(t => t).ToArray(), sentences.Select(t => t.Length).ToArray()).ToArray();
+        float[] hidden = inference.PredictedHiddenState.ToArray();
+        for (int b = 0, row = 0; b < sentences.Length; row += sentences[b].Length, b++)
+        {
+            float[] first = hidden.AsSpan(row * c, c).ToArray();
+            double norm = Math.Sqrt(first.Sum(v => (double)v * v));
+            Close(embeddings.AsSpan(b * c, c), first.Select(v => (float)(v / norm)).ToArray(), $"sentence {b}: its first token's state, normalized");
+        }
+        Assert.Equal(Pooling.FirstToken, inference.Layout.Pooling);
+        Assert.Equal(Pooling.Mean, ExactBert.ForInference(1).Layout.Pooling);
     }
 
     [Fact]

@@ -198,9 +198,13 @@ namespace TransformerGen.Generator
             else if (_spec.IsEncoderOnly)
             {
                 yield return $"Tokens are {positions}; each layer applies bidirectional self-attention and a feed-forward network, {sublayers}.";
-                yield return _spec.Head.Value == EnumValues.Tagging
-                    ? "A linear head gives class logits for every token."
-                    : $"The sequence is pooled ({(_spec.Pooling.Value == EnumValues.MeanPooling ? "mean of non-pad tokens" : "first token")}) and a linear head gives class logits.";
+                string pooling = _spec.Pooling.Value == EnumValues.MeanPooling ? "mean of non-pad tokens" : "first token";
+                yield return _spec.Head.Value switch
+                {
+                    EnumValues.Tagging => "A linear head gives class logits for every token.",
+                    EnumValues.SentenceEmbedding => $"The sequence is pooled ({pooling}) and L2-normalized into a sentence embedding.",
+                    _ => $"The sequence is pooled ({pooling}) and a linear head gives class logits.",
+                };
             }
             else
             {
@@ -283,6 +287,8 @@ namespace TransformerGen.Generator
             w.Line($"    TargetVocab = {Lit(_spec.IsEncoderOnly ? _d.Classes : _d.TargetVocab)}, TargetLength = {Lit(TargetLength)},");
             if (_spec.Family is { } family) w.Line($"    Family = global::TransformerGen.CheckpointFamily.{family.KindName},");
             if (!_graph.Ops.OfType<CrossEntropyOp>().Any()) w.Line("    SeededOutput = true,");
+            if (_spec.IsEncoderOnly && _spec.Head.Value != EnumValues.Tagging)
+                w.Line($"    Pooling = global::TransformerGen.Pooling.{(_spec.Pooling.Value == EnumValues.MeanPooling ? "Mean" : "FirstToken")},");
             if (_graph.HiddenState is { } hidden) w.Line($"    HiddenStateOffset = {Lit(_plan.OffsetOf(hidden))}, HiddenStateLength = {Lit(hidden.Elements)},");
             w.Line($"    InferenceTokens = {Lit(_plan.InferenceTokens)}{(_spec.IsDecoderOnly ? $", Sequences = {Lit(_d.CacheSlots)}" : "")},");
             w.Line($"    DecoderSeqLen = {Lit(_d.TargetSeqLen)}, PadToken = {Lit(_spec.PadToken.Value)}, BosToken = {Lit(_spec.BosToken.Value)}, EosToken = {Lit(_spec.EosToken.Value)},");

@@ -237,14 +237,15 @@ namespace TransformerGen.Generator
             if (PreNorm) x = FinalNorm(stage, "norm_f", "head.norm_f", x);
             if (_spec.Head.Value == EnumValues.SentenceEmbedding)
             {
-                // sentence-transformers: mean over non-padding positions, then unit L2 norm; the caller's loss seeds backward.
+                // sentence-transformers: the mean over non-padding positions (or the first token, [CLS]), then unit L2 norm;
+                // the caller's loss seeds backward.
                 TensorDef pooled = new("head.pooled", TensorKind.Activation, [_d.Batch, _d.DModel]);
                 TensorDef embeddings = new("head.embeddings", TensorKind.Activation, [_d.Batch, _d.DModel]) { SeededGradient = true };
                 TensorDef norms = new("head.embedding_norms", TensorKind.Activation, [_d.Batch]);
                 _tensors.Add(pooled);
                 _tensors.Add(embeddings);
                 _tensors.Add(norms);
-                _ops.Add(new PoolOp(stage, mean: true, x, pooled, _d.Batch, _d.SeqLen));
+                _ops.Add(new PoolOp(stage, _spec.Pooling.Value == EnumValues.MeanPooling, x, pooled, _d.Batch, _d.SeqLen));
                 _ops.Add(new L2NormalizeOp(stage, pooled, embeddings, norms));
                 return;
             }

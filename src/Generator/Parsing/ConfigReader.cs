@@ -239,7 +239,7 @@ namespace TransformerGen.Generator
                 PadToken = new Argument<int>(padToken, spec.PadToken.Location),
                 BosToken = new Argument<int>(bos >= 0 && bos < vocab ? bos : -1, spec.BosToken.Location),
                 EosToken = new Argument<int>(eos >= 0 && eos < vocab ? eos : -1, spec.EosToken.Location),
-                Pooling = new Argument<int>(spec.Head.Value == EnumValues.SentenceEmbedding ? EnumValues.MeanPooling : spec.Pooling.Value, spec.Pooling.Location),
+                Pooling = spec.Pooling,
                 Family = family,
             };
         }

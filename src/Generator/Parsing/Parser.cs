@@ -83,6 +83,10 @@ namespace TransformerGen.Generator
                 }
             }
 
+            // Sentence embeddings pool by the mean unless the declaration names a pooling: sentence-transformers' most
+            // common setting (all-MiniLM, e5, gte); [CLS]-pooled models (bge, arctic-embed) declare Pooling.FirstToken.
+            if (head.Value == EnumValues.SentenceEmbedding && !pooling.IsSet) pooling = new Argument<int>(EnumValues.MeanPooling, null);
+
             return new ModelSpec(
                 ReadType(symbol, node, System.Math.Max(layers.Value, System.Math.Max(encoderLayers.Value, decoderLayers.Value)), cancellationToken),
                 LocationInfo.From(attributeSyntax) ?? LocationInfo.From(node.Identifier.GetLocation()),

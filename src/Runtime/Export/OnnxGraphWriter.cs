@@ -87,7 +87,7 @@ internal sealed class OnnxGraphWriter
             Output(x, "last_hidden_state", Batch, Sequence, _a.DModel);
             if (_a.Head == EncoderHead.SentenceEmbedding)
             {
-                string pooled = MeanPool(x, attentionMask);
+                string pooled = Pool(x, attentionMask);
                 string norm = _g.Node("ReduceL2", [pooled], "embedding_norm", n => { B.Ints(n, "axes", 1); B.Int(n, "keepdims", 1); });
                 string embedding = _g.Node("Div", [pooled, _g.Node("Max", [norm, _g.Scalar(1e-12f)], "embedding_norm_clamped")], "sentence_embedding");
                 Output(embedding, "sentence_embedding", Batch, _a.DModel);
@@ -95,11 +95,7 @@ internal sealed class OnnxGraphWriter
             else
             {
                 int classes = _a.Classifier!.Shape[0];
-                string features = _a.Head == EncoderHead.Tagging ? x
-                    : _a.Pooling == Pooling.Mean ? MeanPool(x, attentionMask)
-                    : _g.Node("Gather", [x, _g.Int64s(0)], "first_token", n => B.Int(n, "axis", 1));
-                if (_a.Head == EncoderHead.Classification && _a.Pooling != Pooling.Mean)
-                    features = _g.Node("Squeeze", [features, _g.Int64s(1)], "pooled");
+                string features = _a.Head == EncoderHead.Tagging ? x : Pool(x, attentionMask);
                 string logits = Linear("classifier", features, [_a.Classifier], [_a.ClassifierBias!]);
                 if (_a.Head == EncoderHead.Tagging) Output(logits, "logits", Batch, Sequence, classes);
                 else Output(logits, "logits", Batch, classes);
@@ -602,6 +598,11 @@ internal sealed class OnnxGraphWriter
         string root = _g.Node("Sqrt", [_g.Node("Add", [mean, _g.Scalar(_a.NormEpsilon)], stem + "_plus_eps")], stem + "_rms");
         return _g.Node("Mul", [_g.Node("Div", [x, root], stem + "_normalized"), Weight(weight)], stem);
     }
+
+    /// <summary>The head's one vector per sequence <c>[batch, DModel]</c>: the mean over unmasked positions, or the first token.</summary>
+    private string Pool(string x, string attentionMask) => _a.Pooling == Pooling.Mean
+        ? MeanPool(x, attentionMask)
+        : _g.Node("Squeeze", [_g.Node("Gather", [x, _g.Int64s(0)], "first_token", n => B.Int(n, "axis", 1)), _g.Int64s(1)], "pooled");
 
     /// <summary>The mean over positions whose <c>attention_mask</c> is 1 (0 when there are none), <c>[batch, DModel]</c>.</summary>
     private string MeanPool(string x, string attentionMask)

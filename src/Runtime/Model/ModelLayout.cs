@@ -106,6 +106,12 @@ public sealed class ModelLayout
     /// <see cref="TransformerModel.Logits"/> that the caller gives to <see cref="TransformerModel.Backward(ReadOnlySpan{float})"/>.
     /// </summary>
     public bool SeededOutput { get; init; }
+    /// <summary>
+    /// How an encoder-only model's classification or sentence-embedding head turns a sequence into one vector: the mean of
+    /// its non-padding positions or its first token (<c>[CLS]</c>). As compiled: a sentence embedding pools by the mean
+    /// unless the declaration says <c>Pooling = Pooling.FirstToken</c>. Decoders and tagging heads do not pool.
+    /// </summary>
+    public Pooling Pooling { get; init; }
     /// <summary>The tiled attentions (<c>AttentionKernel.Tiled</c>), whose maps <see cref="TransformerModel.AttentionMap"/> recomputes on request.</summary>
     public TiledAttentionMap[] TiledAttentionMaps { get; init; } = [];
     /// <summary>

@@ -85,6 +85,7 @@ namespace Snapshots
         {
             Architecture = global::TransformerGen.Architecture.EncoderOnly,
             TargetVocab = 3, TargetLength = 2,
+            Pooling = global::TransformerGen.Pooling.FirstToken,
             InferenceTokens = 10,
             DecoderSeqLen = 5, PadToken = 0, BosToken = -1, EosToken = -1,
             AttentionMaps = new global::TransformerGen.ActivationTensor[]

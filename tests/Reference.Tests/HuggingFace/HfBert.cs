@@ -71,11 +71,13 @@ internal sealed class HfBert : HfTorchModel
 
     /// <summary>
     /// sentence-transformers <c>Pooling(mean)</c> then <c>Normalize()</c>: Σ_t h[t]·m[t] / clamp(Σ_t m[t], 1e-9), then
-    /// <c>F.normalize(p=2, dim=1)</c> (ε = 1e-12): <c>[B, E]</c>.
+    /// <c>F.normalize(p=2, dim=1)</c> (ε = 1e-12): <c>[B, E]</c>. With <paramref name="clsToken"/>, <c>Pooling(cls)</c>:
+    /// h[:, 0] instead of the mean.
     /// </summary>
-    public Tensor SentenceEmbeddings(Tensor ids, Tensor attentionMask)
+    public Tensor SentenceEmbeddings(Tensor ids, Tensor attentionMask, bool clsToken = false)
     {
         Tensor tokens = LastHiddenState(ids, attentionMask);                                    // [B, T, E]
+        if (clsToken) return F.normalize(tokens.select(1, 0), p: 2, dim: 1);
         Tensor mask = attentionMask.to(Dtype).unsqueeze(-1).expand(tokens.shape);
         Tensor sum = (tokens * mask).sum(1);
         Tensor count = clamp(mask.sum(1), min: 1e-9);

@@ -11,6 +11,10 @@ public partial class HfGpt2Model { }
 [TransformerModel(Config = "HuggingFace/Configs/bert/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
 public partial class HfBertModel { }
 
+// bge-style: the same BERT, its sentence embedding pooled from the [CLS] token (1_Pooling/config.json: pooling_mode_cls_token).
+[TransformerModel(Config = "HuggingFace/Configs/bert/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.SentenceEmbedding, Pooling = Pooling.FirstToken)]
+public partial class HfBertClsModel { }
+
 [TransformerModel(Config = "HuggingFace/Configs/llama-gqa/config.json", SeqLen = 13, Batch = 2)]
 public partial class HfLlamaGqaModel { }
 

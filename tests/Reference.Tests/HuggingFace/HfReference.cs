@@ -247,12 +247,12 @@ public sealed class HfReference : IDisposable
         return Values(_model.LastHiddenState(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)));
     }
 
-    /// <summary>BERT: sentence-transformers embeddings (mean pooling over the mask, then L2-normalised) <c>[B·E]</c>.</summary>
-    public float[] SentenceEmbeddings(int[] tokens, int[] attentionMask, int batch, int seqLen)
+    /// <summary>BERT: sentence-transformers embeddings (mean pooling over the mask, or the [CLS] token's state with <paramref name="clsToken"/>, then L2-normalised) <c>[B·E]</c>.</summary>
+    public float[] SentenceEmbeddings(int[] tokens, int[] attentionMask, int batch, int seqLen, bool clsToken = false)
     {
         using DisposeScope scope = NewDisposeScope();
         using IDisposable noGrad = no_grad();
-        return Values(Bert.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!));
+        return Values(Bert.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, clsToken));
     }
 
     /// <summary>
@@ -272,10 +272,10 @@ public sealed class HfReference : IDisposable
     /// BERT: the gradient of Σ <see cref="SentenceEmbeddings"/> ⊙ <paramref name="upstream"/> (<c>[B·E]</c>) for every
     /// parameter the forward pass reads (not the pooler), by canonical name. Row 1 of the token-type table gets none.
     /// </summary>
-    public Dictionary<string, float[]> EmbeddingGradients(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream)
+    public Dictionary<string, float[]> EmbeddingGradients(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream, bool clsToken = false)
     {
         using DisposeScope scope = NewDisposeScope();
-        return Gradients(EmbeddingObjective(tokens, attentionMask, batch, seqLen, upstream));
+        return Gradients(EmbeddingObjective(tokens, attentionMask, batch, seqLen, upstream, clsToken));
     }
 
     /// <summary>
@@ -308,10 +308,10 @@ public sealed class HfReference : IDisposable
     }
 
     /// <summary>Σ sentence embeddings ⊙ upstream, as a tensor.</summary>
-    internal Tensor EmbeddingObjective(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream)
+    internal Tensor EmbeddingObjective(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream, bool clsToken = false)
     {
         if (upstream.Length != batch * _model.Config.HiddenSize) throw new ArgumentException($"upstream has {upstream.Length} values, not {batch}·E");
-        Tensor embeddings = Bert.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!);
+        Tensor embeddings = Bert.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, clsToken);
         return (embeddings * tensor(upstream, new long[] { batch, _model.Config.HiddenSize }).to(_model.Dtype)).sum();
     }
 

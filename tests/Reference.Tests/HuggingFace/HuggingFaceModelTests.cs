@@ -85,11 +85,24 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
     }
 
     [Fact]
-    public void Bert_sentence_embeddings_from_a_prefixed_legacy_file()
+    public void Bert_sentence_embeddings_from_a_prefixed_legacy_file() =>
+        BertSentenceEmbeddings(new HfBertModel(seed: 3), clsToken: false, new HfWriteOptions(Prefix: true, LegacyGammaBeta: true, IncludeBuffers: true, IncludeUnusedHeads: true));
+
+    // bge-style [CLS] pooling: the first token's state, normalized; its gradient reaches every position only through attention.
+    [Fact]
+    public void Bert_sentence_embeddings_pooled_from_the_cls_token()
+    {
+        var model = new HfBertClsModel(seed: 3);
+        Assert.Equal(Pooling.FirstToken, model.Layout.Pooling);
+        Assert.Equal(Pooling.Mean, new HfBertModel(seed: 3).Layout.Pooling);
+        BertSentenceEmbeddings(model, clsToken: true, new HfWriteOptions(Prefix: false, IncludeUnusedHeads: true));
+    }
+
+    private void BertSentenceEmbeddings(EncoderModel model, bool clsToken, HfWriteOptions files)
     {
         using HfReference reference = HfReference.Create(HfFixtures.ConfigPath("bert"), Seed);
-        reference.Save(_folder, new HfWriteOptions(Prefix: true, LegacyGammaBeta: true, IncludeBuffers: true, IncludeUnusedHeads: true));
-        const int batch = HfBertModel.Batch, seqLen = HfBertModel.SeqLen;
+        reference.Save(_folder, files);
+        const int batch = HfBertModel.Batch, seqLen = HfBertModel.SeqLen, c = HfBertModel.DModel;
         int[] lengths = [seqLen, 4, 7];
         int[] tokens = new int[batch * seqLen], mask = new int[batch * seqLen];
         int[] random = TestData.Tokens(batch * seqLen, HfBertModel.Vocab - 1, 21);
@@ -100,20 +113,18 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
                 mask[b * seqLen + t] = 1;
             }
 
-        var model = new HfBertModel(seed: 3);
         model.Load(_folder);
         float[] embeddings = model.Predict(tokens).ToArray();
-        float[] expected = reference.SentenceEmbeddings(tokens, mask, batch, seqLen);
+        float[] expected = reference.SentenceEmbeddings(tokens, mask, batch, seqLen, clsToken);
         for (int b = 0; b < batch; b++)
         {
-            double cosine = Cosine(embeddings.AsSpan(b * HfBertModel.DModel, HfBertModel.DModel), expected.AsSpan(b * HfBertModel.DModel, HfBertModel.DModel));
+            double cosine = Cosine(embeddings.AsSpan(b * c, c), expected.AsSpan(b * c, c));
             output.WriteLine($"sentence {b}: cosine {cosine:F9}");
             Assert.True(cosine >= 0.99999, $"sentence {b}: cosine {cosine}");
         }
         Assert.True(RelativeMax(embeddings, expected) < 1e-5);
         // Hidden states at real (unpadded) positions.
         float[] hidden = model.LastHiddenState.ToArray(), expectedHidden = reference.LastHiddenState(tokens, batch, seqLen, mask);
-        int c = HfBertModel.DModel;
         double hiddenError = 0, scale = expectedHidden.Max(Math.Abs);
         for (int i = 0; i < mask.Length; i++)
             if (mask[i] == 1)
@@ -125,8 +136,8 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         model.Predict(tokens);
         model.ZeroGrad();
         model.Backward(upstream);
-        (double gradientError, string worst) = GradientError(model, reference.EmbeddingGradients(tokens, mask, batch, seqLen, upstream));
-        output.WriteLine($"bert: embeddings {RelativeMax(embeddings, expected):E2}, hidden {hiddenError:E2}, gradients {gradientError:E2} (worst {worst})");
+        (double gradientError, string worst) = GradientError(model, reference.EmbeddingGradients(tokens, mask, batch, seqLen, upstream, clsToken));
+        output.WriteLine($"bert ({(clsToken ? "[CLS]" : "mean")} pooling): embeddings {RelativeMax(embeddings, expected):E2}, hidden {hiddenError:E2}, gradients {gradientError:E2} (worst {worst})");
         Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
     }
 
