@@ -27,6 +27,7 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
             "gpt2" => new OnnxGpt2(1),
             "bert" => new OnnxBert(1),
             "bert-cls" => new OnnxBertCls(1),
+            "roberta" => new OnnxRoberta(1),
             "llama-gqa" => new OnnxLlamaGqa(1),
             "llama-mqa" => new OnnxLlamaMqa(1),
             "qwen2" => new OnnxQwen2(1),
@@ -213,25 +214,30 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
         Assert.True(relative < Tolerance, $"relative {relative}");
     }
 
-    /// <summary>BERT as sentence-transformers runs it, pooled by the mean or from [CLS]: sentence embeddings and last hidden states of a padded batch.</summary>
+    /// <summary>
+    /// BERT as sentence-transformers runs it, pooled by the mean or from [CLS], and RoBERTa (positions after its padding id):
+    /// sentence embeddings and last hidden states of a padded batch.
+    /// </summary>
     [Theory]
     [InlineData("bert")]
     [InlineData("bert-cls")]
+    [InlineData("roberta")]
     public void BertSentenceEmbeddingsMatchOurs(string name)
     {
         (TransformerModel model, string? config) = Build(name);
         var bert = (EncoderModel)model;
         ModelLayout layout = model.Layout;
         using var runner = new OnnxRuntimeRunner(Export(model, config));
-        int s = layout.SeqLen;
-        int[] tokens = Tokens(layout, seed: 7);
-        for (int t = s - 5; t < s; t++) tokens[s + t] = 0;     // sequence 1: five pads
-        for (int t = 2; t < s; t++) tokens[2 * s + t] = 0;      // sequence 2: two tokens only
+        int s = layout.SeqLen, pad = layout.PadToken;
+        int[] tokens = Tokens(layout, seed: 7).Select(t => t == pad ? pad + 1 : t).ToArray();
+        for (int t = s - 5; t < s; t++) tokens[s + t] = pad;     // sequence 1: five pads
+        for (int t = 2; t < s; t++) tokens[2 * s + t] = pad;      // sequence 2: two tokens only
         float[] ours = bert.Predict(tokens).ToArray();
         float[] oursHidden = model.LastHiddenState.ToArray();
         Dictionary<string, float[]> theirs = runner.Run(layout.Batch, s, Inputs(runner, layout, tokens));
-        double embeddings = Relative(ours, theirs["sentence_embedding"], OnnxBert.DModel);
-        double hidden = Relative(oursHidden, theirs["last_hidden_state"], OnnxBert.DModel, row => tokens[row] != 0);
+        int width = layout.HiddenStateLength / (layout.Batch * s);
+        double embeddings = Relative(ours, theirs["sentence_embedding"], width);
+        double hidden = Relative(oursHidden, theirs["last_hidden_state"], width, row => tokens[row] != pad);
         output.WriteLine($"{layout.Name} ({layout.Pooling} pooling): sentence embeddings relative {embeddings:G3}, last hidden state (real tokens) {hidden:G3}");
         Assert.True(embeddings < Tolerance, $"sentence embeddings: relative {embeddings}");
         Assert.True(hidden < Tolerance, $"last hidden state: relative {hidden}");

@@ -17,6 +17,9 @@ public partial class OnnxBert { }
 [TransformerModel(Config = "HuggingFace/Configs/bert/config.json", SeqLen = 13, Batch = 3, Head = EncoderHead.SentenceEmbedding, Pooling = Pooling.FirstToken)]
 public partial class OnnxBertCls { }
 
+[TransformerModel(Config = "HuggingFace/Configs/roberta/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class OnnxRoberta { }
+
 [TransformerModel(Config = "HuggingFace/Configs/llama-gqa/config.json", SeqLen = 13, Batch = 2)]
 public partial class OnnxLlamaGqa { }
 

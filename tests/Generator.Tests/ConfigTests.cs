@@ -75,7 +75,7 @@ public class ConfigTests
     public void TG0042_unknown_model_type()
     {
         string message = Unsupported("t5-small", Set(Gpt2, "model_type", "\"t5\""));
-        Assert.Equal("t5-small/config.json: \"model_type\": t5 cannot be compiled: only gpt2, bert, llama, mistral and qwen2 are known", message);
+        Assert.Equal("t5-small/config.json: \"model_type\": t5 cannot be compiled: only gpt2, bert, roberta, xlm-roberta, llama, mistral and qwen2 are known", message);
     }
 
     [Fact]
@@ -418,6 +418,39 @@ public class ConfigTests
         Assert.Contains("Activations.GeluForward(", source);
         Assert.Contains("Pooling.MeanForward(", source);
         Assert.Contains("after each residual add", source);
+    }
+
+    [Theory]
+    [InlineData("roberta")]
+    [InlineData("xlm-roberta")]
+    public void Roberta_compiles_as_bert_with_positions_after_the_padding_id(string modelType)
+    {
+        // RoBERTa's config: pad 1, one token type, 22 rows of positions of which 2..21 are used (SeqLen at most 20).
+        string json = Set(Set(Set(Set(Bert, "model_type", $"\"{modelType}\""), "pad_token_id", "1"), "type_vocab_size", "1"), "max_position_embeddings", "22");
+        Type m = Compile(At(modelType, json), Declared(modelType, ", Head = EncoderHead.SentenceEmbedding", seqLen: 20), out string source);
+        Assert.Equal(1230 + 30 + 660 + 60 + 2 * 6127, Constant(m, "ParameterCount"));
+        Assert.Contains("new(\"embeddings.position_embeddings.weight\", new[] { 22, 30 }", source);
+        Assert.Contains("Family = global::TransformerGen.CheckpointFamily.Roberta,", source);
+        Assert.Contains("PadToken = 1,", source);
+        // Position p reads row 2 + p: the positional add starts 2 rows (60 floats) into the table.
+        int offset = int.Parse(System.Text.RegularExpressions.Regex.Match(source, @"new\(""embeddings\.position_embeddings\.weight"", new\[\] \{ 22, 30 \}, (\d+),").Groups[1].Value);
+        Assert.Contains($"Positional.Add(a.Slice(0, 1200), p.Slice({offset + 60}, 600), 2, 20, 30);", source);
+
+        Diagnostic d = SingleError(At(modelType, json), Declared(modelType, ", Head = EncoderHead.SentenceEmbedding", seqLen: 21), "TG0043", "SeqLen = 21");
+        Assert.Equal($"SeqLen = 21 contradicts {modelType}/config.json's \"max_position_embeddings\": the model knows 20 positions (22 rows, positions counted from pad_token_id + 1 = 2); "
+            + "leave SeqLen out to take the config's value", d.GetMessage());
+    }
+
+    [Fact]
+    public void A_sentence_embedding_pools_by_the_mean_unless_told_to_take_the_cls_token()
+    {
+        Compile(At("bert", Bert), Declared("bert", ", Head = EncoderHead.SentenceEmbedding, Pooling = Pooling.FirstToken", seqLen: 12), out string source);
+        Assert.Contains("Pooling.FirstForward(", source);
+        Assert.DoesNotContain("Pooling.MeanForward(", source);
+        Assert.Contains("Pooling = global::TransformerGen.Pooling.FirstToken,", source);
+        Assert.Contains("The sequence is pooled (first token) and L2-normalized into a sentence embedding.", source);
+        Compile(At("bert", Bert), Declared("bert", ", Head = EncoderHead.SentenceEmbedding", seqLen: 12), out source);
+        Assert.Contains("Pooling = global::TransformerGen.Pooling.Mean,", source);
     }
 
     [Fact]

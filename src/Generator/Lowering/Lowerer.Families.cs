@@ -37,7 +37,7 @@ namespace TransformerGen.Generator
             public static FamilyNames Of(int kind) => kind switch
             {
                 FamilySpec.Gpt2 => Gpt2,
-                FamilySpec.Bert => Bert,
+                FamilySpec.Bert or FamilySpec.Roberta => Bert,
                 _ => Llama,
             };
         }
@@ -60,7 +60,12 @@ namespace TransformerGen.Generator
                 _ops.Add(new TokenTypeOp(embed, TensorDef.View(types, 0, c), x));
             }
             if (names.Positions is not null)
-                _ops.Add(new PositionalAddOp(embed, stream, Parameter(names.Positions, InitKind.Normal, InitStd, f.MaxPositions, c), x));
+            {
+                // Position p is row PositionOffset + p of the table (RoBERTa's rows before it belong to the padding id).
+                TensorDef positions = Parameter(names.Positions, InitKind.Normal, InitStd, f.MaxPositions, c);
+                if (f.PositionOffset > 0) positions = TensorDef.View(positions, f.PositionOffset * c, f.UsablePositions, c);
+                _ops.Add(new PositionalAddOp(embed, stream, positions, x));
+            }
             if (f.Rotary)
             {
                 _rotaryCos = Constant("rotary_cos", _d.MaxLength, _d.HeadDim / 2L);

@@ -84,14 +84,15 @@ namespace TransformerGen.Generator
             switch (modelType)
             {
                 case "gpt2": return Gpt2();
-                case "bert": return Bert();
+                case "bert": return Bert(FamilySpec.Bert);
+                case "roberta": case "xlm-roberta": return Bert(FamilySpec.Roberta);
                 case "llama": case "mistral": return Llama(FamilySpec.Llama, modelType);
                 case "qwen2": return Llama(FamilySpec.Qwen2, modelType);
                 case null:
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, llama, mistral and qwen2 are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, llama, mistral and qwen2 are known");
                     return null;
             }
         }
@@ -114,7 +115,8 @@ namespace TransformerGen.Generator
             return Resolve(family, EnumValues.DecoderOnly, vocab, embd, heads, layers, inner, EnumValues.Learned, EnumValues.PreNorm, tied: Bool("tie_word_embeddings") ?? true);
         }
 
-        private ModelSpec? Bert()
+        /// <summary>BERT, or RoBERTa/XLM-RoBERTa (<paramref name="kind"/>): the same layers; RoBERTa's positions start after its padding id.</summary>
+        private ModelSpec? Bert(int kind)
         {
             int hidden = Required("hidden_size"), layers = Required("num_hidden_layers"), heads = Required("num_attention_heads");
             int inner = Required("intermediate_size"), vocab = Required("vocab_size"), positions = Required("max_position_embeddings");
@@ -126,13 +128,16 @@ namespace TransformerGen.Generator
             RequireFlag("is_decoder", false, "a BERT used as a decoder");
             RequireFlag("add_cross_attention", false, "cross-attention in a BERT layer");
             if (hidden > 0 && heads > 0 && hidden % heads != 0) Unsupported("num_attention_heads", heads, $"hidden_size {hidden} is not a multiple of it");
-            var family = new FamilySpec(FamilySpec.Bert, _file, heads > 0 ? hidden / heads : 0, heads, positions, eps, RmsNorm: false, feedForward,
-                Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: Int("type_vocab_size") ?? 2, EmbeddingNorm: true);
+            // RoBERTa (create_position_ids_from_input_ids): position ids count from padding_idx + 1, rows 0..padding_idx unused.
+            int pad = Int("pad_token_id") ?? (kind == FamilySpec.Roberta ? 1 : 0);
+            var family = new FamilySpec(kind, _file, heads > 0 ? hidden / heads : 0, heads, positions, eps, RmsNorm: false, feedForward,
+                Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: Int("type_vocab_size") ?? 2, EmbeddingNorm: true,
+                PositionOffset: kind == FamilySpec.Roberta ? pad + 1 : 0);
             if (_spec.Head.Value != EnumValues.SentenceEmbedding)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigUnsupported, _spec.Head.Location ?? Where, _file, "architectures",
                     "a BERT head other than EncoderHead.SentenceEmbedding", "the checkpoint holds no classifier; declare Head = EncoderHead.SentenceEmbedding"));
             return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
-                pad: Int("pad_token_id") ?? 0);
+                pad: pad);
         }
 
         private ModelSpec? Llama(int kind, string modelType)
@@ -205,9 +210,11 @@ namespace TransformerGen.Generator
                 return new Argument<int>(value, given.Location ?? _spec.Config.Location);
             }
             ModelSpec spec = _spec;
-            if (spec.SeqLen.Value > family.MaxPositions && family.MaxPositions > 0)
+            if (spec.SeqLen.Value > family.UsablePositions && family.MaxPositions > 0)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.SeqLen.Location ?? Where, "SeqLen", spec.SeqLen.Value, _file,
-                    family.Kind == FamilySpec.Gpt2 ? "n_positions" : "max_position_embeddings", $"the model knows {family.MaxPositions} positions"));
+                    family.Kind == FamilySpec.Gpt2 ? "n_positions" : "max_position_embeddings", family.PositionOffset > 0
+                        ? $"the model knows {family.UsablePositions} positions ({family.MaxPositions} rows, positions counted from pad_token_id + 1 = {family.PositionOffset})"
+                        : $"the model knows {family.MaxPositions} positions"));
             if (spec.TiedEmbeddings.IsSet && spec.TiedEmbeddings.Value != tied)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.TiedEmbeddings.Location, "TiedEmbeddings", spec.TiedEmbeddings.Value ? "true" : "false",
                     _file, "tie_word_embeddings", tied ? "true" : "false"));

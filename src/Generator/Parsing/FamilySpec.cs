@@ -4,7 +4,8 @@ namespace TransformerGen.Generator
     /// The part of a Hugging Face <c>config.json</c> that the attribute cannot say, read once by <see cref="ConfigReader"/>:
     /// what the families differ in (norm kind and eps, feed-forward kind, key/value heads, rotary convention and theta,
     /// a bias flag per projection, embedding extras). The sizes they share with the attribute (vocabulary, width, heads,
-    /// layers, feed-forward width) go into the <see cref="ModelSpec"/>'s own arguments.
+    /// layers, feed-forward width) go into the <see cref="ModelSpec"/>'s own arguments. <c>PositionOffset</c> is the rows
+    /// of a learned position table that come before position 0: RoBERTa numbers positions from <c>padding_idx + 1</c>.
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -21,16 +22,23 @@ namespace TransformerGen.Generator
         bool OutBias,
         bool FfnBias,
         int TypeVocab,
-        bool EmbeddingNorm)
+        bool EmbeddingNorm,
+        int PositionOffset = 0)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
-        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4;
+        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5;
+
+        /// <summary>Whether the family is BERT-shaped (BERT itself, or RoBERTa and XLM-RoBERTa: BERT's layers under other names).</summary>
+        public bool IsBertLike => Kind is Bert or Roberta;
+
+        /// <summary>Positions a sequence may use: the table's rows after the first <see cref="PositionOffset"/>.</summary>
+        public int UsablePositions => MaxPositions - PositionOffset;
 
         /// <summary>Feed-forward kinds: erf GELU, tanh GELU (<c>gelu_new</c>), ReLU, SwiGLU (<c>down(silu(gate)·up)</c>).</summary>
         public const int GeluErf = 0, GeluTanh = 1, Relu = 2, SwiGlu = 3;
 
         /// <summary>The runtime enum member's name, for generated code.</summary>
-        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", _ => "Qwen2" };
+        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", _ => "Qwen2" };
 
         public string FeedForwardName => FeedForward switch
         {

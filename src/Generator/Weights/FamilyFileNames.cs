@@ -10,7 +10,7 @@ namespace TransformerGen.Generator
     /// </summary>
     internal sealed class FamilyFileNames(int kind, bool tied)
     {
-        private string Prefix => kind switch { FamilySpec.Gpt2 => "transformer.", FamilySpec.Bert => "bert.", _ => "model." };
+        private string Prefix => kind switch { FamilySpec.Gpt2 => "transformer.", FamilySpec.Bert => "bert.", FamilySpec.Roberta => "roberta.", _ => "model." };
 
         /// <summary>The name the model gives the tensor a file calls <paramref name="name"/>.</summary>
         public string Key(string name)
@@ -18,8 +18,8 @@ namespace TransformerGen.Generator
             if (name.EndsWith("LayerNorm.gamma", StringComparison.Ordinal)) name = name.Substring(0, name.Length - "gamma".Length) + "weight";
             else if (name.EndsWith("LayerNorm.beta", StringComparison.Ordinal)) name = name.Substring(0, name.Length - "beta".Length) + "bias";
             bool prefixed = name.StartsWith(Prefix, StringComparison.Ordinal);
-            // GPT-2 and BERT models carry no prefix; Llama and Qwen2 models carry "model." on everything but lm_head.
-            if (kind is FamilySpec.Gpt2 or FamilySpec.Bert) return prefixed ? name.Substring(Prefix.Length) : name;
+            // GPT-2 and BERT-like models carry no prefix; Llama and Qwen2 models carry "model." on everything but lm_head.
+            if (kind is FamilySpec.Gpt2 or FamilySpec.Bert or FamilySpec.Roberta) return prefixed ? name.Substring(Prefix.Length) : name;
             return prefixed || name.StartsWith("lm_head.", StringComparison.Ordinal) ? name : Prefix + name;
         }
 
@@ -33,6 +33,7 @@ namespace TransformerGen.Generator
                     || (tied && key == "lm_head.weight"),
                 FamilySpec.Bert => key == "embeddings.position_ids" || key.StartsWith("pooler.", StringComparison.Ordinal) || key.StartsWith("cls.", StringComparison.Ordinal)
                     || name.StartsWith("cls.", StringComparison.Ordinal),
+                FamilySpec.Roberta => key == "embeddings.position_ids" || key.StartsWith("pooler.", StringComparison.Ordinal) || key.StartsWith("lm_head.", StringComparison.Ordinal),
                 _ => key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) || (tied && key == "lm_head.weight"),
             };
         }

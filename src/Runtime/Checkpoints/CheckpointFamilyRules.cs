@@ -43,6 +43,7 @@ internal sealed class CheckpointFamilyRules
         CheckpointFamily.Bert => Bert,
         CheckpointFamily.Llama => Llama,
         CheckpointFamily.Qwen2 => Qwen2,
+        CheckpointFamily.Roberta => Roberta,
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "not a Hugging Face checkpoint family"),
     };
 
@@ -77,6 +78,21 @@ internal sealed class CheckpointFamilyRules
                 static (shape, table, _) => shape is [1, var p] && p == table.Dim("embeddings.position_embeddings.weight", 0)),
         ],
         UnusedHeads = ["pooler.dense.weight", "pooler.dense.bias", "cls.*"],
+    };
+
+    // RobertaModel and XLMRobertaModel: base prefix "roberta."; BERT's names otherwise. RobertaForMaskedLM files add the
+    // MLM head under "lm_head."; RobertaModel files have the pooler. Files from transformers 4.x before 4.31 keep the
+    // position_ids buffer.
+    private static readonly CheckpointFamilyRules Roberta = new()
+    {
+        Family = CheckpointFamily.Roberta,
+        Prefix = "roberta.",
+        Buffers =
+        [
+            new("embeddings.position_ids", ["I64"], "[1, P], P = the rows of embeddings.position_embeddings.weight",
+                static (shape, table, _) => shape is [1, var p] && p == table.Dim("embeddings.position_embeddings.weight", 0)),
+        ],
+        UnusedHeads = ["pooler.dense.weight", "pooler.dense.bias", "lm_head.*"],
     };
 
     // LlamaForCausalLM: base prefix "model."; lm_head absent or a copy when tied; Llama-2-era files keep the rotary inverse

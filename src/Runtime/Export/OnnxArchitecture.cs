@@ -86,6 +86,8 @@ internal sealed class OnnxArchitecture
     public Pooling Pooling { get; init; }
     public required ParameterTensor TokenEmbedding { get; init; }
     public ParameterTensor? PositionEmbedding { get; init; }
+    /// <summary>The rows of <see cref="PositionEmbedding"/> before position 0 (RoBERTa's, up to its padding id).</summary>
+    public int PositionOffset { get; init; }
     public ParameterTensor? TokenTypeEmbedding { get; init; }
     public ParameterTensor? EmbeddingNorm { get; init; }
     public ParameterTensor? EmbeddingNormBias { get; init; }
@@ -258,6 +260,7 @@ internal sealed class OnnxArchitecture
         {
             CheckpointFamily.Gpt2 => "gpt2",
             CheckpointFamily.Bert => "bert",
+            CheckpointFamily.Roberta => modelType == "xlm-roberta" ? "xlm-roberta" : "roberta",
             CheckpointFamily.Llama => modelType == "mistral" ? "mistral" : "llama",
             CheckpointFamily.Qwen2 => "qwen2",
             _ => null,
@@ -267,7 +270,7 @@ internal sealed class OnnxArchitecture
         return layout.Family switch
         {
             CheckpointFamily.Gpt2 => Gpt2(layout, config, table),
-            CheckpointFamily.Bert => Bert(layout, d, config, table),
+            CheckpointFamily.Bert or CheckpointFamily.Roberta => Bert(layout, d, config, table),
             _ => Llama(layout, config, table, configPath),
         };
     }
@@ -350,6 +353,7 @@ internal sealed class OnnxArchitecture
             Pooling = layout.Pooling,
             TokenEmbedding = embedding,
             PositionEmbedding = table.Take("embeddings.position_embeddings.weight"),
+            PositionOffset = layout.Family == CheckpointFamily.Roberta ? layout.PadToken + 1 : 0,
             TokenTypeEmbedding = table.Take("embeddings.token_type_embeddings.weight"),
             EmbeddingNorm = table.Take("embeddings.LayerNorm.weight"),
             EmbeddingNormBias = table.Take("embeddings.LayerNorm.bias"),

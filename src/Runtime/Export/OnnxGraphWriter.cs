@@ -324,8 +324,13 @@ internal sealed class OnnxGraphWriter
         switch (_a.Positions)
         {
             case OnnxPositions.Learned:
-                x = _g.Node("Add", [x, PositionRows(Weight(positionEmbedding!), stream, positionIds)], p + "embedding_with_positions");
+            {
+                string table = Weight(positionEmbedding!);
+                if (_a.PositionOffset > 0) // RoBERTa: position 0 is the row after the padding id's
+                    table = StreamRows(table, _g.Int64s(_a.PositionOffset), _g.Int64s(positionEmbedding!.Shape[0]), p + "position_table");
+                x = _g.Node("Add", [x, PositionRows(table, stream, positionIds)], p + "embedding_with_positions");
                 break;
+            }
             case OnnxPositions.Sinusoidal:
             {
                 if (_sinusoids is null)

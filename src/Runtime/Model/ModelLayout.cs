@@ -141,4 +141,9 @@ public enum CheckpointFamily
     Llama,
     /// <summary>Hugging Face Qwen2 (<c>Qwen2ForCausalLM</c>): Llama's layout with Q, K and V biases.</summary>
     Qwen2,
+    /// <summary>
+    /// Hugging Face RoBERTa and XLM-RoBERTa (<c>RobertaModel</c>, <c>XLMRobertaModel</c>, sentence-transformers): BERT's
+    /// names under an optional <c>roberta.</c> prefix, positions counted from the padding id + 1.
+    /// </summary>
+    Roberta,
 }

@@ -7,7 +7,8 @@ namespace TransformerGen.Reference.Tests.HuggingFace;
 /// <summary>
 /// <c>BertModel</c> (MODEL_FAMILIES.md §2, <c>modeling_bert.py</c>, eager attention) and the sentence-transformers
 /// pipeline on top of it: (word + token type 0) + position, embedding LayerNorm, post-LN layers with separate
-/// query/key/value Linear layers and erf GELU, mean pooling over the attention mask, L2 normalisation.
+/// query/key/value Linear layers and erf GELU, mean pooling over the attention mask, L2 normalisation. Also
+/// <c>RobertaModel</c>/<c>XLMRobertaModel</c> (<c>modeling_roberta.py</c>), which differ only in the position ids.
 /// </summary>
 internal sealed class HfBert : HfTorchModel
 {
@@ -49,11 +50,18 @@ internal sealed class HfBert : HfTorchModel
     {
         long batch = ids.shape[0], length = ids.shape[1], hidden = Config.HiddenSize;
         // BertEmbeddings: token_type_ids default to zeros, position ids to arange (padding does not move them).
+        // RobertaEmbeddings (create_position_ids_from_input_ids): cumsum(ids ≠ pad)·(ids ≠ pad) + pad, so real tokens
+        // count from pad + 1 and pads sit at row pad.
         Tensor typeIds = zeros(batch * length, ScalarType.Int64);
         Tensor positions = arange(length, ScalarType.Int64);
+        if (Config.PositionsFromPadding)
+        {
+            Tensor real = ids.ne(Config.PadTokenId).to(ScalarType.Int64);
+            positions = real.cumsum(1) * real + Config.PadTokenId;
+        }
         Tensor embeddings = this["embeddings.word_embeddings.weight"].index_select(0, ids.flatten()).view(batch, length, hidden)
                           + this["embeddings.token_type_embeddings.weight"].index_select(0, typeIds).view(batch, length, hidden);
-        embeddings = embeddings + this["embeddings.position_embeddings.weight"].index_select(0, positions);
+        embeddings = embeddings + this["embeddings.position_embeddings.weight"].index_select(0, positions.flatten()).view(-1, length, hidden);
         Tensor h = LayerNorm(embeddings, "embeddings.LayerNorm");
 
         // get_extended_attention_mask: (1 − mask)[:, None, None, :]·finfo.min. Without a mask transformers uses ones,

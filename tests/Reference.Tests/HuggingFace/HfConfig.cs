@@ -38,6 +38,9 @@ internal sealed record HfConfig
 
     // BERT
     public int TypeVocabSize { get; init; }
+    /// <summary>RoBERTa and XLM-RoBERTa: position ids from the padding id (<c>create_position_ids_from_input_ids</c>).</summary>
+    public bool PositionsFromPadding { get; init; }
+    public int PadTokenId { get; init; }
 
     // Llama / Qwen2
     public double RopeTheta { get; init; } = 10000.0;
@@ -55,7 +58,8 @@ internal sealed record HfConfig
         return modelType switch
         {
             "gpt2" => Gpt2(json),
-            "bert" => Bert(json),
+            "bert" => Bert(json, "bert"),
+            "roberta" or "xlm-roberta" => Bert(json, modelType),
             "llama" => Llama(json, qwen2: false),
             "qwen2" => Llama(json, qwen2: true),
             _ => throw new NotSupportedException($"model_type '{modelType}' has no reference here"),
@@ -90,16 +94,19 @@ internal sealed record HfConfig
         };
     }
 
-    // configuration_bert.py defaults (bert-base-uncased).
-    private static HfConfig Bert(JsonObject json)
+    // configuration_bert.py defaults (bert-base-uncased); configuration_roberta.py keeps them but pad_token_id 1.
+    private static HfConfig Bert(JsonObject json, string modelType)
     {
+        bool roberta = modelType != "bert";
         string positions = String(json, "position_embedding_type") ?? "absolute";
         if (positions != "absolute") throw new NotSupportedException($"position_embedding_type '{positions}' is not implemented");
         int hidden = Int(json, "hidden_size") ?? 768, heads = Int(json, "num_attention_heads") ?? 12;
         return new HfConfig
         {
-            ModelType = "bert",
+            ModelType = modelType,
             Family = HfFamily.Bert,
+            PositionsFromPadding = roberta,
+            PadTokenId = Int(json, "pad_token_id") ?? (roberta ? 1 : 0),
             VocabSize = Int(json, "vocab_size") ?? 30522,
             HiddenSize = hidden,
             Layers = Int(json, "num_hidden_layers") ?? 12,

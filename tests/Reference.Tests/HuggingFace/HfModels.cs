@@ -15,6 +15,10 @@ public partial class HfBertModel { }
 [TransformerModel(Config = "HuggingFace/Configs/bert/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.SentenceEmbedding, Pooling = Pooling.FirstToken)]
 public partial class HfBertClsModel { }
 
+// RoBERTa (all-distilroberta-v1-shaped): SeqLen 12 takes every one of the 14-row table's positions after pad + 1 = 2.
+[TransformerModel(Config = "HuggingFace/Configs/roberta/config.json", SeqLen = 12, Batch = 2, Head = EncoderHead.SentenceEmbedding)]
+public partial class HfRobertaModel { }
+
 [TransformerModel(Config = "HuggingFace/Configs/llama-gqa/config.json", SeqLen = 13, Batch = 2)]
 public partial class HfLlamaGqaModel { }
 

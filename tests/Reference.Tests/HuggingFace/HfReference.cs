@@ -148,7 +148,7 @@ public sealed class HfReference : IDisposable
         return _model.Config.Family switch
         {
             HfFamily.Gpt2 => "transformer." + name,
-            HfFamily.Bert => "bert." + name,
+            HfFamily.Bert => (_model.Config.ModelType == "bert" ? "bert." : "roberta.") + name,
             _ => name.StartsWith("model.", StringComparison.Ordinal) ? name["model.".Length..] : throw new InvalidOperationException(name),
         };
     }

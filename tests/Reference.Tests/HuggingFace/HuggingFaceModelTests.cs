@@ -98,18 +98,25 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         BertSentenceEmbeddings(model, clsToken: true, new HfWriteOptions(Prefix: false, IncludeUnusedHeads: true));
     }
 
-    private void BertSentenceEmbeddings(EncoderModel model, bool clsToken, HfWriteOptions files)
+    // RoBERTa: BERT's layers, positions from pad_token_id + 1 (the reference computes them from the ids, as
+    // create_position_ids_from_input_ids does), names under "roberta.", the pooler and the position_ids buffer skipped.
+    [Fact]
+    public void Roberta_sentence_embeddings_with_positions_after_the_padding_id() =>
+        BertSentenceEmbeddings(new HfRobertaModel(seed: 3), clsToken: false, new HfWriteOptions(Prefix: true, IncludeBuffers: true, IncludeUnusedHeads: true), "roberta", [HfRobertaModel.SeqLen, 5]);
+
+    private void BertSentenceEmbeddings(EncoderModel model, bool clsToken, HfWriteOptions files, string config = "bert", int[]? lengths = null)
     {
-        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath("bert"), Seed);
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(config), Seed);
         reference.Save(_folder, files);
-        const int batch = HfBertModel.Batch, seqLen = HfBertModel.SeqLen, c = HfBertModel.DModel;
-        int[] lengths = [seqLen, 4, 7];
-        int[] tokens = new int[batch * seqLen], mask = new int[batch * seqLen];
-        int[] random = TestData.Tokens(batch * seqLen, HfBertModel.Vocab - 1, 21);
+        ModelLayout layout = model.Layout;
+        int batch = layout.Batch, seqLen = layout.SeqLen, c = layout.HiddenStateLength / (batch * seqLen), pad = layout.PadToken;
+        lengths ??= [seqLen, 4, 7];
+        int[] tokens = Enumerable.Repeat(pad, batch * seqLen).ToArray(), mask = new int[batch * seqLen];
+        int[] random = TestData.Tokens(batch * seqLen, layout.Vocab - 1, 21);
         for (int b = 0; b < batch; b++)
             for (int t = 0; t < lengths[b]; t++)
             {
-                tokens[b * seqLen + t] = random[b * seqLen + t] + 1; // 0 is [PAD]
+                tokens[b * seqLen + t] = random[b * seqLen + t] >= pad ? random[b * seqLen + t] + 1 : random[b * seqLen + t]; // never the padding id
                 mask[b * seqLen + t] = 1;
             }
 
@@ -137,7 +144,7 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         model.ZeroGrad();
         model.Backward(upstream);
         (double gradientError, string worst) = GradientError(model, reference.EmbeddingGradients(tokens, mask, batch, seqLen, upstream, clsToken));
-        output.WriteLine($"bert ({(clsToken ? "[CLS]" : "mean")} pooling): embeddings {RelativeMax(embeddings, expected):E2}, hidden {hiddenError:E2}, gradients {gradientError:E2} (worst {worst})");
+        output.WriteLine($"{config} ({(clsToken ? "[CLS]" : "mean")} pooling): embeddings {RelativeMax(embeddings, expected):E2}, hidden {hiddenError:E2}, gradients {gradientError:E2} (worst {worst})");
         Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
     }
 
