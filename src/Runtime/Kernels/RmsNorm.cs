@@ -98,6 +98,157 @@ public static unsafe class RmsNorm
         }
     }
 
+    /// <summary>
+    /// Qwen3's per-head norms of the queries and keys (<c>q_norm</c>, <c>k_norm</c>): in each row of a packed Q | K | V
+    /// projection <c>[rows, (heads + 2·kvHeads)·headDim]</c>, every query head is normalized over its
+    /// <paramref name="headDim"/> channels and scaled by <paramref name="queryWeight"/>, every key head likewise by
+    /// <paramref name="keyWeight"/>, and the values are copied. Saves one <paramref name="rstd"/> per head for
+    /// <see cref="HeadsBackward"/>. Overwrites the outputs.
+    /// </summary>
+    /// <param name="x">The projection <c>[rows, W]</c>, W = (heads + 2·kvHeads)·headDim.</param>
+    /// <param name="queryWeight">Scale of every query head <c>[headDim]</c>.</param>
+    /// <param name="keyWeight">Scale of every key head <c>[headDim]</c>.</param>
+    /// <param name="y">Output <c>[rows, W]</c>; must not overlap <paramref name="x"/>.</param>
+    /// <param name="rstd">Saved reciprocal root mean squares <c>[rows, heads + kvHeads]</c>.</param>
+    /// <param name="rows">Tokens.</param>
+    /// <param name="heads">Query heads.</param>
+    /// <param name="kvHeads">Key (and value) heads.</param>
+    /// <param name="headDim">Channels per head.</param>
+    /// <param name="eps">Added to the mean square (the config's <c>rms_norm_eps</c>).</param>
+    public static void HeadsForward(ReadOnlySpan<float> x, ReadOnlySpan<float> queryWeight, ReadOnlySpan<float> keyWeight, Span<float> y, Span<float> rstd,
+        int rows, int heads, int kvHeads, int headDim, float eps)
+    {
+        int width = CheckHeads(rows, heads, kvHeads, headDim);
+        SpanChecks.Length(x.Length, (long)rows * width, nameof(x));
+        SpanChecks.Length(queryWeight.Length, headDim, nameof(queryWeight));
+        SpanChecks.Length(keyWeight.Length, headDim, nameof(keyWeight));
+        SpanChecks.Length(y.Length, (long)rows * width, nameof(y));
+        SpanChecks.Length(rstd.Length, (long)rows * (heads + kvHeads), nameof(rstd));
+
+        fixed (float* px = x, pq = queryWeight, pk = keyWeight, py = y, pr = rstd)
+        {
+            var work = new HeadsForwardWork { X = px, QueryWeight = pq, KeyWeight = pk, Y = py, Rstd = pr, Rows = rows, Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Eps = eps };
+            int blocks = Count(rows, RowBlock);
+            WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)ForwardCost * rows * width, blocks));
+        }
+    }
+
+    /// <summary>
+    /// The gradients of <see cref="HeadsForward"/>: each head's input gradient as <see cref="Backward"/> computes a row's
+    /// (the values' gradient passes through), and the two weights' gradients summed over every row and head, in order
+    /// (accumulated). With <paramref name="overwriteDx"/> the input's gradient is stored rather than added.
+    /// </summary>
+    /// <param name="dy">Gradient of the output <c>[rows, W]</c>.</param>
+    /// <param name="x">The forward input <c>[rows, W]</c>.</param>
+    /// <param name="queryWeight">Scale of the query heads <c>[headDim]</c>.</param>
+    /// <param name="keyWeight">Scale of the key heads <c>[headDim]</c>.</param>
+    /// <param name="rstd">Saved by forward <c>[rows, heads + kvHeads]</c>.</param>
+    /// <param name="dx">Gradient of the input <c>[rows, W]</c>.</param>
+    /// <param name="dQueryWeight">Gradient of <paramref name="queryWeight"/> (accumulated).</param>
+    /// <param name="dKeyWeight">Gradient of <paramref name="keyWeight"/> (accumulated).</param>
+    /// <param name="rows">Tokens.</param>
+    /// <param name="heads">Query heads.</param>
+    /// <param name="kvHeads">Key (and value) heads.</param>
+    /// <param name="headDim">Channels per head.</param>
+    /// <param name="overwriteDx">Store the input's gradient rather than add it.</param>
+    public static void HeadsBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> queryWeight, ReadOnlySpan<float> keyWeight, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dQueryWeight, Span<float> dKeyWeight, int rows, int heads, int kvHeads, int headDim, bool overwriteDx = false)
+    {
+        int width = CheckHeads(rows, heads, kvHeads, headDim);
+        SpanChecks.Length(dy.Length, (long)rows * width, nameof(dy));
+        SpanChecks.Length(x.Length, (long)rows * width, nameof(x));
+        SpanChecks.Length(queryWeight.Length, headDim, nameof(queryWeight));
+        SpanChecks.Length(keyWeight.Length, headDim, nameof(keyWeight));
+        SpanChecks.Length(rstd.Length, (long)rows * (heads + kvHeads), nameof(rstd));
+        SpanChecks.Length(dx.Length, (long)rows * width, nameof(dx));
+        SpanChecks.Length(dQueryWeight.Length, headDim, nameof(dQueryWeight));
+        SpanChecks.Length(dKeyWeight.Length, headDim, nameof(dKeyWeight));
+
+        fixed (float* pdy = dy, px = x, pq = queryWeight, pk = keyWeight, pr = rstd, pdx = dx, pdq = dQueryWeight, pdk = dKeyWeight)
+        {
+            var work = new HeadsBackwardWork
+            {
+                Dy = pdy, X = px, QueryWeight = pq, KeyWeight = pk, Rstd = pr, Dx = pdx, Rows = rows, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,
+                Accumulate = !overwriteDx,
+            };
+            int blocks = Count(rows, RowBlock);
+            WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)BackwardCost * rows * width, blocks));
+            // The weights' gradients: Σ over rows, then heads, of dy·x̂, in one fixed order on this thread.
+            int normed = heads + kvHeads;
+            for (int i = 0; i < rows; i++)
+                for (int g = 0; g < normed; g++)
+                {
+                    nint at = (nint)i * width + (nint)g * headDim;
+                    HeadWeightGradient(pdy + at, px + at, pr[(nint)i * normed + g], g < heads ? pdq : pdk, headDim);
+                }
+        }
+    }
+
+    private static int CheckHeads(int rows, int heads, int kvHeads, int headDim)
+    {
+        SpanChecks.NonNegative(rows, nameof(rows));
+        SpanChecks.Positive(heads, nameof(heads));
+        SpanChecks.Positive(kvHeads, nameof(kvHeads));
+        SpanChecks.Positive(headDim, nameof(headDim));
+        return (heads + 2 * kvHeads) * headDim;
+    }
+
+    // dweight += dy·(x·rstd) over one head.
+    private static void HeadWeightGradient(float* dy, float* x, float rs, float* dweight, int headDim)
+    {
+        int width = Vector<float>.Count, j = 0;
+        var vRs = new Vector<float>(rs);
+        for (; j <= headDim - width; j += width)
+            (Vector.Load(dweight + j) + Vector.Load(dy + j) * (Vector.Load(x + j) * vRs)).Store(dweight + j);
+        for (; j < headDim; j++)
+            dweight[j] += dy[j] * (x[j] * rs);
+    }
+
+    private struct HeadsForwardWork : IParallelWork
+    {
+        public float* X, QueryWeight, KeyWeight, Y, Rstd;
+        public int Rows, Heads, KvHeads, HeadDim;
+        public float Eps;
+
+        public readonly void Execute(int item)
+        {
+            int hd = HeadDim, normed = Heads + KvHeads, width = (Heads + 2 * KvHeads) * hd;
+            var rowWork = new ForwardWork { C = hd, Eps = Eps };
+            for (int i = item * RowBlock, end = Math.Min(Rows, (item + 1) * RowBlock); i < end; i++)
+            {
+                float* x = X + (nint)i * width, y = Y + (nint)i * width;
+                // The query heads, then the key heads, each a row of ForwardRows; then the values, copied.
+                rowWork.X = x; rowWork.Y = y; rowWork.Rstd = Rstd + (nint)i * normed; rowWork.Weight = QueryWeight;
+                ForwardRows(ref rowWork, 0, Heads);
+                rowWork.X = x + (nint)Heads * hd; rowWork.Y = y + (nint)Heads * hd; rowWork.Rstd = Rstd + (nint)i * normed + Heads; rowWork.Weight = KeyWeight;
+                ForwardRows(ref rowWork, 0, KvHeads);
+                new ReadOnlySpan<float>(x + (nint)normed * hd, KvHeads * hd).CopyTo(new Span<float>(y + (nint)normed * hd, KvHeads * hd));
+            }
+        }
+    }
+
+    private struct HeadsBackwardWork : IParallelWork
+    {
+        public float* Dy, X, QueryWeight, KeyWeight, Rstd, Dx;
+        public int Rows, Heads, KvHeads, HeadDim;
+        public bool Accumulate;
+
+        public readonly void Execute(int item)
+        {
+            int hd = HeadDim, normed = Heads + KvHeads, width = (Heads + 2 * KvHeads) * hd;
+            for (int i = item * RowBlock, end = Math.Min(Rows, (item + 1) * RowBlock); i < end; i++)
+            {
+                nint row = (nint)i * width, keys = row + (nint)Heads * hd, values = row + (nint)normed * hd;
+                InputGradientRows(Dy + row, X + row, QueryWeight, Rstd + (nint)i * normed, Dx + row, hd, 0, Heads, Accumulate);
+                InputGradientRows(Dy + keys, X + keys, KeyWeight, Rstd + (nint)i * normed + Heads, Dx + keys, hd, 0, KvHeads, Accumulate);
+                var dValues = new Span<float>(Dx + values, KvHeads * hd);
+                var dyValues = new ReadOnlySpan<float>(Dy + values, KvHeads * hd);
+                if (Accumulate) TensorPrimitives.Add(dValues, dyValues, dValues);
+                else dyValues.CopyTo(dValues);
+            }
+        }
+    }
+
     private static int Count(int length, int block) => (length + block - 1) / block;
 
     private struct ForwardWork : IParallelWork
