@@ -201,6 +201,23 @@ public sealed class GgufFileTests(ITestOutputHelper output) : IDisposable
         Assert.False(File.Exists(path));
     }
 
+    /// <summary>Qwen3's per-head query and key norms have no place in either export yet: both refuse it, naming them, and write nothing.</summary>
+    [Fact]
+    public void Qwen3IsRefusedByBothExportsWithTheReason()
+    {
+        var model = new OnnxQwen3(1);
+        string gguf = Path.Combine(_folder, "qwen3.gguf"), onnx = Path.Combine(_folder, "qwen3.onnx");
+        var e = Assert.Throws<NotSupportedException>(() => model.SaveGguf(gguf, new GgufExportOptions
+        {
+            Hyperparameters = new GgufHyperparameters { Heads = 4, KeyValueHeads = 2, HeadDim = 14, NormEpsilon = 1e-6f },
+        }));
+        Assert.Contains("q_norm", e.Message);
+        e = Assert.Throws<NotSupportedException>(() => model.SaveOnnx(onnx, new OnnxExportOptions { Config = GgufLlamaCppTests.Config("qwen3") }));
+        Assert.Contains("q_norm", e.Message);
+        Assert.False(File.Exists(gguf));
+        Assert.False(File.Exists(onnx));
+    }
+
     [Fact]
     public void ContradictingHyperparametersAreRefusedBeforeWriting()
     {

@@ -20,6 +20,9 @@ public partial class OnnxBertCls { }
 [TransformerModel(Config = "HuggingFace/Configs/roberta/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
 public partial class OnnxRoberta { }
 
+[TransformerModel(Config = "HuggingFace/Configs/qwen3/config.json", SeqLen = 8)]
+public partial class OnnxQwen3 { }
+
 [TransformerModel(Config = "HuggingFace/Configs/llama-gqa/config.json", SeqLen = 13, Batch = 2)]
 public partial class OnnxLlamaGqa { }
 

@@ -75,7 +75,7 @@ public class ConfigTests
     public void TG0042_unknown_model_type()
     {
         string message = Unsupported("t5-small", Set(Gpt2, "model_type", "\"t5\""));
-        Assert.Equal("t5-small/config.json: \"model_type\": t5 cannot be compiled: only gpt2, bert, roberta, xlm-roberta, llama, mistral and qwen2 are known", message);
+        Assert.Equal("t5-small/config.json: \"model_type\": t5 cannot be compiled: only gpt2, bert, roberta, xlm-roberta, llama, mistral, qwen2 and qwen3 are known", message);
     }
 
     [Fact]
@@ -543,6 +543,27 @@ public class ConfigTests
         Assert.Contains(", 12, 6, 1000000f);", source);
         Assert.Contains("kvHeads: 2);", source);
         Assert.Contains(", 1E-06f);", source);
+    }
+
+    [Fact]
+    public void Qwen3_normalizes_each_query_and_key_head_before_the_rotation()
+    {
+        // Qwen2's fixture as Qwen3 declares it: no q/k/v biases (attention_bias false), an explicit head_dim 8 (6·8 ≠ 36).
+        string json = Set(Set(Set(Qwen2, "model_type", "\"qwen3\""), "head_dim", "8"), "attention_bias", "false");
+        Type m = Compile(At("qwen3", json), Declared("qwen3", seqLen: 12), out string source);
+        // embed 51·36 + 2 × (36 + q 48·36 + k 16·36 + v 16·36 + o 36·48 + q_norm 8 + k_norm 8 + 36 + 3 · 44·36) + norm 36, tied
+        Sizes(m, vocab: 51, dModel: 36, heads: 6, headDim: 8, layers: 2, dff: 44, parameters: 1836 + 2 * (36 + 1728 + 576 + 576 + 1728 + 16 + 36 + 4752) + 36);
+        Assert.Contains("new(\"model.layers.1.self_attn.q_norm.weight\", new[] { 8 }", source);
+        Assert.Contains("new(\"model.layers.1.self_attn.k_norm.weight\", new[] { 8 }", source);
+        Assert.DoesNotContain("q_proj.bias", source);
+        Assert.Contains("Family = global::TransformerGen.CheckpointFamily.Qwen3,", source);
+        // Forward, backward and the cached pass each normalize the heads between the projection and the rotation.
+        // Two layers × (forward, cached pass), each call right before its layer's rotation; one backward call per layer.
+        Assert.Equal(4, System.Text.RegularExpressions.Regex.Matches(source, @"RmsNorm\.HeadsForward\([^;]*, 6, 2, 8, 1E-06f\);\s*// layer \d · rotary").Count);
+        Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(source, @"RmsNorm\.HeadsBackward\(").Count);
+
+        Assert.Equal("qwen3/config.json: \"use_sliding_window\": true cannot be compiled: sliding-window attention is not implemented",
+            Unsupported("qwen3", Set(json, "use_sliding_window", "true")));
     }
 
     /// <summary>

@@ -247,6 +247,9 @@ namespace TransformerGen.Generator
                 case RmsNormOp rms:
                     lines.Add($"{Kernels}RmsNorm.Forward({V(rms.Input)}, {V(rms.Weight)}, {V(rms.Output)}, {V(rms.Rstd)}, {Lit(rms.Input.Shape[0])}, {Lit(rms.Input.Width)}, {Lit(rms.Eps)});");
                     break;
+                case HeadRmsNormOp qk:
+                    lines.Add($"{Kernels}RmsNorm.HeadsForward({V(qk.Input)}, {V(qk.QueryWeight)}, {V(qk.KeyWeight)}, {V(qk.Output)}, {V(qk.Rstd)}, {Lit(qk.Input.Shape[0])}, {HeadsArguments(qk)}, {Lit(qk.Eps)});");
+                    break;
                 case TokenTypeOp type:
                     lines.Add($"{Kernels}Embedding.AddRow({V(type.X)}, {V(type.Row)}, {Lit(type.X.Shape[0])}, {c});");
                     break;
@@ -317,6 +320,10 @@ namespace TransformerGen.Generator
                     break;
                 case RmsNormOp rms:
                     lines.Add($"{Kernels}RmsNorm.Backward({G(rms.Output)}, {V(rms.Input)}, {V(rms.Weight)}, {V(rms.Rstd)}, {G(rms.Input)}, {G(rms.Weight)}, {Lit(rms.Input.Shape[0])}, {Lit(rms.Input.Width)}{OverwriteArgument("overwriteDx", rms.Input)});");
+                    break;
+                case HeadRmsNormOp qk:
+                    lines.Add($"{Kernels}RmsNorm.HeadsBackward({G(qk.Output)}, {V(qk.Input)}, {V(qk.QueryWeight)}, {V(qk.KeyWeight)}, {V(qk.Rstd)}, {G(qk.Input)}, {G(qk.QueryWeight)}, {G(qk.KeyWeight)}, " +
+                              $"{Lit(qk.Input.Shape[0])}, {HeadsArguments(qk)}{OverwriteArgument("overwriteDx", qk.Input)});");
                     break;
                 case TokenTypeOp type:
                     lines.Add($"{Kernels}Embedding.AddRowBackward({G(type.X)}, {G(type.Row)}, {Lit(type.X.Shape[0])}, {c});");
@@ -463,6 +470,9 @@ namespace TransformerGen.Generator
                 case RmsNormOp rms:
                     lines.Add($"{Kernels}RmsNorm.Forward({I(rms.Input, stage)}, {I(rms.Weight, stage)}, {I(rms.Output, stage)}, {I(rms.Rstd, stage)}, {rows}, {Lit(rms.Input.Width)}, {Lit(rms.Eps)});");
                     break;
+                case HeadRmsNormOp qk:
+                    lines.Add($"{Kernels}RmsNorm.HeadsForward({I(qk.Input, stage)}, {I(qk.QueryWeight, stage)}, {I(qk.KeyWeight, stage)}, {I(qk.Output, stage)}, {I(qk.Rstd, stage)}, {rows}, {HeadsArguments(qk)}, {Lit(qk.Eps)});");
+                    break;
                 case SwiGluOp glu:
                     lines.Add($"{Kernels}Activations.SwiGluForward({I(glu.Input, stage)}, {I(glu.Output, stage)}, {rows}, {Lit(glu.Hidden)});");
                     break;
@@ -529,6 +539,9 @@ namespace TransformerGen.Generator
 
         /// <summary>Grouped-query attention's key/value heads, where there are fewer than query heads.</summary>
         private static string KvHeadsArgument(AttentionOp att) => att.KvHeads > 0 ? ", kvHeads: " + Lit(att.KvHeads) : "";
+
+        /// <summary>The head counts and size of the per-head query and key norms: <c>heads, kvHeads, headDim</c>.</summary>
+        private static string HeadsArguments(HeadRmsNormOp qk) => $"{Lit(qk.Heads)}, {Lit(qk.KvHeads)}, {Lit(qk.HeadDim)}";
 
         private static string ScaleArgument(EmbeddingOp e) => e.Scale == 1f ? "" : ", " + Lit(e.Scale);
 

@@ -13,7 +13,8 @@ namespace TransformerGen.Generator
         private sealed record FamilyNames(
             string TokenEmbedding, string? Positions, string? TokenTypes, string? EmbeddingNorm,
             string AttentionNorm, string[] QueryKeyValue, string? QueryKeyValueBias, string Output, string FeedForwardNorm,
-            string[] Up, string? UpBias, string Down, string FinalNorm, string NormWeight, string NormBias)
+            string[] Up, string? UpBias, string Down, string FinalNorm, string NormWeight, string NormBias,
+            string? QueryNorm = null, string? KeyNorm = null)
         {
             public static readonly FamilyNames Gpt2 = new(
                 "wte.weight", "wpe.weight", null, null,
@@ -34,10 +35,16 @@ namespace TransformerGen.Generator
                 "model.layers.{0}.self_attn.o_proj", "model.layers.{0}.post_attention_layernorm",
                 ["model.layers.{0}.mlp.gate_proj", "model.layers.{0}.mlp.up_proj"], null, "model.layers.{0}.mlp.down_proj", "model.norm", "weight", "bias");
 
+            public static readonly FamilyNames Qwen3 = Llama with
+            {
+                QueryNorm = "model.layers.{0}.self_attn.q_norm.weight", KeyNorm = "model.layers.{0}.self_attn.k_norm.weight",
+            };
+
             public static FamilyNames Of(int kind) => kind switch
             {
                 FamilySpec.Gpt2 => Gpt2,
                 FamilySpec.Bert or FamilySpec.Roberta => Bert,
+                FamilySpec.Qwen3 => Qwen3,
                 _ => Llama,
             };
         }
@@ -113,7 +120,17 @@ namespace TransformerGen.Generator
             long[] qkvRows = names.QueryKeyValue.Length == 1 ? [qWidth + 2 * kvWidth] : [qWidth, kvWidth, kvWidth];
             (TensorDef qkvW, TensorDef? qkvB) = PackedLinear(names.QueryKeyValue, Name, qkvRows, c, f.QkvBias, InitStd, conv1D);
             TensorDef qkv = Activation(a + "qkv", layer, qWidth + 2 * kvWidth, TokenStream.Input, "qkv");
-            _ops.Add(new LinearOp(stage, "Q, K, V projections", attnIn, qkvW, qkvB, qkv));
+            if (f.QueryKeyNorm)
+            {
+                // Qwen3: the projection, then each query and key head RMS-normalized (before the rotation).
+                TensorDef raw = Activation(a + "qkv_projected", layer, qWidth + 2 * kvWidth, TokenStream.Input, "qkv_projected");
+                _ops.Add(new LinearOp(stage, "Q, K, V projections", attnIn, qkvW, qkvB, raw));
+                TensorDef queryNorm = Parameter(Name(names.QueryNorm!), InitKind.Ones, 0f, hd);
+                TensorDef keyNorm = Parameter(Name(names.KeyNorm!), InitKind.Ones, 0f, hd);
+                TensorDef rstd = Activation(a + "qk_norm_rstd", layer, _d.Heads + _d.KeyValueHeads, TokenStream.Input, "qk_norm_rstd");
+                _ops.Add(new HeadRmsNormOp(stage, raw, queryNorm, keyNorm, qkv, rstd, _d.Heads, _d.KeyValueHeads, (int)hd, f.NormEps));
+            }
+            else _ops.Add(new LinearOp(stage, "Q, K, V projections", attnIn, qkvW, qkvB, qkv));
             if (f.Rotary)
                 _ops.Add(new RotaryOp(stage, TokenStream.Input, qkv, _rotaryCos!, _rotarySin!, _d.Heads, _d.HeadDim) { HalfSplit = true, KvHeads = _d.KeyValueHeads });
             TensorDef attended = Activation(a + "attention", layer, qWidth, TokenStream.Input, "attention");

@@ -284,6 +284,34 @@ namespace TransformerGen.Generator
         }
     }
 
+    /// <summary>
+    /// Qwen3's query and key norms: each query head of a packed <c>[rows, Q | K | V]</c> projection RMS-normalized over its
+    /// channels and scaled by <c>q_norm</c>, each key head by <c>k_norm</c>, the values copied; 1/rms kept per head.
+    /// </summary>
+    internal sealed class HeadRmsNormOp(Stage stage, TensorDef input, TensorDef queryWeight, TensorDef keyWeight, TensorDef output, TensorDef rstd,
+        int heads, int kvHeads, int headDim, float eps) : Op(stage, "query and key RMSNorm per head (q_norm, k_norm)")
+    {
+        public TensorDef Input { get; } = input;
+        public TensorDef QueryWeight { get; } = queryWeight;
+        public TensorDef KeyWeight { get; } = keyWeight;
+        public TensorDef Output { get; } = output;
+        public TensorDef Rstd { get; } = rstd;
+        public int Heads { get; } = heads;
+        public int KvHeads { get; } = kvHeads;
+        public int HeadDim { get; } = headDim;
+        public float Eps { get; } = eps;
+        public override IEnumerable<TensorDef> Reads => [Input, QueryWeight, KeyWeight];
+        public override IEnumerable<TensorDef> Writes => [Output, Rstd];
+        public override IEnumerable<string> CheckShapes()
+        {
+            foreach (string e in Expect(Input, Input.Shape[0], (long)(Heads + 2 * KvHeads) * HeadDim)) yield return e;
+            foreach (string e in Expect(QueryWeight, HeadDim)) yield return e;
+            foreach (string e in Expect(KeyWeight, HeadDim)) yield return e;
+            foreach (string e in Expect(Output, Input.Shape)) yield return e;
+            foreach (string e in Expect(Rstd, Input.Shape[0], Heads + KvHeads)) yield return e;
+        }
+    }
+
     /// <summary>The gated feed-forward activation: <c>silu(gate) ⊙ up</c> of a packed <c>[rows, gate | up]</c> projection.</summary>
     internal sealed class SwiGluOp(Stage stage, TensorDef input, TensorDef output) : Op(stage, "SwiGLU: silu(gate) ⊙ up")
     {

@@ -88,11 +88,12 @@ namespace TransformerGen.Generator
                 case "roberta": case "xlm-roberta": return Bert(FamilySpec.Roberta);
                 case "llama": case "mistral": return Llama(FamilySpec.Llama, modelType);
                 case "qwen2": return Llama(FamilySpec.Qwen2, modelType);
+                case "qwen3": return Llama(FamilySpec.Qwen3, modelType);
                 case null:
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, llama, mistral and qwen2 are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, llama, mistral, qwen2 and qwen3 are known");
                     return null;
             }
         }
@@ -157,14 +158,15 @@ namespace TransformerGen.Generator
             if (scaling is not null) Unsupported("rope_scaling", Text(scaling), "scaled rotary positions (linear, dynamic, yarn, llama3) are not implemented");
             if (Float("partial_rotary_factor") is float partial && partial != 1f) Unsupported("partial_rotary_factor", partial, "only whole-head rotation is implemented");
             int seqLen = _spec.SeqLen.Value;
-            if (kind == FamilySpec.Qwen2 && Bool("use_sliding_window") == true)
+            if (kind is FamilySpec.Qwen2 or FamilySpec.Qwen3 && Bool("use_sliding_window") == true)
                 Unsupported("use_sliding_window", true, "sliding-window attention is not implemented");
             if (kind == FamilySpec.Llama && Int("sliding_window") is int window && window < seqLen)
                 Unsupported("sliding_window", window, $"a window shorter than SeqLen = {seqLen} is not implemented (one at least as long has no effect)");
             bool attentionBias = Bool("attention_bias") ?? false, mlpBias = Bool("mlp_bias") ?? false;
+            // Qwen2 hard-codes q/k/v biases; Llama, Mistral and Qwen3 read attention_bias (Qwen3 adds q_norm and k_norm).
             var family = new FamilySpec(kind, _file, headDim, kvHeads, positions, eps, RmsNorm: true, FamilySpec.SwiGlu,
                 Rotary: true, theta, QkvBias: kind == FamilySpec.Qwen2 || attentionBias, OutBias: kind != FamilySpec.Qwen2 && attentionBias,
-                FfnBias: kind != FamilySpec.Qwen2 && mlpBias, TypeVocab: 0, EmbeddingNorm: false);
+                FfnBias: kind != FamilySpec.Qwen2 && mlpBias, TypeVocab: 0, EmbeddingNorm: false, QueryKeyNorm: kind == FamilySpec.Qwen3);
             _ = modelType;
             return Resolve(family, EnumValues.DecoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm,
                 tied: Bool("tie_word_embeddings") ?? false, pad: DecoderPad());

@@ -6,6 +6,7 @@ namespace TransformerGen.Generator
     /// a bias flag per projection, embedding extras). The sizes they share with the attribute (vocabulary, width, heads,
     /// layers, feed-forward width) go into the <see cref="ModelSpec"/>'s own arguments. <c>PositionOffset</c> is the rows
     /// of a learned position table that come before position 0: RoBERTa numbers positions from <c>padding_idx + 1</c>.
+    /// <c>QueryKeyNorm</c>: Qwen3's RMSNorm of each query and key head before the rotation (<c>q_norm</c>, <c>k_norm</c>).
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -23,10 +24,11 @@ namespace TransformerGen.Generator
         bool FfnBias,
         int TypeVocab,
         bool EmbeddingNorm,
-        int PositionOffset = 0)
+        int PositionOffset = 0,
+        bool QueryKeyNorm = false)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
-        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5;
+        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6;
 
         /// <summary>Whether the family is BERT-shaped (BERT itself, or RoBERTa and XLM-RoBERTa: BERT's layers under other names).</summary>
         public bool IsBertLike => Kind is Bert or Roberta;
@@ -38,7 +40,7 @@ namespace TransformerGen.Generator
         public const int GeluErf = 0, GeluTanh = 1, Relu = 2, SwiGlu = 3;
 
         /// <summary>The runtime enum member's name, for generated code.</summary>
-        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", _ => "Qwen2" };
+        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", _ => "Qwen2" };
 
         public string FeedForwardName => FeedForward switch
         {

@@ -10,7 +10,7 @@ namespace TransformerGen.Generator
     /// </summary>
     internal sealed class FamilyFileNames(int kind, bool tied)
     {
-        private string Prefix => kind switch { FamilySpec.Gpt2 => "transformer.", FamilySpec.Bert => "bert.", FamilySpec.Roberta => "roberta.", _ => "model." };
+        private string Prefix => kind switch { FamilySpec.Gpt2 => "transformer.", FamilySpec.Bert => "bert.", FamilySpec.Roberta => "roberta.", _ => "model." }; // Llama, Qwen2, Qwen3
 
         /// <summary>The name the model gives the tensor a file calls <paramref name="name"/>.</summary>
         public string Key(string name)

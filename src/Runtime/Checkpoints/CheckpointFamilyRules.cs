@@ -44,6 +44,7 @@ internal sealed class CheckpointFamilyRules
         CheckpointFamily.Llama => Llama,
         CheckpointFamily.Qwen2 => Qwen2,
         CheckpointFamily.Roberta => Roberta,
+        CheckpointFamily.Qwen3 => Qwen3,
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "not a Hugging Face checkpoint family"),
     };
 
@@ -116,6 +117,15 @@ internal sealed class CheckpointFamilyRules
     private static readonly CheckpointFamilyRules Qwen2 = new()
     {
         Family = CheckpointFamily.Qwen2,
+        Prefix = "model.",
+        Buffers = [RotaryInverseFrequencies],
+        TiedHead = new("lm_head.weight", "embed_tokens.weight"),
+    };
+
+    // Qwen3ForCausalLM: Llama's names plus self_attn.q_norm and k_norm, ordinary parameters of the model's table.
+    private static readonly CheckpointFamilyRules Qwen3 = new()
+    {
+        Family = CheckpointFamily.Qwen3,
         Prefix = "model.",
         Buffers = [RotaryInverseFrequencies],
         TiedHead = new("lm_head.weight", "embed_tokens.weight"),

@@ -77,6 +77,7 @@ public static class GgufExport
             CheckpointFamily.Native => throw new NotSupportedException(
                 $"{layout.Name} uses this project's own layers (LayerNorm, erf GELU, a two-matrix MLP); no llama.cpp architecture computes them " +
                 "(llama is RMSNorm + SwiGLU; gpt2 and starcoder2 use a tanh GELU). Compile the model from a Hugging Face config (gpt2, llama, qwen2) to export it."),
+            CheckpointFamily.Qwen3 => throw new NotSupportedException($"{layout.Name} is a Qwen3 model: the GGUF export does not write llama.cpp's qwen3 architecture (its q_norm and k_norm) yet"),
             _ => throw new NotSupportedException($"{layout.Name} is a {layout.Family} model; GGUF export covers the decoder families gpt2, llama and qwen2"),
         };
         GgufHyperparameters h = options.Hyperparameters ?? throw new ArgumentException("options.Hyperparameters is required", nameof(options));

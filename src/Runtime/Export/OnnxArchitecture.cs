@@ -121,6 +121,8 @@ internal sealed class OnnxArchitecture
         ModelLayout layout = model.Layout;
         TransformerModelAttribute declaration = DeclarationOf(model.GetType())
             ?? throw new NotSupportedException($"{layout.Name} carries no [TransformerModel] attribute; the ONNX export reads the architecture from the declaration");
+        if (layout.Family == CheckpointFamily.Qwen3)
+            throw new NotSupportedException($"{layout.Name} is a Qwen3 model: the ONNX export does not write its per-head query and key norms (q_norm, k_norm) yet");
         var table = new TensorTable(layout);
         OnnxArchitecture architecture = layout.Family == CheckpointFamily.Native
             ? Native(layout, declaration, table)

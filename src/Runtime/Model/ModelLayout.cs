@@ -146,4 +146,6 @@ public enum CheckpointFamily
     /// names under an optional <c>roberta.</c> prefix, positions counted from the padding id + 1.
     /// </summary>
     Roberta,
+    /// <summary>Hugging Face Qwen3 (<c>Qwen3ForCausalLM</c>): Llama's layout with a norm of each query and key head (<c>q_norm</c>, <c>k_norm</c>).</summary>
+    Qwen3,
 }

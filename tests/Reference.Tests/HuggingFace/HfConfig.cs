@@ -47,6 +47,8 @@ internal sealed record HfConfig
     public bool QkvBias { get; init; }
     public bool OutputBias { get; init; }
     public bool MlpBias { get; init; }
+    /// <summary>Qwen3: RMSNorm of each query and key head over its channels before the rotation (<c>q_norm</c>, <c>k_norm</c>).</summary>
+    public bool QueryKeyNorm { get; init; }
 
     public bool IsDecoder => Family != HfFamily.Bert;
 
@@ -62,6 +64,7 @@ internal sealed record HfConfig
             "roberta" or "xlm-roberta" => Bert(json, modelType),
             "llama" => Llama(json, qwen2: false),
             "qwen2" => Llama(json, qwen2: true),
+            "qwen3" => Llama(json, qwen2: false) with { ModelType = "qwen3", QueryKeyNorm = true },
             _ => throw new NotSupportedException($"model_type '{modelType}' has no reference here"),
         };
     }
@@ -122,8 +125,9 @@ internal sealed record HfConfig
         };
     }
 
-    // configuration_llama.py / configuration_qwen2.py: both default tie_word_embeddings to false and rms_norm_eps to
-    // 1e-6. Qwen2 hard-codes q/k/v biases and no o_proj or MLP bias; Llama reads attention_bias and mlp_bias. Newer
+    // configuration_llama.py / configuration_qwen2.py / configuration_qwen3.py: all default tie_word_embeddings to false
+    // and rms_norm_eps to 1e-6. Qwen2 hard-codes q/k/v biases and no o_proj or MLP bias; Llama and Qwen3 read
+    // attention_bias (Qwen3's MLP has no bias, and its configs carry no mlp_bias, so reading it changes nothing). Newer
     // configs may put rope_theta under rope_parameters.
     private static HfConfig Llama(JsonObject json, bool qwen2)
     {
@@ -137,7 +141,7 @@ internal sealed record HfConfig
         }
         if (Double(json, "partial_rotary_factor") is double factor && factor != 1.0)
             throw new NotSupportedException("partial_rotary_factor is not implemented");
-        if (qwen2 && Bool(json, "use_sliding_window") == true) throw new NotSupportedException("Qwen2 sliding-window attention is not implemented");
+        if (Bool(json, "use_sliding_window") == true) throw new NotSupportedException("Qwen2/Qwen3 sliding-window attention is not implemented");
         int hidden = Int(json, "hidden_size") ?? 4096, heads = Int(json, "num_attention_heads") ?? 32;
         bool attentionBias = Bool(json, "attention_bias") ?? false;
         return new HfConfig

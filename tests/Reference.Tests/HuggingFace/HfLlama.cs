@@ -5,8 +5,8 @@ using F = TorchSharp.torch.nn.functional;
 namespace TransformerGen.Reference.Tests.HuggingFace;
 
 /// <summary>
-/// <c>LlamaForCausalLM</c> and <c>Qwen2ForCausalLM</c> (MODEL_FAMILIES.md §3, <c>modeling_llama.py</c> /
-/// <c>modeling_qwen2.py</c>, eager attention): pre-norm RMSNorm blocks, grouped-query attention with half-split
+/// <c>LlamaForCausalLM</c>, <c>Qwen2ForCausalLM</c> and <c>Qwen3ForCausalLM</c> (MODEL_FAMILIES.md §3, <c>modeling_llama.py</c> /
+/// <c>modeling_qwen2.py</c> / <c>modeling_qwen3.py</c>, whose queries and keys are RMS-normalized per head), eager attention: pre-norm RMSNorm blocks, grouped-query attention with half-split
 /// (<c>rotate_half</c>) rotary positions, a SwiGLU MLP, <c>model.norm</c>, and <c>lm_head</c> or the tied embedding.
 /// </summary>
 /// <remarks>
@@ -30,8 +30,14 @@ internal sealed class HfLlama : HfTorchModel
             Linear(l + "self_attn.k_proj", hidden, keyValueWidth, config.QkvBias);
             Linear(l + "self_attn.v_proj", hidden, keyValueWidth, config.QkvBias);
             Linear(l + "self_attn.o_proj", queryWidth, hidden, config.OutputBias);
+            if (config.QueryKeyNorm)
+            {
+                // Qwen3Attention: q_norm and k_norm (Qwen3RMSNorm over head_dim) after o_proj; no rotary child.
+                Parameter(l + "self_attn.q_norm.weight", HfInit.NormWeight, headDim);
+                Parameter(l + "self_attn.k_norm.weight", HfInit.NormWeight, headDim);
+            }
             // Llama-2-era LlamaAttention had a LlamaRotaryEmbedding child after o_proj, with a persistent inv_freq.
-            Buffer(l + "self_attn.rotary_emb.inv_freq", InverseFrequencies);
+            else Buffer(l + "self_attn.rotary_emb.inv_freq", InverseFrequencies);
             Linear(l + "mlp.gate_proj", hidden, inner, config.MlpBias);
             Linear(l + "mlp.up_proj", hidden, inner, config.MlpBias);
             Linear(l + "mlp.down_proj", inner, hidden, config.MlpBias);
@@ -108,8 +114,15 @@ internal sealed class HfLlama : HfTorchModel
     {
         long batch = x.shape[0], length = x.shape[1], headDim = Config.HeadDim;
         long heads = Config.Heads, keyValueHeads = Config.KeyValueHeads, groups = heads / keyValueHeads;
-        Tensor q = Linear(x, l + "self_attn.q_proj").view(batch, length, heads, headDim).transpose(1, 2);            // [B, H, T, D]
-        Tensor k = Linear(x, l + "self_attn.k_proj").view(batch, length, keyValueHeads, headDim).transpose(1, 2);    // [B, KV, T, D]
+        Tensor q = Linear(x, l + "self_attn.q_proj").view(batch, length, heads, headDim);
+        Tensor k = Linear(x, l + "self_attn.k_proj").view(batch, length, keyValueHeads, headDim);
+        if (Config.QueryKeyNorm) // Qwen3: q_norm(q_proj(x).view(…, -1, D)), likewise k, before the transpose and the rotation
+        {
+            q = RmsNorm(q, l + "self_attn.q_norm.weight");
+            k = RmsNorm(k, l + "self_attn.k_norm.weight");
+        }
+        q = q.transpose(1, 2);                                                                                        // [B, H, T, D]
+        k = k.transpose(1, 2);                                                                                        // [B, KV, T, D]
         Tensor v = Linear(x, l + "self_attn.v_proj").view(batch, length, keyValueHeads, headDim).transpose(1, 2);
         q = ApplyRotary(q, cos, sin);
         k = ApplyRotary(k, cos, sin);

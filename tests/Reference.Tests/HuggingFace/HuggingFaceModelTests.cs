@@ -46,6 +46,10 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
     public void Qwen2_with_qkv_biases_in_f16() =>
         Decoder("qwen2", new HfWriteOptions(Dtype: HfDtype.F16), new HfQwen2Model(seed: 7), HfQwen2Model.ForInference, HfQwen2Model.Batch, HfQwen2Model.SeqLen, HfQwen2Model.Vocab);
 
+    [Fact]
+    public void Qwen3_with_query_and_key_norms_in_bf16() =>
+        Decoder("qwen3", new HfWriteOptions(Dtype: HfDtype.BF16), new HfQwen3Model(seed: 7), HfQwen3Model.ForInference, HfQwen3Model.Batch, HfQwen3Model.SeqLen, HfQwen3Model.Vocab);
+
     private void Decoder(string fixture, HfWriteOptions options, LanguageModel model, Func<string, LanguageModel> forInference, int batch, int seqLen, int vocab)
     {
         using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(fixture), Seed);
