@@ -1,7 +1,6 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Threading;
 using System.Threading.Tasks;
@@ -13,24 +12,35 @@ namespace TransformerGen.ChatServer;
 
 /// <summary>
 /// <c>POST /v1/chat/completions</c> as OpenAI's API has it. In: <c>{"messages": [{"role", "content"}, …], "max_tokens"
-/// (or "max_completion_tokens"), "temperature", "top_p", "seed", "stream", "stream_options": {"include_usage"}}</c>; the
-/// messages are written out with the model's chat template, ending with the opening of the assistant's turn. Out: one
-/// <c>chat.completion</c> object, or with <c>"stream": true</c> Server-Sent Events of <c>chat.completion.chunk</c>
-/// objects, the last with the finish reason, then <c>data: [DONE]</c>.
+/// (or "max_completion_tokens"), "temperature", "top_p", "seed", "n", "stop", "stream", "stream_options":
+/// {"include_usage"}}</c>; the messages are written out with the model's chat template, ending with the opening of the
+/// assistant's turn. Out: one <c>chat.completion</c> object with <c>n</c> choices, or with <c>"stream": true</c>
+/// Server-Sent Events of <c>chat.completion.chunk</c> objects, each choice's last with its finish reason, then
+/// <c>data: [DONE]</c>.
 /// </summary>
 /// <remarks>
 /// <para>
-/// The reply is generated in the <see cref="ChatEngine"/>'s batcher steps, shared with every other conversation, and
-/// is what the Chat sample's <see cref="ChatSession"/> gives the same prompt and settings alone. <c>finish_reason</c> is
-/// <c>"stop"</c> when the model ended its turn (an end-of-turn or end-of-sequence id, not part of the reply) and
-/// <c>"length"</c> when <c>max_tokens</c> or the context (SeqLen positions, prompt and reply) ended it.
+/// A reply is generated in the <see cref="ChatEngine"/>'s batcher steps, shared with every other conversation, and is
+/// what the Chat sample's <see cref="ChatSession"/> gives the same prompt and settings alone, up to the first
+/// <c>stop</c> string. <c>finish_reason</c> is <c>"stop"</c> when the model ended its turn (an end-of-turn or
+/// end-of-sequence id, not part of the reply) or a stop string appeared in the decoded text (the reply is the text before
+/// it; the generation is cancelled at once, so its cache slot is free at the next step, and the tokens counted are those
+/// generated up to it), and <c>"length"</c> when <c>max_tokens</c> or the context (SeqLen positions, prompt and reply)
+/// ended it. A stream never sends text that may still turn out to begin a stop string (<see cref="StopStringFilter"/>).
+/// </para>
+/// <para>
+/// <c>n</c> choices (1 to <see cref="ChatEngine.MaxSequences"/>) are independent generations of the same prompt, run side
+/// by side in the batcher's slots. Choice i samples with seed <c>seed + i</c>, so it is the single reply a request with
+/// that seed gets (with temperature 0 all choices are equal). <c>usage</c> counts the prompt once and every choice's
+/// tokens.
 /// </para>
 /// <para>
 /// Refusals use OpenAI's error shape with 400: a body that is not JSON, no messages, a message that is not an object or
 /// has no content, a role other than system, user, assistant (or developer, taken as system), <c>max_tokens</c> below 1,
-/// a temperature outside 0–2 or a top_p outside 0–1, <c>n</c> other than 1, and a prompt longer than SeqLen − 1 tokens
-/// (<c>context_length_exceeded</c>, with the counts). <c>stop</c>, penalties, <c>logit_bias</c>, <c>logprobs</c>,
-/// tools and <c>model</c> are ignored. A client that goes away cancels its generation (its cache slot is free at the
+/// a temperature outside 0–2 or a top_p outside 0–1, <c>n</c> outside 1 to <see cref="ChatEngine.MaxSequences"/>, a
+/// <c>stop</c> that is not a string or an array of up to 4 strings or has an empty one, and a prompt longer than
+/// SeqLen − 1 tokens (<c>context_length_exceeded</c>, with the counts). Penalties, <c>logit_bias</c>, <c>logprobs</c>,
+/// tools and <c>model</c> are ignored. A client that goes away cancels its generations (their cache slots are free at the
 /// next step) and is counted with <see cref="ServerMetrics.ClientClosedRequest"/>.
 /// </para>
 /// </remarks>
@@ -63,21 +73,17 @@ public static class ChatCompletionsEndpoint
         int status = request.Stream
             ? await StreamAsync(context.Response, engine, request, completion, aborted)
             : await AnswerAsync(context.Response, engine, request, completion, aborted);
-        metrics.ObserveTokens(request.Prompt.Length, completion.Tokens);
+        metrics.ObserveTokens(request.Prompt.Length * request.Choices, completion.Tokens); // each choice runs the prompt
         metrics.ObserveRequest(status);
     }
 
-    /// <summary>Generates the whole reply, then answers with one <c>chat.completion</c>; returns the status counted.</summary>
+    /// <summary>Generates every choice's whole reply, then answers with one <c>chat.completion</c>; returns the status counted.</summary>
     private static async Task<int> AnswerAsync(HttpResponse response, ChatEngine engine, CompletionRequest request, Completion completion, CancellationToken aborted)
     {
-        var tokens = new List<int>();
+        Choice[] choices;
         try
         {
-            await foreach (int token in engine.GenerateAsync(request.Prompt, request.MaxTokens, request.Sampler, aborted))
-            {
-                tokens.Add(token);
-                completion.Tokens++;
-            }
+            choices = await GenerateChoicesAsync(engine, request, completion, send: null, aborted);
         }
         catch (OperationCanceledException) when (aborted.IsCancellationRequested)
         {
@@ -90,23 +96,24 @@ public static class ChatCompletionsEndpoint
             return error.Status;
         }
 
-        string finish = FinishReason(request, completion.Tokens, engine.Layout.SeqLen);
-        string content = engine.Decode(CollectionsMarshal.AsSpan(tokens));
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = "application/json";
         await using (var json = new Utf8JsonWriter(response.Body))
         {
             completion.Begin(json, "chat.completion");
             json.WriteStartArray("choices");
-            json.WriteStartObject();
-            json.WriteNumber("index", 0);
-            json.WriteStartObject("message");
-            json.WriteString("role", "assistant");
-            json.WriteString("content", content);
-            json.WriteEndObject();
-            json.WriteNull("logprobs");
-            json.WriteString("finish_reason", finish);
-            json.WriteEndObject();
+            foreach (Choice choice in choices)
+            {
+                json.WriteStartObject();
+                json.WriteNumber("index", choice.Index);
+                json.WriteStartObject("message");
+                json.WriteString("role", "assistant");
+                json.WriteString("content", choice.Content);
+                json.WriteEndObject();
+                json.WriteNull("logprobs");
+                json.WriteString("finish_reason", choice.FinishReason);
+                json.WriteEndObject();
+            }
             json.WriteEndArray();
             completion.WriteUsage(json);
             json.WriteEndObject();
@@ -115,9 +122,11 @@ public static class ChatCompletionsEndpoint
     }
 
     /// <summary>
-    /// Streams the reply as it is generated: a first chunk naming the assistant's role, one chunk per piece of text (a
-    /// token that ends inside a character waits for the next), a chunk with the finish reason, the usage chunk if asked,
-    /// and <c>[DONE]</c>. Returns the status counted.
+    /// Streams the replies as they are generated: a first chunk per choice naming the assistant's role, one chunk per piece
+    /// of a choice's text (a token that ends inside a character waits for the next, text that may begin a stop string waits
+    /// until it cannot), a chunk with each choice's finish reason when it ends, the usage chunk if asked, and
+    /// <c>[DONE]</c>. The choices' chunks interleave as their tokens come, each carrying its index. Returns the status
+    /// counted.
     /// </summary>
     private static async Task<int> StreamAsync(HttpResponse response, ChatEngine engine, CompletionRequest request, Completion completion, CancellationToken aborted)
     {
@@ -125,21 +134,29 @@ public static class ChatCompletionsEndpoint
         response.ContentType = EventStream.ContentType;
         response.Headers.CacheControl = "no-cache";
         var events = new EventStream(response.Body);
-        StreamingDecoder decoder = engine.NewDecoder();
+        using var sending = new SemaphoreSlim(1); // the choices' chunks go out one at a time
+        async Task SendAsync(Action<Utf8JsonWriter> write)
+        {
+            await sending.WaitAsync(aborted);
+            try
+            {
+                await events.WriteAsync(write, aborted);
+            }
+            finally
+            {
+                sending.Release();
+            }
+        }
+
         try
         {
-            await events.WriteAsync(json => completion.WriteChunk(json, role: "assistant", content: "", finishReason: null), aborted);
-            await foreach (int token in engine.GenerateAsync(request.Prompt, request.MaxTokens, request.Sampler, aborted))
+            for (int index = 0; index < request.Choices; index++)
             {
-                completion.Tokens++;
-                string text = decoder.Push(token);
-                if (text.Length > 0) await events.WriteAsync(json => completion.WriteChunk(json, role: null, text, finishReason: null), aborted);
+                int choice = index;
+                await events.WriteAsync(json => completion.WriteChunk(json, choice, role: "assistant", content: "", finishReason: null), aborted);
             }
-
-            string rest = decoder.Flush();
-            if (rest.Length > 0) await events.WriteAsync(json => completion.WriteChunk(json, role: null, rest, finishReason: null), aborted);
-            string finish = FinishReason(request, completion.Tokens, engine.Layout.SeqLen);
-            await events.WriteAsync(json => completion.WriteChunk(json, role: null, content: null, finish), aborted);
+            await GenerateChoicesAsync(engine, request, completion, (choice, text, finish) =>
+                SendAsync(json => completion.WriteChunk(json, choice, role: null, text, finish)), aborted);
             if (request.IncludeUsage) await events.WriteAsync(completion.WriteUsageChunk, aborted);
             await events.WriteDoneAsync(aborted);
             return StatusCodes.Status200OK;
@@ -157,6 +174,70 @@ public static class ChatCompletionsEndpoint
         }
     }
 
+    /// <summary>Sends a piece of one choice's text (<c>finishReason</c> null), or its end (text null).</summary>
+    private delegate Task ChoiceSender(int choice, string? text, string? finishReason);
+
+    /// <summary>One choice as it ended: its reply (without any stop string) and why it ended.</summary>
+    private sealed record Choice(int Index, string Content, string FinishReason);
+
+    /// <summary>
+    /// Runs the request's choices at once, each its own generation in the batcher's steps, and returns them in index order
+    /// once all have ended. When one fails, the others are cancelled and its exception is thrown.
+    /// </summary>
+    private static async Task<Choice[]> GenerateChoicesAsync(ChatEngine engine, CompletionRequest request, Completion completion, ChoiceSender? send, CancellationToken aborted)
+    {
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        var choices = new Task<Choice>[request.Choices];
+        for (int index = 0; index < choices.Length; index++) choices[index] = RunAsync(index);
+        // A choice cancelled because another failed ends cancelled, not faulted: WhenAll throws the failure.
+        return await Task.WhenAll(choices);
+
+        async Task<Choice> RunAsync(int index)
+        {
+            try
+            {
+                return await GenerateChoiceAsync(engine, request, index, completion, send, cancel.Token);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                await cancel.CancelAsync();
+                throw;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Generates one choice, its text cut at the first stop string. When one appears, the enumeration is left at once, so
+    /// the batcher frees the choice's cache slot at its next step; the tokens counted are those generated up to it.
+    /// </summary>
+    private static async Task<Choice> GenerateChoiceAsync(ChatEngine engine, CompletionRequest request, int index, Completion completion, ChoiceSender? send, CancellationToken cancel)
+    {
+        var text = new StopStringFilter(engine.NewDecoder(), request.Stops);
+        int tokens = 0;
+        string last = "";
+        await foreach (int token in engine.GenerateAsync(request.Prompt, request.MaxTokens, request.SamplerOf(engine, index), cancel))
+        {
+            tokens++;
+            completion.CountToken();
+            string piece = text.Push(token);
+            if (text.Stopped)
+            {
+                last = piece; // sent after the generation has ended
+                break;
+            }
+            if (piece.Length > 0 && send is not null) await send(index, piece, finishReason: null);
+        }
+
+        if (!text.Stopped) last = text.Flush();
+        string finish = text.Stopped ? "stop" : FinishReason(request, tokens, engine.Layout.SeqLen);
+        if (send is not null)
+        {
+            if (last.Length > 0) await send(index, last, finishReason: null);
+            await send(index, text: null, finish);
+        }
+        return new Choice(index, text.Reply, finish);
+    }
+
     /// <summary>
     /// Why a reply ended. The batcher ends one after <c>max_tokens</c>, when the cache is full (prompt and reply one past
     /// SeqLen: the last token is drawn, not appended), or on a stop id, which it does not return; so the counts tell.
@@ -164,8 +245,16 @@ public static class ChatCompletionsEndpoint
     private static string FinishReason(CompletionRequest request, int tokens, int seqLen) =>
         tokens == request.MaxTokens || request.Prompt.Length + tokens > seqLen ? "length" : "stop";
 
-    /// <summary>A request read and checked: the prompt's ids, the reply's limit, its sampler, and how to answer.</summary>
-    private sealed record CompletionRequest(int[] Prompt, int MaxTokens, Sampler Sampler, bool Stream, bool IncludeUsage);
+    /// <summary>
+    /// A request read and checked: the prompt's ids, a reply's limit, the sampler's settings, the number of choices, the
+    /// stop strings, and how to answer.
+    /// </summary>
+    private sealed record CompletionRequest(
+        int[] Prompt, int MaxTokens, float Temperature, float TopP, ulong Seed, int Choices, string[] Stops, bool Stream, bool IncludeUsage)
+    {
+        /// <summary>Choice <paramref name="index"/>'s sampler: its seed is the request's plus the index, so choice i is the single reply to seed + i.</summary>
+        public Sampler SamplerOf(ChatEngine engine, int index) => engine.NewSampler(Temperature, TopP, unchecked(Seed + (ulong)index));
+    }
 
     private static async Task<CompletionRequest?> ReadAsync(HttpRequest http, ChatEngine engine, CancellationToken aborted)
     {
@@ -177,7 +266,8 @@ public static class ChatCompletionsEndpoint
         float temperature = Number(root, "temperature", 0, 2) ?? 1f;
         float topP = Number(root, "top_p", 0, 1) ?? 1f;
         ulong seed = Seed(root);
-        CheckOneChoice(root);
+        int choices = Choices(root, engine.MaxSequences);
+        string[] stops = Stops(root);
         bool stream = Flag(root, "stream");
         bool includeUsage = root.TryGetProperty("stream_options", out JsonElement streamOptions) && streamOptions.ValueKind == JsonValueKind.Object
                             && Flag(streamOptions, "include_usage");
@@ -200,7 +290,7 @@ public static class ChatCompletionsEndpoint
                 "messages", code: "context_length_exceeded");
         }
 
-        return new CompletionRequest(prompt, maxTokens, engine.NewSampler(temperature, topP, seed), stream, includeUsage);
+        return new CompletionRequest(prompt, maxTokens, temperature, topP, seed, choices, stops, stream, includeUsage);
     }
 
     private static List<(string Role, string Content)> Messages(JsonElement root)
@@ -284,11 +374,44 @@ public static class ChatCompletionsEndpoint
         throw new RequestError(StatusCodes.Status400BadRequest, $"'seed' is {value.GetRawText()}; it must be a whole number.", "seed");
     }
 
-    private static void CheckOneChoice(JsonElement root)
+    /// <summary><c>n</c>: 1 when not given, at most <paramref name="max"/> (the conversations the batcher runs at once, so a request's choices run side by side).</summary>
+    private static int Choices(JsonElement root, int max)
     {
-        if (!root.TryGetProperty("n", out JsonElement n) || n.ValueKind == JsonValueKind.Null) return;
-        if (n.ValueKind != JsonValueKind.Number || !n.TryGetInt32(out int choices) || choices != 1)
-            throw new RequestError(StatusCodes.Status400BadRequest, $"'n' is {n.GetRawText()}; this server generates one choice per request.", "n");
+        if (!root.TryGetProperty("n", out JsonElement n) || n.ValueKind == JsonValueKind.Null) return 1;
+        if (n.ValueKind != JsonValueKind.Number || !n.TryGetInt32(out int choices) || choices < 1 || choices > max)
+            throw new RequestError(StatusCodes.Status400BadRequest, $"'n' is {n.GetRawText()}; it must be a whole number of choices from 1 to {max} (the conversations this server generates at once).", "n");
+        return choices;
+    }
+
+    /// <summary>The most stop strings a request may give, as in OpenAI's API.</summary>
+    private const int MaxStops = 4;
+
+    /// <summary><c>stop</c>: none when not given (or null), a string, or an array of up to <see cref="MaxStops"/> strings, none empty.</summary>
+    private static string[] Stops(JsonElement root)
+    {
+        if (!root.TryGetProperty("stop", out JsonElement stop) || stop.ValueKind == JsonValueKind.Null) return [];
+        if (stop.ValueKind == JsonValueKind.String) return [StopString(stop, "'stop'")];
+        if (stop.ValueKind != JsonValueKind.Array)
+            throw new RequestError(StatusCodes.Status400BadRequest, $"'stop' is {RequestError.Describe(stop.ValueKind)}; it must be a string or an array of up to {MaxStops} strings.", "stop");
+        if (stop.GetArrayLength() > MaxStops)
+            throw new RequestError(StatusCodes.Status400BadRequest, $"'stop' has {stop.GetArrayLength()} strings; at most {MaxStops} are allowed.", "stop");
+        var stops = new string[stop.GetArrayLength()];
+        for (int i = 0; i < stops.Length; i++)
+        {
+            JsonElement element = stop[i];
+            if (element.ValueKind != JsonValueKind.String)
+                throw new RequestError(StatusCodes.Status400BadRequest, $"stop[{i}] is {RequestError.Describe(element.ValueKind)}; a stop string is a string.", "stop");
+            stops[i] = StopString(element, $"stop[{i}]");
+        }
+        return stops;
+    }
+
+    private static string StopString(JsonElement value, string at)
+    {
+        string stop = value.GetString()!;
+        if (stop.Length == 0)
+            throw new RequestError(StatusCodes.Status400BadRequest, $"{at} is an empty string; a stop string has at least one character.", "stop");
+        return stop;
     }
 
     private static bool Flag(JsonElement parent, string name)
@@ -308,8 +431,13 @@ public static class ChatCompletionsEndpoint
         private readonly string _id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         private readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
-        /// <summary>Reply tokens generated so far (stop ids not counted).</summary>
-        public int Tokens;
+        private int _tokens;
+
+        /// <summary>Reply tokens generated so far, all choices together (stop ids not counted).</summary>
+        public int Tokens => Volatile.Read(ref _tokens);
+
+        /// <summary>Counts one generated token (the choices count at once).</summary>
+        public void CountToken() => Interlocked.Increment(ref _tokens);
 
         /// <summary>Opens the object and writes the fields every object of the completion has.</summary>
         public void Begin(Utf8JsonWriter json, string kind)
@@ -330,13 +458,13 @@ public static class ChatCompletionsEndpoint
             json.WriteEndObject();
         }
 
-        /// <summary>A <c>chat.completion.chunk</c> with a delta (the role, a piece of text, or nothing in the last chunk) and the finish reason once known.</summary>
-        public void WriteChunk(Utf8JsonWriter json, string? role, string? content, string? finishReason)
+        /// <summary>A <c>chat.completion.chunk</c> of one choice with a delta (the role, a piece of text, or nothing in its last chunk) and the finish reason once known.</summary>
+        public void WriteChunk(Utf8JsonWriter json, int choice, string? role, string? content, string? finishReason)
         {
             Begin(json, "chat.completion.chunk");
             json.WriteStartArray("choices");
             json.WriteStartObject();
-            json.WriteNumber("index", 0);
+            json.WriteNumber("index", choice);
             json.WriteStartObject("delta");
             if (role is not null) json.WriteString("role", role);
             if (content is not null) json.WriteString("content", content);

@@ -101,6 +101,9 @@ public sealed class ChatEngine : IAsyncDisposable
     /// <summary>Prompt tokens a request may have: one position of SeqLen is left for the reply's first token to go into the cache.</summary>
     public int MaxPromptTokens => Layout.SeqLen - 1;
 
+    /// <summary>Conversations generating at once (<c>--max-sequences</c>), and so the most choices one request may ask for.</summary>
+    public int MaxSequences => _batcher.MaxSequences;
+
     /// <summary>Conversations holding a cache slot now.</summary>
     public int Active => _batcher.Active;
 

@@ -23,6 +23,9 @@ public static class ChatClient
 
         public string FinishReason => Choice.GetProperty("finish_reason").GetString()!;
 
+        /// <summary>Every choice's text, in the order of the array.</summary>
+        public string[] Contents => Body.GetProperty("choices").EnumerateArray().Select(c => c.GetProperty("message").GetProperty("content").GetString()!).ToArray();
+
         public int Usage(string name) => Body.GetProperty("usage").GetProperty(name).GetInt32();
 
         public JsonElement Error => Body.GetProperty("error");
@@ -40,6 +43,21 @@ public static class ChatClient
                                                      .Select(d => d.TryGetProperty("content", out JsonElement text) ? text.GetString() : ""));
 
         public string? FinishReason => Chunks.Last().GetProperty("choices")[0].GetProperty("finish_reason").GetString();
+
+        /// <summary>Every chunk's one choice, in order.</summary>
+        public IEnumerable<JsonElement> ChoiceChunks => Chunks.Select(c =>
+        {
+            JsonElement[] choices = [.. c.GetProperty("choices").EnumerateArray()];
+            Assert(choices.Length == 1, $"a chunk with {choices.Length} choices");
+            return choices[0];
+        });
+
+        /// <summary>The chunks of choice <paramref name="index"/>, in order.</summary>
+        public JsonElement[] ChunksOf(int index) => [.. ChoiceChunks.Where(c => c.GetProperty("index").GetInt32() == index)];
+
+        /// <summary>The text of choice <paramref name="index"/>'s deltas, in order.</summary>
+        public string ContentOf(int index) => string.Concat(ChunksOf(index).Select(c => c.GetProperty("delta"))
+                                                                    .Select(d => d.TryGetProperty("content", out JsonElement text) ? text.GetString() : ""));
     }
 
     /// <summary>A conversation of a system message (when given) and a user's message, as the Chat sample's session sends one.</summary>
@@ -94,6 +112,22 @@ public static class ChatClient
         }
         Assert(data is null, "an event without its blank line at the end of the stream");
         return null;
+    }
+
+    /// <summary>The value of a metric without labels in the Prometheus text format.</summary>
+    public static double Metric(string metrics, string name) =>
+        double.Parse(metrics.Split('\n').Single(line => line.StartsWith(name + " ", StringComparison.Ordinal))[(name.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Polls /health and /metrics until both say what the test waits for (at most 10 s).</summary>
+    public static async Task Until(HttpClient client, Func<JsonElement, bool> health, Func<string, bool>? metrics = null)
+    {
+        for (int i = 0; i < 1000; i++)
+        {
+            if (health(Parse(await client.GetStringAsync("/health"))) && (metrics is null || metrics(await client.GetStringAsync("/metrics"))))
+                return;
+            await Task.Delay(10);
+        }
+        throw new TimeoutException("the server did not get there within 10 s");
     }
 
     public static JsonElement Parse(string json)

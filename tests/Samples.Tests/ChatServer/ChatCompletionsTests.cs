@@ -158,7 +158,16 @@ public sealed class ChatCompletionsTests(TinyChatServerFolder folder) : IClassFi
         { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"temperature\": 3}", "'temperature' is 3; it must be a number from 0 to 2.", "temperature" },
         { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"top_p\": \"high\"}", "'top_p' is \"high\"; it must be a number from 0 to 1.", "top_p" },
         { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"seed\": \"7\"}", "'seed' is \"7\"; it must be a whole number.", "seed" },
-        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"n\": 2}", "'n' is 2; this server generates one choice per request.", "n" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"n\": 0}", "'n' is 0; it must be a whole number of choices from 1 to 8 (the conversations this server generates at once).", "n" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"n\": 9}", "'n' is 9; it must be a whole number of choices from 1 to 8 (the conversations this server generates at once).", "n" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"n\": 2.5}", "'n' is 2.5; it must be a whole number of choices from 1 to 8 (the conversations this server generates at once).", "n" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"n\": \"2\"}", "'n' is \"2\"; it must be a whole number of choices from 1 to 8 (the conversations this server generates at once).", "n" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stop\": 42}", "'stop' is a number; it must be a string or an array of up to 4 strings.", "stop" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stop\": {\"text\": \"x\"}}", "'stop' is an object; it must be a string or an array of up to 4 strings.", "stop" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stop\": \"\"}", "'stop' is an empty string; a stop string has at least one character.", "stop" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stop\": [\"a\", \"b\", \"c\", \"d\", \"e\"]}", "'stop' has 5 strings; at most 4 are allowed.", "stop" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stop\": [\"a\", \"\"]}", "stop[1] is an empty string; a stop string has at least one character.", "stop" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stop\": [\"a\", 1]}", "stop[1] is a number; a stop string is a string.", "stop" },
         { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stream\": \"yes\"}", "'stream' is \"yes\"; it must be true or false.", "stream" },
     };
 

@@ -65,7 +65,7 @@ public sealed class ConcurrentClientsTests(TinyChatServerFolder folder) : IClass
             }
             return texts.ToArray();
         }));
-        await Until(client, health => health.GetProperty("active").GetInt32() + health.GetProperty("queued").GetInt32() == clients.Length);
+        await ChatClient.Until(client, health => health.GetProperty("active").GetInt32() + health.GetProperty("queued").GetInt32() == clients.Length);
         gate.Open();
         string[][] replies = await sending;
 
@@ -76,7 +76,7 @@ public sealed class ConcurrentClientsTests(TinyChatServerFolder folder) : IClass
         string metrics = await client.GetStringAsync("/metrics");
         Assert.Contains("chat_requests_total{code=\"200\"} 24", metrics);
         Assert.Contains("chat_step_sequences_bucket{le=\"8\"}", metrics);
-        double steps = Metric(metrics, "chat_step_sequences_count"), sequences = Metric(metrics, "chat_step_sequences_sum");
+        double steps = ChatClient.Metric(metrics, "chat_step_sequences_count"), sequences = ChatClient.Metric(metrics, "chat_step_sequences_sum");
         Assert.True(sequences > 2 * steps, $"{sequences} sequences in {steps} steps: the conversations shared steps");
     }
 
@@ -111,12 +111,12 @@ public sealed class ConcurrentClientsTests(TinyChatServerFolder folder) : IClass
         Task<string>[] others = staying.Select(async turn => turn.Stream
             ? (await ChatClient.StreamAsync(client, turn.Body)).Content
             : (await ChatClient.PostAsync(client, turn.Body)).Content).ToArray();
-        await Until(client, health => health.GetProperty("queued").GetInt32() == staying.Length);
+        await ChatClient.Until(client, health => health.GetProperty("queued").GetInt32() == staying.Length);
 
         // The client goes away; once the server has seen it, the batcher may go on.
         leave.Cancel();
         reader.Dispose();
-        await Until(client, _ => true, metrics => metrics.Contains("chat_requests_total{code=\"499\"} 1", StringComparison.Ordinal));
+        await ChatClient.Until(client, _ => true, metrics => metrics.Contains("chat_requests_total{code=\"499\"} 1", StringComparison.Ordinal));
         gate.Open();
 
         string[] replies = await Task.WhenAll(others);
@@ -133,21 +133,5 @@ public sealed class ConcurrentClientsTests(TinyChatServerFolder folder) : IClass
         JsonElement health = ChatClient.Parse(await client.GetStringAsync("/health"));
         Assert.Equal(0, health.GetProperty("active").GetInt32());
         Assert.Equal(0, health.GetProperty("queued").GetInt32());
-    }
-
-    /// <summary>The value of a metric without labels in the Prometheus text format.</summary>
-    private static double Metric(string metrics, string name) =>
-        double.Parse(metrics.Split('\n').Single(line => line.StartsWith(name + " ", StringComparison.Ordinal))[(name.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-
-    /// <summary>Polls /health and /metrics until both say what the test waits for (at most 10 s).</summary>
-    private static async Task Until(HttpClient client, Func<JsonElement, bool> health, Func<string, bool>? metrics = null)
-    {
-        for (int i = 0; i < 1000; i++)
-        {
-            if (health(ChatClient.Parse(await client.GetStringAsync("/health"))) && (metrics is null || metrics(await client.GetStringAsync("/metrics"))))
-                return;
-            await Task.Delay(10);
-        }
-        throw new TimeoutException("the server did not get there within 10 s");
     }
 }
