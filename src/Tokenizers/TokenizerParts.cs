@@ -26,6 +26,13 @@ internal sealed class TokenizerParts
     /// <summary>Ids put after the text when special tokens are added (BERT's [SEP]).</summary>
     public int[] Suffix { get; init; } = [];
 
+    /// <summary>
+    /// Ids between the first text's <see cref="Suffix"/> and the second text of a pair, which Hugging Face frames as
+    /// <c>Prefix A Suffix PairSeparator B Suffix</c> (BERT nothing, XLM-R &lt;/s&gt;, Llama its BOS); null when the
+    /// loader does not know the pair form.
+    /// </summary>
+    public int[]? PairSeparator { get; init; }
+
     public int? BosId { get; init; }
     public int? EosId { get; init; }
     public int? PadId { get; init; }

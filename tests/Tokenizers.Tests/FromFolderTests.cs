@@ -42,6 +42,18 @@ public sealed class FromFolderTests : IDisposable
         Assert.Equal([1, 259], tokenizer.Encode("hi"));
     }
 
+    [Fact]
+    public void Sentencepiece_bpe_model_is_xlm_roberta_sentencepiece_unigram()
+    {
+        _folder.Write("sentencepiece.bpe.model", SentencePieceModelWriter.XlmRobertaShaped(HiPieces, PrecompiledCharsMapWriter.Nfkc("ｈ")));
+        _folder.Write("tokenizer_config.json", """{ "tokenizer_class": "XLMRobertaTokenizer" }""");
+        PretrainedTokenizer tokenizer = PretrainedTokenizer.FromFolder(_folder.Path);
+        Assert.Equal(PretrainedTokenizer.SentencePieceUnigramKind, tokenizer.Kind);
+        // "▁hi" is piece 3 of the model: fairseq id 4, between <s> = 0 and </s> = 2.
+        Assert.Equal([0, 4, 2], tokenizer.Encode("hi"));
+        Assert.Equal([0, 4, 2], tokenizer.Encode("ｈi"));
+    }
+
     [Theory]
     [InlineData("gpt2", PretrainedTokenizer.Gpt2BpeKind)]
     [InlineData("qwen2", PretrainedTokenizer.ByteLevelBpeKind)]
@@ -69,6 +81,7 @@ public sealed class FromFolderTests : IDisposable
         FileNotFoundException error = Assert.Throws<FileNotFoundException>(() => PretrainedTokenizer.FromFolder(_folder.Path));
         Assert.Contains("vocab.json + merges.txt", error.Message, StringComparison.Ordinal);
         Assert.Contains("tokenizer.model", error.Message, StringComparison.Ordinal);
+        Assert.Contains("sentencepiece.bpe.model", error.Message, StringComparison.Ordinal);
         Assert.Contains("vocab.txt", error.Message, StringComparison.Ordinal);
         Assert.Contains("Found: nothing (the folder is empty)", error.Message, StringComparison.Ordinal);
     }

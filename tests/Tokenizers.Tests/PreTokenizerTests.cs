@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
 using Microsoft.ML.Tokenizers;
+using TransformerGen.Tokenizers.Folder;
 using TransformerGen.Tokenizers.PreTokenization;
 using Xunit;
 
@@ -59,5 +60,20 @@ public sealed class PreTokenizerTests
         var specials = new Dictionary<string, int> { ["<|a|>"] = 1, ["<|a|>b"] = 2 };
         var pipeline = new SplitPipelinePreTokenizer([new RegexSplitStep(PreTokenizerPatterns.Gpt2Regex())], specials);
         Assert.Equal(["x", "<|a|>b", "c"], Pieces(pipeline, "x<|a|>bc"));
+    }
+
+    [Fact]
+    public void Added_tokens_are_cut_out_longest_first_and_take_in_whitespace_when_stripping()
+    {
+        var splitter = new AddedTokenSplitter(
+        [
+            new AddedToken("<s>", 0, Special: true),
+            new AddedToken("<s>x", 9, Special: true),
+            new AddedToken("<mask>", 7, Special: true, LStrip: true),
+            new AddedToken("<r>", 8, Special: true, RStrip: true),
+        ]);
+        const string text = "a <s>x b  <mask> c<r>  d<s>";
+        string[] segments = [.. splitter.Split(text).Select(s => s.TokenId is int id ? $"#{id}" : text.Substring(s.Start, s.Length))];
+        Assert.Equal(["a ", "#9", " b", "#7", " c", "#8", "d", "#0"], segments);
     }
 }

@@ -171,6 +171,12 @@ public sealed class SentencePieceTests : IDisposable
     }
 
     [Fact]
+    public void A_pair_repeats_bos_as_llama_tokenizer_does()
+    {
+        Assert.Equal([Bos, Id("▁hello"), Bos, Id("▁world")], Open().EncodePair("hello", "world"));
+    }
+
+    [Fact]
     public void A_unigram_model_is_refused_with_the_reason()
     {
         _folder.Write("tokenizer.model", SentencePieceModelWriter.LlamaShaped(Pieces, modelType: SentencePieceModelWriter.Unigram));

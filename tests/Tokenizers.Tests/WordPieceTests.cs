@@ -113,6 +113,18 @@ public sealed class WordPieceTests : IDisposable
     }
 
     [Fact]
+    public void A_pair_is_cls_a_sep_b_sep()
+    {
+        PretrainedTokenizer tokenizer = Open();
+        Assert.Equal([Cls, Hello, Sep, World, Sep], tokenizer.EncodePair("Hello", "World"));
+
+        Span<int> ids = stackalloc int[8];
+        int written = tokenizer.EncodePair("hello hello hello", "world", ids, out int secondStart, maxTokens: 6);
+        Assert.Equal([Cls, Hello, Hello, Sep, World, Sep], ids[..written].ToArray());
+        Assert.Equal(4, secondStart);
+    }
+
+    [Fact]
     public void Decodes_with_and_without_special_tokens()
     {
         PretrainedTokenizer tokenizer = Open();

@@ -5,8 +5,12 @@ using System.Text.Json;
 
 namespace TransformerGen.Tokenizers.Folder;
 
-/// <summary>One entry of <c>added_tokens_decoder</c> (tokenizer_config.json) or <c>added_tokens</c> (tokenizer.json).</summary>
-internal readonly record struct AddedToken(string Content, int Id, bool Special);
+/// <summary>
+/// One entry of <c>added_tokens_decoder</c> (tokenizer_config.json) or <c>added_tokens</c> (tokenizer.json).
+/// <paramref name="LStrip"/>/<paramref name="RStrip"/>: the token takes in the whitespace before/after it
+/// (XLM-R's <c>&lt;mask&gt;</c> is <c>lstrip</c>, so "a &lt;mask&gt;" encodes as "a" and the mask).
+/// </summary>
+internal readonly record struct AddedToken(string Content, int Id, bool Special, bool LStrip = false, bool RStrip = false);
 
 /// <summary>
 /// What a Hugging Face model folder says about its tokenizer outside the vocabulary files:
@@ -17,6 +21,15 @@ internal readonly record struct AddedToken(string Content, int Id, bool Special)
 internal sealed class TokenizerConfig
 {
     public string? ModelType { get; private init; }
+
+    /// <summary>transformers' class the folder names (<c>"XLMRobertaTokenizer"</c>, <c>"BertTokenizer"</c>), or null.</summary>
+    public string? TokenizerClass { get; private init; }
+
+    /// <summary>
+    /// <c>model_max_length</c>, or null when absent or when it is transformers' "no limit" placeholder
+    /// (<c>int(1e30)</c>, written as 1000000000000000019884624838656).
+    /// </summary>
+    public int? ModelMaxLength { get; private init; }
 
     public string? BosToken { get; private init; }
     public string? EosToken { get; private init; }
@@ -60,6 +73,8 @@ internal sealed class TokenizerConfig
         return new TokenizerConfig
         {
             ModelType = modelType,
+            TokenizerClass = GetString(root, "tokenizer_class"),
+            ModelMaxLength = GetModelMaxLength(root),
             BosToken = GetTokenContent(root, "bos_token"),
             EosToken = GetTokenContent(root, "eos_token"),
             UnkToken = GetTokenContent(root, "unk_token"),
@@ -100,6 +115,18 @@ internal sealed class TokenizerConfig
             ? value.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => null }
             : null;
 
+    internal static AddedToken ReadAddedToken(JsonElement entry, string content, int id) =>
+        new(content, id, GetBool(entry, "special") ?? false, GetBool(entry, "lstrip") ?? false, GetBool(entry, "rstrip") ?? false);
+
+    // A model without a limit gets transformers' VERY_LARGE_INTEGER, which does not fit an int (nor, exactly, a long).
+    private static int? GetModelMaxLength(JsonElement root) =>
+        root.TryGetProperty("model_max_length", out JsonElement value)
+        && value.ValueKind == JsonValueKind.Number
+        && value.TryGetInt32(out int length)
+        && length > 0
+            ? length
+            : null;
+
     // Special tokens are written either as a string or as a serialized AddedToken: {"content": "<s>", "lstrip": false, …}.
     private static string? GetTokenContent(JsonElement obj, string key)
     {
@@ -130,7 +157,7 @@ internal sealed class TokenizerConfig
             if (int.TryParse(entry.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id)
                 && GetString(entry.Value, "content") is string content)
             {
-                tokens.Add(new AddedToken(content, id, GetBool(entry.Value, "special") ?? false));
+                tokens.Add(ReadAddedToken(entry.Value, content, id));
             }
         }
 

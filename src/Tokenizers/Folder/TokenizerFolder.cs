@@ -11,6 +11,7 @@ internal static class TokenizerFolder
     public const string VocabJson = "vocab.json";
     public const string MergesTxt = "merges.txt";
     public const string SentencePieceModel = "tokenizer.model";
+    public const string XlmRobertaSentencePieceModel = "sentencepiece.bpe.model";
     public const string WordPieceVocab = "vocab.txt";
     public const string TokenizerJson = "tokenizer.json";
 
@@ -19,7 +20,8 @@ internal static class TokenizerFolder
 
     /// <summary>
     /// The order matters only for folders with files of two kinds, which the Hub's GPT-2, BERT, Llama-2,
-    /// TinyLlama, SmolLM2 and Qwen2 uploads are not: byte-level BPE first, then SentencePiece, then WordPiece.
+    /// TinyLlama, SmolLM2, Qwen2 and XLM-R uploads are not: byte-level BPE first, then SentencePiece BPE, then
+    /// XLM-R's SentencePiece Unigram, then WordPiece.
     /// </summary>
     public static TokenizerParts Load(string folder, TokenizerConfig config)
     {
@@ -33,6 +35,11 @@ internal static class TokenizerFolder
         if (Has(SentencePieceModel))
         {
             return SentencePieceLoader.Load(Path.Combine(folder, SentencePieceModel), config);
+        }
+
+        if (Has(XlmRobertaSentencePieceModel))
+        {
+            return XlmRobertaLoader.Load(Path.Combine(folder, XlmRobertaSentencePieceModel), config);
         }
 
         if (Has(WordPieceVocab))
@@ -55,7 +62,8 @@ internal static class TokenizerFolder
             : "";
         return new FileNotFoundException(
             $"No tokenizer found in '{folder}'. Looked for: {VocabJson} + {MergesTxt} (byte-level BPE: GPT-2, Qwen2, SmolLM2), "
-            + $"{SentencePieceModel} (SentencePiece BPE: Llama-2, TinyLlama), {WordPieceVocab} (WordPiece: BERT). "
+            + $"{SentencePieceModel} (SentencePiece BPE: Llama-2, TinyLlama), {XlmRobertaSentencePieceModel} (SentencePiece Unigram: "
+            + $"XLM-R, multilingual-e5, bge-m3), {WordPieceVocab} (WordPiece: BERT). "
             + $"Found: {foundText}.{hint}");
     }
 }

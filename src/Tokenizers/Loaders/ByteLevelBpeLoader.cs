@@ -96,6 +96,9 @@ internal static class ByteLevelBpeLoader
             DecodeIds = ids => bpe.Decode(ids, considerSpecialTokens: true),
             Prefix = prefix,
             Suffix = suffix,
+            // GPT2Tokenizer.build_inputs_with_special_tokens repeats BOS before the second text; a post-processor's
+            // "pair" template is not read, so a pair is refused when tokenizer.json names the special tokens.
+            PairSeparator = pipeline?.Prefix is null && pipeline?.Suffix is null ? prefix : null,
             BosId = bosId,
             EosId = eosId,
             PadId = padId,

@@ -25,6 +25,7 @@ internal static class Gpt2Loader
             BosId = EndOfText,
             EosId = EndOfText,
             UnkId = EndOfText,
+            PairSeparator = [],   // GPT2Tokenizer joins a pair as it is
             BosToken = EndOfTextToken,
             EosToken = EndOfTextToken,
             VocabSize = EndOfText + 1,

@@ -69,6 +69,8 @@ internal static class SentencePieceLoader
             DecodeIds = ids => llama.Decode(ids, considerSpecialTokens: true),
             Prefix = llama.AddBeginningOfSentence ? [llama.BeginningOfSentenceId] : [],
             Suffix = llama.AddEndOfSentence ? [llama.EndOfSentenceId] : [],
+            // LlamaTokenizer.build_inputs_with_special_tokens: bos A eos bos B eos, each as add_bos/add_eos_token say.
+            PairSeparator = llama.AddBeginningOfSentence ? [llama.BeginningOfSentenceId] : [],
             BosId = llama.BeginningOfSentenceId,
             EosId = llama.EndOfSentenceId,
             UnkId = llama.UnknownId,

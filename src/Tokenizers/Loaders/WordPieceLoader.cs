@@ -65,6 +65,7 @@ internal static class WordPieceLoader
             DecodeIds = ids => bert.Decode(ids, skipSpecialTokens: false),
             Prefix = [bert.ClassificationTokenId],
             Suffix = [bert.SeparatorTokenId],
+            PairSeparator = [],   // [CLS] A [SEP] B [SEP]
             PadId = bert.PaddingTokenId,
             UnkId = bert.UnknownTokenId,
             VocabSize = vocabSize,

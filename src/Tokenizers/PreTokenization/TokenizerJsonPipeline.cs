@@ -250,7 +250,7 @@ internal sealed class TokenizerJsonPipeline
         {
             if (TokenizerConfig.GetString(entry, "content") is string content && entry.TryGetProperty("id", out JsonElement id))
             {
-                tokens.Add(new AddedToken(content, id.GetInt32(), TokenizerConfig.GetBool(entry, "special") ?? false));
+                tokens.Add(TokenizerConfig.ReadAddedToken(entry, content, id.GetInt32()));
             }
         }
 

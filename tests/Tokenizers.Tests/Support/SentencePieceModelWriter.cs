@@ -1,13 +1,13 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using System.Text;
+using Google.Protobuf;
 
 namespace TransformerGen.Tokenizers.Tests.Support;
 
 /// <summary>
-/// Writes a SentencePiece tokenizer.model (a ModelProto, google/sentencepiece src/sentencepiece_model.proto)
-/// by hand: protobuf's varint and length-delimited encodings, and the fields a BPE model needs.
+/// Writes a SentencePiece model file (a <c>ModelProto</c>, google/sentencepiece src/sentencepiece_model.proto) with
+/// Google.Protobuf's <see cref="CodedOutputStream"/>: the fields a BPE or Unigram model needs, by their numbers.
 /// </summary>
 internal static class SentencePieceModelWriter
 {
@@ -41,6 +41,7 @@ internal static class SentencePieceModelWriter
 
     // NormalizerSpec fields
     private const int NameField = 1;
+    private const int PrecompiledCharsMapField = 2;
     private const int AddDummyPrefixField = 3;
     private const int RemoveExtraWhitespacesField = 4;
     private const int EscapeWhitespacesField = 5;
@@ -52,75 +53,100 @@ internal static class SentencePieceModelWriter
     /// </summary>
     public static byte[] LlamaShaped(IEnumerable<(string Piece, float Score)> pieces, bool byteFallback = true, int modelType = Bpe)
     {
-        var model = new MemoryStream();
-        WritePiece(model, "<unk>", 0, Unknown);
-        WritePiece(model, "<s>", 0, Control);
-        WritePiece(model, "</s>", 0, Control);
+        var all = new List<(string, float, int)> { ("<unk>", 0, Unknown), ("<s>", 0, Control), ("</s>", 0, Control) };
         for (int b = 0; b < 256; b++)
         {
-            WritePiece(model, $"<0x{b:X2}>", 0, Byte);
+            all.Add(($"<0x{b:X2}>", 0, Byte));
         }
 
         foreach ((string piece, float score) in pieces)
         {
-            WritePiece(model, piece, score, Normal);
+            all.Add((piece, score, Normal));
         }
 
-        var trainer = new MemoryStream();
-        WriteVarintField(trainer, ModelTypeField, modelType);
-        WriteVarintField(trainer, ByteFallbackField, byteFallback ? 1 : 0);
-        WriteVarintField(trainer, UnkIdField, 0);
-        WriteVarintField(trainer, BosIdField, 1);
-        WriteVarintField(trainer, EosIdField, 2);
-        WriteVarintField(trainer, PadIdField, -1);
-        WriteBytesField(model, TrainerSpecField, trainer.ToArray());
-
-        var normalizer = new MemoryStream();
-        WriteBytesField(normalizer, NameField, Encoding.UTF8.GetBytes("identity"));
-        WriteVarintField(normalizer, AddDummyPrefixField, 1);
-        WriteVarintField(normalizer, RemoveExtraWhitespacesField, 0);
-        WriteVarintField(normalizer, EscapeWhitespacesField, 1);
-        WriteBytesField(model, NormalizerSpecField, normalizer.ToArray());
-
-        return model.ToArray();
+        return Write(all, modelType, byteFallback, "identity", ByteString.Empty, removeExtraWhitespaces: false);
     }
 
-    private static void WritePiece(Stream model, string piece, float score, int type)
+    /// <summary>
+    /// An XLM-RoBERTa-shaped model (sentencepiece.bpe.model): &lt;unk&gt;=0, &lt;s&gt;=1, &lt;/s&gt;=2, then
+    /// <paramref name="pieces"/> from 3 on; Unigram without byte fallback and without a pad piece; the "nmt_nfkc"
+    /// normalizer with <paramref name="precompiledCharsMap"/>, the dummy prefix and extra whitespace removed.
+    /// </summary>
+    public static byte[] XlmRobertaShaped(IEnumerable<(string Piece, float Score)> pieces, byte[] precompiledCharsMap)
     {
-        var message = new MemoryStream();
-        WriteBytesField(message, PieceField, Encoding.UTF8.GetBytes(piece));
-        WriteTag(message, ScoreField, wireType: 5);
-        Span<byte> bits = stackalloc byte[4];
-        BitConverter.TryWriteBytes(bits, score);   // fixed32, little-endian
-        message.Write(bits);
-        WriteVarintField(message, TypeField, type);
-        WriteBytesField(model, PiecesField, message.ToArray());
-    }
-
-    private static void WriteTag(Stream stream, int field, int wireType) => WriteVarint(stream, (ulong)((field << 3) | wireType));
-
-    // Negative int32 values are written as 10-byte varints (sign-extended to 64 bits), as protobuf does.
-    private static void WriteVarintField(Stream stream, int field, long value)
-    {
-        WriteTag(stream, field, wireType: 0);
-        WriteVarint(stream, unchecked((ulong)value));
-    }
-
-    private static void WriteBytesField(Stream stream, int field, byte[] bytes)
-    {
-        WriteTag(stream, field, wireType: 2);
-        WriteVarint(stream, (ulong)bytes.Length);
-        stream.Write(bytes);
-    }
-
-    private static void WriteVarint(Stream stream, ulong value)
-    {
-        while (value >= 0x80)
+        var all = new List<(string, float, int)> { ("<unk>", 0, Unknown), ("<s>", 0, Control), ("</s>", 0, Control) };
+        foreach ((string piece, float score) in pieces)
         {
-            stream.WriteByte((byte)(value | 0x80));
-            value >>= 7;
+            all.Add((piece, score, Normal));
         }
 
-        stream.WriteByte((byte)value);
+        return Write(all, Unigram, byteFallback: false, "nmt_nfkc", ByteString.CopyFrom(precompiledCharsMap), removeExtraWhitespaces: true);
+    }
+
+    private static byte[] Write(
+        List<(string Piece, float Score, int Type)> pieces, int modelType, bool byteFallback,
+        string normalizerName, ByteString precompiledCharsMap, bool removeExtraWhitespaces)
+    {
+        return Message(model =>
+        {
+            foreach ((string piece, float score, int type) in pieces)
+            {
+                model.WriteTag(PiecesField, WireFormat.WireType.LengthDelimited);
+                model.WriteBytes(Message(message =>
+                {
+                    message.WriteTag(PieceField, WireFormat.WireType.LengthDelimited);
+                    message.WriteString(piece);
+                    message.WriteTag(ScoreField, WireFormat.WireType.Fixed32);
+                    message.WriteFloat(score);
+                    message.WriteTag(TypeField, WireFormat.WireType.Varint);
+                    message.WriteEnum(type);
+                }));
+            }
+
+            model.WriteTag(TrainerSpecField, WireFormat.WireType.LengthDelimited);
+            model.WriteBytes(Message(trainer =>
+            {
+                WriteInt32(trainer, ModelTypeField, modelType);
+                WriteInt32(trainer, ByteFallbackField, byteFallback ? 1 : 0);
+                WriteInt32(trainer, UnkIdField, 0);
+                WriteInt32(trainer, BosIdField, 1);
+                WriteInt32(trainer, EosIdField, 2);
+                WriteInt32(trainer, PadIdField, -1);
+            }));
+
+            model.WriteTag(NormalizerSpecField, WireFormat.WireType.LengthDelimited);
+            model.WriteBytes(Message(normalizer =>
+            {
+                normalizer.WriteTag(NameField, WireFormat.WireType.LengthDelimited);
+                normalizer.WriteString(normalizerName);
+                if (!precompiledCharsMap.IsEmpty)
+                {
+                    normalizer.WriteTag(PrecompiledCharsMapField, WireFormat.WireType.LengthDelimited);
+                    normalizer.WriteBytes(precompiledCharsMap);
+                }
+
+                WriteInt32(normalizer, AddDummyPrefixField, 1);
+                WriteInt32(normalizer, RemoveExtraWhitespacesField, removeExtraWhitespaces ? 1 : 0);
+                WriteInt32(normalizer, EscapeWhitespacesField, 1);
+            }));
+        }).ToByteArray();
+    }
+
+    // Negative int32 values go out as 10-byte varints, as protobuf writes them.
+    private static void WriteInt32(CodedOutputStream output, int field, int value)
+    {
+        output.WriteTag(field, WireFormat.WireType.Varint);
+        output.WriteInt32(value);
+    }
+
+    private static ByteString Message(Action<CodedOutputStream> write)
+    {
+        using var bytes = new MemoryStream();
+        using (var output = new CodedOutputStream(bytes, leaveOpen: true))
+        {
+            write(output);
+        }
+
+        return ByteString.CopyFrom(bytes.ToArray());
     }
 }
