@@ -78,3 +78,12 @@ public partial class OnnxRotarySeq2Seq { }
 [TransformerModel(Architecture = Architecture.EncoderDecoder, Vocab = 17, TargetVocab = 15, DModel = 18, Heads = 3, Layers = 1, DFF = 29,
     SeqLen = 7, TargetSeqLen = 8, Batch = 2, BosToken = 1, EosToken = 2, Positional = Positional.Learned, Norm = NormPlacement.Pre)]
 public partial class OnnxLearnedSeq2Seq { }
+
+[TransformerModel(Config = "HuggingFace/Configs/bert-classifier/config.json", SeqLen = 13, Batch = 3)]
+public partial class OnnxBertClassifier { }
+
+[TransformerModel(Config = "HuggingFace/Configs/bert-tagger/config.json", SeqLen = 13, Batch = 3, Head = EncoderHead.Tagging)]
+public partial class OnnxBertTagger { }
+
+[TransformerModel(Config = "HuggingFace/Configs/roberta-classifier/config.json", SeqLen = 12, Batch = 3)]
+public partial class OnnxRobertaClassifier { }

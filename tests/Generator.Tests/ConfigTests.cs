@@ -191,7 +191,7 @@ public class ConfigTests
     public void TG0042_bert_without_the_sentence_embedding_head_is_located_on_Config()
     {
         string message = Unsupported("minilm", Bert);
-        Assert.Equal("minilm/config.json: \"architectures\": a BERT head other than EncoderHead.SentenceEmbedding cannot be compiled: "
+        Assert.Equal("minilm/config.json: \"architectures\": BertModel with EncoderHead.Classification cannot be compiled: "
             + "the checkpoint holds no classifier; declare Head = EncoderHead.SentenceEmbedding", message);
     }
 
@@ -200,8 +200,54 @@ public class ConfigTests
     {
         string source = Declared("minilm", ", Head = EncoderHead.Classification");
         Diagnostic d = SingleError(At("minilm", Bert), source, "TG0042", "Head = EncoderHead.Classification");
-        Assert.Equal("minilm/config.json: \"architectures\": a BERT head other than EncoderHead.SentenceEmbedding cannot be compiled: "
+        Assert.Equal("minilm/config.json: \"architectures\": BertModel with EncoderHead.Classification cannot be compiled: "
             + "the checkpoint holds no classifier; declare Head = EncoderHead.SentenceEmbedding", d.GetMessage());
+    }
+
+    private static string BertClassifier(string architecture, string labels) =>
+        Set(Bert.Replace("\"BertModel\"", $"\"{architecture}\""), "id2label", labels);
+
+    [Fact]
+    public void A_bert_sequence_classifier_takes_its_classes_from_id2label_and_reads_the_pooler()
+    {
+        string json = BertClassifier("BertForSequenceClassification", "{\"0\": \"no\", \"1\": \"maybe\", \"2\": \"yes\"}");
+        Type m = Compile(At("sst", json), Declared("sst", seqLen: 12), out string source);
+        Assert.Equal(3, Constant(m, "Classes"));
+        Assert.Contains("new(\"pooler.dense.weight\", new[] { 30, 30 }", source);
+        Assert.Contains("new(\"classifier.weight\", new[] { 3, 30 }", source);
+        Assert.Contains("Pooling.FirstForward(", source);
+        Assert.Contains("Activations.TanhForward(", source);
+        Assert.Contains("Activations.TanhBackward(", source);
+        Assert.Contains("Pooling = global::TransformerGen.Pooling.FirstToken,", source);
+
+        // Classes that contradict id2label, mean pooling, or the wrong head are each an error at their argument.
+        Diagnostic d = SingleError(At("sst", json), Declared("sst", ", Classes = 2", seqLen: 12), "TG0043", "Classes = 2");
+        Assert.Equal("Classes = 2 contradicts sst/config.json's \"id2label\": the classifier has 3 labels; leave Classes out to take the config's value", d.GetMessage());
+        d = SingleError(At("sst", json), Declared("sst", ", Pooling = Pooling.Mean", seqLen: 12), "TG0043", "Pooling = Pooling.Mean");
+        Assert.Equal("Pooling = Pooling.Mean contradicts sst/config.json's \"architectures\": its classifier reads the pooled [CLS] token; leave Pooling out to take the config's value", d.GetMessage());
+        d = SingleError(At("sst", json), Declared("sst", ", Head = EncoderHead.SentenceEmbedding", seqLen: 12), "TG0042", "Head = EncoderHead.SentenceEmbedding");
+        Assert.Equal("sst/config.json: \"architectures\": BertForSequenceClassification with EncoderHead.SentenceEmbedding cannot be compiled: "
+            + "the checkpoint holds a sequence classifier; declare Head = EncoderHead.Classification (the default)", d.GetMessage());
+    }
+
+    [Fact]
+    public void A_bert_token_classifier_and_a_roberta_classifier_name_their_heads_as_transformers_does()
+    {
+        string tagger = BertClassifier("BertForTokenClassification", "{\"0\": \"O\", \"1\": \"B-PER\", \"2\": \"I-PER\", \"3\": \"B-LOC\"}");
+        Type m = Compile(At("ner", tagger), Declared("ner", ", Head = EncoderHead.Tagging", seqLen: 12), out string source);
+        Assert.Equal(4, Constant(m, "Classes"));
+        Assert.Contains("new(\"classifier.weight\", new[] { 4, 30 }", source);
+        Assert.DoesNotContain("pooler.dense", source);
+
+        string roberta = Set(Set(Set(Set(BertClassifier("RobertaForSequenceClassification", "{\"0\": \"LABEL_0\", \"1\": \"LABEL_1\"}"),
+            "model_type", "\"roberta\""), "pad_token_id", "1"), "type_vocab_size", "1"), "max_position_embeddings", "22");
+        Compile(At("roberta-sst", roberta), Declared("roberta-sst", seqLen: 12), out source);
+        Assert.Contains("new(\"classifier.dense.weight\", new[] { 30, 30 }", source);
+        Assert.Contains("new(\"classifier.out_proj.weight\", new[] { 2, 30 }", source);
+        Assert.DoesNotContain("pooler.dense", source);
+
+        Assert.Equal("one/config.json: \"num_labels\": 1 cannot be compiled: a single-output regression head (a cross-encoder's score) is not implemented; classifiers need 2 labels or more",
+            Unsupported("one", Set(Bert.Replace("\"BertModel\"", "\"BertForSequenceClassification\""), "num_labels", "1"), ", Head = EncoderHead.Classification"));
     }
 
     /// <summary>

@@ -256,6 +256,9 @@ namespace TransformerGen.Generator
                 case SwiGluOp glu:
                     lines.Add($"{Kernels}Activations.SwiGluForward({V(glu.Input)}, {V(glu.Output)}, {Lit(glu.Output.Shape[0])}, {Lit(glu.Hidden)});");
                     break;
+                case TanhOp tanh:
+                    lines.Add($"{Kernels}Activations.TanhForward({V(tanh.Input)}, {V(tanh.Output)});");
+                    break;
                 case L2NormalizeOp l2:
                     lines.Add($"{Kernels}L2Normalize.Forward({V(l2.Input)}, {V(l2.Output)}, {V(l2.Norms)}, {Lit(l2.Input.Shape[0])}, {Lit(l2.Input.Width)});");
                     lines.Add("return 0f; // no loss: the caller's gradient of the embeddings seeds the backward pass");
@@ -330,6 +333,9 @@ namespace TransformerGen.Generator
                     break;
                 case SwiGluOp glu:
                     lines.Add($"{Kernels}Activations.SwiGluBackward({G(glu.Output)}, {V(glu.Input)}, {G(glu.Input)}, {Lit(glu.Output.Shape[0])}, {Lit(glu.Hidden)}{OverwriteArgument("overwriteDGateUp", glu.Input)});");
+                    break;
+                case TanhOp tanh:
+                    lines.Add($"{Kernels}Activations.TanhBackward({G(tanh.Output)}, {V(tanh.Output)}, {G(tanh.Input)}{OverwriteArgument("overwriteDx", tanh.Input)});");
                     break;
                 case L2NormalizeOp l2:
                     lines.Add($"{Kernels}L2Normalize.Backward({G(l2.Output)}, {V(l2.Output)}, {V(l2.Norms)}, {G(l2.Input)}, {Lit(l2.Input.Shape[0])}, {Lit(l2.Input.Width)}{OverwriteArgument("overwriteDx", l2.Input)});");
@@ -475,6 +481,9 @@ namespace TransformerGen.Generator
                     break;
                 case SwiGluOp glu:
                     lines.Add($"{Kernels}Activations.SwiGluForward({I(glu.Input, stage)}, {I(glu.Output, stage)}, {rows}, {Lit(glu.Hidden)});");
+                    break;
+                case TanhOp tanh:
+                    lines.Add($"{Kernels}Activations.TanhForward({I(tanh.Input, stage)}, {I(tanh.Output, stage)});");
                     break;
                 case LinearOp lin:
                     lines.Add(Product(lin, I(lin.Input, stage), I(lin.Weight, stage), lin.Bias is null ? "default" : I(lin.Bias, stage), I(lin.Output, stage), rows));

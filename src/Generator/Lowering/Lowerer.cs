@@ -249,8 +249,10 @@ namespace TransformerGen.Generator
                 _ops.Add(new L2NormalizeOp(stage, pooled, embeddings, norms));
                 return;
             }
-            TensorDef weight = Parameter("classifier.weight", InitKind.Normal, InitStd, _d.Classes, _d.DModel);
-            TensorDef bias = Parameter("classifier.bias", InitKind.Zeros, 0f, _d.Classes);
+            // Hugging Face's BERT-like classifiers: BertForSequenceClassification's pooler (dense + tanh on [CLS]) before
+            // "classifier"; RobertaClassificationHead's "classifier.dense" + tanh before "classifier.out_proj".
+            bool roberta = _spec.Family?.Kind == FamilySpec.Roberta, pooler = _spec.Family is { IsBertLike: true } && _spec.Head.Value == EnumValues.Classification;
+            string classifier = pooler && roberta ? "classifier.out_proj" : "classifier";
             TensorDef features = x;
             if (_spec.Head.Value == EnumValues.Classification)
             {
@@ -258,6 +260,21 @@ namespace TransformerGen.Generator
                 _tensors.Add(features);
                 _ops.Add(new PoolOp(stage, _spec.Pooling.Value == EnumValues.MeanPooling, x, features, _d.Batch, _d.SeqLen));
             }
+            if (pooler)
+            {
+                string dense = roberta ? "classifier.dense" : "pooler.dense";
+                TensorDef denseW = Parameter(dense + ".weight", InitKind.Normal, InitStd, _d.DModel, _d.DModel);
+                TensorDef denseB = Parameter(dense + ".bias", InitKind.Zeros, 0f, _d.DModel);
+                var projected = new TensorDef("head.pooler_dense", TensorKind.Activation, [_d.Batch, _d.DModel]);
+                var activated = new TensorDef("head.pooler_output", TensorKind.Activation, [_d.Batch, _d.DModel]);
+                _tensors.Add(projected);
+                _tensors.Add(activated);
+                _ops.Add(new LinearOp(stage, roberta ? "classification head's dense layer" : "pooler dense layer", features, denseW, denseB, projected));
+                _ops.Add(new TanhOp(stage, projected, activated));
+                features = activated;
+            }
+            TensorDef weight = Parameter(classifier + ".weight", InitKind.Normal, InitStd, _d.Classes, _d.DModel);
+            TensorDef bias = Parameter(classifier + ".bias", InitKind.Zeros, 0f, _d.Classes);
             TensorDef logits = features.PerToken
                 ? Activation("head.logits", -1, _d.Classes, TokenStream.Input)
                 : new TensorDef("head.logits", TensorKind.Activation, [_d.Batch, _d.Classes]);

@@ -255,6 +255,16 @@ namespace TransformerGen.Generator
         public override IEnumerable<string> CheckShapes() => Expect(Output, Input.Shape);
     }
 
+    /// <summary><c>tanh</c>, elementwise: BERT's pooler and RoBERTa's classification head, after their dense layer.</summary>
+    internal sealed class TanhOp(Stage stage, TensorDef input, TensorDef output) : Op(stage, "tanh")
+    {
+        public TensorDef Input { get; } = input;
+        public TensorDef Output { get; } = output;
+        public override IEnumerable<TensorDef> Reads => [Input];
+        public override IEnumerable<TensorDef> Writes => [Output];
+        public override IEnumerable<string> CheckShapes() => Expect(Output, Input.Shape);
+    }
+
     /// <summary>Softmax of the logits and the (label-smoothed) cross-entropy against the targets.</summary>
     internal sealed class CrossEntropyOp(Stage stage, TensorDef logits, TensorDef probabilities, float labelSmoothing) : Op(stage, "softmax and cross-entropy")
     {

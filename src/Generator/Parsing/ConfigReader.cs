@@ -134,11 +134,46 @@ namespace TransformerGen.Generator
             var family = new FamilySpec(kind, _file, heads > 0 ? hidden / heads : 0, heads, positions, eps, RmsNorm: false, feedForward,
                 Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: Int("type_vocab_size") ?? 2, EmbeddingNorm: true,
                 PositionOffset: kind == FamilySpec.Roberta ? pad + 1 : 0);
-            if (_spec.Head.Value != EnumValues.SentenceEmbedding)
-                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigUnsupported, _spec.Head.Location ?? Where, _file, "architectures",
-                    "a BERT head other than EncoderHead.SentenceEmbedding", "the checkpoint holds no classifier; declare Head = EncoderHead.SentenceEmbedding"));
+            int? classes = BertHead();
             return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
-                pad: pad);
+                pad: pad, classes: classes);
+        }
+
+        /// <summary>
+        /// The head a BERT-like checkpoint holds, from its first <c>architectures</c> entry, checked against the declared
+        /// <c>Head</c>: <c>…ForSequenceClassification</c> (one label per sequence, from the pooled [CLS] token),
+        /// <c>…ForTokenClassification</c> (one per token), anything else no head (sentence embeddings only). Returns the
+        /// labels of a classifier (<c>id2label</c>'s entries, else <c>num_labels</c>), or null.
+        /// </summary>
+        private int? BertHead()
+        {
+            string? architecture = _keys.TryGetValue("architectures", out object? list) && list is List<object?> { Count: > 0 } names ? names[0] as string : null;
+            int head = architecture switch
+            {
+                not null when architecture.EndsWith("ForSequenceClassification", StringComparison.Ordinal) => EnumValues.Classification,
+                not null when architecture.EndsWith("ForTokenClassification", StringComparison.Ordinal) => EnumValues.Tagging,
+                _ => EnumValues.SentenceEmbedding,
+            };
+            if (_spec.Head.Value != head)
+            {
+                string holds = head switch
+                {
+                    EnumValues.Classification => "a sequence classifier; declare Head = EncoderHead.Classification (the default)",
+                    EnumValues.Tagging => "a token classifier; declare Head = EncoderHead.Tagging",
+                    _ => "no classifier; declare Head = EncoderHead.SentenceEmbedding",
+                };
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigUnsupported, _spec.Head.Location ?? Where, _file, "architectures",
+                    $"{architecture ?? "(none)"} with {EnumText("Head", _spec.Head.Value)}", $"the checkpoint holds {holds}"));
+                return null;
+            }
+            if (head == EnumValues.SentenceEmbedding) return null;
+            if (head == EnumValues.Classification && _spec.Pooling.IsSet && _spec.Pooling.Value != EnumValues.FirstToken)
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, _spec.Pooling.Location, "Pooling", EnumText("Pooling", _spec.Pooling.Value), _file,
+                    "architectures", "its classifier reads the pooled [CLS] token"));
+            int labels = Object("id2label") is { Count: > 0 } id2label ? id2label.Count : Int("num_labels") ?? 2;
+            if (labels < 2)
+                Unsupported("num_labels", labels, "a single-output regression head (a cross-encoder's score) is not implemented; classifiers need 2 labels or more");
+            return labels;
         }
 
         private ModelSpec? Llama(int kind, string modelType)
@@ -189,7 +224,7 @@ namespace TransformerGen.Generator
         /// Fills the spec's sizes from the config, checking every size the attribute also gives against it, and the
         /// sequence length against the config's positions.
         /// </summary>
-        private ModelSpec? Resolve(FamilySpec family, int architecture, int vocab, int dModel, int heads, int layers, int dff, int positional, int norm, bool tied, int? pad = null)
+        private ModelSpec? Resolve(FamilySpec family, int architecture, int vocab, int dModel, int heads, int layers, int dff, int positional, int norm, bool tied, int? pad = null, int? classes = null)
         {
             string Key(string attribute) => attribute switch
             {
@@ -227,8 +262,10 @@ namespace TransformerGen.Generator
                          ("TargetVocab", spec.TargetVocab.IsSet, spec.TargetVocab.Location), ("TargetSeqLen", spec.TargetSeqLen.IsSet, spec.TargetSeqLen.Location),
                      })
                 if (isSet) _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, at, name, "(given)", _file, "model_type", "the config fixes the architecture"));
-            if (spec.Classes.IsSet)
+            if (spec.Classes.IsSet && classes is null)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.Classes.Location, "Classes", spec.Classes.Value, _file, "model_type", "the config fixes the architecture"));
+            else if (spec.Classes.IsSet && spec.Classes.Value != classes)
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.Classes.Location, "Classes", spec.Classes.Value, _file, "id2label", $"the classifier has {classes} labels"));
             int padToken = pad ?? spec.PadToken.Value;
             if (spec.PadToken.IsSet && pad is int configPad && configPad != spec.PadToken.Value)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.PadToken.Location, "PadToken", spec.PadToken.Value, _file, "pad_token_id", configPad));
@@ -248,7 +285,8 @@ namespace TransformerGen.Generator
                 PadToken = new Argument<int>(padToken, spec.PadToken.Location),
                 BosToken = new Argument<int>(bos >= 0 && bos < vocab ? bos : -1, spec.BosToken.Location),
                 EosToken = new Argument<int>(eos >= 0 && eos < vocab ? eos : -1, spec.EosToken.Location),
-                Pooling = spec.Pooling,
+                Pooling = classes is null ? spec.Pooling : new Argument<int>(EnumValues.FirstToken, spec.Pooling.Location),
+                Classes = classes is int labels ? new Argument<int>(labels, spec.Classes.Location ?? _spec.Config.Location) : spec.Classes,
                 Family = family,
             };
         }
@@ -262,6 +300,8 @@ namespace TransformerGen.Generator
                 "Positional" => ["Positional.Sinusoidal", "Positional.Learned", "Positional.Rotary"],
                 "Norm" => ["NormPlacement.Post", "NormPlacement.Pre"],
                 "Activation" => ["Activation.Relu", "Activation.Gelu"],
+                "Head" => ["EncoderHead.Classification", "EncoderHead.Tagging", "EncoderHead.SentenceEmbedding"],
+                "Pooling" => ["Pooling.FirstToken", "Pooling.Mean"],
                 _ => [],
             };
             return value >= 0 && value < names.Length ? names[value] : value.ToString(CultureInfo.InvariantCulture);

@@ -98,6 +98,9 @@ internal sealed class OnnxArchitecture
     public ParameterTensor? LanguageModelHead { get; init; }
     public ParameterTensor? Classifier { get; init; }
     public ParameterTensor? ClassifierBias { get; init; }
+    /// <summary>The dense layer (tanh after it) between the pooled token and <see cref="Classifier"/>: BERT's pooler, RoBERTa's classifier.dense.</summary>
+    public ParameterTensor? PoolerDense { get; init; }
+    public ParameterTensor? PoolerDenseBias { get; init; }
     /// <summary>
     /// The decoder of an encoder–decoder model; the rest of this object then describes its encoder (<see cref="Encoder"/>
     /// true, <see cref="FinalNorm"/> the encoder's own norm of pre-LN, no head).
@@ -321,6 +324,8 @@ internal sealed class OnnxArchitecture
     private static OnnxArchitecture Bert(ModelLayout layout, TransformerModelAttribute d, JsonElement config, TensorTable table)
     {
         int heads = Require(config, "num_attention_heads");
+        bool roberta = layout.Family == CheckpointFamily.Roberta;
+        string classifier = roberta && d.Head == EncoderHead.Classification ? "classifier.out_proj" : "classifier";
         ParameterTensor embedding = table.Take("embeddings.word_embeddings.weight");
         int dModel = embedding.Shape[1];
         var layers = new List<OnnxLayerTensors>();
@@ -360,6 +365,11 @@ internal sealed class OnnxArchitecture
             EmbeddingNorm = table.Take("embeddings.LayerNorm.weight"),
             EmbeddingNormBias = table.Take("embeddings.LayerNorm.bias"),
             Layers = layers,
+            // A BertFor…/RobertaFor…Classification head: the token classifier, or the pooler (RoBERTa: classifier.dense) and the sequence classifier.
+            PoolerDense = d.Head == EncoderHead.Classification ? table.Take(roberta ? "classifier.dense.weight" : "pooler.dense.weight") : null,
+            PoolerDenseBias = d.Head == EncoderHead.Classification ? table.Take(roberta ? "classifier.dense.bias" : "pooler.dense.bias") : null,
+            Classifier = d.Head == EncoderHead.SentenceEmbedding ? null : table.Take(classifier + ".weight"),
+            ClassifierBias = d.Head == EncoderHead.SentenceEmbedding ? null : table.Take(classifier + ".bias"),
         };
     }
 

@@ -8,7 +8,7 @@ namespace TransformerGen.Kernels;
 
 /// <summary>
 /// Activations of the feed-forward block: ReLU, GELU (exact erf form, PyTorch's default, and the tanh approximation of
-/// GPT-2), SiLU, and SwiGLU, the gated SiLU of Llama and Qwen2.
+/// GPT-2), SiLU, and SwiGLU, the gated SiLU of Llama and Qwen2; and tanh, of BERT's pooler.
 /// </summary>
 /// <remarks>
 /// All spans of a pointwise activation have the same length (any length; the shape does not matter); SwiGLU's are rows.
@@ -81,6 +81,31 @@ public static class Activations
     /// </summary>
     public static void GeluTanhBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx, bool overwriteDx = false)
         => Elementwise.MapBackwardSplit<GeluTanhBackwardOperator>(dy, x, x, dx, !overwriteDx, nameof(dy), nameof(x), nameof(x), nameof(dx), 2 * GeluTanhCost);
+
+    /// <summary>
+    /// Effectively computes <c>y[i] = tanh(x[i])</c>: the activation of BERT's pooler and of RoBERTa's classification
+    /// head. <paramref name="y"/> may be <paramref name="x"/>.
+    /// </summary>
+    public static void TanhForward(ReadOnlySpan<float> x, Span<float> y)
+    {
+        SpanChecks.SameLength(y.Length, x.Length, nameof(y), nameof(x));
+        TensorPrimitives.Tanh(x, y);
+    }
+
+    /// <summary>
+    /// Effectively computes <c>dx[i] += dy[i]·(1 − y[i]²)</c> (<c>=</c> with <paramref name="overwriteDx"/>) from the
+    /// forward's output <paramref name="y"/> = tanh(x).
+    /// </summary>
+    public static void TanhBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> y, Span<float> dx, bool overwriteDx = false)
+    {
+        SpanChecks.SameLength(y.Length, dy.Length, nameof(y), nameof(dy));
+        SpanChecks.SameLength(dx.Length, dy.Length, nameof(dx), nameof(dy));
+        for (int i = 0; i < dy.Length; i++)
+        {
+            float d = dy[i] * (1f - y[i] * y[i]);
+            dx[i] = overwriteDx ? d : dx[i] + d;
+        }
+    }
 
     /// <summary>
     /// Effectively computes <c>y[i] = x[i]·σ(x[i])</c>, σ(x) = 1/(1 + e^−x): SiLU (swish), PyTorch's <c>nn.SiLU()</c>.

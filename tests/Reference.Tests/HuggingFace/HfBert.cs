@@ -33,9 +33,45 @@ internal sealed class HfBert : HfTorchModel
             Linear(l + "output.dense", inner, hidden);
             LayerNormParameters(l + "output.LayerNorm", hidden);
         }
-        // BertPooler (tanh on token 0) is in every BertModel file but mean pooling never reads it.
-        Parameter("pooler.dense.weight", HfInit.Matrix, used: false, hidden, hidden);
-        Parameter("pooler.dense.bias", HfInit.Bias, used: false, hidden);
+        // BertPooler (tanh on token 0) is in every BertModel file but mean pooling never reads it; a sequence classifier
+        // reads it (RobertaForSequenceClassification and the token classifiers are built without it).
+        bool roberta = config.PositionsFromPadding;
+        HfEncoderHead head = config.EncoderHead;
+        if (!roberta && head != HfEncoderHead.TokenClassification)
+        {
+            Parameter("pooler.dense.weight", HfInit.Matrix, used: head == HfEncoderHead.SequenceClassification, hidden, hidden);
+            Parameter("pooler.dense.bias", HfInit.Bias, used: head == HfEncoderHead.SequenceClassification, hidden);
+        }
+        if (head == HfEncoderHead.SequenceClassification && roberta)
+        {
+            // RobertaClassificationHead: dense, tanh, out_proj on <s>.
+            Parameter("classifier.dense.weight", HfInit.Matrix, hidden, hidden);
+            Parameter("classifier.dense.bias", HfInit.Bias, hidden);
+            Parameter("classifier.out_proj.weight", HfInit.Matrix, config.Labels, hidden);
+            Parameter("classifier.out_proj.bias", HfInit.Bias, config.Labels);
+        }
+        else if (head != HfEncoderHead.None)
+        {
+            Parameter("classifier.weight", HfInit.Matrix, config.Labels, hidden);
+            Parameter("classifier.bias", HfInit.Bias, config.Labels);
+        }
+    }
+
+    /// <summary>
+    /// The classifier's logits: <c>[B, labels]</c> from the [CLS] token through BERT's pooler (dense, tanh) and
+    /// <c>classifier</c>, or RoBERTa's <c>classifier.dense</c>, tanh, <c>classifier.out_proj</c> (dropout off); for a
+    /// token classifier <c>classifier</c> on every position, <c>[B, T, labels]</c>.
+    /// </summary>
+    public Tensor ClassifierLogits(Tensor ids, Tensor attentionMask)
+    {
+        Tensor h = LastHiddenState(ids, attentionMask);
+        if (Config.EncoderHead == HfEncoderHead.TokenClassification) return F.linear(h, this["classifier.weight"], this["classifier.bias"]);
+        if (Config.EncoderHead != HfEncoderHead.SequenceClassification) throw new InvalidOperationException("the checkpoint has no classifier");
+        Tensor first = h.select(1, 0);
+        if (Config.PositionsFromPadding)
+            return F.linear(tanh(F.linear(first, this["classifier.dense.weight"], this["classifier.dense.bias"])), this["classifier.out_proj.weight"], this["classifier.out_proj.bias"]);
+        Tensor pooled = tanh(F.linear(first, this["pooler.dense.weight"], this["pooler.dense.bias"]));
+        return F.linear(pooled, this["classifier.weight"], this["classifier.bias"]);
     }
 
     public override string TokenEmbeddingName => "embeddings.word_embeddings.weight";

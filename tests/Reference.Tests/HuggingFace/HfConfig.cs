@@ -1,11 +1,15 @@
 using System;
 using System.IO;
+using System.Linq;
 using System.Text.Json.Nodes;
 
 namespace TransformerGen.Reference.Tests.HuggingFace;
 
 /// <summary>The three forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3); Qwen2 runs as Llama.</summary>
 internal enum HfFamily { Gpt2, Bert, Llama }
+
+/// <summary>What a BERT-like checkpoint holds on top of the encoder: nothing (<c>BertModel</c>), a sequence classifier or a token classifier.</summary>
+internal enum HfEncoderHead { None, SequenceClassification, TokenClassification }
 
 /// <summary>
 /// What a Hugging Face <c>config.json</c> says about the architecture, read as <c>transformers</c> reads it: each
@@ -41,6 +45,10 @@ internal sealed record HfConfig
     /// <summary>RoBERTa and XLM-RoBERTa: position ids from the padding id (<c>create_position_ids_from_input_ids</c>).</summary>
     public bool PositionsFromPadding { get; init; }
     public int PadTokenId { get; init; }
+    /// <summary>BERT-like: the head <c>architectures[0]</c> names (sequence or token classification), else none.</summary>
+    public HfEncoderHead EncoderHead { get; init; }
+    /// <summary>A classifier's labels: <c>id2label</c>'s entries, else <c>num_labels</c> (2).</summary>
+    public int Labels { get; init; }
 
     // Llama / Qwen2
     public double RopeTheta { get; init; } = 10000.0;
@@ -109,6 +117,13 @@ internal sealed record HfConfig
             ModelType = modelType,
             Family = HfFamily.Bert,
             PositionsFromPadding = roberta,
+            EncoderHead = (json["architectures"] as JsonArray)?.FirstOrDefault()?.GetValue<string>() switch
+            {
+                string a when a.EndsWith("ForSequenceClassification", StringComparison.Ordinal) => HfEncoderHead.SequenceClassification,
+                string a when a.EndsWith("ForTokenClassification", StringComparison.Ordinal) => HfEncoderHead.TokenClassification,
+                _ => HfEncoderHead.None,
+            },
+            Labels = json["id2label"] is JsonObject labels ? labels.Count : Int(json, "num_labels") ?? 2,
             PadTokenId = Int(json, "pad_token_id") ?? (roberta ? 1 : 0),
             VocabSize = Int(json, "vocab_size") ?? 30522,
             HiddenSize = hidden,

@@ -15,6 +15,17 @@ public partial class HfBertModel { }
 [TransformerModel(Config = "HuggingFace/Configs/bert/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.SentenceEmbedding, Pooling = Pooling.FirstToken)]
 public partial class HfBertClsModel { }
 
+// Fine-tuned classifiers: BertForSequenceClassification (Head defaults to Classification), BertForTokenClassification,
+// RobertaForSequenceClassification; Classes comes from id2label.
+[TransformerModel(Config = "HuggingFace/Configs/bert-classifier/config.json", SeqLen = 9, Batch = 3)]
+public partial class HfBertClassifierModel { }
+
+[TransformerModel(Config = "HuggingFace/Configs/bert-tagger/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.Tagging)]
+public partial class HfBertTaggerModel { }
+
+[TransformerModel(Config = "HuggingFace/Configs/roberta-classifier/config.json", SeqLen = 12, Batch = 2)]
+public partial class HfRobertaClassifierModel { }
+
 // RoBERTa (all-distilroberta-v1-shaped): SeqLen 12 takes every one of the 14-row table's positions after pad + 1 = 2.
 [TransformerModel(Config = "HuggingFace/Configs/roberta/config.json", SeqLen = 12, Batch = 2, Head = EncoderHead.SentenceEmbedding)]
 public partial class HfRobertaModel { }

@@ -144,7 +144,8 @@ public sealed class HfReference : IDisposable
             if (name.EndsWith(".LayerNorm.weight", StringComparison.Ordinal)) name = name[..^"weight".Length] + "gamma";
             else if (name.EndsWith(".LayerNorm.bias", StringComparison.Ordinal)) name = name[..^"bias".Length] + "beta";
         }
-        if (!options.Prefix || name.StartsWith("lm_head.", StringComparison.Ordinal)) return name;
+        // The task heads of …ForSequenceClassification/…ForTokenClassification sit outside the base model: never prefixed.
+        if (!options.Prefix || name.StartsWith("lm_head.", StringComparison.Ordinal) || name.StartsWith("classifier.", StringComparison.Ordinal)) return name;
         return _model.Config.Family switch
         {
             HfFamily.Gpt2 => "transformer." + name,
@@ -253,6 +254,27 @@ public sealed class HfReference : IDisposable
         using DisposeScope scope = NewDisposeScope();
         using IDisposable noGrad = no_grad();
         return Values(Bert.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, clsToken));
+    }
+
+    /// <summary>BERT-like classifiers: the logits, <c>[B·labels]</c> or (token classification) <c>[B·T·labels]</c>.</summary>
+    public float[] ClassifierLogits(int[] tokens, int[] attentionMask, int batch, int seqLen)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
+        return Values(Bert.ClassifierLogits(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!));
+    }
+
+    /// <summary>
+    /// BERT-like classifiers: the mean cross-entropy against the labels (<c>[B]</c>, or <c>[B·T]</c> for a token
+    /// classifier, &lt; 0 ignored, as transformers' −100) and every used parameter's gradient, by canonical name.
+    /// </summary>
+    public (float Loss, Dictionary<string, float[]> Gradients) ClassifierLossAndGradients(int[] tokens, int[] attentionMask, int[] labels, int batch, int seqLen)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        Tensor logits = Bert.ClassifierLogits(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!);
+        Tensor target = tensor(labels.Select(t => t < 0 ? -100L : t).ToArray(), ScalarType.Int64);
+        Tensor loss = F.cross_entropy(logits.reshape(-1, _model.Config.Labels), target, ignore_index: -100);
+        return ((float)loss.to(ScalarType.Float64).item<double>(), Gradients(loss));
     }
 
     /// <summary>

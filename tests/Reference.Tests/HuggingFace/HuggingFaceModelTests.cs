@@ -108,6 +108,62 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
     public void Roberta_sentence_embeddings_with_positions_after_the_padding_id() =>
         BertSentenceEmbeddings(new HfRobertaModel(seed: 3), clsToken: false, new HfWriteOptions(Prefix: true, IncludeBuffers: true, IncludeUnusedHeads: true), "roberta", [HfRobertaModel.SeqLen, 5]);
 
+    // Fine-tuned classifiers from their own files: logits (Predict), the loss of Forward and every gradient.
+    [Fact]
+    public void Bert_sequence_classifier_reads_the_pooler_and_classifier() =>
+        Classifier(new HfBertClassifierModel(seed: 3), "bert-classifier", new HfWriteOptions(Prefix: true, IncludeBuffers: true), [HfBertClassifierModel.SeqLen, 4, 7]);
+
+    [Fact]
+    public void Bert_token_classifier_labels_every_token() =>
+        Classifier(new HfBertTaggerModel(seed: 3), "bert-tagger", new HfWriteOptions(Prefix: true), [HfBertTaggerModel.SeqLen, 4, 7]);
+
+    [Fact]
+    public void Roberta_sequence_classifier_reads_its_dense_and_out_proj() =>
+        Classifier(new HfRobertaClassifierModel(seed: 3), "roberta-classifier", new HfWriteOptions(Prefix: true, IncludeBuffers: true), [HfRobertaClassifierModel.SeqLen, 5]);
+
+    private void Classifier(EncoderModel model, string config, HfWriteOptions files, int[] lengths)
+    {
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(config), Seed);
+        reference.Save(_folder, files);
+        model.Load(_folder);
+        ModelLayout layout = model.Layout;
+        int batch = layout.Batch, seqLen = layout.SeqLen, pad = layout.PadToken, labels = layout.TargetVocab;
+        bool perToken = layout.TargetLength == batch * seqLen;
+        int[] tokens = Enumerable.Repeat(pad, batch * seqLen).ToArray(), mask = new int[batch * seqLen];
+        int[] random = TestData.Tokens(batch * seqLen, layout.Vocab - 1, 23), classes = TestData.Tokens(batch * seqLen, labels, 24);
+        int[] targets = Enumerable.Repeat(-1, layout.TargetLength).ToArray();
+        for (int b = 0; b < batch; b++)
+        {
+            for (int t = 0; t < lengths[b]; t++)
+            {
+                tokens[b * seqLen + t] = random[b * seqLen + t] >= pad ? random[b * seqLen + t] + 1 : random[b * seqLen + t];
+                mask[b * seqLen + t] = 1;
+                if (perToken) targets[b * seqLen + t] = classes[b * seqLen + t];
+            }
+            if (!perToken) targets[b] = classes[b];
+        }
+
+        // Logits of the padded batch, and of each sentence alone at its own length (an exact-length pass).
+        float[] expected = reference.ClassifierLogits(tokens, mask, batch, seqLen), logits = model.Predict(tokens).ToArray();
+        Func<int, bool> real = row => !perToken || mask[row] == 1;
+        double logitError = RelativeMax(logits.Where((_, i) => real(i / labels)).ToArray(), expected.Where((_, i) => real(i / labels)).ToArray());
+        float[] alone = model.Predict(tokens.AsSpan(seqLen, lengths[1])).ToArray();
+        float[] expectedAlone = perToken ? expected.AsSpan(seqLen * labels, lengths[1] * labels).ToArray() : expected.AsSpan(labels, labels).ToArray();
+        double aloneError = RelativeMax(alone, expectedAlone);
+
+        float loss = model.Forward(tokens, targets);
+        (float expectedLoss, Dictionary<string, float[]> gradients) = reference.ClassifierLossAndGradients(tokens, mask, targets, batch, seqLen);
+        model.ZeroGrad();
+        model.Backward();
+        (double gradientError, string worst) = GradientError(model, gradients);
+        output.WriteLine($"{config}: logits {logitError:E2} (a sentence alone {aloneError:E2}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
+        Assert.Equal(labels, perToken ? model.Predict(tokens).Length / (batch * seqLen) : model.Predict(tokens).Length / batch);
+        Assert.True(logitError < 1e-5, $"{config}: logits differ by {logitError:E2}");
+        Assert.True(aloneError < 1e-5, $"{config}: a sentence alone differs by {aloneError:E2}");
+        Assert.True(Math.Abs(loss - expectedLoss) < 1e-5 * Math.Abs(expectedLoss), $"{config}: loss {loss} vs {expectedLoss}");
+        Assert.True(gradientError < 1e-4, $"{config}: gradient of {worst} differs by {gradientError:E2} of its norm");
+    }
+
     private void BertSentenceEmbeddings(EncoderModel model, bool clsToken, HfWriteOptions files, string config = "bert", int[]? lengths = null)
     {
         using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(config), Seed);

@@ -92,6 +92,26 @@ public class ActivationsTests
     }
 
     [Fact]
+    public void Tanh_matches_double_and_its_backward_matches_finite_differences_and_accumulates()
+    {
+        var rng = new Rng(14);
+        float[] x = TestTensors.Normal(rng, Length, 2f), g = TestTensors.Normal(rng, Length);
+        var y = new float[Length];
+        Activations.TanhForward(x, y);
+        for (int i = 0; i < Length; i++) Assert.Equal(Math.Tanh(x[i]), y[i], 3e-7);
+        double Loss() { Activations.TanhForward(x, y); return GradientCheck.Dot(g, y); }
+        Activations.TanhForward(x, y);
+        var dx = new float[Length];
+        Activations.TanhBackward(g, y, dx, overwriteDx: true);
+        GradientCheck.Check("dx", x, dx, Loss);
+
+        var twice = (float[])dx.Clone();
+        Activations.TanhForward(x, y);
+        Activations.TanhBackward(g, y, twice);
+        GradientCheck.AssertDoubled("dx", dx, twice);
+    }
+
+    [Fact]
     public void Gelu_backward_matches_the_analytic_derivative_in_double()
     {
         var rng = new Rng(12);
