@@ -201,21 +201,56 @@ public sealed class GgufFileTests(ITestOutputHelper output) : IDisposable
         Assert.False(File.Exists(path));
     }
 
-    /// <summary>Qwen3's per-head query and key norms have no place in either export yet: both refuse it, naming them, and write nothing.</summary>
+    /// <summary>
+    /// Qwen3 as llama.cpp's qwen3: its keys under the architecture's prefix (head size 14 as key_length, not 34 / 4), each
+    /// layer's q_norm and k_norm as attn_q_norm and attn_k_norm [head_dim], every tensor the model's floats in the model's
+    /// order (qwen3's rope pairs (i, i + D/2) as Hugging Face does, so no row moves), no output tensor (tied).
+    /// </summary>
     [Fact]
-    public void Qwen3IsRefusedByBothExportsWithTheReason()
+    public void Qwen3IsLlamaCppsQwen3WithItsHeadNorms()
     {
-        var model = new OnnxQwen3(1);
-        string gguf = Path.Combine(_folder, "qwen3.gguf"), onnx = Path.Combine(_folder, "qwen3.onnx");
-        var e = Assert.Throws<NotSupportedException>(() => model.SaveGguf(gguf, new GgufExportOptions
-        {
-            Hyperparameters = new GgufHyperparameters { Heads = 4, KeyValueHeads = 2, HeadDim = 14, NormEpsilon = 1e-6f },
-        }));
-        Assert.Contains("q_norm", e.Message);
-        e = Assert.Throws<NotSupportedException>(() => model.SaveOnnx(onnx, new OnnxExportOptions { Config = GgufLlamaCppTests.Config("qwen3") }));
-        Assert.Contains("q_norm", e.Message);
-        Assert.False(File.Exists(gguf));
-        Assert.False(File.Exists(onnx));
+        (GgufFile file, GgufExportReport report, LanguageModel model) = Export("qwen3", GgufTensorType.F32);
+        Dictionary<string, object> m = file.Metadata;
+        Assert.Equal("qwen3", report.Architecture);
+        Assert.Equal("qwen3", m["general.architecture"]);
+        Assert.Equal(40u, m["qwen3.context_length"]);
+        Assert.Equal(34u, m["qwen3.embedding_length"]);
+        Assert.Equal(2u, m["qwen3.block_count"]);
+        Assert.Equal(53u, m["qwen3.feed_forward_length"]);
+        Assert.Equal(4u, m["qwen3.attention.head_count"]);
+        Assert.Equal(2u, m["qwen3.attention.head_count_kv"]);
+        Assert.Equal(14u, m["qwen3.attention.key_length"]);
+        Assert.Equal(14u, m["qwen3.attention.value_length"]);
+        Assert.Equal(14u, m["qwen3.rope.dimension_count"]);
+        Assert.Equal(1e6f, m["qwen3.rope.freq_base"]);
+        Assert.Equal(1e-6f, m["qwen3.attention.layer_norm_rms_epsilon"]);
+        Assert.Equal(51u, m["qwen3.vocab_size"]);
+        Assert.DoesNotContain(m.Keys, k => k.StartsWith("llama.", StringComparison.Ordinal));
+        Assert.Equal([14L], file.Tensor("blk.1.attn_q_norm.weight").Dimensions);
+        Assert.Equal([14L], file.Tensor("blk.1.attn_k_norm.weight").Dimensions);
+        Assert.Equal([34L, 56L], file.Tensor("blk.0.attn_q.weight").Dimensions);
+        Assert.Equal([34L, 28L], file.Tensor("blk.0.attn_k.weight").Dimensions);
+        Assert.Equal([56L, 34L], file.Tensor("blk.0.attn_output.weight").Dimensions);
+        Assert.DoesNotContain(file.Tensors, t => t.Name == "output.weight");
+        Assert.Equal(2 + 2 * 11, file.Tensors.Count);
+        foreach (GgufTensorInfo info in report.Tensors)
+            Assert.True(MemoryMarshal.Cast<byte, float>(file.Data(info.Name)).SequenceEqual(Values(model, info.ModelName)), info.Name);
+    }
+
+    /// <summary>
+    /// A Qwen3 with attention_bias has an o_proj bias, which llama.cpp's qwen3 does not read (once, with the export made to
+    /// write the biases, llama.cpp refused this model's file: "wrong number of tensors; expected 33, got 31", the two o_proj
+    /// biases): the export refuses it, saying why, and writes nothing.
+    /// </summary>
+    [Fact]
+    public void Qwen3WithAttentionBiasIsRefusedWithTheReason()
+    {
+        LanguageModel model = GgufLlamaCppTests.Build("qwen3-bias");
+        string path = Path.Combine(_folder, "qwen3-bias.gguf");
+        var e = Assert.Throws<NotSupportedException>(() => model.SaveGguf(path, GgufLlamaCppTests.Config("qwen3-bias")));
+        Assert.Contains("self_attn.q_proj.bias", e.Message);
+        Assert.Contains("reads none on o_proj", e.Message);
+        Assert.False(File.Exists(path));
     }
 
     [Fact]
@@ -251,12 +286,18 @@ public sealed class GgufFileTests(ITestOutputHelper output) : IDisposable
     [Theory]
     [InlineData("qwen2-blocks", GgufTensorType.Q8_0)]
     [InlineData("gpt2-blocks", GgufTensorType.F32)]
+    [InlineData("qwen3-blocks", GgufTensorType.Q8_0)]
     public void InferenceInstancesExportTheSameFile(string config, GgufTensorType type)
     {
         LanguageModel training = GgufLlamaCppTests.Build(config);
         string checkpoint = Path.Combine(_folder, "model.safetensors");
         training.Save(checkpoint);
-        LanguageModel inference = config == "qwen2-blocks" ? Qwen2BlocksModel.ForInference(checkpoint) : Gpt2BlocksModel.ForInference(checkpoint);
+        LanguageModel inference = config switch
+        {
+            "qwen2-blocks" => Qwen2BlocksModel.ForInference(checkpoint),
+            "qwen3-blocks" => Qwen3BlocksModel.ForInference(checkpoint),
+            _ => Gpt2BlocksModel.ForInference(checkpoint),
+        };
         string fromTraining = Path.Combine(_folder, "training.gguf"), fromInference = Path.Combine(_folder, "inference.gguf");
         training.SaveGguf(fromTraining, GgufLlamaCppTests.Config(config), type);
         inference.SaveGguf(fromInference, GgufLlamaCppTests.Config(config), type);

@@ -45,6 +45,19 @@ public sealed class GgufHyperparametersTests : System.IDisposable
     }
 
     [Fact]
+    public void Qwen3HeadSize()
+    {
+        GgufHyperparameters h = Read("""
+            { "model_type": "qwen3", "hidden_size": 1024, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
+              "rms_norm_eps": 1e-06, "rope_theta": 1000000, "max_position_embeddings": 40960, "bos_token_id": 151643, "eos_token_id": 151645 }
+            """);
+        Assert.Equal((16, 8, 128), (h.Heads, h.KeyValueHeads, h.HeadDim)); // head_dim, not 1024 / 16
+        Assert.Equal(1e-6f, h.NormEpsilon);
+        Assert.Equal(1e6f, h.RopeTheta);
+        Assert.Equal(40960, h.ContextLength);
+    }
+
+    [Fact]
     public void Gpt2Defaults()
     {
         GgufHyperparameters h = Read("""{ "model_type": "gpt2", "n_embd": 768, "n_head": 12, "n_positions": 1024 }""");

@@ -24,12 +24,14 @@ public sealed class GgufLlamaCppTests(ITestOutputHelper output) : IDisposable
     [InlineData("qwen2")]
     [InlineData("llama-blocks")]
     [InlineData("qwen2-blocks")]
+    [InlineData("qwen3")]
+    [InlineData("qwen3-blocks")]
     public void F32ExportGivesOurLogits(string config)
     {
         LanguageModel model = Build(config);
         int[] tokens = TestData.Tokens(model.Layout.SeqLen, model.Layout.Vocab, seed: 7);
         (string path, GgufExportReport report) = Export(model, config, GgufTensorType.F32);
-        Assert.Equal("llama", report.Architecture);
+        Assert.Equal(config.StartsWith("qwen3", StringComparison.Ordinal) ? "qwen3" : "llama", report.Architecture);
         Assert.All(report.Tensors, t => Assert.Equal(GgufTensorType.F32, t.Type));
         double relative = Relative(Ours(model, tokens), LlamaCpp.Logits(path, tokens));
         output.WriteLine($"{model.Layout.Name} F32: relative {relative:G3}");
@@ -73,9 +75,12 @@ public sealed class GgufLlamaCppTests(ITestOutputHelper output) : IDisposable
     [InlineData("qwen2-blocks", GgufTensorType.BF16)]
     [InlineData("gpt2-blocks", GgufTensorType.BF16)]
     [InlineData("llama-gqa", GgufTensorType.BF16)]
+    [InlineData("qwen3-blocks", GgufTensorType.BF16)]
+    [InlineData("qwen3", GgufTensorType.BF16)]
     [InlineData("llama-blocks", GgufTensorType.Q8_0)]
     [InlineData("qwen2-blocks", GgufTensorType.Q8_0)]
     [InlineData("gpt2-blocks", GgufTensorType.Q8_0)]
+    [InlineData("qwen3-blocks", GgufTensorType.Q8_0)]
     public void ReducedPrecisionExportHoldsTheRoundedWeights(string config, GgufTensorType type)
     {
         LanguageModel model = Build(config);
@@ -124,6 +129,34 @@ public sealed class GgufLlamaCppTests(ITestOutputHelper output) : IDisposable
         float[][] theirs = LlamaCpp.Logits(path, tokens);
         double first = Relative(ours[..1], theirs[..1]), all = Relative(ours, theirs);
         output.WriteLine($"rotate_half rows in the file: relative {first:G3} at position 0, {all:G3} over all positions");
+        Assert.True(first < 1e-5, $"position 0: {first}");
+        Assert.True(all > 1e-2, $"all positions: {all}");
+    }
+
+    /// <summary>
+    /// The other side of the pairing: llama.cpp's qwen3 rotates (i, i + D/2), as Hugging Face does (LLAMA_ROPE_TYPE_NEOX), so
+    /// the export writes Qwen3's rows unpermuted. A Qwen3 whose query and key rows (and q_norm, k_norm with them) are put
+    /// in adjacent pairs, as the llama export would write them, agrees with us at position 0 only.
+    /// </summary>
+    [Fact]
+    public void Qwen3RowsPairedAsForLlamaDisagreeAfterPositionZero()
+    {
+        LanguageModel model = Build("qwen3-blocks");
+        int[] tokens = TestData.Tokens(model.Layout.SeqLen, model.Layout.Vocab, seed: 7);
+        float[][] ours = Ours(model, tokens);
+        const int headDim = 32;
+        foreach (ParameterTensor t in model.ParameterTensors)
+        {
+            if (!t.Name.Contains("self_attn.q_", StringComparison.Ordinal) && !t.Name.Contains("self_attn.k_", StringComparison.Ordinal)) continue;
+            // q_proj, k_proj [heads·D, in] and q_norm, k_norm [D]: the llama pairing, head by head.
+            Span<float> w = model.Parameters.Slice(t.Offset, t.Length);
+            int rowLength = t.IsVector ? 1 : t.Shape[1];
+            GgufExport.RotaryPairRows(w, t.Length / (headDim * rowLength), headDim, rowLength).CopyTo(w);
+        }
+        (string path, _) = Export(model, "qwen3-blocks", GgufTensorType.F32);
+        float[][] theirs = LlamaCpp.Logits(path, tokens);
+        double first = Relative(ours[..1], theirs[..1]), all = Relative(ours, theirs);
+        output.WriteLine($"qwen3 rows in adjacent pairs: relative {first:G3} at position 0, {all:G3} over all positions");
         Assert.True(first < 1e-5, $"position 0: {first}");
         Assert.True(all > 1e-2, $"all positions: {all}");
     }
@@ -179,6 +212,9 @@ public sealed class GgufLlamaCppTests(ITestOutputHelper output) : IDisposable
             "llama-blocks" => new LlamaBlocksModel(1),
             "qwen2-blocks" => new Qwen2BlocksModel(1),
             "gpt2-blocks" => new Gpt2BlocksModel(1),
+            "qwen3" => new Qwen3Model(1),
+            "qwen3-blocks" => new Qwen3BlocksModel(1),
+            "qwen3-bias" => new Qwen3BiasModel(1),
             _ => throw new ArgumentException(config, nameof(config)),
         };
         Weights.Randomize(model, seed: 3);

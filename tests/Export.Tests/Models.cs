@@ -3,7 +3,7 @@ using TransformerGen;
 namespace TransformerGen.Export.Tests;
 
 // Decoders compiled from Hugging Face configs (TransformerConfig items of the project): the reference tests' fixtures at
-// odd sizes, and three shaped for Q8_0 blocks (Configs/README.md). Each is exported to GGUF and run by llama.cpp.
+// odd sizes, and four shaped for Q8_0 blocks (Configs/README.md). Each is exported to GGUF and run by llama.cpp.
 
 [TransformerModel(Config = "HuggingFace/Configs/llama-gqa/config.json", SeqLen = 13)]
 public partial class LlamaGqaModel { }
@@ -13,6 +13,16 @@ public partial class LlamaMqaModel { }
 
 [TransformerModel(Config = "HuggingFace/Configs/qwen2/config.json", SeqLen = 12)]
 public partial class Qwen2Model { }
+
+[TransformerModel(Config = "HuggingFace/Configs/qwen3/config.json", SeqLen = 14)]
+public partial class Qwen3Model { }
+
+[TransformerModel(Config = "Export.Tests/Configs/qwen3-blocks/config.json", SeqLen = 24)]
+public partial class Qwen3BlocksModel { }
+
+// Qwen3 with attention_bias (q, k, v and o_proj biases), which llama.cpp's qwen3 cannot hold: refused.
+[TransformerModel(Config = "Export.Tests/Configs/qwen3-bias/config.json", SeqLen = 24)]
+public partial class Qwen3BiasModel { }
 
 [TransformerModel(Config = "HuggingFace/Configs/gpt2/config.json", SeqLen = 11)]
 public partial class Gpt2Model { }

@@ -31,6 +31,8 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
             "llama-gqa" => new OnnxLlamaGqa(1),
             "llama-mqa" => new OnnxLlamaMqa(1),
             "qwen2" => new OnnxQwen2(1),
+            "qwen3" => new OnnxQwen3(1),
+            "qwen3-bias" => new OnnxQwen3Bias(1),
             "native-rotary" => new OnnxNativeRotary(1),
             "native-windowed" => new OnnxNativeWindowed(1),
             "native-learned" => new OnnxNativeLearned(1),
@@ -102,6 +104,8 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
     [InlineData("llama-gqa")]
     [InlineData("llama-mqa")]
     [InlineData("qwen2")]
+    [InlineData("qwen3")]
+    [InlineData("qwen3-bias")]
     [InlineData("native-rotary")]
     [InlineData("native-windowed")]
     [InlineData("native-learned")]
@@ -122,6 +126,7 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
     [Theory]
     [InlineData("gpt2")]
     [InlineData("llama-gqa")]
+    [InlineData("qwen3")]
     [InlineData("native-rotary")]
     [InlineData("native-windowed")]
     public void ShorterSequencesGiveTheSameLogits(string name)
@@ -314,6 +319,7 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
     /// <summary>8-bit blocks (MatMulNBits): a quarter-size file whose logits stay within the rounding of the weights.</summary>
     [Theory]
     [InlineData("llama-gqa")]
+    [InlineData("qwen3")]
     [InlineData("bert")]
     public void Int8BlocksStayCloseAndShrinkTheFile(string name)
     {

@@ -28,6 +28,7 @@ public sealed class OnnxKeyValueCacheTests(ITestOutputHelper output) : IDisposab
             "gpt2" => new OnnxGpt2(1),
             "llama-gqa" => new OnnxLlamaGqa(1),
             "qwen2" => new OnnxQwen2(1),
+            "qwen3" => new OnnxQwen3(1),
             "native-rotary" => new OnnxNativeRotary(1),
             "native-windowed" => new OnnxNativeWindowed(1),
             _ => new OnnxNativeLearned(1),
@@ -41,6 +42,7 @@ public sealed class OnnxKeyValueCacheTests(ITestOutputHelper output) : IDisposab
     [InlineData("gpt2")]
     [InlineData("llama-gqa")]
     [InlineData("qwen2")]
+    [InlineData("qwen3")]
     [InlineData("native-rotary")]
     [InlineData("native-windowed")]
     [InlineData("native-learned")]

@@ -7,7 +7,8 @@ namespace TransformerGen.Export.Tests;
 
 // Hugging Face families: GPT-2 (tied, tanh GELU), BERT (sentence embedding, token types, eps 1e-12, padding id 0),
 // Llama with grouped-query attention and rotate_half rotary (untied head), Llama with one key/value head (tied), Qwen2
-// (q/k/v biases, tied).
+// (q/k/v biases, tied), Qwen3 (q_norm and k_norm of each head, head_dim 14 with 4 heads on 2 over hidden 34, tied; and
+// with attention_bias: q, k, v and o_proj biases, untied).
 [TransformerModel(Config = "HuggingFace/Configs/gpt2/config.json", SeqLen = 11, Batch = 3)]
 public partial class OnnxGpt2 { }
 
@@ -20,8 +21,11 @@ public partial class OnnxBertCls { }
 [TransformerModel(Config = "HuggingFace/Configs/roberta/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
 public partial class OnnxRoberta { }
 
-[TransformerModel(Config = "HuggingFace/Configs/qwen3/config.json", SeqLen = 8)]
+[TransformerModel(Config = "HuggingFace/Configs/qwen3/config.json", SeqLen = 11, Batch = 2)]
 public partial class OnnxQwen3 { }
+
+[TransformerModel(Config = "Export.Tests/Configs/qwen3-bias/config.json", SeqLen = 9, Batch = 2)]
+public partial class OnnxQwen3Bias { }
 
 [TransformerModel(Config = "HuggingFace/Configs/llama-gqa/config.json", SeqLen = 13, Batch = 2)]
 public partial class OnnxLlamaGqa { }

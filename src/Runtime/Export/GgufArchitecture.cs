@@ -37,6 +37,9 @@ internal sealed class GgufArchitecture
     /// <summary>The name table; a model tensor that no row names is an error.</summary>
     public required IReadOnlyList<GgufTensorName> Tensors { get; init; }
 
+    /// <summary>Why a tensor the table does not name cannot be written, when there is more to say than that (the refusal's message).</summary>
+    public string? Unplaced { get; init; }
+
     /// <summary>The key of the tensor whose layers count the blocks (the first norm of each layer).</summary>
     public required string LayerKey { get; init; }
 
@@ -70,6 +73,42 @@ internal sealed class GgufArchitecture
             new("layers.{i}.mlp.up_proj.bias", "blk.{i}.ffn_up.bias"),
             new("layers.{i}.mlp.down_proj.weight", "blk.{i}.ffn_down.weight"),
             new("layers.{i}.mlp.down_proj.bias", "blk.{i}.ffn_down.bias"),
+        ],
+    };
+
+    /// <summary>
+    /// llama.cpp's <c>qwen3</c> architecture for Hugging Face Qwen3 weights: <see cref="Llama"/>'s tensors plus each layer's
+    /// <c>q_norm</c> and <c>k_norm</c> <c>[head_dim]</c> (<c>attn_q_norm</c>, <c>attn_k_norm</c>: an RMSNorm of each query and
+    /// key head before the rotation), without biases: the released Qwen3 checkpoints have none (<c>attention_bias</c> false),
+    /// and with <c>attention_bias</c> true Hugging Face's Qwen3 adds one to o_proj as well as to q, k and v, which llama.cpp's
+    /// <c>qwen3</c> does not read (LLamaSharp 0.30.0's build takes optional q/k/v biases and refuses a file with o_proj's:
+    /// "wrong number of tensors"), so such a model is refused.
+    /// Rows stay in Hugging Face's order: <c>qwen3</c>'s rotary embedding is <c>LLAMA_ROPE_TYPE_NEOX</c>, which pairs
+    /// (i, i + D/2) as <c>rotate_half</c> does, and llama.cpp's converter (<c>Qwen3Model</c>, a <c>Qwen2Model</c>) writes q_proj
+    /// and k_proj unpermuted; permuting them would also move the channels the per-head norms scale.
+    /// </summary>
+    public static readonly GgufArchitecture Qwen3 = new()
+    {
+        Name = "qwen3",
+        Rotary = true,
+        Unplaced = "a Qwen3 with attention_bias has biases on q_proj, k_proj, v_proj and o_proj; llama.cpp's qwen3 reads none on o_proj, so none are written",
+        LayerKey = "layers.{i}.input_layernorm.weight",
+        Tensors =
+        [
+            new("embed_tokens.weight", "token_embd.weight"),
+            new("norm.weight", "output_norm.weight"),
+            new("lm_head.weight", "output.weight"),
+            new("layers.{i}.input_layernorm.weight", "blk.{i}.attn_norm.weight"),
+            new("layers.{i}.self_attn.q_proj.weight", "blk.{i}.attn_q.weight"),
+            new("layers.{i}.self_attn.k_proj.weight", "blk.{i}.attn_k.weight"),
+            new("layers.{i}.self_attn.v_proj.weight", "blk.{i}.attn_v.weight"),
+            new("layers.{i}.self_attn.q_norm.weight", "blk.{i}.attn_q_norm.weight"),
+            new("layers.{i}.self_attn.k_norm.weight", "blk.{i}.attn_k_norm.weight"),
+            new("layers.{i}.self_attn.o_proj.weight", "blk.{i}.attn_output.weight"),
+            new("layers.{i}.post_attention_layernorm.weight", "blk.{i}.ffn_norm.weight"),
+            new("layers.{i}.mlp.gate_proj.weight", "blk.{i}.ffn_gate.weight"),
+            new("layers.{i}.mlp.up_proj.weight", "blk.{i}.ffn_up.weight"),
+            new("layers.{i}.mlp.down_proj.weight", "blk.{i}.ffn_down.weight"),
         ],
     };
 

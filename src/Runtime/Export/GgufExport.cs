@@ -28,23 +28,24 @@ public sealed class GgufExportOptions
 public sealed record GgufTensorInfo(string Name, string ModelName, IReadOnlyList<long> Dimensions, GgufTensorType Type);
 
 /// <summary>What <see cref="GgufExport.Save"/> wrote.</summary>
-/// <param name="Architecture">llama.cpp's architecture name (<c>llama</c> or <c>gpt2</c>).</param>
+/// <param name="Architecture">llama.cpp's architecture name (<c>llama</c>, <c>qwen3</c> or <c>gpt2</c>).</param>
 /// <param name="Tensors">Every tensor, in file order.</param>
 /// <param name="Bytes">The file's size.</param>
 public sealed record GgufExportReport(string Architecture, IReadOnlyList<GgufTensorInfo> Tensors, long Bytes);
 
 /// <summary>
 /// Writes a decoder-only model as a GGUF v3 file that llama.cpp (and the apps built on it: LLamaSharp, Ollama, LM Studio)
-/// loads: Llama-, Mistral-, SmolLM- and Qwen2-shaped models as llama.cpp's <c>llama</c> architecture, GPT-2-shaped ones
-/// as <c>gpt2</c>, with weight matrices in F32, BF16 or Q8_0, the hyperparameters llama.cpp requires and a vocabulary.
+/// loads: Llama-, Mistral-, SmolLM- and Qwen2-shaped models as llama.cpp's <c>llama</c> architecture, Qwen3 as <c>qwen3</c>,
+/// GPT-2-shaped ones as <c>gpt2</c>, with weight matrices in F32, BF16 or Q8_0, the hyperparameters llama.cpp requires
+/// and a vocabulary.
 /// </summary>
 /// <remarks>
 /// <para>Only models compiled from a Hugging Face config (<see cref="ModelLayout.Family"/> <see cref="CheckpointFamily.Gpt2"/>,
-/// <see cref="CheckpointFamily.Llama"/>, <see cref="CheckpointFamily.Qwen2"/>) export. This project's own decoders
-/// (<see cref="CheckpointFamily.Native"/>: LayerNorm, erf GELU, a two-matrix MLP, interleaved rotary or learned or
-/// sinusoidal positions) have no architecture in llama.cpp that computes what they compute: <c>llama</c> is RMSNorm +
-/// SwiGLU, <c>gpt2</c> and <c>starcoder2</c> use ggml's tanh GELU (through an fp16 table) where these models use erf, and
-/// none has sinusoidal positions or post-LN blocks.</para>
+/// <see cref="CheckpointFamily.Llama"/>, <see cref="CheckpointFamily.Qwen2"/>, <see cref="CheckpointFamily.Qwen3"/>) export.
+/// This project's own decoders (<see cref="CheckpointFamily.Native"/>: LayerNorm, erf GELU, a two-matrix MLP, interleaved
+/// rotary or learned or sinusoidal positions) have no architecture in llama.cpp that computes what they compute:
+/// <c>llama</c> is RMSNorm + SwiGLU, <c>gpt2</c> and <c>starcoder2</c> use ggml's tanh GELU (through an fp16 table) where
+/// these models use erf, and none has sinusoidal positions or post-LN blocks.</para>
 /// <para>The file is written beside its target under a temporary name, flushed, then renamed over it, so a
 /// reader never sees half a file.</para>
 /// </remarks>
@@ -73,12 +74,12 @@ public static class GgufExport
         GgufArchitecture architecture = layout.Family switch
         {
             CheckpointFamily.Llama or CheckpointFamily.Qwen2 => GgufArchitecture.Llama,
+            CheckpointFamily.Qwen3 => GgufArchitecture.Qwen3,
             CheckpointFamily.Gpt2 => GgufArchitecture.Gpt2,
             CheckpointFamily.Native => throw new NotSupportedException(
                 $"{layout.Name} uses this project's own layers (LayerNorm, erf GELU, a two-matrix MLP); no llama.cpp architecture computes them " +
-                "(llama is RMSNorm + SwiGLU; gpt2 and starcoder2 use a tanh GELU). Compile the model from a Hugging Face config (gpt2, llama, qwen2) to export it."),
-            CheckpointFamily.Qwen3 => throw new NotSupportedException($"{layout.Name} is a Qwen3 model: the GGUF export does not write llama.cpp's qwen3 architecture (its q_norm and k_norm) yet"),
-            _ => throw new NotSupportedException($"{layout.Name} is a {layout.Family} model; GGUF export covers the decoder families gpt2, llama and qwen2"),
+                "(llama is RMSNorm + SwiGLU; gpt2 and starcoder2 use a tanh GELU). Compile the model from a Hugging Face config (gpt2, llama, qwen2, qwen3) to export it."),
+            _ => throw new NotSupportedException($"{layout.Name} is a {layout.Family} model; GGUF export covers the decoder families gpt2, llama, qwen2 and qwen3"),
         };
         GgufHyperparameters h = options.Hyperparameters ?? throw new ArgumentException("options.Hyperparameters is required", nameof(options));
         CheckpointFamilyRules rules = CheckpointFamilyRules.For(layout.Family);
@@ -96,7 +97,8 @@ public static class GgufExport
             foreach (GgufTensorName candidate in architecture.Tensors)
                 if (NamePattern.Matches(candidate.ModelKey, key, out layer)) { row = candidate; break; }
             if (row is null)
-                throw new NotSupportedException($"{layout.Name}: tensor '{t.Name}' {t.ShapeText} has no place in llama.cpp's {architecture.Name} architecture");
+                throw new NotSupportedException($"{layout.Name}: tensor '{t.Name}' {t.ShapeText} has no place in llama.cpp's {architecture.Name} architecture" +
+                    (architecture.Unplaced is { } why ? $" ({why})" : ""));
             if (NamePattern.Matches(architecture.LayerKey, key, out string l)) layers.Add(int.Parse(l, System.Globalization.CultureInfo.InvariantCulture));
             planned.Add((t, row.GgufName.Replace("{i}", layer, StringComparison.Ordinal), row.Rows));
         }
@@ -189,6 +191,10 @@ public static class GgufExport
             int q = Rows("layers.0.self_attn.q_proj.weight"), k = Rows("layers.0.self_attn.k_proj.weight");
             if (q != h.Heads * h.HeadDim || k != h.KeyValueHeads * h.HeadDim)
                 throw new ArgumentException($"{layout.Name}: q_proj has {q} rows and k_proj {k}; {h.Heads} heads and {h.KeyValueHeads} key/value heads of {h.HeadDim} need {h.Heads * h.HeadDim} and {h.KeyValueHeads * h.HeadDim}", nameof(h));
+            // Qwen3's per-head norms scale one head's channels: each must be head-size long.
+            foreach (string norm in new[] { "layers.0.self_attn.q_norm.weight", "layers.0.self_attn.k_norm.weight" })
+                if (byKey.TryGetValue(norm, out ParameterTensor? n) && n.Length != h.HeadDim)
+                    throw new ArgumentException($"{layout.Name}: {n.Name} has {n.Length} channels; heads of {h.HeadDim} need as many", nameof(h));
             feedForward = Rows("layers.0.mlp.gate_proj.weight");
             contextLength = h.ContextLength > 0 ? h.ContextLength : layout.SeqLen;
         }

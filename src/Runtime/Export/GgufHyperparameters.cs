@@ -21,7 +21,7 @@ public sealed record GgufHyperparameters
     /// <summary>Channels per head.</summary>
     public required int HeadDim { get; init; }
 
-    /// <summary>The epsilon of every RMSNorm (Llama, Qwen2) or LayerNorm (GPT-2).</summary>
+    /// <summary>The epsilon of every RMSNorm (Llama, Qwen2, Qwen3 and its per-head query and key norms) or LayerNorm (GPT-2).</summary>
     public required float NormEpsilon { get; init; }
 
     /// <summary>The rotary base θ (<c>rope_theta</c>); unused by GPT-2.</summary>
@@ -37,9 +37,9 @@ public sealed record GgufHyperparameters
     public int EosToken { get; init; } = -1;
 
     /// <summary>
-    /// Reads the hyperparameters from a Hugging Face <c>config.json</c> of a <c>gpt2</c>, <c>llama</c>, <c>mistral</c> or
-    /// <c>qwen2</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
-    /// <c>layer_norm_epsilon</c> 1e-5; Llama's and Qwen2's <c>num_key_value_heads</c> = heads, <c>head_dim</c> = hidden / heads,
+    /// Reads the hyperparameters from a Hugging Face <c>config.json</c> of a <c>gpt2</c>, <c>llama</c>, <c>mistral</c>,
+    /// <c>qwen2</c> or <c>qwen3</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
+    /// <c>layer_norm_epsilon</c> 1e-5; Llama's, Qwen2's and Qwen3's <c>num_key_value_heads</c> = heads, <c>head_dim</c> = hidden / heads,
     /// <c>rms_norm_eps</c> 1e-6, <c>rope_theta</c> 1e4 (also read from <c>rope_parameters</c>). An <c>eos_token_id</c> list gives its first id.
     /// </summary>
     /// <exception cref="InvalidDataException">The file is not such a config, or asks for what a GGUF export cannot say (rotary scaling).</exception>
@@ -63,7 +63,7 @@ public sealed record GgufHyperparameters
                     ContextLength = Integer(root, "n_positions") ?? 0, BosToken = bos, EosToken = eos,
                 };
             }
-            case "llama" or "mistral" or "qwen2":
+            case "llama" or "mistral" or "qwen2" or "qwen3":
             {
                 if (root.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind != JsonValueKind.Null)
                     throw new InvalidDataException($"'{configPath}': rope_scaling is not exported (the model compiler refuses it too)");
@@ -80,7 +80,7 @@ public sealed record GgufHyperparameters
                 };
             }
             default:
-                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a decoder GGUF export knows (gpt2, llama, mistral, qwen2)");
+                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a decoder GGUF export knows (gpt2, llama, mistral, qwen2, qwen3)");
         }
 
         int Require(int? value, string key) => value ?? throw new InvalidDataException($"'{configPath}' has no {key}");

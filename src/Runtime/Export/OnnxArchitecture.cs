@@ -16,6 +16,8 @@ internal enum OnnxFeedForward { GeluErf, GeluTanh, Relu, SwiGlu }
 /// <summary>
 /// The parameters of one layer, by role: each projection is one or more tensors stacked by rows, as the model multiplies
 /// them (GPT-2's c_attn is q | k | v already, BERT and Llama keep q, k and v apart; Llama's gate and up).
+/// <paramref name="QueryNorm"/> and <paramref name="KeyNorm"/> <c>[headDim]</c> are Qwen3's <c>q_norm</c> and <c>k_norm</c>:
+/// an RMSNorm of each query and key head, between the projection and the rotation.
 /// </summary>
 internal sealed record OnnxLayerTensors(
     ParameterTensor AttentionNorm, ParameterTensor? AttentionNormBias,
@@ -23,7 +25,8 @@ internal sealed record OnnxLayerTensors(
     ParameterTensor Output, ParameterTensor? OutputBias,
     ParameterTensor FeedForwardNorm, ParameterTensor? FeedForwardNormBias,
     ParameterTensor[] Up, ParameterTensor[]? UpBias,
-    ParameterTensor Down, ParameterTensor? DownBias);
+    ParameterTensor Down, ParameterTensor? DownBias,
+    ParameterTensor? QueryNorm = null, ParameterTensor? KeyNorm = null);
 
 /// <summary>
 /// The cross-attention of a decoder layer of an encoder–decoder model (PyTorch's <c>multihead_attn</c>): its norm
@@ -124,8 +127,6 @@ internal sealed class OnnxArchitecture
         ModelLayout layout = model.Layout;
         TransformerModelAttribute declaration = DeclarationOf(model.GetType())
             ?? throw new NotSupportedException($"{layout.Name} carries no [TransformerModel] attribute; the ONNX export reads the architecture from the declaration");
-        if (layout.Family == CheckpointFamily.Qwen3)
-            throw new NotSupportedException($"{layout.Name} is a Qwen3 model: the ONNX export does not write its per-head query and key norms (q_norm, k_norm) yet");
         var table = new TensorTable(layout);
         OnnxArchitecture architecture = layout.Family == CheckpointFamily.Native
             ? Native(layout, declaration, table)
@@ -268,6 +269,7 @@ internal sealed class OnnxArchitecture
             CheckpointFamily.Roberta => modelType == "xlm-roberta" ? "xlm-roberta" : "roberta",
             CheckpointFamily.Llama => modelType == "mistral" ? "mistral" : "llama",
             CheckpointFamily.Qwen2 => "qwen2",
+            CheckpointFamily.Qwen3 => "qwen3",
             _ => null,
         };
         if (modelType != expected)
@@ -386,6 +388,8 @@ internal sealed class OnnxArchitecture
         for (int i = 0; table.Has($"model.layers.{i}.input_layernorm.weight"); i++)
         {
             string p = $"model.layers.{i}.";
+            // Qwen3's per-head query and key norms: both or neither.
+            ParameterTensor[]? headNorms = table.TakeAll(p + "self_attn.q_norm.weight", p + "self_attn.k_norm.weight");
             layers.Add(new OnnxLayerTensors(
                 table.Take(p + "input_layernorm.weight"), null,
                 [table.Take(p + "self_attn.q_proj.weight"), table.Take(p + "self_attn.k_proj.weight"), table.Take(p + "self_attn.v_proj.weight")],
@@ -394,7 +398,8 @@ internal sealed class OnnxArchitecture
                 table.Take(p + "post_attention_layernorm.weight"), null,
                 [table.Take(p + "mlp.gate_proj.weight"), table.Take(p + "mlp.up_proj.weight")],
                 table.TakeAll(p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"),
-                table.Take(p + "mlp.down_proj.weight"), table.TakeOptional(p + "mlp.down_proj.bias")));
+                table.Take(p + "mlp.down_proj.weight"), table.TakeOptional(p + "mlp.down_proj.bias"),
+                headNorms?[0], headNorms?[1]));
         }
         string activation = String(config, "hidden_act") ?? "silu";
         if (activation is not ("silu" or "swish")) throw new NotSupportedException($"'{configPath}': hidden_act {activation}; the gated feed-forward is exported with silu only");
@@ -446,6 +451,10 @@ internal sealed class OnnxArchitecture
         int expected = (Heads + 2 * KeyValueHeads) * HeadDim;
         if (qkvRows != expected || Layers[0].Output.Shape[1] != Heads * HeadDim)
             throw new ArgumentException($"{Name}: the query, key and value projections have {qkvRows} rows; {Heads} heads and {KeyValueHeads} key/value heads of {HeadDim} need {expected}");
+        foreach (OnnxLayerTensors layer in Layers)
+            foreach (ParameterTensor? norm in new[] { layer.QueryNorm, layer.KeyNorm })
+                if (norm is not null && norm.Length != HeadDim)
+                    throw new ArgumentException($"{Name}: {norm.Name} {norm.ShapeText} does not scale heads of {HeadDim}");
         if (PositionEmbedding is { } p && p.Shape[0] < SeqLen)
             throw new ArgumentException($"{Name}: {p.Name} has {p.Shape[0]} positions, fewer than SeqLen = {SeqLen}");
         if (Decoder is not { } decoder) return;

@@ -54,7 +54,7 @@ public enum OnnxSeq2SeqGraph
 public sealed class OnnxExportOptions
 {
     /// <summary>
-    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, Llama, Qwen2) was compiled from: its norm epsilon,
+    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, Llama, Qwen2, Qwen3) was compiled from: its norm epsilon,
     /// activation, head counts and rotary base are not in the parameter table. Unused for this project's own models,
     /// whose <c>[TransformerModel]</c> attribute says all of it.
     /// </summary>
@@ -170,8 +170,9 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
 /// <para>A position whose every key is masked (a row of padding only) has an output that the model does not define the
 /// same way (the model gives 0, the graph the average value over the masked keys); it is padding either way.</para>
 /// <para>Operators: LayerNormalization (opset 17), RMSNorm as Pow, ReduceMean, Add, Sqrt, Div and Mul (the pattern ONNX
-/// Runtime fuses), GELU from Erf or Tanh, attention as MatMul, Where and Softmax (grouped-query attention by a 5-D
-/// broadcast, never by copying keys), rotary positions by Slice, Neg and Concat over cosine and sine tables computed as
+/// Runtime fuses; Qwen3's q_norm and k_norm the same over each head's channels, before the rotation), GELU from Erf or
+/// Tanh, attention as MatMul, Where and Softmax (grouped-query attention by a 5-D broadcast, never by copying keys),
+/// rotary positions by Slice, Neg and Concat over cosine and sine tables computed as
 /// the model computes them. This project's interleaved rotary pairs are exported by permuting the query and key rows into
 /// the half-split order, which leaves every score unchanged.</para>
 /// <para>Weights of a graph over 2 GiB go to a data file beside it (<see cref="OnnxExportOptions.ExternalData"/>): ONNX's

@@ -470,6 +470,10 @@ internal sealed class OnnxGraphWriter
             _a.Positions == OnnxPositions.RotaryInterleaved ? InterleavedToHalfSplit : null);
         string[] parts = _g.Nodes("Split", [qkv, _g.Int64s(h * d, kv * d, kv * d)], p + "qkv_part", 3, n => B.Int(n, "axis", 2));
         string q = Heads(parts[0], h, p + "q"), k = Heads(parts[1], kv, p + "k"), v = Heads(parts[2], kv, p + "v");
+        // Qwen3: each query and key head RMS-normalized over its D channels before the rotation. The heads are
+        // [batch, heads, sequence, D] here, so the norm's last axis is a head's channels and its [D] weight broadcasts.
+        if (t.QueryNorm is { } queryNorm) q = Norm(p + "q_norm", q, queryNorm, null);
+        if (t.KeyNorm is { } keyNorm) k = Norm(p + "k_norm", k, keyNorm, null);
         if (stream.Cos is not null)
         {
             q = Rotate(q, stream, p + "q_rotated");
