@@ -246,8 +246,15 @@ public class ConfigTests
         Assert.Contains("new(\"classifier.out_proj.weight\", new[] { 2, 30 }", source);
         Assert.DoesNotContain("pooler.dense", source);
 
-        Assert.Equal("one/config.json: \"num_labels\": 1 cannot be compiled: a single-output regression head (a cross-encoder's score) is not implemented; classifiers need 2 labels or more",
-            Unsupported("one", Set(Bert.Replace("\"BertModel\"", "\"BertForSequenceClassification\""), "num_labels", "1"), ", Head = EncoderHead.Classification"));
+        // One label (a cross-encoder's score): no loss of its own, the caller's gradient of the scores seeds Backward.
+        string score = Set(Bert.Replace("\"BertModel\"", "\"BertForSequenceClassification\""), "num_labels", "1");
+        m = Compile(At("score", score), Declared("score", seqLen: 12), out source);
+        Assert.Equal(1, Constant(m, "Classes"));
+        Assert.Contains("SeededOutput = true,", source);
+        Assert.DoesNotContain("CrossEntropy.", source);
+        Assert.Contains("return 0f; // no loss of its own", source);
+        Assert.Equal("one/config.json: \"num_labels\": 1 cannot be compiled: a token classifier needs 2 labels or more",
+            Unsupported("one", Set(Bert.Replace("\"BertModel\"", "\"BertForTokenClassification\""), "num_labels", "1"), ", Head = EncoderHead.Tagging"));
     }
 
     /// <summary>

@@ -39,6 +39,8 @@ namespace TransformerGen.Generator
                 body.AddRange(lines);
             }
             if (infer && stage.Kind == StageKind.Head && _spec.IsDecoderOnly) body.InsertRange(0, GatherLastRows(ops));
+            if (pass == "Forward" && stage.Kind == StageKind.Head && !ops.OfType<CrossEntropyOp>().Any())
+                body.Add("return 0f; // no loss of its own: the caller's gradient of the output (Logits) seeds the backward pass");
 
             string where = Where(stage, @long: true);
             string summary = pass switch
@@ -261,7 +263,6 @@ namespace TransformerGen.Generator
                     break;
                 case L2NormalizeOp l2:
                     lines.Add($"{Kernels}L2Normalize.Forward({V(l2.Input)}, {V(l2.Output)}, {V(l2.Norms)}, {Lit(l2.Input.Shape[0])}, {Lit(l2.Input.Width)});");
-                    lines.Add("return 0f; // no loss: the caller's gradient of the embeddings seeds the backward pass");
                     break;
                 case LinearOp lin:
                     lines.Add(Product(lin, V(lin.Input), V(lin.Weight), lin.Bias is null ? "default" : V(lin.Bias), V(lin.Output), Lit(lin.Input.Shape[0])));

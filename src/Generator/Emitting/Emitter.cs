@@ -331,7 +331,8 @@ namespace TransformerGen.Generator
             : _d.Tokens;
 
         /// <summary>What <c>Logits</c> exposes after a forward pass: the loss's logits, or a sentence embedder's embeddings.</summary>
-        private TensorDef Output => _graph.Ops.OfType<CrossEntropyOp>().SingleOrDefault()?.Logits ?? _graph.Ops.OfType<L2NormalizeOp>().Single().Output;
+        // The model's output: the logits its loss reads, or (no loss of its own) the tensor whose gradient the caller seeds.
+        private TensorDef Output => _graph.Ops.OfType<CrossEntropyOp>().SingleOrDefault()?.Logits ?? _graph.Tensors.Single(t => t.SeededGradient);
 
         private const string ModelUse = "global::TransformerGen.ModelUse";
         private const string WeightType = "global::TransformerGen.WeightType";

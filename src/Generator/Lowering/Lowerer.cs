@@ -275,14 +275,19 @@ namespace TransformerGen.Generator
             }
             TensorDef weight = Parameter(classifier + ".weight", InitKind.Normal, InitStd, _d.Classes, _d.DModel);
             TensorDef bias = Parameter(classifier + ".bias", InitKind.Zeros, 0f, _d.Classes);
+            // A Hugging Face sequence classifier with one label (num_labels 1: a cross-encoder's score, regression) has
+            // no loss of its own here: the caller's loss (MSE, as transformers takes) seeds its backward pass.
+            bool seeded = pooler && _d.Classes == 1;
             TensorDef logits = features.PerToken
                 ? Activation("head.logits", -1, _d.Classes, TokenStream.Input)
-                : new TensorDef("head.logits", TensorKind.Activation, [_d.Batch, _d.Classes]);
+                : new TensorDef("head.logits", TensorKind.Activation, [_d.Batch, _d.Classes]) { SeededGradient = seeded };
+            if (!features.PerToken) _tensors.Add(logits);
+            _ops.Add(new LinearOp(stage, features.PerToken ? "tagging head" : seeded ? "score head (one output)" : "classification head", features, weight, bias, logits));
+            if (seeded) return;
             TensorDef probabilities = features.PerToken
                 ? Activation("head.probabilities", -1, _d.Classes, TokenStream.Input, trainingOnly: true)
                 : new TensorDef("head.probabilities", TensorKind.Activation, [_d.Batch, _d.Classes]) { TrainingOnly = true };
-            if (!features.PerToken) { _tensors.Add(logits); _tensors.Add(probabilities); }
-            _ops.Add(new LinearOp(stage, features.PerToken ? "tagging head" : "classification head", features, weight, bias, logits));
+            if (!features.PerToken) _tensors.Add(probabilities);
             _ops.Add(new CrossEntropyOp(stage, logits, probabilities, _spec.LabelSmoothing.Value));
         }
 

@@ -170,9 +170,10 @@ namespace TransformerGen.Generator
             if (head == EnumValues.Classification && _spec.Pooling.IsSet && _spec.Pooling.Value != EnumValues.FirstToken)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, _spec.Pooling.Location, "Pooling", EnumText("Pooling", _spec.Pooling.Value), _file,
                     "architectures", "its classifier reads the pooled [CLS] token"));
+            // num_labels 1 (a cross-encoder's relevance score, a regression): one output and no loss of the model's own.
             int labels = Object("id2label") is { Count: > 0 } id2label ? id2label.Count : Int("num_labels") ?? 2;
-            if (labels < 2)
-                Unsupported("num_labels", labels, "a single-output regression head (a cross-encoder's score) is not implemented; classifiers need 2 labels or more");
+            if (head == EnumValues.Tagging && labels < 2)
+                Unsupported("num_labels", labels, "a token classifier needs 2 labels or more");
             return labels;
         }
 

@@ -23,6 +23,10 @@ public partial class HfBertClassifierModel { }
 [TransformerModel(Config = "HuggingFace/Configs/bert-tagger/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.Tagging)]
 public partial class HfBertTaggerModel { }
 
+// A cross-encoder: one output (a score) and no loss of its own; the caller's loss seeds Backward.
+[TransformerModel(Config = "HuggingFace/Configs/bert-cross-encoder/config.json", SeqLen = 9, Batch = 3)]
+public partial class HfBertCrossEncoderModel { }
+
 [TransformerModel(Config = "HuggingFace/Configs/roberta-classifier/config.json", SeqLen = 12, Batch = 2)]
 public partial class HfRobertaClassifierModel { }
 

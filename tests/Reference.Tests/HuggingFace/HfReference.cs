@@ -264,6 +264,14 @@ public sealed class HfReference : IDisposable
         return Values(Bert.ClassifierLogits(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!));
     }
 
+    /// <summary>BERT-like classifiers: the gradient of Σ logits ⊙ <paramref name="upstream"/> for every used parameter, by canonical name.</summary>
+    public Dictionary<string, float[]> ClassifierGradients(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        Tensor logits = Bert.ClassifierLogits(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!);
+        return Gradients((logits * tensor(upstream, logits.shape).to(_model.Dtype)).sum());
+    }
+
     /// <summary>
     /// BERT-like classifiers: the mean cross-entropy against the labels (<c>[B]</c>, or <c>[B·T]</c> for a token
     /// classifier, &lt; 0 ignored, as transformers' −100) and every used parameter's gradient, by canonical name.

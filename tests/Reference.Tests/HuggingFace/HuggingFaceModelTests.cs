@@ -121,6 +121,37 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
     public void Roberta_sequence_classifier_reads_its_dense_and_out_proj() =>
         Classifier(new HfRobertaClassifierModel(seed: 3), "roberta-classifier", new HfWriteOptions(Prefix: true, IncludeBuffers: true), [HfRobertaClassifierModel.SeqLen, 5]);
 
+    // A cross-encoder (num_labels 1): Predict gives each pair's score; no loss of its own, so Backward takes the gradient
+    // of the caller's loss with respect to the scores (here Σ scores ⊙ upstream, the gradient an MSE would pass).
+    [Fact]
+    public void Bert_cross_encoder_scores_with_one_output_and_a_seeded_backward()
+    {
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath("bert-cross-encoder"), Seed);
+        reference.Save(_folder, new HfWriteOptions(Prefix: true, IncludeBuffers: true));
+        var model = new HfBertCrossEncoderModel(seed: 3);
+        model.Load(_folder);
+        const int batch = HfBertCrossEncoderModel.Batch, seqLen = HfBertCrossEncoderModel.SeqLen;
+        int[] lengths = [seqLen, 4, 7];
+        int[] tokens = new int[batch * seqLen], mask = new int[batch * seqLen];
+        int[] random = TestData.Tokens(batch * seqLen, HfBertCrossEncoderModel.Vocab - 1, 25);
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < lengths[b]; t++) { tokens[b * seqLen + t] = random[b * seqLen + t] + 1; mask[b * seqLen + t] = 1; }
+
+        Assert.Equal(1, HfBertCrossEncoderModel.Classes);
+        Assert.True(model.Layout.SeededOutput);
+        float[] scores = model.Predict(tokens).ToArray(), expected = reference.ClassifierLogits(tokens, mask, batch, seqLen);
+        Assert.Equal(batch, scores.Length);
+        double scoreError = RelativeMax(scores, expected);
+        float[] upstream = [0.7f, -1.3f, 0.4f];
+        model.ZeroGrad();
+        model.Backward(upstream);
+        (double gradientError, string worst) = GradientError(model, reference.ClassifierGradients(tokens, mask, batch, seqLen, upstream));
+        output.WriteLine($"bert-cross-encoder: scores {scoreError:E2}, gradients {gradientError:E2} (worst {worst})");
+        Assert.True(scoreError < 1e-5, $"scores differ by {scoreError:E2}");
+        Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
+        Assert.Throws<InvalidOperationException>(() => model.Backward()); // no loss of its own
+    }
+
     private void Classifier(EncoderModel model, string config, HfWriteOptions files, int[] lengths)
     {
         using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(config), Seed);
