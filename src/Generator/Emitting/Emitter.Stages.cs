@@ -253,7 +253,9 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}RmsNorm.HeadsForward({V(qk.Input)}, {V(qk.QueryWeight)}, {V(qk.KeyWeight)}, {V(qk.Output)}, {V(qk.Rstd)}, {Lit(qk.Input.Shape[0])}, {HeadsArguments(qk)}, {Lit(qk.Eps)});");
                     break;
                 case TokenTypeOp type:
-                    lines.Add($"{Kernels}Embedding.AddRow({V(type.X)}, {V(type.Row)}, {Lit(type.X.Shape[0])}, {c});");
+                    // Each token's segment when the caller gave them (sentence pairs), else segment 0 for all.
+                    lines.Add($"if (TokenTypes.IsEmpty) {Kernels}Embedding.AddRow({V(type.X)}, {V(type.Row)}, {Lit(type.X.Shape[0])}, {c});");
+                    lines.Add($"else {Kernels}Embedding.AddTypeRows({V(type.X)}, {V(type.Table)}, TokenTypes, {c});");
                     break;
                 case SwiGluOp glu:
                     lines.Add($"{Kernels}Activations.SwiGluForward({V(glu.Input)}, {V(glu.Output)}, {Lit(glu.Output.Shape[0])}, {Lit(glu.Hidden)});");
@@ -330,7 +332,8 @@ namespace TransformerGen.Generator
                               $"{Lit(qk.Input.Shape[0])}, {HeadsArguments(qk)}{OverwriteArgument("overwriteDx", qk.Input)});");
                     break;
                 case TokenTypeOp type:
-                    lines.Add($"{Kernels}Embedding.AddRowBackward({G(type.X)}, {G(type.Row)}, {Lit(type.X.Shape[0])}, {c});");
+                    lines.Add($"if (TokenTypes.IsEmpty) {Kernels}Embedding.AddRowBackward({G(type.X)}, {G(type.Row)}, {Lit(type.X.Shape[0])}, {c});");
+                    lines.Add($"else {Kernels}Embedding.AddTypeRowsBackward({G(type.X)}, {G(type.Table)}, TokenTypes, {c});");
                     break;
                 case SwiGluOp glu:
                     lines.Add($"{Kernels}Activations.SwiGluBackward({G(glu.Output)}, {V(glu.Input)}, {G(glu.Input)}, {Lit(glu.Output.Shape[0])}, {Lit(glu.Hidden)}{OverwriteArgument("overwriteDGateUp", glu.Input)});");
@@ -455,7 +458,8 @@ namespace TransformerGen.Generator
                         : $"{Kernels}Pooling.FirstForward({I(pool.Input, stage)}, {I(pool.Output, stage)}, lengths, {c});");
                     break;
                 case TokenTypeOp type:
-                    lines.Add($"{Kernels}Embedding.AddRow({I(type.X, stage)}, {I(type.Row, stage)}, n, {c});");
+                    lines.Add($"if (PredictTokenTypes.IsEmpty) {Kernels}Embedding.AddRow({I(type.X, stage)}, {I(type.Row, stage)}, n, {c});");
+                    lines.Add($"else {Kernels}Embedding.AddTypeRows({I(type.X, stage)}, {I(type.Table, stage)}, PredictTokenTypes, {c});");
                     break;
                 case L2NormalizeOp l2:
                     lines.Add($"{Kernels}L2Normalize.Forward({I(l2.Input, stage)}, {I(l2.Output, stage)}, {I(l2.Norms, stage)}, lengths.Length, {Lit(l2.Input.Width)});");

@@ -64,7 +64,7 @@ namespace TransformerGen.Generator
             if (names.TokenTypes is not null)
             {
                 TensorDef types = Parameter(names.TokenTypes, InitKind.Normal, InitStd, f.TypeVocab, c);
-                _ops.Add(new TokenTypeOp(embed, TensorDef.View(types, 0, c), x));
+                _ops.Add(new TokenTypeOp(embed, types, x));
             }
             if (names.Positions is not null)
             {

@@ -334,13 +334,16 @@ namespace TransformerGen.Generator
     }
 
     /// <summary>BERT's token-type embedding for one segment: row 0 of the table added to every token, in place.</summary>
-    internal sealed class TokenTypeOp(Stage stage, TensorDef row, TensorDef x) : Op(stage, "token-type embedding (segment 0)")
+    internal sealed class TokenTypeOp(Stage stage, TensorDef table, TensorDef x) : Op(stage, "token-type embedding")
     {
-        public TensorDef Row { get; } = row;
+        /// <summary>The token-type table <c>[type_vocab_size, DModel]</c>.</summary>
+        public TensorDef Table { get; } = table;
+        /// <summary>Row 0 of <see cref="Table"/>: the one segment of a call that gives no token types.</summary>
+        public TensorDef Row { get; } = TensorDef.View(table, 0, x.Width);
         public TensorDef X { get; } = x;
-        public override IEnumerable<TensorDef> Reads => [Row, X];
+        public override IEnumerable<TensorDef> Reads => [Table, X];
         public override IEnumerable<TensorDef> Writes => [X];
-        public override IEnumerable<string> CheckShapes() => Expect(Row, X.Width);
+        public override IEnumerable<string> CheckShapes() => Expect(Table, Table.Shape[0], X.Width);
     }
 
     /// <summary>Rows scaled to unit L2 norm (torch's <c>F.normalize</c>), keeping each row's norm for backward.</summary>

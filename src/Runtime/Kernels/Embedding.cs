@@ -141,6 +141,50 @@ public static class Embedding
         }
     }
 
+    /// <summary>
+    /// Effectively computes <c>x[i, :] += table[types[i], :]</c> for every row i, in place: BERT's token-type embedding of
+    /// each token's segment (0 for the first sentence of a pair, 1 for the second). An id outside the table throws
+    /// <see cref="ArgumentOutOfRangeException"/> naming its position (before anything is written).
+    /// </summary>
+    /// <param name="x">Embeddings <c>[types.Length, c]</c>, updated in place.</param>
+    /// <param name="table">The token-type table <c>[typeVocab, c]</c>; must not overlap <paramref name="x"/>.</param>
+    /// <param name="types">Each row's token type.</param>
+    /// <param name="c">Embedding width.</param>
+    public static void AddTypeRows(Span<float> x, ReadOnlySpan<float> table, ReadOnlySpan<int> types, int c)
+    {
+        SpanChecks.Positive(c, nameof(c));
+        SpanChecks.Length(x.Length, (long)types.Length * c, nameof(x));
+        CheckTypes(types, table.Length / c);
+        for (int i = 0; i < types.Length; i++)
+        {
+            Span<float> xRow = x.Slice(i * c, c);
+            TensorPrimitives.Add(xRow, table.Slice(types[i] * c, c), xRow);
+        }
+    }
+
+    /// <summary>
+    /// The gradient of <see cref="AddTypeRows"/> with respect to the table: <c>dTable[types[i], :] += dx[i, :]</c>, rows
+    /// in order (the same sums on any thread count). The gradient of x passes through unchanged and is not touched.
+    /// </summary>
+    public static void AddTypeRowsBackward(ReadOnlySpan<float> dx, Span<float> dTable, ReadOnlySpan<int> types, int c)
+    {
+        SpanChecks.Positive(c, nameof(c));
+        SpanChecks.Length(dx.Length, (long)types.Length * c, nameof(dx));
+        CheckTypes(types, dTable.Length / c);
+        for (int i = 0; i < types.Length; i++)
+        {
+            Span<float> row = dTable.Slice(types[i] * c, c);
+            TensorPrimitives.Add(row, dx.Slice(i * c, c), row);
+        }
+    }
+
+    private static void CheckTypes(ReadOnlySpan<int> types, int typeVocab)
+    {
+        for (int i = 0; i < types.Length; i++)
+            if ((uint)types[i] >= (uint)typeVocab)
+                throw new ArgumentOutOfRangeException(nameof(types), types[i], $"Token type at position {i} is {types[i]}, outside the token-type table [0, {typeVocab}).");
+    }
+
     // Work per element in Parallelism's units: a memory-bound add, as the residual's.
     private const int AddRowCost = 8;
 

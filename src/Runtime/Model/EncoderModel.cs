@@ -31,6 +31,9 @@ public abstract class EncoderModel : TransformerModel
     private readonly int[] _batchLengths;
     // 1 where a token given to an exact-length pass is padding (only when the model has a padding id).
     private readonly byte[] _padding;
+    // The token types (segments) of the current exact-length pass, when its caller gave them; otherwise all type 0.
+    private readonly int[] _types;
+    private bool _hasTypes;
     private int _tokenCount;
     private PredictPath _lastPath;
 
@@ -47,6 +50,50 @@ public abstract class EncoderModel : TransformerModel
         _batchLengths = new int[layout.Batch];
         _batchLengths.AsSpan().Fill(layout.SeqLen);
         _padding = new byte[layout.PadToken >= 0 ? layout.TokensPerStep : 0];
+        _types = new int[layout.TokenTypes > 0 ? layout.TokensPerStep : 0];
+    }
+
+    /// <summary>
+    /// <see cref="TransformerModel.Forward"/> with each token's type (segment) for BERT's token-type embedding: 0 for the
+    /// first sentence of a pair, 1 for the second, as Hugging Face's <c>token_type_ids</c> (the plain Forward takes
+    /// every token as type 0). <see cref="TransformerModel.Backward()"/> after it follows the same types.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The model has no token types.</exception>
+    /// <exception cref="ArgumentException"><paramref name="tokenTypes"/> is not as long as <paramref name="tokens"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A type is outside the model's token-type table; the message names its position.</exception>
+    public float Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> tokenTypes, ReadOnlySpan<int> targets)
+    {
+        using CallScope scope = Enter("Forward");
+        CheckTypes(tokens, tokenTypes);
+        return ForwardBatch(tokens, tokenTypes, targets);
+    }
+
+    /// <summary>
+    /// <see cref="Predict(ReadOnlySpan{int}, ReadOnlySpan{int})"/> with each token's type (segment), in the layout of
+    /// <paramref name="tokens"/>: a cross-encoder's or an NLI classifier's sentence pairs, <c>[CLS] a [SEP] b [SEP]</c>
+    /// with type 0 up to the first <c>[SEP]</c> and 1 after it, as Hugging Face's <c>token_type_ids</c>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The model has no token types.</exception>
+    /// <exception cref="ArgumentException"><paramref name="tokenTypes"/> is not as long as <paramref name="tokens"/>, or as the other overload says.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A type is outside the model's token-type table, or as the other overload says.</exception>
+    public ReadOnlySpan<float> Predict(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, ReadOnlySpan<int> tokenTypes)
+    {
+        using CallScope scope = Enter("Predict");
+        CheckTypes(tokens, tokenTypes);
+        CheckLengths(tokens, lengths);
+        return PredictExactLength(tokens, lengths, tokenTypes);
+    }
+
+    private void CheckTypes(ReadOnlySpan<int> tokens, ReadOnlySpan<int> tokenTypes)
+    {
+        ModelLayout layout = Layout;
+        if (layout.TokenTypes == 0)
+            throw new InvalidOperationException($"{layout.Name} has no token-type embedding: give it tokens alone");
+        if (tokenTypes.Length != tokens.Length)
+            throw new ArgumentException($"{layout.Name}: {tokens.Length} tokens need as many token types, got {tokenTypes.Length}", nameof(tokenTypes));
+        for (int i = 0; i < tokenTypes.Length; i++)
+            if ((uint)tokenTypes[i] >= (uint)layout.TokenTypes)
+                throw new ArgumentOutOfRangeException(nameof(tokenTypes), tokenTypes[i], $"{layout.Name}: the token type at position {i} is {tokenTypes[i]}, outside 0 to {layout.TokenTypes - 1} (type_vocab_size {layout.TokenTypes})");
     }
 
     /// <summary>
@@ -88,6 +135,12 @@ public abstract class EncoderModel : TransformerModel
     public ReadOnlySpan<float> Predict(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths)
     {
         using CallScope scope = Enter("Predict");
+        CheckLengths(tokens, lengths);
+        return PredictExactLength(tokens, lengths);
+    }
+
+    private void CheckLengths(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths)
+    {
         ModelLayout layout = Layout;
         if (lengths.Length < 1 || lengths.Length > layout.Batch)
             throw new ArgumentException($"{layout.Name}.Predict takes 1 to Batch = {layout.Batch} sequences, got {lengths.Length} lengths", nameof(lengths));
@@ -100,7 +153,6 @@ public abstract class EncoderModel : TransformerModel
         }
         if (total != tokens.Length)
             throw new ArgumentException($"{layout.Name}.Predict: the lengths add up to {total} tokens, but {tokens.Length} were given", nameof(lengths));
-        return PredictExactLength(tokens, lengths);
     }
 
     /// <summary>
@@ -132,9 +184,11 @@ public abstract class EncoderModel : TransformerModel
         return Logits;
     }
 
-    private ReadOnlySpan<float> PredictExactLength(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths)
+    private ReadOnlySpan<float> PredictExactLength(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, ReadOnlySpan<int> tokenTypes = default)
     {
         CheckIds(tokens, nameof(tokens), Layout.Vocab, allowIgnored: false);
+        tokenTypes.CopyTo(_types);
+        _hasTypes = !tokenTypes.IsEmpty;
         int pad = Layout.PadToken;
         if (pad >= 0)
             for (int i = 0; i < tokens.Length; i++) _padding[i] = tokens[i] == pad ? (byte)1 : (byte)0;
@@ -156,6 +210,9 @@ public abstract class EncoderModel : TransformerModel
 
     /// <summary>1 where a token of the current exact-length pass is padding; empty when the model has no padding id.</summary>
     protected ReadOnlySpan<byte> PredictPadding => _padding.AsSpan(0, _padding.Length == 0 ? 0 : _tokenCount);
+
+    /// <summary>The token types (segments) of the current exact-length pass; empty when every token is of type 0.</summary>
+    protected ReadOnlySpan<int> PredictTokenTypes => _hasTypes ? _types.AsSpan(0, _tokenCount) : default;
 
     /// <summary>
     /// Writes the model as an ONNX graph of standard operators (opset 17, <see cref="OnnxExport"/>): <c>input_ids</c> and

@@ -101,6 +101,8 @@ public sealed class ModelLayout
     public int HiddenStateOffset { get; init; } = -1;
     /// <summary>Floats of the last hidden state.</summary>
     public int HiddenStateLength { get; init; }
+    /// <summary>Rows of the token-type table (BERT's <c>type_vocab_size</c>): the segments a token may be given; 0 when the model has none.</summary>
+    public int TokenTypes { get; init; }
     /// <summary>
     /// True when the model computes no loss of its own (a sentence embedder): its backward pass starts from a gradient of
     /// <see cref="TransformerModel.Logits"/> that the caller gives to <see cref="TransformerModel.Backward(ReadOnlySpan{float})"/>.

@@ -21,6 +21,9 @@ public abstract partial class TransformerModel : ITrainableParameters
     private readonly AlignedBuffer _inference, _keyValues, _scores;
     private readonly int[] _tokens, _targets, _decoderTokens;
     private readonly byte[] _tokenPadding, _decoderPadding;
+    // The token types (segments) of the last batched Forward, when its caller gave them; otherwise every token is of type 0.
+    private readonly int[] _tokenTypes;
+    private bool _hasTokenTypes;
     private bool _forwardDone;
     private readonly CallGate _gate;
 
@@ -77,6 +80,7 @@ public abstract partial class TransformerModel : ITrainableParameters
         _decoderTokens = seq2seq && forward ? new int[layout.Batch * layout.DecoderSeqLen] : [];
         bool padding = layout.PadToken >= 0 && forward;
         _tokenPadding = padding ? new byte[layout.TokensPerStep] : [];
+        _tokenTypes = layout.TokenTypes > 0 && forward ? new int[layout.TokensPerStep] : [];
         _decoderPadding = padding && seq2seq ? new byte[layout.Batch * layout.DecoderSeqLen] : [];
         Seed = seed;
         DropoutRng = new Rng(seed ^ 0xD50F_0A7E_5EED_0001UL);
@@ -198,6 +202,12 @@ public abstract partial class TransformerModel : ITrainableParameters
     public float Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
     {
         using CallScope scope = Enter("Forward");
+        return ForwardBatch(tokens, default, targets);
+    }
+
+    /// <summary><see cref="Forward"/> once the caller holds the guard; <paramref name="tokenTypes"/> empty for all type 0 (checked by the caller otherwise).</summary>
+    private protected float ForwardBatch(ReadOnlySpan<int> tokens, ReadOnlySpan<int> tokenTypes, ReadOnlySpan<int> targets)
+    {
         if (_tokens.Length == 0) throw NotForTraining("cannot run the batched Forward; use its inference methods");
         int count = _layout.TokensPerStep;
         if (tokens.Length != count)
@@ -207,6 +217,11 @@ public abstract partial class TransformerModel : ITrainableParameters
         CheckIds(tokens, nameof(tokens), _layout.Vocab, allowIgnored: false);
         CheckIds(targets, nameof(targets), _layout.TargetVocab, allowIgnored: true);
         PrepareInputs(tokens, targets);
+        if (!tokenTypes.IsEmpty)
+        {
+            tokenTypes.CopyTo(_tokenTypes);
+            _hasTokenTypes = true;
+        }
         float loss = ForwardCore();
         _forwardDone = true;
         return loss;
@@ -219,6 +234,7 @@ public abstract partial class TransformerModel : ITrainableParameters
     private void PrepareInputs(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
     {
         tokens.CopyTo(_tokens);
+        _hasTokenTypes = false;
         targets.CopyTo(_targets);
         int pad = _layout.PadToken;
         if (pad >= 0)
@@ -639,6 +655,8 @@ public abstract partial class TransformerModel : ITrainableParameters
     protected ReadOnlySpan<int> DecoderTokens => _decoderTokens;
     /// <summary>1 where an input token is padding (empty when the model has no padding id).</summary>
     protected ReadOnlySpan<byte> TokenPadding => _tokenPadding;
+    /// <summary>The token types (segments) of the last batched Forward; empty when every token is of type 0.</summary>
+    protected ReadOnlySpan<int> TokenTypes => _hasTokenTypes ? _tokenTypes : default;
     /// <summary>1 where a decoder input token is padding (encoder–decoder with a padding id).</summary>
     protected ReadOnlySpan<byte> DecoderPadding => _decoderPadding;
     /// <summary>The generator of dropout masks, seeded from the model's seed.</summary>

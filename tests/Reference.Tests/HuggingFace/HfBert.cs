@@ -62,9 +62,9 @@ internal sealed class HfBert : HfTorchModel
     /// <c>classifier</c>, or RoBERTa's <c>classifier.dense</c>, tanh, <c>classifier.out_proj</c> (dropout off); for a
     /// token classifier <c>classifier</c> on every position, <c>[B, T, labels]</c>.
     /// </summary>
-    public Tensor ClassifierLogits(Tensor ids, Tensor attentionMask)
+    public Tensor ClassifierLogits(Tensor ids, Tensor attentionMask, Tensor? tokenTypes = null)
     {
-        Tensor h = LastHiddenState(ids, attentionMask);
+        Tensor h = LastHiddenState(ids, attentionMask, tokenTypes);
         if (Config.EncoderHead == HfEncoderHead.TokenClassification) return F.linear(h, this["classifier.weight"], this["classifier.bias"]);
         if (Config.EncoderHead != HfEncoderHead.SequenceClassification) throw new InvalidOperationException("the checkpoint has no classifier");
         Tensor first = h.select(1, 0);
@@ -82,13 +82,16 @@ internal sealed class HfBert : HfTorchModel
         Parameter(prefix + ".bias", HfInit.Bias, outputs);
     }
 
-    public override Tensor LastHiddenState(Tensor ids, Tensor? attentionMask)
+    public override Tensor LastHiddenState(Tensor ids, Tensor? attentionMask) => LastHiddenState(ids, attentionMask, null);
+
+    /// <summary>The encoder's output with each token's type (<c>token_type_ids</c>; zeros when null, as transformers defaults them).</summary>
+    public Tensor LastHiddenState(Tensor ids, Tensor? attentionMask, Tensor? tokenTypes)
     {
         long batch = ids.shape[0], length = ids.shape[1], hidden = Config.HiddenSize;
         // BertEmbeddings: token_type_ids default to zeros, position ids to arange (padding does not move them).
         // RobertaEmbeddings (create_position_ids_from_input_ids): cumsum(ids ≠ pad)·(ids ≠ pad) + pad, so real tokens
         // count from pad + 1 and pads sit at row pad.
-        Tensor typeIds = zeros(batch * length, ScalarType.Int64);
+        Tensor typeIds = tokenTypes?.flatten() ?? zeros(batch * length, ScalarType.Int64);
         Tensor positions = arange(length, ScalarType.Int64);
         if (Config.PositionsFromPadding)
         {

@@ -257,12 +257,14 @@ public sealed class HfReference : IDisposable
     }
 
     /// <summary>BERT-like classifiers: the logits, <c>[B·labels]</c> or (token classification) <c>[B·T·labels]</c>.</summary>
-    public float[] ClassifierLogits(int[] tokens, int[] attentionMask, int batch, int seqLen)
+    public float[] ClassifierLogits(int[] tokens, int[] attentionMask, int batch, int seqLen, int[]? tokenTypes = null)
     {
         using DisposeScope scope = NewDisposeScope();
         using IDisposable noGrad = no_grad();
-        return Values(Bert.ClassifierLogits(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!));
+        return Values(Bert.ClassifierLogits(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, Types(tokenTypes, batch, seqLen)));
     }
+
+    private Tensor? Types(int[]? tokenTypes, int batch, int seqLen) => tokenTypes is null ? null : Ids(tokenTypes, batch, seqLen);
 
     /// <summary>BERT-like classifiers: the gradient of Σ logits ⊙ <paramref name="upstream"/> for every used parameter, by canonical name.</summary>
     public Dictionary<string, float[]> ClassifierGradients(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream)
@@ -276,10 +278,10 @@ public sealed class HfReference : IDisposable
     /// BERT-like classifiers: the mean cross-entropy against the labels (<c>[B]</c>, or <c>[B·T]</c> for a token
     /// classifier, &lt; 0 ignored, as transformers' −100) and every used parameter's gradient, by canonical name.
     /// </summary>
-    public (float Loss, Dictionary<string, float[]> Gradients) ClassifierLossAndGradients(int[] tokens, int[] attentionMask, int[] labels, int batch, int seqLen)
+    public (float Loss, Dictionary<string, float[]> Gradients) ClassifierLossAndGradients(int[] tokens, int[] attentionMask, int[] labels, int batch, int seqLen, int[]? tokenTypes = null)
     {
         using DisposeScope scope = NewDisposeScope();
-        Tensor logits = Bert.ClassifierLogits(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!);
+        Tensor logits = Bert.ClassifierLogits(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, Types(tokenTypes, batch, seqLen));
         Tensor target = tensor(labels.Select(t => t < 0 ? -100L : t).ToArray(), ScalarType.Int64);
         Tensor loss = F.cross_entropy(logits.reshape(-1, _model.Config.Labels), target, ignore_index: -100);
         return ((float)loss.to(ScalarType.Float64).item<double>(), Gradients(loss));

@@ -152,6 +152,62 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         Assert.Throws<InvalidOperationException>(() => model.Backward()); // no loss of its own
     }
 
+    // Sentence pairs: each token's type (segment 0, then 1 after the first [SEP]) as token_type_ids gives it, in training
+    // (Forward with types, Backward) and in exact-length passes (Predict with lengths and types), for a classifier and a
+    // cross-encoder.
+    [Fact]
+    public void Bert_sentence_pairs_take_each_tokens_type()
+    {
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath("bert-classifier"), Seed);
+        reference.Save(_folder, new HfWriteOptions(Prefix: true));
+        var model = new HfBertClassifierModel(seed: 3);
+        model.Load(_folder);
+        const int batch = HfBertClassifierModel.Batch, seqLen = HfBertClassifierModel.SeqLen;
+        int[] lengths = [seqLen, 5, 7], firstSegment = [4, 2, 3];
+        int[] tokens = new int[batch * seqLen], mask = new int[batch * seqLen], types = new int[batch * seqLen];
+        int[] random = TestData.Tokens(batch * seqLen, HfBertClassifierModel.Vocab - 1, 26);
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < lengths[b]; t++)
+            {
+                tokens[b * seqLen + t] = random[b * seqLen + t] + 1;
+                mask[b * seqLen + t] = 1;
+                types[b * seqLen + t] = t < firstSegment[b] ? 0 : 1;
+            }
+        int[] targets = [2, 0, 1];
+
+        float loss = model.Forward(tokens, types, targets);
+        (float expectedLoss, Dictionary<string, float[]> gradients) = reference.ClassifierLossAndGradients(tokens, mask, targets, batch, seqLen, types);
+        model.ZeroGrad();
+        model.Backward();
+        (double gradientError, string worst) = GradientError(model, gradients);
+        float[] withoutTypes = reference.ClassifierLogits(tokens, mask, batch, seqLen), expected = reference.ClassifierLogits(tokens, mask, batch, seqLen, types);
+        double logitError = RelativeMax(model.Logits.ToArray(), expected);
+
+        // The same pairs laid end to end, at their own lengths.
+        int[] real = Enumerable.Range(0, tokens.Length).Where(i => mask[i] == 1).ToArray();
+        float[] exact = model.Predict(real.Select(i => tokens[i]).ToArray(), lengths, real.Select(i => types[i]).ToArray()).ToArray();
+        double exactError = RelativeMax(exact, expected);
+        output.WriteLine($"pairs: logits {logitError:E2}, exact-length {exactError:E2} (types change them by {RelativeMax(withoutTypes, expected):E2}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
+        Assert.True(RelativeMax(withoutTypes, expected) > 1e-3, "the types must matter for this check to mean anything");
+        Assert.True(logitError < 1e-5 && exactError < 1e-5, $"logits {logitError:E2}, exact-length {exactError:E2}");
+        Assert.True(Math.Abs(loss - expectedLoss) < 1e-5 * Math.Abs(expectedLoss), $"loss {loss} vs {expectedLoss}");
+        Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
+        float[] typeGradient = model.Gradients.Slice(model.ParameterTensors.Single(t => t.Name == "embeddings.token_type_embeddings.weight").Offset + HfBertClassifierModel.DModel, HfBertClassifierModel.DModel).ToArray();
+        Assert.Contains(typeGradient, g => g != 0f); // segment 1's row learns
+
+        // A plain Forward and Predict afterwards take every token as segment 0 again.
+        model.Forward(tokens, targets);
+        Assert.True(RelativeMax(model.Logits.ToArray(), withoutTypes) < 1e-5);
+        Assert.True(RelativeMax(model.Predict(real.Select(i => tokens[i]).ToArray(), lengths).ToArray(), withoutTypes) < 1e-5);
+
+        // Refusals: wrong length, a type outside the table, and a model without token types.
+        Assert.Throws<ArgumentException>(() => model.Predict(tokens.AsSpan(0, 4), [4], new int[3]));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => model.Predict(tokens.AsSpan(0, 4), [4], [0, 0, 2, 0]));
+        Assert.Contains("position 2 is 2", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new HfRobertaClassifierModel(1).Predict([3, 4], [2], [0, 1])); // one type only
+        Assert.Throws<InvalidOperationException>(() => new TransformerGen.Reference.Tests.MeanPoolPreClassifier(1).Predict([3, 4], [2], [0, 0]));      // no token types
+    }
+
     private void Classifier(EncoderModel model, string config, HfWriteOptions files, int[] lengths)
     {
         using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(config), Seed);

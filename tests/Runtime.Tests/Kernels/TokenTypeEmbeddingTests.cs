@@ -5,9 +5,55 @@ using Xunit;
 
 namespace TransformerGen.Tests.Kernels;
 
-/// <summary><see cref="Embedding.AddRow"/> and its backward: BERT's token-type embedding for one segment.</summary>
+/// <summary>
+/// <see cref="Embedding.AddRow"/> and its backward: BERT's token-type embedding for one segment; <see cref="Embedding.AddTypeRows"/>
+/// and its backward for each token's own segment.
+/// </summary>
 public sealed class TokenTypeEmbeddingTests
 {
+    [Theory]
+    [InlineData(1, 1, 2)]
+    [InlineData(9, 7, 2)]
+    [InlineData(13, 37, 3)]
+    public void AddTypeRows_adds_each_tokens_row_and_its_backward_sums_them_in_order(int n, int c, int typeVocab)
+    {
+        var rng = new Rng(92);
+        float[] x = TestTensors.Normal(rng, n * c), table = TestTensors.Normal(rng, typeVocab * c), dx = TestTensors.Normal(rng, n * c);
+        int[] types = new int[n];
+        for (int i = 0; i < n; i++) types[i] = (i * 5 + 1) % typeVocab;
+        float[] result = (float[])x.Clone();
+        Embedding.AddTypeRows(result, table, types, c);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < c; j++)
+                Assert.Equal(x[i * c + j] + table[types[i] * c + j], result[i * c + j]);
+
+        // Backward: each row of dx added to its type's row, in row order (the same bits as a plain loop).
+        float[] dTable = TestTensors.Normal(rng, typeVocab * c), expected = (float[])dTable.Clone();
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < c; j++)
+                expected[types[i] * c + j] += dx[i * c + j];
+        Embedding.AddTypeRowsBackward(dx, dTable, types, c);
+        ThreadSettings.AssertBitIdentical(expected, dTable, "dTable");
+
+        // With every type 0 both match AddRow and its backward.
+        float[] zeros = (float[])x.Clone(), row0 = (float[])x.Clone();
+        Embedding.AddTypeRows(zeros, table, new int[n], c);
+        Embedding.AddRow(row0, table.AsSpan(0, c), n, c);
+        ThreadSettings.AssertBitIdentical(row0, zeros, "type 0 everywhere");
+    }
+
+    [Fact]
+    public void A_type_outside_the_table_throws_naming_its_position_and_writes_nothing()
+    {
+        float[] x = new float[3 * 4], table = new float[2 * 4];
+        int[] types = [0, 1, 2];
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Embedding.AddTypeRows(x, table, types, 4));
+        Assert.Contains("position 2 is 2, outside the token-type table [0, 2)", e.Message);
+        Assert.All(x, v => Assert.Equal(0f, v));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Embedding.AddTypeRowsBackward(x, table, [0, -1, 0], 4));
+        Assert.Equal("x", Assert.ThrowsAny<ArgumentException>(() => Embedding.AddTypeRows(new float[5], table, types, 4)).ParamName);
+    }
+
     [Theory]
     [InlineData(1, 1)]
     [InlineData(5, 7)]
