@@ -15,8 +15,9 @@ namespace TransformerGen.EmbeddingServer;
 
 /// <summary>
 /// The model folder made ready to serve: its config.json checked against the compiled one, the tokenizer opened, the
-/// weights loaded once, and an <see cref="EncoderBatcher"/> over one instance per worker. Built when the server starts
-/// (<see cref="ModelStartup"/>); disposing it drains the batcher.
+/// weights loaded once, and an <see cref="EncoderBatcher"/> over one instance per worker; with <c>--reranker</c>, the
+/// cross-encoder's folder as well (<see cref="Reranker"/>). Built when the server starts (<see cref="ModelStartup"/>);
+/// disposing it drains the batchers.
 /// </summary>
 public sealed class EmbeddingEngine : IAsyncDisposable
 {
@@ -27,13 +28,19 @@ public sealed class EmbeddingEngine : IAsyncDisposable
     private readonly EncoderBatcher _batcher;
 
     /// <summary>Checks and loads <see cref="ServerOptions.Model"/>.</summary>
-    /// <exception cref="StartupException">An option is wrong, or the folder is missing, lacks files, or holds another model (the message names the differing config.json keys).</exception>
+    /// <exception cref="StartupException">An option is wrong, or a folder (the model's or the reranker's) is missing, lacks files, or holds another model (the message names the differing config.json keys).</exception>
     public EmbeddingEngine(ServedModel served, IOptions<ServerOptions> options, ServerMetrics metrics, ILogger<EmbeddingEngine> log)
     {
         ServerOptions o = options.Value;
         o.Validate();
         string folder = o.Model!;
         ModelFolder.Check(folder, served.Repository, RequiredFiles, served.CompiledConfig, served.SourceConfigPath);
+        ServedModel? reranker = null;
+        if (o.Reranker is string rerankerFolder)
+        {
+            reranker = served.Reranker ?? throw new StartupException($"--reranker {rerankerFolder}: this server was built without a reranker for {served.Repository}.");
+            RerankEngine.Check(reranker, rerankerFolder); // both folders before any weights are read
+        }
 
         if (o.Threads is int threads) Parallelism.ThreadCount = threads;
         ModelName = o.ModelName ?? served.Repository;
@@ -62,6 +69,19 @@ public sealed class EmbeddingEngine : IAsyncDisposable
             throw new StartupException($"{folder}: {e.Message}", e);
         }
 
+        if (reranker is not null)
+        {
+            try
+            {
+                Reranker = new RerankEngine(reranker, o.Reranker!, o, metrics, log);
+            }
+            catch
+            {
+                _batcher.Dispose();
+                throw;
+            }
+        }
+
         log.LogInformation(
             "Serving {Repository} from {Folder} as '{Name}': {Workers} workers over one copy of the weights ({Weights}, {Bytes:N0} bytes), {Threads} kernel threads; batches of up to {Sequences} sentences and {Tokens} tokens, {Wait} ms wait; SeqLen {SeqLen}, truncation {Truncation}",
             served.Repository, folder, ModelName, o.Workers, o.Weights, WeightsBytes, Parallelism.ThreadCount, _batcher.MaxSequences, _batcher.MaxTokens, o.MaxWaitMilliseconds, Layout.SeqLen, Truncate ? "on" : "off");
@@ -79,7 +99,10 @@ public sealed class EmbeddingEngine : IAsyncDisposable
     /// <summary>Whether sentences longer than SeqLen are cut (else refused).</summary>
     public bool Truncate { get; }
 
-    /// <summary>Sentences a request may hold.</summary>
+    /// <summary>The cross-encoder <c>POST /rerank</c> runs, or null when the server was started without <c>--reranker</c>.</summary>
+    public RerankEngine? Reranker { get; }
+
+    /// <summary>Sentences (or passages, for the reranker) a request may hold.</summary>
     public int MaxInputs { get; }
 
     /// <summary>Workers serving batches.</summary>
@@ -105,6 +128,10 @@ public sealed class EmbeddingEngine : IAsyncDisposable
     /// <summary>The embedding of one tokenized sentence, batched with whatever else is being asked.</summary>
     public Task<float[]> EmbedAsync(int[] ids, CancellationToken cancellationToken) => _batcher.PredictAsync(ids, cancellationToken);
 
-    /// <summary>Runs what is queued, then stops the workers.</summary>
-    public ValueTask DisposeAsync() => _batcher.DisposeAsync();
+    /// <summary>Runs what is queued, then stops the workers (the reranker's too).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _batcher.DisposeAsync();
+        if (Reranker is not null) await Reranker.DisposeAsync();
+    }
 }

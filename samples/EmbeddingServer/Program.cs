@@ -4,13 +4,14 @@ using Microsoft.Extensions.DependencyInjection;
 using TransformerGen.EmbeddingServer;
 using TransformerGen.Samples.Serving;
 
-// dotnet run -c Release --project samples/EmbeddingServer -- --model <folder> --urls http://127.0.0.1:8080
-// Every option is ASP.NET Core configuration (ServerOptions.cs): --workers, --threads, --weights, --max-inputs,
-// --max-batch, --max-batch-tokens, --max-wait-ms, --truncate, --model-name.
+// dotnet run -c Release --project samples/EmbeddingServer -- --model <folder> [--reranker <folder>] --urls http://127.0.0.1:8080
+// Every option is ASP.NET Core configuration (ServerOptions.cs): --reranker, --workers, --threads, --weights,
+// --max-inputs, --max-batch, --max-batch-tokens, --max-wait-ms, --truncate, --model-name.
 WebApplication app = ServerHost.Build<ServerOptions, ServedModel, ServerMetrics, EmbeddingEngine>(args, ServedModel.AllMiniLmL6V2);
 ServerMetrics metrics = app.Services.GetRequiredService<ServerMetrics>();
 app.MapPost("/v1/embeddings", (HttpContext context, EmbeddingEngine engine) => EmbeddingsEndpoint.HandleAsync(context, engine, metrics));
-app.MapGet("/health", (EmbeddingEngine engine) => Results.Json(new { status = "ok", model = engine.ModelName, workers = engine.Workers, queued = engine.Queued }));
+app.MapPost("/rerank", (HttpContext context, EmbeddingEngine engine) => RerankEndpoint.HandleAsync(context, engine, metrics));
+app.MapGet("/health", (EmbeddingEngine engine) => Results.Json(new { status = "ok", model = engine.ModelName, workers = engine.Workers, queued = engine.Queued, reranker = engine.Reranker?.ModelName }));
 
 return ServerHost.Run(app);
 

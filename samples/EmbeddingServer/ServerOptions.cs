@@ -10,11 +10,18 @@ namespace TransformerGen.EmbeddingServer;
 /// </summary>
 public sealed class ServerOptions : ModelServerOptions
 {
+    /// <summary>
+    /// A cross-encoder folder as the Hub has it (cross-encoder/ms-marco-MiniLM-L-6-v2's files), served at <c>POST /rerank</c>;
+    /// without it <c>/rerank</c> answers 501. Its config.json must match the reranker the program was compiled for.
+    /// </summary>
+    [ConfigurationKeyName("reranker")]
+    public string? Reranker { get; set; }
+
     /// <summary>Model instances, each running batches on its own thread over the one copy of the weights. Default: the processor count.</summary>
     [ConfigurationKeyName("workers")]
     public int Workers { get; set; } = Environment.ProcessorCount;
 
-    /// <summary>Sentences one request may hold (more: 413). Default 2048, as OpenAI's API.</summary>
+    /// <summary>Sentences one embeddings request may hold, and passages one rerank request may hold (more: 413). Default 2048, as OpenAI's API.</summary>
     [ConfigurationKeyName("max-inputs")]
     public int MaxInputs { get; set; } = 2048;
 
@@ -32,7 +39,8 @@ public sealed class ServerOptions : ModelServerOptions
 
     /// <summary>
     /// Cut a sentence longer than SeqLen tokens as sentence-transformers does (the first SeqLen − 1 ids and [SEP]) and say so
-    /// in <c>usage</c> (default), or refuse the request with 413 when false.
+    /// in <c>usage</c> (default), or refuse the request with 413 when false. A rerank request's <c>truncate</c> takes this
+    /// value when it does not say (as text-embeddings-inference's <c>--auto-truncate</c>).
     /// </summary>
     [ConfigurationKeyName("truncate")]
     public bool Truncate { get; set; } = true;
@@ -44,5 +52,7 @@ public sealed class ServerOptions : ModelServerOptions
         if (Workers < 1) throw new StartupException($"--workers {Workers}: at least one worker is needed.");
         if (MaxInputs < 1) throw new StartupException($"--max-inputs {MaxInputs}: at least 1.");
         if (!(MaxWaitMilliseconds >= 0)) throw new StartupException($"--max-wait-ms {MaxWaitMilliseconds}: not negative.");
+        if (Reranker is not null && string.IsNullOrWhiteSpace(Reranker))
+            throw new StartupException("--reranker is empty: give a cross-encoder folder (the files of cross-encoder/ms-marco-MiniLM-L-6-v2), or leave the option out.");
     }
 }

@@ -22,11 +22,18 @@ namespace TransformerGen.Serving;
 /// of its rows; batching changes no result (every sequence attends only to itself).
 /// </para>
 /// <para>
+/// Sentence pairs (a cross-encoder's query and passage) come with each token's type through
+/// <see cref="PredictAsync(ReadOnlySpan{int}, ReadOnlySpan{int}, CancellationToken)"/>. A batch holding any of them runs
+/// with <see cref="EncoderModel.Predict(ReadOnlySpan{int}, ReadOnlySpan{int}, ReadOnlySpan{int})"/>, the sequences given
+/// without types taking type 0 for every token, which is what the call without types computes; a batch without any runs
+/// as before.
+/// </para>
+/// <para>
 /// A caller whose cancellation token fires gets a cancelled task at once; its sequence is dropped if no batch has taken it
 /// yet, and otherwise its rows are discarded: the other sequences of the batch are not affected. If a batch throws, each
 /// of its sequences runs again alone, so an exception reaches only the caller whose sequence caused it. Sequences that the
-/// model would refuse (empty, longer than SeqLen, an id outside the vocabulary) are refused in
-/// <see cref="PredictAsync"/> before they are queued.
+/// model would refuse (empty, longer than SeqLen, an id outside the vocabulary, a token type outside its table) are
+/// refused in <c>PredictAsync</c> before they are queued.
 /// </para>
 /// <para>
 /// <see cref="DisposeAsync"/> stops accepting sequences, runs every one already queued, and returns when the instances'
@@ -122,8 +129,33 @@ public sealed class EncoderBatcher : IAsyncDisposable, IDisposable
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         SequenceChecks.Ids(tokens, _layout, "a sequence", nameof(tokens));
         if (cancellationToken.IsCancellationRequested) return Task.FromCanceled<float[]>(cancellationToken);
+        return Enqueue(new Request(tokens.ToArray(), null, cancellationToken), cancellationToken);
+    }
 
-        var request = new Request(tokens.ToArray(), cancellationToken);
+    /// <summary>
+    /// As <see cref="PredictAsync(ReadOnlySpan{int}, CancellationToken)"/> for a sequence whose tokens each have a type
+    /// (segment): a sentence pair <c>[CLS] a [SEP] b [SEP]</c> with type 0 up to the first <c>[SEP]</c> and 1 after it, as
+    /// Hugging Face's <c>token_type_ids</c>. The result equals
+    /// <see cref="EncoderModel.Predict(ReadOnlySpan{int}, ReadOnlySpan{int}, ReadOnlySpan{int})"/> of the sequence alone.
+    /// </summary>
+    /// <param name="tokens">1 to SeqLen ids of the vocabulary (copied before this returns).</param>
+    /// <param name="tokenTypes">Each token's type, as many as <paramref name="tokens"/>, each below the model's <see cref="ModelLayout.TokenTypes"/> (copied before this returns).</param>
+    /// <param name="cancellationToken">Cancels this caller's wait only.</param>
+    /// <exception cref="InvalidOperationException">The model has no token types.</exception>
+    /// <exception cref="ArgumentException">No tokens, more than SeqLen, or not as many types as tokens.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An id outside the vocabulary or a type outside the model's table; the message names the position.</exception>
+    /// <exception cref="ObjectDisposedException">The batcher is disposed (also as the task's exception if it was disposed while the caller waited for room in the queue).</exception>
+    public Task<float[]> PredictAsync(ReadOnlySpan<int> tokens, ReadOnlySpan<int> tokenTypes, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        SequenceChecks.Ids(tokens, _layout, "a sequence", nameof(tokens));
+        SequenceChecks.Types(tokens, tokenTypes, _layout, nameof(tokenTypes));
+        if (cancellationToken.IsCancellationRequested) return Task.FromCanceled<float[]>(cancellationToken);
+        return Enqueue(new Request(tokens.ToArray(), tokenTypes.ToArray(), cancellationToken), cancellationToken);
+    }
+
+    private Task<float[]> Enqueue(Request request, CancellationToken cancellationToken)
+    {
         if (!_queue.Writer.TryWrite(request)) return EnqueueAsync(request, cancellationToken);
         return request.Task;
     }
@@ -241,14 +273,18 @@ public sealed class EncoderBatcher : IAsyncDisposable, IDisposable
     {
         private readonly CancellationTokenRegistration _cancellation;
 
-        public Request(int[] tokens, CancellationToken cancellationToken) : base(TaskCreationOptions.RunContinuationsAsynchronously)
+        public Request(int[] tokens, int[]? tokenTypes, CancellationToken cancellationToken) : base(TaskCreationOptions.RunContinuationsAsynchronously)
         {
             Tokens = tokens;
+            TokenTypes = tokenTypes;
             if (cancellationToken.CanBeCanceled)
                 _cancellation = cancellationToken.Register(static (state, token) => ((Request)state!).TrySetCanceled(token), this);
         }
 
         public int[] Tokens { get; }
+
+        /// <summary>Each token's type, or null when the caller gave none (every token of type 0).</summary>
+        public int[]? TokenTypes { get; }
 
         public void Succeed(float[] rows)
         {
@@ -275,6 +311,8 @@ public sealed class EncoderBatcher : IAsyncDisposable, IDisposable
         private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly int[] _tokens;
         private readonly int[] _lengths;
+        // The batch's token types, laid out as _tokens (empty when the model has no token types).
+        private readonly int[] _types;
         private readonly Request[] _live;
 
         public Worker(EncoderBatcher owner, EncoderModel model, int index)
@@ -284,6 +322,7 @@ public sealed class EncoderBatcher : IAsyncDisposable, IDisposable
             _index = index;
             _tokens = new int[owner.MaxTokens];
             _lengths = new int[owner.MaxSequences];
+            _types = new int[owner._layout.TokenTypes > 0 ? owner.MaxTokens : 0];
             _live = new Request[owner.MaxSequences];
             var thread = new Thread(Run) { IsBackground = true, Name = $"{model.Layout.Name} batcher {index}" };
             thread.Start();
@@ -319,6 +358,7 @@ public sealed class EncoderBatcher : IAsyncDisposable, IDisposable
         {
             // Callers that cancelled since the batch was formed are left out.
             int count = 0, used = 0;
+            bool typed = false;
             foreach (Request r in batch)
             {
                 if (r.Task.IsCompleted)
@@ -327,6 +367,13 @@ public sealed class EncoderBatcher : IAsyncDisposable, IDisposable
                     continue;
                 }
                 r.Tokens.CopyTo(_tokens.AsSpan(used));
+                if (_types.Length > 0)
+                {
+                    // A sequence given without types is of type 0 throughout, as the call without types takes it.
+                    if (r.TokenTypes is null) _types.AsSpan(used, r.Tokens.Length).Clear();
+                    else r.TokenTypes.CopyTo(_types.AsSpan(used));
+                    typed |= r.TokenTypes is not null;
+                }
                 _lengths[count] = r.Tokens.Length;
                 _live[count++] = r;
                 used += r.Tokens.Length;
@@ -336,7 +383,9 @@ public sealed class EncoderBatcher : IAsyncDisposable, IDisposable
             long started = Stopwatch.GetTimestamp();
             try
             {
-                ReadOnlySpan<float> output = _model.Predict(_tokens.AsSpan(0, used), _lengths.AsSpan(0, count));
+                ReadOnlySpan<float> output = typed
+                    ? _model.Predict(_tokens.AsSpan(0, used), _lengths.AsSpan(0, count), _types.AsSpan(0, used))
+                    : _model.Predict(_tokens.AsSpan(0, used), _lengths.AsSpan(0, count));
                 int rows = _owner._rowPerToken ? used : count;
                 int width = output.Length / rows;
                 int row = 0;
@@ -376,7 +425,10 @@ public sealed class EncoderBatcher : IAsyncDisposable, IDisposable
             try
             {
                 _lengths[0] = request.Tokens.Length;
-                request.Succeed(_model.Predict(request.Tokens, _lengths.AsSpan(0, 1)).ToArray());
+                ReadOnlySpan<float> output = request.TokenTypes is null
+                    ? _model.Predict(request.Tokens, _lengths.AsSpan(0, 1))
+                    : _model.Predict(request.Tokens, _lengths.AsSpan(0, 1), request.TokenTypes);
+                request.Succeed(output.ToArray());
             }
             catch (Exception e)
             {

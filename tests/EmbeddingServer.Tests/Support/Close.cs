@@ -20,6 +20,13 @@ public static class Close
         return worst / largest;
     }
 
+    /// <summary>Asserts a score within 1e-5 of <paramref name="expected"/> (relative above 1 in magnitude).</summary>
+    public static void Score(float expected, float actual, string what)
+    {
+        double error = Math.Abs(actual - expected) / Math.Max(1, Math.Abs(expected));
+        Assert.True(error <= 1e-5, $"{what}: {actual} against {expected} alone, {error:E2} apart");
+    }
+
     /// <summary>Asserts <paramref name="actual"/> within 1e-5 of <paramref name="expected"/>'s largest value.</summary>
     public static void Equal(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
     {

@@ -27,13 +27,7 @@ public sealed class TinyBertFolder : IDisposable
     {
         Folder.Write("config.json", CompiledConfig);
         TinyBert.ForInference(Seed).Save(Folder.File("model.safetensors"));
-        Folder.Write("vocab.txt", string.Join("\n", VocabLines()) + "\n");
-        Folder.Write("tokenizer_config.json", new JsonObject
-        {
-            ["cls_token"] = "[CLS]", ["do_basic_tokenize"] = true, ["do_lower_case"] = true, ["mask_token"] = "[MASK]",
-            ["model_max_length"] = 512, ["pad_token"] = "[PAD]", ["sep_token"] = "[SEP]", ["strip_accents"] = null,
-            ["tokenize_chinese_chars"] = true, ["tokenizer_class"] = "BertTokenizer", ["unk_token"] = "[UNK]",
-        }.ToJsonString());
+        WriteTokenizerFiles(Folder);
         Tokenizer = PretrainedTokenizer.FromFolder(Path);
         Reference = TinyBert.ForInference(Folder.File("model.safetensors"));
     }
@@ -64,6 +58,18 @@ public sealed class TinyBertFolder : IDisposable
     {
         int[] ids = Ids(text);
         lock (Reference) return Reference.Predict(ids).ToArray();
+    }
+
+    /// <summary>Writes the vocabulary and tokenizer_config.json into <paramref name="folder"/> (the tiny cross-encoder's folder has the same).</summary>
+    public static void WriteTokenizerFiles(TempFolder folder)
+    {
+        folder.Write("vocab.txt", string.Join("\n", VocabLines()) + "\n");
+        folder.Write("tokenizer_config.json", new JsonObject
+        {
+            ["cls_token"] = "[CLS]", ["do_basic_tokenize"] = true, ["do_lower_case"] = true, ["mask_token"] = "[MASK]",
+            ["model_max_length"] = 512, ["pad_token"] = "[PAD]", ["sep_token"] = "[SEP]", ["strip_accents"] = null,
+            ["tokenize_chinese_chars"] = true, ["tokenizer_class"] = "BertTokenizer", ["unk_token"] = "[UNK]",
+        }.ToJsonString());
     }
 
     private static List<string> VocabLines()
