@@ -250,13 +250,22 @@ public sealed class ExactLengthTests(ITestOutputHelper output) : IDisposable
             model.Predict(tokens, lengths);
             model.Predict(tokens.AsSpan(0, 9));
         }
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 50; i++)
+        // Up to three windows, as the training tests: the runtime may allocate once on this thread (it did once in a full
+        // run, 2026-12-07, and not in three runs after), a pass never.
+        long bytes = 0;
+        for (int window = 0; window < 3; window++)
         {
-            model.Predict(tokens, lengths);
-            model.Predict(tokens.AsSpan(0, 1 + i % ExactBert.SeqLen));
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 50; i++)
+            {
+                model.Predict(tokens, lengths);
+                model.Predict(tokens.AsSpan(0, 1 + i % ExactBert.SeqLen));
+            }
+            bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+            output.WriteLine($"100 exact-length passes: {bytes} bytes");
+            if (bytes == 0) break;
         }
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(0, bytes);
     }
 
     [Fact]

@@ -502,6 +502,10 @@ namespace TransformerGen.Generator
             w.Line("int n = tokens.Length;");
             foreach (Stage s in DecodeStages()) w.Line($"{GeneratedNames.StageMethod(s, "Infer")}({InferArguments(s)});");
             w.Close();
+            if (!_spec.IsDecoderOnly || _graph.HiddenState is not { } hidden) return;
+            w.Line();
+            w.Line("/// <inheritdoc />");
+            w.Line($"protected override global::System.ReadOnlySpan<float> InferenceLastHiddenStates(int sequences) => InferenceBuffer.Slice({Lit(_plan.InferenceOffsetOf(hidden))}, sequences * {Lit(hidden.Width)}); // {hidden.Name}");
         }
 
         /// <summary>

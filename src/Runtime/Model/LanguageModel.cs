@@ -25,6 +25,10 @@ public abstract class LanguageModel : TransformerModel
     private readonly int[] _slotZero = new int[1];
     private readonly int[] _positions;
     private readonly bool[] _named;
+    // Embed's slots (0, 1, …), unit-length outputs and their norms; the sequences of the last Append.
+    private readonly int[] _slots;
+    private readonly float[] _embeddings, _embeddingNorms;
+    private int _appended;
 
     /// <summary>Allocates every buffer and initializes the parameters from <paramref name="seed"/>.</summary>
     protected LanguageModel(ModelLayout layout, ulong seed) : this(layout, seed, ModelUse.Training, initialize: true) { }
@@ -38,6 +42,68 @@ public abstract class LanguageModel : TransformerModel
         _slotLength = layout.KeyValueCount / layout.Sequences;
         _positions = new int[layout.Sequences];
         _named = new bool[layout.Sequences];
+        _slots = new int[layout.Sequences];
+        for (int i = 0; i < _slots.Length; i++) _slots[i] = i;
+        int width = layout.HiddenStateOffset >= 0 ? layout.HiddenStateLength / layout.TokensPerStep : 0;
+        _embeddings = new float[layout.Sequences * width];
+        _embeddingNorms = new float[width > 0 ? layout.Sequences : 0];
+    }
+
+    /// <summary>
+    /// The last hidden state (after the final norm, what the LM head reads) of the last new token of each sequence of the
+    /// last <c>Append</c> (after <see cref="Embed"/>, of its last pass): <c>[sequences, DModel]</c>, row i for its i-th
+    /// sequence. Valid until the next call.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No Append ran yet, or the model does not expose its hidden states (models compiled from a Hugging Face config do).</exception>
+    public ReadOnlySpan<float> AppendedHiddenStates => _appended == 0
+        ? throw new InvalidOperationException($"{Layout.Name}.AppendedHiddenStates needs an Append first")
+        : InferenceLastHiddenStates(_appended);
+
+    /// <summary>
+    /// Sentence embeddings from a decoder, as sentence-transformers computes them with last-token pooling
+    /// (<c>pooling_mode_lasttoken</c>, then <c>Normalize</c>: Qwen3-Embedding, gte-Qwen2, e5-mistral): each sequence's
+    /// last hidden state at its last token, L2-normalized. <paramref name="tokens"/> holds up to Sequences sequences of
+    /// <paramref name="lengths"/> laid end to end (each as the model's tokenizer makes it, with any instruction prefix and
+    /// the end token such models expect), run in exact-length passes of up to <see cref="ModelLayout.InferenceTokens"/>
+    /// tokens through cache slots 0, 1, …, which are emptied first (what they held is lost). Returns
+    /// <c>[lengths.Length, DModel]</c>, valid until the next call; allocates nothing.
+    /// </summary>
+    /// <exception cref="ArgumentException">No sequences or more than Sequences, or the lengths do not add up to <c>tokens.Length</c>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A length is outside 1..SeqLen, or a token id outside the vocabulary; nothing is run and no slot changes.</exception>
+    /// <exception cref="InvalidOperationException">The model does not expose its hidden states (models compiled from a Hugging Face config do).</exception>
+    public ReadOnlySpan<float> Embed(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths)
+    {
+        using CallScope scope = Enter("Embed");
+        ModelLayout layout = Layout;
+        if (_embeddingNorms.Length == 0)
+            throw new InvalidOperationException($"{layout.Name} does not expose its hidden states (models compiled from a Hugging Face config do)");
+        if (lengths.Length < 1 || lengths.Length > layout.Sequences)
+            throw new ArgumentException($"{layout.Name}.Embed takes 1 to Sequences = {layout.Sequences} sequences, got {lengths.Length} lengths", nameof(lengths));
+        long total = 0;
+        for (int i = 0; i < lengths.Length; i++)
+        {
+            if (lengths[i] < 1 || lengths[i] > layout.SeqLen)
+                throw new ArgumentOutOfRangeException(nameof(lengths), lengths[i], $"{layout.Name}.Embed: lengths[{i}] = {lengths[i]} is outside 1 to SeqLen = {layout.SeqLen}");
+            total += lengths[i];
+        }
+        if (total != tokens.Length)
+            throw new ArgumentException($"{layout.Name}.Embed: the lengths add up to {total} tokens, but {tokens.Length} were given", nameof(lengths));
+        CheckIds(tokens, nameof(tokens), layout.Vocab, allowIgnored: false);
+
+        // Groups of whole sequences, each as many as one pass takes, through slots 0, 1, ….
+        int count = lengths.Length, width = _embeddings.Length / layout.Sequences;
+        _cacheLengths.AsSpan(0, count).Clear();
+        for (int first = 0, start = 0; first < count;)
+        {
+            int end = first, size = 0;
+            while (end < count && size + lengths[end] <= layout.InferenceTokens) size += lengths[end++];
+            Append(tokens.Slice(start, size), lengths[first..end], _slots.AsSpan(first, end - first));
+            Kernels.L2Normalize.Forward(InferenceLastHiddenStates(end - first), _embeddings.AsSpan(first * width, (end - first) * width),
+                _embeddingNorms.AsSpan(first, end - first), end - first, width);
+            first = end;
+            start += size;
+        }
+        return _embeddings.AsSpan(0, count * width);
     }
 
     /// <summary>Number of positions held in the key/value cache of sequence 0 (the one <see cref="Append(ReadOnlySpan{int})"/> and <see cref="Generate"/> use).</summary>
@@ -75,6 +141,7 @@ public abstract class LanguageModel : TransformerModel
         _oneLength[0] = tokens.Length;
         InferCore(tokens, new CachedSequences(_oneLength, _cacheLengths.AsSpan(0, 1), _slotZero));
         _cacheLengths[0] += tokens.Length;
+        _appended = 1;
         return InferenceLogits;
     }
 
@@ -131,6 +198,7 @@ public abstract class LanguageModel : TransformerModel
         CheckIds(tokens, nameof(tokens), layout.Vocab, allowIgnored: false);
         InferCore(tokens, new CachedSequences(lengths, _positions.AsSpan(0, lengths.Length), sequences));
         for (int i = 0; i < lengths.Length; i++) _cacheLengths[sequences[i]] += lengths[i];
+        _appended = lengths.Length;
         return InferenceLogitRows(lengths.Length);
     }
 
@@ -218,7 +286,16 @@ public abstract class LanguageModel : TransformerModel
     }
 
     /// <inheritdoc />
-    protected override void OnParametersReplaced() => Array.Clear(_cacheLengths);
+    protected override void OnParametersReplaced()
+    {
+        Array.Clear(_cacheLengths);
+        _appended = 0;
+    }
+
+    /// <summary>The final-norm hidden states of the last new token of each of the last pass's <paramref name="sequences"/> sequences, where the model exposes them.</summary>
+    /// <exception cref="InvalidOperationException">The model does not expose them.</exception>
+    protected virtual ReadOnlySpan<float> InferenceLastHiddenStates(int sequences) =>
+        throw new InvalidOperationException($"{Layout.Name} does not expose its hidden states (models compiled from a Hugging Face config do)");
 
     /// <summary>
     /// The generated cached inference pass: the new <paramref name="tokens"/> of <paramref name="sequences"/>, laid end to

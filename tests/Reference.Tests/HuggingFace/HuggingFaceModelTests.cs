@@ -50,6 +50,57 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
     public void Qwen3_with_query_and_key_norms_in_bf16() =>
         Decoder("qwen3", new HfWriteOptions(Dtype: HfDtype.BF16), new HfQwen3Model(seed: 7), HfQwen3Model.ForInference, HfQwen3Model.Batch, HfQwen3Model.SeqLen, HfQwen3Model.Vocab);
 
+    // Decoder sentence embeddings (Qwen3-Embedding, gte-Qwen2): the final-norm hidden state of each sequence's last token,
+    // L2-normalized, against libtorch's hidden states of each sequence alone; AppendedHiddenStates before normalizing.
+    [Theory]
+    [InlineData("qwen3")]
+    [InlineData("llama-gqa")]
+    public void Decoder_embeddings_pool_the_last_tokens_hidden_state(string fixture)
+    {
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(fixture), Seed);
+        reference.Save(_folder, new HfWriteOptions());
+        LanguageModel model = fixture == "qwen3" ? HfQwen3Model.ForInference(_folder) : HfLlamaGqaModel.ForInference(_folder);
+        int vocab = model.Layout.Vocab, seqLen = model.Layout.SeqLen;
+        model.Append(TestData.Tokens(3, vocab, 28)); // slot 0 held something before: Embed empties it
+        // Two sequences in one pass (AppendedHiddenStates then holds both), and two that need a pass each.
+        foreach (int[] lengths in new[] { new[] { seqLen - 5, 5 }, new[] { seqLen, 4 } })
+        {
+            int[] tokens = TestData.Tokens(lengths.Sum(), vocab, 27);
+            float[] embeddings = model.Embed(tokens, lengths).ToArray();
+            float[] hidden = model.AppendedHiddenStates.ToArray();
+            int width = embeddings.Length / lengths.Length, passes = hidden.Length / width == lengths.Length ? 1 : 2;
+            double embeddingError = 0, hiddenError = 0;
+            for (int s = 0, start = 0; s < lengths.Length; start += lengths[s], s++)
+            {
+                float[] last = reference.LastHiddenState(tokens[start..(start + lengths[s])], 1, lengths[s])[^width..];
+                double norm = Math.Sqrt(last.Sum(v => (double)v * v));
+                embeddingError = Math.Max(embeddingError, RelativeMax(embeddings[(s * width)..((s + 1) * width)], last.Select(v => (float)(v / norm)).ToArray()));
+                if (passes == 1) hiddenError = Math.Max(hiddenError, RelativeMax(hidden[(s * width)..((s + 1) * width)], last));
+                Assert.Equal(lengths[s], model.CacheLengthOf(s));
+            }
+            output.WriteLine($"{fixture} {string.Join("+", lengths)} tokens ({passes} pass{(passes == 1 ? "" : "es")}): embeddings {embeddingError:E2}, last hidden states {hiddenError:E2}");
+            Assert.True(embeddingError < 1e-5 && hiddenError < 1e-5, $"embeddings {embeddingError:E2}, hidden states {hiddenError:E2}");
+            Assert.Equal(lengths.Sum() <= seqLen ? 1 : 2, passes);
+        }
+
+        // Steady-state calls allocate nothing (up to three windows: the runtime may allocate once on this thread).
+        int[] some = TestData.Tokens(seqLen + 4, vocab, 29), split = [seqLen, 4];
+        long bytes = 0;
+        for (int window = 0; window < 3 && (window == 0 || bytes != 0); window++)
+        {
+            model.Embed(some, split);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 10; i++) model.Embed(some, split);
+            bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        }
+        Assert.Equal(0, bytes);
+
+        // A refused call runs nothing and leaves the slots as they were.
+        Assert.Throws<ArgumentException>(() => model.Embed(new int[10], [seqLen, 4]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.Embed([1, vocab], [2]));
+        Assert.Equal(seqLen, model.CacheLengthOf(0));
+    }
+
     private void Decoder(string fixture, HfWriteOptions options, LanguageModel model, Func<string, LanguageModel> forInference, int batch, int seqLen, int vocab)
     {
         using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(fixture), Seed);
