@@ -14,12 +14,14 @@ public sealed partial class OnnxExportTests
     [InlineData("bert-classifier")]
     [InlineData("bert-tagger")]
     [InlineData("roberta-classifier")]
+    [InlineData("distilbert-classifier")]
     public void BertClassifiersMatchOurs(string name)
     {
         EncoderModel model = name switch
         {
             "bert-classifier" => new OnnxBertClassifier(1),
             "bert-tagger" => new OnnxBertTagger(1),
+            "distilbert-classifier" => new OnnxDistilBertClassifier(1),
             _ => new OnnxRobertaClassifier(1),
         };
         Weights.Randomize(model, seed: 11);
@@ -35,6 +37,26 @@ public sealed partial class OnnxExportTests
         bool perToken = ours.Length == tokens.Length * classes;
         double relative = Relative(ours, theirs, classes, row => !perToken || tokens[row] != pad);
         output.WriteLine($"{layout.Name}: {classes} labels{(perToken ? " per token" : "")}, logits relative {relative:G3}");
+        Assert.True(relative < Tolerance, $"relative {relative}");
+    }
+
+    /// <summary>DistilBERT's sentence embeddings: its own names, no token_type_ids input.</summary>
+    [Fact]
+    public void DistilBertSentenceEmbeddingsMatchOurs()
+    {
+        var model = new OnnxDistilBert(1);
+        Weights.Randomize(model, seed: 11);
+        model.Training = false;
+        ModelLayout layout = model.Layout;
+        using var runner = new OnnxRuntimeRunner(Export(model, GgufLlamaCppTests.Config("distilbert")));
+        Assert.DoesNotContain("token_type_ids", runner.InputNames);
+        int s = layout.SeqLen;
+        int[] tokens = Tokens(layout, seed: 10);
+        for (int t = s - 5; t < s; t++) tokens[s + t] = 0;
+        float[] ours = model.Predict(tokens).ToArray();
+        float[] theirs = runner.Run(layout.Batch, s, Inputs(runner, layout, tokens))["sentence_embedding"];
+        double relative = Relative(ours, theirs, ours.Length / layout.Batch);
+        output.WriteLine($"{layout.Name}: sentence embeddings relative {relative:G3}");
         Assert.True(relative < Tolerance, $"relative {relative}");
     }
 }

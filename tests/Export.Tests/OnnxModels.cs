@@ -91,3 +91,9 @@ public partial class OnnxBertTagger { }
 
 [TransformerModel(Config = "HuggingFace/Configs/roberta-classifier/config.json", SeqLen = 12, Batch = 3)]
 public partial class OnnxRobertaClassifier { }
+
+[TransformerModel(Config = "HuggingFace/Configs/distilbert/config.json", SeqLen = 13, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class OnnxDistilBert { }
+
+[TransformerModel(Config = "HuggingFace/Configs/distilbert-classifier/config.json", SeqLen = 13, Batch = 3)]
+public partial class OnnxDistilBertClassifier { }

@@ -75,7 +75,7 @@ public class ConfigTests
     public void TG0042_unknown_model_type()
     {
         string message = Unsupported("t5-small", Set(Gpt2, "model_type", "\"t5\""));
-        Assert.Equal("t5-small/config.json: \"model_type\": t5 cannot be compiled: only gpt2, bert, roberta, xlm-roberta, llama, mistral, qwen2 and qwen3 are known", message);
+        Assert.Equal("t5-small/config.json: \"model_type\": t5 cannot be compiled: only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, qwen2 and qwen3 are known", message);
     }
 
     [Fact]
@@ -596,6 +596,43 @@ public class ConfigTests
         Assert.Contains(", 12, 6, 1000000f);", source);
         Assert.Contains("kvHeads: 2);", source);
         Assert.Contains(", 1E-06f);", source);
+    }
+
+    private const string DistilBertConfig = """
+        {
+          "activation": "gelu",
+          "architectures": ["DistilBertForSequenceClassification"],
+          "dim": 26,
+          "hidden_dim": 41,
+          "id2label": {"0": "NEGATIVE", "1": "POSITIVE"},
+          "max_position_embeddings": 17,
+          "model_type": "distilbert",
+          "n_heads": 2,
+          "n_layers": 2,
+          "pad_token_id": 0,
+          "sinusoidal_pos_embds": false,
+          "vocab_size": 37
+        }
+        """;
+
+    [Fact]
+    public void DistilBert_compiles_with_its_own_names_no_token_types_and_a_relu_pre_classifier()
+    {
+        Type m = Compile(At("sst2", DistilBertConfig), Declared("sst2", seqLen: 12), out string source);
+        Assert.Equal(2, Constant(m, "Classes"));
+        Assert.Contains("new(\"transformer.layer.1.attention.q_lin.weight\", new[] { 26, 26 }", source);
+        Assert.Contains("new(\"transformer.layer.0.sa_layer_norm.weight\", new[] { 26 }", source);
+        Assert.Contains("new(\"transformer.layer.0.ffn.lin1.weight\", new[] { 41, 26 }", source);
+        Assert.Contains("new(\"pre_classifier.weight\", new[] { 26, 26 }", source);
+        Assert.DoesNotContain("token_type", source);
+        Assert.Contains("Activations.ReluForward(", source);
+        Assert.Contains("Family = global::TransformerGen.CheckpointFamily.DistilBert,", source);
+        Assert.Contains(", 1E-12f);", source);
+
+        Diagnostic d = SingleError(At("sst2", DistilBertConfig), Declared("sst2", ", DModel = 32", seqLen: 12), "TG0043", "DModel = 32");
+        Assert.Equal("DModel = 32 contradicts sst2/config.json's \"dim\": 26; leave DModel out to take the config's value", d.GetMessage());
+        Assert.Equal("sin/config.json: \"sinusoidal_pos_embds\": true cannot be compiled: a fixed sinusoidal position table is not implemented",
+            Unsupported("sin", Set(DistilBertConfig, "sinusoidal_pos_embds", "true")));
     }
 
     [Fact]

@@ -28,6 +28,14 @@ namespace TransformerGen.Generator
                 "encoder.layer.{0}.attention.output.dense", "encoder.layer.{0}.output.LayerNorm",
                 ["encoder.layer.{0}.intermediate.dense"], null, "encoder.layer.{0}.output.dense", "", "weight", "bias");
 
+            // DistilBERT: BERT's post-LN layers under its own names, no token types.
+            public static readonly FamilyNames DistilBert = new(
+                "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", null, "embeddings.LayerNorm",
+                "transformer.layer.{0}.sa_layer_norm",
+                ["transformer.layer.{0}.attention.q_lin", "transformer.layer.{0}.attention.k_lin", "transformer.layer.{0}.attention.v_lin"], null,
+                "transformer.layer.{0}.attention.out_lin", "transformer.layer.{0}.output_layer_norm",
+                ["transformer.layer.{0}.ffn.lin1"], null, "transformer.layer.{0}.ffn.lin2", "", "weight", "bias");
+
             public static readonly FamilyNames Llama = new(
                 "model.embed_tokens.weight", null, null, null,
                 "model.layers.{0}.input_layernorm",
@@ -44,6 +52,7 @@ namespace TransformerGen.Generator
             {
                 FamilySpec.Gpt2 => Gpt2,
                 FamilySpec.Bert or FamilySpec.Roberta => Bert,
+                FamilySpec.DistilBert => DistilBert,
                 FamilySpec.Qwen3 => Qwen3,
                 _ => Llama,
             };

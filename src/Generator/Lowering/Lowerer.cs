@@ -250,8 +250,10 @@ namespace TransformerGen.Generator
                 return;
             }
             // Hugging Face's BERT-like classifiers: BertForSequenceClassification's pooler (dense + tanh on [CLS]) before
-            // "classifier"; RobertaClassificationHead's "classifier.dense" + tanh before "classifier.out_proj".
-            bool roberta = _spec.Family?.Kind == FamilySpec.Roberta, pooler = _spec.Family is { IsBertLike: true } && _spec.Head.Value == EnumValues.Classification;
+            // "classifier"; RobertaClassificationHead's "classifier.dense" + tanh before "classifier.out_proj";
+            // DistilBertForSequenceClassification's "pre_classifier" + ReLU before "classifier".
+            bool roberta = _spec.Family?.Kind == FamilySpec.Roberta, distil = _spec.Family?.Kind == FamilySpec.DistilBert;
+            bool pooler = _spec.Family is { IsBertLike: true } && _spec.Head.Value == EnumValues.Classification;
             string classifier = pooler && roberta ? "classifier.out_proj" : "classifier";
             TensorDef features = x;
             if (_spec.Head.Value == EnumValues.Classification)
@@ -262,15 +264,15 @@ namespace TransformerGen.Generator
             }
             if (pooler)
             {
-                string dense = roberta ? "classifier.dense" : "pooler.dense";
+                string dense = roberta ? "classifier.dense" : distil ? "pre_classifier" : "pooler.dense";
                 TensorDef denseW = Parameter(dense + ".weight", InitKind.Normal, InitStd, _d.DModel, _d.DModel);
                 TensorDef denseB = Parameter(dense + ".bias", InitKind.Zeros, 0f, _d.DModel);
                 var projected = new TensorDef("head.pooler_dense", TensorKind.Activation, [_d.Batch, _d.DModel]);
                 var activated = new TensorDef("head.pooler_output", TensorKind.Activation, [_d.Batch, _d.DModel]);
                 _tensors.Add(projected);
                 _tensors.Add(activated);
-                _ops.Add(new LinearOp(stage, roberta ? "classification head's dense layer" : "pooler dense layer", features, denseW, denseB, projected));
-                _ops.Add(new TanhOp(stage, projected, activated));
+                _ops.Add(new LinearOp(stage, roberta ? "classification head's dense layer" : distil ? "pre-classifier" : "pooler dense layer", features, denseW, denseB, projected));
+                _ops.Add(distil ? new ActivationOp(stage, gelu: false, projected, activated) : new TanhOp(stage, projected, activated));
                 features = activated;
             }
             TensorDef weight = Parameter(classifier + ".weight", InitKind.Normal, InitStd, _d.Classes, _d.DModel);

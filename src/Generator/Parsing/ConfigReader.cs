@@ -86,6 +86,7 @@ namespace TransformerGen.Generator
                 case "gpt2": return Gpt2();
                 case "bert": return Bert(FamilySpec.Bert);
                 case "roberta": case "xlm-roberta": return Bert(FamilySpec.Roberta);
+                case "distilbert": return DistilBert();
                 case "llama": case "mistral": return Llama(FamilySpec.Llama, modelType);
                 case "qwen2": return Llama(FamilySpec.Qwen2, modelType);
                 case "qwen3": return Llama(FamilySpec.Qwen3, modelType);
@@ -93,7 +94,7 @@ namespace TransformerGen.Generator
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, llama, mistral, qwen2 and qwen3 are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, qwen2 and qwen3 are known");
                     return null;
             }
         }
@@ -137,6 +138,24 @@ namespace TransformerGen.Generator
             int? classes = BertHead();
             return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
                 pad: pad, classes: classes);
+        }
+
+        /// <summary>
+        /// DistilBERT (configuration_distilbert.py's keys: dim, n_layers, n_heads, hidden_dim, activation): BERT's post-LN
+        /// layers with no token types, LayerNorm eps fixed at 1e-12 in its modules, learned positions.
+        /// </summary>
+        private ModelSpec? DistilBert()
+        {
+            int hidden = Required("dim"), layers = Required("n_layers"), heads = Required("n_heads");
+            int inner = Required("hidden_dim"), vocab = Required("vocab_size"), positions = Required("max_position_embeddings");
+            int feedForward = Activation("activation", "gelu", gated: false);
+            RequireFlag("sinusoidal_pos_embds", false, "a fixed sinusoidal position table");
+            if (hidden > 0 && heads > 0 && hidden % heads != 0) Unsupported("n_heads", heads, $"dim {hidden} is not a multiple of it");
+            var family = new FamilySpec(FamilySpec.DistilBert, _file, heads > 0 ? hidden / heads : 0, heads, positions, 1e-12f, RmsNorm: false, feedForward,
+                Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: 0, EmbeddingNorm: true);
+            int? classes = BertHead();
+            return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
+                pad: Int("pad_token_id") ?? 0, classes: classes);
         }
 
         /// <summary>
@@ -227,13 +246,21 @@ namespace TransformerGen.Generator
         /// </summary>
         private ModelSpec? Resolve(FamilySpec family, int architecture, int vocab, int dModel, int heads, int layers, int dff, int positional, int norm, bool tied, int? pad = null, int? classes = null)
         {
-            string Key(string attribute) => attribute switch
+            string Key(string attribute) => (attribute, family.Kind) switch
             {
-                "Vocab" => "vocab_size",
-                "DModel" => family.Kind == FamilySpec.Gpt2 ? "n_embd" : "hidden_size",
-                "Heads" => family.Kind == FamilySpec.Gpt2 ? "n_head" : "num_attention_heads",
-                "Layers" => family.Kind == FamilySpec.Gpt2 ? "n_layer" : "num_hidden_layers",
-                _ => family.Kind == FamilySpec.Gpt2 ? "n_inner" : "intermediate_size",
+                ("Vocab", _) => "vocab_size",
+                ("DModel", FamilySpec.Gpt2) => "n_embd",
+                ("DModel", FamilySpec.DistilBert) => "dim",
+                ("DModel", _) => "hidden_size",
+                ("Heads", FamilySpec.Gpt2) => "n_head",
+                ("Heads", FamilySpec.DistilBert) => "n_heads",
+                ("Heads", _) => "num_attention_heads",
+                ("Layers", FamilySpec.Gpt2) => "n_layer",
+                ("Layers", FamilySpec.DistilBert) => "n_layers",
+                ("Layers", _) => "num_hidden_layers",
+                (_, FamilySpec.Gpt2) => "n_inner",
+                (_, FamilySpec.DistilBert) => "hidden_dim",
+                _ => "intermediate_size",
             };
             Argument<int> Sized(string attribute, Argument<int> given, int value)
             {
@@ -281,7 +308,7 @@ namespace TransformerGen.Generator
                 DFF = Sized("DFF", spec.DFF, dff),
                 Positional = Fixed("Positional", spec.Positional, positional, "model_type", "the family fixes how positions enter"),
                 Norm = Fixed("Norm", spec.Norm, norm, "model_type", "the family fixes where the norms sit"),
-                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind == FamilySpec.Gpt2 ? "activation_function" : "hidden_act", family.FeedForwardName),
+                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind switch { FamilySpec.Gpt2 => "activation_function", FamilySpec.DistilBert => "activation", _ => "hidden_act" }, family.FeedForwardName),
                 TiedEmbeddings = new Argument<bool>(tied, spec.TiedEmbeddings.Location),
                 PadToken = new Argument<int>(padToken, spec.PadToken.Location),
                 BosToken = new Argument<int>(bos >= 0 && bos < vocab ? bos : -1, spec.BosToken.Location),

@@ -45,6 +45,7 @@ internal sealed class CheckpointFamilyRules
         CheckpointFamily.Qwen2 => Qwen2,
         CheckpointFamily.Roberta => Roberta,
         CheckpointFamily.Qwen3 => Qwen3,
+        CheckpointFamily.DistilBert => DistilBert,
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "not a Hugging Face checkpoint family"),
     };
 
@@ -120,6 +121,20 @@ internal sealed class CheckpointFamilyRules
         Prefix = "model.",
         Buffers = [RotaryInverseFrequencies],
         TiedHead = new("lm_head.weight", "embed_tokens.weight"),
+    };
+
+    // DistilBertModel: base prefix "distilbert."; DistilBertForMaskedLM files add the MLM head (vocab_transform,
+    // vocab_layer_norm, vocab_projector); files from before transformers 4.31 keep the position_ids buffer.
+    private static readonly CheckpointFamilyRules DistilBert = new()
+    {
+        Family = CheckpointFamily.DistilBert,
+        Prefix = "distilbert.",
+        Buffers =
+        [
+            new("embeddings.position_ids", ["I64"], "[1, P], P = the rows of embeddings.position_embeddings.weight",
+                static (shape, table, _) => shape is [1, var p] && p == table.Dim("embeddings.position_embeddings.weight", 0)),
+        ],
+        UnusedHeads = ["vocab_transform.*", "vocab_layer_norm.*", "vocab_projector.*"],
     };
 
     // Qwen3ForCausalLM: Llama's names plus self_attn.q_norm and k_norm, ordinary parameters of the model's table.

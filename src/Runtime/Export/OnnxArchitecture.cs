@@ -104,6 +104,8 @@ internal sealed class OnnxArchitecture
     /// <summary>The dense layer (tanh after it) between the pooled token and <see cref="Classifier"/>: BERT's pooler, RoBERTa's classifier.dense.</summary>
     public ParameterTensor? PoolerDense { get; init; }
     public ParameterTensor? PoolerDenseBias { get; init; }
+    /// <summary>ReLU after <see cref="PoolerDense"/> (DistilBERT's pre_classifier) instead of tanh.</summary>
+    public bool PoolerRelu { get; init; }
     /// <summary>
     /// The decoder of an encoder–decoder model; the rest of this object then describes its encoder (<see cref="Encoder"/>
     /// true, <see cref="FinalNorm"/> the encoder's own norm of pre-LN, no head).
@@ -267,6 +269,7 @@ internal sealed class OnnxArchitecture
             CheckpointFamily.Gpt2 => "gpt2",
             CheckpointFamily.Bert => "bert",
             CheckpointFamily.Roberta => modelType == "xlm-roberta" ? "xlm-roberta" : "roberta",
+            CheckpointFamily.DistilBert => "distilbert",
             CheckpointFamily.Llama => modelType == "mistral" ? "mistral" : "llama",
             CheckpointFamily.Qwen2 => "qwen2",
             CheckpointFamily.Qwen3 => "qwen3",
@@ -277,7 +280,7 @@ internal sealed class OnnxArchitecture
         return layout.Family switch
         {
             CheckpointFamily.Gpt2 => Gpt2(layout, config, table),
-            CheckpointFamily.Bert or CheckpointFamily.Roberta => Bert(layout, d, config, table),
+            CheckpointFamily.Bert or CheckpointFamily.Roberta or CheckpointFamily.DistilBert => Bert(layout, d, config, table),
             _ => Llama(layout, config, table, configPath),
         };
     }
@@ -325,23 +328,28 @@ internal sealed class OnnxArchitecture
 
     private static OnnxArchitecture Bert(ModelLayout layout, TransformerModelAttribute d, JsonElement config, TensorTable table)
     {
-        int heads = Require(config, "num_attention_heads");
-        bool roberta = layout.Family == CheckpointFamily.Roberta;
+        bool roberta = layout.Family == CheckpointFamily.Roberta, distil = layout.Family == CheckpointFamily.DistilBert;
+        int heads = Require(config, distil ? "n_heads" : "num_attention_heads");
         string classifier = roberta && d.Head == EncoderHead.Classification ? "classifier.out_proj" : "classifier";
+        string dense = roberta ? "classifier.dense" : distil ? "pre_classifier" : "pooler.dense";
         ParameterTensor embedding = table.Take("embeddings.word_embeddings.weight");
         int dModel = embedding.Shape[1];
         var layers = new List<OnnxLayerTensors>();
-        for (int i = 0; table.Has($"encoder.layer.{i}.attention.self.query.weight"); i++)
+        // A layer's names: BERT's (RoBERTa's alike), or DistilBERT's for the same parts.
+        (string Layer, string AttentionNorm, string Query, string Key, string Value, string Output, string OutputNorm, string Up, string Down) n = distil
+            ? ("transformer.layer.{0}.", "sa_layer_norm", "attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "output_layer_norm", "ffn.lin1", "ffn.lin2")
+            : ("encoder.layer.{0}.", "attention.output.LayerNorm", "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "output.LayerNorm", "intermediate.dense", "output.dense");
+        for (int i = 0; table.Has(string.Format(System.Globalization.CultureInfo.InvariantCulture, n.Layer, i) + n.Query + ".weight"); i++)
         {
-            string p = $"encoder.layer.{i}.";
+            string p = string.Format(System.Globalization.CultureInfo.InvariantCulture, n.Layer, i);
             layers.Add(new OnnxLayerTensors(
-                table.Take(p + "attention.output.LayerNorm.weight"), table.Take(p + "attention.output.LayerNorm.bias"),
-                [table.Take(p + "attention.self.query.weight"), table.Take(p + "attention.self.key.weight"), table.Take(p + "attention.self.value.weight")],
-                [table.Take(p + "attention.self.query.bias"), table.Take(p + "attention.self.key.bias"), table.Take(p + "attention.self.value.bias")],
-                table.Take(p + "attention.output.dense.weight"), table.Take(p + "attention.output.dense.bias"),
-                table.Take(p + "output.LayerNorm.weight"), table.Take(p + "output.LayerNorm.bias"),
-                [table.Take(p + "intermediate.dense.weight")], [table.Take(p + "intermediate.dense.bias")],
-                table.Take(p + "output.dense.weight"), table.Take(p + "output.dense.bias")));
+                table.Take(p + n.AttentionNorm + ".weight"), table.Take(p + n.AttentionNorm + ".bias"),
+                [table.Take(p + n.Query + ".weight"), table.Take(p + n.Key + ".weight"), table.Take(p + n.Value + ".weight")],
+                [table.Take(p + n.Query + ".bias"), table.Take(p + n.Key + ".bias"), table.Take(p + n.Value + ".bias")],
+                table.Take(p + n.Output + ".weight"), table.Take(p + n.Output + ".bias"),
+                table.Take(p + n.OutputNorm + ".weight"), table.Take(p + n.OutputNorm + ".bias"),
+                [table.Take(p + n.Up + ".weight")], [table.Take(p + n.Up + ".bias")],
+                table.Take(p + n.Down + ".weight"), table.Take(p + n.Down + ".bias")));
         }
         return new OnnxArchitecture
         {
@@ -354,22 +362,24 @@ internal sealed class OnnxArchitecture
             HeadDim = dModel / heads,
             SeqLen = layout.SeqLen,
             RmsNorm = false,
-            NormEpsilon = Number(config, "layer_norm_eps") ?? 1e-12f,
+            NormEpsilon = distil ? 1e-12f : Number(config, "layer_norm_eps") ?? 1e-12f,
             PreNorm = false,
             Positions = OnnxPositions.Learned,
-            FeedForward = Ungated(config, "hidden_act", "gelu"),
+            FeedForward = Ungated(config, distil ? "activation" : "hidden_act", "gelu"),
             Head = d.Head,
             Pooling = layout.Pooling,
             TokenEmbedding = embedding,
             PositionEmbedding = table.Take("embeddings.position_embeddings.weight"),
             PositionOffset = layout.Family == CheckpointFamily.Roberta ? layout.PadToken + 1 : 0,
-            TokenTypeEmbedding = table.Take("embeddings.token_type_embeddings.weight"),
+            TokenTypeEmbedding = distil ? null : table.Take("embeddings.token_type_embeddings.weight"),
             EmbeddingNorm = table.Take("embeddings.LayerNorm.weight"),
             EmbeddingNormBias = table.Take("embeddings.LayerNorm.bias"),
             Layers = layers,
-            // A BertFor…/RobertaFor…Classification head: the token classifier, or the pooler (RoBERTa: classifier.dense) and the sequence classifier.
-            PoolerDense = d.Head == EncoderHead.Classification ? table.Take(roberta ? "classifier.dense.weight" : "pooler.dense.weight") : null,
-            PoolerDenseBias = d.Head == EncoderHead.Classification ? table.Take(roberta ? "classifier.dense.bias" : "pooler.dense.bias") : null,
+            // A …ForTokenClassification head, or …ForSequenceClassification's dense layer (BERT's pooler, RoBERTa's classifier.dense,
+            // DistilBERT's pre_classifier) and classifier.
+            PoolerDense = d.Head == EncoderHead.Classification ? table.Take(dense + ".weight") : null,
+            PoolerDenseBias = d.Head == EncoderHead.Classification ? table.Take(dense + ".bias") : null,
+            PoolerRelu = distil,
             Classifier = d.Head == EncoderHead.SentenceEmbedding ? null : table.Take(classifier + ".weight"),
             ClassifierBias = d.Head == EncoderHead.SentenceEmbedding ? null : table.Take(classifier + ".bias"),
         };

@@ -96,8 +96,8 @@ internal sealed class OnnxGraphWriter
             {
                 int classes = _a.Classifier!.Shape[0];
                 string features = _a.Head == EncoderHead.Tagging ? x : Pool(x, attentionMask);
-                if (_a.PoolerDense is { } dense) // BERT's pooler, RoBERTa's classification head: tanh(dense(pooled))
-                    features = _g.Node("Tanh", [Linear("pooler", features, [dense], [_a.PoolerDenseBias!])], "pooler_output");
+                if (_a.PoolerDense is { } dense) // BERT's pooler, RoBERTa's classification head: tanh(dense(pooled)); DistilBERT's: relu
+                    features = _g.Node(_a.PoolerRelu ? "Relu" : "Tanh", [Linear("pooler", features, [dense], [_a.PoolerDenseBias!])], "pooler_output");
                 string logits = Linear("classifier", features, [_a.Classifier], [_a.ClassifierBias!]);
                 if (_a.Head == EncoderHead.Tagging) Output(logits, "logits", Batch, Sequence, classes);
                 else Output(logits, "logits", Batch, classes);

@@ -150,4 +150,6 @@ public enum CheckpointFamily
     Roberta,
     /// <summary>Hugging Face Qwen3 (<c>Qwen3ForCausalLM</c>): Llama's layout with a norm of each query and key head (<c>q_norm</c>, <c>k_norm</c>).</summary>
     Qwen3,
+    /// <summary>Hugging Face DistilBERT (<c>DistilBertModel</c> and its task models): BERT's post-LN layers under its own names, an optional <c>distilbert.</c> prefix, no token types.</summary>
+    DistilBert,
 }

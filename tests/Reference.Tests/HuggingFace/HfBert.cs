@@ -8,7 +8,9 @@ namespace TransformerGen.Reference.Tests.HuggingFace;
 /// <c>BertModel</c> (MODEL_FAMILIES.md §2, <c>modeling_bert.py</c>, eager attention) and the sentence-transformers
 /// pipeline on top of it: (word + token type 0) + position, embedding LayerNorm, post-LN layers with separate
 /// query/key/value Linear layers and erf GELU, mean pooling over the attention mask, L2 normalisation. Also
-/// <c>RobertaModel</c>/<c>XLMRobertaModel</c> (<c>modeling_roberta.py</c>), which differ only in the position ids.
+/// <c>RobertaModel</c>/<c>XLMRobertaModel</c> (<c>modeling_roberta.py</c>), which differ only in the position ids, and
+/// <c>DistilBertModel</c> (<c>modeling_distilbert.py</c>): the same computation under other names, without token types,
+/// its sequence classifier's <c>pre_classifier</c> followed by ReLU.
 /// </summary>
 internal sealed class HfBert : HfTorchModel
 {
@@ -19,25 +21,30 @@ internal sealed class HfBert : HfTorchModel
         Buffer("embeddings.position_ids", () => arange(positions, ScalarType.Int64).view(1, positions));
         Parameter("embeddings.word_embeddings.weight", HfInit.Embedding, config.VocabSize, hidden);
         Parameter("embeddings.position_embeddings.weight", HfInit.Embedding, positions, hidden);
-        Parameter("embeddings.token_type_embeddings.weight", HfInit.Embedding, config.TypeVocabSize, hidden);
+        if (!Distil) Parameter("embeddings.token_type_embeddings.weight", HfInit.Embedding, config.TypeVocabSize, hidden);
         LayerNormParameters("embeddings.LayerNorm", hidden);
         for (int i = 0; i < config.Layers; i++)
         {
-            string l = $"encoder.layer.{i}.";
-            Linear(l + "attention.self.query", hidden, hidden);
-            Linear(l + "attention.self.key", hidden, hidden);
-            Linear(l + "attention.self.value", hidden, hidden);
-            Linear(l + "attention.output.dense", hidden, hidden);
-            LayerNormParameters(l + "attention.output.LayerNorm", hidden);
-            Linear(l + "intermediate.dense", hidden, inner);
-            Linear(l + "output.dense", inner, hidden);
-            LayerNormParameters(l + "output.LayerNorm", hidden);
+            Linear(Layer(i, Query), hidden, hidden);
+            Linear(Layer(i, Key), hidden, hidden);
+            Linear(Layer(i, Value), hidden, hidden);
+            Linear(Layer(i, Output), hidden, hidden);
+            LayerNormParameters(Layer(i, AttentionNorm), hidden);
+            Linear(Layer(i, Up), hidden, inner);
+            Linear(Layer(i, Down), inner, hidden);
+            LayerNormParameters(Layer(i, OutputNorm), hidden);
         }
         // BertPooler (tanh on token 0) is in every BertModel file but mean pooling never reads it; a sequence classifier
-        // reads it (RobertaForSequenceClassification and the token classifiers are built without it).
+        // reads it (RobertaForSequenceClassification and the token classifiers are built without it; DistilBERT has none,
+        // its sequence classifier has pre_classifier instead).
         bool roberta = config.PositionsFromPadding;
         HfEncoderHead head = config.EncoderHead;
-        if (!roberta && head != HfEncoderHead.TokenClassification)
+        if (Distil && head == HfEncoderHead.SequenceClassification)
+        {
+            Parameter("pre_classifier.weight", HfInit.Matrix, hidden, hidden);
+            Parameter("pre_classifier.bias", HfInit.Bias, hidden);
+        }
+        if (!roberta && !Distil && head != HfEncoderHead.TokenClassification)
         {
             Parameter("pooler.dense.weight", HfInit.Matrix, used: head == HfEncoderHead.SequenceClassification, hidden, hidden);
             Parameter("pooler.dense.bias", HfInit.Bias, used: head == HfEncoderHead.SequenceClassification, hidden);
@@ -68,6 +75,8 @@ internal sealed class HfBert : HfTorchModel
         if (Config.EncoderHead == HfEncoderHead.TokenClassification) return F.linear(h, this["classifier.weight"], this["classifier.bias"]);
         if (Config.EncoderHead != HfEncoderHead.SequenceClassification) throw new InvalidOperationException("the checkpoint has no classifier");
         Tensor first = h.select(1, 0);
+        if (Distil)
+            return F.linear(F.relu(F.linear(first, this["pre_classifier.weight"], this["pre_classifier.bias"])), this["classifier.weight"], this["classifier.bias"]);
         if (Config.PositionsFromPadding)
             return F.linear(tanh(F.linear(first, this["classifier.dense.weight"], this["classifier.dense.bias"])), this["classifier.out_proj.weight"], this["classifier.out_proj.bias"]);
         Tensor pooled = tanh(F.linear(first, this["pooler.dense.weight"], this["pooler.dense.bias"]));
@@ -75,6 +84,17 @@ internal sealed class HfBert : HfTorchModel
     }
 
     public override string TokenEmbeddingName => "embeddings.word_embeddings.weight";
+
+    private bool Distil => Config.ModelType == "distilbert";
+
+    // A layer's parts: BERT's names (RoBERTa's alike) or DistilBERT's.
+    private const int Query = 0, Key = 1, Value = 2, Output = 3, AttentionNorm = 4, Up = 5, Down = 6, OutputNorm = 7;
+    private static readonly string[] BertParts =
+        ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"];
+    private static readonly string[] DistilParts =
+        ["attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "sa_layer_norm", "ffn.lin1", "ffn.lin2", "output_layer_norm"];
+
+    private string Layer(int i, int part) => Distil ? $"transformer.layer.{i}.{DistilParts[part]}" : $"encoder.layer.{i}.{BertParts[part]}";
 
     private void Linear(string prefix, long inputs, long outputs)
     {
@@ -98,8 +118,8 @@ internal sealed class HfBert : HfTorchModel
             Tensor real = ids.ne(Config.PadTokenId).to(ScalarType.Int64);
             positions = real.cumsum(1) * real + Config.PadTokenId;
         }
-        Tensor embeddings = this["embeddings.word_embeddings.weight"].index_select(0, ids.flatten()).view(batch, length, hidden)
-                          + this["embeddings.token_type_embeddings.weight"].index_select(0, typeIds).view(batch, length, hidden);
+        Tensor embeddings = this["embeddings.word_embeddings.weight"].index_select(0, ids.flatten()).view(batch, length, hidden);
+        if (!Distil) embeddings = embeddings + this["embeddings.token_type_embeddings.weight"].index_select(0, typeIds).view(batch, length, hidden);
         embeddings = embeddings + this["embeddings.position_embeddings.weight"].index_select(0, positions.flatten()).view(-1, length, hidden);
         Tensor h = LayerNorm(embeddings, "embeddings.LayerNorm");
 
@@ -108,10 +128,9 @@ internal sealed class HfBert : HfTorchModel
         Tensor? extended = attentionMask is null ? null : (1.0 - attentionMask.to(Dtype).view(batch, 1, 1, length)) * MinValue;
         for (int i = 0; i < Config.Layers; i++)
         {
-            string l = $"encoder.layer.{i}.";
-            Tensor attention = LayerNorm(Linear(SelfAttention(h, extended, l), l + "attention.output.dense") + h, l + "attention.output.LayerNorm");
-            Tensor intermediate = HfActivations.Apply(Config.Activation, Linear(attention, l + "intermediate.dense"));
-            h = LayerNorm(Linear(intermediate, l + "output.dense") + attention, l + "output.LayerNorm");
+            Tensor attention = LayerNorm(Linear(SelfAttention(h, extended, i), Layer(i, Output)) + h, Layer(i, AttentionNorm));
+            Tensor intermediate = HfActivations.Apply(Config.Activation, Linear(attention, Layer(i, Up)));
+            h = LayerNorm(Linear(intermediate, Layer(i, Down)) + attention, Layer(i, OutputNorm));
         }
         return h;
     }
@@ -131,12 +150,12 @@ internal sealed class HfBert : HfTorchModel
         return F.normalize(sum / count, p: 2, dim: 1);
     }
 
-    private Tensor SelfAttention(Tensor h, Tensor? extendedMask, string l)
+    private Tensor SelfAttention(Tensor h, Tensor? extendedMask, int layer)
     {
         long batch = h.shape[0], length = h.shape[1], heads = Config.Heads, headDim = Config.HeadDim;
-        Tensor q = Heads(Linear(h, l + "attention.self.query"));
-        Tensor k = Heads(Linear(h, l + "attention.self.key"));
-        Tensor v = Heads(Linear(h, l + "attention.self.value"));                                 // [B, H, T, D]
+        Tensor q = Heads(Linear(h, Layer(layer, Query)));
+        Tensor k = Heads(Linear(h, Layer(layer, Key)));
+        Tensor v = Heads(Linear(h, Layer(layer, Value)));                                        // [B, H, T, D]
         Tensor scores = q.matmul(k.transpose(-1, -2)) / Math.Sqrt(headDim);                      // v4.9: / math.sqrt(D)
         if (extendedMask is not null) scores = scores + extendedMask;
         Tensor probabilities = F.softmax(scores, -1);

@@ -70,6 +70,7 @@ internal sealed record HfConfig
             "gpt2" => Gpt2(json),
             "bert" => Bert(json, "bert"),
             "roberta" or "xlm-roberta" => Bert(json, modelType),
+            "distilbert" => DistilBert(json),
             "llama" => Llama(json, qwen2: false),
             "qwen2" => Llama(json, qwen2: true),
             "qwen3" => Llama(json, qwen2: false) with { ModelType = "qwen3", QueryKeyNorm = true },
@@ -108,7 +109,7 @@ internal sealed record HfConfig
     // configuration_bert.py defaults (bert-base-uncased); configuration_roberta.py keeps them but pad_token_id 1.
     private static HfConfig Bert(JsonObject json, string modelType)
     {
-        bool roberta = modelType != "bert";
+        bool roberta = modelType is "roberta" or "xlm-roberta";
         string positions = String(json, "position_embedding_type") ?? "absolute";
         if (positions != "absolute") throw new NotSupportedException($"position_embedding_type '{positions}' is not implemented");
         int hidden = Int(json, "hidden_size") ?? 768, heads = Int(json, "num_attention_heads") ?? 12;
@@ -137,6 +138,29 @@ internal sealed record HfConfig
             NormEps = Double(json, "layer_norm_eps") ?? 1e-12,
             TieWordEmbeddings = Bool(json, "tie_word_embeddings") ?? true,
             TypeVocabSize = Int(json, "type_vocab_size") ?? 2,
+        };
+    }
+
+    // configuration_distilbert.py: its own keys (dim, n_layers, n_heads, hidden_dim, activation), no token types, and
+    // modeling_distilbert.py's LayerNorms fixed at eps 1e-12; sinusoidal_pos_embds would replace the learned positions.
+    private static HfConfig DistilBert(JsonObject json)
+    {
+        if (Bool(json, "sinusoidal_pos_embds") == true) throw new NotSupportedException("sinusoidal_pos_embds is not implemented");
+        int dim = Int(json, "dim") ?? 768, heads = Int(json, "n_heads") ?? 12;
+        HfConfig bert = Bert(json, "distilbert");
+        return bert with
+        {
+            HiddenSize = dim,
+            Layers = Int(json, "n_layers") ?? 6,
+            Heads = heads,
+            KeyValueHeads = heads,
+            HeadDim = Divide(dim, heads),
+            IntermediateSize = Int(json, "hidden_dim") ?? 4 * 768,
+            Activation = String(json, "activation") ?? "gelu",
+            NormEps = 1e-12,
+            TypeVocabSize = 0,
+            PositionsFromPadding = false,
+            PadTokenId = Int(json, "pad_token_id") ?? 0,
         };
     }
 

@@ -23,6 +23,12 @@ public partial class HfBertClassifierModel { }
 [TransformerModel(Config = "HuggingFace/Configs/bert-tagger/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.Tagging)]
 public partial class HfBertTaggerModel { }
 
+[TransformerModel(Config = "HuggingFace/Configs/distilbert/config.json", SeqLen = 17, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class HfDistilBertModel { }
+
+[TransformerModel(Config = "HuggingFace/Configs/distilbert-classifier/config.json", SeqLen = 11, Batch = 3)]
+public partial class HfDistilBertClassifierModel { }
+
 // A cross-encoder: one output (a score) and no loss of its own; the caller's loss seeds Backward.
 [TransformerModel(Config = "HuggingFace/Configs/bert-cross-encoder/config.json", SeqLen = 9, Batch = 3)]
 public partial class HfBertCrossEncoderModel { }

@@ -149,7 +149,7 @@ public sealed class HfReference : IDisposable
         return _model.Config.Family switch
         {
             HfFamily.Gpt2 => "transformer." + name,
-            HfFamily.Bert => (_model.Config.ModelType == "bert" ? "bert." : "roberta.") + name,
+            HfFamily.Bert => _model.Config.ModelType switch { "bert" => "bert.", "distilbert" => "distilbert.", _ => "roberta." } + name,
             _ => name.StartsWith("model.", StringComparison.Ordinal) ? name["model.".Length..] : throw new InvalidOperationException(name),
         };
     }

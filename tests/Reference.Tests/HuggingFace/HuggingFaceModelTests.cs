@@ -302,6 +302,16 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         Assert.True(gradientError < 1e-4, $"{config}: gradient of {worst} differs by {gradientError:E2} of its norm");
     }
 
+    // DistilBERT: BERT's computation under its own names (distilbert. prefix, the position_ids buffer and the MLM head's
+    // tensors skipped), without token types; its classifier's pre_classifier and ReLU.
+    [Fact]
+    public void DistilBert_sentence_embeddings_and_classifier()
+    {
+        BertSentenceEmbeddings(new HfDistilBertModel(seed: 3), clsToken: false, new HfWriteOptions(Prefix: true, IncludeBuffers: true), "distilbert", [HfDistilBertModel.SeqLen, 4, 9]);
+        Classifier(new HfDistilBertClassifierModel(seed: 3), "distilbert-classifier", new HfWriteOptions(Prefix: true, IncludeBuffers: true), [HfDistilBertClassifierModel.SeqLen, 4, 7]);
+        Assert.Equal(0, new HfDistilBertModel(seed: 3).Layout.TokenTypes);
+    }
+
     private void BertSentenceEmbeddings(EncoderModel model, bool clsToken, HfWriteOptions files, string config = "bert", int[]? lengths = null)
     {
         using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(config), Seed);
