@@ -1,0 +1,234 @@
+using Xunit;
+using static TransformerGen.Generator.Tests.ConfigFixtures;
+
+namespace TransformerGen.Generator.Tests;
+
+/// <summary>
+/// The config.json files of published models that users bring (their values as the hub publishes them, written out here
+/// key by key): each compiles with no diagnostic into the family, sizes and head it describes. The fixture configs of the
+/// other tests are small; these check that the real ones' extra keys, label maps and sizes are read as intended.
+/// </summary>
+public class PublishedConfigTests
+{
+    private static GeneratorHarness.Result Run(string folder, string json, string attribute) =>
+        RunClean([($"/repo/models/{folder}/config.json", json)], Model($"Config = \"models/{folder}/config.json\"{attribute}"));
+
+    private static void Sizes(string source, int dModel, int layers, int heads, string family)
+    {
+        Assert.Contains($"public const int DModel = {dModel};", source);
+        Assert.Contains($"public const int Layers = {layers};", source);
+        Assert.Contains($"public const int Heads = {heads};", source);
+        Assert.Contains($"Family = global::TransformerGen.CheckpointFamily.{family},", source);
+    }
+
+    [Fact]
+    public void Qwen3_0_6B_and_Qwen3_Embedding_0_6B()
+    {
+        const string json = """
+            {
+              "architectures": ["Qwen3ForCausalLM"],
+              "attention_bias": false,
+              "attention_dropout": 0.0,
+              "bos_token_id": 151643,
+              "eos_token_id": 151645,
+              "head_dim": 128,
+              "hidden_act": "silu",
+              "hidden_size": 1024,
+              "initializer_range": 0.02,
+              "intermediate_size": 3072,
+              "max_position_embeddings": 40960,
+              "max_window_layers": 28,
+              "model_type": "qwen3",
+              "num_attention_heads": 16,
+              "num_hidden_layers": 28,
+              "num_key_value_heads": 8,
+              "rms_norm_eps": 1e-06,
+              "rope_scaling": null,
+              "rope_theta": 1000000,
+              "sliding_window": null,
+              "tie_word_embeddings": true,
+              "torch_dtype": "bfloat16",
+              "transformers_version": "4.51.0",
+              "use_cache": true,
+              "use_sliding_window": false,
+              "vocab_size": 151936
+            }
+            """;
+        string source = Run("Qwen3-0.6B", json, ", SeqLen = 512, WeightType = WeightType.Int8").GeneratedSource;
+        Sizes(source, 1024, 28, 16, "Qwen3");
+        Assert.Contains("public const int KvHeads = 8;", source);
+        Assert.Contains("new(\"model.layers.27.self_attn.q_proj.weight\", new[] { 2048, 1024 }", source); // 16 heads of 128
+        Assert.Contains("new(\"model.layers.27.self_attn.k_norm.weight\", new[] { 128 }", source);
+        Assert.DoesNotContain("\"lm_head.weight\"", source);                                              // tied
+        Assert.Contains("protected override global::System.ReadOnlySpan<float> InferenceLastHiddenStates(int sequences)", source); // Embed
+    }
+
+    [Fact]
+    public void Bge_small_en_v1_5_pools_the_cls_token()
+    {
+        const string json = """
+            {
+              "_name_or_path": "/root/.cache/torch/sentence_transformers/BAAI_bge-small-en/",
+              "architectures": ["BertModel"],
+              "attention_probs_dropout_prob": 0.1,
+              "classifier_dropout": null,
+              "hidden_act": "gelu",
+              "hidden_dropout_prob": 0.1,
+              "hidden_size": 384,
+              "id2label": {"0": "LABEL_0"},
+              "initializer_range": 0.02,
+              "intermediate_size": 1536,
+              "label2id": {"LABEL_0": 0},
+              "layer_norm_eps": 1e-12,
+              "max_position_embeddings": 512,
+              "model_type": "bert",
+              "num_attention_heads": 12,
+              "num_hidden_layers": 12,
+              "pad_token_id": 0,
+              "position_embedding_type": "absolute",
+              "torch_dtype": "float32",
+              "transformers_version": "4.30.0",
+              "type_vocab_size": 2,
+              "use_cache": true,
+              "vocab_size": 30522
+            }
+            """;
+        string source = Run("bge-small-en-v1.5", json, ", SeqLen = 512, Batch = 8, Head = EncoderHead.SentenceEmbedding, Pooling = Pooling.FirstToken").GeneratedSource;
+        Sizes(source, 384, 12, 12, "Bert");
+        Assert.Contains("Pooling = global::TransformerGen.Pooling.FirstToken,", source);
+        Assert.DoesNotContain("classifier", source); // a label map beside BertModel is not a classifier
+    }
+
+    [Fact]
+    public void Ms_marco_MiniLM_L_6_v2_cross_encoder_scores_pairs()
+    {
+        const string json = """
+            {
+              "_name_or_path": "nreimers/MiniLM-L6-H384-uncased",
+              "architectures": ["BertForSequenceClassification"],
+              "attention_probs_dropout_prob": 0.1,
+              "gradient_checkpointing": false,
+              "hidden_act": "gelu",
+              "hidden_dropout_prob": 0.1,
+              "hidden_size": 384,
+              "id2label": {"0": "LABEL_0"},
+              "initializer_range": 0.02,
+              "intermediate_size": 1536,
+              "label2id": {"LABEL_0": 0},
+              "layer_norm_eps": 1e-12,
+              "max_position_embeddings": 512,
+              "model_type": "bert",
+              "num_attention_heads": 12,
+              "num_hidden_layers": 6,
+              "pad_token_id": 0,
+              "position_embedding_type": "absolute",
+              "sbert_ce_default_activation_function": "torch.nn.modules.linear.Identity",
+              "transformers_version": "4.6.1",
+              "type_vocab_size": 2,
+              "use_cache": true,
+              "vocab_size": 30522
+            }
+            """;
+        string source = Run("ms-marco-MiniLM-L-6-v2", json, ", SeqLen = 512, Batch = 8").GeneratedSource;
+        Sizes(source, 384, 6, 12, "Bert");
+        Assert.Contains("public const int Classes = 1;", source);
+        Assert.Contains("SeededOutput = true,", source);
+        Assert.Contains("TokenTypes = 2,", source);
+    }
+
+    [Fact]
+    public void Distilbert_sst2_and_bert_base_NER_classify()
+    {
+        const string sst2 = """
+            {
+              "activation": "gelu",
+              "architectures": ["DistilBertForSequenceClassification"],
+              "attention_dropout": 0.1,
+              "dim": 768,
+              "dropout": 0.1,
+              "finetuning_task": "sst-2",
+              "hidden_dim": 3072,
+              "id2label": {"0": "NEGATIVE", "1": "POSITIVE"},
+              "initializer_range": 0.02,
+              "label2id": {"NEGATIVE": 0, "POSITIVE": 1},
+              "max_position_embeddings": 512,
+              "model_type": "distilbert",
+              "n_heads": 12,
+              "n_layers": 6,
+              "output_past": true,
+              "pad_token_id": 0,
+              "qa_dropout": 0.1,
+              "seq_classif_dropout": 0.2,
+              "sinusoidal_pos_embds": false,
+              "tie_weights_": true,
+              "vocab_size": 30522
+            }
+            """;
+        string source = Run("distilbert-sst-2", sst2, ", SeqLen = 128, Batch = 4").GeneratedSource;
+        Sizes(source, 768, 6, 12, "DistilBert");
+        Assert.Contains("public const int Classes = 2;", source);
+        Assert.Contains("new(\"pre_classifier.weight\", new[] { 768, 768 }", source);
+
+        const string ner = """
+            {
+              "_num_labels": 9,
+              "architectures": ["BertForTokenClassification"],
+              "attention_probs_dropout_prob": 0.1,
+              "hidden_act": "gelu",
+              "hidden_dropout_prob": 0.1,
+              "hidden_size": 768,
+              "id2label": {"0": "O", "1": "B-MISC", "2": "I-MISC", "3": "B-PER", "4": "I-PER", "5": "B-ORG", "6": "I-ORG", "7": "B-LOC", "8": "I-LOC"},
+              "initializer_range": 0.02,
+              "intermediate_size": 3072,
+              "label2id": {"B-LOC": 7, "B-MISC": 1, "B-ORG": 5, "B-PER": 3, "I-LOC": 8, "I-MISC": 2, "I-ORG": 6, "I-PER": 4, "O": 0},
+              "layer_norm_eps": 1e-12,
+              "max_position_embeddings": 512,
+              "model_type": "bert",
+              "num_attention_heads": 12,
+              "num_hidden_layers": 12,
+              "output_past": true,
+              "pad_token_id": 0,
+              "type_vocab_size": 2,
+              "vocab_size": 28996
+            }
+            """;
+        source = Run("bert-base-NER", ner, ", SeqLen = 128, Head = EncoderHead.Tagging").GeneratedSource;
+        Sizes(source, 768, 12, 12, "Bert");
+        Assert.Contains("public const int Classes = 9;", source);
+        Assert.Contains("new(\"classifier.weight\", new[] { 9, 768 }", source);
+    }
+
+    [Fact]
+    public void Xlm_roberta_base_counts_positions_after_its_padding_id()
+    {
+        const string json = """
+            {
+              "architectures": ["XLMRobertaForMaskedLM"],
+              "attention_probs_dropout_prob": 0.1,
+              "bos_token_id": 0,
+              "eos_token_id": 2,
+              "hidden_act": "gelu",
+              "hidden_dropout_prob": 0.1,
+              "hidden_size": 768,
+              "initializer_range": 0.02,
+              "intermediate_size": 3072,
+              "layer_norm_eps": 1e-05,
+              "max_position_embeddings": 514,
+              "model_type": "xlm-roberta",
+              "num_attention_heads": 12,
+              "num_hidden_layers": 12,
+              "output_past": true,
+              "pad_token_id": 1,
+              "position_embedding_type": "absolute",
+              "transformers_version": "4.17.0.dev0",
+              "type_vocab_size": 1,
+              "use_cache": true,
+              "vocab_size": 250002
+            }
+            """;
+        string source = Run("xlm-roberta-base", json, ", SeqLen = 512, Head = EncoderHead.SentenceEmbedding").GeneratedSource;
+        Sizes(source, 768, 12, 12, "Roberta");
+        Assert.Contains("PadToken = 1,", source);
+        Assert.Contains("new(\"embeddings.position_embeddings.weight\", new[] { 514, 768 }", source);
+    }
+}
