@@ -97,3 +97,6 @@ public partial class OnnxDistilBert { }
 
 [TransformerModel(Config = "HuggingFace/Configs/distilbert-classifier/config.json", SeqLen = 13, Batch = 3)]
 public partial class OnnxDistilBertClassifier { }
+
+[TransformerModel(Config = "HuggingFace/Configs/phi3/config.json", SeqLen = 12)]
+public partial class OnnxPhi3 { }

@@ -75,7 +75,7 @@ public class ConfigTests
     public void TG0042_unknown_model_type()
     {
         string message = Unsupported("t5-small", Set(Gpt2, "model_type", "\"t5\""));
-        Assert.Equal("t5-small/config.json: \"model_type\": t5 cannot be compiled: only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, qwen2 and qwen3 are known", message);
+        Assert.Equal("t5-small/config.json: \"model_type\": t5 cannot be compiled: only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, phi3, qwen2 and qwen3 are known", message);
     }
 
     [Fact]
@@ -633,6 +633,22 @@ public class ConfigTests
         Assert.Equal("DModel = 32 contradicts sst2/config.json's \"dim\": 26; leave DModel out to take the config's value", d.GetMessage());
         Assert.Equal("sin/config.json: \"sinusoidal_pos_embds\": true cannot be compiled: a fixed sinusoidal position table is not implemented",
             Unsupported("sin", Set(DistilBertConfig, "sinusoidal_pos_embds", "true")));
+    }
+
+    [Fact]
+    public void Phi3_reads_its_fused_projections_and_refuses_a_window_shorter_than_SeqLen()
+    {
+        // Llama's GQA fixture as Phi-3 names it: one qkv_proj (Q | K | V rows) and one gate_up_proj (gate | up rows).
+        string json = Set(Set(Set(LlamaGqa, "model_type", "\"phi3\""), "sliding_window", "13"), "original_max_position_embeddings", "64");
+        Compile(At("phi3", json), Declared("phi3", seqLen: 13), out string source);
+        Assert.Contains("new(\"model.layers.1.self_attn.qkv_proj.weight\", new[] { 96, 40 }", source); // 48 + 24 + 24 rows
+        Assert.Contains("new(\"model.layers.1.mlp.gate_up_proj.weight\", new[] { 104, 40 }", source); // 2 × 52 rows
+        Assert.DoesNotContain("q_proj", source.Replace("qkv_proj", ""));
+        Assert.Contains("Family = global::TransformerGen.CheckpointFamily.Phi3,", source);
+        Assert.Contains("Activations.SwiGluForward(", source);
+
+        Assert.Equal("phi3/config.json: \"sliding_window\": 7 cannot be compiled: a window shorter than SeqLen = 8 is not implemented (one at least as long has no effect)",
+            Unsupported("phi3", Set(json, "sliding_window", "7")));
     }
 
     [Fact]

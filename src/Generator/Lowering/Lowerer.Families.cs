@@ -48,12 +48,20 @@ namespace TransformerGen.Generator
                 QueryNorm = "model.layers.{0}.self_attn.q_norm.weight", KeyNorm = "model.layers.{0}.self_attn.k_norm.weight",
             };
 
+            // Phi-3: Llama's layers with the q/k/v projections fused into qkv_proj (rows Q | K | V) and gate/up into
+            // gate_up_proj (rows gate | up), the packed layouts the compiler uses anyway.
+            public static readonly FamilyNames Phi3 = Llama with
+            {
+                QueryKeyValue = ["model.layers.{0}.self_attn.qkv_proj"], Up = ["model.layers.{0}.mlp.gate_up_proj"],
+            };
+
             public static FamilyNames Of(int kind) => kind switch
             {
                 FamilySpec.Gpt2 => Gpt2,
                 FamilySpec.Bert or FamilySpec.Roberta => Bert,
                 FamilySpec.DistilBert => DistilBert,
                 FamilySpec.Qwen3 => Qwen3,
+                FamilySpec.Phi3 => Phi3,
                 _ => Llama,
             };
         }
@@ -160,7 +168,7 @@ namespace TransformerGen.Generator
             // Feed-forward sub-layer: up (or gate | up, packed), activation, down.
             TensorDef ffnIn = pre ? FamilyNorm(f, stage, a, f.RmsNorm ? "post-attention RMSNorm" : "ln_2 (pre-LN)", "ln2", Name(names.FeedForwardNorm), residual1) : residual1;
             bool gated = f.FeedForward == FamilySpec.SwiGlu;
-            long[] upRows = gated ? [_d.DFF, _d.DFF] : [_d.DFF];
+            long[] upRows = !gated ? [_d.DFF] : names.Up.Length == 1 ? [2L * _d.DFF] : [_d.DFF, _d.DFF];
             (TensorDef upW, TensorDef? upB) = PackedLinear(names.Up, Name, upRows, c, f.FfnBias, InitStd, conv1D);
             TensorDef hidden = Activation(a + "ffn_hidden", layer, gated ? 2L * _d.DFF : _d.DFF, TokenStream.Input, "ffn_hidden");
             _ops.Add(new LinearOp(stage, gated ? "feed-forward gate and up projections" : "feed-forward up projection", ffnIn, upW, upB, hidden));

@@ -90,11 +90,12 @@ namespace TransformerGen.Generator
                 case "llama": case "mistral": return Llama(FamilySpec.Llama, modelType);
                 case "qwen2": return Llama(FamilySpec.Qwen2, modelType);
                 case "qwen3": return Llama(FamilySpec.Qwen3, modelType);
+                case "phi3": return Llama(FamilySpec.Phi3, modelType);
                 case null:
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, qwen2 and qwen3 are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, phi3, qwen2 and qwen3 are known");
                     return null;
             }
         }
@@ -215,7 +216,7 @@ namespace TransformerGen.Generator
             int seqLen = _spec.SeqLen.Value;
             if (kind is FamilySpec.Qwen2 or FamilySpec.Qwen3 && Bool("use_sliding_window") == true)
                 Unsupported("use_sliding_window", true, "sliding-window attention is not implemented");
-            if (kind == FamilySpec.Llama && Int("sliding_window") is int window && window < seqLen)
+            if (kind is FamilySpec.Llama or FamilySpec.Phi3 && Int("sliding_window") is int window && window < seqLen)
                 Unsupported("sliding_window", window, $"a window shorter than SeqLen = {seqLen} is not implemented (one at least as long has no effect)");
             bool attentionBias = Bool("attention_bias") ?? false, mlpBias = Bool("mlp_bias") ?? false;
             // Qwen2 hard-codes q/k/v biases; Llama, Mistral and Qwen3 read attention_bias (Qwen3 adds q_norm and k_norm).

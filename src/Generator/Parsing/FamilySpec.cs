@@ -28,7 +28,7 @@ namespace TransformerGen.Generator
         bool QueryKeyNorm = false)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
-        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7;
+        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8;
 
         /// <summary>Whether the family is BERT-shaped (BERT itself; RoBERTa, XLM-RoBERTa and DistilBERT: BERT's layers under other names).</summary>
         public bool IsBertLike => Kind is Bert or Roberta or DistilBert;
@@ -40,7 +40,7 @@ namespace TransformerGen.Generator
         public const int GeluErf = 0, GeluTanh = 1, Relu = 2, SwiGlu = 3;
 
         /// <summary>The runtime enum member's name, for generated code.</summary>
-        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", _ => "Qwen2" };
+        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", Phi3 => "Phi3", _ => "Qwen2" };
 
         public string FeedForwardName => FeedForward switch
         {

@@ -46,6 +46,7 @@ internal sealed class CheckpointFamilyRules
         CheckpointFamily.Roberta => Roberta,
         CheckpointFamily.Qwen3 => Qwen3,
         CheckpointFamily.DistilBert => DistilBert,
+        CheckpointFamily.Phi3 => Phi3,
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "not a Hugging Face checkpoint family"),
     };
 
@@ -135,6 +136,15 @@ internal sealed class CheckpointFamilyRules
                 static (shape, table, _) => shape is [1, var p] && p == table.Dim("embeddings.position_embeddings.weight", 0)),
         ],
         UnusedHeads = ["vocab_transform.*", "vocab_layer_norm.*", "vocab_projector.*"],
+    };
+
+    // Phi3ForCausalLM: base prefix "model."; qkv_proj and gate_up_proj are ordinary parameters of the model's table, and
+    // its rotary inverse frequencies were never saved (a non-persistent buffer).
+    private static readonly CheckpointFamilyRules Phi3 = new()
+    {
+        Family = CheckpointFamily.Phi3,
+        Prefix = "model.",
+        TiedHead = new("lm_head.weight", "embed_tokens.weight"),
     };
 
     // Qwen3ForCausalLM: Llama's names plus self_attn.q_norm and k_norm, ordinary parameters of the model's table.

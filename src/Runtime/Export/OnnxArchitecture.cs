@@ -129,6 +129,8 @@ internal sealed class OnnxArchitecture
         ModelLayout layout = model.Layout;
         TransformerModelAttribute declaration = DeclarationOf(model.GetType())
             ?? throw new NotSupportedException($"{layout.Name} carries no [TransformerModel] attribute; the ONNX export reads the architecture from the declaration");
+        if (layout.Family == CheckpointFamily.Phi3)
+            throw new NotSupportedException($"{layout.Name} is a Phi-3 model: the ONNX export does not split its fused qkv_proj and gate_up_proj yet");
         var table = new TensorTable(layout);
         OnnxArchitecture architecture = layout.Family == CheckpointFamily.Native
             ? Native(layout, declaration, table)

@@ -152,4 +152,6 @@ public enum CheckpointFamily
     Qwen3,
     /// <summary>Hugging Face DistilBERT (<c>DistilBertModel</c> and its task models): BERT's post-LN layers under its own names, an optional <c>distilbert.</c> prefix, no token types.</summary>
     DistilBert,
+    /// <summary>Hugging Face Phi-3 (<c>Phi3ForCausalLM</c>): Llama's layout with fused <c>qkv_proj</c> and <c>gate_up_proj</c>.</summary>
+    Phi3,
 }

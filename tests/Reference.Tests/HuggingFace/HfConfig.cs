@@ -74,6 +74,7 @@ internal sealed record HfConfig
             "llama" => Llama(json, qwen2: false),
             "qwen2" => Llama(json, qwen2: true),
             "qwen3" => Llama(json, qwen2: false) with { ModelType = "qwen3", QueryKeyNorm = true },
+            "phi3" => Phi3(json),
             _ => throw new NotSupportedException($"model_type '{modelType}' has no reference here"),
         };
     }
@@ -204,6 +205,19 @@ internal sealed record HfConfig
             MlpBias = !qwen2 && (Bool(json, "mlp_bias") ?? false),
         };
     }
+
+    // configuration_phi3.py: Llama's keys; no biases (modeling_phi3 builds qkv_proj, o_proj, gate_up_proj and down_proj
+    // without), rms_norm_eps 1e-5 and untied by default; rope_scaling (longrope) and partial rotation are refused above.
+    // sliding_window is not implemented: it changes nothing for sequences no longer than it, which the fixtures keep to.
+    private static HfConfig Phi3(JsonObject json) =>
+        Llama(json, qwen2: false) with
+        {
+            ModelType = "phi3",
+            NormEps = Double(json, "rms_norm_eps") ?? 1e-5,
+            QkvBias = false,
+            OutputBias = false,
+            MlpBias = false,
+        };
 
     private static int Divide(int size, int heads) =>
         size % heads == 0 ? size / heads : throw new InvalidDataException($"hidden size {size} is not a multiple of {heads} heads");

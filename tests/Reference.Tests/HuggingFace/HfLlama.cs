@@ -26,9 +26,13 @@ internal sealed class HfLlama : HfTorchModel
         for (int i = 0; i < config.Layers; i++)
         {
             string l = $"model.layers.{i}.";
-            Linear(l + "self_attn.q_proj", hidden, queryWidth, config.QkvBias);
-            Linear(l + "self_attn.k_proj", hidden, keyValueWidth, config.QkvBias);
-            Linear(l + "self_attn.v_proj", hidden, keyValueWidth, config.QkvBias);
+            if (Fused) Linear(l + "self_attn.qkv_proj", hidden, queryWidth + 2 * keyValueWidth, false); // Phi3Attention
+            else
+            {
+                Linear(l + "self_attn.q_proj", hidden, queryWidth, config.QkvBias);
+                Linear(l + "self_attn.k_proj", hidden, keyValueWidth, config.QkvBias);
+                Linear(l + "self_attn.v_proj", hidden, keyValueWidth, config.QkvBias);
+            }
             Linear(l + "self_attn.o_proj", queryWidth, hidden, config.OutputBias);
             if (config.QueryKeyNorm)
             {
@@ -37,9 +41,13 @@ internal sealed class HfLlama : HfTorchModel
                 Parameter(l + "self_attn.k_norm.weight", HfInit.NormWeight, headDim);
             }
             // Llama-2-era LlamaAttention had a LlamaRotaryEmbedding child after o_proj, with a persistent inv_freq.
-            else Buffer(l + "self_attn.rotary_emb.inv_freq", InverseFrequencies);
-            Linear(l + "mlp.gate_proj", hidden, inner, config.MlpBias);
-            Linear(l + "mlp.up_proj", hidden, inner, config.MlpBias);
+            else if (!Fused) Buffer(l + "self_attn.rotary_emb.inv_freq", InverseFrequencies);
+            if (Fused) Linear(l + "mlp.gate_up_proj", hidden, 2 * inner, false); // Phi3MLP: gate rows, then up rows
+            else
+            {
+                Linear(l + "mlp.gate_proj", hidden, inner, config.MlpBias);
+                Linear(l + "mlp.up_proj", hidden, inner, config.MlpBias);
+            }
             Linear(l + "mlp.down_proj", inner, hidden, config.MlpBias);
             Parameter(l + "input_layernorm.weight", HfInit.NormWeight, hidden);
             Parameter(l + "post_attention_layernorm.weight", HfInit.NormWeight, hidden);
@@ -105,7 +113,7 @@ internal sealed class HfLlama : HfTorchModel
             string l = $"model.layers.{i}.";
             x = x + Attention(RmsNorm(x, l + "input_layernorm.weight"), cos, sin, mask, l);
             Tensor b = RmsNorm(x, l + "post_attention_layernorm.weight");
-            x = x + Linear(F.silu(Linear(b, l + "mlp.gate_proj")) * Linear(b, l + "mlp.up_proj"), l + "mlp.down_proj");
+            x = x + Linear(Fused ? Phi3Mlp(b, l) : F.silu(Linear(b, l + "mlp.gate_proj")) * Linear(b, l + "mlp.up_proj"), l + "mlp.down_proj");
         }
         return RmsNorm(x, "model.norm.weight");
     }
@@ -114,8 +122,22 @@ internal sealed class HfLlama : HfTorchModel
     {
         long batch = x.shape[0], length = x.shape[1], headDim = Config.HeadDim;
         long heads = Config.Heads, keyValueHeads = Config.KeyValueHeads, groups = heads / keyValueHeads;
-        Tensor q = Linear(x, l + "self_attn.q_proj").view(batch, length, heads, headDim);
-        Tensor k = Linear(x, l + "self_attn.k_proj").view(batch, length, keyValueHeads, headDim);
+        Tensor q, k, v;
+        if (Fused)
+        {
+            // Phi3Attention: qkv[..., :H·D], qkv[..., H·D : H·D + KV·D], the rest.
+            Tensor qkv = Linear(x, l + "self_attn.qkv_proj");
+            long queryWidth = heads * headDim, keyValueWidth = keyValueHeads * headDim;
+            q = qkv.narrow(-1, 0, queryWidth).view(batch, length, heads, headDim);
+            k = qkv.narrow(-1, queryWidth, keyValueWidth).view(batch, length, keyValueHeads, headDim);
+            v = qkv.narrow(-1, queryWidth + keyValueWidth, keyValueWidth).reshape(batch, length, keyValueHeads, headDim).transpose(1, 2);
+        }
+        else
+        {
+            q = Linear(x, l + "self_attn.q_proj").view(batch, length, heads, headDim);
+            k = Linear(x, l + "self_attn.k_proj").view(batch, length, keyValueHeads, headDim);
+            v = Linear(x, l + "self_attn.v_proj").view(batch, length, keyValueHeads, headDim).transpose(1, 2);
+        }
         if (Config.QueryKeyNorm) // Qwen3: q_norm(q_proj(x).view(…, -1, D)), likewise k, before the transpose and the rotation
         {
             q = RmsNorm(q, l + "self_attn.q_norm.weight");
@@ -123,7 +145,6 @@ internal sealed class HfLlama : HfTorchModel
         }
         q = q.transpose(1, 2);                                                                                        // [B, H, T, D]
         k = k.transpose(1, 2);                                                                                        // [B, KV, T, D]
-        Tensor v = Linear(x, l + "self_attn.v_proj").view(batch, length, keyValueHeads, headDim).transpose(1, 2);
         q = ApplyRotary(q, cos, sin);
         k = ApplyRotary(k, cos, sin);
         k = RepeatKeyValue(k, groups);
@@ -158,6 +179,17 @@ internal sealed class HfLlama : HfTorchModel
     private ScalarType StatisticsType => Dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
 
     private ScalarType SoftmaxType => StatisticsType;
+
+    /// <summary>Phi-3's model_type: its projections fused (<c>qkv_proj</c>, <c>gate_up_proj</c>).</summary>
+    private bool Fused => Config.ModelType == "phi3";
+
+    /// <summary>Phi3MLP before down_proj: gate, up = gate_up_proj(x).chunk(2); up · silu(gate).</summary>
+    private Tensor Phi3Mlp(Tensor x, string l)
+    {
+        Tensor gateUp = Linear(x, l + "mlp.gate_up_proj");
+        long inner = Config.IntermediateSize;
+        return gateUp.narrow(-1, inner, inner) * F.silu(gateUp.narrow(-1, 0, inner));
+    }
 
     private Tensor Linear(Tensor x, string prefix)
     {

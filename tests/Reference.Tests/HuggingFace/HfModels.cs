@@ -49,6 +49,10 @@ public partial class HfLlamaMqaModel { }
 [TransformerModel(Config = "HuggingFace/Configs/qwen2/config.json", SeqLen = 12, Batch = 2)]
 public partial class HfQwen2Model { }
 
+// Phi-3-mini-shaped: fused qkv_proj and gate_up_proj; SeqLen within its sliding window.
+[TransformerModel(Config = "HuggingFace/Configs/phi3/config.json", SeqLen = 15, Batch = 2)]
+public partial class HfPhi3Model { }
+
 // Qwen3-0.6B-shaped: 4 query heads on 2 key/value heads of 14 (4·14 ≠ 34 = hidden), q_norm/k_norm, tied, θ 1e6.
 [TransformerModel(Config = "HuggingFace/Configs/qwen3/config.json", SeqLen = 13, Batch = 2)]
 public partial class HfQwen3Model { }

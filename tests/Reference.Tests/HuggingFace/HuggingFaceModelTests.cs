@@ -47,6 +47,10 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         Decoder("qwen2", new HfWriteOptions(Dtype: HfDtype.F16), new HfQwen2Model(seed: 7), HfQwen2Model.ForInference, HfQwen2Model.Batch, HfQwen2Model.SeqLen, HfQwen2Model.Vocab);
 
     [Fact]
+    public void Phi3_with_fused_qkv_and_gate_up_projections() =>
+        Decoder("phi3", new HfWriteOptions(Prefix: true), new HfPhi3Model(seed: 7), HfPhi3Model.ForInference, HfPhi3Model.Batch, HfPhi3Model.SeqLen, HfPhi3Model.Vocab);
+
+    [Fact]
     public void Qwen3_with_query_and_key_norms_in_bf16() =>
         Decoder("qwen3", new HfWriteOptions(Dtype: HfDtype.BF16), new HfQwen3Model(seed: 7), HfQwen3Model.ForInference, HfQwen3Model.Batch, HfQwen3Model.SeqLen, HfQwen3Model.Vocab);
 
