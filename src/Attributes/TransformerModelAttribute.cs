@@ -111,7 +111,7 @@ namespace TransformerGen
 
         /// <summary>
         /// A Hugging Face <c>config.json</c> (listed in the project as <c>&lt;TransformerConfig Include="…" /&gt;</c>) that gives the
-        /// architecture and every size: <c>model_type</c> gpt2, bert, roberta, xlm-roberta, distilbert, llama, qwen2, qwen3 or mistral. The attribute then says only
+        /// architecture and every size: <c>model_type</c> gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, phi3, qwen2 or qwen3. The attribute then says only
         /// what the config does not: <c>SeqLen</c> (at most the config's positions), <c>Batch</c>, the encoder's <c>Head</c>.
         /// The model's parameters take the family's checkpoint names, so <c>Load</c> reads the family's own files.
         /// </summary>
