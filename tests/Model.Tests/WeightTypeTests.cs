@@ -3,6 +3,7 @@ using System.IO;
 using System.Linq;
 using TransformerGen.Kernels;
 using Xunit;
+using static TransformerGen.Model.Tests.ReducedWeights;
 
 namespace TransformerGen.Model.Tests;
 
@@ -21,34 +22,6 @@ public sealed class WeightTypeTests : IDisposable
     private readonly string _folder = Directory.CreateTempSubdirectory("transformergen-weighttype-").FullName;
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
-
-    /// <summary>The weights a matrix holds once rounded to <paramref name="type"/>, computed with the kernels' public conversions.</summary>
-    private static float[] Rounded(ReadOnlySpan<float> w, int rows, int columns, WeightType type)
-    {
-        var result = new float[w.Length];
-        if (type == WeightType.Int8)
-        {
-            var q = new byte[QuantizedMatMul.ByteCount(rows, columns)];
-            QuantizedMatMul.Quantize(w, rows, columns, q);
-            QuantizedMatMul.Dequantize(q, rows, columns, result);
-        }
-        else
-        {
-            for (int i = 0; i < w.Length; i++) result[i] = BFloat16MatMul.ToSingle(BFloat16MatMul.RoundToBFloat16(w[i]));
-        }
-        return result;
-    }
-
-    /// <summary>Rounds every packed matrix of <paramref name="model"/>'s fp32 parameters to <paramref name="type"/>, in place.</summary>
-    private static void RoundMatrices(TransformerModel model, WeightType type)
-    {
-        Span<float> p = model.Parameters;
-        foreach (WeightMatrix m in model.Layout.PackedMatrices)
-        {
-            Span<float> w = p.Slice(m.Offset, m.Rows * m.Columns);
-            Rounded(w, m.Rows, m.Columns, type).CopyTo(w);
-        }
-    }
 
     private static float MaxAbs(ReadOnlySpan<float> v)
     {

@@ -263,6 +263,51 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         Assert.Throws<InvalidOperationException>(() => new TransformerGen.Reference.Tests.MeanPoolPreClassifier(1).Predict([3, 4], [2], [0, 0]));      // no token types
     }
 
+    // Reduced weights through this session's heads and norms (the pooler and tanh, DistilBERT's ReLU pre-classifier, the
+    // one-label score, Qwen3's q_norm/k_norm, Phi-3's fused projections): each reduced instance computes what fp32 computes
+    // over its matrices rounded to the format, and differs from fp32 itself by about the format's precision.
+    [Theory]
+    [InlineData(WeightType.Int8)]
+    [InlineData(WeightType.BFloat16)]
+    public void Reduced_weights_run_the_classifier_heads_and_the_new_decoders(WeightType type)
+    {
+        foreach (string fixture in new[] { "bert-classifier", "distilbert-classifier", "bert-cross-encoder" })
+        {
+            using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(fixture), Seed);
+            reference.Save(_folder, new HfWriteOptions());
+            Func<WeightType, EncoderModel> open = fixture switch
+            {
+                "bert-classifier" => w => HfBertClassifierModel.ForInference(_folder, w),
+                "distilbert-classifier" => w => HfDistilBertClassifierModel.ForInference(_folder, w),
+                _ => w => HfBertCrossEncoderModel.ForInference(_folder, w),
+            };
+            EncoderModel reduced = open(type), exact = open(WeightType.Float32), rounded = open(WeightType.Float32);
+            ReducedWeights.RoundMatrices(rounded, type); // reading Parameters unpacks the fp32 panels
+            rounded.PackWeights();
+            int[] tokens = TestData.Tokens(7, reduced.Layout.Vocab - 1, 30).Select(t => t + 1).ToArray();
+            Compare($"{fixture} {type}", reduced.Predict(tokens).ToArray(), rounded.Predict(tokens).ToArray(), exact.Predict(tokens).ToArray(), type);
+        }
+        foreach (string fixture in new[] { "qwen3", "phi3" })
+        {
+            using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(fixture), Seed);
+            reference.Save(_folder, new HfWriteOptions());
+            Func<WeightType, LanguageModel> open = fixture == "qwen3" ? w => HfQwen3Model.ForInference(_folder, w) : w => HfPhi3Model.ForInference(_folder, w);
+            LanguageModel reduced = open(type), exact = open(WeightType.Float32), rounded = open(WeightType.Float32);
+            ReducedWeights.RoundMatrices(rounded, type); // reading Parameters unpacks the fp32 panels
+            rounded.PackWeights();
+            int[] prompt = TestData.Tokens(6, reduced.Layout.Vocab, 31);
+            Compare($"{fixture} {type}", reduced.Append(prompt).ToArray(), rounded.Append(prompt).ToArray(), exact.Append(prompt).ToArray(), type);
+        }
+    }
+
+    private void Compare(string what, float[] reduced, float[] rounded, float[] exact, WeightType type)
+    {
+        double sameArithmetic = RelativeMax(reduced, rounded), gap = RelativeMax(reduced, exact);
+        output.WriteLine($"{what}: against fp32 over the rounded weights {sameArithmetic:E2}, against fp32 {gap:E2}");
+        Assert.True(sameArithmetic < 1e-5, $"{what}: {sameArithmetic:E2} from fp32 over the rounded weights");
+        Assert.InRange(gap, 1e-7, type == WeightType.Int8 ? 5e-2 : 3e-2);
+    }
+
     private void Classifier(EncoderModel model, string config, HfWriteOptions files, int[] lengths)
     {
         using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(config), Seed);
