@@ -253,6 +253,16 @@ public class ConfigTests
         Assert.Contains("SeededOutput = true,", source);
         Assert.DoesNotContain("CrossEntropy.", source);
         Assert.Contains("return 0f; // no loss of its own", source);
+        // problem_type multi_label_classification (BCE on scores, as go_emotions models are trained): scores, no loss.
+        m = Compile(At("multi", Set(BertClassifier("BertForSequenceClassification", "{\"0\": \"joy\", \"1\": \"anger\", \"2\": \"fear\"}"),
+            "problem_type", "\"multi_label_classification\"")), Declared("multi", seqLen: 12), out source);
+        Assert.Equal(3, Constant(m, "Classes"));
+        Assert.Contains("SeededOutput = true,", source);
+        Assert.Contains("a linear head gives 3 scores.", source);
+        Assert.Equal("odd/config.json: \"problem_type\": ranking cannot be compiled: only single_label_classification, regression and multi_label_classification are known",
+            Unsupported("odd", Set(BertClassifier("BertForSequenceClassification", "{\"0\": \"a\", \"1\": \"b\"}"), "problem_type", "\"ranking\""), ", Head = EncoderHead.Classification"));
+        Assert.Equal("qa/config.json: \"architectures\": BertForQuestionAnswering cannot be compiled: only the sequence and token classification heads are compiled (or no head: sentence embeddings)",
+            Unsupported("qa", Bert.Replace("\"BertModel\"", "\"BertForQuestionAnswering\""), ", Head = EncoderHead.SentenceEmbedding"));
         Assert.Equal("one/config.json: \"num_labels\": 1 cannot be compiled: a token classifier needs 2 labels or more",
             Unsupported("one", Set(Bert.Replace("\"BertModel\"", "\"BertForTokenClassification\""), "num_labels", "1"), ", Head = EncoderHead.Tagging"));
     }

@@ -22,7 +22,7 @@ public class PublishedConfigTests
     }
 
     [Fact]
-    public void Qwen3_0_6B_and_Qwen3_Embedding_0_6B()
+    public void Qwen3_0_6B()  // Qwen3-Embedding-0.6B publishes the same architecture and sizes
     {
         const string json = """
             {

@@ -199,16 +199,22 @@ namespace TransformerGen.Generator
             {
                 yield return $"Tokens are {positions}; each layer applies bidirectional self-attention and a feed-forward network, {sublayers}.";
                 string pooling = _spec.Pooling.Value == EnumValues.MeanPooling ? "mean of non-pad tokens" : "first token";
+                // Hugging Face sequence classifiers put a dense layer and an activation between the pooled token and the head.
+                string dense = _spec.Family is not { IsBertLike: true } ? ""
+                    : _spec.Family.Kind == FamilySpec.DistilBert ? ", a dense layer and ReLU (pre_classifier)"
+                    : _spec.Family.Kind == FamilySpec.Roberta ? ", a dense layer and tanh (classifier.dense)" : ", the pooler's dense layer and tanh";
+                string outputs = _spec.Family is { ScoreHead: true } ? (_d.Classes == 1 ? "a score" : $"{_d.Classes} scores") : "class logits";
                 yield return _spec.Head.Value switch
                 {
                     EnumValues.Tagging => "A linear head gives class logits for every token.",
                     EnumValues.SentenceEmbedding => $"The sequence is pooled ({pooling}) and L2-normalized into a sentence embedding.",
-                    _ => $"The sequence is pooled ({pooling}) and a linear head gives class logits.",
+                    _ => $"The sequence is pooled ({pooling}){dense} and a linear head gives {outputs}.",
                 };
             }
             else
             {
                 yield return $"Tokens are {positions}; each layer applies causal multi-head self-attention and a feed-forward network, {sublayers}.";
+                if (_spec.Family is { QueryKeyNorm: true }) yield return "Each query and key head is RMS-normalized (q_norm, k_norm) before the rotation.";
                 yield return "The LM head turns each position into logits over the vocabulary" + (_spec.TiedEmbeddings.Value ? " with the token embedding matrix." : ".");
             }
             if (_spec.AttentionWindow.Value > 0)
@@ -216,8 +222,11 @@ namespace TransformerGen.Generator
                 string attends = _spec.IsEncoderDecoder ? "Self-attention (not cross-attention) lets" : "Attention lets";
                 yield return $"{attends} each position see only positions at most {_spec.AttentionWindow.Value} away (a sliding window).";
             }
-            if (_spec.PadToken.Value >= 0) yield return $"Padding ({_spec.PadToken.Value}) is masked in attention and ignored by the loss.";
-            yield return $"The loss is the mean cross-entropy{smoothing} over targets that are not ignored.";
+            bool loss = _graph.Ops.OfType<CrossEntropyOp>().Any();
+            if (_spec.PadToken.Value >= 0) yield return $"Padding ({_spec.PadToken.Value}) is masked in attention{(loss ? " and ignored by the loss" : "")}.";
+            yield return loss
+                ? $"The loss is the mean cross-entropy{smoothing} over targets that are not ignored."
+                : "It has no loss of its own: the gradient of the caller's loss with respect to its output seeds the backward pass.";
         }
 
         private void WriteConstants(IndentedWriter w)

@@ -88,7 +88,7 @@ namespace TransformerGen.Generator
                 // Position p is row PositionOffset + p of the table (RoBERTa's rows before it belong to the padding id).
                 TensorDef positions = Parameter(names.Positions, InitKind.Normal, InitStd, f.MaxPositions, c);
                 if (f.PositionOffset > 0) positions = TensorDef.View(positions, f.PositionOffset * c, f.UsablePositions, c);
-                _ops.Add(new PositionalAddOp(embed, stream, positions, x));
+                _ops.Add(new PositionalAddOp(embed, stream, positions, x, f.PositionOffset));
             }
             if (f.Rotary)
             {

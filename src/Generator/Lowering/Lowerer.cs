@@ -230,7 +230,11 @@ namespace TransformerGen.Generator
             _ops.Add(new CrossEntropyOp(stage, logits, probabilities, _spec.LabelSmoothing.Value));
         }
 
-        /// <summary>An encoder-only model's head: final norm (pre-LN), pooling for classification, a linear layer to the classes, cross-entropy.</summary>
+        /// <summary>
+        /// An encoder-only model's head: final norm (pre-LN), then a sentence embedding (pooling, L2 norm), or pooling for
+        /// classification (with a Hugging Face classifier's dense layer and tanh or ReLU), a linear layer to the classes
+        /// and cross-entropy, except for a classifier of scores, whose caller's loss seeds the backward pass.
+        /// </summary>
         private void ClassifierHead(TensorDef x)
         {
             Stage stage = Stage.Head;
@@ -277,9 +281,9 @@ namespace TransformerGen.Generator
             }
             TensorDef weight = Parameter(classifier + ".weight", InitKind.Normal, InitStd, _d.Classes, _d.DModel);
             TensorDef bias = Parameter(classifier + ".bias", InitKind.Zeros, 0f, _d.Classes);
-            // A Hugging Face sequence classifier with one label (num_labels 1: a cross-encoder's score, regression) has
-            // no loss of its own here: the caller's loss (MSE, as transformers takes) seeds its backward pass.
-            bool seeded = pooler && _d.Classes == 1;
+            // A Hugging Face sequence classifier of scores (one label: a cross-encoder's; problem_type regression or
+            // multi_label_classification) has no loss of its own here: the caller's loss (MSE, BCE) seeds its backward pass.
+            bool seeded = pooler && _spec.Family!.ScoreHead;
             TensorDef logits = features.PerToken
                 ? Activation("head.logits", -1, _d.Classes, TokenStream.Input)
                 : new TensorDef("head.logits", TensorKind.Activation, [_d.Batch, _d.Classes]) { SeededGradient = seeded };

@@ -51,7 +51,9 @@ namespace TransformerGen.Generator
     }
 
     /// <summary>Adds a position table (sinusoidal constant or learned parameter) in place.</summary>
-    internal sealed class PositionalAddOp(Stage stage, TokenStream stream, TensorDef table, TensorDef x) : Op(stage, table.Kind == TensorKind.Parameter ? "learned positions" : "sinusoidal positions")
+    internal sealed class PositionalAddOp(Stage stage, TokenStream stream, TensorDef table, TensorDef x, int firstRow = 0)
+        : Op(stage, table.Kind != TensorKind.Parameter ? "sinusoidal positions"
+            : firstRow > 0 ? $"learned positions (position 0 is row {firstRow} of the table: pad_token_id + 1)" : "learned positions")
     {
         public TokenStream Stream { get; } = stream;
         public TensorDef Table { get; } = table;
@@ -333,7 +335,10 @@ namespace TransformerGen.Generator
         public override IEnumerable<string> CheckShapes() => Expect(Input, Output.Shape[0], 2 * Output.Width);
     }
 
-    /// <summary>BERT's token-type embedding for one segment: row 0 of the table added to every token, in place.</summary>
+    /// <summary>
+    /// BERT's token-type embedding, in place: each token's segment row of the table added to it (sentence pairs), or row 0
+    /// to every token when the call gives no types (one segment).
+    /// </summary>
     internal sealed class TokenTypeOp(Stage stage, TensorDef table, TensorDef x) : Op(stage, "token-type embedding")
     {
         /// <summary>The token-type table <c>[type_vocab_size, DModel]</c>.</summary>

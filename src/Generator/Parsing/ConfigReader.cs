@@ -136,8 +136,8 @@ namespace TransformerGen.Generator
             var family = new FamilySpec(kind, _file, heads > 0 ? hidden / heads : 0, heads, positions, eps, RmsNorm: false, feedForward,
                 Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: Int("type_vocab_size") ?? 2, EmbeddingNorm: true,
                 PositionOffset: kind == FamilySpec.Roberta ? pad + 1 : 0);
-            int? classes = BertHead();
-            return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
+            (int? classes, bool scores) = BertHead();
+            return Resolve(family with { ScoreHead = scores }, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
                 pad: pad, classes: classes);
         }
 
@@ -154,26 +154,36 @@ namespace TransformerGen.Generator
             if (hidden > 0 && heads > 0 && hidden % heads != 0) Unsupported("n_heads", heads, $"dim {hidden} is not a multiple of it");
             var family = new FamilySpec(FamilySpec.DistilBert, _file, heads > 0 ? hidden / heads : 0, heads, positions, 1e-12f, RmsNorm: false, feedForward,
                 Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: 0, EmbeddingNorm: true);
-            int? classes = BertHead();
-            return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
+            (int? classes, bool scores) = BertHead();
+            return Resolve(family with { ScoreHead = scores }, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
                 pad: Int("pad_token_id") ?? 0, classes: classes);
         }
 
         /// <summary>
         /// The head a BERT-like checkpoint holds, from its first <c>architectures</c> entry, checked against the declared
         /// <c>Head</c>: <c>…ForSequenceClassification</c> (one label per sequence, from the pooled [CLS] token),
-        /// <c>…ForTokenClassification</c> (one per token), anything else no head (sentence embeddings only). Returns the
-        /// labels of a classifier (<c>id2label</c>'s entries, else <c>num_labels</c>), or null.
+        /// <c>…ForTokenClassification</c> (one per token), or none (<c>…Model</c>, <c>…ForMaskedLM</c>, <c>…ForPreTraining</c>:
+        /// sentence embeddings only); other task heads (question answering, multiple choice) are refused. Returns the
+        /// labels of a classifier (<c>id2label</c>'s entries, else <c>num_labels</c>) or null, and whether its outputs are
+        /// scores with no loss of the model's own (<c>problem_type</c> regression or multi_label_classification, or one label).
         /// </summary>
-        private int? BertHead()
+        private (int? Labels, bool Scores) BertHead()
         {
             string? architecture = _keys.TryGetValue("architectures", out object? list) && list is List<object?> { Count: > 0 } names ? names[0] as string : null;
             int head = architecture switch
             {
                 not null when architecture.EndsWith("ForSequenceClassification", StringComparison.Ordinal) => EnumValues.Classification,
                 not null when architecture.EndsWith("ForTokenClassification", StringComparison.Ordinal) => EnumValues.Tagging,
-                _ => EnumValues.SentenceEmbedding,
+                null => EnumValues.SentenceEmbedding,
+                _ when architecture.EndsWith("Model", StringComparison.Ordinal) || architecture.EndsWith("ForMaskedLM", StringComparison.Ordinal)
+                    || architecture.EndsWith("ForPreTraining", StringComparison.Ordinal) => EnumValues.SentenceEmbedding,
+                _ => -1,
             };
+            if (head < 0)
+            {
+                Unsupported("architectures", architecture!, "only the sequence and token classification heads are compiled (or no head: sentence embeddings)");
+                return (null, false);
+            }
             if (_spec.Head.Value != head)
             {
                 string holds = head switch
@@ -184,17 +194,24 @@ namespace TransformerGen.Generator
                 };
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigUnsupported, _spec.Head.Location ?? Where, _file, "architectures",
                     $"{architecture ?? "(none)"} with {EnumText("Head", _spec.Head.Value)}", $"the checkpoint holds {holds}"));
-                return null;
+                return (null, false);
             }
-            if (head == EnumValues.SentenceEmbedding) return null;
+            if (head == EnumValues.SentenceEmbedding) return (null, false);
             if (head == EnumValues.Classification && _spec.Pooling.IsSet && _spec.Pooling.Value != EnumValues.FirstToken)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, _spec.Pooling.Location, "Pooling", EnumText("Pooling", _spec.Pooling.Value), _file,
                     "architectures", "its classifier reads the pooled [CLS] token"));
-            // num_labels 1 (a cross-encoder's relevance score, a regression): one output and no loss of the model's own.
             int labels = Object("id2label") is { Count: > 0 } id2label ? id2label.Count : Int("num_labels") ?? 2;
             if (head == EnumValues.Tagging && labels < 2)
                 Unsupported("num_labels", labels, "a token classifier needs 2 labels or more");
-            return labels;
+            // transformers' problem_type: softmax cross-entropy for single_label_classification (or none with 2+ labels);
+            // regression (also one label with none given: a cross-encoder's relevance score) and multi_label_classification
+            // take losses on scores (MSE, BCE), which the caller computes: no loss of the model's own.
+            string? problem = String("problem_type");
+            if (problem is not null and not "single_label_classification" and not "regression" and not "multi_label_classification")
+                Unsupported("problem_type", problem, "only single_label_classification, regression and multi_label_classification are known");
+            if (head == EnumValues.Tagging && problem is not null and not "single_label_classification")
+                Unsupported("problem_type", problem, "a token classifier is compiled with softmax cross-entropy only");
+            return (labels, head == EnumValues.Classification && (labels == 1 || problem is "regression" or "multi_label_classification"));
         }
 
         private ModelSpec? Llama(int kind, string modelType)
@@ -294,7 +311,8 @@ namespace TransformerGen.Generator
             if (spec.Classes.IsSet && classes is null)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.Classes.Location, "Classes", spec.Classes.Value, _file, "model_type", "the config fixes the architecture"));
             else if (spec.Classes.IsSet && spec.Classes.Value != classes)
-                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.Classes.Location, "Classes", spec.Classes.Value, _file, "id2label", $"the classifier has {classes} labels"));
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.Classes.Location, "Classes", spec.Classes.Value, _file,
+                    Object("id2label") is { Count: > 0 } ? "id2label" : "num_labels", $"the classifier has {classes} labels"));
             int padToken = pad ?? spec.PadToken.Value;
             if (spec.PadToken.IsSet && pad is int configPad && configPad != spec.PadToken.Value)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.PadToken.Location, "PadToken", spec.PadToken.Value, _file, "pad_token_id", configPad));

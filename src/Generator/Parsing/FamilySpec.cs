@@ -7,6 +7,8 @@ namespace TransformerGen.Generator
     /// layers, feed-forward width) go into the <see cref="ModelSpec"/>'s own arguments. <c>PositionOffset</c> is the rows
     /// of a learned position table that come before position 0: RoBERTa numbers positions from <c>padding_idx + 1</c>.
     /// <c>QueryKeyNorm</c>: Qwen3's RMSNorm of each query and key head before the rotation (<c>q_norm</c>, <c>k_norm</c>).
+    /// <c>ScoreHead</c>: a sequence classifier whose loss is not softmax cross-entropy (<c>problem_type</c> regression or
+    /// multi_label_classification, or one label): its outputs are scores and the caller's loss seeds the backward pass.
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -25,7 +27,8 @@ namespace TransformerGen.Generator
         int TypeVocab,
         bool EmbeddingNorm,
         int PositionOffset = 0,
-        bool QueryKeyNorm = false)
+        bool QueryKeyNorm = false,
+        bool ScoreHead = false)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
         public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8;

@@ -22,7 +22,7 @@ namespace TransformerGen.Generator
             if (name.EndsWith("LayerNorm.gamma", StringComparison.Ordinal)) name = name.Substring(0, name.Length - "gamma".Length) + "weight";
             else if (name.EndsWith("LayerNorm.beta", StringComparison.Ordinal)) name = name.Substring(0, name.Length - "beta".Length) + "bias";
             bool prefixed = name.StartsWith(Prefix, StringComparison.Ordinal);
-            // GPT-2 and BERT-like models carry no prefix; Llama and Qwen2 models carry "model." on everything but lm_head.
+            // GPT-2 and BERT-like models carry no prefix; Llama, Qwen2, Qwen3 and Phi-3 models carry "model." on everything but lm_head.
             if (kind is FamilySpec.Gpt2 or FamilySpec.Bert or FamilySpec.Roberta or FamilySpec.DistilBert) return prefixed ? name.Substring(Prefix.Length) : name;
             return prefixed || name.StartsWith("lm_head.", StringComparison.Ordinal) ? name : Prefix + name;
         }

@@ -154,7 +154,7 @@ public static class Embedding
     {
         SpanChecks.Positive(c, nameof(c));
         SpanChecks.Length(x.Length, (long)types.Length * c, nameof(x));
-        CheckTypes(types, table.Length / c);
+        CheckTypes(types, table.Length, c, nameof(table));
         for (int i = 0; i < types.Length; i++)
         {
             Span<float> xRow = x.Slice(i * c, c);
@@ -170,7 +170,7 @@ public static class Embedding
     {
         SpanChecks.Positive(c, nameof(c));
         SpanChecks.Length(dx.Length, (long)types.Length * c, nameof(dx));
-        CheckTypes(types, dTable.Length / c);
+        CheckTypes(types, dTable.Length, c, nameof(dTable));
         for (int i = 0; i < types.Length; i++)
         {
             Span<float> row = dTable.Slice(types[i] * c, c);
@@ -178,8 +178,10 @@ public static class Embedding
         }
     }
 
-    private static void CheckTypes(ReadOnlySpan<int> types, int typeVocab)
+    private static void CheckTypes(ReadOnlySpan<int> types, int tableLength, int c, string table)
     {
+        if (tableLength % c != 0) throw new ArgumentException($"{tableLength} floats are not whole rows of {c}", table);
+        int typeVocab = tableLength / c;
         for (int i = 0; i < types.Length; i++)
             if ((uint)types[i] >= (uint)typeVocab)
                 throw new ArgumentOutOfRangeException(nameof(types), types[i], $"Token type at position {i} is {types[i]}, outside the token-type table [0, {typeVocab}).");

@@ -124,6 +124,7 @@ public static unsafe class RmsNorm
         SpanChecks.Length(keyWeight.Length, headDim, nameof(keyWeight));
         SpanChecks.Length(y.Length, (long)rows * width, nameof(y));
         SpanChecks.Length(rstd.Length, (long)rows * (heads + kvHeads), nameof(rstd));
+        if (x.Overlaps(y)) throw new ArgumentException("the output must not overlap the input (the values are copied across)", nameof(y));
 
         fixed (float* px = x, pq = queryWeight, pk = keyWeight, py = y, pr = rstd)
         {

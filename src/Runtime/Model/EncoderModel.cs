@@ -187,6 +187,8 @@ public abstract class EncoderModel : TransformerModel
     private ReadOnlySpan<float> PredictExactLength(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, ReadOnlySpan<int> tokenTypes = default)
     {
         CheckIds(tokens, nameof(tokens), Layout.Vocab, allowIgnored: false);
+        for (int s = 0, start = 0; s < lengths.Length; start += lengths[s], s++)
+            CheckSequencePadding(tokens.Slice(start, lengths[s]), start);
         tokenTypes.CopyTo(_types);
         _hasTypes = !tokenTypes.IsEmpty;
         int pad = Layout.PadToken;

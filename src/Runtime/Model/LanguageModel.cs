@@ -52,7 +52,7 @@ public abstract class LanguageModel : TransformerModel
     /// <summary>
     /// The last hidden state (after the final norm, what the LM head reads) of the last new token of each sequence of the
     /// last <c>Append</c> (after <see cref="Embed"/>, of its last pass): <c>[sequences, DModel]</c>, row i for its i-th
-    /// sequence. Valid until the next call.
+    /// sequence. Valid until the next call that runs the model (a <c>ResetCache</c> leaves it, as it leaves the logits).
     /// </summary>
     /// <exception cref="InvalidOperationException">No Append ran yet, or the model does not expose its hidden states (models compiled from a Hugging Face config do).</exception>
     public ReadOnlySpan<float> AppendedHiddenStates => _appended == 0
@@ -242,7 +242,7 @@ public abstract class LanguageModel : TransformerModel
 
     /// <summary>
     /// Writes the model as a GGUF v3 file for llama.cpp (<see cref="GgufExport.Save"/>): the <c>llama</c> architecture for
-    /// Llama/Qwen2/SmolLM-shaped models, <c>gpt2</c> for GPT-2, with F32, BF16 or Q8_0 weight matrices.
+    /// Llama/Qwen2/SmolLM-shaped models, <c>qwen3</c> for Qwen3, <c>gpt2</c> for GPT-2, with F32, BF16 or Q8_0 weight matrices.
     /// </summary>
     /// <remarks>
     /// An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written. A graph

@@ -104,8 +104,9 @@ public sealed class ModelLayout
     /// <summary>Rows of the token-type table (BERT's <c>type_vocab_size</c>): the segments a token may be given; 0 when the model has none.</summary>
     public int TokenTypes { get; init; }
     /// <summary>
-    /// True when the model computes no loss of its own (a sentence embedder): its backward pass starts from a gradient of
-    /// <see cref="TransformerModel.Logits"/> that the caller gives to <see cref="TransformerModel.Backward(ReadOnlySpan{float})"/>.
+    /// True when the model computes no loss of its own (a sentence embedder, or a classifier of scores: a cross-encoder, a
+    /// regression or multi-label head): its backward pass starts from a gradient of <see cref="TransformerModel.Logits"/>
+    /// that the caller gives to <see cref="TransformerModel.Backward(ReadOnlySpan{float})"/>, and Forward reads no targets.
     /// </summary>
     public bool SeededOutput { get; init; }
     /// <summary>

@@ -215,7 +215,9 @@ public abstract partial class TransformerModel : ITrainableParameters
         if (targets.Length != _layout.TargetLength)
             throw new ArgumentException($"{_layout.Name}.Forward needs {_layout.TargetLength} targets, got {targets.Length}", nameof(targets));
         CheckIds(tokens, nameof(tokens), _layout.Vocab, allowIgnored: false);
-        CheckIds(targets, nameof(targets), _layout.TargetVocab, allowIgnored: true);
+        // A model of scores (no loss of its own) reads no targets: any values stand for the shape.
+        if (!_layout.SeededOutput) CheckIds(targets, nameof(targets), _layout.TargetVocab, allowIgnored: true);
+        CheckTrailingPadding(tokens, _layout.SeqLen);
         PrepareInputs(tokens, targets);
         if (!tokenTypes.IsEmpty)
         {
@@ -225,6 +227,31 @@ public abstract partial class TransformerModel : ITrainableParameters
         float loss = ForwardCore();
         _forwardDone = true;
         return loss;
+    }
+
+    /// <summary>
+    /// RoBERTa and XLM-RoBERTa number positions from the padding id + 1 over the tokens that are not padding
+    /// (transformers' <c>create_position_ids_from_input_ids</c>); the compiled model numbers them by place, which is the
+    /// same when padding only follows a sequence's tokens. A padding id before a real token of its sequence (left
+    /// padding) would get other positions than transformers gives, so it is refused.
+    /// </summary>
+    /// <exception cref="ArgumentException">A sequence of <paramref name="sequenceLength"/> tokens has padding before a real token.</exception>
+    private protected void CheckTrailingPadding(ReadOnlySpan<int> tokens, int sequenceLength)
+    {
+        if (_layout.Family != CheckpointFamily.Roberta) return;
+        for (int start = 0; start < tokens.Length; start += sequenceLength)
+            CheckSequencePadding(tokens.Slice(start, Math.Min(sequenceLength, tokens.Length - start)), start);
+    }
+
+    /// <summary>The check of <see cref="CheckTrailingPadding"/> for one sequence starting at <paramref name="offset"/> of the call's tokens.</summary>
+    private protected void CheckSequencePadding(ReadOnlySpan<int> sequence, int offset)
+    {
+        if (_layout.Family != CheckpointFamily.Roberta) return;
+        int pad = sequence.IndexOf(_layout.PadToken);
+        if (pad < 0) return;
+        int after = sequence[pad..].IndexOfAnyExcept(_layout.PadToken);
+        if (after >= 0)
+            throw new ArgumentException($"{_layout.Name}: the padding id {_layout.PadToken} at token {offset + pad} comes before a real token at {offset + pad + after}; RoBERTa's positions count only the tokens that are not padding, so pad after a sequence, not before", "tokens");
     }
 
     /// <summary>
@@ -287,8 +314,9 @@ public abstract partial class TransformerModel : ITrainableParameters
 
     /// <summary>
     /// The backward pass of a model without a loss of its own (<see cref="ModelLayout.SeededOutput"/>: a sentence
-    /// embedder), from the gradient of the caller's loss with respect to <see cref="Logits"/> (the embeddings,
-    /// <c>[Batch, DModel]</c>): adds into <see cref="Gradients"/> as <see cref="Backward()"/> does.
+    /// embedder, a classifier of scores), from the gradient of the caller's loss with respect to <see cref="Logits"/> (the
+    /// embeddings <c>[Batch, DModel]</c>, or the scores <c>[Batch, Classes]</c>): adds into <see cref="Gradients"/> as
+    /// <see cref="Backward()"/> does.
     /// </summary>
     /// <exception cref="InvalidOperationException">The model computes its own loss, or no Forward ran since the last backward pass.</exception>
     /// <exception cref="ArgumentException"><paramref name="outputGradient"/> does not have the length of <see cref="Logits"/>.</exception>
@@ -396,6 +424,7 @@ public abstract partial class TransformerModel : ITrainableParameters
             throw new ArgumentException($"{_layout.Name}: {microBatches} micro-batches need {microBatches}·{targetCount} = {(long)microBatches * targetCount} targets, got {targets.Length}", nameof(targets));
         CheckIds(tokens, nameof(tokens), _layout.Vocab, allowIgnored: false);
         CheckIds(targets, nameof(targets), _layout.TargetVocab, allowIgnored: true);
+        CheckTrailingPadding(tokens, _layout.SeqLen);
 
         ZeroGrad();
         _forwardDone = false;

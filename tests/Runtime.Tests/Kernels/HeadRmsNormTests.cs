@@ -106,6 +106,8 @@ public sealed class HeadRmsNormTests(ITestOutputHelper output)
         Assert.Equal("rstd", Assert.ThrowsAny<ArgumentException>(() => RmsNorm.HeadsForward(x, w, w, new float[24], new float[4], 2, 2, 1, 3, 1e-6f)).ParamName);
         Assert.Equal("kvHeads", Assert.ThrowsAny<ArgumentException>(() => RmsNorm.HeadsForward(x, w, w, new float[24], rstd, 2, 2, 0, 3, 1e-6f)).ParamName);
         Assert.Equal("dKeyWeight", Assert.ThrowsAny<ArgumentException>(() => RmsNorm.HeadsBackward(x, x, w, w, rstd, new float[24], w, new float[2], 2, 2, 1, 3)).ParamName);
+        float[] both = new float[48];
+        Assert.Equal("y", Assert.ThrowsAny<ArgumentException>(() => RmsNorm.HeadsForward(both.AsSpan(0, 24), w, w, both.AsSpan(12, 24), rstd, 2, 2, 1, 3, 1e-6f)).ParamName);
     }
 }
 

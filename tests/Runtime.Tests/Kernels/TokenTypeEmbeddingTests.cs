@@ -52,6 +52,7 @@ public sealed class TokenTypeEmbeddingTests
         Assert.All(x, v => Assert.Equal(0f, v));
         Assert.Throws<ArgumentOutOfRangeException>(() => Embedding.AddTypeRowsBackward(x, table, [0, -1, 0], 4));
         Assert.Equal("x", Assert.ThrowsAny<ArgumentException>(() => Embedding.AddTypeRows(new float[5], table, types, 4)).ParamName);
+        Assert.Equal("table", Assert.ThrowsAny<ArgumentException>(() => Embedding.AddTypeRows(x, new float[9], [0, 0, 0], 4)).ParamName);
     }
 
     [Theory]
