@@ -63,7 +63,7 @@ public sealed class TokenTypeBatcherTests
 
             Assert.Equal(sequences.Length, batches.Sum(b => b.Sequences));
             Assert.Equal(sequences.Sum(s => s.Ids.Length), batches.Sum(b => b.Tokens));
-            Assert.Contains(batches, b => b.Sequences > 2); // pairs and untyped sequences do share batches
+            Assert.Contains(batches, b => b.Sequences > 2); // batches hold several sequences, so typed and untyped ones may share one (not forced here)
         }
         finally
         {
