@@ -84,16 +84,21 @@ public abstract class EncoderModel : TransformerModel
         return PredictExactLength(tokens, lengths, tokenTypes);
     }
 
-    private void CheckTypes(ReadOnlySpan<int> tokens, ReadOnlySpan<int> tokenTypes)
+    private void CheckTypes(ReadOnlySpan<int> tokens, ReadOnlySpan<int> tokenTypes) => CheckTypes(tokens, tokenTypes, Layout, nameof(tokenTypes));
+
+    /// <summary>Token types a model of <paramref name="layout"/> takes with <paramref name="tokens"/>: one per token, each a row of its token-type table.</summary>
+    /// <exception cref="InvalidOperationException">The model has no token types.</exception>
+    /// <exception cref="ArgumentException">Not one type per token.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A type outside the table; the message names its position.</exception>
+    internal static void CheckTypes(ReadOnlySpan<int> tokens, ReadOnlySpan<int> tokenTypes, ModelLayout layout, string parameter)
     {
-        ModelLayout layout = Layout;
         if (layout.TokenTypes == 0)
             throw new InvalidOperationException($"{layout.Name} has no token-type embedding: give it tokens alone");
         if (tokenTypes.Length != tokens.Length)
-            throw new ArgumentException($"{layout.Name}: {tokens.Length} tokens need as many token types, got {tokenTypes.Length}", nameof(tokenTypes));
+            throw new ArgumentException($"{layout.Name}: {tokens.Length} tokens need as many token types, got {tokenTypes.Length}", parameter);
         for (int i = 0; i < tokenTypes.Length; i++)
             if ((uint)tokenTypes[i] >= (uint)layout.TokenTypes)
-                throw new ArgumentOutOfRangeException(nameof(tokenTypes), tokenTypes[i], $"{layout.Name}: the token type at position {i} is {tokenTypes[i]}, outside 0 to {layout.TokenTypes - 1} (type_vocab_size {layout.TokenTypes})");
+                throw new ArgumentOutOfRangeException(parameter, tokenTypes[i], $"{layout.Name}: the token type at position {i} is {tokenTypes[i]}, outside 0 to {layout.TokenTypes - 1} (type_vocab_size {layout.TokenTypes})");
     }
 
     /// <summary>

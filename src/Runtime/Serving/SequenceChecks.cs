@@ -26,16 +26,6 @@ internal static class SequenceChecks
     /// <param name="tokenTypes">Their types.</param>
     /// <param name="layout">The model's layout.</param>
     /// <param name="parameter">The caller's parameter, for the exception.</param>
-    public static void Types(ReadOnlySpan<int> tokens, ReadOnlySpan<int> tokenTypes, ModelLayout layout, string parameter)
-    {
-        if (layout.TokenTypes == 0)
-            throw new InvalidOperationException($"{layout.Name} has no token-type embedding: give it tokens alone");
-        if (tokenTypes.Length != tokens.Length)
-            throw new ArgumentException($"{tokens.Length} tokens need as many token types, got {tokenTypes.Length}", parameter);
-        for (int i = 0; i < tokenTypes.Length; i++)
-        {
-            if ((uint)tokenTypes[i] >= (uint)layout.TokenTypes)
-                throw new ArgumentOutOfRangeException(parameter, tokenTypes[i], $"the token type at position {i} is {tokenTypes[i]}, outside 0 to {layout.TokenTypes - 1} (type_vocab_size of {layout.Name})");
-        }
-    }
+    public static void Types(ReadOnlySpan<int> tokens, ReadOnlySpan<int> tokenTypes, ModelLayout layout, string parameter) =>
+        EncoderModel.CheckTypes(tokens, tokenTypes, layout, parameter);
 }

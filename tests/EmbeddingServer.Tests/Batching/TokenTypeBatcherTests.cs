@@ -78,7 +78,7 @@ public sealed class TokenTypeBatcherTests
         int[] ids = [101, 7, 102, 8, 102];
         var length = Assert.Throws<ArgumentException>(() => { _ = batcher.PredictAsync(ids, [0, 0, 0, 1]); });
         Assert.Equal("tokenTypes", length.ParamName);
-        Assert.StartsWith("5 tokens need as many token types, got 4", length.Message);
+        Assert.StartsWith("TinyCrossEncoder: 5 tokens need as many token types, got 4", length.Message);
         var range = Assert.Throws<ArgumentOutOfRangeException>(() => { _ = batcher.PredictAsync(ids, [0, 0, 0, 2, 1]); });
         Assert.Contains("the token type at position 3 is 2, outside 0 to 1", range.Message);
         Assert.Throws<ArgumentException>(() => { _ = batcher.PredictAsync([], []); }); // the ids are checked first
