@@ -287,6 +287,7 @@ public sealed class GgufFileTests(ITestOutputHelper output) : IDisposable
     [InlineData("qwen2-blocks", GgufTensorType.Q8_0)]
     [InlineData("gpt2-blocks", GgufTensorType.F32)]
     [InlineData("qwen3-blocks", GgufTensorType.Q8_0)]
+    [InlineData("phi3-blocks", GgufTensorType.Q8_0)]
     public void InferenceInstancesExportTheSameFile(string config, GgufTensorType type)
     {
         LanguageModel training = GgufLlamaCppTests.Build(config);
@@ -296,11 +297,12 @@ public sealed class GgufFileTests(ITestOutputHelper output) : IDisposable
         {
             "qwen2-blocks" => Qwen2BlocksModel.ForInference(checkpoint),
             "qwen3-blocks" => Qwen3BlocksModel.ForInference(checkpoint),
+            "phi3-blocks" => Phi3BlocksModel.ForInference(checkpoint),
             _ => Gpt2BlocksModel.ForInference(checkpoint),
         };
         string fromTraining = Path.Combine(_folder, "training.gguf"), fromInference = Path.Combine(_folder, "inference.gguf");
-        training.SaveGguf(fromTraining, GgufLlamaCppTests.Config(config), type);
-        inference.SaveGguf(fromInference, GgufLlamaCppTests.Config(config), type);
+        GgufLlamaCppTests.Save(training, fromTraining, config, type);
+        GgufLlamaCppTests.Save(inference, fromInference, config, type);
         Assert.Equal(File.ReadAllBytes(fromTraining), File.ReadAllBytes(fromInference));
     }
 

@@ -58,6 +58,24 @@ public sealed class GgufHyperparametersTests : System.IDisposable
     }
 
     [Fact]
+    public void Phi3MiniKeysAndItsWindow()
+    {
+        // Phi-3-mini-4k-instruct's config, the keys GGUF reads.
+        GgufHyperparameters h = Read("""
+            { "model_type": "phi3", "hidden_size": 3072, "num_attention_heads": 32, "num_key_value_heads": 32, "rms_norm_eps": 1e-05,
+              "rope_theta": 10000.0, "rope_scaling": null, "max_position_embeddings": 4096, "sliding_window": 2047,
+              "bos_token_id": 1, "eos_token_id": 32000 }
+            """);
+        Assert.Equal((32, 32, 96), (h.Heads, h.KeyValueHeads, h.HeadDim));
+        Assert.Equal(1e-5f, h.NormEpsilon);
+        Assert.Equal(4096, h.ContextLength);
+        Assert.Equal(2047, h.SlidingWindow);
+        Assert.Equal(0, Read("""{ "model_type": "phi3", "hidden_size": 64, "num_attention_heads": 4, "sliding_window": null }""").SlidingWindow);
+        // Only Phi-3's is read: Qwen2's sliding_window is off unless use_sliding_window says otherwise, and llama has no such key.
+        Assert.Equal(0, Read("""{ "model_type": "qwen2", "hidden_size": 64, "num_attention_heads": 4, "sliding_window": 32768 }""").SlidingWindow);
+    }
+
+    [Fact]
     public void Gpt2Defaults()
     {
         GgufHyperparameters h = Read("""{ "model_type": "gpt2", "n_embd": 768, "n_head": 12, "n_positions": 1024 }""");

@@ -3,7 +3,7 @@ using TransformerGen;
 namespace TransformerGen.Export.Tests;
 
 // Decoders compiled from Hugging Face configs (TransformerConfig items of the project): the reference tests' fixtures at
-// odd sizes, and four shaped for Q8_0 blocks (Configs/README.md). Each is exported to GGUF and run by llama.cpp.
+// odd sizes, and five shaped for Q8_0 blocks (Configs/README.md). Each is exported to GGUF and run by llama.cpp.
 
 [TransformerModel(Config = "HuggingFace/Configs/llama-gqa/config.json", SeqLen = 13)]
 public partial class LlamaGqaModel { }
@@ -23,6 +23,17 @@ public partial class Qwen3BlocksModel { }
 // Qwen3 with attention_bias (q, k, v and o_proj biases), which llama.cpp's qwen3 cannot hold: refused.
 [TransformerModel(Config = "Export.Tests/Configs/qwen3-bias/config.json", SeqLen = 24)]
 public partial class Qwen3BiasModel { }
+
+// Phi-3: fused qkv_proj and gate_up_proj (the fixture: 5 heads of 6 over hidden 30, inner size 43, untied; a window of 15).
+[TransformerModel(Config = "HuggingFace/Configs/phi3/config.json", SeqLen = 15)]
+public partial class Phi3Model { }
+
+[TransformerModel(Config = "Export.Tests/Configs/phi3-blocks/config.json", SeqLen = 24)]
+public partial class Phi3BlocksModel { }
+
+// Phi-3 whose heads span less than the hidden size (head_dim 8 × 2 heads over 32), which llama.cpp's phi3 cannot hold: refused.
+[TransformerModel(Config = "Export.Tests/Configs/phi3-head-dim/config.json", SeqLen = 8)]
+public partial class Phi3HeadDimModel { }
 
 [TransformerModel(Config = "HuggingFace/Configs/gpt2/config.json", SeqLen = 11)]
 public partial class Gpt2Model { }

@@ -33,6 +33,7 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
             "qwen2" => new OnnxQwen2(1),
             "qwen3" => new OnnxQwen3(1),
             "qwen3-bias" => new OnnxQwen3Bias(1),
+            "phi3" => new OnnxPhi3(1),
             "native-rotary" => new OnnxNativeRotary(1),
             "native-windowed" => new OnnxNativeWindowed(1),
             "native-learned" => new OnnxNativeLearned(1),
@@ -106,6 +107,7 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
     [InlineData("qwen2")]
     [InlineData("qwen3")]
     [InlineData("qwen3-bias")]
+    [InlineData("phi3")]
     [InlineData("native-rotary")]
     [InlineData("native-windowed")]
     [InlineData("native-learned")]
@@ -127,6 +129,7 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
     [InlineData("gpt2")]
     [InlineData("llama-gqa")]
     [InlineData("qwen3")]
+    [InlineData("phi3")]
     [InlineData("native-rotary")]
     [InlineData("native-windowed")]
     public void ShorterSequencesGiveTheSameLogits(string name)
@@ -320,6 +323,7 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
     [Theory]
     [InlineData("llama-gqa")]
     [InlineData("qwen3")]
+    [InlineData("phi3")]
     [InlineData("bert")]
     public void Int8BlocksStayCloseAndShrinkTheFile(string name)
     {

@@ -29,6 +29,7 @@ public sealed class OnnxKeyValueCacheTests(ITestOutputHelper output) : IDisposab
             "llama-gqa" => new OnnxLlamaGqa(1),
             "qwen2" => new OnnxQwen2(1),
             "qwen3" => new OnnxQwen3(1),
+            "phi3" => new OnnxPhi3(1),
             "native-rotary" => new OnnxNativeRotary(1),
             "native-windowed" => new OnnxNativeWindowed(1),
             _ => new OnnxNativeLearned(1),
@@ -43,6 +44,7 @@ public sealed class OnnxKeyValueCacheTests(ITestOutputHelper output) : IDisposab
     [InlineData("llama-gqa")]
     [InlineData("qwen2")]
     [InlineData("qwen3")]
+    [InlineData("phi3")]
     [InlineData("native-rotary")]
     [InlineData("native-windowed")]
     [InlineData("native-learned")]

@@ -98,5 +98,6 @@ public partial class OnnxDistilBert { }
 [TransformerModel(Config = "HuggingFace/Configs/distilbert-classifier/config.json", SeqLen = 13, Batch = 3)]
 public partial class OnnxDistilBertClassifier { }
 
-[TransformerModel(Config = "HuggingFace/Configs/phi3/config.json", SeqLen = 12)]
+// Phi-3: q/k/v fused in qkv_proj and gate/up in gate_up_proj (5 heads of 6 over hidden 30, inner size 43, untied).
+[TransformerModel(Config = "HuggingFace/Configs/phi3/config.json", SeqLen = 12, Batch = 2)]
 public partial class OnnxPhi3 { }

@@ -44,6 +44,15 @@ internal sealed class GgufArchitecture
     public required string LayerKey { get; init; }
 
     /// <summary>
+    /// True when llama.cpp takes the attention's width from the hidden size (<c>phi3</c>: <c>attn_output</c> is
+    /// <c>[hidden, hidden]</c> and <c>attn_qkv</c> is split at the hidden size), so heads × head size must equal it.
+    /// </summary>
+    public bool HeadsSpanHiddenSize { get; init; }
+
+    /// <summary>True when the file says the attention window (<c>{arch}.attention.sliding_window</c>, 0 for none), as llama.cpp's converter writes it for this architecture.</summary>
+    public bool SlidingWindow { get; init; }
+
+    /// <summary>
     /// llama.cpp's <c>llama</c> architecture for Hugging Face Llama, Mistral, SmolLM and Qwen2 weights: RMSNorm, SwiGLU,
     /// grouped-query attention, rotary positions on adjacent pairs, optional q/k/v/o and MLP biases, output tied when absent.
     /// </summary>
@@ -108,6 +117,37 @@ internal sealed class GgufArchitecture
             new("layers.{i}.post_attention_layernorm.weight", "blk.{i}.ffn_norm.weight"),
             new("layers.{i}.mlp.gate_proj.weight", "blk.{i}.ffn_gate.weight"),
             new("layers.{i}.mlp.up_proj.weight", "blk.{i}.ffn_up.weight"),
+            new("layers.{i}.mlp.down_proj.weight", "blk.{i}.ffn_down.weight"),
+        ],
+    };
+
+    /// <summary>
+    /// llama.cpp's <c>phi3</c> architecture for Hugging Face Phi-3 weights: Llama's layers with the projections fused as
+    /// Phi-3 holds them, and written so. <c>qkv_proj</c> (rows Q | K | V) is <c>attn_qkv</c>, which llama.cpp splits at
+    /// H·D and H·D + KV·D as Phi3Attention does; <c>gate_up_proj</c> (rows gate | up, <c>2·intermediate</c>) is <c>ffn_up</c>
+    /// with twice <c>feed_forward_length</c> rows and no <c>ffn_gate</c>, for which llama.cpp's SwiGLU computes silu of the
+    /// first half times the second, Phi3MLP's <c>up · silu(gate)</c>. No biases (Phi-3 has none); output tied when absent.
+    /// Rows stay in Hugging Face's order: <c>phi3</c>'s rotary embedding is <c>LLAMA_ROPE_TYPE_NEOX</c>, pairing (i, i + D/2)
+    /// as <c>rotate_half</c> does, and llama.cpp's converter (<c>Phi3MiniModel</c>) writes both fused tensors unchanged.
+    /// llama.cpp sizes the attention by the hidden size (<see cref="HeadsSpanHiddenSize"/>), as every released Phi-3 is shaped.
+    /// </summary>
+    public static readonly GgufArchitecture Phi3 = new()
+    {
+        Name = "phi3",
+        Rotary = true,
+        HeadsSpanHiddenSize = true,
+        SlidingWindow = true,
+        LayerKey = "layers.{i}.input_layernorm.weight",
+        Tensors =
+        [
+            new("embed_tokens.weight", "token_embd.weight"),
+            new("norm.weight", "output_norm.weight"),
+            new("lm_head.weight", "output.weight"),
+            new("layers.{i}.input_layernorm.weight", "blk.{i}.attn_norm.weight"),
+            new("layers.{i}.self_attn.qkv_proj.weight", "blk.{i}.attn_qkv.weight"),
+            new("layers.{i}.self_attn.o_proj.weight", "blk.{i}.attn_output.weight"),
+            new("layers.{i}.post_attention_layernorm.weight", "blk.{i}.ffn_norm.weight"),
+            new("layers.{i}.mlp.gate_up_proj.weight", "blk.{i}.ffn_up.weight"),
             new("layers.{i}.mlp.down_proj.weight", "blk.{i}.ffn_down.weight"),
         ],
     };

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 
 namespace TransformerGen;
 
@@ -16,7 +17,10 @@ public sealed class GgufExportOptions
     /// <summary>The vocabulary to embed; null writes <see cref="GgufVocabulary.Synthetic"/> of the model's size (only token ids can then be fed).</summary>
     public GgufVocabulary? Vocabulary { get; init; }
 
-    /// <summary><c>general.name</c>; null takes the model's class name.</summary>
+    /// <summary>
+    /// <c>general.name</c>; null takes the model's class name. llama.cpp reads a name containing "phi3" or "phi-3" as a
+    /// Phi-3's and then needs Phi-3's tokens in the vocabulary, which the export checks.
+    /// </summary>
     public string? Name { get; init; }
 }
 
@@ -28,7 +32,7 @@ public sealed class GgufExportOptions
 public sealed record GgufTensorInfo(string Name, string ModelName, IReadOnlyList<long> Dimensions, GgufTensorType Type);
 
 /// <summary>What <see cref="GgufExport.Save"/> wrote.</summary>
-/// <param name="Architecture">llama.cpp's architecture name (<c>llama</c>, <c>qwen3</c> or <c>gpt2</c>).</param>
+/// <param name="Architecture">llama.cpp's architecture name (<c>llama</c>, <c>qwen3</c>, <c>phi3</c> or <c>gpt2</c>).</param>
 /// <param name="Tensors">Every tensor, in file order.</param>
 /// <param name="Bytes">The file's size.</param>
 public sealed record GgufExportReport(string Architecture, IReadOnlyList<GgufTensorInfo> Tensors, long Bytes);
@@ -36,12 +40,13 @@ public sealed record GgufExportReport(string Architecture, IReadOnlyList<GgufTen
 /// <summary>
 /// Writes a decoder-only model as a GGUF v3 file that llama.cpp (and the apps built on it: LLamaSharp, Ollama, LM Studio)
 /// loads: Llama-, Mistral-, SmolLM- and Qwen2-shaped models as llama.cpp's <c>llama</c> architecture, Qwen3 as <c>qwen3</c>,
-/// GPT-2-shaped ones as <c>gpt2</c>, with weight matrices in F32, BF16 or Q8_0, the hyperparameters llama.cpp requires
-/// and a vocabulary.
+/// Phi-3 as <c>phi3</c>, GPT-2-shaped ones as <c>gpt2</c>, with weight matrices in F32, BF16 or Q8_0, the hyperparameters
+/// llama.cpp requires and a vocabulary.
 /// </summary>
 /// <remarks>
 /// <para>Only models compiled from a Hugging Face config (<see cref="ModelLayout.Family"/> <see cref="CheckpointFamily.Gpt2"/>,
-/// <see cref="CheckpointFamily.Llama"/>, <see cref="CheckpointFamily.Qwen2"/>, <see cref="CheckpointFamily.Qwen3"/>) export.
+/// <see cref="CheckpointFamily.Llama"/>, <see cref="CheckpointFamily.Qwen2"/>, <see cref="CheckpointFamily.Qwen3"/>,
+/// <see cref="CheckpointFamily.Phi3"/>) export.
 /// This project's own decoders (<see cref="CheckpointFamily.Native"/>: LayerNorm, erf GELU, a two-matrix MLP, interleaved
 /// rotary or learned or sinusoidal positions) have no architecture in llama.cpp that computes what they compute:
 /// <c>llama</c> is RMSNorm + SwiGLU, <c>gpt2</c> and <c>starcoder2</c> use ggml's tanh GELU (through an fp16 table) where
@@ -52,8 +57,8 @@ public sealed record GgufExportReport(string Architecture, IReadOnlyList<GgufTen
 public static class GgufExport
 {
     /// <summary>Writes <paramref name="model"/>'s parameters to the GGUF file <paramref name="path"/>.</summary>
-    /// <exception cref="NotSupportedException">The model's family has no llama.cpp architecture here (the message says why).</exception>
-    /// <exception cref="ArgumentException">The hyperparameters or the vocabulary contradict the model's tensor shapes (the message names them).</exception>
+    /// <exception cref="NotSupportedException">The model's family has no llama.cpp architecture here, or the model has a part or shape its architecture cannot hold (the message says why).</exception>
+    /// <exception cref="ArgumentException">The hyperparameters or the vocabulary contradict the model's tensor shapes, or the name asks llama.cpp for tokens the vocabulary lacks (the message names them).</exception>
     public static GgufExportReport Save(LanguageModel model, string path, GgufExportOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -75,11 +80,12 @@ public static class GgufExport
         {
             CheckpointFamily.Llama or CheckpointFamily.Qwen2 => GgufArchitecture.Llama,
             CheckpointFamily.Qwen3 => GgufArchitecture.Qwen3,
+            CheckpointFamily.Phi3 => GgufArchitecture.Phi3,
             CheckpointFamily.Gpt2 => GgufArchitecture.Gpt2,
             CheckpointFamily.Native => throw new NotSupportedException(
                 $"{layout.Name} uses this project's own layers (LayerNorm, erf GELU, a two-matrix MLP); no llama.cpp architecture computes them " +
-                "(llama is RMSNorm + SwiGLU; gpt2 and starcoder2 use a tanh GELU). Compile the model from a Hugging Face config (gpt2, llama, qwen2, qwen3) to export it."),
-            _ => throw new NotSupportedException($"{layout.Name} is a {layout.Family} model; GGUF export covers the decoder families gpt2, llama, qwen2 and qwen3"),
+                "(llama is RMSNorm + SwiGLU; gpt2 and starcoder2 use a tanh GELU). Compile the model from a Hugging Face config (gpt2, llama, qwen2, qwen3, phi3) to export it."),
+            _ => throw new NotSupportedException($"{layout.Name} is a {layout.Family} model; GGUF export covers the decoder families gpt2, llama, qwen2, qwen3 and phi3"),
         };
         GgufHyperparameters h = options.Hyperparameters ?? throw new ArgumentException("options.Hyperparameters is required", nameof(options));
         CheckpointFamilyRules rules = CheckpointFamilyRules.For(layout.Family);
@@ -112,11 +118,13 @@ public static class GgufExport
         GgufVocabulary vocabulary = options.Vocabulary ?? GgufVocabulary.Synthetic(vocab);
         if (vocabulary.Count != vocab)
             throw new ArgumentException($"the vocabulary has {vocabulary.Count} tokens; {layout.Name}'s embedding has {vocab} rows", nameof(options));
+        string modelName = options.Name ?? layout.Name;
+        CheckNameKeyedTokens(modelName, vocabulary);
 
         var writer = new GgufWriter();
         string arch = architecture.Name;
         writer.Add("general.architecture", arch);
-        writer.Add("general.name", options.Name ?? layout.Name);
+        writer.Add("general.name", modelName);
         writer.Add("general.file_type", GgufFormat.FileType(options.TensorType));
         writer.Add("general.quantization_version", GgufFormat.QuantizationVersion);
         writer.Add($"{arch}.vocab_size", (uint)vocab);
@@ -133,6 +141,7 @@ public static class GgufExport
             writer.Add($"{arch}.rope.dimension_count", (uint)h.HeadDim);
             writer.Add($"{arch}.rope.freq_base", h.RopeTheta);
             writer.Add($"{arch}.attention.layer_norm_rms_epsilon", h.NormEpsilon);
+            if (architecture.SlidingWindow) writer.Add($"{arch}.attention.sliding_window", (uint)h.SlidingWindow);
         }
         else
         {
@@ -188,14 +197,30 @@ public static class GgufExport
         if (architecture.Rotary)
         {
             if (h.HeadDim % 2 != 0) throw new ArgumentException($"rotary positions need an even head size, not {h.HeadDim}", nameof(h));
-            int q = Rows("layers.0.self_attn.q_proj.weight"), k = Rows("layers.0.self_attn.k_proj.weight");
-            if (q != h.Heads * h.HeadDim || k != h.KeyValueHeads * h.HeadDim)
-                throw new ArgumentException($"{layout.Name}: q_proj has {q} rows and k_proj {k}; {h.Heads} heads and {h.KeyValueHeads} key/value heads of {h.HeadDim} need {h.Heads * h.HeadDim} and {h.KeyValueHeads * h.HeadDim}", nameof(h));
+            int queryWidth = h.Heads * h.HeadDim, keyWidth = h.KeyValueHeads * h.HeadDim;
+            if (byKey.TryGetValue("layers.0.self_attn.qkv_proj.weight", out ParameterTensor? qkv))
+            {
+                // Phi-3's fused projection, rows Q | K | V.
+                if (qkv.Shape[0] != queryWidth + 2 * keyWidth)
+                    throw new ArgumentException($"{layout.Name}: qkv_proj has {qkv.Shape[0]} rows; {h.Heads} heads and {h.KeyValueHeads} key/value heads of {h.HeadDim} need {queryWidth + 2 * keyWidth}", nameof(h));
+            }
+            else
+            {
+                int q = Rows("layers.0.self_attn.q_proj.weight"), k = Rows("layers.0.self_attn.k_proj.weight");
+                if (q != queryWidth || k != keyWidth)
+                    throw new ArgumentException($"{layout.Name}: q_proj has {q} rows and k_proj {k}; {h.Heads} heads and {h.KeyValueHeads} key/value heads of {h.HeadDim} need {queryWidth} and {keyWidth}", nameof(h));
+            }
+            if (architecture.HeadsSpanHiddenSize && queryWidth != hidden)
+                throw new NotSupportedException($"{layout.Name}: {h.Heads} heads of {h.HeadDim} are {queryWidth} channels wide, not the hidden size {hidden}; " +
+                    $"llama.cpp's {architecture.Name} sizes attn_output and splits attn_qkv by the hidden size, so it cannot hold this model");
             // Qwen3's per-head norms scale one head's channels: each must be head-size long.
             foreach (string norm in new[] { "layers.0.self_attn.q_norm.weight", "layers.0.self_attn.k_norm.weight" })
                 if (byKey.TryGetValue(norm, out ParameterTensor? n) && n.Length != h.HeadDim)
                     throw new ArgumentException($"{layout.Name}: {n.Name} has {n.Length} channels; heads of {h.HeadDim} need as many", nameof(h));
-            feedForward = Rows("layers.0.mlp.gate_proj.weight");
+            // gate_proj's rows, or half of Phi-3's gate_up_proj (rows gate | up).
+            feedForward = byKey.TryGetValue("layers.0.mlp.gate_up_proj.weight", out ParameterTensor? gateUp)
+                ? gateUp.Shape[0] / 2
+                : Rows("layers.0.mlp.gate_proj.weight");
             contextLength = h.ContextLength > 0 ? h.ContextLength : layout.SeqLen;
         }
         else
@@ -206,6 +231,30 @@ public static class GgufExport
             // llama.cpp sizes the position table by the context length, so the two must agree.
             contextLength = Rows("wpe.weight");
         }
+    }
+
+    /// <summary>The tokens llama.cpp looks up by text in a vocabulary whose model is named as a Phi-3 (<see cref="CheckNameKeyedTokens"/>).</summary>
+    private static readonly string[] Phi3NamedTokens = ["</s>", "<unk>", "<s>", "<|endoftext|>"];
+
+    /// <summary>
+    /// llama.cpp sets Phi-3's token attributes by the model's name, not its architecture: when <c>general.name</c> contains
+    /// "phi3" or "phi-3" (ASCII letters in any case), it looks up <c>&lt;/s&gt;</c>, <c>&lt;unk&gt;</c>, <c>&lt;s&gt;</c> and
+    /// <c>&lt;|endoftext|&gt;</c> by text (llama-vocab.cpp, "set attributes by model/tokenizer/architecture name"), and a
+    /// vocabulary without one of them makes it refuse the file ("error loading model vocabulary: _Map_base::at"; seen with
+    /// LLamaSharp 0.30.0's build and the synthetic vocabulary). Phi-3's own vocabulary has all four.
+    /// </summary>
+    private static void CheckNameKeyedTokens(string name, GgufVocabulary vocabulary)
+    {
+        var folded = new System.Text.StringBuilder(name.Length);
+        foreach (char c in name) folded.Append(c is >= 'A' and <= 'Z' ? (char)(c + ('a' - 'A')) : c); // std::tolower, byte by byte
+        string lower = folded.ToString();
+        if (!lower.Contains("phi3", StringComparison.Ordinal) && !lower.Contains("phi-3", StringComparison.Ordinal)) return;
+        var present = new HashSet<string>(vocabulary.Tokens, StringComparer.Ordinal);
+        List<string> missing = Phi3NamedTokens.Where(t => !present.Contains(t)).ToList();
+        if (missing.Count > 0)
+            throw new ArgumentException(
+                $"general.name '{name}' contains \"phi3\" or \"phi-3\", for which llama.cpp looks up Phi-3's tokens {string.Join(", ", Phi3NamedTokens)} by text, " +
+                $"and this vocabulary has no {string.Join(", ", missing)} (llama.cpp would refuse the file). Pass Phi-3's own vocabulary, or a Name without \"phi3\"", nameof(name));
     }
 
     /// <summary>

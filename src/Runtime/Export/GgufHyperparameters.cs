@@ -37,10 +37,17 @@ public sealed record GgufHyperparameters
     public int EosToken { get; init; } = -1;
 
     /// <summary>
+    /// Phi-3's attention window (<c>sliding_window</c>), 0 for none; written as <c>phi3.attention.sliding_window</c>, as
+    /// llama.cpp's converter writes it (LLamaSharp 0.30.0's llama.cpp reads it and, for phi3, leaves the window off).
+    /// </summary>
+    public int SlidingWindow { get; init; }
+
+    /// <summary>
     /// Reads the hyperparameters from a Hugging Face <c>config.json</c> of a <c>gpt2</c>, <c>llama</c>, <c>mistral</c>,
-    /// <c>qwen2</c> or <c>qwen3</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
-    /// <c>layer_norm_epsilon</c> 1e-5; Llama's, Qwen2's and Qwen3's <c>num_key_value_heads</c> = heads, <c>head_dim</c> = hidden / heads,
-    /// <c>rms_norm_eps</c> 1e-6, <c>rope_theta</c> 1e4 (also read from <c>rope_parameters</c>). An <c>eos_token_id</c> list gives its first id.
+    /// <c>qwen2</c>, <c>qwen3</c> or <c>phi3</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
+    /// <c>layer_norm_epsilon</c> 1e-5; Llama's, Qwen2's, Qwen3's and Phi-3's <c>num_key_value_heads</c> = heads, <c>head_dim</c> = hidden / heads,
+    /// <c>rms_norm_eps</c> 1e-6, <c>rope_theta</c> 1e4 (also read from <c>rope_parameters</c>); Phi-3's <c>sliding_window</c> (null: 0).
+    /// An <c>eos_token_id</c> list gives its first id.
     /// </summary>
     /// <exception cref="InvalidDataException">The file is not such a config, or asks for what a GGUF export cannot say (rotary scaling).</exception>
     public static GgufHyperparameters FromConfig(string configPath)
@@ -63,7 +70,7 @@ public sealed record GgufHyperparameters
                     ContextLength = Integer(root, "n_positions") ?? 0, BosToken = bos, EosToken = eos,
                 };
             }
-            case "llama" or "mistral" or "qwen2" or "qwen3":
+            case "llama" or "mistral" or "qwen2" or "qwen3" or "phi3":
             {
                 if (root.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind != JsonValueKind.Null)
                     throw new InvalidDataException($"'{configPath}': rope_scaling is not exported (the model compiler refuses it too)");
@@ -77,10 +84,11 @@ public sealed record GgufHyperparameters
                     Heads = heads, KeyValueHeads = Integer(root, "num_key_value_heads") ?? heads, HeadDim = Integer(root, "head_dim") ?? hidden / heads,
                     NormEpsilon = Number(root, "rms_norm_eps") ?? 1e-6f, RopeTheta = theta,
                     ContextLength = Integer(root, "max_position_embeddings") ?? 0, BosToken = bos, EosToken = eos,
+                    SlidingWindow = modelType == "phi3" ? Integer(root, "sliding_window") ?? 0 : 0,
                 };
             }
             default:
-                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a decoder GGUF export knows (gpt2, llama, mistral, qwen2, qwen3)");
+                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a decoder GGUF export knows (gpt2, llama, mistral, qwen2, qwen3, phi3)");
         }
 
         int Require(int? value, string key) => value ?? throw new InvalidDataException($"'{configPath}' has no {key}");

@@ -15,7 +15,8 @@ internal enum OnnxFeedForward { GeluErf, GeluTanh, Relu, SwiGlu }
 
 /// <summary>
 /// The parameters of one layer, by role: each projection is one or more tensors stacked by rows, as the model multiplies
-/// them (GPT-2's c_attn is q | k | v already, BERT and Llama keep q, k and v apart; Llama's gate and up).
+/// them (GPT-2's c_attn and Phi-3's qkv_proj are q | k | v already, BERT and Llama keep q, k and v apart; Llama's gate and
+/// up, Phi-3's gate_up_proj).
 /// <paramref name="QueryNorm"/> and <paramref name="KeyNorm"/> <c>[headDim]</c> are Qwen3's <c>q_norm</c> and <c>k_norm</c>:
 /// an RMSNorm of each query and key head, between the projection and the rotation.
 /// </summary>
@@ -129,8 +130,6 @@ internal sealed class OnnxArchitecture
         ModelLayout layout = model.Layout;
         TransformerModelAttribute declaration = DeclarationOf(model.GetType())
             ?? throw new NotSupportedException($"{layout.Name} carries no [TransformerModel] attribute; the ONNX export reads the architecture from the declaration");
-        if (layout.Family == CheckpointFamily.Phi3)
-            throw new NotSupportedException($"{layout.Name} is a Phi-3 model: the ONNX export does not split its fused qkv_proj and gate_up_proj yet");
         var table = new TensorTable(layout);
         OnnxArchitecture architecture = layout.Family == CheckpointFamily.Native
             ? Native(layout, declaration, table)
@@ -275,6 +274,7 @@ internal sealed class OnnxArchitecture
             CheckpointFamily.Llama => modelType == "mistral" ? "mistral" : "llama",
             CheckpointFamily.Qwen2 => "qwen2",
             CheckpointFamily.Qwen3 => "qwen3",
+            CheckpointFamily.Phi3 => "phi3",
             _ => null,
         };
         if (modelType != expected)
@@ -402,13 +402,19 @@ internal sealed class OnnxArchitecture
             string p = $"model.layers.{i}.";
             // Qwen3's per-head query and key norms: both or neither.
             ParameterTensor[]? headNorms = table.TakeAll(p + "self_attn.q_norm.weight", p + "self_attn.k_norm.weight");
+            // Phi-3 holds the stacks the graph multiplies by already made: qkv_proj (rows Q | K | V) and gate_up_proj
+            // (rows gate | up), split after the product as Llama's are.
+            ParameterTensor[] queryKeyValue = table.TakeOptional(p + "self_attn.qkv_proj.weight") is { } qkv ? [qkv]
+                : [table.Take(p + "self_attn.q_proj.weight"), table.Take(p + "self_attn.k_proj.weight"), table.Take(p + "self_attn.v_proj.weight")];
+            ParameterTensor[] gateUp = table.TakeOptional(p + "mlp.gate_up_proj.weight") is { } fused ? [fused]
+                : [table.Take(p + "mlp.gate_proj.weight"), table.Take(p + "mlp.up_proj.weight")];
             layers.Add(new OnnxLayerTensors(
                 table.Take(p + "input_layernorm.weight"), null,
-                [table.Take(p + "self_attn.q_proj.weight"), table.Take(p + "self_attn.k_proj.weight"), table.Take(p + "self_attn.v_proj.weight")],
+                queryKeyValue,
                 table.TakeAll(p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"),
                 table.Take(p + "self_attn.o_proj.weight"), table.TakeOptional(p + "self_attn.o_proj.bias"),
                 table.Take(p + "post_attention_layernorm.weight"), null,
-                [table.Take(p + "mlp.gate_proj.weight"), table.Take(p + "mlp.up_proj.weight")],
+                gateUp,
                 table.TakeAll(p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"),
                 table.Take(p + "mlp.down_proj.weight"), table.TakeOptional(p + "mlp.down_proj.bias"),
                 headNorms?[0], headNorms?[1]));
@@ -463,6 +469,14 @@ internal sealed class OnnxArchitecture
         int expected = (Heads + 2 * KeyValueHeads) * HeadDim;
         if (qkvRows != expected || Layers[0].Output.Shape[1] != Heads * HeadDim)
             throw new ArgumentException($"{Name}: the query, key and value projections have {qkvRows} rows; {Heads} heads and {KeyValueHeads} key/value heads of {HeadDim} need {expected}");
+        if (FeedForward == OnnxFeedForward.SwiGlu)
+        {
+            // The gate and up rows are split in two equal halves after the product: twice the down projection's input.
+            int upRows = 0;
+            foreach (ParameterTensor t in Layers[0].Up) upRows += t.Shape[0];
+            if (upRows != 2 * Layers[0].Down.Shape[1])
+                throw new ArgumentException($"{Name}: the gate and up projections have {upRows} rows; a down projection from {Layers[0].Down.Shape[1]} needs {2 * Layers[0].Down.Shape[1]}");
+        }
         foreach (OnnxLayerTensors layer in Layers)
             foreach (ParameterTensor? norm in new[] { layer.QueryNorm, layer.KeyNorm })
                 if (norm is not null && norm.Length != HeadDim)

@@ -54,7 +54,7 @@ public enum OnnxSeq2SeqGraph
 public sealed class OnnxExportOptions
 {
     /// <summary>
-    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, Llama, Qwen2, Qwen3) was compiled from: its norm epsilon,
+    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, Llama, Qwen2, Qwen3, Phi-3) was compiled from: its norm epsilon,
     /// activation, head counts and rotary base are not in the parameter table. Unused for this project's own models,
     /// whose <c>[TransformerModel]</c> attribute says all of it.
     /// </summary>

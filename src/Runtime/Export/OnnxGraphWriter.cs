@@ -565,7 +565,7 @@ internal sealed class OnnxGraphWriter
         {
             case OnnxFeedForward.SwiGlu:
             {
-                int dff = t.Up[0].Shape[0];
+                int dff = t.Down.Shape[1]; // rows gate | up, from one tensor (Phi-3's gate_up_proj) or two
                 string[] gateUp = _g.Nodes("Split", [hidden, _g.Int64s(dff, dff)], p + "ffn_gate_up", 2, n => B.Int(n, "axis", 2));
                 string silu = _g.Node("Mul", [gateUp[0], _g.Node("Sigmoid", [gateUp[0]], p + "ffn_sigmoid")], p + "ffn_silu");
                 activated = _g.Node("Mul", [silu, gateUp[1]], p + "ffn_activated");
