@@ -656,6 +656,9 @@ public class ConfigTests
         Assert.DoesNotContain("q_proj", source.Replace("qkv_proj", ""));
         Assert.Contains("Family = global::TransformerGen.CheckpointFamily.Phi3,", source);
         Assert.Contains("Activations.SwiGluForward(", source);
+        Assert.Contains(", 1E-05f);", source); // the fixture's own eps
+        Compile(At("phi3-default", json.Replace("\"rms_norm_eps\": 1e-05,", "")), Declared("phi3-default", seqLen: 13), out source);
+        Assert.Contains(", 1E-05f);", source); // Phi3Config's default, not Llama's 1e-6
 
         Assert.Equal("phi3/config.json: \"sliding_window\": 7 cannot be compiled: a window shorter than SeqLen = 8 is not implemented (one at least as long has no effect)",
             Unsupported("phi3", Set(json, "sliding_window", "7")));

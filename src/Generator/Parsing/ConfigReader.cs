@@ -224,7 +224,7 @@ namespace TransformerGen.Generator
             if (kvHeads <= 0 || heads % kvHeads != 0) Unsupported("num_key_value_heads", kvHeads, $"it must divide num_attention_heads = {heads}");
             if (headDim <= 0 || headDim % 2 != 0) Unsupported("head_dim", headDim, "rotary positions need an even head size");
             Activation("hidden_act", "silu", gated: true);
-            float eps = Float("rms_norm_eps") ?? 1e-6f;
+            float eps = Float("rms_norm_eps") ?? (kind == FamilySpec.Phi3 ? 1e-5f : 1e-6f); // configuration_phi3.py defaults to 1e-5, the others to 1e-6
             var ropeParameters = Object("rope_parameters");
             float theta = Float("rope_theta") ?? (ropeParameters is not null && Lookup(ropeParameters, "rope_theta") is double t ? (float)t : 10000f);
             object? scaling = (_keys.TryGetValue("rope_scaling", out object? s) ? s : null) ?? (ropeParameters is not null ? RopeScalingOf(ropeParameters) : null);
