@@ -46,28 +46,8 @@ public sealed class EmbeddingEngine : IAsyncDisposable
         ModelName = o.ModelName ?? served.Repository;
         Truncate = o.Truncate;
         MaxInputs = o.MaxInputs;
-        try
-        {
-            _tokenizer = PretrainedTokenizer.FromFolder(folder);
-            ModelWeights weights = served.LoadWeights(folder, o.Weights);
-            WeightsBytes = weights.Bytes;
-            EncoderModel[] instances = Enumerable.Range(0, o.Workers).Select(_ => served.CreateInstance(weights)).ToArray();
-            Layout = instances[0].Layout;
-            if (_tokenizer.VocabSize > Layout.Vocab)
-                throw new StartupException($"{folder}: the tokenizer has {_tokenizer.VocabSize} ids, the model's vocabulary {Layout.Vocab}.");
-            _batcher = new EncoderBatcher(instances, new EncoderBatcherOptions
-            {
-                MaxSequences = o.MaxBatch,
-                MaxTokens = o.MaxBatchTokens is int tokens ? Math.Clamp(tokens, Layout.SeqLen, Layout.TokensPerStep) : null,
-                MaxWait = TimeSpan.FromMilliseconds(o.MaxWaitMilliseconds),
-                BatchCompleted = metrics.ObserveBatch,
-            });
-            metrics.TrackQueue(() => _batcher.Queued);
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException)
-        {
-            throw new StartupException($"{folder}: {e.Message}", e);
-        }
+        (_tokenizer, WeightsBytes, Layout, _batcher) = Load(served, folder, o, _ => o.MaxBatch, metrics.ObserveBatch);
+        metrics.TrackQueue(() => _batcher.Queued);
 
         if (reranker is not null)
         {
@@ -85,6 +65,39 @@ public sealed class EmbeddingEngine : IAsyncDisposable
         log.LogInformation(
             "Serving {Repository} from {Folder} as '{Name}': {Workers} workers over one copy of the weights ({Weights}, {Bytes:N0} bytes), {Threads} kernel threads; batches of up to {Sequences} sentences and {Tokens} tokens, {Wait} ms wait; SeqLen {SeqLen}, truncation {Truncation}",
             served.Repository, folder, ModelName, o.Workers, o.Weights, WeightsBytes, Parallelism.ThreadCount, _batcher.MaxSequences, _batcher.MaxTokens, o.MaxWaitMilliseconds, Layout.SeqLen, Truncate ? "on" : "off");
+    }
+
+    /// <summary>
+    /// A checked folder's tokenizer, its weights loaded once, and a batcher over one instance per worker (<c>--workers</c>),
+    /// with <c>--max-batch-tokens</c> clamped to SeqLen to Batch·SeqLen and the batch size <paramref name="maxSequences"/>
+    /// gives for the compiled layout: what the embedder and the reranker both start from.
+    /// </summary>
+    /// <exception cref="StartupException">The folder's files cannot be read, or its tokenizer has more ids than the model.</exception>
+    internal static (PretrainedTokenizer Tokenizer, long WeightsBytes, ModelLayout Layout, EncoderBatcher Batcher) Load(ServedModel served, string folder, ServerOptions o,
+        Func<ModelLayout, int?> maxSequences, Action<EncoderBatch> batchCompleted, Action<ModelLayout>? check = null)
+    {
+        try
+        {
+            var tokenizer = PretrainedTokenizer.FromFolder(folder);
+            ModelWeights weights = served.LoadWeights(folder, o.Weights);
+            EncoderModel[] instances = Enumerable.Range(0, o.Workers).Select(_ => served.CreateInstance(weights)).ToArray();
+            ModelLayout layout = instances[0].Layout;
+            check?.Invoke(layout);
+            if (tokenizer.VocabSize > layout.Vocab)
+                throw new StartupException($"{folder}: the tokenizer has {tokenizer.VocabSize} ids, the model's vocabulary {layout.Vocab}.");
+            var batcher = new EncoderBatcher(instances, new EncoderBatcherOptions
+            {
+                MaxSequences = maxSequences(layout),
+                MaxTokens = o.MaxBatchTokens is int tokens ? Math.Clamp(tokens, layout.SeqLen, layout.TokensPerStep) : null,
+                MaxWait = TimeSpan.FromMilliseconds(o.MaxWaitMilliseconds),
+                BatchCompleted = batchCompleted,
+            });
+            return (tokenizer, weights.Bytes, layout, batcher);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException)
+        {
+            throw new StartupException($"{folder}: {e.Message}", e);
+        }
     }
 
     /// <summary>Bytes of the one copy of the weights the workers share.</summary>

@@ -37,32 +37,16 @@ public sealed class RerankEngine : IAsyncDisposable
     {
         Check(served, folder);
         ModelName = served.Repository;
-        try
-        {
-            _tokenizer = PretrainedTokenizer.FromFolder(folder);
-            ModelWeights weights = served.LoadWeights(folder, o.Weights);
-            WeightsBytes = weights.Bytes;
-            EncoderModel[] instances = Enumerable.Range(0, o.Workers).Select(_ => served.CreateInstance(weights)).ToArray();
-            Layout = instances[0].Layout;
-            if (Layout.TargetVocab != 1 || Layout.TargetLength != Layout.Batch)
-                throw new StartupException($"{folder}: {served.Repository} was compiled as {Layout.Name}, which does not give one score per sequence; a reranker is a classifier with one label (a cross-encoder).");
-            if (_tokenizer.VocabSize > Layout.Vocab)
-                throw new StartupException($"{folder}: the tokenizer has {_tokenizer.VocabSize} ids, the model's vocabulary {Layout.Vocab}.");
-            _typed = Layout.TokenTypes > 1;
-            _batcher = new EncoderBatcher(instances, new EncoderBatcherOptions
+        // --max-batch is the embedder's (up to its Batch, 16); the reranker's Batch (8) caps it here.
+        (_tokenizer, WeightsBytes, Layout, _batcher) = EmbeddingEngine.Load(served, folder, o,
+            layout => o.MaxBatch is int sequences ? Math.Min(sequences, layout.Batch) : null, metrics.ObserveRerankBatch,
+            layout =>
             {
-                // --max-batch is the embedder's (up to its Batch, 16); the reranker's Batch (8) caps it here.
-                MaxSequences = o.MaxBatch is int sequences ? Math.Min(sequences, Layout.Batch) : null,
-                MaxTokens = o.MaxBatchTokens is int tokens ? Math.Clamp(tokens, Layout.SeqLen, Layout.TokensPerStep) : null,
-                MaxWait = TimeSpan.FromMilliseconds(o.MaxWaitMilliseconds),
-                BatchCompleted = metrics.ObserveRerankBatch,
+                if (layout.TargetVocab != 1 || layout.TargetLength != layout.Batch)
+                    throw new StartupException($"{folder}: {served.Repository} was compiled as {layout.Name}, which does not give one score per sequence; a reranker is a classifier with one label (a cross-encoder).");
             });
-            metrics.TrackRerankQueue(() => _batcher.Queued);
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException)
-        {
-            throw new StartupException($"{folder}: {e.Message}", e);
-        }
+        _typed = Layout.TokenTypes > 1;
+        metrics.TrackRerankQueue(() => _batcher.Queued);
 
         log.LogInformation(
             "Reranking with {Repository} from {Folder}: {Workers} workers over one copy of the weights ({Bytes:N0} bytes); batches of up to {Sequences} pairs and {Tokens} tokens; SeqLen {SeqLen}",
