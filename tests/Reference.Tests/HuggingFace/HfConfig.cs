@@ -5,8 +5,8 @@ using System.Text.Json.Nodes;
 
 namespace TransformerGen.Reference.Tests.HuggingFace;
 
-/// <summary>The three forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3); Qwen2 runs as Llama.</summary>
-internal enum HfFamily { Gpt2, Bert, Llama }
+/// <summary>The forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3, and Marian's encoder–decoder); Qwen2 runs as Llama.</summary>
+internal enum HfFamily { Gpt2, Bert, Llama, Marian }
 
 /// <summary>What a BERT-like checkpoint holds on top of the encoder: nothing (<c>BertModel</c>), a sequence classifier or a token classifier.</summary>
 internal enum HfEncoderHead { None, SequenceClassification, TokenClassification }
@@ -58,7 +58,21 @@ internal sealed record HfConfig
     /// <summary>Qwen3: RMSNorm of each query and key head over its channels before the rotation (<c>q_norm</c>, <c>k_norm</c>).</summary>
     public bool QueryKeyNorm { get; init; }
 
-    public bool IsDecoder => Family != HfFamily.Bert;
+    // Marian (MarianMTModel): the fields above describe the encoder (d_model, encoder_layers, encoder_attention_heads,
+    // encoder_ffn_dim); these the decoder and the generation settings.
+    public int DecoderLayers { get; init; }
+    public int DecoderHeads { get; init; }
+    public int DecoderIntermediateSize { get; init; }
+    /// <summary><c>scale_embedding</c>: token embeddings multiplied by √d_model.</summary>
+    public bool ScaleEmbedding { get; init; }
+    /// <summary>The first decoder input (<c>decoder_start_token_id</c>; the padding id in opus-mt).</summary>
+    public int DecoderStartTokenId { get; init; }
+    public int EosTokenId { get; init; }
+    /// <summary>The single-token entries of <c>bad_words_ids</c>: never generated.</summary>
+    public int[] BannedTokens { get; init; } = [];
+
+    /// <summary>A decoder-only language model (an encoder–decoder has its own entry points).</summary>
+    public bool IsDecoder => Family is HfFamily.Gpt2 or HfFamily.Llama;
 
     public static HfConfig Read(string path)
     {
@@ -75,6 +89,7 @@ internal sealed record HfConfig
             "qwen2" => Llama(json, qwen2: true),
             "qwen3" => Llama(json, qwen2: false) with { ModelType = "qwen3", QueryKeyNorm = true },
             "phi3" => Phi3(json),
+            "marian" => Marian(json),
             _ => throw new NotSupportedException($"model_type '{modelType}' has no reference here"),
         };
     }
@@ -218,6 +233,48 @@ internal sealed record HfConfig
             OutputBias = false,
             MlpBias = false,
         };
+
+    // configuration_marian.py's defaults (vocab 58101, d_model 1024, 12 + 12 layers of 16 heads, ffn 4096, erf gelu,
+    // scale_embedding false, pad = decoder start 58100, eos 0); modeling_marian's LayerNorms use torch's default ε 1e-5.
+    // normalize_before, normalize_embedding, add_final_layer_norm and static_position_embeddings are BART-era keys that
+    // opus-mt configs still carry and modeling_marian never reads: ignored, as there. Unshared embeddings (a separate
+    // decoder vocabulary) and an untied head are refused.
+    private static HfConfig Marian(JsonObject json)
+    {
+        if (Bool(json, "share_encoder_decoder_embeddings") == false) throw new NotSupportedException("Marian with separate encoder and decoder embeddings is not implemented");
+        if (Bool(json, "tie_word_embeddings") == false) throw new NotSupportedException("Marian with an untied lm_head is not implemented");
+        int vocab = Int(json, "vocab_size") ?? 58101, d = Int(json, "d_model") ?? 1024;
+        if ((Int(json, "decoder_vocab_size") ?? vocab) != vocab) throw new NotSupportedException("decoder_vocab_size differs from vocab_size: the loss would view the logits with the wrong width");
+        int heads = Int(json, "encoder_attention_heads") ?? 16, decoderHeads = Int(json, "decoder_attention_heads") ?? 16;
+        Divide(d, decoderHeads);
+        int pad = Int(json, "pad_token_id") ?? 58100;
+        return new HfConfig
+        {
+            ModelType = "marian",
+            Family = HfFamily.Marian,
+            VocabSize = vocab,
+            HiddenSize = d,
+            Layers = Int(json, "encoder_layers") ?? 12,
+            Heads = heads,
+            KeyValueHeads = heads,
+            HeadDim = Divide(d, heads),
+            IntermediateSize = Int(json, "encoder_ffn_dim") ?? 4096,
+            MaxPositions = Int(json, "max_position_embeddings") ?? 1024,
+            Activation = String(json, "activation_function") ?? "gelu",
+            NormEps = 1e-5,
+            TieWordEmbeddings = true,
+            PadTokenId = pad,
+            DecoderLayers = Int(json, "decoder_layers") ?? 12,
+            DecoderHeads = decoderHeads,
+            DecoderIntermediateSize = Int(json, "decoder_ffn_dim") ?? 4096,
+            ScaleEmbedding = Bool(json, "scale_embedding") ?? false,
+            DecoderStartTokenId = Int(json, "decoder_start_token_id") ?? 58100,
+            EosTokenId = Int(json, "eos_token_id") ?? 0,
+            BannedTokens = json["bad_words_ids"] is JsonArray banned
+                ? banned.OfType<JsonArray>().Where(w => w.Count == 1).Select(w => w[0]!.GetValue<int>()).ToArray()
+                : [],
+        };
+    }
 
     private static int Divide(int size, int heads) =>
         size % heads == 0 ? size / heads : throw new InvalidDataException($"hidden size {size} is not a multiple of {heads} heads");

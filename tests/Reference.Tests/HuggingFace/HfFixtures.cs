@@ -9,6 +9,9 @@ public static class HfFixtures
     /// <summary>The fixture names: one folder each under <c>Configs/</c>.</summary>
     public static readonly string[] Names = { "gpt2", "bert", "llama-gqa", "llama-mqa", "qwen2" };
 
+    /// <summary>The encoder–decoder fixture (MarianMTModel, opus-mt-shaped), kept apart from <see cref="Names"/>: it has neither a decoder-only loss nor sentence embeddings.</summary>
+    public const string Marian = "marian";
+
     /// <summary>The full path of <c>Configs/<paramref name="name"/>/config.json</c>.</summary>
     public static string ConfigPath(string name) => Path.Combine(ConfigsFolder(), name, "config.json");
 

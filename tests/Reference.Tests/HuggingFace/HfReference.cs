@@ -24,14 +24,19 @@ public enum HfDtype { F32, F16, BF16 }
 /// <param name="LegacyGammaBeta">BERT only: LayerNorm <c>.gamma</c>/<c>.beta</c> for <c>.weight</c>/<c>.bias</c> (TF-converted files).</param>
 /// <param name="IncludeBuffers">
 /// The non-parameter buffers: GPT-2 <c>h.{i}.attn.bias</c> F32 [1,1,P,P] (tril) and <c>h.{i}.attn.masked_bias</c> F32 []
-/// (−1e4); BERT <c>embeddings.position_ids</c> I64 [1,P]; Llama/Qwen2 <c>model.layers.{i}.self_attn.rotary_emb.inv_freq</c> F32 [D/2].
+/// (−1e4); BERT <c>embeddings.position_ids</c> I64 [1,P]; Llama/Qwen2 <c>model.layers.{i}.self_attn.rotary_emb.inv_freq</c> F32 [D/2];
+/// Marian <c>model.encoder.embed_positions.weight</c> and <c>model.decoder.embed_positions.weight</c> F32 [P,E], the sinusoid
+/// tables of older converted files (current <c>save_pretrained</c> drops them: pass false for that layout).
 /// </param>
 /// <param name="IncludeUnusedHeads">BERT only: <c>pooler.dense.weight</c>/<c>.bias</c>, which mean pooling never reads.</param>
 /// <param name="Shards">
 /// More than 1: the tensors in <c>state_dict()</c> order split into that many contiguous groups of about equal bytes,
 /// <c>model-0000k-of-0000n.safetensors</c>, plus <c>model.safetensors.index.json</c>.
 /// </param>
-/// <param name="KeepTiedCopy">Tied models only: also write <c>lm_head.weight</c>, a copy of the token embedding.</param>
+/// <param name="KeepTiedCopy">
+/// Tied models only: also write <c>lm_head.weight</c>, a copy of the token embedding; for Marian also
+/// <c>model.encoder.embed_tokens.weight</c> and <c>model.decoder.embed_tokens.weight</c>.
+/// </param>
 public sealed record HfWriteOptions(HfDtype Dtype = HfDtype.F32, bool Prefix = false, bool LegacyGammaBeta = false,
     bool IncludeBuffers = true, bool IncludeUnusedHeads = false, int Shards = 1, bool KeepTiedCopy = false);
 
@@ -43,7 +48,7 @@ public sealed record HfWriteOptions(HfDtype Dtype = HfDtype.F32, bool Prefix = f
 /// <remarks>
 /// <para>
 /// Families: <c>gpt2</c> (GPT2LMHeadModel), <c>bert</c> (BertModel + sentence-transformers mean pooling and Normalize),
-/// <c>llama</c> and <c>qwen2</c> (…ForCausalLM). The formulas are MODEL_FAMILIES.md's, written out independently of the
+/// <c>llama</c> and <c>qwen2</c> (…ForCausalLM), <c>marian</c> (MarianMTModel, in HfReference.Marian.cs). The formulas are MODEL_FAMILIES.md's, written out independently of the
 /// generated models' kernels.
 /// </para>
 /// <para>
@@ -56,7 +61,7 @@ public sealed record HfWriteOptions(HfDtype Dtype = HfDtype.F32, bool Prefix = f
 /// (transformers' default position ids).
 /// </para>
 /// </remarks>
-public sealed class HfReference : IDisposable
+public sealed partial class HfReference : IDisposable
 {
     private readonly HfTorchModel _model;
     private readonly string _configPath;
@@ -79,6 +84,7 @@ public sealed class HfReference : IDisposable
             HfFamily.Gpt2 => new HfGpt2(config, seed, dtype),
             HfFamily.Bert => new HfBert(config, seed, dtype),
             HfFamily.Llama => new HfLlama(config, seed, dtype),
+            HfFamily.Marian => new HfMarian(config, seed, dtype),
             _ => throw new NotSupportedException(config.ModelType),
         };
         return new HfReference(model, Path.GetFullPath(configPath));
@@ -112,6 +118,7 @@ public sealed class HfReference : IDisposable
         if (options.LegacyGammaBeta && family != HfFamily.Bert) throw new ArgumentException("LegacyGammaBeta is a BERT naming", nameof(options));
         if (options.IncludeUnusedHeads && family != HfFamily.Bert) throw new ArgumentException("only BERT has an unused head (the pooler)", nameof(options));
         if (options.KeepTiedCopy && !_model.Config.TieWordEmbeddings) throw new ArgumentException("KeepTiedCopy needs a tied model", nameof(options));
+        if (options.Prefix && family == HfFamily.Marian) throw new ArgumentException("MarianMTModel files have one naming (model.…, final_logits_bias)", nameof(options));
 
         if (options.Dtype != HfDtype.F32)
         {
@@ -128,7 +135,8 @@ public sealed class HfReference : IDisposable
             if (e.IsBuffer ? !options.IncludeBuffers : !e.Used && !options.IncludeUnusedHeads) continue;
             tensors.Add(ToSafeTensor(FileName(e.Name, options), e.Value, e.IsBuffer ? HfDtype.F32 : options.Dtype));
         }
-        if (options.KeepTiedCopy) tensors.Add(ToSafeTensor("lm_head.weight", _model[_model.TokenEmbeddingName], options.Dtype));
+        if (options.KeepTiedCopy)
+            foreach (string copy in _model.TiedCopyNames) tensors.Add(ToSafeTensor(copy, _model[_model.TokenEmbeddingName], options.Dtype));
 
         Directory.CreateDirectory(folder);
         string config = Path.GetFullPath(Path.Combine(folder, "config.json"));

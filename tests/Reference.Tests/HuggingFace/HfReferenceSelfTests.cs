@@ -567,10 +567,10 @@ public sealed class HfReferenceSelfTests(ITestOutputHelper output)
         else Assert.Fail($"unexpected buffer {fileName}");
     }
 
-    private sealed record StoredTensor(string Dtype, long[] Shape, byte[] Data);
+    internal sealed record StoredTensor(string Dtype, long[] Shape, byte[] Data);
 
     // Reads model.safetensors, or the index and every shard it names: checks the header layout and returns the tensors.
-    private static Dictionary<string, StoredTensor> ReadFolder(string folder, int shards)
+    internal static Dictionary<string, StoredTensor> ReadFolder(string folder, int shards)
     {
         if (shards == 1)
         {
@@ -627,7 +627,7 @@ public sealed class HfReferenceSelfTests(ITestOutputHelper output)
         return tensors;
     }
 
-    private static float[] Decode(StoredTensor t) => t.Dtype switch
+    internal static float[] Decode(StoredTensor t) => t.Dtype switch
     {
         "F32" => Enumerable.Range(0, t.Data.Length / 4).Select(i => BinaryPrimitives.ReadSingleLittleEndian(t.Data.AsSpan(i * 4))).ToArray(),
         "BF16" => Enumerable.Range(0, t.Data.Length / 2).Select(i => HfFloats.FromBFloat16Bits(BinaryPrimitives.ReadUInt16LittleEndian(t.Data.AsSpan(i * 2)))).ToArray(),

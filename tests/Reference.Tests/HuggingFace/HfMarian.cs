@@ -1,0 +1,263 @@
+using System;
+using System.Collections.Generic;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace TransformerGen.Reference.Tests.HuggingFace;
+
+/// <summary>
+/// <c>MarianMTModel</c> (<c>modeling_marian.py</c>, eager attention, dropout off) as <c>transformers</c> computes it: one
+/// token table <c>model.shared.weight</c> for the encoder's and the decoder's inputs (×√d_model with
+/// <c>scale_embedding</c>) and for the output (logits = h·sharedᵀ + <c>final_logits_bias</c>); fixed sinusoidal positions
+/// added after the scaled embedding (sines in the first half of the channels, cosines in the second, not interleaved);
+/// post-LN layers with no final or embedding norm; biases on every projection; attention scaled by head_dim^−½.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Masks are transformers' additive ones, finfo(dtype).min where a key is hidden: the source padding (the tokenizer's
+/// <c>attention_mask</c>) in the encoder's self-attention and the decoder's cross-attention; the causal mask alone in the
+/// decoder's self-attention (transformers builds no decoder padding mask when <c>labels</c> are given, so the decoder
+/// start token, which is the padding id in opus-mt, is an ordinary key).
+/// </para>
+/// <para>
+/// <c>model.shared</c> is an <c>nn.Embedding</c> with <c>padding_idx</c> = pad: its lookup passes no gradient to the
+/// padding row (that row still learns through the tied output head). <c>final_logits_bias</c> is a buffer in
+/// transformers; here it is a parameter with a gradient, as the compiled models train it.
+/// </para>
+/// <para>
+/// State order (a sharded file's split): the root's <c>final_logits_bias</c> first, then <c>model.shared.weight</c>, the
+/// encoder (its position table, then each layer: <c>self_attn</c> k, v, q, out, <c>self_attn_layer_norm</c>,
+/// <c>fc1</c>, <c>fc2</c>, <c>final_layer_norm</c>), then the decoder likewise with <c>encoder_attn</c> and
+/// <c>encoder_attn_layer_norm</c> after <c>self_attn_layer_norm</c>. The position tables are buffers here: current
+/// <c>save_pretrained</c> leaves them out (<c>_keys_to_ignore_on_save</c>), older converted files carry them.
+/// </para>
+/// </remarks>
+internal sealed class HfMarian : HfTorchModel
+{
+    public const string EncoderPositions = "model.encoder.embed_positions.weight";
+    public const string DecoderPositions = "model.decoder.embed_positions.weight";
+
+    public HfMarian(HfConfig config, long seed, ScalarType dtype) : base(config, seed, dtype)
+    {
+        long d = config.HiddenSize;
+        // Nonzero so that a loader which drops it shows (transformers initializes it to zeros).
+        Parameter("final_logits_bias", HfInit.Embedding, 1, config.VocabSize);
+        Parameter("model.shared.weight", HfInit.Embedding, config.VocabSize, d);
+        Buffer(EncoderPositions, () => SinusoidTable(config.MaxPositions, (int)d, ScalarType.Float32));
+        for (int i = 0; i < config.Layers; i++)
+        {
+            string layer = $"model.encoder.layers.{i}.";
+            AttentionParameters(layer + "self_attn", d);
+            LayerNormParameters(layer + "self_attn_layer_norm", d);
+            Linear(layer + "fc1", d, config.IntermediateSize);
+            Linear(layer + "fc2", config.IntermediateSize, d);
+            LayerNormParameters(layer + "final_layer_norm", d);
+        }
+        Buffer(DecoderPositions, () => SinusoidTable(config.MaxPositions, (int)d, ScalarType.Float32));
+        for (int i = 0; i < config.DecoderLayers; i++)
+        {
+            string layer = $"model.decoder.layers.{i}.";
+            AttentionParameters(layer + "self_attn", d);
+            LayerNormParameters(layer + "self_attn_layer_norm", d);
+            AttentionParameters(layer + "encoder_attn", d);
+            LayerNormParameters(layer + "encoder_attn_layer_norm", d);
+            Linear(layer + "fc1", d, config.DecoderIntermediateSize);
+            Linear(layer + "fc2", config.DecoderIntermediateSize, d);
+            LayerNormParameters(layer + "final_layer_norm", d);
+        }
+    }
+
+    public override string TokenEmbeddingName => "model.shared.weight";
+
+    /// <summary>The tied names some files still carry, each a copy of <c>model.shared.weight</c>.</summary>
+    public override IReadOnlyList<string> TiedCopyNames { get; } =
+        ["model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"];
+
+    // modeling_marian registers k_proj, v_proj, q_proj, out_proj in that order.
+    private void AttentionParameters(string prefix, long d)
+    {
+        foreach (string projection in new[] { "k_proj", "v_proj", "q_proj", "out_proj" }) Linear($"{prefix}.{projection}", d, d);
+    }
+
+    private void Linear(string prefix, long inputs, long outputs)
+    {
+        Parameter(prefix + ".weight", HfInit.Matrix, outputs, inputs);
+        Parameter(prefix + ".bias", HfInit.Bias, outputs);
+    }
+
+    /// <summary>
+    /// MarianSinusoidalPositionalEmbedding's table <c>[positions, d]</c>: for position p and i &lt; d/2, column i holds
+    /// sin(p / 10000^(2i/d)) and column d/2 + i holds cos of the same angle, computed in float64 (numpy) and then
+    /// converted to <paramref name="dtype"/>.
+    /// </summary>
+    public static Tensor SinusoidTable(int positions, int d, ScalarType dtype)
+    {
+        if (d % 2 != 0) throw new NotSupportedException("an odd d_model puts the extra sine column first; not implemented");
+        var table = new double[positions * d];
+        for (int p = 0; p < positions; p++)
+            for (int i = 0; i < d / 2; i++)
+            {
+                double angle = p / Math.Pow(10000.0, 2.0 * i / d);
+                table[p * d + i] = Math.Sin(angle);
+                table[p * d + d / 2 + i] = Math.Cos(angle);
+            }
+        return tensor(table, new long[] { positions, d }).to(dtype);
+    }
+
+    /// <summary>The encoder's output <c>[B, S, E]</c>.</summary>
+    public override Tensor LastHiddenState(Tensor ids, Tensor? attentionMask) => Encode(ids, attentionMask);
+
+    /// <summary>
+    /// MarianEncoder: embed·√d (when scaled) + positions 0…S−1, then the layers. <paramref name="sourceMask"/> is the
+    /// 0/1 <c>attention_mask</c> <c>[B, S]</c> (null: every token visible).
+    /// </summary>
+    public Tensor Encode(Tensor ids, Tensor? sourceMask)
+    {
+        long batch = ids.shape[0], length = ids.shape[1];
+        Tensor x = Embed(ids, 0);
+        Tensor? mask = KeyMask(sourceMask, batch, length);
+        for (int i = 0; i < Config.Layers; i++)
+        {
+            string layer = $"model.encoder.layers.{i}.";
+            x = LayerNorm(x + Attention(layer + "self_attn", x, Heads(layer + "self_attn.k_proj", x, Config.Heads), Heads(layer + "self_attn.v_proj", x, Config.Heads), mask, Config.Heads), layer + "self_attn_layer_norm");
+            x = LayerNorm(x + FeedForward(layer, x), layer + "final_layer_norm");
+        }
+        return x;
+    }
+
+    /// <summary>
+    /// MarianDecoder: <paramref name="ids"/> <c>[B, T]</c> at positions past…past+T−1 (past = what <paramref name="cache"/>
+    /// holds, 0 without one), causal self-attention, cross-attention over <paramref name="memory"/> <c>[B, S, E]</c> with
+    /// the source mask. With a cache, each layer's self-attention keys and values are appended to it and the
+    /// cross-attention ones computed once (as transformers' EncoderDecoderCache does).
+    /// </summary>
+    public Tensor Decode(Tensor ids, Tensor memory, Tensor? sourceMask, MarianCache? cache = null)
+    {
+        long batch = ids.shape[0], length = ids.shape[1];
+        int past = cache?.Length ?? 0, heads = Config.DecoderHeads;
+        Tensor y = Embed(ids, past);
+        // Query at past + q sees keys 0 … past + q.
+        Tensor causal = triu(full(length, past + length, MinValue, Dtype), diagonal: past + 1).view(1, 1, length, past + length);
+        Tensor? crossMask = KeyMask(sourceMask, batch, memory.shape[1]);
+        for (int i = 0; i < Config.DecoderLayers; i++)
+        {
+            string layer = $"model.decoder.layers.{i}.";
+            Tensor keys = Heads(layer + "self_attn.k_proj", y, heads), values = Heads(layer + "self_attn.v_proj", y, heads);
+            Tensor crossKeys, crossValues;
+            if (cache is null)
+            {
+                crossKeys = Heads(layer + "encoder_attn.k_proj", memory, heads);
+                crossValues = Heads(layer + "encoder_attn.v_proj", memory, heads);
+            }
+            else
+            {
+                (keys, values) = cache.AppendSelf(i, keys, values);
+                (crossKeys, crossValues) = cache.Cross(i, () => (Heads(layer + "encoder_attn.k_proj", memory, heads), Heads(layer + "encoder_attn.v_proj", memory, heads)));
+            }
+            y = LayerNorm(y + Attention(layer + "self_attn", y, keys, values, causal, heads), layer + "self_attn_layer_norm");
+            y = LayerNorm(y + Attention(layer + "encoder_attn", y, crossKeys, crossValues, crossMask, heads), layer + "encoder_attn_layer_norm");
+            y = LayerNorm(y + FeedForward(layer, y), layer + "final_layer_norm");
+        }
+        if (cache is not null) cache.Length += (int)length;
+        return y;
+    }
+
+    /// <summary><c>lm_head(h) + final_logits_bias</c>: <c>[…, V]</c>, the head tied to <c>model.shared</c>.</summary>
+    public Tensor TranslationLogits(Tensor hidden) => F.linear(hidden, this["model.shared.weight"]) + this["final_logits_bias"];
+
+    /// <summary>
+    /// shift_tokens_right: the decoder reads <c>decoder_start_token_id</c> then the labels but the last, an ignored label
+    /// (−100) read as the padding id. <paramref name="labels"/> <c>[B·T]</c>, &lt; 0 for −100.
+    /// </summary>
+    public long[] ShiftRight(int[] labels, int batch, int length)
+    {
+        var input = new long[batch * length];
+        for (int b = 0; b < batch; b++)
+        {
+            input[b * length] = Config.DecoderStartTokenId;
+            for (int t = 1; t < length; t++)
+            {
+                int label = labels[b * length + t - 1];
+                input[b * length + t] = label < 0 ? Config.PadTokenId : label;
+            }
+        }
+        return input;
+    }
+
+    private Tensor Embed(Tensor ids, int firstPosition)
+    {
+        long batch = ids.shape[0], length = ids.shape[1], d = Config.HiddenSize;
+        if (firstPosition + length > Config.MaxPositions)
+            throw new ArgumentException($"positions up to {firstPosition + length - 1}, the table has {Config.MaxPositions}");
+        // nn.Embedding(padding_idx = pad): the padding row's value is read, but its lookup passes no gradient back.
+        Tensor shared = this["model.shared.weight"];
+        int pad = Config.PadTokenId;
+        Tensor table = cat(new[] { shared.narrow(0, 0, pad), shared.narrow(0, pad, 1).detach(), shared.narrow(0, pad + 1, Config.VocabSize - pad - 1) }, 0);
+        Tensor tokens = table.index_select(0, ids.flatten()).view(batch, length, d);
+        if (Config.ScaleEmbedding) tokens = tokens * Math.Sqrt(d);
+        Tensor positions = SinusoidTable(Config.MaxPositions, (int)d, Dtype).narrow(0, firstPosition, length);
+        return tokens + positions;
+    }
+
+    // _prepare_4d_attention_mask: [B, 1, 1, S], finfo.min where the mask is 0.
+    private Tensor? KeyMask(Tensor? mask, long batch, long length) =>
+        mask is null ? null : (1.0 - mask.to(Dtype).view(batch, 1, 1, length)) * MinValue;
+
+    // A projection split into heads: [B, T, E] → [B, H, T, D].
+    private Tensor Heads(string projection, Tensor x, int heads)
+    {
+        long batch = x.shape[0], length = x.shape[1];
+        return F.linear(x, this[projection + ".weight"], this[projection + ".bias"]).view(batch, length, heads, -1).transpose(1, 2);
+    }
+
+    // eager_attention_forward then out_proj: (q·kᵀ)·head_dim^−½ + mask, softmax, ·v.
+    private Tensor Attention(string prefix, Tensor x, Tensor keys, Tensor values, Tensor? mask, int heads)
+    {
+        long batch = x.shape[0], length = x.shape[1];
+        Tensor queries = Heads(prefix + ".q_proj", x, heads);
+        double scaling = Math.Pow(Config.HiddenSize / heads, -0.5);
+        Tensor scores = queries.matmul(keys.transpose(2, 3)) * scaling;
+        if (mask is not null) scores = scores + mask;
+        Tensor output = F.softmax(scores, -1).matmul(values).transpose(1, 2).contiguous().reshape(batch, length, -1);
+        return F.linear(output, this[prefix + ".out_proj.weight"], this[prefix + ".out_proj.bias"]);
+    }
+
+    private Tensor FeedForward(string layer, Tensor x)
+    {
+        Tensor inner = HfActivations.Apply(Config.Activation, F.linear(x, this[layer + "fc1.weight"], this[layer + "fc1.bias"]));
+        return F.linear(inner, this[layer + "fc2.weight"], this[layer + "fc2.bias"]);
+    }
+
+    private Tensor LayerNorm(Tensor x, string prefix) =>
+        F.layer_norm(x, new[] { (long)Config.HiddenSize }, this[prefix + ".weight"], this[prefix + ".bias"], Config.NormEps);
+}
+
+/// <summary>
+/// The decoder's key/value cache for step-by-step decoding: per layer, the self-attention keys and values so far
+/// <c>[B, H, past, D]</c> and the cross-attention ones over the encoder output. Holds tensors: create and use it inside one
+/// dispose scope.
+/// </summary>
+internal sealed class MarianCache
+{
+    private readonly Dictionary<int, (Tensor Keys, Tensor Values)> _self = new(), _cross = new();
+
+    /// <summary>Decoder positions held.</summary>
+    public int Length { get; set; }
+
+    public (Tensor Keys, Tensor Values) AppendSelf(int layer, Tensor keys, Tensor values)
+    {
+        if (_self.TryGetValue(layer, out (Tensor Keys, Tensor Values) held))
+        {
+            keys = cat(new[] { held.Keys, keys }, 2);
+            values = cat(new[] { held.Values, values }, 2);
+        }
+        _self[layer] = (keys, values);
+        return (keys, values);
+    }
+
+    public (Tensor Keys, Tensor Values) Cross(int layer, Func<(Tensor, Tensor)> compute)
+    {
+        if (!_cross.TryGetValue(layer, out (Tensor Keys, Tensor Values) held)) _cross[layer] = held = compute();
+        return held;
+    }
+}

@@ -1,0 +1,126 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace TransformerGen.Reference.Tests.HuggingFace;
+
+// The encoder–decoder entry points (MarianMTModel). Sources are [batch·sourceLength], labels [batch·targetLength];
+// the source mask defaults to the tokenizer's attention_mask (1 where the id is not the padding id).
+public sealed partial class HfReference
+{
+    /// <summary>
+    /// Marian: the logits <c>[B·T·V]</c> of <c>model(input_ids, attention_mask, labels=labels)</c>: the decoder reads the
+    /// labels shifted right behind <c>decoder_start_token_id</c> (<paramref name="labels"/> &lt; 0 stand for −100 and are
+    /// read as the padding id).
+    /// </summary>
+    public float[] TranslationLogits(int[] source, int[] labels, int batch, int sourceLength, int targetLength, int[]? sourceMask = null)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
+        return Values(TranslationForward(source, labels, batch, sourceLength, targetLength, sourceMask));
+    }
+
+    /// <summary>
+    /// Marian: transformers' loss with <c>labels</c> (mean cross-entropy over the labels ≥ 0; &lt; 0 stand for −100, as
+    /// DataCollatorForSeq2Seq pads labels) and the gradient of every parameter, <c>final_logits_bias</c> included, by name.
+    /// <c>model.shared.weight</c>'s padding row gets the output head's part only (<c>padding_idx</c>).
+    /// </summary>
+    public (float Loss, Dictionary<string, float[]> Gradients) TranslationLossAndGradients(int[] source, int[] labels, int batch, int sourceLength, int targetLength, int[]? sourceMask = null)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        Tensor loss = TranslationLoss(source, labels, batch, sourceLength, targetLength, sourceMask);
+        return ((float)loss.to(ScalarType.Float64).item<double>(), Gradients(loss));
+    }
+
+    /// <summary>Marian: the loss as a tensor (float64 gradient checks).</summary>
+    internal Tensor TranslationLoss(int[] source, int[] labels, int batch, int sourceLength, int targetLength, int[]? sourceMask = null)
+    {
+        Tensor logits = TranslationForward(source, labels, batch, sourceLength, targetLength, sourceMask);
+        Tensor target = tensor(labels.Select(t => t < 0 ? -100L : t).ToArray(), ScalarType.Int64);
+        return F.cross_entropy(logits.view(-1, Marian.Config.VocabSize), target, ignore_index: -100);
+    }
+
+    /// <summary>
+    /// Marian: the logits <c>[V]</c> for the token after <paramref name="decoderInput"/> (which starts with the decoder
+    /// start token), for one source, the whole decoder input recomputed.
+    /// </summary>
+    public float[] NextTokenLogits(int[] source, int[] decoderInput)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
+        HfMarian marian = Marian;
+        Tensor ids = Ids(source, 1, source.Length), mask = SourceMask(source, null, 1, source.Length);
+        Tensor memory = marian.Encode(ids, mask);
+        Tensor hidden = marian.Decode(TargetIds(decoderInput, 1, decoderInput.Length), memory, mask);
+        return Values(marian.TranslationLogits(hidden.select(1, decoderInput.Length - 1)).view(-1));
+    }
+
+    /// <summary>
+    /// Marian: <c>generate(num_beams=1)</c> on one source: from <c>decoder_start_token_id</c>, the argmax of each step's
+    /// logits (lowest id on a tie) with the <c>bad_words_ids</c> tokens (opus-mt: the padding id) and the start token
+    /// banned, each step recomputing the whole decoder input; stops at <c>eos_token_id</c> (not returned) or after
+    /// <paramref name="maxTokens"/> tokens. <c>forced_eos_token_id</c> acts only at <c>max_length</c>, which the callers
+    /// stay below.
+    /// </summary>
+    public int[] GreedyTranslation(int[] source, int maxTokens)
+    {
+        HfMarian marian = Marian;
+        HfConfig config = marian.Config;
+        var produced = new List<int>();
+        var input = new List<int> { config.DecoderStartTokenId };
+        while (produced.Count < maxTokens)
+        {
+            float[] logits = NextTokenLogits(source, input.ToArray());
+            foreach (int banned in config.BannedTokens.Append(config.DecoderStartTokenId)) logits[banned] = float.NegativeInfinity;
+            int next = 0;
+            for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[next]) next = i;
+            if (next == config.EosTokenId) break;
+            produced.Add(next);
+            input.Add(next);
+        }
+        return produced.ToArray();
+    }
+
+    /// <summary>
+    /// Marian: the logits <c>[T·V]</c> of <paramref name="decoderInput"/> decoded one token at a time through
+    /// <see cref="MarianCache"/> (the path of <c>generate</c>), for comparison with the full pass.
+    /// </summary>
+    internal float[] CachedDecoderLogits(int[] source, int[] decoderInput)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
+        HfMarian marian = Marian;
+        Tensor ids = Ids(source, 1, source.Length), mask = SourceMask(source, null, 1, source.Length);
+        Tensor memory = marian.Encode(ids, mask);
+        var cache = new MarianCache();
+        var rows = new List<Tensor>();
+        foreach (int token in decoderInput)
+            rows.Add(marian.TranslationLogits(marian.Decode(TargetIds([token], 1, 1), memory, mask, cache)).view(-1));
+        return Values(stack(rows));
+    }
+
+    private Tensor TranslationForward(int[] source, int[] labels, int batch, int sourceLength, int targetLength, int[]? sourceMask)
+    {
+        HfMarian marian = Marian;
+        if (labels.Length != batch * targetLength) throw new ArgumentException($"{labels.Length} labels for {batch}×{targetLength}");
+        if (labels.Any(t => t >= marian.Config.VocabSize)) throw new ArgumentException("a label is outside the vocabulary");
+        Tensor mask = SourceMask(source, sourceMask, batch, sourceLength);
+        Tensor memory = marian.Encode(Ids(source, batch, sourceLength), mask);
+        Tensor decoderInput = tensor(marian.ShiftRight(labels, batch, targetLength), new long[] { batch, targetLength });
+        return marian.TranslationLogits(marian.Decode(decoderInput, memory, mask));
+    }
+
+    private Tensor SourceMask(int[] source, int[]? mask, int batch, int length) =>
+        Mask(mask ?? source.Select(t => t == Marian.Config.PadTokenId ? 0 : 1).ToArray(), batch, length)!;
+
+    private Tensor TargetIds(int[] tokens, int batch, int length)
+    {
+        if (tokens.Any(t => t < 0 || t >= Marian.Config.VocabSize)) throw new ArgumentException("a decoder input is outside the vocabulary");
+        return tensor(tokens.Select(t => (long)t).ToArray(), new long[] { batch, length });
+    }
+
+    private HfMarian Marian => _model as HfMarian ?? throw new InvalidOperationException($"{ModelType} is not an encoder–decoder");
+}
