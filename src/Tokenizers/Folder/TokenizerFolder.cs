@@ -20,12 +20,18 @@ internal static class TokenizerFolder
 
     /// <summary>
     /// The order matters only for folders with files of two kinds, which the Hub's GPT-2, BERT, Llama-2,
-    /// TinyLlama, SmolLM2, Qwen2 and XLM-R uploads are not: byte-level BPE first, then SentencePiece BPE, then
-    /// XLM-R's SentencePiece Unigram, then WordPiece.
+    /// TinyLlama, SmolLM2, Qwen2, XLM-R and opus-mt uploads are not: Marian first (its vocab.json comes without
+    /// merges.txt, and source.spm is its alone), then byte-level BPE, then SentencePiece BPE, then XLM-R's
+    /// SentencePiece Unigram, then WordPiece.
     /// </summary>
     public static TokenizerParts Load(string folder, TokenizerConfig config)
     {
         bool Has(string name) => File.Exists(Path.Combine(folder, name));
+
+        if (Has(MarianLoader.SourceSpm))
+        {
+            return MarianLoader.Load(folder, config);
+        }
 
         if (Has(VocabJson) && Has(MergesTxt))
         {
@@ -63,7 +69,8 @@ internal static class TokenizerFolder
         return new FileNotFoundException(
             $"No tokenizer found in '{folder}'. Looked for: {VocabJson} + {MergesTxt} (byte-level BPE: GPT-2, Qwen2, SmolLM2), "
             + $"{SentencePieceModel} (SentencePiece BPE: Llama-2, TinyLlama), {XlmRobertaSentencePieceModel} (SentencePiece Unigram: "
-            + $"XLM-R, multilingual-e5, bge-m3), {WordPieceVocab} (WordPiece: BERT). "
+            + $"XLM-R, multilingual-e5, bge-m3), {WordPieceVocab} (WordPiece: BERT), {MarianLoader.SourceSpm} + {MarianLoader.TargetSpm} + {VocabJson} "
+            + "(Marian: opus-mt). "
             + $"Found: {foundText}.{hint}");
     }
 }

@@ -30,7 +30,8 @@ internal static class XlmRobertaLoader
                 $"{Path.GetFileName(modelPath)} with tokenizer_class '{config.TokenizerClass}': only XLM-RoBERTa's fairseq id layout (XLMRobertaTokenizer) is read.");
         }
 
-        SentencePieceTokenizer model = Create(modelPath);
+        // BOS/EOS are added by PretrainedTokenizer (fairseq's ids, not the model's).
+        SentencePieceTokenizer model = SentencePieceFile.Open(modelPath);
         if (model.UnknownId != ModelUnknownId || model.BeginningOfSentenceId != ModelBosId || model.EndOfSentenceId != ModelEosId)
         {
             throw new NotSupportedException(
@@ -102,21 +103,6 @@ internal static class XlmRobertaLoader
             SpecialTokens = specialTokens,
             SkippedWhenDecoding = skipped,
         };
-    }
-
-    private static SentencePieceTokenizer Create(string modelPath)
-    {
-        using FileStream stream = File.OpenRead(modelPath);
-        try
-        {
-            // BOS/EOS are added by PretrainedTokenizer (fairseq's ids, not the model's); no special tokens, so every
-            // id the library returns is a piece of the model.
-            return SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false, specialTokens: null);
-        }
-        catch (ArgumentException e)
-        {
-            throw new NotSupportedException($"{Path.GetFileName(modelPath)} is not a SentencePiece model Microsoft.ML.Tokenizers reads: {e.Message}", e);
-        }
     }
 
     private static InvalidDataException MissingToken(string key, string? token) =>

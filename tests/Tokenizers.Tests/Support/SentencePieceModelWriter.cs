@@ -83,6 +83,14 @@ internal static class SentencePieceModelWriter
         return Write(all, Unigram, byteFallback: false, "nmt_nfkc", ByteString.CopyFrom(precompiledCharsMap), removeExtraWhitespaces: true);
     }
 
+    /// <summary>
+    /// An opus-mt-shaped model (Marian's source.spm or target.spm): laid out as <see cref="XlmRobertaShaped"/> is,
+    /// &lt;unk&gt;=0, &lt;s&gt;=1, &lt;/s&gt;=2, then <paramref name="pieces"/>; Unigram, "nmt_nfkc" with
+    /// <paramref name="precompiledCharsMap"/>, the dummy prefix, extra whitespace removed.
+    /// </summary>
+    public static byte[] MarianShaped(IEnumerable<(string Piece, float Score)> pieces, byte[] precompiledCharsMap) =>
+        XlmRobertaShaped(pieces, precompiledCharsMap);
+
     private static byte[] Write(
         List<(string Piece, float Score, int Type)> pieces, int modelType, bool byteFallback,
         string normalizerName, ByteString precompiledCharsMap, bool removeExtraWhitespaces)
