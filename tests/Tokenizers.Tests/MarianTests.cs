@@ -33,7 +33,7 @@ public sealed class MarianTests : IDisposable
     [
         ("▁", -3), (",", -3.5f), (".", -3.6f),
         ("▁Ich", -6), ("▁bin", -6), ("▁ein", -6), ("▁kleiner", -8), ("▁Frosch", -9), ("▁Hallo", -7), ("▁Welt", -7.5f),
-        ("你", -10), ("好", -10),
+        ("你", -10), ("好", -10), ("▁,", -12), ("▁.", -12),
         .. Letters,
     ];
 
@@ -187,6 +187,16 @@ public sealed class MarianTests : IDisposable
         Assert.Equal("Hallo<unk> Welt", tokenizer.Decode([.. Ids("▁Hallo"), Unk, .. Ids("▁Welt")], skipSpecialTokens: false));
         // The space after a special token is there even before a piece without "▁".
         Assert.Equal("Hallo<unk> ,", tokenizer.Decode([.. Ids("▁Hallo"), Unk, .. Ids(",")], skipSpecialTokens: false));
+    }
+
+    [Fact]
+    public void Clean_up_tokenization_spaces_is_applied_only_when_the_folder_asks()
+    {
+        // "▁," and "▁." decode with a space before the mark, which only the clean-up removes.
+        int[] ids = [.. Ids("▁Hallo", "▁,", "▁Welt", "▁.")];
+        Assert.Equal("Hallo , Welt .", Open().Decode(ids));
+        _folder.Write("tokenizer_config.json", """{ "clean_up_tokenization_spaces": true }""");
+        Assert.Equal("Hallo, Welt.", Open().Decode(ids));
     }
 
     [Fact]

@@ -46,6 +46,12 @@ internal sealed class TokenizerConfig
     public bool? TokenizeChineseChars { get; private init; }
     public bool? DoBasicTokenize { get; private init; }
 
+    /// <summary>
+    /// <c>clean_up_tokenization_spaces</c>: decoding removes the space before punctuation and English contractions
+    /// (read by Marian's loader; transformers' default is false).
+    /// </summary>
+    public bool? CleanUpTokenizationSpaces { get; private init; }
+
     /// <summary>Marian's <c>separate_vocabs</c>: the target side has a vocabulary of its own (target_vocab.json).</summary>
     public bool? SeparateVocabs { get; private init; }
 
@@ -92,6 +98,7 @@ internal sealed class TokenizerConfig
             TokenizeChineseChars = GetBool(root, "tokenize_chinese_chars"),
             DoBasicTokenize = GetBool(root, "do_basic_tokenize"),
             SeparateVocabs = GetBool(root, "separate_vocabs"),
+            CleanUpTokenizationSpaces = GetBool(root, "clean_up_tokenization_spaces"),
             AddedTokens = ReadAddedTokensDecoder(root),
             ChatTemplate = ReadChatTemplate(root) ?? ReadChatTemplateFile(folder),
         };

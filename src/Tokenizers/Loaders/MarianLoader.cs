@@ -50,6 +50,7 @@ internal static class MarianLoader
         var sourceSide = new MarianSentencePiece(SentencePieceFile.Open(sourceSpm), vocabulary, sourceAdded, source.Unk);
         var targetSide = new MarianSentencePiece(SentencePieceFile.Open(targetSpm), targetVocabulary, targetAdded, target.Unk);
 
+        bool cleanUp = config.CleanUpTokenizationSpaces ?? false;
         var specialTokens = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (AddedToken added in sourceAdded)
         {
@@ -62,7 +63,7 @@ internal static class MarianLoader
             EncodeText = sourceSide.Encode,
             EncodeTargetText = targetSide.Encode,
             // transformers' decode gives target text: the model generates the target side.
-            DecodeIds = targetSide.Decode,
+            DecodeIds = cleanUp ? ids => CleanUpTokenizationSpaces(targetSide.Decode(ids)) : targetSide.Decode,
             Suffix = [source.Eos],
             TargetSuffix = [target.Eos],
             // build_inputs_with_special_tokens joins a pair as "A B </s>", which the Prefix/Suffix/PairSeparator
@@ -80,6 +81,19 @@ internal static class MarianLoader
             DefaultModelMaxLength = DefaultModelMaxLength,
         };
     }
+
+    // transformers' clean_up_tokenization, which decode applies when the folder asks for it.
+    private static string CleanUpTokenizationSpaces(string text) => text
+        .Replace(" .", ".", StringComparison.Ordinal)
+        .Replace(" ?", "?", StringComparison.Ordinal)
+        .Replace(" !", "!", StringComparison.Ordinal)
+        .Replace(" ,", ",", StringComparison.Ordinal)
+        .Replace(" ' ", "'", StringComparison.Ordinal)
+        .Replace(" n't", "n't", StringComparison.Ordinal)
+        .Replace(" 'm", "'m", StringComparison.Ordinal)
+        .Replace(" 's", "'s", StringComparison.Ordinal)
+        .Replace(" 've", "'ve", StringComparison.Ordinal)
+        .Replace(" 're", "'re", StringComparison.Ordinal);
 
     private static bool IsLanguageCode(string piece) =>
         piece.Length >= 4 && piece.StartsWith(">>", StringComparison.Ordinal) && piece.EndsWith("<<", StringComparison.Ordinal);
