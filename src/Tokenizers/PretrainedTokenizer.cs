@@ -101,12 +101,12 @@ public sealed class PretrainedTokenizer
     public int? EosId => _parts.EosId;
 
     /// <summary>
-    /// The padding id (BERT <c>[PAD]</c> = 0, XLM-R <c>&lt;pad&gt;</c> = 1, Marian vocab.json's <c>&lt;pad&gt;</c>, which is also the
-    /// id its decoder starts from), or null when the tokenizer names none.
+    /// The padding id (BERT <c>[PAD]</c> = 0, XLM-R <c>&lt;pad&gt;</c> = 1, Marian vocab.json's <c>&lt;pad&gt;</c>, which opus-mt's
+    /// config.json also names as <c>decoder_start_token_id</c>), or null when the tokenizer names none.
     /// </summary>
     public int? PadId => _parts.PadId;
 
-    /// <summary>The unknown-token id (BERT <c>[UNK]</c> = 100, Llama <c>&lt;unk&gt;</c> = 0, XLM-R <c>&lt;unk&gt;</c> = 3), or null.</summary>
+    /// <summary>The unknown-token id (BERT <c>[UNK]</c> = 100, Llama <c>&lt;unk&gt;</c> = 0, XLM-R <c>&lt;unk&gt;</c> = 3, Marian vocab.json's <c>&lt;unk&gt;</c>), or null.</summary>
     public int? UnkId => _parts.UnkId;
 
     /// <summary>
