@@ -65,8 +65,15 @@ public sealed partial class HfReference
     /// <paramref name="maxTokens"/> tokens. <c>forced_eos_token_id</c> acts only at <c>max_length</c>, which the callers
     /// stay below.
     /// </summary>
-    public int[] GreedyTranslation(int[] source, int maxTokens)
+    public int[] GreedyTranslation(int[] source, int maxTokens) => GreedyTranslation(source, maxTokens, out _);
+
+    /// <summary>
+    /// As <see cref="GreedyTranslation(int[], int)"/>; <paramref name="smallestMargin"/> is the smallest gap between the
+    /// chosen token's logit and the runner-up's over the steps: how far the choices are from a tie that rounding could flip.
+    /// </summary>
+    public int[] GreedyTranslation(int[] source, int maxTokens, out double smallestMargin)
     {
+        smallestMargin = double.PositiveInfinity;
         HfMarian marian = Marian;
         HfConfig config = marian.Config;
         var produced = new List<int>();
@@ -77,6 +84,8 @@ public sealed partial class HfReference
             foreach (int banned in config.BannedTokens.Append(config.DecoderStartTokenId)) logits[banned] = float.NegativeInfinity;
             int next = 0;
             for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[next]) next = i;
+            float runnerUp = logits.Where((_, i) => i != next).Max();
+            smallestMargin = Math.Min(smallestMargin, logits[next] - runnerUp);
             if (next == config.EosTokenId) break;
             produced.Add(next);
             input.Add(next);

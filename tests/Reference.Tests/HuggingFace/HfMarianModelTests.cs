@@ -1,0 +1,198 @@
+#if HF_MARIAN_MODEL
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using TransformerGen.Model.Tests;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace TransformerGen.Reference.Tests.HuggingFace;
+
+/// <summary>
+/// <see cref="HfMarianModel"/> (compiled from the opus-mt-shaped <c>Configs/marian/config.json</c>) against the libtorch
+/// MarianMTModel (<see cref="HfMarian"/>), with the weights read from the files the reference wrote: the loaded values,
+/// the teacher-forced logits to 1e-5 of the largest, the loss (transformers' with <c>labels</c>) to 1e-5 relative, every
+/// parameter's gradient (<c>final_logits_bias</c> included) to 1e-4 of its norm, the cached decoder's next-token logits
+/// (<c>Encode</c> then <c>Append</c>) to 1e-5, and greedy translations identical. Each test reads another variant of
+/// the files: the current layout, bfloat16, the old layout (tied copies, position tables), three shards.
+/// </summary>
+public sealed class HfMarianModelTests(ITestOutputHelper output) : IDisposable
+{
+    private const long Seed = 20261206;
+    private const int Batch = HfMarianModel.Batch, SourceLength = HfMarianModel.SeqLen, TargetLength = HfMarianModel.TargetSeqLen;
+    private const int Vocab = 37, Pad = 36, Eos = 0;
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), "tg-marian-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_folder)) Directory.Delete(_folder, recursive: true);
+    }
+
+    [Fact]
+    public void Current_layout_without_position_tables() => Compare(new HfWriteOptions(IncludeBuffers: false));
+
+    [Fact]
+    public void Bfloat16_file() => Compare(new HfWriteOptions(Dtype: HfDtype.BF16, IncludeBuffers: false));
+
+    [Fact]
+    public void Old_layout_with_tied_copies_and_position_tables() => Compare(new HfWriteOptions(KeepTiedCopy: true, IncludeBuffers: true));
+
+    [Fact]
+    public void Three_shards() => Compare(new HfWriteOptions(IncludeBuffers: false, Shards: 3));
+
+    private void Compare(HfWriteOptions options)
+    {
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(HfFixtures.Marian), Seed);
+        // final_logits_bias[eos] raised from −0.83 to 0.67, so that one of the greedy translations below ends at eos (after
+        // one token, by a margin of 0.06 in the logits) instead of filling the output.
+        using (TorchSharp.torch.no_grad()) reference.Model["final_logits_bias"][0, Eos].add_(1.5);
+        reference.Save(_folder, options);
+        var model = new HfMarianModel(seed: 7);
+        model.Load(_folder);
+        Assert.Equal(Vocab, model.Layout.TargetVocab);
+        Assert.Equal(Pad, model.Layout.PadToken);
+        Assert.Equal(Pad, model.Layout.BosToken);
+        Assert.Equal(Eos, model.Layout.EosToken);
+
+        // The same tensors under the same names, loaded bit for bit.
+        Assert.Equal(reference.ParameterNames.Order(StringComparer.Ordinal), model.ParameterTensors.Select(t => t.Name).Order(StringComparer.Ordinal));
+        foreach (ParameterTensor t in model.ParameterTensors)
+        {
+            float[] ours = model.Parameters.Slice(t.Offset, t.Length).ToArray(), theirs = reference.ParameterValues(t.Name);
+            int differs = Array.FindIndex(ours, (v, i) => BitConverter.SingleToInt32Bits(v) != BitConverter.SingleToInt32Bits(theirs[i]));
+            Assert.True(differs < 0, $"{t.Name}[{differs}] loaded as {(differs < 0 ? 0 : ours[differs])}, the file holds {(differs < 0 ? 0 : theirs[differs])}");
+        }
+
+        // Sentence 0 fills the source; sentence 1 ends after 7 tokens (eos last) and is padded. Labels end with eos; the
+        // second's tail is ignored, once as the padding id and once as −1 (transformers' −100 for both).
+        int[] source = new int[Batch * SourceLength], targets = new int[Batch * TargetLength], labels = new int[Batch * TargetLength];
+        int[] words = TestData.Tokens(Batch * (SourceLength + TargetLength), Vocab - 2, 41).Select(t => t + 1).ToArray(); // 1 … 35
+        int[] sourceLengths = [SourceLength, 7], targetLengths = [TargetLength, 6];
+        for (int b = 0; b < Batch; b++)
+        {
+            for (int t = 0; t < SourceLength; t++)
+                source[b * SourceLength + t] = t < sourceLengths[b] - 1 ? words[b * SourceLength + t] : t == sourceLengths[b] - 1 ? Eos : Pad;
+            for (int t = 0; t < TargetLength; t++)
+            {
+                int i = b * TargetLength + t;
+                targets[i] = t < targetLengths[b] - 1 ? words[Batch * SourceLength + i] : t == targetLengths[b] - 1 ? Eos : t == TargetLength - 1 ? -1 : Pad;
+                labels[i] = targets[i] == Pad ? -1 : targets[i];
+            }
+        }
+
+        float loss = model.Forward(source, targets);
+        float[] logits = model.Logits.ToArray(), expected = reference.TranslationLogits(source, labels, Batch, SourceLength, TargetLength);
+        double logitError = RelativeMax(logits, expected);
+        double countedError = RelativeMax(Counted(logits, labels), Counted(expected, labels));
+        (float expectedLoss, Dictionary<string, float[]> gradients) = reference.TranslationLossAndGradients(source, labels, Batch, SourceLength, TargetLength);
+        model.ZeroGrad();
+        model.Backward();
+        (double gradientError, string worst) = GradientError(model, gradients);
+        output.WriteLine($"{Describe(options)}: logits {logitError:E2} (at counted positions {countedError:E2}; worst at {WorstPosition(logits, expected)}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
+        Assert.True(countedError < 1e-5, $"logits at counted positions differ by {countedError:E2} of the largest ({WorstPosition(logits, expected)})");
+        Assert.True(logitError < 1e-5, $"logits differ by {logitError:E2} of the largest ({WorstPosition(logits, expected)})");
+        Assert.True(Math.Abs(loss - expectedLoss) < 1e-5 * Math.Abs(expectedLoss), $"loss {loss} vs {expectedLoss}");
+        Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
+
+        // Cached decoding of an inference instance: Encode once, then one token per Append, then several in one Append.
+        var inference = HfMarianModel.ForInference(_folder);
+        int[] sentence = source[SourceLength..(2 * SourceLength)];
+        int[] decoderInput = new[] { Pad }.Concat(targets[..(TargetLength - 1)]).ToArray();
+        inference.Encode(sentence);
+        double appendError = 0;
+        for (int t = 0; t < TargetLength; t++)
+        {
+            float[] next = inference.Append(decoderInput.AsSpan(t, 1)).ToArray();
+            appendError = Math.Max(appendError, RelativeMax(next, reference.NextTokenLogits(sentence, decoderInput[..(t + 1)])));
+        }
+        inference.ResetDecoder();
+        double blockError = RelativeMax(inference.Append(decoderInput.AsSpan(0, 5)).ToArray(), reference.NextTokenLogits(sentence, decoderInput[..5]));
+        output.WriteLine($"Append one at a time {appendError:E2}, five at once {blockError:E2}");
+        Assert.True(appendError < 1e-5, $"cached next-token logits differ by {appendError:E2}");
+        Assert.True(blockError < 1e-5, $"the five-token Append differs by {blockError:E2}");
+
+        // Greedy translations of sources of several lengths (with trailing pads, and without).
+        int distinct = 0, stopped = 0;
+        double margin = double.PositiveInfinity;
+        for (int n = 0; n < 6; n++)
+        {
+            int length = 3 + n;
+            int[] words2 = TestData.Tokens(length, Vocab - 2, (ulong)(50 + n)).Select(t => t + 1).ToArray();
+            int[] input = n % 2 == 0 ? words2.Append(Eos).ToArray() : words2.Append(Eos).Concat(Enumerable.Repeat(Pad, SourceLength - length - 1)).ToArray();
+            var produced = new int[TargetLength];
+            int count = inference.Translate(input, produced);
+            int[] want = reference.GreedyTranslation(input, TargetLength, out double smallest);
+            output.WriteLine($"source [{string.Join(' ', input)}] → ours [{string.Join(' ', produced[..count])}], transformers [{string.Join(' ', want)}] (smallest margin {smallest:F4})");
+            Assert.Equal(want, produced[..count]);
+            distinct = Math.Max(distinct, want.Distinct().Count());
+            if (want.Length < TargetLength) stopped++;
+            margin = Math.Min(margin, smallest);
+        }
+        Assert.True(distinct >= 2, "every translation repeats one token: the comparison would prove little");
+        Assert.True(stopped > 0, "no translation ended at eos");
+        Assert.True(margin > 1e-3, $"a greedy choice was decided by {margin:E2}: rounding could flip it");
+    }
+
+    private static string Describe(HfWriteOptions o) =>
+        $"{o.Dtype}{(o.KeepTiedCopy ? ", tied copies" : "")}{(o.IncludeBuffers ? ", position tables" : "")}{(o.Shards > 1 ? $", {o.Shards} shards" : "")}";
+
+    // The logits at the positions whose label counts.
+    private static float[] Counted(float[] logits, int[] labels) =>
+        Enumerable.Range(0, labels.Length).Where(i => labels[i] >= 0).SelectMany(i => logits.Skip(i * Vocab).Take(Vocab)).ToArray();
+
+    private static string WorstPosition(float[] actual, float[] expected)
+    {
+        int worst = 0;
+        for (int i = 1; i < actual.Length; i++) if (Math.Abs(actual[i] - expected[i]) > Math.Abs(actual[worst] - expected[worst])) worst = i;
+        int row = worst / Vocab;
+        return $"sentence {row / TargetLength}, position {row % TargetLength}, token {worst % Vocab}: {actual[worst]} vs {expected[worst]}";
+    }
+
+    /// <summary>
+    /// Over the parameter tensors, the largest 2-norm of the difference over the reference's 2-norm. Tensors whose reference
+    /// gradient is rounding noise (the key biases: softmax ignores a per-row constant) are skipped. The shared embedding's
+    /// rows are compared one by one as well, so that a padding row (padding_idx) that differs is named.
+    /// </summary>
+    private (double Error, string Worst) GradientError(TransformerModel model, Dictionary<string, float[]> expected)
+    {
+        double worst = 0;
+        string worstName = "";
+        double largest = expected.Values.Max(Norm);
+        foreach (ParameterTensor t in model.ParameterTensors)
+        {
+            Assert.True(expected.TryGetValue(t.Name, out float[]? reference), $"the reference has no gradient for {t.Name}");
+            float[] ours = model.Gradients.Slice(t.Offset, t.Length).ToArray();
+            double norm = Norm(reference!);
+            if (norm < 1e-6 * largest)
+            {
+                Assert.True(Norm(ours) < 1e-4 * largest, $"{t.Name}: gradient norm {Norm(ours):E2}, the reference's is {norm:E2}");
+                continue;
+            }
+            double error = Norm(ours.Zip(reference!, (a, b) => a - b).ToArray()) / norm;
+            if (error > worst) (worst, worstName) = (error, t.Name);
+            if (t.Name == "model.shared.weight" && error > 1e-4)
+            {
+                int width = t.Shape[1];
+                for (int row = 0; row < t.Shape[0]; row++)
+                {
+                    double rowError = Norm(ours.Skip(row * width).Take(width).Zip(reference!.Skip(row * width).Take(width), (a, b) => a - b).ToArray());
+                    if (rowError > 1e-4 * norm)
+                        output.WriteLine($"model.shared.weight row {row}: |Δ| {rowError:E2}, ours |g| {Norm(ours.Skip(row * width).Take(width).ToArray()):E2}, reference |g| {Norm(reference!.Skip(row * width).Take(width).ToArray()):E2}");
+                }
+            }
+        }
+        return (worst, worstName);
+    }
+
+    private static double RelativeMax(float[] actual, float[] expected)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double scale = expected.Max(Math.Abs), worst = 0;
+        for (int i = 0; i < actual.Length; i++) worst = Math.Max(worst, Math.Abs((double)actual[i] - expected[i]));
+        return worst / scale;
+    }
+
+    private static double Norm(float[] v) => Math.Sqrt(v.Sum(x => (double)x * x));
+}
+#endif
