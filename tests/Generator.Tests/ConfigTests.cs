@@ -14,7 +14,7 @@ namespace TransformerGen.Generator.Tests;
 /// severity, the argument it underlines and its full message; valid configs of each family compile cleanly with the
 /// right sizes and checkpoint names; and the path in the attribute finds the right additional file.
 /// </summary>
-public class ConfigTests
+public partial class ConfigTests
 {
     /// <summary>One config file at /repo/models/{folder}/config.json, named in the attribute as models/{folder}/config.json.</summary>
     private static (string, string)[] At(string folder, string json) => [($"/repo/models/{folder}/config.json", json)];
@@ -75,7 +75,7 @@ public class ConfigTests
     public void TG0042_unknown_model_type()
     {
         string message = Unsupported("t5-small", Set(Gpt2, "model_type", "\"t5\""));
-        Assert.Equal("t5-small/config.json: \"model_type\": t5 cannot be compiled: only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, phi3, qwen2 and qwen3 are known", message);
+        Assert.Equal("t5-small/config.json: \"model_type\": t5 cannot be compiled: only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, phi3, qwen2, qwen3 and marian are known", message);
     }
 
     [Fact]
@@ -129,21 +129,23 @@ public class ConfigTests
         Assert.Equal("gelu10/config.json: \"hidden_act\": gelu_10 cannot be compiled: the gated feed-forward down(act(gate)·up) has a kernel for silu (SwiGLU) only", message);
 
         string gpt2 = Unsupported("gpt2-gelu10", Set(Gpt2, "activation_function", "\"gelu_10\""));
-        Assert.Equal("gpt2-gelu10/config.json: \"activation_function\": gelu_10 cannot be compiled: this family's feed-forward has kernels for gelu, gelu_new (gelu_pytorch_tanh, gelu_fast) and relu", gpt2);
+        Assert.Equal("gpt2-gelu10/config.json: \"activation_function\": gelu_10 cannot be compiled: this family's feed-forward has kernels for gelu, gelu_new (gelu_pytorch_tanh, gelu_fast), relu and silu (swish)", gpt2);
     }
 
     /// <summary>
-    /// transformers' GPT-2 MLP and BERT intermediate apply ACT2FN[act] to one projection (no gate), so "silu" there is a
-    /// plain SiLU. The generator has no plain SiLU kernel: it should say so, not fail in the lowering (TG9999).
+    /// transformers' GPT-2 MLP and BERT intermediate apply ACT2FN[act] to one projection (no gate), so "silu" (or its old
+    /// name "swish", Marian's) there is a plain SiLU, x·σ(x), forward and backward: not the gated SwiGLU of Llama.
     /// </summary>
     [Theory]
-    [InlineData("gpt2", "activation_function", "")]
-    [InlineData("bert", "hidden_act", ", Head = EncoderHead.SentenceEmbedding")]
-    public void TG0042_silu_in_an_ungated_family_is_refused_not_an_internal_error(string family, string key, string more)
+    [InlineData("gpt2", "activation_function", "", "silu")]
+    [InlineData("bert", "hidden_act", ", Head = EncoderHead.SentenceEmbedding", "swish")]
+    public void Silu_in_an_ungated_family_is_a_plain_silu(string family, string key, string more, string name)
     {
-        string json = Set(family == "gpt2" ? Gpt2 : Bert, key, "\"silu\"");
-        string message = Unsupported(family + "-silu", json, more);
-        Assert.StartsWith($"{family}-silu/config.json: \"{key}\": silu cannot be compiled: ", message);
+        string json = Set(family == "gpt2" ? Gpt2 : Bert, key, $"\"{name}\"");
+        var result = RunClean(At(family + "-silu", json), Declared(family + "-silu", more));
+        Assert.Contains("Activations.SiluForward(", result.GeneratedSource);
+        Assert.Contains("Activations.SiluBackward(", result.GeneratedSource);
+        Assert.DoesNotContain("SwiGlu", result.GeneratedSource);
     }
 
     /// <summary>

@@ -379,6 +379,9 @@ namespace TransformerGen.Generator
                 case AddOp add:
                     lines.Add($"{Kernels}Residual.Backward({G(add.Output)}, {G(add.A)}, {G(add.B)}{OverwriteArgument("overwriteDa", add.A)}{OverwriteArgument("overwriteDb", add.B)});");
                     break;
+                case ActivationOp act when act.Silu:
+                    lines.Add($"{Kernels}Activations.SiluBackward({G(act.Output)}, {V(act.Input)}, {G(act.Input)}{OverwriteArgument("overwriteDx", act.Input)});");
+                    break;
                 case ActivationOp act when act.Tanh:
                     lines.Add($"{Kernels}Activations.GeluTanhBackward({G(act.Output)}, {V(act.Input)}, {G(act.Input)}{OverwriteArgument("overwriteDx", act.Input)});");
                     break;
@@ -546,7 +549,7 @@ namespace TransformerGen.Generator
 
         private static string Bool(bool value) => value ? "true" : "false";
 
-        private static string ActivationName(ActivationOp act) => act.Tanh ? "GeluTanh" : act.Gelu ? "Gelu" : "Relu";
+        private static string ActivationName(ActivationOp act) => act.Silu ? "Silu" : act.Tanh ? "GeluTanh" : act.Gelu ? "Gelu" : "Relu";
 
         /// <summary>LayerNorm's eps where it is not the kernel's default 1e-5 (BERT's 1e-12).</summary>
         private static string EpsArgument(LayerNormOp ln) => ln.Eps == 1e-5f ? "" : ", " + Lit(ln.Eps);

@@ -146,6 +146,7 @@ namespace TransformerGen.Generator
                 norm = (family.RmsNorm ? "RMSNorm" : "LayerNorm") + $" eps {Lit(family.NormEps).TrimEnd('f')} " + (_spec.Norm.Value == EnumValues.PreNorm ? "before each sub-layer" : "after each residual add");
                 activation = family.FeedForwardName;
                 if (family.Rotary) positional = $"rotary positions (rotate_half, theta {Lit(family.RopeTheta).TrimEnd('f')})";
+                if (family.Kind == FamilySpec.Marian) positional = "sinusoidal positions (sines then cosines, not interleaved)";
                 if (_d.KvHeads > 0) activation += $", {_d.KvHeads} key/value heads";
                 // The file name goes into an XML doc comment: escape what XML gives a meaning to.
                 string file = family.ConfigFile.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
@@ -194,6 +195,8 @@ namespace TransformerGen.Generator
                 yield return $"Source tokens are {positions}; each encoder layer applies bidirectional self-attention and a feed-forward network, {sublayers}.";
                 yield return "Target tokens, shifted right behind the begin token (teacher forcing), go through decoder layers of causal self-attention,";
                 yield return "cross-attention to the encoder output, and a feed-forward network; the LM head gives logits over the target vocabulary.";
+                if (_spec.Family is { LogitsBias: true })
+                    yield return "One token table (model.shared) embeds source and target and is the LM head, whose logits get final_logits_bias added.";
             }
             else if (_spec.IsEncoderOnly)
             {
@@ -223,7 +226,10 @@ namespace TransformerGen.Generator
                 yield return $"{attends} each position see only positions at most {_spec.AttentionWindow.Value} away (a sliding window).";
             }
             bool loss = _graph.Ops.OfType<CrossEntropyOp>().Any();
-            if (_spec.PadToken.Value >= 0) yield return $"Padding ({_spec.PadToken.Value}) is masked in attention{(loss ? " and ignored by the loss" : "")}.";
+            if (_spec.PadToken.Value >= 0)
+                yield return _spec.IsEncoderDecoder && _spec.Family is not null
+                    ? $"Source padding ({_spec.PadToken.Value}) is masked in attention, and padding targets are ignored by the loss."
+                    : $"Padding ({_spec.PadToken.Value}) is masked in attention{(loss ? " and ignored by the loss" : "")}.";
             yield return loss
                 ? $"The loss is the mean cross-entropy{smoothing} over targets that are not ignored."
                 : "It has no loss of its own: the gradient of the caller's loss with respect to its output seeds the backward pass.";
@@ -373,6 +379,10 @@ namespace TransformerGen.Generator
                     case "sinusoidal_positions":
                         tables.Add("// the paper's sinusoidal position table [positions, DModel]");
                         tables.Add($"{Kernels}Positional.SinusoidalTable(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.DModel)});");
+                        break;
+                    case "sinusoidal_positions_split":
+                        tables.Add("// Marian's sinusoidal position table [positions, DModel]: the sines in the first half of the channels, the cosines in the second");
+                        tables.Add($"{Kernels}Positional.SinusoidalSplitTable(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.DModel)});");
                         break;
                     case "rotary_cos":
                         TensorDef sin = _graph.Tensors.Single(s => s.Name == "rotary_sin");

@@ -14,7 +14,8 @@ namespace TransformerGen.Generator
             string TokenEmbedding, string? Positions, string? TokenTypes, string? EmbeddingNorm,
             string AttentionNorm, string[] QueryKeyValue, string? QueryKeyValueBias, string Output, string FeedForwardNorm,
             string[] Up, string? UpBias, string Down, string FinalNorm, string NormWeight, string NormBias,
-            string? QueryNorm = null, string? KeyNorm = null)
+            string? QueryNorm = null, string? KeyNorm = null,
+            string? CrossNorm = null, string? CrossQuery = null, string[]? CrossKeyValue = null, string? CrossOutput = null)
         {
             public static readonly FamilyNames Gpt2 = new(
                 "wte.weight", "wpe.weight", null, null,
@@ -55,6 +56,24 @@ namespace TransformerGen.Generator
                 QueryKeyValue = ["model.layers.{0}.self_attn.qkv_proj"], Up = ["model.layers.{0}.mlp.gate_up_proj"],
             };
 
+            // Marian (MarianMTModel): BART's post-LN layers; one token table, "model.shared", for both stacks and the head.
+            public static readonly FamilyNames MarianEncoder = new(
+                "model.shared.weight", null, null, null,
+                "model.encoder.layers.{0}.self_attn_layer_norm",
+                ["model.encoder.layers.{0}.self_attn.q_proj", "model.encoder.layers.{0}.self_attn.k_proj", "model.encoder.layers.{0}.self_attn.v_proj"], null,
+                "model.encoder.layers.{0}.self_attn.out_proj", "model.encoder.layers.{0}.final_layer_norm",
+                ["model.encoder.layers.{0}.fc1"], null, "model.encoder.layers.{0}.fc2", "", "weight", "bias");
+
+            public static readonly FamilyNames MarianDecoder = new(
+                "model.shared.weight", null, null, null,
+                "model.decoder.layers.{0}.self_attn_layer_norm",
+                ["model.decoder.layers.{0}.self_attn.q_proj", "model.decoder.layers.{0}.self_attn.k_proj", "model.decoder.layers.{0}.self_attn.v_proj"], null,
+                "model.decoder.layers.{0}.self_attn.out_proj", "model.decoder.layers.{0}.final_layer_norm",
+                ["model.decoder.layers.{0}.fc1"], null, "model.decoder.layers.{0}.fc2", "", "weight", "bias",
+                CrossNorm: "model.decoder.layers.{0}.encoder_attn_layer_norm", CrossQuery: "model.decoder.layers.{0}.encoder_attn.q_proj",
+                CrossKeyValue: ["model.decoder.layers.{0}.encoder_attn.k_proj", "model.decoder.layers.{0}.encoder_attn.v_proj"],
+                CrossOutput: "model.decoder.layers.{0}.encoder_attn.out_proj");
+
             public static FamilyNames Of(int kind) => kind switch
             {
                 FamilySpec.Gpt2 => Gpt2,
@@ -68,6 +87,7 @@ namespace TransformerGen.Generator
 
         private ModelGraph BuildFamily(FamilySpec f, CancellationToken cancellationToken)
         {
+            if (_spec.IsEncoderDecoder) return BuildSeq2SeqFamily(f, cancellationToken);
             FamilyNames names = FamilyNames.Of(f.Kind);
             bool conv1D = f.Kind == FamilySpec.Gpt2;
             long c = _d.DModel;
@@ -104,7 +124,7 @@ namespace TransformerGen.Generator
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 Stage stage = encoder ? Stage.OfEncoderLayer(layer) : Stage.OfLayer(layer);
-                x = FamilyLayer(f, names, stage, string.Format(System.Globalization.CultureInfo.InvariantCulture, "{0}", layer), conv1D, x, causal: !encoder, layers);
+                x = FamilyLayer(f, names, stage, Index(layer), conv1D, TokenStream.Input, x, null, causal: !encoder, layers);
             }
 
             if (encoder)
@@ -121,12 +141,56 @@ namespace TransformerGen.Generator
             return new ModelGraph(_spec, _d, _tensors, _ops) { HiddenState = _hiddenState };
         }
 
-        /// <summary>One pre-norm (GPT-2, Llama) or post-norm (BERT) layer of a family, with its names and projections.</summary>
-        private TensorDef FamilyLayer(FamilySpec f, FamilyNames names, Stage stage, string index, bool conv1D, TensorDef x, bool causal, int layers)
+        /// <summary>
+        /// An encoder–decoder family (Marian): the encoder's layers over the source, then the decoder's layers over the
+        /// target, each with cross-attention to the encoder's last layer (post-LN: no final norm on either side), and the
+        /// head tied to the one token table, plus <c>final_logits_bias</c>. Both stacks add the same fixed sinusoids.
+        /// </summary>
+        private ModelGraph BuildSeq2SeqFamily(FamilySpec f, CancellationToken cancellationToken)
+        {
+            long c = _d.DModel;
+            TensorDef tokenEmbedding = Parameter(FamilyNames.MarianEncoder.TokenEmbedding, InitKind.Normal, InitStd, _d.Vocab, c);
+            // transformers' MarianSinusoidalPositionalEmbedding: sin(p·ω_i) in columns i < d/2, cos(p·ω_i) in columns d/2 + i.
+            _sinusoids = Constant("sinusoidal_positions_split", _d.MaxLength, c);
+            float scale = _spec.ScaleEmbeddings.Value ? (float)Math.Sqrt(_d.DModel) : 1f;
+            TensorDef Embed(Stage stage, TokenStream stream, string prefix)
+            {
+                TensorDef e = Activation(prefix + ".x", -1, c, stream);
+                _ops.Add(new EmbeddingOp(stage, stream, tokenEmbedding, e, scale));
+                _ops.Add(new PositionalAddOp(stage, stream, _sinusoids, e));
+                return Dropout(stage, "dropout on embeddings + positions", e, prefix + ".x_dropped", -1, stream);
+            }
+
+            TensorDef x = Embed(Stage.Embed, TokenStream.Input, "embed");
+            for (int layer = 0; layer < _d.EncoderLayers; layer++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                x = FamilyLayer(f, FamilyNames.MarianEncoder, Stage.OfEncoderLayer(layer), Index(layer), conv1D: false, TokenStream.Input, x, null, causal: false, _d.EncoderLayers);
+            }
+            TensorDef y = Embed(Stage.TargetEmbed, TokenStream.Decoder, "target_embed");
+            for (int layer = 0; layer < _d.DecoderLayers; layer++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                y = FamilyLayer(f, FamilyNames.MarianDecoder, Stage.OfDecoderLayer(layer), Index(layer), conv1D: false, TokenStream.Decoder, y, x, causal: true, _d.DecoderLayers);
+            }
+            _hiddenState = y;
+            TensorDef? bias = f.LogitsBias ? TensorDef.View(Parameter("final_logits_bias", InitKind.Zeros, 0f, 1, _d.TargetVocab), 0, _d.TargetVocab) : null;
+            LanguageModelHead(y, tokenEmbedding, "", TokenStream.Decoder, finalNorm: false, bias);
+            return new ModelGraph(_spec, _d, _tensors, _ops) { HiddenState = _hiddenState };
+        }
+
+        private static string Index(int layer) => layer.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        /// <summary>
+        /// One pre-norm (GPT-2, Llama) or post-norm (BERT, Marian) layer of a family, with its names and projections, over
+        /// <paramref name="stream"/>; with <paramref name="memory"/> (a decoder of an encoder–decoder), cross-attention to it
+        /// between self-attention and the feed-forward network.
+        /// </summary>
+        private TensorDef FamilyLayer(FamilySpec f, FamilyNames names, Stage stage, string index, bool conv1D, TokenStream stream, TensorDef x, TensorDef? memory, bool causal, int layers)
         {
             long c = _d.DModel, hd = _d.HeadDim, qWidth = (long)_d.Heads * hd, kvWidth = _d.KeyValueWidth;
             int layer = stage.Layer;
-            string a = (stage.Kind == StageKind.EncoderLayer ? "encoder.layers." : "layers.") + index + ".";
+            string a = stage.Kind switch { StageKind.EncoderLayer => "encoder.layers.", StageKind.DecoderLayer => "decoder.layers.", _ => "layers." } + index + ".";
             string Name(string pattern) => string.Format(System.Globalization.CultureInfo.InvariantCulture, pattern, index);
             float residualStd = InitStd / (float)Math.Sqrt(2.0 * layers);
             bool pre = _spec.Norm.Value == EnumValues.PreNorm;
@@ -136,54 +200,89 @@ namespace TransformerGen.Generator
             TensorDef attnIn = pre ? FamilyNorm(f, stage, a, f.RmsNorm ? "input RMSNorm" : "ln_1 (pre-LN)", "ln1", Name(names.AttentionNorm), x) : x;
             long[] qkvRows = names.QueryKeyValue.Length == 1 ? [qWidth + 2 * kvWidth] : [qWidth, kvWidth, kvWidth];
             (TensorDef qkvW, TensorDef? qkvB) = PackedLinear(names.QueryKeyValue, Name, qkvRows, c, f.QkvBias, InitStd, conv1D);
-            TensorDef qkv = Activation(a + "qkv", layer, qWidth + 2 * kvWidth, TokenStream.Input, "qkv");
+            TensorDef qkv = Activation(a + "qkv", layer, qWidth + 2 * kvWidth, stream, "qkv");
             if (f.QueryKeyNorm)
             {
                 // Qwen3: the projection, then each query and key head RMS-normalized (before the rotation).
-                TensorDef raw = Activation(a + "qkv_projected", layer, qWidth + 2 * kvWidth, TokenStream.Input, "qkv_projected");
+                TensorDef raw = Activation(a + "qkv_projected", layer, qWidth + 2 * kvWidth, stream, "qkv_projected");
                 _ops.Add(new LinearOp(stage, "Q, K, V projections", attnIn, qkvW, qkvB, raw));
                 TensorDef queryNorm = Parameter(Name(names.QueryNorm!), InitKind.Ones, 0f, hd);
                 TensorDef keyNorm = Parameter(Name(names.KeyNorm!), InitKind.Ones, 0f, hd);
-                TensorDef rstd = Activation(a + "qk_norm_rstd", layer, _d.Heads + _d.KeyValueHeads, TokenStream.Input, "qk_norm_rstd");
+                TensorDef rstd = Activation(a + "qk_norm_rstd", layer, _d.Heads + _d.KeyValueHeads, stream, "qk_norm_rstd");
                 _ops.Add(new HeadRmsNormOp(stage, raw, queryNorm, keyNorm, qkv, rstd, _d.Heads, _d.KeyValueHeads, (int)hd, f.NormEps));
             }
             else _ops.Add(new LinearOp(stage, "Q, K, V projections", attnIn, qkvW, qkvB, qkv));
             if (f.Rotary)
-                _ops.Add(new RotaryOp(stage, TokenStream.Input, qkv, _rotaryCos!, _rotarySin!, _d.Heads, _d.HeadDim) { HalfSplit = true, KvHeads = _d.KeyValueHeads });
-            TensorDef attended = Activation(a + "attention", layer, qWidth, TokenStream.Input, "attention");
-            // An encoder's exact-length pass keeps each sequence's probabilities while it attends; a decoder's cached pass needs none.
-            (TensorDef? probabilities, TensorDef? statistics) = AttentionState(a, layer, _d.SeqLen, _d.SeqLen, trainingOnly: causal);
-            string title = (causal ? "causal self-attention" : "self-attention") + (_padding ? " with padding mask" : "")
+                _ops.Add(new RotaryOp(stage, stream, qkv, _rotaryCos!, _rotarySin!, _d.Heads, _d.HeadDim) { HalfSplit = true, KvHeads = _d.KeyValueHeads });
+            TensorDef attended = Activation(a + "attention", layer, qWidth, stream, "attention");
+            // An encoder's pass keeps each sequence's probabilities while it attends; a decoder's cached pass needs none. An
+            // encoder–decoder's decoder masks no padding, as transformers' does not: its targets' pads come last, after every
+            // real position under the causal mask, and its begin token is the padding id in Marian.
+            (TensorDef? probabilities, TensorDef? statistics) = AttentionState(a, layer, _d.Length(stream), _d.Length(stream), trainingOnly: causal);
+            bool maskPadding = _padding && stream == TokenStream.Input;
+            string title = (causal ? "causal self-attention" : "self-attention") + (maskPadding ? " with padding mask" : "")
                 + (_d.KvHeads > 0 ? $" ({_d.Heads} query heads on {_d.KeyValueHeads} key/value heads)" : "");
             _ops.Add(new AttentionOp(stage, title, qkv, 0, qkv, qWidth, qWidth + kvWidth, attended, probabilities, _d.Heads, _d.HeadDim,
-                TokenStream.Input, TokenStream.Input, causal, 0, _padding) { KvHeads = _d.KvHeads, Statistics = statistics });
+                stream, stream, causal, 0, maskPadding) { KvHeads = _d.KvHeads, Statistics = statistics });
             (TensorDef outW, TensorDef? outB) = PackedLinear([names.Output], Name, [c], qWidth, f.OutBias, residualStd, conv1D);
-            TensorDef projected = Activation(a + "attention_output", layer, c, TokenStream.Input, "attention_output");
+            TensorDef projected = Activation(a + "attention_output", layer, c, stream, "attention_output");
             _ops.Add(new LinearOp(stage, "attention output projection", attended, outW, outB, projected));
-            projected = Dropout(stage, "dropout on the attention sub-layer's output", projected, a + "attention_output_dropped", layer, TokenStream.Input);
-            TensorDef residual1 = Activation(a + (pre ? "residual1" : "sum1"), layer, c, TokenStream.Input, pre ? "residual1" : "sum1");
+            projected = Dropout(stage, "dropout on the attention sub-layer's output", projected, a + "attention_output_dropped", layer, stream);
+            TensorDef residual1 = Activation(a + (pre ? "residual1" : "sum1"), layer, c, stream, pre ? "residual1" : "sum1");
             _ops.Add(new AddOp(stage, "residual connection around self-attention", x, projected, residual1));
             if (!pre) residual1 = FamilyNorm(f, stage, a, "attention LayerNorm (post-LN)", "residual1", Name(names.AttentionNorm), residual1);
+            if (memory is not null) residual1 = CrossAttention(f, names, stage, Name, a, residual1, memory, residualStd, pre);
 
             // Feed-forward sub-layer: up (or gate | up, packed), activation, down.
             TensorDef ffnIn = pre ? FamilyNorm(f, stage, a, f.RmsNorm ? "post-attention RMSNorm" : "ln_2 (pre-LN)", "ln2", Name(names.FeedForwardNorm), residual1) : residual1;
             bool gated = f.FeedForward == FamilySpec.SwiGlu;
             long[] upRows = !gated ? [_d.DFF] : names.Up.Length == 1 ? [2L * _d.DFF] : [_d.DFF, _d.DFF];
             (TensorDef upW, TensorDef? upB) = PackedLinear(names.Up, Name, upRows, c, f.FfnBias, InitStd, conv1D);
-            TensorDef hidden = Activation(a + "ffn_hidden", layer, gated ? 2L * _d.DFF : _d.DFF, TokenStream.Input, "ffn_hidden");
+            TensorDef hidden = Activation(a + "ffn_hidden", layer, gated ? 2L * _d.DFF : _d.DFF, stream, "ffn_hidden");
             _ops.Add(new LinearOp(stage, gated ? "feed-forward gate and up projections" : "feed-forward up projection", ffnIn, upW, upB, hidden));
-            TensorDef activated = Activation(a + "ffn_activated", layer, _d.DFF, TokenStream.Input, "ffn_activated");
+            TensorDef activated = Activation(a + "ffn_activated", layer, _d.DFF, stream, "ffn_activated");
             _ops.Add(gated
                 ? new SwiGluOp(stage, hidden, activated)
-                : new ActivationOp(stage, f.FeedForward != FamilySpec.Relu, hidden, activated, tanh: f.FeedForward == FamilySpec.GeluTanh));
+                : new ActivationOp(stage, f.FeedForward != FamilySpec.Relu, hidden, activated, tanh: f.FeedForward == FamilySpec.GeluTanh, silu: f.FeedForward == FamilySpec.Silu));
             (TensorDef downW, TensorDef? downB) = PackedLinear([names.Down], Name, [c], _d.DFF, f.FfnBias, residualStd, conv1D);
-            TensorDef ffnOut = Activation(a + "ffn_output", layer, c, TokenStream.Input, "ffn_output");
+            TensorDef ffnOut = Activation(a + "ffn_output", layer, c, stream, "ffn_output");
             _ops.Add(new LinearOp(stage, "feed-forward down projection", activated, downW, downB, ffnOut));
-            ffnOut = Dropout(stage, "dropout on the feed-forward sub-layer's output", ffnOut, a + "ffn_output_dropped", layer, TokenStream.Input);
-            TensorDef output = Activation(a + (pre ? "output" : "sum2"), layer, c, TokenStream.Input, pre ? "output" : "sum2");
+            ffnOut = Dropout(stage, "dropout on the feed-forward sub-layer's output", ffnOut, a + "ffn_output_dropped", layer, stream);
+            TensorDef output = Activation(a + (pre ? "output" : "sum2"), layer, c, stream, pre ? "output" : "sum2");
             _ops.Add(new AddOp(stage, "residual connection around the feed-forward network", residual1, ffnOut, output));
             if (!pre) output = FamilyNorm(f, stage, a, "output LayerNorm (post-LN)", "output", Name(names.FeedForwardNorm), output);
             return output;
+        }
+
+        /// <summary>
+        /// A decoder layer's cross-attention sub-layer: queries from the decoder's stream, keys and values (one packed product of
+        /// the family's k and v projections, run once per source at inference) from the encoder's output, the output
+        /// projection, and the residual connection with its norm before (pre-LN) or after (post-LN) it.
+        /// </summary>
+        private TensorDef CrossAttention(FamilySpec f, FamilyNames names, Stage stage, Func<string, string> name, string a, TensorDef x, TensorDef memory, float residualStd, bool pre)
+        {
+            long c = _d.DModel, qWidth = (long)_d.Heads * _d.HeadDim, kvWidth = _d.KeyValueWidth;
+            int layer = stage.Layer;
+            string norm = name(names.CrossNorm!);
+            TensorDef crossIn = pre ? FamilyNorm(f, stage, a, "cross-attention LayerNorm (pre-LN)", "ln_cross", norm, x) : x;
+            (TensorDef queryW, TensorDef? queryB) = PackedLinear([names.CrossQuery!], name, [qWidth], c, f.QkvBias, InitStd, conv1D: false);
+            TensorDef q = Activation(a + "cross_q", layer, qWidth, TokenStream.Decoder, "cross_q");
+            _ops.Add(new LinearOp(stage, "cross-attention query projection", crossIn, queryW, queryB, q));
+            (TensorDef kvW, TensorDef? kvB) = PackedLinear(names.CrossKeyValue!, name, [kvWidth, kvWidth], c, f.QkvBias, InitStd, conv1D: false);
+            var kv = new TensorDef(a + "cross_kv", TensorKind.Activation, [_d.Tokens, 2 * kvWidth], layer, "cross_kv") { PerToken = true, Stream = TokenStream.Input, InCache = true };
+            _tensors.Add(kv);
+            _ops.Add(new LinearOp(stage, "cross-attention key and value projections of the encoder output", memory, kvW, kvB, kv) { InferenceStage = Stage.EncoderOutput });
+            TensorDef attended = Activation(a + "cross_attention", layer, qWidth, TokenStream.Decoder, "cross_attention");
+            (TensorDef? probabilities, TensorDef? statistics) = AttentionState(a, layer, _d.TargetSeqLen, _d.SeqLen, trainingOnly: true, cross: true);
+            _ops.Add(new AttentionOp(stage, "cross-attention to the encoder output" + (_padding ? " with source padding mask" : ""), q, 0, kv, 0, kvWidth,
+                attended, probabilities, _d.Heads, _d.HeadDim, TokenStream.Decoder, TokenStream.Input, causal: false, window: 0, keyPadding: _padding) { KvHeads = _d.KvHeads, Statistics = statistics });
+            (TensorDef outW, TensorDef? outB) = PackedLinear([names.CrossOutput!], name, [c], qWidth, f.OutBias, residualStd, conv1D: false);
+            TensorDef projected = Activation(a + "cross_attention_output", layer, c, TokenStream.Decoder, "cross_attention_output");
+            _ops.Add(new LinearOp(stage, "cross-attention output projection", attended, outW, outB, projected));
+            projected = Dropout(stage, "dropout on the cross-attention sub-layer's output", projected, a + "cross_attention_output_dropped", layer, TokenStream.Decoder);
+            TensorDef sum = Activation(a + (pre ? "residual_cross" : "sum_cross"), layer, c, TokenStream.Decoder, pre ? "residual_cross" : "sum_cross");
+            _ops.Add(new AddOp(stage, "residual connection around cross-attention", x, projected, sum));
+            return pre ? sum : FamilyNorm(f, stage, a, "cross-attention LayerNorm (post-LN)", "residual_cross", norm, sum);
         }
 
         /// <summary>

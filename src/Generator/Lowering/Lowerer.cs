@@ -215,8 +215,8 @@ namespace TransformerGen.Generator
             return output;
         }
 
-        /// <summary>Final norm (pre-LN), projection to the vocabulary (tied or not), softmax and cross-entropy.</summary>
-        private void LanguageModelHead(TensorDef x, TensorDef tokenEmbedding, string normName, TokenStream stream, bool finalNorm = true)
+        /// <summary>Final norm (pre-LN), projection to the vocabulary (tied or not, with Marian's logits bias or none), softmax and cross-entropy.</summary>
+        private void LanguageModelHead(TensorDef x, TensorDef tokenEmbedding, string normName, TokenStream stream, bool finalNorm = true, TensorDef? bias = null)
         {
             Stage stage = Stage.Head;
             int vocab = stream == TokenStream.Input ? _d.Vocab : _d.TargetVocab;
@@ -225,7 +225,8 @@ namespace TransformerGen.Generator
                 ? tokenEmbedding
                 : Parameter("lm_head.weight", InitKind.Normal, InitStd, vocab, _d.DModel);
             TensorDef logits = Activation("head.logits", -1, vocab, stream);
-            _ops.Add(new LinearOp(stage, _spec.TiedEmbeddings.Value ? "LM head (tied to the token embedding)" : "LM head", x, weight, null, logits));
+            string title = (_spec.TiedEmbeddings.Value ? "LM head (tied to the token embedding)" : "LM head") + (bias is null ? "" : " + final_logits_bias");
+            _ops.Add(new LinearOp(stage, title, x, weight, bias, logits));
             TensorDef probabilities = Activation("head.probabilities", -1, vocab, stream, trainingOnly: true);
             _ops.Add(new CrossEntropyOp(stage, logits, probabilities, _spec.LabelSmoothing.Value));
         }

@@ -244,12 +244,15 @@ namespace TransformerGen.Generator
         }
     }
 
-    /// <summary>The feed-forward network's activation, ReLU or GELU.</summary>
-    internal sealed class ActivationOp(Stage stage, bool gelu, TensorDef input, TensorDef output, bool tanh = false) : Op(stage, !gelu ? "ReLU" : tanh ? "GELU (tanh approximation)" : "GELU")
+    /// <summary>The feed-forward network's activation: ReLU, GELU, or SiLU (Marian's <c>swish</c>).</summary>
+    internal sealed class ActivationOp(Stage stage, bool gelu, TensorDef input, TensorDef output, bool tanh = false, bool silu = false)
+        : Op(stage, silu ? "SiLU" : !gelu ? "ReLU" : tanh ? "GELU (tanh approximation)" : "GELU")
     {
-        public bool Gelu { get; } = gelu;
+        public bool Gelu { get; } = gelu && !silu;
         /// <summary>GPT-2's <c>gelu_new</c>: the tanh approximation instead of the erf form.</summary>
-        public bool Tanh { get; } = gelu && tanh;
+        public bool Tanh { get; } = gelu && tanh && !silu;
+        /// <summary><c>x·σ(x)</c>.</summary>
+        public bool Silu { get; } = silu;
         public TensorDef Input { get; } = input;
         public TensorDef Output { get; } = output;
         public override IEnumerable<TensorDef> Reads => [Input];

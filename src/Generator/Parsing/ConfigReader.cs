@@ -91,11 +91,12 @@ namespace TransformerGen.Generator
                 case "qwen2": return Llama(FamilySpec.Qwen2, modelType);
                 case "qwen3": return Llama(FamilySpec.Qwen3, modelType);
                 case "phi3": return Llama(FamilySpec.Phi3, modelType);
+                case "marian": return Marian();
                 case null:
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, phi3, qwen2 and qwen3 are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, phi3, qwen2, qwen3 and marian are known");
                     return null;
             }
         }
@@ -214,6 +215,40 @@ namespace TransformerGen.Generator
             return (labels, head == EnumValues.Classification && (labels == 1 || problem is "regression" or "multi_label_classification"));
         }
 
+        /// <summary>
+        /// Marian (configuration_marian.py's keys; the opus-mt translation models): an encoder–decoder of post-LN layers with
+        /// biases everywhere, one token table shared by both stacks and tied to the head (plus <c>final_logits_bias</c>),
+        /// optionally scaled by √d_model, and fixed sinusoidal positions with the sines in the first half of the channels.
+        /// The decoder starts from <c>decoder_start_token_id</c> (the padding id in opus-mt). Keys left over from Marian's
+        /// own toolkit that transformers' MarianMTModel never reads (<c>normalize_before</c>, <c>add_final_layer_norm</c>,
+        /// <c>normalize_embedding</c>, <c>static_position_embeddings</c>) are not read here either: the model computes what
+        /// transformers computes.
+        /// </summary>
+        private ModelSpec? Marian()
+        {
+            int d = Required("d_model"), vocab = Required("vocab_size"), positions = Required("max_position_embeddings");
+            int encoderLayers = Required("encoder_layers"), decoderLayers = Required("decoder_layers");
+            int heads = Required("encoder_attention_heads"), decoderHeads = Required("decoder_attention_heads");
+            int ffn = Required("encoder_ffn_dim"), decoderFfn = Required("decoder_ffn_dim");
+            int feedForward = Activation("activation_function", "gelu", gated: false);
+            if (decoderHeads != heads) Unsupported("decoder_attention_heads", decoderHeads, $"the decoder must have as many heads as the encoder (encoder_attention_heads = {heads})");
+            if (decoderFfn != ffn) Unsupported("decoder_ffn_dim", decoderFfn, $"the decoder's feed-forward must be as wide as the encoder's (encoder_ffn_dim = {ffn})");
+            if (d > 0 && heads > 0 && d % heads != 0) Unsupported("encoder_attention_heads", heads, $"d_model {d} is not a multiple of it");
+            if (d % 2 != 0) Unsupported("d_model", d, "the sinusoidal positions need an even width");
+            RequireFlag("share_encoder_decoder_embeddings", true, "separate encoder and decoder token tables");
+            if (Int("decoder_vocab_size") is int decoderVocab && decoderVocab != vocab)
+                Unsupported("decoder_vocab_size", decoderVocab, $"with one shared token table it must equal vocab_size = {vocab}");
+            int pad = Int("pad_token_id") ?? 58100, start = Int("decoder_start_token_id") ?? 58100, eos = FirstId("eos_token_id") ?? 0;
+            var family = new FamilySpec(FamilySpec.Marian, _file, heads > 0 ? d / heads : 0, heads, positions, 1e-5f, RmsNorm: false, feedForward,
+                Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: 0, EmbeddingNorm: false, LogitsBias: true);
+            return Resolve(family, EnumValues.EncoderDecoder, vocab, d, heads, encoderLayers, ffn, EnumValues.Sinusoidal, EnumValues.PostNorm,
+                tied: Bool("tie_word_embeddings") ?? true, pad: pad,
+                seq2seq: new Seq2SeqSizes(encoderLayers, decoderLayers, start, eos, Bool("scale_embedding") ?? false));
+        }
+
+        /// <summary>What an encoder–decoder config adds to <see cref="Resolve"/>: its stacks, the decoder's first token and end, the embedding scale.</summary>
+        private sealed record Seq2SeqSizes(int EncoderLayers, int DecoderLayers, int DecoderStart, int Eos, bool ScaleEmbeddings);
+
         private ModelSpec? Llama(int kind, string modelType)
         {
             int hidden = Required("hidden_size"), layers = Required("num_hidden_layers"), heads = Required("num_attention_heads");
@@ -262,11 +297,17 @@ namespace TransformerGen.Generator
         /// Fills the spec's sizes from the config, checking every size the attribute also gives against it, and the
         /// sequence length against the config's positions.
         /// </summary>
-        private ModelSpec? Resolve(FamilySpec family, int architecture, int vocab, int dModel, int heads, int layers, int dff, int positional, int norm, bool tied, int? pad = null, int? classes = null)
+        private ModelSpec? Resolve(FamilySpec family, int architecture, int vocab, int dModel, int heads, int layers, int dff, int positional, int norm, bool tied,
+            int? pad = null, int? classes = null, Seq2SeqSizes? seq2seq = null)
         {
             string Key(string attribute) => (attribute, family.Kind) switch
             {
-                ("Vocab", _) => "vocab_size",
+                ("Vocab" or "TargetVocab", _) => "vocab_size",
+                ("DModel", FamilySpec.Marian) => "d_model",
+                ("Heads", FamilySpec.Marian) => "encoder_attention_heads",
+                ("Layers" or "EncoderLayers", FamilySpec.Marian) => "encoder_layers",
+                ("DecoderLayers", FamilySpec.Marian) => "decoder_layers",
+                ("DFF", FamilySpec.Marian) => "encoder_ffn_dim",
                 ("DModel", FamilySpec.Gpt2) => "n_embd",
                 ("DModel", FamilySpec.DistilBert) => "dim",
                 ("DModel", _) => "hidden_size",
@@ -298,14 +339,20 @@ namespace TransformerGen.Generator
                     family.Kind == FamilySpec.Gpt2 ? "n_positions" : "max_position_embeddings", family.PositionOffset > 0
                         ? $"the model knows {family.UsablePositions} positions ({family.MaxPositions} rows, positions counted from pad_token_id + 1 = {family.PositionOffset})"
                         : $"the model knows {family.MaxPositions} positions"));
+            int targetLength = spec.TargetSeqLen.Value > 0 ? spec.TargetSeqLen.Value : spec.SeqLen.Value; // the spec's TargetLength before the architecture is set
+            if (seq2seq is not null && targetLength > family.MaxPositions && family.MaxPositions > 0)
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.TargetSeqLen.Location ?? spec.SeqLen.Location ?? Where, "TargetSeqLen", targetLength, _file,
+                    "max_position_embeddings", $"the model knows {family.MaxPositions} positions"));
             if (spec.TiedEmbeddings.IsSet && spec.TiedEmbeddings.Value != tied)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.TiedEmbeddings.Location, "TiedEmbeddings", spec.TiedEmbeddings.Value ? "true" : "false",
                     _file, "tie_word_embeddings", tied ? "true" : "false"));
+            // An encoder–decoder's stacks and target vocabulary are sizes of the config (checked below); its TargetSeqLen is the
+            // declaration's, as SeqLen is.
             foreach ((string name, bool isSet, LocationInfo? at) in new[]
                      {
                          ("ScaleEmbeddings", spec.ScaleEmbeddings.IsSet, spec.ScaleEmbeddings.Location), ("AttentionWindow", spec.AttentionWindow.IsSet, spec.AttentionWindow.Location),
-                         ("EncoderLayers", spec.EncoderLayers.IsSet, spec.EncoderLayers.Location), ("DecoderLayers", spec.DecoderLayers.IsSet, spec.DecoderLayers.Location),
-                         ("TargetVocab", spec.TargetVocab.IsSet, spec.TargetVocab.Location), ("TargetSeqLen", spec.TargetSeqLen.IsSet, spec.TargetSeqLen.Location),
+                         ("EncoderLayers", spec.EncoderLayers.IsSet && seq2seq is null, spec.EncoderLayers.Location), ("DecoderLayers", spec.DecoderLayers.IsSet && seq2seq is null, spec.DecoderLayers.Location),
+                         ("TargetVocab", spec.TargetVocab.IsSet && seq2seq is null, spec.TargetVocab.Location), ("TargetSeqLen", spec.TargetSeqLen.IsSet && seq2seq is null, spec.TargetSeqLen.Location),
                      })
                 if (isSet) _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, at, name, "(given)", _file, "model_type", "the config fixes the architecture"));
             if (spec.Classes.IsSet && classes is null)
@@ -317,6 +364,20 @@ namespace TransformerGen.Generator
             if (spec.PadToken.IsSet && pad is int configPad && configPad != spec.PadToken.Value)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.PadToken.Location, "PadToken", spec.PadToken.Value, _file, "pad_token_id", configPad));
             int bos = Int("bos_token_id") ?? spec.BosToken.Value, eos = FirstId("eos_token_id") ?? spec.EosToken.Value;
+            if (seq2seq is not null)
+            {
+                spec = spec with
+                {
+                    EncoderLayers = Sized("EncoderLayers", spec.EncoderLayers, seq2seq.EncoderLayers),
+                    DecoderLayers = Sized("DecoderLayers", spec.DecoderLayers, seq2seq.DecoderLayers),
+                    TargetVocab = Sized("TargetVocab", spec.TargetVocab, vocab),
+                    ScaleEmbeddings = new Argument<bool>(seq2seq.ScaleEmbeddings, null),
+                };
+                // The decoder's first token is decoder_start_token_id, and the encoder–decoder options need it given: the config gives it.
+                bos = seq2seq.DecoderStart;
+                eos = seq2seq.Eos;
+            }
+            LocationInfo? bosLocation = seq2seq is not null ? spec.BosToken.Location ?? _spec.Config.Location : spec.BosToken.Location;
             return spec with
             {
                 Architecture = Fixed("Architecture", spec.Architecture, architecture, "model_type", "the config fixes the architecture"),
@@ -327,10 +388,10 @@ namespace TransformerGen.Generator
                 DFF = Sized("DFF", spec.DFF, dff),
                 Positional = Fixed("Positional", spec.Positional, positional, "model_type", "the family fixes how positions enter"),
                 Norm = Fixed("Norm", spec.Norm, norm, "model_type", "the family fixes where the norms sit"),
-                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind switch { FamilySpec.Gpt2 => "activation_function", FamilySpec.DistilBert => "activation", _ => "hidden_act" }, family.FeedForwardName),
+                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind switch { FamilySpec.Gpt2 or FamilySpec.Marian => "activation_function", FamilySpec.DistilBert => "activation", _ => "hidden_act" }, family.FeedForwardName),
                 TiedEmbeddings = new Argument<bool>(tied, spec.TiedEmbeddings.Location),
                 PadToken = new Argument<int>(padToken, spec.PadToken.Location),
-                BosToken = new Argument<int>(bos >= 0 && bos < vocab ? bos : -1, spec.BosToken.Location),
+                BosToken = new Argument<int>(bos >= 0 && bos < vocab ? bos : -1, bosLocation),
                 EosToken = new Argument<int>(eos >= 0 && eos < vocab ? eos : -1, spec.EosToken.Location),
                 Pooling = classes is null ? spec.Pooling : new Argument<int>(EnumValues.FirstToken, spec.Pooling.Location),
                 Classes = classes is int labels ? new Argument<int>(labels, spec.Classes.Location ?? _spec.Config.Location) : spec.Classes,
@@ -358,7 +419,7 @@ namespace TransformerGen.Generator
 
         /// <summary>
         /// The feed-forward kind a config's activation asks for. A gated family (Llama's MLP, down(act(gate)·up)) has a
-        /// kernel for silu only (SwiGLU); an ungated one (GPT-2, BERT) for gelu, gelu_new and relu but not a plain silu.
+        /// kernel for silu only (SwiGLU); an ungated one (GPT-2, BERT, Marian) for gelu, gelu_new, relu and silu.
         /// </summary>
         private int Activation(string key, string fallback, bool gated)
         {
@@ -374,8 +435,9 @@ namespace TransformerGen.Generator
                 case "gelu": return FamilySpec.GeluErf;
                 case "gelu_new": case "gelu_pytorch_tanh": case "gelu_fast": return FamilySpec.GeluTanh;
                 case "relu": return FamilySpec.Relu;
+                case "silu": case "swish": return FamilySpec.Silu;
                 default:
-                    Unsupported(key, value, "this family's feed-forward has kernels for gelu, gelu_new (gelu_pytorch_tanh, gelu_fast) and relu");
+                    Unsupported(key, value, "this family's feed-forward has kernels for gelu, gelu_new (gelu_pytorch_tanh, gelu_fast), relu and silu (swish)");
                     return FamilySpec.GeluErf;
             }
         }

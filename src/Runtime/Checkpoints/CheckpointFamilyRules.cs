@@ -32,8 +32,11 @@ internal sealed class CheckpointFamilyRules
     /// <summary>Patterns of heads the model does not have (a pooler, pre-training heads): skipped and reported.</summary>
     public IReadOnlyList<string> UnusedHeads { get; init; } = [];
 
-    /// <summary>The output head that, when the model ties it to the embedding, files may still carry as a copy.</summary>
-    public TiedHead? TiedHead { get; init; }
+    /// <summary>
+    /// Tensors that, when the model ties them to its token embedding, files may still carry as copies: the output head, and
+    /// in Marian the encoder's and decoder's own names for the one shared table.
+    /// </summary>
+    public IReadOnlyList<TiedCopy> TiedCopies { get; init; } = [];
 
     /// <summary>The table of <paramref name="family"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="family"/> is <see cref="CheckpointFamily.Native"/> (it has no rules: names match exactly) or unknown.</exception>
@@ -47,6 +50,7 @@ internal sealed class CheckpointFamilyRules
         CheckpointFamily.Qwen3 => Qwen3,
         CheckpointFamily.DistilBert => DistilBert,
         CheckpointFamily.Phi3 => Phi3,
+        CheckpointFamily.Marian => Marian,
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "not a Hugging Face checkpoint family"),
     };
 
@@ -65,7 +69,7 @@ internal sealed class CheckpointFamilyRules
             new("h.{i}.attn.masked_bias", FloatTypes, "a scalar, shape [] or [1]",
                 static (shape, _, _) => shape is [] or [1]),
         ],
-        TiedHead = new("lm_head.weight", "wte.weight"),
+        TiedCopies = [new("lm_head.weight", "wte.weight")],
     };
 
     // BertModel: base prefix "bert."; TF-converted files (bert-base-uncased) keep LayerNorm gamma/beta; BertForPreTraining
@@ -112,7 +116,7 @@ internal sealed class CheckpointFamilyRules
         Family = CheckpointFamily.Llama,
         Prefix = "model.",
         Buffers = [RotaryInverseFrequencies],
-        TiedHead = new("lm_head.weight", "embed_tokens.weight"),
+        TiedCopies = [new("lm_head.weight", "embed_tokens.weight")],
     };
 
     // Qwen2ForCausalLM: Llama's names (the Q, K and V biases are ordinary parameters of the model's table).
@@ -121,7 +125,7 @@ internal sealed class CheckpointFamilyRules
         Family = CheckpointFamily.Qwen2,
         Prefix = "model.",
         Buffers = [RotaryInverseFrequencies],
-        TiedHead = new("lm_head.weight", "embed_tokens.weight"),
+        TiedCopies = [new("lm_head.weight", "embed_tokens.weight")],
     };
 
     // DistilBertModel: base prefix "distilbert."; DistilBertForMaskedLM files add the MLM head (vocab_transform,
@@ -144,7 +148,7 @@ internal sealed class CheckpointFamilyRules
     {
         Family = CheckpointFamily.Phi3,
         Prefix = "model.",
-        TiedHead = new("lm_head.weight", "embed_tokens.weight"),
+        TiedCopies = [new("lm_head.weight", "embed_tokens.weight")],
     };
 
     // Qwen3ForCausalLM: Llama's names plus self_attn.q_norm and k_norm, ordinary parameters of the model's table.
@@ -153,7 +157,25 @@ internal sealed class CheckpointFamilyRules
         Family = CheckpointFamily.Qwen3,
         Prefix = "model.",
         Buffers = [RotaryInverseFrequencies],
-        TiedHead = new("lm_head.weight", "embed_tokens.weight"),
+        TiedCopies = [new("lm_head.weight", "embed_tokens.weight")],
+    };
+
+    // MarianMTModel: base prefix "model."; final_logits_bias and lm_head.weight sit outside it. The encoder, the decoder and
+    // the head all use "model.shared"; files written before transformers dropped tied copies also hold them under the
+    // encoder's, the decoder's and the head's names. The fixed sinusoid tables [max_position_embeddings, d_model] were saved
+    // by older versions (current ones list them in _keys_to_ignore_on_save).
+    private static readonly CheckpointFamilyRules Marian = new()
+    {
+        Family = CheckpointFamily.Marian,
+        Prefix = "model.",
+        Buffers =
+        [
+            new("encoder.embed_positions.weight", FloatTypes, "[P, d_model], d_model = the columns of model.shared.weight",
+                static (shape, table, _) => shape is [> 0, var d] && d == table.Dim("shared.weight", 1)),
+            new("decoder.embed_positions.weight", FloatTypes, "[P, d_model], d_model = the columns of model.shared.weight",
+                static (shape, table, _) => shape is [> 0, var d] && d == table.Dim("shared.weight", 1)),
+        ],
+        TiedCopies = [new("lm_head.weight", "shared.weight"), new("encoder.embed_tokens.weight", "shared.weight"), new("decoder.embed_tokens.weight", "shared.weight")],
     };
 
     /// <summary>The key of a model's name: the name without <see cref="Prefix"/>.</summary>
@@ -190,8 +212,8 @@ internal sealed class CheckpointFamilyRules
 /// <summary>A legacy name ending and what it is called now.</summary>
 internal sealed record LegacyRename(string Ending, string Replacement);
 
-/// <summary>The output head <paramref name="Head"/> (a key) that a tied model takes from <paramref name="Embedding"/> (a key).</summary>
-internal sealed record TiedHead(string Head, string Embedding);
+/// <summary>The tensor <paramref name="Copy"/> (a key: an output head, say) that a tied model takes from <paramref name="Embedding"/> (a key).</summary>
+internal sealed record TiedCopy(string Copy, string Embedding);
 
 /// <summary>
 /// A buffer files carry beside the parameters: its key <paramref name="Pattern"/>, the dtypes it may have, and its

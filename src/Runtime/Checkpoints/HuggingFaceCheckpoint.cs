@@ -270,12 +270,12 @@ public static class HuggingFaceCheckpoint
                     RequireFloat(shard, entry);
                     skipped.Add(Skip(shard, entry, SafeTensorsSkipReason.UnusedHead));
                 }
-                else if (rules.TiedHead is { } tied && key == tied.Head && table.TryFind(tied.Embedding, out int embedding))
+                else if (TiedCopyOf(rules, key) is { } tied && table.TryFind(tied.Embedding, out int embedding))
                 {
                     ParameterTensor tiedTo = tensors[embedding];
                     if (!SafeTensors.ShapeEquals(entry.Shape, tiedTo.Shape))
                         throw SafeTensors.Invalid(shard.Name, entry.Name,
-                            $"the model ties its output head to '{tiedTo.Name}' {tiedTo.ShapeText} and has no '{entry.Name}'; a copy of the embedding would be {tiedTo.ShapeText}, but the file's is {entry.ShapeText}");
+                            $"the model ties it to '{tiedTo.Name}' {tiedTo.ShapeText} and has no '{entry.Name}'; a copy of the embedding would be {tiedTo.ShapeText}, but the file's is {entry.ShapeText}");
                     RequireFloat(shard, entry);
                     skipped.Add(Skip(shard, entry, SafeTensorsSkipReason.TiedCopy));
                 }
@@ -407,6 +407,14 @@ public static class HuggingFaceCheckpoint
         tensor.StoredTransposed ? $"[{tensor.Shape[1]}, {tensor.Shape[0]}]" : tensor.ShapeText;
 
     /// <summary><c>Title (n): a; b; ….</c>, at most 50 items, or nothing for an empty list.</summary>
+    /// <summary>The tied copy <paramref name="key"/> names in the family's rules, or null.</summary>
+    private static TiedCopy? TiedCopyOf(CheckpointFamilyRules rules, string key)
+    {
+        foreach (TiedCopy copy in rules.TiedCopies)
+            if (copy.Copy == key) return copy;
+        return null;
+    }
+
     private static string Listing(string title, List<string> items)
     {
         if (items.Count == 0) return "";

@@ -40,6 +40,33 @@ public static class Positional
     }
 
     /// <summary>
+    /// Fills the sinusoidal table of Marian (transformers' <c>MarianSinusoidalPositionalEmbedding</c>), <c>[seqLen, c]</c> for
+    /// an even <paramref name="c"/>: the paper's frequencies, not interleaved: <c>PE(pos, i) = sin(pos / 10000^(2i/c))</c> and
+    /// <c>PE(pos, c/2 + i) = cos(pos / 10000^(2i/c))</c> for <c>i &lt; c/2</c>, computed in double.
+    /// </summary>
+    /// <param name="table">The table <c>[seqLen, c]</c>, overwritten.</param>
+    /// <param name="seqLen">Positions.</param>
+    /// <param name="c">Channels, even.</param>
+    public static void SinusoidalSplitTable(Span<float> table, int seqLen, int c)
+    {
+        SpanChecks.NonNegative(seqLen, nameof(seqLen));
+        SpanChecks.NonNegative(c, nameof(c));
+        if (c % 2 != 0) throw new ArgumentException($"the split sinusoidal table needs an even width, got {c}", nameof(c));
+        SpanChecks.Length(table.Length, (long)seqLen * c, nameof(table));
+        int half = c / 2;
+        for (int pos = 0; pos < seqLen; pos++)
+        {
+            Span<float> row = table.Slice(pos * c, c);
+            for (int i = 0; i < half; i++)
+            {
+                double angle = pos / Math.Pow(10000.0, 2.0 * i / c);
+                row[i] = (float)Math.Sin(angle);
+                row[half + i] = (float)Math.Cos(angle);
+            }
+        }
+    }
+
+    /// <summary>
     /// <c>x[b, t, :] += table[position0 + t, :]</c> for every sequence b: adds absolute positions, sinusoidal or learned.
     /// </summary>
     /// <param name="x">Embeddings <c>[batch, seqLen, c]</c>, updated in place.</param>

@@ -155,4 +155,10 @@ public enum CheckpointFamily
     DistilBert,
     /// <summary>Hugging Face Phi-3 (<c>Phi3ForCausalLM</c>): Llama's layout with fused <c>qkv_proj</c> and <c>gate_up_proj</c>.</summary>
     Phi3,
+    /// <summary>
+    /// Hugging Face Marian (<c>MarianMTModel</c>, the opus-mt translation models): an encoder–decoder whose one token table
+    /// <c>model.shared</c> embeds both sides and is the head; optional <c>model.</c> prefix, tied copies and the fixed
+    /// sinusoid tables skipped.
+    /// </summary>
+    Marian,
 }

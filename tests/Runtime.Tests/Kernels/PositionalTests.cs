@@ -28,6 +28,34 @@ public class PositionalTests
         Assert.Equal(1f, table[1]);
     }
 
+    /// <summary>
+    /// Marian's table holds the same sines and cosines as the paper's, de-interleaved: column i of the first half is the
+    /// paper's column 2i, column c/2 + i of the second half its column 2i + 1; checked against the paper's table and the
+    /// exponential form of the frequency, exp(−2i·ln(10000)/c).
+    /// </summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(20)]
+    [InlineData(34)]
+    public void Split_table_is_the_paper_table_with_sines_first_and_cosines_second(int c)
+    {
+        int seqLen = 13;
+        var split = new float[seqLen * c];
+        var paper = new float[seqLen * c];
+        Positional.SinusoidalSplitTable(split, seqLen, c);
+        Positional.SinusoidalTable(paper, seqLen, c);
+        for (int pos = 0; pos < seqLen; pos++)
+            for (int i = 0; i < c / 2; i++)
+            {
+                Assert.Equal(paper[pos * c + 2 * i], split[pos * c + i]);
+                Assert.Equal(paper[pos * c + 2 * i + 1], split[pos * c + c / 2 + i]);
+                double angle = pos * Math.Exp(-2.0 * i * Math.Log(10000.0) / c);
+                Assert.Equal(Math.Sin(angle), split[pos * c + i], 1e-6);
+                Assert.Equal(Math.Cos(angle), split[pos * c + c / 2 + i], 1e-6);
+            }
+        Assert.Throws<ArgumentException>(() => Positional.SinusoidalSplitTable(new float[3 * 5], 3, 5));
+    }
+
     [Fact]
     public void Add_uses_rows_from_position0_for_every_sequence()
     {

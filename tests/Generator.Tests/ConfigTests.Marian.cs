@@ -1,0 +1,119 @@
+using System;
+using Microsoft.CodeAnalysis;
+using Xunit;
+using static TransformerGen.Generator.Tests.ConfigFixtures;
+
+namespace TransformerGen.Generator.Tests;
+
+/// <summary>
+/// Marian configs (Helsinki-NLP/opus-mt-*): an encoder–decoder read from the config, with its checkpoint names, shared
+/// and tied token table, logits bias, split sinusoids and SiLU, and a located refusal for what it cannot build.
+/// </summary>
+public partial class ConfigTests
+{
+    /// <summary>opus-mt-en-de's config.json at odd sizes, with the keys transformers' MarianMTModel never reads left in.</summary>
+    private const string Marian = """
+        {
+          "_name_or_path": "Helsinki-NLP/opus-mt-en-de",
+          "activation_dropout": 0.0,
+          "activation_function": "swish",
+          "add_bias_logits": false,
+          "add_final_layer_norm": false,
+          "architectures": ["MarianMTModel"],
+          "attention_dropout": 0.0,
+          "bad_words_ids": [[36]],
+          "bos_token_id": 0,
+          "classif_dropout": 0.0,
+          "d_model": 20,
+          "decoder_attention_heads": 4,
+          "decoder_ffn_dim": 44,
+          "decoder_layerdrop": 0.0,
+          "decoder_layers": 3,
+          "decoder_start_token_id": 36,
+          "decoder_vocab_size": 37,
+          "dropout": 0.1,
+          "encoder_attention_heads": 4,
+          "encoder_ffn_dim": 44,
+          "encoder_layerdrop": 0.0,
+          "encoder_layers": 2,
+          "eos_token_id": 0,
+          "forced_eos_token_id": 0,
+          "init_std": 0.02,
+          "is_encoder_decoder": true,
+          "max_length": 24,
+          "max_position_embeddings": 24,
+          "model_type": "marian",
+          "normalize_before": false,
+          "normalize_embedding": false,
+          "num_beams": 4,
+          "num_hidden_layers": 2,
+          "pad_token_id": 36,
+          "scale_embedding": true,
+          "share_encoder_decoder_embeddings": true,
+          "static_position_embeddings": true,
+          "transformers_version": "4.40.0",
+          "use_cache": true,
+          "vocab_size": 37
+        }
+        """;
+
+    [Fact]
+    public void A_marian_config_compiles_to_an_encoder_decoder_with_its_checkpoint_names()
+    {
+        Type m = Compile(At("opus-mt", Marian), Declared("opus-mt", ", TargetSeqLen = 9", seqLen: 11), out string source);
+        Assert.Equal(37, Constant(m, "Vocab"));
+        Assert.Equal(20, Constant(m, "DModel"));
+        Assert.Equal(5, Constant(m, "HeadDim"));
+        Assert.Equal(44, Constant(m, "DFF"));
+        Assert.Equal(9, Constant(m, "TargetSeqLen"));
+        Assert.Contains("Family = global::TransformerGen.CheckpointFamily.Marian,", source);
+        Assert.Contains("Architecture = global::TransformerGen.Architecture.EncoderDecoder,", source);
+        // One token table for both stacks and the head, scaled by √20; the logits bias is a [1, vocab] tensor of its own.
+        Assert.Contains("new(\"model.shared.weight\", new[] { 37, 20 }", source);
+        Assert.Contains("new(\"final_logits_bias\", new[] { 1, 37 }", source);
+        Assert.DoesNotContain("lm_head.weight", source);
+        Assert.DoesNotContain("embed_tokens", source);
+        Assert.Contains(", 37, 20, 4.472136f);", source);
+        foreach (string name in new[]
+                 {
+                     "model.encoder.layers.1.self_attn.q_proj.weight", "model.encoder.layers.1.self_attn.v_proj.bias", "model.encoder.layers.1.final_layer_norm.bias",
+                     "model.decoder.layers.2.encoder_attn.k_proj.weight", "model.decoder.layers.2.encoder_attn.out_proj.bias", "model.decoder.layers.2.encoder_attn_layer_norm.weight",
+                     "model.decoder.layers.2.fc1.weight", "model.decoder.layers.2.self_attn_layer_norm.weight",
+                 })
+            Assert.Contains($"new(\"{name}\"", source);
+        Assert.Contains("Positional.SinusoidalSplitTable(", source);
+        Assert.Contains("Activations.SiluForward(", source);
+        // encoder_layers and decoder_layers, each stack with its own names.
+        Assert.Contains("new(\"model.encoder.layers.1.fc2.bias\"", source);
+        Assert.DoesNotContain("model.encoder.layers.2.", source);
+        Assert.DoesNotContain("model.decoder.layers.3.", source);
+        // The decoder starts from decoder_start_token_id (the padding id) and ends at eos_token_id.
+        Assert.Contains("DecoderSeqLen = 9, PadToken = 36, BosToken = 36, EosToken = 0,", source);
+    }
+
+    [Theory]
+    [InlineData("decoder_attention_heads", "2", "\"decoder_attention_heads\": 2 cannot be compiled: the decoder must have as many heads as the encoder (encoder_attention_heads = 4)")]
+    [InlineData("decoder_ffn_dim", "40", "\"decoder_ffn_dim\": 40 cannot be compiled: the decoder's feed-forward must be as wide as the encoder's (encoder_ffn_dim = 44)")]
+    [InlineData("share_encoder_decoder_embeddings", "false", "\"share_encoder_decoder_embeddings\": false cannot be compiled: separate encoder and decoder token tables is not implemented")]
+    [InlineData("decoder_vocab_size", "40", "\"decoder_vocab_size\": 40 cannot be compiled: with one shared token table it must equal vocab_size = 37")]
+    [InlineData("activation_function", "\"tanh\"", "\"activation_function\": tanh cannot be compiled: this family's feed-forward has kernels for gelu, gelu_new (gelu_pytorch_tanh, gelu_fast), relu and silu (swish)")]
+    public void TG0042_what_a_marian_config_asks_and_the_compiler_cannot_build(string key, string value, string expected)
+    {
+        string message = Unsupported("opus-mt", Set(Marian, key, value), ", TargetSeqLen = 9");
+        Assert.Equal("opus-mt/config.json: " + expected, message);
+    }
+
+    [Fact]
+    public void TG0043_a_marian_target_longer_than_its_positions_is_refused_at_TargetSeqLen()
+    {
+        Diagnostic d = SingleError(At("opus-mt", Marian), Declared("opus-mt", ", TargetSeqLen = 25", seqLen: 11), "TG0043", "TargetSeqLen = 25");
+        Assert.Equal("TargetSeqLen = 25 contradicts opus-mt/config.json's \"max_position_embeddings\": the model knows 24 positions; leave TargetSeqLen out to take the config's value", d.GetMessage());
+    }
+
+    [Fact]
+    public void TG0043_a_marian_stack_size_that_contradicts_the_config_is_refused_where_it_is_written()
+    {
+        Diagnostic d = SingleError(At("opus-mt", Marian), Declared("opus-mt", ", DecoderLayers = 6", seqLen: 11), "TG0043", "DecoderLayers = 6");
+        Assert.Equal("DecoderLayers = 6 contradicts opus-mt/config.json's \"decoder_layers\": 3; leave DecoderLayers out to take the config's value", d.GetMessage());
+    }
+}
