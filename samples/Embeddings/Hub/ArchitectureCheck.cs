@@ -10,7 +10,8 @@ namespace TransformerGen.Samples.Hub;
 /// Compares a downloaded folder's config.json with the config a model was compiled from, on the keys that fix the
 /// architecture (sizes, norms, activation, positions). The generated code has every size built in, so weights of
 /// another shape cannot load, and a different eps, rope_theta or activation would load and compute wrong numbers;
-/// this says which keys differ before any weights are read. Compiled into samples/Embeddings and samples/Chat.
+/// this says which keys differ before any weights are read. Compiled into samples/Embeddings, samples/Chat and
+/// samples/Translate.
 /// </summary>
 internal static class ArchitectureCheck
 {
@@ -47,6 +48,18 @@ internal static class ArchitectureCheck
         Defaults("activation_function", "gelu_new"), Defaults("layer_norm_epsilon", Number(1e-5)), Defaults("tie_word_embeddings", "true"),
     ];
 
+    // MarianConfig's defaults for what opus-mt configs may leave out: one shared table (decoder_vocab_size = vocab_size),
+    // gelu, no embedding scale, and the ids the decoder starts from, ends at and never produces.
+    private static readonly Key[] Marian =
+    [
+        Required("vocab_size"), new("decoder_vocab_size", config => Value(config, "vocab_size")), Required("d_model"),
+        Required("encoder_layers"), Required("decoder_layers"), Required("encoder_attention_heads"), Required("decoder_attention_heads"),
+        Required("encoder_ffn_dim"), Required("decoder_ffn_dim"), Required("max_position_embeddings"),
+        Defaults("activation_function", "gelu"), Defaults("scale_embedding", "false"), Defaults("share_encoder_decoder_embeddings", "true"),
+        Defaults("tie_word_embeddings", "true"), Defaults("pad_token_id", "58100"), Defaults("decoder_start_token_id", "58100"),
+        Defaults("eos_token_id", "0"),
+    ];
+
     /// <summary>
     /// The differences between the folder's config and the compiled one, one line each
     /// (<c>hidden_size: 768 in the folder, 384 compiled</c>); empty when the folder holds the compiled architecture.
@@ -69,6 +82,7 @@ internal static class ArchitectureCheck
             "bert" => Bert,
             "llama" or "mistral" or "qwen2" => Llama,
             "gpt2" => Gpt2,
+            "marian" => Marian,
             _ => throw new InvalidOperationException($"the compiled config has model_type {compiledType}, which this check has no keys for"),
         };
         var differences = new List<string>();
