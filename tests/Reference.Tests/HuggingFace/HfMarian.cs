@@ -69,6 +69,12 @@ internal sealed class HfMarian : HfTorchModel
 
     public override string TokenEmbeddingName => "model.shared.weight";
 
+    /// <summary>
+    /// For diagnosis only: true lets the padding row's lookups pass their gradient too (an <c>nn.Embedding</c> without
+    /// <c>padding_idx</c>), which transformers does not do.
+    /// </summary>
+    public bool PaddingRowLearnsFromLookups { get; set; }
+
     /// <summary>The tied names some files still carry, each a copy of <c>model.shared.weight</c>.</summary>
     public override IReadOnlyList<string> TiedCopyNames { get; } =
         ["model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"];
@@ -192,7 +198,8 @@ internal sealed class HfMarian : HfTorchModel
         // nn.Embedding(padding_idx = pad): the padding row's value is read, but its lookup passes no gradient back.
         Tensor shared = this["model.shared.weight"];
         int pad = Config.PadTokenId;
-        Tensor table = cat(new[] { shared.narrow(0, 0, pad), shared.narrow(0, pad, 1).detach(), shared.narrow(0, pad + 1, Config.VocabSize - pad - 1) }, 0);
+        Tensor table = PaddingRowLearnsFromLookups ? shared
+            : cat(new[] { shared.narrow(0, 0, pad), shared.narrow(0, pad, 1).detach(), shared.narrow(0, pad + 1, Config.VocabSize - pad - 1) }, 0);
         Tensor tokens = table.index_select(0, ids.flatten()).view(batch, length, d);
         if (Config.ScaleEmbedding) tokens = tokens * Math.Sqrt(d);
         Tensor positions = SinusoidTable(Config.MaxPositions, (int)d, Dtype).narrow(0, firstPosition, length);

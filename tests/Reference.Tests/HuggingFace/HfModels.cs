@@ -56,3 +56,8 @@ public partial class HfPhi3Model { }
 // Qwen3-0.6B-shaped: 4 query heads on 2 key/value heads of 14 (4·14 ≠ 34 = hidden), q_norm/k_norm, tied, θ 1e6.
 [TransformerModel(Config = "HuggingFace/Configs/qwen3/config.json", SeqLen = 13, Batch = 2)]
 public partial class HfQwen3Model { }
+
+// Helsinki-NLP/opus-mt-shaped MarianMTModel: an encoder–decoder from config.json (shared tied table, final_logits_bias,
+// split sinusoid positions, post-LN, SiLU), source 11 and target 9 positions.
+[TransformerModel(Config = "HuggingFace/Configs/marian/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 2)]
+public partial class HfMarianModel { }
