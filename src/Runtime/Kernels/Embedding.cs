@@ -66,7 +66,8 @@ public static class Embedding
     }
 
     /// <summary>
-    /// Accumulates <c>dTable[tokens[i], :] += dOutput[i, :]·scale</c> (a token that appears twice gets both rows).
+    /// Accumulates <c>dTable[tokens[i], :] += dOutput[i, :]·scale</c> (a token that appears twice gets both rows), except for
+    /// lookups of <paramref name="paddingRow"/>, which pass no gradient back, as PyTorch's <c>nn.Embedding(padding_idx)</c>.
     /// The vocabulary size is <c>dTable.Length / c</c>.
     /// </summary>
     /// <param name="tokens">Token ids <c>[n]</c>.</param>
@@ -74,7 +75,8 @@ public static class Embedding
     /// <param name="dTable">Gradient of the table <c>[vocab, c]</c> (accumulated).</param>
     /// <param name="c">Embedding width.</param>
     /// <param name="scale">The forward scale.</param>
-    public static void Backward(ReadOnlySpan<int> tokens, ReadOnlySpan<float> dOutput, Span<float> dTable, int c, float scale = 1f)
+    /// <param name="paddingRow">The row whose lookups get no gradient, or −1 for none.</param>
+    public static void Backward(ReadOnlySpan<int> tokens, ReadOnlySpan<float> dOutput, Span<float> dTable, int c, float scale = 1f, int paddingRow = -1)
     {
         SpanChecks.Positive(c, nameof(c));
         if (dTable.Length % c != 0)
@@ -83,6 +85,7 @@ public static class Embedding
         CheckTokens(tokens, dTable.Length / c);
         for (int i = 0; i < tokens.Length; i++)
         {
+            if (tokens[i] == paddingRow) continue;
             Span<float> row = dTable.Slice(tokens[i] * c, c);
             TensorPrimitives.MultiplyAdd(dOutput.Slice(i * c, c), scale, row, row);
         }

@@ -40,6 +40,28 @@ public class EmbeddingTests
         GradientCheck.AssertDoubled("dTable", dTable, twice);
     }
 
+    /// <summary>
+    /// nn.Embedding(padding_idx): lookups of the padding row add nothing to its gradient, what the row already holds (the tied
+    /// head's part) stays, and every other row gets exactly what it gets without a padding row.
+    /// </summary>
+    [Fact]
+    public void Backward_passes_no_gradient_to_the_padding_row_and_leaves_its_other_gradient()
+    {
+        int vocab = 7, c = 13, pad = 3;
+        var rng = new Rng(52);
+        int[] tokens = { 3, 0, 6, 3, 3, 5 };
+        float[] g = TestTensors.Normal(rng, tokens.Length * c);
+        float[] held = TestTensors.Normal(rng, vocab * c);
+        var plain = (float[])held.Clone();
+        var padded = (float[])held.Clone();
+        Embedding.Backward(tokens, g, plain, c, 1.5f);
+        Embedding.Backward(tokens, g, padded, c, 1.5f, paddingRow: pad);
+        for (int v = 0; v < vocab; v++)
+            for (int j = 0; j < c; j++)
+                Assert.Equal(v == pad ? held[v * c + j] : plain[v * c + j], padded[v * c + j]);
+        Assert.NotEqual(held[pad * c], plain[pad * c]);
+    }
+
     [Fact]
     public void Out_of_range_token_throws_naming_position_and_id()
     {
