@@ -116,4 +116,82 @@ public partial class ConfigTests
         Diagnostic d = SingleError(At("opus-mt", Marian), Declared("opus-mt", ", DecoderLayers = 6", seqLen: 11), "TG0043", "DecoderLayers = 6");
         Assert.Equal("DecoderLayers = 6 contradicts opus-mt/config.json's \"decoder_layers\": 3; leave DecoderLayers out to take the config's value", d.GetMessage());
     }
+
+    /// <summary>facebook/bart-base's config.json at odd sizes (its fairseq leftovers kept).</summary>
+    private const string Bart = """
+        {
+          "activation_dropout": 0.1,
+          "activation_function": "gelu",
+          "add_bias_logits": false,
+          "add_final_layer_norm": false,
+          "architectures": ["BartModel"],
+          "attention_dropout": 0.1,
+          "bos_token_id": 0,
+          "classif_dropout": 0.1,
+          "d_model": 24,
+          "decoder_attention_heads": 3,
+          "decoder_ffn_dim": 40,
+          "decoder_layers": 2,
+          "decoder_start_token_id": 2,
+          "dropout": 0.1,
+          "encoder_attention_heads": 3,
+          "encoder_ffn_dim": 40,
+          "encoder_layers": 2,
+          "eos_token_id": 2,
+          "forced_bos_token_id": 0,
+          "forced_eos_token_id": 2,
+          "is_encoder_decoder": true,
+          "max_position_embeddings": 20,
+          "model_type": "bart",
+          "no_repeat_ngram_size": 3,
+          "normalize_before": false,
+          "normalize_embedding": true,
+          "num_hidden_layers": 2,
+          "pad_token_id": 1,
+          "scale_embedding": false,
+          "vocab_size": 50
+        }
+        """;
+
+    [Fact]
+    public void A_bart_config_has_learned_positions_two_rows_in_and_an_embedding_layernorm_per_stack()
+    {
+        Type m = Compile(At("bart-base", Bart), Declared("bart-base", ", TargetSeqLen = 9", seqLen: 20), out string source);
+        Assert.Equal(24, Constant(m, "DModel"));
+        Assert.Contains("Family = global::TransformerGen.CheckpointFamily.Bart,", source);
+        Assert.Contains("new(\"model.encoder.embed_positions.weight\", new[] { 22, 24 }", source);
+        Assert.Contains("new(\"model.decoder.embed_positions.weight\", new[] { 22, 24 }", source);
+        Assert.Contains("new(\"model.encoder.layernorm_embedding.bias\"", source);
+        Assert.Contains("new(\"model.decoder.layernorm_embedding.weight\"", source);
+        Assert.Contains("new(\"final_logits_bias\", new[] { 1, 50 }", source);
+        Assert.Contains("learned positions (position 0 is row 2 of the table)", source);
+        Assert.DoesNotContain("SinusoidalSplitTable", source);
+        Assert.DoesNotContain("model.encoder.layer_norm.", source);
+        Assert.Contains("Activations.GeluForward(", source);
+        // Not scaled: the lookup takes no factor.
+        Assert.Contains("Embedding.Forward(Tokens, p.Slice(0, 1200), a.Slice(0, ", source);
+        Assert.Contains("DecoderSeqLen = 9, PadToken = 1, BosToken = 2, EosToken = 2,", source);
+    }
+
+    [Fact]
+    public void An_mbart_config_is_pre_ln_with_a_final_layernorm_on_each_stack()
+    {
+        string json = Set(Set(Bart, "model_type", "\"mbart\""), "scale_embedding", "true");
+        Type m = Compile(At("mbart", json), Declared("mbart", ", TargetSeqLen = 9", seqLen: 11), out string source);
+        Assert.Equal(3, Constant(m, "Heads"));
+        Assert.Contains("Family = global::TransformerGen.CheckpointFamily.MBart,", source);
+        Assert.Contains("new(\"model.encoder.layer_norm.weight\", new[] { 24 }", source);
+        Assert.Contains("new(\"model.decoder.layer_norm.bias\", new[] { 24 }", source);
+        Assert.Contains("encoder output · the encoder's final LayerNorm", source);
+        Assert.Contains("head · the decoder's final LayerNorm", source);
+        Assert.Contains("LayerNorm eps 1E-05 before each sub-layer", source);
+        Assert.Contains(", 50, 24, 4.8989797f);", source);
+    }
+
+    [Fact]
+    public void TG0043_a_bart_sequence_longer_than_its_positions_counts_the_two_rows_before_position_0()
+    {
+        Diagnostic d = SingleError(At("bart-base", Bart), Declared("bart-base", "", seqLen: 21), "TG0043", "SeqLen = 21");
+        Assert.Equal("SeqLen = 21 contradicts bart-base/config.json's \"max_position_embeddings\": the model knows 20 positions (its learned table has 2 more rows before position 0); leave SeqLen out to take the config's value", d.GetMessage());
+    }
 }

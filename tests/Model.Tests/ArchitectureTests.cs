@@ -178,6 +178,42 @@ public class ArchitectureTests(ITestOutputHelper output)
         Assert.Equal(greedy[..length], beam[..beamLength]);
     }
 
+    /// <summary>
+    /// A forced prefix (mBART's target language, BART's &lt;s&gt;): the decoder reads it after the begin token, the output
+    /// starts after it, and each generated token is the argmax of recomputation over [prefix, generated so far].
+    /// </summary>
+    [Fact]
+    public void Greedy_translation_after_a_forced_prefix_follows_recomputation_and_the_prefix_is_checked()
+    {
+        var model = new LearnedSeq2Seq(8);
+        TestData.Perturb(model, 7);
+        model.Training = false;
+        int[] source = [5, 7, 3, 9], forced = [6, 4];
+        var output = new int[5];
+        int length = model.Translate(source, output, prefix: forced);
+        Assert.InRange(length, 0, LearnedSeq2Seq.TargetSeqLen - forced.Length);
+
+        var tokens = new int[LearnedSeq2Seq.TokensPerStep];
+        source.CopyTo(tokens, 0);
+        var read = new List<int>(forced);
+        for (int step = forced.Length; step < LearnedSeq2Seq.TargetSeqLen; step++)
+        {
+            var targets = new int[LearnedSeq2Seq.TargetTokensPerStep];
+            Array.Fill(targets, -1);
+            for (int i = 0; i < read.Count; i++) targets[i] = read[i];
+            model.Forward(tokens, targets);
+            ReadOnlySpan<float> row = model.Logits.Slice(step * LearnedSeq2Seq.TargetVocab, LearnedSeq2Seq.TargetVocab);
+            int argmax = -1;
+            for (int v = 0; v < row.Length; v++) if (v != Pad && v != Bos && (argmax < 0 || row[v] > row[argmax])) argmax = v;
+            if (argmax == Eos) break;
+            read.Add(argmax);
+        }
+        Assert.Equal(read.Skip(forced.Length).ToArray(), output[..length]);
+
+        Assert.Throws<ArgumentException>(() => model.Translate(source, output, prefix: new int[LearnedSeq2Seq.TargetSeqLen - 1]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.Translate(source, output, prefix: [LearnedSeq2Seq.TargetVocab]));
+    }
+
     [Fact]
     public void Beam_search_finds_a_sequence_at_least_as_likely_as_greedy()
     {

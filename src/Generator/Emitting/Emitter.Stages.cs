@@ -316,7 +316,7 @@ namespace TransformerGen.Generator
             switch (op)
             {
                 case EmbeddingOp e:
-                    lines.Add($"{Kernels}Embedding.Backward({TokensOf(e.Stream)}, {G(e.Output)}, {G(e.Table)}, {c}{ScaleArgument(e)});");
+                    lines.Add($"{Kernels}Embedding.Backward({TokensOf(e.Stream)}, {G(e.Output)}, {G(e.Table)}, {c}{ScaleArgument(e)}{(e.PaddingRow >= 0 ? ", paddingRow: " + Lit(e.PaddingRow) : "")});");
                     break;
                 case PositionalAddOp pos when pos.Table.Kind == TensorKind.Parameter:
                     lines.Add($"{Kernels}Positional.AddBackward({G(pos.X)}, {G(pos.Table)}, {Lit(_d.Batch)}, {Lit(_d.Length(pos.Stream))}, {c});");

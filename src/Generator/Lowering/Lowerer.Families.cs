@@ -56,15 +56,16 @@ namespace TransformerGen.Generator
                 QueryKeyValue = ["model.layers.{0}.self_attn.qkv_proj"], Up = ["model.layers.{0}.mlp.gate_up_proj"],
             };
 
-            // Marian (MarianMTModel): BART's post-LN layers; one token table, "model.shared", for both stacks and the head.
-            public static readonly FamilyNames MarianEncoder = new(
+            // BART's encoder–decoder (BartForConditionalGeneration), whose names Marian and mBART keep: one token table,
+            // "model.shared", for both stacks and the head.
+            public static readonly FamilyNames BartEncoder = new(
                 "model.shared.weight", null, null, null,
                 "model.encoder.layers.{0}.self_attn_layer_norm",
                 ["model.encoder.layers.{0}.self_attn.q_proj", "model.encoder.layers.{0}.self_attn.k_proj", "model.encoder.layers.{0}.self_attn.v_proj"], null,
                 "model.encoder.layers.{0}.self_attn.out_proj", "model.encoder.layers.{0}.final_layer_norm",
                 ["model.encoder.layers.{0}.fc1"], null, "model.encoder.layers.{0}.fc2", "", "weight", "bias");
 
-            public static readonly FamilyNames MarianDecoder = new(
+            public static readonly FamilyNames BartDecoder = new(
                 "model.shared.weight", null, null, null,
                 "model.decoder.layers.{0}.self_attn_layer_norm",
                 ["model.decoder.layers.{0}.self_attn.q_proj", "model.decoder.layers.{0}.self_attn.k_proj", "model.decoder.layers.{0}.self_attn.v_proj"], null,
@@ -142,37 +143,52 @@ namespace TransformerGen.Generator
         }
 
         /// <summary>
-        /// An encoder–decoder family (Marian): the encoder's layers over the source, then the decoder's layers over the
-        /// target, each with cross-attention to the encoder's last layer (post-LN: no final norm on either side), and the
-        /// head tied to the one token table, plus <c>final_logits_bias</c>. Both stacks add the same fixed sinusoids.
+        /// An encoder–decoder family (Marian, BART, mBART): the encoder's layers over the source, then the decoder's layers over
+        /// the target, each with cross-attention to the encoder's output, and the head tied to the one token table, plus
+        /// <c>final_logits_bias</c>. Positions are Marian's fixed split sinusoids (one table for both stacks) or a learned
+        /// table of each stack's own, starting 2 rows in (BART, mBART), then BART's embedding LayerNorm. mBART's pre-LN
+        /// stacks end with a LayerNorm each (the encoder's before the cross-attention reads it).
         /// </summary>
         private ModelGraph BuildSeq2SeqFamily(FamilySpec f, CancellationToken cancellationToken)
         {
             long c = _d.DModel;
-            TensorDef tokenEmbedding = Parameter(FamilyNames.MarianEncoder.TokenEmbedding, InitKind.Normal, InitStd, _d.Vocab, c);
-            // transformers' MarianSinusoidalPositionalEmbedding: sin(p·ω_i) in columns i < d/2, cos(p·ω_i) in columns d/2 + i.
-            _sinusoids = Constant("sinusoidal_positions_split", _d.MaxLength, c);
+            bool pre = _spec.Norm.Value == EnumValues.PreNorm;
+            TensorDef tokenEmbedding = Parameter(FamilyNames.BartEncoder.TokenEmbedding, InitKind.Normal, InitStd, _d.Vocab, c);
             float scale = _spec.ScaleEmbeddings.Value ? (float)Math.Sqrt(_d.DModel) : 1f;
-            TensorDef Embed(Stage stage, TokenStream stream, string prefix)
+            TensorDef Embed(Stage stage, TokenStream stream, string prefix, string side)
             {
                 TensorDef e = Activation(prefix + ".x", -1, c, stream);
-                _ops.Add(new EmbeddingOp(stage, stream, tokenEmbedding, e, scale));
-                _ops.Add(new PositionalAddOp(stage, stream, _sinusoids, e));
+                // transformers' nn.Embedding(padding_idx = pad): lookups of the padding id (Marian's decoder start) pass no gradient.
+                _ops.Add(new EmbeddingOp(stage, stream, tokenEmbedding, e, scale) { PaddingRow = _spec.PadToken.Value });
+                if (f.PositionOffset > 0)
+                {
+                    TensorDef table = Parameter($"model.{side}.embed_positions.weight", InitKind.Normal, InitStd, f.MaxPositions, c);
+                    _ops.Add(new PositionalAddOp(stage, stream, TensorDef.View(table, f.PositionOffset * c, f.UsablePositions, c), e, f.PositionOffset));
+                }
+                else
+                {
+                    // transformers' MarianSinusoidalPositionalEmbedding: sin(p·ω_i) in columns i < d/2, cos(p·ω_i) in columns d/2 + i.
+                    _sinusoids ??= Constant("sinusoidal_positions_split", _d.MaxLength, c);
+                    _ops.Add(new PositionalAddOp(stage, stream, _sinusoids, e));
+                }
+                if (f.EmbeddingNorm) e = FamilyNorm(f, stage, prefix + ".", "embedding LayerNorm (layernorm_embedding)", "norm", $"model.{side}.layernorm_embedding", e);
                 return Dropout(stage, "dropout on embeddings + positions", e, prefix + ".x_dropped", -1, stream);
             }
 
-            TensorDef x = Embed(Stage.Embed, TokenStream.Input, "embed");
+            TensorDef x = Embed(Stage.Embed, TokenStream.Input, "embed", "encoder");
             for (int layer = 0; layer < _d.EncoderLayers; layer++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                x = FamilyLayer(f, FamilyNames.MarianEncoder, Stage.OfEncoderLayer(layer), Index(layer), conv1D: false, TokenStream.Input, x, null, causal: false, _d.EncoderLayers);
+                x = FamilyLayer(f, FamilyNames.BartEncoder, Stage.OfEncoderLayer(layer), Index(layer), conv1D: false, TokenStream.Input, x, null, causal: false, _d.EncoderLayers);
             }
-            TensorDef y = Embed(Stage.TargetEmbed, TokenStream.Decoder, "target_embed");
+            if (pre) x = FamilyNorm(f, Stage.EncoderOutput, "encoder.", "the encoder's final LayerNorm", "norm_f", "model.encoder.layer_norm", x);
+            TensorDef y = Embed(Stage.TargetEmbed, TokenStream.Decoder, "target_embed", "decoder");
             for (int layer = 0; layer < _d.DecoderLayers; layer++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                y = FamilyLayer(f, FamilyNames.MarianDecoder, Stage.OfDecoderLayer(layer), Index(layer), conv1D: false, TokenStream.Decoder, y, x, causal: true, _d.DecoderLayers);
+                y = FamilyLayer(f, FamilyNames.BartDecoder, Stage.OfDecoderLayer(layer), Index(layer), conv1D: false, TokenStream.Decoder, y, x, causal: true, _d.DecoderLayers);
             }
+            if (pre) y = FamilyNorm(f, Stage.Head, "head.", "the decoder's final LayerNorm", "norm_f", "model.decoder.layer_norm", y);
             _hiddenState = y;
             TensorDef? bias = f.LogitsBias ? TensorDef.View(Parameter("final_logits_bias", InitKind.Zeros, 0f, 1, _d.TargetVocab), 0, _d.TargetVocab) : null;
             LanguageModelHead(y, tokenEmbedding, "", TokenStream.Decoder, finalNorm: false, bias);

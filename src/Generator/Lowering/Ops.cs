@@ -45,6 +45,8 @@ namespace TransformerGen.Generator
         public TensorDef Output { get; } = output;
         /// <summary>The factor on the embeddings: 1, or √DModel as in the paper.</summary>
         public float Scale { get; } = scale;
+        /// <summary>A table row whose lookups pass no gradient back (PyTorch's <c>padding_idx</c>), or −1.</summary>
+        public int PaddingRow { get; init; } = -1;
         public override IEnumerable<TensorDef> Reads => [Table];
         public override IEnumerable<TensorDef> Writes => [Output];
         public override IEnumerable<string> CheckShapes() => Expect(Output, Output.Shape[0], Table.Shape[1]);
@@ -53,7 +55,7 @@ namespace TransformerGen.Generator
     /// <summary>Adds a position table (sinusoidal constant or learned parameter) in place.</summary>
     internal sealed class PositionalAddOp(Stage stage, TokenStream stream, TensorDef table, TensorDef x, int firstRow = 0)
         : Op(stage, table.Kind != TensorKind.Parameter ? "sinusoidal positions"
-            : firstRow > 0 ? $"learned positions (position 0 is row {firstRow} of the table: pad_token_id + 1)" : "learned positions")
+            : firstRow > 0 ? $"learned positions (position 0 is row {firstRow} of the table)" : "learned positions")
     {
         public TokenStream Stream { get; } = stream;
         public TensorDef Table { get; } = table;

@@ -91,12 +91,14 @@ namespace TransformerGen.Generator
                 case "qwen2": return Llama(FamilySpec.Qwen2, modelType);
                 case "qwen3": return Llama(FamilySpec.Qwen3, modelType);
                 case "phi3": return Llama(FamilySpec.Phi3, modelType);
-                case "marian": return Marian();
+                case "marian": return EncoderDecoder(FamilySpec.Marian);
+                case "bart": return EncoderDecoder(FamilySpec.Bart);
+                case "mbart": return EncoderDecoder(FamilySpec.MBart);
                 case null:
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, phi3, qwen2, qwen3 and marian are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, phi3, qwen2, qwen3, marian, bart and mbart are known");
                     return null;
             }
         }
@@ -216,15 +218,22 @@ namespace TransformerGen.Generator
         }
 
         /// <summary>
-        /// Marian (configuration_marian.py's keys; the opus-mt translation models): an encoder–decoder of post-LN layers with
-        /// biases everywhere, one token table shared by both stacks and tied to the head (plus <c>final_logits_bias</c>),
-        /// optionally scaled by √d_model, and fixed sinusoidal positions with the sines in the first half of the channels.
-        /// The decoder starts from <c>decoder_start_token_id</c> (the padding id in opus-mt). Keys left over from Marian's
-        /// own toolkit that transformers' MarianMTModel never reads (<c>normalize_before</c>, <c>add_final_layer_norm</c>,
-        /// <c>normalize_embedding</c>, <c>static_position_embeddings</c>) are not read here either: the model computes what
-        /// transformers computes.
+        /// The BART-shaped encoder–decoders (configuration_marian.py's, configuration_bart.py's and configuration_mbart.py's
+        /// keys): the same layers with biases everywhere, one token table shared by both stacks and tied to the head (plus
+        /// <c>final_logits_bias</c>), optionally scaled by √d_model (<c>scale_embedding</c>). They differ in what transformers'
+        /// modeling code fixes, not in keys:
+        /// <list type="bullet">
+        /// <item>Marian (the opus-mt translation models): post-LN, fixed sinusoidal positions with the sines in the first half
+        /// of the channels; the decoder starts from the padding id.</item>
+        /// <item>BART: post-LN, learned positions whose table starts 2 rows early, and a LayerNorm on each stack's embeddings
+        /// (<c>layernorm_embedding</c>).</item>
+        /// <item>mBART: BART's embeddings with pre-LN layers and a final LayerNorm on each stack (<c>layer_norm</c>).</item>
+        /// </list>
+        /// Keys left over from fairseq and Marian's toolkit that the modeling code never reads (<c>normalize_before</c>,
+        /// <c>add_final_layer_norm</c>, <c>normalize_embedding</c>, <c>static_position_embeddings</c>) are not read here either:
+        /// the model computes what transformers computes.
         /// </summary>
-        private ModelSpec? Marian()
+        private ModelSpec? EncoderDecoder(int kind)
         {
             int d = Required("d_model"), vocab = Required("vocab_size"), positions = Required("max_position_embeddings");
             int encoderLayers = Required("encoder_layers"), decoderLayers = Required("decoder_layers");
@@ -234,15 +243,18 @@ namespace TransformerGen.Generator
             if (decoderHeads != heads) Unsupported("decoder_attention_heads", decoderHeads, $"the decoder must have as many heads as the encoder (encoder_attention_heads = {heads})");
             if (decoderFfn != ffn) Unsupported("decoder_ffn_dim", decoderFfn, $"the decoder's feed-forward must be as wide as the encoder's (encoder_ffn_dim = {ffn})");
             if (d > 0 && heads > 0 && d % heads != 0) Unsupported("encoder_attention_heads", heads, $"d_model {d} is not a multiple of it");
-            if (d % 2 != 0) Unsupported("d_model", d, "the sinusoidal positions need an even width");
+            bool marian = kind == FamilySpec.Marian;
+            if (marian && d % 2 != 0) Unsupported("d_model", d, "the sinusoidal positions need an even width");
             RequireFlag("share_encoder_decoder_embeddings", true, "separate encoder and decoder token tables");
             if (Int("decoder_vocab_size") is int decoderVocab && decoderVocab != vocab)
                 Unsupported("decoder_vocab_size", decoderVocab, $"with one shared token table it must equal vocab_size = {vocab}");
-            int pad = Int("pad_token_id") ?? 58100, start = Int("decoder_start_token_id") ?? 58100, eos = FirstId("eos_token_id") ?? 0;
-            var family = new FamilySpec(FamilySpec.Marian, _file, heads > 0 ? d / heads : 0, heads, positions, 1e-5f, RmsNorm: false, feedForward,
-                Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: 0, EmbeddingNorm: false, LogitsBias: true);
-            return Resolve(family, EnumValues.EncoderDecoder, vocab, d, heads, encoderLayers, ffn, EnumValues.Sinusoidal, EnumValues.PostNorm,
-                tied: Bool("tie_word_embeddings") ?? true, pad: pad,
+            // MarianConfig's defaults are opus-mt-en-de's ids; BartConfig's and MBartConfig's are fairseq's (<s> 0, <pad> 1, </s> 2).
+            int pad = Int("pad_token_id") ?? (marian ? 58100 : 1), start = Int("decoder_start_token_id") ?? (marian ? 58100 : 2), eos = FirstId("eos_token_id") ?? (marian ? 0 : 2);
+            // BartLearnedPositionalEmbedding keeps 2 rows before position 0 (fairseq's offset): max_position_embeddings + 2 rows.
+            var family = new FamilySpec(kind, _file, heads > 0 ? d / heads : 0, heads, marian ? positions : positions + 2, 1e-5f, RmsNorm: false, feedForward,
+                Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: 0, EmbeddingNorm: !marian, PositionOffset: marian ? 0 : 2, LogitsBias: true);
+            return Resolve(family, EnumValues.EncoderDecoder, vocab, d, heads, encoderLayers, ffn, marian ? EnumValues.Sinusoidal : EnumValues.Learned,
+                kind == FamilySpec.MBart ? EnumValues.PreNorm : EnumValues.PostNorm, tied: Bool("tie_word_embeddings") ?? true, pad: pad,
                 seq2seq: new Seq2SeqSizes(encoderLayers, decoderLayers, start, eos, Bool("scale_embedding") ?? false));
         }
 
@@ -303,11 +315,11 @@ namespace TransformerGen.Generator
             string Key(string attribute) => (attribute, family.Kind) switch
             {
                 ("Vocab" or "TargetVocab", _) => "vocab_size",
-                ("DModel", FamilySpec.Marian) => "d_model",
-                ("Heads", FamilySpec.Marian) => "encoder_attention_heads",
-                ("Layers" or "EncoderLayers", FamilySpec.Marian) => "encoder_layers",
-                ("DecoderLayers", FamilySpec.Marian) => "decoder_layers",
-                ("DFF", FamilySpec.Marian) => "encoder_ffn_dim",
+                ("DModel", FamilySpec.Marian or FamilySpec.Bart or FamilySpec.MBart) => "d_model",
+                ("Heads", FamilySpec.Marian or FamilySpec.Bart or FamilySpec.MBart) => "encoder_attention_heads",
+                ("Layers" or "EncoderLayers", FamilySpec.Marian or FamilySpec.Bart or FamilySpec.MBart) => "encoder_layers",
+                ("DecoderLayers", FamilySpec.Marian or FamilySpec.Bart or FamilySpec.MBart) => "decoder_layers",
+                ("DFF", FamilySpec.Marian or FamilySpec.Bart or FamilySpec.MBart) => "encoder_ffn_dim",
                 ("DModel", FamilySpec.Gpt2) => "n_embd",
                 ("DModel", FamilySpec.DistilBert) => "dim",
                 ("DModel", _) => "hidden_size",
@@ -336,13 +348,11 @@ namespace TransformerGen.Generator
             ModelSpec spec = _spec;
             if (spec.SeqLen.Value > family.UsablePositions && family.MaxPositions > 0)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.SeqLen.Location ?? Where, "SeqLen", spec.SeqLen.Value, _file,
-                    family.Kind == FamilySpec.Gpt2 ? "n_positions" : "max_position_embeddings", family.PositionOffset > 0
-                        ? $"the model knows {family.UsablePositions} positions ({family.MaxPositions} rows, positions counted from pad_token_id + 1 = {family.PositionOffset})"
-                        : $"the model knows {family.MaxPositions} positions"));
-            int targetLength = spec.TargetSeqLen.Value > 0 ? spec.TargetSeqLen.Value : spec.SeqLen.Value; // the spec's TargetLength before the architecture is set
-            if (seq2seq is not null && targetLength > family.MaxPositions && family.MaxPositions > 0)
-                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.TargetSeqLen.Location ?? spec.SeqLen.Location ?? Where, "TargetSeqLen", targetLength, _file,
-                    "max_position_embeddings", $"the model knows {family.MaxPositions} positions"));
+                    family.Kind == FamilySpec.Gpt2 ? "n_positions" : "max_position_embeddings", PositionsText(family)));
+            // Without a TargetSeqLen the target is SeqLen long, which the check above covers.
+            if (seq2seq is not null && spec.TargetSeqLen.Value > family.UsablePositions && family.MaxPositions > 0)
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.TargetSeqLen.Location ?? Where, "TargetSeqLen", spec.TargetSeqLen.Value, _file,
+                    "max_position_embeddings", PositionsText(family)));
             if (spec.TiedEmbeddings.IsSet && spec.TiedEmbeddings.Value != tied)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.TiedEmbeddings.Location, "TiedEmbeddings", spec.TiedEmbeddings.Value ? "true" : "false",
                     _file, "tie_word_embeddings", tied ? "true" : "false"));
@@ -388,7 +398,7 @@ namespace TransformerGen.Generator
                 DFF = Sized("DFF", spec.DFF, dff),
                 Positional = Fixed("Positional", spec.Positional, positional, "model_type", "the family fixes how positions enter"),
                 Norm = Fixed("Norm", spec.Norm, norm, "model_type", "the family fixes where the norms sit"),
-                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind switch { FamilySpec.Gpt2 or FamilySpec.Marian => "activation_function", FamilySpec.DistilBert => "activation", _ => "hidden_act" }, family.FeedForwardName),
+                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind switch { FamilySpec.Gpt2 or FamilySpec.Marian or FamilySpec.Bart or FamilySpec.MBart => "activation_function", FamilySpec.DistilBert => "activation", _ => "hidden_act" }, family.FeedForwardName),
                 TiedEmbeddings = new Argument<bool>(tied, spec.TiedEmbeddings.Location),
                 PadToken = new Argument<int>(padToken, spec.PadToken.Location),
                 BosToken = new Argument<int>(bos >= 0 && bos < vocab ? bos : -1, bosLocation),
@@ -398,6 +408,13 @@ namespace TransformerGen.Generator
                 Family = family,
             };
         }
+
+        /// <summary>How many positions a family's table holds, as TG0043 says it.</summary>
+        private static string PositionsText(FamilySpec family) => family.PositionOffset == 0
+            ? $"the model knows {family.MaxPositions} positions"
+            : family.Kind == FamilySpec.Roberta
+                ? $"the model knows {family.UsablePositions} positions ({family.MaxPositions} rows, positions counted from pad_token_id + 1 = {family.PositionOffset})"
+                : $"the model knows {family.UsablePositions} positions (its learned table has {family.PositionOffset} more rows before position 0)";
 
         /// <summary>An enum argument as the user wrote it (<c>Positional.Rotary</c>), not its number.</summary>
         private static string EnumText(string attribute, int value)

@@ -51,6 +51,8 @@ internal sealed class CheckpointFamilyRules
         CheckpointFamily.DistilBert => DistilBert,
         CheckpointFamily.Phi3 => Phi3,
         CheckpointFamily.Marian => Marian,
+        CheckpointFamily.Bart => Bart,
+        CheckpointFamily.MBart => MBart,
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "not a Hugging Face checkpoint family"),
     };
 
@@ -160,6 +162,11 @@ internal sealed class CheckpointFamilyRules
         TiedCopies = [new("lm_head.weight", "embed_tokens.weight")],
     };
 
+    // Declared before the families that use it: static fields are initialized in order.
+    /// <summary>The BART-shaped encoder–decoders' one token table, <c>model.shared</c>, under the names of its other users.</summary>
+    private static readonly TiedCopy[] SharedTableCopies =
+        [new("lm_head.weight", "shared.weight"), new("encoder.embed_tokens.weight", "shared.weight"), new("decoder.embed_tokens.weight", "shared.weight")];
+
     // MarianMTModel: base prefix "model."; final_logits_bias and lm_head.weight sit outside it. The encoder, the decoder and
     // the head all use "model.shared"; files written before transformers dropped tied copies also hold them under the
     // encoder's, the decoder's and the head's names. The fixed sinusoid tables [max_position_embeddings, d_model] were saved
@@ -175,8 +182,14 @@ internal sealed class CheckpointFamilyRules
             new("decoder.embed_positions.weight", FloatTypes, "[P, d_model], d_model = the columns of model.shared.weight",
                 static (shape, table, _) => shape is [> 0, var d] && d == table.Dim("shared.weight", 1)),
         ],
-        TiedCopies = [new("lm_head.weight", "shared.weight"), new("encoder.embed_tokens.weight", "shared.weight"), new("decoder.embed_tokens.weight", "shared.weight")],
+        TiedCopies = SharedTableCopies,
     };
+
+    // BartForConditionalGeneration and MBartForConditionalGeneration: Marian's prefix and tied copies; their learned position
+    // tables are parameters.
+    private static readonly CheckpointFamilyRules Bart = new() { Family = CheckpointFamily.Bart, Prefix = "model.", TiedCopies = SharedTableCopies };
+
+    private static readonly CheckpointFamilyRules MBart = new() { Family = CheckpointFamily.MBart, Prefix = "model.", TiedCopies = SharedTableCopies };
 
     /// <summary>The key of a model's name: the name without <see cref="Prefix"/>.</summary>
     public string KeyOf(string name) => name.StartsWith(Prefix, StringComparison.Ordinal) ? name[Prefix.Length..] : name;

@@ -262,8 +262,8 @@ internal sealed class OnnxArchitecture
 
     private static OnnxArchitecture Family(ModelLayout layout, TransformerModelAttribute d, TensorTable table, string configPath)
     {
-        if (layout.Family == CheckpointFamily.Marian)
-            throw new NotSupportedException($"{layout.Name}: the ONNX export of Marian models is not built; optimum exports the Hub's folder directly");
+        if (layout.Family is CheckpointFamily.Marian or CheckpointFamily.Bart or CheckpointFamily.MBart)
+            throw new NotSupportedException($"{layout.Name}: the ONNX export of {layout.Family} models is not built; optimum exports the Hub's folder directly");
         using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));
         JsonElement config = document.RootElement;
         string modelType = String(config, "model_type") ?? throw new ArgumentException($"'{configPath}' has no model_type", nameof(configPath));

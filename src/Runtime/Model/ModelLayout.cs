@@ -161,4 +161,8 @@ public enum CheckpointFamily
     /// sinusoid tables skipped.
     /// </summary>
     Marian,
+    /// <summary>Hugging Face BART (<c>BartForConditionalGeneration</c>): Marian's names with learned positions and <c>layernorm_embedding</c>.</summary>
+    Bart,
+    /// <summary>Hugging Face mBART (<c>MBartForConditionalGeneration</c>): BART's names with a final <c>layer_norm</c> on each pre-LN stack.</summary>
+    MBart,
 }

@@ -86,23 +86,38 @@ public abstract class Seq2SeqModel : TransformerModel
 
     /// <summary>
     /// Decodes <paramref name="source"/> token by token with the caches: greedy (the most likely token) when
-    /// <paramref name="sampler"/> is null, else drawn by it. The padding and begin tokens are never produced.
-    /// Stops at the end token (not written) or when <paramref name="output"/> or the target length is full.
-    /// Returns the number of tokens written. Allocates nothing.
+    /// <paramref name="sampler"/> is null, else drawn by it. The padding and begin tokens are never produced (unless the
+    /// begin token is also the end token). Stops at the end token (not written) or when <paramref name="output"/> or the
+    /// target length is full. Returns the number of tokens written. Allocates nothing.
     /// </summary>
-    public int Translate(ReadOnlySpan<int> source, Span<int> output, Sampler? sampler = null)
+    /// <param name="source">The source ids (see <see cref="Encode"/>).</param>
+    /// <param name="output">Receives the generated ids, without the begin token, the prefix and the end token.</param>
+    /// <param name="sampler">Draws each token; null for greedy decoding.</param>
+    /// <param name="prefix">
+    /// Ids the decoder reads after the begin token before it generates, as transformers' <c>forced_bos_token_id</c> or
+    /// <c>decoder_input_ids</c> give them: mBART-50's target language code, or BART's &lt;s&gt; in bart-large-cnn.
+    /// </param>
+    /// <exception cref="ArgumentException">The prefix leaves no room in <c>TargetSeqLen</c>, or has an id outside the target vocabulary.</exception>
+    public int Translate(ReadOnlySpan<int> source, Span<int> output, Sampler? sampler = null, ReadOnlySpan<int> prefix = default)
     {
         using CallScope scope = Enter("Translate");
+        if (1 + prefix.Length >= Layout.DecoderSeqLen)
+            throw new ArgumentException($"{Layout.Name} decodes at most TargetSeqLen = {Layout.DecoderSeqLen} positions: the begin token and a prefix of {prefix.Length} leave none to generate", nameof(prefix));
+        CheckIds(prefix, nameof(prefix), Layout.TargetVocab, allowIgnored: false);
         Encode(source);
-        int token = Layout.BosToken, count = 0;
-        int limit = Math.Min(output.Length, Layout.DecoderSeqLen);
+        _one[0] = Layout.BosToken;
+        ReadOnlySpan<float> logits = Append(_one);
+        if (!prefix.IsEmpty) logits = Append(prefix);
+        int count = 0, limit = Math.Min(output.Length, Layout.DecoderSeqLen - prefix.Length);
         while (count < limit)
         {
-            _one[0] = token;
-            ReadOnlySpan<float> logits = Choosable(Append(_one));
-            token = sampler is null ? ArgMax(logits) : sampler.Sample(logits);
+            ReadOnlySpan<float> choosable = Choosable(logits);
+            int token = sampler is null ? ArgMax(choosable) : sampler.Sample(choosable);
             if (token == Layout.EosToken) break;
             output[count++] = token;
+            if (count == limit) break;
+            _one[0] = token;
+            logits = Append(_one);
         }
         return count;
     }
@@ -185,12 +200,15 @@ public abstract class Seq2SeqModel : TransformerModel
         return WithUnpackedWeights(() => OnnxExport.Write(this, path, options));
     }
 
-    /// <summary>The logits with the padding and begin tokens ruled out: decoding never emits them.</summary>
+    /// <summary>
+    /// The logits with the padding and begin tokens ruled out: decoding never emits them. A begin token that is also the end
+    /// token (BART's decoder starts from &lt;/s&gt;) stays: it ends the target.
+    /// </summary>
     private ReadOnlySpan<float> Choosable(ReadOnlySpan<float> logits)
     {
         logits.CopyTo(_choice);
         if (Layout.PadToken >= 0) _choice[Layout.PadToken] = float.NegativeInfinity;
-        if (Layout.BosToken >= 0) _choice[Layout.BosToken] = float.NegativeInfinity;
+        if (Layout.BosToken >= 0 && Layout.BosToken != Layout.EosToken) _choice[Layout.BosToken] = float.NegativeInfinity;
         return _choice;
     }
 
