@@ -70,6 +70,13 @@ internal sealed record HfConfig
     public int EosTokenId { get; init; }
     /// <summary>The single-token entries of <c>bad_words_ids</c>: never generated.</summary>
     public int[] BannedTokens { get; init; } = [];
+    /// <summary>
+    /// BART and mBART: each stack's own learned position table of <c>max_position_embeddings</c> + 2 rows, position p
+    /// reading row p + 2 (BartLearnedPositionalEmbedding), then <c>layernorm_embedding</c>; false: Marian's fixed sinusoids.
+    /// </summary>
+    public bool LearnedPositions { get; init; }
+    /// <summary>mBART: pre-LN layers and a final <c>layer_norm</c> on each stack; false: post-LN (Marian, BART).</summary>
+    public bool PreNorm { get; init; }
 
     /// <summary>A decoder-only language model (an encoder–decoder has its own entry points).</summary>
     public bool IsDecoder => Family is HfFamily.Gpt2 or HfFamily.Llama;
@@ -90,6 +97,7 @@ internal sealed record HfConfig
             "qwen3" => Llama(json, qwen2: false) with { ModelType = "qwen3", QueryKeyNorm = true },
             "phi3" => Phi3(json),
             "marian" => Marian(json),
+            "bart" or "mbart" => Bart(json, modelType),
             _ => throw new NotSupportedException($"model_type '{modelType}' has no reference here"),
         };
     }
@@ -273,6 +281,26 @@ internal sealed record HfConfig
             BannedTokens = json["bad_words_ids"] is JsonArray banned
                 ? banned.OfType<JsonArray>().Where(w => w.Count == 1).Select(w => w[0]!.GetValue<int>()).ToArray()
                 : [],
+        };
+    }
+
+    // configuration_bart.py / configuration_mbart.py: the same keys as Marian's with fairseq's defaults (vocab 50265 for
+    // both, d_model 1024, 12 + 12 layers of 16 heads, ffn 4096, erf gelu, scale_embedding false, <s> 0, <pad> 1, </s> 2,
+    // decoder start 2) and BART's positions; modeling_mbart puts the norms before each sub-layer and adds a final one per
+    // stack. The fairseq leftovers (normalize_before, normalize_embedding, add_final_layer_norm, static_position_embeddings)
+    // are not read by the modeling code: the model type alone fixes where the norms sit.
+    private static HfConfig Bart(JsonObject json, string modelType)
+    {
+        HfConfig marian = Marian(json);
+        return marian with
+        {
+            ModelType = modelType,
+            VocabSize = Int(json, "vocab_size") ?? 50265,
+            PadTokenId = Int(json, "pad_token_id") ?? 1,
+            DecoderStartTokenId = Int(json, "decoder_start_token_id") ?? 2,
+            EosTokenId = Int(json, "eos_token_id") ?? 2,
+            LearnedPositions = true,
+            PreNorm = modelType == "mbart",
         };
     }
 

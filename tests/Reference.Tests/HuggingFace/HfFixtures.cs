@@ -12,6 +12,9 @@ public static class HfFixtures
     /// <summary>The encoder–decoder fixture (MarianMTModel, opus-mt-shaped), kept apart from <see cref="Names"/>: it has neither a decoder-only loss nor sentence embeddings.</summary>
     public const string Marian = "marian";
 
+    /// <summary>The BART-shaped encoder–decoders (facebook/bart-base and facebook/mbart-large-50 in small), apart for the same reason.</summary>
+    public const string Bart = "bart", MBart = "mbart";
+
     /// <summary>The full path of <c>Configs/<paramref name="name"/>/config.json</c>.</summary>
     public static string ConfigPath(string name) => Path.Combine(ConfigsFolder(), name, "config.json");
 

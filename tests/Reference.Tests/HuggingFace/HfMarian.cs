@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -31,6 +32,15 @@ namespace TransformerGen.Reference.Tests.HuggingFace;
 /// <c>encoder_attn_layer_norm</c> after <c>self_attn_layer_norm</c>. The position tables are buffers here: current
 /// <c>save_pretrained</c> leaves them out (<c>_keys_to_ignore_on_save</c>), older converted files carry them.
 /// </para>
+/// <para>
+/// The same class computes <c>BartForConditionalGeneration</c> (<c>modeling_bart.py</c>) and
+/// <c>MBartForConditionalGeneration</c> (<c>modeling_mbart.py</c>), whose names and layers are Marian's: their positions
+/// are learned, a table per stack of max_position_embeddings + 2 rows (position p reads row p + 2, the decoder's counted
+/// on from the cache), and each stack's embedding sum goes through <c>layernorm_embedding</c>. BART's layers are post-LN
+/// as Marian's; mBART's are pre-LN (x + f(LN(x))) and each stack ends with <c>layer_norm</c>, the encoder's applied to
+/// what the cross-attention reads. Their tables and norms are parameters, registered where the modules register them:
+/// <c>embed_positions</c> before a stack's layers, <c>layernorm_embedding</c> (and <c>layer_norm</c>) after them.
+/// </para>
 /// </remarks>
 internal sealed class HfMarian : HfTorchModel
 {
@@ -43,7 +53,7 @@ internal sealed class HfMarian : HfTorchModel
         // Nonzero so that a loader which drops it shows (transformers initializes it to zeros).
         Parameter("final_logits_bias", HfInit.Embedding, 1, config.VocabSize);
         Parameter("model.shared.weight", HfInit.Embedding, config.VocabSize, d);
-        Buffer(EncoderPositions, () => SinusoidTable(config.MaxPositions, (int)d, ScalarType.Float32));
+        Positions(EncoderPositions);
         for (int i = 0; i < config.Layers; i++)
         {
             string layer = $"model.encoder.layers.{i}.";
@@ -53,7 +63,8 @@ internal sealed class HfMarian : HfTorchModel
             Linear(layer + "fc2", config.IntermediateSize, d);
             LayerNormParameters(layer + "final_layer_norm", d);
         }
-        Buffer(DecoderPositions, () => SinusoidTable(config.MaxPositions, (int)d, ScalarType.Float32));
+        StackNorms("model.encoder.");
+        Positions(DecoderPositions);
         for (int i = 0; i < config.DecoderLayers; i++)
         {
             string layer = $"model.decoder.layers.{i}.";
@@ -65,6 +76,32 @@ internal sealed class HfMarian : HfTorchModel
             Linear(layer + "fc2", config.DecoderIntermediateSize, d);
             LayerNormParameters(layer + "final_layer_norm", d);
         }
+        StackNorms("model.decoder.");
+        PreNorm = config.PreNorm;
+    }
+
+    /// <summary>BART and mBART's rows before position 0 in each learned table (BartLearnedPositionalEmbedding.offset).</summary>
+    public const int LearnedPositionOffset = 2;
+
+    /// <summary>
+    /// Where the layers' norms sit: before each sub-layer with a final norm per stack (mBART) or after each residual sum
+    /// (Marian, BART). Settable for diagnosis only: the self-tests flip it to show the placement matters.
+    /// </summary>
+    public bool PreNorm { get; set; }
+
+    // A stack's position table: Marian's sinusoids, a buffer some files carry; BART's learned one, a parameter of
+    // max_position_embeddings + 2 rows (drawn like the token table, so that positions weigh as much as tokens).
+    private void Positions(string name)
+    {
+        if (Config.LearnedPositions) Parameter(name, HfInit.Embedding, Config.MaxPositions + LearnedPositionOffset, Config.HiddenSize);
+        else Buffer(name, () => SinusoidTable(Config.MaxPositions, Config.HiddenSize, ScalarType.Float32));
+    }
+
+    // Registered after a stack's layers, as BartEncoder/MBartEncoder register layernorm_embedding (and layer_norm) after them.
+    private void StackNorms(string stack)
+    {
+        if (Config.LearnedPositions) LayerNormParameters(stack + "layernorm_embedding", Config.HiddenSize);
+        if (Config.PreNorm) LayerNormParameters(stack + "layer_norm", Config.HiddenSize);
     }
 
     public override string TokenEmbeddingName => "model.shared.weight";
@@ -120,15 +157,15 @@ internal sealed class HfMarian : HfTorchModel
     public Tensor Encode(Tensor ids, Tensor? sourceMask)
     {
         long batch = ids.shape[0], length = ids.shape[1];
-        Tensor x = Embed(ids, 0);
+        Tensor x = Embed(ids, 0, "model.encoder.");
         Tensor? mask = KeyMask(sourceMask, batch, length);
         for (int i = 0; i < Config.Layers; i++)
         {
             string layer = $"model.encoder.layers.{i}.";
-            x = LayerNorm(x + Attention(layer + "self_attn", x, Heads(layer + "self_attn.k_proj", x, Config.Heads), Heads(layer + "self_attn.v_proj", x, Config.Heads), mask, Config.Heads), layer + "self_attn_layer_norm");
-            x = LayerNorm(x + FeedForward(layer, x), layer + "final_layer_norm");
+            x = Residual(x, layer + "self_attn_layer_norm", h => Attention(layer + "self_attn", h, Heads(layer + "self_attn.k_proj", h, Config.Heads), Heads(layer + "self_attn.v_proj", h, Config.Heads), mask, Config.Heads));
+            x = Residual(x, layer + "final_layer_norm", h => FeedForward(layer, h));
         }
-        return x;
+        return PreNorm ? LayerNorm(x, "model.encoder.layer_norm") : x;
     }
 
     /// <summary>
@@ -141,14 +178,16 @@ internal sealed class HfMarian : HfTorchModel
     {
         long batch = ids.shape[0], length = ids.shape[1];
         int past = cache?.Length ?? 0, heads = Config.DecoderHeads;
-        Tensor y = Embed(ids, past);
+        Tensor y = Embed(ids, past, "model.decoder.");
         // Query at past + q sees keys 0 … past + q.
         Tensor causal = triu(full(length, past + length, MinValue, Dtype), diagonal: past + 1).view(1, 1, length, past + length);
         Tensor? crossMask = KeyMask(sourceMask, batch, memory.shape[1]);
         for (int i = 0; i < Config.DecoderLayers; i++)
         {
             string layer = $"model.decoder.layers.{i}.";
-            Tensor keys = Heads(layer + "self_attn.k_proj", y, heads), values = Heads(layer + "self_attn.v_proj", y, heads);
+            // Pre-LN: the self-attention's keys and values come from the normed input, as its queries do.
+            Tensor attended = PreNorm ? LayerNorm(y, layer + "self_attn_layer_norm") : y;
+            Tensor keys = Heads(layer + "self_attn.k_proj", attended, heads), values = Heads(layer + "self_attn.v_proj", attended, heads);
             Tensor crossKeys, crossValues;
             if (cache is null)
             {
@@ -160,41 +199,51 @@ internal sealed class HfMarian : HfTorchModel
                 (keys, values) = cache.AppendSelf(i, keys, values);
                 (crossKeys, crossValues) = cache.Cross(i, () => (Heads(layer + "encoder_attn.k_proj", memory, heads), Heads(layer + "encoder_attn.v_proj", memory, heads)));
             }
-            y = LayerNorm(y + Attention(layer + "self_attn", y, keys, values, causal, heads), layer + "self_attn_layer_norm");
-            y = LayerNorm(y + Attention(layer + "encoder_attn", y, crossKeys, crossValues, crossMask, heads), layer + "encoder_attn_layer_norm");
-            y = LayerNorm(y + FeedForward(layer, y), layer + "final_layer_norm");
+            y = Residual(y, layer + "self_attn_layer_norm", h => Attention(layer + "self_attn", h, keys, values, causal, heads));
+            y = Residual(y, layer + "encoder_attn_layer_norm", h => Attention(layer + "encoder_attn", h, crossKeys, crossValues, crossMask, heads));
+            y = Residual(y, layer + "final_layer_norm", h => FeedForward(layer, h));
         }
         if (cache is not null) cache.Length += (int)length;
-        return y;
+        return PreNorm ? LayerNorm(y, "model.decoder.layer_norm") : y;
     }
 
     /// <summary><c>lm_head(h) + final_logits_bias</c>: <c>[…, V]</c>, the head tied to <c>model.shared</c>.</summary>
     public Tensor TranslationLogits(Tensor hidden) => F.linear(hidden, this["model.shared.weight"]) + this["final_logits_bias"];
 
     /// <summary>
-    /// shift_tokens_right: the decoder reads <c>decoder_start_token_id</c> then the labels but the last, an ignored label
-    /// (−100) read as the padding id. <paramref name="labels"/> <c>[B·T]</c>, &lt; 0 for −100.
+    /// shift_tokens_right: the decoder reads a start token then the labels but the last, an ignored label (−100) read as
+    /// the padding id. <paramref name="labels"/> <c>[B·T]</c>, &lt; 0 for −100. The start token is
+    /// <c>decoder_start_token_id</c> (Marian, BART), or for mBART (whose shift_tokens_right takes no start id) the label at
+    /// index (count of non-padding labels − 1), meant as the last one before trailing padding: the language code that ends
+    /// mBART-cc25's targets, or &lt;/s&gt; where a target ends with it.
     /// </summary>
     public long[] ShiftRight(int[] labels, int batch, int length)
     {
         var input = new long[batch * length];
         for (int b = 0; b < batch; b++)
         {
-            input[b * length] = Config.DecoderStartTokenId;
-            for (int t = 1; t < length; t++)
+            int Read(int t) => labels[b * length + t] < 0 ? Config.PadTokenId : labels[b * length + t];
+            int start = Config.DecoderStartTokenId;
+            if (Config.ModelType == "mbart")
             {
-                int label = labels[b * length + t - 1];
-                input[b * length + t] = label < 0 ? Config.PadTokenId : label;
+                int kept = Enumerable.Range(0, length).Count(t => Read(t) != Config.PadTokenId);
+                start = Read(kept > 0 ? kept - 1 : length - 1); // all padding: gather at −1 reads the last
             }
+            input[b * length] = start;
+            for (int t = 1; t < length; t++) input[b * length + t] = Read(t - 1);
         }
         return input;
     }
 
-    private Tensor Embed(Tensor ids, int firstPosition)
+    /// <summary>
+    /// A stack's input <c>[B, T, E]</c>: token rows (×√d when scaled) plus positions firstPosition…; with learned positions,
+    /// rows firstPosition + 2… of the stack's table, then its <c>layernorm_embedding</c>.
+    /// </summary>
+    internal Tensor Embed(Tensor ids, int firstPosition, string stack)
     {
         long batch = ids.shape[0], length = ids.shape[1], d = Config.HiddenSize;
         if (firstPosition + length > Config.MaxPositions)
-            throw new ArgumentException($"positions up to {firstPosition + length - 1}, the table has {Config.MaxPositions}");
+            throw new ArgumentException($"positions up to {firstPosition + length - 1}, the model has {Config.MaxPositions}");
         // nn.Embedding(padding_idx = pad): the padding row's value is read, but its lookup passes no gradient back.
         Tensor shared = this["model.shared.weight"];
         int pad = Config.PadTokenId;
@@ -202,9 +251,14 @@ internal sealed class HfMarian : HfTorchModel
             : cat(new[] { shared.narrow(0, 0, pad), shared.narrow(0, pad, 1).detach(), shared.narrow(0, pad + 1, Config.VocabSize - pad - 1) }, 0);
         Tensor tokens = table.index_select(0, ids.flatten()).view(batch, length, d);
         if (Config.ScaleEmbedding) tokens = tokens * Math.Sqrt(d);
-        Tensor positions = SinusoidTable(Config.MaxPositions, (int)d, Dtype).narrow(0, firstPosition, length);
-        return tokens + positions;
+        if (!Config.LearnedPositions) return tokens + SinusoidTable(Config.MaxPositions, (int)d, Dtype).narrow(0, firstPosition, length);
+        Tensor positions = this[stack + "embed_positions.weight"].narrow(0, firstPosition + LearnedPositionOffset, length);
+        return LayerNorm(tokens + positions, stack + "layernorm_embedding");
     }
+
+    // A sub-layer with its residual: LN(x + f(x)) post-LN, x + f(LN(x)) pre-LN.
+    private Tensor Residual(Tensor x, string norm, Func<Tensor, Tensor> sublayer) =>
+        PreNorm ? x + sublayer(LayerNorm(x, norm)) : LayerNorm(x + sublayer(x), norm);
 
     // _prepare_4d_attention_mask: [B, 1, 1, S], finfo.min where the mask is 0.
     private Tensor? KeyMask(Tensor? mask, long batch, long length) =>

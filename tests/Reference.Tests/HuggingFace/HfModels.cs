@@ -61,3 +61,13 @@ public partial class HfQwen3Model { }
 // split sinusoid positions, post-LN, SiLU), source 11 and target 9 positions.
 [TransformerModel(Config = "HuggingFace/Configs/marian/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 2)]
 public partial class HfMarianModel { }
+
+// facebook/bart-base-shaped BartForConditionalGeneration: learned positions 2 rows in (14 + 2 rows per stack),
+// layernorm_embedding, post-LN, erf gelu, pad 1, decoder start = eos = 2; 3 heads of 6.
+[TransformerModel(Config = "HuggingFace/Configs/bart/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 2)]
+public partial class HfBartModel { }
+
+// facebook/mbart-large-50-shaped MBartForConditionalGeneration: BART's embeddings scaled by √d, pre-LN layers and a final
+// layer_norm per stack.
+[TransformerModel(Config = "HuggingFace/Configs/mbart/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 2)]
+public partial class HfMBartModel { }

@@ -59,9 +59,9 @@ public sealed partial class HfReference
     }
 
     /// <summary>
-    /// Marian: <c>generate(num_beams=1)</c> on one source: from <c>decoder_start_token_id</c>, the argmax of each step's
-    /// logits (lowest id on a tie) with the <c>bad_words_ids</c> tokens (opus-mt: the padding id) and the start token
-    /// banned, each step recomputing the whole decoder input; stops at <c>eos_token_id</c> (not returned) or after
+    /// Marian, BART, mBART: <c>generate(num_beams=1)</c> on one source: from <c>decoder_start_token_id</c>, the argmax of
+    /// each step's logits (lowest id on a tie) with the <c>bad_words_ids</c> tokens (opus-mt: the padding id) and the start
+    /// token banned, each step recomputing the whole decoder input; stops at <c>eos_token_id</c> (not returned) or after
     /// <paramref name="maxTokens"/> tokens. <c>forced_eos_token_id</c> acts only at <c>max_length</c>, which the callers
     /// stay below.
     /// </summary>
@@ -71,19 +71,38 @@ public sealed partial class HfReference
     /// As <see cref="GreedyTranslation(int[], int)"/>; <paramref name="smallestMargin"/> is the smallest gap between the
     /// chosen token's logit and the runner-up's over the steps: how far the choices are from a tie that rounding could flip.
     /// </summary>
-    public int[] GreedyTranslation(int[] source, int maxTokens, out double smallestMargin)
+    /// <param name="prefix">
+    /// Ids read after the start token before the first choice (not returned), as <c>forced_bos_token_id</c> or given
+    /// <c>decoder_input_ids</c> put them: mBART-50's target language code, BART's &lt;s&gt;.
+    /// </param>
+    /// <remarks>
+    /// The banned tokens are those the compiled models never produce: the padding id (which BART's and mBART's configs do
+    /// not list in <c>bad_words_ids</c>: transformers would choose it if it were the argmax; <paramref name="paddingWasArgmax"/>
+    /// says whether that ever happened) and the start token unless it is also <c>eos_token_id</c> (BART's and mBART's
+    /// decoders start from &lt;/s&gt;, which stays choosable and ends the translation).
+    /// </remarks>
+    public int[] GreedyTranslation(int[] source, int maxTokens, out double smallestMargin, int[]? prefix = null) =>
+        GreedyTranslation(source, maxTokens, out smallestMargin, out _, prefix);
+
+    /// <summary>As <see cref="GreedyTranslation(int[], int, out double, int[])"/>, saying whether unbanned the padding id would have been chosen.</summary>
+    public int[] GreedyTranslation(int[] source, int maxTokens, out double smallestMargin, out bool paddingWasArgmax, int[]? prefix = null)
     {
         smallestMargin = double.PositiveInfinity;
+        paddingWasArgmax = false;
         HfMarian marian = Marian;
         HfConfig config = marian.Config;
+        var banned = new HashSet<int>(config.BannedTokens) { config.PadTokenId };
+        if (config.DecoderStartTokenId != config.EosTokenId) banned.Add(config.DecoderStartTokenId);
         var produced = new List<int>();
         var input = new List<int> { config.DecoderStartTokenId };
+        input.AddRange(prefix ?? []);
         while (produced.Count < maxTokens)
         {
             float[] logits = NextTokenLogits(source, input.ToArray());
-            foreach (int banned in config.BannedTokens.Append(config.DecoderStartTokenId)) logits[banned] = float.NegativeInfinity;
-            int next = 0;
-            for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[next]) next = i;
+            int unbanned = ArgMax(logits);
+            if (unbanned == config.PadTokenId && !config.BannedTokens.Contains(unbanned)) paddingWasArgmax = true;
+            foreach (int token in banned) logits[token] = float.NegativeInfinity;
+            int next = ArgMax(logits);
             float runnerUp = logits.Where((_, i) => i != next).Max();
             smallestMargin = Math.Min(smallestMargin, logits[next] - runnerUp);
             if (next == config.EosTokenId) break;
@@ -91,6 +110,14 @@ public sealed partial class HfReference
             input.Add(next);
         }
         return produced.ToArray();
+    }
+
+    // The first index of the largest value.
+    private static int ArgMax(float[] values)
+    {
+        int best = 0;
+        for (int i = 1; i < values.Length; i++) if (values[i] > values[best]) best = i;
+        return best;
     }
 
     /// <summary>
