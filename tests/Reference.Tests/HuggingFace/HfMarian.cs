@@ -85,7 +85,8 @@ internal sealed class HfMarian : HfTorchModel
 
     /// <summary>
     /// Where the layers' norms sit: before each sub-layer with a final norm per stack (mBART) or after each residual sum
-    /// (Marian, BART). Settable for diagnosis only: the self-tests flip it to show the placement matters.
+    /// (Marian, BART). Settable for diagnosis only: the self-tests flip it to show the placement matters (flipped, the final
+    /// norms apply where the model has them).
     /// </summary>
     public bool PreNorm { get; set; }
 
@@ -165,7 +166,7 @@ internal sealed class HfMarian : HfTorchModel
             x = Residual(x, layer + "self_attn_layer_norm", h => Attention(layer + "self_attn", h, Heads(layer + "self_attn.k_proj", h, Config.Heads), Heads(layer + "self_attn.v_proj", h, Config.Heads), mask, Config.Heads));
             x = Residual(x, layer + "final_layer_norm", h => FeedForward(layer, h));
         }
-        return PreNorm ? LayerNorm(x, "model.encoder.layer_norm") : x;
+        return FinalNorm(x, "model.encoder.");
     }
 
     /// <summary>
@@ -204,7 +205,7 @@ internal sealed class HfMarian : HfTorchModel
             y = Residual(y, layer + "final_layer_norm", h => FeedForward(layer, h));
         }
         if (cache is not null) cache.Length += (int)length;
-        return PreNorm ? LayerNorm(y, "model.decoder.layer_norm") : y;
+        return FinalNorm(y, "model.decoder.");
     }
 
     /// <summary><c>lm_head(h) + final_logits_bias</c>: <c>[…, V]</c>, the head tied to <c>model.shared</c>.</summary>
@@ -255,6 +256,10 @@ internal sealed class HfMarian : HfTorchModel
         Tensor positions = this[stack + "embed_positions.weight"].narrow(0, firstPosition + LearnedPositionOffset, length);
         return LayerNorm(tokens + positions, stack + "layernorm_embedding");
     }
+
+    // mBART's norm at the end of a stack; none post-LN, nor where the model has none (BART flipped to pre-LN).
+    private Tensor FinalNorm(Tensor x, string stack) =>
+        PreNorm && Contains(stack + "layer_norm.weight") ? LayerNorm(x, stack + "layer_norm") : x;
 
     // A sub-layer with its residual: LN(x + f(x)) post-LN, x + f(LN(x)) pre-LN.
     private Tensor Residual(Tensor x, string norm, Func<Tensor, Tensor> sublayer) =>
