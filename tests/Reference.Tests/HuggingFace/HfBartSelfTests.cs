@@ -161,27 +161,8 @@ public sealed class HfBartSelfTests(ITestOutputHelper output)
             "model.decoder.layers.2.encoder_attn.q_proj.weight", "model.decoder.layers.0.self_attn_layer_norm.weight",
         };
         if (mbart) names.AddRange(["model.encoder.layer_norm.weight", "model.decoder.layer_norm.bias"]);
-        var rng = new Random(11);
-        const double h = 1e-5;
-        foreach (string parameter in names)
-        {
-            float[] g = gradients[parameter];
-            double largest = g.Max(v => Math.Abs(v));
-            int[] candidates = Enumerable.Range(0, g.Length).Where(i => Math.Abs(g[i]) >= 0.1 * largest && !(parameter == "model.shared.weight" && i / D == Pad)).ToArray();
-            int index = candidates[rng.Next(candidates.Length)];
-            Tensor values = precise.Model[parameter];
-            double original = Evaluate(() => values.view(-1)[index]);
-            double Shifted(double by)
-            {
-                Evaluate(() => values.view(-1)[index].fill_(original + by));
-                return Evaluate(() => precise.TranslationLoss(source, labels, batch, sourceLength, length));
-            }
-            double difference = (Shifted(h) - Shifted(-h)) / (2 * h);
-            Shifted(0);
-            double error = Math.Abs(difference - g[index]);
-            output.WriteLine($"{fixture} {parameter}[{index}]: analytic {g[index]:E6}, central difference {difference:E6}, error {error / Math.Abs(g[index]):E2} relative");
-            Assert.True(error <= 1e-6 * Math.Abs(g[index]) + 1e-9, $"{parameter}[{index}]: analytic {g[index]} vs central difference {difference}");
-        }
+        CentralDifferences.Check(precise, gradients, names, seed: 11, Pad, D,
+            () => CentralDifferences.Evaluate(() => precise.TranslationLoss(source, labels, batch, sourceLength, length)), line => output.WriteLine($"{fixture} {line}"));
 
         foreach ((string table, int used) in new[] { ("model.encoder.embed_positions.weight", sourceLength), ("model.decoder.embed_positions.weight", length) })
             for (int row = 0; row < Positions + 2; row++)
@@ -205,12 +186,6 @@ public sealed class HfBartSelfTests(ITestOutputHelper output)
         labels[length + 3] = Eos;
         for (int t = 4; t < length; t++) labels[length + t] = -1;
         return (source, labels);
-    }
-
-    private static double Evaluate(Func<Tensor> objective)
-    {
-        using DisposeScope scope = NewDisposeScope();
-        using (no_grad()) return objective().item<double>();
     }
 
     // Ids 3 … 40: no <s>, <pad> or </s>.

@@ -154,28 +154,8 @@ public sealed class HfMarianSelfTests(ITestOutputHelper output)
             "final_logits_bias", "model.shared.weight", "model.encoder.layers.0.fc1.bias", "model.encoder.layers.1.self_attn.q_proj.weight",
             "model.decoder.layers.1.encoder_attn.k_proj.weight", "model.decoder.layers.2.self_attn.v_proj.weight", "model.decoder.layers.0.encoder_attn_layer_norm.weight",
         ];
-        var rng = new Random(7);
-        const double h = 1e-5;
-        foreach (string parameter in names)
-        {
-            float[] g = gradients[parameter];
-            double largest = g.Max(v => Math.Abs(v));
-            // The padding row's finite difference includes its lookups, which padding_idx keeps out of the gradient.
-            int[] candidates = Enumerable.Range(0, g.Length).Where(i => Math.Abs(g[i]) >= 0.1 * largest && !(parameter == "model.shared.weight" && i / D == Pad)).ToArray();
-            int index = candidates[rng.Next(candidates.Length)];
-            Tensor values = precise.Model[parameter];
-            double original = Evaluate(() => values.view(-1)[index]);
-            double Shifted(double by)
-            {
-                Evaluate(() => values.view(-1)[index].fill_(original + by));
-                return Evaluate(() => precise.TranslationLoss(source, labels, batch, sourceLength, length));
-            }
-            double difference = (Shifted(h) - Shifted(-h)) / (2 * h);
-            Shifted(0);
-            double error = Math.Abs(difference - g[index]);
-            output.WriteLine($"{parameter}[{index}]: analytic {g[index]:E6}, central difference {difference:E6}, error {error / Math.Abs(g[index]):E2} relative");
-            Assert.True(error <= 1e-6 * Math.Abs(g[index]) + 1e-9, $"{parameter}[{index}]: analytic {g[index]} vs central difference {difference}");
-        }
+        CentralDifferences.Check(precise, gradients, names, seed: 7, Pad, D,
+            () => CentralDifferences.Evaluate(() => precise.TranslationLoss(source, labels, batch, sourceLength, length)), line => output.WriteLine(line));
 
         double worst = 0;
         string worstName = "";
@@ -320,12 +300,6 @@ public sealed class HfMarianSelfTests(ITestOutputHelper output)
         for (int t = 4; t < length; t++) labels[length + t] = -1;
         labels[2] = Pad; // a padding label that transformers counts (only −100 is ignored)
         return (source, labels);
-    }
-
-    private static double Evaluate(Func<Tensor> objective)
-    {
-        using DisposeScope scope = NewDisposeScope();
-        using (no_grad()) return objective().item<double>();
     }
 
     private static int[] RandomTokens(int count, int vocab, int seed)
