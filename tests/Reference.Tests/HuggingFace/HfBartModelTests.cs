@@ -172,9 +172,10 @@ internal static class Seq2SeqChecks
 
     /// <summary>
     /// Over the parameter tensors, the largest 2-norm of the difference over the reference's 2-norm. Tensors whose reference
-    /// gradient is rounding noise (the key biases: softmax ignores a per-row constant) must be as small in ours.
+    /// gradient is rounding noise (the key biases: softmax ignores a per-row constant) must be as small in ours. With
+    /// <paramref name="rowLog"/>, a shared embedding that differs has its differing rows named (a padding row, say).
     /// </summary>
-    public static (double Error, string Worst) GradientError(TransformerModel model, Dictionary<string, float[]> expected)
+    public static (double Error, string Worst) GradientError(TransformerModel model, Dictionary<string, float[]> expected, Action<string>? rowLog = null)
     {
         double worst = 0;
         string worstName = "";
@@ -191,6 +192,17 @@ internal static class Seq2SeqChecks
             }
             double error = Norm(ours.Zip(reference!, (a, b) => a - b).ToArray()) / norm;
             if (error > worst) (worst, worstName) = (error, t.Name);
+            if (rowLog is not null && t.Name == "model.shared.weight" && error > 1e-4)
+            {
+                int width = t.Shape[1];
+                for (int row = 0; row < t.Shape[0]; row++)
+                {
+                    double[] delta = ours.Skip(row * width).Take(width).Zip(reference!.Skip(row * width).Take(width), (a, b) => (double)a - b).ToArray();
+                    double rowError = Math.Sqrt(delta.Sum(d => d * d));
+                    if (rowError > 1e-4 * norm)
+                        rowLog($"model.shared.weight row {row}: |Δ| {rowError:E2}, ours |g| {Norm(ours.Skip(row * width).Take(width).ToArray()):E2}, reference |g| {Norm(reference!.Skip(row * width).Take(width).ToArray()):E2}");
+                }
+            }
         }
         return (worst, worstName);
     }

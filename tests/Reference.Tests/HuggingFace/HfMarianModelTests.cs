@@ -82,15 +82,15 @@ public sealed class HfMarianModelTests(ITestOutputHelper output) : IDisposable
 
         float loss = model.Forward(source, targets);
         float[] logits = model.Logits.ToArray(), expected = reference.TranslationLogits(source, labels, Batch, SourceLength, TargetLength);
-        double logitError = RelativeMax(logits, expected);
-        double countedError = RelativeMax(Counted(logits, labels), Counted(expected, labels));
+        double logitError = Seq2SeqChecks.RelativeMax(logits, expected);
+        double countedError = Seq2SeqChecks.RelativeMax(Counted(logits, labels), Counted(expected, labels));
         (float expectedLoss, Dictionary<string, float[]> gradients) = reference.TranslationLossAndGradients(source, labels, Batch, SourceLength, TargetLength);
         model.ZeroGrad();
         model.Backward();
         (double gradientError, string worst) = GradientError(model, gradients);
-        output.WriteLine($"{Describe(options)}: logits {logitError:E2} (at counted positions {countedError:E2}; worst at {WorstPosition(logits, expected)}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
-        Assert.True(countedError < 1e-5, $"logits at counted positions differ by {countedError:E2} of the largest ({WorstPosition(logits, expected)})");
-        Assert.True(logitError < 1e-5, $"logits differ by {logitError:E2} of the largest ({WorstPosition(logits, expected)})");
+        output.WriteLine($"{Describe(options)}: logits {logitError:E2} (at counted positions {countedError:E2}; worst at {Seq2SeqChecks.WorstPosition(logits, expected, Vocab, TargetLength)}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
+        Assert.True(countedError < 1e-5, $"logits at counted positions differ by {countedError:E2} of the largest ({Seq2SeqChecks.WorstPosition(logits, expected, Vocab, TargetLength)})");
+        Assert.True(logitError < 1e-5, $"logits differ by {logitError:E2} of the largest ({Seq2SeqChecks.WorstPosition(logits, expected, Vocab, TargetLength)})");
         Assert.True(Math.Abs(loss - expectedLoss) < 1e-5 * Math.Abs(expectedLoss), $"loss {loss} vs {expectedLoss}");
 
         // Diagnosis only: the same gradients with the padding row also learning from its lookups (no padding_idx).
@@ -110,10 +110,10 @@ public sealed class HfMarianModelTests(ITestOutputHelper output) : IDisposable
         for (int t = 0; t < TargetLength; t++)
         {
             float[] next = inference.Append(decoderInput.AsSpan(t, 1)).ToArray();
-            appendError = Math.Max(appendError, RelativeMax(next, reference.NextTokenLogits(sentence, decoderInput[..(t + 1)])));
+            appendError = Math.Max(appendError, Seq2SeqChecks.RelativeMax(next, reference.NextTokenLogits(sentence, decoderInput[..(t + 1)])));
         }
         inference.ResetDecoder();
-        double blockError = RelativeMax(inference.Append(decoderInput.AsSpan(0, 5)).ToArray(), reference.NextTokenLogits(sentence, decoderInput[..5]));
+        double blockError = Seq2SeqChecks.RelativeMax(inference.Append(decoderInput.AsSpan(0, 5)).ToArray(), reference.NextTokenLogits(sentence, decoderInput[..5]));
         output.WriteLine($"Append one at a time {appendError:E2}, five at once {blockError:E2}");
         Assert.True(appendError < 1e-5, $"cached next-token logits differ by {appendError:E2}");
         Assert.True(blockError < 1e-5, $"the five-token Append differs by {blockError:E2}");
@@ -154,57 +154,10 @@ public sealed class HfMarianModelTests(ITestOutputHelper output) : IDisposable
     private static float[] Counted(float[] logits, int[] labels) =>
         Enumerable.Range(0, labels.Length).Where(i => labels[i] >= 0).SelectMany(i => logits.Skip(i * Vocab).Take(Vocab)).ToArray();
 
-    private static string WorstPosition(float[] actual, float[] expected)
-    {
-        int worst = 0;
-        for (int i = 1; i < actual.Length; i++) if (Math.Abs(actual[i] - expected[i]) > Math.Abs(actual[worst] - expected[worst])) worst = i;
-        int row = worst / Vocab;
-        return $"sentence {row / TargetLength}, position {row % TargetLength}, token {worst % Vocab}: {actual[worst]} vs {expected[worst]}";
-    }
-
     /// <summary>
-    /// Over the parameter tensors, the largest 2-norm of the difference over the reference's 2-norm. Tensors whose reference
-    /// gradient is rounding noise (the key biases: softmax ignores a per-row constant) are skipped. The shared embedding's
-    /// rows are compared one by one as well, so that a padding row (padding_idx) that differs is named.
+    /// <see cref="Seq2SeqChecks.GradientError"/>, naming the rows of the shared embedding that differ when <paramref name="rows"/>
+    /// (how the padding row's padding_idx rule was found).
     /// </summary>
-    private (double Error, string Worst) GradientError(TransformerModel model, Dictionary<string, float[]> expected, bool rows = true)
-    {
-        double worst = 0;
-        string worstName = "";
-        double largest = expected.Values.Max(Norm);
-        foreach (ParameterTensor t in model.ParameterTensors)
-        {
-            Assert.True(expected.TryGetValue(t.Name, out float[]? reference), $"the reference has no gradient for {t.Name}");
-            float[] ours = model.Gradients.Slice(t.Offset, t.Length).ToArray();
-            double norm = Norm(reference!);
-            if (norm < 1e-6 * largest)
-            {
-                Assert.True(Norm(ours) < 1e-4 * largest, $"{t.Name}: gradient norm {Norm(ours):E2}, the reference's is {norm:E2}");
-                continue;
-            }
-            double error = Norm(ours.Zip(reference!, (a, b) => a - b).ToArray()) / norm;
-            if (error > worst) (worst, worstName) = (error, t.Name);
-            if (rows && t.Name == "model.shared.weight" && error > 1e-4)
-            {
-                int width = t.Shape[1];
-                for (int row = 0; row < t.Shape[0]; row++)
-                {
-                    double rowError = Norm(ours.Skip(row * width).Take(width).Zip(reference!.Skip(row * width).Take(width), (a, b) => a - b).ToArray());
-                    if (rowError > 1e-4 * norm)
-                        output.WriteLine($"model.shared.weight row {row}: |Δ| {rowError:E2}, ours |g| {Norm(ours.Skip(row * width).Take(width).ToArray()):E2}, reference |g| {Norm(reference!.Skip(row * width).Take(width).ToArray()):E2}");
-                }
-            }
-        }
-        return (worst, worstName);
-    }
-
-    private static double RelativeMax(float[] actual, float[] expected)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double scale = expected.Max(Math.Abs), worst = 0;
-        for (int i = 0; i < actual.Length; i++) worst = Math.Max(worst, Math.Abs((double)actual[i] - expected[i]));
-        return worst / scale;
-    }
-
-    private static double Norm(float[] v) => Math.Sqrt(v.Sum(x => (double)x * x));
+    private (double Error, string Worst) GradientError(TransformerModel model, Dictionary<string, float[]> expected, bool rows = true) =>
+        Seq2SeqChecks.GradientError(model, expected, rows ? output.WriteLine : null);
 }
