@@ -147,6 +147,7 @@ namespace TransformerGen.Generator
                 activation = family.FeedForwardName;
                 if (family.Rotary) positional = $"rotary positions (rotate_half, theta {Lit(family.RopeTheta).TrimEnd('f')})";
                 if (family.Kind == FamilySpec.Marian) positional = "sinusoidal positions (sines then cosines, not interleaved)";
+                if (family.Kind == FamilySpec.M2M100) positional = $"fairseq's sinusoidal positions (sines then cosines, from row {_spec.PadToken.Value + 1})";
                 if (_d.KvHeads > 0) activation += $", {_d.KvHeads} key/value heads";
                 // The file name goes into an XML doc comment: escape what XML gives a meaning to.
                 string file = family.ConfigFile.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
@@ -195,8 +196,8 @@ namespace TransformerGen.Generator
                 yield return $"Source tokens are {positions}; each encoder layer applies bidirectional self-attention and a feed-forward network, {sublayers}.";
                 yield return "Target tokens, shifted right behind the begin token (teacher forcing), go through decoder layers of causal self-attention,";
                 yield return "cross-attention to the encoder output, and a feed-forward network; the LM head gives logits over the target vocabulary.";
-                if (_spec.Family is { LogitsBias: true })
-                    yield return "One token table (model.shared) embeds source and target and is the LM head, whose logits get final_logits_bias added.";
+                if (_spec.Family is { IsBartLike: true } f)
+                    yield return "One token table (model.shared) embeds source and target and is the LM head" + (f.LogitsBias ? ", whose logits get final_logits_bias added." : ".");
             }
             else if (_spec.IsEncoderOnly)
             {
@@ -383,6 +384,10 @@ namespace TransformerGen.Generator
                     case "sinusoidal_positions_split":
                         tables.Add("// Marian's sinusoidal position table [positions, DModel]: the sines in the first half of the channels, the cosines in the second");
                         tables.Add($"{Kernels}Positional.SinusoidalSplitTable(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.DModel)});");
+                        break;
+                    case "sinusoidal_positions_fairseq":
+                        tables.Add("// fairseq's sinusoidal position table (M2M100, NLLB) [positions, DModel]: sines then cosines, position p at pad_token_id + 1 + p");
+                        tables.Add($"{Kernels}Positional.SinusoidalFairseqTable(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.DModel)}, {Lit(_spec.PadToken.Value + 1)});");
                         break;
                     case "rotary_cos":
                         TensorDef sin = _graph.Tensors.Single(s => s.Name == "rotary_sin");

@@ -143,11 +143,12 @@ namespace TransformerGen.Generator
         }
 
         /// <summary>
-        /// An encoder–decoder family (Marian, BART, mBART): the encoder's layers over the source, then the decoder's layers over
-        /// the target, each with cross-attention to the encoder's output, and the head tied to the one token table, plus
-        /// <c>final_logits_bias</c>. Positions are Marian's fixed split sinusoids (one table for both stacks) or a learned
-        /// table of each stack's own, starting 2 rows in (BART, mBART), then BART's embedding LayerNorm. mBART's pre-LN
-        /// stacks end with a LayerNorm each (the encoder's before the cross-attention reads it).
+        /// An encoder–decoder family (Marian, BART, mBART, M2M100): the encoder's layers over the source, then the decoder's
+        /// layers over the target, each with cross-attention to the encoder's output, and the head tied to the one token table,
+        /// plus <c>final_logits_bias</c> (not in M2M100). Positions are fixed sinusoids, one table for both stacks (Marian's
+        /// split layout, M2M100's fairseq one) or a learned table of each stack's own, starting 2 rows in (BART, mBART), then
+        /// BART's embedding LayerNorm. mBART's and M2M100's pre-LN stacks end with a LayerNorm each (the encoder's before the
+        /// cross-attention reads it).
         /// </summary>
         private ModelGraph BuildSeq2SeqFamily(FamilySpec f, CancellationToken cancellationToken)
         {
@@ -167,8 +168,9 @@ namespace TransformerGen.Generator
                 }
                 else
                 {
-                    // transformers' MarianSinusoidalPositionalEmbedding: sin(p·ω_i) in columns i < d/2, cos(p·ω_i) in columns d/2 + i.
-                    _sinusoids ??= Constant("sinusoidal_positions_split", _d.MaxLength, c);
+                    // transformers' MarianSinusoidalPositionalEmbedding: sin(p·ω_i) in columns i < d/2, cos(p·ω_i) in columns d/2 + i;
+                    // M2M100SinusoidalPositionalEmbedding: fairseq's spacing of the ω_i, position p at row pad_token_id + 1 + p.
+                    _sinusoids ??= Constant(f.Kind == FamilySpec.M2M100 ? "sinusoidal_positions_fairseq" : "sinusoidal_positions_split", _d.MaxLength, c);
                     _ops.Add(new PositionalAddOp(stage, stream, _sinusoids, e));
                 }
                 if (f.EmbeddingNorm) e = FamilyNorm(f, stage, prefix + ".", "embedding LayerNorm (layernorm_embedding)", "norm", $"model.{side}.layernorm_embedding", e);

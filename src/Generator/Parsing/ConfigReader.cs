@@ -94,11 +94,12 @@ namespace TransformerGen.Generator
                 case "marian": return EncoderDecoder(FamilySpec.Marian);
                 case "bart": return EncoderDecoder(FamilySpec.Bart);
                 case "mbart": return EncoderDecoder(FamilySpec.MBart);
+                case "m2m_100": return EncoderDecoder(FamilySpec.M2M100);
                 case null:
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, phi3, qwen2, qwen3, marian, bart and mbart are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, phi3, qwen2, qwen3, marian, bart, mbart and m2m_100 are known");
                     return null;
             }
         }
@@ -228,6 +229,8 @@ namespace TransformerGen.Generator
         /// <item>BART: post-LN, learned positions whose table starts 2 rows early, and a LayerNorm on each stack's embeddings
         /// (<c>layernorm_embedding</c>).</item>
         /// <item>mBART: BART's embeddings with pre-LN layers and a final LayerNorm on each stack (<c>layer_norm</c>).</item>
+        /// <item>M2M100 (NLLB): mBART's layers without <c>layernorm_embedding</c> or <c>final_logits_bias</c>, and fairseq's fixed
+        /// sinusoids (sines then cosines, frequencies spaced over d/2 − 1 steps) numbered from <c>pad_token_id</c> + 1.</item>
         /// </list>
         /// Keys left over from fairseq and Marian's toolkit that the modeling code never reads (<c>normalize_before</c>,
         /// <c>add_final_layer_norm</c>, <c>normalize_embedding</c>, <c>static_position_embeddings</c>) are not read here either:
@@ -243,18 +246,22 @@ namespace TransformerGen.Generator
             if (decoderHeads != heads) Unsupported("decoder_attention_heads", decoderHeads, $"the decoder must have as many heads as the encoder (encoder_attention_heads = {heads})");
             if (decoderFfn != ffn) Unsupported("decoder_ffn_dim", decoderFfn, $"the decoder's feed-forward must be as wide as the encoder's (encoder_ffn_dim = {ffn})");
             if (d > 0 && heads > 0 && d % heads != 0) Unsupported("encoder_attention_heads", heads, $"d_model {d} is not a multiple of it");
-            bool marian = kind == FamilySpec.Marian;
+            bool marian = kind == FamilySpec.Marian, m2m = kind == FamilySpec.M2M100;
             if (marian && d % 2 != 0) Unsupported("d_model", d, "the sinusoidal positions need an even width");
+            if (m2m && d < 4) Unsupported("d_model", d, "fairseq's sinusoids divide by d_model / 2 − 1, which needs a width of 4 or more");
             RequireFlag("share_encoder_decoder_embeddings", true, "separate encoder and decoder token tables");
             if (Int("decoder_vocab_size") is int decoderVocab && decoderVocab != vocab)
                 Unsupported("decoder_vocab_size", decoderVocab, $"with one shared token table it must equal vocab_size = {vocab}");
             // MarianConfig's defaults are opus-mt-en-de's ids; BartConfig's and MBartConfig's are fairseq's (<s> 0, <pad> 1, </s> 2).
             int pad = Int("pad_token_id") ?? (marian ? 58100 : 1), start = Int("decoder_start_token_id") ?? (marian ? 58100 : 2), eos = FirstId("eos_token_id") ?? (marian ? 0 : 2);
             // BartLearnedPositionalEmbedding keeps 2 rows before position 0 (fairseq's offset): max_position_embeddings + 2 rows.
-            var family = new FamilySpec(kind, _file, heads > 0 ? d / heads : 0, heads, marian ? positions : positions + 2, 1e-5f, RmsNorm: false, feedForward,
-                Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: 0, EmbeddingNorm: !marian, PositionOffset: marian ? 0 : 2, LogitsBias: true);
-            return Resolve(family, EnumValues.EncoderDecoder, vocab, d, heads, encoderLayers, ffn, marian ? EnumValues.Sinusoidal : EnumValues.Learned,
-                kind == FamilySpec.MBart ? EnumValues.PreNorm : EnumValues.PostNorm, tied: Bool("tie_word_embeddings") ?? true, pad: pad,
+            // Marian's and M2M100's sinusoids are computed, not stored: a constant table of the positions a model uses.
+            bool learned = !marian && !m2m;
+            var family = new FamilySpec(kind, _file, heads > 0 ? d / heads : 0, heads, learned ? positions + 2 : positions, 1e-5f, RmsNorm: false, feedForward,
+                Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: 0, EmbeddingNorm: learned, PositionOffset: learned ? 2 : 0,
+                LogitsBias: !m2m);
+            return Resolve(family, EnumValues.EncoderDecoder, vocab, d, heads, encoderLayers, ffn, learned ? EnumValues.Learned : EnumValues.Sinusoidal,
+                kind is FamilySpec.MBart or FamilySpec.M2M100 ? EnumValues.PreNorm : EnumValues.PostNorm, tied: Bool("tie_word_embeddings") ?? true, pad: pad,
                 seq2seq: new Seq2SeqSizes(encoderLayers, decoderLayers, start, eos, Bool("scale_embedding") ?? false));
         }
 
@@ -315,11 +322,11 @@ namespace TransformerGen.Generator
             string Key(string attribute) => (attribute, family.Kind) switch
             {
                 ("Vocab" or "TargetVocab", _) => "vocab_size",
-                ("DModel", FamilySpec.Marian or FamilySpec.Bart or FamilySpec.MBart) => "d_model",
-                ("Heads", FamilySpec.Marian or FamilySpec.Bart or FamilySpec.MBart) => "encoder_attention_heads",
-                ("Layers" or "EncoderLayers", FamilySpec.Marian or FamilySpec.Bart or FamilySpec.MBart) => "encoder_layers",
-                ("DecoderLayers", FamilySpec.Marian or FamilySpec.Bart or FamilySpec.MBart) => "decoder_layers",
-                ("DFF", FamilySpec.Marian or FamilySpec.Bart or FamilySpec.MBart) => "encoder_ffn_dim",
+                ("DModel", _) when family.IsBartLike => "d_model",
+                ("Heads", _) when family.IsBartLike => "encoder_attention_heads",
+                ("Layers" or "EncoderLayers", _) when family.IsBartLike => "encoder_layers",
+                ("DecoderLayers", _) when family.IsBartLike => "decoder_layers",
+                ("DFF", _) when family.IsBartLike => "encoder_ffn_dim",
                 ("DModel", FamilySpec.Gpt2) => "n_embd",
                 ("DModel", FamilySpec.DistilBert) => "dim",
                 ("DModel", _) => "hidden_size",
@@ -398,7 +405,7 @@ namespace TransformerGen.Generator
                 DFF = Sized("DFF", spec.DFF, dff),
                 Positional = Fixed("Positional", spec.Positional, positional, "model_type", "the family fixes how positions enter"),
                 Norm = Fixed("Norm", spec.Norm, norm, "model_type", "the family fixes where the norms sit"),
-                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind switch { FamilySpec.Gpt2 or FamilySpec.Marian or FamilySpec.Bart or FamilySpec.MBart => "activation_function", FamilySpec.DistilBert => "activation", _ => "hidden_act" }, family.FeedForwardName),
+                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind == FamilySpec.Gpt2 || family.IsBartLike ? "activation_function" : family.Kind == FamilySpec.DistilBert ? "activation" : "hidden_act", family.FeedForwardName),
                 TiedEmbeddings = new Argument<bool>(tied, spec.TiedEmbeddings.Location),
                 PadToken = new Argument<int>(padToken, spec.PadToken.Location),
                 BosToken = new Argument<int>(bos >= 0 && bos < vocab ? bos : -1, bosLocation),

@@ -53,6 +53,7 @@ internal sealed class CheckpointFamilyRules
         CheckpointFamily.Marian => Marian,
         CheckpointFamily.Bart => Bart,
         CheckpointFamily.MBart => MBart,
+        CheckpointFamily.M2M100 => M2M100,
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "not a Hugging Face checkpoint family"),
     };
 
@@ -190,6 +191,9 @@ internal sealed class CheckpointFamilyRules
     private static readonly CheckpointFamilyRules Bart = new() { Family = CheckpointFamily.Bart, Prefix = "model.", TiedCopies = SharedTableCopies };
 
     private static readonly CheckpointFamilyRules MBart = new() { Family = CheckpointFamily.MBart, Prefix = "model.", TiedCopies = SharedTableCopies };
+
+    // M2M100ForConditionalGeneration (NLLB too): its sinusoid tables are non-persistent buffers, never in the files.
+    private static readonly CheckpointFamilyRules M2M100 = new() { Family = CheckpointFamily.M2M100, Prefix = "model.", TiedCopies = SharedTableCopies };
 
     /// <summary>The key of a model's name: the name without <see cref="Prefix"/>.</summary>
     public string KeyOf(string name) => name.StartsWith(Prefix, StringComparison.Ordinal) ? name[Prefix.Length..] : name;

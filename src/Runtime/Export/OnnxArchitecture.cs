@@ -262,7 +262,7 @@ internal sealed class OnnxArchitecture
 
     private static OnnxArchitecture Family(ModelLayout layout, TransformerModelAttribute d, TensorTable table, string configPath)
     {
-        if (layout.Family is CheckpointFamily.Marian or CheckpointFamily.Bart or CheckpointFamily.MBart)
+        if (layout.Family is CheckpointFamily.Marian or CheckpointFamily.Bart or CheckpointFamily.MBart or CheckpointFamily.M2M100)
             throw new NotSupportedException($"{layout.Name}: the ONNX export of {layout.Family} models is not built; optimum exports the Hub's folder directly");
         using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));
         JsonElement config = document.RootElement;

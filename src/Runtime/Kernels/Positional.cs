@@ -67,6 +67,39 @@ public static class Positional
     }
 
     /// <summary>
+    /// Fills fairseq's sinusoidal table (tensor2tensor's, which transformers' <c>M2M100SinusoidalPositionalEmbedding</c>
+    /// keeps for M2M100 and NLLB), <c>[seqLen, c]</c>, position p in row <c>p − firstPosition</c>: with h = c/2 and
+    /// <c>ω_i = exp(−i·ln(10000)/(h − 1))</c>, <c>PE(pos, i) = sin(pos·ω_i)</c> and <c>PE(pos, h + i) = cos(pos·ω_i)</c> for
+    /// <c>i &lt; h</c>, and a last column of zeros when c is odd. Computed in float32 as PyTorch computes the table (the
+    /// frequencies, the products and the sines all rounded to float), so that the values are transformers' own.
+    /// </summary>
+    /// <param name="table">The table <c>[seqLen, c]</c>, overwritten.</param>
+    /// <param name="seqLen">Positions.</param>
+    /// <param name="c">Channels, at least 4 (the spacing divides by c/2 − 1).</param>
+    /// <param name="firstPosition">The position of row 0: <c>pad_token_id + 1</c> in M2M100, whose positions count from there.</param>
+    public static void SinusoidalFairseqTable(Span<float> table, int seqLen, int c, int firstPosition)
+    {
+        SpanChecks.NonNegative(seqLen, nameof(seqLen));
+        SpanChecks.NonNegative(firstPosition, nameof(firstPosition));
+        if (c < 4) throw new ArgumentOutOfRangeException(nameof(c), c, "fairseq's sinusoids need at least 4 channels (they divide by c/2 − 1)");
+        SpanChecks.Length(table.Length, (long)seqLen * c, nameof(table));
+        int half = c / 2;
+        float step = (float)-(Math.Log(10000.0) / (half - 1));
+        for (int pos = 0; pos < seqLen; pos++)
+        {
+            Span<float> row = table.Slice(pos * c, c);
+            float position = firstPosition + pos;
+            for (int i = 0; i < half; i++)
+            {
+                float angle = position * MathF.Exp(i * step);
+                row[i] = MathF.Sin(angle);
+                row[half + i] = MathF.Cos(angle);
+            }
+            if (c % 2 != 0) row[c - 1] = 0f;
+        }
+    }
+
+    /// <summary>
     /// <c>x[b, t, :] += table[position0 + t, :]</c> for every sequence b: adds absolute positions, sinusoidal or learned.
     /// </summary>
     /// <param name="x">Embeddings <c>[batch, seqLen, c]</c>, updated in place.</param>

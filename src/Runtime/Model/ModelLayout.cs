@@ -165,4 +165,6 @@ public enum CheckpointFamily
     Bart,
     /// <summary>Hugging Face mBART (<c>MBartForConditionalGeneration</c>): BART's names with a final <c>layer_norm</c> on each pre-LN stack.</summary>
     MBart,
+    /// <summary>Hugging Face M2M100 and NLLB (<c>M2M100ForConditionalGeneration</c>): mBART's names without the embedding norms and the logits bias.</summary>
+    M2M100,
 }

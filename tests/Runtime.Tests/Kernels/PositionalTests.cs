@@ -56,6 +56,35 @@ public class PositionalTests
         Assert.Throws<ArgumentException>(() => Positional.SinusoidalSplitTable(new float[3 * 5], 3, 5));
     }
 
+    /// <summary>
+    /// fairseq's table (M2M100, NLLB): row r holds position firstPosition + r, sines of the frequencies
+    /// 10000^(−i/(h−1)) in the first h = c/2 columns and their cosines in the next h, a zero column for an odd c; against
+    /// the formula in double (the kernel rounds as PyTorch does, in float: within 2e-5 at these positions).
+    /// </summary>
+    [Theory]
+    [InlineData(4, 2)]
+    [InlineData(18, 2)]
+    [InlineData(21, 5)]
+    public void Fairseq_table_numbers_positions_from_the_first_and_spaces_frequencies_over_half_minus_one(int c, int first)
+    {
+        int seqLen = 30, half = c / 2;
+        var table = new float[seqLen * c];
+        Positional.SinusoidalFairseqTable(table, seqLen, c, first);
+        for (int row = 0; row < seqLen; row++)
+        {
+            for (int i = 0; i < half; i++)
+            {
+                double angle = (first + row) * Math.Pow(10000.0, -(double)i / (half - 1));
+                Assert.Equal(Math.Sin(angle), table[row * c + i], 2e-5);
+                Assert.Equal(Math.Cos(angle), table[row * c + half + i], 2e-5);
+            }
+            if (c % 2 != 0) Assert.Equal(0f, table[row * c + c - 1]);
+        }
+        // The lowest frequency is 1e-4 exactly: the last sine column is sin(position / 10000).
+        Assert.Equal(Math.Sin((first + 7) / 10000.0), table[7 * c + half - 1], 1e-7);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Positional.SinusoidalFairseqTable(new float[3 * 3], 3, 3, 0));
+    }
+
     [Fact]
     public void Add_uses_rows_from_position0_for_every_sequence()
     {

@@ -6,8 +6,9 @@ using static TransformerGen.Generator.Tests.ConfigFixtures;
 namespace TransformerGen.Generator.Tests;
 
 /// <summary>
-/// Marian configs (Helsinki-NLP/opus-mt-*): an encoder–decoder read from the config, with its checkpoint names, shared
-/// and tied token table, logits bias, split sinusoids and SiLU, and a located refusal for what it cannot build.
+/// The encoder–decoder configs (Marian's opus-mt, BART, mBART, M2M100/NLLB): an encoder–decoder read from the config,
+/// with its checkpoint names, shared and tied token table, logits bias, positions and activation, and a located refusal
+/// for what it cannot build.
 /// </summary>
 public partial class ConfigTests
 {
@@ -193,5 +194,67 @@ public partial class ConfigTests
     {
         Diagnostic d = SingleError(At("bart-base", Bart), Declared("bart-base", "", seqLen: 21), "TG0043", "SeqLen = 21");
         Assert.Equal("SeqLen = 21 contradicts bart-base/config.json's \"max_position_embeddings\": the model knows 20 positions (its learned table has 2 more rows before position 0); leave SeqLen out to take the config's value", d.GetMessage());
+    }
+
+    /// <summary>facebook/nllb-200-distilled-600M's config.json at odd sizes.</summary>
+    private const string Nllb = """
+        {
+          "_name_or_path": "facebook/nllb-200-distilled-600M",
+          "activation_dropout": 0.0,
+          "activation_function": "relu",
+          "architectures": ["M2M100ForConditionalGeneration"],
+          "attention_dropout": 0.1,
+          "bos_token_id": 0,
+          "d_model": 22,
+          "decoder_attention_heads": 2,
+          "decoder_ffn_dim": 30,
+          "decoder_layerdrop": 0,
+          "decoder_layers": 3,
+          "decoder_start_token_id": 2,
+          "dropout": 0.1,
+          "encoder_attention_heads": 2,
+          "encoder_ffn_dim": 30,
+          "encoder_layerdrop": 0,
+          "encoder_layers": 2,
+          "eos_token_id": 2,
+          "init_std": 0.02,
+          "is_encoder_decoder": true,
+          "max_length": 200,
+          "max_position_embeddings": 16,
+          "model_type": "m2m_100",
+          "num_hidden_layers": 2,
+          "pad_token_id": 1,
+          "scale_embedding": true,
+          "tokenizer_class": "NllbTokenizer",
+          "torch_dtype": "float32",
+          "use_cache": true,
+          "vocab_size": 53
+        }
+        """;
+
+    [Fact]
+    public void An_m2m100_config_is_pre_ln_with_fairseq_sinusoids_from_the_row_after_padding_and_no_logits_bias()
+    {
+        Type m = Compile(At("nllb", Nllb), Declared("nllb", ", TargetSeqLen = 9", seqLen: 16), out string source);
+        Assert.Equal(53, Constant(m, "Vocab"));
+        Assert.Equal(11, Constant(m, "HeadDim"));
+        Assert.Contains("Family = global::TransformerGen.CheckpointFamily.M2M100,", source);
+        Assert.Contains("Positional.SinusoidalFairseqTable(ConstantBuffer.Slice(0, 352), 16, 22, 2);", source);
+        Assert.Contains("new(\"model.encoder.layer_norm.weight\", new[] { 22 }", source);
+        Assert.Contains("new(\"model.decoder.layer_norm.bias\", new[] { 22 }", source);
+        Assert.DoesNotContain("final_logits_bias", source);
+        Assert.DoesNotContain("layernorm_embedding", source);
+        Assert.DoesNotContain("embed_positions", source);
+        Assert.Contains("Activations.ReluForward(", source);
+        Assert.Contains("LayerNorm eps 1E-05 before each sub-layer", source);
+        Assert.Contains(", 53, 22, 4.690416f);", source);
+        Assert.Contains("DecoderSeqLen = 9, PadToken = 1, BosToken = 2, EosToken = 2,", source);
+    }
+
+    [Fact]
+    public void TG0043_an_m2m100_sequence_longer_than_max_position_embeddings_is_refused()
+    {
+        Diagnostic d = SingleError(At("nllb", Nllb), Declared("nllb", "", seqLen: 17), "TG0043", "SeqLen = 17");
+        Assert.Equal("SeqLen = 17 contradicts nllb/config.json's \"max_position_embeddings\": the model knows 16 positions; leave SeqLen out to take the config's value", d.GetMessage());
     }
 }
