@@ -12,6 +12,14 @@ namespace TransformerGen.Model.Tests;
     Positional = Positional.Rotary, Norm = NormPlacement.Pre, WeightType = WeightType.Int8)]
 public partial class Int8Decoder { }
 
+/// <summary>A Marian (opus-mt-shaped, 64 wide so that its matrices have whole 32-weight blocks) from its config.</summary>
+[TransformerModel(Config = "Configs/marian-odd/config.json", SeqLen = 7, TargetSeqLen = 6)]
+public partial class HfMarianOdd { }
+
+/// <summary>An M2M100 (NLLB-shaped: pre-LN, fairseq sinusoids, no logits bias) from its config.</summary>
+[TransformerModel(Config = "Configs/m2m100-odd/config.json", SeqLen = 7, TargetSeqLen = 6)]
+public partial class HfM2M100Odd { }
+
 /// <summary>
 /// Inference instances with bf16 and 8-bit weight matrices (the models of PackedWeightsTests: matrices of whole panels
 /// and rows left over, a tied head): each computes what an fp32 instance computes over the same rounded weights, within
@@ -91,6 +99,38 @@ public sealed class WeightTypeTests : IDisposable
         translator.Encode(source);
         translatorReference.Encode(source);
         AssertClose(translatorReference.Append([1, 66, 7]), translator.Append([1, 66, 7]), 1e-5f, $"{type} decoder logits");
+    }
+
+    /// <summary>
+    /// The Hugging Face encoder–decoders (one shared table for both stacks and the tied head, the cross-attention's keys
+    /// and values packed): with reduced weights, their encoder and cached decoder compute what fp32 computes over the same
+    /// rounded matrices, and differ from fp32 itself by about the format's precision.
+    /// </summary>
+    [Theory]
+    [InlineData(WeightType.BFloat16)]
+    [InlineData(WeightType.Int8)]
+    public void Hugging_face_encoder_decoders_compute_what_fp32_computes_over_the_rounded_weights(WeightType type)
+    {
+        foreach (Func<WeightType, Seq2SeqModel> open in new Func<WeightType, Seq2SeqModel>[] { w => HfMarianOdd.ForInference(5, w), w => HfM2M100Odd.ForInference(5, w) })
+        {
+            Seq2SeqModel reduced = open(type), exact = open(WeightType.Float32), reference = open(WeightType.Float32);
+            Assert.Equal(type, reduced.WeightType);
+            RoundMatrices(reference, type);
+            reference.PackWeights();
+            int[] source = [4, 69, 20, 64, 3, 9];
+            int start = reduced.Layout.BosToken;
+            int[] target = [start, 66, 7, 31];
+            float[] got = Decode(reduced), expected = Decode(reference);
+            AssertClose(expected, got, 1e-5f, $"{reduced.Layout.Name} {type} decoder logits");
+            float gap = MaxRelativeDifference(Decode(exact), got);
+            Assert.InRange(gap, 1e-6f, type == WeightType.Int8 ? 3e-2f : 2e-2f);
+
+            float[] Decode(Seq2SeqModel model)
+            {
+                model.Encode(source);
+                return model.Append(target).ToArray();
+            }
+        }
     }
 
     [Theory]
