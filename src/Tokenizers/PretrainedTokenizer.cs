@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using System.Runtime.InteropServices;
 using TransformerGen.Tokenizers.Chat;
 using TransformerGen.Tokenizers.Folder;
@@ -8,12 +9,15 @@ using TransformerGen.Tokenizers.Loaders;
 namespace TransformerGen.Tokenizers;
 
 /// <summary>
-/// The tokenizer of a downloaded Hugging Face model folder (GPT-2, BERT, Llama/TinyLlama, SmolLM2, Qwen2, XLM-R, Marian),
+/// The tokenizer of a downloaded Hugging Face model folder (GPT-2, BERT, Llama/TinyLlama, SmolLM2, Qwen2, XLM-R, Marian, NLLB),
 /// built on Microsoft.ML.Tokenizers and set up to give the ids Hugging Face's tokenizer gives.
 /// </summary>
 /// <remarks>
 /// <para>
-/// <see cref="FromFolder"/> picks the tokenizer from the files present: <c>source.spm</c> → Marian (opus-mt:
+/// <see cref="FromFolder"/> picks the tokenizer from tokenizer_config.json's <c>tokenizer_class</c> when it names NLLB
+/// (<c>NllbTokenizer</c>, <c>NllbTokenizerFast</c>; or, naming no class, config.json's <c>m2m_100</c> without
+/// <c>vocab.json</c>) → NLLB (<c>sentencepiece.bpe.model</c> with fairseq's ids and 202 language codes after the pieces),
+/// otherwise from the files present: <c>source.spm</c> → Marian (opus-mt:
 /// <c>source.spm</c>, <c>target.spm</c>, <c>vocab.json</c>); otherwise <c>vocab.json</c> + <c>merges.txt</c> →
 /// byte-level BPE (GPT-2, Qwen2, SmolLM2); otherwise <c>tokenizer.model</c> → SentencePiece BPE (Llama-2,
 /// TinyLlama); otherwise <c>sentencepiece.bpe.model</c> → SentencePiece Unigram with fairseq's ids (XLM-R,
@@ -32,7 +36,10 @@ namespace TransformerGen.Tokenizers;
 /// source text, <see cref="EncodeTarget(string, bool)"/> target text (<c>text_target=</c>), and
 /// <see cref="Decode"/> decodes the ids the model generates, which are target text. A multilingual Marian model
 /// expects a target-language code from <see cref="LanguageCodes"/> at the start of the source text
-/// (<c>"&gt;&gt;fra&lt;&lt; Hello"</c>).
+/// (<c>"&gt;&gt;fra&lt;&lt; Hello"</c>). NLLB frames each side with a language code instead: the source text with
+/// <see cref="SourceLanguage"/>'s, the target text with <see cref="TargetLanguage"/>'s (choose them with
+/// <see cref="WithSourceLanguage"/> and <see cref="WithTargetLanguage"/>), and generation forces
+/// <see cref="LanguageCodeId"/> of the target language as the first generated token (transformers' <c>forced_bos_token_id</c>).
 /// </para>
 /// <para>Instances are immutable and safe to use from several threads.</para>
 /// </remarks>
@@ -61,6 +68,12 @@ public sealed class PretrainedTokenizer
     /// whose pieces <c>vocab.json</c> numbers).
     /// </summary>
     public const string MarianKind = "marian";
+
+    /// <summary>
+    /// <see cref="Kind"/> of NLLB's tokenizer (nllb-200: <c>sentencepiece.bpe.model</c> with fairseq's ids, then the
+    /// language codes and <c>&lt;mask&gt;</c>; a text framed by a language code).
+    /// </summary>
+    public const string NllbKind = "nllb";
 
     private readonly TokenizerParts _parts;
 
@@ -91,7 +104,7 @@ public sealed class PretrainedTokenizer
     public static PretrainedTokenizer Gpt2() =>
         new(Gpt2Loader.Load(), null, "GPT-2 is a base model: it has no chat template.", modelMaxLength: 1024);
 
-    /// <summary>Which tokenizer this is: one of <see cref="Gpt2BpeKind"/>, <see cref="WordPieceKind"/>, <see cref="SentencePieceBpeKind"/>, <see cref="ByteLevelBpeKind"/>, <see cref="SentencePieceUnigramKind"/>, <see cref="MarianKind"/>.</summary>
+    /// <summary>Which tokenizer this is: one of <see cref="Gpt2BpeKind"/>, <see cref="WordPieceKind"/>, <see cref="SentencePieceBpeKind"/>, <see cref="ByteLevelBpeKind"/>, <see cref="SentencePieceUnigramKind"/>, <see cref="MarianKind"/>, <see cref="NllbKind"/>.</summary>
     public string Kind => _parts.Kind;
 
     /// <summary>The beginning-of-sequence id the tokenizer names (Llama <c>&lt;s&gt;</c> = 1; GPT-2 names <c>&lt;|endoftext|&gt;</c> but never adds it), or null.</summary>
@@ -123,12 +136,81 @@ public sealed class PretrainedTokenizer
     public int? ModelMaxLength { get; }
 
     /// <summary>
-    /// The target-language codes a multilingual Marian vocabulary holds (<c>&gt;&gt;fra&lt;&lt;</c>, <c>&gt;&gt;deu&lt;&lt;</c>, in
-    /// vocab.json's order; transformers' <c>supported_language_codes</c>); empty for other tokenizers, for a Marian
-    /// model with one target language, and when the vocabularies are separate. Written at the start of a source
-    /// text, a code is one token.
+    /// The language codes of a multilingual translation tokenizer, in the order of their ids: Marian's target-language
+    /// codes (<c>&gt;&gt;fra&lt;&lt;</c>, <c>&gt;&gt;deu&lt;&lt;</c>, in vocab.json's order; transformers'
+    /// <c>supported_language_codes</c>; empty for a Marian model with one target language and when the vocabularies
+    /// are separate), or NLLB's (<c>eng_Latn</c>, <c>fra_Latn</c>, …; the folder's <c>additional_special_tokens</c>, else
+    /// transformers' 202). Empty for other tokenizers. Written in a text, a code is one token.
     /// </summary>
     public IReadOnlyList<string> LanguageCodes => _parts.LanguageCodes;
+
+    /// <summary>
+    /// NLLB's source language (<c>src_lang</c>: tokenizer_config.json's, else <c>eng_Latn</c>), whose code
+    /// <see cref="Encode(string, bool)"/> puts around the text; null for tokenizers without one.
+    /// </summary>
+    public string? SourceLanguage => _parts.SourceLanguage;
+
+    /// <summary>
+    /// NLLB's target language (<c>tgt_lang</c>: tokenizer_config.json's, or the one given to <see cref="WithTargetLanguage"/>),
+    /// whose code <see cref="EncodeTarget(string, bool)"/> puts around the text; null when none is chosen, and for
+    /// tokenizers without one.
+    /// </summary>
+    public string? TargetLanguage => _parts.TargetLanguage;
+
+    /// <summary>The id of one of <see cref="LanguageCodes"/> (NLLB's <c>convert_tokens_to_ids("fra_Latn")</c>, the <c>forced_bos_token_id</c> of a translation into French).</summary>
+    /// <param name="code">A language code: <c>"fra_Latn"</c> (NLLB), <c>"&gt;&gt;fra&lt;&lt;"</c> (Marian).</param>
+    /// <exception cref="ArgumentException">The tokenizer has no such code; the message names it.</exception>
+    public int LanguageCodeId(string code)
+    {
+        ArgumentNullException.ThrowIfNull(code);
+        if (_parts.LanguageCodeIds.TryGetValue(code, out int id))
+        {
+            return id;
+        }
+
+        string known = _parts.LanguageCodes.Count == 0
+            ? $"the {Kind} tokenizer has no language codes"
+            : $"it is not one of the {_parts.LanguageCodes.Count} language codes of this {Kind} tokenizer ({string.Join(", ", _parts.LanguageCodes.Take(3))}, …)";
+        throw new ArgumentException($"Unknown language code '{code}': {known}.", nameof(code));
+    }
+
+    /// <summary>
+    /// This tokenizer with another source language (NLLB's <c>tokenizer.src_lang = code</c>): <see cref="Encode(string, bool)"/>
+    /// then frames a text with that code. The instance itself does not change.
+    /// </summary>
+    /// <param name="code">One of <see cref="LanguageCodes"/> (<c>"deu_Latn"</c>).</param>
+    /// <exception cref="ArgumentException">The code is not one of <see cref="LanguageCodes"/>.</exception>
+    /// <exception cref="NotSupportedException">The tokenizer does not frame texts with a language code (everything but NLLB).</exception>
+    public PretrainedTokenizer WithSourceLanguage(string code)
+    {
+        (int[] prefix, int[] suffix) = FramingFor(code);
+        return With(_parts with { SourceLanguage = code, Prefix = prefix, Suffix = suffix });
+    }
+
+    /// <summary>
+    /// This tokenizer with a target language (NLLB's <c>tgt_lang</c>): <see cref="EncodeTarget(string, bool)"/> then frames a
+    /// text with that code. For translating, pass the same code to <see cref="LanguageCodeId"/> for the token to force first.
+    /// </summary>
+    /// <param name="code">One of <see cref="LanguageCodes"/> (<c>"fra_Latn"</c>).</param>
+    /// <exception cref="ArgumentException">The code is not one of <see cref="LanguageCodes"/>.</exception>
+    /// <exception cref="NotSupportedException">The tokenizer does not frame texts with a language code (everything but NLLB).</exception>
+    public PretrainedTokenizer WithTargetLanguage(string code)
+    {
+        (int[] prefix, int[] suffix) = FramingFor(code);
+        return With(_parts with { TargetLanguage = code, TargetPrefix = prefix, TargetSuffix = suffix });
+    }
+
+    private (int[] Prefix, int[] Suffix) FramingFor(string code)
+    {
+        ArgumentNullException.ThrowIfNull(code);
+        LanguageFraming framing = _parts.Framing
+            ?? throw new NotSupportedException(
+                $"The {Kind} tokenizer does not frame a text with a language code"
+                + (_parts.LanguageCodes.Count > 0 ? " (write the code at the start of the source text instead)." : "."));
+        return framing.Around(LanguageCodeId(code));
+    }
+
+    private PretrainedTokenizer With(TokenizerParts parts) => new(parts, Chat, ChatUnavailableReason, ModelMaxLength);
 
     /// <summary>The recognised chat template of the folder, or null (see <see cref="ChatUnavailableReason"/>).</summary>
     public ChatTemplate? Chat { get; }
@@ -155,15 +237,17 @@ public sealed class PretrainedTokenizer
     /// <summary>
     /// Encodes a text of the target side of a translation pair, as Hugging Face's <c>tokenizer(text_target=…)</c>:
     /// Marian segments it with <c>target.spm</c>, numbers it with its target vocabulary and closes it with
-    /// <c>&lt;/s&gt;</c> (the labels of a training pair). Tokenizers without a target side encode it as <see cref="Encode(string, bool)"/>.
+    /// <c>&lt;/s&gt;</c> (the labels of a training pair); NLLB frames it with <see cref="TargetLanguage"/>'s code instead of the
+    /// source language's. Tokenizers without a target side encode it as <see cref="Encode(string, bool)"/>.
     /// </summary>
     /// <param name="text">The target text.</param>
-    /// <param name="addSpecialTokens">Add the tokens Hugging Face adds around a text (Marian's closing <c>&lt;/s&gt;</c>).</param>
+    /// <param name="addSpecialTokens">Add the tokens Hugging Face adds around a text (Marian's closing <c>&lt;/s&gt;</c>, NLLB's <c>code … &lt;/s&gt;</c>).</param>
+    /// <exception cref="InvalidOperationException">NLLB with no <see cref="TargetLanguage"/> chosen, and special tokens asked for.</exception>
     public IReadOnlyList<int> EncodeTarget(string text, bool addSpecialTokens = true)
     {
         ArgumentNullException.ThrowIfNull(text);
         IReadOnlyList<int> body = (_parts.EncodeTargetText ?? _parts.EncodeText)(text);
-        return Frame(body, addSpecialTokens ? _parts.Prefix : [], addSpecialTokens ? _parts.TargetSuffix ?? _parts.Suffix : []);
+        return addSpecialTokens ? Frame(body, TargetPrefixIds(), _parts.TargetSuffix ?? _parts.Suffix) : body;
     }
 
     /// <summary>
@@ -180,7 +264,7 @@ public sealed class PretrainedTokenizer
     public int Encode(string text, Span<int> ids, bool addSpecialTokens = true, int maxTokens = int.MaxValue)
     {
         ArgumentNullException.ThrowIfNull(text);
-        return EncodeInto(_parts.EncodeText, text, _parts.Suffix, ids, addSpecialTokens, maxTokens);
+        return EncodeInto(_parts.EncodeText, text, _parts.Prefix, _parts.Suffix, ids, addSpecialTokens, maxTokens);
     }
 
     /// <summary>
@@ -193,17 +277,34 @@ public sealed class PretrainedTokenizer
     /// <param name="maxTokens">The most ids to write, special tokens included.</param>
     /// <returns>The number of ids written.</returns>
     /// <exception cref="ArgumentException">The limit leaves no room for the special tokens.</exception>
+    /// <exception cref="InvalidOperationException">NLLB with no <see cref="TargetLanguage"/> chosen, and special tokens asked for.</exception>
     public int EncodeTarget(string text, Span<int> ids, bool addSpecialTokens = true, int maxTokens = int.MaxValue)
     {
         ArgumentNullException.ThrowIfNull(text);
-        return EncodeInto(_parts.EncodeTargetText ?? _parts.EncodeText, text, _parts.TargetSuffix ?? _parts.Suffix, ids, addSpecialTokens, maxTokens);
+        return EncodeInto(
+            _parts.EncodeTargetText ?? _parts.EncodeText, text, addSpecialTokens ? TargetPrefixIds() : [], _parts.TargetSuffix ?? _parts.Suffix,
+            ids, addSpecialTokens, maxTokens);
     }
 
-    private int EncodeInto(Func<string, IReadOnlyList<int>> encodeText, string text, int[] suffixIds, Span<int> ids, bool addSpecialTokens, int maxTokens)
+    // NLLB frames a target text with the target language's code, which must have been chosen.
+    private int[] TargetPrefixIds()
+    {
+        if (_parts.Framing is not null && _parts.TargetLanguage is null)
+        {
+            throw new InvalidOperationException(
+                $"The {Kind} tokenizer has no target language to frame a target text with: tokenizer_config.json gives no tgt_lang; "
+                + $"choose one with {nameof(WithTargetLanguage)}.");
+        }
+
+        return _parts.TargetPrefix ?? _parts.Prefix;
+    }
+
+    private static int EncodeInto(
+        Func<string, IReadOnlyList<int>> encodeText, string text, int[] prefixIds, int[] suffixIds, Span<int> ids, bool addSpecialTokens, int maxTokens)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxTokens);
         int limit = Math.Min(ids.Length, maxTokens);
-        ReadOnlySpan<int> prefix = addSpecialTokens ? _parts.Prefix : [];
+        ReadOnlySpan<int> prefix = addSpecialTokens ? prefixIds : [];
         ReadOnlySpan<int> suffix = addSpecialTokens ? suffixIds : [];
         if (limit < prefix.Length + suffix.Length)
         {

@@ -8,8 +8,9 @@ namespace TransformerGen.Tokenizers;
 /// and the special tokens Hugging Face adds around a text. Every kind encodes the text without special
 /// tokens and <see cref="PretrainedTokenizer"/> adds <see cref="Prefix"/> and <see cref="Suffix"/> itself, so
 /// truncation treats all kinds alike (the text is cut, the special tokens stay), as Hugging Face does.
+/// A record so that choosing a language (NLLB's <c>src_lang</c>, <c>tgt_lang</c>) is a copy with other framing ids.
 /// </summary>
-internal sealed class TokenizerParts
+internal sealed record TokenizerParts
 {
     /// <summary>One of the <c>PretrainedTokenizer.*Kind</c> constants.</summary>
     public required string Kind { get; init; }
@@ -31,6 +32,9 @@ internal sealed class TokenizerParts
 
     /// <summary>Ids put after the text when special tokens are added (BERT's [SEP]).</summary>
     public int[] Suffix { get; init; } = [];
+
+    /// <summary>Ids put before a target text (NLLB's <c>tgt_lang</c> code), or null for <see cref="Prefix"/>.</summary>
+    public int[]? TargetPrefix { get; init; }
 
     /// <summary>Ids put after a target text (Marian's &lt;/s&gt; in the target vocabulary), or null for <see cref="Suffix"/>.</summary>
     public int[]? TargetSuffix { get; init; }
@@ -55,12 +59,44 @@ internal sealed class TokenizerParts
     /// <summary>Added and named special tokens (content → id).</summary>
     public required IReadOnlyDictionary<string, int> SpecialTokens { get; init; }
 
-    /// <summary>The target-language codes (<c>&gt;&gt;fra&lt;&lt;</c>) of a multilingual Marian vocabulary, in file order.</summary>
+    /// <summary>
+    /// The language codes, in file order: the target-language codes (<c>&gt;&gt;fra&lt;&lt;</c>) of a multilingual Marian
+    /// vocabulary, or NLLB's <c>eng_Latn</c>, <c>fra_Latn</c>, ….
+    /// </summary>
     public IReadOnlyList<string> LanguageCodes { get; init; } = [];
+
+    /// <summary>The id of each of <see cref="LanguageCodes"/>.</summary>
+    public IReadOnlyDictionary<string, int> LanguageCodeIds { get; init; } = new Dictionary<string, int>();
+
+    /// <summary>
+    /// How a language code frames a text (NLLB), or null when the tokenizer has no source and target languages to choose
+    /// (Marian's codes are written in the text).
+    /// </summary>
+    public LanguageFraming? Framing { get; init; }
+
+    /// <summary>The language whose code <see cref="Prefix"/>/<see cref="Suffix"/> hold (NLLB's <c>src_lang</c>), or null.</summary>
+    public string? SourceLanguage { get; init; }
+
+    /// <summary>
+    /// The language whose code <see cref="TargetPrefix"/>/<see cref="TargetSuffix"/> hold (NLLB's <c>tgt_lang</c>), or null:
+    /// with <see cref="Framing"/> set, a target text then cannot be framed.
+    /// </summary>
+    public string? TargetLanguage { get; init; }
 
     /// <summary>The family's <c>model_max_length</c> when tokenizer_config.json gives none (Marian 512), or null.</summary>
     public int? DefaultModelMaxLength { get; init; }
 
     /// <summary>The ids Hugging Face's <c>skip_special_tokens=True</c> removes when decoding.</summary>
     public required IReadOnlySet<int> SkippedWhenDecoding { get; init; }
+}
+
+/// <summary>
+/// Where NLLB puts a language code around a text (transformers' <c>set_src_lang_special_tokens</c> and
+/// <c>set_tgt_lang_special_tokens</c>, which frame both sides alike): <c>code text &lt;/s&gt;</c>, or with
+/// <c>legacy_behaviour</c> <c>text &lt;/s&gt; code</c>.
+/// </summary>
+internal sealed record LanguageFraming(bool Legacy, int EosId)
+{
+    public (int[] Prefix, int[] Suffix) Around(int languageCodeId) =>
+        Legacy ? ([], [EosId, languageCodeId]) : ([languageCodeId], [EosId]);
 }

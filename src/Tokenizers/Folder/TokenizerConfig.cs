@@ -55,6 +55,24 @@ internal sealed class TokenizerConfig
     /// <summary>Marian's <c>separate_vocabs</c>: the target side has a vocabulary of its own (target_vocab.json).</summary>
     public bool? SeparateVocabs { get; private init; }
 
+    /// <summary>NLLB's <c>src_lang</c>: the language code put around a source text (transformers' default <c>eng_Latn</c>).</summary>
+    public string? SrcLang { get; private init; }
+
+    /// <summary>NLLB's <c>tgt_lang</c>: the language code put around a target text (<c>text_target=</c>); no default.</summary>
+    public string? TgtLang { get; private init; }
+
+    /// <summary>
+    /// NLLB's <c>legacy_behaviour</c>: the language code goes after the closing &lt;/s&gt; (<c>text &lt;/s&gt; code</c>)
+    /// instead of before the text (<c>code text &lt;/s&gt;</c>, transformers' default since April 2023).
+    /// </summary>
+    public bool? LegacyBehaviour { get; private init; }
+
+    /// <summary>
+    /// tokenizer_config.json's <c>additional_special_tokens</c> (NLLB's language codes), in file order, or null when it
+    /// has none (see <see cref="ReadSpecialTokensMapAdditional"/>).
+    /// </summary>
+    public IReadOnlyList<string>? AdditionalSpecialTokens { get; private init; }
+
     /// <summary>Tokens kept whole before pre-tokenization, special or not, in file order.</summary>
     public IReadOnlyList<AddedToken> AddedTokens { get; private init; } = [];
 
@@ -99,6 +117,10 @@ internal sealed class TokenizerConfig
             DoBasicTokenize = GetBool(root, "do_basic_tokenize"),
             SeparateVocabs = GetBool(root, "separate_vocabs"),
             CleanUpTokenizationSpaces = GetBool(root, "clean_up_tokenization_spaces"),
+            SrcLang = GetString(root, "src_lang"),
+            TgtLang = GetString(root, "tgt_lang"),
+            LegacyBehaviour = GetBool(root, "legacy_behaviour"),
+            AdditionalSpecialTokens = ReadTokenList(root, "additional_special_tokens"),
             AddedTokens = ReadAddedTokensDecoder(root),
             ChatTemplate = ReadChatTemplate(root) ?? ReadChatTemplateFile(folder),
         };
@@ -152,6 +174,48 @@ internal sealed class TokenizerConfig
             JsonValueKind.Object => GetString(value, "content"),
             _ => null,
         };
+    }
+
+    /// <summary>
+    /// special_tokens_map.json's <c>additional_special_tokens</c>, or null when the file or the key is absent. Read only
+    /// by the loaders that need it, so that the file cannot break the other families.
+    /// </summary>
+    public static IReadOnlyList<string>? ReadSpecialTokensMapAdditional(string folder)
+    {
+        string path = Path.Combine(folder, "special_tokens_map.json");
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        using JsonDocument document = ParseFile(path);
+        return ReadTokenList(document.RootElement, "additional_special_tokens");
+    }
+
+    // A list of tokens, each a string or a serialized AddedToken ({"content": "eng_Latn", …}).
+    private static IReadOnlyList<string>? ReadTokenList(JsonElement obj, string key)
+    {
+        if (obj.ValueKind != JsonValueKind.Object || !obj.TryGetProperty(key, out JsonElement list) || list.ValueKind != JsonValueKind.Array)
+        {
+            return null;
+        }
+
+        var tokens = new List<string>();
+        foreach (JsonElement entry in list.EnumerateArray())
+        {
+            string? content = entry.ValueKind switch
+            {
+                JsonValueKind.String => entry.GetString(),
+                JsonValueKind.Object => GetString(entry, "content"),
+                _ => null,
+            };
+            if (content is not null)
+            {
+                tokens.Add(content);
+            }
+        }
+
+        return tokens;
     }
 
     // "added_tokens_decoder": { "151643": { "content": "<|endoftext|>", "special": true, … }, … }

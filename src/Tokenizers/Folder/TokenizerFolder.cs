@@ -22,11 +22,17 @@ internal static class TokenizerFolder
     /// The order matters only for folders with files of two kinds, which the Hub's GPT-2, BERT, Llama-2,
     /// TinyLlama, SmolLM2, Qwen2, XLM-R and opus-mt uploads are not: Marian first (its vocab.json comes without
     /// merges.txt, and source.spm is its alone), then byte-level BPE, then SentencePiece BPE, then XLM-R's
-    /// SentencePiece Unigram, then WordPiece.
+    /// SentencePiece Unigram, then WordPiece. NLLB, whose sentencepiece.bpe.model XLM-R's also has, is told apart
+    /// by tokenizer_config.json's class (or config.json's m2m_100) before the files are looked at.
     /// </summary>
     public static TokenizerParts Load(string folder, TokenizerConfig config)
     {
         bool Has(string name) => File.Exists(Path.Combine(folder, name));
+
+        if (NllbLoader.Claims(folder, config))
+        {
+            return NllbLoader.Load(folder, config);
+        }
 
         if (Has(MarianLoader.SourceSpm))
         {

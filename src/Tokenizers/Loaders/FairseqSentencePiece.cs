@@ -29,6 +29,7 @@ internal sealed class FairseqSentencePiece
     private readonly int _unknownId;
     private readonly IReadOnlyDictionary<int, string> _addedTokenText;
     private readonly string?[] _pieces;
+    private readonly bool _dropsSingleCharacters;
 
     /// <param name="model">The SentencePiece model, made without BOS/EOS and without special tokens (the ids it returns are its own).</param>
     /// <param name="addedTokens">Splits the text at the added tokens, whose ids are already fairseq's.</param>
@@ -40,6 +41,12 @@ internal sealed class FairseqSentencePiece
         _addedTokens = addedTokens;
         _unknownId = unknownId;
         _addedTokenText = addedTokenText;
+
+        // Microsoft.ML.Tokenizers 3.0's SentencePieceNormalizer.Normalize(ReadOnlySpan<char>), which its BPE model
+        // uses, returns "" for a text of one character once spaces are trimmed when remove_extra_whitespaces is set
+        // ("if (startIndex == endIndex) return string.Empty;"), so NLLB's model encodes "a" or " ." as nothing.
+        // SentencePiece never encodes a non-space character as nothing, so an empty answer for "a" shows the bug.
+        _dropsSingleCharacters = model.EncodeToIds("a", addBeginningOfSentence: false, addEndOfSentence: false).Count == 0;
 
         _pieces = new string?[ModelPieceCount(model)];
         foreach ((string piece, int id) in model.Vocabulary)
@@ -63,6 +70,24 @@ internal sealed class FairseqSentencePiece
         return highest + 1;
     }
 
+    // The SentencePiece ids the fairseq layout assumes (<unk>=0, <s>=1, </s>=2), which XLM-R's and NLLB's models have.
+    private const int ModelUnknownId = 0, ModelBosId = 1, ModelEosId = 2;
+
+    /// <summary>Refuses a model whose &lt;unk&gt;, &lt;s&gt;, &lt;/s&gt; are not the pieces fairseq's renumbering assumes.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="modelPath">Its file, for the message.</param>
+    /// <param name="family">The tokenizer whose ids would be wrong ("XLM-RoBERTa", "NLLB"), for the message.</param>
+    /// <exception cref="NotSupportedException">The model numbers them otherwise.</exception>
+    public static void RequireFairseqLayout(SentencePieceTokenizer model, string modelPath, string family)
+    {
+        if (model.UnknownId != ModelUnknownId || model.BeginningOfSentenceId != ModelBosId || model.EndOfSentenceId != ModelEosId)
+        {
+            throw new NotSupportedException(
+                $"{System.IO.Path.GetFileName(modelPath)} numbers <unk>, <s>, </s> as {model.UnknownId}, {model.BeginningOfSentenceId}, {model.EndOfSentenceId}; "
+                + $"{family}'s fairseq ids assume {ModelUnknownId}, {ModelBosId}, {ModelEosId}.");
+        }
+    }
+
     /// <summary>The fairseq id of a piece of the model, or null when the model has no such piece.</summary>
     public int? PieceId(string piece) =>
         _model.Vocabulary.TryGetValue(piece, out int id) && id != _model.UnknownId ? id + Offset : null;
@@ -83,7 +108,7 @@ internal sealed class FairseqSentencePiece
             // "Merges continuous run of unknown pieces"), so transformers sees one <unk>; the library gives one
             // per character.
             bool previousUnknown = false;
-            foreach (int piece in _model.EncodeToIds(text.Substring(segment.Start, segment.Length), addBeginningOfSentence: false, addEndOfSentence: false))
+            foreach (int piece in EncodeWithModel(text.Substring(segment.Start, segment.Length)))
             {
                 bool unknown = piece == _model.UnknownId;
                 if (!(unknown && previousUnknown))
@@ -96,6 +121,32 @@ internal sealed class FairseqSentencePiece
         }
 
         return ids;
+    }
+
+    private IReadOnlyList<int> EncodeWithModel(string text)
+    {
+        if (!_dropsSingleCharacters || text.AsSpan().Trim(' ').Length != 1)
+        {
+            return _model.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false);
+        }
+
+        // Around the bug: "c c" is two words, each encoded as "c" alone is (no piece spans "▁"), so the first half of its
+        // ids is the answer. Should a piece span the space after all, the character is encoded without the normalizer.
+        string character = text.Trim(' ');
+        IReadOnlyList<int> twice = _model.EncodeToIds(character + " " + character, addBeginningOfSentence: false, addEndOfSentence: false);
+        int half = twice.Count / 2;
+        bool halvesAgree = twice.Count % 2 == 0;
+        for (int i = 0; halvesAgree && i < half; i++)
+        {
+            halvesAgree = twice[i] == twice[half + i];
+        }
+
+        if (halvesAgree)
+        {
+            return [.. System.Linq.Enumerable.Take(twice, half)];
+        }
+
+        return _model.EncodeToIds("\u2581" + character, addBeginningOfSentence: false, addEndOfSentence: false, considerPreTokenization: false, considerNormalization: false);
     }
 
     /// <summary>

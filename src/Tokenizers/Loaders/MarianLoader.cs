@@ -57,13 +57,15 @@ internal static class MarianLoader
             specialTokens[added.Content] = added.Id;
         }
 
+        // transformers' supported_language_codes: empty when the vocabularies are separate.
+        string[] languageCodes = separateVocabs ? [] : [.. vocabulary.Keys.Where(IsLanguageCode)];
         return new TokenizerParts
         {
             Kind = PretrainedTokenizer.MarianKind,
             EncodeText = sourceSide.Encode,
             EncodeTargetText = targetSide.Encode,
             // transformers' decode gives target text: the model generates the target side.
-            DecodeIds = cleanUp ? ids => CleanUpTokenizationSpaces(targetSide.Decode(ids)) : targetSide.Decode,
+            DecodeIds = cleanUp ? ids => TokenizationSpaces.CleanUp(targetSide.Decode(ids)) : targetSide.Decode,
             Suffix = [source.Eos],
             TargetSuffix = [target.Eos],
             // build_inputs_with_special_tokens joins a pair as "A B </s>", which the Prefix/Suffix/PairSeparator
@@ -76,24 +78,11 @@ internal static class MarianLoader
             VocabSize = Math.Max(vocabulary.Values.Max(), targetVocabulary.Values.Max()) + 1,
             SpecialTokens = specialTokens,
             SkippedWhenDecoding = targetAdded.Where(added => added.Special).Select(added => added.Id).ToHashSet(),
-            // transformers' supported_language_codes: empty when the vocabularies are separate.
-            LanguageCodes = separateVocabs ? [] : [.. vocabulary.Keys.Where(IsLanguageCode)],
+            LanguageCodes = languageCodes,
+            LanguageCodeIds = languageCodes.ToDictionary(code => code, code => vocabulary[code], StringComparer.Ordinal),
             DefaultModelMaxLength = DefaultModelMaxLength,
         };
     }
-
-    // transformers' clean_up_tokenization, which decode applies when the folder asks for it.
-    private static string CleanUpTokenizationSpaces(string text) => text
-        .Replace(" .", ".", StringComparison.Ordinal)
-        .Replace(" ?", "?", StringComparison.Ordinal)
-        .Replace(" !", "!", StringComparison.Ordinal)
-        .Replace(" ,", ",", StringComparison.Ordinal)
-        .Replace(" ' ", "'", StringComparison.Ordinal)
-        .Replace(" n't", "n't", StringComparison.Ordinal)
-        .Replace(" 'm", "'m", StringComparison.Ordinal)
-        .Replace(" 's", "'s", StringComparison.Ordinal)
-        .Replace(" 've", "'ve", StringComparison.Ordinal)
-        .Replace(" 're", "'re", StringComparison.Ordinal);
 
     private static bool IsLanguageCode(string piece) =>
         piece.Length >= 4 && piece.StartsWith(">>", StringComparison.Ordinal) && piece.EndsWith("<<", StringComparison.Ordinal);

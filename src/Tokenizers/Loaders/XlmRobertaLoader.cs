@@ -18,9 +18,6 @@ internal static class XlmRobertaLoader
     // transformers' fairseq_tokens_to_ids; <mask> is added after the model's pieces.
     private static readonly (string Token, int Id)[] FairseqSpecialTokens = [("<s>", 0), ("<pad>", 1), ("</s>", 2), ("<unk>", 3)];
 
-    // The SentencePiece ids the fairseq layout assumes (XLM-R's model: <unk>=0, <s>=1, </s>=2).
-    private const int ModelUnknownId = 0, ModelBosId = 1, ModelEosId = 2;
-
     public static TokenizerParts Load(string modelPath, TokenizerConfig config)
     {
         if (config.TokenizerClass is not (null or "XLMRobertaTokenizer" or "XLMRobertaTokenizerFast"))
@@ -32,12 +29,7 @@ internal static class XlmRobertaLoader
 
         // BOS/EOS are added by PretrainedTokenizer (fairseq's ids, not the model's).
         SentencePieceTokenizer model = SentencePieceFile.Open(modelPath);
-        if (model.UnknownId != ModelUnknownId || model.BeginningOfSentenceId != ModelBosId || model.EndOfSentenceId != ModelEosId)
-        {
-            throw new NotSupportedException(
-                $"{Path.GetFileName(modelPath)} numbers <unk>, <s>, </s> as {model.UnknownId}, {model.BeginningOfSentenceId}, {model.EndOfSentenceId}; "
-                + $"XLM-RoBERTa's fairseq ids assume {ModelUnknownId}, {ModelBosId}, {ModelEosId}.");
-        }
+        FairseqSentencePiece.RequireFairseqLayout(model, modelPath, "XLM-RoBERTa");
 
         // The added tokens, fairseq's first; tokenizer_config.json's added_tokens_decoder may restate them with
         // their flags. XLMRobertaTokenizer makes <mask> lstrip ("Mask token behave like a normal word").

@@ -91,6 +91,22 @@ internal static class SentencePieceModelWriter
     public static byte[] MarianShaped(IEnumerable<(string Piece, float Score)> pieces, byte[] precompiledCharsMap) =>
         XlmRobertaShaped(pieces, precompiledCharsMap);
 
+    /// <summary>
+    /// An NLLB-shaped model (nllb-200's sentencepiece.bpe.model): &lt;unk&gt;=0, &lt;s&gt;=1, &lt;/s&gt;=2, then
+    /// <paramref name="pieces"/> from 3 on; BPE without byte fallback, "nmt_nfkc" with <paramref name="precompiledCharsMap"/>,
+    /// the dummy prefix, extra whitespace removed. BPE joins two pieces only into a piece of the vocabulary, best score first.
+    /// </summary>
+    public static byte[] NllbShaped(IEnumerable<(string Piece, float Score)> pieces, byte[] precompiledCharsMap)
+    {
+        var all = new List<(string, float, int)> { ("<unk>", 0, Unknown), ("<s>", 0, Control), ("</s>", 0, Control) };
+        foreach ((string piece, float score) in pieces)
+        {
+            all.Add((piece, score, Normal));
+        }
+
+        return Write(all, Bpe, byteFallback: false, "nmt_nfkc", ByteString.CopyFrom(precompiledCharsMap), removeExtraWhitespaces: true);
+    }
+
     private static byte[] Write(
         List<(string Piece, float Score, int Type)> pieces, int modelType, bool byteFallback,
         string normalizerName, ByteString precompiledCharsMap, bool removeExtraWhitespaces)
