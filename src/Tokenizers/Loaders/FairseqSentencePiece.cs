@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Text;
 using Microsoft.ML.Tokenizers;
+using TransformerGen.Tokenizers.Normalization;
 using TransformerGen.Tokenizers.PreTokenization;
 
 namespace TransformerGen.Tokenizers.Loaders;
@@ -30,14 +31,21 @@ internal sealed class FairseqSentencePiece
     private readonly IReadOnlyDictionary<int, string> _addedTokenText;
     private readonly string?[] _pieces;
     private readonly bool _dropsSingleCharacters;
+    private readonly PrecompiledCharsMap? _charsMap;
 
     /// <param name="model">The SentencePiece model, made without BOS/EOS and without special tokens (the ids it returns are its own).</param>
     /// <param name="addedTokens">Splits the text at the added tokens, whose ids are already fairseq's.</param>
     /// <param name="unknownId">The fairseq id of <c>&lt;unk&gt;</c> (3).</param>
     /// <param name="addedTokenText">Fairseq id → text of every added token, for decoding.</param>
-    public FairseqSentencePiece(SentencePieceTokenizer model, AddedTokenSplitter addedTokens, int unknownId, IReadOnlyDictionary<int, string> addedTokenText)
+    /// <param name="charsMap">
+    /// The model's own normalization, for a model whose map the library does not apply (a BPE model: NLLB's); null when
+    /// the library applies it (Unigram: XLM-R's) or there is none.
+    /// </param>
+    public FairseqSentencePiece(SentencePieceTokenizer model, AddedTokenSplitter addedTokens, int unknownId, IReadOnlyDictionary<int, string> addedTokenText,
+        PrecompiledCharsMap? charsMap = null)
     {
         _model = model;
+        _charsMap = charsMap;
         _addedTokens = addedTokens;
         _unknownId = unknownId;
         _addedTokenText = addedTokenText;
@@ -108,7 +116,8 @@ internal sealed class FairseqSentencePiece
             // "Merges continuous run of unknown pieces"), so transformers sees one <unk>; the library gives one
             // per character.
             bool previousUnknown = false;
-            foreach (int piece in EncodeWithModel(text.Substring(segment.Start, segment.Length)))
+            string stretch = text.Substring(segment.Start, segment.Length);
+            foreach (int piece in EncodeWithModel(_charsMap?.Normalize(stretch) ?? stretch))
             {
                 bool unknown = piece == _model.UnknownId;
                 if (!(unknown && previousUnknown))

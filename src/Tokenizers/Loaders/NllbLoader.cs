@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using Microsoft.ML.Tokenizers;
 using TransformerGen.Tokenizers.Folder;
+using TransformerGen.Tokenizers.Normalization;
 using TransformerGen.Tokenizers.PreTokenization;
 
 namespace TransformerGen.Tokenizers.Loaders;
@@ -21,9 +22,9 @@ namespace TransformerGen.Tokenizers.Loaders;
 /// </code>
 /// A source text is framed by its <c>src_lang</c> code, a target text by its <c>tgt_lang</c> code:
 /// <c>code text &lt;/s&gt;</c>, or with <c>legacy_behaviour</c> <c>text &lt;/s&gt; code</c>. BOS is never added.
-/// Known difference: Microsoft.ML.Tokenizers 3.0's SentencePiece BPE model does not apply the model's
-/// <c>precompiled_charsmap</c> (nmt_nfkc), so characters that map changes (full-width forms, compatibility characters)
-/// are segmented unnormalized; NllbTests.The_nmt_nfkc_map_of_the_model_is_applied waits for that.
+/// Microsoft.ML.Tokenizers 3.0's SentencePiece BPE model does not apply the model's <c>precompiled_charsmap</c>
+/// (nmt_nfkc: full-width forms, compatibility characters), so <see cref="PrecompiledCharsMap"/> applies it to each stretch
+/// of text between added tokens, as SentencePiece does (longest match first).
 /// </remarks>
 internal static class NllbLoader
 {
@@ -113,7 +114,9 @@ internal static class NllbLoader
             }
         }
 
-        var fairseq = new FairseqSentencePiece(model, new AddedTokenSplitter(addedTokens), specialTokens["<unk>"], addedTokenText);
+        // NLLB's model is BPE, whose normalization (nmt_nfkc) Microsoft.ML.Tokenizers 3.0 leaves out: applied here.
+        PrecompiledCharsMap? charsMap = PrecompiledCharsMap.FromModel(File.ReadAllBytes(modelPath));
+        var fairseq = new FairseqSentencePiece(model, new AddedTokenSplitter(addedTokens), specialTokens["<unk>"], addedTokenText, charsMap);
 
         int? IdOf(string token) => specialTokens.TryGetValue(token, out int id) ? id : fairseq.PieceId(token);
 
