@@ -42,7 +42,10 @@ internal sealed record HfConfig
 
     // BERT
     public int TypeVocabSize { get; init; }
-    /// <summary>RoBERTa and XLM-RoBERTa: position ids from the padding id (<c>create_position_ids_from_input_ids</c>).</summary>
+    /// <summary>
+    /// RoBERTa and XLM-RoBERTa: position ids from the padding id (<c>create_position_ids_from_input_ids</c>); M2M100 numbers
+    /// its sinusoids the same way.
+    /// </summary>
     public bool PositionsFromPadding { get; init; }
     public int PadTokenId { get; init; }
     /// <summary>BERT-like: the head <c>architectures[0]</c> names (sequence or token classification), else none.</summary>
@@ -75,8 +78,10 @@ internal sealed record HfConfig
     /// reading row p + 2 (BartLearnedPositionalEmbedding), then <c>layernorm_embedding</c>; false: Marian's fixed sinusoids.
     /// </summary>
     public bool LearnedPositions { get; init; }
-    /// <summary>mBART: pre-LN layers and a final <c>layer_norm</c> on each stack; false: post-LN (Marian, BART).</summary>
+    /// <summary>mBART, M2M100: pre-LN layers and a final <c>layer_norm</c> on each stack; false: post-LN (Marian, BART).</summary>
     public bool PreNorm { get; init; }
+    /// <summary>Marian, BART, mBART: <c>final_logits_bias</c> added to the logits; M2M100 has none.</summary>
+    public bool FinalLogitsBias { get; init; }
 
     /// <summary>A decoder-only language model (an encoder–decoder has its own entry points).</summary>
     public bool IsDecoder => Family is HfFamily.Gpt2 or HfFamily.Llama;
@@ -98,6 +103,7 @@ internal sealed record HfConfig
             "phi3" => Phi3(json),
             "marian" => Marian(json),
             "bart" or "mbart" => Bart(json, modelType),
+            "m2m_100" => M2M100(json),
             _ => throw new NotSupportedException($"model_type '{modelType}' has no reference here"),
         };
     }
@@ -277,6 +283,7 @@ internal sealed record HfConfig
             DecoderIntermediateSize = Int(json, "decoder_ffn_dim") ?? 4096,
             ScaleEmbedding = Bool(json, "scale_embedding") ?? false,
             DecoderStartTokenId = Int(json, "decoder_start_token_id") ?? 58100,
+            FinalLogitsBias = true,
             EosTokenId = Int(json, "eos_token_id") ?? 0,
             BannedTokens = json["bad_words_ids"] is JsonArray banned
                 ? banned.OfType<JsonArray>().Where(w => w.Count == 1).Select(w => w[0]!.GetValue<int>()).ToArray()
@@ -301,6 +308,28 @@ internal sealed record HfConfig
             EosTokenId = Int(json, "eos_token_id") ?? 2,
             LearnedPositions = true,
             PreNorm = modelType == "mbart",
+        };
+    }
+
+    // configuration_m2m_100.py: Marian's keys with M2M100's defaults (vocab 128112, d_model 1024, 12 + 12 layers of 16
+    // heads, ffn 4096, relu, scale_embedding true, <s> 0, <pad> 1, </s> 2 = decoder start); modeling_m2m_100 has mBART's
+    // pre-LN layers and final norms, no layernorm_embedding or final_logits_bias, and fairseq's sinusoids numbered from
+    // the padding id. NLLB's configs are M2M100's.
+    private static HfConfig M2M100(JsonObject json)
+    {
+        HfConfig marian = Marian(json);
+        return marian with
+        {
+            ModelType = "m2m_100",
+            VocabSize = Int(json, "vocab_size") ?? 128112,
+            Activation = String(json, "activation_function") ?? "relu",
+            ScaleEmbedding = Bool(json, "scale_embedding") ?? true,
+            PadTokenId = Int(json, "pad_token_id") ?? 1,
+            DecoderStartTokenId = Int(json, "decoder_start_token_id") ?? 2,
+            EosTokenId = Int(json, "eos_token_id") ?? 2,
+            PositionsFromPadding = true,
+            PreNorm = true,
+            FinalLogitsBias = false,
         };
     }
 

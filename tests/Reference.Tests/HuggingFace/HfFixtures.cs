@@ -15,6 +15,9 @@ public static class HfFixtures
     /// <summary>The BART-shaped encoder–decoders (facebook/bart-base and facebook/mbart-large-50 in small), apart for the same reason.</summary>
     public const string Bart = "bart", MBart = "mbart";
 
+    /// <summary>The M2M100 encoder–decoder (facebook/nllb-200-distilled-600M in small), apart for the same reason.</summary>
+    public const string M2M100 = "m2m100";
+
     /// <summary>The full path of <c>Configs/<paramref name="name"/>/config.json</c>.</summary>
     public static string ConfigPath(string name) => Path.Combine(ConfigsFolder(), name, "config.json");
 

@@ -41,6 +41,13 @@ namespace TransformerGen.Reference.Tests.HuggingFace;
 /// what the cross-attention reads. Their tables and norms are parameters, registered where the modules register them:
 /// <c>embed_positions</c> before a stack's layers, <c>layernorm_embedding</c> (and <c>layer_norm</c>) after them.
 /// </para>
+/// <para>
+/// And <c>M2M100ForConditionalGeneration</c> (<c>modeling_m2m_100.py</c>, NLLB's class): mBART's pre-LN stacks with their
+/// final <c>layer_norm</c>, but no <c>layernorm_embedding</c> and no <c>final_logits_bias</c> (the head is the tied table
+/// alone). Its positions are fairseq's sinusoids (<see cref="FairseqSinusoids"/>), a non-persistent buffer that no file
+/// holds, indexed as create_position_ids_from_input_ids numbers the tokens: the k-th non-padding token of a row (counting
+/// on from the cache) reads row pad + k, a padding token reads row pad, which is zero.
+/// </para>
 /// </remarks>
 internal sealed class HfMarian : HfTorchModel
 {
@@ -50,8 +57,8 @@ internal sealed class HfMarian : HfTorchModel
     public HfMarian(HfConfig config, long seed, ScalarType dtype) : base(config, seed, dtype)
     {
         long d = config.HiddenSize;
-        // Nonzero so that a loader which drops it shows (transformers initializes it to zeros).
-        Parameter("final_logits_bias", HfInit.Embedding, 1, config.VocabSize);
+        // Nonzero so that a loader which drops it shows (transformers initializes it to zeros). M2M100 has none.
+        if (config.FinalLogitsBias) Parameter("final_logits_bias", HfInit.Embedding, 1, config.VocabSize);
         Parameter("model.shared.weight", HfInit.Embedding, config.VocabSize, d);
         Positions(EncoderPositions);
         for (int i = 0; i < config.Layers; i++)
@@ -91,11 +98,12 @@ internal sealed class HfMarian : HfTorchModel
     public bool PreNorm { get; set; }
 
     // A stack's position table: Marian's sinusoids, a buffer some files carry; BART's learned one, a parameter of
-    // max_position_embeddings + 2 rows (drawn like the token table, so that positions weigh as much as tokens).
+    // max_position_embeddings + 2 rows (drawn like the token table, so that positions weigh as much as tokens); none for
+    // M2M100, whose table is a non-persistent buffer computed in Embed.
     private void Positions(string name)
     {
         if (Config.LearnedPositions) Parameter(name, HfInit.Embedding, Config.MaxPositions + LearnedPositionOffset, Config.HiddenSize);
-        else Buffer(name, () => SinusoidTable(Config.MaxPositions, Config.HiddenSize, ScalarType.Float32));
+        else if (!Config.PositionsFromPadding) Buffer(name, () => SinusoidTable(Config.MaxPositions, Config.HiddenSize, ScalarType.Float32));
     }
 
     // Registered after a stack's layers, as BartEncoder/MBartEncoder register layernorm_embedding (and layer_norm) after them.
@@ -146,6 +154,36 @@ internal sealed class HfMarian : HfTorchModel
                 table[p * d + d / 2 + i] = Math.Cos(angle);
             }
         return tensor(table, new long[] { positions, d }).to(dtype);
+    }
+
+    /// <summary>
+    /// M2M100SinusoidalPositionalEmbedding.get_embedding(<paramref name="rows"/>, <paramref name="d"/>, <paramref name="pad"/>)
+    /// <c>[rows, d]</c>, float32, with libtorch's own float32 operations in get_embedding's order: h = d/2, the frequencies
+    /// exp(i·(−ln 10⁴/(h − 1))) for i &lt; h (the step a double rounded to float, as a Python float scaling a float tensor),
+    /// each row p the float p times them, then [sin | cos] side by side, a zero column when d is odd, and row
+    /// <paramref name="pad"/> zeroed.
+    /// </summary>
+    public static Tensor FairseqSinusoids(int rows, int d, int pad)
+    {
+        int half = d / 2;
+        if (half < 2) throw new ArgumentException("get_embedding divides by d/2 − 1: d must be 4 or more", nameof(d));
+        double step = Math.Log(10000.0) / (half - 1);
+        Tensor frequencies = (arange(half, ScalarType.Int64).to(ScalarType.Float32) * -step).exp();
+        Tensor angles = arange(rows, ScalarType.Int64).to(ScalarType.Float32).unsqueeze(1) * frequencies.unsqueeze(0);
+        Tensor table = cat(new[] { angles.sin(), angles.cos() }, 1);
+        if (d % 2 == 1) table = cat(new[] { table, zeros(rows, 1, ScalarType.Float32) }, 1);
+        table[pad] = zeros(d, ScalarType.Float32);
+        return table;
+    }
+
+    /// <summary>
+    /// create_position_ids_from_input_ids: for ids <c>[B, T]</c> read after <paramref name="past"/> cached positions, the
+    /// table row of each: (running count of non-padding ids in the row + past)·(id ≠ pad) + pad.
+    /// </summary>
+    public static Tensor PositionIdsFromPadding(Tensor ids, int pad, int past)
+    {
+        Tensor real = ids.ne(pad).to(ScalarType.Int64);
+        return (real.cumsum(1) + past) * real + pad;
     }
 
     /// <summary>The encoder's output <c>[B, S, E]</c>.</summary>
@@ -208,8 +246,12 @@ internal sealed class HfMarian : HfTorchModel
         return FinalNorm(y, "model.decoder.");
     }
 
-    /// <summary><c>lm_head(h) + final_logits_bias</c>: <c>[…, V]</c>, the head tied to <c>model.shared</c>.</summary>
-    public Tensor TranslationLogits(Tensor hidden) => F.linear(hidden, this["model.shared.weight"]) + this["final_logits_bias"];
+    /// <summary><c>lm_head(h) + final_logits_bias</c> (M2M100: <c>lm_head(h)</c>): <c>[…, V]</c>, the head tied to <c>model.shared</c>.</summary>
+    public Tensor TranslationLogits(Tensor hidden)
+    {
+        Tensor logits = F.linear(hidden, this["model.shared.weight"]);
+        return Config.FinalLogitsBias ? logits + this["final_logits_bias"] : logits;
+    }
 
     /// <summary>
     /// shift_tokens_right: the decoder reads a start token then the labels but the last, an ignored label (−100) read as
@@ -238,12 +280,14 @@ internal sealed class HfMarian : HfTorchModel
 
     /// <summary>
     /// A stack's input <c>[B, T, E]</c>: token rows (×√d when scaled) plus positions firstPosition…; with learned positions,
-    /// rows firstPosition + 2… of the stack's table, then its <c>layernorm_embedding</c>.
+    /// rows firstPosition + 2… of the stack's table, then its <c>layernorm_embedding</c>; M2M100's rows numbered from the
+    /// padding (<see cref="PositionIdsFromPadding"/>) in a table grown past max_position_embeddings + 2 rows when a
+    /// sequence needs more, as M2M100SinusoidalPositionalEmbedding grows its own.
     /// </summary>
     internal Tensor Embed(Tensor ids, int firstPosition, string stack)
     {
         long batch = ids.shape[0], length = ids.shape[1], d = Config.HiddenSize;
-        if (firstPosition + length > Config.MaxPositions)
+        if (!Config.PositionsFromPadding && firstPosition + length > Config.MaxPositions)
             throw new ArgumentException($"positions up to {firstPosition + length - 1}, the model has {Config.MaxPositions}");
         // nn.Embedding(padding_idx = pad): the padding row's value is read, but its lookup passes no gradient back.
         Tensor shared = this["model.shared.weight"];
@@ -252,6 +296,12 @@ internal sealed class HfMarian : HfTorchModel
             : cat(new[] { shared.narrow(0, 0, pad), shared.narrow(0, pad, 1).detach(), shared.narrow(0, pad + 1, Config.VocabSize - pad - 1) }, 0);
         Tensor tokens = table.index_select(0, ids.flatten()).view(batch, length, d);
         if (Config.ScaleEmbedding) tokens = tokens * Math.Sqrt(d);
+        if (Config.PositionsFromPadding)
+        {
+            int rows = Math.Max(Config.MaxPositions + LearnedPositionOffset, pad + 1 + firstPosition + (int)length);
+            Tensor rowIds = PositionIdsFromPadding(ids, pad, firstPosition);
+            return tokens + FairseqSinusoids(rows, (int)d, pad).to(Dtype).index_select(0, rowIds.flatten()).view(batch, length, d);
+        }
         if (!Config.LearnedPositions) return tokens + SinusoidTable(Config.MaxPositions, (int)d, Dtype).narrow(0, firstPosition, length);
         Tensor positions = this[stack + "embed_positions.weight"].narrow(0, firstPosition + LearnedPositionOffset, length);
         return LayerNorm(tokens + positions, stack + "layernorm_embedding");

@@ -71,3 +71,8 @@ public partial class HfBartModel { }
 // layer_norm per stack.
 [TransformerModel(Config = "HuggingFace/Configs/mbart/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 2)]
 public partial class HfMBartModel { }
+
+// facebook/nllb-200-distilled-600M-shaped M2M100ForConditionalGeneration: mBART's pre-LN stacks without layernorm_embedding
+// or final_logits_bias, fairseq's sinusoids numbered from pad + 1 = 2, relu, 2 heads of 11, vocab 45.
+[TransformerModel(Config = "HuggingFace/Configs/m2m100/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 2)]
+public partial class HfM2M100Model { }

@@ -59,7 +59,7 @@ public sealed partial class HfReference
     }
 
     /// <summary>
-    /// Marian, BART, mBART: <c>generate(num_beams=1)</c> on one source: from <c>decoder_start_token_id</c>, the argmax of
+    /// Marian, BART, mBART, M2M100: <c>generate(num_beams=1)</c> on one source: from <c>decoder_start_token_id</c>, the argmax of
     /// each step's logits (lowest id on a tie) with the <c>bad_words_ids</c> tokens (opus-mt: the padding id) and the start
     /// token banned, each step recomputing the whole decoder input; stops at <c>eos_token_id</c> (not returned) or after
     /// <paramref name="maxTokens"/> tokens. <c>forced_eos_token_id</c> acts only at <c>max_length</c>, which the callers
@@ -73,7 +73,7 @@ public sealed partial class HfReference
     /// </summary>
     /// <param name="prefix">
     /// Ids read after the start token before the first choice (not returned), as <c>forced_bos_token_id</c> or given
-    /// <c>decoder_input_ids</c> put them: mBART-50's target language code, BART's &lt;s&gt;.
+    /// <c>decoder_input_ids</c> put them: mBART-50's or NLLB's target language code, BART's &lt;s&gt;.
     /// </param>
     /// <remarks>
     /// The banned tokens are those the compiled models never produce: the padding id (which BART's and mBART's configs do
