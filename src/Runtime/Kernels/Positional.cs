@@ -70,8 +70,10 @@ public static class Positional
     /// Fills fairseq's sinusoidal table (tensor2tensor's, which transformers' <c>M2M100SinusoidalPositionalEmbedding</c>
     /// keeps for M2M100 and NLLB), <c>[seqLen, c]</c>, position p in row <c>p − firstPosition</c>: with h = c/2 and
     /// <c>ω_i = exp(−i·ln(10000)/(h − 1))</c>, <c>PE(pos, i) = sin(pos·ω_i)</c> and <c>PE(pos, h + i) = cos(pos·ω_i)</c> for
-    /// <c>i &lt; h</c>, and a last column of zeros when c is odd. Computed in float32 as PyTorch computes the table (the
-    /// frequencies, the products and the sines all rounded to float), so that the values are transformers' own.
+    /// <c>i &lt; h</c>, and a last column of zeros when c is odd. Computed in float32 in PyTorch's steps (the frequencies,
+    /// the products and the sines all rounded to float), so that each value is transformers' own up to the rounding of
+    /// <see cref="MathF.Exp"/>, <see cref="MathF.Sin"/> and <see cref="MathF.Cos"/> against libtorch's (at NLLB's 1024
+    /// channels and 200 positions, 4.8% of the values differ, by at most 3.8e-6: tests/Reference.Tests, HfM2M100ModelTests).
     /// </summary>
     /// <param name="table">The table <c>[seqLen, c]</c>, overwritten.</param>
     /// <param name="seqLen">Positions.</param>
