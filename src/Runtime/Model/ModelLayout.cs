@@ -88,6 +88,13 @@ public sealed class ModelLayout
     public int PadToken { get; init; } = -1;
     /// <summary>The begin-of-sequence id of an encoder–decoder's decoder, or -1.</summary>
     public int BosToken { get; init; } = -1;
+
+    /// <summary>
+    /// Teacher forcing starts each target's decoder input from its last label before the ignored ones instead of from
+    /// <see cref="BosToken"/>, as mBART's <c>shift_tokens_right</c> does (the same for mBART-50's targets, which end with
+    /// &lt;/s&gt;; the target language code for mBART-cc25's, which end with it). Encoder–decoders only.
+    /// </summary>
+    public bool DecoderStartsFromLastLabel { get; init; }
     /// <summary>The end-of-sequence id that stops decoding, or -1.</summary>
     public int EosToken { get; init; } = -1;
     /// <summary>Where the next-token logits <c>[Vocab]</c> start in the inference workspace.</summary>

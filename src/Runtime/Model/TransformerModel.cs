@@ -280,12 +280,13 @@ public abstract partial class TransformerModel : ITrainableParameters
         if (_layout.Architecture == Architecture.EncoderDecoder)
         {
             // Teacher forcing: the decoder reads [BOS, y0, y1, …], the target shifted right; an ignored target
-            // becomes padding (or BOS when the model has no padding id).
+            // becomes padding (or BOS when the model has no padding id). mBART starts from the row's last label instead.
             int length = _layout.DecoderSeqLen, filler = pad >= 0 ? pad : _layout.BosToken;
             for (int b = 0; b < _layout.Batch; b++)
             {
                 int row = b * length;
-                _decoderTokens[row] = _layout.BosToken;
+                int last = _layout.DecoderStartsFromLastLabel ? _targets.AsSpan(row, length).LastIndexOfAnyInRange(0, int.MaxValue) : -1;
+                _decoderTokens[row] = last >= 0 ? _targets[row + last] : _layout.BosToken;
                 for (int t = 1; t < length; t++)
                 {
                     int previous = _targets[row + t - 1];

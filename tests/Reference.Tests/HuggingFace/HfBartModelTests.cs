@@ -145,6 +145,45 @@ public sealed class HfBartModelTests(ITestOutputHelper output) : IDisposable
         Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
     }
 
+    /// <summary>
+    /// mBART-cc25's targets end with the language code (<c>words &lt;/s&gt; lang</c>): mBART's shift_tokens_right starts the
+    /// decoder from that last label, not from decoder_start_token_id, and so does <see cref="HfMBartModel"/>
+    /// (<see cref="ModelLayout.DecoderStartsFromLastLabel"/>). The second target's tail is ignored.
+    /// </summary>
+    [Fact]
+    public void Mbart_teacher_forcing_starts_from_the_last_label_as_mbart_shifts_it()
+    {
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(HfFixtures.MBart), Seed);
+        reference.Save(_folder, new HfWriteOptions());
+        var model = new HfMBartModel(seed: 7);
+        model.Load(_folder);
+        Assert.True(model.Layout.DecoderStartsFromLastLabel);
+        int[] words = WordIds(Batch * (SourceLength + TargetLength), 43);
+        int[] source = new int[Batch * SourceLength], targets = new int[Batch * TargetLength];
+        int[] targetLengths = [TargetLength, 6];
+        for (int b = 0; b < Batch; b++)
+        {
+            for (int t = 0; t < SourceLength; t++) source[b * SourceLength + t] = t < SourceLength - 2 ? words[b * SourceLength + t] : t == SourceLength - 2 ? Eos : SourceLanguage;
+            for (int t = 0; t < TargetLength; t++)
+            {
+                int i = b * TargetLength + t, end = targetLengths[b];
+                targets[i] = t < end - 2 ? words[Batch * SourceLength + i] : t == end - 2 ? Eos : t == end - 1 ? TargetLanguage : -1;
+            }
+        }
+
+        float loss = model.Forward(source, targets);
+        float[] logits = model.Logits.ToArray(), expected = reference.TranslationLogits(source, targets, Batch, SourceLength, TargetLength);
+        (float expectedLoss, Dictionary<string, float[]> gradients) = reference.TranslationLossAndGradients(source, targets, Batch, SourceLength, TargetLength);
+        model.ZeroGrad();
+        model.Backward();
+        double logitError = Seq2SeqChecks.RelativeMax(logits, expected);
+        (double gradientError, string worst) = Seq2SeqChecks.GradientError(model, gradients);
+        output.WriteLine($"mBART-cc25 targets: logits {logitError:E2} (worst at {Seq2SeqChecks.WorstPosition(logits, expected, Vocab, TargetLength)}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
+        Assert.True(logitError < 1e-5, $"logits differ by {logitError:E2} of the largest");
+        Assert.True(Math.Abs(loss - expectedLoss) < 1e-5 * Math.Abs(expectedLoss), $"loss {loss} vs {expectedLoss}");
+        Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
+    }
+
     // Ids FirstWord … FirstWord + Words − 1: neither <s>, <pad>, </s> nor the language codes.
     private static int[] WordIds(int count, ulong seed) => TestData.Tokens(count, Words, seed).Select(t => t + FirstWord).ToArray();
 }
