@@ -98,7 +98,8 @@ namespace TransformerGen.Generator
             Stage embed = Stage.Embed;
             TensorDef tokenEmbedding = Parameter(names.TokenEmbedding, InitKind.Normal, InitStd, _d.Vocab, c);
             TensorDef x = Activation("embed.x", -1, c, stream);
-            _ops.Add(new EmbeddingOp(embed, stream, tokenEmbedding, x, 1f));
+            // transformers' nn.Embedding(padding_idx = pad_token_id): lookups of the padding row pass no gradient back.
+            _ops.Add(new EmbeddingOp(embed, stream, tokenEmbedding, x, 1f) { PaddingRow = f.LookupPaddingRow });
             if (names.TokenTypes is not null)
             {
                 TensorDef types = Parameter(names.TokenTypes, InitKind.Normal, InitStd, f.TypeVocab, c);
@@ -160,7 +161,7 @@ namespace TransformerGen.Generator
             {
                 TensorDef e = Activation(prefix + ".x", -1, c, stream);
                 // transformers' nn.Embedding(padding_idx = pad): lookups of the padding id (Marian's decoder start) pass no gradient.
-                _ops.Add(new EmbeddingOp(stage, stream, tokenEmbedding, e, scale) { PaddingRow = _spec.PadToken.Value });
+                _ops.Add(new EmbeddingOp(stage, stream, tokenEmbedding, e, scale) { PaddingRow = f.LookupPaddingRow });
                 if (f.PositionOffset > 0)
                 {
                     TensorDef table = Parameter($"model.{side}.embed_positions.weight", InitKind.Normal, InitStd, f.MaxPositions, c);

@@ -139,7 +139,7 @@ namespace TransformerGen.Generator
             int pad = Int("pad_token_id") ?? (kind == FamilySpec.Roberta ? 1 : 0);
             var family = new FamilySpec(kind, _file, heads > 0 ? hidden / heads : 0, heads, positions, eps, RmsNorm: false, feedForward,
                 Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: Int("type_vocab_size") ?? 2, EmbeddingNorm: true,
-                PositionOffset: kind == FamilySpec.Roberta ? pad + 1 : 0);
+                PositionOffset: kind == FamilySpec.Roberta ? pad + 1 : 0, LookupPaddingRow: pad);
             (int? classes, bool scores) = BertHead();
             return Resolve(family with { ScoreHead = scores }, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
                 pad: pad, classes: classes);
@@ -156,11 +156,12 @@ namespace TransformerGen.Generator
             int feedForward = Activation("activation", "gelu", gated: false);
             RequireFlag("sinusoidal_pos_embds", false, "a fixed sinusoidal position table");
             if (hidden > 0 && heads > 0 && hidden % heads != 0) Unsupported("n_heads", heads, $"dim {hidden} is not a multiple of it");
+            int pad = Int("pad_token_id") ?? 0;
             var family = new FamilySpec(FamilySpec.DistilBert, _file, heads > 0 ? hidden / heads : 0, heads, positions, 1e-12f, RmsNorm: false, feedForward,
-                Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: 0, EmbeddingNorm: true);
+                Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: 0, EmbeddingNorm: true, LookupPaddingRow: pad);
             (int? classes, bool scores) = BertHead();
             return Resolve(family with { ScoreHead = scores }, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
-                pad: Int("pad_token_id") ?? 0, classes: classes);
+                pad: pad, classes: classes);
         }
 
         /// <summary>
@@ -259,7 +260,7 @@ namespace TransformerGen.Generator
             bool learned = !marian && !m2m;
             var family = new FamilySpec(kind, _file, heads > 0 ? d / heads : 0, heads, learned ? positions + 2 : positions, 1e-5f, RmsNorm: false, feedForward,
                 Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: 0, EmbeddingNorm: learned, PositionOffset: learned ? 2 : 0,
-                LogitsBias: !m2m);
+                LogitsBias: !m2m, LookupPaddingRow: pad);
             return Resolve(family, EnumValues.EncoderDecoder, vocab, d, heads, encoderLayers, ffn, learned ? EnumValues.Learned : EnumValues.Sinusoidal,
                 kind is FamilySpec.MBart or FamilySpec.M2M100 ? EnumValues.PreNorm : EnumValues.PostNorm, tied: Bool("tie_word_embeddings") ?? true, pad: pad,
                 seq2seq: new Seq2SeqSizes(encoderLayers, decoderLayers, start, eos, Bool("scale_embedding") ?? false));
@@ -293,7 +294,8 @@ namespace TransformerGen.Generator
             // Qwen2 hard-codes q/k/v biases; Llama, Mistral and Qwen3 read attention_bias (Qwen3 adds q_norm and k_norm).
             var family = new FamilySpec(kind, _file, headDim, kvHeads, positions, eps, RmsNorm: true, FamilySpec.SwiGlu,
                 Rotary: true, theta, QkvBias: kind == FamilySpec.Qwen2 || attentionBias, OutBias: kind != FamilySpec.Qwen2 && attentionBias,
-                FfnBias: kind != FamilySpec.Qwen2 && mlpBias, TypeVocab: 0, EmbeddingNorm: false, QueryKeyNorm: kind == FamilySpec.Qwen3);
+                FfnBias: kind != FamilySpec.Qwen2 && mlpBias, TypeVocab: 0, EmbeddingNorm: false, QueryKeyNorm: kind == FamilySpec.Qwen3,
+                LookupPaddingRow: Int("pad_token_id") ?? -1);
             _ = modelType;
             return Resolve(family, EnumValues.DecoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm,
                 tied: Bool("tie_word_embeddings") ?? false, pad: DecoderPad());

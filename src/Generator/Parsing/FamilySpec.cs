@@ -10,6 +10,8 @@ namespace TransformerGen.Generator
     /// <c>ScoreHead</c>: a sequence classifier whose loss is not softmax cross-entropy (<c>problem_type</c> regression or
     /// multi_label_classification, or one label): its outputs are scores and the caller's loss seeds the backward pass.
     /// <c>LogitsBias</c>: the BART-shaped encoder–decoders' <c>final_logits_bias</c> added to the tied head's logits.
+    /// <c>LookupPaddingRow</c>: the token table's <c>padding_idx</c> in transformers (the config's <c>pad_token_id</c>, even
+    /// where the compiled model does not mask it as padding): lookups of that row pass no gradient back; −1 for none (GPT-2).
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -30,7 +32,8 @@ namespace TransformerGen.Generator
         int PositionOffset = 0,
         bool QueryKeyNorm = false,
         bool ScoreHead = false,
-        bool LogitsBias = false)
+        bool LogitsBias = false,
+        int LookupPaddingRow = -1)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
         public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12;

@@ -118,7 +118,7 @@ internal sealed class HfBert : HfTorchModel
             Tensor real = ids.ne(Config.PadTokenId).to(ScalarType.Int64);
             positions = real.cumsum(1) * real + Config.PadTokenId;
         }
-        Tensor embeddings = this["embeddings.word_embeddings.weight"].index_select(0, ids.flatten()).view(batch, length, hidden);
+        Tensor embeddings = Lookup("embeddings.word_embeddings.weight", ids, Config.PadTokenId).view(batch, length, hidden);
         if (!Distil) embeddings = embeddings + this["embeddings.token_type_embeddings.weight"].index_select(0, typeIds).view(batch, length, hidden);
         embeddings = embeddings + this["embeddings.position_embeddings.weight"].index_select(0, positions.flatten()).view(-1, length, hidden);
         Tensor h = LayerNorm(embeddings, "embeddings.LayerNorm");

@@ -232,6 +232,8 @@ internal sealed record HfConfig
             QkvBias = qwen2 || attentionBias,
             OutputBias = !qwen2 && attentionBias,
             MlpBias = !qwen2 && (Bool(json, "mlp_bias") ?? false),
+            // LlamaModel's embed_tokens takes padding_idx = pad_token_id, even where the pad is the end of a turn (SmolLM2, Phi-3).
+            PadTokenId = Int(json, "pad_token_id") ?? -1,
         };
     }
 

@@ -100,7 +100,8 @@ internal sealed class HfLlama : HfTorchModel
     public override Tensor LastHiddenState(Tensor ids, Tensor? attentionMask)
     {
         long batch = ids.shape[0], length = ids.shape[1], hidden = Config.HiddenSize;
-        Tensor x = this["model.embed_tokens.weight"].index_select(0, ids.flatten()).view(batch, length, hidden); // no √E scaling
+        // nn.Embedding(vocab, hidden, padding_idx = pad_token_id), whether or not the pad is also the end of a turn; no √E scaling.
+        Tensor x = Lookup("model.embed_tokens.weight", ids, Config.PadTokenId).view(batch, length, hidden);
         (Tensor cos, Tensor sin) = RotaryTables(length);
 
         // Additive mask [B or 1, 1, T, T]: 0 where the key is visible (causal and, with a mask, not padding), else finfo.min.

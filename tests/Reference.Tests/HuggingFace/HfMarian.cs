@@ -290,11 +290,8 @@ internal sealed class HfMarian : HfTorchModel
         if (!Config.PositionsFromPadding && firstPosition + length > Config.MaxPositions)
             throw new ArgumentException($"positions up to {firstPosition + length - 1}, the model has {Config.MaxPositions}");
         // nn.Embedding(padding_idx = pad): the padding row's value is read, but its lookup passes no gradient back.
-        Tensor shared = this["model.shared.weight"];
         int pad = Config.PadTokenId;
-        Tensor table = PaddingRowLearnsFromLookups ? shared
-            : cat(new[] { shared.narrow(0, 0, pad), shared.narrow(0, pad, 1).detach(), shared.narrow(0, pad + 1, Config.VocabSize - pad - 1) }, 0);
-        Tensor tokens = table.index_select(0, ids.flatten()).view(batch, length, d);
+        Tensor tokens = Lookup("model.shared.weight", ids, PaddingRowLearnsFromLookups ? -1 : pad).view(batch, length, d);
         if (Config.ScaleEmbedding) tokens = tokens * Math.Sqrt(d);
         if (Config.PositionsFromPadding)
         {

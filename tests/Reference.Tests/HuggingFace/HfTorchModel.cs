@@ -142,6 +142,20 @@ internal abstract class HfTorchModel : IDisposable
     /// <summary>A scalar of the model's dtype (a 0-dim tensor, as <c>torch.full([], v, dtype=…)</c>).</summary>
     protected Tensor Scalar(double value) => tensor(value, Dtype);
 
+    /// <summary>
+    /// The rows of the table <paramref name="name"/> for <paramref name="ids"/>, flat, as <c>nn.Embedding(padding_idx)</c>
+    /// computes them: the padding row's value is read, but its lookups pass no gradient back (a <paramref name="paddingIdx"/>
+    /// outside the table: none is the padding row).
+    /// </summary>
+    protected Tensor Lookup(string name, Tensor ids, int paddingIdx)
+    {
+        Tensor table = this[name];
+        long rows = table.shape[0];
+        if (paddingIdx >= 0 && paddingIdx < rows)
+            table = cat(new[] { table.narrow(0, 0, paddingIdx), table.narrow(0, paddingIdx, 1).detach(), table.narrow(0, paddingIdx + 1, rows - paddingIdx - 1) }, 0);
+        return table.index_select(0, ids.flatten());
+    }
+
     public void Dispose()
     {
         foreach (HfStateEntry e in _state) e.Value.Dispose();

@@ -107,6 +107,36 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         Assert.Equal(seqLen, model.CacheLengthOf(0));
     }
 
+    /// <summary>
+    /// Phi-3 pads with its end-of-text id (pad_token_id = eos_token_id = 32), so the compiled model masks no padding, but
+    /// transformers' embed_tokens has padding_idx 32: end-of-text tokens in the input give that row no gradient through
+    /// their lookups (its table is untied, so none at all), while every other gradient matches libtorch's.
+    /// </summary>
+    [Fact]
+    public void A_pad_that_is_also_the_end_token_gets_no_lookup_gradient_as_padding_idx_says()
+    {
+        const int pad = 32;
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath("phi3"), Seed);
+        reference.Save(_folder, new HfWriteOptions());
+        var model = new HfPhi3Model(seed: 7);
+        model.Load(_folder);
+        Assert.Equal(-1, model.Layout.PadToken);
+        int batch = HfPhi3Model.Batch, seqLen = HfPhi3Model.SeqLen, d = HfPhi3Model.DModel;
+        int[] tokens = TestData.Tokens(batch * seqLen, HfPhi3Model.Vocab, 21), targets = TestData.Tokens(batch * seqLen, HfPhi3Model.Vocab, 22);
+        for (int i = 3; i < tokens.Length; i += 4) tokens[i] = pad;
+        model.Forward(tokens, targets);
+        (_, Dictionary<string, float[]> gradients) = reference.LossAndGradients(tokens, targets, batch, seqLen);
+        model.ZeroGrad();
+        model.Backward();
+        (double gradientError, string worst) = GradientError(model, gradients);
+        ParameterTensor table = model.ParameterTensors.Single(t => t.Name == "model.embed_tokens.weight");
+        float[] padRow = model.Gradients.Slice(table.Offset + pad * d, d).ToArray(), firstRow = model.Gradients.Slice(table.Offset + tokens[0] * d, d).ToArray();
+        output.WriteLine($"phi3 with end-of-text in the input: gradients {gradientError:E2} (worst {worst}); row {pad} |g| {padRow.Sum(Math.Abs)}, row {tokens[0]} |g| {firstRow.Sum(Math.Abs):E2}");
+        Assert.All(padRow, g => Assert.Equal(0f, g));
+        Assert.Contains(firstRow, g => g != 0f);
+        Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
+    }
+
     private void Decoder(string fixture, HfWriteOptions options, LanguageModel model, Func<string, LanguageModel> forInference, int batch, int seqLen, int vocab)
     {
         using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(fixture), Seed);
