@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using TransformerGen;
 using TransformerGen.Tokenizers;
@@ -26,9 +27,9 @@ public enum TranslationStop
 
 /// <summary>One translated text.</summary>
 /// <param name="Source">The text.</param>
-/// <param name="SourceTokens">The ids the encoder ran: the text's, closed by &lt;/s&gt;, cut to SeqLen when longer.</param>
-/// <param name="FullSourceLength">How many ids the whole text has, &lt;/s&gt; included (more than <see cref="SourceTokens"/> when it was cut).</param>
-/// <param name="Tokens">The translation's ids, without &lt;/s&gt;.</param>
+/// <param name="SourceTokens">The ids the encoder ran: the text's, framed as the tokenizer frames a source (closed by &lt;/s&gt;; NLLB's begin with the language code), cut to SeqLen when longer.</param>
+/// <param name="FullSourceLength">How many ids the whole text has, its framing included (more than <see cref="SourceTokens"/> when it was cut).</param>
+/// <param name="Tokens">The translation's ids, without the forced prefix and &lt;/s&gt;.</param>
 /// <param name="Text">The translation.</param>
 /// <param name="Stop">Why it ended.</param>
 /// <param name="Elapsed">Encoding the source and decoding the translation (tokenizing not included).</param>
@@ -42,10 +43,12 @@ public sealed record Translation(string Source, int[] SourceTokens, int FullSour
 }
 
 /// <summary>
-/// Translates texts with a Marian model and its tokenizer: the source text is encoded with source.spm and closed by
-/// &lt;/s&gt; (cut at the model's SeqLen as Hugging Face's <c>truncation=True</c> cuts it, keeping &lt;/s&gt;), the model
-/// encodes it once and decodes from its start token through the key/value cache (greedily or by beam search), and the
-/// target ids are decoded to text.
+/// Translates texts with an encoder–decoder and its tokenizer: the source text is encoded as the tokenizer frames it
+/// (Marian: the pieces of source.spm closed by &lt;/s&gt;; NLLB: the source language's code, the pieces, &lt;/s&gt;), cut at
+/// the model's SeqLen as Hugging Face's <c>truncation=True</c> cuts it (the framing tokens stay); the model encodes it once
+/// and decodes from its start token through the key/value cache (greedily or by beam search), reading a forced prefix
+/// first when one is given (NLLB's target language code, transformers' <c>forced_bos_token_id</c>); the target ids are
+/// decoded to text.
 /// </summary>
 public sealed class SentenceTranslator
 {
@@ -53,10 +56,14 @@ public sealed class SentenceTranslator
     private readonly PretrainedTokenizer _tokenizer;
     private readonly int[] _source;
     private readonly int[] _output;
+    private readonly int[] _prefix;
 
     /// <summary>Pairs a model with its tokenizer.</summary>
-    /// <exception cref="ArgumentException">The tokenizer has ids beyond the model's vocabulary, or ends a source with another id than the model ends a translation with.</exception>
-    public SentenceTranslator(Seq2SeqModel model, PretrainedTokenizer tokenizer)
+    /// <param name="model">The model.</param>
+    /// <param name="tokenizer">Its tokenizer, with the source language chosen when it frames texts with one (NLLB's <see cref="PretrainedTokenizer.WithSourceLanguage"/>).</param>
+    /// <param name="prefix">Ids the decoder reads after its start token before it generates: NLLB's target language code; none for Marian.</param>
+    /// <exception cref="ArgumentException">The tokenizer has ids beyond the model's vocabulary, or ends a source with another id than the model ends a translation with; or the prefix leaves no room to translate.</exception>
+    public SentenceTranslator(Seq2SeqModel model, PretrainedTokenizer tokenizer, IReadOnlyList<int>? prefix = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
@@ -71,20 +78,38 @@ public sealed class SentenceTranslator
             throw new ArgumentException($"the tokenizer ends a text with id {tokenizer.EosId?.ToString() ?? "(none)"}, {layout.Name} ends a translation with {layout.EosToken}", nameof(tokenizer));
         }
 
+        _prefix = [.. prefix ?? []];
+        if (_prefix.Length + 1 >= layout.DecoderSeqLen)
+        {
+            throw new ArgumentException($"a forced prefix of {_prefix.Length} tokens leaves no room in {layout.Name}'s TargetSeqLen of {layout.DecoderSeqLen}", nameof(prefix));
+        }
+
         _model = model;
         _tokenizer = tokenizer;
         _source = new int[layout.SeqLen];
-        _output = new int[layout.DecoderSeqLen];
+        _output = new int[layout.DecoderSeqLen - _prefix.Length];
     }
+
+    /// <summary>The ids the decoder reads before it generates (NLLB's target language code); empty for none.</summary>
+    public IReadOnlyList<int> Prefix => _prefix;
+
+    /// <summary>The most tokens a translation can have: the model's TargetSeqLen, less the positions the prefix takes.</summary>
+    public int MaxTranslationTokens => _output.Length;
 
     /// <summary>Translates <paramref name="text"/>.</summary>
     /// <exception cref="ArgumentException">The text holds the padding token written out (<c>&lt;pad&gt;</c>) before other tokens.</exception>
+    /// <exception cref="NotSupportedException">Beam search was asked for with a forced prefix, which <see cref="Seq2SeqModel.BeamSearch"/> does not take.</exception>
     public Translation Translate(string text, TranslationSettings settings)
     {
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentOutOfRangeException.ThrowIfLessThan(settings.BeamWidth, 1, nameof(settings));
         ArgumentOutOfRangeException.ThrowIfLessThan(settings.MaxTokens, 1, nameof(settings));
+        if (settings.BeamWidth > 1 && _prefix.Length > 0)
+        {
+            throw new NotSupportedException("beam search does not take a forced prefix (a target language code); decode greedily");
+        }
+
         int fullLength = _tokenizer.Encode(text).Count;
         int length = _tokenizer.Encode(text, _source, addSpecialTokens: true, maxTokens: _source.Length);
         ReadOnlySpan<int> source = _source.AsSpan(0, length);
@@ -93,7 +118,7 @@ public sealed class SentenceTranslator
 
         long started = Stopwatch.GetTimestamp();
         int count = settings.BeamWidth == 1
-            ? _model.Translate(source, output)
+            ? _model.Translate(source, output, sampler: null, prefix: _prefix)
             : _model.BeamSearch(source, output, settings.BeamWidth, settings.LengthPenalty);
         TimeSpan elapsed = Stopwatch.GetElapsedTime(started);
 

@@ -5,6 +5,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Text.Json;
 using TransformerGen;
 using TransformerGen.Samples.Hub;
 using TransformerGen.Tokenizers;
@@ -12,16 +13,17 @@ using TransformerGen.Tokenizers;
 namespace TranslateSample;
 
 /// <summary>
-/// The sample: loads a Marian translation model and its tokenizer from a downloaded folder and translates a few
-/// sentences, greedily or by beam search. <see cref="Run(string[], TextWriter, TextWriter, TranslationModelSpec)"/> takes
-/// the writers and the model so that tests run it on a tiny model of their own.
+/// The sample: loads a translation model and its tokenizer from a downloaded folder and translates a few sentences,
+/// greedily or by beam search. The folder's config.json says which of the compiled models runs (its model_type: marian is
+/// opus-mt-en-de, m2m_100 is NLLB-200). <see cref="Run(string[], TextWriter, TextWriter, IReadOnlyList{TranslationModelSpec})"/>
+/// takes the writers and the models so that tests run it on tiny models of their own.
 /// </summary>
 public static class TranslateApp
 {
     /// <summary>Exit code when there is nothing to run: no folder, or files missing from it (what to download is printed).</summary>
     public const int ExitMissingModel = 2;
 
-    /// <summary>Exit code when the folder holds another model than the one compiled in.</summary>
+    /// <summary>Exit code when the folder holds another model than the ones compiled in.</summary>
     public const int ExitWrongModel = 3;
 
     /// <summary>The sentences translated when no --text is given.</summary>
@@ -34,84 +36,138 @@ public static class TranslateApp
         "The library opens at nine o'clock in the morning and closes at six.",
     ];
 
-    /// <summary>Runs the sample with Helsinki-NLP/opus-mt-en-de.</summary>
-    public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, TranslationModelSpec.OpusMtEnDe);
+    private static readonly Dictionary<string, WeightType> WeightTypes = new(StringComparer.Ordinal)
+    {
+        ["fp32"] = WeightType.Float32,
+        ["bf16"] = WeightType.BFloat16,
+        ["int8"] = WeightType.Int8,
+    };
+
+    /// <summary>Runs the sample with Helsinki-NLP/opus-mt-en-de and facebook/nllb-200-distilled-600M.</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, TranslationModelSpec.All);
 
     /// <summary>Parses <paramref name="args"/> and runs the sample with <paramref name="spec"/>'s model.</summary>
-    /// <returns>0, <see cref="ExitMissingModel"/>, <see cref="ExitWrongModel"/>, or 1 for a command line that does not parse or a text the model refuses.</returns>
-    public static int Run(string[] args, TextWriter output, TextWriter error, TranslationModelSpec spec)
+    public static int Run(string[] args, TextWriter output, TextWriter error, TranslationModelSpec spec) => Run(args, output, error, [spec]);
+
+    /// <summary>Parses <paramref name="args"/> and runs the sample with the one of <paramref name="specs"/> whose model_type the folder's config.json has.</summary>
+    /// <returns>0, <see cref="ExitMissingModel"/>, <see cref="ExitWrongModel"/>, or 1 for a command line that does not parse, options the model does not take, or a text the model refuses.</returns>
+    public static int Run(string[] args, TextWriter output, TextWriter error, IReadOnlyList<TranslationModelSpec> specs)
     {
-        ArgumentNullException.ThrowIfNull(spec);
-        var model = new Option<string?>("--model") { Description = $"The folder of {spec.Repository} ({string.Join(", ", spec.Files)}).", HelpName = "folder" };
+        ArgumentNullException.ThrowIfNull(specs);
+        if (specs.Count == 0) throw new ArgumentException("no model to run", nameof(specs));
+        string repositories = string.Join(" or ", specs.Select(spec => spec.Repository));
+        var model = new Option<string?>("--model") { Description = $"The folder of {repositories}; its config.json's model_type says which.", HelpName = "folder" };
         var texts = new Option<string[]>("--text") { Description = "A text to translate (repeat for more); a few built-in English sentences when none is given.", HelpName = "text" };
-        var beam = new Option<int>("--beam") { Description = "Beam width; 1 decodes greedily.", HelpName = "k", DefaultValueFactory = _ => 1 };
+        var from = new Option<string?>("--from") { Description = "NLLB's source language code (default: the tokenizer's src_lang, else eng_Latn); opus-mt-en-de translates English only.", HelpName = "code" };
+        var to = new Option<string?>("--to") { Description = "NLLB's target language code (default: the tokenizer's tgt_lang, else fra_Latn); opus-mt-en-de translates into German only.", HelpName = "code" };
+        var weights = new Option<string>("--weights") { Description = "How the weight matrices are held: fp32 as trained, bf16 (half the memory), int8 (about a quarter; NLLB-600M is 2.4 GB in fp32).", HelpName = "type", DefaultValueFactory = _ => "fp32" };
+        weights.AcceptOnlyFromAmong([.. WeightTypes.Keys]);
+        var beam = new Option<int>("--beam") { Description = "Beam width; 1 decodes greedily (NLLB decodes greedily only).", HelpName = "k", DefaultValueFactory = _ => 1 };
         var lengthPenalty = new Option<float>("--length-penalty") { Description = "Beam search's α in GNMT's length penalty ((5 + length) / 6)^α; 0 ranks by log-probability alone.", HelpName = "a", DefaultValueFactory = _ => 0.6f };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "The most tokens of a translation (default: the model's TargetSeqLen).", HelpName = "n" };
         beam.Validators.Add(result => { if (result.GetValueOrDefault<int>() < 1) result.AddError("--beam must be at least 1."); });
         lengthPenalty.Validators.Add(result => { if (!float.IsFinite(result.GetValueOrDefault<float>())) result.AddError("--length-penalty must be finite."); });
         maxTokens.Validators.Add(result => { if (result.GetValueOrDefault<int?>() < 1) result.AddError("--max-tokens must be at least 1."); });
-        var command = new RootCommand($"Translate with {spec.Repository}, compiled from its config.json: the encoder runs once per text, the decoder token by token through its key/value cache.")
+        var command = new RootCommand($"Translate with {repositories}, compiled from their config.json: the encoder runs once per text, the decoder token by token through its key/value cache.")
         {
-            model, texts, beam, lengthPenalty, maxTokens,
+            model, texts, from, to, weights, beam, lengthPenalty, maxTokens,
         };
         command.SetAction(parsed =>
         {
             string[] given = parsed.GetValue(texts) ?? [];
             var settings = new TranslationSettings(parsed.GetValue(beam), parsed.GetValue(lengthPenalty), parsed.GetValue(maxTokens) ?? int.MaxValue);
-            return Execute(spec, parsed.GetValue(model), given.Length > 0 ? given : DefaultSentences, settings, output, error);
+            var request = new Request(
+                parsed.GetValue(model), given.Length > 0 ? given : DefaultSentences, parsed.GetValue(from), parsed.GetValue(to),
+                WeightTypes[parsed.GetValue(weights)!], settings);
+            return Execute(specs, request, output, error);
         });
         return command.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
 
-    private static int Execute(TranslationModelSpec spec, string? folder, IReadOnlyList<string> texts, TranslationSettings settings, TextWriter output, TextWriter error)
+    /// <summary>What the command line asks for.</summary>
+    private sealed record Request(string? Folder, IReadOnlyList<string> Texts, string? From, string? To, WeightType Weights, TranslationSettings Settings);
+
+    private static int Execute(IReadOnlyList<TranslationModelSpec> specs, Request request, TextWriter output, TextWriter error)
     {
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-        var hub = new HubModel(spec.Repository, spec.Files, "dotnet run -c Release --project samples/Translate -- --model {folder}");
+        string? folder = request.Folder;
+        TranslationSettings settings = request.Settings;
         if (folder is null)
         {
-            WriteDownloadInstructions(hub, error, "No model folder given (--model).");
+            WriteDownloadInstructions(specs, error, "No model folder given (--model).");
             return ExitMissingModel;
         }
 
         if (!Directory.Exists(folder))
         {
-            WriteDownloadInstructions(hub, error, $"The model folder '{folder}' does not exist.");
+            WriteDownloadInstructions(specs, error, $"The model folder '{folder}' does not exist.");
             return ExitMissingModel;
         }
 
-        // A different model is told first, before any missing file: its other files do not matter.
         string configPath = Path.Combine(folder, "config.json");
-        if (File.Exists(configPath) && !ArchitectureCheck.Accepts(spec.CompiledConfig, configPath, spec.Repository, spec.SourceConfigPath, error))
+        if (!File.Exists(configPath))
+        {
+            WriteDownloadInstructions(specs, error, $"The model folder '{folder}' lacks config.json, which says which model it holds.");
+            return ExitMissingModel;
+        }
+
+        // The folder's model_type picks the model; a different model is told before any missing file: its other files do not matter.
+        TranslationModelSpec? spec = Choose(specs, configPath, error);
+        if (spec is null || !ArchitectureCheck.Accepts(spec.CompiledConfig, configPath, spec.Repository, spec.SourceConfigPath, error))
         {
             return ExitWrongModel;
         }
 
+        // Options the model does not take are refused before anything is loaded.
+        if (spec.Languages is null && (request.From is not null || request.To is not null))
+        {
+            error.WriteLine($"{spec.Repository} translates one language pair, so --from and --to are not taken: they choose the languages of a many-to-many model (NLLB).");
+            return 1;
+        }
+
+        if (spec.Languages is not null && settings.BeamWidth > 1)
+        {
+            error.WriteLine($"{spec.Repository} decodes greedily only: its translation starts with the target language's code, forced, and beam search here takes no forced first token. Leave out --beam.");
+            return 1;
+        }
+
+        var hub = Hub(spec);
         IReadOnlyList<string> missing = hub.MissingFiles(folder);
         if (missing.Count > 0)
         {
-            WriteDownloadInstructions(hub, error, $"The model folder '{folder}' lacks {string.Join(", ", missing)}.");
+            WriteDownloadInstructions(hub, spec, error, $"The model folder '{folder}' lacks {string.Join(", ", missing)}.");
             return ExitMissingModel;
         }
 
         long started = Stopwatch.GetTimestamp();
         PretrainedTokenizer tokenizer = PretrainedTokenizer.FromFolder(folder);
         TimeSpan tokenizerTime = Stopwatch.GetElapsedTime(started);
+
+        int[] prefix = [];
+        string? languages = null;
+        if (spec.Languages is TranslationLanguages defaults)
+        {
+            string source = request.From ?? tokenizer.SourceLanguage ?? defaults.Source;
+            string target = request.To ?? tokenizer.TargetLanguage ?? defaults.Target;
+            if (!KnowsLanguage(tokenizer, "--from", source, error) || !KnowsLanguage(tokenizer, "--to", target, error))
+            {
+                return 1;
+            }
+
+            tokenizer = tokenizer.WithSourceLanguage(source);
+            prefix = [tokenizer.LanguageCodeId(target)];
+            languages = $"languages: {source} → {target} (each source begins with {source}, id {tokenizer.LanguageCodeId(source)}; each translation is forced to begin with {target}, id {prefix[0]})";
+        }
+
         started = Stopwatch.GetTimestamp();
-        Seq2SeqModel model = spec.Load(folder);
+        Seq2SeqModel model = spec.Load(folder, request.Weights);
         TimeSpan weightsTime = Stopwatch.GetElapsedTime(started);
         ModelLayout layout = model.Layout;
-        long parameters = model.ParameterTensors.Sum(t => (long)t.Length);
-        output.WriteLine($"model: {spec.Repository} from {folder} as {layout.Name}: {parameters:N0} parameters; sources up to {layout.SeqLen} tokens, translations up to {layout.DecoderSeqLen}");
-        output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.Kind}, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {model.BufferBytes / 1e6:F0} MB of buffers)");
-        string limit = settings.MaxTokens < layout.DecoderSeqLen ? $"; at most {settings.MaxTokens} tokens" : "";
-        output.WriteLine(settings.BeamWidth == 1
-            ? $"decoding: greedy{limit}"
-            : $"decoding: beam search, width {settings.BeamWidth}, length penalty {settings.LengthPenalty}{limit}");
 
         SentenceTranslator translator;
         try
         {
-            translator = new SentenceTranslator(model, tokenizer);
+            translator = new SentenceTranslator(model, tokenizer, prefix);
         }
         catch (ArgumentException e)
         {
@@ -119,14 +175,27 @@ public static class TranslateApp
             return 1;
         }
 
+        long parameters = model.ParameterTensors.Sum(t => (long)t.Length);
+        output.WriteLine($"model: {spec.Repository} from {folder} as {layout.Name}: {parameters:N0} parameters; sources up to {layout.SeqLen} tokens, translations up to {translator.MaxTranslationTokens}");
+        output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.Kind}, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {Name(request.Weights)}, {model.BufferBytes / 1e6:F0} MB of buffers)");
+        if (languages is not null)
+        {
+            output.WriteLine(languages);
+        }
+
+        string limit = settings.MaxTokens < translator.MaxTranslationTokens ? $"; at most {settings.MaxTokens} tokens" : "";
+        output.WriteLine(settings.BeamWidth == 1
+            ? $"decoding: greedy{limit}"
+            : $"decoding: beam search, width {settings.BeamWidth}, length penalty {settings.LengthPenalty}{limit}");
+
         int sourceTokens = 0, targetTokens = 0;
         TimeSpan elapsed = TimeSpan.Zero;
-        for (int i = 0; i < texts.Count; i++)
+        for (int i = 0; i < request.Texts.Count; i++)
         {
             Translation translation;
             try
             {
-                translation = translator.Translate(texts[i], settings);
+                translation = translator.Translate(request.Texts[i], settings);
             }
             catch (ArgumentException e)
             {
@@ -139,38 +208,109 @@ public static class TranslateApp
             output.WriteLine($"  → {translation.Text}");
             if (translation.Truncated)
             {
-                output.WriteLine($"    the source was cut to {translation.SourceTokens.Length} of its {translation.FullSourceLength} tokens (SeqLen), keeping its closing </s>");
+                string kept = prefix.Length == 0 ? "its closing </s>" : "its language code and closing </s>";
+                output.WriteLine($"    the source was cut to {translation.SourceTokens.Length} of its {translation.FullSourceLength} tokens (SeqLen), keeping {kept}");
             }
 
-            output.WriteLine($"    {translation.SourceTokens.Length} source tokens, {translation.Tokens.Length} target tokens in {translation.Elapsed.TotalSeconds:F3} s ({translation.TokensPerSecond:N1} tokens/s); {Describe(translation.Stop, settings, layout)}");
+            output.WriteLine($"    {translation.SourceTokens.Length} source tokens, {translation.Tokens.Length} target tokens in {translation.Elapsed.TotalSeconds:F3} s ({translation.TokensPerSecond:N1} tokens/s); {Describe(translation.Stop, settings, layout, prefix.Length)}");
             sourceTokens += translation.SourceTokens.Length;
             targetTokens += translation.Tokens.Length;
             elapsed += translation.Elapsed;
         }
 
         output.WriteLine();
-        output.WriteLine($"translated {texts.Count} text{(texts.Count == 1 ? "" : "s")}: {sourceTokens} source tokens, {targetTokens} target tokens in {elapsed.TotalSeconds:F3} s ({targetTokens / elapsed.TotalSeconds:N1} tokens/s)");
+        output.WriteLine($"translated {request.Texts.Count} text{(request.Texts.Count == 1 ? "" : "s")}: {sourceTokens} source tokens, {targetTokens} target tokens in {elapsed.TotalSeconds:F3} s ({targetTokens / elapsed.TotalSeconds:N1} tokens/s)");
         return 0;
     }
 
-    private static string Describe(TranslationStop stop, TranslationSettings settings, ModelLayout layout) => stop switch
+    /// <summary>The model whose compiled model_type the folder's config.json has; null (with the reason written) when none has it.</summary>
+    private static TranslationModelSpec? Choose(IReadOnlyList<TranslationModelSpec> specs, string configPath, TextWriter error)
+    {
+        string? modelType;
+        try
+        {
+            using JsonDocument config = JsonDocument.Parse(File.ReadAllBytes(configPath));
+            modelType = config.RootElement.ValueKind == JsonValueKind.Object
+                        && config.RootElement.TryGetProperty("model_type", out JsonElement type) && type.ValueKind == JsonValueKind.String
+                ? type.GetString()
+                : null;
+        }
+        catch (JsonException e)
+        {
+            error.WriteLine($"{configPath} is not valid JSON: {e.Message}");
+            return null;
+        }
+
+        if (specs.FirstOrDefault(spec => spec.ModelType == modelType) is TranslationModelSpec chosen)
+        {
+            return chosen;
+        }
+
+        string found = modelType is null ? "gives no model_type" : $"has model_type {modelType}";
+        error.WriteLine($"{configPath} {found}; this program runs {string.Join(", ", specs.Select(spec => $"{spec.ModelType} ({spec.Repository})"))}.");
+        error.WriteLine("Download one of those, or compile the sample for this model: add its config.json under samples/Translate/models and a model class for it.");
+        return null;
+    }
+
+    /// <summary>Whether the tokenizer has <paramref name="code"/> among its language codes; otherwise writes what it has.</summary>
+    private static bool KnowsLanguage(PretrainedTokenizer tokenizer, string option, string code, TextWriter error)
+    {
+        if (tokenizer.LanguageCodes.Contains(code, StringComparer.Ordinal))
+        {
+            return true;
+        }
+
+        // Codes are ISO 639-3 and a script (fra_Latn): "fr", "fra" or "French" finds the codes that begin as it does.
+        string language = code.Split('_')[0];
+        language = language[..Math.Min(3, language.Length)];
+        string[] near = language.Length < 2 ? [] : [.. tokenizer.LanguageCodes.Where(known => known.StartsWith(language, StringComparison.OrdinalIgnoreCase))];
+        string suggestion = near.Length > 0 ? $" Did you mean {string.Join(" or ", near)}?" : "";
+        error.WriteLine($"Unknown {option} language '{code}': the tokenizer knows {tokenizer.LanguageCodes.Count} language codes, each a language and its script ({string.Join(", ", tokenizer.LanguageCodes.Take(3))}, …, {tokenizer.LanguageCodes[^1]}).{suggestion}");
+        return false;
+    }
+
+    private static string Name(WeightType weights) => WeightTypes.First(pair => pair.Value == weights).Key;
+
+    private static string Describe(TranslationStop stop, TranslationSettings settings, ModelLayout layout, int prefixLength) => stop switch
     {
         TranslationStop.EndOfSentence => "ended at </s>",
         TranslationStop.MaxTokens => $"stopped at --max-tokens {settings.MaxTokens}",
-        _ => $"stopped at TargetSeqLen ({layout.DecoderSeqLen} tokens)",
+        _ when prefixLength == 0 => $"stopped at TargetSeqLen ({layout.DecoderSeqLen} tokens)",
+        _ => $"stopped at TargetSeqLen ({layout.DecoderSeqLen - prefixLength} tokens after the forced language code)",
     };
 
+    private static HubModel Hub(TranslationModelSpec spec)
+    {
+        string languages = spec.Languages is TranslationLanguages defaults ? $" --from {defaults.Source} --to {defaults.Target}" : "";
+        return new HubModel(spec.Repository, spec.Files, "dotnet run -c Release --project samples/Translate -- --model {folder}" + languages);
+    }
+
+    /// <summary>Each model's instructions, the first after <paramref name="why"/>: without a config.json there is no telling which model the user wants.</summary>
+    private static void WriteDownloadInstructions(IReadOnlyList<TranslationModelSpec> specs, TextWriter error, string why)
+    {
+        for (int i = 0; i < specs.Count; i++)
+        {
+            if (i > 0)
+            {
+                error.WriteLine();
+            }
+
+            string heading = i == 0 ? why : $"Or, for a folder whose config.json has model_type {specs[i].ModelType}:";
+            WriteDownloadInstructions(Hub(specs[i]), specs[i], error, heading);
+        }
+    }
+
     /// <summary>
-    /// The hub's instructions, and how to make model.safetensors from pytorch_model.bin: opus-mt repositories were
+    /// The hub's instructions, and how to make model.safetensors from pytorch_model.bin: opus-mt and NLLB repositories were
     /// published with PyTorch pickles, and not all of them have had safetensors added.
     /// </summary>
-    private static void WriteDownloadInstructions(HubModel hub, TextWriter error, string why)
+    private static void WriteDownloadInstructions(HubModel hub, TranslationModelSpec spec, TextWriter error, string why)
     {
         hub.WriteDownloadInstructions(error, why);
         error.WriteLine();
         error.WriteLine($"If {hub.Repository} has no {HubModel.Weights}, download pytorch_model.bin instead and convert it with transformers");
         error.WriteLine("(save_pretrained writes safetensors; the tied copies of the token table are written once):");
         error.WriteLine();
-        error.WriteLine($"  python -c \"from transformers import MarianMTModel; MarianMTModel.from_pretrained('{hub.SuggestedFolder}').save_pretrained('{hub.SuggestedFolder}')\"");
+        error.WriteLine($"  python -c \"from transformers import {spec.ConvertWith}; {spec.ConvertWith}.from_pretrained('{hub.SuggestedFolder}').save_pretrained('{hub.SuggestedFolder}', safe_serialization=True)\"");
     }
 }

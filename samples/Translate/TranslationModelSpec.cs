@@ -1,32 +1,67 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Text.Json;
 using TransformerGen;
 
 namespace TranslateSample;
 
 /// <summary>
-/// The model <see cref="TranslateApp"/> runs: where to download it, the config.json it was compiled from (to compare a
-/// folder's with), and how to load it. <see cref="OpusMtEnDe"/> is the sample's; tests pass a tiny Marian of their own.
+/// A model <see cref="TranslateApp"/> runs: where to download it, the config.json it was compiled from (its model_type
+/// picks it for a folder, and the folder's config.json is compared with it), and how to load it. <see cref="OpusMtEnDe"/>
+/// and <see cref="Nllb200Distilled600M"/> are the sample's; tests pass tiny models of their own.
 /// </summary>
 /// <param name="Repository">The Hugging Face repository, <c>owner/name</c>.</param>
 /// <param name="Files">The files the sample needs from it.</param>
 /// <param name="CompiledConfig">The text of the config.json the model class was compiled from.</param>
 /// <param name="SourceConfigPath">Where that config.json is in the repository (named when another model's folder is refused).</param>
-/// <param name="Load">Builds the inference-only model from a folder (the generated <c>ForInference(string)</c>).</param>
-public sealed record TranslationModelSpec(string Repository, IReadOnlyList<string> Files, string CompiledConfig, string SourceConfigPath, Func<string, Seq2SeqModel> Load)
+/// <param name="Load">Builds the inference-only model from a folder with its matrices held as the weight type says (the generated <c>ForInference(string, WeightType)</c>).</param>
+/// <param name="ConvertWith">The transformers class that reads the repository's pytorch_model.bin and writes model.safetensors.</param>
+/// <param name="Languages">For a many-to-many model (NLLB): the source and target languages when none are given; null for a model of one language pair.</param>
+public sealed record TranslationModelSpec(
+    string Repository, IReadOnlyList<string> Files, string CompiledConfig, string SourceConfigPath, Func<string, WeightType, Seq2SeqModel> Load,
+    string ConvertWith, TranslationLanguages? Languages = null)
 {
     /// <summary>What a Marian folder holds: the config, the weights, and the tokenizer's two SentencePiece models and vocabulary.</summary>
     public static IReadOnlyList<string> MarianFiles { get; } =
         ["config.json", "model.safetensors", "source.spm", "target.spm", "vocab.json", "tokenizer_config.json"];
 
-    /// <summary>Helsinki-NLP/opus-mt-en-de as <see cref="OpusMtEnDe"/>.</summary>
+    /// <summary>What an NLLB folder holds: the config, the weights, and the tokenizer's SentencePiece BPE model, config and special tokens.</summary>
+    public static IReadOnlyList<string> NllbFiles { get; } =
+        ["config.json", "model.safetensors", "sentencepiece.bpe.model", "tokenizer_config.json", "special_tokens_map.json"];
+
+    /// <summary>Helsinki-NLP/opus-mt-en-de as <see cref="TranslateSample.OpusMtEnDe"/>: English to German only.</summary>
     public static TranslationModelSpec OpusMtEnDe { get; } = new(
         "Helsinki-NLP/opus-mt-en-de",
         MarianFiles,
         EmbeddedText("opus-mt-en-de.config.json"),
         "samples/Translate/models/opus-mt-en-de/config.json",
-        folder => TranslateSample.OpusMtEnDe.ForInference(folder));
+        (folder, weights) => TranslateSample.OpusMtEnDe.ForInference(folder, weights),
+        "MarianMTModel");
+
+    /// <summary>facebook/nllb-200-distilled-600M as <see cref="TranslateSample.Nllb200Distilled600M"/>: any of its 202 languages to any other, English to French unless told.</summary>
+    public static TranslationModelSpec Nllb200Distilled600M { get; } = new(
+        "facebook/nllb-200-distilled-600M",
+        NllbFiles,
+        EmbeddedText("nllb-200-distilled-600M.config.json"),
+        "samples/Translate/models/nllb-200-distilled-600M/config.json",
+        (folder, weights) => TranslateSample.Nllb200Distilled600M.ForInference(folder, weights),
+        "AutoModelForSeq2SeqLM",
+        new TranslationLanguages("eng_Latn", "fra_Latn"));
+
+    /// <summary>The models the sample's program is compiled with.</summary>
+    public static IReadOnlyList<TranslationModelSpec> All { get; } = [OpusMtEnDe, Nllb200Distilled600M];
+
+    /// <summary>The compiled config.json's model_type (<c>marian</c>, <c>m2m_100</c>), which a folder's must equal for this model to run it.</summary>
+    public string ModelType { get; } = ModelTypeOf(CompiledConfig);
+
+    private static string ModelTypeOf(string config)
+    {
+        using JsonDocument document = JsonDocument.Parse(config);
+        return document.RootElement.TryGetProperty("model_type", out JsonElement type) && type.GetString() is string text
+            ? text
+            : throw new ArgumentException("the compiled config.json has no model_type", nameof(config));
+    }
 
     private static string EmbeddedText(string name)
     {
@@ -36,3 +71,8 @@ public sealed record TranslationModelSpec(string Repository, IReadOnlyList<strin
         return reader.ReadToEnd();
     }
 }
+
+/// <summary>A many-to-many model's languages when the command line gives none (the tokenizer's src_lang/tgt_lang come first).</summary>
+/// <param name="Source">The source language code (<c>eng_Latn</c>).</param>
+/// <param name="Target">The target language code (<c>fra_Latn</c>).</param>
+public sealed record TranslationLanguages(string Source, string Target);

@@ -60,6 +60,17 @@ internal static class ArchitectureCheck
         Defaults("eos_token_id", "0"),
     ];
 
+    // M2M100Config's defaults (NLLB's configs are M2M100's): ReLU, the embedding scaled, fairseq's ids (<pad> 1, </s> 2
+    // both the decoder's start and its end). Unlike Marian's, decoder_vocab_size is no key of M2M100Config.
+    private static readonly Key[] M2M100 =
+    [
+        Required("vocab_size"), Required("d_model"),
+        Required("encoder_layers"), Required("decoder_layers"), Required("encoder_attention_heads"), Required("decoder_attention_heads"),
+        Required("encoder_ffn_dim"), Required("decoder_ffn_dim"), Required("max_position_embeddings"),
+        Defaults("activation_function", "relu"), Defaults("scale_embedding", "true"), Defaults("tie_word_embeddings", "true"),
+        Defaults("pad_token_id", "1"), Defaults("decoder_start_token_id", "2"), Defaults("eos_token_id", "2"),
+    ];
+
     /// <summary>
     /// The differences between the folder's config and the compiled one, one line each
     /// (<c>hidden_size: 768 in the folder, 384 compiled</c>); empty when the folder holds the compiled architecture.
@@ -83,6 +94,7 @@ internal static class ArchitectureCheck
             "llama" or "mistral" or "qwen2" => Llama,
             "gpt2" => Gpt2,
             "marian" => Marian,
+            "m2m_100" => M2M100,
             _ => throw new InvalidOperationException($"the compiled config has model_type {compiledType}, which this check has no keys for"),
         };
         var differences = new List<string>();

@@ -24,7 +24,8 @@ internal static class TinyMarian
         TranslationModelSpec.MarianFiles,
         File.ReadAllText(ConfigPath),
         "tests/Samples.Tests/Models/tiny-marian/config.json",
-        folder => TinyMarianModel.ForInference(folder));
+        (folder, weights) => TinyMarianModel.ForInference(folder, weights),
+        "MarianMTModel");
 
     private static readonly string[] Letters = [.. "abcdefghijklmnopqrstuvwxyz".Select(letter => letter.ToString())];
 
