@@ -177,7 +177,7 @@ public static class TranslateApp
 
         long parameters = model.ParameterTensors.Sum(t => (long)t.Length);
         output.WriteLine($"model: {spec.Repository} from {folder} as {layout.Name}: {parameters:N0} parameters; sources up to {layout.SeqLen} tokens, translations up to {translator.MaxTranslationTokens}");
-        output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.Kind}, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {Name(request.Weights)}, {model.BufferBytes / 1e6:F0} MB of buffers)");
+        output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.Kind}, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {Name(request.Weights)}, {model.BufferBytes / 1e6:F0} MB of buffers{Released(model)})");
         if (languages is not null)
         {
             output.WriteLine(languages);
@@ -268,6 +268,10 @@ public static class TranslateApp
         error.WriteLine($"Unknown {option} language '{code}': the tokenizer knows {tokenizer.LanguageCodes.Count} language codes, each a language and its script ({string.Join(", ", tokenizer.LanguageCodes.Take(3))}, …, {tokenizer.LanguageCodes[^1]}).{suggestion}");
         return false;
     }
+
+    // bf16 and int8 matrices sit in the first part of their fp32 space; the rest's pages go back to the system (Linux).
+    private static string Released(Seq2SeqModel model) =>
+        model.ReleasedWeightBytes > 0 ? $", {model.ReleasedWeightBytes / 1e6:F0} MB of them given back to the system" : "";
 
     private static string Name(WeightType weights) => WeightTypes.First(pair => pair.Value == weights).Key;
 

@@ -234,6 +234,7 @@ public sealed class TranslateAppNllbTests(ITestOutputHelper log)
         using TempFolder folder = TinyNllb.Folder(TinyNllb.Model(seed: 7));
         (int exit, string output, string error) = Run("--model", folder.Path, "--text", Sentence, "--weights", "int8");
         Assert.True(exit == 0, error);
+        // The tiny model's matrices are too small to free whole pages: nothing is said to be given back.
         Assert.Matches(@"weights \d+\.\d\d s, int8, \d+ MB of buffers\)", output);
 
         PretrainedTokenizer tokenizer = PretrainedTokenizer.FromFolder(folder.Path);
