@@ -251,6 +251,20 @@ public partial class ConfigTests
         Assert.Contains("DecoderSeqLen = 9, PadToken = 1, BosToken = 2, EosToken = 2,", source);
     }
 
+    /// <summary>M2M100Config's defaults differ from BART's: relu and a scaled embedding when the config leaves them out.</summary>
+    [Fact]
+    public void An_m2m100_config_without_activation_or_scale_takes_m2m100s_defaults()
+    {
+        string json = Remove(Remove(Nllb, "activation_function"), "scale_embedding");
+        Compile(At("nllb", json), Declared("nllb", ", TargetSeqLen = 9", seqLen: 16), out string source);
+        Assert.Contains("Activations.ReluForward(", source);
+        Assert.Contains(", 53, 22, 4.690416f);", source);
+        string bart = Remove(Remove(Bart, "activation_function"), "scale_embedding");
+        Compile(At("bart-base", bart), Declared("bart-base", ", TargetSeqLen = 9", seqLen: 20), out string bartSource);
+        Assert.Contains("Activations.GeluForward(", bartSource);
+        Assert.DoesNotContain("4.898979", bartSource);
+    }
+
     [Fact]
     public void TG0043_an_m2m100_sequence_longer_than_max_position_embeddings_is_refused()
     {

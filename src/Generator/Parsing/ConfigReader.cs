@@ -243,11 +243,13 @@ namespace TransformerGen.Generator
             int encoderLayers = Required("encoder_layers"), decoderLayers = Required("decoder_layers");
             int heads = Required("encoder_attention_heads"), decoderHeads = Required("decoder_attention_heads");
             int ffn = Required("encoder_ffn_dim"), decoderFfn = Required("decoder_ffn_dim");
-            int feedForward = Activation("activation_function", "gelu", gated: false);
+            // M2M100Config defaults to relu and a scaled embedding; MarianConfig, BartConfig and MBartConfig to gelu and none.
+            bool m2m = kind == FamilySpec.M2M100;
+            int feedForward = Activation("activation_function", m2m ? "relu" : "gelu", gated: false);
             if (decoderHeads != heads) Unsupported("decoder_attention_heads", decoderHeads, $"the decoder must have as many heads as the encoder (encoder_attention_heads = {heads})");
             if (decoderFfn != ffn) Unsupported("decoder_ffn_dim", decoderFfn, $"the decoder's feed-forward must be as wide as the encoder's (encoder_ffn_dim = {ffn})");
             if (d > 0 && heads > 0 && d % heads != 0) Unsupported("encoder_attention_heads", heads, $"d_model {d} is not a multiple of it");
-            bool marian = kind == FamilySpec.Marian, m2m = kind == FamilySpec.M2M100;
+            bool marian = kind == FamilySpec.Marian;
             if (marian && d % 2 != 0) Unsupported("d_model", d, "the sinusoidal positions need an even width");
             if (m2m && d < 4) Unsupported("d_model", d, "fairseq's sinusoids divide by d_model / 2 − 1, which needs a width of 4 or more");
             RequireFlag("share_encoder_decoder_embeddings", true, "separate encoder and decoder token tables");
@@ -263,7 +265,7 @@ namespace TransformerGen.Generator
                 LogitsBias: !m2m, LookupPaddingRow: pad);
             return Resolve(family, EnumValues.EncoderDecoder, vocab, d, heads, encoderLayers, ffn, learned ? EnumValues.Learned : EnumValues.Sinusoidal,
                 kind is FamilySpec.MBart or FamilySpec.M2M100 ? EnumValues.PreNorm : EnumValues.PostNorm, tied: Bool("tie_word_embeddings") ?? true, pad: pad,
-                seq2seq: new Seq2SeqSizes(encoderLayers, decoderLayers, start, eos, Bool("scale_embedding") ?? false));
+                seq2seq: new Seq2SeqSizes(encoderLayers, decoderLayers, start, eos, Bool("scale_embedding") ?? m2m));
         }
 
         /// <summary>What an encoder–decoder config adds to <see cref="Resolve"/>: its stacks, the decoder's first token and end, the embedding scale.</summary>
