@@ -16,3 +16,10 @@ public partial class MiniLmBatch8 { }
 /// <summary>SmolLM2-135M (Llama: 30 layers, grouped-query attention 9/3, tied embeddings), decoding with a key/value cache of 128 positions.</summary>
 [TransformerModel(Config = "models/SmolLM2-135M/config.json", SeqLen = 128, Batch = 1)]
 public partial class SmolLm2 { }
+
+/// <summary>
+/// Helsinki-NLP/opus-mt-en-de (Marian: 6 + 6 post-LN layers, 512 wide, one 58,101-id table for both stacks and the head),
+/// compiled as samples/Translate compiles it: 256 source and 256 target positions.
+/// </summary>
+[TransformerModel(Config = "models/opus-mt-en-de/config.json", SeqLen = 256, TargetSeqLen = 256)]
+public partial class OpusMtEnDe { }

@@ -116,12 +116,17 @@ internal static class PerformanceTable
     /// <summary>The Hugging Face benchmarks (HuggingFaceBenchmarks.cs), ours and libtorch's at the same thread count.</summary>
     private static void HuggingFaceRows(StringBuilder text, Func<string, string, int, int, double?> nanoseconds, Func<string, string, int, int, string> allocated)
     {
+        const double tokens = 1e9; // a token count over nanoseconds, as tokens/s
         var rows = new (string Type, string Model, string Operation, double Work, string Unit)[]
         {
             (nameof(HuggingFaceMiniLmBatch1), "all-MiniLM-L6-v2", "sentence embeddings, 1 × 128 tokens", MiniLmFlops(MiniLmBatch1.Batch), "GFLOP/s"),
             (nameof(HuggingFaceMiniLmBatch8), "all-MiniLM-L6-v2", "sentence embeddings, 8 × 128 tokens", MiniLmFlops(MiniLmBatch8.Batch), "GFLOP/s"),
             (nameof(HuggingFaceSmolLm2Decode), "SmolLM2-135M", $"decode 1 token after {HuggingFaceSmolLm2Decode.Prompt} (mean of {HuggingFaceSmolLm2Decode.NewTokens})",
                 4.0 * SmolLm2.ParameterCount, "GB/s of weights"),
+            (nameof(HuggingFaceTranslationEncode), "opus-mt-en-de", $"encode {TranslationBench.SourceTokens} tokens", TranslationBench.SourceTokens * tokens, "tokens/s"),
+            (nameof(HuggingFaceTranslationDecode), "opus-mt-en-de", $"greedy decode, 1 token (mean of {TranslationBench.TargetTokens})", tokens, "tokens/s"),
+            (nameof(HuggingFaceTranslationGreedy), "opus-mt-en-de", $"translate {TranslationBench.SourceTokens} → {TranslationBench.TargetTokens} tokens, greedy",
+                TranslationBench.TargetTokens * tokens, "tokens/s"),
         };
         if (!rows.Any(r => nanoseconds(r.Type, "Ours", 1, 0) is not null || nanoseconds(r.Type, "Torch", 1, 0) is not null)) return;
         text.AppendLine();
@@ -137,6 +142,12 @@ internal static class PerformanceTable
                 string ratio = ours is double o && theirs is double t ? (t / o).ToString("F2", Invariant) + "×" : "—";
                 string rate = ours is double o2 ? (work / o2).ToString("F1", Invariant) + " " + unit : "—";
                 text.AppendLine($"| {model} | {operation} | {threads} | {Time(ours)} | {Time(theirs)} | {ratio} | {rate} | {allocated(type, "Ours", threads, 0)} | {allocated(type, "Torch", threads, 0)} |");
+                // The translation benchmarks' 8-bit instance, against libtorch's fp32 (libtorch has no int8 counterpart here).
+                if (nanoseconds(type, nameof(TranslationBenchmarks.OursInt8), threads, 0) is double int8)
+                {
+                    string int8Ratio = theirs is double t8 ? (t8 / int8).ToString("F2", Invariant) + "×" : "—";
+                    text.AppendLine($"| {model} int8 | {operation} | {threads} | {Time(int8)} | {Time(theirs)} (fp32) | {int8Ratio} | {(work / int8).ToString("F1", Invariant)} {unit} | {allocated(type, nameof(TranslationBenchmarks.OursInt8), threads, 0)} | |");
+                }
             }
 
         // Multiply-adds of the linear layers and of attention's two products (two operations each), per sequence of 128.
