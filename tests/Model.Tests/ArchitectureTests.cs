@@ -228,6 +228,68 @@ public class ArchitectureTests(ITestOutputHelper output)
         Assert.True(LogProbability(model, source, beam[..b]) >= LogProbability(model, source, greedy[..g]) - 1e-4);
     }
 
+    /// <summary>
+    /// Beam search keeps a copy of the decoder cache per beam and feeds each beam's newest token alone: it finds what the
+    /// same search finds when every beam's prefix is recomputed from an empty cache at each step (written out here),
+    /// for several sources, beam widths and length penalties.
+    /// </summary>
+    [Fact]
+    public void Beam_search_through_cache_copies_equals_the_search_that_recomputes_each_prefix()
+    {
+        var model = new PaperSeq2Seq(8);
+        TestData.Perturb(model, 5);
+        model.Training = false;
+        int differentFromGreedy = 0;
+        foreach (int[] source in new[] { new[] { 4, 6, 8, 10 }, [3, 9, 5], [7, 7, 10, 3, 6] })
+            foreach ((int width, float penalty) in new[] { (2, 0.6f), (3, 0f), (4, 1f) })
+            {
+                var got = new int[5];
+                int length = model.BeamSearch(source, got, width, penalty);
+                Assert.Equal(RecomputingBeamSearch(model, source, 5, width, penalty), got[..length]);
+                var greedy = new int[5];
+                if (!greedy.AsSpan(0, model.Translate(source, greedy)).SequenceEqual(got.AsSpan(0, length))) differentFromGreedy++;
+            }
+        Assert.True(differentFromGreedy > 0, "every beam search found the greedy translation: the comparison would prove little");
+    }
+
+    /// <summary>The beam search of <see cref="Seq2SeqModel.BeamSearch"/>, each beam's logits recomputed from an empty cache over its whole prefix.</summary>
+    private static int[] RecomputingBeamSearch(Seq2SeqModel model, int[] source, int maxLength, int width, float penalty)
+    {
+        int vocab = model.Layout.TargetVocab;
+        var beams = new List<(List<int> Tokens, double LogProb)> { ([Bos], 0.0) };
+        (List<int> Tokens, double Score)? best = null;
+        for (int step = 0; step < maxLength && beams.Count > 0; step++)
+        {
+            var candidates = new List<(int Beam, int Token, double LogProb)>();
+            for (int b = 0; b < beams.Count; b++)
+            {
+                model.Encode(source);
+                float[] logits = model.Append(beams[b].Tokens.ToArray()).ToArray();
+                logits[Pad] = logits[Bos] = float.NegativeInfinity;
+                double max = logits.Max(), z = logits.Sum(x => Math.Exp(x - max));
+                double[] logProbs = logits.Select(x => x - max - Math.Log(z)).ToArray();
+                foreach (int token in Enumerable.Range(0, vocab).OrderByDescending(t => logProbs[t]).ThenBy(t => t).Take(width))
+                    candidates.Add((b, token, beams[b].LogProb + logProbs[token]));
+            }
+            var next = new List<(List<int> Tokens, double LogProb)>();
+            foreach ((int b, int token, double logProb) in candidates.OrderByDescending(c => c.LogProb))
+            {
+                if (next.Count == width) break;
+                List<int> tokens = token == Eos ? [.. beams[b].Tokens] : [.. beams[b].Tokens, token];
+                int generated = tokens.Count - 1;
+                if (token == Eos || generated == maxLength)
+                {
+                    double score = logProb / Math.Pow((5.0 + generated) / 6.0, penalty);
+                    if (best is null || score > best.Value.Score) best = (tokens, score);
+                    if (token == Eos) continue;
+                }
+                else next.Add((tokens, logProb));
+            }
+            beams = next;
+        }
+        return best is null ? [] : best.Value.Tokens.Skip(1).ToArray();
+    }
+
     /// <summary>log P(target, then the end token if it fits | source), from cached decoding.</summary>
     private static double LogProbability(Seq2SeqModel model, int[] source, int[] target)
     {

@@ -310,6 +310,7 @@ namespace TransformerGen.Generator
             w.Line($"    InferenceTokens = {Lit(_plan.InferenceTokens)}{(_spec.IsDecoderOnly ? $", Sequences = {Lit(_d.CacheSlots)}" : "")},");
             w.Line($"    DecoderSeqLen = {Lit(_d.TargetSeqLen)}, PadToken = {Lit(_spec.PadToken.Value)}, BosToken = {Lit(_spec.BosToken.Value)}, EosToken = {Lit(_spec.EosToken.Value)},");
             if (_spec.Family?.Kind == FamilySpec.MBart) w.Line("    DecoderStartsFromLastLabel = true,");
+            if (_spec.IsEncoderDecoder) w.Line($"    DecoderLayers = {Lit(_d.DecoderLayers)}, DecoderCacheWidth = {Lit(_d.KeyValueWidth)},");
             if (_packed.Count > 0)
             {
                 w.Line("    PackedMatrices = new global::TransformerGen.WeightMatrix[]");

@@ -95,6 +95,15 @@ public sealed class ModelLayout
     /// &lt;/s&gt;; the target language code for mBART-cc25's, which end with it). Encoder–decoders only.
     /// </summary>
     public bool DecoderStartsFromLastLabel { get; init; }
+
+    /// <summary>An encoder–decoder's decoder layers, whose self-attention keys and values start the key/value cache.</summary>
+    public int DecoderLayers { get; init; }
+
+    /// <summary>
+    /// Floats of one position's keys (or values) in an encoder–decoder's decoder cache: layer l's keys are
+    /// <see cref="DecoderSeqLen"/> rows of this width at <c>2·l·DecoderSeqLen·width</c>, its values right after them.
+    /// </summary>
+    public int DecoderCacheWidth { get; init; }
     /// <summary>The end-of-sequence id that stops decoding, or -1.</summary>
     public int EosToken { get; init; } = -1;
     /// <summary>Where the next-token logits <c>[Vocab]</c> start in the inference workspace.</summary>

@@ -129,9 +129,10 @@ public abstract class Seq2SeqModel : TransformerModel
     /// Returns the number of tokens of the best target written to <paramref name="output"/>.
     /// </summary>
     /// <remarks>
-    /// Each beam's decoder states are rebuilt from its prefix at every step (the encoder runs once), which costs
-    /// O(length²) decoder positions per beam: fine at the short target lengths this library compiles for.
-    /// Allocates its beams per call.
+    /// The encoder runs once. Each beam keeps its own copy of the decoder's self-attention keys and values, so that a step
+    /// feeds each beam's newest token alone through the cache, as greedy decoding does; the copies (rows of
+    /// <c>TargetSeqLen</c> positions in every decoder layer) come from <see cref="System.Buffers.ArrayPool{T}"/> and go back
+    /// to it, so a call allocates only its beams' token lists.
     /// </remarks>
     public int BeamSearch(ReadOnlySpan<int> source, Span<int> output, int beamWidth = 4, float lengthPenalty = 0.6f)
     {
@@ -139,44 +140,98 @@ public abstract class Seq2SeqModel : TransformerModel
         if (beamWidth < 1) throw new ArgumentOutOfRangeException(nameof(beamWidth), beamWidth, "must be at least 1");
         Encode(source);
         int maxLength = Math.Min(output.Length, Layout.DecoderSeqLen), vocab = Layout.TargetVocab;
-        var beams = new List<(int[] Tokens, int Length, double LogProb)> { (new int[maxLength + 1], 0, 0.0) };
+        var caches = new BeamCaches(this, maxLength);
+        var beams = new List<Beam> { new(new int[maxLength + 1], 0, 0.0, caches.Rent()) };
         beams[0].Tokens[0] = Layout.BosToken;
         (int[] Tokens, int Length, double Score)? best = null;
         var logProbs = new float[vocab];
-        for (int step = 0; step < maxLength && beams.Count > 0; step++)
+        try
         {
-            var candidates = new List<(int Beam, int Token, double LogProb)>();
-            for (int b = 0; b < beams.Count; b++)
+            for (int step = 0; step < maxLength && beams.Count > 0; step++)
             {
-                (int[] tokens, int length, double logProb) = beams[b];
-                ResetDecoder();
-                LogSoftmax(Choosable(Append(tokens.AsSpan(0, length + 1))), logProbs);
-                foreach (int token in TopK(logProbs, beamWidth))
-                    candidates.Add((b, token, logProb + logProbs[token]));
-            }
-            candidates.Sort((x, y) => y.LogProb.CompareTo(x.LogProb));
-            var next = new List<(int[] Tokens, int Length, double LogProb)>();
-            foreach ((int beam, int token, double logProb) in candidates)
-            {
-                if (next.Count == beamWidth) break;
-                (int[] tokens, int length, _) = beams[beam];
-                bool ends = token == Layout.EosToken;
-                int newLength = ends ? length : length + 1;
-                var extended = (int[])tokens.Clone();
-                if (!ends) extended[newLength] = token;
-                if (ends || newLength == maxLength)
+                var candidates = new List<(int Beam, int Token, double LogProb)>();
+                for (int b = 0; b < beams.Count; b++)
                 {
-                    double score = logProb / Math.Pow((5.0 + newLength) / 6.0, lengthPenalty);
-                    if (best is null || score > best.Value.Score) best = (extended, newLength, score);
-                    if (ends) continue;
+                    // The beam's positions 0 … Length − 1 are cached; its newest token goes through alone.
+                    Beam beam = beams[b];
+                    caches.Restore(beam.Cache, beam.Length);
+                    _decoderLength = beam.Length;
+                    LogSoftmax(Choosable(Append(beam.Tokens.AsSpan(beam.Length, 1))), logProbs);
+                    caches.Save(beam.Cache, beam.Length);
+                    foreach (int token in TopK(logProbs, beamWidth))
+                        candidates.Add((b, token, beam.LogProb + logProbs[token]));
                 }
-                else next.Add((extended, newLength, logProb));
+                candidates.Sort((x, y) => y.LogProb.CompareTo(x.LogProb));
+                var next = new List<Beam>();
+                foreach ((int b, int token, double logProb) in candidates)
+                {
+                    if (next.Count == beamWidth) break;
+                    Beam beam = beams[b];
+                    bool ends = token == Layout.EosToken;
+                    int newLength = ends ? beam.Length : beam.Length + 1;
+                    var extended = (int[])beam.Tokens.Clone();
+                    if (!ends) extended[newLength] = token;
+                    if (ends || newLength == maxLength)
+                    {
+                        double score = logProb / Math.Pow((5.0 + newLength) / 6.0, lengthPenalty);
+                        if (best is null || score > best.Value.Score) best = (extended, newLength, score);
+                        if (ends) continue;
+                    }
+                    else next.Add(new Beam(extended, newLength, logProb, caches.Copy(beam.Cache, newLength)));
+                }
+                foreach (Beam beam in beams) caches.Return(beam.Cache);
+                beams = next;
             }
-            beams = next;
+        }
+        finally
+        {
+            foreach (Beam beam in beams) caches.Return(beam.Cache);
         }
         if (best is null) return 0;
         best.Value.Tokens.AsSpan(1, best.Value.Length).CopyTo(output);
         return best.Value.Length;
+    }
+
+    /// <summary>One partial target: its tokens (the begin token first), how many it has generated, its log-probability, and its cache copy.</summary>
+    private sealed record Beam(int[] Tokens, int Length, double LogProb, float[] Cache);
+
+    /// <summary>
+    /// Copies of the decoder's self-attention keys and values for beam search: in the key/value cache, decoder layer l's keys
+    /// are <c>TargetSeqLen</c> rows of <see cref="ModelLayout.DecoderCacheWidth"/> at <c>2·l·TargetSeqLen·width</c>, its
+    /// values right after them; a copy keeps the same blocks at <paramref name="positions"/> rows each.
+    /// </summary>
+    private sealed class BeamCaches(Seq2SeqModel model, int positions)
+    {
+        private readonly int _width = model.Layout.DecoderCacheWidth, _layers = model.Layout.DecoderLayers, _rows = model.Layout.DecoderSeqLen;
+
+        public float[] Rent() => System.Buffers.ArrayPool<float>.Shared.Rent(2 * _layers * positions * _width);
+
+        public void Return(float[] copy) => System.Buffers.ArrayPool<float>.Shared.Return(copy);
+
+        /// <summary>Puts the copy's first <paramref name="count"/> positions back into the model's cache.</summary>
+        public void Restore(float[] copy, int count)
+        {
+            Span<float> cache = model.KeyValueBuffer;
+            for (int block = 0; block < 2 * _layers; block++)
+                copy.AsSpan(block * positions * _width, count * _width).CopyTo(cache.Slice(block * _rows * _width, count * _width));
+        }
+
+        /// <summary>Takes position <paramref name="position"/> of every layer's keys and values from the model's cache into the copy.</summary>
+        public void Save(float[] copy, int position)
+        {
+            ReadOnlySpan<float> cache = model.KeyValueBuffer;
+            for (int block = 0; block < 2 * _layers; block++)
+                cache.Slice((block * _rows + position) * _width, _width).CopyTo(copy.AsSpan((block * positions + position) * _width, _width));
+        }
+
+        /// <summary>A new copy holding the first <paramref name="count"/> positions of <paramref name="copy"/>.</summary>
+        public float[] Copy(float[] copy, int count)
+        {
+            float[] result = Rent();
+            for (int block = 0; block < 2 * _layers; block++)
+                copy.AsSpan(block * positions * _width, count * _width).CopyTo(result.AsSpan(block * positions * _width, count * _width));
+            return result;
+        }
     }
 
     /// <summary>

@@ -94,6 +94,7 @@ namespace Snapshots
             TargetVocab = 9, TargetLength = 8,
             InferenceTokens = 5,
             DecoderSeqLen = 4, PadToken = 0, BosToken = 1, EosToken = 2,
+            DecoderLayers = 1, DecoderCacheWidth = 12,
             AttentionMaps = new global::TransformerGen.ActivationTensor[]
             {
                 new("encoder.layers.0.attention_probabilities", new[] { 2, 3, 5, 5 }, 624),
