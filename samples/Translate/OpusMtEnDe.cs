@@ -10,8 +10,8 @@ namespace TranslateSample;
 /// <remarks>
 /// The model knows 512 positions, but SeqLen and TargetSeqLen are 256: they size the encoder's workspace, the decoder's
 /// key/value cache and the cross-attention cache, and a sentence of 256 SentencePiece tokens is already a long paragraph
-/// (an English sentence is 10 to 40). Half the positions halves those buffers and the cost of beam search, which rebuilds
-/// each beam's prefix at every step. A longer source is cut at 256 tokens, keeping its closing &lt;/s&gt; (the sample says
+/// (an English sentence is 10 to 40). Half the positions halves those buffers and beam search's copies of the decoder
+/// cache. A longer source is cut at 256 tokens, keeping its closing &lt;/s&gt; (the sample says
 /// so); a translation stops at 256 tokens.
 /// </remarks>
 [TransformerModel(Config = "models/opus-mt-en-de/config.json", SeqLen = 256, TargetSeqLen = 256)]

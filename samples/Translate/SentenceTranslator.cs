@@ -98,18 +98,12 @@ public sealed class SentenceTranslator
 
     /// <summary>Translates <paramref name="text"/>.</summary>
     /// <exception cref="ArgumentException">The text holds the padding token written out (<c>&lt;pad&gt;</c>) before other tokens.</exception>
-    /// <exception cref="NotSupportedException">Beam search was asked for with a forced prefix, which <see cref="Seq2SeqModel.BeamSearch"/> does not take.</exception>
     public Translation Translate(string text, TranslationSettings settings)
     {
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentOutOfRangeException.ThrowIfLessThan(settings.BeamWidth, 1, nameof(settings));
         ArgumentOutOfRangeException.ThrowIfLessThan(settings.MaxTokens, 1, nameof(settings));
-        if (settings.BeamWidth > 1 && _prefix.Length > 0)
-        {
-            throw new NotSupportedException("beam search does not take a forced prefix (a target language code); decode greedily");
-        }
-
         int fullLength = _tokenizer.Encode(text).Count;
         int length = _tokenizer.Encode(text, _source, addSpecialTokens: true, maxTokens: _source.Length);
         ReadOnlySpan<int> source = _source.AsSpan(0, length);
@@ -119,7 +113,7 @@ public sealed class SentenceTranslator
         long started = Stopwatch.GetTimestamp();
         int count = settings.BeamWidth == 1
             ? _model.Translate(source, output, sampler: null, prefix: _prefix)
-            : _model.BeamSearch(source, output, settings.BeamWidth, settings.LengthPenalty);
+            : _model.BeamSearch(source, output, settings.BeamWidth, settings.LengthPenalty, _prefix);
         TimeSpan elapsed = Stopwatch.GetElapsedTime(started);
 
         // Both stop at </s> without writing it, so a full output means a limit ended the translation.

@@ -62,7 +62,7 @@ public static class TranslateApp
         var to = new Option<string?>("--to") { Description = "NLLB's target language code (default: the tokenizer's tgt_lang, else fra_Latn); opus-mt-en-de translates into German only.", HelpName = "code" };
         var weights = new Option<string>("--weights") { Description = "How the weight matrices are held: fp32 as trained, bf16 (half the memory), int8 (about a quarter; NLLB-600M is 2.4 GB in fp32).", HelpName = "type", DefaultValueFactory = _ => "fp32" };
         weights.AcceptOnlyFromAmong([.. WeightTypes.Keys]);
-        var beam = new Option<int>("--beam") { Description = "Beam width; 1 decodes greedily (NLLB decodes greedily only).", HelpName = "k", DefaultValueFactory = _ => 1 };
+        var beam = new Option<int>("--beam") { Description = "Beam width; 1 decodes greedily.", HelpName = "k", DefaultValueFactory = _ => 1 };
         var lengthPenalty = new Option<float>("--length-penalty") { Description = "Beam search's α in GNMT's length penalty ((5 + length) / 6)^α; 0 ranks by log-probability alone.", HelpName = "a", DefaultValueFactory = _ => 0.6f };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "The most tokens of a translation (default: the model's TargetSeqLen).", HelpName = "n" };
         beam.Validators.Add(result => { if (result.GetValueOrDefault<int>() < 1) result.AddError("--beam must be at least 1."); });
@@ -122,12 +122,6 @@ public static class TranslateApp
         if (spec.Languages is null && (request.From is not null || request.To is not null))
         {
             error.WriteLine($"{spec.Repository} translates one language pair, so --from and --to are not taken: they choose the languages of a many-to-many model (NLLB).");
-            return 1;
-        }
-
-        if (spec.Languages is not null && settings.BeamWidth > 1)
-        {
-            error.WriteLine($"{spec.Repository} decodes greedily only: its translation starts with the target language's code, forced, and beam search here takes no forced first token. Leave out --beam.");
             return 1;
         }
 
@@ -270,8 +264,9 @@ public static class TranslateApp
     }
 
     // bf16 and int8 matrices sit in the first part of their fp32 space; the rest's pages go back to the system (Linux).
+    // Less than half a megabyte (a tiny model's few pages) is not worth a line that would read "0 MB".
     private static string Released(Seq2SeqModel model) =>
-        model.ReleasedWeightBytes > 0 ? $", {model.ReleasedWeightBytes / 1e6:F0} MB of them given back to the system" : "";
+        model.ReleasedWeightBytes >= 500_000 ? $", {model.ReleasedWeightBytes / 1e6:F0} MB of them given back to the system" : "";
 
     private static string Name(WeightType weights) => WeightTypes.First(pair => pair.Value == weights).Key;
 

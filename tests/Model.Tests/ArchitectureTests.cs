@@ -241,11 +241,12 @@ public class ArchitectureTests(ITestOutputHelper output)
         model.Training = false;
         int differentFromGreedy = 0;
         foreach (int[] source in new[] { new[] { 4, 6, 8, 10 }, [3, 9, 5], [7, 7, 10, 3, 6] })
-            foreach ((int width, float penalty) in new[] { (2, 0.6f), (3, 0f), (4, 1f) })
+            foreach ((int width, float penalty, int[] prefix) in new[] { (2, 0.6f, Array.Empty<int>()), (3, 0f, []), (4, 1f, []), (3, 0.6f, [6, 4]) })
             {
                 var got = new int[5];
-                int length = model.BeamSearch(source, got, width, penalty);
-                Assert.Equal(RecomputingBeamSearch(model, source, 5, width, penalty), got[..length]);
+                int length = model.BeamSearch(source, got, width, penalty, prefix);
+                Assert.Equal(RecomputingBeamSearch(model, source, Math.Min(5, PaperSeq2Seq.TargetSeqLen - prefix.Length), width, penalty, prefix), got[..length]);
+                if (prefix.Length > 0) continue;
                 var greedy = new int[5];
                 if (!greedy.AsSpan(0, model.Translate(source, greedy)).SequenceEqual(got.AsSpan(0, length))) differentFromGreedy++;
             }
@@ -253,10 +254,10 @@ public class ArchitectureTests(ITestOutputHelper output)
     }
 
     /// <summary>The beam search of <see cref="Seq2SeqModel.BeamSearch"/>, each beam's logits recomputed from an empty cache over its whole prefix.</summary>
-    private static int[] RecomputingBeamSearch(Seq2SeqModel model, int[] source, int maxLength, int width, float penalty)
+    private static int[] RecomputingBeamSearch(Seq2SeqModel model, int[] source, int maxLength, int width, float penalty, int[] prefix)
     {
         int vocab = model.Layout.TargetVocab;
-        var beams = new List<(List<int> Tokens, double LogProb)> { ([Bos], 0.0) };
+        var beams = new List<(List<int> Tokens, double LogProb)> { ([Bos, .. prefix], 0.0) };
         (List<int> Tokens, double Score)? best = null;
         for (int step = 0; step < maxLength && beams.Count > 0; step++)
         {
@@ -276,7 +277,7 @@ public class ArchitectureTests(ITestOutputHelper output)
             {
                 if (next.Count == width) break;
                 List<int> tokens = token == Eos ? [.. beams[b].Tokens] : [.. beams[b].Tokens, token];
-                int generated = tokens.Count - 1;
+                int generated = tokens.Count - 1 - prefix.Length;
                 if (token == Eos || generated == maxLength)
                 {
                     double score = logProb / Math.Pow((5.0 + generated) / 6.0, penalty);
@@ -287,7 +288,7 @@ public class ArchitectureTests(ITestOutputHelper output)
             }
             beams = next;
         }
-        return best is null ? [] : best.Value.Tokens.Skip(1).ToArray();
+        return best is null ? [] : best.Value.Tokens.Skip(1 + prefix.Length).ToArray();
     }
 
     /// <summary>log P(target, then the end token if it fits | source), from cached decoding.</summary>

@@ -130,19 +130,36 @@ public abstract class Seq2SeqModel : TransformerModel
     /// </summary>
     /// <remarks>
     /// The encoder runs once. Each beam keeps its own copy of the decoder's self-attention keys and values, so that a step
-    /// feeds each beam's newest token alone through the cache, as greedy decoding does; the copies (rows of
-    /// <c>TargetSeqLen</c> positions in every decoder layer) come from <see cref="System.Buffers.ArrayPool{T}"/> and go back
-    /// to it, so a call allocates only its beams' token lists.
+    /// feeds each beam's newest token alone through the cache, as greedy decoding does; the copies (the positions a target
+    /// can reach, in every decoder layer) come from <see cref="System.Buffers.ArrayPool{T}"/> and go back to it, so a call
+    /// allocates only its beams' token lists.
     /// </remarks>
-    public int BeamSearch(ReadOnlySpan<int> source, Span<int> output, int beamWidth = 4, float lengthPenalty = 0.6f)
+    /// <param name="source">The source ids (see <see cref="Encode"/>).</param>
+    /// <param name="output">Receives the best target, without the begin token, the prefix and the end token.</param>
+    /// <param name="beamWidth">Partial targets kept at each step, at least 1 (1 is greedy decoding).</param>
+    /// <param name="lengthPenalty">GNMT's α: 0 ranks finished targets by log-probability, larger values favor longer ones.</param>
+    /// <param name="prefix">Ids every beam reads after the begin token before it generates (see <see cref="Translate"/>): NLLB's target language.</param>
+    /// <exception cref="ArgumentException">The prefix leaves no room in <c>TargetSeqLen</c>, or has an id outside the target vocabulary.</exception>
+    public int BeamSearch(ReadOnlySpan<int> source, Span<int> output, int beamWidth = 4, float lengthPenalty = 0.6f, ReadOnlySpan<int> prefix = default)
     {
         using CallScope scope = Enter("BeamSearch");
         if (beamWidth < 1) throw new ArgumentOutOfRangeException(nameof(beamWidth), beamWidth, "must be at least 1");
+        if (1 + prefix.Length >= Layout.DecoderSeqLen)
+            throw new ArgumentException($"{Layout.Name} decodes at most TargetSeqLen = {Layout.DecoderSeqLen} positions: the begin token and a prefix of {prefix.Length} leave none to generate", nameof(prefix));
+        CheckIds(prefix, nameof(prefix), Layout.TargetVocab, allowIgnored: false);
         Encode(source);
-        int maxLength = Math.Min(output.Length, Layout.DecoderSeqLen), vocab = Layout.TargetVocab;
-        var caches = new BeamCaches(this, maxLength);
-        var beams = new List<Beam> { new(new int[maxLength + 1], 0, 0.0, caches.Rent()) };
-        beams[0].Tokens[0] = Layout.BosToken;
+        // A beam's tokens are [begin, prefix…, generated…]; positions before its newest token are in its cache copy.
+        int forced = prefix.Length, maxLength = Math.Min(output.Length, Layout.DecoderSeqLen - forced), vocab = Layout.TargetVocab;
+        var caches = new BeamCaches(this, forced + maxLength);
+        var first = new Beam(new int[forced + maxLength + 1], 0, 0.0, caches.Rent());
+        first.Tokens[0] = Layout.BosToken;
+        prefix.CopyTo(first.Tokens.AsSpan(1));
+        if (forced > 0)
+        {
+            Append(first.Tokens.AsSpan(0, forced));
+            for (int position = 0; position < forced; position++) caches.Save(first.Cache, position);
+        }
+        var beams = new List<Beam> { first };
         (int[] Tokens, int Length, double Score)? best = null;
         var logProbs = new float[vocab];
         try
@@ -152,12 +169,13 @@ public abstract class Seq2SeqModel : TransformerModel
                 var candidates = new List<(int Beam, int Token, double LogProb)>();
                 for (int b = 0; b < beams.Count; b++)
                 {
-                    // The beam's positions 0 … Length − 1 are cached; its newest token goes through alone.
+                    // The beam's cached positions go back into the model's cache; its newest token goes through alone.
                     Beam beam = beams[b];
-                    caches.Restore(beam.Cache, beam.Length);
-                    _decoderLength = beam.Length;
-                    LogSoftmax(Choosable(Append(beam.Tokens.AsSpan(beam.Length, 1))), logProbs);
-                    caches.Save(beam.Cache, beam.Length);
+                    int cached = forced + beam.Length;
+                    caches.Restore(beam.Cache, cached);
+                    _decoderLength = cached;
+                    LogSoftmax(Choosable(Append(beam.Tokens.AsSpan(cached, 1))), logProbs);
+                    caches.Save(beam.Cache, cached);
                     foreach (int token in TopK(logProbs, beamWidth))
                         candidates.Add((b, token, beam.LogProb + logProbs[token]));
                 }
@@ -170,14 +188,14 @@ public abstract class Seq2SeqModel : TransformerModel
                     bool ends = token == Layout.EosToken;
                     int newLength = ends ? beam.Length : beam.Length + 1;
                     var extended = (int[])beam.Tokens.Clone();
-                    if (!ends) extended[newLength] = token;
+                    if (!ends) extended[forced + newLength] = token;
                     if (ends || newLength == maxLength)
                     {
                         double score = logProb / Math.Pow((5.0 + newLength) / 6.0, lengthPenalty);
                         if (best is null || score > best.Value.Score) best = (extended, newLength, score);
                         if (ends) continue;
                     }
-                    else next.Add(new Beam(extended, newLength, logProb, caches.Copy(beam.Cache, newLength)));
+                    else next.Add(new Beam(extended, newLength, logProb, caches.Copy(beam.Cache, forced + newLength)));
                 }
                 foreach (Beam beam in beams) caches.Return(beam.Cache);
                 beams = next;
@@ -188,7 +206,7 @@ public abstract class Seq2SeqModel : TransformerModel
             foreach (Beam beam in beams) caches.Return(beam.Cache);
         }
         if (best is null) return 0;
-        best.Value.Tokens.AsSpan(1, best.Value.Length).CopyTo(output);
+        best.Value.Tokens.AsSpan(1 + forced, best.Value.Length).CopyTo(output);
         return best.Value.Length;
     }
 
