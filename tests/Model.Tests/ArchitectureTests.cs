@@ -229,6 +229,34 @@ public class ArchitectureTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// <see cref="TransformerModel.EncoderHiddenState"/> is what the cross-attention reads: the encoder's last layer (post-LN)
+    /// or its final norm (pre-LN, zero mean and unit variance per row before its gain and bias of 1 and 0); the source moves
+    /// it, the targets do not; other architectures have none.
+    /// </summary>
+    [Fact]
+    public void The_encoder_hidden_state_depends_on_the_source_alone_and_is_the_final_norms_output_in_pre_ln()
+    {
+        foreach (Seq2SeqModel model in new Seq2SeqModel[] { new PaperSeq2Seq(3), new LearnedSeq2Seq(3) })
+        {
+            (int[] tokens, int[] targets) = Batch(model, 4);
+            model.Forward(tokens, targets);
+            float[] first = model.EncoderHiddenState.ToArray();
+            Assert.Equal(model.Layout.TokensPerStep * 12, first.Length);
+            (_, int[] otherTargets) = Batch(model, 5);
+            model.Forward(tokens, otherTargets);
+            Assert.Equal(first, model.EncoderHiddenState.ToArray());
+            int[] otherTokens = (int[])tokens.Clone();
+            otherTokens[0] = otherTokens[0] == 5 ? 6 : 5;
+            model.Forward(otherTokens, targets);
+            Assert.NotEqual(first, model.EncoderHiddenState.ToArray());
+            if (model is LearnedSeq2Seq)
+                for (int row = 0; row < first.Length / 12; row++)
+                    Assert.Equal(0.0, first.Skip(row * 12).Take(12).Average(), 1e-5);
+        }
+        Assert.Throws<InvalidOperationException>(() => new PanelDecoder(1).EncoderHiddenState.Length);
+    }
+
+    /// <summary>
     /// Beam search keeps a copy of the decoder cache per beam and feeds each beam's newest token alone: it finds what the
     /// same search finds when every beam's prefix is recomputed from an empty cache at each step (written out here),
     /// for several sources, beam widths and length penalties.

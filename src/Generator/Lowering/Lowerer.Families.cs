@@ -195,7 +195,7 @@ namespace TransformerGen.Generator
             _hiddenState = y;
             TensorDef? bias = f.LogitsBias ? TensorDef.View(Parameter("final_logits_bias", InitKind.Zeros, 0f, 1, _d.TargetVocab), 0, _d.TargetVocab) : null;
             LanguageModelHead(y, tokenEmbedding, "", TokenStream.Decoder, finalNorm: false, bias);
-            return new ModelGraph(_spec, _d, _tensors, _ops) { HiddenState = _hiddenState };
+            return new ModelGraph(_spec, _d, _tensors, _ops) { HiddenState = _hiddenState, EncoderState = x };
         }
 
         private static string Index(int layer) => layer.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -90,6 +90,7 @@ namespace TransformerGen.Generator
                     y = SelfAttentionLayer(Stage.OfDecoderLayer(layer), $"decoder.layers.{layer}.", $"decoder.layers.{layer}.", TokenStream.Decoder, causal: true, y, memory, _d.DecoderLayers);
                 }
                 LanguageModelHead(y, targetEmbedding, "decoder.norm", TokenStream.Decoder);
+                return new ModelGraph(_spec, _d, _tensors, _ops) { EncoderState = memory };
             }
             return new ModelGraph(_spec, _d, _tensors, _ops);
         }

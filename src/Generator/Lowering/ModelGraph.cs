@@ -151,6 +151,8 @@ namespace TransformerGen.Generator
         public List<Op> Ops { get; }
         /// <summary>The last hidden state <c>[rows, DModel]</c>, the head's input (after the final norm where there is one); null where not exposed.</summary>
         public TensorDef? HiddenState { get; init; }
+        /// <summary>An encoder–decoder's encoder output <c>[Batch·SeqLen, DModel]</c>, what the cross-attention reads; null otherwise.</summary>
+        public TensorDef? EncoderState { get; init; }
     }
 
     /// <summary>The derived sizes, computed once (as llm.c's fill_in_parameter_sizes does), printed by the emitter.</summary>

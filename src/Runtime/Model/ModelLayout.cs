@@ -117,6 +117,10 @@ public sealed class ModelLayout
     public int HiddenStateOffset { get; init; } = -1;
     /// <summary>Floats of the last hidden state.</summary>
     public int HiddenStateLength { get; init; }
+    /// <summary>Where an encoder–decoder's encoder output <c>[Batch·SeqLen, DModel]</c> starts in the training workspace, or -1.</summary>
+    public int EncoderStateOffset { get; init; } = -1;
+    /// <summary>Floats of the encoder output.</summary>
+    public int EncoderStateLength { get; init; }
     /// <summary>Rows of the token-type table (BERT's <c>type_vocab_size</c>): the segments a token may be given; 0 when the model has none.</summary>
     public int TokenTypes { get; init; }
     /// <summary>

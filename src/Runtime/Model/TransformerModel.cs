@@ -166,6 +166,15 @@ public abstract partial class TransformerModel : ITrainableParameters
         : _activations.Length > 0 ? _activations.Span.Slice(_layout.HiddenStateOffset, _layout.HiddenStateLength) : throw NotForTraining("keeps no hidden states");
 
     /// <summary>
+    /// An encoder–decoder's encoder output of the last <see cref="Forward"/>, <c>[Batch·SeqLen, DModel]</c>, what its
+    /// cross-attention reads (after the encoder's final norm where it has one): Hugging Face's <c>encoder_last_hidden_state</c>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The model is not an encoder–decoder, or keeps no batched activations.</exception>
+    public ReadOnlySpan<float> EncoderHiddenState => _layout.EncoderStateOffset < 0
+        ? throw new InvalidOperationException($"{_layout.Name} has no encoder–decoder's encoder output")
+        : _activations.Length > 0 ? _activations.Span.Slice(_layout.EncoderStateOffset, _layout.EncoderStateLength) : throw NotForTraining("keeps no encoder output");
+
+    /// <summary>
     /// The attention probabilities <c>[Batch, Heads, queries, keys]</c> of the last <see cref="Forward"/> in the
     /// named layer, e.g. <c>decoder.layers.0.cross_attention_probabilities</c> (see <see cref="ModelLayout.AttentionMaps"/>
     /// and <see cref="ModelLayout.TiledAttentionMaps"/>). Attention that keeps its probabilities returns a view of them;

@@ -92,6 +92,7 @@ namespace Snapshots
         {
             Architecture = global::TransformerGen.Architecture.EncoderDecoder,
             TargetVocab = 9, TargetLength = 8,
+            EncoderStateOffset = 1872, EncoderStateLength = 120,
             InferenceTokens = 5,
             DecoderSeqLen = 4, PadToken = 0, BosToken = 1, EosToken = 2,
             DecoderLayers = 1, DecoderCacheWidth = 12,

@@ -89,6 +89,12 @@ public sealed class HfM2M100ModelTests(ITestOutputHelper output) : IDisposable
 
         float loss = model.Forward(source, targets);
         float[] logits = model.Logits.ToArray(), expected = reference.TranslationLogits(source, labels, Batch, SourceLength, TargetLength);
+        // The encoder's output at the source's real tokens (transformers gives padding the zero position row; ours another).
+        int d = model.Layout.Tensors.Single(t => t.Name == "model.shared.weight").Shape[1];
+        float[] RealRows(float[] states) => Enumerable.Range(0, source.Length).Where(i => source[i] != Pad).SelectMany(i => states.Skip(i * d).Take(d)).ToArray();
+        double encoderError = Seq2SeqChecks.RelativeMax(RealRows(model.EncoderHiddenState.ToArray()), RealRows(reference.EncoderLastHiddenState(source, Batch, SourceLength)));
+        output.WriteLine($"encoder_last_hidden_state at real tokens {encoderError:E2}");
+        Assert.True(encoderError < 1e-5, $"the encoder's output differs by {encoderError:E2} of the largest");
         double countedError = Seq2SeqChecks.RelativeMax(Counted(logits, labels), Counted(expected, labels));
         int firstRow = TargetLength * Vocab;
         double fullSentenceError = Seq2SeqChecks.RelativeMax(logits[..firstRow], expected[..firstRow]);

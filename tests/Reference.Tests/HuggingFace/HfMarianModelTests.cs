@@ -84,6 +84,9 @@ public sealed class HfMarianModelTests(ITestOutputHelper output) : IDisposable
         float[] logits = model.Logits.ToArray(), expected = reference.TranslationLogits(source, labels, Batch, SourceLength, TargetLength);
         double logitError = Seq2SeqChecks.RelativeMax(logits, expected);
         double countedError = Seq2SeqChecks.RelativeMax(Counted(logits, labels), Counted(expected, labels));
+        double encoderError = Seq2SeqChecks.RelativeMax(model.EncoderHiddenState.ToArray(), reference.EncoderLastHiddenState(source, Batch, SourceLength));
+        output.WriteLine($"encoder_last_hidden_state {encoderError:E2}");
+        Assert.True(encoderError < 1e-5, $"the encoder's output differs by {encoderError:E2} of the largest");
         (float expectedLoss, Dictionary<string, float[]> gradients) = reference.TranslationLossAndGradients(source, labels, Batch, SourceLength, TargetLength);
         model.ZeroGrad();
         model.Backward();

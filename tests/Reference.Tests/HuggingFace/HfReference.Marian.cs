@@ -28,6 +28,14 @@ public sealed partial class HfReference
     /// DataCollatorForSeq2Seq pads labels) and the gradient of every parameter, <c>final_logits_bias</c> included, by name.
     /// <c>model.shared.weight</c>'s padding row gets the output head's part only (<c>padding_idx</c>).
     /// </summary>
+    /// <summary>The encoder's output <c>[batch·sourceLength, d]</c> (transformers' <c>encoder_last_hidden_state</c>), source padding masked.</summary>
+    public float[] EncoderLastHiddenState(int[] source, int batch, int sourceLength, int[]? sourceMask = null)
+    {
+        using DisposeScope scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
+        return Values(Marian.Encode(Ids(source, batch, sourceLength), SourceMask(source, sourceMask, batch, sourceLength)));
+    }
+
     public (float Loss, Dictionary<string, float[]> Gradients) TranslationLossAndGradients(int[] source, int[] labels, int batch, int sourceLength, int targetLength, int[]? sourceMask = null)
     {
         using DisposeScope scope = NewDisposeScope();
