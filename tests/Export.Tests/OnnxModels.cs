@@ -101,3 +101,18 @@ public partial class OnnxDistilBertClassifier { }
 // Phi-3: q/k/v fused in qkv_proj and gate/up in gate_up_proj (5 heads of 6 over hidden 30, inner size 43, untied).
 [TransformerModel(Config = "HuggingFace/Configs/phi3/config.json", SeqLen = 12, Batch = 2)]
 public partial class OnnxPhi3 { }
+
+// Hugging Face encoder–decoders (the reference tests' fixtures): Marian (post-LN, split sinusoids, swish, scaled, decoder
+// start = padding id), BART (post-LN, learned positions 2 rows in, layernorm_embedding, erf GELU), mBART (BART's parts
+// pre-LN with a final LayerNorm per stack, scaled), M2M100 (pre-LN, fairseq's sinusoids, ReLU, no final_logits_bias).
+[TransformerModel(Config = "HuggingFace/Configs/marian/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 3)]
+public partial class OnnxMarian { }
+
+[TransformerModel(Config = "HuggingFace/Configs/bart/config.json", SeqLen = 10, TargetSeqLen = 8, Batch = 3)]
+public partial class OnnxBart { }
+
+[TransformerModel(Config = "HuggingFace/Configs/mbart/config.json", SeqLen = 12, TargetSeqLen = 9, Batch = 2)]
+public partial class OnnxMBart { }
+
+[TransformerModel(Config = "HuggingFace/Configs/m2m100/config.json", SeqLen = 11, TargetSeqLen = 10, Batch = 3)]
+public partial class OnnxM2M100 { }

@@ -135,7 +135,7 @@ public sealed partial class OnnxExportTests
             for (int i = 1; i < sizes[step]; i++) random.Add(at + i);
         (int[][] tokens, float[][] ours) = OurCachedDecoding(model, sources, lengths, random, seed: 42);
 
-        using var decoder = new CachedDecoder(path, layout, report, hidden, sourceMask, batch: 2);
+        using var decoder = new CachedDecoder(path, report, hidden, sourceMask, batch: 2);
         var cached = new float[2 * t * v];
         double worst = 0;
         var steps = new List<string>();
@@ -201,7 +201,7 @@ public sealed partial class OnnxExportTests
         long[] sourceMask = LengthMask(lengths, s);
         float[] hidden = EncoderHiddenStates(ExportSeq2Seq(model, OnnxSeq2SeqGraph.Encoder).Path, 2, sources, sourceMask);
         (string path, OnnxExportReport report) = ExportCachedDecoder(model);
-        using var decoder = new CachedDecoder(path, layout, report, hidden, sourceMask, batch: 2);
+        using var decoder = new CachedDecoder(path, report, hidden, sourceMask, batch: 2);
         // Greedy hands over every row's tokens so far; the cache has all but the last.
         List<int[]> theirs = Greedy(layout, 2, (ids, length) =>
             decoder.Step([ids[length - 1], ids[2 * length - 1]], 1));
@@ -242,7 +242,7 @@ public sealed partial class OnnxExportTests
 
         float[] Run(long[] secondMask)
         {
-            using var decoder = new CachedDecoder(path, layout, report, hidden, sourceMask, batch);
+            using var decoder = new CachedDecoder(path, report, hidden, sourceMask, batch);
             float[] a = decoder.Step(Columns(ids, 0, first), first, Columns(decoderMask, 0, first));
             float[] b = decoder.Step(Columns(ids, first, t - first), t - first, secondMask);
             var all = new float[batch * t * v];
@@ -282,17 +282,18 @@ public sealed partial class OnnxExportTests
     private sealed class CachedDecoder : IDisposable
     {
         private readonly OnnxRuntimeRunner _runner;
-        private readonly ModelLayout _layout;
         private readonly float[] _hidden;
         private readonly long[] _sourceMask;
         private readonly int _batch, _sourceLength, _dModel;
         private readonly List<long>[] _decoderMask;
+        // Whether the graph takes decoder_attention_mask: this project's models with a padding id do, the Hugging Face
+        // encoder–decoders (whose decoders mask no padding) do not.
+        private readonly bool _masksDecoder;
         private int _pastLength, _pastEncoderLength;
 
-        public CachedDecoder(string path, ModelLayout layout, OnnxExportReport report, float[] hidden, long[] sourceMask, int batch)
+        public CachedDecoder(string path, OnnxExportReport report, float[] hidden, long[] sourceMask, int batch)
         {
             _runner = new OnnxRuntimeRunner(path);
-            _layout = layout;
             _hidden = hidden;
             _sourceMask = sourceMask;
             _batch = batch;
@@ -303,6 +304,7 @@ public sealed partial class OnnxExportTests
             HeadDim = int.Parse(shape[3], CultureInfo.InvariantCulture);
             foreach (OnnxValueInfo input in report.Inputs.Where(i => i.Name.StartsWith("past_key_values.", StringComparison.Ordinal))) Past[input.Name] = [];
             _decoderMask = Enumerable.Range(0, batch).Select(_ => new List<long>()).ToArray();
+            _masksDecoder = report.Inputs.Any(i => i.Name == "decoder_attention_mask");
         }
 
         public int Heads { get; }
@@ -326,7 +328,7 @@ public sealed partial class OnnxExportTests
                 new("input_ids", ids, [_batch, sequence]),
             };
             int total = _pastLength + sequence;
-            if (_layout.PadToken >= 0)
+            if (_masksDecoder)
             {
                 bool whole = mask is not null && mask.Length == _batch * total;
                 for (int r = 0; r < _batch; r++)

@@ -7,11 +7,14 @@ using System.Text.Json;
 
 namespace TransformerGen;
 
-/// <summary>How positions enter an exported model.</summary>
-internal enum OnnxPositions { Learned, Sinusoidal, RotaryInterleaved, RotaryHalf }
+/// <summary>
+/// How positions enter an exported model: a learned table, sinusoids (the paper's interleaved ones; Marian's split ones, sin
+/// in the first half of the channels and cos in the second; fairseq's, M2M100's), or a rotation of queries and keys.
+/// </summary>
+internal enum OnnxPositions { Learned, Sinusoidal, SinusoidalSplit, SinusoidalFairseq, RotaryInterleaved, RotaryHalf }
 
-/// <summary>The feed-forward network's activation in an exported model.</summary>
-internal enum OnnxFeedForward { GeluErf, GeluTanh, Relu, SwiGlu }
+/// <summary>The feed-forward network's activation in an exported model (<see cref="Silu"/>: x·sigmoid(x), Marian's swish).</summary>
+internal enum OnnxFeedForward { GeluErf, GeluTanh, Relu, Silu, SwiGlu }
 
 /// <summary>
 /// The parameters of one layer, by role: each projection is one or more tensors stacked by rows, as the model multiplies
@@ -30,14 +33,17 @@ internal sealed record OnnxLayerTensors(
     ParameterTensor? QueryNorm = null, ParameterTensor? KeyNorm = null);
 
 /// <summary>
-/// The cross-attention of a decoder layer of an encoder–decoder model (PyTorch's <c>multihead_attn</c>): its norm
-/// (<c>norm2</c>), the query projection (the first DModel rows of the stacked <c>in_proj_weight</c>) applied to the decoder's
-/// stream, the key and value projections (the other rows) applied to the encoder's output, and the output projection.
+/// The cross-attention of a decoder layer of an encoder–decoder model: its norm, the query projection applied to the
+/// decoder's stream, the key and value projections (rows K | V, one tensor or two stacked as the graph multiplies them)
+/// applied to the encoder's output, and the output projection. This project's models hold them in PyTorch's
+/// <c>multihead_attn</c> (norm <c>norm2</c>; the query the first DModel rows of the stacked <c>in_proj_weight</c>, keys and
+/// values the other rows); the Hugging Face encoder–decoders in <c>encoder_attn.{q,k,v,out}_proj</c> and
+/// <c>encoder_attn_layer_norm</c>.
 /// </summary>
 internal sealed record OnnxCrossAttentionTensors(
     ParameterTensor Norm, ParameterTensor NormBias,
     ParameterTensor Query, ParameterTensor QueryBias,
-    ParameterTensor KeyValue, ParameterTensor KeyValueBias,
+    ParameterTensor[] KeyValue, ParameterTensor[] KeyValueBias,
     ParameterTensor Output, ParameterTensor OutputBias);
 
 /// <summary>
@@ -52,12 +58,17 @@ internal sealed class OnnxDecoderStack
     public required bool MasksPadding { get; init; }
     public required ParameterTensor TokenEmbedding { get; init; }
     public ParameterTensor? PositionEmbedding { get; init; }
+    /// <summary>The norm of the embeddings and positions before the first layer (BART's and mBART's <c>layernorm_embedding</c>).</summary>
+    public ParameterTensor? EmbeddingNorm { get; init; }
+    public ParameterTensor? EmbeddingNormBias { get; init; }
     public required IReadOnlyList<OnnxLayerTensors> Layers { get; init; }
     public required IReadOnlyList<OnnxCrossAttentionTensors> CrossAttention { get; init; }
     public ParameterTensor? FinalNorm { get; init; }
     public ParameterTensor? FinalNormBias { get; init; }
     /// <summary>The head's own matrix, or null when it is tied to <see cref="TokenEmbedding"/>.</summary>
     public ParameterTensor? LanguageModelHead { get; init; }
+    /// <summary>A vector added to the logits (Marian's, BART's and mBART's <c>final_logits_bias</c> <c>[1, vocab]</c>).</summary>
+    public ParameterTensor? LogitsBias { get; init; }
 }
 
 /// <summary>
@@ -90,8 +101,10 @@ internal sealed class OnnxArchitecture
     public Pooling Pooling { get; init; }
     public required ParameterTensor TokenEmbedding { get; init; }
     public ParameterTensor? PositionEmbedding { get; init; }
-    /// <summary>The rows of <see cref="PositionEmbedding"/> before position 0 (RoBERTa's, up to its padding id).</summary>
+    /// <summary>The rows of <see cref="PositionEmbedding"/> before position 0 (RoBERTa's, up to its padding id; BART's 2, in both stacks).</summary>
     public int PositionOffset { get; init; }
+    /// <summary>The position number of position 0 in fairseq's sinusoids (M2M100's <c>pad_token_id + 1</c>).</summary>
+    public int SinusoidFirstPosition { get; init; }
     public ParameterTensor? TokenTypeEmbedding { get; init; }
     public ParameterTensor? EmbeddingNorm { get; init; }
     public ParameterTensor? EmbeddingNormBias { get; init; }
@@ -244,7 +257,7 @@ internal sealed class OnnxArchitecture
             cross.Add(new OnnxCrossAttentionTensors(
                 table.Take(p + "norm2.weight"), table.Take(p + "norm2.bias"),
                 RowsOf(weight, 0, c), RowsOf(bias, 0, c),
-                RowsOf(weight, c, 2 * c), RowsOf(bias, c, 2 * c),
+                [RowsOf(weight, c, 2 * c)], [RowsOf(bias, c, 2 * c)],
                 table.Take(p + "multihead_attn.out_proj.weight"), table.Take(p + "multihead_attn.out_proj.bias")));
         }
         return layers;
@@ -262,8 +275,6 @@ internal sealed class OnnxArchitecture
 
     private static OnnxArchitecture Family(ModelLayout layout, TransformerModelAttribute d, TensorTable table, string configPath)
     {
-        if (layout.Family is CheckpointFamily.Marian or CheckpointFamily.Bart or CheckpointFamily.MBart or CheckpointFamily.M2M100)
-            throw new NotSupportedException($"{layout.Name}: the ONNX export of {layout.Family} models is not built; optimum exports the Hub's folder directly");
         using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));
         JsonElement config = document.RootElement;
         string modelType = String(config, "model_type") ?? throw new ArgumentException($"'{configPath}' has no model_type", nameof(configPath));
@@ -277,6 +288,10 @@ internal sealed class OnnxArchitecture
             CheckpointFamily.Qwen2 => "qwen2",
             CheckpointFamily.Qwen3 => "qwen3",
             CheckpointFamily.Phi3 => "phi3",
+            CheckpointFamily.Marian => "marian",
+            CheckpointFamily.Bart => "bart",
+            CheckpointFamily.MBart => "mbart",
+            CheckpointFamily.M2M100 => "m2m_100",
             _ => null,
         };
         if (modelType != expected)
@@ -285,6 +300,7 @@ internal sealed class OnnxArchitecture
         {
             CheckpointFamily.Gpt2 => Gpt2(layout, config, table),
             CheckpointFamily.Bert or CheckpointFamily.Roberta or CheckpointFamily.DistilBert => Bert(layout, d, config, table),
+            CheckpointFamily.Marian or CheckpointFamily.Bart or CheckpointFamily.MBart or CheckpointFamily.M2M100 => Seq2SeqFamily(layout, config, table),
             _ => Llama(layout, config, table, configPath),
         };
     }
@@ -446,6 +462,98 @@ internal sealed class OnnxArchitecture
         };
     }
 
+    /// <summary>
+    /// Marian, BART, mBART and M2M100 (BartForConditionalGeneration's names, the compiler's FamilyNames.BartEncoder and
+    /// BartDecoder; ConfigReader.EncoderDecoder reads the same keys with the same defaults): one token table
+    /// <c>model.shared</c> for both stacks and the tied head, scaled by √d_model when <c>scale_embedding</c> is set (M2M100's
+    /// default); positions as split sinusoids (Marian), fairseq's sinusoids counted from <c>pad_token_id + 1</c> (M2M100) or a
+    /// learned table per stack 2 rows in (BART, mBART, followed by <c>layernorm_embedding</c>); post-LN layers (Marian, BART)
+    /// or pre-LN ones with a final <c>layer_norm</c> per stack (mBART, M2M100); <c>final_logits_bias</c> on the logits (not
+    /// M2M100). The decoder's self-attention masks no padding (transformers' does not; the compiler's neither).
+    /// </summary>
+    private static OnnxArchitecture Seq2SeqFamily(ModelLayout layout, JsonElement config, TensorTable table)
+    {
+        CheckpointFamily family = layout.Family;
+        bool marian = family == CheckpointFamily.Marian, m2m = family == CheckpointFamily.M2M100, learned = !marian && !m2m;
+        bool pre = family is CheckpointFamily.MBart or CheckpointFamily.M2M100;
+        int heads = Require(config, "encoder_attention_heads");
+        ParameterTensor shared = table.Take("model.shared.weight");
+        int dModel = shared.Shape[1];
+        if (heads <= 0 || dModel % heads != 0) throw new ArgumentException($"{layout.Name}: {heads} heads do not divide d_model = {dModel}");
+        bool scale = config.TryGetProperty("scale_embedding", out JsonElement s) && s.ValueKind is JsonValueKind.True or JsonValueKind.False ? s.GetBoolean() : m2m;
+        var cross = new List<OnnxCrossAttentionTensors>();
+        ParameterTensor? Part(string side, string name) => pre ? table.Take($"model.{side}.layer_norm.{name}") : null;
+        ParameterTensor? Learned(string name) => learned ? table.Take(name) : null;
+        var decoder = new OnnxDecoderStack
+        {
+            Vocab = layout.TargetVocab,
+            SeqLen = layout.DecoderSeqLen,
+            MasksPadding = false,
+            TokenEmbedding = shared,
+            PositionEmbedding = Learned("model.decoder.embed_positions.weight"),
+            EmbeddingNorm = Learned("model.decoder.layernorm_embedding.weight"),
+            EmbeddingNormBias = Learned("model.decoder.layernorm_embedding.bias"),
+            Layers = Seq2SeqFamilyLayers(table, "model.decoder.layers.", cross),
+            CrossAttention = cross,
+            FinalNorm = Part("decoder", "weight"),
+            FinalNormBias = Part("decoder", "bias"),
+            LanguageModelHead = table.TakeOptional("lm_head.weight"),
+            LogitsBias = table.TakeOptional("final_logits_bias"),
+        };
+        return new OnnxArchitecture
+        {
+            Name = layout.Name,
+            Encoder = true,
+            Vocab = layout.Vocab,
+            DModel = dModel,
+            Heads = heads,
+            KeyValueHeads = heads,
+            HeadDim = dModel / heads,
+            SeqLen = layout.SeqLen,
+            RmsNorm = false,
+            NormEpsilon = 1e-5f, // nn.LayerNorm's default, which these models keep (the compiler's FamilySpec too)
+            PreNorm = pre,
+            Positions = marian ? OnnxPositions.SinusoidalSplit : m2m ? OnnxPositions.SinusoidalFairseq : OnnxPositions.Learned,
+            SinusoidFirstPosition = m2m ? layout.PadToken + 1 : 0,
+            FeedForward = Ungated(config, "activation_function", m2m ? "relu" : "gelu"),
+            EmbeddingScale = scale ? (float)Math.Sqrt(dModel) : 1f,
+            TokenEmbedding = shared,
+            PositionEmbedding = Learned("model.encoder.embed_positions.weight"),
+            PositionOffset = learned ? 2 : 0,
+            EmbeddingNorm = Learned("model.encoder.layernorm_embedding.weight"),
+            EmbeddingNormBias = Learned("model.encoder.layernorm_embedding.bias"),
+            Layers = Seq2SeqFamilyLayers(table, "model.encoder.layers.", null),
+            FinalNorm = Part("encoder", "weight"),
+            FinalNormBias = Part("encoder", "bias"),
+            Decoder = decoder,
+        };
+    }
+
+    /// <summary>The layers under <paramref name="prefix"/> in BART's names; with <paramref name="cross"/>, each decoder layer's <c>encoder_attn</c> is added to it.</summary>
+    private static List<OnnxLayerTensors> Seq2SeqFamilyLayers(TensorTable table, string prefix, List<OnnxCrossAttentionTensors>? cross)
+    {
+        var layers = new List<OnnxLayerTensors>();
+        for (int i = 0; table.Has($"{prefix}{i}.self_attn.q_proj.weight"); i++)
+        {
+            string p = $"{prefix}{i}.";
+            layers.Add(new OnnxLayerTensors(
+                table.Take(p + "self_attn_layer_norm.weight"), table.Take(p + "self_attn_layer_norm.bias"),
+                [table.Take(p + "self_attn.q_proj.weight"), table.Take(p + "self_attn.k_proj.weight"), table.Take(p + "self_attn.v_proj.weight")],
+                [table.Take(p + "self_attn.q_proj.bias"), table.Take(p + "self_attn.k_proj.bias"), table.Take(p + "self_attn.v_proj.bias")],
+                table.Take(p + "self_attn.out_proj.weight"), table.Take(p + "self_attn.out_proj.bias"),
+                table.Take(p + "final_layer_norm.weight"), table.Take(p + "final_layer_norm.bias"),
+                [table.Take(p + "fc1.weight")], [table.Take(p + "fc1.bias")],
+                table.Take(p + "fc2.weight"), table.Take(p + "fc2.bias")));
+            cross?.Add(new OnnxCrossAttentionTensors(
+                table.Take(p + "encoder_attn_layer_norm.weight"), table.Take(p + "encoder_attn_layer_norm.bias"),
+                table.Take(p + "encoder_attn.q_proj.weight"), table.Take(p + "encoder_attn.q_proj.bias"),
+                [table.Take(p + "encoder_attn.k_proj.weight"), table.Take(p + "encoder_attn.v_proj.weight")],
+                [table.Take(p + "encoder_attn.k_proj.bias"), table.Take(p + "encoder_attn.v_proj.bias")],
+                table.Take(p + "encoder_attn.out_proj.weight"), table.Take(p + "encoder_attn.out_proj.bias")));
+        }
+        return layers;
+    }
+
     private static OnnxFeedForward Ungated(JsonElement config, string key, string fallback)
     {
         string value = String(config, key) ?? fallback;
@@ -454,7 +562,8 @@ internal sealed class OnnxArchitecture
             "gelu" => OnnxFeedForward.GeluErf,
             "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => OnnxFeedForward.GeluTanh,
             "relu" => OnnxFeedForward.Relu,
-            _ => throw new NotSupportedException($"{key} {value}: the export knows gelu, gelu_new (gelu_pytorch_tanh, gelu_fast) and relu, as the compiler does"),
+            "silu" or "swish" => OnnxFeedForward.Silu,
+            _ => throw new NotSupportedException($"{key} {value}: the export knows gelu, gelu_new (gelu_pytorch_tanh, gelu_fast), relu and silu (swish), as the compiler does"),
         };
     }
 

@@ -74,13 +74,13 @@ internal sealed class OnnxGraphWriter
         TokenStream stream = Stream(ids, "");
         string keys = KeyMask(attentionMask, "");
         string mask = SelfAttentionMask(stream, keys, causal: !_a.Encoder, _a.SeqLen);
-        string x = Embed(stream, ids, tokenTypes, _a.TokenEmbedding, _a.PositionEmbedding);
+        string x = Embed(stream, ids, tokenTypes, _a.TokenEmbedding, _a.PositionEmbedding, _a.EmbeddingNorm, _a.EmbeddingNormBias);
         for (int layer = 0; layer < _a.Layers.Count; layer++) x = Layer($"layers.{layer}.", _a.Layers[layer], x, stream, mask, null, null);
         if (_a.FinalNorm is { } finalNorm) x = Norm("norm_f", x, finalNorm, _a.FinalNormBias);
 
         if (!_a.Encoder)
         {
-            LogitsOutput(x, Sequence, _a.Vocab, _a.LanguageModelHead, _a.TokenEmbedding);
+            LogitsOutput(x, Sequence, _a.Vocab, _a.LanguageModelHead, _a.TokenEmbedding, null);
         }
         else
         {
@@ -127,7 +127,7 @@ internal sealed class OnnxGraphWriter
             string keys = KeyMask(Input("attention_mask", DataType.Int64, Batch, EncoderSequence), "encoder.");
             TokenStream source = Stream(ids, "encoder.");
             string mask = SelfAttentionMask(source, keys, causal: false, _a.SeqLen);
-            string x = Embed(source, ids, null, _a.TokenEmbedding, _a.PositionEmbedding);
+            string x = Embed(source, ids, null, _a.TokenEmbedding, _a.PositionEmbedding, _a.EmbeddingNorm, _a.EmbeddingNormBias);
             for (int layer = 0; layer < _a.Layers.Count; layer++) x = Layer($"encoder.layers.{layer}.", _a.Layers[layer], x, source, mask, null, null);
             if (_a.FinalNorm is { } finalNorm) x = Norm("encoder.norm", x, finalNorm, _a.FinalNormBias);
             memory = new EncoderOutput(x, keys);
@@ -144,11 +144,11 @@ internal sealed class OnnxGraphWriter
         string? decoderKeys = decoder.MasksPadding ? KeyMask(Input("decoder_attention_mask", DataType.Int64, Batch, DecoderSequence), "decoder.") : null;
         TokenStream target = Stream(decoderIds, "decoder.");
         string selfMask = SelfAttentionMask(target, decoderKeys, causal: true, decoder.SeqLen);
-        string y = Embed(target, decoderIds, null, decoder.TokenEmbedding, decoder.PositionEmbedding);
+        string y = Embed(target, decoderIds, null, decoder.TokenEmbedding, decoder.PositionEmbedding, decoder.EmbeddingNorm, decoder.EmbeddingNormBias);
         for (int layer = 0; layer < decoder.Layers.Count; layer++)
             y = Layer($"decoder.layers.{layer}.", decoder.Layers[layer], y, target, selfMask, decoder.CrossAttention[layer], memory);
         if (decoder.FinalNorm is { } decoderNorm) y = Norm("decoder.norm", y, decoderNorm, decoder.FinalNormBias);
-        LogitsOutput(y, DecoderSequence, decoder.Vocab, decoder.LanguageModelHead, decoder.TokenEmbedding);
+        LogitsOutput(y, DecoderSequence, decoder.Vocab, decoder.LanguageModelHead, decoder.TokenEmbedding, decoder.LogitsBias);
         if (part == OnnxSeq2SeqGraph.Full) Output(memory.HiddenStates, "encoder_last_hidden_state", Batch, EncoderSequence, _a.DModel);
         return shape + (part == OnnxSeq2SeqGraph.Decoder ? "; the decoder alone" : "");
     }
@@ -175,10 +175,10 @@ internal sealed class OnnxGraphWriter
         string pastLength = SequenceAxisLength(past[0].Keys, "past_sequence_length");
         TokenStream stream = Stream(ids, "", positionIds, pastLength);
         string mask = CachedAttentionMask(stream, KeyMask(attentionMask, ""), _a.SeqLen);
-        string x = Embed(stream, ids, null, _a.TokenEmbedding, _a.PositionEmbedding, positionIds);
+        string x = Embed(stream, ids, null, _a.TokenEmbedding, _a.PositionEmbedding, _a.EmbeddingNorm, _a.EmbeddingNormBias, positionIds);
         for (int layer = 0; layer < _a.Layers.Count; layer++) x = Layer($"layers.{layer}.", _a.Layers[layer], x, stream, mask, null, null, past[layer]);
         if (_a.FinalNorm is { } finalNorm) x = Norm("norm_f", x, finalNorm, _a.FinalNormBias);
-        LogitsOutput(x, Sequence, _a.Vocab, _a.LanguageModelHead, _a.TokenEmbedding);
+        LogitsOutput(x, Sequence, _a.Vocab, _a.LanguageModelHead, _a.TokenEmbedding, null);
         for (int layer = 0; layer < _presents.Count; layer++)
         {
             Output(_presents[layer].Keys, $"present.{layer}.key", Batch, _a.KeyValueHeads, Total, _a.HeadDim);
@@ -223,11 +223,11 @@ internal sealed class OnnxGraphWriter
         string pastLength = SequenceAxisLength(past[0].Keys, "decoder.past_sequence_length");
         TokenStream target = Stream(ids, "decoder.", start: pastLength);
         string selfMask = CachedAttentionMask(target, decoderKeys, decoder.SeqLen);
-        string y = Embed(target, ids, null, decoder.TokenEmbedding, decoder.PositionEmbedding);
+        string y = Embed(target, ids, null, decoder.TokenEmbedding, decoder.PositionEmbedding, decoder.EmbeddingNorm, decoder.EmbeddingNormBias);
         for (int layer = 0; layer < layers; layer++)
             y = Layer($"decoder.layers.{layer}.", decoder.Layers[layer], y, target, selfMask, decoder.CrossAttention[layer], memory, past[layer], crossPast[layer]);
         if (decoder.FinalNorm is { } decoderNorm) y = Norm("decoder.norm", y, decoderNorm, decoder.FinalNormBias);
-        LogitsOutput(y, DecoderSequence, decoder.Vocab, decoder.LanguageModelHead, decoder.TokenEmbedding);
+        LogitsOutput(y, DecoderSequence, decoder.Vocab, decoder.LanguageModelHead, decoder.TokenEmbedding, decoder.LogitsBias);
         for (int layer = 0; layer < layers; layer++)
         {
             Output(_presents[layer].Keys, $"present.{layer}.decoder.key", Batch, _a.KeyValueHeads, TotalDecoder, _a.HeadDim);
@@ -281,14 +281,16 @@ internal sealed class OnnxGraphWriter
 
     /// <summary>
     /// The LM head over <paramref name="x"/> <c>[batch, positions, DModel]</c> as the graph's <c>logits</c>: its own matrix,
-    /// or the token embedding read through a Transpose (one copy in the file); with LastPositionOnly, the last position only.
+    /// or the token embedding read through a Transpose (one copy in the file), plus <paramref name="bias"/> when the model has
+    /// one (<c>final_logits_bias</c>); with LastPositionOnly, the last position only.
     /// </summary>
-    private void LogitsOutput(string x, string positions, int vocab, ParameterTensor? head, ParameterTensor tokenEmbedding)
+    private void LogitsOutput(string x, string positions, int vocab, ParameterTensor? head, ParameterTensor tokenEmbedding, ParameterTensor? bias)
     {
         if (_options.LastPositionOnly) x = _g.Node("Gather", [x, _g.Int64s(-1)], "last_position", n => B.Int(n, "axis", 1));
         string logits = head is not null
             ? Linear("lm_head", x, [head], null)
-            : _g.Node("MatMul", [x, _g.Node("Transpose", [Weight(tokenEmbedding)], "token_embedding_transposed", n => B.Ints(n, "perm", 1, 0))], "logits");
+            : _g.Node("MatMul", [x, _g.Node("Transpose", [Weight(tokenEmbedding)], "token_embedding_transposed", n => B.Ints(n, "perm", 1, 0))], bias is null ? "logits" : "logits_unbiased");
+        if (bias is not null) logits = _g.Node("Add", [logits, Weight(bias)], "logits");
         Output(logits, "logits", Batch, _options.LastPositionOnly ? (object)1 : positions, vocab);
     }
 
@@ -313,10 +315,12 @@ internal sealed class OnnxGraphWriter
     }
 
     /// <summary>
-    /// Token embeddings (scaled, with token types, positions and the embedding norm where the model has them); absolute
-    /// positions are those of the stream (0, 1, …, or from its cached length on), or <paramref name="positionIds"/> when given.
+    /// Token embeddings (scaled, with token types, positions and the stack's embedding norm where the model has them);
+    /// absolute positions are those of the stream (0, 1, …, or from its cached length on), or <paramref name="positionIds"/>
+    /// when given.
     /// </summary>
-    private string Embed(TokenStream stream, string ids, string? tokenTypes, ParameterTensor tokenEmbedding, ParameterTensor? positionEmbedding, string? positionIds = null)
+    private string Embed(TokenStream stream, string ids, string? tokenTypes, ParameterTensor tokenEmbedding, ParameterTensor? positionEmbedding,
+        ParameterTensor? embeddingNorm, ParameterTensor? embeddingNormBias, string? positionIds = null)
     {
         string p = stream.Prefix;
         string x = _g.Node("Gather", [Weight(tokenEmbedding), ids], p + "embedding", n => B.Int(n, "axis", 0));
@@ -333,19 +337,24 @@ internal sealed class OnnxGraphWriter
                 x = _g.Node("Add", [x, PositionRows(table, stream, positionIds)], p + "embedding_with_positions");
                 break;
             }
-            case OnnxPositions.Sinusoidal:
+            case OnnxPositions.Sinusoidal or OnnxPositions.SinusoidalSplit or OnnxPositions.SinusoidalFairseq:
             {
                 if (_sinusoids is null)
                 {
-                    var table = new float[_a.PositionRows * _a.DModel];
-                    Kernels.Positional.SinusoidalTable(table, _a.PositionRows, _a.DModel);
-                    _sinusoids = _g.Floats("sinusoidal_positions", [_a.PositionRows, _a.DModel], table);
+                    // The table the model computes, position 0 in row 0: the paper's interleaved sinusoids, Marian's split ones,
+                    // or fairseq's counted from SinusoidFirstPosition (M2M100's pad_token_id + 1).
+                    int rows = _a.PositionRows, c = _a.DModel;
+                    var table = new float[rows * c];
+                    if (_a.Positions == OnnxPositions.SinusoidalSplit) Kernels.Positional.SinusoidalSplitTable(table, rows, c);
+                    else if (_a.Positions == OnnxPositions.SinusoidalFairseq) Kernels.Positional.SinusoidalFairseqTable(table, rows, c, _a.SinusoidFirstPosition);
+                    else Kernels.Positional.SinusoidalTable(table, rows, c);
+                    _sinusoids = _g.Floats("sinusoidal_positions", [rows, c], table);
                 }
                 x = _g.Node("Add", [x, PositionRows(_sinusoids, stream, positionIds)], p + "embedding_with_positions");
                 break;
             }
         }
-        if (_a.EmbeddingNorm is { } norm) x = Norm(p + "embedding_norm", x, norm, _a.EmbeddingNormBias);
+        if (embeddingNorm is not null) x = Norm(p + "embedding_norm", x, embeddingNorm, embeddingNormBias);
         return x;
     }
 
@@ -501,7 +510,7 @@ internal sealed class OnnxGraphWriter
         string hidden = memory.HiddenStates;
         if (past is not null)
             hidden = _g.Node("Slice", [hidden, SequenceAxisLength(past.Keys, p + "cross_past_length"), _g.Int64s(long.MaxValue), _g.Int64s(1)], p + "cross_unprojected");
-        string keyValue = Linear(p + "cross_key_value", hidden, [t.KeyValue], [t.KeyValueBias]);
+        string keyValue = Linear(p + "cross_key_value", hidden, t.KeyValue, t.KeyValueBias);
         string[] parts = _g.Nodes("Split", [keyValue, _g.Int64s(h * d, h * d)], p + "cross_kv_part", 2, n => B.Int(n, "axis", 2));
         string k = Heads(parts[0], h, p + "cross_k"), v = Heads(parts[1], h, p + "cross_v");
         if (past is not null)
@@ -571,6 +580,9 @@ internal sealed class OnnxGraphWriter
                 activated = _g.Node("Mul", [silu, gateUp[1]], p + "ffn_activated");
                 break;
             }
+            case OnnxFeedForward.Silu:
+                activated = _g.Node("Mul", [hidden, _g.Node("Sigmoid", [hidden], p + "ffn_sigmoid")], p + "ffn_silu");
+                break;
             case OnnxFeedForward.GeluErf:
             {
                 // 0.5·x·(1 + erf(x/√2)): the pattern ONNX Runtime fuses into one Gelu.
