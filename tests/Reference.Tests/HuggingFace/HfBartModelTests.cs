@@ -97,52 +97,12 @@ public sealed class HfBartModelTests(ITestOutputHelper output) : IDisposable
         Assert.True(logitError < 1e-5, $"logits differ by {logitError:E2} of the largest ({where})");
         Assert.True(Math.Abs(loss - expectedLoss) < 1e-5 * Math.Abs(expectedLoss), $"loss {loss} vs {expectedLoss}");
 
-        // Cached decoding: Encode once, then one token per Append (the decoder's positions continue from the cache, rows
-        // t + 2 of its table), then five in one Append.
+        // Cached decoding (the decoder's positions continue from the cache: rows t + 2 of its table), then greedy translations
+        // of sources of 1 to 10 tokens, without a prefix and with BART's forced <s> or mBART-50's target language code.
         Seq2SeqModel inference = mbart ? HfMBartModel.ForInference(_folder) : HfBartModel.ForInference(_folder);
-        int[] sentence = source[SourceLength..(2 * SourceLength)];
-        int[] decoderInput = new[] { Eos }.Concat(targets[..(TargetLength - 1)]).ToArray();
-        inference.Encode(sentence);
-        double appendError = 0;
-        for (int t = 0; t < TargetLength; t++)
-        {
-            float[] next = inference.Append(decoderInput.AsSpan(t, 1)).ToArray();
-            appendError = Math.Max(appendError, Seq2SeqChecks.RelativeMax(next, reference.NextTokenLogits(sentence, decoderInput[..(t + 1)])));
-        }
-        inference.ResetDecoder();
-        double blockError = Seq2SeqChecks.RelativeMax(inference.Append(decoderInput.AsSpan(0, 5)).ToArray(), reference.NextTokenLogits(sentence, decoderInput[..5]));
-        output.WriteLine($"Append one at a time {appendError:E2}, five at once {blockError:E2}");
-        Assert.True(appendError < 1e-5, $"cached next-token logits differ by {appendError:E2}");
-        Assert.True(blockError < 1e-5, $"the five-token Append differs by {blockError:E2}");
-
-        // Greedy translations of sources of 1 to 10 tokens, without a prefix and with BART's forced <s> or mBART-50's
-        // target language code.
+        Seq2SeqChecks.CheckCachedDecoding(inference, reference, source[SourceLength..(2 * SourceLength)], [Eos, .. targets[..(TargetLength - 1)]], output.WriteLine);
         foreach (int[] prefix in new[] { Array.Empty<int>(), [targetFirst] })
-        {
-            int stopped = 0, padChosen = 0;
-            double margin = double.PositiveInfinity;
-            var translations = new HashSet<string>();
-            for (int n = 0; n < 10; n++)
-            {
-                int length = n < 6 ? 3 + n : n - 5;
-                int[] body = WordIds(length, (ulong)(50 + n));
-                body[0] = first;
-                int[] input = n % 2 == 0 ? body.Append(Eos).ToArray() : body.Append(Eos).Concat(Enumerable.Repeat(Pad, SourceLength - length - 1)).ToArray();
-                var produced = new int[TargetLength];
-                int count = inference.Translate(input, produced, prefix: prefix);
-                int[] want = reference.GreedyTranslation(input, TargetLength - prefix.Length, out double smallest, out bool padding, prefix);
-                output.WriteLine($"prefix [{string.Join(' ', prefix)}] source [{string.Join(' ', input)}] → ours [{string.Join(' ', produced[..count])}], transformers [{string.Join(' ', want)}] (smallest margin {smallest:F4}{(padding ? ", unbanned argmax was <pad> once" : "")})");
-                Assert.Equal(want, produced[..count]);
-                translations.Add(string.Join(' ', want));
-                if (want.Length < TargetLength - prefix.Length) stopped++;
-                if (padding) padChosen++;
-                margin = Math.Min(margin, smallest);
-            }
-            output.WriteLine($"prefix [{string.Join(' ', prefix)}]: {translations.Count} different translations, {stopped} ended by eos, {padChosen} where transformers' unbanned argmax picked <pad>, smallest margin {margin:F4}");
-            Assert.True(translations.Count >= 3, "the sources hardly change the translations: the comparison would prove little");
-            Assert.True(margin > 1e-3, $"a greedy choice was decided by {margin:E2}: rounding could flip it");
-            if (prefix.Length == 0) Assert.True(stopped > 0, "no translation ended at eos");
-        }
+            Seq2SeqChecks.CheckGreedyTranslations(inference, reference, Seq2SeqChecks.Sources(WordIds, first, Eos, Pad, SourceLength), prefix, TargetLength, output.WriteLine);
 
         // Last, so that the measurements above are made and printed whatever the gradients show.
         Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
@@ -247,6 +207,70 @@ internal static class Seq2SeqChecks
             }
         }
         return (worst, worstName);
+    }
+
+    /// <summary>
+    /// Cached decoding against libtorch's recomputation: <paramref name="sentence"/> encoded once, then the decoder input one
+    /// token per <c>Append</c> (its positions continue from the cache), then its first five in one <c>Append</c>; each
+    /// next-token logits within 1e-5 of the largest.
+    /// </summary>
+    /// <summary>
+    /// Ten sources of 1 to 10 tokens, each <paramref name="first"/> then words, ended by <paramref name="eos"/>, every second
+    /// one padded to <paramref name="sourceLength"/>.
+    /// </summary>
+    public static IEnumerable<int[]> Sources(Func<int, ulong, int[]> words, int first, int eos, int pad, int sourceLength)
+    {
+        for (int n = 0; n < 10; n++)
+        {
+            int length = n < 6 ? 3 + n : n - 5;
+            int[] body = words(length, (ulong)(50 + n));
+            body[0] = first;
+            yield return n % 2 == 0 ? [.. body, eos] : [.. body, eos, .. Enumerable.Repeat(pad, sourceLength - length - 1)];
+        }
+    }
+
+    public static void CheckCachedDecoding(Seq2SeqModel inference, HfReference reference, int[] sentence, int[] decoderInput, Action<string> log)
+    {
+        inference.Encode(sentence);
+        double appendError = 0;
+        for (int t = 0; t < decoderInput.Length; t++)
+        {
+            float[] next = inference.Append(decoderInput.AsSpan(t, 1)).ToArray();
+            appendError = Math.Max(appendError, RelativeMax(next, reference.NextTokenLogits(sentence, decoderInput[..(t + 1)])));
+        }
+        inference.ResetDecoder();
+        double blockError = RelativeMax(inference.Append(decoderInput.AsSpan(0, 5)).ToArray(), reference.NextTokenLogits(sentence, decoderInput[..5]));
+        log($"Append one at a time {appendError:E2}, five at once {blockError:E2}");
+        Assert.True(appendError < 1e-5, $"cached next-token logits differ by {appendError:E2}");
+        Assert.True(blockError < 1e-5, $"the five-token Append differs by {blockError:E2}");
+    }
+
+    /// <summary>
+    /// Greedy translations of the <paramref name="sources"/> after <paramref name="prefix"/>, ours through the caches and
+    /// transformers' recomputed: identical, with at least 3 different ones, no choice decided by less than 1e-3, and (without
+    /// a prefix) at least one ended by the end token.
+    /// </summary>
+    public static void CheckGreedyTranslations(Seq2SeqModel inference, HfReference reference, IEnumerable<int[]> sources, int[] prefix, int targetLength, Action<string> log)
+    {
+        int stopped = 0, padChosen = 0;
+        double margin = double.PositiveInfinity;
+        var translations = new HashSet<string>();
+        foreach (int[] input in sources)
+        {
+            var produced = new int[targetLength];
+            int count = inference.Translate(input, produced, prefix: prefix);
+            int[] want = reference.GreedyTranslation(input, targetLength - prefix.Length, out double smallest, out bool padding, prefix);
+            log($"prefix [{string.Join(' ', prefix)}] source [{string.Join(' ', input)}] → ours [{string.Join(' ', produced[..count])}], transformers [{string.Join(' ', want)}] (smallest margin {smallest:F4}{(padding ? ", unbanned argmax was <pad> once" : "")})");
+            Assert.Equal(want, produced[..count]);
+            translations.Add(string.Join(' ', want));
+            if (want.Length < targetLength - prefix.Length) stopped++;
+            if (padding) padChosen++;
+            margin = Math.Min(margin, smallest);
+        }
+        log($"prefix [{string.Join(' ', prefix)}]: {translations.Count} different translations, {stopped} ended by eos, {padChosen} where transformers' unbanned argmax picked <pad>, smallest margin {margin:F4}");
+        Assert.True(translations.Count >= 3, "the sources hardly change the translations: the comparison would prove little");
+        Assert.True(margin > 1e-3, $"a greedy choice was decided by {margin:E2}: rounding could flip it");
+        if (prefix.Length == 0) Assert.True(stopped > 0, "no translation ended at eos");
     }
 
     public static double Norm(float[] v) => Math.Sqrt(v.Sum(x => (double)x * x));

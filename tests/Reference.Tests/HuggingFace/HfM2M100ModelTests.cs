@@ -111,52 +111,12 @@ public sealed class HfM2M100ModelTests(ITestOutputHelper output) : IDisposable
         Assert.True(fullSentenceError < 1e-5, $"sentence 0's logits differ by {fullSentenceError:E2} of the largest");
         Assert.True(Math.Abs(loss - expectedLoss) < 1e-5 * Math.Abs(expectedLoss), $"loss {loss} vs {expectedLoss}");
 
-        // Cached decoding: Encode once, then one token per Append (the decoder's rows continue from the cache, pad + 1 + t),
-        // then five in one Append.
+        // Cached decoding (the decoder's rows continue from the cache: pad + 1 + t), then greedy translations of sources of 1
+        // to 10 tokens, without a prefix and with the target language code that NLLB's generate forces first.
         var inference = HfM2M100Model.ForInference(_folder);
-        int[] sentence = source[SourceLength..(2 * SourceLength)];
-        int[] decoderInput = new[] { Eos }.Concat(targets[..(TargetLength - 1)]).ToArray();
-        inference.Encode(sentence);
-        double appendError = 0;
-        for (int t = 0; t < TargetLength; t++)
-        {
-            float[] next = inference.Append(decoderInput.AsSpan(t, 1)).ToArray();
-            appendError = Math.Max(appendError, Seq2SeqChecks.RelativeMax(next, reference.NextTokenLogits(sentence, decoderInput[..(t + 1)])));
-        }
-        inference.ResetDecoder();
-        double blockError = Seq2SeqChecks.RelativeMax(inference.Append(decoderInput.AsSpan(0, 5)).ToArray(), reference.NextTokenLogits(sentence, decoderInput[..5]));
-        output.WriteLine($"Append one at a time {appendError:E2}, five at once {blockError:E2}");
-        Assert.True(appendError < 1e-5, $"cached next-token logits differ by {appendError:E2}");
-        Assert.True(blockError < 1e-5, $"the five-token Append differs by {blockError:E2}");
-
-        // Greedy translations of sources of 1 to 10 tokens, without a prefix and with the target language code that NLLB's
-        // generate forces first (forced_bos_token_id).
+        Seq2SeqChecks.CheckCachedDecoding(inference, reference, source[SourceLength..(2 * SourceLength)], [Eos, .. targets[..(TargetLength - 1)]], output.WriteLine);
         foreach (int[] prefix in new[] { Array.Empty<int>(), [TargetLanguage] })
-        {
-            int stopped = 0, padChosen = 0;
-            double margin = double.PositiveInfinity;
-            var translations = new HashSet<string>();
-            for (int n = 0; n < 10; n++)
-            {
-                int length = n < 6 ? 3 + n : n - 5;
-                int[] body = WordIds(length, (ulong)(50 + n));
-                body[0] = SourceLanguage;
-                int[] input = n % 2 == 0 ? body.Append(Eos).ToArray() : body.Append(Eos).Concat(Enumerable.Repeat(Pad, SourceLength - length - 1)).ToArray();
-                var produced = new int[TargetLength];
-                int count = inference.Translate(input, produced, prefix: prefix);
-                int[] want = reference.GreedyTranslation(input, TargetLength - prefix.Length, out double smallest, out bool padding, prefix);
-                output.WriteLine($"prefix [{string.Join(' ', prefix)}] source [{string.Join(' ', input)}] → ours [{string.Join(' ', produced[..count])}], transformers [{string.Join(' ', want)}] (smallest margin {smallest:F4}{(padding ? ", unbanned argmax was <pad> once" : "")})");
-                Assert.Equal(want, produced[..count]);
-                translations.Add(string.Join(' ', want));
-                if (want.Length < TargetLength - prefix.Length) stopped++;
-                if (padding) padChosen++;
-                margin = Math.Min(margin, smallest);
-            }
-            output.WriteLine($"prefix [{string.Join(' ', prefix)}]: {translations.Count} different translations, {stopped} ended by eos, {padChosen} where the unbanned argmax was <pad>, smallest margin {margin:F4}");
-            Assert.True(translations.Count >= 3, "the sources hardly change the translations: the comparison would prove little");
-            Assert.True(margin > 1e-3, $"a greedy choice was decided by {margin:E2}: rounding could flip it");
-            if (prefix.Length == 0) Assert.True(stopped > 0, "no translation ended at eos");
-        }
+            Seq2SeqChecks.CheckGreedyTranslations(inference, reference, Seq2SeqChecks.Sources(WordIds, SourceLanguage, Eos, Pad, SourceLength), prefix, TargetLength, output.WriteLine);
 
         // Last, so that the measurements above are made and printed whatever the gradients show.
         Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
