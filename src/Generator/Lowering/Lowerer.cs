@@ -216,7 +216,7 @@ namespace TransformerGen.Generator
             return output;
         }
 
-        /// <summary>Final norm (pre-LN), projection to the vocabulary (tied or not, with Marian's logits bias or none), softmax and cross-entropy.</summary>
+        /// <summary>Final norm (pre-LN), projection to the vocabulary (tied or not, with the BART-shaped families' final_logits_bias or none), softmax and cross-entropy.</summary>
         private void LanguageModelHead(TensorDef x, TensorDef tokenEmbedding, string normName, TokenStream stream, bool finalNorm = true, TensorDef? bias = null)
         {
             Stage stage = Stage.Head;
