@@ -117,6 +117,50 @@ public sealed partial class OnnxExportTests
     }
 
     /// <summary>
+    /// The cached decoder graph run as a translation loop runs it, from empty pasts, in steps of 2, 1, 2, 1, 1, … tokens
+    /// (greedy choices and a few random ids): every new position's logits within 1e-5 of the largest of ours
+    /// (<see cref="Seq2SeqModel.Encode"/> and <see cref="Seq2SeqModel.Append"/> of each source alone); two sources of
+    /// different lengths, the shorter masked by the encoder's attention mask.
+    /// </summary>
+    [Theory]
+    [InlineData("marian")]
+    [InlineData("bart")]
+    [InlineData("mbart")]
+    [InlineData("m2m100")]
+    public void FamilyCachedDecoderStepsGiveOurAppendLogits(string name)
+    {
+        (Seq2SeqModel model, string config) = BuildFamilySeq2Seq(name);
+        ModelLayout layout = model.Layout;
+        int s = layout.SeqLen, t = layout.DecoderSeqLen, v = layout.TargetVocab;
+        var rng = new Rng(55);
+        int[] lengths = [s, s - 3];
+        int[] sources = Enumerable.Range(0, 2 * s).Select(i => i % s < lengths[i / s] ? OrdinaryId(layout, rng, layout.Vocab) : layout.PadToken).ToArray();
+        int[] sizes = [2, 1, 2, .. Enumerable.Repeat(1, t - 5)];
+        var random = new HashSet<int>();
+        for (int at = 0, step = 0; step < sizes.Length; at += sizes[step++])
+            for (int i = 1; i < sizes[step]; i++) random.Add(at + i);
+        (int[][] tokens, float[][] ours) = OurCachedDecoding(model, sources, lengths, random, seed: 56);
+
+        long[] sourceMask = LengthMask(lengths, s);
+        float[] hidden = EncoderHiddenStates(ExportFamilySeq2Seq(model, config, OnnxSeq2SeqGraph.Encoder).Path, 2, sources, sourceMask);
+        (string path, OnnxExportReport report) = ExportFamilySeq2Seq(model, config, OnnxSeq2SeqGraph.Decoder, cache: true);
+        using var decoder = new CachedDecoder(path, report, hidden, sourceMask, batch: 2);
+        double worst = 0;
+        var steps = new List<string>();
+        for (int at = 0, step = 0; step < sizes.Length; at += sizes[step++])
+        {
+            int n = sizes[step];
+            float[] theirs = decoder.Step(tokens.SelectMany(row => row.Skip(at).Take(n).Select(id => (long)id)).ToArray(), n);
+            double relative = Relative(ours.SelectMany(row => row.Skip(at * v).Take(n * v)).ToArray(), theirs, v);
+            steps.Add($"{at}+{n}: {relative:G3}");
+            worst = Math.Max(worst, relative);
+        }
+        output.WriteLine($"{layout.Name}: sources of {lengths[0]} and {lengths[1]} tokens, {t} decoder positions in {sizes.Length} steps " +
+            $"(past + new: relative to ours) {string.Join(", ", steps)}; largest {worst:G3}");
+        Assert.True(worst < Tolerance, $"relative {worst}");
+    }
+
+    /// <summary>
     /// Greedy decoding of two sources of different lengths (the shorter masked) through the encoder graph and the cached
     /// decoder graph, the begin token and the prefix in the first step and one token a step after it, choosing as
     /// <see cref="Seq2SeqModel.Translate"/> chooses (never the padding id, nor the begin id unless it is also the end id, as
