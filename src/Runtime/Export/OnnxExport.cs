@@ -32,7 +32,7 @@ public enum OnnxSeq2SeqGraph
 {
     /// <summary>
     /// Encoder and decoder in one graph: <c>input_ids</c> and <c>attention_mask</c> (the source), <c>decoder_input_ids</c>
-    /// (and <c>decoder_attention_mask</c> for a model with a padding id) in; <c>logits</c> <c>[batch, decoder_sequence,
+    /// (and <c>decoder_attention_mask</c> for this project's models with a padding id) in; <c>logits</c> <c>[batch, decoder_sequence,
     /// TargetVocab]</c> and <c>encoder_last_hidden_state</c> out.
     /// </summary>
     Full = 0,
@@ -42,7 +42,7 @@ public enum OnnxSeq2SeqGraph
 
     /// <summary>
     /// The decoder alone, over an encoder output: <c>input_ids</c> (the decoder's), <c>encoder_hidden_states</c> and
-    /// <c>encoder_attention_mask</c> (and <c>decoder_attention_mask</c> for a model with a padding id) in, <c>logits</c> out;
+    /// <c>encoder_attention_mask</c> (and <c>decoder_attention_mask</c> for this project's models with a padding id) in, <c>logits</c> out;
     /// a translation loop runs the encoder once per source and this graph once per step. With
     /// <see cref="OnnxExportOptions.KeyValueCache"/> it takes and returns each layer's self- and cross-attention keys and
     /// values, so that a step computes its new tokens only.
@@ -54,8 +54,8 @@ public enum OnnxSeq2SeqGraph
 public sealed class OnnxExportOptions
 {
     /// <summary>
-    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, Llama, Qwen2, Qwen3, Phi-3) was compiled from: its norm epsilon,
-    /// activation, head counts and rotary base are not in the parameter table. Unused for this project's own models,
+    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, Llama, Qwen2, Qwen3, Phi-3; Marian, BART, mBART, M2M100)
+    /// was compiled from: its norm epsilon, activation, head counts, rotary base and embedding scale are not in the parameter table. Unused for this project's own models,
     /// whose <c>[TransformerModel]</c> attribute says all of it.
     /// </summary>
     public string? Config { get; init; }
@@ -84,7 +84,7 @@ public sealed class OnnxExportOptions
     /// no cache, and the whole graph would encode the source again at every step; both are refused), the decoder over an
     /// encoder output with optimum's seq2seq names: <c>encoder_hidden_states</c> <c>[batch, encoder_sequence, DModel]</c>,
     /// <c>encoder_attention_mask</c> <c>[batch, encoder_sequence]</c>, the new tokens' <c>input_ids</c> <c>[batch,
-    /// decoder_sequence]</c>, for a model with a padding id <c>decoder_attention_mask</c> <c>[batch, past_decoder_sequence +
+    /// decoder_sequence]</c>, for this project's models with a padding id <c>decoder_attention_mask</c> <c>[batch, past_decoder_sequence +
     /// decoder_sequence]</c>, and each layer's <c>past_key_values.{i}.decoder.key</c> and <c>.decoder.value</c> <c>[batch,
     /// heads, past_decoder_sequence, headDim]</c> (self-attention) and <c>.encoder.key</c> and <c>.encoder.value</c>
     /// <c>[batch, heads, past_encoder_sequence, headDim]</c> (cross-attention) in; <c>logits</c> <c>[batch,
@@ -162,7 +162,8 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
 /// (tagging).</para>
 /// <para>An encoder–decoder takes the source as <c>input_ids</c> and <c>attention_mask</c> <c>[batch, encoder_sequence]</c>
 /// and the decoder's input as <c>decoder_input_ids</c> <c>[batch, decoder_sequence]</c> (the target shifted right behind
-/// the begin id, as teacher forcing feeds it), with <c>decoder_attention_mask</c> when the model has a padding id, and
+/// the begin id, as teacher forcing feeds it), with <c>decoder_attention_mask</c> when its decoder masks padding (this
+/// project's models with a padding id; the Hugging Face encoder–decoders' decoders mask none, as transformers'), and
 /// outputs <c>logits</c> <c>[batch, decoder_sequence, TargetVocab]</c> (every decoder position, no key/value cache) and
 /// <c>encoder_last_hidden_state</c>. <see cref="OnnxExportOptions.Seq2SeqGraph"/> writes the encoder or the decoder
 /// alone instead, under Hugging Face optimum's names, and <see cref="OnnxExportOptions.KeyValueCache"/> gives that decoder
