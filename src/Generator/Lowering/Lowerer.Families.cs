@@ -75,6 +75,14 @@ namespace TransformerGen.Generator
                 CrossKeyValue: ["model.decoder.layers.{0}.encoder_attn.k_proj", "model.decoder.layers.{0}.encoder_attn.v_proj"],
                 CrossOutput: "model.decoder.layers.{0}.encoder_attn.out_proj");
 
+            // NomicBERT (nomic-embed-text): BERT's embeddings without positions, post-LN layers with a fused Wqkv and a SwiGLU
+            // feed-forward whose gate is fc12 and whose up is fc11: packed gate | up as the compiler's SwiGLU reads them.
+            public static readonly FamilyNames NomicBert = new(
+                "embeddings.word_embeddings.weight", null, "embeddings.token_type_embeddings.weight", "emb_ln",
+                "encoder.layers.{0}.norm1", ["encoder.layers.{0}.attn.Wqkv"], null,
+                "encoder.layers.{0}.attn.out_proj", "encoder.layers.{0}.norm2",
+                ["encoder.layers.{0}.mlp.fc12", "encoder.layers.{0}.mlp.fc11"], null, "encoder.layers.{0}.mlp.fc2", "", "weight", "bias");
+
             public static FamilyNames Of(int kind) => kind switch
             {
                 FamilySpec.Gpt2 => Gpt2,
@@ -82,6 +90,7 @@ namespace TransformerGen.Generator
                 FamilySpec.DistilBert => DistilBert,
                 FamilySpec.Qwen3 => Qwen3,
                 FamilySpec.Phi3 => Phi3,
+                FamilySpec.NomicBert => NomicBert,
                 _ => Llama,
             };
         }

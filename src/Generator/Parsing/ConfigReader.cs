@@ -87,6 +87,7 @@ namespace TransformerGen.Generator
                 case "bert": return Bert(FamilySpec.Bert);
                 case "roberta": case "xlm-roberta": return Bert(FamilySpec.Roberta);
                 case "distilbert": return DistilBert();
+                case "nomic_bert": return NomicBert();
                 case "llama": case "mistral": return Llama(FamilySpec.Llama, modelType);
                 case "qwen2": return Llama(FamilySpec.Qwen2, modelType);
                 case "qwen3": return Llama(FamilySpec.Qwen3, modelType);
@@ -99,7 +100,7 @@ namespace TransformerGen.Generator
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, llama, mistral, phi3, qwen2, qwen3, marian, bart, mbart and m2m_100 are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, nomic_bert, llama, mistral, phi3, qwen2, qwen3, marian, bart, mbart and m2m_100 are known");
                     return null;
             }
         }
@@ -162,6 +163,48 @@ namespace TransformerGen.Generator
             (int? classes, bool scores) = BertHead();
             return Resolve(family with { ScoreHead = scores }, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
                 pad: pad, classes: classes);
+        }
+
+        /// <summary>
+        /// NomicBERT (nomic-embed-text; the keys of the configuration_hf_nomic_bert.py its hub folder ships, GPT2Config's
+        /// names): BERT's post-LN layers and token types with rotary positions instead of a learned table (half-split, base
+        /// <c>rotary_emb_base</c>), Q | K | V fused in <c>Wqkv</c>, a SwiGLU feed-forward <c>fc2(fc11(x)·silu(fc12(x)))</c>,
+        /// and no biases in attention or MLP. The vocabulary is rounded up to <c>pad_vocab_size_multiple</c>, as the model does.
+        /// What its code can do and the compiler cannot is refused: pre-norm layers, partial or interleaved or xPos-scaled
+        /// rotation, other activations, biases, and dynamic NTK scaling beyond <c>max_trained_positions</c> (it changes
+        /// nothing within them).
+        /// </summary>
+        private ModelSpec? NomicBert()
+        {
+            int hidden = Required("n_embd"), layers = Required("n_layer"), heads = Required("n_head"), vocab = Required("vocab_size");
+            int inner = Int("n_inner") ?? 4 * hidden, positions = Int("n_positions") ?? 2048;
+            int multiple = Int("pad_vocab_size_multiple") ?? 1;
+            if (multiple > 1 && vocab % multiple != 0) vocab += multiple - vocab % multiple;
+            string activation = String("activation_function") ?? "swiglu";
+            if (activation != "swiglu") Unsupported("activation_function", activation, "only the swiglu feed-forward (fc2(fc11(x)·silu(fc12(x)))) is compiled for nomic_bert");
+            float eps = Float("layer_norm_epsilon") ?? 1e-5f;
+            RequireFlag("prenorm", false, "pre-norm NomicBERT layers");
+            RequireFlag("causal", false, "a causal NomicBERT");
+            RequireFlag("rotary_emb_interleaved", false, "interleaved rotary pairs");
+            RequireFlag("qkv_proj_bias", false, "attention biases");
+            RequireFlag("mlp_fc1_bias", false, "feed-forward biases");
+            RequireFlag("mlp_fc2_bias", false, "feed-forward biases");
+            RequireFlag("norm_mlp", false, "a LayerNorm inside the feed-forward");
+            if (Float("rotary_emb_fraction") is float fraction && fraction != 1f) Unsupported("rotary_emb_fraction", fraction, "only whole-head rotation is implemented");
+            if (_keys.TryGetValue("rotary_emb_scale_base", out object? xpos) && xpos is not null) Unsupported("rotary_emb_scale_base", Text(xpos), "xPos-scaled rotation is not implemented");
+            if (_keys.TryGetValue("rotary_head_dim", out object? headDimBug) && headDimBug is true) Unsupported("rotary_head_dim", true, "rotation along the heads instead of the positions is not implemented");
+            int seqLen = _spec.SeqLen.Value, trained = Int("max_trained_positions") ?? positions;
+            if (_keys.TryGetValue("rotary_scaling_factor", out object? ntk) && ntk is not null && seqLen > trained)
+                Unsupported("rotary_scaling_factor", Text(ntk), $"dynamic NTK scaling is not implemented; it changes nothing up to max_trained_positions = {trained}, which SeqLen = {seqLen} exceeds");
+            if (hidden > 0 && heads > 0 && (hidden % heads != 0 || hidden / heads % 2 != 0))
+                Unsupported("n_head", heads, $"n_embd {hidden} must split into heads of an even size (rotary positions)");
+            int pad = Int("pad_token_id") ?? 0;
+            var family = new FamilySpec(FamilySpec.NomicBert, _file, heads > 0 ? hidden / heads : 0, heads, positions, eps, RmsNorm: false, FamilySpec.SwiGlu,
+                Rotary: true, RopeTheta: Float("rotary_emb_base") ?? 10000f, QkvBias: false, OutBias: false, FfnBias: false, TypeVocab: Int("type_vocab_size") ?? 2,
+                EmbeddingNorm: true, LookupPaddingRow: pad);
+            (int? classes, _) = BertHead();
+            if (classes is not null) Unsupported("architectures", Text(_keys["architectures"]), "only NomicBertModel (sentence embeddings) is compiled for nomic_bert");
+            return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PostNorm, tied: true, pad: pad);
         }
 
         /// <summary>
@@ -331,16 +374,16 @@ namespace TransformerGen.Generator
                 ("Layers" or "EncoderLayers", _) when family.IsBartLike => "encoder_layers",
                 ("DecoderLayers", _) when family.IsBartLike => "decoder_layers",
                 ("DFF", _) when family.IsBartLike => "encoder_ffn_dim",
-                ("DModel", FamilySpec.Gpt2) => "n_embd",
+                ("DModel", FamilySpec.Gpt2 or FamilySpec.NomicBert) => "n_embd",
                 ("DModel", FamilySpec.DistilBert) => "dim",
                 ("DModel", _) => "hidden_size",
-                ("Heads", FamilySpec.Gpt2) => "n_head",
+                ("Heads", FamilySpec.Gpt2 or FamilySpec.NomicBert) => "n_head",
                 ("Heads", FamilySpec.DistilBert) => "n_heads",
                 ("Heads", _) => "num_attention_heads",
-                ("Layers", FamilySpec.Gpt2) => "n_layer",
+                ("Layers", FamilySpec.Gpt2 or FamilySpec.NomicBert) => "n_layer",
                 ("Layers", FamilySpec.DistilBert) => "n_layers",
                 ("Layers", _) => "num_hidden_layers",
-                (_, FamilySpec.Gpt2) => "n_inner",
+                (_, FamilySpec.Gpt2 or FamilySpec.NomicBert) => "n_inner",
                 (_, FamilySpec.DistilBert) => "hidden_dim",
                 _ => "intermediate_size",
             };
@@ -359,7 +402,7 @@ namespace TransformerGen.Generator
             ModelSpec spec = _spec;
             if (spec.SeqLen.Value > family.UsablePositions && family.MaxPositions > 0)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.SeqLen.Location ?? Where, "SeqLen", spec.SeqLen.Value, _file,
-                    family.Kind == FamilySpec.Gpt2 ? "n_positions" : "max_position_embeddings", PositionsText(family)));
+                    family.Kind is FamilySpec.Gpt2 or FamilySpec.NomicBert ? "n_positions" : "max_position_embeddings", PositionsText(family)));
             // Without a TargetSeqLen the target is SeqLen long, which the check above covers.
             if (seq2seq is not null && spec.TargetSeqLen.Value > family.UsablePositions && family.MaxPositions > 0)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.TargetSeqLen.Location ?? Where, "TargetSeqLen", spec.TargetSeqLen.Value, _file,
@@ -409,7 +452,7 @@ namespace TransformerGen.Generator
                 DFF = Sized("DFF", spec.DFF, dff),
                 Positional = Fixed("Positional", spec.Positional, positional, "model_type", "the family fixes how positions enter"),
                 Norm = Fixed("Norm", spec.Norm, norm, "model_type", "the family fixes where the norms sit"),
-                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind == FamilySpec.Gpt2 || family.IsBartLike ? "activation_function" : family.Kind == FamilySpec.DistilBert ? "activation" : "hidden_act", family.FeedForwardName),
+                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind is FamilySpec.Gpt2 or FamilySpec.NomicBert || family.IsBartLike ? "activation_function" : family.Kind == FamilySpec.DistilBert ? "activation" : "hidden_act", family.FeedForwardName),
                 TiedEmbeddings = new Argument<bool>(tied, spec.TiedEmbeddings.Location),
                 PadToken = new Argument<int>(padToken, spec.PadToken.Location),
                 BosToken = new Argument<int>(bos >= 0 && bos < vocab ? bos : -1, bosLocation),

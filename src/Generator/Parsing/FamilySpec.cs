@@ -36,7 +36,7 @@ namespace TransformerGen.Generator
         int LookupPaddingRow = -1)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
-        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12;
+        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13;
 
         /// <summary>Whether the family is BERT-shaped (BERT itself; RoBERTa, XLM-RoBERTa and DistilBERT: BERT's layers under other names).</summary>
         public bool IsBertLike => Kind is Bert or Roberta or DistilBert;
@@ -51,7 +51,7 @@ namespace TransformerGen.Generator
         public const int GeluErf = 0, GeluTanh = 1, Relu = 2, SwiGlu = 3, Silu = 4;
 
         /// <summary>The runtime enum member's name, for generated code.</summary>
-        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", Phi3 => "Phi3", Marian => "Marian", Bart => "Bart", MBart => "MBart", M2M100 => "M2M100", _ => "Qwen2" };
+        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", Phi3 => "Phi3", Marian => "Marian", Bart => "Bart", MBart => "MBart", M2M100 => "M2M100", NomicBert => "NomicBert", _ => "Qwen2" };
 
         public string FeedForwardName => FeedForward switch
         {

@@ -54,6 +54,7 @@ internal sealed class CheckpointFamilyRules
         CheckpointFamily.Bart => Bart,
         CheckpointFamily.MBart => MBart,
         CheckpointFamily.M2M100 => M2M100,
+        CheckpointFamily.NomicBert => NomicBert,
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "not a Hugging Face checkpoint family"),
     };
 
@@ -194,6 +195,16 @@ internal sealed class CheckpointFamilyRules
 
     // M2M100ForConditionalGeneration (NLLB too): its sinusoid tables are non-persistent buffers, never in the files.
     private static readonly CheckpointFamilyRules M2M100 = new() { Family = CheckpointFamily.M2M100, Prefix = "model.", TiedCopies = SharedTableCopies };
+
+    // NomicBertModel (nomic-embed-text): its files hold the bare model; NomicBertForPreTraining's put it under "bert." and add
+    // the MLM head under "cls."; a pooler may be saved, which mean pooling never reads. Its rotary frequencies are a
+    // non-persistent buffer.
+    private static readonly CheckpointFamilyRules NomicBert = new()
+    {
+        Family = CheckpointFamily.NomicBert,
+        Prefix = "bert.",
+        UnusedHeads = ["pooler.dense.weight", "pooler.dense.bias", "cls.*"],
+    };
 
     /// <summary>The key of a model's name: the name without <see cref="Prefix"/>.</summary>
     public string KeyOf(string name) => name.StartsWith(Prefix, StringComparison.Ordinal) ? name[Prefix.Length..] : name;

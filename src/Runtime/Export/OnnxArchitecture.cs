@@ -275,6 +275,8 @@ internal sealed class OnnxArchitecture
 
     private static OnnxArchitecture Family(ModelLayout layout, TransformerModelAttribute d, TensorTable table, string configPath)
     {
+        if (layout.Family == CheckpointFamily.NomicBert)
+            throw new NotSupportedException($"{layout.Name}: the ONNX export of NomicBERT models is not built");
         using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));
         JsonElement config = document.RootElement;
         string modelType = String(config, "model_type") ?? throw new ArgumentException($"'{configPath}' has no model_type", nameof(configPath));

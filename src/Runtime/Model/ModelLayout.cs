@@ -187,4 +187,6 @@ public enum CheckpointFamily
     MBart,
     /// <summary>Hugging Face M2M100 and NLLB (<c>M2M100ForConditionalGeneration</c>): mBART's names without the embedding norms and the logits bias.</summary>
     M2M100,
+    /// <summary>NomicBERT (nomic-embed-text's <c>NomicBertModel</c>): <c>emb_ln</c>, <c>attn.Wqkv</c>, <c>mlp.fc11/fc12/fc2</c>, <c>norm1/norm2</c>; an optional <c>bert.</c> prefix.</summary>
+    NomicBert,
 }
