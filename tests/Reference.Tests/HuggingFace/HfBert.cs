@@ -12,7 +12,7 @@ namespace TransformerGen.Reference.Tests.HuggingFace;
 /// <c>DistilBertModel</c> (<c>modeling_distilbert.py</c>): the same computation under other names, without token types,
 /// its sequence classifier's <c>pre_classifier</c> followed by ReLU.
 /// </summary>
-internal sealed class HfBert : HfTorchModel
+internal sealed class HfBert : HfTorchModel, IHfSentenceEncoder
 {
     public HfBert(HfConfig config, long seed, ScalarType dtype) : base(config, seed, dtype)
     {

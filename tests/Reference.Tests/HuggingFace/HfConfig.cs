@@ -5,8 +5,8 @@ using System.Text.Json.Nodes;
 
 namespace TransformerGen.Reference.Tests.HuggingFace;
 
-/// <summary>The forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3, and Marian's encoder–decoder); Qwen2 runs as Llama.</summary>
-internal enum HfFamily { Gpt2, Bert, Llama, Marian }
+/// <summary>The forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3, Marian's encoder–decoder, and NomicBERT from its hub code); Qwen2 runs as Llama.</summary>
+internal enum HfFamily { Gpt2, Bert, Llama, Marian, NomicBert }
 
 /// <summary>What a BERT-like checkpoint holds on top of the encoder: nothing (<c>BertModel</c>), a sequence classifier or a token classifier.</summary>
 internal enum HfEncoderHead { None, SequenceClassification, TokenClassification }
@@ -83,6 +83,16 @@ internal sealed record HfConfig
     /// <summary>Marian, BART, mBART: <c>final_logits_bias</c> added to the logits; M2M100 has none.</summary>
     public bool FinalLogitsBias { get; init; }
 
+    // NomicBERT (RopeTheta is rotary_emb_base, QkvBias qkv_proj_bias for Wqkv and out_proj alike, MlpBias mlp_fc1_bias
+    // for fc11 and fc12).
+    /// <summary>NomicBERT <c>mlp_fc2_bias</c>: a bias on <c>fc2</c>.</summary>
+    public bool MlpOutputBias { get; init; }
+    /// <summary>
+    /// NomicBERT: the longest sequence the plain rotary tables serve; beyond it a <c>rotary_scaling_factor</c> (NomicBertConfig
+    /// defaults it to 1.0) switches to NomicBertDynamicNTKRotaryEmbedding's rescaled base, which is not implemented.
+    /// </summary>
+    public int RotaryUnscaledPositions { get; init; } = int.MaxValue;
+
     /// <summary>A decoder-only language model (an encoder–decoder has its own entry points).</summary>
     public bool IsDecoder => Family is HfFamily.Gpt2 or HfFamily.Llama;
 
@@ -104,6 +114,7 @@ internal sealed record HfConfig
             "marian" => Marian(json),
             "bart" or "mbart" => Bart(json, modelType),
             "m2m_100" => M2M100(json),
+            "nomic_bert" => NomicBert(json),
             _ => throw new NotSupportedException($"model_type '{modelType}' has no reference here"),
         };
     }
@@ -332,6 +343,58 @@ internal sealed record HfConfig
             PositionsFromPadding = true,
             PreNorm = true,
             FinalLogitsBias = false,
+        };
+    }
+
+    // configuration_hf_nomic_bert.py: NomicBertConfig is a GPT2Config (n_embd 768, n_head 12, n_layer 12, n_inner null,
+    // n_positions 1024, vocab 50257, layer_norm_epsilon 1e-5, activation_function gelu_new) with its own defaults:
+    // rotary_emb_fraction 0.0, rotary_emb_base 1000, qkv_proj_bias, mlp_fc1_bias and mlp_fc2_bias true, type_vocab_size 2,
+    // pad_vocab_size_multiple 1, rotary_scaling_factor 1.0, max_trained_positions 2048. Neither sets pad_token_id:
+    // absent, it is PretrainedConfig's None and word_embeddings has no padding row. modeling_hf_nomic_bert.py reads the
+    // vocabulary rounded up to pad_vocab_size_multiple, and NomciBertGatedMLP rounds the hidden width up to a multiple of
+    // 256 (n_inner null: int(8·n_embd/3) first). causal, use_rms_norm, parallel_block and the fused_*/use_flash_attn flags
+    // are stored but never read by NomicBertModel's forward pass: ignored, as there.
+    private static HfConfig NomicBert(JsonObject json)
+    {
+        if (Bool(json, "prenorm") == true) throw new NotSupportedException("NomicBERT prenorm is not implemented");
+        if ((Double(json, "rotary_emb_fraction") ?? 0.0) != 1.0) throw new NotSupportedException("NomicBERT without full rotary positions (rotary_emb_fraction ≠ 1) is not implemented");
+        if (Bool(json, "rotary_emb_interleaved") == true) throw new NotSupportedException("interleaved rotary positions are not implemented");
+        if (json["rotary_emb_scale_base"] is JsonNode) throw new NotSupportedException("rotary_emb_scale_base is not implemented");
+        if (Bool(json, "rotary_head_dim") == true) throw new NotSupportedException("rotary_head_dim is not implemented");
+        if (Bool(json, "norm_mlp") == true) throw new NotSupportedException("norm_mlp (a LayerNorm after the gate) is not implemented");
+        string activation = String(json, "activation_function") ?? "gelu_new";
+        if (activation is not ("swiglu" or "geglu" or "glu")) throw new NotSupportedException($"NomicBERT's ungated MLP ('{activation}') is not implemented");
+        int embd = Int(json, "n_embd") ?? 768, heads = Int(json, "n_head") ?? 12;
+        if ((Int(json, "num_heads_kv") ?? heads) != heads) throw new NotSupportedException("NomicBERT num_heads_kv is not implemented");
+        int vocab = Int(json, "vocab_size") ?? 50257, multiple = Int(json, "pad_vocab_size_multiple") ?? 1;
+        if (vocab % multiple != 0) vocab += multiple - vocab % multiple;
+        int inner = Int(json, "n_inner") ?? 8 * embd / 3;
+        inner = (inner + 255) / 256 * 256;
+        // rotary_scaling_factor: absent → 1.0, null or 0 → none (the plain NomicBertRotaryEmbedding).
+        double? scaling = json.ContainsKey("rotary_scaling_factor") ? Double(json, "rotary_scaling_factor") : 1.0;
+        return new HfConfig
+        {
+            ModelType = "nomic_bert",
+            Family = HfFamily.NomicBert,
+            VocabSize = vocab,
+            HiddenSize = embd,
+            Layers = Int(json, "n_layer") ?? 12,
+            Heads = heads,
+            KeyValueHeads = heads,
+            HeadDim = Divide(embd, heads),
+            IntermediateSize = inner,
+            MaxPositions = Int(json, "n_positions") is int p && p > 0 ? p : 2048,
+            Activation = activation,
+            NormEps = Double(json, "layer_norm_epsilon") ?? 1e-5,
+            TieWordEmbeddings = false,
+            TypeVocabSize = Int(json, "type_vocab_size") ?? 2,
+            PadTokenId = Int(json, "pad_token_id") ?? -1,
+            RopeTheta = Double(json, "rotary_emb_base") ?? 1000.0,
+            QkvBias = Bool(json, "qkv_proj_bias") ?? true,
+            OutputBias = Bool(json, "qkv_proj_bias") ?? true,
+            MlpBias = Bool(json, "mlp_fc1_bias") ?? true,
+            MlpOutputBias = Bool(json, "mlp_fc2_bias") ?? true,
+            RotaryUnscaledPositions = scaling is double f && f != 0 ? Int(json, "max_trained_positions") ?? 2048 : int.MaxValue,
         };
     }
 

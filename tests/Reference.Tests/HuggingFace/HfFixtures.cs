@@ -18,6 +18,9 @@ public static class HfFixtures
     /// <summary>The M2M100 encoder–decoder (facebook/nllb-200-distilled-600M in small), apart for the same reason.</summary>
     public const string M2M100 = "m2m100";
 
+    /// <summary>The NomicBERT sentence encoder (nomic-ai/nomic-embed-text-v1.5 in small), kept apart: its hub code, not transformers, defines it.</summary>
+    public const string NomicBert = "nomic-bert";
+
     /// <summary>The full path of <c>Configs/<paramref name="name"/>/config.json</c>.</summary>
     public static string ConfigPath(string name) => Path.Combine(ConfigsFolder(), name, "config.json");
 

@@ -76,3 +76,8 @@ public partial class HfMBartModel { }
 // or final_logits_bias, fairseq's sinusoids numbered from pad + 1 = 2, relu, 2 heads of 11, vocab 45.
 [TransformerModel(Config = "HuggingFace/Configs/m2m100/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 2)]
 public partial class HfM2M100Model { }
+
+// nomic-ai/nomic-embed-text-v1.5-shaped NomicBertModel (its hub code's GPT2Config keys): rotary base 1000, fused Wqkv,
+// SwiGLU gated by fc12, no biases, n_inner 40 rounded up to 256 as NomciBertGatedMLP does; 4 heads of 6, vocab 53.
+[TransformerModel(Config = "HuggingFace/Configs/nomic-bert/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class HfNomicBertModel { }

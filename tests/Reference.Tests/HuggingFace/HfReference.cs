@@ -48,7 +48,7 @@ public sealed record HfWriteOptions(HfDtype Dtype = HfDtype.F32, bool Prefix = f
 /// <remarks>
 /// <para>
 /// Families: <c>gpt2</c> (GPT2LMHeadModel), <c>bert</c> (BertModel + sentence-transformers mean pooling and Normalize),
-/// <c>llama</c> and <c>qwen2</c> (…ForCausalLM), <c>marian</c> (MarianMTModel, in HfReference.Marian.cs). The formulas are MODEL_FAMILIES.md's, written out independently of the
+/// <c>llama</c> and <c>qwen2</c> (…ForCausalLM), <c>marian</c> (MarianMTModel, in HfReference.Marian.cs), <c>nomic_bert</c> (NomicBertModel + mean pooling and Normalize, in HfNomicBert.cs). The formulas are MODEL_FAMILIES.md's, written out independently of the
 /// generated models' kernels.
 /// </para>
 /// <para>
@@ -85,6 +85,7 @@ public sealed partial class HfReference : IDisposable
             HfFamily.Bert => new HfBert(config, seed, dtype),
             HfFamily.Llama => new HfLlama(config, seed, dtype),
             HfFamily.Marian => new HfMarian(config, seed, dtype),
+            HfFamily.NomicBert => new HfNomicBert(config, seed, dtype),
             _ => throw new NotSupportedException(config.ModelType),
         };
         return new HfReference(model, Path.GetFullPath(configPath));
@@ -116,7 +117,8 @@ public sealed partial class HfReference : IDisposable
         if (_model.Dtype != ScalarType.Float32) throw new InvalidOperationException("only the float32 reference writes fixtures");
         HfFamily family = _model.Config.Family;
         if (options.LegacyGammaBeta && family != HfFamily.Bert) throw new ArgumentException("LegacyGammaBeta is a BERT naming", nameof(options));
-        if (options.IncludeUnusedHeads && family != HfFamily.Bert) throw new ArgumentException("only BERT has an unused head (the pooler)", nameof(options));
+        if (options.IncludeUnusedHeads && family is not (HfFamily.Bert or HfFamily.NomicBert)) throw new ArgumentException("only BERT and NomicBERT have an unused head (the pooler)", nameof(options));
+        if (options.Prefix && family == HfFamily.NomicBert) throw new ArgumentException("NomicBertModel files have no prefix", nameof(options));
         if (options.KeepTiedCopy && !_model.Config.TieWordEmbeddings) throw new ArgumentException("KeepTiedCopy needs a tied model", nameof(options));
         if (options.Prefix && family == HfFamily.Marian) throw new ArgumentException("MarianMTModel files have one naming (model.…, final_logits_bias)", nameof(options));
 
@@ -256,12 +258,12 @@ public sealed partial class HfReference : IDisposable
         return Values(_model.LastHiddenState(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)));
     }
 
-    /// <summary>BERT: sentence-transformers embeddings (mean pooling over the mask, or the [CLS] token's state with <paramref name="clsToken"/>, then L2-normalised) <c>[B·E]</c>.</summary>
+    /// <summary>BERT and NomicBERT: sentence-transformers embeddings (mean pooling over the mask, or the [CLS] token's state with <paramref name="clsToken"/>, then L2-normalised) <c>[B·E]</c>.</summary>
     public float[] SentenceEmbeddings(int[] tokens, int[] attentionMask, int batch, int seqLen, bool clsToken = false)
     {
         using DisposeScope scope = NewDisposeScope();
         using IDisposable noGrad = no_grad();
-        return Values(Bert.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, clsToken));
+        return Values(Encoder.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, clsToken));
     }
 
     /// <summary>BERT-like classifiers: the logits, <c>[B·labels]</c> or (token classification) <c>[B·T·labels]</c>.</summary>
@@ -309,7 +311,7 @@ public sealed partial class HfReference : IDisposable
     }
 
     /// <summary>
-    /// BERT: the gradient of Σ <see cref="SentenceEmbeddings"/> ⊙ <paramref name="upstream"/> (<c>[B·E]</c>) for every
+    /// BERT and NomicBERT: the gradient of Σ <see cref="SentenceEmbeddings"/> ⊙ <paramref name="upstream"/> (<c>[B·E]</c>) for every
     /// parameter the forward pass reads (not the pooler), by canonical name. Row 1 of the token-type table gets none.
     /// </summary>
     public Dictionary<string, float[]> EmbeddingGradients(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream, bool clsToken = false)
@@ -351,7 +353,7 @@ public sealed partial class HfReference : IDisposable
     internal Tensor EmbeddingObjective(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream, bool clsToken = false)
     {
         if (upstream.Length != batch * _model.Config.HiddenSize) throw new ArgumentException($"upstream has {upstream.Length} values, not {batch}·E");
-        Tensor embeddings = Bert.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, clsToken);
+        Tensor embeddings = Encoder.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, clsToken);
         return (embeddings * tensor(upstream, new long[] { batch, _model.Config.HiddenSize }).to(_model.Dtype)).sum();
     }
 
@@ -364,7 +366,9 @@ public sealed partial class HfReference : IDisposable
         return result;
     }
 
-    private HfBert Bert => _model as HfBert ?? throw new InvalidOperationException($"{ModelType} is not a sentence encoder");
+    private HfBert Bert => _model as HfBert ?? throw new InvalidOperationException($"{ModelType} is not a BERT-like encoder");
+
+    private IHfSentenceEncoder Encoder => _model as IHfSentenceEncoder ?? throw new InvalidOperationException($"{ModelType} is not a sentence encoder");
 
     private void RequireDecoder()
     {
