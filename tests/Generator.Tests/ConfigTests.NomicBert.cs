@@ -47,6 +47,9 @@ public partial class ConfigTests
         Assert.Equal(6, Constant(m, "HeadDim"));
         Assert.Contains("Family = global::TransformerGen.CheckpointFamily.NomicBert,", source);
         Assert.Contains("new(\"encoder.layers.1.attn.Wqkv.weight\", new[] { 72, 24 }", source);
+        // NomciBertGatedMLP rounds n_inner (40) up to a multiple of 256.
+        Assert.Equal(256, Constant(m, "DFF"));
+        Assert.Contains("new(\"encoder.layers.0.mlp.fc11.weight\", new[] { 256, 24 }", source);
         Assert.Contains("new(\"emb_ln.bias\", new[] { 24 }", source);
         Assert.Contains("new(\"embeddings.token_type_embeddings.weight\", new[] { 2, 24 }", source);
         // The gate (fc12) comes first in the packed gate | up weight, as the SwiGLU kernel reads it.
@@ -61,13 +64,23 @@ public partial class ConfigTests
     [Theory]
     [InlineData("prenorm", "true", "\"prenorm\": true cannot be compiled: pre-norm NomicBERT layers is not implemented")]
     [InlineData("rotary_emb_fraction", "0.5", "\"rotary_emb_fraction\": 0.5 cannot be compiled: only whole-head rotation is implemented")]
-    [InlineData("qkv_proj_bias", "true", "\"qkv_proj_bias\": true cannot be compiled: attention biases is not implemented")]
+    [InlineData("qkv_proj_bias", "true", "\"qkv_proj_bias\": true cannot be compiled: attention biases are not implemented")]
     [InlineData("activation_function", "\"gelu\"", "\"activation_function\": gelu cannot be compiled: only the swiglu feed-forward (fc2(fc11(x)·silu(fc12(x)))) is compiled for nomic_bert")]
     [InlineData("rotary_emb_scale_base", "512", "\"rotary_emb_scale_base\": 512 cannot be compiled: xPos-scaled rotation is not implemented")]
     public void TG0042_what_a_nomic_bert_config_asks_and_the_compiler_cannot_build(string key, string value, string expected)
     {
         string message = Unsupported("nomic", Set(Nomic, key, value), ", Head = EncoderHead.SentenceEmbedding");
         Assert.Equal("nomic/config.json: " + expected, message);
+    }
+
+    /// <summary>NomicBertConfig's defaults apply to absent keys: biases on (refused, saying so), rotary base 1000.</summary>
+    [Fact]
+    public void Absent_nomic_bert_keys_take_nomic_bert_configs_defaults()
+    {
+        string message = Unsupported("nomic", Remove(Nomic, "mlp_fc1_bias"), ", Head = EncoderHead.SentenceEmbedding");
+        Assert.Equal("nomic/config.json: \"mlp_fc1_bias\": true cannot be compiled: feed-forward biases are not implemented (NomicBertConfig's default when the key is absent)", message);
+        Compile(At("nomic", Remove(Nomic, "rotary_emb_base")), Declared("nomic", ", Head = EncoderHead.SentenceEmbedding", seqLen: 9), out string source);
+        Assert.Contains(", 1000f);", source);
     }
 
     /// <summary>Dynamic NTK scaling changes nothing within max_trained_positions: allowed there, refused beyond.</summary>

@@ -169,7 +169,8 @@ namespace TransformerGen.Generator
         /// NomicBERT (nomic-embed-text; the keys of the configuration_hf_nomic_bert.py its hub folder ships, GPT2Config's
         /// names): BERT's post-LN layers and token types with rotary positions instead of a learned table (half-split, base
         /// <c>rotary_emb_base</c>), Q | K | V fused in <c>Wqkv</c>, a SwiGLU feed-forward <c>fc2(fc11(x)·silu(fc12(x)))</c>,
-        /// and no biases in attention or MLP. The vocabulary is rounded up to <c>pad_vocab_size_multiple</c>, as the model does.
+        /// and no biases in attention or MLP. The vocabulary is rounded up to <c>pad_vocab_size_multiple</c> and the feed-forward
+        /// width to a multiple of 256, as the model does.
         /// What its code can do and the compiler cannot is refused: pre-norm layers, partial or interleaved or xPos-scaled
         /// rotation, other activations, biases, and dynamic NTK scaling beyond <c>max_trained_positions</c> (it changes
         /// nothing within them).
@@ -177,34 +178,38 @@ namespace TransformerGen.Generator
         private ModelSpec? NomicBert()
         {
             int hidden = Required("n_embd"), layers = Required("n_layer"), heads = Required("n_head"), vocab = Required("vocab_size");
-            int inner = Int("n_inner") ?? 4 * hidden, positions = Int("n_positions") ?? 2048;
+            int positions = Int("n_positions") ?? 2048;
+            // NomciBertGatedMLP: hidden_features = n_inner (or 8·n_embd/3), rounded up to a multiple of 256.
+            int inner = Int("n_inner") ?? 8 * hidden / 3;
+            inner = (inner + 255) / 256 * 256;
             int multiple = Int("pad_vocab_size_multiple") ?? 1;
             if (multiple > 1 && vocab % multiple != 0) vocab += multiple - vocab % multiple;
-            string activation = String("activation_function") ?? "swiglu";
+            string activation = String("activation_function") ?? "gelu";
             if (activation != "swiglu") Unsupported("activation_function", activation, "only the swiglu feed-forward (fc2(fc11(x)·silu(fc12(x)))) is compiled for nomic_bert");
             float eps = Float("layer_norm_epsilon") ?? 1e-5f;
+            // NomicBertConfig's defaults: biases on, rotary_scaling_factor 1.0 (dynamic NTK beyond max_trained_positions).
             RequireFlag("prenorm", false, "pre-norm NomicBERT layers");
-            RequireFlag("causal", false, "a causal NomicBERT");
             RequireFlag("rotary_emb_interleaved", false, "interleaved rotary pairs");
-            RequireFlag("qkv_proj_bias", false, "attention biases");
-            RequireFlag("mlp_fc1_bias", false, "feed-forward biases");
-            RequireFlag("mlp_fc2_bias", false, "feed-forward biases");
             RequireFlag("norm_mlp", false, "a LayerNorm inside the feed-forward");
+            foreach ((string key, string what) in new[] { ("qkv_proj_bias", "attention biases"), ("mlp_fc1_bias", "feed-forward biases"), ("mlp_fc2_bias", "feed-forward biases") })
+                if (Bool(key) ?? true) Unsupported(key, true, what + " are not implemented" + (_keys.ContainsKey(key) ? "" : " (NomicBertConfig's default when the key is absent)"));
             if (Float("rotary_emb_fraction") is float fraction && fraction != 1f) Unsupported("rotary_emb_fraction", fraction, "only whole-head rotation is implemented");
             if (_keys.TryGetValue("rotary_emb_scale_base", out object? xpos) && xpos is not null) Unsupported("rotary_emb_scale_base", Text(xpos), "xPos-scaled rotation is not implemented");
             if (_keys.TryGetValue("rotary_head_dim", out object? headDimBug) && headDimBug is true) Unsupported("rotary_head_dim", true, "rotation along the heads instead of the positions is not implemented");
-            int seqLen = _spec.SeqLen.Value, trained = Int("max_trained_positions") ?? positions;
-            if (_keys.TryGetValue("rotary_scaling_factor", out object? ntk) && ntk is not null && seqLen > trained)
+            int seqLen = _spec.SeqLen.Value, trained = Int("max_trained_positions") ?? 2048;
+            object? ntk = _keys.TryGetValue("rotary_scaling_factor", out object? factor) ? factor : 1.0;
+            if (ntk is not null && seqLen > trained)
                 Unsupported("rotary_scaling_factor", Text(ntk), $"dynamic NTK scaling is not implemented; it changes nothing up to max_trained_positions = {trained}, which SeqLen = {seqLen} exceeds");
             if (hidden > 0 && heads > 0 && (hidden % heads != 0 || hidden / heads % 2 != 0))
                 Unsupported("n_head", heads, $"n_embd {hidden} must split into heads of an even size (rotary positions)");
-            int pad = Int("pad_token_id") ?? 0;
+            // A GPT2Config has no pad_token_id: then the word table has no padding row, and padding masks use BERT's [PAD], 0.
+            int? configPad = Int("pad_token_id");
             var family = new FamilySpec(FamilySpec.NomicBert, _file, heads > 0 ? hidden / heads : 0, heads, positions, eps, RmsNorm: false, FamilySpec.SwiGlu,
-                Rotary: true, RopeTheta: Float("rotary_emb_base") ?? 10000f, QkvBias: false, OutBias: false, FfnBias: false, TypeVocab: Int("type_vocab_size") ?? 2,
-                EmbeddingNorm: true, LookupPaddingRow: pad);
+                Rotary: true, RopeTheta: Float("rotary_emb_base") ?? 1000f, QkvBias: false, OutBias: false, FfnBias: false, TypeVocab: Int("type_vocab_size") ?? 2,
+                EmbeddingNorm: true, LookupPaddingRow: configPad ?? -1);
             (int? classes, _) = BertHead();
             if (classes is not null) Unsupported("architectures", Text(_keys["architectures"]), "only NomicBertModel (sentence embeddings) is compiled for nomic_bert");
-            return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PostNorm, tied: true, pad: pad);
+            return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PostNorm, tied: true, pad: configPad ?? 0);
         }
 
         /// <summary>
