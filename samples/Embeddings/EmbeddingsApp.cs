@@ -5,29 +5,27 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Text.Json;
+using TransformerGen;
 using TransformerGen.Samples.Hub;
 using TransformerGen.Tokenizers;
 
 namespace EmbeddingsSample;
 
 /// <summary>
-/// The sample: loads all-MiniLM-L6-v2 from a downloaded folder, prints the cosine similarities of a few sentences, and
-/// searches a list of sentences for the ones closest in meaning to a few queries. <see cref="Run"/> takes the writers
-/// so that tests read what it prints.
+/// The sample: loads all-MiniLM-L6-v2 or nomic-embed-text-v1.5 from a downloaded folder, prints the cosine similarities
+/// of a few sentences, and searches a list of sentences for the ones closest in meaning to a few queries. The folder's
+/// config.json says which of the compiled models runs (its model_type: bert is all-MiniLM-L6-v2, nomic_bert is
+/// nomic-embed-text-v1.5, whose texts take its task prefixes). <see cref="Run(string[], TextWriter, TextWriter)"/> takes
+/// the writers so that tests read what it prints.
 /// </summary>
 public static class EmbeddingsApp
 {
     /// <summary>Exit code when there is nothing to run: no folder, or files missing from it (what to download is printed).</summary>
     public const int ExitMissingModel = 2;
 
-    /// <summary>Exit code when the folder holds another model than the one compiled in.</summary>
+    /// <summary>Exit code when the folder holds another model than the ones compiled in.</summary>
     public const int ExitWrongModel = 3;
-
-    /// <summary>The repository and files the sample reads.</summary>
-    internal static readonly HubModel Hub = new(
-        "sentence-transformers/all-MiniLM-L6-v2",
-        ["config.json", HubModel.Weights, "vocab.txt", "tokenizer_config.json"],
-        "dotnet run -c Release --project samples/Embeddings -- --model {folder}");
 
     /// <summary>The sentences whose pairwise similarities are printed (sentence-transformers' own examples), one batch.</summary>
     public static IReadOnlyList<string> Sentences { get; } =
@@ -51,13 +49,17 @@ public static class EmbeddingsApp
     /// <summary>The sentence list searched when no --sentences is given: data/sentences.txt beside the program.</summary>
     public static string DefaultSentencesPath => Path.Combine(AppContext.BaseDirectory, "data", "sentences.txt");
 
-    private const string CompiledConfigResource = "all-MiniLM-L6-v2.config.json";
-
-    /// <summary>Parses <paramref name="args"/> and runs the sample, writing results to <paramref name="output"/> and problems to <paramref name="error"/>.</summary>
+    /// <summary>Parses <paramref name="args"/> and runs the sample with the compiled models, writing results to <paramref name="output"/> and problems to <paramref name="error"/>.</summary>
     /// <returns>0, <see cref="ExitMissingModel"/>, <see cref="ExitWrongModel"/>, or 1 for a command line that does not parse.</returns>
-    public static int Run(string[] args, TextWriter output, TextWriter error)
+    public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, EmbeddingModelSpec.All);
+
+    /// <summary>Parses <paramref name="args"/> and runs the sample with the one of <paramref name="specs"/> whose model_type the folder's config.json has.</summary>
+    /// <returns>0, <see cref="ExitMissingModel"/>, <see cref="ExitWrongModel"/>, or 1 for a command line that does not parse.</returns>
+    public static int Run(string[] args, TextWriter output, TextWriter error, IReadOnlyList<EmbeddingModelSpec> specs)
     {
-        var model = new Option<string?>("--model") { Description = "The folder of sentence-transformers/all-MiniLM-L6-v2 (config.json, model.safetensors, vocab.txt, tokenizer_config.json).", HelpName = "folder" };
+        ArgumentNullException.ThrowIfNull(specs);
+        string repositories = string.Join(" or ", specs.Select(spec => spec.Repository));
+        var model = new Option<string?>("--model") { Description = $"The folder of {repositories} (config.json, model.safetensors, vocab.txt, tokenizer_config.json); its config.json's model_type says which.", HelpName = "folder" };
         var sentences = new Option<string?>("--sentences") { Description = "A text file of sentences to search, one a line (default: data/sentences.txt beside the program).", HelpName = "file" };
         var queries = new Option<string[]>("--query") { Description = "A query to search for (repeat for more); three built-in queries when none is given.", HelpName = "text" };
         var top = new Option<int>("--top") { Description = "Results per query.", HelpName = "k", DefaultValueFactory = _ => 3 };
@@ -65,44 +67,53 @@ public static class EmbeddingsApp
         {
             if (result.GetValueOrDefault<int>() < 1) result.AddError("--top must be at least 1.");
         });
-        var command = new RootCommand("Sentence embeddings with all-MiniLM-L6-v2 compiled from its config.json: similarities and semantic search.")
+        var command = new RootCommand("Sentence embeddings with all-MiniLM-L6-v2 or nomic-embed-text-v1.5 compiled from their config.json: similarities and semantic search.")
         {
             model, sentences, queries, top,
         };
         command.SetAction(parsed =>
         {
             string[] given = parsed.GetValue(queries) ?? [];
-            return Execute(parsed.GetValue(model), parsed.GetValue(sentences) ?? DefaultSentencesPath, given.Length > 0 ? given : DefaultQueries, parsed.GetValue(top), output, error);
+            return Execute(specs, parsed.GetValue(model), parsed.GetValue(sentences) ?? DefaultSentencesPath, given.Length > 0 ? given : DefaultQueries, parsed.GetValue(top), output, error);
         });
         return command.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
 
-    private static int Execute(string? folder, string sentencesPath, IReadOnlyList<string> queries, int top, TextWriter output, TextWriter error)
+    private static int Execute(IReadOnlyList<EmbeddingModelSpec> specs, string? folder, string sentencesPath, IReadOnlyList<string> queries, int top, TextWriter output, TextWriter error)
     {
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         if (folder is null)
         {
-            Hub.WriteDownloadInstructions(error, "No model folder given (--model).");
+            WriteDownloadInstructions(specs, error, "No model folder given (--model).");
             return ExitMissingModel;
         }
 
         if (!Directory.Exists(folder))
         {
-            Hub.WriteDownloadInstructions(error, $"The model folder '{folder}' does not exist.");
+            WriteDownloadInstructions(specs, error, $"The model folder '{folder}' does not exist.");
             return ExitMissingModel;
         }
 
-        // A different model is told first, before any missing file: its other files do not matter.
+        // The folder's model_type picks the model; a different model is told before any missing file: its other files do not matter.
         string configPath = Path.Combine(folder, "config.json");
-        if (File.Exists(configPath) && !SameArchitecture(configPath, error))
+        if (!File.Exists(configPath))
+        {
+            WriteDownloadInstructions(specs, error, $"The model folder '{folder}' lacks config.json, which says which model it holds.");
+            return ExitMissingModel;
+        }
+
+        EmbeddingModelSpec? spec = Choose(specs, configPath, error);
+        if (spec is null
+            || !ArchitectureCheck.Accepts(spec.CompiledConfig, configPath, spec.Repository, spec.SourceConfigPath, error))
         {
             return ExitWrongModel;
         }
 
-        IReadOnlyList<string> missing = Hub.MissingFiles(folder);
+        HubModel hub = Hub(spec);
+        IReadOnlyList<string> missing = hub.MissingFiles(folder);
         if (missing.Count > 0)
         {
-            Hub.WriteDownloadInstructions(error, $"The model folder '{folder}' lacks {string.Join(", ", missing)}.");
+            hub.WriteDownloadInstructions(error, $"The model folder '{folder}' lacks {string.Join(", ", missing)}.");
             return ExitMissingModel;
         }
 
@@ -118,28 +129,73 @@ public static class EmbeddingsApp
         PretrainedTokenizer tokenizer = PretrainedTokenizer.FromFolder(folder);
         TimeSpan tokenizerTime = Stopwatch.GetElapsedTime(started);
         started = Stopwatch.GetTimestamp();
-        MiniLm model = MiniLm.ForInference(folder);
+        EncoderModel model = spec.Load(folder);
         TimeSpan weightsTime = Stopwatch.GetElapsedTime(started);
-        var embedder = new SentenceEmbedder(model, tokenizer);
-        output.WriteLine($"model: {Hub.Repository} from {folder}: BERT, {MiniLm.Layers} layers, {MiniLm.DModel} wide, {MiniLm.Heads} heads, {MiniLm.ParameterCount:N0} parameters; compiled for {MiniLm.Batch} sentences of {MiniLm.SeqLen} tokens a batch");
-        output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {MiniLm.InferenceBytes / 1e6:F0} MB of buffers)");
+        var embedder = new SentenceEmbedder(model, spec.Width, tokenizer);
+        output.WriteLine($"model: {spec.Repository} from {folder}: {spec.Description}; compiled for {embedder.Batch} sentences of {embedder.SeqLen} tokens a batch");
+        output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {spec.InferenceBytes / 1e6:F0} MB of buffers)");
+        TaskPrefixes prefixes = spec.Prefixes ?? new TaskPrefixes("", "");
+        if (spec.Prefixes is TaskPrefixes given)
+        {
+            output.WriteLine($"task prefixes, as the model card asks: sentences embedded as \"{given.Document}…\", queries as \"{given.Query}…\"");
+        }
+
         output.WriteLine();
 
-        PrintSimilarities(embedder.Embed(Sentences), output);
+        PrintSimilarities(embedder, embedder.Embed(Sentences, prefixes.Document), output);
         output.WriteLine();
-        Search(embedder, corpus, sentencesPath, queries, top, output);
+        Search(embedder, prefixes, corpus, sentencesPath, queries, top, output);
         return 0;
     }
 
-    private static bool SameArchitecture(string configPath, TextWriter error)
+    /// <summary>The model whose compiled model_type the folder's config.json has; null (with the reason written) when none has it.</summary>
+    private static EmbeddingModelSpec? Choose(IReadOnlyList<EmbeddingModelSpec> specs, string configPath, TextWriter error)
     {
-        using Stream stream = typeof(EmbeddingsApp).Assembly.GetManifestResourceStream(CompiledConfigResource)
-            ?? throw new InvalidOperationException($"{CompiledConfigResource} is not embedded in the program");
-        using var reader = new StreamReader(stream);
-        return ArchitectureCheck.Accepts(reader.ReadToEnd(), configPath, Hub.Repository, "samples/Embeddings/models/all-MiniLM-L6-v2/config.json", error);
+        string? modelType;
+        try
+        {
+            using JsonDocument config = JsonDocument.Parse(File.ReadAllBytes(configPath));
+            modelType = config.RootElement.ValueKind == JsonValueKind.Object
+                        && config.RootElement.TryGetProperty("model_type", out JsonElement type) && type.ValueKind == JsonValueKind.String
+                ? type.GetString()
+                : null;
+        }
+        catch (JsonException e)
+        {
+            error.WriteLine($"{configPath} is not valid JSON: {e.Message}");
+            return null;
+        }
+
+        if (specs.FirstOrDefault(spec => spec.ModelType == modelType) is EmbeddingModelSpec chosen)
+        {
+            return chosen;
+        }
+
+        string found = modelType is null ? "gives no model_type" : $"has model_type {modelType}";
+        error.WriteLine($"{configPath} {found}; this program runs {string.Join(", ", specs.Select(spec => $"{spec.ModelType} ({spec.Repository})"))}.");
+        error.WriteLine("Download one of those, or compile the sample for this model: add its config.json under samples/Embeddings/models and a model class for it.");
+        return null;
     }
 
-    private static void PrintSimilarities(SentenceEmbeddings embeddings, TextWriter output)
+    private static HubModel Hub(EmbeddingModelSpec spec) =>
+        new(spec.Repository, spec.Files, "dotnet run -c Release --project samples/Embeddings -- --model {folder}");
+
+    /// <summary>Each model's instructions, the first after <paramref name="why"/>: without a config.json there is no telling which model the user wants.</summary>
+    private static void WriteDownloadInstructions(IReadOnlyList<EmbeddingModelSpec> specs, TextWriter error, string why)
+    {
+        for (int i = 0; i < specs.Count; i++)
+        {
+            if (i > 0)
+            {
+                error.WriteLine();
+            }
+
+            string heading = i == 0 ? why : $"Or, for a folder whose config.json has model_type {specs[i].ModelType}:";
+            Hub(specs[i]).WriteDownloadInstructions(error, heading);
+        }
+    }
+
+    private static void PrintSimilarities(SentenceEmbedder embedder, SentenceEmbeddings embeddings, TextWriter output)
     {
         int n = embeddings.Count;
         output.WriteLine($"cosine similarity of {n} sentences:");
@@ -172,16 +228,16 @@ public static class EmbeddingsApp
         }
 
         output.WriteLine();
-        WriteTiming("embedded", embeddings, output);
+        WriteTiming(embedder, "embedded", embeddings, output);
     }
 
-    private static void Search(SentenceEmbedder embedder, string[] corpus, string corpusPath, IReadOnlyList<string> queries, int top, TextWriter output)
+    private static void Search(SentenceEmbedder embedder, TaskPrefixes prefixes, string[] corpus, string corpusPath, IReadOnlyList<string> queries, int top, TextWriter output)
     {
-        SentenceEmbeddings sentences = embedder.Embed(corpus);
+        SentenceEmbeddings sentences = embedder.Embed(corpus, prefixes.Document);
         output.WriteLine($"semantic search over {corpus.Length} sentences of {corpusPath}");
-        WriteTiming("indexed", sentences, output);
-        SentenceEmbeddings asked = embedder.Embed(queries);
-        WriteTiming("queries embedded", asked, output);
+        WriteTiming(embedder, "indexed", sentences, output);
+        SentenceEmbeddings asked = embedder.Embed(queries, prefixes.Query);
+        WriteTiming(embedder, "queries embedded", asked, output);
         for (int q = 0; q < queries.Count; q++)
         {
             output.WriteLine();
@@ -199,10 +255,10 @@ public static class EmbeddingsApp
         }
     }
 
-    private static void WriteTiming(string what, SentenceEmbeddings e, TextWriter output)
+    private static void WriteTiming(SentenceEmbedder embedder, string what, SentenceEmbeddings e, TextWriter output)
     {
-        string truncated = e.Truncated > 0 ? $"; {e.Truncated} cut at {MiniLm.SeqLen} tokens" : "";
-        output.WriteLine($"{what} {e.Count} texts ({e.Tokens:N0} tokens, {e.Batches} batch{(e.Batches == 1 ? "" : "es")} of up to {MiniLm.Batch} at their own lengths) in {e.Elapsed.TotalSeconds:F2} s: "
+        string truncated = e.Truncated > 0 ? $"; {e.Truncated} cut at {embedder.SeqLen} tokens" : "";
+        output.WriteLine($"{what} {e.Count} texts ({e.Tokens:N0} tokens, {e.Batches} batch{(e.Batches == 1 ? "" : "es")} of up to {embedder.Batch} at their own lengths) in {e.Elapsed.TotalSeconds:F2} s: "
                          + $"{e.TokensPerSecond:N0} tokens/s{truncated}");
     }
 }

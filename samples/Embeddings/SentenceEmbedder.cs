@@ -2,31 +2,38 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Numerics.Tensors;
+using TransformerGen;
 using TransformerGen.Tokenizers;
 
 namespace EmbeddingsSample;
 
 /// <summary>
-/// Turns texts into sentence embeddings with <see cref="MiniLm"/>: each text is tokenized as sentence-transformers
-/// does ([CLS] … [SEP], cut at <see cref="MiniLm.SeqLen"/> ids with [SEP] kept), and run <see cref="MiniLm.Batch"/>
-/// at a time laid end to end at their own lengths (<c>Predict(tokens, lengths)</c>): no padding is computed.
+/// Turns texts into sentence embeddings with a compiled encoder (<see cref="MiniLm"/>, <see cref="NomicEmbedTextV15"/>):
+/// each text, after the prefix given, is tokenized as sentence-transformers does ([CLS] … [SEP], cut at the model's
+/// SeqLen ids with [SEP] kept), and run a batch at a time laid end to end at their own lengths
+/// (<c>Predict(tokens, lengths)</c>): no padding is computed.
 /// </summary>
 public sealed class SentenceEmbedder
 {
-    private readonly MiniLm _model;
+    private readonly EncoderModel _model;
     private readonly PretrainedTokenizer _tokenizer;
-    private readonly int[] _tokens = new int[MiniLm.TokensPerStep];
-    private readonly int[] _lengths = new int[MiniLm.Batch];
+    private readonly int _width;
+    private readonly int[] _tokens;
+    private readonly int[] _lengths;
 
     /// <summary>Pairs a model with its tokenizer.</summary>
+    /// <param name="model">An encoder compiled with a sentence-embedding head.</param>
+    /// <param name="width">Its embedding's width (the generated <c>DModel</c>).</param>
+    /// <param name="tokenizer">The model's tokenizer.</param>
     /// <exception cref="ArgumentException">The tokenizer has ids beyond the model's vocabulary, or pads with another id than the model masks.</exception>
-    public SentenceEmbedder(MiniLm model, PretrainedTokenizer tokenizer)
+    public SentenceEmbedder(EncoderModel model, int width, PretrainedTokenizer tokenizer)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
-        if (tokenizer.VocabSize > MiniLm.Vocab)
+        ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
+        if (tokenizer.VocabSize > model.Layout.Vocab)
         {
-            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} ids, the model's vocabulary {MiniLm.Vocab}", nameof(tokenizer));
+            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} ids, the model's vocabulary {model.Layout.Vocab}", nameof(tokenizer));
         }
 
         int masked = model.Layout.PadToken;
@@ -37,13 +44,27 @@ public sealed class SentenceEmbedder
 
         _model = model;
         _tokenizer = tokenizer;
+        _width = width;
+        _tokens = new int[model.Layout.TokensPerStep];
+        _lengths = new int[model.Layout.Batch];
     }
 
-    /// <summary>Embeds <paramref name="texts"/> a batch at a time.</summary>
-    public SentenceEmbeddings Embed(IReadOnlyList<string> texts)
+    /// <summary>Texts run at once.</summary>
+    public int Batch => _model.Layout.Batch;
+
+    /// <summary>Ids a text is cut at.</summary>
+    public int SeqLen => _model.Layout.SeqLen;
+
+    /// <summary>Embeds <paramref name="texts"/> a batch at a time, each after <paramref name="prefix"/> (a task prefix; none when empty).</summary>
+    public SentenceEmbeddings Embed(IReadOnlyList<string> texts, string prefix = "")
     {
         ArgumentNullException.ThrowIfNull(texts);
-        const int batch = MiniLm.Batch, seqLen = MiniLm.SeqLen, width = MiniLm.DModel;
+        ArgumentNullException.ThrowIfNull(prefix);
+        int batch = Batch, seqLen = SeqLen, width = _width;
+        // transformers' BasicTokenizer splits "_" off as punctuation ("search_document:" is search _ document :), the
+        // WordPiece pre-tokenizer of PretrainedTokenizer keeps it inside the word (one [UNK]); spaced out, the prefix
+        // gives transformers' ids.
+        string tokenizedPrefix = prefix.Replace("_", " _ ", StringComparison.Ordinal);
         var vectors = new float[texts.Count * width];
         long tokens = 0;
         int batches = 0, truncated = 0;
@@ -53,7 +74,7 @@ public sealed class SentenceEmbedder
             int rows = Math.Min(batch, texts.Count - first), used = 0;
             for (int row = 0; row < rows; row++)
             {
-                string text = texts[first + row];
+                string text = tokenizedPrefix + texts[first + row];
                 int written = _tokenizer.Encode(text, _tokens.AsSpan(used, seqLen), addSpecialTokens: true, maxTokens: seqLen);
                 if (written == seqLen && _tokenizer.Encode(text).Count > seqLen)
                 {
@@ -69,21 +90,22 @@ public sealed class SentenceEmbedder
             batches++;
         }
 
-        return new SentenceEmbeddings(vectors, texts.Count, tokens, batches, truncated, Stopwatch.GetElapsedTime(started));
+        return new SentenceEmbeddings(vectors, width, texts.Count, tokens, batches, truncated, Stopwatch.GetElapsedTime(started));
     }
 }
 
 /// <summary>The embeddings of a list of texts and what computing them took.</summary>
-/// <param name="Vectors">[Count, DModel], each row of unit length (or zero for a text of no tokens).</param>
+/// <param name="Vectors">[Count, Width], each row of unit length (or zero for a text of no tokens).</param>
+/// <param name="Width">The model's embedding width.</param>
 /// <param name="Count">Texts embedded.</param>
-/// <param name="Tokens">Ids the model ran, special tokens included (there is no padding).</param>
-/// <param name="Batches">Batches of <see cref="MiniLm.Batch"/> run.</param>
-/// <param name="Truncated">Texts cut at <see cref="MiniLm.SeqLen"/> ids.</param>
+/// <param name="Tokens">Ids the model ran, special tokens and prefixes included (there is no padding).</param>
+/// <param name="Batches">Batches of the model's Batch run.</param>
+/// <param name="Truncated">Texts cut at the model's SeqLen ids.</param>
 /// <param name="Elapsed">Tokenizing and running the model.</param>
-public sealed record SentenceEmbeddings(float[] Vectors, int Count, long Tokens, int Batches, int Truncated, TimeSpan Elapsed)
+public sealed record SentenceEmbeddings(float[] Vectors, int Width, int Count, long Tokens, int Batches, int Truncated, TimeSpan Elapsed)
 {
     /// <summary>The embedding of text <paramref name="index"/>.</summary>
-    public ReadOnlySpan<float> this[int index] => Vectors.AsSpan(index * MiniLm.DModel, MiniLm.DModel);
+    public ReadOnlySpan<float> this[int index] => Vectors.AsSpan(index * Width, Width);
 
     /// <summary>Ids per second.</summary>
     public double TokensPerSecond => Tokens / Elapsed.TotalSeconds;

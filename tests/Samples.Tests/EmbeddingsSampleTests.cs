@@ -47,6 +47,10 @@ public sealed partial class EmbeddingsSampleTests(MiniLmFolder fixture, ITestOut
         Assert.All(pairs, p => Assert.True(p.A < p.B && p.Cosine == matrix[p.A][p.B]));
         Assert.Equal(pairs.Select(p => p.Cosine).OrderDescending(), pairs.Select(p => p.Cosine));
 
+        // The folder's model_type (bert) picked MiniLM, whose texts take no prefix.
+        Assert.Matches($@"^model: sentence-transformers/all-MiniLM-L6-v2 from {Regex.Escape(fixture.Path)}: BERT, 6 layers, 384 wide, 12 heads, [\d,]+ parameters; compiled for 8 sentences of 128 tokens a batch", output);
+        Assert.DoesNotContain("prefix", output);
+        Assert.DoesNotContain("search_", output);
         Assert.Matches(@"loaded in \d+\.\d\d s \(tokenizer \d+\.\d\d s, 30,522 ids; weights \d+\.\d\d s", output);
         Assert.Matches(@"embedded 6 texts \(\d+ tokens, 1 batch of up to 8 at their own lengths\) in \d+\.\d\d s: [\d,]+ tokens/s", output);
         log.WriteLine(output);
@@ -114,7 +118,7 @@ public sealed partial class EmbeddingsSampleTests(MiniLmFolder fixture, ITestOut
         File.Copy(TinyChat.ConfigPath, other.File("config.json"));
         (int exit, _, string error) = Run("--model", other.Path);
         Assert.Equal(EmbeddingsApp.ExitWrongModel, exit);
-        Assert.Contains("model_type: llama in the folder, bert compiled", error);
+        Assert.Contains($"{other.File("config.json")} has model_type llama; this program runs bert (sentence-transformers/all-MiniLM-L6-v2), nomic_bert (nomic-ai/nomic-embed-text-v1.5).", error);
     }
 
     [Fact]

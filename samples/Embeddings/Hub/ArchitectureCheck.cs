@@ -71,6 +71,18 @@ internal static class ArchitectureCheck
         Defaults("pad_token_id", "1"), Defaults("decoder_start_token_id", "2"), Defaults("eos_token_id", "2"),
     ];
 
+    // NomicBertConfig's keys (GPT-2's names), with the defaults the compiler reads for absent ones (ConfigReader.NomicBert):
+    // biases on, rotary base 1000, NTK factor 1.0, eps 1e-5, no vocabulary padding.
+    private static readonly Key[] NomicBert =
+    [
+        Required("vocab_size"), Defaults("pad_vocab_size_multiple", "1"), Required("n_embd"), Required("n_layer"), Required("n_head"),
+        Required("n_inner"), Defaults("activation_function", "gelu"), Defaults("layer_norm_epsilon", Number(1e-5)),
+        Defaults("type_vocab_size", "2"), Defaults("rotary_emb_base", Number(1000)), Required("rotary_emb_fraction"),
+        Defaults("rotary_emb_interleaved", "false"), Defaults("rotary_emb_scale_base", "null"), Defaults("rotary_scaling_factor", Number(1)),
+        Defaults("max_trained_positions", "2048"), Defaults("qkv_proj_bias", "true"), Defaults("mlp_fc1_bias", "true"),
+        Defaults("mlp_fc2_bias", "true"), Defaults("prenorm", "false"),
+    ];
+
     /// <summary>
     /// The differences between the folder's config and the compiled one, one line each
     /// (<c>hidden_size: 768 in the folder, 384 compiled</c>); empty when the folder holds the compiled architecture.
@@ -91,6 +103,7 @@ internal static class ArchitectureCheck
         Key[] keys = compiledType switch
         {
             "bert" => Bert,
+            "nomic_bert" => NomicBert,
             "llama" or "mistral" or "qwen2" => Llama,
             "gpt2" => Gpt2,
             "marian" => Marian,

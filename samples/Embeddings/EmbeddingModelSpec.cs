@@ -1,0 +1,86 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Text.Json;
+using TransformerGen;
+
+namespace EmbeddingsSample;
+
+/// <summary>
+/// A model <see cref="EmbeddingsApp"/> runs: where to download it, the config.json it was compiled from (its model_type
+/// picks it for a folder, and the folder's config.json is compared with it), how to load it, and the prefixes its
+/// texts take. <see cref="MiniLm"/> and <see cref="NomicEmbedTextV15"/> are the sample's; tests pass tiny models of their own.
+/// </summary>
+/// <param name="Repository">The Hugging Face repository, <c>owner/name</c>.</param>
+/// <param name="Files">The files the sample needs from it.</param>
+/// <param name="CompiledConfig">The text of the config.json the model class was compiled from.</param>
+/// <param name="SourceConfigPath">Where that config.json is in the repository (named when another model's folder is refused).</param>
+/// <param name="Load">Builds the inference-only model from a folder (the generated <c>ForInference(string)</c>).</param>
+/// <param name="Description">The architecture and sizes, printed when the model loads.</param>
+/// <param name="Width">The embedding's width (the generated <c>DModel</c>).</param>
+/// <param name="InferenceBytes">The model's buffers (the generated <c>InferenceBytes</c>).</param>
+/// <param name="Prefixes">The task prefixes the model was trained with; null for a model that takes texts as they are.</param>
+public sealed record EmbeddingModelSpec(
+    string Repository, IReadOnlyList<string> Files, string CompiledConfig, string SourceConfigPath, Func<string, EncoderModel> Load,
+    string Description, int Width, long InferenceBytes, TaskPrefixes? Prefixes = null)
+{
+    /// <summary>What a BERT-tokenized folder holds: the config, the weights, and the WordPiece vocabulary and its settings.</summary>
+    public static IReadOnlyList<string> BertFiles { get; } = ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"];
+
+    /// <summary>sentence-transformers/all-MiniLM-L6-v2 as <see cref="EmbeddingsSample.MiniLm"/>: texts as they are.</summary>
+    public static EmbeddingModelSpec MiniLm { get; } = new(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        BertFiles,
+        EmbeddedText("all-MiniLM-L6-v2.config.json"),
+        "samples/Embeddings/models/all-MiniLM-L6-v2/config.json",
+        folder => EmbeddingsSample.MiniLm.ForInference(folder),
+        $"BERT, {EmbeddingsSample.MiniLm.Layers} layers, {EmbeddingsSample.MiniLm.DModel} wide, {EmbeddingsSample.MiniLm.Heads} heads, {EmbeddingsSample.MiniLm.ParameterCount:N0} parameters",
+        EmbeddingsSample.MiniLm.DModel,
+        EmbeddingsSample.MiniLm.InferenceBytes);
+
+    /// <summary>
+    /// nomic-ai/nomic-embed-text-v1.5 as <see cref="EmbeddingsSample.NomicEmbedTextV15"/>: its model card has documents
+    /// embedded as <c>search_document: …</c> and queries as <c>search_query: …</c>.
+    /// </summary>
+    public static EmbeddingModelSpec NomicEmbedTextV15 { get; } = new(
+        "nomic-ai/nomic-embed-text-v1.5",
+        BertFiles,
+        EmbeddedText("nomic-embed-text-v1.5.config.json"),
+        "samples/Embeddings/models/nomic-embed-text-v1.5/config.json",
+        folder => EmbeddingsSample.NomicEmbedTextV15.ForInference(folder),
+        $"NomicBERT (rotary), {EmbeddingsSample.NomicEmbedTextV15.Layers} layers, {EmbeddingsSample.NomicEmbedTextV15.DModel} wide, {EmbeddingsSample.NomicEmbedTextV15.Heads} heads, {EmbeddingsSample.NomicEmbedTextV15.ParameterCount:N0} parameters",
+        EmbeddingsSample.NomicEmbedTextV15.DModel,
+        EmbeddingsSample.NomicEmbedTextV15.InferenceBytes,
+        TaskPrefixes.Nomic);
+
+    /// <summary>The models the sample's program is compiled with.</summary>
+    public static IReadOnlyList<EmbeddingModelSpec> All { get; } = [MiniLm, NomicEmbedTextV15];
+
+    /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>nomic_bert</c>), which a folder's must equal for this model to run it.</summary>
+    public string ModelType { get; } = ModelTypeOf(CompiledConfig);
+
+    private static string ModelTypeOf(string config)
+    {
+        using JsonDocument document = JsonDocument.Parse(config);
+        return document.RootElement.TryGetProperty("model_type", out JsonElement type) && type.GetString() is string text
+            ? text
+            : throw new ArgumentException("the compiled config.json has no model_type", nameof(config));
+    }
+
+    private static string EmbeddedText(string name)
+    {
+        using Stream stream = typeof(EmbeddingModelSpec).Assembly.GetManifestResourceStream(name)
+            ?? throw new InvalidOperationException($"{name} is not embedded in the program");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}
+
+/// <summary>The texts a retrieval model puts before a document and before a query (both end with their separating space).</summary>
+/// <param name="Document">Before each sentence searched and each sentence of the similarity matrix.</param>
+/// <param name="Query">Before each query.</param>
+public sealed record TaskPrefixes(string Document, string Query)
+{
+    /// <summary>nomic-embed-text's: <c>search_document: </c> and <c>search_query: </c> (its model card).</summary>
+    public static TaskPrefixes Nomic { get; } = new("search_document: ", "search_query: ");
+}
