@@ -61,10 +61,6 @@ public sealed class SentenceEmbedder
         ArgumentNullException.ThrowIfNull(texts);
         ArgumentNullException.ThrowIfNull(prefix);
         int batch = Batch, seqLen = SeqLen, width = _width;
-        // transformers' BasicTokenizer splits "_" off as punctuation ("search_document:" is search _ document :), the
-        // WordPiece pre-tokenizer of PretrainedTokenizer keeps it inside the word (one [UNK]); spaced out, the prefix
-        // gives transformers' ids.
-        string tokenizedPrefix = prefix.Replace("_", " _ ", StringComparison.Ordinal);
         var vectors = new float[texts.Count * width];
         long tokens = 0;
         int batches = 0, truncated = 0;
@@ -74,7 +70,7 @@ public sealed class SentenceEmbedder
             int rows = Math.Min(batch, texts.Count - first), used = 0;
             for (int row = 0; row < rows; row++)
             {
-                string text = tokenizedPrefix + texts[first + row];
+                string text = prefix + texts[first + row];
                 int written = _tokenizer.Encode(text, _tokens.AsSpan(used, seqLen), addSpecialTokens: true, maxTokens: seqLen);
                 if (written == seqLen && _tokenizer.Encode(text).Count > seqLen)
                 {

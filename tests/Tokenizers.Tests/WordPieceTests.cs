@@ -14,6 +14,7 @@ public sealed class WordPieceTests : IDisposable
 
     // Words at free positions of the test's own choosing (ids that are [unusedN] in the real file).
     private const int Un = 20001, Aff = 20002, Able = 20003, Cafe = 20004, Naive = 20005;
+    private const int Underscore = 1035, Search = 3945, Document = 6254, Colon = 1024;
 
     private const int VocabLines = 30522;
 
@@ -32,6 +33,7 @@ public sealed class WordPieceTests : IDisposable
             (Pad, "[PAD]"), (Unk, "[UNK]"), (Cls, "[CLS]"), (Sep, "[SEP]"), (Mask, "[MASK]"),
             (Bang, "!"), (Comma, ","), (Period, "."), (Hello, "hello"), (World, "world"),
             (Un, "un"), (Aff, "##aff"), (Able, "##able"), (Cafe, "cafe"), (Naive, "naive"),
+            (Underscore, "_"), (Search, "search"), (Document, "document"), (Colon, ":"),
         })
         {
             lines[id] = token;
@@ -45,6 +47,19 @@ public sealed class WordPieceTests : IDisposable
     public void Dispose() => _folder.Dispose();
 
     private PretrainedTokenizer Open() => PretrainedTokenizer.FromFolder(_folder.Path);
+
+    /// <summary>
+    /// transformers' BasicTokenizer splits "_" off as punctuation (nomic-embed-text's "search_document:" prefix is
+    /// search, _, document, :), and any other connector punctuation too (U+FF3F, the full-width low line, is unknown here).
+    /// </summary>
+    [Fact]
+    public void Underscores_are_words_of_their_own_as_basic_tokenization_makes_them()
+    {
+        PretrainedTokenizer tokenizer = Open();
+        Assert.Equal([Cls, Search, Underscore, Document, Colon, Hello, Sep], tokenizer.Encode("search_document: hello"));
+        Assert.Equal([Cls, Hello, Underscore, Underscore, World, Sep], tokenizer.Encode("hello__world"));
+        Assert.Equal([Cls, Hello, Unk, World, Sep], tokenizer.Encode("hello\uFF3Fworld"));
+    }
 
     [Fact]
     public void Reads_kind_and_special_ids()
