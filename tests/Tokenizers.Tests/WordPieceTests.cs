@@ -14,7 +14,7 @@ public sealed class WordPieceTests : IDisposable
 
     // Words at free positions of the test's own choosing (ids that are [unusedN] in the real file).
     private const int Un = 20001, Aff = 20002, Able = 20003, Cafe = 20004, Naive = 20005;
-    private const int Underscore = 1035, Search = 3945, Document = 6254, Colon = 1024;
+    private const int Underscore = 1035, Search = 3945, Document = 6254, Colon = 1024, Dollar = 1002, Plus = 1009, EqualsSign = 1027, Bar = 1064;
 
     private const int VocabLines = 30522;
 
@@ -34,6 +34,7 @@ public sealed class WordPieceTests : IDisposable
             (Bang, "!"), (Comma, ","), (Period, "."), (Hello, "hello"), (World, "world"),
             (Un, "un"), (Aff, "##aff"), (Able, "##able"), (Cafe, "cafe"), (Naive, "naive"),
             (Underscore, "_"), (Search, "search"), (Document, "document"), (Colon, ":"),
+            (Dollar, "$"), (Plus, "+"), (EqualsSign, "="), (Bar, "|"),
         })
         {
             lines[id] = token;
@@ -59,6 +60,20 @@ public sealed class WordPieceTests : IDisposable
         Assert.Equal([Cls, Search, Underscore, Document, Colon, Hello, Sep], tokenizer.Encode("search_document: hello"));
         Assert.Equal([Cls, Hello, Underscore, Underscore, World, Sep], tokenizer.Encode("hello__world"));
         Assert.Equal([Cls, Hello, Unk, World, Sep], tokenizer.Encode("hello\uFF3Fworld"));
+    }
+
+    /// <summary>
+    /// BasicTokenizer's punctuation includes the ASCII symbols ($, +, =, |): each is a word of its own, not dropped (as
+    /// Microsoft.ML.Tokenizers' own BERT pre-tokenizer drops them); other symbols (€) stay inside their word, which then
+    /// has no pieces here ([UNK]); a special token written in the text stays whole.
+    /// </summary>
+    [Fact]
+    public void Ascii_symbols_are_words_of_their_own_and_other_symbols_stay_in_their_word()
+    {
+        PretrainedTokenizer tokenizer = Open();
+        Assert.Equal([Cls, Dollar, Hello, Plus, World, EqualsSign, Bar, Sep], tokenizer.Encode("$hello+world=|"));
+        Assert.Equal([Cls, Hello, Unk, Sep], tokenizer.Encode("hello world€"));
+        Assert.Equal([Cls, Hello, Mask, Dollar, Sep], tokenizer.Encode("hello [MASK]$"));
     }
 
     [Fact]

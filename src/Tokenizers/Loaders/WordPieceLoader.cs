@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.IO;
 using Microsoft.ML.Tokenizers;
 using TransformerGen.Tokenizers.Folder;
+using TransformerGen.Tokenizers.PreTokenization;
 
 namespace TransformerGen.Tokenizers.Loaders;
 
@@ -23,6 +24,14 @@ internal static class WordPieceLoader
             IndividuallyTokenizeCjk = config.TokenizeChineseChars ?? true,
             ApplyBasicTokenization = config.DoBasicTokenize ?? true,
         };
+        if (options.ApplyBasicTokenization)
+        {
+            // BasicTokenizer's words: Microsoft.ML.Tokenizers' own BERT pre-tokenizer drops ASCII symbols ($, +, =, …)
+            // and keeps "_" inside words; transformers splits each off as a word.
+            var specials = new List<string> { options.UnknownToken, options.ClassificationToken, options.SeparatorToken, options.PaddingToken, options.MaskingToken };
+            foreach (AddedToken added in config.AddedTokens) specials.Add(added.Content);
+            options.PreTokenizer = new BertPunctuationPreTokenizer(specials);
+        }
         options.UnknownToken = config.UnkToken ?? options.UnknownToken;
         options.ClassificationToken = config.ClsToken ?? options.ClassificationToken;
         options.SeparatorToken = config.SepToken ?? options.SeparatorToken;
@@ -61,7 +70,7 @@ internal static class WordPieceLoader
             // BertTokenizer's EncodeToIds overloads are `new`, not overrides: they must be called on a
             // BertTokenizer-typed reference. [CLS] and [SEP] are added by PretrainedTokenizer from Prefix/Suffix,
             // which gives the same ids as bert.EncodeToIds(text) (a test checks it) and lets truncation keep [SEP].
-            EncodeText = text => bert.EncodeToIds(options.ApplyBasicTokenization ? SpaceConnectors(text) : text, addSpecialTokens: false),
+            EncodeText = text => bert.EncodeToIds(text, addSpecialTokens: false),
             DecodeIds = ids => bert.Decode(ids, skipSpecialTokens: false),
             Prefix = [bert.ClassificationTokenId],
             Suffix = [bert.SeparatorTokenId],
@@ -72,42 +81,6 @@ internal static class WordPieceLoader
             SpecialTokens = specialTokens,
             SkippedWhenDecoding = skipped,
         };
-    }
-
-    /// <summary>
-    /// Spaces out connector punctuation (<c>_</c>, and the other characters of Unicode category Pc): transformers'
-    /// BasicTokenizer splits every punctuation character off as a word of its own, and Microsoft.ML.Tokenizers' basic
-    /// tokenization keeps Pc inside words, as regular expressions' <c>\w</c> does, so "search_document" would be one
-    /// unknown word instead of "search", "_", "document". Spaces around it give BasicTokenizer's words.
-    /// </summary>
-    internal static string SpaceConnectors(string text)
-    {
-        int first = -1;
-        for (int i = 0; i < text.Length && first < 0; i++)
-        {
-            if (char.GetUnicodeCategory(text[i]) == System.Globalization.UnicodeCategory.ConnectorPunctuation) first = i;
-        }
-
-        if (first < 0)
-        {
-            return text;
-        }
-
-        var spaced = new System.Text.StringBuilder(text.Length + 8);
-        spaced.Append(text, 0, first);
-        for (int i = first; i < text.Length; i++)
-        {
-            if (char.GetUnicodeCategory(text[i]) == System.Globalization.UnicodeCategory.ConnectorPunctuation)
-            {
-                spaced.Append(' ').Append(text[i]).Append(' ');
-            }
-            else
-            {
-                spaced.Append(text[i]);
-            }
-        }
-
-        return spaced.ToString();
     }
 
     // transformers numbers vocab.txt by line (load_vocab): the id count is the line count.
