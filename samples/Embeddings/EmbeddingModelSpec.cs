@@ -1,8 +1,8 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using System.Text.Json;
 using TransformerGen;
+using TransformerGen.Samples.Hub;
 
 namespace EmbeddingsSample;
 
@@ -57,15 +57,8 @@ public sealed record EmbeddingModelSpec(
     public static IReadOnlyList<EmbeddingModelSpec> All { get; } = [MiniLm, NomicEmbedTextV15];
 
     /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>nomic_bert</c>), which a folder's must equal for this model to run it.</summary>
-    public string ModelType { get; } = ModelTypeOf(CompiledConfig);
+    public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);
 
-    private static string ModelTypeOf(string config)
-    {
-        using JsonDocument document = JsonDocument.Parse(config);
-        return document.RootElement.TryGetProperty("model_type", out JsonElement type) && type.GetString() is string text
-            ? text
-            : throw new ArgumentException("the compiled config.json has no model_type", nameof(config));
-    }
 
     private static string EmbeddedText(string name)
     {

@@ -5,7 +5,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Linq;
-using System.Text.Json;
 using TransformerGen;
 using TransformerGen.Samples.Hub;
 using TransformerGen.Tokenizers;
@@ -218,33 +217,8 @@ public static class TranslateApp
     }
 
     /// <summary>The model whose compiled model_type the folder's config.json has; null (with the reason written) when none has it.</summary>
-    private static TranslationModelSpec? Choose(IReadOnlyList<TranslationModelSpec> specs, string configPath, TextWriter error)
-    {
-        string? modelType;
-        try
-        {
-            using JsonDocument config = JsonDocument.Parse(File.ReadAllBytes(configPath));
-            modelType = config.RootElement.ValueKind == JsonValueKind.Object
-                        && config.RootElement.TryGetProperty("model_type", out JsonElement type) && type.ValueKind == JsonValueKind.String
-                ? type.GetString()
-                : null;
-        }
-        catch (JsonException e)
-        {
-            error.WriteLine($"{configPath} is not valid JSON: {e.Message}");
-            return null;
-        }
-
-        if (specs.FirstOrDefault(spec => spec.ModelType == modelType) is TranslationModelSpec chosen)
-        {
-            return chosen;
-        }
-
-        string found = modelType is null ? "gives no model_type" : $"has model_type {modelType}";
-        error.WriteLine($"{configPath} {found}; this program runs {string.Join(", ", specs.Select(spec => $"{spec.ModelType} ({spec.Repository})"))}.");
-        error.WriteLine("Download one of those, or compile the sample for this model: add its config.json under samples/Translate/models and a model class for it.");
-        return null;
-    }
+    private static TranslationModelSpec? Choose(IReadOnlyList<TranslationModelSpec> specs, string configPath, TextWriter error) =>
+        ModelTypeChoice.Choose(specs, spec => spec.ModelType, spec => spec.Repository, configPath, "samples/Translate", error);
 
     /// <summary>Whether the tokenizer has <paramref name="code"/> among its language codes; otherwise writes what it has.</summary>
     private static bool KnowsLanguage(PretrainedTokenizer tokenizer, string option, string code, TextWriter error)

@@ -1,8 +1,8 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using System.Text.Json;
 using TransformerGen;
+using TransformerGen.Samples.Hub;
 
 namespace TranslateSample;
 
@@ -53,15 +53,8 @@ public sealed record TranslationModelSpec(
     public static IReadOnlyList<TranslationModelSpec> All { get; } = [OpusMtEnDe, Nllb200Distilled600M];
 
     /// <summary>The compiled config.json's model_type (<c>marian</c>, <c>m2m_100</c>), which a folder's must equal for this model to run it.</summary>
-    public string ModelType { get; } = ModelTypeOf(CompiledConfig);
+    public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);
 
-    private static string ModelTypeOf(string config)
-    {
-        using JsonDocument document = JsonDocument.Parse(config);
-        return document.RootElement.TryGetProperty("model_type", out JsonElement type) && type.GetString() is string text
-            ? text
-            : throw new ArgumentException("the compiled config.json has no model_type", nameof(config));
-    }
 
     private static string EmbeddedText(string name)
     {
