@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using TransformerGen;
+using TransformerGen.Samples.Hub;
 
 namespace ChatSample;
 
@@ -20,15 +21,7 @@ public sealed record ChatModelSpec(string Repository, IReadOnlyList<string> File
     public static ChatModelSpec SmolLm2 { get; } = new(
         "HuggingFaceTB/SmolLM2-135M-Instruct",
         ["config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json"],
-        EmbeddedText("SmolLM2-135M-Instruct.config.json"),
+        EmbeddedConfig.Read(typeof(ChatModelSpec).Assembly, "SmolLM2-135M-Instruct.config.json"),
         "samples/Chat/models/SmolLM2-135M-Instruct/config.json",
         folder => SmolLm.ForInference(folder));
-
-    private static string EmbeddedText(string name)
-    {
-        using Stream stream = typeof(ChatModelSpec).Assembly.GetManifestResourceStream(name)
-            ?? throw new InvalidOperationException($"{name} is not embedded in the program");
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd();
-    }
 }

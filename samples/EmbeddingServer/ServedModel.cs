@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using TransformerGen;
+using TransformerGen.Samples.Hub;
 
 namespace TransformerGen.EmbeddingServer;
 
@@ -31,7 +32,7 @@ public sealed record ServedModel(
     /// <summary>cross-encoder/ms-marco-MiniLM-L-6-v2 (<see cref="ServedMsMarcoMiniLm"/>). Declared before <see cref="AllMiniLmL6V2"/>, which refers to it.</summary>
     public static ServedModel MsMarcoMiniLmL6V2 { get; } = new(
         "cross-encoder/ms-marco-MiniLM-L-6-v2",
-        ReadResource("ms-marco-MiniLM-L-6-v2.config.json"),
+        EmbeddedConfig.Read(typeof(ServedModel).Assembly, "ms-marco-MiniLM-L-6-v2.config.json"),
         "samples/EmbeddingServer/models/ms-marco-MiniLM-L-6-v2/config.json",
         ServedMsMarcoMiniLm.LoadWeights,
         ServedMsMarcoMiniLm.ForInference);
@@ -39,19 +40,11 @@ public sealed record ServedModel(
     /// <summary>sentence-transformers/all-MiniLM-L6-v2 (<see cref="ServedMiniLm"/>), reranking with <see cref="MsMarcoMiniLmL6V2"/>.</summary>
     public static ServedModel AllMiniLmL6V2 { get; } = new(
         "sentence-transformers/all-MiniLM-L6-v2",
-        ReadResource("all-MiniLM-L6-v2.config.json"),
+        EmbeddedConfig.Read(typeof(ServedModel).Assembly, "all-MiniLM-L6-v2.config.json"),
         "samples/EmbeddingServer/models/all-MiniLM-L6-v2/config.json",
         ServedMiniLm.LoadWeights,
         ServedMiniLm.ForInference)
     {
         Reranker = MsMarcoMiniLmL6V2,
     };
-
-    private static string ReadResource(string name)
-    {
-        using Stream stream = typeof(ServedModel).Assembly.GetManifestResourceStream(name)
-            ?? throw new InvalidOperationException($"{name} is not embedded in the program");
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd();
-    }
 }

@@ -31,7 +31,7 @@ public sealed record EmbeddingModelSpec(
     public static EmbeddingModelSpec MiniLm { get; } = new(
         "sentence-transformers/all-MiniLM-L6-v2",
         BertFiles,
-        EmbeddedText("all-MiniLM-L6-v2.config.json"),
+        EmbeddedConfig.Read(typeof(EmbeddingModelSpec).Assembly, "all-MiniLM-L6-v2.config.json"),
         "samples/Embeddings/models/all-MiniLM-L6-v2/config.json",
         folder => EmbeddingsSample.MiniLm.ForInference(folder),
         $"BERT, {EmbeddingsSample.MiniLm.Layers} layers, {EmbeddingsSample.MiniLm.DModel} wide, {EmbeddingsSample.MiniLm.Heads} heads, {EmbeddingsSample.MiniLm.ParameterCount:N0} parameters",
@@ -45,7 +45,7 @@ public sealed record EmbeddingModelSpec(
     public static EmbeddingModelSpec NomicEmbedTextV15 { get; } = new(
         "nomic-ai/nomic-embed-text-v1.5",
         BertFiles,
-        EmbeddedText("nomic-embed-text-v1.5.config.json"),
+        EmbeddedConfig.Read(typeof(EmbeddingModelSpec).Assembly, "nomic-embed-text-v1.5.config.json"),
         "samples/Embeddings/models/nomic-embed-text-v1.5/config.json",
         folder => EmbeddingsSample.NomicEmbedTextV15.ForInference(folder),
         $"NomicBERT (rotary), {EmbeddingsSample.NomicEmbedTextV15.Layers} layers, {EmbeddingsSample.NomicEmbedTextV15.DModel} wide, {EmbeddingsSample.NomicEmbedTextV15.Heads} heads, {EmbeddingsSample.NomicEmbedTextV15.ParameterCount:N0} parameters",
@@ -58,15 +58,6 @@ public sealed record EmbeddingModelSpec(
 
     /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>nomic_bert</c>), which a folder's must equal for this model to run it.</summary>
     public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);
-
-
-    private static string EmbeddedText(string name)
-    {
-        using Stream stream = typeof(EmbeddingModelSpec).Assembly.GetManifestResourceStream(name)
-            ?? throw new InvalidOperationException($"{name} is not embedded in the program");
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd();
-    }
 }
 
 /// <summary>The texts a retrieval model puts before a document and before a query (both end with their separating space).</summary>

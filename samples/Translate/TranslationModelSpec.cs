@@ -34,7 +34,7 @@ public sealed record TranslationModelSpec(
     public static TranslationModelSpec OpusMtEnDe { get; } = new(
         "Helsinki-NLP/opus-mt-en-de",
         MarianFiles,
-        EmbeddedText("opus-mt-en-de.config.json"),
+        EmbeddedConfig.Read(typeof(TranslationModelSpec).Assembly, "opus-mt-en-de.config.json"),
         "samples/Translate/models/opus-mt-en-de/config.json",
         (folder, weights) => TranslateSample.OpusMtEnDe.ForInference(folder, weights),
         "MarianMTModel");
@@ -43,7 +43,7 @@ public sealed record TranslationModelSpec(
     public static TranslationModelSpec Nllb200Distilled600M { get; } = new(
         "facebook/nllb-200-distilled-600M",
         NllbFiles,
-        EmbeddedText("nllb-200-distilled-600M.config.json"),
+        EmbeddedConfig.Read(typeof(TranslationModelSpec).Assembly, "nllb-200-distilled-600M.config.json"),
         "samples/Translate/models/nllb-200-distilled-600M/config.json",
         (folder, weights) => TranslateSample.Nllb200Distilled600M.ForInference(folder, weights),
         "AutoModelForSeq2SeqLM",
@@ -54,15 +54,6 @@ public sealed record TranslationModelSpec(
 
     /// <summary>The compiled config.json's model_type (<c>marian</c>, <c>m2m_100</c>), which a folder's must equal for this model to run it.</summary>
     public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);
-
-
-    private static string EmbeddedText(string name)
-    {
-        using Stream stream = typeof(TranslationModelSpec).Assembly.GetManifestResourceStream(name)
-            ?? throw new InvalidOperationException($"{name} is not embedded in the program");
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd();
-    }
 }
 
 /// <summary>A many-to-many model's languages when the command line gives none (the tokenizer's src_lang/tgt_lang come first).</summary>
