@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Text;
 using Microsoft.ML.Tokenizers;
+using TransformerGen.Tokenizers.Folder;
 using TransformerGen.Tokenizers.Normalization;
 using TransformerGen.Tokenizers.PreTokenization;
 
@@ -61,6 +62,31 @@ internal sealed class FairseqSentencePiece
         {
             _pieces[id] = piece;
         }
+    }
+
+    /// <summary>
+    /// The tables a fairseq tokenizer keeps of its added tokens: text → id, id → text (for decoding), the special ids
+    /// decoding skips, and the highest id (at least <paramref name="highestSoFar"/>).
+    /// </summary>
+    public static (Dictionary<string, int> Ids, Dictionary<int, string> Texts, HashSet<int> Skipped, int HighestId) AddedTokenTables(
+        IEnumerable<AddedToken> addedTokens, int highestSoFar)
+    {
+        var ids = new Dictionary<string, int>(StringComparer.Ordinal);
+        var texts = new Dictionary<int, string>();
+        var skipped = new HashSet<int>();
+        int highest = highestSoFar;
+        foreach (AddedToken added in addedTokens)
+        {
+            ids[added.Content] = added.Id;
+            texts[added.Id] = added.Content;
+            highest = Math.Max(highest, added.Id);
+            if (added.Special)
+            {
+                skipped.Add(added.Id);
+            }
+        }
+
+        return (ids, texts, skipped, highest);
     }
 
     /// <summary>

@@ -99,20 +99,8 @@ internal static class NllbLoader
         addedTokens.Add(new AddedToken(mask, IdOfAdded(mask, firstAddedId + codes.Count), Special: true, LStrip: true));
         addedTokens.AddRange(config.AddedTokens);
 
-        var specialTokens = new Dictionary<string, int>(StringComparer.Ordinal);
-        var addedTokenText = new Dictionary<int, string>();
-        var skipped = new HashSet<int>();
-        int highestId = firstAddedId - 1;
-        foreach (AddedToken added in addedTokens)
-        {
-            specialTokens[added.Content] = added.Id;
-            addedTokenText[added.Id] = added.Content;
-            highestId = Math.Max(highestId, added.Id);
-            if (added.Special)
-            {
-                skipped.Add(added.Id);
-            }
-        }
+        (Dictionary<string, int> specialTokens, Dictionary<int, string> addedTokenText, HashSet<int> skipped, int highestId) =
+            FairseqSentencePiece.AddedTokenTables(addedTokens, firstAddedId - 1);
 
         // NLLB's model is BPE, whose normalization (nmt_nfkc) Microsoft.ML.Tokenizers 3.0 leaves out: applied here.
         PrecompiledCharsMap? charsMap = PrecompiledCharsMap.FromModel(File.ReadAllBytes(modelPath));

@@ -43,20 +43,8 @@ internal static class XlmRobertaLoader
         addedTokens.Add(new AddedToken("<mask>", pieceCount + FairseqSentencePiece.Offset, Special: true, LStrip: true));
         addedTokens.AddRange(config.AddedTokens);
 
-        var specialTokens = new Dictionary<string, int>(StringComparer.Ordinal);
-        var addedTokenText = new Dictionary<int, string>();
-        var skipped = new HashSet<int>();
-        int highestId = pieceCount + FairseqSentencePiece.Offset;
-        foreach (AddedToken added in addedTokens)
-        {
-            specialTokens[added.Content] = added.Id;
-            addedTokenText[added.Id] = added.Content;
-            highestId = Math.Max(highestId, added.Id);
-            if (added.Special)
-            {
-                skipped.Add(added.Id);
-            }
-        }
+        (Dictionary<string, int> specialTokens, Dictionary<int, string> addedTokenText, HashSet<int> skipped, int highestId) =
+            FairseqSentencePiece.AddedTokenTables(addedTokens, pieceCount + FairseqSentencePiece.Offset);
 
         var fairseq = new FairseqSentencePiece(model, new AddedTokenSplitter(addedTokens), specialTokens["<unk>"], addedTokenText);
 
