@@ -223,6 +223,12 @@ namespace TransformerGen
         Learned = 1,
         /// <summary>Rotary position embedding (RoFormer): queries and keys are rotated by an angle proportional to the position. Needs an even head size.</summary>
         Rotary = 2,
+        /// <summary>
+        /// T5's learned relative-position bias: no position enters the embeddings; each head adds a learned scalar per bucket of
+        /// key-minus-query distances to its scores. Comes from a T5 config.json (<c>Config =</c>); declarations of their own
+        /// cannot choose it.
+        /// </summary>
+        Relative = 3,
     }
 
     /// <summary>Where LayerNorm sits relative to each residual sub-layer.</summary>

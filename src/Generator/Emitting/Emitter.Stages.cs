@@ -201,6 +201,7 @@ namespace TransformerGen.Generator
             if (_spec.IsEncoderOnly) return InferenceSlice("w", t);
             long offset = _plan.InferenceOffsetOf(t), width = t.Width;
             string local = t.InCache ? "kv" : "w";
+            if (t.IsPositionBias) return Slice(local, offset, _d.Heads * width);
             if (t.IsAttentionProbabilities) return $"{local}.Slice({Lit(offset)}, {Lit(_d.Heads)} * n * n)";
             if (stage.Kind != StageKind.Head) return $"{local}.Slice({Lit(offset)}, n{(width == 1 ? "" : " * " + Lit(width))})";
             if (_spec.IsDecoderOnly) return $"{local}.Slice({Lit(offset)}, sequences.Count{(width == 1 ? "" : " * " + Lit(width))})";
@@ -258,7 +259,13 @@ namespace TransformerGen.Generator
                     lines.Add($"else {Kernels}Embedding.AddTypeRows({V(type.X)}, {V(type.Table)}, TokenTypes, {c});");
                     break;
                 case SwiGluOp glu:
-                    lines.Add($"{Kernels}Activations.SwiGluForward({V(glu.Input)}, {V(glu.Output)}, {Lit(glu.Output.Shape[0])}, {Lit(glu.Hidden)});");
+                    lines.Add($"{Kernels}Activations.{GatedName(glu)}Forward({V(glu.Input)}, {V(glu.Output)}, {Lit(glu.Output.Shape[0])}, {Lit(glu.Hidden)});");
+                    break;
+                case RelativeBiasOp rel:
+                    lines.Add($"{Kernels}RelativePosition.BiasForward({V(rel.Table)}, {V(rel.Output)}, {RelativeArguments(rel)}, copies: {Lit(rel.Copies)});");
+                    break;
+                case ScaleOp scale:
+                    lines.Add($"{Kernels}Scaling.Forward({V(scale.Input)}, {Lit(scale.Factor)}, {V(scale.Output)});");
                     break;
                 case TanhOp tanh:
                     lines.Add($"{Kernels}Activations.TanhForward({V(tanh.Input)}, {V(tanh.Output)});");
@@ -291,7 +298,7 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Attention.Forward({Columns(V(att.Query), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
                               $"{Columns(V(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(V(att.KeysValues), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
                               $"{(att.KeyPadding ? Padding(att.KeyStream) : "default")}, {V(att.Output)}, {V(att.Probabilities!)}, " +
-                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}, causal: {Bool(att.Causal)}, window: {Lit(att.Window)}{KvHeadsArgument(att)});");
+                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}, causal: {Bool(att.Causal)}, window: {Lit(att.Window)}{KvHeadsArgument(att)}{ScoreArguments(att, "positionBias", V)});");
                     break;
                 case AddOp add:
                     lines.Add($"{Kernels}Residual.Add({V(add.A)}, {V(add.B)}, {V(add.Output)});");
@@ -336,7 +343,13 @@ namespace TransformerGen.Generator
                     lines.Add($"else {Kernels}Embedding.AddTypeRowsBackward({G(type.X)}, {G(type.Table)}, TokenTypes, {c});");
                     break;
                 case SwiGluOp glu:
-                    lines.Add($"{Kernels}Activations.SwiGluBackward({G(glu.Output)}, {V(glu.Input)}, {G(glu.Input)}, {Lit(glu.Output.Shape[0])}, {Lit(glu.Hidden)}{OverwriteArgument("overwriteDGateUp", glu.Input)});");
+                    lines.Add($"{Kernels}Activations.{GatedName(glu)}Backward({G(glu.Output)}, {V(glu.Input)}, {G(glu.Input)}, {Lit(glu.Output.Shape[0])}, {Lit(glu.Hidden)}{OverwriteArgument("overwriteDGateUp", glu.Input)});");
+                    break;
+                case RelativeBiasOp rel:
+                    lines.Add($"{Kernels}RelativePosition.BiasBackward({G(rel.Output)}, {G(rel.Table)}, {RelativeArguments(rel)}, copies: {Lit(rel.Copies)});");
+                    break;
+                case ScaleOp scale:
+                    lines.Add($"{Kernels}Scaling.Backward({G(scale.Output)}, {Lit(scale.Factor)}, {G(scale.Input)}{OverwriteArgument("overwriteDx", scale.Input)});");
                     break;
                 case TanhOp tanh:
                     lines.Add($"{Kernels}Activations.TanhBackward({G(tanh.Output)}, {V(tanh.Output)}, {G(tanh.Input)}{OverwriteArgument("overwriteDx", tanh.Input)});");
@@ -374,7 +387,7 @@ namespace TransformerGen.Generator
                               $"{Columns(V(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(V(att.KeysValues), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
                               $"{V(att.Probabilities!)}, {Columns(G(att.Query), att.Query, att.QueryColumn)}, " +
                               $"{Columns(G(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(G(att.KeysValues), att.KeysValues, att.ValueColumn)}, " +
-                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}{GeneralAttentionOverwrites(att)}{KvHeadsArgument(att)});");
+                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}{GeneralAttentionOverwrites(att)}{KvHeadsArgument(att)}{ScoreArguments(att, "dPositionBias", G)});");
                     break;
                 case AddOp add:
                     lines.Add($"{Kernels}Residual.Backward({G(add.Output)}, {G(add.A)}, {G(add.B)}{OverwriteArgument("overwriteDa", add.A)}{OverwriteArgument("overwriteDb", add.B)});");
@@ -401,6 +414,17 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}CrossEntropy.Backward({V(ce.Probabilities)}, Targets, {G(ce.Logits)}, {Lit(ce.Logits.Shape[0])}, {Lit(ce.Logits.Width)}, {Lit(ce.LabelSmoothing)}{OverwriteArgument("overwriteDLogits", ce.Logits)});");
                     break;
             }
+        }
+
+        /// <summary>
+        /// T5's score terms as named arguments: <c>scale: 1f</c> for unscaled scores, and the relative-position bias rows
+        /// (<paramref name="biasName"/>, read through <paramref name="slice"/>: the rows forward, their gradient backward) with
+        /// the span they cover; nothing for the paper's attention.
+        /// </summary>
+        private string ScoreArguments(AttentionOp att, string biasName, System.Func<TensorDef, string> slice)
+        {
+            string scale = att.Unscaled ? ", scale: 1f" : "";
+            return att.PositionBias is null ? scale : $"{scale}, {biasName}: {slice(att.PositionBias)}, biasSpan: {Lit(att.BiasSpan)}";
         }
 
         /// <summary>
@@ -488,7 +512,14 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}RmsNorm.HeadsForward({I(qk.Input, stage)}, {I(qk.QueryWeight, stage)}, {I(qk.KeyWeight, stage)}, {I(qk.Output, stage)}, {I(qk.Rstd, stage)}, {rows}, {HeadsArguments(qk)}, {Lit(qk.Eps)});");
                     break;
                 case SwiGluOp glu:
-                    lines.Add($"{Kernels}Activations.SwiGluForward({I(glu.Input, stage)}, {I(glu.Output, stage)}, {rows}, {Lit(glu.Hidden)});");
+                    lines.Add($"{Kernels}Activations.{GatedName(glu)}Forward({I(glu.Input, stage)}, {I(glu.Output, stage)}, {rows}, {Lit(glu.Hidden)});");
+                    break;
+                case RelativeBiasOp rel:
+                    // One sequence's rows, computed from the table as it stands at each call.
+                    lines.Add($"{Kernels}RelativePosition.BiasForward({I(rel.Table, stage)}, {I(rel.Output, stage)}, {RelativeArguments(rel)});");
+                    break;
+                case ScaleOp scale:
+                    lines.Add($"{Kernels}Scaling.Forward({I(scale.Input, stage)}, {Lit(scale.Factor)}, {I(scale.Output, stage)});");
                     break;
                 case TanhOp tanh:
                     lines.Add($"{Kernels}Activations.TanhForward({I(tanh.Input, stage)}, {I(tanh.Output, stage)});");
@@ -506,15 +537,16 @@ namespace TransformerGen.Generator
                     // An encoder–decoder's decoder self-attention: the new keys and values join the cache, and each new query attends to it.
                     long cache = _d.TargetSeqLen * _d.KeyValueWidth;
                     string keys = Slice("kv", _plan.KeyCacheOffset(stage.Layer), cache), values = Slice("kv", _plan.ValueCacheOffset(stage.Layer), cache);
-                    lines.Add($"AppendKeysValues({I(att.Query, stage)}, n, {c}, {keys}, {values}, position0);");
-                    lines.Add($"{Kernels}Attention.ForwardCached({I(att.Query, stage)}, {Lit(att.Query.Width)}, {keys}, {values}, {I(att.Output, stage)}, ScoreBuffer, position0, n, {h}, {hd}{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)});");
+                    // Rows Q | K | V of Heads·HeadDim each (an encoder–decoder's heads need not span DModel: T5's d_kv).
+                    lines.Add($"AppendKeysValues({I(att.Query, stage)}, n, {Lit(att.KeyValueWidth)}, {keys}, {values}, position0);");
+                    lines.Add($"{Kernels}Attention.ForwardCached({I(att.Query, stage)}, {Lit(att.Query.Width)}, {keys}, {values}, {I(att.Output, stage)}, ScoreBuffer, position0, n, {h}, {hd}{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)}{ScoreArguments(att, "positionBias", t => I(t, stage))});");
                     break;
                 case AttentionOp att when att.QueryStream != att.KeyStream:
                     // Cross-attention: the encoder's keys and values were cached once per source.
                     long offset = _plan.InferenceOffsetOf(att.KeysValues), width = att.KeysValues.Width;
                     string CacheColumns(long column) => $"kv.Slice({Lit(offset + column)}, SourceLength * {Lit(width)}{(column == 0 ? "" : " - " + Lit(column))})";
                     lines.Add($"{Kernels}Attention.ForwardCross({I(att.Query, stage)}, {Lit(att.Query.Width)}, {CacheColumns(att.KeyColumn)}, " +
-                              $"{CacheColumns(att.ValueColumn)}, {Lit(width)}, default, {I(att.Output, stage)}, ScoreBuffer, n, SourceLength, {h}, {hd});");
+                              $"{CacheColumns(att.ValueColumn)}, {Lit(width)}, default, {I(att.Output, stage)}, ScoreBuffer, n, SourceLength, {h}, {hd}{ScoreArguments(att, "", t => I(t, stage))});");
                     break;
                 case AttentionOp att when att.Tiled:
                     // Encoder self-attention over the whole source at once, tiled: no probabilities, no statistics kept.
@@ -526,7 +558,7 @@ namespace TransformerGen.Generator
                     // Encoder self-attention over the whole source at once.
                     lines.Add($"{Kernels}Attention.Forward({Columns(I(att.Query, stage), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
                               $"{Columns(I(att.KeysValues, stage), att.KeysValues, att.KeyColumn)}, {Columns(I(att.KeysValues, stage), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
-                              $"default, {I(att.Output, stage)}, {I(att.Probabilities!, stage)}, 1, n, n, {h}, {hd}, causal: false, window: {Lit(att.Window)});");
+                              $"default, {I(att.Output, stage)}, {I(att.Probabilities!, stage)}, 1, n, n, {h}, {hd}, causal: false, window: {Lit(att.Window)}{ScoreArguments(att, "positionBias", t => I(t, stage))});");
                     break;
                 case AddOp add:
                     lines.Add($"{Kernels}Residual.Add({I(add.A, stage)}, {I(add.B, stage)}, {I(add.Output, stage)});");
@@ -550,6 +582,13 @@ namespace TransformerGen.Generator
         private static string Bool(bool value) => value ? "true" : "false";
 
         private static string ActivationName(ActivationOp act) => act.Silu ? "Silu" : act.Tanh ? "GeluTanh" : act.Gelu ? "Gelu" : "Relu";
+
+        /// <summary>The gated activation's kernel: SwiGLU, or T5's GEGLU with the tanh GELU.</summary>
+        private static string GatedName(SwiGluOp glu) => glu.GeluTanh ? "GeGluTanh" : "SwiGlu";
+
+        /// <summary>A relative-position bias's sizes and buckets, as <c>RelativePosition.BiasForward</c> and <c>BiasBackward</c> take them.</summary>
+        private static string RelativeArguments(RelativeBiasOp rel) =>
+            $"{Lit(rel.Heads)}, {Lit(rel.Span)}, bidirectional: {Bool(rel.Bidirectional)}, {Lit(rel.Buckets)}, {Lit(rel.MaxDistance)}";
 
         /// <summary>LayerNorm's eps where it is not the kernel's default 1e-5 (BERT's 1e-12).</summary>
         private static string EpsArgument(LayerNormOp ln) => ln.Eps == 1e-5f ? "" : ", " + Lit(ln.Eps);

@@ -136,6 +136,7 @@ namespace TransformerGen.Generator
             {
                 EnumValues.Learned => "learned positions",
                 EnumValues.Rotary => "rotary positions",
+                EnumValues.Relative => "a relative-position bias on the scores",
                 _ => "sinusoidal positions",
             };
             string norm = _spec.Norm.Value == EnumValues.PreNorm ? "pre-LN (GPT-2)" : "post-LN (the paper)";
@@ -148,6 +149,7 @@ namespace TransformerGen.Generator
                 if (family.Rotary) positional = $"rotary positions (rotate_half, theta {Lit(family.RopeTheta).TrimEnd('f')})";
                 if (family.Kind == FamilySpec.Marian) positional = "sinusoidal positions (sines then cosines, not interleaved)";
                 if (family.Kind == FamilySpec.M2M100) positional = $"fairseq's sinusoidal positions (sines then cosines, from row {_spec.PadToken.Value + 1})";
+                if (family.RelativeAttention) positional = $"unscaled scores plus a relative-position bias ({family.RelativeBuckets} buckets up to distance {family.RelativeMaxDistance})";
                 if (_d.KvHeads > 0) activation += $", {_d.KvHeads} key/value heads";
                 // The file name goes into an XML doc comment: escape what XML gives a meaning to.
                 string file = family.ConfigFile.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
@@ -186,7 +188,12 @@ namespace TransformerGen.Generator
         private IEnumerable<string> Explain()
         {
             string smoothing = _spec.LabelSmoothing.Value > 0 ? $" with label smoothing {_spec.LabelSmoothing.Value.ToString("R", CultureInfo.InvariantCulture)}" : "";
-            string positions = _spec.Positional.Value == EnumValues.Rotary ? "embedded (queries and keys are rotated by position)" : "embedded and positions added";
+            string positions = _spec.Positional.Value switch
+            {
+                EnumValues.Rotary => "embedded (queries and keys are rotated by position)",
+                EnumValues.Relative => "embedded (each stack's attention adds a learned bias by key-minus-query distance to its scores)",
+                _ => "embedded and positions added",
+            };
             string normName = _spec.Family is { RmsNorm: true } ? "RMSNorm" : "LayerNorm";
             string sublayers = _spec.Norm.Value == EnumValues.PreNorm
                 ? $"each inside a residual connection with {normName} before the sub-layer"

@@ -83,6 +83,23 @@ namespace TransformerGen.Generator
                 "encoder.layers.{0}.attn.out_proj", "encoder.layers.{0}.norm2",
                 ["encoder.layers.{0}.mlp.fc12", "encoder.layers.{0}.mlp.fc11"], null, "encoder.layers.{0}.mlp.fc2", "", "weight", "bias");
 
+            // T5ForConditionalGeneration: block N's sub-layers are layer.0 (self-attention), layer.1 (the decoder's cross-attention)
+            // and the last (the feed-forward network), each with its own RMSNorm "layer_norm"; one token table "shared".
+            public static FamilyNames T5(string side, bool gated)
+            {
+                string block = side + ".block.{0}.layer.", ffn = block + (side == "decoder" ? "2" : "1");
+                string[] up = gated ? [ffn + ".DenseReluDense.wi_0", ffn + ".DenseReluDense.wi_1"] : [ffn + ".DenseReluDense.wi"];
+                var names = new FamilyNames(
+                    "shared.weight", null, null, null,
+                    block + "0.layer_norm", [block + "0.SelfAttention.q", block + "0.SelfAttention.k", block + "0.SelfAttention.v"], null,
+                    block + "0.SelfAttention.o", ffn + ".layer_norm", up, null, ffn + ".DenseReluDense.wo", side + ".final_layer_norm", "weight", "bias");
+                return side != "decoder" ? names : names with
+                {
+                    CrossNorm = block + "1.layer_norm", CrossQuery = block + "1.EncDecAttention.q",
+                    CrossKeyValue = [block + "1.EncDecAttention.k", block + "1.EncDecAttention.v"], CrossOutput = block + "1.EncDecAttention.o",
+                };
+            }
+
             public static FamilyNames Of(int kind) => kind switch
             {
                 FamilySpec.Gpt2 => Gpt2,
@@ -162,6 +179,7 @@ namespace TransformerGen.Generator
         /// </summary>
         private ModelGraph BuildSeq2SeqFamily(FamilySpec f, CancellationToken cancellationToken)
         {
+            if (f.Kind == FamilySpec.T5) return BuildT5Family(f, cancellationToken);
             long c = _d.DModel;
             bool pre = _spec.Norm.Value == EnumValues.PreNorm;
             TensorDef tokenEmbedding = Parameter(FamilyNames.BartEncoder.TokenEmbedding, InitKind.Normal, InitStd, _d.Vocab, c);
@@ -207,6 +225,61 @@ namespace TransformerGen.Generator
             return new ModelGraph(_spec, _d, _tensors, _ops) { HiddenState = _hiddenState, EncoderState = x };
         }
 
+        // T5: each stack's relative-position bias rows, which every self-attention layer of the stack adds to its scores.
+        private readonly Dictionary<TokenStream, TensorDef> _relativeBias = new();
+
+        /// <summary>
+        /// T5 (T5ForConditionalGeneration; mT5, Flan-T5): pre-norm layers with RMSNorm and no biases, no positions in the
+        /// embeddings but a relative-position bias per stack (its first layer's table, bidirectional buckets in the encoder and
+        /// backward-only in the decoder) on unscaled scores, a final RMSNorm and dropout on each stack, and one token table
+        /// "shared", which the head also reads (times d_model^−½) when tied, or a head of its own, "lm_head".
+        /// </summary>
+        private ModelGraph BuildT5Family(FamilySpec f, CancellationToken cancellationToken)
+        {
+            long c = _d.DModel;
+            bool gated = f.GatedFeedForward;
+            TensorDef shared = Parameter("shared.weight", InitKind.Normal, InitStd, _d.Vocab, c);
+            TensorDef Embed(Stage stage, TokenStream stream, string prefix, string side, bool bidirectional)
+            {
+                TensorDef e = Activation(prefix + ".x", -1, c, stream);
+                _ops.Add(new EmbeddingOp(stage, stream, shared, e, 1f));
+                TensorDef table = Parameter($"{side}.block.0.layer.0.SelfAttention.relative_attention_bias.weight", InitKind.Normal, InitStd, f.RelativeBuckets, _d.Heads);
+                int span = _d.Length(stream);
+                var bias = new TensorDef(prefix + ".position_bias", TensorKind.Activation, [(long)_d.Batch * _d.Heads, 2L * span - 1]) { IsPositionBias = true };
+                _tensors.Add(bias);
+                _ops.Add(new RelativeBiasOp(stage, table, bias, _d.Heads, span, bidirectional, f.RelativeBuckets, f.RelativeMaxDistance, _d.Batch));
+                _relativeBias[stream] = bias;
+                return Dropout(stage, "dropout on the embeddings", e, prefix + ".x_dropped", -1, stream);
+            }
+
+            TensorDef x = Embed(Stage.Embed, TokenStream.Input, "embed", "encoder", bidirectional: true);
+            FamilyNames encoder = FamilyNames.T5("encoder", gated), decoder = FamilyNames.T5("decoder", gated);
+            for (int layer = 0; layer < _d.EncoderLayers; layer++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                x = FamilyLayer(f, encoder, Stage.OfEncoderLayer(layer), Index(layer), conv1D: false, TokenStream.Input, x, null, causal: false, _d.EncoderLayers);
+            }
+            x = FamilyNorm(f, Stage.EncoderOutput, "encoder.", "the encoder's final RMSNorm", "norm_f", encoder.FinalNorm, x);
+            x = Dropout(Stage.EncoderOutput, "dropout on the encoder's output", x, "encoder.output_dropped", -1, TokenStream.Input);
+            TensorDef y = Embed(Stage.TargetEmbed, TokenStream.Decoder, "target_embed", "decoder", bidirectional: false);
+            for (int layer = 0; layer < _d.DecoderLayers; layer++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                y = FamilyLayer(f, decoder, Stage.OfDecoderLayer(layer), Index(layer), conv1D: false, TokenStream.Decoder, y, x, causal: true, _d.DecoderLayers);
+            }
+            y = FamilyNorm(f, Stage.Head, "head.", "the decoder's final RMSNorm", "norm_f", decoder.FinalNorm, y);
+            y = Dropout(Stage.Head, "dropout on the decoder's output", y, "head.x_dropped", -1, TokenStream.Decoder);
+            _hiddenState = y;
+            if (_spec.TiedEmbeddings.Value)
+            {
+                TensorDef scaled = Activation("head.x_scaled", -1, c, TokenStream.Decoder);
+                _ops.Add(new ScaleOp(Stage.Head, "× d_model^−½ before the head tied to the unscaled token table", y, scaled, (float)(1.0 / Math.Sqrt(c))));
+                y = scaled;
+            }
+            LanguageModelHead(y, shared, "", TokenStream.Decoder, finalNorm: false);
+            return new ModelGraph(_spec, _d, _tensors, _ops) { HiddenState = _hiddenState, EncoderState = x };
+        }
+
         private static string Index(int layer) => layer.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
         /// <summary>
@@ -249,9 +322,14 @@ namespace TransformerGen.Generator
             (TensorDef? probabilities, TensorDef? statistics) = AttentionState(a, layer, _d.Length(stream), _d.Length(stream), trainingOnly: causal);
             bool maskPadding = _padding && stream == TokenStream.Input;
             string title = (causal ? "causal self-attention" : "self-attention") + (maskPadding ? " with padding mask" : "")
+                + (f.RelativeAttention ? ", unscaled scores + relative-position bias" : "")
                 + (_d.KvHeads > 0 ? $" ({_d.Heads} query heads on {_d.KeyValueHeads} key/value heads)" : "");
             _ops.Add(new AttentionOp(stage, title, qkv, 0, qkv, qWidth, qWidth + kvWidth, attended, probabilities, _d.Heads, _d.HeadDim,
-                stream, stream, causal, 0, maskPadding) { KvHeads = _d.KvHeads, Statistics = statistics });
+                stream, stream, causal, 0, maskPadding)
+            {
+                KvHeads = _d.KvHeads, Statistics = statistics,
+                Unscaled = f.RelativeAttention, PositionBias = f.RelativeAttention ? _relativeBias[stream] : null, BiasSpan = f.RelativeAttention ? _d.Length(stream) : 0,
+            });
             (TensorDef outW, TensorDef? outB) = PackedLinear([names.Output], Name, [c], qWidth, f.OutBias, residualStd, conv1D);
             TensorDef projected = Activation(a + "attention_output", layer, c, stream, "attention_output");
             _ops.Add(new LinearOp(stage, "attention output projection", attended, outW, outB, projected));
@@ -263,14 +341,14 @@ namespace TransformerGen.Generator
 
             // Feed-forward sub-layer: up (or gate | up, packed), activation, down.
             TensorDef ffnIn = pre ? FamilyNorm(f, stage, a, f.RmsNorm ? "post-attention RMSNorm" : "ln_2 (pre-LN)", "ln2", Name(names.FeedForwardNorm), residual1) : residual1;
-            bool gated = f.FeedForward == FamilySpec.SwiGlu;
+            bool gated = f.GatedFeedForward;
             long[] upRows = !gated ? [_d.DFF] : names.Up.Length == 1 ? [2L * _d.DFF] : [_d.DFF, _d.DFF];
             (TensorDef upW, TensorDef? upB) = PackedLinear(names.Up, Name, upRows, c, f.FfnBias, InitStd, conv1D);
             TensorDef hidden = Activation(a + "ffn_hidden", layer, gated ? 2L * _d.DFF : _d.DFF, stream, "ffn_hidden");
             _ops.Add(new LinearOp(stage, gated ? "feed-forward gate and up projections" : "feed-forward up projection", ffnIn, upW, upB, hidden));
             TensorDef activated = Activation(a + "ffn_activated", layer, _d.DFF, stream, "ffn_activated");
             _ops.Add(gated
-                ? new SwiGluOp(stage, hidden, activated)
+                ? new SwiGluOp(stage, hidden, activated, geluTanh: f.FeedForward == FamilySpec.GeGluTanh)
                 : new ActivationOp(stage, f.FeedForward != FamilySpec.Relu, hidden, activated, tanh: f.FeedForward == FamilySpec.GeluTanh, silu: f.FeedForward == FamilySpec.Silu));
             (TensorDef downW, TensorDef? downB) = PackedLinear([names.Down], Name, [c], _d.DFF, f.FfnBias, residualStd, conv1D);
             TensorDef ffnOut = Activation(a + "ffn_output", layer, c, stream, "ffn_output");
@@ -303,7 +381,10 @@ namespace TransformerGen.Generator
             TensorDef attended = Activation(a + "cross_attention", layer, qWidth, TokenStream.Decoder, "cross_attention");
             (TensorDef? probabilities, TensorDef? statistics) = AttentionState(a, layer, _d.TargetSeqLen, _d.SeqLen, trainingOnly: true, cross: true);
             _ops.Add(new AttentionOp(stage, "cross-attention to the encoder output" + (_padding ? " with source padding mask" : ""), q, 0, kv, 0, kvWidth,
-                attended, probabilities, _d.Heads, _d.HeadDim, TokenStream.Decoder, TokenStream.Input, causal: false, window: 0, keyPadding: _padding) { KvHeads = _d.KvHeads, Statistics = statistics });
+                attended, probabilities, _d.Heads, _d.HeadDim, TokenStream.Decoder, TokenStream.Input, causal: false, window: 0, keyPadding: _padding)
+            {
+                KvHeads = _d.KvHeads, Statistics = statistics, Unscaled = f.RelativeAttention,
+            });
             (TensorDef outW, TensorDef? outB) = PackedLinear([names.CrossOutput!], name, [c], qWidth, f.OutBias, residualStd, conv1D: false);
             TensorDef projected = Activation(a + "cross_attention_output", layer, c, TokenStream.Decoder, "cross_attention_output");
             _ops.Add(new LinearOp(stage, "cross-attention output projection", attended, outW, outB, projected));

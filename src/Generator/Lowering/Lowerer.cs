@@ -329,7 +329,7 @@ namespace TransformerGen.Generator
         /// Whether training attention over <paramref name="queries"/> × <paramref name="keys"/> positions runs tiled: as
         /// declared, or with <c>AttentionKernel.Auto</c> from <see cref="TiledAttentionFromLength"/> positions on.
         /// </summary>
-        private bool TiledAttention(int queries, int keys) => _spec.AttentionKernel.Value switch
+        private bool TiledAttention(int queries, int keys) => _spec.Family?.RelativeAttention != true && _spec.AttentionKernel.Value switch
         {
             EnumValues.TiledAttention => true,
             EnumValues.StoredProbabilities => false,

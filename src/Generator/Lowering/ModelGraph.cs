@@ -62,6 +62,8 @@ namespace TransformerGen.Generator
         public bool SeededGradient { get; init; }
         /// <summary>Attention probabilities <c>[batch, heads, queries, keys]</c>: at inference sized by the current length squared.</summary>
         public bool IsAttentionProbabilities { get; init; }
+        /// <summary>T5's relative-position bias rows <c>[Batch·Heads, 2·span − 1]</c>: at inference one sequence's, Heads rows.</summary>
+        public bool IsPositionBias { get; init; }
 
         public string Name { get; }
         public TensorKind Kind { get; }

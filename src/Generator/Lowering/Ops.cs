@@ -186,15 +186,29 @@ namespace TransformerGen.Generator
         public bool KeyPadding { get; } = keyPadding;
         /// <summary>Key/value heads shared by groups of query heads (grouped-query attention); 0 for one per query head.</summary>
         public int KvHeads { get; init; }
+        /// <summary>T5: the scores are not divided by √HeadDim (the kernels' scale 1 instead of their default).</summary>
+        public bool Unscaled { get; init; }
+        /// <summary>T5: the relative-position bias rows <c>[Batch·Heads, 2·BiasSpan − 1]</c> added to the scores, or null.</summary>
+        public TensorDef? PositionBias { get; init; }
+        /// <summary>The positions the <see cref="PositionBias"/> rows cover: the stream's length.</summary>
+        public int BiasSpan { get; init; }
         /// <summary>Width of the keys (and of the values): KvHeads·HeadDim.</summary>
         public long KeyValueWidth => (long)(KvHeads > 0 ? KvHeads : Heads) * HeadDim;
 
         /// <summary>Self-attention on one packed Q|K|V tensor, with no padding or window: the kernel's fastest form.</summary>
         public bool IsPlainPackedSelfAttention =>
             ReferenceEquals(Query, KeysValues) && QueryColumn == 0 && KeyColumn == (long)Heads * HeadDim && ValueColumn == 2L * Heads * HeadDim
-            && !KeyPadding && Window == 0 && KvHeads == 0;
+            && !KeyPadding && Window == 0 && KvHeads == 0 && !Unscaled && PositionBias is null;
 
-        public override IEnumerable<TensorDef> Reads => ReferenceEquals(Query, KeysValues) ? [Query] : [Query, KeysValues];
+        public override IEnumerable<TensorDef> Reads
+        {
+            get
+            {
+                yield return Query;
+                if (!ReferenceEquals(Query, KeysValues)) yield return KeysValues;
+                if (PositionBias is not null) yield return PositionBias;
+            }
+        }
         public override IEnumerable<TensorDef> Writes
         {
             get
@@ -212,6 +226,42 @@ namespace TransformerGen.Generator
             if (System.Math.Max(KeyColumn, ValueColumn) + kv > KeysValues.Width) yield return $"{KeysValues.Name} has {KeysValues.Width} columns, keys and values need {System.Math.Max(KeyColumn, ValueColumn) + kv}";
             foreach (string e in Expect(Output, Query.Shape[0], c)) yield return e;
         }
+    }
+
+    /// <summary>
+    /// T5's relative-position bias of one stack: the rows <c>[Batch·Heads, 2·Span − 1]</c> the stack's self-attention adds to
+    /// its scores, gathered from the bucketed table <c>[Buckets, Heads]</c> (its first layer's <c>relative_attention_bias</c>).
+    /// </summary>
+    internal sealed class RelativeBiasOp(Stage stage, TensorDef table, TensorDef output, int heads, int span, bool bidirectional, int buckets, int maxDistance, int copies)
+        : Op(stage, bidirectional ? "relative-position bias (buckets by distance either way)" : "relative-position bias (buckets by distance back)")
+    {
+        public TensorDef Table { get; } = table;
+        public TensorDef Output { get; } = output;
+        public int Heads { get; } = heads;
+        public int Span { get; } = span;
+        public bool Bidirectional { get; } = bidirectional;
+        public int Buckets { get; } = buckets;
+        public int MaxDistance { get; } = maxDistance;
+        /// <summary>Sequences in a training step, each with rows of its own (and so a gradient of its own).</summary>
+        public int Copies { get; } = copies;
+        public override IEnumerable<TensorDef> Reads => [Table];
+        public override IEnumerable<TensorDef> Writes => [Output];
+        public override IEnumerable<string> CheckShapes()
+        {
+            foreach (string e in Expect(Table, Buckets, Heads)) yield return e;
+            foreach (string e in Expect(Output, (long)Copies * Heads, 2L * Span - 1)) yield return e;
+        }
+    }
+
+    /// <summary>Multiplication by a constant: T5's tied head reads the decoder's output × d_model^−½.</summary>
+    internal sealed class ScaleOp(Stage stage, string title, TensorDef input, TensorDef output, float factor) : Op(stage, title)
+    {
+        public TensorDef Input { get; } = input;
+        public TensorDef Output { get; } = output;
+        public float Factor { get; } = factor;
+        public override IEnumerable<TensorDef> Reads => [Input];
+        public override IEnumerable<TensorDef> Writes => [Output];
+        public override IEnumerable<string> CheckShapes() => Expect(Output, Input.Shape);
     }
 
     /// <summary>Pools each sequence of an encoder's output into one vector: its first token, or the mean of its non-pad tokens.</summary>
@@ -329,9 +379,15 @@ namespace TransformerGen.Generator
         }
     }
 
-    /// <summary>The gated feed-forward activation: <c>silu(gate) ⊙ up</c> of a packed <c>[rows, gate | up]</c> projection.</summary>
-    internal sealed class SwiGluOp(Stage stage, TensorDef input, TensorDef output) : Op(stage, "SwiGLU: silu(gate) ⊙ up")
+    /// <summary>
+    /// The gated feed-forward activation of a packed <c>[rows, gate | up]</c> projection: <c>silu(gate) ⊙ up</c> (SwiGLU), or
+    /// with <paramref name="geluTanh"/> <c>gelu_tanh(gate) ⊙ up</c> (T5 v1.1's GEGLU).
+    /// </summary>
+    internal sealed class SwiGluOp(Stage stage, TensorDef input, TensorDef output, bool geluTanh = false)
+        : Op(stage, geluTanh ? "GEGLU: gelu_tanh(gate) ⊙ up" : "SwiGLU: silu(gate) ⊙ up")
     {
+        /// <summary>The gate's activation is the tanh GELU (T5's gated-gelu), not SiLU.</summary>
+        public bool GeluTanh { get; } = geluTanh;
         public TensorDef Input { get; } = input;
         public TensorDef Output { get; } = output;
         public long Hidden => Output.Width;

@@ -96,11 +96,12 @@ namespace TransformerGen.Generator
                 case "bart": return EncoderDecoder(FamilySpec.Bart);
                 case "mbart": return EncoderDecoder(FamilySpec.MBart);
                 case "m2m_100": return EncoderDecoder(FamilySpec.M2M100);
+                case "t5": case "mt5": return T5(modelType);
                 case null:
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, nomic_bert, llama, mistral, phi3, qwen2, qwen3, marian, bart, mbart and m2m_100 are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, nomic_bert, llama, mistral, phi3, qwen2, qwen3, marian, bart, mbart, m2m_100, t5 and mt5 are known");
                     return null;
             }
         }
@@ -316,6 +317,50 @@ namespace TransformerGen.Generator
                 seq2seq: new Seq2SeqSizes(encoderLayers, decoderLayers, start, eos, Bool("scale_embedding") ?? m2m));
         }
 
+        /// <summary>
+        /// T5, T5 v1.1, Flan-T5 and mT5 (configuration_t5.py's and configuration_mt5.py's keys): pre-norm layers with T5's
+        /// RMSNorm (no mean, no bias, <c>layer_norm_epsilon</c>), projections without biases, queries and keys of
+        /// <c>d_kv</c> channels per head (num_heads·d_kv need not be d_model), unscaled scores plus a learned relative-position
+        /// bias per stack (<c>relative_attention_num_buckets</c>, <c>relative_attention_max_distance</c>) and no other
+        /// positions, so no sequence limit; one token table <c>shared</c>, which the head reads times d_model^−½ when tied
+        /// (T5Config's default; MT5Config's is untied, with <c>lm_head</c>). <c>feed_forward_proj</c> is <c>act</c> or
+        /// <c>gated-act</c>; <c>gated-gelu</c> means the tanh GELU (transformers maps it to gelu_new).
+        /// </summary>
+        private ModelSpec? T5(string modelType)
+        {
+            int d = Required("d_model"), headDim = Required("d_kv"), ffn = Required("d_ff"), layers = Required("num_layers"), heads = Required("num_heads");
+            int vocab = Required("vocab_size");
+            int decoderLayers = Int("num_decoder_layers") ?? layers;
+            int buckets = Int("relative_attention_num_buckets") ?? 32, maxDistance = Int("relative_attention_max_distance") ?? 128;
+            if (buckets < 4) Unsupported("relative_attention_num_buckets", buckets, "the encoder's buckets are split by direction, and each direction needs an exact and a logarithmic bucket");
+            if (maxDistance <= buckets / 4) Unsupported("relative_attention_max_distance", maxDistance, $"it must exceed the {buckets / 4} distances bucketed exactly");
+            float eps = Float("layer_norm_epsilon") ?? 1e-6f;
+            string projection = String("feed_forward_proj") ?? "relu";
+            int feedForward = projection switch
+            {
+                "relu" => FamilySpec.Relu,
+                "gelu" => FamilySpec.GeluErf,
+                "gelu_new" or "gelu_pytorch_tanh" => FamilySpec.GeluTanh,
+                "silu" or "swish" => FamilySpec.Silu,
+                "gated-gelu" or "gated-gelu_new" or "gated-gelu_pytorch_tanh" => FamilySpec.GeGluTanh,
+                "gated-silu" or "gated-swish" => FamilySpec.SwiGlu,
+                _ => -1,
+            };
+            if (feedForward < 0)
+            {
+                Unsupported("feed_forward_proj", projection, "T5's feed-forward has kernels for relu, gelu, gelu_new and silu, and gated for gated-gelu (the tanh GELU) and gated-silu");
+                feedForward = FamilySpec.Relu;
+            }
+            int pad = Int("pad_token_id") ?? 0, eos = FirstId("eos_token_id") ?? 1, start = Int("decoder_start_token_id") ?? pad;
+            // T5's shared table is a plain nn.Embedding (no padding_idx): every lookup trains its row.
+            var family = new FamilySpec(FamilySpec.T5, _file, headDim, heads, MaxPositions: 0, eps, RmsNorm: true, feedForward,
+                Rotary: false, RopeTheta: 0f, QkvBias: false, OutBias: false, FfnBias: false, TypeVocab: 0, EmbeddingNorm: false,
+                RelativeBuckets: buckets, RelativeMaxDistance: maxDistance);
+            return Resolve(family, EnumValues.EncoderDecoder, vocab, d, heads, layers, ffn, EnumValues.Relative, EnumValues.PreNorm,
+                tied: Bool("tie_word_embeddings") ?? modelType == "t5", pad: pad,
+                seq2seq: new Seq2SeqSizes(layers, decoderLayers, start, eos, ScaleEmbeddings: false));
+        }
+
         /// <summary>What an encoder–decoder config adds to <see cref="Resolve"/>: its stacks, the decoder's first token and end, the embedding scale.</summary>
         private sealed record Seq2SeqSizes(int EncoderLayers, int DecoderLayers, int DecoderStart, int Eos, bool ScaleEmbeddings);
 
@@ -379,6 +424,11 @@ namespace TransformerGen.Generator
                 ("Layers" or "EncoderLayers", _) when family.IsBartLike => "encoder_layers",
                 ("DecoderLayers", _) when family.IsBartLike => "decoder_layers",
                 ("DFF", _) when family.IsBartLike => "encoder_ffn_dim",
+                ("DModel", FamilySpec.T5) => "d_model",
+                ("Heads", FamilySpec.T5) => "num_heads",
+                ("Layers" or "EncoderLayers", FamilySpec.T5) => "num_layers",
+                ("DecoderLayers", FamilySpec.T5) => "num_decoder_layers",
+                ("DFF", FamilySpec.T5) => "d_ff",
                 ("DModel", FamilySpec.Gpt2 or FamilySpec.NomicBert) => "n_embd",
                 ("DModel", FamilySpec.DistilBert) => "dim",
                 ("DModel", _) => "hidden_size",
@@ -457,7 +507,7 @@ namespace TransformerGen.Generator
                 DFF = Sized("DFF", spec.DFF, dff),
                 Positional = Fixed("Positional", spec.Positional, positional, "model_type", "the family fixes how positions enter"),
                 Norm = Fixed("Norm", spec.Norm, norm, "model_type", "the family fixes where the norms sit"),
-                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind is FamilySpec.Gpt2 or FamilySpec.NomicBert || family.IsBartLike ? "activation_function" : family.Kind == FamilySpec.DistilBert ? "activation" : "hidden_act", family.FeedForwardName),
+                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind is FamilySpec.Gpt2 or FamilySpec.NomicBert || family.IsBartLike ? "activation_function" : family.Kind == FamilySpec.DistilBert ? "activation" : family.Kind == FamilySpec.T5 ? "feed_forward_proj" : "hidden_act", family.FeedForwardName),
                 TiedEmbeddings = new Argument<bool>(tied, spec.TiedEmbeddings.Location),
                 PadToken = new Argument<int>(padToken, spec.PadToken.Location),
                 BosToken = new Argument<int>(bos >= 0 && bos < vocab ? bos : -1, bosLocation),
@@ -481,7 +531,7 @@ namespace TransformerGen.Generator
             string[] names = attribute switch
             {
                 "Architecture" => ["Architecture.DecoderOnly", "Architecture.EncoderDecoder", "Architecture.EncoderOnly"],
-                "Positional" => ["Positional.Sinusoidal", "Positional.Learned", "Positional.Rotary"],
+                "Positional" => ["Positional.Sinusoidal", "Positional.Learned", "Positional.Rotary", "Positional.Relative"],
                 "Norm" => ["NormPlacement.Post", "NormPlacement.Pre"],
                 "Activation" => ["Activation.Relu", "Activation.Gelu"],
                 "Head" => ["EncoderHead.Classification", "EncoderHead.Tagging", "EncoderHead.SentenceEmbedding"],

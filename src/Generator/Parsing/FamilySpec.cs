@@ -11,7 +11,9 @@ namespace TransformerGen.Generator
     /// multi_label_classification, or one label): its outputs are scores and the caller's loss seeds the backward pass.
     /// <c>LogitsBias</c>: the BART-shaped encoder–decoders' <c>final_logits_bias</c> added to the tied head's logits.
     /// <c>LookupPaddingRow</c>: the token table's <c>padding_idx</c> in transformers (the config's <c>pad_token_id</c>, even
-    /// where the compiled model does not mask it as padding): lookups of that row pass no gradient back; −1 for none (GPT-2).
+    /// where the compiled model does not mask it as padding): lookups of that row pass no gradient back; −1 for none (GPT-2, T5).
+    /// <c>RelativeBuckets</c>, <c>RelativeMaxDistance</c>: T5's relative-position bias (<c>relative_attention_num_buckets</c>,
+    /// <c>relative_attention_max_distance</c>); 0 for none.
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -33,10 +35,12 @@ namespace TransformerGen.Generator
         bool QueryKeyNorm = false,
         bool ScoreHead = false,
         bool LogitsBias = false,
-        int LookupPaddingRow = -1)
+        int LookupPaddingRow = -1,
+        int RelativeBuckets = 0,
+        int RelativeMaxDistance = 0)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
-        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13;
+        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14;
 
         /// <summary>Whether the family is BERT-shaped (BERT itself; RoBERTa, XLM-RoBERTa and DistilBERT: BERT's layers under other names).</summary>
         public bool IsBertLike => Kind is Bert or Roberta or DistilBert;
@@ -47,11 +51,20 @@ namespace TransformerGen.Generator
         /// <summary>Positions a sequence may use: the table's rows after the first <see cref="PositionOffset"/>.</summary>
         public int UsablePositions => MaxPositions - PositionOffset;
 
-        /// <summary>Feed-forward kinds: erf GELU, tanh GELU (<c>gelu_new</c>), ReLU, SwiGLU (<c>down(silu(gate)·up)</c>), SiLU (Marian's <c>swish</c>).</summary>
-        public const int GeluErf = 0, GeluTanh = 1, Relu = 2, SwiGlu = 3, Silu = 4;
+        /// <summary>
+        /// Feed-forward kinds: erf GELU, tanh GELU (<c>gelu_new</c>), ReLU, SwiGLU (<c>down(silu(gate)·up)</c>), SiLU (Marian's
+        /// <c>swish</c>), and GEGLU with the tanh GELU (<c>down(gelu_new(gate)·up)</c>, T5 v1.1's <c>gated-gelu</c>).
+        /// </summary>
+        public const int GeluErf = 0, GeluTanh = 1, Relu = 2, SwiGlu = 3, Silu = 4, GeGluTanh = 5;
+
+        /// <summary>Whether the feed-forward is gated: one packed projection to gate | up, the activation of the gate times the up half.</summary>
+        public bool GatedFeedForward => FeedForward is SwiGlu or GeGluTanh;
+
+        /// <summary>T5's attention: no 1/√head_dim on the scores, and a learned relative-position bias (<see cref="RelativeBuckets"/> buckets).</summary>
+        public bool RelativeAttention => RelativeBuckets > 0;
 
         /// <summary>The runtime enum member's name, for generated code.</summary>
-        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", Phi3 => "Phi3", Marian => "Marian", Bart => "Bart", MBart => "MBart", M2M100 => "M2M100", NomicBert => "NomicBert", _ => "Qwen2" };
+        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", Phi3 => "Phi3", Marian => "Marian", Bart => "Bart", MBart => "MBart", M2M100 => "M2M100", NomicBert => "NomicBert", T5 => "T5", _ => "Qwen2" };
 
         public string FeedForwardName => FeedForward switch
         {
@@ -59,6 +72,7 @@ namespace TransformerGen.Generator
             Relu => "ReLU",
             SwiGlu => "SwiGLU (down(silu(gate)·up))",
             Silu => "SiLU (swish)",
+            GeGluTanh => "GEGLU (down(gelu_new(gate)·up))",
             _ => "GELU (erf)",
         };
     }

@@ -102,7 +102,7 @@ namespace TransformerGen.Generator
         public const int DecoderOnly = 0, EncoderDecoder = 1, EncoderOnly = 2;
         public const int Classification = 0, Tagging = 1;
         public const int FirstToken = 0, MeanPooling = 1;
-        public const int Sinusoidal = 0, Learned = 1, Rotary = 2;
+        public const int Sinusoidal = 0, Learned = 1, Rotary = 2, Relative = 3;
         public const int PostNorm = 0, PreNorm = 1;
         public const int Relu = 0, Gelu = 1;
         public const int SentenceEmbedding = 2;

@@ -62,7 +62,11 @@ namespace TransformerGen.Generator
             CheckOption(found, spec, "AttentionKernel", spec.AttentionKernel, "AttentionKernel.Auto, AttentionKernel.StoredProbabilities, AttentionKernel.Tiled",
                 EnumValues.AutoAttention, EnumValues.StoredProbabilities, EnumValues.TiledAttention);
             CheckOption(found, spec, "Positional", spec.Positional, "Positional.Sinusoidal, Positional.Learned, Positional.Rotary",
-                EnumValues.Sinusoidal, EnumValues.Learned, EnumValues.Rotary);
+                EnumValues.Sinusoidal, EnumValues.Learned, EnumValues.Rotary, EnumValues.Relative);
+            // The relative-position bias is compiled for T5's layers only, which a T5 config.json brings.
+            if (spec.Positional.Value == EnumValues.Relative && spec.Family?.Kind != FamilySpec.T5)
+                found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OptionNotForArchitecture, spec.Positional.Location ?? spec.AttributeLocation,
+                    "Positional.Relative", "Hugging Face T5 (Config = a T5 config.json)", "declared by its own arguments"));
             CheckOption(found, spec, "Norm", spec.Norm, "NormPlacement.Post, NormPlacement.Pre", EnumValues.PostNorm, EnumValues.PreNorm);
             CheckOption(found, spec, "Activation", spec.Activation, "Activation.Relu, Activation.Gelu", EnumValues.Relu, EnumValues.Gelu);
 

@@ -55,6 +55,7 @@ internal sealed class CheckpointFamilyRules
         CheckpointFamily.MBart => MBart,
         CheckpointFamily.M2M100 => M2M100,
         CheckpointFamily.NomicBert => NomicBert,
+        CheckpointFamily.T5 => T5,
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "not a Hugging Face checkpoint family"),
     };
 
@@ -204,6 +205,18 @@ internal sealed class CheckpointFamilyRules
         Family = CheckpointFamily.NomicBert,
         Prefix = "bert.",
         UnusedHeads = ["pooler.dense.weight", "pooler.dense.bias", "cls.*"],
+    };
+
+    // T5ForConditionalGeneration and MT5ForConditionalGeneration: base prefix "transformer." (never in their files); the
+    // encoder, the decoder and (when tied) the head use "shared", under whose other names older files keep copies. Files
+    // written by transformers before 4.0 hold a relative-position table in the decoder's first cross-attention, which no
+    // version reads (_keys_to_ignore_on_load_unexpected).
+    private static readonly CheckpointFamilyRules T5 = new()
+    {
+        Family = CheckpointFamily.T5,
+        Prefix = "transformer.",
+        UnusedHeads = ["decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"],
+        TiedCopies = SharedTableCopies,
     };
 
     /// <summary>The key of a model's name: the name without <see cref="Prefix"/>.</summary>

@@ -227,6 +227,8 @@ public static class HuggingFaceCheckpoint
         var found = new Planned?[tensors.Count];
         var scaleOf = new (int ShardIndex, Shard Shard, SafeTensorsEntry Entry)?[tensors.Count];
         var seen = new Dictionary<string, (Shard Shard, string Name)>(StringComparer.Ordinal);
+        // The first tied copy of each table, and where its skip was recorded.
+        var copyOf = new Dictionary<int, (int ShardIndex, Shard Shard, SafeTensorsEntry Entry, int Skip)>();
         var unexpected = new List<string>();
         skipped = [];
         for (int s = 0; s < shards.Count; s++)
@@ -278,6 +280,7 @@ public static class HuggingFaceCheckpoint
                             $"the model ties it to '{tiedTo.Name}' {tiedTo.ShapeText} and has no '{entry.Name}'; a copy of the embedding would be {tiedTo.ShapeText}, but the file's is {entry.ShapeText}");
                     RequireFloat(shard, entry);
                     skipped.Add(Skip(shard, entry, SafeTensorsSkipReason.TiedCopy));
+                    copyOf.TryAdd(embedding, (s, shard, entry, skipped.Count - 1));
                 }
                 else
                 {
@@ -285,6 +288,18 @@ public static class HuggingFaceCheckpoint
                 }
             }
         }
+
+        // A file may hold the shared table under one of its users' names only (T5's encoder.embed_tokens.weight, say,
+        // where the deduplication that dropped copies kept another name than the model's): the copy is the table.
+        var usedCopies = new List<int>();
+        foreach ((int embedding, (int ShardIndex, Shard Shard, SafeTensorsEntry Entry, int Skip) copy) in copyOf)
+        {
+            if (found[embedding] is not null) continue;
+            found[embedding] = new Planned(embedding, copy.ShardIndex, copy.Shard, copy.Entry);
+            usedCopies.Add(copy.Skip);
+        }
+        usedCopies.Sort();
+        for (int i = usedCopies.Count - 1; i >= 0; i--) skipped.RemoveAt(usedCopies[i]);
 
         var missing = new List<string>();
         for (int t = 0; t < tensors.Count; t++)

@@ -8,7 +8,7 @@ namespace TransformerGen.Kernels;
 
 /// <summary>
 /// Activations of the feed-forward block: ReLU, GELU (exact erf form, PyTorch's default, and the tanh approximation of
-/// GPT-2), SiLU, and SwiGLU, the gated SiLU of Llama and Qwen2; and tanh, of BERT's pooler.
+/// GPT-2), SiLU, SwiGLU, the gated SiLU of Llama and Qwen2, and the gated tanh GELU of T5 v1.1; and tanh, of BERT's pooler.
 /// </summary>
 /// <remarks>
 /// All spans of a pointwise activation have the same length (any length; the shape does not matter); SwiGLU's are rows.
@@ -16,7 +16,7 @@ namespace TransformerGen.Kernels;
 /// which then needs no clearing). GELU, SiLU and SwiGLU split long spans between threads (see <see cref="Parallelism"/>),
 /// with results independent of the thread count.
 /// </remarks>
-public static class Activations
+public static partial class Activations
 {
     /// <summary>Effectively computes <c>y[i] = max(x[i], 0)</c>. <paramref name="y"/> may be <paramref name="x"/>.</summary>
     public static void ReluForward(ReadOnlySpan<float> x, Span<float> y)

@@ -103,7 +103,7 @@ public static unsafe partial class Attention
             int row = Rows[s], length = Lengths[s], position0 = Positions[s], kvC = KvHeads * HeadDim;
             float* slot = Caches + (nint)Slots[s] * SlotLength;
             ForwardPairs(Q + (nint)row * QStride, QStride, slot + KeyOffset, slot + ValueOffset, kvC, null, Output + (nint)row * Heads * HeadDim, scores,
-                saveProbabilities: false, 1, length, position0 + length, Heads, HeadDim, KvHeads, position0, causal: true, Window, firstHead, endHead);
+                saveProbabilities: false, 1, length, position0 + length, Heads, HeadDim, KvHeads, position0, causal: true, Window, ScoreTerms.Standard(HeadDim), firstHead, endHead);
         }
     }
 }

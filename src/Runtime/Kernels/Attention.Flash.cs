@@ -22,7 +22,7 @@ public static unsafe partial class Attention
     public static long FlashStatisticsLength(int batch, int heads, int queryLen) => (long)batch * heads * queryLen * FlashStatisticsPerRow;
 
     /// <summary>
-    /// The general attention of <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int)"/>
+    /// The general attention of <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int, float, ReadOnlySpan{float}, int)"/>
     /// (padding, causal and windowed masks, grouped-query heads) computed over tiles of queries and keys with an online
     /// softmax, so that no <c>[queryLen, keyLen]</c> matrix is ever stored: for every query row it keeps only the largest
     /// visible score m and the sum l = Σ exp((s − m)/√headDim) in <paramref name="statistics"/>, from which

@@ -23,7 +23,7 @@ public static unsafe partial class Attention
         (int)Math.Max(1, Math.Min(int.MaxValue, Parallelism.MinimumFlopsPerThread / 4 / Math.Max(1, pairFlops)));
 
     private static bool ForwardSplit(float* q, int qStride, float* k, float* v, int kvStride, byte* keyPadding, float* output, float* probabilities,
-        int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, bool causal, int window)
+        int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, bool causal, int window, ScoreTerms terms)
     {
         int pairs = batch * heads;
         long pairFlops = PairFlops(queryLen, keyLen, headDim);
@@ -34,7 +34,7 @@ public static unsafe partial class Attention
         {
             Q = q, QStride = qStride, K = k, V = v, KvStride = kvStride, KeyPadding = keyPadding, Output = output, Probabilities = probabilities,
             Batch = batch, QueryLen = queryLen, KeyLen = keyLen, Heads = heads, HeadDim = headDim, KvHeads = kvHeads, Causal = causal, Window = window,
-            PairsPerItem = perItem,
+            PairsPerItem = perItem, Terms = terms,
         };
         WorkerPool.For(ref work, items, threads);
         return true;
@@ -46,17 +46,19 @@ public static unsafe partial class Attention
         public byte* KeyPadding;
         public int QStride, KvStride, Batch, QueryLen, KeyLen, Heads, HeadDim, KvHeads, Window, PairsPerItem;
         public bool Causal;
+        public ScoreTerms Terms;
 
         public readonly void Execute(int item)
         {
             int first = item * PairsPerItem, end = Math.Min(Batch * Heads, first + PairsPerItem);
             ForwardPairs(Q, QStride, K, V, KvStride, KeyPadding, Output, Probabilities, saveProbabilities: true, Batch, QueryLen, KeyLen, Heads, HeadDim, KvHeads,
-                position0: 0, Causal, Window, first, end);
+                position0: 0, Causal, Window, Terms, first, end);
         }
     }
 
     private static bool BackwardSplit(float* dOutput, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
-        float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, int scratchLength, bool clearDq, bool clearDkv)
+        float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, int scratchLength, bool clearDq, bool clearDkv,
+        ScoreTerms terms)
     {
         // Each item takes its dP/dS scratch from the stack of the thread that runs it, as long as the single-threaded
         // call's (the caller's length decides the chunking, so both compute the same).
@@ -70,7 +72,7 @@ public static unsafe partial class Attention
         {
             DOutput = dOutput, Q = q, QStride = qStride, K = k, V = v, KvStride = kvStride, Probabilities = probabilities, DQ = dq, DK = dk, DV = dv,
             Groups = groups, QueryLen = queryLen, KeyLen = keyLen, Heads = heads, HeadDim = headDim, KvHeads = kvHeads, ScratchLength = scratchLength,
-            GroupsPerItem = perItem, ClearDq = clearDq, ClearDkv = clearDkv,
+            GroupsPerItem = perItem, ClearDq = clearDq, ClearDkv = clearDkv, Terms = terms,
         };
         WorkerPool.For(ref work, items, threads);
         return true;
@@ -81,6 +83,7 @@ public static unsafe partial class Attention
         public float* DOutput, Q, K, V, Probabilities, DQ, DK, DV;
         public int QStride, KvStride, Groups, QueryLen, KeyLen, Heads, HeadDim, KvHeads, ScratchLength, GroupsPerItem;
         public bool ClearDq, ClearDkv;
+        public ScoreTerms Terms;
 
         [SkipLocalsInit] // the scratch is written before it is read
         public readonly void Execute(int item)
@@ -88,7 +91,7 @@ public static unsafe partial class Attention
             float* scratch = stackalloc float[BackwardScratchFloats];
             int first = item * GroupsPerItem, end = Math.Min(Groups, first + GroupsPerItem);
             BackwardGroups(DOutput, Q, QStride, K, V, KvStride, Probabilities, DQ, DK, DV, QueryLen, KeyLen, Heads, HeadDim, KvHeads, scratch, ScratchLength, first, end,
-                ClearDq, ClearDkv);
+                ClearDq, ClearDkv, Terms);
         }
     }
 }

@@ -9,7 +9,7 @@ public static unsafe partial class Attention
     /// <summary>
     /// Self-attention of sequences laid end to end: sequence s owns the <c>lengths[s]</c> rows that follow those of the
     /// sequences before it, and its queries see only its own keys. Within a sequence the masks are those of the general
-    /// <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int)"/>
+    /// <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int, float, ReadOnlySpan{float}, int)"/>
     /// (padding, causal, window), and each sequence computes exactly what that kernel computes for it alone, in the same
     /// order, so a sentence gets the same output here as in a padded batch. Overwrites <paramref name="output"/>.
     /// </summary>
@@ -51,7 +51,7 @@ public static unsafe partial class Attention
             {
                 // One sequence as a batch of one: its probabilities go to the scratch, which the next sequence reuses.
                 ForwardCore(pQ + row * qStride, qStride, pK + row * kvStride, pV + row * kvStride, kvStride, keyPadding.IsEmpty ? null : pPad + row,
-                    pOut + row * c, pScratch, saveProbabilities: true, 1, length, length, heads, headDim, kvHeads, 0, causal, window);
+                    pOut + row * c, pScratch, saveProbabilities: true, 1, length, length, heads, headDim, kvHeads, 0, causal, window, ScoreTerms.Standard(headDim));
                 row += length;
             }
         }

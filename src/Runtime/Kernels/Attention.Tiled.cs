@@ -37,7 +37,7 @@ public static unsafe partial class Attention
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // tier-0 SIMD code is ~30× slower; skip it
     [SkipLocalsInit] // the transposed keys are written before they are read
     private static void TiledPair(float* query, int qStride, float* key, float* value, int kvStride, float* outHead, int c, float* probs,
-        int queryLen, int keyLen, int headDim, int position0, int keyStart, int keyEnd, byte* interiorPadding, bool causal, int window, float scale)
+        int queryLen, int keyLen, int headDim, int position0, int keyStart, int keyEnd, byte* interiorPadding, bool causal, int window, ScoreTerms terms, int pair)
     {
         float* keysT = stackalloc float[headDim * TileKeys];
         // Scores, 64 keys at a time, for the rows that see any of them (a contiguous range: both ends of the keys a row
@@ -66,7 +66,8 @@ public static unsafe partial class Attention
         for (int i = 0; i < queryLen; i++)
         {
             (int lo, int hi) = VisibleKeys(position0 + i, keyStart, keyEnd, causal, window);
-            MaskedSoftmaxRow(probs + (nint)i * keyLen, lo, hi, interiorPadding, scale, 0, keyLen);
+            float* row = probs + (nint)i * keyLen;
+            MaskedSoftmaxRow(row, lo, hi, interiorPadding, terms.Logits(row, lo, hi, pair, position0 + i), 0, keyLen);
         }
 
         // out = P·V, six rows at a time over the keys any of them sees.

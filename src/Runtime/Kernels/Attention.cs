@@ -73,7 +73,8 @@ public static unsafe partial class Attention
         SpanChecks.Length(probabilities.Length, (long)batch * heads * seqLen * seqLen, nameof(probabilities));
 
         fixed (float* pQkv = qkv, pOut = output, pProbs = probabilities)
-            ForwardCore(pQkv, 3 * c, pQkv + c, pQkv + 2 * c, 3 * c, null, pOut, pProbs, saveProbabilities: true, batch, seqLen, seqLen, heads, headDim, heads, 0, causal, window: 0);
+            ForwardCore(pQkv, 3 * c, pQkv + c, pQkv + 2 * c, 3 * c, null, pOut, pProbs, saveProbabilities: true, batch, seqLen, seqLen, heads, headDim, heads, 0, causal, window: 0,
+                ScoreTerms.Standard(headDim));
     }
 
     /// <summary>
@@ -113,7 +114,7 @@ public static unsafe partial class Attention
 
         fixed (float* pDOut = dOutput, pQkv = qkv, pProbs = probabilities, pDQkv = dQkv, pScratch = scratch)
             BackwardSequences(pDOut, pQkv, 3 * c, pQkv + c, pQkv + 2 * c, 3 * c, pProbs, pDQkv, pDQkv + c, pDQkv + 2 * c,
-                batch, seqLen, seqLen, heads, headDim, heads, pScratch, scratch.Length, overwriteDQkv, overwriteDQkv);
+                batch, seqLen, seqLen, heads, headDim, heads, pScratch, scratch.Length, overwriteDQkv, overwriteDQkv, ScoreTerms.Standard(headDim));
     }
 
     // ---------------------------------------------------------------- general attention (training)
@@ -150,10 +151,15 @@ public static unsafe partial class Attention
     /// <param name="causal">Whether query i may only see keys j ≤ i (query and key indices aligned at 0, as in self-attention).</param>
     /// <param name="window">0 for no window; otherwise query i sees only keys with |i − j| ≤ window.</param>
     /// <param name="kvHeads">Key/value heads: 0 (the default) for one per query head; otherwise a divisor of <paramref name="heads"/>.</param>
+    /// <param name="scale">The factor on the scores: 0 (the default) for 1/√headDim; T5 takes 1.</param>
+    /// <param name="positionBias">T5's relative-position bias, or empty for none: <c>[batch, heads, 2·biasSpan − 1]</c>, entry
+    /// <c>biasSpan − 1 + (j − i)</c> of a row added to the scaled score of query i and key j (see <see cref="RelativePosition"/>).</param>
+    /// <param name="biasSpan">Positions the bias rows cover, at least queryLen and keyLen.</param>
     /// <exception cref="ArgumentException"><paramref name="heads"/> is not a multiple of <paramref name="kvHeads"/>.</exception>
     public static void Forward(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<byte> keyPadding, Span<float> output, Span<float> probabilities,
-        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window = 0, int kvHeads = 0)
+        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window = 0, int kvHeads = 0,
+        float scale = 0f, ReadOnlySpan<float> positionBias = default, int biasSpan = 0)
     {
         kvHeads = CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride, kvHeads);
         SpanChecks.NonNegative(window, nameof(window));
@@ -165,13 +171,16 @@ public static unsafe partial class Attention
         SpanChecks.Length(output.Length, (long)batch * queryLen * c, nameof(output));
         SpanChecks.Length(probabilities.Length, (long)batch * heads * queryLen * keyLen, nameof(probabilities));
 
-        fixed (float* pQ = q, pK = k, pV = v, pOut = output, pProbs = probabilities)
+        fixed (float* pQ = q, pK = k, pV = v, pOut = output, pProbs = probabilities, pBias = positionBias)
         fixed (byte* pPad = keyPadding)
-            ForwardCore(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, pOut, pProbs, saveProbabilities: true, batch, queryLen, keyLen, heads, headDim, kvHeads, 0, causal, window);
+        {
+            ScoreTerms terms = Terms(scale, headDim, pBias, positionBias.Length, biasSpan, batch, heads, queryLen - 1, keyLen, nameof(scale), nameof(positionBias), nameof(biasSpan));
+            ForwardCore(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, pOut, pProbs, saveProbabilities: true, batch, queryLen, keyLen, heads, headDim, kvHeads, 0, causal, window, terms);
+        }
     }
 
     /// <summary>
-    /// Accumulates the gradients of the general <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int)"/>
+    /// Accumulates the gradients of the general <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int, float, ReadOnlySpan{float}, int)"/>
     /// into <paramref name="dq"/>, <paramref name="dk"/> and <paramref name="dv"/> (same formulas as the packed backward),
     /// or stores them there with <paramref name="overwriteDq"/> and <paramref name="overwriteDkv"/>. The masks are read
     /// from <paramref name="probabilities"/> (0 where masked), so none is passed again; a query that saw no key
@@ -196,19 +205,27 @@ public static unsafe partial class Attention
     /// <param name="overwriteDq">Store the queries' gradient rather than add it (its first contribution).</param>
     /// <param name="overwriteDkv">Store the keys' and values' gradients rather than add them.</param>
     /// <param name="kvHeads">Key/value heads, as given to forward (0 for one per query head).</param>
+    /// <param name="scale">The factor on the scores, as given to forward (0 for 1/√headDim).</param>
+    /// <param name="dPositionBias">The gradient of forward's <c>positionBias</c>, <c>[batch, heads, 2·biasSpan − 1]</c>, added
+    /// into (never stored: several layers share one bias), or empty when forward had none. Each entry gathers the score
+    /// gradients (before scaling) of one (sequence, head) at one key-minus-query distance.</param>
+    /// <param name="biasSpan">As given to forward.</param>
     [SkipLocalsInit] // the scratch is written before it is read; zeroing 16 KiB per call would be wasted
     public static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<float> probabilities, Span<float> dq, Span<float> dk, Span<float> dv,
-        int batch, int queryLen, int keyLen, int heads, int headDim, bool overwriteDq = false, bool overwriteDkv = false, int kvHeads = 0)
+        int batch, int queryLen, int keyLen, int heads, int headDim, bool overwriteDq = false, bool overwriteDkv = false, int kvHeads = 0,
+        float scale = 0f, Span<float> dPositionBias = default, int biasSpan = 0)
     {
         Span<float> scratch = stackalloc float[BackwardScratchFloats];
-        Backward(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, scratch, overwriteDq, overwriteDkv, kvHeads);
+        Backward(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, scratch, overwriteDq, overwriteDkv, kvHeads,
+            scale, dPositionBias, biasSpan);
     }
 
     /// <summary>General backward with the dP/dS scratch given (less than one row of it: the row-at-a-time form).</summary>
     internal static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<float> probabilities, Span<float> dq, Span<float> dk, Span<float> dv,
-        int batch, int queryLen, int keyLen, int heads, int headDim, Span<float> scratch, bool overwriteDq = false, bool overwriteDkv = false, int kvHeads = 0)
+        int batch, int queryLen, int keyLen, int heads, int headDim, Span<float> scratch, bool overwriteDq = false, bool overwriteDkv = false, int kvHeads = 0,
+        float scale = 0f, Span<float> dPositionBias = default, int biasSpan = 0)
     {
         kvHeads = CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride, kvHeads);
         int c = heads * headDim;
@@ -222,8 +239,11 @@ public static unsafe partial class Attention
         SpanChecks.AtLeast(dk.Length, keyRows, nameof(dk));
         SpanChecks.AtLeast(dv.Length, keyRows, nameof(dv));
 
-        fixed (float* pDOut = dOutput, pQ = q, pK = k, pV = v, pProbs = probabilities, pDQ = dq, pDK = dk, pDV = dv, pScratch = scratch)
-            BackwardSequences(pDOut, pQ, qStride, pK, pV, kvStride, pProbs, pDQ, pDK, pDV, batch, queryLen, keyLen, heads, headDim, kvHeads, pScratch, scratch.Length, overwriteDq, overwriteDkv);
+        fixed (float* pDOut = dOutput, pQ = q, pK = k, pV = v, pProbs = probabilities, pDQ = dq, pDK = dk, pDV = dv, pScratch = scratch, pDBias = dPositionBias)
+        {
+            ScoreTerms terms = Terms(scale, headDim, pDBias, dPositionBias.Length, biasSpan, batch, heads, queryLen - 1, keyLen, nameof(scale), nameof(dPositionBias), nameof(biasSpan));
+            BackwardSequences(pDOut, pQ, qStride, pK, pV, kvStride, pProbs, pDQ, pDK, pDV, batch, queryLen, keyLen, heads, headDim, kvHeads, pScratch, scratch.Length, overwriteDq, overwriteDkv, terms);
+        }
     }
 
     // ---------------------------------------------------------------- inference, one sequence
@@ -244,10 +264,14 @@ public static unsafe partial class Attention
     /// <param name="n">New tokens.</param>
     /// <param name="heads">Attention heads.</param>
     /// <param name="headDim">Channels per head.</param>
-    /// <param name="window">0 for no window; otherwise the query at position p sees only keys at positions ≥ p − window (as the windowed causal <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int)"/>).</param>
+    /// <param name="window">0 for no window; otherwise the query at position p sees only keys at positions ≥ p − window (as the windowed causal <see cref="Forward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int, float, ReadOnlySpan{float}, int)"/>).</param>
     /// <param name="kvHeads">Key/value heads in the caches: 0 (the default) for one per query head; otherwise a divisor of <paramref name="heads"/>.</param>
+    /// <param name="scale">The factor on the scores: 0 (the default) for 1/√headDim.</param>
+    /// <param name="positionBias">T5's relative-position bias rows <c>[heads, 2·biasSpan − 1]</c> (as the general forward's, for one sequence), or empty.</param>
+    /// <param name="biasSpan">Positions the bias rows cover, at least <c>position0 + n</c>.</param>
     /// <exception cref="ArgumentException"><paramref name="heads"/> is not a multiple of <paramref name="kvHeads"/>.</exception>
-    public static void ForwardCached(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> keyCache, ReadOnlySpan<float> valueCache, Span<float> output, Span<float> scores, int position0, int n, int heads, int headDim, int window = 0, int kvHeads = 0)
+    public static void ForwardCached(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> keyCache, ReadOnlySpan<float> valueCache, Span<float> output, Span<float> scores, int position0, int n, int heads, int headDim, int window = 0, int kvHeads = 0,
+        float scale = 0f, ReadOnlySpan<float> positionBias = default, int biasSpan = 0)
     {
         SpanChecks.NonNegative(position0, nameof(position0));
         SpanChecks.NonNegative(n, nameof(n));
@@ -266,8 +290,11 @@ public static unsafe partial class Attention
         SpanChecks.AtLeast(scores.Length, keys, nameof(scores));
 
         // One query row at a time through the one scores row, nothing kept.
-        fixed (float* pQ = q, pKeys = keyCache, pValues = valueCache, pOut = output, pScores = scores)
-            ForwardCore(pQ, qStride, pKeys, pValues, kvC, null, pOut, pScores, saveProbabilities: false, 1, n, keys, heads, headDim, kvHeads, position0, causal: true, window);
+        fixed (float* pQ = q, pKeys = keyCache, pValues = valueCache, pOut = output, pScores = scores, pBias = positionBias)
+        {
+            ScoreTerms terms = Terms(scale, headDim, pBias, positionBias.Length, biasSpan, 1, heads, keys - 1, keys, nameof(scale), nameof(positionBias), nameof(biasSpan));
+            ForwardCore(pQ, qStride, pKeys, pValues, kvC, null, pOut, pScores, saveProbabilities: false, 1, n, keys, heads, headDim, kvHeads, position0, causal: true, window, terms);
+        }
     }
 
     /// <summary>
@@ -287,8 +314,9 @@ public static unsafe partial class Attention
     /// <param name="keyLen">Keys.</param>
     /// <param name="heads">Attention heads.</param>
     /// <param name="headDim">Channels per head.</param>
+    /// <param name="scale">The factor on the scores: 0 (the default) for 1/√headDim; T5 takes 1.</param>
     public static void ForwardCross(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int kvStride,
-        ReadOnlySpan<byte> keyPadding, Span<float> output, Span<float> scores, int n, int keyLen, int heads, int headDim)
+        ReadOnlySpan<byte> keyPadding, Span<float> output, Span<float> scores, int n, int keyLen, int heads, int headDim, float scale = 0f)
     {
         SpanChecks.NonNegative(n, nameof(n));
         SpanChecks.NonNegative(keyLen, nameof(keyLen));
@@ -306,7 +334,8 @@ public static unsafe partial class Attention
 
         fixed (float* pQ = q, pKeys = keys, pValues = values, pOut = output, pScores = scores)
         fixed (byte* pPad = keyPadding)
-            ForwardCore(pQ, qStride, pKeys, pValues, kvStride, keyPadding.IsEmpty ? null : pPad, pOut, pScores, saveProbabilities: false, 1, n, keyLen, heads, headDim, heads, 0, causal: false, window: 0);
+            ForwardCore(pQ, qStride, pKeys, pValues, kvStride, keyPadding.IsEmpty ? null : pPad, pOut, pScores, saveProbabilities: false, 1, n, keyLen, heads, headDim, heads, 0, causal: false, window: 0,
+                Terms(scale, headDim, null, 0, 0, 1, heads, n - 1, keyLen, nameof(scale), "", ""));
     }
 
     // ---------------------------------------------------------------- forward core
@@ -322,26 +351,26 @@ public static unsafe partial class Attention
     /// packed forward 15–25% slower than this form, which measures within a few percent of the earlier packed-only kernel.
     /// </remarks>
     private static void ForwardCore(float* q, int qStride, float* k, float* v, int kvStride, byte* keyPadding, float* output, float* probabilities,
-        bool saveProbabilities, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, int position0, bool causal, int window)
+        bool saveProbabilities, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, int position0, bool causal, int window, ScoreTerms terms)
     {
         // Training saves each pair's probabilities in its own block, so pairs can run on different threads; inference
         // shares one scratch row between the heads. Pairs of one key/value group only read the same K and V, so
         // forward splits by query head whatever the grouping.
-        if (saveProbabilities && ForwardSplit(q, qStride, k, v, kvStride, keyPadding, output, probabilities, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window))
+        if (saveProbabilities && ForwardSplit(q, qStride, k, v, kvStride, keyPadding, output, probabilities, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window, terms))
             return;
-        ForwardPairs(q, qStride, k, v, kvStride, keyPadding, output, probabilities, saveProbabilities, batch, queryLen, keyLen, heads, headDim, kvHeads, position0, causal, window, 0, batch * heads);
+        ForwardPairs(q, qStride, k, v, kvStride, keyPadding, output, probabilities, saveProbabilities, batch, queryLen, keyLen, heads, headDim, kvHeads, position0, causal, window, terms, 0, batch * heads);
     }
 
     /// <summary><see cref="ForwardCore"/> for the (sequence, head) pairs <c>b·heads + h</c> in [<paramref name="firstPair"/>, <paramref name="endPair"/>).</summary>
     private static void ForwardPairs(float* q, int qStride, float* k, float* v, int kvStride, byte* keyPadding, float* output, float* probabilities,
-        bool saveProbabilities, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, int position0, bool causal, int window, int firstPair, int endPair)
+        bool saveProbabilities, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, int position0, bool causal, int window, ScoreTerms terms,
+        int firstPair, int endPair)
     {
         int c = heads * headDim, groupSize = heads / kvHeads;
         // A window narrower than a block would multiply mostly masked scores: blocks of about `window` rows keep the
         // work within (block + 2·window) keys per row, O(window) (at least 4 rows, so the 4-row kernels still apply).
         int blockRows = !saveProbabilities ? 1 : window > 0 ? Math.Clamp(window & ~3, 4, QueryBlock) : QueryBlock;
         int probsStride = saveProbabilities ? keyLen : 0;
-        float scale = 1f / MathF.Sqrt(headDim);
         SimdPath path = Simd.Best;
         bool tiled = saveProbabilities && TiledPairApplies(headDim, path);
         byte* interiorPadding = null;
@@ -360,7 +389,7 @@ public static unsafe partial class Attention
             float* probs = saveProbabilities ? probabilities + ((nint)b * heads + h) * queryLen * keyLen : probabilities; // [queryLen, keyLen]
             if (tiled)
             {
-                TiledPair(query, qStride, key, value, kvStride, outHead, c, probs, queryLen, keyLen, headDim, position0, keyStart, keyEnd, interiorPadding, causal, window, scale);
+                TiledPair(query, qStride, key, value, kvStride, outHead, c, probs, queryLen, keyLen, headDim, position0, keyStart, keyEnd, interiorPadding, causal, window, terms, pair);
                 continue;
             }
 
@@ -381,7 +410,7 @@ public static unsafe partial class Attention
                 {
                     float* row = blockProbs + (nint)r * probsStride;
                     (int lo, int hi) = VisibleKeys(position0 + i0 + r, keyStart, keyEnd, causal, window);
-                    MaskedSoftmaxRow(row, lo, hi, interiorPadding, scale, blockLo, blockHi);
+                    MaskedSoftmaxRow(row, lo, hi, interiorPadding, terms.Logits(row, lo, hi, pair, position0 + i0 + r), blockLo, blockHi);
                     if (saveProbabilities)
                     {
                         Clear(row, 0, blockLo);
@@ -480,7 +509,8 @@ public static unsafe partial class Attention
     // anything is added: the gradients are then stored rather than added, without a separate pass over the whole
     // tensor on one thread. Without grouping (kvHeads == heads) a group is one (sequence, head) pair.
     private static void BackwardSequences(float* dOutput, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
-        float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, float* scratch, int scratchLength, bool clearDq, bool clearDkv)
+        float* dq, float* dk, float* dv, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, float* scratch, int scratchLength, bool clearDq, bool clearDkv,
+        ScoreTerms terms)
     {
         if (queryLen == 0 || keyLen == 0)
         {
@@ -489,9 +519,9 @@ public static unsafe partial class Attention
                 ClearGroup(group, dq, qStride, dk, dv, kvStride, queryLen, keyLen, heads, headDim, kvHeads, clearDq, clearDkv);
             return;
         }
-        if (BackwardSplit(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, kvHeads, scratchLength, clearDq, clearDkv))
+        if (BackwardSplit(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, kvHeads, scratchLength, clearDq, clearDkv, terms))
             return;
-        BackwardGroups(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, queryLen, keyLen, heads, headDim, kvHeads, scratch, scratchLength, 0, batch * kvHeads, clearDq, clearDkv);
+        BackwardGroups(dOutput, q, qStride, k, v, kvStride, probabilities, dq, dk, dv, queryLen, keyLen, heads, headDim, kvHeads, scratch, scratchLength, 0, batch * kvHeads, clearDq, clearDkv, terms);
     }
 
     /// <summary>
@@ -518,7 +548,7 @@ public static unsafe partial class Attention
     /// </summary>
     private static void BackwardGroups(float* dOutput, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
         float* dq, float* dk, float* dv, int queryLen, int keyLen, int heads, int headDim, int kvHeads, float* scratch, int scratchLength, int firstGroup, int endGroup,
-        bool clearDq, bool clearDkv)
+        bool clearDq, bool clearDkv, ScoreTerms terms)
     {
         int c = heads * headDim, groupSize = heads / kvHeads;
         int chunkRows = Math.Min(BackwardChunkRows, scratchLength / keyLen);
@@ -534,10 +564,11 @@ public static unsafe partial class Attention
                 nint qOffset = (nint)b * queryLen * qStride + h * headDim;
                 float* dOut = dOutput + (nint)b * queryLen * c + h * headDim;
                 float* probs = probabilities + ((nint)b * heads + h) * queryLen * keyLen;
+                int pair = b * heads + h;
                 if (chunkRows == 0)
-                    HeadBackwardRowwise(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim);
+                    HeadBackwardRowwise(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim, terms, pair);
                 else
-                    HeadBackward(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim, scratch, chunkRows, path);
+                    HeadBackward(dOut, c, q + qOffset, qStride, k + kvOffset, v + kvOffset, kvStride, probs, dq + qOffset, dk + kvOffset, dv + kvOffset, queryLen, keyLen, headDim, scratch, chunkRows, path, terms, pair);
             }
         }
     }
@@ -547,9 +578,12 @@ public static unsafe partial class Attention
     /// some row of the chunk; the dP/dS rows of a chunk, <c>[rows, keys]</c>, sit in <paramref name="scratch"/>.
     /// </summary>
     private static void HeadBackward(float* dOut, int dOutStride, float* query, int qStride, float* key, float* value, int kvStride, float* probs,
-        float* dQuery, float* dKey, float* dValue, int queryLen, int keyLen, int headDim, float* scratch, int chunkRows, SimdPath path)
+        float* dQuery, float* dKey, float* dValue, int queryLen, int keyLen, int headDim, float* scratch, int chunkRows, SimdPath path, ScoreTerms terms, int pair)
     {
-        float scale = 1f / MathF.Sqrt(headDim);
+        float scale = terms.Scale;
+        // With a bias, dS before scaling is its gradient: computed unscaled, added there, then scaled (the same operations
+        // as the scaled form when the scale is 1, T5's).
+        bool biasGradient = terms.Bias != null;
         int i0 = 0;
         while (i0 < queryLen)
         {
@@ -586,7 +620,14 @@ public static unsafe partial class Attention
                     // dS = P ⊙ (dP − Σ P·dP) / √headDim, in place; masked entries have P = 0 and become 0.
                     float* pRow = p + (nint)r * keyLen, d = dScores + (nint)r * width;
                     float weighted = TensorPrimitives.Dot(new ReadOnlySpan<float>(pRow, width), new ReadOnlySpan<float>(d, width));
-                    ScoreGradientRow(pRow, d, width, weighted, scale);
+                    if (!biasGradient)
+                    {
+                        ScoreGradientRow(pRow, d, width, weighted, scale);
+                        continue;
+                    }
+                    ScoreGradientRow(pRow, d, width, weighted, 1f);
+                    terms.AddGradient(d, lo, width, pair, i0 + r);
+                    if (scale != 1f) TensorPrimitives.Multiply(new ReadOnlySpan<float>(d, width), scale, new Span<float>(d, width));
                 }
                 // dQ[i, :] += Σ_j dS[i, j]·k_j
                 MatMul.AccumulateProduct(dScores, width, 1, keys, kvStride, dQuery + (nint)i0 * qStride, qStride, rows, width, headDim, path, overwrite: false);
@@ -620,11 +661,12 @@ public static unsafe partial class Attention
 
     // One query row at a time with library calls, needing no scratch; for key sequences longer than the stack scratch.
     private static void HeadBackwardRowwise(float* dOutput, int dOutStride, float* q, int qStride, float* k, float* v, int kvStride, float* probabilities,
-        float* dq, float* dk, float* dv, int queryLen, int keyLen, int headDim)
+        float* dq, float* dk, float* dv, int queryLen, int keyLen, int headDim, ScoreTerms terms, int pair)
     {
-        float scale = 1f / MathF.Sqrt(headDim);
+        float scale = terms.Scale;
         for (int i = 0; i < queryLen; i++)
         {
+            float* dBias = terms.Bias == null ? null : terms.RowFor(pair, i);
             float* probs = probabilities + (nint)i * keyLen;
             (int lo, int hi) = NonzeroRange(probs, keyLen);
             ReadOnlySpan<float> dOut = new(dOutput + (nint)i * dOutStride, headDim);
@@ -640,7 +682,9 @@ public static unsafe partial class Attention
             {
                 float p = probs[j];
                 ReadOnlySpan<float> value = new(v + (nint)j * kvStride, headDim);
-                float dScore = p * (TensorPrimitives.Dot(dOut, value) - weighted) * scale;
+                float unscaled = p * (TensorPrimitives.Dot(dOut, value) - weighted);
+                if (dBias != null) dBias[j] += unscaled;
+                float dScore = unscaled * scale;
 
                 Span<float> dValue = new(dv + (nint)j * kvStride, headDim);
                 TensorPrimitives.MultiplyAdd(dOut, p, dValue, dValue);

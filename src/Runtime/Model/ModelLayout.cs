@@ -189,4 +189,10 @@ public enum CheckpointFamily
     M2M100,
     /// <summary>NomicBERT (nomic-embed-text's <c>NomicBertModel</c>): <c>emb_ln</c>, <c>attn.Wqkv</c>, <c>mlp.fc11/fc12/fc2</c>, <c>norm1/norm2</c>; an optional <c>bert.</c> prefix.</summary>
     NomicBert,
+    /// <summary>
+    /// Hugging Face T5, Flan-T5 and mT5 (<c>T5ForConditionalGeneration</c>, <c>MT5ForConditionalGeneration</c>): <c>shared</c>,
+    /// <c>encoder.block.N.layer.M</c> and <c>decoder.block.N.layer.M</c>, the relative-position tables in block 0; an optional
+    /// <c>transformer.</c> prefix, tied copies skipped (or read as the table when the file holds only a copy).
+    /// </summary>
+    T5,
 }
