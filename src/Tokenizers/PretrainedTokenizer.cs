@@ -9,7 +9,7 @@ using TransformerGen.Tokenizers.Loaders;
 namespace TransformerGen.Tokenizers;
 
 /// <summary>
-/// The tokenizer of a downloaded Hugging Face model folder (GPT-2, BERT, Llama/TinyLlama, SmolLM2, Qwen2, XLM-R, Marian, NLLB),
+/// The tokenizer of a downloaded Hugging Face model folder (GPT-2, BERT, Llama/TinyLlama, SmolLM2, Qwen2, XLM-R, Marian, NLLB, T5),
 /// built on Microsoft.ML.Tokenizers and set up to give the ids Hugging Face's tokenizer gives.
 /// </summary>
 /// <remarks>
@@ -17,18 +17,20 @@ namespace TransformerGen.Tokenizers;
 /// <see cref="FromFolder"/> picks the tokenizer from tokenizer_config.json's <c>tokenizer_class</c> when it names NLLB
 /// (<c>NllbTokenizer</c>, <c>NllbTokenizerFast</c>; or, naming no class, config.json's <c>m2m_100</c> without
 /// <c>vocab.json</c>) → NLLB (<c>sentencepiece.bpe.model</c> with fairseq's ids and 202 language codes after the pieces),
+/// or, with <c>spiece.model</c> present, T5 (<c>T5Tokenizer</c>, <c>T5TokenizerFast</c>; or, naming no class, config.json's
+/// <c>t5</c>/<c>mt5</c>) → T5 (<c>spiece.model</c> with its own ids, then the sentinels <c>&lt;extra_id_n&gt;</c>),
 /// otherwise from the files present: <c>source.spm</c> → Marian (opus-mt:
 /// <c>source.spm</c>, <c>target.spm</c>, <c>vocab.json</c>); otherwise <c>vocab.json</c> + <c>merges.txt</c> →
 /// byte-level BPE (GPT-2, Qwen2, SmolLM2); otherwise <c>tokenizer.model</c> → SentencePiece BPE (Llama-2,
 /// TinyLlama); otherwise <c>sentencepiece.bpe.model</c> → SentencePiece Unigram with fairseq's ids (XLM-R,
 /// multilingual-e5, bge-m3, paraphrase-multilingual-MiniLM); otherwise <c>vocab.txt</c> → WordPiece (BERT,
-/// all-MiniLM-L6-v2). tokenizer_config.json supplies
+/// all-MiniLM-L6-v2); otherwise <c>spiece.model</c> → T5. tokenizer_config.json supplies
 /// the special tokens and flags, config.json the <c>model_type</c>, tokenizer.json (when present) the
 /// pre-tokenizer, normalizer and post-processor of a byte-level BPE.
 /// </para>
 /// <para>
 /// Special tokens are added as Hugging Face's <c>add_special_tokens=True</c> adds them: BERT <c>[CLS] … [SEP]</c>,
-/// XLM-R <c>&lt;s&gt; … &lt;/s&gt;</c>, Llama <c>&lt;s&gt; …</c>, Marian <c>… &lt;/s&gt;</c>, GPT-2 and Qwen2 nothing.
+/// XLM-R <c>&lt;s&gt; … &lt;/s&gt;</c>, Llama <c>&lt;s&gt; …</c>, Marian and T5 <c>… &lt;/s&gt;</c>, GPT-2 and Qwen2 nothing.
 /// Truncation cuts the text's ids and keeps those special tokens.
 /// </para>
 /// <para>
@@ -75,6 +77,12 @@ public sealed class PretrainedTokenizer
     /// </summary>
     public const string NllbKind = "nllb";
 
+    /// <summary>
+    /// <see cref="Kind"/> of T5's tokenizer (t5, flan-t5, mT5: <c>spiece.model</c>, a SentencePiece Unigram model whose ids
+    /// are used as they are, then the sentinels <c>&lt;extra_id_n&gt;</c>; a text closed by &lt;/s&gt;).
+    /// </summary>
+    public const string T5Kind = "t5";
+
     private readonly TokenizerParts _parts;
 
     private PretrainedTokenizer(TokenizerParts parts, ChatTemplate? chat, string? chatUnavailableReason, int? modelMaxLength)
@@ -104,7 +112,7 @@ public sealed class PretrainedTokenizer
     public static PretrainedTokenizer Gpt2() =>
         new(Gpt2Loader.Load(), null, "GPT-2 is a base model: it has no chat template.", modelMaxLength: 1024);
 
-    /// <summary>Which tokenizer this is: one of <see cref="Gpt2BpeKind"/>, <see cref="WordPieceKind"/>, <see cref="SentencePieceBpeKind"/>, <see cref="ByteLevelBpeKind"/>, <see cref="SentencePieceUnigramKind"/>, <see cref="MarianKind"/>, <see cref="NllbKind"/>.</summary>
+    /// <summary>Which tokenizer this is: one of <see cref="Gpt2BpeKind"/>, <see cref="WordPieceKind"/>, <see cref="SentencePieceBpeKind"/>, <see cref="ByteLevelBpeKind"/>, <see cref="SentencePieceUnigramKind"/>, <see cref="MarianKind"/>, <see cref="NllbKind"/>, <see cref="T5Kind"/>.</summary>
     public string Kind => _parts.Kind;
 
     /// <summary>The beginning-of-sequence id the tokenizer names (Llama <c>&lt;s&gt;</c> = 1; GPT-2 names <c>&lt;|endoftext|&gt;</c> but never adds it), or null.</summary>
@@ -217,6 +225,27 @@ public sealed class PretrainedTokenizer
 
     /// <summary>Why <see cref="Chat"/> is null, in words a program can print; null when <see cref="Chat"/> is set.</summary>
     public string? ChatUnavailableReason { get; }
+
+    /// <summary>
+    /// T5's sentinels, the span-corruption masks: entry n is the id of <c>&lt;extra_id_n&gt;</c> (t5-small and flan-t5:
+    /// 32099 − n, counting down from the last id). Empty for the other kinds.
+    /// </summary>
+    public IReadOnlyList<int> SentinelIds => _parts.SentinelIds;
+
+    /// <summary>The id of T5's sentinel <c>&lt;extra_id_<paramref name="index"/>&gt;</c>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The tokenizer has no such sentinel (a kind without sentinels, or an index past the last).</exception>
+    public int SentinelId(int index)
+    {
+        if ((uint)index < (uint)_parts.SentinelIds.Count)
+        {
+            return _parts.SentinelIds[index];
+        }
+
+        string reason = _parts.SentinelIds.Count == 0
+            ? $"the {Kind} tokenizer has no sentinels"
+            : $"this {Kind} tokenizer's sentinels are <extra_id_0> … <extra_id_{_parts.SentinelIds.Count - 1}>";
+        throw new ArgumentOutOfRangeException(nameof(index), index, $"No sentinel <extra_id_{index}>: {reason}.");
+    }
 
     /// <summary>The id of an added or special token given by its text (<c>"&lt;|im_end|&gt;"</c>, <c>"[MASK]"</c>), or null.</summary>
     public int? SpecialTokenId(string token)

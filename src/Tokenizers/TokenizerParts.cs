@@ -83,6 +83,12 @@ internal sealed record TokenizerParts
     /// </summary>
     public string? TargetLanguage { get; init; }
 
+    /// <summary>
+    /// T5's sentinels: entry n is the id of <c>&lt;extra_id_n&gt;</c> (t5-small: 32099, 32098, …); empty for the other
+    /// families.
+    /// </summary>
+    public IReadOnlyList<int> SentinelIds { get; init; } = [];
+
     /// <summary>The family's <c>model_max_length</c> when tokenizer_config.json gives none (Marian 512), or null.</summary>
     public int? DefaultModelMaxLength { get; init; }
 

@@ -68,6 +68,18 @@ internal sealed class TokenizerConfig
     public bool? LegacyBehaviour { get; private init; }
 
     /// <summary>
+    /// T5's <c>extra_ids</c>: how many sentinels (<c>&lt;extra_id_0&gt;</c>, …) follow the SentencePiece pieces
+    /// (transformers' default 100; mT5's folders say 0, their sentinels being pieces of the model).
+    /// </summary>
+    public int? ExtraIds { get; private init; }
+
+    /// <summary>
+    /// <c>legacy</c> of transformers' SentencePiece tokenizers (T5, Llama): true or absent, the text after an added token
+    /// gets SentencePiece's dummy prefix as a text of its own does; false, it does not.
+    /// </summary>
+    public bool? Legacy { get; private init; }
+
+    /// <summary>
     /// tokenizer_config.json's <c>additional_special_tokens</c> (NLLB's language codes), in file order, or null when it
     /// has none (see <see cref="ReadSpecialTokensMapAdditional"/>).
     /// </summary>
@@ -120,6 +132,8 @@ internal sealed class TokenizerConfig
             SrcLang = GetString(root, "src_lang"),
             TgtLang = GetString(root, "tgt_lang"),
             LegacyBehaviour = GetBool(root, "legacy_behaviour"),
+            ExtraIds = GetInt(root, "extra_ids"),
+            Legacy = GetBool(root, "legacy"),
             AdditionalSpecialTokens = ReadTokenList(root, "additional_special_tokens"),
             AddedTokens = ReadAddedTokensDecoder(root),
             ChatTemplate = ReadChatTemplate(root) ?? ReadChatTemplateFile(folder),
@@ -146,6 +160,12 @@ internal sealed class TokenizerConfig
     internal static bool? GetBool(JsonElement obj, string key) =>
         obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(key, out JsonElement value)
             ? value.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => null }
+            : null;
+
+    internal static int? GetInt(JsonElement obj, string key) =>
+        obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(key, out JsonElement value)
+        && value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int number)
+            ? number
             : null;
 
     internal static AddedToken ReadAddedToken(JsonElement entry, string content, int id) =>

@@ -23,7 +23,9 @@ internal static class TokenizerFolder
     /// TinyLlama, SmolLM2, Qwen2, XLM-R and opus-mt uploads are not: Marian first (its vocab.json comes without
     /// merges.txt, and source.spm is its alone), then byte-level BPE, then SentencePiece BPE, then XLM-R's
     /// SentencePiece Unigram, then WordPiece. NLLB, whose sentencepiece.bpe.model XLM-R's also has, is told apart
-    /// by tokenizer_config.json's class (or config.json's m2m_100) before the files are looked at.
+    /// by tokenizer_config.json's class (or config.json's m2m_100) before the files are looked at; so is T5 (spiece.model
+    /// with class T5Tokenizer/T5TokenizerFast, or config.json's t5/mt5), whose folders also hold a tokenizer.json. Last, a folder
+    /// with only T5's <c>spiece.model</c> is read as T5 (the loader refuses ALBERT's and the like by their class).
     /// </summary>
     public static TokenizerParts Load(string folder, TokenizerConfig config)
     {
@@ -32,6 +34,11 @@ internal static class TokenizerFolder
         if (NllbLoader.Claims(folder, config))
         {
             return NllbLoader.Load(folder, config);
+        }
+
+        if (T5Loader.Claims(folder, config))
+        {
+            return T5Loader.Load(folder, config);
         }
 
         if (Has(MarianLoader.SourceSpm))
@@ -59,6 +66,11 @@ internal static class TokenizerFolder
             return WordPieceLoader.Load(Path.Combine(folder, WordPieceVocab), config);
         }
 
+        if (Has(T5Loader.ModelFile))
+        {
+            return T5Loader.Load(folder, config);
+        }
+
         throw NoTokenizerFiles(folder, Has(TokenizerJson));
     }
 
@@ -76,7 +88,7 @@ internal static class TokenizerFolder
             $"No tokenizer found in '{folder}'. Looked for: {VocabJson} + {MergesTxt} (byte-level BPE: GPT-2, Qwen2, SmolLM2), "
             + $"{SentencePieceModel} (SentencePiece BPE: Llama-2, TinyLlama), {XlmRobertaSentencePieceModel} (SentencePiece Unigram: "
             + $"XLM-R, multilingual-e5, bge-m3), {WordPieceVocab} (WordPiece: BERT), {MarianLoader.SourceSpm} + {MarianLoader.TargetSpm} + {VocabJson} "
-            + "(Marian: opus-mt). "
+            + $"(Marian: opus-mt), {T5Loader.ModelFile} (SentencePiece Unigram: T5, flan-t5, mT5). "
             + $"Found: {foundText}.{hint}");
     }
 }

@@ -19,7 +19,9 @@ namespace TransformerGen.Tokenizers.Loaders;
 /// fairseq   &lt;s&gt;    &lt;pad&gt;   &lt;/s&gt;    &lt;unk&gt;   ","   "."   …   &lt;mask&gt; = pieces + 1
 /// spm       &lt;unk&gt;  &lt;s&gt;     &lt;/s&gt;    ","     "."   "▁"   …
 /// </code>
-/// A piece p ≥ 3 is p + 1, SentencePiece's unknown is fairseq's <c>&lt;unk&gt;</c>.
+/// A piece p ≥ 3 is p + 1, SentencePiece's unknown is fairseq's <c>&lt;unk&gt;</c>. With an offset of 0 the ids are
+/// the model's own, as T5's are (<see cref="T5Loader"/>): the class then only keeps the added tokens whole, joins runs
+/// of unknown characters and decodes.
 /// </remarks>
 internal sealed class FairseqSentencePiece
 {
@@ -29,6 +31,7 @@ internal sealed class FairseqSentencePiece
     private readonly SentencePieceTokenizer _model;
     private readonly AddedTokenSplitter _addedTokens;
     private readonly int _unknownId;
+    private readonly int _offset;
     private readonly IReadOnlyDictionary<int, string> _addedTokenText;
     private readonly string?[] _pieces;
     private readonly bool _dropsSingleCharacters;
@@ -42,10 +45,12 @@ internal sealed class FairseqSentencePiece
     /// The model's own normalization, for a model whose map the library does not apply (a BPE model: NLLB's); null when
     /// the library applies it (Unigram: XLM-R's) or there is none.
     /// </param>
+    /// <param name="offset">What is added to a piece's id (<see cref="Offset"/> for fairseq, 0 for T5).</param>
     public FairseqSentencePiece(SentencePieceTokenizer model, AddedTokenSplitter addedTokens, int unknownId, IReadOnlyDictionary<int, string> addedTokenText,
-        PrecompiledCharsMap? charsMap = null)
+        PrecompiledCharsMap? charsMap = null, int offset = Offset)
     {
         _model = model;
+        _offset = offset;
         _charsMap = charsMap;
         _addedTokens = addedTokens;
         _unknownId = unknownId;
@@ -124,7 +129,7 @@ internal sealed class FairseqSentencePiece
 
     /// <summary>The fairseq id of a piece of the model, or null when the model has no such piece.</summary>
     public int? PieceId(string piece) =>
-        _model.Vocabulary.TryGetValue(piece, out int id) && id != _model.UnknownId ? id + Offset : null;
+        _model.Vocabulary.TryGetValue(piece, out int id) && id != _model.UnknownId ? id + _offset : null;
 
     /// <summary>Encodes a text without special tokens around it; added tokens written in it are kept whole.</summary>
     public List<int> Encode(string text)
@@ -148,7 +153,7 @@ internal sealed class FairseqSentencePiece
                 bool unknown = piece == _model.UnknownId;
                 if (!(unknown && previousUnknown))
                 {
-                    ids.Add(unknown ? _unknownId : piece + Offset);
+                    ids.Add(unknown ? _unknownId : piece + _offset);
                 }
 
                 previousUnknown = unknown;
@@ -198,7 +203,7 @@ internal sealed class FairseqSentencePiece
             {
                 text.Append(added);
             }
-            else if (id - Offset is int piece && piece >= 0 && piece < _pieces.Length && _pieces[piece] is string pieceText)
+            else if (id - _offset is int piece && piece >= 0 && piece < _pieces.Length && _pieces[piece] is string pieceText)
             {
                 text.Append(pieceText);
             }

@@ -15,6 +15,7 @@ internal static class SentencePieceModelWriter
     public const int Normal = 1;
     public const int Unknown = 2;
     public const int Control = 3;
+    public const int UserDefined = 4;
     public const int Byte = 6;
 
     // ModelProto fields
@@ -107,9 +108,34 @@ internal static class SentencePieceModelWriter
         return Write(all, Bpe, byteFallback: false, "nmt_nfkc", ByteString.CopyFrom(precompiledCharsMap), removeExtraWhitespaces: true);
     }
 
+    /// <summary>
+    /// A T5-shaped model (spiece.model of t5, flan-t5, mT5): &lt;pad&gt;=0, &lt;/s&gt;=1, &lt;unk&gt;=2, then
+    /// <paramref name="pieces"/> from 3 on, and no BOS (trainer_spec <c>bos_id: -1</c>, <c>pad_id: 0</c>, <c>eos_id: 1</c>,
+    /// <c>unk_id: 2</c>); Unigram without byte fallback, "nmt_nfkc" with <paramref name="precompiledCharsMap"/>, the dummy
+    /// prefix, extra whitespace removed. <paramref name="userDefined"/> follow as user-defined pieces, as mT5's
+    /// sentinels &lt;extra_id_99&gt; … &lt;extra_id_0&gt; end its model.
+    /// </summary>
+    public static byte[] T5Shaped(IEnumerable<(string Piece, float Score)> pieces, byte[] precompiledCharsMap, IEnumerable<string>? userDefined = null)
+    {
+        var all = new List<(string, float, int)> { ("<pad>", 0, Control), ("</s>", 0, Control), ("<unk>", 0, Unknown) };
+        foreach ((string piece, float score) in pieces)
+        {
+            all.Add((piece, score, Normal));
+        }
+
+        foreach (string piece in userDefined ?? [])
+        {
+            all.Add((piece, 0, UserDefined));
+        }
+
+        return Write(all, Unigram, byteFallback: false, "nmt_nfkc", ByteString.CopyFrom(precompiledCharsMap), removeExtraWhitespaces: true,
+            unkId: 2, bosId: -1, eosId: 1, padId: 0);
+    }
+
     private static byte[] Write(
         List<(string Piece, float Score, int Type)> pieces, int modelType, bool byteFallback,
-        string normalizerName, ByteString precompiledCharsMap, bool removeExtraWhitespaces)
+        string normalizerName, ByteString precompiledCharsMap, bool removeExtraWhitespaces,
+        int unkId = 0, int bosId = 1, int eosId = 2, int padId = -1)
     {
         return Message(model =>
         {
@@ -132,10 +158,10 @@ internal static class SentencePieceModelWriter
             {
                 WriteInt32(trainer, ModelTypeField, modelType);
                 WriteInt32(trainer, ByteFallbackField, byteFallback ? 1 : 0);
-                WriteInt32(trainer, UnkIdField, 0);
-                WriteInt32(trainer, BosIdField, 1);
-                WriteInt32(trainer, EosIdField, 2);
-                WriteInt32(trainer, PadIdField, -1);
+                WriteInt32(trainer, UnkIdField, unkId);
+                WriteInt32(trainer, BosIdField, bosId);
+                WriteInt32(trainer, EosIdField, eosId);
+                WriteInt32(trainer, PadIdField, padId);
             }));
 
             model.WriteTag(NormalizerSpecField, WireFormat.WireType.LengthDelimited);
