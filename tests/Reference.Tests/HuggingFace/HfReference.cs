@@ -28,7 +28,12 @@ public enum HfDtype { F32, F16, BF16 }
 /// Marian <c>model.encoder.embed_positions.weight</c> and <c>model.decoder.embed_positions.weight</c> F32 [P,E], the sinusoid
 /// tables of older converted files (current <c>save_pretrained</c> drops them: pass false for that layout).
 /// </param>
-/// <param name="IncludeUnusedHeads">BERT only: <c>pooler.dense.weight</c>/<c>.bias</c>, which mean pooling never reads.</param>
+/// <param name="IncludeUnusedHeads">
+/// BERT and NomicBERT: <c>pooler.dense.weight</c>/<c>.bias</c>, which mean pooling never reads. T5:
+/// <c>decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight</c> <c>[buckets, heads]</c>, a table early
+/// transformers versions gave block 0's cross-attention and current ones ignore on load
+/// (<c>_keys_to_ignore_on_load_unexpected</c>); files converted then (t5-small's era) still carry it.
+/// </param>
 /// <param name="Shards">
 /// More than 1: the tensors in <c>state_dict()</c> order split into that many contiguous groups of about equal bytes,
 /// <c>model-0000k-of-0000n.safetensors</c>, plus <c>model.safetensors.index.json</c>.
@@ -121,7 +126,7 @@ public sealed partial class HfReference : IDisposable
         if (_model.Dtype != ScalarType.Float32) throw new InvalidOperationException("only the float32 reference writes fixtures");
         HfFamily family = _model.Config.Family;
         if (options.LegacyGammaBeta && family != HfFamily.Bert) throw new ArgumentException("LegacyGammaBeta is a BERT naming", nameof(options));
-        if (options.IncludeUnusedHeads && family is not (HfFamily.Bert or HfFamily.NomicBert)) throw new ArgumentException("only BERT and NomicBERT have an unused head (the pooler)", nameof(options));
+        if (options.IncludeUnusedHeads && family is not (HfFamily.Bert or HfFamily.NomicBert or HfFamily.T5)) throw new ArgumentException("only BERT and NomicBERT (the pooler) and T5 (the old cross-attention bias) have unused tensors", nameof(options));
         if (options.Prefix && family == HfFamily.NomicBert) throw new ArgumentException("NomicBertModel files have no prefix", nameof(options));
         if (options.KeepTiedCopy && _model.TiedCopyNames.Count == 0) throw new ArgumentException("KeepTiedCopy needs a tied model", nameof(options));
         if (options.Prefix && family == HfFamily.Marian) throw new ArgumentException("MarianMTModel files have one naming (model.…, final_logits_bias)", nameof(options));
@@ -144,6 +149,8 @@ public sealed partial class HfReference : IDisposable
         }
         if (options.KeepTiedCopy)
             foreach (string copy in _model.TiedCopyNames) tensors.Add(ToSafeTensor(copy, _model[_model.TokenEmbeddingName], options.Dtype));
+        if (options.IncludeUnusedHeads)
+            foreach ((string name, Tensor value) in _model.UnreadFileTensors()) tensors.Add(ToSafeTensor(name, value, options.Dtype));
 
         Directory.CreateDirectory(folder);
         string config = Path.GetFullPath(Path.Combine(folder, "config.json"));

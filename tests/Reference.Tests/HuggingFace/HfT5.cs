@@ -50,6 +50,12 @@ internal sealed class HfT5 : HfTorchModel, IHfEncoderDecoder
     public const string EncoderRelativeBias = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight";
     public const string DecoderRelativeBias = "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight";
 
+    /// <summary>
+    /// Block 0's cross-attention table that early transformers versions created (and used) and current ones neither create
+    /// nor read: T5ForConditionalGeneration lists it in <c>_keys_to_ignore_on_load_unexpected</c>.
+    /// </summary>
+    public const string LegacyCrossAttentionBias = "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight";
+
     public HfT5(HfConfig config, long seed, ScalarType dtype) : base(config, seed, dtype)
     {
         long d = config.HiddenSize;
@@ -84,6 +90,12 @@ internal sealed class HfT5 : HfTorchModel, IHfEncoderDecoder
         Config.TieWordEmbeddings
             ? ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"]
             : ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"];
+
+    /// <summary>
+    /// The old cross-attention table, as the negated decoder self-attention table (a new tensor each call): a loader that
+    /// read it in place of either table would change the logits.
+    /// </summary>
+    public override IEnumerable<(string Name, Tensor Value)> UnreadFileTensors() => [(LegacyCrossAttentionBias, -this[DecoderRelativeBias].detach())];
 
     /// <summary>The encoder's output <c>[B, S, E]</c> (after <c>encoder.final_layer_norm</c>).</summary>
     public override Tensor LastHiddenState(Tensor ids, Tensor? attentionMask) => Encode(ids, attentionMask);

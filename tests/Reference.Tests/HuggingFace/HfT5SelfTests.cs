@@ -370,6 +370,7 @@ public sealed class HfT5SelfTests(ITestOutputHelper output)
         { HfFixtures.T5, new HfWriteOptions(KeepTiedCopy: true) },
         { HfFixtures.T5, new HfWriteOptions(Dtype: HfDtype.BF16) },
         { HfFixtures.T5, new HfWriteOptions(Shards: 3) },
+        { HfFixtures.T5, new HfWriteOptions(KeepTiedCopy: true, IncludeUnusedHeads: true) },
         { HfFixtures.FlanT5, new HfWriteOptions() },
         { HfFixtures.FlanT5, new HfWriteOptions(KeepTiedCopy: true) },
         { HfFixtures.FlanT5, new HfWriteOptions(Dtype: HfDtype.BF16, Shards: 2) },
@@ -377,8 +378,9 @@ public sealed class HfT5SelfTests(ITestOutputHelper output)
 
     /// <summary>
     /// A saved folder holds exactly T5ForConditionalGeneration's names (written out here, not taken from the reference),
-    /// their dtypes and shapes, the weights' values rounded to the dtype, and the tied copies equal to <c>shared.weight</c>;
-    /// the reference then computes with the rounded weights.
+    /// their dtypes and shapes, the weights' values rounded to the dtype, and the tied copies equal to <c>shared.weight</c>
+    /// (with the old cross-attention table, the old layout of t5-small's era); the reference then computes with the
+    /// rounded weights.
     /// </summary>
     [Theory]
     [MemberData(nameof(FileVariants))]
@@ -431,6 +433,7 @@ public sealed class HfT5SelfTests(ITestOutputHelper output)
                 : c.TieWordEmbeddings ? ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"]
                 : ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"];
             foreach (string copy in copies) expected[copy] = [c.VocabSize, d];
+            if (options.IncludeUnusedHeads) expected[HfT5.LegacyCrossAttentionBias] = [c.RelativeBuckets, c.Heads];
 
             Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), stored.Keys.Order(StringComparer.Ordinal));
             string dtype = options.Dtype == HfDtype.BF16 ? "BF16" : "F32";
@@ -440,7 +443,9 @@ public sealed class HfT5SelfTests(ITestOutputHelper output)
                 Assert.True(dtype == t.Dtype, $"{name}: dtype {t.Dtype}");
                 Assert.True(shape.SequenceEqual(t.Shape), $"{name}: shape [{string.Join(",", t.Shape)}]");
                 float[] values = HfReferenceSelfTests.Decode(t);
-                Assert.True(values.SequenceEqual(reference.ParameterValues(copies.Contains(name) ? "shared.weight" : name)), $"{name}: the file's values differ from the reference's");
+                float[] want = name == HfT5.LegacyCrossAttentionBias ? reference.ParameterValues(HfT5.DecoderRelativeBias).Select(v => -v).ToArray()
+                    : reference.ParameterValues(copies.Contains(name) ? "shared.weight" : name);
+                Assert.True(values.SequenceEqual(want), $"{name}: the file's values differ from the reference's");
                 Assert.True(values.All(v => HfFloats.Round(v, options.Dtype) == v), $"{name}: not rounded to {options.Dtype}");
             }
             // The norm weights are off 1 and the bias tables spread, so that a loader which drops or misplaces one shows.
@@ -468,6 +473,7 @@ public sealed class HfT5SelfTests(ITestOutputHelper output)
         Assert.Throws<ArgumentException>(() => reference.Save(Path.GetTempPath(), new HfWriteOptions(LegacyGammaBeta: true)));
         Assert.Throws<InvalidOperationException>(() => reference.Logits([1, 2], 1, 2));
         Assert.Throws<InvalidOperationException>(() => reference.SentenceEmbeddings([1, 2], [1, 1], 1, 2));
+        Assert.DoesNotContain(reference.ParameterNames, n => n.Contains("EncDecAttention.relative_attention_bias", StringComparison.Ordinal));
         using HfReference marian = HfReference.Create(HfFixtures.ConfigPath(HfFixtures.Marian), Seed);
         Assert.Throws<InvalidOperationException>(() => marian.T5PositionBias(false, 0, 2, 2));
     }

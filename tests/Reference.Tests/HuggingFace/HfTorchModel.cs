@@ -80,6 +80,12 @@ internal abstract class HfTorchModel : IDisposable
     /// </summary>
     public virtual IReadOnlyList<string> TiedCopyNames => Config.TieWordEmbeddings ? ["lm_head.weight"] : [];
 
+    /// <summary>
+    /// Tensors that some files carry and that neither transformers nor this reference reads, which are not parameters here
+    /// (written with <c>IncludeUnusedHeads</c>): none but T5's old cross-attention bias table.
+    /// </summary>
+    public virtual IEnumerable<(string Name, Tensor Value)> UnreadFileTensors() => [];
+
     /// <summary>The LM head <c>[V, E]</c>: <c>lm_head.weight</c>, or the token embedding when tied.</summary>
     public Tensor LmHead => this[Config.TieWordEmbeddings ? TokenEmbeddingName : "lm_head.weight"];
 
