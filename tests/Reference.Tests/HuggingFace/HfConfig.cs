@@ -5,8 +5,8 @@ using System.Text.Json.Nodes;
 
 namespace TransformerGen.Reference.Tests.HuggingFace;
 
-/// <summary>The forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3, Marian's encoder–decoder, and NomicBERT from its hub code); Qwen2 runs as Llama.</summary>
-internal enum HfFamily { Gpt2, Bert, Llama, Marian, NomicBert }
+/// <summary>The forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3, Marian's and T5's encoder–decoders, and NomicBERT from its hub code); Qwen2 runs as Llama.</summary>
+internal enum HfFamily { Gpt2, Bert, Llama, Marian, NomicBert, T5 }
 
 /// <summary>What a BERT-like checkpoint holds on top of the encoder: nothing (<c>BertModel</c>), a sequence classifier or a token classifier.</summary>
 internal enum HfEncoderHead { None, SequenceClassification, TokenClassification }
@@ -93,6 +93,16 @@ internal sealed record HfConfig
     /// </summary>
     public int RotaryUnscaledPositions { get; init; } = int.MaxValue;
 
+    // T5 (T5ForConditionalGeneration): HiddenSize is d_model, Heads num_heads, HeadDim d_kv (heads·d_kv may differ from
+    // d_model), IntermediateSize d_ff for both stacks, Layers num_layers, DecoderLayers num_decoder_layers, NormEps
+    // layer_norm_epsilon, Activation dense_act_fn.
+    /// <summary>T5 <c>is_gated_act</c>: the feed-forward is <c>wo(act(wi_0·x) ⊙ wi_1·x)</c>, else <c>wo(act(wi·x))</c>.</summary>
+    public bool GatedFeedForward { get; init; }
+    /// <summary>T5 <c>relative_attention_num_buckets</c>: rows of each stack's <c>relative_attention_bias</c> table.</summary>
+    public int RelativeBuckets { get; init; }
+    /// <summary>T5 <c>relative_attention_max_distance</c>: distances from here on share the last bucket.</summary>
+    public int RelativeMaxDistance { get; init; }
+
     /// <summary>A decoder-only language model (an encoder–decoder has its own entry points).</summary>
     public bool IsDecoder => Family is HfFamily.Gpt2 or HfFamily.Llama;
 
@@ -115,6 +125,7 @@ internal sealed record HfConfig
             "bart" or "mbart" => Bart(json, modelType),
             "m2m_100" => M2M100(json),
             "nomic_bert" => NomicBert(json),
+            "t5" or "mt5" => T5(json, modelType),
             _ => throw new NotSupportedException($"model_type '{modelType}' has no reference here"),
         };
     }
@@ -395,6 +406,53 @@ internal sealed record HfConfig
             MlpBias = Bool(json, "mlp_fc1_bias") ?? true,
             MlpOutputBias = Bool(json, "mlp_fc2_bias") ?? true,
             RotaryUnscaledPositions = scaling is double f && f != 0 ? Int(json, "max_trained_positions") ?? 2048 : int.MaxValue,
+        };
+    }
+
+    // configuration_t5.py (T5Config: vocab 32128, d_model 512, d_kv 64, d_ff 2048, 6 layers, num_decoder_layers null →
+    // num_layers, 8 heads, 32 buckets up to distance 128, ε 1e-6, feed_forward_proj "relu", pad 0, eos 1, tied) and
+    // configuration_mt5.py (MT5Config: the same keys, vocab 250112, d_ff 1024, "gated-gelu", untied). feed_forward_proj
+    // is "act" or "gated-act"; T5Config derives dense_act_fn (the act, "gated-gelu" read as gelu_new for backwards
+    // compatibility) and is_gated_act from it, but a saved config.json carries both keys and PretrainedConfig.__init__
+    // sets them after the derivation: the file's dense_act_fn and is_gated_act win when present. decoder_start_token_id
+    // has no default (T5's _shift_right refuses None); n_positions, dropout_rate and initializer_factor are not read by
+    // the forward pass (positions are relative, without limit).
+    private static HfConfig T5(JsonObject json, string modelType)
+    {
+        bool mt5 = modelType == "mt5";
+        string projection = String(json, "feed_forward_proj") ?? (mt5 ? "gated-gelu" : "relu");
+        string[] parts = projection.Split('-');
+        if (parts.Length > 2 || parts.Length == 2 && parts[0] != "gated")
+            throw new InvalidDataException($"feed_forward_proj '{projection}' is not 'act' or 'gated-act'");
+        string activation = String(json, "dense_act_fn") ?? (projection == "gated-gelu" ? "gelu_new" : parts[^1]);
+        int d = Int(json, "d_model") ?? 512, layers = Int(json, "num_layers") ?? 6, heads = Int(json, "num_heads") ?? 8;
+        int buckets = Int(json, "relative_attention_num_buckets") ?? 32;
+        if (Bool(json, "is_encoder_decoder") == false) throw new NotSupportedException("T5 without a decoder (T5EncoderModel) has no reference here");
+        return new HfConfig
+        {
+            ModelType = modelType,
+            Family = HfFamily.T5,
+            VocabSize = Int(json, "vocab_size") ?? (mt5 ? 250112 : 32128),
+            HiddenSize = d,
+            Layers = layers,
+            Heads = heads,
+            KeyValueHeads = heads,
+            HeadDim = Int(json, "d_kv") ?? 64,
+            IntermediateSize = Int(json, "d_ff") ?? (mt5 ? 1024 : 2048),
+            MaxPositions = Int(json, "n_positions") ?? 512,
+            Activation = activation,
+            NormEps = Double(json, "layer_norm_epsilon") ?? 1e-6,
+            TieWordEmbeddings = Bool(json, "tie_word_embeddings") ?? !mt5,
+            PadTokenId = Int(json, "pad_token_id") ?? 0,
+            EosTokenId = Int(json, "eos_token_id") ?? 1,
+            DecoderStartTokenId = Int(json, "decoder_start_token_id")
+                ?? throw new InvalidDataException("decoder_start_token_id is not set: T5's _shift_right needs it (T5 checkpoints use the padding id)"),
+            DecoderLayers = Int(json, "num_decoder_layers") ?? layers,
+            DecoderHeads = heads,
+            DecoderIntermediateSize = Int(json, "d_ff") ?? (mt5 ? 1024 : 2048),
+            GatedFeedForward = Bool(json, "is_gated_act") ?? parts[0] == "gated",
+            RelativeBuckets = buckets >= 4 ? buckets : throw new InvalidDataException($"{buckets} relative attention buckets: the bidirectional buckets need 4 or more"),
+            RelativeMaxDistance = Int(json, "relative_attention_max_distance") ?? 128,
         };
     }
 

@@ -18,6 +18,12 @@ public static class HfFixtures
     /// <summary>The M2M100 encoder–decoder (facebook/nllb-200-distilled-600M in small), apart for the same reason.</summary>
     public const string M2M100 = "m2m100";
 
+    /// <summary>
+    /// The T5ForConditionalGeneration encoder–decoders, apart for the same reason: t5-small-shaped (v1.0: relu, tied head
+    /// scaled by d_model^−½) and google/flan-t5-small-shaped (v1.1: gated gelu_new, untied <c>lm_head</c>).
+    /// </summary>
+    public const string T5 = "t5", FlanT5 = "flan-t5";
+
     /// <summary>The NomicBERT sentence encoder (nomic-ai/nomic-embed-text-v1.5 in small), kept apart: its hub code, not transformers, defines it.</summary>
     public const string NomicBert = "nomic-bert";
 

@@ -49,7 +49,7 @@ namespace TransformerGen.Reference.Tests.HuggingFace;
 /// on from the cache) reads row pad + k, a padding token reads row pad, which is zero.
 /// </para>
 /// </remarks>
-internal sealed class HfMarian : HfTorchModel
+internal sealed class HfMarian : HfTorchModel, IHfEncoderDecoder
 {
     public const string EncoderPositions = "model.encoder.embed_positions.weight";
     public const string DecoderPositions = "model.decoder.embed_positions.weight";
@@ -213,7 +213,7 @@ internal sealed class HfMarian : HfTorchModel
     /// the source mask. With a cache, each layer's self-attention keys and values are appended to it and the
     /// cross-attention ones computed once (as transformers' EncoderDecoderCache does).
     /// </summary>
-    public Tensor Decode(Tensor ids, Tensor memory, Tensor? sourceMask, MarianCache? cache = null)
+    public Tensor Decode(Tensor ids, Tensor memory, Tensor? sourceMask, EncoderDecoderCache? cache = null)
     {
         long batch = ids.shape[0], length = ids.shape[1];
         int past = cache?.Length ?? 0, heads = Config.DecoderHeads;
@@ -343,34 +343,4 @@ internal sealed class HfMarian : HfTorchModel
 
     private Tensor LayerNorm(Tensor x, string prefix) =>
         F.layer_norm(x, new[] { (long)Config.HiddenSize }, this[prefix + ".weight"], this[prefix + ".bias"], Config.NormEps);
-}
-
-/// <summary>
-/// The decoder's key/value cache for step-by-step decoding: per layer, the self-attention keys and values so far
-/// <c>[B, H, past, D]</c> and the cross-attention ones over the encoder output. Holds tensors: create and use it inside one
-/// dispose scope.
-/// </summary>
-internal sealed class MarianCache
-{
-    private readonly Dictionary<int, (Tensor Keys, Tensor Values)> _self = new(), _cross = new();
-
-    /// <summary>Decoder positions held.</summary>
-    public int Length { get; set; }
-
-    public (Tensor Keys, Tensor Values) AppendSelf(int layer, Tensor keys, Tensor values)
-    {
-        if (_self.TryGetValue(layer, out (Tensor Keys, Tensor Values) held))
-        {
-            keys = cat(new[] { held.Keys, keys }, 2);
-            values = cat(new[] { held.Values, values }, 2);
-        }
-        _self[layer] = (keys, values);
-        return (keys, values);
-    }
-
-    public (Tensor Keys, Tensor Values) Cross(int layer, Func<(Tensor, Tensor)> compute)
-    {
-        if (!_cross.TryGetValue(layer, out (Tensor Keys, Tensor Values) held)) _cross[layer] = held = compute();
-        return held;
-    }
 }

@@ -28,14 +28,21 @@ public enum HfDtype { F32, F16, BF16 }
 /// Marian <c>model.encoder.embed_positions.weight</c> and <c>model.decoder.embed_positions.weight</c> F32 [P,E], the sinusoid
 /// tables of older converted files (current <c>save_pretrained</c> drops them: pass false for that layout).
 /// </param>
-/// <param name="IncludeUnusedHeads">BERT only: <c>pooler.dense.weight</c>/<c>.bias</c>, which mean pooling never reads.</param>
+/// <param name="IncludeUnusedHeads">
+/// BERT and NomicBERT: <c>pooler.dense.weight</c>/<c>.bias</c>, which mean pooling never reads. T5:
+/// <c>decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight</c> <c>[buckets, heads]</c>, a table early
+/// transformers versions gave block 0's cross-attention and current ones ignore on load
+/// (<c>_keys_to_ignore_on_load_unexpected</c>); files converted then (t5-small's era) still carry it.
+/// </param>
 /// <param name="Shards">
 /// More than 1: the tensors in <c>state_dict()</c> order split into that many contiguous groups of about equal bytes,
 /// <c>model-0000k-of-0000n.safetensors</c>, plus <c>model.safetensors.index.json</c>.
 /// </param>
 /// <param name="KeepTiedCopy">
 /// Tied models only: also write <c>lm_head.weight</c>, a copy of the token embedding; for Marian also
-/// <c>model.encoder.embed_tokens.weight</c> and <c>model.decoder.embed_tokens.weight</c>.
+/// <c>model.encoder.embed_tokens.weight</c> and <c>model.decoder.embed_tokens.weight</c>. T5, tied or not, also
+/// <c>encoder.embed_tokens.weight</c> and <c>decoder.embed_tokens.weight</c> (copies of <c>shared.weight</c>), and
+/// <c>lm_head.weight</c> when tied.
 /// </param>
 public sealed record HfWriteOptions(HfDtype Dtype = HfDtype.F32, bool Prefix = false, bool LegacyGammaBeta = false,
     bool IncludeBuffers = true, bool IncludeUnusedHeads = false, int Shards = 1, bool KeepTiedCopy = false);
@@ -48,7 +55,8 @@ public sealed record HfWriteOptions(HfDtype Dtype = HfDtype.F32, bool Prefix = f
 /// <remarks>
 /// <para>
 /// Families: <c>gpt2</c> (GPT2LMHeadModel), <c>bert</c> (BertModel + sentence-transformers mean pooling and Normalize),
-/// <c>llama</c> and <c>qwen2</c> (…ForCausalLM), <c>marian</c> (MarianMTModel, in HfReference.Marian.cs), <c>nomic_bert</c> (NomicBertModel + mean pooling and Normalize, in HfNomicBert.cs). The formulas are MODEL_FAMILIES.md's, written out independently of the
+/// <c>llama</c> and <c>qwen2</c> (…ForCausalLM), <c>marian</c> (MarianMTModel, in HfReference.Marian.cs), <c>t5</c> and
+/// <c>mt5</c> (T5ForConditionalGeneration, HfT5.cs, with Marian's entry points and HfReference.T5.cs), <c>nomic_bert</c> (NomicBertModel + mean pooling and Normalize, in HfNomicBert.cs). The formulas are MODEL_FAMILIES.md's, written out independently of the
 /// generated models' kernels.
 /// </para>
 /// <para>
@@ -86,6 +94,7 @@ public sealed partial class HfReference : IDisposable
             HfFamily.Llama => new HfLlama(config, seed, dtype),
             HfFamily.Marian => new HfMarian(config, seed, dtype),
             HfFamily.NomicBert => new HfNomicBert(config, seed, dtype),
+            HfFamily.T5 => new HfT5(config, seed, dtype),
             _ => throw new NotSupportedException(config.ModelType),
         };
         return new HfReference(model, Path.GetFullPath(configPath));
@@ -117,10 +126,11 @@ public sealed partial class HfReference : IDisposable
         if (_model.Dtype != ScalarType.Float32) throw new InvalidOperationException("only the float32 reference writes fixtures");
         HfFamily family = _model.Config.Family;
         if (options.LegacyGammaBeta && family != HfFamily.Bert) throw new ArgumentException("LegacyGammaBeta is a BERT naming", nameof(options));
-        if (options.IncludeUnusedHeads && family is not (HfFamily.Bert or HfFamily.NomicBert)) throw new ArgumentException("only BERT and NomicBERT have an unused head (the pooler)", nameof(options));
+        if (options.IncludeUnusedHeads && family is not (HfFamily.Bert or HfFamily.NomicBert or HfFamily.T5)) throw new ArgumentException("only BERT and NomicBERT (the pooler) and T5 (the old cross-attention bias) have unused tensors", nameof(options));
         if (options.Prefix && family == HfFamily.NomicBert) throw new ArgumentException("NomicBertModel files have no prefix", nameof(options));
-        if (options.KeepTiedCopy && !_model.Config.TieWordEmbeddings) throw new ArgumentException("KeepTiedCopy needs a tied model", nameof(options));
+        if (options.KeepTiedCopy && _model.TiedCopyNames.Count == 0) throw new ArgumentException("KeepTiedCopy needs a tied model", nameof(options));
         if (options.Prefix && family == HfFamily.Marian) throw new ArgumentException("MarianMTModel files have one naming (model.…, final_logits_bias)", nameof(options));
+        if (options.Prefix && family == HfFamily.T5) throw new ArgumentException("T5ForConditionalGeneration files have one naming (shared.…, encoder.…, decoder.…)", nameof(options));
 
         if (options.Dtype != HfDtype.F32)
         {
@@ -139,6 +149,8 @@ public sealed partial class HfReference : IDisposable
         }
         if (options.KeepTiedCopy)
             foreach (string copy in _model.TiedCopyNames) tensors.Add(ToSafeTensor(copy, _model[_model.TokenEmbeddingName], options.Dtype));
+        if (options.IncludeUnusedHeads)
+            foreach ((string name, Tensor value) in _model.UnreadFileTensors()) tensors.Add(ToSafeTensor(name, value, options.Dtype));
 
         Directory.CreateDirectory(folder);
         string config = Path.GetFullPath(Path.Combine(folder, "config.json"));
@@ -379,7 +391,8 @@ public sealed partial class HfReference : IDisposable
     {
         if (tokens.Length != batch * seqLen) throw new ArgumentException($"{tokens.Length} tokens for {batch}×{seqLen}");
         if (tokens.Any(t => t < 0 || t >= _model.Config.VocabSize)) throw new ArgumentException($"a token is outside [0, {_model.Config.VocabSize})");
-        if (_model.Config.Family != HfFamily.Llama && seqLen > _model.Config.MaxPositions)
+        // Llama's rotary and T5's relative positions have no table to run out of.
+        if (_model.Config.Family is not (HfFamily.Llama or HfFamily.T5) && seqLen > _model.Config.MaxPositions)
             throw new ArgumentException($"{seqLen} positions, the model has {_model.Config.MaxPositions}");
         return tensor(tokens.Select(t => (long)t).ToArray(), new long[] { batch, seqLen });
     }

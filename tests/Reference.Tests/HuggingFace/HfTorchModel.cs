@@ -74,8 +74,17 @@ internal abstract class HfTorchModel : IDisposable
     /// <summary>The canonical name of the token embedding, which a tied LM head shares.</summary>
     public abstract string TokenEmbeddingName { get; }
 
-    /// <summary>The names a file may also carry for the tied token embedding (<c>KeepTiedCopy</c>), each a copy of it.</summary>
-    public virtual IReadOnlyList<string> TiedCopyNames { get; } = ["lm_head.weight"];
+    /// <summary>
+    /// The names a file may also carry for the tied token embedding (<c>KeepTiedCopy</c>), each a copy of it: a tied
+    /// model's <c>lm_head.weight</c>, none for an untied one.
+    /// </summary>
+    public virtual IReadOnlyList<string> TiedCopyNames => Config.TieWordEmbeddings ? ["lm_head.weight"] : [];
+
+    /// <summary>
+    /// Tensors that some files carry and that neither transformers nor this reference reads, which are not parameters here
+    /// (written with <c>IncludeUnusedHeads</c>): none but T5's old cross-attention bias table.
+    /// </summary>
+    public virtual IEnumerable<(string Name, Tensor Value)> UnreadFileTensors() => [];
 
     /// <summary>The LM head <c>[V, E]</c>: <c>lm_head.weight</c>, or the token embedding when tied.</summary>
     public Tensor LmHead => this[Config.TieWordEmbeddings ? TokenEmbeddingName : "lm_head.weight"];
