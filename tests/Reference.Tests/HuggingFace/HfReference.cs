@@ -128,7 +128,7 @@ public sealed partial class HfReference : IDisposable
         if (options.LegacyGammaBeta && family != HfFamily.Bert) throw new ArgumentException("LegacyGammaBeta is a BERT naming", nameof(options));
         if (options.IncludeUnusedHeads && family is not (HfFamily.Bert or HfFamily.NomicBert or HfFamily.T5)) throw new ArgumentException("only BERT and NomicBERT (the pooler) and T5 (the old cross-attention bias) have unused tensors", nameof(options));
         if (options.Prefix && family == HfFamily.NomicBert) throw new ArgumentException("NomicBertModel files have no prefix", nameof(options));
-        if (options.KeepTiedCopy && _model.TiedCopyNames.Count == 0) throw new ArgumentException("KeepTiedCopy needs a tied model", nameof(options));
+        if (options.KeepTiedCopy && _model.TiedCopyNames.Count == 0) throw new ArgumentException("KeepTiedCopy needs a tied model (T5: embed_tokens)", nameof(options));
         if (options.Prefix && family == HfFamily.Marian) throw new ArgumentException("MarianMTModel files have one naming (model.…, final_logits_bias)", nameof(options));
         if (options.Prefix && family == HfFamily.T5) throw new ArgumentException("T5ForConditionalGeneration files have one naming (shared.…, encoder.…, decoder.…)", nameof(options));
 

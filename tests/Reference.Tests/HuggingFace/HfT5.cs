@@ -41,7 +41,8 @@ namespace TransformerGen.Reference.Tests.HuggingFace;
 /// <c>layer.1.EncDecAttention</c> and its <c>layer_norm</c> before the feed-forward at <c>layer.2</c>, and
 /// <c>decoder.final_layer_norm</c>; <c>lm_head.weight</c> last when untied. <c>encoder.embed_tokens.weight</c> and
 /// <c>decoder.embed_tokens.weight</c> are the same tensor as <c>shared.weight</c> (T5Stack's embed_tokens): safetensors'
-/// save_pretrained drops them, older files carry them (<c>KeepTiedCopy</c>).
+/// save_pretrained drops them, older files carry them (<c>KeepTiedCopy</c>), and files of t5-small's era also the unread
+/// <see cref="LegacyCrossAttentionBias"/> (<c>IncludeUnusedHeads</c>).
 /// </para>
 /// </remarks>
 internal sealed class HfT5 : HfTorchModel, IHfEncoderDecoder
