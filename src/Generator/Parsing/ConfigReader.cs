@@ -335,20 +335,27 @@ namespace TransformerGen.Generator
             if (buckets < 4) Unsupported("relative_attention_num_buckets", buckets, "the encoder's buckets are split by direction, and each direction needs an exact and a logarithmic bucket");
             if (maxDistance <= buckets / 4) Unsupported("relative_attention_max_distance", maxDistance, $"it must exceed the {buckets / 4} distances bucketed exactly");
             float eps = Float("layer_norm_epsilon") ?? 1e-6f;
+            // T5Config derives dense_act_fn and is_gated_act from feed_forward_proj ("gated-gelu" meaning gelu_new); a saved
+            // config.json carries both, and PretrainedConfig sets them after the derivation, so the saved ones decide.
             string projection = String("feed_forward_proj") ?? "relu";
-            int feedForward = projection switch
+            bool gatedByName = projection.StartsWith("gated-", StringComparison.Ordinal);
+            string derived = projection == "gated-gelu" ? "gelu_new" : gatedByName ? projection.Substring("gated-".Length) : projection;
+            bool gatedFf = Bool("is_gated_act") ?? gatedByName;
+            string act = String("dense_act_fn") ?? derived;
+            string key = _keys.ContainsKey("dense_act_fn") ? "dense_act_fn" : "feed_forward_proj";
+            int feedForward = (act, gatedFf) switch
             {
-                "relu" => FamilySpec.Relu,
-                "gelu" => FamilySpec.GeluErf,
-                "gelu_new" or "gelu_pytorch_tanh" => FamilySpec.GeluTanh,
-                "silu" or "swish" => FamilySpec.Silu,
-                "gated-gelu" or "gated-gelu_new" or "gated-gelu_pytorch_tanh" => FamilySpec.GeGluTanh,
-                "gated-silu" or "gated-swish" => FamilySpec.SwiGlu,
+                ("relu", false) => FamilySpec.Relu,
+                ("gelu", false) => FamilySpec.GeluErf,
+                ("gelu_new" or "gelu_pytorch_tanh", false) => FamilySpec.GeluTanh,
+                ("silu" or "swish", false) => FamilySpec.Silu,
+                ("gelu_new" or "gelu_pytorch_tanh", true) => FamilySpec.GeGluTanh,
+                ("silu" or "swish", true) => FamilySpec.SwiGlu,
                 _ => -1,
             };
             if (feedForward < 0)
             {
-                Unsupported("feed_forward_proj", projection, "T5's feed-forward has kernels for relu, gelu, gelu_new and silu, and gated for gated-gelu (the tanh GELU) and gated-silu");
+                Unsupported(key, gatedFf ? "gated " + act : act, "T5's feed-forward has kernels for relu, gelu, gelu_new and silu, and gated for gelu_new (gated-gelu) and silu");
                 feedForward = FamilySpec.Relu;
             }
             int pad = Int("pad_token_id") ?? 0, eos = FirstId("eos_token_id") ?? 1, start = Int("decoder_start_token_id") ?? pad;

@@ -81,3 +81,12 @@ public partial class HfM2M100Model { }
 // SwiGLU gated by fc12, no biases, n_inner 40 rounded up to 256 as NomciBertGatedMLP does; 4 heads of 6, vocab 53.
 [TransformerModel(Config = "HuggingFace/Configs/nomic-bert/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
 public partial class HfNomicBertModel { }
+
+// t5-small-shaped T5ForConditionalGeneration (v1.0): relu, the head tied to "shared" and reading the decoder's output
+// × d_model^−½, 3 heads of 12 (36 ≠ d_model 44), 2 encoder and 3 decoder layers, 8 relative buckets up to 20.
+[TransformerModel(Config = "HuggingFace/Configs/t5/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 2)]
+public partial class HfT5Model { }
+
+// google/flan-t5-small-shaped (v1.1): GEGLU with the tanh GELU (wi_0, wi_1), an untied lm_head, 4 heads of 20 (80 ≠ 52).
+[TransformerModel(Config = "HuggingFace/Configs/flan-t5/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 2)]
+public partial class HfFlanT5Model { }
