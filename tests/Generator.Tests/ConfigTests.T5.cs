@@ -91,6 +91,14 @@ public partial class ConfigTests
     }
 
     [Fact]
+    public void TG0015_tiled_attention_is_refused_for_t5()
+    {
+        Diagnostic d = SingleError(At("flan-t5", FlanT5), Declared("flan-t5", ", TargetSeqLen = 9, AttentionKernel = AttentionKernel.Tiled", seqLen: 11),
+            "TG0015", "AttentionKernel = AttentionKernel.Tiled");
+        Assert.Contains("AttentionKernel.Tiled applies to models without a relative-position bias", d.GetMessage());
+    }
+
+    [Fact]
     public void TG0015_positional_relative_is_refused_on_a_declaration_of_its_own()
     {
         Diagnostic d = SingleError([], Model("Vocab = 40, DModel = 16, Heads = 2, Layers = 1, DFF = 32, SeqLen = 8, Positional = Positional.Relative"),

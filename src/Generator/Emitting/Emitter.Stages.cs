@@ -104,6 +104,7 @@ namespace TransformerGen.Generator
             if (_spec.IsEncoderOnly)
                 return t.IsAttentionProbabilities ? $"[{Lit(_d.Heads)}, L, L] per sequence" : $"[{(t.PerToken ? "n" : "sequences")}{width}]";
             if (t.IsAttentionProbabilities) return $"[{Lit(_d.Heads)}, n, n]";
+            if (t.IsPositionBias) return $"[{Lit(_d.Heads)}{width}]";
             if (stage.Kind != StageKind.Head) return $"[n{width}]";
             if (_spec.IsDecoderOnly) return $"[sequences{width}]";
             return _headTensors.Contains(t) ? $"[1{width}]" : $"[n{width}] (last row)";
