@@ -59,6 +59,34 @@ public sealed class HfT5ModelTests(ITestOutputHelper output) : IDisposable
             }
     }
 
+    // 8-bit and bf16 inference instances: what fp32 computes over the matrices rounded to the format, and about the format's
+    // precision from fp32 itself, through the encoder, the relative-position bias and a cached decoding step.
+    [Theory]
+    [InlineData(HfFixtures.T5, WeightType.Int8)]
+    [InlineData(HfFixtures.FlanT5, WeightType.Int8)]
+    [InlineData(HfFixtures.FlanT5, WeightType.BFloat16)]
+    public void Reduced_weights_compute_what_fp32_computes_over_the_rounded_matrices(string fixture, WeightType type)
+    {
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(fixture), Seed);
+        reference.Save(_folder, new HfWriteOptions(IncludeBuffers: false));
+        Func<WeightType, Seq2SeqModel> open = fixture == HfFixtures.FlanT5 ? w => HfFlanT5Model.ForInference(_folder, w) : w => HfT5Model.ForInference(_folder, w);
+        Seq2SeqModel reduced = open(type), exact = open(WeightType.Float32), rounded = open(WeightType.Float32);
+        ReducedWeights.RoundMatrices(rounded, type); // reading Parameters unpacks the fp32 panels
+        rounded.PackWeights();
+        int[] source = TestData.Tokens(8, reduced.Layout.Vocab - 2, 33).Select(t => t + 2).Append(Eos).ToArray();
+        int[] prefix = [Pad, 5, 9, 4];
+        float[] Run(Seq2SeqModel m)
+        {
+            m.Encode(source);
+            return m.Append(prefix).ToArray();
+        }
+        float[] r = Run(reduced), f = Run(rounded), e = Run(exact);
+        double sameArithmetic = Seq2SeqChecks.RelativeMax(r, f), gap = Seq2SeqChecks.RelativeMax(r, e);
+        output.WriteLine($"{fixture} {type}: against fp32 over the rounded weights {sameArithmetic:E2}, against fp32 {gap:E2}");
+        Assert.True(sameArithmetic < 1e-5, $"{sameArithmetic:E2} from fp32 over the rounded weights");
+        Assert.InRange(gap, 1e-7, type == WeightType.Int8 ? 5e-2 : 3e-2);
+    }
+
     private void Compare(string fixture, HfWriteOptions options)
     {
         using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(fixture), Seed);
