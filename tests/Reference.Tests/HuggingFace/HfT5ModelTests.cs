@@ -59,6 +59,40 @@ public sealed class HfT5ModelTests(ITestOutputHelper output) : IDisposable
             }
     }
 
+    [Fact]
+    public void A_file_holding_the_shared_table_only_under_its_users_names_loads_it_from_there()
+    {
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(HfFixtures.T5), Seed);
+        reference.Save(_folder, new HfWriteOptions(IncludeBuffers: false));
+        var model = new HfT5Model(seed: 7);
+        model.Load(_folder);
+        // As a deduplicating converter may keep it: the table under the encoder's and the decoder's names, "shared" absent.
+        byte[] Bytes(ParameterTensor t) => System.Runtime.InteropServices.MemoryMarshal.AsBytes(model.Parameters.Slice(t.Offset, t.Length)).ToArray();
+        long[] Shape(ParameterTensor t) => t.Shape.ToArray().Select(d => (long)d).ToArray();
+        var tensors = new List<SafeTensor>();
+        foreach (ParameterTensor t in model.ParameterTensors)
+        {
+            if (t.Name != "shared.weight")
+            {
+                tensors.Add(new SafeTensor(t.Name, "F32", Shape(t), Bytes(t)));
+                continue;
+            }
+            tensors.Add(new SafeTensor("decoder.embed_tokens.weight", "F32", Shape(t), Bytes(t)));
+            tensors.Add(new SafeTensor("encoder.embed_tokens.weight", "F32", Shape(t), Bytes(t)));
+        }
+        string path = Path.Combine(_folder, "renamed.safetensors");
+        SafeTensorsWriter.Write(path, tensors);
+        var other = new HfT5Model(seed: 8);
+        other.Load(path);
+        foreach (ParameterTensor t in model.ParameterTensors)
+            Assert.True(model.Parameters.Slice(t.Offset, t.Length).SequenceEqual(other.Parameters.Slice(t.Offset, t.Length)), $"{t.Name} differs");
+        // A copy whose shape is not the table's is still refused by name.
+        tensors[tensors.FindIndex(t => t.Name == "encoder.embed_tokens.weight")] = new SafeTensor("encoder.embed_tokens.weight", "F32", [40, 44], new byte[40 * 44 * 4]);
+        SafeTensorsWriter.Write(path, tensors);
+        var e = Assert.Throws<InvalidDataException>(() => new HfT5Model(seed: 9).Load(path));
+        Assert.Contains("encoder.embed_tokens.weight", e.Message);
+    }
+
     // 8-bit and bf16 inference instances: what fp32 computes over the matrices rounded to the format, and about the format's
     // precision from fp32 itself, through the encoder, the relative-position bias and a cached decoding step.
     [Theory]
