@@ -231,4 +231,83 @@ public class PublishedConfigTests
         Assert.Contains("PadToken = 1,", source);
         Assert.Contains("new(\"embeddings.position_embeddings.weight\", new[] { 514, 768 }", source);
     }
+
+    [Fact]
+    public void T5_small_flan_t5_small_and_mt5_small()
+    {
+        // t5-small (v1.0): relu, the head tied to "shared" (T5Config's default, the key absent).
+        const string t5Small = """
+            {
+              "architectures": ["T5ForConditionalGeneration"],
+              "d_ff": 2048,
+              "d_kv": 64,
+              "d_model": 512,
+              "decoder_start_token_id": 0,
+              "dropout_rate": 0.1,
+              "eos_token_id": 1,
+              "initializer_factor": 1.0,
+              "is_encoder_decoder": true,
+              "layer_norm_epsilon": 1e-06,
+              "model_type": "t5",
+              "n_positions": 512,
+              "num_heads": 8,
+              "num_layers": 6,
+              "output_past": true,
+              "pad_token_id": 0,
+              "relative_attention_num_buckets": 32,
+              "vocab_size": 32128
+            }
+            """;
+        string source = Run("t5-small", t5Small, ", SeqLen = 512, TargetSeqLen = 128").GeneratedSource;
+        Sizes(source, 512, 6, 8, "T5");
+        Assert.Contains("public const int DFF = 2048;", source);
+        Assert.Contains("Activations.ReluForward(", source);
+        Assert.Contains("Scaling.Forward(", source);
+        Assert.DoesNotContain("lm_head.weight", source);
+        Assert.Contains("bidirectional: true, 32, 128", source); // relative_attention_max_distance's default
+
+        // google/flan-t5-small (v1.1): 6 heads of 64 on 512, gated-gelu, 8 + 8 layers, untied.
+        const string flanT5Small = """
+            {
+              "architectures": ["T5ForConditionalGeneration"],
+              "d_ff": 1024,
+              "d_kv": 64,
+              "d_model": 512,
+              "decoder_start_token_id": 0,
+              "dense_act_fn": "gelu_new",
+              "dropout_rate": 0.1,
+              "eos_token_id": 1,
+              "feed_forward_proj": "gated-gelu",
+              "initializer_factor": 1.0,
+              "is_encoder_decoder": true,
+              "is_gated_act": true,
+              "layer_norm_epsilon": 1e-06,
+              "model_type": "t5",
+              "n_positions": 512,
+              "num_decoder_layers": 8,
+              "num_heads": 6,
+              "num_layers": 8,
+              "output_past": true,
+              "pad_token_id": 0,
+              "relative_attention_max_distance": 128,
+              "relative_attention_num_buckets": 32,
+              "tie_word_embeddings": false,
+              "torch_dtype": "float32",
+              "transformers_version": "4.23.1",
+              "use_cache": true,
+              "vocab_size": 32128
+            }
+            """;
+        source = Run("flan-t5-small", flanT5Small, ", SeqLen = 512, TargetSeqLen = 128").GeneratedSource;
+        Sizes(source, 512, 8, 6, "T5");
+        Assert.Contains("public const int HeadDim = 64;", source);
+        Assert.Contains("Activations.GeGluTanhForward(", source);
+        Assert.Contains("new(\"lm_head.weight\", new[] { 32128, 512 }", source);
+
+        // google/mt5-small: flan-t5-small's shape with a 250,112-row table and model_type mt5.
+        string mt5Small = flanT5Small.Replace("\"model_type\": \"t5\"", "\"model_type\": \"mt5\"").Replace("32128", "250112");
+        source = Run("mt5-small", mt5Small, ", SeqLen = 512, TargetSeqLen = 128").GeneratedSource;
+        Sizes(source, 512, 8, 6, "T5");
+        Assert.Contains("new(\"shared.weight\", new[] { 250112, 512 }", source);
+    }
 }
