@@ -116,3 +116,12 @@ public partial class OnnxMBart { }
 
 [TransformerModel(Config = "HuggingFace/Configs/m2m100/config.json", SeqLen = 11, TargetSeqLen = 10, Batch = 3)]
 public partial class OnnxM2M100 { }
+
+// T5 (the reference tests' fixtures): T5 with a tied head read × d_model^−½, ReLU, 3 heads of d_kv 12 (36 ≠ d_model 44), 8
+// buckets up to distance 20; Flan-T5 with its own lm_head, GEGLU with the tanh GELU, 4 heads of 20 over 52, 10 buckets up to
+// 24. Both run longer than their max distance, so that every kind of bucket (exact, logarithmic, the last) is looked up.
+[TransformerModel(Config = "HuggingFace/Configs/t5/config.json", SeqLen = 23, TargetSeqLen = 22, Batch = 3)]
+public partial class OnnxT5 { }
+
+[TransformerModel(Config = "HuggingFace/Configs/flan-t5/config.json", SeqLen = 27, TargetSeqLen = 26, Batch = 2)]
+public partial class OnnxFlanT5 { }

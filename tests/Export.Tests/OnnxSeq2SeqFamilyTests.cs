@@ -20,6 +20,10 @@ public partial class OnnxMBart : IDecoderInputs { int[] IDecoderInputs.LastDecod
 
 public partial class OnnxM2M100 : IDecoderInputs { int[] IDecoderInputs.LastDecoderInputs => DecoderTokens.ToArray(); }
 
+public partial class OnnxT5 : IDecoderInputs { int[] IDecoderInputs.LastDecoderInputs => DecoderTokens.ToArray(); }
+
+public partial class OnnxFlanT5 : IDecoderInputs { int[] IDecoderInputs.LastDecoderInputs => DecoderTokens.ToArray(); }
+
 /// <summary>
 /// The Hugging Face encoder–decoders (Marian, BART, mBART, M2M100) compiled from the reference tests' fixture configs,
 /// exported to ONNX with their config.json and run by ONNX Runtime: the one graph's logits of a padded batch, and the encoder
@@ -37,6 +41,8 @@ public sealed partial class OnnxExportTests
             "bart" => new OnnxBart(1),
             "mbart" => new OnnxMBart(1),
             "m2m100" => new OnnxM2M100(1),
+            "t5" => new OnnxT5(1),
+            "flan-t5" => new OnnxFlanT5(1),
             _ => throw new ArgumentException(name),
         };
         Weights.Randomize(model, seed: 19);
@@ -72,6 +78,8 @@ public sealed partial class OnnxExportTests
     [InlineData("bart")]
     [InlineData("mbart")]
     [InlineData("m2m100")]
+    [InlineData("t5")]
+    [InlineData("flan-t5")]
     public void FamilyEncoderDecoderLogitsMatchOurs(string name)
     {
         (Seq2SeqModel model, string config) = BuildFamilySeq2Seq(name);
@@ -127,6 +135,8 @@ public sealed partial class OnnxExportTests
     [InlineData("bart")]
     [InlineData("mbart")]
     [InlineData("m2m100")]
+    [InlineData("t5")]
+    [InlineData("flan-t5")]
     public void FamilyCachedDecoderStepsGiveOurAppendLogits(string name)
     {
         (Seq2SeqModel model, string config) = BuildFamilySeq2Seq(name);
@@ -174,6 +184,8 @@ public sealed partial class OnnxExportTests
     [InlineData("mbart", true)]
     [InlineData("m2m100", false)]
     [InlineData("m2m100", true)]
+    [InlineData("t5", false)]
+    [InlineData("flan-t5", false)]
     public void FamilyGreedyTranslationThroughTheCachedDecoderEqualsTranslate(string name, bool forcedPrefix)
     {
         (Seq2SeqModel model, string config) = BuildFamilySeq2Seq(name);

@@ -9,12 +9,17 @@ namespace TransformerGen;
 
 /// <summary>
 /// How positions enter an exported model: a learned table, sinusoids (the paper's interleaved ones; Marian's split ones, sin
-/// in the first half of the channels and cos in the second; fairseq's, M2M100's), or a rotation of queries and keys.
+/// in the first half of the channels and cos in the second; fairseq's, M2M100's), a rotation of queries and keys, or T5's
+/// relative-position bias (<see cref="Relative"/>: nothing added to the embeddings, a learned scalar per head and bucket of
+/// key − query distances added to each self-attention's scores).
 /// </summary>
-internal enum OnnxPositions { Learned, Sinusoidal, SinusoidalSplit, SinusoidalFairseq, RotaryInterleaved, RotaryHalf }
+internal enum OnnxPositions { Learned, Sinusoidal, SinusoidalSplit, SinusoidalFairseq, RotaryInterleaved, RotaryHalf, Relative }
 
-/// <summary>The feed-forward network's activation in an exported model (<see cref="Silu"/>: x·sigmoid(x), Marian's swish).</summary>
-internal enum OnnxFeedForward { GeluErf, GeluTanh, Relu, Silu, SwiGlu }
+/// <summary>
+/// The feed-forward network's activation in an exported model (<see cref="Silu"/>: x·sigmoid(x), Marian's swish;
+/// <see cref="GeGluTanh"/>: gelu_tanh(gate)·up, T5 v1.1's and Flan-T5's gated-gelu).
+/// </summary>
+internal enum OnnxFeedForward { GeluErf, GeluTanh, Relu, Silu, SwiGlu, GeGluTanh }
 
 /// <summary>
 /// The parameters of one layer, by role: each projection is one or more tensors stacked by rows, as the model multiplies
@@ -38,13 +43,14 @@ internal sealed record OnnxLayerTensors(
 /// applied to the encoder's output, and the output projection. This project's models hold them in PyTorch's
 /// <c>multihead_attn</c> (norm <c>norm2</c>; the query the first DModel rows of the stacked <c>in_proj_weight</c>, keys and
 /// values the other rows); the Hugging Face encoder–decoders in <c>encoder_attn.{q,k,v,out}_proj</c> and
-/// <c>encoder_attn_layer_norm</c>.
+/// <c>encoder_attn_layer_norm</c>; T5's in <c>layer.1.EncDecAttention.{q,k,v,o}</c> and <c>layer.1.layer_norm</c>, without
+/// biases.
 /// </summary>
 internal sealed record OnnxCrossAttentionTensors(
-    ParameterTensor Norm, ParameterTensor NormBias,
-    ParameterTensor Query, ParameterTensor QueryBias,
-    ParameterTensor[] KeyValue, ParameterTensor[] KeyValueBias,
-    ParameterTensor Output, ParameterTensor OutputBias);
+    ParameterTensor Norm, ParameterTensor? NormBias,
+    ParameterTensor Query, ParameterTensor? QueryBias,
+    ParameterTensor[] KeyValue, ParameterTensor[]? KeyValueBias,
+    ParameterTensor Output, ParameterTensor? OutputBias);
 
 /// <summary>
 /// The decoder of an encoder–decoder model, whose encoder <see cref="OnnxArchitecture"/> describes: its own embedding,
@@ -69,6 +75,13 @@ internal sealed class OnnxDecoderStack
     public ParameterTensor? LanguageModelHead { get; init; }
     /// <summary>A vector added to the logits (Marian's, BART's and mBART's <c>final_logits_bias</c> <c>[1, vocab]</c>).</summary>
     public ParameterTensor? LogitsBias { get; init; }
+    /// <summary>
+    /// The factor on the head's input: T5's tied head reads the decoder's output × d_model^−½ (the table it shares with the
+    /// embeddings is not scaled); 1 for every other model.
+    /// </summary>
+    public float HeadScale { get; init; } = 1f;
+    /// <summary>The decoder's relative-position table <c>[buckets, heads]</c> (T5's causal buckets), with <see cref="OnnxPositions.Relative"/>.</summary>
+    public ParameterTensor? RelativeAttentionBias { get; init; }
 }
 
 /// <summary>
@@ -105,6 +118,20 @@ internal sealed class OnnxArchitecture
     public int PositionOffset { get; init; }
     /// <summary>The position number of position 0 in fairseq's sinusoids (M2M100's <c>pad_token_id + 1</c>).</summary>
     public int SinusoidFirstPosition { get; init; }
+    /// <summary>
+    /// Whether q·kᵀ goes to the softmax as it is (T5, whose Mesh TensorFlow initialization folds the 1/√headDim into the query projection) rather
+    /// than divided by √headDim, in every attention of the model.
+    /// </summary>
+    public bool UnscaledScores { get; init; }
+    /// <summary>
+    /// The (encoder's, or the only stack's) relative-position table <c>[buckets, heads]</c> with <see cref="OnnxPositions.Relative"/>:
+    /// T5's <c>block.0.layer.0.SelfAttention.relative_attention_bias</c>, bidirectional buckets in the encoder.
+    /// </summary>
+    public ParameterTensor? RelativeAttentionBias { get; init; }
+    /// <summary>The relative-position tables' buckets (<c>relative_attention_num_buckets</c>).</summary>
+    public int RelativeBuckets { get; init; }
+    /// <summary>The distance from which all share the last bucket (<c>relative_attention_max_distance</c>).</summary>
+    public int RelativeMaxDistance { get; init; }
     public ParameterTensor? TokenTypeEmbedding { get; init; }
     public ParameterTensor? EmbeddingNorm { get; init; }
     public ParameterTensor? EmbeddingNormBias { get; init; }
@@ -294,6 +321,7 @@ internal sealed class OnnxArchitecture
             CheckpointFamily.Bart => "bart",
             CheckpointFamily.MBart => "mbart",
             CheckpointFamily.M2M100 => "m2m_100",
+            CheckpointFamily.T5 => modelType == "mt5" ? "mt5" : "t5",
             _ => null,
         };
         if (modelType != expected)
@@ -303,6 +331,7 @@ internal sealed class OnnxArchitecture
             CheckpointFamily.Gpt2 => Gpt2(layout, config, table),
             CheckpointFamily.Bert or CheckpointFamily.Roberta or CheckpointFamily.DistilBert => Bert(layout, d, config, table),
             CheckpointFamily.Marian or CheckpointFamily.Bart or CheckpointFamily.MBart or CheckpointFamily.M2M100 => Seq2SeqFamily(layout, config, table),
+            CheckpointFamily.T5 => T5(layout, config, table, configPath),
             _ => Llama(layout, config, table, configPath),
         };
     }
@@ -556,6 +585,109 @@ internal sealed class OnnxArchitecture
         return layers;
     }
 
+    /// <summary>
+    /// T5, T5 v1.1, Flan-T5 and mT5 (T5ForConditionalGeneration's names, the compiler's FamilyNames.T5; ConfigReader.T5
+    /// reads the same keys with the same defaults): one token table <c>shared</c> (no embedding scale, no positions), pre-norm
+    /// layers with RMSNorm (<c>layer_norm_epsilon</c>) and no biases anywhere, heads of <c>d_kv</c> (num_heads·d_kv need not
+    /// be d_model), unscaled scores plus each stack's relative-position bias (block 0's <c>relative_attention_bias</c>,
+    /// bidirectional buckets in the encoder, causal ones in the decoder; none in cross-attention), a ReLU (<c>wi</c>) or gated
+    /// (<c>wi_0</c>, <c>wi_1</c>) feed-forward, a final RMSNorm per stack, and the head: tied to <c>shared</c> and reading the
+    /// decoder's output × d_model^−½, or <c>lm_head</c>.
+    /// </summary>
+    private static OnnxArchitecture T5(ModelLayout layout, JsonElement config, TensorTable table, string configPath)
+    {
+        int heads = Require(config, "num_heads"), headDim = Require(config, "d_kv");
+        ParameterTensor shared = table.Take("shared.weight");
+        int dModel = shared.Shape[1];
+        // T5Config derives dense_act_fn and is_gated_act from feed_forward_proj ("gated-gelu" meaning gelu_new); a saved config
+        // carries both, and the saved ones decide (as ConfigReader.T5 reads them).
+        string projection = String(config, "feed_forward_proj") ?? "relu";
+        bool gatedByName = projection.StartsWith("gated-", StringComparison.Ordinal);
+        string derived = projection == "gated-gelu" ? "gelu_new" : gatedByName ? projection["gated-".Length..] : projection;
+        bool gated = config.TryGetProperty("is_gated_act", out JsonElement g) && g.ValueKind is JsonValueKind.True or JsonValueKind.False ? g.GetBoolean() : gatedByName;
+        string activation = String(config, "dense_act_fn") ?? derived;
+        OnnxFeedForward feedForward = (activation, gated) switch
+        {
+            ("relu", false) => OnnxFeedForward.Relu,
+            ("gelu", false) => OnnxFeedForward.GeluErf,
+            ("gelu_new" or "gelu_pytorch_tanh", false) => OnnxFeedForward.GeluTanh,
+            ("silu" or "swish", false) => OnnxFeedForward.Silu,
+            ("gelu_new" or "gelu_pytorch_tanh", true) => OnnxFeedForward.GeGluTanh,
+            ("silu" or "swish", true) => OnnxFeedForward.SwiGlu,
+            _ => throw new NotSupportedException($"'{configPath}': the {(gated ? "gated " : "")}{activation} feed-forward; T5's is exported with relu, gelu, gelu_new and silu, and gated with gelu_new (gated-gelu) and silu, as the compiler builds it"),
+        };
+        bool tied = config.TryGetProperty("tie_word_embeddings", out JsonElement t) && t.ValueKind is JsonValueKind.True or JsonValueKind.False
+            ? t.GetBoolean() : String(config, "model_type") == "t5";
+        ParameterTensor? head = table.TakeOptional("lm_head.weight");
+        if (tied != (head is null))
+            throw new ArgumentException($"'{configPath}' says tie_word_embeddings = {tied}, and {layout.Name} {(head is null ? "has no" : "has its own")} lm_head.weight", nameof(configPath));
+        var decoderCross = new List<OnnxCrossAttentionTensors>();
+        var decoder = new OnnxDecoderStack
+        {
+            Vocab = layout.TargetVocab,
+            SeqLen = layout.DecoderSeqLen,
+            MasksPadding = false, // transformers' T5 decoder masks no padding (its start token is the padding id); the compiler's neither
+            TokenEmbedding = shared,
+            Layers = T5Layers(table, "decoder", gated, decoderCross),
+            CrossAttention = decoderCross,
+            FinalNorm = table.Take("decoder.final_layer_norm.weight"),
+            LanguageModelHead = head,
+            HeadScale = head is null ? (float)(1.0 / Math.Sqrt(dModel)) : 1f, // as the compiler's ScaleOp computes it
+            RelativeAttentionBias = table.Take("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"),
+        };
+        return new OnnxArchitecture
+        {
+            Name = layout.Name,
+            Encoder = true,
+            Vocab = layout.Vocab,
+            DModel = dModel,
+            Heads = heads,
+            KeyValueHeads = heads,
+            HeadDim = headDim,
+            SeqLen = layout.SeqLen,
+            RmsNorm = true,
+            NormEpsilon = Number(config, "layer_norm_epsilon") ?? 1e-6f,
+            PreNorm = true,
+            Positions = OnnxPositions.Relative,
+            UnscaledScores = true,
+            RelativeAttentionBias = table.Take("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"),
+            RelativeBuckets = Integer(config, "relative_attention_num_buckets") ?? 32,
+            RelativeMaxDistance = Integer(config, "relative_attention_max_distance") ?? 128,
+            FeedForward = feedForward,
+            TokenEmbedding = shared,
+            Layers = T5Layers(table, "encoder", gated, null),
+            FinalNorm = table.Take("encoder.final_layer_norm.weight"),
+            Decoder = decoder,
+        };
+    }
+
+    /// <summary>
+    /// The blocks of a T5 stack (<paramref name="side"/> "encoder" or "decoder"): <c>layer.0</c> self-attention, in the decoder
+    /// <c>layer.1</c> cross-attention (added to <paramref name="cross"/>), and the last the feed-forward network, each with its
+    /// RMSNorm <c>layer_norm</c>.
+    /// </summary>
+    private static List<OnnxLayerTensors> T5Layers(TensorTable table, string side, bool gated, List<OnnxCrossAttentionTensors>? cross)
+    {
+        var layers = new List<OnnxLayerTensors>();
+        for (int i = 0; table.Has($"{side}.block.{i}.layer.0.SelfAttention.q.weight"); i++)
+        {
+            string p = $"{side}.block.{i}.layer.", attention = p + "0.SelfAttention.", ffn = p + (cross is null ? "1" : "2") + ".";
+            layers.Add(new OnnxLayerTensors(
+                table.Take(p + "0.layer_norm.weight"), null,
+                [table.Take(attention + "q.weight"), table.Take(attention + "k.weight"), table.Take(attention + "v.weight")], null,
+                table.Take(attention + "o.weight"), null,
+                table.Take(ffn + "layer_norm.weight"), null,
+                gated ? [table.Take(ffn + "DenseReluDense.wi_0.weight"), table.Take(ffn + "DenseReluDense.wi_1.weight")] : [table.Take(ffn + "DenseReluDense.wi.weight")], null,
+                table.Take(ffn + "DenseReluDense.wo.weight"), null));
+            cross?.Add(new OnnxCrossAttentionTensors(
+                table.Take(p + "1.layer_norm.weight"), null,
+                table.Take(p + "1.EncDecAttention.q.weight"), null,
+                [table.Take(p + "1.EncDecAttention.k.weight"), table.Take(p + "1.EncDecAttention.v.weight")], null,
+                table.Take(p + "1.EncDecAttention.o.weight"), null));
+        }
+        return layers;
+    }
+
     private static OnnxFeedForward Ungated(JsonElement config, string key, string fallback)
     {
         string value = String(config, key) ?? fallback;
@@ -582,7 +714,7 @@ internal sealed class OnnxArchitecture
         int expected = (Heads + 2 * KeyValueHeads) * HeadDim;
         if (qkvRows != expected || Layers[0].Output.Shape[1] != Heads * HeadDim)
             throw new ArgumentException($"{Name}: the query, key and value projections have {qkvRows} rows; {Heads} heads and {KeyValueHeads} key/value heads of {HeadDim} need {expected}");
-        if (FeedForward == OnnxFeedForward.SwiGlu)
+        if (FeedForward is OnnxFeedForward.SwiGlu or OnnxFeedForward.GeGluTanh)
         {
             // The gate and up rows are split in two equal halves after the product: twice the down projection's input.
             int upRows = 0;
@@ -594,6 +726,16 @@ internal sealed class OnnxArchitecture
             foreach (ParameterTensor? norm in new[] { layer.QueryNorm, layer.KeyNorm })
                 if (norm is not null && norm.Length != HeadDim)
                     throw new ArgumentException($"{Name}: {norm.Name} {norm.ShapeText} does not scale heads of {HeadDim}");
+        if (Positions == OnnxPositions.Relative)
+        {
+            // The bias [heads, queries, keys] is added to scores [batch, heads, queries, keys]: one bias row per query head.
+            if (KeyValueHeads != Heads) throw new ArgumentException($"{Name}: a relative-position bias with {Heads} heads on {KeyValueHeads} key/value heads is not exported");
+            foreach (ParameterTensor? bias in new[] { RelativeAttentionBias, Decoder?.RelativeAttentionBias })
+                if (bias is null || bias.Shape.Length != 2 || bias.Shape[0] != RelativeBuckets || bias.Shape[1] != Heads)
+                    throw new ArgumentException($"{Name}: {(bias is null ? "a stack has no relative-position table" : $"{bias.Name} {bias.ShapeText}")}; the config's {RelativeBuckets} buckets and {Heads} heads need [{RelativeBuckets}, {Heads}]");
+            if (RelativeBuckets < 4 || RelativeMaxDistance <= RelativeBuckets / 4)
+                throw new ArgumentException($"{Name}: {RelativeBuckets} buckets up to distance {RelativeMaxDistance}: the encoder's buckets need 4 or more and a max distance past the exact ones");
+        }
         if (PositionEmbedding is { } p && p.Shape[0] < SeqLen)
             throw new ArgumentException($"{Name}: {p.Name} has {p.Shape[0]} positions, fewer than SeqLen = {SeqLen}");
         if (Decoder is not { } decoder) return;

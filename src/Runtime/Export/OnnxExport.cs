@@ -54,8 +54,9 @@ public enum OnnxSeq2SeqGraph
 public sealed class OnnxExportOptions
 {
     /// <summary>
-    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, Llama, Qwen2, Qwen3, Phi-3; Marian, BART, mBART, M2M100)
-    /// was compiled from: its norm epsilon, activation, head counts, rotary base and embedding scale are not in the parameter table. Unused for this project's own models,
+    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, Llama, Qwen2, Qwen3, Phi-3; Marian, BART, mBART, M2M100,
+    /// T5/Flan-T5/mT5) was compiled from: its norm epsilon, activation, head counts, rotary base, embedding scale and T5's
+    /// relative-position buckets are not in the parameter table. Unused for this project's own models,
     /// whose <c>[TransformerModel]</c> attribute says all of it.
     /// </summary>
     public string? Config { get; init; }
@@ -174,7 +175,9 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
 /// Runtime fuses; Qwen3's q_norm and k_norm the same over each head's channels, before the rotation), GELU from Erf or
 /// Tanh, attention as MatMul, Where and Softmax (grouped-query attention by a 5-D broadcast, never by copying keys),
 /// rotary positions by Slice, Neg and Concat over cosine and sine tables computed as
-/// the model computes them. This project's interleaved rotary pairs are exported by permuting the query and key rows into
+/// the model computes them; T5's relative-position bias as a Gather of its table <c>[buckets, heads]</c> by the bucket of each
+/// key − query distance, looked up in an int64 vector of the model's own buckets (one per distance the lengths allow), and
+/// added to the unscaled scores of each self-attention. This project's interleaved rotary pairs are exported by permuting the query and key rows into
 /// the half-split order, which leaves every score unchanged.</para>
 /// <para>Weights of a graph over 2 GiB go to a data file beside it (<see cref="OnnxExportOptions.ExternalData"/>): ONNX's
 /// external data, which ONNX Runtime loads from the graph's folder. The tensors are streamed to it as the graph is built,

@@ -35,9 +35,13 @@ internal sealed class OnnxGraphWriter
     /// <summary>
     /// One token stream (a model's only one, or an encoder's or decoder's): its length at run time, the position of its first
     /// token and the one after its last (<c>[1]</c> int64: 0 and the length, or with a cache the cached length and that plus
-    /// the length), and its rotary rows.
+    /// the length), its rotary rows, and T5's relative-position bias that its self-attention adds to every layer's scores
+    /// (<c>[heads, sequence, past + sequence]</c>, <see cref="WithRelativeBias"/>).
     /// </summary>
-    private sealed record TokenStream(string Prefix, string Length, string Start, string End, string? Cos, string? Sin);
+    private sealed record TokenStream(string Prefix, string Length, string Start, string End, string? Cos, string? Sin)
+    {
+        public string? PositionBias { get; init; }
+    }
 
     /// <summary>What a decoder layer of an encoder–decoder attends to: the encoder's output and which of its positions are real.</summary>
     private sealed record EncoderOutput(string HiddenStates, string KeyMask);
@@ -125,7 +129,7 @@ internal sealed class OnnxGraphWriter
         {
             string ids = Input("input_ids", DataType.Int64, Batch, EncoderSequence);
             string keys = KeyMask(Input("attention_mask", DataType.Int64, Batch, EncoderSequence), "encoder.");
-            TokenStream source = Stream(ids, "encoder.");
+            TokenStream source = WithRelativeBias(Stream(ids, "encoder."), _a.RelativeAttentionBias, bidirectional: true, _a.SeqLen);
             string mask = SelfAttentionMask(source, keys, causal: false, _a.SeqLen);
             string x = Embed(source, ids, null, _a.TokenEmbedding, _a.PositionEmbedding, _a.EmbeddingNorm, _a.EmbeddingNormBias);
             for (int layer = 0; layer < _a.Layers.Count; layer++) x = Layer($"encoder.layers.{layer}.", _a.Layers[layer], x, source, mask, null, null);
@@ -142,13 +146,13 @@ internal sealed class OnnxGraphWriter
 
         string decoderIds = Input(part == OnnxSeq2SeqGraph.Decoder ? "input_ids" : "decoder_input_ids", DataType.Int64, Batch, DecoderSequence);
         string? decoderKeys = decoder.MasksPadding ? KeyMask(Input("decoder_attention_mask", DataType.Int64, Batch, DecoderSequence), "decoder.") : null;
-        TokenStream target = Stream(decoderIds, "decoder.");
+        TokenStream target = WithRelativeBias(Stream(decoderIds, "decoder."), decoder.RelativeAttentionBias, bidirectional: false, decoder.SeqLen);
         string selfMask = SelfAttentionMask(target, decoderKeys, causal: true, decoder.SeqLen);
         string y = Embed(target, decoderIds, null, decoder.TokenEmbedding, decoder.PositionEmbedding, decoder.EmbeddingNorm, decoder.EmbeddingNormBias);
         for (int layer = 0; layer < decoder.Layers.Count; layer++)
             y = Layer($"decoder.layers.{layer}.", decoder.Layers[layer], y, target, selfMask, decoder.CrossAttention[layer], memory);
         if (decoder.FinalNorm is { } decoderNorm) y = Norm("decoder.norm", y, decoderNorm, decoder.FinalNormBias);
-        LogitsOutput(y, DecoderSequence, decoder.Vocab, decoder.LanguageModelHead, decoder.TokenEmbedding, decoder.LogitsBias);
+        LogitsOutput(y, DecoderSequence, decoder.Vocab, decoder.LanguageModelHead, decoder.TokenEmbedding, decoder.LogitsBias, decoder.HeadScale);
         if (part == OnnxSeq2SeqGraph.Full) Output(memory.HiddenStates, "encoder_last_hidden_state", Batch, EncoderSequence, _a.DModel);
         return shape + (part == OnnxSeq2SeqGraph.Decoder ? "; the decoder alone" : "");
     }
@@ -221,13 +225,13 @@ internal sealed class OnnxGraphWriter
                 Input(p + "encoder.value", DataType.Float, Batch, _a.Heads, PastEncoder, _a.HeadDim), layer);
         }
         string pastLength = SequenceAxisLength(past[0].Keys, "decoder.past_sequence_length");
-        TokenStream target = Stream(ids, "decoder.", start: pastLength);
+        TokenStream target = WithRelativeBias(Stream(ids, "decoder.", start: pastLength), decoder.RelativeAttentionBias, bidirectional: false, decoder.SeqLen);
         string selfMask = CachedAttentionMask(target, decoderKeys, decoder.SeqLen);
         string y = Embed(target, ids, null, decoder.TokenEmbedding, decoder.PositionEmbedding, decoder.EmbeddingNorm, decoder.EmbeddingNormBias);
         for (int layer = 0; layer < layers; layer++)
             y = Layer($"decoder.layers.{layer}.", decoder.Layers[layer], y, target, selfMask, decoder.CrossAttention[layer], memory, past[layer], crossPast[layer]);
         if (decoder.FinalNorm is { } decoderNorm) y = Norm("decoder.norm", y, decoderNorm, decoder.FinalNormBias);
-        LogitsOutput(y, DecoderSequence, decoder.Vocab, decoder.LanguageModelHead, decoder.TokenEmbedding, decoder.LogitsBias);
+        LogitsOutput(y, DecoderSequence, decoder.Vocab, decoder.LanguageModelHead, decoder.TokenEmbedding, decoder.LogitsBias, decoder.HeadScale);
         for (int layer = 0; layer < layers; layer++)
         {
             Output(_presents[layer].Keys, $"present.{layer}.decoder.key", Batch, _a.KeyValueHeads, TotalDecoder, _a.HeadDim);
@@ -280,13 +284,15 @@ internal sealed class OnnxGraphWriter
         Array.ConvertAll(dims, d => d as string ?? Convert.ToString(d, System.Globalization.CultureInfo.InvariantCulture)!);
 
     /// <summary>
-    /// The LM head over <paramref name="x"/> <c>[batch, positions, DModel]</c> as the graph's <c>logits</c>: its own matrix,
-    /// or the token embedding read through a Transpose (one copy in the file), plus <paramref name="bias"/> when the model has
-    /// one (<c>final_logits_bias</c>); with LastPositionOnly, the last position only.
+    /// The LM head over <paramref name="x"/> <c>[batch, positions, DModel]</c> (times <paramref name="scale"/> when it is not 1,
+    /// T5's tied head) as the graph's <c>logits</c>: its own matrix, or the token embedding read through a Transpose (one copy
+    /// in the file), plus <paramref name="bias"/> when the model has one (<c>final_logits_bias</c>); with LastPositionOnly, the
+    /// last position only.
     /// </summary>
-    private void LogitsOutput(string x, string positions, int vocab, ParameterTensor? head, ParameterTensor tokenEmbedding, ParameterTensor? bias)
+    private void LogitsOutput(string x, string positions, int vocab, ParameterTensor? head, ParameterTensor tokenEmbedding, ParameterTensor? bias, float scale = 1f)
     {
         if (_options.LastPositionOnly) x = _g.Node("Gather", [x, _g.Int64s(-1)], "last_position", n => B.Int(n, "axis", 1));
+        if (scale != 1f) x = _g.Node("Mul", [x, _g.Scalar(scale)], "head_input_scaled");
         string logits = head is not null
             ? Linear("lm_head", x, [head], null)
             : _g.Node("MatMul", [x, _g.Node("Transpose", [Weight(tokenEmbedding)], "token_embedding_transposed", n => B.Ints(n, "perm", 1, 0))], bias is null ? "logits" : "logits_unbiased");
@@ -366,6 +372,36 @@ internal sealed class OnnxGraphWriter
     /// <summary>Rows <c>[start, end)</c> of a table <c>[rows, …]</c>: a stream's positions.</summary>
     private string StreamRows(string table, string start, string end, string stem) =>
         _g.Node("Slice", [table, start, end, _g.Int64s(0)], stem);
+
+    /// <summary>
+    /// <paramref name="stream"/> with T5's relative-position bias of its self-attention (none without a table): for query
+    /// positions start … end − 1 and key positions 0 … end − 1, <c>bias[h, i, j] = table[bucket(key − query), h]</c>,
+    /// <c>[heads, sequence, past + sequence]</c>, computed once and added to the scores of every layer of the stack. The
+    /// bucket of each distance −(span − 1) … span − 1 is <see cref="Kernels.RelativePosition.Buckets"/>'s, the model's own,
+    /// written as an int64 vector of 2·span − 1 entries; the graph looks each pair's distance up in it. The vector rather than
+    /// a bucket per (query, key) pair: span² int64 would stay in the graph even with external data (shape constants do).
+    /// </summary>
+    private TokenStream WithRelativeBias(TokenStream stream, ParameterTensor? table, bool bidirectional, int span)
+    {
+        if (table is null) return stream;
+        string p = stream.Prefix;
+        var buckets = new int[2 * span - 1];
+        Kernels.RelativePosition.Buckets(buckets, span, bidirectional, _a.RelativeBuckets, _a.RelativeMaxDistance);
+        var distanceBuckets = Array.ConvertAll(buckets, b => (long)b);
+        string bucketOf = _g.Initializer(_g.Fresh(p + "relative_position_buckets"), [distanceBuckets.Length], DataType.Int64,
+            System.Runtime.InteropServices.MemoryMarshal.AsBytes(distanceBuckets.AsSpan()));
+        var numbers = new long[span];
+        for (int i = 0; i < span; i++) numbers[i] = i;
+        string positions = _g.Initializer(_g.Fresh(p + "relative_positions"), [span], DataType.Int64,
+            System.Runtime.InteropServices.MemoryMarshal.AsBytes(numbers.AsSpan()));
+        string queries = _g.Node("Unsqueeze", [StreamRows(positions, stream.Start, stream.End, p + "query_positions"), _g.Int64s(1)], p + "query_positions_column"); // [sequence, 1]
+        string keys = StreamRows(positions, _g.Int64s(0), stream.End, p + "key_positions"); // [past + sequence]
+        // span − 1 + key − query: the distance's entry in the bucket vector, [sequence, past + sequence].
+        string entries = _g.Node("Sub", [_g.Node("Add", [keys, _g.Int64s(span - 1)], p + "key_positions_shifted"), queries], p + "relative_distance_entries");
+        string bucket = _g.Node("Gather", [bucketOf, entries], p + "relative_buckets", n => B.Int(n, "axis", 0));
+        string rows = _g.Node("Gather", [Weight(table), bucket], p + "relative_bias_rows", n => B.Int(n, "axis", 0)); // [sequence, past + sequence, heads]
+        return stream with { PositionBias = _g.Node("Transpose", [rows], p + "relative_position_bias", n => B.Ints(n, "perm", 2, 0, 1)) };
+    }
 
     /// <summary>
     /// cos and sin <c>[PositionRows, headDim]</c> for <c>x·cos + rotate_half(x)·sin</c>, written once: each half-size table
@@ -494,7 +530,7 @@ internal sealed class OnnxGraphWriter
             v = _g.Node("Concat", [past.Values, v], p + "v_all", n => B.Int(n, "axis", 2));
             _presents.Add((k, v));
         }
-        return Attend(p, q, k, v, mask, t.Output, t.OutputBias);
+        return Attend(p, q, k, v, mask, t.Output, t.OutputBias, stream.PositionBias);
     }
 
     /// <summary>
@@ -506,7 +542,7 @@ internal sealed class OnnxGraphWriter
     private string CrossAttention(string p, OnnxCrossAttentionTensors t, string x, EncoderOutput memory, PastKeysValues? past)
     {
         int h = _a.Heads, d = _a.HeadDim;
-        string q = Heads(Linear(p + "cross_query", x, [t.Query], [t.QueryBias]), h, p + "cross_q");
+        string q = Heads(Linear(p + "cross_query", x, [t.Query], t.QueryBias is { } queryBias ? [queryBias] : null), h, p + "cross_q");
         string hidden = memory.HiddenStates;
         if (past is not null)
             hidden = _g.Node("Slice", [hidden, SequenceAxisLength(past.Keys, p + "cross_past_length"), _g.Int64s(long.MaxValue), _g.Int64s(1)], p + "cross_unprojected");
@@ -528,9 +564,10 @@ internal sealed class OnnxGraphWriter
 
     /// <summary>
     /// softmax(q·kᵀ/√D, masked)·v over heads <c>[batch, heads, queries, D]</c> and <c>[batch, kvHeads, keys, D]</c>, the heads
-    /// put side by side again, and the output projection.
+    /// put side by side again, and the output projection. T5's scores are not divided by √D and have
+    /// <paramref name="positionBias"/> <c>[heads, queries, keys]</c> added before the mask, as transformers adds it.
     /// </summary>
-    private string Attend(string p, string q, string k, string v, string mask, ParameterTensor output, ParameterTensor? outputBias)
+    private string Attend(string p, string q, string k, string v, string mask, ParameterTensor output, ParameterTensor? outputBias, string? positionBias = null)
     {
         int h = _a.Heads, kv = _a.KeyValueHeads, d = _a.HeadDim;
         string keysT;
@@ -546,7 +583,8 @@ internal sealed class OnnxGraphWriter
             v = _g.Node("Unsqueeze", [v, _g.Int64s(2)], p + "v_grouped");
         }
         string scores = _g.Node("MatMul", [q, keysT], p + "scores");
-        scores = _g.Node("Mul", [scores, _g.Scalar(1f / MathF.Sqrt(d))], p + "scores_scaled");
+        if (!_a.UnscaledScores) scores = _g.Node("Mul", [scores, _g.Scalar(1f / MathF.Sqrt(d))], p + "scores_scaled");
+        if (positionBias is not null) scores = _g.Node("Add", [scores, positionBias], p + "scores_biased");
         scores = _g.Node("Where", [mask, scores, _g.Scalar(MaskedScore)], p + "scores_masked");
         string probabilities = _g.Node("Softmax", [scores], p + "attention_probabilities", n => B.Int(n, "axis", -1));
         string context = _g.Node("MatMul", [probabilities, v], p + "context");
@@ -572,12 +610,15 @@ internal sealed class OnnxGraphWriter
         string activated;
         switch (_a.FeedForward)
         {
-            case OnnxFeedForward.SwiGlu:
+            case OnnxFeedForward.SwiGlu or OnnxFeedForward.GeGluTanh:
             {
-                int dff = t.Down.Shape[1]; // rows gate | up, from one tensor (Phi-3's gate_up_proj) or two
+                // rows gate | up, from one tensor (Phi-3's gate_up_proj) or two (Llama's gate_proj and up_proj, T5's wi_0 and wi_1)
+                int dff = t.Down.Shape[1];
                 string[] gateUp = _g.Nodes("Split", [hidden, _g.Int64s(dff, dff)], p + "ffn_gate_up", 2, n => B.Int(n, "axis", 2));
-                string silu = _g.Node("Mul", [gateUp[0], _g.Node("Sigmoid", [gateUp[0]], p + "ffn_sigmoid")], p + "ffn_silu");
-                activated = _g.Node("Mul", [silu, gateUp[1]], p + "ffn_activated");
+                string gate = _a.FeedForward == OnnxFeedForward.SwiGlu
+                    ? _g.Node("Mul", [gateUp[0], _g.Node("Sigmoid", [gateUp[0]], p + "ffn_sigmoid")], p + "ffn_silu")
+                    : GeluTanh(gateUp[0], p);
+                activated = _g.Node("Mul", [gate, gateUp[1]], p + "ffn_activated");
                 break;
             }
             case OnnxFeedForward.Silu:
@@ -592,20 +633,23 @@ internal sealed class OnnxGraphWriter
                 break;
             }
             case OnnxFeedForward.GeluTanh:
-            {
-                // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), GPT-2's gelu_new.
-                string cube = _g.Node("Pow", [hidden, _g.Scalar(3f)], p + "ffn_cube");
-                string inner = _g.Node("Add", [hidden, _g.Node("Mul", [cube, _g.Scalar(0.044715f)], p + "ffn_cube_scaled")], p + "ffn_inner");
-                string tanh = _g.Node("Tanh", [_g.Node("Mul", [inner, _g.Scalar(MathF.Sqrt(2f / MathF.PI))], p + "ffn_tanh_input")], p + "ffn_tanh");
-                string sum = _g.Node("Add", [tanh, _g.Scalar(1f)], p + "ffn_tanh_plus_one");
-                activated = _g.Node("Mul", [_g.Node("Mul", [hidden, _g.Scalar(0.5f)], p + "ffn_half"), sum], p + "ffn_gelu");
+                activated = GeluTanh(hidden, p);
                 break;
-            }
             default:
                 activated = _g.Node("Relu", [hidden], p + "ffn_relu");
                 break;
         }
         return Linear(p + "ffn_down", activated, [t.Down], t.DownBias is { } b ? [b] : null);
+    }
+
+    /// <summary>0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), GPT-2's gelu_new (T5's gated-gelu on the gate): opset 17 has no Gelu.</summary>
+    private string GeluTanh(string x, string p)
+    {
+        string cube = _g.Node("Pow", [x, _g.Scalar(3f)], p + "ffn_cube");
+        string inner = _g.Node("Add", [x, _g.Node("Mul", [cube, _g.Scalar(0.044715f)], p + "ffn_cube_scaled")], p + "ffn_inner");
+        string tanh = _g.Node("Tanh", [_g.Node("Mul", [inner, _g.Scalar(MathF.Sqrt(2f / MathF.PI))], p + "ffn_tanh_input")], p + "ffn_tanh");
+        string sum = _g.Node("Add", [tanh, _g.Scalar(1f)], p + "ffn_tanh_plus_one");
+        return _g.Node("Mul", [_g.Node("Mul", [x, _g.Scalar(0.5f)], p + "ffn_half"), sum], p + "ffn_gelu");
     }
 
     private string Norm(string stem, string x, ParameterTensor weight, ParameterTensor? bias)
