@@ -23,3 +23,11 @@ public partial class SmolLm2 { }
 /// </summary>
 [TransformerModel(Config = "models/opus-mt-en-de/config.json", SeqLen = 256, TargetSeqLen = 256)]
 public partial class OpusMtEnDe { }
+
+/// <summary>
+/// google/flan-t5-small (T5 v1.1: 8 + 8 pre-norm layers with RMSNorm, 512 wide, 6 heads of 64, GEGLU 1024 with the tanh
+/// GELU, a relative-position bias per stack, one 32,128-id table for both stacks and an untied lm_head), compiled with
+/// 256 source and 256 target positions, as the opus-mt-en-de benchmark's model (T5 has no position table to bound them).
+/// </summary>
+[TransformerModel(Config = "models/flan-t5-small/config.json", SeqLen = 256, TargetSeqLen = 256)]
+public partial class FlanT5Small { }

@@ -21,7 +21,7 @@ namespace TransformerGen.Model.Bench;
 /// concatenation, which would only add copies on libtorch's side). The benchmark's source has no padding, so no
 /// attention mask is built (transformers' all-ones mask adds zeros).
 /// </remarks>
-internal sealed class TorchMarian : nn.Module
+internal sealed class TorchMarian : nn.Module, ITorchTranslator
 {
     private readonly Embedding shared;
     private readonly Tensor final_logits_bias;                                                   // [1, V]
