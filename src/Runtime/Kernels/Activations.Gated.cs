@@ -22,11 +22,7 @@ public static partial class Activations
     /// <param name="hidden">Width of each half and of the output (d_ff).</param>
     public static void GeGluTanhForward(ReadOnlySpan<float> gateUp, Span<float> y, int n, int hidden)
     {
-        SpanChecks.NonNegative(n, nameof(n));
-        SpanChecks.Positive(hidden, nameof(hidden));
-        SpanChecks.Length(gateUp.Length, 2L * n * hidden, nameof(gateUp));
-        SpanChecks.Length(y.Length, (long)n * hidden, nameof(y));
-        int rowsPerBlock = Math.Max(1, Elementwise.ChunkFloats / hidden), blocks = (n + rowsPerBlock - 1) / rowsPerBlock;
+        int blocks = GatedBlocks(n, hidden, gateUp.Length, y.Length, nameof(y), out int rowsPerBlock);
         unsafe
         {
             fixed (float* pGateUp = gateUp, py = y)
@@ -50,12 +46,8 @@ public static partial class Activations
     /// <param name="overwriteDGateUp">Store the gradient rather than add it.</param>
     public static void GeGluTanhBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> gateUp, Span<float> dGateUp, int n, int hidden, bool overwriteDGateUp = false)
     {
-        SpanChecks.NonNegative(n, nameof(n));
-        SpanChecks.Positive(hidden, nameof(hidden));
-        SpanChecks.Length(dy.Length, (long)n * hidden, nameof(dy));
-        SpanChecks.Length(gateUp.Length, 2L * n * hidden, nameof(gateUp));
+        int blocks = GatedBlocks(n, hidden, gateUp.Length, dy.Length, nameof(dy), out int rowsPerBlock);
         SpanChecks.Length(dGateUp.Length, 2L * n * hidden, nameof(dGateUp));
-        int rowsPerBlock = Math.Max(1, Elementwise.ChunkFloats / hidden), blocks = (n + rowsPerBlock - 1) / rowsPerBlock;
         unsafe
         {
             fixed (float* pdy = dy, pGateUp = gateUp, pdGateUp = dGateUp)

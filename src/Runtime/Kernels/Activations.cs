@@ -135,11 +135,7 @@ public static partial class Activations
     /// <param name="hidden">Width of the gate, of the up projection and of the output (intermediate_size).</param>
     public static void SwiGluForward(ReadOnlySpan<float> gateUp, Span<float> y, int n, int hidden)
     {
-        SpanChecks.NonNegative(n, nameof(n));
-        SpanChecks.Positive(hidden, nameof(hidden));
-        SpanChecks.Length(gateUp.Length, 2L * n * hidden, nameof(gateUp));
-        SpanChecks.Length(y.Length, (long)n * hidden, nameof(y));
-        int rowsPerBlock = Math.Max(1, Elementwise.ChunkFloats / hidden), blocks = (n + rowsPerBlock - 1) / rowsPerBlock;
+        int blocks = GatedBlocks(n, hidden, gateUp.Length, y.Length, nameof(y), out int rowsPerBlock);
         unsafe
         {
             fixed (float* pGateUp = gateUp, py = y)
@@ -165,12 +161,8 @@ public static partial class Activations
     /// <param name="overwriteDGateUp">Store the gradient rather than add it (its first contribution, which then needs no clearing).</param>
     public static void SwiGluBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> gateUp, Span<float> dGateUp, int n, int hidden, bool overwriteDGateUp = false)
     {
-        SpanChecks.NonNegative(n, nameof(n));
-        SpanChecks.Positive(hidden, nameof(hidden));
-        SpanChecks.Length(dy.Length, (long)n * hidden, nameof(dy));
-        SpanChecks.Length(gateUp.Length, 2L * n * hidden, nameof(gateUp));
+        int blocks = GatedBlocks(n, hidden, gateUp.Length, dy.Length, nameof(dy), out int rowsPerBlock);
         SpanChecks.Length(dGateUp.Length, 2L * n * hidden, nameof(dGateUp));
-        int rowsPerBlock = Math.Max(1, Elementwise.ChunkFloats / hidden), blocks = (n + rowsPerBlock - 1) / rowsPerBlock;
         unsafe
         {
             fixed (float* pdy = dy, pGateUp = gateUp, pdGateUp = dGateUp)
@@ -182,6 +174,21 @@ public static partial class Activations
                 WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor(2L * SiluCost * n * hidden, blocks));
             }
         }
+    }
+
+    /// <summary>
+    /// Checks a gated activation's sizes (<c>[n, 2·hidden]</c> gate | up, <c>[n, hidden]</c> rows named
+    /// <paramref name="rowsName"/>) and returns its work items: blocks of <paramref name="rowsPerBlock"/> rows, about
+    /// <see cref="Elementwise.ChunkFloats"/> outputs each.
+    /// </summary>
+    private static int GatedBlocks(int n, int hidden, int gateUpLength, int rowsLength, string rowsName, out int rowsPerBlock)
+    {
+        SpanChecks.NonNegative(n, nameof(n));
+        SpanChecks.Positive(hidden, nameof(hidden));
+        SpanChecks.Length(gateUpLength, 2L * n * hidden, "gateUp");
+        SpanChecks.Length(rowsLength, (long)n * hidden, rowsName);
+        rowsPerBlock = Math.Max(1, Elementwise.ChunkFloats / hidden);
+        return (n + rowsPerBlock - 1) / rowsPerBlock;
     }
 
     // GELU's erf and exp take about 1.1 ns per element on one core, as long as ~150 operations of a matrix product:
