@@ -26,8 +26,8 @@ public partial class OpusMtEnDe { }
 
 /// <summary>
 /// google/flan-t5-small (T5 v1.1: 8 + 8 pre-norm layers with RMSNorm, 512 wide, 6 heads of 64, GEGLU 1024 with the tanh
-/// GELU, a relative-position bias per stack, one 32,128-id table for both stacks and an untied lm_head), compiled with
-/// 256 source and 256 target positions, as the opus-mt-en-de benchmark's model (T5 has no position table to bound them).
+/// GELU, a relative-position bias per stack, one 32,128-id table for both stacks and an untied lm_head), compiled as
+/// samples/Translate compiles it: 512 source positions (the tokenizer's model_max_length) and 256 target positions.
 /// </summary>
-[TransformerModel(Config = "models/flan-t5-small/config.json", SeqLen = 256, TargetSeqLen = 256)]
+[TransformerModel(Config = "models/flan-t5-small/config.json", SeqLen = 512, TargetSeqLen = 256)]
 public partial class FlanT5Small { }

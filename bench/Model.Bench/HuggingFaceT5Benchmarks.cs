@@ -52,7 +52,8 @@ internal sealed class FlanT5SmallTranslation : TranslationCase
     {
         int LayersOf(string stack) => model.ParameterTensors.Count(t => t.Name.StartsWith(stack, StringComparison.Ordinal) && t.Name.EndsWith(".DenseReluDense.wo.weight", StringComparison.Ordinal));
         long Rows(string name) => model.ParameterTensors.Single(t => t.Name == name).Shape[0];
-        // The sizes of the config (d_kv and d_ff as the tensors give them), the 256 target positions of the compiled model.
+        // The config's sizes (d_kv and d_ff as the tensors give them; relative_attention_max_distance and layer_norm_epsilon,
+        // which the generated class keeps as literals in its code, as config.json gives them), a cache of TargetSeqLen.
         long inner = Rows("encoder.block.0.layer.0.SelfAttention.q.weight"), intermediate = Rows("encoder.block.0.layer.1.DenseReluDense.wi_0.weight");
         var torch = new TorchT5(FlanT5Small.Vocab, FlanT5Small.DModel, FlanT5Small.Heads, inner / FlanT5Small.Heads, intermediate,
             LayersOf("encoder.block."), LayersOf("decoder.block."), buckets: Rows(EncoderTable), maxDistance: 128, eps: 1e-6, capacity: FlanT5Small.TargetSeqLen);
