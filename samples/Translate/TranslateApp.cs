@@ -5,6 +5,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Text.RegularExpressions;
 using TransformerGen;
 using TransformerGen.Samples.Hub;
 using TransformerGen.Tokenizers;
@@ -14,7 +15,8 @@ namespace TranslateSample;
 /// <summary>
 /// The sample: loads a translation model and its tokenizer from a downloaded folder and translates a few sentences,
 /// greedily or by beam search. The folder's config.json says which of the compiled models runs (its model_type: marian is
-/// opus-mt-en-de, m2m_100 is NLLB-200). <see cref="Run(string[], TextWriter, TextWriter, IReadOnlyList{TranslationModelSpec})"/>
+/// opus-mt-en-de, m2m_100 is NLLB-200, t5 is Flan-T5, which is told what to do by an instruction written before the text:
+/// <c>translate English to German: </c> from --from and --to, or any --prompt, such as <c>summarize: </c>). <see cref="Run(string[], TextWriter, TextWriter, IReadOnlyList{TranslationModelSpec})"/>
 /// takes the writers and the models so that tests run it on tiny models of their own.
 /// </summary>
 public static class TranslateApp
@@ -42,7 +44,7 @@ public static class TranslateApp
         ["int8"] = WeightType.Int8,
     };
 
-    /// <summary>Runs the sample with Helsinki-NLP/opus-mt-en-de and facebook/nllb-200-distilled-600M.</summary>
+    /// <summary>Runs the sample with Helsinki-NLP/opus-mt-en-de, facebook/nllb-200-distilled-600M and google/flan-t5-small.</summary>
     public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, TranslationModelSpec.All);
 
     /// <summary>Parses <paramref name="args"/> and runs the sample with <paramref name="spec"/>'s model.</summary>
@@ -57,8 +59,9 @@ public static class TranslateApp
         string repositories = string.Join(" or ", specs.Select(spec => spec.Repository));
         var model = new Option<string?>("--model") { Description = $"The folder of {repositories}; its config.json's model_type says which.", HelpName = "folder" };
         var texts = new Option<string[]>("--text") { Description = "A text to translate (repeat for more); a few built-in English sentences when none is given.", HelpName = "text" };
-        var from = new Option<string?>("--from") { Description = "NLLB's source language code (default: the tokenizer's src_lang, else eng_Latn); opus-mt-en-de translates English only.", HelpName = "code" };
-        var to = new Option<string?>("--to") { Description = "NLLB's target language code (default: the tokenizer's tgt_lang, else fra_Latn); opus-mt-en-de translates into German only.", HelpName = "code" };
+        var from = new Option<string?>("--from") { Description = "The source language: NLLB's code (default: the tokenizer's src_lang, else eng_Latn) or Flan-T5's English name (default English); opus-mt-en-de translates English only.", HelpName = "language" };
+        var to = new Option<string?>("--to") { Description = "The target language: NLLB's code (default: the tokenizer's tgt_lang, else fra_Latn) or Flan-T5's English name (default German); opus-mt-en-de translates into German only.", HelpName = "language" };
+        var prompt = new Option<string?>("--prompt") { Description = $"Flan-T5's instruction instead of \"translate <from> to <to>: \": written before each text, or around it where it says {SentenceTranslator.TextPlaceholder} (\"summarize: \", \"Answer the question: \", \"\" for the text alone).", HelpName = "instruction" };
         var weights = new Option<string>("--weights") { Description = "How the weight matrices are held: fp32 as trained, bf16 (half the memory), int8 (about a quarter; NLLB-600M is 2.4 GB in fp32).", HelpName = "type", DefaultValueFactory = _ => "fp32" };
         weights.AcceptOnlyFromAmong([.. WeightTypes.Keys]);
         var beam = new Option<int>("--beam") { Description = "Beam width; 1 decodes greedily.", HelpName = "k", DefaultValueFactory = _ => 1 };
@@ -69,7 +72,7 @@ public static class TranslateApp
         maxTokens.Validators.Add(result => { if (result.GetValueOrDefault<int?>() < 1) result.AddError("--max-tokens must be at least 1."); });
         var command = new RootCommand($"Translate with {repositories}, compiled from their config.json: the encoder runs once per text, the decoder token by token through its key/value cache.")
         {
-            model, texts, from, to, weights, beam, lengthPenalty, maxTokens,
+            model, texts, from, to, prompt, weights, beam, lengthPenalty, maxTokens,
         };
         command.SetAction(parsed =>
         {
@@ -77,14 +80,14 @@ public static class TranslateApp
             var settings = new TranslationSettings(parsed.GetValue(beam), parsed.GetValue(lengthPenalty), parsed.GetValue(maxTokens) ?? int.MaxValue);
             var request = new Request(
                 parsed.GetValue(model), given.Length > 0 ? given : DefaultSentences, parsed.GetValue(from), parsed.GetValue(to),
-                WeightTypes[parsed.GetValue(weights)!], settings);
+                parsed.GetValue(prompt), WeightTypes[parsed.GetValue(weights)!], settings);
             return Execute(specs, request, output, error);
         });
         return command.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
 
     /// <summary>What the command line asks for.</summary>
-    private sealed record Request(string? Folder, IReadOnlyList<string> Texts, string? From, string? To, WeightType Weights, TranslationSettings Settings);
+    private sealed record Request(string? Folder, IReadOnlyList<string> Texts, string? From, string? To, string? Prompt, WeightType Weights, TranslationSettings Settings);
 
     private static int Execute(IReadOnlyList<TranslationModelSpec> specs, Request request, TextWriter output, TextWriter error)
     {
@@ -120,8 +123,24 @@ public static class TranslateApp
         // Options the model does not take are refused before anything is loaded.
         if (spec.Languages is null && (request.From is not null || request.To is not null))
         {
-            error.WriteLine($"{spec.Repository} translates one language pair, so --from and --to are not taken: they choose the languages of a many-to-many model (NLLB).");
+            error.WriteLine($"{spec.Repository} translates one language pair, so --from and --to are not taken: they choose the languages of a many-to-many model (NLLB, Flan-T5).");
             return 1;
+        }
+
+        string? sourcePrompt = null;
+        if (spec.Instruction is null && request.Prompt is not null)
+        {
+            error.WriteLine($"{spec.Repository} translates the text it is given, so --prompt is not taken: it is the instruction of a model that follows one (Flan-T5).");
+            return 1;
+        }
+
+        if (spec.Instruction is string instruction)
+        {
+            sourcePrompt = Prompt(spec, instruction, request, error);
+            if (sourcePrompt is null)
+            {
+                return 1;
+            }
         }
 
         var hub = Hub(spec);
@@ -138,7 +157,7 @@ public static class TranslateApp
 
         int[] prefix = [];
         string? languages = null;
-        if (spec.Languages is TranslationLanguages defaults)
+        if (spec.Languages is TranslationLanguages defaults && spec.Instruction is null)
         {
             string source = request.From ?? tokenizer.SourceLanguage ?? defaults.Source;
             string target = request.To ?? tokenizer.TargetLanguage ?? defaults.Target;
@@ -160,7 +179,7 @@ public static class TranslateApp
         SentenceTranslator translator;
         try
         {
-            translator = new SentenceTranslator(model, tokenizer, prefix);
+            translator = new SentenceTranslator(model, tokenizer, prefix, sourcePrompt);
         }
         catch (ArgumentException e)
         {
@@ -174,6 +193,11 @@ public static class TranslateApp
         if (languages is not null)
         {
             output.WriteLine(languages);
+        }
+
+        if (translator.Prompt is string written)
+        {
+            output.WriteLine(DescribePrompt(written, tokenizer));
         }
 
         string limit = settings.MaxTokens < translator.MaxTranslationTokens ? $"; at most {settings.MaxTokens} tokens" : "";
@@ -199,6 +223,10 @@ public static class TranslateApp
             output.WriteLine();
             output.WriteLine($"[{i + 1}] {translation.Source}");
             output.WriteLine($"  → {translation.Text}");
+            if (translation.IdsWithoutText > 0)
+            {
+                output.WriteLine($"    {translation.IdsWithoutText} of its ids {(translation.IdsWithoutText == 1 ? "is" : "are")} past the tokenizer's {tokenizer.VocabSize:N0} (rows of the model's {layout.TargetVocab:N0} that are no token) and have no text");
+            }
             if (translation.Truncated)
             {
                 string kept = prefix.Length == 0 ? "its closing </s>" : "its language code and closing </s>";
@@ -214,6 +242,76 @@ public static class TranslateApp
         output.WriteLine();
         output.WriteLine($"translated {request.Texts.Count} text{(request.Texts.Count == 1 ? "" : "s")}: {sourceTokens} source tokens, {targetTokens} target tokens in {elapsed.TotalSeconds:F3} s ({targetTokens / elapsed.TotalSeconds:N1} tokens/s)");
         return 0;
+    }
+
+    /// <summary>
+    /// The source an instruction-driven model reads for a text, <see cref="SentenceTranslator.TextPlaceholder"/> standing
+    /// for the text: --prompt as given (the text after it unless it places the text), or the model's instruction with the
+    /// languages of --from and --to; null, with the reason written, when the options do not go together or a language is a code.
+    /// </summary>
+    private static string? Prompt(TranslationModelSpec spec, string instruction, Request request, TextWriter error)
+    {
+        if (request.Prompt is string given)
+        {
+            if (request.From is not null || request.To is not null)
+            {
+                error.WriteLine($"--prompt replaces the instruction that --from and --to fill in ({instruction}), so they are not taken with it: write the languages into the prompt.");
+                return null;
+            }
+
+            // SentencePiece drops the extra space of "summarize: " + text, and "summarize:" + text needs one.
+            return given.Contains(SentenceTranslator.TextPlaceholder, StringComparison.Ordinal) ? given
+                : given.Length == 0 || char.IsWhiteSpace(given[^1]) ? given + SentenceTranslator.TextPlaceholder
+                : given + " " + SentenceTranslator.TextPlaceholder;
+        }
+
+        TranslationLanguages defaults = spec.Languages ?? new TranslationLanguages("English", "German");
+        string source = request.From ?? defaults.Source, target = request.To ?? defaults.Target;
+        if (!IsLanguageName(spec, instruction, "--from", source, error) || !IsLanguageName(spec, instruction, "--to", target, error))
+        {
+            return null;
+        }
+
+        return instruction.Replace("{from}", source, StringComparison.Ordinal).Replace("{to}", target, StringComparison.Ordinal);
+    }
+
+    // A few languages by their ISO 639-1 and 639-3 (and 639-2/B) codes, to name the one a code means: T5 was trained on
+    // English to German, French and Romanian, and Flan-T5's card lists these among its languages.
+    private static readonly (string Name, string[] Codes)[] LanguageNames =
+    [
+        ("English", ["en", "eng"]), ("German", ["de", "deu", "ger"]), ("French", ["fr", "fra", "fre"]), ("Romanian", ["ro", "ron", "rum"]),
+        ("Spanish", ["es", "spa"]), ("Italian", ["it", "ita"]), ("Portuguese", ["pt", "por"]), ("Dutch", ["nl", "nld", "dut"]),
+        ("Russian", ["ru", "rus"]), ("Chinese", ["zh", "zho", "chi"]), ("Japanese", ["ja", "jpn"]), ("Korean", ["ko", "kor"]),
+        ("Arabic", ["ar", "ara"]), ("Hindi", ["hi", "hin"]), ("Turkish", ["tr", "tur"]), ("Polish", ["pl", "pol"]),
+    ];
+
+    // en, deu, fra_Latn, zh-CN: a code, which an instruction would write as a word the model was not taught.
+    private static readonly Regex LanguageCode = new("^[a-z]{2,3}([_-][A-Za-z]{2,4})?$", RegexOptions.CultureInvariant);
+
+    /// <summary>Whether <paramref name="language"/> is a name to write into the instruction, not a code; otherwise writes which name to give.</summary>
+    private static bool IsLanguageName(TranslationModelSpec spec, string instruction, string option, string language, TextWriter error)
+    {
+        if (language.Trim().Length > 0 && !LanguageCode.IsMatch(language))
+        {
+            return true;
+        }
+
+        string code = language.Split('_', '-')[0];
+        string? name = LanguageNames.FirstOrDefault(entry => entry.Codes.Contains(code, StringComparer.Ordinal)).Name;
+        string advice = name is null ? "give the language's English name (German, French, …)" : $"give {option} {name}";
+        error.WriteLine($"{option} '{language}' is no language name: {spec.Repository} reads the languages as words in its instruction ({instruction}), so {advice}.");
+        return false;
+    }
+
+    /// <summary>The prompt line: the source for a text, and the ids of the instruction before it.</summary>
+    private static string DescribePrompt(string prompt, PretrainedTokenizer tokenizer)
+    {
+        int at = prompt.IndexOf(SentenceTranslator.TextPlaceholder, StringComparison.Ordinal);
+        string before = prompt[..at], after = prompt[(at + SentenceTranslator.TextPlaceholder.Length)..].Trim();
+        int[] ids = before.Trim().Length == 0 ? [] : [.. tokenizer.Encode(before, addSpecialTokens: false)];
+        string begins = ids.Length == 0 ? "each source is the text" : $"each source begins with the instruction's {ids.Length} tokens ({string.Join(", ", ids)})";
+        string then = after.Length == 0 ? "" : $", the text followed by '{after}'";
+        return $"prompt: \"{prompt}\" ({begins}{then}, closed by </s>, id {tokenizer.EosId})";
     }
 
     /// <summary>The model whose compiled model_type the folder's config.json has; null (with the reason written) when none has it.</summary>

@@ -135,7 +135,7 @@ public sealed class TranslateAppNllbTests(ITestOutputHelper log)
         (int exit, string output, string error) = Run("--model", marian.Path, "--to", "fra_Latn");
         Assert.Equal(1, exit);
         Assert.Equal("", output);
-        Assert.Equal("tests/tiny-marian translates one language pair, so --from and --to are not taken: they choose the languages of a many-to-many model (NLLB).\n", error);
+        Assert.Equal("tests/tiny-marian translates one language pair, so --from and --to are not taken: they choose the languages of a many-to-many model (NLLB, Flan-T5).\n", error);
     }
 
     [Fact]
@@ -304,7 +304,7 @@ public sealed class TranslateAppNllbTests(ITestOutputHelper log)
         Assert.Equal((256206, 1024, 12, 16, 64, 4096, 256, 256, 256206),
             (Nllb200Distilled600M.Vocab, Nllb200Distilled600M.DModel, Nllb200Distilled600M.Layers, Nllb200Distilled600M.Heads, Nllb200Distilled600M.HeadDim, Nllb200Distilled600M.DFF, Nllb200Distilled600M.SeqLen, Nllb200Distilled600M.TargetSeqLen, Nllb200Distilled600M.TargetVocab));
         Assert.Equal(TranslationModelSpec.Nllb200Distilled600M.CompiledConfig.ReplaceLineEndings(), File.ReadAllText(Path.Combine(RepositoryRoot(), "samples/Translate/models/nllb-200-distilled-600M/config.json")).ReplaceLineEndings());
-        Assert.Equal(["marian", "m2m_100"], TranslationModelSpec.All.Select(spec => spec.ModelType));
+        Assert.Equal(["marian", "m2m_100", "t5"], TranslationModelSpec.All.Select(spec => spec.ModelType));
     }
 
     private const string HubModelIndex = "model.safetensors.index.json";

@@ -83,6 +83,27 @@ internal static class ArchitectureCheck
         Defaults("mlp_fc2_bias", "true"), Defaults("prenorm", "false"),
     ];
 
+    // T5Config's and MT5Config's defaults (the keys the compiler reads, ConfigReader.T5): T5 has relu and a tied head, mT5
+    // gated-gelu and lm_head; num_decoder_layers is num_layers, the decoder starts from the padding id. dense_act_fn and
+    // is_gated_act are derived from feed_forward_proj ("gated-gelu" is gelu_new), but saved ones override the derivation.
+    private static Key[] T5(bool mt5) =>
+    [
+        Defaults("vocab_size", mt5 ? "250112" : "32128"), Defaults("d_model", "512"), Defaults("d_kv", "64"),
+        Defaults("d_ff", mt5 ? "1024" : "2048"), Defaults("num_layers", mt5 ? "8" : "6"),
+        new("num_decoder_layers", config => Value(config, "num_layers") ?? (mt5 ? "8" : "6")),
+        Defaults("num_heads", mt5 ? "6" : "8"), Defaults("relative_attention_num_buckets", "32"),
+        Defaults("relative_attention_max_distance", "128"), Defaults("layer_norm_epsilon", Number(1e-6)),
+        Defaults("feed_forward_proj", mt5 ? "gated-gelu" : "relu"),
+        new("dense_act_fn", config => (Value(config, "feed_forward_proj") ?? (mt5 ? "gated-gelu" : "relu")) switch
+        {
+            "gated-gelu" => "gelu_new",
+            string projection => projection.StartsWith("gated-", StringComparison.Ordinal) ? projection["gated-".Length..] : projection,
+        }),
+        new("is_gated_act", config => (Value(config, "feed_forward_proj") ?? (mt5 ? "gated-gelu" : "relu")).StartsWith("gated-", StringComparison.Ordinal) ? "true" : "false"),
+        Defaults("tie_word_embeddings", mt5 ? "false" : "true"), Defaults("pad_token_id", "0"), Defaults("eos_token_id", "1"),
+        new("decoder_start_token_id", config => Value(config, "pad_token_id") ?? "0"),
+    ];
+
     /// <summary>
     /// The differences between the folder's config and the compiled one, one line each
     /// (<c>hidden_size: 768 in the folder, 384 compiled</c>); empty when the folder holds the compiled architecture.
@@ -108,6 +129,8 @@ internal static class ArchitectureCheck
             "gpt2" => Gpt2,
             "marian" => Marian,
             "m2m_100" => M2M100,
+            "t5" => T5(mt5: false),
+            "mt5" => T5(mt5: true),
             _ => throw new InvalidOperationException($"the compiled config has model_type {compiledType}, which this check has no keys for"),
         };
         var differences = new List<string>();
