@@ -25,7 +25,7 @@ public partial class OnnxT5 : IDecoderInputs { int[] IDecoderInputs.LastDecoderI
 public partial class OnnxFlanT5 : IDecoderInputs { int[] IDecoderInputs.LastDecoderInputs => DecoderTokens.ToArray(); }
 
 /// <summary>
-/// The Hugging Face encoder–decoders (Marian, BART, mBART, M2M100) compiled from the reference tests' fixture configs,
+/// The Hugging Face encoder–decoders (Marian, BART, mBART, M2M100, T5, Flan-T5) compiled from the reference tests' fixture configs,
 /// exported to ONNX with their config.json and run by ONNX Runtime: the one graph's logits of a padded batch, and the encoder
 /// and decoder graphs composed, within 1e-5 of the largest of ours (<see cref="TransformerModel.Forward"/>); greedy decoding
 /// through the encoder graph and the cached decoder graph equal to <see cref="Seq2SeqModel.Translate"/> token for token
@@ -69,7 +69,8 @@ public sealed partial class OnnxExportTests
 
     /// <summary>
     /// The one graph (Marian: post-LN, split sinusoids, swish; BART: learned positions, layernorm_embedding; mBART: pre-LN with
-    /// final norms, decoder from the last label; M2M100: fairseq's sinusoids, ReLU, no logits bias) on a batch whose row 1 has
+    /// final norms, decoder from the last label; M2M100: fairseq's sinusoids, ReLU, no logits bias; T5: RMSNorm, relative-position
+    /// bias on unscaled scores, ReLU, tied head × d_model^−½; Flan-T5: the same with GEGLU and lm_head) on a batch whose row 1 has
     /// four padded source positions and three padded targets, and the encoder and decoder graphs composed: our logits within
     /// 1e-5 of the largest. No graph takes decoder_attention_mask: these decoders mask no padding.
     /// </summary>
