@@ -69,6 +69,15 @@ public sealed class T5Tests : IDisposable
     private PretrainedTokenizer Open() => PretrainedTokenizer.FromFolder(_folder.Path);
 
     [Fact]
+    public void A_truncated_model_file_is_refused_as_malformed()
+    {
+        byte[] model = SentencePieceModelWriter.T5Shaped(Pieces, CharsMap);
+        _folder.Write("spiece.model", model.AsSpan(0, model.Length - 7).ToArray());
+        var e = Assert.Throws<InvalidDataException>(Open);
+        Assert.Contains("not a well-formed SentencePiece model", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Reads_kind_special_ids_and_size()
     {
         PretrainedTokenizer tokenizer = Open();

@@ -1,8 +1,7 @@
 using System;
-using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.IO;
-using System.Text;
+using Google.Protobuf;
 
 namespace TransformerGen.Tokenizers.Loaders;
 
@@ -45,158 +44,110 @@ internal sealed class SentencePieceProto
     public bool RemoveExtraWhitespaces { get; private init; } = true;
     public bool EscapeWhitespaces { get; private init; } = true;
 
-    /// <summary>Reads a serialized model.</summary>
+    /// <summary>Reads a serialized model with Google.Protobuf's wire-format reader (no generated classes: the loaders need a
+    /// dozen of the schema's fields, read by number; the others are skipped).</summary>
     /// <exception cref="InvalidDataException">The bytes are not a well-formed protobuf message.</exception>
-    public static SentencePieceProto Read(ReadOnlySpan<byte> model)
+    public static SentencePieceProto Read(byte[] model)
+    {
+        try
+        {
+            return ReadModel(new CodedInputStream(model));
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new InvalidDataException($"not a well-formed SentencePiece model: {e.Message}", e);
+        }
+    }
+
+    // ModelProto: pieces (1), trainer_spec (2), normalizer_spec (3); the proto's defaults where a field is absent.
+    private static SentencePieceProto ReadModel(CodedInputStream input)
     {
         var pieces = new List<(string, float, int)>();
-        foreach (ReadOnlySpan<byte> piece in new FieldReader(model, 1))
+        int modelType = UnigramModel, unk = 0, bos = 1, eos = 2, pad = -1;
+        bool suffix = false, byteFallback = false, dummyPrefix = true, removeWhitespace = true, escapeWhitespace = true;
+        string? normalizer = null;
+        byte[] charsMap = [];
+        uint tag;
+        while ((tag = input.ReadTag()) != 0)
         {
-            pieces.Add(ReadPiece(piece));
+            switch (WireFormat.GetTagFieldNumber(tag))
+            {
+                case 1 when IsMessage(tag):
+                    pieces.Add(ReadPiece(Nested(input)));
+                    break;
+                case 2 when IsMessage(tag):
+                    // TrainerSpec: model_type (3), treat_whitespace_as_suffix (24), byte_fallback (35), unk/bos/eos/pad ids (40–43).
+                    CodedInputStream trainer = Nested(input);
+                    uint field;
+                    while ((field = trainer.ReadTag()) != 0)
+                    {
+                        switch (WireFormat.GetTagFieldNumber(field))
+                        {
+                            case 3: modelType = trainer.ReadInt32(); break;
+                            case 24: suffix = trainer.ReadBool(); break;
+                            case 35: byteFallback = trainer.ReadBool(); break;
+                            case 40: unk = trainer.ReadInt32(); break;
+                            case 41: bos = trainer.ReadInt32(); break;
+                            case 42: eos = trainer.ReadInt32(); break;
+                            case 43: pad = trainer.ReadInt32(); break;
+                            default: trainer.SkipLastField(); break;
+                        }
+                    }
+                    break;
+                case 3 when IsMessage(tag):
+                    // NormalizerSpec: name (1), precompiled_charsmap (2), add_dummy_prefix (3), remove_extra_whitespaces (4), escape_whitespaces (5).
+                    CodedInputStream spec = Nested(input);
+                    while ((field = spec.ReadTag()) != 0)
+                    {
+                        switch (WireFormat.GetTagFieldNumber(field))
+                        {
+                            case 1: normalizer = spec.ReadString(); break;
+                            case 2: charsMap = spec.ReadBytes().ToByteArray(); break;
+                            case 3: dummyPrefix = spec.ReadBool(); break;
+                            case 4: removeWhitespace = spec.ReadBool(); break;
+                            case 5: escapeWhitespace = spec.ReadBool(); break;
+                            default: spec.SkipLastField(); break;
+                        }
+                    }
+                    break;
+                default:
+                    input.SkipLastField();
+                    break;
+            }
         }
 
-        ReadOnlySpan<byte> trainer = Field(model, 2);
-        ReadOnlySpan<byte> normalizer = Field(model, 3);
         return new SentencePieceProto(pieces)
         {
-            ModelType = (int)(Number(trainer, 3) ?? UnigramModel),
-            TreatWhitespaceAsSuffix = Number(trainer, 24) is ulong suffix && suffix != 0,
-            ByteFallback = Number(trainer, 35) is ulong fallback && fallback != 0,
-            UnkId = (int)(Number(trainer, 40) ?? 0),
-            BosId = (int)(Number(trainer, 41) ?? 1),
-            EosId = (int)(Number(trainer, 42) ?? 2),
-            PadId = (int)(Number(trainer, 43) ?? unchecked((ulong)-1L)),
-            NormalizerName = Field(normalizer, 1) is { IsEmpty: false } name ? Encoding.UTF8.GetString(name) : null,
-            PrecompiledCharsMap = Field(normalizer, 2).ToArray(),
-            AddDummyPrefix = Number(normalizer, 3) is not ulong prefix || prefix != 0,
-            RemoveExtraWhitespaces = Number(normalizer, 4) is not ulong remove || remove != 0,
-            EscapeWhitespaces = Number(normalizer, 5) is not ulong escape || escape != 0,
+            ModelType = modelType, TreatWhitespaceAsSuffix = suffix, ByteFallback = byteFallback,
+            UnkId = unk, BosId = bos, EosId = eos, PadId = pad,
+            NormalizerName = string.IsNullOrEmpty(normalizer) ? null : normalizer, PrecompiledCharsMap = charsMap,
+            AddDummyPrefix = dummyPrefix, RemoveExtraWhitespaces = removeWhitespace, EscapeWhitespaces = escapeWhitespace,
         };
     }
 
     // ModelProto.SentencePiece: piece (1), score (2, a float), type (3, NORMAL when absent).
-    private static (string, float, int) ReadPiece(ReadOnlySpan<byte> message)
+    private static (string, float, int) ReadPiece(CodedInputStream input)
     {
-        string piece = Encoding.UTF8.GetString(Field(message, 1));
+        string piece = "";
         float score = 0;
         int type = NormalType;
-        int at = 0;
-        while (at < message.Length)
+        uint tag;
+        while ((tag = input.ReadTag()) != 0)
         {
-            ulong tag = Varint(message, ref at);
-            int number = (int)(tag >> 3);
-            if (number == 2 && (tag & 7) == 5)
+            switch (WireFormat.GetTagFieldNumber(tag))
             {
-                if (at + 4 > message.Length) throw new InvalidDataException("a SentencePiece model's score runs past its end");
-                score = BinaryPrimitives.ReadSingleLittleEndian(message.Slice(at, 4));
-                at += 4;
-            }
-            else if (number == 3 && (tag & 7) == 0)
-            {
-                type = (int)Varint(message, ref at);
-            }
-            else
-            {
-                Skip(message, ref at, (int)(tag & 7));
+                case 1: piece = input.ReadString(); break;
+                case 2: score = input.ReadFloat(); break;
+                case 3: type = input.ReadEnum(); break;
+                default: input.SkipLastField(); break;
             }
         }
 
         return (piece, score, type);
     }
 
-    /// <summary>The bytes of the last length-delimited field <paramref name="number"/> of a message (empty when absent).</summary>
-    public static ReadOnlySpan<byte> Field(ReadOnlySpan<byte> message, int number)
-    {
-        ReadOnlySpan<byte> last = default;
-        foreach (ReadOnlySpan<byte> field in new FieldReader(message, number))
-        {
-            last = field;
-        }
+    private static bool IsMessage(uint tag) => WireFormat.GetTagWireType(tag) == WireFormat.WireType.LengthDelimited;
 
-        return last;
-    }
-
-    // The last varint field `number` of a message (protobuf: the last value wins), or null.
-    private static ulong? Number(ReadOnlySpan<byte> message, int number)
-    {
-        ulong? value = null;
-        int at = 0;
-        while (at < message.Length)
-        {
-            ulong tag = Varint(message, ref at);
-            if ((int)(tag >> 3) == number && (tag & 7) == 0)
-            {
-                value = Varint(message, ref at);
-            }
-            else
-            {
-                Skip(message, ref at, (int)(tag & 7));
-            }
-        }
-
-        return value;
-    }
-
-    private static void Skip(ReadOnlySpan<byte> message, ref int at, int wire)
-    {
-        switch (wire)
-        {
-            case 0: Varint(message, ref at); break;
-            case 1: at += 8; break;
-            case 5: at += 4; break;
-            case 2:
-                ulong length = Varint(message, ref at);
-                if (length > (ulong)(message.Length - at)) throw new InvalidDataException("a SentencePiece model's field runs past its end");
-                at += (int)length;
-                break;
-            default: throw new InvalidDataException($"a SentencePiece model has a field of wire type {wire}, which protobuf does not define");
-        }
-
-        if (at > message.Length) throw new InvalidDataException("a SentencePiece model's field runs past its end");
-    }
-
-    private static ulong Varint(ReadOnlySpan<byte> message, ref int at)
-    {
-        ulong result = 0;
-        for (int shift = 0; shift < 64; shift += 7)
-        {
-            if (at >= message.Length) throw new InvalidDataException("a SentencePiece model ends inside a number");
-            byte b = message[at++];
-            result |= (ulong)(b & 0x7F) << shift;
-            if (b < 0x80) return result;
-        }
-
-        throw new InvalidDataException("a SentencePiece model has a number longer than 64 bits");
-    }
-
-    // Enumerates the length-delimited fields `number` of a message, in order.
-    private ref struct FieldReader(ReadOnlySpan<byte> message, int number)
-    {
-        private readonly ReadOnlySpan<byte> _message = message;
-        private int _at;
-
-        public ReadOnlySpan<byte> Current { get; private set; }
-
-        public readonly FieldReader GetEnumerator() => this;
-
-        public bool MoveNext()
-        {
-            while (_at < _message.Length)
-            {
-                ulong tag = Varint(_message, ref _at);
-                if ((int)(tag >> 3) == number && (tag & 7) == 2)
-                {
-                    ulong length = Varint(_message, ref _at);
-                    if (length > (ulong)(_message.Length - _at)) throw new InvalidDataException("a SentencePiece model's field runs past its end");
-                    Current = _message.Slice(_at, (int)length);
-                    _at += (int)length;
-                    return true;
-                }
-
-                Skip(_message, ref _at, (int)(tag & 7));
-            }
-
-            return false;
-        }
-    }
+    // A length-delimited sub-message, read on its own.
+    private static CodedInputStream Nested(CodedInputStream input) => new(input.ReadBytes().ToByteArray());
 }

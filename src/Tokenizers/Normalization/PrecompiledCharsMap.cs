@@ -3,6 +3,8 @@ using System.Buffers.Binary;
 using System.IO;
 using System.Text;
 
+using TransformerGen.Tokenizers.Loaders;
+
 namespace TransformerGen.Tokenizers.Normalization;
 
 /// <summary>
@@ -30,12 +32,10 @@ internal sealed class PrecompiledCharsMap
 
     /// <summary>The map of a serialized SentencePiece model (<c>ModelProto</c>), or null when it has none.</summary>
     /// <exception cref="InvalidDataException">The model's map is malformed.</exception>
-    public static PrecompiledCharsMap? FromModel(ReadOnlySpan<byte> model)
+    public static PrecompiledCharsMap? FromModel(byte[] model)
     {
-        // ModelProto.normalizer_spec (field 3) → NormalizerSpec.precompiled_charsmap (field 2).
-        ReadOnlySpan<byte> spec = Field(model, 3);
-        ReadOnlySpan<byte> blob = spec.IsEmpty ? default : Field(spec, 2);
-        return blob.IsEmpty ? null : Parse(blob);
+        byte[] blob = SentencePieceProto.Read(model).PrecompiledCharsMap;
+        return blob.Length == 0 ? null : Parse(blob);
     }
 
     /// <summary>Reads a <c>precompiled_charsmap</c> blob.</summary>
@@ -106,44 +106,4 @@ internal sealed class PrecompiledCharsMap
 
     // The bytes of the UTF-8 sequence a lead byte starts (1 for a stray continuation byte, as SentencePiece copies it).
     private static int CharacterLength(byte lead) => lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-
-    // The bytes of the first length-delimited field number `number` of a protobuf message (empty when absent).
-    private static ReadOnlySpan<byte> Field(ReadOnlySpan<byte> message, int number)
-    {
-        int at = 0;
-        while (at < message.Length)
-        {
-            ulong tag = Varint(message, ref at);
-            int wire = (int)(tag & 7);
-            switch (wire)
-            {
-                case 0: Varint(message, ref at); break;
-                case 1: at += 8; break;
-                case 5: at += 4; break;
-                case 2:
-                    ulong length = Varint(message, ref at);
-                    if (length > (ulong)(message.Length - at)) throw new InvalidDataException("a SentencePiece model's field runs past its end");
-                    if ((int)(tag >> 3) == number) return message.Slice(at, (int)length);
-                    at += (int)length;
-                    break;
-                default: throw new InvalidDataException($"a SentencePiece model has a field of wire type {wire}, which protobuf does not define");
-            }
-        }
-
-        return default;
-    }
-
-    private static ulong Varint(ReadOnlySpan<byte> message, ref int at)
-    {
-        ulong result = 0;
-        for (int shift = 0; shift < 64; shift += 7)
-        {
-            if (at >= message.Length) throw new InvalidDataException("a SentencePiece model ends inside a number");
-            byte b = message[at++];
-            result |= (ulong)(b & 0x7F) << shift;
-            if (b < 0x80) return result;
-        }
-
-        throw new InvalidDataException("a SentencePiece model has a number longer than 64 bits");
-    }
 }
