@@ -1,8 +1,7 @@
 using System;
-using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.IO;
-using System.Text;
+using Google.Protobuf;
 
 namespace TransformerGen;
 
@@ -23,144 +22,84 @@ internal static class SentencePieceModelReader
 
     public static Model Read(string path)
     {
-        byte[] bytes = File.ReadAllBytes(path);
+        try
+        {
+            return Read(new CodedInputStream(File.ReadAllBytes(path)));
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new InvalidDataException($"'{path}' is not a SentencePiece model: {e.Message}", e);
+        }
+    }
+
+    // Google.Protobuf's wire-format reader over the fields named above; the proto's defaults where one is absent
+    // (unigram, unk 0, bos 1, eos 2, a dummy prefix, extra whitespace removed).
+    private static Model Read(CodedInputStream input)
+    {
         var pieces = new List<Piece>();
-        // The proto's defaults: unigram, unk 0, bos 1, eos 2, a dummy prefix, extra whitespace removed.
         int modelType = 1, unk = 0, bos = 1, eos = 2;
         bool dummyPrefix = true, removeWhitespace = true;
-        var reader = new Reader(bytes, path);
-        while (reader.More)
+        uint tag, field;
+        while ((tag = input.ReadTag()) != 0)
         {
-            (int field, int wire) = reader.Tag();
-            switch (field, wire)
+            if (WireFormat.GetTagWireType(tag) != WireFormat.WireType.LengthDelimited)
             {
-                case (1, 2):
-                {
-                    var piece = reader.Message();
-                    string text = ""; float score = 0; int type = 1;
-                    while (piece.More)
+                input.SkipLastField();
+                continue;
+            }
+            switch (WireFormat.GetTagFieldNumber(tag))
+            {
+                case 1:
+                    CodedInputStream piece = Nested(input);
+                    string text = "";
+                    float score = 0;
+                    int type = 1;
+                    while ((field = piece.ReadTag()) != 0)
                     {
-                        (int f, int w) = piece.Tag();
-                        switch (f, w)
+                        switch (WireFormat.GetTagFieldNumber(field))
                         {
-                            case (1, 2): text = piece.String(); break;
-                            case (2, 5): score = piece.Float(); break;
-                            case (3, 0): type = (int)piece.Varint(); break;
-                            default: piece.Skip(w); break;
+                            case 1: text = piece.ReadString(); break;
+                            case 2: score = piece.ReadFloat(); break;
+                            case 3: type = piece.ReadEnum(); break;
+                            default: piece.SkipLastField(); break;
                         }
                     }
                     pieces.Add(new Piece(text, score, type));
                     break;
-                }
-                case (2, 2):
-                {
-                    var trainer = reader.Message();
-                    while (trainer.More)
+                case 2:
+                    CodedInputStream trainer = Nested(input);
+                    while ((field = trainer.ReadTag()) != 0)
                     {
-                        (int f, int w) = trainer.Tag();
-                        switch (f, w)
+                        switch (WireFormat.GetTagFieldNumber(field))
                         {
-                            case (3, 0): modelType = (int)trainer.Varint(); break;
-                            case (40, 0): unk = (int)trainer.Varint(); break;
-                            case (41, 0): bos = (int)trainer.Varint(); break;
-                            case (42, 0): eos = (int)trainer.Varint(); break;
-                            default: trainer.Skip(w); break;
+                            case 3: modelType = trainer.ReadEnum(); break;
+                            case 40: unk = trainer.ReadInt32(); break;
+                            case 41: bos = trainer.ReadInt32(); break;
+                            case 42: eos = trainer.ReadInt32(); break;
+                            default: trainer.SkipLastField(); break;
                         }
                     }
                     break;
-                }
-                case (3, 2):
-                {
-                    var normalizer = reader.Message();
-                    while (normalizer.More)
+                case 3:
+                    CodedInputStream normalizer = Nested(input);
+                    while ((field = normalizer.ReadTag()) != 0)
                     {
-                        (int f, int w) = normalizer.Tag();
-                        switch (f, w)
+                        switch (WireFormat.GetTagFieldNumber(field))
                         {
-                            case (3, 0): dummyPrefix = normalizer.Varint() != 0; break;
-                            case (4, 0): removeWhitespace = normalizer.Varint() != 0; break;
-                            default: normalizer.Skip(w); break;
+                            case 3: dummyPrefix = normalizer.ReadBool(); break;
+                            case 4: removeWhitespace = normalizer.ReadBool(); break;
+                            default: normalizer.SkipLastField(); break;
                         }
                     }
                     break;
-                }
                 default:
-                    reader.Skip(wire);
+                    input.SkipLastField();
                     break;
             }
         }
         return new Model(pieces, modelType, unk, bos, eos, dummyPrefix, removeWhitespace);
     }
 
-    /// <summary>Protobuf's wire format over a byte range: varints, 32- and 64-bit fields, length-delimited fields.</summary>
-    private sealed class Reader(byte[] bytes, string path, int start = 0, int end = -1)
-    {
-        private int _at = start;
-        private readonly int _end = end < 0 ? bytes.Length : end;
-
-        public bool More => _at < _end;
-
-        public (int Field, int Wire) Tag()
-        {
-            ulong tag = Varint();
-            return ((int)(tag >> 3), (int)(tag & 7));
-        }
-
-        public ulong Varint()
-        {
-            ulong value = 0;
-            for (int shift = 0; shift < 64; shift += 7)
-            {
-                byte b = Next(1)[0];
-                value |= (ulong)(b & 0x7F) << shift;
-                if (b < 0x80) return value;
-            }
-            throw Malformed("a varint longer than 10 bytes");
-        }
-
-        public float Float() => BinaryPrimitives.ReadSingleLittleEndian(Next(4));
-
-        public string String()
-        {
-            ReadOnlySpan<byte> text = Next(Length());
-            return Encoding.UTF8.GetString(text);
-        }
-
-        public Reader Message()
-        {
-            int length = Length();
-            var message = new Reader(bytes, path, _at, _at + length);
-            Next(length);
-            return message;
-        }
-
-        public void Skip(int wire)
-        {
-            switch (wire)
-            {
-                case 0: Varint(); break;
-                case 1: Next(8); break;
-                case 2: Next(Length()); break;
-                case 5: Next(4); break;
-                default: throw Malformed($"wire type {wire}");
-            }
-        }
-
-        private int Length()
-        {
-            ulong length = Varint();
-            if (length > (ulong)(_end - _at)) throw Malformed($"a field of {length} bytes with {_end - _at} left");
-            return (int)length;
-        }
-
-        private ReadOnlySpan<byte> Next(int count)
-        {
-            if (count > _end - _at) throw Malformed("a truncated field");
-            ReadOnlySpan<byte> span = bytes.AsSpan(_at, count);
-            _at += count;
-            return span;
-        }
-
-        private InvalidDataException Malformed(string what) => new($"'{path}' is not a SentencePiece model: {what} at byte {_at}");
-    }
+    // A length-delimited sub-message, read on its own.
+    private static CodedInputStream Nested(CodedInputStream input) => new(input.ReadBytes().ToByteArray());
 }
