@@ -183,4 +183,53 @@ internal sealed class GgufArchitecture
             new("h.{i}.mlp.c_proj.bias", "blk.{i}.ffn_down.bias"),
         ],
     };
+
+    /// <summary>
+    /// llama.cpp's <c>t5</c> architecture for Hugging Face T5, T5 v1.1, Flan-T5 and mT5 weights (<c>T5ForConditionalGeneration</c>'s
+    /// names, as llama.cpp's converter maps them): one token table, an encoder (<c>enc.</c>) and a decoder (<c>dec.</c>) of
+    /// RMSNorm pre-norm blocks without biases, block 0's relative-position table <c>[buckets, heads]</c> per stack
+    /// (<c>attn_rel_b</c>; llama.cpp reuses it in every block), cross-attention in <c>cross_attn_*</c>, a ReLU
+    /// <c>wi</c> (<c>ffn_up</c>) or gated <c>wi_0</c> (<c>ffn_gate</c>, through GELU) and <c>wi_1</c> (<c>ffn_up</c>).
+    /// <c>lm_head</c> is <c>output</c>; a tied head is written as an <c>output</c> of its own (see <see cref="GgufExport"/>).
+    /// </summary>
+    public static readonly GgufArchitecture T5 = new()
+    {
+        Name = "t5",
+        Rotary = false,
+        LayerKey = "encoder.block.{i}.layer.0.layer_norm.weight",
+        Tensors =
+        [
+            new("shared.weight", "token_embd.weight"),
+            new("lm_head.weight", "output.weight"),
+            new("encoder.final_layer_norm.weight", "enc.output_norm.weight"),
+            new("decoder.final_layer_norm.weight", "dec.output_norm.weight"),
+            new("encoder.block.{i}.layer.0.layer_norm.weight", "enc.blk.{i}.attn_norm.weight"),
+            new("encoder.block.{i}.layer.0.SelfAttention.relative_attention_bias.weight", "enc.blk.{i}.attn_rel_b.weight"),
+            new("encoder.block.{i}.layer.0.SelfAttention.q.weight", "enc.blk.{i}.attn_q.weight"),
+            new("encoder.block.{i}.layer.0.SelfAttention.k.weight", "enc.blk.{i}.attn_k.weight"),
+            new("encoder.block.{i}.layer.0.SelfAttention.v.weight", "enc.blk.{i}.attn_v.weight"),
+            new("encoder.block.{i}.layer.0.SelfAttention.o.weight", "enc.blk.{i}.attn_o.weight"),
+            new("encoder.block.{i}.layer.1.layer_norm.weight", "enc.blk.{i}.ffn_norm.weight"),
+            new("encoder.block.{i}.layer.1.DenseReluDense.wi.weight", "enc.blk.{i}.ffn_up.weight"),
+            new("encoder.block.{i}.layer.1.DenseReluDense.wi_0.weight", "enc.blk.{i}.ffn_gate.weight"),
+            new("encoder.block.{i}.layer.1.DenseReluDense.wi_1.weight", "enc.blk.{i}.ffn_up.weight"),
+            new("encoder.block.{i}.layer.1.DenseReluDense.wo.weight", "enc.blk.{i}.ffn_down.weight"),
+            new("decoder.block.{i}.layer.0.layer_norm.weight", "dec.blk.{i}.attn_norm.weight"),
+            new("decoder.block.{i}.layer.0.SelfAttention.relative_attention_bias.weight", "dec.blk.{i}.attn_rel_b.weight"),
+            new("decoder.block.{i}.layer.0.SelfAttention.q.weight", "dec.blk.{i}.attn_q.weight"),
+            new("decoder.block.{i}.layer.0.SelfAttention.k.weight", "dec.blk.{i}.attn_k.weight"),
+            new("decoder.block.{i}.layer.0.SelfAttention.v.weight", "dec.blk.{i}.attn_v.weight"),
+            new("decoder.block.{i}.layer.0.SelfAttention.o.weight", "dec.blk.{i}.attn_o.weight"),
+            new("decoder.block.{i}.layer.1.layer_norm.weight", "dec.blk.{i}.cross_attn_norm.weight"),
+            new("decoder.block.{i}.layer.1.EncDecAttention.q.weight", "dec.blk.{i}.cross_attn_q.weight"),
+            new("decoder.block.{i}.layer.1.EncDecAttention.k.weight", "dec.blk.{i}.cross_attn_k.weight"),
+            new("decoder.block.{i}.layer.1.EncDecAttention.v.weight", "dec.blk.{i}.cross_attn_v.weight"),
+            new("decoder.block.{i}.layer.1.EncDecAttention.o.weight", "dec.blk.{i}.cross_attn_o.weight"),
+            new("decoder.block.{i}.layer.2.layer_norm.weight", "dec.blk.{i}.ffn_norm.weight"),
+            new("decoder.block.{i}.layer.2.DenseReluDense.wi.weight", "dec.blk.{i}.ffn_up.weight"),
+            new("decoder.block.{i}.layer.2.DenseReluDense.wi_0.weight", "dec.blk.{i}.ffn_gate.weight"),
+            new("decoder.block.{i}.layer.2.DenseReluDense.wi_1.weight", "dec.blk.{i}.ffn_up.weight"),
+            new("decoder.block.{i}.layer.2.DenseReluDense.wo.weight", "dec.blk.{i}.ffn_down.weight"),
+        ],
+    };
 }

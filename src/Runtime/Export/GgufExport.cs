@@ -54,7 +54,7 @@ public sealed record GgufExportReport(string Architecture, IReadOnlyList<GgufTen
 /// <para>The file is written beside its target under a temporary name, flushed, then renamed over it, so a
 /// reader never sees half a file.</para>
 /// </remarks>
-public static class GgufExport
+public static partial class GgufExport
 {
     /// <summary>Writes <paramref name="model"/>'s parameters to the GGUF file <paramref name="path"/>.</summary>
     /// <exception cref="NotSupportedException">The model's family has no llama.cpp architecture here, or the model has a part or shape its architecture cannot hold (the message says why).</exception>
@@ -147,22 +147,7 @@ public static class GgufExport
         {
             writer.Add($"{arch}.attention.layer_norm_epsilon", h.NormEpsilon);
         }
-        writer.Add("tokenizer.ggml.model", vocabulary.Model);
-        writer.Add("tokenizer.ggml.pre", vocabulary.PreTokenizer);
-        writer.Add("tokenizer.ggml.tokens", vocabulary.Tokens);
-        writer.Add("tokenizer.ggml.token_type", vocabulary.TokenTypes);
-        if (vocabulary.Model == "gpt2") writer.Add("tokenizer.ggml.merges", vocabulary.Merges);
-        if (vocabulary.Scores.Count > 0) writer.Add("tokenizer.ggml.scores", vocabulary.Scores);
-        if (vocabulary.Model == "llama")
-        {
-            writer.Add("tokenizer.ggml.add_space_prefix", vocabulary.AddSpacePrefix);
-            writer.Add("tokenizer.ggml.remove_extra_whitespaces", vocabulary.RemoveExtraWhitespaces);
-        }
-        if (vocabulary.UnknownId >= 0) writer.Add("tokenizer.ggml.unknown_token_id", (uint)vocabulary.UnknownId);
-        if (h.BosToken >= 0 && h.BosToken < vocab) writer.Add("tokenizer.ggml.bos_token_id", (uint)h.BosToken);
-        if (h.EosToken >= 0 && h.EosToken < vocab) writer.Add("tokenizer.ggml.eos_token_id", (uint)h.EosToken);
-        writer.Add("tokenizer.ggml.add_bos_token", vocabulary.AddBos);
-        if (vocabulary.ChatTemplate is { } template) writer.Add("tokenizer.chat_template", template);
+        AddVocabulary(writer, vocabulary, h, vocab);
 
         var infos = new List<GgufTensorInfo>();
         foreach ((ParameterTensor tensor, string name, GgufRowOrder rows) in planned)
@@ -183,6 +168,30 @@ public static class GgufExport
 
         long bytes = AtomicFile.Write(path, writer.WriteTo);
         return new GgufExportReport(arch, infos, bytes);
+    }
+
+    /// <summary>The <c>tokenizer.ggml.*</c> keys of <paramref name="vocabulary"/>, with the begin, end and padding ids of <paramref name="h"/> that fall in the vocabulary.</summary>
+    private static void AddVocabulary(GgufWriter writer, GgufVocabulary vocabulary, GgufHyperparameters h, int vocab)
+    {
+        writer.Add("tokenizer.ggml.model", vocabulary.Model);
+        writer.Add("tokenizer.ggml.pre", vocabulary.PreTokenizer);
+        writer.Add("tokenizer.ggml.tokens", vocabulary.Tokens);
+        writer.Add("tokenizer.ggml.token_type", vocabulary.TokenTypes);
+        if (vocabulary.Model == "gpt2") writer.Add("tokenizer.ggml.merges", vocabulary.Merges);
+        if (vocabulary.Scores.Count > 0) writer.Add("tokenizer.ggml.scores", vocabulary.Scores);
+        if (vocabulary.Model is "llama" or "t5")
+        {
+            writer.Add("tokenizer.ggml.add_space_prefix", vocabulary.AddSpacePrefix);
+            writer.Add("tokenizer.ggml.remove_extra_whitespaces", vocabulary.RemoveExtraWhitespaces);
+        }
+        if (vocabulary.PrecompiledCharsMap is { Length: > 0 } charsMap) writer.Add("tokenizer.ggml.precompiled_charsmap", charsMap);
+        if (vocabulary.UnknownId >= 0) writer.Add("tokenizer.ggml.unknown_token_id", (uint)vocabulary.UnknownId);
+        if (h.BosToken >= 0 && h.BosToken < vocab) writer.Add("tokenizer.ggml.bos_token_id", (uint)h.BosToken);
+        if (h.EosToken >= 0 && h.EosToken < vocab) writer.Add("tokenizer.ggml.eos_token_id", (uint)h.EosToken);
+        if (h.PadToken >= 0 && h.PadToken < vocab) writer.Add("tokenizer.ggml.padding_token_id", (uint)h.PadToken);
+        writer.Add("tokenizer.ggml.add_bos_token", vocabulary.AddBos);
+        if (vocabulary.AddEos) writer.Add("tokenizer.ggml.add_eos_token", true);
+        if (vocabulary.ChatTemplate is { } template) writer.Add("tokenizer.chat_template", template);
     }
 
     private static void CheckShapes(ModelLayout layout, GgufArchitecture architecture, GgufHyperparameters h,

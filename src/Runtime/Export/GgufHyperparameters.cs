@@ -42,11 +42,38 @@ public sealed record GgufHyperparameters
     /// </summary>
     public int SlidingWindow { get; init; }
 
+    /// <summary>T5's relative-position buckets per table (<c>relative_attention_num_buckets</c>); 0 for a model without them.</summary>
+    public int RelativeBuckets { get; init; }
+
+    /// <summary>T5's distance from which every distance shares the last bucket (<c>relative_attention_max_distance</c>).</summary>
+    public int RelativeMaxDistance { get; init; }
+
+    /// <summary>The id an encoder–decoder's decoder starts from (<c>decoder_start_token_id</c>), or -1.</summary>
+    public int DecoderStartToken { get; init; } = -1;
+
+    /// <summary>The padding id (<c>pad_token_id</c>), or -1.</summary>
+    public int PadToken { get; init; } = -1;
+
+    /// <summary>
+    /// T5's feed-forward activation as its config resolves it (<c>dense_act_fn</c>, else derived from
+    /// <c>feed_forward_proj</c>: "gated-gelu" means gelu_new), or null for the decoder families, whose activation the
+    /// architecture fixes.
+    /// </summary>
+    public string? FeedForwardActivation { get; init; }
+
+    /// <summary>T5's <c>is_gated_act</c> (else a <c>feed_forward_proj</c> starting "gated-"): wi_0 and wi_1 rather than wi.</summary>
+    public bool GatedFeedForward { get; init; }
+
+    /// <summary>T5's <c>tie_word_embeddings</c> (true by default for model_type t5, false for mt5): the head reads <c>shared</c>.</summary>
+    public bool TiedEmbeddings { get; init; }
+
     /// <summary>
     /// Reads the hyperparameters from a Hugging Face <c>config.json</c> of a <c>gpt2</c>, <c>llama</c>, <c>mistral</c>,
-    /// <c>qwen2</c>, <c>qwen3</c> or <c>phi3</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
+    /// <c>qwen2</c>, <c>qwen3</c>, <c>phi3</c>, <c>t5</c> or <c>mt5</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
     /// <c>layer_norm_epsilon</c> 1e-5; Llama's, Qwen2's, Qwen3's and Phi-3's <c>num_key_value_heads</c> = heads, <c>head_dim</c> = hidden / heads,
-    /// <c>rms_norm_eps</c> 1e-6, <c>rope_theta</c> 1e4 (also read from <c>rope_parameters</c>); Phi-3's <c>sliding_window</c> (null: 0).
+    /// <c>rms_norm_eps</c> 1e-6, <c>rope_theta</c> 1e4 (also read from <c>rope_parameters</c>); Phi-3's <c>sliding_window</c> (null: 0); T5Config's for
+    /// T5 and mT5 (<c>num_heads</c> 8, <c>d_kv</c> 64, ε 1e-6, 32 buckets up to distance 128, start and padding id 0, end id 1,
+    /// <c>feed_forward_proj</c> relu, tied for t5 and untied for mt5).
     /// An <c>eos_token_id</c> list gives its first id.
     /// </summary>
     /// <exception cref="InvalidDataException">The file is not such a config, or asks for what a GGUF export cannot say (rotary scaling).</exception>
@@ -87,8 +114,29 @@ public sealed record GgufHyperparameters
                     SlidingWindow = modelType == "phi3" ? Integer(root, "sliding_window") ?? 0 : 0,
                 };
             }
+            case "t5" or "mt5":
+            {
+                // T5Config's defaults (transformers' configuration_t5.py), as the compiler's ConfigReader.T5 reads them.
+                string projection = String(root, "feed_forward_proj") ?? "relu";
+                bool gatedByName = projection.StartsWith("gated-", StringComparison.Ordinal);
+                string derived = projection == "gated-gelu" ? "gelu_new" : gatedByName ? projection["gated-".Length..] : projection;
+                int heads = Integer(root, "num_heads") ?? 8;
+                return new GgufHyperparameters
+                {
+                    Heads = heads, KeyValueHeads = heads, HeadDim = Integer(root, "d_kv") ?? 64,
+                    NormEpsilon = Number(root, "layer_norm_epsilon") ?? 1e-6f,
+                    ContextLength = Integer(root, "n_positions") ?? 512, BosToken = -1, EosToken = Integer(root, "eos_token_id") ?? 1,
+                    RelativeBuckets = Integer(root, "relative_attention_num_buckets") ?? 32,
+                    RelativeMaxDistance = Integer(root, "relative_attention_max_distance") ?? 128,
+                    DecoderStartToken = Integer(root, "decoder_start_token_id") ?? 0,
+                    PadToken = Integer(root, "pad_token_id") ?? 0,
+                    FeedForwardActivation = String(root, "dense_act_fn") ?? derived,
+                    GatedFeedForward = Boolean(root, "is_gated_act") ?? gatedByName,
+                    TiedEmbeddings = Boolean(root, "tie_word_embeddings") ?? modelType == "t5",
+                };
+            }
             default:
-                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a decoder GGUF export knows (gpt2, llama, mistral, qwen2, qwen3, phi3)");
+                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a model GGUF export knows (gpt2, llama, mistral, qwen2, qwen3, phi3, t5, mt5)");
         }
 
         int Require(int? value, string key) => value ?? throw new InvalidDataException($"'{configPath}' has no {key}");
@@ -103,6 +151,9 @@ public sealed record GgufHyperparameters
         if (v.ValueKind == JsonValueKind.Array) v = v.GetArrayLength() > 0 ? v[0] : default;
         return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i : null;
     }
+
+    private static bool? Boolean(JsonElement o, string key) =>
+        o.TryGetProperty(key, out JsonElement v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : null;
 
     private static float? Number(JsonElement o, string key) =>
         o.TryGetProperty(key, out JsonElement v) && v.ValueKind == JsonValueKind.Number ? (float)v.GetDouble() : null;

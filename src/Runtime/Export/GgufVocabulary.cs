@@ -41,6 +41,12 @@ public sealed class GgufVocabulary
     /// <summary>SentencePiece's score of each token (merge priority), empty for byte-level BPE.</summary>
     public IReadOnlyList<float> Scores { get; private init; }
 
+    /// <summary>Whether llama.cpp adds the end token when it tokenizes a prompt (<c>add_eos_token</c>: T5's source ends with &lt;/s&gt;).</summary>
+    public bool AddEos { get; private init; }
+
+    /// <summary>A unigram SentencePiece model's normalizer table (<c>normalizer_spec.precompiled_charsmap</c>), which llama.cpp's <c>t5</c> tokenizer applies; null for none.</summary>
+    public byte[]? PrecompiledCharsMap { get; private init; }
+
     /// <summary>Whether llama.cpp adds the begin token when it tokenizes a prompt (<c>add_bos_token</c>).</summary>
     public bool AddBos { get; private init; }
 

@@ -54,6 +54,8 @@ internal sealed class GgufWriter
         foreach (float v in values) WriteUInt32(s, BitConverter.SingleToUInt32Bits(v));
     });
 
+    public void Add(string key, byte[] values) => AddArray(key, GgufFormat.ValueType.UInt8, values.Length, s => s.Write(values));
+
     /// <summary>Adds a tensor of <paramref name="dimensions"/> (<c>ne[0]</c>, the fastest, first), whose values come from <paramref name="values"/> when the file is written.</summary>
     public void AddTensor(string name, long[] dimensions, GgufFormat.TensorType type, GgufTensorValues values)
     {
