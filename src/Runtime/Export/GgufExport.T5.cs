@@ -59,6 +59,9 @@ public static partial class GgufExport
         ParameterTensor shared = Take("shared.weight");
         int vocab = shared.Shape[0], dModel = shared.Shape[1];
         if (encoderBlocks == 0 || decoderBlocks == 0) throw new ArgumentException($"{layout.Name} has {encoderBlocks} encoder and {decoderBlocks} decoder blocks", nameof(layout));
+        if (decoderBlocks > encoderBlocks)
+            throw new NotSupportedException($"{layout.Name} has {decoderBlocks} decoder blocks and {encoderBlocks} encoder blocks; llama.cpp sizes its per-block tables by the encoder's " +
+                "count (t5.block_count), and LLamaSharp 0.30.0's build fails to load a t5 file with more decoder blocks (vector::_M_range_check)");
         if (h.Heads <= 0 || h.HeadDim <= 0 || h.KeyValueHeads != h.Heads)
             throw new ArgumentException($"heads {h.Heads}, key/value heads {h.KeyValueHeads}, head size {h.HeadDim}: a T5 has as many key/value heads as heads, of a positive size", nameof(options));
         if (!(h.NormEpsilon > 0f)) throw new ArgumentException($"the norm epsilon must be positive, not {h.NormEpsilon}", nameof(options));
@@ -169,7 +172,9 @@ public static class Seq2SeqGgufExport
     /// self-attention and none in cross-attention, a final RMSNorm per stack) within three limits. Two are refused: its
     /// buckets stop growing at distance 128 whatever the config says (<c>llama_relative_position_bucket</c>), and its
     /// feed-forward is ReLU on <c>wi</c> or, gated, ggml's tanh GELU on <c>wi_0</c> (<c>gelu_new</c>: T5 v1.1's, Flan-T5's,
-    /// mT5's) and nothing else. The third is written around: llama.cpp reads a tied head's table as it is, without
+    /// mT5's) and nothing else. A model with more decoder than encoder blocks is refused too: llama.cpp sizes its per-block
+    /// tables by the encoder's count, and LLamaSharp 0.30.0's build fails to load such a file (fewer decoder blocks load,
+    /// through <c>t5.decoder_block_count</c>). The third is written around: llama.cpp reads a tied head's table as it is, without
     /// transformers' × d_model^−½ on the decoder's output, so a tied model gets an <c>output.weight</c> of its own,
     /// <c>shared</c> × d_model^−½ (one more vocabulary × d_model matrix in the file).</para>
     /// <para>ggml's CPU GELU looks its result up in a table of fp16 values (GGML_GELU_FP16), so a gated model's logits in
