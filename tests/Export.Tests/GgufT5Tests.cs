@@ -97,6 +97,28 @@ public sealed class GgufT5Tests(ITestOutputHelper output) : IDisposable
         Assert.True(relative < bound, $"relative {relative}");
     }
 
+    /// <summary>
+    /// BF16 files: every matrix but the relative-position tables (looked up, not multiplied) is BF16; llama.cpp's logits are
+    /// within the decoder exports' bf16 bound (8·2⁻⁹) of our fp32 ones, and closer to ours with the file's rounded weights.
+    /// </summary>
+    [Theory]
+    [InlineData("t5-gguf")]
+    [InlineData("flan-t5-gguf")]
+    public void Bf16ExportHoldsTheRoundedWeights(string config)
+    {
+        Seq2SeqModel model = Build(config);
+        (string path, GgufExportReport report) = Export(model, config, GgufTensorType.BF16);
+        Assert.All(report.Tensors, t => Assert.Equal(t.Dimensions.Count == 1 || t.Name.Contains("attn_rel_b", StringComparison.Ordinal) ? GgufTensorType.F32 : GgufTensorType.BF16, t.Type));
+        (int[] source, int[] inputs) = Inputs(model.Layout, 43);
+        (float[][] theirs, _) = LlamaCpp.Seq2SeqLogits(path, source, inputs);
+        double fromFp32 = GgufLlamaCppTests.Relative(Ours(model, source, inputs), theirs);
+        ReducedPrecision.Apply(model, report);
+        double fromRounded = GgufLlamaCppTests.Relative(Ours(model, source, inputs), theirs);
+        output.WriteLine($"{model.Layout.Name} BF16: relative {fromFp32:G3} from our fp32 logits, {fromRounded:G3} from ours with the file's weights");
+        Assert.True(fromFp32 < 8 * Math.Pow(2, -9), $"{fromFp32} from our fp32 logits");
+        Assert.True(fromRounded < fromFp32, $"{fromRounded} vs {fromFp32}");
+    }
+
     /// <summary>Greedy decoding in llama.cpp (padding and start ids ruled out, as Translate rules them out) gives Translate's ids.</summary>
     [Theory]
     [InlineData("t5-gguf")]
