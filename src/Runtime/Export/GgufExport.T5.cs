@@ -10,7 +10,7 @@ public static partial class GgufExport
     internal const int LlamaCppRelativeMaxDistance = 128;
 
     /// <summary>
-    /// Writes a <see cref="CheckpointFamily.T5"/> encoder–decoder as llama.cpp's <c>t5</c> (<see cref="Seq2SeqGgufExport.SaveGguf(Seq2SeqModel, string, GgufExportOptions)"/>
+    /// Writes a <see cref="CheckpointFamily.T5"/> encoder–decoder as llama.cpp's <c>t5</c> (<see cref="Seq2SeqModel.SaveGguf(string, GgufExportOptions)"/>
     /// says what is written and what is refused), from a copy of its parameters in PyTorch's layout.
     /// </summary>
     internal static GgufExportReport SaveSeq2Seq(Seq2SeqModel model, string path, GgufExportOptions options)
@@ -155,42 +155,4 @@ public static partial class GgufExport
         long bytes = AtomicFile.Write(path, writer.WriteTo);
         return new GgufExportReport(arch, infos, bytes);
     }
-}
-
-/// <summary>GGUF export of encoder–decoders: <c>SaveGguf</c> on a <see cref="Seq2SeqModel"/>, as <see cref="LanguageModel.SaveGguf(string, GgufExportOptions)"/> on a decoder.</summary>
-public static class Seq2SeqGgufExport
-{
-    /// <summary>
-    /// Writes a T5, T5 v1.1, Flan-T5 or mT5 (<see cref="CheckpointFamily.T5"/>) as a GGUF v3 file of llama.cpp's <c>t5</c>
-    /// architecture, which llama.cpp runs with <c>llama_encode</c> on the source and <c>llama_decode</c> from
-    /// <c>t5.decoder_start_token_id</c> on.
-    /// </summary>
-    /// <remarks>
-    /// <para>Weight matrices are F32, BF16 or Q8_0 as <paramref name="options"/> says (a Q8_0 matrix whose rows are not a
-    /// multiple of 32 long stays F32; the relative-position tables always F32).</para>
-    /// <para>llama.cpp's <c>t5</c> computes what transformers' T5 does (unscaled scores, block 0's bias in every
-    /// self-attention and none in cross-attention, a final RMSNorm per stack) within three limits. Two are refused: its
-    /// buckets stop growing at distance 128 whatever the config says (<c>llama_relative_position_bucket</c>), and its
-    /// feed-forward is ReLU on <c>wi</c> or, gated, ggml's tanh GELU on <c>wi_0</c> (<c>gelu_new</c>: T5 v1.1's, Flan-T5's,
-    /// mT5's) and nothing else. A model with more decoder than encoder blocks is refused too: llama.cpp sizes its per-block
-    /// tables by the encoder's count, and LLamaSharp 0.30.0's build fails to load such a file (fewer decoder blocks load,
-    /// through <c>t5.decoder_block_count</c>). The third is written around: llama.cpp reads a tied head's table as it is, without
-    /// transformers' × d_model^−½ on the decoder's output, so a tied model gets an <c>output.weight</c> of its own,
-    /// <c>shared</c> × d_model^−½ (one more vocabulary × d_model matrix in the file).</para>
-    /// <para>ggml's CPU GELU looks its result up in a table of fp16 values (GGML_GELU_FP16), so a gated model's logits in
-    /// llama.cpp differ from ours by more than rounding (as GPT-2's do); a ReLU model's agree to rounding.</para>
-    /// <para>The parameters are copied (<see cref="TransformerModel.CopyParametersTo"/>), so a packed inference instance
-    /// stays packed and one sharing its weights can be exported.</para>
-    /// </remarks>
-    /// <exception cref="NotSupportedException">The model is not a T5, or has a part llama.cpp's <c>t5</c> computes otherwise (the message says which).</exception>
-    /// <exception cref="ArgumentException">The hyperparameters or vocabulary contradict the model (another model's config, a tied config for an untied model, other sizes).</exception>
-    public static GgufExportReport SaveGguf(this Seq2SeqModel model, string path, GgufExportOptions options) => GgufExport.SaveSeq2Seq(model, path, options);
-
-    /// <summary>
-    /// Writes the model with the hyperparameters of the Hugging Face <paramref name="config"/> it was compiled from, weight
-    /// matrices of <paramref name="tensorType"/>, and <paramref name="vocabulary"/> (null: a synthetic one of the model's
-    /// size, for feeding token ids); see <see cref="SaveGguf(Seq2SeqModel, string, GgufExportOptions)"/>.
-    /// </summary>
-    public static GgufExportReport SaveGguf(this Seq2SeqModel model, string path, string config, GgufTensorType tensorType = GgufTensorType.F32, GgufVocabulary? vocabulary = null) =>
-        GgufExport.SaveSeq2Seq(model, path, new GgufExportOptions { Hyperparameters = GgufHyperparameters.FromConfig(config), TensorType = tensorType, Vocabulary = vocabulary });
 }

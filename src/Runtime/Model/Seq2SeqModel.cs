@@ -253,6 +253,44 @@ public abstract class Seq2SeqModel : TransformerModel
     }
 
     /// <summary>
+    /// Writes a T5, T5 v1.1, Flan-T5 or mT5 (<see cref="CheckpointFamily.T5"/>) as a GGUF v3 file of llama.cpp's <c>t5</c>
+    /// architecture, which llama.cpp runs with <c>llama_encode</c> on the source and <c>llama_decode</c> from
+    /// <c>t5.decoder_start_token_id</c> on.
+    /// </summary>
+    /// <remarks>
+    /// <para>Weight matrices are F32, BF16 or Q8_0 as <paramref name="options"/> says (a Q8_0 matrix whose rows are not a
+    /// multiple of 32 long stays F32; the relative-position tables always F32).</para>
+    /// <para>llama.cpp's <c>t5</c> computes what transformers' T5 does (unscaled scores, block 0's bias in every
+    /// self-attention and none in cross-attention, a final RMSNorm per stack) within three limits. Two are refused: its
+    /// buckets stop growing at distance 128 whatever the config says (<c>llama_relative_position_bucket</c>), and its
+    /// feed-forward is ReLU on <c>wi</c> or, gated, ggml's tanh GELU on <c>wi_0</c> (<c>gelu_new</c>: T5 v1.1's, Flan-T5's,
+    /// mT5's) and nothing else. A model with more decoder than encoder blocks is refused too: llama.cpp sizes its per-block
+    /// tables by the encoder's count, and LLamaSharp 0.30.0's build fails to load such a file (fewer decoder blocks load,
+    /// through <c>t5.decoder_block_count</c>). The third is written around: llama.cpp reads a tied head's table as it is, without
+    /// transformers' × d_model^−½ on the decoder's output, so a tied model gets an <c>output.weight</c> of its own,
+    /// <c>shared</c> × d_model^−½ (one more vocabulary × d_model matrix in the file).</para>
+    /// <para>ggml's CPU GELU looks its result up in a table of fp16 values (GGML_GELU_FP16), so a gated model's logits in
+    /// llama.cpp differ from ours by more than rounding (as GPT-2's do); a ReLU model's agree to rounding.</para>
+    /// <para>The parameters are copied (<see cref="TransformerModel.CopyParametersTo"/>), so a packed inference instance
+    /// stays packed and one sharing its weights can be exported.</para>
+    /// </remarks>
+    /// <exception cref="NotSupportedException">The model is not a T5, or has a part llama.cpp's <c>t5</c> computes otherwise (the message says which).</exception>
+    /// <exception cref="ArgumentException">The hyperparameters or vocabulary contradict the model (another model's config, a tied config for an untied model, other sizes).</exception>
+    public GgufExportReport SaveGguf(string path, GgufExportOptions options)
+    {
+        using CallScope scope = Enter("SaveGguf");
+        return GgufExport.SaveSeq2Seq(this, path, options);
+    }
+
+    /// <summary>
+    /// Writes the model with the hyperparameters of the Hugging Face <paramref name="config"/> it was compiled from, weight
+    /// matrices of <paramref name="tensorType"/>, and <paramref name="vocabulary"/> (null: a synthetic one of the model's
+    /// size, for feeding token ids); see <see cref="SaveGguf(string, GgufExportOptions)"/>.
+    /// </summary>
+    public GgufExportReport SaveGguf(string path, string config, GgufTensorType tensorType = GgufTensorType.F32, GgufVocabulary? vocabulary = null) =>
+        SaveGguf(path, new GgufExportOptions { Hyperparameters = GgufHyperparameters.FromConfig(config), TensorType = tensorType, Vocabulary = vocabulary });
+
+    /// <summary>
     /// Writes the model as an ONNX graph of standard operators (opset 17, <see cref="OnnxExport"/>): <c>input_ids</c> and
     /// <c>attention_mask</c> <c>[batch, encoder_sequence]</c> (the source), <c>decoder_input_ids</c> <c>[batch,
     /// decoder_sequence]</c> (and <c>decoder_attention_mask</c> when the model has a padding id) in, <c>logits</c>
