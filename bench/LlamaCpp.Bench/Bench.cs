@@ -16,9 +16,9 @@ internal static class Bench
         do action(); while (clock.Elapsed < WarmUp);
     }
 
-    public static void Check(DecodeResult result)
+    public static void Check(DecodeResult result, string what = "decode")
     {
-        if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama.cpp could not decode: {result}");
+        if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama.cpp could not {what}: {result}");
     }
 
     /// <summary>Largest |ours − theirs| over the largest |ours|.</summary>

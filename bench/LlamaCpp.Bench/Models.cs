@@ -30,3 +30,10 @@ public partial class TinyLmLlamaLong { }
 /// </summary>
 [TransformerModel(Config = "models/SmolLM2-135M/config.json", SeqLen = 128, Batch = 16)]
 public partial class SmolLm2Batched { }
+
+/// <summary>
+/// google/flan-t5-small (T5 v1.1: 8 + 8 layers, 512 wide, 6 heads of 64, gated GELU 1024, untied head over 32128 ids): a
+/// 32-token source and 33 decoder positions (the start token, then 32 generated), llama.cpp's <c>t5</c> on the other side.
+/// </summary>
+[TransformerModel(Config = "models/flan-t5-small/config.json", SeqLen = 32, TargetSeqLen = 33)]
+public partial class FlanT5Small { }
