@@ -93,6 +93,39 @@ public sealed class HfT5ModelTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("encoder.embed_tokens.weight", e.Message);
     }
 
+    [Fact]
+    public void Training_steps_and_cached_decoding_allocate_nothing_once_warm()
+    {
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(HfFixtures.FlanT5), Seed);
+        reference.Save(_folder, new HfWriteOptions(IncludeBuffers: false));
+        var model = new HfFlanT5Model(seed: 7);
+        model.Load(_folder);
+        Seq2SeqModel inference = HfFlanT5Model.ForInference(_folder);
+        int vocab = model.Layout.TargetVocab;
+        int[] source = TestData.Tokens(Batch * SourceLength, vocab - 2, 71).Select(t => t + 2).ToArray();
+        int[] targets = TestData.Tokens(Batch * TargetLength, vocab - 2, 72).Select(t => t + 2).ToArray();
+        int[] sentence = source[..SourceLength];
+        void Step()
+        {
+            model.ZeroGrad();
+            model.Forward(source, targets);
+            model.Backward();
+            inference.Encode(sentence);
+            for (int t = 0; t < TargetLength; t++) inference.Append(targets.AsSpan(t, 1));
+        }
+        for (int i = 0; i < 20; i++) Step();
+        // Up to three windows, as the other allocation tests: the runtime may allocate once on this thread (tiering), a step never.
+        long bytes = 0;
+        for (int window = 0; window < 3; window++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 30; i++) Step();
+            bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+            if (bytes == 0) break;
+        }
+        Assert.Equal(0, bytes);
+    }
+
     // 8-bit and bf16 inference instances: what fp32 computes over the matrices rounded to the format, and about the format's
     // precision from fp32 itself, through the encoder, the relative-position bias and a cached decoding step.
     [Theory]
