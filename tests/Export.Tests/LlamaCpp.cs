@@ -8,12 +8,15 @@ namespace TransformerGen.Export.Tests;
 /// <summary>Runs a GGUF file in llama.cpp through LLamaSharp and returns its logits.</summary>
 internal static class LlamaCpp
 {
-    /// <summary>llama.cpp's token ids for <paramref name="text"/>, tokenized with the file's vocabulary (no begin token; special tokens parsed).</summary>
-    public static int[] Tokenize(string gguf, string text)
+    /// <summary>
+    /// llama.cpp's token ids for <paramref name="text"/>, tokenized with the file's vocabulary, special tokens parsed; with
+    /// <paramref name="addSpecial"/> the begin and end tokens the file asks for (<c>add_bos_token</c>, <c>add_eos_token</c>), else none.
+    /// </summary>
+    public static int[] Tokenize(string gguf, string text, bool addSpecial = false)
     {
         var parameters = new ModelParams(gguf) { GpuLayerCount = 0, VocabOnly = true };
         using LLamaWeights weights = LLamaWeights.LoadFromFile(parameters);
-        LLamaToken[] tokens = weights.Tokenize(text, false, true, System.Text.Encoding.UTF8);
+        LLamaToken[] tokens = weights.Tokenize(text, addSpecial, true, System.Text.Encoding.UTF8);
         var ids = new int[tokens.Length];
         for (int i = 0; i < ids.Length; i++) ids[i] = (int)tokens[i];
         return ids;

@@ -95,7 +95,8 @@ public static partial class GgufExport
 
         GgufVocabulary vocabulary = options.Vocabulary ?? GgufVocabulary.Synthetic(vocab);
         if (vocabulary.Count != vocab)
-            throw new ArgumentException($"the vocabulary has {vocabulary.Count} tokens; {layout.Name}'s shared table has {vocab} rows", nameof(options));
+            throw new ArgumentException($"the vocabulary has {vocabulary.Count} tokens; {layout.Name}'s shared table has {vocab} rows (GgufVocabulary.FromTokenizerFolder(folder, {vocab}) " +
+                "fills the rows past the tokenizer's ids with unused [PADn] tokens, as llama.cpp's converter does: t5-small's 32100 ids in 32128 rows)", nameof(options));
         string modelName = options.Name ?? layout.Name;
         CheckNameKeyedTokens(modelName, vocabulary);
 

@@ -23,7 +23,7 @@ public sealed class GgufVocabulary
         Merges = merges;
     }
 
-    /// <summary>llama.cpp's tokenizer model: <c>gpt2</c> (byte-level BPE) or <c>llama</c> (SentencePiece BPE).</summary>
+    /// <summary>llama.cpp's tokenizer model: <c>gpt2</c> (byte-level BPE), <c>llama</c> (SentencePiece BPE) or <c>t5</c> (SentencePiece unigram).</summary>
     public string Model { get; }
 
     /// <summary>llama.cpp's pre-tokenizer name (<c>tokenizer.ggml.pre</c>): <c>default</c>, <c>gpt-2</c>, <c>qwen2</c>, <c>smollm</c>, …</summary>
@@ -87,30 +87,45 @@ public sealed class GgufVocabulary
     /// <summary>
     /// The vocabulary of a Hugging Face tokenizer folder. A SentencePiece BPE <c>tokenizer.model</c> (Llama 2, TinyLlama)
     /// gives llama.cpp's <c>llama</c> tokenizer with each piece's score and type, the unknown id and the normalizer's dummy
-    /// prefix and whitespace settings. Otherwise the folder's byte-level BPE (<c>vocab.json</c> and <c>merges.txt</c>, as
+    /// prefix and whitespace settings. A SentencePiece unigram <c>spiece.model</c> (T5, Flan-T5, mT5; or <c>tokenizer.model</c>)
+    /// gives llama.cpp's <c>t5</c> tokenizer: the pieces, then T5's <c>&lt;extra_id_n&gt;</c> sentinels and added tokens as
+    /// transformers' T5Tokenizer numbers them, <c>[PADn]</c> rows up to <paramref name="size"/> (t5-small: 32100 ids, 32128
+    /// rows), the normalizer's <c>precompiled_charsmap</c>, and &lt;/s&gt; appended to each text. Otherwise the folder's byte-level BPE (<c>vocab.json</c> and <c>merges.txt</c>, as
     /// GPT-2, SmolLM and Qwen2 ship) gives llama.cpp's <c>gpt2</c> tokenizer: the added tokens of <c>tokenizer.json</c> (or <c>tokenizer_config.json</c>'s
     /// <c>added_tokens_decoder</c>) become control tokens when special, user-defined otherwise; ids the tokenizer does not
     /// use, up to <paramref name="size"/> (the model's embedding rows), become unused <c>[PADn]</c> tokens, as llama.cpp's
     /// converter writes them. A <c>chat_template</c> string in <c>tokenizer_config.json</c> is kept (<see cref="ChatTemplate"/>).
     /// </summary>
-    /// <param name="folder">The folder with <c>vocab.json</c> and <c>merges.txt</c>.</param>
+    /// <param name="folder">The folder with <c>vocab.json</c> and <c>merges.txt</c>, or with <c>tokenizer.model</c> or <c>spiece.model</c>.</param>
     /// <param name="size">The model's vocabulary (embedding rows); the tokenizer's ids must all be below it.</param>
     /// <param name="preTokenizer">For byte-level BPE, llama.cpp's name of the tokenizer's pre-tokenizer: <c>gpt-2</c> for GPT-2,
     /// <c>qwen2</c> for Qwen2, <c>smollm</c> for SmolLM/SmolLM2, <c>llama-bpe</c> for Llama 3 (llama.cpp tokenizes text with the
     /// split rules it names; <c>default</c> is a generic GPT-2-like split). Unused by SentencePiece.</param>
     /// <exception cref="InvalidDataException">A file is missing or malformed, two tokens share an id, an id is not below
-    /// <paramref name="size"/>, or the SentencePiece model is not BPE (a unigram model is another llama.cpp tokenizer).</exception>
+    /// <paramref name="size"/>, a token has two ids, or the SentencePiece model is neither BPE nor unigram.</exception>
     public static GgufVocabulary FromTokenizerFolder(string folder, int size, string preTokenizer = "default")
     {
         ArgumentNullException.ThrowIfNull(folder);
         ArgumentNullException.ThrowIfNull(preTokenizer);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
         string vocabPath = Path.Combine(folder, "vocab.json"), mergesPath = Path.Combine(folder, "merges.txt");
-        string sentencePiecePath = Path.Combine(folder, "tokenizer.model");
         bool byteLevel = File.Exists(vocabPath) && File.Exists(mergesPath);
-        if (!byteLevel && File.Exists(sentencePiecePath)) return FromSentencePiece(folder, sentencePiecePath, size);
         if (!byteLevel)
-            throw new InvalidDataException($"'{folder}' has neither vocab.json and merges.txt (byte-level BPE) nor tokenizer.model (SentencePiece)");
+        {
+            // T5's folders name the model spiece.model, Llama's tokenizer.model (convert_hf_to_gguf.py looks for both).
+            string sentencePiecePath = Path.Combine(folder, "tokenizer.model");
+            if (!File.Exists(sentencePiecePath)) sentencePiecePath = Path.Combine(folder, "spiece.model");
+            if (!File.Exists(sentencePiecePath))
+                throw new InvalidDataException($"'{folder}' has neither vocab.json and merges.txt (byte-level BPE) nor tokenizer.model or spiece.model (SentencePiece)");
+            SentencePieceModelReader.Model model = SentencePieceModelReader.Read(sentencePiecePath);
+            return model.ModelType switch
+            {
+                SentencePieceModelReader.Bpe => FromSentencePiece(folder, sentencePiecePath, model, size),
+                SentencePieceModelReader.Unigram => FromUnigram(folder, sentencePiecePath, model, size),
+                _ => throw new InvalidDataException($"'{sentencePiecePath}' is a SentencePiece model of type {model.ModelType}, neither unigram " +
+                    $"({SentencePieceModelReader.Unigram}, llama.cpp's t5 tokenizer) nor BPE ({SentencePieceModelReader.Bpe}, its llama tokenizer)"),
+            };
+        }
         var tokens = new string?[size];
         var types = new int[size];
         using (JsonDocument vocab = JsonDocument.Parse(File.ReadAllBytes(vocabPath)))
@@ -145,11 +160,8 @@ public sealed class GgufVocabulary
         }
     }
 
-    private static GgufVocabulary FromSentencePiece(string folder, string path, int size)
+    private static GgufVocabulary FromSentencePiece(string folder, string path, SentencePieceModelReader.Model model, int size)
     {
-        SentencePieceModelReader.Model model = SentencePieceModelReader.Read(path);
-        if (model.ModelType != SentencePieceModelReader.Bpe)
-            throw new InvalidDataException($"'{path}' is a SentencePiece model of type {model.ModelType}, not BPE ({SentencePieceModelReader.Bpe}): llama.cpp runs other kinds with other tokenizers");
         if (model.Pieces.Count > size)
             throw new InvalidDataException($"'{path}' has {model.Pieces.Count} pieces, more than the model's vocabulary of {size}");
         var tokens = new string[size];
@@ -183,6 +195,89 @@ public sealed class GgufVocabulary
             RemoveExtraWhitespaces = model.RemoveExtraWhitespaces,
             UnknownId = model.UnkId >= 0 && model.UnkId < size ? model.UnkId : -1,
         };
+    }
+
+    /// <summary>
+    /// T5's vocabulary (a unigram <c>spiece.model</c>) as llama.cpp's <c>t5</c> tokenizer reads it, laid out as convert_hf_to_gguf.py's
+    /// <c>T5Model.set_vocab</c> lays it out: the pieces with their scores and types (unknown 2, control 3, unused 5, byte 6, the rest
+    /// normal), then what transformers' T5Tokenizer adds after them, then <c>[PADn]</c> rows (unused, score −10000) up to the
+    /// model's table; no begin token, the end token appended, the normalizer's table, dummy prefix and whitespace setting.
+    /// </summary>
+    /// <remarks>
+    /// The converter gives added tokens (<c>added_tokens.json</c>) the user-defined type and score −1000 and leaves every other
+    /// id past the pieces a <c>[PADn]</c> row; a Hub T5 or Flan-T5 folder has no <c>added_tokens.json</c>, so its sentinels
+    /// would be padding and llama.cpp would cut "&lt;extra_id_0&gt;" into pieces. Here the sentinels are written as transformers
+    /// numbers them (<c>tokenizer_config.json</c>'s <c>extra_ids</c>, 100 when it does not say: &lt;extra_id_n&gt; is
+    /// pieces + extra_ids − 1 − n), and they and the folder's other added tokens get the converter's user-defined type and
+    /// −1000, which llama.cpp keeps whole wherever they are written, as transformers does (a control token would be kept whole
+    /// only when special tokens are parsed). With <c>extra_ids</c> 0 (mT5) the sentinels are pieces of the model, made
+    /// user-defined for the same reason. A user-defined piece stays user-defined (the converter makes it normal; SentencePiece
+    /// keeps it whole).
+    /// </remarks>
+    private static GgufVocabulary FromUnigram(string folder, string path, SentencePieceModelReader.Model model, int size)
+    {
+        int pieces = model.Pieces.Count;
+        int extraIds = ExtraIdsOf(folder);
+        if (pieces + extraIds > size)
+            throw new InvalidDataException($"'{path}' has {pieces} pieces and tokenizer_config.json {extraIds} extra ids, more than the model's vocabulary of {size}");
+        var tokens = new string[size];
+        var types = new int[size];
+        var scores = new float[size];
+        for (int i = 0; i < size; i++)
+            (tokens[i], scores[i], types[i]) = ($"[PAD{i}]", -10000f, (int)GgufFormat.TokenType.Unused);
+        for (int i = 0; i < pieces; i++)
+        {
+            SentencePieceModelReader.Piece piece = model.Pieces[i];
+            // SentencePiece's piece types are numbered as llama.cpp's token types (normal 1 … byte 6).
+            int type = piece.Type is >= (int)GgufFormat.TokenType.Normal and <= (int)GgufFormat.TokenType.Byte ? piece.Type : (int)GgufFormat.TokenType.Normal;
+            if (extraIds == 0 && piece.Text.StartsWith("<extra_id_", StringComparison.Ordinal) && piece.Text.EndsWith('>')) type = (int)GgufFormat.TokenType.UserDefined;
+            (tokens[i], scores[i], types[i]) = (piece.Text, piece.Score, type);
+        }
+        for (int n = 0; n < extraIds; n++)
+            Added(pieces + extraIds - 1 - n, $"<extra_id_{n.ToString(System.Globalization.CultureInfo.InvariantCulture)}>", "tokenizer_config.json's extra_ids");
+        foreach ((int id, string content, _) in AddedTokens(folder)) Added(id, content, folder);
+        string addedTokensJson = Path.Combine(folder, "added_tokens.json");
+        if (File.Exists(addedTokensJson))
+        {
+            using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(addedTokensJson));
+            foreach (JsonProperty token in document.RootElement.EnumerateObject()) Added(token.Value.GetInt32(), token.Name, addedTokensJson);
+        }
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string token in tokens)
+            if (!seen.Add(token)) throw new InvalidDataException($"'{folder}': token '{token}' has two ids (llama.cpp needs each token once)");
+        return new GgufVocabulary("t5", "default", tokens, types, [])
+        {
+            Scores = scores,
+            AddBos = false,
+            AddEos = true,
+            AddSpacePrefix = model.AddDummyPrefix,
+            RemoveExtraWhitespaces = model.RemoveExtraWhitespaces,
+            PrecompiledCharsMap = model.PrecompiledCharsMap.Length > 0 ? model.PrecompiledCharsMap : null,
+            UnknownId = model.UnkId >= 0 && model.UnkId < size ? model.UnkId : -1,
+        };
+
+        // A token transformers adds: a piece's own text is kept as the piece; past the pieces it is user-defined (see remarks).
+        void Added(int id, string content, string source)
+        {
+            if (id < 0 || id >= size)
+                throw new InvalidDataException($"'{source}': added token '{content}' has id {id}, outside the model's vocabulary of {size}");
+            bool placed = id < pieces || types[id] != (int)GgufFormat.TokenType.Unused;
+            if (placed && tokens[id] != content) throw new InvalidDataException($"'{source}': id {id} is both '{tokens[id]}' and '{content}'");
+            if (id < pieces) return;
+            (tokens[id], scores[id], types[id]) = (content, -1000f, (int)GgufFormat.TokenType.UserDefined);
+        }
+    }
+
+    /// <summary>T5's <c>extra_ids</c> of <c>tokenizer_config.json</c> (how many sentinels follow the pieces), 100 when it does not say (T5Tokenizer's default).</summary>
+    private static int ExtraIdsOf(string folder)
+    {
+        string path = Path.Combine(folder, "tokenizer_config.json");
+        if (!File.Exists(path)) return 100;
+        using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path));
+        if (!document.RootElement.TryGetProperty("extra_ids", out JsonElement extra) || extra.ValueKind != JsonValueKind.Number) return 100;
+        int count = extra.GetInt32();
+        if (count < 0) throw new InvalidDataException($"'{path}': extra_ids is {count}; it counts sentinels");
+        return count;
     }
 
     /// <summary>The <c>add_bos_token</c> of <c>tokenizer_config.json</c>, or null when it does not say.</summary>

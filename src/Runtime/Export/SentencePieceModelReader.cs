@@ -8,14 +8,20 @@ namespace TransformerGen;
 /// <summary>
 /// Reads what a GGUF vocabulary needs from a SentencePiece <c>tokenizer.model</c>: a protobuf <c>ModelProto</c>
 /// (google/sentencepiece <c>src/sentencepiece_model.proto</c>) whose field 1 holds the pieces (piece 1, score 2, type 3),
-/// field 2 the trainer spec (model type 3, unk/bos/eos ids 40–42) and field 3 the normalizer spec (add_dummy_prefix 3,
-/// remove_extra_whitespaces 4). Other fields are skipped by their wire type.
+/// field 2 the trainer spec (model type 3, unk/bos/eos/pad ids 40–43) and field 3 the normalizer spec (precompiled_charsmap 2,
+/// add_dummy_prefix 3, remove_extra_whitespaces 4): what llama.cpp's converter copies into a GGUF vocabulary
+/// (convert_hf_to_gguf.py, <c>T5Model.set_vocab</c> and <c>_set_vocab_sentencepiece</c>). Other fields are skipped by their wire type.
 /// </summary>
 internal static class SentencePieceModelReader
 {
     public sealed record Piece(string Text, float Score, int Type);
 
-    public sealed record Model(List<Piece> Pieces, int ModelType, int UnkId, int BosId, int EosId, bool AddDummyPrefix, bool RemoveExtraWhitespaces);
+    /// <summary>The fields read; <c>PrecompiledCharsMap</c> is the normalizer's compiled table (nmt_nfkc's for T5), empty when the model has none.</summary>
+    public sealed record Model(List<Piece> Pieces, int ModelType, int UnkId, int BosId, int EosId, int PadId, bool AddDummyPrefix, bool RemoveExtraWhitespaces,
+        byte[] PrecompiledCharsMap);
+
+    /// <summary>SentencePiece's <c>TrainerSpec.ModelType</c> of a unigram model (T5, Flan-T5, mT5), the one llama.cpp's <c>t5</c> tokenizer runs.</summary>
+    public const int Unigram = 1;
 
     /// <summary>SentencePiece's <c>TrainerSpec.ModelType</c> of a BPE model (Llama 2, TinyLlama), the one llama.cpp's <c>llama</c> tokenizer runs.</summary>
     public const int Bpe = 2;
@@ -33,12 +39,13 @@ internal static class SentencePieceModelReader
     }
 
     // Google.Protobuf's wire-format reader over the fields named above; the proto's defaults where one is absent
-    // (unigram, unk 0, bos 1, eos 2, a dummy prefix, extra whitespace removed).
+    // (unigram, unk 0, bos 1, eos 2, no pad, a dummy prefix, extra whitespace removed, no normalizer table).
     private static Model Read(CodedInputStream input)
     {
         var pieces = new List<Piece>();
-        int modelType = 1, unk = 0, bos = 1, eos = 2;
+        int modelType = Unigram, unk = 0, bos = 1, eos = 2, pad = -1;
         bool dummyPrefix = true, removeWhitespace = true;
+        byte[] charsMap = [];
         uint tag, field;
         while ((tag = input.ReadTag()) != 0)
         {
@@ -76,6 +83,7 @@ internal static class SentencePieceModelReader
                             case 40: unk = trainer.ReadInt32(); break;
                             case 41: bos = trainer.ReadInt32(); break;
                             case 42: eos = trainer.ReadInt32(); break;
+                            case 43: pad = trainer.ReadInt32(); break;
                             default: trainer.SkipLastField(); break;
                         }
                     }
@@ -86,6 +94,7 @@ internal static class SentencePieceModelReader
                     {
                         switch (WireFormat.GetTagFieldNumber(field))
                         {
+                            case 2: charsMap = normalizer.ReadBytes().ToByteArray(); break;
                             case 3: dummyPrefix = normalizer.ReadBool(); break;
                             case 4: removeWhitespace = normalizer.ReadBool(); break;
                             default: normalizer.SkipLastField(); break;
@@ -97,7 +106,7 @@ internal static class SentencePieceModelReader
                     break;
             }
         }
-        return new Model(pieces, modelType, unk, bos, eos, dummyPrefix, removeWhitespace);
+        return new Model(pieces, modelType, unk, bos, eos, pad, dummyPrefix, removeWhitespace, charsMap);
     }
 
     // A length-delimited sub-message, read on its own.
