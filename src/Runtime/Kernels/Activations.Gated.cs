@@ -8,7 +8,8 @@ namespace TransformerGen.Kernels;
 // GEGLU with the tanh GELU (Shazeer 2020, "GLU Variants Improve Transformer"), T5 v1.1's and Flan-T5's feed-forward
 // (`feed_forward_proj = "gated-gelu"`, whose activation transformers takes as gelu_new): y = gelu_tanh(gate)·up over
 // a packed [gate | up] projection, as SwiGluForward lays it out. The gate's value and slope are GeluTanhForward's and
-// GeluTanhBackward's operators, to the bit; SwiGLU keeps its own fused form, which shares one exponential between them.
+// GeluTanhBackward's operators, to the bit. SwiGLU's forward runs on the same gated rows with SiLU's operator; its
+// backward keeps a fused form of its own, which shares one exponential between the two gradients.
 public static partial class Activations
 {
     /// <summary>
@@ -61,7 +62,7 @@ public static partial class Activations
         }
     }
 
-    // Blocks of RowsPerBlock rows, each row computed the same way on whichever thread (as SwiGLU's work items).
+    // Blocks of RowsPerBlock rows, each row computed the same way on whichever thread.
     private unsafe struct GatedForwardWork<TGate> : IParallelWork where TGate : IUnaryOperator
     {
         public float* GateUp, Y;

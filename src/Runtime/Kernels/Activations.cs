@@ -140,7 +140,8 @@ public static partial class Activations
         {
             fixed (float* pGateUp = gateUp, py = y)
             {
-                var work = new SwiGluForwardWork { GateUp = pGateUp, Y = py, N = n, Hidden = hidden, RowsPerBlock = rowsPerBlock };
+                // silu(gate)·up through GEGLU's gated rows with SiLU as the gate (the same operations, so the same bits).
+                var work = new GatedForwardWork<SiluOperator> { GateUp = pGateUp, Y = py, N = n, Hidden = hidden, RowsPerBlock = rowsPerBlock };
                 // One thread runs the same rows in order (WorkerPool.For with 1 thread).
                 WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)SiluCost * n * hidden, blocks));
             }
@@ -419,16 +420,6 @@ public static partial class Activations
         }
     }
 
-    // SwiGLU of one element: silu(gate)·up, with silu(gate) = gate·σ(gate) rounded as SiluOperator rounds it.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> SwiGlu(Vector128<float> gate, Vector128<float> up) => gate * Logistic(gate, out _) * up;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> SwiGlu(Vector256<float> gate, Vector256<float> up) => gate * Logistic(gate, out _) * up;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> SwiGlu(Vector512<float> gate, Vector512<float> up) => gate * Logistic(gate, out _) * up;
-
     // SwiGLU's two gradients of one element: returns d gate = dy·up·(σ + gate·σ′), sets d up = dy·silu(gate).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<float> SwiGluGradients(Vector128<float> dy, Vector128<float> gate, Vector128<float> up, out Vector128<float> dUp)
@@ -456,22 +447,6 @@ public static partial class Activations
 
     // Items are blocks of RowsPerBlock rows (about Elementwise.ChunkFloats outputs each); a row is computed the same way
     // whichever block and thread it falls to, so the thread count does not change the bits.
-    private unsafe struct SwiGluForwardWork : IParallelWork
-    {
-        public float* GateUp, Y;
-        public int N, Hidden, RowsPerBlock;
-
-        public readonly void Execute(int item)
-        {
-            int end = Math.Min(N, (item + 1) * RowsPerBlock);
-            for (int r = item * RowsPerBlock; r < end; r++)
-            {
-                float* gate = GateUp + 2 * (nint)r * Hidden;
-                SwiGluRow(gate, gate + Hidden, Y + (nint)r * Hidden, Hidden);
-            }
-        }
-    }
-
     private unsafe struct SwiGluBackwardWork : IParallelWork
     {
         public float* Dy, GateUp, DGateUp;
@@ -487,24 +462,6 @@ public static partial class Activations
                 SwiGluBackwardRow(Dy + (nint)r * Hidden, GateUp + offset, GateUp + offset + Hidden, DGateUp + offset, DGateUp + offset + Hidden, Hidden, Accumulate);
             }
         }
-    }
-
-    // y[j] = silu(gate[j])·up[j] for j < hidden, widest vectors first and a scalar tail, as Elementwise.Map does.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void SwiGluRow(float* gate, float* up, float* y, int hidden)
-    {
-        int j = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (; j + 16 <= hidden; j += 16)
-                SwiGlu(Vector512.Load(gate + j), Vector512.Load(up + j)).Store(y + j);
-        else if (Vector256.IsHardwareAccelerated)
-            for (; j + 8 <= hidden; j += 8)
-                SwiGlu(Vector256.Load(gate + j), Vector256.Load(up + j)).Store(y + j);
-        if (Vector128.IsHardwareAccelerated)
-            for (; j + 4 <= hidden; j += 4)
-                SwiGlu(Vector128.Load(gate + j), Vector128.Load(up + j)).Store(y + j);
-        for (; j < hidden; j++)
-            y[j] = SwiGlu(Vector128.CreateScalarUnsafe(gate[j]), Vector128.CreateScalarUnsafe(up[j])).ToScalar();
     }
 
     // Both gradients of one row, added into (or, without accumulate, stored in) dGate and dUp; dGate and dUp are not
