@@ -161,6 +161,30 @@ public sealed class GgufT5VocabularyTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// mT5's layout: <c>extra_ids</c> 0, the sentinels are the model's last pieces (user-defined, or normal pieces by their
+    /// name); the file makes them user-defined, so that llama.cpp keeps them whole in a text as transformers does.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Mt5sSentinelPiecesAreKeptWhole(bool userDefined)
+    {
+        (string, float)[] sentinels = [("<extra_id_1>", -20f), ("<extra_id_0>", -20f)];
+        _folder.Write("spiece.model", userDefined
+            ? SentencePieceModelWriter.T5Shaped(PieceScores, CharsMap, userDefined: ["<extra_id_1>", "<extra_id_0>"])
+            : SentencePieceModelWriter.T5Shaped([.. PieceScores, .. sentinels], CharsMap));
+        _folder.Write("tokenizer_config.json", """{ "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "extra_ids": 0, "additional_special_tokens": null, "tokenizer_class": "T5Tokenizer" }""");
+        var vocabulary = GgufVocabulary.FromTokenizerFolder(_folder.Path, GgufT5VocabModel.Vocab);
+        Assert.Equal(("<extra_id_0>", 4), (vocabulary.Tokens[Pieces + 1], vocabulary.TokenTypes[Pieces + 1]));
+        Assert.Equal(("[PAD67]", 5), (vocabulary.Tokens[Pieces + 2], vocabulary.TokenTypes[Pieces + 2]));
+        string path = Export(out _);
+        const string text = "The <extra_id_0> walks<extra_id_1>.";
+        int[] ours = [.. PretrainedTokenizer.FromFolder(_folder.Path).Encode(text)];
+        Assert.Equal([17, Pieces + 1, 18, Pieces, 3, 4, Eos], ours);
+        Assert.Equal(ours, LlamaCpp.Tokenize(path, text, addSpecial: true));
+    }
+
     /// <summary>A table smaller than the tokenizer's ids, and a unigram model of another layout, are refused.</summary>
     [Fact]
     public void A_table_smaller_than_the_tokenizer_is_refused()
