@@ -3,6 +3,8 @@ using System.Collections.Generic;
 using System.IO;
 using System.Text.Json;
 
+using TransformerGen.SentencePiece;
+
 namespace TransformerGen;
 
 /// <summary>
@@ -117,13 +119,13 @@ public sealed class GgufVocabulary
             if (!File.Exists(sentencePiecePath)) sentencePiecePath = Path.Combine(folder, "spiece.model");
             if (!File.Exists(sentencePiecePath))
                 throw new InvalidDataException($"'{folder}' has neither vocab.json and merges.txt (byte-level BPE) nor tokenizer.model or spiece.model (SentencePiece)");
-            SentencePieceModelReader.Model model = SentencePieceModelReader.Read(sentencePiecePath);
+            SentencePieceModel model = SentencePieceModel.Read(sentencePiecePath);
             return model.ModelType switch
             {
-                SentencePieceModelReader.Bpe => FromSentencePiece(folder, sentencePiecePath, model, size),
-                SentencePieceModelReader.Unigram => FromUnigram(folder, sentencePiecePath, model, size),
+                SentencePieceModel.BpeModel => FromSentencePiece(folder, sentencePiecePath, model, size),
+                SentencePieceModel.UnigramModel => FromUnigram(folder, sentencePiecePath, model, size),
                 _ => throw new InvalidDataException($"'{sentencePiecePath}' is a SentencePiece model of type {model.ModelType}, neither unigram " +
-                    $"({SentencePieceModelReader.Unigram}, llama.cpp's t5 tokenizer) nor BPE ({SentencePieceModelReader.Bpe}, its llama tokenizer)"),
+                    $"({SentencePieceModel.UnigramModel}, llama.cpp's t5 tokenizer) nor BPE ({SentencePieceModel.BpeModel}, its llama tokenizer)"),
             };
         }
         var tokens = new string?[size];
@@ -160,7 +162,7 @@ public sealed class GgufVocabulary
         }
     }
 
-    private static GgufVocabulary FromSentencePiece(string folder, string path, SentencePieceModelReader.Model model, int size)
+    private static GgufVocabulary FromSentencePiece(string folder, string path, SentencePieceModel model, int size)
     {
         if (model.Pieces.Count > size)
             throw new InvalidDataException($"'{path}' has {model.Pieces.Count} pieces, more than the model's vocabulary of {size}");
@@ -214,7 +216,7 @@ public sealed class GgufVocabulary
     /// user-defined for the same reason. A user-defined piece stays user-defined (the converter makes it normal; SentencePiece
     /// keeps it whole).
     /// </remarks>
-    private static GgufVocabulary FromUnigram(string folder, string path, SentencePieceModelReader.Model model, int size)
+    private static GgufVocabulary FromUnigram(string folder, string path, SentencePieceModel model, int size)
     {
         int pieces = model.Pieces.Count;
         int extraIds = ExtraIdsOf(folder);
@@ -227,7 +229,7 @@ public sealed class GgufVocabulary
             (tokens[i], scores[i], types[i]) = ($"[PAD{i}]", -10000f, (int)GgufFormat.TokenType.Unused);
         for (int i = 0; i < pieces; i++)
         {
-            SentencePieceModelReader.Piece piece = model.Pieces[i];
+            SentencePieceModel.Piece piece = model.Pieces[i];
             // SentencePiece's piece types are numbered as llama.cpp's token types (normal 1 … byte 6).
             int type = piece.Type is >= (int)GgufFormat.TokenType.Normal and <= (int)GgufFormat.TokenType.Byte ? piece.Type : (int)GgufFormat.TokenType.Normal;
             if (extraIds == 0 && piece.Text.StartsWith("<extra_id_", StringComparison.Ordinal) && piece.Text.EndsWith('>')) type = (int)GgufFormat.TokenType.UserDefined;

@@ -6,6 +6,7 @@ using System.Linq;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
 using TransformerGen.Tokenizers.Folder;
+using TransformerGen.SentencePiece;
 using TransformerGen.Tokenizers.PreTokenization;
 
 namespace TransformerGen.Tokenizers.Loaders;
@@ -92,7 +93,7 @@ internal static class T5Loader
                 + "implemented, which is transformers' default and the one of the Hub's T5 and flan-t5 tokenizer.json.");
         }
 
-        SentencePieceProto proto = SentencePieceProto.Read(File.ReadAllBytes(modelPath));
+        SentencePieceModel proto = SentencePieceModel.Read(modelPath);
         SentencePieceTokenizer model = Open(proto, modelPath);
         int pieceCount = proto.Pieces.Count;
         int extraIds = config.ExtraIds ?? DefaultExtraIds;
@@ -180,10 +181,10 @@ internal static class T5Loader
     // Microsoft.ML.Tokenizers 3.0's Create(Stream…) indexes its tables with trainer_spec.bos_id, which is -1 in T5's
     // models, and fails; the tokenizer is built from the pieces instead. That overload finds </s> and <pad> by their
     // text and keeps them out of the segmentation (SentencePiece's control pieces), and removes extra whitespace.
-    private static SentencePieceTokenizer Open(SentencePieceProto proto, string modelPath)
+    private static SentencePieceTokenizer Open(SentencePieceModel proto, string modelPath)
     {
         string name = Path.GetFileName(modelPath);
-        if (proto.ModelType != SentencePieceProto.UnigramModel)
+        if (proto.ModelType != SentencePieceModel.UnigramModel)
         {
             throw new NotSupportedException($"{name} is a SentencePiece model of type {proto.ModelType}; T5's is a Unigram model (type 1).");
         }
@@ -193,7 +194,7 @@ internal static class T5Loader
             throw new NotSupportedException($"{name} keeps extra whitespace (remove_extra_whitespaces: false), which T5's models do not and which is not reproduced.");
         }
 
-        if ((uint)proto.UnkId >= (uint)proto.Pieces.Count || proto.Pieces[proto.UnkId].Type != SentencePieceProto.UnknownType)
+        if ((uint)proto.UnkId >= (uint)proto.Pieces.Count || proto.Pieces[proto.UnkId].Type != SentencePieceModel.UnknownType)
         {
             throw new InvalidDataException($"{name}'s trainer_spec.unk_id {proto.UnkId} is not its unknown piece.");
         }
@@ -201,7 +202,7 @@ internal static class T5Loader
         try
         {
             return SentencePieceTokenizer.Create(
-                proto.Pieces.Select(piece => (piece.Piece, piece.Score)), proto.UnkId,
+                proto.Pieces.Select(piece => (piece.Text, piece.Score)), proto.UnkId,
                 addBeginningOfSentence: false, addEndOfSentence: false, proto.PrecompiledCharsMap,
                 proto.AddDummyPrefix, proto.EscapeWhitespaces, proto.TreatWhitespaceAsSuffix, proto.ByteFallback, specialTokens: null);
         }
@@ -212,12 +213,12 @@ internal static class T5Loader
     }
 
     // SentencePiece's piece_to_id: the first piece with the text.
-    private static Dictionary<string, int> PieceIds(SentencePieceProto proto)
+    private static Dictionary<string, int> PieceIds(SentencePieceModel proto)
     {
         var ids = new Dictionary<string, int>(proto.Pieces.Count, StringComparer.Ordinal);
         for (int id = 0; id < proto.Pieces.Count; id++)
         {
-            ids.TryAdd(proto.Pieces[id].Piece, id);
+            ids.TryAdd(proto.Pieces[id].Text, id);
         }
 
         return ids;

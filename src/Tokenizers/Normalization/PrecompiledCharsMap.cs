@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 using System.IO;
 using System.Text;
 
-using TransformerGen.Tokenizers.Loaders;
+using TransformerGen.SentencePiece;
 
 namespace TransformerGen.Tokenizers.Normalization;
 
@@ -34,7 +34,7 @@ internal sealed class PrecompiledCharsMap
     /// <exception cref="InvalidDataException">The model's map is malformed.</exception>
     public static PrecompiledCharsMap? FromModel(byte[] model)
     {
-        byte[] blob = SentencePieceProto.Read(model).PrecompiledCharsMap;
+        byte[] blob = SentencePieceModel.Read(model).PrecompiledCharsMap;
         return blob.Length == 0 ? null : Parse(blob);
     }
 

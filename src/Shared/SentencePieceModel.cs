@@ -1,17 +1,16 @@
-using System;
 using System.Collections.Generic;
 using System.IO;
 using Google.Protobuf;
 
-namespace TransformerGen.Tokenizers.Loaders;
+namespace TransformerGen.SentencePiece;
 
 /// <summary>
-/// The fields of a serialized SentencePiece model (<c>ModelProto</c>, google/sentencepiece
-/// src/sentencepiece_model.proto) that a loader needs before handing the pieces to Microsoft.ML.Tokenizers itself:
-/// its <c>SentencePieceTokenizer.Create(Stream…)</c> of 3.0 fails on a model without BOS (<c>bos_id: -1</c>, T5's), so
-/// <see cref="T5Loader"/> reads the pieces here and builds the tokenizer from them.
+/// The fields of a serialized SentencePiece model (<c>ModelProto</c>, google/sentencepiece src/sentencepiece_model.proto)
+/// that the tokenizer loaders (src/Tokenizers) and the GGUF export's vocabularies (src/Runtime) read, parsed with
+/// Google.Protobuf's wire-format reader: no generated classes, since a dozen of the schema's fields are read by number
+/// and the others skipped. One source file, linked into both assemblies (neither references the other).
 /// </summary>
-internal sealed class SentencePieceProto
+internal sealed class SentencePieceModel
 {
     // SentencePiece.Type
     public const int NormalType = 1, UnknownType = 2, ControlType = 3, UserDefinedType = 4, UnusedType = 5, ByteType = 6;
@@ -19,10 +18,13 @@ internal sealed class SentencePieceProto
     // TrainerSpec.ModelType
     public const int UnigramModel = 1, BpeModel = 2;
 
-    private SentencePieceProto(List<(string Piece, float Score, int Type)> pieces) => Pieces = pieces;
+    private SentencePieceModel(List<Piece> pieces) => Pieces = pieces;
 
-    /// <summary>The pieces in id order, with their score and type.</summary>
-    public IReadOnlyList<(string Piece, float Score, int Type)> Pieces { get; }
+    /// <summary>One piece: its text, score and type (<see cref="NormalType"/> when absent).</summary>
+    public readonly record struct Piece(string Text, float Score, int Type);
+
+    /// <summary>The pieces in id order.</summary>
+    public IReadOnlyList<Piece> Pieces { get; }
 
     /// <summary><c>trainer_spec.model_type</c> (<see cref="UnigramModel"/> when absent).</summary>
     public int ModelType { get; private init; } = UnigramModel;
@@ -44,10 +46,13 @@ internal sealed class SentencePieceProto
     public bool RemoveExtraWhitespaces { get; private init; } = true;
     public bool EscapeWhitespaces { get; private init; } = true;
 
-    /// <summary>Reads a serialized model with Google.Protobuf's wire-format reader (no generated classes: the loaders need a
-    /// dozen of the schema's fields, read by number; the others are skipped).</summary>
+    /// <summary>Reads the model file at <paramref name="path"/>.</summary>
+    /// <exception cref="InvalidDataException">The file is not a well-formed protobuf message; the message names it.</exception>
+    public static SentencePieceModel Read(string path) => Read(File.ReadAllBytes(path), path);
+
+    /// <summary>Reads a serialized model; <paramref name="name"/> is what errors call it.</summary>
     /// <exception cref="InvalidDataException">The bytes are not a well-formed protobuf message.</exception>
-    public static SentencePieceProto Read(byte[] model)
+    public static SentencePieceModel Read(byte[] model, string name = "a SentencePiece model")
     {
         try
         {
@@ -55,35 +60,54 @@ internal sealed class SentencePieceProto
         }
         catch (InvalidProtocolBufferException e)
         {
-            throw new InvalidDataException($"not a well-formed SentencePiece model: {e.Message}", e);
+            throw new InvalidDataException($"'{name}' is not a well-formed SentencePiece model: {e.Message}", e);
         }
     }
 
     // ModelProto: pieces (1), trainer_spec (2), normalizer_spec (3); the proto's defaults where a field is absent.
-    private static SentencePieceProto ReadModel(CodedInputStream input)
+    private static SentencePieceModel ReadModel(CodedInputStream input)
     {
-        var pieces = new List<(string, float, int)>();
+        var pieces = new List<Piece>();
         int modelType = UnigramModel, unk = 0, bos = 1, eos = 2, pad = -1;
         bool suffix = false, byteFallback = false, dummyPrefix = true, removeWhitespace = true, escapeWhitespace = true;
         string? normalizer = null;
         byte[] charsMap = [];
-        uint tag;
+        uint tag, field;
         while ((tag = input.ReadTag()) != 0)
         {
+            if (WireFormat.GetTagWireType(tag) != WireFormat.WireType.LengthDelimited)
+            {
+                input.SkipLastField();
+                continue;
+            }
             switch (WireFormat.GetTagFieldNumber(tag))
             {
-                case 1 when IsMessage(tag):
-                    pieces.Add(ReadPiece(Nested(input)));
+                case 1:
+                    // SentencePiece: piece (1), score (2), type (3).
+                    CodedInputStream entry = Nested(input);
+                    string text = "";
+                    float score = 0;
+                    int type = NormalType;
+                    while ((field = entry.ReadTag()) != 0)
+                    {
+                        switch (WireFormat.GetTagFieldNumber(field))
+                        {
+                            case 1: text = entry.ReadString(); break;
+                            case 2: score = entry.ReadFloat(); break;
+                            case 3: type = entry.ReadEnum(); break;
+                            default: entry.SkipLastField(); break;
+                        }
+                    }
+                    pieces.Add(new Piece(text, score, type));
                     break;
-                case 2 when IsMessage(tag):
+                case 2:
                     // TrainerSpec: model_type (3), treat_whitespace_as_suffix (24), byte_fallback (35), unk/bos/eos/pad ids (40–43).
                     CodedInputStream trainer = Nested(input);
-                    uint field;
                     while ((field = trainer.ReadTag()) != 0)
                     {
                         switch (WireFormat.GetTagFieldNumber(field))
                         {
-                            case 3: modelType = trainer.ReadInt32(); break;
+                            case 3: modelType = trainer.ReadEnum(); break;
                             case 24: suffix = trainer.ReadBool(); break;
                             case 35: byteFallback = trainer.ReadBool(); break;
                             case 40: unk = trainer.ReadInt32(); break;
@@ -94,7 +118,7 @@ internal sealed class SentencePieceProto
                         }
                     }
                     break;
-                case 3 when IsMessage(tag):
+                case 3:
                     // NormalizerSpec: name (1), precompiled_charsmap (2), add_dummy_prefix (3), remove_extra_whitespaces (4), escape_whitespaces (5).
                     CodedInputStream spec = Nested(input);
                     while ((field = spec.ReadTag()) != 0)
@@ -116,7 +140,7 @@ internal sealed class SentencePieceProto
             }
         }
 
-        return new SentencePieceProto(pieces)
+        return new SentencePieceModel(pieces)
         {
             ModelType = modelType, TreatWhitespaceAsSuffix = suffix, ByteFallback = byteFallback,
             UnkId = unk, BosId = bos, EosId = eos, PadId = pad,
@@ -124,29 +148,6 @@ internal sealed class SentencePieceProto
             AddDummyPrefix = dummyPrefix, RemoveExtraWhitespaces = removeWhitespace, EscapeWhitespaces = escapeWhitespace,
         };
     }
-
-    // ModelProto.SentencePiece: piece (1), score (2, a float), type (3, NORMAL when absent).
-    private static (string, float, int) ReadPiece(CodedInputStream input)
-    {
-        string piece = "";
-        float score = 0;
-        int type = NormalType;
-        uint tag;
-        while ((tag = input.ReadTag()) != 0)
-        {
-            switch (WireFormat.GetTagFieldNumber(tag))
-            {
-                case 1: piece = input.ReadString(); break;
-                case 2: score = input.ReadFloat(); break;
-                case 3: type = input.ReadEnum(); break;
-                default: input.SkipLastField(); break;
-            }
-        }
-
-        return (piece, score, type);
-    }
-
-    private static bool IsMessage(uint tag) => WireFormat.GetTagWireType(tag) == WireFormat.WireType.LengthDelimited;
 
     // A length-delimited sub-message, read on its own.
     private static CodedInputStream Nested(CodedInputStream input) => new(input.ReadBytes().ToByteArray());
