@@ -22,14 +22,21 @@ public static partial class Activations
     /// <param name="n">Rows (tokens).</param>
     /// <param name="hidden">Width of each half and of the output (d_ff).</param>
     public static void GeGluTanhForward(ReadOnlySpan<float> gateUp, Span<float> y, int n, int hidden)
+        => GatedForward<GeluTanhOperator>(gateUp, y, n, hidden, GeluTanhCost);
+
+    /// <summary>
+    /// <c>y[r, j] = TGate(gateUp[r, j])·gateUp[r, hidden + j]</c> over blocks of rows, on as many threads as the work
+    /// (<paramref name="cost"/> per output, as Parallelism measures it) is worth; one thread runs the same rows in order.
+    /// </summary>
+    private static void GatedForward<TGate>(ReadOnlySpan<float> gateUp, Span<float> y, int n, int hidden, int cost) where TGate : IUnaryOperator
     {
         int blocks = GatedBlocks(n, hidden, gateUp.Length, y.Length, nameof(y), out int rowsPerBlock);
         unsafe
         {
             fixed (float* pGateUp = gateUp, py = y)
             {
-                var work = new GatedForwardWork<GeluTanhOperator> { GateUp = pGateUp, Y = py, Hidden = hidden, N = n, RowsPerBlock = rowsPerBlock };
-                WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)GeluTanhCost * n * hidden, blocks));
+                var work = new GatedForwardWork<TGate> { GateUp = pGateUp, Y = py, Hidden = hidden, N = n, RowsPerBlock = rowsPerBlock };
+                WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)cost * n * hidden, blocks));
             }
         }
     }

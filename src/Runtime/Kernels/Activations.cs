@@ -134,19 +134,7 @@ public static partial class Activations
     /// <param name="n">Rows (tokens).</param>
     /// <param name="hidden">Width of the gate, of the up projection and of the output (intermediate_size).</param>
     public static void SwiGluForward(ReadOnlySpan<float> gateUp, Span<float> y, int n, int hidden)
-    {
-        int blocks = GatedBlocks(n, hidden, gateUp.Length, y.Length, nameof(y), out int rowsPerBlock);
-        unsafe
-        {
-            fixed (float* pGateUp = gateUp, py = y)
-            {
-                // silu(gate)·up through GEGLU's gated rows with SiLU as the gate (the same operations, so the same bits).
-                var work = new GatedForwardWork<SiluOperator> { GateUp = pGateUp, Y = py, N = n, Hidden = hidden, RowsPerBlock = rowsPerBlock };
-                // One thread runs the same rows in order (WorkerPool.For with 1 thread).
-                WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)SiluCost * n * hidden, blocks));
-            }
-        }
-    }
+        => GatedForward<SiluOperator>(gateUp, y, n, hidden, SiluCost);
 
     /// <summary>
     /// The gradients of <see cref="SwiGluForward"/>, for each row r and j &lt; hidden with g = gateUp[r, j],
