@@ -5,8 +5,8 @@ using System.Text.Json.Nodes;
 
 namespace TransformerGen.Reference.Tests.HuggingFace;
 
-/// <summary>The forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3, Marian's and T5's encoder–decoders, and NomicBERT from its hub code); Qwen2 runs as Llama.</summary>
-internal enum HfFamily { Gpt2, Bert, Llama, Marian, NomicBert, T5 }
+/// <summary>The forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3, Marian's and T5's encoder–decoders, NomicBERT from its hub code, and MPNet); Qwen2 runs as Llama.</summary>
+internal enum HfFamily { Gpt2, Bert, Llama, Marian, NomicBert, T5, MPNet }
 
 /// <summary>What a BERT-like checkpoint holds on top of the encoder: nothing (<c>BertModel</c>), a sequence classifier or a token classifier.</summary>
 internal enum HfEncoderHead { None, SequenceClassification, TokenClassification }
@@ -98,9 +98,12 @@ internal sealed record HfConfig
     // layer_norm_epsilon, Activation dense_act_fn.
     /// <summary>T5 <c>is_gated_act</c>: the feed-forward is <c>wo(act(wi_0·x) ⊙ wi_1·x)</c>, else <c>wo(act(wi·x))</c>.</summary>
     public bool GatedFeedForward { get; init; }
-    /// <summary>T5 <c>relative_attention_num_buckets</c>: rows of each stack's <c>relative_attention_bias</c> table.</summary>
+    /// <summary>
+    /// T5 <c>relative_attention_num_buckets</c>: rows of each stack's <c>relative_attention_bias</c> table. MPNet: rows of
+    /// the encoder's one table, of which the bucket function (always 32 buckets) reads the first 32.
+    /// </summary>
     public int RelativeBuckets { get; init; }
-    /// <summary>T5 <c>relative_attention_max_distance</c>: distances from here on share the last bucket.</summary>
+    /// <summary>T5 <c>relative_attention_max_distance</c> (MPNet: 128, fixed): distances from here on share the last bucket.</summary>
     public int RelativeMaxDistance { get; init; }
 
     /// <summary>A decoder-only language model (an encoder–decoder has its own entry points).</summary>
@@ -126,6 +129,7 @@ internal sealed record HfConfig
             "m2m_100" => M2M100(json),
             "nomic_bert" => NomicBert(json),
             "t5" or "mt5" => T5(json, modelType),
+            "mpnet" => MPNet(json),
             _ => throw new NotSupportedException($"model_type '{modelType}' has no reference here"),
         };
     }
@@ -453,6 +457,39 @@ internal sealed record HfConfig
             GatedFeedForward = Bool(json, "is_gated_act") ?? parts[0] == "gated",
             RelativeBuckets = buckets >= 4 ? buckets : throw new InvalidDataException($"{buckets} relative attention buckets: the bidirectional buckets need 4 or more"),
             RelativeMaxDistance = Int(json, "relative_attention_max_distance") ?? 128,
+        };
+    }
+
+    // configuration_mpnet.py (MPNetConfig: vocab 30527, hidden 768, 12 layers of 12 heads, intermediate 3072, erf gelu,
+    // 512 positions, ε 1e-12, 32 relative buckets, <s> 0, <pad> 1, </s> 2). modeling_mpnet.py ignores pad_token_id:
+    // MPNetEmbeddings hard-codes padding_idx 1 for both tables and for the RoBERTa-style position ids, and
+    // compute_position_bias always buckets into 32 (max_distance 128, both fixed), so a table of fewer rows fails on
+    // lookup and rows past 32 are never read. No token types; the dropouts and initializer_range change nothing here.
+    private static HfConfig MPNet(JsonObject json)
+    {
+        int hidden = Int(json, "hidden_size") ?? 768, heads = Int(json, "num_attention_heads") ?? 12;
+        int buckets = Int(json, "relative_attention_num_buckets") ?? 32;
+        if (buckets < 32) throw new InvalidDataException($"{buckets} relative attention buckets: MPNet's compute_position_bias always buckets into 32, so a smaller table fails on lookup");
+        return new HfConfig
+        {
+            ModelType = "mpnet",
+            Family = HfFamily.MPNet,
+            VocabSize = Int(json, "vocab_size") ?? 30527,
+            HiddenSize = hidden,
+            Layers = Int(json, "num_hidden_layers") ?? 12,
+            Heads = heads,
+            KeyValueHeads = heads,
+            HeadDim = Divide(hidden, heads),
+            IntermediateSize = Int(json, "intermediate_size") ?? 3072,
+            MaxPositions = Int(json, "max_position_embeddings") ?? 512,
+            Activation = String(json, "hidden_act") ?? "gelu",
+            NormEps = Double(json, "layer_norm_eps") ?? 1e-12,
+            TieWordEmbeddings = false,
+            PadTokenId = 1,
+            PositionsFromPadding = true,
+            EosTokenId = Int(json, "eos_token_id") ?? 2,
+            RelativeBuckets = buckets,
+            RelativeMaxDistance = 128,
         };
     }
 

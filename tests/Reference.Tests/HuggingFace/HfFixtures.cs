@@ -27,6 +27,9 @@ public static class HfFixtures
     /// <summary>The NomicBERT sentence encoder (nomic-ai/nomic-embed-text-v1.5 in small), kept apart: its hub code, not transformers, defines it.</summary>
     public const string NomicBert = "nomic-bert";
 
+    /// <summary>The MPNet sentence encoder (sentence-transformers/all-mpnet-base-v2 in small), kept apart: relative position buckets on top of BERT's layers.</summary>
+    public const string MPNet = "mpnet";
+
     /// <summary>The full path of <c>Configs/<paramref name="name"/>/config.json</c>.</summary>
     public static string ConfigPath(string name) => Path.Combine(ConfigsFolder(), name, "config.json");
 

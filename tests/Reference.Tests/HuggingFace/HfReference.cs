@@ -19,7 +19,8 @@ public enum HfDtype { F32, F16, BF16 }
 /// </param>
 /// <param name="Prefix">
 /// The non-canonical naming: GPT-2 <c>transformer.</c> and BERT <c>bert.</c> added to every name (not to
-/// <c>lm_head.weight</c>); for Llama/Qwen2 <c>model.</c> removed.
+/// <c>lm_head.weight</c>); for Llama/Qwen2 <c>model.</c> removed. MPNet: MPNetForMaskedLM's layout, <c>mpnet.</c> added to
+/// every name and no pooler (its <c>lm_head</c> with <c>IncludeUnusedHeads</c>).
 /// </param>
 /// <param name="LegacyGammaBeta">BERT only: LayerNorm <c>.gamma</c>/<c>.beta</c> for <c>.weight</c>/<c>.bias</c> (TF-converted files).</param>
 /// <param name="IncludeBuffers">
@@ -29,7 +30,9 @@ public enum HfDtype { F32, F16, BF16 }
 /// tables of older converted files (current <c>save_pretrained</c> drops them: pass false for that layout).
 /// </param>
 /// <param name="IncludeUnusedHeads">
-/// BERT and NomicBERT: <c>pooler.dense.weight</c>/<c>.bias</c>, which mean pooling never reads. T5:
+/// BERT, NomicBERT and MPNet: <c>pooler.dense.weight</c>/<c>.bias</c>, which mean pooling never reads; MPNet with
+/// <c>Prefix</c> instead MPNetForMaskedLM's <c>lm_head.bias</c>, <c>lm_head.dense.*</c>, <c>lm_head.layer_norm.*</c>,
+/// <c>lm_head.decoder.weight</c> (a copy of the word embeddings) and <c>lm_head.decoder.bias</c> (of <c>lm_head.bias</c>). T5:
 /// <c>decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight</c> <c>[buckets, heads]</c>, a table early
 /// transformers versions gave block 0's cross-attention and current ones ignore on load
 /// (<c>_keys_to_ignore_on_load_unexpected</c>); files converted then (t5-small's era) still carry it.
@@ -56,7 +59,7 @@ public sealed record HfWriteOptions(HfDtype Dtype = HfDtype.F32, bool Prefix = f
 /// <para>
 /// Families: <c>gpt2</c> (GPT2LMHeadModel), <c>bert</c> (BertModel + sentence-transformers mean pooling and Normalize),
 /// <c>llama</c> and <c>qwen2</c> (…ForCausalLM), <c>marian</c> (MarianMTModel, in HfReference.Marian.cs), <c>t5</c> and
-/// <c>mt5</c> (T5ForConditionalGeneration, HfT5.cs, with Marian's entry points and HfReference.T5.cs), <c>nomic_bert</c> (NomicBertModel + mean pooling and Normalize, in HfNomicBert.cs). The formulas are MODEL_FAMILIES.md's, written out independently of the
+/// <c>mt5</c> (T5ForConditionalGeneration, HfT5.cs, with Marian's entry points and HfReference.T5.cs), <c>nomic_bert</c> (NomicBertModel + mean pooling and Normalize, in HfNomicBert.cs), <c>mpnet</c> (MPNetModel + mean pooling and Normalize, in HfMPNet.cs). The formulas are MODEL_FAMILIES.md's, written out independently of the
 /// generated models' kernels.
 /// </para>
 /// <para>
@@ -95,6 +98,7 @@ public sealed partial class HfReference : IDisposable
             HfFamily.Marian => new HfMarian(config, seed, dtype),
             HfFamily.NomicBert => new HfNomicBert(config, seed, dtype),
             HfFamily.T5 => new HfT5(config, seed, dtype),
+            HfFamily.MPNet => new HfMPNet(config, seed, dtype),
             _ => throw new NotSupportedException(config.ModelType),
         };
         return new HfReference(model, Path.GetFullPath(configPath));
@@ -126,7 +130,7 @@ public sealed partial class HfReference : IDisposable
         if (_model.Dtype != ScalarType.Float32) throw new InvalidOperationException("only the float32 reference writes fixtures");
         HfFamily family = _model.Config.Family;
         if (options.LegacyGammaBeta && family != HfFamily.Bert) throw new ArgumentException("LegacyGammaBeta is a BERT naming", nameof(options));
-        if (options.IncludeUnusedHeads && family is not (HfFamily.Bert or HfFamily.NomicBert or HfFamily.T5)) throw new ArgumentException("only BERT and NomicBERT (the pooler) and T5 (the old cross-attention bias) have unused tensors", nameof(options));
+        if (options.IncludeUnusedHeads && family is not (HfFamily.Bert or HfFamily.NomicBert or HfFamily.MPNet or HfFamily.T5)) throw new ArgumentException("only BERT, NomicBERT and MPNet (the pooler, MPNet's lm_head) and T5 (the old cross-attention bias) have unused tensors", nameof(options));
         if (options.Prefix && family == HfFamily.NomicBert) throw new ArgumentException("NomicBertModel files have no prefix", nameof(options));
         if (options.KeepTiedCopy && _model.TiedCopyNames.Count == 0) throw new ArgumentException("KeepTiedCopy needs a tied model (T5: embed_tokens)", nameof(options));
         if (options.Prefix && family == HfFamily.Marian) throw new ArgumentException("MarianMTModel files have one naming (model.…, final_logits_bias)", nameof(options));
@@ -145,12 +149,14 @@ public sealed partial class HfReference : IDisposable
         foreach (HfStateEntry e in _model.State)
         {
             if (e.IsBuffer ? !options.IncludeBuffers : !e.Used && !options.IncludeUnusedHeads) continue;
+            // MPNetForMaskedLM builds its MPNetModel with add_pooling_layer=False.
+            if (family == HfFamily.MPNet && options.Prefix && e.Name.StartsWith("pooler.", StringComparison.Ordinal)) continue;
             tensors.Add(ToSafeTensor(FileName(e.Name, options), e.Value, e.IsBuffer ? HfDtype.F32 : options.Dtype));
         }
         if (options.KeepTiedCopy)
             foreach (string copy in _model.TiedCopyNames) tensors.Add(ToSafeTensor(copy, _model[_model.TokenEmbeddingName], options.Dtype));
         if (options.IncludeUnusedHeads)
-            foreach ((string name, Tensor value) in _model.UnreadFileTensors()) tensors.Add(ToSafeTensor(name, value, options.Dtype));
+            foreach ((string name, Tensor value) in _model.UnreadFileTensors(options)) tensors.Add(ToSafeTensor(name, value, options.Dtype));
 
         Directory.CreateDirectory(folder);
         string config = Path.GetFullPath(Path.Combine(folder, "config.json"));
@@ -172,6 +178,7 @@ public sealed partial class HfReference : IDisposable
         {
             HfFamily.Gpt2 => "transformer." + name,
             HfFamily.Bert => _model.Config.ModelType switch { "bert" => "bert.", "distilbert" => "distilbert.", _ => "roberta." } + name,
+            HfFamily.MPNet => "mpnet." + name,
             _ => name.StartsWith("model.", StringComparison.Ordinal) ? name["model.".Length..] : throw new InvalidOperationException(name),
         };
     }
@@ -270,7 +277,7 @@ public sealed partial class HfReference : IDisposable
         return Values(_model.LastHiddenState(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)));
     }
 
-    /// <summary>BERT and NomicBERT: sentence-transformers embeddings (mean pooling over the mask, or the [CLS] token's state with <paramref name="clsToken"/>, then L2-normalised) <c>[B·E]</c>.</summary>
+    /// <summary>BERT, NomicBERT and MPNet: sentence-transformers embeddings (mean pooling over the mask, or the [CLS] token's state with <paramref name="clsToken"/>, then L2-normalised) <c>[B·E]</c>.</summary>
     public float[] SentenceEmbeddings(int[] tokens, int[] attentionMask, int batch, int seqLen, bool clsToken = false)
     {
         using DisposeScope scope = NewDisposeScope();
@@ -323,7 +330,7 @@ public sealed partial class HfReference : IDisposable
     }
 
     /// <summary>
-    /// BERT and NomicBERT: the gradient of Σ <see cref="SentenceEmbeddings"/> ⊙ <paramref name="upstream"/> (<c>[B·E]</c>) for every
+    /// BERT, NomicBERT and MPNet: the gradient of Σ <see cref="SentenceEmbeddings"/> ⊙ <paramref name="upstream"/> (<c>[B·E]</c>) for every
     /// parameter the forward pass reads (not the pooler), by canonical name. Row 1 of the token-type table gets none.
     /// </summary>
     public Dictionary<string, float[]> EmbeddingGradients(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream, bool clsToken = false)

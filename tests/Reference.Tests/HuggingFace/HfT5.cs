@@ -96,7 +96,7 @@ internal sealed class HfT5 : HfTorchModel, IHfEncoderDecoder
     /// The old cross-attention table, as the negated decoder self-attention table (a new tensor each call): a loader that
     /// read it in place of either table would change the logits.
     /// </summary>
-    public override IEnumerable<(string Name, Tensor Value)> UnreadFileTensors() => [(LegacyCrossAttentionBias, -this[DecoderRelativeBias].detach())];
+    public override IEnumerable<(string Name, Tensor Value)> UnreadFileTensors(HfWriteOptions options) => [(LegacyCrossAttentionBias, -this[DecoderRelativeBias].detach())];
 
     /// <summary>The encoder's output <c>[B, S, E]</c> (after <c>encoder.final_layer_norm</c>).</summary>
     public override Tensor LastHiddenState(Tensor ids, Tensor? attentionMask) => Encode(ids, attentionMask);

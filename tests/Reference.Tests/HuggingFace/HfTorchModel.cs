@@ -81,10 +81,12 @@ internal abstract class HfTorchModel : IDisposable
     public virtual IReadOnlyList<string> TiedCopyNames => Config.TieWordEmbeddings ? ["lm_head.weight"] : [];
 
     /// <summary>
-    /// Tensors that some files carry and that neither transformers nor this reference reads, which are not parameters here
-    /// (written with <c>IncludeUnusedHeads</c>): none but T5's old cross-attention bias table.
+    /// Tensors that some files carry and that neither transformers' base model nor this reference reads, which are not
+    /// parameters here (written with <c>IncludeUnusedHeads</c>), under their file names for the layout
+    /// <paramref name="options"/> asks for and rounded to its dtype: none but T5's old cross-attention bias table and
+    /// MPNetForMaskedLM's <c>lm_head</c>.
     /// </summary>
-    public virtual IEnumerable<(string Name, Tensor Value)> UnreadFileTensors() => [];
+    public virtual IEnumerable<(string Name, Tensor Value)> UnreadFileTensors(HfWriteOptions options) => [];
 
     /// <summary>The LM head <c>[V, E]</c>: <c>lm_head.weight</c>, or the token embedding when tied.</summary>
     public Tensor LmHead => this[Config.TieWordEmbeddings ? TokenEmbeddingName : "lm_head.weight"];
@@ -107,8 +109,19 @@ internal abstract class HfTorchModel : IDisposable
     protected Tensor Parameter(string name, HfInit init, bool used, params long[] shape)
     {
         using DisposeScope scope = NewDisposeScope();
+        Tensor value = Drawn(name, init, shape).to(Dtype).detach().requires_grad_(true);
+        Add(new HfStateEntry(name, scope.Detach(value), IsBuffer: false, used));
+        return value;
+    }
+
+    /// <summary>
+    /// A float32 tensor drawn from the seed as a parameter would be, next in the same stream, but not registered: for a
+    /// file's tensor that no forward pass here reads (see <see cref="UnreadFileTensors"/>).
+    /// </summary>
+    protected Tensor Drawn(string name, HfInit init, params long[] shape)
+    {
         Tensor noise = randn(shape, ScalarType.Float32, generator: _generator);
-        Tensor drawn = init switch
+        return init switch
         {
             HfInit.Matrix => noise * (1.0 / Math.Sqrt(FanIn(name, shape))),
             HfInit.Embedding => noise * 0.5,
@@ -116,9 +129,6 @@ internal abstract class HfTorchModel : IDisposable
             HfInit.Bias => 0.05 * noise,
             _ => throw new ArgumentOutOfRangeException(nameof(init)),
         };
-        Tensor value = drawn.to(Dtype).detach().requires_grad_(true);
-        Add(new HfStateEntry(name, scope.Detach(value), IsBuffer: false, used));
-        return value;
     }
 
     /// <summary>A Linear (<c>[out, in]</c>) or, for GPT-2, a Conv1D (<c>[in, out]</c>): fan-in is the "in" side.</summary>
