@@ -1,18 +1,23 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Text;
 using Microsoft.ML.Tokenizers;
 using TransformerGen.Tokenizers.Folder;
 using TransformerGen.Tokenizers.PreTokenization;
 
 namespace TransformerGen.Tokenizers.Loaders;
 
-/// <summary>BERT's WordPiece (<c>vocab.txt</c>) through <see cref="BertTokenizer"/>.</summary>
+/// <summary>
+/// BERT's WordPiece (<c>vocab.txt</c>) through <see cref="BertTokenizer"/>; also MPNet's (all-mpnet-base-v2), whose
+/// vocab.txt is BERT's behind four RoBERTa-style ids, whose <c>&lt;mask&gt;</c> is an added token past the file's last line,
+/// and whose pairs are RoBERTa's (<c>&lt;s&gt; A &lt;/s&gt;&lt;/s&gt; B &lt;/s&gt;</c>).
+/// </summary>
 internal static class WordPieceLoader
 {
     public static TokenizerParts Load(string vocabPath, TokenizerConfig config)
     {
-        byte[] vocabBytes = File.ReadAllBytes(vocabPath);
+        byte[] vocabBytes = WithAddedTokens(File.ReadAllBytes(vocabPath), config.AddedTokens);
 
         // transformers' BertTokenizer: do_lower_case defaults to True, and strip_accents=None means "strip when
         // lower-casing". ML.Tokenizers lower-cases without stripping unless RemoveNonSpacingMarks is set.
@@ -74,13 +79,45 @@ internal static class WordPieceLoader
             DecodeIds = ids => bert.Decode(ids, skipSpecialTokens: false),
             Prefix = [bert.ClassificationTokenId],
             Suffix = [bert.SeparatorTokenId],
-            PairSeparator = [],   // [CLS] A [SEP] B [SEP]
+            // [CLS] A [SEP] B [SEP]; MPNetTokenizer's build_inputs_with_special_tokens doubles the separator between the two.
+            PairSeparator = IsMPNet(config) ? [bert.SeparatorTokenId] : [],
             PadId = bert.PaddingTokenId,
             UnkId = bert.UnknownTokenId,
             VocabSize = vocabSize,
             SpecialTokens = specialTokens,
             SkippedWhenDecoding = skipped,
         };
+    }
+
+    private static bool IsMPNet(TokenizerConfig config) =>
+        config.TokenizerClass is "MPNetTokenizer" or "MPNetTokenizerFast" || (config.TokenizerClass is null && config.ModelType == "mpnet");
+
+    /// <summary>
+    /// vocab.txt with the added tokens numbered right after its last line appended as lines of their own, in id order, so
+    /// that <see cref="BertTokenizer"/> knows them (it refuses a special token missing from its vocabulary): MPNet's
+    /// <c>&lt;mask&gt;</c> is id 30526 after 30526 lines. Added tokens elsewhere (inside the file's range, or past a gap)
+    /// are left to the special-token table.
+    /// </summary>
+    private static byte[] WithAddedTokens(byte[] vocab, IReadOnlyList<AddedToken> added)
+    {
+        int next = CountLines(vocab);
+        var lines = new StringBuilder();
+        var byId = new SortedDictionary<int, string>();
+        foreach (AddedToken token in added) byId[token.Id] = token.Content;
+        foreach ((int id, string content) in byId)
+        {
+            if (id < next) continue;
+            if (id > next || content.Contains('\n')) break;
+            lines.Append(content).Append('\n');
+            next++;
+        }
+        if (lines.Length == 0) return vocab;
+        bool newline = vocab.Length == 0 || vocab[^1] == (byte)'\n';
+        byte[] tail = Encoding.UTF8.GetBytes((newline ? "" : "\n") + lines);
+        byte[] result = new byte[vocab.Length + tail.Length];
+        vocab.CopyTo(result, 0);
+        tail.CopyTo(result, vocab.Length);
+        return result;
     }
 
     // transformers numbers vocab.txt by line (load_vocab): the id count is the line count.
