@@ -92,6 +92,24 @@ public sealed class MPNetTokenizerTests : IDisposable
         Assert.Equal(5, secondStart);
     }
 
+    /// <summary>
+    /// A tokenizer_config.json without added_tokens_decoder (the files transformers wrote before 4.34): the mask token it
+    /// names is missing from vocab.txt, so it is added after the last line, as transformers adds it; the special tokens
+    /// the config names stay whole in the text.
+    /// </summary>
+    [Fact]
+    public void Without_added_tokens_decoder_the_named_mask_is_added_after_the_last_line()
+    {
+        _folder.Write("tokenizer_config.json", """
+            { "bos_token": "<s>", "cls_token": "<s>", "do_lower_case": true, "eos_token": "</s>", "mask_token": "<mask>", "pad_token": "<pad>",
+              "sep_token": "</s>", "tokenizer_class": "MPNetTokenizer", "unk_token": "[UNK]" }
+            """);
+        PretrainedTokenizer tokenizer = Open();
+        Assert.Equal(VocabLines + 1, tokenizer.VocabSize);
+        Assert.Equal(Mask, tokenizer.SpecialTokenId("<mask>"));
+        Assert.Equal([Bos, Hello, Mask, Eos, World, Eos], tokenizer.Encode("hello <mask></s> world"));
+    }
+
     [Fact]
     public void Decodes_with_and_without_special_tokens()
     {
