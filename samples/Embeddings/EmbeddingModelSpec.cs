@@ -9,7 +9,7 @@ namespace EmbeddingsSample;
 /// <summary>
 /// A model <see cref="EmbeddingsApp"/> runs: where to download it, the config.json it was compiled from (its model_type
 /// picks it for a folder, and the folder's config.json is compared with it), how to load it, and the prefixes its
-/// texts take. <see cref="MiniLm"/> and <see cref="NomicEmbedTextV15"/> are the sample's; tests pass tiny models of their own.
+/// texts take. <see cref="MiniLm"/>, <see cref="NomicEmbedTextV15"/> and <see cref="AllMpnetBaseV2"/> are the sample's; tests pass tiny models of their own.
 /// </summary>
 /// <param name="Repository">The Hugging Face repository, <c>owner/name</c>.</param>
 /// <param name="Files">The files the sample needs from it.</param>
@@ -53,10 +53,21 @@ public sealed record EmbeddingModelSpec(
         EmbeddingsSample.NomicEmbedTextV15.InferenceBytes,
         TaskPrefixes.Nomic);
 
-    /// <summary>The models the sample's program is compiled with.</summary>
-    public static IReadOnlyList<EmbeddingModelSpec> All { get; } = [MiniLm, NomicEmbedTextV15];
+    /// <summary>sentence-transformers/all-mpnet-base-v2 as <see cref="EmbeddingsSample.AllMpnetBaseV2"/>: texts as they are.</summary>
+    public static EmbeddingModelSpec AllMpnetBaseV2 { get; } = new(
+        "sentence-transformers/all-mpnet-base-v2",
+        BertFiles,
+        EmbeddedConfig.Read(typeof(EmbeddingModelSpec).Assembly, "all-mpnet-base-v2.config.json"),
+        "samples/Embeddings/models/all-mpnet-base-v2/config.json",
+        folder => EmbeddingsSample.AllMpnetBaseV2.ForInference(folder),
+        $"MPNet (relative-position bias), {EmbeddingsSample.AllMpnetBaseV2.Layers} layers, {EmbeddingsSample.AllMpnetBaseV2.DModel} wide, {EmbeddingsSample.AllMpnetBaseV2.Heads} heads, {EmbeddingsSample.AllMpnetBaseV2.ParameterCount:N0} parameters",
+        EmbeddingsSample.AllMpnetBaseV2.DModel,
+        EmbeddingsSample.AllMpnetBaseV2.InferenceBytes);
 
-    /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>nomic_bert</c>), which a folder's must equal for this model to run it.</summary>
+    /// <summary>The models the sample's program is compiled with.</summary>
+    public static IReadOnlyList<EmbeddingModelSpec> All { get; } = [MiniLm, NomicEmbedTextV15, AllMpnetBaseV2];
+
+    /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>nomic_bert</c>, <c>mpnet</c>), which a folder's must equal for this model to run it.</summary>
     public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);
 }
 

@@ -12,11 +12,11 @@ using TransformerGen.Tokenizers;
 namespace EmbeddingsSample;
 
 /// <summary>
-/// The sample: loads all-MiniLM-L6-v2 or nomic-embed-text-v1.5 from a downloaded folder, prints the cosine similarities
-/// of a few sentences, and searches a list of sentences for the ones closest in meaning to a few queries. The folder's
-/// config.json says which of the compiled models runs (its model_type: bert is all-MiniLM-L6-v2, nomic_bert is
-/// nomic-embed-text-v1.5, whose texts take its task prefixes). <see cref="Run(string[], TextWriter, TextWriter)"/> takes
-/// the writers so that tests read what it prints.
+/// The sample: loads all-MiniLM-L6-v2, all-mpnet-base-v2 or nomic-embed-text-v1.5 from a downloaded folder, prints the
+/// cosine similarities of a few sentences, and searches a list of sentences for the ones closest in meaning to a few
+/// queries. The folder's config.json says which of the compiled models runs (its model_type: bert is all-MiniLM-L6-v2,
+/// mpnet is all-mpnet-base-v2, nomic_bert is nomic-embed-text-v1.5, whose texts take its task prefixes).
+/// <see cref="Run(string[], TextWriter, TextWriter)"/> takes the writers so that tests read what it prints.
 /// </summary>
 public static class EmbeddingsApp
 {
@@ -66,7 +66,7 @@ public static class EmbeddingsApp
         {
             if (result.GetValueOrDefault<int>() < 1) result.AddError("--top must be at least 1.");
         });
-        var command = new RootCommand("Sentence embeddings with all-MiniLM-L6-v2 or nomic-embed-text-v1.5 compiled from their config.json: similarities and semantic search.")
+        var command = new RootCommand("Sentence embeddings with all-MiniLM-L6-v2, all-mpnet-base-v2 or nomic-embed-text-v1.5 compiled from their config.json: similarities and semantic search.")
         {
             model, sentences, queries, top,
         };

@@ -149,7 +149,9 @@ namespace TransformerGen.Generator
                 if (family.Rotary) positional = $"rotary positions (rotate_half, theta {Lit(family.RopeTheta).TrimEnd('f')})";
                 if (family.Kind == FamilySpec.Marian) positional = "sinusoidal positions (sines then cosines, not interleaved)";
                 if (family.Kind == FamilySpec.M2M100) positional = $"fairseq's sinusoidal positions (sines then cosines, from row {_spec.PadToken.Value + 1})";
-                if (family.RelativeAttention) positional = $"unscaled scores plus a relative-position bias ({family.RelativeBuckets} buckets up to distance {family.RelativeMaxDistance})";
+                if (family.RelativeAttention)
+                    positional = (family.UnscaledScores ? "unscaled scores plus " : "learned positions (from the padding id + 1) and scores plus ")
+                        + $"a relative-position bias ({family.RelativeBuckets} buckets up to distance {family.RelativeMaxDistance})";
                 if (_d.KvHeads > 0) activation += $", {_d.KvHeads} key/value heads";
                 // The file name goes into an XML doc comment: escape what XML gives a meaning to.
                 string file = family.ConfigFile.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
@@ -213,7 +215,7 @@ namespace TransformerGen.Generator
                 // Hugging Face sequence classifiers put a dense layer and an activation between the pooled token and the head.
                 string dense = _spec.Family is not { IsBertLike: true } ? ""
                     : _spec.Family.Kind == FamilySpec.DistilBert ? ", a dense layer and ReLU (pre_classifier)"
-                    : _spec.Family.Kind == FamilySpec.Roberta ? ", a dense layer and tanh (classifier.dense)" : ", the pooler's dense layer and tanh";
+                    : _spec.Family.IsRobertaLike ? ", a dense layer and tanh (classifier.dense)" : ", the pooler's dense layer and tanh";
                 string outputs = _spec.Family is { ScoreHead: true } ? (_d.Classes == 1 ? "a score" : $"{_d.Classes} scores") : "class logits";
                 yield return _spec.Head.Value switch
                 {

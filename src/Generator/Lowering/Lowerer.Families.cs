@@ -83,6 +83,15 @@ namespace TransformerGen.Generator
                 "encoder.layers.{0}.attn.out_proj", "encoder.layers.{0}.norm2",
                 ["encoder.layers.{0}.mlp.fc12", "encoder.layers.{0}.mlp.fc11"], null, "encoder.layers.{0}.mlp.fc2", "", "weight", "bias");
 
+            // MPNetModel: BERT's post-LN layers with the attention's projections under "attention.attn" and its LayerNorm one
+            // level up; no token types; the relative-position table is the encoder's ("encoder.relative_attention_bias").
+            public static readonly FamilyNames MPNet = new(
+                "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", null, "embeddings.LayerNorm",
+                "encoder.layer.{0}.attention.LayerNorm",
+                ["encoder.layer.{0}.attention.attn.q", "encoder.layer.{0}.attention.attn.k", "encoder.layer.{0}.attention.attn.v"], null,
+                "encoder.layer.{0}.attention.attn.o", "encoder.layer.{0}.output.LayerNorm",
+                ["encoder.layer.{0}.intermediate.dense"], null, "encoder.layer.{0}.output.dense", "", "weight", "bias");
+
             // T5ForConditionalGeneration: block N's sub-layers are layer.0 (self-attention), layer.1 (the decoder's cross-attention)
             // and the last (the feed-forward network), each with its own RMSNorm "layer_norm"; one token table "shared".
             public static FamilyNames T5(string side, bool gated)
@@ -108,6 +117,7 @@ namespace TransformerGen.Generator
                 FamilySpec.Qwen3 => Qwen3,
                 FamilySpec.Phi3 => Phi3,
                 FamilySpec.NomicBert => NomicBert,
+                FamilySpec.MPNet => MPNet,
                 _ => Llama,
             };
         }
@@ -145,6 +155,7 @@ namespace TransformerGen.Generator
             }
             if (f.EmbeddingNorm) x = FamilyNorm(f, embed, "embed.", "embedding LayerNorm", "norm", names.EmbeddingNorm!, x);
             x = Dropout(embed, "dropout on the embeddings", x, "embed.x_dropped", -1, stream);
+            if (f.RelativeAttention) RelativeBias(f, embed, stream, "embed", "encoder.relative_attention_bias.weight", bidirectional: true);
 
             bool encoder = _spec.IsEncoderOnly;
             int layers = encoder ? _d.EncoderLayers : _d.DecoderLayers;
@@ -225,7 +236,7 @@ namespace TransformerGen.Generator
             return new ModelGraph(_spec, _d, _tensors, _ops) { HiddenState = _hiddenState, EncoderState = x };
         }
 
-        // T5: each stack's relative-position bias rows, which every self-attention layer of the stack adds to its scores.
+        // T5 and MPNet: each stack's relative-position bias rows, which every self-attention layer of the stack adds to its scores.
         private readonly Dictionary<TokenStream, TensorDef> _relativeBias = new();
 
         /// <summary>
@@ -243,12 +254,7 @@ namespace TransformerGen.Generator
             {
                 TensorDef e = Activation(prefix + ".x", -1, c, stream);
                 _ops.Add(new EmbeddingOp(stage, stream, shared, e, 1f));
-                TensorDef table = Parameter($"{side}.block.0.layer.0.SelfAttention.relative_attention_bias.weight", InitKind.Normal, InitStd, f.RelativeBuckets, _d.Heads);
-                int span = _d.Length(stream);
-                var bias = new TensorDef(prefix + ".position_bias", TensorKind.Activation, [(long)_d.Batch * _d.Heads, 2L * span - 1]) { IsPositionBias = true };
-                _tensors.Add(bias);
-                _ops.Add(new RelativeBiasOp(stage, table, bias, _d.Heads, span, bidirectional, f.RelativeBuckets, f.RelativeMaxDistance, _d.Batch));
-                _relativeBias[stream] = bias;
+                RelativeBias(f, stage, stream, prefix, $"{side}.block.0.layer.0.SelfAttention.relative_attention_bias.weight", bidirectional);
                 return Dropout(stage, "dropout on the embeddings", e, prefix + ".x_dropped", -1, stream);
             }
 
@@ -278,6 +284,21 @@ namespace TransformerGen.Generator
             }
             LanguageModelHead(y, shared, "", TokenStream.Decoder, finalNorm: false);
             return new ModelGraph(_spec, _d, _tensors, _ops) { HiddenState = _hiddenState, EncoderState = x };
+        }
+
+        /// <summary>
+        /// A stack's relative-position bias: the table <paramref name="tableName"/> <c>[buckets, heads]</c> gathered into rows
+        /// of 2·L − 1 offsets per (sequence, head), which every self-attention layer over <paramref name="stream"/> adds to
+        /// its scores (T5 keeps the table in its first layer, MPNet in the encoder).
+        /// </summary>
+        private void RelativeBias(FamilySpec f, Stage stage, TokenStream stream, string prefix, string tableName, bool bidirectional)
+        {
+            TensorDef table = Parameter(tableName, InitKind.Normal, InitStd, f.RelativeBuckets, _d.Heads);
+            int span = _d.Length(stream);
+            var bias = new TensorDef(prefix + ".position_bias", TensorKind.Activation, [(long)_d.Batch * _d.Heads, 2L * span - 1]) { IsPositionBias = true };
+            _tensors.Add(bias);
+            _ops.Add(new RelativeBiasOp(stage, table, bias, _d.Heads, span, bidirectional, f.RelativeBuckets, f.RelativeMaxDistance, _d.Batch));
+            _relativeBias[stream] = bias;
         }
 
         private static string Index(int layer) => layer.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -322,13 +343,13 @@ namespace TransformerGen.Generator
             (TensorDef? probabilities, TensorDef? statistics) = AttentionState(a, layer, _d.Length(stream), _d.Length(stream), trainingOnly: causal);
             bool maskPadding = _padding && stream == TokenStream.Input;
             string title = (causal ? "causal self-attention" : "self-attention") + (maskPadding ? " with padding mask" : "")
-                + (f.RelativeAttention ? ", unscaled scores + relative-position bias" : "")
+                + (f.RelativeAttention ? (f.UnscaledScores ? ", unscaled scores" : "") + " + relative-position bias" : "")
                 + (_d.KvHeads > 0 ? $" ({_d.Heads} query heads on {_d.KeyValueHeads} key/value heads)" : "");
             _ops.Add(new AttentionOp(stage, title, qkv, 0, qkv, qWidth, qWidth + kvWidth, attended, probabilities, _d.Heads, _d.HeadDim,
                 stream, stream, causal, 0, maskPadding)
             {
                 KvHeads = _d.KvHeads, Statistics = statistics,
-                Unscaled = f.RelativeAttention, PositionBias = f.RelativeAttention ? _relativeBias[stream] : null, BiasSpan = f.RelativeAttention ? _d.Length(stream) : 0,
+                Unscaled = f.UnscaledScores, PositionBias = f.RelativeAttention ? _relativeBias[stream] : null, BiasSpan = f.RelativeAttention ? _d.Length(stream) : 0,
             });
             (TensorDef outW, TensorDef? outB) = PackedLinear([names.Output], Name, [c], qWidth, f.OutBias, residualStd, conv1D);
             TensorDef projected = Activation(a + "attention_output", layer, c, stream, "attention_output");
@@ -383,7 +404,7 @@ namespace TransformerGen.Generator
             _ops.Add(new AttentionOp(stage, "cross-attention to the encoder output" + (_padding ? " with source padding mask" : ""), q, 0, kv, 0, kvWidth,
                 attended, probabilities, _d.Heads, _d.HeadDim, TokenStream.Decoder, TokenStream.Input, causal: false, window: 0, keyPadding: _padding)
             {
-                KvHeads = _d.KvHeads, Statistics = statistics, Unscaled = f.RelativeAttention,
+                KvHeads = _d.KvHeads, Statistics = statistics, Unscaled = f.UnscaledScores,
             });
             (TensorDef outW, TensorDef? outB) = PackedLinear([names.CrossOutput!], name, [c], qWidth, f.OutBias, residualStd, conv1D: false);
             TensorDef projected = Activation(a + "cross_attention_output", layer, c, TokenStream.Decoder, "cross_attention_output");

@@ -256,9 +256,9 @@ namespace TransformerGen.Generator
                 return;
             }
             // Hugging Face's BERT-like classifiers: BertForSequenceClassification's pooler (dense + tanh on [CLS]) before
-            // "classifier"; RobertaClassificationHead's "classifier.dense" + tanh before "classifier.out_proj";
+            // "classifier"; RobertaClassificationHead's (and MPNetClassificationHead's) "classifier.dense" + tanh before "classifier.out_proj";
             // DistilBertForSequenceClassification's "pre_classifier" + ReLU before "classifier".
-            bool roberta = _spec.Family?.Kind == FamilySpec.Roberta, distil = _spec.Family?.Kind == FamilySpec.DistilBert;
+            bool roberta = _spec.Family is { IsRobertaLike: true }, distil = _spec.Family?.Kind == FamilySpec.DistilBert;
             bool pooler = _spec.Family is { IsBertLike: true } && _spec.Head.Value == EnumValues.Classification;
             string classifier = pooler && roberta ? "classifier.out_proj" : "classifier";
             TensorDef features = x;

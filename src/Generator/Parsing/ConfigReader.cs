@@ -88,6 +88,7 @@ namespace TransformerGen.Generator
                 case "roberta": case "xlm-roberta": return Bert(FamilySpec.Roberta);
                 case "distilbert": return DistilBert();
                 case "nomic_bert": return NomicBert();
+                case "mpnet": return MPNet();
                 case "llama": case "mistral": return Llama(FamilySpec.Llama, modelType);
                 case "qwen2": return Llama(FamilySpec.Qwen2, modelType);
                 case "qwen3": return Llama(FamilySpec.Qwen3, modelType);
@@ -101,7 +102,7 @@ namespace TransformerGen.Generator
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, nomic_bert, llama, mistral, phi3, qwen2, qwen3, marian, bart, mbart, m2m_100, t5 and mt5 are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, nomic_bert, mpnet, llama, mistral, phi3, qwen2, qwen3, marian, bart, mbart, m2m_100, t5 and mt5 are known");
                     return null;
             }
         }
@@ -211,6 +212,37 @@ namespace TransformerGen.Generator
             (int? classes, _) = BertHead();
             if (classes is not null) Unsupported("architectures", Text(_keys["architectures"]), "only NomicBertModel (sentence embeddings) is compiled for nomic_bert");
             return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PostNorm, tied: true, pad: configPad ?? 0);
+        }
+
+        /// <summary>
+        /// MPNet (MPNetModel; sentence-transformers/all-mpnet-base-v2, multi-qa-mpnet-base): BERT's post-LN layers under
+        /// its own names (<c>attention.attn.q/k/v/o</c>), no token types, RoBERTa's positions (counted from the padding id
+        /// + 1 over the tokens that are not padding), and one relative-position bias for the whole encoder
+        /// (<c>encoder.relative_attention_bias</c>) added to every layer's scaled scores. transformers' MPNetEmbeddings
+        /// fixes the padding id at 1 and MPNetEncoder.compute_position_bias buckets relative positions into 32 buckets up to
+        /// distance 128 whatever the config says, so a config that says otherwise is refused rather than read differently.
+        /// Its sequence classifier is RoBERTa's head (<c>classifier.dense</c>, tanh, <c>classifier.out_proj</c>).
+        /// </summary>
+        private ModelSpec? MPNet()
+        {
+            int hidden = Required("hidden_size"), layers = Required("num_hidden_layers"), heads = Required("num_attention_heads");
+            int inner = Required("intermediate_size"), vocab = Required("vocab_size"), positions = Required("max_position_embeddings");
+            int feedForward = Activation("hidden_act", "gelu", gated: false);
+            // MPNetConfig's default eps; all-mpnet-base-v2's file says 1e-5.
+            float eps = Float("layer_norm_eps") ?? 1e-12f;
+            const int Buckets = 32, MaxDistance = 128, Pad = 1;
+            int buckets = Int("relative_attention_num_buckets") ?? Buckets;
+            if (buckets != Buckets)
+                Unsupported("relative_attention_num_buckets", buckets, $"MPNetEncoder.compute_position_bias buckets relative positions into {Buckets} whatever the table's size, so only {Buckets} is compiled");
+            if (Int("pad_token_id") is int pad && pad != Pad)
+                Unsupported("pad_token_id", pad, $"MPNetEmbeddings numbers positions from its fixed padding id {Pad}, so only {Pad} is compiled");
+            if (hidden > 0 && heads > 0 && hidden % heads != 0) Unsupported("num_attention_heads", heads, $"hidden_size {hidden} is not a multiple of it");
+            var family = new FamilySpec(FamilySpec.MPNet, _file, heads > 0 ? hidden / heads : 0, heads, positions, eps, RmsNorm: false, feedForward,
+                Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: 0, EmbeddingNorm: true,
+                PositionOffset: Pad + 1, LookupPaddingRow: Pad, RelativeBuckets: Buckets, RelativeMaxDistance: MaxDistance);
+            (int? classes, bool scores) = BertHead();
+            return Resolve(family with { ScoreHead = scores }, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
+                pad: Pad, classes: classes);
         }
 
         /// <summary>
@@ -528,8 +560,8 @@ namespace TransformerGen.Generator
         /// <summary>How many positions a family's table holds, as TG0043 says it.</summary>
         private static string PositionsText(FamilySpec family) => family.PositionOffset == 0
             ? $"the model knows {family.MaxPositions} positions"
-            : family.Kind == FamilySpec.Roberta
-                ? $"the model knows {family.UsablePositions} positions ({family.MaxPositions} rows, positions counted from pad_token_id + 1 = {family.PositionOffset})"
+            : family.IsRobertaLike
+                ? $"the model knows {family.UsablePositions} positions ({family.MaxPositions} rows, positions counted from {(family.Kind == FamilySpec.Roberta ? "pad_token_id" : "the padding id")} + 1 = {family.PositionOffset})"
                 : $"the model knows {family.UsablePositions} positions (its learned table has {family.PositionOffset} more rows before position 0)";
 
         /// <summary>An enum argument as the user wrote it (<c>Positional.Rotary</c>), not its number.</summary>

@@ -12,8 +12,8 @@ namespace TransformerGen.Generator
     /// <c>LogitsBias</c>: the BART-shaped encoder–decoders' <c>final_logits_bias</c> added to the tied head's logits.
     /// <c>LookupPaddingRow</c>: the token table's <c>padding_idx</c> in transformers (the config's <c>pad_token_id</c>, even
     /// where the compiled model does not mask it as padding): lookups of that row pass no gradient back; −1 for none (GPT-2, T5).
-    /// <c>RelativeBuckets</c>, <c>RelativeMaxDistance</c>: T5's relative-position bias (<c>relative_attention_num_buckets</c>,
-    /// <c>relative_attention_max_distance</c>); 0 for none.
+    /// <c>RelativeBuckets</c>, <c>RelativeMaxDistance</c>: the relative-position bias of T5 (<c>relative_attention_num_buckets</c>,
+    /// <c>relative_attention_max_distance</c>) and MPNet (32 buckets up to 128 in either direction, fixed in its code); 0 for none.
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -40,10 +40,17 @@ namespace TransformerGen.Generator
         int RelativeMaxDistance = 0)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
-        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14;
+        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14, MPNet = 15;
 
-        /// <summary>Whether the family is BERT-shaped (BERT itself; RoBERTa, XLM-RoBERTa and DistilBERT: BERT's layers under other names).</summary>
-        public bool IsBertLike => Kind is Bert or Roberta or DistilBert;
+        /// <summary>Whether the family is BERT-shaped (BERT itself; RoBERTa, XLM-RoBERTa, DistilBERT and MPNet: BERT's layers under other names).</summary>
+        public bool IsBertLike => Kind is Bert or Roberta or DistilBert or MPNet;
+
+        /// <summary>
+        /// Whether positions count only the tokens that are not padding, from <c>padding_idx + 1</c> (transformers'
+        /// <c>create_position_ids_from_input_ids</c>): RoBERTa's and MPNet's. Its classifier is RobertaClassificationHead's
+        /// shape too (<c>classifier.dense</c>, tanh, <c>classifier.out_proj</c>).
+        /// </summary>
+        public bool IsRobertaLike => Kind is Roberta or MPNet;
 
         /// <summary>Whether the family is an encoder–decoder of BART's layers (Marian, BART, mBART, M2M100/NLLB).</summary>
         public bool IsBartLike => Kind is Marian or Bart or MBart or M2M100;
@@ -60,11 +67,14 @@ namespace TransformerGen.Generator
         /// <summary>Whether the feed-forward is gated: one packed projection to gate | up, the activation of the gate times the up half.</summary>
         public bool GatedFeedForward => FeedForward is SwiGlu or GeGluTanh;
 
-        /// <summary>T5's attention: no 1/√head_dim on the scores, and a learned relative-position bias (<see cref="RelativeBuckets"/> buckets).</summary>
+        /// <summary>A learned relative-position bias on the scores (<see cref="RelativeBuckets"/> buckets): T5's and MPNet's.</summary>
         public bool RelativeAttention => RelativeBuckets > 0;
 
+        /// <summary>T5's scores are not divided by √head_dim (the factor is folded into the query projection's initialization).</summary>
+        public bool UnscaledScores => Kind == T5;
+
         /// <summary>The runtime enum member's name, for generated code.</summary>
-        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", Phi3 => "Phi3", Marian => "Marian", Bart => "Bart", MBart => "MBart", M2M100 => "M2M100", NomicBert => "NomicBert", T5 => "T5", _ => "Qwen2" };
+        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", Phi3 => "Phi3", Marian => "Marian", Bart => "Bart", MBart => "MBart", M2M100 => "M2M100", NomicBert => "NomicBert", T5 => "T5", MPNet => "MPNet", _ => "Qwen2" };
 
         public string FeedForwardName => FeedForward switch
         {

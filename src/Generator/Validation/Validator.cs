@@ -63,10 +63,11 @@ namespace TransformerGen.Generator
                 EnumValues.AutoAttention, EnumValues.StoredProbabilities, EnumValues.TiledAttention);
             CheckOption(found, spec, "Positional", spec.Positional, "Positional.Sinusoidal, Positional.Learned, Positional.Rotary",
                 EnumValues.Sinusoidal, EnumValues.Learned, EnumValues.Rotary, EnumValues.Relative);
-            // T5's bias on the scores is added by the stored-probabilities kernels only.
+            // T5's and MPNet's bias on the scores is added by the stored-probabilities kernels only.
             if (spec.AttentionKernel.Value == EnumValues.TiledAttention && spec.Family?.RelativeAttention == true)
                 found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OptionNotForArchitecture, spec.AttentionKernel.Location ?? spec.AttributeLocation,
-                    "AttentionKernel.Tiled", "models without a relative-position bias on the scores", "a T5 (its scores take a bias the tiled kernels do not add)"));
+                    "AttentionKernel.Tiled", "models without a relative-position bias on the scores",
+                    $"a {spec.Family.KindName} (its scores take a bias the tiled kernels do not add)"));
             // The relative-position bias is compiled for T5's layers only, which a T5 config.json brings.
             if (spec.Positional.Value == EnumValues.Relative && spec.Family?.Kind != FamilySpec.T5)
                 found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OptionNotForArchitecture, spec.Positional.Location ?? spec.AttributeLocation,

@@ -13,6 +13,7 @@ namespace TransformerGen.Generator
         private string Prefix => kind switch
         {
             FamilySpec.Gpt2 => "transformer.", FamilySpec.Bert => "bert.", FamilySpec.Roberta => "roberta.", FamilySpec.DistilBert => "distilbert.",
+            FamilySpec.MPNet => "mpnet.",
             _ => "model.", // Llama, Qwen2, Qwen3
         };
 
@@ -23,7 +24,7 @@ namespace TransformerGen.Generator
             else if (name.EndsWith("LayerNorm.beta", StringComparison.Ordinal)) name = name.Substring(0, name.Length - "beta".Length) + "bias";
             bool prefixed = name.StartsWith(Prefix, StringComparison.Ordinal);
             // GPT-2 and BERT-like models carry no prefix; Llama, Qwen2, Qwen3 and Phi-3 models carry "model." on everything but lm_head.
-            if (kind is FamilySpec.Gpt2 or FamilySpec.Bert or FamilySpec.Roberta or FamilySpec.DistilBert) return prefixed ? name.Substring(Prefix.Length) : name;
+            if (kind is FamilySpec.Gpt2 or FamilySpec.Bert or FamilySpec.Roberta or FamilySpec.DistilBert or FamilySpec.MPNet) return prefixed ? name.Substring(Prefix.Length) : name;
             return prefixed || name.StartsWith("lm_head.", StringComparison.Ordinal) ? name : Prefix + name;
         }
 
@@ -37,7 +38,7 @@ namespace TransformerGen.Generator
                     || (tied && key == "lm_head.weight"),
                 FamilySpec.Bert => key == "embeddings.position_ids" || key.StartsWith("pooler.", StringComparison.Ordinal) || key.StartsWith("cls.", StringComparison.Ordinal)
                     || name.StartsWith("cls.", StringComparison.Ordinal),
-                FamilySpec.Roberta => key == "embeddings.position_ids" || key.StartsWith("pooler.", StringComparison.Ordinal) || key.StartsWith("lm_head.", StringComparison.Ordinal),
+                FamilySpec.Roberta or FamilySpec.MPNet => key == "embeddings.position_ids" || key.StartsWith("pooler.", StringComparison.Ordinal) || key.StartsWith("lm_head.", StringComparison.Ordinal),
                 FamilySpec.DistilBert => key == "embeddings.position_ids" || key.StartsWith("vocab_", StringComparison.Ordinal),
                 _ => key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) || (tied && key == "lm_head.weight"),
             };

@@ -56,6 +56,7 @@ internal sealed class CheckpointFamilyRules
         CheckpointFamily.M2M100 => M2M100,
         CheckpointFamily.NomicBert => NomicBert,
         CheckpointFamily.T5 => T5,
+        CheckpointFamily.MPNet => MPNet,
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "not a Hugging Face checkpoint family"),
     };
 
@@ -217,6 +218,21 @@ internal sealed class CheckpointFamilyRules
         Prefix = "transformer.",
         UnusedHeads = ["decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"],
         TiedCopies = SharedTableCopies,
+    };
+
+    // MPNetModel (sentence-transformers' all-mpnet-base-v2 holds it bare): base prefix "mpnet."; MPNetForMaskedLM files add the
+    // MLM head under "lm_head."; MPNetModel files have the pooler, which mean pooling ignores; older files keep the
+    // position_ids buffer.
+    private static readonly CheckpointFamilyRules MPNet = new()
+    {
+        Family = CheckpointFamily.MPNet,
+        Prefix = "mpnet.",
+        Buffers =
+        [
+            new("embeddings.position_ids", ["I64"], "[1, P], P = the rows of embeddings.position_embeddings.weight",
+                static (shape, table, _) => shape is [1, var p] && p == table.Dim("embeddings.position_embeddings.weight", 0)),
+        ],
+        UnusedHeads = ["pooler.dense.weight", "pooler.dense.bias", "lm_head.*"],
     };
 
     /// <summary>The key of a model's name: the name without <see cref="Prefix"/>.</summary>

@@ -302,8 +302,8 @@ internal sealed class OnnxArchitecture
 
     private static OnnxArchitecture Family(ModelLayout layout, TransformerModelAttribute d, TensorTable table, string configPath)
     {
-        if (layout.Family == CheckpointFamily.NomicBert)
-            throw new NotSupportedException($"{layout.Name}: the ONNX export of NomicBERT models is not built");
+        if (layout.Family is CheckpointFamily.NomicBert or CheckpointFamily.MPNet)
+            throw new NotSupportedException($"{layout.Name}: the ONNX export of {layout.Family} models is not built");
         using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));
         JsonElement config = document.RootElement;
         string modelType = String(config, "model_type") ?? throw new ArgumentException($"'{configPath}' has no model_type", nameof(configPath));

@@ -195,4 +195,10 @@ public enum CheckpointFamily
     /// <c>transformer.</c> prefix, tied copies skipped (or read as the table when the file holds only a copy).
     /// </summary>
     T5,
+    /// <summary>
+    /// Hugging Face MPNet (<c>MPNetModel</c>, sentence-transformers' all-mpnet-base-v2): BERT's layers with
+    /// <c>attention.attn.q/k/v/o</c>, no token types, RoBERTa's positions and the encoder's
+    /// <c>relative_attention_bias</c>; an optional <c>mpnet.</c> prefix.
+    /// </summary>
+    MPNet,
 }

@@ -239,7 +239,7 @@ public abstract partial class TransformerModel : ITrainableParameters
     }
 
     /// <summary>
-    /// RoBERTa and XLM-RoBERTa number positions from the padding id + 1 over the tokens that are not padding
+    /// RoBERTa, XLM-RoBERTa and MPNet number positions from the padding id + 1 over the tokens that are not padding
     /// (transformers' <c>create_position_ids_from_input_ids</c>); the compiled model numbers them by place, which is the
     /// same when padding only follows a sequence's tokens. A padding id before a real token of its sequence (left
     /// padding) would get other positions than transformers gives, so it is refused.
@@ -247,7 +247,7 @@ public abstract partial class TransformerModel : ITrainableParameters
     /// <exception cref="ArgumentException">A sequence of <paramref name="sequenceLength"/> tokens has padding before a real token.</exception>
     private protected void CheckTrailingPadding(ReadOnlySpan<int> tokens, int sequenceLength)
     {
-        if (_layout.Family != CheckpointFamily.Roberta) return;
+        if (_layout.Family is not (CheckpointFamily.Roberta or CheckpointFamily.MPNet)) return;
         for (int start = 0; start < tokens.Length; start += sequenceLength)
             CheckSequencePadding(tokens.Slice(start, Math.Min(sequenceLength, tokens.Length - start)), start);
     }
@@ -255,12 +255,12 @@ public abstract partial class TransformerModel : ITrainableParameters
     /// <summary>The check of <see cref="CheckTrailingPadding"/> for one sequence starting at <paramref name="offset"/> of the call's tokens.</summary>
     private protected void CheckSequencePadding(ReadOnlySpan<int> sequence, int offset)
     {
-        if (_layout.Family != CheckpointFamily.Roberta) return;
+        if (_layout.Family is not (CheckpointFamily.Roberta or CheckpointFamily.MPNet)) return;
         int pad = sequence.IndexOf(_layout.PadToken);
         if (pad < 0) return;
         int after = sequence[pad..].IndexOfAnyExcept(_layout.PadToken);
         if (after >= 0)
-            throw new ArgumentException($"{_layout.Name}: the padding id {_layout.PadToken} at token {offset + pad} comes before a real token at {offset + pad + after}; RoBERTa's positions count only the tokens that are not padding, so pad after a sequence, not before", "tokens");
+            throw new ArgumentException($"{_layout.Name}: the padding id {_layout.PadToken} at token {offset + pad} comes before a real token at {offset + pad + after}; {_layout.Family}'s positions count only the tokens that are not padding, so pad after a sequence, not before", "tokens");
     }
 
     /// <summary>
