@@ -102,7 +102,9 @@ namespace TransformerGen.Generator
         {
             string width = t.Shape.Length == 1 ? "" : ", " + Lit(t.Width);
             if (_spec.IsEncoderOnly)
-                return t.IsAttentionProbabilities ? $"[{Lit(_d.Heads)}, L, L] per sequence" : $"[{(t.PerToken ? "n" : "sequences")}{width}]";
+                return t.IsAttentionProbabilities ? $"[{Lit(_d.Heads)}, L, L] per sequence"
+                    : t.IsPositionBias ? $"[{Lit(_d.Heads)}{width}]"
+                    : $"[{(t.PerToken ? "n" : "sequences")}{width}]";
             if (t.IsAttentionProbabilities) return $"[{Lit(_d.Heads)}, n, n]";
             if (t.IsPositionBias) return $"[{Lit(_d.Heads)}{width}]";
             if (stage.Kind != StageKind.Head) return $"[n{width}]";
@@ -219,6 +221,8 @@ namespace TransformerGen.Generator
         {
             long offset = _plan.InferenceOffsetOf(t);
             if (t.IsAttentionProbabilities) return Slice(buffer, offset, _d.Heads * t.Shape[2] * t.Shape[3]);
+            // A relative-position bias: one copy of its rows, whatever the sequences (they depend on distances only).
+            if (t.IsPositionBias) return Slice(buffer, offset, _d.Heads * t.Width);
             return $"{buffer}.Slice({Lit(offset)}, {InferenceRows(t)}{(t.Width == 1 ? "" : " * " + Lit(t.Width))})";
         }
 
@@ -418,7 +422,7 @@ namespace TransformerGen.Generator
         }
 
         /// <summary>
-        /// T5's score terms as named arguments: <c>scale: 1f</c> for unscaled scores, and the relative-position bias rows
+        /// T5's and MPNet's score terms as named arguments: <c>scale: 1f</c> for unscaled scores, and the relative-position bias rows
         /// (<paramref name="biasName"/>, read through <paramref name="slice"/>: the rows forward, their gradient backward) with
         /// the span they cover; nothing for the paper's attention.
         /// </summary>
@@ -478,7 +482,7 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Attention.ForwardSequences({Columns(I(att.Query, stage), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
                               $"{Columns(I(att.KeysValues, stage), att.KeysValues, att.KeyColumn)}, {Columns(I(att.KeysValues, stage), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
                               $"{(att.KeyPadding ? padding : "default")}, {I(att.Output, stage)}, {I(att.Probabilities!, stage)}, lengths, {h}, {hd}" +
-                              $"{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)});");
+                              $"{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)}{ScoreArguments(att, "positionBias", t => I(t, stage))});");
                     break;
                 case PoolOp pool:
                     lines.Add(pool.Mean

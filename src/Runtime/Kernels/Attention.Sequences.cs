@@ -27,10 +27,17 @@ public static unsafe partial class Attention
     /// <param name="causal">Whether query i of a sequence may only see its keys j ≤ i.</param>
     /// <param name="window">0 for no window; otherwise query i sees only keys with |i − j| ≤ window.</param>
     /// <param name="kvHeads">Key/value heads: 0 (the default) for one per query head; otherwise a divisor of <paramref name="heads"/>.</param>
-    /// <exception cref="ArgumentOutOfRangeException">A length is below 1.</exception>
+    /// <param name="scale">Factor of the raw scores; 0 (the default) for 1/√headDim.</param>
+    /// <param name="positionBias">
+    /// Relative-position bias rows <c>[heads, 2·biasSpan − 1]</c> added to the scaled scores, one copy that serves every
+    /// sequence (the bias depends only on the distance j − i within a sequence), or empty for none.
+    /// </param>
+    /// <param name="biasSpan">The span the bias rows cover, at least the longest length.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A length is below 1, or the bias does not cover the longest.</exception>
     public static void ForwardSequences(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<byte> keyPadding, Span<float> output, Span<float> scratch, ReadOnlySpan<int> lengths,
-        int heads, int headDim, bool causal = false, int window = 0, int kvHeads = 0)
+        int heads, int headDim, bool causal = false, int window = 0, int kvHeads = 0,
+        float scale = 0f, ReadOnlySpan<float> positionBias = default, int biasSpan = 0)
     {
         long n = SpanChecks.Sequences(lengths, nameof(lengths), out int longest);
         kvHeads = CheckGeneral(1, 0, 0, heads, headDim, qStride, kvStride, kvHeads);
@@ -43,15 +50,17 @@ public static unsafe partial class Attention
         SpanChecks.Length(output.Length, n * c, nameof(output));
         SpanChecks.AtLeast(scratch.Length, (long)heads * longest * longest, nameof(scratch));
 
-        fixed (float* pQ = q, pK = k, pV = v, pOut = output, pScratch = scratch)
+        fixed (float* pQ = q, pK = k, pV = v, pOut = output, pScratch = scratch, pBias = positionBias)
         fixed (byte* pPad = keyPadding)
         {
+            ScoreTerms terms = Terms(scale, headDim, pBias, positionBias.Length, biasSpan, 1, heads, longest - 1, longest,
+                nameof(scale), nameof(positionBias), nameof(biasSpan));
             nint row = 0;
             foreach (int length in lengths)
             {
                 // One sequence as a batch of one: its probabilities go to the scratch, which the next sequence reuses.
                 ForwardCore(pQ + row * qStride, qStride, pK + row * kvStride, pV + row * kvStride, kvStride, keyPadding.IsEmpty ? null : pPad + row,
-                    pOut + row * c, pScratch, saveProbabilities: true, 1, length, length, heads, headDim, kvHeads, 0, causal, window, ScoreTerms.Standard(headDim));
+                    pOut + row * c, pScratch, saveProbabilities: true, 1, length, length, heads, headDim, kvHeads, 0, causal, window, terms);
                 row += length;
             }
         }

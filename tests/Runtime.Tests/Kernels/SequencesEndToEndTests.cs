@@ -52,6 +52,41 @@ public class SequencesEndToEndTests
         }
     }
 
+    [Theory]
+    [InlineData(0f, false)]
+    [InlineData(1f, true)]
+    public void A_relative_position_bias_serves_every_sequence_as_it_serves_one_alone(float scale, bool padding)
+    {
+        // One copy of the rows, gathered for span 23 > the longest length 19, as an encoder's bias for SeqLen 23.
+        const int heads = 3, headDim = 7, c = heads * headDim, stride = 3 * c, span = 23;
+        int n = Lengths.Sum(), longest = Lengths.Max();
+        float[] qkv = Random(n * stride, 12), table = Random(32 * heads, 13);
+        var bias = new float[heads * (2 * span - 1)];
+        RelativePosition.BiasForward(table, bias, heads, span, bidirectional: true, bucketCount: 32, maxDistance: 128);
+        byte[] pad = padding ? Enumerable.Range(0, n).Select(i => (byte)(i % 5 == 4 ? 1 : 0)).ToArray() : [];
+        var output = new float[n * c];
+        var scratch = new float[heads * longest * longest];
+        Attention.ForwardSequences(qkv, stride, qkv.AsSpan(c), qkv.AsSpan(2 * c), stride, pad, output, scratch, Lengths, heads, headDim,
+            scale: scale, positionBias: bias, biasSpan: span);
+        var unbiased = new float[n * c];
+        Attention.ForwardSequences(qkv, stride, qkv.AsSpan(c), qkv.AsSpan(2 * c), stride, pad, unbiased, scratch, Lengths, heads, headDim, scale: scale);
+        Assert.NotEqual(unbiased, output);
+
+        int row = 0;
+        foreach (int length in Lengths)
+        {
+            var alone = new float[length * c];
+            var probabilities = new float[heads * length * length];
+            ReadOnlySpan<float> rows = qkv.AsSpan(row * stride, length * stride);
+            Attention.Forward(rows, stride, rows.Slice(c), rows.Slice(2 * c), stride, padding ? pad.AsSpan(row, length) : default,
+                alone, probabilities, 1, length, length, heads, headDim, causal: false, scale: scale, positionBias: bias, biasSpan: span);
+            Assert.Equal(alone, output.AsSpan(row * c, length * c).ToArray());
+            row += length;
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => Attention.ForwardSequences(qkv, stride, qkv.AsSpan(c), qkv.AsSpan(2 * c), stride, pad,
+            new float[n * c], new float[heads * longest * longest], Lengths, heads, headDim, positionBias: bias.AsSpan(0, heads * 35), biasSpan: 18));
+    }
+
     [Fact]
     public void Positions_and_rotary_angles_restart_at_each_sequence()
     {
