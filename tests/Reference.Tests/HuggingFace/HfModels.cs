@@ -82,6 +82,12 @@ public partial class HfM2M100Model { }
 [TransformerModel(Config = "HuggingFace/Configs/nomic-bert/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
 public partial class HfNomicBertModel { }
 
+// sentence-transformers/all-mpnet-base-v2-shaped MPNetForMaskedLM: BERT's post-LN layers under MPNet's names, RoBERTa's
+// positions from the padding id 1, one relative-position bias (32 buckets up to 128) for the encoder; 3 heads of 10, vocab
+// 47. 40 positions, so that distances reach the logarithmic buckets.
+[TransformerModel(Config = "HuggingFace/Configs/mpnet/config.json", SeqLen = 40, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class HfMPNetModel { }
+
 // t5-small-shaped T5ForConditionalGeneration (v1.0): relu, the head tied to "shared" and reading the decoder's output
 // × d_model^−½, 3 heads of 12 (36 ≠ d_model 44), 2 encoder and 3 decoder layers, 8 relative buckets up to 20.
 [TransformerModel(Config = "HuggingFace/Configs/t5/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 2)]
