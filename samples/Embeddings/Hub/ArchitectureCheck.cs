@@ -83,6 +83,16 @@ internal static class ArchitectureCheck
         Defaults("mlp_fc2_bias", "true"), Defaults("prenorm", "false"),
     ];
 
+    // MPNetConfig's defaults (microsoft/mpnet-base's sizes): eps 1e-12, 32 relative buckets, padding id 1 (MPNetEmbeddings
+    // counts positions from it whatever the key says; the compiler refuses another).
+    private static readonly Key[] MPNet =
+    [
+        Defaults("vocab_size", "30527"), Defaults("hidden_size", "768"), Defaults("num_hidden_layers", "12"),
+        Defaults("num_attention_heads", "12"), Defaults("intermediate_size", "3072"), Defaults("max_position_embeddings", "514"),
+        Defaults("layer_norm_eps", Number(1e-12)), Defaults("hidden_act", "gelu"), Defaults("relative_attention_num_buckets", "32"),
+        Defaults("pad_token_id", "1"),
+    ];
+
     // T5Config's and MT5Config's defaults (the keys the compiler reads, ConfigReader.T5): T5 has relu and a tied head, mT5
     // gated-gelu and lm_head; num_decoder_layers is num_layers, the decoder starts from the padding id. dense_act_fn and
     // is_gated_act are derived from feed_forward_proj ("gated-gelu" is gelu_new), but saved ones override the derivation.
@@ -125,6 +135,7 @@ internal static class ArchitectureCheck
         {
             "bert" => Bert,
             "nomic_bert" => NomicBert,
+            "mpnet" => MPNet,
             "llama" or "mistral" or "qwen2" => Llama,
             "gpt2" => Gpt2,
             "marian" => Marian,
