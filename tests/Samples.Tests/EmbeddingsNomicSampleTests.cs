@@ -39,7 +39,7 @@ public sealed partial class EmbeddingsNomicSampleTests(TinyNomic fixture, ITestO
         Assert.Contains("task prefixes, as the model card asks: sentences embedded as \"search_document: …\", queries as \"search_query: …\"", output);
 
         int n = EmbeddingsApp.Sentences.Count;
-        float[][] matrix = MatrixRow().Matches(output).Select(m => Numbers(m.Groups["values"].Value)).ToArray();
+        float[][] matrix = EmbeddingsOutput.Matrix(output);
         Assert.Equal(n, matrix.Length);
         float[][] expected = [.. EmbeddingsApp.Sentences.Select(s => Embed("search_document: " + s))];
         float[][] bare = [.. EmbeddingsApp.Sentences.Select(s => Embed(s))];
@@ -65,7 +65,7 @@ public sealed partial class EmbeddingsNomicSampleTests(TinyNomic fixture, ITestO
     {
         (int exit, string output, string error) = RunTiny();
         Assert.True(exit == 0, error);
-        Dictionary<string, List<(float Score, string Sentence)>> results = SearchResults(output);
+        Dictionary<string, List<(float Score, string Sentence)>> results = EmbeddingsOutput.SearchResults(output);
         Assert.Equal(Queries, results.Keys);
         float[][] documents = [.. SearchList.Select(s => Embed("search_document: " + s))];
         foreach ((string query, List<(float Score, string Sentence)> hits) in results)
@@ -101,7 +101,7 @@ public sealed partial class EmbeddingsNomicSampleTests(TinyNomic fixture, ITestO
         // The real sample's two models: a folder of nomic-embed-text-v1.5's config.json alone is told its own files.
         using var nomic = new TempFolder();
         nomic.Write("config.json", EmbeddingModelSpec.NomicEmbedTextV15.CompiledConfig);
-        (int exit, string output, string error) = Run(EmbeddingModelSpec.All, "--model", nomic.Path);
+        (int exit, string output, string error) = EmbeddingsOutput.Run(EmbeddingModelSpec.All, "--model", nomic.Path);
         Assert.Equal(EmbeddingsApp.ExitMissingModel, exit);
         Assert.Equal("", output);
         Assert.StartsWith($"The model folder '{nomic.Path}' lacks model.safetensors, vocab.txt, tokenizer_config.json.", error);
@@ -112,7 +112,7 @@ public sealed partial class EmbeddingsNomicSampleTests(TinyNomic fixture, ITestO
         // And a folder of MiniLM's config is told MiniLM's.
         using var bert = new TempFolder();
         bert.Write("config.json", MiniLmFolder.CompiledConfig);
-        (exit, _, error) = Run(EmbeddingModelSpec.All, "--model", bert.Path);
+        (exit, _, error) = EmbeddingsOutput.Run(EmbeddingModelSpec.All, "--model", bert.Path);
         Assert.Equal(EmbeddingsApp.ExitMissingModel, exit);
         Assert.Contains("huggingface-cli download sentence-transformers/all-MiniLM-L6-v2 ", error);
         Assert.DoesNotContain("nomic", error);
@@ -127,7 +127,7 @@ public sealed partial class EmbeddingsNomicSampleTests(TinyNomic fixture, ITestO
         config["rotary_emb_base"] = JsonSerializer.SerializeToElement(10000);
         config.Remove("qkv_proj_bias");
         other.Write("config.json", JsonSerializer.Serialize(config));
-        (int exit, string output, string error) = Run(EmbeddingModelSpec.All, "--model", other.Path);
+        (int exit, string output, string error) = EmbeddingsOutput.Run(EmbeddingModelSpec.All, "--model", other.Path);
         Assert.Equal(EmbeddingsApp.ExitWrongModel, exit);
         Assert.Equal("", output);
         Assert.Contains("describes another model than the one this program was compiled for (nomic-ai/nomic-embed-text-v1.5)", error);
@@ -141,7 +141,7 @@ public sealed partial class EmbeddingsNomicSampleTests(TinyNomic fixture, ITestO
     [Fact]
     public void Without_a_folder_names_what_to_download_for_each_model()
     {
-        (int exit, string output, string error) = Run(EmbeddingModelSpec.All);
+        (int exit, string output, string error) = EmbeddingsOutput.Run(EmbeddingModelSpec.All);
         Assert.Equal(EmbeddingsApp.ExitMissingModel, exit);
         Assert.Equal("", output);
         Assert.StartsWith("No model folder given (--model).", error);
@@ -171,7 +171,7 @@ public sealed partial class EmbeddingsNomicSampleTests(TinyNomic fixture, ITestO
     {
         fixture.Folder.Write("search.txt", string.Join("\n", SearchList) + "\n");
         string[] args = ["--model", fixture.Path, "--sentences", fixture.Folder.File("search.txt"), .. Queries.SelectMany(q => new[] { "--query", q })];
-        return Run([EmbeddingModelSpec.MiniLm, TinyNomic.Spec], args);
+        return EmbeddingsOutput.Run([EmbeddingModelSpec.MiniLm, TinyNomic.Spec], args);
     }
 
     /// <summary>
@@ -200,41 +200,4 @@ public sealed partial class EmbeddingsNomicSampleTests(TinyNomic fixture, ITestO
         TinyNomicModel model = TinyNomicModel.ForInference(fixture.Path);
         return model.Predict(ids.ToArray(), [ids.Count]).ToArray();
     }
-
-    private static (int Exit, string Output, string Error) Run(IReadOnlyList<EmbeddingModelSpec> specs, params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = EmbeddingsApp.Run(args, output, error, specs);
-        return (exit, output.ToString(), error.ToString());
-    }
-
-    private static Dictionary<string, List<(float Score, string Sentence)>> SearchResults(string output)
-    {
-        var results = new Dictionary<string, List<(float, string)>>();
-        List<(float, string)>? current = null;
-        foreach (string line in output.Split('\n').Select(l => l.TrimEnd('\r')))
-        {
-            if (line.StartsWith("query: ", StringComparison.Ordinal))
-            {
-                results[line["query: ".Length..]] = current = [];
-            }
-            else if (current is not null && ResultLine().Match(line) is { Success: true } hit)
-            {
-                current.Add((Number(hit.Groups["score"].Value), hit.Groups["sentence"].Value));
-            }
-        }
-
-        return results;
-    }
-
-    private static float Number(string text) => float.Parse(text, CultureInfo.InvariantCulture);
-
-    private static float[] Numbers(string text) => text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(Number).ToArray();
-
-    [GeneratedRegex(@"^  \[\d+\]\s+(?<values>(?:\s*-?\d\.\d{4})+)\r?$", RegexOptions.Multiline)]
-    private static partial Regex MatrixRow();
-
-    [GeneratedRegex(@"^  (?<rank>\d+)\.\s+(?<score>-?\d\.\d{4})  (?<sentence>.+)$")]
-    private static partial Regex ResultLine();
 }

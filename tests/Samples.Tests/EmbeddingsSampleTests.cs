@@ -27,7 +27,7 @@ public sealed partial class EmbeddingsSampleTests(MiniLmFolder fixture, ITestOut
 
         // The matrix: a row per sentence, every value a cosine, 1 on the diagonal, symmetric.
         int n = EmbeddingsApp.Sentences.Count;
-        float[][] matrix = MatrixRow().Matches(output).Select(m => Numbers(m.Groups["values"].Value)).ToArray();
+        float[][] matrix = EmbeddingsOutput.Matrix(output);
         Assert.Equal(n, matrix.Length);
         for (int i = 0; i < n; i++)
         {
@@ -41,7 +41,7 @@ public sealed partial class EmbeddingsSampleTests(MiniLmFolder fixture, ITestOut
         }
 
         // Every pair once, most similar first, with the matrix's value.
-        var pairs = PairLine().Matches(output).Select(m => (Cosine: Number(m.Groups["cosine"].Value), A: int.Parse(m.Groups["a"].Value, CultureInfo.InvariantCulture) - 1, B: int.Parse(m.Groups["b"].Value, CultureInfo.InvariantCulture) - 1)).ToList();
+        var pairs = PairLine().Matches(output).Select(m => (Cosine: EmbeddingsOutput.Number(m.Groups["cosine"].Value), A: int.Parse(m.Groups["a"].Value, CultureInfo.InvariantCulture) - 1, B: int.Parse(m.Groups["b"].Value, CultureInfo.InvariantCulture) - 1)).ToList();
         Assert.Equal(n * (n - 1) / 2, pairs.Count);
         Assert.Equal(n * (n - 1) / 2, pairs.Select(p => (p.A, p.B)).Distinct().Count());
         Assert.All(pairs, p => Assert.True(p.A < p.B && p.Cosine == matrix[p.A][p.B]));
@@ -61,7 +61,7 @@ public sealed partial class EmbeddingsSampleTests(MiniLmFolder fixture, ITestOut
     {
         (int exit, string output, string error) = fixture.SampleRun;
         Assert.True(exit == 0, error);
-        Dictionary<string, List<(float Score, string Sentence)>> results = SearchResults(output);
+        Dictionary<string, List<(float Score, string Sentence)>> results = EmbeddingsOutput.SearchResults(output);
         Assert.Equal(MiniLmFolder.Queries, results.Keys);
         foreach ((string query, List<(float Score, string Sentence)> hits) in results)
         {
@@ -100,7 +100,7 @@ public sealed partial class EmbeddingsSampleTests(MiniLmFolder fixture, ITestOut
         config["layer_norm_eps"] = JsonSerializer.SerializeToElement(1e-5);
         other.Write("config.json", JsonSerializer.Serialize(config));
 
-        (int exit, string output, string error) = Run("--model", other.Path);
+        (int exit, string output, string error) = EmbeddingsOutput.Run(null, "--model", other.Path);
         Assert.Equal(EmbeddingsApp.ExitWrongModel, exit);
         Assert.Equal("", output);
         Assert.Contains("describes another model than the one this program was compiled for (sentence-transformers/all-MiniLM-L6-v2)", error);
@@ -116,7 +116,7 @@ public sealed partial class EmbeddingsSampleTests(MiniLmFolder fixture, ITestOut
     {
         using var other = new TempFolder();
         File.Copy(TinyChat.ConfigPath, other.File("config.json"));
-        (int exit, _, string error) = Run("--model", other.Path);
+        (int exit, _, string error) = EmbeddingsOutput.Run(null, "--model", other.Path);
         Assert.Equal(EmbeddingsApp.ExitWrongModel, exit);
         Assert.Contains($"{other.File("config.json")} has model_type llama; this program runs bert (sentence-transformers/all-MiniLM-L6-v2), nomic_bert (nomic-ai/nomic-embed-text-v1.5), mpnet (sentence-transformers/all-mpnet-base-v2).", error);
     }
@@ -124,7 +124,7 @@ public sealed partial class EmbeddingsSampleTests(MiniLmFolder fixture, ITestOut
     [Fact]
     public void Without_a_folder_says_what_to_download_and_exits_2()
     {
-        (int exit, string output, string error) = Run();
+        (int exit, string output, string error) = EmbeddingsOutput.Run(null);
         Assert.Equal(EmbeddingsApp.ExitMissingModel, exit);
         Assert.Equal("", output);
         Assert.StartsWith("No model folder given (--model).", error);
@@ -137,7 +137,7 @@ public sealed partial class EmbeddingsSampleTests(MiniLmFolder fixture, ITestOut
         Assert.Contains("dotnet run -c Release --project samples/Embeddings -- --model models/all-MiniLM-L6-v2", error);
 
         string missing = Path.Combine(Path.GetTempPath(), "no-such-model-" + Guid.NewGuid().ToString("N"));
-        (exit, _, error) = Run("--model", missing);
+        (exit, _, error) = EmbeddingsOutput.Run(null, "--model", missing);
         Assert.Equal(EmbeddingsApp.ExitMissingModel, exit);
         Assert.StartsWith($"The model folder '{missing}' does not exist.", error);
         Assert.Contains("https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/model.safetensors", error);
@@ -148,7 +148,7 @@ public sealed partial class EmbeddingsSampleTests(MiniLmFolder fixture, ITestOut
     {
         using var partial = new TempFolder();
         partial.CopyFrom(fixture.Folder, "config.json", "vocab.txt");
-        (int exit, _, string error) = Run("--model", partial.Path);
+        (int exit, _, string error) = EmbeddingsOutput.Run(null, "--model", partial.Path);
         Assert.Equal(EmbeddingsApp.ExitMissingModel, exit);
         Assert.StartsWith($"The model folder '{partial.Path}' lacks model.safetensors, tokenizer_config.json.", error);
     }
@@ -167,44 +167,6 @@ public sealed partial class EmbeddingsSampleTests(MiniLmFolder fixture, ITestOut
         Assert.Equal((30522, 384, 6, 12, 1536), (MiniLm.Vocab, MiniLm.DModel, MiniLm.Layers, MiniLm.Heads, MiniLm.DFF));
     }
 
-    private static (int Exit, string Output, string Error) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = EmbeddingsApp.Run(args, output, error);
-        return (exit, output.ToString(), error.ToString());
-    }
-
-    private static Dictionary<string, List<(float Score, string Sentence)>> SearchResults(string output)
-    {
-        var results = new Dictionary<string, List<(float, string)>>();
-        List<(float, string)>? current = null;
-        foreach (string line in output.Split('\n').Select(l => l.TrimEnd('\r')))
-        {
-            if (line.StartsWith("query: ", StringComparison.Ordinal))
-            {
-                results[line["query: ".Length..]] = current = [];
-            }
-            else if (current is not null && ResultLine().Match(line) is { Success: true } hit)
-            {
-                Assert.Equal(current.Count + 1, int.Parse(hit.Groups["rank"].Value, CultureInfo.InvariantCulture));
-                current.Add((Number(hit.Groups["score"].Value), hit.Groups["sentence"].Value));
-            }
-        }
-
-        return results;
-    }
-
-    private static float Number(string text) => float.Parse(text, CultureInfo.InvariantCulture);
-
-    private static float[] Numbers(string text) => text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(Number).ToArray();
-
-    [GeneratedRegex(@"^  \[\d+\]\s+(?<values>(?:\s*-?\d\.\d{4})+)\r?$", RegexOptions.Multiline)]
-    private static partial Regex MatrixRow();
-
     [GeneratedRegex(@"^\s+(?<cosine>-?\d\.\d{4})  \[(?<a>\d+)\] .+  ~  \[(?<b>\d+)\] .+$", RegexOptions.Multiline)]
     private static partial Regex PairLine();
-
-    [GeneratedRegex(@"^  (?<rank>\d+)\.\s+(?<score>-?\d\.\d{4})  (?<sentence>.+)$")]
-    private static partial Regex ResultLine();
 }

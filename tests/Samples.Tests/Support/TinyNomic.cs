@@ -3,7 +3,6 @@ using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using EmbeddingsSample;
 
 namespace TransformerGen.Samples.Tests.Support;
@@ -40,7 +39,7 @@ public sealed class TinyNomic : IDisposable
         File.Copy(ConfigPath, Folder.File("config.json"));
         TinyNomicModel.ForInference(Seed).Save(Folder.File("model.safetensors"));
         IEnumerable<string> texts = MiniLmFolder.SampleTexts().Append(TaskPrefixes.Nomic.Document).Append(TaskPrefixes.Nomic.Query);
-        Folder.Write("vocab.txt", string.Join("\n", VocabLinesFor(texts)) + "\n");
+        Folder.Write("vocab.txt", string.Join("\n", TinyWordPieceVocabulary.Lines([], texts, VocabLines)) + "\n");
         Folder.Write("tokenizer_config.json", new JsonObject
         {
             ["cls_token"] = "[CLS]", ["do_lower_case"] = true, ["mask_token"] = "[MASK]", ["model_max_length"] = 8192,
@@ -52,36 +51,6 @@ public sealed class TinyNomic : IDisposable
     public TempFolder Folder { get; } = new();
 
     public string Path => Folder.Path;
-
-    private static List<string> VocabLinesFor(IEnumerable<string> texts)
-    {
-        var lines = new List<string> { "[PAD]" };
-        lines.AddRange(Enumerable.Range(0, 99).Select(i => $"[unused{i}]"));
-        lines.AddRange(["[UNK]", "[CLS]", "[SEP]", "[MASK]"]);
-        var seen = new HashSet<string>(lines, StringComparer.Ordinal);
-        string lowered = string.Join(" ", texts).ToLowerInvariant();
-        IEnumerable<string> characters = lowered.Where(c => !char.IsWhiteSpace(c)).Select(c => c.ToString());
-        IEnumerable<string> words = Regex.Split(lowered, @"[^\p{L}\p{N}]+");
-        foreach (string entry in characters.Concat(words).Where(w => w.Length > 0).Distinct().Order(StringComparer.Ordinal))
-        {
-            if (seen.Add(entry))
-            {
-                lines.Add(entry);
-            }
-        }
-
-        if (lines.Count > VocabLines)
-        {
-            throw new InvalidOperationException($"the sample's texts need {lines.Count} vocabulary lines, the tiny model has {VocabLines}");
-        }
-
-        for (int filler = 99; lines.Count < VocabLines; filler++)
-        {
-            lines.Add($"[unused{filler}]");
-        }
-
-        return lines;
-    }
 
     public void Dispose() => Folder.Dispose();
 }
