@@ -49,7 +49,8 @@ namespace TransformerGen.Generator
             {
                 // A family's file holds GPT-2's Conv1D weights [in, out]; the model keeps them [out, in].
                 string expected = "[" + string.Join(", ", p.StoredTransposed ? Enumerable.Reverse(p.Shape) : p.Shape.AsEnumerable()) + "]";
-                if (!inFile.TryGetValue(p.Name, out WeightsTensor? found))
+                string key = family?.Key(p.Name) ?? p.Name;
+                if (!inFile.TryGetValue(key, out WeightsTensor? found))
                 {
                     yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsMissingTensor, where, Header.FileName, p.Name, expected, model);
                     continue;
@@ -62,16 +63,16 @@ namespace TransformerGen.Generator
                 {
                     long rows = p.Shape[0], blocks = (p.Shape[1] + 31) / 32;
                     string scaleShape = "[" + rows + ", " + blocks + "]";
-                    if (!inFile.TryGetValue(p.Name + ScaleSuffix, out WeightsTensor? scale))
+                    if (!inFile.TryGetValue(key + ScaleSuffix, out WeightsTensor? scale))
                         yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsInt8Scales, where, Header.FileName, p.Name, rows, blocks, "it is missing");
                     else if (scale.Dtype != "F16" || scale.ShapeText != scaleShape)
                         yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsInt8Scales, where, Header.FileName, p.Name, rows, blocks, "the file's is " + scale.Dtype + " " + scale.ShapeText);
-                    scales.Add(p.Name + ScaleSuffix); // the matrix's scales, right or wrong, are not an unexpected tensor
+                    scales.Add(key + ScaleSuffix); // the matrix's scales, right or wrong, are not an unexpected tensor
                 }
                 else if (found.Dtype is not ("F32" or "F16" or "BF16"))
                     yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsDtype, where, Header.FileName, p.Name, found.Dtype);
             }
-            var names = new HashSet<string>(parameters.Select(p => p.Name).Concat(scales), StringComparer.Ordinal);
+            var names = new HashSet<string>(parameters.Select(p => family?.Key(p.Name) ?? p.Name).Concat(scales), StringComparer.Ordinal);
             foreach (WeightsTensor extra in Header.Tensors.Where(t => !names.Contains(family?.Key(t.Name) ?? t.Name) && !(family?.MaySkip(t.Name) ?? false)))
                 yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsUnexpectedTensor, where, Header.FileName, extra.Name, extra.ShapeText, model);
         }
