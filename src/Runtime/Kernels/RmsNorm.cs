@@ -1,4 +1,5 @@
 using System;
+using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
@@ -10,7 +11,8 @@ namespace TransformerGen.Kernels;
 /// <summary>
 /// RMSNorm (Zhang and Sennrich 2019) as Hugging Face's <c>LlamaRMSNorm</c> and <c>Qwen2RMSNorm</c> compute it: per row,
 /// <c>rstd = 1/√(mean(x²) + eps)</c> and <c>y = weight·(x·rstd)</c>, normalized first and then scaled, with no mean
-/// subtracted and no bias.
+/// subtracted and no bias. Gemma's norms (<c>Gemma3RMSNorm</c>) scale by <c>1 + weight</c> instead, their weights
+/// stored as offsets from 1 (<c>unitOffset</c>).
 /// </summary>
 /// <remarks>
 /// Large inputs are split between threads (see <see cref="Parallelism"/>) as <see cref="LayerNorm"/> splits them: forward
@@ -26,6 +28,9 @@ public static unsafe class RmsNorm
     // Rows per block of the row split, and columns (a multiple of every vector width) per block of the column split.
     private const int RowBlock = 32, ColumnBlock = 64;
 
+    // Widest row whose (1 + weight) scale lives on the stack; wider ones rent it from the shared pool.
+    private const int StackScale = 4096;
+
     /// <summary>
     /// Normalizes each of the <paramref name="n"/> rows of width <paramref name="c"/> and saves the per-row
     /// <paramref name="rstd"/> for <see cref="Backward"/>. Overwrites the outputs.
@@ -37,7 +42,8 @@ public static unsafe class RmsNorm
     /// <param name="n">Rows.</param>
     /// <param name="c">Row width (channels).</param>
     /// <param name="eps">Added to the mean square: the checkpoint's <c>rms_norm_eps</c> (1e-6 and 1e-5 are both common).</param>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, Span<float> rstd, int n, int c, float eps)
+    /// <param name="unitOffset">Scale by <c>1 + weight</c> (Gemma) rather than by <c>weight</c>.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, Span<float> rstd, int n, int c, float eps, bool unitOffset = false)
     {
         SpanChecks.NonNegative(n, nameof(n));
         SpanChecks.Positive(c, nameof(c));
@@ -46,12 +52,27 @@ public static unsafe class RmsNorm
         SpanChecks.Length(y.Length, (long)n * c, nameof(y));
         SpanChecks.Length(rstd.Length, n, nameof(rstd));
 
-        fixed (float* px = x, pw = weight, py = y, pr = rstd)
+        float[]? rented = null;
+        Span<float> buffer = !unitOffset ? default : c <= StackScale ? stackalloc float[c] : (rented = ArrayPool<float>.Shared.Rent(c)).AsSpan(0, c);
+        ReadOnlySpan<float> scale = Scale(weight, unitOffset, buffer);
+        fixed (float* px = x, pw = scale, py = y, pr = rstd)
         {
             var work = new ForwardWork { X = px, Weight = pw, Y = py, Rstd = pr, N = n, C = c, Eps = eps };
             int blocks = Count(n, RowBlock);
             WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)ForwardCost * n * c, blocks));
         }
+        if (rented is not null) ArrayPool<float>.Shared.Return(rented);
+    }
+
+    /// <summary>
+    /// What a row is multiplied by after normalization: <paramref name="weight"/> itself, or (Gemma) <c>1 + weight</c>
+    /// written to <paramref name="buffer"/>, rounded once as <c>Gemma3RMSNorm</c> rounds <c>1.0 + weight.float()</c>.
+    /// </summary>
+    private static ReadOnlySpan<float> Scale(ReadOnlySpan<float> weight, bool unitOffset, Span<float> buffer)
+    {
+        if (!unitOffset) return weight;
+        TensorPrimitives.Add(weight, 1f, buffer);
+        return buffer;
     }
 
     /// <summary>
@@ -74,7 +95,9 @@ public static unsafe class RmsNorm
     /// <param name="c">Row width.</param>
     /// <param name="overwriteDx">Store the input's gradient rather than add it (its first contribution, which then needs
     /// no clearing); the weight's gradient is always accumulated.</param>
-    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, Span<float> dx, Span<float> dweight, int n, int c, bool overwriteDx = false)
+    /// <param name="unitOffset">As given to forward: g = dy·(1 + weight); the weight's gradient is dy·x̂ either way.</param>
+    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, Span<float> dx, Span<float> dweight, int n, int c,
+        bool overwriteDx = false, bool unitOffset = false)
     {
         SpanChecks.NonNegative(n, nameof(n));
         SpanChecks.Positive(c, nameof(c));
@@ -85,7 +108,10 @@ public static unsafe class RmsNorm
         SpanChecks.Length(dx.Length, (long)n * c, nameof(dx));
         SpanChecks.Length(dweight.Length, c, nameof(dweight));
 
-        fixed (float* pdy = dy, px = x, pw = weight, pr = rstd, pdx = dx, pdw = dweight)
+        float[]? rented = null;
+        Span<float> buffer = !unitOffset ? default : c <= StackScale ? stackalloc float[c] : (rented = ArrayPool<float>.Shared.Rent(c)).AsSpan(0, c);
+        ReadOnlySpan<float> scale = Scale(weight, unitOffset, buffer);
+        fixed (float* pdy = dy, px = x, pw = scale, pr = rstd, pdx = dx, pdw = dweight)
         {
             var work = new BackwardWork
             {
@@ -96,6 +122,7 @@ public static unsafe class RmsNorm
             int blocks = work.RowBlocks + Count(c, ColumnBlock);
             WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)BackwardCost * n * c, blocks));
         }
+        if (rented is not null) ArrayPool<float>.Shared.Return(rented);
     }
 
     /// <summary>
@@ -115,8 +142,9 @@ public static unsafe class RmsNorm
     /// <param name="kvHeads">Key (and value) heads.</param>
     /// <param name="headDim">Channels per head.</param>
     /// <param name="eps">Added to the mean square (the config's <c>rms_norm_eps</c>).</param>
+    /// <param name="unitOffset">Scale by <c>1 + weight</c> (Gemma 3's q_norm and k_norm) rather than by the weight.</param>
     public static void HeadsForward(ReadOnlySpan<float> x, ReadOnlySpan<float> queryWeight, ReadOnlySpan<float> keyWeight, Span<float> y, Span<float> rstd,
-        int rows, int heads, int kvHeads, int headDim, float eps)
+        int rows, int heads, int kvHeads, int headDim, float eps, bool unitOffset = false)
     {
         int width = CheckHeads(rows, heads, kvHeads, headDim);
         SpanChecks.Length(x.Length, (long)rows * width, nameof(x));
@@ -126,12 +154,17 @@ public static unsafe class RmsNorm
         SpanChecks.Length(rstd.Length, (long)rows * (heads + kvHeads), nameof(rstd));
         if (x.Overlaps(y)) throw new ArgumentException("the output must not overlap the input (the values are copied across)", nameof(y));
 
-        fixed (float* px = x, pq = queryWeight, pk = keyWeight, py = y, pr = rstd)
+        float[]? rented = null;
+        Span<float> buffer = !unitOffset ? default : 2 * headDim <= StackScale ? stackalloc float[2 * headDim] : (rented = ArrayPool<float>.Shared.Rent(2 * headDim)).AsSpan(0, 2 * headDim);
+        ReadOnlySpan<float> queryScale = unitOffset ? Scale(queryWeight, true, buffer[..headDim]) : queryWeight;
+        ReadOnlySpan<float> keyScale = unitOffset ? Scale(keyWeight, true, buffer[headDim..]) : keyWeight;
+        fixed (float* px = x, pq = queryScale, pk = keyScale, py = y, pr = rstd)
         {
             var work = new HeadsForwardWork { X = px, QueryWeight = pq, KeyWeight = pk, Y = py, Rstd = pr, Rows = rows, Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Eps = eps };
             int blocks = Count(rows, RowBlock);
             WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor((long)ForwardCost * rows * width, blocks));
         }
+        if (rented is not null) ArrayPool<float>.Shared.Return(rented);
     }
 
     /// <summary>
@@ -152,8 +185,9 @@ public static unsafe class RmsNorm
     /// <param name="kvHeads">Key (and value) heads.</param>
     /// <param name="headDim">Channels per head.</param>
     /// <param name="overwriteDx">Store the input's gradient rather than add it.</param>
+    /// <param name="unitOffset">As given to forward.</param>
     public static void HeadsBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> queryWeight, ReadOnlySpan<float> keyWeight, ReadOnlySpan<float> rstd,
-        Span<float> dx, Span<float> dQueryWeight, Span<float> dKeyWeight, int rows, int heads, int kvHeads, int headDim, bool overwriteDx = false)
+        Span<float> dx, Span<float> dQueryWeight, Span<float> dKeyWeight, int rows, int heads, int kvHeads, int headDim, bool overwriteDx = false, bool unitOffset = false)
     {
         int width = CheckHeads(rows, heads, kvHeads, headDim);
         SpanChecks.Length(dy.Length, (long)rows * width, nameof(dy));
@@ -165,7 +199,11 @@ public static unsafe class RmsNorm
         SpanChecks.Length(dQueryWeight.Length, headDim, nameof(dQueryWeight));
         SpanChecks.Length(dKeyWeight.Length, headDim, nameof(dKeyWeight));
 
-        fixed (float* pdy = dy, px = x, pq = queryWeight, pk = keyWeight, pr = rstd, pdx = dx, pdq = dQueryWeight, pdk = dKeyWeight)
+        float[]? rented = null;
+        Span<float> buffer = !unitOffset ? default : 2 * headDim <= StackScale ? stackalloc float[2 * headDim] : (rented = ArrayPool<float>.Shared.Rent(2 * headDim)).AsSpan(0, 2 * headDim);
+        ReadOnlySpan<float> queryScale = unitOffset ? Scale(queryWeight, true, buffer[..headDim]) : queryWeight;
+        ReadOnlySpan<float> keyScale = unitOffset ? Scale(keyWeight, true, buffer[headDim..]) : keyWeight;
+        fixed (float* pdy = dy, px = x, pq = queryScale, pk = keyScale, pr = rstd, pdx = dx, pdq = dQueryWeight, pdk = dKeyWeight)
         {
             var work = new HeadsBackwardWork
             {
@@ -183,6 +221,7 @@ public static unsafe class RmsNorm
                     HeadWeightGradient(pdy + at, px + at, pr[(nint)i * normed + g], g < heads ? pdq : pdk, headDim);
                 }
         }
+        if (rented is not null) ArrayPool<float>.Shared.Return(rented);
     }
 
     private static int CheckHeads(int rows, int heads, int kvHeads, int headDim)
