@@ -253,10 +253,10 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}LayerNorm.Forward({V(ln.Input)}, {V(ln.Gamma)}, {V(ln.Beta)}, {V(ln.Output)}, {V(ln.Mean)}, {V(ln.Rstd)}, {Lit(ln.Input.Shape[0])}, {Lit(ln.Input.Width)}{EpsArgument(ln)});");
                     break;
                 case RmsNormOp rms:
-                    lines.Add($"{Kernels}RmsNorm.Forward({V(rms.Input)}, {V(rms.Weight)}, {V(rms.Output)}, {V(rms.Rstd)}, {Lit(rms.Input.Shape[0])}, {Lit(rms.Input.Width)}, {Lit(rms.Eps)});");
+                    lines.Add($"{Kernels}RmsNorm.Forward({V(rms.Input)}, {V(rms.Weight)}, {V(rms.Output)}, {V(rms.Rstd)}, {Lit(rms.Input.Shape[0])}, {Lit(rms.Input.Width)}, {Lit(rms.Eps)}{UnitOffset(rms.UnitOffset)});");
                     break;
                 case HeadRmsNormOp qk:
-                    lines.Add($"{Kernels}RmsNorm.HeadsForward({V(qk.Input)}, {V(qk.QueryWeight)}, {V(qk.KeyWeight)}, {V(qk.Output)}, {V(qk.Rstd)}, {Lit(qk.Input.Shape[0])}, {HeadsArguments(qk)}, {Lit(qk.Eps)});");
+                    lines.Add($"{Kernels}RmsNorm.HeadsForward({V(qk.Input)}, {V(qk.QueryWeight)}, {V(qk.KeyWeight)}, {V(qk.Output)}, {V(qk.Rstd)}, {Lit(qk.Input.Shape[0])}, {HeadsArguments(qk)}, {Lit(qk.Eps)}{UnitOffset(qk.UnitOffset)});");
                     break;
                 case TokenTypeOp type:
                     // Each token's segment when the caller gave them (sentence pairs), else segment 0 for all.
@@ -337,11 +337,11 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Dropout.Backward({G(drop.Output)}, {V(drop.Mask)}, {G(drop.Input)}{OverwriteArgument("overwriteDx", drop.Input)});");
                     break;
                 case RmsNormOp rms:
-                    lines.Add($"{Kernels}RmsNorm.Backward({G(rms.Output)}, {V(rms.Input)}, {V(rms.Weight)}, {V(rms.Rstd)}, {G(rms.Input)}, {G(rms.Weight)}, {Lit(rms.Input.Shape[0])}, {Lit(rms.Input.Width)}{OverwriteArgument("overwriteDx", rms.Input)});");
+                    lines.Add($"{Kernels}RmsNorm.Backward({G(rms.Output)}, {V(rms.Input)}, {V(rms.Weight)}, {V(rms.Rstd)}, {G(rms.Input)}, {G(rms.Weight)}, {Lit(rms.Input.Shape[0])}, {Lit(rms.Input.Width)}{OverwriteArgument("overwriteDx", rms.Input)}{UnitOffset(rms.UnitOffset)});");
                     break;
                 case HeadRmsNormOp qk:
                     lines.Add($"{Kernels}RmsNorm.HeadsBackward({G(qk.Output)}, {V(qk.Input)}, {V(qk.QueryWeight)}, {V(qk.KeyWeight)}, {V(qk.Rstd)}, {G(qk.Input)}, {G(qk.QueryWeight)}, {G(qk.KeyWeight)}, " +
-                              $"{Lit(qk.Input.Shape[0])}, {HeadsArguments(qk)}{OverwriteArgument("overwriteDx", qk.Input)});");
+                              $"{Lit(qk.Input.Shape[0])}, {HeadsArguments(qk)}{OverwriteArgument("overwriteDx", qk.Input)}{UnitOffset(qk.UnitOffset)});");
                     break;
                 case TokenTypeOp type:
                     lines.Add($"if (TokenTypes.IsEmpty) {Kernels}Embedding.AddRowBackward({G(type.X)}, {G(type.Row)}, {Lit(type.X.Shape[0])}, {c});");
@@ -511,10 +511,10 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}LayerNorm.Forward({I(ln.Input, stage)}, {I(ln.Gamma, stage)}, {I(ln.Beta, stage)}, {I(ln.Output, stage)}, {I(ln.Mean, stage)}, {I(ln.Rstd, stage)}, {rows}, {Lit(ln.Input.Width)}{EpsArgument(ln)});");
                     break;
                 case RmsNormOp rms:
-                    lines.Add($"{Kernels}RmsNorm.Forward({I(rms.Input, stage)}, {I(rms.Weight, stage)}, {I(rms.Output, stage)}, {I(rms.Rstd, stage)}, {rows}, {Lit(rms.Input.Width)}, {Lit(rms.Eps)});");
+                    lines.Add($"{Kernels}RmsNorm.Forward({I(rms.Input, stage)}, {I(rms.Weight, stage)}, {I(rms.Output, stage)}, {I(rms.Rstd, stage)}, {rows}, {Lit(rms.Input.Width)}, {Lit(rms.Eps)}{UnitOffset(rms.UnitOffset)});");
                     break;
                 case HeadRmsNormOp qk:
-                    lines.Add($"{Kernels}RmsNorm.HeadsForward({I(qk.Input, stage)}, {I(qk.QueryWeight, stage)}, {I(qk.KeyWeight, stage)}, {I(qk.Output, stage)}, {I(qk.Rstd, stage)}, {rows}, {HeadsArguments(qk)}, {Lit(qk.Eps)});");
+                    lines.Add($"{Kernels}RmsNorm.HeadsForward({I(qk.Input, stage)}, {I(qk.QueryWeight, stage)}, {I(qk.KeyWeight, stage)}, {I(qk.Output, stage)}, {I(qk.Rstd, stage)}, {rows}, {HeadsArguments(qk)}, {Lit(qk.Eps)}{UnitOffset(qk.UnitOffset)});");
                     break;
                 case SwiGluOp glu:
                     lines.Add($"{Kernels}Activations.{GatedName(glu)}Forward({I(glu.Input, stage)}, {I(glu.Output, stage)}, {rows}, {Lit(glu.Hidden)});");
@@ -596,6 +596,9 @@ namespace TransformerGen.Generator
             $"{Lit(rel.Heads)}, {Lit(rel.Span)}, bidirectional: {Bool(rel.Bidirectional)}, {Lit(rel.Buckets)}, {Lit(rel.MaxDistance)}";
 
         /// <summary>LayerNorm's eps where it is not the kernel's default 1e-5 (BERT's 1e-12).</summary>
+        /// <summary>The RMSNorm kernels' named argument for Gemma's scaling by 1 + weight; nothing otherwise.</summary>
+        private static string UnitOffset(bool unitOffset) => unitOffset ? ", unitOffset: true" : "";
+
         private static string EpsArgument(LayerNormOp ln) => ln.Eps == 1e-5f ? "" : ", " + Lit(ln.Eps);
 
         /// <summary>Grouped-query attention's key/value heads, where there are fewer than query heads.</summary>

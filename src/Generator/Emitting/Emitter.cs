@@ -152,6 +152,12 @@ namespace TransformerGen.Generator
                 if (family.RelativeAttention)
                     positional = (family.UnscaledScores ? "unscaled scores plus " : "learned positions (from the padding id + 1) and scores plus ")
                         + $"a relative-position bias ({family.RelativeBuckets} buckets up to distance {family.RelativeMaxDistance})";
+                if (family.Kind == FamilySpec.Gemma3)
+                {
+                    norm = $"RMSNorm × (1 + weight) eps {Lit(family.NormEps).TrimEnd('f')} before and after each sub-layer";
+                    int slidingLayers = family.SlidingLayers.Count(kind => kind == 'S');
+                    positional += $" on {family.SlidingLayers.Length - slidingLayers} full layers, base {Lit(family.LocalRopeTheta).TrimEnd('f')} on {slidingLayers} layers of a {family.SlidingWindow}-key sliding window";
+                }
                 if (_d.KvHeads > 0) activation += $", {_d.KvHeads} key/value heads";
                 // The file name goes into an XML doc comment: escape what XML gives a meaning to.
                 string file = family.ConfigFile.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
@@ -403,9 +409,19 @@ namespace TransformerGen.Generator
                         break;
                     case "rotary_cos":
                         TensorDef sin = _graph.Tensors.Single(s => s.Name == "rotary_sin");
-                        tables.Add("// rotary angles: cos and sin tables [positions, HeadDim / 2]");
                         string theta = _spec.Family is { Rotary: true } f ? ", " + Lit(f.RopeTheta) : "";
+                        if (_spec.Family is { RopeLinearFactor: not 1f } scaled)
+                        {
+                            tables.Add($"// rotary angles: cos and sin tables [positions, HeadDim / 2], linearly scaled (rope_scaling factor {Lit(scaled.RopeLinearFactor).TrimEnd('f')})");
+                            theta += ", " + Lit(scaled.RopeLinearFactor);
+                        }
+                        else tables.Add("// rotary angles: cos and sin tables [positions, HeadDim / 2]");
                         tables.Add($"{Kernels}Positional.RotaryTables(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), ConstantBuffer.Slice({Lit(_plan.OffsetOf(sin))}, {Lit(sin.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.HeadDim)}{theta});");
+                        break;
+                    case "rotary_local_cos":
+                        TensorDef localSin = _graph.Tensors.Single(s => s.Name == "rotary_local_sin");
+                        tables.Add($"// the sliding layers' rotary angles (rope_local_base_freq {Lit(_spec.Family!.LocalRopeTheta).TrimEnd('f')}) [positions, HeadDim / 2]");
+                        tables.Add($"{Kernels}Positional.RotaryTables(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), ConstantBuffer.Slice({Lit(_plan.OffsetOf(localSin))}, {Lit(localSin.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.HeadDim)}, {Lit(_spec.Family.LocalRopeTheta)});");
                         break;
                 }
             }

@@ -49,6 +49,13 @@ namespace TransformerGen.Generator
                 QueryNorm = "model.layers.{0}.self_attn.q_norm.weight", KeyNorm = "model.layers.{0}.self_attn.k_norm.weight",
             };
 
+            // Gemma 3: Qwen3's names, the feed-forward's norm is pre_feedforward_layernorm, and post_attention_layernorm is the
+            // attention's output norm (with post_feedforward_layernorm, Sandwich below).
+            public static readonly FamilyNames Gemma3 = Qwen3 with { FeedForwardNorm = "model.layers.{0}.pre_feedforward_layernorm" };
+
+            /// <summary>Gemma 3's norms of each sub-layer's output, before the residual sum.</summary>
+            public const string PostAttentionNorm = "model.layers.{0}.post_attention_layernorm", PostFeedForwardNorm = "model.layers.{0}.post_feedforward_layernorm";
+
             // Phi-3: Llama's layers with the q/k/v projections fused into qkv_proj (rows Q | K | V) and gate/up into
             // gate_up_proj (rows gate | up), the packed layouts the compiler uses anyway.
             public static readonly FamilyNames Phi3 = Llama with
@@ -115,6 +122,7 @@ namespace TransformerGen.Generator
                 FamilySpec.Bert or FamilySpec.Roberta => Bert,
                 FamilySpec.DistilBert => DistilBert,
                 FamilySpec.Qwen3 => Qwen3,
+                FamilySpec.Gemma3 => Gemma3,
                 FamilySpec.Phi3 => Phi3,
                 FamilySpec.NomicBert => NomicBert,
                 FamilySpec.MPNet => MPNet,
@@ -135,7 +143,7 @@ namespace TransformerGen.Generator
             TensorDef tokenEmbedding = Parameter(names.TokenEmbedding, InitKind.Normal, InitStd, _d.Vocab, c);
             TensorDef x = Activation("embed.x", -1, c, stream);
             // transformers' nn.Embedding(padding_idx = pad_token_id): lookups of the padding row pass no gradient back.
-            _ops.Add(new EmbeddingOp(embed, stream, tokenEmbedding, x, 1f) { PaddingRow = f.LookupPaddingRow });
+            _ops.Add(new EmbeddingOp(embed, stream, tokenEmbedding, x, f.EmbeddingScale) { PaddingRow = f.LookupPaddingRow });
             if (names.TokenTypes is not null)
             {
                 TensorDef types = Parameter(names.TokenTypes, InitKind.Normal, InitStd, f.TypeVocab, c);
@@ -152,6 +160,12 @@ namespace TransformerGen.Generator
             {
                 _rotaryCos = Constant("rotary_cos", _d.MaxLength, _d.HeadDim / 2L);
                 _rotarySin = Constant("rotary_sin", _d.MaxLength, _d.HeadDim / 2L);
+                // Gemma 3's sliding layers rotate with a base of their own.
+                if (f.SlidingLayers.IndexOf('S') >= 0)
+                {
+                    _localRotaryCos = Constant("rotary_local_cos", _d.MaxLength, _d.HeadDim / 2L);
+                    _localRotarySin = Constant("rotary_local_sin", _d.MaxLength, _d.HeadDim / 2L);
+                }
             }
             if (f.EmbeddingNorm) x = FamilyNorm(f, embed, "embed.", "embedding LayerNorm", "norm", names.EmbeddingNorm!, x);
             x = Dropout(embed, "dropout on the embeddings", x, "embed.x_dropped", -1, stream);
@@ -325,17 +339,24 @@ namespace TransformerGen.Generator
             TensorDef qkv = Activation(a + "qkv", layer, qWidth + 2 * kvWidth, stream, "qkv");
             if (f.QueryKeyNorm)
             {
-                // Qwen3: the projection, then each query and key head RMS-normalized (before the rotation).
+                // Qwen3 and Gemma 3: the projection, then each query and key head RMS-normalized (before the rotation).
                 TensorDef raw = Activation(a + "qkv_projected", layer, qWidth + 2 * kvWidth, stream, "qkv_projected");
                 _ops.Add(new LinearOp(stage, "Q, K, V projections", attnIn, qkvW, qkvB, raw));
-                TensorDef queryNorm = Parameter(Name(names.QueryNorm!), InitKind.Ones, 0f, hd);
-                TensorDef keyNorm = Parameter(Name(names.KeyNorm!), InitKind.Ones, 0f, hd);
+                TensorDef queryNorm = Parameter(Name(names.QueryNorm!), NormInit(f), 0f, hd);
+                TensorDef keyNorm = Parameter(Name(names.KeyNorm!), NormInit(f), 0f, hd);
                 TensorDef rstd = Activation(a + "qk_norm_rstd", layer, _d.Heads + _d.KeyValueHeads, stream, "qk_norm_rstd");
-                _ops.Add(new HeadRmsNormOp(stage, raw, queryNorm, keyNorm, qkv, rstd, _d.Heads, _d.KeyValueHeads, (int)hd, f.NormEps));
+                _ops.Add(new HeadRmsNormOp(stage, raw, queryNorm, keyNorm, qkv, rstd, _d.Heads, _d.KeyValueHeads, (int)hd, f.NormEps) { UnitOffset = f.NormUnitOffset });
             }
             else _ops.Add(new LinearOp(stage, "Q, K, V projections", attnIn, qkvW, qkvB, qkv));
+            bool sliding = f.IsSlidingLayer(layer);
             if (f.Rotary)
-                _ops.Add(new RotaryOp(stage, stream, qkv, _rotaryCos!, _rotarySin!, _d.Heads, _d.HeadDim) { HalfSplit = true, KvHeads = _d.KeyValueHeads });
+            {
+                (TensorDef cos, TensorDef sin) = sliding ? (_localRotaryCos!, _localRotarySin!) : (_rotaryCos!, _rotarySin!);
+                _ops.Add(new RotaryOp(stage, stream, qkv, cos, sin, _d.Heads, _d.HeadDim) { HalfSplit = true, KvHeads = _d.KeyValueHeads });
+            }
+            // Gemma 3's sliding layers: query i sees keys i − sliding_window < j ≤ i, the kernels' window sliding_window − 1;
+            // a window as long as the sequence changes nothing.
+            int window = sliding && f.SlidingWindow < _d.Length(stream) ? f.SlidingWindow - 1 : 0;
             TensorDef attended = Activation(a + "attention", layer, qWidth, stream, "attention");
             // An encoder's pass keeps each sequence's probabilities while it attends; a decoder's cached pass needs none. An
             // encoder–decoder's decoder masks no padding, as transformers' does not: its targets' pads come last, after every
@@ -344,9 +365,10 @@ namespace TransformerGen.Generator
             bool maskPadding = _padding && stream == TokenStream.Input;
             string title = (causal ? "causal self-attention" : "self-attention") + (maskPadding ? " with padding mask" : "")
                 + (f.RelativeAttention ? (f.UnscaledScores ? ", unscaled scores" : "") + " + relative-position bias" : "")
-                + (_d.KvHeads > 0 ? $" ({_d.Heads} query heads on {_d.KeyValueHeads} key/value heads)" : "");
+                + (_d.KvHeads > 0 ? $" ({_d.Heads} query heads on {_d.KeyValueHeads} key/value heads)" : "")
+                + (window > 0 ? $", sliding window of {f.SlidingWindow} keys" : "");
             _ops.Add(new AttentionOp(stage, title, qkv, 0, qkv, qWidth, qWidth + kvWidth, attended, probabilities, _d.Heads, _d.HeadDim,
-                stream, stream, causal, 0, maskPadding)
+                stream, stream, causal, window, maskPadding)
             {
                 KvHeads = _d.KvHeads, Statistics = statistics,
                 Unscaled = f.UnscaledScores, PositionBias = f.RelativeAttention ? _relativeBias[stream] : null, BiasSpan = f.RelativeAttention ? _d.Length(stream) : 0,
@@ -355,13 +377,15 @@ namespace TransformerGen.Generator
             TensorDef projected = Activation(a + "attention_output", layer, c, stream, "attention_output");
             _ops.Add(new LinearOp(stage, "attention output projection", attended, outW, outB, projected));
             projected = Dropout(stage, "dropout on the attention sub-layer's output", projected, a + "attention_output_dropped", layer, stream);
+            if (f.SandwichNorms) projected = FamilyNorm(f, stage, a, "post-attention RMSNorm (of the sub-layer's output)", "attention_output_normed", Name(FamilyNames.PostAttentionNorm), projected);
             TensorDef residual1 = Activation(a + (pre ? "residual1" : "sum1"), layer, c, stream, pre ? "residual1" : "sum1");
             _ops.Add(new AddOp(stage, "residual connection around self-attention", x, projected, residual1));
             if (!pre) residual1 = FamilyNorm(f, stage, a, "attention LayerNorm (post-LN)", "residual1", Name(names.AttentionNorm), residual1);
             if (memory is not null) residual1 = CrossAttention(f, names, stage, Name, a, residual1, memory, residualStd, pre);
 
             // Feed-forward sub-layer: up (or gate | up, packed), activation, down.
-            TensorDef ffnIn = pre ? FamilyNorm(f, stage, a, f.RmsNorm ? "post-attention RMSNorm" : "ln_2 (pre-LN)", "ln2", Name(names.FeedForwardNorm), residual1) : residual1;
+            string ffnNormTitle = f.SandwichNorms ? "pre-feed-forward RMSNorm" : f.RmsNorm ? "post-attention RMSNorm" : "ln_2 (pre-LN)";
+            TensorDef ffnIn = pre ? FamilyNorm(f, stage, a, ffnNormTitle, "ln2", Name(names.FeedForwardNorm), residual1) : residual1;
             bool gated = f.GatedFeedForward;
             long[] upRows = !gated ? [_d.DFF] : names.Up.Length == 1 ? [2L * _d.DFF] : [_d.DFF, _d.DFF];
             (TensorDef upW, TensorDef? upB) = PackedLinear(names.Up, Name, upRows, c, f.FfnBias, InitStd, conv1D);
@@ -375,6 +399,7 @@ namespace TransformerGen.Generator
             TensorDef ffnOut = Activation(a + "ffn_output", layer, c, stream, "ffn_output");
             _ops.Add(new LinearOp(stage, "feed-forward down projection", activated, downW, downB, ffnOut));
             ffnOut = Dropout(stage, "dropout on the feed-forward sub-layer's output", ffnOut, a + "ffn_output_dropped", layer, stream);
+            if (f.SandwichNorms) ffnOut = FamilyNorm(f, stage, a, "post-feed-forward RMSNorm (of the sub-layer's output)", "ffn_output_normed", Name(FamilyNames.PostFeedForwardNorm), ffnOut);
             TensorDef output = Activation(a + (pre ? "output" : "sum2"), layer, c, stream, pre ? "output" : "sum2");
             _ops.Add(new AddOp(stage, "residual connection around the feed-forward network", residual1, ffnOut, output));
             if (!pre) output = FamilyNorm(f, stage, a, "output LayerNorm (post-LN)", "output", Name(names.FeedForwardNorm), output);
@@ -449,10 +474,10 @@ namespace TransformerGen.Generator
             return (w, b);
         }
 
-        /// <summary>The family's norm: LayerNorm with its eps and a bias, or RMSNorm with a weight only.</summary>
+        /// <summary>The family's norm: LayerNorm with its eps and a bias, or RMSNorm with a weight only (Gemma's scaling by 1 + weight).</summary>
         private TensorDef FamilyNorm(FamilySpec f, Stage stage, string prefix, string title, string role, string parameterPrefix, TensorDef input)
         {
-            TensorDef weight = Parameter(parameterPrefix + ".weight", InitKind.Ones, 0f, _d.DModel);
+            TensorDef weight = Parameter(parameterPrefix + ".weight", NormInit(f), 0f, _d.DModel);
             if (!f.RmsNorm)
             {
                 TensorDef bias = Parameter(parameterPrefix + ".bias", InitKind.Zeros, 0f, _d.DModel);
@@ -460,8 +485,11 @@ namespace TransformerGen.Generator
             }
             TensorDef output = Activation(prefix + role, stage.Layer, _d.DModel, input.Stream, role);
             TensorDef rstd = Activation(prefix + role + "_rstd", stage.Layer, 1, input.Stream, role + "_rstd", vector: true);
-            _ops.Add(new RmsNormOp(stage, title, input, weight, output, rstd, f.NormEps));
+            _ops.Add(new RmsNormOp(stage, f.NormUnitOffset ? title + " × (1 + weight)" : title, input, weight, output, rstd, f.NormEps) { UnitOffset = f.NormUnitOffset });
             return output;
         }
+
+        /// <summary>A norm weight's start: ones, or zeros where the norm scales by 1 + weight (Gemma), the same identity.</summary>
+        private static InitKind NormInit(FamilySpec f) => f.NormUnitOffset ? InitKind.Zeros : InitKind.Ones;
     }
 }

@@ -20,7 +20,7 @@ namespace TransformerGen.Generator
         private readonly List<Op> _ops = new();
         private readonly bool _dropout;
         private readonly bool _padding;
-        private TensorDef? _rotaryCos, _rotarySin, _sinusoids;
+        private TensorDef? _rotaryCos, _rotarySin, _localRotaryCos, _localRotarySin, _sinusoids;
         // The last hidden state (the head's input), exposed after a forward pass as LastHiddenState.
         private TensorDef? _hiddenState;
 

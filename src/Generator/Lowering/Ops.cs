@@ -341,6 +341,8 @@ namespace TransformerGen.Generator
         public TensorDef Output { get; } = output;
         public TensorDef Rstd { get; } = rstd;
         public float Eps { get; } = eps;
+        /// <summary>Gemma: the rows are scaled by 1 + weight.</summary>
+        public bool UnitOffset { get; init; }
         public override IEnumerable<TensorDef> Reads => [Input, Weight];
         public override IEnumerable<TensorDef> Writes => [Output, Rstd];
         public override IEnumerable<string> CheckShapes()
@@ -367,6 +369,8 @@ namespace TransformerGen.Generator
         public int KvHeads { get; } = kvHeads;
         public int HeadDim { get; } = headDim;
         public float Eps { get; } = eps;
+        /// <summary>Gemma 3: the heads are scaled by 1 + weight.</summary>
+        public bool UnitOffset { get; init; }
         public override IEnumerable<TensorDef> Reads => [Input, QueryWeight, KeyWeight];
         public override IEnumerable<TensorDef> Writes => [Output, Rstd];
         public override IEnumerable<string> CheckShapes()

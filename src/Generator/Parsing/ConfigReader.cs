@@ -93,6 +93,7 @@ namespace TransformerGen.Generator
                 case "qwen2": return Llama(FamilySpec.Qwen2, modelType);
                 case "qwen3": return Llama(FamilySpec.Qwen3, modelType);
                 case "phi3": return Llama(FamilySpec.Phi3, modelType);
+                case "gemma3_text": return Gemma3();
                 case "marian": return EncoderDecoder(FamilySpec.Marian);
                 case "bart": return EncoderDecoder(FamilySpec.Bart);
                 case "mbart": return EncoderDecoder(FamilySpec.MBart);
@@ -102,7 +103,7 @@ namespace TransformerGen.Generator
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, nomic_bert, mpnet, llama, mistral, phi3, qwen2, qwen3, marian, bart, mbart, m2m_100, t5 and mt5 are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, nomic_bert, mpnet, llama, mistral, phi3, qwen2, qwen3, gemma3_text, marian, bart, mbart, m2m_100, t5 and mt5 are known");
                     return null;
             }
         }
@@ -436,6 +437,71 @@ namespace TransformerGen.Generator
         }
 
         /// <summary>
+        /// Gemma 3's text model (<c>gemma3_text</c>: gemma-3-270m, gemma-3-1b): Llama's pre-norm decoder with Gemma's RMSNorm
+        /// (1 + weight) before and after each sub-layer, q_norm and k_norm, GEGLU with the tanh GELU, embeddings times
+        /// √hidden_size, and the layers alternating between a sliding window with their own rotary base
+        /// (<c>rope_local_base_freq</c>) and full attention (<c>rope_theta</c>, linearly scaled when <c>rope_scaling</c> says so).
+        /// Absent keys take Gemma3TextConfig's defaults.
+        /// </summary>
+        private ModelSpec? Gemma3()
+        {
+            int hidden = Required("hidden_size"), layers = Required("num_hidden_layers"), heads = Required("num_attention_heads");
+            int inner = Required("intermediate_size"), vocab = Required("vocab_size"), positions = Int("max_position_embeddings") ?? 131072;
+            int kvHeads = Int("num_key_value_heads") ?? 4, headDim = Int("head_dim") ?? 256;
+            if (kvHeads <= 0 || heads % kvHeads != 0) Unsupported("num_key_value_heads", kvHeads, $"it must divide num_attention_heads = {heads}");
+            if (headDim <= 0 || headDim % 2 != 0) Unsupported("head_dim", headDim, "rotary positions need an even head size");
+            string activation = String("hidden_activation") ?? "gelu_pytorch_tanh";
+            if (activation is not ("gelu_pytorch_tanh" or "gelu_new"))
+                Unsupported("hidden_activation", activation, "Gemma's gated feed-forward has a kernel for the tanh GELU (gelu_pytorch_tanh) only");
+            float eps = Float("rms_norm_eps") ?? 1e-6f, theta = Float("rope_theta") ?? 1e6f, localTheta = Float("rope_local_base_freq") ?? 1e4f;
+            float linear = 1f;
+            if (Object("rope_scaling") is { } scaling)
+            {
+                string? type = Lookup(scaling, "rope_type") as string ?? Lookup(scaling, "type") as string;
+                if (type == "linear" && Lookup(scaling, "factor") is double factor && factor > 0) linear = (float)factor;
+                else if (type != "default") Unsupported("rope_scaling", Text(scaling), "of the scaled rotary positions only linear scaling (Gemma 3's) is implemented");
+            }
+            else if (_keys.TryGetValue("rope_scaling", out object? other) && other is not null)
+                Unsupported("rope_scaling", other, "an object with rope_type and factor is expected");
+            if (Float("partial_rotary_factor") is float partial && partial != 1f) Unsupported("partial_rotary_factor", partial, "only whole-head rotation is implemented");
+            if (Float("query_pre_attn_scalar") is float scalar && scalar != headDim)
+                Unsupported("query_pre_attn_scalar", scalar, $"scores are scaled by head_dim^-1/2 here; another scale than head_dim = {headDim} is not implemented");
+            foreach (string cap in new[] { "attn_logit_softcapping", "final_logit_softcapping" })
+                if (_keys.TryGetValue(cap, out object? value) && value is not null) Unsupported(cap, value, "logit soft-capping (Gemma 2's) is not implemented");
+            RequireFlag("use_bidirectional_attention", false, "bidirectional attention (EmbeddingGemma's)");
+            bool attentionBias = Bool("attention_bias") ?? false;
+
+            // Which layers slide: layer_types when the config lists them, else every pattern-th layer is full.
+            int window = Int("sliding_window") ?? 4096;
+            var sliding = new System.Text.StringBuilder();
+            if (_keys.TryGetValue("layer_types", out object? types) && types is List<object?> list)
+            {
+                if (list.Count != layers) Unsupported("layer_types", types, $"one entry per layer (num_hidden_layers = {layers}) is expected");
+                foreach (object? type in list)
+                {
+                    if (type is "sliding_attention") sliding.Append('S');
+                    else if (type is "full_attention") sliding.Append('F');
+                    else Unsupported("layer_types", types, "each entry must be sliding_attention or full_attention");
+                }
+            }
+            else
+            {
+                int pattern = Int("sliding_window_pattern") ?? Int("_sliding_window_pattern") ?? 6;
+                if (pattern <= 0) Unsupported("sliding_window_pattern", pattern, "a positive period is expected");
+                for (int i = 0; i < layers; i++) sliding.Append(pattern > 0 && (i + 1) % pattern == 0 ? 'F' : 'S');
+            }
+            if (window <= 0) Unsupported("sliding_window", window, "a positive window is expected");
+
+            var family = new FamilySpec(FamilySpec.Gemma3, _file, headDim, kvHeads, positions, eps, RmsNorm: true, FamilySpec.GeGluTanh,
+                Rotary: true, theta, QkvBias: attentionBias, OutBias: attentionBias, FfnBias: false, TypeVocab: 0, EmbeddingNorm: false,
+                QueryKeyNorm: true, LookupPaddingRow: Int("pad_token_id") ?? 0, NormUnitOffset: true, SandwichNorms: true,
+                EmbeddingScale: (float)Math.Sqrt(hidden), SlidingWindow: window, SlidingLayers: sliding.ToString(), LocalRopeTheta: localTheta,
+                RopeLinearFactor: linear);
+            return Resolve(family, EnumValues.DecoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm,
+                tied: Bool("tie_word_embeddings") ?? true, pad: DecoderPad());
+        }
+
+        /// <summary>
         /// A decoder's padding id, unless it is also its end (or begin) of sequence (SmolLM2 pads with &lt;|im_end|&gt;):
         /// padding is masked as keys and ignored as targets, and transformers never masks a real end-of-turn token.
         /// </summary>
@@ -546,7 +612,7 @@ namespace TransformerGen.Generator
                 DFF = Sized("DFF", spec.DFF, dff),
                 Positional = Fixed("Positional", spec.Positional, positional, "model_type", "the family fixes how positions enter"),
                 Norm = Fixed("Norm", spec.Norm, norm, "model_type", "the family fixes where the norms sit"),
-                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind is FamilySpec.Gpt2 or FamilySpec.NomicBert || family.IsBartLike ? "activation_function" : family.Kind == FamilySpec.DistilBert ? "activation" : family.Kind == FamilySpec.T5 ? "feed_forward_proj" : "hidden_act", family.FeedForwardName),
+                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind is FamilySpec.Gpt2 or FamilySpec.NomicBert || family.IsBartLike ? "activation_function" : family.Kind == FamilySpec.DistilBert ? "activation" : family.Kind == FamilySpec.T5 ? "feed_forward_proj" : family.Kind == FamilySpec.Gemma3 ? "hidden_activation" : "hidden_act", family.FeedForwardName),
                 TiedEmbeddings = new Argument<bool>(tied, spec.TiedEmbeddings.Location),
                 PadToken = new Argument<int>(padToken, spec.PadToken.Location),
                 BosToken = new Argument<int>(bos >= 0 && bos < vocab ? bos : -1, bosLocation),

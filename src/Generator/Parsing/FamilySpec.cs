@@ -14,6 +14,12 @@ namespace TransformerGen.Generator
     /// where the compiled model does not mask it as padding): lookups of that row pass no gradient back; −1 for none (GPT-2, T5).
     /// <c>RelativeBuckets</c>, <c>RelativeMaxDistance</c>: the relative-position bias of T5 (<c>relative_attention_num_buckets</c>,
     /// <c>relative_attention_max_distance</c>) and MPNet (32 buckets up to 128 in either direction, fixed in its code); 0 for none.
+    /// Gemma 3: <c>NormUnitOffset</c>, its RMSNorms scale by <c>1 + weight</c>; <c>SandwichNorms</c>, each sub-layer's output
+    /// RMS-normalized again before the residual sum (<c>post_attention_layernorm</c>, <c>post_feedforward_layernorm</c>, with
+    /// <c>pre_feedforward_layernorm</c> before the feed-forward); <c>EmbeddingScale</c>, the token embeddings times √hidden_size;
+    /// <c>SlidingWindow</c> and <c>SlidingLayers</c> (one 'S' or 'F' per layer), the layers whose queries see only the last
+    /// sliding_window keys; <c>LocalRopeTheta</c>, those layers' rotary base; <c>RopeLinearFactor</c>, the linear rope scaling
+    /// of the other (full) layers.
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -37,10 +43,17 @@ namespace TransformerGen.Generator
         bool LogitsBias = false,
         int LookupPaddingRow = -1,
         int RelativeBuckets = 0,
-        int RelativeMaxDistance = 0)
+        int RelativeMaxDistance = 0,
+        bool NormUnitOffset = false,
+        bool SandwichNorms = false,
+        float EmbeddingScale = 1f,
+        int SlidingWindow = 0,
+        string SlidingLayers = "",
+        float LocalRopeTheta = 0f,
+        float RopeLinearFactor = 1f)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
-        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14, MPNet = 15;
+        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14, MPNet = 15, Gemma3 = 16;
 
         /// <summary>Whether the family is BERT-shaped (BERT itself; RoBERTa, XLM-RoBERTa, DistilBERT and MPNet: BERT's layers under other names).</summary>
         public bool IsBertLike => Kind is Bert or Roberta or DistilBert or MPNet;
@@ -73,8 +86,11 @@ namespace TransformerGen.Generator
         /// <summary>T5's scores are not divided by √head_dim (the factor is folded into the query projection's initialization).</summary>
         public bool UnscaledScores => Kind == T5;
 
+        /// <summary>Whether layer <paramref name="layer"/> attends through Gemma 3's sliding window (and its local rotary base).</summary>
+        public bool IsSlidingLayer(int layer) => layer < SlidingLayers.Length && SlidingLayers[layer] == 'S';
+
         /// <summary>The runtime enum member's name, for generated code.</summary>
-        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", Phi3 => "Phi3", Marian => "Marian", Bart => "Bart", MBart => "MBart", M2M100 => "M2M100", NomicBert => "NomicBert", T5 => "T5", MPNet => "MPNet", _ => "Qwen2" };
+        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", Phi3 => "Phi3", Marian => "Marian", Bart => "Bart", MBart => "MBart", M2M100 => "M2M100", NomicBert => "NomicBert", T5 => "T5", MPNet => "MPNet", Gemma3 => "Gemma3", _ => "Qwen2" };
 
         public string FeedForwardName => FeedForward switch
         {

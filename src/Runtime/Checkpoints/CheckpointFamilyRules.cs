@@ -57,6 +57,7 @@ internal sealed class CheckpointFamilyRules
         CheckpointFamily.NomicBert => NomicBert,
         CheckpointFamily.T5 => T5,
         CheckpointFamily.MPNet => MPNet,
+        CheckpointFamily.Gemma3 => Gemma3,
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "not a Hugging Face checkpoint family"),
     };
 
@@ -218,6 +219,15 @@ internal sealed class CheckpointFamilyRules
         Prefix = "transformer.",
         UnusedHeads = ["decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"],
         TiedCopies = SharedTableCopies,
+    };
+
+    // Gemma3ForCausalLM: base prefix "model."; the head is the token table, whose copy older files keep as lm_head; the
+    // rotary frequencies are non-persistent buffers.
+    private static readonly CheckpointFamilyRules Gemma3 = new()
+    {
+        Family = CheckpointFamily.Gemma3,
+        Prefix = "model.",
+        TiedCopies = [new("lm_head.weight", "embed_tokens.weight")],
     };
 
     // MPNetModel (sentence-transformers' all-mpnet-base-v2 holds it bare): base prefix "mpnet."; MPNetForMaskedLM files add the

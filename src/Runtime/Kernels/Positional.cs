@@ -316,18 +316,36 @@ public static class Positional
     /// <param name="maxLen">Positions.</param>
     /// <param name="headDim">Channels per head; must be even.</param>
     /// <param name="theta">The base, config.json's <c>rope_theta</c> (1e4 Llama 2, 1e5 SmolLM2, 5e5 Llama 3, 1e6 Qwen2); positive and finite.</param>
-    public static void RotaryTables(Span<float> cos, Span<float> sin, int maxLen, int headDim, float theta)
+    public static void RotaryTables(Span<float> cos, Span<float> sin, int maxLen, int headDim, float theta) =>
+        RotaryTables(cos, sin, maxLen, headDim, theta, linearFactor: 1f);
+
+    /// <summary>
+    /// The tables of <see cref="RotaryTables(Span{float}, Span{float}, int, int, float)"/> with linear rope scaling
+    /// (<c>rope_scaling</c> <c>{"rope_type": "linear", "factor": f}</c>, Gemma 3's global layers): transformers divides each
+    /// inverse frequency by the factor, <c>inv_freq[j] = (1 / theta^((2j)/headDim)) / f</c> in float32, so positions
+    /// advance the angles f times slower.
+    /// </summary>
+    /// <param name="cos">Cosines <c>[maxLen, headDim/2]</c>, overwritten.</param>
+    /// <param name="sin">Sines <c>[maxLen, headDim/2]</c>, overwritten.</param>
+    /// <param name="maxLen">Positions.</param>
+    /// <param name="headDim">Channels per head; must be even.</param>
+    /// <param name="theta">The base; positive and finite.</param>
+    /// <param name="linearFactor">The factor f; positive and finite (1 for none).</param>
+    public static void RotaryTables(Span<float> cos, Span<float> sin, int maxLen, int headDim, float theta, float linearFactor)
     {
         SpanChecks.NonNegative(maxLen, nameof(maxLen));
         CheckHeadDim(headDim);
         if (!(theta > 0f) || float.IsPositiveInfinity(theta))
             throw new ArgumentOutOfRangeException(nameof(theta), theta, "The rotary base theta must be positive and finite.");
+        if (!(linearFactor > 0f) || float.IsPositiveInfinity(linearFactor))
+            throw new ArgumentOutOfRangeException(nameof(linearFactor), linearFactor, "The linear rope scaling factor must be positive and finite.");
         int half = headDim / 2;
         SpanChecks.Length(cos.Length, (long)maxLen * half, nameof(cos));
         SpanChecks.Length(sin.Length, (long)maxLen * half, nameof(sin));
         for (int j = 0; j < half; j++)
         {
             float inverseFrequency = 1f / MathF.Pow(theta, (float)(2 * j) / (float)headDim);
+            if (linearFactor != 1f) inverseFrequency /= linearFactor;
             for (int p = 0; p < maxLen; p++)
             {
                 float angle = (float)p * inverseFrequency;

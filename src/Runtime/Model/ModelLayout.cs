@@ -201,4 +201,10 @@ public enum CheckpointFamily
     /// <c>relative_attention_bias</c>; an optional <c>mpnet.</c> prefix.
     /// </summary>
     MPNet,
+    /// <summary>
+    /// Hugging Face Gemma 3's text model (<c>Gemma3ForCausalLM</c>, gemma-3-270m and gemma-3-1b): Llama's names with
+    /// q_norm and k_norm and the sandwich norms <c>pre_feedforward_layernorm</c> and <c>post_feedforward_layernorm</c>; the
+    /// head tied to <c>model.embed_tokens</c>.
+    /// </summary>
+    Gemma3,
 }
