@@ -89,6 +89,19 @@ public partial class ConfigTests
     }
 
     [Fact]
+    public void A_gemma3_query_pre_attn_scalar_other_than_head_dim_scales_every_attention_kernels_scores()
+    {
+        Compile(At("gemma3", Set(Gemma3, "query_pre_attn_scalar", "12")), Declared("gemma3", seqLen: 9), out string source);
+        string scale = ", scale: " + (1 / Math.Sqrt(12)).ToString("R", System.Globalization.CultureInfo.InvariantCulture)[..6];
+        // Training forward and backward and the cached inference of each of the 3 layers.
+        Assert.Equal(3 * 3, Count(source, scale));
+        Assert.Contains("scores × query_pre_attn_scalar^−½", source);
+        // The default (query_pre_attn_scalar = head_dim) passes no factor.
+        Compile(At("gemma3", Gemma3), Declared("gemma3", seqLen: 9), out string plain);
+        Assert.DoesNotContain(", scale:", plain);
+    }
+
+    [Fact]
     public void A_gemma3_window_as_long_as_the_sequence_changes_nothing_and_a_pattern_stands_for_layer_types()
     {
         string json = Set(Gemma3, "sliding_window", "9").Replace("\"layer_types\": [\"sliding_attention\", \"sliding_attention\", \"full_attention\"],", "");
@@ -99,7 +112,6 @@ public partial class ConfigTests
     }
 
     [Theory]
-    [InlineData("query_pre_attn_scalar", "12", "\"query_pre_attn_scalar\": 12 cannot be compiled")]
     [InlineData("attn_logit_softcapping", "50.0", "\"attn_logit_softcapping\": 50 cannot be compiled: logit soft-capping")]
     [InlineData("final_logit_softcapping", "30.0", "\"final_logit_softcapping\": 30 cannot be compiled: logit soft-capping")]
     [InlineData("use_bidirectional_attention", "true", "\"use_bidirectional_attention\": true cannot be compiled: bidirectional attention (EmbeddingGemma's)")]

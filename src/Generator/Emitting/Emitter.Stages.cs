@@ -294,7 +294,7 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Attention.FlashForward({Columns(V(att.Query), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
                               $"{Columns(V(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(V(att.KeysValues), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
                               $"{(att.KeyPadding ? Padding(att.KeyStream) : "default")}, {V(att.Output)}, {V(att.Statistics!)}, " +
-                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}, causal: {Bool(att.Causal)}, window: {Lit(att.Window)}{KvHeadsArgument(att)});");
+                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}, causal: {Bool(att.Causal)}, window: {Lit(att.Window)}{KvHeadsArgument(att)}{ScaleArgument(att)});");
                     break;
                 case AttentionOp att when att.IsPlainPackedSelfAttention:
                     lines.Add($"{Kernels}Attention.Forward({V(att.Query)}, {V(att.Output)}, {V(att.Probabilities!)}, {Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {h}, {hd}, causal: {Bool(att.Causal)});");
@@ -382,7 +382,7 @@ namespace TransformerGen.Generator
                               $"{Columns(V(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(V(att.KeysValues), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
                               $"{(att.KeyPadding ? Padding(att.KeyStream) : "default")}, {V(att.Output)}, {V(att.Statistics!)}, {Columns(G(att.Query), att.Query, att.QueryColumn)}, " +
                               $"{Columns(G(att.KeysValues), att.KeysValues, att.KeyColumn)}, {Columns(G(att.KeysValues), att.KeysValues, att.ValueColumn)}, " +
-                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}, causal: {Bool(att.Causal)}, window: {Lit(att.Window)}{GeneralAttentionOverwrites(att)}{KvHeadsArgument(att)});");
+                              $"{Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {Lit(_d.Length(att.KeyStream))}, {h}, {hd}, causal: {Bool(att.Causal)}, window: {Lit(att.Window)}{GeneralAttentionOverwrites(att)}{KvHeadsArgument(att)}{ScaleArgument(att)});");
                     break;
                 case AttentionOp att when att.IsPlainPackedSelfAttention:
                     lines.Add($"{Kernels}Attention.Backward({G(att.Output)}, {V(att.Query)}, {V(att.Probabilities!)}, {G(att.Query)}, {Lit(_d.Batch)}, {Lit(_d.Length(att.QueryStream))}, {h}, {hd}, causal: {Bool(att.Causal)}{OverwriteArgument("overwriteDQkv", att.Query)});");
@@ -422,13 +422,13 @@ namespace TransformerGen.Generator
         }
 
         /// <summary>
-        /// T5's and MPNet's score terms as named arguments: <c>scale: 1f</c> for unscaled scores, and the relative-position bias rows
+        /// T5's and MPNet's score terms as named arguments: <c>scale: 1f</c> for unscaled scores (Gemma 3's factor), and the relative-position bias rows
         /// (<paramref name="biasName"/>, read through <paramref name="slice"/>: the rows forward, their gradient backward) with
         /// the span they cover; nothing for the paper's attention.
         /// </summary>
         private string ScoreArguments(AttentionOp att, string biasName, System.Func<TensorDef, string> slice)
         {
-            string scale = att.Unscaled ? ", scale: 1f" : "";
+            string scale = ScaleArgument(att);
             return att.PositionBias is null ? scale : $"{scale}, {biasName}: {slice(att.PositionBias)}, biasSpan: {Lit(att.BiasSpan)}";
         }
 
@@ -476,7 +476,7 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Attention.FlashForwardSequences({Columns(I(att.Query, stage), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
                               $"{Columns(I(att.KeysValues, stage), att.KeysValues, att.KeyColumn)}, {Columns(I(att.KeysValues, stage), att.KeysValues, att.ValueColumn)}, {Lit(att.KeysValues.Width)}, " +
                               $"{(att.KeyPadding ? padding : "default")}, {I(att.Output, stage)}, lengths, {h}, {hd}" +
-                              $"{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)});");
+                              $"{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)}{ScaleArgument(att)});");
                     break;
                 case AttentionOp att when _spec.IsEncoderOnly:
                     lines.Add($"{Kernels}Attention.ForwardSequences({Columns(I(att.Query, stage), att.Query, att.QueryColumn)}, {Lit(att.Query.Width)}, " +
@@ -502,7 +502,7 @@ namespace TransformerGen.Generator
                 case AttentionOp att when att.Causal && _spec.IsDecoderOnly:
                     // The new keys and values join each sequence's cache slot, and each new query attends to its own sequence's cache.
                     lines.Add($"AttendCached({I(att.Query, stage)}, {Lit(att.Query.Width)}, {Lit(att.KeyColumn)}, {Lit(att.ValueColumn)}, {Lit(att.KeyValueWidth)}, {Lit(_plan.KeyCacheOffset(stage.Layer))}, {Lit(_plan.ValueCacheOffset(stage.Layer))}, " +
-                              $"{I(att.Output, stage)}, sequences, {h}, {hd}{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)});");
+                              $"{I(att.Output, stage)}, sequences, {h}, {hd}{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)}{ScaleArgument(att)});");
                     break;
                 case PositionalAddOp pos:
                     lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, 1, n, {c}, {position});");
@@ -596,6 +596,9 @@ namespace TransformerGen.Generator
             $"{Lit(rel.Heads)}, {Lit(rel.Span)}, bidirectional: {Bool(rel.Bidirectional)}, {Lit(rel.Buckets)}, {Lit(rel.MaxDistance)}";
 
         /// <summary>LayerNorm's eps where it is not the kernel's default 1e-5 (BERT's 1e-12).</summary>
+        /// <summary>The attention kernels' named argument for a score factor other than 1/√HeadDim (T5's 1, Gemma 3's); nothing otherwise.</summary>
+        private string ScaleArgument(AttentionOp att) => att.ScoreScale == 0f ? "" : ", scale: " + Lit(att.ScoreScale);
+
         /// <summary>The RMSNorm kernels' named argument for Gemma's scaling by 1 + weight; nothing otherwise.</summary>
         private static string UnitOffset(bool unitOffset) => unitOffset ? ", unitOffset: true" : "";
 

@@ -366,12 +366,14 @@ namespace TransformerGen.Generator
             string title = (causal ? "causal self-attention" : "self-attention") + (maskPadding ? " with padding mask" : "")
                 + (f.RelativeAttention ? (f.UnscaledScores ? ", unscaled scores" : "") + " + relative-position bias" : "")
                 + (_d.KvHeads > 0 ? $" ({_d.Heads} query heads on {_d.KeyValueHeads} key/value heads)" : "")
-                + (window > 0 ? $", sliding window of {f.SlidingWindow} keys" : "");
+                + (window > 0 ? $", sliding window of {f.SlidingWindow} keys" : "")
+                + (f.ScoreScale != 0f ? $", scores × query_pre_attn_scalar^−½" : "");
             _ops.Add(new AttentionOp(stage, title, qkv, 0, qkv, qWidth, qWidth + kvWidth, attended, probabilities, _d.Heads, _d.HeadDim,
                 stream, stream, causal, window, maskPadding)
             {
                 KvHeads = _d.KvHeads, Statistics = statistics,
-                Unscaled = f.UnscaledScores, PositionBias = f.RelativeAttention ? _relativeBias[stream] : null, BiasSpan = f.RelativeAttention ? _d.Length(stream) : 0,
+                Unscaled = f.UnscaledScores, Scale = f.ScoreScale,
+                PositionBias = f.RelativeAttention ? _relativeBias[stream] : null, BiasSpan = f.RelativeAttention ? _d.Length(stream) : 0,
             });
             (TensorDef outW, TensorDef? outB) = PackedLinear([names.Output], Name, [c], qWidth, f.OutBias, residualStd, conv1D);
             TensorDef projected = Activation(a + "attention_output", layer, c, stream, "attention_output");

@@ -188,6 +188,10 @@ namespace TransformerGen.Generator
         public int KvHeads { get; init; }
         /// <summary>T5: the scores are not divided by √HeadDim (the kernels' scale 1 instead of their default).</summary>
         public bool Unscaled { get; init; }
+        /// <summary>Gemma 3: the scores' factor query_pre_attn_scalar^−½ when it is not HeadDim^−½; 0 for the kernels' default.</summary>
+        public float Scale { get; init; }
+        /// <summary>The kernels' <c>scale</c> argument: 1 for <see cref="Unscaled"/>, <see cref="Scale"/>, or 0 for 1/√HeadDim.</summary>
+        public float ScoreScale => Unscaled ? 1f : Scale;
         /// <summary>T5: the relative-position bias rows <c>[Batch·Heads, 2·BiasSpan − 1]</c> added to the scores, or null.</summary>
         public TensorDef? PositionBias { get; init; }
         /// <summary>The positions the <see cref="PositionBias"/> rows cover: the stream's length.</summary>
@@ -198,7 +202,7 @@ namespace TransformerGen.Generator
         /// <summary>Self-attention on one packed Q|K|V tensor, with no padding or window: the kernel's fastest form.</summary>
         public bool IsPlainPackedSelfAttention =>
             ReferenceEquals(Query, KeysValues) && QueryColumn == 0 && KeyColumn == (long)Heads * HeadDim && ValueColumn == 2L * Heads * HeadDim
-            && !KeyPadding && Window == 0 && KvHeads == 0 && !Unscaled && PositionBias is null;
+            && !KeyPadding && Window == 0 && KvHeads == 0 && ScoreScale == 0f && PositionBias is null;
 
         public override IEnumerable<TensorDef> Reads
         {

@@ -464,8 +464,10 @@ namespace TransformerGen.Generator
             else if (_keys.TryGetValue("rope_scaling", out object? other) && other is not null)
                 Unsupported("rope_scaling", other, "an object with rope_type and factor is expected");
             if (Float("partial_rotary_factor") is float partial && partial != 1f) Unsupported("partial_rotary_factor", partial, "only whole-head rotation is implemented");
-            if (Float("query_pre_attn_scalar") is float scalar && scalar != headDim)
-                Unsupported("query_pre_attn_scalar", scalar, $"scores are scaled by head_dim^-1/2 here; another scale than head_dim = {headDim} is not implemented");
+            // Scores × query_pre_attn_scalar^−½ (a Python float, rounded to float32 where it multiplies the float32 scores).
+            float scalar = Float("query_pre_attn_scalar") ?? 256f, scoreScale = 0f;
+            if (!(scalar > 0f)) Unsupported("query_pre_attn_scalar", scalar, "a positive number is expected");
+            else if (scalar != headDim) scoreScale = (float)(1.0 / Math.Sqrt(scalar));
             foreach (string cap in new[] { "attn_logit_softcapping", "final_logit_softcapping" })
                 if (_keys.TryGetValue(cap, out object? value) && value is not null) Unsupported(cap, value, "logit soft-capping (Gemma 2's) is not implemented");
             RequireFlag("use_bidirectional_attention", false, "bidirectional attention (EmbeddingGemma's)");
@@ -496,7 +498,7 @@ namespace TransformerGen.Generator
                 Rotary: true, theta, QkvBias: attentionBias, OutBias: attentionBias, FfnBias: false, TypeVocab: 0, EmbeddingNorm: false,
                 QueryKeyNorm: true, LookupPaddingRow: Int("pad_token_id") ?? 0, NormUnitOffset: true, SandwichNorms: true,
                 EmbeddingScale: (float)Math.Sqrt(hidden), SlidingWindow: window, SlidingLayers: sliding.ToString(), LocalRopeTheta: localTheta,
-                RopeLinearFactor: linear);
+                RopeLinearFactor: linear, ScoreScale: scoreScale);
             return Resolve(family, EnumValues.DecoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm,
                 tied: Bool("tie_word_embeddings") ?? true, pad: DecoderPad());
         }

@@ -19,7 +19,8 @@ namespace TransformerGen.Generator
     /// <c>pre_feedforward_layernorm</c> before the feed-forward); <c>EmbeddingScale</c>, the token embeddings times √hidden_size;
     /// <c>SlidingWindow</c> and <c>SlidingLayers</c> (one 'S' or 'F' per layer), the layers whose queries see only the last
     /// sliding_window keys; <c>LocalRopeTheta</c>, those layers' rotary base; <c>RopeLinearFactor</c>, the linear rope scaling
-    /// of the other (full) layers.
+    /// of the other (full) layers; <c>ScoreScale</c>, the scores' factor query_pre_attn_scalar^−½ where it is not head_dim^−½
+    /// (0 for that default).
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -50,7 +51,8 @@ namespace TransformerGen.Generator
         int SlidingWindow = 0,
         string SlidingLayers = "",
         float LocalRopeTheta = 0f,
-        float RopeLinearFactor = 1f)
+        float RopeLinearFactor = 1f,
+        float ScoreScale = 0f)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
         public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14, MPNet = 15, Gemma3 = 16;

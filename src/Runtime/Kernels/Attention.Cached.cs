@@ -31,9 +31,10 @@ public static unsafe partial class Attention
     /// <param name="headDim">Channels per head.</param>
     /// <param name="window">0 for no window; otherwise a query sees only the keys within this distance.</param>
     /// <param name="kvHeads">Key/value heads: 0 for one per query head; otherwise a divisor of <paramref name="heads"/>.</param>
+    /// <param name="scale">Factor of the raw scores; 0 (the default) for 1/√headDim.</param>
     public static void ForwardCachedSequences(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> caches, int slotLength, int keyOffset, int valueOffset,
         Span<float> output, Span<float> scores, ReadOnlySpan<int> lengths, ReadOnlySpan<int> positions, ReadOnlySpan<int> slots,
-        int heads, int headDim, int window = 0, int kvHeads = 0)
+        int heads, int headDim, int window = 0, int kvHeads = 0, float scale = 0f)
     {
         long n = SpanChecks.Sequences(lengths, nameof(lengths), out _);
         SpanChecks.Length(positions.Length, lengths.Length, nameof(positions));
@@ -41,6 +42,7 @@ public static unsafe partial class Attention
         SpanChecks.Positive(heads, nameof(heads));
         SpanChecks.Positive(headDim, nameof(headDim));
         SpanChecks.NonNegative(window, nameof(window));
+        CheckScale(scale);
         SpanChecks.Positive(slotLength, nameof(slotLength));
         kvHeads = KvHeads(kvHeads, heads);
         int c = heads * headDim, kvC = kvHeads * headDim, count = lengths.Length, longest = 0;
@@ -69,7 +71,7 @@ public static unsafe partial class Attention
             {
                 Q = pQ, QStride = qStride, Caches = pCaches, SlotLength = slotLength, KeyOffset = keyOffset, ValueOffset = valueOffset,
                 Output = pOut, Rows = rows, Lengths = pLengths, Positions = pPositions, Slots = pSlots,
-                Heads = heads, HeadDim = headDim, KvHeads = kvHeads, Window = window,
+                Heads = heads, HeadDim = headDim, KvHeads = kvHeads, Window = window, Scale = scale,
             };
             int pairs = count * heads;
             int threads = longest <= CachedScoreFloatsOnStack ? Parallelism.ThreadsFor(flops, pairs) : 1;
@@ -88,6 +90,7 @@ public static unsafe partial class Attention
         public float* Q, Caches, Output;
         public int* Rows, Lengths, Positions, Slots;
         public int QStride, SlotLength, KeyOffset, ValueOffset, Heads, HeadDim, KvHeads, Window;
+        public float Scale;
 
         /// <summary>Pair <paramref name="item"/> = s·heads + h, with a scores row from this thread's stack.</summary>
         public readonly void Execute(int item)
@@ -103,7 +106,7 @@ public static unsafe partial class Attention
             int row = Rows[s], length = Lengths[s], position0 = Positions[s], kvC = KvHeads * HeadDim;
             float* slot = Caches + (nint)Slots[s] * SlotLength;
             ForwardPairs(Q + (nint)row * QStride, QStride, slot + KeyOffset, slot + ValueOffset, kvC, null, Output + (nint)row * Heads * HeadDim, scores,
-                saveProbabilities: false, 1, length, position0 + length, Heads, HeadDim, KvHeads, position0, causal: true, Window, ScoreTerms.Standard(HeadDim), firstHead, endHead);
+                saveProbabilities: false, 1, length, position0 + length, Heads, HeadDim, KvHeads, position0, causal: true, Window, ScoreTerms.Standard(HeadDim, Scale), firstHead, endHead);
         }
     }
 }

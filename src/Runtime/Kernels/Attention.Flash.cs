@@ -59,18 +59,20 @@ public static unsafe partial class Attention
     /// <param name="causal">Whether query i may only see keys j ≤ i.</param>
     /// <param name="window">0 for no window; otherwise query i sees only keys with |i − j| ≤ window.</param>
     /// <param name="kvHeads">Key/value heads: 0 (the default) for one per query head; otherwise a divisor of <paramref name="heads"/>.</param>
+    /// <param name="scale">Factor of the raw scores; 0 (the default) for 1/√headDim.</param>
     public static void FlashForward(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<byte> keyPadding, Span<float> output, Span<float> statistics,
-        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window = 0, int kvHeads = 0)
-        => FlashForward(q, qStride, k, v, kvStride, keyPadding, output, statistics, batch, queryLen, keyLen, heads, headDim, causal, window, kvHeads, Simd.Best);
+        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window = 0, int kvHeads = 0, float scale = 0f)
+        => FlashForward(q, qStride, k, v, kvStride, keyPadding, output, statistics, batch, queryLen, keyLen, heads, headDim, causal, window, kvHeads, Simd.Best, scale);
 
     /// <summary>The general tiled forward on a chosen instruction-set path (tests run each path the machine has).</summary>
     internal static void FlashForward(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<byte> keyPadding, Span<float> output, Span<float> statistics,
-        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window, int kvHeads, SimdPath path)
+        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window, int kvHeads, SimdPath path, float scale = 0f)
     {
         kvHeads = CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride, kvHeads);
         SpanChecks.NonNegative(window, nameof(window));
+        CheckScale(scale);
         int c = heads * headDim, kvC = kvHeads * headDim;
         SpanChecks.AtLeast(q.Length, StridedLength((long)batch * queryLen, qStride, c), nameof(q));
         SpanChecks.AtLeast(k.Length, StridedLength((long)batch * keyLen, kvStride, kvC), nameof(k));
@@ -82,7 +84,7 @@ public static unsafe partial class Attention
         fixed (float* pQ = q, pK = k, pV = v, pOut = output, pStats = statistics)
         fixed (byte* pPad = keyPadding)
         {
-            var shape = new FlashShape(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window, path);
+            var shape = new FlashShape(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window, path, scale);
             FlashForwardCore(in shape, pOut, statistics.IsEmpty ? null : pStats);
         }
     }
@@ -97,7 +99,7 @@ public static unsafe partial class Attention
     /// Self-attention of sequences laid end to end (the exact-length passes of encoder-only models), tiled: what
     /// <see cref="ForwardSequences"/> computes, without its <c>heads·L²</c> scratch. Sequence s owns the
     /// <c>lengths[s]</c> rows after those of the sequences before it, and each is computed exactly as
-    /// <see cref="FlashForward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int)"/>
+    /// <see cref="FlashForward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int, float)"/>
     /// computes it alone (the same bits), keeping no statistics. Overwrites <paramref name="output"/>.
     /// </summary>
     /// <param name="q">Queries <c>[n, qStride]</c>, n = Σ lengths; the first C = heads·headDim columns of each row are used.</param>
@@ -113,13 +115,16 @@ public static unsafe partial class Attention
     /// <param name="causal">Whether query i of a sequence may only see its keys j ≤ i.</param>
     /// <param name="window">0 for no window; otherwise query i sees only keys with |i − j| ≤ window.</param>
     /// <param name="kvHeads">Key/value heads: 0 (the default) for one per query head; otherwise a divisor of <paramref name="heads"/>.</param>
+    /// <param name="scale">Factor of the raw scores; 0 (the default) for 1/√headDim.</param>
     /// <exception cref="ArgumentOutOfRangeException">A length is below 1.</exception>
     public static void FlashForwardSequences(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
-        ReadOnlySpan<byte> keyPadding, Span<float> output, ReadOnlySpan<int> lengths, int heads, int headDim, bool causal = false, int window = 0, int kvHeads = 0)
+        ReadOnlySpan<byte> keyPadding, Span<float> output, ReadOnlySpan<int> lengths, int heads, int headDim, bool causal = false, int window = 0, int kvHeads = 0,
+        float scale = 0f)
     {
         long n = SpanChecks.Sequences(lengths, nameof(lengths), out _);
         kvHeads = CheckGeneral(1, 0, 0, heads, headDim, qStride, kvStride, kvHeads);
         SpanChecks.NonNegative(window, nameof(window));
+        CheckScale(scale);
         int c = heads * headDim, kvC = kvHeads * headDim;
         SpanChecks.AtLeast(q.Length, StridedLength(n, qStride, c), nameof(q));
         SpanChecks.AtLeast(k.Length, StridedLength(n, kvStride, kvC), nameof(k));
@@ -134,14 +139,14 @@ public static unsafe partial class Attention
             foreach (int length in lengths)
             {
                 var shape = new FlashShape(pQ + row * qStride, qStride, pK + row * kvStride, pV + row * kvStride, kvStride, keyPadding.IsEmpty ? null : pPad + row,
-                    1, length, length, heads, headDim, kvHeads, causal, window, Simd.Best);
+                    1, length, length, heads, headDim, kvHeads, causal, window, Simd.Best, scale);
                 FlashForwardCore(in shape, pOut + row * c, null);
                 row += length;
             }
         }
     }
 
-    /// <summary>Packed self-attention (<c>[batch, seqLen, 3C]</c> Q | K | V rows) through <see cref="FlashForward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int)"/>.</summary>
+    /// <summary>Packed self-attention (<c>[batch, seqLen, 3C]</c> Q | K | V rows) through <see cref="FlashForward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int, float)"/>.</summary>
     /// <param name="qkv">Packed queries, keys and values <c>[batch, seqLen, 3·heads·headDim]</c>.</param>
     /// <param name="output">Heads concatenated <c>[batch, seqLen, heads·headDim]</c>.</param>
     /// <param name="statistics">Per query row <c>[batch, heads, seqLen, 2]</c>.</param>
@@ -160,7 +165,7 @@ public static unsafe partial class Attention
 
     /// <summary>
     /// Accumulates into <paramref name="dq"/>, <paramref name="dk"/> and <paramref name="dv"/> the gradients of
-    /// <see cref="FlashForward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int)"/>,
+    /// <see cref="FlashForward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int, float)"/>,
     /// recomputing the probabilities tile by tile from the saved statistics (FlashAttention-2's backward): with
     /// <c>D_i = Σ_c dO[i,c]·O[i,c]</c>, per tile <c>P = exp((Q·Kᵀ − m)/√d)/l</c>, <c>dV += Pᵀ·dO</c>,
     /// <c>dS = P ⊙ (dO·Vᵀ − D)/√d</c>, <c>dQ += dS·K</c>, <c>dK += dSᵀ·Q</c>. The masks are those given to forward and
@@ -190,19 +195,23 @@ public static unsafe partial class Attention
     /// <param name="overwriteDq">Store the queries' gradient rather than add it (its first contribution).</param>
     /// <param name="overwriteDkv">Store the keys' and values' gradients rather than add them.</param>
     /// <param name="kvHeads">Key/value heads, as given to forward (0 for one per query head).</param>
+    /// <param name="scale">As given to forward.</param>
     public static void FlashBackward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<byte> keyPadding, ReadOnlySpan<float> output, ReadOnlySpan<float> statistics, Span<float> dq, Span<float> dk, Span<float> dv,
-        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window = 0, bool overwriteDq = false, bool overwriteDkv = false, int kvHeads = 0)
+        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window = 0, bool overwriteDq = false, bool overwriteDkv = false, int kvHeads = 0,
+        float scale = 0f)
         => FlashBackward(dOutput, q, qStride, k, v, kvStride, keyPadding, output, statistics, dq, dk, dv, batch, queryLen, keyLen, heads, headDim, causal, window,
-            overwriteDq, overwriteDkv, kvHeads, Simd.Best);
+            overwriteDq, overwriteDkv, kvHeads, Simd.Best, scale);
 
     /// <summary>The general tiled backward on a chosen instruction-set path.</summary>
     internal static void FlashBackward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int kvStride,
         ReadOnlySpan<byte> keyPadding, ReadOnlySpan<float> output, ReadOnlySpan<float> statistics, Span<float> dq, Span<float> dk, Span<float> dv,
-        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window, bool overwriteDq, bool overwriteDkv, int kvHeads, SimdPath path)
+        int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window, bool overwriteDq, bool overwriteDkv, int kvHeads, SimdPath path,
+        float scale = 0f)
     {
         kvHeads = CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride, kvHeads);
         SpanChecks.NonNegative(window, nameof(window));
+        CheckScale(scale);
         int c = heads * headDim;
         long queryRows = StridedLength((long)batch * queryLen, qStride, c), keyRows = StridedLength((long)batch * keyLen, kvStride, kvHeads * headDim);
         SpanChecks.Length(dOutput.Length, (long)batch * queryLen * c, nameof(dOutput));
@@ -219,7 +228,7 @@ public static unsafe partial class Attention
         fixed (float* pDOut = dOutput, pQ = q, pK = k, pV = v, pOut = output, pStats = statistics, pDQ = dq, pDK = dk, pDV = dv)
         fixed (byte* pPad = keyPadding)
         {
-            var shape = new FlashShape(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window, path);
+            var shape = new FlashShape(pQ, qStride, pK, pV, kvStride, keyPadding.IsEmpty ? null : pPad, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window, path, scale);
             var grads = new FlashGradients(pDOut, pOut, pStats, pDQ, pDK, pDV, overwriteDq, overwriteDkv);
             if (!FlashBackwardSplit(in shape, in grads))
                 FlashBackwardGroups(in shape, in grads, 0, batch * kvHeads);
@@ -251,7 +260,7 @@ public static unsafe partial class Attention
 
     /// <summary>
     /// The attention probabilities <c>[batch, heads, queryLen, keyLen]</c> that the stored-probabilities kernel keeps,
-    /// recomputed from the inputs and the statistics of <see cref="FlashForward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int)"/>
+    /// recomputed from the inputs and the statistics of <see cref="FlashForward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int, float)"/>
     /// (0 where masked): for attention maps asked for after a tiled forward pass. Overwrites <paramref name="probabilities"/>.
     /// </summary>
     /// <param name="q">The forward queries.</param>
@@ -269,11 +278,14 @@ public static unsafe partial class Attention
     /// <param name="causal">As given to forward.</param>
     /// <param name="window">As given to forward.</param>
     /// <param name="kvHeads">As given to forward.</param>
+    /// <param name="scale">As given to forward.</param>
     public static void FlashProbabilities(ReadOnlySpan<float> q, int qStride, ReadOnlySpan<float> k, int kvStride, ReadOnlySpan<byte> keyPadding,
-        ReadOnlySpan<float> statistics, Span<float> probabilities, int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window = 0, int kvHeads = 0)
+        ReadOnlySpan<float> statistics, Span<float> probabilities, int batch, int queryLen, int keyLen, int heads, int headDim, bool causal, int window = 0, int kvHeads = 0,
+        float scale = 0f)
     {
         kvHeads = CheckGeneral(batch, queryLen, keyLen, heads, headDim, qStride, kvStride, kvHeads);
         SpanChecks.NonNegative(window, nameof(window));
+        CheckScale(scale);
         SpanChecks.AtLeast(q.Length, StridedLength((long)batch * queryLen, qStride, heads * headDim), nameof(q));
         SpanChecks.AtLeast(k.Length, StridedLength((long)batch * keyLen, kvStride, kvHeads * headDim), nameof(k));
         SpanChecks.LengthOrEmpty(keyPadding.Length, (long)batch * keyLen, nameof(keyPadding));
@@ -284,7 +296,7 @@ public static unsafe partial class Attention
         fixed (byte* pPad = keyPadding)
         {
             SimdPath path = Simd.Best;
-            var shape = new FlashShape(pQ, qStride, pK, null, kvStride, keyPadding.IsEmpty ? null : pPad, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window, path);
+            var shape = new FlashShape(pQ, qStride, pK, null, kvStride, keyPadding.IsEmpty ? null : pPad, batch, queryLen, keyLen, heads, headDim, kvHeads, causal, window, path, scale);
             for (int pair = 0; pair < batch * heads; pair++)
             {
                 int b = pair / heads, h = pair - b * heads;
@@ -328,14 +340,14 @@ public static unsafe partial class Attention
         public readonly SimdPath Path;
 
         public FlashShape(float* q, int qStride, float* k, float* v, int kvStride, byte* keyPadding, int batch, int queryLen, int keyLen, int heads, int headDim, int kvHeads, bool causal, int window,
-            SimdPath path)
+            SimdPath path, float scale)
         {
             Path = path;
             Q = q; QStride = qStride; K = k; V = v; KvStride = kvStride; KeyPadding = keyPadding;
             Batch = batch; QueryLen = queryLen; KeyLen = keyLen; Heads = heads; HeadDim = headDim; KvHeads = kvHeads; Causal = causal; Window = window;
             QueryRows = window > 0 ? Math.Clamp(window & ~3, 4, FlashQueryRows) : FlashQueryRows;
             TilesPerPair = (queryLen + QueryRows - 1) / QueryRows;
-            Scale = 1f / MathF.Sqrt(headDim);
+            Scale = scale == 0f ? 1f / MathF.Sqrt(headDim) : scale;
         }
 
         public int ForwardTiles => Batch * Heads * TilesPerPair;

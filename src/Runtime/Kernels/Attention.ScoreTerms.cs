@@ -24,8 +24,8 @@ public static unsafe partial class Attention
         public readonly int Span = span;
         public readonly int Heads = heads;
 
-        /// <summary>The paper's scaling by 1/√headDim, no bias.</summary>
-        public static ScoreTerms Standard(int headDim) => new(1f / MathF.Sqrt(headDim), null, 0, 0);
+        /// <summary>The paper's scaling by 1/√headDim, or the given <paramref name="scale"/> when it is not 0; no bias.</summary>
+        public static ScoreTerms Standard(int headDim, float scale = 0f) => new(scale == 0f ? 1f / MathF.Sqrt(headDim) : scale, null, 0, 0);
 
         /// <summary>Floats of one (sequence, head) row of the bias.</summary>
         public int RowLength => 2 * Span - 1;
@@ -69,12 +69,18 @@ public static unsafe partial class Attention
         }
     }
 
+    /// <summary>Refuses a score factor that is negative, infinite or not a number (0 stands for 1/√headDim).</summary>
+    private static void CheckScale(float scale, string name = "scale")
+    {
+        if (!float.IsFinite(scale) || scale < 0f)
+            throw new ArgumentOutOfRangeException(name, scale, $"{name} must be a positive finite factor, or 0 for 1/√headDim.");
+    }
+
     /// <summary>The score terms of a public call: its scale (0 for 1/√headDim) and its bias, checked against the sizes.</summary>
     private static ScoreTerms Terms(float scale, int headDim, float* bias, int biasLength, int biasSpan, int batch, int heads, long lastPosition, int keyLen,
         string scaleName, string biasName, string spanName)
     {
-        if (!float.IsFinite(scale) || scale < 0f)
-            throw new ArgumentOutOfRangeException(scaleName, scale, $"{scaleName} must be a positive finite factor, or 0 for 1/√headDim.");
+        CheckScale(scale, scaleName);
         float s = scale == 0f ? 1f / MathF.Sqrt(headDim) : scale;
         if (biasLength == 0) return new ScoreTerms(s, null, 0, 0);
         // Every (query position, key) pair must find its offset inside a row: |j − i| ≤ span − 1.

@@ -320,8 +320,9 @@ public abstract class LanguageModel : TransformerModel
     /// <param name="headDim">Channels per head.</param>
     /// <param name="window">0 for no window; otherwise a query sees only the keys within this distance.</param>
     /// <param name="kvHeads">Key/value heads (grouped-query attention), or 0 for one per query head.</param>
+    /// <param name="scale">Factor of the raw scores; 0 for 1/√headDim.</param>
     protected void AttendCached(ReadOnlySpan<float> qkv, int rowStride, int keyColumn, int valueColumn, int width, int keyOffset, int valueOffset,
-        Span<float> output, CachedSequences sequences, int heads, int headDim, int window = 0, int kvHeads = 0)
+        Span<float> output, CachedSequences sequences, int heads, int headDim, int window = 0, int kvHeads = 0, float scale = 0f)
     {
         Span<float> cache = KeyValueBuffer;
         int row = 0;
@@ -337,7 +338,7 @@ public abstract class LanguageModel : TransformerModel
             }
         }
         Kernels.Attention.ForwardCachedSequences(qkv, rowStride, cache, _slotLength, keyOffset, valueOffset, output, ScoreBuffer,
-            sequences.Lengths, sequences.Positions, sequences.Slots, heads, headDim, window, kvHeads);
+            sequences.Lengths, sequences.Positions, sequences.Slots, heads, headDim, window, kvHeads, scale);
     }
 
     /// <summary>
