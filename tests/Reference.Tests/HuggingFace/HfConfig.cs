@@ -5,8 +5,8 @@ using System.Text.Json.Nodes;
 
 namespace TransformerGen.Reference.Tests.HuggingFace;
 
-/// <summary>The forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3, Marian's and T5's encoder–decoders, NomicBERT from its hub code, and MPNet); Qwen2 runs as Llama.</summary>
-internal enum HfFamily { Gpt2, Bert, Llama, Marian, NomicBert, T5, MPNet }
+/// <summary>The forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3, Marian's and T5's encoder–decoders, NomicBERT from its hub code, MPNet, and Gemma 3's text model); Qwen2 runs as Llama.</summary>
+internal enum HfFamily { Gpt2, Bert, Llama, Marian, NomicBert, T5, MPNet, Gemma3 }
 
 /// <summary>What a BERT-like checkpoint holds on top of the encoder: nothing (<c>BertModel</c>), a sequence classifier or a token classifier.</summary>
 internal enum HfEncoderHead { None, SequenceClassification, TokenClassification }
@@ -106,8 +106,24 @@ internal sealed record HfConfig
     /// <summary>T5 <c>relative_attention_max_distance</c> (MPNet: 128, fixed): distances from here on share the last bucket.</summary>
     public int RelativeMaxDistance { get; init; }
 
+    // Gemma 3 (gemma3_text): QueryKeyNorm, ScaleEmbedding (by √hidden) and RopeTheta (the global layers' θ) as above,
+    // QkvBias and OutputBias both attention_bias, Activation hidden_activation.
+    /// <summary>Gemma 3 <c>query_pre_attn_scalar</c>: attention scores are multiplied by its −½ power (not head_dim's).</summary>
+    public double QueryPreAttnScalar { get; init; }
+    /// <summary>Gemma 3 <c>rope_local_base_freq</c>: θ of the sliding layers' rotary table, which is never scaled.</summary>
+    public double RopeLocalTheta { get; init; }
+    /// <summary>
+    /// Gemma 3 <c>rope_scaling</c> <c>{"rope_type": "linear", "factor": f}</c>: the global layers' inverse frequencies
+    /// divided by f (positions read as p / f); 1 without scaling.
+    /// </summary>
+    public double RopeLinearFactor { get; init; } = 1.0;
+    /// <summary>Gemma 3 <c>sliding_window</c>: on a sliding layer, key j is visible from query i iff 0 ≤ i − j &lt; window.</summary>
+    public int SlidingWindow { get; init; }
+    /// <summary>Gemma 3, one per layer: true for <c>"sliding_attention"</c>, false for <c>"full_attention"</c>.</summary>
+    public bool[] SlidingLayers { get; init; } = [];
+
     /// <summary>A decoder-only language model (an encoder–decoder has its own entry points).</summary>
-    public bool IsDecoder => Family is HfFamily.Gpt2 or HfFamily.Llama;
+    public bool IsDecoder => Family is HfFamily.Gpt2 or HfFamily.Llama or HfFamily.Gemma3;
 
     public static HfConfig Read(string path)
     {
@@ -130,6 +146,7 @@ internal sealed record HfConfig
             "nomic_bert" => NomicBert(json),
             "t5" or "mt5" => T5(json, modelType),
             "mpnet" => MPNet(json),
+            "gemma3_text" => Gemma3(json),
             _ => throw new NotSupportedException($"model_type '{modelType}' has no reference here"),
         };
     }
@@ -490,6 +507,84 @@ internal sealed record HfConfig
             EosTokenId = Int(json, "eos_token_id") ?? 2,
             RelativeBuckets = buckets,
             RelativeMaxDistance = 128,
+        };
+    }
+
+    // configuration_gemma3.py (Gemma3TextConfig): vocab 262208, hidden 2304, intermediate 9216, 26 layers of 8 heads on
+    // 4 key/value heads, head_dim 256 (not hidden/heads), gelu_pytorch_tanh, 131072 positions, ε 1e-6, pad 0, eos 1,
+    // bos 2, tied, no attention bias, θ 1e6 for the global layers and rope_local_base_freq 1e4 for the sliding ones,
+    // query_pre_attn_scalar 256, sliding_window 4096, rope_scaling and both softcappings null. rope_scaling applies to the
+    // global table only (the local one is built from a copy of the config with the default rope). Without layer_types,
+    // layer i slides unless i + 1 is a multiple of the sliding_window_pattern kwarg (default 6); the constructor reads
+    // that key after PretrainedConfig has stored the file's keys, so a saved "_sliding_window_pattern" never decides.
+    // Not implemented, so refused: the softcappings, use_bidirectional_attention, rope types other than linear.
+    private static HfConfig Gemma3(JsonObject json)
+    {
+        if (json["final_logit_softcapping"] is JsonNode) throw new NotSupportedException("Gemma final_logit_softcapping is not implemented");
+        if (json["attn_logit_softcapping"] is JsonNode) throw new NotSupportedException("Gemma attn_logit_softcapping is not implemented");
+        if (Bool(json, "use_bidirectional_attention") == true) throw new NotSupportedException("Gemma 3 bidirectional attention (EmbeddingGemma) is not implemented");
+        if (json["rope_parameters"] is JsonNode) throw new NotSupportedException("rope_parameters (per layer type) is not implemented; rope_theta, rope_local_base_freq and rope_scaling are");
+        if (Double(json, "partial_rotary_factor") is double partial && partial != 1.0) throw new NotSupportedException("partial_rotary_factor is not implemented");
+        double factor = 1.0;
+        if (json["rope_scaling"] is JsonObject scaling)
+        {
+            string type = String(scaling, "rope_type") ?? String(scaling, "type") ?? "default";
+            if (type == "linear") factor = Double(scaling, "factor") ?? throw new InvalidDataException("linear rope_scaling without a factor");
+            else if (type != "default") throw new NotSupportedException($"rope_type '{type}' is not implemented (only linear)");
+            if (factor < 1.0) throw new InvalidDataException($"linear rope_scaling factor {factor} is below 1");
+        }
+        int layers = Int(json, "num_hidden_layers") ?? 26, heads = Int(json, "num_attention_heads") ?? 8;
+        bool[] sliding;
+        if (json["layer_types"] is JsonArray types)
+        {
+            sliding = types.Select(t => t?.GetValue<string>() switch
+            {
+                "sliding_attention" => true,
+                "full_attention" => false,
+                string other => throw new InvalidDataException($"layer type '{other}' is not sliding_attention or full_attention"),
+                null => throw new InvalidDataException("a null layer type"),
+            }).ToArray();
+            if (sliding.Length != layers) throw new InvalidDataException($"{sliding.Length} layer_types for {layers} layers");
+        }
+        else
+        {
+            int pattern = Int(json, "sliding_window_pattern") ?? 6;
+            if (pattern < 1) throw new InvalidDataException($"sliding_window_pattern {pattern}");
+            sliding = Enumerable.Range(0, layers).Select(i => (i + 1) % pattern != 0).ToArray();
+        }
+        int? window = Int(json, "sliding_window") ?? (json.ContainsKey("sliding_window") ? null : 4096);
+        if (window is null && sliding.Contains(true)) throw new InvalidDataException("sliding layers without a sliding_window");
+        if (window is < 1) throw new InvalidDataException($"sliding_window {window}");
+        bool bias = Bool(json, "attention_bias") ?? false;
+        return new HfConfig
+        {
+            ModelType = "gemma3_text",
+            Family = HfFamily.Gemma3,
+            VocabSize = Int(json, "vocab_size") ?? 262208,
+            HiddenSize = Int(json, "hidden_size") ?? 2304,
+            Layers = layers,
+            Heads = heads,
+            KeyValueHeads = Int(json, "num_key_value_heads") ?? 4,
+            HeadDim = Int(json, "head_dim") ?? 256,
+            IntermediateSize = Int(json, "intermediate_size") ?? 9216,
+            MaxPositions = Int(json, "max_position_embeddings") ?? 131072,
+            Activation = String(json, "hidden_activation") ?? "gelu_pytorch_tanh",
+            NormEps = Double(json, "rms_norm_eps") ?? 1e-6,
+            TieWordEmbeddings = Bool(json, "tie_word_embeddings") ?? true,
+            // Gemma3TextScaledWordEmbedding(vocab, hidden, padding_idx = pad_token_id, embed_scale = √hidden).
+            PadTokenId = Int(json, "pad_token_id") ?? 0,
+            // gemma-3-1b-it lists two ends of turn ([1, 106]): the first stands for them here.
+            EosTokenId = json["eos_token_id"] is JsonArray ends ? ends[0]!.GetValue<int>() : Int(json, "eos_token_id") ?? 1,
+            ScaleEmbedding = true,
+            QueryKeyNorm = true,
+            QkvBias = bias,
+            OutputBias = bias,
+            RopeTheta = Double(json, "rope_theta") ?? 1_000_000.0,
+            RopeLocalTheta = Double(json, "rope_local_base_freq") ?? 10_000.0,
+            RopeLinearFactor = factor,
+            QueryPreAttnScalar = Double(json, "query_pre_attn_scalar") ?? 256,
+            SlidingWindow = window ?? 0,
+            SlidingLayers = sliding,
         };
     }
 

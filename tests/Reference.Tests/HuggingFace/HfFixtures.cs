@@ -30,6 +30,12 @@ public static class HfFixtures
     /// <summary>The MPNet sentence encoder (sentence-transformers/all-mpnet-base-v2 in small), kept apart: relative position buckets on top of BERT's layers.</summary>
     public const string MPNet = "mpnet";
 
+    /// <summary>
+    /// Gemma3ForCausalLM (google/gemma-3-270m / gemma-3-1b-it in small, with gemma-3-4b's linear rope scaling), kept apart:
+    /// no compiled model is built from it yet, and its sliding and global layers differ from the other decoders'.
+    /// </summary>
+    public const string Gemma3 = "gemma3";
+
     /// <summary>The full path of <c>Configs/<paramref name="name"/>/config.json</c>.</summary>
     public static string ConfigPath(string name) => Path.Combine(ConfigsFolder(), name, "config.json");
 

@@ -19,7 +19,7 @@ public enum HfDtype { F32, F16, BF16 }
 /// </param>
 /// <param name="Prefix">
 /// The non-canonical naming: GPT-2 <c>transformer.</c> and BERT <c>bert.</c> added to every name (not to
-/// <c>lm_head.weight</c>); for Llama/Qwen2 <c>model.</c> removed. MPNet: MPNetForMaskedLM's layout, <c>mpnet.</c> added to
+/// <c>lm_head.weight</c>); for Llama/Qwen2 and Gemma 3 <c>model.</c> removed. MPNet: MPNetForMaskedLM's layout, <c>mpnet.</c> added to
 /// every name and no pooler (its <c>lm_head</c> with <c>IncludeUnusedHeads</c>).
 /// </param>
 /// <param name="LegacyGammaBeta">BERT only: LayerNorm <c>.gamma</c>/<c>.beta</c> for <c>.weight</c>/<c>.bias</c> (TF-converted files).</param>
@@ -59,13 +59,13 @@ public sealed record HfWriteOptions(HfDtype Dtype = HfDtype.F32, bool Prefix = f
 /// <para>
 /// Families: <c>gpt2</c> (GPT2LMHeadModel), <c>bert</c> (BertModel + sentence-transformers mean pooling and Normalize),
 /// <c>llama</c> and <c>qwen2</c> (…ForCausalLM), <c>marian</c> (MarianMTModel, in HfReference.Marian.cs), <c>t5</c> and
-/// <c>mt5</c> (T5ForConditionalGeneration, HfT5.cs, with Marian's entry points and HfReference.T5.cs), <c>nomic_bert</c> (NomicBertModel + mean pooling and Normalize, in HfNomicBert.cs), <c>mpnet</c> (MPNetModel + mean pooling and Normalize, in HfMPNet.cs). The formulas are MODEL_FAMILIES.md's, written out independently of the
+/// <c>mt5</c> (T5ForConditionalGeneration, HfT5.cs, with Marian's entry points and HfReference.T5.cs), <c>nomic_bert</c> (NomicBertModel + mean pooling and Normalize, in HfNomicBert.cs), <c>mpnet</c> (MPNetModel + mean pooling and Normalize, in HfMPNet.cs), <c>gemma3_text</c> (Gemma3ForCausalLM, in HfGemma3.cs, with the decoders' entry points). The formulas are MODEL_FAMILIES.md's, written out independently of the
 /// generated models' kernels.
 /// </para>
 /// <para>
 /// Names are canonical (no prefix): GPT-2 <c>wte.weight</c>, <c>h.{i}.attn.c_attn.weight</c>, …, <c>ln_f.*</c>; BERT
 /// <c>embeddings.*</c>, <c>encoder.layer.{i}.*</c>; Llama/Qwen2 <c>model.embed_tokens.weight</c>, <c>model.layers.{i}.*</c>,
-/// <c>model.norm.weight</c>, <c>lm_head.weight</c> (untied only). Shapes are the file's (GPT-2 Conv1D <c>[in, out]</c>).
+/// <c>model.norm.weight</c>, <c>lm_head.weight</c> (untied only); Gemma 3 likewise, with <c>q_norm</c>/<c>k_norm</c> and four norms a layer. Shapes are the file's (GPT-2 Conv1D <c>[in, out]</c>).
 /// </para>
 /// <para>
 /// Arrays are row-major; tokens and masks are <c>[batch·seqLen]</c>. Positions are 0 … seqLen − 1 whatever the padding
@@ -99,6 +99,7 @@ public sealed partial class HfReference : IDisposable
             HfFamily.NomicBert => new HfNomicBert(config, seed, dtype),
             HfFamily.T5 => new HfT5(config, seed, dtype),
             HfFamily.MPNet => new HfMPNet(config, seed, dtype),
+            HfFamily.Gemma3 => new HfGemma3(config, seed, dtype),
             _ => throw new NotSupportedException(config.ModelType),
         };
         return new HfReference(model, Path.GetFullPath(configPath));
@@ -398,8 +399,8 @@ public sealed partial class HfReference : IDisposable
     {
         if (tokens.Length != batch * seqLen) throw new ArgumentException($"{tokens.Length} tokens for {batch}×{seqLen}");
         if (tokens.Any(t => t < 0 || t >= _model.Config.VocabSize)) throw new ArgumentException($"a token is outside [0, {_model.Config.VocabSize})");
-        // Llama's rotary and T5's relative positions have no table to run out of.
-        if (_model.Config.Family is not (HfFamily.Llama or HfFamily.T5) && seqLen > _model.Config.MaxPositions)
+        // Llama's and Gemma 3's rotary and T5's relative positions have no table to run out of.
+        if (_model.Config.Family is not (HfFamily.Llama or HfFamily.Gemma3 or HfFamily.T5) && seqLen > _model.Config.MaxPositions)
             throw new ArgumentException($"{seqLen} positions, the model has {_model.Config.MaxPositions}");
         return tensor(tokens.Select(t => (long)t).ToArray(), new long[] { batch, seqLen });
     }

@@ -25,6 +25,8 @@ internal enum HfInit
     NormWeight,
     /// <summary>0.05·N(0, 1).</summary>
     Bias,
+    /// <summary>0.1·N(0, 1): a norm weight w read as 1 + w (Gemma's RMSNorm, whose weights start at zero).</summary>
+    NormOffset,
 }
 
 /// <summary>
@@ -127,6 +129,7 @@ internal abstract class HfTorchModel : IDisposable
             HfInit.Embedding => noise * 0.5,
             HfInit.NormWeight => 1.0 + 0.1 * noise,
             HfInit.Bias => 0.05 * noise,
+            HfInit.NormOffset => 0.1 * noise,
             _ => throw new ArgumentOutOfRangeException(nameof(init)),
         };
     }
