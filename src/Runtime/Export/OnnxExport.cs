@@ -55,9 +55,9 @@ public sealed class OnnxExportOptions
 {
     /// <summary>
     /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, RoBERTa, DistilBERT, MPNet, Llama, Qwen2, Qwen3, Phi-3;
-    /// Marian, BART, mBART, M2M100, T5/Flan-T5/mT5) was compiled from: its norm epsilon, activation, head counts, rotary base, embedding scale and T5's
-    /// relative-position buckets are not in the parameter table. Unused for this project's own models,
-    /// whose <c>[TransformerModel]</c> attribute says all of it.
+    /// Marian, BART, mBART, M2M100, T5/Flan-T5/mT5) was compiled from: its norm epsilon, activation, head counts, rotary base,
+    /// embedding scale and T5's relative-position buckets are not in the parameter table. Unused for this project's own
+    /// models, whose <c>[TransformerModel]</c> attribute says all of it.
     /// </summary>
     public string? Config { get; init; }
 
@@ -157,8 +157,8 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
 /// <para>Inputs are <c>input_ids</c> and <c>attention_mask</c> (int64 <c>[batch, sequence]</c>, 1 for a real token and 0 for
 /// padding, which is masked as keys in attention and left out of mean pooling, as the model masks its padding id), and for
 /// BERT also <c>token_type_ids</c>. Positions are 0, 1, … in every row, as in the model (RoBERTa's and MPNet's table rows
-/// from the one after the padding id's, which is transformers' numbering when padding follows the tokens). A decoder outputs <c>logits</c>
-/// <c>[batch, sequence, vocab]</c> (no key/value cache: every position is computed); an encoder outputs
+/// from the one after the padding id's, which is transformers' numbering when padding follows the tokens). A decoder
+/// outputs <c>logits</c> <c>[batch, sequence, vocab]</c> (no key/value cache: every position is computed); an encoder outputs
 /// <c>last_hidden_state</c> and, by its head, <c>sentence_embedding</c> <c>[batch, DModel]</c> (mean over unmasked positions,
 /// L2-normalized), or class <c>logits</c> <c>[batch, classes]</c> (first token or mean) or <c>[batch, sequence, classes]</c>
 /// (tagging).</para>
