@@ -35,12 +35,13 @@ internal static class Bench
         model.PackWeights(); // reading Parameters unpacked the panels
     }
 
-    /// <summary>Random ids in [1, vocab): no padding.</summary>
-    public static int[] Tokens(int count, int vocab)
+    /// <summary>Random ids in [1, vocab) other than <paramref name="padToken"/> (MPNet's is 1): no padding.</summary>
+    public static int[] Tokens(int count, int vocab, int padToken = -1)
     {
         var rng = new Rng(Seed + 2);
         var ids = new int[count];
-        for (int i = 0; i < ids.Length; i++) ids[i] = 1 + rng.NextInt(vocab - 1);
+        for (int i = 0; i < ids.Length; i++)
+            do ids[i] = 1 + rng.NextInt(vocab - 1); while (ids[i] == padToken);
         return ids;
     }
 

@@ -4,7 +4,7 @@ using BenchmarkDotNet.Attributes;
 namespace TransformerGen.Onnx.Bench;
 
 /// <summary>
-/// all-MiniLM-L6-v2's sentence embeddings of a batch of 128-token sentences: ours (<c>Predict</c> on an inference instance)
+/// Sentence embeddings of a batch of 128-token sentences (all-MiniLM-L6-v2's shape, all-mpnet-base-v2's): ours (<c>Predict</c> on an inference instance)
 /// against ONNX Runtime 1.32.0 on our model's ONNX export (the same weights), fp32, and with 8-bit weights (our export's
 /// <see cref="OnnxWeightFormat.Int8Blocks"/>: MatMulNBits, blocks of 32, accuracy level 4, so ORT quantizes the activations
 /// to int8 per block), and ours with 8-bit weights (<see cref="WeightType.Int8"/>: the same blocks of 32, the 128-row
@@ -25,11 +25,14 @@ public abstract class EncoderBenchmarks<TModel> where TModel : EncoderModel
 
     protected abstract TModel CreateModel(WeightType weights);
 
+    /// <summary>The folder of the model's config under <c>models/</c>, which the export reads again.</summary>
+    protected abstract string ConfigName { get; }
+
     private TModel Ours(out float[] embeddings, WeightType weights = WeightType.Float32)
     {
         TModel model = CreateModel(weights);
         Bench.PerturbVectors(model);
-        _tokens = Bench.Tokens(model.Layout.TokensPerStep, model.Layout.Vocab);
+        _tokens = Bench.Tokens(model.Layout.TokensPerStep, model.Layout.Vocab, model.Layout.PadToken);
         embeddings = model.Predict(_tokens).ToArray();
         return model;
     }
@@ -39,7 +42,7 @@ public abstract class EncoderBenchmarks<TModel> where TModel : EncoderModel
         Parallelism.ThreadCount = Threads;
         TModel model = Ours(out float[] ours);
         ModelLayout layout = model.Layout;
-        string path = Bench.Export(model, Bench.Config("all-MiniLM-L6-v2"), format);
+        string path = Bench.Export(model, Bench.Config(ConfigName), format);
         _ort = new OrtRunner(path, Threads, layout.Batch, layout.SeqLen, _tokens, "sentence_embedding", [layout.Batch, ours.Length / layout.Batch]);
         double error = Bench.RelativeMax(ours, _ort.Run());
         Console.WriteLine($"// {typeof(TModel).Name} {format}: ONNX Runtime's embeddings differ from ours by {error:E2} of the largest");
@@ -107,10 +110,22 @@ public abstract class EncoderBenchmarks<TModel> where TModel : EncoderModel
 public class MiniLmBatch1Encode : EncoderBenchmarks<MiniLmBatch1>
 {
     protected override MiniLmBatch1 CreateModel(WeightType weights) => MiniLmBatch1.ForInference(Bench.Seed, weights);
+
+    protected override string ConfigName => "all-MiniLM-L6-v2";
 }
 
 /// <summary>all-MiniLM-L6-v2, 8 sentences of 128 tokens.</summary>
 public class MiniLmBatch8Encode : EncoderBenchmarks<MiniLmBatch8>
 {
     protected override MiniLmBatch8 CreateModel(WeightType weights) => MiniLmBatch8.ForInference(Bench.Seed, weights);
+
+    protected override string ConfigName => "all-MiniLM-L6-v2";
+}
+
+/// <summary>all-mpnet-base-v2, 8 sentences of 128 tokens (no padding; ids other than MPNet's padding id 1).</summary>
+public class MPNetBatch8Encode : EncoderBenchmarks<MPNetBatch8>
+{
+    protected override MPNetBatch8 CreateModel(WeightType weights) => MPNetBatch8.ForInference(Bench.Seed, weights);
+
+    protected override string ConfigName => "all-mpnet-base-v2";
 }

@@ -13,6 +13,13 @@ public partial class MiniLmBatch1 { }
 [TransformerModel(Config = "../Model.Bench/models/all-MiniLM-L6-v2/config.json", SeqLen = 128, Batch = 8, Head = EncoderHead.SentenceEmbedding)]
 public partial class MiniLmBatch8 { }
 
+/// <summary>
+/// all-mpnet-base-v2 (MPNet: 12 layers, 768 wide, 12 heads, one relative-position bias for the encoder), 8 sentences of 128
+/// tokens.
+/// </summary>
+[TransformerModel(Config = "../Model.Bench/models/all-mpnet-base-v2/config.json", SeqLen = 128, Batch = 8, Head = EncoderHead.SentenceEmbedding)]
+public partial class MPNetBatch8 { }
+
 /// <summary>SmolLM2-135M (Llama: 30 layers, 576 wide, grouped-query attention 9/3, tied head), a prompt of 128 tokens.</summary>
 [TransformerModel(Config = "../Model.Bench/models/SmolLM2-135M/config.json", SeqLen = 128, Batch = 1)]
 public partial class SmolLm2Prefill { }

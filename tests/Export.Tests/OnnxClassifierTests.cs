@@ -8,13 +8,15 @@ public sealed partial class OnnxExportTests
 {
     /// <summary>
     /// Fine-tuned Hugging Face classifiers (BERT's pooler and classifier, BERT's token classifier, RoBERTa's classification
-    /// head): ORT's logits of a padded batch equal ours (real tokens only for the tagger).
+    /// head, MPNet's, which is RoBERTa's over MPNet's encoder): ORT's logits of a padded batch equal ours (real tokens only for
+    /// the tagger).
     /// </summary>
     [Theory]
     [InlineData("bert-classifier")]
     [InlineData("bert-tagger")]
     [InlineData("roberta-classifier")]
     [InlineData("distilbert-classifier")]
+    [InlineData("mpnet-classifier")]
     public void BertClassifiersMatchOurs(string name)
     {
         EncoderModel model = name switch
@@ -22,6 +24,7 @@ public sealed partial class OnnxExportTests
             "bert-classifier" => new OnnxBertClassifier(1),
             "bert-tagger" => new OnnxBertTagger(1),
             "distilbert-classifier" => new OnnxDistilBertClassifier(1),
+            "mpnet-classifier" => new OnnxMPNetClassifier(1),
             _ => new OnnxRobertaClassifier(1),
         };
         Weights.Randomize(model, seed: 11);

@@ -125,3 +125,16 @@ public partial class OnnxT5 { }
 
 [TransformerModel(Config = "HuggingFace/Configs/flan-t5/config.json", SeqLen = 27, TargetSeqLen = 26, Batch = 2)]
 public partial class OnnxFlanT5 { }
+
+// MPNet (the reference tests' fixture, all-mpnet-base-v2's shape in small): learned positions after the padding id 1, no
+// token types, and one relative-position table for the encoder whose bias every layer adds to its scaled scores. 40
+// positions reach distances past the 8 exact buckets (up to 39: logarithmic ones); the classifier is RoBERTa's head.
+[TransformerModel(Config = "HuggingFace/Configs/mpnet/config.json", SeqLen = 40, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class OnnxMPNet { }
+
+[TransformerModel(Config = "Export.Tests/Configs/mpnet-classifier/config.json", SeqLen = 20, Batch = 3)]
+public partial class OnnxMPNetClassifier { }
+
+// NomicBERT, whose export is not built: it must be refused, not written wrong.
+[TransformerModel(Config = "HuggingFace/Configs/nomic-bert/config.json", SeqLen = 9, Batch = 2, Head = EncoderHead.SentenceEmbedding)]
+public partial class OnnxNomicBert { }

@@ -15,7 +15,7 @@ internal static class Weights
     public static void Randomize(TransformerModel model, ulong seed)
     {
         var rng = new Rng(seed);
-        // T5's heads: the columns of a relative-position table [buckets, heads] (no other model has one).
+        // T5's heads: the columns of a relative-position table [buckets, heads] (MPNet has one too, but no T5 queries to scale).
         int t5Heads = 0;
         foreach (ParameterTensor t in model.ParameterTensors)
             if (t.Name.EndsWith("relative_attention_bias.weight", StringComparison.Ordinal)) t5Heads = t.Shape[1];

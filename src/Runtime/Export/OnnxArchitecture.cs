@@ -9,9 +9,11 @@ namespace TransformerGen;
 
 /// <summary>
 /// How positions enter an exported model: a learned table, sinusoids (the paper's interleaved ones; Marian's split ones, sin
-/// in the first half of the channels and cos in the second; fairseq's, M2M100's), a rotation of queries and keys, or T5's
-/// relative-position bias (<see cref="Relative"/>: nothing added to the embeddings, a learned scalar per head and bucket of
-/// key − query distances added to each self-attention's scores).
+/// in the first half of the channels and cos in the second; fairseq's, M2M100's), a rotation of queries and keys, or only
+/// T5's relative-position bias (<see cref="Relative"/>: nothing added to the embeddings, a learned scalar per head and bucket
+/// of key − query distances added to each self-attention's scores). The bias itself is
+/// <see cref="OnnxArchitecture.RelativeAttentionBias"/>, which a model may also have beside absolute positions (MPNet's
+/// learned table).
 /// </summary>
 internal enum OnnxPositions { Learned, Sinusoidal, SinusoidalSplit, SinusoidalFairseq, RotaryInterleaved, RotaryHalf, Relative }
 
@@ -124,8 +126,11 @@ internal sealed class OnnxArchitecture
     /// </summary>
     public bool UnscaledScores { get; init; }
     /// <summary>
-    /// The (encoder's, or the only stack's) relative-position table <c>[buckets, heads]</c> with <see cref="OnnxPositions.Relative"/>:
-    /// T5's <c>block.0.layer.0.SelfAttention.relative_attention_bias</c>, bidirectional buckets in the encoder.
+    /// The (encoder's, or the only stack's) relative-position table <c>[buckets, heads]</c>, whose rows by the bucket of each
+    /// key − query distance are added to every self-attention's scores (after the 1/√headDim, when the scores are scaled):
+    /// T5's <c>block.0.layer.0.SelfAttention.relative_attention_bias</c> (<see cref="OnnxPositions.Relative"/>, no other
+    /// positions) and MPNet's <c>encoder.relative_attention_bias</c> (beside its learned positions), bidirectional buckets in
+    /// an encoder. Null for a model without one.
     /// </summary>
     public ParameterTensor? RelativeAttentionBias { get; init; }
     /// <summary>The relative-position tables' buckets (<c>relative_attention_num_buckets</c>).</summary>
@@ -302,7 +307,7 @@ internal sealed class OnnxArchitecture
 
     private static OnnxArchitecture Family(ModelLayout layout, TransformerModelAttribute d, TensorTable table, string configPath)
     {
-        if (layout.Family is CheckpointFamily.NomicBert or CheckpointFamily.MPNet)
+        if (layout.Family == CheckpointFamily.NomicBert)
             throw new NotSupportedException($"{layout.Name}: the ONNX export of {layout.Family} models is not built");
         using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));
         JsonElement config = document.RootElement;
@@ -322,6 +327,7 @@ internal sealed class OnnxArchitecture
             CheckpointFamily.MBart => "mbart",
             CheckpointFamily.M2M100 => "m2m_100",
             CheckpointFamily.T5 => modelType == "mt5" ? "mt5" : "t5",
+            CheckpointFamily.MPNet => "mpnet",
             _ => null,
         };
         if (modelType != expected)
@@ -329,7 +335,7 @@ internal sealed class OnnxArchitecture
         return layout.Family switch
         {
             CheckpointFamily.Gpt2 => Gpt2(layout, config, table),
-            CheckpointFamily.Bert or CheckpointFamily.Roberta or CheckpointFamily.DistilBert => Bert(layout, d, config, table),
+            CheckpointFamily.Bert or CheckpointFamily.Roberta or CheckpointFamily.DistilBert or CheckpointFamily.MPNet => Bert(layout, d, config, table, configPath),
             CheckpointFamily.Marian or CheckpointFamily.Bart or CheckpointFamily.MBart or CheckpointFamily.M2M100 => Seq2SeqFamily(layout, config, table),
             CheckpointFamily.T5 => T5(layout, config, table, configPath),
             _ => Llama(layout, config, table, configPath),
@@ -377,18 +383,35 @@ internal sealed class OnnxArchitecture
         };
     }
 
-    private static OnnxArchitecture Bert(ModelLayout layout, TransformerModelAttribute d, JsonElement config, TensorTable table)
+    /// <summary>
+    /// MPNet's relative-position buckets: MPNetEncoder.compute_position_bias puts distances into 32 buckets up to 128 whatever
+    /// the config says (the compiler's ConfigReader.MPNet fixes the same).
+    /// </summary>
+    private const int MPNetBuckets = 32, MPNetMaxDistance = 128;
+
+    /// <summary>
+    /// BERT, RoBERTa (XLM-RoBERTa), DistilBERT and MPNet: post-LN encoders with a LayerNorm on the embeddings. RoBERTa and
+    /// MPNet count positions from the row after the padding id's; MPNet (MPNetModel's names, the compiler's
+    /// FamilyNames.MPNet) has BERT's layers under <c>attention.attn.{q,k,v,o}</c> and <c>attention.LayerNorm</c>, no token
+    /// types, RoBERTa's classification head, and one relative-position table for the whole encoder
+    /// (<c>encoder.relative_attention_bias</c>) whose bias every layer adds to its scaled scores.
+    /// </summary>
+    private static OnnxArchitecture Bert(ModelLayout layout, TransformerModelAttribute d, JsonElement config, TensorTable table, string configPath)
     {
-        bool roberta = layout.Family == CheckpointFamily.Roberta, distil = layout.Family == CheckpointFamily.DistilBert;
+        bool mpnet = layout.Family == CheckpointFamily.MPNet, distil = layout.Family == CheckpointFamily.DistilBert;
+        bool roberta = mpnet || layout.Family == CheckpointFamily.Roberta;
+        if (mpnet && Integer(config, "relative_attention_num_buckets") is int configBuckets && configBuckets != MPNetBuckets)
+            throw new ArgumentException($"'{configPath}' says relative_attention_num_buckets = {configBuckets}; MPNet's encoder buckets distances into {MPNetBuckets} whatever the config says, as {layout.Name} was compiled", nameof(configPath));
         int heads = Require(config, distil ? "n_heads" : "num_attention_heads");
         string classifier = roberta && d.Head == EncoderHead.Classification ? "classifier.out_proj" : "classifier";
         string dense = roberta ? "classifier.dense" : distil ? "pre_classifier" : "pooler.dense";
         ParameterTensor embedding = table.Take("embeddings.word_embeddings.weight");
         int dModel = embedding.Shape[1];
         var layers = new List<OnnxLayerTensors>();
-        // A layer's names: BERT's (RoBERTa's alike), or DistilBERT's for the same parts.
-        (string Layer, string AttentionNorm, string Query, string Key, string Value, string Output, string OutputNorm, string Up, string Down) n = distil
-            ? ("transformer.layer.{0}.", "sa_layer_norm", "attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "output_layer_norm", "ffn.lin1", "ffn.lin2")
+        // A layer's names: BERT's (RoBERTa's alike), or DistilBERT's or MPNet's for the same parts.
+        (string Layer, string AttentionNorm, string Query, string Key, string Value, string Output, string OutputNorm, string Up, string Down) n =
+            distil ? ("transformer.layer.{0}.", "sa_layer_norm", "attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "output_layer_norm", "ffn.lin1", "ffn.lin2")
+            : mpnet ? ("encoder.layer.{0}.", "attention.LayerNorm", "attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o", "output.LayerNorm", "intermediate.dense", "output.dense")
             : ("encoder.layer.{0}.", "attention.output.LayerNorm", "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "output.LayerNorm", "intermediate.dense", "output.dense");
         for (int i = 0; table.Has(string.Format(System.Globalization.CultureInfo.InvariantCulture, n.Layer, i) + n.Query + ".weight"); i++)
         {
@@ -421,13 +444,16 @@ internal sealed class OnnxArchitecture
             Pooling = layout.Pooling,
             TokenEmbedding = embedding,
             PositionEmbedding = table.Take("embeddings.position_embeddings.weight"),
-            PositionOffset = layout.Family == CheckpointFamily.Roberta ? layout.PadToken + 1 : 0,
-            TokenTypeEmbedding = distil ? null : table.Take("embeddings.token_type_embeddings.weight"),
+            PositionOffset = roberta ? layout.PadToken + 1 : 0,
+            RelativeAttentionBias = mpnet ? table.Take("encoder.relative_attention_bias.weight") : null,
+            RelativeBuckets = mpnet ? MPNetBuckets : 0,
+            RelativeMaxDistance = mpnet ? MPNetMaxDistance : 0,
+            TokenTypeEmbedding = distil || mpnet ? null : table.Take("embeddings.token_type_embeddings.weight"),
             EmbeddingNorm = table.Take("embeddings.LayerNorm.weight"),
             EmbeddingNormBias = table.Take("embeddings.LayerNorm.bias"),
             Layers = layers,
-            // A …ForTokenClassification head, or …ForSequenceClassification's dense layer (BERT's pooler, RoBERTa's classifier.dense,
-            // DistilBERT's pre_classifier) and classifier.
+            // A …ForTokenClassification head, or …ForSequenceClassification's dense layer (BERT's pooler, RoBERTa's and MPNet's
+            // classifier.dense, DistilBERT's pre_classifier) and classifier.
             PoolerDense = d.Head == EncoderHead.Classification ? table.Take(dense + ".weight") : null,
             PoolerDenseBias = d.Head == EncoderHead.Classification ? table.Take(dense + ".bias") : null,
             PoolerRelu = distil,
@@ -726,13 +752,22 @@ internal sealed class OnnxArchitecture
             foreach (ParameterTensor? norm in new[] { layer.QueryNorm, layer.KeyNorm })
                 if (norm is not null && norm.Length != HeadDim)
                     throw new ArgumentException($"{Name}: {norm.Name} {norm.ShapeText} does not scale heads of {HeadDim}");
-        if (Positions == OnnxPositions.Relative)
+        // Only relative positions (T5): every stack needs its table. Beside absolute positions (MPNet) a table is optional.
+        ParameterTensor?[] tables = Decoder is null ? [RelativeAttentionBias] : [RelativeAttentionBias, Decoder.RelativeAttentionBias];
+        bool anyTable = Array.Exists(tables, t => t is not null);
+        if (Positions == OnnxPositions.Relative || anyTable)
         {
+            // The single stack's bias is built for an encoder (bidirectional buckets, no cache); a decoder-only model has none.
+            if (!Encoder) throw new ArgumentException($"{Name}: a decoder-only model with a relative-position bias is not exported");
             // The bias [heads, queries, keys] is added to scores [batch, heads, queries, keys]: one bias row per query head.
             if (KeyValueHeads != Heads) throw new ArgumentException($"{Name}: a relative-position bias with {Heads} heads on {KeyValueHeads} key/value heads is not exported");
-            foreach (ParameterTensor? bias in new[] { RelativeAttentionBias, Decoder?.RelativeAttentionBias })
-                if (bias is null || bias.Shape.Length != 2 || bias.Shape[0] != RelativeBuckets || bias.Shape[1] != Heads)
-                    throw new ArgumentException($"{Name}: {(bias is null ? "a stack has no relative-position table" : $"{bias.Name} {bias.ShapeText}")}; the config's {RelativeBuckets} buckets and {Heads} heads need [{RelativeBuckets}, {Heads}]");
+            foreach (ParameterTensor? bias in tables)
+            {
+                if (bias is null && Positions == OnnxPositions.Relative)
+                    throw new ArgumentException($"{Name}: a stack has no relative-position table, and its only positions are relative ones");
+                if (bias is not null && (bias.Shape.Length != 2 || bias.Shape[0] != RelativeBuckets || bias.Shape[1] != Heads))
+                    throw new ArgumentException($"{Name}: {bias.Name} {bias.ShapeText}; {RelativeBuckets} buckets (relative_attention_num_buckets) and {Heads} heads need [{RelativeBuckets}, {Heads}]");
+            }
             if (RelativeBuckets < 4 || RelativeMaxDistance <= RelativeBuckets / 4)
                 throw new ArgumentException($"{Name}: {RelativeBuckets} buckets up to distance {RelativeMaxDistance}: the encoder's buckets need 4 or more and a max distance past the exact ones");
         }

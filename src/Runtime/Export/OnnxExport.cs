@@ -54,10 +54,10 @@ public enum OnnxSeq2SeqGraph
 public sealed class OnnxExportOptions
 {
     /// <summary>
-    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, Llama, Qwen2, Qwen3, Phi-3; Marian, BART, mBART, M2M100,
-    /// T5/Flan-T5/mT5) was compiled from: its norm epsilon, activation, head counts, rotary base, embedding scale and T5's
-    /// relative-position buckets are not in the parameter table. Unused for this project's own models,
-    /// whose <c>[TransformerModel]</c> attribute says all of it.
+    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, RoBERTa, DistilBERT, MPNet, Llama, Qwen2, Qwen3, Phi-3;
+    /// Marian, BART, mBART, M2M100, T5/Flan-T5/mT5) was compiled from: its norm epsilon, activation, head counts, rotary base,
+    /// embedding scale and T5's relative-position buckets are not in the parameter table. Unused for this project's own
+    /// models, whose <c>[TransformerModel]</c> attribute says all of it.
     /// </summary>
     public string? Config { get; init; }
 
@@ -156,8 +156,9 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
 /// <remarks>
 /// <para>Inputs are <c>input_ids</c> and <c>attention_mask</c> (int64 <c>[batch, sequence]</c>, 1 for a real token and 0 for
 /// padding, which is masked as keys in attention and left out of mean pooling, as the model masks its padding id), and for
-/// BERT also <c>token_type_ids</c>. Positions are 0, 1, … in every row, as in the model. A decoder outputs <c>logits</c>
-/// <c>[batch, sequence, vocab]</c> (no key/value cache: every position is computed); an encoder outputs
+/// BERT also <c>token_type_ids</c>. Positions are 0, 1, … in every row, as in the model (RoBERTa's and MPNet's table rows
+/// from the one after the padding id's, which is transformers' numbering when padding follows the tokens). A decoder
+/// outputs <c>logits</c> <c>[batch, sequence, vocab]</c> (no key/value cache: every position is computed); an encoder outputs
 /// <c>last_hidden_state</c> and, by its head, <c>sentence_embedding</c> <c>[batch, DModel]</c> (mean over unmasked positions,
 /// L2-normalized), or class <c>logits</c> <c>[batch, classes]</c> (first token or mean) or <c>[batch, sequence, classes]</c>
 /// (tagging).</para>
@@ -175,10 +176,11 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
 /// Runtime fuses; Qwen3's q_norm and k_norm the same over each head's channels, before the rotation), GELU from Erf or
 /// Tanh, attention as MatMul, Where and Softmax (grouped-query attention by a 5-D broadcast, never by copying keys),
 /// rotary positions by Slice, Neg and Concat over cosine and sine tables computed as
-/// the model computes them; T5's relative-position bias as a Gather of its table <c>[buckets, heads]</c> by the bucket of each
-/// key − query distance, looked up in an int64 vector of the model's own buckets (one per distance the lengths allow), and
-/// added to the unscaled scores of each self-attention. This project's interleaved rotary pairs are exported by permuting the query and key rows into
-/// the half-split order, which leaves every score unchanged.</para>
+/// the model computes them; T5's and MPNet's relative-position bias as a Gather of its table <c>[buckets, heads]</c> by the
+/// bucket of each key − query distance, looked up in an int64 vector of the model's own buckets (one per distance the lengths
+/// allow), computed once per stack and added to the scores of each self-attention (T5's unscaled, MPNet's after the 1/√D).
+/// This project's interleaved rotary pairs are exported by permuting the query and key rows into the half-split order,
+/// which leaves every score unchanged.</para>
 /// <para>Weights of a graph over 2 GiB go to a data file beside it (<see cref="OnnxExportOptions.ExternalData"/>): ONNX's
 /// external data, which ONNX Runtime loads from the graph's folder. The tensors are streamed to it as the graph is built,
 /// never all held in memory; under <see cref="OnnxExternalData.Auto"/> they are read back into the graph when it fits one

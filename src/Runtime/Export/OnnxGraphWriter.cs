@@ -35,8 +35,8 @@ internal sealed class OnnxGraphWriter
     /// <summary>
     /// One token stream (a model's only one, or an encoder's or decoder's): its length at run time, the position of its first
     /// token and the one after its last (<c>[1]</c> int64: 0 and the length, or with a cache the cached length and that plus
-    /// the length), its rotary rows, and T5's relative-position bias that its self-attention adds to every layer's scores
-    /// (<c>[heads, sequence, past + sequence]</c>, <see cref="WithRelativeBias"/>).
+    /// the length), its rotary rows, and the relative-position bias (T5's, MPNet's) that its self-attention adds to every
+    /// layer's scores (<c>[heads, sequence, past + sequence]</c>, <see cref="WithRelativeBias"/>).
     /// </summary>
     private sealed record TokenStream(string Prefix, string Length, string Start, string End, string? Cos, string? Sin)
     {
@@ -75,7 +75,8 @@ internal sealed class OnnxGraphWriter
         string ids = Input("input_ids", DataType.Int64, Batch, Sequence);
         string attentionMask = Input("attention_mask", DataType.Int64, Batch, Sequence);
         string? tokenTypes = _a.TokenTypeEmbedding is null ? null : Input("token_type_ids", DataType.Int64, Batch, Sequence);
-        TokenStream stream = Stream(ids, "");
+        // An encoder's relative-position bias (MPNet's), computed once and added in every layer; Check refuses one on a decoder.
+        TokenStream stream = WithRelativeBias(Stream(ids, ""), _a.RelativeAttentionBias, bidirectional: true, _a.SeqLen);
         string keys = KeyMask(attentionMask, "");
         string mask = SelfAttentionMask(stream, keys, causal: !_a.Encoder, _a.SeqLen);
         string x = Embed(stream, ids, tokenTypes, _a.TokenEmbedding, _a.PositionEmbedding, _a.EmbeddingNorm, _a.EmbeddingNormBias);
@@ -374,7 +375,7 @@ internal sealed class OnnxGraphWriter
         _g.Node("Slice", [table, start, end, _g.Int64s(0)], stem);
 
     /// <summary>
-    /// <paramref name="stream"/> with T5's relative-position bias of its self-attention (none without a table): for query
+    /// <paramref name="stream"/> with the relative-position bias of its self-attention (T5's, MPNet's; none without a table): for query
     /// positions start … end − 1 and key positions 0 … end − 1, <c>bias[h, i, j] = table[bucket(key − query), h]</c>,
     /// <c>[heads, sequence, past + sequence]</c>, computed once and added to the scores of every layer of the stack. The
     /// bucket of each distance −(span − 1) … span − 1 is <see cref="Kernels.RelativePosition.Buckets"/>'s, the model's own,
@@ -564,8 +565,9 @@ internal sealed class OnnxGraphWriter
 
     /// <summary>
     /// softmax(q·kᵀ/√D, masked)·v over heads <c>[batch, heads, queries, D]</c> and <c>[batch, kvHeads, keys, D]</c>, the heads
-    /// put side by side again, and the output projection. T5's scores are not divided by √D and have
-    /// <paramref name="positionBias"/> <c>[heads, queries, keys]</c> added before the mask, as transformers adds it.
+    /// put side by side again, and the output projection. A relative-position bias <paramref name="positionBias"/>
+    /// <c>[heads, queries, keys]</c> is added to the scores before the mask, as transformers adds it: after the division
+    /// by √D (MPNet), or to scores that T5 does not divide.
     /// </summary>
     private string Attend(string p, string q, string k, string v, string mask, ParameterTensor output, ParameterTensor? outputBias, string? positionBias = null)
     {
