@@ -7,7 +7,7 @@ using Xunit;
 namespace TransformerGen.Tests.Kernels;
 
 /// <summary>
-/// The tiled attention (<see cref="Attention.FlashForward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int)"/>
+/// The tiled attention (<see cref="Attention.FlashForward(ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, ReadOnlySpan{byte}, Span{float}, Span{float}, int, int, int, int, int, bool, int, int, float)"/>
 /// and its backward) against the stored-probabilities kernel on the same inputs (outputs, recomputed probabilities and
 /// all three gradients within 1e-5 relative), against finite differences, with the masks, grouped heads, lengths that
 /// cross the 32-row and 128-key tiles and head sizes that are not multiples of the vector width.
