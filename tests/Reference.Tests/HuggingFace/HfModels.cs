@@ -88,6 +88,16 @@ public partial class HfNomicBertModel { }
 [TransformerModel(Config = "HuggingFace/Configs/mpnet/config.json", SeqLen = 40, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
 public partial class HfMPNetModel { }
 
+// gemma-3-1b-shaped Gemma3ForCausalLM: 3 heads of 10 on one key/value head, RMSNorm × (1 + w) around each sub-layer and on
+// q and k, GEGLU, embeddings × √24, layers 0 and 1 sliding (a window of 4 keys, rotary base 1e4), layer 2 full (1e6,
+// linear scaling 8), scores × 12^−½; 9 positions, so the window and the decode past it both matter.
+[TransformerModel(Config = "HuggingFace/Configs/gemma3/config.json", SeqLen = 9, Batch = 2)]
+public partial class HfGemma3Model { }
+
+// The same with the tiled kernels: the window and the score factor through FlashForward/FlashBackward.
+[TransformerModel(Config = "HuggingFace/Configs/gemma3/config.json", SeqLen = 9, Batch = 2, AttentionKernel = AttentionKernel.Tiled)]
+public partial class HfGemma3TiledModel { }
+
 // t5-small-shaped T5ForConditionalGeneration (v1.0): relu, the head tied to "shared" and reading the decoder's output
 // × d_model^−½, 3 heads of 12 (36 ≠ d_model 44), 2 encoder and 3 decoder layers, 8 relative buckets up to 20.
 [TransformerModel(Config = "HuggingFace/Configs/t5/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 2)]

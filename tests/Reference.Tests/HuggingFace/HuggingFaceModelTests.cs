@@ -54,6 +54,16 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
     public void Qwen3_with_query_and_key_norms_in_bf16() =>
         Decoder("qwen3", new HfWriteOptions(Dtype: HfDtype.BF16), new HfQwen3Model(seed: 7), HfQwen3Model.ForInference, HfQwen3Model.Batch, HfQwen3Model.SeqLen, HfQwen3Model.Vocab);
 
+    // Gemma 3: its padding id 0 is a token of its own, masked as padding by the compiled model, so the tokens start at 1.
+    [Fact]
+    public void Gemma3_sandwiched_norms_sliding_windows_and_two_rotary_bases() =>
+        Decoder("gemma3", new HfWriteOptions(), new HfGemma3Model(seed: 7), HfGemma3Model.ForInference, HfGemma3Model.Batch, HfGemma3Model.SeqLen, HfGemma3Model.Vocab, firstToken: 1);
+
+    [Fact]
+    public void Gemma3_with_tiled_attention_from_a_bf16_file_with_the_tied_copy() =>
+        Decoder("gemma3", new HfWriteOptions(Dtype: HfDtype.BF16, KeepTiedCopy: true), new HfGemma3TiledModel(seed: 7), HfGemma3TiledModel.ForInference,
+            HfGemma3TiledModel.Batch, HfGemma3TiledModel.SeqLen, HfGemma3TiledModel.Vocab, firstToken: 1);
+
     // Decoder sentence embeddings (Qwen3-Embedding, gte-Qwen2): the final-norm hidden state of each sequence's last token,
     // L2-normalized, against libtorch's hidden states of each sequence alone; AppendedHiddenStates before normalizing.
     [Theory]
@@ -137,14 +147,15 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
     }
 
-    private void Decoder(string fixture, HfWriteOptions options, LanguageModel model, Func<string, LanguageModel> forInference, int batch, int seqLen, int vocab)
+    private void Decoder(string fixture, HfWriteOptions options, LanguageModel model, Func<string, LanguageModel> forInference, int batch, int seqLen, int vocab,
+        int firstToken = 0)
     {
         using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(fixture), Seed);
         reference.Save(_folder, options);
         model.Load(_folder);
 
-        int[] tokens = TestData.Tokens(batch * seqLen, vocab, 11);
-        int[] targets = TestData.Tokens(batch * seqLen, vocab, 12);
+        int[] tokens = TestData.Tokens(batch * seqLen, vocab - firstToken, 11).Select(t => t + firstToken).ToArray();
+        int[] targets = TestData.Tokens(batch * seqLen, vocab - firstToken, 12).Select(t => t + firstToken).ToArray();
         for (int i = 0; i < targets.Length; i += 5) targets[i] = -1;
 
         float loss = model.Forward(tokens, targets);
