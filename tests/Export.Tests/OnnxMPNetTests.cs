@@ -152,6 +152,22 @@ public sealed partial class OnnxExportTests
         Assert.False(File.Exists(path));
     }
 
+    [Fact]
+    public void Gemma3ExportsAreRefused()
+    {
+        var model = new ExportGemma3(1);
+        string onnx = Path.Combine(_folder, "gemma3.onnx"), gguf = Path.Combine(_folder, "gemma3.gguf");
+        var e = Assert.Throws<NotSupportedException>(() => model.SaveOnnx(onnx, new OnnxExportOptions { Config = GgufLlamaCppTests.Config("gemma3") }));
+        Assert.Equal("ExportGemma3: the ONNX export of Gemma3 models is not built", e.Message);
+        e = Assert.Throws<NotSupportedException>(() => model.SaveGguf(gguf, new GgufExportOptions
+        {
+            Hyperparameters = new GgufHyperparameters { Heads = 3, KeyValueHeads = 1, HeadDim = 10, NormEpsilon = 1e-6f },
+        }));
+        Assert.Contains("ExportGemma3 is a Gemma3 model; GGUF export covers the decoder families", e.Message);
+        Assert.False(File.Exists(onnx));
+        Assert.False(File.Exists(gguf));
+    }
+
     private static OnnxMPNet MPNet()
     {
         var model = new OnnxMPNet(1);

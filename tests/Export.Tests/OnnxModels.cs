@@ -138,3 +138,7 @@ public partial class OnnxMPNetClassifier { }
 // NomicBERT, whose export is not built: it must be refused, not written wrong.
 [TransformerModel(Config = "HuggingFace/Configs/nomic-bert/config.json", SeqLen = 9, Batch = 2, Head = EncoderHead.SentenceEmbedding)]
 public partial class OnnxNomicBert { }
+
+// Gemma 3, whose ONNX and GGUF exports are not built (sandwich norms, (1 + w) scales, per-layer windows and rotary bases).
+[TransformerModel(Config = "HuggingFace/Configs/gemma3/config.json", SeqLen = 9, Batch = 2)]
+public partial class ExportGemma3 { }

@@ -307,7 +307,7 @@ internal sealed class OnnxArchitecture
 
     private static OnnxArchitecture Family(ModelLayout layout, TransformerModelAttribute d, TensorTable table, string configPath)
     {
-        if (layout.Family == CheckpointFamily.NomicBert)
+        if (layout.Family is CheckpointFamily.NomicBert or CheckpointFamily.Gemma3)
             throw new NotSupportedException($"{layout.Name}: the ONNX export of {layout.Family} models is not built");
         using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));
         JsonElement config = document.RootElement;
