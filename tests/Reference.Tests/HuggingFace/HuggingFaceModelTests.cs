@@ -326,7 +326,7 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
     }
 
     // Reduced weights through this session's heads and norms (the pooler and tanh, DistilBERT's ReLU pre-classifier, the
-    // one-label score, Qwen3's q_norm/k_norm, Phi-3's fused projections): each reduced instance computes what fp32 computes
+    // one-label score, Qwen3's q_norm/k_norm, Phi-3's fused projections, Gemma 3's sandwich norms and windows): each reduced instance computes what fp32 computes
     // over its matrices rounded to the format, and differs from fp32 itself by about the format's precision.
     [Theory]
     [InlineData(WeightType.Int8)]
@@ -349,15 +349,21 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
             int[] tokens = TestData.Tokens(7, reduced.Layout.Vocab - 1, 30).Select(t => t + 1).ToArray();
             Compare($"{fixture} {type}", reduced.Predict(tokens).ToArray(), rounded.Predict(tokens).ToArray(), exact.Predict(tokens).ToArray(), type);
         }
-        foreach (string fixture in new[] { "qwen3", "phi3" })
+        foreach (string fixture in new[] { "qwen3", "phi3", "gemma3" })
         {
             using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(fixture), Seed);
             reference.Save(_folder, new HfWriteOptions());
-            Func<WeightType, LanguageModel> open = fixture == "qwen3" ? w => HfQwen3Model.ForInference(_folder, w) : w => HfPhi3Model.ForInference(_folder, w);
+            Func<WeightType, LanguageModel> open = fixture switch
+            {
+                "qwen3" => w => HfQwen3Model.ForInference(_folder, w),
+                "phi3" => w => HfPhi3Model.ForInference(_folder, w),
+                _ => w => HfGemma3Model.ForInference(_folder, w),
+            };
             LanguageModel reduced = open(type), exact = open(WeightType.Float32), rounded = open(WeightType.Float32);
             ReducedWeights.RoundMatrices(rounded, type); // reading Parameters unpacks the fp32 panels
             rounded.PackWeights();
-            int[] prompt = TestData.Tokens(6, reduced.Layout.Vocab, 31);
+            // Gemma 3's padding id 0 is a token of its own: the prompt avoids it.
+            int[] prompt = TestData.Tokens(6, reduced.Layout.Vocab - 1, 31).Select(t => t + 1).ToArray();
             Compare($"{fixture} {type}", reduced.Append(prompt).ToArray(), rounded.Append(prompt).ToArray(), exact.Append(prompt).ToArray(), type);
         }
     }
