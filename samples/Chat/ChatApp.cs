@@ -12,9 +12,10 @@ using TransformerGen.Tokenizers;
 namespace ChatSample;
 
 /// <summary>
-/// The sample: loads a chat model and its tokenizer from a downloaded folder and streams its reply to one prompt.
-/// <see cref="Run(string[], TextWriter, TextWriter, ChatModelSpec)"/> takes the writers and the model so that tests
-/// run it on a tiny model of their own.
+/// The sample: loads a chat model and its tokenizer from a downloaded folder and streams its reply to one prompt. The
+/// folder's config.json says which of the compiled models runs (its model_type: llama is SmolLM2-135M-Instruct,
+/// gemma3_text is gemma-3-270m-it). <see cref="Run(string[], TextWriter, TextWriter, IReadOnlyList{ChatModelSpec})"/>
+/// takes the writers and the models so that tests run it on tiny models of their own.
 /// </summary>
 public static class ChatApp
 {
@@ -27,15 +28,25 @@ public static class ChatApp
     /// <summary>The prompt when none is given.</summary>
     public const string DefaultPrompt = "What is the capital of France?";
 
-    /// <summary>Runs the sample with SmolLM2-135M-Instruct.</summary>
-    public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, ChatModelSpec.SmolLm2);
+    /// <summary>Runs the sample with its models (SmolLM2-135M-Instruct and gemma-3-270m-it).</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, ChatModelSpec.All);
 
-    /// <summary>Parses <paramref name="args"/> and runs the sample with <paramref name="spec"/>'s model.</summary>
+    /// <summary>Parses <paramref name="args"/> and runs the sample with <paramref name="spec"/>'s model alone.</summary>
     /// <returns>0, <see cref="ExitMissingModel"/>, <see cref="ExitWrongModel"/>, or 1 for a command line that does not parse or a prompt that does not fit.</returns>
     public static int Run(string[] args, TextWriter output, TextWriter error, ChatModelSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        var model = new Option<string?>("--model") { Description = $"The folder of {spec.Repository} ({string.Join(", ", spec.Files)}).", HelpName = "folder" };
+        return Run(args, output, error, [spec]);
+    }
+
+    /// <summary>Parses <paramref name="args"/> and runs the sample with the one of <paramref name="specs"/> whose model_type the folder's config.json has.</summary>
+    /// <returns>0, <see cref="ExitMissingModel"/>, <see cref="ExitWrongModel"/>, or 1 for a command line that does not parse or a prompt that does not fit.</returns>
+    public static int Run(string[] args, TextWriter output, TextWriter error, IReadOnlyList<ChatModelSpec> specs)
+    {
+        ArgumentNullException.ThrowIfNull(specs);
+        if (specs.Count == 0) throw new ArgumentException("no model to run", nameof(specs));
+        string folders = string.Join("; or ", specs.Select(spec => $"{spec.Repository} ({string.Join(", ", spec.Files)})"));
+        var model = new Option<string?>("--model") { Description = $"The folder of {folders}{(specs.Count > 1 ? ": its config.json's model_type says which" : "")}.", HelpName = "folder" };
         var prompt = new Option<string>("--prompt") { Description = "The user's message (plain text to continue when the tokenizer has no chat template).", HelpName = "text", DefaultValueFactory = _ => DefaultPrompt };
         var system = new Option<string?>("--system") { Description = "A system message before the user's.", HelpName = "text" };
         var maxTokens = new Option<int>("--max-tokens") { Description = "The most tokens to generate.", HelpName = "n", DefaultValueFactory = _ => 256 };
@@ -47,40 +58,53 @@ public static class ChatApp
         temperature.Validators.Add(result => { float t = result.GetValueOrDefault<float>(); if (!(t >= 0f) || float.IsInfinity(t)) result.AddError("--temperature must be finite and at least 0."); });
         topK.Validators.Add(result => { if (result.GetValueOrDefault<int>() < 0) result.AddError("--top-k must be at least 0."); });
         topP.Validators.Add(result => { float p = result.GetValueOrDefault<float>(); if (!(p >= 0f && p <= 1f)) result.AddError("--top-p must be in [0, 1]."); });
-        var command = new RootCommand($"Chat with {spec.Repository}, compiled from its config.json: the reply streams token by token through the key/value cache.")
+        var command = new RootCommand($"Chat with {string.Join(" or ", specs.Select(spec => spec.Repository))}, compiled from its config.json: the reply streams token by token through the key/value cache.")
         {
             model, prompt, system, maxTokens, temperature, topK, topP, seed,
         };
         command.SetAction(parsed =>
         {
             var settings = new ChatSettings(parsed.GetValue(maxTokens), parsed.GetValue(temperature), parsed.GetValue(topK), parsed.GetValue(topP), parsed.GetValue(seed), parsed.GetValue(system));
-            return Execute(spec, parsed.GetValue(model), parsed.GetValue(prompt)!, settings, output, error);
+            return Execute(specs, parsed.GetValue(model), parsed.GetValue(prompt)!, settings, output, error);
         });
         return command.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
 
-    private static int Execute(ChatModelSpec spec, string? folder, string prompt, ChatSettings settings, TextWriter output, TextWriter error)
+    private static int Execute(IReadOnlyList<ChatModelSpec> specs, string? folder, string prompt, ChatSettings settings, TextWriter output, TextWriter error)
     {
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-        var hub = new HubModel(spec.Repository, spec.Files, "dotnet run -c Release --project samples/Chat -- --model {folder}");
         if (folder is null)
         {
-            hub.WriteDownloadInstructions(error, "No model folder given (--model).");
+            WriteDownloadInstructions(specs, error, "No model folder given (--model).");
             return ExitMissingModel;
         }
 
         if (!Directory.Exists(folder))
         {
-            hub.WriteDownloadInstructions(error, $"The model folder '{folder}' does not exist.");
+            WriteDownloadInstructions(specs, error, $"The model folder '{folder}' does not exist.");
             return ExitMissingModel;
         }
 
+        // The folder's model_type picks the model (a program of one model takes a folder without config.json as its own
+        // and names the file among the missing); a different model is told before any missing file.
         string configPath = Path.Combine(folder, "config.json");
-        if (File.Exists(configPath) && !ArchitectureCheck.Accepts(spec.CompiledConfig, configPath, spec.Repository, spec.SourceConfigPath, error))
+        ChatModelSpec? spec = specs.Count == 1 ? specs[0] : null;
+        if (File.Exists(configPath))
         {
-            return ExitWrongModel;
+            spec ??= ModelTypeChoice.Choose(specs, s => s.ModelType, s => s.Repository, configPath, "samples/Chat", error);
+            if (spec is null || !ArchitectureCheck.Accepts(spec.CompiledConfig, configPath, spec.Repository, spec.SourceConfigPath, error))
+            {
+                return ExitWrongModel;
+            }
         }
 
+        if (spec is null)
+        {
+            WriteDownloadInstructions(specs, error, $"The model folder '{folder}' lacks config.json, which says which model it holds.");
+            return ExitMissingModel;
+        }
+
+        HubModel hub = Hub(spec);
         IReadOnlyList<string> missing = hub.MissingFiles(folder);
         if (missing.Count > 0)
         {
@@ -134,6 +158,23 @@ public static class ChatApp
         output.WriteLine($"reply: {reply.Tokens.Length} tokens in {reply.DecodeTime.TotalSeconds:F3} s ({reply.DecodeTokensPerSecond:N1} tokens/s)");
         output.WriteLine($"stopped: {Describe(reply, tokenizer, model.Layout.SeqLen, settings.MaxTokens)}");
         return 0;
+    }
+
+    private static HubModel Hub(ChatModelSpec spec) =>
+        new(spec.Repository, spec.Files, "dotnet run -c Release --project samples/Chat -- --model {folder}");
+
+    /// <summary>Each model's instructions, the first after <paramref name="why"/>: without a config.json there is no telling which model the user wants.</summary>
+    private static void WriteDownloadInstructions(IReadOnlyList<ChatModelSpec> specs, TextWriter error, string why)
+    {
+        for (int i = 0; i < specs.Count; i++)
+        {
+            if (i > 0)
+            {
+                error.WriteLine();
+            }
+
+            Hub(specs[i]).WriteDownloadInstructions(error, i == 0 ? why : $"Or, for a folder whose config.json has model_type {specs[i].ModelType}:");
+        }
     }
 
     private static string Describe(ChatReply reply, PretrainedTokenizer tokenizer, int seqLen, int maxTokens) => reply.Stop switch

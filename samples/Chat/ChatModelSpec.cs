@@ -7,8 +7,9 @@ using TransformerGen.Samples.Hub;
 namespace ChatSample;
 
 /// <summary>
-/// The model <see cref="ChatApp"/> runs: where to download it, the config.json it was compiled from (to compare a
-/// folder's with), and how to load it. <see cref="SmolLm2"/> is the sample's; tests pass a tiny model of their own.
+/// A model <see cref="ChatApp"/> runs: where to download it, the config.json it was compiled from (its model_type picks
+/// it for a folder, and the folder's is compared with it), and how to load it. <see cref="All"/> are the sample's; tests
+/// pass tiny models of their own.
 /// </summary>
 /// <param name="Repository">The Hugging Face repository, <c>owner/name</c>.</param>
 /// <param name="Files">The files the sample needs from it.</param>
@@ -24,4 +25,18 @@ public sealed record ChatModelSpec(string Repository, IReadOnlyList<string> File
         EmbeddedConfig.Read(typeof(ChatModelSpec).Assembly, "SmolLM2-135M-Instruct.config.json"),
         "samples/Chat/models/SmolLM2-135M-Instruct/config.json",
         folder => SmolLm.ForInference(folder));
+
+    /// <summary>google/gemma-3-270m-it as <see cref="Gemma3Chat"/> (a gated repository: accept its license on the Hub first).</summary>
+    public static ChatModelSpec Gemma3_270mIt { get; } = new(
+        "google/gemma-3-270m-it",
+        ["config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json"],
+        EmbeddedConfig.Read(typeof(ChatModelSpec).Assembly, "gemma-3-270m-it.config.json"),
+        "samples/Chat/models/gemma-3-270m-it/config.json",
+        folder => Gemma3Chat.ForInference(folder));
+
+    /// <summary>The models the sample's program is compiled with.</summary>
+    public static IReadOnlyList<ChatModelSpec> All { get; } = [SmolLm2, Gemma3_270mIt];
+
+    /// <summary>The compiled config.json's model_type (<c>llama</c>, <c>gemma3_text</c>), which a folder's must equal for this model to run it.</summary>
+    public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);
 }

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
+using System.Linq;
 using System.Text.Json;
 
 namespace TransformerGen.Samples.Hub;
@@ -93,6 +94,19 @@ internal static class ArchitectureCheck
         Defaults("pad_token_id", "1"),
     ];
 
+    // Gemma3TextConfig's defaults (the keys the compiler reads, ConfigReader.Gemma3): which layers slide is layer_types,
+    // or every sliding_window_pattern-th layer full when it is absent.
+    private static readonly Key[] Gemma3 =
+    [
+        Required("vocab_size"), Required("hidden_size"), Required("num_hidden_layers"), Required("num_attention_heads"),
+        Defaults("num_key_value_heads", "4"), Defaults("head_dim", "256"), Required("intermediate_size"),
+        Defaults("hidden_activation", "gelu_pytorch_tanh"), Defaults("rms_norm_eps", Number(1e-6)), Defaults("rope_theta", Number(1e6)),
+        Defaults("rope_local_base_freq", Number(1e4)), Defaults("rope_scaling", "null"), Defaults("sliding_window", "4096"),
+        new("layer_types", LayerTypes), Defaults("query_pre_attn_scalar", "256"), Defaults("tie_word_embeddings", "true"),
+        Defaults("attention_bias", "false"), Defaults("attn_logit_softcapping", "null"), Defaults("final_logit_softcapping", "null"),
+        Defaults("use_bidirectional_attention", "false"),
+    ];
+
     // T5Config's and MT5Config's defaults (the keys the compiler reads, ConfigReader.T5): T5 has relu and a tied head, mT5
     // gated-gelu and lm_head; num_decoder_layers is num_layers, the decoder starts from the padding id. dense_act_fn and
     // is_gated_act are derived from feed_forward_proj ("gated-gelu" is gelu_new), but saved ones override the derivation.
@@ -135,6 +149,7 @@ internal static class ArchitectureCheck
         {
             "bert" => Bert,
             "nomic_bert" => NomicBert,
+            "gemma3_text" => Gemma3,
             "mpnet" => MPNet,
             "llama" or "mistral" or "qwen2" => Llama,
             "gpt2" => Gpt2,
@@ -233,8 +248,18 @@ internal static class ArchitectureCheck
             JsonValueKind.True => "true",
             JsonValueKind.False => "false",
             JsonValueKind.Null => "null",
+            JsonValueKind.Array => "[" + string.Join(",", value.EnumerateArray().Select(item => item.ValueKind == JsonValueKind.String ? item.GetString() : item.GetRawText())) + "]",
             _ => value.GetRawText(),
         };
+    }
+
+    /// <summary>Gemma 3's layer kinds when config.json does not list them: every sliding_window_pattern-th layer full (6 by default).</summary>
+    private static string? LayerTypes(JsonElement config)
+    {
+        if (Value(config, "num_hidden_layers") is not string count) return null;
+        int layers = int.Parse(count, CultureInfo.InvariantCulture);
+        int pattern = Value(config, "sliding_window_pattern") is string given ? int.Parse(given, CultureInfo.InvariantCulture) : 6;
+        return "[" + string.Join(",", Enumerable.Range(0, layers).Select(i => (i + 1) % pattern == 0 ? "full_attention" : "sliding_attention")) + "]";
     }
 
     private static string? HeadDimDefault(JsonElement config) =>
