@@ -92,18 +92,18 @@ public sealed class HfM2M100ModelTests(ITestOutputHelper output) : IDisposable
         // The encoder's output at the source's real tokens (transformers gives padding the zero position row; ours another).
         int d = model.Layout.Tensors.Single(t => t.Name == "model.shared.weight").Shape[1];
         float[] RealRows(float[] states) => Enumerable.Range(0, source.Length).Where(i => source[i] != Pad).SelectMany(i => states.Skip(i * d).Take(d)).ToArray();
-        double encoderError = Seq2SeqChecks.RelativeMax(RealRows(model.EncoderHiddenState.ToArray()), RealRows(reference.EncoderLastHiddenState(source, Batch, SourceLength)));
+        double encoderError = HfChecks.RelativeMax(RealRows(model.EncoderHiddenState.ToArray()), RealRows(reference.EncoderLastHiddenState(source, Batch, SourceLength)));
         output.WriteLine($"encoder_last_hidden_state at real tokens {encoderError:E2}");
         Assert.True(encoderError < 1e-5, $"the encoder's output differs by {encoderError:E2} of the largest");
-        double countedError = Seq2SeqChecks.RelativeMax(Counted(logits, labels), Counted(expected, labels));
+        double countedError = HfChecks.RelativeMax(Counted(logits, labels), Counted(expected, labels));
         int firstRow = TargetLength * Vocab;
-        double fullSentenceError = Seq2SeqChecks.RelativeMax(logits[..firstRow], expected[..firstRow]);
+        double fullSentenceError = HfChecks.RelativeMax(logits[..firstRow], expected[..firstRow]);
         double ignoredGap = Enumerable.Range(0, labels.Length).Where(i => labels[i] < 0)
             .Max(i => Enumerable.Range(i * Vocab, Vocab).Max(j => Math.Abs((double)logits[j] - expected[j]))) / expected.Max(Math.Abs);
         (float expectedLoss, Dictionary<string, float[]> gradients) = reference.TranslationLossAndGradients(source, labels, Batch, SourceLength, TargetLength);
         model.ZeroGrad();
         model.Backward();
-        (double gradientError, string worst) = Seq2SeqChecks.GradientError(model, gradients, output.WriteLine);
+        (double gradientError, string worst) = HfChecks.GradientError(model, gradients, output.WriteLine);
         output.WriteLine($"{variant}: logits at counted positions {countedError:E2} (sentence 0, no label ignored, all positions {fullSentenceError:E2}), "
             + $"at ignored positions {ignoredGap:E2} (their decoder input is <pad>: transformers' zero row, ours row pad + 1 + t), "
             + $"loss {loss} vs {expectedLoss} ({Math.Abs(loss - expectedLoss) / Math.Abs(expectedLoss):E2}), gradients {gradientError:E2} (worst {worst})");
@@ -114,9 +114,9 @@ public sealed class HfM2M100ModelTests(ITestOutputHelper output) : IDisposable
         // Cached decoding (the decoder's rows continue from the cache: pad + 1 + t), then greedy translations of sources of 1
         // to 10 tokens, without a prefix and with the target language code that NLLB's generate forces first.
         var inference = HfM2M100Model.ForInference(_folder);
-        Seq2SeqChecks.CheckCachedDecoding(inference, reference, source[SourceLength..(2 * SourceLength)], [Eos, .. targets[..(TargetLength - 1)]], output.WriteLine);
+        HfChecks.CheckCachedDecoding(inference, reference, source[SourceLength..(2 * SourceLength)], [Eos, .. targets[..(TargetLength - 1)]], output.WriteLine);
         foreach (int[] prefix in new[] { Array.Empty<int>(), [TargetLanguage] })
-            Seq2SeqChecks.CheckGreedyTranslations(inference, reference, Seq2SeqChecks.Sources(WordIds, SourceLanguage, Eos, Pad, SourceLength), prefix, TargetLength, output.WriteLine);
+            HfChecks.CheckGreedyTranslations(inference, reference, HfChecks.Sources(WordIds, SourceLanguage, Eos, Pad, SourceLength), prefix, TargetLength, output.WriteLine);
 
         // Last, so that the measurements above are made and printed whatever the gradients show.
         Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");

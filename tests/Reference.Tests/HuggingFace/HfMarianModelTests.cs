@@ -82,18 +82,18 @@ public sealed class HfMarianModelTests(ITestOutputHelper output) : IDisposable
 
         float loss = model.Forward(source, targets);
         float[] logits = model.Logits.ToArray(), expected = reference.TranslationLogits(source, labels, Batch, SourceLength, TargetLength);
-        double logitError = Seq2SeqChecks.RelativeMax(logits, expected);
-        double countedError = Seq2SeqChecks.RelativeMax(Counted(logits, labels), Counted(expected, labels));
-        double encoderError = Seq2SeqChecks.RelativeMax(model.EncoderHiddenState.ToArray(), reference.EncoderLastHiddenState(source, Batch, SourceLength));
+        double logitError = HfChecks.RelativeMax(logits, expected);
+        double countedError = HfChecks.RelativeMax(Counted(logits, labels), Counted(expected, labels));
+        double encoderError = HfChecks.RelativeMax(model.EncoderHiddenState.ToArray(), reference.EncoderLastHiddenState(source, Batch, SourceLength));
         output.WriteLine($"encoder_last_hidden_state {encoderError:E2}");
         Assert.True(encoderError < 1e-5, $"the encoder's output differs by {encoderError:E2} of the largest");
         (float expectedLoss, Dictionary<string, float[]> gradients) = reference.TranslationLossAndGradients(source, labels, Batch, SourceLength, TargetLength);
         model.ZeroGrad();
         model.Backward();
         (double gradientError, string worst) = GradientError(model, gradients);
-        output.WriteLine($"{Describe(options)}: logits {logitError:E2} (at counted positions {countedError:E2}; worst at {Seq2SeqChecks.WorstPosition(logits, expected, Vocab, TargetLength)}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
-        Assert.True(countedError < 1e-5, $"logits at counted positions differ by {countedError:E2} of the largest ({Seq2SeqChecks.WorstPosition(logits, expected, Vocab, TargetLength)})");
-        Assert.True(logitError < 1e-5, $"logits differ by {logitError:E2} of the largest ({Seq2SeqChecks.WorstPosition(logits, expected, Vocab, TargetLength)})");
+        output.WriteLine($"{Describe(options)}: logits {logitError:E2} (at counted positions {countedError:E2}; worst at {HfChecks.WorstPosition(logits, expected, Vocab, TargetLength)}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
+        Assert.True(countedError < 1e-5, $"logits at counted positions differ by {countedError:E2} of the largest ({HfChecks.WorstPosition(logits, expected, Vocab, TargetLength)})");
+        Assert.True(logitError < 1e-5, $"logits differ by {logitError:E2} of the largest ({HfChecks.WorstPosition(logits, expected, Vocab, TargetLength)})");
         Assert.True(Math.Abs(loss - expectedLoss) < 1e-5 * Math.Abs(expectedLoss), $"loss {loss} vs {expectedLoss}");
 
         // Diagnosis only: the same gradients with the padding row also learning from its lookups (no padding_idx).
@@ -113,10 +113,10 @@ public sealed class HfMarianModelTests(ITestOutputHelper output) : IDisposable
         for (int t = 0; t < TargetLength; t++)
         {
             float[] next = inference.Append(decoderInput.AsSpan(t, 1)).ToArray();
-            appendError = Math.Max(appendError, Seq2SeqChecks.RelativeMax(next, reference.NextTokenLogits(sentence, decoderInput[..(t + 1)])));
+            appendError = Math.Max(appendError, HfChecks.RelativeMax(next, reference.NextTokenLogits(sentence, decoderInput[..(t + 1)])));
         }
         inference.ResetDecoder();
-        double blockError = Seq2SeqChecks.RelativeMax(inference.Append(decoderInput.AsSpan(0, 5)).ToArray(), reference.NextTokenLogits(sentence, decoderInput[..5]));
+        double blockError = HfChecks.RelativeMax(inference.Append(decoderInput.AsSpan(0, 5)).ToArray(), reference.NextTokenLogits(sentence, decoderInput[..5]));
         output.WriteLine($"Append one at a time {appendError:E2}, five at once {blockError:E2}");
         Assert.True(appendError < 1e-5, $"cached next-token logits differ by {appendError:E2}");
         Assert.True(blockError < 1e-5, $"the five-token Append differs by {blockError:E2}");
@@ -158,9 +158,9 @@ public sealed class HfMarianModelTests(ITestOutputHelper output) : IDisposable
         Enumerable.Range(0, labels.Length).Where(i => labels[i] >= 0).SelectMany(i => logits.Skip(i * Vocab).Take(Vocab)).ToArray();
 
     /// <summary>
-    /// <see cref="Seq2SeqChecks.GradientError"/>, naming the rows of the shared embedding that differ when <paramref name="rows"/>
+    /// <see cref="HfChecks.GradientError"/>, naming the rows of the shared embedding that differ when <paramref name="rows"/>
     /// (how the padding row's padding_idx rule was found).
     /// </summary>
     private (double Error, string Worst) GradientError(TransformerModel model, Dictionary<string, float[]> expected, bool rows = true) =>
-        Seq2SeqChecks.GradientError(model, expected, rows ? output.WriteLine : null);
+        HfChecks.GradientError(model, expected, rows ? output.WriteLine : null);
 }

@@ -42,8 +42,8 @@ internal static class HfSentenceEncoderCheck
         // The padded batch.
         float[] embeddings = model.Predict(tokens).ToArray(), expected = reference.SentenceEmbeddings(tokens, mask, batch, seqLen);
         double worstCosine = 1;
-        for (int b = 0; b < batch; b++) worstCosine = Math.Min(worstCosine, Cosine(embeddings.AsSpan(b * c, c), expected.AsSpan(b * c, c)));
-        double embeddingError = RelativeMax(embeddings, expected);
+        for (int b = 0; b < batch; b++) worstCosine = Math.Min(worstCosine, HfChecks.Cosine(embeddings.AsSpan(b * c, c), expected.AsSpan(b * c, c)));
+        double embeddingError = HfChecks.RelativeMax(embeddings, expected);
         float[] hidden = model.LastHiddenState.ToArray(), expectedHidden = reference.LastHiddenState(tokens, batch, seqLen, mask);
         double hiddenError = 0, scale = expectedHidden.Max(Math.Abs);
         for (int i = 0; i < mask.Length; i++)
@@ -59,20 +59,22 @@ internal static class HfSentenceEncoderCheck
             real.AddRange(sentence);
             float[] alone = model.Predict(sentence, [lengths[b]]).ToArray();
             float[] expectedAlone = reference.SentenceEmbeddings(sentence, Enumerable.Repeat(1, lengths[b]).ToArray(), 1, lengths[b]);
-            aloneError = Math.Max(aloneError, RelativeMax(alone, expectedAlone));
-            worstCosine = Math.Min(worstCosine, Cosine(alone, expectedAlone));
+            aloneError = Math.Max(aloneError, HfChecks.RelativeMax(alone, expectedAlone));
+            worstCosine = Math.Min(worstCosine, HfChecks.Cosine(alone, expectedAlone));
         }
-        double endToEndError = RelativeMax(model.Predict(real.ToArray(), lengths).ToArray(), expected);
+        double endToEndError = HfChecks.RelativeMax(model.Predict(real.ToArray(), lengths).ToArray(), expected);
 
         // Fine-tuning: the gradient of Σ embeddings ⊙ upstream, seeded by the caller.
         float[] upstream = TestData.Tokens(batch * c, 1000, 5).Select(v => (v - 500) / 500f).ToArray();
         model.Predict(tokens);
         model.ZeroGrad();
         model.Backward(upstream);
-        (double gradientError, string worst) = GradientError(model, reference.EmbeddingGradients(tokens, mask, batch, seqLen, upstream));
+        Dictionary<string, float[]> expectedGradients = reference.EmbeddingGradients(tokens, mask, batch, seqLen, upstream);
+        Assert.Equal(expectedGradients.Keys.Order(StringComparer.Ordinal), model.ParameterTensors.Select(t => t.Name).Order(StringComparer.Ordinal));
+        (double gradientError, string worst) = HfChecks.GradientError(model, expectedGradients);
 
         // An inference-only instance from the same folder.
-        double inferenceError = RelativeMax(forInference(folder).Predict(tokens).ToArray(), expected);
+        double inferenceError = HfChecks.RelativeMax(forInference(folder).Predict(tokens).ToArray(), expected);
 
         string figures = $"{family} ({what}): embeddings {embeddingError:E2} (worst cosine {worstCosine:F9}), hidden {hiddenError:E2}, alone {aloneError:E2}, end to end {endToEndError:E2}, ForInference {inferenceError:E2}, gradients {gradientError:E2} (worst {worst})";
         Assert.True(worstCosine >= 0.99999, $"cosine {worstCosine}; {figures}");
@@ -82,42 +84,5 @@ internal static class HfSentenceEncoderCheck
         Assert.True(inferenceError < 1e-5, $"ForInference differs by {inferenceError:E2}; {figures}");
         Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm; {figures}");
         return figures;
-    }
-
-    /// <summary>Over the parameter tensors, the largest 2-norm of the difference over the reference's 2-norm.</summary>
-    private static (double Error, string Worst) GradientError(TransformerModel model, Dictionary<string, float[]> expected)
-    {
-        double worst = 0;
-        string worstName = "";
-        double largest = expected.Values.Max(Norm);
-        foreach (ParameterTensor t in model.ParameterTensors)
-        {
-            Assert.True(expected.TryGetValue(t.Name, out float[]? reference), $"the reference has no gradient for {t.Name}");
-            Assert.False(t.StoredTransposed);
-            float[] ours = model.Gradients.Slice(t.Offset, t.Length).ToArray();
-            double norm = Norm(reference!);
-            if (norm < 1e-6 * largest) continue;
-            double error = Norm(ours.Zip(reference!, (a, b) => a - b).ToArray()) / norm;
-            if (error > worst) (worst, worstName) = (error, t.Name);
-        }
-        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), model.ParameterTensors.Select(t => t.Name).Order(StringComparer.Ordinal));
-        return (worst, worstName);
-    }
-
-    private static double RelativeMax(float[] actual, float[] expected)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double scale = expected.Max(Math.Abs), worst = 0;
-        for (int i = 0; i < actual.Length; i++) worst = Math.Max(worst, Math.Abs((double)actual[i] - expected[i]));
-        return worst / scale;
-    }
-
-    private static double Norm(float[] v) => Math.Sqrt(v.Sum(x => (double)x * x));
-
-    private static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        double dot = 0, na = 0, nb = 0;
-        for (int i = 0; i < a.Length; i++) { dot += a[i] * (double)b[i]; na += a[i] * (double)a[i]; nb += b[i] * (double)b[i]; }
-        return dot / Math.Sqrt(na * nb);
     }
 }

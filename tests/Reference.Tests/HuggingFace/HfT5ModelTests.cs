@@ -148,7 +148,7 @@ public sealed class HfT5ModelTests(ITestOutputHelper output) : IDisposable
             return m.Append(prefix).ToArray();
         }
         float[] r = Run(reduced), f = Run(rounded), e = Run(exact);
-        double sameArithmetic = Seq2SeqChecks.RelativeMax(r, f), gap = Seq2SeqChecks.RelativeMax(r, e);
+        double sameArithmetic = HfChecks.RelativeMax(r, f), gap = HfChecks.RelativeMax(r, e);
         output.WriteLine($"{fixture} {type}: against fp32 over the rounded weights {sameArithmetic:E2}, against fp32 {gap:E2}");
         Assert.True(sameArithmetic < 1e-5, $"{sameArithmetic:E2} from fp32 over the rounded weights");
         Assert.InRange(gap, 1e-7, type == WeightType.Int8 ? 5e-2 : 3e-2);
@@ -194,16 +194,16 @@ public sealed class HfT5ModelTests(ITestOutputHelper output) : IDisposable
 
         float loss = model.Forward(source, targets);
         float[] logits = model.Logits.ToArray(), expected = reference.TranslationLogits(source, labels, Batch, SourceLength, TargetLength);
-        double logitError = Seq2SeqChecks.RelativeMax(logits, expected);
-        double encoderError = Seq2SeqChecks.RelativeMax(model.EncoderHiddenState.ToArray(), reference.EncoderLastHiddenState(source, Batch, SourceLength));
+        double logitError = HfChecks.RelativeMax(logits, expected);
+        double encoderError = HfChecks.RelativeMax(model.EncoderHiddenState.ToArray(), reference.EncoderLastHiddenState(source, Batch, SourceLength));
         (float expectedLoss, Dictionary<string, float[]> gradients) = reference.TranslationLossAndGradients(source, labels, Batch, SourceLength, TargetLength);
         model.ZeroGrad();
         model.Backward();
-        (double gradientError, string worst) = Seq2SeqChecks.GradientError(model, gradients, null);
+        (double gradientError, string worst) = HfChecks.GradientError(model, gradients, null);
         output.WriteLine($"{fixture}, {Describe(options)}: encoder_last_hidden_state {encoderError:E2}, logits {logitError:E2} " +
-                         $"(worst at {Seq2SeqChecks.WorstPosition(logits, expected, vocab, TargetLength)}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
+                         $"(worst at {HfChecks.WorstPosition(logits, expected, vocab, TargetLength)}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
         Assert.True(encoderError < 1e-5, $"the encoder's output differs by {encoderError:E2} of the largest");
-        Assert.True(logitError < 1e-5, $"logits differ by {logitError:E2} of the largest ({Seq2SeqChecks.WorstPosition(logits, expected, vocab, TargetLength)})");
+        Assert.True(logitError < 1e-5, $"logits differ by {logitError:E2} of the largest ({HfChecks.WorstPosition(logits, expected, vocab, TargetLength)})");
         Assert.True(Math.Abs(loss - expectedLoss) < 1e-5 * Math.Abs(expectedLoss), $"loss {loss} vs {expectedLoss}");
         Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
 
@@ -216,10 +216,10 @@ public sealed class HfT5ModelTests(ITestOutputHelper output) : IDisposable
         for (int t = 0; t < TargetLength; t++)
         {
             float[] next = inference.Append(decoderInput.AsSpan(t, 1)).ToArray();
-            appendError = Math.Max(appendError, Seq2SeqChecks.RelativeMax(next, reference.NextTokenLogits(sentence, decoderInput[..(t + 1)])));
+            appendError = Math.Max(appendError, HfChecks.RelativeMax(next, reference.NextTokenLogits(sentence, decoderInput[..(t + 1)])));
         }
         inference.ResetDecoder();
-        double blockError = Seq2SeqChecks.RelativeMax(inference.Append(decoderInput.AsSpan(0, 5)).ToArray(), reference.NextTokenLogits(sentence, decoderInput[..5]));
+        double blockError = HfChecks.RelativeMax(inference.Append(decoderInput.AsSpan(0, 5)).ToArray(), reference.NextTokenLogits(sentence, decoderInput[..5]));
         output.WriteLine($"Append one at a time {appendError:E2}, five at once {blockError:E2}");
         Assert.True(appendError < 1e-5, $"cached next-token logits differ by {appendError:E2}");
         Assert.True(blockError < 1e-5, $"the five-token Append differs by {blockError:E2}");

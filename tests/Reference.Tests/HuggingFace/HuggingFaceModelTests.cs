@@ -88,10 +88,10 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
             {
                 float[] last = reference.LastHiddenState(tokens[start..(start + lengths[s])], 1, lengths[s])[^width..];
                 double norm = Math.Sqrt(last.Sum(v => (double)v * v));
-                embeddingError = Math.Max(embeddingError, RelativeMax(embeddings[(s * width)..((s + 1) * width)], last.Select(v => (float)(v / norm)).ToArray()));
+                embeddingError = Math.Max(embeddingError, HfChecks.RelativeMax(embeddings[(s * width)..((s + 1) * width)], last.Select(v => (float)(v / norm)).ToArray()));
                 // One pass: every row; two: the last pass's rows, the last sequence's.
-                if (passes == 1) hiddenError = Math.Max(hiddenError, RelativeMax(hidden[(s * width)..((s + 1) * width)], last));
-                else if (s == lengths.Length - 1) hiddenError = Math.Max(hiddenError, RelativeMax(hidden[^width..], last));
+                if (passes == 1) hiddenError = Math.Max(hiddenError, HfChecks.RelativeMax(hidden[(s * width)..((s + 1) * width)], last));
+                else if (s == lengths.Length - 1) hiddenError = Math.Max(hiddenError, HfChecks.RelativeMax(hidden[^width..], last));
                 Assert.Equal(lengths[s], model.CacheLengthOf(s));
             }
             output.WriteLine($"{fixture} {string.Join("+", lengths)} tokens ({passes} pass{(passes == 1 ? "" : "es")}): embeddings {embeddingError:E2}, last hidden states {hiddenError:E2}");
@@ -138,7 +138,7 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         (_, Dictionary<string, float[]> gradients) = reference.LossAndGradients(tokens, targets, batch, seqLen);
         model.ZeroGrad();
         model.Backward();
-        (double gradientError, string worst) = GradientError(model, gradients);
+        (double gradientError, string worst) = HfChecks.GradientError(model, gradients);
         ParameterTensor table = model.ParameterTensors.Single(t => t.Name == "model.embed_tokens.weight");
         float[] padRow = model.Gradients.Slice(table.Offset + pad * d, d).ToArray(), firstRow = model.Gradients.Slice(table.Offset + tokens[0] * d, d).ToArray();
         output.WriteLine($"phi3 with end-of-text in the input: gradients {gradientError:E2} (worst {worst}); row {pad} |g| {padRow.Sum(Math.Abs)}, row {tokens[0]} |g| {firstRow.Sum(Math.Abs):E2}");
@@ -159,12 +159,12 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         for (int i = 0; i < targets.Length; i += 5) targets[i] = -1;
 
         float loss = model.Forward(tokens, targets);
-        double logitError = RelativeMax(model.Logits.ToArray(), reference.Logits(tokens, batch, seqLen));
-        double hiddenError = RelativeMax(model.LastHiddenState.ToArray(), reference.LastHiddenState(tokens, batch, seqLen));
+        double logitError = HfChecks.RelativeMax(model.Logits.ToArray(), reference.Logits(tokens, batch, seqLen));
+        double hiddenError = HfChecks.RelativeMax(model.LastHiddenState.ToArray(), reference.LastHiddenState(tokens, batch, seqLen));
         (float expectedLoss, Dictionary<string, float[]> gradients) = reference.LossAndGradients(tokens, targets, batch, seqLen);
         model.ZeroGrad();
         model.Backward();
-        (double gradientError, string worst) = GradientError(model, gradients);
+        (double gradientError, string worst) = HfChecks.GradientError(model, gradients);
         output.WriteLine($"{fixture}: logits {logitError:E2}, hidden {hiddenError:E2}, loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
         Assert.True(logitError < 1e-5, $"{fixture}: logits differ by {logitError:E2} of the largest");
         Assert.True(hiddenError < 1e-5, $"{fixture}: last hidden state differs by {hiddenError:E2} of the largest");
@@ -256,17 +256,17 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         Assert.True(model.Layout.SeededOutput);
         float[] scores = model.Predict(tokens).ToArray(), expected = reference.ClassifierLogits(tokens, mask, batch, seqLen);
         Assert.Equal(batch, scores.Length);
-        double scoreError = RelativeMax(scores, expected);
+        double scoreError = HfChecks.RelativeMax(scores, expected);
         float[] upstream = [0.7f, -1.3f, 0.4f];
         model.ZeroGrad();
         model.Backward(upstream);
-        (double gradientError, string worst) = GradientError(model, reference.ClassifierGradients(tokens, mask, batch, seqLen, upstream));
+        (double gradientError, string worst) = HfChecks.GradientError(model, reference.ClassifierGradients(tokens, mask, batch, seqLen, upstream));
         output.WriteLine($"bert-cross-encoder: scores {scoreError:E2}, gradients {gradientError:E2} (worst {worst})");
         Assert.True(scoreError < 1e-5, $"scores differ by {scoreError:E2}");
         Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
         Assert.Throws<InvalidOperationException>(() => model.Backward()); // no loss of its own
         model.Forward(tokens, [5, -3, 40]); // the targets stand for the shape: a model of scores reads none
-        Assert.True(RelativeMax(model.Logits.ToArray(), expected) < 1e-5);
+        Assert.True(HfChecks.RelativeMax(model.Logits.ToArray(), expected) < 1e-5);
     }
 
     // Sentence pairs: each token's type (segment 0, then 1 after the first [SEP]) as token_type_ids gives it, in training
@@ -296,16 +296,16 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         (float expectedLoss, Dictionary<string, float[]> gradients) = reference.ClassifierLossAndGradients(tokens, mask, targets, batch, seqLen, types);
         model.ZeroGrad();
         model.Backward();
-        (double gradientError, string worst) = GradientError(model, gradients);
+        (double gradientError, string worst) = HfChecks.GradientError(model, gradients);
         float[] withoutTypes = reference.ClassifierLogits(tokens, mask, batch, seqLen), expected = reference.ClassifierLogits(tokens, mask, batch, seqLen, types);
-        double logitError = RelativeMax(model.Logits.ToArray(), expected);
+        double logitError = HfChecks.RelativeMax(model.Logits.ToArray(), expected);
 
         // The same pairs laid end to end, at their own lengths.
         int[] real = Enumerable.Range(0, tokens.Length).Where(i => mask[i] == 1).ToArray();
         float[] exact = model.Predict(real.Select(i => tokens[i]).ToArray(), lengths, real.Select(i => types[i]).ToArray()).ToArray();
-        double exactError = RelativeMax(exact, expected);
-        output.WriteLine($"pairs: logits {logitError:E2}, exact-length {exactError:E2} (types change them by {RelativeMax(withoutTypes, expected):E2}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
-        Assert.True(RelativeMax(withoutTypes, expected) > 1e-3, "the types must matter for this check to mean anything");
+        double exactError = HfChecks.RelativeMax(exact, expected);
+        output.WriteLine($"pairs: logits {logitError:E2}, exact-length {exactError:E2} (types change them by {HfChecks.RelativeMax(withoutTypes, expected):E2}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
+        Assert.True(HfChecks.RelativeMax(withoutTypes, expected) > 1e-3, "the types must matter for this check to mean anything");
         Assert.True(logitError < 1e-5 && exactError < 1e-5, $"logits {logitError:E2}, exact-length {exactError:E2}");
         Assert.True(Math.Abs(loss - expectedLoss) < 1e-5 * Math.Abs(expectedLoss), $"loss {loss} vs {expectedLoss}");
         Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
@@ -314,8 +314,8 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
 
         // A plain Forward and Predict afterwards take every token as segment 0 again.
         model.Forward(tokens, targets);
-        Assert.True(RelativeMax(model.Logits.ToArray(), withoutTypes) < 1e-5);
-        Assert.True(RelativeMax(model.Predict(real.Select(i => tokens[i]).ToArray(), lengths).ToArray(), withoutTypes) < 1e-5);
+        Assert.True(HfChecks.RelativeMax(model.Logits.ToArray(), withoutTypes) < 1e-5);
+        Assert.True(HfChecks.RelativeMax(model.Predict(real.Select(i => tokens[i]).ToArray(), lengths).ToArray(), withoutTypes) < 1e-5);
 
         // Refusals: wrong length, a type outside the table, and a model without token types.
         Assert.Throws<ArgumentException>(() => model.Predict(tokens.AsSpan(0, 4), [4], new int[3]));
@@ -370,7 +370,7 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
 
     private void Compare(string what, float[] reduced, float[] rounded, float[] exact, WeightType type)
     {
-        double sameArithmetic = RelativeMax(reduced, rounded), gap = RelativeMax(reduced, exact);
+        double sameArithmetic = HfChecks.RelativeMax(reduced, rounded), gap = HfChecks.RelativeMax(reduced, exact);
         output.WriteLine($"{what}: against fp32 over the rounded weights {sameArithmetic:E2}, against fp32 {gap:E2}");
         Assert.True(sameArithmetic < 1e-5, $"{what}: {sameArithmetic:E2} from fp32 over the rounded weights");
         Assert.InRange(gap, 1e-7, type == WeightType.Int8 ? 5e-2 : 3e-2);
@@ -401,16 +401,16 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         // Logits of the padded batch, and of each sentence alone at its own length (an exact-length pass).
         float[] expected = reference.ClassifierLogits(tokens, mask, batch, seqLen), logits = model.Predict(tokens).ToArray();
         Func<int, bool> real = row => !perToken || mask[row] == 1;
-        double logitError = RelativeMax(logits.Where((_, i) => real(i / labels)).ToArray(), expected.Where((_, i) => real(i / labels)).ToArray());
+        double logitError = HfChecks.RelativeMax(logits.Where((_, i) => real(i / labels)).ToArray(), expected.Where((_, i) => real(i / labels)).ToArray());
         float[] alone = model.Predict(tokens.AsSpan(seqLen, lengths[1])).ToArray();
         float[] expectedAlone = perToken ? expected.AsSpan(seqLen * labels, lengths[1] * labels).ToArray() : expected.AsSpan(labels, labels).ToArray();
-        double aloneError = RelativeMax(alone, expectedAlone);
+        double aloneError = HfChecks.RelativeMax(alone, expectedAlone);
 
         float loss = model.Forward(tokens, targets);
         (float expectedLoss, Dictionary<string, float[]> gradients) = reference.ClassifierLossAndGradients(tokens, mask, targets, batch, seqLen);
         model.ZeroGrad();
         model.Backward();
-        (double gradientError, string worst) = GradientError(model, gradients);
+        (double gradientError, string worst) = HfChecks.GradientError(model, gradients);
         output.WriteLine($"{config}: logits {logitError:E2} (a sentence alone {aloneError:E2}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
         Assert.Equal(labels, perToken ? model.Predict(tokens).Length / (batch * seqLen) : model.Predict(tokens).Length / batch);
         Assert.True(logitError < 1e-5, $"{config}: logits differ by {logitError:E2}");
@@ -450,11 +450,11 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         float[] expected = reference.SentenceEmbeddings(tokens, mask, batch, seqLen, clsToken);
         for (int b = 0; b < batch; b++)
         {
-            double cosine = Cosine(embeddings.AsSpan(b * c, c), expected.AsSpan(b * c, c));
+            double cosine = HfChecks.Cosine(embeddings.AsSpan(b * c, c), expected.AsSpan(b * c, c));
             output.WriteLine($"sentence {b}: cosine {cosine:F9}");
             Assert.True(cosine >= 0.99999, $"sentence {b}: cosine {cosine}");
         }
-        Assert.True(RelativeMax(embeddings, expected) < 1e-5);
+        Assert.True(HfChecks.RelativeMax(embeddings, expected) < 1e-5);
         // Hidden states at real (unpadded) positions.
         float[] hidden = model.LastHiddenState.ToArray(), expectedHidden = reference.LastHiddenState(tokens, batch, seqLen, mask);
         double hiddenError = 0, scale = expectedHidden.Max(Math.Abs);
@@ -468,8 +468,8 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         model.Predict(tokens);
         model.ZeroGrad();
         model.Backward(upstream);
-        (double gradientError, string worst) = GradientError(model, reference.EmbeddingGradients(tokens, mask, batch, seqLen, upstream, clsToken));
-        output.WriteLine($"{config} ({(clsToken ? "[CLS]" : "mean")} pooling): embeddings {RelativeMax(embeddings, expected):E2}, hidden {hiddenError:E2}, gradients {gradientError:E2} (worst {worst})");
+        (double gradientError, string worst) = HfChecks.GradientError(model, reference.EmbeddingGradients(tokens, mask, batch, seqLen, upstream, clsToken));
+        output.WriteLine($"{config} ({(clsToken ? "[CLS]" : "mean")} pooling): embeddings {HfChecks.RelativeMax(embeddings, expected):E2}, hidden {hiddenError:E2}, gradients {gradientError:E2} (worst {worst})");
         Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
     }
 
@@ -492,55 +492,10 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
     // ----- helpers -----
 
     /// <summary>Over the parameter tensors, the largest 2-norm of the difference over the reference's 2-norm (tensors the loss cannot move are skipped: their reference gradient is rounding noise).</summary>
-    private static (double Error, string Worst) GradientError(TransformerModel model, Dictionary<string, float[]> expected)
-    {
-        double worst = 0;
-        string worstName = "";
-        double largest = expected.Values.Max(g => Norm(g));
-        foreach (ParameterTensor t in model.ParameterTensors)
-        {
-            Assert.True(expected.TryGetValue(t.Name, out float[]? reference), $"the reference has no gradient for {t.Name}");
-            float[] ours = InFileLayout(t, model.Gradients.Slice(t.Offset, t.Length).ToArray());
-            double norm = Norm(reference!);
-            if (norm < 1e-6 * largest) continue; // e.g. BERT's key bias: softmax ignores a per-row constant
-            double error = Norm(ours.Zip(reference!, (a, b) => a - b).ToArray()) / norm;
-            if (error > worst) (worst, worstName) = (error, t.Name);
-        }
-        return (worst, worstName);
-    }
-
     private static float[] ValuesInFileLayout(TransformerModel model, string name)
     {
         ParameterTensor t = model.ParameterTensors.Single(p => p.Name == name);
-        return InFileLayout(t, model.Parameters.Slice(t.Offset, t.Length).ToArray());
-    }
-
-    /// <summary>A GPT-2 Conv1D tensor is [out, in] in memory and [in, out] in files (and in the reference's gradients).</summary>
-    private static float[] InFileLayout(ParameterTensor t, float[] values)
-    {
-        if (!t.StoredTransposed) return values;
-        int rows = t.Shape[0], cols = t.Shape[1];
-        var result = new float[values.Length];
-        for (int r = 0; r < rows; r++)
-            for (int k = 0; k < cols; k++) result[k * rows + r] = values[r * cols + k];
-        return result;
-    }
-
-    private static double RelativeMax(float[] actual, float[] expected)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double scale = expected.Max(Math.Abs), worst = 0;
-        for (int i = 0; i < actual.Length; i++) worst = Math.Max(worst, Math.Abs((double)actual[i] - expected[i]));
-        return worst / scale;
-    }
-
-    private static double Norm(float[] v) => Math.Sqrt(v.Sum(x => (double)x * x));
-
-    private static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        double dot = 0, na = 0, nb = 0;
-        for (int i = 0; i < a.Length; i++) { dot += a[i] * (double)b[i]; na += a[i] * (double)a[i]; nb += b[i] * (double)b[i]; }
-        return dot / Math.Sqrt(na * nb);
+        return HfChecks.InFileLayout(t, model.Parameters.Slice(t.Offset, t.Length).ToArray());
     }
 
     private static int ArgMax(ReadOnlySpan<float> values)
