@@ -18,13 +18,6 @@ namespace TransformerGen.Samples.Tests;
 /// </summary>
 public sealed class EmbeddingsMPNetSampleTests(TinyMPNet fixture, ITestOutputHelper log) : IClassFixture<TinyMPNet>
 {
-    private static readonly string[] SearchList = MiniLmFolder.SearchList;
-
-    private static readonly string[] Queries = MiniLmFolder.Queries;
-
-    // The printed values have 4 decimals: each is the cosine rounded, computed in a batch instead of alone.
-    private const float Printed = 5e-5f + 2e-6f;
-
     [Fact]
     public void The_similarities_are_cosines_of_the_models_own_embeddings_of_the_sentences()
     {
@@ -35,20 +28,7 @@ public sealed class EmbeddingsMPNetSampleTests(TinyMPNet fixture, ITestOutputHel
         Assert.Contains("model: tests/tiny-mpnet from " + fixture.Path + ": MPNet (relative-position bias), 2 layers, 18 wide; compiled for 8 sentences of 32 tokens a batch", output);
         Assert.DoesNotContain("task prefixes", output);
 
-        int n = EmbeddingsApp.Sentences.Count;
-        float[][] matrix = EmbeddingsOutput.Matrix(output);
-        Assert.Equal(n, matrix.Length);
-        float[][] expected = [.. EmbeddingsApp.Sentences.Select(Embed)];
-        for (int i = 0; i < n; i++)
-        {
-            Assert.Equal(n, matrix[i].Length);
-            for (int j = 0; j < n; j++)
-            {
-                float cosine = SentenceEmbeddings.Cosine(expected[i], expected[j]);
-                Assert.True(Math.Abs(matrix[i][j] - cosine) <= Printed, $"[{i + 1}][{j + 1}]: printed {matrix[i][j]}, the model's own {cosine}");
-            }
-        }
-
+        EmbeddingsOutput.AssertMatrix(output, [.. EmbeddingsApp.Sentences.Select(Embed)]);
         Assert.Matches(@"embedded 6 texts \(\d+ tokens, 1 batch of up to 8 at their own lengths\)", output);
     }
 
@@ -57,24 +37,11 @@ public sealed class EmbeddingsMPNetSampleTests(TinyMPNet fixture, ITestOutputHel
     {
         (int exit, string output, string error) = RunTiny();
         Assert.True(exit == 0, error);
-        Dictionary<string, List<(float Score, string Sentence)>> results = EmbeddingsOutput.SearchResults(output);
-        Assert.Equal(Queries, results.Keys);
-        float[][] documents = [.. SearchList.Select(Embed)];
-        foreach ((string query, List<(float Score, string Sentence)> hits) in results)
-        {
-            float[] asked = Embed(query);
-            float[] scores = [.. documents.Select(d => SentenceEmbeddings.Cosine(asked, d))];
-            int[] best = [.. Enumerable.Range(0, SearchList.Length).OrderByDescending(i => scores[i]).Take(3)];
-            Assert.Equal(3, hits.Count);
-            for (int rank = 0; rank < 3; rank++)
-            {
-                Assert.Equal(SearchList[best[rank]], hits[rank].Sentence);
-                Assert.True(Math.Abs(hits[rank].Score - scores[best[rank]]) <= Printed, $"{query} #{rank + 1}: printed {hits[rank].Score}, the model's own {scores[best[rank]]}");
-            }
-        }
+        Dictionary<string, List<(float Score, string Sentence)>> results = EmbeddingsOutput.AssertSearch(output, Embed, Embed);
 
         // Without prefixes a listed sentence asked as a query is its own copy.
-        float self = results[SearchList[5]].Single(hit => hit.Sentence == SearchList[5]).Score;
+        string listed = MiniLmFolder.SearchList[5];
+        float self = results[listed].Single(hit => hit.Sentence == listed).Score;
         Assert.True(self >= 0.9999f, $"the listed sentence scored {self} against itself");
     }
 
@@ -82,7 +49,7 @@ public sealed class EmbeddingsMPNetSampleTests(TinyMPNet fixture, ITestOutputHel
     public void The_folders_tokenizer_puts_texts_between_s_and_slash_s_and_adds_the_mask_after_vocab_txt()
     {
         PretrainedTokenizer tokenizer = PretrainedTokenizer.FromFolder(fixture.Path);
-        IReadOnlyList<int> ids = tokenizer.Encode(SearchList[0]);
+        IReadOnlyList<int> ids = tokenizer.Encode(MiniLmFolder.SearchList[0]);
         Assert.Equal("<s>", fixture.VocabularyLines[ids[0]]);
         Assert.Equal("</s>", fixture.VocabularyLines[ids[ids.Count - 1]]);
         Assert.Equal((0, 2), (ids[0], ids[ids.Count - 1]));
@@ -148,12 +115,7 @@ public sealed class EmbeddingsMPNetSampleTests(TinyMPNet fixture, ITestOutputHel
         Assert.True(AllMpnetBaseV2.SeqLen + 2 <= root.GetProperty("max_position_embeddings").GetInt32());
     }
 
-    private (int Exit, string Output, string Error) RunTiny()
-    {
-        fixture.Folder.Write("search.txt", string.Join("\n", SearchList) + "\n");
-        string[] args = ["--model", fixture.Path, "--sentences", fixture.Folder.File("search.txt"), .. Queries.SelectMany(q => new[] { "--query", q })];
-        return EmbeddingsOutput.Run([EmbeddingModelSpec.MiniLm, TinyMPNet.Spec], args);
-    }
+    private (int Exit, string Output, string Error) RunTiny() => EmbeddingsOutput.RunTiny(fixture.Folder, TinyMPNet.Spec);
 
     /// <summary>One text alone through the tiny model's own Predict, one row: &lt;s&gt; text &lt;/s&gt;, the two ids read from vocab.txt.</summary>
     private float[] Embed(string text)

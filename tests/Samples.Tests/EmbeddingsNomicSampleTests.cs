@@ -21,13 +21,6 @@ namespace TransformerGen.Samples.Tests;
 /// </summary>
 public sealed partial class EmbeddingsNomicSampleTests(TinyNomic fixture, ITestOutputHelper log) : IClassFixture<TinyNomic>
 {
-    private static readonly string[] SearchList = MiniLmFolder.SearchList;
-
-    private static readonly string[] Queries = MiniLmFolder.Queries;
-
-    // The printed values have 4 decimals: each is the cosine rounded, computed in a batch instead of alone.
-    private const float Printed = 5e-5f + 2e-6f;
-
     [Fact]
     public void The_similarities_are_cosines_of_the_models_own_embeddings_of_the_document_prefixed_sentences()
     {
@@ -39,21 +32,13 @@ public sealed partial class EmbeddingsNomicSampleTests(TinyNomic fixture, ITestO
         Assert.Contains("task prefixes, as the model card asks: sentences embedded as \"search_document: …\", queries as \"search_query: …\"", output);
 
         int n = EmbeddingsApp.Sentences.Count;
-        float[][] matrix = EmbeddingsOutput.Matrix(output);
-        Assert.Equal(n, matrix.Length);
         float[][] expected = [.. EmbeddingsApp.Sentences.Select(s => Embed("search_document: " + s))];
+        EmbeddingsOutput.AssertMatrix(output, expected);
         float[][] bare = [.. EmbeddingsApp.Sentences.Select(s => Embed(s))];
         float largestPrefixEffect = 0;
         for (int i = 0; i < n; i++)
-        {
-            Assert.Equal(n, matrix[i].Length);
             for (int j = 0; j < n; j++)
-            {
-                float cosine = SentenceEmbeddings.Cosine(expected[i], expected[j]);
-                Assert.True(Math.Abs(matrix[i][j] - cosine) <= Printed, $"[{i + 1}][{j + 1}]: printed {matrix[i][j]}, the model's own {cosine}");
-                largestPrefixEffect = Math.Max(largestPrefixEffect, Math.Abs(cosine - SentenceEmbeddings.Cosine(bare[i], bare[j])));
-            }
-        }
+                largestPrefixEffect = Math.Max(largestPrefixEffect, Math.Abs(SentenceEmbeddings.Cosine(expected[i], expected[j]) - SentenceEmbeddings.Cosine(bare[i], bare[j])));
 
         // Without the prefix the cosines are others: the sample did embed "search_document: …".
         Assert.True(largestPrefixEffect > 1e-2f, $"the prefix moved no cosine by more than {largestPrefixEffect}");
@@ -65,24 +50,12 @@ public sealed partial class EmbeddingsNomicSampleTests(TinyNomic fixture, ITestO
     {
         (int exit, string output, string error) = RunTiny();
         Assert.True(exit == 0, error);
-        Dictionary<string, List<(float Score, string Sentence)>> results = EmbeddingsOutput.SearchResults(output);
-        Assert.Equal(Queries, results.Keys);
-        float[][] documents = [.. SearchList.Select(s => Embed("search_document: " + s))];
-        foreach ((string query, List<(float Score, string Sentence)> hits) in results)
-        {
-            float[] asked = Embed("search_query: " + query);
-            float[] scores = [.. documents.Select(d => SentenceEmbeddings.Cosine(asked, d))];
-            int[] best = [.. Enumerable.Range(0, SearchList.Length).OrderByDescending(i => scores[i]).Take(3)];
-            Assert.Equal(3, hits.Count);
-            for (int rank = 0; rank < 3; rank++)
-            {
-                Assert.Equal(SearchList[best[rank]], hits[rank].Sentence);
-                Assert.True(Math.Abs(hits[rank].Score - scores[best[rank]]) <= Printed, $"{query} #{rank + 1}: printed {hits[rank].Score}, the model's own {scores[best[rank]]}");
-            }
-        }
+        Dictionary<string, List<(float Score, string Sentence)>> results =
+            EmbeddingsOutput.AssertSearch(output, query => Embed("search_query: " + query), sentence => Embed("search_document: " + sentence));
 
         // A listed sentence asked as a query is no longer its own copy: "search_query: " differs from "search_document: ".
-        float self = results[SearchList[5]].Single(hit => hit.Sentence == SearchList[5]).Score;
+        string listed = MiniLmFolder.SearchList[5];
+        float self = results[listed].Single(hit => hit.Sentence == listed).Score;
         Assert.True(self < 0.9999f, $"the listed sentence scored {self} against itself");
     }
 
@@ -167,12 +140,7 @@ public sealed partial class EmbeddingsNomicSampleTests(TinyNomic fixture, ITestO
         Assert.True(NomicEmbedTextV15.SeqLen <= root.GetProperty("max_trained_positions").GetInt32());
     }
 
-    private (int Exit, string Output, string Error) RunTiny()
-    {
-        fixture.Folder.Write("search.txt", string.Join("\n", SearchList) + "\n");
-        string[] args = ["--model", fixture.Path, "--sentences", fixture.Folder.File("search.txt"), .. Queries.SelectMany(q => new[] { "--query", q })];
-        return EmbeddingsOutput.Run([EmbeddingModelSpec.MiniLm, TinyNomic.Spec], args);
-    }
+    private (int Exit, string Output, string Error) RunTiny() => EmbeddingsOutput.RunTiny(fixture.Folder, TinyNomic.Spec);
 
     /// <summary>
     /// One text alone through the tiny model's own Predict, one row: [CLS] text [SEP], a task prefix as transformers'

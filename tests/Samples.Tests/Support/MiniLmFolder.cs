@@ -3,7 +3,6 @@ using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using EmbeddingsSample;
 
 namespace TransformerGen.Samples.Tests.Support;
@@ -40,7 +39,7 @@ public sealed class MiniLmFolder : IDisposable
         });
         Folder.Write("config.json", CompiledConfig);
         MiniLm.ForInference(Seed).Save(Folder.File("model.safetensors"));
-        Folder.Write("vocab.txt", string.Join("\n", VocabLinesFor(SampleTexts())) + "\n");
+        Folder.Write("vocab.txt", string.Join("\n", TinyWordPieceVocabulary.Lines([], SampleTexts(), VocabLines)) + "\n");
         Folder.Write("tokenizer_config.json", new JsonObject
         {
             ["cls_token"] = "[CLS]", ["do_basic_tokenize"] = true, ["do_lower_case"] = true, ["mask_token"] = "[MASK]",
@@ -77,31 +76,6 @@ public sealed class MiniLmFolder : IDisposable
     /// <summary>The texts the sample embeds by default: its sentences, queries and search list.</summary>
     public static IEnumerable<string> SampleTexts() =>
         EmbeddingsApp.Sentences.Concat(EmbeddingsApp.DefaultQueries).Concat(File.ReadAllLines(EmbeddingsApp.DefaultSentencesPath));
-
-    private static List<string> VocabLinesFor(IEnumerable<string> texts)
-    {
-        var lines = new List<string> { "[PAD]" };
-        lines.AddRange(Enumerable.Range(0, 99).Select(i => $"[unused{i}]"));
-        lines.AddRange(["[UNK]", "[CLS]", "[SEP]", "[MASK]"]);
-        var seen = new HashSet<string>(lines, StringComparer.Ordinal);
-        string lowered = string.Join(" ", texts).ToLowerInvariant();
-        IEnumerable<string> characters = lowered.Where(c => !char.IsWhiteSpace(c)).Select(c => c.ToString());
-        IEnumerable<string> words = Regex.Split(lowered, @"[^\p{L}\p{N}]+");
-        foreach (string entry in characters.Concat(words).Where(w => w.Length > 0).Distinct().Order(StringComparer.Ordinal))
-        {
-            if (seen.Add(entry))
-            {
-                lines.Add(entry);
-            }
-        }
-
-        for (int filler = 99; lines.Count < VocabLines; filler++)
-        {
-            lines.Add($"[unused{filler}]");
-        }
-
-        return lines;
-    }
 
     public void Dispose() => Folder.Dispose();
 }
