@@ -9,7 +9,7 @@ using TransformerGen.Tokenizers.Loaders;
 namespace TransformerGen.Tokenizers;
 
 /// <summary>
-/// The tokenizer of a downloaded Hugging Face model folder (GPT-2, BERT, Llama/TinyLlama, SmolLM2, Qwen2, XLM-R, Marian, NLLB, T5),
+/// The tokenizer of a downloaded Hugging Face model folder (GPT-2, BERT, Llama/TinyLlama, Gemma 3, SmolLM2, Qwen2, XLM-R, Marian, NLLB, T5),
 /// built on Microsoft.ML.Tokenizers and set up to give the ids Hugging Face's tokenizer gives.
 /// </summary>
 /// <remarks>
@@ -22,15 +22,19 @@ namespace TransformerGen.Tokenizers;
 /// otherwise from the files present: <c>source.spm</c> → Marian (opus-mt:
 /// <c>source.spm</c>, <c>target.spm</c>, <c>vocab.json</c>); otherwise <c>vocab.json</c> + <c>merges.txt</c> →
 /// byte-level BPE (GPT-2, Qwen2, SmolLM2); otherwise <c>tokenizer.model</c> → SentencePiece BPE (Llama-2,
-/// TinyLlama); otherwise <c>sentencepiece.bpe.model</c> → SentencePiece Unigram with fairseq's ids (XLM-R,
-/// multilingual-e5, bge-m3, paraphrase-multilingual-MiniLM); otherwise <c>vocab.txt</c> → WordPiece (BERT,
+/// TinyLlama; and Gemma's, told by <c>tokenizer_class</c> <c>GemmaTokenizer</c>/<c>GemmaTokenizerFast</c>, else by a Gemma
+/// <c>model_type</c> or by the model's own normalizer_spec, <c>add_dummy_prefix: false</c> with whitespace kept: the
+/// model's ids, <c>&lt;bos&gt;</c> = 2 before the text, no "▁" put before it, the model's control and user-defined pieces
+/// (<c>&lt;start_of_turn&gt;</c> = 105, <c>&lt;end_of_turn&gt;</c> = 106) kept whole in a text); otherwise
+/// <c>sentencepiece.bpe.model</c> → SentencePiece Unigram with fairseq's ids (XLM-R, multilingual-e5, bge-m3,
+/// paraphrase-multilingual-MiniLM); otherwise <c>vocab.txt</c> → WordPiece (BERT,
 /// all-MiniLM-L6-v2); otherwise <c>spiece.model</c> → T5. tokenizer_config.json supplies
 /// the special tokens and flags, config.json the <c>model_type</c>, tokenizer.json (when present) the
 /// pre-tokenizer, normalizer and post-processor of a byte-level BPE.
 /// </para>
 /// <para>
 /// Special tokens are added as Hugging Face's <c>add_special_tokens=True</c> adds them: BERT <c>[CLS] … [SEP]</c>,
-/// XLM-R <c>&lt;s&gt; … &lt;/s&gt;</c>, Llama <c>&lt;s&gt; …</c>, Marian and T5 <c>… &lt;/s&gt;</c>, GPT-2 and Qwen2 nothing.
+/// XLM-R <c>&lt;s&gt; … &lt;/s&gt;</c>, Llama <c>&lt;s&gt; …</c>, Gemma <c>&lt;bos&gt; …</c>, Marian and T5 <c>… &lt;/s&gt;</c>, GPT-2 and Qwen2 nothing.
 /// Truncation cuts the text's ids and keeps those special tokens.
 /// </para>
 /// <para>
@@ -53,7 +57,10 @@ public sealed class PretrainedTokenizer
     /// <summary><see cref="Kind"/> of BERT's WordPiece (<c>vocab.txt</c>).</summary>
     public const string WordPieceKind = "wordpiece";
 
-    /// <summary><see cref="Kind"/> of SentencePiece BPE (<c>tokenizer.model</c>: Llama-2, TinyLlama).</summary>
+    /// <summary>
+    /// <see cref="Kind"/> of SentencePiece BPE with the model's own ids (<c>tokenizer.model</c>: Llama-2, TinyLlama; Gemma 3,
+    /// whose model has no dummy prefix and whose <c>&lt;start_of_turn&gt;</c>/<c>&lt;end_of_turn&gt;</c> are pieces of it).
+    /// </summary>
     public const string SentencePieceBpeKind = "sentencepiece-bpe";
 
     /// <summary><see cref="Kind"/> of other byte-level BPEs (<c>vocab.json</c> + <c>merges.txt</c>: Qwen2, SmolLM2).</summary>
@@ -115,10 +122,10 @@ public sealed class PretrainedTokenizer
     /// <summary>Which tokenizer this is: one of <see cref="Gpt2BpeKind"/>, <see cref="WordPieceKind"/>, <see cref="SentencePieceBpeKind"/>, <see cref="ByteLevelBpeKind"/>, <see cref="SentencePieceUnigramKind"/>, <see cref="MarianKind"/>, <see cref="NllbKind"/>, <see cref="T5Kind"/>.</summary>
     public string Kind => _parts.Kind;
 
-    /// <summary>The beginning-of-sequence id the tokenizer names (Llama <c>&lt;s&gt;</c> = 1; GPT-2 names <c>&lt;|endoftext|&gt;</c> but never adds it), or null.</summary>
+    /// <summary>The beginning-of-sequence id the tokenizer names (Llama <c>&lt;s&gt;</c> = 1, Gemma <c>&lt;bos&gt;</c> = 2; GPT-2 names <c>&lt;|endoftext|&gt;</c> but never adds it), or null.</summary>
     public int? BosId => _parts.BosId;
 
-    /// <summary>The end-of-sequence id (GPT-2 50256, Llama 2, Qwen2 <c>&lt;|endoftext|&gt;</c> or the instruct model's <c>&lt;|im_end|&gt;</c>, Marian vocab.json's <c>&lt;/s&gt;</c>), or null.</summary>
+    /// <summary>The end-of-sequence id (GPT-2 50256, Llama 2, Gemma <c>&lt;eos&gt;</c> 1, Qwen2 <c>&lt;|endoftext|&gt;</c> or the instruct model's <c>&lt;|im_end|&gt;</c>, Marian vocab.json's <c>&lt;/s&gt;</c>), or null.</summary>
     public int? EosId => _parts.EosId;
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using TransformerGen.Tokenizers.Chat;
 using Xunit;
 
@@ -56,6 +57,63 @@ public sealed class ChatTemplateTests
     // Phi-3 writes <|user|>\n too, but ends turns with <|end|>: not Zephyr.
     private const string Phi3 =
         @"{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}";
+
+    // Gemma 3's (gemma-3-270m-it, gemma-3-1b-it, gemma-3-4b-it …): in tokenizer_config.json the newlines inside its
+    // string literals are JSON's \n, so the Jinja source holds real newlines there ('\n\n' below is two newline characters).
+    internal const string Gemma3 =
+        "{{ bos_token }}\n"
+        + "{%- if messages[0]['role'] == 'system' -%}\n"
+        + "    {%- if messages[0]['content'] is string -%}\n"
+        + "        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}\n"
+        + "    {%- else -%}\n"
+        + "        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}\n"
+        + "    {%- endif -%}\n"
+        + "    {%- set loop_messages = messages[1:] -%}\n"
+        + "{%- else -%}\n"
+        + "    {%- set first_user_prefix = \"\" -%}\n"
+        + "    {%- set loop_messages = messages -%}\n"
+        + "{%- endif -%}\n"
+        + "{%- for message in loop_messages -%}\n"
+        + "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n"
+        + "        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n"
+        + "    {%- endif -%}\n"
+        + "    {%- if (message['role'] == 'assistant') -%}\n"
+        + "        {%- set role = \"model\" -%}\n"
+        + "    {%- else -%}\n"
+        + "        {%- set role = message['role'] -%}\n"
+        + "    {%- endif -%}\n"
+        + "    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else \"\") }}\n"
+        + "    {%- if message['content'] is string -%}\n"
+        + "        {{ message['content'] | trim }}\n"
+        + "    {%- elif message['content'] is iterable -%}\n"
+        + "        {%- for item in message['content'] -%}\n"
+        + "            {%- if item['type'] == 'image' -%}\n"
+        + "                {{ '<start_of_image>' }}\n"
+        + "            {%- elif item['type'] == 'text' -%}\n"
+        + "                {{ item['text'] | trim }}\n"
+        + "            {%- endif -%}\n"
+        + "        {%- endfor -%}\n"
+        + "    {%- else -%}\n"
+        + "        {{ raise_exception(\"Invalid content type\") }}\n"
+        + "    {%- endif -%}\n"
+        + "    {{ '<end_of_turn>\n' }}\n"
+        + "{%- endfor -%}\n"
+        + "{%- if add_generation_prompt -%}\n"
+        + "    {{'<start_of_turn>model\n'}}\n"
+        + "{%- endif -%}\n";
+
+    // Gemma 2's (gemma-2-2b-it), whose literals use the escape \n; it refuses a system message.
+    private const string Gemma2 =
+        @"{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}";
+
+    private static ChatTemplate RecognizeGemma(string jinja)
+    {
+        ChatTemplate? template = ChatTemplate.Recognize(jinja, "<bos>", "<eos>", out string? reason);
+        Assert.Null(reason);
+        ChatTemplate chat = Assert.IsType<ChatTemplate>(template);
+        Assert.Equal(ChatTemplateStyle.Gemma, chat.Style);
+        return chat;
+    }
 
     private static ChatTemplate Recognize(string jinja)
     {
@@ -130,6 +188,89 @@ public sealed class ChatTemplateTests
         ArgumentException error = Assert.Throws<ArgumentException>(() => Recognize(Llama2).Format([("user", "a"), ("user", "b")]));
         Assert.StartsWith("Conversation roles must alternate", error.Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => Recognize(Llama2).Format([("assistant", "a")]));
+    }
+
+    [Fact]
+    public void Gemma3_puts_the_system_message_at_the_head_of_the_first_user_turn()
+    {
+        ChatTemplate chat = RecognizeGemma(Gemma3);
+        Assert.Equal("<end_of_turn>", chat.EndOfTurn);
+        Assert.Equal(
+            "<bos><start_of_turn>user\nBe brief.\n\nHi!<end_of_turn>\n<start_of_turn>model\n",
+            chat.Format([("system", "Be brief."), ("user", "Hi!")], addGenerationPrompt: true));
+        Assert.Equal("<bos><start_of_turn>user\nHi!<end_of_turn>\n", chat.Format([("user", "Hi!")], addGenerationPrompt: false));
+    }
+
+    [Fact]
+    public void Gemma3_writes_the_assistant_as_model_and_trims_each_message_but_not_the_system_text()
+    {
+        // content | trim strips each message; first_user_prefix is the system content as it is, then "\n\n".
+        Assert.Equal(
+            "<bos><start_of_turn>user\n Be brief. \n\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n",
+            RecognizeGemma(Gemma3).Format(
+                [("system", " Be brief. "), ("user", "  Hi "), ("assistant", "\nHello!\n"), ("user", "\u001FBye\t\u001C")], addGenerationPrompt: false));
+    }
+
+    [Fact]
+    public void Gemma3_raises_as_its_template_does()
+    {
+        ChatTemplate chat = RecognizeGemma(Gemma3);
+        foreach (IReadOnlyList<(string, string)> conversation in new[]
+        {
+            new[] { ("user", "a"), ("user", "b") },
+            new[] { ("assistant", "a") },
+            new[] { ("system", "s"), ("assistant", "a") },
+            new[] { ("system", "s"), ("system", "t") },
+        })
+        {
+            ArgumentException error = Assert.Throws<ArgumentException>(() => chat.Format(conversation));
+            Assert.StartsWith("Conversation roles must alternate", error.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Throws<ArgumentException>(() => chat.Format([]));
+
+        // A system message later on, where an assistant turn may stand, passes the check and keeps its role.
+        Assert.Equal(
+            "<bos><start_of_turn>user\na<end_of_turn>\n<start_of_turn>system\nb<end_of_turn>\n<start_of_turn>model\n",
+            chat.Format([("user", "a"), ("system", "b")]));
+        Assert.Equal("<bos><start_of_turn>model\n", chat.Format([("system", "only")]));
+    }
+
+    [Fact]
+    public void Gemma_separator_after_the_system_text_is_read_from_the_template()
+    {
+        string oneNewline = Gemma3.Replace("+ '\n\n'", "+ '\\n'", StringComparison.Ordinal);
+        Assert.NotEqual(Gemma3, oneNewline);
+        Assert.Equal(
+            "<bos><start_of_turn>user\nBe brief.\nHi!<end_of_turn>\n<start_of_turn>model\n",
+            RecognizeGemma(oneNewline).Format([("system", "Be brief."), ("user", "Hi!")]));
+    }
+
+    [Fact]
+    public void Gemma2_refuses_a_system_message()
+    {
+        ChatTemplate chat = RecognizeGemma(Gemma2);
+        Assert.Equal("<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n", chat.Format([("user", " Hi")]));
+        ArgumentException error = Assert.Throws<ArgumentException>(() => chat.Format([("system", "Be brief."), ("user", "Hi")]));
+        Assert.StartsWith("System role not supported", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Gemma_without_a_bos_token_is_not_recognised()
+    {
+        Assert.Null(ChatTemplate.Recognize(Gemma3, null, "<eos>", out string? reason));
+        Assert.Contains("BOS", reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_gemma_writes_gemma_3s_layout_with_its_own_bos()
+    {
+        ChatTemplate chat = ChatTemplate.Create(ChatTemplateStyle.Gemma);
+        Assert.Equal(
+            RecognizeGemma(Gemma3).Format([("system", "S"), ("user", "U"), ("assistant", "A"), ("user", "V")]),
+            chat.Format([("system", "S"), ("user", "U"), ("assistant", "A"), ("user", "V")]));
+        Assert.StartsWith("<bos><start_of_turn>user\nS\n\nU", chat.Format([("system", "S"), ("user", "U")]), StringComparison.Ordinal);
+        Assert.Equal("<end_of_turn>", chat.EndOfTurn);
     }
 
     [Fact]

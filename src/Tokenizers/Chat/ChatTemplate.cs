@@ -16,6 +16,12 @@ public enum ChatTemplateStyle
 
     /// <summary><c>&lt;s&gt;[INST] &lt;&lt;SYS&gt;&gt;\n…\n&lt;&lt;/SYS&gt;&gt;\n\n… [/INST] … &lt;/s&gt;</c> (Llama-2-Chat).</summary>
     Llama2,
+
+    /// <summary>
+    /// <c>&lt;bos&gt;&lt;start_of_turn&gt;user\n…&lt;end_of_turn&gt;\n&lt;start_of_turn&gt;model\n…&lt;end_of_turn&gt;\n</c> (Gemma 3's -it models,
+    /// gemma-3-270m-it and gemma-3-1b-it among them; Gemma 1 and 2, which refuse a system message).
+    /// </summary>
+    Gemma,
 }
 
 /// <summary>
@@ -26,17 +32,18 @@ public enum ChatTemplateStyle
 /// system, user and assistant messages without tools.
 /// </summary>
 /// <remarks>
-/// The text holds the special tokens the template writes (Llama-2's <c>&lt;s&gt;</c>), so encode it with
+/// The text holds the special tokens the template writes (Llama-2's <c>&lt;s&gt;</c>, Gemma's <c>&lt;bos&gt;</c>), so encode it with
 /// <c>addSpecialTokens: false</c>, as <c>apply_chat_template(tokenize=True)</c> does.
 /// </remarks>
 public sealed partial class ChatTemplate
 {
-    private ChatTemplate(ChatTemplateStyle style, string? defaultSystemPrompt, string bosToken, string eosToken)
+    private ChatTemplate(ChatTemplateStyle style, string? defaultSystemPrompt, string bosToken, string eosToken, string? systemSeparator = null)
     {
         Style = style;
         DefaultSystemPrompt = defaultSystemPrompt;
         BosToken = bosToken;
         EosToken = eosToken;
+        SystemSeparator = systemSeparator;
     }
 
     /// <summary>The layout.</summary>
@@ -45,32 +52,52 @@ public sealed partial class ChatTemplate
     /// <summary>The system message the template puts first when the conversation has none (Qwen2's "You are a helpful assistant."), or null.</summary>
     public string? DefaultSystemPrompt { get; }
 
-    /// <summary>The text that ends an assistant turn, at which generation stops: <c>&lt;|im_end|&gt;</c> for ChatML, the EOS token otherwise.</summary>
-    public string EndOfTurn => Style == ChatTemplateStyle.ChatMl ? ImEnd : EosToken;
+    /// <summary>
+    /// The text that ends an assistant turn, at which generation stops: <c>&lt;|im_end|&gt;</c> for ChatML,
+    /// <c>&lt;end_of_turn&gt;</c> for Gemma, the EOS token otherwise. Generation stops at the EOS token too (Gemma 3's
+    /// config.json lists both, <c>eos_token_id: [1, 106]</c>).
+    /// </summary>
+    public string EndOfTurn => Style switch
+    {
+        ChatTemplateStyle.ChatMl => ImEnd,
+        ChatTemplateStyle.Gemma => GemmaEndOfTurn,
+        _ => EosToken,
+    };
 
     private string BosToken { get; }
 
     private string EosToken { get; }
 
+    // Gemma only: what follows the system message's text where the template puts it at the head of the first user
+    // turn (Gemma 3's "\n\n"), or null when the template refuses a system message (Gemma 1 and 2).
+    private string? SystemSeparator { get; }
+
     private const string ImStart = "<|im_start|>";
     private const string ImEnd = "<|im_end|>";
+    private const string GemmaStartOfTurn = "<start_of_turn>";
+    private const string GemmaEndOfTurn = "<end_of_turn>";
+    private const string GemmaSystemRefusal = "System role not supported";
+    private const string RolesMustAlternate = "Conversation roles must alternate user/assistant/user/assistant/...";
 
     /// <summary>Creates a template of a known layout directly.</summary>
-    /// <param name="style">The layout.</param>
+    /// <param name="style">The layout. <see cref="ChatTemplateStyle.Gemma"/> is Gemma 3's, which puts a system message at the head of the first user turn.</param>
     /// <param name="defaultSystemPrompt">ChatML only: the system message put first when the conversation has none.</param>
-    /// <param name="bosToken">The BOS text Llama-2's layout writes (<c>&lt;s&gt;</c>).</param>
-    /// <param name="eosToken">The EOS text Zephyr's and Llama-2's layouts write (<c>&lt;/s&gt;</c>).</param>
-    public static ChatTemplate Create(ChatTemplateStyle style, string? defaultSystemPrompt = null, string bosToken = "<s>", string eosToken = "</s>")
+    /// <param name="bosToken">The BOS text Llama-2's and Gemma's layouts write; null for the layout's own (<c>&lt;s&gt;</c>, Gemma <c>&lt;bos&gt;</c>).</param>
+    /// <param name="eosToken">The EOS text Zephyr's and Llama-2's layouts write; null for the layout's own (<c>&lt;/s&gt;</c>, Gemma <c>&lt;eos&gt;</c>).</param>
+    public static ChatTemplate Create(ChatTemplateStyle style, string? defaultSystemPrompt = null, string? bosToken = null, string? eosToken = null)
     {
-        ArgumentNullException.ThrowIfNull(bosToken);
-        ArgumentNullException.ThrowIfNull(eosToken);
-        return new ChatTemplate(style, style == ChatTemplateStyle.ChatMl ? defaultSystemPrompt : null, bosToken, eosToken);
+        bool gemma = style == ChatTemplateStyle.Gemma;
+        return new ChatTemplate(
+            style, style == ChatTemplateStyle.ChatMl ? defaultSystemPrompt : null,
+            bosToken ?? (gemma ? "<bos>" : "<s>"), eosToken ?? (gemma ? "<eos>" : "</s>"), gemma ? "\n\n" : null);
     }
 
     /// <summary>
     /// Recognises a Jinja chat template by its markers: ChatML (<c>&lt;|im_start|&gt;</c>, <c>&lt;|im_end|&gt;</c>),
     /// Zephyr (<c>&lt;|user|&gt;\n</c>, <c>&lt;|assistant|&gt;</c>, <c>eos_token</c>), Llama-2 (<c>[INST]</c>,
-    /// <c>[/INST]</c>, <c>&lt;&lt;SYS&gt;&gt;</c>).
+    /// <c>[/INST]</c>, <c>&lt;&lt;SYS&gt;&gt;</c>), Gemma (<c>&lt;start_of_turn&gt;</c>, <c>&lt;end_of_turn&gt;</c>,
+    /// <c>&lt;start_of_turn&gt;model\n</c>; Gemma 3's <c>first_user_prefix</c>, whose separator is read from the template, or
+    /// Gemma 1 and 2's "System role not supported").
     /// </summary>
     /// <param name="jinja">The template source (tokenizer_config.json <c>chat_template</c>), or null.</param>
     /// <param name="bosToken">The tokenizer's BOS text.</param>
@@ -105,16 +132,59 @@ public sealed partial class ChatTemplate
                 : new ChatTemplate(ChatTemplateStyle.Llama2, null, bosToken, eosToken);
         }
 
+        if (Has(jinja, GemmaStartOfTurn) && Has(jinja, GemmaEndOfTurn) && Has(jinja, GemmaStartOfTurn + "model\n"))
+        {
+            return RecognizeGemma(jinja, bosToken, eosToken, out reason);
+        }
+
         string start = jinja.Length <= 80 ? jinja : jinja[..80] + "…";
         return Unrecognized(
-            $"the chat template is none of the layouts recognised without a Jinja engine (ChatML, Zephyr/TinyLlama, Llama-2 [INST]); it begins: {start.ReplaceLineEndings(" ")}",
+            $"the chat template is none of the layouts recognised without a Jinja engine (ChatML, Zephyr/TinyLlama, Llama-2 [INST], Gemma <start_of_turn>); it begins: {start.ReplaceLineEndings(" ")}",
             out reason);
+    }
+
+    // Gemma 3: {{ bos_token }}, then a first system message's content + '\n\n' (first_user_prefix) at the head of the
+    // first user turn. Gemma 1 and 2 raise 'System role not supported' instead.
+    private static ChatTemplate? RecognizeGemma(string jinja, string? bosToken, string? eosToken, out string? reason)
+    {
+        reason = null;
+        bool writesBos = jinja.Contains("bos_token", StringComparison.Ordinal);
+        if (writesBos && bosToken is null)
+        {
+            return Unrecognized("the Gemma chat template writes the BOS token, and the tokenizer names none", out reason);
+        }
+
+        string? separator;
+        if (jinja.Contains("first_user_prefix", StringComparison.Ordinal))
+        {
+            Match match = GemmaSystemPrefix().Match(jinja);
+            if (!match.Success)
+            {
+                return Unrecognized("the Gemma chat template puts the system message before the first user turn (first_user_prefix) in a form not recognised", out reason);
+            }
+
+            separator = UnescapeJinjaString(match.Groups["separator"].Value);
+        }
+        else if (jinja.Contains(GemmaSystemRefusal, StringComparison.Ordinal))
+        {
+            separator = null;
+        }
+        else
+        {
+            return Unrecognized("the Gemma chat template handles a system message in a way not recognised (neither first_user_prefix nor 'System role not supported')", out reason);
+        }
+
+        return new ChatTemplate(ChatTemplateStyle.Gemma, null, writesBos ? bosToken! : "", eosToken ?? "", separator);
     }
 
     /// <summary>Writes a conversation out as the model's chat template does.</summary>
     /// <param name="messages">The messages in order; roles are "system", "user" and "assistant".</param>
-    /// <param name="addGenerationPrompt">End with the opening of an assistant turn (ChatML, Zephyr). Llama-2's template has none and ignores it.</param>
-    /// <exception cref="ArgumentException">A role other than system, user, assistant; or, for Llama-2, roles that do not alternate user/assistant (the template raises the same error).</exception>
+    /// <param name="addGenerationPrompt">End with the opening of an assistant turn (ChatML, Zephyr, Gemma). Llama-2's template has none and ignores it.</param>
+    /// <exception cref="ArgumentException">
+    /// A role other than system, user, assistant; or, for Llama-2 and Gemma, roles that do not alternate user/assistant after
+    /// a first system message, a system message to Gemma 1 or 2, or no message at all to Gemma (the templates raise the
+    /// same errors).
+    /// </exception>
     public string Format(IReadOnlyList<(string Role, string Content)> messages, bool addGenerationPrompt = true)
     {
         ArgumentNullException.ThrowIfNull(messages);
@@ -130,6 +200,7 @@ public sealed partial class ChatTemplate
         {
             ChatTemplateStyle.ChatMl => FormatChatMl(messages, addGenerationPrompt),
             ChatTemplateStyle.Zephyr => FormatZephyr(messages, addGenerationPrompt),
+            ChatTemplateStyle.Gemma => FormatGemma(messages, addGenerationPrompt),
             _ => FormatLlama2(messages),
         };
     }
@@ -202,7 +273,7 @@ public sealed partial class ChatTemplate
             bool userTurn = (i - first) % 2 == 0;
             if ((role == "user") != userTurn || role == "system")
             {
-                throw new ArgumentException("Conversation roles must alternate user/assistant/user/assistant/...", nameof(messages));
+                throw new ArgumentException(RolesMustAlternate, nameof(messages));
             }
 
             if (i == first && system is not null)
@@ -223,8 +294,76 @@ public sealed partial class ChatTemplate
         return text.ToString();
     }
 
-    // Python's str.strip() removes Unicode whitespace, as string.Trim() does.
-    private static string StripLikePython(string text) => text.Trim();
+    // Gemma 3 (after JSON unescaping, trim_blocks and lstrip_blocks; every tag strips the whitespace around it):
+    // {{ bos_token }}
+    // {%- if messages[0]['role'] == 'system' -%} first_user_prefix = messages[0]['content'] + '\n\n', loop_messages = messages[1:]
+    // {%- else -%} first_user_prefix = "", loop_messages = messages {%- endif -%}
+    // {%- for message in loop_messages -%} roles alternate user/assistant, raise otherwise; assistant is written "model"
+    //     {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}
+    // {%- endfor -%}{%- if add_generation_prompt -%}{{'<start_of_turn>model\n'}}{%- endif -%}
+    // The system message itself is not trimmed. Gemma 1 and 2 raise on a first system message and loop over all messages.
+    // messages[0] of an empty conversation fails in Jinja; so does it here.
+    private string FormatGemma(IReadOnlyList<(string Role, string Content)> messages, bool addGenerationPrompt)
+    {
+        if (messages.Count == 0)
+        {
+            throw new ArgumentException("The Gemma chat template reads messages[0]: a conversation needs a message.", nameof(messages));
+        }
+
+        int first = 0;
+        string firstUserPrefix = "";
+        if (messages[0].Role == "system")
+        {
+            firstUserPrefix = messages[0].Content + (SystemSeparator ?? throw new ArgumentException(GemmaSystemRefusal, nameof(messages)));
+            first = 1;
+        }
+
+        var text = new StringBuilder(BosToken);
+        for (int i = first; i < messages.Count; i++)
+        {
+            (string role, string content) = messages[i];
+            bool userTurn = (i - first) % 2 == 0;
+            if ((role == "user") != userTurn)
+            {
+                throw new ArgumentException(RolesMustAlternate, nameof(messages));
+            }
+
+            text.Append(GemmaStartOfTurn).Append(role == "assistant" ? "model" : role).Append('\n');
+            if (i == first)
+            {
+                text.Append(firstUserPrefix);
+            }
+
+            text.Append(StripLikePython(content)).Append(GemmaEndOfTurn).Append('\n');
+        }
+
+        if (addGenerationPrompt)
+        {
+            text.Append(GemmaStartOfTurn).Append("model\n");
+        }
+
+        return text.ToString();
+    }
+
+    // Python's str.strip() (Jinja's trim filter) removes Unicode whitespace: string.Trim()'s, and the separators
+    // U+001C–U+001F, which Python counts as whitespace and .NET does not.
+    private static string StripLikePython(string text)
+    {
+        int start = 0, end = text.Length;
+        while (start < end && IsPythonWhitespace(text[start]))
+        {
+            start++;
+        }
+
+        while (end > start && IsPythonWhitespace(text[end - 1]))
+        {
+            end--;
+        }
+
+        return text[start..end];
+    }
+
+    private static bool IsPythonWhitespace(char c) => char.IsWhiteSpace(c) || c is >= '\u001C' and <= '\u001F';
 
     // Qwen2: "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}" — a literal whose whole text is the system turn.
     private static string? FindChatMlDefaultSystemPrompt(string jinja)
@@ -235,6 +374,10 @@ public sealed partial class ChatTemplate
 
     [GeneratedRegex(@"(?<quote>['""])<\|im_start\|>system(?:\\n|\n)(?<prompt>(?:(?!\k<quote>)[^\\]|\\.)*?)<\|im_end\|>(?:\\n|\n)?\k<quote>")]
     private static partial Regex DefaultSystemTurn();
+
+    // Gemma 3: "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}" — the literal after the system message's content.
+    [GeneratedRegex(@"first_user_prefix\s*=\s*messages\[0\]\[(?<key>['""])content\k<key>\]\s*\+\s*(?<quote>['""])(?<separator>(?:(?!\k<quote>)[^\\]|\\.)*)\k<quote>")]
+    private static partial Regex GemmaSystemPrefix();
 
     private static string UnescapeJinjaString(string literal)
     {

@@ -21,7 +21,8 @@ internal static class TokenizerFolder
     /// <summary>
     /// The order matters only for folders with files of two kinds, which the Hub's GPT-2, BERT, Llama-2,
     /// TinyLlama, SmolLM2, Qwen2, XLM-R and opus-mt uploads are not: Marian first (its vocab.json comes without
-    /// merges.txt, and source.spm is its alone), then byte-level BPE, then SentencePiece BPE, then XLM-R's
+    /// merges.txt, and source.spm is its alone), then byte-level BPE, then SentencePiece BPE (Llama's, or Gemma's, which
+    /// <see cref="SentencePieceLoader"/> tells apart by the tokenizer class and the model's normalizer), then XLM-R's
     /// SentencePiece Unigram, then WordPiece. NLLB, whose sentencepiece.bpe.model XLM-R's also has, is told apart
     /// by tokenizer_config.json's class (or config.json's m2m_100) before the files are looked at; so is T5 (spiece.model
     /// with class T5Tokenizer/T5TokenizerFast, or config.json's t5/mt5), whose folders also hold a tokenizer.json. Last, a folder
@@ -86,7 +87,7 @@ internal static class TokenizerFolder
             : "";
         return new FileNotFoundException(
             $"No tokenizer found in '{folder}'. Looked for: {VocabJson} + {MergesTxt} (byte-level BPE: GPT-2, Qwen2, SmolLM2), "
-            + $"{SentencePieceModel} (SentencePiece BPE: Llama-2, TinyLlama), {XlmRobertaSentencePieceModel} (SentencePiece Unigram: "
+            + $"{SentencePieceModel} (SentencePiece BPE: Llama-2, TinyLlama, Gemma 3), {XlmRobertaSentencePieceModel} (SentencePiece Unigram: "
             + $"XLM-R, multilingual-e5, bge-m3), {WordPieceVocab} (WordPiece: BERT), {MarianLoader.SourceSpm} + {MarianLoader.TargetSpm} + {VocabJson} "
             + $"(Marian: opus-mt), {T5Loader.ModelFile} (SentencePiece Unigram: T5, flan-t5, mT5). "
             + $"Found: {foundText}.{hint}");

@@ -20,8 +20,8 @@ namespace TransformerGen.Tokenizers.Loaders;
 /// spm       &lt;unk&gt;  &lt;s&gt;     &lt;/s&gt;    ","     "."   "▁"   …
 /// </code>
 /// A piece p ≥ 3 is p + 1, SentencePiece's unknown is fairseq's <c>&lt;unk&gt;</c>. With an offset of 0 the ids are
-/// the model's own, as T5's are (<see cref="T5Loader"/>): the class then only keeps the added tokens whole, joins runs
-/// of unknown characters and decodes.
+/// the model's own, as T5's and Gemma's are (<see cref="T5Loader"/>, <see cref="GemmaLoader"/>): the class then only keeps
+/// the added tokens whole, joins runs of unknown characters and decodes (Gemma decodes with its own decoder).
 /// </remarks>
 internal sealed class FairseqSentencePiece
 {

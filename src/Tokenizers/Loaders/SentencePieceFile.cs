@@ -12,16 +12,20 @@ internal static class SentencePieceFile
     /// caller adds its own special tokens with its own ids.
     /// </summary>
     /// <exception cref="NotSupportedException">Microsoft.ML.Tokenizers does not read the file; the message names it.</exception>
-    public static SentencePieceTokenizer Open(string modelPath)
+    public static SentencePieceTokenizer Open(string modelPath) => Open(File.ReadAllBytes(modelPath), Path.GetFileName(modelPath));
+
+    /// <summary>As <see cref="Open(string)"/>, from the file's bytes; <paramref name="name"/> is what the error calls the file.</summary>
+    /// <exception cref="NotSupportedException">Microsoft.ML.Tokenizers does not read the model; the message names it.</exception>
+    public static SentencePieceTokenizer Open(byte[] model, string name)
     {
-        using FileStream stream = File.OpenRead(modelPath);
+        using var stream = new MemoryStream(model, writable: false);
         try
         {
             return SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false, specialTokens: null);
         }
         catch (ArgumentException e)
         {
-            throw new NotSupportedException($"{Path.GetFileName(modelPath)} is not a SentencePiece model Microsoft.ML.Tokenizers reads: {e.Message}", e);
+            throw new NotSupportedException($"{name} is not a SentencePiece model Microsoft.ML.Tokenizers reads: {e.Message}", e);
         }
     }
 }

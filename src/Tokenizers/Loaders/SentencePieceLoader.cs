@@ -2,16 +2,25 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using Microsoft.ML.Tokenizers;
+using TransformerGen.SentencePiece;
 using TransformerGen.Tokenizers.Folder;
 
 namespace TransformerGen.Tokenizers.Loaders;
 
-/// <summary>SentencePiece BPE (<c>tokenizer.model</c>: Llama-2, TinyLlama) through <see cref="LlamaTokenizer"/>.</summary>
+/// <summary>
+/// SentencePiece BPE (<c>tokenizer.model</c>: Llama-2, TinyLlama) through <see cref="LlamaTokenizer"/>; Gemma's
+/// <c>tokenizer.model</c> (no dummy prefix, its own special ids) is handed to <see cref="GemmaLoader"/>.
+/// </summary>
 internal static class SentencePieceLoader
 {
     public static TokenizerParts Load(string modelPath, TokenizerConfig config)
     {
         byte[] model = File.ReadAllBytes(modelPath);
+        SentencePieceModel proto = SentencePieceModel.Read(model, modelPath);
+        if (GemmaLoader.Claims(config, proto))
+        {
+            return GemmaLoader.Load(model, proto, config);
+        }
 
         // transformers' LlamaTokenizer(Fast): add_bos_token defaults to True, add_eos_token to False.
         bool addBos = config.AddBosToken ?? true;

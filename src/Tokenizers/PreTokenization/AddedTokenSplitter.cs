@@ -13,7 +13,8 @@ internal readonly record struct TextSegment(int Start, int Length, int? TokenId)
 /// Cuts a text at its added tokens before the model sees it, as transformers' <c>tokenize</c> does: the leftmost
 /// and then longest token wins, the text between tokens is tokenized on its own, and a token with <c>lstrip</c>
 /// (<c>rstrip</c>) takes in the whitespace before (after) it. Used where the library tokenizer is given no
-/// special tokens of its own (SentencePiece Unigram, whose ids are remapped after encoding).
+/// special tokens of its own (SentencePiece Unigram, whose ids are remapped after encoding; Gemma's BPE, whose added
+/// tokens transformers matches in the raw text).
 /// </summary>
 internal sealed class AddedTokenSplitter
 {
@@ -39,9 +40,15 @@ internal sealed class AddedTokenSplitter
                 .OrderByDescending(token => token.Length)
                 .ThenBy(token => token, StringComparer.Ordinal)
                 .Select(Regex.Escape);
-            _pattern = new Regex(string.Join("|", alternatives), RegexOptions.CultureInvariant | RegexOptions.Compiled);
+            RegexOptions options = RegexOptions.CultureInvariant | (_tokens.Count <= CompiledTokenLimit ? RegexOptions.Compiled : RegexOptions.None);
+            _pattern = new Regex(string.Join("|", alternatives), options);
         }
     }
+
+    // Compiled, an alternation of a few hundred tokens (NLLB's language codes) matches fastest. Gemma 3's ~6,400
+    // (its <unusedN> pieces among them) compile to so much IL that the first match took 3 s and each later one
+    // 300 ms over 150,000 characters, where the interpreter took 15–20 ms.
+    private const int CompiledTokenLimit = 1000;
 
     /// <summary>The segments of <paramref name="text"/> in order; empty stretches of text are left out.</summary>
     public List<TextSegment> Split(string text)

@@ -35,6 +35,10 @@ internal static class SentencePieceModelWriter
     private const int BosIdField = 41;
     private const int EosIdField = 42;
     private const int PadIdField = 43;
+    private const int UnkPieceField = 45;
+    private const int BosPieceField = 46;
+    private const int EosPieceField = 47;
+    private const int PadPieceField = 48;
 
     // TrainerSpec.ModelType
     public const int Unigram = 1;
@@ -132,10 +136,51 @@ internal static class SentencePieceModelWriter
             unkId: 2, bosId: -1, eosId: 1, padId: 0);
     }
 
+    /// <summary>
+    /// A Gemma-shaped model (Gemma 3's tokenizer.model, in small): &lt;pad&gt;=0, &lt;eos&gt;=1, &lt;bos&gt;=2 (control),
+    /// &lt;unk&gt;=3, &lt;mask&gt;=4 and [multimodal]=5 (control), &lt;unused0&gt; … &lt;unused98&gt; at 6–104 (control),
+    /// &lt;start_of_turn&gt;=105 and &lt;end_of_turn&gt;=106 (user-defined), then <paramref name="userDefined"/> (user-defined),
+    /// the 256 byte pieces, and <paramref name="pieces"/>; BPE with byte fallback, trainer_spec <c>pad_id: 0</c>,
+    /// <c>eos_id: 1</c>, <c>bos_id: 2</c>, <c>unk_id: 3</c> with those pieces named; the identity normalizer without the
+    /// dummy prefix (unless <paramref name="addDummyPrefix"/>), keeping extra whitespace.
+    /// </summary>
+    public static byte[] GemmaShaped(IEnumerable<(string Piece, float Score)> pieces, IEnumerable<string>? userDefined = null, bool addDummyPrefix = false)
+    {
+        var all = new List<(string, float, int)>
+        {
+            ("<pad>", 0, Control), ("<eos>", 0, Control), ("<bos>", 0, Control), ("<unk>", 0, Unknown), ("<mask>", 0, Control), ("[multimodal]", 0, Control),
+        };
+        for (int n = 0; n < 99; n++)
+        {
+            all.Add(($"<unused{n}>", 0, Control));
+        }
+
+        all.Add(("<start_of_turn>", 0, UserDefined));
+        all.Add(("<end_of_turn>", 0, UserDefined));
+        foreach (string piece in userDefined ?? [])
+        {
+            all.Add((piece, 0, UserDefined));
+        }
+
+        for (int b = 0; b < 256; b++)
+        {
+            all.Add(($"<0x{b:X2}>", 0, Byte));
+        }
+
+        foreach ((string piece, float score) in pieces)
+        {
+            all.Add((piece, score, Normal));
+        }
+
+        return Write(all, Bpe, byteFallback: true, "identity", ByteString.Empty, removeExtraWhitespaces: false,
+            unkId: 3, bosId: 2, eosId: 1, padId: 0, addDummyPrefix: addDummyPrefix, pieceNames: ("<unk>", "<bos>", "<eos>", "<pad>"));
+    }
+
     private static byte[] Write(
         List<(string Piece, float Score, int Type)> pieces, int modelType, bool byteFallback,
         string normalizerName, ByteString precompiledCharsMap, bool removeExtraWhitespaces,
-        int unkId = 0, int bosId = 1, int eosId = 2, int padId = -1)
+        int unkId = 0, int bosId = 1, int eosId = 2, int padId = -1, bool addDummyPrefix = true,
+        (string Unk, string Bos, string Eos, string Pad)? pieceNames = null)
     {
         return Message(model =>
         {
@@ -162,6 +207,14 @@ internal static class SentencePieceModelWriter
                 WriteInt32(trainer, BosIdField, bosId);
                 WriteInt32(trainer, EosIdField, eosId);
                 WriteInt32(trainer, PadIdField, padId);
+                if (pieceNames is var (unk, bos, eos, pad))
+                {
+                    foreach ((int field, string name) in new[] { (UnkPieceField, unk), (BosPieceField, bos), (EosPieceField, eos), (PadPieceField, pad) })
+                    {
+                        trainer.WriteTag(field, WireFormat.WireType.LengthDelimited);
+                        trainer.WriteString(name);
+                    }
+                }
             }));
 
             model.WriteTag(NormalizerSpecField, WireFormat.WireType.LengthDelimited);
@@ -175,7 +228,7 @@ internal static class SentencePieceModelWriter
                     normalizer.WriteBytes(precompiledCharsMap);
                 }
 
-                WriteInt32(normalizer, AddDummyPrefixField, 1);
+                WriteInt32(normalizer, AddDummyPrefixField, addDummyPrefix ? 1 : 0);
                 WriteInt32(normalizer, RemoveExtraWhitespacesField, removeExtraWhitespaces ? 1 : 0);
                 WriteInt32(normalizer, EscapeWhitespacesField, 1);
             }));
