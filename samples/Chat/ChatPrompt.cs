@@ -16,20 +16,30 @@ namespace ChatSample;
 public sealed class ChatPrompt
 {
     private readonly PretrainedTokenizer _tokenizer;
+    private readonly ModelLayout _layout;
     private readonly Dictionary<int, StopReason> _stops = [];
 
     /// <summary>Pairs a tokenizer with the layout of the model its ids go to.</summary>
-    /// <exception cref="ArgumentException">The tokenizer has ids beyond the model's vocabulary.</exception>
+    /// <exception cref="ArgumentException">
+    /// The tokenizer has ids beyond the model's vocabulary that are not special tokens. Special ones are let through
+    /// (Gemma 3's text models keep the multimodal models' <c>&lt;image_soft_token&gt;</c>, id 262144, past their
+    /// 262,144-row table) and refused in a prompt that holds them.
+    /// </exception>
     public ChatPrompt(PretrainedTokenizer tokenizer, ModelLayout layout)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(layout);
-        if (tokenizer.VocabSize > layout.Vocab)
+        for (int id = layout.Vocab; id < tokenizer.VocabSize; id++)
         {
-            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} ids, {layout.Name}'s vocabulary {layout.Vocab}", nameof(tokenizer));
+            string token = tokenizer.Decode([id], skipSpecialTokens: false);
+            if (tokenizer.SpecialTokenId(token) != id)
+            {
+                throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} ids, {layout.Name}'s vocabulary {layout.Vocab}", nameof(tokenizer));
+            }
         }
 
         _tokenizer = tokenizer;
+        _layout = layout;
         EndOfTurnId = FindEndOfTurn(tokenizer);
         if (tokenizer.EosId is int eos) _stops[eos] = StopReason.EndOfSequence;
         if (layout.EosToken >= 0) _stops[layout.EosToken] = StopReason.EndOfSequence;
@@ -61,7 +71,20 @@ public sealed class ChatPrompt
     /// The ids of a prompt: a template's rendering holds its special tokens already, so nothing is added; plain text gets
     /// what the tokenizer adds (Llama's <c>&lt;s&gt;</c>).
     /// </summary>
-    public int[] Encode(string prompt) => _tokenizer.Encode(prompt, addSpecialTokens: Template is null).ToArray();
+    /// <exception cref="ArgumentException">The prompt holds a special token the model has no embedding row for.</exception>
+    public int[] Encode(string prompt)
+    {
+        int[] ids = _tokenizer.Encode(prompt, addSpecialTokens: Template is null).ToArray();
+        foreach (int id in ids)
+        {
+            if (id >= _layout.Vocab)
+            {
+                throw new ArgumentException($"the prompt holds {_tokenizer.Decode([id], skipSpecialTokens: false)} (id {id}), which {_layout.Name} has no embedding row for: its vocabulary is {_layout.Vocab}", nameof(prompt));
+            }
+        }
+
+        return ids;
+    }
 
     private static int? FindEndOfTurn(PretrainedTokenizer tokenizer)
     {

@@ -1,18 +1,86 @@
+using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using System.Text.Json;
 using ChatSample;
 using TransformerGen.Samples.Tests.Support;
+using TransformerGen.Tokenizers;
+using TransformerGen.Tokenizers.Tests.Support;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace TransformerGen.Samples.Tests;
 
 /// <summary>
-/// The Chat sample's second model, google/gemma-3-270m-it: picked by its config.json's model_type, told its own files,
-/// refused when its sizes differ, and compiled from the config it embeds.
+/// The Chat sample's second model, google/gemma-3-270m-it: a tiny Gemma 3 folder chats through Gemma's template (its
+/// reply the model's own greedy continuation of the prompt written out by hand), and the real model is picked by its
+/// config.json's model_type, told its own files, refused when its sizes differ, and compiled from the config it embeds.
 /// </summary>
-public sealed class ChatAppGemmaTests
+public sealed class ChatAppGemmaTests(ITestOutputHelper log)
 {
+    private static string TinyConfigPath => Path.Combine(AppContext.BaseDirectory, "Models", "tiny-gemma", "config.json");
+
+    private static ChatModelSpec TinySpec { get; } = new(
+        "tests/tiny-gemma",
+        ["config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json"],
+        File.ReadAllText(TinyConfigPath),
+        "tests/Samples.Tests/Models/tiny-gemma/config.json",
+        folder => TinyGemmaChatModel.ForInference(folder));
+
+    [Fact]
+    public void A_tiny_gemma_3_chats_through_gemmas_template_and_replies_with_its_own_greedy_continuation()
+    {
+        using TempFolder folder = TinyFolder();
+        (int exit, string output, string error) = Run([TinyChat.Spec, TinySpec], "--model", folder.Path, "--system", "Be brief", "--prompt", "Hello world", "--max-tokens", "6");
+        log.WriteLine(output);
+        Assert.True(exit == 0, error);
+        Assert.Equal("", error);
+        Assert.Contains("chat template: Gemma; stops at 1 <eos>, 106 <end_of_turn>; greedy", output);
+
+        // The prompt as Gemma 3's template writes it, by hand: the system message heads the first user turn.
+        PretrainedTokenizer tokenizer = PretrainedTokenizer.FromFolder(folder.Path);
+        int[] prompt = [.. tokenizer.Encode("<bos><start_of_turn>user\nBe brief\n\nHello world<end_of_turn>\n<start_of_turn>model\n", addSpecialTokens: false)];
+        Assert.Equal([GemmaFolder.Bos, GemmaFolder.StartOfTurn], prompt[..2]);
+        Assert.Contains(GemmaFolder.EndOfTurn, prompt);
+        Assert.Contains($"\nprompt: {prompt.Length} tokens", output);
+
+        // The model's own greedy continuation, until a stop id or 6 tokens.
+        TinyGemmaChatModel model = TinyGemmaChatModel.ForInference(folder.Path);
+        float[] logits = model.Append(prompt).ToArray();
+        var reply = new List<int>();
+        var next = new int[1];
+        while (reply.Count < 6)
+        {
+            next[0] = Array.IndexOf(logits, logits.Max());
+            if (next[0] is GemmaFolder.Eos or GemmaFolder.EndOfTurn) break;
+            reply.Add(next[0]);
+            logits = model.Append(next).ToArray();
+        }
+
+        Assert.Contains($"\nreply: {reply.Count} tokens", output);
+        Assert.Contains("\nassistant: " + tokenizer.Decode(reply.ToArray()), output);
+    }
+
+    [Fact]
+    public void A_prompt_holding_the_token_past_the_models_table_is_refused()
+    {
+        using TempFolder folder = TinyFolder();
+        (int exit, _, string error) = Run([TinySpec], "--model", folder.Path, "--prompt", "a <image_soft_token> b", "--max-tokens", "2");
+        Assert.Equal(1, exit);
+        Assert.Contains($"the prompt holds <image_soft_token> (id {GemmaFolder.ImageSoftToken}), which TinyGemmaChatModel has no embedding row for: its vocabulary is {TinyGemmaChatModel.Vocab}", error);
+    }
+
+    // A folder as gemma-3-270m-it's at toy size: the tiny config, the tiny Gemma tokenizer, random weights.
+    private static TempFolder TinyFolder()
+    {
+        var folder = new TempFolder();
+        File.Copy(TinyConfigPath, folder.File("config.json"));
+        GemmaFolder.Write(folder.Path);
+        TinyGemmaChatModel.ForInference(5UL).Save(folder.File("model.safetensors"));
+        return folder;
+    }
+
     [Fact]
     public void Without_a_folder_names_what_to_download_for_each_model()
     {

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using TransformerGen.Tokenizers.Chat;
+using TransformerGen.Tokenizers.Tests.Support;
 using Xunit;
 
 namespace TransformerGen.Tokenizers.Tests;
@@ -58,49 +59,7 @@ public sealed class ChatTemplateTests
     private const string Phi3 =
         @"{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}";
 
-    // Gemma 3's (gemma-3-270m-it, gemma-3-1b-it, gemma-3-4b-it …): in tokenizer_config.json the newlines inside its
-    // string literals are JSON's \n, so the Jinja source holds real newlines there ('\n\n' below is two newline characters).
-    internal const string Gemma3 =
-        "{{ bos_token }}\n"
-        + "{%- if messages[0]['role'] == 'system' -%}\n"
-        + "    {%- if messages[0]['content'] is string -%}\n"
-        + "        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}\n"
-        + "    {%- else -%}\n"
-        + "        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}\n"
-        + "    {%- endif -%}\n"
-        + "    {%- set loop_messages = messages[1:] -%}\n"
-        + "{%- else -%}\n"
-        + "    {%- set first_user_prefix = \"\" -%}\n"
-        + "    {%- set loop_messages = messages -%}\n"
-        + "{%- endif -%}\n"
-        + "{%- for message in loop_messages -%}\n"
-        + "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n"
-        + "        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n"
-        + "    {%- endif -%}\n"
-        + "    {%- if (message['role'] == 'assistant') -%}\n"
-        + "        {%- set role = \"model\" -%}\n"
-        + "    {%- else -%}\n"
-        + "        {%- set role = message['role'] -%}\n"
-        + "    {%- endif -%}\n"
-        + "    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else \"\") }}\n"
-        + "    {%- if message['content'] is string -%}\n"
-        + "        {{ message['content'] | trim }}\n"
-        + "    {%- elif message['content'] is iterable -%}\n"
-        + "        {%- for item in message['content'] -%}\n"
-        + "            {%- if item['type'] == 'image' -%}\n"
-        + "                {{ '<start_of_image>' }}\n"
-        + "            {%- elif item['type'] == 'text' -%}\n"
-        + "                {{ item['text'] | trim }}\n"
-        + "            {%- endif -%}\n"
-        + "        {%- endfor -%}\n"
-        + "    {%- else -%}\n"
-        + "        {{ raise_exception(\"Invalid content type\") }}\n"
-        + "    {%- endif -%}\n"
-        + "    {{ '<end_of_turn>\n' }}\n"
-        + "{%- endfor -%}\n"
-        + "{%- if add_generation_prompt -%}\n"
-        + "    {{'<start_of_turn>model\n'}}\n"
-        + "{%- endif -%}\n";
+    private const string Gemma3 = GemmaFolder.ChatTemplate;
 
     // Gemma 2's (gemma-2-2b-it), whose literals use the escape \n; it refuses a system message.
     private const string Gemma2 =

@@ -16,84 +16,24 @@ namespace TransformerGen.Tokenizers.Tests;
 /// </summary>
 public sealed class GemmaTests : IDisposable
 {
-    private const int Pad = 0, Eos = 1, Bos = 2, Unk = 3, Mask = 4, StartOfTurn = 105, EndOfTurn = 106, Table = 107;
-    private const int FirstByte = 108, FirstPiece = FirstByte + 256;
+    private const int Pad = GemmaFolder.Pad, Eos = GemmaFolder.Eos, Bos = GemmaFolder.Bos, Unk = GemmaFolder.Unk, Mask = GemmaFolder.Mask;
+    private const int StartOfTurn = GemmaFolder.StartOfTurn, EndOfTurn = GemmaFolder.EndOfTurn, Table = GemmaFolder.Table;
+    private const int FirstByte = GemmaFolder.FirstByte, FirstPiece = GemmaFolder.FirstPiece;
+    private static readonly (string Piece, float Score)[] Pieces = GemmaFolder.Pieces;
 
-    // Each word's merges go one way: "Hello" is He, ll, llo, Hello; "▁world" ▁w, or, ▁wor, ld, ▁world; "user" us, er,
-    // user; "model" mo, el, del, model; "▁brief" ▁b, ri, ▁bri, ef, ▁brief. Digits are single pieces (Gemma splits them).
-    private static readonly (string Piece, float Score)[] Pieces =
-    [
-        ("He", -1), ("ll", -2), ("llo", -3), ("Hello", -4),
-        ("▁w", -5), ("or", -6), ("▁wor", -7), ("ld", -8), ("▁world", -9),
-        ("us", -10), ("er", -11), ("user", -12),
-        ("mo", -13), ("el", -14), ("del", -15), ("model", -16),
-        ("Be", -17), ("▁b", -18), ("ri", -19), ("▁bri", -20), ("ef", -21), ("▁brief", -22),
-        ("Hi", -23), ("▁▁", -24), ("\n\n", -25),
-        ("▁", -100), ("\n", -101),
-        .. "HelowrdusmBbif.!0123456789".Select((c, i) => (c.ToString(), -102f - i)),
-    ];
-
-    private static readonly int PieceCount = FirstPiece + Pieces.Length;
-
-    // <image_soft_token>: an added token one past the pieces, as Gemma 3's 262144 is.
-    private static readonly int ImageSoftToken = PieceCount;
+    private static readonly int PieceCount = GemmaFolder.PieceCount, ImageSoftToken = GemmaFolder.ImageSoftToken;
 
     private readonly TempFolder _folder = new();
 
     public GemmaTests()
     {
-        _folder.Write("tokenizer.model", SentencePieceModelWriter.GemmaShaped(Pieces, userDefined: ["<table>"]));
-        WriteConfig();
+        GemmaFolder.Write(_folder.Path);
         _folder.Write("config.json", """{ "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "bos_token_id": 2, "eos_token_id": [1, 106], "pad_token_id": 0 }""");
     }
 
     public void Dispose() => _folder.Dispose();
 
-    // tokenizer_config.json as gemma-3-270m-it's has it (its added_tokens_decoder shortened), with Gemma 3's chat template.
-    private void WriteConfig(bool addEosToken = false)
-    {
-        var config = new Dictionary<string, object?>
-        {
-            ["add_bos_token"] = true,
-            ["add_eos_token"] = addEosToken,
-            ["added_tokens_decoder"] = new Dictionary<string, object>
-            {
-                ["0"] = AddedToken("<pad>", special: true),
-                ["1"] = AddedToken("<eos>", special: true),
-                ["2"] = AddedToken("<bos>", special: true),
-                ["3"] = AddedToken("<unk>", special: true),
-                ["4"] = AddedToken("<mask>", special: true),
-                ["105"] = AddedToken("<start_of_turn>", special: true),
-                ["106"] = AddedToken("<end_of_turn>", special: true),
-                ["107"] = AddedToken("<table>", special: false),
-                [ImageSoftToken.ToString(System.Globalization.CultureInfo.InvariantCulture)] = AddedToken("<image_soft_token>", special: true),
-            },
-            ["bos_token"] = "<bos>",
-            ["chat_template"] = ChatTemplateTests.Gemma3,
-            ["clean_up_tokenization_spaces"] = false,
-            ["eos_token"] = "<eos>",
-            ["mask_token"] = "<mask>",
-            ["model_max_length"] = "VERY_LARGE_INTEGER",
-            ["pad_token"] = "<pad>",
-            ["spaces_between_special_tokens"] = false,
-            ["tokenizer_class"] = "GemmaTokenizer",
-            ["unk_token"] = "<unk>",
-            ["use_default_system_prompt"] = false,
-        };
-
-        // transformers' "no limit", int(1e30) written out, which no .NET number type holds exactly.
-        _folder.Write("tokenizer_config.json", JsonSerializer.Serialize(config).Replace("\"VERY_LARGE_INTEGER\"", "1000000000000000019884624838656", StringComparison.Ordinal));
-    }
-
-    private static Dictionary<string, object> AddedToken(string content, bool special) => new()
-    {
-        ["content"] = content,
-        ["lstrip"] = false,
-        ["normalized"] = false,
-        ["rstrip"] = false,
-        ["single_word"] = false,
-        ["special"] = special,
-    };
+    private void WriteConfig(bool addEosToken = false) => GemmaFolder.WriteConfig(_folder.Path, addEosToken);
 
     private PretrainedTokenizer Open() => PretrainedTokenizer.FromFolder(_folder.Path);
 
