@@ -132,6 +132,22 @@ public partial class ConfigTests
     }
 
     [Fact]
+    public void A_gemma3_config_in_transformers_5s_form_takes_each_layer_kinds_rotation_from_rope_parameters()
+    {
+        string json = Gemma3
+            .Replace("\"rope_local_base_freq\": 10000.0,", "")
+            .Replace("\"rope_scaling\": {\"factor\": 8.0, \"rope_type\": \"linear\"},", "")
+            .Replace("\"rope_theta\": 1000000.0,", "\"rope_parameters\": {\"full_attention\": {\"factor\": 4.0, \"rope_theta\": 500000.0, \"rope_type\": \"linear\"}, \"sliding_attention\": {\"rope_theta\": 20000.0, \"rope_type\": \"default\"}},");
+        Compile(At("gemma3", json), Declared("gemma3", seqLen: 9), out string source);
+        Assert.Contains(", 500000f, 4f);", source);
+        Assert.Contains("the sliding layers' rotary angles (rope_local_base_freq 20000)", source);
+        Assert.Contains(", 20000f);", source);
+
+        string yarn = json.Replace("\"factor\": 4.0, \"rope_theta\": 500000.0, \"rope_type\": \"linear\"", "\"factor\": 4.0, \"rope_theta\": 500000.0, \"rope_type\": \"yarn\"");
+        Assert.Contains("\"rope_parameters\": {full_attention: {factor: 4, rope_theta: 500000, rope_type: yarn}, sliding_attention: {rope_theta: 20000, rope_type: default}} cannot be compiled", Unsupported("gemma3", yarn));
+    }
+
+    [Fact]
     public void TG0043_a_gemma3_seq_len_past_its_positions()
     {
         Diagnostic d = SingleError(At("gemma3", Gemma3), Declared("gemma3", seqLen: 65), "TG0043", "SeqLen = 65");

@@ -139,10 +139,41 @@ public sealed class ChatAppGemmaTests(ITestOutputHelper log)
         Assert.Contains("describes another model than the one this program was compiled for (google/gemma-3-270m-it)", error);
         Assert.Contains("hidden_size: 1152 in the folder, 640 compiled", error);
         Assert.Contains("num_hidden_layers: 26 in the folder, 18 compiled", error);
-        Assert.Contains("rope_scaling: {", error);
+        Assert.Contains("rope_scaling: {factor=8,rope_type=linear} in the folder, null compiled", error);
         Assert.Contains("layer_types: [sliding_attention,", error); // 26 layers from the pattern against the 18 listed
         Assert.DoesNotContain("num_attention_heads", error);
         Assert.Contains("samples/Chat/models/gemma-3-270m-it/config.json", error);
+    }
+
+    [Fact]
+    public void A_gemma_3_config_written_by_transformers_5_is_the_same_model_and_its_rope_parameters_are_compared()
+    {
+        Dictionary<string, JsonElement> Transformers5(double slidingTheta)
+        {
+            var config = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(ChatModelSpec.Gemma3_270mIt.CompiledConfig)!;
+            config.Remove("rope_theta");
+            config.Remove("rope_local_base_freq");
+            config.Remove("rope_scaling");
+            config["rope_parameters"] = JsonSerializer.SerializeToElement(new Dictionary<string, object>
+            {
+                ["full_attention"] = new Dictionary<string, object> { ["rope_theta"] = 1000000.0, ["rope_type"] = "default" },
+                ["sliding_attention"] = new Dictionary<string, object> { ["rope_theta"] = slidingTheta, ["rope_type"] = "default" },
+            });
+            return config;
+        }
+
+        using var same = new TempFolder();
+        same.Write("config.json", JsonSerializer.Serialize(Transformers5(10000.0)));
+        (int exit, _, string error) = Run(ChatModelSpec.All, "--model", same.Path);
+        Assert.Equal(ChatApp.ExitMissingModel, exit);
+        Assert.StartsWith($"The model folder '{same.Path}' lacks model.safetensors", error);
+
+        using var other = new TempFolder();
+        other.Write("config.json", JsonSerializer.Serialize(Transformers5(20000.0)));
+        (exit, _, error) = Run(ChatModelSpec.All, "--model", other.Path);
+        Assert.Equal(ChatApp.ExitWrongModel, exit);
+        Assert.Contains("rope_local_base_freq: 20000 in the folder, 10000 compiled", error);
+        Assert.DoesNotContain("rope_theta:", error);
     }
 
     [Fact]

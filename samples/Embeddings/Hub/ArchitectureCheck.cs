@@ -95,13 +95,16 @@ internal static class ArchitectureCheck
     ];
 
     // Gemma3TextConfig's defaults (the keys the compiler reads, ConfigReader.Gemma3): which layers slide is layer_types,
-    // or every sliding_window_pattern-th layer full when it is absent.
+    // or every sliding_window_pattern-th layer full when it is absent; transformers 5 writes the rotations under
+    // rope_parameters, compared here as the rope_theta, rope_local_base_freq and rope_scaling they stand for.
     private static readonly Key[] Gemma3 =
     [
         Required("vocab_size"), Required("hidden_size"), Required("num_hidden_layers"), Required("num_attention_heads"),
         Defaults("num_key_value_heads", "4"), Defaults("head_dim", "256"), Required("intermediate_size"),
-        Defaults("hidden_activation", "gelu_pytorch_tanh"), Defaults("rms_norm_eps", Number(1e-6)), Defaults("rope_theta", Number(1e6)),
-        Defaults("rope_local_base_freq", Number(1e4)), Defaults("rope_scaling", "null"), Defaults("sliding_window", "4096"),
+        Defaults("hidden_activation", "gelu_pytorch_tanh"), Defaults("rms_norm_eps", Number(1e-6)),
+        new("rope_theta", config => RopeParameter(config, "full_attention", "rope_theta") ?? Number(1e6)),
+        new("rope_local_base_freq", config => RopeParameter(config, "sliding_attention", "rope_theta") ?? Number(1e4)),
+        new("rope_scaling", RopeScalingOfFullLayers), Defaults("sliding_window", "4096"),
         new("layer_types", LayerTypes), Defaults("query_pre_attn_scalar", "256"), Defaults("tie_word_embeddings", "true"),
         Defaults("attention_bias", "false"), Defaults("attn_logit_softcapping", "null"), Defaults("final_logit_softcapping", "null"),
         Defaults("use_bidirectional_attention", "false"),
@@ -249,8 +252,25 @@ internal static class ArchitectureCheck
             JsonValueKind.False => "false",
             JsonValueKind.Null => "null",
             JsonValueKind.Array => "[" + string.Join(",", value.EnumerateArray().Select(item => item.ValueKind == JsonValueKind.String ? item.GetString() : item.GetRawText())) + "]",
+            // An object as its members in order of name, each value compared as above (rope_scaling's {"factor": 8.0, …}).
+            JsonValueKind.Object => "{" + string.Join(",", value.EnumerateObject().OrderBy(member => member.Name, StringComparer.Ordinal).Select(member => member.Name + "=" + Value(value, member.Name))) + "}",
             _ => value.GetRawText(),
         };
+    }
+
+    /// <summary>A value of one layer kind's rotation in transformers 5's <c>rope_parameters</c>, or null.</summary>
+    private static string? RopeParameter(JsonElement config, string kind, string key) =>
+        config.TryGetProperty("rope_parameters", out JsonElement parameters) && parameters.ValueKind == JsonValueKind.Object
+            && parameters.TryGetProperty(kind, out JsonElement rope) && rope.ValueKind == JsonValueKind.Object
+            ? Value(rope, key)
+            : null;
+
+    /// <summary>Gemma 3's rope_scaling from transformers 5's full-attention rope_parameters: null for the default rotation, else its type and factor.</summary>
+    private static string? RopeScalingOfFullLayers(JsonElement config)
+    {
+        string? type = RopeParameter(config, "full_attention", "rope_type");
+        if (type is null or "default") return "null";
+        return "{" + string.Join(",", new[] { "factor=" + RopeParameter(config, "full_attention", "factor"), "rope_type=" + type }) + "}";
     }
 
     /// <summary>Gemma 3's layer kinds when config.json does not list them: every sliding_window_pattern-th layer full (6 by default).</summary>

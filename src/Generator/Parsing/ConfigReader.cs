@@ -455,12 +455,32 @@ namespace TransformerGen.Generator
                 Unsupported("hidden_activation", activation, "Gemma's gated feed-forward has a kernel for the tanh GELU (gelu_pytorch_tanh) only");
             float eps = Float("rms_norm_eps") ?? 1e-6f, theta = Float("rope_theta") ?? 1e6f, localTheta = Float("rope_local_base_freq") ?? 1e4f;
             float linear = 1f;
-            if (Object("rope_scaling") is { } scaling)
+            // transformers 5 writes each layer kind's rotation under rope_parameters ({"full_attention": {"rope_theta": …,
+            // "rope_type": …}, "sliding_attention": {…}}) instead of rope_theta, rope_local_base_freq and rope_scaling.
+            if (Object("rope_parameters") is { } parameters)
             {
-                string? type = Lookup(scaling, "rope_type") as string ?? Lookup(scaling, "type") as string;
-                if (type == "linear" && Lookup(scaling, "factor") is double factor && factor > 0) linear = (float)factor;
-                else if (type != "default") Unsupported("rope_scaling", Text(scaling), "of the scaled rotary positions only linear scaling (Gemma 3's) is implemented");
+                foreach (KeyValuePair<string, object?> kind in parameters)
+                {
+                    if (kind.Value is not List<KeyValuePair<string, object?>> rope || Lookup(rope, "rope_theta") is not double ropeBase)
+                    {
+                        Unsupported("rope_parameters", Text(parameters), "each layer kind's rope_theta is expected");
+                        continue;
+                    }
+                    if (kind.Key == "full_attention")
+                    {
+                        theta = (float)ropeBase;
+                        linear = RopeLinearFactor("rope_parameters", rope, parameters);
+                    }
+                    else if (kind.Key == "sliding_attention")
+                    {
+                        localTheta = (float)ropeBase;
+                        if (RopeLinearFactor("rope_parameters", rope, parameters) != 1f)
+                            Unsupported("rope_parameters", Text(parameters), "scaled rotary positions on the sliding layers are not implemented");
+                    }
+                    else Unsupported("rope_parameters", Text(parameters), "only full_attention and sliding_attention layers are known");
+                }
             }
+            if (Object("rope_scaling") is { } scaling) linear = RopeLinearFactor("rope_scaling", scaling, scaling);
             else if (_keys.TryGetValue("rope_scaling", out object? other) && other is not null)
                 Unsupported("rope_scaling", other, "an object with rope_type and factor is expected");
             if (Float("partial_rotary_factor") is float partial && partial != 1f) Unsupported("partial_rotary_factor", partial, "only whole-head rotation is implemented");
@@ -501,6 +521,19 @@ namespace TransformerGen.Generator
                 RopeLinearFactor: linear, ScoreScale: scoreScale);
             return Resolve(family, EnumValues.DecoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm,
                 tied: Bool("tie_word_embeddings") ?? true, pad: DecoderPad());
+        }
+
+        /// <summary>
+        /// The factor of a rotation's linear scaling (<c>rope_type</c> linear), 1 for none (default); any other type is
+        /// refused under <paramref name="key"/>, whose whole value <paramref name="shown"/> the diagnostic shows.
+        /// </summary>
+        private float RopeLinearFactor(string key, List<KeyValuePair<string, object?>> rope, List<KeyValuePair<string, object?>> shown)
+        {
+            string? type = Lookup(rope, "rope_type") as string ?? Lookup(rope, "type") as string;
+            if (type is null or "default") return 1f;
+            if (type == "linear" && Lookup(rope, "factor") is double factor && factor > 0) return (float)factor;
+            Unsupported(key, Text(shown), "of the scaled rotary positions only linear scaling (Gemma 3's) is implemented");
+            return 1f;
         }
 
         /// <summary>
