@@ -10,6 +10,14 @@ namespace TransformerGen.LlamaCpp.Bench;
 public partial class SmolLm2 { }
 
 /// <summary>
+/// gemma-3-270m's shape (Gemma 3: 18 layers of 640, 4 heads of 256 on one key/value head, GEGLU 2048, every sixth layer
+/// full and the others sliding through 512 positions, tied embeddings over 262,144 ids), random weights; a key/value cache
+/// of 128 positions.
+/// </summary>
+[TransformerModel(Config = "models/gemma-3-270m/config.json", SeqLen = 128)]
+public partial class Gemma3_270M { }
+
+/// <summary>
 /// The TinyLm sample's sizes (vocabulary 65, DModel 128, 4 heads, 4 layers, DFF 512) as a Llama: the sample's own layers
 /// (LayerNorm, erf GELU, interleaved rotary) have no llama.cpp architecture, so both sides run RMSNorm and SwiGLU.
 /// </summary>

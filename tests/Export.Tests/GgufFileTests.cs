@@ -288,6 +288,7 @@ public sealed class GgufFileTests(ITestOutputHelper output) : IDisposable
     [InlineData("gpt2-blocks", GgufTensorType.F32)]
     [InlineData("qwen3-blocks", GgufTensorType.Q8_0)]
     [InlineData("phi3-blocks", GgufTensorType.Q8_0)]
+    [InlineData("gemma3-blocks", GgufTensorType.Q8_0)]
     public void InferenceInstancesExportTheSameFile(string config, GgufTensorType type)
     {
         LanguageModel training = GgufLlamaCppTests.Build(config);
@@ -298,6 +299,7 @@ public sealed class GgufFileTests(ITestOutputHelper output) : IDisposable
             "qwen2-blocks" => Qwen2BlocksModel.ForInference(checkpoint),
             "qwen3-blocks" => Qwen3BlocksModel.ForInference(checkpoint),
             "phi3-blocks" => Phi3BlocksModel.ForInference(checkpoint),
+            "gemma3-blocks" => Gemma3BlocksModel.ForInference(checkpoint),
             _ => Gpt2BlocksModel.ForInference(checkpoint),
         };
         string fromTraining = Path.Combine(_folder, "training.gguf"), fromInference = Path.Combine(_folder, "inference.gguf");

@@ -1,4 +1,5 @@
 using System.IO;
+using System.Linq;
 using Xunit;
 
 namespace TransformerGen.Export.Tests;
@@ -73,6 +74,37 @@ public sealed class GgufHyperparametersTests : System.IDisposable
         Assert.Equal(0, Read("""{ "model_type": "phi3", "hidden_size": 64, "num_attention_heads": 4, "sliding_window": null }""").SlidingWindow);
         // Only Phi-3's is read: Qwen2's sliding_window is off unless use_sliding_window says otherwise, and llama has no such key.
         Assert.Equal(0, Read("""{ "model_type": "qwen2", "hidden_size": 64, "num_attention_heads": 4, "sliding_window": 32768 }""").SlidingWindow);
+    }
+
+    [Fact]
+    public void Gemma3KeysAndDefaults()
+    {
+        // gemma-3-270m's config, the keys GGUF reads: its layer_types make every sixth layer full.
+        string types = string.Join(", ", Enumerable.Range(0, 18).Select(i => (i + 1) % 6 == 0 ? "\"full_attention\"" : "\"sliding_attention\""));
+        GgufHyperparameters h = Read($$"""
+            { "model_type": "gemma3_text", "hidden_size": 640, "num_hidden_layers": 18, "num_attention_heads": 4, "num_key_value_heads": 1,
+              "head_dim": 256, "intermediate_size": 2048, "layer_types": [{{types}}], "max_position_embeddings": 32768, "pad_token_id": 0,
+              "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06, "rope_local_base_freq": 10000.0, "rope_scaling": null,
+              "rope_theta": 1000000.0, "sliding_window": 512, "_sliding_window_pattern": 6, "bos_token_id": 2, "eos_token_id": 1 }
+            """);
+        Assert.Equal((4, 1, 256), (h.Heads, h.KeyValueHeads, h.HeadDim));
+        Assert.Equal((1e6f, 1e4f, 1f), (h.RopeTheta, h.LocalRopeTheta, h.RopeLinearFactor));
+        Assert.Equal((512, 256f, 32768), (h.SlidingWindow, h.QueryPreAttentionScalar, h.ContextLength));
+        Assert.Equal((2, 1, 0), (h.BosToken, h.EosToken, h.PadToken));
+        Assert.Equal(Enumerable.Range(0, 18).Select(i => (i + 1) % 6 != 0), h.SlidingLayers);
+
+        // Gemma3TextConfig's defaults; without layer_types, every sliding_window_pattern-th layer is full; linear scaling read.
+        h = Read("""
+            { "model_type": "gemma3_text", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 2, "sliding_window_pattern": 2,
+              "rope_scaling": { "rope_type": "linear", "factor": 8.0 } }
+            """);
+        Assert.Equal((4, 256, 1e-6f), (h.KeyValueHeads, h.HeadDim, h.NormEpsilon));
+        Assert.Equal((1e6f, 1e4f, 8f), (h.RopeTheta, h.LocalRopeTheta, h.RopeLinearFactor));
+        Assert.Equal((4096, 256f, 131072, 0), (h.SlidingWindow, h.QueryPreAttentionScalar, h.ContextLength, h.PadToken));
+        Assert.Equal([true, false, true, false], h.SlidingLayers);
+        Assert.Contains("rope_scaling", Assert.Throws<InvalidDataException>(() => Read("""
+            { "model_type": "gemma3_text", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 2, "rope_scaling": { "rope_type": "yarn", "factor": 8.0 } }
+            """)).Message);
     }
 
     [Fact]

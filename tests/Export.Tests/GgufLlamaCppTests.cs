@@ -86,6 +86,9 @@ public sealed class GgufLlamaCppTests(ITestOutputHelper output) : IDisposable
     [InlineData("gpt2-blocks", GgufTensorType.Q8_0)]
     [InlineData("qwen3-blocks", GgufTensorType.Q8_0)]
     [InlineData("phi3-blocks", GgufTensorType.Q8_0)]
+    [InlineData("gemma3-llamacpp", GgufTensorType.BF16)]
+    [InlineData("gemma3-blocks", GgufTensorType.BF16)]
+    [InlineData("gemma3-blocks", GgufTensorType.Q8_0)]
     public void ReducedPrecisionExportHoldsTheRoundedWeights(string config, GgufTensorType type)
     {
         LanguageModel model = Build(config);
@@ -231,6 +234,9 @@ public sealed class GgufLlamaCppTests(ITestOutputHelper output) : IDisposable
             "phi3" => new Phi3Model(1),
             "phi3-blocks" => new Phi3BlocksModel(1),
             "phi3-head-dim" => new Phi3HeadDimModel(1),
+            "gemma3-llamacpp" => new Gemma3LlamaCppModel(1),
+            "gemma3-blocks" => new Gemma3BlocksModel(1),
+            "gemma3-bias" => new Gemma3BiasModel(1),
             _ => throw new ArgumentException(config, nameof(config)),
         };
         Weights.Randomize(model, seed: 3);

@@ -35,6 +35,19 @@ public partial class Phi3BlocksModel { }
 [TransformerModel(Config = "Export.Tests/Configs/phi3-head-dim/config.json", SeqLen = 8)]
 public partial class Phi3HeadDimModel { }
 
+// Gemma 3 shaped as llama.cpp's gemma3 computes it (Configs/README.md): six layers, the sixth full and the others sliding
+// through a window shorter than SeqLen, one key/value head, query_pre_attn_scalar = head_dim, rope_local_base_freq 1e4; odd
+// sizes with linear rotary scaling, and a second shaped for Q8_0 blocks with seven layers.
+[TransformerModel(Config = "Export.Tests/Configs/gemma3-llamacpp/config.json", SeqLen = 16)]
+public partial class Gemma3LlamaCppModel { }
+
+[TransformerModel(Config = "Export.Tests/Configs/gemma3-blocks/config.json", SeqLen = 24)]
+public partial class Gemma3BlocksModel { }
+
+// Gemma 3 with attention_bias (q, k, v and o_proj biases), which llama.cpp's gemma3 does not read: refused.
+[TransformerModel(Config = "Export.Tests/Configs/gemma3-bias/config.json", SeqLen = 8)]
+public partial class Gemma3BiasModel { }
+
 [TransformerModel(Config = "HuggingFace/Configs/gpt2/config.json", SeqLen = 11)]
 public partial class Gpt2Model { }
 

@@ -18,8 +18,12 @@ internal enum GgufRowOrder
     RotaryPairsKeyValueHeads,
 }
 
-/// <summary>One row of an architecture's name table: a model key pattern, its GGUF name pattern, how rows move.</summary>
-internal sealed record GgufTensorName(string ModelKey, string GgufName, GgufRowOrder Rows = GgufRowOrder.Unchanged);
+/// <summary>
+/// One row of an architecture's name table: a model key pattern, its GGUF name pattern, how rows move, and whether the
+/// file holds <c>1 + w</c> for the model's <c>w</c> (<paramref name="UnitOffset"/>: Gemma's RMSNorm scales by <c>1 + weight</c>,
+/// llama.cpp's by the weight itself, so its converter adds 1 to every Gemma norm, <c>Gemma3Model.norm_shift</c>).
+/// </summary>
+internal sealed record GgufTensorName(string ModelKey, string GgufName, GgufRowOrder Rows = GgufRowOrder.Unchanged, bool UnitOffset = false);
 
 /// <summary>
 /// The llama.cpp architectures a decoder exports to, as data: the name of each tensor in the GGUF file (llama.cpp's
@@ -149,6 +153,45 @@ internal sealed class GgufArchitecture
             new("layers.{i}.post_attention_layernorm.weight", "blk.{i}.ffn_norm.weight"),
             new("layers.{i}.mlp.gate_up_proj.weight", "blk.{i}.ffn_up.weight"),
             new("layers.{i}.mlp.down_proj.weight", "blk.{i}.ffn_down.weight"),
+        ],
+    };
+
+    /// <summary>
+    /// llama.cpp's <c>gemma3</c> architecture for Hugging Face Gemma 3 text weights (<c>Gemma3ForCausalLM</c>), named as
+    /// llama.cpp's converter (<c>Gemma3Model</c>) writes them: Qwen3's attention tensors with <c>q_norm</c> and <c>k_norm</c>
+    /// (<c>attn_q_norm</c>, <c>attn_k_norm</c>), the sandwich norms <c>input_layernorm</c> (<c>attn_norm</c>),
+    /// <c>post_attention_layernorm</c> (<c>post_attention_norm</c>, the attention's output norm), <c>pre_feedforward_layernorm</c>
+    /// (<c>ffn_norm</c>) and <c>post_feedforward_layernorm</c> (<c>post_ffw_norm</c>), GEGLU's <c>gate_proj</c>, <c>up_proj</c>,
+    /// <c>down_proj</c>; output tied when absent. Every norm is written as <c>1 + w</c> (<see cref="GgufTensorName.UnitOffset"/>).
+    /// Rows stay in Hugging Face's order: <c>gemma3</c>'s rotary embedding is <c>LLAMA_ROPE_TYPE_NEOX</c>, pairing (i, i + D/2)
+    /// as <c>rotate_half</c> does, and the converter writes q_proj and k_proj unpermuted. llama.cpp scales the embeddings by
+    /// √<c>embedding_length</c> itself. No biases: llama.cpp's <c>gemma3</c> reads none (a model with <c>attention_bias</c> is refused).
+    /// </summary>
+    public static readonly GgufArchitecture Gemma3 = new()
+    {
+        Name = "gemma3",
+        Rotary = true,
+        SlidingWindow = true,
+        Unplaced = "a Gemma 3 with attention_bias has biases on q_proj, k_proj, v_proj and o_proj; llama.cpp's gemma3 reads none",
+        LayerKey = "layers.{i}.input_layernorm.weight",
+        Tensors =
+        [
+            new("embed_tokens.weight", "token_embd.weight"),
+            new("norm.weight", "output_norm.weight", UnitOffset: true),
+            new("lm_head.weight", "output.weight"),
+            new("layers.{i}.input_layernorm.weight", "blk.{i}.attn_norm.weight", UnitOffset: true),
+            new("layers.{i}.self_attn.q_proj.weight", "blk.{i}.attn_q.weight"),
+            new("layers.{i}.self_attn.k_proj.weight", "blk.{i}.attn_k.weight"),
+            new("layers.{i}.self_attn.v_proj.weight", "blk.{i}.attn_v.weight"),
+            new("layers.{i}.self_attn.q_norm.weight", "blk.{i}.attn_q_norm.weight", UnitOffset: true),
+            new("layers.{i}.self_attn.k_norm.weight", "blk.{i}.attn_k_norm.weight", UnitOffset: true),
+            new("layers.{i}.self_attn.o_proj.weight", "blk.{i}.attn_output.weight"),
+            new("layers.{i}.post_attention_layernorm.weight", "blk.{i}.post_attention_norm.weight", UnitOffset: true),
+            new("layers.{i}.pre_feedforward_layernorm.weight", "blk.{i}.ffn_norm.weight", UnitOffset: true),
+            new("layers.{i}.mlp.gate_proj.weight", "blk.{i}.ffn_gate.weight"),
+            new("layers.{i}.mlp.up_proj.weight", "blk.{i}.ffn_up.weight"),
+            new("layers.{i}.mlp.down_proj.weight", "blk.{i}.ffn_down.weight"),
+            new("layers.{i}.post_feedforward_layernorm.weight", "blk.{i}.post_ffw_norm.weight", UnitOffset: true),
         ],
     };
 

@@ -32,7 +32,7 @@ public sealed class GgufExportOptions
 public sealed record GgufTensorInfo(string Name, string ModelName, IReadOnlyList<long> Dimensions, GgufTensorType Type);
 
 /// <summary>What <see cref="GgufExport.Save"/> wrote.</summary>
-/// <param name="Architecture">llama.cpp's architecture name (<c>llama</c>, <c>qwen3</c>, <c>phi3</c> or <c>gpt2</c>).</param>
+/// <param name="Architecture">llama.cpp's architecture name (<c>llama</c>, <c>qwen3</c>, <c>phi3</c>, <c>gemma3</c> or <c>gpt2</c>).</param>
 /// <param name="Tensors">Every tensor, in file order.</param>
 /// <param name="Bytes">The file's size.</param>
 public sealed record GgufExportReport(string Architecture, IReadOnlyList<GgufTensorInfo> Tensors, long Bytes);
@@ -40,13 +40,15 @@ public sealed record GgufExportReport(string Architecture, IReadOnlyList<GgufTen
 /// <summary>
 /// Writes a decoder-only model as a GGUF v3 file that llama.cpp (and the apps built on it: LLamaSharp, Ollama, LM Studio)
 /// loads: Llama-, Mistral-, SmolLM- and Qwen2-shaped models as llama.cpp's <c>llama</c> architecture, Qwen3 as <c>qwen3</c>,
-/// Phi-3 as <c>phi3</c>, GPT-2-shaped ones as <c>gpt2</c>, with weight matrices in F32, BF16 or Q8_0, the hyperparameters
-/// llama.cpp requires and a vocabulary.
+/// Phi-3 as <c>phi3</c>, Gemma 3's text model as <c>gemma3</c>, GPT-2-shaped ones as <c>gpt2</c>, with weight matrices in
+/// F32, BF16 or Q8_0, the hyperparameters llama.cpp requires and a vocabulary.
 /// </summary>
 /// <remarks>
 /// <para>Only models compiled from a Hugging Face config (<see cref="ModelLayout.Family"/> <see cref="CheckpointFamily.Gpt2"/>,
 /// <see cref="CheckpointFamily.Llama"/>, <see cref="CheckpointFamily.Qwen2"/>, <see cref="CheckpointFamily.Qwen3"/>,
-/// <see cref="CheckpointFamily.Phi3"/>) export.
+/// <see cref="CheckpointFamily.Phi3"/>, <see cref="CheckpointFamily.Gemma3"/>) export; a Gemma 3 only as llama.cpp's
+/// <c>gemma3</c> computes it (five sliding layers in six, a local rotary base of 10000, scores scaled by 1/√head size: see
+/// <see cref="CheckGemma3"/>).
 /// This project's own decoders (<see cref="CheckpointFamily.Native"/>: LayerNorm, erf GELU, a two-matrix MLP, interleaved
 /// rotary or learned or sinusoidal positions) have no architecture in llama.cpp that computes what they compute:
 /// <c>llama</c> is RMSNorm + SwiGLU, <c>gpt2</c> and <c>starcoder2</c> use ggml's tanh GELU (through an fp16 table) where
@@ -81,11 +83,12 @@ public static partial class GgufExport
             CheckpointFamily.Llama or CheckpointFamily.Qwen2 => GgufArchitecture.Llama,
             CheckpointFamily.Qwen3 => GgufArchitecture.Qwen3,
             CheckpointFamily.Phi3 => GgufArchitecture.Phi3,
+            CheckpointFamily.Gemma3 => GgufArchitecture.Gemma3,
             CheckpointFamily.Gpt2 => GgufArchitecture.Gpt2,
             CheckpointFamily.Native => throw new NotSupportedException(
                 $"{layout.Name} uses this project's own layers (LayerNorm, erf GELU, a two-matrix MLP); no llama.cpp architecture computes them " +
-                "(llama is RMSNorm + SwiGLU; gpt2 and starcoder2 use a tanh GELU). Compile the model from a Hugging Face config (gpt2, llama, qwen2, qwen3, phi3) to export it."),
-            _ => throw new NotSupportedException($"{layout.Name} is a {layout.Family} model; GGUF export covers the decoder families gpt2, llama, qwen2, qwen3 and phi3"),
+                "(llama is RMSNorm + SwiGLU; gpt2 and starcoder2 use a tanh GELU). Compile the model from a Hugging Face config (gpt2, llama, qwen2, qwen3, phi3, gemma3_text) to export it."),
+            _ => throw new NotSupportedException($"{layout.Name} is a {layout.Family} model; GGUF export covers the decoder families gpt2, llama, qwen2, qwen3, phi3 and gemma3"),
         };
         GgufHyperparameters h = options.Hyperparameters ?? throw new ArgumentException("options.Hyperparameters is required", nameof(options));
         CheckpointFamilyRules rules = CheckpointFamilyRules.For(layout.Family);
@@ -93,7 +96,7 @@ public static partial class GgufExport
         // Match every parameter to the table; a tensor the table does not name would be lost, so it is an error.
         var byKey = new Dictionary<string, ParameterTensor>(StringComparer.Ordinal);
         foreach (ParameterTensor t in layout.Tensors) byKey[rules.KeyOf(t.Name)] = t;
-        var planned = new List<(ParameterTensor Tensor, string GgufName, GgufRowOrder Rows)>();
+        var planned = new List<(ParameterTensor Tensor, string GgufName, GgufRowOrder Rows, bool UnitOffset)>();
         var layers = new SortedSet<int>();
         foreach (ParameterTensor t in layout.Tensors)
         {
@@ -106,7 +109,7 @@ public static partial class GgufExport
                 throw new NotSupportedException($"{layout.Name}: tensor '{t.Name}' {t.ShapeText} has no place in llama.cpp's {architecture.Name} architecture" +
                     (architecture.Unplaced is { } why ? $" ({why})" : ""));
             if (NamePattern.Matches(architecture.LayerKey, key, out string l)) layers.Add(int.Parse(l, System.Globalization.CultureInfo.InvariantCulture));
-            planned.Add((t, row.GgufName.Replace("{i}", layer, StringComparison.Ordinal), row.Rows));
+            planned.Add((t, row.GgufName.Replace("{i}", layer, StringComparison.Ordinal), row.Rows, row.UnitOffset));
         }
 
         ParameterTensor embedding = planned.Find(p => p.GgufName == "token_embd.weight").Tensor
@@ -114,6 +117,7 @@ public static partial class GgufExport
         int vocab = embedding.Shape[0], hidden = embedding.Shape[1];
         int blocks = layers.Count;
         CheckShapes(layout, architecture, h, byKey, rules, blocks, hidden, out int feedForward, out int contextLength);
+        if (architecture == GgufArchitecture.Gemma3) CheckGemma3(layout, h, blocks, hidden);
 
         GgufVocabulary vocabulary = options.Vocabulary ?? GgufVocabulary.Synthetic(vocab);
         if (vocabulary.Count != vocab)
@@ -142,6 +146,16 @@ public static partial class GgufExport
             writer.Add($"{arch}.rope.freq_base", h.RopeTheta);
             writer.Add($"{arch}.attention.layer_norm_rms_epsilon", h.NormEpsilon);
             if (architecture.SlidingWindow) writer.Add($"{arch}.attention.sliding_window", (uint)h.SlidingWindow);
+            if (architecture == GgufArchitecture.Gemma3)
+            {
+                // As llama.cpp's converter writes them: the sliding layers' base, and the full layers' linear scaling.
+                writer.Add($"{arch}.rope.freq_base_swa", h.LocalRopeTheta);
+                if (h.RopeLinearFactor != 1f)
+                {
+                    writer.Add($"{arch}.rope.scaling.type", "linear");
+                    writer.Add($"{arch}.rope.scaling.factor", h.RopeLinearFactor);
+                }
+            }
         }
         else
         {
@@ -150,7 +164,7 @@ public static partial class GgufExport
         AddVocabulary(writer, vocabulary, h, vocab);
 
         var infos = new List<GgufTensorInfo>();
-        foreach ((ParameterTensor tensor, string name, GgufRowOrder rows) in planned)
+        foreach ((ParameterTensor tensor, string name, GgufRowOrder rows, bool unitOffset) in planned)
         {
             long[] dimensions = new long[tensor.Shape.Length];
             for (int d = 0; d < dimensions.Length; d++) dimensions[d] = tensor.Shape[tensor.Shape.Length - 1 - d];
@@ -159,9 +173,11 @@ public static partial class GgufExport
                 : options.TensorType;
             int heads = rows == GgufRowOrder.RotaryPairsQueryHeads ? h.Heads : h.KeyValueHeads;
             ParameterTensor source = tensor;
-            GgufTensorValues values = rows == GgufRowOrder.Unchanged
-                ? () => model.Parameters.Slice(source.Offset, source.Length)
-                : () => RotaryPairRows(model.Parameters.Slice(source.Offset, source.Length), heads, h.HeadDim, source.Length / source.Shape[0]);
+            GgufTensorValues values = unitOffset
+                ? () => UnitOffset(model.Parameters.Slice(source.Offset, source.Length))
+                : rows == GgufRowOrder.Unchanged
+                    ? () => model.Parameters.Slice(source.Offset, source.Length)
+                    : () => RotaryPairRows(model.Parameters.Slice(source.Offset, source.Length), heads, h.HeadDim, source.Length / source.Shape[0]);
             writer.AddTensor(name, dimensions, TypeId(type), values);
             infos.Add(new GgufTensorInfo(name, tensor.Name, dimensions, type));
         }
@@ -240,6 +256,70 @@ public static partial class GgufExport
             // llama.cpp sizes the position table by the context length, so the two must agree.
             contextLength = Rows("wpe.weight");
         }
+    }
+
+    /// <summary>The period of llama.cpp's Gemma 3 layers: in each six, five slide and the sixth attends to all (<c>set_swa_pattern(6)</c>).</summary>
+    internal const int LlamaCppGemma3Pattern = 6;
+
+    /// <summary>The base of llama.cpp's rotary embedding in Gemma 3's sliding layers when a file does not say one, as older builds fix it.</summary>
+    internal const float LlamaCppGemma3LocalTheta = 10000f;
+
+    /// <summary>The layer count of Gemma 3 27B, for which llama.cpp scales the scores by 1/√(embedding_length / head_count).</summary>
+    internal const int LlamaCppGemma3LargeLayers = 62;
+
+    /// <summary>
+    /// Refuses a Gemma 3 that llama.cpp's <c>gemma3</c> would compute otherwise than the model does. What llama.cpp fixes
+    /// rather than reads (LLamaSharp 0.30.0's build, llama.cpp 815a2a5, <c>llama_model_gemma3::load_arch_hparams</c>; older
+    /// builds fix more):
+    /// <list type="bullet">
+    /// <item>Which layers slide: every sixth is full and the others slide (<c>set_swa_pattern(6)</c>: layer i slides when
+    /// i mod 6 &lt; 5), as Hugging Face's default <c>sliding_window_pattern</c> 6 makes them. LLamaSharp 0.30.0's build reads a
+    /// period from <c>gemma3.attention.sliding_window_pattern</c>, but llama.cpp's converter writes none and older builds
+    /// ignore it, so a model whose <c>layer_types</c> differ is refused rather than written with a key that only some builds honour.</item>
+    /// <item>The sliding layers' rotary base: <c>gemma3.rope.freq_base_swa</c>, which llama.cpp's converter writes and
+    /// LLamaSharp 0.30.0's build reads, but builds before it fix at 10000 (<c>rope_freq_base_train_swa = 10000.0f</c>): a
+    /// <c>rope_local_base_freq</c> other than 10000 is refused for the same reason. Their rotary positions are never scaled.</item>
+    /// <item>The score scale: 1/√<c>key_length</c>, or 1/√(<c>embedding_length</c> / <c>head_count</c>) for a model of 62
+    /// layers (Gemma 3 27B); <c>query_pre_attn_scalar</c> is not read, so a model whose scalar differs is refused.</item>
+    /// </list>
+    /// </summary>
+    private static void CheckGemma3(ModelLayout layout, GgufHyperparameters h, int blocks, int hidden)
+    {
+        if (h.SlidingLayers is not { } sliding || !(h.LocalRopeTheta > 0f) || !(h.QueryPreAttentionScalar > 0f))
+            throw new ArgumentException($"{layout.Name} is a Gemma 3; its hyperparameters must come from a Gemma 3 config (GgufHyperparameters.FromConfig of model_type gemma3_text: " +
+                "the sliding layers, the local rotary base and query_pre_attn_scalar)", nameof(h));
+        if (sliding.Count != blocks)
+            throw new ArgumentException($"{layout.Name} has {blocks} layers; the hyperparameters say which of {sliding.Count} slide", nameof(h));
+        if (h.SlidingWindow <= 0)
+            throw new ArgumentException($"{layout.Name}: a Gemma 3's sliding_window must be positive, not {h.SlidingWindow}", nameof(h));
+        for (int i = 0; i < blocks; i++)
+        {
+            if (sliding[i] == i % LlamaCppGemma3Pattern < LlamaCppGemma3Pattern - 1) continue;
+            var ours = new System.Text.StringBuilder();
+            foreach (bool s in sliding) ours.Append(s ? 'S' : 'F');
+            throw new NotSupportedException(
+                $"{layout.Name}: layer_types (or sliding_window_pattern) make layer {i} {(sliding[i] ? "sliding" : "full")} ({ours}, S sliding, F full); " +
+                $"llama.cpp's gemma3 makes every {LlamaCppGemma3Pattern}th layer full and slides the others (layers {LlamaCppGemma3Pattern - 1}, {2 * LlamaCppGemma3Pattern - 1}, … full), " +
+                "and its converter writes no pattern that every llama.cpp build would read, so llama.cpp would run this model wrong");
+        }
+        if (h.LocalRopeTheta != LlamaCppGemma3LocalTheta)
+            throw new NotSupportedException(
+                $"{layout.Name}: rope_local_base_freq is {h.LocalRopeTheta.ToString(System.Globalization.CultureInfo.InvariantCulture)}; llama.cpp's gemma3 rotates the sliding layers with base " +
+                $"{LlamaCppGemma3LocalTheta.ToString(System.Globalization.CultureInfo.InvariantCulture)} in builds that do not read gemma3.rope.freq_base_swa, so llama.cpp would run this model wrong");
+        int scoreDim = blocks == LlamaCppGemma3LargeLayers ? hidden / h.Heads : h.HeadDim;
+        if (h.QueryPreAttentionScalar != scoreDim)
+            throw new NotSupportedException(
+                $"{layout.Name}: query_pre_attn_scalar is {h.QueryPreAttentionScalar.ToString(System.Globalization.CultureInfo.InvariantCulture)}; llama.cpp's gemma3 does not read it and scales the scores by 1/√{scoreDim} " +
+                (blocks == LlamaCppGemma3LargeLayers ? $"(embedding_length / head_count, as for Gemma 3 27B's {LlamaCppGemma3LargeLayers} layers)" : "(key_length, the head size)") +
+                ", so llama.cpp would run this model wrong");
+    }
+
+    /// <summary><c>1 + w</c> for each of a Gemma norm's weights <c>w</c>, rounded once as <c>Gemma3RMSNorm</c>'s <c>1.0 + weight.float()</c> is.</summary>
+    private static float[] UnitOffset(ReadOnlySpan<float> weights)
+    {
+        var result = new float[weights.Length];
+        for (int i = 0; i < result.Length; i++) result[i] = 1f + weights[i];
+        return result;
     }
 
     /// <summary>The tokens llama.cpp looks up by text in a vocabulary whose model is named as a Phi-3 (<see cref="CheckNameKeyedTokens"/>).</summary>

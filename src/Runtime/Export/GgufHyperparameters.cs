@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Text.Json;
 
@@ -37,10 +38,25 @@ public sealed record GgufHyperparameters
     public int EosToken { get; init; } = -1;
 
     /// <summary>
-    /// Phi-3's attention window (<c>sliding_window</c>), 0 for none; written as <c>phi3.attention.sliding_window</c>, as
-    /// llama.cpp's converter writes it (LLamaSharp 0.30.0's llama.cpp reads it and, for phi3, leaves the window off).
+    /// Phi-3's or Gemma 3's attention window (<c>sliding_window</c>), 0 for none; written as <c>{arch}.attention.sliding_window</c>,
+    /// as llama.cpp's converter writes it (LLamaSharp 0.30.0's llama.cpp reads it and, for phi3, leaves the window off).
     /// </summary>
     public int SlidingWindow { get; init; }
+
+    /// <summary>
+    /// Gemma 3: which layers attend through <see cref="SlidingWindow"/> (<c>layer_types</c>' sliding_attention, else every
+    /// layer but each <c>sliding_window_pattern</c>-th); null for the other families.
+    /// </summary>
+    public IReadOnlyList<bool>? SlidingLayers { get; init; }
+
+    /// <summary>Gemma 3's rotary base of its sliding layers (<c>rope_local_base_freq</c>); 0 for the other families.</summary>
+    public float LocalRopeTheta { get; init; }
+
+    /// <summary>Gemma 3's linear rotary scaling of its full-attention layers (<c>rope_scaling</c> of rope_type linear: its factor); 1 for none.</summary>
+    public float RopeLinearFactor { get; init; } = 1f;
+
+    /// <summary>Gemma 3's <c>query_pre_attn_scalar</c> (the scores are multiplied by its −½ power); 0 for the other families, whose scores take 1/√head size.</summary>
+    public float QueryPreAttentionScalar { get; init; }
 
     /// <summary>T5's relative-position buckets per table (<c>relative_attention_num_buckets</c>); 0 for a model without them.</summary>
     public int RelativeBuckets { get; init; }
@@ -69,14 +85,17 @@ public sealed record GgufHyperparameters
 
     /// <summary>
     /// Reads the hyperparameters from a Hugging Face <c>config.json</c> of a <c>gpt2</c>, <c>llama</c>, <c>mistral</c>,
-    /// <c>qwen2</c>, <c>qwen3</c>, <c>phi3</c>, <c>t5</c> or <c>mt5</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
+    /// <c>qwen2</c>, <c>qwen3</c>, <c>phi3</c>, <c>gemma3_text</c>, <c>t5</c> or <c>mt5</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
     /// <c>layer_norm_epsilon</c> 1e-5; Llama's, Qwen2's, Qwen3's and Phi-3's <c>num_key_value_heads</c> = heads, <c>head_dim</c> = hidden / heads,
-    /// <c>rms_norm_eps</c> 1e-6, <c>rope_theta</c> 1e4 (also read from <c>rope_parameters</c>); Phi-3's <c>sliding_window</c> (null: 0); T5Config's for
+    /// <c>rms_norm_eps</c> 1e-6, <c>rope_theta</c> 1e4 (also read from <c>rope_parameters</c>); Phi-3's <c>sliding_window</c> (null: 0);
+    /// Gemma3TextConfig's for Gemma 3, as the compiler reads them (4 key/value heads, <c>head_dim</c> 256, ε 1e-6, θ 1e6, local θ
+    /// (<c>rope_local_base_freq</c>) 1e4, <c>rope_scaling</c> linear or none, window 4096, the sliding layers from <c>layer_types</c>
+    /// or every <c>sliding_window_pattern</c>-th full (6), <c>query_pre_attn_scalar</c> 256, 131072 positions, padding id 0); T5Config's for
     /// T5 and mT5 (<c>num_heads</c> 8, <c>d_kv</c> 64, ε 1e-6, 32 buckets up to distance 128, start and padding id 0, end id 1,
     /// <c>feed_forward_proj</c> relu, tied for t5 and untied for mt5).
     /// An <c>eos_token_id</c> list gives its first id.
     /// </summary>
-    /// <exception cref="InvalidDataException">The file is not such a config, or asks for what a GGUF export cannot say (rotary scaling).</exception>
+    /// <exception cref="InvalidDataException">The file is not such a config, or asks for what a GGUF export cannot say (rotary scaling, but Gemma 3's linear scaling).</exception>
     public static GgufHyperparameters FromConfig(string configPath)
     {
         ArgumentNullException.ThrowIfNull(configPath);
@@ -114,6 +133,45 @@ public sealed record GgufHyperparameters
                     SlidingWindow = modelType == "phi3" ? Integer(root, "sliding_window") ?? 0 : 0,
                 };
             }
+            case "gemma3_text":
+            {
+                // Gemma3TextConfig's defaults, as the compiler's ConfigReader.Gemma3 reads them.
+                int heads = Require(Integer(root, "num_attention_heads"), "num_attention_heads");
+                int layers = Require(Integer(root, "num_hidden_layers"), "num_hidden_layers");
+                float linear = 1f;
+                if (root.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind == JsonValueKind.Object)
+                {
+                    string? type = String(scaling, "rope_type") ?? String(scaling, "type");
+                    if (type == "linear" && Number(scaling, "factor") is float factor && factor > 0) linear = factor;
+                    else if (type != "default")
+                        throw new InvalidDataException($"'{configPath}': rope_scaling {scaling.GetRawText()} is not exported (of the scaled rotary positions only Gemma 3's linear scaling is)");
+                }
+                var sliding = new List<bool>(layers);
+                if (root.TryGetProperty("layer_types", out JsonElement types) && types.ValueKind == JsonValueKind.Array)
+                {
+                    foreach (JsonElement type in types.EnumerateArray())
+                        sliding.Add(type.ValueKind == JsonValueKind.String && type.GetString() == "sliding_attention"
+                            ? true
+                            : type.ValueKind == JsonValueKind.String && type.GetString() == "full_attention"
+                                ? false
+                                : throw new InvalidDataException($"'{configPath}': layer_types has {type.GetRawText()}; sliding_attention or full_attention is expected"));
+                }
+                else
+                {
+                    int pattern = Integer(root, "sliding_window_pattern") ?? Integer(root, "_sliding_window_pattern") ?? 6;
+                    for (int i = 0; i < layers; i++) sliding.Add(pattern <= 0 || (i + 1) % pattern != 0);
+                }
+                return new GgufHyperparameters
+                {
+                    Heads = heads, KeyValueHeads = Integer(root, "num_key_value_heads") ?? 4, HeadDim = Integer(root, "head_dim") ?? 256,
+                    NormEpsilon = Number(root, "rms_norm_eps") ?? 1e-6f, RopeTheta = Number(root, "rope_theta") ?? 1e6f,
+                    ContextLength = Integer(root, "max_position_embeddings") ?? 131072, BosToken = bos, EosToken = eos,
+                    PadToken = Integer(root, "pad_token_id") ?? 0,
+                    SlidingWindow = Integer(root, "sliding_window") ?? 4096, SlidingLayers = sliding,
+                    LocalRopeTheta = Number(root, "rope_local_base_freq") ?? 1e4f, RopeLinearFactor = linear,
+                    QueryPreAttentionScalar = Number(root, "query_pre_attn_scalar") ?? 256f,
+                };
+            }
             case "t5" or "mt5":
             {
                 // T5Config's defaults (transformers' configuration_t5.py), as the compiler's ConfigReader.T5 reads them.
@@ -136,7 +194,7 @@ public sealed record GgufHyperparameters
                 };
             }
             default:
-                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a model GGUF export knows (gpt2, llama, mistral, qwen2, qwen3, phi3, t5, mt5)");
+                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a model GGUF export knows (gpt2, llama, mistral, qwen2, qwen3, phi3, gemma3_text, t5, mt5)");
         }
 
         int Require(int? value, string key) => value ?? throw new InvalidDataException($"'{configPath}' has no {key}");

@@ -242,7 +242,8 @@ public abstract class LanguageModel : TransformerModel
 
     /// <summary>
     /// Writes the model as a GGUF v3 file for llama.cpp (<see cref="GgufExport.Save"/>): the <c>llama</c> architecture for
-    /// Llama/Qwen2/SmolLM-shaped models, <c>qwen3</c> for Qwen3, <c>gpt2</c> for GPT-2, with F32, BF16 or Q8_0 weight matrices.
+    /// Llama/Qwen2/SmolLM-shaped models, <c>qwen3</c> for Qwen3, <c>phi3</c> for Phi-3, <c>gemma3</c> for Gemma 3, <c>gpt2</c>
+    /// for GPT-2, with F32, BF16 or Q8_0 weight matrices.
     /// </summary>
     /// <remarks>
     /// An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written. A graph
