@@ -108,6 +108,26 @@ public sealed class GgufHyperparametersTests : System.IDisposable
     }
 
     [Fact]
+    public void Gemma3RotationsFromTransformers5sRopeParameters()
+    {
+        // transformers 5 writes each layer kind's rotation under rope_parameters, gemma-3-1b's linear factor with the full layers'.
+        GgufHyperparameters h = Read("""
+            { "model_type": "gemma3_text", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 2,
+              "rope_parameters": { "full_attention": { "factor": 8.0, "rope_theta": 1000000.0, "rope_type": "linear" },
+                                   "sliding_attention": { "rope_theta": 20000.0, "rope_type": "default" } } }
+            """);
+        Assert.Equal((1e6f, 2e4f, 8f), (h.RopeTheta, h.LocalRopeTheta, h.RopeLinearFactor));
+        Assert.Contains("rope_parameters", Assert.Throws<InvalidDataException>(() => Read("""
+            { "model_type": "gemma3_text", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 2,
+              "rope_parameters": { "full_attention": { "rope_theta": 1000000.0, "rope_type": "yarn", "factor": 8.0 }, "sliding_attention": { "rope_theta": 10000.0 } } }
+            """)).Message);
+        Assert.Contains("sliding layers", Assert.Throws<InvalidDataException>(() => Read("""
+            { "model_type": "gemma3_text", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 2,
+              "rope_parameters": { "full_attention": { "rope_theta": 1000000.0 }, "sliding_attention": { "rope_theta": 10000.0, "rope_type": "linear", "factor": 2.0 } } }
+            """)).Message);
+    }
+
+    [Fact]
     public void Gpt2Defaults()
     {
         GgufHyperparameters h = Read("""{ "model_type": "gpt2", "n_embd": 768, "n_head": 12, "n_positions": 1024 }""");

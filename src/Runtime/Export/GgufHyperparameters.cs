@@ -138,14 +138,24 @@ public sealed record GgufHyperparameters
                 // Gemma3TextConfig's defaults, as the compiler's ConfigReader.Gemma3 reads them.
                 int heads = Require(Integer(root, "num_attention_heads"), "num_attention_heads");
                 int layers = Require(Integer(root, "num_hidden_layers"), "num_hidden_layers");
-                float linear = 1f;
-                if (root.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind == JsonValueKind.Object)
+                float linear = 1f, theta = Number(root, "rope_theta") ?? 1e6f, localTheta = Number(root, "rope_local_base_freq") ?? 1e4f;
+                // transformers 5 writes each layer kind's rotation under rope_parameters instead.
+                if (root.TryGetProperty("rope_parameters", out JsonElement parameters) && parameters.ValueKind == JsonValueKind.Object)
                 {
-                    string? type = String(scaling, "rope_type") ?? String(scaling, "type");
-                    if (type == "linear" && Number(scaling, "factor") is float factor && factor > 0) linear = factor;
-                    else if (type != "default")
-                        throw new InvalidDataException($"'{configPath}': rope_scaling {scaling.GetRawText()} is not exported (of the scaled rotary positions only Gemma 3's linear scaling is)");
+                    foreach (JsonProperty kind in parameters.EnumerateObject())
+                    {
+                        float? ropeBase = kind.Value.ValueKind == JsonValueKind.Object ? Number(kind.Value, "rope_theta") : null;
+                        if (ropeBase is null || kind.Name is not ("full_attention" or "sliding_attention"))
+                            throw new InvalidDataException($"'{configPath}': rope_parameters {parameters.GetRawText()}: full_attention and sliding_attention, each with its rope_theta, are expected");
+                        float factor = LinearFactor(kind.Value, "rope_parameters", configPath);
+                        if (kind.Name == "full_attention") (theta, linear) = (ropeBase.Value, factor);
+                        else if (factor != 1f)
+                            throw new InvalidDataException($"'{configPath}': rope_parameters {parameters.GetRawText()}: scaled rotary positions on the sliding layers are not exported");
+                        else localTheta = ropeBase.Value;
+                    }
                 }
+                if (root.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind == JsonValueKind.Object)
+                    linear = LinearFactor(scaling, "rope_scaling", configPath);
                 var sliding = new List<bool>(layers);
                 if (root.TryGetProperty("layer_types", out JsonElement types) && types.ValueKind == JsonValueKind.Array)
                 {
@@ -164,11 +174,11 @@ public sealed record GgufHyperparameters
                 return new GgufHyperparameters
                 {
                     Heads = heads, KeyValueHeads = Integer(root, "num_key_value_heads") ?? 4, HeadDim = Integer(root, "head_dim") ?? 256,
-                    NormEpsilon = Number(root, "rms_norm_eps") ?? 1e-6f, RopeTheta = Number(root, "rope_theta") ?? 1e6f,
+                    NormEpsilon = Number(root, "rms_norm_eps") ?? 1e-6f, RopeTheta = theta,
                     ContextLength = Integer(root, "max_position_embeddings") ?? 131072, BosToken = bos, EosToken = eos,
                     PadToken = Integer(root, "pad_token_id") ?? 0,
                     SlidingWindow = Integer(root, "sliding_window") ?? 4096, SlidingLayers = sliding,
-                    LocalRopeTheta = Number(root, "rope_local_base_freq") ?? 1e4f, RopeLinearFactor = linear,
+                    LocalRopeTheta = localTheta, RopeLinearFactor = linear,
                     QueryPreAttentionScalar = Number(root, "query_pre_attn_scalar") ?? 256f,
                 };
             }
@@ -198,6 +208,15 @@ public sealed record GgufHyperparameters
         }
 
         int Require(int? value, string key) => value ?? throw new InvalidDataException($"'{configPath}' has no {key}");
+    }
+
+    /// <summary>A rotation's linear scaling factor (rope_type linear), 1 for the default; any other type is not exported.</summary>
+    private static float LinearFactor(JsonElement rope, string key, string configPath)
+    {
+        string? type = String(rope, "rope_type") ?? String(rope, "type");
+        if (type is null or "default") return 1f;
+        if (type == "linear" && Number(rope, "factor") is float factor && factor > 0) return factor;
+        throw new InvalidDataException($"'{configPath}': {key} {rope.GetRawText()} is not exported (of the scaled rotary positions only Gemma 3's linear scaling is)");
     }
 
     private static string? String(JsonElement o, string key) =>
