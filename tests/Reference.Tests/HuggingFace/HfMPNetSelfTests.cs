@@ -441,13 +441,13 @@ public sealed class HfMPNetSelfTests(ITestOutputHelper output)
             foreach ((HfWriteOptions options, IEnumerable<(string, long[])> want) in layouts)
             {
                 reference.Save(folder, options);
-                Dictionary<string, long[]> stored = ReadHeader(Path.Combine(folder, "model.safetensors"));
+                Dictionary<string, long[]> stored = SafeTensorsReader.Shapes(Path.Combine(folder, "model.safetensors"));
                 Assert.Equal(want.Select(e => e.Item1).Order(StringComparer.Ordinal), stored.Keys.Order(StringComparer.Ordinal));
                 foreach ((string name, long[] shape) in want) Assert.True(shape.SequenceEqual(stored[name]), $"{name}: [{string.Join(",", stored[name])}]");
             }
 
             // The last file (BF16, MaskedLM): the tied decoder is the word embeddings, its bias lm_head.bias.
-            Dictionary<string, float[]> values = ReadBf16(Path.Combine(folder, "model.safetensors"));
+            Dictionary<string, float[]> values = SafeTensorsReader.Bf16(Path.Combine(folder, "model.safetensors"));
             Assert.Equal(reference.ParameterValues("embeddings.word_embeddings.weight"), values["lm_head.decoder.weight"]);
             Assert.Equal(values["lm_head.bias"], values["lm_head.decoder.bias"]);
             Assert.Equal(reference.ParameterValues("encoder.relative_attention_bias.weight"), values["mpnet.encoder.relative_attention_bias.weight"]);
@@ -463,33 +463,6 @@ public sealed class HfMPNetSelfTests(ITestOutputHelper output)
     }
 
     // ----- helpers -----
-
-    private static Dictionary<string, long[]> ReadHeader(string file)
-    {
-        byte[] bytes = File.ReadAllBytes(file);
-        long length = BitConverter.ToInt64(bytes, 0);
-        JsonObject header = JsonNode.Parse(System.Text.Encoding.UTF8.GetString(bytes, 8, (int)length))!.AsObject();
-        return header.Where(e => e.Key != "__metadata__").ToDictionary(e => e.Key, e => e.Value!["shape"]!.AsArray().Select(v => v!.GetValue<long>()).ToArray());
-    }
-
-    /// <summary>The BF16 tensors of a file, widened to float.</summary>
-    private static Dictionary<string, float[]> ReadBf16(string file)
-    {
-        byte[] bytes = File.ReadAllBytes(file);
-        long length = BitConverter.ToInt64(bytes, 0);
-        JsonObject header = JsonNode.Parse(System.Text.Encoding.UTF8.GetString(bytes, 8, (int)length))!.AsObject();
-        var result = new Dictionary<string, float[]>(StringComparer.Ordinal);
-        foreach ((string name, JsonNode? entry) in header)
-        {
-            if (name == "__metadata__" || entry!["dtype"]!.GetValue<string>() != "BF16") continue;
-            JsonArray offsets = entry["data_offsets"]!.AsArray();
-            long from = 8 + length + offsets[0]!.GetValue<long>(), to = 8 + length + offsets[1]!.GetValue<long>();
-            var floats = new float[(to - from) / 2];
-            for (int i = 0; i < floats.Length; i++) floats[i] = BitConverter.Int32BitsToSingle(BitConverter.ToUInt16(bytes, (int)(from + 2 * i)) << 16);
-            result.Add(name, floats);
-        }
-        return result;
-    }
 
     private static double[] Row(double[] table, int row, int width) => table.AsSpan(row * width, width).ToArray();
 

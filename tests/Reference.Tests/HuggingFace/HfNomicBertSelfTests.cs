@@ -343,7 +343,7 @@ public sealed class HfNomicBertSelfTests(ITestOutputHelper output)
                 reference.Save(folder, new HfWriteOptions(IncludeUnusedHeads: pooler));
                 var want = new List<(string, long[])>(expected);
                 if (pooler) want.AddRange(new (string, long[])[] { ("pooler.dense.weight", [D, D]), ("pooler.dense.bias", [D]) });
-                Dictionary<string, long[]> stored = ReadHeader(Path.Combine(folder, "model.safetensors"));
+                Dictionary<string, long[]> stored = SafeTensorsReader.Shapes(Path.Combine(folder, "model.safetensors"));
                 Assert.Equal(want.Select(e => e.Item1).Order(StringComparer.Ordinal), stored.Keys.Order(StringComparer.Ordinal));
                 foreach ((string name, long[] shape) in want) Assert.True(shape.SequenceEqual(stored[name]), $"{name}: [{string.Join(",", stored[name])}]");
             }
@@ -356,14 +356,6 @@ public sealed class HfNomicBertSelfTests(ITestOutputHelper output)
     }
 
     // ----- helpers -----
-
-    private static Dictionary<string, long[]> ReadHeader(string file)
-    {
-        byte[] bytes = File.ReadAllBytes(file);
-        long length = BitConverter.ToInt64(bytes, 0);
-        JsonObject header = JsonNode.Parse(System.Text.Encoding.UTF8.GetString(bytes, 8, (int)length))!.AsObject();
-        return header.Where(e => e.Key != "__metadata__").ToDictionary(e => e.Key, e => e.Value!["shape"]!.AsArray().Select(v => v!.GetValue<long>()).ToArray());
-    }
 
     private static double[] Row(double[] table, int row, int width) => table.AsSpan(row * width, width).ToArray();
 
