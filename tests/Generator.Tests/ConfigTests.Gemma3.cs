@@ -86,6 +86,8 @@ public partial class ConfigTests
         Assert.Contains("RMSNorm × (1 + weight) eps 1E-06 before and after each sub-layer", source);
         Assert.Contains("on 1 full layers, base 10000 on 2 layers of a 4-key sliding window", source);
         Assert.Contains("PadToken = 0,", source);
+        Assert.Contains("/// Tokens are embedded × √DModel (queries and keys are rotated by position); each layer applies causal multi-head self-attention and a feed-forward network, each inside a residual connection with RMSNorm before the sub-layer and on its output.", source);
+        Assert.Contains("/// The sliding layers' queries see only the last 4 keys (themselves included) and rotate with their own base.", source);
     }
 
     [Fact]

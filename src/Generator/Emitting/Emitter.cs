@@ -203,9 +203,12 @@ namespace TransformerGen.Generator
                 _ => "embedded and positions added",
             };
             string normName = _spec.Family is { RmsNorm: true } ? "RMSNorm" : "LayerNorm";
-            string sublayers = _spec.Norm.Value == EnumValues.PreNorm
-                ? $"each inside a residual connection with {normName} before the sub-layer"
-                : $"each inside a residual connection followed by {normName}";
+            string sublayers = _spec.Family is { SandwichNorms: true }
+                ? $"each inside a residual connection with {normName} before the sub-layer and on its output"
+                : _spec.Norm.Value == EnumValues.PreNorm
+                    ? $"each inside a residual connection with {normName} before the sub-layer"
+                    : $"each inside a residual connection followed by {normName}";
+            if (_spec.Family is { EmbeddingScale: not 1f }) positions = positions.Replace("embedded", "embedded × √DModel");
             if (_spec.IsEncoderDecoder)
             {
                 yield return $"Source tokens are {positions}; each encoder layer applies bidirectional self-attention and a feed-forward network, {sublayers}.";
@@ -234,6 +237,8 @@ namespace TransformerGen.Generator
             {
                 yield return $"Tokens are {positions}; each layer applies causal multi-head self-attention and a feed-forward network, {sublayers}.";
                 if (_spec.Family is { QueryKeyNorm: true }) yield return "Each query and key head is RMS-normalized (q_norm, k_norm) before the rotation.";
+                if (_spec.Family is { SlidingWindow: > 0 } g && g.SlidingLayers.IndexOf('S') >= 0)
+                    yield return $"The sliding layers' queries see only the last {g.SlidingWindow} keys (themselves included) and rotate with their own base.";
                 yield return "The LM head turns each position into logits over the vocabulary" + (_spec.TiedEmbeddings.Value ? " with the token embedding matrix." : ".");
             }
             if (_spec.AttentionWindow.Value > 0)
