@@ -15,8 +15,8 @@ namespace ChatSample;
 /// <param name="Files">The files the sample needs from it.</param>
 /// <param name="CompiledConfig">The text of the config.json the model class was compiled from.</param>
 /// <param name="SourceConfigPath">Where that config.json is in the repository (named when another model's folder is refused).</param>
-/// <param name="Load">Builds the inference-only model from a folder (the generated <c>ForInference(string)</c>).</param>
-public sealed record ChatModelSpec(string Repository, IReadOnlyList<string> Files, string CompiledConfig, string SourceConfigPath, Func<string, LanguageModel> Load)
+/// <param name="Load">Builds the inference-only model from a folder with its matrices held as the <see cref="WeightType"/> given (the generated <c>ForInference(string, WeightType)</c>).</param>
+public sealed record ChatModelSpec(string Repository, IReadOnlyList<string> Files, string CompiledConfig, string SourceConfigPath, Func<string, WeightType, LanguageModel> Load)
 {
     /// <summary>HuggingFaceTB/SmolLM2-135M-Instruct as <see cref="SmolLm"/>.</summary>
     public static ChatModelSpec SmolLm2 { get; } = new(
@@ -24,7 +24,7 @@ public sealed record ChatModelSpec(string Repository, IReadOnlyList<string> File
         ["config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json"],
         EmbeddedConfig.Read(typeof(ChatModelSpec).Assembly, "SmolLM2-135M-Instruct.config.json"),
         "samples/Chat/models/SmolLM2-135M-Instruct/config.json",
-        folder => SmolLm.ForInference(folder));
+        (folder, weights) => SmolLm.ForInference(folder, weights));
 
     /// <summary>google/gemma-3-270m-it as <see cref="Gemma3Chat"/> (a gated repository: accept its license on the Hub first).</summary>
     public static ChatModelSpec Gemma3_270mIt { get; } = new(
@@ -32,7 +32,7 @@ public sealed record ChatModelSpec(string Repository, IReadOnlyList<string> File
         ["config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json"],
         EmbeddedConfig.Read(typeof(ChatModelSpec).Assembly, "gemma-3-270m-it.config.json"),
         "samples/Chat/models/gemma-3-270m-it/config.json",
-        folder => Gemma3Chat.ForInference(folder));
+        (folder, weights) => Gemma3Chat.ForInference(folder, weights));
 
     /// <summary>The models the sample's program is compiled with.</summary>
     public static IReadOnlyList<ChatModelSpec> All { get; } = [SmolLm2, Gemma3_270mIt];

@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using System.Text.Json;
 using ChatSample;
+using TransformerGen;
 using TransformerGen.Samples.Tests.Support;
 using TransformerGen.Tokenizers;
 using TransformerGen.Tokenizers.Tests.Support;
@@ -26,17 +27,21 @@ public sealed class ChatAppGemmaTests(ITestOutputHelper log)
         ["config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json"],
         File.ReadAllText(TinyConfigPath),
         "tests/Samples.Tests/Models/tiny-gemma/config.json",
-        folder => TinyGemmaChatModel.ForInference(folder));
+        (folder, weights) => TinyGemmaChatModel.ForInference(folder, weights));
 
-    [Fact]
-    public void A_tiny_gemma_3_chats_through_gemmas_template_and_replies_with_its_own_greedy_continuation()
+    [Theory]
+    [InlineData("fp32", WeightType.Float32)]
+    [InlineData("bf16", WeightType.BFloat16)]
+    [InlineData("int8", WeightType.Int8)]
+    public void A_tiny_gemma_3_chats_through_gemmas_template_and_replies_with_its_own_greedy_continuation(string weights, WeightType type)
     {
         using TempFolder folder = TinyFolder();
-        (int exit, string output, string error) = Run([TinyChat.Spec, TinySpec], "--model", folder.Path, "--system", "Be brief", "--prompt", "Hello world", "--max-tokens", "6");
+        (int exit, string output, string error) = Run([TinyChat.Spec, TinySpec], "--model", folder.Path, "--system", "Be brief", "--prompt", "Hello world", "--max-tokens", "6", "--weights", weights);
         log.WriteLine(output);
         Assert.True(exit == 0, error);
         Assert.Equal("", error);
         Assert.Contains("chat template: Gemma; stops at 1 <eos>, 106 <end_of_turn>; greedy", output);
+        Assert.Matches($@"weights \d+\.\d\d s, {weights}, ", output);
 
         // The prompt as Gemma 3's template writes it, by hand: the system message heads the first user turn.
         PretrainedTokenizer tokenizer = PretrainedTokenizer.FromFolder(folder.Path);
@@ -45,8 +50,8 @@ public sealed class ChatAppGemmaTests(ITestOutputHelper log)
         Assert.Contains(GemmaFolder.EndOfTurn, prompt);
         Assert.Contains($"\nprompt: {prompt.Length} tokens", output);
 
-        // The model's own greedy continuation, until a stop id or 6 tokens.
-        TinyGemmaChatModel model = TinyGemmaChatModel.ForInference(folder.Path);
+        // The model's own greedy continuation with its matrices held the same way, until a stop id or 6 tokens.
+        TinyGemmaChatModel model = TinyGemmaChatModel.ForInference(folder.Path, type);
         float[] logits = model.Append(prompt).ToArray();
         var reply = new List<int>();
         var next = new int[1];

@@ -17,7 +17,7 @@ internal static class TinyChat
         ["config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json"],
         File.ReadAllText(ConfigPath),
         "tests/Samples.Tests/Models/tiny-llama/config.json",
-        folder => TinyChatModel.ForInference(folder));
+        (folder, weights) => TinyChatModel.ForInference(folder, weights));
 
     /// <summary>The ids that end a reply: &lt;|endoftext|&gt; (EOS) and &lt;|im_end|&gt; (the template's end of turn).</summary>
     public static readonly int[] StopIds = [TinyByteLevelTokenizer.EndOfText, TinyByteLevelTokenizer.ImEnd];
