@@ -25,18 +25,19 @@ public sealed class ChatEngine : IAsyncDisposable
     private readonly DecoderBatcher _batcher;
 
     /// <summary>Checks and loads <see cref="ModelServerOptions.Model"/>.</summary>
-    /// <param name="served">The compiled model.</param>
+    /// <param name="served">The compiled models; the folder's config.json picks one.</param>
     /// <param name="options">The server's settings.</param>
     /// <param name="metrics">Counts the batcher's steps.</param>
     /// <param name="log">Where the start is reported.</param>
     /// <param name="stepObservers">Anything else registered to watch the batcher's steps (none in the program; tests hold steps back with one).</param>
     /// <exception cref="StartupException">An option is wrong, or the folder is missing, lacks files, holds another model (the message names the differing config.json keys), or has no chat template this server can render.</exception>
-    public ChatEngine(ServedChatModel served, IOptions<ServerOptions> options, ServerMetrics metrics, ILogger<ChatEngine> log, IEnumerable<IObserver<DecoderStep>> stepObservers)
+    public ChatEngine(ServedChatModels models, IOptions<ServerOptions> options, ServerMetrics metrics, ILogger<ChatEngine> log, IEnumerable<IObserver<DecoderStep>> stepObservers)
     {
         ServerOptions o = options.Value;
-        ChatModelSpec spec = served.Spec;
-        o.Validate(spec.Repository);
+        o.Validate(models.Repositories);
         string folder = o.Model!;
+        ServedChatModel served = models.For(folder);
+        ChatModelSpec spec = served.Spec;
         ModelFolder.Check(folder, spec.Repository, spec.Files, spec.CompiledConfig, spec.SourceConfigPath);
 
         if (o.Threads is int threads) Parallelism.ThreadCount = threads;

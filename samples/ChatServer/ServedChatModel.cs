@@ -1,13 +1,18 @@
 using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
 using ChatSample;
+using TransformerGen.Samples.Hub;
+using TransformerGen.Samples.Serving;
 using TransformerGen;
 
 namespace TransformerGen.ChatServer;
 
 /// <summary>
-/// The compiled model the server runs: the Chat sample's description of it (Hub repository, files, the config.json it was
+/// A compiled model the server runs: the Chat sample's description of it (Hub repository, files, the config.json it was
 /// compiled from) and how to load a folder's weights and make the instance the batcher drives. The program serves
-/// <see cref="SmolLm2"/>; tests register a tiny Llama in its place.
+/// <see cref="SmolLm2"/> or <see cref="Gemma3"/> (<see cref="ServedChatModels"/>); tests register a tiny Llama in their place.
 /// </summary>
 /// <param name="Spec">The repository, its files and the compiled config.json (its <c>Load</c> is not used: the server loads through <paramref name="LoadWeights"/>).</param>
 /// <param name="LoadWeights">Reads a folder's weights into read-only weights held as the <see cref="WeightType"/> given (the generated <c>LoadWeights</c>).</param>
@@ -16,4 +21,38 @@ public sealed record ServedChatModel(ChatModelSpec Spec, Func<string, WeightType
 {
     /// <summary>HuggingFaceTB/SmolLM2-135M-Instruct as <see cref="ServedSmolLm"/>.</summary>
     public static ServedChatModel SmolLm2 { get; } = new(ChatModelSpec.SmolLm2, ServedSmolLm.LoadWeights, weights => ServedSmolLm.ForInference(weights));
+
+    /// <summary>google/gemma-3-270m-it as <see cref="ServedGemma3"/>.</summary>
+    public static ServedChatModel Gemma3 { get; } = new(ChatModelSpec.Gemma3_270mIt, ServedGemma3.LoadWeights, weights => ServedGemma3.ForInference(weights));
+}
+
+/// <summary>The models a server is compiled with; the folder's config.json says which one it serves (its model_type).</summary>
+/// <param name="Models">At least one.</param>
+public sealed record ServedChatModels(IReadOnlyList<ServedChatModel> Models)
+{
+    /// <summary>The program's: SmolLM2-135M-Instruct (llama) and gemma-3-270m-it (gemma3_text).</summary>
+    public static ServedChatModels All { get; } = new([ServedChatModel.SmolLm2, ServedChatModel.Gemma3]);
+
+    /// <summary>The repositories, for messages written before a folder is known.</summary>
+    public string Repositories => string.Join(" or ", Models.Select(m => m.Spec.Repository));
+
+    /// <summary>
+    /// The model whose compiled model_type <paramref name="folder"/>'s config.json has (the one model, when there is one and
+    /// the folder has no config.json: its files check names what is missing).
+    /// </summary>
+    /// <exception cref="StartupException">No model has the folder's model_type, or there is no config.json to tell.</exception>
+    public ServedChatModel For(string folder)
+    {
+        string config = Path.Combine(folder, "config.json");
+        if (!File.Exists(config))
+        {
+            if (Models.Count == 1 || !Directory.Exists(folder)) return Models[0];
+            throw new StartupException($"The model folder '{folder}' lacks config.json, which says which model it holds ({Repositories}).");
+        }
+        var error = new StringWriter();
+        ServedChatModel? chosen = Models.Count == 1
+            ? Models[0]
+            : ModelTypeChoice.Choose(Models, m => m.Spec.ModelType, m => m.Spec.Repository, config, "samples/Chat", error);
+        return chosen ?? throw new StartupException(error.ToString().Trim());
+    }
 }

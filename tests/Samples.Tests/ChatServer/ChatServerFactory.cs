@@ -19,7 +19,7 @@ public sealed class ChatServerFactory(string folder, IReadOnlyDictionary<string,
 
     protected override void ConfigureServices(IServiceCollection services)
     {
-        services.AddSingleton(TinyModel);
+        services.AddSingleton(new ServedChatModels([TinyModel]));
         if (gate is not null) services.AddSingleton(gate);
     }
 }

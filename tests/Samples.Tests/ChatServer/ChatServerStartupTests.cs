@@ -15,7 +15,7 @@ public sealed class ChatServerStartupTests(TinyChatServerFolder folder) : IClass
 {
     /// <summary>The engine the server builds at start, from settings bound as the host binds the command line's.</summary>
     private static StartupException Refusal(string path, IReadOnlyDictionary<string, string>? settings = null, ServedChatModel? served = null) =>
-        Assert.Throws<StartupException>(() => new ChatEngine(served ?? ChatServerFactory.TinyModel, Options.Create(ServerSettings.Bind<ServerOptions>(path, settings)),
+        Assert.Throws<StartupException>(() => new ChatEngine(new ServedChatModels([served ?? ChatServerFactory.TinyModel]), Options.Create(ServerSettings.Bind<ServerOptions>(path, settings)),
                                                              new ServerMetrics(), NullLogger<ChatEngine>.Instance, []));
 
     [Fact]
@@ -25,6 +25,26 @@ public sealed class ChatServerStartupTests(TinyChatServerFolder folder) : IClass
         Assert.Contains("describes another model than the one this server was compiled for (HuggingFaceTB/SmolLM2-135M-Instruct)", e.Message);
         Assert.Contains("hidden_size: 48 in the folder, 576 compiled", e.Message);
         Assert.Contains("samples/Chat/models/SmolLM2-135M-Instruct/config.json", e.Message);
+    }
+
+    [Fact]
+    public void The_program_picks_gemma_3_by_the_folders_model_type_and_refuses_another_family_naming_both()
+    {
+        StartupException Start(string path) => Assert.Throws<StartupException>(() => new ChatEngine(ServedChatModels.All,
+            Options.Create(ServerSettings.Bind<ServerOptions>(path, null)), new ServerMetrics(), NullLogger<ChatEngine>.Instance, []));
+
+        using var gemma = new TempFolder();
+        gemma.Write("config.json", ChatSample.ChatModelSpec.Gemma3_270mIt.CompiledConfig);
+        Assert.Equal($"The model folder '{gemma.Path}' lacks model.safetensors, tokenizer.model, tokenizer_config.json (download them from https://huggingface.co/google/gemma-3-270m-it).",
+                     Start(gemma.Path).Message);
+
+        using var other = new TempFolder();
+        other.Write("config.json", """{"model_type": "qwen3"}""");
+        Assert.Contains("has model_type qwen3; this program runs llama (HuggingFaceTB/SmolLM2-135M-Instruct), gemma3_text (google/gemma-3-270m-it).", Start(other.Path).Message);
+
+        using var empty = new TempFolder();
+        Assert.Equal($"The model folder '{empty.Path}' lacks config.json, which says which model it holds (HuggingFaceTB/SmolLM2-135M-Instruct or google/gemma-3-270m-it).",
+                     Start(empty.Path).Message);
     }
 
     [Fact]
