@@ -1,9 +1,7 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Linq;
 using ChatSample;
-using TransformerGen.Samples.Hub;
 using TransformerGen.Samples.Serving;
 using TransformerGen;
 
@@ -36,23 +34,8 @@ public sealed record ServedChatModels(IReadOnlyList<ServedChatModel> Models)
     /// <summary>The repositories, for messages written before a folder is known.</summary>
     public string Repositories => string.Join(" or ", Models.Select(m => m.Spec.Repository));
 
-    /// <summary>
-    /// The model whose compiled model_type <paramref name="folder"/>'s config.json has (the one model, when there is one and
-    /// the folder has no config.json: its files check names what is missing).
-    /// </summary>
+    /// <summary>The model whose compiled model_type <paramref name="folder"/>'s config.json has (see <see cref="ServedModelChoice"/>).</summary>
     /// <exception cref="StartupException">No model has the folder's model_type, or there is no config.json to tell.</exception>
-    public ServedChatModel For(string folder)
-    {
-        string config = Path.Combine(folder, "config.json");
-        if (!File.Exists(config))
-        {
-            if (Models.Count == 1 || !Directory.Exists(folder)) return Models[0];
-            throw new StartupException($"The model folder '{folder}' lacks config.json, which says which model it holds ({Repositories}).");
-        }
-        var error = new StringWriter();
-        ServedChatModel? chosen = Models.Count == 1
-            ? Models[0]
-            : ModelTypeChoice.Choose(Models, m => m.Spec.ModelType, m => m.Spec.Repository, config, "samples/Chat", error);
-        return chosen ?? throw new StartupException(error.ToString().Trim());
-    }
+    public ServedChatModel For(string folder) =>
+        ServedModelChoice.For(Models, folder, m => m.Spec.ModelType, m => m.Spec.Repository, "samples/Chat");
 }

@@ -29,11 +29,12 @@ public sealed class EmbeddingEngine : IAsyncDisposable
 
     /// <summary>Checks and loads <see cref="ServerOptions.Model"/>.</summary>
     /// <exception cref="StartupException">An option is wrong, or a folder (the model's or the reranker's) is missing, lacks files, or holds another model (the message names the differing config.json keys).</exception>
-    public EmbeddingEngine(ServedModel served, IOptions<ServerOptions> options, ServerMetrics metrics, ILogger<EmbeddingEngine> log)
+    public EmbeddingEngine(ServedModels models, IOptions<ServerOptions> options, ServerMetrics metrics, ILogger<EmbeddingEngine> log)
     {
         ServerOptions o = options.Value;
         o.Validate();
         string folder = o.Model!;
+        ServedModel served = models.For(folder);
         ModelFolder.Check(folder, served.Repository, RequiredFiles, served.CompiledConfig, served.SourceConfigPath);
         ServedModel? reranker = null;
         if (o.Reranker is string rerankerFolder)

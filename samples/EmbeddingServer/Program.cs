@@ -7,7 +7,7 @@ using TransformerGen.Samples.Serving;
 // dotnet run -c Release --project samples/EmbeddingServer -- --model <folder> [--reranker <folder>] --urls http://127.0.0.1:8080
 // Every option is ASP.NET Core configuration (ServerOptions.cs): --reranker, --workers, --threads, --weights,
 // --max-inputs, --max-batch, --max-batch-tokens, --max-wait-ms, --truncate, --model-name.
-WebApplication app = ServerHost.Build<ServerOptions, ServedModel, ServerMetrics, EmbeddingEngine>(args, ServedModel.AllMiniLmL6V2);
+WebApplication app = ServerHost.Build<ServerOptions, ServedModels, ServerMetrics, EmbeddingEngine>(args, ServedModels.All);
 ServerMetrics metrics = app.Services.GetRequiredService<ServerMetrics>();
 app.MapPost("/v1/embeddings", (HttpContext context, EmbeddingEngine engine) => EmbeddingsEndpoint.HandleAsync(context, engine, metrics));
 app.MapPost("/rerank", (HttpContext context, EmbeddingEngine engine) => RerankEndpoint.HandleAsync(context, engine, metrics));

@@ -1,15 +1,18 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using TransformerGen;
 using TransformerGen.Samples.Hub;
+using TransformerGen.Samples.Serving;
 
 namespace TransformerGen.EmbeddingServer;
 
 /// <summary>
-/// The compiled model a server runs, and how to build it: the config.json it was compiled from (a folder's must match),
+/// A compiled model a server runs, and how to build it: the config.json it was compiled from (a folder's must match),
 /// how to load a folder's weights once, and how to make an instance over them. The program serves
-/// <see cref="AllMiniLmL6V2"/>, with <see cref="MsMarcoMiniLmL6V2"/> as its reranker; tests register a small BERT of their
-/// own in its place.
+/// <see cref="AllMiniLmL6V2"/> or <see cref="AllMpnetBaseV2"/> (<see cref="ServedModels"/>), with
+/// <see cref="MsMarcoMiniLmL6V2"/> as its reranker; tests register a small BERT of their own in their place.
 /// </summary>
 /// <param name="Repository">The Hub repository the model comes from; the default model name in responses.</param>
 /// <param name="CompiledConfig">The text of the config.json the model was compiled from.</param>
@@ -47,4 +50,31 @@ public sealed record ServedModel(
     {
         Reranker = MsMarcoMiniLmL6V2,
     };
+
+    /// <summary>sentence-transformers/all-mpnet-base-v2 (<see cref="ServedMPNet"/>), reranking with <see cref="MsMarcoMiniLmL6V2"/>.</summary>
+    public static ServedModel AllMpnetBaseV2 { get; } = new(
+        "sentence-transformers/all-mpnet-base-v2",
+        EmbeddedConfig.Read(typeof(ServedModel).Assembly, "all-mpnet-base-v2.config.json"),
+        "samples/EmbeddingServer/models/all-mpnet-base-v2/config.json",
+        ServedMPNet.LoadWeights,
+        ServedMPNet.ForInference)
+    {
+        Reranker = MsMarcoMiniLmL6V2,
+    };
+
+    /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>mpnet</c>), which a folder's must equal for this model to serve it.</summary>
+    public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);
+}
+
+/// <summary>The embedders a server is compiled with; the folder's config.json says which one it serves (its model_type).</summary>
+/// <param name="Models">At least one.</param>
+public sealed record ServedModels(IReadOnlyList<ServedModel> Models)
+{
+    /// <summary>The program's: all-MiniLM-L6-v2 (bert) and all-mpnet-base-v2 (mpnet).</summary>
+    public static ServedModels All { get; } = new([ServedModel.AllMiniLmL6V2, ServedModel.AllMpnetBaseV2]);
+
+    /// <summary>The model whose compiled model_type <paramref name="folder"/>'s config.json has (see <see cref="ServedModelChoice"/>).</summary>
+    /// <exception cref="StartupException">No model has the folder's model_type, or there is no config.json to tell.</exception>
+    public ServedModel For(string folder) =>
+        ServedModelChoice.For(Models, folder, m => m.ModelType, m => m.Repository, "samples/EmbeddingServer");
 }

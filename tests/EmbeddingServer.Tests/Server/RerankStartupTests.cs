@@ -23,7 +23,7 @@ public sealed class RerankStartupTests(TinyBertFolder folder, TinyCrossEncoderFo
     {
         var all = new Dictionary<string, string> { ["reranker"] = rerankerPath };
         foreach ((string key, string value) in settings ?? new Dictionary<string, string>()) all[key] = value;
-        return Assert.Throws<StartupException>(() => new EmbeddingEngine(served ?? ServerFactory.TinyBertModel, Options.Create(ServerSettings.Bind<ServerOptions>(folder.Path, all)),
+        return Assert.Throws<StartupException>(() => new EmbeddingEngine(new ServedModels([served ?? ServerFactory.TinyBertModel]), Options.Create(ServerSettings.Bind<ServerOptions>(folder.Path, all)),
                                                                          new ServerMetrics(), NullLogger<EmbeddingEngine>.Instance));
     }
 

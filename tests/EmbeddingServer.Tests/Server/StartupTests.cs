@@ -19,7 +19,7 @@ public sealed class StartupTests(TinyBertFolder folder) : IClassFixture<TinyBert
     /// prints the message and exits with 3: <see cref="ProgramTests"/>).
     /// </summary>
     private static StartupException Refusal(string path, IReadOnlyDictionary<string, string>? settings = null, ServedModel? served = null) =>
-        Assert.Throws<StartupException>(() => new EmbeddingEngine(served ?? ServerFactory.TinyBertModel, Options.Create(ServerSettings.Bind<ServerOptions>(path, settings)),
+        Assert.Throws<StartupException>(() => new EmbeddingEngine(new ServedModels([served ?? ServerFactory.TinyBertModel]), Options.Create(ServerSettings.Bind<ServerOptions>(path, settings)),
                                                                   new ServerMetrics(), NullLogger<EmbeddingEngine>.Instance));
 
     [Fact]
@@ -46,6 +46,29 @@ public sealed class StartupTests(TinyBertFolder folder) : IClassFixture<TinyBert
         Assert.Contains("hidden_size: 48 in the folder, 384 compiled", e.Message);
         Assert.Contains("vocab_size: 256 in the folder, 30522 compiled", e.Message);
         Assert.Contains("samples/EmbeddingServer/models/all-MiniLM-L6-v2/config.json", e.Message);
+    }
+
+    [Fact]
+    public void The_program_serves_all_mpnet_base_v2_by_the_folders_model_type_and_refuses_another_family_naming_both()
+    {
+        StartupException Start(string path) => Assert.Throws<StartupException>(() => new EmbeddingEngine(ServedModels.All,
+            Options.Create(ServerSettings.Bind<ServerOptions>(path, null)), new ServerMetrics(), NullLogger<EmbeddingEngine>.Instance));
+
+        using var mpnet = new TempFolder();
+        mpnet.Write("config.json", ServedModel.AllMpnetBaseV2.CompiledConfig);
+        Assert.StartsWith($"The model folder '{mpnet.Path}' lacks model.safetensors, vocab.txt, tokenizer_config.json (download them from https://huggingface.co/sentence-transformers/all-mpnet-base-v2)",
+                          Start(mpnet.Path).Message);
+
+        // The tiny BERT's folder is a bert: the program takes it for all-MiniLM-L6-v2 and names what differs.
+        Assert.Contains("(sentence-transformers/all-MiniLM-L6-v2)", Start(folder.Path).Message);
+
+        using var other = new TempFolder();
+        other.Write("config.json", """{"model_type": "nomic_bert"}""");
+        Assert.Contains("has model_type nomic_bert; this program runs bert (sentence-transformers/all-MiniLM-L6-v2), mpnet (sentence-transformers/all-mpnet-base-v2).", Start(other.Path).Message);
+
+        using var empty = new TempFolder();
+        Assert.Equal($"The model folder '{empty.Path}' lacks config.json, which says which model it holds (sentence-transformers/all-MiniLM-L6-v2 or sentence-transformers/all-mpnet-base-v2).",
+                     Start(empty.Path).Message);
     }
 
     [Fact]

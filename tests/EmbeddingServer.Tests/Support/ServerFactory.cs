@@ -34,5 +34,5 @@ public sealed class ServerFactory(string folder, IReadOnlyDictionary<string, str
         base.ConfigureWebHost(builder);
     }
 
-    protected override void ConfigureServices(IServiceCollection services) => services.AddSingleton(served ?? TinyBertModel);
+    protected override void ConfigureServices(IServiceCollection services) => services.AddSingleton(new ServedModels([served ?? TinyBertModel]));
 }
