@@ -25,14 +25,6 @@ public static class ChatApp
     /// <summary>Exit code when the folder holds another model than the one compiled in.</summary>
     public const int ExitWrongModel = 3;
 
-    /// <summary>The forms the weight matrices may be held in (<c>--weights</c>).</summary>
-    private static readonly Dictionary<string, WeightType> WeightTypes = new(StringComparer.Ordinal)
-    {
-        ["fp32"] = WeightType.Float32,
-        ["bf16"] = WeightType.BFloat16,
-        ["int8"] = WeightType.Int8,
-    };
-
     /// <summary>The prompt when none is given.</summary>
     public const string DefaultPrompt = "What is the capital of France?";
 
@@ -63,7 +55,7 @@ public static class ChatApp
         var topP = new Option<float>("--top-p") { Description = "Sample among the most likely tokens up to this probability mass; 1 for all.", HelpName = "p", DefaultValueFactory = _ => 1f };
         var seed = new Option<ulong>("--seed") { Description = "The sampler's seed.", HelpName = "s", DefaultValueFactory = _ => 1UL };
         var weights = new Option<string>("--weights") { Description = "How the weight matrices are held: fp32 as trained, bf16 (half the memory), int8 (about a quarter; gemma-3-270m-it is 1.1 GB in fp32).", HelpName = "type", DefaultValueFactory = _ => "fp32" };
-        weights.AcceptOnlyFromAmong([.. WeightTypes.Keys]);
+        weights.AcceptOnlyFromAmong([.. WeightTypeNames.All.Keys]);
         maxTokens.Validators.Add(result => { if (result.GetValueOrDefault<int>() < 1) result.AddError("--max-tokens must be at least 1."); });
         temperature.Validators.Add(result => { float t = result.GetValueOrDefault<float>(); if (!(t >= 0f) || float.IsInfinity(t)) result.AddError("--temperature must be finite and at least 0."); });
         topK.Validators.Add(result => { if (result.GetValueOrDefault<int>() < 0) result.AddError("--top-k must be at least 0."); });
@@ -75,7 +67,7 @@ public static class ChatApp
         command.SetAction(parsed =>
         {
             var settings = new ChatSettings(parsed.GetValue(maxTokens), parsed.GetValue(temperature), parsed.GetValue(topK), parsed.GetValue(topP), parsed.GetValue(seed), parsed.GetValue(system));
-            return Execute(specs, parsed.GetValue(model), parsed.GetValue(prompt)!, WeightTypes[parsed.GetValue(weights)!], settings, output, error);
+            return Execute(specs, parsed.GetValue(model), parsed.GetValue(prompt)!, WeightTypeNames.All[parsed.GetValue(weights)!], settings, output, error);
         });
         return command.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
@@ -130,7 +122,7 @@ public static class ChatApp
         TimeSpan weightsTime = Stopwatch.GetElapsedTime(started);
         long parameters = model.ParameterTensors.Sum(t => (long)t.Length);
         output.WriteLine($"model: {spec.Repository} from {folder} as {model.Layout.Name}: {parameters:N0} parameters, {model.Layout.SeqLen} positions of key/value cache");
-        output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {WeightTypes.First(pair => pair.Value == weightType).Key}, {model.BufferBytes / 1e6:F0} MB of buffers)");
+        output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {WeightTypeNames.Name(weightType)}, {model.BufferBytes / 1e6:F0} MB of buffers)");
 
         var session = new ChatSession(model, tokenizer);
         string sampling = settings.Temperature == 0f || settings.TopK == 1

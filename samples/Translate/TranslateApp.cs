@@ -37,13 +37,6 @@ public static class TranslateApp
         "The library opens at nine o'clock in the morning and closes at six.",
     ];
 
-    private static readonly Dictionary<string, WeightType> WeightTypes = new(StringComparer.Ordinal)
-    {
-        ["fp32"] = WeightType.Float32,
-        ["bf16"] = WeightType.BFloat16,
-        ["int8"] = WeightType.Int8,
-    };
-
     /// <summary>Runs the sample with Helsinki-NLP/opus-mt-en-de, facebook/nllb-200-distilled-600M and google/flan-t5-small.</summary>
     public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, TranslationModelSpec.All);
 
@@ -63,7 +56,7 @@ public static class TranslateApp
         var to = new Option<string?>("--to") { Description = "The target language: NLLB's code (default: the tokenizer's tgt_lang, else fra_Latn) or Flan-T5's English name (default German); opus-mt-en-de translates into German only.", HelpName = "language" };
         var prompt = new Option<string?>("--prompt") { Description = $"Flan-T5's instruction instead of \"translate <from> to <to>: \": written before each text, or around it where it says {SentenceTranslator.TextPlaceholder} (\"summarize: \", \"Answer the question: \", \"\" for the text alone).", HelpName = "instruction" };
         var weights = new Option<string>("--weights") { Description = "How the weight matrices are held: fp32 as trained, bf16 (half the memory), int8 (about a quarter; NLLB-600M is 2.4 GB in fp32).", HelpName = "type", DefaultValueFactory = _ => "fp32" };
-        weights.AcceptOnlyFromAmong([.. WeightTypes.Keys]);
+        weights.AcceptOnlyFromAmong([.. WeightTypeNames.All.Keys]);
         var beam = new Option<int>("--beam") { Description = "Beam width; 1 decodes greedily.", HelpName = "k", DefaultValueFactory = _ => 1 };
         var lengthPenalty = new Option<float>("--length-penalty") { Description = "Beam search's α in GNMT's length penalty ((5 + length) / 6)^α; 0 ranks by log-probability alone.", HelpName = "a", DefaultValueFactory = _ => 0.6f };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "The most tokens of a translation (default: the model's TargetSeqLen).", HelpName = "n" };
@@ -80,7 +73,7 @@ public static class TranslateApp
             var settings = new TranslationSettings(parsed.GetValue(beam), parsed.GetValue(lengthPenalty), parsed.GetValue(maxTokens) ?? int.MaxValue);
             var request = new Request(
                 parsed.GetValue(model), given.Length > 0 ? given : DefaultSentences, parsed.GetValue(from), parsed.GetValue(to),
-                parsed.GetValue(prompt), WeightTypes[parsed.GetValue(weights)!], settings);
+                parsed.GetValue(prompt), WeightTypeNames.All[parsed.GetValue(weights)!], settings);
             return Execute(specs, request, output, error);
         });
         return command.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
@@ -189,7 +182,7 @@ public static class TranslateApp
 
         long parameters = model.ParameterTensors.Sum(t => (long)t.Length);
         output.WriteLine($"model: {spec.Repository} from {folder} as {layout.Name}: {parameters:N0} parameters; sources up to {layout.SeqLen} tokens, translations up to {translator.MaxTranslationTokens}");
-        output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.Kind}, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {Name(request.Weights)}, {model.BufferBytes / 1e6:F0} MB of buffers{Released(model)})");
+        output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.Kind}, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {WeightTypeNames.Name(request.Weights)}, {model.BufferBytes / 1e6:F0} MB of buffers{Released(model)})");
         if (languages is not null)
         {
             output.WriteLine(languages);
@@ -339,8 +332,6 @@ public static class TranslateApp
     // Less than half a megabyte (a tiny model's few pages) is not worth a line that would read "0 MB".
     private static string Released(Seq2SeqModel model) =>
         model.ReleasedWeightBytes >= 500_000 ? $", {model.ReleasedWeightBytes / 1e6:F0} MB of them given back to the system" : "";
-
-    private static string Name(WeightType weights) => WeightTypes.First(pair => pair.Value == weights).Key;
 
     private static string Describe(TranslationStop stop, TranslationSettings settings, ModelLayout layout, int prefixLength) => stop switch
     {
