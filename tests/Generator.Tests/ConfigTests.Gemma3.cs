@@ -116,7 +116,6 @@ public partial class ConfigTests
     [Theory]
     [InlineData("attn_logit_softcapping", "50.0", "\"attn_logit_softcapping\": 50 cannot be compiled: logit soft-capping")]
     [InlineData("final_logit_softcapping", "30.0", "\"final_logit_softcapping\": 30 cannot be compiled: logit soft-capping")]
-    [InlineData("use_bidirectional_attention", "true", "\"use_bidirectional_attention\": true cannot be compiled: bidirectional attention (EmbeddingGemma's)")]
     [InlineData("hidden_activation", "\"gelu\"", "\"hidden_activation\": gelu cannot be compiled")]
     public void TG0042_what_a_gemma3_config_asks_and_the_compiler_cannot_build(string key, string value, string expected)
     {

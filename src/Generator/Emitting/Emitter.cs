@@ -220,6 +220,9 @@ namespace TransformerGen.Generator
             else if (_spec.IsEncoderOnly)
             {
                 yield return $"Tokens are {positions}; each layer applies bidirectional self-attention and a feed-forward network, {sublayers}.";
+                if (_spec.Family is { QueryKeyNorm: true }) yield return "Each query and key head is RMS-normalized (q_norm, k_norm) before the rotation.";
+                if (_spec.Family is { Bidirectional: true, SlidingWindow: > 0 } b && b.SlidingLayers.IndexOf('S') >= 0)
+                    yield return $"The sliding layers' queries see only the keys within {b.SlidingWindow - 1} positions either side and rotate with their own base; a final RMSNorm ends the stack.";
                 string pooling = _spec.Pooling.Value == EnumValues.MeanPooling ? "mean of non-pad tokens" : "first token";
                 // Hugging Face sequence classifiers put a dense layer and an activation between the pooled token and the head.
                 string dense = _spec.Family is not { IsBertLike: true } ? ""
@@ -229,7 +232,7 @@ namespace TransformerGen.Generator
                 yield return _spec.Head.Value switch
                 {
                     EnumValues.Tagging => "A linear head gives class logits for every token.",
-                    EnumValues.SentenceEmbedding => $"The sequence is pooled ({pooling}) and L2-normalized into a sentence embedding.",
+                    EnumValues.SentenceEmbedding => $"The sequence is pooled ({pooling}){DenseText()} and L2-normalized into a sentence embedding.",
                     _ => $"The sequence is pooled ({pooling}){dense} and a linear head gives {outputs}.",
                 };
             }
@@ -282,6 +285,8 @@ namespace TransformerGen.Generator
                 Const("TargetTokensPerStep", _d.TargetTokens, "Target ids per Forward call: Batch · TargetSeqLen.");
             }
             if (_spec.IsEncoderOnly) Const("Classes", _d.Classes, "Classes of the head.");
+            if (_spec.Head.Value == EnumValues.SentenceEmbedding && _spec.IsEncoderOnly)
+                Const("EmbeddingWidth", Output.Shape[1], _spec.Family is { Dense.Count: > 0 } ? "Width of a sentence embedding: the last Dense layer's outputs." : "Width of a sentence embedding: DModel.");
             // The float buffers the runtime allocates for each use (TransformerModel.BufferBytes at run time).
             long shared = _plan.ParameterCount + _plan.ConstantCount + _plan.InferenceCount + _plan.KeyValueCount + System.Math.Max(_d.SeqLen, _d.TargetSeqLen);
             long training = 4 * (shared + _plan.ParameterCount + 2 * _plan.ActivationCount);
@@ -373,6 +378,13 @@ namespace TransformerGen.Generator
         /// <summary>What <c>Logits</c> exposes after a forward pass: the loss's logits, or a sentence embedder's embeddings.</summary>
         // The model's output: the logits its loss reads, or (no loss of its own) the tensor whose gradient the caller seeds.
         private TensorDef Output => _graph.Ops.OfType<CrossEntropyOp>().SingleOrDefault()?.Logits ?? _graph.Tensors.Single(t => t.SeededGradient);
+
+        /// <summary>The sentence-transformers Dense layers after the pooling, as the summary names them ("" for none).</summary>
+        private string DenseText()
+        {
+            if (_spec.Family is not { Dense.Count: > 0 } family) return "";
+            return ", " + string.Join(", ", family.Dense.Select(d => $"{d.Path} ({d.In} → {d.Out}{(d.Tanh ? ", tanh" : "")})"));
+        }
 
         private const string ModelUse = "global::TransformerGen.ModelUse";
         private const string WeightType = "global::TransformerGen.WeightType";

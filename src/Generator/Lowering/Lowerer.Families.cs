@@ -182,6 +182,8 @@ namespace TransformerGen.Generator
 
             if (encoder)
             {
+                // A pre-norm encoder (EmbeddingGemma) ends with its final RMSNorm: last_hidden_state is after it.
+                if (_spec.Norm.Value == EnumValues.PreNorm) x = FamilyNorm(f, Stage.Head, "head.", "final RMSNorm", "norm_f", names.FinalNorm, x);
                 _hiddenState = x;
                 ClassifierHead(x);
             }
@@ -354,8 +356,9 @@ namespace TransformerGen.Generator
                 (TensorDef cos, TensorDef sin) = sliding ? (_localRotaryCos!, _localRotarySin!) : (_rotaryCos!, _rotarySin!);
                 _ops.Add(new RotaryOp(stage, stream, qkv, cos, sin, _d.Heads, _d.HeadDim) { HalfSplit = true, KvHeads = _d.KeyValueHeads });
             }
-            // Gemma 3's sliding layers: query i sees keys i − sliding_window < j ≤ i, the kernels' window sliding_window − 1;
-            // a window as long as the sequence changes nothing.
+            // Gemma 3's sliding layers: query i sees keys i − sliding_window < j ≤ i, the kernels' window sliding_window − 1
+            // (EmbeddingGemma's: |i − j| < sliding_window, the same window either side); a window as long as the sequence
+            // changes nothing.
             int window = sliding && f.SlidingWindow < _d.Length(stream) ? f.SlidingWindow - 1 : 0;
             TensorDef attended = Activation(a + "attention", layer, qWidth, stream, "attention");
             // An encoder's pass keeps each sequence's probabilities while it attends; a decoder's cached pass needs none. An
@@ -366,7 +369,7 @@ namespace TransformerGen.Generator
             string title = (causal ? "causal self-attention" : "self-attention") + (maskPadding ? " with padding mask" : "")
                 + (f.RelativeAttention ? (f.UnscaledScores ? ", unscaled scores" : "") + " + relative-position bias" : "")
                 + (_d.KvHeads > 0 ? $" ({_d.Heads} query heads on {_d.KeyValueHeads} key/value heads)" : "")
-                + (window > 0 ? $", sliding window of {f.SlidingWindow} keys" : "")
+                + (window > 0 ? f.Bidirectional ? $", keys within {window} positions either side" : $", sliding window of {f.SlidingWindow} keys" : "")
                 + (f.ScoreScale != 0f ? $", scores × query_pre_attn_scalar^−½" : "");
             _ops.Add(new AttentionOp(stage, title, qkv, 0, qkv, qWidth, qWidth + kvWidth, attended, probabilities, _d.Heads, _d.HeadDim,
                 stream, stream, causal, window, maskPadding)

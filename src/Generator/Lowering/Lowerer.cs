@@ -237,22 +237,46 @@ namespace TransformerGen.Generator
         /// classification (with a Hugging Face classifier's dense layer and tanh or ReLU), a linear layer to the classes
         /// and cross-entropy, except for a classifier of scores, whose caller's loss seeds the backward pass.
         /// </summary>
+        /// <summary>
+        /// A sentence-transformers Dense module on the pooled rows: <c>{path}.linear</c> (with or without its bias), then
+        /// tanh or nothing (Identity).
+        /// </summary>
+        private TensorDef DenseModule(Stage stage, DenseLayer dense, TensorDef x)
+        {
+            string name = "head." + dense.Path;
+            TensorDef weight = Parameter(dense.WeightName, InitKind.Normal, InitStd, dense.Out, dense.In);
+            TensorDef? bias = dense.Bias ? Parameter(dense.BiasName, InitKind.Zeros, 0f, dense.Out) : null;
+            var projected = new TensorDef(name + (dense.Tanh ? "_linear" : ""), TensorKind.Activation, [_d.Batch, dense.Out]);
+            _tensors.Add(projected);
+            _ops.Add(new LinearOp(stage, $"sentence-transformers Dense layer {dense.Path} ({dense.In} → {dense.Out}{(dense.Bias ? "" : ", no bias")}{(dense.Tanh ? ", tanh" : "")})", x, weight, bias, projected));
+            if (!dense.Tanh) return projected;
+            var activated = new TensorDef(name, TensorKind.Activation, [_d.Batch, dense.Out]);
+            _tensors.Add(activated);
+            _ops.Add(new TanhOp(stage, projected, activated));
+            return activated;
+        }
+
         private void ClassifierHead(TensorDef x)
         {
             Stage stage = Stage.Head;
-            if (PreNorm) x = FinalNorm(stage, "norm_f", "head.norm_f", x);
+            // A family's final norm (a pre-norm encoder's) is its own, applied before the head by the family's builder.
+            if (PreNorm && _spec.Family is null) x = FinalNorm(stage, "norm_f", "head.norm_f", x);
             if (_spec.Head.Value == EnumValues.SentenceEmbedding)
             {
-                // sentence-transformers: the mean over non-padding positions (or the first token, [CLS]), then unit L2 norm;
-                // the caller's loss seeds backward.
+                // sentence-transformers: the mean over non-padding positions (or the first token, [CLS]), the folder's
+                // Dense layers if any, then unit L2 norm; the caller's loss seeds backward.
                 TensorDef pooled = new("head.pooled", TensorKind.Activation, [_d.Batch, _d.DModel]);
-                TensorDef embeddings = new("head.embeddings", TensorKind.Activation, [_d.Batch, _d.DModel]) { SeededGradient = true };
-                TensorDef norms = new("head.embedding_norms", TensorKind.Activation, [_d.Batch]);
                 _tensors.Add(pooled);
+                _ops.Add(new PoolOp(stage, _spec.Pooling.Value == EnumValues.MeanPooling, x, pooled, _d.Batch, _d.SeqLen));
+                TensorDef projected = pooled;
+                if (_spec.Family is { } family)
+                    foreach (DenseLayer dense in family.Dense) projected = DenseModule(stage, dense, projected);
+                long width = projected.Shape[1];
+                TensorDef embeddings = new("head.embeddings", TensorKind.Activation, [_d.Batch, width]) { SeededGradient = true };
+                TensorDef norms = new("head.embedding_norms", TensorKind.Activation, [_d.Batch]);
                 _tensors.Add(embeddings);
                 _tensors.Add(norms);
-                _ops.Add(new PoolOp(stage, _spec.Pooling.Value == EnumValues.MeanPooling, x, pooled, _d.Batch, _d.SeqLen));
-                _ops.Add(new L2NormalizeOp(stage, pooled, embeddings, norms));
+                _ops.Add(new L2NormalizeOp(stage, projected, embeddings, norms));
                 return;
             }
             // Hugging Face's BERT-like classifiers: BertForSequenceClassification's pooler (dense + tanh on [CLS]) before

@@ -70,7 +70,29 @@ namespace TransformerGen.Generator
             }
             var reader = new ConfigReader(spec, name, keys);
             ModelSpec? resolved = reader.Read();
+            if (resolved is { IsEncoderOnly: true, Family: { } family } && resolved.Head.Value == EnumValues.SentenceEmbedding)
+                resolved = reader.ApplyModules(resolved, family, match.Path, configs);
             return reader._found.Count > 0 ? (null, new EquatableArray<DiagnosticInfo>(reader._found)) : (resolved, EquatableArray<DiagnosticInfo>.Empty);
+        }
+
+        /// <summary>
+        /// A sentence embedder takes its pooling and its Dense layers from the sentence-transformers modules beside the
+        /// config (<see cref="SentenceTransformerModules"/>), when the folder has them: a declared <c>Pooling</c> that
+        /// contradicts <c>1_Pooling/config.json</c> is a TG0043.
+        /// </summary>
+        private ModelSpec ApplyModules(ModelSpec spec, FamilySpec family, string configPath, EquatableArray<ConfigText> configs)
+        {
+            SentenceTransformerModules modules = SentenceTransformerModules.Read(configPath, configs, spec.DModel.Value,
+                (file, key, value, why) => _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigUnsupported, Where, file, key, value, why)));
+            if (!modules.Found) return spec;
+            if (modules.Pooling is int pooling && spec.Pooling.IsSet && spec.Pooling.Value != pooling)
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, spec.Pooling.Location, "Pooling", EnumText("Pooling", spec.Pooling.Value),
+                    "1_Pooling/config.json", pooling == EnumValues.MeanPooling ? "pooling_mode_mean_tokens" : "pooling_mode_cls_token", "the folder's sentence-transformers pooling"));
+            return spec with
+            {
+                Pooling = modules.Pooling is int mode ? new Argument<int>(mode, spec.Pooling.Location) : spec.Pooling,
+                Family = family with { Dense = new EquatableArray<DenseLayer>(modules.Dense) },
+            };
         }
 
         private static EquatableArray<DiagnosticInfo> One(Microsoft.CodeAnalysis.DiagnosticDescriptor descriptor, LocationInfo? where, params object[] args) =>
@@ -490,7 +512,9 @@ namespace TransformerGen.Generator
             else if (scalar != headDim) scoreScale = (float)(1.0 / Math.Sqrt(scalar));
             foreach (string cap in new[] { "attn_logit_softcapping", "final_logit_softcapping" })
                 if (_keys.TryGetValue(cap, out object? value) && value is not null) Unsupported(cap, value, "logit soft-capping (Gemma 2's) is not implemented");
-            RequireFlag("use_bidirectional_attention", false, "bidirectional attention (EmbeddingGemma's)");
+            // EmbeddingGemma: an encoder (Gemma3TextModel under sentence-transformers) whose full layers see every key and
+            // whose sliding layers see |i − j| < sliding_window // 2 + 1, the window Gemma3TextConfig makes of the file's.
+            bool bidirectional = Bool("use_bidirectional_attention") ?? false;
             bool attentionBias = Bool("attention_bias") ?? false;
 
             // Which layers slide: layer_types when the config lists them, else every pattern-th layer is full.
@@ -513,12 +537,21 @@ namespace TransformerGen.Generator
                 for (int i = 0; i < layers; i++) sliding.Append(pattern > 0 && (i + 1) % pattern == 0 ? 'F' : 'S');
             }
             if (window <= 0) Unsupported("sliding_window", window, "a positive window is expected");
+            else if (bidirectional) window = window / 2 + 1;
 
             var family = new FamilySpec(FamilySpec.Gemma3, _file, headDim, kvHeads, positions, eps, RmsNorm: true, FamilySpec.GeGluTanh,
                 Rotary: true, theta, QkvBias: attentionBias, OutBias: attentionBias, FfnBias: false, TypeVocab: 0, EmbeddingNorm: false,
                 QueryKeyNorm: true, LookupPaddingRow: Int("pad_token_id") ?? 0, NormUnitOffset: true, SandwichNorms: true,
                 EmbeddingScale: (float)Math.Sqrt(hidden), SlidingWindow: window, SlidingLayers: sliding.ToString(), LocalRopeTheta: localTheta,
-                RopeLinearFactor: linear, ScoreScale: scoreScale);
+                RopeLinearFactor: linear, ScoreScale: scoreScale, Bidirectional: bidirectional);
+            if (bidirectional)
+            {
+                // Its padding id is masked as keys and left out of the mean, as the attention mask does in transformers.
+                if (_spec.Head.Value != EnumValues.SentenceEmbedding)
+                    Unsupported("use_bidirectional_attention", true, "a bidirectional Gemma 3 (EmbeddingGemma) compiles as a sentence embedder only: declare Head = EncoderHead.SentenceEmbedding");
+                return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm,
+                    tied: true, pad: Int("pad_token_id") ?? 0);
+            }
             return Resolve(family, EnumValues.DecoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm,
                 tied: Bool("tie_word_embeddings") ?? true, pad: DecoderPad());
         }

@@ -20,7 +20,10 @@ namespace TransformerGen.Generator
     /// <c>SlidingWindow</c> and <c>SlidingLayers</c> (one 'S' or 'F' per layer), the layers whose queries see only the last
     /// sliding_window keys; <c>LocalRopeTheta</c>, those layers' rotary base; <c>RopeLinearFactor</c>, the linear rope scaling
     /// of the other (full) layers; <c>ScoreScale</c>, the scores' factor query_pre_attn_scalar^−½ where it is not head_dim^−½
-    /// (0 for that default).
+    /// (0 for that default). <c>Bidirectional</c>: EmbeddingGemma's encoder (<c>use_bidirectional_attention</c>), whose
+    /// queries see every key, or on a sliding layer the keys with |i − j| &lt; <c>SlidingWindow</c> (transformers' own
+    /// <c>sliding_window // 2 + 1</c>).
+    /// <c>Dense</c>: the sentence-transformers Dense layers after the pooling (<see cref="SentenceTransformerModules"/>).
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -52,7 +55,9 @@ namespace TransformerGen.Generator
         string SlidingLayers = "",
         float LocalRopeTheta = 0f,
         float RopeLinearFactor = 1f,
-        float ScoreScale = 0f)
+        float ScoreScale = 0f,
+        EquatableArray<DenseLayer> Dense = default,
+        bool Bidirectional = false)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
         public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14, MPNet = 15, Gemma3 = 16;
