@@ -78,6 +78,7 @@ public static class HuggingFaceCheckpoint
                 foreach (string shard in index.Shards) shards.Add(Shard.Open(index, shard));
                 CheckWeightMap(index, shards);
             }
+            AddModuleFiles(Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(checkpoint)) ?? ".", tensors, shards);
             return Load(checkpoint, shards, tensors, table, buffer, rules);
         }
         finally
@@ -169,6 +170,37 @@ public static class HuggingFaceCheckpoint
         }
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return (path, SafeTensorsShardIndex.Read(path));
         return (path, null);
+    }
+
+    /// <summary>
+    /// A sentence embedder's Dense layers after the pooling (<c>2_Dense.linear.weight</c>, …) come from their module's own
+    /// file in <paramref name="folder"/> (<c>2_Dense/model.safetensors</c>: <c>linear.weight</c>, <c>linear.bias</c>), unless
+    /// the checkpoint itself holds them (as <see cref="Save(string, IReadOnlyList{ParameterTensor}, ReadOnlySpan{float}, CheckpointFamily, IReadOnlyDictionary{string, string}?)"/>
+    /// writes them). A folder whose modules.json lists a Dense layer that the model lacks is refused: its embeddings would
+    /// not be the ones sentence-transformers computes.
+    /// </summary>
+    private static void AddModuleFiles(string folder, IReadOnlyList<ParameterTensor> tensors, List<Shard> shards)
+    {
+        var modules = new List<string>();
+        foreach (ParameterTensor tensor in tensors)
+            if (SentenceTransformersFolder.ModuleOf(tensor.Name) is { } module && !modules.Contains(module)) modules.Add(module);
+        foreach (string listed in SentenceTransformersFolder.DenseModules(folder))
+            if (!modules.Contains(listed))
+                throw new InvalidDataException($"'{folder}': {SentenceTransformersFolder.ModulesFileName} has a Dense layer '{listed}' after the pooling, which the model was compiled without, so its embeddings would not be the folder's; compile the model from this folder's config.json with its modules.json and {listed}/config.json beside it (the build reads them), or load the transformer's file alone");
+        int mainShards = shards.Count;
+        foreach (string module in modules)
+        {
+            string prefix = module + ".";
+            bool inCheckpoint = false;
+            for (int s = 0; s < mainShards && !inCheckpoint; s++)
+                foreach (string name in shards[s].Names) inCheckpoint |= name.StartsWith(prefix, StringComparison.Ordinal);
+            if (inCheckpoint) continue;
+            string file = Path.Combine(folder, module, SingleFileName);
+            if (!File.Exists(file))
+                throw new FileNotFoundException($"The model's Dense layer '{module}' is neither in '{shards[0].Name}' nor in '{file}', where sentence-transformers keeps it"
+                    + (File.Exists(Path.Combine(folder, module, "pytorch_model.bin")) ? " (this folder has a pytorch_model.bin there, which is not read: convert it to safetensors)" : ""), file);
+            shards.Add(Shard.OpenModule(file, prefix));
+        }
     }
 
     /// <summary>The index and the shards' headers must name the same tensors in the same places.</summary>
@@ -469,6 +501,13 @@ public static class HuggingFaceCheckpoint
         public HashSet<string> Names => _names ??= new HashSet<string>(Header.Entries.Select(entry => entry.Name), StringComparer.Ordinal);
 
         public static Shard Open(string path) => Open(path, path);
+
+        /// <summary>A module's file, whose tensors the model names with <paramref name="prefix"/> before the file's names.</summary>
+        public static Shard OpenModule(string path, string prefix)
+        {
+            Shard shard = Open(path, path);
+            return new Shard(shard.Source, shard.Header.WithNamePrefix(prefix), path, shard._file);
+        }
 
         public static Shard Open(SafeTensorsShardIndex index, string shard)
         {

@@ -32,6 +32,14 @@ internal sealed class SafeTensorsHeader
         DataLength = dataLength;
     }
 
+    /// <summary>The same header with <paramref name="prefix"/> before every tensor's name (a module file read into a model that prefixes its tensors).</summary>
+    public SafeTensorsHeader WithNamePrefix(string prefix)
+    {
+        var entries = new SafeTensorsEntry[Entries.Count];
+        for (int i = 0; i < entries.Length; i++) entries[i] = Entries[i] with { Name = prefix + Entries[i].Name };
+        return new SafeTensorsHeader(entries, Metadata, DataStart, DataLength);
+    }
+
     /// <summary>The tensors, in header order.</summary>
     public IReadOnlyList<SafeTensorsEntry> Entries { get; }
 

@@ -309,6 +309,9 @@ internal sealed class OnnxArchitecture
     {
         if (layout.Family is CheckpointFamily.NomicBert or CheckpointFamily.Gemma3)
             throw new NotSupportedException($"{layout.Name}: the ONNX export of {layout.Family} models is not built");
+        foreach (ParameterTensor tensor in layout.Tensors)
+            if (SentenceTransformersFolder.ModuleOf(tensor.Name) is { } module)
+                throw new NotSupportedException($"{layout.Name}: the ONNX export of a sentence embedder with Dense layers after the pooling ({module}) is not built");
         using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));
         JsonElement config = document.RootElement;
         string modelType = String(config, "model_type") ?? throw new ArgumentException($"'{configPath}' has no model_type", nameof(configPath));

@@ -1,0 +1,64 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Text.Json;
+
+namespace TransformerGen;
+
+/// <summary>
+/// The sentence-transformers modules of a model folder, as the loader needs them: the Dense layers after the pooling
+/// keep their weights in files of their own (<c>2_Dense/model.safetensors</c> holding <c>linear.weight</c> and
+/// <c>linear.bias</c>), which a compiled sentence embedder names <c>2_Dense.linear.weight</c> and <c>2_Dense.linear.bias</c>.
+/// </summary>
+internal static class SentenceTransformersFolder
+{
+    /// <summary>The name of the file listing a sentence-transformers folder's modules.</summary>
+    public const string ModulesFileName = "modules.json";
+
+    private const string DenseType = "sentence_transformers.models.Dense";
+
+    /// <summary>
+    /// The module folder a parameter belongs to (<c>2_Dense</c> for <c>2_Dense.linear.weight</c>), or null for a parameter
+    /// of the transformer itself.
+    /// </summary>
+    public static string? ModuleOf(string parameter)
+    {
+        int dot = parameter.IndexOf('.');
+        if (dot <= 0) return null;
+        string module = parameter[..dot];
+        int underscore = module.IndexOf('_');
+        if (underscore <= 0 || !module.EndsWith("_Dense", StringComparison.Ordinal)) return null;
+        for (int i = 0; i < underscore; i++)
+            if (!char.IsAsciiDigit(module[i])) return null;
+        return module;
+    }
+
+    /// <summary>
+    /// The Dense modules <c>modules.json</c> in <paramref name="folder"/> lists, by path (empty when the folder has no such
+    /// file): a folder whose embeddings go through Dense layers that a model was compiled without would give other
+    /// embeddings than sentence-transformers does, so the loader refuses it.
+    /// </summary>
+    /// <exception cref="InvalidDataException">modules.json is not a list of modules.</exception>
+    public static List<string> DenseModules(string folder)
+    {
+        var dense = new List<string>();
+        string path = Path.Combine(folder, ModulesFileName);
+        if (!File.Exists(path)) return dense;
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path));
+            if (document.RootElement.ValueKind != JsonValueKind.Array) throw new InvalidDataException($"'{path}' is not a list of modules");
+            foreach (JsonElement module in document.RootElement.EnumerateArray())
+            {
+                if (module.ValueKind == JsonValueKind.Object && module.TryGetProperty("type", out JsonElement type) && type.ValueKind == JsonValueKind.String
+                    && type.GetString() == DenseType && module.TryGetProperty("path", out JsonElement at) && at.ValueKind == JsonValueKind.String)
+                    dense.Add(at.GetString()!);
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"'{path}' is not valid JSON: {e.Message}", e);
+        }
+        return dense;
+    }
+}
