@@ -9,7 +9,7 @@ namespace EmbeddingsSample;
 /// <summary>
 /// A model <see cref="EmbeddingsApp"/> runs: where to download it, the config.json it was compiled from (its model_type
 /// picks it for a folder, and the folder's config.json is compared with it), how to load it, and the prefixes its
-/// texts take. <see cref="MiniLm"/>, <see cref="NomicEmbedTextV15"/> and <see cref="AllMpnetBaseV2"/> are the sample's; tests pass tiny models of their own.
+/// texts take. <see cref="MiniLm"/>, <see cref="NomicEmbedTextV15"/>, <see cref="AllMpnetBaseV2"/> and <see cref="EmbeddingGemma300m"/> are the sample's; tests pass tiny models of their own.
 /// </summary>
 /// <param name="Repository">The Hugging Face repository, <c>owner/name</c>.</param>
 /// <param name="Files">The files the sample needs from it.</param>
@@ -64,8 +64,25 @@ public sealed record EmbeddingModelSpec(
         EmbeddingsSample.AllMpnetBaseV2.DModel,
         EmbeddingsSample.AllMpnetBaseV2.InferenceBytes);
 
+    /// <summary>
+    /// google/embeddinggemma-300m as <see cref="EmbeddingsSample.EmbeddingGemma300m"/>: its Gemma tokenizer (SentencePiece,
+    /// with the &lt;bos&gt; and &lt;eos&gt; its tokenizer_config.json asks for), the sentence-transformers modules with the two
+    /// Dense layers' weights, and the prompts of its config_sentence_transformers.json for retrieval.
+    /// </summary>
+    public static EmbeddingModelSpec EmbeddingGemma300m { get; } = new(
+        "google/embeddinggemma-300m",
+        ["config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json", "modules.json", "1_Pooling/config.json",
+         "2_Dense/config.json", "2_Dense/model.safetensors", "3_Dense/config.json", "3_Dense/model.safetensors"],
+        EmbeddedConfig.Read(typeof(EmbeddingModelSpec).Assembly, "embeddinggemma-300m.config.json"),
+        "samples/Embeddings/models/embeddinggemma-300m/config.json",
+        folder => EmbeddingsSample.EmbeddingGemma300m.ForInference(folder),
+        $"Gemma 3 (bidirectional, Dense {EmbeddingsSample.EmbeddingGemma300m.DModel} → {EmbeddingsSample.EmbeddingGemma300m.EmbeddingWidth}), {EmbeddingsSample.EmbeddingGemma300m.Layers} layers, {EmbeddingsSample.EmbeddingGemma300m.DModel} wide, {EmbeddingsSample.EmbeddingGemma300m.Heads} heads, {EmbeddingsSample.EmbeddingGemma300m.ParameterCount:N0} parameters",
+        EmbeddingsSample.EmbeddingGemma300m.EmbeddingWidth,
+        EmbeddingsSample.EmbeddingGemma300m.InferenceBytes,
+        TaskPrefixes.EmbeddingGemma);
+
     /// <summary>The models the sample's program is compiled with.</summary>
-    public static IReadOnlyList<EmbeddingModelSpec> All { get; } = [MiniLm, NomicEmbedTextV15, AllMpnetBaseV2];
+    public static IReadOnlyList<EmbeddingModelSpec> All { get; } = [MiniLm, NomicEmbedTextV15, AllMpnetBaseV2, EmbeddingGemma300m];
 
     /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>nomic_bert</c>, <c>mpnet</c>), which a folder's must equal for this model to run it.</summary>
     public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);
@@ -78,4 +95,10 @@ public sealed record TaskPrefixes(string Document, string Query)
 {
     /// <summary>nomic-embed-text's: <c>search_document: </c> and <c>search_query: </c> (its model card).</summary>
     public static TaskPrefixes Nomic { get; } = new("search_document: ", "search_query: ");
+
+    /// <summary>
+    /// EmbeddingGemma's, from its config_sentence_transformers.json's prompts: <c>title: none | text: </c> for a document
+    /// and <c>task: search result | query: </c> for a query.
+    /// </summary>
+    public static TaskPrefixes EmbeddingGemma { get; } = new("title: none | text: ", "task: search result | query: ");
 }

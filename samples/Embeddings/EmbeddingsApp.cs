@@ -12,7 +12,7 @@ using TransformerGen.Tokenizers;
 namespace EmbeddingsSample;
 
 /// <summary>
-/// The sample: loads all-MiniLM-L6-v2, all-mpnet-base-v2 or nomic-embed-text-v1.5 from a downloaded folder, prints the
+/// The sample: loads all-MiniLM-L6-v2, all-mpnet-base-v2, nomic-embed-text-v1.5 or embeddinggemma-300m from a downloaded folder, prints the
 /// cosine similarities of a few sentences, and searches a list of sentences for the ones closest in meaning to a few
 /// queries. The folder's config.json says which of the compiled models runs (its model_type: bert is all-MiniLM-L6-v2,
 /// mpnet is all-mpnet-base-v2, nomic_bert is nomic-embed-text-v1.5, whose texts take its task prefixes).
@@ -58,7 +58,7 @@ public static class EmbeddingsApp
     {
         ArgumentNullException.ThrowIfNull(specs);
         string repositories = string.Join(" or ", specs.Select(spec => spec.Repository));
-        var model = new Option<string?>("--model") { Description = $"The folder of {repositories} (config.json, model.safetensors, vocab.txt, tokenizer_config.json); its config.json's model_type says which.", HelpName = "folder" };
+        var model = new Option<string?>("--model") { Description = $"The folder of {repositories} (config.json, model.safetensors and its tokenizer's files; the download instructions list them); its config.json's model_type says which.", HelpName = "folder" };
         var sentences = new Option<string?>("--sentences") { Description = "A text file of sentences to search, one a line (default: data/sentences.txt beside the program).", HelpName = "file" };
         var queries = new Option<string[]>("--query") { Description = "A query to search for (repeat for more); three built-in queries when none is given.", HelpName = "text" };
         var top = new Option<int>("--top") { Description = "Results per query.", HelpName = "k", DefaultValueFactory = _ => 3 };
@@ -66,7 +66,7 @@ public static class EmbeddingsApp
         {
             if (result.GetValueOrDefault<int>() < 1) result.AddError("--top must be at least 1.");
         });
-        var command = new RootCommand("Sentence embeddings with all-MiniLM-L6-v2, all-mpnet-base-v2 or nomic-embed-text-v1.5 compiled from their config.json: similarities and semantic search.")
+        var command = new RootCommand("Sentence embeddings with all-MiniLM-L6-v2, all-mpnet-base-v2, nomic-embed-text-v1.5 or embeddinggemma-300m compiled from their config.json: similarities and semantic search.")
         {
             model, sentences, queries, top,
         };
