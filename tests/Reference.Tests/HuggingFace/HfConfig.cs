@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Text.Json.Nodes;
@@ -7,6 +8,17 @@ namespace TransformerGen.Reference.Tests.HuggingFace;
 
 /// <summary>The forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3, Marian's and T5's encoder–decoders, NomicBERT from its hub code, MPNet, and Gemma 3's text model); Qwen2 runs as Llama.</summary>
 internal enum HfFamily { Gpt2, Bert, Llama, Marian, NomicBert, T5, MPNet, Gemma3 }
+
+/// <summary>sentence-transformers <c>Pooling</c>: the mean over the attention mask's tokens, or the first token's state.</summary>
+internal enum HfPooling { Mean, Cls }
+
+/// <summary>
+/// One sentence-transformers <c>Dense</c> module (<c>N_Dense/config.json</c>): <c>y = activation(x·Wᵀ + b)</c>, its weight
+/// <c>linear.weight</c> <c>[out, in]</c> and bias <c>linear.bias</c> <c>[out]</c> in <c>N_Dense/model.safetensors</c>.
+/// </summary>
+/// <param name="Path">The module's folder, as modules.json names it (<c>2_Dense</c>); its tensors' names start with it.</param>
+/// <param name="Tanh">The activation: <c>torch.nn.modules.activation.Tanh</c>, else <c>torch.nn.modules.linear.Identity</c>.</param>
+internal sealed record HfDenseLayer(string Path, int InFeatures, int OutFeatures, bool Bias, bool Tanh);
 
 /// <summary>What a BERT-like checkpoint holds on top of the encoder: nothing (<c>BertModel</c>), a sequence classifier or a token classifier.</summary>
 internal enum HfEncoderHead { None, SequenceClassification, TokenClassification }
@@ -121,16 +133,37 @@ internal sealed record HfConfig
     public int SlidingWindow { get; init; }
     /// <summary>Gemma 3, one per layer: true for <c>"sliding_attention"</c>, false for <c>"full_attention"</c>.</summary>
     public bool[] SlidingLayers { get; init; } = [];
+    /// <summary>
+    /// Gemma 3 <c>use_bidirectional_attention</c> (EmbeddingGemma's Gemma3TextModel): no causal mask. A full-attention layer
+    /// sees every unpadded key; a sliding layer sees key j from query i iff |i − j| &lt; <see cref="SlidingWindow"/>, which
+    /// then holds the effective window: Gemma3TextConfig.__init__ replaces the file's <c>sliding_window</c> w by
+    /// w // 2 + 1 (512 → 257, up to 256 positions on each side).
+    /// </summary>
+    public bool Bidirectional { get; init; }
 
-    /// <summary>A decoder-only language model (an encoder–decoder has its own entry points).</summary>
-    public bool IsDecoder => Family is HfFamily.Gpt2 or HfFamily.Llama or HfFamily.Gemma3;
+    // sentence-transformers modules (modules.json beside config.json; without it, mean pooling, no Dense, Normalize).
+    /// <summary>Whether a modules.json sits beside config.json: <see cref="SentenceModuleFiles"/> lists the files it brings.</summary>
+    public bool HasSentenceModules => SentenceModuleFiles.Length > 0;
+    /// <summary>The pooling of <c>1_Pooling/config.json</c> (<c>pooling_mode_mean_tokens</c> or <c>pooling_mode_cls_token</c>).</summary>
+    public HfPooling Pooling { get; init; } = HfPooling.Mean;
+    /// <summary>The Dense modules after the pooling, in modules.json's order (EmbeddingGemma: 768 → 3072 → 768).</summary>
+    public HfDenseLayer[] DenseLayers { get; init; } = [];
+    /// <summary>Whether modules.json ends in <c>Normalize</c> (L2); true without modules.json, as the encoders here assume.</summary>
+    public bool Normalize { get; init; } = true;
+    /// <summary>The sentence-transformers files beside config.json, relative to its folder: modules.json, the pooling's and each Dense's config.json.</summary>
+    public string[] SentenceModuleFiles { get; init; } = [];
+    /// <summary>The width of a sentence embedding: the last Dense's <c>out_features</c>, else the hidden size.</summary>
+    public int EmbeddingSize => DenseLayers.Length > 0 ? DenseLayers[^1].OutFeatures : HiddenSize;
+
+    /// <summary>A decoder-only language model (an encoder–decoder has its own entry points); a bidirectional Gemma 3 is an encoder.</summary>
+    public bool IsDecoder => Family is HfFamily.Gpt2 or HfFamily.Llama || (Family == HfFamily.Gemma3 && !Bidirectional);
 
     public static HfConfig Read(string path)
     {
         JsonObject json = JsonNode.Parse(File.ReadAllText(path))?.AsObject()
             ?? throw new InvalidDataException($"{path} is not a JSON object");
         string modelType = String(json, "model_type") ?? throw new InvalidDataException($"{path} has no model_type");
-        return modelType switch
+        HfConfig config = modelType switch
         {
             "gpt2" => Gpt2(json),
             "bert" => Bert(json, "bert"),
@@ -149,7 +182,88 @@ internal sealed record HfConfig
             "gemma3_text" => Gemma3(json),
             _ => throw new NotSupportedException($"model_type '{modelType}' has no reference here"),
         };
+        string folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        if (!File.Exists(Path.Combine(folder, "modules.json"))) return config;
+        config = SentenceModules(config, folder);
+        if (config.DenseLayers.Length > 0 && config.Family != HfFamily.Gemma3)
+            throw new NotSupportedException($"sentence-transformers Dense modules on {modelType} are not implemented (only on Gemma 3)");
+        return config;
     }
+
+    // sentence-transformers' modules.json: a list of {idx, name, path, type}, run in order. The Transformer module is the
+    // model of config.json (path ""); Pooling reads <path>/config.json; Dense reads <path>/config.json (in_features,
+    // out_features, bias, activation_function) and its weights from <path>/model.safetensors; Normalize is F.normalize
+    // (p = 2, dim = 1) and has no files. Any other module, or a Dense activation other than Identity or Tanh, is refused.
+    private static HfConfig SentenceModules(HfConfig config, string folder)
+    {
+        JsonArray modules = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "modules.json")))?.AsArray()
+            ?? throw new InvalidDataException($"{folder}/modules.json is not a JSON list");
+        var files = new List<string> { "modules.json" };
+        var dense = new List<HfDenseLayer>();
+        HfPooling pooling = HfPooling.Mean;
+        bool normalize = false, pooled = false;
+        int width = config.HiddenSize;
+        for (int i = 0; i < modules.Count; i++)
+        {
+            JsonObject module = modules[i]?.AsObject() ?? throw new InvalidDataException($"modules.json entry {i} is not an object");
+            string type = String(module, "type") ?? throw new InvalidDataException($"modules.json entry {i} has no type");
+            string modulePath = String(module, "path") ?? "";
+            if (normalize) throw new NotSupportedException($"{type} after Normalize is not implemented");
+            switch (type)
+            {
+                case "sentence_transformers.models.Transformer":
+                    if (i != 0 || modulePath != "") throw new NotSupportedException("the Transformer module must come first, from config.json's own folder");
+                    break;
+                case "sentence_transformers.models.Pooling":
+                {
+                    if (i != 1) throw new NotSupportedException("Pooling must follow the Transformer directly");
+                    string file = Path.Combine(modulePath, "config.json");
+                    JsonObject p = ReadObject(folder, file);
+                    files.Add(file);
+                    if (Int(p, "word_embedding_dimension") is int dimension && dimension != config.HiddenSize)
+                        throw new InvalidDataException($"{file}: word_embedding_dimension {dimension}, the model's hidden size is {config.HiddenSize}");
+                    bool mean = Bool(p, "pooling_mode_mean_tokens") ?? false, cls = Bool(p, "pooling_mode_cls_token") ?? false;
+                    foreach (string other in new[] { "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken" })
+                        if (Bool(p, other) == true) throw new NotSupportedException($"{file}: {other} is not implemented");
+                    if (mean == cls) throw new NotSupportedException($"{file}: exactly one of pooling_mode_mean_tokens and pooling_mode_cls_token must be set");
+                    pooling = cls ? HfPooling.Cls : HfPooling.Mean;
+                    pooled = true;
+                    break;
+                }
+                case "sentence_transformers.models.Dense":
+                {
+                    if (!pooled) throw new NotSupportedException("a Dense module before the Pooling is not implemented");
+                    string file = Path.Combine(modulePath, "config.json");
+                    JsonObject d = ReadObject(folder, file);
+                    files.Add(file);
+                    int inputs = Int(d, "in_features") ?? throw new InvalidDataException($"{file} has no in_features");
+                    int outputs = Int(d, "out_features") ?? throw new InvalidDataException($"{file} has no out_features");
+                    if (inputs != width) throw new InvalidDataException($"{file}: in_features {inputs}, the previous module gives {width}");
+                    // Dense's defaults: bias True, activation Tanh.
+                    string activation = String(d, "activation_function") ?? "torch.nn.modules.activation.Tanh";
+                    bool tanh = activation switch
+                    {
+                        "torch.nn.modules.activation.Tanh" => true,
+                        "torch.nn.modules.linear.Identity" => false,
+                        _ => throw new NotSupportedException($"{file}: activation_function '{activation}' is not implemented (Identity or Tanh)"),
+                    };
+                    dense.Add(new HfDenseLayer(modulePath, inputs, outputs, Bool(d, "bias") ?? true, tanh));
+                    width = outputs;
+                    break;
+                }
+                case "sentence_transformers.models.Normalize":
+                    normalize = true;
+                    break;
+                default:
+                    throw new NotSupportedException($"sentence-transformers module '{type}' is not implemented");
+            }
+        }
+        if (!pooled) throw new NotSupportedException("modules.json without a Pooling module is not implemented");
+        return config with { Pooling = pooling, DenseLayers = dense.ToArray(), Normalize = normalize, SentenceModuleFiles = files.ToArray() };
+    }
+
+    private static JsonObject ReadObject(string folder, string file) =>
+        JsonNode.Parse(File.ReadAllText(Path.Combine(folder, file)))?.AsObject() ?? throw new InvalidDataException($"{file} is not a JSON object");
 
     // configuration_gpt2.py: attribute_map maps hidden_size→n_embd etc.; n_inner null → 4·n_embd; tie_word_embeddings
     // is PretrainedConfig's default (true).
@@ -517,12 +631,12 @@ internal sealed record HfConfig
     // global table only (the local one is built from a copy of the config with the default rope). Without layer_types,
     // layer i slides unless i + 1 is a multiple of the sliding_window_pattern kwarg (default 6); the constructor reads
     // that key after PretrainedConfig has stored the file's keys, so a saved "_sliding_window_pattern" never decides.
-    // Not implemented, so refused: the softcappings, use_bidirectional_attention, rope types other than linear.
+    // use_bidirectional_attention (EmbeddingGemma) lifts the causal mask and, in the constructor, halves the sliding window
+    // (w // 2 + 1; see Bidirectional). Not implemented, so refused: the softcappings, rope types other than linear.
     private static HfConfig Gemma3(JsonObject json)
     {
         if (json["final_logit_softcapping"] is JsonNode) throw new NotSupportedException("Gemma final_logit_softcapping is not implemented");
         if (json["attn_logit_softcapping"] is JsonNode) throw new NotSupportedException("Gemma attn_logit_softcapping is not implemented");
-        if (Bool(json, "use_bidirectional_attention") == true) throw new NotSupportedException("Gemma 3 bidirectional attention (EmbeddingGemma) is not implemented");
         if (json["rope_parameters"] is JsonNode) throw new NotSupportedException("rope_parameters (per layer type) is not implemented; rope_theta, rope_local_base_freq and rope_scaling are");
         if (Double(json, "partial_rotary_factor") is double partial && partial != 1.0) throw new NotSupportedException("partial_rotary_factor is not implemented");
         double factor = 1.0;
@@ -555,6 +669,8 @@ internal sealed record HfConfig
         int? window = Int(json, "sliding_window") ?? (json.ContainsKey("sliding_window") ? null : 4096);
         if (window is null && sliding.Contains(true)) throw new InvalidDataException("sliding layers without a sliding_window");
         if (window is < 1) throw new InvalidDataException($"sliding_window {window}");
+        bool bidirectional = Bool(json, "use_bidirectional_attention") ?? false;
+        if (bidirectional && window is int raw) window = raw / 2 + 1;
         bool bias = Bool(json, "attention_bias") ?? false;
         return new HfConfig
         {
@@ -585,6 +701,7 @@ internal sealed record HfConfig
             QueryPreAttnScalar = Double(json, "query_pre_attn_scalar") ?? 256,
             SlidingWindow = window ?? 0,
             SlidingLayers = sliding,
+            Bidirectional = bidirectional,
         };
     }
 

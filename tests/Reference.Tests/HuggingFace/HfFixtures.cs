@@ -36,6 +36,12 @@ public static class HfFixtures
     /// </summary>
     public const string Gemma3 = "gemma3";
 
+    /// <summary>
+    /// google/embeddinggemma-300m in small: Gemma3TextModel with bidirectional attention and the sentence-transformers
+    /// modules beside its config.json (mean pooling, two Dense layers, Normalize), kept apart: the reference alone so far.
+    /// </summary>
+    public const string EmbeddingGemma = "embeddinggemma";
+
     /// <summary>The full path of <c>Configs/<paramref name="name"/>/config.json</c>.</summary>
     public static string ConfigPath(string name) => Path.Combine(ConfigsFolder(), name, "config.json");
 

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -9,7 +10,9 @@ namespace TransformerGen.Reference.Tests.HuggingFace;
 /// token embeddings scaled by √hidden; per layer an RMSNorm before and after each sub-layer (four norms), grouped-query
 /// attention with RMS-normalized query and key heads, half-split rotary positions from one of two tables, scores scaled by
 /// <c>query_pre_attn_scalar</c>^−½, a sliding window on the layers <c>layer_types</c> marks so; a GeGLU MLP with the tanh
-/// GELU; <c>model.norm</c> and the head tied to the unscaled embedding table (or an untied <c>lm_head</c>).
+/// GELU; <c>model.norm</c> and the head tied to the unscaled embedding table (or an untied <c>lm_head</c>). With
+/// <c>use_bidirectional_attention</c> it is EmbeddingGemma as sentence-transformers runs it: Gemma3TextModel without a
+/// head, bidirectional masks, then the modules of modules.json (mean pooling, the Dense layers, Normalize).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -29,8 +32,17 @@ namespace TransformerGen.Reference.Tests.HuggingFace;
 /// causal and <c>kv_idx &gt; q_idx − sliding_window</c>); a global layer is only causal. Both also hide padding keys.
 /// In the float64 model of the gradient checks the norms' statistics and the softmax stay in float64, as in HfLlama.
 /// </para>
+/// <para>
+/// Bidirectional (EmbeddingGemma, transformers ≥ 4.56): Gemma3TextModel ORs a mask function into each layer kind's causal
+/// one before the padding is ANDed in: "always" on the global layers, so every unpadded key is visible, and
+/// <c>abs(q_idx − kv_idx) &lt; sliding_window</c> on the sliding ones, where the config already holds the halved window
+/// (see <see cref="HfConfig.Bidirectional"/>); the causal part adds nothing to either. The sentence embedding is then
+/// sentence-transformers' Pooling (mean over the mask: Σ_t h[t]·m[t] / clamp(Σ_t m[t], 1e-9), or token 0), each Dense
+/// (<c>activation(linear(x))</c>, registered here as <c>N_Dense.linear.weight</c> and <c>N_Dense.linear.bias</c>, after
+/// the transformer's tensors) and Normalize (<c>F.normalize(p = 2, dim = 1)</c>). No <c>lm_head</c> is registered, tied or not.
+/// </para>
 /// </remarks>
-internal sealed class HfGemma3 : HfTorchModel
+internal sealed class HfGemma3 : HfTorchModel, IHfSentenceEncoder
 {
     public HfGemma3(HfConfig config, long seed, ScalarType dtype) : base(config, seed, dtype)
     {
@@ -61,10 +73,15 @@ internal sealed class HfGemma3 : HfTorchModel
         }
         Parameter("model.norm.weight", HfInit.NormOffset, hidden);
         // The rotary inverse frequencies are non-persistent buffers: no file holds them.
-        if (!config.TieWordEmbeddings) Parameter("lm_head.weight", HfInit.Matrix, config.VocabSize, hidden);
+        if (config.IsDecoder && !config.TieWordEmbeddings) Parameter("lm_head.weight", HfInit.Matrix, config.VocabSize, hidden);
+        // sentence-transformers' Dense modules, in modules.json's order: nn.Linear(in, out, bias) as "linear".
+        foreach (HfDenseLayer dense in config.DenseLayers) Linear(dense.Path + ".linear", dense.InFeatures, dense.OutFeatures, dense.Bias);
     }
 
     public override string TokenEmbeddingName => "model.embed_tokens.weight";
+
+    /// <summary>Gemma3TextModel (the bidirectional encoder) has no head whose copy a file could carry.</summary>
+    public override IReadOnlyList<string> TiedCopyNames => Config.IsDecoder ? base.TiedCopyNames : [];
 
     private void Linear(string prefix, long inputs, long outputs, bool bias)
     {
@@ -106,11 +123,13 @@ internal sealed class HfGemma3 : HfTorchModel
 
     /// <summary>
     /// Which keys each query sees, <c>[T, T]</c> (query rows): causal, and on a sliding layer only the last
-    /// <c>sliding_window</c> positions up to and including the query's own.
+    /// <c>sliding_window</c> positions up to and including the query's own. Bidirectional: every key on a global layer, and
+    /// on a sliding one the keys less than <c>sliding_window</c> (the halved one) away on either side.
     /// </summary>
     public Tensor Visible(long length, bool sliding)
     {
         Tensor distance = arange(length, ScalarType.Int64).view(length, 1) - arange(length, ScalarType.Int64).view(1, length);
+        if (Config.Bidirectional) return sliding ? distance.abs().lt(Config.SlidingWindow) : ones(length, length, ScalarType.Bool);
         Tensor visible = distance.ge(0);
         return sliding ? visible.logical_and(distance.lt(Config.SlidingWindow)) : visible;
     }
@@ -142,6 +161,29 @@ internal sealed class HfGemma3 : HfTorchModel
             x = x + RmsNorm(mlp, l + "post_feedforward_layernorm.weight");
         }
         return RmsNorm(x, "model.norm.weight");
+    }
+
+    /// <summary>
+    /// The sentence-transformers pipeline of modules.json on <see cref="LastHiddenState"/>: Pooling (the mean over the
+    /// mask, or token 0 with <paramref name="clsToken"/> or a cls pooling config), each Dense, Normalize; <c>[B, out]</c>.
+    /// </summary>
+    public Tensor SentenceEmbeddings(Tensor ids, Tensor attentionMask, bool clsToken = false)
+    {
+        if (Config.IsDecoder) throw new InvalidOperationException("Gemma3ForCausalLM is not a sentence encoder (use_bidirectional_attention is false)");
+        Tensor tokens = LastHiddenState(ids, attentionMask);
+        Tensor x;
+        if (clsToken || Config.Pooling == HfPooling.Cls) x = tokens.select(1, 0);
+        else
+        {
+            Tensor mask = attentionMask.to(Dtype).unsqueeze(-1).expand(tokens.shape);
+            x = (tokens * mask).sum(1) / clamp(mask.sum(1), min: 1e-9);
+        }
+        foreach (HfDenseLayer dense in Config.DenseLayers)
+        {
+            x = Linear(x, dense.Path + ".linear");
+            if (dense.Tanh) x = x.tanh();
+        }
+        return Config.Normalize ? F.normalize(x, p: 2, dim: 1) : x;
     }
 
     private Tensor Attention(Tensor x, Tensor cos, Tensor sin, Tensor mask, string l)

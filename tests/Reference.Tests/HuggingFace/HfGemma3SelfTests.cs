@@ -68,7 +68,9 @@ public sealed class HfGemma3SelfTests(ITestOutputHelper output)
 
         Assert.Throws<NotSupportedException>(() => ReadJson("""{"model_type": "gemma3_text", "final_logit_softcapping": 30.0}"""));
         Assert.Throws<NotSupportedException>(() => ReadJson("""{"model_type": "gemma3_text", "attn_logit_softcapping": 50.0}"""));
-        Assert.Throws<NotSupportedException>(() => ReadJson("""{"model_type": "gemma3_text", "use_bidirectional_attention": true}"""));
+        // EmbeddingGemma's switch: no longer a decoder, and the window halved as Gemma3TextConfig.__init__ does (4096 → 2049).
+        HfConfig bidirectional = ReadJson("""{"model_type": "gemma3_text", "use_bidirectional_attention": true}""");
+        Assert.Equal((true, 2049, false), (bidirectional.Bidirectional, bidirectional.SlidingWindow, bidirectional.IsDecoder));
         Assert.Throws<NotSupportedException>(() => ReadJson("""{"model_type": "gemma3_text", "rope_scaling": {"rope_type": "yarn", "factor": 8.0}}"""));
         Assert.Throws<InvalidDataException>(() => ReadJson("""{"model_type": "gemma3_text", "num_hidden_layers": 2, "layer_types": ["sliding_attention"]}"""));
         Assert.Throws<InvalidDataException>(() => ReadJson("""{"model_type": "gemma3_text", "num_hidden_layers": 1, "layer_types": ["chunked_attention"]}"""));

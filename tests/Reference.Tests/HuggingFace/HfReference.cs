@@ -19,7 +19,7 @@ public enum HfDtype { F32, F16, BF16 }
 /// </param>
 /// <param name="Prefix">
 /// The non-canonical naming: GPT-2 <c>transformer.</c> and BERT <c>bert.</c> added to every name (not to
-/// <c>lm_head.weight</c>); for Llama/Qwen2 and Gemma 3 <c>model.</c> removed. MPNet: MPNetForMaskedLM's layout, <c>mpnet.</c> added to
+/// <c>lm_head.weight</c>); for Llama/Qwen2 and Gemma 3 <c>model.</c> removed, except EmbeddingGemma (bidirectional Gemma 3), whose default is Gemma3TextModel's bare names and whose <c>Prefix</c> keeps <c>model.</c>. MPNet: MPNetForMaskedLM's layout, <c>mpnet.</c> added to
 /// every name and no pooler (its <c>lm_head</c> with <c>IncludeUnusedHeads</c>).
 /// </param>
 /// <param name="LegacyGammaBeta">BERT only: LayerNorm <c>.gamma</c>/<c>.beta</c> for <c>.weight</c>/<c>.bias</c> (TF-converted files).</param>
@@ -59,7 +59,7 @@ public sealed record HfWriteOptions(HfDtype Dtype = HfDtype.F32, bool Prefix = f
 /// <para>
 /// Families: <c>gpt2</c> (GPT2LMHeadModel), <c>bert</c> (BertModel + sentence-transformers mean pooling and Normalize),
 /// <c>llama</c> and <c>qwen2</c> (…ForCausalLM), <c>marian</c> (MarianMTModel, in HfReference.Marian.cs), <c>t5</c> and
-/// <c>mt5</c> (T5ForConditionalGeneration, HfT5.cs, with Marian's entry points and HfReference.T5.cs), <c>nomic_bert</c> (NomicBertModel + mean pooling and Normalize, in HfNomicBert.cs), <c>mpnet</c> (MPNetModel + mean pooling and Normalize, in HfMPNet.cs), <c>gemma3_text</c> (Gemma3ForCausalLM, in HfGemma3.cs, with the decoders' entry points). The formulas are MODEL_FAMILIES.md's, written out independently of the
+/// <c>mt5</c> (T5ForConditionalGeneration, HfT5.cs, with Marian's entry points and HfReference.T5.cs), <c>nomic_bert</c> (NomicBertModel + mean pooling and Normalize, in HfNomicBert.cs), <c>mpnet</c> (MPNetModel + mean pooling and Normalize, in HfMPNet.cs), <c>gemma3_text</c> (Gemma3ForCausalLM, in HfGemma3.cs, with the decoders' entry points; with <c>use_bidirectional_attention</c>, EmbeddingGemma's Gemma3TextModel + the sentence-transformers modules beside config.json, with the encoders' entry points). The formulas are MODEL_FAMILIES.md's, written out independently of the
 /// generated models' kernels.
 /// </para>
 /// <para>
@@ -122,7 +122,9 @@ public sealed partial class HfReference : IDisposable
 
     /// <summary>
     /// Copies <c>config.json</c> into <paramref name="folder"/> (created if needed) and writes the weights as
-    /// <c>model.safetensors</c>, or as shards and <c>model.safetensors.index.json</c>. With F16/BF16 the reference's
+    /// <c>model.safetensors</c>, or as shards and <c>model.safetensors.index.json</c>. With sentence-transformers modules
+    /// (EmbeddingGemma) it also copies modules.json and the modules' config.json files, and writes each Dense module's
+    /// <c>N_Dense/model.safetensors</c> (<c>linear.weight</c>, and <c>linear.bias</c> with a bias) in the same dtype. With F16/BF16 the reference's
     /// weights are rounded to that dtype first, for good.
     /// </summary>
     public void Save(string folder, HfWriteOptions options)
@@ -147,9 +149,17 @@ public sealed partial class HfReference : IDisposable
 
         using DisposeScope tensorScope = NewDisposeScope();
         var tensors = new List<SafeTensor>();
+        // sentence-transformers' Dense modules keep their own files, N_Dense/model.safetensors, under the module's names.
+        var denseFiles = _model.Config.DenseLayers.ToDictionary(d => d.Path, _ => new List<SafeTensor>(), StringComparer.Ordinal);
         foreach (HfStateEntry e in _model.State)
         {
             if (e.IsBuffer ? !options.IncludeBuffers : !e.Used && !options.IncludeUnusedHeads) continue;
+            HfDenseLayer? dense = _model.Config.DenseLayers.FirstOrDefault(d => e.Name.StartsWith(d.Path + ".", StringComparison.Ordinal));
+            if (dense is not null)
+            {
+                denseFiles[dense.Path].Add(ToSafeTensor(e.Name[(dense.Path.Length + 1)..], e.Value, options.Dtype));
+                continue;
+            }
             // MPNetForMaskedLM builds its MPNetModel with add_pooling_layer=False.
             if (family == HfFamily.MPNet && options.Prefix && e.Name.StartsWith("pooler.", StringComparison.Ordinal)) continue;
             tensors.Add(ToSafeTensor(FileName(e.Name, options), e.Value, e.IsBuffer ? HfDtype.F32 : options.Dtype));
@@ -162,6 +172,15 @@ public sealed partial class HfReference : IDisposable
         Directory.CreateDirectory(folder);
         string config = Path.GetFullPath(Path.Combine(folder, "config.json"));
         if (config != _configPath) File.Copy(_configPath, config, overwrite: true);
+        string source = Path.GetDirectoryName(_configPath)!;
+        foreach (string file in _model.Config.SentenceModuleFiles)
+        {
+            string from = Path.Combine(source, file), to = Path.GetFullPath(Path.Combine(folder, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            if (to != from) File.Copy(from, to, overwrite: true);
+        }
+        foreach ((string module, List<SafeTensor> denseTensors) in denseFiles)
+            SafeTensorsWriter.Write(Path.Combine(folder, module, "model.safetensors"), denseTensors);
         WriteShards(folder, tensors, options.Shards);
     }
 
@@ -173,6 +192,9 @@ public sealed partial class HfReference : IDisposable
             if (name.EndsWith(".LayerNorm.weight", StringComparison.Ordinal)) name = name[..^"weight".Length] + "gamma";
             else if (name.EndsWith(".LayerNorm.bias", StringComparison.Ordinal)) name = name[..^"bias".Length] + "beta";
         }
+        // EmbeddingGemma's sentence-transformers folder holds Gemma3TextModel's bare names; Prefix: Gemma3ForCausalLM's model.….
+        if (_model.Config.Family == HfFamily.Gemma3 && !_model.Config.IsDecoder)
+            return options.Prefix ? name : name["model.".Length..];
         // The task heads of …ForSequenceClassification/…ForTokenClassification sit outside the base model: never prefixed.
         if (!options.Prefix || name.StartsWith("lm_head.", StringComparison.Ordinal) || name.StartsWith("classifier.", StringComparison.Ordinal)) return name;
         return _model.Config.Family switch
@@ -278,7 +300,11 @@ public sealed partial class HfReference : IDisposable
         return Values(_model.LastHiddenState(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)));
     }
 
-    /// <summary>BERT, NomicBERT and MPNet: sentence-transformers embeddings (mean pooling over the mask, or the [CLS] token's state with <paramref name="clsToken"/>, then L2-normalised) <c>[B·E]</c>.</summary>
+    /// <summary>
+    /// BERT, NomicBERT, MPNet and EmbeddingGemma: sentence-transformers embeddings (mean pooling over the mask, or the [CLS]
+    /// token's state with <paramref name="clsToken"/>; EmbeddingGemma's Dense layers; then L2-normalised) <c>[B·E]</c>, E the
+    /// last Dense's out_features if there is one.
+    /// </summary>
     public float[] SentenceEmbeddings(int[] tokens, int[] attentionMask, int batch, int seqLen, bool clsToken = false)
     {
         using DisposeScope scope = NewDisposeScope();
@@ -331,8 +357,9 @@ public sealed partial class HfReference : IDisposable
     }
 
     /// <summary>
-    /// BERT, NomicBERT and MPNet: the gradient of Σ <see cref="SentenceEmbeddings"/> ⊙ <paramref name="upstream"/> (<c>[B·E]</c>) for every
-    /// parameter the forward pass reads (not the pooler), by canonical name. Row 1 of the token-type table gets none.
+    /// BERT, NomicBERT, MPNet and EmbeddingGemma: the gradient of Σ <see cref="SentenceEmbeddings"/> ⊙ <paramref name="upstream"/> (<c>[B·E]</c>) for every
+    /// parameter the forward pass reads (not the pooler), by canonical name (EmbeddingGemma's Dense modules as
+    /// <c>2_Dense.linear.weight</c>, …). Row 1 of the token-type table gets none.
     /// </summary>
     public Dictionary<string, float[]> EmbeddingGradients(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream, bool clsToken = false)
     {
@@ -372,9 +399,10 @@ public sealed partial class HfReference : IDisposable
     /// <summary>Σ sentence embeddings ⊙ upstream, as a tensor.</summary>
     internal Tensor EmbeddingObjective(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream, bool clsToken = false)
     {
-        if (upstream.Length != batch * _model.Config.HiddenSize) throw new ArgumentException($"upstream has {upstream.Length} values, not {batch}·E");
+        int width = _model.Config.EmbeddingSize;
+        if (upstream.Length != batch * width) throw new ArgumentException($"upstream has {upstream.Length} values, not {batch}·{width}");
         Tensor embeddings = Encoder.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, clsToken);
-        return (embeddings * tensor(upstream, new long[] { batch, _model.Config.HiddenSize }).to(_model.Dtype)).sum();
+        return (embeddings * tensor(upstream, new long[] { batch, width }).to(_model.Dtype)).sum();
     }
 
     private Dictionary<string, float[]> Gradients(Tensor objective)
