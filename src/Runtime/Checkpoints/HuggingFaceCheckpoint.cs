@@ -78,7 +78,8 @@ public static class HuggingFaceCheckpoint
                 foreach (string shard in index.Shards) shards.Add(Shard.Open(index, shard));
                 CheckWeightMap(index, shards);
             }
-            AddModuleFiles(Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(checkpoint)) ?? ".", tensors, shards);
+            bool folder = Directory.Exists(path);
+            AddModuleFiles(folder ? path : Path.GetDirectoryName(Path.GetFullPath(checkpoint)) ?? ".", tensors, shards, checkListed: folder);
             return Load(checkpoint, shards, tensors, table, buffer, rules);
         }
         finally
@@ -176,17 +177,21 @@ public static class HuggingFaceCheckpoint
     /// A sentence embedder's Dense layers after the pooling (<c>2_Dense.linear.weight</c>, …) come from their module's own
     /// file in <paramref name="folder"/> (<c>2_Dense/model.safetensors</c>: <c>linear.weight</c>, <c>linear.bias</c>), unless
     /// the checkpoint itself holds them (as <see cref="Save(string, IReadOnlyList{ParameterTensor}, ReadOnlySpan{float}, CheckpointFamily, IReadOnlyDictionary{string, string}?)"/>
-    /// writes them). A folder whose modules.json lists a Dense layer that the model lacks is refused: its embeddings would
-    /// not be the ones sentence-transformers computes.
+    /// writes them). With <paramref name="checkListed"/> (a folder was given, that is the model as sentence-transformers
+    /// defines it), a folder whose modules.json lists a Dense layer that the model lacks is refused: its embeddings would
+    /// not be the ones sentence-transformers computes. A checkpoint file given by its path is the transformer alone.
     /// </summary>
-    private static void AddModuleFiles(string folder, IReadOnlyList<ParameterTensor> tensors, List<Shard> shards)
+    private static void AddModuleFiles(string folder, IReadOnlyList<ParameterTensor> tensors, List<Shard> shards, bool checkListed)
     {
         var modules = new List<string>();
         foreach (ParameterTensor tensor in tensors)
             if (SentenceTransformersFolder.ModuleOf(tensor.Name) is { } module && !modules.Contains(module)) modules.Add(module);
-        foreach (string listed in SentenceTransformersFolder.DenseModules(folder))
-            if (!modules.Contains(listed))
-                throw new InvalidDataException($"'{folder}': {SentenceTransformersFolder.ModulesFileName} has a Dense layer '{listed}' after the pooling, which the model was compiled without, so its embeddings would not be the folder's; compile the model from this folder's config.json with its modules.json and {listed}/config.json beside it (the build reads them), or load the transformer's file alone");
+        if (checkListed)
+        {
+            foreach (string listed in SentenceTransformersFolder.DenseModules(folder))
+                if (!modules.Contains(listed))
+                    throw new InvalidDataException($"'{folder}': {SentenceTransformersFolder.ModulesFileName} has a Dense layer '{listed}' after the pooling, which the model was compiled without, so its embeddings would not be the folder's; compile the model from this folder's config.json with its modules.json and {listed}/config.json beside it (the build reads them), or load the transformer's file alone");
+        }
         int mainShards = shards.Count;
         foreach (string module in modules)
         {

@@ -106,3 +106,14 @@ public partial class HfT5Model { }
 // google/flan-t5-small-shaped (v1.1): GEGLU with the tanh GELU (wi_0, wi_1), an untied lm_head, 4 heads of 20 (80 ≠ 52).
 [TransformerModel(Config = "HuggingFace/Configs/flan-t5/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 2)]
 public partial class HfFlanT5Model { }
+
+// google/embeddinggemma-300m-shaped sentence-transformers folder: a bidirectional Gemma 3 (3 heads of 10 on one key/value
+// head, width 20, layers 0 and 1 sliding with a file window of 6, so |i − j| ≤ 3, layer 2 global), the final norm, mean
+// pooling, 2_Dense 20 → 33 (no bias, Identity) and 3_Dense 33 → 17 (bias, tanh), L2 normalization; 9 positions, so
+// the window matters.
+[TransformerModel(Config = "HuggingFace/Configs/embeddinggemma/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class HfEmbeddingGemmaModel { }
+
+// The same with the tiled kernels: the two-sided window through FlashForward/FlashBackward and the exact-length tiles.
+[TransformerModel(Config = "HuggingFace/Configs/embeddinggemma/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.SentenceEmbedding, AttentionKernel = AttentionKernel.Tiled)]
+public partial class HfEmbeddingGemmaTiledModel { }

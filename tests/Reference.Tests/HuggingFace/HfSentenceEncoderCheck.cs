@@ -25,7 +25,9 @@ internal static class HfSentenceEncoderCheck
         reference.Save(folder, files);
         model.Load(folder);
         ModelLayout layout = model.Layout;
-        int batch = layout.Batch, seqLen = layout.SeqLen, c = layout.HiddenStateLength / (batch * seqLen), pad = layout.PadToken;
+        // c: the embedding's width (the last Dense layer's outputs, or the hidden width); hiddenWidth: the last hidden state's.
+        int batch = layout.Batch, seqLen = layout.SeqLen, hiddenWidth = layout.HiddenStateLength / (batch * seqLen), pad = layout.PadToken;
+        int c = layout.LogitsLength / batch;
         Assert.Equal(batch, lengths.Length);
         int[] tokens = Enumerable.Repeat(pad, batch * seqLen).ToArray(), mask = new int[batch * seqLen];
         int[] random = TestData.Tokens(batch * seqLen, layout.Vocab - 1, 21);
@@ -48,7 +50,7 @@ internal static class HfSentenceEncoderCheck
         double hiddenError = 0, scale = expectedHidden.Max(Math.Abs);
         for (int i = 0; i < mask.Length; i++)
             if (mask[i] == 1)
-                for (int j = 0; j < c; j++) hiddenError = Math.Max(hiddenError, Math.Abs(hidden[i * c + j] - expectedHidden[i * c + j]) / scale);
+                for (int j = 0; j < hiddenWidth; j++) hiddenError = Math.Max(hiddenError, Math.Abs(hidden[i * hiddenWidth + j] - expectedHidden[i * hiddenWidth + j]) / scale);
 
         // Each sentence alone at its own length, one call each, and all of them laid end to end.
         double aloneError = 0;
