@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using TransformerGen;
+using TransformerGen.Samples.Hub;
 using TransformerGen.Tokenizers;
 using TransformerGen.Tokenizers.Chat;
 
@@ -29,14 +30,7 @@ public sealed class ChatPrompt
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(layout);
-        for (int id = layout.Vocab; id < tokenizer.VocabSize; id++)
-        {
-            string token = tokenizer.Decode([id], skipSpecialTokens: false);
-            if (tokenizer.SpecialTokenId(token) != id)
-            {
-                throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} ids, {layout.Name}'s vocabulary {layout.Vocab}", nameof(tokenizer));
-            }
-        }
+        VocabularyFit.Check(tokenizer, layout.Vocab, layout.Name, nameof(tokenizer));
 
         _tokenizer = tokenizer;
         _layout = layout;

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using TransformerGen;
+using TransformerGen.Samples.Hub;
 using TransformerGen.Tokenizers;
 
 namespace EmbeddingsSample;
@@ -23,18 +24,15 @@ public sealed class SentenceEmbedder
 
     /// <summary>Pairs a model with its tokenizer.</summary>
     /// <param name="model">An encoder compiled with a sentence-embedding head.</param>
-    /// <param name="width">Its embedding's width (the generated <c>DModel</c>).</param>
+    /// <param name="width">Its embedding's width (the generated <c>EmbeddingWidth</c>).</param>
     /// <param name="tokenizer">The model's tokenizer.</param>
-    /// <exception cref="ArgumentException">The tokenizer has ids beyond the model's vocabulary, or pads with another id than the model masks.</exception>
+    /// <exception cref="ArgumentException">The tokenizer has ids beyond the model's vocabulary that are not special tokens (<see cref="VocabularyFit"/>), or pads with another id than the model masks.</exception>
     public SentenceEmbedder(EncoderModel model, int width, PretrainedTokenizer tokenizer)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
-        if (tokenizer.VocabSize > model.Layout.Vocab)
-        {
-            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} ids, the model's vocabulary {model.Layout.Vocab}", nameof(tokenizer));
-        }
+        VocabularyFit.Check(tokenizer, model.Layout.Vocab, model.Layout.Name, nameof(tokenizer));
 
         int masked = model.Layout.PadToken;
         if (tokenizer.PadId is int pad && pad != masked)
