@@ -2,6 +2,7 @@ using System;
 using System.IO;
 using Xunit;
 using Xunit.Abstractions;
+using TransformerGen.Model.Tests;
 
 namespace TransformerGen.Reference.Tests.HuggingFace;
 
@@ -83,6 +84,31 @@ public sealed class HfEmbeddingGemmaModelTests(ITestOutputHelper output) : IDisp
         Assert.Contains("modules.json has a Dense layer '2_Dense' after the pooling, which the model was compiled without", refused.Message);
         // The transformer's file alone still loads.
         model.Load(Path.Combine(_folder, "model.safetensors"));
+    }
+
+    // Issue 14's bar for embeddings: a reduced instance computes what fp32 computes over its matrices rounded to the
+    // format (12 rows, below the integer products' 16), and keeps a cosine of at least 0.999 with fp32 itself.
+    [Theory]
+    [InlineData(WeightType.Int8)]
+    [InlineData(WeightType.BFloat16)]
+    public void Reduced_weights_keep_the_embeddings(WeightType type)
+    {
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(HfFixtures.EmbeddingGemma), Seed);
+        reference.Save(_folder, new HfWriteOptions());
+        HfEmbeddingGemmaModel reduced = HfEmbeddingGemmaModel.ForInference(_folder, type), exact = HfEmbeddingGemmaModel.ForInference(_folder);
+        HfEmbeddingGemmaModel rounded = HfEmbeddingGemmaModel.ForInference(_folder);
+        ReducedWeights.RoundMatrices(rounded, type); // reading Parameters unpacks the fp32 panels
+        rounded.PackWeights();
+        Assert.True(reduced.WeightMatrixBytes < exact.WeightMatrixBytes);
+        int[] lengths = [7, 5];
+        int[] tokens = [3, 17, 29, 41, 8, 12, 5, 44, 6, 21, 33, 9];
+        float[] a = reduced.Predict(tokens, lengths).ToArray(), b = rounded.Predict(tokens, lengths).ToArray(), c = exact.Predict(tokens, lengths).ToArray();
+        double sameArithmetic = HfChecks.RelativeMax(a, b);
+        double worst = Math.Min(HfChecks.Cosine(a.AsSpan(0, 17), c.AsSpan(0, 17)), HfChecks.Cosine(a.AsSpan(17, 17), c.AsSpan(17, 17)));
+        output.WriteLine($"embeddinggemma {type}: against fp32 over the rounded weights {sameArithmetic:E2}, cosine with fp32 {worst:F6}, max difference {HfChecks.RelativeMax(a, c):E2}");
+        Assert.True(sameArithmetic < 1e-5, $"{sameArithmetic:E2} from fp32 over the rounded weights");
+        Assert.InRange(worst, 0.999, 1.000001);
+        Assert.False(a.AsSpan().SequenceEqual(c));
     }
 
     private void Check(HfWriteOptions files, EncoderModel model, Func<string, EncoderModel> forInference)
