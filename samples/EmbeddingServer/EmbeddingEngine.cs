@@ -21,9 +21,6 @@ namespace TransformerGen.EmbeddingServer;
 /// </summary>
 public sealed class EmbeddingEngine : IAsyncDisposable
 {
-    /// <summary>The files a folder must hold (as on the Hub).</summary>
-    public static IReadOnlyList<string> RequiredFiles { get; } = ["config.json", HubModel.Weights, "vocab.txt", "tokenizer_config.json"];
-
     private readonly PretrainedTokenizer _tokenizer;
     private readonly EncoderBatcher _batcher;
 
@@ -35,7 +32,7 @@ public sealed class EmbeddingEngine : IAsyncDisposable
         o.Validate();
         string folder = o.Model!;
         ServedModel served = models.For(folder);
-        ModelFolder.Check(folder, served.Repository, RequiredFiles, served.CompiledConfig, served.SourceConfigPath);
+        ModelFolder.Check(folder, served.Repository, served.Files, served.CompiledConfig, served.SourceConfigPath);
         ServedModel? reranker = null;
         if (o.Reranker is string rerankerFolder)
         {
@@ -73,7 +70,7 @@ public sealed class EmbeddingEngine : IAsyncDisposable
     /// with <c>--max-batch-tokens</c> clamped to SeqLen to Batch·SeqLen and the batch size <paramref name="maxSequences"/>
     /// gives for the compiled layout: what the embedder and the reranker both start from.
     /// </summary>
-    /// <exception cref="StartupException">The folder's files cannot be read, or its tokenizer has more ids than the model.</exception>
+    /// <exception cref="StartupException">The folder's files cannot be read, or its tokenizer has ids past the model's table that are not special tokens.</exception>
     internal static (PretrainedTokenizer Tokenizer, long WeightsBytes, ModelLayout Layout, EncoderBatcher Batcher) Load(ServedModel served, string folder, ServerOptions o,
         Func<ModelLayout, int?> maxSequences, Action<EncoderBatch> batchCompleted, Action<ModelLayout>? check = null)
     {
@@ -84,8 +81,7 @@ public sealed class EmbeddingEngine : IAsyncDisposable
             EncoderModel[] instances = Enumerable.Range(0, o.Workers).Select(_ => served.CreateInstance(weights)).ToArray();
             ModelLayout layout = instances[0].Layout;
             check?.Invoke(layout);
-            if (tokenizer.VocabSize > layout.Vocab)
-                throw new StartupException($"{folder}: the tokenizer has {tokenizer.VocabSize} ids, the model's vocabulary {layout.Vocab}.");
+            VocabularyFit.Check(tokenizer, layout.Vocab, layout.Name, nameof(folder));
             var batcher = new EncoderBatcher(instances, new EncoderBatcherOptions
             {
                 MaxSequences = maxSequences(layout),

@@ -26,7 +26,7 @@ public sealed class RerankEngine : IAsyncDisposable
     /// <summary>Refuses a folder that is missing, lacks files, or holds another model than <paramref name="served"/>, before any weights are read.</summary>
     /// <exception cref="StartupException">The folder cannot be served; the message says why.</exception>
     public static void Check(ServedModel served, string folder) =>
-        ModelFolder.Check(folder, served.Repository, EmbeddingEngine.RequiredFiles, served.CompiledConfig, served.SourceConfigPath);
+        ModelFolder.Check(folder, served.Repository, served.Files, served.CompiledConfig, served.SourceConfigPath);
 
     /// <summary>
     /// Checks and loads <paramref name="folder"/> with the workers and batch limits of <paramref name="o"/>

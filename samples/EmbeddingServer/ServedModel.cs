@@ -11,8 +11,8 @@ namespace TransformerGen.EmbeddingServer;
 /// <summary>
 /// A compiled model a server runs, and how to build it: the config.json it was compiled from (a folder's must match),
 /// how to load a folder's weights once, and how to make an instance over them. The program serves
-/// <see cref="AllMiniLmL6V2"/> or <see cref="AllMpnetBaseV2"/> (<see cref="ServedModels"/>), with
-/// <see cref="MsMarcoMiniLmL6V2"/> as its reranker; tests register a small BERT of their own in their place.
+/// <see cref="AllMiniLmL6V2"/>, <see cref="AllMpnetBaseV2"/> or <see cref="EmbeddingGemma300m"/> (<see cref="ServedModels"/>), the
+/// first two with <see cref="MsMarcoMiniLmL6V2"/> as their reranker; tests register a small BERT of their own in their place.
 /// </summary>
 /// <param name="Repository">The Hub repository the model comes from; the default model name in responses.</param>
 /// <param name="CompiledConfig">The text of the config.json the model was compiled from.</param>
@@ -62,7 +62,22 @@ public sealed record ServedModel(
         Reranker = MsMarcoMiniLmL6V2,
     };
 
-    /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>mpnet</c>), which a folder's must equal for this model to serve it.</summary>
+    /// <summary>google/embeddinggemma-300m (<see cref="ServedEmbeddingGemma"/>): its Gemma tokenizer and the Dense layers' files; no reranker.</summary>
+    public static ServedModel EmbeddingGemma300m { get; } = new(
+        "google/embeddinggemma-300m",
+        EmbeddedConfig.Read(typeof(ServedModel).Assembly, "embeddinggemma-300m.config.json"),
+        "samples/EmbeddingServer/models/embeddinggemma-300m/config.json",
+        ServedEmbeddingGemma.LoadWeights,
+        ServedEmbeddingGemma.ForInference)
+    {
+        Files = ["config.json", HubModel.Weights, "tokenizer.model", "tokenizer_config.json", "modules.json", "1_Pooling/config.json",
+                 "2_Dense/config.json", "2_Dense/model.safetensors", "3_Dense/config.json", "3_Dense/model.safetensors"],
+    };
+
+    /// <summary>The files a folder of this model must hold (as on the Hub): a BERT-tokenized folder's unless the model says otherwise.</summary>
+    public IReadOnlyList<string> Files { get; init; } = ["config.json", HubModel.Weights, "vocab.txt", "tokenizer_config.json"];
+
+    /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>mpnet</c>, <c>gemma3_text</c>), which a folder's must equal for this model to serve it.</summary>
     public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);
 }
 
@@ -70,8 +85,8 @@ public sealed record ServedModel(
 /// <param name="Models">At least one.</param>
 public sealed record ServedModels(IReadOnlyList<ServedModel> Models)
 {
-    /// <summary>The program's: all-MiniLM-L6-v2 (bert) and all-mpnet-base-v2 (mpnet).</summary>
-    public static ServedModels All { get; } = new([ServedModel.AllMiniLmL6V2, ServedModel.AllMpnetBaseV2]);
+    /// <summary>The program's: all-MiniLM-L6-v2 (bert), all-mpnet-base-v2 (mpnet) and embeddinggemma-300m (gemma3_text).</summary>
+    public static ServedModels All { get; } = new([ServedModel.AllMiniLmL6V2, ServedModel.AllMpnetBaseV2, ServedModel.EmbeddingGemma300m]);
 
     /// <summary>The model whose compiled model_type <paramref name="folder"/>'s config.json has (see <see cref="ServedModelChoice"/>).</summary>
     /// <exception cref="StartupException">No model has the folder's model_type, or there is no config.json to tell.</exception>

@@ -96,6 +96,20 @@ public partial class ConfigTests
     }
 
     [Fact]
+    public void A_config_named_through_dot_dot_finds_the_modules_the_build_adds_by_their_full_paths()
+    {
+        // A project's <TransformerConfig Include="../Other/models/…/config.json" /> keeps the "..", while the module files
+        // come in by their full paths.
+        (string, string)[] files = SentenceTransformersFolder("embeddinggemma", EmbeddingGemma)
+            .Select(f => (f.Item1.EndsWith("/embeddinggemma/config.json", StringComparison.Ordinal) ? f.Item1.Replace("/repo/models/", "/repo/tests/./A/../../models/") : f.Item1, f.Item2))
+            .ToArray();
+        Assert.Contains(files, f => f.Item1.Contains("/../", StringComparison.Ordinal));
+        Type m = Compile(files, Embedder("embeddinggemma"), out string source);
+        Assert.Equal(17, Constant(m, "EmbeddingWidth"));
+        Assert.Contains("new(\"3_Dense.linear.bias\"", source);
+    }
+
+    [Fact]
     public void A_cls_pooling_file_sets_the_pooling_and_a_declared_pooling_that_contradicts_it_is_TG0043()
     {
         string pooling = Pooling(mean: false, cls: true);

@@ -194,7 +194,22 @@ namespace TransformerGen.Generator
 
         private string Shown(string relative) => (_folderName.Length == 0 ? "" : _folderName + "/") + relative;
 
-        private static string Normalize(string path) => path.Replace('\\', '/');
+        /// <summary>
+        /// The path with '/' separators and its "." and ".." steps resolved: a config named through "../" (a TransformerConfig
+        /// of another project's folder) and the module files the build adds by their full paths must compare equal.
+        /// </summary>
+        private static string Normalize(string path)
+        {
+            string[] parts = path.Replace('\\', '/').Split('/');
+            var kept = new List<string>(parts.Length);
+            foreach (string part in parts)
+            {
+                if (part == "." || part.Length == 0 && kept.Count > 0) continue;
+                if (part == ".." && kept.Count > 0 && kept[kept.Count - 1] is not ("" or "..")) kept.RemoveAt(kept.Count - 1);
+                else kept.Add(part);
+            }
+            return string.Join("/", kept);
+        }
 
         private static object? Lookup(List<KeyValuePair<string, object?>> obj, string key)
         {

@@ -64,11 +64,17 @@ public sealed class StartupTests(TinyBertFolder folder) : IClassFixture<TinyBert
 
         using var other = new TempFolder();
         other.Write("config.json", """{"model_type": "nomic_bert"}""");
-        Assert.Contains("has model_type nomic_bert; this program runs bert (sentence-transformers/all-MiniLM-L6-v2), mpnet (sentence-transformers/all-mpnet-base-v2).", Start(other.Path).Message);
+        Assert.Contains("has model_type nomic_bert; this program runs bert (sentence-transformers/all-MiniLM-L6-v2), mpnet (sentence-transformers/all-mpnet-base-v2), gemma3_text (google/embeddinggemma-300m).", Start(other.Path).Message);
 
         using var empty = new TempFolder();
-        Assert.Equal($"The model folder '{empty.Path}' lacks config.json, which says which model it holds (sentence-transformers/all-MiniLM-L6-v2 or sentence-transformers/all-mpnet-base-v2).",
+        Assert.Equal($"The model folder '{empty.Path}' lacks config.json, which says which model it holds (sentence-transformers/all-MiniLM-L6-v2 or sentence-transformers/all-mpnet-base-v2 or google/embeddinggemma-300m).",
                      Start(empty.Path).Message);
+
+        // EmbeddingGemma's folder is told its own files: the Gemma tokenizer's and the sentence-transformers modules'.
+        using var gemma = new TempFolder();
+        gemma.Write("config.json", ServedModel.EmbeddingGemma300m.CompiledConfig);
+        Assert.StartsWith($"The model folder '{gemma.Path}' lacks model.safetensors, tokenizer.model, tokenizer_config.json, modules.json, 1_Pooling/config.json, 2_Dense/config.json, 2_Dense/model.safetensors, 3_Dense/config.json, 3_Dense/model.safetensors (download them from https://huggingface.co/google/embeddinggemma-300m)",
+                          Start(gemma.Path).Message);
     }
 
     [Fact]
