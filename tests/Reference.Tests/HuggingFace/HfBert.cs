@@ -62,6 +62,7 @@ internal sealed class HfBert : HfTorchModel, IHfSentenceEncoder
             Parameter("classifier.weight", HfInit.Matrix, config.Labels, hidden);
             Parameter("classifier.bias", HfInit.Bias, config.Labels);
         }
+        DenseParameters(); // a sentence-transformers folder's Dense layers after the pooling (LaBSE's), if any
     }
 
     /// <summary>
@@ -136,19 +137,12 @@ internal sealed class HfBert : HfTorchModel, IHfSentenceEncoder
     }
 
     /// <summary>
-    /// sentence-transformers <c>Pooling(mean)</c> then <c>Normalize()</c>: Σ_t h[t]·m[t] / clamp(Σ_t m[t], 1e-9), then
-    /// <c>F.normalize(p=2, dim=1)</c> (ε = 1e-12): <c>[B, E]</c>. With <paramref name="clsToken"/>, <c>Pooling(cls)</c>:
-    /// h[:, 0] instead of the mean.
+    /// sentence-transformers' modules on the last hidden states (<see cref="HfTorchModel.SentenceModules"/>): <c>Pooling(mean)</c>,
+    /// or <c>Pooling(cls)</c> (h[:, 0]) with <paramref name="clsToken"/> or a folder that says so, the folder's Dense layers,
+    /// then <c>Normalize()</c>.
     /// </summary>
-    public Tensor SentenceEmbeddings(Tensor ids, Tensor attentionMask, bool clsToken = false)
-    {
-        Tensor tokens = LastHiddenState(ids, attentionMask);                                    // [B, T, E]
-        if (clsToken) return F.normalize(tokens.select(1, 0), p: 2, dim: 1);
-        Tensor mask = attentionMask.to(Dtype).unsqueeze(-1).expand(tokens.shape);
-        Tensor sum = (tokens * mask).sum(1);
-        Tensor count = clamp(mask.sum(1), min: 1e-9);
-        return F.normalize(sum / count, p: 2, dim: 1);
-    }
+    public Tensor SentenceEmbeddings(Tensor ids, Tensor attentionMask, bool clsToken = false) =>
+        SentenceModules(LastHiddenState(ids, attentionMask), attentionMask, clsToken);
 
     private Tensor SelfAttention(Tensor h, Tensor? extendedMask, int layer)
     {

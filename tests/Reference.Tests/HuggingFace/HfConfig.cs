@@ -185,8 +185,8 @@ internal sealed record HfConfig
         string folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!File.Exists(Path.Combine(folder, "modules.json"))) return config;
         config = SentenceModules(config, folder);
-        if (config.DenseLayers.Length > 0 && config.Family != HfFamily.Gemma3)
-            throw new NotSupportedException($"sentence-transformers Dense modules on {modelType} are not implemented (only on Gemma 3)");
+        if (config.DenseLayers.Length > 0 && config.Family is not (HfFamily.Gemma3 or HfFamily.Bert))
+            throw new NotSupportedException($"sentence-transformers Dense modules on {modelType} are not implemented (on Gemma 3 and BERT only)");
         return config;
     }
 

@@ -111,6 +111,18 @@ public sealed class HfEmbeddingGemmaModelTests(ITestOutputHelper output) : IDisp
         Assert.False(a.AsSpan().SequenceEqual(c));
     }
 
+    // The modules path is not Gemma's own: a LaBSE-shaped BERT folder ([CLS] pooling, Dense with bias and tanh, read from
+    // the folder's files) against the libtorch BertModel with the same modules.
+    [Fact]
+    public void A_bert_folder_with_cls_pooling_and_a_tanh_dense_layer()
+    {
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath("bert-dense"), Seed);
+        var model = new HfBertDenseModel(seed: 3);
+        Assert.Equal(Pooling.FirstToken, model.Layout.Pooling);
+        Assert.Contains(model.ParameterTensors, t => t.Name == "2_Dense.linear.bias");
+        output.WriteLine(HfSentenceEncoderCheck.Run("bert-dense", reference, _folder, new HfWriteOptions(), model, HfBertDenseModel.ForInference, [12, 5, 9]));
+    }
+
     private void Check(HfWriteOptions files, EncoderModel model, Func<string, EncoderModel> forInference)
     {
         using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(HfFixtures.EmbeddingGemma), Seed);

@@ -70,10 +70,18 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
         Assert.Throws<InvalidDataException>(() => Read(f => Edit(f, "3_Dense/config.json", j => j["in_features"] = 32)));
         Assert.Throws<InvalidDataException>(() => Read(f => Edit(f, "1_Pooling/config.json", j => j["word_embedding_dimension"] = 768)));
         Assert.Throws<NotSupportedException>(() => Read(f => EditList(f, list => list.Insert(4, new JsonObject { ["idx"] = 9, ["name"] = "9", ["path"] = "9_LayerNorm", ["type"] = "sentence_transformers.models.LayerNorm" }))));
+        // The BERT fixture (E 30) under the same modules, their widths made to fit, reads them (a LaBSE-shaped folder); an
+        // MPNet's Dense layers have no reference here.
+        HfConfig bert = Read(f =>
+        {
+            File.Copy(HfFixtures.ConfigPath("bert"), Path.Combine(f, "config.json"), overwrite: true);
+            Edit(f, "1_Pooling/config.json", j => j["word_embedding_dimension"] = 30);
+            Edit(f, "2_Dense/config.json", j => j["in_features"] = 30);
+        });
+        Assert.Equal((2, Out), (bert.DenseLayers.Length, bert.EmbeddingSize));
         Assert.Throws<NotSupportedException>(() => Read(f =>
         {
-            // The BERT fixture (E 30) under the same modules, their widths made to fit.
-            File.Copy(HfFixtures.ConfigPath("bert"), Path.Combine(f, "config.json"), overwrite: true);
+            File.Copy(HfFixtures.ConfigPath(HfFixtures.MPNet), Path.Combine(f, "config.json"), overwrite: true);
             Edit(f, "1_Pooling/config.json", j => j["word_embedding_dimension"] = 30);
             Edit(f, "2_Dense/config.json", j => j["in_features"] = 30);
         }));

@@ -74,8 +74,7 @@ internal sealed class HfGemma3 : HfTorchModel, IHfSentenceEncoder
         Parameter("model.norm.weight", HfInit.NormOffset, hidden);
         // The rotary inverse frequencies are non-persistent buffers: no file holds them.
         if (config.IsDecoder && !config.TieWordEmbeddings) Parameter("lm_head.weight", HfInit.Matrix, config.VocabSize, hidden);
-        // sentence-transformers' Dense modules, in modules.json's order: nn.Linear(in, out, bias) as "linear".
-        foreach (HfDenseLayer dense in config.DenseLayers) Linear(dense.Path + ".linear", dense.InFeatures, dense.OutFeatures, dense.Bias);
+        DenseParameters();
     }
 
     public override string TokenEmbeddingName => "model.embed_tokens.weight";
@@ -170,20 +169,7 @@ internal sealed class HfGemma3 : HfTorchModel, IHfSentenceEncoder
     public Tensor SentenceEmbeddings(Tensor ids, Tensor attentionMask, bool clsToken = false)
     {
         if (Config.IsDecoder) throw new InvalidOperationException("Gemma3ForCausalLM is not a sentence encoder (use_bidirectional_attention is false)");
-        Tensor tokens = LastHiddenState(ids, attentionMask);
-        Tensor x;
-        if (clsToken || Config.Pooling == HfPooling.Cls) x = tokens.select(1, 0);
-        else
-        {
-            Tensor mask = attentionMask.to(Dtype).unsqueeze(-1).expand(tokens.shape);
-            x = (tokens * mask).sum(1) / clamp(mask.sum(1), min: 1e-9);
-        }
-        foreach (HfDenseLayer dense in Config.DenseLayers)
-        {
-            x = Linear(x, dense.Path + ".linear");
-            if (dense.Tanh) x = x.tanh();
-        }
-        return Config.Normalize ? F.normalize(x, p: 2, dim: 1) : x;
+        return SentenceModules(LastHiddenState(ids, attentionMask), attentionMask, clsToken);
     }
 
     private Tensor Attention(Tensor x, Tensor cos, Tensor sin, Tensor mask, string l)

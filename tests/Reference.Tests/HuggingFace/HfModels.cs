@@ -117,3 +117,8 @@ public partial class HfEmbeddingGemmaModel { }
 // The same with the tiled kernels: the two-sided window through FlashForward/FlashBackward and the exact-length tiles.
 [TransformerModel(Config = "HuggingFace/Configs/embeddinggemma/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.SentenceEmbedding, AttentionKernel = AttentionKernel.Tiled)]
 public partial class HfEmbeddingGemmaTiledModel { }
+
+// A LaBSE-shaped sentence-transformers folder on bert/'s BertModel: [CLS] pooling and a Dense layer 30 → 30 with bias
+// and tanh, both read from the folder's modules (the declaration names neither).
+[TransformerModel(Config = "HuggingFace/Configs/bert-dense/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class HfBertDenseModel { }

@@ -105,6 +105,42 @@ internal abstract class HfTorchModel : IDisposable
     public Tensor Logits(Tensor hidden) =>
         Config.IsDecoder ? nn.functional.linear(hidden, LmHead) : throw new InvalidOperationException($"{Config.ModelType} has no LM head");
 
+    /// <summary>
+    /// The sentence-transformers Dense modules of the config (modules.json's order), registered after the transformer's
+    /// tensors as <c>nn.Linear(in, out, bias)</c> under the module's path: <c>2_Dense.linear.weight</c>, <c>2_Dense.linear.bias</c>.
+    /// </summary>
+    protected void DenseParameters()
+    {
+        foreach (HfDenseLayer dense in Config.DenseLayers)
+        {
+            Parameter(dense.Path + ".linear.weight", HfInit.Matrix, dense.OutFeatures, dense.InFeatures);
+            if (dense.Bias) Parameter(dense.Path + ".linear.bias", HfInit.Bias, dense.OutFeatures);
+        }
+    }
+
+    /// <summary>
+    /// The sentence-transformers pipeline after the transformer, on its last hidden states <c>[B, T, E]</c>: Pooling (the
+    /// mean over the mask, Σ_t h[t]·m[t] / clamp(Σ_t m[t], 1e-9), or token 0 with <paramref name="clsToken"/> or a cls
+    /// pooling config), each Dense (<c>activation(linear(x))</c>, Identity or tanh), then Normalize
+    /// (<c>F.normalize(p = 2, dim = 1)</c>, ε = 1e-12) unless modules.json leaves it out: <c>[B, out]</c>.
+    /// </summary>
+    protected Tensor SentenceModules(Tensor tokens, Tensor attentionMask, bool clsToken)
+    {
+        Tensor x;
+        if (clsToken || Config.Pooling == HfPooling.Cls) x = tokens.select(1, 0);
+        else
+        {
+            Tensor mask = attentionMask.to(Dtype).unsqueeze(-1).expand(tokens.shape);
+            x = (tokens * mask).sum(1) / clamp(mask.sum(1), min: 1e-9);
+        }
+        foreach (HfDenseLayer dense in Config.DenseLayers)
+        {
+            x = nn.functional.linear(x, this[dense.Path + ".linear.weight"], dense.Bias ? this[dense.Path + ".linear.bias"] : null);
+            if (dense.Tanh) x = x.tanh();
+        }
+        return Config.Normalize ? nn.functional.normalize(x, p: 2, dim: 1) : x;
+    }
+
     /// <summary>Registers a parameter drawn from the seed.</summary>
     protected Tensor Parameter(string name, HfInit init, params long[] shape) => Parameter(name, init, used: true, shape);
 
