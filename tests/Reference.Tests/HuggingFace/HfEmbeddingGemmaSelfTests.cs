@@ -443,19 +443,10 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
     /// </summary>
     private sealed class WrittenOut(HfReference reference, HfConfig c, Mistake mistake)
     {
-        private readonly Dictionary<string, double[]> _parameters = new(StringComparer.Ordinal);
-
-        private double[] P(string name)
-        {
-            if (!_parameters.TryGetValue(name, out double[]? values))
-                _parameters[name] = values = reference.ParameterValues(name).Select(v => (double)v).ToArray();
-            return values;
-        }
-
-        private bool Has(string name) => reference.ParameterNames.Contains(name);
+        private readonly Gemma3WrittenOut _layers = new(reference, c) { Sees = (t, s, sliding) => Sees(t, s, sliding, c, mistake) };
 
         public double[] Hidden(int[] tokens, int[] mask, int batch, int length) =>
-            Enumerable.Range(0, batch).SelectMany(b => Sequence(tokens[(b * length)..((b + 1) * length)], Keep(mask, b, length)).SelectMany(row => row)).ToArray();
+            Enumerable.Range(0, batch).SelectMany(b => _layers.Hidden(tokens[(b * length)..((b + 1) * length)], Keep(mask, b, length)).SelectMany(row => row)).ToArray();
 
         public double[] Embeddings(int[] tokens, int[] mask, int batch, int length)
         {
@@ -463,7 +454,7 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
             for (int b = 0; b < batch; b++)
             {
                 bool[] keep = Keep(mask, b, length);
-                double[][] hidden = Sequence(tokens[(b * length)..((b + 1) * length)], keep);
+                double[][] hidden = _layers.Hidden(tokens[(b * length)..((b + 1) * length)], keep);
                 // Pooling: the mean of the hidden states at the unpadded positions.
                 var pooled = new double[c.HiddenSize];
                 int counted = 0;
@@ -476,8 +467,8 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
                 double[] x = pooled.Select(v => v / counted).ToArray();
                 foreach (HfDenseLayer dense in c.DenseLayers)
                 {
-                    double[] w = P(dense.Path + ".linear.weight");
-                    double[]? bias = dense.Bias && mistake != Mistake.NoDenseBias ? P(dense.Path + ".linear.bias") : null;
+                    double[] w = _layers.P(dense.Path + ".linear.weight");
+                    double[]? bias = dense.Bias && mistake != Mistake.NoDenseBias ? _layers.P(dense.Path + ".linear.bias") : null;
                     var y = new double[dense.OutFeatures];
                     for (int o = 0; o < dense.OutFeatures; o++)
                     {
@@ -495,27 +486,9 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
 
         private static bool[] Keep(int[] mask, int b, int length) => mask[(b * length)..((b + 1) * length)].Select(v => v == 1).ToArray();
 
-        private double[][] Sequence(int[] ids, bool[] keep)
-        {
-            int d = c.HiddenSize;
-            double[] table = P("model.embed_tokens.weight");
-            double scale = (float)Math.Sqrt(d);
-            double[][] x = ids.Select(t => Enumerable.Range(0, d).Select(e => table[t * d + e] * scale).ToArray()).ToArray();
-            for (int i = 0; i < c.Layers; i++)
-            {
-                string l = $"model.layers.{i}.";
-                double[][] attention = Attention(Norm(x, l + "input_layernorm.weight"), c.SlidingLayers[i], keep, l + "self_attn.");
-                x = Add(x, Norm(attention, l + "post_attention_layernorm.weight"));
-                double[][] b = Norm(x, l + "pre_feedforward_layernorm.weight");
-                double[][] gate = Linear(b, l + "mlp.gate_proj.weight"), up = Linear(b, l + "mlp.up_proj.weight");
-                double[][] inner = gate.Select((row, t) => row.Select((z, k) => GeluTanh(z) * up[t][k]).ToArray()).ToArray();
-                x = Add(x, Norm(Linear(inner, l + "mlp.down_proj.weight"), l + "post_feedforward_layernorm.weight"));
-            }
-            return Norm(x, "model.norm.weight");
-        }
-
-        // Whether query t sees key s on a layer of this kind (padding aside).
-        private bool Sees(int t, int s, bool sliding)
+        // Whether query t sees key s on a layer of this kind (padding aside): the two-sided window of the halved size on a
+        // sliding layer, every key on a global one.
+        private static bool Sees(int t, int s, bool sliding, HfConfig c, Mistake mistake)
         {
             int distance = Math.Abs(t - s), window = c.SlidingWindow;
             return mistake switch
@@ -527,81 +500,6 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
                 _ => !sliding || distance < window,
             };
         }
-
-        private double[][] Attention(double[][] x, bool sliding, bool[] keep, string prefix)
-        {
-            int length = x.Length, heads = c.Heads, dh = c.HeadDim, half = dh / 2, perKeyValue = c.Heads / c.KeyValueHeads;
-            double[][] q = Linear(x, prefix + "q_proj.weight"), k = Linear(x, prefix + "k_proj.weight"), v = Linear(x, prefix + "v_proj.weight");
-            double[] qNorm = P(prefix + "q_norm.weight"), kNorm = P(prefix + "k_norm.weight");
-            // Each head's channels RMS-normalized, then channel pairs (j, j + D/2) turned by position·frequency j.
-            void NormalizeAndRotate(double[] row, int head, double[] weight, int position)
-            {
-                double[] part = NormRow(row[(head * dh)..((head + 1) * dh)], weight);
-                for (int j = 0; j < half; j++)
-                {
-                    double angle = Angle(sliding, position, j);
-                    double a = part[j], b = part[j + half];
-                    row[head * dh + j] = a * Math.Cos(angle) - b * Math.Sin(angle);
-                    row[head * dh + j + half] = b * Math.Cos(angle) + a * Math.Sin(angle);
-                }
-            }
-            for (int t = 0; t < length; t++)
-            {
-                for (int h = 0; h < heads; h++) NormalizeAndRotate(q[t], h, qNorm, t);
-                for (int h = 0; h < c.KeyValueHeads; h++) NormalizeAndRotate(k[t], h, kNorm, t);
-            }
-
-            double scaling = 1 / Math.Sqrt(c.QueryPreAttnScalar);
-            var merged = new double[length][];
-            for (int t = 0; t < length; t++)
-            {
-                merged[t] = new double[heads * dh];
-                int[] visible = Enumerable.Range(0, length).Where(s => keep[s] && Sees(t, s, sliding)).ToArray();
-                for (int h = 0; h < heads; h++)
-                {
-                    int g = h / perKeyValue;
-                    double[] scores = visible.Select(s => Enumerable.Range(0, dh).Sum(j => q[t][h * dh + j] * k[s][g * dh + j]) * scaling).ToArray();
-                    double max = scores.Max(), total = scores.Sum(z => Math.Exp(z - max));
-                    for (int n = 0; n < visible.Length; n++)
-                        for (int j = 0; j < dh; j++) merged[t][h * dh + j] += Math.Exp(scores[n] - max) / total * v[visible[n]][g * dh + j];
-                }
-            }
-            return Linear(merged, prefix + "o_proj.weight");
-        }
-
-        // position·inv_freq_j as transformers forms it in float32: θ^(float32(2j/D)), its reciprocal, over the linear factor
-        // on the global layers, times the position; each step rounded to float32. The cos and sin are then taken in double.
-        private double Angle(bool sliding, int position, int j)
-        {
-            float exponent = (float)(2 * j) / c.HeadDim;
-            float inverse = 1f / (float)Math.Pow((float)(sliding ? c.RopeLocalTheta : c.RopeTheta), exponent);
-            if (!sliding && c.RopeLinearFactor != 1.0) inverse /= (float)c.RopeLinearFactor;
-            return position * inverse;
-        }
-
-        private double[][] Norm(double[][] x, string weight) => x.Select(row => NormRow(row, P(weight))).ToArray();
-
-        // x / √(mean(x²) + ε) · (1 + w).
-        private double[] NormRow(double[] row, double[] w)
-        {
-            double rms = Math.Sqrt(row.Sum(v => v * v) / row.Length + c.NormEps);
-            return row.Select((v, i) => v / rms * (1 + w[i])).ToArray();
-        }
-
-        // y[t][o] = Σ_i W[o, i]·x[t][i] (+ b[o] where there is a bias), W [out, in] row-major.
-        private double[][] Linear(double[][] x, string name)
-        {
-            double[] w = P(name);
-            string biasName = name[..^"weight".Length] + "bias";
-            double[]? bias = Has(biasName) ? P(biasName) : null;
-            int inputs = x[0].Length, outputs = w.Length / inputs;
-            return x.Select(row => Enumerable.Range(0, outputs).Select(o => Enumerable.Range(0, inputs).Sum(i => w[o * inputs + i] * row[i]) + (bias?[o] ?? 0)).ToArray()).ToArray();
-        }
-
-        // gelu(z, approximate='tanh') = ½z(1 + tanh(√(2/π)(z + 0.044715z³))).
-        private static double GeluTanh(double z) => 0.5 * z * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (z + 0.044715 * z * z * z)));
-
-        private static double[][] Add(double[][] a, double[][] b) => a.Zip(b, (r, s) => r.Zip(s, (u, w) => u + w).ToArray()).ToArray();
     }
 
     // ------------------------------------------------------------------------------------------------------------
