@@ -106,6 +106,9 @@ public sealed class EmbeddingEngine : IAsyncDisposable
     /// <summary>The compiled model's sizes (SeqLen bounds a sentence).</summary>
     public ModelLayout Layout { get; }
 
+    /// <summary>The width of an embedding: the last Dense layer's outputs (EmbeddingGemma's 768), or the hidden width.</summary>
+    public int EmbeddingWidth => Layout.LogitsLength / Layout.Batch;
+
     /// <summary>Whether sentences longer than SeqLen are cut (else refused).</summary>
     public bool Truncate { get; }
 

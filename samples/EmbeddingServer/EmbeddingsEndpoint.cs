@@ -11,7 +11,8 @@ namespace TransformerGen.EmbeddingServer;
 
 /// <summary>
 /// <c>POST /v1/embeddings</c> as OpenAI's API has it: <c>{"input": "text" | ["text", …], "encoding_format": "float" |
-/// "base64"}</c> in; <c>{"object": "list", "data": [{"object": "embedding", "index": i, "embedding": […]}, …], "model",
+/// "base64", "dimensions": d}</c> in (<c>dimensions</c>, as OpenAI's API has it for its Matryoshka-trained models and
+/// EmbeddingGemma's model card for its 512, 256 and 128: the first d components, normalized again to unit length); <c>{"object": "list", "data": [{"object": "embedding", "index": i, "embedding": […]}, …], "model",
 /// "usage": {"prompt_tokens", "total_tokens"}}</c> out, in input order. Usage counts the tokens the model ran, [CLS] and
 /// [SEP] included, after any cut; <c>usage.truncated_inputs</c> lists the indices of the sentences cut at SeqLen.
 /// </summary>
@@ -73,7 +74,7 @@ public static class EmbeddingsEndpoint
                 json.WriteStartObject();
                 json.WriteString("object", "embedding");
                 json.WriteNumber("index", i);
-                float[] vector = embeddings[i].Result;
+                float[] vector = request.Dimensions is int d ? Shortened(embeddings[i].Result, d) : embeddings[i].Result;
                 if (request.Base64)
                 {
                     json.WriteBase64String("embedding", MemoryMarshal.AsBytes(vector.AsSpan()));
@@ -100,8 +101,19 @@ public static class EmbeddingsEndpoint
         }
     }
 
-    /// <summary>A request's sentences, tokenized.</summary>
-    private sealed record Request(int[][] Ids, List<int> Truncated, bool Base64);
+    /// <summary>A request's sentences, tokenized, and how their embeddings are written.</summary>
+    private sealed record Request(int[][] Ids, List<int> Truncated, bool Base64, int? Dimensions);
+
+    /// <summary>The first <paramref name="dimensions"/> components of a unit embedding, scaled back to unit length.</summary>
+    private static float[] Shortened(float[] embedding, int dimensions)
+    {
+        float[] shortened = embedding[..dimensions];
+        double squares = 0;
+        foreach (float v in shortened) squares += (double)v * v;
+        float scale = (float)(1 / Math.Max(Math.Sqrt(squares), 1e-12));
+        for (int i = 0; i < shortened.Length; i++) shortened[i] *= scale;
+        return shortened;
+    }
 
     private static async Task<Request?> ReadAsync(HttpContext context, EmbeddingEngine engine, CancellationToken aborted)
     {
@@ -109,6 +121,7 @@ public static class EmbeddingsEndpoint
         if (document is null) return null;
         JsonElement root = document.RootElement;
         bool base64 = EncodingFormat(root);
+        int? dimensions = Dimensions(root, engine.EmbeddingWidth);
         List<string> texts = Inputs(root);
         if (texts.Count > engine.MaxInputs)
             throw new RequestError(StatusCodes.Status413PayloadTooLarge, $"'input' holds {texts.Count} sentences; this server takes at most {engine.MaxInputs} per request (--max-inputs).", "input");
@@ -124,7 +137,7 @@ public static class EmbeddingsEndpoint
             truncated.Add(i);
         }
 
-        return new Request(ids, truncated, base64);
+        return new Request(ids, truncated, base64, dimensions);
     }
 
     private static List<string> Inputs(JsonElement root)
@@ -158,6 +171,15 @@ public static class EmbeddingsEndpoint
         }
 
         return texts;
+    }
+
+    /// <summary>The <c>dimensions</c> asked for: null for the whole embedding (absent or null), else 1 to its width.</summary>
+    private static int? Dimensions(JsonElement root, int width)
+    {
+        if (!root.TryGetProperty("dimensions", out JsonElement value) || value.ValueKind == JsonValueKind.Null) return null;
+        if (value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int dimensions) && dimensions >= 1 && dimensions <= width)
+            return dimensions;
+        throw new RequestError(StatusCodes.Status400BadRequest, $"'dimensions' is {value.GetRawText()}; it must be an integer from 1 to the embedding's {width}.", "dimensions");
     }
 
     /// <summary>True for base64 (little-endian float32 bytes, as OpenAI's API), false for JSON numbers (the default).</summary>

@@ -142,7 +142,28 @@ public sealed class EmbeddingsApiTests : IClassFixture<TinyBertFolder>, IDisposa
         { "{\"input\": [101, 102]}", "input[0] is a number; this server takes strings (not token ids)." },
         { "{\"input\": {\"text\": \"a\"}}", "'input' is an object; it must be a string or an array of strings." },
         { "{\"input\": \"a\", \"encoding_format\": \"int8\"}", "'encoding_format' is \"int8\"; it must be \"float\" or \"base64\"." },
+        { "{\"input\": \"a\", \"dimensions\": 0}", $"'dimensions' is 0; it must be an integer from 1 to the embedding's {TinyBert.DModel}." },
+        { "{\"input\": \"a\", \"dimensions\": 1000}", $"'dimensions' is 1000; it must be an integer from 1 to the embedding's {TinyBert.DModel}." },
+        { "{\"input\": \"a\", \"dimensions\": \"8\"}", $"'dimensions' is \"8\"; it must be an integer from 1 to the embedding's {TinyBert.DModel}." },
+        { "{\"input\": \"a\", \"dimensions\": 2.5}", $"'dimensions' is 2.5; it must be an integer from 1 to the embedding's {TinyBert.DModel}." },
     };
+
+    [Fact]
+    public async Task Dimensions_give_the_first_components_normalized_again()
+    {
+        const string text = "two men push carts";
+        float[] full = _folder.Alone(text);
+        EmbeddingsClient.Answer answer = await EmbeddingsClient.PostAsync(_client, new { input = text, dimensions = 8 });
+        Assert.Equal(HttpStatusCode.OK, answer.Status);
+        float[] shortened = answer.Embedding(0);
+        Assert.Equal(8, shortened.Length);
+        double norm = Math.Sqrt(full.Take(8).Sum(v => (double)v * v));
+        Close.Equal(full.Take(8).Select(v => (float)(v / norm)).ToArray(), shortened, text);
+        Assert.Equal(1.0, Math.Sqrt(shortened.Sum(v => (double)v * v)), 5);
+        // The whole width is the embedding itself.
+        EmbeddingsClient.Answer whole = await EmbeddingsClient.PostAsync(_client, new { input = text, dimensions = TinyBert.DModel });
+        Close.Equal(full, whole.Embedding(0), text);
+    }
 
     [Theory]
     [MemberData(nameof(BadRequests))]
