@@ -31,3 +31,10 @@ public partial class OpusMtEnDe { }
 /// </summary>
 [TransformerModel(Config = "models/flan-t5-small/config.json", SeqLen = 512, TargetSeqLen = 256)]
 public partial class FlanT5Small { }
+
+/// <summary>
+/// google/embeddinggemma-300m (a bidirectional Gemma 3: 24 layers, 768 wide, 3 heads of 256 on one key/value head, then
+/// mean pooling and Dense 768 → 3072 → 768 from its sentence-transformers modules), one sentence of 128 tokens.
+/// </summary>
+[TransformerModel(Config = "models/embeddinggemma-300m/config.json", SeqLen = 128, Batch = 1, Head = EncoderHead.SentenceEmbedding)]
+public partial class EmbeddingGemmaBatch1 { }
