@@ -155,3 +155,63 @@ public partial class ConfigTests
         Assert.Contains("the model knows 64 positions", d.GetMessage());
     }
 }
+
+public partial class ConfigTests
+{
+    /// <summary>
+    /// gemma-3-4b-it's config.json at odd sizes: Gemma3ForConditionalGeneration's top level (the end ids 1 and 106, the
+    /// image tokens, a vision_config) around a text_config that gives only what differs from Gemma3TextConfig's defaults.
+    /// </summary>
+    private const string Gemma3Multimodal = """
+        {
+          "architectures": ["Gemma3ForConditionalGeneration"],
+          "boi_token_index": 255999,
+          "eoi_token_index": 256000,
+          "eos_token_id": [1, 106],
+          "image_token_index": 262144,
+          "initializer_range": 0.02,
+          "mm_tokens_per_image": 256,
+          "model_type": "gemma3",
+          "text_config": {
+            "head_dim": 10,
+            "hidden_size": 24,
+            "intermediate_size": 37,
+            "model_type": "gemma3_text",
+            "num_attention_heads": 4,
+            "num_hidden_layers": 6,
+            "num_key_value_heads": 2,
+            "query_pre_attn_scalar": 10,
+            "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+            "sliding_window": 4,
+            "vocab_size": 45
+          },
+          "torch_dtype": "bfloat16",
+          "transformers_version": "4.50.0.dev0",
+          "vision_config": {"hidden_size": 1152, "image_size": 896, "model_type": "siglip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 27, "patch_size": 14, "vision_use_head": false}
+        }
+        """;
+
+    [Fact]
+    public void A_multimodal_gemma3_config_compiles_its_language_model_from_text_config_with_gemma3_text_defaults()
+    {
+        Type m = Compile(At("gemma3-4b", Gemma3Multimodal), Declared("gemma3-4b", seqLen: 9), out string source);
+        Sizes(m, vocab: 45, dModel: 24, heads: 4, headDim: 10, layers: 6, dff: 37, parameters: 45 * 24 + 6 * (24 * 40 + 2 * 24 * 20 + 40 * 24 + 2 * 10 + 3 * 24 * 37 + 4 * 24) + 24);
+        Assert.Equal(2, Constant(m, "KvHeads"));
+        Assert.Contains("Family = global::TransformerGen.CheckpointFamily.Gemma3,", source);
+        // sliding_window_pattern's default 6: layers 0–4 slide with rope_local_base_freq's default, layer 5 is global with
+        // rope_theta's default 1e6, linearly scaled by 8.
+        Assert.Contains("on 1 full layers, base 10000 on 5 layers of a 4-key sliding window", source);
+        Assert.Contains(", 1000000f, 8f);", source);
+        // The top level's end ids (1 and 106): the first is the model's end of sequence; pad_token_id's default 0 is masked.
+        Assert.Contains("PadToken = 0, BosToken = 2, EosToken = 1,", source);
+    }
+
+    [Fact]
+    public void TG0042_and_TG0044_a_multimodal_gemma3_config_without_a_text_language_model()
+    {
+        Diagnostic missing = SingleError(At("gemma3-4b", Gemma3Multimodal.Replace("\"text_config\": {", "\"other_config\": {")), Declared("gemma3-4b"), "TG0044", ConfigArgument("gemma3-4b"));
+        Assert.Equal("gemma3-4b/config.json has no \"text_config\", which a gemma3 model needs", missing.GetMessage());
+        string llama = Gemma3Multimodal.Replace("\"model_type\": \"gemma3_text\"", "\"model_type\": \"llama\"");
+        Assert.StartsWith("gemma3-4b/config.json: \"text_config\": llama cannot be compiled", Unsupported("gemma3-4b", llama));
+    }
+}

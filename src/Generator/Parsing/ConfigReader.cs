@@ -116,6 +116,7 @@ namespace TransformerGen.Generator
                 case "qwen3": return Llama(FamilySpec.Qwen3, modelType);
                 case "phi3": return Llama(FamilySpec.Phi3, modelType);
                 case "gemma3_text": return Gemma3();
+                case "gemma3": return Gemma3Multimodal();
                 case "marian": return EncoderDecoder(FamilySpec.Marian);
                 case "bart": return EncoderDecoder(FamilySpec.Bart);
                 case "mbart": return EncoderDecoder(FamilySpec.MBart);
@@ -125,7 +126,7 @@ namespace TransformerGen.Generator
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, nomic_bert, mpnet, llama, mistral, phi3, qwen2, qwen3, gemma3_text, marian, bart, mbart, m2m_100, t5 and mt5 are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, nomic_bert, mpnet, llama, mistral, phi3, qwen2, qwen3, gemma3_text, gemma3, marian, bart, mbart, m2m_100, t5 and mt5 are known");
                     return null;
             }
         }
@@ -467,6 +468,9 @@ namespace TransformerGen.Generator
         /// </summary>
         private ModelSpec? Gemma3()
         {
+            // Gemma3TextConfig's token ids where the file gives none: <pad> 0, <eos> 1, <bos> 2.
+            foreach ((string id, double value) in new[] { ("pad_token_id", 0.0), ("eos_token_id", 1.0), ("bos_token_id", 2.0) })
+                if (!_keys.ContainsKey(id)) _keys[id] = value;
             int hidden = Required("hidden_size"), layers = Required("num_hidden_layers"), heads = Required("num_attention_heads");
             int inner = Required("intermediate_size"), vocab = Required("vocab_size"), positions = Int("max_position_embeddings") ?? 131072;
             int kvHeads = Int("num_key_value_heads") ?? 4, headDim = Int("head_dim") ?? 256;
@@ -554,6 +558,32 @@ namespace TransformerGen.Generator
             }
             return Resolve(family, EnumValues.DecoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm,
                 tied: Bool("tie_word_embeddings") ?? true, pad: DecoderPad());
+        }
+
+        /// <summary>
+        /// Gemma 3's multimodal checkpoints (<c>gemma3</c>: gemma-3-4b, -12b, -27b, Gemma3ForConditionalGeneration): their
+        /// language model, compiled from <c>text_config</c> as a <c>gemma3_text</c> model (its absent keys take
+        /// Gemma3TextConfig's defaults: vocab_size 262208, 8 heads on 4 key/value heads, …). The token ids the top level
+        /// gives (the instruction-tuned models' list of end ids, 1 and 106) stand where text_config has none. The vision
+        /// tower and the projector are not compiled; the loader skips their tensors.
+        /// </summary>
+        private ModelSpec? Gemma3Multimodal()
+        {
+            if (Object("text_config") is not { } text)
+            {
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "text_config", "gemma3"));
+                return null;
+            }
+            var keys = new Dictionary<string, object?>(StringComparer.Ordinal);
+            foreach (KeyValuePair<string, object?> pair in text) keys[pair.Key] = pair.Value;
+            if (keys.TryGetValue("model_type", out object? type) && type is not (null or "gemma3_text"))
+                Unsupported("text_config", Text(type), "the language model of a gemma3 config is a gemma3_text");
+            foreach (string id in new[] { "bos_token_id", "eos_token_id", "pad_token_id" })
+                if (!keys.ContainsKey(id) && _keys.TryGetValue(id, out object? value)) keys[id] = value;
+            var reader = new ConfigReader(_spec, _file + " (text_config)", keys);
+            ModelSpec? spec = reader.Gemma3();
+            _found.AddRange(reader._found);
+            return spec;
         }
 
         /// <summary>

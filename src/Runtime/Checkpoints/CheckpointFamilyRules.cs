@@ -23,6 +23,13 @@ internal sealed class CheckpointFamilyRules
     /// <summary>The base model's prefix (<c>base_model_prefix</c> plus a dot), which files may or may not carry.</summary>
     public required string Prefix { get; init; }
 
+    /// <summary>
+    /// Other prefixes files put before the base model (longest first): the language model inside a multimodal one, as
+    /// Gemma 3's Gemma3ForConditionalGeneration files have it (<c>language_model.model.</c>, and
+    /// <c>model.language_model.</c> from transformers 4.52 on). Only a file's names carry them.
+    /// </summary>
+    public IReadOnlyList<string> OtherPrefixes { get; init; } = [];
+
     /// <summary>Old names still found in files, renamed on load by their ending (<c>_fix_state_dict_key_on_load</c>).</summary>
     public IReadOnlyList<LegacyRename> LegacyRenames { get; init; } = [];
 
@@ -222,12 +229,16 @@ internal sealed class CheckpointFamilyRules
     };
 
     // Gemma3ForCausalLM: base prefix "model."; the head is the token table, whose copy older files keep as lm_head; the
-    // rotary frequencies are non-persistent buffers.
+    // rotary frequencies are non-persistent buffers. Gemma3ForConditionalGeneration (gemma-3-4b and larger) holds the same
+    // language model under "language_model.model." (its head copy as "language_model.lm_head."), or from transformers 4.52
+    // on under "model.language_model.", beside a vision tower and a projector that a text model does not read.
     private static readonly CheckpointFamilyRules Gemma3 = new()
     {
         Family = CheckpointFamily.Gemma3,
         Prefix = "model.",
-        TiedCopies = [new("lm_head.weight", "embed_tokens.weight")],
+        OtherPrefixes = ["model.language_model.", "language_model.model."],
+        UnusedHeads = ["vision_tower.*", "multi_modal_projector.*"],
+        TiedCopies = [new("lm_head.weight", "embed_tokens.weight"), new("language_model.lm_head.weight", "embed_tokens.weight")],
     };
 
     // MPNetModel (sentence-transformers' all-mpnet-base-v2 holds it bare): base prefix "mpnet."; MPNetForMaskedLM files add the
@@ -248,10 +259,16 @@ internal sealed class CheckpointFamilyRules
     /// <summary>The key of a model's name: the name without <see cref="Prefix"/>.</summary>
     public string KeyOf(string name) => name.StartsWith(Prefix, StringComparison.Ordinal) ? name[Prefix.Length..] : name;
 
-    /// <summary>The key of a file's name: without <see cref="Prefix"/>, and with a legacy ending renamed.</summary>
+    /// <summary>The key of a file's name: without <see cref="Prefix"/> (or one of <see cref="OtherPrefixes"/>), and with a legacy ending renamed.</summary>
     public string FileKeyOf(string name)
     {
         string key = KeyOf(name);
+        foreach (string prefix in OtherPrefixes)
+            if (name.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                key = name[prefix.Length..];
+                break;
+            }
         foreach (LegacyRename rename in LegacyRenames)
             if (key.EndsWith(rename.Ending, StringComparison.Ordinal))
                 return string.Concat(key.AsSpan(0, key.Length - rename.Ending.Length), rename.Replacement);

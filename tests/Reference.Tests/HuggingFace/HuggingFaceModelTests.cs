@@ -147,6 +147,43 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
     }
 
+    // gemma-3-4b and larger are Gemma3ForConditionalGeneration: the same language model under "language_model.model."
+    // (the hub's files) or "model.language_model." (transformers 4.52 on), beside a vision tower and a projector. Its
+    // file, renamed and given those tensors, loads into the text model and computes the reference's logits; the skipped
+    // tensors are reported.
+    [Theory]
+    [InlineData("language_model.model.", "vision_tower.vision_model.", "multi_modal_projector.", "language_model.lm_head.weight")]
+    [InlineData("model.language_model.", "model.vision_tower.vision_model.", "model.multi_modal_projector.", "lm_head.weight")]
+    public void Gemma3_from_a_multimodal_checkpoints_language_model(string prefix, string vision, string projector, string headCopy)
+    {
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(HfFixtures.Gemma3), Seed);
+        reference.Save(_folder, new HfWriteOptions());
+        string file = Path.Combine(_folder, "model.safetensors");
+        var tensors = new List<SafeTensor>();
+        foreach ((string name, HfReferenceSelfTests.StoredTensor t) in HfReferenceSelfTests.ReadFolder(_folder, 1))
+        {
+            tensors.Add(new SafeTensor(prefix + name["model.".Length..], t.Dtype, t.Shape, t.Data));
+            if (name == "model.embed_tokens.weight") tensors.Add(new SafeTensor(headCopy, t.Dtype, t.Shape, t.Data));
+        }
+        tensors.Add(new SafeTensor(vision + "embeddings.patch_embedding.weight", "F32", [4, 3, 2, 2], new byte[4 * 3 * 2 * 2 * 4]));
+        tensors.Add(new SafeTensor(vision + "encoder.layers.0.self_attn.q_proj.weight", "BF16", [4, 4], new byte[4 * 4 * 2]));
+        tensors.Add(new SafeTensor(projector + "mm_input_projection_weight", "F32", [4, 24], new byte[4 * 24 * 4]));
+        tensors.Add(new SafeTensor(projector + "mm_soft_emb_norm.weight", "F32", [4], new byte[4 * 4]));
+        SafeTensorsWriter.Write(file, tensors);
+
+        var model = new HfGemma3Model(seed: 7);
+        model.Load(_folder);
+        SafeTensorsLoadReport report = HuggingFaceCheckpoint.Load(_folder, model.ParameterTensors, new float[model.Parameters.Length], CheckpointFamily.Gemma3);
+        Assert.Equal(5, report.Skipped.Count);
+        Assert.Equal(4, report.Skipped.Count(t => t.Reason == SafeTensorsSkipReason.UnusedHead));
+        Assert.Contains(report.Skipped, t => t.Name == headCopy && t.Reason == SafeTensorsSkipReason.TiedCopy);
+        int[] tokens = TestData.Tokens(HfGemma3Model.Batch * HfGemma3Model.SeqLen, HfGemma3Model.Vocab - 1, 11).Select(t => t + 1).ToArray();
+        model.Forward(tokens, tokens);
+        double error = HfChecks.RelativeMax(model.Logits.ToArray(), reference.Logits(tokens, HfGemma3Model.Batch, HfGemma3Model.SeqLen));
+        output.WriteLine($"gemma3 under {prefix}: logits {error:E2}, skipped {string.Join(", ", report.Skipped.Select(t => t.Name))}");
+        Assert.True(error < 1e-5, $"logits differ by {error:E2}");
+    }
+
     private void Decoder(string fixture, HfWriteOptions options, LanguageModel model, Func<string, LanguageModel> forInference, int batch, int seqLen, int vocab,
         int firstToken = 0)
     {
