@@ -101,7 +101,21 @@ public sealed class GgufHyperparametersTests : System.IDisposable
         Assert.Equal((4, 256, 1e-6f), (h.KeyValueHeads, h.HeadDim, h.NormEpsilon));
         Assert.Equal((1e6f, 1e4f, 8f), (h.RopeTheta, h.LocalRopeTheta, h.RopeLinearFactor));
         Assert.Equal((4096, 256f, 131072, 0), (h.SlidingWindow, h.QueryPreAttentionScalar, h.ContextLength, h.PadToken));
+        Assert.Equal((2, 1), (h.BosToken, h.EosToken));
         Assert.Equal([true, false, true, false], h.SlidingLayers);
+
+        // gemma-3-4b-it's form: the language model's text_config, the end ids from the top level.
+        h = Read("""
+            { "model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"], "eos_token_id": [1, 106], "image_token_index": 262144,
+              "text_config": { "model_type": "gemma3_text", "hidden_size": 64, "num_hidden_layers": 6, "num_attention_heads": 8, "num_key_value_heads": 4,
+                               "rope_scaling": { "rope_type": "linear", "factor": 8.0 }, "sliding_window": 1024 },
+              "vision_config": { "model_type": "siglip_vision_model", "hidden_size": 1152 } }
+            """);
+        Assert.Equal((8, 4, 256), (h.Heads, h.KeyValueHeads, h.HeadDim));
+        Assert.Equal((1e6f, 1e4f, 8f, 1024), (h.RopeTheta, h.LocalRopeTheta, h.RopeLinearFactor, h.SlidingWindow));
+        Assert.Equal((2, 1, 0), (h.BosToken, h.EosToken, h.PadToken));
+        Assert.Equal([true, true, true, true, true, false], h.SlidingLayers);
+        Assert.Contains("text_config", Assert.Throws<InvalidDataException>(() => Read("""{ "model_type": "gemma3", "vision_config": {} }""")).Message);
         Assert.Contains("rope_scaling", Assert.Throws<InvalidDataException>(() => Read("""
             { "model_type": "gemma3_text", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 2, "rope_scaling": { "rope_type": "yarn", "factor": 8.0 } }
             """)).Message);

@@ -85,12 +85,12 @@ public sealed record GgufHyperparameters
 
     /// <summary>
     /// Reads the hyperparameters from a Hugging Face <c>config.json</c> of a <c>gpt2</c>, <c>llama</c>, <c>mistral</c>,
-    /// <c>qwen2</c>, <c>qwen3</c>, <c>phi3</c>, <c>gemma3_text</c>, <c>t5</c> or <c>mt5</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
+    /// <c>qwen2</c>, <c>qwen3</c>, <c>phi3</c>, <c>gemma3_text</c> (or <c>gemma3</c>'s <c>text_config</c>), <c>t5</c> or <c>mt5</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
     /// <c>layer_norm_epsilon</c> 1e-5; Llama's, Qwen2's, Qwen3's and Phi-3's <c>num_key_value_heads</c> = heads, <c>head_dim</c> = hidden / heads,
     /// <c>rms_norm_eps</c> 1e-6, <c>rope_theta</c> 1e4 (also read from <c>rope_parameters</c>); Phi-3's <c>sliding_window</c> (null: 0);
     /// Gemma3TextConfig's for Gemma 3, as the compiler reads them (4 key/value heads, <c>head_dim</c> 256, ε 1e-6, θ 1e6, local θ
     /// (<c>rope_local_base_freq</c>) 1e4, <c>rope_scaling</c> linear or none, window 4096, the sliding layers from <c>layer_types</c>
-    /// or every <c>sliding_window_pattern</c>-th full (6), <c>query_pre_attn_scalar</c> 256, 131072 positions, padding id 0); T5Config's for
+    /// or every <c>sliding_window_pattern</c>-th full (6), <c>query_pre_attn_scalar</c> 256, 131072 positions, ids pad 0, eos 1, bos 2); T5Config's for
     /// T5 and mT5 (<c>num_heads</c> 8, <c>d_kv</c> 64, ε 1e-6, 32 buckets up to distance 128, start and padding id 0, end id 1,
     /// <c>feed_forward_proj</c> relu, tied for t5 and untied for mt5).
     /// An <c>eos_token_id</c> list gives its first id.
@@ -103,6 +103,16 @@ public sealed record GgufHyperparameters
         JsonElement root = document.RootElement;
         string modelType = String(root, "model_type") ?? throw new InvalidDataException($"'{configPath}' has no model_type");
         int bos = Integer(root, "bos_token_id") ?? -1, eos = Integer(root, "eos_token_id") ?? -1;
+        if (modelType == "gemma3")
+        {
+            // Gemma3ForConditionalGeneration (gemma-3-4b and larger): its language model's text_config, whose absent ids
+            // the top level gives.
+            if (!root.TryGetProperty("text_config", out JsonElement text) || text.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"'{configPath}': a gemma3 config needs a text_config (its language model)");
+            (root, modelType) = (text, "gemma3_text");
+            bos = Integer(root, "bos_token_id") ?? bos;
+            eos = Integer(root, "eos_token_id") ?? eos;
+        }
         switch (modelType)
         {
             case "gpt2":
@@ -175,7 +185,7 @@ public sealed record GgufHyperparameters
                 {
                     Heads = heads, KeyValueHeads = Integer(root, "num_key_value_heads") ?? 4, HeadDim = Integer(root, "head_dim") ?? 256,
                     NormEpsilon = Number(root, "rms_norm_eps") ?? 1e-6f, RopeTheta = theta,
-                    ContextLength = Integer(root, "max_position_embeddings") ?? 131072, BosToken = bos, EosToken = eos,
+                    ContextLength = Integer(root, "max_position_embeddings") ?? 131072, BosToken = bos >= 0 ? bos : 2, EosToken = eos >= 0 ? eos : 1,
                     PadToken = Integer(root, "pad_token_id") ?? 0,
                     SlidingWindow = Integer(root, "sliding_window") ?? 4096, SlidingLayers = sliding,
                     LocalRopeTheta = localTheta, RopeLinearFactor = linear,
@@ -204,7 +214,7 @@ public sealed record GgufHyperparameters
                 };
             }
             default:
-                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a model GGUF export knows (gpt2, llama, mistral, qwen2, qwen3, phi3, gemma3_text, t5, mt5)");
+                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a model GGUF export knows (gpt2, llama, mistral, qwen2, qwen3, phi3, gemma3_text, gemma3, t5, mt5)");
         }
 
         int Require(int? value, string key) => value ?? throw new InvalidDataException($"'{configPath}' has no {key}");
