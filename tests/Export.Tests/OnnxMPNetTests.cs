@@ -167,6 +167,33 @@ public sealed partial class OnnxExportTests
         Assert.False(File.Exists(gguf));
     }
 
+    /// <summary>
+    /// A sentence embedder with a Dense layer after the pooling (LaBSE's form): ONNX Runtime's sentence embeddings of a padded
+    /// batch equal ours within 1e-5, the graph holding the layer's product, bias and tanh between the pooling and the norm.
+    /// </summary>
+    [Fact]
+    public void DenseLayersAfterThePoolingMatchOurs()
+    {
+        var model = new OnnxBertDense(1);
+        Weights.Randomize(model, seed: 13);
+        model.Training = false;
+        ModelLayout layout = model.Layout;
+        Assert.Equal(Pooling.FirstToken, layout.Pooling);
+        string path = Export(model, GgufLlamaCppTests.Config("bert-dense"));
+        using var runner = new OnnxRuntimeRunner(path);
+        int s = layout.SeqLen;
+        int[] tokens = Tokens(layout, seed: 19).Select(t => t == layout.PadToken ? 1 : t).ToArray();
+        for (int t = 7; t < s; t++) tokens[s + t] = layout.PadToken;
+        float[] ours = model.Predict(tokens).ToArray();
+        Dictionary<string, float[]> theirs = runner.Run(layout.Batch, layout.SeqLen, Inputs(runner, layout, tokens));
+        double embeddings = Relative(ours, theirs["sentence_embedding"], OnnxBertDense.EmbeddingWidth);
+        output.WriteLine($"{layout.Name}: sentence embeddings relative {embeddings:G3}");
+        Assert.True(embeddings < Tolerance, $"sentence embeddings: relative {embeddings}");
+        ModelProto graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        Assert.Contains(graph.Graph.Node, n => n.OpType == "Tanh" && n.Output[0] == "2_Dense_output");
+        Assert.Contains(graph.Graph.Initializer, i => i.Name.StartsWith("2_Dense", StringComparison.Ordinal));
+    }
+
     private static OnnxMPNet MPNet()
     {
         var model = new OnnxMPNet(1);

@@ -143,3 +143,8 @@ public partial class OnnxNomicBert { }
 // GGUF export refuses this fixture (two layers in three slide; llama.cpp's gemma3 slides five in six).
 [TransformerModel(Config = "HuggingFace/Configs/gemma3/config.json", SeqLen = 9, Batch = 2)]
 public partial class ExportGemma3 { }
+
+// A LaBSE-shaped sentence-transformers folder (the reference tests' bert-dense): BERT, [CLS] pooling and a Dense layer
+// 30 → 30 with bias and tanh, read from the folder's modules.
+[TransformerModel(Config = "HuggingFace/Configs/bert-dense/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class OnnxBertDense { }

@@ -34,6 +34,26 @@ internal static class SentenceTransformersFolder
     }
 
     /// <summary>
+    /// Whether the Dense module at <paramref name="folder"/>/<paramref name="module"/> applies tanh after its product
+    /// (<c>activation_function</c> <c>torch.nn.modules.activation.Tanh</c>, the module's default) or nothing (<c>Identity</c>).
+    /// </summary>
+    /// <exception cref="InvalidDataException">Its config.json is missing, or names another activation.</exception>
+    public static bool DenseTanh(string folder, string module)
+    {
+        string path = Path.Combine(folder, module, "config.json");
+        if (!File.Exists(path)) throw new InvalidDataException($"'{path}' does not exist: the Dense layer '{module}' says its activation there");
+        using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path));
+        string activation = document.RootElement.TryGetProperty("activation_function", out JsonElement value) && value.ValueKind == JsonValueKind.String
+            ? value.GetString()! : "torch.nn.modules.activation.Tanh";
+        return activation switch
+        {
+            "torch.nn.modules.activation.Tanh" => true,
+            "torch.nn.modules.linear.Identity" => false,
+            _ => throw new InvalidDataException($"'{path}': activation_function {activation} is neither Tanh nor Identity"),
+        };
+    }
+
+    /// <summary>
     /// The Dense modules <c>modules.json</c> in <paramref name="folder"/> lists, by path (empty when the folder has no such
     /// file): a folder whose embeddings go through Dense layers that a model was compiled without would give other
     /// embeddings than sentence-transformers does, so the loader refuses it.

@@ -24,6 +24,12 @@ internal enum OnnxPositions { Learned, Sinusoidal, SinusoidalSplit, SinusoidalFa
 internal enum OnnxFeedForward { GeluErf, GeluTanh, Relu, Silu, SwiGlu, GeGluTanh }
 
 /// <summary>
+/// One sentence-transformers Dense module (<paramref name="Module"/>, <c>2_Dense</c>): <c>activation(x·Wᵀ + b)</c>, the
+/// bias absent when the module has none, tanh or Identity.
+/// </summary>
+internal sealed record OnnxDense(string Module, ParameterTensor Weight, ParameterTensor? Bias, bool Tanh);
+
+/// <summary>
 /// The parameters of one layer, by role: each projection is one or more tensors stacked by rows, as the model multiplies
 /// them (GPT-2's c_attn and Phi-3's qkv_proj are q | k | v already, BERT and Llama keep q, k and v apart; Llama's gate and
 /// up, Phi-3's gate_up_proj).
@@ -114,6 +120,8 @@ internal sealed class OnnxArchitecture
     public int AttentionWindow { get; init; }
     public EncoderHead Head { get; init; }
     public Pooling Pooling { get; init; }
+    /// <summary>A sentence embedder's sentence-transformers Dense layers between the pooling and the normalization.</summary>
+    public IReadOnlyList<OnnxDense> Dense { get; init; } = [];
     public required ParameterTensor TokenEmbedding { get; init; }
     public ParameterTensor? PositionEmbedding { get; init; }
     /// <summary>The rows of <see cref="PositionEmbedding"/> before position 0 (RoBERTa's, up to its padding id; BART's 2, in both stacks).</summary>
@@ -309,9 +317,6 @@ internal sealed class OnnxArchitecture
     {
         if (layout.Family is CheckpointFamily.NomicBert or CheckpointFamily.Gemma3)
             throw new NotSupportedException($"{layout.Name}: the ONNX export of {layout.Family} models is not built");
-        foreach (ParameterTensor tensor in layout.Tensors)
-            if (SentenceTransformersFolder.ModuleOf(tensor.Name) is { } module)
-                throw new NotSupportedException($"{layout.Name}: the ONNX export of a sentence embedder with Dense layers after the pooling ({module}) is not built");
         using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));
         JsonElement config = document.RootElement;
         string modelType = String(config, "model_type") ?? throw new ArgumentException($"'{configPath}' has no model_type", nameof(configPath));
@@ -462,7 +467,25 @@ internal sealed class OnnxArchitecture
             PoolerRelu = distil,
             Classifier = d.Head == EncoderHead.SentenceEmbedding ? null : table.Take(classifier + ".weight"),
             ClassifierBias = d.Head == EncoderHead.SentenceEmbedding ? null : table.Take(classifier + ".bias"),
+            Dense = DenseLayers(layout, table, configPath),
         };
+    }
+
+    /// <summary>
+    /// A sentence embedder's Dense layers after the pooling, in the table's order (modules.json's), each with its weight,
+    /// its bias if it has one, and its activation, which only the module's config.json beside the model's says.
+    /// </summary>
+    private static List<OnnxDense> DenseLayers(ModelLayout layout, TensorTable table, string configPath)
+    {
+        var dense = new List<OnnxDense>();
+        string folder = Path.GetDirectoryName(Path.GetFullPath(configPath)) ?? ".";
+        foreach (ParameterTensor tensor in layout.Tensors)
+        {
+            if (SentenceTransformersFolder.ModuleOf(tensor.Name) is not { } module || !tensor.Name.EndsWith(".linear.weight", StringComparison.Ordinal)) continue;
+            dense.Add(new OnnxDense(module, table.Take(tensor.Name), table.Has(module + ".linear.bias") ? table.Take(module + ".linear.bias") : null,
+                SentenceTransformersFolder.DenseTanh(folder, module)));
+        }
+        return dense;
     }
 
     private static OnnxArchitecture Llama(ModelLayout layout, JsonElement config, TensorTable table, string configPath)

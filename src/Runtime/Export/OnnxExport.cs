@@ -159,7 +159,7 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
 /// BERT also <c>token_type_ids</c>. Positions are 0, 1, … in every row, as in the model (RoBERTa's and MPNet's table rows
 /// from the one after the padding id's, which is transformers' numbering when padding follows the tokens). A decoder
 /// outputs <c>logits</c> <c>[batch, sequence, vocab]</c> (no key/value cache: every position is computed); an encoder outputs
-/// <c>last_hidden_state</c> and, by its head, <c>sentence_embedding</c> <c>[batch, DModel]</c> (mean over unmasked positions,
+/// <c>last_hidden_state</c> and, by its head, <c>sentence_embedding</c> <c>[batch, EmbeddingWidth]</c> (mean over unmasked positions, or the first token, then any sentence-transformers Dense layers,
 /// L2-normalized), or class <c>logits</c> <c>[batch, classes]</c> (first token or mean) or <c>[batch, sequence, classes]</c>
 /// (tagging).</para>
 /// <para>An encoder–decoder takes the source as <c>input_ids</c> and <c>attention_mask</c> <c>[batch, encoder_sequence]</c>

@@ -93,9 +93,17 @@ internal sealed class OnnxGraphWriter
             if (_a.Head == EncoderHead.SentenceEmbedding)
             {
                 string pooled = Pool(x, attentionMask);
+                int width = _a.DModel;
+                foreach (OnnxDense dense in _a.Dense)
+                {
+                    // sentence-transformers' Dense: activation(linear(x)), Identity or tanh.
+                    pooled = Linear(dense.Module, pooled, [dense.Weight], dense.Bias is null ? null : [dense.Bias]);
+                    if (dense.Tanh) pooled = _g.Node("Tanh", [pooled], dense.Module + "_output");
+                    width = dense.Weight.Shape[0];
+                }
                 string norm = _g.Node("ReduceL2", [pooled], "embedding_norm", n => { B.Ints(n, "axes", 1); B.Int(n, "keepdims", 1); });
                 string embedding = _g.Node("Div", [pooled, _g.Node("Max", [norm, _g.Scalar(1e-12f)], "embedding_norm_clamped")], "sentence_embedding");
-                Output(embedding, "sentence_embedding", Batch, _a.DModel);
+                Output(embedding, "sentence_embedding", Batch, width);
             }
             else
             {
