@@ -139,6 +139,7 @@ public partial class ConfigTests
     [InlineData("in_features", "embeddinggemma/2_Dense/config.json: \"in_features\": 21 cannot be compiled: the module before it gives 20 features")]
     [InlineData("max pooling", "embeddinggemma/1_Pooling/config.json: \"pooling_mode_max_tokens\": true cannot be compiled")]
     [InlineData("module", "embeddinggemma/modules.json: \"type\": sentence_transformers.models.LayerNorm cannot be compiled")]
+    [InlineData("no transformer", "embeddinggemma/modules.json: \"type\": (none) cannot be compiled: the pipeline must start with the Transformer module")]
     [InlineData("missing dense", "embeddinggemma/3_Dense/config.json: \"(file)\": not part of the build cannot be compiled")]
     public void TG0042_what_a_sentence_transformers_folder_asks_and_the_head_cannot_compute(string what, string expected)
     {
@@ -148,6 +149,7 @@ public partial class ConfigTests
             "in_features" => SentenceTransformersFolder("embeddinggemma", EmbeddingGemma, dense2: Dense(21, 33, false, "linear.Identity")),
             "max pooling" => SentenceTransformersFolder("embeddinggemma", EmbeddingGemma, pooling: Pooling(true, false).Replace("\"pooling_mode_max_tokens\": false", "\"pooling_mode_max_tokens\": true")),
             "module" => SentenceTransformersFolder("embeddinggemma", EmbeddingGemma, modules: Modules.Replace("4_Normalize\", \"type\": \"sentence_transformers.models.Normalize", "4_LayerNorm\", \"type\": \"sentence_transformers.models.LayerNorm")),
+            "no transformer" => SentenceTransformersFolder("embeddinggemma", EmbeddingGemma, modules: Modules.Replace("{\"idx\": 0, \"name\": \"0\", \"path\": \"\", \"type\": \"sentence_transformers.models.Transformer\"},", "")),
             _ => SentenceTransformersFolder("embeddinggemma", EmbeddingGemma).Where(f => !f.Item1.Contains("3_Dense", StringComparison.Ordinal)).ToArray(),
         };
         Diagnostic d = SingleError(files, Embedder("embeddinggemma"), "TG0042", ConfigArgument("embeddinggemma"));

@@ -117,6 +117,7 @@ namespace TransformerGen.Generator
                         break;
                 }
             }
+            if (!transformer) _unsupported(file, "type", "(none)", "the pipeline must start with the Transformer module that config.json describes");
         }
 
         private void ReadPooling(string path)
