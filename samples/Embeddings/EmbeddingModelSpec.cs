@@ -65,7 +65,8 @@ public sealed record EmbeddingModelSpec(
         EmbeddingsSample.AllMpnetBaseV2.InferenceBytes);
 
     /// <summary>
-    /// google/embeddinggemma-300m as <see cref="EmbeddingsSample.EmbeddingGemma300m"/>: its Gemma tokenizer (SentencePiece,
+    /// google/embeddinggemma-300m as <see cref="EmbeddingsSample.EmbeddingGemma300m"/> (a gated repository: accept its license
+    /// on the Hub first): its Gemma tokenizer (SentencePiece,
     /// with the &lt;bos&gt; and &lt;eos&gt; its tokenizer_config.json asks for), the sentence-transformers modules with the two
     /// Dense layers' weights, and the prompts of its config_sentence_transformers.json for retrieval.
     /// </summary>
