@@ -44,6 +44,7 @@ public sealed class EmbeddingEngine : IAsyncDisposable
         ModelName = o.ModelName ?? served.Repository;
         Truncate = o.Truncate;
         MaxInputs = o.MaxInputs;
+        Prompts = SentencePrompts.Read(folder);
         (_tokenizer, WeightsBytes, Layout, _batcher) = Load(served, folder, o, _ => o.MaxBatch, metrics.ObserveBatch);
         metrics.TrackQueue(() => _batcher.Queued);
 
@@ -108,6 +109,9 @@ public sealed class EmbeddingEngine : IAsyncDisposable
 
     /// <summary>The width of an embedding: the last Dense layer's outputs (EmbeddingGemma's 768), or the hidden width.</summary>
     public int EmbeddingWidth => Layout.LogitsLength / Layout.Batch;
+
+    /// <summary>The folder's sentence-transformers prompts, which a request names in <c>prompt_name</c>.</summary>
+    public SentencePrompts Prompts { get; }
 
     /// <summary>Whether sentences longer than SeqLen are cut (else refused).</summary>
     public bool Truncate { get; }

@@ -12,7 +12,9 @@ namespace TransformerGen.EmbeddingServer;
 /// <summary>
 /// <c>POST /v1/embeddings</c> as OpenAI's API has it: <c>{"input": "text" | ["text", …], "encoding_format": "float" |
 /// "base64", "dimensions": d}</c> in (<c>dimensions</c>, as OpenAI's API has it for its Matryoshka-trained models and
-/// EmbeddingGemma's model card for its 512, 256 and 128: the first d components, normalized again to unit length); <c>{"object": "list", "data": [{"object": "embedding", "index": i, "embedding": […]}, …], "model",
+/// EmbeddingGemma's model card for its 512, 256 and 128: the first d components, normalized again to unit length;
+/// and, as text-embeddings-inference takes it, <c>"prompt_name"</c>: one of the folder's sentence-transformers prompts,
+/// put before every input, the folder's <c>default_prompt_name</c> when the request names none); <c>{"object": "list", "data": [{"object": "embedding", "index": i, "embedding": […]}, …], "model",
 /// "usage": {"prompt_tokens", "total_tokens"}}</c> out, in input order. Usage counts the tokens the model ran, [CLS] and
 /// [SEP] included, after any cut; <c>usage.truncated_inputs</c> lists the indices of the sentences cut at SeqLen.
 /// </summary>
@@ -122,7 +124,10 @@ public static class EmbeddingsEndpoint
         JsonElement root = document.RootElement;
         bool base64 = EncodingFormat(root);
         int? dimensions = Dimensions(root, engine.EmbeddingWidth);
+        string prompt = Prompt(root, engine.Prompts);
         List<string> texts = Inputs(root);
+        if (prompt.Length > 0)
+            for (int i = 0; i < texts.Count; i++) texts[i] = prompt + texts[i];
         if (texts.Count > engine.MaxInputs)
             throw new RequestError(StatusCodes.Status413PayloadTooLarge, $"'input' holds {texts.Count} sentences; this server takes at most {engine.MaxInputs} per request (--max-inputs).", "input");
 
@@ -171,6 +176,21 @@ public static class EmbeddingsEndpoint
         }
 
         return texts;
+    }
+
+    /// <summary>The text the request's <c>prompt_name</c> (or the folder's default) puts before each input; empty for none.</summary>
+    private static string Prompt(JsonElement root, SentencePrompts prompts)
+    {
+        string? name = prompts.DefaultName;
+        if (root.TryGetProperty("prompt_name", out JsonElement value) && value.ValueKind != JsonValueKind.Null)
+        {
+            name = value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+            if (name is null || !prompts.Prompts.ContainsKey(name))
+                throw new RequestError(StatusCodes.Status400BadRequest, prompts.Prompts.Count == 0
+                    ? $"'prompt_name' is {value.GetRawText()}, but this model's folder names no prompts ({SentencePrompts.FileName})."
+                    : $"'prompt_name' is {value.GetRawText()}; this model's prompts are {string.Join(", ", prompts.Prompts.Keys)}.", "prompt_name");
+        }
+        return name is null ? "" : prompts.Prompts[name];
     }
 
     /// <summary>The <c>dimensions</c> asked for: null for the whole embedding (absent or null), else 1 to its width.</summary>

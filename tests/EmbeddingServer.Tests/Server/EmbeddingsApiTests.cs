@@ -142,6 +142,7 @@ public sealed class EmbeddingsApiTests : IClassFixture<TinyBertFolder>, IDisposa
         { "{\"input\": [101, 102]}", "input[0] is a number; this server takes strings (not token ids)." },
         { "{\"input\": {\"text\": \"a\"}}", "'input' is an object; it must be a string or an array of strings." },
         { "{\"input\": \"a\", \"encoding_format\": \"int8\"}", "'encoding_format' is \"int8\"; it must be \"float\" or \"base64\"." },
+        { "{\"input\": \"a\", \"prompt_name\": \"query\"}", "'prompt_name' is \"query\", but this model's folder names no prompts (config_sentence_transformers.json)." },
         { "{\"input\": \"a\", \"dimensions\": 0}", $"'dimensions' is 0; it must be an integer from 1 to the embedding's {TinyBert.DModel}." },
         { "{\"input\": \"a\", \"dimensions\": 1000}", $"'dimensions' is 1000; it must be an integer from 1 to the embedding's {TinyBert.DModel}." },
         { "{\"input\": \"a\", \"dimensions\": \"8\"}", $"'dimensions' is \"8\"; it must be an integer from 1 to the embedding's {TinyBert.DModel}." },

@@ -9,7 +9,8 @@ namespace TransformerGen.EmbeddingServer.Tests.Support;
 /// <summary>
 /// An EmbeddingGemma of toy size as the server serves one (<see cref="TinyServedEmbeddingGemma"/>, compiled from
 /// tests/Samples.Tests' tiny-embeddinggemma folder and its sentence-transformers modules): its config and module files,
-/// seeded random weights (the model's own Save: the Dense layers in model.safetensors), and the tiny Gemma tokenizer with
+/// two of its prompts (config_sentence_transformers.json), seeded random weights (the model's own Save: the Dense layers in
+/// model.safetensors), and the tiny Gemma tokenizer with
 /// &lt;bos&gt; and &lt;eos&gt; around each text, whose &lt;image_soft_token&gt; lies one past the table.
 /// </summary>
 public sealed class TinyEmbeddingGemmaFolder : IDisposable
@@ -35,6 +36,11 @@ public sealed class TinyEmbeddingGemmaFolder : IDisposable
             File.Copy(file, target);
         }
         GemmaFolder.Write(Path, addEosToken: true);
+        // embeddinggemma-300m's config_sentence_transformers.json, two of its prompts.
+        Folder.Write("config_sentence_transformers.json", """
+            {"model_type": "SentenceTransformer", "prompts": {"query": "task: search result | query: ", "document": "title: none | text: "},
+             "default_prompt_name": null, "similarity_fn_name": "cosine"}
+            """);
         TinyServedEmbeddingGemma.ForInference(Seed).Save(Folder.File("model.safetensors"));
         // The module files sentence-transformers keeps them in; the model's own file holds them too, and wins.
         foreach (string module in new[] { "2_Dense", "3_Dense" }) File.WriteAllBytes(Folder.File(module + "/model.safetensors"), []);
