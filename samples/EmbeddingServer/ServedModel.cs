@@ -62,7 +62,7 @@ public sealed record ServedModel(
         Reranker = MsMarcoMiniLmL6V2,
     };
 
-    /// <summary>google/embeddinggemma-300m (<see cref="ServedEmbeddingGemma"/>): its Gemma tokenizer and the Dense layers' files; no reranker.</summary>
+    /// <summary>google/embeddinggemma-300m (<see cref="ServedEmbeddingGemma"/>): its Gemma tokenizer, the Dense layers' files and its prompts; no reranker.</summary>
     public static ServedModel EmbeddingGemma300m { get; } = new(
         "google/embeddinggemma-300m",
         EmbeddedConfig.Read(typeof(ServedModel).Assembly, "embeddinggemma-300m.config.json"),
@@ -70,8 +70,9 @@ public sealed record ServedModel(
         ServedEmbeddingGemma.LoadWeights,
         ServedEmbeddingGemma.ForInference)
     {
+        // config_sentence_transformers.json holds the prompts a request names in prompt_name.
         Files = ["config.json", HubModel.Weights, "tokenizer.model", "tokenizer_config.json", "modules.json", "1_Pooling/config.json",
-                 "2_Dense/config.json", "2_Dense/model.safetensors", "3_Dense/config.json", "3_Dense/model.safetensors"],
+                 "2_Dense/config.json", "2_Dense/model.safetensors", "3_Dense/config.json", "3_Dense/model.safetensors", SentencePrompts.FileName],
     };
 
     /// <summary>The files a folder of this model must hold (as on the Hub): a BERT-tokenized folder's unless the model says otherwise.</summary>

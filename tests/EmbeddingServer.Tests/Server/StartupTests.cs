@@ -73,7 +73,7 @@ public sealed class StartupTests(TinyBertFolder folder) : IClassFixture<TinyBert
         // EmbeddingGemma's folder is told its own files: the Gemma tokenizer's and the sentence-transformers modules'.
         using var gemma = new TempFolder();
         gemma.Write("config.json", ServedModel.EmbeddingGemma300m.CompiledConfig);
-        Assert.StartsWith($"The model folder '{gemma.Path}' lacks model.safetensors, tokenizer.model, tokenizer_config.json, modules.json, 1_Pooling/config.json, 2_Dense/config.json, 2_Dense/model.safetensors, 3_Dense/config.json, 3_Dense/model.safetensors (download them from https://huggingface.co/google/embeddinggemma-300m)",
+        Assert.StartsWith($"The model folder '{gemma.Path}' lacks model.safetensors, tokenizer.model, tokenizer_config.json, modules.json, 1_Pooling/config.json, 2_Dense/config.json, 2_Dense/model.safetensors, 3_Dense/config.json, 3_Dense/model.safetensors, config_sentence_transformers.json (download them from https://huggingface.co/google/embeddinggemma-300m)",
                           Start(gemma.Path).Message);
     }
 
