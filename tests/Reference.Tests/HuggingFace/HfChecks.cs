@@ -135,6 +135,28 @@ internal static class HfChecks
 
     public static double Norm(float[] v) => Math.Sqrt(v.Sum(x => (double)x * x));
 
+    /// <summary>max |a − b| over two float64 results of the same length.</summary>
+    public static double MaxDifference(double[] a, double[] b)
+    {
+        Assert.Equal(a.Length, b.Length);
+        return a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
+    }
+
+    /// <summary><paramref name="count"/> standard normal draws (Box–Muller over System.Random), seeded.</summary>
+    public static double[] Normals(int count, int seed)
+    {
+        var rng = new Random(seed);
+        return Enumerable.Range(0, count).Select(_ => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble())).ToArray();
+    }
+
+    /// <summary>A new empty folder under the temporary path, named from <paramref name="prefix"/>; the caller deletes it.</summary>
+    public static string TemporaryFolder(string prefix)
+    {
+        string folder = Path.Combine(Path.GetTempPath(), prefix + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(folder);
+        return folder;
+    }
+
     /// <summary>The cosine of two vectors, in double.</summary>
     public static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {

@@ -147,9 +147,9 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
         (int[] tokens, int[] mask) = Inputs();
         var written = new WrittenOut(reference, reference.Model.Config, Mistake.None);
         double[] expected = ReferenceEmbeddings(reference, tokens, mask);
-        double error = MaxDifference(expected, written.Embeddings(tokens, mask, Batch, Length));
+        double error = HfChecks.MaxDifference(expected, written.Embeddings(tokens, mask, Batch, Length));
         double[] hidden = ReferenceHidden(reference, tokens, mask);
-        double hiddenError = MaxDifference(hidden, written.Hidden(tokens, mask, Batch, Length)) / hidden.Max(Math.Abs);
+        double hiddenError = HfChecks.MaxDifference(hidden, written.Hidden(tokens, mask, Batch, Length)) / hidden.Max(Math.Abs);
         output.WriteLine($"written out vs reference: embeddings {error:E2} (largest entry {expected.Max(Math.Abs):F3}), hidden states {hiddenError:E2} of the largest");
         Assert.True(error < 1e-12, $"the written-out embeddings differ from the reference by {error:E2}");
         Assert.True(hiddenError < 1e-12, $"the written-out hidden states differ from the reference by {hiddenError:E2} of the largest");
@@ -167,7 +167,7 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
         double[] expected = ReferenceEmbeddings(reference, tokens, mask);
         foreach (Mistake mistake in Enum.GetValues<Mistake>().Where(m => m != Mistake.None))
         {
-            double error = MaxDifference(expected, new WrittenOut(reference, reference.Model.Config, mistake).Embeddings(tokens, mask, Batch, Length));
+            double error = HfChecks.MaxDifference(expected, new WrittenOut(reference, reference.Model.Config, mistake).Embeddings(tokens, mask, Batch, Length));
             output.WriteLine($"{mistake}: {error:E2}");
             Assert.True(error > 1e-3, $"{mistake}: the written-out model still matches the reference ({error:E2})");
         }
@@ -190,9 +190,9 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
         float[] padded = single.SentenceEmbeddings(tokens, mask, Batch, Length);
         float[] alone = single.SentenceEmbeddings(tokens[Length..(Length + real)], Enumerable.Repeat(1, real).ToArray(), 1, real);
         float[] unmasked = single.SentenceEmbeddings(tokens[Length..], Enumerable.Repeat(1, Length).ToArray(), 1, Length);
-        double paddingError = MaxDifference(padded[Out..].Select(v => (double)v).ToArray(), alone.Select(v => (double)v).ToArray());
-        double withoutMask = MaxDifference(unmasked.Select(v => (double)v).ToArray(), alone.Select(v => (double)v).ToArray());
-        double precisionError = MaxDifference(ReferenceEmbeddings(precise, tokens, mask), padded.Select(v => (double)v).ToArray());
+        double paddingError = HfChecks.MaxDifference(padded[Out..].Select(v => (double)v).ToArray(), alone.Select(v => (double)v).ToArray());
+        double withoutMask = HfChecks.MaxDifference(unmasked.Select(v => (double)v).ToArray(), alone.Select(v => (double)v).ToArray());
+        double precisionError = HfChecks.MaxDifference(ReferenceEmbeddings(precise, tokens, mask), padded.Select(v => (double)v).ToArray());
         output.WriteLine($"padded vs alone {paddingError:E2}; padding left unmasked moves it by {withoutMask:E2}; float32 vs float64 {precisionError:E2}");
         Assert.Equal(Batch * Out, padded.Length);
         Assert.True(paddingError < 1e-6, $"padding changed the embedding by {paddingError:E2}");
@@ -216,7 +216,7 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
         using HfReference single = HfReference.Create(ConfigPath, Seed);
         (int[] tokens, int[] mask) = Inputs();
         Assert.Contains(Pad, tokens);
-        float[] upstream = Normals(Batch * Out, seed: 10).Select(v => (float)v).ToArray();
+        float[] upstream = HfChecks.Normals(Batch * Out, seed: 10).Select(v => (float)v).ToArray();
         Dictionary<string, float[]> gradients = precise.EmbeddingGradients(tokens, mask, Batch, Length, upstream);
         Assert.Equal(precise.ParameterNames.Order(StringComparer.Ordinal), gradients.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(1 + Layers * 13 + 1 + 3, gradients.Count);
@@ -275,7 +275,7 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
     [MemberData(nameof(FileVariants))]
     public void Saved_folder_is_a_sentence_transformers_folder(HfWriteOptions options)
     {
-        string folder = TemporaryFolder();
+        string folder = HfChecks.TemporaryFolder("tg-embeddinggemma-");
         try
         {
             using HfReference reference = HfReference.Create(ConfigPath, Seed);
@@ -357,7 +357,7 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
     [Fact]
     public void Bf16_files_hold_the_values_the_reference_computes_with()
     {
-        string folder = TemporaryFolder();
+        string folder = HfChecks.TemporaryFolder("tg-embeddinggemma-");
         try
         {
             using HfReference reference = HfReference.Create(ConfigPath, Seed);
@@ -385,7 +385,7 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
     [Fact]
     public void Options_that_do_not_apply_are_refused()
     {
-        string folder = TemporaryFolder();
+        string folder = HfChecks.TemporaryFolder("tg-embeddinggemma-");
         try
         {
             using HfReference reference = HfReference.Create(ConfigPath, Seed);
@@ -508,7 +508,7 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
     // A copy of the fixture folder (config.json and the modules' files), changed by edit, read by read, then deleted.
     private static T WithEditedCopy<T>(Action<string> edit, Func<string, T> read)
     {
-        string folder = TemporaryFolder(), source = Path.GetDirectoryName(ConfigPath)!;
+        string folder = HfChecks.TemporaryFolder("tg-embeddinggemma-"), source = Path.GetDirectoryName(ConfigPath)!;
         try
         {
             foreach (string file in ModuleFiles.Prepend("config.json"))
@@ -541,28 +541,9 @@ public sealed class HfEmbeddingGemmaSelfTests(ITestOutputHelper output)
         File.WriteAllText(path, list.ToJsonString());
     }
 
-    private static double MaxDifference(double[] a, double[] b)
-    {
-        Assert.Equal(a.Length, b.Length);
-        return a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
-    }
-
     private static int[] Tokens(int count, int seed)
     {
         var rng = new Random(seed);
         return Enumerable.Range(0, count).Select(_ => rng.Next(Vocab)).ToArray();
-    }
-
-    private static double[] Normals(int count, int seed)
-    {
-        var rng = new Random(seed);
-        return Enumerable.Range(0, count).Select(_ => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble())).ToArray();
-    }
-
-    private static string TemporaryFolder()
-    {
-        string folder = Path.Combine(Path.GetTempPath(), $"tg-embeddinggemma-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(folder);
-        return folder;
     }
 }

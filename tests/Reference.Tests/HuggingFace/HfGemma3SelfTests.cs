@@ -172,7 +172,7 @@ public sealed class HfGemma3SelfTests(ITestOutputHelper output)
         (int[] tokens, int[] mask) = Inputs();
         double[] expected = ReferenceLogits(reference, tokens, mask);
         double scale = expected.Max(Math.Abs);
-        double error = MaxDifference(expected, new WrittenOut(reference, reference.Model.Config, Mistake.None).Logits(tokens, mask, Batch, Length)) / scale;
+        double error = HfChecks.MaxDifference(expected, new WrittenOut(reference, reference.Model.Config, Mistake.None).Logits(tokens, mask, Batch, Length)) / scale;
         output.WriteLine($"largest logit {scale:F3}; written out vs reference {error:E2} of it");
         Assert.True(error < 1e-9, $"the written-out model differs from the reference by {error:E2} of the largest logit");
     }
@@ -184,7 +184,7 @@ public sealed class HfGemma3SelfTests(ITestOutputHelper output)
     [Fact]
     public void Attention_biases_and_an_untied_head_follow_the_written_out_model()
     {
-        string folder = TemporaryFolder();
+        string folder = HfChecks.TemporaryFolder("tg-gemma3-");
         try
         {
             JsonObject json = JsonNode.Parse(File.ReadAllText(ConfigPath))!.AsObject();
@@ -200,7 +200,7 @@ public sealed class HfGemma3SelfTests(ITestOutputHelper output)
             (int[] tokens, int[] mask) = Inputs();
             double[] expected = ReferenceLogits(reference, tokens, mask);
             double scale = expected.Max(Math.Abs);
-            double error = MaxDifference(expected, new WrittenOut(reference, reference.Model.Config, Mistake.None).Logits(tokens, mask, Batch, Length)) / scale;
+            double error = HfChecks.MaxDifference(expected, new WrittenOut(reference, reference.Model.Config, Mistake.None).Logits(tokens, mask, Batch, Length)) / scale;
             output.WriteLine($"with biases, untied: written out vs reference {error:E2} of the largest logit");
             Assert.True(error < 1e-9, $"with biases and an untied head, the written-out model differs by {error:E2}");
         }
@@ -224,7 +224,7 @@ public sealed class HfGemma3SelfTests(ITestOutputHelper output)
         double scale = expected.Max(Math.Abs);
         foreach (Mistake mistake in Enum.GetValues<Mistake>().Where(m => m != Mistake.None))
         {
-            double error = MaxDifference(expected, new WrittenOut(reference, reference.Model.Config, mistake).Logits(tokens, mask, Batch, Length)) / scale;
+            double error = HfChecks.MaxDifference(expected, new WrittenOut(reference, reference.Model.Config, mistake).Logits(tokens, mask, Batch, Length)) / scale;
             output.WriteLine($"{mistake}: {error:E2} of the largest logit");
             Assert.True(error > 1e-3, $"{mistake}: the written-out model still matches the reference ({error:E2})");
         }
@@ -238,7 +238,7 @@ public sealed class HfGemma3SelfTests(ITestOutputHelper output)
         using HfReference single = HfReference.Create(ConfigPath, Seed);
         (int[] tokens, int[] mask) = Inputs();
         double[] expected = ReferenceLogits(precise, tokens, mask), actual = ReferenceLogits(single, tokens, mask);
-        double error = MaxDifference(expected, actual) / expected.Max(Math.Abs);
+        double error = HfChecks.MaxDifference(expected, actual) / expected.Max(Math.Abs);
         output.WriteLine($"float32 vs float64: {error:E2} of the largest logit");
         Assert.True(error < 1e-5, $"float32 vs float64 logits: {error:E2}");
         // Without a mask, HfReference.Logits is the same pass.
@@ -359,7 +359,7 @@ public sealed class HfGemma3SelfTests(ITestOutputHelper output)
     {
         (int[] tokens, int[] targets) = LossInputs();
         Assert.Contains(Pad, tokens);
-        string folder = TemporaryFolder();
+        string folder = HfChecks.TemporaryFolder("tg-gemma3-");
         try
         {
             JsonObject json = JsonNode.Parse(File.ReadAllText(ConfigPath))!.AsObject();
@@ -405,7 +405,7 @@ public sealed class HfGemma3SelfTests(ITestOutputHelper output)
                 for (int e = 0; e < E; e++) head[e] += weight * h[r * E + e];
             }
             double[] row0 = gradient[Pad].data<double>().ToArray();
-            double error = MaxDifference(head, row0) / head.Max(Math.Abs);
+            double error = HfChecks.MaxDifference(head, row0) / head.Max(Math.Abs);
             output.WriteLine($"tied padding row: gradient vs the head's part {error:E2} relative");
             Assert.True(error < 1e-12, $"the tied padding row's gradient is not the head's part alone: {error:E2}");
         }
@@ -435,7 +435,7 @@ public sealed class HfGemma3SelfTests(ITestOutputHelper output)
     [MemberData(nameof(FileVariants))]
     public void Saved_folder_holds_exactly_the_gemma3_names(HfWriteOptions options)
     {
-        string folder = TemporaryFolder();
+        string folder = HfChecks.TemporaryFolder("tg-gemma3-");
         try
         {
             using HfReference reference = HfReference.Create(ConfigPath, Seed);
@@ -490,7 +490,7 @@ public sealed class HfGemma3SelfTests(ITestOutputHelper output)
     [Fact]
     public void Unused_heads_are_refused()
     {
-        string folder = TemporaryFolder();
+        string folder = HfChecks.TemporaryFolder("tg-gemma3-");
         try
         {
             using HfReference reference = HfReference.Create(ConfigPath, Seed);
@@ -591,22 +591,9 @@ public sealed class HfGemma3SelfTests(ITestOutputHelper output)
         using (no_grad()) return objective().item<double>();
     }
 
-    private static double MaxDifference(double[] a, double[] b)
-    {
-        Assert.Equal(a.Length, b.Length);
-        return a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
-    }
-
     private static int[] Tokens(int count, int seed)
     {
         var rng = new Random(seed);
         return Enumerable.Range(0, count).Select(_ => rng.Next(Vocab)).ToArray();
-    }
-
-    private static string TemporaryFolder()
-    {
-        string folder = Path.Combine(Path.GetTempPath(), $"tg-gemma3-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(folder);
-        return folder;
     }
 }

@@ -310,7 +310,7 @@ public sealed class HfMPNetSelfTests(ITestOutputHelper output)
         int[] mask = Enumerable.Range(0, batch * length).Select(i => i < length + 4 ? 1 : 0).ToArray();
         for (int i = 0; i < mask.Length; i++) if (mask[i] == 0) tokens[i] = Pad;
         tokens[3] = Pad; // a real token with the padding id: its lookups pass no gradient (padding_idx), its values still count
-        float[] upstream = Normals(batch * D, seed: 10).Select(v => (float)v).ToArray();
+        float[] upstream = HfChecks.Normals(batch * D, seed: 10).Select(v => (float)v).ToArray();
         Dictionary<string, float[]> gradients = precise.EmbeddingGradients(tokens, mask, batch, length, upstream);
         Dictionary<string, float[]> singleGradients = single.EmbeddingGradients(tokens, mask, batch, length, upstream);
         Assert.Equal(precise.Model.UsedParameters.Select(e => e.Name).Order(StringComparer.Ordinal), gradients.Keys.Order(StringComparer.Ordinal));
@@ -471,12 +471,6 @@ public sealed class HfMPNetSelfTests(ITestOutputHelper output)
     {
         var rng = new Random(seed);
         return Enumerable.Range(0, count).Select(_ => rng.Next(3, Vocab)).ToArray();
-    }
-
-    private static double[] Normals(int count, int seed)
-    {
-        var rng = new Random(seed);
-        return Enumerable.Range(0, count).Select(_ => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble())).ToArray();
     }
 
     private static double MaxAbs(float[] a, float[] b)

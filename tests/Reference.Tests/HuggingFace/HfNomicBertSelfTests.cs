@@ -86,7 +86,7 @@ public sealed class HfNomicBertSelfTests(ITestOutputHelper output)
         using DisposeScope scope = NewDisposeScope();
         (Tensor cos, Tensor sin) = nomic.RotaryTables(length);
         Assert.Equal(new long[] { length, HeadDim / 2 }, cos.shape);
-        double[] q = Normals(HeadDim, seed: 3), k = Normals(HeadDim, seed: 4);
+        double[] q = HfChecks.Normals(HeadDim, seed: 3), k = HfChecks.Normals(HeadDim, seed: 4);
         float[] rotatedQ = Rotated(q), rotatedK = Rotated(k);
 
         double worstFormula = 0;
@@ -256,7 +256,7 @@ public sealed class HfNomicBertSelfTests(ITestOutputHelper output)
         int[] mask = Enumerable.Range(0, batch * length).Select(i => i < length + 4 ? 1 : 0).ToArray();
         for (int i = 0; i < mask.Length; i++) if (mask[i] == 0) tokens[i] = 0;
         tokens[3] = 0; // a real token with the padding id: its lookup passes no gradient (padding_idx), its value still counts
-        float[] upstream = Normals(batch * D, seed: 10).Select(v => (float)v).ToArray();
+        float[] upstream = HfChecks.Normals(batch * D, seed: 10).Select(v => (float)v).ToArray();
         Dictionary<string, float[]> gradients = precise.EmbeddingGradients(tokens, mask, batch, length, upstream);
         Dictionary<string, float[]> singleGradients = single.EmbeddingGradients(tokens, mask, batch, length, upstream);
         Assert.Equal(precise.Model.UsedParameters.Select(e => e.Name).Order(StringComparer.Ordinal), gradients.Keys.Order(StringComparer.Ordinal));
@@ -373,12 +373,6 @@ public sealed class HfNomicBertSelfTests(ITestOutputHelper output)
     {
         var rng = new Random(seed);
         return Enumerable.Range(0, count).Select(_ => rng.Next(1, Vocab)).ToArray();
-    }
-
-    private static double[] Normals(int count, int seed)
-    {
-        var rng = new Random(seed);
-        return Enumerable.Range(0, count).Select(_ => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble())).ToArray();
     }
 
     private static double MaxAbs(float[] a, float[] b)

@@ -165,7 +165,7 @@ public sealed class HfReferenceSelfTests(ITestOutputHelper output)
     [Fact]
     public void Grouped_query_attention_equals_repeated_key_value_heads()
     {
-        string folder = TemporaryFolder();
+        string folder = HfChecks.TemporaryFolder("hf-reference-");
         try
         {
             JsonObject json = JsonNode.Parse(File.ReadAllText(HfFixtures.ConfigPath("llama-gqa")))!.AsObject();
@@ -387,7 +387,7 @@ public sealed class HfReferenceSelfTests(ITestOutputHelper output)
     [MemberData(nameof(FileVariants))]
     public void Saved_folder_reads_back(string name, HfWriteOptions options)
     {
-        string folder = TemporaryFolder();
+        string folder = HfChecks.TemporaryFolder("hf-reference-");
         try
         {
             using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(name), Seed);
@@ -715,12 +715,5 @@ public sealed class HfReferenceSelfTests(ITestOutputHelper output)
         double m = 0;
         for (int i = 0; i < a.Length; i++) m = Math.Max(m, Math.Abs((double)a[i] - b[i]));
         return m;
-    }
-
-    private static string TemporaryFolder()
-    {
-        string folder = Path.Combine(Path.GetTempPath(), "hf-reference-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(folder);
-        return folder;
     }
 }
