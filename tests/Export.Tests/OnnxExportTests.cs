@@ -34,6 +34,7 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
             "qwen3" => new OnnxQwen3(1),
             "qwen3-bias" => new OnnxQwen3Bias(1),
             "phi3" => new OnnxPhi3(1),
+            "gemma3" => new ExportGemma3(1),
             "native-rotary" => new OnnxNativeRotary(1),
             "native-windowed" => new OnnxNativeWindowed(1),
             "native-learned" => new OnnxNativeLearned(1),
@@ -108,6 +109,7 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
     [InlineData("qwen3")]
     [InlineData("qwen3-bias")]
     [InlineData("phi3")]
+    [InlineData("gemma3")]
     [InlineData("native-rotary")]
     [InlineData("native-windowed")]
     [InlineData("native-learned")]

@@ -30,6 +30,7 @@ public sealed class OnnxKeyValueCacheTests(ITestOutputHelper output) : IDisposab
             "qwen2" => new OnnxQwen2(1),
             "qwen3" => new OnnxQwen3(1),
             "phi3" => new OnnxPhi3(1),
+            "gemma3" => new ExportGemma3(1),
             "native-rotary" => new OnnxNativeRotary(1),
             "native-windowed" => new OnnxNativeWindowed(1),
             _ => new OnnxNativeLearned(1),
@@ -45,6 +46,7 @@ public sealed class OnnxKeyValueCacheTests(ITestOutputHelper output) : IDisposab
     [InlineData("qwen2")]
     [InlineData("qwen3")]
     [InlineData("phi3")]
+    [InlineData("gemma3")]
     [InlineData("native-rotary")]
     [InlineData("native-windowed")]
     [InlineData("native-learned")]

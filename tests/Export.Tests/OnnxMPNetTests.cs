@@ -153,18 +153,43 @@ public sealed partial class OnnxExportTests
     }
 
     [Fact]
-    public void Gemma3ExportsAreRefused()
+    public void Gemma3GgufRefusesAFixtureLlamaCppCannotCompute()
     {
         var model = new ExportGemma3(1);
-        string onnx = Path.Combine(_folder, "gemma3.onnx"), gguf = Path.Combine(_folder, "gemma3.gguf");
-        var e = Assert.Throws<NotSupportedException>(() => model.SaveOnnx(onnx, new OnnxExportOptions { Config = GgufLlamaCppTests.Config("gemma3") }));
-        Assert.Equal("ExportGemma3: the ONNX export of Gemma3 models is not built", e.Message);
+        string gguf = Path.Combine(_folder, "gemma3.gguf");
         // The GGUF export writes Gemma 3 as llama.cpp's gemma3 (Gemma3ExportTests), but not this fixture: its layers slide
-        // two in three (_sliding_window_pattern 3), where llama.cpp's gemma3 slides five in six.
-        e = Assert.Throws<NotSupportedException>(() => model.SaveGguf(gguf, GgufLlamaCppTests.Config("gemma3")));
+        // two in three (_sliding_window_pattern 3), where llama.cpp's gemma3 slides five in six. Its ONNX export is
+        // DecoderLogitsMatchOurs's and the cached graph's.
+        var e = Assert.Throws<NotSupportedException>(() => model.SaveGguf(gguf, GgufLlamaCppTests.Config("gemma3")));
         Assert.StartsWith("ExportGemma3: layer_types (or sliding_window_pattern) make layer 2 full (SSF", e.Message);
-        Assert.False(File.Exists(onnx));
         Assert.False(File.Exists(gguf));
+    }
+
+    /// <summary>
+    /// EmbeddingGemma's graph (bidirectional Gemma 3 layers, the two-sided window on the sliding layers, the final norm,
+    /// mean pooling and both Dense layers) run by ONNX Runtime on a padded batch: sentence embeddings and the last hidden
+    /// states of the real tokens equal ours within 1e-5 of the largest value.
+    /// </summary>
+    [Fact]
+    public void EmbeddingGemmaSentenceEmbeddingsMatchOurs()
+    {
+        var model = new OnnxEmbeddingGemma(1);
+        Weights.Randomize(model, seed: 11);
+        model.Training = false;
+        ModelLayout layout = model.Layout;
+        using var runner = new OnnxRuntimeRunner(Export(model, GgufLlamaCppTests.Config("embeddinggemma")));
+        int s = layout.SeqLen, pad = layout.PadToken;
+        int[] tokens = Tokens(layout, seed: 23);
+        for (int t = s - 3; t < s; t++) tokens[s + t] = pad;      // sequence 1: three pads
+        for (int t = 4; t < s; t++) tokens[2 * s + t] = pad;      // sequence 2: four tokens
+        float[] ours = model.Predict(tokens).ToArray();
+        float[] oursHidden = model.LastHiddenState.ToArray();
+        Dictionary<string, float[]> theirs = runner.Run(layout.Batch, s, Inputs(runner, layout, tokens));
+        double embeddings = Relative(ours, theirs["sentence_embedding"], OnnxEmbeddingGemma.EmbeddingWidth);
+        double hidden = Relative(oursHidden, theirs["last_hidden_state"], OnnxEmbeddingGemma.DModel, row => tokens[row] != pad);
+        output.WriteLine($"{layout.Name}: sentence embeddings relative {embeddings:G3}, last hidden state (real tokens) {hidden:G3}");
+        Assert.True(embeddings < Tolerance, $"sentence embeddings: relative {embeddings}");
+        Assert.True(hidden < Tolerance, $"last hidden state: relative {hidden}");
     }
 
     /// <summary>

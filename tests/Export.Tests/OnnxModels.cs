@@ -139,10 +139,16 @@ public partial class OnnxMPNetClassifier { }
 [TransformerModel(Config = "HuggingFace/Configs/nomic-bert/config.json", SeqLen = 9, Batch = 2, Head = EncoderHead.SentenceEmbedding)]
 public partial class OnnxNomicBert { }
 
-// Gemma 3, whose ONNX export is not built (sandwich norms, (1 + w) scales, per-layer windows and rotary bases), and whose
-// GGUF export refuses this fixture (two layers in three slide; llama.cpp's gemma3 slides five in six).
+// Gemma 3 (the reference tests' fixture: sandwich norms, (1 + w) scales, a 4-key window on layers 0 and 1 with their own
+// rotary base, layer 2 global with linear scaling 8, scores × 12^−½), whose GGUF export refuses this fixture (two layers
+// in three slide; llama.cpp's gemma3 slides five in six).
 [TransformerModel(Config = "HuggingFace/Configs/gemma3/config.json", SeqLen = 9, Batch = 2)]
 public partial class ExportGemma3 { }
+
+// EmbeddingGemma (the reference tests' fixture: bidirectional Gemma 3, |i − j| ≤ 3 on the sliding layers, mean pooling,
+// Dense 20 → 33 → 17 with the second's bias and tanh).
+[TransformerModel(Config = "HuggingFace/Configs/embeddinggemma/config.json", SeqLen = 9, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class OnnxEmbeddingGemma { }
 
 // A LaBSE-shaped sentence-transformers folder (the reference tests' bert-dense): BERT, [CLS] pooling and a Dense layer
 // 30 → 30 with bias and tanh, read from the folder's modules.

@@ -43,7 +43,17 @@ internal sealed record OnnxLayerTensors(
     ParameterTensor FeedForwardNorm, ParameterTensor? FeedForwardNormBias,
     ParameterTensor[] Up, ParameterTensor[]? UpBias,
     ParameterTensor Down, ParameterTensor? DownBias,
-    ParameterTensor? QueryNorm = null, ParameterTensor? KeyNorm = null);
+    ParameterTensor? QueryNorm = null, ParameterTensor? KeyNorm = null)
+{
+    /// <summary>Gemma 3's norm of the attention's output before the residual sum (<c>post_attention_layernorm</c>).</summary>
+    public ParameterTensor? PostAttentionNorm { get; init; }
+
+    /// <summary>Gemma 3's norm of the feed-forward's output before the residual sum (<c>post_feedforward_layernorm</c>).</summary>
+    public ParameterTensor? PostFeedForwardNorm { get; init; }
+
+    /// <summary>Gemma 3: the layer attends through the sliding window, with the sliding layers' rotary table.</summary>
+    public bool Sliding { get; init; }
+}
 
 /// <summary>
 /// The cross-attention of a decoder layer of an encoder–decoder model: its norm, the query projection applied to the
@@ -115,6 +125,19 @@ internal sealed class OnnxArchitecture
     public required bool PreNorm { get; init; }
     public required OnnxPositions Positions { get; init; }
     public float RopeTheta { get; init; } = 10000f;
+    /// <summary>Gemma 3: the global layers' rotary positions divided by this factor (linear rope scaling); 1 for none.</summary>
+    public float RopeLinearFactor { get; init; } = 1f;
+    /// <summary>Gemma 3: the rotary base of the sliding layers (<c>rope_local_base_freq</c>); 0 when no layer slides.</summary>
+    public float LocalRopeTheta { get; init; }
+    /// <summary>
+    /// Gemma 3: how far a query on a sliding layer sees, in positions (the kernels' window): keys i − w … i in a decoder,
+    /// i − w … i + w in EmbeddingGemma's encoder; 0 when no layer slides.
+    /// </summary>
+    public int SlidingWindow { get; init; }
+    /// <summary>Gemma 3: every RMSNorm scales by 1 + weight.</summary>
+    public bool NormUnitOffset { get; init; }
+    /// <summary>The scores' factor where it is not 1/√headDim (Gemma 3's query_pre_attn_scalar^−½); 0 for that default.</summary>
+    public float ScoreScale { get; init; }
     public required OnnxFeedForward FeedForward { get; init; }
     public float EmbeddingScale { get; init; } = 1f;
     public int AttentionWindow { get; init; }
@@ -315,8 +338,9 @@ internal sealed class OnnxArchitecture
 
     private static OnnxArchitecture Family(ModelLayout layout, TransformerModelAttribute d, TensorTable table, string configPath)
     {
-        if (layout.Family is CheckpointFamily.NomicBert or CheckpointFamily.Gemma3)
+        if (layout.Family is CheckpointFamily.NomicBert)
             throw new NotSupportedException($"{layout.Name}: the ONNX export of {layout.Family} models is not built");
+        if (layout.Family is CheckpointFamily.Gemma3) return Gemma3(layout, d, table, configPath);
         using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));
         JsonElement config = document.RootElement;
         string modelType = String(config, "model_type") ?? throw new ArgumentException($"'{configPath}' has no model_type", nameof(configPath));
@@ -486,6 +510,76 @@ internal sealed class OnnxArchitecture
                 SentenceTransformersFolder.DenseTanh(folder, module)));
         }
         return dense;
+    }
+
+    /// <summary>
+    /// Gemma 3 (gemma3_text, or a gemma3 config's text_config; the compiler's FamilyNames.Gemma3): Llama's pre-norm layers
+    /// with every RMSNorm × (1 + w), a norm on each sub-layer's output too, q/k norms, GEGLU with the tanh GELU, embeddings
+    /// × √hidden, scores × query_pre_attn_scalar^−½, and the sliding layers' own window and rotary base beside the global
+    /// layers' (linearly scaled) one; EmbeddingGemma's bidirectional encoder (two-sided windows of sliding_window // 2) with
+    /// its sentence-transformers head. The hyperparameters are read as GGUF reads them (the same defaults).
+    /// </summary>
+    private static OnnxArchitecture Gemma3(ModelLayout layout, TransformerModelAttribute d, TensorTable table, string configPath)
+    {
+        using (JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath)))
+            if (String(document.RootElement, "model_type") is not ("gemma3_text" or "gemma3") and var other)
+                throw new ArgumentException($"'{configPath}' is a {other ?? "(no model_type)"} config; {layout.Name} was compiled from a Gemma3 one", nameof(configPath));
+        GgufHyperparameters h = GgufHyperparameters.FromConfig(configPath);
+        bool bidirectional = layout.Architecture == Architecture.EncoderOnly;
+        ParameterTensor embedding = table.Take("model.embed_tokens.weight");
+        var layers = new List<OnnxLayerTensors>();
+        for (int i = 0; table.Has($"model.layers.{i}.input_layernorm.weight"); i++)
+        {
+            string p = $"model.layers.{i}.";
+            layers.Add(new OnnxLayerTensors(
+                table.Take(p + "input_layernorm.weight"), null,
+                [table.Take(p + "self_attn.q_proj.weight"), table.Take(p + "self_attn.k_proj.weight"), table.Take(p + "self_attn.v_proj.weight")],
+                table.TakeAll(p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"),
+                table.Take(p + "self_attn.o_proj.weight"), table.TakeOptional(p + "self_attn.o_proj.bias"),
+                table.Take(p + "pre_feedforward_layernorm.weight"), null,
+                [table.Take(p + "mlp.gate_proj.weight"), table.Take(p + "mlp.up_proj.weight")], null,
+                table.Take(p + "mlp.down_proj.weight"), null,
+                table.Take(p + "self_attn.q_norm.weight"), table.Take(p + "self_attn.k_norm.weight"))
+            {
+                PostAttentionNorm = table.Take(p + "post_attention_layernorm.weight"),
+                PostFeedForwardNorm = table.Take(p + "post_feedforward_layernorm.weight"),
+                Sliding = h.SlidingLayers is { } kinds && i < kinds.Count && kinds[i],
+            });
+        }
+        int hidden = embedding.Shape[1];
+        // The kernels' window: a decoder's query sees the last sliding_window keys (itself included); EmbeddingGemma's sees
+        // |i − j| < sliding_window // 2 + 1 (Gemma3TextConfig halves the file's window for it).
+        int window = bidirectional ? h.SlidingWindow / 2 : h.SlidingWindow - 1;
+        return new OnnxArchitecture
+        {
+            Name = layout.Name,
+            Encoder = bidirectional,
+            Vocab = layout.Vocab,
+            DModel = hidden,
+            Heads = h.Heads,
+            KeyValueHeads = h.KeyValueHeads,
+            HeadDim = h.HeadDim,
+            SeqLen = layout.SeqLen,
+            RmsNorm = true,
+            NormEpsilon = h.NormEpsilon,
+            NormUnitOffset = true,
+            PreNorm = true,
+            Positions = OnnxPositions.RotaryHalf,
+            RopeTheta = h.RopeTheta,
+            RopeLinearFactor = h.RopeLinearFactor,
+            LocalRopeTheta = layers.Exists(l => l.Sliding) ? h.LocalRopeTheta : 0f,
+            SlidingWindow = layers.Exists(l => l.Sliding) ? window : 0,
+            ScoreScale = h.QueryPreAttentionScalar == h.HeadDim ? 0f : (float)(1.0 / Math.Sqrt(h.QueryPreAttentionScalar)),
+            FeedForward = OnnxFeedForward.GeGluTanh,
+            EmbeddingScale = (float)Math.Sqrt(hidden),
+            TokenEmbedding = embedding,
+            Layers = layers,
+            FinalNorm = table.Take("model.norm.weight"),
+            LanguageModelHead = bidirectional ? null : table.TakeOptional("lm_head.weight"),
+            Head = bidirectional ? EncoderHead.SentenceEmbedding : default,
+            Pooling = layout.Pooling,
+            Dense = bidirectional ? DenseLayers(layout, table, configPath) : [],
+        };
     }
 
     private static OnnxArchitecture Llama(ModelLayout layout, JsonElement config, TensorTable table, string configPath)

@@ -30,7 +30,7 @@ internal sealed class OnnxGraphWriter
     // encoder–decoder's cached decoder also each layer's cross-attention keys and values of every encoder position.
     private readonly List<(string Keys, string Values)> _presents = new(), _crossPresents = new();
     // The position tables of PositionRows rows, written once and sliced by each stream.
-    private string? _sinusoids, _cosTable, _sinTable;
+    private string? _sinusoids, _cosTable, _sinTable, _localCosTable, _localSinTable;
 
     /// <summary>
     /// One token stream (a model's only one, or an encoder's or decoder's): its length at run time, the position of its first
@@ -41,6 +41,11 @@ internal sealed class OnnxGraphWriter
     private sealed record TokenStream(string Prefix, string Length, string Start, string End, string? Cos, string? Sin)
     {
         public string? PositionBias { get; init; }
+
+        /// <summary>Gemma 3's sliding layers' rows of their own rotary tables.</summary>
+        public string? LocalCos { get; init; }
+
+        public string? LocalSin { get; init; }
     }
 
     /// <summary>What a decoder layer of an encoder–decoder attends to: the encoder's output and which of its positions are real.</summary>
@@ -79,8 +84,11 @@ internal sealed class OnnxGraphWriter
         TokenStream stream = WithRelativeBias(Stream(ids, ""), _a.RelativeAttentionBias, bidirectional: true, _a.SeqLen);
         string keys = KeyMask(attentionMask, "");
         string mask = SelfAttentionMask(stream, keys, causal: !_a.Encoder, _a.SeqLen);
+        // Gemma 3's sliding layers see only their window.
+        string? slidingMask = _a.SlidingWindow > 0 ? SelfAttentionMask(stream, keys, causal: !_a.Encoder, _a.SeqLen, _a.SlidingWindow, "sliding_") : null;
         string x = Embed(stream, ids, tokenTypes, _a.TokenEmbedding, _a.PositionEmbedding, _a.EmbeddingNorm, _a.EmbeddingNormBias);
-        for (int layer = 0; layer < _a.Layers.Count; layer++) x = Layer($"layers.{layer}.", _a.Layers[layer], x, stream, mask, null, null);
+        for (int layer = 0; layer < _a.Layers.Count; layer++)
+            x = Layer($"layers.{layer}.", _a.Layers[layer], x, stream, _a.Layers[layer].Sliding ? slidingMask! : mask, null, null);
         if (_a.FinalNorm is { } finalNorm) x = Norm("norm_f", x, finalNorm, _a.FinalNormBias);
 
         if (!_a.Encoder)
@@ -187,9 +195,13 @@ internal sealed class OnnxGraphWriter
         }
         string pastLength = SequenceAxisLength(past[0].Keys, "past_sequence_length");
         TokenStream stream = Stream(ids, "", positionIds, pastLength);
-        string mask = CachedAttentionMask(stream, KeyMask(attentionMask, ""), _a.SeqLen);
+        string keyMask = KeyMask(attentionMask, "");
+        string mask = CachedAttentionMask(stream, keyMask, _a.SeqLen, _a.AttentionWindow);
+        // Gemma 3's sliding layers see only the last keys of their window.
+        string? slidingMask = _a.SlidingWindow > 0 ? CachedAttentionMask(stream, keyMask, _a.SeqLen, _a.SlidingWindow, "sliding_") : null;
         string x = Embed(stream, ids, null, _a.TokenEmbedding, _a.PositionEmbedding, _a.EmbeddingNorm, _a.EmbeddingNormBias, positionIds);
-        for (int layer = 0; layer < _a.Layers.Count; layer++) x = Layer($"layers.{layer}.", _a.Layers[layer], x, stream, mask, null, null, past[layer]);
+        for (int layer = 0; layer < _a.Layers.Count; layer++)
+            x = Layer($"layers.{layer}.", _a.Layers[layer], x, stream, _a.Layers[layer].Sliding ? slidingMask! : mask, null, null, past[layer]);
         if (_a.FinalNorm is { } finalNorm) x = Norm("norm_f", x, finalNorm, _a.FinalNormBias);
         LogitsOutput(x, Sequence, _a.Vocab, _a.LanguageModelHead, _a.TokenEmbedding, null);
         for (int layer = 0; layer < _presents.Count; layer++)
@@ -235,7 +247,7 @@ internal sealed class OnnxGraphWriter
         }
         string pastLength = SequenceAxisLength(past[0].Keys, "decoder.past_sequence_length");
         TokenStream target = WithRelativeBias(Stream(ids, "decoder.", start: pastLength), decoder.RelativeAttentionBias, bidirectional: false, decoder.SeqLen);
-        string selfMask = CachedAttentionMask(target, decoderKeys, decoder.SeqLen);
+        string selfMask = CachedAttentionMask(target, decoderKeys, decoder.SeqLen, _a.AttentionWindow);
         string y = Embed(target, ids, null, decoder.TokenEmbedding, decoder.PositionEmbedding, decoder.EmbeddingNorm, decoder.EmbeddingNormBias);
         for (int layer = 0; layer < layers; layer++)
             y = Layer($"decoder.layers.{layer}.", decoder.Layers[layer], y, target, selfMask, decoder.CrossAttention[layer], memory, past[layer], crossPast[layer]);
@@ -259,13 +271,13 @@ internal sealed class OnnxGraphWriter
     /// <summary>
     /// Which keys each new query sees when the stream's first position is its cached length: query i is position
     /// past + i of the sequence and sees the real keys (<paramref name="keyMask"/>, when the stream has one) at or before it
-    /// (within the window, when the model has one), from the rows past … past + sequence of a table of
+    /// (within <paramref name="window"/> when it is not 0), from the rows past … past + sequence of a table of
     /// <paramref name="rows"/>².
     /// </summary>
-    private string CachedAttentionMask(TokenStream stream, string? keyMask, int rows)
+    private string CachedAttentionMask(TokenStream stream, string? keyMask, int rows, int window, string kind = "")
     {
-        string p = stream.Prefix;
-        string full = VisibilityTable(rows, causal: true);
+        string p = stream.Prefix + kind;
+        string full = VisibilityTable(rows, causal: true, window);
         string starts = _g.Node("Concat", [stream.Start, _g.Int64s(0)], p + "query_key_starts", a => B.Int(a, "axis", 0));
         string ends = _g.Node("Concat", [stream.End, stream.End], p + "query_key_ends", a => B.Int(a, "axis", 0));
         string square = _g.Node("Slice", [full, starts, ends, _g.Int64s(0, 1)], p + "query_key_mask"); // [sequence, past + sequence]
@@ -326,7 +338,9 @@ internal sealed class OnnxGraphWriter
         string Rows(string table, string stem) => positionIds is null
             ? StreamRows(table, first, end, stem)
             : _g.Node("Unsqueeze", [_g.Node("Gather", [table, positionIds], stem + "_per_token", n => B.Int(n, "axis", 0)), _g.Int64s(1)], stem);
-        return new TokenStream(prefix, length, first, end, Rows(_cosTable!, prefix + "rotary_cos_rows"), Rows(_sinTable!, prefix + "rotary_sin_rows"));
+        var stream = new TokenStream(prefix, length, first, end, Rows(_cosTable!, prefix + "rotary_cos_rows"), Rows(_sinTable!, prefix + "rotary_sin_rows"));
+        return _localCosTable is null ? stream
+            : stream with { LocalCos = Rows(_localCosTable, prefix + "rotary_local_cos_rows"), LocalSin = Rows(_localSinTable!, prefix + "rotary_local_sin_rows") };
     }
 
     /// <summary>
@@ -423,8 +437,17 @@ internal sealed class OnnxGraphWriter
         int half = _a.HeadDim / 2, n = _a.PositionRows;
         var cos = new float[n * half];
         var sin = new float[n * half];
-        if (_a.Positions == OnnxPositions.RotaryHalf) Kernels.Positional.RotaryTables(cos, sin, n, _a.HeadDim, _a.RopeTheta);
+        if (_a.Positions == OnnxPositions.RotaryHalf) Kernels.Positional.RotaryTables(cos, sin, n, _a.HeadDim, _a.RopeTheta, _a.RopeLinearFactor);
         else Kernels.Positional.RotaryTables(cos, sin, n, _a.HeadDim);
+        if (_a.LocalRopeTheta > 0)
+        {
+            // Gemma 3's sliding layers: their own base, never scaled.
+            var localCos = new float[n * half];
+            var localSin = new float[n * half];
+            Kernels.Positional.RotaryTables(localCos, localSin, n, _a.HeadDim, _a.LocalRopeTheta);
+            _localCosTable = _g.Floats("rotary_local_cos", [n, _a.HeadDim], Doubled(localCos));
+            _localSinTable = _g.Floats("rotary_local_sin", [n, _a.HeadDim], Doubled(localSin));
+        }
         float[] Doubled(float[] t)
         {
             var d = new float[n * _a.HeadDim];
@@ -451,13 +474,14 @@ internal sealed class OnnxGraphWriter
     /// (<paramref name="keyMask"/>, when the stream has one), and for a causal stack those at or before the query (and within
     /// the attention window, when the model has one), from a table of <paramref name="rows"/>² sliced to the stream's length.
     /// </summary>
-    private string SelfAttentionMask(TokenStream stream, string? keyMask, bool causal, int rows)
+    private string SelfAttentionMask(TokenStream stream, string? keyMask, bool causal, int rows, int window = -1, string kind = "")
     {
-        string p = stream.Prefix;
+        string p = stream.Prefix + kind;
+        if (window < 0) window = _a.AttentionWindow;
         string? mask = keyMask;
-        if (causal || _a.AttentionWindow > 0)
+        if (causal || window > 0)
         {
-            string full = VisibilityTable(rows, causal);
+            string full = VisibilityTable(rows, causal, window);
             string ends = _g.Node("Concat", [stream.Length, stream.Length], p + "query_key_ends", a => B.Int(a, "axis", 0));
             string square = _g.Node("Slice", [full, _g.Int64s(0, 0), ends, _g.Int64s(0, 1)], p + "query_key_mask"); // [sequence, sequence]
             mask = mask is null ? square : _g.Node("And", [mask, square], p + "attention_mask_bool"); // [batch, 1, sequence, sequence]
@@ -468,11 +492,10 @@ internal sealed class OnnxGraphWriter
 
     /// <summary>
     /// Whether query position i sees key position j, a bool initializer <c>[n, n]</c>: j ≤ i for a causal stack, and
-    /// |i − j| within the attention window when the model has one.
+    /// |i − j| within <paramref name="window"/> when it is not 0.
     /// </summary>
-    private string VisibilityTable(int n, bool causal)
+    private string VisibilityTable(int n, bool causal, int window)
     {
-        int window = _a.AttentionWindow;
         var table = new byte[n * n];
         for (int i = 0; i < n; i++)
             for (int j = 0; j < n; j++)
@@ -496,7 +519,10 @@ internal sealed class OnnxGraphWriter
         PastKeysValues? past = null, PastKeysValues? crossPast = null)
     {
         string attentionInput = _a.PreNorm ? Norm(p + "attention_norm", x, t.AttentionNorm, t.AttentionNormBias) : x;
-        string attended = SelfAttention(p, t, attentionInput, stream, mask, past);
+        // Gemma 3's sliding layers rotate with their own table.
+        TokenStream rotation = t.Sliding && stream.LocalCos is not null ? stream with { Cos = stream.LocalCos, Sin = stream.LocalSin } : stream;
+        string attended = SelfAttention(p, t, attentionInput, rotation, mask, past);
+        if (t.PostAttentionNorm is { } postAttention) attended = Norm(p + "post_attention_norm", attended, postAttention, null);
         string residual = _g.Node("Add", [x, attended], p + "residual1");
         if (!_a.PreNorm) residual = Norm(p + "attention_norm", residual, t.AttentionNorm, t.AttentionNormBias);
         if (cross is not null)
@@ -508,6 +534,7 @@ internal sealed class OnnxGraphWriter
         }
         string ffnInput = _a.PreNorm ? Norm(p + "ffn_norm", residual, t.FeedForwardNorm, t.FeedForwardNormBias) : residual;
         string ffn = FeedForward(p, t, ffnInput);
+        if (t.PostFeedForwardNorm is { } postFeedForward) ffn = Norm(p + "post_ffn_norm", ffn, postFeedForward, null);
         string output = _g.Node("Add", [residual, ffn], p + "output");
         if (!_a.PreNorm) output = Norm(p + "ffn_norm", output, t.FeedForwardNorm, t.FeedForwardNormBias);
         return output;
@@ -593,7 +620,7 @@ internal sealed class OnnxGraphWriter
             v = _g.Node("Unsqueeze", [v, _g.Int64s(2)], p + "v_grouped");
         }
         string scores = _g.Node("MatMul", [q, keysT], p + "scores");
-        if (!_a.UnscaledScores) scores = _g.Node("Mul", [scores, _g.Scalar(1f / MathF.Sqrt(d))], p + "scores_scaled");
+        if (!_a.UnscaledScores) scores = _g.Node("Mul", [scores, _g.Scalar(_a.ScoreScale != 0f ? _a.ScoreScale : 1f / MathF.Sqrt(d))], p + "scores_scaled");
         if (positionBias is not null) scores = _g.Node("Add", [scores, positionBias], p + "scores_biased");
         scores = _g.Node("Where", [mask, scores, _g.Scalar(MaskedScore)], p + "scores_masked");
         string probabilities = _g.Node("Softmax", [scores], p + "attention_probabilities", n => B.Int(n, "axis", -1));
@@ -669,11 +696,12 @@ internal sealed class OnnxGraphWriter
             string[] inputs = bias is null ? [x, Weight(weight)] : [x, Weight(weight), Weight(bias)];
             return _g.Node("LayerNormalization", inputs, stem, n => { B.Int(n, "axis", -1); B.Float(n, "epsilon", _a.NormEpsilon); });
         }
-        // x / sqrt(mean(x²) + eps) · w: the pattern ONNX Runtime fuses into SimplifiedLayerNormalization.
+        // x / sqrt(mean(x²) + eps) · w: the pattern ONNX Runtime fuses into SimplifiedLayerNormalization; Gemma 3's scale is 1 + w.
         string square = _g.Node("Pow", [x, _g.Scalar(2f)], stem + "_square");
         string mean = _g.Node("ReduceMean", [square], stem + "_mean_square", n => { B.Ints(n, "axes", -1); B.Int(n, "keepdims", 1); });
         string root = _g.Node("Sqrt", [_g.Node("Add", [mean, _g.Scalar(_a.NormEpsilon)], stem + "_plus_eps")], stem + "_rms");
-        return _g.Node("Mul", [_g.Node("Div", [x, root], stem + "_normalized"), Weight(weight)], stem);
+        string scale = _a.NormUnitOffset ? _g.Node("Add", [Weight(weight), _g.Scalar(1f)], stem + "_scale") : Weight(weight);
+        return _g.Node("Mul", [_g.Node("Div", [x, root], stem + "_normalized"), scale], stem);
     }
 
     /// <summary>The head's one vector per sequence <c>[batch, DModel]</c>: the mean over unmasked positions, or the first token.</summary>
