@@ -4,7 +4,7 @@ using BenchmarkDotNet.Attributes;
 namespace TransformerGen.Onnx.Bench;
 
 /// <summary>
-/// Sentence embeddings of a batch of 128-token sentences (all-MiniLM-L6-v2's shape, all-mpnet-base-v2's): ours (<c>Predict</c> on an inference instance)
+/// Sentence embeddings of a batch of 128-token sentences (all-MiniLM-L6-v2's shape, all-mpnet-base-v2's, embeddinggemma-300m's): ours (<c>Predict</c> on an inference instance)
 /// against ONNX Runtime 1.32.0 on our model's ONNX export (the same weights), fp32, and with 8-bit weights (our export's
 /// <see cref="OnnxWeightFormat.Int8Blocks"/>: MatMulNBits, blocks of 32, accuracy level 4, so ORT quantizes the activations
 /// to int8 per block), and ours with 8-bit weights (<see cref="WeightType.Int8"/>: the same blocks of 32, the 128-row
@@ -128,4 +128,12 @@ public class MPNetBatch8Encode : EncoderBenchmarks<MPNetBatch8>
     protected override MPNetBatch8 CreateModel(WeightType weights) => MPNetBatch8.ForInference(Bench.Seed, weights);
 
     protected override string ConfigName => "all-mpnet-base-v2";
+}
+
+/// <summary>embeddinggemma-300m, one sentence of 128 tokens (no padding).</summary>
+public class EmbeddingGemmaBatch1Encode : EncoderBenchmarks<EmbeddingGemmaBatch1>
+{
+    protected override EmbeddingGemmaBatch1 CreateModel(WeightType weights) => EmbeddingGemmaBatch1.ForInference(Bench.Seed, weights);
+
+    protected override string ConfigName => "embeddinggemma-300m";
 }

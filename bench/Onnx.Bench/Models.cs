@@ -23,3 +23,10 @@ public partial class MPNetBatch8 { }
 /// <summary>SmolLM2-135M (Llama: 30 layers, 576 wide, grouped-query attention 9/3, tied head), a prompt of 128 tokens.</summary>
 [TransformerModel(Config = "../Model.Bench/models/SmolLM2-135M/config.json", SeqLen = 128, Batch = 1)]
 public partial class SmolLm2Prefill { }
+
+/// <summary>
+/// google/embeddinggemma-300m (a bidirectional Gemma 3: 24 layers, 768 wide, 3 heads of 256 on one key/value head, then
+/// mean pooling and Dense 768 → 3072 → 768 from its sentence-transformers modules), one sentence of 128 tokens.
+/// </summary>
+[TransformerModel(Config = "../Model.Bench/models/embeddinggemma-300m/config.json", SeqLen = 128, Batch = 1, Head = EncoderHead.SentenceEmbedding)]
+public partial class EmbeddingGemmaBatch1 { }
