@@ -471,8 +471,10 @@ internal sealed class OnnxGraphWriter
 
     /// <summary>
     /// Which keys each query of a self-attention sees, as bool broadcast to the scores' shape: the real keys
-    /// (<paramref name="keyMask"/>, when the stream has one), and for a causal stack those at or before the query (and within
-    /// the attention window, when the model has one), from a table of <paramref name="rows"/>² sliced to the stream's length.
+    /// (<paramref name="keyMask"/>, when the stream has one), and for a causal stack those at or before the query, and within
+    /// <paramref name="window"/> positions when it is not 0 (the model's attention window unless given: Gemma 3's sliding
+    /// layers pass theirs, named with <paramref name="kind"/>), from a table of <paramref name="rows"/>² sliced to the
+    /// stream's length.
     /// </summary>
     private string SelfAttentionMask(TokenStream stream, string? keyMask, bool causal, int rows, int window = -1, string kind = "")
     {
