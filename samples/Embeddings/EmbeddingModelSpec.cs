@@ -15,14 +15,13 @@ namespace EmbeddingsSample;
 /// <param name="Files">The files the sample needs from it.</param>
 /// <param name="CompiledConfig">The text of the config.json the model class was compiled from.</param>
 /// <param name="SourceConfigPath">Where that config.json is in the repository (named when another model's folder is refused).</param>
-/// <param name="Load">Builds the inference-only model from a folder (the generated <c>ForInference(string)</c>).</param>
+/// <param name="Load">Builds the inference-only model from a folder with its matrices held as the <see cref="WeightType"/> given (the generated <c>ForInference(string, WeightType)</c>).</param>
 /// <param name="Description">The architecture and sizes, printed when the model loads.</param>
 /// <param name="Width">The embedding's width (the generated <c>DModel</c>).</param>
-/// <param name="InferenceBytes">The model's buffers (the generated <c>InferenceBytes</c>).</param>
 /// <param name="Prefixes">The task prefixes the model was trained with; null for a model that takes texts as they are.</param>
 public sealed record EmbeddingModelSpec(
-    string Repository, IReadOnlyList<string> Files, string CompiledConfig, string SourceConfigPath, Func<string, EncoderModel> Load,
-    string Description, int Width, long InferenceBytes, TaskPrefixes? Prefixes = null)
+    string Repository, IReadOnlyList<string> Files, string CompiledConfig, string SourceConfigPath, Func<string, WeightType, EncoderModel> Load,
+    string Description, int Width, TaskPrefixes? Prefixes = null)
 {
     /// <summary>What a BERT-tokenized folder holds: the config, the weights, and the WordPiece vocabulary and its settings.</summary>
     public static IReadOnlyList<string> BertFiles { get; } = ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"];
@@ -33,10 +32,9 @@ public sealed record EmbeddingModelSpec(
         BertFiles,
         EmbeddedConfig.Read(typeof(EmbeddingModelSpec).Assembly, "all-MiniLM-L6-v2.config.json"),
         "samples/Embeddings/models/all-MiniLM-L6-v2/config.json",
-        folder => EmbeddingsSample.MiniLm.ForInference(folder),
+        (folder, weights) => EmbeddingsSample.MiniLm.ForInference(folder, weights),
         $"BERT, {EmbeddingsSample.MiniLm.Layers} layers, {EmbeddingsSample.MiniLm.DModel} wide, {EmbeddingsSample.MiniLm.Heads} heads, {EmbeddingsSample.MiniLm.ParameterCount:N0} parameters",
-        EmbeddingsSample.MiniLm.DModel,
-        EmbeddingsSample.MiniLm.InferenceBytes);
+        EmbeddingsSample.MiniLm.DModel);
 
     /// <summary>
     /// nomic-ai/nomic-embed-text-v1.5 as <see cref="EmbeddingsSample.NomicEmbedTextV15"/>: its model card has documents
@@ -47,10 +45,9 @@ public sealed record EmbeddingModelSpec(
         BertFiles,
         EmbeddedConfig.Read(typeof(EmbeddingModelSpec).Assembly, "nomic-embed-text-v1.5.config.json"),
         "samples/Embeddings/models/nomic-embed-text-v1.5/config.json",
-        folder => EmbeddingsSample.NomicEmbedTextV15.ForInference(folder),
+        (folder, weights) => EmbeddingsSample.NomicEmbedTextV15.ForInference(folder, weights),
         $"NomicBERT (rotary), {EmbeddingsSample.NomicEmbedTextV15.Layers} layers, {EmbeddingsSample.NomicEmbedTextV15.DModel} wide, {EmbeddingsSample.NomicEmbedTextV15.Heads} heads, {EmbeddingsSample.NomicEmbedTextV15.ParameterCount:N0} parameters",
         EmbeddingsSample.NomicEmbedTextV15.DModel,
-        EmbeddingsSample.NomicEmbedTextV15.InferenceBytes,
         TaskPrefixes.Nomic);
 
     /// <summary>sentence-transformers/all-mpnet-base-v2 as <see cref="EmbeddingsSample.AllMpnetBaseV2"/>: texts as they are.</summary>
@@ -59,10 +56,9 @@ public sealed record EmbeddingModelSpec(
         BertFiles,
         EmbeddedConfig.Read(typeof(EmbeddingModelSpec).Assembly, "all-mpnet-base-v2.config.json"),
         "samples/Embeddings/models/all-mpnet-base-v2/config.json",
-        folder => EmbeddingsSample.AllMpnetBaseV2.ForInference(folder),
+        (folder, weights) => EmbeddingsSample.AllMpnetBaseV2.ForInference(folder, weights),
         $"MPNet (relative-position bias), {EmbeddingsSample.AllMpnetBaseV2.Layers} layers, {EmbeddingsSample.AllMpnetBaseV2.DModel} wide, {EmbeddingsSample.AllMpnetBaseV2.Heads} heads, {EmbeddingsSample.AllMpnetBaseV2.ParameterCount:N0} parameters",
-        EmbeddingsSample.AllMpnetBaseV2.DModel,
-        EmbeddingsSample.AllMpnetBaseV2.InferenceBytes);
+        EmbeddingsSample.AllMpnetBaseV2.DModel);
 
     /// <summary>
     /// google/embeddinggemma-300m as <see cref="EmbeddingsSample.EmbeddingGemma300m"/> (a gated repository: accept its license
@@ -76,10 +72,9 @@ public sealed record EmbeddingModelSpec(
          "2_Dense/config.json", "2_Dense/model.safetensors", "3_Dense/config.json", "3_Dense/model.safetensors"],
         EmbeddedConfig.Read(typeof(EmbeddingModelSpec).Assembly, "embeddinggemma-300m.config.json"),
         "samples/Embeddings/models/embeddinggemma-300m/config.json",
-        folder => EmbeddingsSample.EmbeddingGemma300m.ForInference(folder),
+        (folder, weights) => EmbeddingsSample.EmbeddingGemma300m.ForInference(folder, weights),
         $"Gemma 3 (bidirectional, Dense {EmbeddingsSample.EmbeddingGemma300m.DModel} → {EmbeddingsSample.EmbeddingGemma300m.EmbeddingWidth}), {EmbeddingsSample.EmbeddingGemma300m.Layers} layers, {EmbeddingsSample.EmbeddingGemma300m.DModel} wide, {EmbeddingsSample.EmbeddingGemma300m.Heads} heads, {EmbeddingsSample.EmbeddingGemma300m.ParameterCount:N0} parameters",
         EmbeddingsSample.EmbeddingGemma300m.EmbeddingWidth,
-        EmbeddingsSample.EmbeddingGemma300m.InferenceBytes,
         TaskPrefixes.EmbeddingGemma);
 
     /// <summary>The models the sample's program is compiled with.</summary>

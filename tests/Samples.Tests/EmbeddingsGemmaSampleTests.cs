@@ -70,6 +70,21 @@ public sealed class EmbeddingsGemmaSampleTests(TinyEmbeddingGemma fixture, ITest
     }
 
     [Fact]
+    public void With_weights_int8_the_similarities_are_the_8_bit_models_own()
+    {
+        (int exit, string output, string error) = EmbeddingsOutput.RunTiny(fixture.Folder, TinyEmbeddingGemma.Spec, "--weights", "int8");
+        Assert.True(exit == 0, error);
+        Assert.Matches(@"weights \d+\.\d\d s, int8, \d+ MB of buffers\)", output);
+        TinyEmbeddingGemmaModel reduced = TinyEmbeddingGemmaModel.ForInference(fixture.Path, WeightType.Int8);
+        float[] Embed8(string text)
+        {
+            int[] ids = [.. PretrainedTokenizer.FromFolder(fixture.Path).Encode(text)];
+            return reduced.Predict(ids, [ids.Length]).ToArray();
+        }
+        EmbeddingsOutput.AssertMatrix(output, [.. EmbeddingsApp.Sentences.Select(s => Embed8(Document + s))]);
+    }
+
+    [Fact]
     public void The_folders_tokenizer_puts_each_text_between_bos_and_eos()
     {
         IReadOnlyList<int> ids = PretrainedTokenizer.FromFolder(fixture.Path).Encode(Query + MiniLmFolder.Queries[0]);

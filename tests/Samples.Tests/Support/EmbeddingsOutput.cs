@@ -53,12 +53,12 @@ internal static partial class EmbeddingsOutput
 
     /// <summary>
     /// Runs the sample on a tiny model's folder with the search list of <see cref="MiniLmFolder"/> written beside it and its
-    /// queries, the program compiled with MiniLM and the tiny model.
+    /// queries (and <paramref name="more"/> arguments), the program compiled with MiniLM and the tiny model.
     /// </summary>
-    public static (int Exit, string Output, string Error) RunTiny(TempFolder folder, EmbeddingModelSpec tiny)
+    public static (int Exit, string Output, string Error) RunTiny(TempFolder folder, EmbeddingModelSpec tiny, params string[] more)
     {
         folder.Write("search.txt", string.Join("\n", MiniLmFolder.SearchList) + "\n");
-        string[] args = ["--model", folder.Path, "--sentences", folder.File("search.txt"), .. MiniLmFolder.Queries.SelectMany(q => new[] { "--query", q })];
+        string[] args = ["--model", folder.Path, "--sentences", folder.File("search.txt"), .. MiniLmFolder.Queries.SelectMany(q => new[] { "--query", q }), .. more];
         return Run([EmbeddingModelSpec.MiniLm, tiny], args);
     }
 

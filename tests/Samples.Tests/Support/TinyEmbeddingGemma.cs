@@ -26,10 +26,9 @@ public sealed class TinyEmbeddingGemma : IDisposable
         EmbeddingModelSpec.EmbeddingGemma300m.Files,
         File.ReadAllText(System.IO.Path.Combine(ModelFolder, "config.json")),
         "tests/Samples.Tests/Models/tiny-embeddinggemma/config.json",
-        folder => TinyEmbeddingGemmaModel.ForInference(folder),
+        (folder, weights) => TinyEmbeddingGemmaModel.ForInference(folder, weights),
         $"Gemma 3 (bidirectional, Dense {TinyEmbeddingGemmaModel.DModel} → {TinyEmbeddingGemmaModel.EmbeddingWidth}), {TinyEmbeddingGemmaModel.Layers} layers, {TinyEmbeddingGemmaModel.DModel} wide",
         TinyEmbeddingGemmaModel.EmbeddingWidth,
-        TinyEmbeddingGemmaModel.InferenceBytes,
         TaskPrefixes.EmbeddingGemma);
 
     public TinyEmbeddingGemma()

@@ -29,10 +29,9 @@ public sealed class TinyMPNet : IDisposable
         EmbeddingModelSpec.BertFiles,
         File.ReadAllText(ConfigPath),
         "tests/Samples.Tests/Models/tiny-mpnet/config.json",
-        folder => TinyMPNetModel.ForInference(folder),
+        (folder, weights) => TinyMPNetModel.ForInference(folder, weights),
         $"MPNet (relative-position bias), {TinyMPNetModel.Layers} layers, {TinyMPNetModel.DModel} wide",
-        TinyMPNetModel.DModel,
-        TinyMPNetModel.InferenceBytes);
+        TinyMPNetModel.DModel);
 
     public TinyMPNet()
     {

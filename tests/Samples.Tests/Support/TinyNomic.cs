@@ -28,10 +28,9 @@ public sealed class TinyNomic : IDisposable
         EmbeddingModelSpec.BertFiles,
         File.ReadAllText(ConfigPath),
         "tests/Samples.Tests/Models/tiny-nomic/config.json",
-        folder => TinyNomicModel.ForInference(folder),
+        (folder, weights) => TinyNomicModel.ForInference(folder, weights),
         $"NomicBERT (rotary), {TinyNomicModel.Layers} layers, {TinyNomicModel.DModel} wide",
         TinyNomicModel.DModel,
-        TinyNomicModel.InferenceBytes,
         TaskPrefixes.Nomic);
 
     public TinyNomic()
