@@ -12,6 +12,14 @@ namespace TransformerGen.Model.Tests;
     Positional = Positional.Rotary, Norm = NormPlacement.Pre, WeightType = WeightType.Int8)]
 public partial class Int8Decoder { }
 
+/// <summary>
+/// A sentence embedder whose token table (131 × 40) only lookups read: an inference instance holds it as it holds its
+/// matrices (8-bit blocks, bf16), as EmbeddingGemma's 262,144-row table.
+/// </summary>
+[TransformerModel(Architecture = Architecture.EncoderOnly, Vocab = 131, DModel = 40, Heads = 4, Layers = 1, DFF = 72, SeqLen = 9, Batch = 2,
+    Head = EncoderHead.SentenceEmbedding, PadToken = 0)]
+public partial class TableEmbedder { }
+
 /// <summary>A Marian (opus-mt-shaped, 64 wide so that its matrices have whole 32-weight blocks) from its config.</summary>
 [TransformerModel(Config = "Configs/marian-odd/config.json", SeqLen = 7, TargetSeqLen = 6)]
 public partial class HfMarianOdd { }
@@ -131,6 +139,47 @@ public sealed class WeightTypeTests : IDisposable
                 return model.Append(target).ToArray();
             }
         }
+    }
+
+    [Theory]
+    [InlineData(WeightType.BFloat16)]
+    [InlineData(WeightType.Int8)]
+    public void An_encoders_token_table_is_held_reduced_and_its_rows_read_as_the_rounded_table(WeightType type)
+    {
+        TableEmbedder exact = TableEmbedder.ForInference(7), reduced = TableEmbedder.ForInference(7, type);
+        ParameterTensor table = exact.ParameterTensors.Single(t => t.Shape.Length == 2 && t.Shape[0] == TableEmbedder.Vocab);
+        var tableMatrix = new WeightMatrix(table.Offset, TableEmbedder.Vocab, TableEmbedder.DModel);
+        Assert.Contains(tableMatrix, exact.Layout.PackedMatrices);
+        int[] lengths = [9, 4];
+        int[] tokens = Enumerable.Range(0, 13).Select(i => 1 + i * 37 % 130).ToArray();
+        float[] a = reduced.Predict(tokens, lengths).ToArray(), c = exact.Predict(tokens, lengths).ToArray();
+
+        // The fp32 model over every packed matrix rounded (the table too) computes what the reduced one does; over every
+        // matrix but the table it does not: the instance reads the table's rows in the reduced form.
+        float[] Rounded(bool table)
+        {
+            TableEmbedder model = TableEmbedder.ForInference(7);
+            Span<float> p = model.Parameters; // reading Parameters unpacks the fp32 panels
+            foreach (WeightMatrix m in model.Layout.PackedMatrices)
+            {
+                if (!table && m == tableMatrix) continue;
+                Span<float> w = p.Slice(m.Offset, m.Rows * m.Columns);
+                ReducedWeights.Rounded(w, m.Rows, m.Columns, type).CopyTo(w);
+            }
+            model.PackWeights();
+            return model.Predict(tokens, lengths).ToArray();
+        }
+        float[] all = Rounded(table: true), allButTable = Rounded(table: false);
+        double same = 0, withoutTable = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            same = Math.Max(same, Math.Abs(a[i] - all[i]));
+            withoutTable = Math.Max(withoutTable, Math.Abs(a[i] - allButTable[i]));
+        }
+        Assert.True(same <= 1e-6, $"{same} from the fp32 model over the rounded weights");
+        Assert.True(withoutTable > 1e-6 && withoutTable > 10 * same, $"{withoutTable} without the table's rounding, {same} with it: the instance does not read the rounded table");
+        Assert.False(a.AsSpan().SequenceEqual(c));
+        AssertCosines(c, a, lengths.Length);
     }
 
     [Theory]

@@ -622,7 +622,7 @@ namespace TransformerGen.Generator
             ? $"Linear({x}, {weight}, {bias}, {y}, {rows}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)});"
             : $"{Kernels}MatMul.Forward({x}, {weight}, {bias}, {y}, {rows}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)});";
 
-        /// <summary>An embedding lookup: through the instance's <c>EmbeddingLookup</c> when the table is also a packed output head.</summary>
+        /// <summary>An embedding lookup: through the instance's <c>EmbeddingLookup</c> when the table is a packed region (held as the instance's WeightType says).</summary>
         private string Lookup(string tokens, EmbeddingOp e, string table, string output) => Packed(e.Table)
             ? $"EmbeddingLookup({tokens}, {table}, {output}, {Lit(e.Table.Shape[0])}, {Lit(_d.DModel)}, {Lit(e.Scale)});"
             : $"{Kernels}Embedding.Forward({tokens}, {table}, {output}, {Lit(e.Table.Shape[0])}, {Lit(_d.DModel)}{ScaleArgument(e)});";

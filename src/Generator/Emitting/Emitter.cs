@@ -40,10 +40,11 @@ namespace TransformerGen.Generator
         private readonly HashSet<(long Offset, long Rows, long Columns)> _packed;
 
         /// <summary>
-        /// The regions of the parameter buffer that linear layers read as one product (<c>[out, in]</c>). Each is packed
-        /// into the kernels' panel layout in an inference instance, unless something else reads part of it in PyTorch's
-        /// layout: another product over a different region that overlaps it, or any other operation but the embedding
-        /// lookup of a table that is exactly that region (a tied output head), whose kernel reads the panels too. The
+        /// The regions of the parameter buffer that linear layers read as one product (<c>[out, in]</c>), and the token tables.
+        /// Each is packed into the kernels' panel layout in an inference instance, unless something else reads part of it in
+        /// PyTorch's layout: another product over a different region that overlaps it, or any other operation but the
+        /// embedding lookup of a table that is exactly that region (a tied output head, or a table only lookups read), whose
+        /// kernel reads the panels too. The
         /// regions are fixed at compile time; whether and how an instance packs them (fp32 panels, bf16, 8-bit) is decided
         /// when it is built (WeightType, WeightsPacked), and its Linear and EmbeddingLookup read whichever form it holds.
         /// </summary>
@@ -52,6 +53,10 @@ namespace TransformerGen.Generator
             var regions = new HashSet<(long Offset, long Rows, long Columns)>();
             foreach (LinearOp lin in _graph.Ops.OfType<LinearOp>())
                 if (lin.Weight.Kind == TensorKind.Parameter) regions.Add(Region(lin.Weight));
+            // A token table that only lookups read (an encoder's, an untied decoder's) is held the same way: EmbeddingLookup
+            // reads a row of any form, so an 8-bit instance keeps EmbeddingGemma's 805 MB table in a quarter of that.
+            foreach (EmbeddingOp e in _graph.Ops.OfType<EmbeddingOp>())
+                if (e.Table.Kind == TensorKind.Parameter) regions.Add(Region(e.Table));
             var exempt = new HashSet<TensorDef>(_graph.Ops.OfType<LinearOp>().Select(l => l.Weight));
             foreach (EmbeddingOp e in _graph.Ops.OfType<EmbeddingOp>())
                 if (regions.Contains(Region(e.Table))) exempt.Add(e.Table);
