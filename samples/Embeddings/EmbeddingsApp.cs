@@ -62,7 +62,7 @@ public static class EmbeddingsApp
         var sentences = new Option<string?>("--sentences") { Description = "A text file of sentences to search, one a line (default: data/sentences.txt beside the program).", HelpName = "file" };
         var queries = new Option<string[]>("--query") { Description = "A query to search for (repeat for more); three built-in queries when none is given.", HelpName = "text" };
         var top = new Option<int>("--top") { Description = "Results per query.", HelpName = "k", DefaultValueFactory = _ => 3 };
-        var weights = new Option<string>("--weights") { Description = "How the weight matrices are held: fp32 as trained, bf16 (half their memory), int8 (about a quarter). The token table stays fp32: two thirds of embeddinggemma-300m's 1.2 GB.", HelpName = "type", DefaultValueFactory = _ => "fp32" };
+        var weights = new Option<string>("--weights") { Description = "How the weight matrices and the token table are held: fp32 as trained, bf16 (half the memory), int8 (about a quarter; embeddinggemma-300m is 1.2 GB in fp32).", HelpName = "type", DefaultValueFactory = _ => "fp32" };
         weights.AcceptOnlyFromAmong([.. WeightTypeNames.All.Keys]);
         top.Validators.Add(result =>
         {
