@@ -182,6 +182,15 @@ public sealed class WeightTypeTests : IDisposable
         AssertCosines(c, a, lengths.Length);
     }
 
+    [Fact]
+    public void A_model_of_this_projects_own_layout_has_no_sentence_transformers_folder()
+    {
+        string folder = Path.Combine(Path.GetTempPath(), "tg-st-" + Guid.NewGuid().ToString("N"));
+        NotSupportedException e = Assert.Throws<NotSupportedException>(() => TableEmbedder.ForInference(7).SaveSentenceTransformers(folder));
+        Assert.Contains("this project's own layout", e.Message);
+        Assert.False(Directory.Exists(folder));
+    }
+
     [Theory]
     [InlineData(WeightType.BFloat16)]
     [InlineData(WeightType.Int8)]

@@ -133,6 +133,35 @@ public static class HuggingFaceCheckpoint
     public static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer, CheckpointFamily family, IReadOnlyDictionary<string, string>? metadata = null) =>
         Save(path, tensors, buffer, family, metadata, storage: null);
 
+    /// <summary>
+    /// A sentence-transformers folder: the tensors of no module in <paramref name="folder"/>/<see cref="SingleFileName"/> as
+    /// <see cref="Save(string, IReadOnlyList{ParameterTensor}, ReadOnlySpan{float}, CheckpointFamily, IReadOnlyDictionary{string, string}?)"/>
+    /// writes them, and each module's (<c>2_Dense.linear.weight</c>, …) in <c>{module}/</c><see cref="SingleFileName"/>
+    /// under the module's own names (<c>linear.weight</c>), where the loader reads them back.
+    /// </summary>
+    internal static void SaveSentenceTransformers(string folder, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer, CheckpointFamily family,
+        IReadOnlyDictionary<string, string> metadata)
+    {
+        var transformer = new List<ParameterTensor>();
+        var modules = new Dictionary<string, List<ParameterTensor>>(StringComparer.Ordinal);
+        foreach (ParameterTensor tensor in tensors)
+        {
+            if (SentenceTransformersFolder.ModuleOf(tensor.Name) is not { } module)
+            {
+                transformer.Add(tensor);
+                continue;
+            }
+            if (!modules.TryGetValue(module, out List<ParameterTensor>? own)) modules[module] = own = [];
+            own.Add(new ParameterTensor(tensor.Name[(module.Length + 1)..], tensor.Shape.ToArray(), tensor.Offset));
+        }
+        foreach ((string module, List<ParameterTensor> own) in modules)
+        {
+            Directory.CreateDirectory(Path.Combine(folder, module));
+            SafeTensors.Save(Path.Combine(folder, module, SingleFileName), own, buffer, metadata);
+        }
+        Save(Path.Combine(folder, SingleFileName), transformer, buffer, family, metadata);
+    }
+
     /// <summary>As the public overload, with some matrices stored in bf16 or 8 bits (<see cref="TensorStorage"/>; never a transposed one).</summary>
     internal static void Save(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<float> buffer, CheckpointFamily family,
         IReadOnlyDictionary<string, string>? metadata, TensorStorage[]? storage)

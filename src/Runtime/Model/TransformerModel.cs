@@ -514,6 +514,30 @@ public abstract partial class TransformerModel : ITrainableParameters
     }
 
     /// <summary>
+    /// Writes a sentence embedder's parameters into <paramref name="folder"/> as sentence-transformers keeps them: the
+    /// transformer's in <c>model.safetensors</c> (its family's names and layout, as <see cref="Save(string, IReadOnlyDictionary{string, string}?)"/>
+    /// writes them) and each Dense layer's in <c>{module}/model.safetensors</c> as <c>linear.weight</c> and
+    /// <c>linear.bias</c> (<c>2_Dense/</c>, …), each file written atomically. With the source folder's config.json,
+    /// modules.json, the modules' configs and the tokenizer's files beside them, the folder loads in sentence-transformers
+    /// (a fine-tuned model goes back to Python) and here.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The model was not compiled from a Hugging Face config (its own layout has no such folder).</exception>
+    public void SaveSentenceTransformers(string folder)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        using CallScope scope = Enter("SaveSentenceTransformers");
+        if (_layout.Family == CheckpointFamily.Native)
+            throw new NotSupportedException($"{_layout.Name} uses this project's own layout; a sentence-transformers folder holds a Hugging Face family's (compile the model from its config.json)");
+        System.IO.Directory.CreateDirectory(folder);
+        var header = new Dictionary<string, string> { ["format"] = "pt", ["model"] = _layout.Name };
+        WithUnpackedWeights(() =>
+        {
+            HuggingFaceCheckpoint.SaveSentenceTransformers(folder, _layout.Tensors, _parameters.Span, _layout.Family, header);
+            return true;
+        });
+    }
+
+    /// <summary>
     /// Writes the parameters as <see cref="Save(string, IReadOnlyDictionary{string, string}?)"/> does, with the weight
     /// matrices (<see cref="ModelLayout.PackedMatrices"/>) stored as <paramref name="weights"/> says: BFloat16 as BF16
     /// tensors, Int8 as an I8 tensor of the matrix's name and shape beside an F16 tensor of its block scales named

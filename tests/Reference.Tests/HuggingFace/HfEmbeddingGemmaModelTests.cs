@@ -1,5 +1,7 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using Xunit;
 using Xunit.Abstractions;
 using TransformerGen.Model.Tests;
@@ -53,6 +55,29 @@ public sealed class HfEmbeddingGemmaModelTests(ITestOutputHelper output) : IDisp
         again.Load(saved);
         int[] tokens = [5, 9, 13, 2, 44, 7];
         Assert.Equal(model.Predict(tokens).ToArray(), again.Predict(tokens).ToArray());
+    }
+
+    [Fact]
+    public void A_saved_sentence_transformers_folder_holds_the_dense_layers_in_their_module_files_and_loads_back()
+    {
+        using HfReference reference = HfReference.Create(HfFixtures.ConfigPath(HfFixtures.EmbeddingGemma), Seed);
+        reference.Save(_folder, new HfWriteOptions());
+        HfEmbeddingGemmaModel model = HfEmbeddingGemmaModel.ForInference(_folder, WeightType.Int8); // unpacked while it writes
+        string saved = Path.Combine(_folder, "fine-tuned");
+        model.SaveSentenceTransformers(saved);
+        Dictionary<string, long[]> main = SafeTensorsReader.Shapes(Path.Combine(saved, "model.safetensors"));
+        Assert.DoesNotContain(main.Keys, name => name.Contains("Dense", StringComparison.Ordinal));
+        Assert.Contains("model.layers.2.post_feedforward_layernorm.weight", main.Keys);
+        Assert.Equal(new long[] { 33, 20 }, SafeTensorsReader.Shapes(Path.Combine(saved, "2_Dense", "model.safetensors"))["linear.weight"]);
+        Assert.Equal(["linear.bias", "linear.weight"], SafeTensorsReader.Shapes(Path.Combine(saved, "3_Dense", "model.safetensors")).Keys.Order(StringComparer.Ordinal));
+        // With the source's configs beside them, the folder is the model again.
+        foreach (string file in new[] { "config.json", "modules.json", "1_Pooling/config.json", "2_Dense/config.json", "3_Dense/config.json" })
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(saved, file))!);
+            File.Copy(Path.Combine(_folder, file), Path.Combine(saved, file), overwrite: true);
+        }
+        int[] tokens = [5, 9, 13, 2, 44, 7];
+        Assert.Equal(model.Predict(tokens).ToArray(), HfEmbeddingGemmaModel.ForInference(saved, WeightType.Int8).Predict(tokens).ToArray());
     }
 
     [Fact]
