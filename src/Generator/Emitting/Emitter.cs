@@ -55,11 +55,13 @@ namespace TransformerGen.Generator
                 if (lin.Weight.Kind == TensorKind.Parameter) regions.Add(Region(lin.Weight));
             // A token table that only lookups read (an encoder's, an untied decoder's) is held the same way: EmbeddingLookup
             // reads a row of any form, so an 8-bit instance keeps EmbeddingGemma's 805 MB table in a quarter of that.
-            foreach (EmbeddingOp e in _graph.Ops.OfType<EmbeddingOp>())
-                if (e.Table.Kind == TensorKind.Parameter) regions.Add(Region(e.Table));
             var exempt = new HashSet<TensorDef>(_graph.Ops.OfType<LinearOp>().Select(l => l.Weight));
             foreach (EmbeddingOp e in _graph.Ops.OfType<EmbeddingOp>())
-                if (regions.Contains(Region(e.Table))) exempt.Add(e.Table);
+            {
+                if (e.Table.Kind != TensorKind.Parameter) continue;
+                regions.Add(Region(e.Table));
+                exempt.Add(e.Table);
+            }
             var readers = _graph.Ops.SelectMany(o => o.Reads).Where(t => t.Kind == TensorKind.Parameter && !exempt.Contains(t)).Select(Region)
                 .Concat(regions).ToList();
             bool Overlap((long Offset, long Rows, long Columns) a, (long Offset, long Rows, long Columns) b) =>
