@@ -81,7 +81,7 @@ public partial class ConfigTests
         Assert.Equal(2, Count(source, "sequences, 3, 10, window: 3, kvHeads: 1);"));
         Assert.Contains("Positional.RotaryTables(ConstantBuffer.Slice(", source);
         Assert.Contains(", 1000000f, 8f);", source);
-        Assert.Contains("the sliding layers' rotary angles (rope_local_base_freq 10000)", source);
+        Assert.Contains("the sliding layers' rotary angles (base 10000)", source);
         Assert.Contains(", 10000f);", source);
         Assert.Contains("RMSNorm × (1 + weight) eps 1E-06 before and after each sub-layer", source);
         Assert.Contains("on 1 full layers, base 10000 on 2 layers of a 4-key sliding window", source);
@@ -141,7 +141,7 @@ public partial class ConfigTests
             .Replace("\"rope_theta\": 1000000.0,", "\"rope_parameters\": {\"full_attention\": {\"factor\": 4.0, \"rope_theta\": 500000.0, \"rope_type\": \"linear\"}, \"sliding_attention\": {\"rope_theta\": 20000.0, \"rope_type\": \"default\"}},");
         Compile(At("gemma3", json), Declared("gemma3", seqLen: 9), out string source);
         Assert.Contains(", 500000f, 4f);", source);
-        Assert.Contains("the sliding layers' rotary angles (rope_local_base_freq 20000)", source);
+        Assert.Contains("the sliding layers' rotary angles (base 20000)", source);
         Assert.Contains(", 20000f);", source);
 
         string yarn = json.Replace("\"factor\": 4.0, \"rope_theta\": 500000.0, \"rope_type\": \"linear\"", "\"factor\": 4.0, \"rope_theta\": 500000.0, \"rope_type\": \"yarn\"");

@@ -250,7 +250,7 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Dropout.Forward({V(drop.Input)}, {V(drop.Output)}, {V(drop.Mask)}, Training ? {Lit(drop.Probability)} : 0f, DropoutRng);");
                     break;
                 case LayerNormOp ln:
-                    lines.Add($"{Kernels}LayerNorm.Forward({V(ln.Input)}, {V(ln.Gamma)}, {V(ln.Beta)}, {V(ln.Output)}, {V(ln.Mean)}, {V(ln.Rstd)}, {Lit(ln.Input.Shape[0])}, {Lit(ln.Input.Width)}{EpsArgument(ln)});");
+                    lines.Add($"{Kernels}LayerNorm.Forward({V(ln.Input)}, {V(ln.Gamma)}, {(ln.Beta is null ? "default" : V(ln.Beta))}, {V(ln.Output)}, {V(ln.Mean)}, {V(ln.Rstd)}, {Lit(ln.Input.Shape[0])}, {Lit(ln.Input.Width)}{EpsArgument(ln)});");
                     break;
                 case RmsNormOp rms:
                     lines.Add($"{Kernels}RmsNorm.Forward({V(rms.Input)}, {V(rms.Weight)}, {V(rms.Output)}, {V(rms.Rstd)}, {Lit(rms.Input.Shape[0])}, {Lit(rms.Input.Width)}, {Lit(rms.Eps)}{UnitOffset(rms.UnitOffset)});");
@@ -363,7 +363,7 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}L2Normalize.Backward({G(l2.Output)}, {V(l2.Output)}, {V(l2.Norms)}, {G(l2.Input)}, {Lit(l2.Input.Shape[0])}, {Lit(l2.Input.Width)}{OverwriteArgument("overwriteDx", l2.Input)});");
                     break;
                 case LayerNormOp ln:
-                    lines.Add($"{Kernels}LayerNorm.Backward({G(ln.Output)}, {V(ln.Input)}, {V(ln.Gamma)}, {V(ln.Mean)}, {V(ln.Rstd)}, {G(ln.Input)}, {G(ln.Gamma)}, {G(ln.Beta)}, {Lit(ln.Input.Shape[0])}, {Lit(ln.Input.Width)}{OverwriteArgument("overwriteDx", ln.Input)});");
+                    lines.Add($"{Kernels}LayerNorm.Backward({G(ln.Output)}, {V(ln.Input)}, {V(ln.Gamma)}, {V(ln.Mean)}, {V(ln.Rstd)}, {G(ln.Input)}, {G(ln.Gamma)}, {(ln.Beta is null ? "default" : G(ln.Beta))}, {Lit(ln.Input.Shape[0])}, {Lit(ln.Input.Width)}{OverwriteArgument("overwriteDx", ln.Input)});");
                     break;
                 case LinearOp lin:
                     lines.Add($"{Kernels}MatMul.Backward({G(lin.Output)}, {V(lin.Input)}, {V(lin.Weight)}, {G(lin.Input)}, {G(lin.Weight)}, {(lin.Bias is null ? "default" : G(lin.Bias))}, {Lit(lin.Input.Shape[0])}, {Lit(lin.InFeatures)}, {Lit(lin.OutFeatures)}{OverwriteArgument("overwriteDx", lin.Input)});");
@@ -508,7 +508,7 @@ namespace TransformerGen.Generator
                     lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, 1, n, {c}, {position});");
                     break;
                 case LayerNormOp ln:
-                    lines.Add($"{Kernels}LayerNorm.Forward({I(ln.Input, stage)}, {I(ln.Gamma, stage)}, {I(ln.Beta, stage)}, {I(ln.Output, stage)}, {I(ln.Mean, stage)}, {I(ln.Rstd, stage)}, {rows}, {Lit(ln.Input.Width)}{EpsArgument(ln)});");
+                    lines.Add($"{Kernels}LayerNorm.Forward({I(ln.Input, stage)}, {I(ln.Gamma, stage)}, {(ln.Beta is null ? "default" : I(ln.Beta, stage))}, {I(ln.Output, stage)}, {I(ln.Mean, stage)}, {I(ln.Rstd, stage)}, {rows}, {Lit(ln.Input.Width)}{EpsArgument(ln)});");
                     break;
                 case RmsNormOp rms:
                     lines.Add($"{Kernels}RmsNorm.Forward({I(rms.Input, stage)}, {I(rms.Weight, stage)}, {I(rms.Output, stage)}, {I(rms.Rstd, stage)}, {rows}, {Lit(rms.Input.Width)}, {Lit(rms.Eps)}{UnitOffset(rms.UnitOffset)});");
@@ -589,7 +589,7 @@ namespace TransformerGen.Generator
         private static string ActivationName(ActivationOp act) => act.Silu ? "Silu" : act.Tanh ? "GeluTanh" : act.Gelu ? "Gelu" : "Relu";
 
         /// <summary>The gated activation's kernel: SwiGLU, or T5's GEGLU with the tanh GELU.</summary>
-        private static string GatedName(SwiGluOp glu) => glu.GeluTanh ? "GeGluTanh" : "SwiGlu";
+        private static string GatedName(SwiGluOp glu) => glu.Gate switch { GateActivation.GeluTanh => "GeGluTanh", GateActivation.GeluErf => "GeGlu", _ => "SwiGlu" };
 
         /// <summary>A relative-position bias's sizes and buckets, as <c>RelativePosition.BiasForward</c> and <c>BiasBackward</c> take them.</summary>
         private static string RelativeArguments(RelativeBiasOp rel) =>

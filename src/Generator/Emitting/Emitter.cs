@@ -165,6 +165,12 @@ namespace TransformerGen.Generator
                     int slidingLayers = family.SlidingLayers.Count(kind => kind == 'S');
                     positional += $" on {family.SlidingLayers.Length - slidingLayers} full layers, base {Lit(family.LocalRopeTheta).TrimEnd('f')} on {slidingLayers} layers of a {family.SlidingWindow}-key sliding window";
                 }
+                if (family.Kind == FamilySpec.ModernBert)
+                {
+                    norm = $"LayerNorm{(family.NormBias ? "" : " without bias")} eps {Lit(family.NormEps).TrimEnd('f')} before each sub-layer (none before the first layer's attention)";
+                    int local = family.SlidingLayers.Count(kind => kind == 'S');
+                    positional += $" on {family.SlidingLayers.Length - local} global layers, base {Lit(family.LocalRopeTheta).TrimEnd('f')} on {local} local layers that see {family.SlidingWindow - 1} positions either side";
+                }
                 if (_d.KvHeads > 0) activation += $", {_d.KvHeads} key/value heads";
                 // The file name goes into an XML doc comment: escape what XML gives a meaning to.
                 string file = family.ConfigFile.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
@@ -229,7 +235,7 @@ namespace TransformerGen.Generator
                 yield return $"Tokens are {positions}; each layer applies bidirectional self-attention and a feed-forward network, {sublayers}.";
                 if (_spec.Family is { QueryKeyNorm: true }) yield return "Each query and key head is RMS-normalized (q_norm, k_norm) before the rotation.";
                 if (_spec.Family is { Bidirectional: true, SlidingWindow: > 0 } b && b.SlidingLayers.IndexOf('S') >= 0)
-                    yield return $"The sliding layers' queries see only the keys within {b.SlidingWindow - 1} positions either side and rotate with their own base; a final RMSNorm ends the stack.";
+                    yield return $"The sliding layers' queries see only the keys within {b.SlidingWindow - 1} positions either side and rotate with their own base; a final {(b.RmsNorm ? "RMSNorm" : "LayerNorm")} ends the stack.";
                 string pooling = _spec.Pooling.Value == EnumValues.MeanPooling ? "mean of non-pad tokens" : "first token";
                 // Hugging Face sequence classifiers put a dense layer and an activation between the pooled token and the head.
                 string dense = _spec.Family is not { IsBertLike: true } ? ""
@@ -444,7 +450,7 @@ namespace TransformerGen.Generator
                         break;
                     case "rotary_local_cos":
                         TensorDef localSin = _graph.Tensors.Single(s => s.Name == "rotary_local_sin");
-                        tables.Add($"// the sliding layers' rotary angles (rope_local_base_freq {Lit(_spec.Family!.LocalRopeTheta).TrimEnd('f')}) [positions, HeadDim / 2]");
+                        tables.Add($"// the sliding layers' rotary angles (base {Lit(_spec.Family!.LocalRopeTheta).TrimEnd('f')}) [positions, HeadDim / 2]");
                         tables.Add($"{Kernels}Positional.RotaryTables(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), ConstantBuffer.Slice({Lit(_plan.OffsetOf(localSin))}, {Lit(localSin.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.HeadDim)}, {Lit(_spec.Family.LocalRopeTheta)});");
                         break;
                 }

@@ -99,6 +99,15 @@ namespace TransformerGen.Generator
                 "encoder.layer.{0}.attention.attn.o", "encoder.layer.{0}.output.LayerNorm",
                 ["encoder.layer.{0}.intermediate.dense"], null, "encoder.layer.{0}.output.dense", "", "weight", "bias");
 
+            // ModernBertModel (base prefix "model."): tok_embeddings and its LayerNorm, pre-norm layers whose Wqkv packs Q | K | V
+            // and whose Wi packs input | gate (the activated half first, as the compiler's gated feed-forward reads it), then
+            // final_norm. Layer 0 has no attn_norm (FamilySpec.BareFirstAttention).
+            public static readonly FamilyNames ModernBert = new(
+                "embeddings.tok_embeddings.weight", null, null, "embeddings.norm",
+                "layers.{0}.attn_norm", ["layers.{0}.attn.Wqkv"], null,
+                "layers.{0}.attn.Wo", "layers.{0}.mlp_norm",
+                ["layers.{0}.mlp.Wi"], null, "layers.{0}.mlp.Wo", "final_norm", "weight", "bias");
+
             // T5ForConditionalGeneration: block N's sub-layers are layer.0 (self-attention), layer.1 (the decoder's cross-attention)
             // and the last (the feed-forward network), each with its own RMSNorm "layer_norm"; one token table "shared".
             public static FamilyNames T5(string side, bool gated)
@@ -126,6 +135,7 @@ namespace TransformerGen.Generator
                 FamilySpec.Phi3 => Phi3,
                 FamilySpec.NomicBert => NomicBert,
                 FamilySpec.MPNet => MPNet,
+                FamilySpec.ModernBert => ModernBert,
                 _ => Llama,
             };
         }
@@ -182,8 +192,8 @@ namespace TransformerGen.Generator
 
             if (encoder)
             {
-                // A pre-norm encoder (EmbeddingGemma) ends with its final RMSNorm: last_hidden_state is after it.
-                if (_spec.Norm.Value == EnumValues.PreNorm) x = FamilyNorm(f, Stage.Head, "head.", "final RMSNorm", "norm_f", names.FinalNorm, x);
+                // A pre-norm encoder (EmbeddingGemma, ModernBERT) ends with its final norm: last_hidden_state is after it.
+                if (_spec.Norm.Value == EnumValues.PreNorm) x = FamilyNorm(f, Stage.Head, "head.", f.RmsNorm ? "final RMSNorm" : "final LayerNorm", "norm_f", names.FinalNorm, x);
                 _hiddenState = x;
                 ClassifierHead(x);
             }
@@ -335,7 +345,9 @@ namespace TransformerGen.Generator
 
             // Self-attention sub-layer: one packed projection to Q | K | V (the family's separate q/k/v weights laid out
             // back to back), rotary positions, attention, output projection, residual.
-            TensorDef attnIn = pre ? FamilyNorm(f, stage, a, f.RmsNorm ? "input RMSNorm" : "ln_1 (pre-LN)", "ln1", Name(names.AttentionNorm), x) : x;
+            // ModernBERT's first layer reads the embeddings' output (already normalized) without a norm of its own.
+            bool attentionNorm = pre && !(f.BareFirstAttention && layer == 0);
+            TensorDef attnIn = attentionNorm ? FamilyNorm(f, stage, a, f.RmsNorm ? "input RMSNorm" : "ln_1 (pre-LN)", "ln1", Name(names.AttentionNorm), x) : x;
             long[] qkvRows = names.QueryKeyValue.Length == 1 ? [qWidth + 2 * kvWidth] : [qWidth, kvWidth, kvWidth];
             (TensorDef qkvW, TensorDef? qkvB) = PackedLinear(names.QueryKeyValue, Name, qkvRows, c, f.QkvBias, InitStd, conv1D);
             TensorDef qkv = Activation(a + "qkv", layer, qWidth + 2 * kvWidth, stream, "qkv");
@@ -398,7 +410,7 @@ namespace TransformerGen.Generator
             _ops.Add(new LinearOp(stage, gated ? "feed-forward gate and up projections" : "feed-forward up projection", ffnIn, upW, upB, hidden));
             TensorDef activated = Activation(a + "ffn_activated", layer, _d.DFF, stream, "ffn_activated");
             _ops.Add(gated
-                ? new SwiGluOp(stage, hidden, activated, geluTanh: f.FeedForward == FamilySpec.GeGluTanh)
+                ? new SwiGluOp(stage, hidden, activated, f.FeedForward switch { FamilySpec.GeGluTanh => GateActivation.GeluTanh, FamilySpec.GeGluErf => GateActivation.GeluErf, _ => GateActivation.Silu })
                 : new ActivationOp(stage, f.FeedForward != FamilySpec.Relu, hidden, activated, tanh: f.FeedForward == FamilySpec.GeluTanh, silu: f.FeedForward == FamilySpec.Silu));
             (TensorDef downW, TensorDef? downB) = PackedLinear([names.Down], Name, [c], _d.DFF, f.FfnBias, residualStd, conv1D);
             TensorDef ffnOut = Activation(a + "ffn_output", layer, c, stream, "ffn_output");
@@ -479,14 +491,17 @@ namespace TransformerGen.Generator
             return (w, b);
         }
 
-        /// <summary>The family's norm: LayerNorm with its eps and a bias, or RMSNorm with a weight only (Gemma's scaling by 1 + weight).</summary>
+        /// <summary>
+        /// The family's norm: LayerNorm with its eps and a bias (none where the family's norms have none: ModernBERT's), or
+        /// RMSNorm with a weight only (Gemma's scaling by 1 + weight).
+        /// </summary>
         private TensorDef FamilyNorm(FamilySpec f, Stage stage, string prefix, string title, string role, string parameterPrefix, TensorDef input)
         {
             TensorDef weight = Parameter(parameterPrefix + ".weight", NormInit(f), 0f, _d.DModel);
             if (!f.RmsNorm)
             {
-                TensorDef bias = Parameter(parameterPrefix + ".bias", InitKind.Zeros, 0f, _d.DModel);
-                return Norm(stage, prefix, title, role, input, weight, bias, input.Stream, f.NormEps);
+                TensorDef? bias = f.NormBias ? Parameter(parameterPrefix + ".bias", InitKind.Zeros, 0f, _d.DModel) : null;
+                return Norm(stage, prefix, f.NormBias ? title : title + ", no bias", role, input, weight, bias, input.Stream, f.NormEps);
             }
             TensorDef output = Activation(prefix + role, stage.Layer, _d.DModel, input.Stream, role);
             TensorDef rstd = Activation(prefix + role + "_rstd", stage.Layer, 1, input.Stream, role + "_rstd", vector: true);

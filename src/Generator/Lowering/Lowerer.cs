@@ -330,7 +330,7 @@ namespace TransformerGen.Generator
             return Norm(stage, "", "final LayerNorm", activationName, x, normW, normB, x.Stream);
         }
 
-        private TensorDef Norm(Stage stage, string prefix, string title, string role, TensorDef input, TensorDef gamma, TensorDef beta, TokenStream stream, float eps = 1e-5f)
+        private TensorDef Norm(Stage stage, string prefix, string title, string role, TensorDef input, TensorDef gamma, TensorDef? beta, TokenStream stream, float eps = 1e-5f)
         {
             TensorDef output = Activation(prefix + role, stage.Layer, _d.DModel, stream, role);
             TensorDef mean = Activation(prefix + role + "_mean", stage.Layer, 1, stream, role + "_mean", vector: true);

@@ -82,22 +82,24 @@ namespace TransformerGen.Generator
     }
 
     /// <summary>LayerNorm over the channels of each row, keeping mean and 1/σ for backward.</summary>
-    internal sealed class LayerNormOp(Stage stage, string title, TensorDef input, TensorDef gamma, TensorDef beta, TensorDef output, TensorDef mean, TensorDef rstd) : Op(stage, title)
+    internal sealed class LayerNormOp(Stage stage, string title, TensorDef input, TensorDef gamma, TensorDef? beta, TensorDef output, TensorDef mean, TensorDef rstd) : Op(stage, title)
     {
         public TensorDef Input { get; } = input;
         public TensorDef Gamma { get; } = gamma;
-        public TensorDef Beta { get; } = beta;
+        /// <summary>The shift, or null for a LayerNorm without one (<c>bias=False</c>: ModernBERT's).</summary>
+        public TensorDef? Beta { get; } = beta;
         public TensorDef Output { get; } = output;
         public TensorDef Mean { get; } = mean;
         public TensorDef Rstd { get; } = rstd;
         /// <summary>Added to the variance: PyTorch's 1e-5 unless a config says otherwise (BERT's is 1e-12).</summary>
         public float Eps { get; init; } = 1e-5f;
-        public override IEnumerable<TensorDef> Reads => [Input, Gamma, Beta];
+        public override IEnumerable<TensorDef> Reads => Beta is null ? [Input, Gamma] : [Input, Gamma, Beta];
         public override IEnumerable<TensorDef> Writes => [Output, Mean, Rstd];
         public override IEnumerable<string> CheckShapes()
         {
             foreach (string e in Expect(Gamma, Input.Width)) yield return e;
-            foreach (string e in Expect(Beta, Input.Width)) yield return e;
+            if (Beta is not null)
+                foreach (string e in Expect(Beta, Input.Width)) yield return e;
             foreach (string e in Expect(Output, Input.Shape)) yield return e;
             foreach (string e in Expect(Mean, Input.Shape[0])) yield return e;
             foreach (string e in Expect(Rstd, Input.Shape[0])) yield return e;
@@ -391,11 +393,19 @@ namespace TransformerGen.Generator
     /// The gated feed-forward activation of a packed <c>[rows, gate | up]</c> projection: <c>silu(gate) ⊙ up</c> (SwiGLU), or
     /// with <paramref name="geluTanh"/> <c>gelu_tanh(gate) ⊙ up</c> (T5 v1.1's GEGLU).
     /// </summary>
-    internal sealed class SwiGluOp(Stage stage, TensorDef input, TensorDef output, bool geluTanh = false)
-        : Op(stage, geluTanh ? "GEGLU: gelu_tanh(gate) ⊙ up" : "SwiGLU: silu(gate) ⊙ up")
+    /// <summary>The activation of a gated feed-forward's first half.</summary>
+    internal enum GateActivation { Silu, GeluTanh, GeluErf }
+
+    internal sealed class SwiGluOp(Stage stage, TensorDef input, TensorDef output, GateActivation gate = GateActivation.Silu)
+        : Op(stage, gate switch
+        {
+            GateActivation.GeluTanh => "GEGLU: gelu_tanh(gate) ⊙ up",
+            GateActivation.GeluErf => "GEGLU: gelu(input) ⊙ gate",
+            _ => "SwiGLU: silu(gate) ⊙ up",
+        })
     {
-        /// <summary>The gate's activation is the tanh GELU (T5's gated-gelu), not SiLU.</summary>
-        public bool GeluTanh { get; } = geluTanh;
+        /// <summary>SiLU (SwiGLU), the tanh GELU (T5's gated-gelu, Gemma's) or the erf GELU (ModernBERT's).</summary>
+        public GateActivation Gate { get; } = gate;
         public TensorDef Input { get; } = input;
         public TensorDef Output { get; } = output;
         public long Hidden => Output.Width;

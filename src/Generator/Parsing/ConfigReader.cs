@@ -111,6 +111,7 @@ namespace TransformerGen.Generator
                 case "distilbert": return DistilBert();
                 case "nomic_bert": return NomicBert();
                 case "mpnet": return MPNet();
+                case "modernbert": return ModernBert();
                 case "llama": case "mistral": return Llama(FamilySpec.Llama, modelType);
                 case "qwen2": return Llama(FamilySpec.Qwen2, modelType);
                 case "qwen3": return Llama(FamilySpec.Qwen3, modelType);
@@ -126,7 +127,7 @@ namespace TransformerGen.Generator
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, nomic_bert, mpnet, llama, mistral, phi3, qwen2, qwen3, gemma3_text, gemma3, marian, bart, mbart, m2m_100, t5 and mt5 are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, nomic_bert, mpnet, modernbert, llama, mistral, phi3, qwen2, qwen3, gemma3_text, gemma3, marian, bart, mbart, m2m_100, t5 and mt5 are known");
                     return null;
             }
         }
@@ -267,6 +268,86 @@ namespace TransformerGen.Generator
             (int? classes, bool scores) = BertHead();
             return Resolve(family with { ScoreHead = scores }, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
                 pad: Pad, classes: classes);
+        }
+
+        /// <summary>
+        /// ModernBERT (ModernBertModel, ModernBertForMaskedLM; answerdotai/ModernBERT-base and -large, gte-modernbert-base,
+        /// modernbert-embed-base): pre-norm layers over a normalized token embedding (no positions in it), LayerNorms without
+        /// bias (<c>norm_bias</c>) and no norm before the first layer's attention, Q | K | V fused in <c>Wqkv</c>, GEGLU
+        /// <c>Wo(act(input)·gate)</c> over <c>Wi</c>'s two halves, no biases (<c>attention_bias</c>, <c>mlp_bias</c>), rotary
+        /// positions (rotate_half) and every <c>global_attn_every_n_layers</c>-th layer from the first global (base
+        /// <c>global_rope_theta</c>), the others local: |i − j| ≤ <c>local_attention</c> // 2, base <c>local_rope_theta</c>;
+        /// transformers 5 writes the bases under <c>rope_parameters</c> and the kinds under <c>layer_types</c>. A
+        /// <c>final_norm</c> ends the stack. Absent keys take ModernBertConfig's defaults.
+        /// </summary>
+        private ModelSpec? ModernBert()
+        {
+            int hidden = Required("hidden_size"), layers = Required("num_hidden_layers"), heads = Required("num_attention_heads");
+            int inner = Required("intermediate_size"), vocab = Required("vocab_size"), positions = Int("max_position_embeddings") ?? 8192;
+            if (hidden > 0 && heads > 0 && (hidden % heads != 0 || hidden / heads % 2 != 0))
+                Unsupported("num_attention_heads", heads, $"hidden_size {hidden} must split into heads of an even size (rotary positions)");
+            if (Int("head_dim") is int headDim && heads > 0 && headDim != hidden / heads)
+                Unsupported("head_dim", headDim, $"ModernBertAttention sizes its heads hidden_size / num_attention_heads = {hidden / Math.Max(heads, 1)}");
+            string activation = String("hidden_activation") ?? "gelu";
+            int feedForward = activation switch
+            {
+                "gelu" => FamilySpec.GeGluErf,
+                "gelu_new" or "gelu_pytorch_tanh" => FamilySpec.GeGluTanh,
+                "silu" or "swish" => FamilySpec.SwiGlu,
+                _ => -1,
+            };
+            if (feedForward < 0)
+            {
+                Unsupported("hidden_activation", activation, "ModernBERT's gated feed-forward has kernels for gelu, gelu_pytorch_tanh (gelu_new) and silu");
+                feedForward = FamilySpec.GeGluErf;
+            }
+            float eps = Float("norm_eps") ?? 1e-5f;
+            bool normBias = Bool("norm_bias") ?? false, attentionBias = Bool("attention_bias") ?? false, mlpBias = Bool("mlp_bias") ?? false;
+
+            // Each layer's kind: global when its index is a multiple of global_attn_every_n_layers (what ModernBertAttention
+            // tests for the window); transformers 5's layer_types, where given, choose the rotary base and must agree.
+            int every = Int("global_attn_every_n_layers") ?? 3, local = Int("local_attention") ?? 128;
+            if (every <= 0) Unsupported("global_attn_every_n_layers", every, "a positive period is expected");
+            if (local <= 0) Unsupported("local_attention", local, "a positive window is expected");
+            var kinds = new System.Text.StringBuilder();
+            for (int i = 0; i < layers; i++) kinds.Append(every > 0 && i % every == 0 ? 'F' : 'S');
+            if (_keys.TryGetValue("layer_types", out object? types) && types is not null)
+            {
+                var listed = new System.Text.StringBuilder();
+                if (types is List<object?> list)
+                    foreach (object? type in list) listed.Append(type switch { "full_attention" => 'F', "sliding_attention" => 'S', _ => '?' });
+                if (listed.ToString() != kinds.ToString())
+                    Unsupported("layer_types", Text(types), $"ModernBERT windows every layer whose index is not a multiple of global_attn_every_n_layers = {every}, so layer_types must list those as sliding_attention and the others as full_attention");
+            }
+            float globalTheta = Float("global_rope_theta") ?? 160000f, localTheta = Float("local_rope_theta") ?? 10000f;
+            if (Object("rope_parameters") is { } parameters)
+            {
+                foreach (KeyValuePair<string, object?> kind in parameters)
+                {
+                    if (kind.Value is not List<KeyValuePair<string, object?>> rope || Lookup(rope, "rope_theta") is not double ropeBase)
+                    {
+                        Unsupported("rope_parameters", Text(parameters), "each layer kind's rope_theta is expected");
+                        continue;
+                    }
+                    if (RopeScalingOf(rope) is not null)
+                        Unsupported("rope_parameters", Text(parameters), "scaled rotary positions are not implemented");
+                    if (kind.Key == "full_attention") globalTheta = (float)ropeBase;
+                    else if (kind.Key == "sliding_attention") localTheta = (float)ropeBase;
+                    else Unsupported("rope_parameters", Text(parameters), "only full_attention and sliding_attention layers are known");
+                }
+            }
+            else if (_keys.TryGetValue("rope_scaling", out object? scaling) && scaling is not null)
+                Unsupported("rope_scaling", Text(scaling), "scaled rotary positions are not implemented");
+
+            int pad = Int("pad_token_id") ?? 50283;
+            var family = new FamilySpec(FamilySpec.ModernBert, _file, heads > 0 ? hidden / heads : 0, heads, positions, eps, RmsNorm: false, feedForward,
+                Rotary: true, globalTheta, QkvBias: attentionBias, OutBias: attentionBias, FfnBias: mlpBias, TypeVocab: 0, EmbeddingNorm: true,
+                LookupPaddingRow: pad, SlidingWindow: local / 2 + 1, SlidingLayers: kinds.ToString(), LocalRopeTheta: localTheta,
+                Bidirectional: true, NormBias: normBias, BareFirstAttention: true);
+            (int? classes, _) = BertHead();
+            if (classes is not null)
+                Unsupported("architectures", Text(_keys["architectures"]), "only ModernBertModel and ModernBertForMaskedLM (sentence embeddings) are compiled for modernbert");
+            return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm, tied: true, pad: pad);
         }
 
         /// <summary>
@@ -710,7 +791,7 @@ namespace TransformerGen.Generator
                 DFF = Sized("DFF", spec.DFF, dff),
                 Positional = Fixed("Positional", spec.Positional, positional, "model_type", "the family fixes how positions enter"),
                 Norm = Fixed("Norm", spec.Norm, norm, "model_type", "the family fixes where the norms sit"),
-                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind is FamilySpec.Gpt2 or FamilySpec.NomicBert || family.IsBartLike ? "activation_function" : family.Kind == FamilySpec.DistilBert ? "activation" : family.Kind == FamilySpec.T5 ? "feed_forward_proj" : family.Kind == FamilySpec.Gemma3 ? "hidden_activation" : "hidden_act", family.FeedForwardName),
+                Activation = Fixed("Activation", spec.Activation, EnumValues.Gelu, family.Kind is FamilySpec.Gpt2 or FamilySpec.NomicBert || family.IsBartLike ? "activation_function" : family.Kind == FamilySpec.DistilBert ? "activation" : family.Kind == FamilySpec.T5 ? "feed_forward_proj" : family.Kind is FamilySpec.Gemma3 or FamilySpec.ModernBert ? "hidden_activation" : "hidden_act", family.FeedForwardName),
                 TiedEmbeddings = new Argument<bool>(tied, spec.TiedEmbeddings.Location),
                 PadToken = new Argument<int>(padToken, spec.PadToken.Location),
                 BosToken = new Argument<int>(bos >= 0 && bos < vocab ? bos : -1, bosLocation),

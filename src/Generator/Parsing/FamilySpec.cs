@@ -24,6 +24,8 @@ namespace TransformerGen.Generator
     /// queries see every key, or on a sliding layer the keys with |i − j| &lt; <c>SlidingWindow</c> (transformers' own
     /// <c>sliding_window // 2 + 1</c>).
     /// <c>Dense</c>: the sentence-transformers Dense layers after the pooling (<see cref="SentenceTransformerModules"/>).
+    /// ModernBERT: <c>NormBias</c> false, LayerNorms without a shift (<c>norm_bias</c>); <c>BareFirstAttention</c>, the
+    /// first layer's attention reads the embeddings' output as it is (its <c>attn_norm</c> is an identity).
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -57,10 +59,12 @@ namespace TransformerGen.Generator
         float RopeLinearFactor = 1f,
         float ScoreScale = 0f,
         EquatableArray<DenseLayer> Dense = default,
-        bool Bidirectional = false)
+        bool Bidirectional = false,
+        bool NormBias = true,
+        bool BareFirstAttention = false)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
-        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14, MPNet = 15, Gemma3 = 16;
+        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14, MPNet = 15, Gemma3 = 16, ModernBert = 17;
 
         /// <summary>Whether the family is BERT-shaped (BERT itself; RoBERTa, XLM-RoBERTa, DistilBERT and MPNet: BERT's layers under other names).</summary>
         public bool IsBertLike => Kind is Bert or Roberta or DistilBert or MPNet;
@@ -80,12 +84,13 @@ namespace TransformerGen.Generator
 
         /// <summary>
         /// Feed-forward kinds: erf GELU, tanh GELU (<c>gelu_new</c>), ReLU, SwiGLU (<c>down(silu(gate)·up)</c>), SiLU (Marian's
-        /// <c>swish</c>), and GEGLU with the tanh GELU (<c>down(gelu_new(gate)·up)</c>, T5 v1.1's <c>gated-gelu</c>).
+        /// <c>swish</c>), GEGLU with the tanh GELU (<c>down(gelu_new(gate)·up)</c>, T5 v1.1's <c>gated-gelu</c>), and GEGLU
+        /// with the erf GELU (ModernBERT's <c>Wo(gelu(input)·gate)</c>).
         /// </summary>
-        public const int GeluErf = 0, GeluTanh = 1, Relu = 2, SwiGlu = 3, Silu = 4, GeGluTanh = 5;
+        public const int GeluErf = 0, GeluTanh = 1, Relu = 2, SwiGlu = 3, Silu = 4, GeGluTanh = 5, GeGluErf = 6;
 
         /// <summary>Whether the feed-forward is gated: one packed projection to gate | up, the activation of the gate times the up half.</summary>
-        public bool GatedFeedForward => FeedForward is SwiGlu or GeGluTanh;
+        public bool GatedFeedForward => FeedForward is SwiGlu or GeGluTanh or GeGluErf;
 
         /// <summary>A learned relative-position bias on the scores (<see cref="RelativeBuckets"/> buckets): T5's and MPNet's.</summary>
         public bool RelativeAttention => RelativeBuckets > 0;
@@ -97,7 +102,7 @@ namespace TransformerGen.Generator
         public bool IsSlidingLayer(int layer) => layer < SlidingLayers.Length && SlidingLayers[layer] == 'S';
 
         /// <summary>The runtime enum member's name, for generated code.</summary>
-        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", Phi3 => "Phi3", Marian => "Marian", Bart => "Bart", MBart => "MBart", M2M100 => "M2M100", NomicBert => "NomicBert", T5 => "T5", MPNet => "MPNet", Gemma3 => "Gemma3", _ => "Qwen2" };
+        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", Phi3 => "Phi3", Marian => "Marian", Bart => "Bart", MBart => "MBart", M2M100 => "M2M100", NomicBert => "NomicBert", T5 => "T5", MPNet => "MPNet", Gemma3 => "Gemma3", ModernBert => "ModernBert", _ => "Qwen2" };
 
         public string FeedForwardName => FeedForward switch
         {
@@ -106,6 +111,7 @@ namespace TransformerGen.Generator
             SwiGlu => "SwiGLU (down(silu(gate)·up))",
             Silu => "SiLU (swish)",
             GeGluTanh => "GEGLU (down(gelu_new(gate)·up))",
+            GeGluErf => "GEGLU (down(gelu(input)·gate))",
             _ => "GELU (erf)",
         };
     }

@@ -18,7 +18,7 @@ namespace TransformerGen.Generator
             FamilySpec.Roberta => "roberta.",
             FamilySpec.DistilBert => "distilbert.",
             FamilySpec.MPNet => "mpnet.",
-            _ => "model.", // Llama, Qwen2, Qwen3, Phi-3, Marian, BART, mBART, M2M100
+            _ => "model.", // Llama, Qwen2, Qwen3, Phi-3, Gemma 3, ModernBERT, Marian, BART, mBART, M2M100
         };
 
         /// <summary>
@@ -52,6 +52,8 @@ namespace TransformerGen.Generator
                 FamilySpec.Bart or FamilySpec.MBart or FamilySpec.M2M100 => SharedTableCopy(key),
                 FamilySpec.T5 => SharedTableCopy(key) || key == "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",
                 FamilySpec.Phi3 => tied && key == "lm_head.weight",
+                // ModernBertForMaskedLM's head (head.dense, head.norm) and its decoder (bias; the weight is the token table).
+                FamilySpec.ModernBert => key.StartsWith("head.", StringComparison.Ordinal) || key.StartsWith("decoder.", StringComparison.Ordinal),
                 _ => key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) || (tied && key == "lm_head.weight"), // Llama, Qwen2, Qwen3
             };
         }

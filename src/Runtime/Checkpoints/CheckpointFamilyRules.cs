@@ -65,6 +65,7 @@ internal sealed class CheckpointFamilyRules
         CheckpointFamily.T5 => T5,
         CheckpointFamily.MPNet => MPNet,
         CheckpointFamily.Gemma3 => Gemma3,
+        CheckpointFamily.ModernBert => ModernBert,
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "not a Hugging Face checkpoint family"),
     };
 
@@ -254,6 +255,16 @@ internal sealed class CheckpointFamilyRules
                 static (shape, table, _) => shape is [1, var p] && p == table.Dim("embeddings.position_embeddings.weight", 0)),
         ],
         UnusedHeads = ["pooler.dense.weight", "pooler.dense.bias", "lm_head.*"],
+    };
+
+    // ModernBertModel (sentence-transformers' embedders hold it bare): base prefix "model."; ModernBertForMaskedLM files add
+    // the MLM head ("head.dense", "head.norm") and the decoder's bias (its weight is the token table, not saved); the rotary
+    // frequencies are non-persistent buffers.
+    private static readonly CheckpointFamilyRules ModernBert = new()
+    {
+        Family = CheckpointFamily.ModernBert,
+        Prefix = "model.",
+        UnusedHeads = ["head.*", "decoder.*"],
     };
 
     /// <summary>The key of a model's name: the name without <see cref="Prefix"/>.</summary>

@@ -9,7 +9,8 @@ namespace TransformerGen.Kernels;
 // (`feed_forward_proj = "gated-gelu"`, whose activation transformers takes as gelu_new): y = gelu_tanh(gate)·up over
 // a packed [gate | up] projection, as SwiGluForward lays it out. The gate's value and slope are GeluTanhForward's and
 // GeluTanhBackward's operators, to the bit. SwiGLU's forward runs on the same gated rows with SiLU's operator; its
-// backward keeps a fused form of its own, which shares one exponential between the two gradients.
+// backward keeps a fused form of its own, which shares one exponential between the two gradients. GEGLU with the erf
+// GELU (ModernBERT's `act(input)·gate` over its packed `Wi`) runs on the same rows with GeluForward's operators.
 public static partial class Activations
 {
     /// <summary>
@@ -23,6 +24,32 @@ public static partial class Activations
     /// <param name="hidden">Width of each half and of the output (d_ff).</param>
     public static void GeGluTanhForward(ReadOnlySpan<float> gateUp, Span<float> y, int n, int hidden)
         => GatedForward<GeluTanhOperator>(gateUp, y, n, hidden, GeluTanhCost);
+
+    /// <summary>
+    /// Effectively computes <c>y[r, j] = gelu(gateUp[r, j])·gateUp[r, hidden + j]</c> with the erf GELU, to the bit
+    /// <see cref="GeluForward"/>'s: ModernBERT's feed-forward, whose <c>Wi</c> projects to <c>input | gate</c> and which
+    /// multiplies <c>gelu(input)</c> by <c>gate</c> (the first half is the activated one, as here). Overwrites <paramref name="y"/>.
+    /// </summary>
+    /// <param name="gateUp">The activated and the multiplying projections <c>[n, 2·hidden]</c>.</param>
+    /// <param name="y">Output <c>[n, hidden]</c>; must not overlap <paramref name="gateUp"/>.</param>
+    /// <param name="n">Rows (tokens).</param>
+    /// <param name="hidden">Width of each half and of the output (intermediate_size).</param>
+    public static void GeGluForward(ReadOnlySpan<float> gateUp, Span<float> y, int n, int hidden)
+        => GatedForward<GeluOperator>(gateUp, y, n, hidden, GeluCost);
+
+    /// <summary>
+    /// The gradients of <see cref="GeGluForward"/>, for each row r and j &lt; hidden with g = gateUp[r, j],
+    /// u = gateUp[r, hidden + j]: <c>dGateUp[r, j] += gelu′(g)·(dy[r, j]·u)</c> (<see cref="GeluBackward(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, bool)"/>'s
+    /// slope) and <c>dGateUp[r, hidden + j] += dy[r, j]·gelu(g)</c> (<c>=</c> for both with <paramref name="overwriteDGateUp"/>).
+    /// </summary>
+    /// <param name="dy">Gradient of the output <c>[n, hidden]</c>.</param>
+    /// <param name="gateUp">The forward input <c>[n, 2·hidden]</c>.</param>
+    /// <param name="dGateUp">Gradient of the input <c>[n, 2·hidden]</c>; must not overlap the other spans.</param>
+    /// <param name="n">Rows.</param>
+    /// <param name="hidden">Width of each half.</param>
+    /// <param name="overwriteDGateUp">Store the gradient rather than add it.</param>
+    public static void GeGluBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> gateUp, Span<float> dGateUp, int n, int hidden, bool overwriteDGateUp = false)
+        => GatedBackward<GeluOperator, GeluBackwardOperator>(dy, gateUp, dGateUp, n, hidden, overwriteDGateUp, 3L * GeluCost);
 
     /// <summary>
     /// <c>y[r, j] = TGate(gateUp[r, j])·gateUp[r, hidden + j]</c> over blocks of rows, on as many threads as the work
@@ -53,6 +80,11 @@ public static partial class Activations
     /// <param name="hidden">Width of each half.</param>
     /// <param name="overwriteDGateUp">Store the gradient rather than add it.</param>
     public static void GeGluTanhBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> gateUp, Span<float> dGateUp, int n, int hidden, bool overwriteDGateUp = false)
+        => GatedBackward<GeluTanhOperator, GeluTanhBackwardOperator>(dy, gateUp, dGateUp, n, hidden, overwriteDGateUp, 3L * GeluTanhCost);
+
+    // The gated backward over blocks of rows, threads chosen from cost per output as in GatedForward.
+    private static void GatedBackward<TGate, TSlope>(ReadOnlySpan<float> dy, ReadOnlySpan<float> gateUp, Span<float> dGateUp, int n, int hidden, bool overwriteDGateUp, long cost)
+        where TGate : IUnaryOperator where TSlope : IBackwardOperator
     {
         int blocks = GatedBlocks(n, hidden, gateUp.Length, dy.Length, nameof(dy), out int rowsPerBlock);
         SpanChecks.Length(dGateUp.Length, 2L * n * hidden, nameof(dGateUp));
@@ -60,11 +92,11 @@ public static partial class Activations
         {
             fixed (float* pdy = dy, pGateUp = gateUp, pdGateUp = dGateUp)
             {
-                var work = new GatedBackwardWork<GeluTanhOperator, GeluTanhBackwardOperator>
+                var work = new GatedBackwardWork<TGate, TSlope>
                 {
                     Dy = pdy, GateUp = pGateUp, DGateUp = pdGateUp, Hidden = hidden, N = n, RowsPerBlock = rowsPerBlock, Accumulate = !overwriteDGateUp,
                 };
-                WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor(3L * GeluTanhCost * n * hidden, blocks));
+                WorkerPool.For(ref work, blocks, Parallelism.ThreadsFor(cost * n * hidden, blocks));
             }
         }
     }

@@ -9,7 +9,8 @@ namespace TransformerGen.Kernels;
 
 /// <summary>
 /// PyTorch's <c>nn.LayerNorm(c)</c> over the last dimension: per row, <c>y = (x − mean)·rstd·gamma + beta</c> with
-/// <c>rstd = 1/√(var + eps)</c> and the biased variance (divide by c).
+/// <c>rstd = 1/√(var + eps)</c> and the biased variance (divide by c). An empty <c>beta</c> is
+/// <c>nn.LayerNorm(c, bias=False)</c>: <c>y = (x − mean)·rstd·gamma</c> (ModernBERT's norms).
 /// </summary>
 /// <remarks>
 /// Large inputs are split between threads (see <see cref="Parallelism"/>): forward and the input's gradient by blocks
@@ -30,7 +31,7 @@ public static unsafe class LayerNorm
     /// </summary>
     /// <param name="x">Input <c>[n, c]</c>.</param>
     /// <param name="gamma">Scale <c>[c]</c>.</param>
-    /// <param name="beta">Shift <c>[c]</c>.</param>
+    /// <param name="beta">Shift <c>[c]</c>, or empty for none.</param>
     /// <param name="y">Output <c>[n, c]</c>; must not overlap <paramref name="x"/>.</param>
     /// <param name="mean">Saved row means <c>[n]</c>.</param>
     /// <param name="rstd">Saved reciprocal standard deviations <c>[n]</c>.</param>
@@ -43,7 +44,7 @@ public static unsafe class LayerNorm
         SpanChecks.Positive(c, nameof(c));
         SpanChecks.Length(x.Length, (long)n * c, nameof(x));
         SpanChecks.Length(gamma.Length, c, nameof(gamma));
-        SpanChecks.Length(beta.Length, c, nameof(beta));
+        if (!beta.IsEmpty) SpanChecks.Length(beta.Length, c, nameof(beta));
         SpanChecks.Length(y.Length, (long)n * c, nameof(y));
         SpanChecks.Length(mean.Length, n, nameof(mean));
         SpanChecks.Length(rstd.Length, n, nameof(rstd));
@@ -71,7 +72,7 @@ public static unsafe class LayerNorm
     /// <param name="rstd">Reciprocal standard deviations saved by forward <c>[n]</c>.</param>
     /// <param name="dx">Gradient of the input <c>[n, c]</c> (accumulated unless <paramref name="overwriteDx"/>).</param>
     /// <param name="dgamma">Gradient of gamma <c>[c]</c> (accumulated).</param>
-    /// <param name="dbeta">Gradient of beta <c>[c]</c> (accumulated).</param>
+    /// <param name="dbeta">Gradient of beta <c>[c]</c> (accumulated), or empty where the norm has no shift.</param>
     /// <param name="n">Rows.</param>
     /// <param name="c">Row width.</param>
     /// <param name="overwriteDx">Store the input's gradient rather than add it (its first contribution, which then needs
@@ -87,7 +88,7 @@ public static unsafe class LayerNorm
         SpanChecks.Length(rstd.Length, n, nameof(rstd));
         SpanChecks.Length(dx.Length, (long)n * c, nameof(dx));
         SpanChecks.Length(dgamma.Length, c, nameof(dgamma));
-        SpanChecks.Length(dbeta.Length, c, nameof(dbeta));
+        if (!dbeta.IsEmpty) SpanChecks.Length(dbeta.Length, c, nameof(dbeta));
 
         fixed (float* pdy = dy, px = x, pg = gamma, pm = mean, pr = rstd, pdx = dx, pdg = dgamma, pdb = dbeta)
         {
@@ -117,7 +118,7 @@ public static unsafe class LayerNorm
     private static void ForwardRows(ref ForwardWork w, int i0, int i1)
     {
         int c = w.C;
-        ReadOnlySpan<float> gamma = new(w.Gamma, c), beta = new(w.Beta, c);
+        ReadOnlySpan<float> gamma = new(w.Gamma, c), beta = w.Beta == null ? default : new(w.Beta, c);
         for (int i = i0; i < i1; i++)
         {
             ReadOnlySpan<float> xRow = new(w.X + (nint)i * c, c);
@@ -129,7 +130,8 @@ public static unsafe class LayerNorm
             float variance = TensorPrimitives.SumOfSquares(yRow) / c;
             float rowRstd = 1f / MathF.Sqrt(variance + w.Eps);
             TensorPrimitives.Multiply(yRow, rowRstd, yRow);
-            TensorPrimitives.MultiplyAdd(yRow, gamma, beta, yRow);
+            if (beta.IsEmpty) TensorPrimitives.Multiply(yRow, gamma, yRow);
+            else TensorPrimitives.MultiplyAdd(yRow, gamma, beta, yRow);
             w.Mean[i] = rowMean;
             w.Rstd[i] = rowRstd;
         }
@@ -200,13 +202,14 @@ public static unsafe class LayerNorm
         }
     }
 
-    // dgamma[j] += Σ_i dy[i, j]·x̂[i, j] and dbeta[j] += Σ_i dy[i, j] for columns [j0, j1), rows in order.
+    // dgamma[j] += Σ_i dy[i, j]·x̂[i, j] and dbeta[j] += Σ_i dy[i, j] for columns [j0, j1), rows in order (no dbeta
+    // where the norm has no shift: a null pointer).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ParameterGradientColumns(float* dy, float* x, float* mean, float* rstd, float* dgamma, float* dbeta, int n, int c, int j0, int j1)
     {
         if (j1 - j0 == ColumnBlock && Vector512.IsHardwareAccelerated)
         {
-            ParameterGradientBlock512(dy + j0, x + j0, mean, rstd, dgamma + j0, dbeta + j0, n, c);
+            ParameterGradientBlock512(dy + j0, x + j0, mean, rstd, dgamma + j0, dbeta == null ? null : dbeta + j0, n, c);
             return;
         }
         int width = Vector<float>.Count;
@@ -222,24 +225,26 @@ public static unsafe class LayerNorm
                 Vector<float> d = Vector.Load(dyRow + j);
                 Vector<float> xHat = (Vector.Load(xRow + j) - vMu) * vRs;
                 (Vector.Load(dgamma + j) + d * xHat).Store(dgamma + j);
-                (Vector.Load(dbeta + j) + d).Store(dbeta + j);
+                if (dbeta != null) (Vector.Load(dbeta + j) + d).Store(dbeta + j);
             }
             for (; j < j1; j++)
             {
                 float d = dyRow[j];
                 dgamma[j] += d * ((xRow[j] - mu) * rs);
-                dbeta[j] += d;
+                if (dbeta != null) dbeta[j] += d;
             }
         }
     }
 
     // A whole 64-column block with the sums in registers across the rows: the same additions in the same order as
-    // the loop above (so the same bits), without reading and writing dgamma and dbeta once per row.
+    // the loop above (so the same bits), without reading and writing dgamma and dbeta once per row; dbeta's sums are
+    // dropped where it is null.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ParameterGradientBlock512(float* dy, float* x, float* mean, float* rstd, float* dgamma, float* dbeta, int n, int c)
     {
         Vector512<float> g0 = Vector512.Load(dgamma), g1 = Vector512.Load(dgamma + 16), g2 = Vector512.Load(dgamma + 32), g3 = Vector512.Load(dgamma + 48);
-        Vector512<float> b0 = Vector512.Load(dbeta), b1 = Vector512.Load(dbeta + 16), b2 = Vector512.Load(dbeta + 32), b3 = Vector512.Load(dbeta + 48);
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        if (dbeta != null) (b0, b1, b2, b3) = (Vector512.Load(dbeta), Vector512.Load(dbeta + 16), Vector512.Load(dbeta + 32), Vector512.Load(dbeta + 48));
         for (int i = 0; i < n; i++)
         {
             float* dyRow = dy + (nint)i * c, xRow = x + (nint)i * c;
@@ -258,6 +263,7 @@ public static unsafe class LayerNorm
             b3 += d;
         }
         g0.Store(dgamma); g1.Store(dgamma + 16); g2.Store(dgamma + 32); g3.Store(dgamma + 48);
+        if (dbeta == null) return;
         b0.Store(dbeta); b1.Store(dbeta + 16); b2.Store(dbeta + 32); b3.Store(dbeta + 48);
     }
 }

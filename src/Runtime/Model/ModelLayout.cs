@@ -207,4 +207,10 @@ public enum CheckpointFamily
     /// head tied to <c>model.embed_tokens</c>.
     /// </summary>
     Gemma3,
+    /// <summary>
+    /// Hugging Face ModernBERT (<c>ModernBertModel</c>, sentence-transformers' ModernBERT embedders): <c>embeddings.tok_embeddings</c>
+    /// and <c>embeddings.norm</c>, <c>layers.N.attn.Wqkv/Wo</c>, <c>layers.N.mlp.Wi/Wo</c>, <c>attn_norm</c> (not in layer 0),
+    /// <c>mlp_norm</c> and <c>final_norm</c>, LayerNorms without bias; an optional <c>model.</c> prefix.
+    /// </summary>
+    ModernBert,
 }

@@ -89,6 +89,36 @@ public class LayerNormTests
         }
     }
 
+    [Theory]
+    [InlineData(7, 13)]
+    [InlineData(40, 200)] // whole 64-column blocks of the parameter gradient and a partial one
+    public void Without_a_shift_it_is_the_shifted_norm_with_beta_zero_and_leaves_no_beta_gradient(int n, int c)
+    {
+        // nn.LayerNorm(c, bias=False) (ModernBERT's norms): an empty beta, and an empty dbeta in the backward pass.
+        var rng = new Rng(22);
+        float[] x = TestTensors.Normal(rng, n * c, 2f), gamma = TestTensors.Normal(rng, c), g = TestTensors.Normal(rng, n * c);
+        float[] y = new float[n * c], mean = new float[n], rstd = new float[n];
+        float[] zeroY = new float[n * c], zeroMean = new float[n], zeroRstd = new float[n];
+        LayerNorm.Forward(x, gamma, default, y, mean, rstd, n, c);
+        LayerNorm.Forward(x, gamma, new float[c], zeroY, zeroMean, zeroRstd, n, c);
+        Assert.Equal(zeroY, y);
+        Assert.Equal(zeroMean, mean);
+        Assert.Equal(zeroRstd, rstd);
+
+        float[] dx = new float[n * c], dgamma = new float[c], zeroDx = new float[n * c], zeroDgamma = new float[c];
+        LayerNorm.Backward(g, x, gamma, mean, rstd, dx, dgamma, default, n, c);
+        LayerNorm.Backward(g, x, gamma, mean, rstd, zeroDx, zeroDgamma, new float[c], n, c);
+        Assert.Equal(zeroDx, dx);
+        Assert.Equal(zeroDgamma, dgamma);
+
+        double Loss() { LayerNorm.Forward(x, gamma, default, y, mean, rstd, n, c); return GradientCheck.Dot(g, y); }
+        if (n * c < 1000)
+        {
+            GradientCheck.Check("dx", x, dx, Loss, 1e-3f);
+            GradientCheck.Check("dgamma", gamma, dgamma, Loss, 1e-3f);
+        }
+    }
+
     [Fact]
     public void Wrong_lengths_throw()
     {
@@ -96,5 +126,6 @@ public class LayerNormTests
         Assert.Equal("gamma", Assert.Throws<ArgumentException>(() => LayerNorm.Forward(x, new float[5], p, y, s, s, 3, 4)).ParamName);
         Assert.Equal("mean", Assert.Throws<ArgumentException>(() => LayerNorm.Forward(x, p, p, y, new float[2], s, 3, 4)).ParamName);
         Assert.Equal("dbeta", Assert.Throws<ArgumentException>(() => LayerNorm.Backward(x, x, p, s, s, y, p, new float[3], 3, 4)).ParamName);
+        Assert.Equal("beta", Assert.Throws<ArgumentException>(() => LayerNorm.Forward(x, p, new float[3], y, s, s, 3, 4)).ParamName);
     }
 }
