@@ -137,14 +137,51 @@ public partial class ConfigTests
     }
 
     [Fact]
-    public void TG0042_modernbert_layer_types_that_disagree_with_its_period_a_scaled_rotation_and_a_classifier()
+    public void TG0042_modernbert_layer_types_that_disagree_with_its_period_and_a_scaled_rotation()
     {
         string types = ModernBert.Replace("\"global_rope_theta\": 160000.0,", "\"layer_types\": [\"full_attention\", \"full_attention\", \"sliding_attention\", \"full_attention\"],");
         Assert.StartsWith("modernbert/config.json: \"layer_types\": [full_attention, full_attention, sliding_attention, full_attention] cannot be compiled: ModernBERT windows every layer",
             Unsupported("modernbert", types, ", Head = EncoderHead.SentenceEmbedding"));
         string scaled = ModernBert.Replace("\"local_rope_theta\": 10000.0,", "\"rope_parameters\": {\"full_attention\": {\"rope_theta\": 160000.0, \"rope_type\": \"yarn\", \"factor\": 2.0}, \"sliding_attention\": {\"rope_theta\": 10000.0, \"rope_type\": \"default\"}},");
         Assert.Contains("cannot be compiled: scaled rotary positions are not implemented", Unsupported("modernbert", scaled, ", Head = EncoderHead.SentenceEmbedding"));
-        string classifier = ModernBert.Replace("\"ModernBertModel\"", "\"ModernBertForSequenceClassification\"");
-        Assert.Contains("only ModernBertModel and ModernBertForMaskedLM (sentence embeddings) are compiled for modernbert", Unsupported("modernbert", classifier));
+    }
+}
+
+public partial class ConfigTests
+{
+    [Fact]
+    public void A_modernbert_sequence_classifier_compiles_its_prediction_head_and_pools_as_classifier_pooling_says()
+    {
+        string json = Set(ModernBert.Replace("\"ModernBertModel\"", "\"ModernBertForSequenceClassification\""), "num_labels", "3");
+        Type m = Compile(At("modernbert", json), Declared("modernbert", seqLen: 11), out string source);
+        Assert.Equal(3, Constant(m, "Classes"));
+        foreach (string name in new[] { "head.dense.weight", "head.norm.weight", "classifier.weight", "classifier.bias" })
+            Assert.Contains($"new(\"{name}\"", source);
+        Assert.DoesNotContain("head.dense.bias", source);
+        Assert.DoesNotContain("head.norm.bias", source);
+        Assert.Contains("The sequence is pooled (mean of non-pad tokens), the prediction head (head.dense, its activation, head.norm) and a linear head gives class logits.", source);
+        Assert.Contains("Pooling.MeanForward(", source);
+
+        // classifier_pooling cls reads the first token; a declared Pooling that contradicts the config is TG0043.
+        Compile(At("modernbert", Set(json, "classifier_pooling", "\"cls\"")), Declared("modernbert", seqLen: 11), out string cls);
+        Assert.Contains("The sequence is pooled (first token)", cls);
+        Assert.Contains("Pooling.FirstForward(", cls);
+        SingleError(At("modernbert", json), Declared("modernbert", ", Pooling = Pooling.FirstToken", seqLen: 11), "TG0043", "Pooling = Pooling.FirstToken");
+
+        // A reranker (one label, gte-reranker-modernbert-base) gives scores; a classifier_bias adds the dense layer's bias.
+        string reranker = Set(Set(json, "num_labels", "1"), "classifier_bias", "true");
+        Compile(At("modernbert", reranker), Declared("modernbert", seqLen: 11), out string scores);
+        Assert.Contains("a linear head gives a score.", scores);
+        Assert.Contains("new(\"head.dense.bias\"", scores);
+    }
+
+    [Fact]
+    public void A_modernbert_token_classifier_runs_the_prediction_head_on_every_token()
+    {
+        string json = Set(ModernBert.Replace("\"ModernBertModel\"", "\"ModernBertForTokenClassification\""), "num_labels", "5");
+        Type m = Compile(At("modernbert", json), Declared("modernbert", ", Head = EncoderHead.Tagging", seqLen: 11), out string source);
+        Assert.Equal(5, Constant(m, "Classes"));
+        Assert.Contains("Every token goes through the prediction head (head.dense, its activation, head.norm), then a linear head gives its class logits.", source);
+        Assert.Contains("new(\"head.norm.weight\"", source);
     }
 }

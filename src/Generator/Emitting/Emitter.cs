@@ -238,13 +238,16 @@ namespace TransformerGen.Generator
                     yield return $"The sliding layers' queries see only the keys within {b.SlidingWindow - 1} positions either side and rotate with their own base; a final {(b.RmsNorm ? "RMSNorm" : "LayerNorm")} ends the stack.";
                 string pooling = _spec.Pooling.Value == EnumValues.MeanPooling ? "mean of non-pad tokens" : "first token";
                 // Hugging Face sequence classifiers put a dense layer and an activation between the pooled token and the head.
-                string dense = _spec.Family is not { IsBertLike: true } ? ""
+                string dense = _spec.Family is { Kind: FamilySpec.ModernBert } ? ", the prediction head (head.dense, its activation, head.norm)"
+                    : _spec.Family is not { IsBertLike: true } ? ""
                     : _spec.Family.Kind == FamilySpec.DistilBert ? ", a dense layer and ReLU (pre_classifier)"
                     : _spec.Family.IsRobertaLike ? ", a dense layer and tanh (classifier.dense)" : ", the pooler's dense layer and tanh";
                 string outputs = _spec.Family is { ScoreHead: true } ? (_d.Classes == 1 ? "a score" : $"{_d.Classes} scores") : "class logits";
                 yield return _spec.Head.Value switch
                 {
-                    EnumValues.Tagging => "A linear head gives class logits for every token.",
+                    EnumValues.Tagging => _spec.Family is { Kind: FamilySpec.ModernBert }
+                        ? "Every token goes through the prediction head (head.dense, its activation, head.norm), then a linear head gives its class logits."
+                        : "A linear head gives class logits for every token.",
                     EnumValues.SentenceEmbedding => $"The sequence is pooled ({pooling}){DenseText()} and L2-normalized into a sentence embedding.",
                     _ => $"The sequence is pooled ({pooling}){dense} and a linear head gives {outputs}.",
                 };

@@ -284,6 +284,7 @@ namespace TransformerGen.Generator
             // DistilBertForSequenceClassification's "pre_classifier" + ReLU before "classifier".
             bool roberta = _spec.Family is { IsRobertaLike: true }, distil = _spec.Family?.Kind == FamilySpec.DistilBert;
             bool pooler = _spec.Family is { IsBertLike: true } && _spec.Head.Value == EnumValues.Classification;
+            bool predictionHead = _spec.Family?.Kind == FamilySpec.ModernBert;
             string classifier = pooler && roberta ? "classifier.out_proj" : "classifier";
             TensorDef features = x;
             if (_spec.Head.Value == EnumValues.Classification)
@@ -305,11 +306,12 @@ namespace TransformerGen.Generator
                 _ops.Add(distil ? new ActivationOp(stage, gelu: false, projected, activated) : new TanhOp(stage, projected, activated));
                 features = activated;
             }
+            if (predictionHead) features = PredictionHead(stage, _spec.Family!, features);
             TensorDef weight = Parameter(classifier + ".weight", InitKind.Normal, InitStd, _d.Classes, _d.DModel);
             TensorDef bias = Parameter(classifier + ".bias", InitKind.Zeros, 0f, _d.Classes);
             // A Hugging Face sequence classifier of scores (one label: a cross-encoder's; problem_type regression or
             // multi_label_classification) has no loss of its own here: the caller's loss (MSE, BCE) seeds its backward pass.
-            bool seeded = pooler && _spec.Family!.ScoreHead;
+            bool seeded = (pooler || predictionHead) && _spec.Head.Value == EnumValues.Classification && _spec.Family!.ScoreHead;
             TensorDef logits = features.PerToken
                 ? Activation("head.logits", -1, _d.Classes, TokenStream.Input)
                 : new TensorDef("head.logits", TensorKind.Activation, [_d.Batch, _d.Classes]) { SeededGradient = seeded };
@@ -321,6 +323,35 @@ namespace TransformerGen.Generator
                 : new TensorDef("head.probabilities", TensorKind.Activation, [_d.Batch, _d.Classes]) { TrainingOnly = true };
             if (!features.PerToken) _tensors.Add(probabilities);
             _ops.Add(new CrossEntropyOp(stage, logits, probabilities, _spec.LabelSmoothing.Value));
+        }
+
+        /// <summary>
+        /// ModernBERT's ModernBertPredictionHead before its classifier, on the pooled rows of a sequence classifier or on every
+        /// token of a token classifier: <c>head.norm(act(head.dense(x)))</c>, the dense layer's bias and the norm's as the
+        /// config says (<c>classifier_bias</c>, <c>norm_bias</c>).
+        /// </summary>
+        private TensorDef PredictionHead(Stage stage, FamilySpec f, TensorDef x)
+        {
+            long c = _d.DModel;
+            // A tensor of x's rows (per token, or one per sequence), of width c or (vector) one float per row.
+            TensorDef Rows(string name, bool vector = false)
+            {
+                if (x.PerToken) return Activation(name, -1, c, TokenStream.Input, vector: vector);
+                var t = new TensorDef(name, TensorKind.Activation, vector ? [_d.Batch] : [_d.Batch, c]);
+                _tensors.Add(t);
+                return t;
+            }
+            TensorDef denseW = Parameter("head.dense.weight", InitKind.Normal, InitStd, c, c);
+            TensorDef? denseB = f.ClassifierBias ? Parameter("head.dense.bias", InitKind.Zeros, 0f, c) : null;
+            TensorDef projected = Rows("head.dense"), activated = Rows("head.activated");
+            _ops.Add(new LinearOp(stage, "prediction head's dense layer (head.dense)", x, denseW, denseB, projected));
+            _ops.Add(new ActivationOp(stage, f.ClassifierActivation != FamilySpec.Relu, projected, activated,
+                tanh: f.ClassifierActivation == FamilySpec.GeluTanh, silu: f.ClassifierActivation == FamilySpec.Silu));
+            TensorDef normW = Parameter("head.norm.weight", InitKind.Ones, 0f, c);
+            TensorDef? normB = f.NormBias ? Parameter("head.norm.bias", InitKind.Zeros, 0f, c) : null;
+            TensorDef normed = Rows("head.normed"), mean = Rows("head.normed_mean", vector: true), rstd = Rows("head.normed_rstd", vector: true);
+            _ops.Add(new LayerNormOp(stage, "prediction head's LayerNorm (head.norm)" + (f.NormBias ? "" : ", no bias"), activated, normW, normB, normed, mean, rstd) { Eps = f.NormEps });
+            return normed;
         }
 
         private TensorDef FinalNorm(Stage stage, string parameterName, string activationName, TensorDef x)

@@ -339,15 +339,28 @@ namespace TransformerGen.Generator
             else if (_keys.TryGetValue("rope_scaling", out object? scaling) && scaling is not null)
                 Unsupported("rope_scaling", Text(scaling), "scaled rotary positions are not implemented");
 
+            // The classifiers' ModernBertPredictionHead: head.dense (classifier_bias), classifier_activation, head.norm; a sequence
+            // classifier pools as classifier_pooling says.
+            int classifierActivation = Activation("classifier_activation", "gelu", gated: false);
+            string? pooling = String("classifier_pooling");
             int pad = Int("pad_token_id") ?? 50283;
             var family = new FamilySpec(FamilySpec.ModernBert, _file, heads > 0 ? hidden / heads : 0, heads, positions, eps, RmsNorm: false, feedForward,
                 Rotary: true, globalTheta, QkvBias: attentionBias, OutBias: attentionBias, FfnBias: mlpBias, TypeVocab: 0, EmbeddingNorm: true,
                 LookupPaddingRow: pad, SlidingWindow: local / 2 + 1, SlidingLayers: kinds.ToString(), LocalRopeTheta: localTheta,
-                Bidirectional: true, NormBias: normBias, BareFirstAttention: true);
-            (int? classes, _) = BertHead();
-            if (classes is not null)
-                Unsupported("architectures", Text(_keys["architectures"]), "only ModernBertModel and ModernBertForMaskedLM (sentence embeddings) are compiled for modernbert");
-            return Resolve(family, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm, tied: true, pad: pad);
+                Bidirectional: true, NormBias: normBias, BareFirstAttention: true,
+                ClassifierBias: Bool("classifier_bias") ?? false, ClassifierActivation: classifierActivation);
+            if (_spec.Head.Value == EnumValues.Classification && pooling is not null and not "cls" and not "mean")
+                Unsupported("classifier_pooling", pooling, "ModernBertForSequenceClassification pools by cls or mean");
+            bool meanPooled = pooling == "mean";
+            if (_spec.Head.Value == EnumValues.Classification && _spec.Pooling.IsSet && (_spec.Pooling.Value == EnumValues.MeanPooling) != meanPooled)
+                _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, _spec.Pooling.Location, "Pooling", EnumText("Pooling", _spec.Pooling.Value), _file,
+                    "classifier_pooling", pooling ?? "cls"));
+            (int? classes, bool scores) = BertHead(pooledBy: "classifier_pooling");
+            ModelSpec? spec = Resolve(family with { ScoreHead = scores }, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm,
+                tied: true, pad: pad, classes: classes);
+            return spec is not null && _spec.Head.Value == EnumValues.Classification
+                ? spec with { Pooling = new Argument<int>(meanPooled ? EnumValues.MeanPooling : EnumValues.FirstToken, spec.Pooling.Location) }
+                : spec;
         }
 
         /// <summary>
@@ -357,8 +370,10 @@ namespace TransformerGen.Generator
         /// sentence embeddings only); other task heads (question answering, multiple choice) are refused. Returns the
         /// labels of a classifier (<c>id2label</c>'s entries, else <c>num_labels</c>) or null, and whether its outputs are
         /// scores with no loss of the model's own (<c>problem_type</c> regression or multi_label_classification, or one label).
+        /// <paramref name="pooledBy"/> names the key that chooses a sequence classifier's pooling where the family has one
+        /// (ModernBERT's <c>classifier_pooling</c>); the caller then checks the declared <c>Pooling</c> against it.
         /// </summary>
-        private (int? Labels, bool Scores) BertHead()
+        private (int? Labels, bool Scores) BertHead(string? pooledBy = null)
         {
             string? architecture = _keys.TryGetValue("architectures", out object? list) && list is List<object?> { Count: > 0 } names ? names[0] as string : null;
             int head = architecture switch
@@ -388,7 +403,8 @@ namespace TransformerGen.Generator
                 return (null, false);
             }
             if (head == EnumValues.SentenceEmbedding) return (null, false);
-            if (head == EnumValues.Classification && _spec.Pooling.IsSet && _spec.Pooling.Value != EnumValues.FirstToken)
+            // A family whose classifier pools as a key says (ModernBERT's classifier_pooling) checks the declaration itself.
+            if (head == EnumValues.Classification && pooledBy is null && _spec.Pooling.IsSet && _spec.Pooling.Value != EnumValues.FirstToken)
                 _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigContradiction, _spec.Pooling.Location, "Pooling", EnumText("Pooling", _spec.Pooling.Value), _file,
                     "architectures", "its classifier reads the pooled [CLS] token"));
             int labels = Object("id2label") is { Count: > 0 } id2label ? id2label.Count : Int("num_labels") ?? 2;

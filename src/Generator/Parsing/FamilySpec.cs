@@ -25,7 +25,9 @@ namespace TransformerGen.Generator
     /// <c>sliding_window // 2 + 1</c>).
     /// <c>Dense</c>: the sentence-transformers Dense layers after the pooling (<see cref="SentenceTransformerModules"/>).
     /// ModernBERT: <c>NormBias</c> false, LayerNorms without a shift (<c>norm_bias</c>); <c>BareFirstAttention</c>, the
-    /// first layer's attention reads the embeddings' output as it is (its <c>attn_norm</c> is an identity).
+    /// first layer's attention reads the embeddings' output as it is (its <c>attn_norm</c> is an identity); a classifier's
+    /// ModernBertPredictionHead (<c>head.dense</c>, with a bias when <c>ClassifierBias</c>, the <c>ClassifierActivation</c>
+    /// (a feed-forward kind), <c>head.norm</c>) before <c>classifier</c>.
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -61,7 +63,9 @@ namespace TransformerGen.Generator
         EquatableArray<DenseLayer> Dense = default,
         bool Bidirectional = false,
         bool NormBias = true,
-        bool BareFirstAttention = false)
+        bool BareFirstAttention = false,
+        bool ClassifierBias = false,
+        int ClassifierActivation = 0)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
         public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14, MPNet = 15, Gemma3 = 16, ModernBert = 17;
