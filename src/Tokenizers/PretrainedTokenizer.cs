@@ -112,7 +112,7 @@ public sealed class PretrainedTokenizer
     /// <summary>Opens the tokenizer of a Hugging Face model folder.</summary>
     /// <param name="folder">A folder as downloaded from the Hub (config.json, tokenizer_config.json and the vocabulary files).</param>
     /// <exception cref="System.IO.DirectoryNotFoundException">The folder does not exist.</exception>
-    /// <exception cref="System.IO.FileNotFoundException">No tokenizer files are in the folder; the message lists the files looked for and the files found.</exception>
+    /// <exception cref="System.IO.FileNotFoundException">No tokenizer files are in the folder (a tokenizer.json alone counts only with a BPE model: one with a WordPiece or Unigram model is named); the message lists the files looked for and the files found.</exception>
     /// <exception cref="NotSupportedException">The files use a form this library cannot reproduce; the message says which.</exception>
     public static PretrainedTokenizer FromFolder(string folder)
     {
