@@ -9,7 +9,8 @@ using TransformerGen.Tokenizers.Loaders;
 namespace TransformerGen.Tokenizers;
 
 /// <summary>
-/// The tokenizer of a downloaded Hugging Face model folder (GPT-2, BERT, Llama/TinyLlama, Gemma 3, SmolLM2, Qwen2, XLM-R, Marian, NLLB, T5),
+/// The tokenizer of a downloaded Hugging Face model folder (GPT-2, BERT, Llama/TinyLlama, Gemma 3, SmolLM2, Qwen2, XLM-R, Marian, NLLB, T5,
+/// ModernBERT),
 /// built on Microsoft.ML.Tokenizers and set up to give the ids Hugging Face's tokenizer gives.
 /// </summary>
 /// <remarks>
@@ -28,12 +29,17 @@ namespace TransformerGen.Tokenizers;
 /// (<c>&lt;start_of_turn&gt;</c> = 105, <c>&lt;end_of_turn&gt;</c> = 106) kept whole in a text); otherwise
 /// <c>sentencepiece.bpe.model</c> → SentencePiece Unigram with fairseq's ids (XLM-R, multilingual-e5, bge-m3,
 /// paraphrase-multilingual-MiniLM); otherwise <c>vocab.txt</c> → WordPiece (BERT,
-/// all-MiniLM-L6-v2); otherwise <c>spiece.model</c> → T5. tokenizer_config.json supplies
+/// all-MiniLM-L6-v2); otherwise <c>spiece.model</c> → T5; otherwise <c>tokenizer.json</c> alone, when its model is a BPE
+/// with a ByteLevel pre-tokenizer or decoder → byte-level BPE with the model's vocabulary and merges (ModernBERT:
+/// answerdotai/ModernBERT-base, Alibaba-NLP/gte-modernbert-base, nomic-ai/modernbert-embed-base; the merges written as
+/// <c>"a b"</c> strings or, by tokenizers 0.20 and later, as <c>["a", "b"]</c> pairs); a tokenizer.json alone whose model
+/// is WordPiece or Unigram is refused. tokenizer_config.json supplies
 /// the special tokens and flags, config.json the <c>model_type</c>, tokenizer.json (when present) the
-/// pre-tokenizer, normalizer and post-processor of a byte-level BPE.
+/// pre-tokenizer, normalizer and post-processor of a byte-level BPE (a TemplateProcessing post-processor's single
+/// template, and its pair template when that is <c>prefix A suffix … B suffix</c>).
 /// </para>
 /// <para>
-/// Special tokens are added as Hugging Face's <c>add_special_tokens=True</c> adds them: BERT <c>[CLS] … [SEP]</c>,
+/// Special tokens are added as Hugging Face's <c>add_special_tokens=True</c> adds them: BERT and ModernBERT <c>[CLS] … [SEP]</c>,
 /// XLM-R <c>&lt;s&gt; … &lt;/s&gt;</c>, Llama <c>&lt;s&gt; …</c>, Gemma <c>&lt;bos&gt; …</c>, Marian and T5 <c>… &lt;/s&gt;</c>, GPT-2 and Qwen2 nothing.
 /// Truncation cuts the text's ids and keeps those special tokens.
 /// </para>
@@ -63,7 +69,10 @@ public sealed class PretrainedTokenizer
     /// </summary>
     public const string SentencePieceBpeKind = "sentencepiece-bpe";
 
-    /// <summary><see cref="Kind"/> of other byte-level BPEs (<c>vocab.json</c> + <c>merges.txt</c>: Qwen2, SmolLM2).</summary>
+    /// <summary>
+    /// <see cref="Kind"/> of other byte-level BPEs (<c>vocab.json</c> + <c>merges.txt</c>: Qwen2, SmolLM2; <c>tokenizer.json</c>
+    /// alone: ModernBERT).
+    /// </summary>
     public const string ByteLevelBpeKind = "byte-level-bpe";
 
     /// <summary>
@@ -103,7 +112,7 @@ public sealed class PretrainedTokenizer
     /// <summary>Opens the tokenizer of a Hugging Face model folder.</summary>
     /// <param name="folder">A folder as downloaded from the Hub (config.json, tokenizer_config.json and the vocabulary files).</param>
     /// <exception cref="System.IO.DirectoryNotFoundException">The folder does not exist.</exception>
-    /// <exception cref="System.IO.FileNotFoundException">No tokenizer files are in the folder; the message lists the files looked for and the files found.</exception>
+    /// <exception cref="System.IO.FileNotFoundException">No tokenizer files are in the folder (a tokenizer.json alone counts only with a BPE model: one with a WordPiece or Unigram model is named); the message lists the files looked for and the files found.</exception>
     /// <exception cref="NotSupportedException">The files use a form this library cannot reproduce; the message says which.</exception>
     public static PretrainedTokenizer FromFolder(string folder)
     {
@@ -129,7 +138,7 @@ public sealed class PretrainedTokenizer
     public int? EosId => _parts.EosId;
 
     /// <summary>
-    /// The padding id (BERT <c>[PAD]</c> = 0, XLM-R <c>&lt;pad&gt;</c> = 1, Marian vocab.json's <c>&lt;pad&gt;</c>, which opus-mt's
+    /// The padding id (BERT <c>[PAD]</c> = 0, XLM-R <c>&lt;pad&gt;</c> = 1, ModernBERT <c>[PAD]</c> = 50283, Marian vocab.json's <c>&lt;pad&gt;</c>, which opus-mt's
     /// config.json also names as <c>decoder_start_token_id</c>), or null when the tokenizer names none.
     /// </summary>
     public int? PadId => _parts.PadId;
@@ -358,10 +367,11 @@ public sealed class PretrainedTokenizer
 
     /// <summary>
     /// Encodes a pair of texts as one sequence, as Hugging Face's <c>tokenizer(first, second)</c> does (a
-    /// cross-encoder's query and passage): BERT <c>[CLS] A [SEP] B [SEP]</c>, XLM-R <c>&lt;s&gt; A &lt;/s&gt;&lt;/s&gt; B &lt;/s&gt;</c>,
+    /// cross-encoder's query and passage): BERT and ModernBERT <c>[CLS] A [SEP] B [SEP]</c>, XLM-R <c>&lt;s&gt; A &lt;/s&gt;&lt;/s&gt; B &lt;/s&gt;</c>,
     /// Llama <c>&lt;s&gt; A &lt;s&gt; B</c>.
     /// </summary>
-    /// <exception cref="NotSupportedException">The tokenizer's pair form is not known (a tokenizer.json post-processor that names special tokens).</exception>
+    /// <exception cref="NotSupportedException">The tokenizer's pair form is not known (a tokenizer.json post-processor that names special
+    /// tokens and has no pair template of the form prefix A suffix … B suffix).</exception>
     public IReadOnlyList<int> EncodePair(string first, string second, bool addSpecialTokens = true)
     {
         ArgumentNullException.ThrowIfNull(first);
@@ -439,7 +449,9 @@ public sealed class PretrainedTokenizer
         }
 
         int[] separator = _parts.PairSeparator
-            ?? throw new NotSupportedException($"The {Kind} tokenizer of this folder does not say how it joins a pair of texts (its tokenizer.json post-processor's pair template is not read).");
+            ?? throw new NotSupportedException(
+                $"The {Kind} tokenizer of this folder does not say how it joins a pair of texts (its tokenizer.json post-processor has no pair "
+                + "template, or one other than prefix A suffix … B suffix around the single template's tokens).");
         return _parts.Prefix.Length + 2 * _parts.Suffix.Length + separator.Length;
     }
 

@@ -295,6 +295,35 @@ public sealed class ByteLevelBpeTests : IDisposable
         Assert.Equal([Id("hello")], tokenizer.Encode("hello", addSpecialTokens: false));
     }
 
+    [Fact]
+    public void Template_post_processor_pair_template_joins_a_pair()
+    {
+        // Llama-3's pair form, <|begin_of_text|> $A <|begin_of_text|> $B: no suffix, the prefix again before the second text.
+        // With "pair": [] (above) a pair is refused instead.
+        OpenSmolLm2();
+        const string bos = """{ "SpecialToken": { "id": "<|im_start|>", "type_id": 0 } }""";
+        _folder.Write("tokenizer.json", SmolLm2TokenizerJson(postProcessor: $$"""
+            {
+              "type": "TemplateProcessing",
+              "single": [ {{bos}}, { "Sequence": { "id": "A", "type_id": 0 } } ],
+              "pair": [ {{bos}}, { "Sequence": { "id": "A", "type_id": 0 } }, {{bos}}, { "Sequence": { "id": "B", "type_id": 1 } } ],
+              "special_tokens": { "<|im_start|>": { "id": "<|im_start|>", "ids": [ {{ImStart}} ], "tokens": [ "<|im_start|>" ] } }
+            }
+            """));
+        PretrainedTokenizer tokenizer = PretrainedTokenizer.FromFolder(_folder.Path);
+        Assert.Equal([ImStart, Id("hello"), ImStart, Id(Symbols(" world"))], tokenizer.EncodePair("hello", " world"));
+
+        _folder.Write("tokenizer.json", SmolLm2TokenizerJson(postProcessor: $$"""
+            {
+              "type": "TemplateProcessing",
+              "single": [ {{bos}}, { "Sequence": { "id": "A", "type_id": 0 } } ],
+              "pair": [],
+              "special_tokens": { "<|im_start|>": { "id": "<|im_start|>", "ids": [ {{ImStart}} ], "tokens": [ "<|im_start|>" ] } }
+            }
+            """));
+        Assert.Throws<NotSupportedException>(() => PretrainedTokenizer.FromFolder(_folder.Path).EncodePair("hello", " world"));
+    }
+
     [Theory]
     [InlineData("""{ "type": "Metaspace", "replacement": "▁" }""", "Metaspace")]
     [InlineData("""{ "type": "ByteLevel", "add_prefix_space": true, "use_regex": true }""", "add_prefix_space")]

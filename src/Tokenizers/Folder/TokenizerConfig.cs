@@ -48,7 +48,7 @@ internal sealed class TokenizerConfig
 
     /// <summary>
     /// <c>clean_up_tokenization_spaces</c>: decoding removes the space before punctuation and English contractions
-    /// (read by Marian's loader; transformers' default is false).
+    /// (read by the Marian, NLLB, T5, Gemma and byte-level BPE loaders; transformers' default is false).
     /// </summary>
     public bool? CleanUpTokenizationSpaces { get; private init; }
 

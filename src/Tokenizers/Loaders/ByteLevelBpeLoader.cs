@@ -12,22 +12,39 @@ using TransformerGen.Tokenizers.PreTokenization;
 namespace TransformerGen.Tokenizers.Loaders;
 
 /// <summary>
-/// Byte-level BPE (<c>vocab.json</c> + <c>merges.txt</c>: GPT-2, Qwen2, SmolLM2) through <see cref="BpeTokenizer"/>
-/// with <see cref="BpeOptions.ByteLevel"/>.
+/// Byte-level BPE through <see cref="BpeTokenizer"/> with <see cref="BpeOptions.ByteLevel"/>: from <c>vocab.json</c> +
+/// <c>merges.txt</c> (GPT-2, Qwen2, SmolLM2), or from the BPE model of a <c>tokenizer.json</c> that is the folder's only
+/// vocabulary file (ModernBERT: answerdotai/ModernBERT-base, gte-modernbert-base, modernbert-embed-base).
 /// </summary>
 /// <remarks>
-/// The pre-tokenizer and normalizer come from tokenizer.json when the folder has one, since that file is what
-/// transformers' fast tokenizer runs. Without it they are the slow tokenizer class's: Qwen2Tokenizer's regex
+/// The pre-tokenizer, normalizer and post-processor come from tokenizer.json when the folder has one, since that file
+/// is what transformers' fast tokenizer runs. Without it they are the slow tokenizer class's: Qwen2Tokenizer's regex
 /// with NFC for model_type qwen2, GPT-2's regex otherwise (GPT2Tokenizer, which SmolLM2's config names).
 /// </remarks>
 internal static class ByteLevelBpeLoader
 {
+    /// <summary>A folder with vocab.json and merges.txt (and perhaps tokenizer.json for the pipeline around them).</summary>
     public static TokenizerParts Load(string folder, TokenizerConfig config)
     {
         Dictionary<string, int> vocabulary = ReadVocabulary(Path.Combine(folder, TokenizerFolder.VocabJson));
         List<string> merges = ReadMerges(Path.Combine(folder, TokenizerFolder.MergesTxt));
         string tokenizerJsonPath = Path.Combine(folder, TokenizerFolder.TokenizerJson);
         TokenizerJsonPipeline? pipeline = File.Exists(tokenizerJsonPath) ? TokenizerJsonPipeline.Read(tokenizerJsonPath) : null;
+        return Build(vocabulary, merges, pipeline, config);
+    }
+
+    /// <summary>
+    /// A folder whose tokenizer.json (already parsed, its model a BPE) is its only vocabulary file: the vocabulary and
+    /// merges are the model's, the pipeline around them as for <see cref="Load"/>.
+    /// </summary>
+    public static TokenizerParts LoadTokenizerJson(JsonElement tokenizerJson, TokenizerConfig config)
+    {
+        TokenizerJsonPipeline pipeline = TokenizerJsonPipeline.Read(tokenizerJson, withModel: true);
+        return Build(pipeline.Vocabulary!, pipeline.Merges!, pipeline, config);
+    }
+
+    private static TokenizerParts Build(Dictionary<string, int> vocabulary, List<string> merges, TokenizerJsonPipeline? pipeline, TokenizerConfig config)
+    {
         bool isQwen2 = config.ModelType == "qwen2";
 
         IReadOnlyList<SplitStep> steps = pipeline?.Steps
@@ -38,7 +55,7 @@ internal static class ByteLevelBpeLoader
 
         // Added tokens of both files, longest first (see SplitPipelinePreTokenizer: Hugging Face matches the longest,
         // and RegexPreTokenizer joins them in the dictionary's order).
-        IEnumerable<AddedToken> addedTokens = config.AddedTokens.Concat(pipeline?.AddedTokens ?? []);
+        AddedToken[] addedTokens = [.. config.AddedTokens.Concat(pipeline?.AddedTokens ?? [])];
         var specialTokens = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (AddedToken added in addedTokens.OrderByDescending(token => token.Content.Length))
         {
@@ -73,6 +90,7 @@ internal static class ByteLevelBpeLoader
         // symmetry with LlamaTokenizer). tokenizer.json's post-processor, when it names tokens, decides instead.
         int[] prefix = pipeline?.Prefix ?? (config.AddBosToken == true && bosId is int bos ? [bos] : []);
         int[] suffix = pipeline?.Suffix ?? (config.AddEosToken == true && eosId is int eos ? [eos] : []);
+        bool templated = pipeline?.Prefix is not null || pipeline?.Suffix is not null;
 
         var skipped = new HashSet<int>();
         foreach (AddedToken added in addedTokens.Where(token => token.Special))
@@ -80,25 +98,37 @@ internal static class ByteLevelBpeLoader
             skipped.Add(added.Id);
         }
 
-        foreach (int? named in new[] { bosId, eosId, padId, unkId })
+        foreach (string? named in new[] { config.BosToken, config.EosToken, config.PadToken, config.UnkToken, config.ClsToken, config.SepToken, config.MaskToken })
         {
-            if (named is int id)
+            if (IdOf(named) is int id)
             {
                 skipped.Add(id);
             }
         }
 
+        // ModernBERT's [MASK] is lstrip: "is [MASK]" is "is" and the mask, not "is", "Ġ" and the mask. BpeTokenizer keeps its
+        // special tokens whole but knows nothing of stripping, so such a folder's added tokens are cut out first.
+        Func<string, IReadOnlyList<int>> encodeText = addedTokens.Any(token => token.LStrip || token.RStrip)
+            ? new StrippingAddedTokens(bpe, addedTokens).Encode
+            : text => bpe.EncodeToIds(text);
+
+        // transformers' fast tokenizer cleans the decoded text when tokenizer_config.json says so (ModernBERT does).
+        bool cleanUp = config.CleanUpTokenizationSpaces ?? false;
+
         int highestId = Math.Max(vocabulary.Values.Max(), specialTokens.Count > 0 ? specialTokens.Values.Max() : -1);
         return new TokenizerParts
         {
             Kind = config.ModelType == "gpt2" ? PretrainedTokenizer.Gpt2BpeKind : PretrainedTokenizer.ByteLevelBpeKind,
-            EncodeText = text => bpe.EncodeToIds(text),
-            DecodeIds = ids => bpe.Decode(ids, considerSpecialTokens: true),
+            EncodeText = encodeText,
+            DecodeIds = cleanUp
+                ? ids => TokenizationSpaces.CleanUp(bpe.Decode(ids, considerSpecialTokens: true))
+                : ids => bpe.Decode(ids, considerSpecialTokens: true),
             Prefix = prefix,
             Suffix = suffix,
-            // GPT2Tokenizer.build_inputs_with_special_tokens repeats BOS before the second text; a post-processor's
-            // "pair" template is not read, so a pair is refused when tokenizer.json names the special tokens.
-            PairSeparator = pipeline?.Prefix is null && pipeline?.Suffix is null ? prefix : null,
+            // GPT2Tokenizer.build_inputs_with_special_tokens repeats BOS before the second text. A post-processor that names
+            // special tokens gives its pair template instead, read when it is Prefix A Suffix … B Suffix; otherwise a pair
+            // is refused.
+            PairSeparator = templated ? pipeline!.PairSeparator : prefix,
             BosId = bosId,
             EosId = eosId,
             PadId = padId,
@@ -109,6 +139,45 @@ internal static class ByteLevelBpeLoader
             SpecialTokens = specialTokens,
             SkippedWhenDecoding = skipped,
         };
+    }
+
+    /// <summary>
+    /// tokenizers' AddedVocabulary for a folder with <c>lstrip</c>/<c>rstrip</c> tokens: the special tokens are cut out
+    /// of the raw text first (taking in the whitespace their flags say), then the other added tokens out of what is left
+    /// (ModernBERT's runs of spaces), and each remaining stretch is encoded by itself.
+    /// </summary>
+    private sealed class StrippingAddedTokens(BpeTokenizer bpe, IReadOnlyList<AddedToken> tokens)
+    {
+        private readonly AddedTokenSplitter _special = new(tokens.Where(token => token.Special));
+        private readonly AddedTokenSplitter _plain = new(tokens.Where(token => !token.Special));
+
+        public IReadOnlyList<int> Encode(string text)
+        {
+            var ids = new List<int>();
+            foreach (TextSegment segment in _special.Split(text))
+            {
+                if (segment.TokenId is int id)
+                {
+                    ids.Add(id);
+                    continue;
+                }
+
+                string stretch = text.Substring(segment.Start, segment.Length);
+                foreach (TextSegment inner in _plain.Split(stretch))
+                {
+                    if (inner.TokenId is int innerId)
+                    {
+                        ids.Add(innerId);
+                    }
+                    else
+                    {
+                        ids.AddRange(bpe.EncodeToIds(stretch.Substring(inner.Start, inner.Length)));
+                    }
+                }
+            }
+
+            return ids;
+        }
     }
 
     // vocab.json: {"!": 0, "\"": 1, …, "Ġthe": 262, …}. Read here (not by BpeOptions' file constructor) so that the

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.IO;
 using System.Text;
 using System.Text.Json;
 using Microsoft.ML.Tokenizers;
@@ -10,7 +11,8 @@ namespace TransformerGen.Tokenizers.PreTokenization;
 
 /// <summary>
 /// What tokenizer.json says around a byte-level BPE's vocabulary: its normalizer, its pre-tokenizer steps, the
-/// special tokens its post-processor adds, and its added tokens. Only the forms these families use are read;
+/// special tokens its post-processor adds, and its added tokens; and, for a folder without vocab.json/merges.txt
+/// (ModernBERT's), the vocabulary and merges of its BPE model. Only the forms these families use are read;
 /// anything else is refused with <see cref="NotSupportedException"/> naming the part, rather than tokenized
 /// differently from Hugging Face.
 /// </summary>
@@ -19,18 +21,40 @@ internal sealed class TokenizerJsonPipeline
     public required IReadOnlyList<SplitStep> Steps { get; init; }
     public required Normalizer? Normalizer { get; init; }
 
-    /// <summary>Ids the post-processor puts before the text (Llama-3's <c>&lt;|begin_of_text|&gt;</c>), or null when it says nothing.</summary>
+    /// <summary>Ids the post-processor puts before the text (Llama-3's <c>&lt;|begin_of_text|&gt;</c>, ModernBERT's <c>[CLS]</c>), or null when it says nothing.</summary>
     public required int[]? Prefix { get; init; }
 
-    /// <summary>Ids the post-processor puts after the text, or null when it says nothing.</summary>
+    /// <summary>Ids the post-processor puts after the text (ModernBERT's <c>[SEP]</c>), or null when it says nothing.</summary>
     public required int[]? Suffix { get; init; }
+
+    /// <summary>
+    /// Ids the post-processor's pair template puts between the first text's <see cref="Suffix"/> and the second text
+    /// (ModernBERT's <c>[CLS] $A [SEP] $B [SEP]</c>: none), or null when it has no pair template, or one that is not
+    /// <see cref="Prefix"/> A <see cref="Suffix"/> … B <see cref="Suffix"/>.
+    /// </summary>
+    public required int[]? PairSeparator { get; init; }
 
     public required IReadOnlyList<AddedToken> AddedTokens { get; init; }
 
+    /// <summary>The BPE model's <c>vocab</c> (token → id), when read with the model; otherwise null.</summary>
+    public Dictionary<string, int>? Vocabulary { get; init; }
+
+    /// <summary>The BPE model's <c>merges</c> as "left right" lines, highest priority first, when read with the model; otherwise null.</summary>
+    public List<string>? Merges { get; init; }
+
+    /// <summary>Reads the pipeline around the vocabulary of vocab.json and merges.txt.</summary>
     public static TokenizerJsonPipeline Read(string path)
     {
         using JsonDocument document = TokenizerConfig.ParseFile(path);
-        JsonElement root = document.RootElement;
+        return Read(document.RootElement, withModel: false);
+    }
+
+    /// <summary>
+    /// Reads the pipeline, and with <paramref name="withModel"/> the BPE model's vocabulary and merges too (a folder
+    /// whose tokenizer.json is its only vocabulary file).
+    /// </summary>
+    public static TokenizerJsonPipeline Read(JsonElement root, bool withModel)
+    {
         CheckModel(root);
 
         var steps = new List<SplitStep>();
@@ -48,22 +72,38 @@ internal sealed class TokenizerJsonPipeline
         if (!byteLevel)
         {
             throw new NotSupportedException(
-                "tokenizer.json: neither the pre_tokenizer nor the decoder is ByteLevel, so vocab.json/merges.txt are not a byte-level BPE.");
+                "tokenizer.json: neither the pre_tokenizer nor the decoder is ByteLevel, so its BPE is not a byte-level one (the only kind read with tokenizer.json).");
         }
 
-        (int[]? prefix, int[]? suffix) = root.TryGetProperty("post_processor", out JsonElement postProcessor)
+        PostProcessorTemplate? template = root.TryGetProperty("post_processor", out JsonElement postProcessor)
             ? ReadPostProcessor(postProcessor)
-            : (null, null);
+            : null;
+
+        Dictionary<string, int>? vocabulary = null;
+        List<string>? merges = null;
+        if (withModel)
+        {
+            (vocabulary, merges) = ReadModel(root);
+        }
 
         return new TokenizerJsonPipeline
         {
             Steps = steps,
             Normalizer = root.TryGetProperty("normalizer", out JsonElement normalizer) ? ReadNormalizer(normalizer) : null,
-            Prefix = prefix,
-            Suffix = suffix,
+            Prefix = template?.Prefix,
+            Suffix = template?.Suffix,
+            PairSeparator = template?.PairSeparator,
             AddedTokens = ReadAddedTokens(root),
+            Vocabulary = vocabulary,
+            Merges = merges,
         };
     }
+
+    /// <summary>The <c>type</c> of tokenizer.json's model (<c>"BPE"</c>, <c>"WordPiece"</c>, <c>"Unigram"</c>), or null when it names none.</summary>
+    public static string? ModelType(JsonElement root) =>
+        root.ValueKind == JsonValueKind.Object && root.TryGetProperty("model", out JsonElement model)
+            ? TokenizerConfig.GetString(model, "type")
+            : null;
 
     private static void CheckModel(JsonElement root)
     {
@@ -75,7 +115,7 @@ internal sealed class TokenizerJsonPipeline
         string? type = TokenizerConfig.GetString(model, "type");
         if (type is not null and not "BPE")
         {
-            throw new NotSupportedException($"tokenizer.json: model type '{type}' beside vocab.json/merges.txt; only BPE is read.");
+            throw new NotSupportedException($"tokenizer.json: model type '{type}'; only a BPE model is read with it.");
         }
 
         // ignore_merges (Llama-3) looks a whole piece up in the vocabulary before merging; BpeTokenizer always merges.
@@ -183,58 +223,181 @@ internal sealed class TokenizerJsonPipeline
         }
     }
 
-    // TemplateProcessing's "single": [{"SpecialToken": {"id": "<|begin_of_text|>"}}, {"Sequence": {"id": "A"}}, …]
-    // with the ids of each special token under "special_tokens". ByteLevel as a post-processor only trims offsets.
-    private static (int[]? Prefix, int[]? Suffix) ReadPostProcessor(JsonElement node)
+    // TemplateProcessing: "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, …],
+    // "pair" likewise with $A and $B, and the ids of each named special token under "special_tokens". ByteLevel as a
+    // post-processor only trims offsets; in a Sequence, the last processor that names special tokens decides.
+    private static PostProcessorTemplate? ReadPostProcessor(JsonElement node)
     {
         if (node.ValueKind == JsonValueKind.Null)
         {
-            return (null, null);
+            return null;
         }
 
         string? type = TokenizerConfig.GetString(node, "type");
         switch (type)
         {
             case "ByteLevel":
-                return (null, null);
+                return null;
 
             case "Sequence":
-                (int[]? prefix, int[]? suffix) = (null, null);
+                PostProcessorTemplate? template = null;
                 foreach (JsonElement inner in node.GetProperty("processors").EnumerateArray())
                 {
-                    (int[]? innerPrefix, int[]? innerSuffix) = ReadPostProcessor(inner);
-                    prefix = innerPrefix ?? prefix;
-                    suffix = innerSuffix ?? suffix;
+                    template = ReadPostProcessor(inner) ?? template;
                 }
 
-                return (prefix, suffix);
+                return template;
 
             case "TemplateProcessing":
-                var before = new List<int>();
-                var after = new List<int>();
-                bool seenText = false;
-                JsonElement specialTokens = node.GetProperty("special_tokens");
-                foreach (JsonElement part in node.GetProperty("single").EnumerateArray())
-                {
-                    if (part.TryGetProperty("Sequence", out _))
-                    {
-                        seenText = true;
-                    }
-                    else if (part.TryGetProperty("SpecialToken", out JsonElement special))
-                    {
-                        string name = TokenizerConfig.GetString(special, "id")!;
-                        foreach (JsonElement id in specialTokens.GetProperty(name).GetProperty("ids").EnumerateArray())
-                        {
-                            (seenText ? after : before).Add(id.GetInt32());
-                        }
-                    }
-                }
+                JsonElement specialTokens = node.TryGetProperty("special_tokens", out JsonElement named) ? named : default;
+                int[][] single = ReadTemplate(node, "single", specialTokens, ["A"])
+                    ?? throw new NotSupportedException("tokenizer.json: the TemplateProcessing post-processor's single template does not hold the text once ($A).");
+                (int[] prefix, int[] suffix) = (single[0], single[1]);
 
-                return ([.. before], [.. after]);
+                // The pair form PretrainedTokenizer writes is Prefix A Suffix separator B Suffix (BERT's and ModernBERT's
+                // [CLS] A [SEP] B [SEP], Llama-3's <|begin_of_text|> A <|begin_of_text|> B); another pair template is left unread.
+                int[][]? pair = ReadTemplate(node, "pair", specialTokens, ["A", "B"]);
+                int[]? separator = pair is [int[] beforeFirst, int[] between, int[] afterSecond]
+                    && beforeFirst.AsSpan().SequenceEqual(prefix)
+                    && afterSecond.AsSpan().SequenceEqual(suffix)
+                    && between.AsSpan().StartsWith(suffix)
+                        ? between[suffix.Length..]
+                        : null;
+                return new PostProcessorTemplate(prefix, suffix, separator);
 
             default:
                 throw new NotSupportedException($"tokenizer.json: post-processor '{type}' is not supported for byte-level BPE (supported: ByteLevel, TemplateProcessing, Sequence).");
         }
+    }
+
+    /// <summary>
+    /// A template as the special-token ids around its texts: for <paramref name="sequences"/> A, [before A, after A]; for A
+    /// and B, [before A, between them, after B]. Null when the template is absent or empty or does not hold exactly those
+    /// texts in that order.
+    /// </summary>
+    private static int[][]? ReadTemplate(JsonElement node, string key, JsonElement specialTokens, string[] sequences)
+    {
+        if (!node.TryGetProperty(key, out JsonElement template) || template.ValueKind != JsonValueKind.Array)
+        {
+            return null;
+        }
+
+        var parts = new List<int[]>();
+        var current = new List<int>();
+        foreach (JsonElement piece in template.EnumerateArray())
+        {
+            if (piece.TryGetProperty("Sequence", out JsonElement sequence))
+            {
+                if (parts.Count == sequences.Length || TokenizerConfig.GetString(sequence, "id") != sequences[parts.Count])
+                {
+                    return null;
+                }
+
+                parts.Add([.. current]);
+                current.Clear();
+            }
+            else if (piece.TryGetProperty("SpecialToken", out JsonElement special))
+            {
+                current.AddRange(SpecialTokenIds(TokenizerConfig.GetString(special, "id"), specialTokens));
+            }
+        }
+
+        if (parts.Count != sequences.Length)
+        {
+            return null;
+        }
+
+        parts.Add([.. current]);
+        return [.. parts];
+    }
+
+    private static IEnumerable<int> SpecialTokenIds(string? name, JsonElement specialTokens)
+    {
+        if (name is null
+            || specialTokens.ValueKind != JsonValueKind.Object
+            || !specialTokens.TryGetProperty(name, out JsonElement entry)
+            || !entry.TryGetProperty("ids", out JsonElement ids)
+            || ids.ValueKind != JsonValueKind.Array)
+        {
+            throw new InvalidDataException(
+                $"tokenizer.json: the post-processor's template names the special token '{name}', whose ids its special_tokens do not give.");
+        }
+
+        foreach (JsonElement id in ids.EnumerateArray())
+        {
+            yield return id.GetInt32();
+        }
+    }
+
+    // "model": {"type": "BPE", "vocab": {"[token]": id, …}, "merges": ["Ġ t", …]} or, written by tokenizers 0.20 and later,
+    // "merges": [["Ġ", "t"], …]. BpeOptions takes each merge as one "left right" string, which a byte-level token (its
+    // spaces written as Ġ) never breaks.
+    private static (Dictionary<string, int> Vocabulary, List<string> Merges) ReadModel(JsonElement root)
+    {
+        JsonElement model = root.TryGetProperty("model", out JsonElement found) && found.ValueKind == JsonValueKind.Object
+            ? found
+            : throw new InvalidDataException("tokenizer.json has no model.");
+        if (!model.TryGetProperty("vocab", out JsonElement vocab) || vocab.ValueKind != JsonValueKind.Object)
+        {
+            throw new InvalidDataException("tokenizer.json: model.vocab is not an object of token → id.");
+        }
+
+        var vocabulary = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (JsonProperty entry in vocab.EnumerateObject())
+        {
+            vocabulary[entry.Name] = entry.Value.GetInt32();
+        }
+
+        if (vocabulary.Count == 0)
+        {
+            throw new InvalidDataException("tokenizer.json: model.vocab holds no tokens.");
+        }
+
+        var merges = new List<string>();
+        if (model.TryGetProperty("merges", out JsonElement mergeList) && mergeList.ValueKind == JsonValueKind.Array)
+        {
+            foreach (JsonElement merge in mergeList.EnumerateArray())
+            {
+                merges.Add(ReadMerge(merge, merges.Count));
+            }
+        }
+
+        return (vocabulary, merges);
+    }
+
+    private static string ReadMerge(JsonElement merge, int index)
+    {
+        if (merge.ValueKind == JsonValueKind.String)
+        {
+            string line = merge.GetString()!;
+            int space = line.IndexOf(' ', StringComparison.Ordinal);
+            if (space <= 0 || space == line.Length - 1 || line.IndexOf(' ', space + 1) >= 0)
+            {
+                throw new InvalidDataException($"tokenizer.json: model.merges[{index}] \"{line}\" is not two tokens joined by one space.");
+            }
+
+            return line;
+        }
+
+        if (merge.ValueKind == JsonValueKind.Array && merge.GetArrayLength() == 2
+            && merge[0].ValueKind == JsonValueKind.String && merge[1].ValueKind == JsonValueKind.String)
+        {
+            string left = merge[0].GetString()!, right = merge[1].GetString()!;
+            if (left.Length == 0 || right.Length == 0)
+            {
+                throw new InvalidDataException($"tokenizer.json: model.merges[{index}] has an empty token.");
+            }
+
+            if (left.Contains(' ', StringComparison.Ordinal) || right.Contains(' ', StringComparison.Ordinal))
+            {
+                throw new NotSupportedException(
+                    $"tokenizer.json: model.merges[{index}] [\"{left}\", \"{right}\"] has a token with a space, which Microsoft.ML.Tokenizers' BpeTokenizer cannot take.");
+            }
+
+            return left + " " + right;
+        }
+
+        throw new InvalidDataException($"tokenizer.json: model.merges[{index}] is neither a \"left right\" string nor a [left, right] pair.");
     }
 
     // "added_tokens": [{"id": 151643, "content": "<|endoftext|>", "special": true, …}, …]
@@ -257,3 +420,6 @@ internal sealed class TokenizerJsonPipeline
         return tokens;
     }
 }
+
+/// <summary>What a TemplateProcessing post-processor adds: around one text, and between the two of a pair (null: not read).</summary>
+internal sealed record PostProcessorTemplate(int[] Prefix, int[] Suffix, int[]? PairSeparator);
