@@ -304,7 +304,7 @@ public sealed partial class HfReference : IDisposable
     }
 
     /// <summary>
-    /// BERT, NomicBERT, MPNet and EmbeddingGemma: sentence-transformers embeddings (mean pooling over the mask, or the [CLS]
+    /// BERT, NomicBERT, MPNet, EmbeddingGemma and ModernBERT: sentence-transformers embeddings (mean pooling over the mask, or the [CLS]
     /// token's state with <paramref name="clsToken"/>; EmbeddingGemma's Dense layers; then L2-normalised) <c>[B·E]</c>, E the
     /// last Dense's out_features if there is one.
     /// </summary>
@@ -315,7 +315,7 @@ public sealed partial class HfReference : IDisposable
         return Values(Encoder.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, clsToken));
     }
 
-    /// <summary>BERT-like classifiers: the logits, <c>[B·labels]</c> or (token classification) <c>[B·T·labels]</c>.</summary>
+    /// <summary>BERT-like classifiers and ModernBertForSequenceClassification: the logits, <c>[B·labels]</c> or (token classification) <c>[B·T·labels]</c>.</summary>
     public float[] ClassifierLogits(int[] tokens, int[] attentionMask, int batch, int seqLen, int[]? tokenTypes = null)
     {
         using DisposeScope scope = NewDisposeScope();
@@ -325,7 +325,7 @@ public sealed partial class HfReference : IDisposable
 
     private Tensor? Types(int[]? tokenTypes, int batch, int seqLen) => tokenTypes is null ? null : Ids(tokenTypes, batch, seqLen);
 
-    /// <summary>BERT-like classifiers: the gradient of Σ logits ⊙ <paramref name="upstream"/> for every used parameter, by canonical name.</summary>
+    /// <summary>BERT-like classifiers and ModernBERT's: the gradient of Σ logits ⊙ <paramref name="upstream"/> for every used parameter, by canonical name.</summary>
     public Dictionary<string, float[]> ClassifierGradients(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream)
     {
         using DisposeScope scope = NewDisposeScope();
@@ -334,7 +334,7 @@ public sealed partial class HfReference : IDisposable
     }
 
     /// <summary>
-    /// BERT-like classifiers: the mean cross-entropy against the labels (<c>[B]</c>, or <c>[B·T]</c> for a token
+    /// BERT-like classifiers and ModernBERT's: the mean cross-entropy against the labels (<c>[B]</c>, or <c>[B·T]</c> for a token
     /// classifier, &lt; 0 ignored, as transformers' −100) and every used parameter's gradient, by canonical name.
     /// </summary>
     public (float Loss, Dictionary<string, float[]> Gradients) ClassifierLossAndGradients(int[] tokens, int[] attentionMask, int[] labels, int batch, int seqLen, int[]? tokenTypes = null)
@@ -360,7 +360,7 @@ public sealed partial class HfReference : IDisposable
     }
 
     /// <summary>
-    /// BERT, NomicBERT, MPNet and EmbeddingGemma: the gradient of Σ <see cref="SentenceEmbeddings"/> ⊙ <paramref name="upstream"/> (<c>[B·E]</c>) for every
+    /// BERT, NomicBERT, MPNet, EmbeddingGemma and ModernBERT: the gradient of Σ <see cref="SentenceEmbeddings"/> ⊙ <paramref name="upstream"/> (<c>[B·E]</c>) for every
     /// parameter the forward pass reads (not the pooler), by canonical name (EmbeddingGemma's Dense modules as
     /// <c>2_Dense.linear.weight</c>, …). Row 1 of the token-type table gets none.
     /// </summary>
