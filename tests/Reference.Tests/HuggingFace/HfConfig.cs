@@ -6,8 +6,8 @@ using System.Text.Json.Nodes;
 
 namespace TransformerGen.Reference.Tests.HuggingFace;
 
-/// <summary>The forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3, Marian's and T5's encoder–decoders, NomicBERT from its hub code, MPNet, and Gemma 3's text model); Qwen2 runs as Llama.</summary>
-internal enum HfFamily { Gpt2, Bert, Llama, Marian, NomicBert, T5, MPNet, Gemma3 }
+/// <summary>The forward passes of the Hugging Face families (MODEL_FAMILIES.md §1–3, Marian's and T5's encoder–decoders, NomicBERT from its hub code, MPNet, Gemma 3's text model and ModernBERT); Qwen2 runs as Llama.</summary>
+internal enum HfFamily { Gpt2, Bert, Llama, Marian, NomicBert, T5, MPNet, Gemma3, ModernBert }
 
 /// <summary>sentence-transformers <c>Pooling</c>: the mean over the attention mask's tokens, or the first token's state.</summary>
 internal enum HfPooling { Mean, Cls }
@@ -28,7 +28,7 @@ internal enum HfEncoderHead { None, SequenceClassification, TokenClassification 
 /// family's defaults apply where a key is absent or null, and any key that would change the computation in a way these
 /// references do not implement is refused rather than ignored.
 /// </summary>
-internal sealed record HfConfig
+internal sealed partial record HfConfig
 {
     public required string ModelType { get; init; }
     public required HfFamily Family { get; init; }
@@ -180,6 +180,7 @@ internal sealed record HfConfig
             "t5" or "mt5" => T5(json, modelType),
             "mpnet" => MPNet(json),
             "gemma3_text" => Gemma3(json),
+            "modernbert" => ModernBert(json),
             _ => throw new NotSupportedException($"model_type '{modelType}' has no reference here"),
         };
         string folder = Path.GetDirectoryName(Path.GetFullPath(path))!;

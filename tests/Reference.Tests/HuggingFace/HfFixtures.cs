@@ -42,6 +42,13 @@ public static class HfFixtures
     /// </summary>
     public const string EmbeddingGemma = "embeddinggemma";
 
+    /// <summary>
+    /// ModernBERT in small: a sentence-transformers folder on ModernBertModel (nomic-ai/modernbert-embed-base-shaped: mean
+    /// pooling, Normalize), and ModernBertForSequenceClassification (3 labels, mean pooling as ModernBERT-base's config has
+    /// it), kept apart: the reference alone so far.
+    /// </summary>
+    public const string ModernBert = "modernbert", ModernBertClassifier = "modernbert-classifier";
+
     /// <summary>The full path of <c>Configs/<paramref name="name"/>/config.json</c>.</summary>
     public static string ConfigPath(string name) => Path.Combine(ConfigsFolder(), name, "config.json");
 

@@ -236,7 +236,7 @@ public sealed class HfMPNetSelfTests(ITestOutputHelper output)
     /// erf in double: its Maclaurin series below 2, else 1 − erfc by erfc's continued fraction
     /// e^(−z²)/√π / (z + ½/(z + 1/(z + 3/2/(z + …)))).
     /// </summary>
-    private static double Erf(double x)
+    internal static double Erf(double x)
     {
         double z = Math.Abs(x), value;
         if (z < 2)

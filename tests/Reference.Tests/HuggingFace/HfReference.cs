@@ -59,7 +59,7 @@ public sealed record HfWriteOptions(HfDtype Dtype = HfDtype.F32, bool Prefix = f
 /// <para>
 /// Families: <c>gpt2</c> (GPT2LMHeadModel), <c>bert</c> (BertModel + sentence-transformers mean pooling and Normalize),
 /// <c>llama</c> and <c>qwen2</c> (…ForCausalLM), <c>marian</c> (MarianMTModel, in HfReference.Marian.cs), <c>t5</c> and
-/// <c>mt5</c> (T5ForConditionalGeneration, HfT5.cs, with Marian's entry points and HfReference.T5.cs), <c>nomic_bert</c> (NomicBertModel + mean pooling and Normalize, in HfNomicBert.cs), <c>mpnet</c> (MPNetModel + mean pooling and Normalize, in HfMPNet.cs), <c>gemma3_text</c> (Gemma3ForCausalLM, in HfGemma3.cs, with the decoders' entry points; with <c>use_bidirectional_attention</c>, EmbeddingGemma's Gemma3TextModel + the sentence-transformers modules beside config.json, with the encoders' entry points). The formulas are MODEL_FAMILIES.md's, written out independently of the
+/// <c>mt5</c> (T5ForConditionalGeneration, HfT5.cs, with Marian's entry points and HfReference.T5.cs), <c>nomic_bert</c> (NomicBertModel + mean pooling and Normalize, in HfNomicBert.cs), <c>mpnet</c> (MPNetModel + mean pooling and Normalize, in HfMPNet.cs), <c>gemma3_text</c> (Gemma3ForCausalLM, in HfGemma3.cs, with the decoders' entry points; with <c>use_bidirectional_attention</c>, EmbeddingGemma's Gemma3TextModel + the sentence-transformers modules beside config.json, with the encoders' entry points), <c>modernbert</c> (ModernBertModel + the sentence-transformers modules, or ModernBertForSequenceClassification with the classifiers' entry points, in HfModernBert.cs). The formulas are MODEL_FAMILIES.md's, written out independently of the
 /// generated models' kernels.
 /// </para>
 /// <para>
@@ -100,6 +100,7 @@ public sealed partial class HfReference : IDisposable
             HfFamily.T5 => new HfT5(config, seed, dtype),
             HfFamily.MPNet => new HfMPNet(config, seed, dtype),
             HfFamily.Gemma3 => new HfGemma3(config, seed, dtype),
+            HfFamily.ModernBert => new HfModernBert(config, seed, dtype),
             _ => throw new NotSupportedException(config.ModelType),
         };
         return new HfReference(model, Path.GetFullPath(configPath));
@@ -133,7 +134,7 @@ public sealed partial class HfReference : IDisposable
         if (_model.Dtype != ScalarType.Float32) throw new InvalidOperationException("only the float32 reference writes fixtures");
         HfFamily family = _model.Config.Family;
         if (options.LegacyGammaBeta && family != HfFamily.Bert) throw new ArgumentException("LegacyGammaBeta is a BERT naming", nameof(options));
-        if (options.IncludeUnusedHeads && family is not (HfFamily.Bert or HfFamily.NomicBert or HfFamily.MPNet or HfFamily.T5)) throw new ArgumentException("only BERT, NomicBERT and MPNet (the pooler, MPNet's lm_head) and T5 (the old cross-attention bias) have unused tensors", nameof(options));
+        if (options.IncludeUnusedHeads && family is not (HfFamily.Bert or HfFamily.NomicBert or HfFamily.MPNet or HfFamily.T5 or HfFamily.ModernBert)) throw new ArgumentException("only BERT, NomicBERT and MPNet (the pooler, MPNet's lm_head), T5 (the old cross-attention bias) and ModernBERT (the MaskedLM head) have unused tensors", nameof(options));
         if (options.Prefix && family == HfFamily.NomicBert) throw new ArgumentException("NomicBertModel files have no prefix", nameof(options));
         if (options.KeepTiedCopy && _model.TiedCopyNames.Count == 0) throw new ArgumentException("KeepTiedCopy needs a tied model (T5: embed_tokens)", nameof(options));
         if (options.Prefix && family == HfFamily.Marian) throw new ArgumentException("MarianMTModel files have one naming (model.…, final_logits_bias)", nameof(options));
@@ -192,6 +193,8 @@ public sealed partial class HfReference : IDisposable
             if (name.EndsWith(".LayerNorm.weight", StringComparison.Ordinal)) name = name[..^"weight".Length] + "gamma";
             else if (name.EndsWith(".LayerNorm.bias", StringComparison.Ordinal)) name = name[..^"bias".Length] + "beta";
         }
+        // ModernBERT: ModernBertModel's bare names; Prefix: the …ForMaskedLM/…ForSequenceClassification layout (model.…).
+        if (_model.Config.Family == HfFamily.ModernBert) return HfModernBert.FileName(name, options);
         // EmbeddingGemma's sentence-transformers folder holds Gemma3TextModel's bare names; Prefix: Gemma3ForCausalLM's model.….
         if (_model.Config.Family == HfFamily.Gemma3 && !_model.Config.IsDecoder)
             return options.Prefix ? name : name["model.".Length..];
@@ -301,7 +304,7 @@ public sealed partial class HfReference : IDisposable
     }
 
     /// <summary>
-    /// BERT, NomicBERT, MPNet and EmbeddingGemma: sentence-transformers embeddings (mean pooling over the mask, or the [CLS]
+    /// BERT, NomicBERT, MPNet, EmbeddingGemma and ModernBERT: sentence-transformers embeddings (mean pooling over the mask, or the [CLS]
     /// token's state with <paramref name="clsToken"/>; EmbeddingGemma's Dense layers; then L2-normalised) <c>[B·E]</c>, E the
     /// last Dense's out_features if there is one.
     /// </summary>
@@ -312,32 +315,32 @@ public sealed partial class HfReference : IDisposable
         return Values(Encoder.SentenceEmbeddings(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, clsToken));
     }
 
-    /// <summary>BERT-like classifiers: the logits, <c>[B·labels]</c> or (token classification) <c>[B·T·labels]</c>.</summary>
+    /// <summary>BERT-like classifiers and ModernBertForSequenceClassification: the logits, <c>[B·labels]</c> or (token classification) <c>[B·T·labels]</c>.</summary>
     public float[] ClassifierLogits(int[] tokens, int[] attentionMask, int batch, int seqLen, int[]? tokenTypes = null)
     {
         using DisposeScope scope = NewDisposeScope();
         using IDisposable noGrad = no_grad();
-        return Values(Bert.ClassifierLogits(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, Types(tokenTypes, batch, seqLen)));
+        return Values(ClassifierOutput(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, Types(tokenTypes, batch, seqLen)));
     }
 
     private Tensor? Types(int[]? tokenTypes, int batch, int seqLen) => tokenTypes is null ? null : Ids(tokenTypes, batch, seqLen);
 
-    /// <summary>BERT-like classifiers: the gradient of Σ logits ⊙ <paramref name="upstream"/> for every used parameter, by canonical name.</summary>
+    /// <summary>BERT-like classifiers and ModernBERT's: the gradient of Σ logits ⊙ <paramref name="upstream"/> for every used parameter, by canonical name.</summary>
     public Dictionary<string, float[]> ClassifierGradients(int[] tokens, int[] attentionMask, int batch, int seqLen, float[] upstream)
     {
         using DisposeScope scope = NewDisposeScope();
-        Tensor logits = Bert.ClassifierLogits(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!);
+        Tensor logits = ClassifierOutput(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!);
         return Gradients((logits * tensor(upstream, logits.shape).to(_model.Dtype)).sum());
     }
 
     /// <summary>
-    /// BERT-like classifiers: the mean cross-entropy against the labels (<c>[B]</c>, or <c>[B·T]</c> for a token
+    /// BERT-like classifiers and ModernBERT's: the mean cross-entropy against the labels (<c>[B]</c>, or <c>[B·T]</c> for a token
     /// classifier, &lt; 0 ignored, as transformers' −100) and every used parameter's gradient, by canonical name.
     /// </summary>
     public (float Loss, Dictionary<string, float[]> Gradients) ClassifierLossAndGradients(int[] tokens, int[] attentionMask, int[] labels, int batch, int seqLen, int[]? tokenTypes = null)
     {
         using DisposeScope scope = NewDisposeScope();
-        Tensor logits = Bert.ClassifierLogits(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, Types(tokenTypes, batch, seqLen));
+        Tensor logits = ClassifierOutput(Ids(tokens, batch, seqLen), Mask(attentionMask, batch, seqLen)!, Types(tokenTypes, batch, seqLen));
         Tensor target = tensor(labels.Select(t => t < 0 ? -100L : t).ToArray(), ScalarType.Int64);
         Tensor loss = F.cross_entropy(logits.reshape(-1, _model.Config.Labels), target, ignore_index: -100);
         return ((float)loss.to(ScalarType.Float64).item<double>(), Gradients(loss));
@@ -357,7 +360,7 @@ public sealed partial class HfReference : IDisposable
     }
 
     /// <summary>
-    /// BERT, NomicBERT, MPNet and EmbeddingGemma: the gradient of Σ <see cref="SentenceEmbeddings"/> ⊙ <paramref name="upstream"/> (<c>[B·E]</c>) for every
+    /// BERT, NomicBERT, MPNet, EmbeddingGemma and ModernBERT: the gradient of Σ <see cref="SentenceEmbeddings"/> ⊙ <paramref name="upstream"/> (<c>[B·E]</c>) for every
     /// parameter the forward pass reads (not the pooler), by canonical name (EmbeddingGemma's Dense modules as
     /// <c>2_Dense.linear.weight</c>, …). Row 1 of the token-type table gets none.
     /// </summary>
@@ -416,6 +419,13 @@ public sealed partial class HfReference : IDisposable
 
     private HfBert Bert => _model as HfBert ?? throw new InvalidOperationException($"{ModelType} is not a BERT-like encoder");
 
+    // The classifier's logits: BERT-like ones (token types allowed) or ModernBertForSequenceClassification's.
+    private Tensor ClassifierOutput(Tensor ids, Tensor attentionMask, Tensor? tokenTypes = null) => _model switch
+    {
+        HfModernBert m => tokenTypes is null ? m.ClassifierLogits(ids, attentionMask) : throw new ArgumentException("ModernBERT has no token types"),
+        _ => Bert.ClassifierLogits(ids, attentionMask, tokenTypes),
+    };
+
     private IHfSentenceEncoder Encoder => _model as IHfSentenceEncoder ?? throw new InvalidOperationException($"{ModelType} is not a sentence encoder");
 
     private void RequireDecoder()
@@ -427,8 +437,8 @@ public sealed partial class HfReference : IDisposable
     {
         if (tokens.Length != batch * seqLen) throw new ArgumentException($"{tokens.Length} tokens for {batch}×{seqLen}");
         if (tokens.Any(t => t < 0 || t >= _model.Config.VocabSize)) throw new ArgumentException($"a token is outside [0, {_model.Config.VocabSize})");
-        // Llama's and Gemma 3's rotary and T5's relative positions have no table to run out of.
-        if (_model.Config.Family is not (HfFamily.Llama or HfFamily.Gemma3 or HfFamily.T5) && seqLen > _model.Config.MaxPositions)
+        // Llama's, Gemma 3's and ModernBERT's rotary and T5's relative positions have no table to run out of.
+        if (_model.Config.Family is not (HfFamily.Llama or HfFamily.Gemma3 or HfFamily.T5 or HfFamily.ModernBert) && seqLen > _model.Config.MaxPositions)
             throw new ArgumentException($"{seqLen} positions, the model has {_model.Config.MaxPositions}");
         return tensor(tokens.Select(t => (long)t).ToArray(), new long[] { batch, seqLen });
     }
