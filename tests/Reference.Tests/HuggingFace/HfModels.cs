@@ -122,3 +122,15 @@ public partial class HfEmbeddingGemmaTiledModel { }
 // and tanh, both read from the folder's modules (the declaration names neither).
 [TransformerModel(Config = "HuggingFace/Configs/bert-dense/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
 public partial class HfBertDenseModel { }
+
+// ModernBERT (ModernBertModel under sentence-transformers, mean pooling): 12 positions so that the local layers' window
+// (|i − j| ≤ 3) leaves most pairs out; and the same with the tiled kernels.
+[TransformerModel(Config = "HuggingFace/Configs/modernbert/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class HfModernBertModel { }
+
+[TransformerModel(Config = "HuggingFace/Configs/modernbert/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding, AttentionKernel = AttentionKernel.Tiled)]
+public partial class HfModernBertTiledModel { }
+
+// ModernBertForSequenceClassification: 3 labels, mean pooling, the prediction head (head.dense, GELU, head.norm).
+[TransformerModel(Config = "HuggingFace/Configs/modernbert-classifier/config.json", SeqLen = 13, Batch = 3)]
+public partial class HfModernBertClassifierModel { }

@@ -456,6 +456,12 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
         Assert.True(gradientError < 1e-4, $"{config}: gradient of {worst} differs by {gradientError:E2} of its norm");
     }
 
+    // ModernBertForSequenceClassification: mean pooling, then the prediction head (head.dense, GELU, head.norm without bias)
+    // before the classifier; model.-prefixed names as the task model saves them.
+    [Fact]
+    public void ModernBert_sequence_classifier() =>
+        Classifier(new HfModernBertClassifierModel(seed: 3), HfFixtures.ModernBertClassifier, new HfWriteOptions(Prefix: true), [HfModernBertClassifierModel.SeqLen, 4, 10]);
+
     // DistilBERT: BERT's computation under its own names (distilbert. prefix, the position_ids buffer and the MLM head's
     // tensors skipped), without token types; its classifier's pre_classifier and ReLU.
     [Fact]
