@@ -100,7 +100,8 @@ internal sealed partial record HfConfig
         {
             null or "ModernBertModel" or "ModernBertForMaskedLM" => HfEncoderHead.None,
             "ModernBertForSequenceClassification" => HfEncoderHead.SequenceClassification,
-            string other => throw new NotSupportedException($"{other} has no reference here (ModernBertModel, …ForMaskedLM's encoder, …ForSequenceClassification)"),
+            "ModernBertForTokenClassification" => HfEncoderHead.TokenClassification,
+            string other => throw new NotSupportedException($"{other} has no reference here (ModernBertModel, …ForMaskedLM's encoder, …ForSequenceClassification, …ForTokenClassification)"),
         };
         // nn.Embedding(padding_idx = pad_token_id) refuses a row outside the table; null: no padding row.
         int pad = json.ContainsKey("pad_token_id") ? Int(json, "pad_token_id") ?? -1 : 50283;

@@ -44,10 +44,10 @@ public static class HfFixtures
 
     /// <summary>
     /// ModernBERT in small: a sentence-transformers folder on ModernBertModel (nomic-ai/modernbert-embed-base-shaped: mean
-    /// pooling, Normalize), and ModernBertForSequenceClassification (3 labels, mean pooling as ModernBERT-base's config has
-    /// it), kept apart: the reference alone so far.
+    /// pooling, Normalize), ModernBertForSequenceClassification (3 labels, mean pooling as ModernBERT-base's config has
+    /// it) and ModernBertForTokenClassification (5 labels, with the head's and the norms' biases).
     /// </summary>
-    public const string ModernBert = "modernbert", ModernBertClassifier = "modernbert-classifier";
+    public const string ModernBert = "modernbert", ModernBertClassifier = "modernbert-classifier", ModernBertTagger = "modernbert-tagger";
 
     /// <summary>The full path of <c>Configs/<paramref name="name"/>/config.json</c>.</summary>
     public static string ConfigPath(string name) => Path.Combine(ConfigsFolder(), name, "config.json");

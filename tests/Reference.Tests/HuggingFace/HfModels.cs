@@ -134,3 +134,7 @@ public partial class HfModernBertTiledModel { }
 // ModernBertForSequenceClassification: 3 labels, mean pooling, the prediction head (head.dense, GELU, head.norm).
 [TransformerModel(Config = "HuggingFace/Configs/modernbert-classifier/config.json", SeqLen = 13, Batch = 3)]
 public partial class HfModernBertClassifierModel { }
+
+// ModernBertForTokenClassification: the prediction head and the classifier on every token (5 labels, with biases).
+[TransformerModel(Config = "HuggingFace/Configs/modernbert-tagger/config.json", SeqLen = 13, Batch = 3, Head = EncoderHead.Tagging)]
+public partial class HfModernBertTaggerModel { }

@@ -56,7 +56,7 @@ internal sealed class HfModernBert : HfTorchModel, IHfSentenceEncoder
     {
         if (config.HeadDim % 2 != 0) throw new ArgumentException("rotary positions need an even head_dim");
         if (config.SlidingLayers.Length != config.Layers) throw new ArgumentException($"{config.SlidingLayers.Length} layer kinds for {config.Layers} layers");
-        if (config.EncoderHead is not (HfEncoderHead.None or HfEncoderHead.SequenceClassification))
+        if (config.EncoderHead is not (HfEncoderHead.None or HfEncoderHead.SequenceClassification or HfEncoderHead.TokenClassification))
             throw new NotSupportedException($"ModernBERT's {config.EncoderHead} head is not implemented");
         long e = config.HiddenSize, inner = config.IntermediateSize;
         // state_dict() order: embeddings (tok_embeddings, norm); per layer attn_norm (not on layer 0), attn.Wqkv, attn.Wo,
@@ -74,7 +74,7 @@ internal sealed class HfModernBert : HfTorchModel, IHfSentenceEncoder
             Linear(Layer(i, "mlp.Wo"), inner, e, config.MlpBias);
         }
         Norm("final_norm");
-        if (config.EncoderHead == HfEncoderHead.SequenceClassification)
+        if (config.EncoderHead is HfEncoderHead.SequenceClassification or HfEncoderHead.TokenClassification)
         {
             Linear("head.dense", e, e, config.ClassifierBias);
             Norm("head.norm");
@@ -221,20 +221,23 @@ internal sealed class HfModernBert : HfTorchModel, IHfSentenceEncoder
     /// <summary>
     /// ModernBertForSequenceClassification's logits <c>[B, labels]</c>: last_hidden_state pooled (token 0 for
     /// <c>"cls"</c>; Σ_t h[t]·m[t] / Σ_t m[t] for <c>"mean"</c>, no clamp), then the head, norm(act(dense(x))), then
-    /// <c>classifier</c> (dropout off).
+    /// <c>classifier</c> (dropout off). ModernBertForTokenClassification's <c>[B, T, labels]</c>: the head and the
+    /// classifier on every position's last hidden state, no pooling.
     /// </summary>
     public Tensor ClassifierLogits(Tensor ids, Tensor attentionMask)
     {
-        if (Config.EncoderHead != HfEncoderHead.SequenceClassification) throw new InvalidOperationException("the checkpoint has no classifier");
+        if (Config.EncoderHead is not (HfEncoderHead.SequenceClassification or HfEncoderHead.TokenClassification))
+            throw new InvalidOperationException("the checkpoint has no classifier");
         Tensor h = LastHiddenState(ids, attentionMask);
-        Tensor pooled;
-        if (Config.ClassifierPooling == HfPooling.Cls) pooled = h.select(1, 0);
+        Tensor features;
+        if (Config.EncoderHead == HfEncoderHead.TokenClassification) features = h;
+        else if (Config.ClassifierPooling == HfPooling.Cls) features = h.select(1, 0);
         else
         {
             Tensor m = attentionMask.to(Dtype);
-            pooled = (h * m.unsqueeze(-1)).sum(1) / m.sum(1, keepdim: true);
+            features = (h * m.unsqueeze(-1)).sum(1) / m.sum(1, keepdim: true);
         }
-        Tensor headed = LayerNorm(HfActivations.Apply(Config.ClassifierActivation, Linear(pooled, "head.dense")), "head.norm");
+        Tensor headed = LayerNorm(HfActivations.Apply(Config.ClassifierActivation, Linear(features, "head.dense")), "head.norm");
         return Linear(headed, "classifier");
     }
 

@@ -462,6 +462,11 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
     public void ModernBert_sequence_classifier() =>
         Classifier(new HfModernBertClassifierModel(seed: 3), HfFixtures.ModernBertClassifier, new HfWriteOptions(Prefix: true), [HfModernBertClassifierModel.SeqLen, 4, 10]);
 
+    // ModernBertForTokenClassification: the same head on every token, with the biases the config asks for.
+    [Fact]
+    public void ModernBert_token_classifier() =>
+        Classifier(new HfModernBertTaggerModel(seed: 3), HfFixtures.ModernBertTagger, new HfWriteOptions(Prefix: true), [HfModernBertTaggerModel.SeqLen, 4, 10]);
+
     // DistilBERT: BERT's computation under its own names (distilbert. prefix, the position_ids buffer and the MLM head's
     // tensors skipped), without token types; its classifier's pre_classifier and ReLU.
     [Fact]
