@@ -84,7 +84,8 @@ public sealed class HfModernBertSelfTests(ITestOutputHelper output)
 
         Assert.Throws<NotSupportedException>(() => ReadJson("""{"model_type": "modernbert", "rope_scaling": {"rope_type": "linear", "factor": 2.0}}"""));
         Assert.Throws<NotSupportedException>(() => ReadJson("""{"model_type": "modernbert", "rope_parameters": {"sliding_attention": {"rope_type": "yarn", "factor": 4.0}}}"""));
-        Assert.Throws<NotSupportedException>(() => ReadJson("""{"model_type": "modernbert", "architectures": ["ModernBertForTokenClassification"]}"""));
+        Assert.Equal(HfEncoderHead.TokenClassification, ReadJson("""{"model_type": "modernbert", "architectures": ["ModernBertForTokenClassification"]}""").EncoderHead);
+        Assert.Throws<NotSupportedException>(() => ReadJson("""{"model_type": "modernbert", "architectures": ["ModernBertForQuestionAnswering"]}"""));
         Assert.Throws<NotSupportedException>(() => ReadJson("""{"model_type": "modernbert", "hidden_activation": "geglu"}"""));
         Assert.Throws<InvalidDataException>(() => ReadJson("""{"model_type": "modernbert", "classifier_pooling": "max"}"""));
         Assert.Throws<InvalidDataException>(() => ReadJson("""{"model_type": "modernbert", "hidden_size": 36, "num_attention_heads": 5}"""));
