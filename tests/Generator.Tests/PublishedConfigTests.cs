@@ -136,6 +136,70 @@ public class PublishedConfigTests
         Assert.Contains("TokenTypes = 2,", source);
     }
 
+    // answerdotai/ModernBERT-base's config.json (ModernBertForMaskedLM, transformers 4.48's keys); gte-modernbert-base keeps
+    // it with architectures ModernBertModel, the reranker gte-reranker-modernbert-base as a one-label sequence classifier.
+    private const string ModernBertBase = """
+        {
+          "architectures": ["ModernBertForMaskedLM"],
+          "attention_bias": false,
+          "attention_dropout": 0.0,
+          "bos_token_id": 50281,
+          "classifier_activation": "gelu",
+          "classifier_bias": false,
+          "classifier_dropout": 0.0,
+          "classifier_pooling": "mean",
+          "cls_token_id": 50281,
+          "decoder_bias": true,
+          "deterministic_flash_attn": false,
+          "embedding_dropout": 0.0,
+          "eos_token_id": 50282,
+          "global_attn_every_n_layers": 3,
+          "global_rope_theta": 160000.0,
+          "gradient_checkpointing": false,
+          "hidden_activation": "gelu",
+          "hidden_size": 768,
+          "initializer_cutoff_factor": 2.0,
+          "initializer_range": 0.02,
+          "intermediate_size": 1152,
+          "layer_norm_eps": 1e-05,
+          "local_attention": 128,
+          "local_rope_theta": 10000.0,
+          "max_position_embeddings": 8192,
+          "mlp_bias": false,
+          "mlp_dropout": 0.0,
+          "model_type": "modernbert",
+          "norm_bias": false,
+          "norm_eps": 1e-05,
+          "num_attention_heads": 12,
+          "num_hidden_layers": 22,
+          "pad_token_id": 50283,
+          "position_embedding_type": "absolute",
+          "sep_token_id": 50282,
+          "tie_word_embeddings": true,
+          "torch_dtype": "float32",
+          "transformers_version": "4.47.0.dev0",
+          "vocab_size": 50368
+        }
+        """;
+
+    [Fact]
+    public void ModernBert_base_embeds_and_its_reranker_scores()
+    {
+        string source = Run("ModernBERT-base", ModernBertBase, ", SeqLen = 512, Batch = 8, Head = EncoderHead.SentenceEmbedding").GeneratedSource;
+        Sizes(source, 768, 22, 12, "ModernBert");
+        Assert.Contains("public const int DFF = 1152;", source);
+        Assert.Contains("PadToken = 50283,", source);
+        // 22 layers: 0, 3, …, 21 global (8), the other 14 local with 64 positions either side.
+        Assert.Contains("on 8 global layers, base 10000 on 14 local layers that see 64 positions either side", source);
+
+        string reranker = ModernBertBase.Replace("\"ModernBertForMaskedLM\"", "\"ModernBertForSequenceClassification\"")
+            .Replace("\"attention_bias\": false,", "\"attention_bias\": false,\n  \"id2label\": {\"0\": \"LABEL_0\"},\n  \"label2id\": {\"LABEL_0\": 0},");
+        string scores = Run("gte-reranker-modernbert-base", reranker, ", SeqLen = 512, Batch = 8").GeneratedSource;
+        Assert.Contains("public const int Classes = 1;", scores);
+        Assert.Contains("SeededOutput = true,", scores);
+        Assert.Contains("new(\"head.dense.weight\"", scores);
+    }
+
     [Fact]
     public void Distilbert_sst2_and_bert_base_NER_classify()
     {
