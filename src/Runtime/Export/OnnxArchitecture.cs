@@ -633,6 +633,8 @@ internal sealed class OnnxArchitecture
         // then restricts nothing, so the graph could match either transformers or the compiled model, not both.
         if (local < 2)
             throw new NotSupportedException($"'{configPath}': local_attention {local} lets a local layer's query see its own key only, a window the compiled model does not apply; not exported");
+        ParameterTensor embeddingNorm = table.Take("embeddings.norm.weight");
+        ParameterTensor? embeddingNormBias = Bias("embeddings.norm.bias", normBias, "norm_bias");
         var layers = new List<OnnxLayerTensors>();
         for (int i = 0; table.Has($"layers.{i}.attn.Wqkv.weight"); i++)
         {
@@ -700,8 +702,8 @@ internal sealed class OnnxArchitecture
             SlidingWindow = anySliding ? local / 2 : 0,
             FeedForward = feedForward,
             TokenEmbedding = embedding,
-            EmbeddingNorm = table.Take("embeddings.norm.weight"),
-            EmbeddingNormBias = Bias("embeddings.norm.bias", normBias, "norm_bias"),
+            EmbeddingNorm = embeddingNorm,
+            EmbeddingNormBias = embeddingNormBias,
             Layers = layers,
             FinalNorm = table.Take("final_norm.weight"),
             FinalNormBias = Bias("final_norm.bias", normBias, "norm_bias"),
