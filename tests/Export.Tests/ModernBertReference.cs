@@ -11,7 +11,8 @@ namespace TransformerGen.Export.Tests;
 /// <c>h += Wo(attention(attn_norm(h)))</c>, where layer 0's <c>attn_norm</c> is an identity, Q | K | V from <c>Wqkv</c>,
 /// rotate_half with the global or the local base, scores × headDim^−½, padding keys masked, and on local layers (index not a
 /// multiple of <c>global_attn_every_n_layers</c>) also every key with |i − j| &gt; <c>local_attention</c> // 2; then
-/// <c>h += mlp.Wo(gelu(input)·gate)</c> over the halves of <c>Wi(mlp_norm(h))</c>; <c>final_norm</c>; the mean of the real
+/// <c>h += mlp.Wo(gelu(input)·gate)</c> over the halves of <c>Wi(mlp_norm(h))</c> (the erf GELU, or the tanh form for
+/// <c>gelu_pytorch_tanh</c>); <c>final_norm</c>; the mean of the real
 /// tokens or the first token, the Dense layers, L2 normalization. Every LayerNorm and projection takes its bias when the
 /// model has one. Written from transformers' modeling_modernbert.py, not from our kernels or the exporter.
 /// </summary>
@@ -21,7 +22,7 @@ namespace TransformerGen.Export.Tests;
 /// </remarks>
 internal static class ModernBertReference
 {
-    internal sealed record Settings(int Heads, double Eps, int Every, int LocalAttention, double GlobalTheta, double LocalTheta, bool DenseTanh)
+    internal sealed record Settings(int Heads, double Eps, int Every, int LocalAttention, double GlobalTheta, double LocalTheta, bool DenseTanh, bool TanhGelu)
     {
         public bool Window { get; init; } = true;
         public bool BareFirstLayer { get; init; } = true;
@@ -88,7 +89,8 @@ internal static class ModernBertReference
                 Add(x, Linear(attended, p[a + "attn.Wo.weight"], Optional(a + "attn.Wo.bias")));
                 double[][] up = Linear(Norm(x, p[a + "mlp_norm.weight"].Values, Optional(a + "mlp_norm.bias"), s.Eps), p[a + "mlp.Wi.weight"], Optional(a + "mlp.Wi.bias"));
                 int inner = up[0].Length / 2;
-                double[][] gated = up.Select(u => Enumerable.Range(0, inner).Select(c => ReferenceMath.Gelu(u[c]) * u[inner + c]).ToArray()).ToArray();
+                Func<double, double> gelu = s.TanhGelu ? Gpt2Reference.TanhGelu : ReferenceMath.Gelu;
+                double[][] gated = up.Select(u => Enumerable.Range(0, inner).Select(c => gelu(u[c]) * u[inner + c]).ToArray()).ToArray();
                 Add(x, Linear(gated, p[a + "mlp.Wo.weight"], Optional(a + "mlp.Wo.bias")));
             }
             x = Norm(x, p["final_norm.weight"].Values, Optional("final_norm.bias"), s.Eps);

@@ -165,3 +165,9 @@ public partial class OnnxModernBert { }
 
 [TransformerModel(Config = "Export.Tests/Configs/modernbert-bias/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
 public partial class OnnxModernBertBias { }
+
+// ModernBERT with the tanh GELU in its GEGLU (hidden_activation gelu_pytorch_tanh), three layers of period 2 (0 and 2 global,
+// 1 local with |i − j| ≤ 2), 3 heads of 10, ε 1e-6, and no sentence-transformers modules beside it (the declaration's mean
+// pooling stands, no Dense).
+[TransformerModel(Config = "Export.Tests/Configs/modernbert-tanh/config.json", SeqLen = 10, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class OnnxModernBertTanh { }
