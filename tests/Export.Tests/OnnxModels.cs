@@ -154,3 +154,20 @@ public partial class OnnxEmbeddingGemma { }
 // 30 → 30 with bias and tanh, read from the folder's modules.
 [TransformerModel(Config = "HuggingFace/Configs/bert-dense/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
 public partial class OnnxBertDense { }
+
+// ModernBERT (Configs/modernbert: 3 heads of 12 over 36, inner size 50, four layers of which 0 and 3 are global and 1 and 2
+// local with |i − j| ≤ 3, padding id 52, LayerNorms without a shift, no biases; mean pooling and Normalize from its
+// sentence-transformers modules). Configs/modernbert-bias: the same with norm_bias, attention_bias and mlp_bias, its bases
+// in transformers 5's rope_parameters (80000 and 20000), [CLS] pooling and a Dense layer 36 → 23 with bias and tanh. Eleven
+// and twelve positions, so that keys fall outside the local layers' window.
+[TransformerModel(Config = "Export.Tests/Configs/modernbert/config.json", SeqLen = 11, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class OnnxModernBert { }
+
+[TransformerModel(Config = "Export.Tests/Configs/modernbert-bias/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class OnnxModernBertBias { }
+
+// ModernBERT with the tanh GELU in its GEGLU (hidden_activation gelu_pytorch_tanh), three layers of period 2 (0 and 2 global,
+// 1 local with |i − j| ≤ 2), 3 heads of 10, ε 1e-6, and no sentence-transformers modules beside it (the declaration's mean
+// pooling stands, no Dense).
+[TransformerModel(Config = "Export.Tests/Configs/modernbert-tanh/config.json", SeqLen = 10, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class OnnxModernBertTanh { }

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
+using System.Linq;
 using System.Reflection;
 using System.Text.Json;
 
@@ -19,9 +20,10 @@ internal enum OnnxPositions { Learned, Sinusoidal, SinusoidalSplit, SinusoidalFa
 
 /// <summary>
 /// The feed-forward network's activation in an exported model (<see cref="Silu"/>: x·sigmoid(x), Marian's swish;
-/// <see cref="GeGluTanh"/>: gelu_tanh(gate)·up, T5 v1.1's and Flan-T5's gated-gelu).
+/// <see cref="GeGluTanh"/>: gelu_tanh(gate)·up, T5 v1.1's and Flan-T5's gated-gelu; <see cref="GeGluErf"/>: the same with the
+/// erf GELU, ModernBERT's gelu(input)·gate over the two halves of its <c>Wi</c>).
 /// </summary>
-internal enum OnnxFeedForward { GeluErf, GeluTanh, Relu, Silu, SwiGlu, GeGluTanh }
+internal enum OnnxFeedForward { GeluErf, GeluTanh, Relu, Silu, SwiGlu, GeGluTanh, GeGluErf }
 
 /// <summary>
 /// One sentence-transformers Dense module (<paramref name="Module"/>, <c>2_Dense</c>): <c>activation(x·Wᵀ + b)</c>, the
@@ -34,10 +36,12 @@ internal sealed record OnnxDense(string Module, ParameterTensor Weight, Paramete
 /// them (GPT-2's c_attn and Phi-3's qkv_proj are q | k | v already, BERT and Llama keep q, k and v apart; Llama's gate and
 /// up, Phi-3's gate_up_proj).
 /// <paramref name="QueryNorm"/> and <paramref name="KeyNorm"/> <c>[headDim]</c> are Qwen3's <c>q_norm</c> and <c>k_norm</c>:
-/// an RMSNorm of each query and key head, between the projection and the rotation.
+/// an RMSNorm of each query and key head, between the projection and the rotation. <paramref name="AttentionNorm"/> is null
+/// only in a pre-norm layer whose attention reads its input as it is (ModernBERT's first layer, whose <c>attn_norm</c> is an
+/// identity).
 /// </summary>
 internal sealed record OnnxLayerTensors(
-    ParameterTensor AttentionNorm, ParameterTensor? AttentionNormBias,
+    ParameterTensor? AttentionNorm, ParameterTensor? AttentionNormBias,
     ParameterTensor[] QueryKeyValue, ParameterTensor[]? QueryKeyValueBias,
     ParameterTensor Output, ParameterTensor? OutputBias,
     ParameterTensor FeedForwardNorm, ParameterTensor? FeedForwardNormBias,
@@ -51,7 +55,7 @@ internal sealed record OnnxLayerTensors(
     /// <summary>Gemma 3's norm of the feed-forward's output before the residual sum (<c>post_feedforward_layernorm</c>).</summary>
     public ParameterTensor? PostFeedForwardNorm { get; init; }
 
-    /// <summary>Gemma 3: the layer attends through the sliding window, with the sliding layers' rotary table.</summary>
+    /// <summary>Gemma 3 and ModernBERT: the layer attends through the sliding window, with the sliding (local) layers' rotary table.</summary>
     public bool Sliding { get; init; }
 }
 
@@ -127,11 +131,14 @@ internal sealed class OnnxArchitecture
     public float RopeTheta { get; init; } = 10000f;
     /// <summary>Gemma 3: the global layers' rotary positions divided by this factor (linear rope scaling); 1 for none.</summary>
     public float RopeLinearFactor { get; init; } = 1f;
-    /// <summary>Gemma 3: the rotary base of the sliding layers (<c>rope_local_base_freq</c>); 0 when no layer slides.</summary>
+    /// <summary>
+    /// The rotary base of the sliding layers (Gemma 3's <c>rope_local_base_freq</c>, ModernBERT's <c>local_rope_theta</c>); 0 when
+    /// no layer slides.
+    /// </summary>
     public float LocalRopeTheta { get; init; }
     /// <summary>
-    /// Gemma 3: how far a query on a sliding layer sees, in positions (the kernels' window): keys i − w … i in a decoder,
-    /// i − w … i + w in EmbeddingGemma's encoder; 0 when no layer slides.
+    /// Gemma 3 and ModernBERT: how far a query on a sliding layer sees, in positions (the kernels' window): keys i − w … i in
+    /// a decoder, i − w … i + w in an encoder (EmbeddingGemma's, ModernBERT's local layers); 0 when no layer slides.
     /// </summary>
     public int SlidingWindow { get; init; }
     /// <summary>Gemma 3: every RMSNorm scales by 1 + weight.</summary>
@@ -360,6 +367,7 @@ internal sealed class OnnxArchitecture
             CheckpointFamily.M2M100 => "m2m_100",
             CheckpointFamily.T5 => modelType == "mt5" ? "mt5" : "t5",
             CheckpointFamily.MPNet => "mpnet",
+            CheckpointFamily.ModernBert => "modernbert",
             _ => null,
         };
         if (modelType != expected)
@@ -370,6 +378,7 @@ internal sealed class OnnxArchitecture
             CheckpointFamily.Bert or CheckpointFamily.Roberta or CheckpointFamily.DistilBert or CheckpointFamily.MPNet => Bert(layout, d, config, table, configPath),
             CheckpointFamily.Marian or CheckpointFamily.Bart or CheckpointFamily.MBart or CheckpointFamily.M2M100 => Seq2SeqFamily(layout, config, table),
             CheckpointFamily.T5 => T5(layout, config, table, configPath),
+            CheckpointFamily.ModernBert => ModernBert(layout, d, config, table, configPath),
             _ => Llama(layout, config, table, configPath),
         };
     }
@@ -580,6 +589,136 @@ internal sealed class OnnxArchitecture
             Pooling = layout.Pooling,
             Dense = bidirectional ? DenseLayers(layout, table, configPath) : [],
         };
+    }
+
+    /// <summary>
+    /// ModernBERT (ModernBertModel's names without its <c>model.</c> prefix, the compiler's FamilyNames.ModernBert; the keys
+    /// and defaults that ConfigReader.ModernBert reads): the token table and its LayerNorm <c>embeddings.norm</c>, pre-norm
+    /// layers whose first reads its input without a norm (transformers makes layer 0's <c>attn_norm</c> an identity), Q | K | V
+    /// in one <c>Wqkv</c>, rotate_half rotary positions, a gated feed-forward over the two halves of <c>Wi</c> (the activated
+    /// input, then the gate), and <c>final_norm</c>. LayerNorms have a shift only with <c>norm_bias</c>, the projections a bias
+    /// only with <c>attention_bias</c> (<c>Wqkv</c>, <c>attn.Wo</c>) and <c>mlp_bias</c> (<c>Wi</c>, <c>mlp.Wo</c>); the config
+    /// and the tensors must agree on each. Every <c>global_attn_every_n_layers</c>-th layer from the first is global (base
+    /// <c>global_rope_theta</c>, every real key); the others are local (base <c>local_rope_theta</c>, keys with
+    /// |i − j| ≤ <c>local_attention</c> // 2). transformers 5's <c>layer_types</c> and <c>rope_parameters</c> are read as the
+    /// compiler reads them. Only the sentence embedder is compiled for ModernBERT, and it is exported with its
+    /// sentence-transformers head.
+    /// </summary>
+    private static OnnxArchitecture ModernBert(ModelLayout layout, TransformerModelAttribute d, JsonElement config, TensorTable table, string configPath)
+    {
+        if (d.Head != EncoderHead.SentenceEmbedding)
+            throw new NotSupportedException($"{layout.Name}: a ModernBERT with a {d.Head} head is not exported; the compiler builds ModernBERT as a sentence embedder (Head = EncoderHead.SentenceEmbedding)");
+        ParameterTensor embedding = table.Take("embeddings.tok_embeddings.weight");
+        int hidden = embedding.Shape[1], heads = Require(config, "num_attention_heads");
+        if (Integer(config, "hidden_size") is int configHidden && configHidden != hidden)
+            throw new ArgumentException($"'{configPath}' says hidden_size = {configHidden}; {layout.Name}'s {embedding.Name} is {embedding.ShapeText}", nameof(configPath));
+        if (heads <= 0 || hidden % heads != 0)
+            throw new ArgumentException($"'{configPath}': {heads} heads do not divide hidden_size {hidden}", nameof(configPath));
+        if (Integer(config, "head_dim") is int configHeadDim && configHeadDim != hidden / heads)
+            throw new ArgumentException($"'{configPath}' says head_dim = {configHeadDim}; ModernBERT's heads are hidden_size / num_attention_heads = {hidden / heads} wide, as {layout.Name} was compiled", nameof(configPath));
+        string activation = String(config, "hidden_activation") ?? "gelu";
+        OnnxFeedForward feedForward = activation switch
+        {
+            "gelu" => OnnxFeedForward.GeGluErf,
+            "gelu_new" or "gelu_pytorch_tanh" => OnnxFeedForward.GeGluTanh,
+            "silu" or "swish" => OnnxFeedForward.SwiGlu,
+            _ => throw new NotSupportedException($"'{configPath}': hidden_activation {activation}; ModernBERT's gated feed-forward is exported with gelu, gelu_pytorch_tanh (gelu_new) and silu, as the compiler builds it"),
+        };
+        bool normBias = Flag(config, "norm_bias") ?? false, attentionBias = Flag(config, "attention_bias") ?? false, mlpBias = Flag(config, "mlp_bias") ?? false;
+
+        // The layer kinds: global where the index is a multiple of the period, which is what ModernBertAttention tests.
+        int every = Integer(config, "global_attn_every_n_layers") ?? 3, local = Integer(config, "local_attention") ?? 128;
+        if (every <= 0) throw new ArgumentException($"'{configPath}' says global_attn_every_n_layers = {every}; a positive period is expected", nameof(configPath));
+        // local_attention // 2 = 0 leaves a local query its own key only; the compiled window, |i − j| < local_attention // 2 + 1,
+        // then restricts nothing, so the graph could match either transformers or the compiled model, not both.
+        if (local < 2)
+            throw new NotSupportedException($"'{configPath}': local_attention {local} lets a local layer's query see its own key only, a window the compiled model does not apply; not exported");
+        ParameterTensor embeddingNorm = table.Take("embeddings.norm.weight");
+        ParameterTensor? embeddingNormBias = Bias("embeddings.norm.bias", normBias, "norm_bias");
+        var layers = new List<OnnxLayerTensors>();
+        for (int i = 0; table.Has($"layers.{i}.attn.Wqkv.weight"); i++)
+        {
+            string p = $"layers.{i}.";
+            ParameterTensor? qkvBias = Bias(p + "attn.Wqkv.bias", attentionBias, "attention_bias"), upBias = Bias(p + "mlp.Wi.bias", mlpBias, "mlp_bias");
+            layers.Add(new OnnxLayerTensors(
+                i == 0 ? null : table.Take(p + "attn_norm.weight"), i == 0 ? null : Bias(p + "attn_norm.bias", normBias, "norm_bias"),
+                [table.Take(p + "attn.Wqkv.weight")], qkvBias is null ? null : [qkvBias],
+                table.Take(p + "attn.Wo.weight"), Bias(p + "attn.Wo.bias", attentionBias, "attention_bias"),
+                table.Take(p + "mlp_norm.weight"), Bias(p + "mlp_norm.bias", normBias, "norm_bias"),
+                [table.Take(p + "mlp.Wi.weight")], upBias is null ? null : [upBias],
+                table.Take(p + "mlp.Wo.weight"), Bias(p + "mlp.Wo.bias", mlpBias, "mlp_bias"))
+            {
+                Sliding = i % every != 0,
+            });
+        }
+        if (Integer(config, "num_hidden_layers") is int configLayers && configLayers != layers.Count)
+            throw new ArgumentException($"'{configPath}' says num_hidden_layers = {configLayers}; {layout.Name} has {layers.Count} layers", nameof(configPath));
+        if (config.TryGetProperty("layer_types", out JsonElement types) && types.ValueKind == JsonValueKind.Array)
+        {
+            var listed = new List<string?>();
+            foreach (JsonElement type in types.EnumerateArray()) listed.Add(type.ValueKind == JsonValueKind.String ? type.GetString() : type.ToString());
+            var periodic = layers.ConvertAll(l => (string?)(l.Sliding ? "sliding_attention" : "full_attention"));
+            if (!listed.SequenceEqual(periodic))
+                throw new ArgumentException($"'{configPath}': layer_types [{string.Join(", ", listed)}] disagree with global_attn_every_n_layers = {every}, which makes them [{string.Join(", ", periodic)}] as {layout.Name} was compiled", nameof(configPath));
+        }
+
+        // The rotary bases: the two keys, or transformers 5's rope_parameters per layer kind.
+        float globalTheta = Number(config, "global_rope_theta") ?? 160000f, localTheta = Number(config, "local_rope_theta") ?? 10000f;
+        if (config.TryGetProperty("rope_parameters", out JsonElement rope) && rope.ValueKind == JsonValueKind.Object)
+        {
+            foreach (JsonProperty kind in rope.EnumerateObject())
+            {
+                if (kind.Value.ValueKind != JsonValueKind.Object || Number(kind.Value, "rope_theta") is not float theta)
+                    throw new ArgumentException($"'{configPath}': rope_parameters.{kind.Name} has no rope_theta", nameof(configPath));
+                if (String(kind.Value, "rope_type") is { } ropeType && ropeType != "default")
+                    throw new NotSupportedException($"'{configPath}': rope_parameters.{kind.Name} is {ropeType}; scaled rotary positions are not exported (the compiler refuses them too)");
+                if (kind.Name == "full_attention") globalTheta = theta;
+                else if (kind.Name == "sliding_attention") localTheta = theta;
+                else throw new NotSupportedException($"'{configPath}': rope_parameters.{kind.Name}; ModernBERT has full_attention and sliding_attention layers only");
+            }
+        }
+        else if (config.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind != JsonValueKind.Null)
+        {
+            throw new NotSupportedException($"'{configPath}': rope_scaling is not exported (the compiler refuses it too)");
+        }
+
+        bool anySliding = layers.Exists(l => l.Sliding);
+        return new OnnxArchitecture
+        {
+            Name = layout.Name,
+            Encoder = true,
+            Vocab = layout.Vocab,
+            DModel = hidden,
+            Heads = heads,
+            KeyValueHeads = heads,
+            HeadDim = hidden / heads,
+            SeqLen = layout.SeqLen,
+            RmsNorm = false,
+            NormEpsilon = Number(config, "norm_eps") ?? 1e-5f,
+            PreNorm = true,
+            Positions = OnnxPositions.RotaryHalf,
+            RopeTheta = globalTheta,
+            LocalRopeTheta = anySliding ? localTheta : 0f,
+            SlidingWindow = anySliding ? local / 2 : 0,
+            FeedForward = feedForward,
+            TokenEmbedding = embedding,
+            EmbeddingNorm = embeddingNorm,
+            EmbeddingNormBias = embeddingNormBias,
+            Layers = layers,
+            FinalNorm = table.Take("final_norm.weight"),
+            FinalNormBias = Bias("final_norm.bias", normBias, "norm_bias"),
+            Head = EncoderHead.SentenceEmbedding,
+            Pooling = layout.Pooling,
+            Dense = DenseLayers(layout, table, configPath),
+        };
+
+        // A bias the config's key says the model has, or has not: the tensors must say the same.
+        ParameterTensor? Bias(string name, bool expected, string key)
+        {
+            if (table.Has(name) != expected)
+                throw new ArgumentException($"'{configPath}' says {key} = {(expected ? "true" : "false")}, and {layout.Name} {(expected ? "has no" : "has")} {name}", nameof(configPath));
+            return expected ? table.Take(name) : null;
+        }
     }
 
     private static OnnxArchitecture Llama(ModelLayout layout, JsonElement config, TensorTable table, string configPath)
@@ -860,7 +999,7 @@ internal sealed class OnnxArchitecture
         int expected = (Heads + 2 * KeyValueHeads) * HeadDim;
         if (qkvRows != expected || Layers[0].Output.Shape[1] != Heads * HeadDim)
             throw new ArgumentException($"{Name}: the query, key and value projections have {qkvRows} rows; {Heads} heads and {KeyValueHeads} key/value heads of {HeadDim} need {expected}");
-        if (FeedForward is OnnxFeedForward.SwiGlu or OnnxFeedForward.GeGluTanh)
+        if (FeedForward is OnnxFeedForward.SwiGlu or OnnxFeedForward.GeGluTanh or OnnxFeedForward.GeGluErf)
         {
             // The gate and up rows are split in two equal halves after the product: twice the down projection's input.
             int upRows = 0;
@@ -868,6 +1007,10 @@ internal sealed class OnnxArchitecture
             if (upRows != 2 * Layers[0].Down.Shape[1])
                 throw new ArgumentException($"{Name}: the gate and up projections have {upRows} rows; a down projection from {Layers[0].Down.Shape[1]} needs {2 * Layers[0].Down.Shape[1]}");
         }
+        // A layer without an attention norm reads its input as it is, which only a pre-norm layer can (a post-norm one would
+        // leave its residual sum unnormalized).
+        if (!PreNorm && (Layers.Any(l => l.AttentionNorm is null) || (Decoder?.Layers.Any(l => l.AttentionNorm is null) ?? false)))
+            throw new ArgumentException($"{Name}: a post-norm layer without its attention norm");
         foreach (OnnxLayerTensors layer in Layers)
             foreach (ParameterTensor? norm in new[] { layer.QueryNorm, layer.KeyNorm })
                 if (norm is not null && norm.Length != HeadDim)
@@ -910,6 +1053,9 @@ internal sealed class OnnxArchitecture
 
     private static int Require(JsonElement o, string key) =>
         Integer(o, key) ?? throw new ArgumentException($"the config has no {key}");
+
+    private static bool? Flag(JsonElement o, string key) =>
+        o.TryGetProperty(key, out JsonElement v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : null;
 
     private static float? Number(JsonElement o, string key) =>
         o.TryGetProperty(key, out JsonElement v) && v.ValueKind == JsonValueKind.Number ? (float)v.GetDouble() : null;

@@ -54,9 +54,10 @@ public enum OnnxSeq2SeqGraph
 public sealed class OnnxExportOptions
 {
     /// <summary>
-    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, RoBERTa, DistilBERT, MPNet, Llama, Qwen2, Qwen3, Phi-3;
-    /// Marian, BART, mBART, M2M100, T5/Flan-T5/mT5) was compiled from: its norm epsilon, activation, head counts, rotary base,
-    /// embedding scale and T5's relative-position buckets are not in the parameter table. Unused for this project's own
+    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, RoBERTa, DistilBERT, MPNet, ModernBERT, Llama, Qwen2,
+    /// Qwen3, Phi-3, Gemma 3; Marian, BART, mBART, M2M100, T5/Flan-T5/mT5) was compiled from: its norm epsilon, activation,
+    /// head counts, rotary bases, embedding scale, T5's relative-position buckets and the sliding layers and their window
+    /// (Gemma 3's, ModernBERT's local layers) are not in the parameter table. Unused for this project's own
     /// models, whose <c>[TransformerModel]</c> attribute says all of it.
     /// </summary>
     public string? Config { get; init; }
@@ -172,7 +173,8 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
 /// its self- and cross-attention caches.</para>
 /// <para>A position whose every key is masked (a row of padding only) has an output that the model does not define the
 /// same way (the model gives 0, the graph the average value over the masked keys); it is padding either way.</para>
-/// <para>Operators: LayerNormalization (opset 17), RMSNorm as Pow, ReduceMean, Add, Sqrt, Div and Mul (the pattern ONNX
+/// <para>Operators: LayerNormalization (opset 17; without its optional shift input where the model's norm has none, as
+/// ModernBERT's), RMSNorm as Pow, ReduceMean, Add, Sqrt, Div and Mul (the pattern ONNX
 /// Runtime fuses; Qwen3's q_norm and k_norm the same over each head's channels, before the rotation), GELU from Erf or
 /// Tanh, attention as MatMul, Where and Softmax (grouped-query attention by a 5-D broadcast, never by copying keys),
 /// rotary positions by Slice, Neg and Concat over cosine and sine tables computed as

@@ -42,7 +42,7 @@ internal sealed class OnnxGraphWriter
     {
         public string? PositionBias { get; init; }
 
-        /// <summary>Gemma 3's sliding layers' rows of their own rotary tables.</summary>
+        /// <summary>The sliding layers' rows of their own rotary tables (Gemma 3's, ModernBERT's local layers).</summary>
         public string? LocalCos { get; init; }
 
         public string? LocalSin { get; init; }
@@ -84,7 +84,7 @@ internal sealed class OnnxGraphWriter
         TokenStream stream = WithRelativeBias(Stream(ids, ""), _a.RelativeAttentionBias, bidirectional: true, _a.SeqLen);
         string keys = KeyMask(attentionMask, "");
         string mask = SelfAttentionMask(stream, keys, causal: !_a.Encoder, _a.SeqLen);
-        // Gemma 3's sliding layers see only their window.
+        // The sliding layers (Gemma 3's, ModernBERT's local ones) see only their window.
         string? slidingMask = _a.SlidingWindow > 0 ? SelfAttentionMask(stream, keys, causal: !_a.Encoder, _a.SeqLen, _a.SlidingWindow, "sliding_") : null;
         string x = Embed(stream, ids, tokenTypes, _a.TokenEmbedding, _a.PositionEmbedding, _a.EmbeddingNorm, _a.EmbeddingNormBias);
         for (int layer = 0; layer < _a.Layers.Count; layer++)
@@ -441,7 +441,7 @@ internal sealed class OnnxGraphWriter
         else Kernels.Positional.RotaryTables(cos, sin, n, _a.HeadDim);
         if (_a.LocalRopeTheta > 0)
         {
-            // Gemma 3's sliding layers: their own base, never scaled.
+            // The sliding layers (Gemma 3's, ModernBERT's local ones): their own base, never scaled.
             var localCos = new float[n * half];
             var localSin = new float[n * half];
             Kernels.Positional.RotaryTables(localCos, localSin, n, _a.HeadDim, _a.LocalRopeTheta);
@@ -520,13 +520,14 @@ internal sealed class OnnxGraphWriter
     private string Layer(string p, OnnxLayerTensors t, string x, TokenStream stream, string mask, OnnxCrossAttentionTensors? cross, EncoderOutput? memory,
         PastKeysValues? past = null, PastKeysValues? crossPast = null)
     {
-        string attentionInput = _a.PreNorm ? Norm(p + "attention_norm", x, t.AttentionNorm, t.AttentionNormBias) : x;
-        // Gemma 3's sliding layers rotate with their own table.
+        // A pre-norm layer without an attention norm (ModernBERT's first) attends over its input as it is.
+        string attentionInput = _a.PreNorm && t.AttentionNorm is { } attentionNorm ? Norm(p + "attention_norm", x, attentionNorm, t.AttentionNormBias) : x;
+        // The sliding layers (Gemma 3's, ModernBERT's local ones) rotate with their own table.
         TokenStream rotation = t.Sliding && stream.LocalCos is not null ? stream with { Cos = stream.LocalCos, Sin = stream.LocalSin } : stream;
         string attended = SelfAttention(p, t, attentionInput, rotation, mask, past);
         if (t.PostAttentionNorm is { } postAttention) attended = Norm(p + "post_attention_norm", attended, postAttention, null);
         string residual = _g.Node("Add", [x, attended], p + "residual1");
-        if (!_a.PreNorm) residual = Norm(p + "attention_norm", residual, t.AttentionNorm, t.AttentionNormBias);
+        if (!_a.PreNorm) residual = Norm(p + "attention_norm", residual, t.AttentionNorm!, t.AttentionNormBias);
         if (cross is not null)
         {
             string crossInput = _a.PreNorm ? Norm(p + "cross_attention_norm", residual, cross.Norm, cross.NormBias) : residual;
@@ -649,14 +650,18 @@ internal sealed class OnnxGraphWriter
         string activated;
         switch (_a.FeedForward)
         {
-            case OnnxFeedForward.SwiGlu or OnnxFeedForward.GeGluTanh:
+            case OnnxFeedForward.SwiGlu or OnnxFeedForward.GeGluTanh or OnnxFeedForward.GeGluErf:
             {
-                // rows gate | up, from one tensor (Phi-3's gate_up_proj) or two (Llama's gate_proj and up_proj, T5's wi_0 and wi_1)
+                // rows gate | up, from one tensor (Phi-3's gate_up_proj, ModernBERT's Wi: input | gate, the first half
+                // activated) or two (Llama's gate_proj and up_proj, T5's wi_0 and wi_1)
                 int dff = t.Down.Shape[1];
                 string[] gateUp = _g.Nodes("Split", [hidden, _g.Int64s(dff, dff)], p + "ffn_gate_up", 2, n => B.Int(n, "axis", 2));
-                string gate = _a.FeedForward == OnnxFeedForward.SwiGlu
-                    ? _g.Node("Mul", [gateUp[0], _g.Node("Sigmoid", [gateUp[0]], p + "ffn_sigmoid")], p + "ffn_silu")
-                    : GeluTanh(gateUp[0], p);
+                string gate = _a.FeedForward switch
+                {
+                    OnnxFeedForward.SwiGlu => _g.Node("Mul", [gateUp[0], _g.Node("Sigmoid", [gateUp[0]], p + "ffn_sigmoid")], p + "ffn_silu"),
+                    OnnxFeedForward.GeGluErf => GeluErf(gateUp[0], p),
+                    _ => GeluTanh(gateUp[0], p),
+                };
                 activated = _g.Node("Mul", [gate, gateUp[1]], p + "ffn_activated");
                 break;
             }
@@ -664,13 +669,8 @@ internal sealed class OnnxGraphWriter
                 activated = _g.Node("Mul", [hidden, _g.Node("Sigmoid", [hidden], p + "ffn_sigmoid")], p + "ffn_silu");
                 break;
             case OnnxFeedForward.GeluErf:
-            {
-                // 0.5·x·(1 + erf(x/√2)): the pattern ONNX Runtime fuses into one Gelu.
-                string erf = _g.Node("Erf", [_g.Node("Div", [hidden, _g.Scalar(MathF.Sqrt(2f))], p + "ffn_scaled")], p + "ffn_erf");
-                string sum = _g.Node("Add", [erf, _g.Scalar(1f)], p + "ffn_erf_plus_one");
-                activated = _g.Node("Mul", [_g.Node("Mul", [hidden, sum], p + "ffn_gelu_product"), _g.Scalar(0.5f)], p + "ffn_gelu");
+                activated = GeluErf(hidden, p);
                 break;
-            }
             case OnnxFeedForward.GeluTanh:
                 activated = GeluTanh(hidden, p);
                 break;
@@ -679,6 +679,14 @@ internal sealed class OnnxGraphWriter
                 break;
         }
         return Linear(p + "ffn_down", activated, [t.Down], t.DownBias is { } b ? [b] : null);
+    }
+
+    /// <summary>0.5·x·(1 + erf(x/√2)), the pattern ONNX Runtime fuses into one Gelu (opset 17 has none).</summary>
+    private string GeluErf(string x, string p)
+    {
+        string erf = _g.Node("Erf", [_g.Node("Div", [x, _g.Scalar(MathF.Sqrt(2f))], p + "ffn_scaled")], p + "ffn_erf");
+        string sum = _g.Node("Add", [erf, _g.Scalar(1f)], p + "ffn_erf_plus_one");
+        return _g.Node("Mul", [_g.Node("Mul", [x, sum], p + "ffn_gelu_product"), _g.Scalar(0.5f)], p + "ffn_gelu");
     }
 
     /// <summary>0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), GPT-2's gelu_new (T5's gated-gelu on the gate): opset 17 has no Gelu.</summary>
