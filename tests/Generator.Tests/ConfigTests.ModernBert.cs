@@ -131,6 +131,7 @@ public partial class ConfigTests
     [InlineData("hidden_activation", "\"relu\"", "\"hidden_activation\": relu cannot be compiled: ModernBERT's gated feed-forward has kernels for gelu")]
     [InlineData("num_attention_heads", "4", "\"num_attention_heads\": 4 cannot be compiled: hidden_size 36 must split into heads of an even size")]
     [InlineData("global_attn_every_n_layers", "0", "\"global_attn_every_n_layers\": 0 cannot be compiled: a positive period")]
+    [InlineData("local_attention", "1", "\"local_attention\": 1 cannot be compiled: a window of at least 2")]
     public void TG0042_what_a_modernbert_config_asks_and_the_compiler_cannot_build(string key, string value, string expected)
     {
         Assert.StartsWith("modernbert/config.json: " + expected, Unsupported("modernbert", Set(ModernBert, key, value), ", Head = EncoderHead.SentenceEmbedding"));

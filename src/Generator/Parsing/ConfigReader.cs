@@ -308,7 +308,8 @@ namespace TransformerGen.Generator
             // tests for the window); transformers 5's layer_types, where given, choose the rotary base and must agree.
             int every = Int("global_attn_every_n_layers") ?? 3, local = Int("local_attention") ?? 128;
             if (every <= 0) Unsupported("global_attn_every_n_layers", every, "a positive period is expected");
-            if (local <= 0) Unsupported("local_attention", local, "a positive window is expected");
+            // local_attention // 2 = 0 would let a local query see only itself, which the kernels' window (0 = none) cannot say.
+            if (local < 2) Unsupported("local_attention", local, "a window of at least 2 (1 position either side) is expected");
             var kinds = new System.Text.StringBuilder();
             for (int i = 0; i < layers; i++) kinds.Append(every > 0 && i % every == 0 ? 'F' : 'S');
             if (_keys.TryGetValue("layer_types", out object? types) && types is not null)
