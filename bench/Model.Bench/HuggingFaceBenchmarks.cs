@@ -31,12 +31,16 @@ internal static class HuggingFaceBench
         if (model.Use == ModelUse.Inference) model.PackWeights();
     }
 
-    /// <summary>Random ids in [1, vocab): no padding (id 0 is BERT's [PAD]).</summary>
-    public static int[] Tokens(int count, int vocab, ulong seed)
+    /// <summary>
+    /// Random ids in [1, vocab) other than <paramref name="padToken"/>: no padding (id 0 is BERT's [PAD]; ModernBERT's is
+    /// 50283, drawn again when it comes up, so the other models' ids stay what they were).
+    /// </summary>
+    public static int[] Tokens(int count, int vocab, ulong seed, int padToken = -1)
     {
         var rng = new Rng(seed);
         var ids = new int[count];
-        for (int i = 0; i < ids.Length; i++) ids[i] = 1 + rng.NextInt(vocab - 1);
+        for (int i = 0; i < ids.Length; i++)
+            do ids[i] = 1 + rng.NextInt(vocab - 1); while (ids[i] == padToken);
         return ids;
     }
 
@@ -100,7 +104,7 @@ public abstract class HuggingFaceEncoderBenchmarks<TModel> where TModel : Encode
     {
         _model = CreateModel();
         HuggingFaceBench.PerturbVectors(_model, HuggingFaceBench.Seed + 1);
-        _tokens = HuggingFaceBench.Tokens(_model.Layout.Batch * _model.Layout.SeqLen, _model.Layout.Vocab, HuggingFaceBench.Seed + 2);
+        _tokens = HuggingFaceBench.Tokens(_model.Layout.Batch * _model.Layout.SeqLen, _model.Layout.Vocab, HuggingFaceBench.Seed + 2, _model.Layout.PadToken);
     }
 
     [GlobalSetup(Target = nameof(Ours))]
@@ -317,6 +321,47 @@ public class HuggingFaceEmbeddingGemma : HuggingFaceEncoderBenchmarks<EmbeddingG
         var torch = new TorchEmbeddingGemma(EmbeddingGemmaBatch1.Vocab, EmbeddingGemmaBatch1.DModel, EmbeddingGemmaBatch1.Heads, EmbeddingGemmaBatch1.KvHeads,
             EmbeddingGemmaBatch1.HeadDim, EmbeddingGemmaBatch1.DFF, sliding, slidingWindow: 512, globalTheta: 1e6, localTheta: 1e4, queryPreAttnScalar: 256,
             eps: 1e-6, projected: 3072);
+        torch.eval();
+        torch.CopyFrom(model);
+        return torch;
+    }
+}
+
+/// <summary>
+/// gte-modernbert-base's sentence embedding of one sentence: ours against <see cref="TorchModernBert"/> (libtorch modules of
+/// ModernBertModel with <c>scaled_dot_product_attention</c> under a mask per layer kind, then [CLS] pooling and the
+/// normalization), the same weights, the same thread count. At 128 tokens the local layers' ±64 window hides only the
+/// far corners; see <see cref="HuggingFaceModernBertSeq512"/> for a length where it hides most pairs.
+/// </summary>
+public class HuggingFaceModernBert : HuggingFaceEncoderBenchmarks<ModernBertBatch1>
+{
+    protected override ModernBertBatch1 CreateModel() => ModernBertBatch1.ForInference(HuggingFaceBench.Seed);
+
+    protected override nn.Module<Tensor, Tensor> CreateTorch(ModernBertBatch1 model) => ModernBertTorch.Create(model, Constant);
+}
+
+/// <summary>
+/// gte-modernbert-base, one sentence of 512 tokens: the local layers see 129 keys of 512 at most, which our kernels skip
+/// and libtorch's masked <c>scaled_dot_product_attention</c> computes and then discards.
+/// </summary>
+public class HuggingFaceModernBertSeq512 : HuggingFaceEncoderBenchmarks<ModernBertBatch1Seq512>
+{
+    protected override ModernBertBatch1Seq512 CreateModel() => ModernBertBatch1Seq512.ForInference(HuggingFaceBench.Seed);
+
+    protected override nn.Module<Tensor, Tensor> CreateTorch(ModernBertBatch1Seq512 model) => ModernBertTorch.Create(model, Constant);
+}
+
+internal static class ModernBertTorch
+{
+    /// <summary>
+    /// <see cref="TorchModernBert"/> in eval mode with <paramref name="model"/>'s weights: the sizes from the generated class's
+    /// constants (<paramref name="constant"/>), the rest as gte-modernbert-base's config.json and modules say (global every
+    /// third layer from layer 0, local_attention 128, bases 160000 and 10000, norm_eps 1e-5, [CLS] pooling).
+    /// </summary>
+    public static TorchModernBert Create(TransformerModel model, Func<string, int> constant)
+    {
+        var torch = new TorchModernBert(model.Layout.Vocab, constant("DModel"), constant("Heads"), constant("DFF"), constant("Layers"),
+            globalEvery: 3, localAttention: 128, globalTheta: 160000, localTheta: 10000, eps: 1e-5, clsPooling: true);
         torch.eval();
         torch.CopyFrom(model);
         return torch;

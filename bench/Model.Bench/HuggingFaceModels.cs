@@ -38,3 +38,15 @@ public partial class FlanT5Small { }
 /// </summary>
 [TransformerModel(Config = "models/embeddinggemma-300m/config.json", SeqLen = 128, Batch = 1, Head = EncoderHead.SentenceEmbedding)]
 public partial class EmbeddingGemmaBatch1 { }
+
+/// <summary>
+/// Alibaba-NLP/gte-modernbert-base (ModernBERT-base: 22 pre-norm layers, 768 wide, 12 heads, GeGLU 1152, every third layer
+/// global and the others windowed to ±64 positions, then [CLS] pooling and normalization from its sentence-transformers
+/// modules), one sentence of 128 tokens.
+/// </summary>
+[TransformerModel(Config = "models/gte-modernbert-base/config.json", SeqLen = 128, Batch = 1, Head = EncoderHead.SentenceEmbedding)]
+public partial class ModernBertBatch1 { }
+
+/// <summary>gte-modernbert-base, one sentence of 512 tokens: long enough that the local layers' ±64 window leaves most pairs out.</summary>
+[TransformerModel(Config = "models/gte-modernbert-base/config.json", SeqLen = 512, Batch = 1, Head = EncoderHead.SentenceEmbedding)]
+public partial class ModernBertBatch1Seq512 { }

@@ -121,6 +121,8 @@ internal static class PerformanceTable
         {
             (nameof(HuggingFaceMiniLmBatch1), "all-MiniLM-L6-v2", "sentence embeddings, 1 × 128 tokens", MiniLmFlops(MiniLmBatch1.Batch), "GFLOP/s"),
             (nameof(HuggingFaceMiniLmBatch8), "all-MiniLM-L6-v2", "sentence embeddings, 8 × 128 tokens", MiniLmFlops(MiniLmBatch8.Batch), "GFLOP/s"),
+            (nameof(HuggingFaceModernBert), "gte-modernbert-base", $"sentence embeddings, 1 × {ModernBertBatch1.SeqLen} tokens", ModernBertFlops(ModernBertBatch1.SeqLen), "GFLOP/s"),
+            (nameof(HuggingFaceModernBertSeq512), "gte-modernbert-base", $"sentence embeddings, 1 × {ModernBertBatch1Seq512.SeqLen} tokens", ModernBertFlops(ModernBertBatch1Seq512.SeqLen), "GFLOP/s"),
             (nameof(HuggingFaceSmolLm2Decode), "SmolLM2-135M", $"decode 1 token after {HuggingFaceSmolLm2Decode.Prompt} (mean of {HuggingFaceSmolLm2Decode.NewTokens})",
                 4.0 * SmolLm2.ParameterCount, "GB/s of weights"),
             (nameof(HuggingFaceTranslationEncode), "opus-mt-en-de", $"encode {TranslationCase.SourceTokens} tokens", TranslationCase.SourceTokens * tokens, "tokens/s"),
@@ -161,6 +163,21 @@ internal static class PerformanceTable
             double linear = 2 * tokens * (4 * hidden * hidden + 2 * hidden * inner);
             double attention = 2 * 2 * tokens * tokens * hidden;
             return batch * MiniLmBatch1.Layers * (linear + attention);
+        }
+
+        // One sentence of `tokens` through ModernBERT-base: per layer Wqkv, Wo, Wi (two halves) and the MLP's Wo, and the
+        // two attention products over the pairs a layer lets through: all on the global layers (every third from 0), those
+        // within ±local_attention // 2 = 64 positions on the local ones (the work the window leaves, not what libtorch does).
+        static double ModernBertFlops(int tokens)
+        {
+            const double hidden = ModernBertBatch1.DModel, inner = ModernBertBatch1.DFF;
+            const int layers = ModernBertBatch1.Layers, reach = 64;
+            double linear = 2.0 * tokens * (4 * hidden * hidden + 3 * hidden * inner);
+            double windowPairs = 0;
+            for (int i = 0; i < tokens; i++) windowPairs += Math.Min(tokens - 1, i + reach) - Math.Max(0, i - reach) + 1;
+            int global = (layers + 2) / 3;
+            double attention = 2 * 2 * hidden * (global * (double)tokens * tokens + (layers - global) * windowPairs);
+            return layers * linear + attention;
         }
     }
 

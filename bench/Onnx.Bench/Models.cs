@@ -30,3 +30,11 @@ public partial class SmolLm2Prefill { }
 /// </summary>
 [TransformerModel(Config = "../Model.Bench/models/embeddinggemma-300m/config.json", SeqLen = 128, Batch = 1, Head = EncoderHead.SentenceEmbedding)]
 public partial class EmbeddingGemmaBatch1 { }
+
+/// <summary>
+/// Alibaba-NLP/gte-modernbert-base (ModernBERT-base: 22 pre-norm layers, 768 wide, 12 heads, GeGLU 1152, every third layer
+/// global and the others windowed to ±64 positions, then [CLS] pooling and normalization from its sentence-transformers
+/// modules), one sentence of 128 tokens.
+/// </summary>
+[TransformerModel(Config = "../Model.Bench/models/gte-modernbert-base/config.json", SeqLen = 128, Batch = 1, Head = EncoderHead.SentenceEmbedding)]
+public partial class ModernBertBatch1 { }
