@@ -171,6 +171,7 @@ public sealed class EmbeddingsModernBertSampleTests(TinyModernBert fixture, ITes
     {
         JsonObject root = Compiled();
         Assert.Equal("modernbert", (string?)root["model_type"]);
+        Assert.Null(EmbeddingModelSpec.GteModernBertBase.Prefixes); // the model card embeds queries and documents as they are
         Assert.Equal((50368, 768, 22, 12, 1152), (GteModernBertBase.Vocab, GteModernBertBase.DModel, GteModernBertBase.Layers, GteModernBertBase.Heads, GteModernBertBase.DFF));
         Assert.Equal((64, 768, 512, 8), (GteModernBertBase.HeadDim, GteModernBertBase.EmbeddingWidth, GteModernBertBase.SeqLen, GteModernBertBase.Batch));
         Assert.True(GteModernBertBase.SeqLen <= (int)root["max_position_embeddings"]!);
