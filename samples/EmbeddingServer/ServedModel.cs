@@ -11,7 +11,7 @@ namespace TransformerGen.EmbeddingServer;
 /// <summary>
 /// A compiled model a server runs, and how to build it: the config.json it was compiled from (a folder's must match),
 /// how to load a folder's weights once, and how to make an instance over them. The program serves
-/// <see cref="AllMiniLmL6V2"/>, <see cref="AllMpnetBaseV2"/> or <see cref="EmbeddingGemma300m"/> (<see cref="ServedModels"/>), the
+/// <see cref="AllMiniLmL6V2"/>, <see cref="AllMpnetBaseV2"/>, <see cref="EmbeddingGemma300m"/> or <see cref="GteModernBertBase"/> (<see cref="ServedModels"/>), the
 /// first two with <see cref="MsMarcoMiniLmL6V2"/> as their reranker; tests register a small BERT of their own in their place.
 /// </summary>
 /// <param name="Repository">The Hub repository the model comes from; the default model name in responses.</param>
@@ -75,10 +75,24 @@ public sealed record ServedModel(
                  "2_Dense/config.json", "2_Dense/model.safetensors", "3_Dense/config.json", "3_Dense/model.safetensors", SentencePrompts.FileName],
     };
 
+    /// <summary>
+    /// Alibaba-NLP/gte-modernbert-base (<see cref="ServedGteModernBert"/>): its tokenizer.json with its settings and special
+    /// tokens, and the sentence-transformers modules (CLS pooling); no reranker.
+    /// </summary>
+    public static ServedModel GteModernBertBase { get; } = new(
+        "Alibaba-NLP/gte-modernbert-base",
+        EmbeddedConfig.Read(typeof(ServedModel).Assembly, "gte-modernbert-base.config.json"),
+        "samples/EmbeddingServer/models/gte-modernbert-base/config.json",
+        ServedGteModernBert.LoadWeights,
+        ServedGteModernBert.ForInference)
+    {
+        Files = ["config.json", HubModel.Weights, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "modules.json", "1_Pooling/config.json"],
+    };
+
     /// <summary>The files a folder of this model must hold (as on the Hub): a BERT-tokenized folder's unless the model says otherwise.</summary>
     public IReadOnlyList<string> Files { get; init; } = ["config.json", HubModel.Weights, "vocab.txt", "tokenizer_config.json"];
 
-    /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>mpnet</c>, <c>gemma3_text</c>), which a folder's must equal for this model to serve it.</summary>
+    /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>mpnet</c>, <c>gemma3_text</c>, <c>modernbert</c>), which a folder's must equal for this model to serve it.</summary>
     public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);
 }
 
@@ -86,8 +100,8 @@ public sealed record ServedModel(
 /// <param name="Models">At least one.</param>
 public sealed record ServedModels(IReadOnlyList<ServedModel> Models)
 {
-    /// <summary>The program's: all-MiniLM-L6-v2 (bert), all-mpnet-base-v2 (mpnet) and embeddinggemma-300m (gemma3_text).</summary>
-    public static ServedModels All { get; } = new([ServedModel.AllMiniLmL6V2, ServedModel.AllMpnetBaseV2, ServedModel.EmbeddingGemma300m]);
+    /// <summary>The program's: all-MiniLM-L6-v2 (bert), all-mpnet-base-v2 (mpnet), embeddinggemma-300m (gemma3_text) and gte-modernbert-base (modernbert).</summary>
+    public static ServedModels All { get; } = new([ServedModel.AllMiniLmL6V2, ServedModel.AllMpnetBaseV2, ServedModel.EmbeddingGemma300m, ServedModel.GteModernBertBase]);
 
     /// <summary>The model whose compiled model_type <paramref name="folder"/>'s config.json has (see <see cref="ServedModelChoice"/>).</summary>
     /// <exception cref="StartupException">No model has the folder's model_type, or there is no config.json to tell.</exception>

@@ -9,7 +9,7 @@ namespace EmbeddingsSample;
 /// <summary>
 /// A model <see cref="EmbeddingsApp"/> runs: where to download it, the config.json it was compiled from (its model_type
 /// picks it for a folder, and the folder's config.json is compared with it), how to load it, and the prefixes its
-/// texts take. <see cref="MiniLm"/>, <see cref="NomicEmbedTextV15"/>, <see cref="AllMpnetBaseV2"/> and <see cref="EmbeddingGemma300m"/> are the sample's; tests pass tiny models of their own.
+/// texts take. <see cref="MiniLm"/>, <see cref="NomicEmbedTextV15"/>, <see cref="AllMpnetBaseV2"/>, <see cref="EmbeddingGemma300m"/> and <see cref="GteModernBertBase"/> are the sample's; tests pass tiny models of their own.
 /// </summary>
 /// <param name="Repository">The Hugging Face repository, <c>owner/name</c>.</param>
 /// <param name="Files">The files the sample needs from it.</param>
@@ -77,10 +77,24 @@ public sealed record EmbeddingModelSpec(
         EmbeddingsSample.EmbeddingGemma300m.EmbeddingWidth,
         TaskPrefixes.EmbeddingGemma);
 
-    /// <summary>The models the sample's program is compiled with.</summary>
-    public static IReadOnlyList<EmbeddingModelSpec> All { get; } = [MiniLm, NomicEmbedTextV15, AllMpnetBaseV2, EmbeddingGemma300m];
+    /// <summary>
+    /// Alibaba-NLP/gte-modernbert-base as <see cref="EmbeddingsSample.GteModernBertBase"/>: texts as they are. Its tokenizer
+    /// is tokenizer.json alone (byte-level BPE, [CLS] … [SEP]) with its settings and special tokens, and the
+    /// sentence-transformers modules say it pools by the [CLS] token.
+    /// </summary>
+    public static EmbeddingModelSpec GteModernBertBase { get; } = new(
+        "Alibaba-NLP/gte-modernbert-base",
+        ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "modules.json", "1_Pooling/config.json"],
+        EmbeddedConfig.Read(typeof(EmbeddingModelSpec).Assembly, "gte-modernbert-base.config.json"),
+        "samples/Embeddings/models/gte-modernbert-base/config.json",
+        (folder, weights) => EmbeddingsSample.GteModernBertBase.ForInference(folder, weights),
+        $"ModernBERT (local and global rotary layers, CLS pooling), {EmbeddingsSample.GteModernBertBase.Layers} layers, {EmbeddingsSample.GteModernBertBase.DModel} wide, {EmbeddingsSample.GteModernBertBase.Heads} heads, {EmbeddingsSample.GteModernBertBase.ParameterCount:N0} parameters",
+        EmbeddingsSample.GteModernBertBase.DModel);
 
-    /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>nomic_bert</c>, <c>mpnet</c>), which a folder's must equal for this model to run it.</summary>
+    /// <summary>The models the sample's program is compiled with.</summary>
+    public static IReadOnlyList<EmbeddingModelSpec> All { get; } = [MiniLm, NomicEmbedTextV15, AllMpnetBaseV2, EmbeddingGemma300m, GteModernBertBase];
+
+    /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>nomic_bert</c>, <c>mpnet</c>, <c>gemma3_text</c>, <c>modernbert</c>), which a folder's must equal for this model to run it.</summary>
     public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);
 }
 

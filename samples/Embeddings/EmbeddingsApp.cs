@@ -12,10 +12,11 @@ using TransformerGen.Tokenizers;
 namespace EmbeddingsSample;
 
 /// <summary>
-/// The sample: loads all-MiniLM-L6-v2, all-mpnet-base-v2, nomic-embed-text-v1.5 or embeddinggemma-300m from a downloaded folder, prints the
-/// cosine similarities of a few sentences, and searches a list of sentences for the ones closest in meaning to a few
-/// queries. The folder's config.json says which of the compiled models runs (its model_type: bert is all-MiniLM-L6-v2,
-/// mpnet is all-mpnet-base-v2, nomic_bert is nomic-embed-text-v1.5, whose texts take its task prefixes).
+/// The sample: loads all-MiniLM-L6-v2, all-mpnet-base-v2, nomic-embed-text-v1.5, embeddinggemma-300m or gte-modernbert-base
+/// from a downloaded folder, prints the cosine similarities of a few sentences, and searches a list of sentences for the
+/// ones closest in meaning to a few queries. The folder's config.json says which of the compiled models runs (its
+/// model_type: bert is all-MiniLM-L6-v2, mpnet is all-mpnet-base-v2, nomic_bert is nomic-embed-text-v1.5 and gemma3_text
+/// embeddinggemma-300m, whose texts take their task prefixes, and modernbert is gte-modernbert-base).
 /// <see cref="Run(string[], TextWriter, TextWriter)"/> takes the writers so that tests read what it prints.
 /// </summary>
 public static class EmbeddingsApp
@@ -68,7 +69,7 @@ public static class EmbeddingsApp
         {
             if (result.GetValueOrDefault<int>() < 1) result.AddError("--top must be at least 1.");
         });
-        var command = new RootCommand("Sentence embeddings with all-MiniLM-L6-v2, all-mpnet-base-v2, nomic-embed-text-v1.5 or embeddinggemma-300m compiled from their config.json: similarities and semantic search.")
+        var command = new RootCommand("Sentence embeddings with all-MiniLM-L6-v2, all-mpnet-base-v2, nomic-embed-text-v1.5, embeddinggemma-300m or gte-modernbert-base compiled from their config.json: similarities and semantic search.")
         {
             model, sentences, queries, top, weights,
         };

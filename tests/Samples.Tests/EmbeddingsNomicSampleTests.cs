@@ -65,7 +65,7 @@ public sealed partial class EmbeddingsNomicSampleTests(TinyNomic fixture, ITestO
         Assert.Null(EmbeddingModelSpec.MiniLm.Prefixes);
         Assert.Equal(TaskPrefixes.Nomic, EmbeddingModelSpec.NomicEmbedTextV15.Prefixes);
         Assert.Equal(("search_document: ", "search_query: "), (TaskPrefixes.Nomic.Document, TaskPrefixes.Nomic.Query));
-        Assert.Equal(["bert", "nomic_bert", "mpnet", "gemma3_text"], EmbeddingModelSpec.All.Select(spec => spec.ModelType));
+        Assert.Equal(["bert", "nomic_bert", "mpnet", "gemma3_text", "modernbert"], EmbeddingModelSpec.All.Select(spec => spec.ModelType));
     }
 
     [Fact]

@@ -118,7 +118,7 @@ public sealed partial class EmbeddingsSampleTests(MiniLmFolder fixture, ITestOut
         File.Copy(TinyChat.ConfigPath, other.File("config.json"));
         (int exit, _, string error) = EmbeddingsOutput.Run(null, "--model", other.Path);
         Assert.Equal(EmbeddingsApp.ExitWrongModel, exit);
-        Assert.Contains($"{other.File("config.json")} has model_type llama; this program runs bert (sentence-transformers/all-MiniLM-L6-v2), nomic_bert (nomic-ai/nomic-embed-text-v1.5), mpnet (sentence-transformers/all-mpnet-base-v2), gemma3_text (google/embeddinggemma-300m).", error);
+        Assert.Contains($"{other.File("config.json")} has model_type llama; this program runs bert (sentence-transformers/all-MiniLM-L6-v2), nomic_bert (nomic-ai/nomic-embed-text-v1.5), mpnet (sentence-transformers/all-mpnet-base-v2), gemma3_text (google/embeddinggemma-300m), modernbert (Alibaba-NLP/gte-modernbert-base).", error);
     }
 
     [Fact]

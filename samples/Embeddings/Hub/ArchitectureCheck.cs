@@ -110,6 +110,23 @@ internal static class ArchitectureCheck
         Defaults("use_bidirectional_attention", "false"),
     ];
 
+    // ModernBertConfig's defaults (answerdotai/ModernBERT-base's sizes) for the keys the compiler reads (ConfigReader.ModernBert):
+    // LayerNorms and projections without bias, GEGLU with the erf GELU, every third layer global. transformers 5 writes
+    // the two rotary bases under rope_parameters and the layer kinds under layer_types; they are compared as the
+    // global_rope_theta, local_rope_theta and layer kinds they stand for. The classifier_* keys are left out: the
+    // sentence embedder has no classifier.
+    private static readonly Key[] ModernBert =
+    [
+        Defaults("vocab_size", "50368"), Defaults("hidden_size", "768"), Defaults("num_hidden_layers", "22"),
+        Defaults("num_attention_heads", "12"), Defaults("intermediate_size", "1152"), Defaults("max_position_embeddings", "8192"),
+        Defaults("hidden_activation", "gelu"), Defaults("norm_eps", Number(1e-5)), Defaults("norm_bias", "false"),
+        Defaults("attention_bias", "false"), Defaults("mlp_bias", "false"), Defaults("global_attn_every_n_layers", "3"),
+        Defaults("local_attention", "128"),
+        new("global_rope_theta", config => RopeParameter(config, "full_attention", "rope_theta") ?? Number(160000)),
+        new("local_rope_theta", config => RopeParameter(config, "sliding_attention", "rope_theta") ?? Number(10000)),
+        new("rope_scaling", RopeScalingOfFullLayers), new("layer_types", ModernBertLayerTypes), Defaults("pad_token_id", "50283"),
+    ];
+
     // T5Config's and MT5Config's defaults (the keys the compiler reads, ConfigReader.T5): T5 has relu and a tied head, mT5
     // gated-gelu and lm_head; num_decoder_layers is num_layers, the decoder starts from the padding id. dense_act_fn and
     // is_gated_act are derived from feed_forward_proj ("gated-gelu" is gelu_new), but saved ones override the derivation.
@@ -154,6 +171,7 @@ internal static class ArchitectureCheck
             "nomic_bert" => NomicBert,
             "gemma3_text" => Gemma3,
             "mpnet" => MPNet,
+            "modernbert" => ModernBert,
             "llama" or "mistral" or "qwen2" => Llama,
             "gpt2" => Gpt2,
             "marian" => Marian,
@@ -280,6 +298,19 @@ internal static class ArchitectureCheck
         int layers = int.Parse(count, CultureInfo.InvariantCulture);
         int pattern = Value(config, "sliding_window_pattern") is string given ? int.Parse(given, CultureInfo.InvariantCulture) : 6;
         return "[" + string.Join(",", Enumerable.Range(0, layers).Select(i => (i + 1) % pattern == 0 ? "full_attention" : "sliding_attention")) + "]";
+    }
+
+    /// <summary>ModernBERT's layer kinds when config.json does not list them: global where the index is a multiple of global_attn_every_n_layers (3 by default), from the first.</summary>
+    private static string? ModernBertLayerTypes(JsonElement config)
+    {
+        if (!double.TryParse(Value(config, "num_hidden_layers") ?? "22", NumberStyles.Float, CultureInfo.InvariantCulture, out double layers)
+            || !double.TryParse(Value(config, "global_attn_every_n_layers") ?? "3", NumberStyles.Float, CultureInfo.InvariantCulture, out double every))
+        {
+            return null; // not numbers: the two keys themselves differ from the compiled ones
+        }
+
+        int count = (int)Math.Clamp(layers, 0, 10000), period = (int)Math.Clamp(every, 0, 10000);
+        return "[" + string.Join(",", Enumerable.Range(0, count).Select(i => period > 0 && i % period == 0 ? "full_attention" : "sliding_attention")) + "]";
     }
 
     private static string? HeadDimDefault(JsonElement config) =>

@@ -64,10 +64,10 @@ public sealed class StartupTests(TinyBertFolder folder) : IClassFixture<TinyBert
 
         using var other = new TempFolder();
         other.Write("config.json", """{"model_type": "nomic_bert"}""");
-        Assert.Contains("has model_type nomic_bert; this program runs bert (sentence-transformers/all-MiniLM-L6-v2), mpnet (sentence-transformers/all-mpnet-base-v2), gemma3_text (google/embeddinggemma-300m).", Start(other.Path).Message);
+        Assert.Contains("has model_type nomic_bert; this program runs bert (sentence-transformers/all-MiniLM-L6-v2), mpnet (sentence-transformers/all-mpnet-base-v2), gemma3_text (google/embeddinggemma-300m), modernbert (Alibaba-NLP/gte-modernbert-base).", Start(other.Path).Message);
 
         using var empty = new TempFolder();
-        Assert.Equal($"The model folder '{empty.Path}' lacks config.json, which says which model it holds (sentence-transformers/all-MiniLM-L6-v2 or sentence-transformers/all-mpnet-base-v2 or google/embeddinggemma-300m).",
+        Assert.Equal($"The model folder '{empty.Path}' lacks config.json, which says which model it holds (sentence-transformers/all-MiniLM-L6-v2 or sentence-transformers/all-mpnet-base-v2 or google/embeddinggemma-300m or Alibaba-NLP/gte-modernbert-base).",
                      Start(empty.Path).Message);
 
         // EmbeddingGemma's folder is told its own files: the Gemma tokenizer's and the sentence-transformers modules'.
