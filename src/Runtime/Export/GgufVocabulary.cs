@@ -61,6 +61,9 @@ public sealed class GgufVocabulary
     /// <summary>The unknown token's id, or -1.</summary>
     public int UnknownId { get; private init; } = -1;
 
+    /// <summary>The mask token's id (a BERT-like tokenizer's <c>[MASK]</c>), or -1; written as <c>tokenizer.ggml.mask_token_id</c> by the ModernBERT export.</summary>
+    public int MaskId { get; private init; } = -1;
+
     /// <summary>The Jinja chat template of <c>tokenizer_config.json</c>, written as <c>tokenizer.chat_template</c> for chat apps; null when there is none.</summary>
     public string? ChatTemplate { get; }
 
