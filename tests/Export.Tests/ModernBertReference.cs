@@ -26,6 +26,8 @@ internal static class ModernBertReference
     {
         public bool Window { get; init; } = true;
         public bool BareFirstLayer { get; init; } = true;
+        /// <summary>The feed-forward's GELU where it is not transformers' (the GGUF tests put ggml's fp16 table here).</summary>
+        public Func<double, double>? Gelu { get; init; }
     }
 
     /// <summary>
@@ -89,7 +91,7 @@ internal static class ModernBertReference
                 Add(x, Linear(attended, p[a + "attn.Wo.weight"], Optional(a + "attn.Wo.bias")));
                 double[][] up = Linear(Norm(x, p[a + "mlp_norm.weight"].Values, Optional(a + "mlp_norm.bias"), s.Eps), p[a + "mlp.Wi.weight"], Optional(a + "mlp.Wi.bias"));
                 int inner = up[0].Length / 2;
-                Func<double, double> gelu = s.TanhGelu ? Gpt2Reference.TanhGelu : ReferenceMath.Gelu;
+                Func<double, double> gelu = s.Gelu ?? (s.TanhGelu ? Gpt2Reference.TanhGelu : ReferenceMath.Gelu);
                 double[][] gated = up.Select(u => Enumerable.Range(0, inner).Select(c => gelu(u[c]) * u[inner + c]).ToArray()).ToArray();
                 Add(x, Linear(gated, p[a + "mlp.Wo.weight"], Optional(a + "mlp.Wo.bias")));
             }

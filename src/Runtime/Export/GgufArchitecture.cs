@@ -228,6 +228,39 @@ internal sealed class GgufArchitecture
     };
 
     /// <summary>
+    /// llama.cpp's <c>modern-bert</c> architecture for Hugging Face ModernBERT weights (<c>ModernBertModel</c>'s names without
+    /// its <c>model.</c> prefix), named as llama.cpp's converter (<c>ModernBertModel</c>, a <c>BertModel</c>) writes them: the
+    /// token table and its norm (<c>token_embd</c>, <c>token_embd_norm</c>), per layer <c>attn_norm</c> (none in layer 0, whose
+    /// attention reads the embeddings' norm as it is, as llama.cpp allows), <c>Wqkv</c> (rows Q | K | V) as <c>attn_qkv</c>,
+    /// <c>attn.Wo</c> as <c>attn_output</c>, <c>mlp_norm</c> as <c>ffn_norm</c>, <c>Wi</c> (rows input | gate) whole as
+    /// <c>ffn_up</c> with twice <c>feed_forward_length</c> rows (llama.cpp's gated activation of one tensor takes the first
+    /// half through the activation and multiplies by the second, as ModernBertMLP does), <c>mlp.Wo</c> as <c>ffn_down</c>,
+    /// <c>final_norm</c> as <c>output_norm</c>. Rows stay in Hugging Face's order: <c>modern-bert</c>'s rotary embedding is
+    /// <c>LLAMA_ROPE_TYPE_NEOX</c>, pairing (i, i + D/2) as <c>rotate_half</c> does. llama.cpp's LayerNorms here take no
+    /// shift and its projections no bias, so a model with <c>norm_bias</c>, <c>attention_bias</c> or <c>mlp_bias</c> is refused.
+    /// </summary>
+    public static readonly GgufArchitecture ModernBert = new()
+    {
+        Name = "modern-bert",
+        Rotary = true,
+        SlidingWindow = true,
+        Unplaced = "llama.cpp's modern-bert reads no biases (its LayerNorms have no shift, its projections no bias), no classifier head and no sentence-transformers Dense layer",
+        LayerKey = "layers.{i}.mlp_norm.weight",
+        Tensors =
+        [
+            new("embeddings.tok_embeddings.weight", "token_embd.weight"),
+            new("embeddings.norm.weight", "token_embd_norm.weight"),
+            new("final_norm.weight", "output_norm.weight"),
+            new("layers.{i}.attn_norm.weight", "blk.{i}.attn_norm.weight"),
+            new("layers.{i}.attn.Wqkv.weight", "blk.{i}.attn_qkv.weight"),
+            new("layers.{i}.attn.Wo.weight", "blk.{i}.attn_output.weight"),
+            new("layers.{i}.mlp_norm.weight", "blk.{i}.ffn_norm.weight"),
+            new("layers.{i}.mlp.Wi.weight", "blk.{i}.ffn_up.weight"),
+            new("layers.{i}.mlp.Wo.weight", "blk.{i}.ffn_down.weight"),
+        ],
+    };
+
+    /// <summary>
     /// llama.cpp's <c>t5</c> architecture for Hugging Face T5, T5 v1.1, Flan-T5 and mT5 weights (<c>T5ForConditionalGeneration</c>'s
     /// names, as llama.cpp's converter maps them): one token table, an encoder (<c>enc.</c>) and a decoder (<c>dec.</c>) of
     /// RMSNorm pre-norm blocks without biases, block 0's relative-position table <c>[buckets, heads]</c> per stack

@@ -32,7 +32,7 @@ public sealed class GgufExportOptions
 public sealed record GgufTensorInfo(string Name, string ModelName, IReadOnlyList<long> Dimensions, GgufTensorType Type);
 
 /// <summary>What <see cref="GgufExport.Save"/> wrote.</summary>
-/// <param name="Architecture">llama.cpp's architecture name (<c>llama</c>, <c>qwen3</c>, <c>phi3</c>, <c>gemma3</c> or <c>gpt2</c>).</param>
+/// <param name="Architecture">llama.cpp's architecture name (<c>llama</c>, <c>qwen3</c>, <c>phi3</c>, <c>gemma3</c>, <c>gpt2</c>, <c>t5</c> or <c>modern-bert</c>).</param>
 /// <param name="Tensors">Every tensor, in file order.</param>
 /// <param name="Bytes">The file's size.</param>
 public sealed record GgufExportReport(string Architecture, IReadOnlyList<GgufTensorInfo> Tensors, long Bytes);
@@ -53,6 +53,9 @@ public sealed record GgufExportReport(string Architecture, IReadOnlyList<GgufTen
 /// rotary or learned or sinusoidal positions) have no architecture in llama.cpp that computes what they compute:
 /// <c>llama</c> is RMSNorm + SwiGLU, <c>gpt2</c> and <c>starcoder2</c> use ggml's tanh GELU (through an fp16 table) where
 /// these models use erf, and none has sinusoidal positions or post-LN blocks.</para>
+/// <para>Encoders: a ModernBERT sentence embedder exports as llama.cpp's <c>modern-bert</c> through the <c>SaveGguf</c>
+/// extension methods on <see cref="EncoderModel"/> (GgufExport.ModernBert.cs), an encoder–decoder T5 through
+/// <see cref="Seq2SeqModel.SaveGguf(string, GgufExportOptions)"/>.</para>
 /// <para>The file is written beside its target under a temporary name, flushed, then renamed over it, so a
 /// reader never sees half a file.</para>
 /// </remarks>
@@ -186,8 +189,12 @@ public static partial class GgufExport
         return new GgufExportReport(arch, infos, bytes);
     }
 
-    /// <summary>The <c>tokenizer.ggml.*</c> keys of <paramref name="vocabulary"/>, with the begin, end and padding ids of <paramref name="h"/> that fall in the vocabulary.</summary>
-    private static void AddVocabulary(GgufWriter writer, GgufVocabulary vocabulary, GgufHyperparameters h, int vocab)
+    /// <summary>
+    /// The <c>tokenizer.ggml.*</c> keys of <paramref name="vocabulary"/>, with the begin, end and padding ids of <paramref name="h"/>
+    /// that fall in the vocabulary; whether llama.cpp adds the begin and end tokens is the vocabulary's unless
+    /// <paramref name="addBos"/> or <paramref name="addEos"/> says.
+    /// </summary>
+    private static void AddVocabulary(GgufWriter writer, GgufVocabulary vocabulary, GgufHyperparameters h, int vocab, bool? addBos = null, bool? addEos = null)
     {
         writer.Add("tokenizer.ggml.model", vocabulary.Model);
         writer.Add("tokenizer.ggml.pre", vocabulary.PreTokenizer);
@@ -205,8 +212,8 @@ public static partial class GgufExport
         if (h.BosToken >= 0 && h.BosToken < vocab) writer.Add("tokenizer.ggml.bos_token_id", (uint)h.BosToken);
         if (h.EosToken >= 0 && h.EosToken < vocab) writer.Add("tokenizer.ggml.eos_token_id", (uint)h.EosToken);
         if (h.PadToken >= 0 && h.PadToken < vocab) writer.Add("tokenizer.ggml.padding_token_id", (uint)h.PadToken);
-        writer.Add("tokenizer.ggml.add_bos_token", vocabulary.AddBos);
-        if (vocabulary.AddEos) writer.Add("tokenizer.ggml.add_eos_token", true);
+        writer.Add("tokenizer.ggml.add_bos_token", addBos ?? vocabulary.AddBos);
+        if (addEos ?? vocabulary.AddEos) writer.Add("tokenizer.ggml.add_eos_token", true);
         if (vocabulary.ChatTemplate is { } template) writer.Add("tokenizer.chat_template", template);
     }
 

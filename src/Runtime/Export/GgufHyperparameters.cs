@@ -25,7 +25,7 @@ public sealed record GgufHyperparameters
     /// <summary>The epsilon of every RMSNorm (Llama, Qwen2, Qwen3 and its per-head query and key norms) or LayerNorm (GPT-2).</summary>
     public required float NormEpsilon { get; init; }
 
-    /// <summary>The rotary base θ (<c>rope_theta</c>); unused by GPT-2.</summary>
+    /// <summary>The rotary base θ (<c>rope_theta</c>; ModernBERT's global layers' <c>global_rope_theta</c>); unused by GPT-2.</summary>
     public float RopeTheta { get; init; } = 10000f;
 
     /// <summary>The positions the weights were trained for (<c>max_position_embeddings</c>, <c>n_positions</c>); 0 takes the model's <c>SeqLen</c>.</summary>
@@ -38,18 +38,19 @@ public sealed record GgufHyperparameters
     public int EosToken { get; init; } = -1;
 
     /// <summary>
-    /// Phi-3's or Gemma 3's attention window (<c>sliding_window</c>), 0 for none; written as <c>{arch}.attention.sliding_window</c>,
+    /// Phi-3's or Gemma 3's attention window (<c>sliding_window</c>), ModernBERT's two-sided one (<c>local_attention</c>: a
+    /// local layer's query sees |i − j| ≤ local_attention // 2), 0 for none; written as <c>{arch}.attention.sliding_window</c>,
     /// as llama.cpp's converter writes it (LLamaSharp 0.30.0's llama.cpp reads it and, for phi3, leaves the window off).
     /// </summary>
     public int SlidingWindow { get; init; }
 
     /// <summary>
     /// Gemma 3: which layers attend through <see cref="SlidingWindow"/> (<c>layer_types</c>' sliding_attention, else every
-    /// layer but each <c>sliding_window_pattern</c>-th); null for the other families.
+    /// layer but each <c>sliding_window_pattern</c>-th); ModernBERT: its local layers; null for the other families.
     /// </summary>
     public IReadOnlyList<bool>? SlidingLayers { get; init; }
 
-    /// <summary>Gemma 3's rotary base of its sliding layers (<c>rope_local_base_freq</c>); 0 for the other families.</summary>
+    /// <summary>The rotary base of the sliding layers: Gemma 3's <c>rope_local_base_freq</c>, ModernBERT's <c>local_rope_theta</c>; 0 for the other families.</summary>
     public float LocalRopeTheta { get; init; }
 
     /// <summary>Gemma 3's linear rotary scaling of its full-attention layers (<c>rope_scaling</c> of rope_type linear: its factor); 1 for none.</summary>
@@ -72,30 +73,45 @@ public sealed record GgufHyperparameters
 
     /// <summary>
     /// T5's feed-forward activation as its config resolves it (<c>dense_act_fn</c>, else derived from
-    /// <c>feed_forward_proj</c>: "gated-gelu" means gelu_new), or null for the decoder families, whose activation the
-    /// architecture fixes.
+    /// <c>feed_forward_proj</c>: "gated-gelu" means gelu_new), ModernBERT's <c>hidden_activation</c>, or null for the decoder
+    /// families, whose activation the architecture fixes.
     /// </summary>
     public string? FeedForwardActivation { get; init; }
 
     /// <summary>T5's <c>is_gated_act</c> (else a <c>feed_forward_proj</c> starting "gated-"): wi_0 and wi_1 rather than wi.</summary>
     public bool GatedFeedForward { get; init; }
 
+    /// <summary>ModernBERT's [CLS] id (<c>cls_token_id</c>), or -1; written as <c>tokenizer.ggml.cls_token_id</c>.</summary>
+    public int ClsToken { get; init; } = -1;
+
+    /// <summary>ModernBERT's [SEP] id (<c>sep_token_id</c>), or -1; written as <c>tokenizer.ggml.seperator_token_id</c> (llama.cpp's spelling).</summary>
+    public int SepToken { get; init; } = -1;
+
+    /// <summary>
+    /// ModernBERT: every how many layers one is global (<c>global_attn_every_n_layers</c>); the layers whose index is a
+    /// multiple of it are, the others slide (<see cref="SlidingLayers"/>). 0 for the other families.
+    /// </summary>
+    public int GlobalLayerPeriod { get; init; }
+
     /// <summary>T5's <c>tie_word_embeddings</c> (true by default for model_type t5, false for mt5): the head reads <c>shared</c>.</summary>
     public bool TiedEmbeddings { get; init; }
 
     /// <summary>
     /// Reads the hyperparameters from a Hugging Face <c>config.json</c> of a <c>gpt2</c>, <c>llama</c>, <c>mistral</c>,
-    /// <c>qwen2</c>, <c>qwen3</c>, <c>phi3</c>, <c>gemma3_text</c> (or <c>gemma3</c>'s <c>text_config</c>), <c>t5</c> or <c>mt5</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
+    /// <c>qwen2</c>, <c>qwen3</c>, <c>phi3</c>, <c>gemma3_text</c> (or <c>gemma3</c>'s <c>text_config</c>), <c>t5</c>, <c>mt5</c> or <c>modernbert</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
     /// <c>layer_norm_epsilon</c> 1e-5; Llama's, Qwen2's, Qwen3's and Phi-3's <c>num_key_value_heads</c> = heads, <c>head_dim</c> = hidden / heads,
     /// <c>rms_norm_eps</c> 1e-6, <c>rope_theta</c> 1e4 (also read from <c>rope_parameters</c>); Phi-3's <c>sliding_window</c> (null: 0);
     /// Gemma3TextConfig's for Gemma 3, as the compiler reads them (4 key/value heads, <c>head_dim</c> 256, ε 1e-6, θ 1e6, local θ
     /// (<c>rope_local_base_freq</c>) 1e4, <c>rope_scaling</c> linear or none, window 4096, the sliding layers from <c>layer_types</c>
     /// or every <c>sliding_window_pattern</c>-th full (6), <c>query_pre_attn_scalar</c> 256, 131072 positions, ids pad 0, eos 1, bos 2); T5Config's for
     /// T5 and mT5 (<c>num_heads</c> 8, <c>d_kv</c> 64, ε 1e-6, 32 buckets up to distance 128, start and padding id 0, end id 1,
-    /// <c>feed_forward_proj</c> relu, tied for t5 and untied for mt5).
+    /// <c>feed_forward_proj</c> relu, tied for t5 and untied for mt5); ModernBertConfig's for ModernBERT, as the compiler reads
+    /// them (<c>global_attn_every_n_layers</c> 3, <c>local_attention</c> 128, <c>global_rope_theta</c> 160000 and
+    /// <c>local_rope_theta</c> 10000 or transformers 5's <c>rope_parameters</c>, <c>layer_types</c> checked against the period,
+    /// <c>norm_eps</c> 1e-5, <c>hidden_activation</c> gelu, 8192 positions, ids [CLS] 50281, [SEP] 50282, padding 50283).
     /// An <c>eos_token_id</c> list gives its first id.
     /// </summary>
-    /// <exception cref="InvalidDataException">The file is not such a config, or asks for what a GGUF export cannot say (rotary scaling, but Gemma 3's linear scaling).</exception>
+    /// <exception cref="InvalidDataException">The file is not such a config, or asks for what a GGUF export cannot say (rotary scaling, but Gemma 3's linear scaling; ModernBERT <c>layer_types</c> other than its period's).</exception>
     public static GgufHyperparameters FromConfig(string configPath)
     {
         ArgumentNullException.ThrowIfNull(configPath);
@@ -192,6 +208,63 @@ public sealed record GgufHyperparameters
                     QueryPreAttentionScalar = Number(root, "query_pre_attn_scalar") ?? 256f,
                 };
             }
+            case "modernbert":
+            {
+                // ModernBertConfig's defaults, as the compiler's ConfigReader.ModernBert reads them.
+                int heads = Require(Integer(root, "num_attention_heads"), "num_attention_heads");
+                int hidden = Require(Integer(root, "hidden_size"), "hidden_size");
+                int layers = Require(Integer(root, "num_hidden_layers"), "num_hidden_layers");
+                if (heads <= 0 || hidden % heads != 0)
+                    throw new InvalidDataException($"'{configPath}': {heads} heads do not divide hidden_size {hidden}");
+                if (Integer(root, "head_dim") is int headDim && headDim != hidden / heads)
+                    throw new InvalidDataException($"'{configPath}' says head_dim = {headDim}; ModernBERT's heads are hidden_size / num_attention_heads = {hidden / heads} wide");
+                int every = Integer(root, "global_attn_every_n_layers") ?? 3, window = Integer(root, "local_attention") ?? 128;
+                if (every <= 0) throw new InvalidDataException($"'{configPath}' says global_attn_every_n_layers = {every}; a positive period is expected");
+                var sliding = new List<bool>(layers);
+                for (int i = 0; i < layers; i++) sliding.Add(i % every != 0);
+                if (root.TryGetProperty("layer_types", out JsonElement types) && types.ValueKind == JsonValueKind.Array)
+                {
+                    int i = 0;
+                    foreach (JsonElement type in types.EnumerateArray())
+                    {
+                        bool? listed = type.ValueKind != JsonValueKind.String ? null
+                            : type.GetString() switch { "sliding_attention" => true, "full_attention" => false, _ => null };
+                        if (listed is null || i >= layers || listed != sliding[i])
+                            throw new InvalidDataException($"'{configPath}': layer_types {types.GetRawText()} disagree with global_attn_every_n_layers = {every} (ModernBERT windows the layers whose index is not a multiple of it)");
+                        i++;
+                    }
+                    if (i != layers) throw new InvalidDataException($"'{configPath}': layer_types lists {i} layers of {layers}");
+                }
+                float globalTheta = Number(root, "global_rope_theta") ?? 160000f, localTheta = Number(root, "local_rope_theta") ?? 10000f;
+                // transformers 5 writes the bases per layer kind under rope_parameters.
+                if (root.TryGetProperty("rope_parameters", out JsonElement parameters) && parameters.ValueKind == JsonValueKind.Object)
+                {
+                    foreach (JsonProperty kind in parameters.EnumerateObject())
+                    {
+                        float? ropeBase = kind.Value.ValueKind == JsonValueKind.Object ? Number(kind.Value, "rope_theta") : null;
+                        if (ropeBase is null || kind.Name is not ("full_attention" or "sliding_attention"))
+                            throw new InvalidDataException($"'{configPath}': rope_parameters {parameters.GetRawText()}: full_attention and sliding_attention, each with its rope_theta, are expected");
+                        if (LinearFactor(kind.Value, "rope_parameters", configPath) != 1f)
+                            throw new InvalidDataException($"'{configPath}': rope_parameters {parameters.GetRawText()}: scaled rotary positions are not exported");
+                        if (kind.Name == "full_attention") globalTheta = ropeBase.Value;
+                        else localTheta = ropeBase.Value;
+                    }
+                }
+                else if (root.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind != JsonValueKind.Null)
+                {
+                    throw new InvalidDataException($"'{configPath}': rope_scaling is not exported (the model compiler refuses it too)");
+                }
+                return new GgufHyperparameters
+                {
+                    Heads = heads, KeyValueHeads = heads, HeadDim = hidden / heads,
+                    NormEpsilon = Number(root, "norm_eps") ?? 1e-5f, RopeTheta = globalTheta, LocalRopeTheta = localTheta,
+                    ContextLength = Integer(root, "max_position_embeddings") ?? 8192,
+                    BosToken = bos >= 0 ? bos : 50281, EosToken = eos >= 0 ? eos : 50282, PadToken = Integer(root, "pad_token_id") ?? 50283,
+                    ClsToken = Integer(root, "cls_token_id") ?? 50281, SepToken = Integer(root, "sep_token_id") ?? 50282,
+                    SlidingWindow = window, SlidingLayers = sliding, GlobalLayerPeriod = every,
+                    FeedForwardActivation = String(root, "hidden_activation") ?? "gelu",
+                };
+            }
             case "t5" or "mt5":
             {
                 // T5Config's defaults (transformers' configuration_t5.py), as the compiler's ConfigReader.T5 reads them.
@@ -214,7 +287,7 @@ public sealed record GgufHyperparameters
                 };
             }
             default:
-                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a model GGUF export knows (gpt2, llama, mistral, qwen2, qwen3, phi3, gemma3_text, gemma3, t5, mt5)");
+                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a model GGUF export knows (gpt2, llama, mistral, qwen2, qwen3, phi3, gemma3_text, gemma3, t5, mt5, modernbert)");
         }
 
         int Require(int? value, string key) => value ?? throw new InvalidDataException($"'{configPath}' has no {key}");

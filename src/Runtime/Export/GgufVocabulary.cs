@@ -61,6 +61,9 @@ public sealed class GgufVocabulary
     /// <summary>The unknown token's id, or -1.</summary>
     public int UnknownId { get; private init; } = -1;
 
+    /// <summary>The mask token's id (a BERT-like tokenizer's <c>[MASK]</c>), or -1; written as <c>tokenizer.ggml.mask_token_id</c> by the ModernBERT export.</summary>
+    public int MaskId { get; private init; } = -1;
+
     /// <summary>The Jinja chat template of <c>tokenizer_config.json</c>, written as <c>tokenizer.chat_template</c> for chat apps; null when there is none.</summary>
     public string? ChatTemplate { get; }
 
@@ -97,11 +100,13 @@ public sealed class GgufVocabulary
     /// <c>added_tokens_decoder</c>) become control tokens when special, user-defined otherwise; ids the tokenizer does not
     /// use, up to <paramref name="size"/> (the model's embedding rows), become unused <c>[PADn]</c> tokens, as llama.cpp's
     /// converter writes them. A <c>chat_template</c> string in <c>tokenizer_config.json</c> is kept (<see cref="ChatTemplate"/>).
+    /// A folder whose only vocabulary file is <c>tokenizer.json</c> with a byte-level BPE model (ModernBERT's; name llama.cpp's
+    /// pre-tokenizer <c>modern-bert</c> for it) gives the same from that model's vocab and merges, with the unknown and mask ids.
     /// </summary>
-    /// <param name="folder">The folder with <c>vocab.json</c> and <c>merges.txt</c>, or with <c>tokenizer.model</c> or <c>spiece.model</c>.</param>
+    /// <param name="folder">The folder with <c>vocab.json</c> and <c>merges.txt</c>, with <c>tokenizer.model</c> or <c>spiece.model</c>, or with a byte-level BPE <c>tokenizer.json</c> alone.</param>
     /// <param name="size">The model's vocabulary (embedding rows); the tokenizer's ids must all be below it.</param>
     /// <param name="preTokenizer">For byte-level BPE, llama.cpp's name of the tokenizer's pre-tokenizer: <c>gpt-2</c> for GPT-2,
-    /// <c>qwen2</c> for Qwen2, <c>smollm</c> for SmolLM/SmolLM2, <c>llama-bpe</c> for Llama 3 (llama.cpp tokenizes text with the
+    /// <c>qwen2</c> for Qwen2, <c>smollm</c> for SmolLM/SmolLM2, <c>llama-bpe</c> for Llama 3, <c>modern-bert</c> for ModernBERT (llama.cpp tokenizes text with the
     /// split rules it names; <c>default</c> is a generic GPT-2-like split). Unused by SentencePiece.</param>
     /// <exception cref="InvalidDataException">A file is missing or malformed, two tokens share an id, an id is not below
     /// <paramref name="size"/>, a token has two ids, or the SentencePiece model is neither BPE nor unigram.</exception>
@@ -112,13 +117,16 @@ public sealed class GgufVocabulary
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
         string vocabPath = Path.Combine(folder, "vocab.json"), mergesPath = Path.Combine(folder, "merges.txt");
         bool byteLevel = File.Exists(vocabPath) && File.Exists(mergesPath);
+        string tokenizerJsonPath = Path.Combine(folder, "tokenizer.json");
+        if (!byteLevel && !File.Exists(Path.Combine(folder, "tokenizer.model")) && !File.Exists(Path.Combine(folder, "spiece.model")) && File.Exists(tokenizerJsonPath))
+            return FromTokenizerJson(folder, tokenizerJsonPath, size, preTokenizer);
         if (!byteLevel)
         {
             // T5's folders name the model spiece.model, Llama's tokenizer.model (convert_hf_to_gguf.py looks for both).
             string sentencePiecePath = Path.Combine(folder, "tokenizer.model");
             if (!File.Exists(sentencePiecePath)) sentencePiecePath = Path.Combine(folder, "spiece.model");
             if (!File.Exists(sentencePiecePath))
-                throw new InvalidDataException($"'{folder}' has neither vocab.json and merges.txt (byte-level BPE) nor tokenizer.model or spiece.model (SentencePiece)");
+                throw new InvalidDataException($"'{folder}' has neither vocab.json and merges.txt (byte-level BPE) nor tokenizer.model or spiece.model (SentencePiece) nor a tokenizer.json alone (byte-level BPE)");
             SentencePieceModel model = SentencePieceModel.Read(sentencePiecePath);
             return model.ModelType switch
             {
@@ -160,6 +168,78 @@ public sealed class GgufVocabulary
             tokens[id] = text;
             types[id] = (int)type;
         }
+    }
+
+    /// <summary>
+    /// A folder whose only vocabulary file is <c>tokenizer.json</c> with a byte-level BPE model (ModernBERT's): the model's
+    /// <c>vocab</c> and <c>merges</c> ("a b" strings, or [a, b] pairs as tokenizers 0.20 on writes them) as <c>vocab.json</c>
+    /// and <c>merges.txt</c> would give them, the added tokens, <c>[PADn]</c> rows past the tokenizer's ids, and the unknown
+    /// and mask ids of <c>tokenizer_config.json</c>'s <c>unk_token</c> and <c>mask_token</c> (or of <c>[UNK]</c> and
+    /// <c>[MASK]</c> when it names none).
+    /// </summary>
+    private static GgufVocabulary FromTokenizerJson(string folder, string path, int size, string preTokenizer)
+    {
+        var tokens = new string?[size];
+        var types = new int[size];
+        var merges = new List<string>();
+        using (JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path)))
+        {
+            if (!document.RootElement.TryGetProperty("model", out JsonElement model) || model.ValueKind != JsonValueKind.Object
+                || !model.TryGetProperty("type", out JsonElement type) || type.GetString() != "BPE"
+                || !model.TryGetProperty("vocab", out JsonElement vocab) || vocab.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"'{path}' is the folder's only vocabulary file and has no BPE model with a vocab (a byte-level BPE tokenizer.json is read, as ModernBERT ships it)");
+            foreach (JsonProperty entry in vocab.EnumerateObject()) Put(entry.Value.GetInt32(), entry.Name, GgufFormat.TokenType.Normal, path);
+            if (model.TryGetProperty("merges", out JsonElement list) && list.ValueKind == JsonValueKind.Array)
+            {
+                foreach (JsonElement merge in list.EnumerateArray())
+                {
+                    if (merge.ValueKind == JsonValueKind.String) merges.Add(merge.GetString()!);
+                    else if (merge.ValueKind == JsonValueKind.Array && merge.GetArrayLength() == 2) merges.Add(merge[0].GetString() + " " + merge[1].GetString());
+                    else throw new InvalidDataException($"'{path}': merge {merge.GetRawText()} is neither \"a b\" nor [a, b]");
+                }
+            }
+        }
+        foreach ((int id, string content, bool special) in AddedTokens(folder))
+            Put(id, content, special ? GgufFormat.TokenType.Control : GgufFormat.TokenType.UserDefined, folder, replace: true);
+        var complete = new string[size];
+        for (int i = 0; i < size; i++)
+        {
+            complete[i] = tokens[i] ?? $"[PAD{i}]";
+            if (tokens[i] is null) types[i] = (int)GgufFormat.TokenType.Unused;
+        }
+        int IdOf(string key, string fallback)
+        {
+            string text = SpecialTokenOf(folder, key) ?? fallback;
+            return Array.IndexOf(complete, text);
+        }
+        return new GgufVocabulary("gpt2", preTokenizer, complete, types, merges.ToArray(), ChatTemplateOf(folder))
+        {
+            AddBos = AddBosOf(folder) ?? false,
+            UnknownId = IdOf("unk_token", "[UNK]"),
+            MaskId = IdOf("mask_token", "[MASK]"),
+        };
+
+        void Put(int id, string text, GgufFormat.TokenType type, string source, bool replace = false)
+        {
+            if (id < 0 || id >= size)
+                throw new InvalidDataException($"'{source}': token '{text}' has id {id}, outside the model's vocabulary of {size}");
+            if (tokens[id] is { } existing && !(replace && existing == text))
+                throw new InvalidDataException($"'{source}': id {id} is both '{existing}' and '{text}'");
+            tokens[id] = text;
+            types[id] = (int)type;
+        }
+    }
+
+    /// <summary>A special token's text in <c>tokenizer_config.json</c> (<c>"unk_token": "[UNK]"</c>, or an object with its <c>content</c>), or null.</summary>
+    private static string? SpecialTokenOf(string folder, string key)
+    {
+        string path = Path.Combine(folder, "tokenizer_config.json");
+        if (!File.Exists(path)) return null;
+        using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path));
+        if (!document.RootElement.TryGetProperty(key, out JsonElement value)) return null;
+        return value.ValueKind == JsonValueKind.String ? value.GetString()
+            : value.ValueKind == JsonValueKind.Object && value.TryGetProperty("content", out JsonElement content) && content.ValueKind == JsonValueKind.String ? content.GetString()
+            : null;
     }
 
     private static GgufVocabulary FromSentencePiece(string folder, string path, SentencePieceModel model, int size)
