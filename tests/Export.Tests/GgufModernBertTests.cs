@@ -27,7 +27,7 @@ public sealed class GgufModernBertTests(ITestOutputHelper output) : IDisposable
     {
         EncoderModel model = fixture switch
         {
-            "modernbert" => new OnnxModernBert(1),
+            "modernbert-plain" => new OnnxModernBert(1),
             "modernbert-bias" => new OnnxModernBertBias(1),
             "modernbert-tanh" => new OnnxModernBertTanh(1),
             "modernbert-blocks" => new GgufModernBertBlocks(1),
@@ -137,7 +137,7 @@ public sealed class GgufModernBertTests(ITestOutputHelper output) : IDisposable
     /// <summary>Tokens of each fixture's padded batch: the longest reach past the local layers' window (|i − j| ≤ 3, 2, 4 and 2).</summary>
     internal static int[] Lengths(string fixture) => fixture switch
     {
-        "modernbert" => [11, 8, 5],
+        "modernbert-plain" => [11, 8, 5],
         "modernbert-tanh" => [10, 7, 4],
         "modernbert-blocks" => [14, 9, 6],
         "modernbert-silu" => [9, 6, 3],
@@ -242,7 +242,7 @@ public sealed class GgufModernBertTests(ITestOutputHelper output) : IDisposable
     /// mean pooling but for modernbert-blocks ([CLS]).
     /// </summary>
     [Theory]
-    [InlineData("modernbert")]
+    [InlineData("modernbert-plain")]
     [InlineData("modernbert-tanh")]
     [InlineData("modernbert-blocks")]
     [InlineData("modernbert-silu")]
@@ -276,7 +276,7 @@ public sealed class GgufModernBertTests(ITestOutputHelper output) : IDisposable
     /// 1.4e-5 and 2.0e-5: other product shapes round otherwise, and ggml's GELU table can step), and ours within 1e-3.
     /// </summary>
     [Theory]
-    [InlineData("modernbert")]
+    [InlineData("modernbert-plain")]
     [InlineData("modernbert-blocks")]
     public void One_llama_cpp_batch_of_several_sequences_gives_each_its_embedding(string fixture)
     {
@@ -312,7 +312,7 @@ public sealed class GgufModernBertTests(ITestOutputHelper output) : IDisposable
     /// by a whole fp16 step.)
     /// </summary>
     [Theory]
-    [InlineData("modernbert")]
+    [InlineData("modernbert-plain")]
     [InlineData("modernbert-blocks")]
     public void Everything_but_ggmls_gelu_is_computed_as_ours(string fixture)
     {
@@ -333,7 +333,7 @@ public sealed class GgufModernBertTests(ITestOutputHelper output) : IDisposable
     /// before layer 0's attention; so an export that lost the window, or wrote layer 0 a norm, would fail the test above.
     /// </summary>
     [Theory]
-    [InlineData("modernbert")]
+    [InlineData("modernbert-plain")]
     [InlineData("modernbert-tanh")]
     public void Window_and_bare_first_layer_are_what_llama_cpp_matches(string fixture)
     {
@@ -365,7 +365,7 @@ public sealed class GgufModernBertTests(ITestOutputHelper output) : IDisposable
     [Theory]
     [InlineData("modernbert-blocks", GgufTensorType.BF16)]
     [InlineData("modernbert-blocks", GgufTensorType.Q8_0)]
-    [InlineData("modernbert", GgufTensorType.BF16)]
+    [InlineData("modernbert-plain", GgufTensorType.BF16)]
     public void Reduced_precision_files_stay_near_ours(string fixture, GgufTensorType type)
     {
         EncoderModel model = Build(fixture);
@@ -398,8 +398,8 @@ public sealed class GgufModernBertTests(ITestOutputHelper output) : IDisposable
         output.WriteLine(e.Message);
         Assert.Contains("the sentence-transformers module 2_Dense", e.Message, StringComparison.Ordinal);
 
-        EncoderModel model = Build("modernbert");
-        GgufHyperparameters h = GgufHyperparameters.FromConfig(GgufLlamaCppTests.Config("modernbert"));
+        EncoderModel model = Build("modernbert-plain");
+        GgufHyperparameters h = GgufHyperparameters.FromConfig(GgufLlamaCppTests.Config("modernbert-plain"));
         e = Assert.Throws<NotSupportedException>(() => model.SaveGguf(path, new GgufExportOptions { Hyperparameters = h with { FeedForwardActivation = "relu" } }));
         output.WriteLine(e.Message);
         Assert.Contains("gates its feed-forward with GELU or SiLU only", e.Message, StringComparison.Ordinal);
@@ -425,11 +425,11 @@ public sealed class GgufModernBertTests(ITestOutputHelper output) : IDisposable
     [InlineData("head_dim", "18", "head_dim = 18")]
     public void Gguf_refuses_a_ModernBert_config_it_cannot_write(string key, string json, string expected)
     {
-        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(GgufLlamaCppTests.Config("modernbert")))!.AsObject();
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(GgufLlamaCppTests.Config("modernbert-plain")))!.AsObject();
         config[key] = System.Text.Json.Nodes.JsonNode.Parse(json);
         string configPath = Path.Combine(_folder, "config.json"), path = Path.Combine(_folder, "refused.gguf");
         File.WriteAllText(configPath, config.ToJsonString());
-        var e = Assert.Throws<InvalidDataException>(() => Build("modernbert").SaveGguf(path, configPath));
+        var e = Assert.Throws<InvalidDataException>(() => Build("modernbert-plain").SaveGguf(path, configPath));
         output.WriteLine(e.Message);
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
         Assert.False(File.Exists(path));

@@ -160,7 +160,7 @@ public partial class OnnxBertDense { }
 // sentence-transformers modules). Configs/modernbert-bias: the same with norm_bias, attention_bias and mlp_bias, its bases
 // in transformers 5's rope_parameters (80000 and 20000), [CLS] pooling and a Dense layer 36 → 23 with bias and tanh. Eleven
 // and twelve positions, so that keys fall outside the local layers' window.
-[TransformerModel(Config = "Export.Tests/Configs/modernbert/config.json", SeqLen = 11, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+[TransformerModel(Config = "Export.Tests/Configs/modernbert-plain/config.json", SeqLen = 11, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
 public partial class OnnxModernBert { }
 
 [TransformerModel(Config = "Export.Tests/Configs/modernbert-bias/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding)]

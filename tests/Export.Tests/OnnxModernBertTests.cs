@@ -23,7 +23,7 @@ public sealed partial class OnnxExportTests
     {
         EncoderModel model = fixture switch
         {
-            "modernbert" => new OnnxModernBert(1),
+            "modernbert-plain" => new OnnxModernBert(1),
             "modernbert-bias" => new OnnxModernBertBias(1),
             "modernbert-tanh" => new OnnxModernBertTanh(1),
             _ => throw new ArgumentException(fixture),
@@ -69,7 +69,7 @@ public sealed partial class OnnxExportTests
     /// (rope_parameters, [CLS] pooling, a Dense layer) and the one with the tanh GELU.
     /// </summary>
     [Theory]
-    [InlineData("modernbert")]
+    [InlineData("modernbert-plain")]
     [InlineData("modernbert-bias")]
     [InlineData("modernbert-tanh")]
     public void ModernBertSentenceEmbeddingsMatchOurs(string fixture)
@@ -100,7 +100,7 @@ public sealed partial class OnnxExportTests
     /// the rounded weights and nothing else.
     /// </summary>
     [Theory]
-    [InlineData("modernbert")]
+    [InlineData("modernbert-plain")]
     [InlineData("modernbert-bias")]
     public void ModernBertInt8BlocksAreOurRoundedWeights(string fixture)
     {
@@ -152,7 +152,7 @@ public sealed partial class OnnxExportTests
     /// others are no longer), and the second sequence alone, [1, 8], equals its row of the batch.
     /// </summary>
     [Theory]
-    [InlineData("modernbert")]
+    [InlineData("modernbert-plain")]
     [InlineData("modernbert-bias")]
     public void ModernBertShorterAndSmallerBatchesMatchOurs(string fixture)
     {
@@ -191,7 +191,7 @@ public sealed partial class OnnxExportTests
     /// with the local table; both tables are Positional.RotaryTables' with the config's bases; one Erf per layer (GEGLU).
     /// </summary>
     [Theory]
-    [InlineData("modernbert", false, 160000f, 10000f)]
+    [InlineData("modernbert-plain", false, 160000f, 10000f)]
     [InlineData("modernbert-bias", true, 80000f, 20000f)]
     public void ModernBertGraphHasItsNormsMasksAndRotaryTables(string fixture, bool biases, float globalTheta, float localTheta)
     {
@@ -251,7 +251,7 @@ public sealed partial class OnnxExportTests
     /// the exported graph with its window table set to all true equals the reference without the window.
     /// </summary>
     [Theory]
-    [InlineData("modernbert")]
+    [InlineData("modernbert-plain")]
     [InlineData("modernbert-bias")]
     [InlineData("modernbert-tanh")]
     public void ModernBertWindowAndBareFirstLayerAreWhatMatch(string fixture)
@@ -316,8 +316,8 @@ public sealed partial class OnnxExportTests
     [InlineData("model_type", "\"bert\"", "is a bert config; OnnxModernBert was compiled from a ModernBert one")]
     public void ModernBertExportRefusesWhatItCannotWrite(string key, string json, string expected)
     {
-        EncoderModel model = ModernBert("modernbert");
-        JsonObject config = JsonNode.Parse(File.ReadAllText(GgufLlamaCppTests.Config("modernbert")))!.AsObject();
+        EncoderModel model = ModernBert("modernbert-plain");
+        JsonObject config = JsonNode.Parse(File.ReadAllText(GgufLlamaCppTests.Config("modernbert-plain")))!.AsObject();
         config[key] = JsonNode.Parse(json);
         string configPath = Path.Combine(_folder, "config.json"), path = Path.Combine(_folder, "refused.onnx");
         File.WriteAllText(configPath, config.ToJsonString());
@@ -334,7 +334,7 @@ public sealed partial class OnnxExportTests
     {
         EncoderModel model = ModernBert("modernbert-bias");
         string path = Path.Combine(_folder, "refused.onnx");
-        var e = Assert.Throws<ArgumentException>(() => model.SaveOnnx(path, new OnnxExportOptions { Config = GgufLlamaCppTests.Config("modernbert") }));
+        var e = Assert.Throws<ArgumentException>(() => model.SaveOnnx(path, new OnnxExportOptions { Config = GgufLlamaCppTests.Config("modernbert-plain") }));
         output.WriteLine(e.Message);
         Assert.Contains("says norm_bias = false, and OnnxModernBertBias has embeddings.norm.bias", e.Message, StringComparison.Ordinal);
         e = Assert.Throws<ArgumentException>(() => model.SaveOnnx(path));
