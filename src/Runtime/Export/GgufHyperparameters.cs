@@ -244,8 +244,8 @@ public sealed record GgufHyperparameters
                         float? ropeBase = kind.Value.ValueKind == JsonValueKind.Object ? Number(kind.Value, "rope_theta") : null;
                         if (ropeBase is null || kind.Name is not ("full_attention" or "sliding_attention"))
                             throw new InvalidDataException($"'{configPath}': rope_parameters {parameters.GetRawText()}: full_attention and sliding_attention, each with its rope_theta, are expected");
-                        if (LinearFactor(kind.Value, "rope_parameters", configPath) != 1f)
-                            throw new InvalidDataException($"'{configPath}': rope_parameters {parameters.GetRawText()}: scaled rotary positions are not exported");
+                        if ((String(kind.Value, "rope_type") ?? String(kind.Value, "type")) is { } ropeType && ropeType != "default")
+                            throw new InvalidDataException($"'{configPath}': rope_parameters.{kind.Name} is {ropeType}; scaled rotary positions are not exported (the compiler refuses them too)");
                         if (kind.Name == "full_attention") globalTheta = ropeBase.Value;
                         else localTheta = ropeBase.Value;
                     }

@@ -616,7 +616,12 @@ internal sealed class OnnxArchitecture
             throw new ArgumentException($"'{configPath}': {heads} heads do not divide hidden_size {hidden}", nameof(configPath));
         if (Integer(config, "head_dim") is int configHeadDim && configHeadDim != hidden / heads)
             throw new ArgumentException($"'{configPath}' says head_dim = {configHeadDim}; ModernBERT's heads are hidden_size / num_attention_heads = {hidden / heads} wide, as {layout.Name} was compiled", nameof(configPath));
-        string activation = String(config, "hidden_activation") ?? "gelu";
+        // The window, the layer kinds, the rotary bases and the activation, read as the GGUF export reads them (the keys and
+        // defaults of ConfigReader.ModernBert, transformers 5's form, layer_types checked against the period).
+        GgufHyperparameters h;
+        try { h = GgufHyperparameters.FromConfig(configPath); }
+        catch (InvalidDataException e) { throw new ArgumentException(e.Message, nameof(configPath), e); }
+        string activation = h.FeedForwardActivation ?? "gelu";
         OnnxFeedForward feedForward = activation switch
         {
             "gelu" => OnnxFeedForward.GeGluErf,
@@ -626,11 +631,9 @@ internal sealed class OnnxArchitecture
         };
         bool normBias = Flag(config, "norm_bias") ?? false, attentionBias = Flag(config, "attention_bias") ?? false, mlpBias = Flag(config, "mlp_bias") ?? false;
 
-        // The layer kinds: global where the index is a multiple of the period, which is what ModernBertAttention tests.
-        int every = Integer(config, "global_attn_every_n_layers") ?? 3, local = Integer(config, "local_attention") ?? 128;
-        if (every <= 0) throw new ArgumentException($"'{configPath}' says global_attn_every_n_layers = {every}; a positive period is expected", nameof(configPath));
         // local_attention // 2 = 0 leaves a local query its own key only; the compiled window, |i − j| < local_attention // 2 + 1,
         // then restricts nothing, so the graph could match either transformers or the compiled model, not both.
+        int local = h.SlidingWindow;
         if (local < 2)
             throw new NotSupportedException($"'{configPath}': local_attention {local} lets a local layer's query see its own key only, a window the compiled model does not apply; not exported");
         ParameterTensor embeddingNorm = table.Take("embeddings.norm.weight");
@@ -648,39 +651,13 @@ internal sealed class OnnxArchitecture
                 [table.Take(p + "mlp.Wi.weight")], upBias is null ? null : [upBias],
                 table.Take(p + "mlp.Wo.weight"), Bias(p + "mlp.Wo.bias", mlpBias, "mlp_bias"))
             {
-                Sliding = i % every != 0,
+                // Global where the index is a multiple of global_attn_every_n_layers, which is what ModernBertAttention tests.
+                Sliding = h.SlidingLayers is { } kinds && i < kinds.Count && kinds[i],
             });
         }
         if (Integer(config, "num_hidden_layers") is int configLayers && configLayers != layers.Count)
             throw new ArgumentException($"'{configPath}' says num_hidden_layers = {configLayers}; {layout.Name} has {layers.Count} layers", nameof(configPath));
-        if (config.TryGetProperty("layer_types", out JsonElement types) && types.ValueKind == JsonValueKind.Array)
-        {
-            var listed = new List<string?>();
-            foreach (JsonElement type in types.EnumerateArray()) listed.Add(type.ValueKind == JsonValueKind.String ? type.GetString() : type.ToString());
-            var periodic = layers.ConvertAll(l => (string?)(l.Sliding ? "sliding_attention" : "full_attention"));
-            if (!listed.SequenceEqual(periodic))
-                throw new ArgumentException($"'{configPath}': layer_types [{string.Join(", ", listed)}] disagree with global_attn_every_n_layers = {every}, which makes them [{string.Join(", ", periodic)}] as {layout.Name} was compiled", nameof(configPath));
-        }
-
-        // The rotary bases: the two keys, or transformers 5's rope_parameters per layer kind.
-        float globalTheta = Number(config, "global_rope_theta") ?? 160000f, localTheta = Number(config, "local_rope_theta") ?? 10000f;
-        if (config.TryGetProperty("rope_parameters", out JsonElement rope) && rope.ValueKind == JsonValueKind.Object)
-        {
-            foreach (JsonProperty kind in rope.EnumerateObject())
-            {
-                if (kind.Value.ValueKind != JsonValueKind.Object || Number(kind.Value, "rope_theta") is not float theta)
-                    throw new ArgumentException($"'{configPath}': rope_parameters.{kind.Name} has no rope_theta", nameof(configPath));
-                if (String(kind.Value, "rope_type") is { } ropeType && ropeType != "default")
-                    throw new NotSupportedException($"'{configPath}': rope_parameters.{kind.Name} is {ropeType}; scaled rotary positions are not exported (the compiler refuses them too)");
-                if (kind.Name == "full_attention") globalTheta = theta;
-                else if (kind.Name == "sliding_attention") localTheta = theta;
-                else throw new NotSupportedException($"'{configPath}': rope_parameters.{kind.Name}; ModernBERT has full_attention and sliding_attention layers only");
-            }
-        }
-        else if (config.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind != JsonValueKind.Null)
-        {
-            throw new NotSupportedException($"'{configPath}': rope_scaling is not exported (the compiler refuses it too)");
-        }
+        float globalTheta = h.RopeTheta, localTheta = h.LocalRopeTheta;
 
         bool anySliding = layers.Exists(l => l.Sliding);
         return new OnnxArchitecture
@@ -694,7 +671,7 @@ internal sealed class OnnxArchitecture
             HeadDim = hidden / heads,
             SeqLen = layout.SeqLen,
             RmsNorm = false,
-            NormEpsilon = Number(config, "norm_eps") ?? 1e-5f,
+            NormEpsilon = h.NormEpsilon,
             PreNorm = true,
             Positions = OnnxPositions.RotaryHalf,
             RopeTheta = globalTheta,
