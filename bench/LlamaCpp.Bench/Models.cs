@@ -45,3 +45,11 @@ public partial class SmolLm2Batched { }
 /// </summary>
 [TransformerModel(Config = "models/flan-t5-small/config.json", SeqLen = 32, TargetSeqLen = 33)]
 public partial class FlanT5Small { }
+
+/// <summary>
+/// gte-modernbert-base's shape (ModernBERT-base: 22 layers of 768, 12 heads, GeGLU 1152, every third layer global and the
+/// others within 64 positions either side, no biases, 50,368 ids), random weights; one sentence of up to 512 tokens, its
+/// [CLS] state normalized to unit length as the folder's sentence-transformers modules say.
+/// </summary>
+[TransformerModel(Config = "models/gte-modernbert-base/config.json", SeqLen = 512, Batch = 1, Head = EncoderHead.SentenceEmbedding)]
+public partial class ModernBertBatch1 { }
