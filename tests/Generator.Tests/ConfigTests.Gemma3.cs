@@ -109,6 +109,7 @@ public partial class ConfigTests
         string json = Set(Gemma3, "sliding_window", "9").Replace("\"layer_types\": [\"sliding_attention\", \"sliding_attention\", \"full_attention\"],", "");
         Compile(At("gemma3", json), Declared("gemma3", seqLen: 9), out string source);
         Assert.DoesNotContain("sliding window of", source);
+        Assert.Contains("The sliding layers rotate with their own base; their window of 9 keys spans all SeqLen = 9 positions, so they see every earlier key.", source);
         // sliding_window_pattern 3: layers 0 and 1 slide (the local table), layer 2 is full.
         Assert.Contains("base 10000 on 2 layers of a 9-key sliding window", source);
     }

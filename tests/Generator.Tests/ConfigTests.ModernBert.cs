@@ -101,6 +101,7 @@ public partial class ConfigTests
         // local_attention 20: |i − j| ≤ 10 covers every pair of an 11-position sequence.
         Compile(At("modernbert", Set(ModernBert, "local_attention", "20")), ModernBertDeclared(), out string source);
         Assert.DoesNotContain("window: 10", source);
+        Assert.Contains("The sliding layers rotate with their own base; their window (10 positions either side) spans all SeqLen = 11 positions, so they see every key; a final LayerNorm ends the stack.", source);
         Compile(At("modernbert", Set(ModernBert, "local_attention", "18")), ModernBertDeclared(), out string narrower);
         Assert.Contains("keys within 9 positions either side", narrower);
     }

@@ -234,8 +234,12 @@ namespace TransformerGen.Generator
             {
                 yield return $"Tokens are {positions}; each layer applies bidirectional self-attention and a feed-forward network, {sublayers}.";
                 if (_spec.Family is { QueryKeyNorm: true }) yield return "Each query and key head is RMS-normalized (q_norm, k_norm) before the rotation.";
+                // A window at least as long as the sequence restricts nothing (the layers then get no window: Lowerer.FamilyLayer).
                 if (_spec.Family is { Bidirectional: true, SlidingWindow: > 0 } b && b.SlidingLayers.IndexOf('S') >= 0)
-                    yield return $"The sliding layers' queries see only the keys within {b.SlidingWindow - 1} positions either side and rotate with their own base; a final {(b.RmsNorm ? "RMSNorm" : "LayerNorm")} ends the stack.";
+                    yield return (b.SlidingWindow < _d.SeqLen
+                        ? $"The sliding layers' queries see only the keys within {b.SlidingWindow - 1} positions either side and rotate with their own base"
+                        : $"The sliding layers rotate with their own base; their window ({b.SlidingWindow - 1} positions either side) spans all SeqLen = {_d.SeqLen} positions, so they see every key")
+                        + $"; a final {(b.RmsNorm ? "RMSNorm" : "LayerNorm")} ends the stack.";
                 string pooling = _spec.Pooling.Value == EnumValues.MeanPooling ? "mean of non-pad tokens" : "first token";
                 // Hugging Face sequence classifiers put a dense layer and an activation between the pooled token and the head.
                 string dense = _spec.Family is { Kind: FamilySpec.ModernBert } ? ", the prediction head (head.dense, its activation, head.norm)"
@@ -257,7 +261,9 @@ namespace TransformerGen.Generator
                 yield return $"Tokens are {positions}; each layer applies causal multi-head self-attention and a feed-forward network, {sublayers}.";
                 if (_spec.Family is { QueryKeyNorm: true }) yield return "Each query and key head is RMS-normalized (q_norm, k_norm) before the rotation.";
                 if (_spec.Family is { SlidingWindow: > 0 } g && g.SlidingLayers.IndexOf('S') >= 0)
-                    yield return $"The sliding layers' queries see only the last {g.SlidingWindow} keys (themselves included) and rotate with their own base.";
+                    yield return g.SlidingWindow < _d.SeqLen
+                        ? $"The sliding layers' queries see only the last {g.SlidingWindow} keys (themselves included) and rotate with their own base."
+                        : $"The sliding layers rotate with their own base; their window of {g.SlidingWindow} keys spans all SeqLen = {_d.SeqLen} positions, so they see every earlier key.";
                 yield return "The LM head turns each position into logits over the vocabulary" + (_spec.TiedEmbeddings.Value ? " with the token embedding matrix." : ".");
             }
             if (_spec.AttentionWindow.Value > 0)
