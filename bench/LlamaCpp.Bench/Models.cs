@@ -53,3 +53,12 @@ public partial class FlanT5Small { }
 /// </summary>
 [TransformerModel(Config = "models/gte-modernbert-base/config.json", SeqLen = 512, Batch = 1, Head = EncoderHead.SentenceEmbedding)]
 public partial class ModernBertBatch1 { }
+
+/// <summary>
+/// sentence-transformers/all-MiniLM-L6-v2's shape (a BERT: 6 post-LN layers of 384, 12 heads of 32, erf GELU 1536, 512
+/// positions, 2 token types, 30,522 ids), random weights; one sentence of up to 128 tokens, the mean of its states
+/// normalized to unit length, as the model's 1_Pooling (mean) and Normalize modules say (mean pooling is the compiled
+/// sentence embedding's default, so the config alone is copied here).
+/// </summary>
+[TransformerModel(Config = "models/all-MiniLM-L6-v2/config.json", SeqLen = 128, Batch = 1, Head = EncoderHead.SentenceEmbedding)]
+public partial class MiniLmBatch1 { }

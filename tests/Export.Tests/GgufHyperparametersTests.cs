@@ -150,13 +150,24 @@ public sealed class GgufHyperparametersTests : System.IDisposable
         Assert.Equal(1024, h.ContextLength);
     }
 
+    /// <summary>BertConfig's defaults where all-MiniLM-L6-v2's config (and most BERT configs) leave keys out.</summary>
+    [Fact]
+    public void BertDefaults()
+    {
+        GgufHyperparameters h = Read("""{ "model_type": "bert", "hidden_size": 384, "num_attention_heads": 12 }""");
+        Assert.Equal((12, 12, 32), (h.Heads, h.KeyValueHeads, h.HeadDim));
+        Assert.Equal(1e-12f, h.NormEpsilon);
+        Assert.Equal(512, h.ContextLength);
+        Assert.Equal(("gelu", 2, "absolute", 0), (h.FeedForwardActivation, h.TokenTypeCount, h.PositionEmbeddingType, h.PadToken));
+    }
+
     [Fact]
     public void RefusesWhatItCannotSay()
     {
         Assert.Contains("rope_scaling", Assert.Throws<InvalidDataException>(() => Read("""
             { "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "rope_scaling": { "rope_type": "llama3", "factor": 8.0 } }
             """)).Message);
-        Assert.Contains("'bert'", Assert.Throws<InvalidDataException>(() => Read("""{ "model_type": "bert", "hidden_size": 64 }""")).Message);
+        Assert.Contains("'roberta'", Assert.Throws<InvalidDataException>(() => Read("""{ "model_type": "roberta", "hidden_size": 64 }""")).Message);
         Assert.Contains("num_attention_heads", Assert.Throws<InvalidDataException>(() => Read("""{ "model_type": "llama", "hidden_size": 64 }""")).Message);
     }
 }

@@ -413,8 +413,8 @@ public sealed class GgufModernBertTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("must come from a ModernBERT config", a.Message, StringComparison.Ordinal);
         a = Assert.Throws<ArgumentException>(() => model.SaveGguf(path, GgufLlamaCppTests.Config("modernbert-tanh")));
         output.WriteLine(a.Message);
-        e = Assert.Throws<NotSupportedException>(() => new OnnxBert(1).SaveGguf(path, new GgufExportOptions { Hyperparameters = h }));
-        Assert.Contains("covers ModernBERT sentence embedders", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<NotSupportedException>(() => new OnnxDistilBert(1).SaveGguf(path, new GgufExportOptions { Hyperparameters = h }));
+        Assert.Contains("ModernBERT sentence embedders (llama.cpp's modern-bert)", e.Message, StringComparison.Ordinal);
         Assert.False(File.Exists(path));
     }
 

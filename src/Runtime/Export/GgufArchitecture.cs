@@ -261,6 +261,48 @@ internal sealed class GgufArchitecture
     };
 
     /// <summary>
+    /// llama.cpp's <c>bert</c> architecture for Hugging Face BERT weights (<c>BertModel</c>'s names without its <c>bert.</c>
+    /// prefix), named as llama.cpp's converter (<c>BertModel</c>) writes them: the token, position and token-type tables
+    /// (<c>token_embd</c>, <c>position_embd</c>, <c>token_types</c>) and the embeddings' LayerNorm (<c>token_embd_norm</c>);
+    /// per post-LN layer the separate query, key and value projections with their biases (<c>attn_q</c>, <c>attn_k</c>,
+    /// <c>attn_v</c>), <c>attention.output.dense</c> as <c>attn_output</c>, its LayerNorm as <c>attn_output_norm</c>,
+    /// <c>intermediate.dense</c> as <c>ffn_up</c>, <c>output.dense</c> as <c>ffn_down</c> and the layer's last LayerNorm as
+    /// <c>layer_output_norm</c>. No rotary positions, so rows stay as the model holds them. llama.cpp's optional
+    /// <c>cls</c>/<c>cls_output</c> tensors (its ranking head) are never written: a classifier is refused.
+    /// </summary>
+    public static readonly GgufArchitecture Bert = new()
+    {
+        Name = "bert",
+        Rotary = false,
+        Unplaced = "llama.cpp's bert embeddings end at the pooled last hidden state: it has no place for a pooler, a classifier or a sentence-transformers Dense layer",
+        LayerKey = "encoder.layer.{i}.attention.output.LayerNorm.weight",
+        Tensors =
+        [
+            new("embeddings.word_embeddings.weight", "token_embd.weight"),
+            new("embeddings.position_embeddings.weight", "position_embd.weight"),
+            new("embeddings.token_type_embeddings.weight", "token_types.weight"),
+            new("embeddings.LayerNorm.weight", "token_embd_norm.weight"),
+            new("embeddings.LayerNorm.bias", "token_embd_norm.bias"),
+            new("encoder.layer.{i}.attention.self.query.weight", "blk.{i}.attn_q.weight"),
+            new("encoder.layer.{i}.attention.self.query.bias", "blk.{i}.attn_q.bias"),
+            new("encoder.layer.{i}.attention.self.key.weight", "blk.{i}.attn_k.weight"),
+            new("encoder.layer.{i}.attention.self.key.bias", "blk.{i}.attn_k.bias"),
+            new("encoder.layer.{i}.attention.self.value.weight", "blk.{i}.attn_v.weight"),
+            new("encoder.layer.{i}.attention.self.value.bias", "blk.{i}.attn_v.bias"),
+            new("encoder.layer.{i}.attention.output.dense.weight", "blk.{i}.attn_output.weight"),
+            new("encoder.layer.{i}.attention.output.dense.bias", "blk.{i}.attn_output.bias"),
+            new("encoder.layer.{i}.attention.output.LayerNorm.weight", "blk.{i}.attn_output_norm.weight"),
+            new("encoder.layer.{i}.attention.output.LayerNorm.bias", "blk.{i}.attn_output_norm.bias"),
+            new("encoder.layer.{i}.intermediate.dense.weight", "blk.{i}.ffn_up.weight"),
+            new("encoder.layer.{i}.intermediate.dense.bias", "blk.{i}.ffn_up.bias"),
+            new("encoder.layer.{i}.output.dense.weight", "blk.{i}.ffn_down.weight"),
+            new("encoder.layer.{i}.output.dense.bias", "blk.{i}.ffn_down.bias"),
+            new("encoder.layer.{i}.output.LayerNorm.weight", "blk.{i}.layer_output_norm.weight"),
+            new("encoder.layer.{i}.output.LayerNorm.bias", "blk.{i}.layer_output_norm.bias"),
+        ],
+    };
+
+    /// <summary>
     /// llama.cpp's <c>t5</c> architecture for Hugging Face T5, T5 v1.1, Flan-T5 and mT5 weights (<c>T5ForConditionalGeneration</c>'s
     /// names, as llama.cpp's converter maps them): one token table, an encoder (<c>enc.</c>) and a decoder (<c>dec.</c>) of
     /// RMSNorm pre-norm blocks without biases, block 0's relative-position table <c>[buckets, heads]</c> per stack

@@ -44,11 +44,15 @@ public static partial class GgufExport
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
         ModelLayout layout = model.Layout;
-        if (layout.Family != CheckpointFamily.ModernBert)
-            throw new NotSupportedException($"{layout.Name} is a {layout.Family} encoder; the GGUF export of encoders covers ModernBERT sentence embedders (llama.cpp's modern-bert)");
+        if (layout.Family is not (CheckpointFamily.ModernBert or CheckpointFamily.Bert))
+            throw new NotSupportedException($"{layout.Name} is a {layout.Family} encoder; the GGUF export of encoders covers BERT sentence embedders (llama.cpp's bert) " +
+                "and ModernBERT sentence embedders (llama.cpp's modern-bert)" + (layout.Family == CheckpointFamily.Roberta
+                    ? ": a RoBERTa counts its positions from the padding id + 1, and llama.cpp's bert from 0" : ""));
         float[] parameters = new float[layout.ParameterCount];
         model.CopyParametersTo(parameters);
-        return WriteModernBert(layout, parameters, path, options);
+        return layout.Family == CheckpointFamily.Bert
+            ? WriteBert(layout, parameters, path, options)
+            : WriteModernBert(layout, parameters, path, options);
     }
 
     /// <summary>

@@ -93,12 +93,18 @@ public sealed record GgufHyperparameters
     /// </summary>
     public int GlobalLayerPeriod { get; init; }
 
+    /// <summary>BERT's token-type rows (<c>type_vocab_size</c>), written as <c>tokenizer.ggml.token_type_count</c>; 0 for the other families.</summary>
+    public int TokenTypeCount { get; init; }
+
+    /// <summary>BERT's <c>position_embedding_type</c> ("absolute" unless the config says otherwise); null for the other families.</summary>
+    public string? PositionEmbeddingType { get; init; }
+
     /// <summary>T5's <c>tie_word_embeddings</c> (true by default for model_type t5, false for mt5): the head reads <c>shared</c>.</summary>
     public bool TiedEmbeddings { get; init; }
 
     /// <summary>
     /// Reads the hyperparameters from a Hugging Face <c>config.json</c> of a <c>gpt2</c>, <c>llama</c>, <c>mistral</c>,
-    /// <c>qwen2</c>, <c>qwen3</c>, <c>phi3</c>, <c>gemma3_text</c> (or <c>gemma3</c>'s <c>text_config</c>), <c>t5</c>, <c>mt5</c> or <c>modernbert</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
+    /// <c>qwen2</c>, <c>qwen3</c>, <c>phi3</c>, <c>gemma3_text</c> (or <c>gemma3</c>'s <c>text_config</c>), <c>t5</c>, <c>mt5</c>, <c>modernbert</c> or <c>bert</c> model, with each family's defaults where a key is absent (MODEL_FAMILIES.md §1.3, §3.4): GPT-2's
     /// <c>layer_norm_epsilon</c> 1e-5; Llama's, Qwen2's, Qwen3's and Phi-3's <c>num_key_value_heads</c> = heads, <c>head_dim</c> = hidden / heads,
     /// <c>rms_norm_eps</c> 1e-6, <c>rope_theta</c> 1e4 (also read from <c>rope_parameters</c>); Phi-3's <c>sliding_window</c> (null: 0);
     /// Gemma3TextConfig's for Gemma 3, as the compiler reads them (4 key/value heads, <c>head_dim</c> 256, ε 1e-6, θ 1e6, local θ
@@ -108,7 +114,9 @@ public sealed record GgufHyperparameters
     /// <c>feed_forward_proj</c> relu, tied for t5 and untied for mt5); ModernBertConfig's for ModernBERT, as the compiler reads
     /// them (<c>global_attn_every_n_layers</c> 3, <c>local_attention</c> 128, <c>global_rope_theta</c> 160000 and
     /// <c>local_rope_theta</c> 10000 or transformers 5's <c>rope_parameters</c>, <c>layer_types</c> checked against the period,
-    /// <c>norm_eps</c> 1e-5, <c>hidden_activation</c> gelu, 8192 positions, ids [CLS] 50281, [SEP] 50282, padding 50283).
+    /// <c>norm_eps</c> 1e-5, <c>hidden_activation</c> gelu, 8192 positions, ids [CLS] 50281, [SEP] 50282, padding 50283); BertConfig's
+    /// for BERT (<c>hidden_act</c> gelu, <c>layer_norm_eps</c> 1e-12, 512 positions, <c>type_vocab_size</c> 2, padding id 0,
+    /// <c>position_embedding_type</c> absolute).
     /// An <c>eos_token_id</c> list gives its first id.
     /// </summary>
     /// <exception cref="InvalidDataException">The file is not such a config, or asks for what a GGUF export cannot say (rotary scaling, but Gemma 3's linear scaling; ModernBERT <c>layer_types</c> other than its period's).</exception>
@@ -265,6 +273,24 @@ public sealed record GgufHyperparameters
                     FeedForwardActivation = String(root, "hidden_activation") ?? "gelu",
                 };
             }
+            case "bert":
+            {
+                // BertConfig's defaults, as the compiler reads them: erf GELU, LayerNorm ε 1e-12, 512 positions, 2 token types.
+                int heads = Require(Integer(root, "num_attention_heads"), "num_attention_heads");
+                int hidden = Require(Integer(root, "hidden_size"), "hidden_size");
+                if (heads <= 0 || hidden % heads != 0)
+                    throw new InvalidDataException($"'{configPath}': {heads} heads do not divide hidden_size {hidden}");
+                return new GgufHyperparameters
+                {
+                    Heads = heads, KeyValueHeads = heads, HeadDim = hidden / heads,
+                    NormEpsilon = Number(root, "layer_norm_eps") ?? 1e-12f,
+                    ContextLength = Integer(root, "max_position_embeddings") ?? 512,
+                    PadToken = Integer(root, "pad_token_id") ?? 0,
+                    FeedForwardActivation = String(root, "hidden_act") ?? "gelu",
+                    TokenTypeCount = Integer(root, "type_vocab_size") ?? 2,
+                    PositionEmbeddingType = String(root, "position_embedding_type") ?? "absolute",
+                };
+            }
             case "t5" or "mt5":
             {
                 // T5Config's defaults (transformers' configuration_t5.py), as the compiler's ConfigReader.T5 reads them.
@@ -287,7 +313,7 @@ public sealed record GgufHyperparameters
                 };
             }
             default:
-                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a model GGUF export knows (gpt2, llama, mistral, qwen2, qwen3, phi3, gemma3_text, gemma3, t5, mt5, modernbert)");
+                throw new InvalidDataException($"'{configPath}': model_type '{modelType}' is not a model GGUF export knows (gpt2, llama, mistral, qwen2, qwen3, phi3, gemma3_text, gemma3, t5, mt5, modernbert, bert)");
         }
 
         int Require(int? value, string key) => value ?? throw new InvalidDataException($"'{configPath}' has no {key}");

@@ -25,7 +25,7 @@ public sealed class GgufVocabulary
         Merges = merges;
     }
 
-    /// <summary>llama.cpp's tokenizer model: <c>gpt2</c> (byte-level BPE), <c>llama</c> (SentencePiece BPE) or <c>t5</c> (SentencePiece unigram).</summary>
+    /// <summary>llama.cpp's tokenizer model: <c>gpt2</c> (byte-level BPE), <c>llama</c> (SentencePiece BPE), <c>t5</c> (SentencePiece unigram) or <c>bert</c> (WordPiece).</summary>
     public string Model { get; }
 
     /// <summary>llama.cpp's pre-tokenizer name (<c>tokenizer.ggml.pre</c>): <c>default</c>, <c>gpt-2</c>, <c>qwen2</c>, <c>smollm</c>, …</summary>
@@ -63,6 +63,15 @@ public sealed class GgufVocabulary
 
     /// <summary>The mask token's id (a BERT-like tokenizer's <c>[MASK]</c>), or -1; written as <c>tokenizer.ggml.mask_token_id</c> by the ModernBERT export.</summary>
     public int MaskId { get; private init; } = -1;
+
+    /// <summary>A WordPiece vocabulary's <c>[CLS]</c> id, or -1; the BERT export writes it as the begin and <c>cls_token_id</c> token.</summary>
+    public int ClsId { get; private init; } = -1;
+
+    /// <summary>A WordPiece vocabulary's <c>[SEP]</c> id, or -1; the BERT export writes it as <c>seperator_token_id</c>.</summary>
+    public int SepId { get; private init; } = -1;
+
+    /// <summary>A WordPiece vocabulary's <c>[PAD]</c> id, or -1.</summary>
+    public int PadId { get; private init; } = -1;
 
     /// <summary>The Jinja chat template of <c>tokenizer_config.json</c>, written as <c>tokenizer.chat_template</c> for chat apps; null when there is none.</summary>
     public string? ChatTemplate { get; }
@@ -168,6 +177,64 @@ public sealed class GgufVocabulary
             tokens[id] = text;
             types[id] = (int)type;
         }
+    }
+
+    /// <summary>
+    /// The WordPiece vocabulary of a BERT tokenizer folder's <c>vocab.txt</c> (one token a line, its line number its id) as
+    /// llama.cpp's <c>bert</c> tokenizer reads it, spelled as llama.cpp's converter (<c>BertModel.set_vocab</c>) writes it:
+    /// a continuation <c>##piece</c> loses its <c>##</c>, a special token stays as it is, and every other token gains the
+    /// phantom space U+2581 that llama.cpp's WordPiece tokenizer puts before each word it looks up. The special tokens
+    /// (<c>tokenizer_config.json</c>'s <c>unk_token</c>, <c>cls_token</c>, <c>sep_token</c>, <c>pad_token</c> and
+    /// <c>mask_token</c>, else <c>[UNK]</c>, <c>[CLS]</c>, <c>[SEP]</c>, <c>[PAD]</c> and <c>[MASK]</c>) and the special added
+    /// tokens are control tokens; ids past the file, up to <paramref name="size"/>, are unused <c>[PADn]</c> rows.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The folder has no <c>vocab.txt</c>, it has more lines than <paramref name="size"/>,
+    /// or two tokens are spelled alike once rewritten (llama.cpp would refuse the file).</exception>
+    public static GgufVocabulary FromWordPieceFolder(string folder, int size)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
+        string path = Path.Combine(folder, "vocab.txt");
+        if (!File.Exists(path)) throw new InvalidDataException($"'{folder}' has no vocab.txt (a WordPiece vocabulary)");
+        var lines = new List<string>();
+        foreach (string line in File.ReadLines(path)) lines.Add(line.TrimEnd('\r'));
+        // BertTokenizer numbers the lines, the last one too when the file ends without a newline; a trailing empty line is no token.
+        if (lines.Count > 0 && lines[^1].Length == 0) lines.RemoveAt(lines.Count - 1);
+        if (lines.Count > size) throw new InvalidDataException($"'{path}' has {lines.Count} tokens; the model's vocabulary is {size}");
+        var special = new HashSet<string>(StringComparer.Ordinal);
+        string Special(string key, string fallback)
+        {
+            string text = SpecialTokenOf(folder, key) ?? fallback;
+            special.Add(text);
+            return text;
+        }
+        string unk = Special("unk_token", "[UNK]"), cls = Special("cls_token", "[CLS]"), sep = Special("sep_token", "[SEP]"),
+            pad = Special("pad_token", "[PAD]"), mask = Special("mask_token", "[MASK]");
+        foreach ((int _, string content, bool isSpecial) in AddedTokens(folder))
+            if (isSpecial) special.Add(content);
+        var tokens = new string[size];
+        var types = new int[size];
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < size; i++)
+        {
+            string text;
+            if (i >= lines.Count) { text = $"[PAD{i}]"; types[i] = (int)GgufFormat.TokenType.Unused; }
+            else if (special.Contains(lines[i])) { text = lines[i]; types[i] = (int)GgufFormat.TokenType.Control; }
+            else
+            {
+                text = lines[i].StartsWith("##", StringComparison.Ordinal) && lines[i].Length > 2 ? lines[i][2..] : "\u2581" + lines[i];
+                types[i] = (int)GgufFormat.TokenType.Normal;
+            }
+            if (!seen.TryAdd(text, i))
+                throw new InvalidDataException($"'{path}': tokens {seen[text]} and {i} are both spelled '{text}' once '##' is dropped and U+2581 put before the words; llama.cpp would refuse the file");
+            tokens[i] = text;
+        }
+        int IdOf(string text) => lines.IndexOf(text);
+        return new GgufVocabulary("bert", "default", tokens, types, [])
+        {
+            AddBos = true,
+            UnknownId = IdOf(unk), ClsId = IdOf(cls), SepId = IdOf(sep), PadId = IdOf(pad), MaskId = IdOf(mask),
+        };
     }
 
     /// <summary>
