@@ -32,7 +32,7 @@ public sealed class GgufExportOptions
 public sealed record GgufTensorInfo(string Name, string ModelName, IReadOnlyList<long> Dimensions, GgufTensorType Type);
 
 /// <summary>What <see cref="GgufExport.Save"/> wrote.</summary>
-/// <param name="Architecture">llama.cpp's architecture name (<c>llama</c>, <c>qwen3</c>, <c>phi3</c>, <c>gemma3</c>, <c>gpt2</c>, <c>t5</c> or <c>modern-bert</c>).</param>
+/// <param name="Architecture">llama.cpp's architecture name (<c>llama</c>, <c>qwen3</c>, <c>phi3</c>, <c>gemma3</c>, <c>gpt2</c>, <c>t5</c>, <c>bert</c> or <c>modern-bert</c>).</param>
 /// <param name="Tensors">Every tensor, in file order.</param>
 /// <param name="Bytes">The file's size.</param>
 public sealed record GgufExportReport(string Architecture, IReadOnlyList<GgufTensorInfo> Tensors, long Bytes);
@@ -53,8 +53,8 @@ public sealed record GgufExportReport(string Architecture, IReadOnlyList<GgufTen
 /// rotary or learned or sinusoidal positions) have no architecture in llama.cpp that computes what they compute:
 /// <c>llama</c> is RMSNorm + SwiGLU, <c>gpt2</c> and <c>starcoder2</c> use ggml's tanh GELU (through an fp16 table) where
 /// these models use erf, and none has sinusoidal positions or post-LN blocks.</para>
-/// <para>Encoders: a ModernBERT sentence embedder exports as llama.cpp's <c>modern-bert</c> through the <c>SaveGguf</c>
-/// extension methods on <see cref="EncoderModel"/> (GgufExport.ModernBert.cs), an encoder–decoder T5 through
+/// <para>Encoders: a BERT or ModernBERT sentence embedder exports as llama.cpp's <c>bert</c> or <c>modern-bert</c> through
+/// the <c>SaveGguf</c> extension methods on <see cref="EncoderModel"/> (GgufExport.Bert.cs, GgufExport.ModernBert.cs), an encoder–decoder T5 through
 /// <see cref="Seq2SeqModel.SaveGguf(string, GgufExportOptions)"/>.</para>
 /// <para>The file is written beside its target under a temporary name, flushed, then renamed over it, so a
 /// reader never sees half a file.</para>
