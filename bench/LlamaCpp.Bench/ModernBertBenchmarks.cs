@@ -1,225 +1,28 @@
-using System;
-using System.IO;
 using BenchmarkDotNet.Attributes;
-using LLama;
-using LLama.Common;
-using LLama.Native;
 
 namespace TransformerGen.LlamaCpp.Bench;
 
 /// <summary>
-/// One sentence embedding at gte-modernbert-base's shape (<see cref="ModernBertBatch1"/>), a sentence of 128 or 512
-/// tokens ([CLS], random ids, [SEP]; no padding): ours (<c>Predict(tokens, [length])</c>, the exact-length pass, with fp32
-/// and with 8-bit matrices) against llama.cpp 0.30.0's <c>modern-bert</c> in LLamaSharp on our GGUF export of the same
-/// weights (F32 and Q8_0) in embedding mode with [CLS] pooling: one <c>llama_decode</c> of the whole sentence, then its
-/// pooled row, scaled to unit length as ours is. The same thread count on both sides (<see cref="Parallelism.ThreadCount"/>;
-/// llama.cpp's <c>n_threads</c> and <c>n_threads_batch</c>), no flash attention. Each case builds only what it times,
-/// checks it first and warms up by time (<see cref="Bench.WarmUp"/>).
-/// </summary>
-/// <remarks>
-/// <para>
-/// The check before timing: llama.cpp's F32 embedding must be within <see cref="F32Tolerance"/> of the largest component
-/// of ours in fp32, no tighter because ggml's GELU reads an fp16 table of the tanh form (ModernBERT's is erf):
-/// <c>tests/Export.Tests/GgufModernBertTests.cs</c> measured 5e-4; 3.6e-5 with these seeded weights (cosine 1 to seven
-/// places). The Q8_0 file holds the weights our int8 instance multiplies by (Q8_0's block is ours: our int8 embedding
-/// equals fp32 over the file's rounded weights within 3e-5), but llama.cpp also rounds the activations to 8 bits per block
-/// of 32 where ours keeps 13, so its embedding must be within <see cref="Q8Tolerance"/> of our int8 one (measured 7.7e-3);
-/// its distance to our fp32 one is printed as well (4.7e-3), as is our int8 instance's (3.8e-3), each with the cosine,
-/// which a single component's gap does not sway.
-/// </para>
-/// <para>
-/// llama.cpp gives <c>modern-bert</c> no memory (its <c>create_memory</c> returns none for the BERT family), so nothing is
-/// kept from one decode to the next (the setup checks that a second decode gives the same embedding); the memory is
-/// cleared before each decode all the same, which costs nothing when there is none. Without flash attention
+/// One sentence embedding at gte-modernbert-base's shape (<see cref="ModernBertBatch1"/>: [CLS] pooling), 128 or 512
+/// tokens, against llama.cpp's <c>modern-bert</c> (<see cref="EncoderEmbedBenchmarks{TModel}"/>). Without flash attention
 /// llama.cpp scores every query against every key of the sentence and masks what the local layers' window leaves out;
 /// ours computes only the pairs inside the window.
-/// </para>
-/// </remarks>
-[MemoryDiagnoser]
-public class ModernBertEmbed
+/// </summary>
+public class ModernBertEmbed : EncoderEmbedBenchmarks<ModernBertBatch1>
 {
-    private const ulong Seed = 20261208;
-    private const string Config = "models/gte-modernbert-base/config.json";
-
-    /// <summary>How far llama.cpp's F32 embedding may be from ours, over our largest component (ggml's GELU table).</summary>
-    public const double F32Tolerance = 2e-3;
-
-    /// <summary>How far llama.cpp's Q8_0 embedding may be from our int8 one, over our largest component.</summary>
-    public const double Q8Tolerance = 2e-2;
-
-    private ModernBertBatch1? _model;
-    private int[] _tokens = [];
-    private readonly int[] _length = new int[1];
-    private readonly float[] _theirs = new float[ModernBertBatch1.DModel];
-    private string _folder = "";
-    private LLamaWeights? _weights;
-    private LLamaContext? _context;
-    private readonly LLamaBatch _batch = new();
-
-    [Params(1, 2)]
-    public int Threads { get; set; }
-
     [Params(128, 512)]
-    public int Tokens { get; set; }
+    public override int Tokens { get; set; }
 
-    /// <summary>
-    /// The sentence's ids, and the thread count on our side: [CLS], then Tokens − 2 seeded ids of the vocabulary that are
-    /// none of [CLS], [SEP] and padding, then [SEP], as the tokenizer frames a sentence.
-    /// </summary>
-    private void Prepare()
-    {
-        Parallelism.ThreadCount = Threads;
-        GgufHyperparameters h = GgufHyperparameters.FromConfig(ConfigPath);
-        var rng = new Rng(Seed + 1);
-        _tokens = new int[Tokens];
-        for (int i = 1; i < _tokens.Length - 1; i++)
-            do _tokens[i] = rng.NextInt(ModernBertBatch1.Vocab); while (_tokens[i] == h.ClsToken || _tokens[i] == h.SepToken || _tokens[i] == h.PadToken);
-        (_tokens[0], _tokens[^1]) = (h.ClsToken, h.SepToken);
-        _length[0] = _tokens.Length;
-    }
+    protected override ulong Seed => 20261208;
 
-    private static string ConfigPath => Path.Combine(AppContext.BaseDirectory, Config);
+    protected override string Config => "models/gte-modernbert-base/config.json";
 
-    /// <summary>
-    /// An inference instance from the seed whose norms' gains are drawn 1 + N(0, 0.1²) (seeded), so that the check covers
-    /// them; the matrices keep the model's own seeded initialization. The same values whatever <paramref name="weights"/>:
-    /// an 8-bit instance quantizes again, to the same bytes, what reading its parameters dequantized.
-    /// </summary>
-    private static ModernBertBatch1 CreateOurs(WeightType weights)
-    {
-        ModernBertBatch1 model = ModernBertBatch1.ForInference(Seed, weights);
-        if (model.Layout.Pooling != Pooling.FirstToken) throw new InvalidOperationException($"{model.Layout.Name} pools with {model.Layout.Pooling}: 1_Pooling says [CLS]");
-        var rng = new Rng(Seed + 2);
-        Span<float> parameters = model.Parameters;
-        foreach (ParameterTensor t in model.ParameterTensors)
-        {
-            if (!t.IsVector) continue;
-            if (t.Init != WeightInit.Ones) throw new InvalidOperationException($"{t.Name}: gte-modernbert-base's only vectors are norms' gains");
-            Span<float> values = parameters.Slice(t.Offset, t.Length);
-            for (int i = 0; i < values.Length; i++) values[i] = 1f + 0.1f * rng.NextNormal();
-        }
-        model.PackWeights(); // reading Parameters unpacked the matrices
-        return model;
-    }
+    protected override int Vocab => ModernBertBatch1.Vocab;
 
-    [GlobalSetup(Target = nameof(Ours))]
-    public void SetupOurs()
-    {
-        Prepare();
-        _model = CreateOurs(WeightType.Float32);
-        Bench.Repeat(() => Ours());
-    }
+    // ModernBERT-base's tokenizer: [CLS] 50281, [SEP] 50282, [PAD] 50283 (its config's cls/sep/pad_token_id).
+    protected override (int Cls, int Sep, int Pad) SpecialIds => (50281, 50282, 50283);
 
-    [GlobalSetup(Target = nameof(OursInt8))]
-    public void SetupOursInt8()
-    {
-        Prepare();
-        float[] exact = CreateOurs(WeightType.Float32).Predict(_tokens, _length).ToArray();
-        GC.Collect();
-        _model = CreateOurs(WeightType.Int8);
-        ReadOnlySpan<float> reduced = _model.Predict(_tokens, _length);
-        Console.WriteLine($"// {nameof(ModernBertEmbed)} ours Int8 ({_model.WeightMatrixBytes / 1e6:F1} MB of matrices), {Tokens} tokens: the embedding differs from our fp32 one by {Bench.RelativeMax(exact, reduced):E2} of the largest component (cosine {Cosine(exact, reduced):F7})");
-        Bench.Repeat(() => Ours());
-    }
+    protected override Pooling Pooling => Pooling.FirstToken;
 
-    [GlobalSetup(Target = nameof(LlamaCppF32))]
-    public void SetupF32() => SetupLlamaCpp(GgufTensorType.F32);
-
-    [GlobalSetup(Target = nameof(LlamaCppQ8_0))]
-    public void SetupQ8() => SetupLlamaCpp(GgufTensorType.Q8_0);
-
-    private void SetupLlamaCpp(GgufTensorType type)
-    {
-        Prepare();
-        ModernBertBatch1 model = CreateOurs(WeightType.Float32);
-        _folder = Directory.CreateTempSubdirectory("gguf-modernbert-bench-").FullName;
-        string path = Path.Combine(_folder, $"{model.Layout.Name}.{type}.gguf");
-        model.SaveGguf(path, ConfigPath, type);
-        float[] exact = model.Predict(_tokens, _length).ToArray();
-        model = null!;
-        GC.Collect();
-
-        var parameters = new ModelParams(path)
-        {
-            ContextSize = (uint)ModernBertBatch1.SeqLen, BatchSize = (uint)ModernBertBatch1.SeqLen, UBatchSize = (uint)ModernBertBatch1.SeqLen,
-            Threads = Threads, BatchThreads = Threads, GpuLayerCount = 0, FlashAttention = false,
-            Embeddings = true, PoolingType = LLamaPoolingType.CLS,
-        };
-        _weights = LLamaWeights.LoadFromFile(parameters);
-        _context = _weights.CreateContext(parameters);
-        if (_context.NativeHandle.PoolingType != LLamaPoolingType.CLS)
-            throw new InvalidOperationException($"llama.cpp pools with {_context.NativeHandle.PoolingType}, not CLS");
-
-        // Twice: a second decode in the same context must give the same embedding (nothing left over from the first).
-        LlamaCpp();
-        float[] first = (float[])_theirs.Clone();
-        LlamaCpp();
-        double again = Bench.RelativeMax(first, _theirs);
-        double toExact = Bench.RelativeMax(exact, _theirs);
-        string gap = $"from our fp32 one by {toExact:E2} of its largest component (cosine {Cosine(exact, _theirs):F7})";
-        double worst = toExact, bound = F32Tolerance;
-        if (type == GgufTensorType.Q8_0)
-        {
-            ModernBertBatch1 reduced = CreateOurs(WeightType.Int8);
-            ReadOnlySpan<float> ours = reduced.Predict(_tokens, _length);
-            worst = Bench.RelativeMax(ours, _theirs);
-            gap = $"from our int8 one by {worst:E2} (cosine {Cosine(ours, _theirs):F7}), {gap}";
-            bound = Q8Tolerance;
-        }
-        Console.WriteLine($"// {nameof(ModernBertEmbed)} {type}, {Tokens} tokens: llama.cpp's embedding differs {gap}; a second decode from the first by {again:E2}");
-        if (!(worst <= bound && again <= 1e-6))
-            throw new InvalidOperationException($"{nameof(ModernBertEmbed)} {type}, {Tokens} tokens: llama.cpp's embedding differs from ours by {worst:E2} of the largest component (allowed {bound:E0}), a second decode from the first by {again:E2}");
-        GC.Collect();
-        Bench.Repeat(() => LlamaCpp());
-    }
-
-    /// <summary>The cosine of two unit-length embeddings: their dot product.</summary>
-    private static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        double dot = 0;
-        for (int i = 0; i < a.Length; i++) dot += (double)a[i] * b[i];
-        return dot;
-    }
-
-    [GlobalCleanup]
-    public void Cleanup()
-    {
-        _context?.Dispose();
-        _weights?.Dispose();
-        (_context, _weights, _model) = (null, null, null);
-        if (_folder.Length > 0 && Directory.Exists(_folder)) Directory.Delete(_folder, recursive: true);
-        _folder = "";
-        GC.Collect();
-    }
-
-    /// <summary>The sentence's unit-length [CLS] embedding, fp32 weights.</summary>
-    [Benchmark(Baseline = true)]
-    public float Ours() => _model!.Predict(_tokens, _length)[0];
-
-    /// <summary>The same with 8-bit weight matrices (against llama.cpp's Q8_0).</summary>
-    [Benchmark]
-    public float OursInt8() => Ours();
-
-    [Benchmark]
-    public float LlamaCppF32() => LlamaCpp();
-
-    [Benchmark]
-    public float LlamaCppQ8_0() => LlamaCpp();
-
-    /// <summary>The whole sentence in one <c>llama_decode</c> (sequence 0, positions from 0), its pooled row scaled to unit length.</summary>
-    private float LlamaCpp()
-    {
-        SafeLLamaContextHandle context = _context!.NativeHandle;
-        context.MemoryClear(true);
-        _batch.Clear();
-        for (int i = 0; i < _tokens.Length; i++) _batch.Add(_tokens[i], i, LLamaSeqId.Zero, true);
-        Bench.Check(context.Decode(_batch));
-        ReadOnlySpan<float> pooled = context.GetEmbeddingsSeq(LLamaSeqId.Zero);
-        if (pooled.Length != _theirs.Length) throw new InvalidOperationException($"llama.cpp's pooled embedding has {pooled.Length} components, not {_theirs.Length}");
-        double sum = 0;
-        foreach (float v in pooled) sum += (double)v * v;
-        float scale = (float)(1 / Math.Max(Math.Sqrt(sum), 1e-12));
-        for (int i = 0; i < _theirs.Length; i++) _theirs[i] = pooled[i] * scale;
-        return _theirs[0];
-    }
+    protected override ModernBertBatch1 ForInference(ulong seed, WeightType weights) => ModernBertBatch1.ForInference(seed, weights);
 }
