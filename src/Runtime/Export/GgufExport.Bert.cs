@@ -40,27 +40,7 @@ public static partial class GgufExport
         // ggml_gelu, the tanh form through an fp16 table, is the only activation llama.cpp's bert applies.
         if (h.FeedForwardActivation is not ("gelu" or "gelu_new" or "gelu_pytorch_tanh"))
             throw new NotSupportedException($"{layout.Name}: hidden_act {h.FeedForwardActivation}; llama.cpp's bert computes its feed-forward with GELU only");
-        CheckpointFamilyRules rules = CheckpointFamilyRules.For(layout.Family);
-
-        var byKey = new Dictionary<string, ParameterTensor>(StringComparer.Ordinal);
-        var planned = new List<(ParameterTensor Tensor, string GgufName)>();
-        var layers = new SortedSet<int>();
-        foreach (ParameterTensor t in layout.Tensors)
-        {
-            if (SentenceTransformersFolder.ModuleOf(t.Name) is { } module)
-                throw new NotSupportedException($"{layout.Name}: the sentence-transformers module {module} ({t.Name} {t.ShapeText}) has no place in llama.cpp's bert, " +
-                    "whose embeddings are the pooled hidden states: llama.cpp would leave the Dense layer out");
-            string key = rules.KeyOf(t.Name);
-            byKey[key] = t;
-            GgufTensorName? row = null;
-            string layer = "";
-            foreach (GgufTensorName candidate in architecture.Tensors)
-                if (NamePattern.Matches(candidate.ModelKey, key, out layer)) { row = candidate; break; }
-            if (row is null)
-                throw new NotSupportedException($"{layout.Name}: tensor '{t.Name}' {t.ShapeText} has no place in llama.cpp's bert architecture ({architecture.Unplaced})");
-            if (NamePattern.Matches(architecture.LayerKey, key, out string l)) layers.Add(int.Parse(l, CultureInfo.InvariantCulture));
-            planned.Add((t, row.GgufName.Replace("{i}", layer, StringComparison.Ordinal)));
-        }
+        (Dictionary<string, ParameterTensor> byKey, List<(ParameterTensor Tensor, string GgufName)> planned, SortedSet<int> layers) = PlaceEncoderTensors(layout, architecture);
 
         ParameterTensor Take(string key) => byKey.TryGetValue(key, out ParameterTensor? t) ? t
             : throw new ArgumentException($"{layout.Name} has no tensor '{key}', which a BERT has", nameof(options));

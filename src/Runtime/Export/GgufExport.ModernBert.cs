@@ -56,6 +56,38 @@ public static partial class GgufExport
     }
 
     /// <summary>
+    /// A sentence embedder's tensors placed under <paramref name="architecture"/>'s GGUF names: each by its key (the family's
+    /// prefix off), its GGUF name with the layer number put in, and the layer numbers seen. A sentence-transformers module
+    /// (a Dense layer after the pooling) or a tensor the architecture has no place for is refused: llama.cpp's embeddings
+    /// are the pooled hidden states.
+    /// </summary>
+    private static (Dictionary<string, ParameterTensor> ByKey, List<(ParameterTensor Tensor, string GgufName)> Planned, SortedSet<int> Layers) PlaceEncoderTensors(
+        ModelLayout layout, GgufArchitecture architecture)
+    {
+        CheckpointFamilyRules rules = CheckpointFamilyRules.For(layout.Family);
+        var byKey = new Dictionary<string, ParameterTensor>(StringComparer.Ordinal);
+        var planned = new List<(ParameterTensor Tensor, string GgufName)>();
+        var layers = new SortedSet<int>();
+        foreach (ParameterTensor t in layout.Tensors)
+        {
+            if (SentenceTransformersFolder.ModuleOf(t.Name) is { } module)
+                throw new NotSupportedException($"{layout.Name}: the sentence-transformers module {module} ({t.Name} {t.ShapeText}) has no place in llama.cpp's {architecture.Name}, " +
+                    "whose embeddings are the pooled hidden states: llama.cpp would leave the Dense layer out");
+            string key = rules.KeyOf(t.Name);
+            byKey[key] = t;
+            GgufTensorName? row = null;
+            string layer = "";
+            foreach (GgufTensorName candidate in architecture.Tensors)
+                if (NamePattern.Matches(candidate.ModelKey, key, out layer)) { row = candidate; break; }
+            if (row is null)
+                throw new NotSupportedException($"{layout.Name}: tensor '{t.Name}' {t.ShapeText} has no place in llama.cpp's {architecture.Name} architecture ({architecture.Unplaced})");
+            if (NamePattern.Matches(architecture.LayerKey, key, out string l)) layers.Add(int.Parse(l, CultureInfo.InvariantCulture));
+            planned.Add((t, row.GgufName.Replace("{i}", layer, StringComparison.Ordinal)));
+        }
+        return (byKey, planned, layers);
+    }
+
+    /// <summary>
     /// <see cref="SaveGguf(EncoderModel, string, GgufExportOptions)"/> with the hyperparameters of the Hugging Face
     /// <paramref name="config"/> the model was compiled from, weight matrices of <paramref name="tensorType"/>, and
     /// <paramref name="vocabulary"/> (null: a synthetic one of the model's size, for feeding token ids).
@@ -70,27 +102,7 @@ public static partial class GgufExport
         if (h.GlobalLayerPeriod <= 0 || h.SlidingLayers is null || h.FeedForwardActivation is null)
             throw new ArgumentException($"{layout.Name} is a ModernBERT; its hyperparameters must come from a ModernBERT config (GgufHyperparameters.FromConfig of model_type modernbert: " +
                 "the layer period, the window, both rotary bases and the activation)", nameof(options));
-        CheckpointFamilyRules rules = CheckpointFamilyRules.For(layout.Family);
-
-        var byKey = new Dictionary<string, ParameterTensor>(StringComparer.Ordinal);
-        var planned = new List<(ParameterTensor Tensor, string GgufName)>();
-        var layers = new SortedSet<int>();
-        foreach (ParameterTensor t in layout.Tensors)
-        {
-            if (SentenceTransformersFolder.ModuleOf(t.Name) is { } module)
-                throw new NotSupportedException($"{layout.Name}: the sentence-transformers module {module} ({t.Name} {t.ShapeText}) has no place in llama.cpp's modern-bert, " +
-                    "whose embeddings are the pooled hidden states: llama.cpp would leave the Dense layer out");
-            string key = rules.KeyOf(t.Name);
-            byKey[key] = t;
-            GgufTensorName? row = null;
-            string layer = "";
-            foreach (GgufTensorName candidate in architecture.Tensors)
-                if (NamePattern.Matches(candidate.ModelKey, key, out layer)) { row = candidate; break; }
-            if (row is null)
-                throw new NotSupportedException($"{layout.Name}: tensor '{t.Name}' {t.ShapeText} has no place in llama.cpp's modern-bert architecture ({architecture.Unplaced})");
-            if (NamePattern.Matches(architecture.LayerKey, key, out string l)) layers.Add(int.Parse(l, CultureInfo.InvariantCulture));
-            planned.Add((t, row.GgufName.Replace("{i}", layer, StringComparison.Ordinal)));
-        }
+        (Dictionary<string, ParameterTensor> byKey, List<(ParameterTensor Tensor, string GgufName)> planned, SortedSet<int> layers) = PlaceEncoderTensors(layout, architecture);
 
         ParameterTensor Take(string key) => byKey.TryGetValue(key, out ParameterTensor? t) ? t
             : throw new ArgumentException($"{layout.Name} has no tensor '{key}', which a ModernBERT has", nameof(options));
