@@ -148,19 +148,8 @@ public static partial class GgufExport
         if (anySliding && h.SlidingWindow < 2)
             throw new NotSupportedException($"{layout.Name}: local_attention {h.SlidingWindow} lets a local layer's query see its own key only; not exported");
 
-        GgufVocabulary vocabulary = options.Vocabulary ?? GgufVocabulary.Synthetic(vocab);
-        if (vocabulary.Count != vocab)
-            throw new ArgumentException($"the vocabulary has {vocabulary.Count} tokens; {layout.Name}'s embedding has {vocab} rows", nameof(options));
-        string modelName = options.Name ?? layout.Name;
-        CheckNameKeyedTokens(modelName, vocabulary);
-
-        var writer = new GgufWriter();
+        (GgufWriter writer, GgufVocabulary vocabulary) = StartFile(layout, options, architecture.Name, vocab, "embedding");
         string arch = architecture.Name;
-        writer.Add("general.architecture", arch);
-        writer.Add("general.name", modelName);
-        writer.Add("general.file_type", GgufFormat.FileType(options.TensorType));
-        writer.Add("general.quantization_version", GgufFormat.QuantizationVersion);
-        writer.Add($"{arch}.vocab_size", (uint)vocab);
         writer.Add($"{arch}.context_length", (uint)(h.ContextLength > 0 ? h.ContextLength : layout.SeqLen));
         writer.Add($"{arch}.embedding_length", (uint)hidden);
         writer.Add($"{arch}.feed_forward_length", (uint)feedForward);

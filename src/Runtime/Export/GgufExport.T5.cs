@@ -93,20 +93,9 @@ public static partial class GgufExport
         if (tied != h.TiedEmbeddings)
             throw new ArgumentException($"the config says tie_word_embeddings = {h.TiedEmbeddings}, and {layout.Name} {(tied ? "has no" : "has its own")} lm_head.weight", nameof(options));
 
-        GgufVocabulary vocabulary = options.Vocabulary ?? GgufVocabulary.Synthetic(vocab);
-        if (vocabulary.Count != vocab)
-            throw new ArgumentException($"the vocabulary has {vocabulary.Count} tokens; {layout.Name}'s shared table has {vocab} rows (GgufVocabulary.FromTokenizerFolder(folder, {vocab}) " +
-                "fills the rows past the tokenizer's ids with unused [PADn] tokens, as llama.cpp's converter does: t5-small's 32100 ids in 32128 rows)", nameof(options));
-        string modelName = options.Name ?? layout.Name;
-        CheckNameKeyedTokens(modelName, vocabulary);
-
-        var writer = new GgufWriter();
         const string arch = "t5";
-        writer.Add("general.architecture", arch);
-        writer.Add("general.name", modelName);
-        writer.Add("general.file_type", GgufFormat.FileType(options.TensorType));
-        writer.Add("general.quantization_version", GgufFormat.QuantizationVersion);
-        writer.Add($"{arch}.vocab_size", (uint)vocab);
+        (GgufWriter writer, GgufVocabulary vocabulary) = StartFile(layout, options, arch, vocab, "shared table",
+            $" (GgufVocabulary.FromTokenizerFolder(folder, {vocab}) fills the rows past the tokenizer's ids with unused [PADn] tokens, as llama.cpp's converter does: t5-small's 32100 ids in 32128 rows)");
         writer.Add($"{arch}.context_length", (uint)(h.ContextLength > 0 ? h.ContextLength : layout.SeqLen));
         writer.Add($"{arch}.embedding_length", (uint)dModel);
         writer.Add($"{arch}.feed_forward_length", (uint)feedForward);

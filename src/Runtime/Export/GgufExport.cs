@@ -122,19 +122,8 @@ public static partial class GgufExport
         CheckShapes(layout, architecture, h, byKey, rules, blocks, hidden, out int feedForward, out int contextLength);
         if (architecture == GgufArchitecture.Gemma3) CheckGemma3(layout, h, blocks, hidden);
 
-        GgufVocabulary vocabulary = options.Vocabulary ?? GgufVocabulary.Synthetic(vocab);
-        if (vocabulary.Count != vocab)
-            throw new ArgumentException($"the vocabulary has {vocabulary.Count} tokens; {layout.Name}'s embedding has {vocab} rows", nameof(options));
-        string modelName = options.Name ?? layout.Name;
-        CheckNameKeyedTokens(modelName, vocabulary);
-
-        var writer = new GgufWriter();
+        (GgufWriter writer, GgufVocabulary vocabulary) = StartFile(layout, options, architecture.Name, vocab, "embedding");
         string arch = architecture.Name;
-        writer.Add("general.architecture", arch);
-        writer.Add("general.name", modelName);
-        writer.Add("general.file_type", GgufFormat.FileType(options.TensorType));
-        writer.Add("general.quantization_version", GgufFormat.QuantizationVersion);
-        writer.Add($"{arch}.vocab_size", (uint)vocab);
         writer.Add($"{arch}.context_length", (uint)contextLength);
         writer.Add($"{arch}.embedding_length", (uint)hidden);
         writer.Add($"{arch}.block_count", (uint)blocks);
@@ -331,6 +320,28 @@ public static partial class GgufExport
 
     /// <summary>The tokens llama.cpp looks up by text in a vocabulary whose model is named as a Phi-3 (<see cref="CheckNameKeyedTokens"/>).</summary>
     private static readonly string[] Phi3NamedTokens = ["</s>", "<unk>", "<s>", "<|endoftext|>"];
+
+    /// <summary>
+    /// A file's writer with the <c>general.*</c> keys and <c>{arch}.vocab_size</c> written, and its vocabulary: the options'
+    /// (else a synthetic one of <paramref name="vocab"/> tokens), which must have as many tokens as the model's
+    /// <paramref name="table"/> has rows (<paramref name="hint"/> says how to make one) and the tokens llama.cpp looks up by
+    /// the model's name.
+    /// </summary>
+    private static (GgufWriter Writer, GgufVocabulary Vocabulary) StartFile(ModelLayout layout, GgufExportOptions options, string arch, int vocab, string table, string hint = "")
+    {
+        GgufVocabulary vocabulary = options.Vocabulary ?? GgufVocabulary.Synthetic(vocab);
+        if (vocabulary.Count != vocab)
+            throw new ArgumentException($"the vocabulary has {vocabulary.Count} tokens; {layout.Name}'s {table} has {vocab} rows{hint}", nameof(options));
+        string modelName = options.Name ?? layout.Name;
+        CheckNameKeyedTokens(modelName, vocabulary);
+        var writer = new GgufWriter();
+        writer.Add("general.architecture", arch);
+        writer.Add("general.name", modelName);
+        writer.Add("general.file_type", GgufFormat.FileType(options.TensorType));
+        writer.Add("general.quantization_version", GgufFormat.QuantizationVersion);
+        writer.Add($"{arch}.vocab_size", (uint)vocab);
+        return (writer, vocabulary);
+    }
 
     /// <summary>
     /// llama.cpp sets Phi-3's token attributes by the model's name, not its architecture: when <c>general.name</c> contains
