@@ -104,12 +104,7 @@ public sealed class GgufBertTests(ITestOutputHelper output) : IDisposable
         Assert.Equal([96L, 64L], file.Tensor("blk.1.ffn_down.weight").Dimensions);
         Assert.Equal([64L], file.Tensor("blk.2.layer_output_norm.bias").Dimensions);
         Assert.Equal(5 + 3 * 16, file.Tensors.Count);
-        foreach (GgufTensorInfo info in report.Tensors)
-        {
-            ReadOnlySpan<float> stored = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(file.Data(info.Name));
-            ParameterTensor t = model.ParameterTensors.Single(p => p.Name == info.ModelName);
-            Assert.True(stored.SequenceEqual(model.Parameters.Slice(t.Offset, t.Length)), info.Name);
-        }
+        file.AssertHoldsParametersUnchanged(report, model);
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using System.Text;
 
 namespace TransformerGen.Export.Tests;
@@ -30,6 +31,20 @@ internal sealed class GgufFile
         foreach (long d in t.Dimensions) n *= d;
         long length = t.Type switch { 0 => 4 * n, 30 => 2 * n, 8 => n / 32 * 34, _ => throw new InvalidDataException($"type {t.Type}") };
         return Bytes.AsSpan((int)(DataStart + t.Offset), (int)length);
+    }
+
+    /// <summary>
+    /// Asserts that every tensor <paramref name="report"/> lists holds, as F32 and bit for bit, the parameter of
+    /// <paramref name="model"/> it was written from (an encoder's export, which writes its tensors as they are).
+    /// </summary>
+    public void AssertHoldsParametersUnchanged(GgufExportReport report, TransformerModel model)
+    {
+        foreach (GgufTensorInfo info in report.Tensors)
+        {
+            ReadOnlySpan<float> stored = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(Data(info.Name));
+            ParameterTensor t = model.ParameterTensors.Single(p => p.Name == info.ModelName);
+            Xunit.Assert.True(stored.SequenceEqual(model.Parameters.Slice(t.Offset, t.Length)), info.Name);
+        }
     }
 
     public static GgufFile Read(string path)

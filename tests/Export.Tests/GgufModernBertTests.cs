@@ -220,12 +220,7 @@ public sealed class GgufModernBertTests(ITestOutputHelper output) : IDisposable
         foreach (int layer in new[] { 1, 2, 3 }) Assert.Contains(file.Tensors, t => t.Name == $"blk.{layer}.attn_norm.weight");
         Assert.DoesNotContain(file.Tensors, t => t.Name.EndsWith(".bias", StringComparison.Ordinal));
         Assert.Equal(3 + 4 * 5 + 3, file.Tensors.Count);
-        foreach (GgufTensorInfo info in report.Tensors)
-        {
-            ReadOnlySpan<float> stored = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(file.Data(info.Name));
-            ParameterTensor t = model.ParameterTensors.Single(p => p.Name == info.ModelName);
-            Assert.True(stored.SequenceEqual(model.Parameters.Slice(t.Offset, t.Length)), info.Name);
-        }
+        file.AssertHoldsParametersUnchanged(report, model);
     }
 
     /// <summary>
