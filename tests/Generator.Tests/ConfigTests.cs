@@ -79,16 +79,6 @@ public partial class ConfigTests
     }
 
     [Fact]
-    public void TG0042_llama3_rope_scaling()
-    {
-        string json = LlamaGqa.Replace("\"rope_scaling\": null",
-            "\"rope_scaling\": {\"factor\": 8.0, \"high_freq_factor\": 4.0, \"low_freq_factor\": 1.0, \"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}");
-        string message = Unsupported("llama-3.2", json);
-        Assert.Equal("llama-3.2/config.json: \"rope_scaling\": {factor: 8, high_freq_factor: 4, low_freq_factor: 1, original_max_position_embeddings: 8192, rope_type: llama3} "
-            + "cannot be compiled: scaled rotary positions (linear, dynamic, yarn, llama3) are not implemented", message);
-    }
-
-    [Fact]
     public void TG0042_qwen2_sliding_window_attention()
     {
         string message = Unsupported("qwen2-swa", Set(Qwen2, "use_sliding_window", "true"));
@@ -267,29 +257,6 @@ public partial class ConfigTests
             Unsupported("qa", Bert.Replace("\"BertModel\"", "\"BertForQuestionAnswering\""), ", Head = EncoderHead.SentenceEmbedding"));
         Assert.Equal("one/config.json: \"num_labels\": 1 cannot be compiled: a token classifier needs 2 labels or more",
             Unsupported("one", Set(Bert.Replace("\"BertModel\"", "\"BertForTokenClassification\""), "num_labels", "1"), ", Head = EncoderHead.Tagging"));
-    }
-
-    /// <summary>
-    /// transformers v5 writes rope_parameters (with rope_type) and may keep "rope_scaling": null beside it; a yarn
-    /// rope_type there must still be refused, as it is when rope_scaling is absent.
-    /// </summary>
-    [Fact]
-    public void TG0042_scaled_rope_parameters_beside_a_null_rope_scaling()
-    {
-        string json = Remove(LlamaGqa, "rope_theta");
-        json = Set(json, "rope_parameters", "{\"rope_type\": \"yarn\", \"rope_theta\": 500000.0, \"factor\": 4.0}");
-        Assert.Contains("\"rope_scaling\": null", json);
-        string message = Unsupported("llama-yarn", json);
-        Assert.Contains("yarn", message);
-    }
-
-    [Fact]
-    public void TG0042_scaled_rope_parameters_without_rope_scaling()
-    {
-        string json = Remove(Remove(LlamaGqa, "rope_theta"), "rope_scaling");
-        json = Set(json, "rope_parameters", "{\"rope_type\": \"yarn\", \"rope_theta\": 500000.0, \"factor\": 4.0}");
-        string message = Unsupported("llama-yarn", json);
-        Assert.Equal("llama-yarn/config.json: \"rope_scaling\": yarn cannot be compiled: scaled rotary positions (linear, dynamic, yarn, llama3) are not implemented", message);
     }
 
     /// <summary>A size of the wrong JSON type is one problem (TG0042 naming it), not also a missing key (TG0044).</summary>

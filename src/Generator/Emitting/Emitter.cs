@@ -82,6 +82,25 @@ namespace TransformerGen.Generator
 
         private static string Lit(float value) => value.ToString("R", CultureInfo.InvariantCulture) + "f";
 
+        /// <summary>The runtime's <c>RotaryScaling</c> for a config's rope scaling, every number a literal.</summary>
+        private static string RopeScalingExpression(RopeScalingSpec rope) => rope.Kind switch
+        {
+            "linear" => $"{Kernels}RotaryScaling.Linear({Lit(rope.Factor)})",
+            "llama3" => $"{Kernels}RotaryScaling.Llama3(factor: {Lit(rope.Factor)}, lowFrequencyFactor: {Lit(rope.LowFrequencyFactor)}, highFrequencyFactor: {Lit(rope.HighFrequencyFactor)}, originalPositions: {Lit(rope.OriginalPositions)})",
+            "yarn" => $"{Kernels}RotaryScaling.Yarn(factor: {Lit(rope.Factor)}, originalPositions: {Lit(rope.OriginalPositions)}, betaFast: {Lit(rope.BetaFast)}, betaSlow: {Lit(rope.BetaSlow)}, truncate: {(rope.Truncate ? "true" : "false")}, attentionFactor: {Lit(rope.AttentionFactor)})",
+            "longrope" => $"{Kernels}RotaryScaling.LongRope({Lit(rope.AttentionFactor)}, {string.Join(", ", rope.Factors.Select(f => Lit(f)))})",
+            _ => throw new System.InvalidOperationException("unknown rope scaling " + rope.Kind),
+        };
+
+        /// <summary>What the rope scaling's line of comment says: its kind and where its attention factor comes from.</summary>
+        private static string RopeScalingComment(RopeScalingSpec rope) => rope.Kind switch
+        {
+            "llama3" => "Llama 3: long wavelengths divided by the factor, short ones kept, a blend between",
+            "yarn" => "YaRN: a ramp from kept to divided frequencies over its correction range; cos and sin × the attention factor",
+            "longrope" => $"LongRoPE within the original {rope.OriginalPositions} positions: short_factor per pair; cos and sin × √(1 + ln {Lit(rope.Factor).TrimEnd('f')} / ln {rope.OriginalPositions}) or the config's attention_factor",
+            _ => "linear: every frequency divided by the factor",
+        };
+
         private static string Lit(string value) => "\"" + value.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 
         private string Write()
@@ -153,7 +172,8 @@ namespace TransformerGen.Generator
                 // A Hugging Face family: say where it came from and what the config chose.
                 norm = (family.RmsNorm ? "RMSNorm" : "LayerNorm") + $" eps {Lit(family.NormEps).TrimEnd('f')} " + (_spec.Norm.Value == EnumValues.PreNorm ? "before each sub-layer" : "after each residual add");
                 activation = family.FeedForwardName;
-                if (family.Rotary) positional = $"rotary positions (rotate_half, theta {Lit(family.RopeTheta).TrimEnd('f')})";
+                if (family.Rotary) positional = $"rotary positions (rotate_half, theta {Lit(family.RopeTheta).TrimEnd('f')}"
+                    + (family.RopeScaling is { } rope ? $", {rope.Kind} scaling ×{Lit(rope.Factor).TrimEnd('f')})" : ")");
                 if (family.Kind == FamilySpec.Marian) positional = "sinusoidal positions (sines then cosines, not interleaved)";
                 if (family.Kind == FamilySpec.M2M100) positional = $"fairseq's sinusoidal positions (sines then cosines, from row {_spec.PadToken.Value + 1})";
                 if (family.RelativeAttention)
@@ -449,7 +469,12 @@ namespace TransformerGen.Generator
                     case "rotary_cos":
                         TensorDef sin = _graph.Tensors.Single(s => s.Name == "rotary_sin");
                         string theta = _spec.Family is { Rotary: true } f ? ", " + Lit(f.RopeTheta) : "";
-                        if (_spec.Family is { RopeLinearFactor: not 1f } scaled)
+                        if (_spec.Family is { RopeScaling: { } rope })
+                        {
+                            tables.Add($"// rotary angles: cos and sin tables [positions, HeadDim / 2], scaled as rope_scaling says ({RopeScalingComment(rope)})");
+                            theta += ", " + RopeScalingExpression(rope);
+                        }
+                        else if (_spec.Family is { RopeLinearFactor: not 1f } scaled)
                         {
                             tables.Add($"// rotary angles: cos and sin tables [positions, HeadDim / 2], linearly scaled (rope_scaling factor {Lit(scaled.RopeLinearFactor).TrimEnd('f')})");
                             theta += ", " + Lit(scaled.RopeLinearFactor);

@@ -14,7 +14,7 @@ namespace TransformerGen.Generator
     /// family's configuration class in transformers declares them). Everything a config says that the compiler cannot
     /// build is a diagnostic naming the key and its value; nothing is ignored silently.
     /// </summary>
-    internal sealed class ConfigReader
+    internal sealed partial class ConfigReader
     {
         private readonly ModelSpec _spec;
         private readonly string _file;
@@ -538,8 +538,7 @@ namespace TransformerGen.Generator
             float eps = Float("rms_norm_eps") ?? (kind == FamilySpec.Phi3 ? 1e-5f : 1e-6f); // configuration_phi3.py defaults to 1e-5, the others to 1e-6
             var ropeParameters = Object("rope_parameters");
             float theta = Float("rope_theta") ?? (ropeParameters is not null && Lookup(ropeParameters, "rope_theta") is double t ? (float)t : 10000f);
-            object? scaling = (_keys.TryGetValue("rope_scaling", out object? s) ? s : null) ?? (ropeParameters is not null ? RopeScalingOf(ropeParameters) : null);
-            if (scaling is not null) Unsupported("rope_scaling", Text(scaling), "scaled rotary positions (linear, dynamic, yarn, llama3) are not implemented");
+            RopeScalingSpec? scaling = LlamaRopeScaling(headDim, positions);
             if (Float("partial_rotary_factor") is float partial && partial != 1f) Unsupported("partial_rotary_factor", partial, "only whole-head rotation is implemented");
             int seqLen = _spec.SeqLen.Value;
             if (kind is FamilySpec.Qwen2 or FamilySpec.Qwen3 && Bool("use_sliding_window") == true)
@@ -551,7 +550,7 @@ namespace TransformerGen.Generator
             var family = new FamilySpec(kind, _file, headDim, kvHeads, positions, eps, RmsNorm: true, FamilySpec.SwiGlu,
                 Rotary: true, theta, QkvBias: kind == FamilySpec.Qwen2 || attentionBias, OutBias: kind != FamilySpec.Qwen2 && attentionBias,
                 FfnBias: kind != FamilySpec.Qwen2 && mlpBias, TypeVocab: 0, EmbeddingNorm: false, QueryKeyNorm: kind == FamilySpec.Qwen3,
-                LookupPaddingRow: Int("pad_token_id") ?? -1);
+                LookupPaddingRow: Int("pad_token_id") ?? -1, RopeScaling: scaling);
             _ = modelType;
             return Resolve(family, EnumValues.DecoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Rotary, EnumValues.PreNorm,
                 tied: Bool("tie_word_embeddings") ?? false, pad: DecoderPad());

@@ -28,6 +28,7 @@ namespace TransformerGen.Generator
     /// first layer's attention reads the embeddings' output as it is (its <c>attn_norm</c> is an identity); a classifier's
     /// ModernBertPredictionHead (<c>head.dense</c>, with a bias when <c>ClassifierBias</c>, the <c>ClassifierActivation</c>
     /// (a feed-forward kind), <c>head.norm</c>) before <c>classifier</c>.
+    /// <c>RopeScaling</c>: a Llama-family <c>rope_scaling</c> (llama3, yarn, longrope, linear), null for the default rotation.
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -65,7 +66,8 @@ namespace TransformerGen.Generator
         bool NormBias = true,
         bool BareFirstAttention = false,
         bool ClassifierBias = false,
-        int ClassifierActivation = 0)
+        int ClassifierActivation = 0,
+        RopeScalingSpec? RopeScaling = null)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
         public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14, MPNet = 15, Gemma3 = 16, ModernBert = 17;

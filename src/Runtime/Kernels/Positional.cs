@@ -309,7 +309,7 @@ public static class Positional
     /// transformers: <c>inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))</c>,
     /// <c>freqs = inv_freq[None, :, None].float() @ position_ids[:, None, :].float()</c> with autocast disabled,
     /// <c>emb = cat(freqs, freqs)</c>, <c>cos = emb.cos()</c>; only the first half of <c>emb</c> is kept here, the second
-    /// is the same. Rope scaling (linear, dynamic, yarn, llama3) is not applied.
+    /// is the same. Rope scaling is <see cref="RotaryTables(Span{float}, Span{float}, int, int, float, RotaryScaling)"/>'s.
     /// </remarks>
     /// <param name="cos">Cosines <c>[maxLen, headDim/2]</c>, overwritten.</param>
     /// <param name="sin">Sines <c>[maxLen, headDim/2]</c>, overwritten.</param>
@@ -333,24 +333,42 @@ public static class Positional
     /// <param name="linearFactor">The factor f; positive and finite (1 for none).</param>
     public static void RotaryTables(Span<float> cos, Span<float> sin, int maxLen, int headDim, float theta, float linearFactor)
     {
-        SpanChecks.NonNegative(maxLen, nameof(maxLen));
-        CheckHeadDim(headDim);
-        if (!(theta > 0f) || float.IsPositiveInfinity(theta))
-            throw new ArgumentOutOfRangeException(nameof(theta), theta, "The rotary base theta must be positive and finite.");
         if (!(linearFactor > 0f) || float.IsPositiveInfinity(linearFactor))
             throw new ArgumentOutOfRangeException(nameof(linearFactor), linearFactor, "The linear rope scaling factor must be positive and finite.");
+        RotaryTables(cos, sin, maxLen, headDim, theta, linearFactor == 1f ? RotaryScaling.None : RotaryScaling.Linear(linearFactor));
+    }
+
+    /// <summary>
+    /// The tables of <see cref="RotaryTables(Span{float}, Span{float}, int, int, float)"/> with a checkpoint's rope scaling
+    /// (<see cref="RotaryScaling"/>): <c>angle = (float)p · inv_freq[j]</c> over the scaled inverse frequencies, and
+    /// <c>cos[p, j] = cos(angle) · a</c>, <c>sin[p, j] = sin(angle) · a</c> with its attention factor a (1 for most kinds),
+    /// as transformers' <c>LlamaRotaryEmbedding</c> multiplies them by <c>attention_scaling</c>. With a ≠ 1 each pair turns
+    /// and grows by a; the backward kernel's turn by the opposite angle over the same tables stays the exact transpose.
+    /// </summary>
+    /// <param name="cos">Cosines <c>[maxLen, headDim/2]</c>, overwritten.</param>
+    /// <param name="sin">Sines <c>[maxLen, headDim/2]</c>, overwritten.</param>
+    /// <param name="maxLen">Positions.</param>
+    /// <param name="headDim">Channels per head; must be even.</param>
+    /// <param name="theta">The base; positive and finite.</param>
+    /// <param name="scaling">The scaling of the frequencies and of the tables.</param>
+    public static void RotaryTables(Span<float> cos, Span<float> sin, int maxLen, int headDim, float theta, RotaryScaling scaling)
+    {
+        ArgumentNullException.ThrowIfNull(scaling);
+        SpanChecks.NonNegative(maxLen, nameof(maxLen));
+        CheckHeadDim(headDim);
         int half = headDim / 2;
         SpanChecks.Length(cos.Length, (long)maxLen * half, nameof(cos));
         SpanChecks.Length(sin.Length, (long)maxLen * half, nameof(sin));
+        Span<float> inverse = half <= 256 ? stackalloc float[half] : new float[half];
+        scaling.InverseFrequencies(inverse, headDim, theta);
+        float attention = scaling.AttentionFactor;
         for (int j = 0; j < half; j++)
         {
-            float inverseFrequency = 1f / MathF.Pow(theta, (float)(2 * j) / (float)headDim);
-            if (linearFactor != 1f) inverseFrequency /= linearFactor;
             for (int p = 0; p < maxLen; p++)
             {
-                float angle = (float)p * inverseFrequency;
-                cos[p * half + j] = MathF.Cos(angle);
-                sin[p * half + j] = MathF.Sin(angle);
+                float angle = (float)p * inverse[j];
+                cos[p * half + j] = attention == 1f ? MathF.Cos(angle) : MathF.Cos(angle) * attention;
+                sin[p * half + j] = attention == 1f ? MathF.Sin(angle) : MathF.Sin(angle) * attention;
             }
         }
     }
