@@ -374,4 +374,91 @@ public class PublishedConfigTests
         Sizes(source, 512, 8, 6, "T5");
         Assert.Contains("new(\"shared.weight\", new[] { 250112, 512 }", source);
     }
+
+    [Fact]
+    public void Llama_3_2_1B_Instruct_rotates_with_llama3_scaling()  // Llama-3.2-3B and Llama-3.1-8B differ in sizes and factor 8
+    {
+        const string json = """
+            {
+              "architectures": ["LlamaForCausalLM"],
+              "attention_bias": false,
+              "attention_dropout": 0.0,
+              "bos_token_id": 128000,
+              "eos_token_id": [128001, 128008, 128009],
+              "head_dim": 64,
+              "hidden_act": "silu",
+              "hidden_size": 2048,
+              "initializer_range": 0.02,
+              "intermediate_size": 8192,
+              "max_position_embeddings": 131072,
+              "mlp_bias": false,
+              "model_type": "llama",
+              "num_attention_heads": 32,
+              "num_hidden_layers": 16,
+              "num_key_value_heads": 8,
+              "pretraining_tp": 1,
+              "rms_norm_eps": 1e-05,
+              "rope_scaling": {
+                "factor": 32.0,
+                "high_freq_factor": 4.0,
+                "low_freq_factor": 1.0,
+                "original_max_position_embeddings": 8192,
+                "rope_type": "llama3"
+              },
+              "rope_theta": 500000.0,
+              "tie_word_embeddings": true,
+              "torch_dtype": "bfloat16",
+              "transformers_version": "4.45.0.dev0",
+              "use_cache": true,
+              "vocab_size": 128256
+            }
+            """;
+        string source = Run("Llama-3.2-1B-Instruct", json, ", SeqLen = 1024, WeightType = WeightType.Int8").GeneratedSource;
+        Sizes(source, 2048, 16, 32, "Llama");
+        Assert.Contains("public const int KvHeads = 8;", source);
+        Assert.Contains(", 500000f, global::TransformerGen.Kernels.RotaryScaling.Llama3(factor: 32f, lowFrequencyFactor: 1f, highFrequencyFactor: 4f, originalPositions: 8192));", source);
+        Assert.DoesNotContain("\"lm_head.weight\"", source); // tied
+    }
+
+    [Fact]
+    public void Qwen2_5_1_5B_Instruct_with_the_yarn_setting_its_model_card_gives_for_long_texts()
+    {
+        const string json = """
+            {
+              "architectures": ["Qwen2ForCausalLM"],
+              "attention_dropout": 0.0,
+              "bos_token_id": 151643,
+              "eos_token_id": 151645,
+              "hidden_act": "silu",
+              "hidden_size": 1536,
+              "initializer_range": 0.02,
+              "intermediate_size": 8960,
+              "max_position_embeddings": 32768,
+              "max_window_layers": 21,
+              "model_type": "qwen2",
+              "num_attention_heads": 12,
+              "num_hidden_layers": 28,
+              "num_key_value_heads": 2,
+              "rms_norm_eps": 1e-06,
+              "rope_theta": 1000000.0,
+              "sliding_window": 32768,
+              "tie_word_embeddings": true,
+              "torch_dtype": "bfloat16",
+              "transformers_version": "4.43.1",
+              "use_cache": true,
+              "use_sliding_window": false,
+              "vocab_size": 151936,
+              "rope_scaling": {
+                "factor": 4.0,
+                "original_max_position_embeddings": 32768,
+                "type": "yarn"
+              }
+            }
+            """;
+        string source = Run("Qwen2.5-1.5B-Instruct", json, ", SeqLen = 256, WeightType = WeightType.Int8").GeneratedSource;
+        Sizes(source, 1536, 28, 12, "Qwen2");
+        Assert.Contains("public const int KvHeads = 2;", source);
+        // YaRN's default attention factor 0.1·ln 4 + 1 = 1.1386294.
+        Assert.Contains(", 1000000f, global::TransformerGen.Kernels.RotaryScaling.Yarn(factor: 4f, originalPositions: 32768, betaFast: 32f, betaSlow: 1f, truncate: true, attentionFactor: 1.1386294f));", source);
+    }
 }
