@@ -335,13 +335,4 @@ public sealed class ByteLevelBpeTests : IDisposable
         NotSupportedException error = Assert.Throws<NotSupportedException>(() => PretrainedTokenizer.FromFolder(_folder.Path));
         Assert.Contains(named, error.Message, StringComparison.Ordinal);
     }
-
-    [Fact]
-    public void Ignore_merges_is_refused()
-    {
-        OpenSmolLm2();
-        _folder.Write("tokenizer.json", SmolLm2TokenizerJson(ignoreMerges: true));
-        NotSupportedException error = Assert.Throws<NotSupportedException>(() => PretrainedTokenizer.FromFolder(_folder.Path));
-        Assert.Contains("ignore_merges", error.Message, StringComparison.Ordinal);
-    }
 }

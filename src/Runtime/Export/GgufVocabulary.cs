@@ -87,12 +87,12 @@ public sealed class GgufVocabulary
     public static GgufVocabulary Synthetic(int size)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
-        string[] bytes = ByteLevelCharacters();
+        char[] bytes = TransformerGen.ByteLevel.ByteLevelAlphabet.Characters;
         var tokens = new string[size];
         var types = new int[size];
         for (int i = 0; i < size; i++)
         {
-            tokens[i] = i < bytes.Length ? bytes[i] : $"<|token{i}|>";
+            tokens[i] = i < bytes.Length ? bytes[i].ToString() : $"<|token{i}|>";
             types[i] = (int)GgufFormat.TokenType.Normal;
         }
         return new GgufVocabulary("gpt2", "default", tokens, types, []);
@@ -472,21 +472,5 @@ public sealed class GgufVocabulary
                         token.Value.TryGetProperty("special", out JsonElement s) && s.ValueKind == JsonValueKind.True));
         }
         return found;
-    }
-
-    /// <summary>
-    /// GPT-2's byte-to-character table (<c>bytes_to_unicode</c> in its <c>encoder.py</c>): printable Latin-1 bytes stand for
-    /// themselves, the other 68 bytes for the characters from U+0100 on, in byte order.
-    /// </summary>
-    private static string[] ByteLevelCharacters()
-    {
-        var table = new string[256];
-        int next = 0;
-        for (int b = 0; b < 256; b++)
-        {
-            bool printable = b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
-            table[b] = printable ? ((char)b).ToString() : ((char)(256 + next++)).ToString();
-        }
-        return table;
     }
 }

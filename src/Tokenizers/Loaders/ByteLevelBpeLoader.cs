@@ -108,9 +108,12 @@ internal static class ByteLevelBpeLoader
 
         // ModernBERT's [MASK] is lstrip: "is [MASK]" is "is" and the mask, not "is", "Ġ" and the mask. BpeTokenizer keeps its
         // special tokens whole but knows nothing of stripping, so such a folder's added tokens are cut out first.
-        Func<string, IReadOnlyList<int>> encodeText = addedTokens.Any(token => token.LStrip || token.RStrip)
-            ? new StrippingAddedTokens(bpe, addedTokens).Encode
+        Func<string, IReadOnlyList<int>> encodePlain = pipeline?.IgnoreMerges == true
+            ? new WholePiecesFirst(bpe, preTokenizer, normalizer, vocabulary, specialTokens).Encode
             : text => bpe.EncodeToIds(text);
+        Func<string, IReadOnlyList<int>> encodeText = addedTokens.Any(token => token.LStrip || token.RStrip)
+            ? new StrippingAddedTokens(encodePlain, addedTokens).Encode
+            : encodePlain;
 
         // transformers' fast tokenizer cleans the decoded text when tokenizer_config.json says so (ModernBERT does).
         bool cleanUp = config.CleanUpTokenizationSpaces ?? false;
@@ -146,7 +149,7 @@ internal static class ByteLevelBpeLoader
     /// of the raw text first (taking in the whitespace their flags say), then the other added tokens out of what is left
     /// (ModernBERT's runs of spaces), and each remaining stretch is encoded by itself.
     /// </summary>
-    private sealed class StrippingAddedTokens(BpeTokenizer bpe, IReadOnlyList<AddedToken> tokens)
+    private sealed class StrippingAddedTokens(Func<string, IReadOnlyList<int>> encode, IReadOnlyList<AddedToken> tokens)
     {
         private readonly AddedTokenSplitter _special = new(tokens.Where(token => token.Special));
         private readonly AddedTokenSplitter _plain = new(tokens.Where(token => !token.Special));
@@ -171,8 +174,39 @@ internal static class ByteLevelBpeLoader
                     }
                     else
                     {
-                        ids.AddRange(bpe.EncodeToIds(stretch.Substring(inner.Start, inner.Length)));
+                        ids.AddRange(encode(stretch.Substring(inner.Start, inner.Length)));
                     }
+                }
+            }
+
+            return ids;
+        }
+    }
+
+    /// <summary>
+    /// tokenizers' BPE with <c>ignore_merges</c> (Llama 3): the text is normalized and pre-tokenized as the library would,
+    /// then each piece that the vocabulary spells whole (in GPT-2's byte alphabet) is that token, and only the others are
+    /// merged, by <see cref="BpeTokenizer"/> with its own normalization and pre-tokenization off. BpeTokenizer has no such
+    /// option; merging can reach another split than the whole word (tiktoken, which Llama 3's vocabulary comes from,
+    /// looks the piece up first).
+    /// </summary>
+    private sealed class WholePiecesFirst(BpeTokenizer bpe, PreTokenizer preTokenizer, Normalizer? normalizer,
+        IReadOnlyDictionary<string, int> vocabulary, IReadOnlyDictionary<string, int> specialTokens)
+    {
+        public IReadOnlyList<int> Encode(string text)
+        {
+            string normalized = normalizer?.Normalize(text) ?? text;
+            var ids = new List<int>();
+            foreach ((int offset, int length) in preTokenizer.PreTokenize(normalized))
+            {
+                string piece = normalized.Substring(offset, length);
+                if (specialTokens.TryGetValue(piece, out int id) || vocabulary.TryGetValue(ByteLevel.ByteLevelAlphabet.Spell(piece), out id))
+                {
+                    ids.Add(id);
+                }
+                else
+                {
+                    ids.AddRange(bpe.EncodeToIds(piece, considerPreTokenization: false, considerNormalization: false));
                 }
             }
 

@@ -42,6 +42,12 @@ internal sealed class TokenizerJsonPipeline
     /// <summary>The BPE model's <c>merges</c> as "left right" lines, highest priority first, when read with the model; otherwise null.</summary>
     public List<string>? Merges { get; init; }
 
+    /// <summary>
+    /// The BPE model's <c>ignore_merges</c> (Llama 3's tokenizer.json, which reproduces tiktoken): a piece of the
+    /// pre-tokenizer that is itself in the vocabulary is that token, without merging.
+    /// </summary>
+    public bool IgnoreMerges { get; init; }
+
     /// <summary>Reads the pipeline around the vocabulary of vocab.json and merges.txt.</summary>
     public static TokenizerJsonPipeline Read(string path)
     {
@@ -96,6 +102,8 @@ internal sealed class TokenizerJsonPipeline
             AddedTokens = ReadAddedTokens(root),
             Vocabulary = vocabulary,
             Merges = merges,
+            IgnoreMerges = root.TryGetProperty("model", out JsonElement model) && model.ValueKind == JsonValueKind.Object
+                && TokenizerConfig.GetBool(model, "ignore_merges") == true,
         };
     }
 
@@ -116,12 +124,6 @@ internal sealed class TokenizerJsonPipeline
         if (type is not null and not "BPE")
         {
             throw new NotSupportedException($"tokenizer.json: model type '{type}'; only a BPE model is read with it.");
-        }
-
-        // ignore_merges (Llama-3) looks a whole piece up in the vocabulary before merging; BpeTokenizer always merges.
-        if (TokenizerConfig.GetBool(model, "ignore_merges") == true)
-        {
-            throw new NotSupportedException("tokenizer.json: model.ignore_merges = true is not supported by Microsoft.ML.Tokenizers' BpeTokenizer.");
         }
 
         if (model.TryGetProperty("dropout", out JsonElement dropout) && dropout.ValueKind == JsonValueKind.Number && dropout.GetDouble() > 0)

