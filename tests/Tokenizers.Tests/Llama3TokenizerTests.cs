@@ -67,4 +67,18 @@ public sealed class Llama3TokenizerTests : IDisposable
         // A piece that is no token (" worlds") is merged as before, and decodes back.
         Assert.Equal(" worlds", tokenizer.Decode([.. tokenizer.Encode(" worlds", addSpecialTokens: false)]));
     }
+
+    [Fact]
+    public void The_folders_chat_template_is_llama3s_and_its_text_encodes_to_the_header_tokens()
+    {
+        const string template = "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}";
+        Write(_folder, chatTemplate: template);
+        PretrainedTokenizer tokenizer = PretrainedTokenizer.FromFolder(_folder.Path);
+        Assert.Equal(Chat.ChatTemplateStyle.Llama3, tokenizer.Chat!.Style);
+        string text = tokenizer.Chat.Format([("user", "Hello, world!")]);
+        // "user" 882, "\n\n" 271, "assistant" 78191: cl100k_base's ids, which are Llama 3's.
+        Assert.Equal([BeginOfText, StartHeader, 882, EndHeader, 271, 9906, 11, 1917, 0, EndOfTurn, StartHeader, 78191, EndHeader, 271],
+            tokenizer.Encode(text, addSpecialTokens: false));
+        Assert.Equal(EndOfTurn, tokenizer.SpecialTokenId(tokenizer.Chat.EndOfTurn));
+    }
 }

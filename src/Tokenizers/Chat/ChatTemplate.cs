@@ -22,6 +22,12 @@ public enum ChatTemplateStyle
     /// gemma-3-270m-it and gemma-3-1b-it among them; Gemma 1 and 2, which refuse a system message).
     /// </summary>
     Gemma,
+
+    /// <summary>
+    /// <c>&lt;|begin_of_text|&gt;&lt;|start_header_id|&gt;role&lt;|end_header_id|&gt;\n\n…&lt;|eot_id|&gt;</c> (Llama 3 Instruct; from Llama 3.1 on,
+    /// a system turn always comes first, headed by its knowledge cut-off and the day's date).
+    /// </summary>
+    Llama3,
 }
 
 /// <summary>
@@ -37,14 +43,22 @@ public enum ChatTemplateStyle
 /// </remarks>
 public sealed partial class ChatTemplate
 {
-    private ChatTemplate(ChatTemplateStyle style, string? defaultSystemPrompt, string bosToken, string eosToken, string? systemSeparator = null)
+    private ChatTemplate(ChatTemplateStyle style, string? defaultSystemPrompt, string bosToken, string eosToken, string? systemSeparator = null,
+        Llama3SystemTurn? llama3System = null)
     {
         Style = style;
         DefaultSystemPrompt = defaultSystemPrompt;
         BosToken = bosToken;
         EosToken = eosToken;
         SystemSeparator = systemSeparator;
+        _llama3System = llama3System;
     }
+
+    // Llama 3.1 and later: the system turn every conversation starts with. DateString is the template's fixed date
+    // ("26 Jul 2024"), or null where the template asks transformers' strftime_now for today's.
+    private sealed record Llama3SystemTurn(string CutOff, string? DateString);
+
+    private readonly Llama3SystemTurn? _llama3System;
 
     /// <summary>The layout.</summary>
     public ChatTemplateStyle Style { get; }
@@ -61,8 +75,25 @@ public sealed partial class ChatTemplate
     {
         ChatTemplateStyle.ChatMl => ImEnd,
         ChatTemplateStyle.Gemma => GemmaEndOfTurn,
+        ChatTemplateStyle.Llama3 => Llama3EndOfTurn,
         _ => EosToken,
     };
+
+    /// <summary>
+    /// The date a Llama 3.1-and-later template writes in its system turn ("Today Date: 07 Dec 2026"): the template's own
+    /// when it fixes one (Llama 3.1's "26 Jul 2024"), else the day it was read, as transformers' <c>strftime_now("%d %b %Y")</c>
+    /// gives it (see <see cref="WithDate"/>). Null for the other layouts.
+    /// </summary>
+    public string? DateString { get; private init; }
+
+    /// <summary>The same template writing <paramref name="dateString"/> as the day's date (transformers' <c>date_string</c>).</summary>
+    /// <exception cref="InvalidOperationException">The layout writes no date (anything but Llama 3.1 and later).</exception>
+    public ChatTemplate WithDate(string dateString)
+    {
+        ArgumentNullException.ThrowIfNull(dateString);
+        if (_llama3System is null) throw new InvalidOperationException($"The {Style} chat template writes no date.");
+        return new ChatTemplate(Style, DefaultSystemPrompt, BosToken, EosToken, SystemSeparator, _llama3System) { DateString = dateString };
+    }
 
     private string BosToken { get; }
 
@@ -77,6 +108,7 @@ public sealed partial class ChatTemplate
     private const string GemmaStartOfTurn = "<start_of_turn>";
     private const string GemmaEndOfTurn = "<end_of_turn>";
     private const string GemmaSystemRefusal = "System role not supported";
+    private const string Llama3StartHeader = "<|start_header_id|>", Llama3EndHeader = "<|end_header_id|>", Llama3EndOfTurn = "<|eot_id|>";
     private const string RolesMustAlternate = "Conversation roles must alternate user/assistant/user/assistant/...";
 
     /// <summary>Creates a template of a known layout directly.</summary>
@@ -137,9 +169,14 @@ public sealed partial class ChatTemplate
             return RecognizeGemma(jinja, bosToken, eosToken, out reason);
         }
 
+        if (Has(jinja, Llama3StartHeader) && Has(jinja, Llama3EndHeader) && Has(jinja, Llama3EndOfTurn))
+        {
+            return RecognizeLlama3(jinja, bosToken, eosToken, out reason);
+        }
+
         string start = jinja.Length <= 80 ? jinja : jinja[..80] + "…";
         return Unrecognized(
-            $"the chat template is none of the layouts recognised without a Jinja engine (ChatML, Zephyr/TinyLlama, Llama-2 [INST], Gemma <start_of_turn>); it begins: {start.ReplaceLineEndings(" ")}",
+            $"the chat template is none of the layouts recognised without a Jinja engine (ChatML, Zephyr/TinyLlama, Llama-2 [INST], Gemma <start_of_turn>, Llama 3 <|start_header_id|>); it begins: {start.ReplaceLineEndings(" ")}",
             out reason);
     }
 
@@ -177,6 +214,38 @@ public sealed partial class ChatTemplate
         return new ChatTemplate(ChatTemplateStyle.Gemma, null, writesBos ? bosToken! : "", eosToken ?? "", separator);
     }
 
+    // Llama 3.0: {% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim
+    // + '<|eot_id|>' %}, bos_token before the first. Llama 3.1 and later: bos_token, then always a system turn,
+    // "Cutting Knowledge Date: December 2023\n" + "Today Date: " + date_string + "\n\n" + the first system message's
+    // content | trim (or nothing), then every other message as 3.0 writes it. date_string is "26 Jul 2024" (3.1) or,
+    // where the template calls strftime_now (3.2), today's date.
+    private static ChatTemplate? RecognizeLlama3(string jinja, string? bosToken, string? eosToken, out string? reason)
+    {
+        reason = null;
+        if (bosToken is null && jinja.Contains("bos_token", StringComparison.Ordinal))
+        {
+            return Unrecognized("the Llama 3 chat template writes the BOS token, and the tokenizer names none", out reason);
+        }
+
+        Llama3SystemTurn? system = null;
+        string? date = null;
+        if (jinja.Contains("Cutting Knowledge Date:", StringComparison.Ordinal))
+        {
+            Match cutOff = Llama3CutOff().Match(jinja);
+            Match fixedDate = Llama3FixedDate().Match(jinja);
+            if (!cutOff.Success || !fixedDate.Success)
+            {
+                return Unrecognized("the Llama 3 chat template writes its system turn's dates in a form not recognised", out reason);
+            }
+
+            bool today = jinja.Contains("strftime_now", StringComparison.Ordinal);
+            system = new Llama3SystemTurn(UnescapeJinjaString(cutOff.Groups["date"].Value), today ? null : fixedDate.Groups["date"].Value);
+            date = system.DateString ?? DateTime.Today.ToString("dd MMM yyyy", System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return new ChatTemplate(ChatTemplateStyle.Llama3, null, bosToken ?? "", eosToken ?? Llama3EndOfTurn, llama3System: system) { DateString = date };
+    }
+
     /// <summary>Writes a conversation out as the model's chat template does.</summary>
     /// <param name="messages">The messages in order; roles are "system", "user" and "assistant".</param>
     /// <param name="addGenerationPrompt">End with the opening of an assistant turn (ChatML, Zephyr, Gemma). Llama-2's template has none and ignores it.</param>
@@ -201,6 +270,7 @@ public sealed partial class ChatTemplate
             ChatTemplateStyle.ChatMl => FormatChatMl(messages, addGenerationPrompt),
             ChatTemplateStyle.Zephyr => FormatZephyr(messages, addGenerationPrompt),
             ChatTemplateStyle.Gemma => FormatGemma(messages, addGenerationPrompt),
+            ChatTemplateStyle.Llama3 => FormatLlama3(messages, addGenerationPrompt),
             _ => FormatLlama2(messages),
         };
     }
@@ -345,6 +415,40 @@ public sealed partial class ChatTemplate
         return text.ToString();
     }
 
+    // See RecognizeLlama3. Roles need not alternate; a system message after the first is written as any other turn.
+    private string FormatLlama3(IReadOnlyList<(string Role, string Content)> messages, bool addGenerationPrompt)
+    {
+        var text = new StringBuilder(BosToken);
+        int first = 0;
+        if (_llama3System is { } system)
+        {
+            string systemMessage = "";
+            if (messages.Count > 0 && messages[0].Role == "system")
+            {
+                systemMessage = StripLikePython(messages[0].Content);
+                first = 1;
+            }
+
+            text.Append(Llama3StartHeader).Append("system").Append(Llama3EndHeader).Append("\n\n")
+                .Append("Cutting Knowledge Date: ").Append(system.CutOff).Append('\n')
+                .Append("Today Date: ").Append(DateString).Append("\n\n")
+                .Append(systemMessage).Append(Llama3EndOfTurn);
+        }
+
+        for (int i = first; i < messages.Count; i++)
+        {
+            (string role, string content) = messages[i];
+            text.Append(Llama3StartHeader).Append(role).Append(Llama3EndHeader).Append("\n\n").Append(StripLikePython(content)).Append(Llama3EndOfTurn);
+        }
+
+        if (addGenerationPrompt)
+        {
+            text.Append(Llama3StartHeader).Append("assistant").Append(Llama3EndHeader).Append("\n\n");
+        }
+
+        return text.ToString();
+    }
+
     // Python's str.strip() (Jinja's trim filter) removes Unicode whitespace: string.Trim()'s, and the separators
     // U+001C–U+001F, which Python counts as whitespace and .NET does not.
     private static string StripLikePython(string text)
@@ -378,6 +482,14 @@ public sealed partial class ChatTemplate
     // Gemma 3: "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}" — the literal after the system message's content.
     [GeneratedRegex(@"first_user_prefix\s*=\s*messages\[0\]\[(?<key>['""])content\k<key>\]\s*\+\s*(?<quote>['""])(?<separator>(?:(?!\k<quote>)[^\\]|\\.)*)\k<quote>")]
     private static partial Regex GemmaSystemPrefix();
+
+    // Llama 3.1: {{- "Cutting Knowledge Date: December 2023\n" }}.
+    [GeneratedRegex(@"Cutting Knowledge Date: (?<date>[^""'\\]*)")]
+    private static partial Regex Llama3CutOff();
+
+    // Llama 3.1: {%- set date_string = "26 Jul 2024" %} (3.2 keeps it where strftime_now is undefined).
+    [GeneratedRegex(@"set\s+date_string\s*=\s*(?<quote>['""])(?<date>[^'""]*)\k<quote>")]
+    private static partial Regex Llama3FixedDate();
 
     private static string UnescapeJinjaString(string literal)
     {
