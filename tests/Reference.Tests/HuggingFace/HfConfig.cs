@@ -355,21 +355,16 @@ internal sealed partial record HfConfig
     // configuration_llama.py / configuration_qwen2.py / configuration_qwen3.py: all default tie_word_embeddings to false
     // and rms_norm_eps to 1e-6. Qwen2 hard-codes q/k/v biases and no o_proj or MLP bias; Llama and Qwen3 read
     // attention_bias (Qwen3's MLP has no bias, and its configs carry no mlp_bias, so reading it changes nothing). Newer
-    // configs may put rope_theta under rope_parameters.
-    private static HfConfig Llama(JsonObject json, bool qwen2)
+    // configs may put rope_theta under rope_parameters, with the scaling's keys (HfConfig.RopeScaling.cs).
+    private static HfConfig Llama(JsonObject json, bool qwen2, bool phi3 = false)
     {
-        if (json["rope_scaling"] is JsonObject) throw new NotSupportedException("rope_scaling is not implemented (only the default rope)");
         double theta = Double(json, "rope_theta") ?? 10000.0;
-        if (json["rope_parameters"] is JsonObject rope)
-        {
-            string type = String(rope, "rope_type") ?? String(rope, "type") ?? "default";
-            if (type != "default") throw new NotSupportedException($"rope_type '{type}' is not implemented");
-            theta = Double(rope, "rope_theta") ?? theta;
-        }
+        if (json["rope_parameters"] is JsonObject rope) theta = Double(rope, "rope_theta") ?? theta;
         if (Double(json, "partial_rotary_factor") is double factor && factor != 1.0)
             throw new NotSupportedException("partial_rotary_factor is not implemented");
         if (Bool(json, "use_sliding_window") == true) throw new NotSupportedException("Qwen2/Qwen3 sliding-window attention is not implemented");
         int hidden = Int(json, "hidden_size") ?? 4096, heads = Int(json, "num_attention_heads") ?? 32;
+        int headDim = Int(json, "head_dim") ?? Divide(hidden, heads), maxPositions = Int(json, "max_position_embeddings") ?? (phi3 ? 4096 : 2048);
         bool attentionBias = Bool(json, "attention_bias") ?? false;
         return new HfConfig
         {
@@ -380,13 +375,14 @@ internal sealed partial record HfConfig
             Layers = Int(json, "num_hidden_layers") ?? 32,
             Heads = heads,
             KeyValueHeads = Int(json, "num_key_value_heads") ?? heads,
-            HeadDim = Int(json, "head_dim") ?? Divide(hidden, heads),
+            HeadDim = headDim,
             IntermediateSize = Int(json, "intermediate_size") ?? 11008,
-            MaxPositions = Int(json, "max_position_embeddings") ?? 2048,
+            MaxPositions = maxPositions,
             Activation = String(json, "hidden_act") ?? "silu",
             NormEps = Double(json, "rms_norm_eps") ?? 1e-6,
             TieWordEmbeddings = Bool(json, "tie_word_embeddings") ?? false,
             RopeTheta = theta,
+            RopeScaling = LlamaRopeScaling(json, phi3, maxPositions, headDim),
             QkvBias = qwen2 || attentionBias,
             OutputBias = !qwen2 && attentionBias,
             MlpBias = !qwen2 && (Bool(json, "mlp_bias") ?? false),
@@ -396,10 +392,11 @@ internal sealed partial record HfConfig
     }
 
     // configuration_phi3.py: Llama's keys; no biases (modeling_phi3 builds qkv_proj, o_proj, gate_up_proj and down_proj
-    // without), rms_norm_eps 1e-5 and untied by default; rope_scaling (longrope) and partial rotation are refused above.
-    // sliding_window is not implemented: it changes nothing for sequences no longer than it, which the fixtures keep to.
+    // without), rms_norm_eps 1e-5, 4096 positions and untied by default, and a top-level original_max_position_embeddings
+    // (default 4096) that longrope scaling reads; partial rotation is refused above. sliding_window is not implemented:
+    // it changes nothing for sequences no longer than it, which the fixtures keep to.
     private static HfConfig Phi3(JsonObject json) =>
-        Llama(json, qwen2: false) with
+        Llama(json, qwen2: false, phi3: true) with
         {
             ModelType = "phi3",
             NormEps = Double(json, "rms_norm_eps") ?? 1e-5,

@@ -9,6 +9,13 @@ public static class HfFixtures
     /// <summary>The fixture names: one folder each under <c>Configs/</c>.</summary>
     public static readonly string[] Names = { "gpt2", "bert", "llama-gqa", "llama-mqa", "qwen2" };
 
+    /// <summary>
+    /// The Llama-family decoders with scaled rotary positions: llama3 (from rope_scaling, and from transformers 5's
+    /// rope_parameters), Qwen2 with yarn and Phi-3 with longrope, each original context small enough that the scaling acts
+    /// within a few positions.
+    /// </summary>
+    public static readonly string[] RopeScaled = { "llama3-rope", "llama3-rope-parameters", "qwen2-yarn", "phi3-longrope" };
+
     /// <summary>The encoder–decoder fixture (MarianMTModel, opus-mt-shaped), kept apart from <see cref="Names"/>: it has neither a decoder-only loss nor sentence embeddings.</summary>
     public const string Marian = "marian";
 

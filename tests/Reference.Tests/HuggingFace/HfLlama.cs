@@ -65,26 +65,28 @@ internal sealed class HfLlama : HfTorchModel
     }
 
     /// <summary>
-    /// Default rope <c>inv_freq = 1 / θ^(arange(0, D, 2).float() / D)</c> in float32, the power taken with the base as
-    /// a float32 tensor as for <c>base ** tensor</c>: <c>[D/2]</c>.
+    /// <c>inv_freq</c> <c>[D/2]</c> in float32 as the rotary embedding holds it after its init: the default
+    /// <c>1 / θ^(arange(0, D, 2).float() / D)</c> (the power taken with the base as a float32 tensor, as for
+    /// <c>base ** tensor</c>), or what the config's <c>rope_scaling</c> makes of it (<see cref="HfRope"/>; longrope's
+    /// short factors).
     /// </summary>
-    public Tensor InverseFrequencies()
-    {
-        long headDim = Config.HeadDim;
-        Tensor exponents = arange(0, headDim, 2, ScalarType.Int64).to(ScalarType.Float32) / headDim;
-        return 1.0 / full_like(exponents, Config.RopeTheta).pow(exponents);
-    }
+    public Tensor InverseFrequencies() => HfRope.InverseFrequencies(Config, 1);
+
+    /// <summary>The factor on cos and sin (transformers' <c>attention_scaling</c>): 1 but for yarn and longrope.</summary>
+    public double AttentionScaling => HfRope.AttentionScaling(Config);
 
     /// <summary>
-    /// LlamaRotaryEmbedding.forward for positions 0 … T − 1: freqs = position·inv_freq (float32), emb = cat(freqs,
-    /// freqs), then cos and sin cast to the model's dtype: each <c>[T, D]</c>.
+    /// LlamaRotaryEmbedding.forward for positions 0 … T − 1: freqs = position·inv_freq (float32; longrope's long factors
+    /// past the original context), emb = cat(freqs, freqs), then cos and sin times the attention factor (float32) and
+    /// cast to the model's dtype: each <c>[T, D]</c>.
     /// </summary>
     public (Tensor Cos, Tensor Sin) RotaryTables(long length)
     {
         Tensor positions = arange(length, ScalarType.Int64).to(ScalarType.Float32);
-        Tensor freqs = positions.unsqueeze(1) * InverseFrequencies().unsqueeze(0);             // K = 1 product: exact as the matmul
+        Tensor freqs = positions.unsqueeze(1) * HfRope.InverseFrequencies(Config, length).unsqueeze(0); // K = 1 product: exact as the matmul
         Tensor emb = cat(new[] { freqs, freqs }, -1);
-        return (emb.cos().to(Dtype), emb.sin().to(Dtype));
+        double attention = AttentionScaling;
+        return ((emb.cos() * attention).to(Dtype), (emb.sin() * attention).to(Dtype));
     }
 
     /// <summary><c>x·cos + rotate_half(x)·sin</c> for x <c>[B, heads, T, D]</c> and tables <c>[T, D]</c>.</summary>

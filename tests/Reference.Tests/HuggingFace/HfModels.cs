@@ -57,6 +57,26 @@ public partial class HfPhi3Model { }
 [TransformerModel(Config = "HuggingFace/Configs/qwen3/config.json", SeqLen = 13, Batch = 2)]
 public partial class HfQwen3Model { }
 
+// Scaled rotary positions, each with an original context small enough that the scaling acts within SeqLen. Llama 3.1's
+// llama3 kind: 4 query heads on 2 key/value heads of 14, θ 100 and an original context of 64, so that of the 7 pairs one
+// keeps its frequency, three blend it with the divided one and three are divided by the factor 4.
+[TransformerModel(Config = "HuggingFace/Configs/llama3-rope/config.json", SeqLen = 13, Batch = 2)]
+public partial class HfLlama3RopeModel { }
+
+// The same model in transformers 5's form: rope_theta and the llama3 keys under rope_parameters; 16 positions.
+[TransformerModel(Config = "HuggingFace/Configs/llama3-rope-parameters/config.json", SeqLen = 16, Batch = 2)]
+public partial class HfLlama3RopeParametersModel { }
+
+// Qwen2.5's yarn setting in small: factor 4 over an original context of 16, θ 20 and 3 heads of 14 on one key/value head,
+// so that the ramp between the kept and the interpolated frequencies spans pairs 0–3; cos and sin × (0.1·ln 4 + 1).
+[TransformerModel(Config = "HuggingFace/Configs/qwen2-yarn/config.json", SeqLen = 14, Batch = 2)]
+public partial class HfQwen2YarnModel { }
+
+// Phi-3-128k's longrope in small: 64 positions over an original context of 16 (the top-level key), 3 heads of 10 whose
+// 5 pairs are divided by short_factor within it; cos and sin × √(1 + ln 4 / ln 16).
+[TransformerModel(Config = "HuggingFace/Configs/phi3-longrope/config.json", SeqLen = 15, Batch = 2)]
+public partial class HfPhi3LongRopeModel { }
+
 // Helsinki-NLP/opus-mt-shaped MarianMTModel: an encoder–decoder from config.json (shared tied table, final_logits_bias,
 // split sinusoid positions, post-LN, SiLU), source 11 and target 9 positions.
 [TransformerModel(Config = "HuggingFace/Configs/marian/config.json", SeqLen = 11, TargetSeqLen = 9, Batch = 2)]

@@ -23,9 +23,9 @@ public sealed class HfReferenceSelfTests(ITestOutputHelper output)
 {
     private const long Seed = 1234;
 
-    public static TheoryData<string> Decoders => new("gpt2", "llama-gqa", "llama-mqa", "qwen2");
+    public static TheoryData<string> Decoders => new(new[] { "gpt2", "llama-gqa", "llama-mqa", "qwen2" }.Concat(HfFixtures.RopeScaled));
 
-    public static TheoryData<string> AllFixtures => new(HfFixtures.Names);
+    public static TheoryData<string> AllFixtures => new(HfFixtures.Names.Concat(HfFixtures.RopeScaled));
 
     // ------------------------------------------------------------------------------------------------------------
     // Configs

@@ -54,6 +54,24 @@ public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposabl
     public void Qwen3_with_query_and_key_norms_in_bf16() =>
         Decoder("qwen3", new HfWriteOptions(Dtype: HfDtype.BF16), new HfQwen3Model(seed: 7), HfQwen3Model.ForInference, HfQwen3Model.Batch, HfQwen3Model.SeqLen, HfQwen3Model.Vocab);
 
+    // Scaled rotary positions: llama3 (from rope_scaling, and from transformers 5's rope_parameters), yarn and longrope.
+    [Fact]
+    public void Llama3_scaled_rotary_positions_in_bf16() =>
+        Decoder("llama3-rope", new HfWriteOptions(Dtype: HfDtype.BF16), new HfLlama3RopeModel(seed: 7), HfLlama3RopeModel.ForInference, HfLlama3RopeModel.Batch, HfLlama3RopeModel.SeqLen, HfLlama3RopeModel.Vocab);
+
+    [Fact]
+    public void Llama3_scaled_rotary_positions_from_rope_parameters() =>
+        Decoder("llama3-rope-parameters", new HfWriteOptions(Prefix: true), new HfLlama3RopeParametersModel(seed: 7), HfLlama3RopeParametersModel.ForInference,
+            HfLlama3RopeParametersModel.Batch, HfLlama3RopeParametersModel.SeqLen, HfLlama3RopeParametersModel.Vocab);
+
+    [Fact]
+    public void Qwen2_yarn_scaled_rotary_positions() =>
+        Decoder("qwen2-yarn", new HfWriteOptions(), new HfQwen2YarnModel(seed: 7), HfQwen2YarnModel.ForInference, HfQwen2YarnModel.Batch, HfQwen2YarnModel.SeqLen, HfQwen2YarnModel.Vocab);
+
+    [Fact]
+    public void Phi3_longrope_scaled_rotary_positions_within_the_original_context() =>
+        Decoder("phi3-longrope", new HfWriteOptions(Prefix: true), new HfPhi3LongRopeModel(seed: 7), HfPhi3LongRopeModel.ForInference, HfPhi3LongRopeModel.Batch, HfPhi3LongRopeModel.SeqLen, HfPhi3LongRopeModel.Vocab);
+
     // Gemma 3: its padding id 0 is a token of its own, masked as padding by the compiled model, so the tokens start at 1.
     [Fact]
     public void Gemma3_sandwiched_norms_sliding_windows_and_two_rotary_bases() =>
