@@ -17,6 +17,9 @@ internal sealed class GgufFile
     public required Dictionary<string, object> Metadata { get; init; }
     public required List<TensorEntry> Tensors { get; init; }
     public required long DataStart { get; init; }
+
+    /// <summary>Where the metadata ends and the tensor infos begin, and where they end (before the padding to <see cref="DataStart"/>).</summary>
+    public required (long MetadataEnd, long TensorInfoEnd) Layout { get; init; }
     public required byte[] Bytes { get; init; }
 
     public sealed record TensorEntry(string Name, long[] Dimensions, uint Type, long Offset);
@@ -45,6 +48,31 @@ internal sealed class GgufFile
             ParameterTensor t = model.ParameterTensors.Single(p => p.Name == info.ModelName);
             Xunit.Assert.True(stored.SequenceEqual(model.Parameters.Slice(t.Offset, t.Length)), info.Name);
         }
+    }
+
+    /// <summary>
+    /// Writes to <paramref name="path"/> a copy of this file with float32 keys added after its metadata (the key count
+    /// raised, the tensor infos and the data unchanged, the data realigned): what another writer would have put in it.
+    /// </summary>
+    public void WriteWithFloatKeys(string path, params (string Key, float Value)[] keys)
+    {
+        using var stream = new MemoryStream();
+        stream.Write(Bytes, 0, (int)Layout.MetadataEnd);
+        foreach ((string key, float value) in keys)
+        {
+            byte[] name = Encoding.UTF8.GetBytes(key);
+            stream.Write(BitConverter.GetBytes((ulong)name.Length));
+            stream.Write(name);
+            stream.Write(BitConverter.GetBytes(6u));
+            stream.Write(BitConverter.GetBytes(value));
+        }
+        stream.Write(Bytes, (int)Layout.MetadataEnd, (int)(Layout.TensorInfoEnd - Layout.MetadataEnd));
+        long alignment = Metadata.TryGetValue("general.alignment", out object? a) ? (uint)a : 32;
+        while (stream.Length % alignment != 0) stream.WriteByte(0);
+        stream.Write(Bytes, (int)DataStart, (int)(Bytes.Length - DataStart));
+        byte[] copy = stream.ToArray();
+        BinaryPrimitives.WriteUInt64LittleEndian(copy.AsSpan(16), (ulong)(Metadata.Count + keys.Length));
+        File.WriteAllBytes(path, copy);
     }
 
     public static GgufFile Read(string path)
@@ -91,6 +119,7 @@ internal sealed class GgufFile
             string key = Str();
             if (!metadata.TryAdd(key, Value(U32()))) throw new InvalidDataException($"key '{key}' twice");
         }
+        long metadataEnd = at;
         var tensors = new List<TensorEntry>();
         for (int i = 0; i < tensorCount; i++)
         {
@@ -102,6 +131,6 @@ internal sealed class GgufFile
         }
         long alignment = metadata.TryGetValue("general.alignment", out object? a) ? (uint)a : 32;
         long dataStart = (at + alignment - 1) / alignment * alignment;
-        return new GgufFile { Version = version, Metadata = metadata, Tensors = tensors, DataStart = dataStart, Bytes = bytes };
+        return new GgufFile { Version = version, Metadata = metadata, Tensors = tensors, DataStart = dataStart, Bytes = bytes, Layout = (metadataEnd, at) };
     }
 }

@@ -1,5 +1,7 @@
+using System;
 using System.IO;
 using System.Linq;
+using TransformerGen.Kernels;
 using Xunit;
 
 namespace TransformerGen.Export.Tests;
@@ -164,10 +166,112 @@ public sealed class GgufHyperparametersTests : System.IDisposable
     [Fact]
     public void RefusesWhatItCannotSay()
     {
-        Assert.Contains("rope_scaling", Assert.Throws<InvalidDataException>(() => Read("""
-            { "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "rope_scaling": { "rope_type": "llama3", "factor": 8.0 } }
-            """)).Message);
         Assert.Contains("'roberta'", Assert.Throws<InvalidDataException>(() => Read("""{ "model_type": "roberta", "hidden_size": 64 }""")).Message);
         Assert.Contains("num_attention_heads", Assert.Throws<InvalidDataException>(() => Read("""{ "model_type": "llama", "hidden_size": 64 }""")).Message);
+    }
+
+    /// <summary>The inverse frequencies of <paramref name="scaling"/> for <paramref name="headDim"/> and <paramref name="theta"/>.</summary>
+    private static float[] Frequencies(RotaryScaling scaling, int headDim, float theta)
+    {
+        var inverse = new float[headDim / 2];
+        scaling.InverseFrequencies(inverse, headDim, theta);
+        return inverse;
+    }
+
+    /// <summary>Llama 3.1's rope_scaling, read as the compiler builds it: the same frequency bands.</summary>
+    [Fact]
+    public void Llama3ScalingIsRead()
+    {
+        GgufHyperparameters h = Read("""
+            { "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "rope_theta": 500000.0, "max_position_embeddings": 131072,
+              "rope_scaling": { "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192, "rope_type": "llama3" } }
+            """);
+        RotaryScaling rope = Assert.IsType<RotaryScaling>(h.RopeScaling);
+        Assert.Equal("llama3 (factor 8, low_freq_factor 1, high_freq_factor 4, original_max_position_embeddings 8192)", rope.ToString());
+        Assert.Equal(Frequencies(RotaryScaling.Llama3(8f, 1f, 4f, 8192), 16, 500000f), Frequencies(rope, 16, 500000f));
+        Assert.Equal(1f, rope.AttentionFactor);
+        Assert.Null(h.RopeLongFactors);
+    }
+
+    /// <summary>
+    /// YaRN with the compiler's defaults (Qwen2.5's form, "type" rather than "rope_type"): the original context from
+    /// max_position_embeddings, betas 32 and 1, attention 0.1·ln factor + 1; DeepSeek's mscale over mscale_all_dim; and
+    /// transformers 5's rope_parameters.
+    /// </summary>
+    [Fact]
+    public void YarnScalingTakesTheCompilersDefaults()
+    {
+        GgufHyperparameters h = Read("""
+            { "model_type": "qwen2", "hidden_size": 64, "num_attention_heads": 4, "max_position_embeddings": 32768, "rope_theta": 1000000.0,
+              "rope_scaling": { "factor": 4.0, "type": "yarn" } }
+            """);
+        RotaryScaling rope = h.RopeScaling!;
+        Assert.Equal($"yarn (factor 4, original_max_position_embeddings 32768, beta_fast 32, beta_slow 1, attention factor {(float)(0.1 * Math.Log(4) + 1)})", rope.ToString());
+        Assert.Equal(Frequencies(RotaryScaling.Yarn(4f, 32768, 32f, 1f, true, (float)(0.1 * Math.Log(4) + 1)), 16, 1e6f), Frequencies(rope, 16, 1e6f));
+
+        h = Read("""
+            { "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "max_position_embeddings": 4096,
+              "rope_scaling": { "factor": 40.0, "mscale": 1.0, "mscale_all_dim": 0.5, "beta_fast": 0, "truncate": false, "rope_type": "yarn" } }
+            """);
+        Assert.Equal((float)((0.1 * Math.Log(40) + 1) / (0.05 * Math.Log(40) + 1)), h.RopeScaling!.AttentionFactor);
+        Assert.Equal((32f, 1f, false), h.RopeScaling.YarnRange); // a beta of 0 takes the default
+
+        h = Read("""
+            { "model_type": "qwen3", "hidden_size": 64, "num_attention_heads": 4, "head_dim": 32, "max_position_embeddings": 131072,
+              "rope_parameters": { "rope_type": "yarn", "rope_theta": 1000000.0, "factor": 4.0, "original_max_position_embeddings": 32768, "attention_factor": 1.5 } }
+            """);
+        Assert.Equal((1e6f, 32768, 1.5f), (h.RopeTheta, h.RopeScaling!.OriginalPositions, h.RopeScaling.AttentionFactor));
+    }
+
+    /// <summary>
+    /// Phi-3 128k's LongRoPE: the top-level original context (4096 by default for phi3), factor = max / original,
+    /// attention √(1 + ln factor / ln original), short_factor in the rotation and long_factor kept for llama.cpp.
+    /// </summary>
+    [Fact]
+    public void LongRopeScalingReadsPhi3sKeys()
+    {
+        string Factors(double f) => "[" + string.Join(", ", Enumerable.Range(0, 8).Select(j => (f + j / 8.0).ToString(System.Globalization.CultureInfo.InvariantCulture))) + "]";
+        GgufHyperparameters h = Read($$"""
+            { "model_type": "phi3", "hidden_size": 64, "num_attention_heads": 4, "max_position_embeddings": 131072,
+              "rope_scaling": { "type": "longrope", "short_factor": {{Factors(1)}}, "long_factor": {{Factors(4)}} } }
+            """);
+        RotaryScaling rope = h.RopeScaling!;
+        Assert.Equal(4096, h.RopeOriginalContext);
+        Assert.Equal((float)Math.Sqrt(1 + Math.Log(32) / Math.Log(4096)), rope.AttentionFactor);
+        Assert.Equal(Enumerable.Range(0, 8).Select(j => (float)(1 + j / 8.0)), rope.Divisors.ToArray());
+        Assert.Equal(Enumerable.Range(0, 8).Select(j => (float)(4 + j / 8.0)), h.RopeLongFactors!);
+
+        h = Read($$"""
+            { "model_type": "phi3", "hidden_size": 64, "num_attention_heads": 4, "max_position_embeddings": 1024, "original_max_position_embeddings": 256,
+              "rope_scaling": { "type": "longrope", "short_factor": {{Factors(1)}}, "long_factor": {{Factors(2)}}, "attention_factor": 1.2 } }
+            """);
+        Assert.Equal((256, 1.2f), (h.RopeOriginalContext, h.RopeScaling!.AttentionFactor));
+    }
+
+    /// <summary>Linear scaling; dynamic and the default rotation (either form) are none.</summary>
+    [Fact]
+    public void LinearDynamicAndDefault()
+    {
+        Assert.Equal("linear ×2", Read("""{ "model_type": "mistral", "hidden_size": 64, "num_attention_heads": 4, "rope_scaling": { "type": "linear", "factor": 2.0 } }""").RopeScaling!.ToString());
+        Assert.Null(Read("""{ "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "rope_scaling": { "rope_type": "dynamic", "factor": 2.0 } }""").RopeScaling);
+        Assert.Null(Read("""{ "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "rope_scaling": null, "rope_parameters": { "rope_type": "default", "rope_theta": 10000.0 } }""").RopeScaling);
+    }
+
+    /// <summary>What the compiler refuses is an InvalidDataException naming the key, its value and why.</summary>
+    [Theory]
+    [InlineData("\"rope_scaling\": { \"rope_type\": \"llama3\", \"factor\": 8.0 }", "rope_scaling", "llama3 scaling needs low_freq_factor, high_freq_factor and original_max_position_embeddings")]
+    [InlineData("\"rope_scaling\": { \"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 4.0, \"high_freq_factor\": 1.0, \"original_max_position_embeddings\": 8192 }", "rope_scaling", "0 < low_freq_factor < high_freq_factor")]
+    [InlineData("\"rope_scaling\": { \"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 81.5 }", "rope_scaling", "original_max_position_embeddings must be a positive integer")]
+    [InlineData("\"rope_scaling\": { \"type\": \"linear\", \"factor\": -2.0 }", "rope_scaling", "linear scaling needs a positive factor")]
+    [InlineData("\"rope_scaling\": { \"type\": \"yarn\", \"factor\": 4.0, \"beta_slow\": -1.0 }", "rope_scaling", "beta_fast and beta_slow must be positive")]
+    [InlineData("\"rope_scaling\": { \"type\": \"longrope\", \"short_factor\": [1.0, 1.0], \"long_factor\": [1.0, 1.0] }", "rope_scaling", "longrope needs short_factor: 8 positive numbers, one per pair of head_dim")]
+    [InlineData("\"rope_scaling\": { \"type\": \"su\", \"factor\": 2.0 }", "rope_scaling", "of the scaled rotary positions linear, llama3, yarn, longrope and dynamic")]
+    [InlineData("\"rope_scaling\": \"llama3\"", "rope_scaling", "an object with rope_type and its numbers is expected")]
+    [InlineData("\"rope_parameters\": { \"rope_type\": \"yarn\", \"rope_theta\": 10000.0 }", "rope_parameters", "yarn scaling needs a positive factor")]
+    public void RefusesABadRopeScalingNamingTheKey(string scaling, string key, string why)
+    {
+        var e = Assert.Throws<InvalidDataException>(() => Read($$"""{ "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "max_position_embeddings": 64, {{scaling}} }"""));
+        Assert.Contains($"': {key} ", e.Message, StringComparison.Ordinal);
+        Assert.Contains(why, e.Message, StringComparison.Ordinal);
     }
 }

@@ -48,6 +48,23 @@ public partial class Gemma3BlocksModel { }
 [TransformerModel(Config = "Export.Tests/Configs/gemma3-bias/config.json", SeqLen = 8)]
 public partial class Gemma3BiasModel { }
 
+// Scaled rotary positions (Configs/README.md): llama3 and linear on llama-blocks' shapes, YaRN on Qwen2's (rope_scaling) and
+// Qwen3's (transformers 5's rope_parameters), LongRoPE on Phi-3's; each exported to GGUF with its scaling and without.
+[TransformerModel(Config = "Export.Tests/Configs/llama3-scaled/config.json", SeqLen = 24)]
+public partial class Llama3ScaledModel { }
+
+[TransformerModel(Config = "Export.Tests/Configs/llama-linear/config.json", SeqLen = 24)]
+public partial class LlamaLinearModel { }
+
+[TransformerModel(Config = "Export.Tests/Configs/qwen2-yarn/config.json", SeqLen = 24)]
+public partial class Qwen2YarnModel { }
+
+[TransformerModel(Config = "Export.Tests/Configs/qwen3-yarn/config.json", SeqLen = 24)]
+public partial class Qwen3YarnModel { }
+
+[TransformerModel(Config = "Export.Tests/Configs/phi3-longrope/config.json", SeqLen = 24)]
+public partial class Phi3LongRopeModel { }
+
 [TransformerModel(Config = "HuggingFace/Configs/gpt2/config.json", SeqLen = 11)]
 public partial class Gpt2Model { }
 

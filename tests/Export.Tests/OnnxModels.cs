@@ -102,6 +102,17 @@ public partial class OnnxDistilBertClassifier { }
 [TransformerModel(Config = "HuggingFace/Configs/phi3/config.json", SeqLen = 12, Batch = 2)]
 public partial class OnnxPhi3 { }
 
+// Scaled rotary positions (Configs/README.md): Llama 3's frequency bands, YaRN on Qwen2 (its betas and attention factor
+// given), LongRoPE on Phi-3 (short_factor within the original 64 positions, cos and sin × its attention factor).
+[TransformerModel(Config = "Export.Tests/Configs/llama3-scaled/config.json", SeqLen = 24, Batch = 2)]
+public partial class OnnxLlama3Scaled { }
+
+[TransformerModel(Config = "Export.Tests/Configs/qwen2-yarn/config.json", SeqLen = 24, Batch = 2)]
+public partial class OnnxQwen2Yarn { }
+
+[TransformerModel(Config = "Export.Tests/Configs/phi3-longrope/config.json", SeqLen = 24, Batch = 2)]
+public partial class OnnxPhi3LongRope { }
+
 // Hugging Face encoder–decoders (the reference tests' fixtures): Marian (post-LN, split sinusoids, swish, scaled, decoder
 // start = padding id), BART (post-LN, learned positions 2 rows in, layernorm_embedding, erf GELU), mBART (BART's parts
 // pre-LN with a final LayerNorm per stack, scaled), M2M100 (pre-LN, fairseq's sinusoids, ReLU, no final_logits_bias).

@@ -26,7 +26,7 @@ public sealed class GgufExportOptions
 
 /// <summary>One tensor of a written GGUF file.</summary>
 /// <param name="Name">The GGUF name, e.g. <c>blk.0.attn_q.weight</c>.</param>
-/// <param name="ModelName">The model's parameter it came from.</param>
+/// <param name="ModelName">The model's parameter it came from; <c>rope_scaling</c> for the rotary factors computed from the config (<c>rope_freqs</c>, <c>rope_factors_short</c>, <c>rope_factors_long</c>).</param>
 /// <param name="Dimensions">ggml's <c>ne</c>, fastest first: the model's shape reversed.</param>
 /// <param name="Type">How it is stored.</param>
 public sealed record GgufTensorInfo(string Name, string ModelName, IReadOnlyList<long> Dimensions, GgufTensorType Type);
@@ -62,8 +62,8 @@ public sealed record GgufExportReport(string Architecture, IReadOnlyList<GgufTen
 public static partial class GgufExport
 {
     /// <summary>Writes <paramref name="model"/>'s parameters to the GGUF file <paramref name="path"/>.</summary>
-    /// <exception cref="NotSupportedException">The model's family has no llama.cpp architecture here, or the model has a part or shape its architecture cannot hold (the message says why).</exception>
-    /// <exception cref="ArgumentException">The hyperparameters or the vocabulary contradict the model's tensor shapes, or the name asks llama.cpp for tokens the vocabulary lacks (the message names them).</exception>
+    /// <exception cref="NotSupportedException">The model's family has no llama.cpp architecture here, or the model has a part, shape or rotary scaling its architecture cannot hold or compute (the message says why).</exception>
+    /// <exception cref="ArgumentException">The hyperparameters or the vocabulary contradict the model's tensor shapes or SeqLen, or the name asks llama.cpp for tokens the vocabulary lacks (the message names them).</exception>
     public static GgufExportReport Save(LanguageModel model, string path, GgufExportOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -121,9 +121,13 @@ public static partial class GgufExport
         int blocks = layers.Count;
         CheckShapes(layout, architecture, h, byKey, rules, blocks, hidden, out int feedForward, out int contextLength);
         if (architecture == GgufArchitecture.Gemma3) CheckGemma3(layout, h, blocks, hidden);
+        if (h.RopeScaling is not null && (architecture == GgufArchitecture.Gemma3 || !architecture.Rotary))
+            throw new ArgumentException($"{layout.Name}: RopeScaling is the Llama family's rotary scaling; {architecture.Name} takes none (Gemma 3's linear scaling is RopeLinearFactor)", nameof(options));
+        h.CheckRopeScalingFits(layout);
 
         (GgufWriter writer, GgufVocabulary vocabulary) = StartFile(layout, options, architecture.Name, vocab, "embedding");
         string arch = architecture.Name;
+        var infos = new List<GgufTensorInfo>();
         writer.Add($"{arch}.context_length", (uint)contextLength);
         writer.Add($"{arch}.embedding_length", (uint)hidden);
         writer.Add($"{arch}.block_count", (uint)blocks);
@@ -148,6 +152,10 @@ public static partial class GgufExport
                     writer.Add($"{arch}.rope.scaling.factor", h.RopeLinearFactor);
                 }
             }
+            else
+            {
+                AddRopeScaling(writer, architecture, h, layout, infos);
+            }
         }
         else
         {
@@ -155,7 +163,6 @@ public static partial class GgufExport
         }
         AddVocabulary(writer, vocabulary, h, vocab);
 
-        var infos = new List<GgufTensorInfo>();
         foreach ((ParameterTensor tensor, string name, GgufRowOrder rows, bool unitOffset) in planned)
         {
             long[] dimensions = new long[tensor.Shape.Length];

@@ -11,7 +11,7 @@ namespace TransformerGen;
 /// <c>config.json</c> the model was compiled from with <see cref="FromConfig"/>; <see cref="GgufExport"/> checks them
 /// against the model's tensor shapes.
 /// </summary>
-public sealed record GgufHyperparameters
+public sealed partial record GgufHyperparameters
 {
     /// <summary>Query heads per layer.</summary>
     public required int Heads { get; init; }
@@ -118,8 +118,10 @@ public sealed record GgufHyperparameters
     /// for BERT (<c>hidden_act</c> gelu, <c>layer_norm_eps</c> 1e-12, 512 positions, <c>type_vocab_size</c> 2, padding id 0,
     /// <c>position_embedding_type</c> absolute).
     /// An <c>eos_token_id</c> list gives its first id.
+    /// The Llama family's rotary scaling is read with the compiler's rules into <see cref="RopeScaling"/> (see
+    /// <see cref="ReadLlamaRopeScaling"/>); which kinds a GGUF file can then carry is <see cref="GgufExport"/>'s to say.
     /// </summary>
-    /// <exception cref="InvalidDataException">The file is not such a config, or asks for what a GGUF export cannot say (rotary scaling, but Gemma 3's linear scaling; ModernBERT <c>layer_types</c> other than its period's).</exception>
+    /// <exception cref="InvalidDataException">The file is not such a config, or has what the compiler refuses too (a rotary scaling other than the Llama family's kinds and Gemma 3's linear one, or a bad value of one, named by its key; ModernBERT <c>layer_types</c> other than its period's).</exception>
     public static GgufHyperparameters FromConfig(string configPath)
     {
         ArgumentNullException.ThrowIfNull(configPath);
@@ -152,19 +154,20 @@ public sealed record GgufHyperparameters
             }
             case "llama" or "mistral" or "qwen2" or "qwen3" or "phi3":
             {
-                if (root.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind != JsonValueKind.Null)
-                    throw new InvalidDataException($"'{configPath}': rope_scaling is not exported (the model compiler refuses it too)");
                 int heads = Require(Integer(root, "num_attention_heads"), "num_attention_heads");
                 int hidden = Require(Integer(root, "hidden_size"), "hidden_size");
+                int headDim = Integer(root, "head_dim") ?? (heads > 0 ? hidden / heads : 0);
                 float theta = Number(root, "rope_theta")
                     ?? (root.TryGetProperty("rope_parameters", out JsonElement rope) && rope.ValueKind == JsonValueKind.Object ? Number(rope, "rope_theta") : null)
                     ?? 10000f;
+                LlamaRope scaling = ReadLlamaRopeScaling(root, modelType, headDim, configPath);
                 return new GgufHyperparameters
                 {
-                    Heads = heads, KeyValueHeads = Integer(root, "num_key_value_heads") ?? heads, HeadDim = Integer(root, "head_dim") ?? hidden / heads,
+                    Heads = heads, KeyValueHeads = Integer(root, "num_key_value_heads") ?? heads, HeadDim = headDim,
                     NormEpsilon = Number(root, "rms_norm_eps") ?? 1e-6f, RopeTheta = theta,
                     ContextLength = Integer(root, "max_position_embeddings") ?? 0, BosToken = bos, EosToken = eos,
                     SlidingWindow = modelType == "phi3" ? Integer(root, "sliding_window") ?? 0 : 0,
+                    RopeScaling = scaling.Scaling, RopeOriginalContext = scaling.OriginalContext, RopeLongFactors = scaling.LongFactors,
                 };
             }
             case "gemma3_text":

@@ -129,8 +129,11 @@ internal sealed class OnnxArchitecture
     public required bool PreNorm { get; init; }
     public required OnnxPositions Positions { get; init; }
     public float RopeTheta { get; init; } = 10000f;
-    /// <summary>Gemma 3: the global layers' rotary positions divided by this factor (linear rope scaling); 1 for none.</summary>
-    public float RopeLinearFactor { get; init; } = 1f;
+    /// <summary>
+    /// The rotary scaling of the global layers' tables (<see cref="OnnxPositions.RotaryHalf"/>): the Llama family's
+    /// <c>rope_scaling</c> (<see cref="GgufHyperparameters.RopeScaling"/>), Gemma 3's linear one; null for none.
+    /// </summary>
+    public Kernels.RotaryScaling? RopeScaling { get; init; }
     /// <summary>
     /// The rotary base of the sliding layers (Gemma 3's <c>rope_local_base_freq</c>, ModernBERT's <c>local_rope_theta</c>); 0 when
     /// no layer slides.
@@ -575,7 +578,7 @@ internal sealed class OnnxArchitecture
             PreNorm = true,
             Positions = OnnxPositions.RotaryHalf,
             RopeTheta = h.RopeTheta,
-            RopeLinearFactor = h.RopeLinearFactor,
+            RopeScaling = h.RopeLinearFactor == 1f ? null : Kernels.RotaryScaling.Linear(h.RopeLinearFactor),
             LocalRopeTheta = layers.Exists(l => l.Sliding) ? h.LocalRopeTheta : 0f,
             SlidingWindow = layers.Exists(l => l.Sliding) ? window : 0,
             ScoreScale = h.QueryPreAttentionScalar == h.HeadDim ? 0f : (float)(1.0 / Math.Sqrt(h.QueryPreAttentionScalar)),
@@ -700,8 +703,11 @@ internal sealed class OnnxArchitecture
 
     private static OnnxArchitecture Llama(ModelLayout layout, JsonElement config, TensorTable table, string configPath)
     {
-        if (config.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind != JsonValueKind.Null)
-            throw new NotSupportedException($"'{configPath}': rope_scaling is not exported (the model compiler refuses it too)");
+        // The rotary scaling, read as the GGUF export reads it (the compiler's rules: ConfigReader.LlamaRopeScaling).
+        GgufHyperparameters h;
+        try { h = GgufHyperparameters.FromConfig(configPath); }
+        catch (InvalidDataException e) { throw new ArgumentException(e.Message, nameof(configPath), e); }
+        h.CheckRopeScalingFits(layout);
         int heads = Require(config, "num_attention_heads"), hidden = Require(config, "hidden_size");
         float theta = Number(config, "rope_theta")
             ?? (config.TryGetProperty("rope_parameters", out JsonElement rope) && rope.ValueKind == JsonValueKind.Object ? Number(rope, "rope_theta") : null)
@@ -747,6 +753,7 @@ internal sealed class OnnxArchitecture
             PreNorm = true,
             Positions = OnnxPositions.RotaryHalf,
             RopeTheta = theta,
+            RopeScaling = h.RopeScaling,
             FeedForward = OnnxFeedForward.SwiGlu,
             TokenEmbedding = embedding,
             Layers = layers,

@@ -428,7 +428,7 @@ internal sealed class OnnxGraphWriter
 
     /// <summary>
     /// cos and sin <c>[PositionRows, headDim]</c> for <c>x·cos + rotate_half(x)·sin</c>, written once: each half-size table
-    /// of the model (<see cref="Kernels.Positional.RotaryTables(Span{float}, Span{float}, int, int, float)"/> for the families,
+    /// of the model (<see cref="Kernels.Positional.RotaryTables(Span{float}, Span{float}, int, int, float, Kernels.RotaryScaling)"/> for the families, with their rotary scaling,
     /// the double-precision one for this project's models) twice side by side, as transformers' <c>cat(freqs, freqs)</c>.
     /// </summary>
     private void RotaryTables()
@@ -437,7 +437,7 @@ internal sealed class OnnxGraphWriter
         int half = _a.HeadDim / 2, n = _a.PositionRows;
         var cos = new float[n * half];
         var sin = new float[n * half];
-        if (_a.Positions == OnnxPositions.RotaryHalf) Kernels.Positional.RotaryTables(cos, sin, n, _a.HeadDim, _a.RopeTheta, _a.RopeLinearFactor);
+        if (_a.Positions == OnnxPositions.RotaryHalf) Kernels.Positional.RotaryTables(cos, sin, n, _a.HeadDim, _a.RopeTheta, _a.RopeScaling ?? Kernels.RotaryScaling.None);
         else Kernels.Positional.RotaryTables(cos, sin, n, _a.HeadDim);
         if (_a.LocalRopeTheta > 0)
         {

@@ -17,7 +17,8 @@ namespace TransformerGen.Kernels;
 /// </remarks>
 public sealed class RotaryScaling
 {
-    private enum Kind { None, Linear, Llama3, Yarn, LongRope }
+    /// <summary>The kinds, for the exports, which say each in their own terms.</summary>
+    internal enum Kind { None, Linear, Llama3, Yarn, LongRope }
 
     private readonly Kind _kind;
     private readonly float _factor, _low, _high, _betaFast, _betaSlow;
@@ -38,6 +39,21 @@ public sealed class RotaryScaling
 
     /// <summary>The factor on every cos and sin (1 except for YaRN and LongRoPE).</summary>
     public float AttentionFactor { get; }
+
+    /// <summary>Which kind this is.</summary>
+    internal Kind ScalingKind => _kind;
+
+    /// <summary>linear, llama3 and yarn: <c>factor</c> (1 for the others).</summary>
+    internal float Factor => _factor;
+
+    /// <summary>llama3 and yarn: <c>original_max_position_embeddings</c> (0 for the others).</summary>
+    internal int OriginalPositions => _originalPositions;
+
+    /// <summary>yarn: <c>beta_fast</c>, <c>beta_slow</c> and <c>truncate</c>.</summary>
+    internal (float Fast, float Slow, bool Truncate) YarnRange => (_betaFast, _betaSlow, _truncate);
+
+    /// <summary>longrope: the divisor of each pair (empty for the others).</summary>
+    internal ReadOnlySpan<float> Divisors => _divisors;
 
     /// <summary>The default rotation: <c>inv_freq[j] = 1 / theta^((2j)/headDim)</c>.</summary>
     public static RotaryScaling None { get; } = new(Kind.None);
