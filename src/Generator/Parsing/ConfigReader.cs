@@ -545,6 +545,9 @@ namespace TransformerGen.Generator
             float eps = Float("rms_norm_eps") ?? (kind == FamilySpec.Phi3 ? 1e-5f : 1e-6f); // configuration_phi3.py defaults to 1e-5, the others to 1e-6
             var ropeParameters = Object("rope_parameters");
             float theta = Float("rope_theta") ?? (ropeParameters is not null && Lookup(ropeParameters, "rope_theta") is double t ? (float)t : 10000f);
+            // transformers 5 moves rope_theta into rope_parameters; a file with both must not say two things.
+            if (Float("rope_theta") is float top && ropeParameters is not null && Lookup(ropeParameters, "rope_theta") is double nested && (float)nested != top)
+                Unsupported("rope_parameters", Text(ropeParameters), $"its rope_theta {Text(nested)} contradicts the top-level rope_theta = {Text(top)}");
             RopeScalingSpec? scaling = LlamaRopeScaling(headDim, positions);
             if (Float("partial_rotary_factor") is float partial && partial != 1f) Unsupported("partial_rotary_factor", partial, "only whole-head rotation is implemented");
             int seqLen = _spec.SeqLen.Value;
