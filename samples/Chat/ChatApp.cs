@@ -93,7 +93,7 @@ public static class ChatApp
         ChatModelSpec? spec = specs.Count == 1 ? specs[0] : null;
         if (File.Exists(configPath))
         {
-            spec ??= ModelTypeChoice.Choose(specs, s => s.ModelType, s => s.Repository, configPath, "samples/Chat", error);
+            spec ??= ModelTypeChoice.Choose(specs, s => s.ModelType, s => s.Repository, configPath, "samples/Chat", error, s => s.CompiledConfig);
             if (spec is null || !ArchitectureCheck.Accepts(spec.CompiledConfig, configPath, spec.Repository, spec.SourceConfigPath, error))
             {
                 return ExitWrongModel;
