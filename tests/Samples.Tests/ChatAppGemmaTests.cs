@@ -10,6 +10,7 @@ using TransformerGen.Tokenizers;
 using TransformerGen.Tokenizers.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
+using TempFolder = TransformerGen.Samples.Tests.Support.TempFolder;
 
 namespace TransformerGen.Samples.Tests;
 
