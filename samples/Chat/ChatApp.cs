@@ -13,8 +13,9 @@ namespace ChatSample;
 
 /// <summary>
 /// The sample: loads a chat model and its tokenizer from a downloaded folder and streams its reply to one prompt. The
-/// folder's config.json says which of the compiled models runs (its model_type: llama is SmolLM2-135M-Instruct,
-/// gemma3_text is gemma-3-270m-it). <see cref="Run(string[], TextWriter, TextWriter, IReadOnlyList{ChatModelSpec})"/>
+/// folder's config.json says which of the compiled models runs (its model_type: llama is SmolLM2-135M-Instruct or
+/// Llama-3.2-1B-Instruct, told apart by their sizes; gemma3_text is gemma-3-270m-it). The reply stops at any of its
+/// config.json's end-of-sequence ids, the tokenizer's, or the chat template's end of turn. <see cref="Run(string[], TextWriter, TextWriter, IReadOnlyList{ChatModelSpec})"/>
 /// takes the writers and the models so that tests run it on tiny models of their own.
 /// </summary>
 public static class ChatApp
@@ -28,7 +29,7 @@ public static class ChatApp
     /// <summary>The prompt when none is given.</summary>
     public const string DefaultPrompt = "What is the capital of France?";
 
-    /// <summary>Runs the sample with its models (SmolLM2-135M-Instruct and gemma-3-270m-it).</summary>
+    /// <summary>Runs the sample with its models (SmolLM2-135M-Instruct, gemma-3-270m-it and Llama-3.2-1B-Instruct).</summary>
     public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, ChatModelSpec.All);
 
     /// <summary>Parses <paramref name="args"/> and runs the sample with <paramref name="spec"/>'s model alone.</summary>
@@ -39,7 +40,7 @@ public static class ChatApp
         return Run(args, output, error, [spec]);
     }
 
-    /// <summary>Parses <paramref name="args"/> and runs the sample with the one of <paramref name="specs"/> whose model_type the folder's config.json has.</summary>
+    /// <summary>Parses <paramref name="args"/> and runs the sample with the one of <paramref name="specs"/> whose model_type the folder's config.json has (of several, the one whose compiled config it agrees with).</summary>
     /// <returns>0, <see cref="ExitMissingModel"/>, <see cref="ExitWrongModel"/>, or 1 for a command line that does not parse or a prompt that does not fit.</returns>
     public static int Run(string[] args, TextWriter output, TextWriter error, IReadOnlyList<ChatModelSpec> specs)
     {
@@ -93,7 +94,7 @@ public static class ChatApp
         ChatModelSpec? spec = specs.Count == 1 ? specs[0] : null;
         if (File.Exists(configPath))
         {
-            spec ??= ModelTypeChoice.Choose(specs, s => s.ModelType, s => s.Repository, configPath, "samples/Chat", error);
+            spec ??= ModelTypeChoice.Choose(specs, s => s.ModelType, s => s.Repository, configPath, "samples/Chat", error, s => s.CompiledConfig);
             if (spec is null || !ArchitectureCheck.Accepts(spec.CompiledConfig, configPath, spec.Repository, spec.SourceConfigPath, error))
             {
                 return ExitWrongModel;
@@ -124,7 +125,7 @@ public static class ChatApp
         output.WriteLine($"model: {spec.Repository} from {folder} as {model.Layout.Name}: {parameters:N0} parameters, {model.Layout.SeqLen} positions of key/value cache");
         output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {WeightTypeNames.Name(weightType)}, {model.BufferBytes / 1e6:F0} MB of buffers)");
 
-        var session = new ChatSession(model, tokenizer);
+        var session = new ChatSession(model, tokenizer, ChatPrompt.EndOfSequenceIds(configPath));
         string sampling = settings.Temperature == 0f || settings.TopK == 1
             ? "greedy"
             : $"temperature {settings.Temperature}, top-k {(settings.TopK == 0 ? "off" : settings.TopK)}, top-p {settings.TopP}, seed {settings.Seed}";
@@ -175,7 +176,10 @@ public static class ChatApp
                 error.WriteLine();
             }
 
-            Hub(specs[i]).WriteDownloadInstructions(error, i == 0 ? why : $"Or, for a folder whose config.json has model_type {specs[i].ModelType}:");
+            // Models of one model_type (SmolLM2 and Llama 3.2 are llama) are told apart by their sizes.
+            ChatModelSpec spec = specs[i];
+            bool shared = specs.Count(other => other.ModelType == spec.ModelType) > 1;
+            Hub(spec).WriteDownloadInstructions(error, i == 0 ? why : $"Or, for a folder whose config.json has model_type {spec.ModelType}{(shared ? $" and {spec.Repository}'s sizes" : "")}:");
         }
     }
 

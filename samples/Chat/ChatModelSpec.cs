@@ -8,7 +8,7 @@ namespace ChatSample;
 
 /// <summary>
 /// A model <see cref="ChatApp"/> runs: where to download it, the config.json it was compiled from (its model_type picks
-/// it for a folder, and the folder's is compared with it), and how to load it. <see cref="All"/> are the sample's; tests
+/// it for a folder, with its sizes among models of one model_type, and the folder's is compared with it), and how to load it. <see cref="All"/> are the sample's; tests
 /// pass tiny models of their own.
 /// </summary>
 /// <param name="Repository">The Hugging Face repository, <c>owner/name</c>.</param>
@@ -34,8 +34,19 @@ public sealed record ChatModelSpec(string Repository, IReadOnlyList<string> File
         "samples/Chat/models/gemma-3-270m-it/config.json",
         (folder, weights) => Gemma3Chat.ForInference(folder, weights));
 
+    /// <summary>
+    /// meta-llama/Llama-3.2-1B-Instruct as <see cref="Llama32"/> (a gated repository: accept its license on the Hub first).
+    /// Its model_type is SmolLM2's, llama: the folder's config.json is told from SmolLM2's by its sizes.
+    /// </summary>
+    public static ChatModelSpec Llama3_2_1BInstruct { get; } = new(
+        "meta-llama/Llama-3.2-1B-Instruct",
+        ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"],
+        EmbeddedConfig.Read(typeof(ChatModelSpec).Assembly, "Llama-3.2-1B-Instruct.config.json"),
+        "samples/Chat/models/Llama-3.2-1B-Instruct/config.json",
+        (folder, weights) => Llama32.ForInference(folder, weights));
+
     /// <summary>The models the sample's program is compiled with.</summary>
-    public static IReadOnlyList<ChatModelSpec> All { get; } = [SmolLm2, Gemma3_270mIt];
+    public static IReadOnlyList<ChatModelSpec> All { get; } = [SmolLm2, Gemma3_270mIt, Llama3_2_1BInstruct];
 
     /// <summary>The compiled config.json's model_type (<c>llama</c>, <c>gemma3_text</c>), which a folder's must equal for this model to run it.</summary>
     public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);

@@ -11,10 +11,10 @@ namespace ChatSample;
 /// <summary>Why a reply ended.</summary>
 public enum StopReason
 {
-    /// <summary>The model chose the end-of-sequence token.</summary>
+    /// <summary>The model chose an end-of-sequence token (the tokenizer's, or one of its config.json's).</summary>
     EndOfSequence,
 
-    /// <summary>The model chose the chat template's end-of-turn token (ChatML's <c>&lt;|im_end|&gt;</c>).</summary>
+    /// <summary>The model chose the chat template's end-of-turn token (ChatML's <c>&lt;|im_end|&gt;</c>, Llama 3's <c>&lt;|eot_id|&gt;</c>).</summary>
     EndOfTurn,
 
     /// <summary>The reply reached <see cref="ChatSettings.MaxTokens"/>.</summary>
@@ -65,12 +65,15 @@ public sealed class ChatSession
     private readonly int[] _next = new int[1];
 
     /// <summary>Pairs a model with its tokenizer.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="tokenizer">Its tokenizer.</param>
+    /// <param name="endOfSequenceIds">Every end-of-sequence id of the model's config.json (<see cref="ChatPrompt.EndOfSequenceIds"/>), when it lists more than the compiled one.</param>
     /// <exception cref="ArgumentException">The tokenizer has ids beyond the model's vocabulary.</exception>
-    public ChatSession(LanguageModel model, PretrainedTokenizer tokenizer)
+    public ChatSession(LanguageModel model, PretrainedTokenizer tokenizer, IEnumerable<int>? endOfSequenceIds = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
-        _chat = new ChatPrompt(tokenizer, model.Layout);
+        _chat = new ChatPrompt(tokenizer, model.Layout, endOfSequenceIds);
         _model = model;
         _tokenizer = tokenizer;
     }
@@ -78,7 +81,7 @@ public sealed class ChatSession
     /// <summary>The chat template the prompt is written with, or null for plain continuation.</summary>
     public ChatTemplate? Template => _chat.Template;
 
-    /// <summary>The ids that end a reply: end of sequence (the tokenizer's and the model config's) and the template's end of turn.</summary>
+    /// <summary>The ids that end a reply: end of sequence (the tokenizer's and every one of the model config's) and the template's end of turn.</summary>
     public IReadOnlyCollection<int> StopTokens => _chat.StopTokens;
 
     /// <summary>The id of the template's end-of-turn text (ChatML <c>&lt;|im_end|&gt;</c>), or null.</summary>

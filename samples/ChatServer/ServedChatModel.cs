@@ -37,5 +37,5 @@ public sealed record ServedChatModels(IReadOnlyList<ServedChatModel> Models)
     /// <summary>The model whose compiled model_type <paramref name="folder"/>'s config.json has (see <see cref="ServedModelChoice"/>).</summary>
     /// <exception cref="StartupException">No model has the folder's model_type, or there is no config.json to tell.</exception>
     public ServedChatModel For(string folder) =>
-        ServedModelChoice.For(Models, folder, m => m.Spec.ModelType, m => m.Spec.Repository, "samples/Chat");
+        ServedModelChoice.For(Models, folder, m => m.Spec.ModelType, m => m.Spec.Repository, "samples/Chat", m => m.Spec.CompiledConfig);
 }

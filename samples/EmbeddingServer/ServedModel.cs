@@ -106,5 +106,5 @@ public sealed record ServedModels(IReadOnlyList<ServedModel> Models)
     /// <summary>The model whose compiled model_type <paramref name="folder"/>'s config.json has (see <see cref="ServedModelChoice"/>).</summary>
     /// <exception cref="StartupException">No model has the folder's model_type, or there is no config.json to tell.</exception>
     public ServedModel For(string folder) =>
-        ServedModelChoice.For(Models, folder, m => m.ModelType, m => m.Repository, "samples/EmbeddingServer");
+        ServedModelChoice.For(Models, folder, m => m.ModelType, m => m.Repository, "samples/EmbeddingServer", m => m.CompiledConfig);
 }

@@ -154,7 +154,7 @@ public static class EmbeddingsApp
 
     /// <summary>The model whose compiled model_type the folder's config.json has; null (with the reason written) when none has it.</summary>
     private static EmbeddingModelSpec? Choose(IReadOnlyList<EmbeddingModelSpec> specs, string configPath, TextWriter error) =>
-        ModelTypeChoice.Choose(specs, spec => spec.ModelType, spec => spec.Repository, configPath, "samples/Embeddings", error);
+        ModelTypeChoice.Choose(specs, spec => spec.ModelType, spec => spec.Repository, configPath, "samples/Embeddings", error, spec => spec.CompiledConfig);
 
     private static HubModel Hub(EmbeddingModelSpec spec) =>
         new(spec.Repository, spec.Files, "dotnet run -c Release --project samples/Embeddings -- --model {folder}");

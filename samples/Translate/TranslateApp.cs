@@ -309,7 +309,7 @@ public static class TranslateApp
 
     /// <summary>The model whose compiled model_type the folder's config.json has; null (with the reason written) when none has it.</summary>
     private static TranslationModelSpec? Choose(IReadOnlyList<TranslationModelSpec> specs, string configPath, TextWriter error) =>
-        ModelTypeChoice.Choose(specs, spec => spec.ModelType, spec => spec.Repository, configPath, "samples/Translate", error);
+        ModelTypeChoice.Choose(specs, spec => spec.ModelType, spec => spec.Repository, configPath, "samples/Translate", error, spec => spec.CompiledConfig);
 
     /// <summary>Whether the tokenizer has <paramref name="code"/> among its language codes; otherwise writes what it has.</summary>
     private static bool KnowsLanguage(PretrainedTokenizer tokenizer, string option, string code, TextWriter error)

@@ -10,6 +10,7 @@ using TransformerGen.Tokenizers;
 using TransformerGen.Tokenizers.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
+using TempFolder = TransformerGen.Samples.Tests.Support.TempFolder;
 
 namespace TransformerGen.Samples.Tests;
 
@@ -125,7 +126,7 @@ public sealed class ChatAppGemmaTests(ITestOutputHelper log)
         other.Write("config.json", """{"model_type": "qwen3"}""");
         (exit, _, error) = Run(ChatModelSpec.All, "--model", other.Path);
         Assert.Equal(ChatApp.ExitWrongModel, exit);
-        Assert.Contains("has model_type qwen3; this program runs llama (HuggingFaceTB/SmolLM2-135M-Instruct), gemma3_text (google/gemma-3-270m-it).", error);
+        Assert.Contains("has model_type qwen3; this program runs llama (HuggingFaceTB/SmolLM2-135M-Instruct), gemma3_text (google/gemma-3-270m-it), llama (meta-llama/Llama-3.2-1B-Instruct).", error);
     }
 
     [Fact]
