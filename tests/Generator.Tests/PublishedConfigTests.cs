@@ -417,6 +417,9 @@ public class PublishedConfigTests
         Sizes(source, 2048, 16, 32, "Llama");
         Assert.Contains("public const int KvHeads = 8;", source);
         Assert.Contains(", 500000f, global::TransformerGen.Kernels.RotaryScaling.Llama3(factor: 32f, lowFrequencyFactor: 1f, highFrequencyFactor: 4f, originalPositions: 8192));", source);
+        // Its eos_token_id list: the first is EosToken, and every one ends a generation.
+        Assert.Contains("EosToken = 128001,", source);
+        Assert.Contains("EndTokens = new[] { 128001, 128008, 128009 },", source);
         Assert.DoesNotContain("\"lm_head.weight\"", source); // tied
     }
 

@@ -378,6 +378,7 @@ namespace TransformerGen.Generator
             if (_graph.Ops.OfType<TokenTypeOp>().SingleOrDefault() is { } types) w.Line($"    TokenTypes = {Lit(types.Table.Shape[0])},");
             w.Line($"    InferenceTokens = {Lit(_plan.InferenceTokens)}{(_spec.IsDecoderOnly ? $", Sequences = {Lit(_d.CacheSlots)}" : "")},");
             w.Line($"    DecoderSeqLen = {Lit(_d.TargetSeqLen)}, PadToken = {Lit(_spec.PadToken.Value)}, BosToken = {Lit(_spec.BosToken.Value)}, EosToken = {Lit(_spec.EosToken.Value)},");
+            if (_spec.Family is { EndTokens.Count: > 1 } ends) w.Line($"    EndTokens = new[] {{ {string.Join(", ", ends.EndTokens.Select(id => Lit(id)))} }},");
             if (_spec.Family?.Kind == FamilySpec.MBart) w.Line("    DecoderStartsFromLastLabel = true,");
             if (_spec.IsEncoderDecoder) w.Line($"    DecoderLayers = {Lit(_d.DecoderLayers)}, DecoderCacheWidth = {Lit(_d.KeyValueWidth)},");
             if (_packed.Count > 0)

@@ -824,9 +824,15 @@ namespace TransformerGen.Generator
                 EosToken = new Argument<int>(eos >= 0 && eos < vocab ? eos : -1, spec.EosToken.Location),
                 Pooling = classes is null ? spec.Pooling : new Argument<int>(EnumValues.FirstToken, spec.Pooling.Location),
                 Classes = classes is int labels ? new Argument<int>(labels, spec.Classes.Location ?? _spec.Config.Location) : spec.Classes,
-                Family = family,
+                Family = architecture == EnumValues.DecoderOnly && EndIds(vocab) is { Length: > 1 } ends ? family with { EndTokens = new EquatableArray<int>(ends) } : family,
             };
         }
+
+        /// <summary>The ids of an <c>eos_token_id</c> list within the vocabulary, in order; empty for a single id or none.</summary>
+        private int[] EndIds(int vocab) =>
+            _keys.TryGetValue("eos_token_id", out object? value) && value is List<object?> list
+                ? list.OfType<double>().Where(d => d == Math.Floor(d) && d >= 0 && d < vocab).Select(d => (int)d).Distinct().ToArray()
+                : [];
 
         /// <summary>How many positions a family's table holds, as TG0043 says it.</summary>
         private static string PositionsText(FamilySpec family) => family.PositionOffset == 0

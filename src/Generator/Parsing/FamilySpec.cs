@@ -31,6 +31,8 @@ namespace TransformerGen.Generator
     /// <c>RopeScaling</c>: a Llama-family <c>rope_scaling</c> (llama3, yarn, longrope, linear), null for the default rotation.
     /// <c>EmbeddingWidth</c>: ELECTRA's <c>embedding_size</c> where it differs from the hidden size (the token, position and
     /// type tables and the embedding LayerNorm are that wide, and <c>embeddings_project</c> maps them to DModel); 0 for DModel.
+    /// <c>EndTokens</c>: a decoder's <c>eos_token_id</c> when the config lists several (Llama 3's 128001, 128008, 128009;
+    /// Gemma 3 instruct's 1 and 106), every one that ends a generation; empty for a single id.
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -70,7 +72,8 @@ namespace TransformerGen.Generator
         bool ClassifierBias = false,
         int ClassifierActivation = 0,
         RopeScalingSpec? RopeScaling = null,
-        int EmbeddingWidth = 0)
+        int EmbeddingWidth = 0,
+        EquatableArray<int> EndTokens = default)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
         public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14, MPNet = 15, Gemma3 = 16, ModernBert = 17, Electra = 18;

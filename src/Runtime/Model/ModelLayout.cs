@@ -106,6 +106,11 @@ public sealed class ModelLayout
     public int DecoderCacheWidth { get; init; }
     /// <summary>The end-of-sequence id that stops decoding, or -1.</summary>
     public int EosToken { get; init; } = -1;
+    /// <summary>
+    /// Every id that ends a generation where the config lists several (<c>eos_token_id</c>: Llama 3 Instruct's 128001,
+    /// 128008 and 128009), <see cref="EosToken"/> first; empty where it gives one id or none.
+    /// </summary>
+    public IReadOnlyList<int> EndTokens { get; init; } = [];
     /// <summary>Where the next-token logits <c>[Vocab]</c> start in the inference workspace.</summary>
     public int InferenceLogitsOffset { get; }
     /// <summary>

@@ -72,7 +72,7 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
             throw new ArgumentException($"MaxTokensPerStep = {MaxTokensPerStep} is outside MaxSequences = {MaxSequences} (one token of each running generation must fit) to the {_layout.InferenceTokens} tokens one pass takes", nameof(options));
         if (options.QueueCapacity < 1)
             throw new ArgumentException($"QueueCapacity = {options.QueueCapacity} must be at least 1", nameof(options));
-        _stopTokens = options.StopTokens is { } stop ? [.. stop] : _layout.EosToken >= 0 ? [_layout.EosToken] : [];
+        _stopTokens = options.StopTokens is { } stop ? [.. stop] : _layout.EndTokens.Count > 0 ? [.. _layout.EndTokens] : _layout.EosToken >= 0 ? [_layout.EosToken] : [];
         foreach (int id in _stopTokens)
             if ((uint)id >= (uint)_layout.Vocab)
                 throw new ArgumentException($"stop token {id} is outside the vocabulary of {_layout.Name} (0 to {_layout.Vocab - 1})", nameof(options));

@@ -19,7 +19,7 @@ public sealed class DecoderBatcherOptions
 
     /// <summary>
     /// Ids that end a generation when sampled; the id itself is not returned. Null (the default) takes the model's
-    /// EosToken when it has one, and none otherwise.
+    /// EndTokens (every id of a config's eos_token_id list), else its EosToken when it has one, and none otherwise.
     /// </summary>
     public IReadOnlyCollection<int>? StopTokens { get; init; }
 
