@@ -94,4 +94,14 @@ public partial class ConfigTests
         Compile(At("linear", WithScaling(LlamaGqa, "{\"factor\": 4.0, \"rope_type\": \"linear\"}")), Declared("linear", seqLen: 13), out source);
         Assert.Contains(", 10000f, global::TransformerGen.Kernels.RotaryScaling.Linear(4f));", source);
     }
+
+    [Fact]
+    public void TG0042_a_rope_theta_in_rope_parameters_that_contradicts_the_top_level_one()
+    {
+        string json = Set(LlamaGqa, "rope_parameters", "{\"rope_theta\": 500000.0, \"rope_type\": \"default\"}");
+        Assert.Equal("both/config.json: \"rope_parameters\": {rope_theta: 500000, rope_type: default} cannot be compiled: its rope_theta 500000 contradicts the top-level rope_theta = 10000",
+            Unsupported("both", json));
+        // The same base in both places is one statement.
+        Compile(At("agree", Set(LlamaGqa, "rope_parameters", "{\"rope_theta\": 10000.0, \"rope_type\": \"default\"}")), Declared("agree", seqLen: 13), out _);
+    }
 }

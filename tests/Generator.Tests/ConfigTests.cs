@@ -75,7 +75,7 @@ public partial class ConfigTests
     public void TG0042_unknown_model_type()
     {
         string message = Unsupported("umt5-small", Set(Gpt2, "model_type", "\"umt5\""));
-        Assert.Equal("umt5-small/config.json: \"model_type\": umt5 cannot be compiled: only gpt2, bert, roberta, xlm-roberta, distilbert, nomic_bert, mpnet, modernbert, llama, mistral, phi3, qwen2, qwen3, gemma3_text, gemma3, marian, bart, mbart, m2m_100, t5 and mt5 are known", message);
+        Assert.Equal("umt5-small/config.json: \"model_type\": umt5 cannot be compiled: only gpt2, bert, roberta, xlm-roberta, electra, distilbert, nomic_bert, mpnet, modernbert, llama, mistral, phi3, qwen2, qwen3, gemma3_text, gemma3, marian, bart, mbart, m2m_100, t5 and mt5 are known", message);
     }
 
     [Fact]

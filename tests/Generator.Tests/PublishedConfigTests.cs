@@ -461,4 +461,65 @@ public class PublishedConfigTests
         // YaRN's default attention factor 0.1·ln 4 + 1 = 1.1386294.
         Assert.Contains(", 1000000f, global::TransformerGen.Kernels.RotaryScaling.Yarn(factor: 4f, originalPositions: 32768, betaFast: 32f, betaSlow: 1f, truncate: true, attentionFactor: 1.1386294f));", source);
     }
+
+    [Fact]
+    public void Electra_small_discriminator_and_the_ms_marco_electra_base_cross_encoder()
+    {
+        const string small = """
+            {
+              "architectures": ["ElectraForPreTraining"],
+              "attention_probs_dropout_prob": 0.1,
+              "embedding_size": 128,
+              "hidden_act": "gelu",
+              "hidden_dropout_prob": 0.1,
+              "hidden_size": 256,
+              "initializer_range": 0.02,
+              "intermediate_size": 1024,
+              "layer_norm_eps": 1e-12,
+              "max_position_embeddings": 512,
+              "model_type": "electra",
+              "num_attention_heads": 4,
+              "num_hidden_layers": 12,
+              "pad_token_id": 0,
+              "type_vocab_size": 2,
+              "vocab_size": 30522
+            }
+            """;
+        string source = Run("electra-small-discriminator", small, ", SeqLen = 128, Head = EncoderHead.SentenceEmbedding").GeneratedSource;
+        Sizes(source, 256, 12, 4, "Electra");
+        Assert.Contains("new(\"embeddings_project.weight\", new[] { 256, 128 }", source);
+
+        const string crossEncoder = """
+            {
+              "architectures": ["ElectraForSequenceClassification"],
+              "attention_probs_dropout_prob": 0.1,
+              "embedding_size": 768,
+              "hidden_act": "gelu",
+              "hidden_dropout_prob": 0.1,
+              "hidden_size": 768,
+              "id2label": {"0": "LABEL_0"},
+              "initializer_range": 0.02,
+              "intermediate_size": 3072,
+              "label2id": {"LABEL_0": 0},
+              "layer_norm_eps": 1e-12,
+              "max_position_embeddings": 512,
+              "model_type": "electra",
+              "num_attention_heads": 12,
+              "num_hidden_layers": 12,
+              "pad_token_id": 0,
+              "position_embedding_type": "absolute",
+              "summary_activation": "gelu",
+              "summary_last_dropout": 0.1,
+              "summary_type": "first",
+              "summary_use_proj": true,
+              "type_vocab_size": 2,
+              "vocab_size": 30522
+            }
+            """;
+        source = Run("ms-marco-electra-base", crossEncoder, ", SeqLen = 512").GeneratedSource;
+        Sizes(source, 768, 12, 12, "Electra");
+        Assert.DoesNotContain("embeddings_project", source);
+        Assert.Contains("new(\"classifier.out_proj.weight\", new[] { 1, 768 }", source);
+        Assert.Contains("a linear head gives a score", source);
+    }
 }

@@ -244,7 +244,7 @@ namespace TransformerGen.Generator
                     lines.Add(Lookup(TokensOf(e.Stream), e, V(e.Table), V(e.Output)));
                     break;
                 case PositionalAddOp pos:
-                    lines.Add($"{Kernels}Positional.Add({V(pos.X)}, {Rows(pos.Table, _d.Length(pos.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(pos.Stream))}, {c});");
+                    lines.Add($"{Kernels}Positional.Add({V(pos.X)}, {Rows(pos.Table, _d.Length(pos.Stream))}, {Lit(_d.Batch)}, {Lit(_d.Length(pos.Stream))}, {Lit(pos.X.Width)});");
                     break;
                 case DropoutOp drop:
                     lines.Add($"{Kernels}Dropout.Forward({V(drop.Input)}, {V(drop.Output)}, {V(drop.Mask)}, Training ? {Lit(drop.Probability)} : 0f, DropoutRng);");
@@ -260,8 +260,8 @@ namespace TransformerGen.Generator
                     break;
                 case TokenTypeOp type:
                     // Each token's segment when the caller gave them (sentence pairs), else segment 0 for all.
-                    lines.Add($"if (TokenTypes.IsEmpty) {Kernels}Embedding.AddRow({V(type.X)}, {V(type.Row)}, {Lit(type.X.Shape[0])}, {c});");
-                    lines.Add($"else {Kernels}Embedding.AddTypeRows({V(type.X)}, {V(type.Table)}, TokenTypes, {c});");
+                    lines.Add($"if (TokenTypes.IsEmpty) {Kernels}Embedding.AddRow({V(type.X)}, {V(type.Row)}, {Lit(type.X.Shape[0])}, {Lit(type.X.Width)});");
+                    lines.Add($"else {Kernels}Embedding.AddTypeRows({V(type.X)}, {V(type.Table)}, TokenTypes, {Lit(type.X.Width)});");
                     break;
                 case SwiGluOp glu:
                     lines.Add($"{Kernels}Activations.{GatedName(glu)}Forward({V(glu.Input)}, {V(glu.Output)}, {Lit(glu.Output.Shape[0])}, {Lit(glu.Hidden)});");
@@ -328,10 +328,10 @@ namespace TransformerGen.Generator
             switch (op)
             {
                 case EmbeddingOp e:
-                    lines.Add($"{Kernels}Embedding.Backward({TokensOf(e.Stream)}, {G(e.Output)}, {G(e.Table)}, {c}{ScaleArgument(e)}{(e.PaddingRow >= 0 ? ", paddingRow: " + Lit(e.PaddingRow) : "")});");
+                    lines.Add($"{Kernels}Embedding.Backward({TokensOf(e.Stream)}, {G(e.Output)}, {G(e.Table)}, {Lit(e.Output.Width)}{ScaleArgument(e)}{(e.PaddingRow >= 0 ? ", paddingRow: " + Lit(e.PaddingRow) : "")});");
                     break;
                 case PositionalAddOp pos when pos.Table.Kind == TensorKind.Parameter:
-                    lines.Add($"{Kernels}Positional.AddBackward({G(pos.X)}, {G(pos.Table)}, {Lit(_d.Batch)}, {Lit(_d.Length(pos.Stream))}, {c});");
+                    lines.Add($"{Kernels}Positional.AddBackward({G(pos.X)}, {G(pos.Table)}, {Lit(_d.Batch)}, {Lit(_d.Length(pos.Stream))}, {Lit(pos.X.Width)});");
                     break;
                 case DropoutOp drop:
                     lines.Add($"{Kernels}Dropout.Backward({G(drop.Output)}, {V(drop.Mask)}, {G(drop.Input)}{OverwriteArgument("overwriteDx", drop.Input)});");
@@ -344,8 +344,8 @@ namespace TransformerGen.Generator
                               $"{Lit(qk.Input.Shape[0])}, {HeadsArguments(qk)}{OverwriteArgument("overwriteDx", qk.Input)}{UnitOffset(qk.UnitOffset)});");
                     break;
                 case TokenTypeOp type:
-                    lines.Add($"if (TokenTypes.IsEmpty) {Kernels}Embedding.AddRowBackward({G(type.X)}, {G(type.Row)}, {Lit(type.X.Shape[0])}, {c});");
-                    lines.Add($"else {Kernels}Embedding.AddTypeRowsBackward({G(type.X)}, {G(type.Table)}, TokenTypes, {c});");
+                    lines.Add($"if (TokenTypes.IsEmpty) {Kernels}Embedding.AddRowBackward({G(type.X)}, {G(type.Row)}, {Lit(type.X.Shape[0])}, {Lit(type.X.Width)});");
+                    lines.Add($"else {Kernels}Embedding.AddTypeRowsBackward({G(type.X)}, {G(type.Table)}, TokenTypes, {Lit(type.X.Width)});");
                     break;
                 case SwiGluOp glu:
                     lines.Add($"{Kernels}Activations.{GatedName(glu)}Backward({G(glu.Output)}, {V(glu.Input)}, {G(glu.Input)}, {Lit(glu.Output.Shape[0])}, {Lit(glu.Hidden)}{OverwriteArgument("overwriteDGateUp", glu.Input)});");
@@ -464,7 +464,7 @@ namespace TransformerGen.Generator
                 // sequences, lie end to end, so positions and rotation go by sequence (from 0 in an encoder, from each
                 // sequence's cached length in a decoder), as do attention and pooling.
                 case PositionalAddOp pos when !_spec.IsEncoderDecoder:
-                    lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, {SequenceLengths}, {c}{SequencePositions});");
+                    lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, {SequenceLengths}, {Lit(pos.X.Width)}{SequencePositions});");
                     break;
                 case RotaryOp rot when !_spec.IsEncoderDecoder && rot.HalfSplit:
                     lines.Add($"{Kernels}Positional.RotaryHalfForward({I(rot.Qkv, stage)}, {Rows(rot.Cos, _d.Length(rot.Stream))}, {Rows(rot.Sin, _d.Length(rot.Stream))}, {SequenceLengths}, {Lit(rot.RotatedHeads)}, {hd}, {Lit(rot.Qkv.Width)}{SequencePositions});");
@@ -490,8 +490,8 @@ namespace TransformerGen.Generator
                         : $"{Kernels}Pooling.FirstForward({I(pool.Input, stage)}, {I(pool.Output, stage)}, lengths, {c});");
                     break;
                 case TokenTypeOp type:
-                    lines.Add($"if (PredictTokenTypes.IsEmpty) {Kernels}Embedding.AddRow({I(type.X, stage)}, {I(type.Row, stage)}, n, {c});");
-                    lines.Add($"else {Kernels}Embedding.AddTypeRows({I(type.X, stage)}, {I(type.Table, stage)}, PredictTokenTypes, {c});");
+                    lines.Add($"if (PredictTokenTypes.IsEmpty) {Kernels}Embedding.AddRow({I(type.X, stage)}, {I(type.Row, stage)}, n, {Lit(type.X.Width)});");
+                    lines.Add($"else {Kernels}Embedding.AddTypeRows({I(type.X, stage)}, {I(type.Table, stage)}, PredictTokenTypes, {Lit(type.X.Width)});");
                     break;
                 case L2NormalizeOp l2:
                     lines.Add($"{Kernels}L2Normalize.Forward({I(l2.Input, stage)}, {I(l2.Output, stage)}, {I(l2.Norms, stage)}, lengths.Length, {Lit(l2.Input.Width)});");
@@ -505,7 +505,7 @@ namespace TransformerGen.Generator
                               $"{I(att.Output, stage)}, sequences, {h}, {hd}{(att.Window > 0 ? ", window: " + Lit(att.Window) : "")}{KvHeadsArgument(att)}{ScaleArgument(att)});");
                     break;
                 case PositionalAddOp pos:
-                    lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, 1, n, {c}, {position});");
+                    lines.Add($"{Kernels}Positional.Add({I(pos.X, stage)}, {Rows(pos.Table, _d.Length(pos.Stream))}, 1, n, {Lit(pos.X.Width)}, {position});");
                     break;
                 case LayerNormOp ln:
                     lines.Add($"{Kernels}LayerNorm.Forward({I(ln.Input, stage)}, {I(ln.Gamma, stage)}, {(ln.Beta is null ? "default" : I(ln.Beta, stage))}, {I(ln.Output, stage)}, {I(ln.Mean, stage)}, {I(ln.Rstd, stage)}, {rows}, {Lit(ln.Input.Width)}{EpsArgument(ln)});");
@@ -624,8 +624,8 @@ namespace TransformerGen.Generator
 
         /// <summary>An embedding lookup: through the instance's <c>EmbeddingLookup</c> when the table is a packed region (held as the instance's WeightType says).</summary>
         private string Lookup(string tokens, EmbeddingOp e, string table, string output) => Packed(e.Table)
-            ? $"EmbeddingLookup({tokens}, {table}, {output}, {Lit(e.Table.Shape[0])}, {Lit(_d.DModel)}, {Lit(e.Scale)});"
-            : $"{Kernels}Embedding.Forward({tokens}, {table}, {output}, {Lit(e.Table.Shape[0])}, {Lit(_d.DModel)}{ScaleArgument(e)});";
+            ? $"EmbeddingLookup({tokens}, {table}, {output}, {Lit(e.Table.Shape[0])}, {Lit(e.Output.Width)}, {Lit(e.Scale)});"
+            : $"{Kernels}Embedding.Forward({tokens}, {table}, {output}, {Lit(e.Table.Shape[0])}, {Lit(e.Output.Width)}{ScaleArgument(e)});";
 
         /// <summary>The first <paramref name="rows"/> rows of a position table (the table may be longer: it serves both streams).</summary>
         private string Rows(TensorDef table, long rows) => table.Shape[0] == rows ? V(table) : Slice(table.Kind == TensorKind.Parameter ? "p" : "c", _plan.OffsetOf(table), rows * table.Width);

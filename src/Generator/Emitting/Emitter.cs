@@ -265,6 +265,7 @@ namespace TransformerGen.Generator
                 string dense = _spec.Family is { Kind: FamilySpec.ModernBert } ? ", the prediction head (head.dense, its activation, head.norm)"
                     : _spec.Family is not { IsBertLike: true } ? ""
                     : _spec.Family.Kind == FamilySpec.DistilBert ? ", a dense layer and ReLU (pre_classifier)"
+                    : _spec.Family.Kind == FamilySpec.Electra ? ", a dense layer and GELU (classifier.dense)"
                     : _spec.Family.IsRobertaLike ? ", a dense layer and tanh (classifier.dense)" : ", the pooler's dense layer and tanh";
                 string outputs = _spec.Family is { ScoreHead: true } ? (_d.Classes == 1 ? "a score" : $"{_d.Classes} scores") : "class logits";
                 yield return _spec.Head.Value switch

@@ -128,7 +128,7 @@ namespace TransformerGen.Generator
             public static FamilyNames Of(int kind) => kind switch
             {
                 FamilySpec.Gpt2 => Gpt2,
-                FamilySpec.Bert or FamilySpec.Roberta => Bert,
+                FamilySpec.Bert or FamilySpec.Roberta or FamilySpec.Electra => Bert,
                 FamilySpec.DistilBert => DistilBert,
                 FamilySpec.Qwen3 => Qwen3,
                 FamilySpec.Gemma3 => Gemma3,
@@ -148,22 +148,24 @@ namespace TransformerGen.Generator
             long c = _d.DModel;
             TokenStream stream = TokenStream.Input;
 
-            // Embedding: tokens, then (BERT) segment 0's token type, then learned positions, then (BERT) LayerNorm.
+            // Embedding: tokens, then (BERT) segment 0's token type, then learned positions, then (BERT) LayerNorm; ELECTRA's
+            // are narrower than the layers where embedding_size says so, and embeddings_project widens them.
             Stage embed = Stage.Embed;
-            TensorDef tokenEmbedding = Parameter(names.TokenEmbedding, InitKind.Normal, InitStd, _d.Vocab, c);
-            TensorDef x = Activation("embed.x", -1, c, stream);
+            long e = f.EmbeddingWidth > 0 ? f.EmbeddingWidth : c;
+            TensorDef tokenEmbedding = Parameter(names.TokenEmbedding, InitKind.Normal, InitStd, _d.Vocab, e);
+            TensorDef x = Activation("embed.x", -1, e, stream);
             // transformers' nn.Embedding(padding_idx = pad_token_id): lookups of the padding row pass no gradient back.
             _ops.Add(new EmbeddingOp(embed, stream, tokenEmbedding, x, f.EmbeddingScale) { PaddingRow = f.LookupPaddingRow });
             if (names.TokenTypes is not null)
             {
-                TensorDef types = Parameter(names.TokenTypes, InitKind.Normal, InitStd, f.TypeVocab, c);
+                TensorDef types = Parameter(names.TokenTypes, InitKind.Normal, InitStd, f.TypeVocab, e);
                 _ops.Add(new TokenTypeOp(embed, types, x));
             }
             if (names.Positions is not null)
             {
                 // Position p is row PositionOffset + p of the table (RoBERTa's rows before it belong to the padding id).
-                TensorDef positions = Parameter(names.Positions, InitKind.Normal, InitStd, f.MaxPositions, c);
-                if (f.PositionOffset > 0) positions = TensorDef.View(positions, f.PositionOffset * c, f.UsablePositions, c);
+                TensorDef positions = Parameter(names.Positions, InitKind.Normal, InitStd, f.MaxPositions, e);
+                if (f.PositionOffset > 0) positions = TensorDef.View(positions, f.PositionOffset * e, f.UsablePositions, e);
                 _ops.Add(new PositionalAddOp(embed, stream, positions, x, f.PositionOffset));
             }
             if (f.Rotary)
@@ -179,6 +181,14 @@ namespace TransformerGen.Generator
             }
             if (f.EmbeddingNorm) x = FamilyNorm(f, embed, "embed.", "embedding LayerNorm", "norm", names.EmbeddingNorm!, x);
             x = Dropout(embed, "dropout on the embeddings", x, "embed.x_dropped", -1, stream);
+            if (e != c)
+            {
+                TensorDef projectW = Parameter("embeddings_project.weight", InitKind.Normal, InitStd, c, e);
+                TensorDef projectB = Parameter("embeddings_project.bias", InitKind.Zeros, 0f, c);
+                TensorDef projected = Activation("embed.projected", -1, c, stream);
+                _ops.Add(new LinearOp(embed, $"embedding projection ({e} to {c}, embeddings_project)", x, projectW, projectB, projected));
+                x = projected;
+            }
             if (f.RelativeAttention) RelativeBias(f, embed, stream, "embed", "encoder.relative_attention_bias.weight", bidirectional: true);
 
             bool encoder = _spec.IsEncoderOnly;
@@ -497,13 +507,13 @@ namespace TransformerGen.Generator
         /// </summary>
         private TensorDef FamilyNorm(FamilySpec f, Stage stage, string prefix, string title, string role, string parameterPrefix, TensorDef input)
         {
-            TensorDef weight = Parameter(parameterPrefix + ".weight", NormInit(f), 0f, _d.DModel);
+            TensorDef weight = Parameter(parameterPrefix + ".weight", NormInit(f), 0f, input.Width);
             if (!f.RmsNorm)
             {
-                TensorDef? bias = f.NormBias ? Parameter(parameterPrefix + ".bias", InitKind.Zeros, 0f, _d.DModel) : null;
+                TensorDef? bias = f.NormBias ? Parameter(parameterPrefix + ".bias", InitKind.Zeros, 0f, input.Width) : null;
                 return Norm(stage, prefix, f.NormBias ? title : title + ", no bias", role, input, weight, bias, input.Stream, f.NormEps);
             }
-            TensorDef output = Activation(prefix + role, stage.Layer, _d.DModel, input.Stream, role);
+            TensorDef output = Activation(prefix + role, stage.Layer, input.Width, input.Stream, role);
             TensorDef rstd = Activation(prefix + role + "_rstd", stage.Layer, 1, input.Stream, role + "_rstd", vector: true);
             _ops.Add(new RmsNormOp(stage, f.NormUnitOffset ? title + " × (1 + weight)" : title, input, weight, output, rstd, f.NormEps) { UnitOffset = f.NormUnitOffset });
             return output;

@@ -282,7 +282,9 @@ namespace TransformerGen.Generator
             // Hugging Face's BERT-like classifiers: BertForSequenceClassification's pooler (dense + tanh on [CLS]) before
             // "classifier"; RobertaClassificationHead's (and MPNetClassificationHead's) "classifier.dense" + tanh before "classifier.out_proj";
             // DistilBertForSequenceClassification's "pre_classifier" + ReLU before "classifier".
-            bool roberta = _spec.Family is { IsRobertaLike: true }, distil = _spec.Family?.Kind == FamilySpec.DistilBert;
+            // ElectraClassificationHead: RoBERTa's names, GELU where RoBERTa's has tanh.
+            bool electra = _spec.Family?.Kind == FamilySpec.Electra;
+            bool roberta = _spec.Family is { IsRobertaLike: true } || electra, distil = _spec.Family?.Kind == FamilySpec.DistilBert;
             bool pooler = _spec.Family is { IsBertLike: true } && _spec.Head.Value == EnumValues.Classification;
             bool predictionHead = _spec.Family?.Kind == FamilySpec.ModernBert;
             string classifier = pooler && roberta ? "classifier.out_proj" : "classifier";
@@ -303,7 +305,7 @@ namespace TransformerGen.Generator
                 _tensors.Add(projected);
                 _tensors.Add(activated);
                 _ops.Add(new LinearOp(stage, roberta ? "classification head's dense layer" : distil ? "pre-classifier" : "pooler dense layer", features, denseW, denseB, projected));
-                _ops.Add(distil ? new ActivationOp(stage, gelu: false, projected, activated) : new TanhOp(stage, projected, activated));
+                _ops.Add(distil || electra ? new ActivationOp(stage, gelu: electra, projected, activated) : new TanhOp(stage, projected, activated));
                 features = activated;
             }
             if (predictionHead) features = PredictionHead(stage, _spec.Family!, features);
@@ -363,7 +365,7 @@ namespace TransformerGen.Generator
 
         private TensorDef Norm(Stage stage, string prefix, string title, string role, TensorDef input, TensorDef gamma, TensorDef? beta, TokenStream stream, float eps = 1e-5f)
         {
-            TensorDef output = Activation(prefix + role, stage.Layer, _d.DModel, stream, role);
+            TensorDef output = Activation(prefix + role, stage.Layer, input.Width, stream, role);
             TensorDef mean = Activation(prefix + role + "_mean", stage.Layer, 1, stream, role + "_mean", vector: true);
             TensorDef rstd = Activation(prefix + role + "_rstd", stage.Layer, 1, stream, role + "_rstd", vector: true);
             _ops.Add(new LayerNormOp(stage, title, input, gamma, beta, output, mean, rstd) { Eps = eps });

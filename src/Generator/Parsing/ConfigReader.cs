@@ -108,6 +108,7 @@ namespace TransformerGen.Generator
                 case "gpt2": return Gpt2();
                 case "bert": return Bert(FamilySpec.Bert);
                 case "roberta": case "xlm-roberta": return Bert(FamilySpec.Roberta);
+                case "electra": return Bert(FamilySpec.Electra);
                 case "distilbert": return DistilBert();
                 case "nomic_bert": return NomicBert();
                 case "mpnet": return MPNet();
@@ -127,7 +128,7 @@ namespace TransformerGen.Generator
                     _found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConfigMissingKey, Where, _file, "model_type", "Hugging Face"));
                     return null;
                 default:
-                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, distilbert, nomic_bert, mpnet, modernbert, llama, mistral, phi3, qwen2, qwen3, gemma3_text, gemma3, marian, bart, mbart, m2m_100, t5 and mt5 are known");
+                    Unsupported("model_type", modelType, "only gpt2, bert, roberta, xlm-roberta, electra, distilbert, nomic_bert, mpnet, modernbert, llama, mistral, phi3, qwen2, qwen3, gemma3_text, gemma3, marian, bart, mbart, m2m_100, t5 and mt5 are known");
                     return null;
             }
         }
@@ -150,7 +151,11 @@ namespace TransformerGen.Generator
             return Resolve(family, EnumValues.DecoderOnly, vocab, embd, heads, layers, inner, EnumValues.Learned, EnumValues.PreNorm, tied: Bool("tie_word_embeddings") ?? true);
         }
 
-        /// <summary>BERT, or RoBERTa/XLM-RoBERTa (<paramref name="kind"/>): the same layers; RoBERTa's positions start after its padding id.</summary>
+        /// <summary>
+        /// BERT, RoBERTa/XLM-RoBERTa or ELECTRA (<paramref name="kind"/>): the same layers; RoBERTa's positions start after its
+        /// padding id; ELECTRA's embeddings are <c>embedding_size</c> wide and <c>embeddings_project</c> maps them to the hidden
+        /// size where the two differ (ELECTRA-small's discriminator: 128 to 256).
+        /// </summary>
         private ModelSpec? Bert(int kind)
         {
             int hidden = Required("hidden_size"), layers = Required("num_hidden_layers"), heads = Required("num_attention_heads");
@@ -165,9 +170,11 @@ namespace TransformerGen.Generator
             if (hidden > 0 && heads > 0 && hidden % heads != 0) Unsupported("num_attention_heads", heads, $"hidden_size {hidden} is not a multiple of it");
             // RoBERTa (create_position_ids_from_input_ids): position ids count from padding_idx + 1, rows 0..padding_idx unused.
             int pad = Int("pad_token_id") ?? (kind == FamilySpec.Roberta ? 1 : 0);
+            int embedding = kind == FamilySpec.Electra ? Int("embedding_size") ?? hidden : hidden;
+            if (embedding <= 0) Unsupported("embedding_size", embedding, "a positive width is expected");
             var family = new FamilySpec(kind, _file, heads > 0 ? hidden / heads : 0, heads, positions, eps, RmsNorm: false, feedForward,
                 Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: Int("type_vocab_size") ?? 2, EmbeddingNorm: true,
-                PositionOffset: kind == FamilySpec.Roberta ? pad + 1 : 0, LookupPaddingRow: pad);
+                PositionOffset: kind == FamilySpec.Roberta ? pad + 1 : 0, LookupPaddingRow: pad, EmbeddingWidth: embedding != hidden && embedding > 0 ? embedding : 0);
             (int? classes, bool scores) = BertHead();
             return Resolve(family with { ScoreHead = scores }, EnumValues.EncoderOnly, vocab, hidden, heads, layers, inner, EnumValues.Learned, EnumValues.PostNorm, tied: true,
                 pad: pad, classes: classes);
@@ -538,6 +545,9 @@ namespace TransformerGen.Generator
             float eps = Float("rms_norm_eps") ?? (kind == FamilySpec.Phi3 ? 1e-5f : 1e-6f); // configuration_phi3.py defaults to 1e-5, the others to 1e-6
             var ropeParameters = Object("rope_parameters");
             float theta = Float("rope_theta") ?? (ropeParameters is not null && Lookup(ropeParameters, "rope_theta") is double t ? (float)t : 10000f);
+            // transformers 5 moves rope_theta into rope_parameters; a file with both must not say two things.
+            if (Float("rope_theta") is float top && ropeParameters is not null && Lookup(ropeParameters, "rope_theta") is double nested && (float)nested != top)
+                Unsupported("rope_parameters", Text(ropeParameters), $"its rope_theta {Text(nested)} contradicts the top-level rope_theta = {Text(top)}");
             RopeScalingSpec? scaling = LlamaRopeScaling(headDim, positions);
             if (Float("partial_rotary_factor") is float partial && partial != 1f) Unsupported("partial_rotary_factor", partial, "only whole-head rotation is implemented");
             int seqLen = _spec.SeqLen.Value;

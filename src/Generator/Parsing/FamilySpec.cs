@@ -29,6 +29,8 @@ namespace TransformerGen.Generator
     /// ModernBertPredictionHead (<c>head.dense</c>, with a bias when <c>ClassifierBias</c>, the <c>ClassifierActivation</c>
     /// (a feed-forward kind), <c>head.norm</c>) before <c>classifier</c>.
     /// <c>RopeScaling</c>: a Llama-family <c>rope_scaling</c> (llama3, yarn, longrope, linear), null for the default rotation.
+    /// <c>EmbeddingWidth</c>: ELECTRA's <c>embedding_size</c> where it differs from the hidden size (the token, position and
+    /// type tables and the embedding LayerNorm are that wide, and <c>embeddings_project</c> maps them to DModel); 0 for DModel.
     /// </summary>
     internal sealed record FamilySpec(
         int Kind,
@@ -67,13 +69,14 @@ namespace TransformerGen.Generator
         bool BareFirstAttention = false,
         bool ClassifierBias = false,
         int ClassifierActivation = 0,
-        RopeScalingSpec? RopeScaling = null)
+        RopeScalingSpec? RopeScaling = null,
+        int EmbeddingWidth = 0)
     {
         /// <summary>The runtime's <c>CheckpointFamily</c> values.</summary>
-        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14, MPNet = 15, Gemma3 = 16, ModernBert = 17;
+        public const int Gpt2 = 1, Bert = 2, Llama = 3, Qwen2 = 4, Roberta = 5, Qwen3 = 6, DistilBert = 7, Phi3 = 8, Marian = 9, Bart = 10, MBart = 11, M2M100 = 12, NomicBert = 13, T5 = 14, MPNet = 15, Gemma3 = 16, ModernBert = 17, Electra = 18;
 
-        /// <summary>Whether the family is BERT-shaped (BERT itself; RoBERTa, XLM-RoBERTa, DistilBERT and MPNet: BERT's layers under other names).</summary>
-        public bool IsBertLike => Kind is Bert or Roberta or DistilBert or MPNet;
+        /// <summary>Whether the family is BERT-shaped (BERT itself; RoBERTa, XLM-RoBERTa, DistilBERT, MPNet and ELECTRA: BERT's layers under other names).</summary>
+        public bool IsBertLike => Kind is Bert or Roberta or DistilBert or MPNet or Electra;
 
         /// <summary>
         /// Whether positions count only the tokens that are not padding, from <c>padding_idx + 1</c> (transformers'
@@ -108,7 +111,7 @@ namespace TransformerGen.Generator
         public bool IsSlidingLayer(int layer) => layer < SlidingLayers.Length && SlidingLayers[layer] == 'S';
 
         /// <summary>The runtime enum member's name, for generated code.</summary>
-        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", Phi3 => "Phi3", Marian => "Marian", Bart => "Bart", MBart => "MBart", M2M100 => "M2M100", NomicBert => "NomicBert", T5 => "T5", MPNet => "MPNet", Gemma3 => "Gemma3", ModernBert => "ModernBert", _ => "Qwen2" };
+        public string KindName => Kind switch { Gpt2 => "Gpt2", Bert => "Bert", Llama => "Llama", Roberta => "Roberta", Qwen3 => "Qwen3", DistilBert => "DistilBert", Phi3 => "Phi3", Marian => "Marian", Bart => "Bart", MBart => "MBart", M2M100 => "M2M100", NomicBert => "NomicBert", T5 => "T5", MPNet => "MPNet", Gemma3 => "Gemma3", ModernBert => "ModernBert", Electra => "Electra", _ => "Qwen2" };
 
         public string FeedForwardName => FeedForward switch
         {

@@ -18,6 +18,7 @@ namespace TransformerGen.Generator
             FamilySpec.Roberta => "roberta.",
             FamilySpec.DistilBert => "distilbert.",
             FamilySpec.MPNet => "mpnet.",
+            FamilySpec.Electra => "electra.",
             _ => "model.", // Llama, Qwen2, Qwen3, Phi-3, Gemma 3, ModernBERT, Marian, BART, mBART, M2M100
         };
 
@@ -47,6 +48,9 @@ namespace TransformerGen.Generator
                 FamilySpec.NomicBert => key.StartsWith("pooler.", StringComparison.Ordinal) || key.StartsWith("cls.", StringComparison.Ordinal),
                 FamilySpec.Roberta or FamilySpec.MPNet => key == "embeddings.position_ids" || key.StartsWith("pooler.", StringComparison.Ordinal) || key.StartsWith("lm_head.", StringComparison.Ordinal),
                 FamilySpec.DistilBert => key == "embeddings.position_ids" || key.StartsWith("vocab_", StringComparison.Ordinal),
+                // ElectraForPreTraining's discriminator head, ElectraForMaskedLM's generator head.
+                FamilySpec.Electra => key == "embeddings.position_ids" || key.StartsWith("discriminator_predictions.", StringComparison.Ordinal)
+                    || key.StartsWith("generator_predictions.", StringComparison.Ordinal) || key.StartsWith("generator_lm_head.", StringComparison.Ordinal),
                 // The BART-shaped encoder–decoders and T5 read one table, "shared": older files keep copies under its other names.
                 FamilySpec.Marian => SharedTableCopy(key) || key is "encoder.embed_positions.weight" or "decoder.embed_positions.weight",
                 FamilySpec.Bart or FamilySpec.MBart or FamilySpec.M2M100 => SharedTableCopy(key),

@@ -66,6 +66,7 @@ internal sealed class CheckpointFamilyRules
         CheckpointFamily.MPNet => MPNet,
         CheckpointFamily.Gemma3 => Gemma3,
         CheckpointFamily.ModernBert => ModernBert,
+        CheckpointFamily.Electra => Electra,
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "not a Hugging Face checkpoint family"),
     };
 
@@ -115,6 +116,20 @@ internal sealed class CheckpointFamilyRules
                 static (shape, table, _) => shape is [1, var p] && p == table.Dim("embeddings.position_embeddings.weight", 0)),
         ],
         UnusedHeads = ["pooler.dense.weight", "pooler.dense.bias", "lm_head.*"],
+    };
+
+    // ElectraModel: base prefix "electra."; ElectraForPreTraining files add the discriminator's head, ElectraForMaskedLM
+    // files the generator's (its lm_head reads the generator's own table); some keep the position_ids buffer.
+    private static readonly CheckpointFamilyRules Electra = new()
+    {
+        Family = CheckpointFamily.Electra,
+        Prefix = "electra.",
+        Buffers =
+        [
+            new("embeddings.position_ids", ["I64"], "[1, P], P = the rows of embeddings.position_embeddings.weight",
+                static (shape, table, _) => shape is [1, var p] && p == table.Dim("embeddings.position_embeddings.weight", 0)),
+        ],
+        UnusedHeads = ["discriminator_predictions.*", "generator_predictions.*", "generator_lm_head.*"],
     };
 
     // LlamaForCausalLM: base prefix "model."; lm_head absent or a copy when tied; Llama-2-era files keep the rotary inverse

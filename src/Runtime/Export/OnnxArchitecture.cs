@@ -348,7 +348,7 @@ internal sealed class OnnxArchitecture
 
     private static OnnxArchitecture Family(ModelLayout layout, TransformerModelAttribute d, TensorTable table, string configPath)
     {
-        if (layout.Family is CheckpointFamily.NomicBert)
+        if (layout.Family is CheckpointFamily.NomicBert or CheckpointFamily.Electra)
             throw new NotSupportedException($"{layout.Name}: the ONNX export of {layout.Family} models is not built");
         if (layout.Family is CheckpointFamily.Gemma3) return Gemma3(layout, d, table, configPath);
         using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));

@@ -213,4 +213,9 @@ public enum CheckpointFamily
     /// <c>mlp_norm</c> and <c>final_norm</c>, LayerNorms without bias; an optional <c>model.</c> prefix.
     /// </summary>
     ModernBert,
+    /// <summary>
+    /// Hugging Face ELECTRA (<c>ElectraModel</c> and its discriminator's task models): BERT's names under an optional
+    /// <c>electra.</c> prefix, no pooler, and <c>embeddings_project</c> where the embeddings are narrower than the layers.
+    /// </summary>
+    Electra,
 }
