@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -10,19 +12,25 @@ namespace TransformerGen.Reference.Tests.HuggingFace;
 /// query/key/value Linear layers and erf GELU, mean pooling over the attention mask, L2 normalisation. Also
 /// <c>RobertaModel</c>/<c>XLMRobertaModel</c> (<c>modeling_roberta.py</c>), which differ only in the position ids, and
 /// <c>DistilBertModel</c> (<c>modeling_distilbert.py</c>): the same computation under other names, without token types,
-/// its sequence classifier's <c>pre_classifier</c> followed by ReLU.
+/// its sequence classifier's <c>pre_classifier</c> followed by ReLU. And <c>ElectraModel</c> (<c>modeling_electra.py</c>):
+/// BERT's embeddings at their own width E (<c>embedding_size</c>), then <c>embeddings_project</c> (Linear(E, H)) when
+/// E ≠ H, then BERT's layers; no pooler; its sequence classifier's head is RoBERTa's with erf GELU for tanh.
 /// </summary>
 internal sealed class HfBert : HfTorchModel, IHfSentenceEncoder
 {
     public HfBert(HfConfig config, long seed, ScalarType dtype) : base(config, seed, dtype)
     {
         long hidden = config.HiddenSize, inner = config.IntermediateSize, positions = config.MaxPositions;
-        // BertEmbeddings' own buffer comes before its child modules in state_dict().
+        // ELECTRA's tables and embedding LayerNorm are embedding_size wide; every other family's hidden_size wide.
+        long embedding = config.InputEmbeddingSize;
+        // BertEmbeddings' own buffer comes before its child modules in state_dict() (ElectraEmbeddings' too).
         Buffer("embeddings.position_ids", () => arange(positions, ScalarType.Int64).view(1, positions));
-        Parameter("embeddings.word_embeddings.weight", HfInit.Embedding, config.VocabSize, hidden);
-        Parameter("embeddings.position_embeddings.weight", HfInit.Embedding, positions, hidden);
-        if (!Distil) Parameter("embeddings.token_type_embeddings.weight", HfInit.Embedding, config.TypeVocabSize, hidden);
-        LayerNormParameters("embeddings.LayerNorm", hidden);
+        Parameter("embeddings.word_embeddings.weight", HfInit.Embedding, config.VocabSize, embedding);
+        Parameter("embeddings.position_embeddings.weight", HfInit.Embedding, positions, embedding);
+        if (!Distil) Parameter("embeddings.token_type_embeddings.weight", HfInit.Embedding, config.TypeVocabSize, embedding);
+        LayerNormParameters("embeddings.LayerNorm", embedding);
+        // ElectraModel.__init__ builds embeddings_project between the embeddings and the encoder, only when E ≠ H.
+        if (config.ProjectsEmbeddings) Linear(EmbeddingsProject, embedding, hidden);
         for (int i = 0; i < config.Layers; i++)
         {
             Linear(Layer(i, Query), hidden, hidden);
@@ -44,14 +52,14 @@ internal sealed class HfBert : HfTorchModel, IHfSentenceEncoder
             Parameter("pre_classifier.weight", HfInit.Matrix, hidden, hidden);
             Parameter("pre_classifier.bias", HfInit.Bias, hidden);
         }
-        if (!roberta && !Distil && head != HfEncoderHead.TokenClassification)
+        if (!roberta && !Distil && !Electra && head != HfEncoderHead.TokenClassification)
         {
             Parameter("pooler.dense.weight", HfInit.Matrix, used: head == HfEncoderHead.SequenceClassification, hidden, hidden);
             Parameter("pooler.dense.bias", HfInit.Bias, used: head == HfEncoderHead.SequenceClassification, hidden);
         }
-        if (head == HfEncoderHead.SequenceClassification && roberta)
+        if (head == HfEncoderHead.SequenceClassification && (roberta || Electra))
         {
-            // RobertaClassificationHead: dense, tanh, out_proj on <s>.
+            // RobertaClassificationHead: dense, tanh, out_proj on <s>; ElectraClassificationHead: the same with GELU.
             Parameter("classifier.dense.weight", HfInit.Matrix, hidden, hidden);
             Parameter("classifier.dense.bias", HfInit.Bias, hidden);
             Parameter("classifier.out_proj.weight", HfInit.Matrix, config.Labels, hidden);
@@ -63,12 +71,65 @@ internal sealed class HfBert : HfTorchModel, IHfSentenceEncoder
             Parameter("classifier.bias", HfInit.Bias, config.Labels);
         }
         DenseParameters(); // a sentence-transformers folder's Dense layers after the pooling (LaBSE's), if any
+
+        // ElectraForPreTraining's discriminator head and ElectraForMaskedLM's generator head: in their files, never read
+        // here (drawn after the parameters, so they change none of them).
+        if (!Electra) return;
+        using DisposeScope scope = NewDisposeScope();
+        var unread = new List<(string, Tensor)>();
+        void Unread(string name, HfInit init, params long[] shape) => unread.Add((name, scope.Detach(Drawn(name, init, shape))));
+        if (config.Architecture == "ElectraForPreTraining")
+        {
+            // ElectraDiscriminatorPredictions: dense (H → H), hidden_act, dense_prediction (H → 1).
+            Unread("discriminator_predictions.dense.weight", HfInit.Matrix, hidden, hidden);
+            Unread("discriminator_predictions.dense.bias", HfInit.Bias, hidden);
+            Unread("discriminator_predictions.dense_prediction.weight", HfInit.Matrix, 1, hidden);
+            Unread("discriminator_predictions.dense_prediction.bias", HfInit.Bias, 1);
+        }
+        else if (config.Architecture == "ElectraForMaskedLM")
+        {
+            // ElectraGeneratorPredictions: LayerNorm(E) registered before dense (H → E); generator_lm_head (E → V) ties its
+            // weight to the word embeddings (KeepTiedCopy writes it) and has a bias of its own.
+            Unread("generator_predictions.LayerNorm.weight", HfInit.NormWeight, embedding);
+            Unread("generator_predictions.LayerNorm.bias", HfInit.Bias, embedding);
+            Unread("generator_predictions.dense.weight", HfInit.Matrix, embedding, hidden);
+            Unread("generator_predictions.dense.bias", HfInit.Bias, embedding);
+            Unread("generator_lm_head.bias", HfInit.Bias, config.VocabSize);
+        }
+        _electraHeads = unread.ToArray();
+    }
+
+    private readonly (string Name, Tensor Value)[] _electraHeads = [];
+
+    /// <summary>
+    /// ELECTRA in the layout of its task model (<c>Prefix</c>) only: ElectraForPreTraining's <c>discriminator_predictions.*</c>
+    /// or ElectraForMaskedLM's <c>generator_predictions.*</c> and <c>generator_lm_head.bias</c>, as <c>architectures</c> says,
+    /// rounded to the file's dtype.
+    /// </summary>
+    public override IEnumerable<(string Name, Tensor Value)> UnreadFileTensors(HfWriteOptions options)
+    {
+        if (!options.Prefix) return [];
+        ScalarType? rounded = options.Dtype switch { HfDtype.BF16 => ScalarType.BFloat16, HfDtype.F16 => ScalarType.Float16, _ => null };
+        return Array.ConvertAll(_electraHeads, h => (h.Name, rounded is ScalarType r ? h.Value.to(r).to(ScalarType.Float32) : h.Value.detach()));
     }
 
     /// <summary>
+    /// ElectraForMaskedLM's <c>generator_lm_head.weight</c>, the word embeddings' tied copy; no other ELECTRA file has a tied
+    /// head. BERT, RoBERTa and DistilBERT keep the default.
+    /// </summary>
+    public override IReadOnlyList<string> TiedCopyNames =>
+        !Electra ? base.TiedCopyNames : Config.Architecture == "ElectraForMaskedLM" ? ["generator_lm_head.weight"] : [];
+
+    /// <summary>ELECTRA's head tensors that a file may hold beside the model's (<see cref="UnreadFileTensors"/>): none unless its architecture has one.</summary>
+    public bool HasUnreadHeads => _electraHeads.Length > 0;
+
+    /// <summary>ELECTRA's <c>embeddings_project</c> (Linear(E, H)), present only when <c>embedding_size</c> ≠ <c>hidden_size</c>.</summary>
+    public const string EmbeddingsProject = "embeddings_project";
+
+    /// <summary>
     /// The classifier's logits: <c>[B, labels]</c> from the [CLS] token through BERT's pooler (dense, tanh) and
-    /// <c>classifier</c>, or RoBERTa's <c>classifier.dense</c>, tanh, <c>classifier.out_proj</c> (dropout off); for a
-    /// token classifier <c>classifier</c> on every position, <c>[B, T, labels]</c>.
+    /// <c>classifier</c>, or RoBERTa's <c>classifier.dense</c>, tanh, <c>classifier.out_proj</c> (dropout off), or
+    /// ELECTRA's the same with erf GELU; for a token classifier <c>classifier</c> on every position, <c>[B, T, labels]</c>.
     /// </summary>
     public Tensor ClassifierLogits(Tensor ids, Tensor attentionMask, Tensor? tokenTypes = null)
     {
@@ -78,6 +139,8 @@ internal sealed class HfBert : HfTorchModel, IHfSentenceEncoder
         Tensor first = h.select(1, 0);
         if (Distil)
             return F.linear(F.relu(F.linear(first, this["pre_classifier.weight"], this["pre_classifier.bias"])), this["classifier.weight"], this["classifier.bias"]);
+        if (Electra)
+            return F.linear(HfActivations.Apply("gelu", F.linear(first, this["classifier.dense.weight"], this["classifier.dense.bias"])), this["classifier.out_proj.weight"], this["classifier.out_proj.bias"]);
         if (Config.PositionsFromPadding)
             return F.linear(tanh(F.linear(first, this["classifier.dense.weight"], this["classifier.dense.bias"])), this["classifier.out_proj.weight"], this["classifier.out_proj.bias"]);
         Tensor pooled = tanh(F.linear(first, this["pooler.dense.weight"], this["pooler.dense.bias"]));
@@ -87,6 +150,8 @@ internal sealed class HfBert : HfTorchModel, IHfSentenceEncoder
     public override string TokenEmbeddingName => "embeddings.word_embeddings.weight";
 
     private bool Distil => Config.ModelType == "distilbert";
+
+    private bool Electra => Config.ModelType == "electra";
 
     // A layer's parts: BERT's names (RoBERTa's alike) or DistilBERT's.
     private const int Query = 0, Key = 1, Value = 2, Output = 3, AttentionNorm = 4, Up = 5, Down = 6, OutputNorm = 7;
@@ -108,7 +173,7 @@ internal sealed class HfBert : HfTorchModel, IHfSentenceEncoder
     /// <summary>The encoder's output with each token's type (<c>token_type_ids</c>; zeros when null, as transformers defaults them).</summary>
     public Tensor LastHiddenState(Tensor ids, Tensor? attentionMask, Tensor? tokenTypes)
     {
-        long batch = ids.shape[0], length = ids.shape[1], hidden = Config.HiddenSize;
+        long batch = ids.shape[0], length = ids.shape[1], width = Config.InputEmbeddingSize;
         // BertEmbeddings: token_type_ids default to zeros, position ids to arange (padding does not move them).
         // RobertaEmbeddings (create_position_ids_from_input_ids): cumsum(ids ≠ pad)·(ids ≠ pad) + pad, so real tokens
         // count from pad + 1 and pads sit at row pad.
@@ -119,10 +184,12 @@ internal sealed class HfBert : HfTorchModel, IHfSentenceEncoder
             Tensor real = ids.ne(Config.PadTokenId).to(ScalarType.Int64);
             positions = real.cumsum(1) * real + Config.PadTokenId;
         }
-        Tensor embeddings = Lookup("embeddings.word_embeddings.weight", ids, Config.PadTokenId).view(batch, length, hidden);
-        if (!Distil) embeddings = embeddings + this["embeddings.token_type_embeddings.weight"].index_select(0, typeIds).view(batch, length, hidden);
-        embeddings = embeddings + this["embeddings.position_embeddings.weight"].index_select(0, positions.flatten()).view(-1, length, hidden);
-        Tensor h = LayerNorm(embeddings, "embeddings.LayerNorm");
+        Tensor embeddings = Lookup("embeddings.word_embeddings.weight", ids, Config.PadTokenId).view(batch, length, width);
+        if (!Distil) embeddings = embeddings + this["embeddings.token_type_embeddings.weight"].index_select(0, typeIds).view(batch, length, width);
+        embeddings = embeddings + this["embeddings.position_embeddings.weight"].index_select(0, positions.flatten()).view(-1, length, width);
+        Tensor h = LayerNorm(embeddings, "embeddings.LayerNorm", width);
+        // ElectraModel.forward: hidden_states = self.embeddings_project(hidden_states) when the module exists.
+        if (Config.ProjectsEmbeddings) h = Linear(h, EmbeddingsProject);
 
         // get_extended_attention_mask: (1 − mask)[:, None, None, :]·finfo.min. Without a mask transformers uses ones,
         // which adds −0 to every score: nothing.
@@ -160,6 +227,8 @@ internal sealed class HfBert : HfTorchModel, IHfSentenceEncoder
 
     private Tensor Linear(Tensor x, string prefix) => F.linear(x, this[prefix + ".weight"], this[prefix + ".bias"]);
 
-    private Tensor LayerNorm(Tensor x, string prefix) =>
-        F.layer_norm(x, new[] { (long)Config.HiddenSize }, this[prefix + ".weight"], this[prefix + ".bias"], Config.NormEps);
+    private Tensor LayerNorm(Tensor x, string prefix) => LayerNorm(x, prefix, Config.HiddenSize);
+
+    private Tensor LayerNorm(Tensor x, string prefix, long width) =>
+        F.layer_norm(x, new[] { width }, this[prefix + ".weight"], this[prefix + ".bias"], Config.NormEps);
 }

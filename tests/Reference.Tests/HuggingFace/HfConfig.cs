@@ -64,6 +64,8 @@ internal sealed partial record HfConfig
     public HfEncoderHead EncoderHead { get; init; }
     /// <summary>A classifier's labels: <c>id2label</c>'s entries, else <c>num_labels</c> (2).</summary>
     public int Labels { get; init; }
+    /// <summary>BERT-like: <c>architectures[0]</c> as the file gives it (null without), which decides the head and, for ELECTRA, the unread head tensors a file may hold.</summary>
+    public string? Architecture { get; init; }
 
     // Llama / Qwen2
     public double RopeTheta { get; init; } = 10000.0;
@@ -169,6 +171,7 @@ internal sealed partial record HfConfig
             "bert" => Bert(json, "bert"),
             "roberta" or "xlm-roberta" => Bert(json, modelType),
             "distilbert" => DistilBert(json),
+            "electra" => Electra(json),
             "llama" => Llama(json, qwen2: false),
             "qwen2" => Llama(json, qwen2: true),
             "qwen3" => Llama(json, qwen2: false) with { ModelType = "qwen3", QueryKeyNorm = true },
@@ -294,19 +297,23 @@ internal sealed partial record HfConfig
         };
     }
 
-    // configuration_bert.py defaults (bert-base-uncased); configuration_roberta.py keeps them but pad_token_id 1.
-    private static HfConfig Bert(JsonObject json, string modelType)
+    // configuration_bert.py defaults (bert-base-uncased); configuration_roberta.py keeps them but pad_token_id 1;
+    // configuration_electra.py passes its own sizes (HfConfig.Electra.cs).
+    private static HfConfig Bert(JsonObject json, string modelType, (int Hidden, int Layers, int Heads, int Inner)? sizes = null)
     {
         bool roberta = modelType is "roberta" or "xlm-roberta";
+        (int Hidden, int Layers, int Heads, int Inner) defaults = sizes ?? (768, 12, 12, 3072);
         string positions = String(json, "position_embedding_type") ?? "absolute";
         if (positions != "absolute") throw new NotSupportedException($"position_embedding_type '{positions}' is not implemented");
-        int hidden = Int(json, "hidden_size") ?? 768, heads = Int(json, "num_attention_heads") ?? 12;
+        int hidden = Int(json, "hidden_size") ?? defaults.Hidden, heads = Int(json, "num_attention_heads") ?? defaults.Heads;
+        string? architecture = (json["architectures"] as JsonArray)?.FirstOrDefault()?.GetValue<string>();
         return new HfConfig
         {
             ModelType = modelType,
             Family = HfFamily.Bert,
             PositionsFromPadding = roberta,
-            EncoderHead = (json["architectures"] as JsonArray)?.FirstOrDefault()?.GetValue<string>() switch
+            Architecture = architecture,
+            EncoderHead = architecture switch
             {
                 string a when a.EndsWith("ForSequenceClassification", StringComparison.Ordinal) => HfEncoderHead.SequenceClassification,
                 string a when a.EndsWith("ForTokenClassification", StringComparison.Ordinal) => HfEncoderHead.TokenClassification,
@@ -316,11 +323,11 @@ internal sealed partial record HfConfig
             PadTokenId = Int(json, "pad_token_id") ?? (roberta ? 1 : 0),
             VocabSize = Int(json, "vocab_size") ?? 30522,
             HiddenSize = hidden,
-            Layers = Int(json, "num_hidden_layers") ?? 12,
+            Layers = Int(json, "num_hidden_layers") ?? defaults.Layers,
             Heads = heads,
             KeyValueHeads = heads,
             HeadDim = Divide(hidden, heads),
-            IntermediateSize = Int(json, "intermediate_size") ?? 3072,
+            IntermediateSize = Int(json, "intermediate_size") ?? defaults.Inner,
             MaxPositions = Int(json, "max_position_embeddings") ?? 512,
             Activation = String(json, "hidden_act") ?? "gelu",
             NormEps = Double(json, "layer_norm_eps") ?? 1e-12,

@@ -56,6 +56,14 @@ public static class HfFixtures
     /// </summary>
     public const string ModernBert = "modernbert", ModernBertClassifier = "modernbert-classifier", ModernBertTagger = "modernbert-tagger";
 
+    /// <summary>
+    /// ELECTRA in small: electra/ as google/electra-small-discriminator's config has it (ElectraForPreTraining,
+    /// embedding_size 20 into hidden 36 through embeddings_project), electra-classifier/ (ElectraForSequenceClassification,
+    /// 3 labels, E 22 ≠ H 34), electra-reranker/ (cross-encoder/ms-marco-electra-base-shaped: one label, E = H = 30, so no
+    /// projection) and electra-tagger/ (ElectraForTokenClassification, 5 labels, the classifier's sizes).
+    /// </summary>
+    public const string Electra = "electra", ElectraClassifier = "electra-classifier", ElectraReranker = "electra-reranker", ElectraTagger = "electra-tagger";
+
     /// <summary>The full path of <c>Configs/<paramref name="name"/>/config.json</c>.</summary>
     public static string ConfigPath(string name) => Path.Combine(ConfigsFolder(), name, "config.json");
 

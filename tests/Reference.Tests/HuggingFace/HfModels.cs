@@ -158,3 +158,18 @@ public partial class HfModernBertClassifierModel { }
 // ModernBertForTokenClassification: the prediction head and the classifier on every token (5 labels, with biases).
 [TransformerModel(Config = "HuggingFace/Configs/modernbert-tagger/config.json", SeqLen = 13, Batch = 3, Head = EncoderHead.Tagging)]
 public partial class HfModernBertTaggerModel { }
+
+// ELECTRA: an ElectraForPreTraining checkpoint (embedding_size 20 ≠ hidden 36, so embeddings_project) read as a sentence
+// embedder, mean pooling; ElectraForSequenceClassification with 3 labels (E 22 ≠ H 34; classifier.dense, GELU,
+// classifier.out_proj), the one-label reranker (E = H = 30, no projection; a score), ElectraForTokenClassification.
+[TransformerModel(Config = "HuggingFace/Configs/electra/config.json", SeqLen = 11, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class HfElectraModel { }
+
+[TransformerModel(Config = "HuggingFace/Configs/electra-classifier/config.json", SeqLen = 10, Batch = 3)]
+public partial class HfElectraClassifierModel { }
+
+[TransformerModel(Config = "HuggingFace/Configs/electra-reranker/config.json", SeqLen = 9, Batch = 3)]
+public partial class HfElectraRerankerModel { }
+
+[TransformerModel(Config = "HuggingFace/Configs/electra-tagger/config.json", SeqLen = 10, Batch = 3, Head = EncoderHead.Tagging)]
+public partial class HfElectraTaggerModel { }

@@ -18,8 +18,9 @@ public enum HfDtype { F32, F16, BF16 }
 /// computes with exactly what the file holds. Buffers stay F32/I64.
 /// </param>
 /// <param name="Prefix">
-/// The non-canonical naming: GPT-2 <c>transformer.</c> and BERT <c>bert.</c> added to every name (not to
-/// <c>lm_head.weight</c>); for Llama/Qwen2 and Gemma 3 <c>model.</c> removed, except EmbeddingGemma (bidirectional Gemma 3), whose default is Gemma3TextModel's bare names and whose <c>Prefix</c> keeps <c>model.</c>. MPNet: MPNetForMaskedLM's layout, <c>mpnet.</c> added to
+/// The non-canonical naming: GPT-2 <c>transformer.</c> and BERT <c>bert.</c> (RoBERTa <c>roberta.</c>, DistilBERT
+/// <c>distilbert.</c>, ELECTRA <c>electra.</c>) added to every name (not to <c>lm_head.weight</c> or a task head's
+/// <c>classifier.*</c>); for Llama/Qwen2 and Gemma 3 <c>model.</c> removed, except EmbeddingGemma (bidirectional Gemma 3), whose default is Gemma3TextModel's bare names and whose <c>Prefix</c> keeps <c>model.</c>. MPNet: MPNetForMaskedLM's layout, <c>mpnet.</c> added to
 /// every name and no pooler (its <c>lm_head</c> with <c>IncludeUnusedHeads</c>).
 /// </param>
 /// <param name="LegacyGammaBeta">BERT only: LayerNorm <c>.gamma</c>/<c>.beta</c> for <c>.weight</c>/<c>.bias</c> (TF-converted files).</param>
@@ -30,7 +31,10 @@ public enum HfDtype { F32, F16, BF16 }
 /// tables of older converted files (current <c>save_pretrained</c> drops them: pass false for that layout).
 /// </param>
 /// <param name="IncludeUnusedHeads">
-/// BERT, NomicBERT and MPNet: <c>pooler.dense.weight</c>/<c>.bias</c>, which mean pooling never reads; MPNet with
+/// BERT, NomicBERT and MPNet: <c>pooler.dense.weight</c>/<c>.bias</c>, which mean pooling never reads; ELECTRA with
+/// <c>Prefix</c> (and only then): ElectraForPreTraining's <c>discriminator_predictions.dense.*</c> and
+/// <c>.dense_prediction.*</c>, or ElectraForMaskedLM's <c>generator_predictions.LayerNorm.*</c>, <c>.dense.*</c> and
+/// <c>generator_lm_head.bias</c>, as the config's <c>architectures</c> says; MPNet with
 /// <c>Prefix</c> instead MPNetForMaskedLM's <c>lm_head.bias</c>, <c>lm_head.dense.*</c>, <c>lm_head.layer_norm.*</c>,
 /// <c>lm_head.decoder.weight</c> (a copy of the word embeddings) and <c>lm_head.decoder.bias</c> (of <c>lm_head.bias</c>). T5:
 /// <c>decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight</c> <c>[buckets, heads]</c>, a table early
@@ -42,7 +46,8 @@ public enum HfDtype { F32, F16, BF16 }
 /// <c>model-0000k-of-0000n.safetensors</c>, plus <c>model.safetensors.index.json</c>.
 /// </param>
 /// <param name="KeepTiedCopy">
-/// Tied models only: also write <c>lm_head.weight</c>, a copy of the token embedding; for Marian also
+/// Tied models only: also write <c>lm_head.weight</c>, a copy of the token embedding (ElectraForMaskedLM, prefixed:
+/// <c>generator_lm_head.weight</c>); for Marian also
 /// <c>model.encoder.embed_tokens.weight</c> and <c>model.decoder.embed_tokens.weight</c>. T5, tied or not, also
 /// <c>encoder.embed_tokens.weight</c> and <c>decoder.embed_tokens.weight</c> (copies of <c>shared.weight</c>), and
 /// <c>lm_head.weight</c> when tied.
@@ -58,6 +63,7 @@ public sealed record HfWriteOptions(HfDtype Dtype = HfDtype.F32, bool Prefix = f
 /// <remarks>
 /// <para>
 /// Families: <c>gpt2</c> (GPT2LMHeadModel), <c>bert</c> (BertModel + sentence-transformers mean pooling and Normalize),
+/// <c>electra</c> (ElectraModel, ElectraForSequenceClassification and ElectraForTokenClassification, in HfBert.cs),
 /// <c>llama</c> and <c>qwen2</c> (…ForCausalLM), <c>marian</c> (MarianMTModel, in HfReference.Marian.cs), <c>t5</c> and
 /// <c>mt5</c> (T5ForConditionalGeneration, HfT5.cs, with Marian's entry points and HfReference.T5.cs), <c>nomic_bert</c> (NomicBertModel + mean pooling and Normalize, in HfNomicBert.cs), <c>mpnet</c> (MPNetModel + mean pooling and Normalize, in HfMPNet.cs), <c>gemma3_text</c> (Gemma3ForCausalLM, in HfGemma3.cs, with the decoders' entry points; with <c>use_bidirectional_attention</c>, EmbeddingGemma's Gemma3TextModel + the sentence-transformers modules beside config.json, with the encoders' entry points), <c>modernbert</c> (ModernBertModel + the sentence-transformers modules, or ModernBertForSequenceClassification with the classifiers' entry points, in HfModernBert.cs). The formulas are MODEL_FAMILIES.md's, written out independently of the
 /// generated models' kernels.
@@ -135,6 +141,12 @@ public sealed partial class HfReference : IDisposable
         HfFamily family = _model.Config.Family;
         if (options.LegacyGammaBeta && family != HfFamily.Bert) throw new ArgumentException("LegacyGammaBeta is a BERT naming", nameof(options));
         if (options.IncludeUnusedHeads && family is not (HfFamily.Bert or HfFamily.NomicBert or HfFamily.MPNet or HfFamily.T5 or HfFamily.ModernBert)) throw new ArgumentException("only BERT, NomicBERT and MPNet (the pooler, MPNet's lm_head), T5 (the old cross-attention bias) and ModernBERT (the MaskedLM head) have unused tensors", nameof(options));
+        if (_model is HfBert { HasUnreadHeads: var heads } && _model.Config.ModelType == "electra")
+        {
+            if (options.IncludeUnusedHeads && !(options.Prefix && heads))
+                throw new ArgumentException("ELECTRA's unused heads are ElectraForPreTraining's or ElectraForMaskedLM's, in their prefixed layout", nameof(options));
+            if (options.KeepTiedCopy && !options.Prefix) throw new ArgumentException("ElectraForMaskedLM's tied generator_lm_head comes with its prefixed layout", nameof(options));
+        }
         if (options.Prefix && family == HfFamily.NomicBert) throw new ArgumentException("NomicBertModel files have no prefix", nameof(options));
         if (options.KeepTiedCopy && _model.TiedCopyNames.Count == 0) throw new ArgumentException("KeepTiedCopy needs a tied model (T5: embed_tokens)", nameof(options));
         if (options.Prefix && family == HfFamily.Marian) throw new ArgumentException("MarianMTModel files have one naming (model.…, final_logits_bias)", nameof(options));
@@ -203,7 +215,7 @@ public sealed partial class HfReference : IDisposable
         return _model.Config.Family switch
         {
             HfFamily.Gpt2 => "transformer." + name,
-            HfFamily.Bert => _model.Config.ModelType switch { "bert" => "bert.", "distilbert" => "distilbert.", _ => "roberta." } + name,
+            HfFamily.Bert => _model.Config.ModelType switch { "bert" => "bert.", "distilbert" => "distilbert.", "electra" => "electra.", _ => "roberta." } + name,
             HfFamily.MPNet => "mpnet." + name,
             _ => name.StartsWith("model.", StringComparison.Ordinal) ? name["model.".Length..] : throw new InvalidOperationException(name),
         };

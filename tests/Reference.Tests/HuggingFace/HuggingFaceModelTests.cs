@@ -16,7 +16,7 @@ namespace TransformerGen.Reference.Tests.HuggingFace;
 /// embeddings with cosine ≥ 0.99999. Each family is loaded from a different variant of its files (prefixed or not,
 /// BF16/F16, sharded, with buffers and tied copies) so the loader's paths are exercised end to end.
 /// </summary>
-public sealed class HuggingFaceModelTests(ITestOutputHelper output) : IDisposable
+public sealed partial class HuggingFaceModelTests(ITestOutputHelper output) : IDisposable
 {
     private const long Seed = 20261205;
     private readonly string _folder = Path.Combine(Path.GetTempPath(), "tg-hf-" + Guid.NewGuid().ToString("N"));
