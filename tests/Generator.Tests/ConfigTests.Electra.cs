@@ -57,6 +57,10 @@ public partial class ConfigTests
         Assert.Contains(", 41, 14);", source);
         Assert.Contains("Embedding.AddTypeRows(", source);
 
+        // Without embedding_size, ElectraConfig's default 128.
+        Compile(At("electra-default", Remove(Electra, "embedding_size")), Declared("electra-default", ", Head = EncoderHead.SentenceEmbedding", seqLen: 12), out source);
+        Assert.Contains("new(\"embeddings_project.weight\", new[] { 30, 128 }", source);
+
         // embedding_size equal to hidden_size (ELECTRA-base's) has no projection.
         Compile(At("electra-base", Set(Electra, "embedding_size", "30")), Declared("electra-base", ", Head = EncoderHead.SentenceEmbedding", seqLen: 12), out source);
         Assert.DoesNotContain("embeddings_project", source);

@@ -170,7 +170,7 @@ namespace TransformerGen.Generator
             if (hidden > 0 && heads > 0 && hidden % heads != 0) Unsupported("num_attention_heads", heads, $"hidden_size {hidden} is not a multiple of it");
             // RoBERTa (create_position_ids_from_input_ids): position ids count from padding_idx + 1, rows 0..padding_idx unused.
             int pad = Int("pad_token_id") ?? (kind == FamilySpec.Roberta ? 1 : 0);
-            int embedding = kind == FamilySpec.Electra ? Int("embedding_size") ?? hidden : hidden;
+            int embedding = kind == FamilySpec.Electra ? Int("embedding_size") ?? 128 : hidden; // ElectraConfig's default
             if (embedding <= 0) Unsupported("embedding_size", embedding, "a positive width is expected");
             var family = new FamilySpec(kind, _file, heads > 0 ? hidden / heads : 0, heads, positions, eps, RmsNorm: false, feedForward,
                 Rotary: false, RopeTheta: 0f, QkvBias: true, OutBias: true, FfnBias: true, TypeVocab: Int("type_vocab_size") ?? 2, EmbeddingNorm: true,
