@@ -239,9 +239,9 @@ public sealed class GgufLlamaCppTests(ITestOutputHelper output) : IDisposable
             "gemma3-bias" => new Gemma3BiasModel(1),
             "llama3-scaled" => new Llama3ScaledModel(1),
             "llama-linear" => new LlamaLinearModel(1),
-            "qwen2-yarn" => new Qwen2YarnModel(1),
+            "qwen2-yarn-blocks" => new Qwen2YarnModel(1),
             "qwen3-yarn" => new Qwen3YarnModel(1),
-            "phi3-longrope" => new Phi3LongRopeModel(1),
+            "phi3-longrope-blocks" => new Phi3LongRopeModel(1),
             _ => throw new ArgumentException(config, nameof(config)),
         };
         Weights.Randomize(model, seed: 3);

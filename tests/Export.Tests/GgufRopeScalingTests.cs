@@ -29,9 +29,9 @@ public sealed class GgufRopeScalingTests(ITestOutputHelper output) : IDisposable
     [Theory]
     [InlineData("llama3-scaled", "llama", "rope_freqs.weight")]
     [InlineData("llama-linear", "llama", null)]
-    [InlineData("qwen2-yarn", "llama", null)]
+    [InlineData("qwen2-yarn-blocks", "llama", null)]
     [InlineData("qwen3-yarn", "qwen3", null)]
-    [InlineData("phi3-longrope", "phi3", "rope_factors_short.weight")]
+    [InlineData("phi3-longrope-blocks", "phi3", "rope_factors_short.weight")]
     public void F32ExportWithScaledRotaryGivesOurLogits(string config, string architecture, string? factors)
     {
         LanguageModel model = Build(config);
@@ -61,10 +61,10 @@ public sealed class GgufRopeScalingTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void LongRopeTurnsByTheLongFactorsWhenLlamaCppsContextPassesTheOriginal()
     {
-        LanguageModel model = Build("phi3-longrope");
+        LanguageModel model = Build("phi3-longrope-blocks");
         int[] tokens = TestData.Tokens(model.Layout.SeqLen, model.Layout.Vocab, seed: 7);
         float[][] ours = Ours(model, tokens);
-        GgufHyperparameters h = GgufHyperparameters.FromConfig(Config("phi3-longrope")) with { RopeOriginalContext = 64 };
+        GgufHyperparameters h = GgufHyperparameters.FromConfig(Config("phi3-longrope-blocks")) with { RopeOriginalContext = 64 };
         (string path, _) = Export(model, h, "short-original");
         (string same, _) = Export(model, h with { RopeLongFactors = h.RopeScaling!.Divisors.ToArray() }, "long-as-short");
         double switched = Relative(ours, LlamaCpp.Logits(path, tokens)), unswitched = Relative(ours, LlamaCpp.Logits(same, tokens));
@@ -122,8 +122,8 @@ public sealed class GgufRopeScalingTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void LongRopePastTheOriginalContextIsRefused()
     {
-        LanguageModel model = Build("phi3-longrope");
-        GgufHyperparameters h = GgufHyperparameters.FromConfig(Config("phi3-longrope")) with { RopeOriginalContext = 16 };
+        LanguageModel model = Build("phi3-longrope-blocks");
+        GgufHyperparameters h = GgufHyperparameters.FromConfig(Config("phi3-longrope-blocks")) with { RopeOriginalContext = 16 };
         var e = Assert.Throws<ArgumentException>(() => model.SaveGguf(Path.Combine(_folder, "x.gguf"), new GgufExportOptions { Hyperparameters = h, Name = "test model" }));
         Assert.Contains("original_max_position_embeddings 16", e.Message, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_folder, "x.gguf")));

@@ -56,13 +56,13 @@ public partial class Llama3ScaledModel { }
 [TransformerModel(Config = "Export.Tests/Configs/llama-linear/config.json", SeqLen = 24)]
 public partial class LlamaLinearModel { }
 
-[TransformerModel(Config = "Export.Tests/Configs/qwen2-yarn/config.json", SeqLen = 24)]
+[TransformerModel(Config = "Export.Tests/Configs/qwen2-yarn-blocks/config.json", SeqLen = 24)]
 public partial class Qwen2YarnModel { }
 
 [TransformerModel(Config = "Export.Tests/Configs/qwen3-yarn/config.json", SeqLen = 24)]
 public partial class Qwen3YarnModel { }
 
-[TransformerModel(Config = "Export.Tests/Configs/phi3-longrope/config.json", SeqLen = 24)]
+[TransformerModel(Config = "Export.Tests/Configs/phi3-longrope-blocks/config.json", SeqLen = 24)]
 public partial class Phi3LongRopeModel { }
 
 [TransformerModel(Config = "HuggingFace/Configs/gpt2/config.json", SeqLen = 11)]

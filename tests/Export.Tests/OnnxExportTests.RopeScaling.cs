@@ -12,8 +12,8 @@ public sealed partial class OnnxExportTests
     /// </summary>
     [Theory]
     [InlineData("llama3-scaled", "llama-blocks")]
-    [InlineData("qwen2-yarn", "qwen2-blocks")]
-    [InlineData("phi3-longrope", "phi3-blocks")]
+    [InlineData("qwen2-yarn-blocks", "qwen2-blocks")]
+    [InlineData("phi3-longrope-blocks", "phi3-blocks")]
     public void ScaledRotaryDecoderLogitsMatchOurs(string name, string unscaledConfig)
     {
         (TransformerModel model, string? config) = Build(name);

@@ -107,10 +107,10 @@ public partial class OnnxPhi3 { }
 [TransformerModel(Config = "Export.Tests/Configs/llama3-scaled/config.json", SeqLen = 24, Batch = 2)]
 public partial class OnnxLlama3Scaled { }
 
-[TransformerModel(Config = "Export.Tests/Configs/qwen2-yarn/config.json", SeqLen = 24, Batch = 2)]
+[TransformerModel(Config = "Export.Tests/Configs/qwen2-yarn-blocks/config.json", SeqLen = 24, Batch = 2)]
 public partial class OnnxQwen2Yarn { }
 
-[TransformerModel(Config = "Export.Tests/Configs/phi3-longrope/config.json", SeqLen = 24, Batch = 2)]
+[TransformerModel(Config = "Export.Tests/Configs/phi3-longrope-blocks/config.json", SeqLen = 24, Batch = 2)]
 public partial class OnnxPhi3LongRope { }
 
 // Hugging Face encoder–decoders (the reference tests' fixtures): Marian (post-LN, split sinusoids, swish, scaled, decoder
