@@ -185,13 +185,8 @@ public sealed class ChatAppGemmaTests(ITestOutputHelper log)
     [Fact]
     public void The_embedded_config_is_the_one_gemma_3_was_compiled_from()
     {
-        using JsonDocument config = JsonDocument.Parse(ChatModelSpec.Gemma3_270mIt.CompiledConfig);
-        JsonElement root = config.RootElement;
-        Assert.Equal("gemma3_text", root.GetProperty("model_type").GetString());
-        Assert.Equal((Gemma3Chat.Vocab, Gemma3Chat.DModel, Gemma3Chat.Layers, Gemma3Chat.Heads, Gemma3Chat.KvHeads, Gemma3Chat.DFF, Gemma3Chat.HeadDim),
-            (root.GetProperty("vocab_size").GetInt32(), root.GetProperty("hidden_size").GetInt32(), root.GetProperty("num_hidden_layers").GetInt32(),
-             root.GetProperty("num_attention_heads").GetInt32(), root.GetProperty("num_key_value_heads").GetInt32(), root.GetProperty("intermediate_size").GetInt32(),
-             root.GetProperty("head_dim").GetInt32()));
+        JsonElement root = CompiledConfigSizes.Assert(ChatModelSpec.Gemma3_270mIt.CompiledConfig, "gemma3_text",
+            (Gemma3Chat.Vocab, Gemma3Chat.DModel, Gemma3Chat.Layers, Gemma3Chat.Heads, Gemma3Chat.KvHeads, Gemma3Chat.DFF, Gemma3Chat.HeadDim));
         Assert.Equal((262144, 640, 18, 4, 1, 2048, 256, 1024), (Gemma3Chat.Vocab, Gemma3Chat.DModel, Gemma3Chat.Layers, Gemma3Chat.Heads, Gemma3Chat.KvHeads, Gemma3Chat.DFF, Gemma3Chat.HeadDim, Gemma3Chat.SeqLen));
         // The cache passes the 512-key sliding window.
         Assert.True(Gemma3Chat.SeqLen > root.GetProperty("sliding_window").GetInt32());

@@ -206,13 +206,8 @@ public sealed class ChatAppLlama3Tests(ITestOutputHelper log)
     [Fact]
     public void The_embedded_config_is_the_one_llama_3_2_was_compiled_from()
     {
-        using JsonDocument config = JsonDocument.Parse(ChatModelSpec.Llama3_2_1BInstruct.CompiledConfig);
-        JsonElement root = config.RootElement;
-        Assert.Equal("llama", root.GetProperty("model_type").GetString());
-        Assert.Equal((Llama32.Vocab, Llama32.DModel, Llama32.Layers, Llama32.Heads, Llama32.KvHeads, Llama32.DFF, Llama32.HeadDim),
-            (root.GetProperty("vocab_size").GetInt32(), root.GetProperty("hidden_size").GetInt32(), root.GetProperty("num_hidden_layers").GetInt32(),
-             root.GetProperty("num_attention_heads").GetInt32(), root.GetProperty("num_key_value_heads").GetInt32(), root.GetProperty("intermediate_size").GetInt32(),
-             root.GetProperty("head_dim").GetInt32()));
+        JsonElement root = CompiledConfigSizes.Assert(ChatModelSpec.Llama3_2_1BInstruct.CompiledConfig, "llama",
+            (Llama32.Vocab, Llama32.DModel, Llama32.Layers, Llama32.Heads, Llama32.KvHeads, Llama32.DFF, Llama32.HeadDim));
         Assert.Equal((128256, 2048, 16, 32, 8, 8192, 64, 1024), (Llama32.Vocab, Llama32.DModel, Llama32.Layers, Llama32.Heads, Llama32.KvHeads, Llama32.DFF, Llama32.HeadDim, Llama32.SeqLen));
         Assert.Equal([128001, 128008, 128009], root.GetProperty("eos_token_id").EnumerateArray().Select(id => id.GetInt32()));
         Assert.Equal("llama3", root.GetProperty("rope_scaling").GetProperty("rope_type").GetString());

@@ -291,6 +291,28 @@ public sealed partial class HuggingFaceModelTests(ITestOutputHelper output) : ID
     public void Roberta_sequence_classifier_reads_its_dense_and_out_proj() =>
         Classifier(new HfRobertaClassifierModel(seed: 3), "roberta-classifier", new HfWriteOptions(Prefix: true, IncludeBuffers: true), [HfRobertaClassifierModel.SeqLen, 5]);
 
+    /// <summary>
+    /// A model of scores (one label: a cross-encoder's) against the reference: Predict's scores, and the gradients of the
+    /// caller's loss Σ scores ⊙ (0.7, −1.3, 0.4) seeded into Backward; a Backward without that seed is refused. Returns the
+    /// reference's scores.
+    /// </summary>
+    private float[] CheckScores(EncoderModel model, HfReference reference, int[] tokens, int[] mask, int batch, int seqLen, string name)
+    {
+        Assert.True(model.Layout.SeededOutput);
+        float[] scores = model.Predict(tokens).ToArray(), expected = reference.ClassifierLogits(tokens, mask, batch, seqLen);
+        Assert.Equal(batch, scores.Length);
+        double scoreError = HfChecks.RelativeMax(scores, expected);
+        float[] upstream = [0.7f, -1.3f, 0.4f];
+        model.ZeroGrad();
+        model.Backward(upstream);
+        (double gradientError, string worst) = HfChecks.GradientError(model, reference.ClassifierGradients(tokens, mask, batch, seqLen, upstream));
+        output.WriteLine($"{name}: scores {scoreError:E2}, gradients {gradientError:E2} (worst {worst})");
+        Assert.True(scoreError < 1e-5, $"scores differ by {scoreError:E2}");
+        Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
+        Assert.Throws<InvalidOperationException>(() => model.Backward()); // no loss of its own
+        return expected;
+    }
+
     // A cross-encoder (num_labels 1): Predict gives each pair's score; no loss of its own, so Backward takes the gradient
     // of the caller's loss with respect to the scores (here Σ scores ⊙ upstream, the gradient an MSE would pass).
     [Fact]
@@ -308,18 +330,7 @@ public sealed partial class HuggingFaceModelTests(ITestOutputHelper output) : ID
             for (int t = 0; t < lengths[b]; t++) { tokens[b * seqLen + t] = random[b * seqLen + t] + 1; mask[b * seqLen + t] = 1; }
 
         Assert.Equal(1, HfBertCrossEncoderModel.Classes);
-        Assert.True(model.Layout.SeededOutput);
-        float[] scores = model.Predict(tokens).ToArray(), expected = reference.ClassifierLogits(tokens, mask, batch, seqLen);
-        Assert.Equal(batch, scores.Length);
-        double scoreError = HfChecks.RelativeMax(scores, expected);
-        float[] upstream = [0.7f, -1.3f, 0.4f];
-        model.ZeroGrad();
-        model.Backward(upstream);
-        (double gradientError, string worst) = HfChecks.GradientError(model, reference.ClassifierGradients(tokens, mask, batch, seqLen, upstream));
-        output.WriteLine($"bert-cross-encoder: scores {scoreError:E2}, gradients {gradientError:E2} (worst {worst})");
-        Assert.True(scoreError < 1e-5, $"scores differ by {scoreError:E2}");
-        Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
-        Assert.Throws<InvalidOperationException>(() => model.Backward()); // no loss of its own
+        float[] expected = CheckScores(model, reference, tokens, mask, batch, seqLen, "bert-cross-encoder");
         model.Forward(tokens, [5, -3, 40]); // the targets stand for the shape: a model of scores reads none
         Assert.True(HfChecks.RelativeMax(model.Logits.ToArray(), expected) < 1e-5);
     }
