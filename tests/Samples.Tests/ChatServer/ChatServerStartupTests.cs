@@ -28,7 +28,7 @@ public sealed class ChatServerStartupTests(TinyChatServerFolder folder) : IClass
     }
 
     [Fact]
-    public void The_program_picks_gemma_3_by_the_folders_model_type_and_refuses_another_family_naming_both()
+    public void The_program_picks_gemma_3_and_llama_3_2_by_the_folders_config_and_refuses_another_family_naming_them()
     {
         StartupException Start(string path) => Assert.Throws<StartupException>(() => new ChatEngine(ServedChatModels.All,
             Options.Create(ServerSettings.Bind<ServerOptions>(path, null)), new ServerMetrics(), NullLogger<ChatEngine>.Instance, []));
@@ -38,12 +38,18 @@ public sealed class ChatServerStartupTests(TinyChatServerFolder folder) : IClass
         Assert.Equal($"The model folder '{gemma.Path}' lacks model.safetensors, tokenizer.model, tokenizer_config.json (download them from https://huggingface.co/google/gemma-3-270m-it).",
                      Start(gemma.Path).Message);
 
+        // Llama-3.2-1B-Instruct's config picks it among the two llama models by its sizes.
+        using var llama = new TempFolder();
+        llama.Write("config.json", ChatSample.ChatModelSpec.Llama3_2_1BInstruct.CompiledConfig);
+        Assert.Equal($"The model folder '{llama.Path}' lacks model.safetensors, tokenizer.json, tokenizer_config.json (download them from https://huggingface.co/meta-llama/Llama-3.2-1B-Instruct).",
+                     Start(llama.Path).Message);
+
         using var other = new TempFolder();
         other.Write("config.json", """{"model_type": "qwen3"}""");
-        Assert.Contains("has model_type qwen3; this program runs llama (HuggingFaceTB/SmolLM2-135M-Instruct), gemma3_text (google/gemma-3-270m-it).", Start(other.Path).Message);
+        Assert.Contains("has model_type qwen3; this program runs llama (HuggingFaceTB/SmolLM2-135M-Instruct), gemma3_text (google/gemma-3-270m-it), llama (meta-llama/Llama-3.2-1B-Instruct).", Start(other.Path).Message);
 
         using var empty = new TempFolder();
-        Assert.Equal($"The model folder '{empty.Path}' lacks config.json, which says which model it holds (HuggingFaceTB/SmolLM2-135M-Instruct or google/gemma-3-270m-it).",
+        Assert.Equal($"The model folder '{empty.Path}' lacks config.json, which says which model it holds (HuggingFaceTB/SmolLM2-135M-Instruct or google/gemma-3-270m-it or meta-llama/Llama-3.2-1B-Instruct).",
                      Start(empty.Path).Message);
     }
 
