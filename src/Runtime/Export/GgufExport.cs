@@ -14,7 +14,11 @@ public sealed class GgufExportOptions
     /// <summary>How weight matrices are stored; vectors (norms, biases) stay F32 whatever this says.</summary>
     public GgufTensorType TensorType { get; init; } = GgufTensorType.F32;
 
-    /// <summary>The vocabulary to embed; null writes <see cref="GgufVocabulary.Synthetic"/> of the model's size (only token ids can then be fed).</summary>
+    /// <summary>
+    /// The vocabulary to embed; null writes <see cref="GgufVocabulary.Synthetic"/> of the model's size (only token ids can
+    /// then be fed). The begin and end ids it names (<see cref="GgufVocabulary.BosId"/>, <see cref="GgufVocabulary.EosId"/>)
+    /// are written in place of the hyperparameters'.
+    /// </summary>
     public GgufVocabulary? Vocabulary { get; init; }
 
     /// <summary>
@@ -187,8 +191,10 @@ public static partial class GgufExport
 
     /// <summary>
     /// The <c>tokenizer.ggml.*</c> keys of <paramref name="vocabulary"/>, with the begin, end and padding ids of <paramref name="h"/>
-    /// that fall in the vocabulary; whether llama.cpp adds the begin and end tokens is the vocabulary's unless
-    /// <paramref name="addBos"/> or <paramref name="addEos"/> says.
+    /// that fall in the vocabulary, the begin and end ids the vocabulary names (<see cref="GgufVocabulary.BosId"/>,
+    /// <see cref="GgufVocabulary.EosId"/>: tokenizer_config.json's, which llama.cpp's converter prefers to config.json's) in
+    /// their place; whether llama.cpp adds the begin and end tokens is the vocabulary's unless <paramref name="addBos"/> or
+    /// <paramref name="addEos"/> says.
     /// </summary>
     private static void AddVocabulary(GgufWriter writer, GgufVocabulary vocabulary, GgufHyperparameters h, int vocab, bool? addBos = null, bool? addEos = null)
     {
@@ -205,8 +211,9 @@ public static partial class GgufExport
         }
         if (vocabulary.PrecompiledCharsMap is { Length: > 0 } charsMap) writer.Add("tokenizer.ggml.precompiled_charsmap", charsMap);
         if (vocabulary.UnknownId >= 0) writer.Add("tokenizer.ggml.unknown_token_id", (uint)vocabulary.UnknownId);
-        if (h.BosToken >= 0 && h.BosToken < vocab) writer.Add("tokenizer.ggml.bos_token_id", (uint)h.BosToken);
-        if (h.EosToken >= 0 && h.EosToken < vocab) writer.Add("tokenizer.ggml.eos_token_id", (uint)h.EosToken);
+        int bos = vocabulary.BosId >= 0 ? vocabulary.BosId : h.BosToken, eos = vocabulary.EosId >= 0 ? vocabulary.EosId : h.EosToken;
+        if (bos >= 0 && bos < vocab) writer.Add("tokenizer.ggml.bos_token_id", (uint)bos);
+        if (eos >= 0 && eos < vocab) writer.Add("tokenizer.ggml.eos_token_id", (uint)eos);
         if (h.PadToken >= 0 && h.PadToken < vocab) writer.Add("tokenizer.ggml.padding_token_id", (uint)h.PadToken);
         writer.Add("tokenizer.ggml.add_bos_token", addBos ?? vocabulary.AddBos);
         if (addEos ?? vocabulary.AddEos) writer.Add("tokenizer.ggml.add_eos_token", true);

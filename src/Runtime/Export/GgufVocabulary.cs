@@ -73,6 +73,20 @@ public sealed class GgufVocabulary
     /// <summary>A WordPiece vocabulary's <c>[PAD]</c> id, or -1.</summary>
     public int PadId { get; private init; } = -1;
 
+    /// <summary>
+    /// A byte-level BPE folder's begin token as llama.cpp's converter finds it: <c>tokenizer_config.json</c>'s <c>bos_token</c>
+    /// (else its <c>cls_token</c>) among the added tokens; -1 when it names none. The export writes it as
+    /// <c>tokenizer.ggml.bos_token_id</c> in place of the config's <c>bos_token_id</c>, as the converter prefers it.
+    /// </summary>
+    public int BosId { get; private init; } = -1;
+
+    /// <summary>
+    /// A byte-level BPE folder's end token as llama.cpp's converter finds it: <c>tokenizer_config.json</c>'s <c>eos_token</c>
+    /// (else its <c>sep_token</c>) among the added tokens; -1 when it names none. Written as <c>tokenizer.ggml.eos_token_id</c>
+    /// in place of the config's <c>eos_token_id</c> (Llama-3.2-Instruct: &lt;|eot_id|&gt; 128009, where the config's list starts with 128001).
+    /// </summary>
+    public int EosId { get; private init; } = -1;
+
     /// <summary>The Jinja chat template of <c>tokenizer_config.json</c>, written as <c>tokenizer.chat_template</c> for chat apps; null when there is none.</summary>
     public string? ChatTemplate { get; }
 
@@ -108,9 +122,14 @@ public sealed class GgufVocabulary
     /// GPT-2, SmolLM and Qwen2 ship) gives llama.cpp's <c>gpt2</c> tokenizer: the added tokens of <c>tokenizer.json</c> (or <c>tokenizer_config.json</c>'s
     /// <c>added_tokens_decoder</c>) become control tokens when special, user-defined otherwise; ids the tokenizer does not
     /// use, up to <paramref name="size"/> (the model's embedding rows), become unused <c>[PADn]</c> tokens, as llama.cpp's
-    /// converter writes them. A <c>chat_template</c> string in <c>tokenizer_config.json</c> is kept (<see cref="ChatTemplate"/>).
-    /// A folder whose only vocabulary file is <c>tokenizer.json</c> with a byte-level BPE model (ModernBERT's; name llama.cpp's
-    /// pre-tokenizer <c>modern-bert</c> for it) gives the same from that model's vocab and merges, with the unknown and mask ids.
+    /// converter writes them. A <c>chat_template</c> string in <c>tokenizer_config.json</c> is kept (<see cref="ChatTemplate"/>);
+    /// the begin and end ids and whether llama.cpp adds them are read as the converter reads them (<see cref="BosId"/>,
+    /// <see cref="EosId"/>, <see cref="AddBos"/>, <see cref="AddEos"/>).
+    /// A folder whose only vocabulary file is <c>tokenizer.json</c> with a byte-level BPE model gives the same from that
+    /// model's vocab and merges, with the unknown and mask ids: ModernBERT's (name llama.cpp's pre-tokenizer <c>modern-bert</c>
+    /// for it) and Llama 3's (<c>llama-bpe</c>: 128,000 tokens, 256 special ones as control tokens, &lt;|begin_of_text|&gt;
+    /// added before each text as its post-processor adds it, tokenizer_config.json's eos_token as the end id; llama.cpp's
+    /// <c>llama-bpe</c> looks each pre-tokenized piece up whole before merging, as the model's <c>ignore_merges</c> asks).
     /// </summary>
     /// <param name="folder">The folder with <c>vocab.json</c> and <c>merges.txt</c>, with <c>tokenizer.model</c> or <c>spiece.model</c>, or with a byte-level BPE <c>tokenizer.json</c> alone.</param>
     /// <param name="size">The model's vocabulary (embedding rows); the tokenizer's ids must all be below it.</param>
@@ -166,7 +185,11 @@ public sealed class GgufVocabulary
             if (line.StartsWith("#version", StringComparison.Ordinal) || line.Length == 0) continue;
             merges.Add(line);
         }
-        return new GgufVocabulary("gpt2", preTokenizer, complete, types, merges.ToArray(), ChatTemplateOf(folder)) { AddBos = AddBosOf(folder) ?? false };
+        Specials specials = ConverterSpecials(folder);
+        return new GgufVocabulary("gpt2", preTokenizer, complete, types, merges.ToArray(), ChatTemplateOf(folder))
+        {
+            AddBos = specials.AddBos ?? false, AddEos = specials.AddEos ?? false, BosId = specials.Bos, EosId = specials.Eos,
+        };
 
         void Put(int id, string text, GgufFormat.TokenType type, string source, bool replace = false)
         {
@@ -242,7 +265,9 @@ public sealed class GgufVocabulary
     /// <c>vocab</c> and <c>merges</c> ("a b" strings, or [a, b] pairs as tokenizers 0.20 on writes them) as <c>vocab.json</c>
     /// and <c>merges.txt</c> would give them, the added tokens, <c>[PADn]</c> rows past the tokenizer's ids, and the unknown
     /// and mask ids of <c>tokenizer_config.json</c>'s <c>unk_token</c> and <c>mask_token</c> (or of <c>[UNK]</c> and
-    /// <c>[MASK]</c> when it names none).
+    /// <c>[MASK]</c> when it names none), the begin and end ids and whether they are added (<see cref="ConverterSpecials"/>).
+    /// Llama 3's form (a BPE model with <c>ignore_merges</c>) is read alike: GGUF has no key for <c>ignore_merges</c>, and
+    /// llama.cpp's <c>llama-bpe</c> pre-tokenizer looks each piece up whole before merging, as that flag asks.
     /// </summary>
     private static GgufVocabulary FromTokenizerJson(string folder, string path, int size, string preTokenizer)
     {
@@ -279,9 +304,10 @@ public sealed class GgufVocabulary
             string text = SpecialTokenOf(folder, key) ?? fallback;
             return Array.IndexOf(complete, text);
         }
+        Specials specials = ConverterSpecials(folder);
         return new GgufVocabulary("gpt2", preTokenizer, complete, types, merges.ToArray(), ChatTemplateOf(folder))
         {
-            AddBos = AddBosOf(folder) ?? false,
+            AddBos = specials.AddBos ?? false, AddEos = specials.AddEos ?? false, BosId = specials.Bos, EosId = specials.Eos,
             UnknownId = IdOf("unk_token", "[UNK]"),
             MaskId = IdOf("mask_token", "[MASK]"),
         };
@@ -430,13 +456,66 @@ public sealed class GgufVocabulary
     }
 
     /// <summary>The <c>add_bos_token</c> of <c>tokenizer_config.json</c>, or null when it does not say.</summary>
-    private static bool? AddBosOf(string folder)
+    private static bool? AddBosOf(string folder) => FlagOf(folder, "add_bos_token");
+
+    /// <summary>A boolean of <c>tokenizer_config.json</c> (<c>add_bos_token</c>, <c>add_eos_token</c>), or null when it does not say.</summary>
+    private static bool? FlagOf(string folder, string key)
     {
         string path = Path.Combine(folder, "tokenizer_config.json");
         if (!File.Exists(path)) return null;
         using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path));
-        return document.RootElement.TryGetProperty("add_bos_token", out JsonElement add) && add.ValueKind is JsonValueKind.True or JsonValueKind.False
+        return document.RootElement.TryGetProperty(key, out JsonElement add) && add.ValueKind is JsonValueKind.True or JsonValueKind.False
             ? add.GetBoolean() : null;
+    }
+
+    /// <summary>A byte-level BPE folder's begin and end ids and whether they are added, as <see cref="ConverterSpecials"/> reads them.</summary>
+    private readonly record struct Specials(int Bos, int Eos, bool? AddBos, bool? AddEos);
+
+    /// <summary>
+    /// The begin and end tokens of a byte-level BPE folder as llama.cpp's converter (gguf-py's SpecialVocab) reads them:
+    /// the ids of <c>tokenizer_config.json</c>'s <c>bos_token</c> (else <c>cls_token</c>) and <c>eos_token</c> (else
+    /// <c>sep_token</c>) among the added tokens; whether each is added from <c>tokenizer.json</c>'s post-processor (a
+    /// RobertaProcessing adds both; a TemplateProcessing whose single-sequence template starts with the begin or cls token
+    /// adds the begin token, one that ends with the end token adds that: Llama 3's puts &lt;|begin_of_text|&gt; first), unless
+    /// <c>tokenizer_config.json</c>'s <c>add_bos_token</c> or <c>add_eos_token</c> says otherwise; null where neither says.
+    /// </summary>
+    private static Specials ConverterSpecials(string folder)
+    {
+        string? cls = SpecialTokenOf(folder, "cls_token"), sep = SpecialTokenOf(folder, "sep_token");
+        string? bos = SpecialTokenOf(folder, "bos_token") ?? cls, eos = SpecialTokenOf(folder, "eos_token") ?? sep;
+        int bosId = -1, eosId = -1;
+        foreach ((int id, string content, bool _) in AddedTokens(folder))
+        {
+            if (bosId < 0 && content == bos) bosId = id;
+            if (eosId < 0 && content == eos) eosId = id;
+        }
+        bool? addBos = null, addEos = null;
+        string tokenizerJson = Path.Combine(folder, "tokenizer.json");
+        if (File.Exists(tokenizerJson))
+        {
+            using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(tokenizerJson));
+            if (document.RootElement.TryGetProperty("post_processor", out JsonElement post) && post.ValueKind == JsonValueKind.Object)
+            {
+                var processors = new List<JsonElement>();
+                if (post.TryGetProperty("processors", out JsonElement list) && list.ValueKind == JsonValueKind.Array) processors.AddRange(list.EnumerateArray());
+                else processors.Add(post);
+                foreach (JsonElement processor in processors)
+                {
+                    string? type = processor.TryGetProperty("type", out JsonElement t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+                    if (type == "RobertaProcessing") (addBos, addEos) = (true, true);
+                    if (type != "TemplateProcessing" || !processor.TryGetProperty("single", out JsonElement single)
+                        || single.ValueKind != JsonValueKind.Array || single.GetArrayLength() < 2)
+                        continue;
+                    if (SpecialTokenIdOf(single[0]) is { } first) addBos = first == bos || first == cls;
+                    if (SpecialTokenIdOf(single[single.GetArrayLength() - 1]) is { } last) addEos = last == eos;
+                }
+            }
+        }
+        return new Specials(bosId, eosId, FlagOf(folder, "add_bos_token") ?? addBos, FlagOf(folder, "add_eos_token") ?? addEos);
+
+        static string? SpecialTokenIdOf(JsonElement piece) =>
+            piece.ValueKind == JsonValueKind.Object && piece.TryGetProperty("SpecialToken", out JsonElement special) && special.ValueKind == JsonValueKind.Object
+            && special.TryGetProperty("id", out JsonElement id) && id.ValueKind == JsonValueKind.String ? id.GetString() : null;
     }
 
     /// <summary>The <c>chat_template</c> string of <c>tokenizer_config.json</c>, or null.</summary>
