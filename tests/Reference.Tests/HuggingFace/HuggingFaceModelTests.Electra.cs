@@ -100,22 +100,7 @@ public sealed partial class HuggingFaceModelTests
         int[] types = new int[batch * seqLen];
         for (int b = 0; b < batch; b++)
             for (int t = firstSegment[b]; t < lengths[b]; t++) types[b * seqLen + t] = 1;
-        int[] targets = [2, 0, 1];
-
-        float loss = model.Forward(tokens, types, targets);
-        (float expectedLoss, Dictionary<string, float[]> gradients) = reference.ClassifierLossAndGradients(tokens, mask, targets, batch, seqLen, types);
-        model.ZeroGrad();
-        model.Backward();
-        (double gradientError, string worst) = HfChecks.GradientError(model, gradients);
-        float[] withoutTypes = reference.ClassifierLogits(tokens, mask, batch, seqLen), expected = reference.ClassifierLogits(tokens, mask, batch, seqLen, types);
-        double logitError = HfChecks.RelativeMax(model.Logits.ToArray(), expected);
-        int[] real = Enumerable.Range(0, tokens.Length).Where(i => mask[i] == 1).ToArray();
-        double exactError = HfChecks.RelativeMax(model.Predict(real.Select(i => tokens[i]).ToArray(), lengths, real.Select(i => types[i]).ToArray()).ToArray(), expected);
-        output.WriteLine($"electra pairs: logits {logitError:E2}, exact-length {exactError:E2} (types change them by {HfChecks.RelativeMax(withoutTypes, expected):E2}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
-        Assert.True(HfChecks.RelativeMax(withoutTypes, expected) > 1e-3, "the types must matter for this check to mean anything");
-        Assert.True(logitError < 1e-5 && exactError < 1e-5, $"logits {logitError:E2}, exact-length {exactError:E2}");
-        Assert.True(Math.Abs(loss - expectedLoss) < 1e-5 * Math.Abs(expectedLoss), $"loss {loss} vs {expectedLoss}");
-        Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
+        CheckPairs(model, reference, tokens, mask, types, lengths, [2, 0, 1], "electra pairs");
         ParameterTensor typeTable = model.ParameterTensors.Single(t => t.Name == "embeddings.token_type_embeddings.weight");
         Assert.Equal(new[] { 2, 22 }, typeTable.Shape);
         Assert.Contains(model.Gradients.Slice(typeTable.Offset + 22, 22).ToArray(), g => g != 0f); // segment 1's row learns

@@ -292,6 +292,35 @@ public sealed partial class HuggingFaceModelTests(ITestOutputHelper output) : ID
         Classifier(new HfRobertaClassifierModel(seed: 3), "roberta-classifier", new HfWriteOptions(Prefix: true, IncludeBuffers: true), [HfRobertaClassifierModel.SeqLen, 5]);
 
     /// <summary>
+    /// A sequence classifier on sentence pairs (each token's type in <paramref name="types"/>) against the reference: the
+    /// loss, logits and gradients of a training pass with the types, and the logits of an exact-length pass of the same
+    /// pairs laid end to end (<paramref name="lengths"/>). The types must move the reference's logits. Returns the
+    /// reference's logits without types and the indices of the real (unpadded) tokens.
+    /// </summary>
+    private (float[] WithoutTypes, int[] Real) CheckPairs(EncoderModel model, HfReference reference, int[] tokens, int[] mask, int[] types, int[] lengths, int[] targets, string name)
+    {
+        int batch = lengths.Length, seqLen = tokens.Length / batch;
+        float loss = model.Forward(tokens, types, targets);
+        (float expectedLoss, Dictionary<string, float[]> gradients) = reference.ClassifierLossAndGradients(tokens, mask, targets, batch, seqLen, types);
+        model.ZeroGrad();
+        model.Backward();
+        (double gradientError, string worst) = HfChecks.GradientError(model, gradients);
+        float[] withoutTypes = reference.ClassifierLogits(tokens, mask, batch, seqLen), expected = reference.ClassifierLogits(tokens, mask, batch, seqLen, types);
+        double logitError = HfChecks.RelativeMax(model.Logits.ToArray(), expected);
+
+        // The same pairs laid end to end, at their own lengths.
+        int[] real = Enumerable.Range(0, tokens.Length).Where(i => mask[i] == 1).ToArray();
+        float[] exact = model.Predict(real.Select(i => tokens[i]).ToArray(), lengths, real.Select(i => types[i]).ToArray()).ToArray();
+        double exactError = HfChecks.RelativeMax(exact, expected);
+        output.WriteLine($"{name}: logits {logitError:E2}, exact-length {exactError:E2} (types change them by {HfChecks.RelativeMax(withoutTypes, expected):E2}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
+        Assert.True(HfChecks.RelativeMax(withoutTypes, expected) > 1e-3, "the types must matter for this check to mean anything");
+        Assert.True(logitError < 1e-5 && exactError < 1e-5, $"logits {logitError:E2}, exact-length {exactError:E2}");
+        Assert.True(Math.Abs(loss - expectedLoss) < 1e-5 * Math.Abs(expectedLoss), $"loss {loss} vs {expectedLoss}");
+        Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
+        return (withoutTypes, real);
+    }
+
+    /// <summary>
     /// A model of scores (one label: a cross-encoder's) against the reference: Predict's scores, and the gradients of the
     /// caller's loss Σ scores ⊙ (0.7, −1.3, 0.4) seeded into Backward; a Backward without that seed is refused. Returns the
     /// reference's scores.
@@ -358,23 +387,7 @@ public sealed partial class HuggingFaceModelTests(ITestOutputHelper output) : ID
             }
         int[] targets = [2, 0, 1];
 
-        float loss = model.Forward(tokens, types, targets);
-        (float expectedLoss, Dictionary<string, float[]> gradients) = reference.ClassifierLossAndGradients(tokens, mask, targets, batch, seqLen, types);
-        model.ZeroGrad();
-        model.Backward();
-        (double gradientError, string worst) = HfChecks.GradientError(model, gradients);
-        float[] withoutTypes = reference.ClassifierLogits(tokens, mask, batch, seqLen), expected = reference.ClassifierLogits(tokens, mask, batch, seqLen, types);
-        double logitError = HfChecks.RelativeMax(model.Logits.ToArray(), expected);
-
-        // The same pairs laid end to end, at their own lengths.
-        int[] real = Enumerable.Range(0, tokens.Length).Where(i => mask[i] == 1).ToArray();
-        float[] exact = model.Predict(real.Select(i => tokens[i]).ToArray(), lengths, real.Select(i => types[i]).ToArray()).ToArray();
-        double exactError = HfChecks.RelativeMax(exact, expected);
-        output.WriteLine($"pairs: logits {logitError:E2}, exact-length {exactError:E2} (types change them by {HfChecks.RelativeMax(withoutTypes, expected):E2}), loss {loss} vs {expectedLoss}, gradients {gradientError:E2} (worst {worst})");
-        Assert.True(HfChecks.RelativeMax(withoutTypes, expected) > 1e-3, "the types must matter for this check to mean anything");
-        Assert.True(logitError < 1e-5 && exactError < 1e-5, $"logits {logitError:E2}, exact-length {exactError:E2}");
-        Assert.True(Math.Abs(loss - expectedLoss) < 1e-5 * Math.Abs(expectedLoss), $"loss {loss} vs {expectedLoss}");
-        Assert.True(gradientError < 1e-4, $"gradient of {worst} differs by {gradientError:E2} of its norm");
+        (float[] withoutTypes, int[] real) = CheckPairs(model, reference, tokens, mask, types, lengths, targets, "pairs");
         float[] typeGradient = model.Gradients.Slice(model.ParameterTensors.Single(t => t.Name == "embeddings.token_type_embeddings.weight").Offset + HfBertClassifierModel.DModel, HfBertClassifierModel.DModel).ToArray();
         Assert.Contains(typeGradient, g => g != 0f); // segment 1's row learns
 
