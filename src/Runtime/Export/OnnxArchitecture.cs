@@ -26,6 +26,13 @@ internal enum OnnxPositions { Learned, Sinusoidal, SinusoidalSplit, SinusoidalFa
 internal enum OnnxFeedForward { GeluErf, GeluTanh, Relu, Silu, SwiGlu, GeGluTanh, GeGluErf }
 
 /// <summary>
+/// The activation after a classifier's dense layer (<see cref="OnnxArchitecture.PoolerDense"/>): tanh (BERT's pooler,
+/// RoBERTa's and MPNet's classification heads), ReLU (DistilBERT's pre_classifier) or the erf GELU (ELECTRA's
+/// ElectraClassificationHead).
+/// </summary>
+internal enum OnnxPoolerActivation { Tanh, Relu, GeluErf }
+
+/// <summary>
 /// One sentence-transformers Dense module (<paramref name="Module"/>, <c>2_Dense</c>): <c>activation(x·Wᵀ + b)</c>, the
 /// bias absent when the module has none, tanh or Identity.
 /// </summary>
@@ -114,7 +121,7 @@ internal sealed class OnnxDecoderStack
 /// <c>config.json</c> a family model was compiled from, read with each family's defaults as the compiler reads them
 /// (MODEL_FAMILIES.md §1.3, §2.4, §3.4). Every tensor of the table must find its role here, or the export is refused.
 /// </summary>
-internal sealed class OnnxArchitecture
+internal sealed record OnnxArchitecture
 {
     public required string Name { get; init; }
     public required bool Encoder { get; init; }
@@ -181,6 +188,13 @@ internal sealed class OnnxArchitecture
     public ParameterTensor? TokenTypeEmbedding { get; init; }
     public ParameterTensor? EmbeddingNorm { get; init; }
     public ParameterTensor? EmbeddingNormBias { get; init; }
+    /// <summary>
+    /// ELECTRA's <c>embeddings_project</c> <c>[DModel, E]</c> where its embeddings (the token, position and type tables and
+    /// their LayerNorm) are <c>embedding_size</c> = E wide and its layers DModel: a linear map after the embeddings' norm,
+    /// with <see cref="EmbeddingProjectionBias"/>. Null where the embeddings are DModel wide already.
+    /// </summary>
+    public ParameterTensor? EmbeddingProjection { get; init; }
+    public ParameterTensor? EmbeddingProjectionBias { get; init; }
     public required IReadOnlyList<OnnxLayerTensors> Layers { get; init; }
     public ParameterTensor? FinalNorm { get; init; }
     public ParameterTensor? FinalNormBias { get; init; }
@@ -188,11 +202,14 @@ internal sealed class OnnxArchitecture
     public ParameterTensor? LanguageModelHead { get; init; }
     public ParameterTensor? Classifier { get; init; }
     public ParameterTensor? ClassifierBias { get; init; }
-    /// <summary>The dense layer (tanh after it) between the pooled token and <see cref="Classifier"/>: BERT's pooler, RoBERTa's classifier.dense.</summary>
+    /// <summary>
+    /// The dense layer (<see cref="PoolerActivation"/> after it) between the pooled token and <see cref="Classifier"/>: BERT's
+    /// pooler, RoBERTa's, MPNet's and ELECTRA's classifier.dense, DistilBERT's pre_classifier.
+    /// </summary>
     public ParameterTensor? PoolerDense { get; init; }
     public ParameterTensor? PoolerDenseBias { get; init; }
-    /// <summary>ReLU after <see cref="PoolerDense"/> (DistilBERT's pre_classifier) instead of tanh.</summary>
-    public bool PoolerRelu { get; init; }
+    /// <summary>The activation after <see cref="PoolerDense"/>: tanh but for DistilBERT's (ReLU) and ELECTRA's (the erf GELU).</summary>
+    public OnnxPoolerActivation PoolerActivation { get; init; }
     /// <summary>
     /// The decoder of an encoder–decoder model; the rest of this object then describes its encoder (<see cref="Encoder"/>
     /// true, <see cref="FinalNorm"/> the encoder's own norm of pre-LN, no head).
@@ -348,7 +365,7 @@ internal sealed class OnnxArchitecture
 
     private static OnnxArchitecture Family(ModelLayout layout, TransformerModelAttribute d, TensorTable table, string configPath)
     {
-        if (layout.Family is CheckpointFamily.NomicBert or CheckpointFamily.Electra)
+        if (layout.Family is CheckpointFamily.NomicBert)
             throw new NotSupportedException($"{layout.Name}: the ONNX export of {layout.Family} models is not built");
         if (layout.Family is CheckpointFamily.Gemma3) return Gemma3(layout, d, table, configPath);
         using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(configPath));
@@ -370,6 +387,7 @@ internal sealed class OnnxArchitecture
             CheckpointFamily.M2M100 => "m2m_100",
             CheckpointFamily.T5 => modelType == "mt5" ? "mt5" : "t5",
             CheckpointFamily.MPNet => "mpnet",
+            CheckpointFamily.Electra => "electra",
             CheckpointFamily.ModernBert => "modernbert",
             _ => null,
         };
@@ -378,7 +396,7 @@ internal sealed class OnnxArchitecture
         return layout.Family switch
         {
             CheckpointFamily.Gpt2 => Gpt2(layout, config, table),
-            CheckpointFamily.Bert or CheckpointFamily.Roberta or CheckpointFamily.DistilBert or CheckpointFamily.MPNet => Bert(layout, d, config, table, configPath),
+            CheckpointFamily.Bert or CheckpointFamily.Roberta or CheckpointFamily.DistilBert or CheckpointFamily.MPNet or CheckpointFamily.Electra => Bert(layout, d, config, table, configPath),
             CheckpointFamily.Marian or CheckpointFamily.Bart or CheckpointFamily.MBart or CheckpointFamily.M2M100 => Seq2SeqFamily(layout, config, table),
             CheckpointFamily.T5 => T5(layout, config, table, configPath),
             CheckpointFamily.ModernBert => ModernBert(layout, d, config, table, configPath),
@@ -434,23 +452,33 @@ internal sealed class OnnxArchitecture
     private const int MPNetBuckets = 32, MPNetMaxDistance = 128;
 
     /// <summary>
-    /// BERT, RoBERTa (XLM-RoBERTa), DistilBERT and MPNet: post-LN encoders with a LayerNorm on the embeddings. RoBERTa and
-    /// MPNet count positions from the row after the padding id's; MPNet (MPNetModel's names, the compiler's
+    /// BERT, RoBERTa (XLM-RoBERTa), DistilBERT, MPNet and ELECTRA: post-LN encoders with a LayerNorm on the embeddings.
+    /// RoBERTa and MPNet count positions from the row after the padding id's; MPNet (MPNetModel's names, the compiler's
     /// FamilyNames.MPNet) has BERT's layers under <c>attention.attn.{q,k,v,o}</c> and <c>attention.LayerNorm</c>, no token
     /// types, RoBERTa's classification head, and one relative-position table for the whole encoder
-    /// (<c>encoder.relative_attention_bias</c>) whose bias every layer adds to its scaled scores.
+    /// (<c>encoder.relative_attention_bias</c>) whose bias every layer adds to its scaled scores. ELECTRA (ElectraModel's
+    /// names without <c>electra.</c>) has BERT's layers and no pooler; its embeddings are <c>embedding_size</c> wide, and where
+    /// that is not hidden_size <c>embeddings_project</c> maps them to it after their LayerNorm; its sequence classifier is
+    /// RoBERTa's head with the erf GELU where RoBERTa's has tanh.
     /// </summary>
     private static OnnxArchitecture Bert(ModelLayout layout, TransformerModelAttribute d, JsonElement config, TensorTable table, string configPath)
     {
         bool mpnet = layout.Family == CheckpointFamily.MPNet, distil = layout.Family == CheckpointFamily.DistilBert;
-        bool roberta = mpnet || layout.Family == CheckpointFamily.Roberta;
+        bool roberta = mpnet || layout.Family == CheckpointFamily.Roberta, electra = layout.Family == CheckpointFamily.Electra;
         if (mpnet && Integer(config, "relative_attention_num_buckets") is int configBuckets && configBuckets != MPNetBuckets)
             throw new ArgumentException($"'{configPath}' says relative_attention_num_buckets = {configBuckets}; MPNet's encoder buckets distances into {MPNetBuckets} whatever the config says, as {layout.Name} was compiled", nameof(configPath));
         int heads = Require(config, distil ? "n_heads" : "num_attention_heads");
-        string classifier = roberta && d.Head == EncoderHead.Classification ? "classifier.out_proj" : "classifier";
-        string dense = roberta ? "classifier.dense" : distil ? "pre_classifier" : "pooler.dense";
+        // RoBERTa's classification head (MPNet's and ELECTRA's are RoBERTa's names), DistilBERT's, or BERT's pooler.
+        bool robertaHead = roberta || electra;
+        string classifier = robertaHead && d.Head == EncoderHead.Classification ? "classifier.out_proj" : "classifier";
+        string dense = robertaHead ? "classifier.dense" : distil ? "pre_classifier" : "pooler.dense";
         ParameterTensor embedding = table.Take("embeddings.word_embeddings.weight");
-        int dModel = embedding.Shape[1];
+        // ELECTRA's embeddings_project, where embedding_size is not hidden_size: the layers are as wide as its rows.
+        ParameterTensor? projection = electra ? table.TakeOptional("embeddings_project.weight") : null;
+        ParameterTensor? projectionBias = electra ? table.TakeOptional("embeddings_project.bias") : null;
+        int dModel = projection?.Shape[0] ?? embedding.Shape[1];
+        if (electra && Require(config, "hidden_size") != dModel)
+            throw new ArgumentException($"'{configPath}' says hidden_size = {Require(config, "hidden_size")}; {layout.Name}'s layers are {dModel} wide", nameof(configPath));
         var layers = new List<OnnxLayerTensors>();
         // A layer's names: BERT's (RoBERTa's alike), or DistilBERT's or MPNet's for the same parts.
         (string Layer, string AttentionNorm, string Query, string Key, string Value, string Output, string OutputNorm, string Up, string Down) n =
@@ -495,12 +523,14 @@ internal sealed class OnnxArchitecture
             TokenTypeEmbedding = distil || mpnet ? null : table.Take("embeddings.token_type_embeddings.weight"),
             EmbeddingNorm = table.Take("embeddings.LayerNorm.weight"),
             EmbeddingNormBias = table.Take("embeddings.LayerNorm.bias"),
+            EmbeddingProjection = projection,
+            EmbeddingProjectionBias = projectionBias,
             Layers = layers,
-            // A …ForTokenClassification head, or …ForSequenceClassification's dense layer (BERT's pooler, RoBERTa's and MPNet's
-            // classifier.dense, DistilBERT's pre_classifier) and classifier.
+            // A …ForTokenClassification head, or …ForSequenceClassification's dense layer (BERT's pooler, RoBERTa's, MPNet's and
+            // ELECTRA's classifier.dense, DistilBERT's pre_classifier) and classifier.
             PoolerDense = d.Head == EncoderHead.Classification ? table.Take(dense + ".weight") : null,
             PoolerDenseBias = d.Head == EncoderHead.Classification ? table.Take(dense + ".bias") : null,
-            PoolerRelu = distil,
+            PoolerActivation = distil ? OnnxPoolerActivation.Relu : electra ? OnnxPoolerActivation.GeluErf : OnnxPoolerActivation.Tanh,
             Classifier = d.Head == EncoderHead.SentenceEmbedding ? null : table.Take(classifier + ".weight"),
             ClassifierBias = d.Head == EncoderHead.SentenceEmbedding ? null : table.Take(classifier + ".bias"),
             Dense = DenseLayers(layout, table, configPath),
@@ -1018,6 +1048,18 @@ internal sealed class OnnxArchitecture
             if (RelativeBuckets < 4 || RelativeMaxDistance <= RelativeBuckets / 4)
                 throw new ArgumentException($"{Name}: {RelativeBuckets} buckets up to distance {RelativeMaxDistance}: the encoder's buckets need 4 or more and a max distance past the exact ones");
         }
+        // The embeddings are DModel wide, or an encoder's projection (ELECTRA's) makes them so.
+        int embeddingWidth = TokenEmbedding.Shape[1];
+        if (EmbeddingProjection is { } projection)
+        {
+            if (!Encoder || Decoder is not null)
+                throw new ArgumentException($"{Name}: an embedding projection is exported in an encoder-only model only");
+            if (projection.Shape.Length != 2 || projection.Shape[0] != DModel || projection.Shape[1] != embeddingWidth
+                || EmbeddingProjectionBias is { } b && (b.Shape.Length != 1 || b.Shape[0] != DModel))
+                throw new ArgumentException($"{Name}: {projection.Name} {projection.ShapeText} does not map embeddings {embeddingWidth} wide to DModel = {DModel}");
+        }
+        else if (embeddingWidth != DModel)
+            throw new ArgumentException($"{Name}: {TokenEmbedding.Name} {TokenEmbedding.ShapeText} is {embeddingWidth} wide, and without an embedding projection the layers need DModel = {DModel}");
         if (PositionEmbedding is { } p && p.Shape[0] < SeqLen)
             throw new ArgumentException($"{Name}: {p.Name} has {p.Shape[0]} positions, fewer than SeqLen = {SeqLen}");
         if (Decoder is not { } decoder) return;

@@ -87,6 +87,9 @@ internal sealed class OnnxGraphWriter
         // The sliding layers (Gemma 3's, ModernBERT's local ones) see only their window.
         string? slidingMask = _a.SlidingWindow > 0 ? SelfAttentionMask(stream, keys, causal: !_a.Encoder, _a.SeqLen, _a.SlidingWindow, "sliding_") : null;
         string x = Embed(stream, ids, tokenTypes, _a.TokenEmbedding, _a.PositionEmbedding, _a.EmbeddingNorm, _a.EmbeddingNormBias);
+        // ELECTRA's embeddings_project: the normalized embeddings, embedding_size wide, mapped to the layers' width.
+        if (_a.EmbeddingProjection is { } projection)
+            x = Linear("embeddings_project", x, [projection], _a.EmbeddingProjectionBias is { } projectionBias ? [projectionBias] : null);
         for (int layer = 0; layer < _a.Layers.Count; layer++)
             x = Layer($"layers.{layer}.", _a.Layers[layer], x, stream, _a.Layers[layer].Sliding ? slidingMask! : mask, null, null);
         if (_a.FinalNorm is { } finalNorm) x = Norm("norm_f", x, finalNorm, _a.FinalNormBias);
@@ -117,8 +120,17 @@ internal sealed class OnnxGraphWriter
             {
                 int classes = _a.Classifier!.Shape[0];
                 string features = _a.Head == EncoderHead.Tagging ? x : Pool(x, attentionMask);
-                if (_a.PoolerDense is { } dense) // BERT's pooler, RoBERTa's classification head: tanh(dense(pooled)); DistilBERT's: relu
-                    features = _g.Node(_a.PoolerRelu ? "Relu" : "Tanh", [Linear("pooler", features, [dense], [_a.PoolerDenseBias!])], "pooler_output");
+                if (_a.PoolerDense is { } dense)
+                {
+                    // BERT's pooler, RoBERTa's classification head: tanh(dense(pooled)); DistilBERT's: relu; ELECTRA's: the erf GELU.
+                    string projected = Linear("pooler", features, [dense], [_a.PoolerDenseBias!]);
+                    features = _a.PoolerActivation switch
+                    {
+                        OnnxPoolerActivation.Relu => _g.Node("Relu", [projected], "pooler_output"),
+                        OnnxPoolerActivation.GeluErf => GeluErf(projected, "pooler_", "pooler_output"),
+                        _ => _g.Node("Tanh", [projected], "pooler_output"),
+                    };
+                }
                 string logits = Linear("classifier", features, [_a.Classifier], [_a.ClassifierBias!]);
                 if (_a.Head == EncoderHead.Tagging) Output(logits, "logits", Batch, Sequence, classes);
                 else Output(logits, "logits", Batch, classes);
@@ -682,11 +694,11 @@ internal sealed class OnnxGraphWriter
     }
 
     /// <summary>0.5·x·(1 + erf(x/√2)), the pattern ONNX Runtime fuses into one Gelu (opset 17 has none).</summary>
-    private string GeluErf(string x, string p)
+    private string GeluErf(string x, string p, string? stem = null)
     {
         string erf = _g.Node("Erf", [_g.Node("Div", [x, _g.Scalar(MathF.Sqrt(2f))], p + "ffn_scaled")], p + "ffn_erf");
         string sum = _g.Node("Add", [erf, _g.Scalar(1f)], p + "ffn_erf_plus_one");
-        return _g.Node("Mul", [_g.Node("Mul", [x, sum], p + "ffn_gelu_product"), _g.Scalar(0.5f)], p + "ffn_gelu");
+        return _g.Node("Mul", [_g.Node("Mul", [x, sum], p + "ffn_gelu_product"), _g.Scalar(0.5f)], stem ?? p + "ffn_gelu");
     }
 
     /// <summary>0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), GPT-2's gelu_new (T5's gated-gelu on the gate): opset 17 has no Gelu.</summary>
