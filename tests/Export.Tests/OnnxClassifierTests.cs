@@ -8,8 +8,8 @@ public sealed partial class OnnxExportTests
 {
     /// <summary>
     /// Fine-tuned Hugging Face classifiers (BERT's pooler and classifier, BERT's token classifier, RoBERTa's classification
-    /// head, MPNet's, which is RoBERTa's over MPNet's encoder): ORT's logits of a padded batch equal ours (real tokens only for
-    /// the tagger).
+    /// head, MPNet's, which is RoBERTa's over MPNet's encoder; ELECTRA's with the erf GELU, over embeddings projected from 22
+    /// to 34, and its token classifier): ORT's logits of a padded batch equal ours (real tokens only for the taggers).
     /// </summary>
     [Theory]
     [InlineData("bert-classifier")]
@@ -17,6 +17,8 @@ public sealed partial class OnnxExportTests
     [InlineData("roberta-classifier")]
     [InlineData("distilbert-classifier")]
     [InlineData("mpnet-classifier")]
+    [InlineData("electra-classifier")]
+    [InlineData("electra-tagger")]
     public void BertClassifiersMatchOurs(string name)
     {
         EncoderModel model = name switch
@@ -25,6 +27,8 @@ public sealed partial class OnnxExportTests
             "bert-tagger" => new OnnxBertTagger(1),
             "distilbert-classifier" => new OnnxDistilBertClassifier(1),
             "mpnet-classifier" => new OnnxMPNetClassifier(1),
+            "electra-classifier" => new OnnxElectraClassifier(1),
+            "electra-tagger" => new OnnxElectraTagger(1),
             _ => new OnnxRobertaClassifier(1),
         };
         Weights.Randomize(model, seed: 11);

@@ -28,6 +28,8 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
             "bert" => new OnnxBert(1),
             "bert-cls" => new OnnxBertCls(1),
             "roberta" => new OnnxRoberta(1),
+            "electra" => new OnnxElectra(1),
+            "electra-cls" => new OnnxElectraCls(1),
             "llama-gqa" => new OnnxLlamaGqa(1),
             "llama-mqa" => new OnnxLlamaMqa(1),
             "qwen2" => new OnnxQwen2(1),
@@ -47,7 +49,7 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
             "native-embedder" => new OnnxNativeEmbedder(1),
             _ => throw new ArgumentException(name),
         };
-        string? config = name.StartsWith("native-", StringComparison.Ordinal) ? null : name == "bert-cls" ? "bert" : name;
+        string? config = name.StartsWith("native-", StringComparison.Ordinal) ? null : name == "bert-cls" ? "bert" : name == "electra-cls" ? "electra" : name;
         Weights.Randomize(model, seed: 11);
         model.Training = false;
         return (model, config is null ? null : GgufLlamaCppTests.Config(config));
@@ -228,13 +230,16 @@ public sealed partial class OnnxExportTests(ITestOutputHelper output) : IDisposa
     }
 
     /// <summary>
-    /// BERT as sentence-transformers runs it, pooled by the mean or from [CLS], and RoBERTa (positions after its padding id):
-    /// sentence embeddings and last hidden states of a padded batch.
+    /// BERT as sentence-transformers runs it, pooled by the mean or from [CLS], RoBERTa (positions after its padding id) and
+    /// ELECTRA (embeddings 20 wide, embeddings_project to the layers' 36), by the mean and from [CLS]: sentence embeddings
+    /// and last hidden states of a padded batch.
     /// </summary>
     [Theory]
     [InlineData("bert")]
     [InlineData("bert-cls")]
     [InlineData("roberta")]
+    [InlineData("electra")]
+    [InlineData("electra-cls")]
     public void BertSentenceEmbeddingsMatchOurs(string name)
     {
         (TransformerModel model, string? config) = Build(name);

@@ -146,6 +146,25 @@ public partial class OnnxMPNet { }
 [TransformerModel(Config = "Export.Tests/Configs/mpnet-classifier/config.json", SeqLen = 20, Batch = 3)]
 public partial class OnnxMPNetClassifier { }
 
+// ELECTRA (the reference tests' fixtures): embeddings 20 wide under layers of 36 with embeddings_project between them, as a
+// sentence embedder pooled by the mean and from [CLS]; ElectraForSequenceClassification (22 → 34, 3 labels: classifier.dense,
+// erf GELU, classifier.out_proj); a one-label reranker whose embeddings are as wide as its layers (30, no projection); and
+// ElectraForTokenClassification (22 → 34, 5 labels).
+[TransformerModel(Config = "HuggingFace/Configs/electra/config.json", SeqLen = 13, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class OnnxElectra { }
+
+[TransformerModel(Config = "HuggingFace/Configs/electra/config.json", SeqLen = 13, Batch = 3, Head = EncoderHead.SentenceEmbedding, Pooling = Pooling.FirstToken)]
+public partial class OnnxElectraCls { }
+
+[TransformerModel(Config = "HuggingFace/Configs/electra-classifier/config.json", SeqLen = 13, Batch = 3)]
+public partial class OnnxElectraClassifier { }
+
+[TransformerModel(Config = "HuggingFace/Configs/electra-reranker/config.json", SeqLen = 13, Batch = 3)]
+public partial class OnnxElectraReranker { }
+
+[TransformerModel(Config = "HuggingFace/Configs/electra-tagger/config.json", SeqLen = 13, Batch = 3, Head = EncoderHead.Tagging)]
+public partial class OnnxElectraTagger { }
+
 // NomicBERT, whose export is not built: it must be refused, not written wrong.
 [TransformerModel(Config = "HuggingFace/Configs/nomic-bert/config.json", SeqLen = 9, Batch = 2, Head = EncoderHead.SentenceEmbedding)]
 public partial class OnnxNomicBert { }
