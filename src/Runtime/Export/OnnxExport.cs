@@ -54,8 +54,8 @@ public enum OnnxSeq2SeqGraph
 public sealed class OnnxExportOptions
 {
     /// <summary>
-    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, RoBERTa, DistilBERT, MPNet, ModernBERT, Llama, Qwen2,
-    /// Qwen3, Phi-3, Gemma 3; Marian, BART, mBART, M2M100, T5/Flan-T5/mT5) was compiled from: its norm epsilon, activation,
+    /// The Hugging Face <c>config.json</c> a family model (GPT-2, BERT, RoBERTa, DistilBERT, MPNet, ELECTRA, ModernBERT, Llama,
+    /// Qwen2, Qwen3, Phi-3, Gemma 3; Marian, BART, mBART, M2M100, T5/Flan-T5/mT5) was compiled from: its norm epsilon, activation,
     /// head counts, rotary bases, embedding scale, T5's relative-position buckets and the sliding layers and their window
     /// (Gemma 3's, ModernBERT's local layers) are not in the parameter table. Unused for this project's own
     /// models, whose <c>[TransformerModel]</c> attribute says all of it.
