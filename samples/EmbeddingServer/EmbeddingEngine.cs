@@ -36,7 +36,7 @@ public sealed class EmbeddingEngine : IAsyncDisposable
         ServedModel? reranker = null;
         if (o.Reranker is string rerankerFolder)
         {
-            reranker = served.Reranker ?? throw new StartupException($"--reranker {rerankerFolder}: this server was built without a reranker for {served.Repository}.");
+            reranker = served.RerankerFor(rerankerFolder); // by the folder's model_type
             RerankEngine.Check(reranker, rerankerFolder); // both folders before any weights are read
         }
 

@@ -12,7 +12,7 @@ namespace TransformerGen.EmbeddingServer;
 /// A compiled model a server runs, and how to build it: the config.json it was compiled from (a folder's must match),
 /// how to load a folder's weights once, and how to make an instance over them. The program serves
 /// <see cref="AllMiniLmL6V2"/>, <see cref="AllMpnetBaseV2"/>, <see cref="EmbeddingGemma300m"/> or <see cref="GteModernBertBase"/> (<see cref="ServedModels"/>), the
-/// first two with <see cref="MsMarcoMiniLmL6V2"/> as their reranker; tests register a small BERT of their own in their place.
+/// first two with <see cref="MsMarcoMiniLmL6V2"/> and <see cref="MsMarcoElectraBase"/> as their rerankers; tests register a small BERT of their own in their place.
 /// </summary>
 /// <param name="Repository">The Hub repository the model comes from; the default model name in responses.</param>
 /// <param name="CompiledConfig">The text of the config.json the model was compiled from.</param>
@@ -27,10 +27,18 @@ public sealed record ServedModel(
     Func<ModelWeights, EncoderModel> CreateInstance)
 {
     /// <summary>
-    /// The cross-encoder compiled beside this embedder (a one-label <c>BertForSequenceClassification</c>), served at
-    /// <c>/rerank</c> when <c>--reranker</c> names its folder; null when the program has none.
+    /// The cross-encoders compiled beside this embedder (one-label classifiers: <c>BertForSequenceClassification</c>,
+    /// <c>ElectraForSequenceClassification</c>), one of which is served at <c>/rerank</c> when <c>--reranker</c> names a
+    /// folder: the one its config.json's model_type (and, of several, its keys) says (<see cref="RerankerFor"/>); empty when
+    /// the program has none.
     /// </summary>
-    public ServedModel? Reranker { get; init; }
+    public IReadOnlyList<ServedModel> Rerankers { get; init; } = [];
+
+    /// <summary>The reranker of <see cref="Rerankers"/> whose compiled model_type <paramref name="folder"/>'s config.json has (see <see cref="ServedModelChoice"/>).</summary>
+    /// <exception cref="StartupException">There is no reranker, none has the folder's model_type, or there is no config.json to tell.</exception>
+    public ServedModel RerankerFor(string folder) => Rerankers.Count == 0
+        ? throw new StartupException($"--reranker {folder}: this server was built without a reranker for {Repository}.")
+        : ServedModelChoice.For(Rerankers, folder, m => m.ModelType, m => m.Repository, "samples/EmbeddingServer", m => m.CompiledConfig);
 
     /// <summary>cross-encoder/ms-marco-MiniLM-L-6-v2 (<see cref="ServedMsMarcoMiniLm"/>). Declared before <see cref="AllMiniLmL6V2"/>, which refers to it.</summary>
     public static ServedModel MsMarcoMiniLmL6V2 { get; } = new(
@@ -40,7 +48,18 @@ public sealed record ServedModel(
         ServedMsMarcoMiniLm.LoadWeights,
         ServedMsMarcoMiniLm.ForInference);
 
-    /// <summary>sentence-transformers/all-MiniLM-L6-v2 (<see cref="ServedMiniLm"/>), reranking with <see cref="MsMarcoMiniLmL6V2"/>.</summary>
+    /// <summary>cross-encoder/ms-marco-electra-base (<see cref="ServedMsMarcoElectra"/>). Declared before <see cref="AllMiniLmL6V2"/>, which refers to it.</summary>
+    public static ServedModel MsMarcoElectraBase { get; } = new(
+        "cross-encoder/ms-marco-electra-base",
+        EmbeddedConfig.Read(typeof(ServedModel).Assembly, "ms-marco-electra-base.config.json"),
+        "samples/EmbeddingServer/models/ms-marco-electra-base/config.json",
+        ServedMsMarcoElectra.LoadWeights,
+        ServedMsMarcoElectra.ForInference);
+
+    /// <summary>The rerankers compiled beside all-MiniLM-L6-v2 and all-mpnet-base-v2: ms-marco-MiniLM-L-6-v2 (bert) and ms-marco-electra-base (electra).</summary>
+    private static IReadOnlyList<ServedModel> MsMarcoRerankers { get; } = [MsMarcoMiniLmL6V2, MsMarcoElectraBase];
+
+    /// <summary>sentence-transformers/all-MiniLM-L6-v2 (<see cref="ServedMiniLm"/>), reranking with <see cref="MsMarcoMiniLmL6V2"/> or <see cref="MsMarcoElectraBase"/>.</summary>
     public static ServedModel AllMiniLmL6V2 { get; } = new(
         "sentence-transformers/all-MiniLM-L6-v2",
         EmbeddedConfig.Read(typeof(ServedModel).Assembly, "all-MiniLM-L6-v2.config.json"),
@@ -48,10 +67,10 @@ public sealed record ServedModel(
         ServedMiniLm.LoadWeights,
         ServedMiniLm.ForInference)
     {
-        Reranker = MsMarcoMiniLmL6V2,
+        Rerankers = MsMarcoRerankers,
     };
 
-    /// <summary>sentence-transformers/all-mpnet-base-v2 (<see cref="ServedMPNet"/>), reranking with <see cref="MsMarcoMiniLmL6V2"/>.</summary>
+    /// <summary>sentence-transformers/all-mpnet-base-v2 (<see cref="ServedMPNet"/>), reranking with <see cref="MsMarcoMiniLmL6V2"/> or <see cref="MsMarcoElectraBase"/>.</summary>
     public static ServedModel AllMpnetBaseV2 { get; } = new(
         "sentence-transformers/all-mpnet-base-v2",
         EmbeddedConfig.Read(typeof(ServedModel).Assembly, "all-mpnet-base-v2.config.json"),
@@ -59,7 +78,7 @@ public sealed record ServedModel(
         ServedMPNet.LoadWeights,
         ServedMPNet.ForInference)
     {
-        Reranker = MsMarcoMiniLmL6V2,
+        Rerankers = MsMarcoRerankers,
     };
 
     /// <summary>google/embeddinggemma-300m (<see cref="ServedEmbeddingGemma"/>): its Gemma tokenizer, the Dense layers' files and its prompts; no reranker.</summary>
@@ -92,7 +111,7 @@ public sealed record ServedModel(
     /// <summary>The files a folder of this model must hold (as on the Hub): a BERT-tokenized folder's unless the model says otherwise.</summary>
     public IReadOnlyList<string> Files { get; init; } = ["config.json", HubModel.Weights, "vocab.txt", "tokenizer_config.json"];
 
-    /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>mpnet</c>, <c>gemma3_text</c>, <c>modernbert</c>), which a folder's must equal for this model to serve it.</summary>
+    /// <summary>The compiled config.json's model_type (<c>bert</c>, <c>mpnet</c>, <c>gemma3_text</c>, <c>modernbert</c>; a reranker's <c>bert</c> or <c>electra</c>), which a folder's must equal for this model to serve it.</summary>
     public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);
 }
 

@@ -11,8 +11,9 @@ namespace TransformerGen.EmbeddingServer;
 public sealed class ServerOptions : ModelServerOptions
 {
     /// <summary>
-    /// A cross-encoder folder as the Hub has it (cross-encoder/ms-marco-MiniLM-L-6-v2's files), served at <c>POST /rerank</c>;
-    /// without it <c>/rerank</c> answers 501. Its config.json must match the reranker the program was compiled for.
+    /// A cross-encoder folder as the Hub has it (cross-encoder/ms-marco-MiniLM-L-6-v2's or ms-marco-electra-base's files), served
+    /// at <c>POST /rerank</c>; without it <c>/rerank</c> answers 501. Its config.json's model_type picks among the rerankers the
+    /// program was compiled with, and must match that one's config.
     /// </summary>
     [ConfigurationKeyName("reranker")]
     public string? Reranker { get; set; }

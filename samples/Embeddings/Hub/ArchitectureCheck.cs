@@ -32,6 +32,11 @@ internal static class ArchitectureCheck
         Defaults("pad_token_id", "0"),
     ];
 
+    // ElectraConfig's: BERT's keys with its defaults, and the width of the embeddings (projected to hidden_size where they
+    // differ), 128 by default (ELECTRA-small's). The summary_* keys are left out: they shape the multiple-choice head, and
+    // the sequence classifier's head is a dense layer and GELU whatever they say.
+    private static readonly Key[] Electra = [.. Bert, Defaults("embedding_size", "128")];
+
     private static readonly Key[] Llama =
     [
         Required("vocab_size"), Required("hidden_size"), Required("num_hidden_layers"), Required("num_attention_heads"),
@@ -168,6 +173,7 @@ internal static class ArchitectureCheck
         Key[] keys = compiledType switch
         {
             "bert" => Bert,
+            "electra" => Electra,
             "nomic_bert" => NomicBert,
             "gemma3_text" => Gemma3,
             "mpnet" => MPNet,
