@@ -42,17 +42,9 @@ public sealed class ElectraRerankApiTests : IClassFixture<TinyBertFolder>, IClas
         _server.Dispose();
     }
 
-    private const string Query = "the man plays the violin";
+    private const string Query = RerankApiTests.Query;
 
-    private static readonly string[] Passages =
-    [
-        "a man plays the violin in the park",
-        "the cat sleeps on the mat",
-        "two men push carts through the woods",
-        "rain tomorrow",
-        "a woman is eating food",
-        "the dog runs",
-    ];
+    private static readonly string[] Passages = RerankApiTests.Passages;
 
     [Fact]
     public async Task Each_score_is_the_sigmoid_of_the_electra_pair_alone_with_its_token_types_highest_first()

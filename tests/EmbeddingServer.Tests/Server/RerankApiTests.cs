@@ -39,9 +39,10 @@ public sealed class RerankApiTests : IClassFixture<TinyBertFolder>, IClassFixtur
         _server.Dispose();
     }
 
-    private const string Query = "the man plays the violin";
+    /// <summary>The query and passages the rerank tests send (ElectraRerankApiTests sends them too).</summary>
+    internal const string Query = "the man plays the violin";
 
-    private static readonly string[] Passages =
+    internal static readonly string[] Passages =
     [
         "a man plays the violin in the park",
         "the cat sleeps on the mat",
