@@ -80,7 +80,7 @@ public partial class ConfigTests
         Assert.Contains("causal: true, window: 0, kvHeads: 1);", source);
         Assert.Equal(2, Count(source, "sequences, 3, 10, window: 3, kvHeads: 1);"));
         Assert.Contains("Positional.RotaryTables(ConstantBuffer.Slice(", source);
-        Assert.Contains(", 1000000f, 8f);", source);
+        Assert.Contains(", 1000000f, global::TransformerGen.Kernels.RotaryScaling.Linear(8f));", source);
         Assert.Contains("the sliding layers' rotary angles (base 10000)", source);
         Assert.Contains(", 10000f);", source);
         Assert.Contains("RMSNorm × (1 + weight) eps 1E-06 before and after each sub-layer", source);
@@ -141,7 +141,7 @@ public partial class ConfigTests
             .Replace("\"rope_scaling\": {\"factor\": 8.0, \"rope_type\": \"linear\"},", "")
             .Replace("\"rope_theta\": 1000000.0,", "\"rope_parameters\": {\"full_attention\": {\"factor\": 4.0, \"rope_theta\": 500000.0, \"rope_type\": \"linear\"}, \"sliding_attention\": {\"rope_theta\": 20000.0, \"rope_type\": \"default\"}},");
         Compile(At("gemma3", json), Declared("gemma3", seqLen: 9), out string source);
-        Assert.Contains(", 500000f, 4f);", source);
+        Assert.Contains(", 500000f, global::TransformerGen.Kernels.RotaryScaling.Linear(4f));", source);
         Assert.Contains("the sliding layers' rotary angles (base 20000)", source);
         Assert.Contains(", 20000f);", source);
 
@@ -202,7 +202,7 @@ public partial class ConfigTests
         // sliding_window_pattern's default 6: layers 0–4 slide with rope_local_base_freq's default, layer 5 is global with
         // rope_theta's default 1e6, linearly scaled by 8.
         Assert.Contains("on 1 full layers, base 10000 on 5 layers of a 4-key sliding window", source);
-        Assert.Contains(", 1000000f, 8f);", source);
+        Assert.Contains(", 1000000f, global::TransformerGen.Kernels.RotaryScaling.Linear(8f));", source);
         // The top level's end ids (1 and 106): the first is the model's end of sequence; pad_token_id's default 0 is masked.
         Assert.Contains("PadToken = 0, BosToken = 2, EosToken = 1,", source);
     }

@@ -476,11 +476,6 @@ namespace TransformerGen.Generator
                             tables.Add($"// rotary angles: cos and sin tables [positions, HeadDim / 2], scaled as rope_scaling says ({RopeScalingComment(rope)})");
                             theta += ", " + RopeScalingExpression(rope);
                         }
-                        else if (_spec.Family is { RopeLinearFactor: not 1f } scaled)
-                        {
-                            tables.Add($"// rotary angles: cos and sin tables [positions, HeadDim / 2], linearly scaled (rope_scaling factor {Lit(scaled.RopeLinearFactor).TrimEnd('f')})");
-                            theta += ", " + Lit(scaled.RopeLinearFactor);
-                        }
                         else tables.Add("// rotary angles: cos and sin tables [positions, HeadDim / 2]");
                         tables.Add($"{Kernels}Positional.RotaryTables(ConstantBuffer.Slice({Lit(_plan.OffsetOf(t))}, {Lit(t.Elements)}), ConstantBuffer.Slice({Lit(_plan.OffsetOf(sin))}, {Lit(sin.Elements)}), {Lit(t.Shape[0])}, {Lit(_d.HeadDim)}{theta});");
                         break;

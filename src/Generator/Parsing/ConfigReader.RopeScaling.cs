@@ -5,7 +5,8 @@ using System.Linq;
 namespace TransformerGen.Generator
 {
     /// <summary>
-    /// A Llama-family <c>rope_scaling</c> the compiler builds, one of the runtime's <c>RotaryScaling</c> kinds: <c>Kind</c>
+    /// A <c>rope_scaling</c> the compiler builds (the Llama family's; Gemma 3's linear one on its full layers), one of the
+    /// runtime's <c>RotaryScaling</c> kinds: <c>Kind</c>
     /// is linear, llama3, yarn or longrope, with the numbers that kind reads (the others 0). <c>AttentionFactor</c>, the
     /// factor on the cos and sin tables, is computed here from the config as transformers does, so that the generated code
     /// shows it. <c>Factors</c>: LongRoPE's divisor per pair.

@@ -654,7 +654,7 @@ namespace TransformerGen.Generator
                 Rotary: true, theta, QkvBias: attentionBias, OutBias: attentionBias, FfnBias: false, TypeVocab: 0, EmbeddingNorm: false,
                 QueryKeyNorm: true, LookupPaddingRow: Int("pad_token_id") ?? 0, NormUnitOffset: true, SandwichNorms: true,
                 EmbeddingScale: (float)Math.Sqrt(hidden), SlidingWindow: window, SlidingLayers: sliding.ToString(), LocalRopeTheta: localTheta,
-                RopeLinearFactor: linear, ScoreScale: scoreScale, Bidirectional: bidirectional);
+                RopeScaling: linear != 1f ? new RopeScalingSpec("linear", linear) : null, ScoreScale: scoreScale, Bidirectional: bidirectional);
             if (bidirectional)
             {
                 // Its padding id is masked as keys and left out of the mean, as the attention mask does in transformers.

@@ -18,8 +18,8 @@ namespace TransformerGen.Generator
     /// RMS-normalized again before the residual sum (<c>post_attention_layernorm</c>, <c>post_feedforward_layernorm</c>, with
     /// <c>pre_feedforward_layernorm</c> before the feed-forward); <c>EmbeddingScale</c>, the token embeddings times √hidden_size;
     /// <c>SlidingWindow</c> and <c>SlidingLayers</c> (one 'S' or 'F' per layer), the layers whose queries see only the last
-    /// sliding_window keys; <c>LocalRopeTheta</c>, those layers' rotary base; <c>RopeLinearFactor</c>, the linear rope scaling
-    /// of the other (full) layers; <c>ScoreScale</c>, the scores' factor query_pre_attn_scalar^−½ where it is not head_dim^−½
+    /// sliding_window keys; <c>LocalRopeTheta</c>, those layers' rotary base (the other, full
+    /// layers' linear rope scaling is <c>RopeScaling</c>); <c>ScoreScale</c>, the scores' factor query_pre_attn_scalar^−½ where it is not head_dim^−½
     /// (0 for that default). <c>Bidirectional</c>: EmbeddingGemma's encoder (<c>use_bidirectional_attention</c>), whose
     /// queries see every key, or on a sliding layer the keys with |i − j| &lt; <c>SlidingWindow</c> (transformers' own
     /// <c>sliding_window // 2 + 1</c>).
@@ -28,7 +28,8 @@ namespace TransformerGen.Generator
     /// first layer's attention reads the embeddings' output as it is (its <c>attn_norm</c> is an identity); a classifier's
     /// ModernBertPredictionHead (<c>head.dense</c>, with a bias when <c>ClassifierBias</c>, the <c>ClassifierActivation</c>
     /// (a feed-forward kind), <c>head.norm</c>) before <c>classifier</c>.
-    /// <c>RopeScaling</c>: a Llama-family <c>rope_scaling</c> (llama3, yarn, longrope, linear), null for the default rotation.
+    /// <c>RopeScaling</c>: a Llama-family <c>rope_scaling</c> (llama3, yarn, longrope, linear) or Gemma 3's linear one on its full
+    /// layers, null for the default rotation.
     /// <c>EmbeddingWidth</c>: ELECTRA's <c>embedding_size</c> where it differs from the hidden size (the token, position and
     /// type tables and the embedding LayerNorm are that wide, and <c>embeddings_project</c> maps them to DModel); 0 for DModel.
     /// <c>EndTokens</c>: a decoder's <c>eos_token_id</c> when the config lists several (Llama 3's 128001, 128008, 128009;
@@ -63,7 +64,6 @@ namespace TransformerGen.Generator
         int SlidingWindow = 0,
         string SlidingLayers = "",
         float LocalRopeTheta = 0f,
-        float RopeLinearFactor = 1f,
         float ScoreScale = 0f,
         EquatableArray<DenseLayer> Dense = default,
         bool Bidirectional = false,

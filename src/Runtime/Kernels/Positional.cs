@@ -317,30 +317,12 @@ public static class Positional
     /// <param name="headDim">Channels per head; must be even.</param>
     /// <param name="theta">The base, config.json's <c>rope_theta</c> (1e4 Llama 2, 1e5 SmolLM2, 5e5 Llama 3, 1e6 Qwen2); positive and finite.</param>
     public static void RotaryTables(Span<float> cos, Span<float> sin, int maxLen, int headDim, float theta) =>
-        RotaryTables(cos, sin, maxLen, headDim, theta, linearFactor: 1f);
-
-    /// <summary>
-    /// The tables of <see cref="RotaryTables(Span{float}, Span{float}, int, int, float)"/> with linear rope scaling
-    /// (<c>rope_scaling</c> <c>{"rope_type": "linear", "factor": f}</c>, Gemma 3's global layers): transformers divides each
-    /// inverse frequency by the factor, <c>inv_freq[j] = (1 / theta^((2j)/headDim)) / f</c> in float32, so positions
-    /// advance the angles f times slower.
-    /// </summary>
-    /// <param name="cos">Cosines <c>[maxLen, headDim/2]</c>, overwritten.</param>
-    /// <param name="sin">Sines <c>[maxLen, headDim/2]</c>, overwritten.</param>
-    /// <param name="maxLen">Positions.</param>
-    /// <param name="headDim">Channels per head; must be even.</param>
-    /// <param name="theta">The base; positive and finite.</param>
-    /// <param name="linearFactor">The factor f; positive and finite (1 for none).</param>
-    public static void RotaryTables(Span<float> cos, Span<float> sin, int maxLen, int headDim, float theta, float linearFactor)
-    {
-        if (!(linearFactor > 0f) || float.IsPositiveInfinity(linearFactor))
-            throw new ArgumentOutOfRangeException(nameof(linearFactor), linearFactor, "The linear rope scaling factor must be positive and finite.");
-        RotaryTables(cos, sin, maxLen, headDim, theta, linearFactor == 1f ? RotaryScaling.None : RotaryScaling.Linear(linearFactor));
-    }
+        RotaryTables(cos, sin, maxLen, headDim, theta, RotaryScaling.None);
 
     /// <summary>
     /// The tables of <see cref="RotaryTables(Span{float}, Span{float}, int, int, float)"/> with a checkpoint's rope scaling
-    /// (<see cref="RotaryScaling"/>): <c>angle = (float)p · inv_freq[j]</c> over the scaled inverse frequencies, and
+    /// (<see cref="RotaryScaling"/>; linear for Gemma 3's full layers, llama3, yarn or longrope for the Llama family):
+    /// <c>angle = (float)p · inv_freq[j]</c> over the scaled inverse frequencies, and
     /// <c>cos[p, j] = cos(angle) · a</c>, <c>sin[p, j] = sin(angle) · a</c> with its attention factor a (1 for most kinds),
     /// as transformers' <c>LlamaRotaryEmbedding</c> multiplies them by <c>attention_scaling</c>. With a ≠ 1 each pair turns
     /// and grows by a; the backward kernel's turn by the opposite angle over the same tables stays the exact transpose.
