@@ -39,7 +39,7 @@ internal static class Gemma3Reference
             double[][] a = Norm(x, p[layer + "input_layernorm.weight"].Values, eps);
             double[][] q = Linear(a, p[layer + "self_attn.q_proj.weight"]), k = Linear(a, p[layer + "self_attn.k_proj.weight"]);
             double[][] v = Linear(a, p[layer + "self_attn.v_proj.weight"]);
-            double theta = sliding[l] ? h.LocalRopeTheta : h.RopeTheta, scale = sliding[l] ? 1 : 1 / (double)h.RopeLinearFactor;
+            double theta = sliding[l] ? h.LocalRopeTheta : h.RopeTheta, scale = sliding[l] ? 1 : 1 / (double)(h.RopeScaling?.Factor ?? 1f);
             for (int t = 0; t < n; t++)
             {
                 for (int head = 0; head < heads; head++) HeadNormAndRotate(q[t], head * d, d, p[layer + "self_attn.q_norm.weight"].Values, eps, t, theta, scale);

@@ -90,7 +90,7 @@ public sealed class GgufHyperparametersTests : System.IDisposable
               "rope_theta": 1000000.0, "sliding_window": 512, "_sliding_window_pattern": 6, "bos_token_id": 2, "eos_token_id": 1 }
             """);
         Assert.Equal((4, 1, 256), (h.Heads, h.KeyValueHeads, h.HeadDim));
-        Assert.Equal((1e6f, 1e4f, 1f), (h.RopeTheta, h.LocalRopeTheta, h.RopeLinearFactor));
+        Assert.Equal((1e6f, 1e4f, 1f), (h.RopeTheta, h.LocalRopeTheta, LinearFactor(h)));
         Assert.Equal((512, 256f, 32768), (h.SlidingWindow, h.QueryPreAttentionScalar, h.ContextLength));
         Assert.Equal((2, 1, 0), (h.BosToken, h.EosToken, h.PadToken));
         Assert.Equal(Enumerable.Range(0, 18).Select(i => (i + 1) % 6 != 0), h.SlidingLayers);
@@ -101,7 +101,7 @@ public sealed class GgufHyperparametersTests : System.IDisposable
               "rope_scaling": { "rope_type": "linear", "factor": 8.0 } }
             """);
         Assert.Equal((4, 256, 1e-6f), (h.KeyValueHeads, h.HeadDim, h.NormEpsilon));
-        Assert.Equal((1e6f, 1e4f, 8f), (h.RopeTheta, h.LocalRopeTheta, h.RopeLinearFactor));
+        Assert.Equal((1e6f, 1e4f, 8f), (h.RopeTheta, h.LocalRopeTheta, LinearFactor(h)));
         Assert.Equal((4096, 256f, 131072, 0), (h.SlidingWindow, h.QueryPreAttentionScalar, h.ContextLength, h.PadToken));
         Assert.Equal((2, 1), (h.BosToken, h.EosToken));
         Assert.Equal([true, false, true, false], h.SlidingLayers);
@@ -114,7 +114,7 @@ public sealed class GgufHyperparametersTests : System.IDisposable
               "vision_config": { "model_type": "siglip_vision_model", "hidden_size": 1152 } }
             """);
         Assert.Equal((8, 4, 256), (h.Heads, h.KeyValueHeads, h.HeadDim));
-        Assert.Equal((1e6f, 1e4f, 8f, 1024), (h.RopeTheta, h.LocalRopeTheta, h.RopeLinearFactor, h.SlidingWindow));
+        Assert.Equal((1e6f, 1e4f, 8f, 1024), (h.RopeTheta, h.LocalRopeTheta, LinearFactor(h), h.SlidingWindow));
         Assert.Equal((2, 1, 0), (h.BosToken, h.EosToken, h.PadToken));
         Assert.Equal([true, true, true, true, true, false], h.SlidingLayers);
         Assert.Contains("text_config", Assert.Throws<InvalidDataException>(() => Read("""{ "model_type": "gemma3", "vision_config": {} }""")).Message);
@@ -132,7 +132,7 @@ public sealed class GgufHyperparametersTests : System.IDisposable
               "rope_parameters": { "full_attention": { "factor": 8.0, "rope_theta": 1000000.0, "rope_type": "linear" },
                                    "sliding_attention": { "rope_theta": 20000.0, "rope_type": "default" } } }
             """);
-        Assert.Equal((1e6f, 2e4f, 8f), (h.RopeTheta, h.LocalRopeTheta, h.RopeLinearFactor));
+        Assert.Equal((1e6f, 2e4f, 8f), (h.RopeTheta, h.LocalRopeTheta, LinearFactor(h)));
         Assert.Contains("rope_parameters", Assert.Throws<InvalidDataException>(() => Read("""
             { "model_type": "gemma3_text", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 2,
               "rope_parameters": { "full_attention": { "rope_theta": 1000000.0, "rope_type": "yarn", "factor": 8.0 }, "sliding_attention": { "rope_theta": 10000.0 } } }
@@ -273,5 +273,13 @@ public sealed class GgufHyperparametersTests : System.IDisposable
         var e = Assert.Throws<InvalidDataException>(() => Read($$"""{ "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "max_position_embeddings": 64, {{scaling}} }"""));
         Assert.Contains($"': {key} ", e.Message, StringComparison.Ordinal);
         Assert.Contains(why, e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Gemma 3's linear scaling of its full layers as read: the factor of a linear <see cref="GgufHyperparameters.RopeScaling"/>, 1 for none.</summary>
+    private static float LinearFactor(GgufHyperparameters h)
+    {
+        if (h.RopeScaling is not { } scaling) return 1f;
+        Assert.Equal(RotaryScaling.Kind.Linear, scaling.ScalingKind);
+        return scaling.Factor;
     }
 }

@@ -125,8 +125,8 @@ public static partial class GgufExport
         int blocks = layers.Count;
         CheckShapes(layout, architecture, h, byKey, rules, blocks, hidden, out int feedForward, out int contextLength);
         if (architecture == GgufArchitecture.Gemma3) CheckGemma3(layout, h, blocks, hidden);
-        if (h.RopeScaling is not null && (architecture == GgufArchitecture.Gemma3 || !architecture.Rotary))
-            throw new ArgumentException($"{layout.Name}: RopeScaling is the Llama family's rotary scaling; {architecture.Name} takes none (Gemma 3's linear scaling is RopeLinearFactor)", nameof(options));
+        if (h.RopeScaling is { } scaling && (!architecture.Rotary || architecture == GgufArchitecture.Gemma3 && scaling.ScalingKind != Kernels.RotaryScaling.Kind.Linear))
+            throw new ArgumentException($"{layout.Name}: RopeScaling {scaling} does not apply to {architecture.Name} (Gemma 3's full layers take linear scaling only)", nameof(options));
         h.CheckRopeScalingFits(layout);
 
         (GgufWriter writer, GgufVocabulary vocabulary) = StartFile(layout, options, architecture.Name, vocab, "embedding");
@@ -148,18 +148,10 @@ public static partial class GgufExport
             if (architecture.SlidingWindow) writer.Add($"{arch}.attention.sliding_window", (uint)h.SlidingWindow);
             if (architecture == GgufArchitecture.Gemma3)
             {
-                // As llama.cpp's converter writes them: the sliding layers' base, and the full layers' linear scaling.
+                // As llama.cpp's converter writes it: the sliding layers' base (the full layers' linear scaling below).
                 writer.Add($"{arch}.rope.freq_base_swa", h.LocalRopeTheta);
-                if (h.RopeLinearFactor != 1f)
-                {
-                    writer.Add($"{arch}.rope.scaling.type", "linear");
-                    writer.Add($"{arch}.rope.scaling.factor", h.RopeLinearFactor);
-                }
             }
-            else
-            {
-                AddRopeScaling(writer, architecture, h, layout, infos);
-            }
+            AddRopeScaling(writer, architecture, h, layout, infos);
         }
         else
         {

@@ -11,8 +11,8 @@ public sealed partial record GgufHyperparameters
     /// <summary>
     /// The Llama family's scaled rotary positions (<c>rope_scaling</c>, or transformers 5's <c>rope_parameters</c> with a
     /// <c>rope_type</c> other than default), as the compiler builds them: linear, llama3, yarn, or longrope with its
-    /// <c>short_factor</c>. Null for the default rotation, and for dynamic (NTK) scaling, which changes nothing within
-    /// <c>max_position_embeddings</c>. Gemma 3's linear scaling is <see cref="RopeLinearFactor"/>.
+    /// <c>short_factor</c>; Gemma 3's linear scaling of its full-attention layers. Null for the default rotation, and for
+    /// dynamic (NTK) scaling, which changes nothing within <c>max_position_embeddings</c>.
     /// </summary>
     public RotaryScaling? RopeScaling { get; init; }
 

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Text.Json;
+using TransformerGen.Kernels;
 
 namespace TransformerGen;
 
@@ -52,9 +53,6 @@ public sealed partial record GgufHyperparameters
 
     /// <summary>The rotary base of the sliding layers: Gemma 3's <c>rope_local_base_freq</c>, ModernBERT's <c>local_rope_theta</c>; 0 for the other families.</summary>
     public float LocalRopeTheta { get; init; }
-
-    /// <summary>Gemma 3's linear rotary scaling of its full-attention layers (<c>rope_scaling</c> of rope_type linear: its factor); 1 for none.</summary>
-    public float RopeLinearFactor { get; init; } = 1f;
 
     /// <summary>Gemma 3's <c>query_pre_attn_scalar</c> (the scores are multiplied by its −½ power); 0 for the other families, whose scores take 1/√head size.</summary>
     public float QueryPreAttentionScalar { get; init; }
@@ -215,7 +213,7 @@ public sealed partial record GgufHyperparameters
                     ContextLength = Integer(root, "max_position_embeddings") ?? 131072, BosToken = bos >= 0 ? bos : 2, EosToken = eos >= 0 ? eos : 1,
                     PadToken = Integer(root, "pad_token_id") ?? 0,
                     SlidingWindow = Integer(root, "sliding_window") ?? 4096, SlidingLayers = sliding,
-                    LocalRopeTheta = localTheta, RopeLinearFactor = linear,
+                    LocalRopeTheta = localTheta, RopeScaling = linear != 1f ? RotaryScaling.Linear(linear) : null,
                     QueryPreAttentionScalar = Number(root, "query_pre_attn_scalar") ?? 256f,
                 };
             }

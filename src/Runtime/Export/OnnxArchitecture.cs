@@ -608,7 +608,7 @@ internal sealed record OnnxArchitecture
             PreNorm = true,
             Positions = OnnxPositions.RotaryHalf,
             RopeTheta = h.RopeTheta,
-            RopeScaling = h.RopeLinearFactor == 1f ? null : Kernels.RotaryScaling.Linear(h.RopeLinearFactor),
+            RopeScaling = h.RopeScaling,
             LocalRopeTheta = layers.Exists(l => l.Sliding) ? h.LocalRopeTheta : 0f,
             SlidingWindow = layers.Exists(l => l.Sliding) ? window : 0,
             ScoreScale = h.QueryPreAttentionScalar == h.HeadDim ? 0f : (float)(1.0 / Math.Sqrt(h.QueryPreAttentionScalar)),
