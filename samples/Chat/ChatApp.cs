@@ -125,7 +125,7 @@ public static class ChatApp
         output.WriteLine($"model: {spec.Repository} from {folder} as {model.Layout.Name}: {parameters:N0} parameters, {model.Layout.SeqLen} positions of key/value cache");
         output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {WeightTypeNames.Name(weightType)}, {model.BufferBytes / 1e6:F0} MB of buffers)");
 
-        var session = new ChatSession(model, tokenizer, ChatPrompt.EndOfSequenceIds(configPath));
+        var session = new ChatSession(model, tokenizer);
         string sampling = settings.Temperature == 0f || settings.TopK == 1
             ? "greedy"
             : $"temperature {settings.Temperature}, top-k {(settings.TopK == 0 ? "off" : settings.TopK)}, top-p {settings.TopP}, seed {settings.Seed}";

@@ -1,8 +1,6 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Linq;
-using System.Text.Json;
 using TransformerGen;
 using TransformerGen.Samples.Hub;
 using TransformerGen.Tokenizers;
@@ -14,9 +12,8 @@ namespace ChatSample;
 /// What a chat takes from a tokenizer and the model it drives: the chat template that writes a conversation out, the
 /// ids of that text, and the ids at which a reply ends (end of sequence, as the tokenizer and the model's config name
 /// it, and the template's end of turn). A config.json may list several end-of-sequence ids (Llama 3.2's
-/// <c>eos_token_id: [128001, 128008, 128009]</c>, of which the compiled layout keeps the first): they are passed in,
-/// read with <see cref="EndOfSequenceIds"/>. <see cref="ChatSession"/> uses it for one turn; samples/ChatServer for every
-/// request it serves.
+/// <c>eos_token_id: [128001, 128008, 128009]</c>): the compiled layout holds them all (<c>EndTokens</c>). <see cref="ChatSession"/>
+/// uses it for one turn; samples/ChatServer for every request it serves.
 /// </summary>
 public sealed class ChatPrompt
 {
@@ -26,14 +23,13 @@ public sealed class ChatPrompt
 
     /// <summary>Pairs a tokenizer with the layout of the model its ids go to.</summary>
     /// <param name="tokenizer">The model's tokenizer.</param>
-    /// <param name="layout">The compiled model's layout (its vocabulary, and the end-of-sequence id compiled from its config).</param>
-    /// <param name="endOfSequenceIds">Every end-of-sequence id of the model's config.json (<see cref="EndOfSequenceIds"/>); ids past the vocabulary are left out.</param>
+    /// <param name="layout">The compiled model's layout (its vocabulary, and the end-of-sequence ids compiled from its config).</param>
     /// <exception cref="ArgumentException">
     /// The tokenizer has ids beyond the model's vocabulary that are not special tokens. Special ones are let through
     /// (Gemma 3's text models keep the multimodal models' <c>&lt;image_soft_token&gt;</c>, id 262144, past their
     /// 262,144-row table) and refused in a prompt that holds them.
     /// </exception>
-    public ChatPrompt(PretrainedTokenizer tokenizer, ModelLayout layout, IEnumerable<int>? endOfSequenceIds = null)
+    public ChatPrompt(PretrainedTokenizer tokenizer, ModelLayout layout)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(layout);
@@ -44,33 +40,15 @@ public sealed class ChatPrompt
         EndOfTurnId = FindEndOfTurn(tokenizer);
         if (tokenizer.EosId is int eos) _stops[eos] = StopReason.EndOfSequence;
         if (layout.EosToken >= 0) _stops[layout.EosToken] = StopReason.EndOfSequence;
-        foreach (int id in endOfSequenceIds ?? [])
-        {
-            if (id >= 0 && id < layout.Vocab) _stops[id] = StopReason.EndOfSequence;
-        }
+        foreach (int id in layout.EndTokens) _stops[id] = StopReason.EndOfSequence;
 
         if (EndOfTurnId is int endOfTurn) _stops[endOfTurn] = StopReason.EndOfTurn;
-    }
-
-    /// <summary>
-    /// The end-of-sequence ids of the config.json at <paramref name="configPath"/>: its <c>eos_token_id</c>, one id or a
-    /// list; none when the file or the key is missing.
-    /// </summary>
-    /// <exception cref="JsonException">The file is not JSON.</exception>
-    public static int[] EndOfSequenceIds(string configPath)
-    {
-        ArgumentNullException.ThrowIfNull(configPath);
-        if (!File.Exists(configPath)) return [];
-        using JsonDocument config = JsonDocument.Parse(File.ReadAllBytes(configPath));
-        if (config.RootElement.ValueKind != JsonValueKind.Object || !config.RootElement.TryGetProperty("eos_token_id", out JsonElement eos)) return [];
-        IEnumerable<JsonElement> values = eos.ValueKind == JsonValueKind.Array ? eos.EnumerateArray() : [eos];
-        return [.. values.Where(value => value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out _)).Select(value => value.GetInt32())];
     }
 
     /// <summary>The chat template conversations are written with, or null (the tokenizer has none it can render).</summary>
     public ChatTemplate? Template => _tokenizer.Chat;
 
-    /// <summary>The ids that end a reply: end of sequence (the tokenizer's and every one of the model config's) and the template's end of turn.</summary>
+    /// <summary>The ids that end a reply: end of sequence (the tokenizer's and every one compiled from the model's config) and the template's end of turn.</summary>
     public IReadOnlyCollection<int> StopTokens => _stops.Keys;
 
     /// <summary>The id of the template's end-of-turn text (ChatML <c>&lt;|im_end|&gt;</c>), or null.</summary>

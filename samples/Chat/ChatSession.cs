@@ -67,13 +67,12 @@ public sealed class ChatSession
     /// <summary>Pairs a model with its tokenizer.</summary>
     /// <param name="model">The model.</param>
     /// <param name="tokenizer">Its tokenizer.</param>
-    /// <param name="endOfSequenceIds">Every end-of-sequence id of the model's config.json (<see cref="ChatPrompt.EndOfSequenceIds"/>), when it lists more than the compiled one.</param>
     /// <exception cref="ArgumentException">The tokenizer has ids beyond the model's vocabulary.</exception>
-    public ChatSession(LanguageModel model, PretrainedTokenizer tokenizer, IEnumerable<int>? endOfSequenceIds = null)
+    public ChatSession(LanguageModel model, PretrainedTokenizer tokenizer)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
-        _chat = new ChatPrompt(tokenizer, model.Layout, endOfSequenceIds);
+        _chat = new ChatPrompt(tokenizer, model.Layout);
         _model = model;
         _tokenizer = tokenizer;
     }
@@ -81,7 +80,7 @@ public sealed class ChatSession
     /// <summary>The chat template the prompt is written with, or null for plain continuation.</summary>
     public ChatTemplate? Template => _chat.Template;
 
-    /// <summary>The ids that end a reply: end of sequence (the tokenizer's and every one of the model config's) and the template's end of turn.</summary>
+    /// <summary>The ids that end a reply: end of sequence (the tokenizer's and every one compiled from the model's config) and the template's end of turn.</summary>
     public IReadOnlyCollection<int> StopTokens => _chat.StopTokens;
 
     /// <summary>The id of the template's end-of-turn text (ChatML <c>&lt;|im_end|&gt;</c>), or null.</summary>

@@ -51,7 +51,7 @@ public sealed class ChatEngine : IAsyncDisposable
             WeightsBytes = weights.Bytes;
             model = served.CreateInstance(weights);
             Layout = model.Layout;
-            _chat = new ChatPrompt(_tokenizer, Layout, ChatPrompt.EndOfSequenceIds(Path.Combine(folder, "config.json")));
+            _chat = new ChatPrompt(_tokenizer, Layout);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException)
         {

@@ -81,7 +81,7 @@ public sealed class ChatAppLlama3Tests(ITestOutputHelper log)
         Assert.Contains("\nassistant: " + tokenizer.Decode(reply.ToArray()) + "\n", output);
 
         // The session the program runs gives those very ids for the prompt.
-        var session = new ChatSession(model, tokenizer, ChatPrompt.EndOfSequenceIds(Path.Combine(folder.Path, "config.json")));
+        var session = new ChatSession(model, tokenizer);
         ChatReply again = session.Respond("Hello world", new ChatSettings(MaxTokens: 6, SystemPrompt: "Be brief"), TextWriter.Null);
         Assert.Equal(rendering, again.Prompt);
         Assert.Equal(prompt, again.PromptTokens);
@@ -100,11 +100,13 @@ public sealed class ChatAppLlama3Tests(ITestOutputHelper log)
         Assert.Contains("\nreply: 0 tokens", output);
         Assert.Contains($"stopped: {reason}", output);
 
-        // 128008 is neither the layout's end of sequence (the list's first) nor the tokenizer's: without the config's list it is a token like any other.
+        // 128008 is neither the layout's end of sequence (the list's first) nor the tokenizer's: it stops a reply because the
+        // compiled layout holds the config's whole list.
         TinyLlama3ChatModel model = TinyLlama3ChatModel.ForInference(folder.Path);
         Assert.Equal(Llama3FolderFromCl100k.EndOfText, model.Layout.EosToken);
-        var bare = new ChatSession(model, PretrainedTokenizer.FromFolder(folder.Path));
-        Assert.Equal(stop != Llama3FolderFromCl100k.EndOfMessage, bare.StopTokens.Contains(stop));
+        Assert.Equal([Llama3FolderFromCl100k.EndOfText, Llama3FolderFromCl100k.EndOfMessage, Llama3FolderFromCl100k.EndOfTurn], model.Layout.EndTokens);
+        var session = new ChatSession(model, PretrainedTokenizer.FromFolder(folder.Path));
+        Assert.Contains(stop, session.StopTokens);
     }
 
     [Fact]
