@@ -9,6 +9,7 @@ namespace TransformerGen.Generator
         public const string Validate = nameof(Validate);
         public const string Checkpoints = nameof(Checkpoints);
         public const string MatchWeights = nameof(MatchWeights);
+        public const string SegmentLimit = nameof(SegmentLimit);
         public const string Compile = nameof(Compile);
     }
 }

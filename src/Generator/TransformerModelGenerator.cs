@@ -54,11 +54,19 @@ namespace TransformerGen.Generator
                 .Select(static (pair, _) => (pair.Left.Parsed, pair.Left.Diagnostics, CheckpointMatch.Find(pair.Left.Parsed.Spec, pair.Right)))
                 .WithTrackingName(TrackingNames.MatchWeights);
 
+            // The most floats of one parameter segment: the largest array unless the project sets a lower limit (tests do,
+            // to split small models the way the largest are split).
+            IncrementalValueProvider<SegmentLimit> segments = context.AnalyzerConfigOptionsProvider
+                .Select(static (options, _) => ModelCompiler.ReadSegmentLimit(
+                    options.GlobalOptions.TryGetValue("build_property.TransformerGenParameterSegmentFloats", out string? value) ? value : null))
+                .WithTrackingName(TrackingNames.SegmentLimit);
+
             // 3–5. Lower to a graph, plan memory, emit C#; only valid declarations get this far.
             IncrementalValuesProvider<CompiledModel> compiled = matched
-                .Select(static (v, ct) => v.Parsed.Spec is null
-                    ? new CompiledModel(v.Parsed.HintName, null, v.Diagnostics)
-                    : ModelCompiler.Compile(v.Parsed.Spec, v.Diagnostics, v.Weights, ct))
+                .Combine(segments)
+                .Select(static (pair, ct) => pair.Left.Parsed.Spec is null
+                    ? new CompiledModel(pair.Left.Parsed.HintName, null, pair.Left.Diagnostics)
+                    : ModelCompiler.Compile(pair.Left.Parsed.Spec, pair.Left.Diagnostics, pair.Left.Weights, pair.Right, ct))
                 .WithTrackingName(TrackingNames.Compile);
 
             context.RegisterSourceOutput(compiled, static (spc, model) =>

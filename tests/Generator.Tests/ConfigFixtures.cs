@@ -191,9 +191,13 @@ internal static class ConfigFixtures
         """;
 
     /// <summary>Runs the generator with the files as additional texts, requiring no generator error or warning and a compilation without warnings.</summary>
-    public static GeneratorHarness.Result RunClean((string Path, string Text)[] files, params string[] sources)
+    public static GeneratorHarness.Result RunClean((string Path, string Text)[] files, params string[] sources) =>
+        RunClean(files, System.Collections.Immutable.ImmutableDictionary<string, string>.Empty, sources);
+
+    /// <summary>As <see cref="RunClean((string Path, string Text)[], string[])"/>, with the project's properties (<c>build_property.Name</c> keys).</summary>
+    public static GeneratorHarness.Result RunClean((string Path, string Text)[] files, System.Collections.Immutable.ImmutableDictionary<string, string> globalOptions, params string[] sources)
     {
-        GeneratorHarness.Result result = GeneratorHarness.RunWith(files, sources);
+        GeneratorHarness.Result result = GeneratorHarness.RunWith(files, globalOptions, sources);
         var bad = result.Problems.Concat(result.CompilationDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning)).ToList();
         if (bad.Count > 0)
             throw new Xunit.Sdk.XunitException("expected clean output, got:\n" + string.Join("\n", bad) + "\n\n" + GeneratorHarness.Numbered(result.GeneratedSource));

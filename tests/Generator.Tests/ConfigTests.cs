@@ -395,7 +395,7 @@ public partial class ConfigTests
         Assert.Equal(headDim, Constant(m, "HeadDim"));
         Assert.Equal(layers, Constant(m, "Layers"));
         Assert.Equal(dff, Constant(m, "DFF"));
-        Assert.Equal(parameters, Constant(m, "ParameterCount"));
+        Assert.Equal((long)parameters, Constant(m, "ParameterCount"));
     }
 
     [Fact]
@@ -460,7 +460,7 @@ public partial class ConfigTests
         // RoBERTa's config: pad 1, one token type, 22 rows of positions of which 2..21 are used (SeqLen at most 20).
         string json = Set(Set(Set(Set(Bert, "model_type", $"\"{modelType}\""), "pad_token_id", "1"), "type_vocab_size", "1"), "max_position_embeddings", "22");
         Type m = Compile(At(modelType, json), Declared(modelType, ", Head = EncoderHead.SentenceEmbedding", seqLen: 20), out string source);
-        Assert.Equal(1230 + 30 + 660 + 60 + 2 * 6127, Constant(m, "ParameterCount"));
+        Assert.Equal(1230L + 30 + 660 + 60 + 2 * 6127, Constant(m, "ParameterCount"));
         Assert.Contains("new(\"embeddings.position_embeddings.weight\", new[] { 22, 30 }", source);
         Assert.Contains("Family = global::TransformerGen.CheckpointFamily.Roberta,", source);
         Assert.Contains("PadToken = 1,", source);
@@ -490,7 +490,7 @@ public partial class ConfigTests
     {
         string json = Set(Set(Bert, "type_vocab_size", "3"), "hidden_act", "\"gelu_new\"");
         Type m = Compile(At("bert-variant", json), Declared("bert-variant", ", Head = EncoderHead.SentenceEmbedding"), out string source);
-        Assert.Equal(1230 + 90 + 600 + 60 + 2 * 6127, Constant(m, "ParameterCount"));
+        Assert.Equal(1230L + 90 + 600 + 60 + 2 * 6127, Constant(m, "ParameterCount"));
         Assert.Contains("new(\"embeddings.token_type_embeddings.weight\", new[] { 3, 30 }", source);
         Assert.Contains("Activations.GeluTanhForward(", source);
     }

@@ -108,11 +108,11 @@ public class DiagnosticTests
     }
 
     [Fact]
-    public void TG0008_sizes_beyond_32_bit_indexing()
+    public void TG0008_a_tensor_beyond_32_bit_indexing()
     {
         string source = Model("Vocab = 1000000, DModel = 4096, Heads = 8, Layers = 2, DFF = 64, SeqLen = 8, Batch = 1");
         Diagnostic d = Single(source, "TG0008", "TransformerModel(Vocab = 1000000, DModel = 4096, Heads = 8, Layers = 2, DFF = 64, SeqLen = 8, Batch = 1)");
-        Assert.Equal("the parameter buffer needs 4,231,348,352 floats, more than the 2,147,483,647 a span can index; make the model or the batch smaller", d.GetMessage());
+        Assert.Equal("token_embedding.weight needs 4,096,000,000 floats, more than the 2,147,483,647 a span can index; make the model or the batch smaller", d.GetMessage());
     }
 
     [Theory]

@@ -46,21 +46,44 @@ internal static class GeneratorHarness
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
 
     public static GeneratorDriver CreateDriver(bool trackSteps = true, params AdditionalText[] additionalTexts) =>
+        CreateDriver(trackSteps, additionalTexts, ImmutableDictionary<string, string>.Empty);
+
+    /// <summary>A driver whose global options are <paramref name="globalOptions"/> (MSBuild's <c>build_property.*</c> keys).</summary>
+    public static GeneratorDriver CreateDriver(bool trackSteps, AdditionalText[] additionalTexts, ImmutableDictionary<string, string> globalOptions) =>
         CSharpGeneratorDriver.Create(
             [new TransformerModelGenerator().AsSourceGenerator()],
             additionalTexts: additionalTexts,
             parseOptions: ParseOptions,
+            optionsProvider: new OptionsProvider(globalOptions),
             driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: trackSteps));
 
     public static Result Run(params string[] sources) => RunWith([], sources);
 
     /// <summary>Runs with additional files (path, text), as MSBuild's AdditionalFiles items would give them.</summary>
-    public static Result RunWith((string Path, string Text)[] additionalFiles, params string[] sources)
+    public static Result RunWith((string Path, string Text)[] additionalFiles, params string[] sources) =>
+        RunWith(additionalFiles, ImmutableDictionary<string, string>.Empty, sources);
+
+    /// <summary>Runs with additional files and the project's properties as the compiler sees them (<c>build_property.Name</c>).</summary>
+    public static Result RunWith((string Path, string Text)[] additionalFiles, ImmutableDictionary<string, string> globalOptions, params string[] sources)
     {
         CSharpCompilation compilation = CreateCompilation(sources);
         AdditionalText[] texts = additionalFiles.Select(f => (AdditionalText)new InMemoryAdditionalText(f.Path, f.Text)).ToArray();
-        GeneratorDriver driver = CreateDriver(true, texts).RunGeneratorsAndUpdateCompilation(compilation, out Compilation output, out ImmutableArray<Diagnostic> diagnostics);
+        GeneratorDriver driver = CreateDriver(true, texts, globalOptions).RunGeneratorsAndUpdateCompilation(compilation, out Compilation output, out ImmutableArray<Diagnostic> diagnostics);
         return new Result(driver.GetRunResult(), diagnostics, output.GetDiagnostics(), output, driver);
+    }
+
+    private sealed class OptionsProvider(ImmutableDictionary<string, string> global) : AnalyzerConfigOptionsProvider
+    {
+        private static readonly Options None = new(ImmutableDictionary<string, string>.Empty);
+
+        public override AnalyzerConfigOptions GlobalOptions { get; } = new Options(global);
+        public override AnalyzerConfigOptions GetOptions(SyntaxTree tree) => None;
+        public override AnalyzerConfigOptions GetOptions(AdditionalText textFile) => None;
+    }
+
+    private sealed class Options(ImmutableDictionary<string, string> values) : AnalyzerConfigOptions
+    {
+        public override bool TryGetValue(string key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? value) => values.TryGetValue(key, out value);
     }
 
     private sealed class InMemoryAdditionalText(string path, string text) : AdditionalText

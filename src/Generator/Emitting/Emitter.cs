@@ -34,10 +34,17 @@ namespace TransformerGen.Generator
             _spec = _graph.Spec;
             _headTensors = new HashSet<TensorDef>(_graph.Ops.Where(o => o.Stage.Kind == StageKind.Head).SelectMany(o => o.Writes));
             _packed = PackedMatrices();
+            _inferenceOnly = plan.ParameterSegments.Count > 1;
         }
 
+        /// <summary>
+        /// True for a model of several parameter segments, which is never built for training (training needs its parameters
+        /// and gradients as one span each): it gets no forward or backward pass of training, and no training workspace.
+        /// </summary>
+        private readonly bool _inferenceOnly;
+
         /// <summary>The weights an inference instance keeps in the kernels' panel layout, by the region each covers.</summary>
-        private readonly HashSet<(long Offset, long Rows, long Columns)> _packed;
+        private readonly HashSet<(int Segment, long Offset, long Rows, long Columns)> _packed;
 
         /// <summary>
         /// The regions of the parameter buffer that linear layers read as one product (<c>[out, in]</c>), and the token tables.
@@ -48,9 +55,9 @@ namespace TransformerGen.Generator
         /// regions are fixed at compile time; whether and how an instance packs them (fp32 panels, bf16, 8-bit) is decided
         /// when it is built (WeightType, WeightsPacked), and its Linear and EmbeddingLookup read whichever form it holds.
         /// </summary>
-        private HashSet<(long Offset, long Rows, long Columns)> PackedMatrices()
+        private HashSet<(int Segment, long Offset, long Rows, long Columns)> PackedMatrices()
         {
-            var regions = new HashSet<(long Offset, long Rows, long Columns)>();
+            var regions = new HashSet<(int Segment, long Offset, long Rows, long Columns)>();
             foreach (LinearOp lin in _graph.Ops.OfType<LinearOp>())
                 if (lin.Weight.Kind == TensorKind.Parameter) regions.Add(Region(lin.Weight));
             // A token table that only lookups read (an encoder's, an untied decoder's) is held the same way: EmbeddingLookup
@@ -64,14 +71,14 @@ namespace TransformerGen.Generator
             }
             var readers = _graph.Ops.SelectMany(o => o.Reads).Where(t => t.Kind == TensorKind.Parameter && !exempt.Contains(t)).Select(Region)
                 .Concat(regions).ToList();
-            bool Overlap((long Offset, long Rows, long Columns) a, (long Offset, long Rows, long Columns) b) =>
-                a != b && a.Offset < b.Offset + b.Rows * b.Columns && b.Offset < a.Offset + a.Rows * a.Columns;
+            bool Overlap((int Segment, long Offset, long Rows, long Columns) a, (int Segment, long Offset, long Rows, long Columns) b) =>
+                a != b && a.Segment == b.Segment && a.Offset < b.Offset + b.Rows * b.Columns && b.Offset < a.Offset + a.Rows * a.Columns;
             // A matrix of fewer than 64 rows has no whole panel: packing would leave it as it is.
-            return new HashSet<(long, long, long)>(regions.Where(r => r.Rows >= 64 && !readers.Any(other => Overlap(r, other))));
+            return new HashSet<(int, long, long, long)>(regions.Where(r => r.Rows >= 64 && !readers.Any(other => Overlap(r, other))));
         }
 
-        private (long Offset, long Rows, long Columns) Region(TensorDef t) =>
-            (_plan.OffsetOf(t), t.Shape.Length == 2 ? t.Shape[0] : 1, t.Shape[t.Shape.Length - 1]);
+        private (int Segment, long Offset, long Rows, long Columns) Region(TensorDef t) =>
+            (_plan.SegmentOf(t), _plan.OffsetOf(t), t.Shape.Length == 2 ? t.Shape[0] : 1, t.Shape[t.Shape.Length - 1]);
 
         /// <summary>True when <paramref name="weight"/> is a packed region: products and lookups then go through the instance.</summary>
         private bool Packed(TensorDef weight) => weight.Kind == TensorKind.Parameter && _packed.Contains(Region(weight));
@@ -126,7 +133,7 @@ namespace TransformerGen.Generator
             List<Stage> inference = InferenceStages();
             foreach (Stage stage in Stages().Union(inference))
             {
-                bool trains = _graph.Ops.Any(o => o.Stage == stage);
+                bool trains = !_inferenceOnly && _graph.Ops.Any(o => o.Stage == stage);
                 if (trains) WriteStage(w, stage, "Forward");
                 if (trains) WriteStage(w, stage, "Backward");
                 if (inference.Contains(stage)) WriteStage(w, stage, "Infer");
@@ -305,10 +312,10 @@ namespace TransformerGen.Generator
         private void WriteConstants(IndentedWriter w)
         {
             long parameters = _graph.Tensors.Where(t => t.Kind == TensorKind.Parameter).Sum(t => t.Elements);
-            void Const(string name, long value, string doc)
+            void Const(string name, long value, string doc, string type = "int")
             {
                 w.Line($"/// <summary>{doc}</summary>");
-                w.Line($"public const int {name} = {Lit(value)};");
+                w.Line($"public const {type} {name} = {Lit(value)};");
             }
             Const("Vocab", _d.Vocab, "Number of token ids.");
             Const("DModel", _d.DModel, "Width of the residual stream.");
@@ -320,7 +327,8 @@ namespace TransformerGen.Generator
             Const("SeqLen", _d.SeqLen, "Positions per sequence.");
             Const("Batch", _d.Batch, "Sequences per training step.");
             Const("TokensPerStep", _d.Tokens, "Token ids per Forward call: Batch · SeqLen.");
-            Const("ParameterCount", parameters, "Trained parameters (the parameter buffer adds alignment padding).");
+            // A long: the largest models the compiler takes (in several parameter segments) have more than 2³¹ − 1.
+            Const("ParameterCount", parameters, "Trained parameters (the parameter buffer adds alignment padding).", "long");
             if (_spec.IsEncoderDecoder)
             {
                 Const("TargetVocab", _d.TargetVocab, "Number of target token ids.");
@@ -360,21 +368,31 @@ namespace TransformerGen.Generator
                     _ => "global::TransformerGen.WeightInit.Zeros",
                 };
                 string scale = t.Init == InitKind.Normal ? ", " + Lit(t.InitScale) : "";
-                w.Line($"        new({Lit(t.Name)}, new[] {{ {string.Join(", ", t.Shape.Select(Lit))} }}, {Lit(_plan.OffsetOf(t))}, {init}{scale}){(t.StoredTransposed ? " { StoredTransposed = true }" : "")},");
+                var initializers = new List<string>();
+                if (_plan.SegmentOf(t) > 0) initializers.Add("Segment = " + Lit(_plan.SegmentOf(t)));
+                if (t.StoredTransposed) initializers.Add("StoredTransposed = true");
+                string properties = initializers.Count == 0 ? "" : " { " + string.Join(", ", initializers) + " }";
+                w.Line($"        new({Lit(t.Name)}, new[] {{ {string.Join(", ", t.Shape.Select(Lit))} }}, {Lit(_plan.OffsetOf(t))}, {init}{scale}){properties},");
             }
             w.Line("    },");
-            w.Line($"    parameterCount: {Lit(_plan.ParameterCount)}, activationCount: {Lit(_plan.ActivationCount)}, constantCount: {Lit(_plan.ConstantCount)},");
+            // A model that runs for inference only has no training workspace.
+            w.Line($"    parameterCount: {Lit(_plan.ParameterSegments[0])}, activationCount: {Lit(_inferenceOnly ? 0 : _plan.ActivationCount)}, constantCount: {Lit(_plan.ConstantCount)},");
             w.Line($"    inferenceCount: {Lit(_plan.InferenceCount)}, keyValueCount: {Lit(_plan.KeyValueCount)},");
-            w.Line($"    logitsOffset: {Lit(_plan.OffsetOf(logits))}, logitsLength: {Lit(logits.Elements)}, inferenceLogitsOffset: {Lit(_plan.InferenceOffsetOf(logits))})");
+            w.Line($"    logitsOffset: {Lit(_inferenceOnly ? 0 : _plan.OffsetOf(logits))}, logitsLength: {Lit(_inferenceOnly ? 0 : logits.Elements)}, inferenceLogitsOffset: {Lit(_plan.InferenceOffsetOf(logits))})");
             w.Line("{");
+            if (_plan.ParameterSegments.Count > 1)
+            {
+                w.Line("    // More parameter floats than one array holds: whole tensors in segments, each at most an array long.");
+                w.Line($"    ParameterSegments = new[] {{ {string.Join(", ", _plan.ParameterSegments.Select(Lit))} }},");
+            }
             w.Line($"    Architecture = global::TransformerGen.Architecture.{(_spec.IsEncoderDecoder ? "EncoderDecoder" : _spec.IsEncoderOnly ? "EncoderOnly" : "DecoderOnly")},");
             w.Line($"    TargetVocab = {Lit(_spec.IsEncoderOnly ? _d.Classes : _d.TargetVocab)}, TargetLength = {Lit(TargetLength)},");
             if (_spec.Family is { } family) w.Line($"    Family = global::TransformerGen.CheckpointFamily.{family.KindName},");
             if (!_graph.Ops.OfType<CrossEntropyOp>().Any()) w.Line("    SeededOutput = true,");
             if (_spec.IsEncoderOnly && _spec.Head.Value != EnumValues.Tagging)
                 w.Line($"    Pooling = global::TransformerGen.Pooling.{(_spec.Pooling.Value == EnumValues.MeanPooling ? "Mean" : "FirstToken")},");
-            if (_graph.HiddenState is { } hidden) w.Line($"    HiddenStateOffset = {Lit(_plan.OffsetOf(hidden))}, HiddenStateLength = {Lit(hidden.Elements)},");
-            if (_graph.EncoderState is { } encoded) w.Line($"    EncoderStateOffset = {Lit(_plan.OffsetOf(encoded))}, EncoderStateLength = {Lit(encoded.Elements)},");
+            if (_graph.HiddenState is { } hidden && !_inferenceOnly) w.Line($"    HiddenStateOffset = {Lit(_plan.OffsetOf(hidden))}, HiddenStateLength = {Lit(hidden.Elements)},");
+            if (_graph.EncoderState is { } encoded && !_inferenceOnly) w.Line($"    EncoderStateOffset = {Lit(_plan.OffsetOf(encoded))}, EncoderStateLength = {Lit(encoded.Elements)},");
             if (_graph.Ops.OfType<TokenTypeOp>().SingleOrDefault() is { } types) w.Line($"    TokenTypes = {Lit(types.Table.Shape[0])},");
             w.Line($"    InferenceTokens = {Lit(_plan.InferenceTokens)}{(_spec.IsDecoderOnly ? $", Sequences = {Lit(_d.CacheSlots)}" : "")},");
             w.Line($"    DecoderSeqLen = {Lit(_d.TargetSeqLen)}, PadToken = {Lit(_spec.PadToken.Value)}, BosToken = {Lit(_spec.BosToken.Value)}, EosToken = {Lit(_spec.EosToken.Value)},");
@@ -385,8 +403,15 @@ namespace TransformerGen.Generator
             {
                 w.Line("    PackedMatrices = new global::TransformerGen.WeightMatrix[]");
                 w.Line("    {");
-                foreach ((long offset, long rows, long columns) in _packed.OrderBy(r => r.Offset)) w.Line($"        new({Lit(offset)}, {Lit(rows)}, {Lit(columns)}),");
+                foreach ((int segment, long offset, long rows, long columns) in _packed.OrderBy(r => r.Segment).ThenBy(r => r.Offset))
+                    w.Line($"        new({Lit(offset)}, {Lit(rows)}, {Lit(columns)}{(segment == 0 ? "" : ", Segment: " + Lit(segment))}),");
                 w.Line("    },");
+            }
+            if (_inferenceOnly)
+            {
+                w.Line("};");
+                w.Line();
+                return;
             }
             w.Line("    AttentionMaps = new global::TransformerGen.ActivationTensor[]");
             w.Line("    {");
@@ -582,16 +607,31 @@ namespace TransformerGen.Generator
         private void WriteEntryPoints(IndentedWriter w)
         {
             List<Stage> stages = Stages();
-            w.Line("/// <inheritdoc />");
-            w.Open("protected override float ForwardCore()");
-            foreach (Stage s in stages.Where(s => s.Kind != StageKind.Head)) w.Line(GeneratedNames.StageMethod(s, "Forward") + "();");
-            w.Line($"return {GeneratedNames.StageMethod(Stage.Head, "Forward")}();");
-            w.Close();
-            w.Line();
-            w.Line("/// <inheritdoc />");
-            w.Open("protected override void BackwardCore()");
-            foreach (Stage s in Enumerable.Reverse(stages)) w.Line(GeneratedNames.StageMethod(s, "Backward") + "();");
-            w.Close();
+            if (_inferenceOnly)
+            {
+                // The constructor refuses a training instance of this model, the only kind that calls these.
+                const string refusal = "throw new global::System.NotSupportedException(\"a model of several parameter segments runs for inference only\");";
+                w.Line("/// <inheritdoc />");
+                w.Line("/// <remarks>Not generated: this model's parameters lie in several segments, and it runs for inference only.</remarks>");
+                w.Line("protected override float ForwardCore() => " + refusal);
+                w.Line();
+                w.Line("/// <inheritdoc />");
+                w.Line("/// <remarks>Not generated: this model's parameters lie in several segments, and it runs for inference only.</remarks>");
+                w.Line("protected override void BackwardCore() => " + refusal);
+            }
+            else
+            {
+                w.Line("/// <inheritdoc />");
+                w.Open("protected override float ForwardCore()");
+                foreach (Stage s in stages.Where(s => s.Kind != StageKind.Head)) w.Line(GeneratedNames.StageMethod(s, "Forward") + "();");
+                w.Line($"return {GeneratedNames.StageMethod(Stage.Head, "Forward")}();");
+                w.Close();
+                w.Line();
+                w.Line("/// <inheritdoc />");
+                w.Open("protected override void BackwardCore()");
+                foreach (Stage s in Enumerable.Reverse(stages)) w.Line(GeneratedNames.StageMethod(s, "Backward") + "();");
+                w.Close();
+            }
             if (_spec.IsEncoderOnly)
             {
                 WritePredict(w);

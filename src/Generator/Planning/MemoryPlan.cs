@@ -1,10 +1,12 @@
 using System.Collections.Generic;
+using System.Linq;
 
 namespace TransformerGen.Generator
 {
     /// <summary>
     /// Stage 4: where every tensor lives. Parameters get offsets in one flat buffer (gradients and optimizer
-    /// moments reuse them), activations in the training workspace (their gradients reuse those), fixed tables in
+    /// moments reuse them), or, past what one array holds, in segments of at most <see cref="SegmentLimit"/> floats that
+    /// each hold whole tensors (and whole groups of tensors read as one matrix); activations in the training workspace (their gradients reuse those), fixed tables in
     /// a constant buffer, and, for inference (cached decoding of one sequence, or an encoder's exact-length pass), a
     /// smaller workspace whose slots are shared by every other layer, since a layer's values are dead once the next
     /// layer has read them.
@@ -14,16 +16,31 @@ namespace TransformerGen.Generator
     {
         public const int Alignment = 16;
 
+        /// <summary>
+        /// The most floats of one parameter segment: the longest aligned buffer the runtime allocates (a float array of at
+        /// most <c>Array.MaxLength</c> = 2,147,483,591 elements, 15 of them kept to align its start), rounded down to the
+        /// alignment. A model of fewer parameter floats has one segment, the parameter buffer.
+        /// </summary>
+        public const long SegmentLimit = (2_147_483_591L - (Alignment - 1)) / Alignment * Alignment;
+
+        private readonly Dictionary<TensorDef, int> _segments = new();
+        private readonly List<long> _parameterSegments = new();
+        private readonly long _segmentLimit;
+
         private readonly Dictionary<TensorDef, long> _offsets = new();
         private readonly Dictionary<TensorDef, long> _inferenceOffsets = new();
 
-        private MemoryPlan(ModelGraph graph)
+        private MemoryPlan(ModelGraph graph, long segmentLimit)
         {
             Graph = graph;
+            _segmentLimit = segmentLimit;
         }
 
         public ModelGraph Graph { get; }
+        /// <summary>Parameter floats of every segment together, alignment padding included.</summary>
         public long ParameterCount { get; private set; }
+        /// <summary>Floats of each parameter segment: one unless the parameters exceed <see cref="SegmentLimit"/> (or the project's lower limit).</summary>
+        public IReadOnlyList<long> ParameterSegments => _parameterSegments;
         public long ConstantCount { get; private set; }
         public long ActivationCount { get; private set; }
         public long InferenceCount { get; private set; }
@@ -35,8 +52,11 @@ namespace TransformerGen.Generator
         /// <summary>Multiply-adds ×2 of one token's forward pass (attention counted at full context).</summary>
         public long FlopsPerToken { get; private set; }
 
-        /// <summary>Offset in the buffer of the tensor's kind (training layout); a view's is its parent's plus its own.</summary>
+        /// <summary>Offset in the buffer of the tensor's kind (training layout; a parameter's in its segment); a view's is its parent's plus its own.</summary>
         public long OffsetOf(TensorDef t) => t.Parent is { } parent ? OffsetOf(parent) + t.ViewOffset : _offsets[t];
+
+        /// <summary>The parameter segment a parameter (or a view of one) lies in; 0 for any other tensor.</summary>
+        public int SegmentOf(TensorDef t) => t.Parent is { } parent ? SegmentOf(parent) : _segments.TryGetValue(t, out int segment) ? segment : 0;
 
         /// <summary>
         /// Offset at inference of an activation that inference uses: in the inference workspace, or, for
@@ -52,9 +72,12 @@ namespace TransformerGen.Generator
         /// <summary>Floats of one self-attention key (or value) cache: the decoder's positions by the key/value width.</summary>
         private long SelfCacheRows => Graph.Dims.TargetSeqLen * Graph.Dims.KeyValueWidth;
 
-        public static MemoryPlan Create(ModelGraph graph)
+        /// <param name="graph">The lowered model.</param>
+        /// <param name="segmentLimit">The most floats of one parameter segment: <see cref="SegmentLimit"/>, or less where the
+        /// project asks (<c>TransformerGenParameterSegmentFloats</c>, which tests use to split small models).</param>
+        public static MemoryPlan Create(ModelGraph graph, long segmentLimit = SegmentLimit)
         {
-            var plan = new MemoryPlan(graph);
+            var plan = new MemoryPlan(graph, segmentLimit);
             plan.Lay();
             return plan;
         }
@@ -65,20 +88,37 @@ namespace TransformerGen.Generator
         {
             ModelDims d = Graph.Dims;
             long parameters = 0, constants = 0, activations = 0;
+            int segment = 0;
+            bool continued = false;
+            List<TensorDef> parameterList = Graph.Tensors.Where(t => t.Kind == TensorKind.Parameter).ToList();
+            int next = 0;
             foreach (TensorDef t in Graph.Tensors)
             {
                 switch (t.Kind)
                 {
                     case TensorKind.Parameter:
+                        // A tensor that starts a group (those read as one matrix are laid back to back) opens a new segment
+                        // when the group would not fit in what is left of this one.
+                        long group = continued ? 0 : GroupElements(parameterList, next);
+                        if (!continued && parameters > 0 && Saturating.Add(parameters, group) > _segmentLimit)
+                        {
+                            _parameterSegments.Add(parameters);
+                            segment++;
+                            parameters = 0;
+                        }
                         _offsets[t] = parameters;
+                        _segments[t] = segment;
                         parameters = Saturating.Add(parameters, t.Elements);
                         if (!t.PackedWithNext) parameters = Align(parameters);
+                        continued = t.PackedWithNext;
+                        next++;
                         break;
                     case TensorKind.Constant: _offsets[t] = constants; constants = Align(Saturating.Add(constants, t.Elements)); break;
                     case TensorKind.Activation: _offsets[t] = activations; activations = Align(Saturating.Add(activations, t.Elements)); break;
                 }
             }
-            ParameterCount = parameters;
+            _parameterSegments.Add(parameters);
+            ParameterCount = _parameterSegments.Aggregate(0L, Saturating.Add);
             ConstantCount = constants;
             ActivationCount = activations;
 
@@ -142,18 +182,43 @@ namespace TransformerGen.Generator
             FlopsPerToken = flops;
         }
 
+        /// <summary>Floats of the group of parameters starting at <paramref name="first"/>: it and those laid back to back after it.</summary>
+        private static long GroupElements(List<TensorDef> parameters, int first)
+        {
+            long elements = 0;
+            for (int i = first; i < parameters.Count; i++)
+            {
+                elements = Saturating.Add(elements, parameters[i].Elements);
+                if (!parameters[i].PackedWithNext) break;
+            }
+            return Align(elements);
+        }
+
         private static TensorDef Resolve(Dictionary<TensorDef, TensorDef> aliases, TensorDef t) =>
             aliases.TryGetValue(t, out TensorDef? target) ? target : t;
 
         /// <summary>The buffers that must fit 32-bit indexing, with their sizes in floats.</summary>
         public IEnumerable<(string What, long Floats)> Buffers()
         {
-            yield return ("the parameter buffer", ParameterCount);
-            yield return ("the training workspace", ActivationCount);
+            // A segment is longer than the limit only where one group of tensors is: that tensor is named when it is too
+            // large itself, the segment otherwise (projections read as one matrix that are together).
+            var oversized = new HashSet<int>();
+            foreach (TensorDef t in Graph.Tensors)
+                if (t.Kind == TensorKind.Parameter && t.Parent is null && t.Elements > int.MaxValue)
+                {
+                    oversized.Add(SegmentOf(t));
+                    yield return (t.Name, t.Elements);
+                }
+            for (int k = 0; k < _parameterSegments.Count; k++)
+                if (!oversized.Contains(k))
+                    yield return (_parameterSegments.Count == 1 ? "the parameter buffer" : "parameter segment " + k.ToString(System.Globalization.CultureInfo.InvariantCulture), _parameterSegments[k]);
+            // A model of several segments runs for inference only: it has no training workspace.
+            bool trains = _parameterSegments.Count == 1;
+            if (trains) yield return ("the training workspace", ActivationCount);
             yield return ("the inference workspace", InferenceCount);
             yield return ("the key/value cache", KeyValueCount);
             foreach (TensorDef t in Graph.Tensors)
-                if (t.Kind == TensorKind.Activation && t.Elements > int.MaxValue) yield return (t.Name, t.Elements);
+                if (t.Kind == TensorKind.Activation && t.Elements > int.MaxValue && (trains || !t.TrainingOnly)) yield return (t.Name, t.Elements);
         }
     }
 }

@@ -122,6 +122,10 @@ namespace TransformerGen.Generator
             "An attribute argument contradicts the config",
             "{0} = {1} contradicts {2}'s \"{3}\": {4}; leave {0} out to take the config's value");
 
+        public static readonly DiagnosticDescriptor SegmentOption = Error("TG0045",
+            "The parameter segment limit is not a valid number of floats",
+            "The project's TransformerGenParameterSegmentFloats is '{0}'; a whole number of floats from {1} to {2} is expected (leave it out for the largest)");
+
         public static readonly DiagnosticDescriptor ConfigMissingKey = Error("TG0044",
             "The config lacks a key the architecture needs",
             "{0} has no \"{1}\", which a {2} model needs");

@@ -55,14 +55,18 @@ public static class HuggingFaceCheckpoint
     /// <exception cref="ArgumentException">The table has a duplicate or reserved name (or two names equal without the
     /// family's prefix), a tensor lies outside <paramref name="buffer"/>, or a <see cref="ParameterTensor.StoredTransposed"/> tensor is not 2-D.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="family"/> is not a member of <see cref="CheckpointFamily"/>.</exception>
-    public static SafeTensorsLoadReport Load(string path, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, CheckpointFamily family)
+    public static SafeTensorsLoadReport Load(string path, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, CheckpointFamily family) =>
+        LoadInto(path, tensors, buffer, family);
+
+    /// <summary>As <see cref="Load(string, IReadOnlyList{ParameterTensor}, Span{float}, CheckpointFamily)"/>, into each tensor's segment of <paramref name="buffer"/>.</summary>
+    internal static SafeTensorsLoadReport LoadInto(string path, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, CheckpointFamily family)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
-        if (family == CheckpointFamily.Native) return SafeTensors.Load(path, tensors, buffer, strict: true);
+        if (family == CheckpointFamily.Native) return SafeTensors.LoadInto(path, tensors, buffer, strict: true);
         CheckpointFamilyRules rules = CheckpointFamilyRules.For(family);
         SafeTensors.RequireLittleEndian();
-        SafeTensors.CheckTable(path, tensors, buffer.Length, nameof(buffer), storedLayout: true);
+        SafeTensors.CheckTable(path, tensors, buffer, nameof(buffer), storedLayout: true);
         var table = new CheckpointTable(tensors, rules, path);
 
         (string checkpoint, SafeTensorsShardIndex? index) = Resolve(path);
@@ -102,15 +106,19 @@ public static class HuggingFaceCheckpoint
     /// <returns>The tensors loaded and those skipped with the reason.</returns>
     /// <exception cref="InvalidDataException">The data is malformed or does not match the table; the buffer is then untouched.</exception>
     /// <exception cref="ArgumentException">The stream cannot read or seek, or the table is invalid (see the path overload).</exception>
-    public static SafeTensorsLoadReport Load(Stream stream, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, CheckpointFamily family, string? name = null)
+    public static SafeTensorsLoadReport Load(Stream stream, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, CheckpointFamily family, string? name = null) =>
+        LoadInto(stream, tensors, buffer, family, name);
+
+    /// <summary>As <see cref="Load(Stream, IReadOnlyList{ParameterTensor}, Span{float}, CheckpointFamily, string?)"/>, into each tensor's segment of <paramref name="buffer"/>.</summary>
+    internal static SafeTensorsLoadReport LoadInto(Stream stream, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, CheckpointFamily family, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(tensors);
         name ??= "stream";
-        if (family == CheckpointFamily.Native) return SafeTensors.Load(stream, tensors, buffer, strict: true, name);
+        if (family == CheckpointFamily.Native) return SafeTensors.LoadInto(stream, tensors, buffer, strict: true, name);
         CheckpointFamilyRules rules = CheckpointFamilyRules.For(family);
         SafeTensors.RequireLittleEndian();
-        SafeTensors.CheckTable(name, tensors, buffer.Length, nameof(buffer), storedLayout: true);
+        SafeTensors.CheckTable(name, tensors, buffer, nameof(buffer), storedLayout: true);
         var table = new CheckpointTable(tensors, rules, name);
         using var shard = Shard.From(new SafeTensorsSource(stream, name));
         return Load(name, [shard], tensors, table, buffer, rules);
@@ -260,7 +268,7 @@ public static class HuggingFaceCheckpoint
 
     /// <summary>Matches and checks every header entry against the table, then reads the data.</summary>
     private static SafeTensorsLoadReport Load(string checkpoint, IReadOnlyList<Shard> shards, IReadOnlyList<ParameterTensor> tensors,
-        CheckpointTable table, Span<float> buffer, CheckpointFamilyRules rules)
+        CheckpointTable table, ParameterSpans buffer, CheckpointFamilyRules rules)
     {
         List<Planned> plan = Plan(checkpoint, shards, tensors, table, rules, out List<SafeTensorsSkippedTensor> skipped);
 
@@ -268,7 +276,7 @@ public static class HuggingFaceCheckpoint
         foreach (Planned read in plan) // in file order
         {
             ParameterTensor tensor = tensors[read.Tensor];
-            Span<float> destination = buffer.Slice(tensor.Offset, tensor.Length);
+            Span<float> destination = buffer[tensor];
             long position = read.Shard.Header.DataStart + read.Entry.Begin;
             if (read.Scale is { } scale)
                 SafeTensors.ReadInt8(read.Shard.Source, read.Shard.Header, read.Entry, scale.Shard.Source, scale.Shard.Header, scale.Entry, tensor, destination);

@@ -165,7 +165,7 @@ public static partial class SafeTensors
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
         RequireLittleEndian();
-        CheckTable(path, tensors, buffer.Length, nameof(buffer));
+        CheckTable(path, tensors, buffer, nameof(buffer));
         using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         Load(new SafeTensorsSource(file, path), tensors, buffer, strict: true);
     }
@@ -185,12 +185,16 @@ public static partial class SafeTensors
     /// <returns>The tensors read, and the missing and unexpected ones with their shapes (both empty when strict).</returns>
     /// <exception cref="InvalidDataException">The file is malformed, or a tensor both name does not match (or, when strict, the names differ); the buffer is then untouched.</exception>
     /// <exception cref="ArgumentException">The table has a duplicate or reserved name, or a tensor lies outside <paramref name="buffer"/>.</exception>
-    public static SafeTensorsLoadReport Load(string path, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool strict)
+    public static SafeTensorsLoadReport Load(string path, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool strict) =>
+        LoadInto(path, tensors, buffer, strict);
+
+    /// <summary>As <see cref="Load(string, IReadOnlyList{ParameterTensor}, Span{float}, bool)"/>, into each tensor's segment of <paramref name="buffer"/>.</summary>
+    internal static SafeTensorsLoadReport LoadInto(string path, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, bool strict)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
         RequireLittleEndian();
-        CheckTable(path, tensors, buffer.Length, nameof(buffer));
+        CheckTable(path, tensors, buffer, nameof(buffer));
         using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         return Load(new SafeTensorsSource(file, path), tensors, buffer, strict);
     }
@@ -217,7 +221,7 @@ public static partial class SafeTensors
         ArgumentNullException.ThrowIfNull(tensors);
         name ??= "stream";
         RequireLittleEndian();
-        CheckTable(name, tensors, buffer.Length, nameof(buffer));
+        CheckTable(name, tensors, buffer, nameof(buffer));
         Load(new SafeTensorsSource(stream, name), tensors, buffer, strict: true);
     }
 
@@ -229,17 +233,21 @@ public static partial class SafeTensors
     /// <returns>The tensors read, and the missing and unexpected ones with their shapes (both empty when strict).</returns>
     /// <exception cref="InvalidDataException">The data is malformed, or a tensor both name does not match (or, when strict, the names differ); the buffer is then untouched.</exception>
     /// <exception cref="ArgumentException">The stream cannot read or seek, or the table has a duplicate or reserved name, or a tensor lies outside <paramref name="buffer"/>.</exception>
-    public static SafeTensorsLoadReport Load(Stream stream, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool strict, string? name = null)
+    public static SafeTensorsLoadReport Load(Stream stream, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool strict, string? name = null) =>
+        LoadInto(stream, tensors, buffer, strict, name);
+
+    /// <summary>As <see cref="Load(Stream, IReadOnlyList{ParameterTensor}, Span{float}, bool, string?)"/>, into each tensor's segment of <paramref name="buffer"/>.</summary>
+    internal static SafeTensorsLoadReport LoadInto(Stream stream, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, bool strict, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(tensors);
         name ??= "stream";
         RequireLittleEndian();
-        CheckTable(name, tensors, buffer.Length, nameof(buffer));
+        CheckTable(name, tensors, buffer, nameof(buffer));
         return Load(new SafeTensorsSource(stream, name), tensors, buffer, strict);
     }
 
-    private static SafeTensorsLoadReport Load(SafeTensorsSource source, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool strict,
+    private static SafeTensorsLoadReport Load(SafeTensorsSource source, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, bool strict,
         bool[]? packInt8 = null)
     {
         SafeTensorsHeader header = SafeTensorsHeader.Read(source);
@@ -251,7 +259,7 @@ public static partial class SafeTensors
         {
             ParameterTensor tensor = tensors[i];
             if (entries[i] is not { } entry) continue; // missing, non-strict: left as it is
-            Span<float> destination = buffer.Slice(tensor.Offset, tensor.Length);
+            Span<float> destination = buffer[tensor];
             if (packedScales[i] is { } known) ReadInt8Panels(source, header, entry, known, tensor, destination);
             else if (scales[i] is { } scale) ReadInt8(source, header, entry, scale, tensor, destination);
             else ReadTensor(source, header.DataStart + entry.Begin, entry, destination, ref scratch);
@@ -267,19 +275,19 @@ public static partial class SafeTensors
     /// <paramref name="packInt8"/> marks which the file holds in 8 bits is written in <see cref="Kernels.QuantizedMatMul"/>'s
     /// packed form rather than as fp32; on return <paramref name="packInt8"/> marks the tensors so written.
     /// </summary>
-    internal static void LoadPackingInt8(string path, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool[] packInt8)
+    internal static void LoadPackingInt8(string path, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, bool[] packInt8)
     {
         RequireLittleEndian();
-        CheckTable(path, tensors, buffer.Length, nameof(buffer));
+        CheckTable(path, tensors, buffer, nameof(buffer));
         using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         Load(new SafeTensorsSource(file, path), tensors, buffer, strict: true, packInt8);
     }
 
-    /// <summary>As <see cref="LoadPackingInt8(string, IReadOnlyList{ParameterTensor}, Span{float}, bool[])"/>, from a stream (built-in weights).</summary>
-    internal static void LoadPackingInt8(Stream stream, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, string name, bool[] packInt8)
+    /// <summary>As <see cref="LoadPackingInt8(string, IReadOnlyList{ParameterTensor}, ParameterSpans, bool[])"/>, from a stream (built-in weights).</summary>
+    internal static void LoadPackingInt8(Stream stream, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, string name, bool[] packInt8)
     {
         RequireLittleEndian();
-        CheckTable(name, tensors, buffer.Length, nameof(buffer));
+        CheckTable(name, tensors, buffer, nameof(buffer));
         Load(new SafeTensorsSource(stream, name), tensors, buffer, strict: true, packInt8);
     }
 
@@ -465,7 +473,18 @@ public static partial class SafeTensors
     /// Checks the table itself: unique, unreserved names, and every tensor inside the buffer; with
     /// <paramref name="storedLayout"/>, also that every <see cref="ParameterTensor.StoredTransposed"/> tensor is 2-D.
     /// </summary>
-    internal static void CheckTable(string path, IReadOnlyList<ParameterTensor> tensors, int bufferLength, string bufferName, bool storedLayout = false, bool allowState = false)
+    internal static void CheckTable(string path, IReadOnlyList<ParameterTensor> tensors, int bufferLength, string bufferName, bool storedLayout = false, bool allowState = false) =>
+        CheckTable(path, tensors, [bufferLength], bufferName, storedLayout, allowState);
+
+    /// <summary>As <see cref="CheckTable(string, IReadOnlyList{ParameterTensor}, int, string, bool, bool)"/>, each tensor inside its segment of <paramref name="buffer"/>.</summary>
+    internal static void CheckTable(string path, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, string bufferName, bool storedLayout = false)
+    {
+        Span<int> lengths = stackalloc int[buffer.Count];
+        for (int s = 0; s < lengths.Length; s++) lengths[s] = buffer.Length(s);
+        CheckTable(path, tensors, lengths, bufferName, storedLayout, allowState: false);
+    }
+
+    private static void CheckTable(string path, IReadOnlyList<ParameterTensor> tensors, ReadOnlySpan<int> segments, string bufferName, bool storedLayout, bool allowState)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (ParameterTensor tensor in tensors)
@@ -477,6 +496,9 @@ public static partial class SafeTensors
                 throw new ArgumentException($"'{path}': tensor name '{tensor.Name}' starts with '{TrainingCheckpoint.StatePrefix}', which is reserved for a training checkpoint's optimizer state", nameof(tensors));
             if (!names.Add(tensor.Name))
                 throw new ArgumentException($"'{path}': tensor '{tensor.Name}' appears twice in the tensor table", nameof(tensors));
+            if (tensor.Segment >= segments.Length)
+                throw new ArgumentException($"'{path}': tensor '{tensor.Name}' {tensor.ShapeText} lies in parameter segment {tensor.Segment}, but the buffer has {(segments.Length == 1 ? "one" : segments.Length.ToString(System.Globalization.CultureInfo.InvariantCulture))}", bufferName);
+            int bufferLength = segments[tensor.Segment];
             if ((long)tensor.Offset + tensor.Length > bufferLength)
                 throw new ArgumentException($"'{path}': tensor '{tensor.Name}' {tensor.ShapeText} at offset {tensor.Offset} ends at {(long)tensor.Offset + tensor.Length}, past the end of the buffer ({bufferLength} floats)", bufferName);
             if (storedLayout && tensor.StoredTransposed && tensor.Shape.Length != 2)

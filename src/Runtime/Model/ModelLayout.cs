@@ -32,9 +32,24 @@ public sealed class ModelLayout
         TargetVocab = vocab;
         TargetLength = batch * seqLen;
         DecoderSeqLen = seqLen;
+        // Tensors of later segments are checked once those are set (ParameterSegments), and by every model built on the layout.
+        _parameterSegments = [parameterCount];
+        CheckSegments(Tensors, _parameterSegments, firstOnly: true);
+    }
+
+    /// <summary>Throws unless every tensor lies inside its segment.</summary>
+    internal void CheckSegments() => CheckSegments(Tensors, _parameterSegments, firstOnly: false);
+
+    private static void CheckSegments(IReadOnlyList<ParameterTensor> tensors, int[] segments, bool firstOnly = false)
+    {
         foreach (ParameterTensor t in tensors)
-            if (t.Offset + (long)t.Length > parameterCount)
-                throw new ArgumentException($"tensor '{t.Name}' ends past the parameter buffer ({parameterCount} floats)", nameof(tensors));
+        {
+            if (firstOnly && t.Segment > 0) continue;
+            if (t.Segment >= segments.Length)
+                throw new ArgumentException($"tensor '{t.Name}' lies in parameter segment {t.Segment}, but the layout has {segments.Length}", nameof(tensors));
+            if (t.Offset + (long)t.Length > segments[t.Segment])
+                throw new ArgumentException($"tensor '{t.Name}' ends past parameter segment {t.Segment} ({segments[t.Segment]} floats)", nameof(tensors));
+        }
     }
 
     /// <summary>The model's class name.</summary>
@@ -49,8 +64,47 @@ public sealed class ModelLayout
     public int TokensPerStep => Batch * SeqLen;
     /// <summary>Every parameter tensor, in buffer order.</summary>
     public IReadOnlyList<ParameterTensor> Tensors { get; }
-    /// <summary>Floats in the parameter buffer (and in the gradient buffer), including alignment padding.</summary>
+    /// <summary>
+    /// Floats in the parameter buffer (and in the gradient buffer), including alignment padding; for a model of more
+    /// parameters than one buffer holds, the first of its <see cref="ParameterSegments"/>.
+    /// </summary>
     public int ParameterCount { get; }
+
+    private int[] _parameterSegments;
+
+    /// <summary>
+    /// The floats of each buffer the parameters are laid out in: one, of <see cref="ParameterCount"/> floats, unless the
+    /// model has more than one array holds (2³¹ − 1 floats), which the compiler then splits between tensors
+    /// (<see cref="ParameterTensor.Segment"/>). A model of several segments runs for inference only: training, reading
+    /// <see cref="TransformerModel.Parameters"/>, saving and exporting need its parameters as one span.
+    /// </summary>
+    /// <exception cref="ArgumentException">The first is not <see cref="ParameterCount"/>, one is negative, or a tensor does not fit its segment.</exception>
+    public IReadOnlyList<int> ParameterSegments
+    {
+        get => _parameterSegments;
+        init
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            int[] segments = [.. value];
+            if (segments.Length == 0 || segments[0] != ParameterCount)
+                throw new ArgumentException($"the first parameter segment is the parameter buffer of {ParameterCount} floats", nameof(ParameterSegments));
+            foreach (int floats in segments)
+                if (floats < 0) throw new ArgumentException($"a parameter segment of {floats} floats", nameof(ParameterSegments));
+            CheckSegments(Tensors, segments);
+            _parameterSegments = segments;
+        }
+    }
+
+    /// <summary>Parameter floats of every segment together, alignment padding included.</summary>
+    public long TotalParameterFloats
+    {
+        get
+        {
+            long total = 0;
+            foreach (int floats in _parameterSegments) total += floats;
+            return total;
+        }
+    }
     /// <summary>Floats in the training workspace (activations kept for backward); the activation gradients use as many.</summary>
     public int ActivationCount { get; }
     /// <summary>Floats of fixed tables (sinusoids, rotary angles).</summary>
@@ -154,7 +208,8 @@ public sealed class ModelLayout
 /// <param name="Offset">Its first float.</param>
 /// <param name="Rows">Output features.</param>
 /// <param name="Columns">Input features.</param>
-public readonly record struct WeightMatrix(int Offset, int Rows, int Columns);
+/// <param name="Segment">The parameter segment it lies in (<see cref="ModelLayout.ParameterSegments"/>): 0 but in models of more than 2³¹ − 1 parameter floats.</param>
+public readonly record struct WeightMatrix(int Offset, int Rows, int Columns, int Segment = 0);
 
 /// <summary>The checkpoint layouts a model's parameter names can follow (see <see cref="ModelLayout.Family"/>).</summary>
 public enum CheckpointFamily

@@ -15,10 +15,11 @@ namespace TransformerGen;
 /// </remarks>
 public sealed class ModelWeights
 {
-    internal ModelWeights(ModelLayout layout, AlignedBuffer parameters, WeightType type, bool packed)
+    internal ModelWeights(ModelLayout layout, AlignedBuffer parameters, AlignedBuffer[] moreSegments, WeightType type, bool packed)
     {
         Layout = layout;
         Buffer = parameters;
+        MoreSegments = moreSegments;
         WeightType = type;
         Packed = packed;
     }
@@ -30,9 +31,12 @@ public sealed class ModelWeights
     public WeightType WeightType { get; }
 
     /// <summary>Bytes of the parameter buffer (allocated once, whatever the number of instances).</summary>
-    public long Bytes => sizeof(float) * (long)Buffer.Length;
+    public long Bytes => sizeof(float) * Layout.TotalParameterFloats;
 
     internal AlignedBuffer Buffer { get; }
+
+    /// <summary>The parameter segments after the first (<see cref="ModelLayout.ParameterSegments"/>); usually none.</summary>
+    internal AlignedBuffer[] MoreSegments { get; }
 
     internal bool Packed { get; }
 }

@@ -38,8 +38,21 @@ public sealed class ParameterTensor
     /// <summary>The shape, outermost dimension first (row-major, as PyTorch stores it).</summary>
     public ReadOnlySpan<int> Shape => _shape;
 
-    /// <summary>Offset of the first element in the flat buffer, in floats.</summary>
+    /// <summary>Offset of the first element in the flat buffer (in its <see cref="Segment"/>), in floats.</summary>
     public int Offset { get; }
+
+    /// <summary>
+    /// Which segment of the parameters holds this tensor: always 0 for a model of at most 2³¹ − 1 parameter floats, whose
+    /// parameters are one buffer. A larger model's are several (see <see cref="ModelLayout.ParameterSegments"/>), each at
+    /// most one array long, and <see cref="Offset"/> counts from the start of this tensor's.
+    /// </summary>
+    public int Segment
+    {
+        get => _segment;
+        init => _segment = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(Segment), value, "must not be negative");
+    }
+
+    private readonly int _segment;
 
     /// <summary>Number of elements (the product of <see cref="Shape"/>).</summary>
     public int Length { get; }
@@ -63,7 +76,7 @@ public sealed class ParameterTensor
     public bool IsVector => _shape.Length == 1;
 
     /// <inheritdoc />
-    public override string ToString() => $"{Name} {ShapeText} @ {Offset}";
+    public override string ToString() => $"{Name} {ShapeText} @ {(Segment == 0 ? "" : Segment + ":")}{Offset}";
 }
 
 /// <summary>How a parameter tensor is initialized when a model is built.</summary>

@@ -59,7 +59,7 @@ public abstract partial class TransformerModel
         if (Use != ModelUse.Inference) throw new InvalidOperationException($"a {_layout.Name} built for training does not share its weights");
         if (_shared is not null) return _shared;
         if (!WeightsPacked) Pack();
-        _shared = new ModelWeights(_layout, _parameters, WeightType, WeightsPacked);
+        _shared = new ModelWeights(_layout, _parameters, _parameterSegments, WeightType, WeightsPacked);
         return _shared;
     }
 
@@ -100,6 +100,7 @@ public abstract partial class TransformerModel
     public void CopyParametersTo(Span<float> destination)
     {
         using CallScope scope = Enter("CopyParametersTo");
+        WholeParameters("CopyParametersTo");
         if (destination.Length != _parameters.Length)
             throw new ArgumentException($"{_layout.Name} has {_parameters.Length} parameter floats; the destination has {destination.Length}", nameof(destination));
         _parameters.Span.CopyTo(destination);
@@ -214,7 +215,7 @@ public abstract partial class TransformerModel
         for (int k = 0; k < _layout.PackedMatrices.Length; k++)
         {
             WeightMatrix m = _layout.PackedMatrices[k];
-            if (m.Offset == t.Offset && m.Rows * m.Columns == t.Length) return k;
+            if (m.Segment == t.Segment && m.Offset == t.Offset && m.Rows * m.Columns == t.Length) return k;
         }
         return -1;
     }
@@ -253,7 +254,7 @@ public abstract partial class TransformerModel
                 if (loaded is not null && loaded[k]) continue;
                 try
                 {
-                    CheckQuantizable(_parameters.Span.Slice(m.Offset, m.Rows * m.Columns), m);
+                    CheckQuantizable(ParameterSpans[m], m);
                 }
                 catch (ArgumentException)
                 {
@@ -261,7 +262,7 @@ public abstract partial class TransformerModel
                         if (loaded[j])
                         {
                             WeightMatrix packed = _layout.PackedMatrices[j];
-                            QuantizedMatMul.DequantizeInPlace(_parameters.Span.Slice(packed.Offset, packed.Rows * packed.Columns), packed.Rows, packed.Columns);
+                            QuantizedMatMul.DequantizeInPlace(ParameterSpans[packed], packed.Rows, packed.Columns);
                         }
                     throw;
                 }
@@ -269,7 +270,7 @@ public abstract partial class TransformerModel
         for (int k = 0; k < _layout.PackedMatrices.Length; k++)
         {
             WeightMatrix m = _layout.PackedMatrices[k];
-            Span<float> w = _parameters.Span.Slice(m.Offset, m.Rows * m.Columns);
+            Span<float> w = ParameterSpans[m];
             if (loaded is not null && loaded[k])
             {
                 ReleasedWeightBytes += ResidentMemory.Release(w, QuantizedMatMul.ByteCount(m.Rows, m.Columns));
@@ -304,19 +305,27 @@ public abstract partial class TransformerModel
     /// two huge pages or more; see <c>ResidentMemory.AdviseHugePages</c>): 0 for reduced weights, small models, other
     /// systems, or a kernel without transparent huge pages.
     /// </summary>
-    internal long HugePageWeightBytes => _parameters.HugePageBytes;
+    internal long HugePageWeightBytes
+    {
+        get
+        {
+            long bytes = _parameters.HugePageBytes;
+            foreach (AlignedBuffer segment in _parameterSegments) bytes += segment.HugePageBytes;
+            return bytes;
+        }
+    }
 
     private void CheckQuantizable(ReadOnlySpan<float> w, WeightMatrix m)
     {
         int i = QuantizedMatMul.FirstUnquantizable(w);
         if (i >= 0)
-            throw new ArgumentException($"{_layout.Name}: the weight matrix at parameter offset {m.Offset} holds {w[i]} at [{i / m.Columns}, {i % m.Columns}]; 8-bit weights need finite values whose block scale fits fp16 (|w| ≤ {127f * (float)Half.MaxValue})");
+            throw new ArgumentException($"{_layout.Name}: the weight matrix at parameter offset {(m.Segment == 0 ? "" : $"{m.Segment}:")}{m.Offset} holds {w[i]} at [{i / m.Columns}, {i % m.Columns}]; 8-bit weights need finite values whose block scale fits fp16 (|w| ≤ {127f * (float)Half.MaxValue})");
     }
 
     private void UnpackWeights()
     {
         foreach (WeightMatrix m in _layout.PackedMatrices)
-            ToRows(_parameters.Span.Slice(m.Offset, m.Rows * m.Columns), m.Rows, m.Columns, FormOf(m.Rows, m.Columns));
+            ToRows(ParameterSpans[m], m.Rows, m.Columns, FormOf(m.Rows, m.Columns));
         WeightsPacked = false;
         ReleasedWeightBytes = 0;
     }

@@ -18,6 +18,8 @@ public abstract partial class TransformerModel : ITrainableParameters
     private readonly ModelLayout _layout;
     // Aligned so that every tensor of the memory plan starts on a cache line (see AlignedBuffer).
     private readonly AlignedBuffer _parameters, _gradients, _activations, _activationGradients, _constants;
+    // The parameter segments after the first, for a model of more parameter floats than one array holds (usually none).
+    private readonly AlignedBuffer[] _parameterSegments;
     private readonly AlignedBuffer _inference, _keyValues, _scores;
     private readonly int[] _tokens, _targets, _decoderTokens;
     private readonly byte[] _tokenPadding, _decoderPadding;
@@ -41,9 +43,12 @@ public abstract partial class TransformerModel : ITrainableParameters
     protected TransformerModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32, ModelWeights? shared = null)
     {
         _layout = layout ?? throw new ArgumentNullException(nameof(layout));
+        layout.CheckSegments();
         _gate = new CallGate(layout.Name);
         if (use is not (ModelUse.Training or ModelUse.Inference)) throw new ArgumentOutOfRangeException(nameof(use), use, "not a ModelUse");
         if (weights is not (WeightType.Float32 or WeightType.BFloat16 or WeightType.Int8)) throw new ArgumentOutOfRangeException(nameof(weights), weights, "not a WeightType");
+        if (use == ModelUse.Training && layout.ParameterSegments.Count > 1)
+            throw new NotSupportedException($"{layout.Name} has {layout.TotalParameterFloats:N0} parameter floats, more than one span holds (2³¹ − 1), in {layout.ParameterSegments.Count} segments: it runs for inference only (ForInference, LoadWeights); training needs its parameters and gradients as one span each");
         if (use == ModelUse.Training && weights != WeightType.Float32)
             throw new ArgumentException($"a {layout.Name} built for training holds fp32 weights (its backward pass and optimizer update them); {weights} weights are for inference instances", nameof(weights));
         if (shared is not null)
@@ -66,6 +71,10 @@ public abstract partial class TransformerModel : ITrainableParameters
         // system has them. Reduced-precision weights release part of each matrix's pages after conversion, so not those.
         // Training's other buffers gained nothing from them (base's step within ±3% on 1 and 2 threads, compute-bound).
         _parameters = shared?.Buffer ?? new AlignedBuffer(layout.ParameterCount, hugePages: weights == WeightType.Float32);
+        _parameterSegments = shared?.MoreSegments ?? new AlignedBuffer[layout.ParameterSegments.Count - 1];
+        if (shared is null)
+            for (int k = 0; k < _parameterSegments.Length; k++)
+                _parameterSegments[k] = new AlignedBuffer(layout.ParameterSegments[k + 1], hugePages: weights == WeightType.Float32);
         WeightsPacked = shared?.Packed ?? false;
         _gradients = new AlignedBuffer(training ? layout.ParameterCount : 0);
         _activations = new AlignedBuffer(forward ? layout.ActivationCount : 0);
@@ -112,7 +121,7 @@ public abstract partial class TransformerModel : ITrainableParameters
     /// adds up to 60 bytes of alignment, and arrays of token ids are not counted. An instance that reads shared weights
     /// (<see cref="ModelWeights"/>) does not count them: they are allocated once, whatever the number of instances.
     /// </summary>
-    public long BufferBytes => sizeof(float) * ((_shared is null ? (long)_parameters.Length : 0) + _gradients.Length + _activations.Length + _activationGradients.Length
+    public long BufferBytes => sizeof(float) * ((_shared is null ? _layout.TotalParameterFloats : 0) + _gradients.Length + _activations.Length + _activationGradients.Length
         + _constants.Length + _inference.Length + _keyValues.Length + _scores.Length);
 
     /// <summary>The model's compile-time layout: sizes and the parameter table.</summary>
@@ -135,8 +144,9 @@ public abstract partial class TransformerModel : ITrainableParameters
         {
             using CallScope scope = Enter("Parameters");
             if (_shared is not null) throw SharedWeightsAreReadOnly("Parameters");
+            Span<float> whole = WholeParameters("Parameters");
             if (WeightsPacked) UnpackWeights();
-            return _parameters.Span;
+            return whole;
         }
     }
 
@@ -507,8 +517,8 @@ public abstract partial class TransformerModel : ITrainableParameters
             foreach (KeyValuePair<string, string> entry in metadata) header[entry.Key] = entry.Value;
         WithUnpackedWeights(() =>
         {
-            if (_layout.Family == CheckpointFamily.Native) SafeTensors.Save(path, _layout.Tensors, _parameters.Span, header);
-            else HuggingFaceCheckpoint.Save(path, _layout.Tensors, _parameters.Span, _layout.Family, header);
+            if (_layout.Family == CheckpointFamily.Native) SafeTensors.Save(path, _layout.Tensors, WholeParameters("Save"), header);
+            else HuggingFaceCheckpoint.Save(path, _layout.Tensors, WholeParameters("Save"), _layout.Family, header);
             return true;
         });
     }
@@ -532,7 +542,7 @@ public abstract partial class TransformerModel : ITrainableParameters
         var header = new Dictionary<string, string> { ["format"] = "pt", ["model"] = _layout.Name };
         WithUnpackedWeights(() =>
         {
-            HuggingFaceCheckpoint.SaveSentenceTransformers(folder, _layout.Tensors, _parameters.Span, _layout.Family, header);
+            HuggingFaceCheckpoint.SaveSentenceTransformers(folder, _layout.Tensors, WholeParameters("SaveSentenceTransformers"), _layout.Family, header);
             return true;
         });
     }
@@ -571,9 +581,9 @@ public abstract partial class TransformerModel : ITrainableParameters
         WithUnpackedWeights(() =>
         {
             if (_layout.Family == CheckpointFamily.Native)
-                SafeTensors.Save(path, _layout.Tensors, _parameters.Span, values: null, header, beforeCommit: null, storage: storage);
+                SafeTensors.Save(path, _layout.Tensors, WholeParameters("Save"), values: null, header, beforeCommit: null, storage: storage);
             else
-                HuggingFaceCheckpoint.Save(path, _layout.Tensors, _parameters.Span, _layout.Family, header, storage);
+                HuggingFaceCheckpoint.Save(path, _layout.Tensors, WholeParameters("Save"), _layout.Family, header, storage);
             return true;
         });
     }
@@ -605,9 +615,9 @@ public abstract partial class TransformerModel : ITrainableParameters
         using CallScope scope = Enter("Load");
         WithUnpackedWeights(() =>
         {
-            if (_layout.Family != CheckpointFamily.Native) HuggingFaceCheckpoint.Load(path, _layout.Tensors, _parameters.Span, _layout.Family);
-            else if (Int8MatricesToPack() is { } pack) LoadPacked(pack, flags => SafeTensors.LoadPackingInt8(path, _layout.Tensors, _parameters.Span, flags));
-            else SafeTensors.Load(path, _layout.Tensors, _parameters.Span);
+            if (_layout.Family != CheckpointFamily.Native) HuggingFaceCheckpoint.LoadInto(path, _layout.Tensors, ParameterSpans, _layout.Family);
+            else if (Int8MatricesToPack() is { } pack) LoadPacked(pack, flags => SafeTensors.LoadPackingInt8(path, _layout.Tensors, ParameterSpans, flags));
+            else SafeTensors.LoadInto(path, _layout.Tensors, ParameterSpans, strict: true);
             return true;
         });
         PackLoadedRest();
@@ -625,7 +635,7 @@ public abstract partial class TransformerModel : ITrainableParameters
     public SafeTensorsLoadReport Load(string path, bool strict)
     {
         using CallScope scope = Enter("Load");
-        SafeTensorsLoadReport report = WithUnpackedWeights(() => SafeTensors.Load(path, _layout.Tensors, _parameters.Span, strict));
+        SafeTensorsLoadReport report = WithUnpackedWeights(() => SafeTensors.LoadInto(path, _layout.Tensors, ParameterSpans, strict));
         OnParametersReplaced();
         return report;
     }
@@ -644,13 +654,17 @@ public abstract partial class TransformerModel : ITrainableParameters
         using CallScope scope = Enter("Load");
         WithUnpackedWeights(() =>
         {
-            if (_layout.Family != CheckpointFamily.Native) HuggingFaceCheckpoint.Load(stream, _layout.Tensors, _parameters.Span, _layout.Family, name);
+            if (_layout.Family != CheckpointFamily.Native) HuggingFaceCheckpoint.LoadInto(stream, _layout.Tensors, ParameterSpans, _layout.Family, name);
             else if (Int8MatricesToPack() is { } pack)
             {
                 ArgumentNullException.ThrowIfNull(stream);
-                LoadPacked(pack, flags => SafeTensors.LoadPackingInt8(stream, _layout.Tensors, _parameters.Span, name ?? "stream", flags));
+                LoadPacked(pack, flags => SafeTensors.LoadPackingInt8(stream, _layout.Tensors, ParameterSpans, name ?? "stream", flags));
             }
-            else SafeTensors.Load(stream, _layout.Tensors, _parameters.Span, name);
+            else
+            {
+                ArgumentNullException.ThrowIfNull(stream);
+                SafeTensors.LoadInto(stream, _layout.Tensors, ParameterSpans, strict: true, name);
+            }
             return true;
         });
         PackLoadedRest();
@@ -694,8 +708,29 @@ public abstract partial class TransformerModel : ITrainableParameters
         }
     }
 
-    /// <summary>Parameters, laid out as <see cref="ParameterTensors"/>.</summary>
+    /// <summary>Parameters, laid out as <see cref="ParameterTensors"/> (their first segment, in a model of several).</summary>
     protected Span<float> ParameterBuffer => _parameters.Span;
+
+    /// <summary>
+    /// Parameter segment <paramref name="segment"/> (see <see cref="ModelLayout.ParameterSegments"/>): the generated code of
+    /// a model of more parameter floats than one span holds reads the tensors of segment k ≥ 1 here.
+    /// </summary>
+    protected Span<float> ParameterSegment(int segment) => segment == 0 ? _parameters.Span : _parameterSegments[segment - 1].Span;
+
+    /// <summary>
+    /// Gradients of parameter segment <paramref name="segment"/>: the first is <see cref="GradientBuffer"/>; a model of
+    /// several segments is never built for training (its constructor refuses), so its backward pass never asks for another.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Always for segment ≥ 1.</exception>
+    protected Span<float> GradientSegment(int segment) => segment == 0 ? _gradients.Span
+        : throw new InvalidOperationException($"{_layout.Name} has {_layout.ParameterSegments.Count} parameter segments and keeps no gradients: it runs for inference only");
+
+    /// <summary>Every parameter tensor's floats, in whichever segment it lies.</summary>
+    private ParameterSpans ParameterSpans => new(_parameters.Span, _parameterSegments);
+
+    /// <summary>The parameters as one span, for what needs them so (saving, exports, optimizers); a model of several segments refuses.</summary>
+    private Span<float> WholeParameters(string member) => _parameterSegments.Length == 0 ? _parameters.Span
+        : throw new NotSupportedException($"{_layout.Name}.{member}: this model has {_layout.TotalParameterFloats:N0} parameter floats in {_layout.ParameterSegments.Count} segments, more than one span holds (2³¹ − 1); it loads checkpoints and runs inference, but {member} needs its parameters as one span");
     /// <summary>Parameter gradients, same layout.</summary>
     protected Span<float> GradientBuffer => _gradients.Span;
     /// <summary>The training workspace: activations kept for the backward pass.</summary>
@@ -754,7 +789,7 @@ public abstract partial class TransformerModel : ITrainableParameters
         var rng = new Rng(seed);
         foreach (ParameterTensor t in _layout.Tensors)
         {
-            Span<float> values = _parameters.Span.Slice(t.Offset, t.Length);
+            Span<float> values = ParameterSpans[t];
             switch (t.Init)
             {
                 case WeightInit.Zeros: values.Clear(); break;

@@ -36,7 +36,7 @@ namespace Snapshots
         /// <summary>Token ids per Forward call: Batch · SeqLen.</summary>
         public const int TokensPerStep = 10;
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
-        public const int ParameterCount = 2563;
+        public const long ParameterCount = 2563;
         /// <summary>Classes of the head.</summary>
         public const int Classes = 3;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>

@@ -36,7 +36,7 @@ namespace Snapshots
         /// <summary>Token ids per Forward call: Batch · SeqLen.</summary>
         public const int TokensPerStep = 10;
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
-        public const int ParameterCount = 3256;
+        public const long ParameterCount = 3256;
         /// <summary>Number of target token ids.</summary>
         public const int TargetVocab = 9;
         /// <summary>Target positions per sequence.</summary>

@@ -34,7 +34,7 @@ namespace Snapshots
         /// <summary>Token ids per Forward call: Batch · SeqLen.</summary>
         public const int TokensPerStep = 10;
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
-        public const int ParameterCount = 2524;
+        public const long ParameterCount = 2524;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
         public const long TrainingBytes = 65812;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
