@@ -133,6 +133,16 @@ public class SegmentTests
                 Assert.Equal(a.Append([token]).ToArray(), b.Append([token]).ToArray());
             Assert.Contains(expected, v => v != 0);
 
+            // GGUF reads tensor by tensor: the split model writes the whole one's bytes (with its weights as they are).
+            string config = Path.Combine(folder, "config.json");
+            File.WriteAllText(config, Llama);
+            a.SaveGguf(Path.Combine(folder, "whole.gguf"), config, GgufTensorType.Q8_0);
+            b.SaveGguf(Path.Combine(folder, "split.gguf"), config, GgufTensorType.Q8_0);
+            Assert.Equal(File.ReadAllBytes(Path.Combine(folder, "whole.gguf")), File.ReadAllBytes(Path.Combine(folder, "split.gguf")));
+            // The export packed the weights again: the same logits after it.
+            b.ResetCache();
+            Assert.Equal(expected, b.Append(prompt).ToArray());
+
             // Weights loaded once serve several instances, each segment shared.
             var shared = (ModelWeights)split.GetMethod("LoadWeights", [typeof(string), typeof(WeightType)])!.Invoke(null, [checkpoint, weights])!;
             Assert.Equal(4L * b.Layout.TotalParameterFloats, shared.Bytes);
@@ -161,7 +171,9 @@ public class SegmentTests
             Assert.Throws<NotSupportedException>(() => model.Parameters.Length).Message);
         Assert.Contains("Save needs its parameters as one span", Assert.Throws<NotSupportedException>(() => model.Save(Path.Combine(Path.GetTempPath(), "never.safetensors"))).Message);
         Assert.Contains("CopyParametersTo needs", Assert.Throws<NotSupportedException>(() => model.CopyParametersTo(new float[model.Layout.ParameterCount])).Message);
+        Assert.Contains("SaveOnnx needs", Assert.Throws<NotSupportedException>(() => ((LanguageModel)model).SaveOnnx(Path.Combine(Path.GetTempPath(), "never.onnx"))).Message);
         Assert.False(File.Exists(Path.Combine(Path.GetTempPath(), "never.safetensors")));
+        Assert.False(File.Exists(Path.Combine(Path.GetTempPath(), "never.onnx")));
     }
 
     [Theory]

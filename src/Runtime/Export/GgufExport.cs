@@ -169,10 +169,10 @@ public static partial class GgufExport
             int heads = rows == GgufRowOrder.RotaryPairsQueryHeads ? h.Heads : h.KeyValueHeads;
             ParameterTensor source = tensor;
             GgufTensorValues values = unitOffset
-                ? () => UnitOffset(model.Parameters.Slice(source.Offset, source.Length))
+                ? () => UnitOffset(model.TensorValues(source))
                 : rows == GgufRowOrder.Unchanged
-                    ? () => model.Parameters.Slice(source.Offset, source.Length)
-                    : () => RotaryPairRows(model.Parameters.Slice(source.Offset, source.Length), heads, h.HeadDim, source.Length / source.Shape[0]);
+                    ? () => model.TensorValues(source)
+                    : () => RotaryPairRows(model.TensorValues(source), heads, h.HeadDim, source.Length / source.Shape[0]);
             writer.AddTensor(name, dimensions, TypeId(type), values);
             infos.Add(new GgufTensorInfo(name, tensor.Name, dimensions, type));
         }

@@ -238,6 +238,7 @@ public abstract class EncoderModel : TransformerModel
     public OnnxExportReport SaveOnnx(string path, OnnxExportOptions? options = null)
     {
         using CallScope scope = Enter("SaveOnnx");
+        WholeParameters("SaveOnnx");
         return WithUnpackedWeights(() => OnnxExport.Write(this, path, options));
     }
 

@@ -283,6 +283,7 @@ public abstract class LanguageModel : TransformerModel
     public OnnxExportReport SaveOnnx(string path, OnnxExportOptions? options = null)
     {
         using CallScope scope = Enter("SaveOnnx");
+        WholeParameters("SaveOnnx");
         return WithUnpackedWeights(() => OnnxExport.Write(this, path, options));
     }
 

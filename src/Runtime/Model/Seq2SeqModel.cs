@@ -279,6 +279,7 @@ public abstract class Seq2SeqModel : TransformerModel
     public GgufExportReport SaveGguf(string path, GgufExportOptions options)
     {
         using CallScope scope = Enter("SaveGguf");
+        WholeParameters("SaveGguf");
         return GgufExport.SaveSeq2Seq(this, path, options);
     }
 
@@ -308,6 +309,7 @@ public abstract class Seq2SeqModel : TransformerModel
     public OnnxExportReport SaveOnnx(string path, OnnxExportOptions? options = null)
     {
         using CallScope scope = Enter("SaveOnnx");
+        WholeParameters("SaveOnnx");
         return WithUnpackedWeights(() => OnnxExport.Write(this, path, options));
     }
 
