@@ -24,6 +24,15 @@ public partial class Gemma3_270M { }
 [TransformerModel(Config = "models/TinyLm-llama/config.json", SeqLen = 128)]
 public partial class TinyLmLlama { }
 
+/// <summary>
+/// Llama-3.2-3B's shape (28 layers of 3,072, 24 query heads of 128 on 8 key/value heads, SwiGLU 8,192, llama3-scaled
+/// rotary positions, tied embeddings over 128,256 ids: 3.21 B parameters), random weights; a key/value cache of 128
+/// positions. Its 12.85 GB of fp32 parameters are more than one array holds: the compiler lays them out in two segments,
+/// and it runs for inference only.
+/// </summary>
+[TransformerModel(Config = "models/Llama-3.2-3B/config.json", SeqLen = 128)]
+public partial class Llama32_3B { }
+
 /// <summary>SmolLM2-135M with room for a 512-token prompt (the prefill benchmarks).</summary>
 [TransformerModel(Config = "models/SmolLM2-135M/config.json", SeqLen = 512)]
 public partial class SmolLm2Long { }

@@ -55,7 +55,7 @@ public static class ChatApp
         var topK = new Option<int>("--top-k") { Description = "Sample among the K most likely tokens; 0 for all.", HelpName = "k", DefaultValueFactory = _ => 0 };
         var topP = new Option<float>("--top-p") { Description = "Sample among the most likely tokens up to this probability mass; 1 for all.", HelpName = "p", DefaultValueFactory = _ => 1f };
         var seed = new Option<ulong>("--seed") { Description = "The sampler's seed.", HelpName = "s", DefaultValueFactory = _ => 1UL };
-        var weights = new Option<string>("--weights") { Description = "How the weight matrices are held: fp32 as trained, bf16 (half the memory), int8 (about a quarter; in fp32 gemma-3-270m-it takes 1.1 GB, Llama-3.2-1B-Instruct 4.9 GB).", HelpName = "type", DefaultValueFactory = _ => "fp32" };
+        var weights = new Option<string>("--weights") { Description = "How the weight matrices are held: fp32 as trained, bf16 (half the memory), int8 (about a quarter; in fp32 gemma-3-270m-it takes 1.1 GB, Llama-3.2-1B-Instruct 4.9 GB, Llama-3.2-3B-Instruct 12.9 GB).", HelpName = "type", DefaultValueFactory = _ => "fp32" };
         weights.AcceptOnlyFromAmong([.. WeightTypeNames.All.Keys]);
         maxTokens.Validators.Add(result => { if (result.GetValueOrDefault<int>() < 1) result.AddError("--max-tokens must be at least 1."); });
         temperature.Validators.Add(result => { float t = result.GetValueOrDefault<float>(); if (!(t >= 0f) || float.IsInfinity(t)) result.AddError("--temperature must be finite and at least 0."); });

@@ -45,8 +45,19 @@ public sealed record ChatModelSpec(string Repository, IReadOnlyList<string> File
         "samples/Chat/models/Llama-3.2-1B-Instruct/config.json",
         (folder, weights) => Llama32.ForInference(folder, weights));
 
+    /// <summary>
+    /// meta-llama/Llama-3.2-3B-Instruct as <see cref="Llama32_3B"/> (gated as the 1B): its weights come in two shards with
+    /// their index. Told from the 1B and SmolLM2 (model_type llama too) by its sizes.
+    /// </summary>
+    public static ChatModelSpec Llama3_2_3BInstruct { get; } = new(
+        "meta-llama/Llama-3.2-3B-Instruct",
+        ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json"],
+        EmbeddedConfig.Read(typeof(ChatModelSpec).Assembly, "Llama-3.2-3B-Instruct.config.json"),
+        "samples/Chat/models/Llama-3.2-3B-Instruct/config.json",
+        (folder, weights) => Llama32_3B.ForInference(folder, weights));
+
     /// <summary>The models the sample's program is compiled with.</summary>
-    public static IReadOnlyList<ChatModelSpec> All { get; } = [SmolLm2, Gemma3_270mIt, Llama3_2_1BInstruct];
+    public static IReadOnlyList<ChatModelSpec> All { get; } = [SmolLm2, Gemma3_270mIt, Llama3_2_1BInstruct, Llama3_2_3BInstruct];
 
     /// <summary>The compiled config.json's model_type (<c>llama</c>, <c>gemma3_text</c>), which a folder's must equal for this model to run it.</summary>
     public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);

@@ -164,21 +164,26 @@ public sealed class ChatAppLlama3Tests(ITestOutputHelper log)
     [Fact]
     public void A_llama_folder_of_neither_model_is_refused_against_the_closest()
     {
-        // Llama-3.2-3B-Instruct's sizes: four keys from Llama-3.2-1B's, nine from SmolLM2-135M's.
+        // Llama-3.2-3B-Instruct's sizes are a model of the program (told its files: two shards and their index); one layer
+        // more is none, and is refused against the 3B, one key away (four from the 1B, nine from SmolLM2-135M).
         using var larger = new SampleFolder();
         larger.Write("config.json", Edited(ChatModelSpec.Llama3_2_1BInstruct.CompiledConfig,
             ("hidden_size", 3072), ("num_hidden_layers", 28), ("num_attention_heads", 24), ("head_dim", 128)));
         (int exit, string output, string error) = Run(ChatModelSpec.All, "--model", larger.Path);
+        Assert.Equal(ChatApp.ExitMissingModel, exit);
+        Assert.Equal("", output);
+        Assert.StartsWith($"The model folder '{larger.Path}' lacks model-00001-of-00002.safetensors, model-00002-of-00002.safetensors, model.safetensors.index.json, tokenizer.json, tokenizer_config.json.", error);
+        Assert.Contains("dotnet run -c Release --project samples/Chat -- --model models/Llama-3.2-3B-Instruct", error);
+
+        using var deeper = new SampleFolder();
+        deeper.Write("config.json", Edited(ChatModelSpec.Llama3_2_3BInstruct.CompiledConfig, ("num_hidden_layers", 29)));
+        (exit, output, error) = Run(ChatModelSpec.All, "--model", deeper.Path);
         Assert.Equal(ChatApp.ExitWrongModel, exit);
         Assert.Equal("", output);
-        Assert.Contains("describes another model than the one this program was compiled for (meta-llama/Llama-3.2-1B-Instruct)", error);
-        Assert.Contains("hidden_size: 3072 in the folder, 2048 compiled", error);
-        Assert.Contains("num_hidden_layers: 28 in the folder, 16 compiled", error);
-        Assert.Contains("num_attention_heads: 24 in the folder, 32 compiled", error);
-        Assert.Contains("head_dim: 128 in the folder, 64 compiled", error);
-        Assert.DoesNotContain("num_key_value_heads", error);
-        Assert.DoesNotContain("rope_scaling", error);
-        Assert.Contains("samples/Chat/models/Llama-3.2-1B-Instruct/config.json", error);
+        Assert.Contains("describes another model than the one this program was compiled for (meta-llama/Llama-3.2-3B-Instruct)", error);
+        Assert.Contains("num_hidden_layers: 29 in the folder, 28 compiled", error);
+        Assert.DoesNotContain("hidden_size", error);
+        Assert.Contains("samples/Chat/models/Llama-3.2-3B-Instruct/config.json", error);
 
         // SmolLM2-360M-Instruct's sizes are SmolLM2-135M's at another width and depth.
         using var smol = new SampleFolder();
@@ -203,6 +208,18 @@ public sealed class ChatAppLlama3Tests(ITestOutputHelper log)
         Assert.Contains("rope_scaling: {factor=8,high_freq_factor=4,low_freq_factor=1,original_max_position_embeddings=8192,rope_type=llama3} in the folder, "
             + "{factor=32,high_freq_factor=4,low_freq_factor=1,original_max_position_embeddings=8192,rope_type=llama3} compiled", error);
         Assert.Contains("(meta-llama/Llama-3.2-1B-Instruct)", error);
+    }
+
+    [Fact]
+    public void The_embedded_config_is_the_one_llama_3_2_3b_was_compiled_from_and_it_runs_for_inference_only()
+    {
+        CompiledConfigSizes.Assert(ChatModelSpec.Llama3_2_3BInstruct.CompiledConfig, "llama",
+            (Llama32_3B.Vocab, Llama32_3B.DModel, Llama32_3B.Layers, Llama32_3B.Heads, Llama32_3B.KvHeads, Llama32_3B.DFF, Llama32_3B.HeadDim));
+        Assert.Equal((128256, 3072, 28, 24, 8, 8192, 128, 1024), (Llama32_3B.Vocab, Llama32_3B.DModel, Llama32_3B.Layers, Llama32_3B.Heads, Llama32_3B.KvHeads, Llama32_3B.DFF, Llama32_3B.HeadDim, Llama32_3B.SeqLen));
+        Assert.Equal(3_212_749_824L, Llama32_3B.ParameterCount);
+        // More parameter floats than one array holds: two segments, and no training instance (refused before allocating).
+        var refusal = Assert.Throws<NotSupportedException>(() => new Llama32_3B(1));
+        Assert.StartsWith("Llama32_3B has 3,212,749,824 parameter floats, more than one span holds (2³¹ − 1), in 2 segments: it runs for inference only", refusal.Message);
     }
 
     [Fact]

@@ -1,6 +1,5 @@
 using System.Collections.Generic;
 using System.Linq;
-using System.Text.RegularExpressions;
 
 namespace TransformerGen.Generator
 {
@@ -65,12 +64,9 @@ namespace TransformerGen.Generator
             string all = string.Join("\n", body);
             foreach ((string local, string property) in Buffers)
                 if (all.Contains(local + ".Slice(")) w.Line($"global::System.Span<float> {local} = {property};");
-            // A model of several parameter segments reads the tensors of segment k ≥ 1 (and their gradients) through p{k} and dp{k}.
+            // A model of several parameter segments (inference only: no backward pass) reads the tensors of segment k ≥ 1 through p{k}.
             for (int k = 1; k < _plan.ParameterSegments.Count; k++)
-            {
-                if (Regex.IsMatch(all, $@"(?<![\w.])p{k}\.Slice\(")) w.Line($"global::System.Span<float> p{k} = ParameterSegment({k});");
-                if (all.Contains($"dp{k}.Slice(")) w.Line($"global::System.Span<float> dp{k} = GradientSegment({k});");
-            }
+                if (all.Contains($"p{k}.Slice(")) w.Line($"global::System.Span<float> p{k} = ParameterSegment({k});");
             foreach (string line in body) w.Line(line);
             w.Close();
         }
@@ -139,16 +135,16 @@ namespace TransformerGen.Generator
         private string Slice(string local, long offset, long length) => $"{local}.Slice({Lit(offset)}, {Lit(length)})";
 
         /// <summary>A tensor's values in the training layout.</summary>
-        private string V(TensorDef t) => Slice(t.Kind switch { TensorKind.Parameter => ParameterLocal(t, "p"), TensorKind.Constant => "c", _ => "a" }, _plan.OffsetOf(t), t.Elements);
+        private string V(TensorDef t) => Slice(t.Kind switch { TensorKind.Parameter => ParameterLocal(t), TensorKind.Constant => "c", _ => "a" }, _plan.OffsetOf(t), t.Elements);
 
-        /// <summary>The local that holds a parameter's segment (<paramref name="local"/>: p, or dp for its gradient): p, p1, p2, ….</summary>
-        private string ParameterLocal(TensorDef t, string local) => _plan.SegmentOf(t) is int segment && segment > 0 ? local + Lit(segment) : local;
+        /// <summary>The local that holds a parameter's segment: p, then p1, p2, … in a model of several (which has no backward pass, so no dp1).</summary>
+        private string ParameterLocal(TensorDef t) => _plan.SegmentOf(t) is int segment && segment > 0 ? "p" + Lit(segment) : "p";
 
         /// <summary>A tensor's gradient (parameter or activation) in the training layout.</summary>
         private string G(TensorDef t)
         {
             if (t.Kind == TensorKind.Activation) _gradientsUsed?.Add(t.Parent ?? t);
-            return Slice(t.Kind == TensorKind.Parameter ? ParameterLocal(t, "dp") : "da", _plan.OffsetOf(t), t.Elements);
+            return Slice(t.Kind == TensorKind.Parameter ? "dp" : "da", _plan.OffsetOf(t), t.Elements);
         }
 
         // While FirstGradientUses walks the backward pass: the activations whose gradients the current op reads or adds into.
@@ -638,6 +634,6 @@ namespace TransformerGen.Generator
             : $"{Kernels}Embedding.Forward({tokens}, {table}, {output}, {Lit(e.Table.Shape[0])}, {Lit(e.Output.Width)}{ScaleArgument(e)});";
 
         /// <summary>The first <paramref name="rows"/> rows of a position table (the table may be longer: it serves both streams).</summary>
-        private string Rows(TensorDef table, long rows) => table.Shape[0] == rows ? V(table) : Slice(table.Kind == TensorKind.Parameter ? ParameterLocal(table, "p") : "c", _plan.OffsetOf(table), rows * table.Width);
+        private string Rows(TensorDef table, long rows) => table.Shape[0] == rows ? V(table) : Slice(table.Kind == TensorKind.Parameter ? ParameterLocal(table) : "c", _plan.OffsetOf(table), rows * table.Width);
     }
 }

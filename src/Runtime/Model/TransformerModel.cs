@@ -48,7 +48,7 @@ public abstract partial class TransformerModel : ITrainableParameters
         if (use is not (ModelUse.Training or ModelUse.Inference)) throw new ArgumentOutOfRangeException(nameof(use), use, "not a ModelUse");
         if (weights is not (WeightType.Float32 or WeightType.BFloat16 or WeightType.Int8)) throw new ArgumentOutOfRangeException(nameof(weights), weights, "not a WeightType");
         if (use == ModelUse.Training && layout.ParameterSegments.Count > 1)
-            throw new NotSupportedException($"{layout.Name} has {layout.TotalParameterFloats:N0} parameter floats, more than one span holds (2³¹ − 1), in {layout.ParameterSegments.Count} segments: it runs for inference only (ForInference, LoadWeights); training needs its parameters and gradients as one span each");
+            throw new NotSupportedException($"{layout.Name} has {layout.TotalParameterFloats.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} parameter floats, more than one span holds (2³¹ − 1), in {layout.ParameterSegments.Count} segments: it runs for inference only (ForInference, LoadWeights); training needs its parameters and gradients as one span each");
         if (use == ModelUse.Training && weights != WeightType.Float32)
             throw new ArgumentException($"a {layout.Name} built for training holds fp32 weights (its backward pass and optimizer update them); {weights} weights are for inference instances", nameof(weights));
         if (shared is not null)
@@ -717,14 +717,6 @@ public abstract partial class TransformerModel : ITrainableParameters
     /// </summary>
     protected Span<float> ParameterSegment(int segment) => segment == 0 ? _parameters.Span : _parameterSegments[segment - 1].Span;
 
-    /// <summary>
-    /// Gradients of parameter segment <paramref name="segment"/>: the first is <see cref="GradientBuffer"/>; a model of
-    /// several segments is never built for training (its constructor refuses), so its backward pass never asks for another.
-    /// </summary>
-    /// <exception cref="InvalidOperationException">Always for segment ≥ 1.</exception>
-    protected Span<float> GradientSegment(int segment) => segment == 0 ? _gradients.Span
-        : throw new InvalidOperationException($"{_layout.Name} has {_layout.ParameterSegments.Count} parameter segments and keeps no gradients: it runs for inference only");
-
     /// <summary>Every parameter tensor's floats, in whichever segment it lies.</summary>
     private ParameterSpans ParameterSpans => new(_parameters.Span, _parameterSegments);
 
@@ -738,7 +730,7 @@ public abstract partial class TransformerModel : ITrainableParameters
 
     /// <summary>The parameters as one span, for what needs them so (saving, exports, optimizers); a model of several segments refuses.</summary>
     private protected Span<float> WholeParameters(string member) => _parameterSegments.Length == 0 ? _parameters.Span
-        : throw new NotSupportedException($"{_layout.Name}.{member}: this model has {_layout.TotalParameterFloats:N0} parameter floats in {_layout.ParameterSegments.Count} segments, more than one span holds (2³¹ − 1); it loads checkpoints and runs inference, but {member} needs its parameters as one span");
+        : throw new NotSupportedException($"{_layout.Name}.{member}: this model has {_layout.TotalParameterFloats.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} parameter floats in {_layout.ParameterSegments.Count} segments, more than one span holds (2³¹ − 1); it loads checkpoints and runs inference, but {member} needs its parameters as one span");
     /// <summary>Parameter gradients, same layout.</summary>
     protected Span<float> GradientBuffer => _gradients.Span;
     /// <summary>The training workspace: activations kept for the backward pass.</summary>
