@@ -4,7 +4,11 @@ using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using TransformerGen.LlamaCpp.Bench;
 
+// A correctness check at a size no benchmark holds twice (see Llama32_3BCheck), rather than a timing.
+if (args is ["--check-llama32-3b"]) return Llama32_3BCheck.Run();
+
 // In process, as bench/Model.Bench runs: one launch, 3 warm-up and 10 measured iterations, each reported as its median.
 IConfig config = DefaultConfig.Instance
     .AddJob(Job.ShortRun.WithIterationCount(10).WithToolchain(InProcessEmitToolchain.Instance).WithId("InProcess"));
 BenchmarkSwitcher.FromAssembly(typeof(SmolLm2Decode).Assembly).Run(args, config);
+return 0;
