@@ -246,4 +246,49 @@ public class SegmentTests
         Assert.Matches(@"new\(""model.layers.27.mlp.down_proj.weight"", new\[\] \{ 3072, 8192 \}, \d+, [^)]*\) \{ Segment = 1 \},", source);
         Assert.Matches(@"new\(""model.norm.weight"", new\[\] \{ 3072 \}, \d+, [^)]*\) \{ Segment = 1 \},", source);
     }
+    [Fact]
+    public void Qwen2_5_3B_Instruct_compiles_in_two_segments()
+    {
+        const string json = """
+            {
+              "architectures": ["Qwen2ForCausalLM"],
+              "attention_dropout": 0.0,
+              "bos_token_id": 151643,
+              "eos_token_id": 151645,
+              "hidden_act": "silu",
+              "hidden_size": 2048,
+              "initializer_range": 0.02,
+              "intermediate_size": 11008,
+              "max_position_embeddings": 32768,
+              "max_window_layers": 70,
+              "model_type": "qwen2",
+              "num_attention_heads": 16,
+              "num_hidden_layers": 36,
+              "num_key_value_heads": 2,
+              "rms_norm_eps": 1e-06,
+              "rope_theta": 1000000.0,
+              "sliding_window": 32768,
+              "tie_word_embeddings": true,
+              "torch_dtype": "bfloat16",
+              "transformers_version": "4.43.1",
+              "use_cache": true,
+              "use_sliding_window": false,
+              "vocab_size": 151936
+            }
+            """;
+        string source = RunClean([("/repo/models/Qwen2.5-3B-Instruct/config.json", json)],
+            Model("Config = \"models/Qwen2.5-3B-Instruct/config.json\", SeqLen = 4096, Batch = 1")).GeneratedSource;
+        // 151,936 · 2,048 tied + 36 layers of 77,076,992 (q/k/v biases) + 2,048: the published 3.09 B.
+        Assert.Contains("public const long ParameterCount = 3085938688;", source);
+        Match segments = Regex.Match(source, @"ParameterSegments = new\[\] \{ (\d+), (\d+) \}");
+        Assert.True(segments.Success, "no two parameter segments");
+        Assert.Equal(3085938688L, long.Parse(segments.Groups[1].Value) + long.Parse(segments.Groups[2].Value));
+        Assert.Matches(@"new\(""model.layers.35.self_attn.k_proj.bias"", new\[\] \{ 256 \}, \d+, [^)]*\) \{ Segment = 1 \},", source);
+        // Inference only: no training passes, and nothing reads the training workspace.
+        Assert.Contains("private void Layer35Infer(", source);
+        Assert.DoesNotContain("Layer35Forward(", source);
+        Assert.DoesNotContain("Layer0Backward(", source);
+        Assert.DoesNotContain("ActivationBuffer", source);
+        Assert.Contains("protected override float ForwardCore() => throw new global::System.NotSupportedException(", source);
+    }
 }
