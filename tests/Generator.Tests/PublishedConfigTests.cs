@@ -375,44 +375,47 @@ public class PublishedConfigTests
         Assert.Contains("new(\"shared.weight\", new[] { 250112, 512 }", source);
     }
 
+    /// <summary>meta-llama/Llama-3.2-1B-Instruct's config.json (Llama-3.2-3B-Instruct's differs in four sizes: <see cref="SegmentTests"/>).</summary>
+    internal const string Llama_3_2_1B_Instruct = """
+        {
+          "architectures": ["LlamaForCausalLM"],
+          "attention_bias": false,
+          "attention_dropout": 0.0,
+          "bos_token_id": 128000,
+          "eos_token_id": [128001, 128008, 128009],
+          "head_dim": 64,
+          "hidden_act": "silu",
+          "hidden_size": 2048,
+          "initializer_range": 0.02,
+          "intermediate_size": 8192,
+          "max_position_embeddings": 131072,
+          "mlp_bias": false,
+          "model_type": "llama",
+          "num_attention_heads": 32,
+          "num_hidden_layers": 16,
+          "num_key_value_heads": 8,
+          "pretraining_tp": 1,
+          "rms_norm_eps": 1e-05,
+          "rope_scaling": {
+            "factor": 32.0,
+            "high_freq_factor": 4.0,
+            "low_freq_factor": 1.0,
+            "original_max_position_embeddings": 8192,
+            "rope_type": "llama3"
+          },
+          "rope_theta": 500000.0,
+          "tie_word_embeddings": true,
+          "torch_dtype": "bfloat16",
+          "transformers_version": "4.45.0.dev0",
+          "use_cache": true,
+          "vocab_size": 128256
+        }
+        """;
+
     [Fact]
-    public void Llama_3_2_1B_Instruct_rotates_with_llama3_scaling()  // Llama-3.2-3B and Llama-3.1-8B differ in sizes and factor 8
+    public void Llama_3_2_1B_Instruct_rotates_with_llama3_scaling()  // Llama-3.1-8B differs in sizes and factor 8
     {
-        const string json = """
-            {
-              "architectures": ["LlamaForCausalLM"],
-              "attention_bias": false,
-              "attention_dropout": 0.0,
-              "bos_token_id": 128000,
-              "eos_token_id": [128001, 128008, 128009],
-              "head_dim": 64,
-              "hidden_act": "silu",
-              "hidden_size": 2048,
-              "initializer_range": 0.02,
-              "intermediate_size": 8192,
-              "max_position_embeddings": 131072,
-              "mlp_bias": false,
-              "model_type": "llama",
-              "num_attention_heads": 32,
-              "num_hidden_layers": 16,
-              "num_key_value_heads": 8,
-              "pretraining_tp": 1,
-              "rms_norm_eps": 1e-05,
-              "rope_scaling": {
-                "factor": 32.0,
-                "high_freq_factor": 4.0,
-                "low_freq_factor": 1.0,
-                "original_max_position_embeddings": 8192,
-                "rope_type": "llama3"
-              },
-              "rope_theta": 500000.0,
-              "tie_word_embeddings": true,
-              "torch_dtype": "bfloat16",
-              "transformers_version": "4.45.0.dev0",
-              "use_cache": true,
-              "vocab_size": 128256
-            }
-            """;
+        const string json = Llama_3_2_1B_Instruct;
         string source = Run("Llama-3.2-1B-Instruct", json, ", SeqLen = 1024, WeightType = WeightType.Int8").GeneratedSource;
         Sizes(source, 2048, 16, 32, "Llama");
         Assert.Contains("public const int KvHeads = 8;", source);

@@ -193,41 +193,9 @@ public class SegmentTests
     [Fact]
     public void Llama_3_2_3B_Instruct_compiles_in_two_segments()
     {
-        const string json = """
-            {
-              "architectures": ["LlamaForCausalLM"],
-              "attention_bias": false,
-              "attention_dropout": 0.0,
-              "bos_token_id": 128000,
-              "eos_token_id": [128001, 128008, 128009],
-              "head_dim": 128,
-              "hidden_act": "silu",
-              "hidden_size": 3072,
-              "initializer_range": 0.02,
-              "intermediate_size": 8192,
-              "max_position_embeddings": 131072,
-              "mlp_bias": false,
-              "model_type": "llama",
-              "num_attention_heads": 24,
-              "num_hidden_layers": 28,
-              "num_key_value_heads": 8,
-              "pretraining_tp": 1,
-              "rms_norm_eps": 1e-05,
-              "rope_scaling": {
-                "factor": 32.0,
-                "high_freq_factor": 4.0,
-                "low_freq_factor": 1.0,
-                "original_max_position_embeddings": 8192,
-                "rope_type": "llama3"
-              },
-              "rope_theta": 500000.0,
-              "tie_word_embeddings": true,
-              "torch_dtype": "bfloat16",
-              "transformers_version": "4.45.0.dev0",
-              "use_cache": true,
-              "vocab_size": 128256
-            }
-            """;
+        // The 1B's config with the 3B's sizes, as the hub publishes them.
+        string json = Set(Set(Set(Set(PublishedConfigTests.Llama_3_2_1B_Instruct,
+            "hidden_size", "3072"), "num_hidden_layers", "28"), "num_attention_heads", "24"), "head_dim", "128");
         GeneratorHarness.Result result = RunClean([("/repo/models/Llama-3.2-3B-Instruct/config.json", json)],
             Model("Config = \"models/Llama-3.2-3B-Instruct/config.json\", SeqLen = 2048, Batch = 1"));
         string source = result.GeneratedSource;
