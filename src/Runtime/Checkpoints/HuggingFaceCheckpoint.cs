@@ -58,12 +58,15 @@ public static class HuggingFaceCheckpoint
     public static SafeTensorsLoadReport Load(string path, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, CheckpointFamily family) =>
         LoadInto(path, tensors, buffer, family);
 
-    /// <summary>As <see cref="Load(string, IReadOnlyList{ParameterTensor}, Span{float}, CheckpointFamily)"/>, into each tensor's segment of <paramref name="buffer"/>.</summary>
-    internal static SafeTensorsLoadReport LoadInto(string path, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, CheckpointFamily family)
+    /// <summary>
+    /// As <see cref="Load(string, IReadOnlyList{ParameterTensor}, Span{float}, CheckpointFamily)"/>, into each tensor's
+    /// segment of <paramref name="buffer"/>; <paramref name="written"/> is told the index of each tensor once its values are in.
+    /// </summary>
+    internal static SafeTensorsLoadReport LoadInto(string path, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, CheckpointFamily family, Action<int>? written = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
-        if (family == CheckpointFamily.Native) return SafeTensors.LoadInto(path, tensors, buffer, strict: true);
+        if (family == CheckpointFamily.Native) return SafeTensors.LoadInto(path, tensors, buffer, strict: true, written);
         CheckpointFamilyRules rules = CheckpointFamilyRules.For(family);
         SafeTensors.RequireLittleEndian();
         SafeTensors.CheckTable(path, tensors, buffer, nameof(buffer), storedLayout: true);
@@ -84,7 +87,7 @@ public static class HuggingFaceCheckpoint
             }
             bool folder = Directory.Exists(path);
             AddModuleFiles(folder ? path : Path.GetDirectoryName(Path.GetFullPath(checkpoint)) ?? ".", tensors, shards, checkListed: folder);
-            return Load(checkpoint, shards, tensors, table, buffer, rules);
+            return Load(checkpoint, shards, tensors, table, buffer, rules, written);
         }
         finally
         {
@@ -109,19 +112,19 @@ public static class HuggingFaceCheckpoint
     public static SafeTensorsLoadReport Load(Stream stream, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, CheckpointFamily family, string? name = null) =>
         LoadInto(stream, tensors, buffer, family, name);
 
-    /// <summary>As <see cref="Load(Stream, IReadOnlyList{ParameterTensor}, Span{float}, CheckpointFamily, string?)"/>, into each tensor's segment of <paramref name="buffer"/>.</summary>
-    internal static SafeTensorsLoadReport LoadInto(Stream stream, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, CheckpointFamily family, string? name = null)
+    /// <summary>As <see cref="LoadInto(string, IReadOnlyList{ParameterTensor}, ParameterSpans, CheckpointFamily, Action{int}?)"/>, from a stream.</summary>
+    internal static SafeTensorsLoadReport LoadInto(Stream stream, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, CheckpointFamily family, string? name = null, Action<int>? written = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(tensors);
         name ??= "stream";
-        if (family == CheckpointFamily.Native) return SafeTensors.LoadInto(stream, tensors, buffer, strict: true, name);
+        if (family == CheckpointFamily.Native) return SafeTensors.LoadInto(stream, tensors, buffer, strict: true, name, written);
         CheckpointFamilyRules rules = CheckpointFamilyRules.For(family);
         SafeTensors.RequireLittleEndian();
         SafeTensors.CheckTable(name, tensors, buffer, nameof(buffer), storedLayout: true);
         var table = new CheckpointTable(tensors, rules, name);
         using var shard = Shard.From(new SafeTensorsSource(stream, name));
-        return Load(name, [shard], tensors, table, buffer, rules);
+        return Load(name, [shard], tensors, table, buffer, rules, written);
     }
 
     /// <summary>
@@ -268,7 +271,7 @@ public static class HuggingFaceCheckpoint
 
     /// <summary>Matches and checks every header entry against the table, then reads the data.</summary>
     private static SafeTensorsLoadReport Load(string checkpoint, IReadOnlyList<Shard> shards, IReadOnlyList<ParameterTensor> tensors,
-        CheckpointTable table, ParameterSpans buffer, CheckpointFamilyRules rules)
+        CheckpointTable table, ParameterSpans buffer, CheckpointFamilyRules rules, Action<int>? written)
     {
         List<Planned> plan = Plan(checkpoint, shards, tensors, table, rules, out List<SafeTensorsSkippedTensor> skipped);
 
@@ -284,6 +287,7 @@ public static class HuggingFaceCheckpoint
                 TransposedTensors.Read(read.Shard.Source, position, read.Entry, destination, tensor.Shape[0], tensor.Shape[1], scratch);
             else
                 SafeTensors.ReadTensor(read.Shard.Source, position, read.Entry, destination, ref scratch.Bytes);
+            written?.Invoke(read.Tensor);
         }
 
         var loaded = new List<string>(tensors.Count);

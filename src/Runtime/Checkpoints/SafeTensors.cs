@@ -188,15 +188,18 @@ public static partial class SafeTensors
     public static SafeTensorsLoadReport Load(string path, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool strict) =>
         LoadInto(path, tensors, buffer, strict);
 
-    /// <summary>As <see cref="Load(string, IReadOnlyList{ParameterTensor}, Span{float}, bool)"/>, into each tensor's segment of <paramref name="buffer"/>.</summary>
-    internal static SafeTensorsLoadReport LoadInto(string path, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, bool strict)
+    /// <summary>
+    /// As <see cref="Load(string, IReadOnlyList{ParameterTensor}, Span{float}, bool)"/>, into each tensor's segment of
+    /// <paramref name="buffer"/>; <paramref name="written"/> is told the index of each tensor once its values are in.
+    /// </summary>
+    internal static SafeTensorsLoadReport LoadInto(string path, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, bool strict, Action<int>? written = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
         RequireLittleEndian();
         CheckTable(path, tensors, buffer, nameof(buffer));
         using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        return Load(new SafeTensorsSource(file, path), tensors, buffer, strict);
+        return Load(new SafeTensorsSource(file, path), tensors, buffer, strict, written: written);
     }
 
     /// <summary>
@@ -236,19 +239,19 @@ public static partial class SafeTensors
     public static SafeTensorsLoadReport Load(Stream stream, IReadOnlyList<ParameterTensor> tensors, Span<float> buffer, bool strict, string? name = null) =>
         LoadInto(stream, tensors, buffer, strict, name);
 
-    /// <summary>As <see cref="Load(Stream, IReadOnlyList{ParameterTensor}, Span{float}, bool, string?)"/>, into each tensor's segment of <paramref name="buffer"/>.</summary>
-    internal static SafeTensorsLoadReport LoadInto(Stream stream, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, bool strict, string? name = null)
+    /// <summary>As <see cref="LoadInto(string, IReadOnlyList{ParameterTensor}, ParameterSpans, bool, Action{int}?)"/>, from a stream.</summary>
+    internal static SafeTensorsLoadReport LoadInto(Stream stream, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, bool strict, string? name = null, Action<int>? written = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(tensors);
         name ??= "stream";
         RequireLittleEndian();
         CheckTable(name, tensors, buffer, nameof(buffer));
-        return Load(new SafeTensorsSource(stream, name), tensors, buffer, strict);
+        return Load(new SafeTensorsSource(stream, name), tensors, buffer, strict, written: written);
     }
 
     private static SafeTensorsLoadReport Load(SafeTensorsSource source, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, bool strict,
-        bool[]? packInt8 = null)
+        bool[]? packInt8 = null, Action<int>? written = null)
     {
         SafeTensorsHeader header = SafeTensorsHeader.Read(source);
         (SafeTensorsEntry?[] entries, SafeTensorsEntry?[] scales, SafeTensorsLoadReport report) = MatchTable(header, tensors, source.Name, strict);
@@ -263,6 +266,7 @@ public static partial class SafeTensors
             if (packedScales[i] is { } known) ReadInt8Panels(source, header, entry, known, tensor, destination);
             else if (scales[i] is { } scale) ReadInt8(source, header, entry, scale, tensor, destination);
             else ReadTensor(source, header.DataStart + entry.Begin, entry, destination, ref scratch);
+            if (packedScales[i] is null) written?.Invoke(i); // a tensor written packed is in its final form already
         }
         if (packInt8 is not null)
             for (int i = 0; i < tensors.Count; i++) packInt8[i] = packedScales[i] is not null;
@@ -275,20 +279,20 @@ public static partial class SafeTensors
     /// <paramref name="packInt8"/> marks which the file holds in 8 bits is written in <see cref="Kernels.QuantizedMatMul"/>'s
     /// packed form rather than as fp32; on return <paramref name="packInt8"/> marks the tensors so written.
     /// </summary>
-    internal static void LoadPackingInt8(string path, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, bool[] packInt8)
+    internal static void LoadPackingInt8(string path, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, bool[] packInt8, Action<int>? written = null)
     {
         RequireLittleEndian();
         CheckTable(path, tensors, buffer, nameof(buffer));
         using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        Load(new SafeTensorsSource(file, path), tensors, buffer, strict: true, packInt8);
+        Load(new SafeTensorsSource(file, path), tensors, buffer, strict: true, packInt8, written);
     }
 
-    /// <summary>As <see cref="LoadPackingInt8(string, IReadOnlyList{ParameterTensor}, ParameterSpans, bool[])"/>, from a stream (built-in weights).</summary>
-    internal static void LoadPackingInt8(Stream stream, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, string name, bool[] packInt8)
+    /// <summary>As <see cref="LoadPackingInt8(string, IReadOnlyList{ParameterTensor}, ParameterSpans, bool[], Action{int}?)"/>, from a stream (built-in weights).</summary>
+    internal static void LoadPackingInt8(Stream stream, IReadOnlyList<ParameterTensor> tensors, ParameterSpans buffer, string name, bool[] packInt8, Action<int>? written = null)
     {
         RequireLittleEndian();
         CheckTable(name, tensors, buffer, nameof(buffer));
-        Load(new SafeTensorsSource(stream, name), tensors, buffer, strict: true, packInt8);
+        Load(new SafeTensorsSource(stream, name), tensors, buffer, strict: true, packInt8, written);
     }
 
     /// <summary>The <c>__metadata__</c> map of the file at <paramref name="path"/> (empty when it has none). Reads only the header.</summary>

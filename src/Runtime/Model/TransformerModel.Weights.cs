@@ -229,9 +229,107 @@ public abstract partial class TransformerModel
             if (flags[i])
             {
                 packed ??= new bool[_layout.PackedMatrices.Length];
-                packed[MatrixIndex(_layout.Tensors[i])] = true;
+                int k = MatrixIndex(_layout.Tensors[i]);
+                packed[k] = true;
+                WeightMatrix m = _layout.PackedMatrices[k];
+                ReleasedWeightBytes += ResidentMemory.Release(ParameterSpans[m], QuantizedMatMul.ByteCount(m.Rows, m.Columns));
             }
         _loadedPacked = packed;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="load"/> (which reads a checkpoint into the parameters, telling its argument, when not null, the
+    /// index of each tensor it has written) with the weights unpacked, then packs them. A fresh bf16 or 8-bit inference
+    /// instance packs each matrix as soon as the load has written all of it and gives its fp32 pages back then
+    /// (<see cref="PackWhileLoading"/>), so that a load never holds more than the reduced weights and the matrices still
+    /// being read: Llama-3.2-3B's 12.85 GB of fp32 never exist at once for its 3.4 GB of 8-bit matrices.
+    /// </summary>
+    private void LoadParameters(Action<Action<int>?> load)
+    {
+        PackWhileLoading? packing = Use == ModelUse.Inference && _shared is null && !WeightsPacked && WeightType != WeightType.Float32 ? new(this) : null;
+        try
+        {
+            WithUnpackedWeights(() =>
+            {
+                load(packing is null ? null : packing.Written);
+                return true;
+            });
+        }
+        catch
+        {
+            packing?.Undo();
+            throw;
+        }
+        if (packing is { Count: > 0 })
+        {
+            // Beside those an 8-bit checkpoint wrote packed (LoadPacked), if any.
+            if (_loadedPacked is { } fromFile)
+                for (int k = 0; k < fromFile.Length; k++) packing.Packed[k] |= fromFile[k];
+            _loadedPacked = packing.Packed;
+        }
+        PackLoadedRest();
+        OnParametersReplaced();
+    }
+
+    /// <summary>Matrices packed during a load, each as soon as every tensor it is made of (q, k and v stacked, say) was written.</summary>
+    private sealed class PackWhileLoading
+    {
+        private readonly TransformerModel _model;
+        private readonly int[] _matrixOf;
+        private readonly int[] _unwritten;
+        private bool _stopped;
+
+        public PackWhileLoading(TransformerModel model)
+        {
+            _model = model;
+            ModelLayout layout = model._layout;
+            Packed = new bool[layout.PackedMatrices.Length];
+            _unwritten = new int[Packed.Length];
+            _matrixOf = new int[layout.Tensors.Count];
+            for (int i = 0; i < _matrixOf.Length; i++)
+            {
+                ParameterTensor t = layout.Tensors[i];
+                _matrixOf[i] = -1;
+                for (int k = 0; k < Packed.Length; k++)
+                {
+                    WeightMatrix m = layout.PackedMatrices[k];
+                    if (m.Segment == t.Segment && t.Offset >= m.Offset && t.Offset + (long)t.Length <= m.Offset + (long)m.Rows * m.Columns)
+                    {
+                        _matrixOf[i] = k;
+                        _unwritten[k]++;
+                        break;
+                    }
+                }
+            }
+        }
+
+        /// <summary>By matrix: packed during the load.</summary>
+        public bool[] Packed { get; }
+
+        /// <summary>Matrices packed so far.</summary>
+        public int Count { get; private set; }
+
+        /// <summary>Tensor <paramref name="tensor"/> is written: its matrix is packed if that was its last part.</summary>
+        public void Written(int tensor)
+        {
+            int k = _matrixOf[tensor];
+            if (k < 0 || --_unwritten[k] > 0 || _stopped) return;
+            // A matrix 8-bit blocks refuse stops the packing: Pack then leaves every matrix as rows and says which.
+            if (!_model.PackMatrix(k, checkFirst: true)) _stopped = true;
+            else
+            {
+                Packed[k] = true;
+                Count++;
+            }
+        }
+
+        /// <summary>After a failed load: the matrices packed so far back to rows, as the rest are.</summary>
+        public void Undo()
+        {
+            for (int k = 0; k < Packed.Length; k++)
+                if (Packed[k]) _model.UnpackMatrix(k);
+            _model.ReleasedWeightBytes = 0;
+        }
     }
 
     /// <summary>After a load that wrote some matrices packed: packs the others too, so that no matrix is left in another form than the instance's.</summary>
@@ -259,37 +357,45 @@ public abstract partial class TransformerModel
                 catch (ArgumentException)
                 {
                     for (int j = 0; loaded is not null && j < loaded.Length; j++)
-                        if (loaded[j])
-                        {
-                            WeightMatrix packed = _layout.PackedMatrices[j];
-                            QuantizedMatMul.DequantizeInPlace(ParameterSpans[packed], packed.Rows, packed.Columns);
-                        }
+                        if (loaded[j]) UnpackMatrix(j);
+                    ReleasedWeightBytes = 0;
                     throw;
                 }
             }
         for (int k = 0; k < _layout.PackedMatrices.Length; k++)
-        {
-            WeightMatrix m = _layout.PackedMatrices[k];
-            Span<float> w = ParameterSpans[m];
-            if (loaded is not null && loaded[k])
-            {
-                ReleasedWeightBytes += ResidentMemory.Release(w, QuantizedMatMul.ByteCount(m.Rows, m.Columns));
-                continue;
-            }
-            switch (PackedForm(m.Rows, m.Columns))
-            {
-                case MatrixForm.Panels: MatMul.PackPanels(w, m.Rows, m.Columns); break;
-                case MatrixForm.BFloat16:
-                    BFloat16MatMul.ConvertInPlace(w, m.Rows, m.Columns);
-                    ReleasedWeightBytes += ResidentMemory.Release(w, BFloat16MatMul.ElementCount(m.Rows, m.Columns) * sizeof(ushort));
-                    break;
-                case MatrixForm.Int8:
-                    QuantizedMatMul.QuantizeInPlace(w, m.Rows, m.Columns);
-                    ReleasedWeightBytes += ResidentMemory.Release(w, QuantizedMatMul.ByteCount(m.Rows, m.Columns));
-                    break;
-            }
-        }
+            if (loaded is null || !loaded[k]) PackMatrix(k, checkFirst: false); // those a load packed gave their pages back then
         WeightsPacked = true;
+    }
+
+    /// <summary>
+    /// Packs weight matrix <paramref name="k"/> into the instance's form and gives back the pages of its fp32 space that form
+    /// does not use; with <paramref name="checkFirst"/>, leaves it as rows and returns false where 8-bit blocks refuse it.
+    /// </summary>
+    private bool PackMatrix(int k, bool checkFirst)
+    {
+        WeightMatrix m = _layout.PackedMatrices[k];
+        Span<float> w = ParameterSpans[m];
+        switch (PackedForm(m.Rows, m.Columns))
+        {
+            case MatrixForm.Panels: MatMul.PackPanels(w, m.Rows, m.Columns); break;
+            case MatrixForm.BFloat16:
+                BFloat16MatMul.ConvertInPlace(w, m.Rows, m.Columns);
+                ReleasedWeightBytes += ResidentMemory.Release(w, BFloat16MatMul.ElementCount(m.Rows, m.Columns) * sizeof(ushort));
+                break;
+            case MatrixForm.Int8:
+                if (checkFirst && QuantizedMatMul.FirstUnquantizable(w) >= 0) return false;
+                QuantizedMatMul.QuantizeInPlace(w, m.Rows, m.Columns);
+                ReleasedWeightBytes += ResidentMemory.Release(w, QuantizedMatMul.ByteCount(m.Rows, m.Columns));
+                break;
+        }
+        return true;
+    }
+
+    /// <summary>Weight matrix <paramref name="k"/>, packed, back to PyTorch's rows (its values as packed: bf16, or dequantized).</summary>
+    private void UnpackMatrix(int k)
+    {
+        WeightMatrix m = _layout.PackedMatrices[k];
+        ToRows(ParameterSpans[m], m.Rows, m.Columns, PackedForm(m.Rows, m.Columns));
     }
 
     /// <summary>

@@ -613,15 +613,12 @@ public abstract partial class TransformerModel : ITrainableParameters
     public void Load(string path)
     {
         using CallScope scope = Enter("Load");
-        WithUnpackedWeights(() =>
+        LoadParameters(written =>
         {
-            if (_layout.Family != CheckpointFamily.Native) HuggingFaceCheckpoint.LoadInto(path, _layout.Tensors, ParameterSpans, _layout.Family);
-            else if (Int8MatricesToPack() is { } pack) LoadPacked(pack, flags => SafeTensors.LoadPackingInt8(path, _layout.Tensors, ParameterSpans, flags));
-            else SafeTensors.LoadInto(path, _layout.Tensors, ParameterSpans, strict: true);
-            return true;
+            if (_layout.Family != CheckpointFamily.Native) HuggingFaceCheckpoint.LoadInto(path, _layout.Tensors, ParameterSpans, _layout.Family, written);
+            else if (Int8MatricesToPack() is { } pack) LoadPacked(pack, flags => SafeTensors.LoadPackingInt8(path, _layout.Tensors, ParameterSpans, flags, written));
+            else SafeTensors.LoadInto(path, _layout.Tensors, ParameterSpans, strict: true, written);
         });
-        PackLoadedRest();
-        OnParametersReplaced();
     }
 
     /// <summary>
@@ -652,23 +649,20 @@ public abstract partial class TransformerModel : ITrainableParameters
     public void Load(System.IO.Stream stream, string? name = null)
     {
         using CallScope scope = Enter("Load");
-        WithUnpackedWeights(() =>
+        LoadParameters(written =>
         {
-            if (_layout.Family != CheckpointFamily.Native) HuggingFaceCheckpoint.LoadInto(stream, _layout.Tensors, ParameterSpans, _layout.Family, name);
+            if (_layout.Family != CheckpointFamily.Native) HuggingFaceCheckpoint.LoadInto(stream, _layout.Tensors, ParameterSpans, _layout.Family, name, written);
             else if (Int8MatricesToPack() is { } pack)
             {
                 ArgumentNullException.ThrowIfNull(stream);
-                LoadPacked(pack, flags => SafeTensors.LoadPackingInt8(stream, _layout.Tensors, ParameterSpans, name ?? "stream", flags));
+                LoadPacked(pack, flags => SafeTensors.LoadPackingInt8(stream, _layout.Tensors, ParameterSpans, name ?? "stream", flags, written));
             }
             else
             {
                 ArgumentNullException.ThrowIfNull(stream);
-                SafeTensors.LoadInto(stream, _layout.Tensors, ParameterSpans, strict: true, name);
+                SafeTensors.LoadInto(stream, _layout.Tensors, ParameterSpans, strict: true, name, written);
             }
-            return true;
         });
-        PackLoadedRest();
-        OnParametersReplaced();
     }
 
     /// <summary>Called after the parameters were replaced wholesale (a checkpoint loaded): caches built from the old ones are stale.</summary>
