@@ -31,7 +31,11 @@ public partial class TinyLmLlama { }
 /// and it runs for inference only.
 /// </summary>
 [TransformerModel(Config = "models/Llama-3.2-3B/config.json", SeqLen = 128)]
-public partial class Llama32_3B { }
+public partial class Llama32_3B
+{
+    /// <summary>The compiled layout, without an instance (which would hold 12.85 GB): the tensors a checkpoint of it has.</summary>
+    internal static ModelLayout CompiledLayout => s_layout;
+}
 
 /// <summary>SmolLM2-135M with room for a 512-token prompt (the prefill benchmarks).</summary>
 [TransformerModel(Config = "models/SmolLM2-135M/config.json", SeqLen = 512)]

@@ -6,6 +6,8 @@ using TransformerGen.LlamaCpp.Bench;
 
 // A correctness check at a size no benchmark holds twice (see Llama32_3BCheck), rather than a timing.
 if (args is ["--check-llama32-3b"]) return Llama32_3BCheck.Run();
+// What loading that model costs in memory and time, from a BF16 checkpoint written for it.
+if (args is ["--load-llama32-3b", string type]) return Llama32_3BCheck.Load(type);
 
 // In process, as bench/Model.Bench runs: one launch, 3 warm-up and 10 measured iterations, each reported as its median.
 IConfig config = DefaultConfig.Instance
