@@ -55,7 +55,13 @@ public static class ChatApp
         var topK = new Option<int>("--top-k") { Description = "Sample among the K most likely tokens; 0 for all.", HelpName = "k", DefaultValueFactory = _ => 0 };
         var topP = new Option<float>("--top-p") { Description = "Sample among the most likely tokens up to this probability mass; 1 for all.", HelpName = "p", DefaultValueFactory = _ => 1f };
         var seed = new Option<ulong>("--seed") { Description = "The sampler's seed.", HelpName = "s", DefaultValueFactory = _ => 1UL };
-        var weights = new Option<string>("--weights") { Description = "How the weight matrices are held: fp32 as trained, bf16 (half the memory), int8 (about a quarter; in fp32 gemma-3-270m-it takes 1.1 GB, Llama-3.2-1B-Instruct 4.9 GB, Llama-3.2-3B-Instruct 12.9 GB).", HelpName = "type", DefaultValueFactory = _ => "fp32" };
+        string defaults = string.Join(", ", specs.Where(spec => spec.DefaultWeights != WeightType.Float32).Select(spec => $"{WeightTypeNames.Name(spec.DefaultWeights)} for {spec.Repository}"));
+        var weights = new Option<string?>("--weights")
+        {
+            Description = "How the weight matrices are held: fp32 as trained, bf16 (half the memory), int8 (about a quarter; in fp32 gemma-3-270m-it takes 1.1 GB, Llama-3.2-1B-Instruct 4.9 GB, Llama-3.2-3B-Instruct 12.9 GB). "
+                + $"Default: fp32{(defaults.Length > 0 ? $", but {defaults}" : "")}.",
+            HelpName = "type",
+        };
         weights.AcceptOnlyFromAmong([.. WeightTypeNames.All.Keys]);
         maxTokens.Validators.Add(result => { if (result.GetValueOrDefault<int>() < 1) result.AddError("--max-tokens must be at least 1."); });
         temperature.Validators.Add(result => { float t = result.GetValueOrDefault<float>(); if (!(t >= 0f) || float.IsInfinity(t)) result.AddError("--temperature must be finite and at least 0."); });
@@ -68,12 +74,13 @@ public static class ChatApp
         command.SetAction(parsed =>
         {
             var settings = new ChatSettings(parsed.GetValue(maxTokens), parsed.GetValue(temperature), parsed.GetValue(topK), parsed.GetValue(topP), parsed.GetValue(seed), parsed.GetValue(system));
-            return Execute(specs, parsed.GetValue(model), parsed.GetValue(prompt)!, WeightTypeNames.All[parsed.GetValue(weights)!], settings, output, error);
+            WeightType? weightType = parsed.GetValue(weights) is { } name ? WeightTypeNames.All[name] : null;
+            return Execute(specs, parsed.GetValue(model), parsed.GetValue(prompt)!, weightType, settings, output, error);
         });
         return command.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
 
-    private static int Execute(IReadOnlyList<ChatModelSpec> specs, string? folder, string prompt, WeightType weightType, ChatSettings settings, TextWriter output, TextWriter error)
+    private static int Execute(IReadOnlyList<ChatModelSpec> specs, string? folder, string prompt, WeightType? requestedWeights, ChatSettings settings, TextWriter output, TextWriter error)
     {
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         if (folder is null)
@@ -115,6 +122,7 @@ public static class ChatApp
             return ExitMissingModel;
         }
 
+        WeightType weightType = requestedWeights ?? spec.DefaultWeights;
         long started = Stopwatch.GetTimestamp();
         PretrainedTokenizer tokenizer = PretrainedTokenizer.FromFolder(folder);
         TimeSpan tokenizerTime = Stopwatch.GetElapsedTime(started);

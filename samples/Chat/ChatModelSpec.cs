@@ -18,6 +18,9 @@ namespace ChatSample;
 /// <param name="Load">Builds the inference-only model from a folder with its matrices held as the <see cref="WeightType"/> given (the generated <c>ForInference(string, WeightType)</c>).</param>
 public sealed record ChatModelSpec(string Repository, IReadOnlyList<string> Files, string CompiledConfig, string SourceConfigPath, Func<string, WeightType, LanguageModel> Load)
 {
+    /// <summary>How the weight matrices are held when the command line does not say (<c>--weights</c>): fp32, or 8 bits for a model whose fp32 weights would not fit a laptop.</summary>
+    public WeightType DefaultWeights { get; init; } = WeightType.Float32;
+
     /// <summary>HuggingFaceTB/SmolLM2-135M-Instruct as <see cref="SmolLm"/>.</summary>
     public static ChatModelSpec SmolLm2 { get; } = new(
         "HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -54,7 +57,11 @@ public sealed record ChatModelSpec(string Repository, IReadOnlyList<string> File
         ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json"],
         EmbeddedConfig.Read(typeof(ChatModelSpec).Assembly, "Llama-3.2-3B-Instruct.config.json"),
         "samples/Chat/models/Llama-3.2-3B-Instruct/config.json",
-        (folder, weights) => Llama32_3B.ForInference(folder, weights));
+        (folder, weights) => Llama32_3B.ForInference(folder, weights))
+    {
+        // 12.9 GB in fp32; 3.4 GB of 8-bit matrices, which its load never exceeds by more than a matrix.
+        DefaultWeights = WeightType.Int8,
+    };
 
     /// <summary>The models the sample's program is compiled with.</summary>
     public static IReadOnlyList<ChatModelSpec> All { get; } = [SmolLm2, Gemma3_270mIt, Llama3_2_1BInstruct, Llama3_2_3BInstruct];

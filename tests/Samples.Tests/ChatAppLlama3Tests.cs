@@ -4,6 +4,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using ChatSample;
 using TransformerGen;
 using TransformerGen.Samples.Tests.Support;
@@ -86,6 +87,29 @@ public sealed class ChatAppLlama3Tests(ITestOutputHelper log)
         Assert.Equal(rendering, again.Prompt);
         Assert.Equal(prompt, again.PromptTokens);
         Assert.Equal(reply, again.Tokens);
+    }
+
+    [Fact]
+    public void Without_weights_a_model_is_held_as_its_spec_says_and_the_help_names_those_not_in_fp32()
+    {
+        using TokenizerFolder folder = TinyLlama3.Folder(TinyLlama3.Model(seed: 7));
+        ChatModelSpec eightBit = TinyLlama3.Spec with { DefaultWeights = WeightType.Int8 };
+        (int exit, string output, string error) = Run([TinyChat.Spec, eightBit], "--model", folder.Path, "--prompt", "Hello world", "--max-tokens", "2");
+        Assert.True(exit == 0, error);
+        Assert.Matches(@"weights \d+\.\d\d s, int8, ", output);
+        (exit, output, error) = Run([TinyChat.Spec, eightBit], "--model", folder.Path, "--prompt", "Hello world", "--max-tokens", "2", "--weights", "fp32");
+        Assert.True(exit == 0, error);
+        Assert.Matches(@"weights \d+\.\d\d s, fp32, ", output);
+        (exit, output, error) = Run(TinyLlamas, "--model", folder.Path, "--prompt", "Hello world", "--max-tokens", "2");
+        Assert.True(exit == 0, error);
+        Assert.Matches(@"weights \d+\.\d\d s, fp32, ", output);
+
+        // The sample's own: Llama-3.2-3B-Instruct in 8 bits unless asked otherwise (12.9 GB in fp32).
+        Assert.Equal(WeightType.Int8, ChatModelSpec.Llama3_2_3BInstruct.DefaultWeights);
+        Assert.All(ChatModelSpec.All.Where(spec => spec != ChatModelSpec.Llama3_2_3BInstruct), spec => Assert.Equal(WeightType.Float32, spec.DefaultWeights));
+        (exit, output, _) = Run(ChatModelSpec.All, "--help");
+        Assert.Equal(0, exit);
+        Assert.Contains("Default: fp32, but int8 for meta-llama/Llama-3.2-3B-Instruct.", Regex.Replace(output, @"\s+", " "));
     }
 
     [Theory]
