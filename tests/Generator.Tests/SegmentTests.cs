@@ -259,4 +259,24 @@ public class SegmentTests
         Assert.DoesNotContain("ActivationBuffer", source);
         Assert.Contains("protected override float ForwardCore() => throw new global::System.NotSupportedException(", source);
     }
+    [Fact]
+    public void Llama_3_1_8B_shaped_config_compiles_in_four_segments()
+    {
+        // Llama-3.1-8B-Instruct's sizes, untied head and llama3 factor 8 on the 3.2 config's keys.
+        string json = Set(Set(Set(Set(Set(Set(Set(PublishedConfigTests.Llama_3_2_1B_Instruct,
+            "hidden_size", "4096"), "intermediate_size", "14336"), "num_hidden_layers", "32"), "num_attention_heads", "32"),
+            "head_dim", "128"), "tie_word_embeddings", "false"), "factor", "8.0");
+        string source = RunClean([("/repo/models/Llama-3.1-8B-Instruct/config.json", json)],
+            Model("Config = \"models/Llama-3.1-8B-Instruct/config.json\", SeqLen = 2048, Batch = 1")).GeneratedSource;
+        // 2 · 128,256 · 4,096 + 32 layers of 218,112,000 + 4,096: the published 8.03 B.
+        Assert.Contains("public const long ParameterCount = 8030261248;", source);
+        Match segments = Regex.Match(source, @"ParameterSegments = new\[\] \{ (\d+), (\d+), (\d+), (\d+) \}");
+        Assert.True(segments.Success, "no four parameter segments");
+        long[] floats = [.. segments.Groups.Cast<Group>().Skip(1).Select(g => long.Parse(g.Value))];
+        Assert.Equal(8030261248L, floats.Sum());
+        Assert.All(floats, f => Assert.InRange(f, 1L, 2_147_483_568L));
+        Assert.Contains("global::System.Span<float> p3 = ParameterSegment(3);", source);
+        Assert.Matches(@"new\(""lm_head.weight"", new\[\] \{ 128256, 4096 \}, \d+, [^)]*\) \{ Segment = 3 \},", source);
+        Assert.Contains("RotaryScaling.Llama3(factor: 8f,", source);
+    }
 }
