@@ -133,13 +133,22 @@ public class SegmentTests
                 Assert.Equal(a.Append([token]).ToArray(), b.Append([token]).ToArray());
             Assert.Contains(expected, v => v != 0);
 
-            // GGUF reads tensor by tensor: the split model writes the whole one's bytes (with its weights as they are).
+            // GGUF reads tensor by tensor, each packed matrix unpacked into a copy: the split model writes the whole one's
+            // bytes, which are those of the whole model unpacked first (the rounded weights), and neither instance changes.
             string config = Path.Combine(folder, "config.json");
             File.WriteAllText(config, Llama);
-            a.SaveGguf(Path.Combine(folder, "whole.gguf"), config, GgufTensorType.Q8_0);
-            b.SaveGguf(Path.Combine(folder, "split.gguf"), config, GgufTensorType.Q8_0);
-            Assert.Equal(File.ReadAllBytes(Path.Combine(folder, "whole.gguf")), File.ReadAllBytes(Path.Combine(folder, "split.gguf")));
-            // The export packed the weights again: the same logits after it.
+            long released = b.ReleasedWeightBytes;
+            a.SaveGguf(Path.Combine(folder, "whole.gguf"), config, GgufTensorType.F32);
+            b.SaveGguf(Path.Combine(folder, "split.gguf"), config, GgufTensorType.F32);
+            byte[] gguf = File.ReadAllBytes(Path.Combine(folder, "whole.gguf"));
+            Assert.Equal(gguf, File.ReadAllBytes(Path.Combine(folder, "split.gguf")));
+            Assert.True(b.WeightsPacked || weights == WeightType.Float32);
+            Assert.Equal(released, b.ReleasedWeightBytes);
+            var unpacked = (LanguageModel)ForInference(whole, checkpoint, weights);
+            Assert.True(unpacked.Parameters.Length > 0); // reading them unpacks the matrices in place
+            Assert.False(unpacked.WeightsPacked);
+            unpacked.SaveGguf(Path.Combine(folder, "unpacked.gguf"), config, GgufTensorType.F32);
+            Assert.Equal(gguf, File.ReadAllBytes(Path.Combine(folder, "unpacked.gguf")));
             b.ResetCache();
             Assert.Equal(expected, b.Append(prompt).ToArray());
 
@@ -149,6 +158,10 @@ public class SegmentTests
             var c = (LanguageModel)ForInference(split, shared);
             var d = (LanguageModel)ForInference(split, shared);
             Assert.Equal(expected, c.Append(prompt).ToArray());
+            Assert.Equal(expected, d.Append(prompt).ToArray());
+            c.SaveGguf(Path.Combine(folder, "shared.gguf"), config, GgufTensorType.F32); // shared weights export too, read only
+            Assert.Equal(gguf, File.ReadAllBytes(Path.Combine(folder, "shared.gguf")));
+            d.ResetCache();
             Assert.Equal(expected, d.Append(prompt).ToArray());
             Assert.True(c.BufferBytes < b.BufferBytes - 4L * 100000, $"an instance over shared weights holds {c.BufferBytes} bytes");
         }

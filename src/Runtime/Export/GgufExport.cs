@@ -75,15 +75,14 @@ public static partial class GgufExport
     }
 
     /// <summary>
-    /// Writes the file from <paramref name="model"/>'s parameters, which must be in PyTorch's layout: an inference instance
-    /// that holds its matrices in the kernels' panel layout is unpacked around this call by <see cref="LanguageModel.SaveGguf(string, GgufExportOptions)"/>.
+    /// Writes the file from <paramref name="model"/>'s parameters in PyTorch's layout, read one tensor at a time from
+    /// whatever form the model holds them in (<see cref="TransformerModel.TensorReader"/>), which does not change.
     /// </summary>
     internal static GgufExportReport Write(LanguageModel model, string path, GgufExportOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
-        if (model.WeightsPacked) throw new InvalidOperationException($"{model.Layout.Name}'s weights are in the kernels' panel layout; export through SaveGguf, which unpacks them");
         ModelLayout layout = model.Layout;
         GgufArchitecture architecture = layout.Family switch
         {
@@ -159,6 +158,8 @@ public static partial class GgufExport
         }
         AddVocabulary(writer, vocabulary, h, vocab);
 
+        // The values as the file holds them, read one tensor at a time from whatever form the model keeps them in.
+        var reader = new TransformerModel.TensorReader(model);
         foreach ((ParameterTensor tensor, string name, GgufRowOrder rows, bool unitOffset) in planned)
         {
             long[] dimensions = new long[tensor.Shape.Length];
@@ -169,10 +170,10 @@ public static partial class GgufExport
             int heads = rows == GgufRowOrder.RotaryPairsQueryHeads ? h.Heads : h.KeyValueHeads;
             ParameterTensor source = tensor;
             GgufTensorValues values = unitOffset
-                ? () => UnitOffset(model.TensorValues(source))
+                ? () => UnitOffset(reader.Read(source))
                 : rows == GgufRowOrder.Unchanged
-                    ? () => model.TensorValues(source)
-                    : () => RotaryPairRows(model.TensorValues(source), heads, h.HeadDim, source.Length / source.Shape[0]);
+                    ? () => reader.Read(source)
+                    : () => RotaryPairRows(reader.Read(source), heads, h.HeadDim, source.Length / source.Shape[0]);
             writer.AddTensor(name, dimensions, TypeId(type), values);
             infos.Add(new GgufTensorInfo(name, tensor.Name, dimensions, type));
         }

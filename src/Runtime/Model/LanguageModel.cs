@@ -246,16 +246,15 @@ public abstract class LanguageModel : TransformerModel
     /// for GPT-2, with F32, BF16 or Q8_0 weight matrices.
     /// </summary>
     /// <remarks>
-    /// An inference instance whose matrices are in the kernels' panel layout is unpacked while the file is written. A graph
-    /// that would not fit one protobuf message (2 GiB) keeps its large initializers in a data file beside it
-    /// (<see cref="OnnxExportOptions.ExternalData"/>, <c>Auto</c> by default; <c>model.onnx.data</c> unless
-    /// <see cref="OnnxExportOptions.ExternalDataFile"/> names another); both files are written under temporary names and
-    /// renamed when complete.
+    /// The tensors are read one at a time from whatever form the instance holds them in, which does not change: a packed
+    /// matrix (panels, bf16, 8 bits) is unpacked into a copy, one matrix at a time, so weights shared with other instances
+    /// export too, and a large model needs one matrix in fp32 beside it rather than all of them. A model of several
+    /// parameter segments exports the same way.
     /// </remarks>
     public GgufExportReport SaveGguf(string path, GgufExportOptions options)
     {
         using CallScope scope = Enter("SaveGguf");
-        return WithUnpackedWeights(() => GgufExport.Write(this, path, options));
+        return GgufExport.Write(this, path, options);
     }
 
     /// <summary>

@@ -10,7 +10,8 @@ namespace TransformerGen;
 /// </summary>
 /// <remarks>
 /// Nothing writes to it after it is made: instances that share it refuse <c>Parameters</c>, <c>Load</c>,
-/// <c>Save</c> and the exports (which would unpack the matrices in place); <c>CopyParametersTo</c> reads it. Any
+/// <c>Save</c> and <c>SaveOnnx</c> (which would unpack the matrices in place); <c>CopyParametersTo</c> and <c>SaveGguf</c>
+/// (a copy of one matrix at a time) read it. Any
 /// number of threads may run instances over it at once, each thread its own instance.
 /// </remarks>
 public sealed class ModelWeights

@@ -288,18 +288,8 @@ public abstract partial class TransformerModel
             _matrixOf = new int[layout.Tensors.Count];
             for (int i = 0; i < _matrixOf.Length; i++)
             {
-                ParameterTensor t = layout.Tensors[i];
-                _matrixOf[i] = -1;
-                for (int k = 0; k < Packed.Length; k++)
-                {
-                    WeightMatrix m = layout.PackedMatrices[k];
-                    if (m.Segment == t.Segment && t.Offset >= m.Offset && t.Offset + (long)t.Length <= m.Offset + (long)m.Rows * m.Columns)
-                    {
-                        _matrixOf[i] = k;
-                        _unwritten[k]++;
-                        break;
-                    }
-                }
+                _matrixOf[i] = model.MatrixHolding(layout.Tensors[i]);
+                if (_matrixOf[i] >= 0) _unwritten[_matrixOf[i]]++;
             }
         }
 
@@ -391,6 +381,50 @@ public abstract partial class TransformerModel
         return true;
     }
 
+    /// <summary>
+    /// Reads the parameters tensor by tensor in fp32 and PyTorch's layout, whatever form the instance holds them in, without
+    /// changing it (shared weights included): for an export that writes one tensor at a time (GGUF). A tensor of a packed
+    /// matrix is read from a copy of that matrix unpacked (bf16 values, or 8-bit weights dequantized), made once for all the
+    /// tensors stacked in it; so an export holds at most one matrix in fp32 beside the instance, not the whole model.
+    /// </summary>
+    internal sealed class TensorReader(TransformerModel model)
+    {
+        private float[]? _copy;
+        private int _copied = -1;
+
+        /// <summary>The values of <paramref name="tensor"/>, valid until the next call.</summary>
+        public ReadOnlySpan<float> Read(ParameterTensor tensor)
+        {
+            Span<float> own = model.ParameterSpans[tensor];
+            int k = model.MatrixHolding(tensor);
+            if (k < 0) return own;
+            WeightMatrix m = model._layout.PackedMatrices[k];
+            MatrixForm form = model.FormOf(m.Rows, m.Columns);
+            if (form == MatrixForm.Rows) return own;
+            int length = m.Rows * m.Columns;
+            if (_copied != k)
+            {
+                if (_copy is null || _copy.Length < length) _copy = new float[length];
+                model.ParameterSpans[m].CopyTo(_copy);
+                ToRows(_copy.AsSpan(0, length), m.Rows, m.Columns, form);
+                _copied = k;
+            }
+            return _copy.AsSpan(tensor.Offset - m.Offset, tensor.Length);
+        }
+    }
+
+    /// <summary>The weight matrix <paramref name="tensor"/> is (or is stacked in), or -1.</summary>
+    private int MatrixHolding(ParameterTensor tensor)
+    {
+        for (int k = 0; k < _layout.PackedMatrices.Length; k++)
+        {
+            WeightMatrix m = _layout.PackedMatrices[k];
+            if (m.Segment == tensor.Segment && tensor.Offset >= m.Offset && tensor.Offset + (long)tensor.Length <= m.Offset + (long)m.Rows * m.Columns)
+                return k;
+        }
+        return -1;
+    }
+
     /// <summary>Weight matrix <paramref name="k"/>, packed, back to PyTorch's rows (its values as packed: bf16, or dequantized).</summary>
     private void UnpackMatrix(int k)
     {
@@ -453,7 +487,7 @@ public abstract partial class TransformerModel
     protected T WithUnpackedWeights<T>(Func<T> action)
     {
         ArgumentNullException.ThrowIfNull(action);
-        if (_shared is not null) throw SharedWeightsAreReadOnly("Load, Save and the exports");
+        if (_shared is not null) throw SharedWeightsAreReadOnly("Load, Save and SaveOnnx");
         if (!WeightsPacked) return action();
         UnpackWeights();
         try { return action(); }

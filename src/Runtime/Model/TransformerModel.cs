@@ -714,14 +714,6 @@ public abstract partial class TransformerModel : ITrainableParameters
     /// <summary>Every parameter tensor's floats, in whichever segment it lies.</summary>
     private ParameterSpans ParameterSpans => new(_parameters.Span, _parameterSegments);
 
-    /// <summary>
-    /// The fp32 values of <paramref name="tensor"/> in PyTorch's layout, in whichever segment it lies: for an export that
-    /// reads tensor by tensor (GGUF), which runs with the weights unpacked (<see cref="WithUnpackedWeights"/>).
-    /// </summary>
-    internal ReadOnlySpan<float> TensorValues(ParameterTensor tensor) => WeightsPacked
-        ? throw new InvalidOperationException($"{_layout.Name}: the weights are packed; an export reads them inside WithUnpackedWeights")
-        : ParameterSpans[tensor];
-
     /// <summary>The parameters as one span, for what needs them so (saving, exports, optimizers); a model of several segments refuses.</summary>
     private protected Span<float> WholeParameters(string member) => _parameterSegments.Length == 0 ? _parameters.Span
         : throw new NotSupportedException($"{_layout.Name}.{member}: this model has {_layout.TotalParameterFloats.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} parameter floats in {_layout.ParameterSegments.Count} segments, more than one span holds (2³¹ − 1); it loads checkpoints and runs inference, but {member} needs its parameters as one span");
