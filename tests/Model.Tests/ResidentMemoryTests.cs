@@ -20,7 +20,7 @@ public sealed class ResidentMemoryTests
     private static extern unsafe int mincore(nint address, nuint length, byte* vector);
 
     /// <summary>Which pages of [address, address + length) are resident; address is page-aligned.</summary>
-    private static unsafe bool[] Resident(nint address, long length)
+    internal static unsafe bool[] Resident(nint address, long length)
     {
         int pages = (int)((length + Environment.SystemPageSize - 1) / Environment.SystemPageSize);
         var vector = new byte[pages];

@@ -210,15 +210,9 @@ public abstract partial class TransformerModel
         return any ? flags : null;
     }
 
-    private int MatrixIndex(ParameterTensor t)
-    {
-        for (int k = 0; k < _layout.PackedMatrices.Length; k++)
-        {
-            WeightMatrix m = _layout.PackedMatrices[k];
-            if (m.Segment == t.Segment && m.Offset == t.Offset && m.Rows * m.Columns == t.Length) return k;
-        }
-        return -1;
-    }
+    /// <summary>The weight matrix that <paramref name="t"/> is whole (not one of several tensors stacked in it), or -1.</summary>
+    private int MatrixIndex(ParameterTensor t) =>
+        MatrixHolding(t) is int k and >= 0 && _layout.PackedMatrices[k] is var m && m.Offset == t.Offset && m.Rows * m.Columns == t.Length ? k : -1;
 
     /// <summary>Runs a load that may write 8-bit matrices packed (<paramref name="load"/> receives and updates the tensor flags) and remembers which it did.</summary>
     private void LoadPacked(bool[] flags, Action<bool[]> load)
