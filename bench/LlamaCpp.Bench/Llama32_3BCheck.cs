@@ -81,7 +81,8 @@ internal static class Llama32_3BCheck
             clock.Restart();
             Llama32_3B model = Llama32_3B.ForInference(checkpoint, weights);
             Console.WriteLine($"ForInference(checkpoint, {weights}) in {clock.Elapsed.TotalSeconds:F1} s: peak resident {Status("VmHWM")}, now {Status("VmRSS")}; " +
-                $"matrices {model.WeightMatrixBytes / 1e9:F2} GB, pages given back {model.ReleasedWeightBytes / 1e9:F2} GB");
+                $"matrices {model.WeightMatrixBytes / 1e9:F2} GB, pages given back {model.ReleasedWeightBytes / 1e9:F2} GB; " +
+                $"in huge pages {Rollup("AnonHugePages")}");
             int[] tokens = [128000, 791, 4062, 315, 264, 2, 5, 77];
             clock.Restart();
             model.Append(tokens);
@@ -94,6 +95,9 @@ internal static class Llama32_3BCheck
             Directory.Delete(folder, recursive: true);
         }
     }
+
+    /// <summary>A line of /proc/self/smaps_rollup (the process's mappings summed), as "AnonHugePages" for the memory in huge pages.</summary>
+    private static string Rollup(string key) => File.ReadLines("/proc/self/smaps_rollup").First(l => l.StartsWith(key + ":", StringComparison.Ordinal))[(key.Length + 1)..].Trim();
 
     private static string Status(string key) => File.ReadLines("/proc/self/status").First(l => l.StartsWith(key + ":", StringComparison.Ordinal))[(key.Length + 1)..].Trim();
 

@@ -10,6 +10,11 @@ namespace TransformerGen.Model.Tests;
     Norm = NormPlacement.Pre, WeightType = WeightType.Int8)]
 public partial class PagedInt8Decoder { }
 
+/// <summary>A model whose 8-bit and bf16 matrices span whole huge pages (the tied 4000 × 1024 table, the 2048 × 1024 feed-forward).</summary>
+[TransformerModel(Vocab = 4000, DModel = 1024, Heads = 8, Layers = 1, DFF = 2048, SeqLen = 8, Positional = Positional.Rotary,
+    Norm = NormPlacement.Pre, WeightType = WeightType.Int8)]
+public partial class HugePagedInt8Decoder { }
+
 /// <summary>
 /// Inference instances with reduced weights give the pages their matrices no longer use back to the system (Linux): the
 /// pages are found not resident with mincore, the packed bytes stay, and unpacking and packing again keep every value.
@@ -69,7 +74,7 @@ public sealed class ResidentMemoryTests
     }
 
     [Fact]
-    public unsafe void Fp32_weights_ask_for_huge_pages_and_reduced_ones_do_not()
+    public unsafe void Fp32_weights_ask_for_huge_pages_whole_and_reduced_matrices_under_one_do_not()
     {
         PagedInt8Decoder fp32 = PagedInt8Decoder.ForInference(3, WeightType.Float32);
         long bytes = (long)fp32.Layout.ParameterCount * sizeof(float);
@@ -87,10 +92,62 @@ public sealed class ResidentMemoryTests
         }
         else Assert.Equal(0, fp32.HugePageWeightBytes);
 
-        // Reduced weights release part of each matrix's pages (above), so they are not advised; nor is a small buffer.
+        // Reduced weights advise only the part of each matrix their packed form fills: none of this model's is a whole
+        // huge page (HugePagedInt8Decoder's are, below). Nor is a small buffer advised.
         Assert.Equal(0, PagedInt8Decoder.ForInference(3).HugePageWeightBytes);
         Assert.Equal(0, PagedInt8Decoder.ForInference(3, WeightType.BFloat16).HugePageWeightBytes);
         Assert.Equal(0, ResidentMemory.AdviseHugePages(new float[100]));
+    }
+
+    /// <summary>The whole huge pages in [start, start + bytes) of a buffer that starts on a huge page.</summary>
+    private static long WholeHugePageBytes(long start, long bytes)
+    {
+        long huge = ResidentMemory.HugePageBytes;
+        long first = (start + huge - 1) / huge, end = (start + bytes) / huge;
+        return Math.Max(0, end - first) * huge;
+    }
+
+    [Theory]
+    [InlineData(WeightType.Int8)]
+    [InlineData(WeightType.BFloat16)]
+    public void Reduced_weights_ask_for_huge_pages_where_their_packed_matrices_lie_and_release_the_rest(WeightType type)
+    {
+        if (!OperatingSystem.IsLinux() || !System.IO.Directory.Exists("/sys/kernel/mm/transparent_hugepage")) return;
+        HugePagedInt8Decoder model = HugePagedInt8Decoder.ForInference(5, type);
+        long advised = 0, released = 0;
+        foreach (WeightMatrix m in model.Layout.PackedMatrices)
+        {
+            long packed = type == WeightType.Int8 ? Kernels.QuantizedMatMul.ByteCount(m.Rows, m.Columns) : Kernels.BFloat16MatMul.ElementCount(m.Rows, m.Columns) * sizeof(ushort);
+            advised += WholeHugePageBytes((long)m.Offset * sizeof(float), packed);
+            released += (long)m.Rows * m.Columns * sizeof(float) - packed;
+        }
+        Assert.True(advised >= 2 * ResidentMemory.HugePageBytes, $"the model's packed matrices hold {advised} bytes of whole huge pages");
+        Assert.Equal(advised, model.HugePageWeightBytes);
+        // The tails are released as before: advice never reached them.
+        Assert.InRange(model.ReleasedWeightBytes, released - 2L * Environment.SystemPageSize * model.Layout.PackedMatrices.Length, released);
+    }
+
+    [Fact]
+    public unsafe void A_buffer_advises_the_whole_huge_pages_of_its_ranges_only()
+    {
+        if (!OperatingSystem.IsLinux() || !System.IO.Directory.Exists("/sys/kernel/mm/transparent_hugepage")) return;
+        int huge = ResidentMemory.HugePageBytes / sizeof(float);
+        // Ranges of 2.5 and 1.2 huge pages at odd offsets: the first holds one whole huge page or two, the second none.
+        var buffer = new AlignedBuffer(8 * huge + 13, [(huge / 3, 5 * huge / 2), (4 * huge + 7, 6 * huge / 5)]);
+        long expected = WholeHugePageBytes(huge / 3 * sizeof(float), 5L * huge / 2 * sizeof(float));
+        Assert.Equal(ResidentMemory.HugePageBytes, expected);
+        Assert.Equal(expected, buffer.HugePageBytes);
+        fixed (float* p = buffer.Span)
+        {
+            Assert.Equal(0, (nint)p % ResidentMemory.HugePageBytes);
+            Assert.Contains("hg", MappingFlags((nint)(p + huge)));         // the whole huge page inside the first range
+            Assert.DoesNotContain("hg", MappingFlags((nint)p));            // before it
+            Assert.DoesNotContain("hg", MappingFlags((nint)(p + 4 * huge + 7))); // the second range has no whole huge page
+            Assert.DoesNotContain("hg", MappingFlags((nint)(p + 7 * huge)));
+        }
+        // Ranges covering less than two huge pages in all leave the buffer on 64 bytes, unadvised.
+        Assert.Equal(0, new AlignedBuffer(8 * huge, [(0, huge)]).HugePageBytes);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new AlignedBuffer(100, [(50, 51)]));
     }
 
     [Fact]

@@ -28,24 +28,43 @@ internal readonly struct AlignedBuffer
 
     /// <summary>
     /// Allocates <paramref name="length"/> zeroed floats, aligned; with <paramref name="hugePages"/>, a buffer of at least
-    /// <see cref="ResidentMemory.HugePageBytes"/> starts on a huge-page boundary and asks the system to back it with huge
-    /// pages (see <see cref="ResidentMemory.AdviseHugePages"/>), for weights that every pass streams from memory.
+    /// two huge pages starts on a huge-page boundary and asks the system to back all of it with huge pages (see
+    /// <see cref="ResidentMemory.AdviseHugePages"/>), for weights that every pass streams from memory.
+    /// </summary>
+    public AlignedBuffer(int length, bool hugePages)
+        : this(length, hugePages ? [(0, length)] : [])
+    {
+    }
+
+    /// <summary>
+    /// Allocates <paramref name="length"/> zeroed floats, aligned; where <paramref name="hugePageRanges"/> (start and
+    /// length in floats, in increasing order, apart) cover two huge pages or more, the buffer starts on a huge-page
+    /// boundary and asks the system to back the whole huge pages inside each range with huge pages (see
+    /// <see cref="ResidentMemory.AdviseHugePages"/>); the rest of the buffer keeps the system's small pages.
     /// </summary>
     /// <remarks>
     /// A new large array on the pinned object heap is mapped but untouched (its pages are the system's zero pages until
     /// first written), so advice given here applies to every page the model writes. The huge-page alignment costs up to
     /// 2 MB of address space that is never touched, not memory.
     /// </remarks>
-    public unsafe AlignedBuffer(int length, bool hugePages)
+    public unsafe AlignedBuffer(int length, ReadOnlySpan<(int Start, int Length)> hugePageRanges)
     {
+        long advised = 0;
+        foreach ((int start, int count) in hugePageRanges)
+        {
+            if (start < 0 || count < 0 || (long)start + count > length) throw new ArgumentOutOfRangeException(nameof(hugePageRanges), $"[{start}, {(long)start + count}) is not inside {length} floats");
+            advised += count;
+        }
         // The huge-page alignment's spare floats must still fit an array (a buffer of nearly Array.MaxLength floats keeps 64).
-        int alignment = hugePages && ResidentMemory.HugePagesWorthAsking((long)length * sizeof(float))
+        int alignment = ResidentMemory.HugePagesWorthAsking(advised * sizeof(float))
             && length <= Array.MaxLength - ResidentMemory.HugePageBytes / sizeof(float) ? ResidentMemory.HugePageBytes : Alignment;
         _array = GC.AllocateArray<float>(length + alignment / sizeof(float) - 1, pinned: true);
         nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_array));
         _start = (int)((alignment - (address & (alignment - 1))) & (alignment - 1)) / sizeof(float);
         _length = length;
-        if (alignment == ResidentMemory.HugePageBytes) HugePageBytes = ResidentMemory.AdviseHugePages(Span);
+        if (alignment != ResidentMemory.HugePageBytes) return;
+        foreach ((int start, int count) in hugePageRanges)
+            HugePageBytes += ResidentMemory.AdviseHugePages(Span.Slice(start, count));
     }
 
     /// <summary>Bytes of this buffer that the system was asked to back with huge pages (0 where it was not, or refused).</summary>

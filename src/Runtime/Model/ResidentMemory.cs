@@ -47,9 +47,10 @@ internal static partial class ResidentMemory
     /// translation miss, and a boundary the hardware prefetcher does not cross) every 64 loads.
     /// </para>
     /// <para>
-    /// Only whole buffers that stay whole are advised: the fp32 weights. Reduced-precision instances release the tail of
-    /// each matrix (<see cref="Release"/>), which would split the huge pages again, and with advice given, the kernel's
-    /// background collapsing could fill the released pages back in.
+    /// Only memory that stays whole is advised: all of fp32 weights, and of bf16 or 8-bit ones the part of each matrix's
+    /// fp32 space that its packed form fills. The tail of each such matrix is released (<see cref="Release"/>), which
+    /// would split huge pages there, and the kernel's background collapsing, which works inside advised ranges only,
+    /// could fill released pages back in.
     /// </para>
     /// </remarks>
     public static long AdviseHugePages(Span<float> region)

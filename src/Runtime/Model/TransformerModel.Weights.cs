@@ -435,9 +435,9 @@ public abstract partial class TransformerModel
     public long ReleasedWeightBytes { get; private set; }
 
     /// <summary>
-    /// Bytes of the parameter buffer that Linux was asked to back with huge pages when it was allocated (fp32 weights of
-    /// two huge pages or more; see <c>ResidentMemory.AdviseHugePages</c>): 0 for reduced weights, small models, other
-    /// systems, or a kernel without transparent huge pages.
+    /// Bytes of the parameter buffer that Linux was asked to back with huge pages when it was allocated (the whole huge
+    /// pages of <see cref="WeightPageRanges"/>, where those cover two huge pages or more; see
+    /// <c>ResidentMemory.AdviseHugePages</c>): 0 for small models, other systems, or a kernel without transparent huge pages.
     /// </summary>
     internal long HugePageWeightBytes
     {
@@ -447,6 +447,34 @@ public abstract partial class TransformerModel
             foreach (AlignedBuffer segment in _parameterSegments) bytes += segment.HugePageBytes;
             return bytes;
         }
+    }
+
+    /// <summary>
+    /// The floats of parameter segment <paramref name="segment"/> to back with huge pages (start and length, in order):
+    /// fp32 weights the whole segment; reduced ones (bf16, 8 bits) the first part of each matrix's fp32 space, which its
+    /// packed form fills, and never the rest, whose pages are released after packing (<see cref="ResidentMemory.Release"/>):
+    /// advice there would split huge pages at every release, and the kernel's background collapsing, which works only
+    /// inside advised ranges, could fill released pages back in. Norms, biases and an untied embedding table, which a
+    /// reduced instance reads a row or a vector at a time, keep small pages.
+    /// </summary>
+    private (int Start, int Length)[] WeightPageRanges(int segment)
+    {
+        int floats = _layout.ParameterSegments[segment];
+        if (WeightType == WeightType.Float32) return [(0, floats)];
+        var ranges = new System.Collections.Generic.List<(int, int)>();
+        foreach (WeightMatrix m in _layout.PackedMatrices)
+            if (m.Segment == segment)
+            {
+                long bytes = PackedForm(m.Rows, m.Columns) switch
+                {
+                    MatrixForm.Int8 => QuantizedMatMul.ByteCount(m.Rows, m.Columns),
+                    MatrixForm.BFloat16 => BFloat16MatMul.ElementCount(m.Rows, m.Columns) * sizeof(ushort),
+                    _ => (long)m.Rows * m.Columns * sizeof(float),
+                };
+                ranges.Add((m.Offset, (int)((bytes + sizeof(float) - 1) / sizeof(float))));
+            }
+        ranges.Sort();
+        return [.. ranges];
     }
 
     private void CheckQuantizable(ReadOnlySpan<float> w, WeightMatrix m)

@@ -67,14 +67,14 @@ public abstract partial class TransformerModel : ITrainableParameters
         Training = training;
         // Only training runs the batched forward pass (inference runs exact-length passes in the inference workspace).
         bool forward = training;
-        // fp32 weights are streamed from memory by every pass (the whole matrix per decoded token): huge pages where the
-        // system has them. Reduced-precision weights release part of each matrix's pages after conversion, so not those.
-        // Training's other buffers gained nothing from them (base's step within ±3% on 1 and 2 threads, compute-bound).
-        _parameters = shared?.Buffer ?? new AlignedBuffer(layout.ParameterCount, hugePages: weights == WeightType.Float32);
+        // The weights are streamed from memory by every pass (the whole matrix per decoded token): huge pages where the
+        // system has them (WeightPageRanges). Training's other buffers gained nothing from them (base's step within ±3%
+        // on 1 and 2 threads, compute-bound).
+        _parameters = shared?.Buffer ?? new AlignedBuffer(layout.ParameterCount, WeightPageRanges(0));
         _parameterSegments = shared?.MoreSegments ?? new AlignedBuffer[layout.ParameterSegments.Count - 1];
         if (shared is null)
             for (int k = 0; k < _parameterSegments.Length; k++)
-                _parameterSegments[k] = new AlignedBuffer(layout.ParameterSegments[k + 1], hugePages: weights == WeightType.Float32);
+                _parameterSegments[k] = new AlignedBuffer(layout.ParameterSegments[k + 1], WeightPageRanges(k + 1));
         WeightsPacked = shared?.Packed ?? false;
         _gradients = new AlignedBuffer(training ? layout.ParameterCount : 0);
         _activations = new AlignedBuffer(forward ? layout.ActivationCount : 0);
