@@ -21,18 +21,8 @@ internal readonly struct AlignedBuffer
     private readonly int _start;
     private readonly int _length;
 
-    /// <summary>Allocates <paramref name="length"/> zeroed floats, aligned.</summary>
-    public AlignedBuffer(int length) : this(length, hugePages: false)
-    {
-    }
-
-    /// <summary>
-    /// Allocates <paramref name="length"/> zeroed floats, aligned; with <paramref name="hugePages"/>, a buffer of at least
-    /// two huge pages starts on a huge-page boundary and asks the system to back all of it with huge pages (see
-    /// <see cref="ResidentMemory.AdviseHugePages"/>), for weights that every pass streams from memory.
-    /// </summary>
-    public AlignedBuffer(int length, bool hugePages)
-        : this(length, hugePages ? [(0, length)] : [])
+    /// <summary>Allocates <paramref name="length"/> zeroed floats, aligned, in the system's small pages.</summary>
+    public AlignedBuffer(int length) : this(length, [])
     {
     }
 
@@ -43,9 +33,9 @@ internal readonly struct AlignedBuffer
     /// <see cref="ResidentMemory.AdviseHugePages"/>); the rest of the buffer keeps the system's small pages.
     /// </summary>
     /// <remarks>
-    /// A new large array on the pinned object heap is mapped but untouched (its pages are the system's zero pages until
-    /// first written), so advice given here applies to every page the model writes. The huge-page alignment costs up to
-    /// 2 MB of address space that is never touched, not memory.
+    /// The buffer's whole pages are given back to the system first (Linux, <see cref="ResidentMemory.Release"/>; they read
+    /// as zeros), so none is resident until the model writes it, and advice given here applies to every page it writes.
+    /// The huge-page alignment costs up to 2 MB of address space that is never touched, not memory.
     /// </remarks>
     public unsafe AlignedBuffer(int length, ReadOnlySpan<(int Start, int Length)> hugePageRanges)
     {
@@ -62,6 +52,10 @@ internal readonly struct AlignedBuffer
         nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_array));
         _start = (int)((alignment - (address & (alignment - 1))) & (alignment - 1)) / sizeof(float);
         _length = length;
+        // The pinned heap may hand out memory earlier objects used, zeroed by the collector and so resident: give those
+        // pages back, so that the weights' pages are made (in huge pages where advised) as the model first writes them,
+        // and a load's resident peak does not depend on what the process did before.
+        ResidentMemory.Release(Span, 0);
         if (alignment != ResidentMemory.HugePageBytes) return;
         foreach ((int start, int count) in hugePageRanges)
             HugePageBytes += ResidentMemory.AdviseHugePages(Span.Slice(start, count));
