@@ -101,6 +101,23 @@ public class WeightsTests
         Assert.Equal("'decoder.layers.0.self_attn.out_proj.weight' in tiny.safetensors is I64; F32, F16 and BF16 can be loaded", d.GetMessage());
     }
 
+    [Fact]
+    public void TG0046_a_checkpoint_too_large_for_an_assembly()
+    {
+        // The header says where the data ends; the file is 8 bytes, the header, then the data. The last tensor ending
+        // 2 GiB − 8 KB − 8 − header bytes in makes a file of 2 GiB − 8 KB, which no assembly holds; a byte less may fit.
+        string Ending(long end) => Header("[600,616]", $"[600,{end}]");
+        long headerBytes = System.Text.Encoding.UTF8.GetByteCount(Ending(1_000_000_000L));
+        long fits = int.MaxValue + 1L - 0x2000 - 8 - headerBytes - 1;
+        Assert.DoesNotContain(Problems(Ending(fits)), p => p.Id == "TG0046");
+        Diagnostic d = Assert.Single(Problems(Ending(fits + 1)), p => p.Id == "TG0046");
+        AtWeightsArgument(d, Model());
+        Assert.Equal("tiny.safetensors holds 2,147,475,456 bytes, and an assembly can hold less than 2,147,475,456 (its code, metadata and resources share one section of under 2 GiB); " +
+            "load the weights at run time (M.ForInference(path)), or build in a smaller file: an instance's Save(path, WeightType.Int8) writes its matrices in 8 bits, about 27% of their fp32 bytes", d.GetMessage());
+        // A Llama-3.2-1B-sized file (2.47 GB of BF16) is refused with the other problems it has, not instead of them.
+        Assert.Contains("TG0034", Problems(Header("\"shape\":[6,4]", "\"shape\":[4,6]").Replace("[600,616]", "[600,2471000000]")).Select(p => p.Id));
+    }
+
     // linear2.weight [4, 6] stored in 8 bits: I8 values and, after the last tensor, F16 scales [4, 1] (6 columns: one block).
     private static string Int8Header(string scales) => Header(
         "\"decoder.layers.0.linear2.weight\":{\"dtype\":\"F32\",\"shape\":[4,6],\"data_offsets\":[440,536]}",

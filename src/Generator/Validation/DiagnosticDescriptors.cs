@@ -106,6 +106,10 @@ namespace TransformerGen.Generator
             "An 8-bit tensor of the weights file lacks its scales",
             "'{1}' in {0} is I8, which needs its block scales beside it: an F16 tensor '{1}_scale' [{2}, {3}] ({4})");
 
+        public static readonly DiagnosticDescriptor WeightsTooLarge = Error("TG0046",
+            "The weights file is too large to build into an assembly",
+            "{0} holds {1} bytes, and an assembly can hold less than {2} (its code, metadata and resources share one section of under 2 GiB); load the weights at run time ({3}.ForInference(path)), or build in a smaller file: an instance's Save(path, WeightType.Int8) writes its matrices in 8 bits, about 27% of their fp32 bytes");
+
         public static readonly DiagnosticDescriptor ConfigNotFound = Error("TG0040",
             "The config file is not part of the build",
             "Config = \"{0}\" names no file of this project; add <TransformerConfig Include=\"{0}\" /> (config files found: {1})");

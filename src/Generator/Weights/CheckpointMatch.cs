@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.Linq;
 
 namespace TransformerGen.Generator
@@ -11,6 +12,14 @@ namespace TransformerGen.Generator
     internal sealed record CheckpointMatch(string? Requested, WeightsHeader? Header, string Available)
     {
         public static readonly CheckpointMatch None = new(null, null, "");
+
+        /// <summary>
+        /// The size no built-in checkpoint reaches: an assembly keeps its code, metadata and resources in one section
+        /// whose addresses are 32-bit signed numbers, and that section starts 8 KB (0x2000) into the image, so a resource of
+        /// 2 GiB − 8 KB or more never fits (the C# compiler then fails with CS1566, or crashes a little below that size:
+        /// measured with the .NET 10.0.401 SDK, a resource of 2³¹ − 16,384 bytes built and one of 2³¹ − 4,096 bytes did not).
+        /// </summary>
+        internal const long BuiltInLimitBytes = int.MaxValue + 1L - 0x2000;
 
         /// <summary>The suffix of an 8-bit matrix's scales tensor (SafeTensors.Int8ScaleSuffix in the runtime).</summary>
         private const string ScaleSuffix = "_scale";
@@ -40,6 +49,9 @@ namespace TransformerGen.Generator
                 yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsUnreadable, where, Header.FileName, Header.Error);
                 yield break;
             }
+            if (Header.FileBytes >= BuiltInLimitBytes)
+                yield return DiagnosticInfo.Create(DiagnosticDescriptors.WeightsTooLarge, where, Header.FileName, Header.FileBytes.ToString("N0", CultureInfo.InvariantCulture),
+                    BuiltInLimitBytes.ToString("N0", CultureInfo.InvariantCulture), spec.Type.Name);
             string model = spec.Type.Name;
             FamilyFileNames? family = spec.Family is { } f ? new FamilyFileNames(f.Kind, spec.TiedEmbeddings.Value) : null;
             var inFile = new Dictionary<string, WeightsTensor>(StringComparer.Ordinal);

@@ -18,6 +18,12 @@ namespace TransformerGen.Generator
     {
         public const string Suffix = ".header.json";
 
+        /// <summary>
+        /// The checkpoint's size in bytes: the 8-byte header length, the header (the extracted file's bytes: the task copies
+        /// them unchanged) and the data, which ends where the last tensor's <c>data_offsets</c> end; 0 when unknown.
+        /// </summary>
+        public long FileBytes { get; init; }
+
         /// <summary>Reads an extracted header; <paramref name="path"/> ends with <see cref="Suffix"/>.</summary>
         public static WeightsHeader Read(string path, string? text)
         {
@@ -30,6 +36,7 @@ namespace TransformerGen.Generator
                     return new WeightsHeader(fileName, EquatableArray<WeightsTensor>.Empty, "the header is not a JSON object");
                 var tensors = new List<WeightsTensor>();
                 var names = new HashSet<string>(StringComparer.Ordinal);
+                double dataEnd = 0;
                 foreach (KeyValuePair<string, object?> member in members)
                 {
                     if (member.Key == "__metadata__") continue;
@@ -41,8 +48,13 @@ namespace TransformerGen.Generator
                     if (dtype is null || shape is null || shape.Any(d => d is not double value || value < 0 || value != Math.Floor(value)))
                         return new WeightsHeader(fileName, EquatableArray<WeightsTensor>.Empty, $"tensor '{member.Key}' lacks a dtype or a shape of whole numbers");
                     tensors.Add(new WeightsTensor(member.Key, dtype, new EquatableArray<long>(shape.Select(d => (long)(double)d!))));
+                    if (fields.FirstOrDefault(f => f.Key == "data_offsets").Value is List<object?> { Count: 2 } offsets && offsets[1] is double end && end > dataEnd)
+                        dataEnd = end;
                 }
-                return new WeightsHeader(fileName, new EquatableArray<WeightsTensor>(tensors), null);
+                return new WeightsHeader(fileName, new EquatableArray<WeightsTensor>(tensors), null)
+                {
+                    FileBytes = 8 + System.Text.Encoding.UTF8.GetByteCount(text) + (long)dataEnd,
+                };
             }
             catch (FormatException e)
             {
