@@ -16,8 +16,10 @@ public sealed class EncoderBatcherOptions
     public int? MaxTokens { get; init; }
 
     /// <summary>
-    /// How long a free instance waits for more sequences after the first before it runs a batch that is not full. Zero runs
-    /// whatever is queued at once; under load the queue fills batches by itself while every instance is busy. Default 1 ms.
+    /// How long a free instance waits for more sequences after the first before it runs a batch that is not full, when the
+    /// batch before held more than one sequence (after a batch of one, what is queued runs at once: a lone caller would wait
+    /// for nobody). Zero runs whatever is queued at once; under load the queue fills batches by itself while every instance
+    /// is busy. Default 1 ms.
     /// </summary>
     public TimeSpan MaxWait { get; init; } = TimeSpan.FromMilliseconds(1);
 

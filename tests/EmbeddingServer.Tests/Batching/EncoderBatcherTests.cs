@@ -99,6 +99,38 @@ public sealed class EncoderBatcherTests
     }
 
     [Fact]
+    public async Task A_lone_caller_is_not_held_back_and_the_wait_returns_once_sequences_queue_up_together()
+    {
+        TimeSpan wait = TimeSpan.FromSeconds(1);
+        (EncoderBatcher batcher, ProbeEncoder[] probes, _) = Start(workers: 1, new EncoderBatcherOptions { MaxWait = wait });
+        await using (batcher)
+        {
+            ProbeEncoder probe = probes[0];
+            // The first batch waits (nothing is known yet) and holds one sequence; after it, one caller asking again and
+            // again is answered at once each time instead of after the wait.
+            await batcher.PredictAsync(Ids(3, 0)).WaitAsync(Patience);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            for (int i = 1; i <= 5; i++) Assert.Equal(ProbeEncoder.Expected(Ids(3, i)), await batcher.PredictAsync(Ids(3, i)).WaitAsync(Patience));
+            Assert.True(clock.Elapsed < 2.5 * wait, $"five lone sequences took {clock.Elapsed.TotalMilliseconds:F0} ms, as if each had waited {wait.TotalMilliseconds:F0} ms");
+
+            // Two sequences queue up behind a busy instance and run together: the next batch waits again, so a sequence
+            // arriving 50 ms after the first joins it.
+            while (probe.Started.Wait(0)) { } // the six batches' starts, counted already
+            probe.Hold();
+            Task<float[]> busy = batcher.PredictAsync(Ids(1, 9));
+            Assert.True(await probe.Started.WaitAsync(Patience));
+            Task<float[]> a = batcher.PredictAsync(Ids(4, 1)), b = batcher.PredictAsync(Ids(5, 2));
+            probe.Release();
+            await Task.WhenAll(busy, a, b).WaitAsync(Patience);
+            Task<float[]> c = batcher.PredictAsync(Ids(6, 3));
+            await Task.Delay(50);
+            Task<float[]> d = batcher.PredictAsync(Ids(7, 4));
+            await Task.WhenAll(c, d).WaitAsync(Patience);
+            Assert.Equal([[3], [3], [3], [3], [3], [3], [1], [4, 5], [6, 7]], probe.Calls.ToArray());
+        }
+    }
+
+    [Fact]
     public async Task A_sequence_that_does_not_fit_is_not_overtaken_by_a_shorter_one()
     {
         (EncoderBatcher batcher, ProbeEncoder[] probes, _) =
