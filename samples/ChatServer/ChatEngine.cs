@@ -42,12 +42,13 @@ public sealed class ChatEngine : IAsyncDisposable
 
         if (o.Threads is int threads) Parallelism.ThreadCount = threads;
         ModelName = o.ModelName ?? spec.Repository;
+        WeightType = o.Weights ?? spec.DefaultWeights;
         MaxTokens = o.MaxTokens;
         LanguageModel model;
         try
         {
             _tokenizer = PretrainedTokenizer.FromFolder(folder);
-            ModelWeights weights = served.LoadWeights(folder, o.Weights);
+            ModelWeights weights = served.LoadWeights(folder, WeightType);
             WeightsBytes = weights.Bytes;
             model = served.CreateInstance(weights);
             Layout = model.Layout;
@@ -83,12 +84,15 @@ public sealed class ChatEngine : IAsyncDisposable
 
         log.LogInformation(
             "Serving {Repository} from {Folder} as '{Name}' ({Weights}, {Bytes:N0} bytes of weights, {Threads} kernel threads): {Sequences} conversations at once, steps of up to {StepTokens} tokens, SeqLen {SeqLen}; chat template {Template}, stop ids {Stops}; replies of up to {MaxTokens} tokens unless asked",
-            spec.Repository, folder, ModelName, o.Weights, WeightsBytes, Parallelism.ThreadCount, _batcher.MaxSequences, _batcher.MaxTokensPerStep, Layout.SeqLen,
+            spec.Repository, folder, ModelName, WeightType, WeightsBytes, Parallelism.ThreadCount, _batcher.MaxSequences, _batcher.MaxTokensPerStep, Layout.SeqLen,
             _chat.Template.Style, string.Join(", ", _chat.StopTokens), MaxTokens);
     }
 
     /// <summary>Bytes of the weights.</summary>
     public long WeightsBytes { get; }
+
+    /// <summary>How the weight matrices are held: <c>--weights</c>, or the model's default (8 bits for Llama-3.2-3B-Instruct, fp32 for the others).</summary>
+    public WeightType WeightType { get; }
 
     /// <summary>The name responses give.</summary>
     public string ModelName { get; }

@@ -23,9 +23,9 @@ public abstract class ModelServerOptions
     [ConfigurationKeyName("threads")]
     public int? Threads { get; set; }
 
-    /// <summary>How the weight matrices are held: Float32, BFloat16 or Int8.</summary>
+    /// <summary>How the weight matrices are held: Float32, BFloat16 or Int8; the served model's default when not set (Float32 but for models too large for it to be the sensible choice).</summary>
     [ConfigurationKeyName("weights")]
-    public WeightType Weights { get; set; } = WeightType.Float32;
+    public WeightType? Weights { get; set; }
 
     /// <summary>Checks the settings above; throws <see cref="StartupException"/> naming the first wrong one.</summary>
     /// <param name="repository">The Hub repository the server was compiled for, named when no folder is given.</param>
@@ -34,6 +34,6 @@ public abstract class ModelServerOptions
         if (string.IsNullOrWhiteSpace(Model))
             throw new StartupException($"No model folder given: start the server with --model <folder> (the files of {repository}).");
         if (Threads is < 1 or > Parallelism.MaxThreadCount) throw new StartupException($"--threads {Threads}: between 1 and {Parallelism.MaxThreadCount}.");
-        if (!Enum.IsDefined(Weights)) throw new StartupException($"--weights {Weights}: Float32, BFloat16 or Int8.");
+        if (Weights is { } weights && !Enum.IsDefined(weights)) throw new StartupException($"--weights {weights}: Float32, BFloat16 or Int8.");
     }
 }

@@ -1,6 +1,9 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
+using System.Threading.Tasks;
+using TransformerGen;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using TransformerGen.ChatServer;
@@ -38,19 +41,42 @@ public sealed class ChatServerStartupTests(TinyChatServerFolder folder) : IClass
         Assert.Equal($"The model folder '{gemma.Path}' lacks model.safetensors, tokenizer.model, tokenizer_config.json (download them from https://huggingface.co/google/gemma-3-270m-it).",
                      Start(gemma.Path).Message);
 
-        // Llama-3.2-1B-Instruct's config picks it among the two llama models by its sizes.
+        // Llama-3.2-1B-Instruct's and 3B-Instruct's configs pick them among the three llama models by their sizes.
         using var llama = new TempFolder();
         llama.Write("config.json", ChatSample.ChatModelSpec.Llama3_2_1BInstruct.CompiledConfig);
         Assert.Equal($"The model folder '{llama.Path}' lacks model.safetensors, tokenizer.json, tokenizer_config.json (download them from https://huggingface.co/meta-llama/Llama-3.2-1B-Instruct).",
                      Start(llama.Path).Message);
+        using var llama3B = new TempFolder();
+        llama3B.Write("config.json", ChatSample.ChatModelSpec.Llama3_2_3BInstruct.CompiledConfig);
+        Assert.Equal($"The model folder '{llama3B.Path}' lacks {string.Join(", ", ChatSample.ChatModelSpec.Llama3_2_3BInstruct.Files.Where(f => f != "config.json"))} (download them from https://huggingface.co/meta-llama/Llama-3.2-3B-Instruct).",
+                     Start(llama3B.Path).Message);
 
         using var other = new TempFolder();
         other.Write("config.json", """{"model_type": "qwen3"}""");
-        Assert.Contains("has model_type qwen3; this program runs llama (HuggingFaceTB/SmolLM2-135M-Instruct), gemma3_text (google/gemma-3-270m-it), llama (meta-llama/Llama-3.2-1B-Instruct).", Start(other.Path).Message);
+        Assert.Contains("has model_type qwen3; this program runs llama (HuggingFaceTB/SmolLM2-135M-Instruct), gemma3_text (google/gemma-3-270m-it), llama (meta-llama/Llama-3.2-1B-Instruct), llama (meta-llama/Llama-3.2-3B-Instruct).", Start(other.Path).Message);
 
         using var empty = new TempFolder();
-        Assert.Equal($"The model folder '{empty.Path}' lacks config.json, which says which model it holds (HuggingFaceTB/SmolLM2-135M-Instruct or google/gemma-3-270m-it or meta-llama/Llama-3.2-1B-Instruct).",
+        Assert.Equal($"The model folder '{empty.Path}' lacks config.json, which says which model it holds (HuggingFaceTB/SmolLM2-135M-Instruct or google/gemma-3-270m-it or meta-llama/Llama-3.2-1B-Instruct or meta-llama/Llama-3.2-3B-Instruct).",
                      Start(empty.Path).Message);
+    }
+
+    [Fact]
+    public async Task The_weights_are_the_models_default_unless_weights_names_a_type()
+    {
+        // Llama-3.2-3B-Instruct's default is 8 bits (its fp32 weights are 12.85 GB); the tiny model stands in for it.
+        ServedChatModel eightBitByDefault = ChatServerFactory.TinyModel with { Spec = ChatServerFactory.TinyModel.Spec with { DefaultWeights = WeightType.Int8 } };
+        Assert.Equal(WeightType.Int8, ServedChatModel.Llama32_3B.Spec.DefaultWeights);
+        async Task<WeightType> Started(ServedChatModel served, string? weights)
+        {
+            await using var engine = new ChatEngine(new ServedChatModels([served]),
+                Options.Create(ServerSettings.Bind<ServerOptions>(folder.Path, weights is null ? null : new Dictionary<string, string> { ["weights"] = weights })),
+                new ServerMetrics(), NullLogger<ChatEngine>.Instance, []);
+            return engine.WeightType;
+        }
+        Assert.Equal(WeightType.Float32, await Started(ChatServerFactory.TinyModel, null));
+        Assert.Equal(WeightType.Int8, await Started(eightBitByDefault, null));
+        Assert.Equal(WeightType.Float32, await Started(eightBitByDefault, "Float32"));
+        Assert.Equal(WeightType.BFloat16, await Started(ChatServerFactory.TinyModel, "BFloat16"));
     }
 
     [Fact]
