@@ -44,7 +44,7 @@ public class SegmentTests
         """;
 
     private static readonly (string, string)[] Files = [("/repo/models/seg/config.json", Llama)];
-    private static readonly string Source = Model("Config = \"models/seg/config.json\", SeqLen = 24, Batch = 2");
+    private static readonly string Source = Model("Config = \"models/seg/config.json\", SeqLen = 24, Batch = 2, Sequences = 2");
 
     private static ImmutableDictionary<string, string> Limit(string floats) => ImmutableDictionary<string, string>.Empty.Add(Option, floats);
 
@@ -132,6 +132,10 @@ public class SegmentTests
             foreach (int token in new[] { 44, 9, 71 })
                 Assert.Equal(a.Append([token]).ToArray(), b.Append([token]).ToArray());
             Assert.Contains(expected, v => v != 0);
+            // Two sequences in one pass, each in its own cache slot (a server's batched steps), the second already holding
+            // the tokens above: the same bits as well.
+            Assert.Equal(a.Append([5, 8, 13, 21, 34, 2, 4], [4, 3], [1, 0]).ToArray(), b.Append([5, 8, 13, 21, 34, 2, 4], [4, 3], [1, 0]).ToArray());
+            Assert.Equal(a.Append([7, 9], [1, 1], [0, 1]).ToArray(), b.Append([7, 9], [1, 1], [0, 1]).ToArray());
 
             // GGUF reads tensor by tensor, each packed matrix unpacked into a copy: the split model writes the whole one's
             // bytes, which are those of the whole model unpacked first (the rounded weights), and neither instance changes.
