@@ -134,6 +134,45 @@ public partial class ConfigTests
         Assert.DoesNotContain("Dense layer", source);
     }
 
+    [Fact]
+    public void A_folder_without_a_Normalize_module_gives_its_pooled_vectors_as_they_are()
+    {
+        // The "dot" retrieval models (msmarco-*-dot, multi-qa-*-dot): Transformer and Pooling, no Normalize.
+        const string transformer = """{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}""";
+        const string pooling = """{"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}""";
+        const string normalizer = """{"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}""";
+        static (string, string)[] Folder(bool normalize) =>
+        [
+            ("/repo/models/bert/config.json", Bert),
+            ("/repo/models/bert/modules.json", "[" + transformer + ", " + pooling + (normalize ? ", " + normalizer : "") + "]"),
+            ("/repo/models/bert/1_Pooling/config.json", Pooling(mean: true, cls: false)),
+        ];
+        string declaration = Declared("bert", ", Head = EncoderHead.SentenceEmbedding", seqLen: 12);
+        Type dot = Compile(Folder(normalize: false), declaration, out string dotSource);
+        Type unit = Compile(Folder(normalize: true), declaration, out string unitSource);
+        Assert.Contains("UnnormalizedEmbeddings = true,", dotSource);
+        Assert.Contains("into a sentence embedding, not normalized (the folder's modules.json has no Normalize module)", dotSource);
+        Assert.DoesNotContain("L2Normalize", dotSource);
+        Assert.DoesNotContain("UnnormalizedEmbeddings", unitSource);
+        Assert.Contains("L2Normalize.Forward(", unitSource);
+
+        // The same seeded weights: each of the first model's rows, divided by its norm, is the second model's row.
+        var a = (EncoderModel)Activator.CreateInstance(dot, 5UL)!;
+        var b = (EncoderModel)Activator.CreateInstance(unit, 5UL)!;
+        Assert.True(a.Layout.UnnormalizedEmbeddings);
+        Assert.False(b.Layout.UnnormalizedEmbeddings);
+        int[] tokens = [3, 9, 14, 2, 7, 11, 5, 1, 8], lengths = [5, 4];
+        float[] raw = a.Predict(tokens, lengths).ToArray(), normalized = b.Predict(tokens, lengths).ToArray();
+        int width = raw.Length / 2;
+        for (int row = 0; row < 2; row++)
+        {
+            float[] r = raw.AsSpan(row * width, width).ToArray();
+            double norm = Math.Sqrt(r.Sum(v => (double)v * v));
+            Assert.True(Math.Abs(norm - 1) > 0.1, $"row {row}'s norm is {norm}: the test cannot tell normalized rows from raw ones");
+            for (int i = 0; i < width; i++) Assert.Equal(normalized[row * width + i], r[i] / norm, 1e-6);
+        }
+    }
+
     [Theory]
     [InlineData("activation", "embeddinggemma/2_Dense/config.json: \"activation_function\": torch.nn.modules.activation.ReLU cannot be compiled: a Dense layer's activation is compiled for Identity and Tanh")]
     [InlineData("in_features", "embeddinggemma/2_Dense/config.json: \"in_features\": 21 cannot be compiled: the module before it gives 20 features")]

@@ -280,7 +280,9 @@ namespace TransformerGen.Generator
                     EnumValues.Tagging => _spec.Family is { Kind: FamilySpec.ModernBert }
                         ? "Every token goes through the prediction head (head.dense, its activation, head.norm), then a linear head gives its class logits."
                         : "A linear head gives class logits for every token.",
-                    EnumValues.SentenceEmbedding => $"The sequence is pooled ({pooling}){DenseText()} and L2-normalized into a sentence embedding.",
+                    EnumValues.SentenceEmbedding => _spec.Family is { UnnormalizedEmbeddings: true }
+                        ? $"The sequence is pooled ({pooling}){DenseText()} into a sentence embedding, not normalized (the folder's modules.json has no Normalize module)."
+                        : $"The sequence is pooled ({pooling}){DenseText()} and L2-normalized into a sentence embedding.",
                     _ => $"The sequence is pooled ({pooling}){dense} and a linear head gives {outputs}.",
                 };
             }
@@ -391,6 +393,7 @@ namespace TransformerGen.Generator
             if (!_graph.Ops.OfType<CrossEntropyOp>().Any()) w.Line("    SeededOutput = true,");
             if (_spec.IsEncoderOnly && _spec.Head.Value != EnumValues.Tagging)
                 w.Line($"    Pooling = global::TransformerGen.Pooling.{(_spec.Pooling.Value == EnumValues.MeanPooling ? "Mean" : "FirstToken")},");
+            if (_spec.Head.Value == EnumValues.SentenceEmbedding && _spec.Family is { UnnormalizedEmbeddings: true }) w.Line("    UnnormalizedEmbeddings = true,");
             if (_graph.HiddenState is { } hidden && !_inferenceOnly) w.Line($"    HiddenStateOffset = {Lit(_plan.OffsetOf(hidden))}, HiddenStateLength = {Lit(hidden.Elements)},");
             if (_graph.EncoderState is { } encoded && !_inferenceOnly) w.Line($"    EncoderStateOffset = {Lit(_plan.OffsetOf(encoded))}, EncoderStateLength = {Lit(encoded.Elements)},");
             if (_graph.Ops.OfType<TokenTypeOp>().SingleOrDefault() is { } types) w.Line($"    TokenTypes = {Lit(types.Table.Shape[0])},");

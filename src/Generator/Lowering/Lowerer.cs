@@ -264,7 +264,8 @@ namespace TransformerGen.Generator
             if (_spec.Head.Value == EnumValues.SentenceEmbedding)
             {
                 // sentence-transformers: the mean over non-padding positions (or the first token, [CLS]), the folder's
-                // Dense layers if any, then unit L2 norm; the caller's loss seeds backward.
+                // Dense layers if any, then unit L2 norm (unless the folder's modules.json lists no Normalize module: the
+                // vectors as they are, copied to the output); the caller's loss seeds backward.
                 TensorDef pooled = new("head.pooled", TensorKind.Activation, [_d.Batch, _d.DModel]);
                 _tensors.Add(pooled);
                 _ops.Add(new PoolOp(stage, _spec.Pooling.Value == EnumValues.MeanPooling, x, pooled, _d.Batch, _d.SeqLen));
@@ -273,8 +274,13 @@ namespace TransformerGen.Generator
                     foreach (DenseLayer dense in family.Dense) projected = DenseModule(stage, dense, projected);
                 long width = projected.Shape[1];
                 TensorDef embeddings = new("head.embeddings", TensorKind.Activation, [_d.Batch, width]) { SeededGradient = true };
-                TensorDef norms = new("head.embedding_norms", TensorKind.Activation, [_d.Batch]);
                 _tensors.Add(embeddings);
+                if (_spec.Family is { UnnormalizedEmbeddings: true })
+                {
+                    _ops.Add(new ScaleOp(stage, "the sentence embeddings, not normalized (the folder has no Normalize module)", projected, embeddings, 1f));
+                    return;
+                }
+                TensorDef norms = new("head.embedding_norms", TensorKind.Activation, [_d.Batch]);
                 _tensors.Add(norms);
                 _ops.Add(new L2NormalizeOp(stage, projected, embeddings, norms));
                 return;

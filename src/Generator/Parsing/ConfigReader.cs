@@ -91,7 +91,9 @@ namespace TransformerGen.Generator
             return spec with
             {
                 Pooling = modules.Pooling is int mode ? new Argument<int>(mode, spec.Pooling.Location) : spec.Pooling,
-                Family = family with { Dense = new EquatableArray<DenseLayer>(modules.Dense) },
+                // sentence-transformers normalizes only where modules.json lists a Normalize module: the "dot" retrieval models
+                // (msmarco-*-dot, multi-qa-*-dot) score by the dot product of their vectors as they are.
+                Family = family with { Dense = new EquatableArray<DenseLayer>(modules.Dense), UnnormalizedEmbeddings = !modules.Normalizes },
             };
         }
 

@@ -66,6 +66,7 @@ namespace TransformerGen.Generator
         float LocalRopeTheta = 0f,
         float ScoreScale = 0f,
         EquatableArray<DenseLayer> Dense = default,
+        bool UnnormalizedEmbeddings = false,
         bool Bidirectional = false,
         bool NormBias = true,
         bool BareFirstAttention = false,

@@ -36,7 +36,7 @@ namespace TransformerGen.Generator
         /// <summary>Whether modules.json was found (the other properties are only meaningful then).</summary>
         public bool Found { get; private set; }
 
-        /// <summary>Whether the pipeline ends with a <c>Normalize</c> module (the compiled head always normalizes).</summary>
+        /// <summary>Whether the pipeline ends with a <c>Normalize</c> module (the compiled head then L2-normalizes; without one it gives the vectors as they are).</summary>
         public bool Normalizes { get; private set; }
 
         private readonly string _folder;

@@ -160,6 +160,8 @@ internal sealed record OnnxArchitecture
     public int AttentionWindow { get; init; }
     public EncoderHead Head { get; init; }
     public Pooling Pooling { get; init; }
+    /// <summary>A sentence embedder whose embeddings are not L2-normalized (<see cref="ModelLayout.UnnormalizedEmbeddings"/>).</summary>
+    public bool UnnormalizedEmbeddings { get; init; }
     /// <summary>A sentence embedder's sentence-transformers Dense layers between the pooling and the normalization.</summary>
     public IReadOnlyList<OnnxDense> Dense { get; init; } = [];
     public required ParameterTensor TokenEmbedding { get; init; }
@@ -289,6 +291,7 @@ internal sealed record OnnxArchitecture
             AttentionWindow = d.AttentionWindow,
             Head = d.Head,
             Pooling = layout.Pooling,
+            UnnormalizedEmbeddings = layout.UnnormalizedEmbeddings,
             TokenEmbedding = embedding,
             PositionEmbedding = learned ? table.Take(seq2seq ? "source_pos_embedding.weight" : "pos_embedding.weight") : null,
             Layers = layers,
@@ -514,6 +517,7 @@ internal sealed record OnnxArchitecture
             FeedForward = Ungated(config, distil ? "activation" : "hidden_act", "gelu"),
             Head = d.Head,
             Pooling = layout.Pooling,
+            UnnormalizedEmbeddings = layout.UnnormalizedEmbeddings,
             TokenEmbedding = embedding,
             PositionEmbedding = table.Take("embeddings.position_embeddings.weight"),
             PositionOffset = roberta ? layout.PadToken + 1 : 0,
@@ -620,6 +624,7 @@ internal sealed record OnnxArchitecture
             LanguageModelHead = bidirectional ? null : table.TakeOptional("lm_head.weight"),
             Head = bidirectional ? EncoderHead.SentenceEmbedding : default,
             Pooling = layout.Pooling,
+            UnnormalizedEmbeddings = layout.UnnormalizedEmbeddings,
             Dense = bidirectional ? DenseLayers(layout, table, configPath) : [],
         };
     }
@@ -719,6 +724,7 @@ internal sealed record OnnxArchitecture
             FinalNormBias = Bias("final_norm.bias", normBias, "norm_bias"),
             Head = EncoderHead.SentenceEmbedding,
             Pooling = layout.Pooling,
+            UnnormalizedEmbeddings = layout.UnnormalizedEmbeddings,
             Dense = DenseLayers(layout, table, configPath),
         };
 

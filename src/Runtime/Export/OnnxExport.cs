@@ -161,7 +161,7 @@ public sealed record OnnxExportReport(IReadOnlyList<OnnxValueInfo> Inputs, IRead
 /// from the one after the padding id's, which is transformers' numbering when padding follows the tokens). A decoder
 /// outputs <c>logits</c> <c>[batch, sequence, vocab]</c> (no key/value cache: every position is computed); an encoder outputs
 /// <c>last_hidden_state</c> and, by its head, <c>sentence_embedding</c> <c>[batch, EmbeddingWidth]</c> (mean over unmasked positions, or the first token, then any sentence-transformers Dense layers,
-/// L2-normalized), or class <c>logits</c> <c>[batch, classes]</c> (first token or mean) or <c>[batch, sequence, classes]</c>
+/// L2-normalized unless the layout says <c>UnnormalizedEmbeddings</c>), or class <c>logits</c> <c>[batch, classes]</c> (first token or mean) or <c>[batch, sequence, classes]</c>
 /// (tagging).</para>
 /// <para>An encoder–decoder takes the source as <c>input_ids</c> and <c>attention_mask</c> <c>[batch, encoder_sequence]</c>
 /// and the decoder's input as <c>decoder_input_ids</c> <c>[batch, decoder_sequence]</c> (the target shifted right behind

@@ -112,8 +112,14 @@ internal sealed class OnnxGraphWriter
                     if (dense.Tanh) pooled = _g.Node("Tanh", [pooled], dense.Module + "_output");
                     width = dense.Weight.Shape[0];
                 }
-                string norm = _g.Node("ReduceL2", [pooled], "embedding_norm", n => { B.Ints(n, "axes", 1); B.Int(n, "keepdims", 1); });
-                string embedding = _g.Node("Div", [pooled, _g.Node("Max", [norm, _g.Scalar(1e-12f)], "embedding_norm_clamped")], "sentence_embedding");
+                string embedding;
+                if (_a.UnnormalizedEmbeddings)
+                    embedding = _g.Node("Identity", [pooled], "sentence_embedding");
+                else
+                {
+                    string norm = _g.Node("ReduceL2", [pooled], "embedding_norm", n => { B.Ints(n, "axes", 1); B.Int(n, "keepdims", 1); });
+                    embedding = _g.Node("Div", [pooled, _g.Node("Max", [norm, _g.Scalar(1e-12f)], "embedding_norm_clamped")], "sentence_embedding");
+                }
                 Output(embedding, "sentence_embedding", Batch, width);
             }
             else

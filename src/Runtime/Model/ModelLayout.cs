@@ -194,6 +194,12 @@ public sealed class ModelLayout
     /// unless the declaration says <c>Pooling = Pooling.FirstToken</c>. Decoders and tagging heads do not pool.
     /// </summary>
     public Pooling Pooling { get; init; }
+    /// <summary>
+    /// True for a sentence embedder compiled from a sentence-transformers folder whose modules.json lists no
+    /// <c>Normalize</c> module (the "dot" retrieval models, scored by the dot product): its embeddings are the pooled (and
+    /// Dense) vectors as they are. False otherwise: a sentence embedder's embeddings have unit L2 norm.
+    /// </summary>
+    public bool UnnormalizedEmbeddings { get; init; }
     /// <summary>The tiled attentions (<c>AttentionKernel.Tiled</c>), whose maps <see cref="TransformerModel.AttentionMap"/> recomputes on request.</summary>
     public TiledAttentionMap[] TiledAttentionMaps { get; init; } = [];
     /// <summary>
