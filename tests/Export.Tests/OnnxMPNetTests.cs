@@ -219,6 +219,80 @@ public sealed partial class OnnxExportTests
         Assert.Contains(graph.Graph.Initializer, i => i.Name.StartsWith("2_Dense", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// A sentence embedder whose folder has no Normalize module (the dot-product retrieval models): ONNX Runtime's embeddings
+    /// equal ours within 1e-5 and are not normalized either, the graph ending at the pooled vector.
+    /// </summary>
+    [Fact]
+    public void EmbeddingsWithoutANormalizeModuleStayUnnormalizedInTheGraph()
+    {
+        var model = new OnnxBertDot(1);
+        Weights.Randomize(model, seed: 17);
+        model.Training = false;
+        ModelLayout layout = model.Layout;
+        Assert.True(layout.UnnormalizedEmbeddings);
+        Assert.Equal(Pooling.FirstToken, layout.Pooling);
+        string path = Export(model, GgufLlamaCppTests.Config("bert-dot"));
+        using var runner = new OnnxRuntimeRunner(path);
+        int s = layout.SeqLen, width = OnnxBertDot.EmbeddingWidth;
+        int[] tokens = Tokens(layout, seed: 23).Select(t => t == layout.PadToken ? 1 : t).ToArray();
+        for (int t = 5; t < s; t++) tokens[s + t] = layout.PadToken;
+        float[] ours = model.Predict(tokens).ToArray();
+        Dictionary<string, float[]> theirs = runner.Run(layout.Batch, layout.SeqLen, Inputs(runner, layout, tokens));
+        double embeddings = Relative(ours, theirs["sentence_embedding"], width);
+        output.WriteLine($"{layout.Name}: sentence embeddings relative {embeddings:G3}");
+        Assert.True(embeddings < Tolerance, $"sentence embeddings: relative {embeddings}");
+        for (int row = 0; row < layout.Batch; row++)
+        {
+            double norm = Math.Sqrt(ours.AsSpan(row * width, width).ToArray().Sum(v => (double)v * v));
+            Assert.True(Math.Abs(norm - 1) > 0.1, $"row {row} has norm {norm}");
+        }
+        ModelProto graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        Assert.DoesNotContain(graph.Graph.Node, n => n.OpType == "ReduceL2");
+    }
+
+    /// <summary>
+    /// Loading from a sentence-transformers folder checks its modules.json against the compiled normalization: a dot-product
+    /// model refuses a folder with a Normalize module, a normalizing one a folder without; each loads its own kind.
+    /// </summary>
+    [Fact]
+    public void AFolderWhoseModulesDisagreeOnTheNormalizationIsRefused()
+    {
+        string folder = Directory.CreateTempSubdirectory("tg-normalize-").FullName;
+        try
+        {
+            var dot = new OnnxBertDot(1);
+            Weights.Randomize(dot, seed: 29);
+            dot.Save(Path.Combine(folder, "model.safetensors"));
+            File.Copy(GgufLlamaCppTests.Config("bert-dot"), Path.Combine(folder, "config.json"));
+            Directory.CreateDirectory(Path.Combine(folder, "1_Pooling"));
+            File.Copy(Path.Combine(Path.GetDirectoryName(GgufLlamaCppTests.Config("bert-dot"))!, "1_Pooling", "config.json"), Path.Combine(folder, "1_Pooling", "config.json"));
+            const string transformer = """{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}""";
+            const string pooling = """{"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}""";
+            const string normalize = """{"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}""";
+
+            File.WriteAllText(Path.Combine(folder, "modules.json"), $"[{transformer}, {pooling}]");
+            OnnxBertDot loaded = OnnxBertDot.ForInference(folder);
+            int[] tokens = Tokens(loaded.Layout, seed: 31);
+            Assert.True(Relative(dot.Predict(tokens).ToArray(), loaded.Predict(tokens).ToArray(), OnnxBertDot.EmbeddingWidth) < Tolerance); // packed kernels: not the same bits
+
+            File.WriteAllText(Path.Combine(folder, "modules.json"), $"[{transformer}, {pooling}, {normalize}]");
+            InvalidDataException e = Assert.Throws<InvalidDataException>(() => OnnxBertDot.ForInference(folder));
+            Assert.Equal($"'{folder}': modules.json has a Normalize module, but OnnxBertDot was compiled without one, so its embeddings would not be the unit vectors the folder's are; " +
+                "compile the model from this folder's config.json with its modules.json beside it (the build reads it)", e.Message);
+
+            // A normalizing model (Normalize in the modules it was compiled with) and a folder without one.
+            const string dense = """{"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}""";
+            File.WriteAllText(Path.Combine(folder, "modules.json"), $"[{transformer}, {pooling}, {dense}]");
+            e = Assert.Throws<InvalidDataException>(() => OnnxBertDense.ForInference(folder));
+            Assert.StartsWith($"'{folder}': modules.json lists no Normalize module (its embeddings are the pooled vectors as they are, for dot-product scores), but OnnxBertDense was compiled to normalize them", e.Message);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     private static OnnxMPNet MPNet()
     {
         var model = new OnnxMPNet(1);

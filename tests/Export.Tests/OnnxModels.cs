@@ -185,6 +185,11 @@ public partial class OnnxEmbeddingGemma { }
 [TransformerModel(Config = "HuggingFace/Configs/bert-dense/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
 public partial class OnnxBertDense { }
 
+// A dot-product retrieval embedder (multi-qa-MiniLM-L6-dot-v1's form, Configs/bert-dot): BERT and [CLS] pooling, no
+// Normalize module, so its embeddings are the pooled vectors as they are.
+[TransformerModel(Config = "Configs/bert-dot/config.json", SeqLen = 12, Batch = 3, Head = EncoderHead.SentenceEmbedding)]
+public partial class OnnxBertDot { }
+
 // ModernBERT (Configs/modernbert: 3 heads of 12 over 36, inner size 50, four layers of which 0 and 3 are global and 1 and 2
 // local with |i − j| ≤ 3, padding id 52, LayerNorms without a shift, no biases; mean pooling and Normalize from its
 // sentence-transformers modules). Configs/modernbert-bias: the same with norm_bias, attention_bias and mlp_bias, its bases

@@ -16,6 +16,7 @@ internal static class SentenceTransformersFolder
     public const string ModulesFileName = "modules.json";
 
     private const string DenseType = "sentence_transformers.models.Dense";
+    private const string NormalizeType = "sentence_transformers.models.Normalize";
 
     /// <summary>
     /// The module folder a parameter belongs to (<c>2_Dense</c> for <c>2_Dense.linear.weight</c>), or null for a parameter
@@ -62,23 +63,36 @@ internal static class SentenceTransformersFolder
     public static List<string> DenseModules(string folder)
     {
         var dense = new List<string>();
+        foreach ((string type, string? path) in Modules(folder) ?? [])
+            if (type == DenseType && path is not null) dense.Add(path);
+        return dense;
+    }
+
+    /// <summary>
+    /// Whether <c>modules.json</c> in <paramref name="folder"/> lists a <c>Normalize</c> module (sentence-transformers then
+    /// gives unit vectors; without one, the pooled vectors as they are); null when the folder has no such file.
+    /// </summary>
+    /// <exception cref="InvalidDataException">modules.json is not a list of modules.</exception>
+    public static bool? Normalizes(string folder) => Modules(folder)?.Exists(m => m.Type == NormalizeType);
+
+    /// <summary>The modules <c>modules.json</c> in <paramref name="folder"/> lists (type and path), or null without the file.</summary>
+    private static List<(string Type, string? Path)>? Modules(string folder)
+    {
         string path = Path.Combine(folder, ModulesFileName);
-        if (!File.Exists(path)) return dense;
+        if (!File.Exists(path)) return null;
+        var modules = new List<(string, string?)>();
         try
         {
             using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path));
             if (document.RootElement.ValueKind != JsonValueKind.Array) throw new InvalidDataException($"'{path}' is not a list of modules");
             foreach (JsonElement module in document.RootElement.EnumerateArray())
-            {
-                if (module.ValueKind == JsonValueKind.Object && module.TryGetProperty("type", out JsonElement type) && type.ValueKind == JsonValueKind.String
-                    && type.GetString() == DenseType && module.TryGetProperty("path", out JsonElement at) && at.ValueKind == JsonValueKind.String)
-                    dense.Add(at.GetString()!);
-            }
+                if (module.ValueKind == JsonValueKind.Object && module.TryGetProperty("type", out JsonElement type) && type.ValueKind == JsonValueKind.String)
+                    modules.Add((type.GetString()!, module.TryGetProperty("path", out JsonElement at) && at.ValueKind == JsonValueKind.String ? at.GetString() : null));
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"'{path}' is not valid JSON: {e.Message}", e);
         }
-        return dense;
+        return modules;
     }
 }

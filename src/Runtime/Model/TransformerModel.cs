@@ -604,6 +604,22 @@ public abstract partial class TransformerModel : ITrainableParameters
     }
 
     /// <summary>
+    /// A sentence embedder loaded from a sentence-transformers folder: the folder's modules.json must agree with the model
+    /// on the L2 normalization (a Normalize module, or none for the dot-product models), or its embeddings would not be the
+    /// folder's. The weights are the same either way, so nothing else could tell.
+    /// </summary>
+    /// <exception cref="System.IO.InvalidDataException">They disagree; the message says how to compile the model from the folder.</exception>
+    private void CheckNormalization(string path)
+    {
+        if (_layout.Architecture != Architecture.EncoderOnly || _layout.TargetVocab != 0 || !System.IO.Directory.Exists(path)) return;
+        if (SentenceTransformersFolder.Normalizes(path) is not bool normalizes || normalizes != _layout.UnnormalizedEmbeddings) return;
+        string fix = "compile the model from this folder's config.json with its modules.json beside it (the build reads it)";
+        throw new System.IO.InvalidDataException(normalizes
+            ? $"'{path}': {SentenceTransformersFolder.ModulesFileName} has a Normalize module, but {_layout.Name} was compiled without one, so its embeddings would not be the unit vectors the folder's are; {fix}"
+            : $"'{path}': {SentenceTransformersFolder.ModulesFileName} lists no Normalize module (its embeddings are the pooled vectors as they are, for dot-product scores), but {_layout.Name} was compiled to normalize them; {fix}");
+    }
+
+    /// <summary>
     /// Reads parameters from a safetensors file; every name and shape must match this model. A model compiled from a
     /// Hugging Face config reads its family's files: <paramref name="path"/> may then also be a sharded checkpoint's
     /// <c>model.safetensors.index.json</c> or the model's folder, names may carry the family's prefix, and the buffers
@@ -613,6 +629,7 @@ public abstract partial class TransformerModel : ITrainableParameters
     public void Load(string path)
     {
         using CallScope scope = Enter("Load");
+        CheckNormalization(path);
         LoadParameters(written =>
         {
             if (_layout.Family != CheckpointFamily.Native) HuggingFaceCheckpoint.LoadInto(path, _layout.Tensors, ParameterSpans, _layout.Family, written);
