@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using TransformerGen.Threading;
 using Xunit;
 
@@ -57,6 +58,47 @@ public sealed class ThreadingTests
             AssertBitIdentical(single.Losses, multi.Losses, $"{threads} threads: loss of step");
             AssertBitIdentical(single.Parameters, multi.Parameters, $"{threads} threads: parameter");
             AssertBitIdentical(single.Logits, multi.Logits, $"{threads} threads: decoded logit");
+        }
+    }
+
+    [Theory]
+    [InlineData(WeightType.Int8)]
+    [InlineData(WeightType.BFloat16)]
+    public void Reduced_weights_allocate_nothing_in_prompts_decoding_and_encoding_on_one_and_two_threads(WeightType type)
+    {
+        int saved = Parallelism.ThreadCount;
+        Contention.Enabled = false;
+        try
+        {
+            // A prompt of 24 tokens (8-bit products of 16 rows or more run in integers: their activations are rounded into
+            // a workspace), single-token steps, and an encoder's sentences laid end to end.
+            Splittable decoder = Splittable.ForInference(11, type);
+            ExactBert encoder = ExactBert.ForInference(5, type);
+            int[] prompt = Enumerable.Range(0, 24).Select(i => (i * 37 + 5) % 256).ToArray();
+            int[] lengths = [5, 17, 9];
+            int[] sentences = Enumerable.Range(0, lengths.Sum()).Select(i => 1 + i * 7 % 42).ToArray();
+            void Run()
+            {
+                decoder.ResetCache();
+                decoder.Append(prompt);
+                for (int i = 0; i < 6; i++) decoder.Append(prompt.AsSpan(i, 1));
+                encoder.Predict(sentences, lengths);
+            }
+            foreach (int threads in new[] { 1, 2 })
+            {
+                Parallelism.ThreadCount = threads;
+                Run(); // JIT, lazy statics and the worker thread
+                Run();
+                long before = GC.GetAllocatedBytesForCurrentThread(), beforeWorkers = WorkerPool.WorkerAllocatedBytes;
+                for (int i = 0; i < 5; i++) Run();
+                Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+                Assert.Equal(0, WorkerPool.WorkerAllocatedBytes - beforeWorkers);
+            }
+        }
+        finally
+        {
+            Parallelism.ThreadCount = saved;
+            Contention.Enabled = true;
         }
     }
 
