@@ -2,6 +2,7 @@ using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using System.Runtime.InteropServices;
 using LLama.Native;
 using TransformerGen.Model.Tests;
@@ -176,6 +177,54 @@ public sealed class GgufFileTests(ITestOutputHelper output) : IDisposable
             }
         }
         output.WriteLine($"{config} {type}: {report.Tensors.Count} tensors, {blocks} Q8_0 blocks, {report.Bytes} bytes");
+    }
+
+    /// <summary>
+    /// An 8-bit instance's Q8_0 export holds the instance's own weights: every block, dequantized, is bit for bit the value
+    /// the same instance's F32 export holds (a block of d·q with max|q| = 127 quantizes back to d and q under ggml's rule),
+    /// so llama.cpp multiplies exactly the weights ours does, not a second rounding of the fp32 ones.
+    /// </summary>
+    [Theory]
+    [InlineData("qwen2-blocks")]
+    [InlineData("llama-blocks")]
+    [InlineData("gpt2-blocks")]
+    public void AnInt8InstancesQ8ExportHoldsItsOwnWeights(string config)
+    {
+        LanguageModel trained = GgufLlamaCppTests.Build(config);
+        string checkpoint = Path.Combine(_folder, config + ".safetensors");
+        trained.Save(checkpoint);
+        var model = (LanguageModel)trained.GetType().GetMethod("ForInference", [typeof(string), typeof(WeightType)])!.Invoke(null, [checkpoint, WeightType.Int8])!;
+        string f32Path = Path.Combine(_folder, config + ".int8-f32.gguf"), q8Path = Path.Combine(_folder, config + ".int8-q8.gguf");
+        model.SaveGguf(f32Path, GgufLlamaCppTests.Config(config));
+        GgufExportReport report = model.SaveGguf(q8Path, GgufLlamaCppTests.Config(config), GgufTensorType.Q8_0);
+        GgufFile f32 = GgufFile.Read(f32Path), q8 = GgufFile.Read(q8Path);
+        int blocks = 0, differFromFp32 = 0, heldInFp32 = 0;
+        foreach (GgufTensorInfo info in report.Tensors.Where(t => t.Type == GgufTensorType.Q8_0))
+        {
+            // A matrix of fewer than 64 rows (gpt2-blocks' 61-token table) is not packed: the instance holds it in fp32,
+            // and the export rounds it into Q8_0 as it does an fp32 instance's.
+            ParameterTensor tensor = model.ParameterTensors.Single(p => p.Name == info.ModelName);
+            if (!model.Layout.PackedMatrices.Any(m => m.Segment == tensor.Segment && tensor.Offset >= m.Offset
+                    && tensor.Offset + (long)tensor.Length <= m.Offset + (long)m.Rows * m.Columns && Kernels.QuantizedMatMul.FitsInPlace(m.Rows, m.Columns)))
+            {
+                heldInFp32++;
+                continue;
+            }
+            ReadOnlySpan<float> values = MemoryMarshal.Cast<byte, float>(f32.Data(info.Name));
+            ReadOnlySpan<byte> stored = q8.Data(info.Name);
+            for (int b = 0; b < values.Length / 32; b++, blocks++)
+            {
+                ReadOnlySpan<byte> y = stored.Slice(34 * b, 34);
+                float scale = (float)BinaryPrimitives.ReadHalfLittleEndian(y);
+                for (int j = 0; j < 32; j++)
+                    Assert.True(BitConverter.SingleToUInt32Bits(values[32 * b + j]) == BitConverter.SingleToUInt32Bits(scale * (sbyte)y[2 + j]),
+                        $"{info.Name} ({info.ModelName}) block {b}, weight {j}: {scale * (sbyte)y[2 + j]} in Q8_0, {values[32 * b + j]} in the instance");
+            }
+            if (!values.SequenceEqual(Values(trained, info.ModelName))) differFromFp32++;
+        }
+        Assert.True(blocks > 100, $"{blocks} blocks");
+        Assert.True(differFromFp32 > 0, "the 8-bit instance's weights are the fp32 ones: the test would not tell a second rounding apart");
+        output.WriteLine($"{config}: {blocks} Q8_0 blocks equal to the 8-bit instance's weights; {heldInFp32} tensors held in fp32");
     }
 
     [Fact]
