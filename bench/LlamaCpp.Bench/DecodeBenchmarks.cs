@@ -11,10 +11,12 @@ namespace TransformerGen.LlamaCpp.Bench;
 /// Decoding one token with a key/value cache after a 64-token prompt: ours (<c>Append</c> of one token, with fp32, bf16
 /// and 8-bit weight matrices: <see cref="WeightType"/>) against llama.cpp 0.30.0's build in LLamaSharp (<c>llama_decode</c> of one token) on the GGUF export of the same
 /// weights, F32 and Q8_0, the same thread count. llama.cpp keeps an F32 key/value cache without flash attention (as ours:
-/// only the weights' precision differs between its two cases). Each iteration empties the caches and reads the prompt
+/// only the weights' precision differs between its two cases). The F32 file is our fp32 instance's export, the Q8_0 file
+/// our 8-bit instance's (the same blocks). Each iteration empties the caches and reads the prompt
 /// (untimed, in <c>IterationSetup</c>), then times 32 single-token decodes, positions 64 … 95. Before timing, the
 /// next-token logits after the prompt and after each decoded token are compared: F32 must agree within 1e-4 of the
-/// largest logit (Gemma 3: 1e-3, <see cref="F32Tolerance"/>), Q8_0's gap is printed, and so are the gaps of our bf16 and 8-bit instances to our fp32 one.
+/// largest logit (Gemma 3: 1e-3, <see cref="F32Tolerance"/>), Q8_0's gap to our 8-bit logits is printed (llama.cpp also
+/// rounds the activations to 8 bits), and so are the gaps of our bf16 and 8-bit instances to our fp32 one.
 /// </summary>
 [MemoryDiagnoser]
 [InvocationCount(NewTokens)]
@@ -112,7 +114,10 @@ public abstract class DecodeBenchmarks<TModel> where TModel : LanguageModel
     private void SetupLlamaCpp(GgufTensorType type)
     {
         Parallelism.ThreadCount = Threads;
-        CreateOurs();
+        // Q8_0 is exported from our 8-bit instance, whose blocks the file then holds unchanged (GgufFileTests): both engines
+        // multiply the same 8-bit weights, and the check below compares llama.cpp with our int8 logits. (Exported from the
+        // fp32 instance, the file's blocks were a second rounding of the fp32 weights, and the 3B case needed its 12.85 GB.)
+        CreateOurs(type == GgufTensorType.Q8_0 ? WeightType.Int8 : WeightType.Float32);
         TModel model = _model!;
         _folder = Directory.CreateTempSubdirectory("gguf-bench-").FullName;
         string path = Path.Combine(_folder, $"{model.Layout.Name}.{type}.gguf");
@@ -137,7 +142,7 @@ public abstract class DecodeBenchmarks<TModel> where TModel : LanguageModel
             DecodeOne();
             worst = Math.Max(worst, Bench.RelativeMax(ours, _context.NativeHandle.GetLogitsIth(0)));
         }
-        Console.WriteLine($"// {GetType().Name} {type}: llama.cpp's next-token logits differ from ours by {worst:E2} of the largest at most");
+        Console.WriteLine($"// {GetType().Name} {type}: llama.cpp's next-token logits differ from ours ({model.WeightType}, the same weights) by {worst:E2} of the largest at most");
         if (type == GgufTensorType.F32 && !(worst <= F32Tolerance))
             throw new InvalidOperationException($"{model.Layout.Name}: llama.cpp's F32 logits differ from ours by {worst:E2} of the largest");
         _model = null; // only llama.cpp runs in this case
@@ -242,8 +247,8 @@ public class TinyLmLlamaDecode : DecodeBenchmarks<TinyLmLlama>
 /// <summary>
 /// Llama-3.2-3B's shape, seeded initialization (N(0, 0.02²)): 12.85 GB of fp32 weights in two parameter segments. Its
 /// 8-bit instance is not compared with an fp32 one (both would not fit 23 GB), and llama.cpp's F32 case would map another
-/// 12.85 GB: run <c>OursInt8</c> and <c>LlamaCppQ8_0</c>, whose setup still measures the Q8_0 export against our fp32
-/// logits. Named so that the other decoders' filter (<c>*Decode*</c>) leaves it out.
+/// 12.85 GB: run <c>OursInt8</c> and <c>LlamaCppQ8_0</c>, whose setup exports our 8-bit instance and measures llama.cpp's
+/// logits against its. Named so that the other decoders' filter (<c>*Decode*</c>) leaves it out.
 /// </summary>
 public class Llama32_3BDecoding : DecodeBenchmarks<Llama32_3B>
 {

@@ -66,7 +66,8 @@ public abstract class PrefillBenchmarks<TModel> where TModel : LanguageModel
     private void SetupLlamaCpp(GgufTensorType type)
     {
         Parallelism.ThreadCount = Threads;
-        CreateOurs();
+        // Q8_0 from our 8-bit instance: the file holds its blocks unchanged, so both engines multiply the same weights.
+        CreateOurs(type == GgufTensorType.Q8_0 ? WeightType.Int8 : WeightType.Float32);
         TModel model = _model!;
         _folder = Directory.CreateTempSubdirectory("gguf-bench-").FullName;
         string path = Path.Combine(_folder, $"{model.Layout.Name}.{type}.gguf");
@@ -82,7 +83,7 @@ public abstract class PrefillBenchmarks<TModel> where TModel : LanguageModel
         model.ResetCache();
         LlamaCpp();
         double worst = Bench.RelativeMax(model.Append(_tokens), _context.NativeHandle.GetLogitsIth(PromptLength - 1));
-        Console.WriteLine($"// {GetType().Name} {type}, {PromptLength} tokens: llama.cpp's next-token logits differ from ours by {worst:E2} of the largest");
+        Console.WriteLine($"// {GetType().Name} {type}, {PromptLength} tokens: llama.cpp's next-token logits differ from ours ({model.WeightType}, the same weights) by {worst:E2} of the largest");
         if (type == GgufTensorType.F32 && !(worst <= 1e-4))
             throw new InvalidOperationException($"{model.Layout.Name}: llama.cpp's F32 logits differ from ours by {worst:E2} of the largest");
         _model = null;
