@@ -63,7 +63,7 @@ public sealed class EmbeddingEngine : IAsyncDisposable
 
         log.LogInformation(
             "Serving {Repository} from {Folder} as '{Name}': {Workers} workers over one copy of the weights ({Weights}, {Bytes:N0} bytes), {Threads} kernel threads; batches of up to {Sequences} sentences and {Tokens} tokens, {Wait} ms wait; SeqLen {SeqLen}, truncation {Truncation}",
-            served.Repository, folder, ModelName, o.Workers, o.Weights ?? WeightType.Float32, WeightsBytes, Parallelism.ThreadCount, _batcher.MaxSequences, _batcher.MaxTokens, o.MaxWaitMilliseconds, Layout.SeqLen, Truncate ? "on" : "off");
+            served.Repository, folder, ModelName, o.Workers, o.WeightType, WeightsBytes, Parallelism.ThreadCount, _batcher.MaxSequences, _batcher.MaxTokens, o.MaxWaitMilliseconds, Layout.SeqLen, Truncate ? "on" : "off");
     }
 
     /// <summary>
@@ -78,7 +78,7 @@ public sealed class EmbeddingEngine : IAsyncDisposable
         try
         {
             var tokenizer = PretrainedTokenizer.FromFolder(folder);
-            ModelWeights weights = served.LoadWeights(folder, o.Weights ?? WeightType.Float32);
+            ModelWeights weights = served.LoadWeights(folder, o.WeightType);
             EncoderModel[] instances = Enumerable.Range(0, o.Workers).Select(_ => served.CreateInstance(weights)).ToArray();
             ModelLayout layout = instances[0].Layout;
             check?.Invoke(layout);

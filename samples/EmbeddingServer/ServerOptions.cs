@@ -18,6 +18,9 @@ public sealed class ServerOptions : ModelServerOptions
     [ConfigurationKeyName("reranker")]
     public string? Reranker { get; set; }
 
+    /// <summary>How the weight matrices are held: <c>--weights</c>, or fp32 (every encoder this server runs fits in it).</summary>
+    public WeightType WeightType => Weights ?? WeightType.Float32;
+
     /// <summary>Model instances, each running batches on its own thread over the one copy of the weights. Default: the processor count.</summary>
     [ConfigurationKeyName("workers")]
     public int Workers { get; set; } = Environment.ProcessorCount;

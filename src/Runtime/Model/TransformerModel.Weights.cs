@@ -115,15 +115,18 @@ public abstract partial class TransformerModel
         {
             long bytes = 0;
             foreach (WeightMatrix m in _layout.PackedMatrices)
-                bytes += FormOf(m.Rows, m.Columns) switch
-                {
-                    MatrixForm.Int8 => QuantizedMatMul.ByteCount(m.Rows, m.Columns),
-                    MatrixForm.BFloat16 => BFloat16MatMul.ElementCount(m.Rows, m.Columns) * sizeof(ushort),
-                    _ => (long)m.Rows * m.Columns * sizeof(float),
-                };
+                bytes += FormBytes(m.Rows, m.Columns, FormOf(m.Rows, m.Columns));
             return bytes;
         }
     }
+
+    /// <summary>The bytes a <c>[rows, columns]</c> matrix takes in <paramref name="form"/>: from the start of its fp32 space.</summary>
+    private static long FormBytes(int rows, int columns, MatrixForm form) => form switch
+    {
+        MatrixForm.Int8 => QuantizedMatMul.ByteCount(rows, columns),
+        MatrixForm.BFloat16 => BFloat16MatMul.ElementCount(rows, columns) * sizeof(ushort),
+        _ => (long)rows * columns * sizeof(float),
+    };
 
     /// <summary>
     /// <c>y[n, outF] = x[n, inF] · Wᵀ + bias</c> for a weight <paramref name="weight"/> that is one of
@@ -364,12 +367,12 @@ public abstract partial class TransformerModel
             case MatrixForm.Panels: MatMul.PackPanels(w, m.Rows, m.Columns); break;
             case MatrixForm.BFloat16:
                 BFloat16MatMul.ConvertInPlace(w, m.Rows, m.Columns);
-                ReleasedWeightBytes += ResidentMemory.Release(w, BFloat16MatMul.ElementCount(m.Rows, m.Columns) * sizeof(ushort));
+                ReleasedWeightBytes += ResidentMemory.Release(w, FormBytes(m.Rows, m.Columns, MatrixForm.BFloat16));
                 break;
             case MatrixForm.Int8:
                 if (checkFirst && QuantizedMatMul.FirstUnquantizable(w) >= 0) return false;
                 QuantizedMatMul.QuantizeInPlace(w, m.Rows, m.Columns);
-                ReleasedWeightBytes += ResidentMemory.Release(w, QuantizedMatMul.ByteCount(m.Rows, m.Columns));
+                ReleasedWeightBytes += ResidentMemory.Release(w, FormBytes(m.Rows, m.Columns, MatrixForm.Int8));
                 break;
         }
         return true;
@@ -465,12 +468,7 @@ public abstract partial class TransformerModel
         foreach (WeightMatrix m in _layout.PackedMatrices)
             if (m.Segment == segment)
             {
-                long bytes = PackedForm(m.Rows, m.Columns) switch
-                {
-                    MatrixForm.Int8 => QuantizedMatMul.ByteCount(m.Rows, m.Columns),
-                    MatrixForm.BFloat16 => BFloat16MatMul.ElementCount(m.Rows, m.Columns) * sizeof(ushort),
-                    _ => (long)m.Rows * m.Columns * sizeof(float),
-                };
+                long bytes = FormBytes(m.Rows, m.Columns, PackedForm(m.Rows, m.Columns));
                 ranges.Add((m.Offset, (int)((bytes + sizeof(float) - 1) / sizeof(float))));
             }
         ranges.Sort();
