@@ -5,24 +5,32 @@ using System.Numerics.Tensors;
 namespace TransformerGen;
 
 /// <summary>
-/// Draws the next token from a vector of logits: greedy, or softmax sampling with temperature, top-k and
-/// top-p (nucleus) filtering. Deterministic for a given seed. Allocates nothing per call once its scratch
-/// buffers are as large as the vocabulary.
+/// Draws the next token from a vector of logits: greedy, or softmax sampling with temperature, top-k, top-p (nucleus)
+/// and min-p filtering, after the repetition, presence and frequency penalties. Deterministic for a given seed.
+/// Allocates nothing per call once its scratch buffers are as large as the vocabulary.
 /// </summary>
 /// <remarks>
-/// <para>The filters are applied in the order of Hugging Face's <c>generate()</c> logits warpers
-/// (<c>TemperatureLogitsWarper</c>, <c>TopKLogitsWarper</c>, <c>TopPLogitsWarper</c>):</para>
+/// <para>The steps follow Hugging Face's <c>generate()</c>: its logits processor first, then its warpers in their
+/// order (<c>RepetitionPenaltyLogitsProcessor</c>, <c>TemperatureLogitsWarper</c>, <c>TopKLogitsWarper</c>,
+/// <c>TopPLogitsWarper</c>, <c>MinPLogitsWarper</c>), with OpenAI's presence and frequency penalties after the
+/// repetition penalty, as vLLM applies them:</para>
 /// <list type="number">
+/// <item><see cref="RepetitionPenalty"/> r: the logit l of every distinct token of the prompt and the generated
+/// tokens becomes l·r where l &lt; 0 and l/r otherwise (Keskar et al., "CTRL", 2019, §4.1).</item>
+/// <item><see cref="FrequencyPenalty"/> f and <see cref="PresencePenalty"/> p: the logit of a token generated c &gt; 0
+/// times loses c·f + p. Only generated tokens count, not the prompt's.</item>
 /// <item>Top-k keeps every token whose logit is at least the k-th largest (so ties at the boundary are all
 /// kept, as <c>TopKLogitsWarper</c> does).</item>
 /// <item>The kept logits are divided by the temperature and turned into probabilities (softmax).</item>
 /// <item>Top-p keeps the smallest set of most probable tokens whose probabilities sum to at least p
 /// (Holtzman et al., "The Curious Case of Neural Text Degeneration", ICLR 2020, §3.1); the token that
 /// crosses p is kept, and at least one token always is.</item>
+/// <item>Min-p keeps the tokens whose probability is at least <see cref="MinP"/> times the largest one (Nguyen et
+/// al., "Turning Up the Heat: Min-p Sampling", 2024).</item>
 /// <item>A token is drawn in proportion to the remaining probabilities.</item>
 /// </list>
 /// <para><see cref="Temperature"/> = 0 or <see cref="TopK"/> = 1 is greedy decoding: the index of the largest
-/// logit, the lowest such index on ties, with no random number drawn.</para>
+/// logit after the penalties, the lowest such index on ties, with no random number drawn.</para>
 /// </remarks>
 public sealed class Sampler
 {
@@ -30,11 +38,17 @@ public sealed class Sampler
     private float _temperature = 1f;
     private int _topK;
     private float _topP = 1f;
+    private float _minP;
+    private float _repetitionPenalty = 1f;
+    private float _presencePenalty;
+    private float _frequencyPenalty;
 
     // Scratch, grown to the vocabulary size at most once per size increase.
     private float[] _weights = [];     // logits of candidates, then their unnormalized probabilities
     private int[] _candidates = [];    // token id of each weight
     private float[] _selection = [];   // a copy of the logits for the k-th-largest selection
+    private float[] _penalized = [];   // the logits after the penalties
+    private int[] _counts = [];        // per token: marks (repetition) or occurrences (frequency); all zero between calls
 
     /// <summary>Creates a sampler whose draws are fixed by <paramref name="seed"/>.</summary>
     /// <param name="seed">The seed of its <see cref="Rng"/>.</param>
@@ -84,13 +98,175 @@ public sealed class Sampler
         }
     }
 
-    /// <summary>Chooses a token index from <paramref name="logits"/> (one per vocabulary entry).</summary>
+    /// <summary>The smallest probability kept, as a fraction of the most probable token's, in [0, 1]; 0 turns the filter off. Default 0.</summary>
+    public float MinP
+    {
+        get => _minP;
+        set
+        {
+            if (!(value >= 0f && value <= 1f)) throw new ArgumentOutOfRangeException(nameof(value), value, "MinP must be in [0, 1] (0 = off)");
+            _minP = value;
+        }
+    }
+
+    /// <summary>
+    /// Hugging Face's <c>repetition_penalty</c>: positive and finite, 1 turns it off, above 1 discourages repeating a
+    /// token of the prompt or of the reply. Default 1.
+    /// </summary>
+    public float RepetitionPenalty
+    {
+        get => _repetitionPenalty;
+        set
+        {
+            if (!(value > 0f) || float.IsPositiveInfinity(value)) throw new ArgumentOutOfRangeException(nameof(value), value, "RepetitionPenalty must be positive and finite (1 = off)");
+            _repetitionPenalty = value;
+        }
+    }
+
+    /// <summary>OpenAI's <c>presence_penalty</c>: subtracted once from the logit of every token the reply already holds; finite, 0 turns it off. Default 0.</summary>
+    public float PresencePenalty
+    {
+        get => _presencePenalty;
+        set
+        {
+            if (!float.IsFinite(value)) throw new ArgumentOutOfRangeException(nameof(value), value, "PresencePenalty must be finite (0 = off)");
+            _presencePenalty = value;
+        }
+    }
+
+    /// <summary>OpenAI's <c>frequency_penalty</c>: subtracted from a token's logit as many times as the reply holds the token; finite, 0 turns it off. Default 0.</summary>
+    public float FrequencyPenalty
+    {
+        get => _frequencyPenalty;
+        set
+        {
+            if (!float.IsFinite(value)) throw new ArgumentOutOfRangeException(nameof(value), value, "FrequencyPenalty must be finite (0 = off)");
+            _frequencyPenalty = value;
+        }
+    }
+
+    /// <summary>True when a penalty is set, so the tokens given to <see cref="Sample(ReadOnlySpan{float}, ReadOnlySpan{int}, ReadOnlySpan{int})"/> change the draw.</summary>
+    public bool UsesHistory => _repetitionPenalty != 1f || _presencePenalty != 0f || _frequencyPenalty != 0f;
+
+    private bool Greedy => _temperature == 0f || _topK == 1;
+
+    /// <summary>Chooses a token index from <paramref name="logits"/> (one per vocabulary entry), with no tokens before it for the penalties.</summary>
     /// <exception cref="ArgumentException">The logits are empty, contain NaN, or have no finite maximum.</exception>
-    public int Sample(ReadOnlySpan<float> logits)
+    public int Sample(ReadOnlySpan<float> logits) => Sample(logits, [], []);
+
+    /// <summary>
+    /// Chooses a token index from <paramref name="logits"/> (one per vocabulary entry), the penalties counting the
+    /// tokens the sequence already holds.
+    /// </summary>
+    /// <param name="logits">The model's logits for the next token.</param>
+    /// <param name="prompt">The tokens before the reply (the repetition penalty reads them).</param>
+    /// <param name="generated">The reply's tokens so far (every penalty reads them).</param>
+    /// <exception cref="ArgumentException">The logits are empty, contain NaN, or have no finite maximum.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A token is not an index of <paramref name="logits"/>.</exception>
+    public int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<int> prompt, ReadOnlySpan<int> generated)
     {
         if (logits.IsEmpty) throw new ArgumentException("there are no logits to sample from", nameof(logits));
-        if (_temperature == 0f || _topK == 1) return Greedy(logits);
+        logits = Penalize(logits, prompt, generated);
+        if (Greedy) return ArgMax(logits);
 
+        int count = Distribution(logits, out double total);
+        double target = _rng.NextFloat() * total, running = 0;
+        for (int i = 0; i < count - 1; i++)
+        {
+            running += _weights[i];
+            if (target < running) return _candidates[i];
+        }
+        return _candidates[count - 1]; // the last one also absorbs rounding in the running sum
+    }
+
+    /// <summary>
+    /// The probabilities that <see cref="Sample(ReadOnlySpan{float}, ReadOnlySpan{int}, ReadOnlySpan{int})"/> would draw
+    /// the next token from, with the same arguments: after the penalties and filters, zero for every token they remove
+    /// (greedy decoding: 1 for its token). Draws no random number.
+    /// </summary>
+    /// <param name="logits">The model's logits for the next token.</param>
+    /// <param name="prompt">The tokens before the reply.</param>
+    /// <param name="generated">The reply's tokens so far.</param>
+    /// <param name="probabilities">One per logit, overwritten.</param>
+    /// <exception cref="ArgumentException">As for sampling, or <paramref name="probabilities"/> is not as long as <paramref name="logits"/>.</exception>
+    public void Probabilities(ReadOnlySpan<float> logits, ReadOnlySpan<int> prompt, ReadOnlySpan<int> generated, Span<float> probabilities)
+    {
+        if (logits.IsEmpty) throw new ArgumentException("there are no logits to sample from", nameof(logits));
+        if (probabilities.Length != logits.Length) throw new ArgumentException($"probabilities has {probabilities.Length} entries for {logits.Length} logits", nameof(probabilities));
+        logits = Penalize(logits, prompt, generated);
+        probabilities.Clear();
+        if (Greedy)
+        {
+            probabilities[ArgMax(logits)] = 1f;
+            return;
+        }
+
+        int count = Distribution(logits, out double total);
+        for (int i = 0; i < count; i++) probabilities[_candidates[i]] = (float)(_weights[i] / total);
+    }
+
+    /// <summary>
+    /// The logits after the repetition, frequency and presence penalties: <paramref name="logits"/> itself when none is
+    /// set, else a scratch copy. The marks and counts go back to zero before it returns.
+    /// </summary>
+    private ReadOnlySpan<float> Penalize(ReadOnlySpan<float> logits, ReadOnlySpan<int> prompt, ReadOnlySpan<int> generated)
+    {
+        int n = logits.Length;
+        CheckTokens(prompt, n, nameof(prompt));
+        CheckTokens(generated, n, nameof(generated));
+        if (!UsesHistory) return logits;
+        EnsureScratch(n);
+        Span<float> penalized = _penalized.AsSpan(0, n);
+        logits.CopyTo(penalized);
+        Span<int> counts = _counts.AsSpan(0, n);
+
+        float r = _repetitionPenalty;
+        if (r != 1f)
+        {
+            // Each distinct token once, however often it occurs (Hugging Face gathers, penalizes and scatters back).
+            Repeat(prompt, penalized, counts, r);
+            Repeat(generated, penalized, counts, r);
+            foreach (int t in prompt) counts[t] = 0;
+            foreach (int t in generated) counts[t] = 0;
+        }
+
+        if (_frequencyPenalty != 0f || _presencePenalty != 0f)
+        {
+            foreach (int t in generated) counts[t]++;
+            foreach (int t in generated)
+                if (counts[t] > 0)
+                {
+                    penalized[t] -= counts[t] * _frequencyPenalty + _presencePenalty;
+                    counts[t] = 0;
+                }
+        }
+        return penalized;
+    }
+
+    // The repetition penalty on each token of tokens not marked yet, which it marks.
+    private static void Repeat(ReadOnlySpan<int> tokens, Span<float> logits, Span<int> marks, float penalty)
+    {
+        foreach (int t in tokens)
+            if (marks[t] == 0)
+            {
+                marks[t] = 1;
+                logits[t] = logits[t] < 0f ? logits[t] * penalty : logits[t] / penalty;
+            }
+    }
+
+    private static void CheckTokens(ReadOnlySpan<int> tokens, int vocabulary, string name)
+    {
+        for (int i = 0; i < tokens.Length; i++)
+            if ((uint)tokens[i] >= (uint)vocabulary)
+                throw new ArgumentOutOfRangeException(name, tokens[i], $"{name}[{i}] = {tokens[i]} is not a token of the {vocabulary} logits");
+    }
+
+    /// <summary>
+    /// Top-k, the tempered softmax, top-p and min-p: leaves the surviving tokens in the scratch (ids in
+    /// <c>_candidates</c>, unnormalized probabilities in <c>_weights</c>), returns their count and their sum.
+    /// </summary>
+    private int Distribution(ReadOnlySpan<float> logits, out double total)
+    {
         EnsureScratch(logits.Length);
         int count = SelectCandidates(logits);
         Span<float> weights = _weights.AsSpan(0, count);
@@ -102,7 +278,7 @@ public sealed class Sampler
         TensorPrimitives.Subtract(weights, max, weights);
         TensorPrimitives.Divide(weights, _temperature, weights);
         TensorPrimitives.Exp(weights, weights);
-        double total = Sum(weights);
+        total = Sum(weights);
 
         if (_topP < 1f)
         {
@@ -121,13 +297,22 @@ public sealed class Sampler
             total = cumulative;
         }
 
-        double target = _rng.NextFloat() * total, running = 0;
-        for (int i = 0; i < count - 1; i++)
+        if (_minP > 0f)
         {
-            running += weights[i];
-            if (target < running) return candidates[i];
+            // The most probable token's weight is exp(0) = 1, so the bound on a weight is MinP itself; the kept tokens
+            // stay in their order.
+            int kept = 0;
+            total = 0;
+            for (int i = 0; i < count; i++)
+                if (_weights[i] >= _minP)
+                {
+                    _weights[kept] = _weights[i];
+                    _candidates[kept++] = _candidates[i];
+                    total += _weights[i];
+                }
+            count = kept;
         }
-        return candidates[count - 1]; // the last one also absorbs rounding in the running sum
+        return count;
     }
 
     /// <summary>Fills the scratch with the tokens that survive top-k, in index order, and returns their count.</summary>
@@ -190,7 +375,7 @@ public sealed class Sampler
         return values[target];
     }
 
-    private static int Greedy(ReadOnlySpan<float> logits)
+    private static int ArgMax(ReadOnlySpan<float> logits)
     {
         // IndexOfMax returns the first index of the maximum, or the first NaN if there is one.
         int best = TensorPrimitives.IndexOfMax(logits);
@@ -211,6 +396,8 @@ public sealed class Sampler
         _weights = new float[vocabSize];
         _candidates = new int[vocabSize];
         _selection = new float[vocabSize];
+        _penalized = new float[vocabSize];
+        _counts = new int[vocabSize];
     }
 
     [DoesNotReturn]

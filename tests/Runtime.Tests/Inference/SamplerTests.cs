@@ -177,6 +177,152 @@ public sealed class SamplerTests
         Assert.Throws<ArgumentNullException>(() => new Sampler(null!));
     }
 
+    private static float[] Softmax(params float[] logits)
+    {
+        float max = logits.Max();
+        double[] e = logits.Select(l => Math.Exp(l - max)).ToArray();
+        double total = e.Sum();
+        return e.Select(v => (float)(v / total)).ToArray();
+    }
+
+    [Fact]
+    public void RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogitsOfEachDistinctTokenOnce()
+    {
+        // Token 0 occurs in the prompt and the reply and token 1 twice in the prompt: each is penalized once.
+        float[] logits = [2f, -1f, 0.5f, 3f];
+        var sampler = new Sampler(1) { RepetitionPenalty = 2f };
+        var probabilities = new float[4];
+        sampler.Probabilities(logits, [0, 1, 1], [0], probabilities);
+        float[] expected = Softmax(1f, -2f, 0.5f, 3f);
+        for (int i = 0; i < 4; i++) Assert.Equal(expected[i], probabilities[i], 1e-6f);
+    }
+
+    [Fact]
+    public void PresenceAndFrequencyPenaltiesCountOnlyTheReply()
+    {
+        // Token 2 was generated twice and token 3 once; the prompt's token 0 is not penalized.
+        var sampler = new Sampler(1) { PresencePenalty = 0.25f, FrequencyPenalty = 0.5f };
+        var probabilities = new float[4];
+        sampler.Probabilities([1f, 1f, 1f, 1f], [0, 0], [2, 3, 2], probabilities);
+        float[] expected = Softmax(1f, 1f, 1f - 2 * 0.5f - 0.25f, 1f - 0.5f - 0.25f);
+        for (int i = 0; i < 4; i++) Assert.Equal(expected[i], probabilities[i], 1e-6f);
+    }
+
+    [Fact]
+    public void MinPKeepsTokensAtLeastThatFractionOfTheMostProbable()
+    {
+        // Probabilities 0.5, 0.3, 0.15, 0.05; min-p 0.35 keeps those ≥ 0.175: tokens 0 and 1, renormalized to 5/8 and 3/8.
+        float[] logits = new[] { 0.5f, 0.3f, 0.15f, 0.05f }.Select(p => MathF.Log(p)).ToArray();
+        var sampler = new Sampler(1) { MinP = 0.35f };
+        var probabilities = new float[4];
+        sampler.Probabilities(logits, [], [], probabilities);
+        Assert.Equal([0.625f, 0.375f, 0f, 0f], probabilities.Select(p => MathF.Round(p, 5)).ToArray());
+        int[] counts = Counts(sampler, logits, 2000);
+        Assert.Equal(0, counts[2] + counts[3]);
+        Assert.Equal(0.625, counts[0] / 2000.0, 0.04);
+
+        sampler.MinP = 1f; // only the most probable is left
+        Assert.All(Enumerable.Range(0, 20), _ => Assert.Equal(0, sampler.Sample(logits)));
+    }
+
+    [Fact]
+    public void GreedyDecodingAppliesThePenalties()
+    {
+        // As generate() without sampling: the repetition penalty is a logits processor, so it acts before the argmax.
+        var sampler = new Sampler(1) { Temperature = 0f, RepetitionPenalty = 1.2f };
+        Assert.Equal(0, sampler.Sample([3f, 2.9f]));
+        Assert.Equal(1, sampler.Sample([3f, 2.9f], [], [0]));
+        Assert.Equal(1, sampler.Sample([3f, 2.9f], [0], []));
+        var probabilities = new float[2];
+        sampler.Probabilities([3f, 2.9f], [0], [], probabilities);
+        Assert.Equal([0f, 1f], probabilities);
+
+        var presence = new Sampler(1) { Temperature = 0f, PresencePenalty = 0.2f };
+        Assert.Equal(0, presence.Sample([3f, 2.9f], [0], []));   // the prompt does not count
+        Assert.Equal(1, presence.Sample([3f, 2.9f], [], [0]));
+    }
+
+    [Fact]
+    public void DrawsFollowTheProbabilities()
+    {
+        float[] logits = RandomLogits(9, 15);
+        var sampler = new Sampler(16) { Temperature = 1.5f, RepetitionPenalty = 1.4f, FrequencyPenalty = 0.3f, TopP = 0.95f };
+        int[] prompt = [1, 4], generated = [4, 7, 7];
+        var probabilities = new float[9];
+        sampler.Probabilities(logits, prompt, generated, probabilities);
+        const int draws = 20000;
+        var counts = new int[9];
+        for (int i = 0; i < draws; i++) counts[sampler.Sample(logits, prompt, generated)]++;
+        for (int i = 0; i < 9; i++)
+        {
+            double p = probabilities[i], tolerance = 4 * Math.Sqrt(p * (1 - p) / draws) + 1e-3;
+            Assert.True(Math.Abs(counts[i] / (double)draws - p) <= tolerance, $"token {i}: frequency {counts[i] / (double)draws}, probability {p}");
+        }
+    }
+
+    [Fact]
+    public void PenaltiesLeaveNothingBehindForTheNextCall()
+    {
+        // The marks and counts of one call must not leak into the next: a fresh sampler gives the same distribution.
+        float[] logits = RandomLogits(50, 17);
+        Sampler Make() => new(1) { RepetitionPenalty = 1.3f, PresencePenalty = 0.4f, FrequencyPenalty = 0.2f };
+        Sampler used = Make();
+        var scratch = new float[50];
+        used.Probabilities(logits, [3, 3, 9], [9, 12, 12, 40], scratch);
+        var second = new float[50];
+        var fresh = new float[50];
+        used.Probabilities(logits, [5], [6, 6], second);
+        Make().Probabilities(logits, [5], [6, 6], fresh);
+        Assert.Equal(fresh, second);
+        // Without penalties the history changes nothing, but its ids are still checked.
+        var plain = new Sampler(1);
+        Assert.False(plain.UsesHistory);
+        Assert.True(used.UsesHistory);
+        plain.Probabilities(logits, [3, 3, 9], [9, 12], scratch);
+        plain.Probabilities(logits, [], [], fresh);
+        Assert.Equal(fresh, scratch);
+        Assert.Throws<ArgumentOutOfRangeException>(() => plain.Sample(logits, [50], []));
+    }
+
+    [Fact]
+    public void PenalizedSamplingAllocatesNothingAfterTheFirstCall()
+    {
+        float[] logits = RandomLogits(1000, 18);
+        int[] prompt = Enumerable.Range(0, 100).Select(i => i * 7 % 1000).ToArray(), generated = [1, 2, 2, 3, 999];
+        Sampler[] samplers =
+        [
+            new(1) { Temperature = 0.7f, TopK = 20, TopP = 0.8f, RepetitionPenalty = 1.1f },
+            new(2) { Temperature = 0f, RepetitionPenalty = 1.3f },
+            new(3) { MinP = 0.05f, PresencePenalty = 0.5f, FrequencyPenalty = 0.5f },
+        ];
+        int sink = 0;
+        var probabilities = new float[1000];
+        foreach (Sampler sampler in samplers)
+        {
+            Assert.Equal(0, Training.Allocations.Measure(() => sink += sampler.Sample(logits, prompt, generated), iterations: 100));
+            Assert.Equal(0, Training.Allocations.Measure(() => sampler.Probabilities(logits, prompt, generated, probabilities), iterations: 20));
+        }
+        Assert.True(sink >= 0);
+    }
+
+    [Fact]
+    public void RejectsBadHistoryAndPenalties()
+    {
+        var sampler = new Sampler(1) { RepetitionPenalty = 1.1f };
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => sampler.Sample([1f, 2f, 3f], [0, 3], []));
+        Assert.Contains("prompt[1] = 3", e.Message);
+        e = Assert.Throws<ArgumentOutOfRangeException>(() => sampler.Sample([1f, 2f, 3f], [], [-1]));
+        Assert.Contains("generated[0] = -1", e.Message);
+        Assert.Throws<ArgumentException>(() => sampler.Probabilities([1f, 2f], [], [], new float[3]));
+        Assert.Throws<ArgumentException>(() => sampler.Sample([1f, float.NaN], [0], []));
+        Assert.Throws<ArgumentOutOfRangeException>(() => sampler.RepetitionPenalty = 0f);
+        Assert.Throws<ArgumentOutOfRangeException>(() => sampler.RepetitionPenalty = float.PositiveInfinity);
+        Assert.Throws<ArgumentOutOfRangeException>(() => sampler.PresencePenalty = float.NaN);
+        Assert.Throws<ArgumentOutOfRangeException>(() => sampler.FrequencyPenalty = float.NegativeInfinity);
+        Assert.Throws<ArgumentOutOfRangeException>(() => sampler.MinP = -0.1f);
+        Assert.Throws<ArgumentOutOfRangeException>(() => sampler.MinP = 1.1f);
+    }
+
     [Fact]
     public void KthLargestAgreesWithSorting()
     {
