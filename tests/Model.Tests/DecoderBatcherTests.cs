@@ -2,6 +2,7 @@ using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Linq;
+using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
 using TransformerGen.Serving;
@@ -34,7 +35,7 @@ public class DecoderBatcherTests
         ReadOnlySpan<float> logits = model.Append(prompt);
         while (true)
         {
-            int next = sampler.Sample(logits);
+            int next = sampler.Sample(logits, prompt, CollectionsMarshal.AsSpan(output));
             if (stop.Contains(next)) break;
             output.Add(next);
             if (output.Count == maxNewTokens || model.CacheLength == model.Layout.SeqLen) break;
@@ -53,25 +54,32 @@ public class DecoderBatcherTests
 
     private static Sampler Sampling(int seed) => new((ulong)seed) { Temperature = 0.9f, TopK = 40 };
 
+    // Strong penalties, so that they change what these tiny models say.
+    private static Sampler Penalized(int seed) => new((ulong)seed) { Temperature = 0.9f, TopK = 40, RepetitionPenalty = 3f, FrequencyPenalty = 2f, PresencePenalty = 1f };
+
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Every_caller_gets_what_its_generation_gives_alone(bool sampled)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public async Task Every_caller_gets_what_its_generation_gives_alone(bool sampled, bool penalized)
     {
+        Sampler SamplerOf(int i) => penalized ? Penalized(i) : Sampling(i);
         var steps = new ConcurrentQueue<DecoderStep>();
         await using var batcher = new DecoderBatcher(LlamaSequences.ForInference(Seed), new DecoderBatcherOptions { MaxTokensPerStep = 8, StepCompleted = steps.Enqueue });
         // Ten generations for four slots; prompts of 1 to 15 tokens (longer than the step budget: fed in chunks), limits
         // of 2 to 20 tokens (some run into the end of the cache at SeqLen = 19).
         var cases = Enumerable.Range(0, 10).Select(i => (Prompt: Prompt(1 + i * 3 % 15, i), Max: 2 + i * 7 % 19)).ToArray();
-        Task<List<int>>[] running = cases.Select((c, i) => Collect(batcher.GenerateAsync(c.Prompt, c.Max, sampled ? Sampling(i) : null))).ToArray();
+        Task<List<int>>[] running = cases.Select((c, i) => Collect(batcher.GenerateAsync(c.Prompt, c.Max, sampled ? SamplerOf(i) : null))).ToArray();
         List<int>[] results = await Task.WhenAll(running);
 
         for (int i = 0; i < cases.Length; i++)
         {
-            List<int> expected = Alone(cases[i].Prompt, cases[i].Max, sampled ? Sampling(i) : new Sampler(0) { Temperature = 0f });
+            List<int> expected = Alone(cases[i].Prompt, cases[i].Max, sampled ? SamplerOf(i) : new Sampler(0) { Temperature = 0f });
             Assert.Equal(expected, results[i]);
             Assert.True(results[i].Count <= Math.Min(cases[i].Max, LlamaSequences.SeqLen - cases[i].Prompt.Length + 1));
         }
+        // The penalties read each generation's own prompt and tokens: without them some generation comes out otherwise.
+        if (penalized) Assert.Contains(Enumerable.Range(0, cases.Length), i => !Alone(cases[i].Prompt, cases[i].Max, Sampling(i)).SequenceEqual(results[i]));
         Assert.All(steps, s => Assert.InRange(s.Tokens, 1, 8));
         Assert.All(steps, s => Assert.InRange(s.Sequences, 1, 4));
         Assert.Contains(steps, s => s.Sequences > 1);

@@ -111,7 +111,7 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
     /// </summary>
     /// <param name="prompt">1 to SeqLen ids of the vocabulary (copied before this returns).</param>
     /// <param name="maxNewTokens">Tokens to generate at most, at least 1.</param>
-    /// <param name="sampler">Draws this generation's tokens (greedy when null). The batcher's thread calls it; give each generation its own, so its draws depend on its seed alone.</param>
+    /// <param name="sampler">Draws this generation's tokens (greedy when null), its penalties reading the prompt and the tokens generated so far. The batcher's thread calls it; give each generation its own, so its draws depend on its seed alone.</param>
     /// <param name="cancellationToken">Ends this generation only.</param>
     /// <exception cref="ArgumentException">No prompt tokens, or more than SeqLen.</exception>
     /// <exception cref="ArgumentOutOfRangeException">An id outside the vocabulary (the message names the position), or <paramref name="maxNewTokens"/> below 1.</exception>
@@ -122,7 +122,8 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
         SequenceChecks.Ids(prompt, _layout, "a prompt", nameof(prompt));
         ArgumentOutOfRangeException.ThrowIfLessThan(maxNewTokens, 1);
 
-        var generation = new Generation(prompt.ToArray(), maxNewTokens, sampler ?? _greedy);
+        // No generation outlives the cache: it holds SeqLen positions, the prompt's included.
+        var generation = new Generation(prompt.ToArray(), Math.Min(maxNewTokens, _layout.SeqLen - prompt.Length + 1), sampler ?? _greedy);
         bool queued = !cancellationToken.IsCancellationRequested && _queue.Writer.TryWrite(generation);
         return Stream(generation, queued, cancellationToken);
     }
@@ -286,7 +287,7 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
         int next;
         try
         {
-            next = g.Sampler.Sample(logits);
+            next = g.Sampler.Sample(logits, g.Prompt, g.Generated.AsSpan(0, g.Produced));
         }
         catch (Exception e)
         {
@@ -299,7 +300,7 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
             return;
         }
         g.Tokens.Writer.TryWrite(next);
-        g.Produced++;
+        g.Generated[g.Produced++] = next;
         g.Next = next;
         g.Decoding = true;
         // The next step would append this token: it needs a free position in the cache.
@@ -333,6 +334,7 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
         public int[] Prompt { get; } = prompt;
         public int MaxNewTokens { get; } = maxNewTokens;
         public Sampler Sampler { get; } = sampler;
+        public int[] Generated { get; } = new int[maxNewTokens];   // the tokens handed over so far, for the sampler's penalties
         public Channel<int> Tokens { get; } = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
         // The batcher's thread alone reads and writes these.
