@@ -51,9 +51,12 @@ public static class ChatApp
         var prompt = new Option<string>("--prompt") { Description = "The user's message (plain text to continue when the tokenizer has no chat template).", HelpName = "text", DefaultValueFactory = _ => DefaultPrompt };
         var system = new Option<string?>("--system") { Description = "A system message before the user's.", HelpName = "text" };
         var maxTokens = new Option<int>("--max-tokens") { Description = "The most tokens to generate.", HelpName = "n", DefaultValueFactory = _ => 256 };
-        var temperature = new Option<float>("--temperature") { Description = "Softmax temperature; 0 is greedy decoding.", HelpName = "t", DefaultValueFactory = _ => 0f };
-        var topK = new Option<int>("--top-k") { Description = "Sample among the K most likely tokens; 0 for all.", HelpName = "k", DefaultValueFactory = _ => 0 };
-        var topP = new Option<float>("--top-p") { Description = "Sample among the most likely tokens up to this probability mass; 1 for all.", HelpName = "p", DefaultValueFactory = _ => 1f };
+        // The sampling options default to the folder's generation_config.json (greedy without one): see SamplingOptions.
+        var temperature = new Option<float?>("--temperature") { Description = "Softmax temperature; 0 is greedy decoding.", HelpName = "t" };
+        var topK = new Option<int?>("--top-k") { Description = "Sample among the K most likely tokens; 0 for all.", HelpName = "k" };
+        var topP = new Option<float?>("--top-p") { Description = "Sample among the most likely tokens up to this probability mass; 1 for all.", HelpName = "p" };
+        var minP = new Option<float?>("--min-p") { Description = "Sample among the tokens at least this fraction as likely as the most likely one; 0 for all.", HelpName = "p" };
+        var repetitionPenalty = new Option<float?>("--repetition-penalty") { Description = "Divide positive logits (multiply negative ones) of the prompt's and the reply's tokens by this; 1 for none.", HelpName = "r" };
         var seed = new Option<ulong>("--seed") { Description = "The sampler's seed.", HelpName = "s", DefaultValueFactory = _ => 1UL };
         string defaults = string.Join(", ", specs.Where(spec => spec.DefaultWeights != WeightType.Float32).Select(spec => $"{WeightTypeNames.Name(spec.DefaultWeights)} for {spec.Repository}"));
         var weights = new Option<string?>("--weights")
@@ -64,23 +67,48 @@ public static class ChatApp
         };
         weights.AcceptOnlyFromAmong([.. WeightTypeNames.All.Keys]);
         maxTokens.Validators.Add(result => { if (result.GetValueOrDefault<int>() < 1) result.AddError("--max-tokens must be at least 1."); });
-        temperature.Validators.Add(result => { float t = result.GetValueOrDefault<float>(); if (!(t >= 0f) || float.IsInfinity(t)) result.AddError("--temperature must be finite and at least 0."); });
-        topK.Validators.Add(result => { if (result.GetValueOrDefault<int>() < 0) result.AddError("--top-k must be at least 0."); });
-        topP.Validators.Add(result => { float p = result.GetValueOrDefault<float>(); if (!(p >= 0f && p <= 1f)) result.AddError("--top-p must be in [0, 1]."); });
-        var command = new RootCommand($"Chat with {string.Join(" or ", specs.Select(spec => spec.Repository))}, compiled from its config.json: the reply streams token by token through the key/value cache.")
+        temperature.Validators.Add(result => { float t = result.GetValueOrDefault<float?>() ?? 0f; if (!(t >= 0f) || float.IsInfinity(t)) result.AddError("--temperature must be finite and at least 0."); });
+        topK.Validators.Add(result => { if (result.GetValueOrDefault<int?>() < 0) result.AddError("--top-k must be at least 0."); });
+        topP.Validators.Add(result => { float p = result.GetValueOrDefault<float?>() ?? 1f; if (!(p >= 0f && p <= 1f)) result.AddError("--top-p must be in [0, 1]."); });
+        minP.Validators.Add(result => { float p = result.GetValueOrDefault<float?>() ?? 0f; if (!(p >= 0f && p <= 1f)) result.AddError("--min-p must be in [0, 1]."); });
+        repetitionPenalty.Validators.Add(result => { float r = result.GetValueOrDefault<float?>() ?? 1f; if (!(r > 0f) || float.IsInfinity(r)) result.AddError("--repetition-penalty must be positive and finite."); });
+        var command = new RootCommand($"Chat with {string.Join(" or ", specs.Select(spec => spec.Repository))}, compiled from its config.json: the reply streams token by token through the key/value cache. "
+            + "The sampling options default to the folder's generation_config.json, as transformers' generate() reads it (greedy where it has none or does not sample).")
         {
-            model, prompt, system, maxTokens, temperature, topK, topP, seed, weights,
+            model, prompt, system, maxTokens, temperature, topK, topP, minP, repetitionPenalty, seed, weights,
         };
         command.SetAction(parsed =>
         {
-            var settings = new ChatSettings(parsed.GetValue(maxTokens), parsed.GetValue(temperature), parsed.GetValue(topK), parsed.GetValue(topP), parsed.GetValue(seed), parsed.GetValue(system));
+            var sampling = new SamplingOptions(parsed.GetValue(temperature), parsed.GetValue(topK), parsed.GetValue(topP), parsed.GetValue(minP), parsed.GetValue(repetitionPenalty));
+            var settings = new ChatSettings(parsed.GetValue(maxTokens), Seed: parsed.GetValue(seed), SystemPrompt: parsed.GetValue(system));
             WeightType? weightType = parsed.GetValue(weights) is { } name ? WeightTypeNames.All[name] : null;
-            return Execute(specs, parsed.GetValue(model), parsed.GetValue(prompt)!, weightType, settings, output, error);
+            return Execute(specs, parsed.GetValue(model), parsed.GetValue(prompt)!, weightType, sampling, settings, output, error);
         });
         return command.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
 
-    private static int Execute(IReadOnlyList<ChatModelSpec> specs, string? folder, string prompt, WeightType? requestedWeights, ChatSettings settings, TextWriter output, TextWriter error)
+    /// <summary>The sampling options as given; null where the user left one out.</summary>
+    private sealed record SamplingOptions(float? Temperature, int? TopK, float? TopP, float? MinP, float? RepetitionPenalty)
+    {
+        /// <summary>
+        /// <paramref name="settings"/> with each option given, and the others from <paramref name="config"/> as it sets a
+        /// sampler (without do_sample: temperature 0, no filters, its repetition penalty).
+        /// </summary>
+        public ChatSettings Over(GenerationConfig config, ChatSettings settings)
+        {
+            ChatSettings defaults = ChatSettings.SamplingOf(config);
+            return settings with
+            {
+                Temperature = Temperature ?? defaults.Temperature,
+                TopK = TopK ?? defaults.TopK,
+                TopP = TopP ?? defaults.TopP,
+                MinP = MinP ?? defaults.MinP,
+                RepetitionPenalty = RepetitionPenalty ?? defaults.RepetitionPenalty,
+            };
+        }
+    }
+
+    private static int Execute(IReadOnlyList<ChatModelSpec> specs, string? folder, string prompt, WeightType? requestedWeights, SamplingOptions sampling, ChatSettings settings, TextWriter output, TextWriter error)
     {
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         if (folder is null)
@@ -122,6 +150,20 @@ public static class ChatApp
             return ExitMissingModel;
         }
 
+        // The sampling's defaults, read before the weights so that a bad file stops the run at once.
+        GenerationConfig generation;
+        try
+        {
+            generation = GenerationConfig.FromFolder(folder);
+        }
+        catch (InvalidDataException e)
+        {
+            error.WriteLine(e.Message);
+            return 1;
+        }
+
+        settings = sampling.Over(generation, settings);
+
         WeightType weightType = requestedWeights ?? spec.DefaultWeights;
         long started = Stopwatch.GetTimestamp();
         PretrainedTokenizer tokenizer = PretrainedTokenizer.FromFolder(folder);
@@ -133,20 +175,18 @@ public static class ChatApp
         output.WriteLine($"model: {spec.Repository} from {folder} as {model.Layout.Name}: {parameters:N0} parameters, {model.Layout.SeqLen} positions of key/value cache");
         output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {WeightTypeNames.Name(weightType)}, {model.BufferBytes / 1e6:F0} MB of buffers)");
 
+        string described = settings.DescribeSampling() + (File.Exists(Path.Combine(folder, GenerationConfig.FileName)) ? $" ({GenerationConfig.FileName}: {generation.Describe()})" : "");
         var session = new ChatSession(model, tokenizer);
-        string sampling = settings.Temperature == 0f || settings.TopK == 1
-            ? "greedy"
-            : $"temperature {settings.Temperature}, top-k {(settings.TopK == 0 ? "off" : settings.TopK)}, top-p {settings.TopP}, seed {settings.Seed}";
         if (session.Template is { } template)
         {
-            output.WriteLine($"chat template: {template.Style}; stops at {string.Join(", ", session.StopTokens.Order().Select(id => $"{id} {tokenizer.Decode([id], skipSpecialTokens: false)}"))}; {sampling}");
+            output.WriteLine($"chat template: {template.Style}; stops at {string.Join(", ", session.StopTokens.Order().Select(id => $"{id} {tokenizer.Decode([id], skipSpecialTokens: false)}"))}; {described}");
             output.WriteLine();
             output.WriteLine($"user: {prompt}");
             output.Write("assistant: ");
         }
         else
         {
-            output.WriteLine($"no chat template, so the prompt is continued as plain text ({tokenizer.ChatUnavailableReason}); {sampling}");
+            output.WriteLine($"no chat template, so the prompt is continued as plain text ({tokenizer.ChatUnavailableReason}); {described}");
             output.WriteLine();
             output.Write(prompt);
         }
@@ -172,7 +212,7 @@ public static class ChatApp
     }
 
     private static HubModel Hub(ChatModelSpec spec) =>
-        new(spec.Repository, spec.Files, "dotnet run -c Release --project samples/Chat -- --model {folder}");
+        new(spec.Repository, spec.Files, "dotnet run -c Release --project samples/Chat -- --model {folder}", [GenerationConfig.FileName]);
 
     /// <summary>Each model's instructions, the first after <paramref name="why"/>: without a config.json there is no telling which model the user wants.</summary>
     private static void WriteDownloadInstructions(IReadOnlyList<ChatModelSpec> specs, TextWriter error, string why)

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
+using System.Runtime.InteropServices;
 using TransformerGen;
 using TransformerGen.Tokenizers;
 using TransformerGen.Tokenizers.Chat;
@@ -31,7 +32,42 @@ public enum StopReason
 /// <param name="TopP">Keep the most likely tokens up to this probability mass; 1 keeps all.</param>
 /// <param name="Seed">The sampler's seed.</param>
 /// <param name="SystemPrompt">A system message before the user's, where the template has a place for it; null for none (ChatML templates may put a default one).</param>
-public sealed record ChatSettings(int MaxTokens = 256, float Temperature = 0f, int TopK = 0, float TopP = 1f, ulong Seed = 1, string? SystemPrompt = null);
+/// <param name="MinP">Keep only tokens at least this fraction as likely as the most likely one; 0 keeps all.</param>
+/// <param name="RepetitionPenalty">transformers' repetition penalty over the prompt's and the reply's tokens; 1 is none.</param>
+/// <param name="PresencePenalty">OpenAI's presence penalty over the reply's tokens; 0 is none.</param>
+/// <param name="FrequencyPenalty">OpenAI's frequency penalty over the reply's tokens; 0 is none.</param>
+public sealed record ChatSettings(int MaxTokens = 256, float Temperature = 0f, int TopK = 0, float TopP = 1f, ulong Seed = 1, string? SystemPrompt = null,
+    float MinP = 0f, float RepetitionPenalty = 1f, float PresencePenalty = 0f, float FrequencyPenalty = 0f)
+{
+    /// <summary>Settings that sample as <paramref name="config"/> asks (a folder's generation_config.json); the others at their defaults.</summary>
+    public static ChatSettings SamplingOf(GenerationConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var sampler = new Sampler(0);
+        config.ApplyTo(sampler);
+        return new ChatSettings(Temperature: sampler.Temperature, TopK: sampler.TopK, TopP: sampler.TopP, MinP: sampler.MinP, RepetitionPenalty: sampler.RepetitionPenalty);
+    }
+
+    /// <summary>A sampler that draws with these settings and <see cref="Seed"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A setting is out of the sampler's range.</exception>
+    public Sampler NewSampler(int vocabSize) => new(Seed, vocabSize)
+    {
+        Temperature = Temperature, TopK = TopK, TopP = TopP, MinP = MinP,
+        RepetitionPenalty = RepetitionPenalty, PresencePenalty = PresencePenalty, FrequencyPenalty = FrequencyPenalty,
+    };
+
+    /// <summary>The sampling in words: "greedy" or the temperature and filters (with the seed, unless <paramref name="withSeed"/> is false), and the penalties where set.</summary>
+    public string DescribeSampling(bool withSeed = true)
+    {
+        string sampling = Temperature == 0f || TopK == 1
+            ? "greedy"
+            : $"temperature {Temperature}, top-k {(TopK == 0 ? "off" : TopK)}, top-p {TopP}{(MinP > 0f ? $", min-p {MinP}" : "")}{(withSeed ? $", seed {Seed}" : "")}";
+        if (RepetitionPenalty != 1f) sampling += $", repetition penalty {RepetitionPenalty}";
+        if (PresencePenalty != 0f) sampling += $", presence penalty {PresencePenalty}";
+        if (FrequencyPenalty != 0f) sampling += $", frequency penalty {FrequencyPenalty}";
+        return sampling;
+    }
+}
 
 /// <summary>A generated reply.</summary>
 /// <param name="Prompt">The text the model was given: the chat template's rendering of the message, or the message itself.</param>
@@ -120,7 +156,7 @@ public sealed class ChatSession
         // The prompt and every reply token but the last go into the cache.
         int room = seqLen - promptTokens.Length + 1;
         int limit = Math.Min(settings.MaxTokens, room);
-        var sampler = new Sampler(settings.Seed, _model.Layout.Vocab) { Temperature = settings.Temperature, TopK = settings.TopK, TopP = settings.TopP };
+        Sampler sampler = settings.NewSampler(_model.Layout.Vocab);
         var decoder = new StreamingDecoder(_tokenizer);
         var reply = new List<int>(limit);
 
@@ -140,7 +176,7 @@ public sealed class ChatSession
                 break;
             }
 
-            int next = sampler.Sample(logits);
+            int next = sampler.Sample(logits, promptTokens, CollectionsMarshal.AsSpan(reply));
             if (_chat.Stops(next, out stop))
             {
                 stopToken = next;

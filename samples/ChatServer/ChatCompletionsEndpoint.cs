@@ -12,9 +12,11 @@ namespace TransformerGen.ChatServer;
 
 /// <summary>
 /// <c>POST /v1/chat/completions</c> as OpenAI's API has it. In: <c>{"messages": [{"role", "content"}, …], "max_tokens"
-/// (or "max_completion_tokens"), "temperature", "top_p", "seed", "n", "stop", "stream", "stream_options":
-/// {"include_usage"}}</c>; the messages are written out with the model's chat template, ending with the opening of the
-/// assistant's turn. Out: one <c>chat.completion</c> object with <c>n</c> choices, or with <c>"stream": true</c>
+/// (or "max_completion_tokens"), "temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "n", "stop",
+/// "stream", "stream_options": {"include_usage"}}</c>, and vLLM's extensions <c>"top_k"</c>, <c>"min_p"</c> and
+/// <c>"repetition_penalty"</c>; the messages are written out with the model's chat template, ending with the opening of
+/// the assistant's turn. A sampling field left out takes the model folder's generation_config.json, as vLLM does, or
+/// OpenAI's default (temperature 1, no filter) where the folder has none (<see cref="ChatEngine.DefaultSampling"/>). Out: one <c>chat.completion</c> object with <c>n</c> choices, or with <c>"stream": true</c>
 /// Server-Sent Events of <c>chat.completion.chunk</c> objects, each choice's last with its finish reason, then
 /// <c>data: [DONE]</c>.
 /// </summary>
@@ -37,10 +39,11 @@ namespace TransformerGen.ChatServer;
 /// <para>
 /// Refusals use OpenAI's error shape with 400: a body that is not JSON, no messages, a message that is not an object or
 /// has no content, a role other than system, user, assistant (or developer, taken as system), <c>max_tokens</c> below 1,
-/// a temperature outside 0–2 or a top_p outside 0–1, <c>n</c> outside 1 to <see cref="ChatEngine.MaxSequences"/>, a
+/// a temperature outside 0–2, a top_p or min_p outside 0–1, a presence or frequency penalty outside −2–2, a
+/// repetition_penalty outside 0.01–2, a top_k below −1, <c>n</c> outside 1 to <see cref="ChatEngine.MaxSequences"/>, a
 /// <c>stop</c> that is not a string or an array of up to 4 strings or has an empty one, and a prompt longer than
-/// SeqLen − 1 tokens (<c>context_length_exceeded</c>, with the counts). Penalties, <c>logit_bias</c>, <c>logprobs</c>,
-/// tools and <c>model</c> are ignored. A client that goes away cancels its generations (their cache slots are free at the
+/// SeqLen − 1 tokens (<c>context_length_exceeded</c>, with the counts). <c>logit_bias</c>, <c>logprobs</c>, tools and
+/// <c>model</c> are ignored. A client that goes away cancels its generations (their cache slots are free at the
 /// next step) and is counted with <see cref="ServerMetrics.ClientClosedRequest"/>.
 /// </para>
 /// </remarks>
@@ -250,10 +253,10 @@ public static class ChatCompletionsEndpoint
     /// stop strings, and how to answer.
     /// </summary>
     private sealed record CompletionRequest(
-        int[] Prompt, int MaxTokens, float Temperature, float TopP, ulong Seed, int Choices, string[] Stops, bool Stream, bool IncludeUsage)
+        int[] Prompt, int MaxTokens, ChatSettings Sampling, int Choices, string[] Stops, bool Stream, bool IncludeUsage)
     {
         /// <summary>Choice <paramref name="index"/>'s sampler: its seed is the request's plus the index, so choice i is the single reply to seed + i.</summary>
-        public Sampler SamplerOf(ChatEngine engine, int index) => engine.NewSampler(Temperature, TopP, unchecked(Seed + (ulong)index));
+        public Sampler SamplerOf(ChatEngine engine, int index) => (Sampling with { Seed = unchecked(Sampling.Seed + (ulong)index) }).NewSampler(engine.Layout.Vocab);
     }
 
     private static async Task<CompletionRequest?> ReadAsync(HttpRequest http, ChatEngine engine, CancellationToken aborted)
@@ -263,9 +266,18 @@ public static class ChatCompletionsEndpoint
         JsonElement root = document.RootElement;
         List<(string Role, string Content)> messages = Messages(root);
         int maxTokens = MaxTokens(root) ?? engine.MaxTokens;
-        float temperature = Number(root, "temperature", 0, 2) ?? 1f;
-        float topP = Number(root, "top_p", 0, 1) ?? 1f;
-        ulong seed = Seed(root);
+        ChatSettings defaults = engine.DefaultSampling;
+        ChatSettings sampling = defaults with
+        {
+            Temperature = Number(root, "temperature", 0, 2) ?? defaults.Temperature,
+            TopP = Number(root, "top_p", 0, 1) ?? defaults.TopP,
+            TopK = TopK(root) ?? defaults.TopK,
+            MinP = Number(root, "min_p", 0, 1) ?? defaults.MinP,
+            RepetitionPenalty = Number(root, "repetition_penalty", MinimumRepetitionPenalty, 2) ?? defaults.RepetitionPenalty,
+            PresencePenalty = Number(root, "presence_penalty", -2, 2) ?? 0f,
+            FrequencyPenalty = Number(root, "frequency_penalty", -2, 2) ?? 0f,
+            Seed = Seed(root),
+        };
         int choices = Choices(root, engine.MaxSequences);
         string[] stops = Stops(root);
         bool stream = Flag(root, "stream");
@@ -290,7 +302,7 @@ public static class ChatCompletionsEndpoint
                 "messages", code: "context_length_exceeded");
         }
 
-        return new CompletionRequest(prompt, maxTokens, temperature, topP, seed, choices, stops, stream, includeUsage);
+        return new CompletionRequest(prompt, maxTokens, sampling, choices, stops, stream, includeUsage);
     }
 
     private static List<(string Role, string Content)> Messages(JsonElement root)
@@ -355,6 +367,18 @@ public static class ChatCompletionsEndpoint
             return tokens;
         }
         return null;
+    }
+
+    // repetition_penalty must be positive; vLLM's own bound is > 0, and 2 is past any useful value.
+    private const float MinimumRepetitionPenalty = 0.01f;
+
+    /// <summary><c>top_k</c> (vLLM's extension): a whole number, 0 or −1 for all tokens; null when not given.</summary>
+    private static int? TopK(JsonElement root)
+    {
+        if (!root.TryGetProperty("top_k", out JsonElement value) || value.ValueKind == JsonValueKind.Null) return null;
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out int k) || k < -1)
+            throw new RequestError(StatusCodes.Status400BadRequest, $"'top_k' is {value.GetRawText()}; it must be a whole number of tokens, 0 or -1 for all.", "top_k");
+        return Math.Max(k, 0);
     }
 
     private static float? Number(JsonElement root, string name, float min, float max)

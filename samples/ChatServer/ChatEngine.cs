@@ -53,6 +53,9 @@ public sealed class ChatEngine : IAsyncDisposable
             model = served.CreateInstance(weights);
             Layout = model.Layout;
             _chat = new ChatPrompt(_tokenizer, Layout);
+            DefaultSampling = File.Exists(Path.Combine(folder, GenerationConfig.FileName))
+                ? ChatSettings.SamplingOf(GenerationConfig.Load(folder))
+                : new ChatSettings(Temperature: 1f);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException)
         {
@@ -83,9 +86,9 @@ public sealed class ChatEngine : IAsyncDisposable
         metrics.TrackBatcher(() => _batcher.Active, () => _batcher.Queued);
 
         log.LogInformation(
-            "Serving {Repository} from {Folder} as '{Name}' ({Weights}, {Bytes:N0} bytes of weights, {Threads} kernel threads): {Sequences} conversations at once, steps of up to {StepTokens} tokens, SeqLen {SeqLen}; chat template {Template}, stop ids {Stops}; replies of up to {MaxTokens} tokens unless asked",
+            "Serving {Repository} from {Folder} as '{Name}' ({Weights}, {Bytes:N0} bytes of weights, {Threads} kernel threads): {Sequences} conversations at once, steps of up to {StepTokens} tokens, SeqLen {SeqLen}; chat template {Template}, stop ids {Stops}; replies of up to {MaxTokens} tokens unless asked; sampling unless asked: {Sampling}",
             spec.Repository, folder, ModelName, WeightType, WeightsBytes, Parallelism.ThreadCount, _batcher.MaxSequences, _batcher.MaxTokensPerStep, Layout.SeqLen,
-            _chat.Template.Style, string.Join(", ", _chat.StopTokens), MaxTokens);
+            _chat.Template.Style, string.Join(", ", _chat.StopTokens), MaxTokens, DefaultSampling.DescribeSampling(withSeed: false));
     }
 
     /// <summary>Bytes of the weights.</summary>
@@ -119,8 +122,11 @@ public sealed class ChatEngine : IAsyncDisposable
     /// <exception cref="ArgumentException">A role or an order of roles the template refuses.</exception>
     public int[] Encode(IReadOnlyList<(string Role, string Content)> messages) => _chat.Encode(_chat.Format(messages));
 
-    /// <summary>A sampler drawing as the Chat sample's does with these settings (top-k off).</summary>
-    public Sampler NewSampler(float temperature, float topP, ulong seed) => new(seed, Layout.Vocab) { Temperature = temperature, TopP = topP };
+    /// <summary>
+    /// The sampling of a request that sets none: the folder's generation_config.json as transformers reads it (greedy
+    /// where it does not ask to sample), or OpenAI's defaults (temperature 1, no filter, no penalty) where there is no such file.
+    /// </summary>
+    public ChatSettings DefaultSampling { get; }
 
     /// <summary>Generates the reply to <paramref name="prompt"/> in the batcher's steps, shared with the other conversations.</summary>
     public IAsyncEnumerable<int> GenerateAsync(int[] prompt, int maxTokens, Sampler sampler, CancellationToken cancellationToken) =>

@@ -96,7 +96,7 @@ public sealed class ChatAppGemmaTests(ITestOutputHelper log)
         Assert.StartsWith("No model folder given (--model).", error);
         Assert.Contains("huggingface-cli download HuggingFaceTB/SmolLM2-135M-Instruct ", error);
         Assert.Contains("Or, for a folder whose config.json has model_type gemma3_text:", error);
-        Assert.Contains("huggingface-cli download google/gemma-3-270m-it config.json model.safetensors tokenizer.model tokenizer_config.json --local-dir models/gemma-3-270m-it", error);
+        Assert.Contains("huggingface-cli download google/gemma-3-270m-it config.json model.safetensors tokenizer.model tokenizer_config.json generation_config.json --local-dir models/gemma-3-270m-it", error);
         Assert.Contains("https://huggingface.co/google/gemma-3-270m-it/resolve/main/tokenizer.model", error);
     }
 

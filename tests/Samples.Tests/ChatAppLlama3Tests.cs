@@ -159,7 +159,7 @@ public sealed class ChatAppLlama3Tests(ITestOutputHelper log)
         Assert.Equal("", output);
         Assert.StartsWith("No model folder given (--model).", error);
         Assert.Contains("Or, for a folder whose config.json has model_type llama and meta-llama/Llama-3.2-1B-Instruct's sizes:", error);
-        Assert.Contains("huggingface-cli download meta-llama/Llama-3.2-1B-Instruct config.json model.safetensors tokenizer.json tokenizer_config.json --local-dir models/Llama-3.2-1B-Instruct", error);
+        Assert.Contains("huggingface-cli download meta-llama/Llama-3.2-1B-Instruct config.json model.safetensors tokenizer.json tokenizer_config.json generation_config.json --local-dir models/Llama-3.2-1B-Instruct", error);
         Assert.Contains("https://huggingface.co/meta-llama/Llama-3.2-1B-Instruct/resolve/main/tokenizer.json", error);
         Assert.Contains("dotnet run -c Release --project samples/Chat -- --model models/Llama-3.2-1B-Instruct", error);
         Assert.Contains("Or, for a folder whose config.json has model_type gemma3_text:", error); // one of its type: no sizes to tell

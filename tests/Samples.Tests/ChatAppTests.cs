@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using ChatSample;
 using TransformerGen.Samples.Tests.Support;
+using TransformerGen.Tokenizers;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -41,6 +42,35 @@ public sealed class ChatAppTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void Samples_as_the_folders_generation_config_asks_unless_an_option_says_otherwise()
+    {
+        using TempFolder folder = TinyChat.Folder(TinyChat.Model(seed: 3));
+        File.WriteAllText(folder.File(GenerationConfig.FileName), """{ "do_sample": true, "temperature": 0.7, "top_k": 5, "repetition_penalty": 1.3 }""");
+        (int exit, string output, string error) = Run(TinyChat.Spec, "--model", folder.Path, "--prompt", "Hello world", "--max-tokens", "10", "--seed", "3");
+        Assert.True(exit == 0, error);
+        Assert.Contains("; temperature 0.7, top-k 5, top-p 1, seed 3, repetition penalty 1.3 (generation_config.json: temperature 0.7, top-k 5, top-p 1, repetition penalty 1.3)\n", output);
+
+        // The reply is the one the session draws with those settings.
+        var session = new ChatSession(TinyChatModel.ForInference(folder.File("model.safetensors")), PretrainedTokenizer.FromFolder(folder.Path));
+        ChatReply expected = session.Respond("Hello world", new ChatSettings(MaxTokens: 10, Temperature: 0.7f, TopK: 5, Seed: 3, RepetitionPenalty: 1.3f), TextWriter.Null);
+        Assert.Contains("\nassistant: " + expected.Text + "\n", output);
+
+        // An option replaces its own default only: greedy, still penalized.
+        (exit, output, error) = Run(TinyChat.Spec, "--model", folder.Path, "--prompt", "Hello world", "--max-tokens", "10", "--temperature", "0", "--min-p", "0.1");
+        Assert.True(exit == 0, error);
+        Assert.Contains("; greedy, repetition penalty 1.3 (generation_config.json: ", output);
+        expected = session.Respond("Hello world", new ChatSettings(MaxTokens: 10, RepetitionPenalty: 1.3f), TextWriter.Null);
+        Assert.Contains("\nassistant: " + expected.Text + "\n", output);
+
+        // A file that says something impossible stops the run before the weights load, naming the key.
+        File.WriteAllText(folder.File(GenerationConfig.FileName), """{ "do_sample": true, "top_p": 2 }""");
+        (exit, output, error) = Run(TinyChat.Spec, "--model", folder.Path);
+        Assert.Equal(1, exit);
+        Assert.Contains("\"top_p\" is 2; it must be a number in [0, 1]", error);
+        Assert.DoesNotContain("loaded in", output);
+    }
+
+    [Fact]
     public void Continues_plain_text_without_a_template()
     {
         using TempFolder folder = TinyChat.Folder(TinyChat.Model(seed: 3), chatTemplate: false);
@@ -74,8 +104,8 @@ public sealed class ChatAppTests(ITestOutputHelper log)
         Assert.Equal(ChatApp.ExitMissingModel, exit);
         Assert.Equal("", output);
         Assert.StartsWith("No model folder given (--model).", error);
-        Assert.Contains("huggingface-cli download HuggingFaceTB/SmolLM2-135M-Instruct config.json model.safetensors vocab.json merges.txt tokenizer.json tokenizer_config.json --local-dir models/SmolLM2-135M-Instruct", error);
-        foreach (string file in new[] { "config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json" })
+        Assert.Contains("huggingface-cli download HuggingFaceTB/SmolLM2-135M-Instruct config.json model.safetensors vocab.json merges.txt tokenizer.json tokenizer_config.json generation_config.json --local-dir models/SmolLM2-135M-Instruct", error);
+        foreach (string file in new[] { "config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "generation_config.json" })
         {
             Assert.Contains($"https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct/resolve/main/{file}", error);
         }
@@ -101,10 +131,12 @@ public sealed class ChatAppTests(ITestOutputHelper log)
     [Fact]
     public void Rejects_bad_options()
     {
-        (int exit, _, string error) = Run(TinyChat.Spec, "--max-tokens", "0", "--top-p", "2");
+        (int exit, _, string error) = Run(TinyChat.Spec, "--max-tokens", "0", "--top-p", "2", "--min-p", "-1", "--repetition-penalty", "0");
         Assert.NotEqual(0, exit);
         Assert.Contains("--max-tokens must be at least 1.", error);
         Assert.Contains("--top-p must be in [0, 1].", error);
+        Assert.Contains("--min-p must be in [0, 1].", error);
+        Assert.Contains("--repetition-penalty must be positive and finite.", error);
     }
 
     [Fact]

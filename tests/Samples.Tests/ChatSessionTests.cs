@@ -56,6 +56,27 @@ public sealed class ChatSessionTests : IDisposable
     }
 
     [Fact]
+    public void The_penalties_read_the_prompt_and_the_reply()
+    {
+        var session = new ChatSession(TinyChat.Model(seed: 3), _tokenizer);
+        int[] plain = session.Respond("Hello world", new ChatSettings(MaxTokens: 12), TextWriter.Null).Tokens;
+        Assert.True(plain.Distinct().Count() < plain.Length, "the greedy reply was to repeat a token, for the penalty to have something to stop");
+
+        // A presence penalty far above any logit: a greedy reply never takes a token twice.
+        int[] distinct = session.Respond("Hello world", new ChatSettings(MaxTokens: 12, PresencePenalty: 1e4f), TextWriter.Null).Tokens;
+        Assert.Equal(12, distinct.Length);
+        Assert.Equal(distinct.Length, distinct.Distinct().Count());
+
+        // A repetition penalty that large takes nearly all of a positive logit from every token seen so far, the prompt's
+        // included: this reply holds no token of the prompt and none twice, where the plain one repeats a prompt token.
+        ChatReply reply = session.Respond("Hello world", new ChatSettings(MaxTokens: 12, RepetitionPenalty: 1e4f), TextWriter.Null);
+        Assert.Contains(plain[0], reply.PromptTokens);
+        Assert.Equal(12, reply.Tokens.Length);
+        Assert.Empty(reply.Tokens.Intersect(reply.PromptTokens));
+        Assert.Equal(reply.Tokens.Length, reply.Tokens.Distinct().Count());
+    }
+
+    [Fact]
     public void Stops_at_the_end_of_sequence_token_when_the_model_prefers_it()
     {
         var session = new ChatSession(TinyChat.Model(seed: 3, preferred: TinyByteLevelTokenizer.EndOfText), _tokenizer);

@@ -12,7 +12,8 @@ namespace TransformerGen.Samples.Hub;
 /// <param name="repository">The Hub repository, <c>owner/name</c>.</param>
 /// <param name="files">The files to download, in the order they are listed.</param>
 /// <param name="runCommand">The command that runs the sample on the downloaded folder, written with <c>{folder}</c> for the folder.</param>
-internal sealed class HubModel(string repository, IReadOnlyList<string> files, string runCommand)
+/// <param name="optionalFiles">Files the instructions download too, which the sample reads where they are but does not need.</param>
+internal sealed class HubModel(string repository, IReadOnlyList<string> files, string runCommand, IReadOnlyList<string>? optionalFiles = null)
 {
     /// <summary>The weights file; a sharded checkpoint's index stands in for it.</summary>
     public const string Weights = "model.safetensors";
@@ -23,6 +24,9 @@ internal sealed class HubModel(string repository, IReadOnlyList<string> files, s
     public string Repository { get; } = repository;
 
     public IReadOnlyList<string> Files { get; } = files;
+
+    /// <summary>Files downloaded beside <see cref="Files"/> that a folder may lack.</summary>
+    public IReadOnlyList<string> OptionalFiles { get; } = optionalFiles ?? [];
 
     /// <summary>The folder the instructions download into: <c>models/</c> and the repository's name.</summary>
     public string SuggestedFolder => "models/" + Repository[(Repository.IndexOf('/') + 1)..];
@@ -36,7 +40,8 @@ internal sealed class HubModel(string repository, IReadOnlyList<string> files, s
     /// <summary>Writes why the sample cannot run, then how to get the files: the CLI command and each file's URL.</summary>
     public void WriteDownloadInstructions(TextWriter writer, string why)
     {
-        string files = string.Join(' ', Files);
+        string[] all = [.. Files, .. OptionalFiles];
+        string files = string.Join(' ', all);
         writer.WriteLine(why);
         writer.WriteLine();
         writer.WriteLine($"This sample runs {Repository} (https://huggingface.co/{Repository}). Download these files into one folder:");
@@ -45,7 +50,7 @@ internal sealed class HubModel(string repository, IReadOnlyList<string> files, s
         writer.WriteLine();
         writer.WriteLine("or fetch each file:");
         writer.WriteLine();
-        foreach (string file in Files)
+        foreach (string file in all)
         {
             writer.WriteLine($"  https://huggingface.co/{Repository}/resolve/main/{file}");
         }

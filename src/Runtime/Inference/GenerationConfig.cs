@@ -105,7 +105,7 @@ public sealed record GenerationConfig
                 TopK = reader.Integer("top_k", 50, 0, "at least 0") ?? 0,
                 TopP = reader.Number("top_p", 1f, 0f, 1f, "in [0, 1]") ?? 1f,
                 MinP = reader.Number("min_p", 0f, 0f, 1f, "in [0, 1]") ?? 0f,
-                RepetitionPenalty = reader.Number("repetition_penalty", 1f, float.Epsilon, float.MaxValue, "positive") ?? 1f,
+                RepetitionPenalty = reader.Number("repetition_penalty", 1f, float.Epsilon, float.MaxValue, "above 0") ?? 1f,
                 EosTokenIds = reader.Ids("eos_token_id"),
                 MaxNewTokens = reader.Integer("max_new_tokens", null, 1, "at least 1"),
             };

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.IO;
 using System.Linq;
 using System.Net;
 using System.Net.Http;
@@ -62,6 +63,50 @@ public sealed class ChatCompletionsTests(TinyChatServerFolder folder) : IClassFi
             max_tokens = 5, temperature = 0,
         });
         Assert.Equal(folder.Alone("You\nare a", new ChatSettings(MaxTokens: 5, Temperature: 0f, SystemPrompt: "the world is")).Text, parts.Content);
+    }
+
+    [Fact]
+    public async Task Penalties_top_k_and_min_p_draw_as_the_Chat_sample_does()
+    {
+        using var server = new ChatServerFactory(folder.Path);
+        using HttpClient client = server.CreateClient();
+        ChatClient.Answer penalized = await ChatClient.PostAsync(client, new
+        {
+            messages = ChatClient.Conversation("Hello world"), max_tokens = 16, temperature = 0.9, top_p = 0.95, seed = 11,
+            presence_penalty = 1.5, frequency_penalty = 0.5, top_k = 30, min_p = 0.02, repetition_penalty = 1.4,
+        });
+        var settings = new ChatSettings(MaxTokens: 16, Temperature: 0.9f, TopK: 30, TopP: 0.95f, Seed: 11, MinP: 0.02f, RepetitionPenalty: 1.4f, PresencePenalty: 1.5f, FrequencyPenalty: 0.5f);
+        Assert.Equal(folder.Alone("Hello world", settings).Text, penalized.Content);
+        Assert.NotEqual(folder.Alone("Hello world", settings with { PresencePenalty = 0f, FrequencyPenalty = 0f, RepetitionPenalty = 1f }).Text, penalized.Content);
+
+        // top_k -1 is vLLM's "all tokens", as 0 is.
+        ChatClient.Answer all = await ChatClient.PostAsync(client, new { messages = ChatClient.Conversation("Hello world"), max_tokens = 16, temperature = 1.2, top_k = -1, seed = 5 });
+        Assert.Equal(folder.Alone("Hello world", new ChatSettings(MaxTokens: 16, Temperature: 1.2f, Seed: 5)).Text, all.Content);
+    }
+
+    [Fact]
+    public async Task A_request_that_leaves_sampling_out_samples_as_the_folders_generation_config_asks()
+    {
+        using TempFolder withConfig = TinyChat.Folder(TinyChat.Model(seed: 3));
+        File.WriteAllText(withConfig.File(GenerationConfig.FileName), """{ "do_sample": true, "temperature": 0.6, "top_p": 0.9, "repetition_penalty": 1.2 }""");
+        using var server = new ChatServerFactory(withConfig.Path);
+        using HttpClient client = server.CreateClient();
+        var session = new ChatSession(TinyChatModel.ForInference(withConfig.File("model.safetensors")), folder.Tokenizer);
+
+        // transformers' reading of the file: top-k 50 where it is silent.
+        ChatClient.Answer defaults = await ChatClient.PostAsync(client, new { messages = ChatClient.Conversation("Hello world"), max_tokens = 16, seed = 2 });
+        var expected = new ChatSettings(MaxTokens: 16, Temperature: 0.6f, TopK: 50, TopP: 0.9f, Seed: 2, RepetitionPenalty: 1.2f);
+        Assert.Equal(session.Respond("Hello world", expected, TextWriter.Null).Text, defaults.Content);
+
+        // A field given replaces its own default only.
+        ChatClient.Answer greedy = await ChatClient.PostAsync(client, new { messages = ChatClient.Conversation("Hello world"), max_tokens = 16, temperature = 0 });
+        Assert.Equal(session.Respond("Hello world", new ChatSettings(MaxTokens: 16, RepetitionPenalty: 1.2f), TextWriter.Null).Text, greedy.Content);
+
+        // Without the file a request samples at OpenAI's temperature 1 with no filter.
+        using var plainServer = new ChatServerFactory(folder.Path);
+        using HttpClient plainClient = plainServer.CreateClient();
+        ChatClient.Answer openAi = await ChatClient.PostAsync(plainClient, new { messages = ChatClient.Conversation("Hello world"), max_tokens = 16, seed = 2 });
+        Assert.Equal(folder.Alone("Hello world", new ChatSettings(MaxTokens: 16, Temperature: 1f, Seed: 2)).Text, openAi.Content);
     }
 
     [Fact]
@@ -158,6 +203,12 @@ public sealed class ChatCompletionsTests(TinyChatServerFolder folder) : IClassFi
         { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"temperature\": 3}", "'temperature' is 3; it must be a number from 0 to 2.", "temperature" },
         { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"top_p\": \"high\"}", "'top_p' is \"high\"; it must be a number from 0 to 1.", "top_p" },
         { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"seed\": \"7\"}", "'seed' is \"7\"; it must be a whole number.", "seed" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"presence_penalty\": 2.5}", "'presence_penalty' is 2.5; it must be a number from -2 to 2.", "presence_penalty" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"frequency_penalty\": -3}", "'frequency_penalty' is -3; it must be a number from -2 to 2.", "frequency_penalty" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"repetition_penalty\": 0}", "'repetition_penalty' is 0; it must be a number from 0.01 to 2.", "repetition_penalty" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"min_p\": 1.5}", "'min_p' is 1.5; it must be a number from 0 to 1.", "min_p" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"top_k\": -2}", "'top_k' is -2; it must be a whole number of tokens, 0 or -1 for all.", "top_k" },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"top_k\": 2.5}", "'top_k' is 2.5; it must be a whole number of tokens, 0 or -1 for all.", "top_k" },
         { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"n\": 0}", "'n' is 0; it must be a whole number of choices from 1 to 8 (the conversations this server generates at once).", "n" },
         { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"n\": 9}", "'n' is 9; it must be a whole number of choices from 1 to 8 (the conversations this server generates at once).", "n" },
         { "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"n\": 2.5}", "'n' is 2.5; it must be a whole number of choices from 1 to 8 (the conversations this server generates at once).", "n" },

@@ -89,6 +89,15 @@ public sealed class ChatServerStartupTests(TinyChatServerFolder folder) : IClass
     }
 
     [Fact]
+    public void A_generation_config_that_cannot_be_sampled_from_is_refused_naming_the_key()
+    {
+        using TempFolder broken = TinyChat.Folder(TinyChat.Model(seed: 3));
+        File.WriteAllText(broken.File(GenerationConfig.FileName), """{ "do_sample": true, "repetition_penalty": -1 }""");
+        StartupException e = Refusal(broken.Path);
+        Assert.StartsWith($"{broken.Path}: {broken.File(GenerationConfig.FileName)}: \"repetition_penalty\" is -1; it must be a number above 0", e.Message);
+    }
+
+    [Fact]
     public void Limits_the_model_cannot_hold_are_refused_naming_the_option()
     {
         Assert.Equal("--max-sequences 9: at most TinyServedChat's Sequences, 8 (its key/value cache slots).",
