@@ -179,6 +179,54 @@ public class ArchitectureTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Translation with a repetition penalty: each token is the argmax of recomputation after transformers' rule over the
+    /// decoder's input so far (the forced prefix and the tokens generated), as a sampler at temperature 0 applies it.
+    /// </summary>
+    [Fact]
+    public void Translation_with_a_repetition_penalty_follows_the_penalized_argmax_of_recomputation()
+    {
+        const float r = 3f;
+        var model = new LearnedSeq2Seq(8);
+        TestData.Perturb(model, 6);
+        model.Training = false;
+        int[] source = [5, 7, 3, 9];
+        var tokens = new int[LearnedSeq2Seq.TokensPerStep];
+        source.CopyTo(tokens, 0);
+        float[] RowAfter(List<int> read)
+        {
+            var targets = new int[LearnedSeq2Seq.TargetTokensPerStep];
+            Array.Fill(targets, -1);
+            for (int i = 0; i < read.Count; i++) targets[i] = read[i];
+            model.Forward(tokens, targets);
+            float[] row = model.Logits.Slice(read.Count * LearnedSeq2Seq.TargetVocab, LearnedSeq2Seq.TargetVocab).ToArray();
+            row[Pad] = row[Bos] = float.NegativeInfinity; // never produced
+            return row;
+        }
+
+        // A forced prefix that the decoder, unpenalized, would repeat at once, so that the penalty has a choice to change.
+        int repeated = Enumerable.Range(0, LearnedSeq2Seq.TargetVocab).First(f =>
+            f != Pad && f != Bos && f != Eos && Array.IndexOf(RowAfter([f]), RowAfter([f]).Max()) == f);
+        int[] forced = [repeated];
+        var output = new int[5];
+        int length = model.Translate(source, output, new Sampler(0) { Temperature = 0f, RepetitionPenalty = r }, forced);
+
+        var read = new List<int>(forced);
+        bool changed = false;
+        while (read.Count < LearnedSeq2Seq.TargetSeqLen)
+        {
+            float[] row = RowAfter(read);
+            int plain = Array.IndexOf(row, row.Max());
+            foreach (int t in read.Distinct()) row[t] = row[t] < 0 ? row[t] * r : row[t] / r;
+            int argmax = Array.IndexOf(row, row.Max());
+            changed |= argmax != plain;
+            if (argmax == Eos) break;
+            read.Add(argmax);
+        }
+        Assert.Equal(read.Skip(forced.Length).ToArray(), output[..length]);
+        Assert.True(changed, "the penalty was to change a choice for this test to show it is applied");
+    }
+
+    /// <summary>
     /// A forced prefix (mBART's target language, BART's &lt;s&gt;): the decoder reads it after the begin token, the output
     /// starts after it, and each generated token is the argmax of recomputation over [prefix, generated so far].
     /// </summary>

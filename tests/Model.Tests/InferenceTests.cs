@@ -89,4 +89,53 @@ public class InferenceTests
             sequence[prompt.Length + step] = argmax;
         }
     }
+
+    [Fact]
+    public void Greedy_generation_with_a_repetition_penalty_follows_the_penalized_argmax_of_the_full_forward_pass()
+    {
+        // transformers' rule written out: each distinct token of the sequence so far (prompt and generated), l/r where
+        // l ≥ 0 and l·r below, before the argmax.
+        const float r = 1.6f;
+        var model = new RotaryPre(9);
+        TestData.Perturb(model, 1);
+        model.Training = false;
+        float[] RowAfter(int[] sequence, int length)
+        {
+            var tokens = new int[RotaryPre.TokensPerStep];
+            sequence.AsSpan(0, length).CopyTo(tokens);
+            model.Forward(tokens, tokens);
+            return model.Logits.Slice((length - 1) * RotaryPre.Vocab, RotaryPre.Vocab).ToArray();
+        }
+
+        // A prompt whose own next token, unpenalized, is one of its tokens, so that the penalty has a choice to change.
+        int third = Enumerable.Range(0, RotaryPre.Vocab).First(a =>
+        {
+            float[] row = RowAfter([4, 7, a], 3);
+            return new[] { 4, 7, a }.Contains(Array.IndexOf(row, row.Max()));
+        });
+        int[] prompt = [4, 7, third];
+        var generated = new int[RotaryPre.SeqLen - prompt.Length];
+        var sampler = new Sampler(0, RotaryPre.Vocab) { Temperature = 0, RepetitionPenalty = r };
+        model.Generate(prompt, generated, sampler);
+
+        int[] sequence = new int[RotaryPre.SeqLen];
+        prompt.CopyTo(sequence, 0);
+        bool changed = false;
+        for (int step = 0; step < generated.Length; step++)
+        {
+            int length = prompt.Length + step;
+            float[] row = RowAfter(sequence, length);
+            int plain = Array.IndexOf(row, row.Max());
+            foreach (int t in sequence[..length].Distinct()) row[t] = row[t] < 0 ? row[t] * r : row[t] / r;
+            int argmax = Array.IndexOf(row, row.Max());
+            changed |= argmax != plain;
+            Assert.Equal(argmax, generated[step]);
+            sequence[length] = argmax;
+        }
+        Assert.True(changed, "the penalty was to change a choice for this test to show it is applied");
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        model.Generate(prompt, generated, sampler);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
 }

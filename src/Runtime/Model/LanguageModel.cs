@@ -205,7 +205,8 @@ public abstract class LanguageModel : TransformerModel
     /// <summary>
     /// Continues <paramref name="prompt"/> by <c>output.Length</c> tokens drawn by <paramref name="sampler"/>,
     /// with the key/value cache. When the sequence reaches <c>SeqLen</c>, the cache is rebuilt from the most
-    /// recent half of the window, so generation can go on indefinitely. Allocates nothing.
+    /// recent half of the window, so generation can go on indefinitely. The sampler's penalties read the whole prompt
+    /// and the tokens drawn so far. Allocates nothing.
     /// </summary>
     public void Generate(ReadOnlySpan<int> prompt, Span<int> output, Sampler sampler)
     {
@@ -220,7 +221,7 @@ public abstract class LanguageModel : TransformerModel
         ReadOnlySpan<float> logits = Append(_window.AsSpan(0, held));
         for (int i = 0; i < output.Length; i++)
         {
-            int next = sampler.Sample(logits);
+            int next = sampler.Sample(logits, prompt, output[..i]);
             output[i] = next;
             if (i == output.Length - 1) break;
             if (held == window)

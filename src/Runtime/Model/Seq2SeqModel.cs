@@ -92,7 +92,7 @@ public abstract class Seq2SeqModel : TransformerModel
     /// </summary>
     /// <param name="source">The source ids (see <see cref="Encode"/>).</param>
     /// <param name="output">Receives the generated ids, without the begin token, the prefix and the end token.</param>
-    /// <param name="sampler">Draws each token; null for greedy decoding.</param>
+    /// <param name="sampler">Draws each token; null for greedy decoding. Its penalties read the prefix and the tokens written so far (the decoder's input, as transformers' repetition penalty reads it).</param>
     /// <param name="prefix">
     /// Ids the decoder reads after the begin token before it generates, as transformers' <c>forced_bos_token_id</c> or
     /// <c>decoder_input_ids</c> give them: mBART-50's target language code, or BART's &lt;s&gt; in bart-large-cnn.
@@ -112,7 +112,7 @@ public abstract class Seq2SeqModel : TransformerModel
         while (count < limit)
         {
             ReadOnlySpan<float> choosable = Choosable(logits);
-            int token = sampler is null ? ArgMax(choosable) : sampler.Sample(choosable);
+            int token = sampler is null ? ArgMax(choosable) : sampler.Sample(choosable, prefix, output[..count]);
             if (token == Layout.EosToken) break;
             output[count++] = token;
             if (count == limit) break;
