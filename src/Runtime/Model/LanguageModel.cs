@@ -127,6 +127,26 @@ public abstract class LanguageModel : TransformerModel
     }
 
     /// <summary>
+    /// Keeps the first <paramref name="length"/> positions of sequence 0's key/value cache and forgets the rest, so that
+    /// the next <see cref="Append(ReadOnlySpan{int})"/> continues from there: a conversation whose next prompt shares a
+    /// prefix with what the cache holds appends only what differs. The positions kept are unchanged (each depends only
+    /// on those before it).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative or above <see cref="CacheLength"/>.</exception>
+    public void TruncateCache(int length) => TruncateCache(0, length);
+
+    /// <summary>As <see cref="TruncateCache(int)"/>, for the cache of <paramref name="sequence"/> (0 to Sequences − 1); the others keep theirs.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The sequence is outside 0..Sequences − 1, or <paramref name="length"/> is negative or above its cache length.</exception>
+    public void TruncateCache(int sequence, int length)
+    {
+        using CallScope scope = Enter("TruncateCache");
+        int held = _cacheLengths[CheckSequence(sequence)];
+        if ((uint)length > (uint)held)
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"{Layout.Name}: sequence {sequence} holds {held} cached positions; a cache can be cut to 0..{held}");
+        _cacheLengths[sequence] = length;
+    }
+
+    /// <summary>
     /// Appends <paramref name="tokens"/> to the cached sequence 0 (a prompt, or one sampled token) and returns the logits
     /// <c>[Vocab]</c> for the token after the last one. Earlier positions are not recomputed.
     /// </summary>
