@@ -80,6 +80,7 @@ public sealed class ConcurrencyTests : IDisposable
             ("Append", () => model.Append([1, 2])),
             ("Generate", () => model.Generate([1], new int[3], new Sampler(1, Medium.Vocab))),
             ("ResetCache", () => model.ResetCache()),
+            ("TruncateCache", () => model.TruncateCache(0)),
             ("Save", () => model.Save(path)),
             ("Load", () => model.Load(path)),
             ("Parameters", () => _ = model.Parameters.Length),
