@@ -12,7 +12,8 @@ using TransformerGen.Tokenizers;
 namespace ChatSample;
 
 /// <summary>
-/// The sample: loads a chat model and its tokenizer from a downloaded folder and streams its reply to one prompt. The
+/// The sample: loads a chat model and its tokenizer from a downloaded folder and streams its reply to one prompt, or, with
+/// <c>--interactive</c>, to each message of a conversation read from the console. The
 /// folder's config.json says which of the compiled models runs (its model_type: llama is SmolLM2-135M-Instruct or
 /// Llama-3.2-1B-Instruct, told apart by their sizes; gemma3_text is gemma-3-270m-it). The reply stops at any of its
 /// config.json's end-of-sequence ids, the tokenizer's, or the chat template's end of turn. <see cref="Run(string[], TextWriter, TextWriter, IReadOnlyList{ChatModelSpec})"/>
@@ -29,26 +30,33 @@ public static class ChatApp
     /// <summary>The prompt when none is given.</summary>
     public const string DefaultPrompt = "What is the capital of France?";
 
-    /// <summary>Runs the sample with its models (SmolLM2-135M-Instruct, gemma-3-270m-it and Llama-3.2-1B-Instruct).</summary>
-    public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, ChatModelSpec.All);
+    /// <summary>Runs the sample with its models (SmolLM2-135M-Instruct, gemma-3-270m-it and Llama-3.2-1B-Instruct); <c>--interactive</c> reads the user's turns from the console.</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, ChatModelSpec.All, Console.In);
 
     /// <summary>Parses <paramref name="args"/> and runs the sample with <paramref name="spec"/>'s model alone.</summary>
     /// <returns>0, <see cref="ExitMissingModel"/>, <see cref="ExitWrongModel"/>, or 1 for a command line that does not parse or a prompt that does not fit.</returns>
-    public static int Run(string[] args, TextWriter output, TextWriter error, ChatModelSpec spec)
+    /// <param name="input">Where <c>--interactive</c> reads the user's turns, a line each (the console when null).</param>
+    public static int Run(string[] args, TextWriter output, TextWriter error, ChatModelSpec spec, TextReader? input = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return Run(args, output, error, [spec]);
+        return Run(args, output, error, [spec], input);
     }
 
     /// <summary>Parses <paramref name="args"/> and runs the sample with the one of <paramref name="specs"/> whose model_type the folder's config.json has (of several, the one whose compiled config it agrees with).</summary>
     /// <returns>0, <see cref="ExitMissingModel"/>, <see cref="ExitWrongModel"/>, or 1 for a command line that does not parse or a prompt that does not fit.</returns>
-    public static int Run(string[] args, TextWriter output, TextWriter error, IReadOnlyList<ChatModelSpec> specs)
+    /// <param name="input">Where <c>--interactive</c> reads the user's turns, a line each (the console when null).</param>
+    public static int Run(string[] args, TextWriter output, TextWriter error, IReadOnlyList<ChatModelSpec> specs, TextReader? input = null)
     {
         ArgumentNullException.ThrowIfNull(specs);
         if (specs.Count == 0) throw new ArgumentException("no model to run", nameof(specs));
         string folders = string.Join("; or ", specs.Select(spec => $"{spec.Repository} ({string.Join(", ", spec.Files)})"));
         var model = new Option<string?>("--model") { Description = $"The folder of {folders}{(specs.Count > 1 ? ": its config.json's model_type says which" : "")}.", HelpName = "folder" };
-        var prompt = new Option<string>("--prompt") { Description = "The user's message (plain text to continue when the tokenizer has no chat template).", HelpName = "text", DefaultValueFactory = _ => DefaultPrompt };
+        var prompt = new Option<string?>("--prompt") { Description = $"The user's message (plain text to continue when the tokenizer has no chat template). Default: \"{DefaultPrompt}\", or none with --interactive.", HelpName = "text" };
+        var interactive = new Option<bool>("--interactive", "-i")
+        {
+            Description = "Go on with the conversation: after each reply, read the next message from the console (a line; /reset starts a new conversation, /exit or the end of input ends). "
+                + "Each turn runs only what its prompt adds to the key/value cache; the oldest turns are left out when the conversation outgrows SeqLen.",
+        };
         var system = new Option<string?>("--system") { Description = "A system message before the user's.", HelpName = "text" };
         var maxTokens = new Option<int>("--max-tokens") { Description = "The most tokens to generate.", HelpName = "n", DefaultValueFactory = _ => 256 };
         // The sampling options default to the folder's generation_config.json (greedy without one): see SamplingOptions.
@@ -75,14 +83,16 @@ public static class ChatApp
         var command = new RootCommand($"Chat with {string.Join(" or ", specs.Select(spec => spec.Repository))}, compiled from its config.json: the reply streams token by token through the key/value cache. "
             + "The sampling options default to the folder's generation_config.json, as transformers' generate() reads it (greedy where it has none or does not sample).")
         {
-            model, prompt, system, maxTokens, temperature, topK, topP, minP, repetitionPenalty, seed, weights,
+            model, prompt, interactive, system, maxTokens, temperature, topK, topP, minP, repetitionPenalty, seed, weights,
         };
         command.SetAction(parsed =>
         {
             var sampling = new SamplingOptions(parsed.GetValue(temperature), parsed.GetValue(topK), parsed.GetValue(topP), parsed.GetValue(minP), parsed.GetValue(repetitionPenalty));
             var settings = new ChatSettings(parsed.GetValue(maxTokens), Seed: parsed.GetValue(seed), SystemPrompt: parsed.GetValue(system));
             WeightType? weightType = parsed.GetValue(weights) is { } name ? WeightTypeNames.All[name] : null;
-            return Execute(specs, parsed.GetValue(model), parsed.GetValue(prompt)!, weightType, sampling, settings, output, error);
+            bool chat = parsed.GetValue(interactive);
+            string? first = parsed.GetValue(prompt) ?? (chat ? null : DefaultPrompt);
+            return Execute(specs, parsed.GetValue(model), first, chat ? input ?? Console.In : null, weightType, sampling, settings, output, error);
         });
         return command.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
@@ -108,7 +118,8 @@ public static class ChatApp
         }
     }
 
-    private static int Execute(IReadOnlyList<ChatModelSpec> specs, string? folder, string prompt, WeightType? requestedWeights, SamplingOptions sampling, ChatSettings settings, TextWriter output, TextWriter error)
+    // prompt: the first message (null: none, in interactive mode); input: the next messages (null: not interactive).
+    private static int Execute(IReadOnlyList<ChatModelSpec> specs, string? folder, string? prompt, TextReader? input, WeightType? requestedWeights, SamplingOptions sampling, ChatSettings settings, TextWriter output, TextWriter error)
     {
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         if (folder is null)
@@ -180,35 +191,70 @@ public static class ChatApp
         if (session.Template is { } template)
         {
             output.WriteLine($"chat template: {template.Style}; stops at {string.Join(", ", session.StopTokens.Order().Select(id => $"{id} {tokenizer.Decode([id], skipSpecialTokens: false)}"))}; {described}");
-            output.WriteLine();
-            output.WriteLine($"user: {prompt}");
-            output.Write("assistant: ");
         }
         else
         {
             output.WriteLine($"no chat template, so the prompt is continued as plain text ({tokenizer.ChatUnavailableReason}); {described}");
-            output.WriteLine();
-            output.Write(prompt);
         }
 
-        ChatReply reply;
-        try
+        // The first message, then (interactive) each line read, until the end of input or /exit.
+        bool fresh = true;
+        string? message = prompt;
+        while (true)
         {
-            reply = session.Respond(prompt, settings, output);
-        }
-        catch (ArgumentException e)
-        {
-            output.WriteLine();
-            error.WriteLine(e.Message);
-            return 1;
-        }
+            if (message is null)
+            {
+                if (input is null) return 0;
+                output.WriteLine();
+                output.Write(session.Template is null ? "> " : "user: ");
+                output.Flush();
+                string? line = input.ReadLine();
+                if (line is null || line.Trim() is "/exit" or "/quit") return 0;
+                if (line.Trim() == "/reset")
+                {
+                    fresh = true;
+                    output.WriteLine("(a new conversation)");
+                    continue;
+                }
+                if (line.Trim().Length == 0) continue;
+                message = line;
+                output.Write(session.Template is null ? "" : "assistant: ");
+            }
+            else
+            {
+                output.WriteLine();
+                if (session.Template is null) output.Write(message);
+                else
+                {
+                    output.WriteLine($"user: {message}");
+                    output.Write("assistant: ");
+                }
+            }
 
-        output.WriteLine();
-        output.WriteLine();
-        output.WriteLine($"prompt: {reply.PromptTokens.Length} tokens in {reply.PromptTime.TotalSeconds:F3} s ({reply.PromptTokensPerSecond:N1} tokens/s)");
-        output.WriteLine($"reply: {reply.Tokens.Length} tokens in {reply.DecodeTime.TotalSeconds:F3} s ({reply.DecodeTokensPerSecond:N1} tokens/s)");
-        output.WriteLine($"stopped: {Describe(reply, tokenizer, model.Layout.SeqLen, settings.MaxTokens)}");
-        return 0;
+            ChatReply reply;
+            try
+            {
+                reply = fresh ? session.Respond(message, settings, output) : session.Continue(message, settings, output);
+            }
+            catch (ArgumentException e)
+            {
+                output.WriteLine();
+                error.WriteLine(e.Message);
+                if (input is null) return 1;
+                message = null;
+                continue;
+            }
+
+            fresh = false;
+            message = null;
+            output.WriteLine();
+            output.WriteLine();
+            string cached = reply.CachedPromptTokens > 0 ? $"; {reply.CachedPromptTokens} before them from the cache" : "";
+            string dropped = reply.DroppedMessages > 0 ? $"; the {reply.DroppedMessages} oldest messages were left out to fit SeqLen" : "";
+            output.WriteLine($"prompt: {reply.NewPromptTokens} tokens in {reply.PromptTime.TotalSeconds:F3} s ({reply.PromptTokensPerSecond:N1} tokens/s){cached}{dropped}");
+            output.WriteLine($"reply: {reply.Tokens.Length} tokens in {reply.DecodeTime.TotalSeconds:F3} s ({reply.DecodeTokensPerSecond:N1} tokens/s)");
+            output.WriteLine($"stopped: {Describe(reply, tokenizer, model.Layout.SeqLen, settings.MaxTokens)}");
+        }
     }
 
     private static HubModel Hub(ChatModelSpec spec) =>

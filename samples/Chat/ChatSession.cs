@@ -76,22 +76,29 @@ public sealed record ChatSettings(int MaxTokens = 256, float Temperature = 0f, i
 /// <param name="Text">The reply's text.</param>
 /// <param name="Stop">Why it ended.</param>
 /// <param name="StopToken">The end-of-sequence or end-of-turn id the model chose, or null.</param>
-/// <param name="PromptTime">Running the prompt through the model (one <see cref="LanguageModel.Append"/>).</param>
+/// <param name="PromptTime">Running the prompt's new tokens through the model (one <see cref="LanguageModel.Append"/>).</param>
 /// <param name="DecodeTime">Drawing, appending and decoding the reply's tokens.</param>
-public sealed record ChatReply(string Prompt, int[] PromptTokens, int[] Tokens, string Text, StopReason Stop, int? StopToken, TimeSpan PromptTime, TimeSpan DecodeTime)
+/// <param name="CachedPromptTokens">How many of the prompt's first tokens the key/value cache already held from the turns before (0 for a first turn).</param>
+/// <param name="DroppedMessages">How many of the oldest messages were left out for the conversation to fit the model's SeqLen.</param>
+public sealed record ChatReply(string Prompt, int[] PromptTokens, int[] Tokens, string Text, StopReason Stop, int? StopToken, TimeSpan PromptTime, TimeSpan DecodeTime,
+    int CachedPromptTokens = 0, int DroppedMessages = 0)
 {
-    /// <summary>Prompt tokens per second of <see cref="PromptTime"/>.</summary>
-    public double PromptTokensPerSecond => PromptTokens.Length / PromptTime.TotalSeconds;
+    /// <summary>The prompt's tokens that were run through the model: those the cache did not hold.</summary>
+    public int NewPromptTokens => PromptTokens.Length - CachedPromptTokens;
+
+    /// <summary>New prompt tokens per second of <see cref="PromptTime"/>.</summary>
+    public double PromptTokensPerSecond => NewPromptTokens / PromptTime.TotalSeconds;
 
     /// <summary>Reply tokens per second of <see cref="DecodeTime"/>.</summary>
     public double DecodeTokensPerSecond => Tokens.Length / DecodeTime.TotalSeconds;
 }
 
 /// <summary>
-/// One turn of a chat with any decoder-only model and its tokenizer: the user's message is written out with the
-/// tokenizer's chat template (or taken as plain text to continue when there is none), encoded without extra special
-/// tokens, run through the model once, and the reply is drawn token by token through the key/value cache and
-/// written to a stream as it comes, until the model ends its turn or a limit is reached.
+/// A chat with any decoder-only model and its tokenizer: the conversation is written out with the tokenizer's chat
+/// template (or taken as plain text to continue when there is none), encoded without extra special tokens, run through
+/// the model, and the reply is drawn token by token through the key/value cache and written to a stream as it comes,
+/// until the model ends its turn or a limit is reached. <see cref="Respond"/> starts a conversation; <see cref="Continue"/>
+/// adds a turn to it, running only the part of its prompt that the cache does not already hold.
 /// </summary>
 public sealed class ChatSession
 {
@@ -99,6 +106,9 @@ public sealed class ChatSession
     private readonly PretrainedTokenizer _tokenizer;
     private readonly ChatPrompt _chat;
     private readonly int[] _next = new int[1];
+    private readonly List<(string Role, string Content)> _history = [];
+    private readonly List<int> _cached = [];   // the ids whose keys and values the model's cache holds, in order
+    private string _text = "";                 // without a template: the text so far, prompt and replies
 
     /// <summary>Pairs a model with its tokenizer.</summary>
     /// <param name="model">The model.</param>
@@ -122,7 +132,10 @@ public sealed class ChatSession
     /// <summary>The id of the template's end-of-turn text (ChatML <c>&lt;|im_end|&gt;</c>), or null.</summary>
     public int? EndOfTurnId => _chat.EndOfTurnId;
 
-    /// <summary>The text the model is given for <paramref name="message"/>: the template's rendering with the opening of the assistant's turn, or the message itself.</summary>
+    /// <summary>The conversation so far: the system message where one was given, then each user message and reply.</summary>
+    public IReadOnlyList<(string Role, string Content)> History => _history;
+
+    /// <summary>The text the model is given for <paramref name="message"/> alone: the template's rendering with the opening of the assistant's turn, or the message itself.</summary>
     public string FormatPrompt(string message, string? systemPrompt = null)
     {
         ArgumentNullException.ThrowIfNull(message);
@@ -133,37 +146,76 @@ public sealed class ChatSession
         return _chat.Format(messages);
     }
 
-    /// <summary>Generates the reply to <paramref name="message"/>, writing its text to <paramref name="stream"/> as it is generated.</summary>
+    /// <summary>
+    /// Starts a new conversation with <paramref name="message"/> (and <see cref="ChatSettings.SystemPrompt"/>), forgetting
+    /// the one before, and generates the reply, writing its text to <paramref name="stream"/> as it is generated.
+    /// </summary>
     /// <exception cref="ArgumentException">The prompt is empty or fills the model's SeqLen.</exception>
     public ChatReply Respond(string message, ChatSettings settings, TextWriter stream)
     {
+        ArgumentNullException.ThrowIfNull(message);
+        ArgumentNullException.ThrowIfNull(settings);
+        _history.Clear();
+        _text = "";
+        _cached.Clear();
+        _model.ResetCache();
+        return Continue(message, settings, stream);
+    }
+
+    /// <summary>
+    /// Adds <paramref name="message"/> to the conversation and generates the reply to all of it, writing its text to
+    /// <paramref name="stream"/> as it is generated. The prompt is the whole conversation written out again; the cache
+    /// keeps the tokens it shares with what it holds, so only the rest runs (usually the end of the last reply's turn and
+    /// the new message). Where the conversation no longer leaves room in the model's SeqLen for a reply of
+    /// <see cref="ChatSettings.MaxTokens"/> (or a quarter of SeqLen, if that is less), its oldest messages after the system
+    /// message are left out, a user message with its reply at a time. The first turn's
+    /// <see cref="ChatSettings.SystemPrompt"/> stays for the conversation; later ones are not read.
+    /// </summary>
+    /// <exception cref="ArgumentException">The message's prompt is empty, or does not fit the model's SeqLen even alone.</exception>
+    public ChatReply Continue(string message, ChatSettings settings, TextWriter stream)
+    {
+        ArgumentNullException.ThrowIfNull(message);
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentOutOfRangeException.ThrowIfLessThan(settings.MaxTokens, 1, nameof(settings));
-        string prompt = FormatPrompt(message, settings.SystemPrompt);
-        int[] promptTokens = _chat.Encode(prompt);
-        int seqLen = _model.Layout.SeqLen;
-        if (promptTokens.Length == 0)
-        {
-            throw new ArgumentException("the prompt encodes to no tokens", nameof(message));
-        }
+        if (_history.Count == 0 && settings.SystemPrompt is not null && Template is not null) _history.Add(("system", settings.SystemPrompt));
+        _history.Add(("user", message));
 
-        if (promptTokens.Length >= seqLen)
+        // Room for a reply of MaxTokens, or a quarter of SeqLen if that is less, is made by leaving out old turns.
+        int seqLen = _model.Layout.SeqLen;
+        int room = Math.Min(settings.MaxTokens, seqLen / 4);
+        int dropped = 0;
+        string prompt;
+        int[] promptTokens;
+        while (true)
         {
+            prompt = Template is null ? _text + message : _chat.Format(_history);
+            promptTokens = _chat.Encode(prompt);
+            if (promptTokens.Length + room <= seqLen || !DropOldestTurn(ref dropped)) break;
+        }
+        if (promptTokens.Length == 0 || promptTokens.Length >= seqLen)
+        {
+            _history.RemoveAt(_history.Count - 1);
+            if (promptTokens.Length == 0) throw new ArgumentException("the prompt encodes to no tokens", nameof(message));
             throw new ArgumentException($"the prompt is {promptTokens.Length} tokens; {_model.Layout.Name} was compiled for {seqLen} positions (SeqLen), prompt and reply together", nameof(message));
         }
 
+        // Keep the cache's longest prefix in common with the prompt, leaving at least one token to run for the logits.
+        int common = 0;
+        while (common < _cached.Count && common < promptTokens.Length - 1 && _cached[common] == promptTokens[common]) common++;
+        _model.TruncateCache(common);
+        _cached.RemoveRange(common, _cached.Count - common);
+
         // The prompt and every reply token but the last go into the cache.
-        int room = seqLen - promptTokens.Length + 1;
-        int limit = Math.Min(settings.MaxTokens, room);
+        int limit = Math.Min(settings.MaxTokens, seqLen - promptTokens.Length + 1);
         Sampler sampler = settings.NewSampler(_model.Layout.Vocab);
         var decoder = new StreamingDecoder(_tokenizer);
         var reply = new List<int>(limit);
 
-        _model.ResetCache();
         long started = Stopwatch.GetTimestamp();
-        ReadOnlySpan<float> logits = _model.Append(promptTokens);
+        ReadOnlySpan<float> logits = _model.Append(promptTokens.AsSpan(common));
         TimeSpan promptTime = Stopwatch.GetElapsedTime(started);
+        _cached.AddRange(promptTokens.AsSpan(common));
 
         started = Stopwatch.GetTimestamp();
         StopReason stop;
@@ -190,6 +242,7 @@ public sealed class ChatSession
             {
                 _next[0] = next;
                 logits = _model.Append(_next);
+                _cached.Add(next);
             }
         }
 
@@ -197,6 +250,30 @@ public sealed class ChatSession
         stream.Flush();
         TimeSpan decodeTime = Stopwatch.GetElapsedTime(started);
         int[] tokens = reply.ToArray();
-        return new ChatReply(prompt, promptTokens, tokens, _tokenizer.Decode(tokens), stop, stopToken, promptTime, decodeTime);
+        string text = _tokenizer.Decode(tokens);
+        _history.Add(("assistant", text));
+        _text = prompt + text;
+        return new ChatReply(prompt, promptTokens, tokens, text, stop, stopToken, promptTime, decodeTime, common, dropped);
+    }
+
+    // Leaves out the oldest user message and the replies after it (the system message stays); false when only the new
+    // message is left. Without a template the text so far goes instead, all of it.
+    private bool DropOldestTurn(ref int dropped)
+    {
+        if (Template is null)
+        {
+            if (_text.Length == 0) return false;
+            _text = "";
+            dropped++;
+            return true;
+        }
+
+        int first = _history.Count > 0 && _history[0].Role == "system" ? 1 : 0;
+        if (_history.Count - first <= 1) return false;
+        int count = 1;
+        while (first + count < _history.Count - 1 && _history[first + count].Role != "user") count++;
+        _history.RemoveRange(first, count);
+        dropped += count;
+        return true;
     }
 }

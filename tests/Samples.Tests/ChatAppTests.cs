@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ChatSample;
@@ -68,6 +69,40 @@ public sealed class ChatAppTests(ITestOutputHelper log)
         Assert.Equal(1, exit);
         Assert.Contains("\"top_p\" is 2; it must be a number in [0, 1]", error);
         Assert.DoesNotContain("loaded in", output);
+    }
+
+    [Fact]
+    public void Interactive_mode_reads_each_turn_from_the_input_and_keeps_the_conversation()
+    {
+        using TempFolder folder = TinyChat.Folder(TinyChat.Model(seed: 3));
+        var input = new StringReader("Hello world\n\nAnd then?\n/reset\nHello world\n");
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int exit = ChatApp.Run(["--model", folder.Path, "--interactive", "--max-tokens", "5"], output, error, TinyChat.Spec, input);
+        string text = output.ToString();
+        log.WriteLine(text);
+        Assert.True(exit == 0, error.ToString());
+
+        // Without --prompt the first message is read too; an empty line is skipped; /reset starts over.
+        var session = new ChatSession(TinyChatModel.ForInference(folder.File("model.safetensors")), PretrainedTokenizer.FromFolder(folder.Path));
+        var settings = new ChatSettings(MaxTokens: 5);
+        ChatReply first = session.Respond("Hello world", settings, TextWriter.Null);
+        ChatReply second = session.Continue("And then?", settings, TextWriter.Null);
+        Assert.DoesNotContain(ChatApp.DefaultPrompt, text);
+        Assert.Contains("\nuser: assistant: " + first.Text + "\n", text);
+        Assert.Contains("\nuser: assistant: " + second.Text + "\n", text);
+        Assert.Contains($"\nprompt: {second.NewPromptTokens} tokens in ", text);
+        Assert.Matches($@"tokens/s\); {second.CachedPromptTokens} before them from the cache\n", text);
+        Assert.Contains("(a new conversation)", text);
+        Assert.Equal(3, text.Split("\nreply: 5 tokens in ").Length - 1);
+        Assert.EndsWith("\nuser: ", text); // the end of input ends the chat
+
+        // With --prompt the first message is that one; /exit ends before the input does.
+        output = new StringWriter();
+        exit = ChatApp.Run(["--model", folder.Path, "-i", "--prompt", "Hello world", "--max-tokens", "5"], output, error, TinyChat.Spec, new StringReader("/exit\nAnd then?\n"));
+        Assert.Equal(0, exit);
+        Assert.Contains("\nuser: Hello world\nassistant: " + first.Text + "\n", output.ToString());
+        Assert.Single(output.ToString().Split("\nreply: ").Skip(1));
     }
 
     [Fact]

@@ -109,6 +109,61 @@ public sealed class ChatSessionTests : IDisposable
     }
 
     [Fact]
+    public void A_conversation_goes_on_from_what_the_cache_holds()
+    {
+        TinyChatModel model = TinyChat.Model(seed: 3);
+        var session = new ChatSession(model, _tokenizer);
+        var settings = new ChatSettings(MaxTokens: 6, SystemPrompt: "Be brief");
+        ChatReply first = session.Respond("Hello world", settings, TextWriter.Null);
+        var streamed = new StringWriter();
+        ChatReply second = session.Continue("And then?", settings with { SystemPrompt = "ignored after the first turn" }, streamed);
+
+        // The prompt is the whole conversation written out again; the cache held its beginning, the first prompt and reply.
+        (string, string)[] conversation = [("system", "Be brief"), ("user", "Hello world"), ("assistant", first.Text), ("user", "And then?")];
+        Assert.Equal([.. conversation, ("assistant", second.Text)], session.History);
+        Assert.Equal(session.Template!.Format(conversation, addGenerationPrompt: true), second.Prompt);
+        Assert.Equal(_tokenizer.Encode(second.Prompt, addSpecialTokens: false), second.PromptTokens);
+        Assert.Equal(0, first.CachedPromptTokens);
+        Assert.Equal([.. first.PromptTokens, .. first.Tokens[..^1]], second.PromptTokens[..second.CachedPromptTokens]);
+        Assert.True(second.NewPromptTokens < second.PromptTokens.Length / 2, $"{second.NewPromptTokens} of {second.PromptTokens.Length} prompt tokens were run again");
+        Assert.Equal(second.Text, streamed.ToString());
+
+        // The reply is the one the whole prompt gives run at once into an empty cache.
+        TinyChatModel fresh = TinyChat.Model(seed: 3);
+        var expected = new int[second.Tokens.Length];
+        fresh.Generate(second.PromptTokens, expected, new Sampler(1) { Temperature = 0f });
+        Assert.Equal(expected, second.Tokens);
+
+        // Respond starts over: nothing of the conversation is kept.
+        ChatReply again = session.Respond("Hello world", settings, TextWriter.Null);
+        Assert.Equal(first.Tokens, again.Tokens);
+        Assert.Equal(0, again.CachedPromptTokens);
+        Assert.Equal(3, session.History.Count);
+    }
+
+    [Fact]
+    public void A_conversation_that_outgrows_the_cache_leaves_out_its_oldest_turns()
+    {
+        var session = new ChatSession(TinyChat.Model(seed: 4), _tokenizer);
+        var settings = new ChatSettings(MaxTokens: 8);
+        ChatReply reply = session.Respond("Hello world", settings, TextWriter.Null);
+        int turns = 1;
+        while (reply.DroppedMessages == 0)
+        {
+            reply = session.Continue($"Tell me more {turns}", settings, TextWriter.Null);
+            Assert.True(++turns < 20, "the conversation never outgrew SeqLen");
+        }
+        // The oldest user messages went with their replies; the newest turns stay, and the prompt leaves room for a reply
+        // of MaxTokens, which this one used.
+        Assert.True(reply.DroppedMessages >= 2 && reply.DroppedMessages % 2 == 0, $"{reply.DroppedMessages} messages left out");
+        Assert.DoesNotContain(session.History, m => m.Content == "Hello world");
+        Assert.Equal(("user", $"Tell me more {turns - 1}"), session.History[^2]);
+        Assert.True(reply.PromptTokens.Length + 8 <= TinyChatModel.SeqLen);
+        Assert.Equal(8, reply.Tokens.Length);
+        Assert.True(reply.CachedPromptTokens > 0, "the template's opening is still shared with the cache");
+    }
+
+    [Fact]
     public void Refuses_a_prompt_longer_than_the_cache()
     {
         var session = new ChatSession(TinyChat.Model(seed: 4), _tokenizer);
