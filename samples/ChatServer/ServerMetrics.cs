@@ -16,6 +16,7 @@ public sealed class ServerMetrics : ServerMetricsBase
 
     private readonly Counter _promptTokens;
     private readonly Counter _completionTokens;
+    private readonly Counter _cachedPromptTokens;
     private readonly Histogram _stepSequences;
     private readonly Histogram _stepTokens;
     private readonly Histogram _stepSeconds;
@@ -27,6 +28,7 @@ public sealed class ServerMetrics : ServerMetricsBase
     {
         _promptTokens = Factory.CreateCounter("chat_prompt_tokens_total", "Prompt tokens of the generations run (the chat template's rendering of the messages).");
         _completionTokens = Factory.CreateCounter("chat_completion_tokens_total", "Tokens generated, stop ids not counted (also those of replies whose client went away).");
+        _cachedPromptTokens = Factory.CreateCounter("chat_prompt_tokens_cached_total", "Prompt tokens taken from a free cache slot that held them (an earlier turn of the conversation) instead of being run.");
         _stepSequences = CreateHistogram("chat_step_sequences", "Conversations per step of the model.", [1, 2, 3, 4, 6, 8, 12, 16]);
         _stepTokens = CreateHistogram("chat_step_tokens", "Tokens per step of the model: one per decoding conversation, plus prompt chunks.", Histogram.ExponentialBuckets(1, 2, 12));
         _stepSeconds = CreateHistogram("chat_step_seconds", "The model's time per step.", Histogram.ExponentialBuckets(0.0005, 2, 12));
@@ -54,5 +56,6 @@ public sealed class ServerMetrics : ServerMetricsBase
         _stepSequences.Observe(step.Sequences);
         _stepTokens.Observe(step.Tokens);
         _stepSeconds.Observe(step.Elapsed.TotalSeconds);
+        _cachedPromptTokens.Inc(step.ReusedPromptTokens);
     }
 }

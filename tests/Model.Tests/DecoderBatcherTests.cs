@@ -88,6 +88,34 @@ public class DecoderBatcherTests
         Assert.Equal(0, batcher.Active);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_prompt_that_continues_a_finished_generation_runs_only_what_its_slot_does_not_hold(bool reuse)
+    {
+        var steps = new ConcurrentQueue<DecoderStep>();
+        await using var batcher = new DecoderBatcher(LlamaSequences.ForInference(Seed), new DecoderBatcherOptions { MaxTokensPerStep = 8, StepCompleted = steps.Enqueue, ReusePrefixes = reuse });
+        // A turn, then another generation elsewhere, then the next turn: the first turn's prompt, its reply and new tokens.
+        int[] first = Prompt(6, 1);
+        List<int> reply = await Collect(batcher.GenerateAsync(first, 4));
+        Assert.Equal(4, reply.Count); // ended by its limit: the last token was drawn, not cached
+        await Collect(batcher.GenerateAsync(Prompt(5, 2), 3));
+        int[] next = [.. first, .. reply, 3, 1];
+        List<int> continued = await Collect(batcher.GenerateAsync(next, 5));
+
+        Assert.Equal(Alone(next, 5, new Sampler(0) { Temperature = 0f }), continued);
+        int expected = reuse ? first.Length + reply.Count - 1 : 0;
+        Assert.Equal(expected, batcher.ReusedPromptTokens);
+        Assert.Equal(expected, steps.Sum(s => s.ReusedPromptTokens));
+        // The prompt ran in ⌈(12 − reused) / 8⌉ steps of its own: 1 with the cache's 9 tokens, 2 without.
+        Assert.Equal(next.Length - expected, steps.TakeLast(5).First().Tokens + (reuse ? 0 : steps.TakeLast(6).First().Tokens));
+
+        // A prompt that is all in a slot's cache still runs its last token, for the logits.
+        List<int> again = await Collect(batcher.GenerateAsync(next[..9], 2));
+        Assert.Equal(Alone(next[..9], 2, new Sampler(0) { Temperature = 0f }), again);
+        Assert.Equal(expected + (reuse ? 8 : 0), batcher.ReusedPromptTokens);
+    }
+
     [Fact]
     public async Task A_stop_token_ends_the_generation_and_is_not_returned()
     {

@@ -23,6 +23,8 @@ namespace TransformerGen.Serving;
 /// the window as <see cref="LanguageModel.Generate"/> does).
 /// </para>
 /// <para>
+/// A generation whose prompt begins as a free slot's cached tokens do continues from them and runs only the rest
+/// (<see cref="DecoderBatcherOptions.ReusePrefixes"/>), as a chat client's next turn does after its last reply.
 /// Running generations take their one token per step first; prompts share what is left of
 /// <see cref="DecoderBatcherOptions.MaxTokensPerStep"/> in arrival order, a long one over several steps. A caller that
 /// cancels, or stops enumerating, frees its slot at the next step; the others are not affected. If a step throws, the
@@ -51,6 +53,14 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
     private readonly int[] _lengths;
     private readonly int[] _sequences;
     private readonly Generation[] _inStep;
+    private readonly bool _reusePrefixes;
+    // By cache slot: the ids whose keys and values it holds (the first _heldLength[slot] of them).
+    private readonly int[][] _held;
+    private readonly int[] _heldLength;
+    private readonly long[] _admitted;          // by slot: when a generation last took it (an admission count; 0: never)
+    private long _admissions;
+    private int _reusedSinceStep;
+    private long _reused;
     private int _active;
     private int _disposed;
 
@@ -77,6 +87,7 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
             if ((uint)id >= (uint)_layout.Vocab)
                 throw new ArgumentException($"stop token {id} is outside the vocabulary of {_layout.Name} (0 to {_layout.Vocab - 1})", nameof(options));
         _stepCompleted = options.StepCompleted;
+        _reusePrefixes = options.ReusePrefixes;
 
         _queue = Channel.CreateBounded<Generation>(new BoundedChannelOptions(options.QueueCapacity)
         {
@@ -88,12 +99,19 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
         _lengths = new int[MaxSequences];
         _sequences = new int[MaxSequences];
         _inStep = new Generation[MaxSequences];
+        _held = new int[_layout.Sequences][];
+        for (int s = 0; s < _held.Length; s++) _held[s] = new int[_layout.SeqLen];
+        _heldLength = new int[_layout.Sequences];
+        _admitted = new long[_layout.Sequences];
         var thread = new Thread(Run) { IsBackground = true, Name = $"{_layout.Name} decoder batcher" };
         thread.Start();
     }
 
     /// <summary>Generations running at once at most.</summary>
     public int MaxSequences { get; }
+
+    /// <summary>Prompt tokens that generations took from a free slot's cache instead of running them, since the start (<see cref="DecoderBatcherOptions.ReusePrefixes"/>).</summary>
+    public long ReusedPromptTokens => Interlocked.Read(ref _reused);
 
     /// <summary>Tokens per step at most.</summary>
     public int MaxTokensPerStep { get; }
@@ -202,8 +220,22 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
                 generation.Complete();
                 continue;
             }
-            int slot = Array.IndexOf(_slots, null);
-            _model.ResetCache(slot);
+            // The free slot whose cache shares the longest beginning with the prompt, cut to that beginning (at least the
+            // prompt's last token is run, for its logits); among equals the one taken longest ago, so that a slot whose
+            // cache shares nothing overwrites the oldest conversation's.
+            int slot = -1, reused = -1;
+            for (int s = 0; s < _slots.Length; s++)
+            {
+                if (_slots[s] is not null) continue;
+                int common = _reusePrefixes ? _held[s].AsSpan(0, _heldLength[s]).CommonPrefixLength(generation.Prompt.AsSpan(0, generation.Prompt.Length - 1)) : 0;
+                if (common > reused || common == reused && _admitted[s] < _admitted[slot]) (slot, reused) = (s, common);
+            }
+            _admitted[slot] = ++_admissions;
+            _model.TruncateCache(slot, reused);
+            _heldLength[slot] = reused;
+            generation.Fed = reused;
+            _reusedSinceStep += reused;
+            Interlocked.Add(ref _reused, reused);
             _slots[slot] = generation;
             generation.Slot = slot;
             _running.Add(generation);
@@ -247,6 +279,12 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
         try
         {
             ReadOnlySpan<float> logits = _model.Append(_tokens.AsSpan(0, used), _lengths.AsSpan(0, count), _sequences.AsSpan(0, count));
+            for (int i = 0, offset = 0; i < count; offset += _lengths[i++])
+            {
+                int s = _sequences[i];
+                _tokens.AsSpan(offset, _lengths[i]).CopyTo(_held[s].AsSpan(_heldLength[s]));
+                _heldLength[s] += _lengths[i];
+            }
             int vocab = _layout.Vocab;
             for (int i = 0; i < count; i++)
             {
@@ -262,7 +300,11 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
         }
         catch (Exception e)
         {
-            for (int i = 0; i < count; i++) _inStep[i].Fail(e);
+            for (int i = 0; i < count; i++)
+            {
+                _inStep[i].Fail(e);
+                _heldLength[_sequences[i]] = 0; // what the slot holds is no longer known: the next generation there starts it over
+            }
         }
         finally
         {
@@ -273,12 +315,13 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
 
         try
         {
-            _stepCompleted?.Invoke(new DecoderStep(count, used, sampled, Stopwatch.GetElapsedTime(started)));
+            _stepCompleted?.Invoke(new DecoderStep(count, used, sampled, Stopwatch.GetElapsedTime(started), _reusedSinceStep));
         }
         catch (Exception)
         {
             // Metrics must not stop the batcher.
         }
+        _reusedSinceStep = 0;
     }
 
     /// <summary>Draws a generation's next token and hands it over, or ends the generation.</summary>

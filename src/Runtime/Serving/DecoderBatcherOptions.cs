@@ -23,6 +23,15 @@ public sealed class DecoderBatcherOptions
     /// </summary>
     public IReadOnlyCollection<int>? StopTokens { get; init; }
 
+    /// <summary>
+    /// Whether a generation may continue from what a free cache slot holds (true, the default): it takes the free slot
+    /// whose cached tokens share the longest beginning with its prompt, keeps those positions
+    /// (<see cref="LanguageModel.TruncateCache(int, int)"/>) and runs only the rest. A chat client that sends the whole
+    /// conversation each turn then runs only the new turn, if its last reply's slot is still free and unused. The
+    /// result equals a fresh run of the whole prompt within rounding (1e-5); false runs every prompt from an empty slot.
+    /// </summary>
+    public bool ReusePrefixes { get; init; } = true;
+
     /// <summary>Generations that may wait for a free slot; a caller beyond it waits (asynchronously) for room. Default 1024.</summary>
     public int QueueCapacity { get; init; } = 1024;
 
@@ -38,4 +47,5 @@ public sealed class DecoderBatcherOptions
 /// <param name="Tokens">Their new tokens, laid end to end: one per generation that is decoding, a chunk of the prompt per one that is starting.</param>
 /// <param name="Sampled">Tokens sampled in the step (generations whose prompt was fed whole).</param>
 /// <param name="Elapsed">The model's time for the step.</param>
-public readonly record struct DecoderStep(int Sequences, int Tokens, int Sampled, TimeSpan Elapsed);
+/// <param name="ReusedPromptTokens">Prompt tokens that the generations admitted since the last step took from their slots' caches instead of running them (<see cref="DecoderBatcherOptions.ReusePrefixes"/>).</param>
+public readonly record struct DecoderStep(int Sequences, int Tokens, int Sampled, TimeSpan Elapsed, int ReusedPromptTokens = 0);
