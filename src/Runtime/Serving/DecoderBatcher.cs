@@ -18,7 +18,8 @@ namespace TransformerGen.Serving;
 /// <remarks>
 /// <para>
 /// Each caller gets its tokens as they are sampled (<see cref="GenerateAsync"/>), drawn by its own <see cref="Sampler"/>
-/// from its own row of logits, which equals what the model gives that generation alone. A generation ends after its
+/// from its own row of logits, which equals what the model gives that generation alone (within rounding where its prompt
+/// continued from a slot's cache, see below). A generation ends after its
 /// token limit, on a stop token (not returned), or when its cache is full (SeqLen positions: the batcher does not slide
 /// the window as <see cref="LanguageModel.Generate"/> does).
 /// </para>
