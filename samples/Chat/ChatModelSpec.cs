@@ -63,8 +63,19 @@ public sealed record ChatModelSpec(string Repository, IReadOnlyList<string> File
         DefaultWeights = WeightType.Int8,
     };
 
+    /// <summary>
+    /// Qwen/Qwen2.5-0.5B-Instruct as <see cref="Qwen25"/>: ChatML, with its authors' sampling in generation_config.json
+    /// (temperature 0.7, top-p 0.8, top-k 20, repetition penalty 1.1).
+    /// </summary>
+    public static ChatModelSpec Qwen2_5_05BInstruct { get; } = new(
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        ["config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json"],
+        EmbeddedConfig.Read(typeof(ChatModelSpec).Assembly, "Qwen2.5-0.5B-Instruct.config.json"),
+        "samples/Chat/models/Qwen2.5-0.5B-Instruct/config.json",
+        (folder, weights) => Qwen25.ForInference(folder, weights));
+
     /// <summary>The models the sample's program is compiled with.</summary>
-    public static IReadOnlyList<ChatModelSpec> All { get; } = [SmolLm2, Gemma3_270mIt, Llama3_2_1BInstruct, Llama3_2_3BInstruct];
+    public static IReadOnlyList<ChatModelSpec> All { get; } = [SmolLm2, Gemma3_270mIt, Llama3_2_1BInstruct, Llama3_2_3BInstruct, Qwen2_5_05BInstruct];
 
     /// <summary>The compiled config.json's model_type (<c>llama</c>, <c>gemma3_text</c>), which a folder's must equal for this model to run it.</summary>
     public string ModelType { get; } = ModelTypeChoice.Of(CompiledConfig);

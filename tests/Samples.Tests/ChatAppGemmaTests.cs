@@ -126,7 +126,7 @@ public sealed class ChatAppGemmaTests(ITestOutputHelper log)
         other.Write("config.json", """{"model_type": "qwen3"}""");
         (exit, _, error) = Run(ChatModelSpec.All, "--model", other.Path);
         Assert.Equal(ChatApp.ExitWrongModel, exit);
-        Assert.Contains("has model_type qwen3; this program runs llama (HuggingFaceTB/SmolLM2-135M-Instruct), gemma3_text (google/gemma-3-270m-it), llama (meta-llama/Llama-3.2-1B-Instruct), llama (meta-llama/Llama-3.2-3B-Instruct).", error);
+        Assert.Contains("has model_type qwen3; this program runs llama (HuggingFaceTB/SmolLM2-135M-Instruct), gemma3_text (google/gemma-3-270m-it), llama (meta-llama/Llama-3.2-1B-Instruct), llama (meta-llama/Llama-3.2-3B-Instruct), qwen2 (Qwen/Qwen2.5-0.5B-Instruct).", error);
     }
 
     [Fact]

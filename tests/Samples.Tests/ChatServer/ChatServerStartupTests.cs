@@ -53,10 +53,10 @@ public sealed class ChatServerStartupTests(TinyChatServerFolder folder) : IClass
 
         using var other = new TempFolder();
         other.Write("config.json", """{"model_type": "qwen3"}""");
-        Assert.Contains("has model_type qwen3; this program runs llama (HuggingFaceTB/SmolLM2-135M-Instruct), gemma3_text (google/gemma-3-270m-it), llama (meta-llama/Llama-3.2-1B-Instruct), llama (meta-llama/Llama-3.2-3B-Instruct).", Start(other.Path).Message);
+        Assert.Contains("has model_type qwen3; this program runs llama (HuggingFaceTB/SmolLM2-135M-Instruct), gemma3_text (google/gemma-3-270m-it), llama (meta-llama/Llama-3.2-1B-Instruct), llama (meta-llama/Llama-3.2-3B-Instruct), qwen2 (Qwen/Qwen2.5-0.5B-Instruct).", Start(other.Path).Message);
 
         using var empty = new TempFolder();
-        Assert.Equal($"The model folder '{empty.Path}' lacks config.json, which says which model it holds (HuggingFaceTB/SmolLM2-135M-Instruct or google/gemma-3-270m-it or meta-llama/Llama-3.2-1B-Instruct or meta-llama/Llama-3.2-3B-Instruct).",
+        Assert.Equal($"The model folder '{empty.Path}' lacks config.json, which says which model it holds (HuggingFaceTB/SmolLM2-135M-Instruct or google/gemma-3-270m-it or meta-llama/Llama-3.2-1B-Instruct or meta-llama/Llama-3.2-3B-Instruct or Qwen/Qwen2.5-0.5B-Instruct).",
                      Start(empty.Path).Message);
     }
 
