@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using TransformerGen.ChatServer;
 using TransformerGen.Samples.Serving;
 
@@ -9,6 +10,11 @@ using TransformerGen.Samples.Serving;
 WebApplication app = ServerHost.Build<ServerOptions, ServedChatModels, ServerMetrics, ChatEngine>(args, ServedChatModels.All);
 app.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync); // its engine and metrics come from the services
 app.MapGet("/health", (ChatEngine engine) => Results.Json(new { status = "ok", model = engine.ModelName, active = engine.Active, queued = engine.Queued }));
+ModelsEndpoint.Map(app, services =>
+{
+    ChatEngine engine = services.GetRequiredService<ChatEngine>();
+    return [new ModelsEndpoint.Entry(engine.ModelName, engine.Layout.SeqLen)];
+});
 
 return ServerHost.Run(app);
 

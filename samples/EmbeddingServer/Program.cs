@@ -12,6 +12,13 @@ ServerMetrics metrics = app.Services.GetRequiredService<ServerMetrics>();
 app.MapPost("/v1/embeddings", (HttpContext context, EmbeddingEngine engine) => EmbeddingsEndpoint.HandleAsync(context, engine, metrics));
 app.MapPost("/rerank", (HttpContext context, EmbeddingEngine engine) => RerankEndpoint.HandleAsync(context, engine, metrics));
 app.MapGet("/health", (EmbeddingEngine engine) => Results.Json(new { status = "ok", model = engine.ModelName, workers = engine.Workers, queued = engine.Queued, reranker = engine.Reranker?.ModelName }));
+ModelsEndpoint.Map(app, services =>
+{
+    EmbeddingEngine engine = services.GetRequiredService<EmbeddingEngine>();
+    return engine.Reranker is { } reranker
+        ? [new ModelsEndpoint.Entry(engine.ModelName, engine.Layout.SeqLen), new ModelsEndpoint.Entry(reranker.ModelName, reranker.Layout.SeqLen)]
+        : [new ModelsEndpoint.Entry(engine.ModelName, engine.Layout.SeqLen)];
+});
 
 return ServerHost.Run(app);
 

@@ -98,6 +98,8 @@ public sealed class ElectraRerankApiTests : IClassFixture<TinyBertFolder>, IClas
     {
         using JsonDocument health = JsonDocument.Parse(await _client.GetStringAsync("/health"));
         Assert.Equal("tests/tiny-electra-cross-encoder", health.RootElement.GetProperty("reranker").GetString());
+        using JsonDocument models = JsonDocument.Parse(await _client.GetStringAsync("/v1/models"));
+        Assert.Equal(["tests/tiny-bert", "tests/tiny-electra-cross-encoder"], models.RootElement.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()));
 
         using var bertServer = new ServerFactory(_folder.Path, new Dictionary<string, string> { ["reranker"] = _bert.Path });
         using HttpClient bertClient = bertServer.CreateClient();

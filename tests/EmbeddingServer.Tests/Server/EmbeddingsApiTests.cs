@@ -105,6 +105,32 @@ public sealed class EmbeddingsApiTests : IClassFixture<TinyBertFolder>, IDisposa
     }
 
     [Fact]
+    public async Task The_models_listing_names_the_served_model_as_OpenAIs_does()
+    {
+        using JsonDocument list = JsonDocument.Parse(await _client.GetStringAsync("/v1/models"));
+        Assert.Equal("list", list.RootElement.GetProperty("object").GetString());
+        JsonElement model = Assert.Single(list.RootElement.GetProperty("data").EnumerateArray());
+        Assert.Equal("tests/tiny-bert", model.GetProperty("id").GetString());
+        Assert.Equal("model", model.GetProperty("object").GetString());
+        Assert.Equal("transformer-gen", model.GetProperty("owned_by").GetString());
+        Assert.Equal(TinyBert.SeqLen, model.GetProperty("max_model_len").GetInt32());
+        Assert.InRange(model.GetProperty("created").GetInt64(), DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 600, DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+
+        // One model by its id, which holds a slash: as two segments, or escaped.
+        foreach (string path in new[] { "/v1/models/tests/tiny-bert", "/v1/models/tests%2Ftiny-bert" })
+        {
+            using JsonDocument one = JsonDocument.Parse(await _client.GetStringAsync(path));
+            Assert.Equal("tests/tiny-bert", one.RootElement.GetProperty("id").GetString());
+        }
+
+        using HttpResponseMessage missing = await _client.GetAsync("/v1/models/text-embedding-3-small");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        using JsonDocument error = JsonDocument.Parse(await missing.Content.ReadAsStringAsync());
+        Assert.Equal("The model 'text-embedding-3-small' does not exist; this server serves 'tests/tiny-bert'.", error.RootElement.GetProperty("error").GetProperty("message").GetString());
+        Assert.Equal("model_not_found", error.RootElement.GetProperty("error").GetProperty("code").GetString());
+    }
+
+    [Fact]
     public async Task Metrics_count_requests_tokens_and_batch_sizes_in_the_Prometheus_text_format()
     {
         string[] input = ["a man", "the cat sleeps on the mat"];

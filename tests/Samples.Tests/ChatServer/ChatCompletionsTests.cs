@@ -267,6 +267,13 @@ public sealed class ChatCompletionsTests(TinyChatServerFolder folder) : IClassFi
         Assert.Equal(0, health.GetProperty("active").GetInt32());
         Assert.Equal(0, health.GetProperty("queued").GetInt32());
 
+        // OpenAI's model listing: the served name, and the positions a conversation may fill; one model by its id.
+        JsonElement models = ChatClient.Parse(await client.GetStringAsync("/v1/models"));
+        JsonElement model = Assert.Single(models.GetProperty("data").EnumerateArray());
+        Assert.Equal(("tiny", "model", TinyServedChat.SeqLen), (model.GetProperty("id").GetString(), model.GetProperty("object").GetString(), model.GetProperty("max_model_len").GetInt32()));
+        Assert.Equal("tiny", ChatClient.Parse(await client.GetStringAsync("/v1/models/tiny")).GetProperty("id").GetString());
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/v1/models/gpt-4o")).StatusCode);
+
         ChatClient.Answer first = await ChatClient.PostAsync(client, new { messages = ChatClient.Conversation("Hello"), max_tokens = 7, temperature = 0 });
         ChatClient.Answer second = await ChatClient.PostAsync(client, new { messages = ChatClient.Conversation("Hello world"), max_tokens = 3, temperature = 0 });
         await ChatClient.PostAsync(client, new { messages = Array.Empty<object>() });
