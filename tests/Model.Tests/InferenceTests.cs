@@ -66,6 +66,30 @@ public class InferenceTests
     }
 
     [Fact]
+    public void Generation_ends_at_the_first_stop_token_drawn_which_is_not_written()
+    {
+        var model = new Medium(2);
+        int[] prompt = [1, 2, 3];
+        var all = new int[30]; // past SeqLen = 13: the window slides
+        model.Generate(prompt, all, new Sampler(5, Medium.Vocab) { Temperature = 0.9f, TopK = 10 });
+
+        // The first token drawn at 20 or later that was not drawn before it: a stop there ends the generation there.
+        int at = Enumerable.Range(20, 10).First(i => !all[..i].Contains(all[i]));
+        var output = new int[30];
+        Array.Fill(output, -1);
+        int written = model.Generate(prompt, output, new Sampler(5, Medium.Vocab) { Temperature = 0.9f, TopK = 10 }, [Medium.Vocab - 1, all[at]]);
+        Assert.Equal(at, written);
+        Assert.Equal(all[..at], output[..at]);
+        Assert.All(output[at..], t => Assert.Equal(-1, t));
+
+        // No stop token drawn: all of the output, as without stops.
+        int[] never = Enumerable.Range(0, Medium.Vocab).Where(t => !all.Contains(t)).Take(1).ToArray();
+        Assert.Equal(30, model.Generate(prompt, output, new Sampler(5, Medium.Vocab) { Temperature = 0.9f, TopK = 10 }, never));
+        Assert.Equal(all, output);
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.Generate(prompt, output, new Sampler(5), [Medium.Vocab]));
+    }
+
+    [Fact]
     public void Greedy_generation_follows_the_argmax_of_the_full_forward_pass()
     {
         var model = new RotaryPre(9);

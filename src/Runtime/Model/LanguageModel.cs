@@ -4,12 +4,12 @@ namespace TransformerGen;
 
 /// <summary>
 /// A decoder-only model (GPT): trained with <see cref="TransformerModel.Forward"/> on next tokens, and run with a
-/// key/value cache: <see cref="Append(ReadOnlySpan{int})"/> gives next-token logits, <see cref="Generate"/> samples a
+/// key/value cache: <see cref="Append(ReadOnlySpan{int})"/> gives next-token logits, <see cref="Generate(ReadOnlySpan{int}, Span{int}, Sampler)"/> samples a
 /// continuation.
 /// </summary>
 /// <remarks>
 /// An instance holds Sequences key/value caches (the declaration's Sequences, else Batch), one per sequence (cache slot). <see cref="Append(ReadOnlySpan{int})"/> and
-/// <see cref="Generate"/> use sequence 0; <see cref="Append(ReadOnlySpan{int}, ReadOnlySpan{int}, ReadOnlySpan{int})"/>
+/// <see cref="Generate(ReadOnlySpan{int}, Span{int}, Sampler)"/> use sequence 0; <see cref="Append(ReadOnlySpan{int}, ReadOnlySpan{int}, ReadOnlySpan{int})"/>
 /// runs new tokens of up to Sequences sequences in one exact-length pass (prompts of several conversations, or one decoding
 /// step of each), so the weights are read once for all of them. Each sequence continues at its own cached length and
 /// attends only to its own cache.
@@ -106,7 +106,7 @@ public abstract class LanguageModel : TransformerModel
         return _embeddings.AsSpan(0, count * width);
     }
 
-    /// <summary>Number of positions held in the key/value cache of sequence 0 (the one <see cref="Append(ReadOnlySpan{int})"/> and <see cref="Generate"/> use).</summary>
+    /// <summary>Number of positions held in the key/value cache of sequence 0 (the one <see cref="Append(ReadOnlySpan{int})"/> and <see cref="Generate(ReadOnlySpan{int}, Span{int}, Sampler)"/> use).</summary>
     public int CacheLength => _cacheLengths[0];
 
     /// <summary>Number of positions held in the key/value cache of <paramref name="sequence"/> (0 to Sequences − 1).</summary>
@@ -150,7 +150,7 @@ public abstract class LanguageModel : TransformerModel
     /// Appends <paramref name="tokens"/> to the cached sequence 0 (a prompt, or one sampled token) and returns the logits
     /// <c>[Vocab]</c> for the token after the last one. Earlier positions are not recomputed.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The sequence would exceed <c>SeqLen</c>; call <see cref="ResetCache()"/> or use <see cref="Generate"/>, which slides the window.</exception>
+    /// <exception cref="InvalidOperationException">The sequence would exceed <c>SeqLen</c>; call <see cref="ResetCache()"/> or use <see cref="Generate(ReadOnlySpan{int}, Span{int}, Sampler)"/>, which slides the window.</exception>
     public ReadOnlySpan<float> Append(ReadOnlySpan<int> tokens)
     {
         using CallScope scope = Enter("Append");
@@ -228,11 +228,20 @@ public abstract class LanguageModel : TransformerModel
     /// recent half of the window, so generation can go on indefinitely. The sampler's penalties read the whole prompt
     /// and the tokens drawn so far. Allocates nothing.
     /// </summary>
-    public void Generate(ReadOnlySpan<int> prompt, Span<int> output, Sampler sampler)
+    public void Generate(ReadOnlySpan<int> prompt, Span<int> output, Sampler sampler) => Generate(prompt, output, sampler, []);
+
+    /// <summary>
+    /// As <see cref="Generate(ReadOnlySpan{int}, Span{int}, Sampler)"/>, but ends at the first token drawn that is one of
+    /// <paramref name="stopTokens"/> (an end of sequence, such as <c>Layout.EndTokens</c>), which is not written.
+    /// </summary>
+    /// <returns>The tokens written to <paramref name="output"/>: all of it unless a stop token came first.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A stop token is outside the vocabulary.</exception>
+    public int Generate(ReadOnlySpan<int> prompt, Span<int> output, Sampler sampler, ReadOnlySpan<int> stopTokens)
     {
         using CallScope scope = Enter("Generate");
         ArgumentNullException.ThrowIfNull(sampler);
         if (prompt.IsEmpty) throw new ArgumentException("the prompt needs at least one token", nameof(prompt));
+        CheckIds(stopTokens, nameof(stopTokens), Layout.Vocab, allowIgnored: false);
         int window = Layout.SeqLen;
         _cacheLengths[0] = 0;
         // The window holds the tokens the cache was built from, so it can be rebuilt when full.
@@ -242,6 +251,7 @@ public abstract class LanguageModel : TransformerModel
         for (int i = 0; i < output.Length; i++)
         {
             int next = sampler.Sample(logits, prompt, output[..i]);
+            if (stopTokens.Contains(next)) return i;
             output[i] = next;
             if (i == output.Length - 1) break;
             if (held == window)
@@ -259,6 +269,7 @@ public abstract class LanguageModel : TransformerModel
                 logits = Append(_window.AsSpan(held - 1, 1));
             }
         }
+        return output.Length;
     }
 
     /// <summary>

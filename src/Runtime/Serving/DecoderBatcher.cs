@@ -21,7 +21,7 @@ namespace TransformerGen.Serving;
 /// from its own row of logits, which equals what the model gives that generation alone (within rounding where its prompt
 /// continued from a slot's cache, see below). A generation ends after its
 /// token limit, on a stop token (not returned), or when its cache is full (SeqLen positions: the batcher does not slide
-/// the window as <see cref="LanguageModel.Generate"/> does).
+/// the window as <see cref="LanguageModel.Generate(ReadOnlySpan{int}, Span{int}, Sampler)"/> does).
 /// </para>
 /// <para>
 /// A generation whose prompt begins as a free slot's cached tokens do continues from them and runs only the rest
