@@ -169,7 +169,8 @@ public sealed class ChatSession
     /// the new message). Where the conversation no longer leaves room in the model's SeqLen for a reply of
     /// <see cref="ChatSettings.MaxTokens"/> (or a quarter of SeqLen, if that is less), its oldest messages after the system
     /// message are left out, a user message with its reply at a time. The first turn's
-    /// <see cref="ChatSettings.SystemPrompt"/> stays for the conversation; later ones are not read.
+    /// <see cref="ChatSettings.SystemPrompt"/> stays for the conversation; later ones are not read. A message refused, or a
+    /// turn that throws, leaves the conversation as it was.
     /// </summary>
     /// <exception cref="ArgumentException">The message's prompt is empty, or does not fit the model's SeqLen even alone.</exception>
     public ChatReply Continue(string message, ChatSettings settings, TextWriter stream)
@@ -178,8 +179,14 @@ public sealed class ChatSession
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentOutOfRangeException.ThrowIfLessThan(settings.MaxTokens, 1, nameof(settings));
-        if (_history.Count == 0 && settings.SystemPrompt is not null && Template is not null) _history.Add(("system", settings.SystemPrompt));
-        _history.Add(("user", message));
+        Sampler sampler = settings.NewSampler(_model.Layout.Vocab); // settings out of range are refused before anything changes
+
+        // The conversation with the new message, on a copy: the session keeps its own until the reply is whole, so that
+        // a message refused (too long) or a turn that throws leaves the conversation as it was.
+        var history = new List<(string Role, string Content)>(_history);
+        if (history.Count == 0 && settings.SystemPrompt is not null && Template is not null) history.Add(("system", settings.SystemPrompt));
+        history.Add(("user", message));
+        string text = _text;
 
         // Room for a reply of MaxTokens, or a quarter of SeqLen if that is less, is made by leaving out old turns.
         int seqLen = _model.Layout.SeqLen;
@@ -189,16 +196,13 @@ public sealed class ChatSession
         int[] promptTokens;
         while (true)
         {
-            prompt = Template is null ? _text + message : _chat.Format(_history);
+            prompt = Template is null ? text + message : _chat.Format(history);
             promptTokens = _chat.Encode(prompt);
-            if (promptTokens.Length + room <= seqLen || !DropOldestTurn(ref dropped)) break;
+            if (promptTokens.Length + room <= seqLen || !DropOldestTurn(history, ref text, ref dropped)) break;
         }
-        if (promptTokens.Length == 0 || promptTokens.Length >= seqLen)
-        {
-            _history.RemoveAt(_history.Count - 1);
-            if (promptTokens.Length == 0) throw new ArgumentException("the prompt encodes to no tokens", nameof(message));
+        if (promptTokens.Length == 0) throw new ArgumentException("the prompt encodes to no tokens", nameof(message));
+        if (promptTokens.Length >= seqLen)
             throw new ArgumentException($"the prompt is {promptTokens.Length} tokens; {_model.Layout.Name} was compiled for {seqLen} positions (SeqLen), prompt and reply together", nameof(message));
-        }
 
         // Keep the cache's longest prefix in common with the prompt, leaving at least one token to run for the logits.
         int common = 0;
@@ -208,7 +212,6 @@ public sealed class ChatSession
 
         // The prompt and every reply token but the last go into the cache.
         int limit = Math.Min(settings.MaxTokens, seqLen - promptTokens.Length + 1);
-        Sampler sampler = settings.NewSampler(_model.Layout.Vocab);
         var decoder = new StreamingDecoder(_tokenizer);
         var reply = new List<int>(limit);
 
@@ -250,29 +253,31 @@ public sealed class ChatSession
         stream.Flush();
         TimeSpan decodeTime = Stopwatch.GetElapsedTime(started);
         int[] tokens = reply.ToArray();
-        string text = _tokenizer.Decode(tokens);
-        _history.Add(("assistant", text));
-        _text = prompt + text;
-        return new ChatReply(prompt, promptTokens, tokens, text, stop, stopToken, promptTime, decodeTime, common, dropped);
+        string replyText = _tokenizer.Decode(tokens);
+        history.Add(("assistant", replyText));
+        _history.Clear();
+        _history.AddRange(history);
+        _text = prompt + replyText;
+        return new ChatReply(prompt, promptTokens, tokens, replyText, stop, stopToken, promptTime, decodeTime, common, dropped);
     }
 
-    // Leaves out the oldest user message and the replies after it (the system message stays); false when only the new
-    // message is left. Without a template the text so far goes instead, all of it.
-    private bool DropOldestTurn(ref int dropped)
+    // Leaves out of history the oldest user message and the replies after it (the system message stays); false when only
+    // the new message is left. Without a template the text so far goes instead, all of it.
+    private bool DropOldestTurn(List<(string Role, string Content)> history, ref string text, ref int dropped)
     {
         if (Template is null)
         {
-            if (_text.Length == 0) return false;
-            _text = "";
+            if (text.Length == 0) return false;
+            text = "";
             dropped++;
             return true;
         }
 
-        int first = _history.Count > 0 && _history[0].Role == "system" ? 1 : 0;
-        if (_history.Count - first <= 1) return false;
+        int first = history.Count > 0 && history[0].Role == "system" ? 1 : 0;
+        if (history.Count - first <= 1) return false;
         int count = 1;
-        while (first + count < _history.Count - 1 && _history[first + count].Role != "user") count++;
-        _history.RemoveRange(first, count);
+        while (first + count < history.Count - 1 && history[first + count].Role != "user") count++;
+        history.RemoveRange(first, count);
         dropped += count;
         return true;
     }

@@ -15,8 +15,8 @@ namespace TransformerGen.ChatServer;
 /// (or "max_completion_tokens"), "temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "n", "stop",
 /// "stream", "stream_options": {"include_usage"}}</c>, and vLLM's extensions <c>"top_k"</c>, <c>"min_p"</c> and
 /// <c>"repetition_penalty"</c>; the messages are written out with the model's chat template, ending with the opening of
-/// the assistant's turn. A sampling field left out takes the model folder's generation_config.json, as vLLM does, or
-/// OpenAI's default (temperature 1, no filter) where the folder has none (<see cref="ChatEngine.DefaultSampling"/>). Out: one <c>chat.completion</c> object with <c>n</c> choices, or with <c>"stream": true</c>
+/// the assistant's turn. A sampling field left out takes the value the model folder's generation_config.json gives it,
+/// as vLLM does, else OpenAI's default (temperature 1, no filter, no penalty; <see cref="ChatEngine.DefaultSampling"/>). Out: one <c>chat.completion</c> object with <c>n</c> choices, or with <c>"stream": true</c>
 /// Server-Sent Events of <c>chat.completion.chunk</c> objects, each choice's last with its finish reason, then
 /// <c>data: [DONE]</c>.
 /// </summary>

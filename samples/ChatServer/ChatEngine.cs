@@ -53,9 +53,7 @@ public sealed class ChatEngine : IAsyncDisposable
             model = served.CreateInstance(weights);
             Layout = model.Layout;
             _chat = new ChatPrompt(_tokenizer, Layout);
-            DefaultSampling = File.Exists(Path.Combine(folder, GenerationConfig.FileName))
-                ? ChatSettings.SamplingOf(GenerationConfig.Load(folder))
-                : new ChatSettings(Temperature: 1f);
+            DefaultSampling = DefaultsOf(GenerationConfig.FromFolder(folder));
         }
         catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException)
         {
@@ -77,6 +75,7 @@ public sealed class ChatEngine : IAsyncDisposable
             MaxSequences = maxSequences,
             MaxTokensPerStep = stepTokens,
             StopTokens = _chat.StopTokens,
+            ReusePrefixes = o.ReusePrefixes,
             StepCompleted = step =>
             {
                 metrics.ObserveStep(step);
@@ -123,10 +122,27 @@ public sealed class ChatEngine : IAsyncDisposable
     public int[] Encode(IReadOnlyList<(string Role, string Content)> messages) => _chat.Encode(_chat.Format(messages));
 
     /// <summary>
-    /// The sampling of a request that sets none: the folder's generation_config.json as transformers reads it (greedy
-    /// where it does not ask to sample), or OpenAI's defaults (temperature 1, no filter, no penalty) where there is no such file.
+    /// The sampling of a request that sets none, as vLLM's OpenAI server takes it: OpenAI's defaults (temperature 1, no
+    /// filter, no penalty), with each of temperature, top_k, top_p, min_p and repetition_penalty that the folder's
+    /// generation_config.json gives in its place (do_sample is not read: a request samples unless its temperature is 0).
     /// </summary>
     public ChatSettings DefaultSampling { get; }
+
+    /// <summary>The defaults of <see cref="DefaultSampling"/> from a folder's generation_config.json (<see cref="GenerationConfig.Default"/> where it has none).</summary>
+    public static ChatSettings DefaultsOf(GenerationConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var openAi = new ChatSettings(Temperature: 1f);
+        bool Has(string key) => config.Given.Contains(key);
+        return openAi with
+        {
+            Temperature = Has("temperature") ? config.Temperature : openAi.Temperature,
+            TopK = Has("top_k") ? config.TopK : openAi.TopK,
+            TopP = Has("top_p") ? config.TopP : openAi.TopP,
+            MinP = Has("min_p") ? config.MinP : openAi.MinP,
+            RepetitionPenalty = Has("repetition_penalty") ? config.RepetitionPenalty : openAi.RepetitionPenalty,
+        };
+    }
 
     /// <summary>Generates the reply to <paramref name="prompt"/> in the batcher's steps, shared with the other conversations.</summary>
     public IAsyncEnumerable<int> GenerateAsync(int[] prompt, int maxTokens, Sampler sampler, CancellationToken cancellationToken) =>

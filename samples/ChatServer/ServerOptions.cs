@@ -25,6 +25,14 @@ public sealed class ServerOptions : ModelServerOptions
     [ConfigurationKeyName("max-step-tokens")]
     public int? MaxStepTokens { get; set; }
 
+    /// <summary>
+    /// Whether a request may continue from what a free cache slot holds (<see cref="TransformerGen.Serving.DecoderBatcherOptions.ReusePrefixes"/>).
+    /// Default true. Slots are shared by all clients, so a prompt that begins as another client's did gets its first token
+    /// sooner; a server whose clients must not learn that from timing turns it off.
+    /// </summary>
+    [ConfigurationKeyName("reuse-prefixes")]
+    public bool ReusePrefixes { get; set; } = true;
+
     /// <summary>A reply's length limit in tokens when a request gives no <c>max_tokens</c>. Default 512.</summary>
     [ConfigurationKeyName("max-tokens")]
     public int MaxTokens { get; set; } = 512;

@@ -216,7 +216,7 @@ public class ArchitectureTests(ITestOutputHelper output)
         {
             float[] row = RowAfter(read);
             int plain = Array.IndexOf(row, row.Max());
-            foreach (int t in read.Distinct()) row[t] = row[t] < 0 ? row[t] * r : row[t] / r;
+            foreach (int t in read.Prepend(Bos).Distinct()) row[t] = row[t] < 0 ? row[t] * r : row[t] / r; // the decoder's input: start token, prefix, output
             int argmax = Array.IndexOf(row, row.Max());
             changed |= argmax != plain;
             if (argmax == Eos) break;

@@ -254,8 +254,8 @@ public sealed class ChatAppLlama3Tests(ITestOutputHelper log)
         Assert.Equal((128256, 2048, 16, 32, 8, 8192, 64, 1024), (Llama32.Vocab, Llama32.DModel, Llama32.Layers, Llama32.Heads, Llama32.KvHeads, Llama32.DFF, Llama32.HeadDim, Llama32.SeqLen));
         Assert.Equal([128001, 128008, 128009], root.GetProperty("eos_token_id").EnumerateArray().Select(id => id.GetInt32()));
         Assert.Equal("llama3", root.GetProperty("rope_scaling").GetProperty("rope_type").GetString());
-        Assert.Same(ChatModelSpec.Llama3_2_1BInstruct, ChatModelSpec.All[^2]);
-        Assert.Same(ChatModelSpec.Llama3_2_3BInstruct, ChatModelSpec.All[^1]);
+        Assert.Same(ChatModelSpec.Llama3_2_1BInstruct, ChatModelSpec.All[2]);
+        Assert.Same(ChatModelSpec.Llama3_2_3BInstruct, ChatModelSpec.All[3]);
     }
 
     private static string Edited(string config, params (string Key, int Value)[] changes)

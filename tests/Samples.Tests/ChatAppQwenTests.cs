@@ -74,5 +74,6 @@ public sealed class ChatAppQwenTests(ITestOutputHelper log)
         Assert.Equal((151936, 896, 24, 14, 2, 4864, 64, 2048), (Qwen25.Vocab, Qwen25.DModel, Qwen25.Layers, Qwen25.Heads, Qwen25.KvHeads, Qwen25.DFF, Qwen25.HeadDim, Qwen25.SeqLen));
         Assert.Contains("\"model_type\": \"qwen2\"", ChatModelSpec.Qwen2_5_05BInstruct.CompiledConfig);
         Assert.Equal("qwen2", ChatModelSpec.Qwen2_5_05BInstruct.ModelType);
+        Assert.Same(ChatModelSpec.Qwen2_5_05BInstruct, ChatModelSpec.All[^1]);
     }
 }

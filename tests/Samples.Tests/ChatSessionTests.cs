@@ -142,6 +142,25 @@ public sealed class ChatSessionTests : IDisposable
     }
 
     [Fact]
+    public void A_message_refused_leaves_the_conversation_as_it_was()
+    {
+        var session = new ChatSession(TinyChat.Model(seed: 3), _tokenizer);
+        var settings = new ChatSettings(MaxTokens: 6);
+        ChatReply first = session.Respond("Hello world", settings, TextWriter.Null);
+        (string Role, string Content)[] before = [.. session.History];
+
+        // Too long even alone (no turn to leave out would make it fit), then settings the sampler refuses.
+        Assert.Throws<ArgumentException>(() => session.Continue(string.Concat(Enumerable.Repeat("Hello world ", 40)), settings, TextWriter.Null));
+        Assert.Throws<ArgumentOutOfRangeException>(() => session.Continue("And then?", settings with { TopP = 2f }, TextWriter.Null));
+        Assert.Equal(before, session.History);
+
+        // The next turn goes on from the first, its cache included.
+        ChatReply second = session.Continue("And then?", settings, TextWriter.Null);
+        Assert.Equal([.. first.PromptTokens, .. first.Tokens[..^1]], second.PromptTokens[..second.CachedPromptTokens]);
+        Assert.Equal(("user", "Hello world"), session.History[^4]);
+    }
+
+    [Fact]
     public void A_conversation_that_outgrows_the_cache_leaves_out_its_oldest_turns()
     {
         var session = new ChatSession(TinyChat.Model(seed: 4), _tokenizer);

@@ -56,6 +56,12 @@ public sealed record GenerationConfig
     public int? MaxNewTokens { get; init; }
 
     /// <summary>
+    /// The keys read that the file gives a value (not null): what a server that takes only the file's own settings as
+    /// defaults (vLLM's OpenAI server does so, ignoring <c>do_sample</c>) reads, where transformers fills in the rest.
+    /// </summary>
+    public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
+
+    /// <summary>
     /// Reads <paramref name="path"/>: a <c>generation_config.json</c> file, or a folder holding one.
     /// </summary>
     /// <exception cref="FileNotFoundException">There is no such file (in the folder).</exception>
@@ -98,8 +104,12 @@ public sealed record GenerationConfig
             JsonElement root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{source} holds {root.ValueKind}, not a JSON object");
             var reader = new KeyReader(root, source);
+            var given = new HashSet<string>(StringComparer.Ordinal);
+            foreach (string key in (string[])["do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "eos_token_id", "max_new_tokens"])
+                if (root.TryGetProperty(key, out JsonElement value) && value.ValueKind != JsonValueKind.Null) given.Add(key);
             return new GenerationConfig
             {
+                Given = given,
                 DoSample = reader.Boolean("do_sample") ?? false,
                 Temperature = reader.Number("temperature", 1f, 0f, float.MaxValue, "at least 0") ?? 1f,
                 TopK = reader.Integer("top_k", 50, 0, "at least 0") ?? 0,

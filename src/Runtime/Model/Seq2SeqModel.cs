@@ -14,13 +14,19 @@ public abstract class Seq2SeqModel : TransformerModel
 {
     private readonly int[] _one = new int[1];
     private readonly float[] _choice;
+    private readonly int[] _decoderInput;   // the decoder's start token and prefix, which a sampler's penalties read
     private int _sourceLength, _decoderLength;
 
     /// <summary>Allocates every buffer and initializes the parameters from <paramref name="seed"/>.</summary>
     protected Seq2SeqModel(ModelLayout layout, ulong seed) : this(layout, seed, ModelUse.Training, initialize: true) { }
 
     /// <summary>Allocates the buffers <paramref name="use"/> needs; initializes the parameters from <paramref name="seed"/> when <paramref name="initialize"/> is true.</summary>
-    protected Seq2SeqModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32, ModelWeights? shared = null) : base(layout, seed, use, initialize, weights, shared) => _choice = new float[layout.TargetVocab];
+    protected Seq2SeqModel(ModelLayout layout, ulong seed, ModelUse use, bool initialize, WeightType weights = WeightType.Float32, ModelWeights? shared = null)
+        : base(layout, seed, use, initialize, weights, shared)
+    {
+        _choice = new float[layout.TargetVocab];
+        _decoderInput = new int[layout.DecoderSeqLen];
+    }
 
     /// <summary>Positions held in the decoder's key/value cache.</summary>
     public int DecoderCacheLength => _decoderLength;
@@ -92,7 +98,7 @@ public abstract class Seq2SeqModel : TransformerModel
     /// </summary>
     /// <param name="source">The source ids (see <see cref="Encode"/>).</param>
     /// <param name="output">Receives the generated ids, without the begin token, the prefix and the end token.</param>
-    /// <param name="sampler">Draws each token; null for greedy decoding. Its penalties read the prefix and the tokens written so far (the decoder's input, as transformers' repetition penalty reads it).</param>
+    /// <param name="sampler">Draws each token; null for greedy decoding. Its penalties read the decoder's input as transformers' repetition penalty does: the start token, the prefix and the tokens written so far.</param>
     /// <param name="prefix">
     /// Ids the decoder reads after the begin token before it generates, as transformers' <c>forced_bos_token_id</c> or
     /// <c>decoder_input_ids</c> give them: mBART-50's target language code, or BART's &lt;s&gt; in bart-large-cnn.
@@ -108,11 +114,13 @@ public abstract class Seq2SeqModel : TransformerModel
         _one[0] = Layout.BosToken;
         ReadOnlySpan<float> logits = Append(_one);
         if (!prefix.IsEmpty) logits = Append(prefix);
+        _decoderInput[0] = Layout.BosToken;
+        prefix.CopyTo(_decoderInput.AsSpan(1));
         int count = 0, limit = Math.Min(output.Length, Layout.DecoderSeqLen - prefix.Length);
         while (count < limit)
         {
             ReadOnlySpan<float> choosable = Choosable(logits);
-            int token = sampler is null ? ArgMax(choosable) : sampler.Sample(choosable, prefix, output[..count]);
+            int token = sampler is null ? ArgMax(choosable) : sampler.Sample(choosable, _decoderInput.AsSpan(0, 1 + prefix.Length), output[..count]);
             if (token == Layout.EosToken) break;
             output[count++] = token;
             if (count == limit) break;

@@ -232,6 +232,7 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
                 if (common > reused || common == reused && _admitted[s] < _admitted[slot]) (slot, reused) = (s, common);
             }
             _admitted[slot] = ++_admissions;
+            reused = Math.Min(reused, _model.CacheLengthOf(slot)); // the slot's record and the model agree; this keeps a cut in range regardless
             _model.TruncateCache(slot, reused);
             _heldLength[slot] = reused;
             generation.Fed = reused;

@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using System.Linq;
 using System.Text;
 using Xunit;
 
@@ -31,6 +32,7 @@ public sealed class GenerationConfigTests : IDisposable
         Assert.Equal([128001, 128008, 128009], config.EosTokenIds);
         Assert.Null(config.MaxNewTokens);
         Assert.Equal("temperature 0.6, top-k 50, top-p 0.9", config.Describe());
+        Assert.Equal(["do_sample", "eos_token_id", "temperature", "top_p"], config.Given.Order());
 
         var sampler = new Sampler(1) { PresencePenalty = 1f };
         config.ApplyTo(sampler);
@@ -70,7 +72,9 @@ public sealed class GenerationConfigTests : IDisposable
         GenerationConfig config = Parse("""{ "do_sample": true, "top_k": null, "top_p": null, "temperature": null, "min_p": null, "repetition_penalty": null, "eos_token_id": null }""");
         Assert.Equal((1f, 0, 1f, 0f, 1f), (config.Temperature, config.TopK, config.TopP, config.MinP, config.RepetitionPenalty));
         Assert.Empty(config.EosTokenIds);
+        Assert.Equal(["do_sample"], config.Given);
         Assert.Equal(50, Parse("{}").TopK);
+        Assert.Empty(Parse("{}").Given);
         Assert.Equal("greedy", GenerationConfig.Default.Describe());
     }
 

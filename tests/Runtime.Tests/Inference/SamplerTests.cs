@@ -271,8 +271,8 @@ public sealed class SamplerTests
         used.Probabilities(logits, [3, 3, 9], [9, 12, 12, 40], scratch);
         var second = new float[50];
         var fresh = new float[50];
-        used.Probabilities(logits, [5], [6, 6], second);
-        Make().Probabilities(logits, [5], [6, 6], fresh);
+        used.Probabilities(logits, [9], [12, 3, 3], second); // the same ids again: a mark or count left behind would show
+        Make().Probabilities(logits, [9], [12, 3, 3], fresh);
         Assert.Equal(fresh, second);
         // Without penalties the history changes nothing, but its ids are still checked.
         var plain = new Sampler(1);

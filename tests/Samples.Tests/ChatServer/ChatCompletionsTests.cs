@@ -88,14 +88,16 @@ public sealed class ChatCompletionsTests(TinyChatServerFolder folder) : IClassFi
     public async Task A_request_that_leaves_sampling_out_samples_as_the_folders_generation_config_asks()
     {
         using TempFolder withConfig = TinyChat.Folder(TinyChat.Model(seed: 3));
-        File.WriteAllText(withConfig.File(GenerationConfig.FileName), """{ "do_sample": true, "temperature": 0.6, "top_p": 0.9, "repetition_penalty": 1.2 }""");
+        // No do_sample: vLLM does not read it, and neither does the server; a request samples unless its temperature is 0.
+        File.WriteAllText(withConfig.File(GenerationConfig.FileName), """{ "temperature": 0.6, "top_p": 0.9, "repetition_penalty": 1.2 }""");
         using var server = new ChatServerFactory(withConfig.Path);
         using HttpClient client = server.CreateClient();
         var session = new ChatSession(TinyChatModel.ForInference(withConfig.File("model.safetensors")), folder.Tokenizer);
 
-        // transformers' reading of the file: top-k 50 where it is silent.
+        // vLLM's reading of the file: its own keys over OpenAI's defaults, so top-k stays off where it is silent (transformers
+        // would take 50, and no sampling at all without do_sample).
         ChatClient.Answer defaults = await ChatClient.PostAsync(client, new { messages = ChatClient.Conversation("Hello world"), max_tokens = 16, seed = 2 });
-        var expected = new ChatSettings(MaxTokens: 16, Temperature: 0.6f, TopK: 50, TopP: 0.9f, Seed: 2, RepetitionPenalty: 1.2f);
+        var expected = new ChatSettings(MaxTokens: 16, Temperature: 0.6f, TopP: 0.9f, Seed: 2, RepetitionPenalty: 1.2f);
         Assert.Equal(session.Respond("Hello world", expected, TextWriter.Null).Text, defaults.Content);
 
         // A field given replaces its own default only.
@@ -295,5 +297,15 @@ public sealed class ChatCompletionsTests(TinyChatServerFolder folder) : IClassFi
             "chat_active_sequences 0", "chat_queued_requests 0", "http_requests_received_total",
         ];
         Assert.All(expected, line => Assert.Contains(line, metrics));
+
+        // --reuse-prefixes false: every prompt runs whole.
+        using var unshared = new ChatServerFactory(folder.Path, new Dictionary<string, string> { ["reuse-prefixes"] = "false" });
+        using HttpClient unsharedClient = unshared.CreateClient();
+        await ChatClient.PostAsync(unsharedClient, new { messages = ChatClient.Conversation("Hello"), max_tokens = 7, temperature = 0 });
+        ChatClient.Answer again = await ChatClient.PostAsync(unsharedClient, new { messages = ChatClient.Conversation("Hello world"), max_tokens = 3, temperature = 0 });
+        Assert.Equal(second.Content, again.Content);
+        string unsharedMetrics = await unsharedClient.GetStringAsync("/metrics");
+        Assert.Contains("chat_prompt_tokens_cached_total 0", unsharedMetrics);
+        Assert.Contains($"chat_step_tokens_sum {prompts + 6 + 2}", unsharedMetrics);
     }
 }
