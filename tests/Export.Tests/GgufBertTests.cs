@@ -30,6 +30,7 @@ public sealed class GgufBertTests(ITestOutputHelper output) : IDisposable
             "bert-cls" => new OnnxBertCls(1),
             "bert-blocks" => new GgufBertBlocks(1),
             "bert-dense" => new OnnxBertDense(1),
+            "bert-dot" => new OnnxBertDot(1),
             "bert-classifier" => new OnnxBertClassifier(1),
             "roberta" => new OnnxRoberta(1),
             "distilbert" => new OnnxDistilBert(1),
@@ -48,6 +49,7 @@ public sealed class GgufBertTests(ITestOutputHelper output) : IDisposable
         "bert" => [13, 9, 5],
         "bert-cls" => [13, 7, 4],
         "bert-blocks" => [16, 11],
+        "bert-dot" => [12, 8, 5],
         _ => throw new ArgumentException(fixture),
     };
 
@@ -133,6 +135,35 @@ public sealed class GgufBertTests(ITestOutputHelper output) : IDisposable
             $"with ggml's GELU table to llama.cpp {table:G3}");
         Assert.True(erf < 1e-5, $"the erf reference to ours: {erf}");
         Assert.True(table < 1e-5, $"the ggml-table reference to llama.cpp: {table}");
+        Assert.True(relative < 1e-3, $"relative {relative}");
+    }
+
+    /// <summary>
+    /// A dot-product embedder (no Normalize module: [CLS] pooling and nothing after it) exports as any BERT, and llama.cpp
+    /// returns its pooled vectors as they are: equal to ours, which are not unit vectors, within ggml's GELU (the same 1e-3).
+    /// Its applications L2-normalize unless told not to (llama-embedding's <c>--embd-normalize -1</c>, llama-server's
+    /// <c>"embd_normalize": -1</c>), which the export cannot say in the file.
+    /// </summary>
+    [Fact]
+    public void A_dot_product_embedders_file_gives_its_unnormalized_vectors()
+    {
+        EncoderModel model = Build("bert-dot");
+        Assert.True(model.Layout.UnnormalizedEmbeddings);
+        string path = Path.Combine(_folder, "bert-dot.gguf");
+        model.SaveGguf(path, Config("bert-dot"));
+        GgufHyperparameters h = GgufHyperparameters.FromConfig(Config("bert-dot")) with { ClsToken = Cls, SepToken = Sep };
+        int[] tokens = GgufModernBertTests.Tokens(model, h, Lengths("bert-dot"));
+        float[] embeddings = model.Predict(tokens).ToArray();
+        float[][] ours = GgufModernBertTests.Rows(embeddings, embeddings.Length / model.Layout.Batch);
+        int[][] sequences = Enumerable.Range(0, model.Layout.Batch).Select(b => tokens.AsSpan(b * model.Layout.SeqLen, Lengths("bert-dot")[b]).ToArray()).ToArray();
+        LLamaPoolingType used = LLamaPoolingType.Unspecified;
+        float[][] theirs = GgufModernBertTests.Embeddings(path, sequences, poolingUsed: p => used = p);
+
+        Assert.Equal(LLamaPoolingType.CLS, used);
+        double[] norms = ours.Select(r => Math.Sqrt(r.Sum(v => (double)v * v))).ToArray();
+        Assert.All(norms, n => Assert.True(Math.Abs(n - 1) > 0.1, $"norm {n}: these embeddings were to be unnormalized"));
+        double relative = GgufLlamaCppTests.Relative(ours, theirs);
+        output.WriteLine($"{model.Layout.Name}: norms {string.Join(", ", norms.Select(n => n.ToString("F3")))}; llama.cpp to ours {relative:G3}");
         Assert.True(relative < 1e-3, $"relative {relative}");
     }
 

@@ -18,7 +18,9 @@ public static partial class GgufExport
     /// their biases, unmasked softmax attention scaled by 1/√head size (<c>bert.attention.causal</c> false), the output
     /// projection, residual and LayerNorm, <c>ffn_up</c> with its bias, GELU, <c>ffn_down</c> with its bias, residual and
     /// LayerNorm; no final norm. It pools by <c>bert.pooling_type</c> (mean or [CLS], as the model pools) and its applications
-    /// L2-normalize, as the compiled model does. So the file holds the model's own floats under llama.cpp's names, the
+    /// L2-normalize, as the compiled model does (a dot-product model, <see cref="ModelLayout.UnnormalizedEmbeddings"/>, is
+    /// written the same: llama.cpp's pooled vectors are its embeddings, and its applications' normalization is turned off
+    /// at run time, <c>--embd-normalize -1</c>, which no key of the file can say). So the file holds the model's own floats under llama.cpp's names, the
     /// position table's rows as <c>bert.context_length</c> (llama.cpp sizes <c>position_embd</c> by it) and the
     /// token-type rows as <c>tokenizer.ggml.token_type_count</c> (llama.cpp refuses a <c>bert</c> without it).</para>
     /// <para>The one difference llama.cpp keeps: its GELU is ggml's tanh form read from an fp16 table, where BERT's
