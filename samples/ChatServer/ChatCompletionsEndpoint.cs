@@ -34,7 +34,8 @@ namespace TransformerGen.ChatServer;
 /// <c>n</c> choices (1 to <see cref="ChatEngine.MaxSequences"/>) are independent generations of the same prompt, run side
 /// by side in the batcher's slots. Choice i samples with seed <c>seed + i</c>, so it is the single reply a request with
 /// that seed gets (with temperature 0 all choices are equal). <c>usage</c> counts the prompt once and every choice's
-/// tokens.
+/// tokens; its <c>prompt_tokens_details.cached_tokens</c> is how many of the prompt's tokens came from a free slot's
+/// cache instead of being run (the fewest of the choices').
 /// </para>
 /// <para>
 /// Refusals use OpenAI's error shape with 400: a body that is not JSON, no messages, a message that is not an object or
@@ -218,7 +219,7 @@ public static class ChatCompletionsEndpoint
         var text = new StopStringFilter(engine.NewDecoder(), request.Stops);
         int tokens = 0;
         string last = "";
-        await foreach (int token in engine.GenerateAsync(request.Prompt, request.MaxTokens, request.SamplerOf(engine, index), cancel))
+        await foreach (int token in engine.GenerateAsync(request.Prompt, request.MaxTokens, request.SamplerOf(engine, index), completion.CountCached, cancel))
         {
             tokens++;
             completion.CountToken();
@@ -456,9 +457,23 @@ public static class ChatCompletionsEndpoint
         private readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
         private int _tokens;
+        private int _cached = int.MaxValue;
 
         /// <summary>Reply tokens generated so far, all choices together (stop ids not counted).</summary>
         public int Tokens => Volatile.Read(ref _tokens);
+
+        /// <summary>
+        /// Prompt tokens every choice took from a cache slot instead of running them (the fewest of the choices'; OpenAI's
+        /// <c>prompt_tokens_details.cached_tokens</c>); 0 before a choice has a slot.
+        /// </summary>
+        public int CachedTokens => Volatile.Read(ref _cached) is var cached && cached != int.MaxValue ? cached : 0;
+
+        /// <summary>Records what one choice took from its slot's cache (the batcher calls it as the choice takes a slot).</summary>
+        public void CountCached(int tokens)
+        {
+            int seen = Volatile.Read(ref _cached);
+            while (tokens < seen && Interlocked.CompareExchange(ref _cached, tokens, seen) is var now && now != seen) seen = now;
+        }
 
         /// <summary>Counts one generated token (the choices count at once).</summary>
         public void CountToken() => Interlocked.Increment(ref _tokens);
@@ -479,6 +494,9 @@ public static class ChatCompletionsEndpoint
             json.WriteNumber("prompt_tokens", promptTokens);
             json.WriteNumber("completion_tokens", Tokens);
             json.WriteNumber("total_tokens", promptTokens + Tokens);
+            json.WriteStartObject("prompt_tokens_details");
+            json.WriteNumber("cached_tokens", CachedTokens);
+            json.WriteEndObject();
             json.WriteEndObject();
         }
 

@@ -145,8 +145,8 @@ public sealed class ChatEngine : IAsyncDisposable
     }
 
     /// <summary>Generates the reply to <paramref name="prompt"/> in the batcher's steps, shared with the other conversations.</summary>
-    public IAsyncEnumerable<int> GenerateAsync(int[] prompt, int maxTokens, Sampler sampler, CancellationToken cancellationToken) =>
-        _batcher.GenerateAsync(prompt, maxTokens, sampler, cancellationToken);
+    public IAsyncEnumerable<int> GenerateAsync(int[] prompt, int maxTokens, Sampler sampler, Action<int>? admitted, CancellationToken cancellationToken) =>
+        _batcher.GenerateAsync(prompt, maxTokens, sampler, admitted, cancellationToken);
 
     /// <summary>Turns one reply's tokens into text as they come.</summary>
     public StreamingDecoder NewDecoder() => new(_tokenizer);

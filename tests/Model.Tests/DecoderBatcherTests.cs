@@ -101,11 +101,13 @@ public class DecoderBatcherTests
         Assert.Equal(4, reply.Count); // ended by its limit: the last token was drawn, not cached
         await Collect(batcher.GenerateAsync(Prompt(5, 2), 3));
         int[] next = [.. first, .. reply, 3, 1];
-        List<int> continued = await Collect(batcher.GenerateAsync(next, 5));
+        int told = -1;
+        List<int> continued = await Collect(batcher.GenerateAsync(next, 5, sampler: null, admitted: reused => told = reused));
 
         Assert.Equal(Alone(next, 5, new Sampler(0) { Temperature = 0f }), continued);
         int expected = reuse ? first.Length + reply.Count - 1 : 0;
         Assert.Equal(expected, batcher.ReusedPromptTokens);
+        Assert.Equal(expected, told);
         Assert.Equal(expected, steps.Sum(s => s.ReusedPromptTokens));
         // The prompt ran in ⌈(12 − reused) / 8⌉ steps of its own: 1 with the cache's 9 tokens, 2 without.
         Assert.Equal(next.Length - expected, steps.TakeLast(5).First().Tokens + (reuse ? 0 : steps.TakeLast(6).First().Tokens));

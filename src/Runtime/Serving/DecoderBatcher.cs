@@ -17,7 +17,7 @@ namespace TransformerGen.Serving;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Each caller gets its tokens as they are sampled (<see cref="GenerateAsync"/>), drawn by its own <see cref="Sampler"/>
+/// Each caller gets its tokens as they are sampled (<see cref="GenerateAsync(ReadOnlySpan{int}, int, Sampler?, CancellationToken)"/>), drawn by its own <see cref="Sampler"/>
 /// from its own row of logits, which equals what the model gives that generation alone (within rounding where its prompt
 /// continued from a slot's cache, see below). A generation ends after its
 /// token limit, on a stop token (not returned), or when its cache is full (SeqLen positions: the batcher does not slide
@@ -30,7 +30,7 @@ namespace TransformerGen.Serving;
 /// <see cref="DecoderBatcherOptions.MaxTokensPerStep"/> in arrival order, a long one over several steps. A caller that
 /// cancels, or stops enumerating, frees its slot at the next step; the others are not affected. If a step throws, the
 /// generations in it end with that exception. Prompts the model would refuse (empty, longer than SeqLen, an id outside
-/// the vocabulary) are refused by <see cref="GenerateAsync"/> before they are queued.
+/// the vocabulary) are refused by <see cref="GenerateAsync(ReadOnlySpan{int}, int, Sampler?, CancellationToken)"/> before they are queued.
 /// </para>
 /// <para>
 /// The batcher owns the instance while it runs: one thread of its own calls it, and any other call on the instance meanwhile
@@ -135,14 +135,27 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
     /// <exception cref="ArgumentException">No prompt tokens, or more than SeqLen.</exception>
     /// <exception cref="ArgumentOutOfRangeException">An id outside the vocabulary (the message names the position), or <paramref name="maxNewTokens"/> below 1.</exception>
     /// <exception cref="ObjectDisposedException">The batcher is disposed (also from the enumeration if it was disposed while the caller waited for room in the queue).</exception>
-    public IAsyncEnumerable<int> GenerateAsync(ReadOnlySpan<int> prompt, int maxNewTokens, Sampler? sampler = null, CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<int> GenerateAsync(ReadOnlySpan<int> prompt, int maxNewTokens, Sampler? sampler = null, CancellationToken cancellationToken = default) =>
+        GenerateAsync(prompt, maxNewTokens, sampler, admitted: null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="GenerateAsync(ReadOnlySpan{int}, int, Sampler?, CancellationToken)"/>, and tells
+    /// <paramref name="admitted"/> how many of the prompt's tokens the generation took from its slot's cache when it takes
+    /// a slot (<see cref="DecoderBatcherOptions.ReusePrefixes"/>; 0 when none).
+    /// </summary>
+    /// <param name="prompt">1 to SeqLen ids of the vocabulary (copied before this returns).</param>
+    /// <param name="maxNewTokens">Tokens to generate at most, at least 1.</param>
+    /// <param name="sampler">Draws this generation's tokens (greedy when null).</param>
+    /// <param name="admitted">Called once, on the batcher's thread, before the generation's first step; it must be quick and must not throw. Null for none.</param>
+    /// <param name="cancellationToken">Ends this generation only.</param>
+    public IAsyncEnumerable<int> GenerateAsync(ReadOnlySpan<int> prompt, int maxNewTokens, Sampler? sampler, Action<int>? admitted, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         SequenceChecks.Ids(prompt, _layout, "a prompt", nameof(prompt));
         ArgumentOutOfRangeException.ThrowIfLessThan(maxNewTokens, 1);
 
         // No generation outlives the cache: it holds SeqLen positions, the prompt's included.
-        var generation = new Generation(prompt.ToArray(), Math.Min(maxNewTokens, _layout.SeqLen - prompt.Length + 1), sampler ?? _greedy);
+        var generation = new Generation(prompt.ToArray(), Math.Min(maxNewTokens, _layout.SeqLen - prompt.Length + 1), sampler ?? _greedy) { Admitted = admitted };
         bool queued = !cancellationToken.IsCancellationRequested && _queue.Writer.TryWrite(generation);
         return Stream(generation, queued, cancellationToken);
     }
@@ -238,6 +251,14 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
             generation.Fed = reused;
             _reusedSinceStep += reused;
             Interlocked.Add(ref _reused, reused);
+            try
+            {
+                generation.Admitted?.Invoke(reused);
+            }
+            catch (Exception)
+            {
+                // A caller's callback must not stop the batcher.
+            }
             _slots[slot] = generation;
             generation.Slot = slot;
             _running.Add(generation);
@@ -380,6 +401,7 @@ public sealed class DecoderBatcher : IAsyncDisposable, IDisposable
         public int MaxNewTokens { get; } = maxNewTokens;
         public Sampler Sampler { get; } = sampler;
         public int[] Generated { get; } = new int[maxNewTokens];   // the tokens handed over so far, for the sampler's penalties
+        public Action<int>? Admitted { get; init; }
         public Channel<int> Tokens { get; } = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
         // The batcher's thread alone reads and writes these.

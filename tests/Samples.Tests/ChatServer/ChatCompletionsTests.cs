@@ -285,6 +285,8 @@ public sealed class ChatCompletionsTests(TinyChatServerFolder folder) : IClassFi
         // free slot that ran the first.
         int cached = folder.Alone("Hello", new ChatSettings(MaxTokens: 1)).PromptTokens.AsSpan().CommonPrefixLength(folder.Alone("Hello world", new ChatSettings(MaxTokens: 1)).PromptTokens);
         Assert.True(cached > 10, $"{cached} tokens in common");
+        int CachedOf(ChatClient.Answer answer) => answer.Body.GetProperty("usage").GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32();
+        Assert.Equal((0, cached), (CachedOf(first), CachedOf(second)));
 
         // One conversation at a time: each reply is a step of its prompt (what the cache did not hold), then a step per further token.
         string metrics = await client.GetStringAsync("/metrics");
@@ -304,6 +306,7 @@ public sealed class ChatCompletionsTests(TinyChatServerFolder folder) : IClassFi
         await ChatClient.PostAsync(unsharedClient, new { messages = ChatClient.Conversation("Hello"), max_tokens = 7, temperature = 0 });
         ChatClient.Answer again = await ChatClient.PostAsync(unsharedClient, new { messages = ChatClient.Conversation("Hello world"), max_tokens = 3, temperature = 0 });
         Assert.Equal(second.Content, again.Content);
+        Assert.Equal(0, CachedOf(again));
         string unsharedMetrics = await unsharedClient.GetStringAsync("/metrics");
         Assert.Contains("chat_prompt_tokens_cached_total 0", unsharedMetrics);
         Assert.Contains($"chat_step_tokens_sum {prompts + 6 + 2}", unsharedMetrics);
