@@ -187,7 +187,17 @@ public static class ChatApp
         output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {WeightTypeNames.Name(weightType)}, {model.BufferBytes / 1e6:F0} MB of buffers)");
 
         string described = settings.DescribeSampling() + (File.Exists(Path.Combine(folder, GenerationConfig.FileName)) ? $" ({GenerationConfig.FileName}: {generation.Describe()})" : "");
-        var session = new ChatSession(model, tokenizer);
+        ChatSession session;
+        try
+        {
+            session = new ChatSession(model, tokenizer, generation.EosTokenIds);
+        }
+        catch (ArgumentException e)
+        {
+            error.WriteLine($"{folder}: {e.Message}");
+            return 1;
+        }
+
         if (session.Template is { } template)
         {
             output.WriteLine($"chat template: {template.Style}; stops at {string.Join(", ", session.StopTokens.Order().Select(id => $"{id} {tokenizer.Decode([id], skipSpecialTokens: false)}"))}; {described}");

@@ -29,7 +29,12 @@ public sealed class ChatPrompt
     /// (Gemma 3's text models keep the multimodal models' <c>&lt;image_soft_token&gt;</c>, id 262144, past their
     /// 262,144-row table) and refused in a prompt that holds them.
     /// </exception>
-    public ChatPrompt(PretrainedTokenizer tokenizer, ModelLayout layout)
+    /// <param name="endOfSequence">
+    /// More ids that end a reply as an end of sequence: a folder's generation_config.json <c>eos_token_id</c> list
+    /// (<see cref="GenerationConfig.EosTokenIds"/>; Qwen2.5's adds &lt;|endoftext|&gt; to config.json's &lt;|im_end|&gt;).
+    /// </param>
+    /// <exception cref="ArgumentOutOfRangeException">An id of <paramref name="endOfSequence"/> is outside the model's vocabulary.</exception>
+    public ChatPrompt(PretrainedTokenizer tokenizer, ModelLayout layout, IEnumerable<int>? endOfSequence = null)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(layout);
@@ -41,6 +46,12 @@ public sealed class ChatPrompt
         if (tokenizer.EosId is int eos) _stops[eos] = StopReason.EndOfSequence;
         if (layout.EosToken >= 0) _stops[layout.EosToken] = StopReason.EndOfSequence;
         foreach (int id in layout.EndTokens) _stops[id] = StopReason.EndOfSequence;
+        foreach (int id in endOfSequence ?? [])
+        {
+            if ((uint)id >= (uint)layout.Vocab)
+                throw new ArgumentOutOfRangeException(nameof(endOfSequence), id, $"end-of-sequence id {id} is outside {layout.Name}'s vocabulary (0 to {layout.Vocab - 1})");
+            _stops[id] = StopReason.EndOfSequence;
+        }
 
         if (EndOfTurnId is int endOfTurn) _stops[endOfTurn] = StopReason.EndOfTurn;
     }

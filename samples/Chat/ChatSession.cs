@@ -113,12 +113,13 @@ public sealed class ChatSession
     /// <summary>Pairs a model with its tokenizer.</summary>
     /// <param name="model">The model.</param>
     /// <param name="tokenizer">Its tokenizer.</param>
-    /// <exception cref="ArgumentException">The tokenizer has ids beyond the model's vocabulary.</exception>
-    public ChatSession(LanguageModel model, PretrainedTokenizer tokenizer)
+    /// <param name="endOfSequence">More ids that end a reply (a folder's generation_config.json <c>eos_token_id</c> list), or null.</param>
+    /// <exception cref="ArgumentException">The tokenizer has ids beyond the model's vocabulary, or so does <paramref name="endOfSequence"/>.</exception>
+    public ChatSession(LanguageModel model, PretrainedTokenizer tokenizer, IEnumerable<int>? endOfSequence = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
-        _chat = new ChatPrompt(tokenizer, model.Layout);
+        _chat = new ChatPrompt(tokenizer, model.Layout, endOfSequence);
         _model = model;
         _tokenizer = tokenizer;
     }
@@ -126,7 +127,7 @@ public sealed class ChatSession
     /// <summary>The chat template the prompt is written with, or null for plain continuation.</summary>
     public ChatTemplate? Template => _chat.Template;
 
-    /// <summary>The ids that end a reply: end of sequence (the tokenizer's and every one compiled from the model's config) and the template's end of turn.</summary>
+    /// <summary>The ids that end a reply: end of sequence (the tokenizer's, every one compiled from the model's config, and those given) and the template's end of turn.</summary>
     public IReadOnlyCollection<int> StopTokens => _chat.StopTokens;
 
     /// <summary>The id of the template's end-of-turn text (ChatML <c>&lt;|im_end|&gt;</c>), or null.</summary>

@@ -52,8 +52,9 @@ public sealed class ChatEngine : IAsyncDisposable
             WeightsBytes = weights.Bytes;
             model = served.CreateInstance(weights);
             Layout = model.Layout;
-            _chat = new ChatPrompt(_tokenizer, Layout);
-            DefaultSampling = DefaultsOf(GenerationConfig.FromFolder(folder));
+            GenerationConfig generation = GenerationConfig.FromFolder(folder);
+            _chat = new ChatPrompt(_tokenizer, Layout, generation.EosTokenIds);
+            DefaultSampling = DefaultsOf(generation);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException)
         {

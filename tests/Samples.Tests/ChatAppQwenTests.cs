@@ -23,9 +23,9 @@ public sealed class ChatAppQwenTests(ITestOutputHelper log)
         File.ReadAllText(ConfigPath), "tests/Samples.Tests/Models/tiny-qwen2/config.json",
         (folder, weights) => TinyQwenChatModel.ForInference(folder, weights));
 
-    // Qwen2.5-0.5B-Instruct's generation_config.json, with the tiny tokenizer's ids.
+    // Qwen2.5-0.5B-Instruct's generation_config.json, with the tiny tokenizer's ids and one more end id (300) that only it names.
     private const string GenerationConfig = """
-        { "bos_token_id": 0, "pad_token_id": 0, "do_sample": true, "eos_token_id": [2, 0], "repetition_penalty": 1.1,
+        { "bos_token_id": 0, "pad_token_id": 0, "do_sample": true, "eos_token_id": [2, 0, 300], "repetition_penalty": 1.1,
           "temperature": 0.7, "top_p": 0.8, "top_k": 20, "transformers_version": "4.37.0" }
         """;
 
@@ -50,8 +50,9 @@ public sealed class ChatAppQwenTests(ITestOutputHelper log)
         Assert.True(exit == 0, error.ToString());
         Assert.Contains($"model: tests/tiny-qwen2 from {folder.Path} as TinyQwenChatModel: ", output.ToString());
         Assert.Contains("; temperature 0.7, top-k 20, top-p 0.8, seed 5, repetition penalty 1.1 (generation_config.json: ", output.ToString());
+        Assert.Matches(@"stops at 0 <\|endoftext\|>, 2 <\|im_end\|>, 300 [^;]*;", output.ToString());
 
-        var session = new ChatSession(TinyQwenChatModel.ForInference(folder.File("model.safetensors")), PretrainedTokenizer.FromFolder(folder.Path));
+        var session = new ChatSession(TinyQwenChatModel.ForInference(folder.File("model.safetensors")), PretrainedTokenizer.FromFolder(folder.Path), endOfSequence: [300]);
         ChatReply expected = session.Respond("Hello world", new ChatSettings(MaxTokens: 12, Temperature: 0.7f, TopK: 20, TopP: 0.8f, Seed: 5, RepetitionPenalty: 1.1f), TextWriter.Null);
         Assert.Contains("\nassistant: " + expected.Text + "\n", output.ToString());
     }

@@ -89,6 +89,25 @@ public sealed class ChatSessionTests : IDisposable
     }
 
     [Fact]
+    public void Stops_at_an_end_id_that_only_the_generation_config_names()
+    {
+        // Id 7 made the model's favourite: the plain session repeats it; given as an end of sequence (as Qwen2.5's
+        // generation_config.json adds <|endoftext|> to its config's <|im_end|>), it ends the reply at once.
+        TinyChatModel model = TinyChat.Model(seed: 3);
+        ParameterTensor embedding = model.ParameterTensors.Single(t => t.Name == "model.embed_tokens.weight");
+        model.Parameters.Slice(embedding.Offset, embedding.Length)[7 * TinyChatModel.DModel] = 30f;
+        model.PackWeights();
+        Assert.Equal([7, 7, 7], new ChatSession(model, _tokenizer).Respond("Hello world", new ChatSettings(MaxTokens: 3), TextWriter.Null).Tokens);
+
+        var session = new ChatSession(model, _tokenizer, endOfSequence: [7]);
+        Assert.Contains(7, session.StopTokens);
+        ChatReply reply = session.Respond("Hello world", new ChatSettings(MaxTokens: 3), TextWriter.Null);
+        Assert.Equal((StopReason.EndOfSequence, 7), (reply.Stop, reply.StopToken!.Value));
+        Assert.Empty(reply.Tokens);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ChatSession(model, _tokenizer, endOfSequence: [TinyChatModel.Vocab]));
+    }
+
+    [Fact]
     public void Stops_at_the_templates_end_of_turn_token()
     {
         var session = new ChatSession(TinyChat.Model(seed: 3, preferred: TinyByteLevelTokenizer.ImEnd), _tokenizer);

@@ -95,6 +95,10 @@ public sealed class ChatServerStartupTests(TinyChatServerFolder folder) : IClass
         File.WriteAllText(broken.File(GenerationConfig.FileName), """{ "do_sample": true, "repetition_penalty": -1 }""");
         StartupException e = Refusal(broken.Path);
         Assert.StartsWith($"{broken.Path}: {broken.File(GenerationConfig.FileName)}: \"repetition_penalty\" is -1; it must be a number above 0", e.Message);
+
+        // An end id beyond the model's vocabulary would never be drawn: refused too.
+        File.WriteAllText(broken.File(GenerationConfig.FileName), """{ "eos_token_id": [2, 99999] }""");
+        Assert.Contains("end-of-sequence id 99999 is outside", Refusal(broken.Path).Message);
     }
 
     [Fact]
