@@ -186,7 +186,8 @@ public static class ChatApp
         output.WriteLine($"model: {spec.Repository} from {folder} as {model.Layout.Name}: {parameters:N0} parameters, {model.Layout.SeqLen} positions of key/value cache");
         output.WriteLine($"loaded in {(tokenizerTime + weightsTime).TotalSeconds:F2} s (tokenizer {tokenizerTime.TotalSeconds:F2} s, {tokenizer.VocabSize:N0} ids; weights {weightsTime.TotalSeconds:F2} s, {WeightTypeNames.Name(weightType)}, {model.BufferBytes / 1e6:F0} MB of buffers)");
 
-        string described = settings.DescribeSampling() + (File.Exists(Path.Combine(folder, GenerationConfig.FileName)) ? $" ({GenerationConfig.FileName}: {generation.Describe()})" : "");
+        // FromFolder gives GenerationConfig.Default itself where the folder has no file.
+        string described = settings.DescribeSampling() + (ReferenceEquals(generation, GenerationConfig.Default) ? "" : $" ({GenerationConfig.FileName}: {generation.Describe()})");
         ChatSession session;
         try
         {

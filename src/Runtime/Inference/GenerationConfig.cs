@@ -103,13 +103,10 @@ public sealed record GenerationConfig
         {
             JsonElement root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{source} holds {root.ValueKind}, not a JSON object");
-            var reader = new KeyReader(root, source);
             var given = new HashSet<string>(StringComparer.Ordinal);
-            foreach (string key in (string[])["do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "eos_token_id", "max_new_tokens"])
-                if (root.TryGetProperty(key, out JsonElement value) && value.ValueKind != JsonValueKind.Null) given.Add(key);
+            var reader = new KeyReader(root, source, given);
             return new GenerationConfig
             {
-                Given = given,
                 DoSample = reader.Boolean("do_sample") ?? false,
                 Temperature = reader.Number("temperature", 1f, 0f, float.MaxValue, "at least 0") ?? 1f,
                 TopK = reader.Integer("top_k", 50, 0, "at least 0") ?? 0,
@@ -118,6 +115,7 @@ public sealed record GenerationConfig
                 RepetitionPenalty = reader.Number("repetition_penalty", 1f, float.Epsilon, float.MaxValue, "above 0") ?? 1f,
                 EosTokenIds = reader.Ids("eos_token_id"),
                 MaxNewTokens = reader.Integer("max_new_tokens", null, 1, "at least 1"),
+                Given = given, // filled by the reads above
             };
         }
     }
@@ -152,10 +150,16 @@ public sealed record GenerationConfig
         return text.ToString();
     }
 
-    // Typed reads of the keys, each naming the file and the key when its value does not fit.
-    private readonly struct KeyReader(JsonElement root, string source)
+    // Typed reads of the keys, each naming the file and the key when its value does not fit; a key read with a value (not
+    // null) goes into given.
+    private readonly struct KeyReader(JsonElement root, string source, HashSet<string> given)
     {
-        private bool TryGet(string key, out JsonElement value) => root.TryGetProperty(key, out value);
+        private bool TryGet(string key, out JsonElement value)
+        {
+            if (!root.TryGetProperty(key, out value)) return false;
+            if (value.ValueKind != JsonValueKind.Null) given.Add(key);
+            return true;
+        }
 
         private InvalidDataException Bad(string key, JsonElement value, string expected) =>
             new($"{source}: \"{key}\" is {value.GetRawText()}; it must be {expected}");
