@@ -275,6 +275,6 @@ public sealed class ExactLengthTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(ExactBert.TrainingBytes, new ExactBert(1).BufferBytes);
         // The constants differ by the gradients and the training activations with their gradients: none of them is allocated.
         var layout = new ExactBert(1).Layout;
-        Assert.Equal(ExactBert.InferenceBytes, ExactBert.TrainingBytes - 4L * (layout.ParameterCount + 2L * layout.ActivationCount));
+        Assert.Equal(ExactBert.InferenceBytes, ExactBert.TrainingBytes - 4L * (layout.ParameterCount + layout.ActivationCount + layout.ActivationGradientCount));
     }
 }

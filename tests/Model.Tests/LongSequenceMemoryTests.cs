@@ -26,7 +26,7 @@ public partial class StoredProbabilities2048 { }
 /// What a model built for training allocates (<c>TrainingBytes</c>, which <c>BufferBytes</c> of an instance equals) as
 /// the sequence doubles: with tiled attention it grows at most 2.2× per doubling (activations are linear in the length,
 /// parameters fixed); with stored probabilities the [Batch, Heads, L, L] probabilities of every layer dominate and it
-/// grows more than 3× (3.13× from 1024 to 2048, tending to 4× as the square takes over).
+/// grows more than 2.9× (2.96× from 1024 to 2048, tending to 4× as the square takes over).
 /// </summary>
 public class LongSequenceMemoryTests
 {
@@ -42,12 +42,13 @@ public class LongSequenceMemoryTests
     }
 
     [Fact]
-    public void Stored_probabilities_grow_more_than_three_times_per_doubling()
+    public void Stored_probabilities_grow_nearly_three_times_per_doubling()
     {
         double growth = (double)StoredProbabilities2048.TrainingBytes / StoredProbabilities1024.TrainingBytes;
-        Assert.True(growth > 3.0, $"{growth:F3}×");
-        // The probabilities of 4 layers, and their gradient buffer, are the difference at 1024.
-        long probabilities = 4L * 2 * 4 * 2 * 8 * 1024 * 1024;
+        Assert.True(growth > 2.9, $"{growth:F3}×");
+        // The probabilities of 4 layers are the difference at 1024 (no backward operation touches their gradients, so
+        // neither model holds any).
+        long probabilities = 4L * 4 * 2 * 8 * 1024 * 1024;
         Assert.True(StoredProbabilities1024.TrainingBytes - LongSequence1024.TrainingBytes >= probabilities * 99 / 100,
             $"{StoredProbabilities1024.TrainingBytes} vs {LongSequence1024.TrainingBytes}");
     }

@@ -27,10 +27,13 @@ namespace TransformerGen.Generator
                     case "Backward":
                         // The gradients this op is the first to touch: the op stores into those it writes whole
                         // (Overwrites), and the rest are cleared just before it.
-                        _fresh = FirstGradientUses().TryGetValue(op, out List<TensorDef>? first) ? [.. first] : [];
+                        BackwardWalk walk = Walk();
+                        _fresh = walk.First.TryGetValue(op, out List<TensorDef>? first) ? [.. first] : [];
+                        _backwardIndex = walk.Index[op];
                         Backward(op, lines);
                         lines.InsertRange(0, _fresh.Select(t => $"{G(t)}.Clear(); // {t.Name}: its gradient starts here"));
                         _fresh = null;
+                        _backwardIndex = -1;
                         break;
                     default: Infer(op, stage, lines); break;
                 }
@@ -140,41 +143,73 @@ namespace TransformerGen.Generator
         /// <summary>The local that holds a parameter's segment: p, then p1, p2, … in a model of several (which has no backward pass, so no dp1).</summary>
         private string ParameterLocal(TensorDef t) => _plan.SegmentOf(t) is int segment && segment > 0 ? "p" + Lit(segment) : "p";
 
-        /// <summary>A tensor's gradient (parameter or activation) in the training layout.</summary>
+        /// <summary>
+        /// A tensor's gradient: a parameter's in the gradient buffer at the parameter's offset, an activation's in its slot
+        /// of the activation-gradient buffer (<see cref="GradientPlan"/>), which must be live during the op being written.
+        /// </summary>
         private string G(TensorDef t)
         {
-            if (t.Kind == TensorKind.Activation) _gradientsUsed?.Add(t.Parent ?? t);
-            return Slice(t.Kind == TensorKind.Parameter ? "dp" : "da", _plan.OffsetOf(t), t.Elements);
+            if (t.Kind != TensorKind.Activation) return Slice("dp", _plan.OffsetOf(t), t.Elements);
+            if (_gradientsUsed is not null)
+            {
+                // The walk only records which gradients an op touches; where they live is decided from that afterwards.
+                _gradientsUsed.Add(Root(t));
+                return Slice("da", 0, t.Elements);
+            }
+            GradientPlan gradients = Walk().Gradients;
+            if (!gradients.IsLiveAt(t, _backwardIndex))
+                throw new System.InvalidOperationException($"the gradient of {t.Name} is used outside the backward operations the walk found for it");
+            return Slice("da", gradients.OffsetOf(t), t.Elements);
         }
 
-        // While FirstGradientUses walks the backward pass: the activations whose gradients the current op reads or adds into.
+        private static TensorDef Root(TensorDef t) => t.Parent is { } parent ? Root(parent) : t;
+
+        /// <summary>
+        /// What one walk of the backward pass finds, in the order BackwardCore runs the ops: each op's index, the
+        /// activations whose gradients it is the first to touch, and where every activation gradient lives.
+        /// </summary>
+        private sealed class BackwardWalk(Dictionary<Op, int> index, Dictionary<Op, List<TensorDef>> first, GradientPlan gradients)
+        {
+            public Dictionary<Op, int> Index { get; } = index;
+            public Dictionary<Op, List<TensorDef>> First { get; } = first;
+            public GradientPlan Gradients { get; } = gradients;
+        }
+
+        // While Walk runs: the activations whose gradients the current op reads, adds into or stores.
         private List<TensorDef>? _gradientsUsed;
-        private Dictionary<Op, List<TensorDef>>? _firstGradientUses;
-        // While WriteStage writes the backward of one op: the gradients it is the first to touch and that still need a clear.
+        private BackwardWalk? _walk;
+        // While WriteStage writes the backward of one op: its index in the pass; and the gradients it is the first to
+        // touch that still need a clear.
+        private int _backwardIndex = -1;
         private List<TensorDef>? _fresh;
 
         /// <summary>
-        /// For each op of the backward pass, the activations whose gradients it is the first to read or add into, in
-        /// the order BackwardCore runs the ops. The op stores into those it writes whole (see <see cref="Overwrites"/>) and
-        /// the others are cleared just before it, rather than the whole activation-gradient buffer before the pass:
-        /// gradients nobody uses (attention probabilities) are never written, most are never cleared at all, and the
-        /// cleared lines are still in cache when the op adds into them.
+        /// Walks the backward pass once, op by op as BackwardCore runs them, recording the activation gradients each
+        /// touches. From that: the first op to touch each gradient stores into it if it writes it whole (see
+        /// <see cref="Overwrites"/>) or has it cleared just before, rather than the whole activation-gradient buffer being
+        /// cleared before the pass (gradients nobody uses, attention probabilities', are never written, and the cleared
+        /// lines are still in cache when the op adds into them); and each gradient gets a slot for as long as it is live,
+        /// which the next ones reuse once it is dead.
         /// </summary>
-        private Dictionary<Op, List<TensorDef>> FirstGradientUses()
+        private BackwardWalk Walk()
         {
-            if (_firstGradientUses is not null) return _firstGradientUses;
-            var uses = new Dictionary<Op, List<TensorDef>>();
+            if (_walk is not null) return _walk;
+            var index = new Dictionary<Op, int>();
+            var first = new Dictionary<Op, List<TensorDef>>();
+            var touched = new List<IReadOnlyList<TensorDef>>();
             var seen = new HashSet<TensorDef>();
             foreach (Stage stage in Enumerable.Reverse(Stages()))
                 foreach (Op op in Enumerable.Reverse(_graph.Ops.Where(o => o.Stage == stage).ToList()))
                 {
                     _gradientsUsed = [];
                     Backward(op, []);
-                    List<TensorDef> first = _gradientsUsed.Where(t => !t.SeededGradient && seen.Add(t)).ToList();
-                    if (first.Count > 0) uses[op] = first;
+                    index[op] = touched.Count;
+                    touched.Add(_gradientsUsed.Distinct().ToList());
+                    List<TensorDef> fresh = _gradientsUsed.Where(t => !t.SeededGradient && seen.Add(t)).ToList();
+                    if (fresh.Count > 0) first[op] = fresh;
                 }
             _gradientsUsed = null;
-            return _firstGradientUses = uses;
+            return _walk = new BackwardWalk(index, first, new GradientPlan(touched, _graph.Tensors.Where(t => t.SeededGradient)));
         }
 
         /// <summary>

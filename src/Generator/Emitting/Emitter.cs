@@ -83,9 +83,19 @@ namespace TransformerGen.Generator
         /// <summary>True when <paramref name="weight"/> is a packed region: products and lookups then go through the instance.</summary>
         private bool Packed(TensorDef weight) => weight.Kind == TensorKind.Parameter && _packed.Contains(Region(weight));
 
-        public static string Emit(MemoryPlan plan, string? weights = null) => new Emitter(plan, weights).Write();
+        /// <summary>The generated source, and the floats of the activation-gradient buffer it lays out (see <see cref="GradientPlan"/>).</summary>
+        public static string Emit(MemoryPlan plan, string? weights, out long activationGradientFloats)
+        {
+            var emitter = new Emitter(plan, weights);
+            string source = emitter.Write();
+            activationGradientFloats = emitter.ActivationGradientCount;
+            return source;
+        }
 
         private static string Lit(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+        /// <summary>Floats of the activation-gradient buffer (none for a model that is never trained).</summary>
+        private long ActivationGradientCount => _inferenceOnly ? 0 : Walk().Gradients.Count;
 
         private static string Lit(float value) => value.ToString("R", CultureInfo.InvariantCulture) + "f";
 
@@ -342,9 +352,9 @@ namespace TransformerGen.Generator
                 Const("EmbeddingWidth", Output.Shape[1], _spec.Family is { Dense.Count: > 0 } ? "Width of a sentence embedding: the last Dense layer's outputs." : "Width of a sentence embedding: DModel.");
             // The float buffers the runtime allocates for each use (TransformerModel.BufferBytes at run time).
             long shared = _plan.ParameterCount + _plan.ConstantCount + _plan.InferenceCount + _plan.KeyValueCount + System.Math.Max(_d.SeqLen, _d.TargetSeqLen);
-            long training = 4 * (shared + _plan.ParameterCount + 2 * _plan.ActivationCount);
+            long training = 4 * (shared + _plan.ParameterCount + _plan.ActivationCount + ActivationGradientCount);
             long inference = 4 * shared;
-            w.Line("/// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>");
+            w.Line("/// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>");
             w.Line($"public const long TrainingBytes = {Lit(training)};");
             w.Line(_spec.IsEncoderOnly
                 ? "/// <summary>Bytes of the buffers of a model built for inference (<see cref=\"ForInference(ulong)\"/>): parameters and the workspace of an exact-length pass over up to Batch·SeqLen tokens.</summary>"
@@ -382,6 +392,11 @@ namespace TransformerGen.Generator
             w.Line($"    inferenceCount: {Lit(_plan.InferenceCount)}, keyValueCount: {Lit(_plan.KeyValueCount)},");
             w.Line($"    logitsOffset: {Lit(_inferenceOnly ? 0 : _plan.OffsetOf(logits))}, logitsLength: {Lit(_inferenceOnly ? 0 : logits.Elements)}, inferenceLogitsOffset: {Lit(_plan.InferenceOffsetOf(logits))})");
             w.Line("{");
+            if (!_inferenceOnly)
+            {
+                w.Line("    // The backward pass's gradients of activations: a slot each while live, reused once dead.");
+                w.Line($"    ActivationGradientCount = {Lit(ActivationGradientCount)}, LogitsGradientOffset = {Lit(Walk().Gradients.OffsetOf(logits))},");
+            }
             if (_plan.ParameterSegments.Count > 1)
             {
                 w.Line("    // More parameter floats than one array holds: whole tensors in segments, each at most an array long.");

@@ -6,7 +6,8 @@ namespace TransformerGen.Generator
     /// <summary>
     /// Stage 4: where every tensor lives. Parameters get offsets in one flat buffer (gradients and optimizer
     /// moments reuse them), or, past what one array holds, in segments of at most <see cref="SegmentLimit"/> floats that
-    /// each hold whole tensors (and whole groups of tensors read as one matrix); activations in the training workspace (their gradients reuse those), fixed tables in
+    /// each hold whole tensors (and whole groups of tensors read as one matrix); activations in the training workspace (their gradients
+    /// get slots of their own while live, see <see cref="GradientPlan"/>), fixed tables in
     /// a constant buffer, and, for inference (cached decoding of one sequence, or an encoder's exact-length pass), a
     /// smaller workspace whose slots are shared by every other layer, since a layer's values are dead once the next
     /// layer has read them.

@@ -105,8 +105,15 @@ public sealed class ModelLayout
             return total;
         }
     }
-    /// <summary>Floats in the training workspace (activations kept for backward); the activation gradients use as many.</summary>
+    /// <summary>Floats in the training workspace (activations kept for backward).</summary>
     public int ActivationCount { get; }
+    /// <summary>
+    /// Floats of the activations' gradients in the backward pass: each has a slot while it is live, which later ones reuse,
+    /// so this is about one layer's worth rather than <see cref="ActivationCount"/>.
+    /// </summary>
+    public int ActivationGradientCount { get; init; }
+    /// <summary>Where the gradient of the logits (the output a model without a loss of its own is seeded with) starts in the activation gradients.</summary>
+    public int LogitsGradientOffset { get; init; }
     /// <summary>Floats of fixed tables (sinusoids, rotary angles).</summary>
     public int ConstantCount { get; }
     /// <summary>Floats in the inference workspace (one sequence, buffers reused across layers).</summary>

@@ -78,7 +78,7 @@ public abstract partial class TransformerModel : ITrainableParameters
         WeightsPacked = shared?.Packed ?? false;
         _gradients = new AlignedBuffer(training ? layout.ParameterCount : 0);
         _activations = new AlignedBuffer(forward ? layout.ActivationCount : 0);
-        _activationGradients = new AlignedBuffer(training ? layout.ActivationCount : 0);
+        _activationGradients = new AlignedBuffer(training ? layout.ActivationGradientCount : 0);
         _constants = new AlignedBuffer(layout.ConstantCount);
         _inference = new AlignedBuffer(layout.InferenceCount);
         _keyValues = new AlignedBuffer(layout.KeyValueCount);
@@ -349,7 +349,7 @@ public abstract partial class TransformerModel : ITrainableParameters
             throw new ArgumentException($"{_layout.Name}.Backward needs a gradient of {_layout.LogitsLength} floats (the output's), got {outputGradient.Length}", nameof(outputGradient));
         if (Use != ModelUse.Training) throw NotForTraining("cannot run Backward");
         if (!_forwardDone) throw new InvalidOperationException($"{_layout.Name}.Backward needs a Forward first (each Forward allows one Backward)");
-        outputGradient.CopyTo(_activationGradients.Span.Slice(_layout.LogitsOffset, _layout.LogitsLength));
+        outputGradient.CopyTo(_activationGradients.Span.Slice(_layout.LogitsGradientOffset, _layout.LogitsLength));
         _forwardDone = false;
         BackwardCore();
     }

@@ -36,8 +36,8 @@ namespace Snapshots
         public const int TokensPerStep = 10;
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const long ParameterCount = 2584;
-        /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 76436;
+        /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
+        public const long TrainingBytes = 57044;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
         public const long InferenceBytes = 20820;
 
@@ -79,6 +79,8 @@ namespace Snapshots
             inferenceCount: 2016, keyValueCount: 480,
             logitsOffset: 5376, logitsLength: 110, inferenceLogitsOffset: 1984)
         {
+            // The backward pass's gradients of activations: a slot each while live, reused once dead.
+            ActivationGradientCount = 752, LogitsGradientOffset = 0,
             Architecture = global::TransformerGen.Architecture.DecoderOnly,
             TargetVocab = 11, TargetLength = 10,
             InferenceTokens = 5, Sequences = 2,
@@ -254,29 +256,29 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 0 · residual connection around the feed-forward network · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(2672, 120), da.Slice(1584, 120), da.Slice(2416, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(128, 120), da.Slice(0, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · dropout on the feed-forward sub-layer's output · backward
-            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(2416, 120), a.Slice(2544, 120), da.Slice(2288, 120), overwriteDx: true);
+            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(256, 120), a.Slice(2544, 120), da.Slice(128, 120), overwriteDx: true);
             // layer 0 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2288, 120), a.Slice(2080, 200), p.Slice(1120, 240), da.Slice(2080, 200), dp.Slice(1120, 240), dp.Slice(1360, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 120), a.Slice(2080, 200), p.Slice(1120, 240), da.Slice(256, 200), dp.Slice(1120, 240), dp.Slice(1360, 12), 10, 20, 12, overwriteDx: true);
             // layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(2080, 200), a.Slice(1872, 200), a.Slice(2080, 200), da.Slice(1872, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(256, 200), a.Slice(1872, 200), a.Slice(2080, 200), da.Slice(464, 200), overwriteDx: true);
             // layer 0 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1872, 200), a.Slice(1712, 120), p.Slice(848, 240), da.Slice(1712, 120), dp.Slice(848, 240), dp.Slice(1088, 20), 10, 12, 20, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(464, 200), a.Slice(1712, 120), p.Slice(848, 240), da.Slice(128, 120), dp.Slice(848, 240), dp.Slice(1088, 20), 10, 12, 20, overwriteDx: true);
             // layer 0 · norm2 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1712, 120), a.Slice(1584, 120), p.Slice(1408, 12), a.Slice(1840, 10), a.Slice(1856, 10), da.Slice(1584, 120), dp.Slice(1408, 12), dp.Slice(1424, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(1584, 120), p.Slice(1408, 12), a.Slice(1840, 10), a.Slice(1856, 10), da.Slice(0, 120), dp.Slice(1408, 12), dp.Slice(1424, 12), 10, 12);
             // layer 0 · residual connection around self-attention · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(1584, 120), da.Slice(128, 120), da.Slice(1328, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · dropout on the attention sub-layer's output · backward
-            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(1328, 120), a.Slice(1456, 120), da.Slice(1200, 120), overwriteDx: true);
+            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(256, 120), a.Slice(1456, 120), da.Slice(0, 120), overwriteDx: true);
             // layer 0 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1200, 120), a.Slice(912, 120), p.Slice(688, 144), da.Slice(912, 120), dp.Slice(688, 144), dp.Slice(832, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 120), a.Slice(912, 120), p.Slice(688, 144), da.Slice(256, 120), dp.Slice(688, 144), dp.Slice(832, 12), 10, 12, 12, overwriteDx: true);
             // layer 0 · causal self-attention · backward
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(912, 120), a.Slice(544, 360), a.Slice(1040, 150), da.Slice(544, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(256, 120), a.Slice(544, 360), a.Slice(1040, 150), da.Slice(384, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 0 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(544, 360), a.Slice(384, 120), p.Slice(208, 432), da.Slice(384, 120), dp.Slice(208, 432), dp.Slice(640, 36), 10, 12, 36, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(384, 360), a.Slice(384, 120), p.Slice(208, 432), da.Slice(0, 120), dp.Slice(208, 432), dp.Slice(640, 36), 10, 12, 36, overwriteDx: true);
             // layer 0 · norm1 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(384, 120), a.Slice(128, 120), p.Slice(1376, 12), a.Slice(512, 10), a.Slice(528, 10), da.Slice(128, 120), dp.Slice(1376, 12), dp.Slice(1392, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(128, 120), p.Slice(1376, 12), a.Slice(512, 10), a.Slice(528, 10), da.Slice(128, 120), dp.Slice(1376, 12), dp.Slice(1392, 12), 10, 12);
         }
 
         /// <summary>Cached inference of layer 0 for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>
@@ -345,29 +347,29 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 1 · residual connection around the feed-forward network · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(5088, 120), da.Slice(4000, 120), da.Slice(4832, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(240, 120), da.Slice(0, 120), da.Slice(368, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · dropout on the feed-forward sub-layer's output · backward
-            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(4832, 120), a.Slice(4960, 120), da.Slice(4704, 120), overwriteDx: true);
+            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(368, 120), a.Slice(4960, 120), da.Slice(128, 120), overwriteDx: true);
             // layer 1 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4704, 120), a.Slice(4496, 200), p.Slice(2352, 240), da.Slice(4496, 200), dp.Slice(2352, 240), dp.Slice(2592, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 120), a.Slice(4496, 200), p.Slice(2352, 240), da.Slice(256, 200), dp.Slice(2352, 240), dp.Slice(2592, 12), 10, 20, 12, overwriteDx: true);
             // layer 1 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(4496, 200), a.Slice(4288, 200), a.Slice(4496, 200), da.Slice(4288, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(256, 200), a.Slice(4288, 200), a.Slice(4496, 200), da.Slice(464, 200), overwriteDx: true);
             // layer 1 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4288, 200), a.Slice(4128, 120), p.Slice(2080, 240), da.Slice(4128, 120), dp.Slice(2080, 240), dp.Slice(2320, 20), 10, 12, 20, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(464, 200), a.Slice(4128, 120), p.Slice(2080, 240), da.Slice(128, 120), dp.Slice(2080, 240), dp.Slice(2320, 20), 10, 12, 20, overwriteDx: true);
             // layer 1 · norm2 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(4128, 120), a.Slice(4000, 120), p.Slice(2640, 12), a.Slice(4256, 10), a.Slice(4272, 10), da.Slice(4000, 120), dp.Slice(2640, 12), dp.Slice(2656, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(4000, 120), p.Slice(2640, 12), a.Slice(4256, 10), a.Slice(4272, 10), da.Slice(0, 120), dp.Slice(2640, 12), dp.Slice(2656, 12), 10, 12);
             // layer 1 · residual connection around self-attention · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(4000, 120), da.Slice(2672, 120), da.Slice(3744, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · dropout on the attention sub-layer's output · backward
-            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(3744, 120), a.Slice(3872, 120), da.Slice(3616, 120), overwriteDx: true);
+            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(256, 120), a.Slice(3872, 120), da.Slice(0, 120), overwriteDx: true);
             // layer 1 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3616, 120), a.Slice(3328, 120), p.Slice(1920, 144), da.Slice(3328, 120), dp.Slice(1920, 144), dp.Slice(2064, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 120), a.Slice(3328, 120), p.Slice(1920, 144), da.Slice(256, 120), dp.Slice(1920, 144), dp.Slice(2064, 12), 10, 12, 12, overwriteDx: true);
             // layer 1 · causal self-attention · backward
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(3328, 120), a.Slice(2960, 360), a.Slice(3456, 150), da.Slice(2960, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(256, 120), a.Slice(2960, 360), a.Slice(3456, 150), da.Slice(384, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 1 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2960, 360), a.Slice(2800, 120), p.Slice(1440, 432), da.Slice(2800, 120), dp.Slice(1440, 432), dp.Slice(1872, 36), 10, 12, 36, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(384, 360), a.Slice(2800, 120), p.Slice(1440, 432), da.Slice(0, 120), dp.Slice(1440, 432), dp.Slice(1872, 36), 10, 12, 36, overwriteDx: true);
             // layer 1 · norm1 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2800, 120), a.Slice(2672, 120), p.Slice(2608, 12), a.Slice(2928, 10), a.Slice(2944, 10), da.Slice(2672, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(2672, 120), p.Slice(2608, 12), a.Slice(2928, 10), a.Slice(2944, 10), da.Slice(128, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12);
         }
 
         /// <summary>Cached inference of layer 1 for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>
@@ -418,11 +420,11 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(5488, 110), Targets, da.Slice(5376, 110), 10, 11, 0.1f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(5488, 110), Targets, da.Slice(0, 110), 10, 11, 0.1f, overwriteDLogits: true);
             // head · LM head (tied to the token embedding) · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(5376, 110), a.Slice(5216, 120), p.Slice(0, 132), da.Slice(5216, 120), dp.Slice(0, 132), default, 10, 12, 11, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 110), a.Slice(5216, 120), p.Slice(0, 132), da.Slice(112, 120), dp.Slice(0, 132), default, 10, 12, 11, overwriteDx: true);
             // head · final LayerNorm · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(5216, 120), a.Slice(5088, 120), p.Slice(2672, 12), a.Slice(5344, 10), a.Slice(5360, 10), da.Slice(5088, 120), dp.Slice(2672, 12), dp.Slice(2688, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(112, 120), a.Slice(5088, 120), p.Slice(2672, 12), a.Slice(5344, 10), a.Slice(5360, 10), da.Slice(240, 120), dp.Slice(2672, 12), dp.Slice(2688, 12), 10, 12, overwriteDx: true);
         }
 
         /// <summary>Cached inference of the head for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>

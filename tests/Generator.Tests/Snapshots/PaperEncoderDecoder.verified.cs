@@ -43,8 +43,8 @@ namespace Snapshots
         public const int TargetSeqLen = 4;
         /// <summary>Target ids per Forward call: Batch · TargetSeqLen.</summary>
         public const int TargetTokensPerStep = 8;
-        /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 70772;
+        /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
+        public const long TrainingBytes = 55540;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
         public const long InferenceBytes = 20340;
 
@@ -90,6 +90,8 @@ namespace Snapshots
             inferenceCount: 1408, keyValueCount: 216,
             logitsOffset: 4448, logitsLength: 72, inferenceLogitsOffset: 1392)
         {
+            // The backward pass's gradients of activations: a slot each while live, reused once dead.
+            ActivationGradientCount = 800, LogitsGradientOffset = 0,
             Architecture = global::TransformerGen.Architecture.EncoderDecoder,
             TargetVocab = 9, TargetLength = 8,
             EncoderStateOffset = 1872, EncoderStateLength = 120,
@@ -224,7 +226,7 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // embedding · token embedding × √DModel · backward
-            global::TransformerGen.Kernels.Embedding.Backward(Tokens, da.Slice(0, 120), dp.Slice(0, 132), 12, 3.4641016f);
+            global::TransformerGen.Kernels.Embedding.Backward(Tokens, da.Slice(128, 120), dp.Slice(0, 132), 12, 3.4641016f);
         }
 
         /// <summary>Inference of the embedding for a source of <paramref name="n"/> tokens.</summary>
@@ -274,25 +276,25 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // encoder layer 0 · norm2 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1872, 120), a.Slice(1744, 120), p.Slice(1344, 12), a.Slice(2000, 10), a.Slice(2016, 10), da.Slice(1744, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(528, 120), a.Slice(1744, 120), p.Slice(1344, 12), a.Slice(2000, 10), a.Slice(2016, 10), da.Slice(0, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12, overwriteDx: true);
             // encoder layer 0 · residual connection around the feed-forward network · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(1744, 120), da.Slice(1040, 120), da.Slice(1616, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 0 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1616, 120), a.Slice(1408, 200), p.Slice(1056, 240), da.Slice(1408, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(1408, 200), p.Slice(1056, 240), da.Slice(384, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
             // encoder layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(1408, 200), a.Slice(1200, 200), a.Slice(1408, 200), da.Slice(1200, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(384, 200), a.Slice(1200, 200), a.Slice(1408, 200), da.Slice(592, 200), overwriteDx: true);
             // encoder layer 0 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1200, 200), a.Slice(1040, 120), p.Slice(784, 240), da.Slice(1040, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(592, 200), a.Slice(1040, 120), p.Slice(784, 240), da.Slice(128, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
             // encoder layer 0 · norm1 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1040, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1168, 10), a.Slice(1184, 10), da.Slice(912, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1168, 10), a.Slice(1184, 10), da.Slice(0, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12, overwriteDx: true);
             // encoder layer 0 · residual connection around self-attention · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(912, 120), da.Slice(0, 120), da.Slice(784, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 0 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(784, 120), a.Slice(496, 120), p.Slice(624, 144), da.Slice(496, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(496, 120), p.Slice(624, 144), da.Slice(0, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12, overwriteDx: true);
             // encoder layer 0 · self-attention with padding mask · backward
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(496, 120), a.Slice(128, 360), 36, a.Slice(140, 348), a.Slice(152, 336), 36, a.Slice(624, 150), da.Slice(128, 360), da.Slice(140, 348), da.Slice(152, 336), 2, 5, 5, 3, 4, overwriteDq: true, overwriteDkv: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(0, 120), a.Slice(128, 360), 36, a.Slice(140, 348), a.Slice(152, 336), 36, a.Slice(624, 150), da.Slice(256, 360), da.Slice(268, 348), da.Slice(280, 336), 2, 5, 5, 3, 4, overwriteDq: true, overwriteDkv: true);
             // encoder layer 0 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 360), a.Slice(0, 120), p.Slice(144, 432), da.Slice(0, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 360), a.Slice(0, 120), p.Slice(144, 432), da.Slice(128, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36);
         }
 
         /// <summary>Inference of encoder layer 0 for a source of <paramref name="n"/> tokens.</summary>
@@ -342,7 +344,7 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // target embedding · token embedding × √DModel · backward
-            global::TransformerGen.Kernels.Embedding.Backward(DecoderTokens, da.Slice(2032, 96), dp.Slice(1376, 108), 12, 3.4641016f);
+            global::TransformerGen.Kernels.Embedding.Backward(DecoderTokens, da.Slice(0, 96), dp.Slice(1376, 108), 12, 3.4641016f);
         }
 
         /// <summary>Cached inference of the target embedding for <paramref name="n"/> new positions of one sequence.</summary>
@@ -404,37 +406,37 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // decoder layer 0 · norm3 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(4320, 96), a.Slice(4224, 96), p.Slice(3360, 12), a.Slice(4416, 8), a.Slice(4432, 8), da.Slice(4224, 96), dp.Slice(3360, 12), dp.Slice(3376, 12), 8, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(80, 96), a.Slice(4224, 96), p.Slice(3360, 12), a.Slice(4416, 8), a.Slice(4432, 8), da.Slice(176, 96), dp.Slice(3360, 12), dp.Slice(3376, 12), 8, 12, overwriteDx: true);
             // decoder layer 0 · residual connection around the feed-forward network · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(4224, 96), da.Slice(3680, 96), da.Slice(4128, 96), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(176, 96), da.Slice(0, 96), da.Slice(272, 96), overwriteDa: true, overwriteDb: true);
             // decoder layer 0 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4128, 96), a.Slice(3968, 160), p.Slice(3040, 240), da.Slice(3968, 160), dp.Slice(3040, 240), dp.Slice(3280, 12), 8, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(272, 96), a.Slice(3968, 160), p.Slice(3040, 240), da.Slice(96, 160), dp.Slice(3040, 240), dp.Slice(3280, 12), 8, 20, 12, overwriteDx: true);
             // decoder layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(3968, 160), a.Slice(3808, 160), a.Slice(3968, 160), da.Slice(3808, 160), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(96, 160), a.Slice(3808, 160), a.Slice(3968, 160), da.Slice(256, 160), overwriteDx: true);
             // decoder layer 0 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3808, 160), a.Slice(3680, 96), p.Slice(2768, 240), da.Slice(3680, 96), dp.Slice(2768, 240), dp.Slice(3008, 20), 8, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 160), a.Slice(3680, 96), p.Slice(2768, 240), da.Slice(0, 96), dp.Slice(2768, 240), dp.Slice(3008, 20), 8, 12, 20);
             // decoder layer 0 · norm2 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3680, 96), a.Slice(3584, 96), p.Slice(3328, 12), a.Slice(3776, 8), a.Slice(3792, 8), da.Slice(3584, 96), dp.Slice(3328, 12), dp.Slice(3344, 12), 8, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 96), a.Slice(3584, 96), p.Slice(3328, 12), a.Slice(3776, 8), a.Slice(3792, 8), da.Slice(96, 96), dp.Slice(3328, 12), dp.Slice(3344, 12), 8, 12, overwriteDx: true);
             // decoder layer 0 · residual connection around cross-attention · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(3584, 96), da.Slice(2800, 96), da.Slice(3488, 96), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(96, 96), da.Slice(0, 96), da.Slice(192, 96), overwriteDa: true, overwriteDb: true);
             // decoder layer 0 · cross-attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3488, 96), a.Slice(3264, 96), p.Slice(2608, 144), da.Slice(3264, 96), dp.Slice(2608, 144), dp.Slice(2752, 12), 8, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(192, 96), a.Slice(3264, 96), p.Slice(2608, 144), da.Slice(96, 96), dp.Slice(2608, 144), dp.Slice(2752, 12), 8, 12, 12, overwriteDx: true);
             // decoder layer 0 · cross-attention to the encoder output with source padding mask · backward
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(3264, 96), a.Slice(2928, 96), 12, a.Slice(3024, 240), a.Slice(3036, 228), 24, a.Slice(3360, 120), da.Slice(2928, 96), da.Slice(3024, 240), da.Slice(3036, 228), 2, 4, 5, 3, 4, overwriteDq: true, overwriteDkv: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(96, 96), a.Slice(2928, 96), 12, a.Slice(3024, 240), a.Slice(3036, 228), 24, a.Slice(3360, 120), da.Slice(192, 96), da.Slice(288, 240), da.Slice(300, 228), 2, 4, 5, 3, 4, overwriteDq: true, overwriteDkv: true);
             // decoder layer 0 · cross-attention key and value projections of the encoder output · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3024, 240), a.Slice(1872, 120), p.Slice(2272, 288), da.Slice(1872, 120), dp.Slice(2272, 288), dp.Slice(2572, 24), 10, 12, 24, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(288, 240), a.Slice(1872, 120), p.Slice(2272, 288), da.Slice(528, 120), dp.Slice(2272, 288), dp.Slice(2572, 24), 10, 12, 24, overwriteDx: true);
             // decoder layer 0 · cross-attention query projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2928, 96), a.Slice(2800, 96), p.Slice(2128, 144), da.Slice(2800, 96), dp.Slice(2128, 144), dp.Slice(2560, 12), 8, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(192, 96), a.Slice(2800, 96), p.Slice(2128, 144), da.Slice(0, 96), dp.Slice(2128, 144), dp.Slice(2560, 12), 8, 12, 12);
             // decoder layer 0 · norm1 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2800, 96), a.Slice(2704, 96), p.Slice(3296, 12), a.Slice(2896, 8), a.Slice(2912, 8), da.Slice(2704, 96), dp.Slice(3296, 12), dp.Slice(3312, 12), 8, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 96), a.Slice(2704, 96), p.Slice(3296, 12), a.Slice(2896, 8), a.Slice(2912, 8), da.Slice(96, 96), dp.Slice(3296, 12), dp.Slice(3312, 12), 8, 12, overwriteDx: true);
             // decoder layer 0 · residual connection around self-attention · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(2704, 96), da.Slice(2032, 96), da.Slice(2608, 96), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(96, 96), da.Slice(0, 96), da.Slice(192, 96), overwriteDa: true, overwriteDb: true);
             // decoder layer 0 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2608, 96), a.Slice(2416, 96), p.Slice(1968, 144), da.Slice(2416, 96), dp.Slice(1968, 144), dp.Slice(2112, 12), 8, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(192, 96), a.Slice(2416, 96), p.Slice(1968, 144), da.Slice(96, 96), dp.Slice(1968, 144), dp.Slice(2112, 12), 8, 12, 12, overwriteDx: true);
             // decoder layer 0 · causal self-attention with padding mask · backward
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(2416, 96), a.Slice(2128, 288), 36, a.Slice(2140, 276), a.Slice(2152, 264), 36, a.Slice(2512, 96), da.Slice(2128, 288), da.Slice(2140, 276), da.Slice(2152, 264), 2, 4, 4, 3, 4, overwriteDq: true, overwriteDkv: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(96, 96), a.Slice(2128, 288), 36, a.Slice(2140, 276), a.Slice(2152, 264), 36, a.Slice(2512, 96), da.Slice(192, 288), da.Slice(204, 276), da.Slice(216, 264), 2, 4, 4, 3, 4, overwriteDq: true, overwriteDkv: true);
             // decoder layer 0 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2128, 288), a.Slice(2032, 96), p.Slice(1488, 432), da.Slice(2032, 96), dp.Slice(1488, 432), dp.Slice(1920, 36), 8, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(192, 288), a.Slice(2032, 96), p.Slice(1488, 432), da.Slice(0, 96), dp.Slice(1488, 432), dp.Slice(1920, 36), 8, 12, 36);
         }
 
         /// <summary>Cached inference of decoder layer 0 for <paramref name="n"/> new positions of one sequence.</summary>
@@ -495,9 +497,9 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4528, 72), Targets, da.Slice(4448, 72), 8, 9, 0f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4528, 72), Targets, da.Slice(0, 72), 8, 9, 0f, overwriteDLogits: true);
             // head · LM head (tied to the token embedding) · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(4448, 72), a.Slice(4320, 96), p.Slice(1376, 108), da.Slice(4320, 96), dp.Slice(1376, 108), default, 8, 12, 9, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 72), a.Slice(4320, 96), p.Slice(1376, 108), da.Slice(80, 96), dp.Slice(1376, 108), default, 8, 12, 9, overwriteDx: true);
         }
 
         /// <summary>Cached inference of the head for <paramref name="n"/> new positions of one sequence.</summary>

@@ -35,8 +35,8 @@ namespace Snapshots
         public const int TokensPerStep = 10;
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const long ParameterCount = 2632;
-        /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 65300;
+        /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
+        public const long TrainingBytes = 51156;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
         public const long InferenceBytes = 21012;
 
@@ -76,6 +76,8 @@ namespace Snapshots
             inferenceCount: 1952, keyValueCount: 480,
             logitsOffset: 3936, logitsLength: 110, inferenceLogitsOffset: 1920)
         {
+            // The backward pass's gradients of activations: a slot each while live, reused once dead.
+            ActivationGradientCount = 624, LogitsGradientOffset = 0,
             Architecture = global::TransformerGen.Architecture.DecoderOnly,
             TargetVocab = 11, TargetLength = 10,
             InferenceTokens = 5, Sequences = 2,
@@ -247,25 +249,25 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 0 · norm2 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1872, 120), a.Slice(1744, 120), p.Slice(1344, 12), a.Slice(2000, 10), a.Slice(2016, 10), da.Slice(1744, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(1744, 120), p.Slice(1344, 12), a.Slice(2000, 10), a.Slice(2016, 10), da.Slice(128, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12, overwriteDx: true);
             // layer 0 · residual connection around the feed-forward network · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(1744, 120), da.Slice(1040, 120), da.Slice(1616, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(128, 120), da.Slice(0, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1616, 120), a.Slice(1408, 200), p.Slice(1056, 240), da.Slice(1408, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(1408, 200), p.Slice(1056, 240), da.Slice(384, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
             // layer 0 · ReLU · backward
-            global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(1408, 200), a.Slice(1200, 200), da.Slice(1200, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(384, 200), a.Slice(1200, 200), da.Slice(128, 200), overwriteDx: true);
             // layer 0 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1200, 200), a.Slice(1040, 120), p.Slice(784, 240), da.Slice(1040, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 200), a.Slice(1040, 120), p.Slice(784, 240), da.Slice(0, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
             // layer 0 · norm1 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1040, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1168, 10), a.Slice(1184, 10), da.Slice(912, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1168, 10), a.Slice(1184, 10), da.Slice(128, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12, overwriteDx: true);
             // layer 0 · residual connection around self-attention · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(912, 120), da.Slice(0, 120), da.Slice(784, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(128, 120), da.Slice(0, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(784, 120), a.Slice(496, 120), p.Slice(624, 144), da.Slice(496, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(496, 120), p.Slice(624, 144), da.Slice(128, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12, overwriteDx: true);
             // layer 0 · causal self-attention · backward
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(496, 120), a.Slice(128, 360), a.Slice(624, 150), da.Slice(128, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(128, 120), a.Slice(128, 360), a.Slice(624, 150), da.Slice(256, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 0 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 360), a.Slice(0, 120), p.Slice(144, 432), da.Slice(0, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 360), a.Slice(0, 120), p.Slice(144, 432), da.Slice(0, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36);
         }
 
         /// <summary>Cached inference of layer 0 for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>
@@ -330,25 +332,25 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 1 · norm2 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3776, 120), a.Slice(3648, 120), p.Slice(2576, 12), a.Slice(3904, 10), a.Slice(3920, 10), da.Slice(3648, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(112, 120), a.Slice(3648, 120), p.Slice(2576, 12), a.Slice(3904, 10), a.Slice(3920, 10), da.Slice(240, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12, overwriteDx: true);
             // layer 1 · residual connection around the feed-forward network · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(3648, 120), da.Slice(2944, 120), da.Slice(3520, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(240, 120), da.Slice(0, 120), da.Slice(368, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3520, 120), a.Slice(3312, 200), p.Slice(2288, 240), da.Slice(3312, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(368, 120), a.Slice(3312, 200), p.Slice(2288, 240), da.Slice(128, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
             // layer 1 · ReLU · backward
-            global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(3312, 200), a.Slice(3104, 200), da.Slice(3104, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(128, 200), a.Slice(3104, 200), da.Slice(336, 200), overwriteDx: true);
             // layer 1 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3104, 200), a.Slice(2944, 120), p.Slice(2016, 240), da.Slice(2944, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(336, 200), a.Slice(2944, 120), p.Slice(2016, 240), da.Slice(0, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20);
             // layer 1 · norm1 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2944, 120), a.Slice(2816, 120), p.Slice(2544, 12), a.Slice(3072, 10), a.Slice(3088, 10), da.Slice(2816, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(2816, 120), p.Slice(2544, 12), a.Slice(3072, 10), a.Slice(3088, 10), da.Slice(128, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12, overwriteDx: true);
             // layer 1 · residual connection around self-attention · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(2816, 120), da.Slice(1872, 120), da.Slice(2688, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(128, 120), da.Slice(0, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2688, 120), a.Slice(2400, 120), p.Slice(1856, 144), da.Slice(2400, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(2400, 120), p.Slice(1856, 144), da.Slice(128, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
             // layer 1 · causal self-attention · backward
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(2400, 120), a.Slice(2032, 360), a.Slice(2528, 150), da.Slice(2032, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(128, 120), a.Slice(2032, 360), a.Slice(2528, 150), da.Slice(256, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 1 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2032, 360), a.Slice(1872, 120), p.Slice(1376, 432), da.Slice(1872, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 360), a.Slice(1872, 120), p.Slice(1376, 432), da.Slice(0, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36);
         }
 
         /// <summary>Cached inference of layer 1 for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>
@@ -397,9 +399,9 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4048, 110), Targets, da.Slice(3936, 110), 10, 11, 0f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4048, 110), Targets, da.Slice(0, 110), 10, 11, 0f, overwriteDLogits: true);
             // head · LM head · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3936, 110), a.Slice(3776, 120), p.Slice(2608, 132), da.Slice(3776, 120), dp.Slice(2608, 132), default, 10, 12, 11, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 110), a.Slice(3776, 120), p.Slice(2608, 132), da.Slice(112, 120), dp.Slice(2608, 132), default, 10, 12, 11, overwriteDx: true);
         }
 
         /// <summary>Cached inference of the head for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>

@@ -35,8 +35,8 @@ namespace Snapshots
         public const int TokensPerStep = 10;
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const long ParameterCount = 2524;
-        /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 64276;
+        /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
+        public const long TrainingBytes = 50260;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
         public const long InferenceBytes = 20692;
 
@@ -77,6 +77,8 @@ namespace Snapshots
             inferenceCount: 2016, keyValueCount: 480,
             logitsOffset: 3904, logitsLength: 110, inferenceLogitsOffset: 1984)
         {
+            // The backward pass's gradients of activations: a slot each while live, reused once dead.
+            ActivationGradientCount = 624, LogitsGradientOffset = 0,
             Architecture = global::TransformerGen.Architecture.DecoderOnly,
             TargetVocab = 11, TargetLength = 10,
             InferenceTokens = 5, Sequences = 2,
@@ -198,7 +200,7 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // embedding · token embedding · backward
-            global::TransformerGen.Kernels.Embedding.Backward(Tokens, da.Slice(0, 120), dp.Slice(0, 132), 12);
+            global::TransformerGen.Kernels.Embedding.Backward(Tokens, da.Slice(128, 120), dp.Slice(0, 132), 12);
         }
 
         /// <summary>Cached inference of the embedding for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>
@@ -249,27 +251,27 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 0 · residual connection around the feed-forward network · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(1808, 120), da.Slice(976, 120), da.Slice(1680, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(128, 120), da.Slice(0, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1680, 120), a.Slice(1472, 200), p.Slice(1056, 240), da.Slice(1472, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(1472, 200), p.Slice(1056, 240), da.Slice(384, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
             // layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(1472, 200), a.Slice(1264, 200), a.Slice(1472, 200), da.Slice(1264, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(384, 200), a.Slice(1264, 200), a.Slice(1472, 200), da.Slice(128, 200), overwriteDx: true);
             // layer 0 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1264, 200), a.Slice(1104, 120), p.Slice(784, 240), da.Slice(1104, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 200), a.Slice(1104, 120), p.Slice(784, 240), da.Slice(336, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20, overwriteDx: true);
             // layer 0 · norm2 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1104, 120), a.Slice(976, 120), p.Slice(1344, 12), a.Slice(1232, 10), a.Slice(1248, 10), da.Slice(976, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(336, 120), a.Slice(976, 120), p.Slice(1344, 12), a.Slice(1232, 10), a.Slice(1248, 10), da.Slice(0, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
             // layer 0 · residual connection around self-attention · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(976, 120), da.Slice(0, 120), da.Slice(848, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(848, 120), a.Slice(656, 120), p.Slice(624, 144), da.Slice(656, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(656, 120), p.Slice(624, 144), da.Slice(0, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12, overwriteDx: true);
             // layer 0 · causal self-attention · backward
-            global::TransformerGen.Kernels.Attention.FlashBackward(da.Slice(656, 120), a.Slice(288, 360), a.Slice(656, 120), a.Slice(784, 60), da.Slice(288, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
+            global::TransformerGen.Kernels.Attention.FlashBackward(da.Slice(0, 120), a.Slice(288, 360), a.Slice(656, 120), a.Slice(784, 60), da.Slice(256, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 0 · rotary positions on Q and K · backward
-            global::TransformerGen.Kernels.Positional.RotaryBackward(da.Slice(288, 360), c.Slice(0, 10), c.Slice(16, 10), 2, 5, 3, 4, 36);
+            global::TransformerGen.Kernels.Positional.RotaryBackward(da.Slice(256, 360), c.Slice(0, 10), c.Slice(16, 10), 2, 5, 3, 4, 36);
             // layer 0 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(288, 360), a.Slice(128, 120), p.Slice(144, 432), da.Slice(128, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 360), a.Slice(128, 120), p.Slice(144, 432), da.Slice(0, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36, overwriteDx: true);
             // layer 0 · norm1 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(0, 120), p.Slice(1312, 12), a.Slice(256, 10), a.Slice(272, 10), da.Slice(0, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(0, 120), p.Slice(1312, 12), a.Slice(256, 10), a.Slice(272, 10), da.Slice(128, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12);
         }
 
         /// <summary>Cached inference of layer 0 for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>
@@ -341,27 +343,27 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 1 · residual connection around the feed-forward network · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(3616, 120), da.Slice(2784, 120), da.Slice(3488, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(240, 120), da.Slice(0, 120), da.Slice(368, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3488, 120), a.Slice(3280, 200), p.Slice(2288, 240), da.Slice(3280, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(368, 120), a.Slice(3280, 200), p.Slice(2288, 240), da.Slice(128, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
             // layer 1 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(3280, 200), a.Slice(3072, 200), a.Slice(3280, 200), da.Slice(3072, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(128, 200), a.Slice(3072, 200), a.Slice(3280, 200), da.Slice(336, 200), overwriteDx: true);
             // layer 1 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3072, 200), a.Slice(2912, 120), p.Slice(2016, 240), da.Slice(2912, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(336, 200), a.Slice(2912, 120), p.Slice(2016, 240), da.Slice(128, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20, overwriteDx: true);
             // layer 1 · norm2 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2912, 120), a.Slice(2784, 120), p.Slice(2576, 12), a.Slice(3040, 10), a.Slice(3056, 10), da.Slice(2784, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(2784, 120), p.Slice(2576, 12), a.Slice(3040, 10), a.Slice(3056, 10), da.Slice(0, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12);
             // layer 1 · residual connection around self-attention · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(2784, 120), da.Slice(1808, 120), da.Slice(2656, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2656, 120), a.Slice(2464, 120), p.Slice(1856, 144), da.Slice(2464, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(2464, 120), p.Slice(1856, 144), da.Slice(0, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
             // layer 1 · causal self-attention · backward
-            global::TransformerGen.Kernels.Attention.FlashBackward(da.Slice(2464, 120), a.Slice(2096, 360), a.Slice(2464, 120), a.Slice(2592, 60), da.Slice(2096, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
+            global::TransformerGen.Kernels.Attention.FlashBackward(da.Slice(0, 120), a.Slice(2096, 360), a.Slice(2464, 120), a.Slice(2592, 60), da.Slice(256, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 1 · rotary positions on Q and K · backward
-            global::TransformerGen.Kernels.Positional.RotaryBackward(da.Slice(2096, 360), c.Slice(0, 10), c.Slice(16, 10), 2, 5, 3, 4, 36);
+            global::TransformerGen.Kernels.Positional.RotaryBackward(da.Slice(256, 360), c.Slice(0, 10), c.Slice(16, 10), 2, 5, 3, 4, 36);
             // layer 1 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2096, 360), a.Slice(1936, 120), p.Slice(1376, 432), da.Slice(1936, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 360), a.Slice(1936, 120), p.Slice(1376, 432), da.Slice(0, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36, overwriteDx: true);
             // layer 1 · norm1 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1936, 120), a.Slice(1808, 120), p.Slice(2544, 12), a.Slice(2064, 10), a.Slice(2080, 10), da.Slice(1808, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(1808, 120), p.Slice(2544, 12), a.Slice(2064, 10), a.Slice(2080, 10), da.Slice(128, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12);
         }
 
         /// <summary>Cached inference of layer 1 for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>
@@ -415,11 +417,11 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4016, 110), Targets, da.Slice(3904, 110), 10, 11, 0f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4016, 110), Targets, da.Slice(0, 110), 10, 11, 0f, overwriteDLogits: true);
             // head · LM head (tied to the token embedding) · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3904, 110), a.Slice(3744, 120), p.Slice(0, 132), da.Slice(3744, 120), dp.Slice(0, 132), default, 10, 12, 11, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 110), a.Slice(3744, 120), p.Slice(0, 132), da.Slice(112, 120), dp.Slice(0, 132), default, 10, 12, 11, overwriteDx: true);
             // head · final LayerNorm · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3744, 120), a.Slice(3616, 120), p.Slice(2608, 12), a.Slice(3872, 10), a.Slice(3888, 10), da.Slice(3616, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(112, 120), a.Slice(3616, 120), p.Slice(2608, 12), a.Slice(3872, 10), a.Slice(3888, 10), da.Slice(240, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12, overwriteDx: true);
         }
 
         /// <summary>Cached inference of the head for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>

@@ -39,8 +39,8 @@ namespace Snapshots
         public const long ParameterCount = 2563;
         /// <summary>Classes of the head.</summary>
         public const int Classes = 3;
-        /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations and their gradients, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 68948;
+        /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
+        public const long TrainingBytes = 55636;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters and the workspace of an exact-length pass over up to Batch·SeqLen tokens.</summary>
         public const long InferenceBytes = 26388;
 
@@ -83,6 +83,8 @@ namespace Snapshots
             inferenceCount: 3824, keyValueCount: 0,
             logitsOffset: 3936, logitsLength: 6, inferenceLogitsOffset: 3808)
         {
+            // The backward pass's gradients of activations: a slot each while live, reused once dead.
+            ActivationGradientCount = 640, LogitsGradientOffset = 0,
             Architecture = global::TransformerGen.Architecture.EncoderOnly,
             TargetVocab = 3, TargetLength = 2,
             Pooling = global::TransformerGen.Pooling.FirstToken,
@@ -209,7 +211,7 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // embedding · token embedding · backward
-            global::TransformerGen.Kernels.Embedding.Backward(Tokens, da.Slice(0, 120), dp.Slice(0, 132), 12);
+            global::TransformerGen.Kernels.Embedding.Backward(Tokens, da.Slice(128, 120), dp.Slice(0, 132), 12);
         }
 
         /// <summary>Exact-length inference of the embedding for <paramref name="n"/> tokens: up to Batch sequences laid end to end, without padding.</summary>
@@ -259,25 +261,25 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // encoder layer 0 · residual connection around the feed-forward network · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(1808, 120), da.Slice(976, 120), da.Slice(1680, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(128, 120), da.Slice(0, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 0 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1680, 120), a.Slice(1472, 200), p.Slice(1056, 240), da.Slice(1472, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(1472, 200), p.Slice(1056, 240), da.Slice(384, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
             // encoder layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(1472, 200), a.Slice(1264, 200), a.Slice(1472, 200), da.Slice(1264, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(384, 200), a.Slice(1264, 200), a.Slice(1472, 200), da.Slice(128, 200), overwriteDx: true);
             // encoder layer 0 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(1264, 200), a.Slice(1104, 120), p.Slice(784, 240), da.Slice(1104, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 200), a.Slice(1104, 120), p.Slice(784, 240), da.Slice(336, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20, overwriteDx: true);
             // encoder layer 0 · norm2 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1104, 120), a.Slice(976, 120), p.Slice(1344, 12), a.Slice(1232, 10), a.Slice(1248, 10), da.Slice(976, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(336, 120), a.Slice(976, 120), p.Slice(1344, 12), a.Slice(1232, 10), a.Slice(1248, 10), da.Slice(0, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
             // encoder layer 0 · residual connection around self-attention · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(976, 120), da.Slice(0, 120), da.Slice(848, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 0 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(848, 120), a.Slice(656, 120), p.Slice(624, 144), da.Slice(656, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(656, 120), p.Slice(624, 144), da.Slice(0, 120), dp.Slice(624, 144), dp.Slice(768, 12), 10, 12, 12, overwriteDx: true);
             // encoder layer 0 · self-attention with padding mask within ±2 · backward
-            global::TransformerGen.Kernels.Attention.FlashBackward(da.Slice(656, 120), a.Slice(288, 360), 36, a.Slice(300, 348), a.Slice(312, 336), 36, TokenPadding, a.Slice(656, 120), a.Slice(784, 60), da.Slice(288, 360), da.Slice(300, 348), da.Slice(312, 336), 2, 5, 5, 3, 4, causal: false, window: 2, overwriteDq: true, overwriteDkv: true);
+            global::TransformerGen.Kernels.Attention.FlashBackward(da.Slice(0, 120), a.Slice(288, 360), 36, a.Slice(300, 348), a.Slice(312, 336), 36, TokenPadding, a.Slice(656, 120), a.Slice(784, 60), da.Slice(256, 360), da.Slice(268, 348), da.Slice(280, 336), 2, 5, 5, 3, 4, causal: false, window: 2, overwriteDq: true, overwriteDkv: true);
             // encoder layer 0 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(288, 360), a.Slice(128, 120), p.Slice(144, 432), da.Slice(128, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 360), a.Slice(128, 120), p.Slice(144, 432), da.Slice(0, 120), dp.Slice(144, 432), dp.Slice(576, 36), 10, 12, 36, overwriteDx: true);
             // encoder layer 0 · norm1 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(0, 120), p.Slice(1312, 12), a.Slice(256, 10), a.Slice(272, 10), da.Slice(0, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(0, 120), p.Slice(1312, 12), a.Slice(256, 10), a.Slice(272, 10), da.Slice(128, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12);
         }
 
         /// <summary>Exact-length inference of encoder layer 0 for <paramref name="n"/> tokens: up to Batch sequences laid end to end, without padding.</summary>
@@ -342,25 +344,25 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // encoder layer 1 · residual connection around the feed-forward network · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(3616, 120), da.Slice(2784, 120), da.Slice(3488, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(176, 120), da.Slice(0, 120), da.Slice(304, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 1 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3488, 120), a.Slice(3280, 200), p.Slice(2288, 240), da.Slice(3280, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(304, 120), a.Slice(3280, 200), p.Slice(2288, 240), da.Slice(432, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
             // encoder layer 1 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(3280, 200), a.Slice(3072, 200), a.Slice(3280, 200), da.Slice(3072, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(432, 200), a.Slice(3072, 200), a.Slice(3280, 200), da.Slice(128, 200), overwriteDx: true);
             // encoder layer 1 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3072, 200), a.Slice(2912, 120), p.Slice(2016, 240), da.Slice(2912, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 200), a.Slice(2912, 120), p.Slice(2016, 240), da.Slice(336, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20, overwriteDx: true);
             // encoder layer 1 · norm2 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(2912, 120), a.Slice(2784, 120), p.Slice(2576, 12), a.Slice(3040, 10), a.Slice(3056, 10), da.Slice(2784, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(336, 120), a.Slice(2784, 120), p.Slice(2576, 12), a.Slice(3040, 10), a.Slice(3056, 10), da.Slice(0, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12);
             // encoder layer 1 · residual connection around self-attention · backward
-            global::TransformerGen.Kernels.Residual.Backward(da.Slice(2784, 120), da.Slice(1808, 120), da.Slice(2656, 120), overwriteDa: true, overwriteDb: true);
+            global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 1 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2656, 120), a.Slice(2464, 120), p.Slice(1856, 144), da.Slice(2464, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(2464, 120), p.Slice(1856, 144), da.Slice(0, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
             // encoder layer 1 · self-attention with padding mask within ±2 · backward
-            global::TransformerGen.Kernels.Attention.FlashBackward(da.Slice(2464, 120), a.Slice(2096, 360), 36, a.Slice(2108, 348), a.Slice(2120, 336), 36, TokenPadding, a.Slice(2464, 120), a.Slice(2592, 60), da.Slice(2096, 360), da.Slice(2108, 348), da.Slice(2120, 336), 2, 5, 5, 3, 4, causal: false, window: 2, overwriteDq: true, overwriteDkv: true);
+            global::TransformerGen.Kernels.Attention.FlashBackward(da.Slice(0, 120), a.Slice(2096, 360), 36, a.Slice(2108, 348), a.Slice(2120, 336), 36, TokenPadding, a.Slice(2464, 120), a.Slice(2592, 60), da.Slice(256, 360), da.Slice(268, 348), da.Slice(280, 336), 2, 5, 5, 3, 4, causal: false, window: 2, overwriteDq: true, overwriteDkv: true);
             // encoder layer 1 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(2096, 360), a.Slice(1936, 120), p.Slice(1376, 432), da.Slice(1936, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 360), a.Slice(1936, 120), p.Slice(1376, 432), da.Slice(0, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36, overwriteDx: true);
             // encoder layer 1 · norm1 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(1936, 120), a.Slice(1808, 120), p.Slice(2544, 12), a.Slice(2064, 10), a.Slice(2080, 10), da.Slice(1808, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(1808, 120), p.Slice(2544, 12), a.Slice(2064, 10), a.Slice(2080, 10), da.Slice(128, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12);
         }
 
         /// <summary>Exact-length inference of encoder layer 1 for <paramref name="n"/> tokens: up to Batch sequences laid end to end, without padding.</summary>
@@ -413,14 +415,14 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(3952, 6), Targets, da.Slice(3936, 6), 2, 3, 0f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(3952, 6), Targets, da.Slice(0, 6), 2, 3, 0f, overwriteDLogits: true);
             // head · classification head · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(3936, 6), a.Slice(3904, 24), p.Slice(2640, 36), da.Slice(3904, 24), dp.Slice(2640, 36), dp.Slice(2688, 3), 2, 12, 3, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 6), a.Slice(3904, 24), p.Slice(2640, 36), da.Slice(16, 24), dp.Slice(2640, 36), dp.Slice(2688, 3), 2, 12, 3, overwriteDx: true);
             // head · first-token pooling · backward
-            da.Slice(3744, 120).Clear(); // head.norm_f: its gradient starts here
-            global::TransformerGen.Kernels.Pooling.FirstBackward(da.Slice(3904, 24), da.Slice(3744, 120), 2, 5, 12);
+            da.Slice(48, 120).Clear(); // head.norm_f: its gradient starts here
+            global::TransformerGen.Kernels.Pooling.FirstBackward(da.Slice(16, 24), da.Slice(48, 120), 2, 5, 12);
             // head · final LayerNorm · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(3744, 120), a.Slice(3616, 120), p.Slice(2608, 12), a.Slice(3872, 10), a.Slice(3888, 10), da.Slice(3616, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(48, 120), a.Slice(3616, 120), p.Slice(2608, 12), a.Slice(3872, 10), a.Slice(3888, 10), da.Slice(176, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12, overwriteDx: true);
         }
 
         /// <summary>Exact-length inference of the head for <paramref name="n"/> tokens: up to Batch sequences laid end to end, without padding.</summary>
