@@ -141,9 +141,10 @@ public sealed class ResidentMemoryTests
         {
             Assert.Equal(0, (nint)p % ResidentMemory.HugePageBytes);
             Assert.Contains("hg", MappingFlags((nint)(p + huge)));         // the whole huge page inside the first range
-            Assert.DoesNotContain("hg", MappingFlags((nint)p));            // before it
-            Assert.DoesNotContain("hg", MappingFlags((nint)(p + 4 * huge + 7))); // the second range has no whole huge page
-            Assert.DoesNotContain("hg", MappingFlags((nint)(p + 7 * huge)));
+            // Nothing is advised outside it: the buffer's own count says so above. The mapping's flags outside the range
+            // are not checked: the pinned heap hands out memory that buffers collected earlier in the process may have
+            // advised, and a mapping keeps MADV_HUGEPAGE's flag after its object is gone. (With such checks this test
+            // failed once among the other test classes, 2026-12-08, and passed alone and in the next full runs.)
         }
         // Ranges covering less than two huge pages in all leave the buffer on 64 bytes, unadvised.
         Assert.Equal(0, new AlignedBuffer(8 * huge, [(0, huge)]).HugePageBytes);
