@@ -24,18 +24,20 @@ var engineNames = new Option<string[]>("--engines") { Description = "ours, ort, 
 var maxWait = new Option<double>("--max-wait-ms") { Description = "The batcher's wait to fill a batch.", DefaultValueFactory = _ => 1 };
 var maxTokens = new Option<int>("--max-batch-tokens") { Description = "The batcher's token budget.", DefaultValueFactory = _ => 2048 };
 var kernelThreads = new Option<int>("--kernel-threads") { Description = "Threads each of our batches may use (Parallelism.ThreadCount); 1 by default: one worker per thread instead.", DefaultValueFactory = _ => 1 };
+var lengths = new Option<int[]>("--lengths") { Description = "Instead of the clients: each engine's time for one sentence of each of these lengths, alone (one thread, medians).", AllowMultipleArgumentsPerToken = true };
 var writeFolder = new Option<string?>("--write-folder") { Description = "Only write the random-weight model folder (all-MiniLM-L6-v2's shape and file layout) to this path, to start the server on it by hand.", HelpName = "path" };
-var command = new RootCommand("EmbeddingServer against ONNX Runtime under concurrent clients.") { seconds, warmUp, clientCounts, threadCounts, engineNames, maxWait, maxTokens, kernelThreads, writeFolder };
+var command = new RootCommand("EmbeddingServer against ONNX Runtime under concurrent clients.") { seconds, warmUp, clientCounts, threadCounts, engineNames, maxWait, maxTokens, kernelThreads, lengths, writeFolder };
 command.SetAction(parsed => parsed.GetValue(writeFolder) is string path ? Task.FromResult(ModelFolder.WriteTo(path)) : Bench.RunAsync(new Bench.Settings(
     TimeSpan.FromSeconds(parsed.GetValue(seconds)), TimeSpan.FromSeconds(parsed.GetValue(warmUp)), parsed.GetValue(clientCounts)!,
-    parsed.GetValue(threadCounts)!, parsed.GetValue(engineNames)!, TimeSpan.FromMilliseconds(parsed.GetValue(maxWait)), parsed.GetValue(maxTokens), parsed.GetValue(kernelThreads))));
+    parsed.GetValue(threadCounts)!, parsed.GetValue(engineNames)!, TimeSpan.FromMilliseconds(parsed.GetValue(maxWait)), parsed.GetValue(maxTokens), parsed.GetValue(kernelThreads),
+    parsed.GetValue(lengths) ?? [])));
 return await command.Parse(args).InvokeAsync();
 
 namespace TransformerGen.EmbeddingServer.Bench
 {
     internal static class Bench
     {
-        public sealed record Settings(TimeSpan Duration, TimeSpan WarmUp, int[] Clients, int[] Threads, string[] Engines, TimeSpan MaxWait, int MaxTokens, int KernelThreads);
+        public sealed record Settings(TimeSpan Duration, TimeSpan WarmUp, int[] Clients, int[] Threads, string[] Engines, TimeSpan MaxWait, int MaxTokens, int KernelThreads, int[] Lengths);
 
         public static async Task<int> RunAsync(Settings s)
         {
@@ -50,6 +52,7 @@ namespace TransformerGen.EmbeddingServer.Bench
             ModelWeights fp32 = ServedMiniLm.LoadWeights(folder.Path, WeightType.Float32);
             ModelWeights int8 = ServedMiniLm.LoadWeights(folder.Path, WeightType.Int8);
             await CheckAsync(fp32, int8, folder, stream);
+            if (s.Lengths.Length > 0) return await LengthsAsync(s, fp32, int8, folder);
 
             var rows = new List<(int Threads, string Engine, LoadResult Result)>();
             foreach (int threads in s.Threads)
@@ -114,6 +117,60 @@ namespace TransformerGen.EmbeddingServer.Bench
                 double Cpu(string engine) => group.Where(r => r.Engine == engine).Select(r => r.Result.RequestsPerCpuSecond).DefaultIfEmpty(double.NaN).First();
                 Console.WriteLine($"| {group.Key.Threads} | {group.Key.Clients} | {Rate("ours") / Rate("ort"):F2}× | {Rate("ours-int8") / Rate("ort-int8"):F2}× | {Rate("http") / Rate("ort"):F2}× | "
                                   + $"{Cpu("ours") / Cpu("ort"):F2}×, {Cpu("ours-int8") / Cpu("ort-int8"):F2}×, {Cpu("http") / Cpu("ort"):F2}× |");
+            }
+            return 0;
+        }
+
+        /// <summary>
+        /// One sentence at a time, one thread: each engine's median time per call at each length, over rounds that
+        /// alternate the engines (a round is 0.5 s of calls per engine), the fastest round's median kept. This splits the
+        /// one-client rate of the load test by length.
+        /// </summary>
+        private static async Task<int> LengthsAsync(Settings s, ModelWeights fp32, ModelWeights int8, ModelFolder folder)
+        {
+            var engines = new List<IEngine>();
+            foreach (string name in s.Engines)
+                engines.Add(name switch
+                {
+                    "ours" => BatcherEngine.Create(name, fp32, 1, s.MaxWait, s.MaxTokens),
+                    "ours-int8" => BatcherEngine.Create(name, int8, 1, s.MaxWait, s.MaxTokens),
+                    "ort" => new OrtEngine(name, folder.OnnxFloat32, 1),
+                    "ort-int8" => new OrtEngine(name, folder.OnnxInt8, 1),
+                    _ => throw new ArgumentException($"--lengths times ours, ours-int8, ort and ort-int8, not {name}"),
+                });
+            try
+            {
+                var rng = new Random(7);
+                Console.WriteLine();
+                Console.WriteLine("| tokens | " + string.Join(" | ", engines.Select(e => e.Name + " (ms)")) + " |");
+                Console.WriteLine("|---|" + string.Concat(engines.Select(_ => "---|")));
+                foreach (int length in s.Lengths)
+                {
+                    var ids = new int[length];
+                    ids[0] = SentenceStream.Cls;
+                    ids[^1] = SentenceStream.Sep;
+                    for (int i = 1; i < length - 1; i++) ids[i] = SentenceStream.FirstWord + rng.Next(ServedMiniLm.Vocab - SentenceStream.FirstWord);
+                    var best = engines.Select(_ => double.MaxValue).ToArray();
+                    for (int round = 0; round < 4; round++)
+                        for (int e = 0; e < engines.Count; e++)
+                        {
+                            var times = new List<double>();
+                            long end = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 2;
+                            while (Stopwatch.GetTimestamp() < end || times.Count < 5)
+                            {
+                                long t0 = Stopwatch.GetTimestamp();
+                                await engines[e].EmbedAsync(ids);
+                                times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                            }
+                            times.Sort();
+                            if (round > 0) best[e] = Math.Min(best[e], times[times.Count / 2]); // round 0 warms up
+                        }
+                    Console.WriteLine($"| {length} | " + string.Join(" | ", best.Select(t => t.ToString("F3", CultureInfo.InvariantCulture))) + " |");
+                }
+            }
+            finally
+            {
+                foreach (IEngine engine in engines) await engine.DisposeAsync();
             }
             return 0;
         }
