@@ -43,10 +43,10 @@ namespace TransformerGen.Generator
                     return new CompiledModel(hintName, null, new EquatableArray<DiagnosticInfo>(found));
 
                 stage = "emitting C#";
-                string source = Emitter.Emit(plan, weights.Requested, out long activationGradients);
+                string source = Emitter.Emit(plan, weights.Requested, out long activations, out long activationGradients);
                 long parameters = graph.Tensors.Where(t => t.Kind == TensorKind.Parameter).Sum(t => t.Elements);
                 found.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ModelSummary, spec.AttributeLocation,
-                    spec.Type.Name, Grouped(parameters), Grouped(parameters * 4), Grouped((plan.ActivationCount + activationGradients) * 4),
+                    spec.Type.Name, Grouped(parameters), Grouped(parameters * 4), Grouped((activations + activationGradients) * 4),
                     Grouped((plan.InferenceCount + plan.KeyValueCount) * 4), Grouped(plan.FlopsPerToken)));
                 return new CompiledModel(hintName, source, new EquatableArray<DiagnosticInfo>(found));
             }

@@ -26,7 +26,7 @@ public partial class StoredProbabilities2048 { }
 /// What a model built for training allocates (<c>TrainingBytes</c>, which <c>BufferBytes</c> of an instance equals) as
 /// the sequence doubles: with tiled attention it grows at most 2.2× per doubling (activations are linear in the length,
 /// parameters fixed); with stored probabilities the [Batch, Heads, L, L] probabilities of every layer dominate and it
-/// grows more than 2.9× (2.96× from 1024 to 2048, tending to 4× as the square takes over).
+/// grows more than 2.9× (2.99× from 1024 to 2048, tending to 4× as the square takes over).
 /// </summary>
 public class LongSequenceMemoryTests
 {

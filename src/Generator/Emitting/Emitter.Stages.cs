@@ -23,13 +23,17 @@ namespace TransformerGen.Generator
                 var lines = new List<string>();
                 switch (pass)
                 {
-                    case "Forward": Forward(op, lines); break;
+                    case "Forward":
+                        _forwardIndex = Walk().ForwardIndex[op];
+                        Forward(op, lines);
+                        _forwardIndex = -1;
+                        break;
                     case "Backward":
                         // The gradients this op is the first to touch: the op stores into those it writes whole
                         // (Overwrites), and the rest are cleared just before it.
-                        BackwardWalk walk = Walk();
+                        PassWalk walk = Walk();
                         _fresh = walk.First.TryGetValue(op, out List<TensorDef>? first) ? [.. first] : [];
-                        _backwardIndex = walk.Index[op];
+                        _backwardIndex = walk.BackwardIndex[op];
                         Backward(op, lines);
                         lines.InsertRange(0, _fresh.Select(t => $"{G(t)}.Clear(); // {t.Name}: its gradient starts here"));
                         _fresh = null;
@@ -137,26 +141,42 @@ namespace TransformerGen.Generator
 
         private string Slice(string local, long offset, long length) => $"{local}.Slice({Lit(offset)}, {Lit(length)})";
 
-        /// <summary>A tensor's values in the training layout.</summary>
-        private string V(TensorDef t) => Slice(t.Kind switch { TensorKind.Parameter => ParameterLocal(t), TensorKind.Constant => "c", _ => "a" }, _plan.OffsetOf(t), t.Elements);
+        /// <summary>
+        /// A tensor's values in the training layout: a parameter or a constant at its offset, an activation in its slot of
+        /// the training workspace (<see cref="SlotPlan"/>), which must be live during the op being written.
+        /// </summary>
+        private string V(TensorDef t)
+        {
+            if (t.Kind != TensorKind.Activation)
+                return Slice(t.Kind == TensorKind.Parameter ? ParameterLocal(t) : "c", _plan.OffsetOf(t), t.Elements);
+            if (_valuesUsed is not null)
+            {
+                // A walk only records which activations an op touches; where they live is decided from that afterwards.
+                _valuesUsed.Add(Root(t));
+                return Slice("a", 0, t.Elements);
+            }
+            SlotPlan activations = Walk().Activations;
+            bool live = _backwardIndex >= 0 ? activations.IsKept(t) : _forwardIndex >= 0 && activations.IsLiveAt(t, _forwardIndex);
+            if (!live) throw new System.InvalidOperationException($"{t.Name} is used outside the operations the walks found for it");
+            return Slice("a", activations.OffsetOf(t), t.Elements);
+        }
 
         /// <summary>The local that holds a parameter's segment: p, then p1, p2, … in a model of several (which has no backward pass, so no dp1).</summary>
         private string ParameterLocal(TensorDef t) => _plan.SegmentOf(t) is int segment && segment > 0 ? "p" + Lit(segment) : "p";
 
         /// <summary>
         /// A tensor's gradient: a parameter's in the gradient buffer at the parameter's offset, an activation's in its slot
-        /// of the activation-gradient buffer (<see cref="GradientPlan"/>), which must be live during the op being written.
+        /// of the activation-gradient buffer (<see cref="SlotPlan"/>), which must be live during the op being written.
         /// </summary>
         private string G(TensorDef t)
         {
             if (t.Kind != TensorKind.Activation) return Slice("dp", _plan.OffsetOf(t), t.Elements);
             if (_gradientsUsed is not null)
             {
-                // The walk only records which gradients an op touches; where they live is decided from that afterwards.
                 _gradientsUsed.Add(Root(t));
                 return Slice("da", 0, t.Elements);
             }
-            GradientPlan gradients = Walk().Gradients;
+            SlotPlan gradients = Walk().Gradients;
             if (!gradients.IsLiveAt(t, _backwardIndex))
                 throw new System.InvalidOperationException($"the gradient of {t.Name} is used outside the backward operations the walk found for it");
             return Slice("da", gradients.OffsetOf(t), t.Elements);
@@ -165,51 +185,107 @@ namespace TransformerGen.Generator
         private static TensorDef Root(TensorDef t) => t.Parent is { } parent ? Root(parent) : t;
 
         /// <summary>
-        /// What one walk of the backward pass finds, in the order BackwardCore runs the ops: each op's index, the
-        /// activations whose gradients it is the first to touch, and where every activation gradient lives.
+        /// What the walks of the training passes find: each op's index in the forward and in the backward pass (in the
+        /// order ForwardCore and BackwardCore run them), the activations whose gradients each backward op is the first
+        /// to touch, where every activation lives in the training workspace and every activation gradient in its buffer.
         /// </summary>
-        private sealed class BackwardWalk(Dictionary<Op, int> index, Dictionary<Op, List<TensorDef>> first, GradientPlan gradients)
+        private sealed class PassWalk(Dictionary<Op, int> forward, Dictionary<Op, int> backward, Dictionary<Op, List<TensorDef>> first, SlotPlan activations, SlotPlan gradients)
         {
-            public Dictionary<Op, int> Index { get; } = index;
+            public Dictionary<Op, int> ForwardIndex { get; } = forward;
+            public Dictionary<Op, int> BackwardIndex { get; } = backward;
             public Dictionary<Op, List<TensorDef>> First { get; } = first;
-            public GradientPlan Gradients { get; } = gradients;
+            public SlotPlan Activations { get; } = activations;
+            public SlotPlan Gradients { get; } = gradients;
         }
 
-        // While Walk runs: the activations whose gradients the current op reads, adds into or stores.
+        // While Walk runs: the activations whose values, and whose gradients, the current op touches.
+        private List<TensorDef>? _valuesUsed;
         private List<TensorDef>? _gradientsUsed;
-        private BackwardWalk? _walk;
-        // While WriteStage writes the backward of one op: its index in the pass; and the gradients it is the first to
-        // touch that still need a clear.
-        private int _backwardIndex = -1;
+        private PassWalk? _walk;
+        // While WriteStage writes one op of a training pass: its index in that pass (-1 otherwise); and, in the backward
+        // pass, the gradients it is the first to touch that still need a clear.
+        private int _forwardIndex = -1, _backwardIndex = -1;
         private List<TensorDef>? _fresh;
 
+        /// <summary>The order ForwardCore runs the ops in: every stage but the head's in order, then the head's.</summary>
+        private IEnumerable<Op> ForwardOps()
+        {
+            List<Stage> stages = Stages();
+            foreach (Stage stage in stages.Where(s => s.Kind != StageKind.Head).Concat(stages.Where(s => s.Kind == StageKind.Head)))
+                foreach (Op op in _graph.Ops.Where(o => o.Stage == stage)) yield return op;
+        }
+
+        /// <summary>The order BackwardCore runs the ops in: the stages in reverse, each one's ops in reverse.</summary>
+        private IEnumerable<Op> BackwardOps()
+        {
+            foreach (Stage stage in Enumerable.Reverse(Stages()))
+                foreach (Op op in Enumerable.Reverse(_graph.Ops.Where(o => o.Stage == stage).ToList())) yield return op;
+        }
+
         /// <summary>
-        /// Walks the backward pass once, op by op as BackwardCore runs them, recording the activation gradients each
-        /// touches. From that: the first op to touch each gradient stores into it if it writes it whole (see
-        /// <see cref="Overwrites"/>) or has it cleared just before, rather than the whole activation-gradient buffer being
-        /// cleared before the pass (gradients nobody uses, attention probabilities', are never written, and the cleared
-        /// lines are still in cache when the op adds into them); and each gradient gets a slot for as long as it is live,
-        /// which the next ones reuse once it is dead.
+        /// The activations the runtime reads after a forward pass, through offsets in the layout: the logits, the hidden
+        /// states it shows, the attention maps (stored, or recomputed from a tiled attention's queries, keys and statistics).
         /// </summary>
-        private BackwardWalk Walk()
+        private IEnumerable<TensorDef> Shown()
+        {
+            yield return Output;
+            if (_graph.HiddenState is { } hidden) yield return hidden;
+            if (_graph.EncoderState is { } encoded) yield return encoded;
+            foreach (TensorDef t in _graph.Tensors.Where(t => t.IsAttentionProbabilities)) yield return t;
+            foreach (AttentionOp a in _graph.Ops.OfType<AttentionOp>().Where(a => a.Tiled))
+            {
+                yield return a.Query;
+                yield return a.KeysValues;
+                yield return a.Statistics!;
+            }
+        }
+
+        /// <summary>
+        /// Walks the two training passes once each, op by op in the order they run, recording the activations and the
+        /// activation gradients each op touches. From the backward walk: the first op to touch each gradient stores into
+        /// it if it writes it whole (see <see cref="Overwrites"/>) or has it cleared just before, rather than the whole
+        /// activation-gradient buffer being cleared before the pass (gradients nobody uses, attention probabilities', are
+        /// never written, and the cleared lines are still in cache when the op adds into them); and each gradient gets a
+        /// slot for as long as it is live, which the next ones reuse once it is dead. From both: an activation that the
+        /// backward pass reads, or the runtime shows, keeps its slot from the op that makes it on; any other (a
+        /// sub-layer's output that only its residual sum reads) has one only until its last reader in the forward pass.
+        /// </summary>
+        private PassWalk Walk()
         {
             if (_walk is not null) return _walk;
-            var index = new Dictionary<Op, int>();
+            var backwardIndex = new Dictionary<Op, int>();
             var first = new Dictionary<Op, List<TensorDef>>();
-            var touched = new List<IReadOnlyList<TensorDef>>();
+            var gradientsTouched = new List<IReadOnlyList<TensorDef>>();
             var seen = new HashSet<TensorDef>();
-            foreach (Stage stage in Enumerable.Reverse(Stages()))
-                foreach (Op op in Enumerable.Reverse(_graph.Ops.Where(o => o.Stage == stage).ToList()))
-                {
-                    _gradientsUsed = [];
-                    Backward(op, []);
-                    index[op] = touched.Count;
-                    touched.Add(_gradientsUsed.Distinct().ToList());
-                    List<TensorDef> fresh = _gradientsUsed.Where(t => !t.SeededGradient && seen.Add(t)).ToList();
-                    if (fresh.Count > 0) first[op] = fresh;
-                }
+            var backwardReads = new HashSet<TensorDef>();
+            foreach (Op op in BackwardOps())
+            {
+                _gradientsUsed = [];
+                _valuesUsed = [];
+                Backward(op, []);
+                backwardIndex[op] = gradientsTouched.Count;
+                gradientsTouched.Add(_gradientsUsed.Distinct().ToList());
+                backwardReads.UnionWith(_valuesUsed);
+                List<TensorDef> fresh = _gradientsUsed.Where(t => !t.SeededGradient && seen.Add(t)).ToList();
+                if (fresh.Count > 0) first[op] = fresh;
+            }
+            var forwardIndex = new Dictionary<Op, int>();
+            var valuesTouched = new List<IReadOnlyList<TensorDef>>();
+            foreach (Op op in ForwardOps())
+            {
+                _valuesUsed = [];
+                Forward(op, []);
+                forwardIndex[op] = valuesTouched.Count;
+                valuesTouched.Add(_valuesUsed.Distinct().ToList());
+            }
             _gradientsUsed = null;
-            return _walk = new BackwardWalk(index, first, new GradientPlan(touched, _graph.Tensors.Where(t => t.SeededGradient)));
+            _valuesUsed = null;
+            var activations = new SlotPlan(valuesTouched, [], backwardReads.Concat(Shown().Select(Root)));
+            // Whatever the backward pass reads, the forward pass made: nothing is read that no op wrote.
+            foreach (TensorDef t in backwardReads)
+                if (!activations.Places(t)) throw new System.InvalidOperationException($"the backward pass reads {t.Name}, which no forward op touches");
+            var gradients = new SlotPlan(gradientsTouched, _graph.Tensors.Where(t => t.SeededGradient), []);
+            return _walk = new PassWalk(forwardIndex, backwardIndex, first, activations, gradients);
         }
 
         /// <summary>

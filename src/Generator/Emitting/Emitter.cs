@@ -83,11 +83,12 @@ namespace TransformerGen.Generator
         /// <summary>True when <paramref name="weight"/> is a packed region: products and lookups then go through the instance.</summary>
         private bool Packed(TensorDef weight) => weight.Kind == TensorKind.Parameter && _packed.Contains(Region(weight));
 
-        /// <summary>The generated source, and the floats of the activation-gradient buffer it lays out (see <see cref="GradientPlan"/>).</summary>
-        public static string Emit(MemoryPlan plan, string? weights, out long activationGradientFloats)
+        /// <summary>The generated source, and the floats of the training workspace and of the activation-gradient buffer it lays out (see <see cref="SlotPlan"/>).</summary>
+        public static string Emit(MemoryPlan plan, string? weights, out long activationFloats, out long activationGradientFloats)
         {
             var emitter = new Emitter(plan, weights);
             string source = emitter.Write();
+            activationFloats = emitter.ActivationCount;
             activationGradientFloats = emitter.ActivationGradientCount;
             return source;
         }
@@ -96,6 +97,12 @@ namespace TransformerGen.Generator
 
         /// <summary>Floats of the activation-gradient buffer (none for a model that is never trained).</summary>
         private long ActivationGradientCount => _inferenceOnly ? 0 : Walk().Gradients.Count;
+
+        /// <summary>Floats of the training workspace (none for a model that is never trained).</summary>
+        private long ActivationCount => _inferenceOnly ? 0 : Walk().Activations.Count;
+
+        /// <summary>Where an activation lies in the training workspace.</summary>
+        private long ActivationOffset(TensorDef t) => Walk().Activations.OffsetOf(t);
 
         private static string Lit(float value) => value.ToString("R", CultureInfo.InvariantCulture) + "f";
 
@@ -352,7 +359,7 @@ namespace TransformerGen.Generator
                 Const("EmbeddingWidth", Output.Shape[1], _spec.Family is { Dense.Count: > 0 } ? "Width of a sentence embedding: the last Dense layer's outputs." : "Width of a sentence embedding: DModel.");
             // The float buffers the runtime allocates for each use (TransformerModel.BufferBytes at run time).
             long shared = _plan.ParameterCount + _plan.ConstantCount + _plan.InferenceCount + _plan.KeyValueCount + System.Math.Max(_d.SeqLen, _d.TargetSeqLen);
-            long training = 4 * (shared + _plan.ParameterCount + _plan.ActivationCount + ActivationGradientCount);
+            long training = 4 * (shared + _plan.ParameterCount + ActivationCount + ActivationGradientCount);
             long inference = 4 * shared;
             w.Line("/// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>");
             w.Line($"public const long TrainingBytes = {Lit(training)};");
@@ -388,9 +395,9 @@ namespace TransformerGen.Generator
             }
             w.Line("    },");
             // A model that runs for inference only has no training workspace.
-            w.Line($"    parameterCount: {Lit(_plan.ParameterSegments[0])}, activationCount: {Lit(_inferenceOnly ? 0 : _plan.ActivationCount)}, constantCount: {Lit(_plan.ConstantCount)},");
+            w.Line($"    parameterCount: {Lit(_plan.ParameterSegments[0])}, activationCount: {Lit(ActivationCount)}, constantCount: {Lit(_plan.ConstantCount)},");
             w.Line($"    inferenceCount: {Lit(_plan.InferenceCount)}, keyValueCount: {Lit(_plan.KeyValueCount)},");
-            w.Line($"    logitsOffset: {Lit(_inferenceOnly ? 0 : _plan.OffsetOf(logits))}, logitsLength: {Lit(_inferenceOnly ? 0 : logits.Elements)}, inferenceLogitsOffset: {Lit(_plan.InferenceOffsetOf(logits))})");
+            w.Line($"    logitsOffset: {Lit(_inferenceOnly ? 0 : ActivationOffset(logits))}, logitsLength: {Lit(_inferenceOnly ? 0 : logits.Elements)}, inferenceLogitsOffset: {Lit(_plan.InferenceOffsetOf(logits))})");
             w.Line("{");
             if (!_inferenceOnly)
             {
@@ -409,8 +416,8 @@ namespace TransformerGen.Generator
             if (_spec.IsEncoderOnly && _spec.Head.Value != EnumValues.Tagging)
                 w.Line($"    Pooling = global::TransformerGen.Pooling.{(_spec.Pooling.Value == EnumValues.MeanPooling ? "Mean" : "FirstToken")},");
             if (_spec.Head.Value == EnumValues.SentenceEmbedding && _spec.Family is { UnnormalizedEmbeddings: true }) w.Line("    UnnormalizedEmbeddings = true,");
-            if (_graph.HiddenState is { } hidden && !_inferenceOnly) w.Line($"    HiddenStateOffset = {Lit(_plan.OffsetOf(hidden))}, HiddenStateLength = {Lit(hidden.Elements)},");
-            if (_graph.EncoderState is { } encoded && !_inferenceOnly) w.Line($"    EncoderStateOffset = {Lit(_plan.OffsetOf(encoded))}, EncoderStateLength = {Lit(encoded.Elements)},");
+            if (_graph.HiddenState is { } hidden && !_inferenceOnly) w.Line($"    HiddenStateOffset = {Lit(ActivationOffset(hidden))}, HiddenStateLength = {Lit(hidden.Elements)},");
+            if (_graph.EncoderState is { } encoded && !_inferenceOnly) w.Line($"    EncoderStateOffset = {Lit(ActivationOffset(encoded))}, EncoderStateLength = {Lit(encoded.Elements)},");
             if (_graph.Ops.OfType<TokenTypeOp>().SingleOrDefault() is { } types) w.Line($"    TokenTypes = {Lit(types.Table.Shape[0])},");
             w.Line($"    InferenceTokens = {Lit(_plan.InferenceTokens)}{(_spec.IsDecoderOnly ? $", Sequences = {Lit(_d.CacheSlots)}" : "")},");
             w.Line($"    DecoderSeqLen = {Lit(_d.TargetSeqLen)}, PadToken = {Lit(_spec.PadToken.Value)}, BosToken = {Lit(_spec.BosToken.Value)}, EosToken = {Lit(_spec.EosToken.Value)},");
@@ -434,7 +441,7 @@ namespace TransformerGen.Generator
             w.Line("    AttentionMaps = new global::TransformerGen.ActivationTensor[]");
             w.Line("    {");
             foreach (TensorDef t in _graph.Tensors.Where(t => t.IsAttentionProbabilities))
-                w.Line($"        new({Lit(t.Name)}, new[] {{ {string.Join(", ", t.Shape.Select(Lit))} }}, {Lit(_plan.OffsetOf(t))}),");
+                w.Line($"        new({Lit(t.Name)}, new[] {{ {string.Join(", ", t.Shape.Select(Lit))} }}, {Lit(ActivationOffset(t))}),");
             w.Line("    },");
             List<AttentionOp> tiled = _graph.Ops.OfType<AttentionOp>().Where(a => a.Tiled).ToList();
             if (tiled.Count > 0)
@@ -448,8 +455,8 @@ namespace TransformerGen.Generator
                     string name = stats.Name.Substring(0, stats.Name.Length - "statistics".Length) + "probabilities";
                     int padding = !a.KeyPadding ? 0 : a.KeyStream == TokenStream.Input ? 1 : 2;
                     w.Line($"        new({Lit(name)}, {Lit(_d.Batch)}, {Lit(_d.Heads)}, {Lit(_d.Length(a.QueryStream))}, {Lit(_d.Length(a.KeyStream))}, {Lit(_d.HeadDim)}, {Lit(a.KvHeads)}, " +
-                           $"{Lit(_plan.OffsetOf(a.Query) + a.QueryColumn)}, {Lit(a.Query.Width)}, {Lit(_plan.OffsetOf(a.KeysValues) + a.KeyColumn)}, {Lit(a.KeysValues.Width)}, " +
-                           $"{Lit(_plan.OffsetOf(stats))}, causal: {Bool(a.Causal)}, window: {Lit(a.Window)}, keyPadding: {Lit(padding)}),");
+                           $"{Lit(ActivationOffset(a.Query) + a.QueryColumn)}, {Lit(a.Query.Width)}, {Lit(ActivationOffset(a.KeysValues) + a.KeyColumn)}, {Lit(a.KeysValues.Width)}, " +
+                           $"{Lit(ActivationOffset(stats))}, causal: {Bool(a.Causal)}, window: {Lit(a.Window)}, keyPadding: {Lit(padding)}),");
                 }
                 w.Line("    },");
             }

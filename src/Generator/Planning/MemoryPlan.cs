@@ -6,11 +6,11 @@ namespace TransformerGen.Generator
     /// <summary>
     /// Stage 4: where every tensor lives. Parameters get offsets in one flat buffer (gradients and optimizer
     /// moments reuse them), or, past what one array holds, in segments of at most <see cref="SegmentLimit"/> floats that
-    /// each hold whole tensors (and whole groups of tensors read as one matrix); activations in the training workspace (their gradients
-    /// get slots of their own while live, see <see cref="GradientPlan"/>), fixed tables in
+    /// each hold whole tensors (and whole groups of tensors read as one matrix); fixed tables in
     /// a constant buffer, and, for inference (cached decoding of one sequence, or an encoder's exact-length pass), a
     /// smaller workspace whose slots are shared by every other layer, since a layer's values are dead once the next
-    /// layer has read them.
+    /// layer has read them. Training's activations and their gradients get slots while live (<see cref="SlotPlan"/>),
+    /// laid out by the emitter from its walks of the two passes.
     /// Offsets are multiples of 16 floats (64 bytes).
     /// </summary>
     internal sealed class MemoryPlan
@@ -43,6 +43,10 @@ namespace TransformerGen.Generator
         /// <summary>Floats of each parameter segment: one unless the parameters exceed <see cref="SegmentLimit"/> (or the project's lower limit).</summary>
         public IReadOnlyList<long> ParameterSegments => _parameterSegments;
         public long ConstantCount { get; private set; }
+        /// <summary>
+        /// Floats of every activation side by side: the most the training workspace can need. The emitter lays the
+        /// workspace out (<see cref="SlotPlan"/>, from what its walks of the passes find), in at most this.
+        /// </summary>
         public long ActivationCount { get; private set; }
         public long InferenceCount { get; private set; }
         /// <summary>Keys and values of every layer, <c>[SeqLen, DModel]</c> each.</summary>
@@ -53,7 +57,7 @@ namespace TransformerGen.Generator
         /// <summary>Multiply-adds ×2 of one token's forward pass (attention counted at full context).</summary>
         public long FlopsPerToken { get; private set; }
 
-        /// <summary>Offset in the buffer of the tensor's kind (training layout; a parameter's in its segment); a view's is its parent's plus its own.</summary>
+        /// <summary>Offset of a parameter (in its segment) or a constant; a view's is its parent's plus its own. (Activations and their gradients in training are laid out by <see cref="SlotPlan"/>.)</summary>
         public long OffsetOf(TensorDef t) => t.Parent is { } parent ? OffsetOf(parent) + t.ViewOffset : _offsets[t];
 
         /// <summary>The parameter segment a parameter (or a view of one) lies in; 0 for any other tensor.</summary>
@@ -115,7 +119,7 @@ namespace TransformerGen.Generator
                         next++;
                         break;
                     case TensorKind.Constant: _offsets[t] = constants; constants = Align(Saturating.Add(constants, t.Elements)); break;
-                    case TensorKind.Activation: _offsets[t] = activations; activations = Align(Saturating.Add(activations, t.Elements)); break;
+                    case TensorKind.Activation: activations = Align(Saturating.Add(activations, t.Elements)); break;
                 }
             }
             _parameterSegments.Add(parameters);

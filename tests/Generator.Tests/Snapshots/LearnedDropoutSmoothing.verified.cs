@@ -37,7 +37,7 @@ namespace Snapshots
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const long ParameterCount = 2584;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 57044;
+        public const long TrainingBytes = 52436;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
         public const long InferenceBytes = 20820;
 
@@ -75,9 +75,9 @@ namespace Snapshots
                 new("norm_f.weight", new[] { 12 }, 2672, global::TransformerGen.WeightInit.Ones),
                 new("norm_f.bias", new[] { 12 }, 2688, global::TransformerGen.WeightInit.Zeros),
             },
-            parameterCount: 2704, activationCount: 5600, constantCount: 0,
+            parameterCount: 2704, activationCount: 4448, constantCount: 0,
             inferenceCount: 2016, keyValueCount: 480,
-            logitsOffset: 5376, logitsLength: 110, inferenceLogitsOffset: 1984)
+            logitsOffset: 4224, logitsLength: 110, inferenceLogitsOffset: 1984)
         {
             // The backward pass's gradients of activations: a slot each while live, reused once dead.
             ActivationGradientCount = 752, LogitsGradientOffset = 0,
@@ -87,8 +87,8 @@ namespace Snapshots
             DecoderSeqLen = 5, PadToken = -1, BosToken = -1, EosToken = -1,
             AttentionMaps = new global::TransformerGen.ActivationTensor[]
             {
-                new("layers.0.attention_probabilities", new[] { 2, 3, 5, 5 }, 1040),
-                new("layers.1.attention_probabilities", new[] { 2, 3, 5, 5 }, 3456),
+                new("layers.0.attention_probabilities", new[] { 2, 3, 5, 5 }, 912),
+                new("layers.1.attention_probabilities", new[] { 2, 3, 5, 5 }, 2816),
             },
         };
 
@@ -223,29 +223,29 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
             // layer 0 · norm1 (pre-LN) · embed.x_dropped[10, 12] → layers.0.ln1[10, 12], layers.0.ln1_mean[10], layers.0.ln1_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(128, 120), p.Slice(1376, 12), p.Slice(1392, 12), a.Slice(384, 120), a.Slice(512, 10), a.Slice(528, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(128, 120), p.Slice(1376, 12), p.Slice(1392, 12), a.Slice(0, 120), a.Slice(384, 10), a.Slice(400, 10), 10, 12);
             // layer 0 · Q, K, V projections · layers.0.ln1[10, 12] → layers.0.qkv[10, 36]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(384, 120), p.Slice(208, 432), p.Slice(640, 36), a.Slice(544, 360), 10, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(0, 120), p.Slice(208, 432), p.Slice(640, 36), a.Slice(416, 360), 10, 12, 36);
             // layer 0 · causal self-attention · layers.0.qkv[10, 36] → layers.0.attention[10, 12], layers.0.attention_probabilities[2, 3, 5, 5]
-            global::TransformerGen.Kernels.Attention.Forward(a.Slice(544, 360), a.Slice(912, 120), a.Slice(1040, 150), 2, 5, 3, 4, causal: true);
+            global::TransformerGen.Kernels.Attention.Forward(a.Slice(416, 360), a.Slice(784, 120), a.Slice(912, 150), 2, 5, 3, 4, causal: true);
             // layer 0 · attention output projection · layers.0.attention[10, 12] → layers.0.attention_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(912, 120), p.Slice(688, 144), p.Slice(832, 12), a.Slice(1200, 120), 10, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(784, 120), p.Slice(688, 144), p.Slice(832, 12), a.Slice(1072, 120), 10, 12, 12);
             // layer 0 · dropout on the attention sub-layer's output · layers.0.attention_output[10, 12] → layers.0.attention_output_dropped[10, 12], layers.0.attention_output_dropped_mask[10, 12]
-            global::TransformerGen.Kernels.Dropout.Forward(a.Slice(1200, 120), a.Slice(1328, 120), a.Slice(1456, 120), Training ? 0.1f : 0f, DropoutRng);
+            global::TransformerGen.Kernels.Dropout.Forward(a.Slice(1072, 120), a.Slice(1200, 120), a.Slice(1328, 120), Training ? 0.1f : 0f, DropoutRng);
             // layer 0 · residual connection around self-attention · embed.x_dropped[10, 12], layers.0.attention_output_dropped[10, 12] → layers.0.residual1[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(128, 120), a.Slice(1328, 120), a.Slice(1584, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(128, 120), a.Slice(1200, 120), a.Slice(1072, 120));
             // layer 0 · norm2 (pre-LN) · layers.0.residual1[10, 12] → layers.0.ln2[10, 12], layers.0.ln2_mean[10], layers.0.ln2_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1584, 120), p.Slice(1408, 12), p.Slice(1424, 12), a.Slice(1712, 120), a.Slice(1840, 10), a.Slice(1856, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1072, 120), p.Slice(1408, 12), p.Slice(1424, 12), a.Slice(1200, 120), a.Slice(1456, 10), a.Slice(1472, 10), 10, 12);
             // layer 0 · feed-forward linear1 · layers.0.ln2[10, 12] → layers.0.ffn_hidden[10, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1712, 120), p.Slice(848, 240), p.Slice(1088, 20), a.Slice(1872, 200), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1200, 120), p.Slice(848, 240), p.Slice(1088, 20), a.Slice(1488, 200), 10, 12, 20);
             // layer 0 · GELU · layers.0.ffn_hidden[10, 20] → layers.0.ffn_activated[10, 20]
-            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(1872, 200), a.Slice(2080, 200));
+            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(1488, 200), a.Slice(1696, 200));
             // layer 0 · feed-forward linear2 · layers.0.ffn_activated[10, 20] → layers.0.ffn_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2080, 200), p.Slice(1120, 240), p.Slice(1360, 12), a.Slice(2288, 120), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1696, 200), p.Slice(1120, 240), p.Slice(1360, 12), a.Slice(1904, 120), 10, 20, 12);
             // layer 0 · dropout on the feed-forward sub-layer's output · layers.0.ffn_output[10, 12] → layers.0.ffn_output_dropped[10, 12], layers.0.ffn_output_dropped_mask[10, 12]
-            global::TransformerGen.Kernels.Dropout.Forward(a.Slice(2288, 120), a.Slice(2416, 120), a.Slice(2544, 120), Training ? 0.1f : 0f, DropoutRng);
+            global::TransformerGen.Kernels.Dropout.Forward(a.Slice(1904, 120), a.Slice(2032, 120), a.Slice(2160, 120), Training ? 0.1f : 0f, DropoutRng);
             // layer 0 · residual connection around the feed-forward network · layers.0.residual1[10, 12], layers.0.ffn_output_dropped[10, 12] → layers.0.output[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(1584, 120), a.Slice(2416, 120), a.Slice(2672, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(1072, 120), a.Slice(2032, 120), a.Slice(1904, 120));
         }
 
         /// <summary>Backward pass of layer 0: adds into the gradients of its parameters and inputs.</summary>
@@ -258,27 +258,27 @@ namespace Snapshots
             // layer 0 · residual connection around the feed-forward network · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(128, 120), da.Slice(0, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · dropout on the feed-forward sub-layer's output · backward
-            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(256, 120), a.Slice(2544, 120), da.Slice(128, 120), overwriteDx: true);
+            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(256, 120), a.Slice(2160, 120), da.Slice(128, 120), overwriteDx: true);
             // layer 0 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 120), a.Slice(2080, 200), p.Slice(1120, 240), da.Slice(256, 200), dp.Slice(1120, 240), dp.Slice(1360, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 120), a.Slice(1696, 200), p.Slice(1120, 240), da.Slice(256, 200), dp.Slice(1120, 240), dp.Slice(1360, 12), 10, 20, 12, overwriteDx: true);
             // layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(256, 200), a.Slice(1872, 200), a.Slice(2080, 200), da.Slice(464, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(256, 200), a.Slice(1488, 200), a.Slice(1696, 200), da.Slice(464, 200), overwriteDx: true);
             // layer 0 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(464, 200), a.Slice(1712, 120), p.Slice(848, 240), da.Slice(128, 120), dp.Slice(848, 240), dp.Slice(1088, 20), 10, 12, 20, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(464, 200), a.Slice(1200, 120), p.Slice(848, 240), da.Slice(128, 120), dp.Slice(848, 240), dp.Slice(1088, 20), 10, 12, 20, overwriteDx: true);
             // layer 0 · norm2 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(1584, 120), p.Slice(1408, 12), a.Slice(1840, 10), a.Slice(1856, 10), da.Slice(0, 120), dp.Slice(1408, 12), dp.Slice(1424, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(1072, 120), p.Slice(1408, 12), a.Slice(1456, 10), a.Slice(1472, 10), da.Slice(0, 120), dp.Slice(1408, 12), dp.Slice(1424, 12), 10, 12);
             // layer 0 · residual connection around self-attention · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · dropout on the attention sub-layer's output · backward
-            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(256, 120), a.Slice(1456, 120), da.Slice(0, 120), overwriteDx: true);
+            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(256, 120), a.Slice(1328, 120), da.Slice(0, 120), overwriteDx: true);
             // layer 0 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 120), a.Slice(912, 120), p.Slice(688, 144), da.Slice(256, 120), dp.Slice(688, 144), dp.Slice(832, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 120), a.Slice(784, 120), p.Slice(688, 144), da.Slice(256, 120), dp.Slice(688, 144), dp.Slice(832, 12), 10, 12, 12, overwriteDx: true);
             // layer 0 · causal self-attention · backward
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(256, 120), a.Slice(544, 360), a.Slice(1040, 150), da.Slice(384, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(256, 120), a.Slice(416, 360), a.Slice(912, 150), da.Slice(384, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 0 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(384, 360), a.Slice(384, 120), p.Slice(208, 432), da.Slice(0, 120), dp.Slice(208, 432), dp.Slice(640, 36), 10, 12, 36, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(384, 360), a.Slice(0, 120), p.Slice(208, 432), da.Slice(0, 120), dp.Slice(208, 432), dp.Slice(640, 36), 10, 12, 36, overwriteDx: true);
             // layer 0 · norm1 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(128, 120), p.Slice(1376, 12), a.Slice(512, 10), a.Slice(528, 10), da.Slice(128, 120), dp.Slice(1376, 12), dp.Slice(1392, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(128, 120), p.Slice(1376, 12), a.Slice(384, 10), a.Slice(400, 10), da.Slice(128, 120), dp.Slice(1376, 12), dp.Slice(1392, 12), 10, 12);
         }
 
         /// <summary>Cached inference of layer 0 for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>
@@ -314,29 +314,29 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
             // layer 1 · norm1 (pre-LN) · layers.0.output[10, 12] → layers.1.ln1[10, 12], layers.1.ln1_mean[10], layers.1.ln1_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2672, 120), p.Slice(2608, 12), p.Slice(2624, 12), a.Slice(2800, 120), a.Slice(2928, 10), a.Slice(2944, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1904, 120), p.Slice(2608, 12), p.Slice(2624, 12), a.Slice(2032, 120), a.Slice(2288, 10), a.Slice(2304, 10), 10, 12);
             // layer 1 · Q, K, V projections · layers.1.ln1[10, 12] → layers.1.qkv[10, 36]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2800, 120), p.Slice(1440, 432), p.Slice(1872, 36), a.Slice(2960, 360), 10, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2032, 120), p.Slice(1440, 432), p.Slice(1872, 36), a.Slice(2320, 360), 10, 12, 36);
             // layer 1 · causal self-attention · layers.1.qkv[10, 36] → layers.1.attention[10, 12], layers.1.attention_probabilities[2, 3, 5, 5]
-            global::TransformerGen.Kernels.Attention.Forward(a.Slice(2960, 360), a.Slice(3328, 120), a.Slice(3456, 150), 2, 5, 3, 4, causal: true);
+            global::TransformerGen.Kernels.Attention.Forward(a.Slice(2320, 360), a.Slice(2688, 120), a.Slice(2816, 150), 2, 5, 3, 4, causal: true);
             // layer 1 · attention output projection · layers.1.attention[10, 12] → layers.1.attention_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3328, 120), p.Slice(1920, 144), p.Slice(2064, 12), a.Slice(3616, 120), 10, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2688, 120), p.Slice(1920, 144), p.Slice(2064, 12), a.Slice(2976, 120), 10, 12, 12);
             // layer 1 · dropout on the attention sub-layer's output · layers.1.attention_output[10, 12] → layers.1.attention_output_dropped[10, 12], layers.1.attention_output_dropped_mask[10, 12]
-            global::TransformerGen.Kernels.Dropout.Forward(a.Slice(3616, 120), a.Slice(3744, 120), a.Slice(3872, 120), Training ? 0.1f : 0f, DropoutRng);
+            global::TransformerGen.Kernels.Dropout.Forward(a.Slice(2976, 120), a.Slice(3104, 120), a.Slice(3232, 120), Training ? 0.1f : 0f, DropoutRng);
             // layer 1 · residual connection around self-attention · layers.0.output[10, 12], layers.1.attention_output_dropped[10, 12] → layers.1.residual1[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(2672, 120), a.Slice(3744, 120), a.Slice(4000, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(1904, 120), a.Slice(3104, 120), a.Slice(2976, 120));
             // layer 1 · norm2 (pre-LN) · layers.1.residual1[10, 12] → layers.1.ln2[10, 12], layers.1.ln2_mean[10], layers.1.ln2_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(4000, 120), p.Slice(2640, 12), p.Slice(2656, 12), a.Slice(4128, 120), a.Slice(4256, 10), a.Slice(4272, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2976, 120), p.Slice(2640, 12), p.Slice(2656, 12), a.Slice(3104, 120), a.Slice(3360, 10), a.Slice(3376, 10), 10, 12);
             // layer 1 · feed-forward linear1 · layers.1.ln2[10, 12] → layers.1.ffn_hidden[10, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(4128, 120), p.Slice(2080, 240), p.Slice(2320, 20), a.Slice(4288, 200), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3104, 120), p.Slice(2080, 240), p.Slice(2320, 20), a.Slice(3392, 200), 10, 12, 20);
             // layer 1 · GELU · layers.1.ffn_hidden[10, 20] → layers.1.ffn_activated[10, 20]
-            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(4288, 200), a.Slice(4496, 200));
+            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(3392, 200), a.Slice(3600, 200));
             // layer 1 · feed-forward linear2 · layers.1.ffn_activated[10, 20] → layers.1.ffn_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(4496, 200), p.Slice(2352, 240), p.Slice(2592, 12), a.Slice(4704, 120), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3600, 200), p.Slice(2352, 240), p.Slice(2592, 12), a.Slice(3808, 120), 10, 20, 12);
             // layer 1 · dropout on the feed-forward sub-layer's output · layers.1.ffn_output[10, 12] → layers.1.ffn_output_dropped[10, 12], layers.1.ffn_output_dropped_mask[10, 12]
-            global::TransformerGen.Kernels.Dropout.Forward(a.Slice(4704, 120), a.Slice(4832, 120), a.Slice(4960, 120), Training ? 0.1f : 0f, DropoutRng);
+            global::TransformerGen.Kernels.Dropout.Forward(a.Slice(3808, 120), a.Slice(3936, 120), a.Slice(4064, 120), Training ? 0.1f : 0f, DropoutRng);
             // layer 1 · residual connection around the feed-forward network · layers.1.residual1[10, 12], layers.1.ffn_output_dropped[10, 12] → layers.1.output[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(4000, 120), a.Slice(4832, 120), a.Slice(5088, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(2976, 120), a.Slice(3936, 120), a.Slice(3808, 120));
         }
 
         /// <summary>Backward pass of layer 1: adds into the gradients of its parameters and inputs.</summary>
@@ -349,27 +349,27 @@ namespace Snapshots
             // layer 1 · residual connection around the feed-forward network · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(240, 120), da.Slice(0, 120), da.Slice(368, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · dropout on the feed-forward sub-layer's output · backward
-            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(368, 120), a.Slice(4960, 120), da.Slice(128, 120), overwriteDx: true);
+            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(368, 120), a.Slice(4064, 120), da.Slice(128, 120), overwriteDx: true);
             // layer 1 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 120), a.Slice(4496, 200), p.Slice(2352, 240), da.Slice(256, 200), dp.Slice(2352, 240), dp.Slice(2592, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 120), a.Slice(3600, 200), p.Slice(2352, 240), da.Slice(256, 200), dp.Slice(2352, 240), dp.Slice(2592, 12), 10, 20, 12, overwriteDx: true);
             // layer 1 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(256, 200), a.Slice(4288, 200), a.Slice(4496, 200), da.Slice(464, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(256, 200), a.Slice(3392, 200), a.Slice(3600, 200), da.Slice(464, 200), overwriteDx: true);
             // layer 1 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(464, 200), a.Slice(4128, 120), p.Slice(2080, 240), da.Slice(128, 120), dp.Slice(2080, 240), dp.Slice(2320, 20), 10, 12, 20, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(464, 200), a.Slice(3104, 120), p.Slice(2080, 240), da.Slice(128, 120), dp.Slice(2080, 240), dp.Slice(2320, 20), 10, 12, 20, overwriteDx: true);
             // layer 1 · norm2 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(4000, 120), p.Slice(2640, 12), a.Slice(4256, 10), a.Slice(4272, 10), da.Slice(0, 120), dp.Slice(2640, 12), dp.Slice(2656, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(2976, 120), p.Slice(2640, 12), a.Slice(3360, 10), a.Slice(3376, 10), da.Slice(0, 120), dp.Slice(2640, 12), dp.Slice(2656, 12), 10, 12);
             // layer 1 · residual connection around self-attention · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · dropout on the attention sub-layer's output · backward
-            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(256, 120), a.Slice(3872, 120), da.Slice(0, 120), overwriteDx: true);
+            global::TransformerGen.Kernels.Dropout.Backward(da.Slice(256, 120), a.Slice(3232, 120), da.Slice(0, 120), overwriteDx: true);
             // layer 1 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 120), a.Slice(3328, 120), p.Slice(1920, 144), da.Slice(256, 120), dp.Slice(1920, 144), dp.Slice(2064, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 120), a.Slice(2688, 120), p.Slice(1920, 144), da.Slice(256, 120), dp.Slice(1920, 144), dp.Slice(2064, 12), 10, 12, 12, overwriteDx: true);
             // layer 1 · causal self-attention · backward
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(256, 120), a.Slice(2960, 360), a.Slice(3456, 150), da.Slice(384, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(256, 120), a.Slice(2320, 360), a.Slice(2816, 150), da.Slice(384, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 1 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(384, 360), a.Slice(2800, 120), p.Slice(1440, 432), da.Slice(0, 120), dp.Slice(1440, 432), dp.Slice(1872, 36), 10, 12, 36, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(384, 360), a.Slice(2032, 120), p.Slice(1440, 432), da.Slice(0, 120), dp.Slice(1440, 432), dp.Slice(1872, 36), 10, 12, 36, overwriteDx: true);
             // layer 1 · norm1 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(2672, 120), p.Slice(2608, 12), a.Slice(2928, 10), a.Slice(2944, 10), da.Slice(128, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(1904, 120), p.Slice(2608, 12), a.Slice(2288, 10), a.Slice(2304, 10), da.Slice(128, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12);
         }
 
         /// <summary>Cached inference of layer 1 for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>
@@ -405,11 +405,11 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
             // head · final LayerNorm · layers.1.output[10, 12] → head.norm_f[10, 12], head.norm_f_mean[10], head.norm_f_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(5088, 120), p.Slice(2672, 12), p.Slice(2688, 12), a.Slice(5216, 120), a.Slice(5344, 10), a.Slice(5360, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3808, 120), p.Slice(2672, 12), p.Slice(2688, 12), a.Slice(3936, 120), a.Slice(4192, 10), a.Slice(4208, 10), 10, 12);
             // head · LM head (tied to the token embedding) · head.norm_f[10, 12] → head.logits[10, 11]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(5216, 120), p.Slice(0, 132), default, a.Slice(5376, 110), 10, 12, 11);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3936, 120), p.Slice(0, 132), default, a.Slice(4224, 110), 10, 12, 11);
             // head · softmax and cross-entropy · head.logits[10, 11] → head.probabilities[10, 11]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(5376, 110), Targets, a.Slice(5488, 110), 10, 11, 0.1f);
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(4224, 110), Targets, a.Slice(4336, 110), 10, 11, 0.1f);
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>
@@ -420,11 +420,11 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(5488, 110), Targets, da.Slice(0, 110), 10, 11, 0.1f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4336, 110), Targets, da.Slice(0, 110), 10, 11, 0.1f, overwriteDLogits: true);
             // head · LM head (tied to the token embedding) · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 110), a.Slice(5216, 120), p.Slice(0, 132), da.Slice(112, 120), dp.Slice(0, 132), default, 10, 12, 11, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 110), a.Slice(3936, 120), p.Slice(0, 132), da.Slice(112, 120), dp.Slice(0, 132), default, 10, 12, 11, overwriteDx: true);
             // head · final LayerNorm · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(112, 120), a.Slice(5088, 120), p.Slice(2672, 12), a.Slice(5344, 10), a.Slice(5360, 10), da.Slice(240, 120), dp.Slice(2672, 12), dp.Slice(2688, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(112, 120), a.Slice(3808, 120), p.Slice(2672, 12), a.Slice(4192, 10), a.Slice(4208, 10), da.Slice(240, 120), dp.Slice(2672, 12), dp.Slice(2688, 12), 10, 12, overwriteDx: true);
         }
 
         /// <summary>Cached inference of the head for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>

@@ -44,7 +44,7 @@ namespace Snapshots
         /// <summary>Target ids per Forward call: Batch · TargetSeqLen.</summary>
         public const int TargetTokensPerStep = 8;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 55540;
+        public const long TrainingBytes = 53364;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
         public const long InferenceBytes = 20340;
 
@@ -86,23 +86,23 @@ namespace Snapshots
                 new("decoder.layers.0.norm3.weight", new[] { 12 }, 3360, global::TransformerGen.WeightInit.Ones),
                 new("decoder.layers.0.norm3.bias", new[] { 12 }, 3376, global::TransformerGen.WeightInit.Zeros),
             },
-            parameterCount: 3392, activationCount: 4608, constantCount: 64,
+            parameterCount: 3392, activationCount: 4064, constantCount: 64,
             inferenceCount: 1408, keyValueCount: 216,
-            logitsOffset: 4448, logitsLength: 72, inferenceLogitsOffset: 1392)
+            logitsOffset: 3904, logitsLength: 72, inferenceLogitsOffset: 1392)
         {
             // The backward pass's gradients of activations: a slot each while live, reused once dead.
             ActivationGradientCount = 800, LogitsGradientOffset = 0,
             Architecture = global::TransformerGen.Architecture.EncoderDecoder,
             TargetVocab = 9, TargetLength = 8,
-            EncoderStateOffset = 1872, EncoderStateLength = 120,
+            EncoderStateOffset = 1488, EncoderStateLength = 120,
             InferenceTokens = 5,
             DecoderSeqLen = 4, PadToken = 0, BosToken = 1, EosToken = 2,
             DecoderLayers = 1, DecoderCacheWidth = 12,
             AttentionMaps = new global::TransformerGen.ActivationTensor[]
             {
                 new("encoder.layers.0.attention_probabilities", new[] { 2, 3, 5, 5 }, 624),
-                new("decoder.layers.0.attention_probabilities", new[] { 2, 3, 4, 4 }, 2512),
-                new("decoder.layers.0.cross_attention_probabilities", new[] { 2, 3, 4, 5 }, 3360),
+                new("decoder.layers.0.attention_probabilities", new[] { 2, 3, 4, 4 }, 2256),
+                new("decoder.layers.0.cross_attention_probabilities", new[] { 2, 3, 4, 5 }, 3008),
             },
         };
 
@@ -255,17 +255,17 @@ namespace Snapshots
             // encoder layer 0 · residual connection around self-attention · embed.x[10, 12], encoder.layers.0.attention_output[10, 12] → encoder.layers.0.sum1[10, 12]
             global::TransformerGen.Kernels.Residual.Add(a.Slice(0, 120), a.Slice(784, 120), a.Slice(912, 120));
             // encoder layer 0 · norm1 (post-LN) · encoder.layers.0.sum1[10, 12] → encoder.layers.0.residual1[10, 12], encoder.layers.0.residual1_mean[10], encoder.layers.0.residual1_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(912, 120), p.Slice(1312, 12), p.Slice(1328, 12), a.Slice(1040, 120), a.Slice(1168, 10), a.Slice(1184, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(912, 120), p.Slice(1312, 12), p.Slice(1328, 12), a.Slice(784, 120), a.Slice(1040, 10), a.Slice(1056, 10), 10, 12);
             // encoder layer 0 · feed-forward linear1 · encoder.layers.0.residual1[10, 12] → encoder.layers.0.ffn_hidden[10, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1040, 120), p.Slice(784, 240), p.Slice(1024, 20), a.Slice(1200, 200), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(784, 120), p.Slice(784, 240), p.Slice(1024, 20), a.Slice(1072, 200), 10, 12, 20);
             // encoder layer 0 · GELU · encoder.layers.0.ffn_hidden[10, 20] → encoder.layers.0.ffn_activated[10, 20]
-            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(1200, 200), a.Slice(1408, 200));
+            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(1072, 200), a.Slice(1280, 200));
             // encoder layer 0 · feed-forward linear2 · encoder.layers.0.ffn_activated[10, 20] → encoder.layers.0.ffn_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1408, 200), p.Slice(1056, 240), p.Slice(1296, 12), a.Slice(1616, 120), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1280, 200), p.Slice(1056, 240), p.Slice(1296, 12), a.Slice(1488, 120), 10, 20, 12);
             // encoder layer 0 · residual connection around the feed-forward network · encoder.layers.0.residual1[10, 12], encoder.layers.0.ffn_output[10, 12] → encoder.layers.0.sum2[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(1040, 120), a.Slice(1616, 120), a.Slice(1744, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(784, 120), a.Slice(1488, 120), a.Slice(1616, 120));
             // encoder layer 0 · norm2 (post-LN) · encoder.layers.0.sum2[10, 12] → encoder.layers.0.output[10, 12], encoder.layers.0.output_mean[10], encoder.layers.0.output_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1744, 120), p.Slice(1344, 12), p.Slice(1360, 12), a.Slice(1872, 120), a.Slice(2000, 10), a.Slice(2016, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1616, 120), p.Slice(1344, 12), p.Slice(1360, 12), a.Slice(1488, 120), a.Slice(1744, 10), a.Slice(1760, 10), 10, 12);
         }
 
         /// <summary>Backward pass of encoder layer 0: adds into the gradients of its parameters and inputs.</summary>
@@ -276,17 +276,17 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // encoder layer 0 · norm2 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(528, 120), a.Slice(1744, 120), p.Slice(1344, 12), a.Slice(2000, 10), a.Slice(2016, 10), da.Slice(0, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(528, 120), a.Slice(1616, 120), p.Slice(1344, 12), a.Slice(1744, 10), a.Slice(1760, 10), da.Slice(0, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12, overwriteDx: true);
             // encoder layer 0 · residual connection around the feed-forward network · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 0 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(1408, 200), p.Slice(1056, 240), da.Slice(384, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(1280, 200), p.Slice(1056, 240), da.Slice(384, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
             // encoder layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(384, 200), a.Slice(1200, 200), a.Slice(1408, 200), da.Slice(592, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(384, 200), a.Slice(1072, 200), a.Slice(1280, 200), da.Slice(592, 200), overwriteDx: true);
             // encoder layer 0 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(592, 200), a.Slice(1040, 120), p.Slice(784, 240), da.Slice(128, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(592, 200), a.Slice(784, 120), p.Slice(784, 240), da.Slice(128, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
             // encoder layer 0 · norm1 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1168, 10), a.Slice(1184, 10), da.Slice(0, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1040, 10), a.Slice(1056, 10), da.Slice(0, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12, overwriteDx: true);
             // encoder layer 0 · residual connection around self-attention · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 0 · attention output projection · backward
@@ -331,9 +331,9 @@ namespace Snapshots
             global::System.Span<float> c = ConstantBuffer;
             global::System.Span<float> a = ActivationBuffer;
             // target embedding · token embedding × √DModel · decoder tokens[8] → target_embed.x[8, 12]
-            global::TransformerGen.Kernels.Embedding.Forward(DecoderTokens, p.Slice(1376, 108), a.Slice(2032, 96), 9, 12, 3.4641016f);
+            global::TransformerGen.Kernels.Embedding.Forward(DecoderTokens, p.Slice(1376, 108), a.Slice(1776, 96), 9, 12, 3.4641016f);
             // target embedding · sinusoidal positions · target_embed.x[8, 12] (in place)
-            global::TransformerGen.Kernels.Positional.Add(a.Slice(2032, 96), c.Slice(0, 48), 2, 4, 12);
+            global::TransformerGen.Kernels.Positional.Add(a.Slice(1776, 96), c.Slice(0, 48), 2, 4, 12);
         }
 
         /// <summary>Backward pass of the target embedding: adds into the gradients of its parameters and inputs.</summary>
@@ -365,37 +365,37 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
             // decoder layer 0 · Q, K, V projections · target_embed.x[8, 12] → decoder.layers.0.qkv[8, 36]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2032, 96), p.Slice(1488, 432), p.Slice(1920, 36), a.Slice(2128, 288), 8, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1776, 96), p.Slice(1488, 432), p.Slice(1920, 36), a.Slice(1872, 288), 8, 12, 36);
             // decoder layer 0 · causal self-attention with padding mask · decoder.layers.0.qkv[8, 36] → decoder.layers.0.attention[8, 12], decoder.layers.0.attention_probabilities[2, 3, 4, 4]
-            global::TransformerGen.Kernels.Attention.Forward(a.Slice(2128, 288), 36, a.Slice(2140, 276), a.Slice(2152, 264), 36, DecoderPadding, a.Slice(2416, 96), a.Slice(2512, 96), 2, 4, 4, 3, 4, causal: true, window: 0);
+            global::TransformerGen.Kernels.Attention.Forward(a.Slice(1872, 288), 36, a.Slice(1884, 276), a.Slice(1896, 264), 36, DecoderPadding, a.Slice(2160, 96), a.Slice(2256, 96), 2, 4, 4, 3, 4, causal: true, window: 0);
             // decoder layer 0 · attention output projection · decoder.layers.0.attention[8, 12] → decoder.layers.0.attention_output[8, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2416, 96), p.Slice(1968, 144), p.Slice(2112, 12), a.Slice(2608, 96), 8, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2160, 96), p.Slice(1968, 144), p.Slice(2112, 12), a.Slice(2352, 96), 8, 12, 12);
             // decoder layer 0 · residual connection around self-attention · target_embed.x[8, 12], decoder.layers.0.attention_output[8, 12] → decoder.layers.0.sum1[8, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(2032, 96), a.Slice(2608, 96), a.Slice(2704, 96));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(1776, 96), a.Slice(2352, 96), a.Slice(2448, 96));
             // decoder layer 0 · norm1 (post-LN) · decoder.layers.0.sum1[8, 12] → decoder.layers.0.residual1[8, 12], decoder.layers.0.residual1_mean[8], decoder.layers.0.residual1_rstd[8]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2704, 96), p.Slice(3296, 12), p.Slice(3312, 12), a.Slice(2800, 96), a.Slice(2896, 8), a.Slice(2912, 8), 8, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2448, 96), p.Slice(3296, 12), p.Slice(3312, 12), a.Slice(2352, 96), a.Slice(2544, 8), a.Slice(2560, 8), 8, 12);
             // decoder layer 0 · cross-attention query projection · decoder.layers.0.residual1[8, 12] → decoder.layers.0.cross_q[8, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2800, 96), p.Slice(2128, 144), p.Slice(2560, 12), a.Slice(2928, 96), 8, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2352, 96), p.Slice(2128, 144), p.Slice(2560, 12), a.Slice(2576, 96), 8, 12, 12);
             // decoder layer 0 · cross-attention key and value projections of the encoder output · encoder.layers.0.output[10, 12] → decoder.layers.0.cross_kv[10, 24]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1872, 120), p.Slice(2272, 288), p.Slice(2572, 24), a.Slice(3024, 240), 10, 12, 24);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1488, 120), p.Slice(2272, 288), p.Slice(2572, 24), a.Slice(2672, 240), 10, 12, 24);
             // decoder layer 0 · cross-attention to the encoder output with source padding mask · decoder.layers.0.cross_q[8, 12], decoder.layers.0.cross_kv[10, 24] → decoder.layers.0.cross_attention[8, 12], decoder.layers.0.cross_attention_probabilities[2, 3, 4, 5]
-            global::TransformerGen.Kernels.Attention.Forward(a.Slice(2928, 96), 12, a.Slice(3024, 240), a.Slice(3036, 228), 24, TokenPadding, a.Slice(3264, 96), a.Slice(3360, 120), 2, 4, 5, 3, 4, causal: false, window: 0);
+            global::TransformerGen.Kernels.Attention.Forward(a.Slice(2576, 96), 12, a.Slice(2672, 240), a.Slice(2684, 228), 24, TokenPadding, a.Slice(2912, 96), a.Slice(3008, 120), 2, 4, 5, 3, 4, causal: false, window: 0);
             // decoder layer 0 · cross-attention output projection · decoder.layers.0.cross_attention[8, 12] → decoder.layers.0.cross_attention_output[8, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3264, 96), p.Slice(2608, 144), p.Slice(2752, 12), a.Slice(3488, 96), 8, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2912, 96), p.Slice(2608, 144), p.Slice(2752, 12), a.Slice(3136, 96), 8, 12, 12);
             // decoder layer 0 · residual connection around cross-attention · decoder.layers.0.residual1[8, 12], decoder.layers.0.cross_attention_output[8, 12] → decoder.layers.0.sum2[8, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(2800, 96), a.Slice(3488, 96), a.Slice(3584, 96));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(2352, 96), a.Slice(3136, 96), a.Slice(3232, 96));
             // decoder layer 0 · norm2 (post-LN) · decoder.layers.0.sum2[8, 12] → decoder.layers.0.residual2[8, 12], decoder.layers.0.residual2_mean[8], decoder.layers.0.residual2_rstd[8]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3584, 96), p.Slice(3328, 12), p.Slice(3344, 12), a.Slice(3680, 96), a.Slice(3776, 8), a.Slice(3792, 8), 8, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3232, 96), p.Slice(3328, 12), p.Slice(3344, 12), a.Slice(3136, 96), a.Slice(3328, 8), a.Slice(3344, 8), 8, 12);
             // decoder layer 0 · feed-forward linear1 · decoder.layers.0.residual2[8, 12] → decoder.layers.0.ffn_hidden[8, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3680, 96), p.Slice(2768, 240), p.Slice(3008, 20), a.Slice(3808, 160), 8, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3136, 96), p.Slice(2768, 240), p.Slice(3008, 20), a.Slice(3360, 160), 8, 12, 20);
             // decoder layer 0 · GELU · decoder.layers.0.ffn_hidden[8, 20] → decoder.layers.0.ffn_activated[8, 20]
-            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(3808, 160), a.Slice(3968, 160));
+            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(3360, 160), a.Slice(3520, 160));
             // decoder layer 0 · feed-forward linear2 · decoder.layers.0.ffn_activated[8, 20] → decoder.layers.0.ffn_output[8, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3968, 160), p.Slice(3040, 240), p.Slice(3280, 12), a.Slice(4128, 96), 8, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3520, 160), p.Slice(3040, 240), p.Slice(3280, 12), a.Slice(3680, 96), 8, 20, 12);
             // decoder layer 0 · residual connection around the feed-forward network · decoder.layers.0.residual2[8, 12], decoder.layers.0.ffn_output[8, 12] → decoder.layers.0.sum3[8, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(3680, 96), a.Slice(4128, 96), a.Slice(4224, 96));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(3136, 96), a.Slice(3680, 96), a.Slice(3776, 96));
             // decoder layer 0 · norm3 (post-LN) · decoder.layers.0.sum3[8, 12] → decoder.layers.0.output[8, 12], decoder.layers.0.output_mean[8], decoder.layers.0.output_rstd[8]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(4224, 96), p.Slice(3360, 12), p.Slice(3376, 12), a.Slice(4320, 96), a.Slice(4416, 8), a.Slice(4432, 8), 8, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3776, 96), p.Slice(3360, 12), p.Slice(3376, 12), a.Slice(3680, 96), a.Slice(3872, 8), a.Slice(3888, 8), 8, 12);
         }
 
         /// <summary>Backward pass of decoder layer 0: adds into the gradients of its parameters and inputs.</summary>
@@ -406,37 +406,37 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // decoder layer 0 · norm3 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(80, 96), a.Slice(4224, 96), p.Slice(3360, 12), a.Slice(4416, 8), a.Slice(4432, 8), da.Slice(176, 96), dp.Slice(3360, 12), dp.Slice(3376, 12), 8, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(80, 96), a.Slice(3776, 96), p.Slice(3360, 12), a.Slice(3872, 8), a.Slice(3888, 8), da.Slice(176, 96), dp.Slice(3360, 12), dp.Slice(3376, 12), 8, 12, overwriteDx: true);
             // decoder layer 0 · residual connection around the feed-forward network · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(176, 96), da.Slice(0, 96), da.Slice(272, 96), overwriteDa: true, overwriteDb: true);
             // decoder layer 0 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(272, 96), a.Slice(3968, 160), p.Slice(3040, 240), da.Slice(96, 160), dp.Slice(3040, 240), dp.Slice(3280, 12), 8, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(272, 96), a.Slice(3520, 160), p.Slice(3040, 240), da.Slice(96, 160), dp.Slice(3040, 240), dp.Slice(3280, 12), 8, 20, 12, overwriteDx: true);
             // decoder layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(96, 160), a.Slice(3808, 160), a.Slice(3968, 160), da.Slice(256, 160), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(96, 160), a.Slice(3360, 160), a.Slice(3520, 160), da.Slice(256, 160), overwriteDx: true);
             // decoder layer 0 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 160), a.Slice(3680, 96), p.Slice(2768, 240), da.Slice(0, 96), dp.Slice(2768, 240), dp.Slice(3008, 20), 8, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 160), a.Slice(3136, 96), p.Slice(2768, 240), da.Slice(0, 96), dp.Slice(2768, 240), dp.Slice(3008, 20), 8, 12, 20);
             // decoder layer 0 · norm2 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 96), a.Slice(3584, 96), p.Slice(3328, 12), a.Slice(3776, 8), a.Slice(3792, 8), da.Slice(96, 96), dp.Slice(3328, 12), dp.Slice(3344, 12), 8, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 96), a.Slice(3232, 96), p.Slice(3328, 12), a.Slice(3328, 8), a.Slice(3344, 8), da.Slice(96, 96), dp.Slice(3328, 12), dp.Slice(3344, 12), 8, 12, overwriteDx: true);
             // decoder layer 0 · residual connection around cross-attention · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(96, 96), da.Slice(0, 96), da.Slice(192, 96), overwriteDa: true, overwriteDb: true);
             // decoder layer 0 · cross-attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(192, 96), a.Slice(3264, 96), p.Slice(2608, 144), da.Slice(96, 96), dp.Slice(2608, 144), dp.Slice(2752, 12), 8, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(192, 96), a.Slice(2912, 96), p.Slice(2608, 144), da.Slice(96, 96), dp.Slice(2608, 144), dp.Slice(2752, 12), 8, 12, 12, overwriteDx: true);
             // decoder layer 0 · cross-attention to the encoder output with source padding mask · backward
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(96, 96), a.Slice(2928, 96), 12, a.Slice(3024, 240), a.Slice(3036, 228), 24, a.Slice(3360, 120), da.Slice(192, 96), da.Slice(288, 240), da.Slice(300, 228), 2, 4, 5, 3, 4, overwriteDq: true, overwriteDkv: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(96, 96), a.Slice(2576, 96), 12, a.Slice(2672, 240), a.Slice(2684, 228), 24, a.Slice(3008, 120), da.Slice(192, 96), da.Slice(288, 240), da.Slice(300, 228), 2, 4, 5, 3, 4, overwriteDq: true, overwriteDkv: true);
             // decoder layer 0 · cross-attention key and value projections of the encoder output · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(288, 240), a.Slice(1872, 120), p.Slice(2272, 288), da.Slice(528, 120), dp.Slice(2272, 288), dp.Slice(2572, 24), 10, 12, 24, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(288, 240), a.Slice(1488, 120), p.Slice(2272, 288), da.Slice(528, 120), dp.Slice(2272, 288), dp.Slice(2572, 24), 10, 12, 24, overwriteDx: true);
             // decoder layer 0 · cross-attention query projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(192, 96), a.Slice(2800, 96), p.Slice(2128, 144), da.Slice(0, 96), dp.Slice(2128, 144), dp.Slice(2560, 12), 8, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(192, 96), a.Slice(2352, 96), p.Slice(2128, 144), da.Slice(0, 96), dp.Slice(2128, 144), dp.Slice(2560, 12), 8, 12, 12);
             // decoder layer 0 · norm1 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 96), a.Slice(2704, 96), p.Slice(3296, 12), a.Slice(2896, 8), a.Slice(2912, 8), da.Slice(96, 96), dp.Slice(3296, 12), dp.Slice(3312, 12), 8, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 96), a.Slice(2448, 96), p.Slice(3296, 12), a.Slice(2544, 8), a.Slice(2560, 8), da.Slice(96, 96), dp.Slice(3296, 12), dp.Slice(3312, 12), 8, 12, overwriteDx: true);
             // decoder layer 0 · residual connection around self-attention · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(96, 96), da.Slice(0, 96), da.Slice(192, 96), overwriteDa: true, overwriteDb: true);
             // decoder layer 0 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(192, 96), a.Slice(2416, 96), p.Slice(1968, 144), da.Slice(96, 96), dp.Slice(1968, 144), dp.Slice(2112, 12), 8, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(192, 96), a.Slice(2160, 96), p.Slice(1968, 144), da.Slice(96, 96), dp.Slice(1968, 144), dp.Slice(2112, 12), 8, 12, 12, overwriteDx: true);
             // decoder layer 0 · causal self-attention with padding mask · backward
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(96, 96), a.Slice(2128, 288), 36, a.Slice(2140, 276), a.Slice(2152, 264), 36, a.Slice(2512, 96), da.Slice(192, 288), da.Slice(204, 276), da.Slice(216, 264), 2, 4, 4, 3, 4, overwriteDq: true, overwriteDkv: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(96, 96), a.Slice(1872, 288), 36, a.Slice(1884, 276), a.Slice(1896, 264), 36, a.Slice(2256, 96), da.Slice(192, 288), da.Slice(204, 276), da.Slice(216, 264), 2, 4, 4, 3, 4, overwriteDq: true, overwriteDkv: true);
             // decoder layer 0 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(192, 288), a.Slice(2032, 96), p.Slice(1488, 432), da.Slice(0, 96), dp.Slice(1488, 432), dp.Slice(1920, 36), 8, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(192, 288), a.Slice(1776, 96), p.Slice(1488, 432), da.Slice(0, 96), dp.Slice(1488, 432), dp.Slice(1920, 36), 8, 12, 36);
         }
 
         /// <summary>Cached inference of decoder layer 0 for <paramref name="n"/> new positions of one sequence.</summary>
@@ -484,9 +484,9 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
             // head · LM head (tied to the token embedding) · decoder.layers.0.output[8, 12] → head.logits[8, 9]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(4320, 96), p.Slice(1376, 108), default, a.Slice(4448, 72), 8, 12, 9);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3680, 96), p.Slice(1376, 108), default, a.Slice(3904, 72), 8, 12, 9);
             // head · softmax and cross-entropy · head.logits[8, 9] → head.probabilities[8, 9]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(4448, 72), Targets, a.Slice(4528, 72), 8, 9, 0f);
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3904, 72), Targets, a.Slice(3984, 72), 8, 9, 0f);
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>
@@ -497,9 +497,9 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4528, 72), Targets, da.Slice(0, 72), 8, 9, 0f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(3984, 72), Targets, da.Slice(0, 72), 8, 9, 0f, overwriteDLogits: true);
             // head · LM head (tied to the token embedding) · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 72), a.Slice(4320, 96), p.Slice(1376, 108), da.Slice(80, 96), dp.Slice(1376, 108), default, 8, 12, 9, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 72), a.Slice(3680, 96), p.Slice(1376, 108), da.Slice(80, 96), dp.Slice(1376, 108), default, 8, 12, 9, overwriteDx: true);
         }
 
         /// <summary>Cached inference of the head for <paramref name="n"/> new positions of one sequence.</summary>

@@ -36,7 +36,7 @@ namespace Snapshots
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const long ParameterCount = 2632;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 51156;
+        public const long TrainingBytes = 49108;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
         public const long InferenceBytes = 21012;
 
@@ -72,9 +72,9 @@ namespace Snapshots
                 new("decoder.layers.1.norm2.bias", new[] { 12 }, 2592, global::TransformerGen.WeightInit.Zeros),
                 new("lm_head.weight", new[] { 11, 12 }, 2608, global::TransformerGen.WeightInit.Normal, 0.02f),
             },
-            parameterCount: 2752, activationCount: 4160, constantCount: 64,
+            parameterCount: 2752, activationCount: 3648, constantCount: 64,
             inferenceCount: 1952, keyValueCount: 480,
-            logitsOffset: 3936, logitsLength: 110, inferenceLogitsOffset: 1920)
+            logitsOffset: 3424, logitsLength: 110, inferenceLogitsOffset: 1920)
         {
             // The backward pass's gradients of activations: a slot each while live, reused once dead.
             ActivationGradientCount = 624, LogitsGradientOffset = 0,
@@ -85,7 +85,7 @@ namespace Snapshots
             AttentionMaps = new global::TransformerGen.ActivationTensor[]
             {
                 new("layers.0.attention_probabilities", new[] { 2, 3, 5, 5 }, 624),
-                new("layers.1.attention_probabilities", new[] { 2, 3, 5, 5 }, 2528),
+                new("layers.1.attention_probabilities", new[] { 2, 3, 5, 5 }, 2272),
             },
         };
 
@@ -228,17 +228,17 @@ namespace Snapshots
             // layer 0 · residual connection around self-attention · embed.x[10, 12], layers.0.attention_output[10, 12] → layers.0.sum1[10, 12]
             global::TransformerGen.Kernels.Residual.Add(a.Slice(0, 120), a.Slice(784, 120), a.Slice(912, 120));
             // layer 0 · norm1 (post-LN) · layers.0.sum1[10, 12] → layers.0.residual1[10, 12], layers.0.residual1_mean[10], layers.0.residual1_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(912, 120), p.Slice(1312, 12), p.Slice(1328, 12), a.Slice(1040, 120), a.Slice(1168, 10), a.Slice(1184, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(912, 120), p.Slice(1312, 12), p.Slice(1328, 12), a.Slice(784, 120), a.Slice(1040, 10), a.Slice(1056, 10), 10, 12);
             // layer 0 · feed-forward linear1 · layers.0.residual1[10, 12] → layers.0.ffn_hidden[10, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1040, 120), p.Slice(784, 240), p.Slice(1024, 20), a.Slice(1200, 200), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(784, 120), p.Slice(784, 240), p.Slice(1024, 20), a.Slice(1072, 200), 10, 12, 20);
             // layer 0 · ReLU · layers.0.ffn_hidden[10, 20] → layers.0.ffn_activated[10, 20]
-            global::TransformerGen.Kernels.Activations.ReluForward(a.Slice(1200, 200), a.Slice(1408, 200));
+            global::TransformerGen.Kernels.Activations.ReluForward(a.Slice(1072, 200), a.Slice(1280, 200));
             // layer 0 · feed-forward linear2 · layers.0.ffn_activated[10, 20] → layers.0.ffn_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1408, 200), p.Slice(1056, 240), p.Slice(1296, 12), a.Slice(1616, 120), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1280, 200), p.Slice(1056, 240), p.Slice(1296, 12), a.Slice(1488, 120), 10, 20, 12);
             // layer 0 · residual connection around the feed-forward network · layers.0.residual1[10, 12], layers.0.ffn_output[10, 12] → layers.0.sum2[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(1040, 120), a.Slice(1616, 120), a.Slice(1744, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(784, 120), a.Slice(1488, 120), a.Slice(1616, 120));
             // layer 0 · norm2 (post-LN) · layers.0.sum2[10, 12] → layers.0.output[10, 12], layers.0.output_mean[10], layers.0.output_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1744, 120), p.Slice(1344, 12), p.Slice(1360, 12), a.Slice(1872, 120), a.Slice(2000, 10), a.Slice(2016, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1616, 120), p.Slice(1344, 12), p.Slice(1360, 12), a.Slice(1488, 120), a.Slice(1744, 10), a.Slice(1760, 10), 10, 12);
         }
 
         /// <summary>Backward pass of layer 0: adds into the gradients of its parameters and inputs.</summary>
@@ -249,17 +249,17 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 0 · norm2 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(1744, 120), p.Slice(1344, 12), a.Slice(2000, 10), a.Slice(2016, 10), da.Slice(128, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(1616, 120), p.Slice(1344, 12), a.Slice(1744, 10), a.Slice(1760, 10), da.Slice(128, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12, overwriteDx: true);
             // layer 0 · residual connection around the feed-forward network · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(128, 120), da.Slice(0, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(1408, 200), p.Slice(1056, 240), da.Slice(384, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(1280, 200), p.Slice(1056, 240), da.Slice(384, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
             // layer 0 · ReLU · backward
-            global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(384, 200), a.Slice(1200, 200), da.Slice(128, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(384, 200), a.Slice(1072, 200), da.Slice(128, 200), overwriteDx: true);
             // layer 0 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 200), a.Slice(1040, 120), p.Slice(784, 240), da.Slice(0, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 200), a.Slice(784, 120), p.Slice(784, 240), da.Slice(0, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20);
             // layer 0 · norm1 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1168, 10), a.Slice(1184, 10), da.Slice(128, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(912, 120), p.Slice(1312, 12), a.Slice(1040, 10), a.Slice(1056, 10), da.Slice(128, 120), dp.Slice(1312, 12), dp.Slice(1328, 12), 10, 12, overwriteDx: true);
             // layer 0 · residual connection around self-attention · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(128, 120), da.Slice(0, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · attention output projection · backward
@@ -303,25 +303,25 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
             // layer 1 · Q, K, V projections · layers.0.output[10, 12] → layers.1.qkv[10, 36]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1872, 120), p.Slice(1376, 432), p.Slice(1808, 36), a.Slice(2032, 360), 10, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1488, 120), p.Slice(1376, 432), p.Slice(1808, 36), a.Slice(1776, 360), 10, 12, 36);
             // layer 1 · causal self-attention · layers.1.qkv[10, 36] → layers.1.attention[10, 12], layers.1.attention_probabilities[2, 3, 5, 5]
-            global::TransformerGen.Kernels.Attention.Forward(a.Slice(2032, 360), a.Slice(2400, 120), a.Slice(2528, 150), 2, 5, 3, 4, causal: true);
+            global::TransformerGen.Kernels.Attention.Forward(a.Slice(1776, 360), a.Slice(2144, 120), a.Slice(2272, 150), 2, 5, 3, 4, causal: true);
             // layer 1 · attention output projection · layers.1.attention[10, 12] → layers.1.attention_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2400, 120), p.Slice(1856, 144), p.Slice(2000, 12), a.Slice(2688, 120), 10, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2144, 120), p.Slice(1856, 144), p.Slice(2000, 12), a.Slice(2432, 120), 10, 12, 12);
             // layer 1 · residual connection around self-attention · layers.0.output[10, 12], layers.1.attention_output[10, 12] → layers.1.sum1[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(1872, 120), a.Slice(2688, 120), a.Slice(2816, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(1488, 120), a.Slice(2432, 120), a.Slice(2560, 120));
             // layer 1 · norm1 (post-LN) · layers.1.sum1[10, 12] → layers.1.residual1[10, 12], layers.1.residual1_mean[10], layers.1.residual1_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2816, 120), p.Slice(2544, 12), p.Slice(2560, 12), a.Slice(2944, 120), a.Slice(3072, 10), a.Slice(3088, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2560, 120), p.Slice(2544, 12), p.Slice(2560, 12), a.Slice(2432, 120), a.Slice(2688, 10), a.Slice(2704, 10), 10, 12);
             // layer 1 · feed-forward linear1 · layers.1.residual1[10, 12] → layers.1.ffn_hidden[10, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2944, 120), p.Slice(2016, 240), p.Slice(2256, 20), a.Slice(3104, 200), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2432, 120), p.Slice(2016, 240), p.Slice(2256, 20), a.Slice(2720, 200), 10, 12, 20);
             // layer 1 · ReLU · layers.1.ffn_hidden[10, 20] → layers.1.ffn_activated[10, 20]
-            global::TransformerGen.Kernels.Activations.ReluForward(a.Slice(3104, 200), a.Slice(3312, 200));
+            global::TransformerGen.Kernels.Activations.ReluForward(a.Slice(2720, 200), a.Slice(2928, 200));
             // layer 1 · feed-forward linear2 · layers.1.ffn_activated[10, 20] → layers.1.ffn_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3312, 200), p.Slice(2288, 240), p.Slice(2528, 12), a.Slice(3520, 120), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2928, 200), p.Slice(2288, 240), p.Slice(2528, 12), a.Slice(3136, 120), 10, 20, 12);
             // layer 1 · residual connection around the feed-forward network · layers.1.residual1[10, 12], layers.1.ffn_output[10, 12] → layers.1.sum2[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(2944, 120), a.Slice(3520, 120), a.Slice(3648, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(2432, 120), a.Slice(3136, 120), a.Slice(3264, 120));
             // layer 1 · norm2 (post-LN) · layers.1.sum2[10, 12] → layers.1.output[10, 12], layers.1.output_mean[10], layers.1.output_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3648, 120), p.Slice(2576, 12), p.Slice(2592, 12), a.Slice(3776, 120), a.Slice(3904, 10), a.Slice(3920, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3264, 120), p.Slice(2576, 12), p.Slice(2592, 12), a.Slice(3136, 120), a.Slice(3392, 10), a.Slice(3408, 10), 10, 12);
         }
 
         /// <summary>Backward pass of layer 1: adds into the gradients of its parameters and inputs.</summary>
@@ -332,25 +332,25 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // layer 1 · norm2 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(112, 120), a.Slice(3648, 120), p.Slice(2576, 12), a.Slice(3904, 10), a.Slice(3920, 10), da.Slice(240, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(112, 120), a.Slice(3264, 120), p.Slice(2576, 12), a.Slice(3392, 10), a.Slice(3408, 10), da.Slice(240, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12, overwriteDx: true);
             // layer 1 · residual connection around the feed-forward network · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(240, 120), da.Slice(0, 120), da.Slice(368, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(368, 120), a.Slice(3312, 200), p.Slice(2288, 240), da.Slice(128, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(368, 120), a.Slice(2928, 200), p.Slice(2288, 240), da.Slice(128, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
             // layer 1 · ReLU · backward
-            global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(128, 200), a.Slice(3104, 200), da.Slice(336, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.ReluBackward(da.Slice(128, 200), a.Slice(2720, 200), da.Slice(336, 200), overwriteDx: true);
             // layer 1 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(336, 200), a.Slice(2944, 120), p.Slice(2016, 240), da.Slice(0, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(336, 200), a.Slice(2432, 120), p.Slice(2016, 240), da.Slice(0, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20);
             // layer 1 · norm1 (post-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(2816, 120), p.Slice(2544, 12), a.Slice(3072, 10), a.Slice(3088, 10), da.Slice(128, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(2560, 120), p.Slice(2544, 12), a.Slice(2688, 10), a.Slice(2704, 10), da.Slice(128, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12, overwriteDx: true);
             // layer 1 · residual connection around self-attention · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(128, 120), da.Slice(0, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(2400, 120), p.Slice(1856, 144), da.Slice(128, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(2144, 120), p.Slice(1856, 144), da.Slice(128, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
             // layer 1 · causal self-attention · backward
-            global::TransformerGen.Kernels.Attention.Backward(da.Slice(128, 120), a.Slice(2032, 360), a.Slice(2528, 150), da.Slice(256, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
+            global::TransformerGen.Kernels.Attention.Backward(da.Slice(128, 120), a.Slice(1776, 360), a.Slice(2272, 150), da.Slice(256, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 1 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 360), a.Slice(1872, 120), p.Slice(1376, 432), da.Slice(0, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 360), a.Slice(1488, 120), p.Slice(1376, 432), da.Slice(0, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36);
         }
 
         /// <summary>Cached inference of layer 1 for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>
@@ -386,9 +386,9 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
             // head · LM head · layers.1.output[10, 12] → head.logits[10, 11]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3776, 120), p.Slice(2608, 132), default, a.Slice(3936, 110), 10, 12, 11);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3136, 120), p.Slice(2608, 132), default, a.Slice(3424, 110), 10, 12, 11);
             // head · softmax and cross-entropy · head.logits[10, 11] → head.probabilities[10, 11]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3936, 110), Targets, a.Slice(4048, 110), 10, 11, 0f);
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3424, 110), Targets, a.Slice(3536, 110), 10, 11, 0f);
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>
@@ -399,9 +399,9 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4048, 110), Targets, da.Slice(0, 110), 10, 11, 0f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(3536, 110), Targets, da.Slice(0, 110), 10, 11, 0f, overwriteDLogits: true);
             // head · LM head · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 110), a.Slice(3776, 120), p.Slice(2608, 132), da.Slice(112, 120), dp.Slice(2608, 132), default, 10, 12, 11, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 110), a.Slice(3136, 120), p.Slice(2608, 132), da.Slice(112, 120), dp.Slice(2608, 132), default, 10, 12, 11, overwriteDx: true);
         }
 
         /// <summary>Cached inference of the head for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>

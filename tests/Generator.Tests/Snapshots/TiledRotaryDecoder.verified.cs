@@ -36,7 +36,7 @@ namespace Snapshots
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const long ParameterCount = 2524;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 50260;
+        public const long TrainingBytes = 48212;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
         public const long InferenceBytes = 20692;
 
@@ -73,9 +73,9 @@ namespace Snapshots
                 new("norm_f.weight", new[] { 12 }, 2608, global::TransformerGen.WeightInit.Ones),
                 new("norm_f.bias", new[] { 12 }, 2624, global::TransformerGen.WeightInit.Zeros),
             },
-            parameterCount: 2640, activationCount: 4128, constantCount: 32,
+            parameterCount: 2640, activationCount: 3616, constantCount: 32,
             inferenceCount: 2016, keyValueCount: 480,
-            logitsOffset: 3904, logitsLength: 110, inferenceLogitsOffset: 1984)
+            logitsOffset: 3392, logitsLength: 110, inferenceLogitsOffset: 1984)
         {
             // The backward pass's gradients of activations: a slot each while live, reused once dead.
             ActivationGradientCount = 624, LogitsGradientOffset = 0,
@@ -89,7 +89,7 @@ namespace Snapshots
             TiledAttentionMaps = new global::TransformerGen.TiledAttentionMap[]
             {
                 new("layers.0.attention_probabilities", 2, 3, 5, 5, 4, 0, 288, 36, 300, 36, 784, causal: true, window: 0, keyPadding: 0),
-                new("layers.1.attention_probabilities", 2, 3, 5, 5, 4, 0, 2096, 36, 2108, 36, 2592, causal: true, window: 0, keyPadding: 0),
+                new("layers.1.attention_probabilities", 2, 3, 5, 5, 4, 0, 1840, 36, 1852, 36, 2336, causal: true, window: 0, keyPadding: 0),
             },
         };
 
@@ -231,15 +231,15 @@ namespace Snapshots
             // layer 0 · residual connection around self-attention · embed.x[10, 12], layers.0.attention_output[10, 12] → layers.0.residual1[10, 12]
             global::TransformerGen.Kernels.Residual.Add(a.Slice(0, 120), a.Slice(848, 120), a.Slice(976, 120));
             // layer 0 · norm2 (pre-LN) · layers.0.residual1[10, 12] → layers.0.ln2[10, 12], layers.0.ln2_mean[10], layers.0.ln2_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(976, 120), p.Slice(1344, 12), p.Slice(1360, 12), a.Slice(1104, 120), a.Slice(1232, 10), a.Slice(1248, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(976, 120), p.Slice(1344, 12), p.Slice(1360, 12), a.Slice(848, 120), a.Slice(1104, 10), a.Slice(1120, 10), 10, 12);
             // layer 0 · feed-forward linear1 · layers.0.ln2[10, 12] → layers.0.ffn_hidden[10, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1104, 120), p.Slice(784, 240), p.Slice(1024, 20), a.Slice(1264, 200), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(848, 120), p.Slice(784, 240), p.Slice(1024, 20), a.Slice(1136, 200), 10, 12, 20);
             // layer 0 · GELU · layers.0.ffn_hidden[10, 20] → layers.0.ffn_activated[10, 20]
-            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(1264, 200), a.Slice(1472, 200));
+            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(1136, 200), a.Slice(1344, 200));
             // layer 0 · feed-forward linear2 · layers.0.ffn_activated[10, 20] → layers.0.ffn_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1472, 200), p.Slice(1056, 240), p.Slice(1296, 12), a.Slice(1680, 120), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1344, 200), p.Slice(1056, 240), p.Slice(1296, 12), a.Slice(1552, 120), 10, 20, 12);
             // layer 0 · residual connection around the feed-forward network · layers.0.residual1[10, 12], layers.0.ffn_output[10, 12] → layers.0.output[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(976, 120), a.Slice(1680, 120), a.Slice(1808, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(976, 120), a.Slice(1552, 120), a.Slice(1680, 120));
         }
 
         /// <summary>Backward pass of layer 0: adds into the gradients of its parameters and inputs.</summary>
@@ -253,13 +253,13 @@ namespace Snapshots
             // layer 0 · residual connection around the feed-forward network · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(128, 120), da.Slice(0, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(1472, 200), p.Slice(1056, 240), da.Slice(384, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(1344, 200), p.Slice(1056, 240), da.Slice(384, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
             // layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(384, 200), a.Slice(1264, 200), a.Slice(1472, 200), da.Slice(128, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(384, 200), a.Slice(1136, 200), a.Slice(1344, 200), da.Slice(128, 200), overwriteDx: true);
             // layer 0 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 200), a.Slice(1104, 120), p.Slice(784, 240), da.Slice(336, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 200), a.Slice(848, 120), p.Slice(784, 240), da.Slice(336, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20, overwriteDx: true);
             // layer 0 · norm2 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(336, 120), a.Slice(976, 120), p.Slice(1344, 12), a.Slice(1232, 10), a.Slice(1248, 10), da.Slice(0, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(336, 120), a.Slice(976, 120), p.Slice(1344, 12), a.Slice(1104, 10), a.Slice(1120, 10), da.Slice(0, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
             // layer 0 · residual connection around self-attention · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 0 · attention output projection · backward
@@ -311,27 +311,27 @@ namespace Snapshots
             global::System.Span<float> c = ConstantBuffer;
             global::System.Span<float> a = ActivationBuffer;
             // layer 1 · norm1 (pre-LN) · layers.0.output[10, 12] → layers.1.ln1[10, 12], layers.1.ln1_mean[10], layers.1.ln1_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1808, 120), p.Slice(2544, 12), p.Slice(2560, 12), a.Slice(1936, 120), a.Slice(2064, 10), a.Slice(2080, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1680, 120), p.Slice(2544, 12), p.Slice(2560, 12), a.Slice(1552, 120), a.Slice(1808, 10), a.Slice(1824, 10), 10, 12);
             // layer 1 · Q, K, V projections · layers.1.ln1[10, 12] → layers.1.qkv[10, 36]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1936, 120), p.Slice(1376, 432), p.Slice(1808, 36), a.Slice(2096, 360), 10, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1552, 120), p.Slice(1376, 432), p.Slice(1808, 36), a.Slice(1840, 360), 10, 12, 36);
             // layer 1 · rotary positions on Q and K · layers.1.qkv[10, 36] (in place)
-            global::TransformerGen.Kernels.Positional.RotaryForward(a.Slice(2096, 360), c.Slice(0, 10), c.Slice(16, 10), 2, 5, 3, 4, 36);
+            global::TransformerGen.Kernels.Positional.RotaryForward(a.Slice(1840, 360), c.Slice(0, 10), c.Slice(16, 10), 2, 5, 3, 4, 36);
             // layer 1 · causal self-attention · layers.1.qkv[10, 36] → layers.1.attention[10, 12], layers.1.attention_statistics[2, 3, 5, 2]
-            global::TransformerGen.Kernels.Attention.FlashForward(a.Slice(2096, 360), a.Slice(2464, 120), a.Slice(2592, 60), 2, 5, 3, 4, causal: true);
+            global::TransformerGen.Kernels.Attention.FlashForward(a.Slice(1840, 360), a.Slice(2208, 120), a.Slice(2336, 60), 2, 5, 3, 4, causal: true);
             // layer 1 · attention output projection · layers.1.attention[10, 12] → layers.1.attention_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2464, 120), p.Slice(1856, 144), p.Slice(2000, 12), a.Slice(2656, 120), 10, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2208, 120), p.Slice(1856, 144), p.Slice(2000, 12), a.Slice(2400, 120), 10, 12, 12);
             // layer 1 · residual connection around self-attention · layers.0.output[10, 12], layers.1.attention_output[10, 12] → layers.1.residual1[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(1808, 120), a.Slice(2656, 120), a.Slice(2784, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(1680, 120), a.Slice(2400, 120), a.Slice(2528, 120));
             // layer 1 · norm2 (pre-LN) · layers.1.residual1[10, 12] → layers.1.ln2[10, 12], layers.1.ln2_mean[10], layers.1.ln2_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2784, 120), p.Slice(2576, 12), p.Slice(2592, 12), a.Slice(2912, 120), a.Slice(3040, 10), a.Slice(3056, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2528, 120), p.Slice(2576, 12), p.Slice(2592, 12), a.Slice(2400, 120), a.Slice(2656, 10), a.Slice(2672, 10), 10, 12);
             // layer 1 · feed-forward linear1 · layers.1.ln2[10, 12] → layers.1.ffn_hidden[10, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2912, 120), p.Slice(2016, 240), p.Slice(2256, 20), a.Slice(3072, 200), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2400, 120), p.Slice(2016, 240), p.Slice(2256, 20), a.Slice(2688, 200), 10, 12, 20);
             // layer 1 · GELU · layers.1.ffn_hidden[10, 20] → layers.1.ffn_activated[10, 20]
-            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(3072, 200), a.Slice(3280, 200));
+            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(2688, 200), a.Slice(2896, 200));
             // layer 1 · feed-forward linear2 · layers.1.ffn_activated[10, 20] → layers.1.ffn_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3280, 200), p.Slice(2288, 240), p.Slice(2528, 12), a.Slice(3488, 120), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2896, 200), p.Slice(2288, 240), p.Slice(2528, 12), a.Slice(3104, 120), 10, 20, 12);
             // layer 1 · residual connection around the feed-forward network · layers.1.residual1[10, 12], layers.1.ffn_output[10, 12] → layers.1.output[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(2784, 120), a.Slice(3488, 120), a.Slice(3616, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(2528, 120), a.Slice(3104, 120), a.Slice(3232, 120));
         }
 
         /// <summary>Backward pass of layer 1: adds into the gradients of its parameters and inputs.</summary>
@@ -345,25 +345,25 @@ namespace Snapshots
             // layer 1 · residual connection around the feed-forward network · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(240, 120), da.Slice(0, 120), da.Slice(368, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(368, 120), a.Slice(3280, 200), p.Slice(2288, 240), da.Slice(128, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(368, 120), a.Slice(2896, 200), p.Slice(2288, 240), da.Slice(128, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
             // layer 1 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(128, 200), a.Slice(3072, 200), a.Slice(3280, 200), da.Slice(336, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(128, 200), a.Slice(2688, 200), a.Slice(2896, 200), da.Slice(336, 200), overwriteDx: true);
             // layer 1 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(336, 200), a.Slice(2912, 120), p.Slice(2016, 240), da.Slice(128, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(336, 200), a.Slice(2400, 120), p.Slice(2016, 240), da.Slice(128, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20, overwriteDx: true);
             // layer 1 · norm2 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(2784, 120), p.Slice(2576, 12), a.Slice(3040, 10), a.Slice(3056, 10), da.Slice(0, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(128, 120), a.Slice(2528, 120), p.Slice(2576, 12), a.Slice(2656, 10), a.Slice(2672, 10), da.Slice(0, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12);
             // layer 1 · residual connection around self-attention · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // layer 1 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(2464, 120), p.Slice(1856, 144), da.Slice(0, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(2208, 120), p.Slice(1856, 144), da.Slice(0, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
             // layer 1 · causal self-attention · backward
-            global::TransformerGen.Kernels.Attention.FlashBackward(da.Slice(0, 120), a.Slice(2096, 360), a.Slice(2464, 120), a.Slice(2592, 60), da.Slice(256, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
+            global::TransformerGen.Kernels.Attention.FlashBackward(da.Slice(0, 120), a.Slice(1840, 360), a.Slice(2208, 120), a.Slice(2336, 60), da.Slice(256, 360), 2, 5, 3, 4, causal: true, overwriteDQkv: true);
             // layer 1 · rotary positions on Q and K · backward
             global::TransformerGen.Kernels.Positional.RotaryBackward(da.Slice(256, 360), c.Slice(0, 10), c.Slice(16, 10), 2, 5, 3, 4, 36);
             // layer 1 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 360), a.Slice(1936, 120), p.Slice(1376, 432), da.Slice(0, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 360), a.Slice(1552, 120), p.Slice(1376, 432), da.Slice(0, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36, overwriteDx: true);
             // layer 1 · norm1 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(1808, 120), p.Slice(2544, 12), a.Slice(2064, 10), a.Slice(2080, 10), da.Slice(128, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(1680, 120), p.Slice(2544, 12), a.Slice(1808, 10), a.Slice(1824, 10), da.Slice(128, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12);
         }
 
         /// <summary>Cached inference of layer 1 for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>
@@ -402,11 +402,11 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
             // head · final LayerNorm · layers.1.output[10, 12] → head.norm_f[10, 12], head.norm_f_mean[10], head.norm_f_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3616, 120), p.Slice(2608, 12), p.Slice(2624, 12), a.Slice(3744, 120), a.Slice(3872, 10), a.Slice(3888, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3232, 120), p.Slice(2608, 12), p.Slice(2624, 12), a.Slice(3104, 120), a.Slice(3360, 10), a.Slice(3376, 10), 10, 12);
             // head · LM head (tied to the token embedding) · head.norm_f[10, 12] → head.logits[10, 11]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3744, 120), p.Slice(0, 132), default, a.Slice(3904, 110), 10, 12, 11);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3104, 120), p.Slice(0, 132), default, a.Slice(3392, 110), 10, 12, 11);
             // head · softmax and cross-entropy · head.logits[10, 11] → head.probabilities[10, 11]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3904, 110), Targets, a.Slice(4016, 110), 10, 11, 0f);
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3392, 110), Targets, a.Slice(3504, 110), 10, 11, 0f);
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>
@@ -417,11 +417,11 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4016, 110), Targets, da.Slice(0, 110), 10, 11, 0f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(3504, 110), Targets, da.Slice(0, 110), 10, 11, 0f, overwriteDLogits: true);
             // head · LM head (tied to the token embedding) · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 110), a.Slice(3744, 120), p.Slice(0, 132), da.Slice(112, 120), dp.Slice(0, 132), default, 10, 12, 11, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 110), a.Slice(3104, 120), p.Slice(0, 132), da.Slice(112, 120), dp.Slice(0, 132), default, 10, 12, 11, overwriteDx: true);
             // head · final LayerNorm · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(112, 120), a.Slice(3616, 120), p.Slice(2608, 12), a.Slice(3872, 10), a.Slice(3888, 10), da.Slice(240, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(112, 120), a.Slice(3232, 120), p.Slice(2608, 12), a.Slice(3360, 10), a.Slice(3376, 10), da.Slice(240, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12, overwriteDx: true);
         }
 
         /// <summary>Cached inference of the head for <paramref name="n"/> new positions of the cached sequences, laid end to end.</summary>

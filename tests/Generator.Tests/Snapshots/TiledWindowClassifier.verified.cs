@@ -40,7 +40,7 @@ namespace Snapshots
         /// <summary>Classes of the head.</summary>
         public const int Classes = 3;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 55636;
+        public const long TrainingBytes = 53460;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters and the workspace of an exact-length pass over up to Batch·SeqLen tokens.</summary>
         public const long InferenceBytes = 26388;
 
@@ -79,9 +79,9 @@ namespace Snapshots
                 new("classifier.weight", new[] { 3, 12 }, 2640, global::TransformerGen.WeightInit.Normal, 0.02f),
                 new("classifier.bias", new[] { 3 }, 2688, global::TransformerGen.WeightInit.Zeros),
             },
-            parameterCount: 2704, activationCount: 3968, constantCount: 64,
+            parameterCount: 2704, activationCount: 3424, constantCount: 64,
             inferenceCount: 3824, keyValueCount: 0,
-            logitsOffset: 3936, logitsLength: 6, inferenceLogitsOffset: 3808)
+            logitsOffset: 3104, logitsLength: 6, inferenceLogitsOffset: 3808)
         {
             // The backward pass's gradients of activations: a slot each while live, reused once dead.
             ActivationGradientCount = 640, LogitsGradientOffset = 0,
@@ -96,7 +96,7 @@ namespace Snapshots
             TiledAttentionMaps = new global::TransformerGen.TiledAttentionMap[]
             {
                 new("encoder.layers.0.attention_probabilities", 2, 3, 5, 5, 4, 0, 288, 36, 300, 36, 784, causal: false, window: 2, keyPadding: 1),
-                new("encoder.layers.1.attention_probabilities", 2, 3, 5, 5, 4, 0, 2096, 36, 2108, 36, 2592, causal: false, window: 2, keyPadding: 1),
+                new("encoder.layers.1.attention_probabilities", 2, 3, 5, 5, 4, 0, 1840, 36, 1852, 36, 2336, causal: false, window: 2, keyPadding: 1),
             },
         };
 
@@ -242,15 +242,15 @@ namespace Snapshots
             // encoder layer 0 · residual connection around self-attention · embed.x[10, 12], encoder.layers.0.attention_output[10, 12] → encoder.layers.0.residual1[10, 12]
             global::TransformerGen.Kernels.Residual.Add(a.Slice(0, 120), a.Slice(848, 120), a.Slice(976, 120));
             // encoder layer 0 · norm2 (pre-LN) · encoder.layers.0.residual1[10, 12] → encoder.layers.0.ln2[10, 12], encoder.layers.0.ln2_mean[10], encoder.layers.0.ln2_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(976, 120), p.Slice(1344, 12), p.Slice(1360, 12), a.Slice(1104, 120), a.Slice(1232, 10), a.Slice(1248, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(976, 120), p.Slice(1344, 12), p.Slice(1360, 12), a.Slice(848, 120), a.Slice(1104, 10), a.Slice(1120, 10), 10, 12);
             // encoder layer 0 · feed-forward linear1 · encoder.layers.0.ln2[10, 12] → encoder.layers.0.ffn_hidden[10, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1104, 120), p.Slice(784, 240), p.Slice(1024, 20), a.Slice(1264, 200), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(848, 120), p.Slice(784, 240), p.Slice(1024, 20), a.Slice(1136, 200), 10, 12, 20);
             // encoder layer 0 · GELU · encoder.layers.0.ffn_hidden[10, 20] → encoder.layers.0.ffn_activated[10, 20]
-            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(1264, 200), a.Slice(1472, 200));
+            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(1136, 200), a.Slice(1344, 200));
             // encoder layer 0 · feed-forward linear2 · encoder.layers.0.ffn_activated[10, 20] → encoder.layers.0.ffn_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1472, 200), p.Slice(1056, 240), p.Slice(1296, 12), a.Slice(1680, 120), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1344, 200), p.Slice(1056, 240), p.Slice(1296, 12), a.Slice(1552, 120), 10, 20, 12);
             // encoder layer 0 · residual connection around the feed-forward network · encoder.layers.0.residual1[10, 12], encoder.layers.0.ffn_output[10, 12] → encoder.layers.0.output[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(976, 120), a.Slice(1680, 120), a.Slice(1808, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(976, 120), a.Slice(1552, 120), a.Slice(1680, 120));
         }
 
         /// <summary>Backward pass of encoder layer 0: adds into the gradients of its parameters and inputs.</summary>
@@ -263,13 +263,13 @@ namespace Snapshots
             // encoder layer 0 · residual connection around the feed-forward network · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(128, 120), da.Slice(0, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 0 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(1472, 200), p.Slice(1056, 240), da.Slice(384, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(1344, 200), p.Slice(1056, 240), da.Slice(384, 200), dp.Slice(1056, 240), dp.Slice(1296, 12), 10, 20, 12, overwriteDx: true);
             // encoder layer 0 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(384, 200), a.Slice(1264, 200), a.Slice(1472, 200), da.Slice(128, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(384, 200), a.Slice(1136, 200), a.Slice(1344, 200), da.Slice(128, 200), overwriteDx: true);
             // encoder layer 0 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 200), a.Slice(1104, 120), p.Slice(784, 240), da.Slice(336, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 200), a.Slice(848, 120), p.Slice(784, 240), da.Slice(336, 120), dp.Slice(784, 240), dp.Slice(1024, 20), 10, 12, 20, overwriteDx: true);
             // encoder layer 0 · norm2 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(336, 120), a.Slice(976, 120), p.Slice(1344, 12), a.Slice(1232, 10), a.Slice(1248, 10), da.Slice(0, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(336, 120), a.Slice(976, 120), p.Slice(1344, 12), a.Slice(1104, 10), a.Slice(1120, 10), da.Slice(0, 120), dp.Slice(1344, 12), dp.Slice(1360, 12), 10, 12);
             // encoder layer 0 · residual connection around self-attention · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 0 · attention output projection · backward
@@ -315,25 +315,25 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
             // encoder layer 1 · norm1 (pre-LN) · encoder.layers.0.output[10, 12] → encoder.layers.1.ln1[10, 12], encoder.layers.1.ln1_mean[10], encoder.layers.1.ln1_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1808, 120), p.Slice(2544, 12), p.Slice(2560, 12), a.Slice(1936, 120), a.Slice(2064, 10), a.Slice(2080, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(1680, 120), p.Slice(2544, 12), p.Slice(2560, 12), a.Slice(1552, 120), a.Slice(1808, 10), a.Slice(1824, 10), 10, 12);
             // encoder layer 1 · Q, K, V projections · encoder.layers.1.ln1[10, 12] → encoder.layers.1.qkv[10, 36]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1936, 120), p.Slice(1376, 432), p.Slice(1808, 36), a.Slice(2096, 360), 10, 12, 36);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(1552, 120), p.Slice(1376, 432), p.Slice(1808, 36), a.Slice(1840, 360), 10, 12, 36);
             // encoder layer 1 · self-attention with padding mask within ±2 · encoder.layers.1.qkv[10, 36] → encoder.layers.1.attention[10, 12], encoder.layers.1.attention_statistics[2, 3, 5, 2]
-            global::TransformerGen.Kernels.Attention.FlashForward(a.Slice(2096, 360), 36, a.Slice(2108, 348), a.Slice(2120, 336), 36, TokenPadding, a.Slice(2464, 120), a.Slice(2592, 60), 2, 5, 5, 3, 4, causal: false, window: 2);
+            global::TransformerGen.Kernels.Attention.FlashForward(a.Slice(1840, 360), 36, a.Slice(1852, 348), a.Slice(1864, 336), 36, TokenPadding, a.Slice(2208, 120), a.Slice(2336, 60), 2, 5, 5, 3, 4, causal: false, window: 2);
             // encoder layer 1 · attention output projection · encoder.layers.1.attention[10, 12] → encoder.layers.1.attention_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2464, 120), p.Slice(1856, 144), p.Slice(2000, 12), a.Slice(2656, 120), 10, 12, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2208, 120), p.Slice(1856, 144), p.Slice(2000, 12), a.Slice(2400, 120), 10, 12, 12);
             // encoder layer 1 · residual connection around self-attention · encoder.layers.0.output[10, 12], encoder.layers.1.attention_output[10, 12] → encoder.layers.1.residual1[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(1808, 120), a.Slice(2656, 120), a.Slice(2784, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(1680, 120), a.Slice(2400, 120), a.Slice(2528, 120));
             // encoder layer 1 · norm2 (pre-LN) · encoder.layers.1.residual1[10, 12] → encoder.layers.1.ln2[10, 12], encoder.layers.1.ln2_mean[10], encoder.layers.1.ln2_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2784, 120), p.Slice(2576, 12), p.Slice(2592, 12), a.Slice(2912, 120), a.Slice(3040, 10), a.Slice(3056, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(2528, 120), p.Slice(2576, 12), p.Slice(2592, 12), a.Slice(2400, 120), a.Slice(2656, 10), a.Slice(2672, 10), 10, 12);
             // encoder layer 1 · feed-forward linear1 · encoder.layers.1.ln2[10, 12] → encoder.layers.1.ffn_hidden[10, 20]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2912, 120), p.Slice(2016, 240), p.Slice(2256, 20), a.Slice(3072, 200), 10, 12, 20);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2400, 120), p.Slice(2016, 240), p.Slice(2256, 20), a.Slice(2688, 200), 10, 12, 20);
             // encoder layer 1 · GELU · encoder.layers.1.ffn_hidden[10, 20] → encoder.layers.1.ffn_activated[10, 20]
-            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(3072, 200), a.Slice(3280, 200));
+            global::TransformerGen.Kernels.Activations.GeluForward(a.Slice(2688, 200), a.Slice(2896, 200));
             // encoder layer 1 · feed-forward linear2 · encoder.layers.1.ffn_activated[10, 20] → encoder.layers.1.ffn_output[10, 12]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3280, 200), p.Slice(2288, 240), p.Slice(2528, 12), a.Slice(3488, 120), 10, 20, 12);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(2896, 200), p.Slice(2288, 240), p.Slice(2528, 12), a.Slice(3104, 120), 10, 20, 12);
             // encoder layer 1 · residual connection around the feed-forward network · encoder.layers.1.residual1[10, 12], encoder.layers.1.ffn_output[10, 12] → encoder.layers.1.output[10, 12]
-            global::TransformerGen.Kernels.Residual.Add(a.Slice(2784, 120), a.Slice(3488, 120), a.Slice(3616, 120));
+            global::TransformerGen.Kernels.Residual.Add(a.Slice(2528, 120), a.Slice(3104, 120), a.Slice(3232, 120));
         }
 
         /// <summary>Backward pass of encoder layer 1: adds into the gradients of its parameters and inputs.</summary>
@@ -346,23 +346,23 @@ namespace Snapshots
             // encoder layer 1 · residual connection around the feed-forward network · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(176, 120), da.Slice(0, 120), da.Slice(304, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 1 · feed-forward linear2 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(304, 120), a.Slice(3280, 200), p.Slice(2288, 240), da.Slice(432, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(304, 120), a.Slice(2896, 200), p.Slice(2288, 240), da.Slice(432, 200), dp.Slice(2288, 240), dp.Slice(2528, 12), 10, 20, 12, overwriteDx: true);
             // encoder layer 1 · GELU · backward
-            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(432, 200), a.Slice(3072, 200), a.Slice(3280, 200), da.Slice(128, 200), overwriteDx: true);
+            global::TransformerGen.Kernels.Activations.GeluBackward(da.Slice(432, 200), a.Slice(2688, 200), a.Slice(2896, 200), da.Slice(128, 200), overwriteDx: true);
             // encoder layer 1 · feed-forward linear1 · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 200), a.Slice(2912, 120), p.Slice(2016, 240), da.Slice(336, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(128, 200), a.Slice(2400, 120), p.Slice(2016, 240), da.Slice(336, 120), dp.Slice(2016, 240), dp.Slice(2256, 20), 10, 12, 20, overwriteDx: true);
             // encoder layer 1 · norm2 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(336, 120), a.Slice(2784, 120), p.Slice(2576, 12), a.Slice(3040, 10), a.Slice(3056, 10), da.Slice(0, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(336, 120), a.Slice(2528, 120), p.Slice(2576, 12), a.Slice(2656, 10), a.Slice(2672, 10), da.Slice(0, 120), dp.Slice(2576, 12), dp.Slice(2592, 12), 10, 12);
             // encoder layer 1 · residual connection around self-attention · backward
             global::TransformerGen.Kernels.Residual.Backward(da.Slice(0, 120), da.Slice(128, 120), da.Slice(256, 120), overwriteDa: true, overwriteDb: true);
             // encoder layer 1 · attention output projection · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(2464, 120), p.Slice(1856, 144), da.Slice(0, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 120), a.Slice(2208, 120), p.Slice(1856, 144), da.Slice(0, 120), dp.Slice(1856, 144), dp.Slice(2000, 12), 10, 12, 12, overwriteDx: true);
             // encoder layer 1 · self-attention with padding mask within ±2 · backward
-            global::TransformerGen.Kernels.Attention.FlashBackward(da.Slice(0, 120), a.Slice(2096, 360), 36, a.Slice(2108, 348), a.Slice(2120, 336), 36, TokenPadding, a.Slice(2464, 120), a.Slice(2592, 60), da.Slice(256, 360), da.Slice(268, 348), da.Slice(280, 336), 2, 5, 5, 3, 4, causal: false, window: 2, overwriteDq: true, overwriteDkv: true);
+            global::TransformerGen.Kernels.Attention.FlashBackward(da.Slice(0, 120), a.Slice(1840, 360), 36, a.Slice(1852, 348), a.Slice(1864, 336), 36, TokenPadding, a.Slice(2208, 120), a.Slice(2336, 60), da.Slice(256, 360), da.Slice(268, 348), da.Slice(280, 336), 2, 5, 5, 3, 4, causal: false, window: 2, overwriteDq: true, overwriteDkv: true);
             // encoder layer 1 · Q, K, V projections · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 360), a.Slice(1936, 120), p.Slice(1376, 432), da.Slice(0, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(256, 360), a.Slice(1552, 120), p.Slice(1376, 432), da.Slice(0, 120), dp.Slice(1376, 432), dp.Slice(1808, 36), 10, 12, 36, overwriteDx: true);
             // encoder layer 1 · norm1 (pre-LN) · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(1808, 120), p.Slice(2544, 12), a.Slice(2064, 10), a.Slice(2080, 10), da.Slice(128, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(0, 120), a.Slice(1680, 120), p.Slice(2544, 12), a.Slice(1808, 10), a.Slice(1824, 10), da.Slice(128, 120), dp.Slice(2544, 12), dp.Slice(2560, 12), 10, 12);
         }
 
         /// <summary>Exact-length inference of encoder layer 1 for <paramref name="n"/> tokens: up to Batch sequences laid end to end, without padding.</summary>
@@ -398,13 +398,13 @@ namespace Snapshots
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
             // head · final LayerNorm · encoder.layers.1.output[10, 12] → head.norm_f[10, 12], head.norm_f_mean[10], head.norm_f_rstd[10]
-            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3616, 120), p.Slice(2608, 12), p.Slice(2624, 12), a.Slice(3744, 120), a.Slice(3872, 10), a.Slice(3888, 10), 10, 12);
+            global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3232, 120), p.Slice(2608, 12), p.Slice(2624, 12), a.Slice(3104, 120), a.Slice(3360, 10), a.Slice(3376, 10), 10, 12);
             // head · first-token pooling · head.norm_f[10, 12] → head.pooled[2, 12]
-            global::TransformerGen.Kernels.Pooling.FirstForward(a.Slice(3744, 120), a.Slice(3904, 24), 2, 5, 12);
+            global::TransformerGen.Kernels.Pooling.FirstForward(a.Slice(3104, 120), a.Slice(3392, 24), 2, 5, 12);
             // head · classification head · head.pooled[2, 12] → head.logits[2, 3]
-            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3904, 24), p.Slice(2640, 36), p.Slice(2688, 3), a.Slice(3936, 6), 2, 12, 3);
+            global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3392, 24), p.Slice(2640, 36), p.Slice(2688, 3), a.Slice(3104, 6), 2, 12, 3);
             // head · softmax and cross-entropy · head.logits[2, 3] → head.probabilities[2, 3]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3936, 6), Targets, a.Slice(3952, 6), 2, 3, 0f);
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3104, 6), Targets, a.Slice(3120, 6), 2, 3, 0f);
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>
@@ -415,14 +415,14 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(3952, 6), Targets, da.Slice(0, 6), 2, 3, 0f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(3120, 6), Targets, da.Slice(0, 6), 2, 3, 0f, overwriteDLogits: true);
             // head · classification head · backward
-            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 6), a.Slice(3904, 24), p.Slice(2640, 36), da.Slice(16, 24), dp.Slice(2640, 36), dp.Slice(2688, 3), 2, 12, 3, overwriteDx: true);
+            global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 6), a.Slice(3392, 24), p.Slice(2640, 36), da.Slice(16, 24), dp.Slice(2640, 36), dp.Slice(2688, 3), 2, 12, 3, overwriteDx: true);
             // head · first-token pooling · backward
             da.Slice(48, 120).Clear(); // head.norm_f: its gradient starts here
             global::TransformerGen.Kernels.Pooling.FirstBackward(da.Slice(16, 24), da.Slice(48, 120), 2, 5, 12);
             // head · final LayerNorm · backward
-            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(48, 120), a.Slice(3616, 120), p.Slice(2608, 12), a.Slice(3872, 10), a.Slice(3888, 10), da.Slice(176, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12, overwriteDx: true);
+            global::TransformerGen.Kernels.LayerNorm.Backward(da.Slice(48, 120), a.Slice(3232, 120), p.Slice(2608, 12), a.Slice(3360, 10), a.Slice(3376, 10), da.Slice(176, 120), dp.Slice(2608, 12), dp.Slice(2624, 12), 10, 12, overwriteDx: true);
         }
 
         /// <summary>Exact-length inference of the head for <paramref name="n"/> tokens: up to Batch sequences laid end to end, without padding.</summary>

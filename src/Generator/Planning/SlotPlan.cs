@@ -3,30 +3,37 @@ using System.Collections.Generic;
 namespace TransformerGen.Generator
 {
     /// <summary>
-    /// Stage 4, the backward pass's half: where each activation's gradient lives while the backward pass runs. A gradient
-    /// is live from the first operation of the pass that touches it (reads it, adds into it or stores it) to the last,
-    /// and a seeded one (the caller's gradient of the output) from before the pass. A slot is free again after the
-    /// operation that touches its gradient last, and is handed out first fit, in the order the pass runs. The buffer then
-    /// holds about one layer's gradients and the few that cross layers (the residual stream's, an encoder output's that
-    /// every cross-attention adds into), not one gradient per activation: the activations themselves all stay, since the
-    /// backward pass reads them. Nothing is assumed about a slot's contents: the emitter clears each gradient, or lets its
-    /// first operation store it whole, before anything adds into it.
-    /// Offsets are multiples of <see cref="MemoryPlan.Alignment"/> floats.
+    /// Stage 4 for the training buffers whose tensors need memory only while live: where each tensor lies in its buffer,
+    /// given the order a pass runs its operations and which tensors each touches (reads, adds into or stores). A tensor
+    /// is live from the first operation that touches it to the last; a tensor given as <c>before</c> is live from before
+    /// the first operation, and one given as <c>kept</c> until after the last. A slot is free again after the operation
+    /// that touches its tensor last, and slots are handed out first fit in the order the operations run.
     /// </summary>
-    internal sealed class GradientPlan
+    /// <remarks>
+    /// Two plans use it. The activations of the forward pass (kept: those the backward pass reads or the runtime shows,
+    /// such as the logits): a sub-layer's output that only its residual sum reads is dead once the sum is made, and the
+    /// next layer's takes its slot. The activations' gradients in the backward pass (before: a gradient the caller seeds):
+    /// each layer's reuse the slots of the layer after it. Nothing is assumed about a slot's contents: every activation is
+    /// written by the forward operation that makes it before anything reads it, and the emitter clears each gradient, or
+    /// lets its first operation store it whole, before anything adds into it.
+    /// Offsets are multiples of <see cref="MemoryPlan.Alignment"/> floats.
+    /// </remarks>
+    internal sealed class SlotPlan
     {
+        private const int End = int.MaxValue;
+
         private readonly Dictionary<TensorDef, long> _offsets = new();
         private readonly Dictionary<TensorDef, (int First, int Last)> _live = new();
 
         /// <param name="touched">
-        /// For each operation of the backward pass in the order it runs, the activations (whole tensors, not views) whose
-        /// gradients its backward touches.
+        /// For each operation of the pass in the order it runs, the tensors (whole tensors, not views) it touches.
         /// </param>
-        /// <param name="seeded">Gradients written before the pass starts (live from its start).</param>
-        public GradientPlan(IReadOnlyList<IReadOnlyList<TensorDef>> touched, IEnumerable<TensorDef> seeded)
+        /// <param name="before">Tensors written before the pass starts (live from its start).</param>
+        /// <param name="kept">Tensors read after the pass (live to its end, once touched).</param>
+        public SlotPlan(IReadOnlyList<IReadOnlyList<TensorDef>> touched, IEnumerable<TensorDef> before, IEnumerable<TensorDef> kept)
         {
             var order = new List<TensorDef>();
-            foreach (TensorDef t in seeded)
+            foreach (TensorDef t in before)
                 if (!_live.ContainsKey(t))
                 {
                     _live[t] = (-1, -1);
@@ -42,6 +49,8 @@ namespace TransformerGen.Generator
                         order.Add(t);
                     }
                 }
+            foreach (TensorDef t in kept)
+                if (_live.TryGetValue(t, out (int First, int Last) span)) _live[t] = (span.First, End);
 
             // Free ranges [start, end), kept sorted and merged; Count is the high-water mark.
             var free = new List<(long Start, long End)>();
@@ -55,6 +64,7 @@ namespace TransformerGen.Generator
                     TensorDef t = order[next];
                     _offsets[t] = Take(free, Align(t.Elements), ref top);
                     int last = _live[t].Last;
+                    if (last == End) continue;
                     if (!dying.TryGetValue(last, out List<TensorDef>? list)) dying[last] = list = [];
                     list.Add(t);
                 }
@@ -64,15 +74,21 @@ namespace TransformerGen.Generator
             Count = top;
         }
 
-        /// <summary>Floats of the activation-gradient buffer: the most that is live at once, with alignment.</summary>
+        /// <summary>Floats of the buffer: the most that is live at once, with alignment.</summary>
         public long Count { get; }
 
-        /// <summary>Where a tensor's gradient starts (a view's: its parent's plus its own offset).</summary>
+        /// <summary>Whether the plan places <paramref name="t"/> (or the tensor it is a view of): the pass touches it, or it is live before it.</summary>
+        public bool Places(TensorDef t) => t.Parent is { } parent ? Places(parent) : _offsets.ContainsKey(t);
+
+        /// <summary>Where a tensor starts (a view's: its parent's plus its own offset).</summary>
         public long OffsetOf(TensorDef t) => t.Parent is { } parent ? OffsetOf(parent) + t.ViewOffset : _offsets[t];
 
-        /// <summary>Whether the gradient of <paramref name="t"/> (or of the tensor it is a view of) is live during backward operation <paramref name="op"/>.</summary>
+        /// <summary>Whether <paramref name="t"/> (or the tensor it is a view of) is live during operation <paramref name="op"/>.</summary>
         public bool IsLiveAt(TensorDef t, int op) =>
             t.Parent is { } parent ? IsLiveAt(parent, op) : _live.TryGetValue(t, out (int First, int Last) span) && span.First <= op && op <= span.Last;
+
+        /// <summary>Whether <paramref name="t"/> (or the tensor it is a view of) stays live to the end of the pass.</summary>
+        public bool IsKept(TensorDef t) => IsLiveAt(t, End);
 
         private static long Align(long n) => (n + MemoryPlan.Alignment - 1) / MemoryPlan.Alignment * MemoryPlan.Alignment;
 

@@ -7,24 +7,27 @@ using Xunit;
 namespace TransformerGen.Generator.Tests;
 
 /// <summary>
-/// Where the backward pass keeps the gradients of activations (<see cref="GradientPlan"/>): a slot for each while it is
-/// live, reused once it is dead, so the buffer holds about one layer's gradients; and what that does to the models the
-/// generator writes. That the gradients themselves are unchanged is shown by every gradient test of the models (finite
-/// differences, libtorch), which run on this layout.
+/// Where training keeps activations and their gradients (<see cref="SlotPlan"/>): a slot for each while it is live,
+/// reused once it is dead (an activation the backward pass reads is live to the end), so the gradient buffer holds about
+/// one layer's gradients and the workspace drops the sub-layer outputs that only a residual sum reads; and what that does
+/// to the models the generator writes. That values and gradients are unchanged is shown by every test of the models
+/// (finite differences, libtorch), which run on this layout.
 /// </summary>
-public class GradientPlanTests
+public class SlotPlanTests
 {
     private static TensorDef Activation(string name, long elements) => new(name, TensorKind.Activation, [elements]);
 
-    private static GradientPlan Plan(IEnumerable<TensorDef>? seeded = null, params TensorDef[][] touched) =>
-        new(touched.Select(op => (IReadOnlyList<TensorDef>)op).ToList(), seeded ?? []);
+    private static SlotPlan Plan(IEnumerable<TensorDef>? seeded = null, params TensorDef[][] touched) => PlanKeeping(seeded, [], touched);
+
+    private static SlotPlan PlanKeeping(IEnumerable<TensorDef>? seeded, IEnumerable<TensorDef> kept, params TensorDef[][] touched) =>
+        new(touched.Select(op => (IReadOnlyList<TensorDef>)op).ToList(), seeded ?? [], kept);
 
     [Fact]
     public void A_dead_gradients_slot_is_reused_and_live_ones_never_share()
     {
         TensorDef a = Activation("a", 100), b = Activation("b", 100), c = Activation("c", 100);
         // op 0: a → b; op 1: b → c. a dies after op 0, so c takes its slot; b is live beside both.
-        GradientPlan plan = Plan(null, [a, b], [b, c]);
+        SlotPlan plan = Plan(null, [a, b], [b, c]);
         Assert.Equal(0, plan.OffsetOf(a));
         Assert.Equal(112, plan.OffsetOf(b)); // 100 floats aligned to 16
         Assert.Equal(0, plan.OffsetOf(c));
@@ -34,10 +37,23 @@ public class GradientPlanTests
     }
 
     [Fact]
+    public void A_kept_tensor_keeps_its_slot_to_the_end()
+    {
+        TensorDef kept = Activation("kept", 50), passing = Activation("passing", 50), later = Activation("later", 50);
+        // op 0 makes kept and passing; op 1 reads them; op 2 makes later, which may take passing's slot but not kept's.
+        SlotPlan plan = PlanKeeping(null, [kept], [kept, passing], [kept, passing], [later]);
+        Assert.Equal(plan.OffsetOf(passing), plan.OffsetOf(later));
+        Assert.NotEqual(plan.OffsetOf(kept), plan.OffsetOf(later));
+        Assert.True(plan.IsKept(kept) && plan.IsLiveAt(kept, 2));
+        Assert.False(plan.IsKept(passing) || plan.IsKept(later));
+        Assert.Equal(128, plan.Count);
+    }
+
+    [Fact]
     public void A_seeded_gradient_is_live_from_before_the_pass()
     {
         TensorDef logits = Activation("logits", 40), x = Activation("x", 40), y = Activation("y", 40);
-        GradientPlan plan = Plan([logits], [x], [logits, y]);
+        SlotPlan plan = Plan([logits], [x], [logits, y]);
         // x would have taken offset 0 were logits not live from the start.
         Assert.Equal(0, plan.OffsetOf(logits));
         Assert.NotEqual(plan.OffsetOf(logits), plan.OffsetOf(x));
@@ -51,7 +67,7 @@ public class GradientPlanTests
     {
         TensorDef filler = Activation("filler", 64), qkv = Activation("qkv", 96);
         TensorDef keys = TensorDef.View(qkv, 32, 32);
-        GradientPlan plan = Plan(null, [filler, qkv]);
+        SlotPlan plan = Plan(null, [filler, qkv]);
         Assert.Equal(plan.OffsetOf(qkv) + 32, plan.OffsetOf(keys));
         Assert.True(plan.IsLiveAt(keys, 0));
         Assert.False(plan.IsLiveAt(keys, 1));
@@ -68,7 +84,8 @@ public class GradientPlanTests
             TensorDef[][] touched = Enumerable.Range(0, ops)
                 .Select(_ => tensors.Where(_ => rng.NextDouble() < 0.15).ToArray()).ToArray();
             TensorDef[] seeded = tensors.Where(_ => rng.NextDouble() < 0.05).ToArray();
-            GradientPlan plan = Plan(seeded, touched);
+            TensorDef[] kept = tensors.Where(_ => rng.NextDouble() < 0.2).ToArray();
+            SlotPlan plan = PlanKeeping(seeded, kept, touched);
 
             long mostLive = 0;
             for (int op = -1; op < ops; op++)
@@ -83,7 +100,9 @@ public class GradientPlanTests
                 Assert.All(spans, s => Assert.True(s.Start % 16 == 0 && s.End <= plan.Count));
                 mostLive = Math.Max(mostLive, live.Sum(t => (t.Elements + 15) / 16 * 16));
             }
-            // Never less than what is live at once, never more than a slot for every gradient.
+            // What is kept and was touched is live at the end.
+            Assert.All(kept.Where(t => touched.Any(o => o.Contains(t)) || seeded.Contains(t)), t => Assert.True(plan.IsKept(t)));
+            // Never less than what is live at once, never more than a slot for every tensor.
             Assert.InRange(plan.Count, mostLive, tensors.Where(t => seeded.Contains(t) || touched.Any(o => o.Contains(t))).Sum(t => (t.Elements + 15) / 16 * 16));
         }
     }
@@ -120,5 +139,30 @@ public class GradientPlanTests
         Assert.Equal(two, six);
         Assert.True(sixActivations > 2.5 * twoActivations, $"activations {twoActivations} → {sixActivations}");
         Assert.True(two < twoActivations / 2, $"gradients {two} of {twoActivations} activation floats");
+    }
+
+    [Fact]
+    public void A_sub_layer_output_only_its_residual_sum_reads_gives_its_slot_to_later_activations()
+    {
+        string source = GeneratorHarness.RunClean(Model("Vocab = 11, DModel = 12, Heads = 3, DFF = 20, SeqLen = 7, Batch = 2, Layers = 3")).GeneratedSource;
+        string[] lines = source.Split('\n');
+        // The forward passes' lines in the order they run (their methods are written in stage order).
+        List<string> Pass(string summary) => lines
+            .Select((line, index) => (line, index))
+            .Where(x => x.line.Contains("/// <summary>" + summary))
+            .SelectMany(x => lines.Skip(x.index + 1).TakeWhile(l => !l.Contains("/// <summary>")))
+            .ToList();
+        List<string> forward = Pass("Forward pass of");
+        Assert.NotEmpty(forward);
+        foreach (string role in new[] { "attention output projection", "feed-forward linear2" })
+        {
+            int at = forward.FindIndex(l => l.Contains($"// layer 0 · {role} ·"));
+            string slice = Regex.Matches(forward[at + 1], @"a\.Slice\(\d+, \d+\)").Last().Value; // the product's output
+            string start = slice.Substring(0, slice.IndexOf(',') + 1);
+            // Its residual sum reads it next, and a later forward line puts another activation in its slot.
+            Assert.Contains("residual", forward[at + 2]);
+            Assert.Contains(slice, forward[at + 3]);
+            Assert.Contains(forward.Skip(at + 4), l => l.Contains(start));
+        }
     }
 }
