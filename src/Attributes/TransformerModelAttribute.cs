@@ -139,6 +139,15 @@ namespace TransformerGen
         /// probabilities that <c>AttentionMap</c> reads.
         /// </summary>
         public AttentionKernel AttentionKernel { get; set; } = AttentionKernel.Auto;
+
+        /// <summary>
+        /// When true, training does not keep the feed-forward network's activation output (ReLU, GELU, SiLU, or SwiGLU's
+        /// gated product) between the passes: the backward pass computes it again from the input it keeps anyway, just
+        /// before the layers that read it. The gradients are the same bits; the training workspace holds one
+        /// <c>[tokens, DFF]</c> tensor less per layer (about a quarter of a GPT layer's activations) for one more
+        /// elementwise pass per layer. Off by default.
+        /// </summary>
+        public bool RecomputeActivations { get; set; }
     }
 
     /// <summary>How training attention computes its backward pass, and so what memory it holds between the passes.</summary>

@@ -34,10 +34,18 @@ namespace TransformerGen.Generator
                         PassWalk walk = Walk();
                         _fresh = walk.First.TryGetValue(op, out List<TensorDef>? first) ? [.. first] : [];
                         _backwardIndex = walk.BackwardIndex[op];
+                        _inBackward = true;
                         Backward(op, lines);
                         lines.InsertRange(0, _fresh.Select(t => $"{G(t)}.Clear(); // {t.Name}: its gradient starts here"));
+                        List<string> again = Recompute(op).ToList();
+                        _inBackward = false;
                         _fresh = null;
                         _backwardIndex = -1;
+                        if (again.Count > 0)
+                        {
+                            // Written above the op's own comment: a block of its own.
+                            body.AddRange(again);
+                        }
                         break;
                     default: Infer(op, stage, lines); break;
                 }
@@ -149,6 +157,7 @@ namespace TransformerGen.Generator
         {
             if (t.Kind != TensorKind.Activation)
                 return Slice(t.Kind == TensorKind.Parameter ? ParameterLocal(t) : "c", _plan.OffsetOf(t), t.Elements);
+            if (_inBackward && Recomputed().TryGetValue(Root(t), out Recomputation? again)) return Again(t, again);
             if (_valuesUsed is not null)
             {
                 // A walk only records which activations an op touches; where they live is decided from that afterwards.
@@ -184,23 +193,99 @@ namespace TransformerGen.Generator
 
         private static TensorDef Root(TensorDef t) => t.Parent is { } parent ? Root(parent) : t;
 
+        /// <summary>An activation the backward pass computes again (RecomputeActivations): the op that makes it, and its copy in the backward pass's buffer.</summary>
+        private sealed class Recomputation(Op producer, TensorDef copy)
+        {
+            public Op Producer { get; } = producer;
+            public TensorDef Copy { get; } = copy;
+        }
+
+        private Dictionary<TensorDef, Recomputation>? _recomputed;
+
+        /// <summary>
+        /// With RecomputeActivations, the outputs of the elementwise activations (ReLU, GELU, SiLU, SwiGLU's gated product)
+        /// that the runtime does not show: their own backward keeps their input anyway, so the output can be made again.
+        /// </summary>
+        private Dictionary<TensorDef, Recomputation> Recomputed()
+        {
+            if (_recomputed is not null) return _recomputed;
+            _recomputed = [];
+            if (!_spec.RecomputeActivations.Value) return _recomputed;
+            var shown = new HashSet<TensorDef>(Shown().Select(Root));
+            foreach (Op op in _graph.Ops)
+            {
+                TensorDef? output = op switch { ActivationOp a => a.Output, SwiGluOp g => g.Output, _ => null };
+                if (output is null || output.Parent is not null || shown.Contains(output)) continue;
+                _recomputed[output] = new Recomputation(op, new TensorDef(output.Name + " (recomputed)", TensorKind.Activation, output.Shape));
+            }
+            return _recomputed;
+        }
+
+        /// <summary>
+        /// A recomputed activation as the backward pass reads it: its copy in the backward pass's buffer. The first backward
+        /// op to read it makes it (the walk notes where; see <see cref="Recompute"/>).
+        /// </summary>
+        private string Again(TensorDef t, Recomputation again)
+        {
+            long offset = t.Parent is null ? 0 : t.ViewOffset;
+            if (_gradientsUsed is not null)
+            {
+                _gradientsUsed.Add(again.Copy);
+                if (_recomputeAt is not null && _walkingOp is not null && _recomputeIn.Add(again.Copy))
+                {
+                    // The first backward op to read it: the forward op runs again just before it, its output in the copy.
+                    if (!_recomputeAt.TryGetValue(_walkingOp, out List<TensorDef>? list)) _recomputeAt[_walkingOp] = list = [];
+                    list.Add(Root(t));
+                    Forward(again.Producer, []);
+                }
+                return Slice("da", offset, t.Elements);
+            }
+            SlotPlan backward = Walk().Gradients;
+            if (!backward.IsLiveAt(again.Copy, _backwardIndex))
+                throw new System.InvalidOperationException($"the recomputed {t.Name} is used outside the backward operations the walk found for it");
+            return Slice("da", backward.OffsetOf(again.Copy) + offset, t.Elements);
+        }
+
+        /// <summary>The lines that make again, just before <paramref name="op"/>'s backward, the activations it is the first to read.</summary>
+        private IEnumerable<string> Recompute(Op op)
+        {
+            if (!Walk().RecomputeAt.TryGetValue(op, out List<TensorDef>? outputs)) yield break;
+            foreach (TensorDef t in outputs)
+            {
+                Op producer = Recomputed()[t].Producer;
+                var lines = new List<string>();
+                Forward(producer, lines);
+                yield return $"// {Where(producer.Stage)} · {producer.Title} · {t.Name} computed again (RecomputeActivations)";
+                foreach (string line in lines) yield return line;
+            }
+        }
+
         /// <summary>
         /// What the walks of the training passes find: each op's index in the forward and in the backward pass (in the
         /// order ForwardCore and BackwardCore run them), the activations whose gradients each backward op is the first
         /// to touch, where every activation lives in the training workspace and every activation gradient in its buffer.
         /// </summary>
-        private sealed class PassWalk(Dictionary<Op, int> forward, Dictionary<Op, int> backward, Dictionary<Op, List<TensorDef>> first, SlotPlan activations, SlotPlan gradients)
+        private sealed class PassWalk(Dictionary<Op, int> forward, Dictionary<Op, int> backward, Dictionary<Op, List<TensorDef>> first,
+            Dictionary<Op, List<TensorDef>> recomputeAt, SlotPlan activations, SlotPlan gradients)
         {
             public Dictionary<Op, int> ForwardIndex { get; } = forward;
+            /// <summary>The activations each backward op is the first to read again (RecomputeActivations), made just before it.</summary>
+            public Dictionary<Op, List<TensorDef>> RecomputeAt { get; } = recomputeAt;
             public Dictionary<Op, int> BackwardIndex { get; } = backward;
             public Dictionary<Op, List<TensorDef>> First { get; } = first;
             public SlotPlan Activations { get; } = activations;
             public SlotPlan Gradients { get; } = gradients;
         }
 
-        // While Walk runs: the activations whose values, and whose gradients, the current op touches.
+        // While Walk runs: the activations whose values, and whose gradients, the current op touches; in its backward
+        // half, the op being walked, where each recomputed activation is first read, and the copies already placed.
         private List<TensorDef>? _valuesUsed;
         private List<TensorDef>? _gradientsUsed;
+        private Op? _walkingOp;
+        private Dictionary<Op, List<TensorDef>>? _recomputeAt;
+        private readonly HashSet<TensorDef> _recomputeIn = [];
+        // True while a backward op is walked or written: a recomputed activation is then read from its copy.
+        private bool _inBackward;
         private PassWalk? _walk;
         // While WriteStage writes one op of a training pass: its index in that pass (-1 otherwise); and, in the backward
         // pass, the gradients it is the first to touch that still need a clear.
@@ -258,17 +343,26 @@ namespace TransformerGen.Generator
             var gradientsTouched = new List<IReadOnlyList<TensorDef>>();
             var seen = new HashSet<TensorDef>();
             var backwardReads = new HashSet<TensorDef>();
+            var recomputeAt = new Dictionary<Op, List<TensorDef>>();
+            var copies = new HashSet<TensorDef>(Recomputed().Values.Select(r => r.Copy));
+            _recomputeAt = recomputeAt;
+            _inBackward = true;
             foreach (Op op in BackwardOps())
             {
                 _gradientsUsed = [];
                 _valuesUsed = [];
+                _walkingOp = op;
                 Backward(op, []);
                 backwardIndex[op] = gradientsTouched.Count;
                 gradientsTouched.Add(_gradientsUsed.Distinct().ToList());
                 backwardReads.UnionWith(_valuesUsed);
-                List<TensorDef> fresh = _gradientsUsed.Where(t => !t.SeededGradient && seen.Add(t)).ToList();
+                // A recomputed copy is written whole before it is read: it is no gradient to clear.
+                List<TensorDef> fresh = _gradientsUsed.Where(t => !t.SeededGradient && !copies.Contains(t) && seen.Add(t)).ToList();
                 if (fresh.Count > 0) first[op] = fresh;
             }
+            _inBackward = false;
+            _walkingOp = null;
+            _recomputeAt = null;
             var forwardIndex = new Dictionary<Op, int>();
             var valuesTouched = new List<IReadOnlyList<TensorDef>>();
             foreach (Op op in ForwardOps())
@@ -285,7 +379,7 @@ namespace TransformerGen.Generator
             foreach (TensorDef t in backwardReads)
                 if (!activations.Places(t)) throw new System.InvalidOperationException($"the backward pass reads {t.Name}, which no forward op touches");
             var gradients = new SlotPlan(gradientsTouched, _graph.Tensors.Where(t => t.SeededGradient), []);
-            return _walk = new PassWalk(forwardIndex, backwardIndex, first, activations, gradients);
+            return _walk = new PassWalk(forwardIndex, backwardIndex, first, recomputeAt, activations, gradients);
         }
 
         /// <summary>

@@ -43,6 +43,8 @@ namespace TransformerGen.Generator
 
         /// <summary>The <c>AttentionKernel</c> argument: stored probabilities, tiles, or chosen by length (Auto).</summary>
         public Argument<int> AttentionKernel { get; init; }
+        /// <summary>The <c>RecomputeActivations</c> argument: the backward pass recomputes activation outputs instead of keeping them.</summary>
+        public Argument<bool> RecomputeActivations { get; init; }
 
         /// <summary>The <c>Sequences</c> argument: a decoder-only model's key/value cache slots (0: Batch).</summary>
         public Argument<int> Sequences { get; init; }

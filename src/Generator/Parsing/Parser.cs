@@ -39,6 +39,7 @@ namespace TransformerGen.Generator
             var weightType = new Argument<int>(EnumValues.Float32, null);
             var attentionKernel = new Argument<int>(EnumValues.AutoAttention, null);
             Argument<int> sequences = default;
+            Argument<bool> recompute = default;
             Argument<string?> weights = default, config = default;
 
             foreach (KeyValuePair<string, TypedConstant> named in attribute.NamedArguments)
@@ -78,6 +79,7 @@ namespace TransformerGen.Generator
                     case "WeightType": weightType = Int(value, where); break;
                     case "AttentionKernel": attentionKernel = Int(value, where); break;
                     case "Sequences": sequences = Int(value, where); break;
+                    case "RecomputeActivations": recompute = new Argument<bool>((bool)value.Value!, where); break;
                     case "Weights": weights = new Argument<string?>((string)value.Value!, where); break;
                     case "Config": config = new Argument<string?>((string)value.Value!, where); break;
                 }
@@ -92,7 +94,7 @@ namespace TransformerGen.Generator
                 LocationInfo.From(attributeSyntax) ?? LocationInfo.From(node.Identifier.GetLocation()),
                 architecture, vocab, dModel, heads, layers, dff, seqLen, batch, positional, norm, activation,
                 dropout, labelSmoothing, tied, encoderLayers, decoderLayers, targetVocab, targetSeqLen,
-                padToken, bosToken, eosToken, scaleEmbeddings, window, classes, head, pooling, weights) { Config = config, WeightType = weightType, AttentionKernel = attentionKernel, Sequences = sequences };
+                padToken, bosToken, eosToken, scaleEmbeddings, window, classes, head, pooling, weights) { Config = config, WeightType = weightType, AttentionKernel = attentionKernel, Sequences = sequences, RecomputeActivations = recompute };
         }
 
         private static Argument<int> Int(TypedConstant value, LocationInfo? where) =>

@@ -108,8 +108,9 @@ public sealed class ModelLayout
     /// <summary>Floats in the training workspace (activations kept for backward).</summary>
     public int ActivationCount { get; }
     /// <summary>
-    /// Floats of the activations' gradients in the backward pass: each has a slot while it is live, which later ones reuse,
-    /// so this is about one layer's worth rather than <see cref="ActivationCount"/>.
+    /// Floats of the backward pass's buffer: the activations' gradients, each in a slot while it is live, which later ones
+    /// reuse (about one layer's worth rather than <see cref="ActivationCount"/>), and, with <c>RecomputeActivations</c>,
+    /// the activation outputs it computes again while it needs them.
     /// </summary>
     public int ActivationGradientCount { get; init; }
     /// <summary>Where the gradient of the logits (the output a model without a loss of its own is seeded with) starts in the activation gradients.</summary>

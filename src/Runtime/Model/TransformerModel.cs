@@ -738,7 +738,7 @@ public abstract partial class TransformerModel : ITrainableParameters
     protected Span<float> GradientBuffer => _gradients.Span;
     /// <summary>The training workspace: activations kept for the backward pass.</summary>
     protected Span<float> ActivationBuffer => _activations.Span;
-    /// <summary>Gradients of the activations, each in a slot of its own while the backward pass needs it (<see cref="ModelLayout.ActivationGradientCount"/>).</summary>
+    /// <summary>The backward pass's buffer: the activations' gradients, each in a slot while the pass needs it, and any activation it computes again (<see cref="ModelLayout.ActivationGradientCount"/>).</summary>
     protected Span<float> ActivationGradientBuffer => _activationGradients.Span;
     /// <summary>Fixed tables computed once (sinusoids, rotary angles).</summary>
     protected Span<float> ConstantBuffer => _constants.Span;
