@@ -193,6 +193,16 @@ namespace TransformerGen.Generator
 
         private static TensorDef Root(TensorDef t) => t.Parent is { } parent ? Root(parent) : t;
 
+        /// <summary>
+        /// Where the cross-entropy's forward writes the softmax: the logits' gradient, which the backward pass makes from it
+        /// in place (p − q, scaled), so the step holds one <c>[tokens, vocabulary]</c> tensor for both, not two.
+        /// </summary>
+        private string SoftmaxInGradient(CrossEntropyOp ce)
+        {
+            if (_valuesUsed is not null) return Slice("da", 0, ce.Logits.Elements); // walking: the slot is decided afterwards
+            return Slice("da", Walk().Gradients.OffsetOf(ce.Logits), ce.Logits.Elements);
+        }
+
         /// <summary>An activation the backward pass computes again (RecomputeActivations): the op that makes it, and its copy in the backward pass's buffer.</summary>
         private sealed class Recomputation(Op producer, TensorDef copy)
         {
@@ -345,6 +355,7 @@ namespace TransformerGen.Generator
             var backwardReads = new HashSet<TensorDef>();
             var recomputeAt = new Dictionary<Op, List<TensorDef>>();
             var copies = new HashSet<TensorDef>(Recomputed().Values.Select(r => r.Copy));
+            var softmax = new HashSet<TensorDef>(_graph.Ops.OfType<CrossEntropyOp>().Select(ce => Root(ce.Logits)));
             _recomputeAt = recomputeAt;
             _inBackward = true;
             foreach (Op op in BackwardOps())
@@ -356,8 +367,9 @@ namespace TransformerGen.Generator
                 backwardIndex[op] = gradientsTouched.Count;
                 gradientsTouched.Add(_gradientsUsed.Distinct().ToList());
                 backwardReads.UnionWith(_valuesUsed);
-                // A recomputed copy is written whole before it is read: it is no gradient to clear.
-                List<TensorDef> fresh = _gradientsUsed.Where(t => !t.SeededGradient && !copies.Contains(t) && seen.Add(t)).ToList();
+                // A recomputed copy is written whole before it is read, and the logits' gradient holds the forward's softmax:
+                // neither is cleared.
+                List<TensorDef> fresh = _gradientsUsed.Where(t => !t.SeededGradient && !copies.Contains(t) && !softmax.Contains(t) && seen.Add(t)).ToList();
                 if (fresh.Count > 0) first[op] = fresh;
             }
             _inBackward = false;
@@ -378,7 +390,8 @@ namespace TransformerGen.Generator
             // Whatever the backward pass reads, the forward pass made: nothing is read that no op wrote.
             foreach (TensorDef t in backwardReads)
                 if (!activations.Places(t)) throw new System.InvalidOperationException($"the backward pass reads {t.Name}, which no forward op touches");
-            var gradients = new SlotPlan(gradientsTouched, _graph.Tensors.Where(t => t.SeededGradient), []);
+            // Live from before the backward pass: a gradient the caller seeds, and the logits' gradient that holds the softmax.
+            var gradients = new SlotPlan(gradientsTouched, _graph.Tensors.Where(t => t.SeededGradient).Concat(softmax), []);
             return _walk = new PassWalk(forwardIndex, backwardIndex, first, recomputeAt, activations, gradients);
         }
 
@@ -528,7 +541,7 @@ namespace TransformerGen.Generator
                         : $"{Kernels}Pooling.FirstForward({V(pool.Input)}, {V(pool.Output)}, {Lit(pool.Batch)}, {Lit(pool.SeqLen)}, {c});");
                     break;
                 case CrossEntropyOp ce:
-                    lines.Add($"return {Kernels}CrossEntropy.Forward({V(ce.Logits)}, Targets, {V(ce.Probabilities)}, {Lit(ce.Logits.Shape[0])}, {Lit(ce.Logits.Width)}, {Lit(ce.LabelSmoothing)});");
+                    lines.Add($"return {Kernels}CrossEntropy.Forward({V(ce.Logits)}, Targets, {SoftmaxInGradient(ce)}, {Lit(ce.Logits.Shape[0])}, {Lit(ce.Logits.Width)}, {Lit(ce.LabelSmoothing)}); // the softmax goes where the backward pass turns it into the logits' gradient");
                     break;
             }
         }
@@ -627,7 +640,10 @@ namespace TransformerGen.Generator
                         : $"{Kernels}Pooling.FirstBackward({G(pool.Output)}, {G(pool.Input)}, {Lit(pool.Batch)}, {Lit(pool.SeqLen)}, {c});");
                     break;
                 case CrossEntropyOp ce:
-                    lines.Add($"{Kernels}CrossEntropy.Backward({V(ce.Probabilities)}, Targets, {G(ce.Logits)}, {Lit(ce.Logits.Shape[0])}, {Lit(ce.Logits.Width)}, {Lit(ce.LabelSmoothing)}{OverwriteArgument("overwriteDLogits", ce.Logits)});");
+                    // In place: the forward pass left the softmax in the logits' gradient, and this is its first (and only) use.
+                    if (_walk is not null && _walk.BackwardIndex[op] != 0)
+                        throw new System.InvalidOperationException("the cross-entropy's backward must run first: it turns the softmax into the logits' gradient in place");
+                    lines.Add($"{Kernels}CrossEntropy.Backward({G(ce.Logits)}, Targets, {G(ce.Logits)}, {Lit(ce.Logits.Shape[0])}, {Lit(ce.Logits.Width)}, {Lit(ce.LabelSmoothing)}, overwriteDLogits: true);");
                     break;
             }
         }

@@ -98,7 +98,11 @@ public static unsafe class CrossEntropy
     /// ignored rows get nothing. With <paramref name="overwriteDLogits"/> the gradient is stored instead, and ignored rows
     /// get 0.
     /// </summary>
-    /// <param name="probabilities">The softmax saved by forward <c>[n, vocab]</c>.</param>
+    /// <param name="probabilities">
+    /// The softmax saved by forward <c>[n, vocab]</c>. It may be <paramref name="dLogits"/> itself with
+    /// <paramref name="overwriteDLogits"/>: the gradient then replaces the softmax in place (each element read before it
+    /// is written), so a training step holds one <c>[n, vocab]</c> tensor for both.
+    /// </param>
     /// <param name="targets">Target ids <c>[n]</c>; negative = ignored.</param>
     /// <param name="dLogits">Gradient of the logits <c>[n, vocab]</c> (accumulated unless <paramref name="overwriteDLogits"/>).</param>
     /// <param name="n">Rows.</param>
@@ -113,6 +117,8 @@ public static unsafe class CrossEntropy
         SpanChecks.Length(probabilities.Length, (long)n * vocab, nameof(probabilities));
         SpanChecks.Length(targets.Length, n, nameof(targets));
         SpanChecks.Length(dLogits.Length, (long)n * vocab, nameof(dLogits));
+        if (probabilities.Overlaps(dLogits, out int shift) && (shift != 0 || !overwriteDLogits))
+            throw new ArgumentException("dLogits may be the probabilities themselves (in place, with overwriteDLogits), but must not otherwise overlap them", nameof(dLogits));
         CheckSmoothing(labelSmoothing);
         int count = CheckTargets(targets, vocab);
         if (count == 0)

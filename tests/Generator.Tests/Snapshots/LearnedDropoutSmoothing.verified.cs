@@ -37,7 +37,7 @@ namespace Snapshots
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const long ParameterCount = 2584;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 52436;
+        public const long TrainingBytes = 51988;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
         public const long InferenceBytes = 20820;
 
@@ -75,7 +75,7 @@ namespace Snapshots
                 new("norm_f.weight", new[] { 12 }, 2672, global::TransformerGen.WeightInit.Ones),
                 new("norm_f.bias", new[] { 12 }, 2688, global::TransformerGen.WeightInit.Zeros),
             },
-            parameterCount: 2704, activationCount: 4448, constantCount: 0,
+            parameterCount: 2704, activationCount: 4336, constantCount: 0,
             inferenceCount: 2016, keyValueCount: 480,
             logitsOffset: 4224, logitsLength: 110, inferenceLogitsOffset: 1984)
         {
@@ -404,12 +404,13 @@ namespace Snapshots
         {
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
+            global::System.Span<float> da = ActivationGradientBuffer;
             // head · final LayerNorm · layers.1.output[10, 12] → head.norm_f[10, 12], head.norm_f_mean[10], head.norm_f_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3808, 120), p.Slice(2672, 12), p.Slice(2688, 12), a.Slice(3936, 120), a.Slice(4192, 10), a.Slice(4208, 10), 10, 12);
             // head · LM head (tied to the token embedding) · head.norm_f[10, 12] → head.logits[10, 11]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3936, 120), p.Slice(0, 132), default, a.Slice(4224, 110), 10, 12, 11);
             // head · softmax and cross-entropy · head.logits[10, 11] → head.probabilities[10, 11]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(4224, 110), Targets, a.Slice(4336, 110), 10, 11, 0.1f);
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(4224, 110), Targets, da.Slice(0, 110), 10, 11, 0.1f); // the softmax goes where the backward pass turns it into the logits' gradient
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>
@@ -420,7 +421,7 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(4336, 110), Targets, da.Slice(0, 110), 10, 11, 0.1f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(da.Slice(0, 110), Targets, da.Slice(0, 110), 10, 11, 0.1f, overwriteDLogits: true);
             // head · LM head (tied to the token embedding) · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 110), a.Slice(3936, 120), p.Slice(0, 132), da.Slice(112, 120), dp.Slice(0, 132), default, 10, 12, 11, overwriteDx: true);
             // head · final LayerNorm · backward

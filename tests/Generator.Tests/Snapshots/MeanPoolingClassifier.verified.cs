@@ -394,6 +394,7 @@ namespace Snapshots
         {
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
+            global::System.Span<float> da = ActivationGradientBuffer;
             // head · final LayerNorm · encoder.layers.1.output[10, 12] → head.norm_f[10, 12], head.norm_f_mean[10], head.norm_f_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3424, 120), p.Slice(2608, 12), p.Slice(2624, 12), a.Slice(3296, 120), a.Slice(3552, 10), a.Slice(3568, 10), 10, 12);
             // head · mean pooling over non-pad tokens · head.norm_f[10, 12] → head.pooled[2, 12]
@@ -401,7 +402,7 @@ namespace Snapshots
             // head · classification head · head.pooled[2, 12] → head.logits[2, 3]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3584, 24), p.Slice(2640, 36), p.Slice(2688, 3), a.Slice(3296, 6), 2, 12, 3);
             // head · softmax and cross-entropy · head.logits[2, 3] → head.probabilities[2, 3]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3296, 6), Targets, a.Slice(3312, 6), 2, 3, 0f);
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3296, 6), Targets, da.Slice(0, 6), 2, 3, 0f); // the softmax goes where the backward pass turns it into the logits' gradient
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>
@@ -412,7 +413,7 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(3312, 6), Targets, da.Slice(0, 6), 2, 3, 0f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(da.Slice(0, 6), Targets, da.Slice(0, 6), 2, 3, 0f, overwriteDLogits: true);
             // head · classification head · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 6), a.Slice(3584, 24), p.Slice(2640, 36), da.Slice(16, 24), dp.Slice(2640, 36), dp.Slice(2688, 3), 2, 12, 3, overwriteDx: true);
             // head · mean pooling over non-pad tokens · backward

@@ -44,7 +44,7 @@ namespace Snapshots
         /// <summary>Target ids per Forward call: Batch · TargetSeqLen.</summary>
         public const int TargetTokensPerStep = 8;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 53364;
+        public const long TrainingBytes = 53044;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
         public const long InferenceBytes = 20340;
 
@@ -86,7 +86,7 @@ namespace Snapshots
                 new("decoder.layers.0.norm3.weight", new[] { 12 }, 3360, global::TransformerGen.WeightInit.Ones),
                 new("decoder.layers.0.norm3.bias", new[] { 12 }, 3376, global::TransformerGen.WeightInit.Zeros),
             },
-            parameterCount: 3392, activationCount: 4064, constantCount: 64,
+            parameterCount: 3392, activationCount: 3984, constantCount: 64,
             inferenceCount: 1408, keyValueCount: 216,
             logitsOffset: 3904, logitsLength: 72, inferenceLogitsOffset: 1392)
         {
@@ -483,10 +483,11 @@ namespace Snapshots
         {
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
+            global::System.Span<float> da = ActivationGradientBuffer;
             // head · LM head (tied to the token embedding) · decoder.layers.0.output[8, 12] → head.logits[8, 9]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3680, 96), p.Slice(1376, 108), default, a.Slice(3904, 72), 8, 12, 9);
             // head · softmax and cross-entropy · head.logits[8, 9] → head.probabilities[8, 9]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3904, 72), Targets, a.Slice(3984, 72), 8, 9, 0f);
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3904, 72), Targets, da.Slice(0, 72), 8, 9, 0f); // the softmax goes where the backward pass turns it into the logits' gradient
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>
@@ -497,7 +498,7 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(3984, 72), Targets, da.Slice(0, 72), 8, 9, 0f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(da.Slice(0, 72), Targets, da.Slice(0, 72), 8, 9, 0f, overwriteDLogits: true);
             // head · LM head (tied to the token embedding) · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 72), a.Slice(3680, 96), p.Slice(1376, 108), da.Slice(80, 96), dp.Slice(1376, 108), default, 8, 12, 9, overwriteDx: true);
         }

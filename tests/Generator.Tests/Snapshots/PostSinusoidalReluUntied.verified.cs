@@ -36,7 +36,7 @@ namespace Snapshots
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const long ParameterCount = 2632;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 49108;
+        public const long TrainingBytes = 48660;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
         public const long InferenceBytes = 21012;
 
@@ -72,7 +72,7 @@ namespace Snapshots
                 new("decoder.layers.1.norm2.bias", new[] { 12 }, 2592, global::TransformerGen.WeightInit.Zeros),
                 new("lm_head.weight", new[] { 11, 12 }, 2608, global::TransformerGen.WeightInit.Normal, 0.02f),
             },
-            parameterCount: 2752, activationCount: 3648, constantCount: 64,
+            parameterCount: 2752, activationCount: 3536, constantCount: 64,
             inferenceCount: 1952, keyValueCount: 480,
             logitsOffset: 3424, logitsLength: 110, inferenceLogitsOffset: 1920)
         {
@@ -385,10 +385,11 @@ namespace Snapshots
         {
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
+            global::System.Span<float> da = ActivationGradientBuffer;
             // head · LM head · layers.1.output[10, 12] → head.logits[10, 11]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3136, 120), p.Slice(2608, 132), default, a.Slice(3424, 110), 10, 12, 11);
             // head · softmax and cross-entropy · head.logits[10, 11] → head.probabilities[10, 11]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3424, 110), Targets, a.Slice(3536, 110), 10, 11, 0f);
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3424, 110), Targets, da.Slice(0, 110), 10, 11, 0f); // the softmax goes where the backward pass turns it into the logits' gradient
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>
@@ -399,7 +400,7 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(3536, 110), Targets, da.Slice(0, 110), 10, 11, 0f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(da.Slice(0, 110), Targets, da.Slice(0, 110), 10, 11, 0f, overwriteDLogits: true);
             // head · LM head · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 110), a.Slice(3136, 120), p.Slice(2608, 132), da.Slice(112, 120), dp.Slice(2608, 132), default, 10, 12, 11, overwriteDx: true);
         }

@@ -36,7 +36,7 @@ namespace Snapshots
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const long ParameterCount = 2524;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 48980;
+        public const long TrainingBytes = 48532;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
         public const long InferenceBytes = 20692;
 
@@ -73,7 +73,7 @@ namespace Snapshots
                 new("norm_f.weight", new[] { 12 }, 2608, global::TransformerGen.WeightInit.Ones),
                 new("norm_f.bias", new[] { 12 }, 2624, global::TransformerGen.WeightInit.Zeros),
             },
-            parameterCount: 2640, activationCount: 3808, constantCount: 32,
+            parameterCount: 2640, activationCount: 3696, constantCount: 32,
             inferenceCount: 2016, keyValueCount: 480,
             logitsOffset: 3584, logitsLength: 110, inferenceLogitsOffset: 1984)
         {
@@ -398,12 +398,13 @@ namespace Snapshots
         {
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
+            global::System.Span<float> da = ActivationGradientBuffer;
             // head · final LayerNorm · layers.1.output[10, 12] → head.norm_f[10, 12], head.norm_f_mean[10], head.norm_f_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3424, 120), p.Slice(2608, 12), p.Slice(2624, 12), a.Slice(3296, 120), a.Slice(3552, 10), a.Slice(3568, 10), 10, 12);
             // head · LM head (tied to the token embedding) · head.norm_f[10, 12] → head.logits[10, 11]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3296, 120), p.Slice(0, 132), default, a.Slice(3584, 110), 10, 12, 11);
             // head · softmax and cross-entropy · head.logits[10, 11] → head.probabilities[10, 11]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3584, 110), Targets, a.Slice(3696, 110), 10, 11, 0f);
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3584, 110), Targets, da.Slice(0, 110), 10, 11, 0f); // the softmax goes where the backward pass turns it into the logits' gradient
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>
@@ -414,7 +415,7 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(3696, 110), Targets, da.Slice(0, 110), 10, 11, 0f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(da.Slice(0, 110), Targets, da.Slice(0, 110), 10, 11, 0f, overwriteDLogits: true);
             // head · LM head (tied to the token embedding) · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 110), a.Slice(3296, 120), p.Slice(0, 132), da.Slice(112, 120), dp.Slice(0, 132), default, 10, 12, 11, overwriteDx: true);
             // head · final LayerNorm · backward

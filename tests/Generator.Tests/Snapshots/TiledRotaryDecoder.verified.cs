@@ -36,7 +36,7 @@ namespace Snapshots
         /// <summary>Trained parameters (the parameter buffer adds alignment padding).</summary>
         public const long ParameterCount = 2524;
         /// <summary>Bytes of the buffers of a model built for training: parameters, gradients, activations, the gradients of the activations live at once, the inference workspace and key/value cache.</summary>
-        public const long TrainingBytes = 48212;
+        public const long TrainingBytes = 47764;
         /// <summary>Bytes of the buffers of a model built for inference (<see cref="ForInference(ulong)"/>): parameters, the inference workspace and the key/value cache.</summary>
         public const long InferenceBytes = 20692;
 
@@ -73,7 +73,7 @@ namespace Snapshots
                 new("norm_f.weight", new[] { 12 }, 2608, global::TransformerGen.WeightInit.Ones),
                 new("norm_f.bias", new[] { 12 }, 2624, global::TransformerGen.WeightInit.Zeros),
             },
-            parameterCount: 2640, activationCount: 3616, constantCount: 32,
+            parameterCount: 2640, activationCount: 3504, constantCount: 32,
             inferenceCount: 2016, keyValueCount: 480,
             logitsOffset: 3392, logitsLength: 110, inferenceLogitsOffset: 1984)
         {
@@ -401,12 +401,13 @@ namespace Snapshots
         {
             global::System.Span<float> p = ParameterBuffer;
             global::System.Span<float> a = ActivationBuffer;
+            global::System.Span<float> da = ActivationGradientBuffer;
             // head · final LayerNorm · layers.1.output[10, 12] → head.norm_f[10, 12], head.norm_f_mean[10], head.norm_f_rstd[10]
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3232, 120), p.Slice(2608, 12), p.Slice(2624, 12), a.Slice(3104, 120), a.Slice(3360, 10), a.Slice(3376, 10), 10, 12);
             // head · LM head (tied to the token embedding) · head.norm_f[10, 12] → head.logits[10, 11]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3104, 120), p.Slice(0, 132), default, a.Slice(3392, 110), 10, 12, 11);
             // head · softmax and cross-entropy · head.logits[10, 11] → head.probabilities[10, 11]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3392, 110), Targets, a.Slice(3504, 110), 10, 11, 0f);
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3392, 110), Targets, da.Slice(0, 110), 10, 11, 0f); // the softmax goes where the backward pass turns it into the logits' gradient
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>
@@ -417,7 +418,7 @@ namespace Snapshots
             global::System.Span<float> a = ActivationBuffer;
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · softmax and cross-entropy · backward
-            global::TransformerGen.Kernels.CrossEntropy.Backward(a.Slice(3504, 110), Targets, da.Slice(0, 110), 10, 11, 0f, overwriteDLogits: true);
+            global::TransformerGen.Kernels.CrossEntropy.Backward(da.Slice(0, 110), Targets, da.Slice(0, 110), 10, 11, 0f, overwriteDLogits: true);
             // head · LM head (tied to the token embedding) · backward
             global::TransformerGen.Kernels.MatMul.Backward(da.Slice(0, 110), a.Slice(3104, 120), p.Slice(0, 132), da.Slice(112, 120), dp.Slice(0, 132), default, 10, 12, 11, overwriteDx: true);
             // head · final LayerNorm · backward

@@ -85,6 +85,35 @@ public class CrossEntropyTests
         GradientCheck.AssertDoubled("dLogits", dLogits, twice);
     }
 
+    [Theory]
+    [InlineData(0f)]
+    [InlineData(0.1f)]
+    public void Backward_in_place_over_the_softmax_equals_the_separate_gradient(float epsilon)
+    {
+        // What a training step does: forward leaves the softmax in the logits' gradient, backward replaces it there.
+        int n = 37, vocab = 19; // 19: not a multiple of any vector width
+        float[] logits = TestTensors.Normal(new Rng(83), n * vocab, 2f);
+        int[] targets = new int[n];
+        for (int i = 0; i < n; i++) targets[i] = i % 5 == 3 ? -100 : (i * 7) % vocab;
+        var probs = new float[n * vocab];
+        CrossEntropy.Forward(logits, targets, probs, n, vocab, epsilon);
+        var separate = new float[n * vocab];
+        separate.AsSpan().Fill(float.NaN); // overwritten, never read
+        CrossEntropy.Backward(probs, targets, separate, n, vocab, epsilon, 1.3f, overwriteDLogits: true);
+        CrossEntropy.Backward(probs, targets, probs, n, vocab, epsilon, 1.3f, overwriteDLogits: true);
+        Assert.Equal(separate, probs);
+    }
+
+    [Fact]
+    public void Backward_refuses_other_overlaps_of_the_softmax_and_the_gradient()
+    {
+        var buffer = new float[3 * 4 + 1];
+        int[] targets = { 0, 1, 2 };
+        // Adding into the softmax itself, or a shifted overlap, would read values already replaced.
+        Assert.Equal("dLogits", Assert.Throws<ArgumentException>(() => CrossEntropy.Backward(buffer.AsSpan(0, 12), targets, buffer.AsSpan(0, 12), 3, 4, 0f)).ParamName);
+        Assert.Equal("dLogits", Assert.Throws<ArgumentException>(() => CrossEntropy.Backward(buffer.AsSpan(0, 12), targets, buffer.AsSpan(1, 12), 3, 4, 0f, overwriteDLogits: true)).ParamName);
+    }
+
     [Fact]
     public void Target_beyond_vocabulary_throws_naming_the_position()
     {
