@@ -288,3 +288,54 @@ public class AttentionKernelCrossover
         return loss;
     }
 }
+
+// The long-sequence configuration at 1024 positions with RecomputeActivations, against LongGpt1024 (the same model).
+[TransformerModel(Vocab = 256, DModel = 256, Heads = 8, Layers = 4, DFF = 1024, SeqLen = 1024, Batch = 2, RecomputeActivations = true)]
+public partial class RecomputingGpt1024 { }
+
+/// <summary>
+/// What <c>RecomputeActivations</c> costs: the long-sequence configuration's training step at 1024 positions, keeping its
+/// GELU outputs (the baseline) and making them again in the backward pass. Both give the same loss and gradients; the
+/// setup prints the bytes each holds.
+/// </summary>
+[MemoryDiagnoser]
+[GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByParams)]
+public class RecomputeActivationsBenchmarks
+{
+    private LanguageModel _model = null!;
+    private AdamW _optimizer = null!;
+    private int[] _tokens = null!, _targets = null!;
+
+    [Params(1, 2)]
+    public int Threads { get; set; }
+
+    private void Build(LanguageModel model)
+    {
+        Parallelism.ThreadCount = Threads;
+        _model = model;
+        _optimizer = new AdamW(_model, LongSequence.LearningRate, weightDecay: LongSequence.WeightDecay);
+        (_tokens, _targets) = LongSequence.Batch(_model);
+        Console.WriteLine($"// {model.Layout.Name}: BufferBytes {model.BufferBytes:N0}");
+    }
+
+    [GlobalSetup(Target = nameof(Kept))]
+    public void SetupKept() => Build(new LongGpt1024(seed: 1));
+
+    [GlobalSetup(Target = nameof(Recomputed))]
+    public void SetupRecomputed() => Build(new RecomputingGpt1024(seed: 1));
+
+    [Benchmark(Baseline = true)]
+    public float Kept() => Step();
+
+    [Benchmark]
+    public float Recomputed() => Step();
+
+    private float Step()
+    {
+        float loss = _model.Forward(_tokens, _targets);
+        _model.ZeroGrad();
+        _model.Backward();
+        _optimizer.Step();
+        return loss;
+    }
+}
