@@ -40,8 +40,7 @@ internal static partial class Elementwise
         ref float py = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
         nuint length = (nuint)x.Length, i = 0;
         if (Vector512.IsHardwareAccelerated)
-            for (; i + 16 <= length; i += 16)
-                TOp.Invoke(Vector512.LoadUnsafe(ref px, i)).StoreUnsafe(ref py, i);
+            i = Map512<TOp>(ref px, ref py, length);
         else if (Vector256.IsHardwareAccelerated)
             for (; i + 8 <= length; i += 8)
                 TOp.Invoke(Vector256.LoadUnsafe(ref px, i)).StoreUnsafe(ref py, i);
@@ -71,11 +70,7 @@ internal static partial class Elementwise
         nuint length = (nuint)dy.Length, i = 0;
         // The branch on accumulate is the same every time, so it predicts perfectly; adding 0 instead would read d.
         if (Vector512.IsHardwareAccelerated)
-            for (; i + 16 <= length; i += 16)
-            {
-                Vector512<float> r = TOp.Invoke(Vector512.LoadUnsafe(ref pa, i), Vector512.LoadUnsafe(ref pb, i), Vector512.LoadUnsafe(ref pc, i));
-                (accumulate ? Vector512.LoadUnsafe(ref pd, i) + r : r).StoreUnsafe(ref pd, i);
-            }
+            i = MapBackward512<TOp>(ref pa, ref pb, ref pc, ref pd, length, accumulate);
         else if (Vector256.IsHardwareAccelerated)
             for (; i + 8 <= length; i += 8)
             {
@@ -93,5 +88,29 @@ internal static partial class Elementwise
             float r = TOp.Invoke(Unsafe.Add(ref pa, i), Unsafe.Add(ref pb, i), Unsafe.Add(ref pc, i));
             Unsafe.Add(ref pd, i) = accumulate ? Unsafe.Add(ref pd, i) + r : r;
         }
+    }
+
+    // The Vector512 loops stand in methods of their own: inlined beside the narrower loops, which inline the operator's
+    // 128- and 256-bit forms too, an operator as long as the exact GELU's (erfc, exp) left its 512-bit helpers as calls,
+    // each passing vectors through memory.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static nuint Map512<TOp>(ref float px, ref float py, nuint length) where TOp : IUnaryOperator
+    {
+        nuint i = 0;
+        for (; i + 16 <= length; i += 16)
+            TOp.Invoke(Vector512.LoadUnsafe(ref px, i)).StoreUnsafe(ref py, i);
+        return i;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static nuint MapBackward512<TOp>(ref float pa, ref float pb, ref float pc, ref float pd, nuint length, bool accumulate) where TOp : IBackwardOperator
+    {
+        nuint i = 0;
+        for (; i + 16 <= length; i += 16)
+        {
+            Vector512<float> r = TOp.Invoke(Vector512.LoadUnsafe(ref pa, i), Vector512.LoadUnsafe(ref pb, i), Vector512.LoadUnsafe(ref pc, i));
+            (accumulate ? Vector512.LoadUnsafe(ref pd, i) + r : r).StoreUnsafe(ref pd, i);
+        }
+        return i;
     }
 }
