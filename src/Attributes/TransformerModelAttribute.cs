@@ -145,8 +145,8 @@ namespace TransformerGen
         /// gated product) between the passes: the backward pass computes it again from the input it keeps anyway, just
         /// before the layers that read it. The gradients are the same bits; the training workspace holds one
         /// <c>[tokens, DFF]</c> tensor less per layer (about a quarter of a GPT layer's activations) for one more
-        /// elementwise pass per layer over an input long out of the caches (measured at 4–12% of a one-thread training
-        /// step; README, "Long sequences"). Off by default: for a model that does not fit otherwise.
+        /// elementwise pass per layer over an input long out of the caches (measured at +1% of a training step on one
+        /// thread and +4–5% on two; README, "Long sequences"). Off by default.
         /// </summary>
         public bool RecomputeActivations { get; set; }
     }
