@@ -235,25 +235,10 @@ public class LongSequenceBenchmarks
 /// </summary>
 [MemoryDiagnoser]
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByParams)]
-public class AttentionKernelCrossover
+public class AttentionKernelCrossover : TrainingStepOf
 {
-    private LanguageModel _model = null!;
-    private AdamW _optimizer = null!;
-    private int[] _tokens = null!, _targets = null!;
-
     [Params(64, 128, 256, 512)]
     public int SeqLen { get; set; }
-
-    [Params(1, 2)]
-    public int Threads { get; set; }
-
-    private void Build(LanguageModel model)
-    {
-        Parallelism.ThreadCount = Threads;
-        _model = model;
-        _optimizer = new AdamW(_model, LongSequence.LearningRate, weightDecay: LongSequence.WeightDecay);
-        (_tokens, _targets) = LongSequence.Batch(_model);
-    }
 
     [GlobalSetup(Target = nameof(StoredProbabilities))]
     public void SetupStored() => Build(SeqLen switch
@@ -278,8 +263,30 @@ public class AttentionKernelCrossover
 
     [Benchmark]
     public float Tiled() => Step();
+}
 
-    private float Step()
+/// <summary>
+/// One model of the long-sequence configuration trained a step at a time (forward, zeroed gradients, backward, AdamW) at
+/// each thread count: what the benchmark classes that compare two forms of a model share.
+/// </summary>
+public abstract class TrainingStepOf
+{
+    private LanguageModel _model = null!;
+    private AdamW _optimizer = null!;
+    private int[] _tokens = null!, _targets = null!;
+
+    [Params(1, 2)]
+    public int Threads { get; set; }
+
+    protected void Build(LanguageModel model)
+    {
+        Parallelism.ThreadCount = Threads;
+        _model = model;
+        _optimizer = new AdamW(_model, LongSequence.LearningRate, weightDecay: LongSequence.WeightDecay);
+        (_tokens, _targets) = LongSequence.Batch(_model);
+    }
+
+    protected float Step()
     {
         float loss = _model.Forward(_tokens, _targets);
         _model.ZeroGrad();
@@ -300,42 +307,23 @@ public partial class RecomputingGpt1024 { }
 /// </summary>
 [MemoryDiagnoser]
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByParams)]
-public class RecomputeActivationsBenchmarks
+public class RecomputeActivationsBenchmarks : TrainingStepOf
 {
-    private LanguageModel _model = null!;
-    private AdamW _optimizer = null!;
-    private int[] _tokens = null!, _targets = null!;
-
-    [Params(1, 2)]
-    public int Threads { get; set; }
-
-    private void Build(LanguageModel model)
+    private void BuildAndTell(LanguageModel model)
     {
-        Parallelism.ThreadCount = Threads;
-        _model = model;
-        _optimizer = new AdamW(_model, LongSequence.LearningRate, weightDecay: LongSequence.WeightDecay);
-        (_tokens, _targets) = LongSequence.Batch(_model);
+        Build(model);
         Console.WriteLine($"// {model.Layout.Name}: BufferBytes {model.BufferBytes:N0}");
     }
 
     [GlobalSetup(Target = nameof(Kept))]
-    public void SetupKept() => Build(new LongGpt1024(seed: 1));
+    public void SetupKept() => BuildAndTell(new LongGpt1024(seed: 1));
 
     [GlobalSetup(Target = nameof(Recomputed))]
-    public void SetupRecomputed() => Build(new RecomputingGpt1024(seed: 1));
+    public void SetupRecomputed() => BuildAndTell(new RecomputingGpt1024(seed: 1));
 
     [Benchmark(Baseline = true)]
     public float Kept() => Step();
 
     [Benchmark]
     public float Recomputed() => Step();
-
-    private float Step()
-    {
-        float loss = _model.Forward(_tokens, _targets);
-        _model.ZeroGrad();
-        _model.Backward();
-        _optimizer.Step();
-        return loss;
-    }
 }
