@@ -108,6 +108,8 @@ namespace TransformerGen.Generator
             string writes = string.Join(", ", Shapes(op.Writes));
             if (op is EmbeddingOp e)
                 reads = pass == "Infer" ? "tokens[n]" : (e.Stream == TokenStream.Input ? "tokens" : "decoder tokens") + $"[{Lit(_d.Rows(e.Stream))}]";
+            // The loss writes no activation: its softmax goes into the logits' gradient (SoftmaxInGradient).
+            if (op is CrossEntropyOp) writes = "the loss, the softmax into the logits' gradient";
             string flow = reads.Length == 0 ? writes : writes.Length == 0 || reads == writes ? reads + " (in place)" : reads + " → " + writes;
             return $"// {where} · {op.Title} · {flow}";
         }
@@ -302,20 +304,21 @@ namespace TransformerGen.Generator
         private int _forwardIndex = -1, _backwardIndex = -1;
         private List<TensorDef>? _fresh;
 
-        /// <summary>The order ForwardCore runs the ops in: every stage but the head's in order, then the head's.</summary>
-        private IEnumerable<Op> ForwardOps()
+        /// <summary>The order ForwardCore runs the stages in: every stage but the head's in order, then the head's (which returns the loss).</summary>
+        private List<Stage> ForwardStages()
         {
             List<Stage> stages = Stages();
-            foreach (Stage stage in stages.Where(s => s.Kind != StageKind.Head).Concat(stages.Where(s => s.Kind == StageKind.Head)))
-                foreach (Op op in _graph.Ops.Where(o => o.Stage == stage)) yield return op;
+            return stages.Where(s => s.Kind != StageKind.Head).Concat(stages.Where(s => s.Kind == StageKind.Head)).ToList();
         }
 
-        /// <summary>The order BackwardCore runs the ops in: the stages in reverse, each one's ops in reverse.</summary>
-        private IEnumerable<Op> BackwardOps()
-        {
-            foreach (Stage stage in Enumerable.Reverse(Stages()))
-                foreach (Op op in Enumerable.Reverse(_graph.Ops.Where(o => o.Stage == stage).ToList())) yield return op;
-        }
+        /// <summary>The order BackwardCore runs the stages in: the reverse of theirs.</summary>
+        private List<Stage> BackwardStages() => Enumerable.Reverse(Stages()).ToList();
+
+        /// <summary>The ops in the order ForwardCore runs them: its stages', each in order.</summary>
+        private IEnumerable<Op> ForwardOps() => ForwardStages().SelectMany(stage => _graph.Ops.Where(o => o.Stage == stage));
+
+        /// <summary>The ops in the order BackwardCore runs them: its stages', each in reverse (as WriteStage writes them).</summary>
+        private IEnumerable<Op> BackwardOps() => BackwardStages().SelectMany(stage => Enumerable.Reverse(_graph.Ops.Where(o => o.Stage == stage).ToList()));
 
         /// <summary>
         /// The activations the runtime reads after a forward pass, through offsets in the layout: the logits, the hidden
@@ -541,7 +544,7 @@ namespace TransformerGen.Generator
                         : $"{Kernels}Pooling.FirstForward({V(pool.Input)}, {V(pool.Output)}, {Lit(pool.Batch)}, {Lit(pool.SeqLen)}, {c});");
                     break;
                 case CrossEntropyOp ce:
-                    lines.Add($"return {Kernels}CrossEntropy.Forward({V(ce.Logits)}, Targets, {SoftmaxInGradient(ce)}, {Lit(ce.Logits.Shape[0])}, {Lit(ce.Logits.Width)}, {Lit(ce.LabelSmoothing)}); // the softmax goes where the backward pass turns it into the logits' gradient");
+                    lines.Add($"return {Kernels}CrossEntropy.Forward({V(ce.Logits)}, Targets, {SoftmaxInGradient(ce)}, {Lit(ce.Logits.Shape[0])}, {Lit(ce.Logits.Width)}, {Lit(ce.LabelSmoothing)});");
                     break;
             }
         }

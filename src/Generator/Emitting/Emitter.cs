@@ -631,7 +631,6 @@ namespace TransformerGen.Generator
 
         private void WriteEntryPoints(IndentedWriter w)
         {
-            List<Stage> stages = Stages();
             if (_inferenceOnly)
             {
                 // The constructor refuses a training instance of this model, the only kind that calls these.
@@ -648,13 +647,13 @@ namespace TransformerGen.Generator
             {
                 w.Line("/// <inheritdoc />");
                 w.Open("protected override float ForwardCore()");
-                foreach (Stage s in stages.Where(s => s.Kind != StageKind.Head)) w.Line(GeneratedNames.StageMethod(s, "Forward") + "();");
-                w.Line($"return {GeneratedNames.StageMethod(Stage.Head, "Forward")}();");
+                foreach (Stage s in ForwardStages())
+                    w.Line((s.Kind == StageKind.Head ? "return " : "") + GeneratedNames.StageMethod(s, "Forward") + "();");
                 w.Close();
                 w.Line();
                 w.Line("/// <inheritdoc />");
                 w.Open("protected override void BackwardCore()");
-                foreach (Stage s in Enumerable.Reverse(stages)) w.Line(GeneratedNames.StageMethod(s, "Backward") + "();");
+                foreach (Stage s in BackwardStages()) w.Line(GeneratedNames.StageMethod(s, "Backward") + "();");
                 w.Close();
             }
             if (_spec.IsEncoderOnly)

@@ -228,8 +228,7 @@ namespace TransformerGen.Generator
             TensorDef logits = Activation("head.logits", -1, vocab, stream);
             string title = (_spec.TiedEmbeddings.Value ? "LM head (tied to the token embedding)" : "LM head") + (bias is null ? "" : " + final_logits_bias");
             _ops.Add(new LinearOp(stage, title, x, weight, bias, logits));
-            TensorDef probabilities = Activation("head.probabilities", -1, vocab, stream, trainingOnly: true);
-            _ops.Add(new CrossEntropyOp(stage, logits, probabilities, _spec.LabelSmoothing.Value));
+            _ops.Add(new CrossEntropyOp(stage, logits, _spec.LabelSmoothing.Value));
         }
 
         /// <summary>
@@ -326,11 +325,7 @@ namespace TransformerGen.Generator
             if (!features.PerToken) _tensors.Add(logits);
             _ops.Add(new LinearOp(stage, features.PerToken ? "tagging head" : seeded ? "score head (one output)" : "classification head", features, weight, bias, logits));
             if (seeded) return;
-            TensorDef probabilities = features.PerToken
-                ? Activation("head.probabilities", -1, _d.Classes, TokenStream.Input, trainingOnly: true)
-                : new TensorDef("head.probabilities", TensorKind.Activation, [_d.Batch, _d.Classes]) { TrainingOnly = true };
-            if (!features.PerToken) _tensors.Add(probabilities);
-            _ops.Add(new CrossEntropyOp(stage, logits, probabilities, _spec.LabelSmoothing.Value));
+            _ops.Add(new CrossEntropyOp(stage, logits, _spec.LabelSmoothing.Value));
         }
 
         /// <summary>

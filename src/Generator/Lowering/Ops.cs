@@ -329,14 +329,14 @@ namespace TransformerGen.Generator
     }
 
     /// <summary>Softmax of the logits and the (label-smoothed) cross-entropy against the targets.</summary>
-    internal sealed class CrossEntropyOp(Stage stage, TensorDef logits, TensorDef probabilities, float labelSmoothing) : Op(stage, "softmax and cross-entropy")
+    /// <remarks>Its softmax, which the backward pass needs, is written into the logits' gradient (no activation of its own).</remarks>
+    internal sealed class CrossEntropyOp(Stage stage, TensorDef logits, float labelSmoothing) : Op(stage, "softmax and cross-entropy")
     {
         public TensorDef Logits { get; } = logits;
-        public TensorDef Probabilities { get; } = probabilities;
         public float LabelSmoothing { get; } = labelSmoothing;
         public override IEnumerable<TensorDef> Reads => [Logits];
-        public override IEnumerable<TensorDef> Writes => [Probabilities];
-        public override IEnumerable<string> CheckShapes() => Expect(Probabilities, Logits.Shape);
+        public override IEnumerable<TensorDef> Writes => [];
+        public override IEnumerable<string> CheckShapes() => [];
     }
 
     /// <summary>RMSNorm as Llama computes it: <c>y = weight · x / √(mean(x²) + eps)</c>, keeping 1/rms for backward.</summary>

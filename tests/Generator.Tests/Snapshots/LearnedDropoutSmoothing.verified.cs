@@ -409,8 +409,8 @@ namespace Snapshots
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3808, 120), p.Slice(2672, 12), p.Slice(2688, 12), a.Slice(3936, 120), a.Slice(4192, 10), a.Slice(4208, 10), 10, 12);
             // head · LM head (tied to the token embedding) · head.norm_f[10, 12] → head.logits[10, 11]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3936, 120), p.Slice(0, 132), default, a.Slice(4224, 110), 10, 12, 11);
-            // head · softmax and cross-entropy · head.logits[10, 11] → head.probabilities[10, 11]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(4224, 110), Targets, da.Slice(0, 110), 10, 11, 0.1f); // the softmax goes where the backward pass turns it into the logits' gradient
+            // head · softmax and cross-entropy · head.logits[10, 11] → the loss, the softmax into the logits' gradient
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(4224, 110), Targets, da.Slice(0, 110), 10, 11, 0.1f);
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>

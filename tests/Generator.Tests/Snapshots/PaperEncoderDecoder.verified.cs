@@ -486,8 +486,8 @@ namespace Snapshots
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · LM head (tied to the token embedding) · decoder.layers.0.output[8, 12] → head.logits[8, 9]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3680, 96), p.Slice(1376, 108), default, a.Slice(3904, 72), 8, 12, 9);
-            // head · softmax and cross-entropy · head.logits[8, 9] → head.probabilities[8, 9]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3904, 72), Targets, da.Slice(0, 72), 8, 9, 0f); // the softmax goes where the backward pass turns it into the logits' gradient
+            // head · softmax and cross-entropy · head.logits[8, 9] → the loss, the softmax into the logits' gradient
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3904, 72), Targets, da.Slice(0, 72), 8, 9, 0f);
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>

@@ -388,8 +388,8 @@ namespace Snapshots
             global::System.Span<float> da = ActivationGradientBuffer;
             // head · LM head · layers.1.output[10, 12] → head.logits[10, 11]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3136, 120), p.Slice(2608, 132), default, a.Slice(3424, 110), 10, 12, 11);
-            // head · softmax and cross-entropy · head.logits[10, 11] → head.probabilities[10, 11]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3424, 110), Targets, da.Slice(0, 110), 10, 11, 0f); // the softmax goes where the backward pass turns it into the logits' gradient
+            // head · softmax and cross-entropy · head.logits[10, 11] → the loss, the softmax into the logits' gradient
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3424, 110), Targets, da.Slice(0, 110), 10, 11, 0f);
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>

@@ -403,8 +403,8 @@ namespace Snapshots
             global::TransformerGen.Kernels.LayerNorm.Forward(a.Slice(3424, 120), p.Slice(2608, 12), p.Slice(2624, 12), a.Slice(3296, 120), a.Slice(3552, 10), a.Slice(3568, 10), 10, 12);
             // head · LM head (tied to the token embedding) · head.norm_f[10, 12] → head.logits[10, 11]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3296, 120), p.Slice(0, 132), default, a.Slice(3584, 110), 10, 12, 11);
-            // head · softmax and cross-entropy · head.logits[10, 11] → head.probabilities[10, 11]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3584, 110), Targets, da.Slice(0, 110), 10, 11, 0f); // the softmax goes where the backward pass turns it into the logits' gradient
+            // head · softmax and cross-entropy · head.logits[10, 11] → the loss, the softmax into the logits' gradient
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3584, 110), Targets, da.Slice(0, 110), 10, 11, 0f);
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>

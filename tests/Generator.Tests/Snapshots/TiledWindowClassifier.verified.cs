@@ -404,8 +404,8 @@ namespace Snapshots
             global::TransformerGen.Kernels.Pooling.FirstForward(a.Slice(3104, 120), a.Slice(3392, 24), 2, 5, 12);
             // head · classification head · head.pooled[2, 12] → head.logits[2, 3]
             global::TransformerGen.Kernels.MatMul.Forward(a.Slice(3392, 24), p.Slice(2640, 36), p.Slice(2688, 3), a.Slice(3104, 6), 2, 12, 3);
-            // head · softmax and cross-entropy · head.logits[2, 3] → head.probabilities[2, 3]
-            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3104, 6), Targets, da.Slice(0, 6), 2, 3, 0f); // the softmax goes where the backward pass turns it into the logits' gradient
+            // head · softmax and cross-entropy · head.logits[2, 3] → the loss, the softmax into the logits' gradient
+            return global::TransformerGen.Kernels.CrossEntropy.Forward(a.Slice(3104, 6), Targets, da.Slice(0, 6), 2, 3, 0f);
         }
 
         /// <summary>Backward pass of the head: adds into the gradients of its parameters and inputs.</summary>
